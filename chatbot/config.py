@@ -1,0 +1,212 @@
+"""Settings: a TOML file plus ``KISBOT_<SECTION>_<KEY>`` environment overrides, validated once.
+
+Every key has a default, so the bot starts with no file at all (simulator + SQLite). A bad or
+unknown value fails at start-up with one line naming the key (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+
+ENV_PREFIX = "KISBOT_"
+
+Environment = Literal["simulator", "virtual", "real"]
+ENVIRONMENTS: tuple[Environment, ...] = ("simulator", "virtual", "real")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramSettings:
+    token: str = ""
+    base_url: str = "https://api.telegram.org/bot"
+    allowed_users: tuple[int, ...] = ()
+    confirmation_ttl_seconds: int = 60
+
+    def __repr__(self) -> str:  # the bot token is a secret
+        return (
+            f"TelegramSettings(token={'<set>' if self.token else '<unset>'}, base_url={self.base_url!r}, "
+            f"allowed_users={self.allowed_users!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KisSettings:
+    environment: Environment = "simulator"
+    rest_url: str = ""
+    ws_url: str = ""
+    # 0 means "the KIS limit of the environment" (real 20/s, virtual 2/s, simulator 20/s).
+    requests_per_second: int = 0
+    timeout_seconds: float = 10.0
+    order_timeout_seconds: float = 15.0
+    # Real-money trading must be switched on explicitly even with environment = "real".
+    allow_real_orders: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite:///./data/kisbot.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    master_key_file: str = "./data/master.key"
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSettings:
+    seed: int = 20240101
+    starting_cash: int = 10_000_000
+    tick_interval_seconds: float = 1.0
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: str = "INFO"
+    json: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    kis: KisSettings = field(default_factory=KisSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "telegram": TelegramSettings,
+    "kis": KisSettings,
+    "database": DatabaseSettings,
+    "security": SecuritySettings,
+    "simulator": SimulatorSettings,
+    "logging": LoggingSettings,
+}
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (optional) and apply environment overrides; raise :class:`ConfigError` on any bad key."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} not found")
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    for section in raw:
+        if section not in _SECTION_TYPES:
+            raise ConfigError(f"unknown config section [{section}]")
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"[{section}] must be a table")
+
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTION_TYPES.items():
+        values: dict[str, Any] = {}
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in raw.get(name, {}).items():
+            if key not in known:
+                raise ConfigError(f"unknown config key {name}.{key}")
+            values[key] = _coerce(f"{name}.{key}", value, _field_type(cls, key), from_env=False)
+        for key in known:
+            env_name = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
+            if env_name in environ:
+                values[key] = _coerce(env_name, environ[env_name], _field_type(cls, key), from_env=True)
+        sections[name] = cls(**values)
+    settings = Settings(**sections)
+    _validate(settings)
+    return settings
+
+
+def _field_type(cls: type, key: str) -> Any:
+    return typing.get_type_hints(cls)[key]
+
+
+def _coerce(key: str, value: Any, typ: Any, *, from_env: bool) -> Any:
+    origin = typing.get_origin(typ)
+    try:
+        if origin is Literal:
+            allowed = typing.get_args(typ)
+            text = str(value).strip().lower()
+            if text not in allowed:
+                raise ConfigError(f"{key}: must be one of {', '.join(allowed)}, got {value!r}")
+            return text
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        if typ is int:
+            if isinstance(value, bool):
+                raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            return int(str(value).strip().replace("_", ""))
+        if typ is float:
+            return float(value)
+        if typ is str:
+            if not isinstance(value, str) and not from_env:
+                raise ConfigError(f"{key}: expected a string, got {value!r}")
+            return str(value)
+        if origin is tuple or typ is tuple or origin is types.GenericAlias:
+            (item_type, _ellipsis) = typing.get_args(typ)
+            items: list[Any]
+            if isinstance(value, str):
+                items = [part for part in value.replace(";", ",").split(",") if part.strip()]
+            elif isinstance(value, list):
+                items = value
+            else:
+                raise ConfigError(f"{key}: expected a list, got {value!r}")
+            return tuple(_coerce(key, item, item_type, from_env=True) for item in items)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, InvalidOperation):
+        raise ConfigError(f"{key}: expected {getattr(typ, '__name__', typ)}, got {value!r}") from None
+    raise ConfigError(f"{key}: unsupported type {typ!r}")  # pragma: no cover - programming error
+
+
+def _validate(s: Settings) -> None:
+    if s.telegram.confirmation_ttl_seconds < 5:
+        raise ConfigError("telegram.confirmation_ttl_seconds: must be at least 5")
+    for uid in s.telegram.allowed_users:
+        if uid <= 0:
+            raise ConfigError(f"telegram.allowed_users: {uid} is not a Telegram user id")
+    if not s.telegram.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"telegram.base_url: must be an http(s) URL, got {s.telegram.base_url!r}")
+    for key in ("rest_url", "ws_url"):
+        url = getattr(s.kis, key)
+        if url and not url.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ConfigError(f"kis.{key}: must be a URL, got {url!r}")
+    if s.kis.requests_per_second < 0 or s.kis.requests_per_second > 1000:
+        raise ConfigError("kis.requests_per_second: must be between 0 (environment default) and 1000")
+    if s.kis.timeout_seconds <= 0 or s.kis.order_timeout_seconds <= 0:
+        raise ConfigError("kis.timeout_seconds: must be positive")
+    if not s.database.url.startswith(("sqlite", "postgresql", "postgres")):
+        raise ConfigError(f"database.url: only sqlite and postgresql URLs are supported, got {s.database.url!r}")
+    if s.simulator.starting_cash <= 0:
+        raise ConfigError("simulator.starting_cash: must be positive")
+    if s.simulator.tick_interval_seconds <= 0:
+        raise ConfigError("simulator.tick_interval_seconds: must be positive")
+    if not 0 <= s.simulator.port <= 65535:
+        raise ConfigError("simulator.port: must be 0..65535")
+    if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"logging.level: must be DEBUG, INFO, WARNING or ERROR, got {s.logging.level!r}")

@@ -1,0 +1,158 @@
+"""Typed results of KIS calls: prices as ``int`` won, rates as ``Decimal``, times in KST."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+KST = dt.timezone(dt.timedelta(hours=9), "KST")
+
+
+class OrderSide(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderKind(StrEnum):
+    LIMIT = "limit"
+    MARKET = "market"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A KIS account number ``XXXXXXXX-XX``: 8-digit CANO + 2-digit product code."""
+
+    cano: str
+    product: str = "01"
+
+    @classmethod
+    def parse(cls, text: str) -> "Account":
+        digits = text.strip().replace("-", "")
+        if len(digits) != 10 or not digits.isdigit():
+            raise ValueError("account number must be 8 digits, a dash and 2 digits (XXXXXXXX-XX)")
+        return cls(digits[:8], digits[8:])
+
+    def __str__(self) -> str:
+        return f"{self.cano}-{self.product}"
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    code: str
+    price: int
+    change: int
+    change_sign: str  # 1 upper limit, 2 up, 3 flat, 4 lower limit, 5 down
+    change_rate: Decimal  # percent
+    volume: int
+    traded_value: int
+    open: int
+    high: int
+    low: int
+    upper_limit: int
+    lower_limit: int
+    base_price: int
+    tick: int
+    market_name: str
+    sector: str
+    halted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StockInfo:
+    code: str
+    isin: str
+    name: str
+    name_en: str
+    product_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    code: str
+    name: str
+    quantity: int
+    orderable_quantity: int
+    average_price: Decimal
+    purchase_amount: int
+    current_price: int
+    evaluation: int
+    profit_loss: int
+    profit_loss_rate: Decimal  # percent
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    holdings: tuple[Holding, ...]
+    cash: int  # 예수금 (dnca_tot_amt)
+    cash_d2: int  # D+2 settlement cash
+    securities_evaluation: int
+    total_evaluation: int
+    purchase_total: int
+    profit_loss_total: int
+    net_assets: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAck:
+    order_no: str  # ODNO, 10 digits
+    branch: str  # KRX_FWDG_ORD_ORGNO, needed to revise/cancel
+    time: str  # ORD_TMD, HHMMSS KST
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    order_no: str
+    branch: str
+    original_order_no: str
+    code: str
+    name: str
+    side: OrderSide
+    division: str  # ORD_DVSN code
+    quantity: int
+    price: int
+    filled_quantity: int
+    cancellable_quantity: int
+    time: str
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """A row of the daily orders/executions listing (inquire-daily-ccld)."""
+
+    date: str
+    time: str
+    order_no: str
+    branch: str
+    original_order_no: str
+    code: str
+    name: str
+    side: OrderSide
+    division: str
+    quantity: int
+    price: int
+    filled_quantity: int
+    average_fill_price: Decimal
+    remaining_quantity: int
+    rejected_quantity: int
+    cancelled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BuyingPower:
+    orderable_cash: int
+    calc_price: int
+    max_quantity: int  # without receivables (nrcvb_buy_qty)
+    max_amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    date: dt.date
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    traded_value: int

@@ -1,0 +1,311 @@
+"""KIS Developers protocol facts: hosts, paths, TR IDs, message codes, field tables, KRX market rules.
+
+Facts only, no behaviour beyond pure helpers. Shared by the client (``chatbot.kis``) and the
+simulator (``chatbot.sim``); everything here is restated from ``shared/kis/KIS_API.md``. Items the
+fact sheet marks *unverified* are collected in :data:`UNVERIFIED_CHOICES` and the tables below
+say which of their entries are our choice.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final, Literal
+
+Flavour = Literal["real", "virtual"]
+
+# --- hosts (§1) ---------------------------------------------------------------------------
+REST_URLS: Final[dict[Flavour, str]] = {
+    "real": "https://openapi.koreainvestment.com:9443",
+    "virtual": "https://openapivts.koreainvestment.com:29443",
+}
+WS_URLS: Final[dict[Flavour, str]] = {
+    "real": "ws://ops.koreainvestment.com:21000",
+    "virtual": "ws://ops.koreainvestment.com:31000",
+}
+WS_PATH: Final = "/tryitout"
+
+# --- REST paths ---------------------------------------------------------------------------
+PATH_TOKEN: Final = "/oauth2/tokenP"
+PATH_REVOKE: Final = "/oauth2/revokeP"
+PATH_APPROVAL: Final = "/oauth2/Approval"
+PATH_HASHKEY: Final = "/uapi/hashkey"
+_DS: Final = "/uapi/domestic-stock/v1"
+PATH_INQUIRE_PRICE: Final = f"{_DS}/quotations/inquire-price"
+PATH_SEARCH_INFO: Final = f"{_DS}/quotations/search-info"
+PATH_DAILY_CHART: Final = f"{_DS}/quotations/inquire-daily-itemchartprice"
+PATH_BALANCE: Final = f"{_DS}/trading/inquire-balance"
+PATH_ORDER_CASH: Final = f"{_DS}/trading/order-cash"
+PATH_ORDER_RVSECNCL: Final = f"{_DS}/trading/order-rvsecncl"
+PATH_PSBL_RVSECNCL: Final = f"{_DS}/trading/inquire-psbl-rvsecncl"
+PATH_DAILY_CCLD: Final = f"{_DS}/trading/inquire-daily-ccld"
+PATH_PSBL_ORDER: Final = f"{_DS}/trading/inquire-psbl-order"
+PATH_PSBL_SELL: Final = f"{_DS}/trading/inquire-psbl-sell"
+# Overseas endpoints python-kis calls from account-level helpers (§7); answered with empty lists.
+PATH_OVRS_PRESENT_BALANCE: Final = "/uapi/overseas-stock/v1/trading/inquire-present-balance"
+PATH_OVRS_BALANCE: Final = "/uapi/overseas-stock/v1/trading/inquire-balance"
+PATH_OVRS_NCCS: Final = "/uapi/overseas-stock/v1/trading/inquire-nccs"
+PATH_OVRS_CCNL: Final = "/uapi/overseas-stock/v1/trading/inquire-ccnl"
+
+
+# --- TR IDs (§4, §10.1) ---------------------------------------------------------------------
+class TR(StrEnum):
+    """Current ("new") TR IDs in their real-server spelling; :func:`tr_for` gives the paper twin."""
+
+    PRICE = "FHKST01010100"
+    DAILY_CHART = "FHKST03010100"
+    SEARCH_INFO = "CTPF1604R"
+    BALANCE = "TTTC8434R"
+    SELL = "TTTC0011U"
+    BUY = "TTTC0012U"
+    REVISE_CANCEL = "TTTC0013U"
+    PSBL_RVSECNCL = "TTTC0084R"
+    DAILY_CCLD = "TTTC0081R"
+    DAILY_CCLD_OLD_PERIOD = "CTSC9215R"
+    PSBL_ORDER = "TTTC8908R"
+    PSBL_SELL = "TTTC8408R"
+
+
+# Old ("구TR") IDs still sent by python-kis and mojito; KIS may block them without notice.
+OLD_TR: Final[dict[TR, tuple[str, ...]]] = {
+    TR.SELL: ("TTTC0801U",),
+    TR.BUY: ("TTTC0802U",),
+    TR.REVISE_CANCEL: ("TTTC0803U",),
+    TR.PSBL_RVSECNCL: ("TTTC8036R",),
+    TR.DAILY_CCLD: ("TTTC8001R",),
+    TR.DAILY_CCLD_OLD_PERIOD: ("CTSC9115R",),
+}
+
+
+def tr_for(tr: TR | str, flavour: Flavour) -> str:
+    """The TR ID to send on ``flavour``: paper swaps a leading T/J/C for V; F/H quote TRs are shared."""
+    tr = str(tr)
+    if flavour == "virtual" and tr[0] in "TJC":
+        return "V" + tr[1:]
+    return tr
+
+
+def accepted_trs(tr: TR, flavour: Flavour) -> frozenset[str]:
+    """Every TR ID a server of ``flavour`` accepts for the function ``tr`` (current and old family)."""
+    names = (str(tr), *OLD_TR.get(tr, ()))
+    return frozenset(tr_for(name, flavour) for name in names)
+
+
+# --- envelope and message codes (§2.3, §6.2) -------------------------------------------------
+RT_OK: Final = "0"
+MSG_ORDER_OK: Final = "APBK0013"  # 주문 전송 완료 되었습니다.
+MSG_QUERY_OK: Final = "MCA00000"  # 정상처리 되었습니다.  (exact success code per TR unverified)
+
+# Gateway errors (non-2xx).
+EGW_RATE_LIMIT: Final = "EGW00201"
+EGW_TOKEN_EXPIRED: Final = "EGW00123"
+EGW_TOKEN_INVALID: Final = "EGW00121"
+EGW_TOKEN_TOO_OFTEN: Final = "EGW00133"
+EGW_APPKEY_INVALID: Final = "EGW00103"  # our choice (unverified)
+EGW_APPSECRET_INVALID: Final = "EGW00105"
+EGW_AUTH_CODES: Final = frozenset({EGW_TOKEN_EXPIRED, EGW_TOKEN_INVALID, EGW_APPKEY_INVALID, EGW_APPSECRET_INVALID,
+                                   "EGW00122"})
+
+# Business errors (HTTP 200, rt_cd != "0").
+APBK_INSUFFICIENT_CASH: Final = "APBK0952"
+APBK_MARKET_NOT_OPEN: Final = "APBK0919"
+APBK_NO_SUCH_STOCK: Final = "APBK0656"
+APBK_NOTHING_TO_CANCEL: Final = "APBK0918"
+OPSQ_INVALID_INQR_DVSN: Final = "OPSQ2001"
+OPSQ_UNKNOWN_SERVICE: Final = "OPSQ0002"  # "없는 서비스 코드 입니다" (our choice for a wrong tr_id; unverified)
+SYDB_DATA_CHANGED: Final = "SYDB0050"
+
+# WebSocket control codes (§5.2).
+OPSP_SUBSCRIBED: Final = "OPSP0000"
+OPSP_UNSUBSCRIBED: Final = "OPSP0001"
+OPSP_ALREADY_SUBSCRIBED: Final = "OPSP0002"
+OPSP_NOT_SUBSCRIBED: Final = "OPSP0003"
+OPSP_MAX_SUBSCRIPTIONS: Final = "OPSP0008"
+OPSP_APPKEY_IN_USE: Final = "OPSP8996"
+WS_MAX_SUBSCRIPTIONS: Final = 41
+
+# --- paging (§2.2, §2.3) ---------------------------------------------------------------------
+TR_CONT_MORE: Final = frozenset({"F", "M"})
+TR_CONT_LAST: Final = frozenset({"D", "E"})
+TR_CONT_NEXT_REQUEST: Final = "N"
+
+# --- rate limits (§6.1) ----------------------------------------------------------------------
+REQUESTS_PER_SECOND: Final[dict[Flavour, int]] = {"real": 20, "virtual": 2}
+TOKEN_ISSUE_MIN_INTERVAL_SECONDS: Final = 60.0
+TOKEN_SAME_WITHIN_SECONDS: Final = 6 * 3600.0
+TOKEN_LIFETIME_SECONDS: Final = 86_400
+TOKEN_TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"  # access_token_token_expired, KST
+
+# Page sizes (§4.4, §4.5, §4.6).
+BALANCE_PAGE_SIZE: Final[dict[Flavour, int]] = {"real": 50, "virtual": 20}
+DAILY_CCLD_PAGE_SIZE: Final[dict[Flavour, int]] = {"real": 100, "virtual": 15}
+PSBL_RVSECNCL_PAGE_SIZE: Final = 50
+CHART_MAX_BARS: Final = 100
+
+APP_KEY_LENGTH: Final = 36
+APP_SECRET_LENGTH: Final = 180
+
+
+# --- order codes (§4.0) ----------------------------------------------------------------------
+class OrderDivision(StrEnum):
+    LIMIT = "00"
+    MARKET = "01"
+    CONDITIONAL_LIMIT = "02"
+    BEST_LIMIT = "03"
+    TOP_PRIORITY_LIMIT = "04"
+    IOC_LIMIT = "11"
+    FOK_LIMIT = "12"
+    IOC_MARKET = "13"
+    FOK_MARKET = "14"
+
+
+class Side(StrEnum):
+    """``SLL_BUY_DVSN_CD`` / ``SELN_BYOV_CLS`` values."""
+
+    SELL = "01"
+    BUY = "02"
+
+
+REVISE: Final = "01"
+CANCEL: Final = "02"
+
+# --- KRX market rules (§6.4, §6.5) -----------------------------------------------------------
+# (upper bound exclusive, tick) — the table in force since 2023-01-25, same for KOSPI and KOSDAQ.
+TICK_TABLE: Final[tuple[tuple[int, int], ...]] = (
+    (2_000, 1),
+    (5_000, 5),
+    (20_000, 10),
+    (50_000, 50),
+    (200_000, 100),
+    (500_000, 500),
+)
+TOP_TICK: Final = 1_000
+DAILY_LIMIT_RATE_PERCENT: Final = 30
+
+
+def tick_size(price: int) -> int:
+    """KRX tick (호가가격단위) for a price in won."""
+    for bound, tick in TICK_TABLE:
+        if price < bound:
+            return tick
+    return TOP_TICK
+
+
+def is_on_tick(price: int) -> bool:
+    return price > 0 and price % tick_size(price) == 0
+
+
+def round_down_to_tick(price: int) -> int:
+    return price - price % tick_size(price)
+
+
+def round_up_to_tick(price: int) -> int:
+    rem = price % tick_size(price)
+    up = price if rem == 0 else price + tick_size(price) - rem
+    # Crossing a band boundary can change the tick of the result; the bands' bounds are on every tick.
+    return up
+
+
+def price_limits(base_price: int) -> tuple[int, int]:
+    """(lower, upper) daily price limits around the base price, ±30 % snapped inside the band.
+
+    The exact KRX rounding of the limit prices is unverified; we round towards the base price so
+    the limits are always valid tick prices within ±30 %.
+    """
+    upper = round_down_to_tick(base_price * (100 + DAILY_LIMIT_RATE_PERCENT) // 100)
+    lower = round_up_to_tick(-(-base_price * (100 - DAILY_LIMIT_RATE_PERCENT) // 100))
+    return max(lower, 1), upper
+
+
+def change_sign(price: int, base: int, lower: int, upper: int) -> str:
+    """``prdy_vrss_sign``: 1 upper limit, 2 up, 3 flat, 4 lower limit, 5 down."""
+    if price >= upper:
+        return "1"
+    if price <= lower:
+        return "4"
+    if price > base:
+        return "2"
+    if price < base:
+        return "5"
+    return "3"
+
+
+# --- response field tables (kis_api_catalog.csv column_mapping, §10.2) ----------------------
+PRICE_FIELDS: Final = (
+    "iscd_stat_cls_code marg_rate rprs_mrkt_kor_name new_hgpr_lwpr_cls_code bstp_kor_isnm temp_stop_yn "
+    "oprc_rang_cont_yn clpr_rang_cont_yn crdt_able_yn grmn_rate_cls_code elw_pblc_yn stck_prpr prdy_vrss "
+    "prdy_vrss_sign prdy_ctrt acml_tr_pbmn acml_vol prdy_vrss_vol_rate stck_oprc stck_hgpr stck_lwpr stck_mxpr "
+    "stck_llam stck_sdpr wghn_avrg_stck_prc hts_frgn_ehrt frgn_ntby_qty pgtr_ntby_qty pvt_scnd_dmrs_prc "
+    "pvt_frst_dmrs_prc pvt_pont_val pvt_frst_dmsp_prc pvt_scnd_dmsp_prc dmrs_val dmsp_val cpfn rstc_wdth_prc "
+    "stck_fcam stck_sspr aspr_unit hts_deal_qty_unit_val lstn_stcn hts_avls per pbr stac_month vol_tnrt eps bps "
+    "d250_hgpr d250_hgpr_date d250_hgpr_vrss_prpr_rate d250_lwpr d250_lwpr_date d250_lwpr_vrss_prpr_rate "
+    "stck_dryy_hgpr dryy_hgpr_vrss_prpr_rate dryy_hgpr_date stck_dryy_lwpr dryy_lwpr_vrss_prpr_rate dryy_lwpr_date "
+    "w52_hgpr w52_hgpr_vrss_prpr_ctrt w52_hgpr_date w52_lwpr w52_lwpr_vrss_prpr_ctrt w52_lwpr_date "
+    "whol_loan_rmnd_rate ssts_yn stck_shrn_iscd fcam_cnnm cpfn_cnnm apprch_rate frgn_hldn_qty vi_cls_code "
+    "ovtm_vi_cls_code last_ssts_cntg_qty invt_caful_yn mrkt_warn_cls_code short_over_yn sltr_yn mang_issu_cls_code"
+).split()
+
+SEARCH_INFO_FIELDS: Final = (
+    "pdno prdt_type_cd std_pdno shtn_pdno prdt_abrv_name prdt_name prdt_name120 prdt_eng_name prdt_eng_abrv_name "
+    "prdt_eng_name120 prdt_clsf_cd prdt_clsf_name prdt_sale_stat_cd prdt_risk_grad_cd sale_strt_dt sale_end_dt "
+    "wrap_asst_type_cd ivst_prdt_type_cd ivst_prdt_type_cd_name frst_erlm_dt"
+).split()
+
+BALANCE_HOLDING_FIELDS: Final = (
+    "pdno prdt_name trad_dvsn_name bfdy_buy_qty bfdy_sll_qty thdt_buyqty thdt_sll_qty hldg_qty ord_psbl_qty "
+    "pchs_avg_pric pchs_amt prpr evlu_amt evlu_pfls_amt evlu_pfls_rt evlu_erng_rt loan_dt loan_amt stln_slng_chgs "
+    "expd_dt fltt_rt bfdy_cprs_icdc item_mgna_rt_name grta_rt_name sbst_pric stck_loan_unpr"
+).split()
+
+BALANCE_SUMMARY_FIELDS: Final = (
+    "dnca_tot_amt nxdy_excc_amt prvs_rcdl_excc_amt cma_evlu_amt bfdy_buy_amt thdt_buy_amt nxdy_auto_rdpt_amt "
+    "bfdy_sll_amt thdt_sll_amt d2_auto_rdpt_amt bfdy_tlex_amt thdt_tlex_amt tot_loan_amt scts_evlu_amt tot_evlu_amt "
+    "nass_amt fncg_gld_auto_rdpt_yn pchs_amt_smtl_amt evlu_amt_smtl_amt evlu_pfls_smtl_amt tot_stln_slng_chgs "
+    "bfdy_tot_asst_evlu_amt asst_icdc_amt asst_icdc_erng_rt"
+).split()
+
+PSBL_RVSECNCL_FIELDS: Final = (
+    "ord_gno_brno odno orgn_odno ord_dvsn_name pdno prdt_name rvse_cncl_dvsn_name ord_qty ord_unpr ord_tmd "
+    "tot_ccld_qty tot_ccld_amt psbl_qty sll_buy_dvsn_cd ord_dvsn_cd mgco_aptm_odno excg_dvsn_cd excg_id_dvsn_cd "
+    "excg_id_dvsn_name stpm_cndt_pric stpm_efct_occr_yn"
+).split()
+
+DAILY_CCLD_FIELDS: Final = (
+    "ord_dt ord_gno_brno odno orgn_odno ord_dvsn_name sll_buy_dvsn_cd sll_buy_dvsn_cd_name pdno prdt_name ord_qty "
+    "ord_unpr ord_tmd tot_ccld_qty avg_prvs cncl_yn tot_ccld_amt loan_dt ordr_empno ord_dvsn_cd cnc_cfrm_qty "
+    "rmn_qty rjct_qty ccld_cndt_name inqr_ip_addr cpbc_ordp_ord_rcit_dvsn_cd cpbc_ordp_infm_mthd_dvsn_cd infm_tmd "
+    "ctac_tlno prdt_type_cd excg_dvsn_cd cpbc_ordp_mtrl_dvsn_cd ord_orgno rsvn_ord_end_dt excg_id_dvsn_Cd "
+    "stpm_cndt_pric stpm_efct_occr_dtmd"
+).split()
+DAILY_CCLD_SUMMARY_FIELDS: Final = "tot_ord_qty tot_ccld_qty tot_ccld_amt prsm_tlex_smtl pchs_avg_pric".split()
+# python-kis accepts only these excg_dvsn_cd values (§4.6); "01" is used for KRX rows.
+EXCG_DVSN_KRX: Final = "01"
+
+PSBL_ORDER_FIELDS: Final = (
+    "ord_psbl_cash ord_psbl_sbst ruse_psbl_amt fund_rpch_chgs psbl_qty_calc_unpr nrcvb_buy_amt nrcvb_buy_qty "
+    "max_buy_amt max_buy_qty cma_evlu_amt ovrs_re_use_amt_wcrc ord_psbl_frcr_amt_wcrc"
+).split()
+
+CHART_SUMMARY_FIELDS: Final = (
+    "prdy_vrss prdy_vrss_sign prdy_ctrt stck_prdy_clpr acml_vol acml_tr_pbmn hts_kor_isnm stck_prpr stck_shrn_iscd "
+    "prdy_vol stck_mxpr stck_llam stck_oprc stck_hgpr stck_lwpr stck_prdy_oprc stck_prdy_hgpr stck_prdy_lwpr askp "
+    "bidp prdy_vrss_vol vol_tnrt stck_fcam lstn_stcn cpfn hts_avls per eps pbr itewhol_loan_rmnd_ratem"
+).split()
+CHART_BAR_FIELDS: Final = (
+    "stck_bsop_date stck_clpr stck_oprc stck_hgpr stck_lwpr acml_vol acml_tr_pbmn flng_cls_code prtt_rate mod_yn "
+    "prdy_vrss_sign prdy_vrss revl_issu_reas"
+).split()
+
+ORDER_OUTPUT_FIELDS: Final = ("KRX_FWDG_ORD_ORGNO", "ODNO", "ORD_TMD")
+
+# --- decisions on unverified facts, in one place ----------------------------------------------
+UNVERIFIED_CHOICES: Final[dict[str, str]] = {
+    "tr_cont on non-paginated replies": "D",
+    "tr_cont for first/middle/last page": "F, M, E (D for a single page)",
+    "missing or malformed appkey": f"HTTP 500 {EGW_APPKEY_INVALID}",
+    "wrong appsecret for an appkey": f"HTTP 500 {EGW_APPSECRET_INVALID}",
+    "tr_id not valid for the path": f"HTTP 500 {OPSQ_UNKNOWN_SERVICE}",
+    "hashkey response body key": "JsonBody",
+    "limit price rounding": "towards the base price",
+    "real tick-size error msg_cd": "APBK1680 (msg1 주식주문호가단위 오류입니다.)",
+    "psbl-rvsecncl on the paper host": "served (our bot lists open orders on paper through daily-ccld)",
+}
