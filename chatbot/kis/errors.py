@@ -14,6 +14,8 @@ class KisError(Exception):
         self.rt_cd = rt_cd
         self.http_status = http_status
         self.tr_id = tr_id
+        # For transport and server errors: could the request have reached KIS? (None: not applicable)
+        self.maybe_sent: bool | None = None
 
     def __str__(self) -> str:
         base = super().__str__()

@@ -1,0 +1,121 @@
+"""Access-token lifecycle: reuse until shortly before expiry, persist across restarts, one issuance
+at a time, re-issue once when KIS says the token expired."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from chatbot.kis import protocol as p
+from chatbot.kis.errors import KisAuthError
+
+log = logging.getLogger(__name__)
+KST = dt.timezone(dt.timedelta(hours=9))
+REFRESH_MARGIN_SECONDS = 600.0  # re-issue when less than 10 minutes are left, as python-kis does
+
+
+@dataclass(frozen=True, slots=True)
+class CachedToken:
+    access_token: str
+    expires_at: float  # epoch seconds
+    issued_at: float
+
+    def __repr__(self) -> str:
+        return f"CachedToken(expires_at={self.expires_at!r}, issued_at={self.issued_at!r})"
+
+    def usable(self, now: float, margin: float = REFRESH_MARGIN_SECONDS) -> bool:
+        return self.expires_at - margin > now
+
+
+class TokenStore(Protocol):
+    async def load(self, key: str) -> CachedToken | None: ...
+
+    async def save(self, key: str, token: CachedToken) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+class MemoryTokenStore:
+    def __init__(self) -> None:
+        self.tokens: dict[str, CachedToken] = {}
+
+    async def load(self, key: str) -> CachedToken | None:
+        return self.tokens.get(key)
+
+    async def save(self, key: str, token: CachedToken) -> None:
+        self.tokens[key] = token
+
+    async def delete(self, key: str) -> None:
+        self.tokens.pop(key, None)
+
+
+def token_cache_key(rest_url: str, app_key: str) -> str:
+    """Where a token is cached: a digest of host and app key (the app key itself is not stored)."""
+    return hashlib.sha256(f"{rest_url.rstrip('/')}\n{app_key}".encode()).hexdigest()
+
+
+def parse_token_reply(body: dict[str, object], now: float) -> CachedToken:
+    token = body.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise KisAuthError("token reply without access_token")
+    expires_at: float | None = None
+    text = body.get("access_token_token_expired")
+    if isinstance(text, str) and text:
+        try:
+            expires_at = dt.datetime.strptime(text, p.TOKEN_TIME_FORMAT).replace(tzinfo=KST).timestamp()
+        except ValueError:
+            expires_at = None
+    if expires_at is None:
+        try:
+            expires_at = now + float(body.get("expires_in", p.TOKEN_LIFETIME_SECONDS))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            expires_at = now + p.TOKEN_LIFETIME_SECONDS
+    return CachedToken(token, expires_at, now)
+
+
+class TokenManager:
+    """Hands out a valid token; ``issue`` performs the actual ``/oauth2/tokenP`` call."""
+
+    def __init__(self, key: str, store: TokenStore, issue: Callable[[], Awaitable[CachedToken]],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.key = key
+        self.store = store
+        self._issue = issue
+        self.clock = clock
+        self._token: CachedToken | None = None
+        self._lock = asyncio.Lock()
+        self.issued = 0
+
+    async def get(self) -> str:
+        token = self._token
+        if token is not None and token.usable(self.clock()):
+            return token.access_token
+        async with self._lock:  # concurrent first callers share one issuance
+            token = self._token
+            if token is not None and token.usable(self.clock()):
+                return token.access_token
+            cached = await self.store.load(self.key)
+            if cached is not None and cached.usable(self.clock()):
+                self._token = cached
+                return cached.access_token
+            fresh = await self._issue()
+            self.issued += 1
+            await self.store.save(self.key, fresh)
+            self._token = fresh
+            log.info("kis token issued", extra={"expires_at": fresh.expires_at})
+            return fresh.access_token
+
+    async def invalidate(self, access_token: str) -> None:
+        """Forget ``access_token`` (KIS said it expired); the next ``get`` issues a new one."""
+        async with self._lock:
+            if self._token is not None and self._token.access_token == access_token:
+                self._token = None
+            cached = await self.store.load(self.key)
+            if cached is not None and cached.access_token == access_token:
+                await self.store.delete(self.key)
