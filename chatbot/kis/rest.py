@@ -88,10 +88,17 @@ class KisEndpoint:
 
     flavour: Flavour
     rest_url: str
+    # The environment this server stands for ("simulator", "virtual", "real"): tokens are cached per
+    # environment and app key, not per URL (the embedded simulator listens on a new port each run).
+    environment: str = ""
 
     @classmethod
     def official(cls, flavour: Flavour) -> "KisEndpoint":
-        return cls(flavour, p.REST_URLS[flavour])
+        return cls(flavour, p.REST_URLS[flavour], flavour)
+
+    @property
+    def cache_scope(self) -> str:
+        return self.environment or self.rest_url.rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +162,7 @@ class KisRestClient:
             base_url=endpoint.rest_url, timeout=timeout,
             limits=httpx.Limits(max_connections=max(rate, 4), max_keepalive_connections=max(rate, 4)),
             headers={"User-Agent": USER_AGENT})
-        self.tokens = TokenManager(token_cache_key(endpoint.rest_url, credentials.app_key),
+        self.tokens = TokenManager(token_cache_key(endpoint.cache_scope, credentials.app_key),
                                    token_store or MemoryTokenStore(), self._issue_token, clock)
         self.rate_limit_retries = 0
         self.calls = 0

@@ -55,9 +55,9 @@ class MemoryTokenStore:
         self.tokens.pop(key, None)
 
 
-def token_cache_key(rest_url: str, app_key: str) -> str:
-    """Where a token is cached: a digest of host and app key (the app key itself is not stored)."""
-    return hashlib.sha256(f"{rest_url.rstrip('/')}\n{app_key}".encode()).hexdigest()
+def token_cache_key(scope: str, app_key: str) -> str:
+    """Where a token is cached: a digest of environment and app key (the app key itself is not stored)."""
+    return hashlib.sha256(f"{scope}\n{app_key}".encode()).hexdigest()
 
 
 def parse_token_reply(body: dict[str, object], now: float) -> CachedToken:

@@ -1,0 +1,76 @@
+"""Entry point: ``chatbot run | console | sim``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from chatbot import __version__
+from chatbot.config import ConfigError, Settings, load_settings
+from chatbot.logs import setup_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatbot", description="KIS trading bot for Telegram")
+    parser.add_argument("--config", help="path to a TOML config file (see config.example.toml)")
+    parser.add_argument("--version", action="version", version=f"kis-chatops {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the Telegram bot (long polling)")
+    sub.add_parser("console", help="chat with the bot in this terminal (no Telegram needed)")
+    sim = sub.add_parser("sim", help="run the KIS simulator standalone")
+    sim.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
+    sim.add_argument("--port", type=int, default=None, help="real-like REST port (default: any free port)")
+    sim.add_argument("--virtual-port", type=int, default=None, help="paper-like REST port (default: port+1)")
+    sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument("--tick-interval", type=float, default=None, help="seconds between market steps")
+    sim.add_argument("--strict-token-rate", action="store_true",
+                     help="refuse a second token issuance within a minute (EGW00133), as KIS does")
+    return parser
+
+
+async def _run_sim(settings: Settings, args: argparse.Namespace) -> None:
+    from chatbot.sim.server import KisSimulator, SimulatorOptions
+
+    s = settings.simulator
+    options = SimulatorOptions(
+        seed=args.seed if args.seed is not None else s.seed, starting_cash=s.starting_cash,
+        tick_interval=args.tick_interval if args.tick_interval is not None else s.tick_interval_seconds,
+        enforce_token_issue_interval=args.strict_token_rate)
+    port = args.port if args.port is not None else s.port
+    virtual_port = args.virtual_port if args.virtual_port is not None else (port + 1 if port else 0)
+    sim = KisSimulator(options)
+    await sim.start(args.host or s.host, port, virtual_port)
+    print(f"KIS simulator (seed {options.seed}), Ctrl-C to stop", flush=True)
+    print(f"  real-like  REST {sim.rest_url('real')}", flush=True)
+    print(f"  paper-like REST {sim.rest_url('virtual')}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.logging.level, settings.logging.json)
+    if args.command == "sim":
+        asyncio.run(_run_sim(settings, args))
+        return 0
+    print(f"'chatbot {args.command}' is not available yet in this version", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
