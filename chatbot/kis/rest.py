@@ -158,9 +158,10 @@ class KisRestClient:
         rate = requests_per_second or p.REQUESTS_PER_SECOND[endpoint.flavour]
         self.pacer = RequestPacer(rate)
         self._own_http = http is None
+        pool = min(max(rate, 4), 32)  # one connection per permit is plenty; httpcore's pool is O(n) per request
         self._http = http or httpx.AsyncClient(
             base_url=endpoint.rest_url, timeout=timeout,
-            limits=httpx.Limits(max_connections=max(rate, 4), max_keepalive_connections=max(rate, 4)),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             headers={"User-Agent": USER_AGENT})
         self.tokens = TokenManager(token_cache_key(endpoint.cache_scope, credentials.app_key),
                                    token_store or MemoryTokenStore(), self._issue_token, clock)

@@ -97,6 +97,7 @@ class Market:
         self.symbols: dict[str, SymbolState] = {}
         self._live_bars: dict[str, list[DailyBar]] = {}
         self._history_cache: dict[str, list[DailyBar]] = {}
+        self._range_cache: dict[str, tuple[Any, DailyBar | None, DailyBar | None]] = {}
         self._listeners: list[Callable[[Trade], None]] = []
         for inst in instruments if instruments is not None else load_instruments():
             self.symbols[inst.code] = self._new_symbol(inst)
@@ -241,6 +242,26 @@ class Market:
                 else:
                     grouped.append(DailyBar(bar.date, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.value))
         return list(reversed(grouped))[: p.CHART_MAX_BARS]
+
+    def fifty_two_week(self, code: str) -> tuple[int, dt.date, int, dt.date]:
+        """(high, its date, low, its date) over the last 250 trading days, today included."""
+        key = (code, self.today, len(self._live_bars.get(code, ())))
+        cached = self._range_cache.get(code)
+        if cached is None or cached[0] != key:
+            past = (self._synthetic_history(code) + self._live_bars.get(code, []))[-249:]
+            hi = max(past, key=lambda b: b.high) if past else None
+            lo = min(past, key=lambda b: b.low) if past else None
+            cached = (key, hi, lo)
+            self._range_cache[code] = cached
+        _, hi, lo = cached
+        s = self.symbols[code]
+        high, high_day = (hi.high, hi.date) if hi else (s.price, self.today)
+        low, low_day = (lo.low, lo.date) if lo else (s.price, self.today)
+        if s.volume and s.high > high:
+            high, high_day = s.high, self.today
+        if s.volume and s.low < low:
+            low, low_day = s.low, self.today
+        return high, high_day, low, low_day
 
     def earliest_date(self) -> dt.date:
         code = next(iter(self.symbols))

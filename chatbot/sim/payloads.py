@@ -43,13 +43,8 @@ def isin(code: str) -> str:
 
 
 def _fifty_two_week(market: Market, s: SymbolState) -> tuple[int, str, int, str]:
-    bars = market.daily_bars(s.instrument.code)[-250:]
-    if not bars:
-        day = market.today.strftime("%Y%m%d")
-        return s.price, day, s.price, day
-    hi = max(bars, key=lambda b: b.high)
-    lo = min(bars, key=lambda b: b.low)
-    return hi.high, hi.date.strftime("%Y%m%d"), lo.low, lo.date.strftime("%Y%m%d")
+    high, high_day, low, low_day = market.fifty_two_week(s.instrument.code)
+    return high, high_day.strftime("%Y%m%d"), low, low_day.strftime("%Y%m%d")
 
 
 def price_output(market: Market, code: str) -> dict[str, str]:
