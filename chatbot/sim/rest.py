@@ -262,7 +262,8 @@ class RestApi:
         prdt = str(source.get("ACNT_PRDT_CD", "")).strip()
         if len(cano) != 8 or not cano.isdigit() or len(prdt) != 2 or not prdt.isdigit():
             raise Refusal(200, "2", "OPSQ2000", "ERROR : INPUT INVALID_CHECK_ACNO")
-        account_id = f"{cano}-{prdt}"
+        # Real and paper accounts are separate ledgers at KIS, even with the same number.
+        account_id = f"{cano}-{prdt}" if self.flavour == "real" else f"V{cano}-{prdt}"
         if not self.sim.auth.bind_account(call.app_key, account_id):
             raise Refusal(200, "2", "OPSQ2000", "ERROR : INPUT INVALID_CHECK_ACNO")
         return account_id
@@ -276,7 +277,7 @@ class RestApi:
         more = offset + size < len(rows)
         if more:
             tr_cont = "F" if offset == 0 else "M"
-            ctx = {"ctx_area_fk100": account_id.replace("-", "^"), "ctx_area_nk100": str(offset + size)}
+            ctx = {"ctx_area_fk100": account_id.lstrip("V").replace("-", "^"), "ctx_area_nk100": str(offset + size)}
         else:
             tr_cont = "D" if offset == 0 else "E"
             ctx = {"ctx_area_fk100": "", "ctx_area_nk100": ""}
