@@ -19,7 +19,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kis-chatops {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the Telegram bot (long polling)")
-    sub.add_parser("console", help="chat with the bot in this terminal (no Telegram needed)")
+    console = sub.add_parser("console", help="chat with the bot in this terminal (no Telegram needed)")
+    console.add_argument("--user-id", type=int, default=1, help="the Telegram user id you play (default 1)")
+    console.add_argument("--lang", choices=("ko", "en"), default="ko")
     sim = sub.add_parser("sim", help="run the KIS simulator standalone")
     sim.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     sim.add_argument("--port", type=int, default=None, help="real-like REST port (default: any free port)")
@@ -46,15 +48,48 @@ async def _run_sim(settings: Settings, args: argparse.Namespace) -> None:
     print(f"KIS simulator (seed {options.seed}), Ctrl-C to stop", flush=True)
     print(f"  real-like  REST {sim.rest_url('real')}", flush=True)
     print(f"  paper-like REST {sim.rest_url('virtual')}", flush=True)
+    try:
+        await _stop_event().wait()
+    finally:
+        await sim.stop()
+
+
+def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _run_bot(settings: Settings) -> None:
+    from chatbot.runtime import Runtime
+    from chatbot.telegram import app as tg
+    from chatbot.telegram.context import BotServices
+
+    runtime = await Runtime.start(settings)
+    services = BotServices(runtime.trading, runtime.users, runtime.mode, frozenset(settings.telegram.allowed_users))
+    application = tg.build_application(settings.telegram, services)
+    stop = _stop_event()
     try:
+        await tg.start(application)
+        print(f"kis-chatops running · mode {runtime.mode.value} · Ctrl-C to stop", flush=True)
         await stop.wait()
     finally:
-        await sim.stop()
+        await tg.stop(application)
+        await runtime.aclose()
+
+
+async def _run_console(settings: Settings, args: argparse.Namespace) -> None:
+    from chatbot.console.terminal import run_console
+    from chatbot.runtime import Runtime
+
+    runtime = await Runtime.start(settings)
+    try:
+        await run_console(runtime, user_id=args.user_id, language=args.lang)
+    finally:
+        await runtime.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,9 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.logging.level, settings.logging.json)
     if args.command == "sim":
         asyncio.run(_run_sim(settings, args))
-        return 0
-    print(f"'chatbot {args.command}' is not available yet in this version", file=sys.stderr)
-    return 2
+    elif args.command == "console":
+        asyncio.run(_run_console(settings, args))
+    elif not settings.telegram.token:
+        print("configuration error: telegram.token is not set (KISBOT_TELEGRAM_TOKEN); "
+              "`chatbot console` chats locally without Telegram", file=sys.stderr)
+        return 2
+    else:
+        asyncio.run(_run_bot(settings))
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 from chatbot.storage.types import UTCDateTime, utcnow
@@ -31,3 +31,91 @@ class SimDocumentRow(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=120)
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class UserRow(SQLModel, table=True):
+    """A Telegram user the bot has seen."""
+
+    __tablename__ = "users"
+
+    telegram_id: int = Field(primary_key=True, sa_type=BigInteger)
+    language: str = Field(default="ko", max_length=8)
+    first_seen: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    last_seen: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PaperAccountRow(SQLModel, table=True):
+    """The simulator key pair and account the bot opened for a user in simulator mode.
+
+    These keys exist only inside the embedded simulator; they give access to nothing else.
+    """
+
+    __tablename__ = "paper_accounts"
+
+    telegram_id: int = Field(primary_key=True, sa_type=BigInteger)
+    app_key: str = Field(max_length=64)
+    app_secret: str = Field(max_length=256)
+    account: str = Field(max_length=16)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PendingOrderRow(SQLModel, table=True):
+    """A confirmation card: the exact parameters quoted, waiting for its owner's single press."""
+
+    __tablename__ = "pending_orders"
+
+    id: str = Field(primary_key=True, max_length=32)  # the opaque token in the callback data
+    owner_id: int = Field(sa_type=BigInteger, index=True)
+    chat_id: int = Field(sa_type=BigInteger)
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    environment: str = Field(max_length=16)
+    action: str = Field(max_length=8)  # order | cancel
+    side: str = Field(max_length=4)  # buy | sell
+    code: str = Field(max_length=12)
+    name: str = Field(max_length=80)
+    quantity: int
+    price: int | None = None  # None: market order
+    quoted_price: int  # the price shown on the card
+    order_no: str | None = Field(default=None, max_length=16)  # cancel: the order to cancel
+    branch: str | None = Field(default=None, max_length=8)
+    status: str = Field(default="pending", max_length=12, index=True)
+    result: str | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class OrderJournalRow(SQLModel, table=True):
+    """Every order attempt that left the bot, keyed by the confirmation it came from."""
+
+    __tablename__ = "order_journal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=32, unique=True)  # the pending order id
+    owner_id: int = Field(sa_type=BigInteger, index=True)
+    environment: str = Field(max_length=16)
+    account: str = Field(max_length=16)
+    action: str = Field(max_length=8)
+    side: str = Field(max_length=4)
+    code: str = Field(max_length=12)
+    quantity: int
+    price: int | None = None
+    original_order_no: str | None = Field(default=None, max_length=16)
+    kis_order_no: str | None = Field(default=None, max_length=16)
+    status: str = Field(max_length=12)
+    msg_cd: str | None = Field(default=None, max_length=16)
+    message: str | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class OrderEventRow(SQLModel, table=True):
+    """One status transition of a journalled order."""
+
+    __tablename__ = "order_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    journal_id: int = Field(foreign_key="order_journal.id", index=True)
+    status: str = Field(max_length=12)
+    detail: str | None = None
+    at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))

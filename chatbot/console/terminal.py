@@ -1,0 +1,102 @@
+"""``chatbot console``: chat with the bot in a terminal. Type commands; press a button by its number."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from typing import Any, TextIO
+
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.console.transport import EmulatorRequest
+from chatbot.runtime import Runtime
+from chatbot.telegram import app as tg
+from chatbot.telegram.context import BotServices
+
+QUIET_SECONDS = 0.25
+REPLY_TIMEOUT = 20.0
+
+
+class ConsoleChat:
+    def __init__(self, emulator: BotApiEmulator, out: TextIO, user: dict[str, Any]) -> None:
+        self.emulator = emulator
+        self.out = out
+        self.user = user
+        self.keyboard: dict[str, Any] | None = None  # the newest message with buttons
+        self.activity = asyncio.Event()
+        emulator.listeners.append(self.on_event)
+
+    def on_event(self, event: str, payload: dict[str, Any]) -> None:
+        if event in ("sent", "edited", "photo"):
+            label = {"sent": "bot", "edited": "bot (edited)", "photo": "bot (photo)"}[event]
+            text = payload.get("text") or payload.get("caption") or ""
+            self.write(f"{label}> " + text.replace("\n", "\n     "))
+            buttons = BotApiEmulator.buttons(payload)
+            if buttons:
+                self.keyboard = payload
+                self.write("     " + "   ".join(f"[{i}] {label}" for i, (label, _) in enumerate(buttons, 1)))
+            elif self.keyboard is not None and self.keyboard.get("message_id") == payload.get("message_id"):
+                self.keyboard = None
+        elif event == "answer" and payload.get("text"):
+            self.write(f"bot (notice)> {payload['text']}")
+        self.activity.set()
+
+    def write(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def submit(self, line: str) -> bool:
+        """Send what was typed; False when there was nothing to send."""
+        line = line.strip()
+        if not line:
+            return False
+        if re.fullmatch(r"\d{1,2}", line) and self.keyboard is not None:
+            buttons = BotApiEmulator.buttons(self.keyboard)
+            index = int(line) - 1
+            if 0 <= index < len(buttons):
+                self.emulator.press(self.user, self.keyboard, buttons[index][1])
+                return True
+            self.write(f"(no button {line})")
+            return False
+        self.emulator.send_text(self.user, line)
+        return True
+
+    async def settle(self) -> None:
+        """Wait for the bot's answer, then for a short quiet spell, so a transcript reads in order."""
+        self.activity.clear()
+        try:
+            await asyncio.wait_for(self.activity.wait(), REPLY_TIMEOUT)
+        except TimeoutError:
+            return
+        while True:
+            self.activity.clear()
+            try:
+                await asyncio.wait_for(self.activity.wait(), QUIET_SECONDS)
+            except TimeoutError:
+                return
+
+
+async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko",
+                      stdin: TextIO | None = None, out: TextIO | None = None) -> None:
+    stdin = stdin or sys.stdin
+    out = out or sys.stdout
+    emulator = BotApiEmulator()
+    chat = ConsoleChat(emulator, out, BotApiEmulator.user(user_id, language))
+    services = BotServices(runtime.trading, runtime.users, runtime.mode, frozenset())
+    application = tg.build_application(runtime.settings.telegram, services, request=EmulatorRequest(emulator),
+                                       per_chat_interval=0)
+    await tg.start(application, poll_timeout=1)
+    chat.write(f"kis-chatops console · mode {runtime.mode.value} · type /help, a number presses a button, "
+               f"/quit or Ctrl-D leaves")
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            line = await loop.run_in_executor(None, stdin.readline)
+            if not line or line.strip() in ("/quit", "/exit"):
+                break
+            if stdin is not sys.stdin or not sys.stdin.isatty():
+                chat.write(f"you> {line.rstrip()}")
+            if chat.submit(line):
+                await chat.settle()
+    finally:
+        await tg.stop(application)

@@ -1,0 +1,91 @@
+"""Which KIS account a user trades on, and the client that talks to it.
+
+In simulator mode every user gets a paper account on the embedded simulator the first time they
+need one (a fresh key pair and account number, persisted). In virtual and real modes users bring
+their own credentials (registration flow); without them, account commands say how to register.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import httpx
+
+from chatbot.kis.models import Account
+from chatbot.kis.orders import OrderSubmitter
+from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
+from chatbot.kis.token import TokenStore
+from chatbot.logs import SECRETS
+from chatbot.service.errors import UserError
+from chatbot.service.views import Mode
+from chatbot.storage.db import Database
+from chatbot.storage.tables import PaperAccountRow
+
+MAX_CACHED_CLIENTS = 2_000
+
+
+@dataclass(slots=True)
+class UserAccount:
+    client: KisRestClient
+    submitter: OrderSubmitter
+
+    @property
+    def account(self) -> Account:
+        return self.client.account
+
+
+class AccountProvider:
+    def __init__(self, db: Database, endpoint: KisEndpoint, mode: Mode, token_store: TokenStore, *,
+                 requests_per_second: int | None = None, timeout: float = 10.0, order_timeout: float = 15.0) -> None:
+        self.db = db
+        self.endpoint = endpoint
+        self.mode = mode
+        self.token_store = token_store
+        self.requests_per_second = requests_per_second
+        self.timeout = timeout
+        self.order_timeout = order_timeout
+        self._http = httpx.AsyncClient(base_url=endpoint.rest_url, timeout=timeout,
+                                       limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                                       headers={"User-Agent": "kis-chatops/0.1"})
+        self._cache: OrderedDict[int, UserAccount] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    async def for_user(self, telegram_id: int) -> UserAccount:
+        cached = self._cache.get(telegram_id)
+        if cached is not None:
+            self._cache.move_to_end(telegram_id)
+            return cached
+        async with self._lock:
+            cached = self._cache.get(telegram_id)
+            if cached is not None:
+                return cached
+            credentials = await self._credentials(telegram_id)
+            client = KisRestClient(self.endpoint, credentials, self.token_store,
+                                   requests_per_second=self.requests_per_second, timeout=self.timeout,
+                                   order_timeout=self.order_timeout, http=self._http)
+            account = UserAccount(client, OrderSubmitter(client))
+            self._cache[telegram_id] = account
+            if len(self._cache) > MAX_CACHED_CLIENTS:
+                self._cache.popitem(last=False)
+            return account
+
+    async def _credentials(self, telegram_id: int) -> KisCredentials:
+        if self.mode is not Mode.PAPER:
+            raise UserError("not_registered")
+        async with self.db.session() as session:
+            row = await session.get(PaperAccountRow, telegram_id)
+            if row is None:
+                row = PaperAccountRow(telegram_id=telegram_id, app_key="PS" + secrets.token_hex(17),
+                                      app_secret=secrets.token_urlsafe(135),
+                                      account=f"{secrets.randbelow(10**8):08d}-01")
+                session.add(row)
+                await session.commit()
+        SECRETS.add(row.app_key, row.app_secret)
+        return KisCredentials(row.app_key, row.app_secret, Account.parse(row.account))
+
+    async def aclose(self) -> None:
+        self._cache.clear()
+        await self._http.aclose()

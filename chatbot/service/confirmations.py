@@ -1,0 +1,107 @@
+"""Pending order confirmations: created with the exact quote, claimed at most once, by their owner.
+
+The claim is one conditional UPDATE (``status = 'pending'`` and unexpired, owner and message
+matching): whatever arrives twice — a double tap, two devices, an update redelivered after a
+crash — only one press can win, and it wins in the database, not in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable
+from enum import StrEnum
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from chatbot.storage.db import Database
+from chatbot.storage.tables import PendingOrderRow
+from chatbot.storage.types import utcnow
+
+
+class CardStatus(StrEnum):
+    PENDING = "pending"
+    SUBMITTING = "submitting"
+    PLACED = "placed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    DISMISSED = "dismissed"
+    EXPIRED = "expired"
+
+
+class ClaimRefused(StrEnum):
+    UNKNOWN = "unknown"
+    NOT_OWNER = "not_owner"
+    EXPIRED = "expired"
+    ALREADY_HANDLED = "already_handled"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(12)  # 16 URL-safe characters, 96 random bits
+
+
+class PendingOrders:
+    def __init__(self, db: Database, ttl_seconds: int, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.db = db
+        self.ttl = dt.timedelta(seconds=ttl_seconds)
+        self.clock = clock
+
+    async def create(self, **fields: object) -> PendingOrderRow:
+        now = self.clock()
+        row = PendingOrderRow(id=new_token(), created_at=now, updated_at=now, expires_at=now + self.ttl,
+                              **fields)  # type: ignore[arg-type]
+        async with self.db.session() as session:
+            session.add(row)
+            await session.commit()
+        return row
+
+    async def attach_message(self, token: str, owner_id: int, message_id: int) -> None:
+        async with self.db.session() as session:
+            await session.exec(update(PendingOrderRow)  # type: ignore[call-overload]
+                               .where(col(PendingOrderRow.id) == token, col(PendingOrderRow.owner_id) == owner_id,
+                                      col(PendingOrderRow.message_id).is_(None))
+                               .values(message_id=message_id))
+            await session.commit()
+
+    async def claim(self, token: str, user_id: int, message_id: int, to: CardStatus
+                    ) -> tuple[PendingOrderRow | None, ClaimRefused | None]:
+        """Move a card from pending to ``to`` atomically; say why when that is refused."""
+        now = self.clock()
+        async with self.db.session() as session:
+            result = await session.exec(
+                update(PendingOrderRow)  # type: ignore[call-overload]
+                .where(col(PendingOrderRow.id) == token, col(PendingOrderRow.owner_id) == user_id,
+                       col(PendingOrderRow.message_id) == message_id,
+                       col(PendingOrderRow.status) == CardStatus.PENDING, col(PendingOrderRow.expires_at) > now)
+                .values(status=to, updated_at=now))
+            await session.commit()
+            row = await session.get(PendingOrderRow, token)
+        if result.rowcount == 1 and row is not None:
+            return row, None
+        if row is None:
+            return None, ClaimRefused.UNKNOWN
+        if row.owner_id != user_id or row.message_id != message_id:
+            return row, ClaimRefused.NOT_OWNER
+        if row.status == CardStatus.PENDING and row.expires_at <= now:
+            await self.finish(token, CardStatus.EXPIRED, None, only_from=CardStatus.PENDING)
+            return row, ClaimRefused.EXPIRED
+        if row.status == CardStatus.EXPIRED:
+            return row, ClaimRefused.EXPIRED
+        return row, ClaimRefused.ALREADY_HANDLED
+
+    async def finish(self, token: str, status: CardStatus, result: str | None,
+                     only_from: CardStatus = CardStatus.SUBMITTING) -> None:
+        async with self.db.session() as session:
+            await session.exec(update(PendingOrderRow)  # type: ignore[call-overload]
+                               .where(col(PendingOrderRow.id) == token, col(PendingOrderRow.status) == only_from)
+                               .values(status=status, result=result, updated_at=self.clock()))
+            await session.commit()
+
+    async def stale_submitting(self) -> list[PendingOrderRow]:
+        """Cards left in ``submitting`` by a crash: their outcome is unknown."""
+        async with self.db.session() as session:
+            rows = await session.exec(select(PendingOrderRow).where(
+                col(PendingOrderRow.status) == CardStatus.SUBMITTING))
+            return list(rows.all())

@@ -1,0 +1,298 @@
+"""What a user can do: quote, prepare an order (a confirmation card), confirm or dismiss it, list and
+cancel open orders, read the balance. Every check happens here, before anything reaches KIS."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from chatbot.kis import protocol as p
+from chatbot.kis.errors import (
+    KisError,
+    KisNotFound,
+    KisOrderRejected,
+    KisOrderUncertain,
+    KisTokenIssueThrottled,
+)
+from chatbot.kis.models import OrderSide
+from chatbot.service import fees
+from chatbot.service.accounts import AccountProvider, UserAccount
+from chatbot.service.confirmations import CardStatus, ClaimRefused, PendingOrders
+from chatbot.service.errors import UserError
+from chatbot.service.journal import OrderJournal
+from chatbot.service.views import (
+    BalanceView,
+    ConfirmResult,
+    Mode,
+    OpenOrdersView,
+    OrderCard,
+    Outcome,
+    QuoteView,
+)
+from chatbot.storage.tables import PendingOrderRow
+from chatbot.symbols import Symbol, SymbolDirectory
+
+log = logging.getLogger(__name__)
+
+MAX_ARG_LENGTH = 40
+MAX_QUANTITY = 1_000_000
+MARKET_WORDS = frozenset({"market", "mkt", "시장가", "시장"})
+_INT = re.compile(r"^[0-9]{1,3}(,[0-9]{3})*$|^[0-9]+$")
+_REFUSALS = {
+    ClaimRefused.UNKNOWN: Outcome.UNKNOWN,
+    ClaimRefused.NOT_OWNER: Outcome.NOT_OWNER,
+    ClaimRefused.EXPIRED: Outcome.EXPIRED,
+    ClaimRefused.ALREADY_HANDLED: Outcome.ALREADY_HANDLED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedCard:
+    """A card this press won: it is ``submitting`` in the database and must be submitted."""
+
+    row: PendingOrderRow
+    card: OrderCard
+
+
+def parse_quantity(text: str) -> int:
+    text = text.strip()
+    if len(text) > MAX_ARG_LENGTH:
+        raise UserError("input_too_long")
+    if not _INT.match(text):
+        raise UserError("bad_quantity", value=text)
+    qty = int(text.replace(",", ""))
+    if not 0 < qty <= MAX_QUANTITY:
+        raise UserError("bad_quantity", value=text)
+    return qty
+
+
+def parse_price(text: str | None) -> int | None:
+    """A limit price in won, or None for a market order (no price, ``market`` or ``시장가``)."""
+    if text is None or text.strip().lower() in MARKET_WORDS:
+        return None
+    text = text.strip().removesuffix("원")
+    if len(text) > MAX_ARG_LENGTH:
+        raise UserError("input_too_long")
+    if not _INT.match(text) or int(text.replace(",", "")) <= 0:
+        raise UserError("bad_price", value=text)
+    return int(text.replace(",", ""))
+
+
+class TradingService:
+    def __init__(self, accounts: AccountProvider, pending: PendingOrders, journal: OrderJournal,
+                 symbols: SymbolDirectory, mode: Mode, *, allow_real_orders: bool = False) -> None:
+        self.accounts = accounts
+        self.pending = pending
+        self.journal = journal
+        self.symbols = symbols
+        self.mode = mode
+        self.allow_real_orders = allow_real_orders
+
+    # -- symbols and quotes ------------------------------------------------------------------------
+    def resolve(self, text: str) -> Symbol:
+        if len(text) > MAX_ARG_LENGTH:
+            raise UserError("input_too_long")
+        found = self.symbols.lookup(text)
+        if found.symbol is not None:
+            return found.symbol
+        if found.candidates:
+            raise UserError("ambiguous_symbol", query=text, candidates=found.candidates)
+        raise UserError("unknown_symbol", query=text)
+
+    async def quote(self, user_id: int, symbol_text: str) -> QuoteView:
+        symbol = self.resolve(symbol_text)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            return QuoteView(symbol, await account.client.quote(symbol.code))
+
+    # -- orders -----------------------------------------------------------------------------------------
+    async def prepare_order(self, user_id: int, chat_id: int, side: OrderSide, symbol_text: str, qty_text: str,
+                            price_text: str | None) -> OrderCard:
+        """Validate everything and store a confirmation card; nothing is sent to KIS's order endpoint."""
+        self._check_real_allowed()
+        quantity = parse_quantity(qty_text)
+        price = parse_price(price_text)
+        symbol = self.resolve(symbol_text)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            quote = await account.client.quote(symbol.code)
+            if price is not None:
+                tick = p.tick_size(price)
+                if price % tick:
+                    below = price - price % tick
+                    raise UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
+                if not quote.lower_limit <= price <= quote.upper_limit:
+                    raise UserError("out_of_limits", price=price, lower=quote.lower_limit, upper=quote.upper_limit)
+            if side is OrderSide.SELL:
+                held = next((h for h in (await account.client.balance()).holdings if h.code == symbol.code), None)
+                have = held.orderable_quantity if held else 0
+                if quantity > have:
+                    raise UserError("insufficient_holdings", have=have, want=quantity, name=symbol.name_ko)
+            else:
+                power = await account.client.buying_power(symbol.code, price)
+                if quantity > power.max_quantity:
+                    raise UserError("insufficient_cash", max_quantity=power.max_quantity, cash=power.orderable_cash)
+        unit = price if price is not None else quote.price
+        amount = unit * quantity
+        commission, tax = fees.estimate(side, amount)
+        row = await self.pending.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.value.lower(),
+                                        action="order", side=side.value, code=symbol.code, name=symbol.name_ko,
+                                        quantity=quantity, price=price, quoted_price=quote.price)
+        return self._card(row, symbol)
+
+    async def prepare_cancel(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
+        self._check_real_allowed()
+        wanted = order_no_text.strip().lstrip("0")
+        if not wanted.isdigit() or len(order_no_text.strip()) > 16:
+            raise UserError("bad_order_no", value=order_no_text[:MAX_ARG_LENGTH])
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            orders = await account.client.open_orders()
+        order = next((o for o in orders if o.order_no.lstrip("0") == wanted), None)
+        if order is None:
+            raise UserError("no_such_open_order", order_no=order_no_text.strip())
+        symbol = self.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")
+        row = await self.pending.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.value.lower(),
+                                        action="cancel", side=order.side.value, code=order.code, name=symbol.name_ko,
+                                        quantity=order.cancellable_quantity, price=order.price or None,
+                                        quoted_price=order.price, order_no=order.order_no, branch=order.branch)
+        return self._card(row, symbol)
+
+    async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
+        """Record which message shows the card: only a press on that message counts."""
+        await self.pending.attach_message(card.token, owner_id, message_id)
+
+    async def confirm(self, token: str, user_id: int, message_id: int) -> ConfirmResult:
+        """Claim the card and submit it (the two steps of :meth:`claim` and :meth:`submit`)."""
+        claimed = await self.claim(token, user_id, message_id)
+        return claimed if isinstance(claimed, ConfirmResult) else await self.submit(claimed)
+
+    async def claim(self, token: str, user_id: int, message_id: int) -> "ClaimedCard | ConfirmResult":
+        """The atomic single use: only the owner's first press on the card's own message, before expiry."""
+        row, refused = await self.pending.claim(token, user_id, message_id, CardStatus.SUBMITTING)
+        if refused is not None or row is None:
+            card = self._card(row, None) if row is not None and refused is not ClaimRefused.NOT_OWNER else None
+            return ConfirmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN], card)
+        return ClaimedCard(row, self._card(row, None))
+
+    async def submit(self, claimed: "ClaimedCard") -> ConfirmResult:
+        """Send a claimed card to KIS (exactly once) and settle it."""
+        row, card = claimed.row, claimed.card
+        user_id, token = row.owner_id, row.id
+        if self.mode is Mode.REAL and not self.allow_real_orders:
+            await self.pending.finish(token, CardStatus.FAILED, "real orders disabled")
+            return ConfirmResult(Outcome.REAL_DISABLED, card)
+        account = await self.accounts.for_user(user_id)
+        journal_id = await self.journal.open(row, str(account.account))
+        if row.action == "cancel":
+            return await self._submit_cancel(row, card, account, journal_id)
+        return await self._submit_order(row, card, account, journal_id)
+
+    async def dismiss(self, token: str, user_id: int, message_id: int) -> ConfirmResult:
+        row, refused = await self.pending.claim(token, user_id, message_id, CardStatus.DISMISSED)
+        if refused is not None or row is None:
+            card = self._card(row, None) if row is not None and refused is not ClaimRefused.NOT_OWNER else None
+            return ConfirmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN], card)
+        return ConfirmResult(Outcome.DISMISSED, self._card(row, None))
+
+    async def _submit_order(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
+                            journal_id: int) -> ConfirmResult:
+        try:
+            placed = await account.submitter.place(card.side, row.code, row.quantity, row.price)
+        except KisOrderRejected as exc:
+            return await self._finish(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisOrderUncertain as exc:
+            return await self._finish(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd, message=str(exc))
+        except KisError as exc:  # proven not placed: gateway refusal, unreachable, token wait
+            return await self._finish(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                      message=exc.msg1 or type(exc).__name__)
+        detail = "found by lookup after an unknown outcome" if placed.reconciled else None
+        return await self._finish(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no, message=detail)
+
+    async def _submit_cancel(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
+                             journal_id: int) -> ConfirmResult:
+        assert row.order_no is not None
+        try:
+            ack = await account.client.cancel_order(row.order_no, row.branch or "")
+        except KisOrderRejected as exc:
+            return await self._finish(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisError as exc:
+            if exc.maybe_sent:  # did the cancel land? the open-order listing says
+                with contextlib.suppress(KisError):
+                    still_open = {o.order_no for o in await account.client.open_orders()}
+                    if row.order_no not in still_open:
+                        return await self._finish(row, journal_id, Outcome.CANCELLED_ORDER, card,
+                                                  message="confirmed by lookup")
+                return await self._finish(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
+                                          message=str(exc))
+            return await self._finish(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                      message=exc.msg1 or type(exc).__name__)
+        return await self._finish(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
+
+    async def _finish(self, row: PendingOrderRow, journal_id: int, outcome: Outcome, card: OrderCard, *,
+                      order_no: str | None = None, msg_cd: str = "", message: str | None = None) -> ConfirmResult:
+        status = {Outcome.PLACED: CardStatus.PLACED, Outcome.CANCELLED_ORDER: CardStatus.PLACED,
+                  Outcome.REJECTED: CardStatus.REJECTED, Outcome.UNCERTAIN: CardStatus.UNCERTAIN}.get(
+            outcome, CardStatus.FAILED)
+        journal_status = {Outcome.PLACED: "accepted", Outcome.CANCELLED_ORDER: "accepted"}.get(outcome, status.value)
+        await self.journal.record(journal_id, journal_status, kis_order_no=order_no, msg_cd=msg_cd or None,
+                                  message=message)
+        await self.pending.finish(row.id, status, order_no or message)
+        log.info("order card settled", extra={"card": row.id, "outcome": outcome.value, "order_no": order_no,
+                                              "msg_cd": msg_cd})
+        return ConfirmResult(outcome, card, order_no=order_no, msg_cd=msg_cd, message=message or "")
+
+    async def recover(self) -> int:
+        """At start-up: cards a crash left in ``submitting`` become ``uncertain`` (never re-sent)."""
+        stale = await self.pending.stale_submitting()
+        for row in stale:
+            await self.pending.finish(row.id, CardStatus.UNCERTAIN, "bot restarted while submitting")
+            entry = await self.journal.by_key(row.id)
+            if entry is not None and entry.id is not None:
+                await self.journal.record(entry.id, "uncertain", message="bot restarted while submitting")
+        if stale:
+            log.warning("orders left in submission by a restart marked uncertain", extra={"count": len(stale)})
+        return len(stale)
+
+    # -- account ------------------------------------------------------------------------------------------
+    async def open_orders(self, user_id: int) -> OpenOrdersView:
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            return OpenOrdersView(self.mode, tuple(await account.client.open_orders()))
+
+    async def balance(self, user_id: int) -> BalanceView:
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            return BalanceView(self.mode, await account.client.balance(), str(account.account))
+
+    # -- helpers --------------------------------------------------------------------------------------------
+    def _check_real_allowed(self) -> None:
+        if self.mode is Mode.REAL and not self.allow_real_orders:
+            raise UserError("real_disabled")
+
+    def _card(self, row: PendingOrderRow, symbol: Symbol | None) -> OrderCard:
+        symbol = symbol or self.symbols.by_code(row.code) or Symbol(row.code, row.name, row.name, "")
+        side = OrderSide(row.side)
+        unit = row.price if row.price is not None else row.quoted_price
+        amount = unit * row.quantity
+        commission, tax = fees.estimate(side, amount)
+        return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
+                         quantity=row.quantity, price=row.price, quoted_price=row.quoted_price, amount=amount,
+                         commission=commission, tax=tax, expires_at=row.expires_at, order_no=row.order_no)
+
+
+@contextlib.contextmanager
+def kis_errors() -> Iterator[None]:
+    """KIS failures on queries, as messages a user can act on."""
+    try:
+        yield
+    except KisNotFound:
+        raise UserError("unknown_symbol", query="") from None
+    except KisTokenIssueThrottled:
+        raise UserError("kis_token_wait") from None
+    except KisError as exc:
+        log.warning("kis query failed", extra={"error": type(exc).__name__, "msg_cd": exc.msg_cd})
+        raise UserError("kis_unavailable", detail=exc.msg1) from None

@@ -1,0 +1,81 @@
+"""What the service hands to front ends: plain, typed data, no formatting."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from chatbot.kis.models import Balance, OpenOrder, OrderSide, Quote
+from chatbot.symbols import Symbol
+
+
+class Mode(StrEnum):
+    PAPER = "PAPER"  # the embedded simulator
+    VIRTUAL = "VIRTUAL"  # KIS's paper-trading server
+    REAL = "REAL"
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteView:
+    symbol: Symbol
+    quote: Quote
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCard:
+    token: str
+    mode: Mode
+    action: str  # order | cancel
+    side: OrderSide
+    symbol: Symbol
+    quantity: int
+    price: int | None  # None: market
+    quoted_price: int
+    amount: int  # estimated
+    commission: int
+    tax: int
+    expires_at: dt.datetime
+    order_no: str | None = None  # cancel cards: the order being cancelled
+
+    @property
+    def total(self) -> int:
+        """Cash out for a buy (amount + costs), cash in for a sell (amount − costs)."""
+        costs = self.commission + self.tax
+        return self.amount + costs if self.side is OrderSide.BUY else self.amount - costs
+
+
+class Outcome(StrEnum):
+    PLACED = "placed"
+    CANCELLED_ORDER = "cancelled_order"  # a cancel card went through
+    REJECTED = "rejected"  # KIS refused
+    UNCERTAIN = "uncertain"  # no answer and not found: check before retrying
+    FAILED = "failed"  # not placed (KIS unreachable, busy, token trouble)
+    DISMISSED = "dismissed"  # the owner pressed Cancel on the card
+    EXPIRED = "expired"
+    NOT_OWNER = "not_owner"
+    ALREADY_HANDLED = "already_handled"
+    UNKNOWN = "unknown"  # no such card (forged or purged)
+    REAL_DISABLED = "real_disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmResult:
+    outcome: Outcome
+    card: OrderCard | None = None
+    order_no: str | None = None
+    msg_cd: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrdersView:
+    mode: Mode
+    orders: tuple[OpenOrder, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    mode: Mode
+    balance: Balance
+    account: str

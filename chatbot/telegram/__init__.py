@@ -1,0 +1,1 @@
+"""The python-telegram-bot front end: one module per feature, all rules in ``chatbot.service``."""

@@ -1,0 +1,74 @@
+"""Who may talk to the bot, and where: the global gate (group -1) and leaving strangers' groups.
+
+The gate runs before every handler: users outside ``telegram.allowed_users`` (when set) get one
+polite refusal a minute and nothing else; in groups the bot answers commands and buttons with
+"private chats only" and does nothing more. Button presses are checked again by the service
+(owner of the card).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from telegram import Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.ext import ApplicationHandlerStop
+
+from chatbot.telegram.context import Context, lang, services
+from chatbot.telegram.i18n import t
+
+log = logging.getLogger(__name__)
+REFUSAL_INTERVAL = 60.0
+
+
+async def gate(update: Update, context: Context) -> None:
+    if update.my_chat_member is not None:
+        return  # membership changes go to on_membership
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or user.is_bot:
+        raise ApplicationHandlerStop
+    svc = services(context)
+    if svc.allowed_users and user.id not in svc.allowed_users:
+        log.info("update from a user outside allowed_users refused", extra={"user_id": user.id})
+        await _refuse(update, context, "not_allowed")
+        raise ApplicationHandlerStop
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        message = update.effective_message
+        if update.callback_query is not None or (message is not None and (message.text or "").startswith("/")):
+            await _refuse(update, context, "private_only")
+        raise ApplicationHandlerStop
+    await svc.users.touch(user.id, user.language_code)
+
+
+async def _refuse(update: Update, context: Context, key: str) -> None:
+    text = t(key, lang(update))
+    if update.callback_query is not None:  # every button press gets its answer
+        await update.callback_query.answer(text, show_alert=True)
+        return
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None:
+        return
+    last: dict[tuple[int, int], float] = context.application.bot_data.setdefault("refused_at", {})
+    now = time.monotonic()
+    if now - last.get((chat.id, user.id), -REFUSAL_INTERVAL) >= REFUSAL_INTERVAL:
+        last[(chat.id, user.id)] = now
+        await context.bot.send_message(chat.id, text)
+
+
+async def on_membership(update: Update, context: Context) -> None:
+    """Leave any group the bot is added to, unless an allowed user added it (it stays quiet there)."""
+    change = update.my_chat_member
+    if change is None or change.chat.type == ChatType.PRIVATE:
+        return
+    joined = change.new_chat_member.status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR)
+    if not joined:
+        return
+    svc = services(context)
+    adder = change.from_user
+    if svc.allowed_users and adder is not None and adder.id in svc.allowed_users:
+        return
+    log.info("added to a group by a stranger; leaving", extra={"chat_id": change.chat.id})
+    await context.bot.send_message(change.chat.id, t("private_only", lang(update)))
+    await context.bot.leave_chat(change.chat.id)

@@ -1,0 +1,116 @@
+"""Build the python-telegram-bot Application over the services, and run it."""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from telegram import BotCommand, Update
+from telegram.constants import ParseMode
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    Defaults,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from chatbot.config import TelegramSettings
+from chatbot.telegram import access, balance, callbacks, help, orders, price
+from chatbot.telegram.context import BotServices, Context, lang
+from chatbot.telegram.i18n import COMMAND_MENU, t
+from chatbot.telegram.pacing import ChatPacedRateLimiter
+
+log = logging.getLogger(__name__)
+
+
+def build_application(settings: TelegramSettings, services: BotServices, *, request: BaseRequest | None = None,
+                      per_chat_interval: float = 1.0) -> Application:  # type: ignore[type-arg]
+    builder = (ApplicationBuilder()
+               .token(settings.token or "0:console")
+               .base_url(settings.base_url)
+               .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=ZoneInfo("Asia/Seoul")))
+               .rate_limiter(ChatPacedRateLimiter(per_chat_interval, max_retries=2))
+               .post_init(on_startup))
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    app = builder.build()
+    app.bot_data["services"] = services
+    register(app)
+    return app
+
+
+def register(app: Application) -> None:  # type: ignore[type-arg]
+    app.add_handler(TypeHandler(Update, access.gate), group=-1)
+    app.add_handler(ChatMemberHandler(access.on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_handler(CommandHandler(["start", "help"], help.start))
+    app.add_handler(CommandHandler("price", price.price))
+    app.add_handler(CommandHandler("buy", orders.buy))
+    app.add_handler(CommandHandler("sell", orders.sell))
+    app.add_handler(CommandHandler("orders", orders.orders))
+    app.add_handler(CommandHandler("cancel", orders.cancel))
+    app.add_handler(CommandHandler("balance", balance.balance))
+    app.add_handler(CallbackQueryHandler(orders.card_button, pattern=f"^({callbacks.CONFIRM}|{callbacks.DISMISS}):"))
+    app.add_handler(CallbackQueryHandler(price.pick, pattern=f"^{callbacks.PICK_QUOTE}:"))
+    app.add_handler(CallbackQueryHandler(orders.pick_cancel, pattern=f"^{callbacks.PICK_CANCEL}:"))
+    app.add_handler(CallbackQueryHandler(unknown_button))
+    app.add_handler(MessageHandler(filters.COMMAND, help.unknown_command))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, help.plain_text))
+    app.add_error_handler(on_error)
+
+
+async def unknown_button(update: Update, context: Context) -> None:
+    """Forged or stale callback data: answer, change nothing."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(t("alert_unknown", lang(update)), show_alert=True)
+
+
+async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
+    """Register the command menu (Korean by default, English for English clients)."""
+    for language, commands in COMMAND_MENU.items():
+        menu = [BotCommand(name, description) for name, description in commands]
+        await app.bot.set_my_commands(menu, language_code=None if language == "ko" else language)
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log without dumping the update (it may carry secrets); tell the user nothing changed."""
+    error = context.error
+    if isinstance(error, Forbidden):
+        log.info("user blocked the bot", extra={"error": str(error)})
+        return
+    log.error("handler failed", exc_info=error, extra={
+        "update_id": update.update_id if isinstance(update, Update) else None})
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(t("internal_error", lang(update)), show_alert=True)
+        else:
+            await context.bot.send_message(update.effective_chat.id, t("internal_error", lang(update)))
+    except TelegramError:
+        pass
+
+
+async def start(app: Application, *, poll_timeout: int = 10, poll_interval: float = 0.0) -> None:  # type: ignore[type-arg]
+    """initialize → post_init → start → polling (what run_polling does, minus owning the loop)."""
+    await app.initialize()
+    if app.post_init is not None:
+        await app.post_init(app)
+    await app.start()
+    assert app.updater is not None
+    await app.updater.start_polling(poll_interval=poll_interval, timeout=poll_timeout,
+                                    allowed_updates=Update.ALL_TYPES)
+
+
+async def stop(app: Application) -> None:  # type: ignore[type-arg]
+    if app.updater is not None and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    await app.shutdown()

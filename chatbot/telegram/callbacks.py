@@ -1,0 +1,44 @@
+"""Callback data: a short prefix and an opaque value, at most 64 bytes, checked on both ends.
+
+Confirmation buttons carry only the random card token; everything the order needs lives in the
+database row it names. Selection buttons (a stock among candidates, an order to cancel) carry a
+code or an order number: pressing one only prepares a new card, checked against the presser's
+own account, so a forged value can do no more than a typed command.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CONFIRM = "oy"
+DISMISS = "on"
+PICK_QUOTE = "pq"
+PICK_CANCEL = "pc"
+_VALUE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+MAX_BYTES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    kind: str
+    value: str
+
+
+def pack(kind: str, value: str) -> str:
+    data = f"{kind}:{value}"
+    if not _VALUE.match(value) or len(data.encode()) > MAX_BYTES:
+        raise ValueError("callback value out of shape")
+    return data
+
+
+def unpack(data: str | None) -> Callback | None:
+    if not data or len(data.encode()) > MAX_BYTES:
+        return None
+    kind, sep, value = data.partition(":")
+    if not sep or kind not in (CONFIRM, DISMISS, PICK_QUOTE, PICK_CANCEL) or not _VALUE.match(value):
+        return None
+    return Callback(kind, value)
+
+
+PATTERN = re.compile(rf"^({CONFIRM}|{DISMISS}|{PICK_QUOTE}|{PICK_CANCEL}):")

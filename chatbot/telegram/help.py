@@ -1,0 +1,24 @@
+"""/start and /help: what the bot does, the trading mode, every command with an example."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from chatbot.telegram import render
+from chatbot.telegram.context import Context, lang, reply, services
+from chatbot.telegram.i18n import t
+
+
+async def start(update: Update, context: Context) -> None:
+    """Welcome text: mode badge and the command list."""
+    language = lang(update)
+    badge = render.badge(services(context).mode, language)
+    await reply(update, context, t("welcome", language, badge=badge, commands=t("commands", language)))
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    await reply(update, context, t("unknown_command", lang(update)))
+
+
+async def plain_text(update: Update, context: Context) -> None:
+    await reply(update, context, t("plain_text_hint", lang(update)))

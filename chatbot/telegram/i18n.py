@@ -1,0 +1,130 @@
+"""The bot's words, Korean first, English for users whose Telegram language is English.
+
+Templates are HTML (``parse_mode=HTML``); :func:`t` escapes every parameter.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "welcome": {
+        "ko": "<b>KIS 트레이딩 봇</b> {badge}\n한국투자증권 계좌로 시세 조회, 주문, 잔고 확인을 합니다. "
+              "주문은 항상 확인 버튼을 눌러야 전송됩니다.\n\n{commands}",
+        "en": "<b>KIS trading bot</b> {badge}\nQuotes, orders and balance on your Korea Investment & Securities "
+              "account. Every order waits for your Confirm press.\n\n{commands}",
+    },
+    "commands": {
+        "ko": "/price 삼성전자 — 현재가\n/buy 005930 10 71000 — 지정가 매수 (가격 생략 시 시장가)\n"
+              "/sell 005930 5 — 시장가 매도\n/orders — 미체결 주문\n/cancel 0000001234 — 주문 취소\n"
+              "/balance — 잔고\n/help — 도움말",
+        "en": "/price Samsung Electronics — current price\n/buy 005930 10 71000 — limit buy (no price: market)\n"
+              "/sell 005930 5 — market sell\n/orders — open orders\n/cancel 0000001234 — cancel an order\n"
+              "/balance — holdings and cash\n/help — this help",
+    },
+    "mode_PAPER": {"ko": "🧪 PAPER · 모의(시뮬레이터)", "en": "🧪 PAPER · simulator"},
+    "mode_VIRTUAL": {"ko": "🧪 VIRTUAL · 모의투자", "en": "🧪 VIRTUAL · KIS paper trading"},
+    "mode_REAL": {"ko": "🔴 REAL · 실전투자", "en": "🔴 REAL · real money"},
+    "usage_price": {"ko": "사용법: /price &lt;종목코드 또는 종목명&gt;\n예: /price 005930, /price 삼성전자",
+                    "en": "Usage: /price &lt;code or name&gt;\nExample: /price 005930, /price Samsung Electronics"},
+    "usage_buy": {"ko": "사용법: /buy &lt;종목&gt; &lt;수량&gt; [가격|시장가]\n예: /buy 005930 10 71000",
+                  "en": "Usage: /buy &lt;symbol&gt; &lt;qty&gt; [price|market]\nExample: /buy 005930 10 71000"},
+    "usage_sell": {"ko": "사용법: /sell &lt;종목&gt; &lt;수량&gt; [가격|시장가]\n예: /sell 005930 5",
+                   "en": "Usage: /sell &lt;symbol&gt; &lt;qty&gt; [price|market]\nExample: /sell 005930 5"},
+    "usage_cancel": {"ko": "사용법: /cancel [주문번호]", "en": "Usage: /cancel [order number]"},
+    "input_too_long": {"ko": "입력이 너무 깁니다.", "en": "That input is too long."},
+    "bad_quantity": {"ko": "수량은 1 이상의 정수여야 합니다 (입력: {value}).",
+                     "en": "Quantity must be a whole number of at least 1 (got: {value})."},
+    "bad_price": {"ko": "가격은 1원 이상의 정수이거나 '시장가'여야 합니다 (입력: {value}).",
+                  "en": "Price must be a whole number of won, or 'market' (got: {value})."},
+    "unknown_symbol": {"ko": "종목을 찾을 수 없습니다: {query}", "en": "No such stock: {query}"},
+    "ambiguous_symbol": {"ko": "'{query}'에 해당하는 종목이 여러 개입니다. 골라 주세요:",
+                         "en": "Several stocks match '{query}'. Pick one:"},
+    "off_tick": {"ko": "{price:,}원은 호가단위({tick:,}원)에 맞지 않습니다. {below:,}원 또는 {above:,}원으로 주문하세요.",
+                 "en": "{price:,} won is off the tick ({tick:,} won). Use {below:,} or {above:,}."},
+    "out_of_limits": {"ko": "{price:,}원은 오늘 가격제한폭({lower:,}~{upper:,}원) 밖입니다.",
+                      "en": "{price:,} won is outside today's price limits ({lower:,}–{upper:,})."},
+    "insufficient_holdings": {"ko": "{name} 매도 가능 수량은 {have:,}주입니다 ({want:,}주 요청).",
+                              "en": "You can sell {have:,} shares of {name} (asked for {want:,})."},
+    "insufficient_cash": {"ko": "주문 가능 금액이 부족합니다. 최대 {max_quantity:,}주까지 가능합니다 (주문가능현금 {cash:,}원).",
+                          "en": "Not enough cash: at most {max_quantity:,} shares (orderable cash {cash:,} won)."},
+    "not_registered": {"ko": "KIS 계정이 등록되지 않았습니다. /login 으로 등록하세요.",
+                       "en": "No KIS account registered yet. Use /login to register."},
+    "kis_unavailable": {"ko": "KIS 서버가 응답하지 않습니다. 잠시 후 다시 시도하세요. 아무것도 변경되지 않았습니다.",
+                        "en": "KIS is not answering right now. Try again shortly; nothing was changed."},
+    "kis_token_wait": {"ko": "KIS 접근토큰은 1분에 한 번만 발급됩니다. 1분 뒤 다시 시도하세요.",
+                       "en": "KIS issues one access token a minute. Try again in a minute."},
+    "real_disabled": {"ko": "실전 주문이 꺼져 있습니다 (운영자 설정 kis.allow_real_orders).",
+                      "en": "Real-money orders are switched off (operator setting kis.allow_real_orders)."},
+    "bad_order_no": {"ko": "주문번호는 숫자입니다 (입력: {value}).", "en": "An order number is digits (got: {value})."},
+    "no_such_open_order": {"ko": "취소할 수 있는 주문 {order_no}이(가) 없습니다. /orders 로 확인하세요.",
+                           "en": "No open order {order_no} to cancel. See /orders."},
+    "too_many_args": {"ko": "인자가 너무 많습니다.", "en": "Too many arguments."},
+    "private_only": {"ko": "보안을 위해 이 봇은 개인 대화에서만 사용할 수 있습니다.",
+                     "en": "For your security this bot works in private chats only."},
+    "not_allowed": {"ko": "죄송합니다. 이 봇은 등록된 사용자만 사용할 수 있습니다.",
+                    "en": "Sorry, this bot is limited to its registered users."},
+    "internal_error": {"ko": "요청을 처리하지 못했습니다. 아무것도 변경되지 않았습니다.",
+                       "en": "Something went wrong. Nothing was changed."},
+    "unknown_command": {"ko": "알 수 없는 명령입니다. /help 를 보세요.", "en": "Unknown command. See /help."},
+    "no_open_orders": {"ko": "미체결 주문이 없습니다.", "en": "No open orders."},
+    "open_orders_title": {"ko": "<b>미체결 주문</b> {badge}", "en": "<b>Open orders</b> {badge}"},
+    "pick_cancel": {"ko": "취소할 주문을 고르세요:", "en": "Pick the order to cancel:"},
+    "balance_title": {"ko": "<b>잔고</b> {badge} · 계좌 {account}", "en": "<b>Balance</b> {badge} · account {account}"},
+    "no_holdings": {"ko": "보유 종목이 없습니다.", "en": "No holdings."},
+    "buy": {"ko": "매수", "en": "BUY"},
+    "sell": {"ko": "매도", "en": "SELL"},
+    "market": {"ko": "시장가", "en": "market"},
+    "shares": {"ko": "주", "en": " sh"},
+    "confirm": {"ko": "✅ 확인", "en": "✅ Confirm"},
+    "dismiss": {"ko": "✖ 취소", "en": "✖ Cancel"},
+    "card_title_order": {"ko": "<b>주문 확인</b> {badge}", "en": "<b>Confirm order</b> {badge}"},
+    "card_title_cancel": {"ko": "<b>주문 취소 확인</b> {badge}", "en": "<b>Confirm cancellation</b> {badge}"},
+    "card_expiry": {"ko": "⏱ {until}까지 확인하세요. 그 뒤에는 무효입니다.",
+                    "en": "⏱ Confirm by {until}; after that this card is void."},
+    "outcome_placed": {"ko": "✅ <b>주문 접수</b> · 주문번호 <code>{order_no}</code>",
+                       "en": "✅ <b>Order accepted</b> · order no. <code>{order_no}</code>"},
+    "outcome_cancelled_order": {"ko": "✅ <b>취소 접수</b> · 주문번호 <code>{order_no}</code>",
+                                "en": "✅ <b>Cancellation accepted</b> · order no. <code>{order_no}</code>"},
+    "outcome_rejected": {"ko": "❌ <b>KIS가 거부했습니다</b>: {message} ({msg_cd})",
+                         "en": "❌ <b>KIS refused it</b>: {message} ({msg_cd})"},
+    "outcome_uncertain": {"ko": "⚠️ <b>결과 확인 불가</b>: KIS가 응답하지 않았고 오늘 주문 목록에서도 찾지 못했습니다. "
+                                "중복 주문을 막기 위해 다시 보내지 않았습니다. /orders 로 확인한 뒤 필요하면 다시 주문하세요.",
+                          "en": "⚠️ <b>Outcome unknown</b>: KIS did not answer and the order is not in today's list. "
+                                "It was not sent again, to avoid a double order. Check /orders before retrying."},
+    "outcome_failed": {"ko": "❌ <b>전송되지 않았습니다</b> ({message}). 잠시 후 다시 시도하세요.",
+                       "en": "❌ <b>Not sent</b> ({message}). Please try again shortly."},
+    "outcome_dismissed": {"ko": "✖ 취소했습니다. 아무것도 전송되지 않았습니다.",
+                          "en": "✖ Cancelled. Nothing was sent."},
+    "outcome_expired": {"ko": "⌛ 확인 시간이 지났습니다. 아무것도 전송되지 않았습니다. 다시 요청하세요.",
+                        "en": "⌛ This card expired. Nothing was sent; ask again for a fresh quote."},
+    "outcome_real_disabled": {"ko": "실전 주문이 꺼져 있어 전송하지 않았습니다.",
+                              "en": "Real-money orders are switched off; nothing was sent."},
+    "alert_not_owner": {"ko": "이 버튼은 요청한 사람만 누를 수 있습니다.",
+                        "en": "Only the person who asked can press this."},
+    "alert_already": {"ko": "이미 처리된 요청입니다.", "en": "This was already handled."},
+    "alert_unknown": {"ko": "알 수 없거나 만료된 버튼입니다.", "en": "Unknown or expired button."},
+    "alert_expired": {"ko": "확인 시간이 지났습니다.", "en": "This card expired."},
+    "alert_sending": {"ko": "전송 중…", "en": "Sending…"},
+    "plain_text_hint": {"ko": "명령은 /help 를 보세요.", "en": "See /help for commands."},
+}
+
+COMMAND_MENU = {
+    "ko": [("price", "현재가"), ("buy", "매수"), ("sell", "매도"), ("orders", "미체결 주문"), ("cancel", "주문 취소"),
+           ("balance", "잔고"), ("help", "도움말")],
+    "en": [("price", "Current price"), ("buy", "Buy"), ("sell", "Sell"), ("orders", "Open orders"),
+           ("cancel", "Cancel an order"), ("balance", "Balance"), ("help", "Help")],
+}
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, str):
+        return html.escape(value, quote=False)
+    return value
+
+
+def t(key: str, lang: str, /, **params: Any) -> str:
+    entry = MESSAGES[key]
+    template = entry.get(lang) or entry["ko"]
+    return template.format(**{k: _escape(v) for k, v in params.items()})

@@ -1,0 +1,34 @@
+"""/price <symbol>: name, code, price, change, volume, day range; candidate buttons when ambiguous."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from chatbot.service.errors import UserError
+from chatbot.telegram import callbacks, render
+from chatbot.telegram.context import Context, lang, reply, services, user_errors
+
+
+@user_errors
+async def price(update: Update, context: Context) -> None:
+    """Quote a stock given by code or name."""
+    args = context.args or []
+    if not args:
+        raise UserError("usage_price")
+    user = update.effective_user
+    assert user is not None
+    view = await services(context).trading.quote(user.id, " ".join(args))
+    await reply(update, context, render.quote(view, lang(update)))
+
+
+@user_errors
+async def pick(update: Update, context: Context) -> None:
+    """A candidate button: quote that stock in place of the candidate list."""
+    query = update.callback_query
+    assert query is not None and update.effective_user is not None
+    cb = callbacks.unpack(query.data)
+    await query.answer()
+    if cb is None:
+        return
+    view = await services(context).trading.quote(update.effective_user.id, cb.value)
+    await query.edit_message_text(render.quote(view, lang(update)))

@@ -1,0 +1,173 @@
+"""Service views as Telegram HTML and inline keyboards, laid out to read on a phone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from chatbot.kis.models import KST, OpenOrder, OrderSide
+from chatbot.service.errors import UserError
+from chatbot.service.views import BalanceView, ConfirmResult, Mode, OpenOrdersView, OrderCard, Outcome, QuoteView
+from chatbot.symbols import Symbol
+from chatbot.telegram import callbacks
+from chatbot.telegram.i18n import t
+
+SIGN_MARK = {"1": "⬆️", "2": "🔺", "3": "⏺", "4": "⬇️", "5": "🔻"}
+
+
+def badge(mode: Mode, lang: str) -> str:
+    return t(f"mode_{mode.value}", lang)
+
+
+def won(n: int) -> str:
+    return f"{n:,}"
+
+
+def signed(n: int | float) -> str:
+    return f"{n:+,}"
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def symbol_name(symbol: Symbol, lang: str) -> str:
+    return esc(symbol.display_name(lang))
+
+
+def error(err: UserError, lang: str) -> tuple[str, InlineKeyboardMarkup | None]:
+    text = t(err.key, lang, **{k: v for k, v in err.params.items() if k != "candidates"})
+    candidates = err.params.get("candidates")
+    if not candidates:
+        return text, None
+    rows = [[InlineKeyboardButton(f"{s.display_name(lang)} ({s.code})", callback_data=callbacks.pack(
+        callbacks.PICK_QUOTE, s.code))] for s in candidates]
+    return text, InlineKeyboardMarkup(rows)
+
+
+def quote(view: QuoteView, lang: str) -> str:
+    q, s = view.quote, view.symbol
+    rate = f"{q.change_rate:+.2f}%"
+    lines = [
+        f"<b>{symbol_name(s, lang)}</b> ({s.code}) · {esc(s.market or q.market_name)}",
+        f"<b>{won(q.price)}{'원' if lang == 'ko' else ' KRW'}</b> {SIGN_MARK.get(q.change_sign, '')} "
+        f"{signed(q.change)} ({rate})",
+        (f"거래량 {won(q.volume)}" if lang == "ko" else f"Volume {won(q.volume)}"),
+        (f"시가 {won(q.open)} · 고가 {won(q.high)} · 저가 {won(q.low)}" if lang == "ko"
+         else f"Open {won(q.open)} · High {won(q.high)} · Low {won(q.low)}"),
+        (f"상한 {won(q.upper_limit)} · 하한 {won(q.lower_limit)}" if lang == "ko"
+         else f"Limits {won(q.lower_limit)}–{won(q.upper_limit)}"),
+    ]
+    if q.halted:
+        lines.append("⛔ 거래정지" if lang == "ko" else "⛔ Trading halted")
+    return "\n".join(lines)
+
+
+def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
+    side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
+    price = t("market", lang) if c.price is None else won(c.price)
+    title = t("card_title_cancel" if c.action == "cancel" else "card_title_order", lang, badge=badge(c.mode, lang))
+    until = c.expires_at.astimezone(KST).strftime("%H:%M:%S")
+    if lang == "ko":
+        lines = [title, f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})",
+                 f"수량 {won(c.quantity)}주 · 가격 {price}" + (f" (현재가 {won(c.quoted_price)})" if c.price is None else "")]
+        if c.action == "cancel":
+            lines.append(f"취소할 주문 <code>{c.order_no}</code>")
+        else:
+            lines += [f"예상 금액 {won(c.amount)}원", f"예상 수수료 {won(c.commission)}원 · 세금 {won(c.tax)}원",
+                      f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{won(c.total)}원</b>"]
+    else:
+        lines = [title, f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})",
+                 f"Qty {won(c.quantity)} · price {price}" + (f" (now {won(c.quoted_price)})" if c.price is None else "")]
+        if c.action == "cancel":
+            lines.append(f"Order to cancel <code>{c.order_no}</code>")
+        else:
+            lines += [f"Estimated amount {won(c.amount)} KRW",
+                      f"Est. commission {won(c.commission)} · tax {won(c.tax)}",
+                      f"Estimated {'cost' if c.side is OrderSide.BUY else 'proceeds'} <b>{won(c.total)} KRW</b>"]
+    if c.mode is Mode.REAL:
+        lines.insert(1, "‼️ <b>REAL MONEY · 실전 계좌</b>")
+    lines.append(t("card_expiry", lang, until=until))
+    keyboard = InlineKeyboardMarkup([[
+        InlineKeyboardButton(t("confirm", lang), callback_data=callbacks.pack(callbacks.CONFIRM, c.token)),
+        InlineKeyboardButton(t("dismiss", lang), callback_data=callbacks.pack(callbacks.DISMISS, c.token)),
+    ]])
+    return "\n".join(lines), keyboard
+
+
+def card_summary(c: OrderCard, lang: str) -> str:
+    side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
+    price = t("market", lang) if c.price is None else won(c.price)
+    qty = f"{won(c.quantity)}{t('shares', lang)}"
+    return f"{badge(c.mode, lang)}\n{side} {symbol_name(c.symbol, lang)} ({c.symbol.code}) · {qty} · {price}"
+
+
+def outcome(result: ConfirmResult, lang: str) -> str:
+    key = f"outcome_{result.outcome.value}"
+    head = t(key, lang, order_no=result.order_no or "", message=result.message or "-", msg_cd=result.msg_cd or "-")
+    return f"{head}\n\n{card_summary(result.card, lang)}" if result.card else head
+
+
+ALERT_KEYS = {Outcome.NOT_OWNER: "alert_not_owner", Outcome.ALREADY_HANDLED: "alert_already",
+              Outcome.UNKNOWN: "alert_unknown", Outcome.EXPIRED: "alert_expired"}
+
+
+def open_orders(view: OpenOrdersView, lang: str, *, for_cancel: bool = False
+                ) -> tuple[str, InlineKeyboardMarkup | None]:
+    if not view.orders:
+        return t("no_open_orders", lang), None
+    lines = [t("open_orders_title", lang, badge=badge(view.mode, lang))]
+    for o in view.orders:
+        lines.append(_order_line(o, lang))
+    if not for_cancel:
+        return "\n".join(lines), None
+    lines.append(t("pick_cancel", lang))
+    rows = [[InlineKeyboardButton(f"{o.order_no} · {o.name} {won(o.cancellable_quantity)}",
+                                  callback_data=callbacks.pack(callbacks.PICK_CANCEL, o.order_no))]
+            for o in view.orders[:20]]
+    return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+def _order_line(o: OpenOrder, lang: str) -> str:
+    side = t("buy" if o.side is OrderSide.BUY else "sell", lang)
+    price = won(o.price) if o.price else t("market", lang)
+    when = f"{o.time[:2]}:{o.time[2:4]}:{o.time[4:]}" if len(o.time) == 6 else o.time
+    filled = f" · {'체결' if lang == 'ko' else 'filled'} {won(o.filled_quantity)}" if o.filled_quantity else ""
+    return (f"<code>{o.order_no}</code> {when}\n  {side} {esc(o.name)} {won(o.quantity)}"
+            f"{t('shares', lang)} @ {price}{filled} · {'잔량' if lang == 'ko' else 'open'} {won(o.cancellable_quantity)}")
+
+
+def balance(view: BalanceView, account: str, lang: str) -> str:
+    b = view.balance
+    lines = [t("balance_title", lang, badge=badge(view.mode, lang), account=_mask_account(account))]
+    if not b.holdings:
+        lines.append(t("no_holdings", lang))
+    for h in b.holdings:
+        mark = "🔺" if h.profit_loss > 0 else "🔻" if h.profit_loss < 0 else "⏺"
+        avg = f"{h.average_price:,.0f}"
+        if lang == "ko":
+            lines.append(f"\n<b>{esc(h.name)}</b> {h.code}\n  {won(h.quantity)}주 · 평균 {avg} · 현재 {won(h.current_price)}"
+                         f"\n  평가 {won(h.evaluation)} · 손익 {mark} {signed(h.profit_loss)} ({h.profit_loss_rate:+.2f}%)")
+        else:
+            lines.append(f"\n<b>{esc(h.name)}</b> {h.code}\n  {won(h.quantity)} sh · avg {avg} · now {won(h.current_price)}"
+                         f"\n  value {won(h.evaluation)} · P/L {mark} {signed(h.profit_loss)} ({h.profit_loss_rate:+.2f}%)")
+    total_rate = (b.profit_loss_total / b.purchase_total * 100) if b.purchase_total else 0.0
+    if lang == "ko":
+        lines += ["", f"예수금 {won(b.cash)}원", f"주식 평가 {won(b.securities_evaluation)}원",
+                  f"총 평가 <b>{won(b.total_evaluation)}원</b>",
+                  f"평가손익 {signed(b.profit_loss_total)}원 ({total_rate:+.2f}%)"]
+    else:
+        lines += ["", f"Cash {won(b.cash)} KRW", f"Stocks {won(b.securities_evaluation)} KRW",
+                  f"Total <b>{won(b.total_evaluation)} KRW</b>",
+                  f"P/L {signed(b.profit_loss_total)} KRW ({total_rate:+.2f}%)"]
+    return "\n".join(lines)
+
+
+def _mask_account(account: str) -> str:
+    return f"{account[:2]}******{account[-3:]}" if len(account) >= 8 else account
+
+
+def now_kst() -> dt.datetime:
+    return dt.datetime.now(KST)
