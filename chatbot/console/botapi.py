@@ -265,6 +265,10 @@ class BotApiEmulator:
     async def _m_logOut(self, p: dict[str, Any]) -> bool:
         return True
 
+    def release_pollers(self) -> None:
+        """Let a pending long poll return at once (the bot is shutting down)."""
+        self._event().set()
+
     # -- helpers ----------------------------------------------------------------------------------------
     def _event(self) -> asyncio.Event:
         if self._new_update is None:

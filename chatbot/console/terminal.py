@@ -99,4 +99,7 @@ async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko
             if chat.submit(line):
                 await chat.settle()
     finally:
-        await tg.stop(application)
+        stopping = asyncio.create_task(tg.stop(application))
+        await asyncio.sleep(0)
+        emulator.release_pollers()
+        await stopping

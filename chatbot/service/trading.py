@@ -64,8 +64,10 @@ def parse_quantity(text: str) -> int:
     if not _INT.match(text):
         raise UserError("bad_quantity", value=text)
     qty = int(text.replace(",", ""))
-    if not 0 < qty <= MAX_QUANTITY:
+    if qty <= 0:
         raise UserError("bad_quantity", value=text)
+    if qty > MAX_QUANTITY:
+        raise UserError("quantity_too_large", maximum=MAX_QUANTITY)
     return qty
 
 

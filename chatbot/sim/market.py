@@ -74,6 +74,7 @@ class SymbolState:
     last_time: str = "090000"
     prev_volume: int = 0
     listed_shares: int = 0
+    steps: int = 0  # trades drawn so far; with (seed, code) it fixes where a restored path continues
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     @property
@@ -128,6 +129,7 @@ class Market:
         """Advance one symbol by one trade and notify listeners."""
         s = self.symbols[code]
         rng = s.rng
+        s.steps += 1
         ret = rng.gauss(0.0, STEP_VOLATILITY)
         target = s.price * math.exp(ret)
         tick = p.tick_size(int(target))
@@ -277,8 +279,7 @@ class Market:
             "symbols": {
                 code: {
                     "base": s.base, "price": s.price, "open": s.open, "high": s.high, "low": s.low,
-                    "volume": s.volume, "value": s.value, "prev_volume": s.prev_volume,
-                    "rng": _rng_state(s.rng),
+                    "volume": s.volume, "value": s.value, "prev_volume": s.prev_volume, "steps": s.steps,
                 }
                 for code, s in self.symbols.items()
             },
@@ -298,7 +299,10 @@ class Market:
                 continue
             s.base, s.price, s.open, s.high, s.low = d["base"], d["price"], d["open"], d["high"], d["low"]
             s.volume, s.value, s.prev_volume = d["volume"], d["value"], d["prev_volume"]
-            s.rng.setstate(_rng_unstate(d["rng"]))
+            s.steps = d.get("steps", 0)
+            # A restored path continues deterministically from (seed, code, steps), not from the
+            # generator's internal state (which would be 5 KB a symbol in every snapshot).
+            s.rng = random.Random(f"{self.seed}:{code}:{s.steps}")
         self._live_bars = {
             code: [DailyBar(dt.date.fromisoformat(r[0]), *r[1:]) for r in rows]
             for code, rows in data.get("live_bars", {}).items()
@@ -307,12 +311,3 @@ class Market:
 
 def _snap(value: float) -> int:
     return max(1, p.round_down_to_tick(max(1, int(value))))
-
-
-def _rng_state(rng: random.Random) -> list[Any]:
-    version, internal, gauss = rng.getstate()
-    return [version, list(internal), gauss]
-
-
-def _rng_unstate(data: list[Any]) -> tuple[Any, ...]:
-    return (data[0], tuple(data[1]), data[2])

@@ -154,7 +154,7 @@ class KisSimulator:
                 self.auth.changed = False
                 docs["auth"] = self.auth.snapshot()
             mono = time.monotonic()
-            if docs or force_market or mono - self._last_market_save > MARKET_SAVE_INTERVAL:
+            if force_market or mono - self._last_market_save > MARKET_SAVE_INTERVAL:
                 docs["market"] = self.market.snapshot()
                 self._last_market_save = mono
             if docs:

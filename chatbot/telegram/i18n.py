@@ -36,6 +36,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "input_too_long": {"ko": "입력이 너무 깁니다.", "en": "That input is too long."},
     "bad_quantity": {"ko": "수량은 1 이상의 정수여야 합니다 (입력: {value}).",
                      "en": "Quantity must be a whole number of at least 1 (got: {value})."},
+    "quantity_too_large": {"ko": "한 번에 주문할 수 있는 수량은 최대 {maximum:,}주입니다.",
+                           "en": "At most {maximum:,} shares per order."},
     "bad_price": {"ko": "가격은 1원 이상의 정수이거나 '시장가'여야 합니다 (입력: {value}).",
                   "en": "Price must be a whole number of won, or 'market' (got: {value})."},
     "unknown_symbol": {"ko": "종목을 찾을 수 없습니다: {query}", "en": "No such stock: {query}"},

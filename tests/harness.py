@@ -1,0 +1,113 @@
+"""Drive the real python-telegram-bot Application, through the fake Bot API, against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from telegram import Update
+
+from chatbot.config import DatabaseSettings, Settings, SimulatorSettings, TelegramSettings
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.runtime import Runtime
+from chatbot.sim.server import KisSimulator, SimulatorOptions
+from chatbot.telegram import app as tg
+from chatbot.telegram.context import BotServices
+from tests.fake_telegram import FakeTelegram
+
+TOKEN = "123456789:TEST-TOKEN-abcdefghijklmnopqrstuvwxyz0"
+
+
+class BotHarness:
+    def __init__(self, db_url: str, *, allowed_users: tuple[int, ...] = (), per_chat_interval: float = 0.0,
+                 ttl: int = 60) -> None:
+        self.settings = Settings(
+            telegram=TelegramSettings(token=TOKEN, allowed_users=allowed_users, confirmation_ttl_seconds=ttl),
+            database=DatabaseSettings(url=db_url), simulator=SimulatorSettings(tick_interval_seconds=0))
+        self.per_chat_interval = per_chat_interval
+        self.telegram = FakeTelegram(TOKEN)
+        self.runtime: Runtime | None = None
+        self.app: Any = None
+        self._done: set[int] = set()
+        self._done_event = asyncio.Event()
+
+    @property
+    def api(self) -> BotApiEmulator:
+        return self.telegram.emulator
+
+    @property
+    def sim(self) -> KisSimulator:
+        assert self.runtime is not None and self.runtime.sim is not None
+        return self.runtime.sim
+
+    async def start(self) -> None:
+        await self.telegram.start()
+        self.settings = dataclasses.replace(self.settings, telegram=dataclasses.replace(
+            self.settings.telegram, base_url=self.telegram.base_url))
+        await self._start_bot()
+
+    async def _start_bot(self) -> None:
+        self.runtime = await Runtime.start(self.settings, SimulatorOptions(tick_interval=0,
+                                                                           enforce_token_issue_interval=True))
+        services = BotServices(self.runtime.trading, self.runtime.users, self.runtime.mode,
+                               frozenset(self.settings.telegram.allowed_users))
+        self.app = tg.build_application(self.settings.telegram, services, per_chat_interval=self.per_chat_interval)
+        original = self.app.process_update
+
+        async def process_update(update: object) -> None:
+            try:
+                await original(update)
+            finally:
+                if isinstance(update, Update):
+                    self._done.add(update.update_id)
+                    self._done_event.set()
+
+        self.app.process_update = process_update
+        await tg.start(self.app, poll_timeout=1)
+
+    async def restart(self) -> None:
+        """Stop the bot (and its embedded simulator) and start it again on the same database."""
+        await self._stop_bot()
+        await self._start_bot()
+
+    async def _stop_bot(self) -> None:
+        if self.app is not None:
+            stopping = asyncio.create_task(tg.stop(self.app))
+            await asyncio.sleep(0)
+            self.api.release_pollers()
+            await stopping
+        if self.runtime is not None:
+            await self.runtime.aclose()
+
+    async def stop(self) -> None:
+        await self._stop_bot()
+        await self.telegram.stop()
+
+    async def _wait(self, update_id: int, timeout: float = 30.0) -> None:
+        async def done() -> None:
+            while update_id not in self._done:
+                self._done_event.clear()
+                await self._done_event.wait()
+
+        await asyncio.wait_for(done(), timeout)
+
+    async def say(self, user: dict[str, Any], text: str, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """The user types ``text``; returns the bot messages sent to that chat while handling it."""
+        chat = user["id"] if chat_id is None else chat_id
+        before = {m["message_id"] for m in self.api.bot_messages(chat)}
+        update = self.api.send_text(user, text, chat_id)
+        await self._wait(update["update_id"])
+        return [m for m in self.api.bot_messages(chat) if m["message_id"] not in before]
+
+    async def press(self, user: dict[str, Any], message: dict[str, Any], data: str) -> dict[str, Any]:
+        """The user presses a button; returns the callback answer (text, show_alert)."""
+        query_id = self.api.press(user, message, data)
+        await self._wait(self.api.updates[-1]["update_id"] if self.api.updates else 0)
+        return self.api.callback_answers.get(query_id, {})
+
+    async def press_button(self, user: dict[str, Any], message: dict[str, Any], index: int) -> dict[str, Any]:
+        return await self.press(user, message, BotApiEmulator.buttons(message)[index][1])
+
+    def current(self, message: dict[str, Any]) -> dict[str, Any]:
+        return self.api.messages[(message["chat"]["id"], message["message_id"])]
