@@ -45,7 +45,10 @@ async def reply(update: Update, context: Context, text: str, keyboard: InlineKey
 
 
 def user_errors(handler: Handler) -> Handler:
-    """Reply to a :class:`UserError` with its message (and candidate buttons); answer any callback."""
+    """Reply to a :class:`UserError` with its message (and candidate buttons); answer any callback.
+
+    Handlers wrapped by this answer their callback query only after the work that may raise, so a
+    query is never answered twice."""
 
     @functools.wraps(handler)
     async def wrapper(update: Update, context: Context) -> Any:

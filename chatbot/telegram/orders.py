@@ -106,9 +106,9 @@ async def pick_cancel(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
     cb = callbacks.unpack(query.data)
-    await query.answer()
     if cb is not None:
-        await _cancel_card(update, context, cb.value)
+        await _cancel_card(update, context, cb.value)  # a UserError is answered by @user_errors
+    await query.answer()
 
 
 async def card_button(update: Update, context: Context) -> None:

@@ -27,8 +27,9 @@ async def pick(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None and update.effective_user is not None
     cb = callbacks.unpack(query.data)
-    await query.answer()
     if cb is None:
+        await query.answer()
         return
-    view = await services(context).trading.quote(update.effective_user.id, cb.value)
+    view = await services(context).trading.quote(update.effective_user.id, cb.value)  # errors: @user_errors
+    await query.answer()
     await query.edit_message_text(render.quote(view, lang(update)))
