@@ -101,7 +101,10 @@ def card_summary(c: OrderCard, lang: str) -> str:
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
     price = t("market", lang) if c.price is None else won(c.price)
     qty = f"{won(c.quantity)}{t('shares', lang)}"
-    return f"{badge(c.mode, lang)}\n{side} {symbol_name(c.symbol, lang)} ({c.symbol.code}) · {qty} · {price}"
+    line = f"{side} {symbol_name(c.symbol, lang)} ({c.symbol.code}) · {qty} · {price}"
+    if c.action == "cancel":
+        line = f"{'취소 대상' if lang == 'ko' else 'Cancelling'} <code>{c.order_no}</code>: {line}"
+    return f"{badge(c.mode, lang)}\n{line}"
 
 
 def outcome(result: ConfirmResult, lang: str) -> str:
