@@ -1,0 +1,73 @@
+"""The entry points as an operator runs them: real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from chatbot.console.botapi import BotApiEmulator
+from tests.fake_telegram import FakeTelegram
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "123456789:CLI-TOKEN-abcdefghijklmnopqrstuvwxyz012"
+
+
+async def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError
+        await asyncio.sleep(0.05)
+
+
+async def test_run_polls_the_bot_api_and_stops_on_sigterm(tmp_path: Path) -> None:
+    fake = FakeTelegram(TOKEN)
+    await fake.start()
+    env = {**os.environ, "KISBOT_TELEGRAM_TOKEN": TOKEN, "KISBOT_TELEGRAM_BASE_URL": fake.base_url,
+           "KISBOT_DATABASE_URL": f"sqlite:///{tmp_path}/run.sqlite3", "KISBOT_LOGGING_LEVEL": "DEBUG"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "run", cwd=ROOT, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        user = BotApiEmulator.user(31, "en")
+        fake.emulator.send_text(user, "/price 005930")
+        await _wait_for(lambda: bool(fake.emulator.bot_messages(31)))
+        (reply,) = fake.emulator.bot_messages(31)
+        assert "Samsung Electronics" in reply["text"]
+        assert fake.emulator.commands  # the menu was registered at start-up
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        await fake.stop()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    logs = err.decode() + out.decode()
+    assert TOKEN not in logs and TOKEN.split(":")[1] not in logs  # the bot token never reaches a log
+
+
+async def test_run_without_token_says_how(tmp_path: Path) -> None:
+    env = {**os.environ, "KISBOT_TELEGRAM_TOKEN": "", "KISBOT_DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "run", cwd=ROOT, env=env,
+                                                stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2 and b"telegram.token" in err and b"chatbot console" in err
+
+
+async def test_console_runs_a_piped_session(tmp_path: Path) -> None:
+    env = {**os.environ, "KISBOT_DATABASE_URL": f"sqlite:///{tmp_path}/c.sqlite3", "KISBOT_LOGGING_LEVEL": "WARNING"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "console", "--lang", "en", cwd=ROOT,
+                                                env=env, stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(b"/buy 005930 2\n1\n/balance\n"), 60)
+    text = out.decode()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "[1] ✅ Confirm" in text and "Order accepted" in text and "2 sh" in text
+
+
+async def test_bad_config_fails_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "KISBOT_KIS_ENVIRONMENT": "paper"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "console", cwd=ROOT, env=env,
+                                                stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2 and err.decode().strip().count("\n") == 0 and "KISBOT_KIS_ENVIRONMENT" in err.decode()
