@@ -189,11 +189,7 @@ class KisRestClient:
     async def _issue_token(self) -> CachedToken:
         body = {"grant_type": "client_credentials", "appkey": self.credentials.app_key,
                 "appsecret": self.credentials.app_secret}
-        async with self.pacer.slot():
-            try:
-                resp = await self._http.post(p.PATH_TOKEN, json=body)
-            except httpx.HTTPError as exc:
-                raise KisTransportError(f"token request failed: {type(exc).__name__}") from None
+        resp = await self._request("POST", p.PATH_TOKEN, content=_body_bytes(body))
         data = _json(resp)
         if resp.status_code == 403 and data.get("error_code") == p.EGW_TOKEN_TOO_OFTEN:
             raise KisTokenIssueThrottled("KIS allows one token a minute", msg_cd=p.EGW_TOKEN_TOO_OFTEN,
@@ -211,11 +207,7 @@ class KisRestClient:
         """A WebSocket approval key (``/oauth2/Approval``; the secret goes as ``secretkey``)."""
         body = {"grant_type": "client_credentials", "appkey": self.credentials.app_key,
                 "secretkey": self.credentials.app_secret}
-        async with self.pacer.slot():
-            try:
-                resp = await self._http.post(p.PATH_APPROVAL, json=body)
-            except httpx.HTTPError as exc:
-                raise KisTransportError(f"approval request failed: {type(exc).__name__}") from None
+        resp = await self._request("POST", p.PATH_APPROVAL, content=_body_bytes(body))
         data = _json(resp)
         key = data.get("approval_key")
         if resp.status_code != 200 or not isinstance(key, str):
@@ -256,26 +248,29 @@ class KisRestClient:
                     raise
                 await asyncio.sleep(0.2 * attempt)
 
-    async def _send(self, method: str, path: str, tr_id: str, headers: dict[str, str],
-                    params: dict[str, str] | None, body: dict[str, str] | None, order: bool) -> RawReply:
-        timeout = self.order_timeout if order else self.timeout
+    async def _request(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                       headers: dict[str, str] | None = None, content: bytes | None = None,
+                       timeout: float | None = None, tr_id: str = "") -> httpx.Response:
+        """One paced HTTP exchange. A failure says whether the request may have reached KIS."""
+        if content is not None:
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         async with self.pacer.slot():
             self.calls += 1
             try:
-                if method == "GET":
-                    resp = await self._http.get(path, params=params, headers=headers, timeout=timeout)
-                else:
-                    resp = await self._http.post(path, content=_body_bytes(body or {}),
-                                                 headers={**headers, "Content-Type": "application/json"},
-                                                 timeout=timeout)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                err = KisTransportError(f"could not reach KIS: {type(exc).__name__}", tr_id=tr_id)
-                err.maybe_sent = False
-                raise err from None
+                return await self._http.request(method, path, params=params, headers=headers, content=content,
+                                                 timeout=timeout if timeout is not None else self.timeout)
             except httpx.HTTPError as exc:
-                err = KisTransportError(f"no reply from KIS: {type(exc).__name__}", tr_id=tr_id)
-                err.maybe_sent = True
+                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+                err = KisTransportError(f"{'could not reach' if never_sent else 'no reply from'} KIS: "
+                                        f"{type(exc).__name__}", tr_id=tr_id)
+                err.maybe_sent = not never_sent
                 raise err from None
+
+    async def _send(self, method: str, path: str, tr_id: str, headers: dict[str, str],
+                    params: dict[str, str] | None, body: dict[str, str] | None, order: bool) -> RawReply:
+        resp = await self._request(method, path, params=params, headers=headers, tr_id=tr_id,
+                                   content=None if method == "GET" else _body_bytes(body or {}),
+                                   timeout=self.order_timeout if order else self.timeout)
         data = _json(resp)
         if resp.status_code != 200:
             gateway = _gateway_error(resp.status_code, data, tr_id)
@@ -304,18 +299,11 @@ class KisRestClient:
 
     async def _hashkey(self, body: dict[str, str]) -> str:
         headers = {"appkey": self.credentials.app_key, "appsecret": self.credentials.app_secret}
-        async with self.pacer.slot():
-            try:
-                resp = await self._http.post(p.PATH_HASHKEY, content=_body_bytes(body),
-                                             headers={**headers, "Content-Type": "application/json"})
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                err = KisTransportError(f"could not reach KIS: {type(exc).__name__}")
-                err.maybe_sent = False
-                raise err from None
-            except httpx.HTTPError as exc:  # a hashkey call places nothing: safe to report as not sent
-                err = KisTransportError(f"hashkey call failed: {type(exc).__name__}")
-                err.maybe_sent = False
-                raise err from None
+        try:
+            resp = await self._request("POST", p.PATH_HASHKEY, content=_body_bytes(body), headers=headers)
+        except KisTransportError as exc:
+            exc.maybe_sent = False  # a hashkey call places nothing
+            raise
         data = _json(resp)
         digest = data.get("HASH")
         if resp.status_code != 200 or not isinstance(digest, str):
