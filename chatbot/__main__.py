@@ -44,10 +44,11 @@ async def _run_sim(settings: Settings, args: argparse.Namespace) -> None:
     port = args.port if args.port is not None else s.port
     virtual_port = args.virtual_port if args.virtual_port is not None else (port + 1 if port else 0)
     sim = KisSimulator(options)
-    await sim.start(args.host or s.host, port, virtual_port)
+    # WebSocket ports follow KIS's layout: REST port + 2 (real) and + 3 (paper) when a port is given.
+    await sim.start(args.host or s.host, port, virtual_port, port + 2 if port else 0, port + 3 if port else 0)
     print(f"KIS simulator (seed {options.seed}), Ctrl-C to stop", flush=True)
-    print(f"  real-like  REST {sim.rest_url('real')}", flush=True)
-    print(f"  paper-like REST {sim.rest_url('virtual')}", flush=True)
+    print(f"  real-like  REST {sim.rest_url('real')}   WebSocket {sim.ws_url('real')}/tryitout", flush=True)
+    print(f"  paper-like REST {sim.rest_url('virtual')}   WebSocket {sim.ws_url('virtual')}/tryitout", flush=True)
     try:
         await _stop_event().wait()
     finally:

@@ -309,3 +309,75 @@ UNVERIFIED_CHOICES: Final[dict[str, str]] = {
     "real tick-size error msg_cd": "APBK1680 (msg1 주식주문호가단위 오류입니다.)",
     "psbl-rvsecncl on the paper host": "served (our bot lists open orders on paper through daily-ccld)",
 }
+
+
+# --- realtime WebSocket (§5) -------------------------------------------------------------------
+WS_TRADE = "H0STCNT0"  # KRX trade price
+WS_ORDERBOOK = "H0STASP0"  # KRX order book
+WS_NOTICE: Final[dict[Flavour, str]] = {"real": "H0STCNI0", "virtual": "H0STCNI9"}
+WS_NOTICE_TRS: Final = frozenset({"H0STCNI0", "H0STCNI9"})
+WS_OVERSEAS_NOTICE_TRS: Final = frozenset({"H0GSCNI0", "H0GSCNI9"})  # python-kis subscribes these too
+WS_PINGPONG: Final = "PINGPONG"
+WS_SUBSCRIBE: Final = "1"
+WS_UNSUBSCRIBE: Final = "2"
+
+# H0STCNT0: 46 fields per record, in order (§5.6).
+TRADE_FIELDS: Final = (
+    "MKSC_SHRN_ISCD STCK_CNTG_HOUR STCK_PRPR PRDY_VRSS_SIGN PRDY_VRSS PRDY_CTRT WGHN_AVRG_STCK_PRC STCK_OPRC "
+    "STCK_HGPR STCK_LWPR ASKP1 BIDP1 CNTG_VOL ACML_VOL ACML_TR_PBMN SELN_CNTG_CSNU SHNU_CNTG_CSNU NTBY_CNTG_CSNU CTTR "
+    "SELN_CNTG_SMTN SHNU_CNTG_SMTN CCLD_DVSN SHNU_RATE PRDY_VOL_VRSS_ACML_VOL_RATE OPRC_HOUR OPRC_VRSS_PRPR_SIGN "
+    "OPRC_VRSS_PRPR HGPR_HOUR HGPR_VRSS_PRPR_SIGN HGPR_VRSS_PRPR LWPR_HOUR LWPR_VRSS_PRPR_SIGN LWPR_VRSS_PRPR "
+    "BSOP_DATE NEW_MKOP_CLS_CODE TRHT_YN ASKP_RSQN1 BIDP_RSQN1 TOTAL_ASKP_RSQN TOTAL_BIDP_RSQN VOL_TNRT "
+    "PRDY_SMNS_HOUR_ACML_VOL PRDY_SMNS_HOUR_ACML_VOL_RATE HOUR_CLS_CODE MRKT_TRTM_CLS_CODE VI_STND_PRC"
+).split()
+
+# H0STASP0: 59 fields (§5.7).
+ORDERBOOK_FIELDS: Final = (
+    ["MKSC_SHRN_ISCD", "BSOP_HOUR", "HOUR_CLS_CODE"]
+    + [f"ASKP{i}" for i in range(1, 11)] + [f"BIDP{i}" for i in range(1, 11)]
+    + [f"ASKP_RSQN{i}" for i in range(1, 11)] + [f"BIDP_RSQN{i}" for i in range(1, 11)]
+    + "TOTAL_ASKP_RSQN TOTAL_BIDP_RSQN OVTM_TOTAL_ASKP_RSQN OVTM_TOTAL_BIDP_RSQN ANTC_CNPR ANTC_CNQN ANTC_VOL "
+      "ANTC_CNTG_VRSS ANTC_CNTG_VRSS_SIGN ANTC_CNTG_PRDY_CTRT ACML_VOL TOTAL_ASKP_RSQN_ICDC TOTAL_BIDP_RSQN_ICDC "
+      "OVTM_TOTAL_ASKP_ICDC OVTM_TOTAL_BIDP_ICDC STCK_DEAL_CLS_CODE".split()
+)
+
+# H0STCNI0 / H0STCNI9: the current 26-field layout (§5.8), and the pre-NXT 23-field one that
+# python-kis 2.1.6 and mojito still parse.
+NOTICE_FIELDS: Final = (
+    "CUST_ID ACNT_NO ODER_NO OODER_NO SELN_BYOV_CLS RCTF_CLS ODER_KIND ODER_COND STCK_SHRN_ISCD CNTG_QTY CNTG_UNPR "
+    "STCK_CNTG_HOUR RFUS_YN CNTG_YN ACPT_YN BRNC_NO ODER_QTY ACNT_NAME ORD_COND_PRC ORD_EXG_GB POPUP_YN FILLER "
+    "CRDT_CLS CRDT_LOAN_DATE CNTG_ISNM40 ODER_PRC"
+).split()
+NOTICE_FIELDS_LEGACY: Final = (
+    "CUST_ID ACNT_NO ODER_NO OODER_NO SELN_BYOV_CLS RCTF_CLS ODER_KIND ODER_COND STCK_SHRN_ISCD CNTG_QTY CNTG_UNPR "
+    "STCK_CNTG_HOUR RFUS_YN CNTG_YN ACPT_YN BRNC_NO ODER_QTY ACNT_NAME CNTG_ISNM CRDT_CLS CRDT_LOAN_DATE CNTG_ISNM40 "
+    "ODER_PRC"
+).split()
+assert len(TRADE_FIELDS) == 46 and len(ORDERBOOK_FIELDS) == 59
+assert len(NOTICE_FIELDS) == 26 and len(NOTICE_FIELDS_LEGACY) == 23
+
+
+# Execution notices are AES-256-CBC, key and iv being the UTF-8 bytes of the strings in the
+# subscribe ack, PKCS#7 padding, base64 text (§5.4).
+def notice_encrypt(plaintext: str, key: str, iv: str) -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    padder = padding.PKCS7(128).padder()
+    data = padder.update(plaintext.encode("utf-8")) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key.encode("utf-8")), modes.CBC(iv.encode("utf-8"))).encryptor()
+    return base64.b64encode(encryptor.update(data) + encryptor.finalize()).decode("ascii")
+
+
+def notice_decrypt(payload: str, key: str, iv: str) -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    decryptor = Cipher(algorithms.AES(key.encode("utf-8")), modes.CBC(iv.encode("utf-8"))).decryptor()
+    data = decryptor.update(base64.b64decode(payload)) + decryptor.finalize()
+    unpadder = padding.PKCS7(128).unpadder()
+    return (unpadder.update(data) + unpadder.finalize()).decode("utf-8")

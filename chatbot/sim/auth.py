@@ -150,6 +150,9 @@ class AuthRegistry:
             return True
         return bound == account_id
 
+    def app_keys_of(self, account_id: str) -> frozenset[str]:
+        return frozenset(key for key, account in self._accounts.items() if account == account_id)
+
     # -- persistence -------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()

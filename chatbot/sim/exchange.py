@@ -131,9 +131,14 @@ class PaperAccount:
 
 
 @dataclass(frozen=True, slots=True)
-class Fill:
-    """A fill of a paper order: what execution notices (WebSocket) are made from."""
+class OrderEvent:
+    """Something that happened to a paper order: what execution notices (WebSocket) are made from.
 
+    ``kind`` is ``accepted``, ``cancelled``, ``revised`` or ``filled``; for fills ``quantity`` and
+    ``price`` are the fill's, otherwise the order's.
+    """
+
+    kind: str
     account_id: str
     order: SimOrder
     quantity: int
@@ -164,11 +169,16 @@ class Exchange:
         self.next_order_no = 1000
         self.dirty: set[str] = set()
         self._resting: dict[str, list[SimOrder]] = {}  # code -> open limit orders
-        self._fill_listeners: list[Callable[[Fill], None]] = []
+        self._order_listeners: list[Callable[[OrderEvent], None]] = []
         market.add_listener(self._on_trade)
 
-    def add_fill_listener(self, callback: Callable[[Fill], None]) -> None:
-        self._fill_listeners.append(callback)
+    def add_order_listener(self, callback: Callable[[OrderEvent], None]) -> None:
+        self._order_listeners.append(callback)
+
+    def _emit(self, kind: str, order: SimOrder, quantity: int, price: int, time: str) -> None:
+        event = OrderEvent(kind, order.account_id, order, quantity, price, time)
+        for listener in self._order_listeners:
+            listener(event)
 
     # -- accounts --------------------------------------------------------------------------------
     def account(self, account_id: str) -> PaperAccount:
@@ -230,6 +240,7 @@ class Exchange:
                          reserve_price=reserve if side == p.Side.BUY else 0)
         acct.orders.append(order)
         self.dirty.add(account_id)
+        self._emit("accepted", order, quantity, price, hms)
         self._match_on_entry(acct, order)
         return order
 
@@ -248,6 +259,7 @@ class Exchange:
                           date=day, time=hms, kind="cancel")
         acct.orders.append(record)
         self.dirty.add(account_id)
+        self._emit("cancelled", record, qty, orig.price, hms)
         return record
 
     def revise(self, account_id: str, original_no: str, division: str, quantity: int, price: int,
@@ -281,6 +293,7 @@ class Exchange:
                        time=hms, kind="revise", reserve_price=reserve if orig.is_buy else 0)
         acct.orders.append(new)
         self.dirty.add(account_id)
+        self._emit("revised", new, qty, price, hms)
         self._match_on_entry(acct, new)
         return new
 
@@ -328,9 +341,7 @@ class Exchange:
         order.filled_qty += qty
         order.filled_amount += amount
         self.dirty.add(acct.account_id)
-        fill = Fill(acct.account_id, order, qty, price, hms)
-        for listener in self._fill_listeners:
-            listener(fill)
+        self._emit("filled", order, qty, price, hms)
 
     # -- day boundary ------------------------------------------------------------------------------
     def roll_day(self) -> None:

@@ -25,6 +25,7 @@ from chatbot.sim.auth import AuthRegistry
 from chatbot.sim.exchange import Exchange
 from chatbot.sim.faults import Faults
 from chatbot.sim.market import Market
+from chatbot.sim.realtime import RealtimeServer
 from chatbot.sim.rest import RestApi
 from chatbot.sim.store import MemoryStateStore, StateStore
 from chatbot.sim.throttle import SlidingWindowThrottle
@@ -44,6 +45,8 @@ class SimulatorOptions:
     requests_per_second: dict[str, int] | None = None  # per flavour; default KIS's 20 / 2
     balance_page_size: int = 0  # 0 = KIS's (real 50, paper 20)
     daily_ccld_page_size: int = 0  # 0 = KIS's (real 100, paper 15)
+    pingpong_interval: float = 10.0  # seconds between PINGPONG messages (KIS's interval is unverified)
+    notice_layout: str = "auto"  # execution notices: "26", "23" (python-kis 2.1.6), or "auto" per connection
 
 
 class KisSimulator:
@@ -60,6 +63,8 @@ class KisSimulator:
         self.throttles: dict[str, SlidingWindowThrottle] = {
             flavour: SlidingWindowThrottle(rates[flavour], monotonic) for flavour in ("real", "virtual")}
         self.apis: dict[Flavour, RestApi] = {"real": RestApi(self, "real"), "virtual": RestApi(self, "virtual")}
+        self.realtime: dict[Flavour, RealtimeServer] = {
+            "real": RealtimeServer(self, "real"), "virtual": RealtimeServer(self, "virtual")}
         self.orders_accepted = 0
         self._runners: list[web.AppRunner] = []
         self._urls: dict[str, str] = {}
@@ -75,17 +80,24 @@ class KisSimulator:
         return self.now().date()
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    async def start(self, host: str = "127.0.0.1", real_port: int = 0, virtual_port: int = 0) -> None:
+    async def start(self, host: str = "127.0.0.1", real_port: int = 0, virtual_port: int = 0,
+                    real_ws_port: int = 0, virtual_ws_port: int = 0) -> None:
         await self._load()
-        for flavour, port in (("real", real_port), ("virtual", virtual_port)):
-            runner = web.AppRunner(self.apis[flavour].make_app(), access_log=None, handle_signals=False)
+        listeners: list[tuple[str, web.Application, int, str]] = [
+            ("real", self.apis["real"].make_app(), real_port, "http"),
+            ("virtual", self.apis["virtual"].make_app(), virtual_port, "http"),
+            ("ws-real", self.realtime["real"].make_app(), real_ws_port, "ws"),
+            ("ws-virtual", self.realtime["virtual"].make_app(), virtual_ws_port, "ws"),
+        ]
+        for name, app, port, scheme in listeners:
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             site = web.TCPSite(runner, host, port, reuse_address=True)
             await site.start()
             self._runners.append(runner)
             sock = site._server.sockets[0]  # type: ignore[union-attr]
             bound_host, bound_port = sock.getsockname()[:2]
-            self._urls[flavour] = f"http://{bound_host}:{bound_port}"
+            self._urls[name] = f"{scheme}://{bound_host}:{bound_port}"
         if self.options.tick_interval > 0:
             self._ticker = asyncio.create_task(self._tick_loop(), name="kis-sim-ticker")
         log.info("kis simulator listening", extra={"real": self._urls["real"], "virtual": self._urls["virtual"]})
@@ -97,6 +109,8 @@ class KisSimulator:
                 await self._ticker
             self._ticker = None
         await self.persist(force_market=True)
+        for server in self.realtime.values():
+            server.drop_all()
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
@@ -110,6 +124,10 @@ class KisSimulator:
 
     def rest_url(self, flavour: Flavour = "real") -> str:
         return self._urls[flavour]
+
+    def ws_url(self, flavour: Flavour = "real") -> str:
+        """The WebSocket base URL (clients append ``/tryitout`` as with KIS; any path works)."""
+        return self._urls[f"ws-{flavour}"]
 
     # -- market clock -------------------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
@@ -180,6 +198,8 @@ class KisSimulator:
             return {"ok": True}
         if action == "price":
             return {"code": data["code"], "price": self.set_price(str(data["code"]), int(data["price"]))}
+        if action == "drop-websockets":
+            return {"dropped": sum(server.drop_all() for server in self.realtime.values())}
         if action == "step":
             await self.tick()
             return {"ok": True}

@@ -1,0 +1,221 @@
+"""Real-time frames (``<enc>|<TR>|<count>|a^b^c…``) parsed into typed events.
+
+This is the hot path. An event is a tuple subclass holding the record's fields as the strings
+KIS sent; each field has a typed property (``int`` won, ``Decimal`` rates, ``str`` codes and
+times) that converts on access. Parsing a frame costs one ``split`` of the envelope, one of the
+payload and one tuple; no dict is built, and a consumer pays only for the fields it reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from chatbot.kis import protocol as p
+from chatbot.kis.models import KST, OrderSide
+
+
+class FrameError(ValueError):
+    """A frame that cannot be read (truncated, unknown TR, wrong field count, undecryptable)."""
+
+
+def _str(i: int) -> property:
+    return property(lambda self: self[i], doc=f"field {i} as sent")
+
+
+def _int(i: int) -> property:
+    def get(self: tuple[str, ...]) -> int:
+        value = self[i]
+        return int(value) if value else 0
+    return property(get, doc=f"field {i} as int")
+
+
+def _dec(i: int) -> property:
+    def get(self: tuple[str, ...]) -> Decimal:
+        value = self[i]
+        return Decimal(value) if value else Decimal(0)
+    return property(get, doc=f"field {i} as Decimal")
+
+
+def _flag(i: int, true: str = "Y") -> property:
+    return property(lambda self: self[i] == true, doc=f"field {i} == {true!r}")
+
+
+class Record(tuple):  # type: ignore[type-arg]
+    """One record of a frame: the fields as sent, with typed properties added per TR."""
+
+    __slots__ = ()
+    TR_ID: ClassVar[str] = ""
+    FIELD_NAMES: ClassVar[tuple[str, ...]] = ()
+
+    def as_dict(self) -> dict[str, str]:
+        """KIS field name → raw value (for logs and debugging; not for the hot path)."""
+        return dict(zip(self.FIELD_NAMES, self, strict=False))
+
+
+class Tick(Record):
+    """H0STCNT0, the real-time trade price: all 46 fields."""
+
+    __slots__ = ()
+    TR_ID = p.WS_TRADE
+    FIELD_NAMES = tuple(p.TRADE_FIELDS)
+    code = _str(0)
+    time = _str(1)  # HHMMSS, KST
+    price = _int(2)
+    sign = _str(3)  # 1 upper limit, 2 up, 3 flat, 4 lower limit, 5 down
+    change = _int(4)
+    change_rate = _dec(5)
+    vwap = _dec(6)
+    open = _int(7)
+    high = _int(8)
+    low = _int(9)
+    ask = _int(10)
+    bid = _int(11)
+    trade_volume = _int(12)
+    volume = _int(13)
+    traded_value = _int(14)
+    sell_count = _int(15)
+    buy_count = _int(16)
+    net_buy_count = _int(17)
+    strength = _dec(18)
+    sell_volume = _int(19)
+    buy_volume = _int(20)
+    side_code = _str(21)  # 1 buy, 3 pre-open, 5 sell
+    buy_ratio = _dec(22)
+    volume_rate = _dec(23)
+    open_time = _str(24)
+    open_sign = _str(25)
+    from_open = _int(26)
+    high_time = _str(27)
+    high_sign = _str(28)
+    from_high = _int(29)
+    low_time = _str(30)
+    low_sign = _str(31)
+    from_low = _int(32)
+    business_date = _str(33)  # YYYYMMDD
+    session_code = _str(34)
+    halted = _flag(35)
+    ask_size = _int(36)
+    bid_size = _int(37)
+    total_ask_size = _int(38)
+    total_bid_size = _int(39)
+    turnover = _dec(40)
+    prev_same_time_volume = _int(41)
+    prev_same_time_rate = _dec(42)
+    hour_code = _str(43)
+    random_end = _str(44)
+    vi_base_price = _int(45)
+
+    @property
+    def timestamp(self) -> dt.datetime:
+        d, t = self[33], self[1]
+        return dt.datetime(int(d[:4]), int(d[4:6]), int(d[6:8]), int(t[:2]), int(t[2:4]), int(t[4:6]), tzinfo=KST)
+
+
+class OrderBook(Record):
+    """H0STASP0, the real-time order book: 10 levels a side and the totals (59 fields)."""
+
+    __slots__ = ()
+    TR_ID = p.WS_ORDERBOOK
+    FIELD_NAMES = tuple(p.ORDERBOOK_FIELDS)
+    code = _str(0)
+    time = _str(1)
+    hour_code = _str(2)
+    total_ask_size = _int(43)
+    total_bid_size = _int(44)
+    overtime_total_ask_size = _int(45)
+    overtime_total_bid_size = _int(46)
+    expected_price = _int(47)
+    expected_quantity = _int(48)
+    expected_volume = _int(49)
+    expected_change = _int(50)
+    expected_sign = _str(51)
+    expected_change_rate = _dec(52)
+    volume = _int(53)
+    total_ask_change = _int(54)
+    total_bid_change = _int(55)
+    overtime_ask_change = _int(56)
+    overtime_bid_change = _int(57)
+    deal_code = _str(58)
+
+    @property
+    def asks(self) -> tuple[int, ...]:
+        return tuple(int(v or 0) for v in self[3:13])
+
+    @property
+    def bids(self) -> tuple[int, ...]:
+        return tuple(int(v or 0) for v in self[13:23])
+
+    @property
+    def ask_sizes(self) -> tuple[int, ...]:
+        return tuple(int(v or 0) for v in self[23:33])
+
+    @property
+    def bid_sizes(self) -> tuple[int, ...]:
+        return tuple(int(v or 0) for v in self[33:43])
+
+
+def _notice_class(name: str, layout: list[str]) -> type[Record]:
+    at = {field: i for i, field in enumerate(layout)}
+
+    def opt_str(field: str) -> property:
+        return _str(at[field]) if field in at else property(lambda self: "")
+
+    attrs: dict[str, Any] = {
+        "__slots__": (), "TR_ID": "H0STCNI0", "FIELD_NAMES": tuple(layout),
+        "customer_id": _str(at["CUST_ID"]), "account": _str(at["ACNT_NO"]), "order_no": _str(at["ODER_NO"]),
+        "original_order_no": _str(at["OODER_NO"]),
+        "side": property(lambda self: OrderSide.BUY if self[at["SELN_BYOV_CLS"]] == "02" else OrderSide.SELL),
+        "revise_cancel": _str(at["RCTF_CLS"]), "order_kind": _str(at["ODER_KIND"]),
+        "order_condition": _str(at["ODER_COND"]), "code": _str(at["STCK_SHRN_ISCD"]),
+        "quantity": _int(at["CNTG_QTY"]), "price": _int(at["CNTG_UNPR"]), "time": _str(at["STCK_CNTG_HOUR"]),
+        "refused": _flag(at["RFUS_YN"], "1"), "is_fill": _flag(at["CNTG_YN"], "2"), "accept_code": _str(at["ACPT_YN"]),
+        "branch": _str(at["BRNC_NO"]), "order_quantity": _int(at["ODER_QTY"]), "account_name": _str(at["ACNT_NAME"]),
+        "condition_price": opt_str("ORD_COND_PRC"), "exchange": opt_str("ORD_EXG_GB"),
+        "credit_class": _str(at["CRDT_CLS"]), "credit_loan_date": _str(at["CRDT_LOAN_DATE"]),
+        "name": _str(at["CNTG_ISNM40"]), "order_price": _int(at["ODER_PRC"]),
+        "__doc__": f"H0STCNI0/H0STCNI9 execution notice, {len(layout)}-field layout (decrypted).",
+    }
+    return type(name, (Record,), attrs)
+
+
+FillNotice = _notice_class("FillNotice", list(p.NOTICE_FIELDS))
+LegacyFillNotice = _notice_class("LegacyFillNotice", list(p.NOTICE_FIELDS_LEGACY))
+
+_PLAIN: dict[str, tuple[type[Record], int]] = {p.WS_TRADE: (Tick, 46), p.WS_ORDERBOOK: (OrderBook, 59)}
+Decrypt = Callable[[str, str], str]  # (tr_id, base64 payload) -> plaintext
+
+
+def parse_frame(text: str, decrypt: Decrypt | None = None) -> list[Record]:
+    """Every record of one data frame; :class:`FrameError` when the frame cannot be read."""
+    parts = text.split("|", 3)
+    if len(parts) != 4:
+        raise FrameError("truncated frame")
+    enc, tr_id, count_text, payload = parts
+    if not count_text.isdigit():
+        raise FrameError("bad record count")
+    count = int(count_text)
+    if enc == "1":
+        if decrypt is None:
+            raise FrameError(f"encrypted {tr_id} frame without a key")
+        payload = decrypt(tr_id, payload)
+    elif enc != "0":
+        raise FrameError("bad encryption flag")
+    spec = _PLAIN.get(tr_id)
+    fields = payload.split("^")
+    if spec is None:
+        if tr_id not in p.WS_NOTICE_TRS:
+            raise FrameError(f"unknown TR {tr_id}")
+        per = len(fields) // count if count else 0
+        cls: type[Record] = FillNotice if per == 26 else LegacyFillNotice if per == 23 else Record
+        if cls is Record:
+            raise FrameError(f"{tr_id} record of {per} fields")
+    else:
+        cls, per = spec
+    if count <= 0 or len(fields) != count * per:
+        raise FrameError(f"{tr_id}: {len(fields)} fields for {count} records of {per}")
+    if count == 1:
+        return [cls(fields)]
+    return [cls(fields[i * per:(i + 1) * per]) for i in range(count)]
