@@ -3,11 +3,10 @@
 import asyncio
 import logging
 
-from bench import bot_roundtrip, rest_client
+from bench import bot_roundtrip, realtime, rest_client
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
-    print("== bench.rest_client ==", flush=True)
-    asyncio.run(rest_client.main())
-    print("== bench.bot_roundtrip ==", flush=True)
-    asyncio.run(bot_roundtrip.main())
+    logging.basicConfig(level=logging.ERROR)
+    for name, module in (("rest_client", rest_client), ("bot_roundtrip", bot_roundtrip), ("realtime", realtime)):
+        print(f"== bench.{name} ==", flush=True)
+        asyncio.run(module.main())

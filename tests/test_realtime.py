@@ -285,3 +285,15 @@ async def test_python_kis_style_sessions_get_23_field_notices(sim: KisSimulator)
     decoded = [p.notice_decrypt(f.split("|", 3)[3], key, iv).split("^") for f in frames]
     assert all(len(d) == 23 for d in decoded)
     await rest.aclose()
+
+
+def test_typed_converts_every_field_like_the_properties() -> None:
+    record = ["005930", "090001", "70100", "2", "100", "0.14", "70050.5"] + ["7"] * 26 + ["20260102", "20", "Y"] \
+        + ["3"] * 4 + ["1.5", "", "2.5", "0", "N", "70000"]
+    tick = parse_frame("0|H0STCNT0|001|" + "^".join(record))[0]
+    typed = tick.typed()
+    assert len(typed) == 46 and typed[2] == 70100 and typed[41] == 0 and typed[35] is True
+    names = [n for n, v in vars(type(tick)).items() if isinstance(v, property) and (v.__doc__ or "").startswith("field")]
+    for name in names:
+        index = int(vars(type(tick))[name].__doc__.split()[1])
+        assert typed[index] == getattr(tick, name), name

@@ -49,10 +49,51 @@ class Record(tuple):  # type: ignore[type-arg]
     __slots__ = ()
     TR_ID: ClassVar[str] = ""
     FIELD_NAMES: ClassVar[tuple[str, ...]] = ()
+    CONVERTERS: ClassVar[tuple[Callable[[str], Any], ...]] = ()
+    INT_FIELDS: ClassVar[tuple[int, ...]] = ()
+    DECIMAL_FIELDS: ClassVar[tuple[int, ...]] = ()
+    FLAG_FIELDS: ClassVar[tuple[int, ...]] = ()
 
     def as_dict(self) -> dict[str, str]:
         """KIS field name → raw value (for logs and debugging; not for the hot path)."""
         return dict(zip(self.FIELD_NAMES, self, strict=False))
+
+    def typed(self) -> tuple[Any, ...]:
+        """Every field converted at once (int, Decimal, bool or str, as the properties give them)."""
+        out = list(self)
+        try:  # the common case: no empty numeric field, builtins straight on the strings
+            for i in self.INT_FIELDS:
+                out[i] = int(out[i])
+            for i in self.DECIMAL_FIELDS:
+                out[i] = Decimal(out[i])
+        except (ValueError, ArithmeticError):  # an empty field reads as zero, as its property does
+            return tuple([conv(v) for conv, v in zip(self.CONVERTERS, self)])
+        for i in self.FLAG_FIELDS:
+            out[i] = out[i] == "Y"
+        return tuple(out)
+
+
+def _to_int(v: str) -> int:
+    return int(v) if v else 0
+
+
+def _to_dec(v: str) -> Decimal:
+    return Decimal(v) if v else Decimal(0)
+
+
+def _to_flag(v: str) -> bool:
+    return v == "Y"
+
+
+def _converters(cls: type[Record]) -> tuple[Callable[[str], Any], ...]:
+    """The conversion of each field, read off the class's typed properties."""
+    kinds: dict[int, Callable[[str], Any]] = {}
+    for prop in vars(cls).values():
+        if isinstance(prop, property) and prop.__doc__ and prop.__doc__.startswith("field "):
+            index_text, _, kind = prop.__doc__[6:].partition(" ")
+            kinds[int(index_text)] = {"as int": _to_int, "as Decimal": _to_dec}.get(
+                kind, _to_flag if kind.startswith("==") else str)
+    return tuple(kinds.get(i, str) for i in range(len(cls.FIELD_NAMES)))
 
 
 class Tick(Record):
@@ -183,6 +224,11 @@ def _notice_class(name: str, layout: list[str]) -> type[Record]:
 
 FillNotice = _notice_class("FillNotice", list(p.NOTICE_FIELDS))
 LegacyFillNotice = _notice_class("LegacyFillNotice", list(p.NOTICE_FIELDS_LEGACY))
+for _cls in (Tick, OrderBook):
+    _cls.CONVERTERS = _converters(_cls)
+    _cls.INT_FIELDS = tuple(i for i, c in enumerate(_cls.CONVERTERS) if c is _to_int)
+    _cls.DECIMAL_FIELDS = tuple(i for i, c in enumerate(_cls.CONVERTERS) if c is _to_dec)
+    _cls.FLAG_FIELDS = tuple(i for i, c in enumerate(_cls.CONVERTERS) if c is _to_flag)
 
 _PLAIN: dict[str, tuple[type[Record], int]] = {p.WS_TRADE: (Tick, 46), p.WS_ORDERBOOK: (OrderBook, 59)}
 Decrypt = Callable[[str, str], str]  # (tr_id, base64 payload) -> plaintext
