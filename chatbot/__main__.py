@@ -11,6 +11,7 @@ import sys
 from chatbot import __version__
 from chatbot.config import ConfigError, Settings, load_settings
 from chatbot.logs import setup_logging
+from chatbot.security.keyring import KeyringError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +71,8 @@ async def _run_bot(settings: Settings) -> None:
     from chatbot.telegram.context import BotServices
 
     runtime = await Runtime.start(settings)
-    services = BotServices(runtime.trading, runtime.users, runtime.mode, frozenset(settings.telegram.allowed_users))
+    services = BotServices(runtime.trading, runtime.registration, runtime.users, runtime.mode,
+                           frozenset(settings.telegram.allowed_users))
     application = tg.build_application(settings.telegram, services)
     stop = _stop_event()
     try:
@@ -100,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _dispatch(args, settings)
+    except KeyringError as exc:
+        print(f"master key error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     setup_logging(settings.logging.level, settings.logging.json)
     if args.command == "sim":
         asyncio.run(_run_sim(settings, args))

@@ -20,6 +20,8 @@ _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{16,}"),
     re.compile(r"(?i)(\"?(?:appsecret|app_secret|secretkey|access_token|appkey|approval_key)\"?\s*[:=]\s*\"?)"
                r"[^\s\",}]{8,}"),
+    re.compile(r"(?<![A-Za-z0-9])PS[A-Za-z0-9]{34}(?![A-Za-z0-9])"),  # shaped like a KIS app key
+    re.compile(r"[A-Za-z0-9+/=_-]{120,}"),  # shaped like a KIS app secret or a token
 )
 REDACTED = "[REDACTED]"
 
@@ -85,3 +87,6 @@ def setup_logging(level: str = "INFO", json_lines: bool = False, stream: Any = N
     # httpx logs every URL at INFO, and the Telegram URL carries the bot token.
     for noisy in ("httpx", "httpcore", "aiohttp.access", "alembic.runtime.migration", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # At DEBUG, python-telegram-bot logs whole updates and request payloads, which carry what users
+    # type (a /login secret, for one): never below INFO, whatever the bot's level.
+    logging.getLogger("telegram").setLevel(max(logging.INFO, root.level))

@@ -9,14 +9,18 @@ from dataclasses import dataclass
 from chatbot.config import Settings
 from chatbot.kis import protocol as p
 from chatbot.kis.rest import KisEndpoint
+from chatbot.security.keyring import MasterKeyring
+from chatbot.security.secretbox import SecretBox
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.confirmations import PendingOrders
 from chatbot.service.journal import OrderJournal
+from chatbot.service.registration import Registration
 from chatbot.service.trading import TradingService
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
 from chatbot.sim.server import KisSimulator, SimulatorOptions
-from chatbot.storage import Database
+from chatbot.storage import Database, vault
+from chatbot.storage.credentials import CredentialStore, PaperAccountStore
 from chatbot.storage.sim_state import DbSimStateStore
 from chatbot.storage.tokens import DbTokenStore
 from chatbot.symbols import SymbolDirectory
@@ -32,17 +36,23 @@ class Runtime:
     sim: KisSimulator | None
     accounts: AccountProvider
     trading: TradingService
+    registration: Registration
     users: Users
     mode: Mode
 
     @classmethod
-    async def start(cls, settings: Settings, sim_options: SimulatorOptions | None = None) -> "Runtime":
+    async def start(cls, settings: Settings, sim_options: SimulatorOptions | None = None,
+                    keyring: MasterKeyring | None = None) -> "Runtime":
+        keyring = keyring or MasterKeyring.load(settings.security.master_key_file)
+        box = SecretBox(keyring)
         db = Database(settings.database.url)
-        await db.migrate()
         sim: KisSimulator | None = None
         kis = settings.kis
         mode = MODES[kis.environment]
         try:
+            await db.migrate()
+            await vault.verify(db, box)  # a wrong master key stops here, before anything is written
+            await vault.upgrade_plaintext(db, box)
             if kis.environment == "simulator":
                 s = settings.simulator
                 options = sim_options or SimulatorOptions(seed=s.seed, starting_cash=s.starting_cash,
@@ -54,7 +64,8 @@ class Runtime:
             else:
                 flavour: p.Flavour = "virtual" if kis.environment == "virtual" else "real"
                 endpoint = KisEndpoint(flavour, kis.rest_url or p.REST_URLS[flavour], kis.environment)
-            accounts = AccountProvider(db, endpoint, mode, DbTokenStore(db),
+            credentials, paper = CredentialStore(db, box), PaperAccountStore(db, box)
+            accounts = AccountProvider(credentials, paper, endpoint, mode, DbTokenStore(db, box),
                                        requests_per_second=kis.requests_per_second or None,
                                        timeout=kis.timeout_seconds, order_timeout=kis.order_timeout_seconds)
             pending = PendingOrders(db, settings.telegram.confirmation_ttl_seconds)
@@ -66,8 +77,10 @@ class Runtime:
                 await sim.stop()
             await db.dispose()
             raise
+        registration = Registration(accounts, credentials, paper, mode)
+        trading.on_reset = registration.reset_paper
         log.info("runtime ready", extra={"mode": mode.value, "kis": endpoint.rest_url})
-        return cls(settings, db, sim, accounts, trading, Users(db), mode)
+        return cls(settings, db, sim, accounts, trading, registration, Users(db), mode)
 
     async def aclose(self) -> None:
         await self.accounts.aclose()

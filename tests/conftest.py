@@ -14,6 +14,8 @@ from chatbot.kis.protocol import Flavour
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
 from chatbot.kis.token import TokenStore
 from chatbot.sim.server import KisSimulator, SimulatorOptions
+from chatbot.security.keyring import MasterKeyring
+from chatbot.security.secretbox import SecretBox
 from chatbot.storage import Database
 from tests.helpers import new_credentials
 
@@ -88,6 +90,11 @@ async def database(db_url: str) -> AsyncIterator[Database]:
     await db.migrate()
     yield db
     await db.dispose()
+
+
+@pytest.fixture
+def box() -> SecretBox:
+    return SecretBox(MasterKeyring(1, {1: secrets.token_bytes(32)}))
 
 
 AsyncFactory = Callable[..., Awaitable[Any]]

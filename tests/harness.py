@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 from typing import Any
 
 from telegram import Update
@@ -11,6 +12,7 @@ from telegram import Update
 from chatbot.config import DatabaseSettings, Settings, SimulatorSettings, TelegramSettings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.runtime import Runtime
+from chatbot.security.keyring import MasterKeyring
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.telegram import app as tg
 from chatbot.telegram.context import BotServices
@@ -26,6 +28,7 @@ class BotHarness:
             telegram=TelegramSettings(token=TOKEN, allowed_users=allowed_users, confirmation_ttl_seconds=ttl),
             database=DatabaseSettings(url=db_url), simulator=SimulatorSettings(tick_interval_seconds=0))
         self.per_chat_interval = per_chat_interval
+        self.keyring = MasterKeyring(1, {1: secrets.token_bytes(32)})
         self.telegram = FakeTelegram(TOKEN)
         self.runtime: Runtime | None = None
         self.app: Any = None
@@ -49,8 +52,9 @@ class BotHarness:
 
     async def _start_bot(self) -> None:
         self.runtime = await Runtime.start(self.settings, SimulatorOptions(tick_interval=0,
-                                                                           enforce_token_issue_interval=True))
-        services = BotServices(self.runtime.trading, self.runtime.users, self.runtime.mode,
+                                                                           enforce_token_issue_interval=True),
+                                           keyring=self.keyring)
+        services = BotServices(self.runtime.trading, self.runtime.registration, self.runtime.users, self.runtime.mode,
                                frozenset(self.settings.telegram.allowed_users))
         self.app = tg.build_application(self.settings.telegram, services, per_chat_interval=self.per_chat_interval)
         original = self.app.process_update

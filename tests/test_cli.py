@@ -27,7 +27,8 @@ async def test_run_polls_the_bot_api_and_stops_on_sigterm(tmp_path: Path) -> Non
     fake = FakeTelegram(TOKEN)
     await fake.start()
     env = {**os.environ, "KISBOT_TELEGRAM_TOKEN": TOKEN, "KISBOT_TELEGRAM_BASE_URL": fake.base_url,
-           "KISBOT_DATABASE_URL": f"sqlite:///{tmp_path}/run.sqlite3", "KISBOT_LOGGING_LEVEL": "DEBUG"}
+           "KISBOT_DATABASE_URL": f"sqlite:///{tmp_path}/run.sqlite3", "KISBOT_LOGGING_LEVEL": "DEBUG",
+           "KISBOT_SECURITY_MASTER_KEY_FILE": f"{tmp_path}/master.key"}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "run", cwd=ROOT, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
@@ -55,7 +56,8 @@ async def test_run_without_token_says_how(tmp_path: Path) -> None:
 
 
 async def test_console_runs_a_piped_session(tmp_path: Path) -> None:
-    env = {**os.environ, "KISBOT_DATABASE_URL": f"sqlite:///{tmp_path}/c.sqlite3", "KISBOT_LOGGING_LEVEL": "WARNING"}
+    env = {**os.environ, "KISBOT_DATABASE_URL": f"sqlite:///{tmp_path}/c.sqlite3", "KISBOT_LOGGING_LEVEL": "WARNING",
+           "KISBOT_SECURITY_MASTER_KEY_FILE": f"{tmp_path}/master.key"}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "console", "--lang", "en", cwd=ROOT,
                                                 env=env, stdin=asyncio.subprocess.PIPE,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

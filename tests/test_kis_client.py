@@ -21,6 +21,7 @@ from chatbot.kis.models import OrderSide
 from chatbot.kis.orders import OrderSubmitter
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient, mask
 from chatbot.kis.token import MemoryTokenStore
+from chatbot.sim.auth import _kid
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage.tokens import DbTokenStore
 from tests.helpers import new_credentials
@@ -52,15 +53,15 @@ async def test_stock_info_names(make_client) -> None:
     assert (info.name, info.name_en, info.isin) == ("삼성전자", "Samsung Electronics", "KR7005930003")
 
 
-async def test_token_reused_across_client_restart(sim: KisSimulator, make_client, database) -> None:
+async def test_token_reused_across_client_restart(sim: KisSimulator, make_client, database, box) -> None:
     sim.auth.enforce_issue_interval = True  # a second issuance within a minute would be refused
     creds = new_credentials()
-    store = DbTokenStore(database)
+    store = DbTokenStore(database, box)
     first = make_client(credentials=creds, token_store=store)
     await first.quote(CODE)
     await first.aclose()
     issued = sim.auth.issued_count
-    second = make_client(credentials=creds, token_store=DbTokenStore(database))  # a "restarted" process
+    second = make_client(credentials=creds, token_store=DbTokenStore(database, box))  # a "restarted" process
     await second.quote(CODE)
     await second.balance()
     assert sim.auth.issued_count == issued == 1
@@ -98,7 +99,7 @@ async def test_token_issue_throttle_is_reported(sim: KisSimulator, make_client) 
     creds = new_credentials()
     await make_client(credentials=creds).quote(CODE)
     await sim.control("expire-tokens", {})
-    sim.auth._last_issue[creds.app_key] = sim.wall()  # as if a token had just been issued elsewhere
+    sim.auth._last_issue[_kid(creds.app_key)] = sim.wall()  # as if a token had just been issued elsewhere
     with pytest.raises(Exception) as info:
         await make_client(credentials=creds).quote(CODE)
     assert info.value.msg_cd == p.EGW_TOKEN_TOO_OFTEN  # type: ignore[attr-defined]

@@ -82,7 +82,7 @@ async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko
     out = out or sys.stdout
     emulator = BotApiEmulator()
     chat = ConsoleChat(emulator, out, BotApiEmulator.user(user_id, language))
-    services = BotServices(runtime.trading, runtime.users, runtime.mode, frozenset())
+    services = BotServices(runtime.trading, runtime.registration, runtime.users, runtime.mode, frozenset())
     application = tg.build_application(runtime.settings.telegram, services, request=EmulatorRequest(emulator),
                                        per_chat_interval=0)
     await tg.start(application, poll_timeout=1)

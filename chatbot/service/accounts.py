@@ -8,7 +8,6 @@ their own credentials (registration flow); without them, account commands say ho
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -18,11 +17,9 @@ from chatbot.kis.models import Account
 from chatbot.kis.orders import OrderSubmitter
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
 from chatbot.kis.token import TokenStore
-from chatbot.logs import SECRETS
 from chatbot.service.errors import UserError
 from chatbot.service.views import Mode
-from chatbot.storage.db import Database
-from chatbot.storage.tables import PaperAccountRow
+from chatbot.storage.credentials import CredentialStore, PaperAccountStore
 
 MAX_CACHED_CLIENTS = 2_000
 
@@ -38,9 +35,11 @@ class UserAccount:
 
 
 class AccountProvider:
-    def __init__(self, db: Database, endpoint: KisEndpoint, mode: Mode, token_store: TokenStore, *,
-                 requests_per_second: int | None = None, timeout: float = 10.0, order_timeout: float = 15.0) -> None:
-        self.db = db
+    def __init__(self, credentials: CredentialStore, paper: PaperAccountStore, endpoint: KisEndpoint, mode: Mode,
+                 token_store: TokenStore, *, requests_per_second: int | None = None, timeout: float = 10.0,
+                 order_timeout: float = 15.0) -> None:
+        self.credentials = credentials
+        self.paper = paper
         self.endpoint = endpoint
         self.mode = mode
         self.token_store = token_store
@@ -62,10 +61,7 @@ class AccountProvider:
             cached = self._cache.get(telegram_id)
             if cached is not None:
                 return cached
-            credentials = await self._credentials(telegram_id)
-            client = KisRestClient(self.endpoint, credentials, self.token_store,
-                                   requests_per_second=self.requests_per_second, timeout=self.timeout,
-                                   order_timeout=self.order_timeout, http=self._http)
+            client = self.client_for(await self._credentials(telegram_id))
             account = UserAccount(client, OrderSubmitter(client))
             self._cache[telegram_id] = account
             if len(self._cache) > MAX_CACHED_CLIENTS:
@@ -73,18 +69,22 @@ class AccountProvider:
             return account
 
     async def _credentials(self, telegram_id: int) -> KisCredentials:
+        own = await self.credentials.load(telegram_id)
+        if own is not None:
+            return own
         if self.mode is not Mode.PAPER:
             raise UserError("not_registered")
-        async with self.db.session() as session:
-            row = await session.get(PaperAccountRow, telegram_id)
-            if row is None:
-                row = PaperAccountRow(telegram_id=telegram_id, app_key="PS" + secrets.token_hex(17),
-                                      app_secret=secrets.token_urlsafe(135),
-                                      account=f"{secrets.randbelow(10**8):08d}-01")
-                session.add(row)
-                await session.commit()
-        SECRETS.add(row.app_key, row.app_secret)
-        return KisCredentials(row.app_key, row.app_secret, Account.parse(row.account))
+        return await self.paper.get_or_create(telegram_id)
+
+    def client_for(self, credentials: KisCredentials) -> KisRestClient:
+        """A client for credentials not yet saved (registration checks them by issuing a token)."""
+        return KisRestClient(self.endpoint, credentials, self.token_store,
+                             requests_per_second=self.requests_per_second, timeout=self.timeout,
+                             order_timeout=self.order_timeout, http=self._http)
+
+    def forget(self, telegram_id: int) -> None:
+        """Drop the cached client (credentials changed or removed)."""
+        self._cache.pop(telegram_id, None)
 
     async def aclose(self) -> None:
         self._cache.clear()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from chatbot.kis import protocol as p
@@ -92,6 +92,7 @@ class TradingService:
         self.symbols = symbols
         self.mode = mode
         self.allow_real_orders = allow_real_orders
+        self.on_reset: Callable[[int], Awaitable[None]] | None = None  # simulator: renew a paper account
 
     # -- symbols and quotes ------------------------------------------------------------------------
     def resolve(self, text: str) -> Symbol:
@@ -163,6 +164,15 @@ class TradingService:
                                         quoted_price=order.price, order_no=order.order_no, branch=order.branch)
         return self._card(row, symbol)
 
+    async def prepare_reset(self, user_id: int, chat_id: int) -> OrderCard:
+        """A confirmation card for restarting the user's paper account (simulator mode only)."""
+        if self.mode is not Mode.PAPER or self.on_reset is None:
+            raise UserError("reset_paper_only")
+        row = await self.pending.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.value.lower(),
+                                        action="reset", side=OrderSide.BUY.value, code="", name="", quantity=0,
+                                        price=None, quoted_price=0)
+        return self._card(row, Symbol("", "", "", ""))
+
     async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
         """Record which message shows the card: only a press on that message counts."""
         await self.pending.attach_message(card.token, owner_id, message_id)
@@ -187,6 +197,11 @@ class TradingService:
         if self.mode is Mode.REAL and not self.allow_real_orders:
             await self.pending.finish(token, CardStatus.FAILED, "real orders disabled")
             return ConfirmResult(Outcome.REAL_DISABLED, card)
+        if row.action == "reset":
+            assert self.on_reset is not None
+            await self.on_reset(user_id)
+            await self.pending.finish(token, CardStatus.PLACED, "paper account renewed")
+            return ConfirmResult(Outcome.RESET_DONE, card)
         account = await self.accounts.for_user(user_id)
         journal_id = await self.journal.open(row, str(account.account))
         if row.action == "cancel":

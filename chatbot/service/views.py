@@ -26,7 +26,7 @@ class QuoteView:
 class OrderCard:
     token: str
     mode: Mode
-    action: str  # order | cancel
+    action: str  # order | cancel | reset
     side: OrderSide
     symbol: Symbol
     quantity: int
@@ -57,6 +57,7 @@ class Outcome(StrEnum):
     ALREADY_HANDLED = "already_handled"
     UNKNOWN = "unknown"  # no such card (forged or purged)
     REAL_DISABLED = "real_disabled"
+    RESET_DONE = "reset_done"  # a paper account was renewed
 
 
 @dataclass(frozen=True, slots=True)

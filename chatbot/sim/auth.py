@@ -54,7 +54,14 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _kid(app_key: str) -> str:
+    """How the registry refers to an app key: its digest, so no state it persists holds a usable key."""
+    return _digest("appkey:" + app_key)
+
+
 class AuthRegistry:
+    """Tokens, approvals and key pairs, all keyed by digests (app keys, tokens, approval keys)."""
+
     def __init__(self, clock: Callable[[], float], enforce_issue_interval: bool = False) -> None:
         self.clock = clock
         self.enforce_issue_interval = enforce_issue_interval
@@ -73,10 +80,11 @@ class AuthRegistry:
             raise AuthFailure(500, p.EGW_APPKEY_INVALID, "유효하지 않은 AppKey입니다.")
         if not secret or not well_formed_secret(secret):
             raise AuthFailure(500, p.EGW_APPSECRET_INVALID, "유효하지 않은 AppSecret입니다.")
-        known = self._secret_digests.get(app_key)
+        kid = _kid(app_key)
+        known = self._secret_digests.get(kid)
         digest = _digest(secret)
         if known is None:
-            self._secret_digests[app_key] = digest
+            self._secret_digests[kid] = digest
             self.changed = True
         elif not secrets.compare_digest(known, digest):
             raise AuthFailure(500, p.EGW_APPSECRET_INVALID, "유효하지 않은 AppSecret입니다.")
@@ -85,24 +93,26 @@ class AuthRegistry:
     def issue_token(self, app_key: str | None, secret: str | None) -> IssuedToken:
         self.check_pair(app_key, secret)
         assert app_key is not None
+        kid = _kid(app_key)
         now = self.clock()
-        last = self._last_issue.get(app_key)
+        last = self._last_issue.get(kid)
         if self.enforce_issue_interval and last is not None and now - last < p.TOKEN_ISSUE_MIN_INTERVAL_SECONDS:
             raise AuthFailure(403, p.EGW_TOKEN_TOO_OFTEN, "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)")
-        self._last_issue[app_key] = now
-        latest = self._latest.get(app_key)
-        if latest and now - latest.issued_at < p.TOKEN_SAME_WITHIN_SECONDS and latest.expires_at > now:
+        self._last_issue[kid] = now
+        latest = self._latest.get(kid)
+        # The same token within 6 hours; after a restart only its digest survives, so a new one is issued.
+        if latest and latest.token and now - latest.issued_at < p.TOKEN_SAME_WITHIN_SECONDS and latest.expires_at > now:
             return latest
         token = _new_token()
-        issued = IssuedToken(token, app_key, now, now + p.TOKEN_LIFETIME_SECONDS)
-        self._tokens[token] = issued
-        self._latest[app_key] = issued
+        issued = IssuedToken(token, kid, now, now + p.TOKEN_LIFETIME_SECONDS)
+        self._tokens[_digest(token)] = issued
+        self._latest[kid] = issued
         self.issued_count += 1
         self.changed = True
         return issued
 
     def revoke(self, token: str) -> bool:
-        issued = self._tokens.pop(token, None)
+        issued = self._tokens.pop(_digest(token), None)
         if issued and self._latest.get(issued.app_key) is issued:
             del self._latest[issued.app_key]
         self.changed = True
@@ -113,8 +123,8 @@ class AuthRegistry:
         self.check_pair(app_key, secret)
         assert app_key is not None
         scheme, _, token = (authorization or "").strip().partition(" ")
-        issued = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
-        if issued is None or issued.app_key != app_key:
+        issued = self._tokens.get(_digest(token.strip())) if scheme.lower() == "bearer" else None
+        if issued is None or issued.app_key != _kid(app_key):
             raise AuthFailure(500, p.EGW_TOKEN_INVALID, "유효하지 않은 token 입니다.")
         if issued.expires_at <= self.clock():
             raise AuthFailure(500, p.EGW_TOKEN_EXPIRED, "기간이 만료된 token 입니다.")
@@ -134,33 +144,37 @@ class AuthRegistry:
         self.check_pair(app_key, secret)
         assert app_key is not None
         key = secrets.token_hex(32) + "-" + secrets.token_hex(8)
-        self._approvals[key] = app_key
+        self._approvals[_digest(key)] = _kid(app_key)
         return key
 
     def approval_app_key(self, approval_key: str) -> str | None:
-        return self._approvals.get(approval_key)
+        """The (digest of the) app key an approval key was issued to."""
+        return self._approvals.get(_digest(approval_key))
 
     # -- accounts ----------------------------------------------------------------------------------------
     def bind_account(self, app_key: str, account_id: str) -> bool:
         """Bind an app key to its account on first use; False when it belongs to another account."""
-        bound = self._accounts.get(app_key)
+        kid = _kid(app_key)
+        bound = self._accounts.get(kid)
         if bound is None:
-            self._accounts[app_key] = account_id
+            self._accounts[kid] = account_id
             self.changed = True
             return True
         return bound == account_id
 
     def app_keys_of(self, account_id: str) -> frozenset[str]:
-        return frozenset(key for key, account in self._accounts.items() if account == account_id)
+        """The (digests of the) app keys trading ``account_id``."""
+        return frozenset(kid for kid, account in self._accounts.items() if account == account_id)
 
     # -- persistence -------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
-        live = {t: asdict(i) for t, i in self._tokens.items() if i.expires_at > now}
+        live = {d: {**asdict(i), "token": ""} for d, i in self._tokens.items() if i.expires_at > now}
         return {
             "secret_digests": dict(self._secret_digests),
-            "tokens": live,
-            "latest": {k: i.token for k, i in self._latest.items() if i.token in live},
+            "tokens": live,  # digests only: a token is checked by its digest, never stored
+            "latest": {kid: _digest(i.token) for kid, i in self._latest.items() if i.token
+                       and _digest(i.token) in live},
             "accounts": dict(self._accounts),
             "approvals": dict(self._approvals),
         }

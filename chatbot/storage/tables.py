@@ -16,8 +16,9 @@ class KisTokenRow(SQLModel, table=True):
 
     __tablename__ = "kis_tokens"
 
-    key: str = Field(primary_key=True, max_length=64)  # sha256 of environment + host + app key
-    access_token: str
+    key: str = Field(primary_key=True, max_length=64)  # sha256 of environment + app key
+    access_token: str  # encrypted (SecretBox, owner = key)
+    key_version: int | None = None  # None: written before encryption (upgraded at start-up)
     expires_at: float  # epoch seconds
     issued_at: float
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
@@ -53,9 +54,10 @@ class PaperAccountRow(SQLModel, table=True):
     __tablename__ = "paper_accounts"
 
     telegram_id: int = Field(primary_key=True, sa_type=BigInteger)
-    app_key: str = Field(max_length=64)
-    app_secret: str = Field(max_length=256)
+    app_key: str  # encrypted (SecretBox, owner = telegram id)
+    app_secret: str  # encrypted
     account: str = Field(max_length=16)
+    key_version: int | None = None  # None: written before encryption (upgraded at start-up)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
@@ -119,3 +121,32 @@ class OrderEventRow(SQLModel, table=True):
     status: str = Field(max_length=12)
     detail: str | None = None
     at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class CredentialRow(SQLModel, table=True):
+    """A user's own KIS app key, secret and account; key and secret encrypted, bound to the user."""
+
+    __tablename__ = "credentials"
+
+    telegram_id: int = Field(primary_key=True, sa_type=BigInteger)
+    environment: str = Field(max_length=16)
+    account: str = Field(max_length=16)
+    app_key: str  # encrypted (SecretBox, owner = telegram id, field "app_key")
+    app_secret: str  # encrypted (field "app_secret")
+    key_hint: str = Field(max_length=16)  # "PSab…9x", for /me without decrypting
+    key_version: int
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+    def __repr__(self) -> str:
+        return f"CredentialRow(telegram_id={self.telegram_id}, key={self.key_hint}, account={self.account})"
+
+
+class MasterKeyCheckRow(SQLModel, table=True):
+    """A known value encrypted with each master key version: a wrong key is found before anything else."""
+
+    __tablename__ = "master_key_checks"
+
+    version: int = Field(primary_key=True)
+    check_value: str
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))

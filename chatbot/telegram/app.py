@@ -22,7 +22,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from chatbot.config import TelegramSettings
-from chatbot.telegram import access, balance, callbacks, help, orders, price
+from chatbot.telegram import access, balance, callbacks, help, login, orders, price
 from chatbot.telegram.context import BotServices, Context, lang
 from chatbot.telegram.i18n import COMMAND_MENU, t
 from chatbot.telegram.pacing import ChatPacedRateLimiter
@@ -49,6 +49,10 @@ def build_application(settings: TelegramSettings, services: BotServices, *, requ
 def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(TypeHandler(Update, access.gate), group=-1)
     app.add_handler(ChatMemberHandler(access.on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_handler(login.conversation())  # first: while it runs, /cancel ends the registration
+    app.add_handler(CommandHandler("logout", login.logout))
+    app.add_handler(CommandHandler("me", login.me))
+    app.add_handler(CommandHandler("reset", login.reset))
     app.add_handler(CommandHandler(["start", "help"], help.start))
     app.add_handler(CommandHandler("price", price.price))
     app.add_handler(CommandHandler("buy", orders.buy))

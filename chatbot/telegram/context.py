@@ -12,6 +12,7 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from chatbot.service.errors import UserError
+from chatbot.service.registration import Registration
 from chatbot.service.trading import TradingService
 from chatbot.service.users import Users, language_of
 from chatbot.service.views import Mode
@@ -24,6 +25,7 @@ Handler = Callable[[Update, Context], Awaitable[Any]]
 @dataclass(frozen=True, slots=True)
 class BotServices:
     trading: TradingService
+    registration: Registration
     users: Users
     mode: Mode
     allowed_users: frozenset[int]

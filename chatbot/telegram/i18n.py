@@ -18,10 +18,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "commands": {
         "ko": "/price 삼성전자 — 현재가\n/buy 005930 10 71000 — 지정가 매수 (가격 생략 시 시장가)\n"
               "/sell 005930 5 — 시장가 매도\n/orders — 미체결 주문\n/cancel 0000001234 — 주문 취소\n"
-              "/balance — 잔고\n/help — 도움말",
+              "/balance — 잔고\n/login — KIS 키 등록 · /logout — 삭제 · /me — 내 계정\n"
+              "/reset — 모의계좌 초기화\n/help — 도움말",
         "en": "/price Samsung Electronics — current price\n/buy 005930 10 71000 — limit buy (no price: market)\n"
               "/sell 005930 5 — market sell\n/orders — open orders\n/cancel 0000001234 — cancel an order\n"
-              "/balance — holdings and cash\n/help — this help",
+              "/balance — holdings and cash\n/login — register KIS keys · /logout — remove · /me — your account\n"
+              "/reset — restart the paper account\n/help — this help",
     },
     "mode_PAPER": {"ko": "🧪 PAPER · 모의(시뮬레이터)", "en": "🧪 PAPER · simulator"},
     "mode_VIRTUAL": {"ko": "🧪 VIRTUAL · 모의투자", "en": "🧪 VIRTUAL · KIS paper trading"},
@@ -109,14 +111,55 @@ MESSAGES: dict[str, dict[str, str]] = {
     "alert_unknown": {"ko": "알 수 없거나 만료된 버튼입니다.", "en": "Unknown or expired button."},
     "alert_expired": {"ko": "확인 시간이 지났습니다.", "en": "This card expired."},
     "alert_sending": {"ko": "전송 중…", "en": "Sending…"},
+    "reset_card": {"ko": "<b>모의계좌 초기화</b> {badge}\n보유 종목과 주문이 모두 사라지고 새 계좌(예수금 10,000,000원)로 시작합니다.",
+                   "en": "<b>Reset paper account</b> {badge}\nAll holdings and orders go; you start over with a new "
+                         "account (10,000,000 won)."},
+    "outcome_reset_done": {"ko": "✅ 새 모의계좌로 시작합니다.", "en": "✅ You have a fresh paper account."},
+    "reset_paper_only": {"ko": "초기화는 시뮬레이터(PAPER) 모드에서만 됩니다.",
+                         "en": "Reset works in simulator (PAPER) mode only."},
+    "login_intro": {"ko": "<b>KIS 계정 등록</b> {badge}\n1/3 · 앱키(App Key, 36자)를 보내 주세요.\n"
+                          "보낸 메시지는 읽는 즉시 삭제합니다. 텔레그램 봇 대화는 종단간 암호화가 아니므로, 등록 후 "
+                          "KIS에서 키를 재발급(교체)할 수 있다는 점을 기억하세요. 중단: /cancel",
+                    "en": "<b>Register your KIS account</b> {badge}\n1/3 · Send your App Key (36 characters).\n"
+                          "Each message is deleted as soon as it is read. Bot chats are not end-to-end encrypted: "
+                          "you can rotate the key at KIS afterwards. Stop: /cancel"},
+    "login_secret": {"ko": "2/3 · 앱 시크릿(App Secret, 180자)을 보내 주세요.",
+                     "en": "2/3 · Send your App Secret (180 characters)."},
+    "login_account": {"ko": "3/3 · 계좌번호를 보내 주세요 (XXXXXXXX-XX).",
+                      "en": "3/3 · Send your account number (XXXXXXXX-XX)."},
+    "login_checking": {"ko": "KIS에 확인하는 중…", "en": "Checking with KIS…"},
+    "login_done": {"ko": "✅ 등록했습니다. 키 {key} · 계좌 {account}", "en": "✅ Registered. Key {key} · account {account}"},
+    "login_cancelled": {"ko": "등록을 중단했습니다. 아무것도 저장하지 않았습니다.",
+                        "en": "Registration stopped. Nothing was stored."},
+    "login_timeout": {"ko": "시간이 지나 등록을 중단했습니다. 아무것도 저장하지 않았습니다.",
+                      "en": "Registration timed out. Nothing was stored."},
+    "login_text_only": {"ko": "텍스트로 보내 주세요.", "en": "Please send it as text."},
+    "delete_failed": {"ko": "⚠️ 방금 메시지를 지우지 못했습니다. 직접 삭제해 주세요.",
+                      "en": "⚠️ I could not delete your message; please delete it yourself."},
+    "bad_app_key": {"ko": "앱키 형식이 아닙니다 ({length}자). 다시 보내 주세요.",
+                    "en": "That is not an App Key ({length} characters). Send it again."},
+    "bad_app_secret": {"ko": "앱 시크릿 형식이 아닙니다 ({length}자). 다시 보내 주세요.",
+                       "en": "That is not an App Secret ({length} characters). Send it again."},
+    "bad_account": {"ko": "계좌번호는 숫자 8자리-2자리입니다 (예: 12345678-01). 다시 보내 주세요.",
+                    "en": "An account number is 8 digits, a dash and 2 digits (12345678-01). Send it again."},
+    "login_refused": {"ko": "KIS가 이 키를 거부했습니다 ({code}). 아무것도 저장하지 않았습니다. /login 으로 다시 시도하세요.",
+                      "en": "KIS refused these keys ({code}). Nothing was stored. Try /login again."},
+    "logout_done": {"ko": "등록된 KIS 키와 토큰을 삭제했습니다.", "en": "Your KIS keys and token were deleted."},
+    "logout_none": {"ko": "등록된 KIS 키가 없습니다.", "en": "No KIS keys are registered."},
+    "me_registered": {"ko": "{badge}\nKIS 키 {key} · 계좌 {account}", "en": "{badge}\nKIS key {key} · account {account}"},
+    "me_paper": {"ko": "{badge}\n시뮬레이터 모의계좌를 사용 중입니다. /login 으로 본인 키를 등록할 수 있습니다.",
+                 "en": "{badge}\nYou trade on a simulator paper account. /login registers your own keys."},
+    "me_none": {"ko": "{badge}\n등록된 KIS 키가 없습니다. /login 으로 등록하세요.",
+                "en": "{badge}\nNo KIS keys registered. Use /login."},
     "plain_text_hint": {"ko": "명령은 /help 를 보세요.", "en": "See /help for commands."},
 }
 
 COMMAND_MENU = {
     "ko": [("price", "현재가"), ("buy", "매수"), ("sell", "매도"), ("orders", "미체결 주문"), ("cancel", "주문 취소"),
-           ("balance", "잔고"), ("help", "도움말")],
+           ("balance", "잔고"), ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말")],
     "en": [("price", "Current price"), ("buy", "Buy"), ("sell", "Sell"), ("orders", "Open orders"),
-           ("cancel", "Cancel an order"), ("balance", "Balance"), ("help", "Help")],
+           ("cancel", "Cancel an order"), ("balance", "Balance"), ("login", "Register KIS keys"), ("me", "Your account"),
+           ("help", "Help")],
 }
 
 

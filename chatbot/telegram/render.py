@@ -66,10 +66,16 @@ def quote(view: QuoteView, lang: str) -> str:
 
 
 def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
+    keyboard = InlineKeyboardMarkup([[
+        InlineKeyboardButton(t("confirm", lang), callback_data=callbacks.pack(callbacks.CONFIRM, c.token)),
+        InlineKeyboardButton(t("dismiss", lang), callback_data=callbacks.pack(callbacks.DISMISS, c.token)),
+    ]])
+    until = c.expires_at.astimezone(KST).strftime("%H:%M:%S")
+    if c.action == "reset":
+        return f"{t('reset_card', lang, badge=badge(c.mode, lang))}\n{t('card_expiry', lang, until=until)}", keyboard
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
     price = t("market", lang) if c.price is None else won(c.price)
     title = t("card_title_cancel" if c.action == "cancel" else "card_title_order", lang, badge=badge(c.mode, lang))
-    until = c.expires_at.astimezone(KST).strftime("%H:%M:%S")
     if lang == "ko":
         lines = [title, f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})",
                  f"수량 {won(c.quantity)}주 · 가격 {price}" + (f" (현재가 {won(c.quoted_price)})" if c.price is None else "")]
@@ -90,14 +96,12 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
     if c.mode is Mode.REAL:
         lines.insert(1, "‼️ <b>REAL MONEY · 실전 계좌</b>")
     lines.append(t("card_expiry", lang, until=until))
-    keyboard = InlineKeyboardMarkup([[
-        InlineKeyboardButton(t("confirm", lang), callback_data=callbacks.pack(callbacks.CONFIRM, c.token)),
-        InlineKeyboardButton(t("dismiss", lang), callback_data=callbacks.pack(callbacks.DISMISS, c.token)),
-    ]])
     return "\n".join(lines), keyboard
 
 
 def card_summary(c: OrderCard, lang: str) -> str:
+    if c.action == "reset":
+        return badge(c.mode, lang)
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
     price = t("market", lang) if c.price is None else won(c.price)
     qty = f"{won(c.quantity)}{t('shares', lang)}"

@@ -1,0 +1,1 @@
+"""Secrets at rest: the master keyring and authenticated encryption bound to owner and field."""

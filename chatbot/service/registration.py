@@ -1,0 +1,102 @@
+"""A user's own KIS credentials: register (verified by issuing a token first), show, remove;
+and, in simulator mode, a fresh paper account."""
+
+from __future__ import annotations
+
+import logging
+import re
+import string
+from dataclasses import dataclass
+
+from chatbot.kis import protocol as p
+from chatbot.kis.errors import KisAuthError, KisError, KisTokenIssueThrottled
+from chatbot.kis.models import Account
+from chatbot.kis.rest import KisCredentials, mask
+from chatbot.kis.token import token_cache_key
+from chatbot.service.accounts import AccountProvider
+from chatbot.service.errors import UserError
+from chatbot.service.views import Mode
+from chatbot.storage.credentials import CredentialStore, PaperAccountStore
+
+log = logging.getLogger(__name__)
+_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "+/=_-.")
+_ACCOUNT = re.compile(r"^\s*(\d{8})-?(\d{2})\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class MeView:
+    mode: Mode
+    key_hint: str | None  # None: no credentials of their own
+    account: str | None
+    paper_account: bool
+
+
+def check_app_key(text: str) -> str:
+    key = text.strip()
+    if len(key) != p.APP_KEY_LENGTH or not set(key) <= _KEY_CHARS:
+        raise UserError("bad_app_key", length=p.APP_KEY_LENGTH)
+    return key
+
+
+def check_app_secret(text: str) -> str:
+    secret = text.strip()
+    if len(secret) != p.APP_SECRET_LENGTH or not set(secret) <= _KEY_CHARS:
+        raise UserError("bad_app_secret", length=p.APP_SECRET_LENGTH)
+    return secret
+
+
+def parse_account(text: str) -> Account:
+    match = _ACCOUNT.match(text)
+    if match is None:
+        raise UserError("bad_account")
+    return Account(match.group(1), match.group(2))
+
+
+class Registration:
+    def __init__(self, accounts: AccountProvider, credentials: CredentialStore, paper: PaperAccountStore,
+                 mode: Mode) -> None:
+        self.accounts = accounts
+        self.credentials = credentials
+        self.paper = paper
+        self.mode = mode
+
+    async def register(self, user_id: int, app_key: str, app_secret: str, account: Account) -> MeView:
+        """Issue a token with the credentials; only if KIS accepts them are they stored."""
+        creds = KisCredentials(check_app_key(app_key), check_app_secret(app_secret), account)
+        client = self.accounts.client_for(creds)
+        try:
+            await client.verify_credentials()
+        except KisTokenIssueThrottled:
+            raise UserError("kis_token_wait") from None
+        except KisAuthError as exc:
+            log.info("registration refused by KIS", extra={"user_id": user_id, "msg_cd": exc.msg_cd})
+            raise UserError("login_refused", code=exc.msg_cd or "-") from None
+        except KisError:
+            raise UserError("kis_unavailable", detail="") from None
+        await self.credentials.save(user_id, self.accounts.endpoint.cache_scope, creds)
+        self.accounts.forget(user_id)
+        log.info("credentials registered", extra={"user_id": user_id, "key": mask(creds.app_key)})
+        return MeView(self.mode, mask(creds.app_key), str(account), False)
+
+    async def logout(self, user_id: int) -> bool:
+        creds = await self.credentials.load(user_id)
+        if creds is None:
+            return False
+        await self.accounts.token_store.delete(token_cache_key(self.accounts.endpoint.cache_scope, creds.app_key))
+        await self.credentials.delete(user_id)
+        self.accounts.forget(user_id)
+        log.info("credentials removed", extra={"user_id": user_id})
+        return True
+
+    async def me(self, user_id: int) -> MeView:
+        row = await self.credentials.info(user_id)
+        if row is not None:
+            return MeView(self.mode, row.key_hint, row.account, False)
+        return MeView(self.mode, None, None, self.mode is Mode.PAPER)
+
+    async def reset_paper(self, user_id: int) -> None:
+        """Simulator mode: a fresh paper account with the starting cash (the old one is abandoned)."""
+        if self.mode is not Mode.PAPER:
+            raise UserError("reset_paper_only")
+        await self.paper.renew(user_id)
+        self.accounts.forget(user_id)

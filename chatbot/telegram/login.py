@@ -1,0 +1,171 @@
+"""/login (app key → secret → account, each message deleted as soon as it is read), /logout, /me,
+/reset. Nothing half-entered is ever stored: the pieces live in this conversation's memory only
+(the bot uses no persistence) and are dropped on /cancel, timeout or completion."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from chatbot.service.errors import UserError
+from chatbot.service.registration import check_app_key, check_app_secret, parse_account
+from chatbot.telegram import render
+from chatbot.telegram.context import Context, lang, reply, services, user_errors
+from chatbot.telegram.i18n import t
+
+log = logging.getLogger(__name__)
+APP_KEY, APP_SECRET, ACCOUNT = range(3)
+LOGIN_TIMEOUT_SECONDS = 300
+_DRAFT = "login_draft"
+
+
+async def _consume(update: Update, context: Context) -> str | None:
+    """The text of the user's message, which is deleted at once (it may carry a secret)."""
+    message = update.message
+    if message is None:
+        return None
+    text = message.text
+    try:
+        await message.delete()
+    except TelegramError as exc:
+        log.warning("could not delete a message carrying a secret", extra={"error": type(exc).__name__})
+        await reply(update, context, t("delete_failed", lang(update)))
+    return text
+
+
+def _draft(context: Context) -> dict[str, str]:
+    assert context.user_data is not None
+    return context.user_data.setdefault(_DRAFT, {})  # type: ignore[no-any-return]
+
+
+def _drop_draft(context: Context) -> None:
+    if context.user_data is not None:
+        context.user_data.pop(_DRAFT, None)
+
+
+async def start(update: Update, context: Context) -> int:
+    _drop_draft(context)
+    await reply(update, context, t("login_intro", lang(update), badge=render.badge(services(context).mode,
+                                                                                      lang(update))))
+    return APP_KEY
+
+
+async def got_app_key(update: Update, context: Context) -> int:
+    text = await _consume(update, context)
+    try:
+        _draft(context)["app_key"] = check_app_key(text or "")
+    except UserError as err:
+        await reply(update, context, render.error(err, lang(update))[0])
+        return APP_KEY
+    await reply(update, context, t("login_secret", lang(update)))
+    return APP_SECRET
+
+
+async def got_app_secret(update: Update, context: Context) -> int:
+    text = await _consume(update, context)
+    try:
+        _draft(context)["app_secret"] = check_app_secret(text or "")
+    except UserError as err:
+        await reply(update, context, render.error(err, lang(update))[0])
+        return APP_SECRET
+    await reply(update, context, t("login_account", lang(update)))
+    return ACCOUNT
+
+
+async def got_account(update: Update, context: Context) -> int:
+    text = await _consume(update, context)
+    language = lang(update)
+    try:
+        account = parse_account(text or "")
+    except UserError as err:
+        await reply(update, context, render.error(err, language)[0])
+        return ACCOUNT
+    draft = _draft(context)
+    _drop_draft(context)
+    user = update.effective_user
+    assert user is not None
+    await reply(update, context, t("login_checking", language))
+    try:
+        me = await services(context).registration.register(user.id, draft.get("app_key", ""),
+                                                           draft.get("app_secret", ""), account)
+    except UserError as err:
+        await reply(update, context, render.error(err, language)[0])
+        return ConversationHandler.END
+    finally:
+        draft.clear()
+    await reply(update, context, t("login_done", language, key=me.key_hint or "", account=me.account or ""))
+    return ConversationHandler.END
+
+
+async def not_text(update: Update, context: Context) -> None:
+    await _consume(update, context)
+    await reply(update, context, t("login_text_only", lang(update)))
+
+
+async def cancel(update: Update, context: Context) -> int:
+    _drop_draft(context)
+    await reply(update, context, t("login_cancelled", lang(update)))
+    return ConversationHandler.END
+
+
+async def timeout(update: Update, context: Context) -> None:
+    _drop_draft(context)
+    chat = update.effective_chat
+    if chat is not None:
+        await context.bot.send_message(chat.id, t("login_timeout", lang(update)))
+
+
+def conversation() -> ConversationHandler:  # type: ignore[type-arg]
+    text = filters.TEXT & ~filters.COMMAND
+    other = ~filters.TEXT & ~filters.COMMAND
+    return ConversationHandler(
+        entry_points=[CommandHandler("login", start)],
+        states={
+            APP_KEY: [MessageHandler(text, got_app_key), MessageHandler(other, not_text)],
+            APP_SECRET: [MessageHandler(text, got_app_secret), MessageHandler(other, not_text)],
+            ACCOUNT: [MessageHandler(text, got_account), MessageHandler(other, not_text)],
+            ConversationHandler.TIMEOUT: [MessageHandler(filters.ALL, timeout)],
+        },
+        fallbacks=[CommandHandler(["cancel", "login"], cancel)],
+        conversation_timeout=LOGIN_TIMEOUT_SECONDS,
+        name="login", persistent=False, per_chat=True, per_user=True,
+    )
+
+
+@user_errors
+async def logout(update: Update, context: Context) -> None:
+    assert update.effective_user is not None
+    removed = await services(context).registration.logout(update.effective_user.id)
+    await reply(update, context, t("logout_done" if removed else "logout_none", lang(update)))
+
+
+@user_errors
+async def me(update: Update, context: Context) -> None:
+    assert update.effective_user is not None
+    view = await services(context).registration.me(update.effective_user.id)
+    language = lang(update)
+    badge = render.badge(view.mode, language)
+    if view.key_hint:
+        text = t("me_registered", language, badge=badge, key=view.key_hint, account=view.account or "")
+    else:
+        text = t("me_paper" if view.paper_account else "me_none", language, badge=badge)
+    await reply(update, context, text)
+
+
+@user_errors
+async def reset(update: Update, context: Context) -> None:
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    trading = services(context).trading
+    card = await trading.prepare_reset(user.id, chat.id)
+    text, keyboard = render.card(card, lang(update))
+    message = await reply(update, context, text, keyboard)
+    await trading.attach_card(card, user.id, message.message_id)
