@@ -163,8 +163,8 @@ class KisRestClient:
             base_url=endpoint.rest_url, timeout=timeout,
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             headers={"User-Agent": USER_AGENT})
-        self.tokens = TokenManager(token_cache_key(endpoint.cache_scope, credentials.app_key),
-                                   token_store or MemoryTokenStore(), self._issue_token, clock)
+        cache_key = token_cache_key(endpoint.cache_scope, credentials.app_key, credentials.app_secret)
+        self.tokens = TokenManager(cache_key, token_store or MemoryTokenStore(), self._issue_token, clock)
         self.rate_limit_retries = 0
         self.calls = 0
 
@@ -200,8 +200,10 @@ class KisRestClient:
         return parse_token_reply(data, time.time())
 
     async def verify_credentials(self) -> None:
-        """Issue (or reuse) a token: proves the key pair is accepted by this server."""
+        """Prove KIS accepts these credentials: a token, then a balance query, which checks the app
+        key, the secret (sent on every call) and that the account belongs to the key."""
         await self.tokens.get()
+        await self.balance()
 
     async def approval_key(self) -> str:
         """A WebSocket approval key (``/oauth2/Approval``; the secret goes as ``secretkey``)."""

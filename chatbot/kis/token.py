@@ -55,9 +55,11 @@ class MemoryTokenStore:
         self.tokens.pop(key, None)
 
 
-def token_cache_key(scope: str, app_key: str) -> str:
-    """Where a token is cached: a digest of environment and app key (the app key itself is not stored)."""
-    return hashlib.sha256(f"{scope}\n{app_key}".encode()).hexdigest()
+def token_cache_key(scope: str, app_key: str, app_secret: str) -> str:
+    """Where a token is cached: a digest of environment, app key and secret (none of them is stored).
+
+    The secret is part of it so that knowing an app key never finds someone else's token."""
+    return hashlib.sha256(f"{scope}\n{app_key}\n{app_secret}".encode()).hexdigest()
 
 
 def parse_token_reply(body: dict[str, object], now: float) -> CachedToken:

@@ -9,7 +9,7 @@ import string
 from dataclasses import dataclass
 
 from chatbot.kis import protocol as p
-from chatbot.kis.errors import KisAuthError, KisError, KisTokenIssueThrottled
+from chatbot.kis.errors import KisApiError, KisAuthError, KisError, KisTokenIssueThrottled
 from chatbot.kis.models import Account
 from chatbot.kis.rest import KisCredentials, mask
 from chatbot.kis.token import token_cache_key
@@ -68,7 +68,7 @@ class Registration:
             await client.verify_credentials()
         except KisTokenIssueThrottled:
             raise UserError("kis_token_wait") from None
-        except KisAuthError as exc:
+        except (KisAuthError, KisApiError) as exc:
             log.info("registration refused by KIS", extra={"user_id": user_id, "msg_cd": exc.msg_cd})
             raise UserError("login_refused", code=exc.msg_cd or "-") from None
         except KisError:
@@ -82,7 +82,8 @@ class Registration:
         creds = await self.credentials.load(user_id)
         if creds is None:
             return False
-        await self.accounts.token_store.delete(token_cache_key(self.accounts.endpoint.cache_scope, creds.app_key))
+        await self.accounts.token_store.delete(
+            token_cache_key(self.accounts.endpoint.cache_scope, creds.app_key, creds.app_secret))
         await self.credentials.delete(user_id)
         self.accounts.forget(user_id)
         log.info("credentials removed", extra={"user_id": user_id})
