@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     console = sub.add_parser("console", help="chat with the bot in this terminal (no Telegram needed)")
     console.add_argument("--user-id", type=int, default=1, help="the Telegram user id you play (default 1)")
     console.add_argument("--lang", choices=("ko", "en"), default="ko")
+    sub.add_parser("rotate-key", help="re-encrypt every stored secret with a new master key")
     sim = sub.add_parser("sim", help="run the KIS simulator standalone")
     sim.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     sim.add_argument("--port", type=int, default=None, help="real-like REST port (default: any free port)")
@@ -84,6 +85,21 @@ async def _run_bot(settings: Settings) -> None:
         await runtime.aclose()
 
 
+async def _rotate_key(settings: Settings) -> None:
+    from chatbot.security.keyring import MasterKeyring
+    from chatbot.storage import Database, vault
+
+    keyring = MasterKeyring.load(settings.security.master_key_file, create=False)
+    db = Database(settings.database.url)
+    try:
+        await db.migrate()
+        count = await vault.rotate(db, keyring)
+    finally:
+        await db.dispose()
+    print(f"master key rotated to version {keyring.current}; {count} secrets re-encrypted; "
+          f"key file {keyring.path}", flush=True)
+
+
 async def _run_console(settings: Settings, args: argparse.Namespace) -> None:
     from chatbot.console.terminal import run_console
     from chatbot.runtime import Runtime
@@ -115,6 +131,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_run_sim(settings, args))
     elif args.command == "console":
         asyncio.run(_run_console(settings, args))
+    elif args.command == "rotate-key":
+        asyncio.run(_rotate_key(settings))
     elif not settings.telegram.token:
         print("configuration error: telegram.token is not set (KISBOT_TELEGRAM_TOKEN); "
               "`chatbot console` chats locally without Telegram", file=sys.stderr)

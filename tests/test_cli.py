@@ -73,3 +73,22 @@ async def test_bad_config_fails_with_one_line(tmp_path: Path) -> None:
                                                 stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and err.decode().strip().count("\n") == 0 and "KISBOT_KIS_ENVIRONMENT" in err.decode()
+
+
+async def test_rotate_key_command(tmp_path: Path) -> None:
+    env = {**os.environ, "KISBOT_DATABASE_URL": f"sqlite:///{tmp_path}/r.sqlite3", "KISBOT_LOGGING_LEVEL": "WARNING",
+           "KISBOT_SECURITY_MASTER_KEY_FILE": f"{tmp_path}/master.key"}
+    env.pop("KISBOT_MASTER_KEY", None)
+    console = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "console", cwd=ROOT, env=env,
+                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    await asyncio.wait_for(console.communicate(b"/balance\n"), 60)  # creates the key, a paper account, a token
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "rotate-key", cwd=ROOT, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"version 2" in out
+    console = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "console", cwd=ROOT, env=env,
+                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(console.communicate(b"/balance\n"), 60)
+    assert console.returncode == 0 and "10,000,000" in out.decode(), err.decode()[-1500:]
