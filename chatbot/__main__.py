@@ -69,15 +69,17 @@ def _stop_event() -> asyncio.Event:
 async def _run_bot(settings: Settings) -> None:
     from chatbot.runtime import Runtime
     from chatbot.telegram import app as tg
+    from chatbot.telegram.alerts import push_for
     from chatbot.telegram.context import BotServices
 
     runtime = await Runtime.start(settings)
-    services = BotServices(runtime.trading, runtime.registration, runtime.users, runtime.mode,
+    services = BotServices(runtime.trading, runtime.registration, runtime.users, runtime.alerts, runtime.mode,
                            frozenset(settings.telegram.allowed_users))
     application = tg.build_application(settings.telegram, services)
     stop = _stop_event()
     try:
         await tg.start(application)
+        await runtime.start_pushes(push_for(application.bot))
         print(f"kis-chatops running · mode {runtime.mode.value} · Ctrl-C to stop", flush=True)
         await stop.wait()
     finally:

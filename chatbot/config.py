@@ -41,7 +41,7 @@ class TelegramSettings:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class KisSettings:
     environment: Environment = "simulator"
     rest_url: str = ""
@@ -52,6 +52,16 @@ class KisSettings:
     order_timeout_seconds: float = 15.0
     # Real-money trading must be switched on explicitly even with environment = "real".
     allow_real_orders: bool = False
+    # The operator's key pair for the shared market-data feed that drives price alerts (virtual/real;
+    # the simulator needs none). Prefer KISBOT_KIS_MARKET_DATA_APP_KEY / _SECRET.
+    market_data_app_key: str = ""
+    market_data_app_secret: str = ""
+    max_alerts_per_user: int = 50
+    alert_cooldown_seconds: int = 600
+
+    def __repr__(self) -> str:  # the market-data secret stays out of reprs
+        return (f"KisSettings(environment={self.environment!r}, rest_url={self.rest_url!r}, ws_url={self.ws_url!r}, "
+                f"market_data_key={'<set>' if self.market_data_app_key else '<unset>'})")
 
 
 @dataclass(frozen=True, slots=True)

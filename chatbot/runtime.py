@@ -4,14 +4,21 @@ simulator mode, the per-user KIS accounts and the trading service. Front ends ta
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 
+from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.outbox import OutboxSender, Push
 from chatbot.config import Settings
 from chatbot.kis import protocol as p
-from chatbot.kis.rest import KisEndpoint
+from chatbot.kis.realtime import RealtimeClient
+from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
 from chatbot.security.keyring import MasterKeyring
 from chatbot.security.secretbox import SecretBox
+from chatbot.kis.models import Account
 from chatbot.service.accounts import AccountProvider
+from chatbot.service.alerts import AlertService
+from chatbot.service.fills import FillWatcher
 from chatbot.service.confirmations import PendingOrders
 from chatbot.service.journal import OrderJournal
 from chatbot.service.registration import Registration
@@ -39,6 +46,22 @@ class Runtime:
     registration: Registration
     users: Users
     mode: Mode
+    alerts: AlertService
+    engine: AlertEngine | None
+    fills: FillWatcher
+    market_data: KisRestClient | None
+    sender: OutboxSender | None = None
+
+    def wake_sender(self) -> None:
+        if self.sender is not None:
+            self.sender.wake()
+
+    async def start_pushes(self, push: Push) -> OutboxSender:
+        """Start delivering the outbox through ``push`` (the front end's sender)."""
+        self.sender = OutboxSender(self.db, push, self.alerts.user_blocked_bot)
+        await self.sender.start()
+        self.sender.wake()
+        return self.sender
 
     @classmethod
     async def start(cls, settings: Settings, sim_options: SimulatorOptions | None = None,
@@ -79,11 +102,52 @@ class Runtime:
             raise
         registration = Registration(accounts, credentials, paper, mode)
         trading.on_reset = registration.reset_paper
-        log.info("runtime ready", extra={"mode": mode.value, "kis": endpoint.rest_url})
-        return cls(settings, db, sim, accounts, trading, registration, Users(db), mode)
+        users = Users(db)
+        flavour_ws: p.Flavour = "virtual" if kis.environment == "virtual" else "real"
+        ws_url = kis.ws_url or (sim.ws_url("real") if sim is not None else p.WS_URLS[flavour_ws])
+        holder: list[Runtime] = []
+
+        def wake() -> None:
+            if holder:
+                holder[0].wake_sender()
+
+        market_data = _market_data_client(settings, endpoint, sim is not None)
+        engine = AlertEngine(db, RealtimeClient(ws_url, market_data.approval_key), wake) if market_data else None
+        alerts = AlertService(db, engine, accounts, trading, max_per_user=kis.max_alerts_per_user,
+                              cooldown_seconds=kis.alert_cooldown_seconds)
+        fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[flavour_ws], wake)
+        trading.before_order = fills.watch
+        runtime = cls(settings, db, sim, accounts, trading, registration, users, mode, alerts, engine, fills,
+                      market_data)
+        holder.append(runtime)
+        if engine is not None:
+            await engine.start()
+        await fills.resume_recent()
+        log.info("runtime ready", extra={"mode": mode.value, "kis": endpoint.rest_url, "alerts": engine is not None})
+        return runtime
 
     async def aclose(self) -> None:
+        if self.sender is not None:
+            await self.sender.stop()
+        if self.engine is not None:
+            await self.engine.stop()
+        await self.fills.stop()
+        if self.market_data is not None:
+            await self.market_data.aclose()
         await self.accounts.aclose()
         if self.sim is not None:
             await self.sim.stop()
         await self.db.dispose()
+
+
+def _market_data_client(settings: Settings, endpoint: KisEndpoint, simulator: bool) -> KisRestClient | None:
+    """The operator's client for the shared market-data feed (approval keys), or None without keys."""
+    kis = settings.kis
+    if simulator and not kis.market_data_app_key:  # the simulator accepts any well-formed pair
+        creds = KisCredentials("PS" + secrets.token_hex(17), secrets.token_urlsafe(135), Account("00000000", "01"))
+    elif kis.market_data_app_key and kis.market_data_app_secret:
+        creds = KisCredentials(kis.market_data_app_key, kis.market_data_app_secret, Account("00000000", "01"))
+    else:
+        log.warning("price alerts are off: no kis.market_data_app_key configured")
+        return None
+    return KisRestClient(endpoint, creds)

@@ -9,12 +9,13 @@ from typing import Any
 
 from telegram import Update
 
-from chatbot.config import DatabaseSettings, Settings, SimulatorSettings, TelegramSettings
+from chatbot.config import DatabaseSettings, KisSettings, Settings, SimulatorSettings, TelegramSettings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.runtime import Runtime
 from chatbot.security.keyring import MasterKeyring
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.telegram import app as tg
+from chatbot.telegram.alerts import push_for
 from chatbot.telegram.context import BotServices
 from tests.fake_telegram import FakeTelegram
 
@@ -23,16 +24,18 @@ TOKEN = "123456789:TEST-TOKEN-abcdefghijklmnopqrstuvwxyz0"
 
 class BotHarness:
     def __init__(self, db_url: str, *, allowed_users: tuple[int, ...] = (), per_chat_interval: float = 0.0,
-                 ttl: int = 60) -> None:
+                 ttl: int = 60, kis: KisSettings | None = None) -> None:
         self.settings = Settings(
             telegram=TelegramSettings(token=TOKEN, allowed_users=allowed_users, confirmation_ttl_seconds=ttl),
-            database=DatabaseSettings(url=db_url), simulator=SimulatorSettings(tick_interval_seconds=0))
+            kis=kis or KisSettings(), database=DatabaseSettings(url=db_url),
+            simulator=SimulatorSettings(tick_interval_seconds=0))
         self.per_chat_interval = per_chat_interval
         self.keyring = MasterKeyring(1, {1: secrets.token_bytes(32)})
         self.telegram = FakeTelegram(TOKEN)
         self.runtime: Runtime | None = None
         self.app: Any = None
         self._done: set[int] = set()
+        self.pushed: set[tuple[int, int]] = set()  # (chat, message id) of pushes, which arrive on their own
         self._done_event = asyncio.Event()
 
     @property
@@ -54,7 +57,8 @@ class BotHarness:
         self.runtime = await Runtime.start(self.settings, SimulatorOptions(tick_interval=0,
                                                                            enforce_token_issue_interval=True),
                                            keyring=self.keyring)
-        services = BotServices(self.runtime.trading, self.runtime.registration, self.runtime.users, self.runtime.mode,
+        services = BotServices(self.runtime.trading, self.runtime.registration, self.runtime.users,
+                               self.runtime.alerts, self.runtime.mode,
                                frozenset(self.settings.telegram.allowed_users))
         self.app = tg.build_application(self.settings.telegram, services, per_chat_interval=self.per_chat_interval)
         original = self.app.process_update
@@ -69,6 +73,14 @@ class BotHarness:
 
         self.app.process_update = process_update
         await tg.start(self.app, poll_timeout=1)
+        push = push_for(self.app.bot)
+
+        async def recording_push(row: Any) -> object:
+            message = await push(row)
+            self.pushed.add((row.chat_id, message.message_id))  # type: ignore[attr-defined]
+            return message
+
+        await self.runtime.start_pushes(recording_push)
 
     async def restart(self) -> None:
         """Stop the bot (and its embedded simulator) and start it again on the same database."""
@@ -102,7 +114,9 @@ class BotHarness:
         before = {m["message_id"] for m in self.api.bot_messages(chat)}
         update = self.api.send_text(user, text, chat_id)
         await self._wait(update["update_id"])
-        return [m for m in self.api.bot_messages(chat) if m["message_id"] not in before]
+        await asyncio.sleep(0)
+        return [m for m in self.api.bot_messages(chat) if m["message_id"] not in before
+                and (chat, m["message_id"]) not in self.pushed and not _looks_pushed(m)]
 
     async def press(self, user: dict[str, Any], message: dict[str, Any], data: str) -> dict[str, Any]:
         """The user presses a button; returns the callback answer (text, show_alert)."""
@@ -115,3 +129,22 @@ class BotHarness:
 
     def current(self, message: dict[str, Any]) -> dict[str, Any]:
         return self.api.messages[(message["chat"]["id"], message["message_id"])]
+
+    async def wait_for_message(self, chat_id: int, contains: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The first bot message in ``chat_id`` containing ``contains`` (pushes arrive on their own)."""
+        async def find() -> dict[str, Any]:
+            while True:
+                for message in self.api.bot_messages(chat_id):
+                    if contains in (message.get("text") or ""):
+                        return message
+                await asyncio.sleep(0.02)
+        return await asyncio.wait_for(find(), timeout)
+
+    def count_messages(self, chat_id: int, contains: str) -> int:
+        return sum(contains in (m.get("text") or "") for m in self.api.bot_messages(chat_id))
+
+
+def _looks_pushed(message: dict[str, Any]) -> bool:
+    """A push whose send is still in flight (its id is recorded only once send_message returns)."""
+    text = message.get("text") or ""
+    return text.startswith(("🔔 ", "✅ 체결", "✅ Filled")) and "#" not in text.split("\n")[0][:12]

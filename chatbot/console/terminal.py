@@ -11,6 +11,7 @@ from chatbot.console.botapi import BotApiEmulator
 from chatbot.console.transport import EmulatorRequest
 from chatbot.runtime import Runtime
 from chatbot.telegram import app as tg
+from chatbot.telegram.alerts import push_for
 from chatbot.telegram.context import BotServices
 
 QUIET_SECONDS = 0.25
@@ -82,10 +83,12 @@ async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko
     out = out or sys.stdout
     emulator = BotApiEmulator()
     chat = ConsoleChat(emulator, out, BotApiEmulator.user(user_id, language))
-    services = BotServices(runtime.trading, runtime.registration, runtime.users, runtime.mode, frozenset())
+    services = BotServices(runtime.trading, runtime.registration, runtime.users, runtime.alerts, runtime.mode,
+                           frozenset())
     application = tg.build_application(runtime.settings.telegram, services, request=EmulatorRequest(emulator),
                                        per_chat_interval=0)
     await tg.start(application, poll_timeout=1)
+    await runtime.start_pushes(push_for(application.bot))
     chat.write(f"kis-chatops console · mode {runtime.mode.value} · type /help, a number presses a button, "
                f"/quit or Ctrl-D leaves")
     loop = asyncio.get_running_loop()

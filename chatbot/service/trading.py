@@ -93,6 +93,7 @@ class TradingService:
         self.mode = mode
         self.allow_real_orders = allow_real_orders
         self.on_reset: Callable[[int], Awaitable[None]] | None = None  # simulator: renew a paper account
+        self.before_order: Callable[[int, int], Awaitable[None]] | None = None  # (user, chat): watch fills
 
     # -- symbols and quotes ------------------------------------------------------------------------
     def resolve(self, text: str) -> Symbol:
@@ -217,6 +218,11 @@ class TradingService:
 
     async def _submit_order(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
                             journal_id: int) -> ConfirmResult:
+        if self.before_order is not None:  # a market order fills at once: listen for its notice first
+            try:
+                await self.before_order(row.owner_id, row.chat_id)
+            except Exception:  # fill pushes are a convenience; the order goes ahead
+                log.exception("could not start fill notifications")
         try:
             placed = await account.submitter.place(card.side, row.code, row.quantity, row.price)
         except KisOrderRejected as exc:

@@ -16,15 +16,22 @@ class Users:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def touch(self, telegram_id: int, language_code: str | None) -> UserRow:
+    async def touch(self, telegram_id: int, language_code: str | None) -> bool:
+        """Record the user; True when they had blocked the bot and are back."""
         async with self.db.session() as session:
             row = await session.get(UserRow, telegram_id)
             language = language_of(language_code)
+            returned = False
             if row is None:
                 row = UserRow(telegram_id=telegram_id, language=language)
             else:
-                row.language = language
-                row.last_seen = utcnow()
+                returned = row.blocked
+                row.language, row.blocked, row.last_seen = language, False, utcnow()
             session.add(row)
             await session.commit()
-            return row
+            return returned
+
+    async def language(self, telegram_id: int) -> str:
+        async with self.db.session() as session:
+            row = await session.get(UserRow, telegram_id)
+            return row.language if row else "ko"

@@ -41,6 +41,7 @@ class UserRow(SQLModel, table=True):
 
     telegram_id: int = Field(primary_key=True, sa_type=BigInteger)
     language: str = Field(default="ko", max_length=8)
+    blocked: bool = False  # the user blocked the bot: pushes stop, alerts are paused
     first_seen: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     last_seen: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
@@ -150,3 +151,45 @@ class MasterKeyCheckRow(SQLModel, table=True):
     version: int = Field(primary_key=True)
     check_value: str
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class AlertRow(SQLModel, table=True):
+    """A price alert: fires once when the trade price crosses, or again after a cooldown (repeat)."""
+
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(sa_type=BigInteger, index=True)
+    chat_id: int = Field(sa_type=BigInteger)
+    language: str = Field(default="ko", max_length=8)
+    code: str = Field(max_length=12, index=True)
+    name: str = Field(max_length=80)
+    direction: str = Field(max_length=8)  # above | below
+    threshold: int
+    reference_price: int  # the price when the alert was set
+    percent: str | None = Field(default=None, max_length=12)  # "+5" for a percent alert, as typed
+    repeat: bool = False
+    cooldown_seconds: int = 600
+    status: str = Field(default="armed", max_length=12, index=True)  # armed | cooling | fired | paused | deleted
+    fired_count: int = 0
+    rearm_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class OutboxRow(SQLModel, table=True):
+    """A push to send (alert fired, order filled); written with the event, marked when sent."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=120, unique=True)
+    owner_id: int = Field(sa_type=BigInteger, index=True)
+    chat_id: int = Field(sa_type=BigInteger)
+    kind: str = Field(max_length=12)  # alert | fill
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=12, index=True)  # pending | sent | dead
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    sent_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))

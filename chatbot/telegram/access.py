@@ -38,7 +38,8 @@ async def gate(update: Update, context: Context) -> None:
         if update.callback_query is not None or (message is not None and (message.text or "").startswith("/")):
             await _refuse(update, context, "private_only")
         raise ApplicationHandlerStop
-    await svc.users.touch(user.id, user.language_code)
+    if await svc.users.touch(user.id, user.language_code):  # back after blocking the bot
+        await svc.alerts.user_returned(user.id)
 
 
 async def _refuse(update: Update, context: Context, key: str) -> None:

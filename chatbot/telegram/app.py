@@ -22,7 +22,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from chatbot.config import TelegramSettings
-from chatbot.telegram import access, balance, callbacks, help, login, orders, price
+from chatbot.telegram import access, alerts, balance, callbacks, help, login, orders, price
 from chatbot.telegram.context import BotServices, Context, lang
 from chatbot.telegram.i18n import COMMAND_MENU, t
 from chatbot.telegram.pacing import ChatPacedRateLimiter
@@ -60,9 +60,12 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("orders", orders.orders))
     app.add_handler(CommandHandler("cancel", orders.cancel))
     app.add_handler(CommandHandler("balance", balance.balance))
+    app.add_handler(CommandHandler("alert", alerts.alert))
+    app.add_handler(CommandHandler("alerts", alerts.alerts))
     app.add_handler(CallbackQueryHandler(orders.card_button, pattern=f"^({callbacks.CONFIRM}|{callbacks.DISMISS}):"))
     app.add_handler(CallbackQueryHandler(price.pick, pattern=f"^{callbacks.PICK_QUOTE}:"))
     app.add_handler(CallbackQueryHandler(orders.pick_cancel, pattern=f"^{callbacks.PICK_CANCEL}:"))
+    app.add_handler(CallbackQueryHandler(alerts.delete_button, pattern=f"^{callbacks.DELETE_ALERT}:"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.COMMAND, help.unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, help.plain_text))

@@ -15,6 +15,7 @@ CONFIRM = "oy"
 DISMISS = "on"
 PICK_QUOTE = "pq"
 PICK_CANCEL = "pc"
+DELETE_ALERT = "ad"
 _VALUE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 MAX_BYTES = 64
 
@@ -36,9 +37,8 @@ def unpack(data: str | None) -> Callback | None:
     if not data or len(data.encode()) > MAX_BYTES:
         return None
     kind, sep, value = data.partition(":")
-    if not sep or kind not in (CONFIRM, DISMISS, PICK_QUOTE, PICK_CANCEL) or not _VALUE.match(value):
+    if not sep or kind not in (CONFIRM, DISMISS, PICK_QUOTE, PICK_CANCEL, DELETE_ALERT) or not _VALUE.match(value):
         return None
     return Callback(kind, value)
 
 
-PATTERN = re.compile(rf"^({CONFIRM}|{DISMISS}|{PICK_QUOTE}|{PICK_CANCEL}):")

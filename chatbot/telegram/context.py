@@ -11,6 +11,7 @@ from typing import Any
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
+from chatbot.service.alerts import AlertService
 from chatbot.service.errors import UserError
 from chatbot.service.registration import Registration
 from chatbot.service.trading import TradingService
@@ -27,6 +28,7 @@ class BotServices:
     trading: TradingService
     registration: Registration
     users: Users
+    alerts: AlertService
     mode: Mode
     allowed_users: frozenset[int]
 

@@ -19,11 +19,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "/price 삼성전자 — 현재가\n/buy 005930 10 71000 — 지정가 매수 (가격 생략 시 시장가)\n"
               "/sell 005930 5 — 시장가 매도\n/orders — 미체결 주문\n/cancel 0000001234 — 주문 취소\n"
               "/balance — 잔고\n/login — KIS 키 등록 · /logout — 삭제 · /me — 내 계정\n"
-              "/reset — 모의계좌 초기화\n/help — 도움말",
+              "/alert 삼성전자 이상 75000 — 가격 알림 · /alerts — 알림 목록\n/reset — 모의계좌 초기화\n/help — 도움말",
         "en": "/price Samsung Electronics — current price\n/buy 005930 10 71000 — limit buy (no price: market)\n"
               "/sell 005930 5 — market sell\n/orders — open orders\n/cancel 0000001234 — cancel an order\n"
               "/balance — holdings and cash\n/login — register KIS keys · /logout — remove · /me — your account\n"
-              "/reset — restart the paper account\n/help — this help",
+              "/alert 005930 above 75000 — price alert · /alerts — your alerts\n/reset — restart the paper account\n"
+              "/help — this help",
     },
     "mode_PAPER": {"ko": "🧪 PAPER · 모의(시뮬레이터)", "en": "🧪 PAPER · simulator"},
     "mode_VIRTUAL": {"ko": "🧪 VIRTUAL · 모의투자", "en": "🧪 VIRTUAL · KIS paper trading"},
@@ -151,14 +152,39 @@ MESSAGES: dict[str, dict[str, str]] = {
                  "en": "{badge}\nYou trade on a simulator paper account. /login registers your own keys."},
     "me_none": {"ko": "{badge}\n등록된 KIS 키가 없습니다. /login 으로 등록하세요.",
                 "en": "{badge}\nNo KIS keys registered. Use /login."},
+    "usage_alert": {"ko": "사용법: /alert &lt;종목&gt; 이상|이하 &lt;가격&gt; [repeat]\n"
+                          "또는 /alert &lt;종목&gt; +5% · /alert off &lt;번호&gt; · 목록: /alerts",
+                    "en": "Usage: /alert &lt;symbol&gt; above|below &lt;price&gt; [repeat]\n"
+                          "or /alert &lt;symbol&gt; +5% · /alert off &lt;id&gt; · list: /alerts"},
+    "bad_percent": {"ko": "변동률은 0보다 크고 {maximum}% 이하여야 합니다.", "en": "The move must be above 0 and at most {maximum}%."},
+    "alert_already_crossed": {"ko": "현재가 {price:,}원이 이미 {threshold:,}원을 넘어섰습니다.",
+                              "en": "The price ({price:,}) is already past {threshold:,}."},
+    "alert_limit": {"ko": "알림은 한 사람당 {maximum}개까지입니다. /alerts 에서 지우고 다시 설정하세요.",
+                    "en": "At most {maximum} alerts per user. Delete some in /alerts first."},
+    "alert_capacity": {"ko": "실시간 시세 구독 한도에 도달해 새 종목 알림을 받을 수 없습니다 (이미 알림이 있는 종목은 가능합니다).",
+                       "en": "Capacity reached: the real-time feed cannot take another symbol (symbols that already "
+                             "have alerts still work)."},
+    "alerts_unavailable": {"ko": "가격 알림을 쓸 수 없습니다 (운영자가 시세 키를 설정하지 않았습니다).",
+                           "en": "Price alerts are unavailable (the operator has not configured a market-data key)."},
+    "no_such_alert": {"ko": "알림 {alert_id}이(가) 없습니다.", "en": "No alert {alert_id}."},
+    "alert_set": {"ko": "🔔 알림 #{id} · {name} {condition} (현재 {price:,}원){repeat}",
+                  "en": "🔔 Alert #{id} · {name} {condition} (now {price:,}){repeat}"},
+    "alerts_title": {"ko": "<b>가격 알림</b> ({count}개)", "en": "<b>Price alerts</b> ({count})"},
+    "no_alerts": {"ko": "설정된 알림이 없습니다. 예: /alert 삼성전자 이상 75000", "en": "No alerts. Example: /alert 005930 above 75000"},
+    "alert_deleted": {"ko": "🗑 알림 #{id}을(를) 지웠습니다.", "en": "🗑 Alert #{id} deleted."},
+    "push_alert": {"ko": "🔔 <b>{name}</b> ({code}) {price:,}원 — {condition} 도달 ({time})",
+                   "en": "🔔 <b>{name}</b> ({code}) {price:,} — reached {condition} ({time})"},
+    "push_fill": {"ko": "✅ <b>체결</b>: {name} {side} {quantity:,}주 @ {price:,}원 (주문 {order_no})",
+                  "en": "✅ <b>Filled</b>: {name}, {side} {quantity:,} @ {price:,} (order {order_no})"},
     "plain_text_hint": {"ko": "명령은 /help 를 보세요.", "en": "See /help for commands."},
 }
 
 COMMAND_MENU = {
     "ko": [("price", "현재가"), ("buy", "매수"), ("sell", "매도"), ("orders", "미체결 주문"), ("cancel", "주문 취소"),
-           ("balance", "잔고"), ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말")],
+           ("balance", "잔고"), ("alert", "가격 알림"), ("alerts", "알림 목록"), ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말")],
     "en": [("price", "Current price"), ("buy", "Buy"), ("sell", "Sell"), ("orders", "Open orders"),
-           ("cancel", "Cancel an order"), ("balance", "Balance"), ("login", "Register KIS keys"), ("me", "Your account"),
+           ("cancel", "Cancel an order"), ("balance", "Balance"), ("alert", "Price alert"), ("alerts", "Your alerts"),
+           ("login", "Register KIS keys"), ("me", "Your account"),
            ("help", "Help")],
 }
 

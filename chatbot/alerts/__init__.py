@@ -1,0 +1,1 @@
+"""Price alerts on the real-time feed, fill notifications, and the push outbox."""

@@ -1,0 +1,256 @@
+"""The alert engine: armed thresholds in an :class:`AlertBook`, fed by trade ticks.
+
+* Alerts live in the database; at start-up the armed ones are loaded, cooling ones re-armed when
+  due, and every symbol with an alert is subscribed once on the market-data feed (the real-time
+  client counts references per symbol).
+* A tick is checked against the book on the event loop (O(log n + fired)); crossed alerts leave
+  the book at once and go to a worker that, in one transaction per batch, moves each from
+  ``armed`` to ``fired`` (or ``cooling`` for a repeat alert) *and* writes its push to the outbox.
+  The conditional update makes firing exactly-once across restarts and reconnects.
+* After a feed gap nothing special is needed: the book holds every armed threshold, so the first
+  tick after the reconnect fires whatever was crossed in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlmodel import col, func, select
+
+from chatbot.alerts import outbox
+from chatbot.alerts.book import AlertBook
+from chatbot.kis import protocol as p
+from chatbot.kis.frames import Tick
+from chatbot.kis.realtime import Event, RealtimeClient
+from chatbot.storage.db import Database
+from chatbot.storage.tables import AlertRow
+from chatbot.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+ACTIVE = ("armed", "cooling", "paused")
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    alert_id: int
+    price: int
+    tick_time: str
+    seen_at: float  # perf_counter when the tick arrived
+
+
+class AlertEngine:
+    def __init__(self, db: Database, feed: RealtimeClient, wake_sender: Callable[[], None], *,
+                 rearm_interval: float = 1.0) -> None:
+        self.db = db
+        self.feed = feed
+        self.wake_sender = wake_sender
+        self.rearm_interval = rearm_interval
+        self.book = AlertBook()
+        self._subscribed: set[str] = set()
+        self._queue: asyncio.Queue[list[Fired]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._remove_listener: Callable[[], None] | None = None
+        self.fired = 0
+        self.latencies: list[float] = []  # tick seen → fire + push committed (seconds), for benchmarks
+        self.record_latencies = False
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._remove_listener = self.feed.add_listener(self._on_event)
+        await self.feed.start()
+        async with self.db.session() as session:
+            rows = (await session.exec(select(AlertRow).where(col(AlertRow.status).in_(("armed", "cooling"))))).all()
+        for row in rows:
+            if row.status == "armed" and row.id is not None:
+                self.book.add(row.id, row.code, row.direction, row.threshold)
+        for code in {row.code for row in rows}:
+            await self._ensure_subscribed(code)
+        self._tasks = [asyncio.create_task(self._fire_worker(), name="alert-fire"),
+                       asyncio.create_task(self._rearm_loop(), name="alert-rearm")]
+        log.info("alert engine started", extra={"armed": len(self.book), "symbols": len(self._subscribed)})
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._remove_listener is not None:
+            self._remove_listener()
+        await self.feed.aclose()
+
+    # -- the hot path -------------------------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        if type(event) is not Tick:
+            return
+        code = event[0]
+        if code not in self._subscribed:
+            return
+        price = int(event[2])
+        fired = self.book.on_price(code, price)
+        if fired:
+            seen = time.perf_counter()
+            self._queue.put_nowait([Fired(alert_id, price, event[1], seen) for alert_id in fired])
+
+    async def _fire_worker(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            while not self._queue.empty():
+                batch.extend(self._queue.get_nowait())
+            try:
+                await self._commit(batch)
+            except Exception:
+                log.exception("could not record fired alerts; re-arming them")
+                await self._reload([f.alert_id for f in batch])
+
+    async def _commit(self, batch: list[Fired]) -> None:
+        now = utcnow()
+        done: list[AlertRow] = []
+        async with self.db.session() as session:
+            for f in batch:
+                row = await session.get(AlertRow, f.alert_id)
+                if row is None or row.status != "armed":
+                    continue
+                status = "cooling" if row.repeat else "fired"
+                result = await session.exec(update(AlertRow)  # type: ignore[call-overload]
+                                            .where(col(AlertRow.id) == f.alert_id, col(AlertRow.status) == "armed")
+                                            .values(status=status, fired_count=AlertRow.fired_count + 1,
+                                                    updated_at=now,
+                                                    rearm_at=now + dt.timedelta(seconds=row.cooldown_seconds)
+                                                    if row.repeat else None))
+                if result.rowcount != 1:
+                    continue  # fired elsewhere already: exactly once
+                await outbox.enqueue(
+                    session, dedupe_key=f"alert:{row.id}:{row.fired_count + 1}", owner_id=row.owner_id,
+                    chat_id=row.chat_id, kind="alert",
+                    payload={"alert_id": row.id, "lang": row.language, "code": row.code, "name": row.name, "direction": row.direction,
+                             "threshold": row.threshold, "price": f.price, "time": f.tick_time,
+                             "percent": row.percent, "repeat": row.repeat, "reference_price": row.reference_price})
+                done.append(row)
+            await session.commit()
+        committed = time.perf_counter()
+        if self.record_latencies:
+            self.latencies.extend(committed - f.seen_at for f in batch)
+        self.fired += len(done)
+        if done:
+            self.wake_sender()
+            for code in {row.code for row in done}:
+                await self._release_if_unused(code)
+
+    async def _reload(self, alert_ids: list[int]) -> None:
+        async with self.db.session() as session:
+            for alert_id in alert_ids:
+                row = await session.get(AlertRow, alert_id)
+                if row is not None and row.status == "armed":
+                    self.book.add(alert_id, row.code, row.direction, row.threshold)
+
+    async def _rearm_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.rearm_interval)
+            try:
+                await self.rearm_due()
+            except Exception:
+                log.exception("re-arming failed")
+
+    async def rearm_due(self) -> int:
+        now = utcnow()
+        async with self.db.session() as session:
+            rows = list((await session.exec(select(AlertRow).where(
+                col(AlertRow.status) == "cooling", col(AlertRow.rearm_at) <= now))).all())
+            for row in rows:
+                row.status, row.rearm_at, row.updated_at = "armed", None, now
+                session.add(row)
+            await session.commit()
+        for row in rows:
+            assert row.id is not None
+            self.book.add(row.id, row.code, row.direction, row.threshold)
+        return len(rows)
+
+    # -- subscriptions ------------------------------------------------------------------------------------
+    async def _ensure_subscribed(self, code: str) -> None:
+        if code not in self._subscribed:
+            await self.feed.subscribe(p.WS_TRADE, code)
+            self._subscribed.add(code)
+
+    async def _release_if_unused(self, code: str) -> None:
+        if self.book.count(code):
+            return
+        async with self.db.session() as session:
+            cooling = (await session.exec(select(func.count()).select_from(AlertRow).where(
+                col(AlertRow.code) == code, col(AlertRow.status) == "cooling"))).one()
+        if not cooling and code in self._subscribed:
+            self._subscribed.discard(code)
+            await self.feed.unsubscribe(p.WS_TRADE, code)
+
+    def has_capacity_for(self, code: str) -> bool:
+        return code in self._subscribed or len(self.feed.subscriptions) < self.feed.max_subscriptions
+
+    # -- alerts -------------------------------------------------------------------------------------------------
+    async def arm(self, row: AlertRow) -> AlertRow:
+        """Store a new alert and put it in the book (subscribing its symbol first)."""
+        await self._ensure_subscribed(row.code)
+        async with self.db.session() as session:
+            session.add(row)
+            await session.commit()
+            await session.refresh(row)
+        assert row.id is not None
+        self.book.add(row.id, row.code, row.direction, row.threshold)
+        return row
+
+    async def count_active(self, owner_id: int) -> int:
+        async with self.db.session() as session:
+            return (await session.exec(select(func.count()).select_from(AlertRow).where(
+                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(ACTIVE)))).one()
+
+    async def list(self, owner_id: int) -> list[AlertRow]:
+        async with self.db.session() as session:
+            return list((await session.exec(select(AlertRow).where(
+                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(ACTIVE)).order_by(col(AlertRow.id)))).all())
+
+    async def delete(self, owner_id: int, alert_id: int) -> AlertRow | None:
+        async with self.db.session() as session:
+            row = await session.get(AlertRow, alert_id)
+            if row is None or row.owner_id != owner_id or row.status not in ACTIVE:
+                return None
+            row.status, row.updated_at = "deleted", utcnow()
+            session.add(row)
+            await session.commit()
+        self.book.remove(alert_id)
+        await self._release_if_unused(row.code)
+        return row
+
+    async def pause_owner(self, owner_id: int) -> int:
+        """The user blocked the bot: their alerts stop (paused, not deleted)."""
+        async with self.db.session() as session:
+            rows = list((await session.exec(select(AlertRow).where(
+                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(("armed", "cooling"))))).all())
+            for row in rows:
+                row.status, row.updated_at = "paused", utcnow()
+                session.add(row)
+            await session.commit()
+        for row in rows:
+            assert row.id is not None
+            self.book.remove(row.id)
+        return len(rows)
+
+    async def resume_owner(self, owner_id: int) -> int:
+        async with self.db.session() as session:
+            rows = list((await session.exec(select(AlertRow).where(
+                col(AlertRow.owner_id) == owner_id, col(AlertRow.status) == "paused"))).all())
+            for row in rows:
+                row.status, row.updated_at = "armed", utcnow()
+                session.add(row)
+            await session.commit()
+        for row in rows:
+            assert row.id is not None
+            await self._ensure_subscribed(row.code)
+            self.book.add(row.id, row.code, row.direction, row.threshold)
+        return len(rows)

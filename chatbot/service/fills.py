@@ -1,0 +1,105 @@
+"""Fill notifications: each user's own execution-notice feed (H0STCNI0/H0STCNI9 on their app key),
+recorded in the order journal and pushed through the outbox.
+
+A user's notice feed starts when they place an order (and, at start-up, for users who placed one
+in the last day); KIS sends notices on the app key of the account, so each user needs their own
+connection. The subscription key KIS expects is the HTS user id; registration does not ask for
+it yet, so the account number stands in (the simulator accepts any key; see the README)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from sqlmodel import col, select
+
+from chatbot.alerts import outbox
+from chatbot.kis.frames import FillNotice, LegacyFillNotice
+from chatbot.kis.realtime import Event, RealtimeClient
+from chatbot.service.accounts import AccountProvider
+from chatbot.service.users import Users
+from chatbot.storage.db import Database
+from chatbot.storage.tables import OrderEventRow, OrderJournalRow
+from chatbot.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+MAX_WATCHERS = 1_000
+
+
+class FillWatcher:
+    def __init__(self, db: Database, accounts: AccountProvider, users: Users, ws_url: str, notice_tr: str,
+                 wake_sender: callable) -> None:  # type: ignore[valid-type]
+        self.db = db
+        self.accounts = accounts
+        self.users = users
+        self.ws_url = ws_url
+        self.notice_tr = notice_tr
+        self.wake_sender = wake_sender
+        self._clients: dict[int, RealtimeClient] = {}
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.recorded = 0
+
+    async def watch(self, user_id: int, chat_id: int) -> None:
+        async with self._lock:
+            if user_id in self._clients or len(self._clients) >= MAX_WATCHERS:
+                return
+            account = await self.accounts.for_user(user_id)
+            client = RealtimeClient(self.ws_url, account.client.approval_key)
+            language = await self.users.language(user_id)
+            client.add_listener(lambda event: self._on_event(user_id, chat_id, language, event))
+            self._clients[user_id] = client
+        await client.start()
+        try:
+            await client.subscribe(self.notice_tr, account.account.cano)
+        except Exception as exc:
+            log.warning("fill notices unavailable for a user", extra={"user_id": user_id, "error": type(exc).__name__})
+
+    async def resume_recent(self) -> None:
+        """At start-up: watch users who placed an order in the last day."""
+        since = utcnow() - dt.timedelta(days=1)
+        async with self.db.session() as session:
+            owners = set((await session.exec(select(OrderJournalRow.owner_id).where(
+                col(OrderJournalRow.created_at) >= since, col(OrderJournalRow.status) == "accepted"))).all())
+        for owner in owners:
+            await self.watch(owner, owner)
+
+    def _on_event(self, user_id: int, chat_id: int, language: str, event: Event) -> None:
+        if isinstance(event, FillNotice | LegacyFillNotice) and event.is_fill and not event.refused:
+            task = asyncio.create_task(self._record(user_id, chat_id, language, event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _record(self, user_id: int, chat_id: int, language: str, notice: FillNotice) -> None:
+        order_no = notice.order_no
+        async with self.db.session() as session:
+            entry = (await session.exec(select(OrderJournalRow).where(
+                col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.kis_order_no) == order_no))).first()
+            if entry is not None and entry.id is not None:
+                filled_before = sum(int((e.detail or "0@").split("@")[0]) for e in (await session.exec(
+                    select(OrderEventRow).where(col(OrderEventRow.journal_id) == entry.id,
+                                                col(OrderEventRow.status).in_(("filled", "partially_filled"))))).all())
+                total = filled_before + notice.quantity
+                status = "filled" if total >= entry.quantity else "partially_filled"
+                entry.status, entry.updated_at = status, utcnow()
+                session.add(entry)
+                session.add(OrderEventRow(journal_id=entry.id, status=status,
+                                          detail=f"{notice.quantity}@{notice.price}"))
+            queued = await outbox.enqueue(
+                session, dedupe_key=f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}",
+                owner_id=user_id, chat_id=chat_id, kind="fill",
+                payload={"lang": language, "order_no": order_no, "code": notice.code, "name": notice.name,
+                         "side": notice.side.value, "quantity": notice.quantity, "price": notice.price,
+                         "time": notice.time})
+            await session.commit()
+        if queued:
+            self.recorded += 1
+            self.wake_sender()
+
+    async def stop(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+        for task in list(self._tasks):
+            task.cancel()
