@@ -21,16 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import case, insert, update
 from sqlmodel import col, func, select
 
-from chatbot.alerts import outbox
 from chatbot.alerts.book import AlertBook
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.realtime import Event, RealtimeClient
 from chatbot.storage.db import Database
-from chatbot.storage.tables import AlertRow
+from chatbot.storage.tables import AlertRow, OutboxRow
 from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -112,37 +111,46 @@ class AlertEngine:
                 await self._reload([f.alert_id for f in batch])
 
     async def _commit(self, batch: list[Fired]) -> None:
+        """Fire a batch in one transaction: a conditional UPDATE … RETURNING moves exactly the alerts
+        still armed (exactly once, whatever else fires them), and their pushes go in alongside."""
         now = utcnow()
-        done: list[AlertRow] = []
+        by_id = {f.alert_id: f for f in batch}
         async with self.db.session() as session:
-            for f in batch:
-                row = await session.get(AlertRow, f.alert_id)
-                if row is None or row.status != "armed":
-                    continue
-                status = "cooling" if row.repeat else "fired"
-                result = await session.exec(update(AlertRow)  # type: ignore[call-overload]
-                                            .where(col(AlertRow.id) == f.alert_id, col(AlertRow.status) == "armed")
-                                            .values(status=status, fired_count=AlertRow.fired_count + 1,
-                                                    updated_at=now,
-                                                    rearm_at=now + dt.timedelta(seconds=row.cooldown_seconds)
-                                                    if row.repeat else None))
-                if result.rowcount != 1:
-                    continue  # fired elsewhere already: exactly once
-                await outbox.enqueue(
-                    session, dedupe_key=f"alert:{row.id}:{row.fired_count + 1}", owner_id=row.owner_id,
-                    chat_id=row.chat_id, kind="alert",
-                    payload={"alert_id": row.id, "lang": row.language, "code": row.code, "name": row.name, "direction": row.direction,
-                             "threshold": row.threshold, "price": f.price, "time": f.tick_time,
-                             "percent": row.percent, "repeat": row.repeat, "reference_price": row.reference_price})
-                done.append(row)
+            result = await session.exec(  # type: ignore[call-overload]
+                update(AlertRow)
+                .where(col(AlertRow.id).in_(list(by_id)), col(AlertRow.status) == "armed")
+                .values(status=case((col(AlertRow.repeat), "cooling"), else_="fired"),
+                        fired_count=AlertRow.fired_count + 1, updated_at=now)
+                .returning(AlertRow.id, AlertRow.owner_id, AlertRow.chat_id, AlertRow.language, AlertRow.code,
+                           AlertRow.name, AlertRow.direction, AlertRow.threshold, AlertRow.percent, AlertRow.repeat,
+                           AlertRow.cooldown_seconds, AlertRow.fired_count, AlertRow.reference_price))
+            fired = list(result.all())
+            cooldowns: dict[int, list[int]] = {}
+            pushes = []
+            for (alert_id, owner, chat, language, code, name, direction, threshold, percent, repeat, cooldown,
+                 count, reference) in fired:
+                f = by_id[alert_id]
+                if repeat:
+                    cooldowns.setdefault(cooldown, []).append(alert_id)
+                pushes.append({"dedupe_key": f"alert:{alert_id}:{count}", "owner_id": owner, "chat_id": chat,
+                               "kind": "alert", "status": "pending", "attempts": 0, "created_at": now,
+                               "payload": {"alert_id": alert_id, "lang": language, "code": code, "name": name,
+                                           "direction": direction, "threshold": threshold, "price": f.price,
+                                           "time": f.tick_time, "percent": percent, "repeat": repeat,
+                                           "reference_price": reference}})
+            for cooldown, ids in cooldowns.items():
+                await session.exec(update(AlertRow).where(col(AlertRow.id).in_(ids))  # type: ignore[call-overload]
+                                   .values(rearm_at=now + dt.timedelta(seconds=cooldown)))
+            if pushes:
+                await session.exec(insert(OutboxRow), params=pushes)  # type: ignore[call-overload]
             await session.commit()
         committed = time.perf_counter()
         if self.record_latencies:
             self.latencies.extend(committed - f.seen_at for f in batch)
-        self.fired += len(done)
-        if done:
+        self.fired += len(fired)
+        if fired:
             self.wake_sender()
-            for code in {row.code for row in done}:
+            for code in {row[4] for row in fired}:
                 await self._release_if_unused(code)
 
     async def _reload(self, alert_ids: list[int]) -> None:

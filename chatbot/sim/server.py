@@ -131,8 +131,13 @@ class KisSimulator:
 
     # -- market clock -------------------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(self.options.tick_interval)
+            due += self.options.tick_interval  # a fixed rate: the time a step takes does not slow the market
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if loop.time() - due > 1.0:
+                due = loop.time()  # far behind (suspended?): do not burst to catch up
             try:
                 await self.tick()
             except Exception:  # the simulator must keep running whatever one step does
