@@ -85,7 +85,8 @@ def setup_logging(level: str = "INFO", json_lines: bool = False, stream: Any = N
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # httpx logs every URL at INFO, and the Telegram URL carries the bot token.
-    for noisy in ("httpx", "httpcore", "aiohttp.access", "alembic.runtime.migration", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "alembic.runtime.migration", "apscheduler",
+                  "aiosqlite", "websockets", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # At DEBUG, python-telegram-bot logs whole updates and request payloads, which carry what users
     # type (a /login secret, for one): never below INFO, whatever the bot's level.

@@ -264,3 +264,27 @@ def test_book_matches_brute_force(alerts: list[tuple[str, int]], prices: list[in
             assert book.remove(victim)
             del live[victim]
     assert len(book) == len(live)
+
+
+async def test_crossing_that_reverts_during_a_feed_gap_still_fires(bot: BotHarness) -> None:
+    assert bot.runtime is not None and bot.runtime.engine is not None
+    feed = bot.runtime.engine.feed
+    start = price(bot)
+    state = bot.sim.market.get(CODE)
+    assert state is not None
+    target = max(ticks(2, start), ticks(1, state.high))  # above today's high so far
+    await bot.say(ALICE, f"/alert {CODE} above {target}")
+    bot.sim.realtime["real"].drop_all()
+    await asyncio.sleep(0.05)
+    bot.sim.set_price(CODE, ticks(1, target))  # crossed during the gap…
+    bot.sim.set_price(CODE, start)  # …and back before the feed returns
+    for _ in range(100):
+        if feed.connected.is_set() and feed.reconnects:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    await bot.sim.tick()  # the first tick after the gap carries the day's high and its time
+    await bot.wait_for_message(ALICE["id"], PUSH)
+    await bot.sim.tick()
+    await settle()
+    assert bot.count_messages(ALICE["id"], PUSH) == 1

@@ -85,6 +85,24 @@ class AlertBook:
         s = self._symbols[code]
         return s.above.remove(-threshold, alert_id) if direction == "above" else s.below.remove(threshold, alert_id)
 
+    def on_high(self, code: str, high: int) -> list[int]:
+        """Above-alerts a high of ``high`` crossed (a gap's extreme; see the engine)."""
+        s = self._symbols.get(code)
+        fired = s.above.pop_from(-high) if s else []
+        for alert_id in fired:
+            del self._where[alert_id]
+        return fired
+
+    def on_low(self, code: str, low: int) -> list[int]:
+        s = self._symbols.get(code)
+        fired = s.below.pop_from(low) if s else []
+        for alert_id in fired:
+            del self._where[alert_id]
+        return fired
+
+    def where(self, alert_id: int) -> tuple[str, str, int] | None:
+        return self._where.get(alert_id)
+
     def on_price(self, code: str, price: int) -> list[int]:
         """Alerts crossed by ``price`` (removed from the book: each fires once)."""
         s = self._symbols.get(code)

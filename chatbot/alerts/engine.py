@@ -7,8 +7,10 @@
   the book at once and go to a worker that, in one transaction per batch, moves each from
   ``armed`` to ``fired`` (or ``cooling`` for a repeat alert) *and* writes its push to the outbox.
   The conditional update makes firing exactly-once across restarts and reconnects.
-* After a feed gap nothing special is needed: the book holds every armed threshold, so the first
-  tick after the reconnect fires whatever was crossed in between.
+* After a feed gap the book still holds every armed threshold, so the first tick after the
+  reconnect fires whatever its price has crossed; and since a crossing can revert before the feed
+  is back, that first tick's day high and low (with their times, fields 8/27 and 9/30) fire the
+  alerts armed before the gap whose threshold an extreme made during the gap reached.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from sqlmodel import col, func, select
 from chatbot.alerts.book import AlertBook
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
-from chatbot.kis.realtime import Event, RealtimeClient
+from chatbot.kis.models import KST
+from chatbot.kis.realtime import Disconnected, Event, RealtimeClient, Reconnected
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow, OutboxRow
 from chatbot.storage.types import utcnow
@@ -56,6 +59,9 @@ class AlertEngine:
         self._queue: asyncio.Queue[list[Fired]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._remove_listener: Callable[[], None] | None = None
+        self._armed_at: dict[int, float] = {}  # alert id -> when it entered the book (wall clock)
+        self._gap_start: float | None = None  # wall clock when the feed dropped
+        self._gap_symbols: set[str] = set()  # symbols whose first tick after a gap is still to come
         self.fired = 0
         self.latencies: list[float] = []  # tick seen → fire + push committed (seconds), for benchmarks
         self.record_latencies = False
@@ -68,7 +74,7 @@ class AlertEngine:
             rows = (await session.exec(select(AlertRow).where(col(AlertRow.status).in_(("armed", "cooling"))))).all()
         for row in rows:
             if row.status == "armed" and row.id is not None:
-                self.book.add(row.id, row.code, row.direction, row.threshold)
+                self._add(row.id, row.code, row.direction, row.threshold)
         for code in {row.code for row in rows}:
             await self._ensure_subscribed(code)
         self._tasks = [asyncio.create_task(self._fire_worker(), name="alert-fire"),
@@ -87,17 +93,52 @@ class AlertEngine:
         await self.feed.aclose()
 
     # -- the hot path -------------------------------------------------------------------------------------
+    def _add(self, alert_id: int, code: str, direction: str, threshold: int) -> None:
+        self.book.add(alert_id, code, direction, threshold)
+        self._armed_at[alert_id] = time.time()
+
     def _on_event(self, event: Event) -> None:
         if type(event) is not Tick:
+            if isinstance(event, Disconnected) and self._gap_start is None:
+                self._gap_start = time.time()
+            elif isinstance(event, Reconnected):
+                self._gap_symbols = set(self._subscribed)
             return
         code = event[0]
         if code not in self._subscribed:
             return
         price = int(event[2])
         fired = self.book.on_price(code, price)
+        if code in self._gap_symbols:
+            fired += self._gap_extremes(code, event)
         if fired:
             seen = time.perf_counter()
             self._queue.put_nowait([Fired(alert_id, price, event[1], seen) for alert_id in fired])
+
+    def _gap_extremes(self, code: str, tick: Tick) -> list[int]:
+        """Alerts crossed by the day's high or low made while the feed was down (first tick after a gap)."""
+        self._gap_symbols.discard(code)
+        gap_start = self._gap_start
+        if not self._gap_symbols:
+            self._gap_start = None
+        if gap_start is None:
+            return []
+        since = dt.datetime.fromtimestamp(gap_start, KST).strftime("%H%M%S")
+        fired: list[int] = []
+        if tick.high_time >= since:
+            fired += self.book.on_high(code, tick.high)
+        if tick.low_time >= since:
+            fired += self.book.on_low(code, tick.low)
+        late = [a for a in fired if self._armed_at.get(a, 0.0) > gap_start]  # armed during the gap: not theirs
+        for alert_id in late:
+            fired.remove(alert_id)
+        return fired + self._rearm_now(late)
+
+    def _rearm_now(self, alert_ids: list[int]) -> list[int]:
+        for alert_id in alert_ids:
+            task = asyncio.get_running_loop().create_task(self._reload([alert_id]))
+            self._tasks.append(task)
+        return []
 
     async def _fire_worker(self) -> None:
         while True:
@@ -158,7 +199,7 @@ class AlertEngine:
             for alert_id in alert_ids:
                 row = await session.get(AlertRow, alert_id)
                 if row is not None and row.status == "armed":
-                    self.book.add(alert_id, row.code, row.direction, row.threshold)
+                    self._add(alert_id, row.code, row.direction, row.threshold)
 
     async def _rearm_loop(self) -> None:
         while True:
@@ -179,7 +220,7 @@ class AlertEngine:
             await session.commit()
         for row in rows:
             assert row.id is not None
-            self.book.add(row.id, row.code, row.direction, row.threshold)
+            self._add(row.id, row.code, row.direction, row.threshold)
         return len(rows)
 
     # -- subscriptions ------------------------------------------------------------------------------------
@@ -210,7 +251,7 @@ class AlertEngine:
             await session.commit()
             await session.refresh(row)
         assert row.id is not None
-        self.book.add(row.id, row.code, row.direction, row.threshold)
+        self._add(row.id, row.code, row.direction, row.threshold)
         return row
 
     async def count_active(self, owner_id: int) -> int:
@@ -260,5 +301,5 @@ class AlertEngine:
         for row in rows:
             assert row.id is not None
             await self._ensure_subscribed(row.code)
-            self.book.add(row.id, row.code, row.direction, row.threshold)
+            self._add(row.id, row.code, row.direction, row.threshold)
         return len(rows)

@@ -54,6 +54,7 @@ class OutboxSender:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.sent = 0
 
     def wake(self) -> None:
@@ -63,9 +64,16 @@ class OutboxSender:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="outbox-sender")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let the push in hand finish and be marked (so a restart neither repeats nor loses it)."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -75,7 +83,7 @@ class OutboxSender:
         return await self._send_batch()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 sent = await self._send_batch()
             except PushRetryLater as exc:
@@ -84,7 +92,7 @@ class OutboxSender:
             except Exception:
                 log.exception("outbox batch failed")
                 sent = 0
-            if not sent:
+            if not sent and not self._stopping:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
@@ -95,6 +103,8 @@ class OutboxSender:
                                             .order_by(col(OutboxRow.id)).limit(limit))).all())
         sent = 0
         for row in rows:
+            if self._stopping:
+                break
             try:
                 await self.push(row)
             except PushBlocked:

@@ -68,10 +68,10 @@ class SymbolState:
     buy_count: int = 0
     sell_volume: int = 0
     buy_volume: int = 0
-    open_time: str = "090000"
-    high_time: str = "090000"
-    low_time: str = "090000"
-    last_time: str = "090000"
+    open_time: str = "000000"  # set by the day's first trade
+    high_time: str = "000000"
+    low_time: str = "000000"
+    last_time: str = "000000"
     prev_volume: int = 0
     listed_shares: int = 0
     steps: int = 0  # trades drawn so far; with (seed, code) it fixes where a restored path continues
@@ -280,6 +280,7 @@ class Market:
                 code: {
                     "base": s.base, "price": s.price, "open": s.open, "high": s.high, "low": s.low,
                     "volume": s.volume, "value": s.value, "prev_volume": s.prev_volume, "steps": s.steps,
+                    "times": [s.open_time, s.high_time, s.low_time, s.last_time],
                 }
                 for code, s in self.symbols.items()
             },
@@ -300,6 +301,7 @@ class Market:
             s.base, s.price, s.open, s.high, s.low = d["base"], d["price"], d["open"], d["high"], d["low"]
             s.volume, s.value, s.prev_volume = d["volume"], d["value"], d["prev_volume"]
             s.steps = d.get("steps", 0)
+            s.open_time, s.high_time, s.low_time, s.last_time = d.get("times", ["000000"] * 4)
             # A restored path continues deterministically from (seed, code, steps), not from the
             # generator's internal state (which would be 5 KB a symbol in every snapshot).
             s.rng = random.Random(f"{self.seed}:{code}:{s.steps}")

@@ -23,6 +23,7 @@ from telegram.request import BaseRequest
 
 from chatbot.config import TelegramSettings
 from chatbot.telegram import access, alerts, balance, callbacks, help, login, orders, price
+from chatbot.telegram.concurrency import PerChatUpdateProcessor
 from chatbot.telegram.context import BotServices, Context, lang
 from chatbot.telegram.i18n import COMMAND_MENU, t
 from chatbot.telegram.pacing import ChatPacedRateLimiter
@@ -37,6 +38,7 @@ def build_application(settings: TelegramSettings, services: BotServices, *, requ
                .base_url(settings.base_url)
                .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=ZoneInfo("Asia/Seoul")))
                .rate_limiter(ChatPacedRateLimiter(per_chat_interval, max_retries=2))
+               .concurrent_updates(PerChatUpdateProcessor())
                .post_init(on_startup))
     if request is not None:
         builder = builder.request(request).get_updates_request(request)

@@ -1,0 +1,380 @@
+"""Chaos soak: many users on the fake Bot API against the whole bot while the simulator fails at
+random, with one bot restart mid-run; then the invariants, as figures.
+
+    python -m bench.soak                      # 200 users, 60 s
+    python -m bench.soak --users 40 --seconds 20
+    python -m bench.soak --long               # 200 users, 10 minutes
+
+Invariants (checked against the simulator's own ledger, which the bot cannot touch):
+* every confirmed order is in the simulator exactly once and in the journal (0 lost, 0 doubled);
+  no order reached the simulator without a confirmation press;
+* every alert whose threshold the market crossed fired exactly once, and none fired uncrossed;
+* the bot never crashed, every update got an answer, memory stayed bounded (RSS start/end);
+* no rate-limit error reached a user as a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import select
+
+from chatbot.config import KisSettings
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.kis import protocol as p
+from chatbot.sim.market import Trade
+from chatbot.storage.tables import AlertRow, OrderJournalRow, OutboxRow, PendingOrderRow
+from tests.harness import BotHarness
+
+CODES = ["005930", "000660", "035420", "005380", "051910", "006400", "035720", "068270"]
+GARBAGE = ["/buy", "/buy 005930 -5", "/buy 005930 0", "/buy 005930 1.5", "/buy zzzz 1", "/sell 005930 999999",
+           "/price", "/price 🙂", "/cancel abc", "/alert 005930 above abc", "/alert", "hello", "/nope",
+           "/buy 005930 1 " + "9" * 50, "/price " + "x" * 5000, "/alert off 424242"]
+
+
+@dataclass
+class Report:
+    users: int
+    seconds: float
+    commands: int = 0
+    presses: int = 0
+    unanswered: int = 0
+    confirms: int = 0
+    orders_journalled: int = 0
+    orders_in_simulator: int = 0
+    lost: int = 0
+    doubled: int = 0
+    unconfirmed: int = 0
+    uncertain_reported: int = 0
+    uncertain_placed: int = 0
+    alerts_set: int = 0
+    alerts_crossed: int = 0
+    alerts_fired: int = 0
+    alerts_missed: int = 0
+    alerts_doubled: int = 0
+    alerts_fired_uncrossed: int = 0
+    rate_limit_failures_shown: int = 0
+    errors_logged: int = 0
+    restarts: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    rss_start_mb: float = 0.0
+    rss_end_mb: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.doubled or self.unconfirmed or self.unanswered or self.alerts_missed
+                    or self.alerts_doubled or self.alerts_fired_uncrossed or self.rate_limit_failures_shown
+                    or self.errors_logged)
+
+    def lines(self) -> list[str]:
+        return [
+            f"soak: {self.users} users, {self.seconds:.0f} s, {self.commands} commands, {self.presses} button presses, "
+            f"{self.restarts} bot restart(s)",
+            f"orders: {self.confirms} confirmations pressed, {self.orders_journalled} accepted in the journal, "
+            f"{self.orders_in_simulator} in the simulator; lost {self.lost}, doubled {self.doubled}, "
+            f"unconfirmed in simulator {self.unconfirmed}; reported uncertain {self.uncertain_reported} "
+            f"(of which placed {self.uncertain_placed})",
+            f"alerts: {self.alerts_set} set, {self.alerts_crossed} crossed, {self.alerts_fired} fired, "
+            f"missed {self.alerts_missed}, doubled {self.alerts_doubled}, fired uncrossed {self.alerts_fired_uncrossed}",
+            f"updates unanswered {self.unanswered}; errors logged {self.errors_logged}; rate-limit failures shown "
+            f"to users {self.rate_limit_failures_shown}",
+            "faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())),
+            f"RSS start {self.rss_start_mb:.0f} MB, end {self.rss_end_mb:.0f} MB",
+            "INVARIANTS HOLD" if self.ok else "INVARIANTS VIOLATED",
+        ]
+
+
+def rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _ErrorCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+        self.samples: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        if len(self.samples) < 5:
+            self.samples.append(f"{record.name}: {record.getMessage()}")
+
+
+class Soak:
+    def __init__(self, bot: BotHarness, users: int, seconds: float, seed: int) -> None:
+        self.bot = bot
+        self.users = [BotApiEmulator.user(50_000 + i, "ko" if i % 3 else "en") for i in range(users)]
+        self.seconds = seconds
+        self.rng = random.Random(seed)
+        self.report = Report(users, seconds)
+        self.trades: dict[str, list[tuple[float, int]]] = {}
+        self.deadline = 0.0
+        self.restarting = False
+
+    # -- bookkeeping ------------------------------------------------------------------------------------------
+    def watch_market(self) -> None:
+        def record(trade: Trade) -> None:
+            self.trades.setdefault(trade.code, []).append((time.time(), trade.price))
+        self.bot.sim.market.add_listener(record)
+
+    def answered(self, before: int, user: dict[str, Any]) -> bool:
+        return len(self.bot.api.bot_messages(user["id"])) > before
+
+    # -- actors -------------------------------------------------------------------------------------------------
+    async def user(self, user: dict[str, Any]) -> None:
+        rng = random.Random(self.rng.random())
+        while time.monotonic() < self.deadline:
+            try:
+                await self.act(user, rng)
+            except TimeoutError:
+                self.report.unanswered += 1
+            await asyncio.sleep(rng.uniform(0.2, 1.5))
+
+    async def say(self, user: dict[str, Any], text: str) -> list[dict[str, Any]]:
+        self.report.commands += 1
+        before = len(self.bot.api.bot_messages(user["id"]))
+        replies = await self.bot.say(user, text)
+        if not replies and not self.answered(before, user):
+            self.report.unanswered += 1
+        return replies
+
+    async def press(self, user: dict[str, Any], message: dict[str, Any], data: str) -> None:
+        self.report.presses += 1
+        answer = await self.bot.press(user, message, data)
+        if answer is None:
+            self.report.unanswered += 1
+
+    async def act(self, user: dict[str, Any], rng: random.Random) -> None:
+        r = rng.random()
+        code = rng.choice(CODES)
+        if r < 0.22:
+            await self.say(user, f"/price {code}")
+        elif r < 0.32:
+            await self.say(user, rng.choice(GARBAGE))
+        elif r < 0.40:
+            await self.say(user, rng.choice(["/balance", "/orders", "/alerts"]))
+        elif r < 0.82:
+            await self.order(user, rng, code)
+        else:
+            await self.alert(user, rng, code)
+
+    async def order(self, user: dict[str, Any], rng: random.Random, code: str) -> None:
+        state = self.bot.sim.market.get(code)
+        if state is None:
+            return
+        qty = rng.randint(1, 3)
+        if rng.random() < 0.5:
+            text = f"/buy {code} {qty}"
+        else:
+            offset = rng.randint(-4, 2) * p.tick_size(state.price)
+            text = f"/buy {code} {qty} {p.round_down_to_tick(max(state.limits[0], state.price + offset))}"
+        if rng.random() < 0.15:
+            text = text.replace("/buy", "/sell")
+        replies = await self.say(user, text)
+        cards = [m for m in replies if any(d.startswith("oy:") for _, d in BotApiEmulator.buttons(m))]
+        if not cards:
+            return
+        card = cards[0]
+        confirm, dismiss = (d for _, d in BotApiEmulator.buttons(card))
+        choice = rng.random()
+        if choice < 0.55:
+            self.report.confirms += 1
+            await self.press(user, card, confirm)
+        elif choice < 0.67:  # double tap / two devices
+            self.report.confirms += 1
+            self.report.presses += 2
+            self.bot.api.press(user, card, confirm)
+            await self.bot.press(user, card, confirm)
+        elif choice < 0.77:  # somebody else first, then the owner
+            other = rng.choice(self.users)
+            await self.press(other, card, confirm)
+            self.report.confirms += 1
+            await self.press(user, card, confirm)
+        elif choice < 0.87:
+            await self.press(user, card, dismiss)
+        else:  # late: after the card expired
+            await asyncio.sleep(6.0)
+            self.report.confirms += 1
+            await self.press(user, card, confirm)
+
+    async def alert(self, user: dict[str, Any], rng: random.Random, code: str) -> None:
+        state = self.bot.sim.market.get(code)
+        if state is None:
+            return
+        steps = rng.randint(1, 4)
+        if rng.random() < 0.5:
+            text = f"/alert {code} above {state.price + steps * p.tick_size(state.price)}"
+        else:
+            text = f"/alert {code} below {state.price - steps * p.tick_size(state.price)}"
+        replies = await self.say(user, text + (" repeat" if rng.random() < 0.1 else ""))
+        if any("#" in (m.get("text") or "")[:12] for m in replies):
+            self.report.alerts_set += 1
+
+    async def market(self) -> None:
+        while time.monotonic() < self.deadline + 1.0:
+            if not self.restarting:
+                with contextlib.suppress(Exception):
+                    await self.bot.sim.tick()
+            await asyncio.sleep(0.2)
+
+    async def faults(self, rng: random.Random) -> None:
+        kinds = ["latency", "5xx", "5xx_after_order", "rate_limit", "expire_tokens", "drop_websockets", "slow_order"]
+        while time.monotonic() < self.deadline - 2.0:
+            await asyncio.sleep(rng.uniform(0.8, 2.0))
+            if self.restarting:
+                continue
+            kind = rng.choice(kinds)
+            faults = self.bot.sim.faults
+            self.report.faults[kind] += 1
+            if kind == "latency":
+                faults.latency_seconds = 0.3
+                await asyncio.sleep(1.0)
+                faults.latency_seconds = 0.0
+            elif kind == "5xx":
+                faults.error_5xx_next = rng.randint(1, 3)
+            elif kind == "5xx_after_order":
+                faults.paths, faults.error_5xx_after_next = (p.PATH_ORDER_CASH,), 1
+                await asyncio.sleep(1.5)
+                faults.paths, faults.error_5xx_after_next = (), 0
+            elif kind == "rate_limit":
+                faults.rate_limit_next = rng.randint(1, 3)
+            elif kind == "expire_tokens":
+                self.bot.sim.auth.expire_all()
+            elif kind == "drop_websockets":
+                self.bot.sim.realtime["real"].drop_all()
+            elif kind == "slow_order":
+                faults.paths, faults.response_delay_seconds = (p.PATH_ORDER_CASH,), 2.5
+                await asyncio.sleep(2.0)
+                faults.paths, faults.response_delay_seconds = (), 0.0
+
+    async def restart_midway(self) -> None:
+        await asyncio.sleep(self.seconds / 2)
+        self.restarting = True
+        try:
+            await self.bot.restart()
+            self.watch_market()
+            self.report.restarts += 1
+        finally:
+            self.restarting = False
+
+    # -- the run --------------------------------------------------------------------------------------------------
+    async def run(self) -> Report:
+        self.watch_market()
+        self.report.rss_start_mb = rss_mb()
+        self.deadline = time.monotonic() + self.seconds
+        actors = [asyncio.create_task(self.user(u)) for u in self.users]
+        background = [asyncio.create_task(self.market()), asyncio.create_task(self.faults(random.Random(7))),
+                      asyncio.create_task(self.restart_midway())]
+        await asyncio.gather(*actors)
+        await asyncio.gather(*background)
+        self.bot.sim.faults.clear()
+        for _ in range(5):  # let the last crossings fire and every push leave
+            await self.bot.sim.tick()
+            await asyncio.sleep(0.3)
+        if self.bot.runtime is not None and self.bot.runtime.sender is not None:
+            await self.bot.runtime.sender.drain()
+        self.report.rss_end_mb = rss_mb()
+        await self.check()
+        return self.report
+
+    async def check(self) -> None:
+        rt = self.bot.runtime
+        assert rt is not None
+        async with rt.db.session() as session:
+            journal = list((await session.exec(select(OrderJournalRow))).all())
+            alerts = list((await session.exec(select(AlertRow))).all())
+            pushes = list((await session.exec(select(OutboxRow).where(OutboxRow.kind == "alert"))).all())
+            cards = list((await session.exec(select(PendingOrderRow))).all())
+        r = self.report
+        sim_orders = {(o.account_id, o.order_no): o for acct in self.bot.sim.exchange.accounts.values()
+                      for o in acct.orders if o.kind == "new"}
+        r.orders_in_simulator = len(sim_orders)
+        accepted = [j for j in journal if j.action == "order" and j.kis_order_no
+                    and j.status in ("accepted", "filled", "partially_filled")]
+        r.orders_journalled = len(accepted)
+        journalled_keys = {(j.account, j.kis_order_no) for j in accepted}
+        r.lost = sum(1 for key in journalled_keys if key not in sim_orders)
+        uncertain = [j for j in journal if j.status == "uncertain"]
+        r.uncertain_reported = len(uncertain)
+        unexplained = [o for key, o in sim_orders.items() if key not in journalled_keys]
+        for j in uncertain:  # an order KIS took but never confirmed: the user was told to check
+            match = next((o for o in unexplained if o.account_id == j.account and o.code == j.code
+                          and o.quantity == j.quantity and (o.price or None) == j.price), None)
+            if match is not None:
+                unexplained.remove(match)
+                r.uncertain_placed += 1
+        r.doubled = len(accepted) - len(journalled_keys)
+        r.unconfirmed = len(unexplained)
+        confirmed_cards = {c.id for c in cards if c.status not in ("pending", "dismissed", "expired")}
+        r.unconfirmed += sum(1 for j in journal if j.idempotency_key not in confirmed_cards)
+        fired_by_alert = Counter(int(o.dedupe_key.split(":")[1]) for o in pushes)
+        for a in alerts:
+            crossed_at = self.crossed_at(a)
+            fired = a.fired_count > 0
+            r.alerts_crossed += crossed_at is not None and a.status != "deleted"
+            r.alerts_fired += fired
+            if crossed_at is not None and not fired and a.status in ("armed",):
+                r.alerts_missed += 1
+            if fired and crossed_at is None:
+                r.alerts_fired_uncrossed += 1
+            if not a.repeat and fired_by_alert[a.id or 0] > 1:
+                r.alerts_doubled += 1
+        for j in journal:
+            if j.msg_cd == p.EGW_RATE_LIMIT and j.status == "failed":
+                r.rate_limit_failures_shown += 1
+
+    def crossed_at(self, alert: AlertRow) -> float | None:
+        created = alert.created_at.timestamp()
+        for at, price in self.trades.get(alert.code, ()):
+            if at <= created:
+                continue
+            if (alert.direction == "above" and price >= alert.threshold) or (
+                    alert.direction == "below" and price <= alert.threshold):
+                return at
+        return None
+
+
+async def run_soak(users: int = 200, seconds: float = 60.0, seed: int = 1, db_url: str | None = None) -> Report:
+    errors = _ErrorCounter()
+    logging.getLogger().addHandler(errors)
+    with tempfile.TemporaryDirectory() as tmp:
+        bot = BotHarness(db_url or f"sqlite:///{tmp}/soak.sqlite3", ttl=5,
+                         kis=KisSettings(order_timeout_seconds=2.0, max_alerts_per_user=1000))
+        await bot.start()
+        try:
+            report = await Soak(bot, users, seconds, seed).run()
+        finally:
+            await bot.stop()
+            logging.getLogger().removeHandler(errors)
+    report.errors_logged = errors.count
+    if errors.samples:
+        print("errors logged (first few):", *errors.samples, sep="\n  ")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--long", action="store_true", help="200 users for 10 minutes")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    report = asyncio.run(run_soak(args.users, 600.0 if args.long else args.seconds, args.seed))
+    print("\n".join(report.lines()))
+    raise SystemExit(0 if report.ok else 1)
+
+
+if __name__ == "__main__":
+    main()
