@@ -67,6 +67,7 @@ class Report:
     errors_logged: int = 0
     restarts: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    card_outcomes: Counter[str] = field(default_factory=Counter)
     rss_start_mb: float = 0.0
     rss_end_mb: float = 0.0
 
@@ -84,6 +85,7 @@ class Report:
             f"{self.orders_in_simulator} in the simulator; lost {self.lost}, doubled {self.doubled}, "
             f"unconfirmed in simulator {self.unconfirmed}; reported uncertain {self.uncertain_reported} "
             f"(of which placed {self.uncertain_placed})",
+            "cards by outcome: " + ", ".join(f"{k} {v}" for k, v in sorted(self.card_outcomes.items())),
             f"alerts: {self.alerts_set} set, {self.alerts_crossed} crossed, {self.alerts_fired} fired, "
             f"missed {self.alerts_missed}, doubled {self.alerts_doubled}, fired uncrossed {self.alerts_fired_uncrossed}",
             f"updates unanswered {self.unanswered}; errors logged {self.errors_logged}; rate-limit failures shown "
@@ -297,6 +299,9 @@ class Soak:
             pushes = list((await session.exec(select(OutboxRow).where(OutboxRow.kind == "alert"))).all())
             cards = list((await session.exec(select(PendingOrderRow))).all())
         r = self.report
+        r.card_outcomes = Counter(c.status for c in cards)
+        r.card_outcomes.update(f"journal {j.status}" + (f" {j.msg_cd}" if j.msg_cd else "") for j in journal
+                               if j.status not in ("accepted", "filled", "partially_filled"))
         sim_orders = {(o.account_id, o.order_no): o for acct in self.bot.sim.exchange.accounts.values()
                       for o in acct.orders if o.kind == "new"}
         r.orders_in_simulator = len(sim_orders)

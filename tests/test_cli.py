@@ -92,3 +92,33 @@ async def test_rotate_key_command(tmp_path: Path) -> None:
                                                    stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(console.communicate(b"/balance\n"), 60)
     assert console.returncode == 0 and "10,000,000" in out.decode(), err.decode()[-1500:]
+
+
+async def test_sigterm_shuts_down_cleanly_and_a_restart_resumes(tmp_path: Path) -> None:
+    fake = FakeTelegram(TOKEN)
+    await fake.start()
+    env = {**os.environ, "KISBOT_TELEGRAM_TOKEN": TOKEN, "KISBOT_TELEGRAM_BASE_URL": fake.base_url,
+           "KISBOT_DATABASE_URL": f"sqlite:///{tmp_path}/g.sqlite3", "KISBOT_LOGGING_LEVEL": "INFO",
+           "KISBOT_SECURITY_MASTER_KEY_FILE": f"{tmp_path}/master.key", "KISBOT_SIMULATOR_TICK_INTERVAL_SECONDS": "60"}
+    user = BotApiEmulator.user(41, "en")
+
+    async def run_once(text: str, expect: str) -> str:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "run", cwd=ROOT, env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        before = len(fake.emulator.bot_messages(41))
+        fake.emulator.send_text(user, text)
+        await _wait_for(lambda: len(fake.emulator.bot_messages(41)) > before)
+        reply = fake.emulator.bot_messages(41)[-1]["text"]
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert expect in reply, reply
+        return err.decode()
+
+    try:
+        logs = await run_once("/alert 005930 above 9999999", "Alert #1")
+        assert "Traceback" not in logs
+        logs = await run_once("/alerts", "#1")  # after the restart the alert is still there, armed
+        assert "alert engine started" in logs and "Traceback" not in logs
+    finally:
+        await fake.stop()
