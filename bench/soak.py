@@ -141,7 +141,7 @@ class Soak:
                 await self.act(user, rng)
             except TimeoutError:
                 self.report.unanswered += 1
-            await asyncio.sleep(rng.uniform(0.2, 1.5))
+            await asyncio.sleep(rng.uniform(0.5, 4.0))  # think time
 
     async def say(self, user: dict[str, Any], text: str) -> list[dict[str, Any]]:
         self.report.commands += 1

@@ -58,6 +58,8 @@ class KisSettings:
     market_data_app_secret: str = ""
     max_alerts_per_user: int = 50
     alert_cooldown_seconds: int = 600
+    # KIS maintenance windows, KST, e.g. "23:50-00:10, 05:00-05:30" (KIS publishes no fixed schedule).
+    maintenance_windows: str = ""
 
     def __repr__(self) -> str:  # the market-data secret stays out of reprs
         return (f"KisSettings(environment={self.environment!r}, rest_url={self.rest_url!r}, ws_url={self.ws_url!r}, "
@@ -208,6 +210,13 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"kis.{key}: must be a URL, got {url!r}")
     if s.kis.requests_per_second < 0 or s.kis.requests_per_second > 1000:
         raise ConfigError("kis.requests_per_second: must be between 0 (environment default) and 1000")
+    try:
+        from chatbot.market_hours import parse_windows
+
+        parse_windows(s.kis.maintenance_windows)
+    except ValueError:
+        raise ConfigError(f"kis.maintenance_windows: expected HH:MM-HH:MM[, …], got {s.kis.maintenance_windows!r}") \
+            from None
     if s.kis.timeout_seconds <= 0 or s.kis.order_timeout_seconds <= 0:
         raise ConfigError("kis.timeout_seconds: must be positive")
     if not s.database.url.startswith(("sqlite", "postgresql", "postgres")):

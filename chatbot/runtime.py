@@ -16,6 +16,7 @@ from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
 from chatbot.security.keyring import MasterKeyring
 from chatbot.security.secretbox import SecretBox
 from chatbot.kis.models import Account
+from chatbot.market_hours import MarketCalendar, parse_windows
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.alerts import AlertService
 from chatbot.service.fills import FillWatcher
@@ -92,8 +93,9 @@ class Runtime:
                                        requests_per_second=kis.requests_per_second or None,
                                        timeout=kis.timeout_seconds, order_timeout=kis.order_timeout_seconds)
             pending = PendingOrders(db, settings.telegram.confirmation_ttl_seconds)
+            calendar = MarketCalendar(parse_windows(kis.maintenance_windows))
             trading = TradingService(accounts, pending, OrderJournal(db), SymbolDirectory.bundled(), mode,
-                                     allow_real_orders=kis.allow_real_orders)
+                                     allow_real_orders=kis.allow_real_orders, calendar=calendar)
             await trading.recover()
         except BaseException:
             if sim is not None:
@@ -117,6 +119,8 @@ class Runtime:
                               cooldown_seconds=kis.alert_cooldown_seconds)
         fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[flavour_ws], wake)
         trading.before_order = fills.watch
+        if engine is not None:
+            trading.feed_connected = engine.feed.connected.is_set
         runtime = cls(settings, db, sim, accounts, trading, registration, users, mode, alerts, engine, fills,
                       market_data)
         holder.append(runtime)

@@ -57,13 +57,18 @@ class PendingOrders:
             await session.commit()
         return row
 
-    async def attach_message(self, token: str, owner_id: int, message_id: int) -> None:
+    async def attach_message(self, token: str, owner_id: int, message_id: int) -> dt.datetime:
+        """Bind the card to the message showing it; the owner's time to decide starts now, when it
+        reached them (under Telegram's flood limits a card can take seconds to go out)."""
+        expires_at = self.clock() + self.ttl
         async with self.db.session() as session:
             await session.exec(update(PendingOrderRow)  # type: ignore[call-overload]
                                .where(col(PendingOrderRow.id) == token, col(PendingOrderRow.owner_id) == owner_id,
-                                      col(PendingOrderRow.message_id).is_(None))
-                               .values(message_id=message_id))
+                                      col(PendingOrderRow.message_id).is_(None),
+                                      col(PendingOrderRow.status) == CardStatus.PENDING)
+                               .values(message_id=message_id, expires_at=expires_at))
             await session.commit()
+        return expires_at
 
     async def claim(self, token: str, user_id: int, message_id: int, to: CardStatus
                     ) -> tuple[PendingOrderRow | None, ClaimRefused | None]:

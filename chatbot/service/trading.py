@@ -3,6 +3,7 @@ cancel open orders, read the balance. Every check happens here, before anything 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -18,6 +19,9 @@ from chatbot.kis.errors import (
     KisTokenIssueThrottled,
 )
 from chatbot.kis.models import OrderSide
+from chatbot import __version__
+from chatbot.charts import render_candles
+from chatbot.market_hours import MarketCalendar, Phase
 from chatbot.service import fees
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.confirmations import CardStatus, ClaimRefused, PendingOrders
@@ -25,12 +29,14 @@ from chatbot.service.errors import UserError
 from chatbot.service.journal import OrderJournal
 from chatbot.service.views import (
     BalanceView,
+    ChartView,
     ConfirmResult,
     Mode,
     OpenOrdersView,
     OrderCard,
     Outcome,
     QuoteView,
+    StatusView,
 )
 from chatbot.storage.tables import PendingOrderRow
 from chatbot.symbols import Symbol, SymbolDirectory
@@ -85,13 +91,16 @@ def parse_price(text: str | None) -> int | None:
 
 class TradingService:
     def __init__(self, accounts: AccountProvider, pending: PendingOrders, journal: OrderJournal,
-                 symbols: SymbolDirectory, mode: Mode, *, allow_real_orders: bool = False) -> None:
+                 symbols: SymbolDirectory, mode: Mode, *, allow_real_orders: bool = False,
+                 calendar: MarketCalendar | None = None) -> None:
         self.accounts = accounts
         self.pending = pending
         self.journal = journal
         self.symbols = symbols
         self.mode = mode
         self.allow_real_orders = allow_real_orders
+        self.calendar = calendar or MarketCalendar()
+        self.feed_connected: Callable[[], bool] | None = None  # set when a market-data feed exists
         self.on_reset: Callable[[int], Awaitable[None]] | None = None  # simulator: renew a paper account
         self.before_order: Callable[[int, int], Awaitable[None]] | None = None  # (user, chat): watch fills
 
@@ -106,7 +115,13 @@ class TradingService:
             raise UserError("ambiguous_symbol", query=text, candidates=found.candidates)
         raise UserError("unknown_symbol", query=text)
 
+    def _check_maintenance(self) -> None:
+        state = self.calendar.state()
+        if state.phase is Phase.MAINTENANCE:
+            raise UserError("kis_maintenance", until=state.next_open)
+
     async def quote(self, user_id: int, symbol_text: str) -> QuoteView:
+        self._check_maintenance()
         symbol = self.resolve(symbol_text)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
@@ -117,6 +132,7 @@ class TradingService:
                             price_text: str | None) -> OrderCard:
         """Validate everything and store a confirmation card; nothing is sent to KIS's order endpoint."""
         self._check_real_allowed()
+        self._check_maintenance()
         quantity = parse_quantity(qty_text)
         price = parse_price(price_text)
         symbol = self.resolve(symbol_text)
@@ -139,9 +155,6 @@ class TradingService:
                 power = await account.client.buying_power(symbol.code, price)
                 if quantity > power.max_quantity:
                     raise UserError("insufficient_cash", max_quantity=power.max_quantity, cash=power.orderable_cash)
-        unit = price if price is not None else quote.price
-        amount = unit * quantity
-        commission, tax = fees.estimate(side, amount)
         row = await self.pending.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.value.lower(),
                                         action="order", side=side.value, code=symbol.code, name=symbol.name_ko,
                                         quantity=quantity, price=price, quoted_price=quote.price)
@@ -282,14 +295,38 @@ class TradingService:
 
     # -- account ------------------------------------------------------------------------------------------
     async def open_orders(self, user_id: int) -> OpenOrdersView:
+        self._check_maintenance()
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             return OpenOrdersView(self.mode, tuple(await account.client.open_orders()))
 
     async def balance(self, user_id: int) -> BalanceView:
+        self._check_maintenance()
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             return BalanceView(self.mode, await account.client.balance(), str(account.account))
+
+    async def chart(self, user_id: int, symbol_text: str, period_text: str | None) -> ChartView:
+        """Recent daily/weekly/monthly candles as a PNG (rendered off the event loop)."""
+        self._check_maintenance()
+        period = {"d": "D", "day": "D", "일": "D", "w": "W", "week": "W", "주": "W", "m": "M", "month": "M",
+                  "월": "M"}.get((period_text or "d").strip().lower())
+        if period is None:
+            raise UserError("usage_chart")
+        symbol = self.resolve(symbol_text)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            bars = await account.client.bars(symbol.code, period)
+        if not bars:
+            raise UserError("unknown_symbol", query=symbol_text)
+        title = f"{symbol.code} {symbol.name_en} · {dict(D='daily', W='weekly', M='monthly')[period]}"
+        png = await asyncio.to_thread(render_candles, bars, title)
+        return ChartView(symbol, period, png, len(bars), bars[0].close)
+
+    def status(self) -> StatusView:
+        state = self.calendar.state()
+        connected = self.feed_connected() if self.feed_connected is not None else None
+        return StatusView(self.mode, state.phase.value, state.next_open, state.holiday_name, connected, __version__)
 
     # -- helpers --------------------------------------------------------------------------------------------
     def _check_real_allowed(self) -> None:
@@ -302,9 +339,12 @@ class TradingService:
         unit = row.price if row.price is not None else row.quoted_price
         amount = unit * row.quantity
         commission, tax = fees.estimate(side, amount)
+        state = self.calendar.state()
+        session = Phase.REGULAR if self.mode is Mode.PAPER else state.phase  # the simulator never closes
         return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
                          quantity=row.quantity, price=row.price, quoted_price=row.quoted_price, amount=amount,
-                         commission=commission, tax=tax, expires_at=row.expires_at, order_no=row.order_no)
+                         commission=commission, tax=tax, expires_at=row.expires_at, order_no=row.order_no,
+                         session=session.value, next_open=state.next_open)
 
 
 @contextlib.contextmanager

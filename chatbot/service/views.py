@@ -37,6 +37,8 @@ class OrderCard:
     tax: int
     expires_at: dt.datetime
     order_no: str | None = None  # cancel cards: the order being cancelled
+    session: str = "regular"  # market phase when quoted (chatbot.market_hours.Phase)
+    next_open: dt.datetime | None = None  # when the order can execute, outside the regular session
 
     @property
     def total(self) -> int:
@@ -80,3 +82,22 @@ class BalanceView:
     mode: Mode
     balance: Balance
     account: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChartView:
+    symbol: Symbol
+    period: str  # D, W, M
+    png: bytes
+    bars: int
+    last_close: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    mode: Mode
+    phase: str
+    next_open: dt.datetime
+    holiday: str
+    feed_connected: bool | None  # None: no market-data feed configured
+    version: str

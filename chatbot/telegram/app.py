@@ -22,7 +22,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from chatbot.config import TelegramSettings
-from chatbot.telegram import access, alerts, balance, callbacks, help, login, orders, price
+from chatbot.telegram import access, alerts, balance, callbacks, chart, help, login, orders, price
 from chatbot.telegram.concurrency import PerChatUpdateProcessor
 from chatbot.telegram.context import BotServices, Context, lang
 from chatbot.telegram.i18n import COMMAND_MENU, t
@@ -64,6 +64,8 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("balance", balance.balance))
     app.add_handler(CommandHandler("alert", alerts.alert))
     app.add_handler(CommandHandler("alerts", alerts.alerts))
+    app.add_handler(CommandHandler("chart", chart.chart))
+    app.add_handler(CommandHandler("status", chart.status))
     app.add_handler(CallbackQueryHandler(orders.card_button, pattern=f"^({callbacks.CONFIRM}|{callbacks.DISMISS}):"))
     app.add_handler(CallbackQueryHandler(price.pick, pattern=f"^{callbacks.PICK_QUOTE}:"))
     app.add_handler(CallbackQueryHandler(orders.pick_cancel, pattern=f"^{callbacks.PICK_CANCEL}:"))

@@ -19,11 +19,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "/price 삼성전자 — 현재가\n/buy 005930 10 71000 — 지정가 매수 (가격 생략 시 시장가)\n"
               "/sell 005930 5 — 시장가 매도\n/orders — 미체결 주문\n/cancel 0000001234 — 주문 취소\n"
               "/balance — 잔고\n/login — KIS 키 등록 · /logout — 삭제 · /me — 내 계정\n"
-              "/alert 삼성전자 이상 75000 — 가격 알림 · /alerts — 알림 목록\n/reset — 모의계좌 초기화\n/help — 도움말",
+              "/alert 삼성전자 이상 75000 — 가격 알림 · /alerts — 알림 목록\n/chart 삼성전자 w — 차트 · /status — 상태\n/reset — 모의계좌 초기화\n/help — 도움말",
         "en": "/price Samsung Electronics — current price\n/buy 005930 10 71000 — limit buy (no price: market)\n"
               "/sell 005930 5 — market sell\n/orders — open orders\n/cancel 0000001234 — cancel an order\n"
               "/balance — holdings and cash\n/login — register KIS keys · /logout — remove · /me — your account\n"
-              "/alert 005930 above 75000 — price alert · /alerts — your alerts\n/reset — restart the paper account\n"
+              "/alert 005930 above 75000 — price alert · /alerts — your alerts\n/chart 005930 w — chart · /status\n/reset — restart the paper account\n"
               "/help — this help",
     },
     "mode_PAPER": {"ko": "🧪 PAPER · 모의(시뮬레이터)", "en": "🧪 PAPER · simulator"},
@@ -176,14 +176,30 @@ MESSAGES: dict[str, dict[str, str]] = {
                    "en": "🔔 <b>{name}</b> ({code}) {price:,} — reached {condition} ({time})"},
     "push_fill": {"ko": "✅ <b>체결</b>: {name} {side} {quantity:,}주 @ {price:,}원 (주문 {order_no})",
                   "en": "✅ <b>Filled</b>: {name}, {side} {quantity:,} @ {price:,} (order {order_no})"},
+    "kis_maintenance": {"ko": "KIS 시스템 점검 시간입니다. 점검 뒤 다시 시도하세요. 아무것도 변경되지 않았습니다.",
+                        "en": "KIS is under maintenance. Please try again afterwards; nothing was changed."},
+    "session_pre_open": {"ko": "⏰ 장 시작 전입니다: 09:00 시가 동시호가로 체결됩니다.",
+                         "en": "⏰ Before the open: this executes in the 09:00 opening auction."},
+    "session_closing_auction": {"ko": "⏰ 종가 동시호가 중입니다: 15:30에 체결됩니다.",
+                                "en": "⏰ Closing auction: this executes at 15:30."},
+    "session_closed": {"ko": "⏰ 정규장이 아닙니다. KIS가 거부할 수 있으며, 다음 정규장은 {next_open}에 열립니다.",
+                       "en": "⏰ Outside the regular session: KIS may refuse it; the next session opens {next_open}."},
+    "usage_chart": {"ko": "사용법: /chart &lt;종목&gt; [d|w|m] (일/주/월봉)", "en": "Usage: /chart &lt;symbol&gt; [d|w|m]"},
+    "chart_caption": {"ko": "{name} ({code}) {period} · 최근 {bars}개 · 종가 {close:,}원",
+                      "en": "{name} ({code}) {period} · last {bars} bars · close {close:,}"},
+    "status": {"ko": "<b>상태</b> {badge}\n시장: {phase}{holiday} · 다음 정규장 {next_open}\n실시간 시세: {feed}\n버전 {version}",
+               "en": "<b>Status</b> {badge}\nMarket: {phase}{holiday} · next session {next_open}\nReal-time feed: {feed}\n"
+                     "version {version}"},
     "plain_text_hint": {"ko": "명령은 /help 를 보세요.", "en": "See /help for commands."},
 }
 
 COMMAND_MENU = {
     "ko": [("price", "현재가"), ("buy", "매수"), ("sell", "매도"), ("orders", "미체결 주문"), ("cancel", "주문 취소"),
-           ("balance", "잔고"), ("alert", "가격 알림"), ("alerts", "알림 목록"), ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말")],
+           ("balance", "잔고"), ("alert", "가격 알림"), ("alerts", "알림 목록"), ("chart", "차트"), ("status", "상태"),
+           ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말")],
     "en": [("price", "Current price"), ("buy", "Buy"), ("sell", "Sell"), ("orders", "Open orders"),
            ("cancel", "Cancel an order"), ("balance", "Balance"), ("alert", "Price alert"), ("alerts", "Your alerts"),
+           ("chart", "Chart"), ("status", "Status"),
            ("login", "Register KIS keys"), ("me", "Your account"),
            ("help", "Help")],
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 
 from chatbot.kis.models import OrderSide
 from chatbot.service.errors import UserError
@@ -155,11 +155,22 @@ async def _edit(update: Update, text: str) -> None:
     assert query is not None
     try:
         await query.edit_message_text(text)
+    except BadRequest as exc:
+        if "not modified" in exc.message.lower():
+            return  # it already says this (two presses settling the same card)
+        await _fallback(update, text, exc)
     except TelegramError as exc:
-        log.warning("could not edit the card", extra={"error": type(exc).__name__})
-        chat = update.effective_chat
-        if chat is not None:
-            try:
-                await query.get_bot().send_message(chat.id, text)
-            except TelegramError:
-                log.warning("could not send the card result either", extra={"chat_id": chat.id})
+        await _fallback(update, text, exc)
+
+
+async def _fallback(update: Update, text: str, exc: TelegramError) -> None:
+    """The card could not be edited (too old, deleted): say it in a new message instead."""
+    query = update.callback_query
+    assert query is not None
+    log.warning("could not edit the card", extra={"error": type(exc).__name__, "detail": str(exc)[:80]})
+    chat = update.effective_chat
+    if chat is not None:
+        try:
+            await query.get_bot().send_message(chat.id, text)
+        except TelegramError:
+            log.warning("could not send the card result either", extra={"chat_id": chat.id})

@@ -9,7 +9,16 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from chatbot.kis.models import KST, OpenOrder, OrderSide
 from chatbot.service.errors import UserError
-from chatbot.service.views import BalanceView, ConfirmResult, Mode, OpenOrdersView, OrderCard, Outcome, QuoteView
+from chatbot.service.views import (
+    BalanceView,
+    ConfirmResult,
+    Mode,
+    OpenOrdersView,
+    OrderCard,
+    Outcome,
+    QuoteView,
+    StatusView,
+)
 from chatbot.symbols import Symbol
 from chatbot.telegram import callbacks
 from chatbot.telegram.i18n import t
@@ -95,6 +104,11 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
                       f"Estimated {'cost' if c.side is OrderSide.BUY else 'proceeds'} <b>{won(c.total)} KRW</b>"]
     if c.mode is Mode.REAL:
         lines.insert(1, "‼️ <b>REAL MONEY · 실전 계좌</b>")
+    if c.session != "regular" and c.action == "order":
+        key = {"pre_open": "session_pre_open", "closing_auction": "session_closing_auction"}.get(
+            c.session, "session_closed")
+        when = c.next_open.astimezone(KST).strftime("%m-%d %H:%M") if c.next_open else ""
+        lines.append(t(key, lang, next_open=when))
     lines.append(t("card_expiry", lang, until=until))
     return "\n".join(lines), keyboard
 
@@ -178,3 +192,15 @@ def _mask_account(account: str) -> str:
 
 def now_kst() -> dt.datetime:
     return dt.datetime.now(KST)
+
+
+def status(view: StatusView, lang: str) -> str:
+    phases = {"ko": {"regular": "정규장", "pre_open": "장 시작 전 동시호가", "closing_auction": "종가 동시호가",
+                     "after_close": "시간외", "closed": "장 마감", "weekend": "주말 휴장", "holiday": "휴장일",
+                     "maintenance": "KIS 점검"}}
+    phase = phases.get(lang, {}).get(view.phase, view.phase.replace("_", " "))
+    feed = {None: "-", True: "연결됨" if lang == "ko" else "connected",
+            False: "끊김" if lang == "ko" else "disconnected"}[view.feed_connected]
+    return t("status", lang, badge=badge(view.mode, lang), phase=phase,
+             holiday=f" ({view.holiday})" if view.holiday else "",
+             next_open=view.next_open.astimezone(KST).strftime("%Y-%m-%d %H:%M"), feed=feed, version=view.version)

@@ -1,0 +1,45 @@
+"""Candlestick PNGs with volume, from bars (matplotlib's Agg backend; no display, no fonts needed).
+
+Rendering is CPU work: call :func:`render_candles` through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402  (after choosing the backend)
+
+from chatbot.kis.models import Bar  # noqa: E402
+
+UP, DOWN = "#d62728", "#1f4fd6"  # Korean convention: red up, blue down
+
+
+def render_candles(bars: Sequence[Bar], title: str, width_px: int = 1000, height_px: int = 640) -> bytes:
+    """PNG bytes of the bars (any order), oldest on the left, volume underneath."""
+    ordered = sorted(bars, key=lambda b: b.date)
+    fig = Figure(figsize=(width_px / 100, height_px / 100), dpi=100)
+    price_ax = fig.add_axes((0.08, 0.30, 0.9, 0.62))
+    volume_ax = fig.add_axes((0.08, 0.08, 0.9, 0.18), sharex=price_ax)
+    xs = list(range(len(ordered)))
+    colors = [UP if b.close >= b.open else DOWN for b in ordered]
+    lows = [min(b.open, b.close) for b in ordered]
+    heights = [max(abs(b.close - b.open), (b.high - b.low) * 0.01 or 1) for b in ordered]
+    price_ax.vlines(xs, [b.low for b in ordered], [b.high for b in ordered], colors=colors, linewidth=0.8)
+    price_ax.bar(xs, heights, bottom=lows, width=0.7, color=colors, linewidth=0)
+    volume_ax.bar(xs, [b.volume for b in ordered], width=0.7, color=colors, alpha=0.6, linewidth=0)
+    price_ax.set_title(title, fontsize=12)
+    price_ax.grid(True, linewidth=0.3, alpha=0.5)
+    volume_ax.grid(True, linewidth=0.3, alpha=0.5)
+    price_ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    volume_ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _: f"{v / 1e6:.1f}M" if v >= 1e6 else f"{v / 1e3:.0f}K"))
+    step = max(1, len(ordered) // 8)
+    volume_ax.set_xticks(xs[::step], [b.date.strftime("%Y-%m-%d") for b in ordered][::step], fontsize=8)
+    price_ax.tick_params(labelbottom=False)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
