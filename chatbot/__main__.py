@@ -68,22 +68,17 @@ def _stop_event() -> asyncio.Event:
 
 async def _run_bot(settings: Settings) -> None:
     from chatbot.runtime import Runtime
-    from chatbot.telegram import app as tg
-    from chatbot.telegram.alerts import push_for
-    from chatbot.telegram.context import BotServices
+    from chatbot.telegram.runner import serve
 
     runtime = await Runtime.start(settings)
-    services = BotServices(runtime.trading, runtime.registration, runtime.users, runtime.alerts, runtime.mode,
-                           frozenset(settings.telegram.allowed_users))
-    application = tg.build_application(settings.telegram, services)
-    stop = _stop_event()
+    ready = asyncio.Event()
     try:
-        await tg.start(application)
-        await runtime.start_pushes(push_for(application.bot))
-        print(f"kis-chatops running · mode {runtime.mode.value} · Ctrl-C to stop", flush=True)
-        await stop.wait()
+        task = asyncio.create_task(serve(runtime, _stop_event(), ready=ready))
+        await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set():
+            print(f"kis-chatops running · mode {runtime.mode.value} · Ctrl-C to stop", flush=True)
+        await task
     finally:
-        await tg.stop(application)
         await runtime.aclose()
 
 

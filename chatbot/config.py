@@ -33,6 +33,11 @@ class TelegramSettings:
     base_url: str = "https://api.telegram.org/bot"
     allowed_users: tuple[int, ...] = ()
     confirmation_ttl_seconds: int = 60
+    # Webhook mode (instead of long polling): the public HTTPS URL Telegram posts to (your reverse
+    # proxy → http.host:http.port + webhook_path), and the secret Telegram sends back with each call.
+    webhook_url: str = ""
+    webhook_path: str = "/telegram"
+    webhook_secret: str = ""
 
     def __repr__(self) -> str:  # the bot token is a secret
         return (
@@ -86,6 +91,14 @@ class SimulatorSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The bot's HTTP endpoint: /healthz, /metrics and the webhook. Port 0 turns it off (unless webhook)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: str = "INFO"
     json: bool = False
@@ -98,6 +111,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
 
@@ -107,6 +121,7 @@ _SECTION_TYPES: dict[str, type] = {
     "database": DatabaseSettings,
     "security": SecuritySettings,
     "simulator": SimulatorSettings,
+    "http": HttpSettings,
     "logging": LoggingSettings,
 }
 
@@ -227,5 +242,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("simulator.tick_interval_seconds: must be positive")
     if not 0 <= s.simulator.port <= 65535:
         raise ConfigError("simulator.port: must be 0..65535")
+    if not 0 <= s.http.port <= 65535:
+        raise ConfigError("http.port: must be 0..65535")
+    if s.telegram.webhook_url and not s.telegram.webhook_url.startswith("https://") \
+            and not s.telegram.webhook_url.startswith("http://127.0.0.1"):
+        raise ConfigError("telegram.webhook_url: Telegram posts only to https:// URLs")
+    if not s.telegram.webhook_path.startswith("/"):
+        raise ConfigError("telegram.webhook_path: must start with /")
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"logging.level: must be DEBUG, INFO, WARNING or ERROR, got {s.logging.level!r}")

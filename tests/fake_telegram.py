@@ -5,8 +5,11 @@ python-telegram-bot POSTs form-encoded (or multipart) parameters to ``/bot<token
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from chatbot.console.botapi import BotApiEmulator
@@ -18,6 +21,7 @@ class FakeTelegram:
         self.emulator = BotApiEmulator()
         self.requests = 0
         self._runner: web.AppRunner | None = None
+        self._delivery: asyncio.Task[None]
         self.url = ""
 
     async def start(self) -> None:
@@ -29,14 +33,39 @@ class FakeTelegram:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
+        self._delivery = asyncio.create_task(self._deliver_webhooks())
+        self.webhook_statuses: list[int] = []
 
     @property
     def base_url(self) -> str:
         return f"{self.url}/bot"
 
     async def stop(self) -> None:
+        self._delivery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._delivery
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _deliver_webhooks(self) -> None:
+        """With a webhook set, post each update to it as Telegram does (secret token header included)."""
+        api = self.emulator
+        async with aiohttp.ClientSession() as session:
+            while True:
+                event = api._event()
+                if not api.webhook_url or not api.updates:
+                    event.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(event.wait(), 0.5)
+                    continue
+                update = api.updates.pop(0)
+                headers = {"X-Telegram-Bot-Api-Secret-Token": api.webhook_secret}
+                try:
+                    async with session.post(api.webhook_url, json=update, headers=headers) as response:
+                        self.webhook_statuses.append(response.status)
+                except aiohttp.ClientError:
+                    api.updates.insert(0, update)
+                    await asyncio.sleep(0.2)
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests += 1

@@ -107,6 +107,7 @@ class BotApiEmulator:
         self.blocked: set[int] = set()
         self.left_chats: list[int] = []
         self.webhook_url = ""
+        self.webhook_secret = ""
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.confirmed_offset = 0
 
@@ -141,6 +142,8 @@ class BotApiEmulator:
 
     async def _m_setWebhook(self, p: dict[str, Any]) -> bool:
         self.webhook_url = str(p.get("url", ""))
+        self.webhook_secret = str(p.get("secret_token", ""))
+        self._event().set()
         return True
 
     async def _m_getUpdates(self, p: dict[str, Any]) -> list[dict[str, Any]]:

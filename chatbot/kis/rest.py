@@ -18,7 +18,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -167,6 +167,7 @@ class KisRestClient:
         self.tokens = TokenManager(cache_key, token_store or MemoryTokenStore(), self._issue_token, clock)
         self.rate_limit_retries = 0
         self.calls = 0
+        self.latency_observer: Callable[[str, float], None] | None = None  # (path, seconds)
 
     def __repr__(self) -> str:
         return f"KisRestClient({self.endpoint.flavour}, {self.endpoint.rest_url}, {self.credentials!r})"
@@ -258,9 +259,13 @@ class KisRestClient:
             headers = {**(headers or {}), "Content-Type": "application/json"}
         async with self.pacer.slot():
             self.calls += 1
+            started = time.perf_counter()
             try:
-                return await self._http.request(method, path, params=params, headers=headers, content=content,
-                                                 timeout=timeout if timeout is not None else self.timeout)
+                response = await self._http.request(method, path, params=params, headers=headers, content=content,
+                                                     timeout=timeout if timeout is not None else self.timeout)
+                if self.latency_observer is not None:
+                    self.latency_observer(path, time.perf_counter() - started)
+                return response
             except httpx.HTTPError as exc:
                 never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
                 err = KisTransportError(f"{'could not reach' if never_sent else 'no reply from'} KIS: "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -50,6 +51,7 @@ class AccountProvider:
                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
                                        headers={"User-Agent": "kis-chatops/0.1"})
         self._cache: OrderedDict[int, UserAccount] = OrderedDict()
+        self.latency_observer: Callable[[str, float], None] | None = None  # (path, seconds), for metrics
         self._lock = asyncio.Lock()
 
     async def for_user(self, telegram_id: int) -> UserAccount:
@@ -78,9 +80,14 @@ class AccountProvider:
 
     def client_for(self, credentials: KisCredentials) -> KisRestClient:
         """A client for credentials not yet saved (registration checks them by issuing a token)."""
-        return KisRestClient(self.endpoint, credentials, self.token_store,
-                             requests_per_second=self.requests_per_second, timeout=self.timeout,
-                             order_timeout=self.order_timeout, http=self._http)
+        client = KisRestClient(self.endpoint, credentials, self.token_store,
+                               requests_per_second=self.requests_per_second, timeout=self.timeout,
+                               order_timeout=self.order_timeout, http=self._http)
+        client.latency_observer = self.latency_observer
+        return client
+
+    def cached(self) -> list[UserAccount]:
+        return list(self._cache.values())
 
     def forget(self, telegram_id: int) -> None:
         """Drop the cached client (credentials changed or removed)."""

@@ -97,6 +97,9 @@ class FillWatcher:
             self.recorded += 1
             self.wake_sender()
 
+    def reconnects(self) -> int:
+        return sum(client.reconnects for client in self._clients.values())
+
     async def stop(self) -> None:
         for client in self._clients.values():
             await client.aclose()

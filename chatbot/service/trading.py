@@ -4,6 +4,7 @@ cancel open orders, read the balance. Every check happens here, before anything 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -101,6 +102,7 @@ class TradingService:
         self.allow_real_orders = allow_real_orders
         self.calendar = calendar or MarketCalendar()
         self.feed_connected: Callable[[], bool] | None = None  # set when a market-data feed exists
+        self.outcomes: collections.Counter[str] = collections.Counter()  # settled cards by outcome (metrics)
         self.on_reset: Callable[[int], Awaitable[None]] | None = None  # simulator: renew a paper account
         self.before_order: Callable[[int, int], Awaitable[None]] | None = None  # (user, chat): watch fills
 
@@ -277,6 +279,7 @@ class TradingService:
         await self.journal.record(journal_id, journal_status, kis_order_no=order_no, msg_cd=msg_cd or None,
                                   message=message)
         await self.pending.finish(row.id, status, order_no or message)
+        self.outcomes[outcome.value] += 1
         log.info("order card settled", extra={"card": row.id, "outcome": outcome.value, "order_no": order_no,
                                               "msg_cd": msg_cd})
         return ConfirmResult(outcome, card, order_no=order_no, msg_cd=msg_cd, message=message or "")

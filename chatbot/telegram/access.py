@@ -28,6 +28,9 @@ async def gate(update: Update, context: Context) -> None:
     user, chat = update.effective_user, update.effective_chat
     if user is None or user.is_bot:
         raise ApplicationHandlerStop
+    metrics = context.application.bot_data.get("metrics")
+    if metrics is not None and update.message is not None and update.message.text:
+        metrics.command(update.message.text)
     svc = services(context)
     if svc.allowed_users and user.id not in svc.allowed_users:
         log.info("update from a user outside allowed_users refused", extra={"user_id": user.id})

@@ -119,6 +119,15 @@ async def start(app: Application, *, poll_timeout: int = 10, poll_interval: floa
                                     allowed_updates=Update.ALL_TYPES)
 
 
+async def start_webhook(app: Application, url: str, secret: str) -> None:  # type: ignore[type-arg]
+    """Start without polling and ask Telegram to post updates to ``url`` with ``secret``."""
+    await app.initialize()
+    if app.post_init is not None:
+        await app.post_init(app)
+    await app.start()
+    await app.bot.set_webhook(url=url, secret_token=secret, allowed_updates=Update.ALL_TYPES)
+
+
 async def stop(app: Application) -> None:  # type: ignore[type-arg]
     if app.updater is not None and app.updater.running:
         await app.updater.stop()

@@ -1,0 +1,67 @@
+"""Prometheus metrics: counted as things happen where a hook is needed, otherwise read at scrape
+time from counters the bot keeps anyway (so the service layer knows nothing of Prometheus)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+KNOWN_COMMANDS = frozenset({"start", "help", "price", "buy", "sell", "orders", "cancel", "balance", "alert", "alerts",
+                            "chart", "status", "login", "logout", "me", "reset"})
+
+
+class _Snapshot:
+    """A collector that asks a function for its metric families at every scrape."""
+
+    def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        self._collect = collect
+
+    def collect(self) -> Iterable[Metric]:
+        return self._collect()
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.commands = Counter("kisbot_commands_total", "Commands handled", ["command"], registry=self.registry)
+        self.kis_latency = Histogram("kisbot_kis_request_seconds", "KIS REST round trips", ["endpoint"],
+                                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                                     registry=self.registry)
+
+    def command(self, text: str) -> None:
+        name = text.split()[0].lstrip("/").split("@")[0].lower() if text.startswith("/") else ""
+        if name:
+            self.commands.labels(name if name in KNOWN_COMMANDS else "other").inc()
+
+    def observe_kis(self, path: str, seconds: float) -> None:
+        self.kis_latency.labels(path.rsplit("/", 1)[-1] or "/").observe(seconds)
+
+    def add_snapshot(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        self.registry.register(_Snapshot(collect))  # type: ignore[arg-type]
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def runtime_families(runtime: Any) -> Iterable[Metric]:
+    """Orders by outcome, alerts fired, pushes, feed reconnects, KIS rate-limit waits and retries."""
+    orders = CounterMetricFamily("kisbot_orders", "Confirmed cards by outcome", labels=["outcome"])
+    for outcome, count in sorted(runtime.trading.outcomes.items()):
+        orders.add_metric([outcome], count)
+    yield orders
+    engine = runtime.engine
+    yield CounterMetricFamily("kisbot_alerts_fired", "Alerts fired", value=engine.fired if engine else 0)
+    reconnects = (engine.feed.reconnects if engine else 0) + runtime.fills.reconnects()
+    yield CounterMetricFamily("kisbot_feed_reconnects", "Real-time WebSocket reconnects", value=reconnects)
+    sender = runtime.sender
+    yield CounterMetricFamily("kisbot_pushes_sent", "Pushes delivered", value=sender.sent if sender else 0)
+    clients = [account.client for account in runtime.accounts.cached()]
+    yield CounterMetricFamily("kisbot_kis_rate_limit_wait_seconds", "Time spent waiting for KIS's per-second limit",
+                              value=sum(c.pacer.waited_seconds for c in clients))
+    yield CounterMetricFamily("kisbot_kis_rate_limit_retries", "Queries retried after EGW00201",
+                              value=sum(c.rate_limit_retries for c in clients))
+    yield GaugeMetricFamily("kisbot_feed_connected", "1 when the market-data feed is connected",
+                            value=1 if engine and engine.feed.connected.is_set() else 0)
