@@ -47,7 +47,7 @@ def ours(frames: list[str], touch: str) -> float:
     if touch == "price":
         for frame in frames:
             for tick in parse_frame(frame):
-                tick.price
+                _ = tick.price
     elif touch == "typed":
         for frame in frames:
             for tick in parse_frame(frame):
@@ -71,7 +71,7 @@ def python_kis(frames: list[str]) -> float | None:
     for frame in frames:  # what pykis.client.websocket.KisWebsocketClient._handle_event does per frame
         _encrypted, _tr, count, body = frame.split("|", 3)
         for price in KisWebsocketResponse.parse(body, count=int(count), response_type=KisDomesticRealtimePrice):
-            price.price
+            _ = price.price
     return len(frames) / (time.perf_counter() - started)
 
 

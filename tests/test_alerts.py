@@ -175,6 +175,11 @@ async def test_market_order_fill_is_pushed(bot: BotHarness) -> None:
     await bot.press_button(BOB, card, 0)
     push = await bot.wait_for_message(BOB["id"], "Filled")
     assert "3 @" in push["text"]
+    for _ in range(40):  # the fill may beat the journal's order number; it is journalled all the same
+        if "filled" in [e.status for e in await rows(bot, OrderEventRow)]:
+            break
+        await asyncio.sleep(0.05)
+    assert [e.status for e in await rows(bot, OrderEventRow)][-1] == "filled"
 
 
 async def test_blocked_user_alerts_are_paused_not_retried(bot: BotHarness) -> None:

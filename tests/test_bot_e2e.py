@@ -100,9 +100,10 @@ async def test_buy_confirm_places_exactly_one_order(bot: BotHarness) -> None:
     assert "주문 접수" in final["text"] and "reply_markup" not in final
     assert bot.sim.orders_accepted == 1
     (journal,) = await rows(bot, OrderJournalRow)
-    assert journal.status == "accepted" and journal.kis_order_no and journal.kis_order_no in final["text"]
+    # a market order fills at once: its fill notice may already have been journalled
+    assert journal.status in ("accepted", "filled") and journal.kis_order_no and journal.kis_order_no in final["text"]
     events = [e.status for e in await rows(bot, OrderEventRow)]
-    assert events == ["submitting", "accepted"]
+    assert events[:2] == ["submitting", "accepted"] and set(events[2:]) <= {"filled"}
     (balance,) = await bot.say(ALICE, "/balance")
     assert "삼성전자" in balance["text"] and "10주" in balance["text"]
 

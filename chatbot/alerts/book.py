@@ -8,7 +8,7 @@ the highest ones, at the end). A tick is one ``bisect`` per side and one suffix 
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 

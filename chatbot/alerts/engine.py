@@ -276,28 +276,26 @@ class AlertEngine:
         await self._release_if_unused(row.code)
         return row
 
-    async def pause_owner(self, owner_id: int) -> int:
-        """The user blocked the bot: their alerts stop (paused, not deleted)."""
+    async def _move_owner(self, owner_id: int, from_statuses: tuple[str, ...], to: str) -> list[AlertRow]:
         async with self.db.session() as session:
             rows = list((await session.exec(select(AlertRow).where(
-                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(("armed", "cooling"))))).all())
+                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(from_statuses)))).all())
             for row in rows:
-                row.status, row.updated_at = "paused", utcnow()
+                row.status, row.updated_at = to, utcnow()
                 session.add(row)
             await session.commit()
+        return rows
+
+    async def pause_owner(self, owner_id: int) -> int:
+        """The user blocked the bot: their alerts stop (paused, not deleted)."""
+        rows = await self._move_owner(owner_id, ("armed", "cooling"), "paused")
         for row in rows:
             assert row.id is not None
             self.book.remove(row.id)
         return len(rows)
 
     async def resume_owner(self, owner_id: int) -> int:
-        async with self.db.session() as session:
-            rows = list((await session.exec(select(AlertRow).where(
-                col(AlertRow.owner_id) == owner_id, col(AlertRow.status) == "paused"))).all())
-            for row in rows:
-                row.status, row.updated_at = "armed", utcnow()
-                session.add(row)
-            await session.commit()
+        rows = await self._move_owner(owner_id, ("paused",), "armed")
         for row in rows:
             assert row.id is not None
             await self._ensure_subscribed(row.code)

@@ -67,7 +67,7 @@ class Record(tuple):  # type: ignore[type-arg]
             for i in self.DECIMAL_FIELDS:
                 out[i] = Decimal(out[i])
         except (ValueError, ArithmeticError):  # an empty field reads as zero, as its property does
-            return tuple([conv(v) for conv, v in zip(self.CONVERTERS, self)])
+            return tuple([conv(v) for conv, v in zip(self.CONVERTERS, self, strict=True)])
         for i in self.FLAG_FIELDS:
             out[i] = out[i] == "Y"
         return tuple(out)

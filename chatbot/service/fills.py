@@ -71,11 +71,22 @@ class FillWatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    async def _journal_entry(self, user_id: int, order_no: str) -> OrderJournalRow | None:
+        """The journal row of the order; a market order's fill can arrive before the row has its number."""
+        for attempt in range(10):
+            async with self.db.session() as session:
+                entry = (await session.exec(select(OrderJournalRow).where(
+                    col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.kis_order_no) == order_no))).first()
+            if entry is not None:
+                return entry
+            await asyncio.sleep(0.05 * (attempt + 1))
+        return None  # an order placed elsewhere (HTS, another app): pushed, not journalled
+
     async def _record(self, user_id: int, chat_id: int, language: str, notice: FillNotice) -> None:
         order_no = notice.order_no
+        found = await self._journal_entry(user_id, order_no)
         async with self.db.session() as session:
-            entry = (await session.exec(select(OrderJournalRow).where(
-                col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.kis_order_no) == order_no))).first()
+            entry = await session.get(OrderJournalRow, found.id) if found is not None else None
             if entry is not None and entry.id is not None:
                 filled_before = sum(int((e.detail or "0@").split("@")[0]) for e in (await session.exec(
                     select(OrderEventRow).where(col(OrderEventRow.journal_id) == entry.id,

@@ -244,7 +244,9 @@ class Exchange:
         self._match_on_entry(acct, order)
         return order
 
-    def cancel(self, account_id: str, original_no: str, quantity: int, all_remaining: bool) -> SimOrder:
+    def _modifiable(self, account_id: str, original_no: str, quantity: int, all_remaining: bool
+                    ) -> tuple[PaperAccount, SimOrder, int]:
+        """The order a cancel or revision acts on, and the quantity it takes (KIS's APBK0918 when none)."""
         acct = self.account(account_id)
         orig = acct.find(original_no)
         if orig is None or orig.kind == "cancel" or orig.remaining <= 0:
@@ -252,6 +254,10 @@ class Exchange:
         qty = orig.remaining if all_remaining or quantity <= 0 else quantity
         if qty > orig.remaining:
             raise SimReject("nothing_to_cancel")
+        return acct, orig, qty
+
+    def cancel(self, account_id: str, original_no: str, quantity: int, all_remaining: bool) -> SimOrder:
+        acct, orig, qty = self._modifiable(account_id, original_no, quantity, all_remaining)
         day, hms = self._stamp()
         orig.cancelled_qty += qty
         record = SimOrder(order_no=self._new_order_no(), original_order_no=orig.order_no, account_id=account_id,
@@ -264,13 +270,7 @@ class Exchange:
 
     def revise(self, account_id: str, original_no: str, division: str, quantity: int, price: int,
                all_remaining: bool) -> SimOrder:
-        acct = self.account(account_id)
-        orig = acct.find(original_no)
-        if orig is None or orig.kind == "cancel" or orig.remaining <= 0:
-            raise SimReject("nothing_to_cancel")
-        qty = orig.remaining if all_remaining or quantity <= 0 else quantity
-        if qty > orig.remaining:
-            raise SimReject("nothing_to_cancel")
+        acct, orig, qty = self._modifiable(account_id, original_no, quantity, all_remaining)
         state = self.market.get(orig.code)
         assert state is not None
         lower, upper = state.limits
