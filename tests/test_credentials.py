@@ -38,9 +38,10 @@ async def bot(db_url: str) -> AsyncIterator[BotHarness]:
     await harness.stop()
 
 
-async def login_flow(bot: BotHarness, user: dict, key: str, secret: str, account: str) -> list[dict]:
+async def login_flow(bot: BotHarness, user: dict, key: str, secret: str, account: str, hts: str = "myhts01"
+                     ) -> list[dict]:
     replies = await bot.say(user, "/login")
-    for text in (key, secret, account):
+    for text in (key, secret, account, hts):
         replies += await bot.say(user, text)
     return replies
 
@@ -56,7 +57,7 @@ async def test_login_deletes_secret_messages_and_stores_a_working_credential(bot
     replies = await login_flow(bot, ALICE, creds.app_key, creds.app_secret, "12345678-01")
     assert "등록했습니다" in replies[-1]["text"] and mask(creds.app_key) in replies[-1]["text"]
     deleted = [params for method, params in bot.api.calls if method == "deleteMessage"]
-    assert len(deleted) == 3  # app key, secret and account messages, each deleted as soon as read
+    assert len(deleted) == 4  # app key, secret, account and HTS id messages, each deleted as soon as read
     assert not any(creds.app_key in (m.get("text") or "") or creds.app_secret in (m.get("text") or "")
                    for m in bot.api.messages.values())
     for method, params in bot.api.calls:  # nor does the bot ever echo them
@@ -66,6 +67,8 @@ async def test_login_deletes_secret_messages_and_stores_a_working_credential(bot
     assert creds.app_key not in me["text"]
     await bot.press_button(ALICE, (await bot.say(ALICE, "/buy 005930 1"))[0], 0)
     assert "12345678-01" in bot.sim.exchange.accounts  # the order went to the registered account
+    sessions = bot.sim.realtime["real"].sessions
+    assert any(("H0STCNI0", "myhts01") in s.subscriptions for s in sessions)  # notices keyed by the HTS id
     (balance,) = await bot.say(ALICE, "/balance")
     assert "12******-01" in balance["text"]
 
@@ -87,12 +90,12 @@ async def test_logout_removes_credentials_and_token(bot: BotHarness) -> None:
 
 @pytest.mark.parametrize(("step", "bad", "needle"), [
     (0, "short-key", "앱키 형식"), (0, "x" * 35 + "!", "앱키 형식"), (1, "s" * 179, "앱 시크릿 형식"),
-    (2, "1234-5678", "계좌번호"), (2, "1234567801x", "계좌번호"),
+    (2, "1234-5678", "계좌번호"), (2, "1234567801x", "계좌번호"), (3, "bad id!", "HTS ID"),
 ])
 async def test_invalid_input_at_each_step_asks_again_and_stores_nothing(bot: BotHarness, step: int, bad: str,
                                                                        needle: str) -> None:
     creds = new_credentials()
-    good = [creds.app_key, creds.app_secret, str(creds.account)]
+    good = [creds.app_key, creds.app_secret, str(creds.account), "-"]
     await bot.say(ALICE, "/login")
     for i in range(step):
         await bot.say(ALICE, good[i])

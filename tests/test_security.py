@@ -48,7 +48,8 @@ async def test_secrets_never_reach_debug_logs(db_url: str) -> None:
     await bot.start()
     try:
         creds = new_credentials("11223344-01")
-        for text in ("/login", creds.app_key, creds.app_secret, "11223344-01", "/buy 005930 1", "/balance", "/me"):
+        for text in ("/login", creds.app_key, creds.app_secret, "11223344-01", "-", "/buy 005930 1", "/balance",
+                     "/me"):
             await bot.say(ALICE, text)
         await bot.press_button(ALICE, (await bot.say(ALICE, "/buy 005930 1"))[0], 0)
         tokens = [a.client.tokens._token.access_token for a in bot.runtime.accounts._cache.values()  # type: ignore[union-attr]
@@ -78,7 +79,7 @@ async def test_real_mode_is_off_unless_enabled_and_shown_plainly(tmp_path: Path)
                 (msg,) = await bot.say(ALICE, "/buy 005930 1")
                 # real mode: nothing without registration, and nothing at all while real orders are off
                 assert ("/login" in msg["text"]) if allowed else ("실전 주문이 꺼져 있습니다" in msg["text"])
-                for text in ("/login", creds.app_key, creds.app_secret, "55667788-01"):
+                for text in ("/login", creds.app_key, creds.app_secret, "55667788-01", "hts55"):
                     await bot.say(ALICE, text)
                 (msg,) = await bot.say(ALICE, "/buy 005930 1")
                 if not allowed:

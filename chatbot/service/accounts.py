@@ -86,6 +86,14 @@ class AccountProvider:
         client.latency_observer = self.latency_observer
         return client
 
+    async def notice_key(self, telegram_id: int) -> str:
+        """What to subscribe execution notices with: the user's HTS id, or (simulator, or none given)
+        the account number."""
+        row = await self.credentials.info(telegram_id)
+        if row is not None and row.hts_id:
+            return row.hts_id
+        return (await self.for_user(telegram_id)).account.cano
+
     def cached(self) -> list[UserAccount]:
         return list(self._cache.values())
 

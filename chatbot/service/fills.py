@@ -3,8 +3,8 @@ recorded in the order journal and pushed through the outbox.
 
 A user's notice feed starts when they place an order (and, at start-up, for users who placed one
 in the last day); KIS sends notices on the app key of the account, so each user needs their own
-connection. The subscription key KIS expects is the HTS user id; registration does not ask for
-it yet, so the account number stands in (the simulator accepts any key; see the README)."""
+connection. The subscription key KIS expects is the HTS user id (asked for by /login); without
+one the account number stands in, which the simulator accepts."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class FillWatcher:
             self._clients[user_id] = client
         await client.start()
         try:
-            await client.subscribe(self.notice_tr, account.account.cano)
+            await client.subscribe(self.notice_tr, await self.accounts.notice_key(user_id))
         except Exception as exc:
             log.warning("fill notices unavailable for a user", extra={"user_id": user_id, "error": type(exc).__name__})
 

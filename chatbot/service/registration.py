@@ -21,6 +21,8 @@ from chatbot.storage.credentials import CredentialStore, PaperAccountStore
 log = logging.getLogger(__name__)
 _KEY_CHARS = frozenset(string.ascii_letters + string.digits + "+/=_-.")
 _ACCOUNT = re.compile(r"^\s*(\d{8})-?(\d{2})\s*$")
+_HTS_ID = re.compile(r"^[A-Za-z0-9_]{2,16}$")
+SKIP_WORDS = frozenset({"-", "skip", "건너뛰기", "없음"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,16 @@ def parse_account(text: str) -> Account:
     return Account(match.group(1), match.group(2))
 
 
+def parse_hts_id(text: str) -> str | None:
+    """The HTS id for execution notices; ``-`` (or skip) for none."""
+    value = text.strip()
+    if value.lower() in SKIP_WORDS:
+        return None
+    if not _HTS_ID.match(value):
+        raise UserError("bad_hts_id")
+    return value
+
+
 class Registration:
     def __init__(self, accounts: AccountProvider, credentials: CredentialStore, paper: PaperAccountStore,
                  mode: Mode) -> None:
@@ -60,7 +72,8 @@ class Registration:
         self.paper = paper
         self.mode = mode
 
-    async def register(self, user_id: int, app_key: str, app_secret: str, account: Account) -> MeView:
+    async def register(self, user_id: int, app_key: str, app_secret: str, account: Account,
+                       hts_id: str | None = None) -> MeView:
         """Issue a token with the credentials; only if KIS accepts them are they stored."""
         creds = KisCredentials(check_app_key(app_key), check_app_secret(app_secret), account)
         client = self.accounts.client_for(creds)
@@ -73,7 +86,7 @@ class Registration:
             raise UserError("login_refused", code=exc.msg_cd or "-") from None
         except KisError:
             raise UserError("kis_unavailable", detail="") from None
-        await self.credentials.save(user_id, self.accounts.endpoint.cache_scope, creds)
+        await self.credentials.save(user_id, self.accounts.endpoint.cache_scope, creds, hts_id)
         self.accounts.forget(user_id)
         log.info("credentials registered", extra={"user_id": user_id, "key": mask(creds.app_key)})
         return MeView(self.mode, mask(creds.app_key), str(account), False)

@@ -347,7 +347,8 @@ class TradingService:
         return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
                          quantity=row.quantity, price=row.price, quoted_price=row.quoted_price, amount=amount,
                          commission=commission, tax=tax, expires_at=row.expires_at, order_no=row.order_no,
-                         session=session.value, next_open=state.next_open)
+                         ttl_seconds=int(self.pending.ttl.total_seconds()), session=session.value,
+                         next_open=state.next_open)
 
 
 @contextlib.contextmanager

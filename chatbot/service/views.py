@@ -37,6 +37,7 @@ class OrderCard:
     tax: int
     expires_at: dt.datetime
     order_no: str | None = None  # cancel cards: the order being cancelled
+    ttl_seconds: int = 60  # how long the owner has once the card reaches them
     session: str = "regular"  # market phase when quoted (chatbot.market_hours.Phase)
     next_open: dt.datetime | None = None  # when the order can execute, outside the regular session
 

@@ -18,7 +18,8 @@ class CredentialStore:
         self.db = db
         self.box = box
 
-    async def save(self, telegram_id: int, environment: str, credentials: KisCredentials) -> None:
+    async def save(self, telegram_id: int, environment: str, credentials: KisCredentials,
+                   hts_id: str | None = None) -> None:
         version = self.box.keyring.current
         async with self.db.session() as session:
             row = await session.get(CredentialRow, telegram_id)
@@ -31,6 +32,7 @@ class CredentialStore:
             row.app_secret = self.box.encrypt(credentials.app_secret, telegram_id, "app_secret", version)
             row.key_hint = mask(credentials.app_key)
             row.key_version = version
+            row.hts_id = hts_id
             row.updated_at = utcnow()
             session.add(row)
             await session.commit()

@@ -136,6 +136,7 @@ class CredentialRow(SQLModel, table=True):
     app_secret: str  # encrypted (field "app_secret")
     key_hint: str = Field(max_length=16)  # "PSab…9x", for /me without decrypting
     key_version: int
+    hts_id: str | None = Field(default=None, max_length=16)  # the tr_key KIS wants for execution notices
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 

@@ -86,8 +86,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "dismiss": {"ko": "✖ 취소", "en": "✖ Cancel"},
     "card_title_order": {"ko": "<b>주문 확인</b> {badge}", "en": "<b>Confirm order</b> {badge}"},
     "card_title_cancel": {"ko": "<b>주문 취소 확인</b> {badge}", "en": "<b>Confirm cancellation</b> {badge}"},
-    "card_expiry": {"ko": "⏱ {until}까지 확인하세요. 그 뒤에는 무효입니다.",
-                    "en": "⏱ Confirm by {until}; after that this card is void."},
+    "card_expiry": {"ko": "⏱ {seconds}초 안에 확인하세요. 그 뒤에는 무효입니다.",
+                    "en": "⏱ Confirm within {seconds} seconds; after that this card is void."},
     "outcome_placed": {"ko": "✅ <b>주문 접수</b> · 주문번호 <code>{order_no}</code>",
                        "en": "✅ <b>Order accepted</b> · order no. <code>{order_no}</code>"},
     "outcome_cancelled_order": {"ko": "✅ <b>취소 접수</b> · 주문번호 <code>{order_no}</code>",
@@ -118,16 +118,20 @@ MESSAGES: dict[str, dict[str, str]] = {
     "outcome_reset_done": {"ko": "✅ 새 모의계좌로 시작합니다.", "en": "✅ You have a fresh paper account."},
     "reset_paper_only": {"ko": "초기화는 시뮬레이터(PAPER) 모드에서만 됩니다.",
                          "en": "Reset works in simulator (PAPER) mode only."},
-    "login_intro": {"ko": "<b>KIS 계정 등록</b> {badge}\n1/3 · 앱키(App Key, 36자)를 보내 주세요.\n"
+    "login_intro": {"ko": "<b>KIS 계정 등록</b> {badge}\n1/4 · 앱키(App Key, 36자)를 보내 주세요.\n"
                           "보낸 메시지는 읽는 즉시 삭제합니다. 텔레그램 봇 대화는 종단간 암호화가 아니므로, 등록 후 "
                           "KIS에서 키를 재발급(교체)할 수 있다는 점을 기억하세요. 중단: /cancel",
-                    "en": "<b>Register your KIS account</b> {badge}\n1/3 · Send your App Key (36 characters).\n"
+                    "en": "<b>Register your KIS account</b> {badge}\n1/4 · Send your App Key (36 characters).\n"
                           "Each message is deleted as soon as it is read. Bot chats are not end-to-end encrypted: "
                           "you can rotate the key at KIS afterwards. Stop: /cancel"},
-    "login_secret": {"ko": "2/3 · 앱 시크릿(App Secret, 180자)을 보내 주세요.",
-                     "en": "2/3 · Send your App Secret (180 characters)."},
-    "login_account": {"ko": "3/3 · 계좌번호를 보내 주세요 (XXXXXXXX-XX).",
-                      "en": "3/3 · Send your account number (XXXXXXXX-XX)."},
+    "login_secret": {"ko": "2/4 · 앱 시크릿(App Secret, 180자)을 보내 주세요.",
+                     "en": "2/4 · Send your App Secret (180 characters)."},
+    "login_account": {"ko": "3/4 · 계좌번호를 보내 주세요 (XXXXXXXX-XX).",
+                      "en": "3/4 · Send your account number (XXXXXXXX-XX)."},
+    "login_hts_id": {"ko": "4/4 · 체결 알림에 쓸 HTS ID를 보내 주세요 (없으면 - ).",
+                     "en": "4/4 · Send your HTS ID, used for fill notifications (or - to skip)."},
+    "bad_hts_id": {"ko": "HTS ID는 영문·숫자 2~16자입니다. 다시 보내 주세요 (없으면 - ).",
+                   "en": "An HTS ID is 2–16 letters or digits. Send it again (or - to skip)."},
     "login_checking": {"ko": "KIS에 확인하는 중…", "en": "Checking with KIS…"},
     "login_done": {"ko": "✅ 등록했습니다. 키 {key} · 계좌 {account}", "en": "✅ Registered. Key {key} · account {account}"},
     "login_cancelled": {"ko": "등록을 중단했습니다. 아무것도 저장하지 않았습니다.",

@@ -16,13 +16,13 @@ from telegram.ext import (
 )
 
 from chatbot.service.errors import UserError
-from chatbot.service.registration import check_app_key, check_app_secret, parse_account
+from chatbot.service.registration import check_app_key, check_app_secret, parse_account, parse_hts_id
 from chatbot.telegram import render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
 
 log = logging.getLogger(__name__)
-APP_KEY, APP_SECRET, ACCOUNT = range(3)
+APP_KEY, APP_SECRET, ACCOUNT, HTS_ID = range(4)
 LOGIN_TIMEOUT_SECONDS = 300
 _DRAFT = "login_draft"
 
@@ -82,20 +82,32 @@ async def got_app_secret(update: Update, context: Context) -> int:
 
 async def got_account(update: Update, context: Context) -> int:
     text = await _consume(update, context)
+    try:
+        _draft(context)["account"] = str(parse_account(text or ""))
+    except UserError as err:
+        await reply(update, context, render.error(err, lang(update))[0])
+        return ACCOUNT
+    await reply(update, context, t("login_hts_id", lang(update)))
+    return HTS_ID
+
+
+async def got_hts_id(update: Update, context: Context) -> int:
+    text = await _consume(update, context)
     language = lang(update)
     try:
-        account = parse_account(text or "")
+        hts_id = parse_hts_id(text or "")
     except UserError as err:
         await reply(update, context, render.error(err, language)[0])
-        return ACCOUNT
+        return HTS_ID
     draft = _draft(context)
+    account = parse_account(draft.get("account", ""))
     _drop_draft(context)
     user = update.effective_user
     assert user is not None
     await reply(update, context, t("login_checking", language))
     try:
         me = await services(context).registration.register(user.id, draft.get("app_key", ""),
-                                                           draft.get("app_secret", ""), account)
+                                                           draft.get("app_secret", ""), account, hts_id)
     except UserError as err:
         await reply(update, context, render.error(err, language)[0])
         return ConversationHandler.END
@@ -132,6 +144,7 @@ def conversation() -> ConversationHandler:  # type: ignore[type-arg]
             APP_KEY: [MessageHandler(text, got_app_key), MessageHandler(other, not_text)],
             APP_SECRET: [MessageHandler(text, got_app_secret), MessageHandler(other, not_text)],
             ACCOUNT: [MessageHandler(text, got_account), MessageHandler(other, not_text)],
+            HTS_ID: [MessageHandler(text, got_hts_id), MessageHandler(other, not_text)],
             ConversationHandler.TIMEOUT: [MessageHandler(filters.ALL, timeout)],
         },
         fallbacks=[CommandHandler(["cancel", "login"], cancel)],

@@ -79,9 +79,9 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
         InlineKeyboardButton(t("confirm", lang), callback_data=callbacks.pack(callbacks.CONFIRM, c.token)),
         InlineKeyboardButton(t("dismiss", lang), callback_data=callbacks.pack(callbacks.DISMISS, c.token)),
     ]])
-    until = c.expires_at.astimezone(KST).strftime("%H:%M:%S")
+    seconds = c.ttl_seconds  # counted from when the card reaches the user (see PendingOrders.attach_message)
     if c.action == "reset":
-        return f"{t('reset_card', lang, badge=badge(c.mode, lang))}\n{t('card_expiry', lang, until=until)}", keyboard
+        return f"{t('reset_card', lang, badge=badge(c.mode, lang))}\n{t('card_expiry', lang, seconds=seconds)}", keyboard
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
     price = t("market", lang) if c.price is None else won(c.price)
     title = t("card_title_cancel" if c.action == "cancel" else "card_title_order", lang, badge=badge(c.mode, lang))
@@ -109,7 +109,7 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
             c.session, "session_closed")
         when = c.next_open.astimezone(KST).strftime("%m-%d %H:%M") if c.next_open else ""
         lines.append(t(key, lang, next_open=when))
-    lines.append(t("card_expiry", lang, until=until))
+    lines.append(t("card_expiry", lang, seconds=seconds))
     return "\n".join(lines), keyboard
 
 
