@@ -47,6 +47,7 @@ async def run(n_alerts: int, seconds: float = 8.0, port: int = 18950) -> dict[st
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/alerts.sqlite3")
         await db.migrate()
+        db.start_checkpoints()
         rest = KisRestClient(KisEndpoint("real", rest_url), new_credentials())
         from chatbot.sim.market import load_instruments
 

@@ -75,6 +75,7 @@ class Runtime:
         mode = MODES[kis.environment]
         try:
             await db.migrate()
+            db.start_checkpoints()
             await vault.verify(db, box)  # a wrong master key stops here, before anything is written
             await vault.upgrade_plaintext(db, box)
             if kis.environment == "simulator":

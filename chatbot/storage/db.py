@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,11 +44,27 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._checkpoints: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             yield session
+
+    def start_checkpoints(self, interval: float = 10.0) -> None:
+        """SQLite: fold the WAL back into the database every ``interval`` seconds (PASSIVE: never
+        waits for readers or writers)."""
+        if self.is_sqlite and self._checkpoints is None:
+            self._checkpoints = asyncio.create_task(self._checkpoint_loop(interval), name="sqlite-checkpoint")
+
+    async def _checkpoint_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:
+                log.warning("sqlite checkpoint failed", exc_info=True)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent; never drops data)."""
@@ -54,6 +72,15 @@ class Database:
             await conn.run_sync(_upgrade)
 
     async def dispose(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            self._checkpoints = None
+        if self.is_sqlite:
+            with contextlib.suppress(Exception):
+                async with self.engine.connect() as conn:
+                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         await self.engine.dispose()
 
 
@@ -71,6 +98,9 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     # without an fsync per commit; only an OS crash or power cut can lose the last commits. Use
     # PostgreSQL where that matters.
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoints run from a background task (Database.start_checkpoints), not inside whichever
+    # commit happens to cross the WAL threshold: that stall was the tail of alert-firing latency.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
