@@ -62,6 +62,7 @@ class AlertEngine:
         self._armed_at: dict[int, float] = {}  # alert id -> when it entered the book (wall clock)
         self._gap_start: float | None = None  # wall clock when the feed dropped
         self._gap_symbols: set[str] = set()  # symbols whose first tick after a gap is still to come
+        self._arming: dict[str, list[int]] = {}  # code -> [high, low, arms in progress] seen while arming
         self.fired = 0
         self.latencies: list[float] = []  # tick seen → fire + push committed (seconds), for benchmarks
         self.record_latencies = False
@@ -108,6 +109,9 @@ class AlertEngine:
         if code not in self._subscribed:
             return
         price = int(event[2])
+        arming = self._arming.get(code)
+        if arming is not None:
+            arming[0], arming[1] = max(arming[0], price), min(arming[1], price)
         fired = self.book.on_price(code, price)
         if code in self._gap_symbols:
             fired += self._gap_extremes(code, event)
@@ -244,14 +248,30 @@ class AlertEngine:
 
     # -- alerts -------------------------------------------------------------------------------------------------
     async def arm(self, row: AlertRow) -> AlertRow:
-        """Store a new alert and put it in the book (subscribing its symbol first)."""
+        """Store a new alert and put it in the book (subscribing its symbol first).
+
+        The alert exists from the moment its symbol's ticks reach the engine; ticks seen while it is
+        being stored are remembered (high and low), so a crossing in that instant still fires it."""
         await self._ensure_subscribed(row.code)
-        async with self.db.session() as session:
-            session.add(row)
-            await session.commit()
-            await session.refresh(row)
-        assert row.id is not None
-        self._add(row.id, row.code, row.direction, row.threshold)
+        row.created_at = row.updated_at = utcnow()
+        arming = self._arming.setdefault(row.code, [0, 2**62, 0])
+        arming[2] += 1
+        try:
+            async with self.db.session() as session:
+                session.add(row)
+                await session.commit()
+            assert row.id is not None
+            high, low = arming[0], arming[1]
+            self._add(row.id, row.code, row.direction, row.threshold)
+        finally:
+            arming[2] -= 1
+            if not arming[2]:
+                self._arming.pop(row.code, None)
+        crossed = high >= row.threshold if row.direction == "above" else low <= row.threshold
+        if crossed and self.book.remove(row.id):
+            price = high if row.direction == "above" else low
+            self._queue.put_nowait([Fired(row.id, price, dt.datetime.now(KST).strftime("%H%M%S"),
+                                          time.perf_counter())])
         return row
 
     async def count_active(self, owner_id: int) -> int:
