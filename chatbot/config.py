@@ -17,6 +17,8 @@ from decimal import InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
+from chatbot.market_hours import parse_windows
+
 ENV_PREFIX = "KISBOT_"
 
 Environment = Literal["simulator", "virtual", "real"]
@@ -226,8 +228,6 @@ def _validate(s: Settings) -> None:
     if s.kis.requests_per_second < 0 or s.kis.requests_per_second > 1000:
         raise ConfigError("kis.requests_per_second: must be between 0 (environment default) and 1000")
     try:
-        from chatbot.market_hours import parse_windows
-
         parse_windows(s.kis.maintenance_windows)
     except ValueError:
         raise ConfigError(f"kis.maintenance_windows: expected HH:MM-HH:MM[, …], got {s.kis.maintenance_windows!r}") \

@@ -115,6 +115,8 @@ class AlertEngine:
         fired = self.book.on_price(code, price)
         if code in self._gap_symbols:
             fired += self._gap_extremes(code, event)
+        for alert_id in fired:
+            self._armed_at.pop(alert_id, None)
         if fired:
             seen = time.perf_counter()
             self._queue.put_nowait([Fired(alert_id, price, event[1], seen) for alert_id in fired])
@@ -128,21 +130,19 @@ class AlertEngine:
         if gap_start is None:
             return []
         since = dt.datetime.fromtimestamp(gap_start, KST).strftime("%H%M%S")
+        # Alerts armed during the gap did not exist when that extreme was made: set them aside.
+        late = {a: w for a, t in self._armed_at.items()
+                if t > gap_start and (w := self.book.where(a)) is not None and w[0] == code}
+        for alert_id in late:
+            self.book.remove(alert_id)
         fired: list[int] = []
         if tick.high_time >= since:
             fired += self.book.on_high(code, tick.high)
         if tick.low_time >= since:
             fired += self.book.on_low(code, tick.low)
-        late = [a for a in fired if self._armed_at.get(a, 0.0) > gap_start]  # armed during the gap: not theirs
-        for alert_id in late:
-            fired.remove(alert_id)
-        return fired + self._rearm_now(late)
-
-    def _rearm_now(self, alert_ids: list[int]) -> list[int]:
-        for alert_id in alert_ids:
-            task = asyncio.get_running_loop().create_task(self._reload([alert_id]))
-            self._tasks.append(task)
-        return []
+        for alert_id, (_code, direction, threshold) in late.items():
+            self.book.add(alert_id, code, direction, threshold)
+        return fired
 
     async def _fire_worker(self) -> None:
         while True:
@@ -269,6 +269,7 @@ class AlertEngine:
                 self._arming.pop(row.code, None)
         crossed = high >= row.threshold if row.direction == "above" else low <= row.threshold
         if crossed and self.book.remove(row.id):
+            self._armed_at.pop(row.id, None)
             price = high if row.direction == "above" else low
             self._queue.put_nowait([Fired(row.id, price, dt.datetime.now(KST).strftime("%H%M%S"),
                                           time.perf_counter())])
@@ -293,6 +294,7 @@ class AlertEngine:
             session.add(row)
             await session.commit()
         self.book.remove(alert_id)
+        self._armed_at.pop(alert_id, None)
         await self._release_if_unused(row.code)
         return row
 
@@ -312,6 +314,7 @@ class AlertEngine:
         for row in rows:
             assert row.id is not None
             self.book.remove(row.id)
+            self._armed_at.pop(row.id, None)
         return len(rows)
 
     async def resume_owner(self, owner_id: int) -> int:

@@ -16,7 +16,7 @@ import httpx
 
 from chatbot.kis.models import Account
 from chatbot.kis.orders import OrderSubmitter
-from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
+from chatbot.kis.rest import USER_AGENT, KisCredentials, KisEndpoint, KisRestClient
 from chatbot.kis.token import TokenStore
 from chatbot.service.errors import UserError
 from chatbot.service.views import Mode
@@ -49,7 +49,7 @@ class AccountProvider:
         self.order_timeout = order_timeout
         self._http = httpx.AsyncClient(base_url=endpoint.rest_url, timeout=timeout,
                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-                                       headers={"User-Agent": "kis-chatops/0.1"})
+                                       headers={"User-Agent": USER_AGENT})
         self._cache: OrderedDict[int, UserAccount] = OrderedDict()
         self.latency_observer: Callable[[str, float], None] | None = None  # (path, seconds), for metrics
         self._lock = asyncio.Lock()
