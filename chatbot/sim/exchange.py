@@ -210,6 +210,7 @@ class Exchange:
         state = self.market.get(code)
         if state is None:
             raise SimReject("unknown_code", code)
+        code = state.instrument.code  # an ETN may come as Q + its code (KIS_API.md §4.1: "ETN: 7")
         if quantity <= 0:
             raise SimReject("bad_quantity")
         lower, upper = state.limits
@@ -368,6 +369,7 @@ class Exchange:
             self.next_order_no = max(self.next_order_no, int(order.order_no))
             if order.remaining > 0 and order.price > 0:
                 self._resting.setdefault(order.code, []).append(order)
+                self.market.get(order.code)  # in play: its trades must reach the resting order
 
     def take_dirty(self) -> list[PaperAccount]:
         dirty = [self.accounts[a] for a in sorted(self.dirty) if a in self.accounts]

@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from chatbot.kis import protocol as p
+from chatbot.markets.symbols import Kind
 from chatbot.sim.exchange import PaperAccount, SimOrder
 from chatbot.sim.market import Market, SymbolState
 
@@ -48,9 +49,10 @@ def _fifty_two_week(market: Market, s: SymbolState) -> tuple[int, str, int, str]
 
 
 def price_output(market: Market, code: str) -> dict[str, str]:
-    s = market.get(code)
+    s = market.quoted(code)
     if s is None:
         return _unknown_price_output(code)
+    listing = market.listing(s.instrument.code) or s.instrument  # the directory's flags of today
     lower, upper = s.limits
     change = s.price - s.base
     sign = p.change_sign(s.price, s.base, lower, upper)
@@ -61,9 +63,11 @@ def price_output(market: Market, code: str) -> dict[str, str]:
     bps = max(1, s.base * 3 // 4)
     out = {f: "0" for f in p.PRICE_FIELDS}
     out.update({
-        "iscd_stat_cls_code": "55", "marg_rate": "20.00",
+        "iscd_stat_cls_code": "58" if listing.halted else "51" if listing.administrative else "55",
+        "marg_rate": "20.00",
         "rprs_mrkt_kor_name": "KOSPI" if s.instrument.market == "KOSPI" else "KOSDAQ",
-        "new_hgpr_lwpr_cls_code": "", "bstp_kor_isnm": "기타", "temp_stop_yn": "N", "oprc_rang_cont_yn": "N",
+        "new_hgpr_lwpr_cls_code": "", "bstp_kor_isnm": "기타",
+        "temp_stop_yn": "Y" if listing.halted else "N", "oprc_rang_cont_yn": "N",
         "clpr_rang_cont_yn": "N", "crdt_able_yn": "Y", "grmn_rate_cls_code": "40", "elw_pblc_yn": "N",
         "stck_prpr": str(s.price), "prdy_vrss": str(change), "prdy_vrss_sign": sign,
         "prdy_ctrt": _pct(change, s.base), "acml_tr_pbmn": str(s.value), "acml_vol": str(s.volume),
@@ -88,7 +92,8 @@ def price_output(market: Market, code: str) -> dict[str, str]:
         "fcam_cnnm": "100", "cpfn_cnnm": f"{max(1, s.listed_shares * 100 // 100_000_000):,} 억",
         "apprch_rate": "0.00", "frgn_hldn_qty": str(s.listed_shares // 4), "vi_cls_code": "N",
         "ovtm_vi_cls_code": "N", "last_ssts_cntg_qty": "0", "invt_caful_yn": "N", "mrkt_warn_cls_code": "00",
-        "short_over_yn": "N", "sltr_yn": "N", "mang_issu_cls_code": "N",
+        "short_over_yn": "N", "sltr_yn": "N",
+        "mang_issu_cls_code": "Y" if listing.administrative else "N",
     })
     return out
 
@@ -115,13 +120,14 @@ def search_info_output(market: Market, code: str) -> dict[str, str] | None:
     if s is None:
         return None
     inst = s.instrument
-    is_etf = "ETF" in inst.name_en
+    is_etf = inst.kind in (Kind.ETF, Kind.ETN)
     out = {f: "" for f in p.SEARCH_INFO_FIELDS}
     out.update({
         "pdno": f"00000A{code}", "prdt_type_cd": "300", "std_pdno": isin(code), "shtn_pdno": code,
         "prdt_abrv_name": inst.name_ko, "prdt_name": inst.name_ko, "prdt_name120": inst.name_ko,
         "prdt_eng_name": inst.name_en, "prdt_eng_abrv_name": inst.name_en, "prdt_eng_name120": inst.name_en,
-        "prdt_clsf_cd": "101210" if is_etf else "101110", "prdt_clsf_name": "ETF" if is_etf else "주권",
+        "prdt_clsf_cd": "101210" if is_etf else "101110",
+        "prdt_clsf_name": ("ETN" if inst.is_etn else "ETF") if is_etf else "주권",
         "prdt_sale_stat_cd": "", "prdt_risk_grad_cd": "", "sale_strt_dt": "", "sale_end_dt": "",
         "wrap_asst_type_cd": "", "ivst_prdt_type_cd": "", "ivst_prdt_type_cd_name": "",
         "frst_erlm_dt": market.earliest_date().strftime("%Y%m%d"),
@@ -246,7 +252,7 @@ def buying_power_output(market: Market, acct: PaperAccount, code: str, price: in
 
 
 def chart_payload(market: Market, code: str, period: str, start: dt.date, end: dt.date) -> dict[str, Any]:
-    s = market.get(code)
+    s = market.quoted(code)
     if s is None:
         summary = {f: "0" for f in p.CHART_SUMMARY_FIELDS}
         summary.update({"prdy_vrss_sign": "3", "hts_kor_isnm": "", "stck_shrn_iscd": code})
@@ -267,7 +273,7 @@ def chart_payload(market: Market, code: str, period: str, start: dt.date, end: d
         "pbr": "1.00", "itewhol_loan_rmnd_ratem": "0.00",
     })
     rows = []
-    bars = market.bars(code, period, start, end)
+    bars = market.bars(s.instrument.code, period, start, end)
     for i, bar in enumerate(bars):
         prev_close = bars[i + 1].close if i + 1 < len(bars) else bar.open
         change = bar.close - prev_close

@@ -218,6 +218,8 @@ class RealtimeServer:
                 session.send(self._ack(tr_id, tr_key, "1", p.OPSP_MAX_SUBSCRIPTIONS, "MAX SUBSCRIBE OVER"))
             else:
                 session.subscriptions.add(key)
+                if tr_id in (p.WS_TRADE, p.WS_ORDERBOOK):
+                    self.sim.market.get(tr_key)  # in play from now on: its trades feed the subscription
                 session.send(self._ack(tr_id, tr_key, "0", p.OPSP_SUBSCRIBED, "SUBSCRIBE SUCCESS", session,
                                        encrypt=tr_id in ENCRYPTED_TRS))
         elif tr_type == p.WS_UNSUBSCRIBE:

@@ -134,6 +134,7 @@ class RestApi:
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
         app.router.add_route("*", "/sim/{action}", self.control)
+        app.router.add_route("GET", "/common/master/{name}", self.sim.master_files.handle)  # KIS's download host
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 

@@ -21,10 +21,13 @@ from aiohttp import web
 
 from chatbot.kis import protocol as p
 from chatbot.kis.protocol import Flavour
+from chatbot.markets.directory import SymbolDirectory
+from chatbot.markets.symbols import Kind, Symbol
 from chatbot.sim.auth import AuthRegistry
 from chatbot.sim.exchange import Exchange
 from chatbot.sim.faults import Faults
 from chatbot.sim.market import Market
+from chatbot.sim.master_files import PATH_PREFIX, MasterArchives
 from chatbot.sim.realtime import RealtimeServer
 from chatbot.sim.rest import RestApi
 from chatbot.sim.store import MemoryStateStore, StateStore
@@ -51,11 +54,14 @@ class SimulatorOptions:
 
 class KisSimulator:
     def __init__(self, options: SimulatorOptions | None = None, store: StateStore | None = None,
-                 wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 directory: SymbolDirectory | None = None) -> None:
         self.options = options or SimulatorOptions()
         self.store: StateStore = store or MemoryStateStore()
         self.wall = wall
-        self.market = Market(self.options.seed, self.today())
+        # The universe: every KRX symbol of the directory (the bot's own in paper mode).
+        self.market = Market(self.options.seed, self.today(), directory or SymbolDirectory.bundled())
+        self.master_files = MasterArchives(self.market)
         self.exchange = Exchange(self.market, self.options.starting_cash, self.now)
         self.auth = AuthRegistry(wall, self.options.enforce_token_issue_interval)
         self.faults = Faults()
@@ -125,6 +131,10 @@ class KisSimulator:
     def rest_url(self, flavour: Flavour = "real") -> str:
         return self._urls[flavour]
 
+    def master_files_url(self) -> str:
+        """Where the simulator serves KIS's master archives of its universe (``kis.master_files_url``)."""
+        return self.rest_url("real") + PATH_PREFIX
+
     def ws_url(self, flavour: Flavour = "real") -> str:
         """The WebSocket base URL (clients append ``/tryitout`` as with KIS; any path works)."""
         return self._urls[f"ws-{flavour}"]
@@ -155,6 +165,23 @@ class KisSimulator:
     def set_price(self, code: str, price: int) -> int:
         """Force a trade at ``price`` (clamped to tick and limits); resting orders match against it."""
         return self.market.set_price(code, price, self.now().strftime("%H%M%S")).price
+
+    def upsert_listing(self, data: dict[str, Any]) -> Symbol:
+        """List a new symbol or change one (name, halt, 관리종목, base price): a KIS master update."""
+        code = str(data["code"]).strip().upper()
+        old = self.market.listing(code)
+        market = str(data.get("market") or (old.market if old else "KOSPI"))
+        if market not in ("KOSPI", "KOSDAQ") or len(code) != 6 or not code.isalnum() or not code[0].isdigit():
+            raise ValueError(f"bad listing {code} on {market}")
+        listing = Symbol(code, str(data.get("name") or (old.name_ko if old else code)),
+                         str(data.get("name_en") or (old.name_en if old else "")), market,
+                         Kind(data.get("kind") or (old.kind if old else Kind.STOCK)),
+                         halted=bool(data.get("halted", old.halted if old else False)),
+                         administrative=bool(data.get("administrative", old.administrative if old else False)),
+                         base_price=int(data.get("base_price") or (old.base_price if old else 0)),
+                         weight=old.weight if old else 0)
+        self.market.directory.upsert([listing])
+        return listing
 
     # -- persistence ---------------------------------------------------------------------------------------
     async def _load(self) -> None:
@@ -203,6 +230,11 @@ class KisSimulator:
             return {"ok": True}
         if action == "price":
             return {"code": data["code"], "price": self.set_price(str(data["code"]), int(data["price"]))}
+        if action == "master-files":  # {"kospi_code.mst.zip": "missing" | "truncated" | "garbled" | null}
+            self.master_files.set_faults(data)
+            return {"faults": dict(self.master_files.faults), "served": self.master_files.served}
+        if action == "listing":  # add or change a listing: {"code", "name", "market", "kind", flags, "base_price"}
+            return {"listing": self.upsert_listing(data).code}
         if action == "drop-websockets":
             return {"dropped": sum(server.drop_all() for server in self.realtime.values())}
         if action == "step":
