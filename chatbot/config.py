@@ -67,6 +67,9 @@ class KisSettings:
     alert_cooldown_seconds: int = 600
     # KIS maintenance windows, KST, e.g. "23:50-00:10, 05:00-05:30" (KIS publishes no fixed schedule).
     maintenance_windows: str = ""
+    # KIS's master files (종목정보파일), the symbol directory's daily refresh (virtual/real). Empty:
+    # no refresh, the snapshot bundled with the bot (dated) is all it knows.
+    master_files_url: str = "https://new.real.download.dws.co.kr/common/master/"
 
     def __repr__(self) -> str:  # the market-data secret stays out of reprs
         return (f"KisSettings(environment={self.environment!r}, rest_url={self.rest_url!r}, ws_url={self.ws_url!r}, "
@@ -225,6 +228,8 @@ def _validate(s: Settings) -> None:
         url = getattr(s.kis, key)
         if url and not url.startswith(("http://", "https://", "ws://", "wss://")):
             raise ConfigError(f"kis.{key}: must be a URL, got {url!r}")
+    if s.kis.master_files_url and not s.kis.master_files_url.startswith(("http://", "https://")):
+        raise ConfigError(f"kis.master_files_url: must be an http(s) URL or empty, got {s.kis.master_files_url!r}")
     if s.kis.requests_per_second < 0 or s.kis.requests_per_second > 1000:
         raise ConfigError("kis.requests_per_second: must be between 0 (environment default) and 1000")
     try:

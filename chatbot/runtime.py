@@ -31,7 +31,9 @@ from chatbot.storage import Database, vault
 from chatbot.storage.credentials import CredentialStore, PaperAccountStore
 from chatbot.storage.sim_state import DbSimStateStore
 from chatbot.storage.tokens import DbTokenStore
-from chatbot.symbols import SymbolDirectory
+from chatbot.markets.directory import SymbolDirectory
+from chatbot.markets.refresh import MasterRefresher
+from chatbot.storage.master_files import MasterFileStore
 
 log = logging.getLogger(__name__)
 MODES = {"simulator": Mode.PAPER, "virtual": Mode.VIRTUAL, "real": Mode.REAL}
@@ -52,6 +54,7 @@ class Runtime:
     fills: FillWatcher
     market_data: KisRestClient | None
     sender: OutboxSender | None = None
+    directory_refresh: MasterRefresher | None = None
 
     def wake_sender(self) -> None:
         if self.sender is not None:
@@ -73,6 +76,7 @@ class Runtime:
         sim: KisSimulator | None = None
         kis = settings.kis
         mode = MODES[kis.environment]
+        directory = SymbolDirectory.bundled()  # the simulator's universe too, in simulator mode
         try:
             await db.migrate()
             db.start_checkpoints()
@@ -83,7 +87,7 @@ class Runtime:
                 options = sim_options or SimulatorOptions(seed=s.seed, starting_cash=s.starting_cash,
                                                           tick_interval=s.tick_interval_seconds,
                                                           enforce_token_issue_interval=True)
-                sim = KisSimulator(options, DbSimStateStore(db))
+                sim = KisSimulator(options, DbSimStateStore(db), directory=directory)
                 await sim.start(s.host)
                 endpoint = KisEndpoint("real", kis.rest_url or sim.rest_url("real"), "simulator")
             else:
@@ -95,7 +99,7 @@ class Runtime:
                                        timeout=kis.timeout_seconds, order_timeout=kis.order_timeout_seconds)
             pending = PendingOrders(db, settings.telegram.confirmation_ttl_seconds)
             calendar = MarketCalendar(parse_windows(kis.maintenance_windows))
-            trading = TradingService(accounts, pending, OrderJournal(db), SymbolDirectory.bundled(), mode,
+            trading = TradingService(accounts, pending, OrderJournal(db), directory, mode,
                                      allow_real_orders=kis.allow_real_orders, calendar=calendar)
             await trading.recover()
         except BaseException:
@@ -128,10 +132,16 @@ class Runtime:
         if engine is not None:
             await engine.start()
         await fills.resume_recent()
+        # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
+        runtime.directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
+                                                    download=kis.environment != "simulator")
+        runtime.directory_refresh.start()
         log.info("runtime ready", extra={"mode": mode.value, "kis": endpoint.rest_url, "alerts": engine is not None})
         return runtime
 
     async def aclose(self) -> None:
+        if self.directory_refresh is not None:
+            await self.directory_refresh.stop()
         if self.sender is not None:
             await self.sender.stop()
         if self.engine is not None:

@@ -168,6 +168,15 @@ class Side(StrEnum):
 REVISE: Final = "01"
 CANCEL: Final = "02"
 
+# --- instrument codes (§4.3) -------------------------------------------------------------------
+ETN_CODE_PREFIX: Final = "Q"  # "ETN의 경우 Q로 시작 (EX. Q500001)": FID_INPUT_ISCD of the quotation TRs
+
+
+def quotation_code(code: str, etn: bool) -> str:
+    """The code a quotation TR takes (``FID_INPUT_ISCD``): an ETN's six characters behind a ``Q``."""
+    return ETN_CODE_PREFIX + code if etn and not code.startswith(ETN_CODE_PREFIX) else code
+
+
 # --- KRX market rules (§6.4, §6.5) -----------------------------------------------------------
 # (upper bound exclusive, tick) — the table in force since 2023-01-25, same for KOSPI and KOSDAQ.
 TICK_TABLE: Final[tuple[tuple[int, int], ...]] = (

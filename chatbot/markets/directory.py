@@ -133,10 +133,11 @@ class SymbolDirectory:
         return Lookup(None)
 
     # -- swapping ------------------------------------------------------------------------------------
-    def replace_markets(self, sections: Mapping[str, Sequence[Symbol]], source: Source) -> None:
-        """Replace whole market sections (``{"KOSPI": rows}``); other markets keep theirs."""
+    def replace_markets(self, sections: Mapping[str, Sequence[Symbol]], sources: Mapping[str, Source]) -> None:
+        """Replace whole market sections (``{"KOSPI": rows}``, each with its source); other markets
+        keep theirs."""
         markets = {**self._markets, **{m: tuple(rows) for m, rows in sections.items()}}
-        self._install(markets, {**self._sources, **{m: source for m in sections}}, {venue_of(m) for m in sections})
+        self._install(markets, {**self._sources, **{m: sources[m] for m in sections}}, {venue_of(m) for m in sections})
 
     def upsert(self, symbols: Iterable[Symbol]) -> None:
         """Add or replace single listings (by code, within their market): the simulator's controls."""

@@ -127,7 +127,7 @@ class TradingService:
         symbol = self.resolve(symbol_text)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            return QuoteView(symbol, await account.client.quote(symbol.code))
+            return QuoteView(symbol, await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn)))
 
     # -- orders -----------------------------------------------------------------------------------------
     async def prepare_order(self, user_id: int, chat_id: int, side: OrderSide, symbol_text: str, qty_text: str,
@@ -140,7 +140,7 @@ class TradingService:
         symbol = self.resolve(symbol_text)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            quote = await account.client.quote(symbol.code)
+            quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
             if price is not None:
                 tick = p.tick_size(price)
                 if price % tick:
@@ -319,7 +319,7 @@ class TradingService:
         symbol = self.resolve(symbol_text)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            bars = await account.client.bars(symbol.code, period)
+            bars = await account.client.bars(p.quotation_code(symbol.code, symbol.is_etn), period)
         if not bars:
             raise UserError("unknown_symbol", query=symbol_text)
         title = f"{symbol.code} {symbol.name_en} · {dict(D='daily', W='weekly', M='monthly')[period]}"

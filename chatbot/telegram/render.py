@@ -69,9 +69,18 @@ def quote(view: QuoteView, lang: str) -> str:
         (f"상한 {won(q.upper_limit)} · 하한 {won(q.lower_limit)}" if lang == "ko"
          else f"Limits {won(q.lower_limit)}–{won(q.upper_limit)}"),
     ]
-    if q.halted:
-        lines.append("⛔ 거래정지" if lang == "ko" else "⛔ Trading halted")
+    lines += listing_flags(s, lang, halted=q.halted)
     return "\n".join(lines)
+
+
+def listing_flags(s: Symbol, lang: str, halted: bool = False) -> list[str]:
+    """The master's warnings on a symbol: trading halt (거래정지), administrative issue (관리종목)."""
+    flags = []
+    if halted or s.halted:
+        flags.append("⛔ 거래정지" if lang == "ko" else "⛔ Trading halted (거래정지)")
+    if s.administrative:
+        flags.append("⚠️ 관리종목" if lang == "ko" else "⚠️ Administrative issue (관리종목)")
+    return flags
 
 
 def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
@@ -102,6 +111,8 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
             lines += [f"Estimated amount {won(c.amount)} KRW",
                       f"Est. commission {won(c.commission)} · tax {won(c.tax)}",
                       f"Estimated {'cost' if c.side is OrderSide.BUY else 'proceeds'} <b>{won(c.total)} KRW</b>"]
+    if c.action == "order":
+        lines[2:2] = listing_flags(c.symbol, lang)
     if c.mode is Mode.REAL:
         lines.insert(1, "‼️ <b>REAL MONEY · 실전 계좌</b>")
     if c.session != "regular" and c.action == "order":
