@@ -133,3 +133,26 @@ def test_a_swap_replaces_one_market_and_keeps_the_rest() -> None:
     assert other.by_code("000660") is not None  # another directory on the same bundled rows is untouched
     directory.upsert([Symbol("0999Z0", "신규상장바이오", "", "KOSDAQ")])
     assert resolved(directory, "신규상장") == "0999Z0" and len(directory) == len(kosdaq_before) + 3
+
+
+def test_broad_queries_stop_early_with_the_same_best_candidates(directory: SymbolDirectory) -> None:
+    """A query with hundreds of matches takes its candidates from the first hits in ranking order: the
+    same ones as grading every match."""
+    index = directory.index()
+    rng = random.Random(3)
+    queries = ["ㅇㅇ", "ㅅ", "s", "액티브", "kodex", "tiger", "삼", "ㄱ", "1", "삼ㅅ", "코", "ㅇㅅ"]
+    for s in rng.sample(directory.symbols(), 300):
+        key = normalise(s.name_ko)
+        queries += [key[:1], key[-2:], initials(key)[:2]]
+    broad = 0
+    for query in queries:
+        key = normalise(query)
+        if not key or len(index.exact(key)) == 1:
+            continue
+        text, pattern, verify = index._target(key)
+        if text.count(pattern) <= 64:
+            continue
+        broad += 1
+        found = index.lookup(key)
+        assert found is not None and found.candidates == index.best(index.search(key)), query
+    assert broad > 100

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatbot.kis import protocol as p
+from chatbot.markets.symbols import Kind
 from chatbot.sim.market import Market
 
 
@@ -62,15 +63,34 @@ def test_market_is_deterministic_under_a_seed() -> None:
 
 def test_snapshot_round_trip_is_small_and_deterministic() -> None:
     a = Market(7, dt.date(2026, 1, 5))
+    in_play = list(a.symbols)[:200] + ["005930"]
+    for code in in_play:
+        a.get(code)
     for _ in range(10):
         a.step_all("090000")
     snapshot = a.snapshot()
+    assert set(snapshot["symbols"]) == set(in_play)  # only symbols in play: the rest are as the seed makes them
     assert len(str(snapshot)) < 60_000
     b, c = Market(7, dt.date(2026, 1, 5)), Market(7, dt.date(2026, 1, 5))
     b.restore(snapshot)
     c.restore(snapshot)
-    assert b.get("005930").price == a.get("005930").price  # type: ignore[union-attr]
+    assert all(b.get(code).price == a.get(code).price for code in in_play)  # type: ignore[union-attr]
     assert [b.step("005930", "090001").price for _ in range(20)] == [c.step("005930", "090001").price for _ in range(20)]
+
+
+def test_only_symbols_in_play_step_and_every_listing_quotes() -> None:
+    m = Market(7, dt.date(2026, 1, 5))
+    assert len(m.symbols) == 3_875 and "0126Z0" in m.symbols and "AAPL" not in m.symbols
+    assert m.step_all("090000") == []  # nothing asked about yet: nothing to simulate
+    seen = [s.instrument.code for s in list(m.symbols.values())[::97]]  # reading every listing puts none in play
+    assert m.step_all("090000") == []
+    for code in seen:
+        m.get(code)
+    assert sorted(t.code for t in m.step_all("090001")) == sorted(seen)
+    preferred, common = m.get("005935"), m.get("005930")
+    assert preferred is not None and common is not None and preferred.price < common.price
+    assert all(3_000 <= m.get(s.code).base <= 100_000 for s in list(m.directory.symbols())[:400]  # type: ignore[union-attr]
+               if s.kind is Kind.ETF)
 
 
 def test_day_roll_makes_close_the_base() -> None:

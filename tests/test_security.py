@@ -72,7 +72,7 @@ async def test_real_mode_is_off_unless_enabled_and_shown_plainly(tmp_path: Path)
     try:
         for allowed in (False, True):
             kis = KisSettings(environment="real", rest_url=sim.rest_url("real"), ws_url=sim.ws_url("real"),
-                              allow_real_orders=allowed)
+                              allow_real_orders=allowed, master_files_url=sim.master_files_url())
             bot = BotHarness(f"sqlite:///{tmp_path}/real{allowed}.sqlite3", kis=kis)
             await bot.start()
             try:

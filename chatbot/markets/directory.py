@@ -121,15 +121,9 @@ class SymbolDirectory:
         index = self.index(venue)
         for variant in (key, *(key[: -len(word)] + short for word, short in _PREFERRED_WORDS
                                if key.endswith(word) and len(key) > len(word))):
-            exact = index.exact(variant)
-            if len(exact) == 1:
-                return Lookup(exact[0])
-            matches = index.search(variant)
-            if len(matches) == 1:
-                return Lookup(index.symbols[next(iter(matches))])
-            if matches:
-                sole = index.sole_company(matches)
-                return Lookup(sole) if sole is not None else Lookup(None, index.best(matches))
+            found = index.lookup(variant)
+            if found is not None:
+                return found
         return Lookup(None)
 
     # -- swapping ------------------------------------------------------------------------------------

@@ -95,9 +95,28 @@ assert KOSDAQ.tail_width == 221 and len(KOSDAQ_TAIL) == 64, "KOSDAQ tail: 64 fie
 # Security groups (scrt_grp_cls_code, §3 #1 and §7) → instrument kind.
 _GROUP_KIND: Final = {"ST": Kind.STOCK, "FS": Kind.STOCK, "DR": Kind.STOCK, "EF": Kind.ETF, "FE": Kind.ETF,
                       "EN": Kind.ETN}
-_DIGITS: Final = ("stck_sdpr", "frml_mrkt_deal_qty_unit", "prdy_avls_scal")
-_FLAGS: Final = ("trht_yn", "sltr_yn", "mang_issu_yn")
-_USED: Final = ("scrt_grp_cls_code", "etp_prod_cls_code", "prst_cls_code", *_DIGITS, *_FLAGS)
+_YN: Final = ("Y", "N")
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """Where the fields the directory uses sit in one market's tail."""
+
+    group: slice
+    etp: slice
+    preferred: slice
+    base: slice
+    lot: slice
+    cap: slice
+    halted: slice
+    liquidation: slice
+    administrative: slice
+
+    @classmethod
+    def of(cls, file: MasterFile) -> "_Fields":
+        o = file.offsets()
+        return cls(o["scrt_grp_cls_code"], o["etp_prod_cls_code"], o["prst_cls_code"], o["stck_sdpr"],
+                   o["frml_mrkt_deal_qty_unit"], o["prdy_avls_scal"], o["trht_yn"], o["sltr_yn"], o["mang_issu_yn"])
 
 
 class MasterFileError(ValueError):
@@ -159,26 +178,27 @@ def parse_record(record: bytes, file: MasterFile) -> Symbol | None:
     width = file.tail_width
     if len(record) < HEAD_NAME_START + width:
         return None
-    head, tail = record[:-width], record[-width:]
+    at = _OFFSETS[file.market]
     try:
-        fields = {name: tail[at].decode("ascii") for name, at in _OFFSETS[file.market]}
-        raw_code = head[HEAD_CODE].decode("ascii").strip().upper()
-        name = head[HEAD_NAME_START:].decode("cp949").strip()
+        tail = record[-width:].decode("ascii")  # the tail is pure ASCII (§2)
+        raw_code = record[HEAD_CODE].decode("ascii").strip().upper()
+        name = record[HEAD_NAME_START:-width].decode("cp949").strip()
     except UnicodeDecodeError:
         return None
     etn = raw_code.startswith("Q")  # the master's own short code for an ETN is Q + 6 (§7)
     code = raw_code[1:] if etn else raw_code
     if not (len(code) == 6 and code.isalnum() and code[0].isdigit()) or not name:
         return None
-    group = fields["scrt_grp_cls_code"]
+    group, base, lot, cap = tail[at.group], tail[at.base], tail[at.lot], tail[at.cap]
+    halted, liquidation, administrative = tail[at.halted], tail[at.liquidation], tail[at.administrative]
     if not (len(group) == 2 and group.isalpha() and group.isupper()):
         return None
-    if any(not fields[f].isdigit() for f in _DIGITS) or any(fields[f] not in ("Y", "N") for f in _FLAGS):
+    if not (base.isdigit() and lot.isdigit() and cap.isdigit()):
         return None
-    return Symbol(code, name, "", file.market, _kind(group, fields["etp_prod_cls_code"],
-                                                     fields["prst_cls_code"], etn),
-                  halted=fields["trht_yn"] == "Y", administrative=fields["mang_issu_yn"] == "Y",
-                  base_price=int(fields["stck_sdpr"]), weight=int(fields["prdy_avls_scal"]))
+    if halted not in _YN or liquidation not in _YN or administrative not in _YN:
+        return None
+    return Symbol(code, name, "", file.market, _kind(group, tail[at.etp], tail[at.preferred], etn),
+                  halted=halted == "Y", administrative=administrative == "Y", base_price=int(base), weight=int(cap))
 
 
 def _kind(group: str, etp: str, preferred: str, q_code: bool) -> Kind:
@@ -190,4 +210,4 @@ def _kind(group: str, etp: str, preferred: str, q_code: bool) -> Kind:
     return kind
 
 
-_OFFSETS: Final = {f.market: [(name, f.offsets()[name]) for name in _USED] for f in MASTER_FILES}
+_OFFSETS: Final = {f.market: _Fields.of(f) for f in MASTER_FILES}

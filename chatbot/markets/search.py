@@ -14,9 +14,10 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 
-from chatbot.markets.symbols import KIND_RANK, Kind, Symbol
+from chatbot.markets.symbols import KIND_RANK, Kind, Lookup, Symbol
 
 MAX_CANDIDATES = 8
+BROAD = 64  # more occurrences than this: candidates only, found in ranking order (NameIndex._first)
 EXACT, PREFIX, CONTAINS = 0, 1, 2
 
 _STRIP = re.compile(r"[\s\-_.,&'·()]+")
@@ -43,17 +44,27 @@ def has_initials(key: str) -> bool:
 
 
 class NameIndex:
-    """Immutable search structures over one venue's symbols (built once per directory version)."""
+    """Immutable search structures over one venue's symbols (built once per directory version).
 
-    __slots__ = ("symbols", "by_code", "_exact", "_keys", "_owners", "_starts", "_text", "_initials", "_rank")
+    Keys are laid out in ranking order (see :meth:`best`), so a broad query (``ㅇㅇ``: hundreds of
+    matches) collects its best candidates from the first hits and stops, instead of grading every
+    match in Python.
+    """
+
+    __slots__ = ("symbols", "by_code", "_exact", "_keys", "_owners", "_starts", "_text", "_initials",
+                 "_initials_exact", "_rank")
 
     def __init__(self, symbols: Sequence[Symbol]) -> None:
         self.symbols = tuple(symbols)
         self.by_code = {s.code: s for s in self.symbols}
+        order = sorted(range(len(self.symbols)), key=lambda i: _prominence(self.symbols[i]))
+        self._rank = [0] * len(order)
         keys: list[str] = []
         owners: list[int] = []
         exact: dict[str, list[int]] = {}
-        for i, s in enumerate(self.symbols):
+        for position, i in enumerate(order):
+            self._rank[i] = position
+            s = self.symbols[i]
             for name in (s.name_ko, s.name_en):
                 key = normalise(name)
                 if not key or i in exact.get(key, ()):
@@ -61,18 +72,15 @@ class NameIndex:
                 keys.append(key)
                 owners.append(i)
                 exact.setdefault(key, []).append(i)
-        starts, offset = [], 0
+        starts, offset = [], 1
         for key in keys:
             starts.append(offset)
             offset += len(key) + 1
         self._exact = exact
         self._keys, self._owners, self._starts = keys, owners, starts
-        self._text = _SEP.join(keys)
+        self._text = _SEP + _SEP.join(keys)  # every key follows a separator: SEP + query finds prefixes
         self._initials: str | None = None  # built on the first 초성 query
-        order = sorted(range(len(self.symbols)), key=lambda i: _prominence(self.symbols[i]))
-        self._rank = [0] * len(order)
-        for position, i in enumerate(order):
-            self._rank[i] = position
+        self._initials_exact: dict[str, list[int]] = {}  # 초성 of a key → key positions
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -80,19 +88,46 @@ class NameIndex:
     def exact(self, key: str) -> list[Symbol]:
         return [self.symbols[i] for i in self._exact.get(key, ())]
 
+    def lookup(self, key: str) -> Lookup | None:
+        """A normalised query's result, or None when nothing matches. One match resolves, and so does
+        :meth:`sole_company`; otherwise the best candidates."""
+        exact = self._exact.get(key, [])
+        if len(exact) == 1:
+            return Lookup(self.symbols[exact[0]])
+        text, pattern, verify = self._target(key)
+        if text.count(pattern) > BROAD:  # hundreds of matches: only the best few are of use
+            if text is not self._text:  # 초성: the keys whose initials are the whole pattern
+                exact = list(dict.fromkeys(self._owners[k] for k in self._initials_exact.get(pattern, ())
+                                           if verify is None or verify(self._keys[k], 0)))
+            top = self._first(text, pattern, verify, exact)
+            return Lookup(None, top) if top else None
+        matches = self._scan(text, pattern, verify)
+        if not matches:
+            return None
+        if len(matches) == 1:
+            return Lookup(self.symbols[next(iter(matches))])
+        sole = self.sole_company(matches)
+        return Lookup(sole) if sole is not None else Lookup(None, self.best(matches))
+
     def search(self, key: str) -> dict[int, int]:
-        """Matches of a normalised query: symbol index → EXACT, PREFIX or CONTAINS (its best key)."""
+        """Every match of a normalised query: symbol index → EXACT, PREFIX or CONTAINS (its best key)."""
+        return self._scan(*self._target(key))
+
+    def _target(self, key: str) -> tuple[str, str, Callable[[str, int], bool] | None]:
+        """What to search for a key: the names as typed, or their 초성 when the key has initials."""
         if not has_initials(key):
-            return self._scan(self._text, key, None)
+            return self._text, key, None
         if self._initials is None:
             self._initials = initials(self._text)
+            for k, name in enumerate(self._keys):
+                self._initials_exact.setdefault(initials(name), []).append(k)
         pattern = initials(key)
         if pattern == key:  # only consonants (ㅅㅅㅈㅈ) or consonants and Latin letters
-            return self._scan(self._initials, pattern, None)
+            return self._initials, pattern, None
 
         def spelled_out(name: str, at: int) -> bool:  # 삼성ㅈㅈ: the syllables typed must match too
             return all(q == n for q, n in zip(key, name[at:at + len(key)]) if q not in _CONSONANTS)
-        return self._scan(self._initials, pattern, spelled_out)
+        return self._initials, pattern, spelled_out
 
     def _scan(self, text: str, pattern: str, verify: Callable[[str, int], bool] | None) -> dict[int, int]:
         found: dict[int, int] = {}
@@ -108,6 +143,26 @@ class NameIndex:
                     found[owner] = grade
             pos = text.find(pattern, pos + 1)
         return found
+
+    def _first(self, text: str, pattern: str, verify: Callable[[str, int], bool] | None, exact: list[int],
+               limit: int = MAX_CANDIDATES) -> tuple[Symbol, ...]:
+        """The best ``limit`` matches without grading them all: exact ones, then prefix hits and then
+        contains hits, each found in ranking order."""
+        chosen: list[int] = list(exact[:limit])
+        taken = set(chosen)
+        starts, keys, owners = self._starts, self._keys, self._owners
+        for needle, prefix in ((_SEP + pattern, True), (pattern, False)):
+            pos = text.find(needle)
+            while pos != -1 and len(chosen) < limit:
+                at_key = pos + 1 if prefix else pos
+                k = bisect_right(starts, at_key) - 1
+                at = at_key - starts[k]
+                owner = owners[k]
+                if owner not in taken and (prefix or at) and (verify is None or verify(keys[k], at)):
+                    chosen.append(owner)
+                    taken.add(owner)
+                pos = text.find(needle, pos + 1)
+        return tuple(self.symbols[i] for i in chosen)
 
     def sole_company(self, matches: dict[int, int]) -> Symbol | None:
         """The one common share among the matches when every other match is named after it (its
