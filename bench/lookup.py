@@ -126,7 +126,7 @@ def refresh_cost() -> tuple[float, float, int]:
     t0 = time.perf_counter()
     parsed = {f.market: parse(read_archive(data[f], f), f).symbols for f in MASTER_FILES}
     t1 = time.perf_counter()
-    when = dt.datetime.now(dt.timezone.utc)
+    when = dt.datetime.now(dt.UTC)
     directory.replace_markets(parsed, {m: Source("master", when) for m in parsed})
     t2 = time.perf_counter()
     return t1 - t0, t2 - t1, sum(len(v) for v in parsed.values())

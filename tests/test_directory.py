@@ -123,7 +123,7 @@ def test_a_swap_replaces_one_market_and_keeps_the_rest() -> None:
     kosdaq_before = [s for s in directory.symbols() if s.market == "KOSDAQ"]
     fresh = (Symbol("005930", "삼성전자", "", "KOSPI", halted=True, base_price=70_000, weight=4_000_000),
              Symbol("500001", "신한 WTI원유 선물 ETN", "", "KOSPI", Kind.ETN))
-    when = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
     directory.replace_markets({"KOSPI": fresh}, {"KOSPI": Source("master", when)})
     assert [s for s in directory.symbols() if s.market == "KOSDAQ"] == kosdaq_before
     assert directory.by_code("000660") is None  # KOSPI is now what the new file says
@@ -149,7 +149,7 @@ def test_broad_queries_stop_early_with_the_same_best_candidates(directory: Symbo
         key = normalise(query)
         if not key or len(index.exact(key)) == 1:
             continue
-        text, pattern, verify = index._target(key)
+        text, pattern, _ = index._target(key)
         if text.count(pattern) <= 64:
             continue
         broad += 1

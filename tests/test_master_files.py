@@ -202,7 +202,7 @@ async def test_download_parse_store_swap(sim: KisSimulator, database: Database,
     await sim.control("master-files", {"kospi_code.mst.zip": "missing"})
     restarted = SymbolDirectory.bundled()
     again = MasterRefresher(restarted, MasterFileStore(database), sim.master_files_url(),
-                            clock=lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2))
+                            clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
     again.start()
     try:
         await again.ready.wait()

@@ -49,7 +49,7 @@ class Source:
     as_of: dt.datetime  # snapshot date, or when the master file was downloaded (UTC)
 
 
-BUNDLED_SOURCE = Source("bundled", dt.datetime.combine(SNAPSHOT_DATE, dt.time(), dt.timezone.utc))
+BUNDLED_SOURCE = Source("bundled", dt.datetime.combine(SNAPSHOT_DATE, dt.time(), dt.UTC))
 
 
 class SymbolDirectory:
@@ -62,7 +62,7 @@ class SymbolDirectory:
         self.version = 0  # bumped by every swap
 
     @classmethod
-    def bundled(cls) -> "SymbolDirectory":
+    def bundled(cls) -> SymbolDirectory:
         """A directory on the bundled snapshot: KRX now, the US rows on first US use. The rows are
         shared between directories; each directory swaps its own sections."""
         return cls(bundled_symbols("KRX"), loaders={"US": lambda: bundled_symbols("US")})
@@ -121,9 +121,9 @@ class SymbolDirectory:
         index = self.index(venue)
         for variant in (key, *(key[: -len(word)] + short for word, short in _PREFERRED_WORDS
                                if key.endswith(word) and len(key) > len(word))):
-            found = index.lookup(variant)
-            if found is not None:
-                return found
+            result = index.lookup(variant)
+            if result is not None:
+                return result
         return Lookup(None)
 
     # -- swapping ------------------------------------------------------------------------------------

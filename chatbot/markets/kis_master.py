@@ -113,7 +113,7 @@ class _Fields:
     administrative: slice
 
     @classmethod
-    def of(cls, file: MasterFile) -> "_Fields":
+    def of(cls, file: MasterFile) -> _Fields:
         o = file.offsets()
         return cls(o["scrt_grp_cls_code"], o["etp_prod_cls_code"], o["prst_cls_code"], o["stck_sdpr"],
                    o["frml_mrkt_deal_qty_unit"], o["prdy_avls_scal"], o["trht_yn"], o["sltr_yn"], o["mang_issu_yn"])

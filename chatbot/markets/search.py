@@ -51,8 +51,18 @@ class NameIndex:
     match in Python.
     """
 
-    __slots__ = ("symbols", "by_code", "_exact", "_keys", "_owners", "_starts", "_text", "_initials",
-                 "_initials_exact", "_rank")
+    __slots__ = (
+        "_exact",
+        "_initials",
+        "_initials_exact",
+        "_keys",
+        "_owners",
+        "_rank",
+        "_starts",
+        "_text",
+        "by_code",
+        "symbols",
+    )
 
     def __init__(self, symbols: Sequence[Symbol]) -> None:
         self.symbols = tuple(symbols)

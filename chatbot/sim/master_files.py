@@ -40,7 +40,7 @@ _FIXED: Final = {
 
 
 class MasterArchives:
-    def __init__(self, market: "Market") -> None:
+    def __init__(self, market: Market) -> None:
         self.market = market
         self.faults: dict[str, str] = {}  # archive name → missing | truncated | garbled
         self.served = 0
