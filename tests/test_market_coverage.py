@@ -123,3 +123,20 @@ async def test_refresh_from_master_archives_end_to_end(tmp_path: Path) -> None:
         await bot.stop()
         await sim.stop()
     assert sim.orders_accepted == 0
+
+    # simulator mode on the same database: no download, but the stored master is the paper market,
+    # at the master's base prices
+    paper = BotHarness(f"sqlite:///{tmp_path}/refresh.sqlite3")
+    paper.keyring = bot.keyring
+    await paper.start()
+    try:
+        assert paper.runtime is not None and paper.runtime.directory_refresh is not None
+        await paper.runtime.directory_refresh.ready.wait()
+        assert paper.runtime.directory_refresh.refreshes == 0
+        (quote,) = await paper.say(ALICE, "/price 테스트신규바이오")
+        assert "0999Z0" in quote["text"] and "12,340원" in quote["text"], quote["text"]
+        (card,) = await paper.say(ALICE, "/buy 0999Z0 3")
+        await paper.press_button(ALICE, card, 0)
+        assert "주문 접수" in paper.current(card)["text"]
+    finally:
+        await paper.stop()
