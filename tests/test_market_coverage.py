@@ -86,6 +86,8 @@ async def test_an_etn_is_quoted_with_its_q_prefix(bot: BotHarness) -> None:
     (card,) = await bot.say(ALICE, "/buy 580011 2")
     await bot.press_button(ALICE, card, 0)
     assert "주문 접수" in bot.current(card)["text"]
+    (alert,) = await bot.say(ALICE, "/alert 580011 above 10500")
+    assert "알림 #" in alert["text"] and "9,870" in alert["text"], alert["text"]
 
 
 async def test_refresh_from_master_archives_end_to_end(tmp_path: Path) -> None:

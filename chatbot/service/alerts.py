@@ -7,6 +7,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.kis import protocol as p
 from chatbot.kis.realtime import SubscriptionLimitError
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError
@@ -60,7 +61,7 @@ class AlertService:
         symbol = self.trading.resolve(" ".join(symbol_words))
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            quote = await account.client.quote(symbol.code)
+            quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
         reference = quote.price
         percent_text = None
         if percent_match:
