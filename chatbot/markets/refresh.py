@@ -16,8 +16,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Final, Protocol
 
 import httpx
 
@@ -27,8 +27,6 @@ from chatbot.markets.bundled import bundled_symbols
 from chatbot.markets.directory import Source, SymbolDirectory
 from chatbot.markets.kis_master import MASTER_FILES, MasterFile, MasterFileError, ParsedMaster
 from chatbot.markets.symbols import Symbol
-from chatbot.storage.master_files import MasterFileStore
-from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +35,26 @@ REFRESH_AT: Final = dt.time(7, 50)  # KST, before the 08:30 pre-open session
 STALE_AFTER: Final = dt.timedelta(days=1)
 FIRST_RETRY: Final = dt.timedelta(minutes=30)
 DOWNLOAD_TIMEOUT: Final = 60.0
+
+
+class StoredCopy(Protocol):
+    @property
+    def archive(self) -> bytes: ...
+
+    @property
+    def fetched_at(self) -> dt.datetime: ...  # UTC
+
+
+class MasterCopies(Protocol):
+    """Where the last good archives are kept (``chatbot.storage.master_files.MasterFileStore``)."""
+
+    async def load(self) -> Mapping[str, StoredCopy]: ...
+
+    async def save(self, name: str, archive: bytes, records: int, fetched_at: dt.datetime) -> None: ...
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def next_refresh(now: dt.datetime, failures: int = 0) -> dt.datetime:
@@ -51,9 +69,9 @@ def next_refresh(now: dt.datetime, failures: int = 0) -> dt.datetime:
 
 
 class MasterRefresher:
-    def __init__(self, directory: SymbolDirectory, store: MasterFileStore, base_url: str = KIS_MASTER_FILES_URL, *,
+    def __init__(self, directory: SymbolDirectory, store: MasterCopies, base_url: str = KIS_MASTER_FILES_URL, *,
                  download: bool = True, timeout: float = DOWNLOAD_TIMEOUT,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = _utcnow) -> None:
         self.directory = directory
         self.store = store
         self.base_url = base_url.rstrip("/") + "/"
