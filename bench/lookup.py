@@ -146,7 +146,7 @@ async def main() -> None:
     for kind, texts in queries(directory).items():
         p50, p99 = timed(directory.lookup, texts)
         a50, a99 = timed(anchor, texts, runs=1) if kind != "초성" else (float("nan"), float("nan"))
-        ratio = f"; the previous lookup p50 {a50:.0f} µs, p99 {a99:.0f} µs → {a99 / p99:.1f}× at p99" \
+        ratio = f"; the previous lookup p50 {a50:.1f} µs, p99 {a99:.1f} µs → {a99 / p99:.1f}× at p99" \
             if kind != "초성" else " (the previous lookup had no 초성)"
         print(f"lookup over {len(directory):,} KRX symbols, {kind} ({len(texts):,} queries): p50 {p50:.1f} µs, "
               f"p99 {p99:.1f} µs{ratio}")
