@@ -278,63 +278,67 @@ RESERVE_LIST_PAGE_SIZE: Final = 20  # unverified
 
 
 # --- response field tables ---------------------------------------------------------------------------
-PRICE_FIELDS: Final = "rsym zdiv base pvol last sign diff rate tvol tamt ordy".split()
-PRICE_DETAIL_FIELDS: Final = (
+def _fields(names: str) -> tuple[str, ...]:
+    return tuple(names.split())
+
+
+PRICE_FIELDS: Final = _fields("rsym zdiv base pvol last sign diff rate tvol tamt ordy")
+PRICE_DETAIL_FIELDS: Final = _fields(
     "rsym pvol open high low last base tomv pamt uplp dnlp h52p h52d l52p l52d perx pbrx epsx bpsx shar mcap curr "
     "zdiv vnit t_xprc t_xdif t_xrat p_xprc p_xdif p_xrat t_rate p_rate t_xsgn p_xsng e_ordyn e_hogau e_icod e_parp "
     "tvol tamt etyp_nm"
-).split()
-DAILY_PRICE_SUMMARY_FIELDS: Final = "rsym zdiv nrec".split()
-DAILY_PRICE_BAR_FIELDS: Final = "xymd clos sign diff rate open high low tvol tamt pbid vbid pask vask".split()
+)
+DAILY_PRICE_SUMMARY_FIELDS: Final = _fields("rsym zdiv nrec")
+DAILY_PRICE_BAR_FIELDS: Final = _fields("xymd clos sign diff rate open high low tvol tamt pbid vbid pask vask")
 ORDER_OUTPUT_FIELDS: Final = ("KRX_FWDG_ORD_ORGNO", "ODNO", "ORD_TMD")
 RESERVE_OUTPUT_FIELDS: Final = ("ODNO", "RSVN_ORD_RCIT_DT", "OVRS_RSVN_ODNO")
 RESERVE_CANCEL_OUTPUT_FIELDS: Final = ("OVRS_RSVN_ODNO",)
-BALANCE_HOLDING_FIELDS: Final = (
+BALANCE_HOLDING_FIELDS: Final = _fields(
     "cano acnt_prdt_cd prdt_type_cd ovrs_pdno ovrs_item_name frcr_evlu_pfls_amt evlu_pfls_rt pchs_avg_pric "
     "ovrs_cblc_qty ord_psbl_qty frcr_pchs_amt1 ovrs_stck_evlu_amt now_pric2 tr_crcy_cd ovrs_excg_cd loan_type_cd "
     "loan_dt expd_dt"
-).split()
-BALANCE_SUMMARY_FIELDS: Final = (
+)
+BALANCE_SUMMARY_FIELDS: Final = _fields(
     "frcr_pchs_amt1 ovrs_rlzt_pfls_amt ovrs_tot_pfls rlzt_erng_rt tot_evlu_pfls_amt tot_pftrt frcr_buy_amt_smtl1 "
     "ovrs_rlzt_pfls_amt2 frcr_buy_amt_smtl2"
-).split()
-PRESENT_HOLDING_FIELDS: Final = (
+)
+PRESENT_HOLDING_FIELDS: Final = _fields(
     "prdt_name cblc_qty13 thdt_buy_ccld_qty1 thdt_sll_ccld_qty1 ccld_qty_smtl1 ord_psbl_qty1 frcr_pchs_amt "
     "frcr_evlu_amt2 evlu_pfls_amt2 evlu_pfls_rt1 pdno bass_exrt buy_crcy_cd ovrs_now_pric1 avg_unpr3 tr_mket_name "
     "natn_kor_name pchs_rmnd_wcrc_amt thdt_buy_ccld_frcr_amt thdt_sll_ccld_frcr_amt unit_amt std_pdno prdt_type_cd "
     "scts_dvsn_name loan_rmnd loan_dt loan_expd_dt ovrs_excg_cd item_lnkg_excg_cd"
-).split()
-PRESENT_CURRENCY_FIELDS: Final = (
+)
+PRESENT_CURRENCY_FIELDS: Final = _fields(
     "crcy_cd crcy_cd_name frcr_buy_amt_smtl frcr_sll_amt_smtl frcr_dncl_amt_2 frst_bltn_exrt frcr_buy_mgn_amt "
     "frcr_etc_mgna frcr_drwg_psbl_amt_1 frcr_evlu_amt2 acpl_cstd_crcy_yn nxdy_frcr_drwg_psbl_amt"
-).split()
-PRESENT_TOTAL_FIELDS: Final = (
+)
+PRESENT_TOTAL_FIELDS: Final = _fields(
     "pchs_amt_smtl evlu_amt_smtl evlu_pfls_amt_smtl dncl_amt cma_evlu_amt tot_dncl_amt etc_mgna wdrw_psbl_tot_amt "
     "frcr_evlu_tota evlu_erng_rt1 pchs_amt_smtl_amt evlu_amt_smtl_amt tot_evlu_pfls_amt tot_asst_amt buy_mgn_amt "
     "mgna_tota frcr_use_psbl_amt ustl_sll_amt_smtl ustl_buy_amt_smtl tot_frcr_cblc_smtl tot_loan_amt"
-).split()
-PSAMOUNT_FIELDS: Final = (
+)
+PSAMOUNT_FIELDS: Final = _fields(
     "tr_crcy_cd ord_psbl_frcr_amt sll_ruse_psbl_amt ovrs_ord_psbl_amt max_ord_psbl_qty echm_af_ord_psbl_amt "
     "echm_af_ord_psbl_qty ord_psbl_qty exrt frcr_ord_psbl_amt1 ovrs_max_ord_psbl_qty"
-).split()
-NCCS_FIELDS: Final = (
+)
+NCCS_FIELDS: Final = _fields(
     "ord_dt ord_gno_brno odno orgn_odno pdno prdt_name sll_buy_dvsn_cd sll_buy_dvsn_cd_name rvse_cncl_dvsn_cd "
     "rvse_cncl_dvsn_cd_name rjct_rson rjct_rson_name ord_tmd tr_mket_name tr_crcy_cd natn_cd natn_kor_name "
     "ft_ord_qty ft_ccld_qty nccs_qty ft_ord_unpr3 ft_ccld_unpr3 ft_ccld_amt3 ovrs_excg_cd prcs_stat_name "
     "loan_type_cd loan_dt usa_amk_exts_rqst_yn splt_buy_attr_name"
-).split()
-CCNL_FIELDS: Final = (
+)
+CCNL_FIELDS: Final = _fields(
     "ord_dt ord_gno_brno odno orgn_odno sll_buy_dvsn_cd sll_buy_dvsn_cd_name rvse_cncl_dvsn rvse_cncl_dvsn_name "
     "pdno prdt_name ft_ord_qty ft_ord_unpr3 ft_ccld_qty ft_ccld_unpr3 ft_ccld_amt3 nccs_qty prcs_stat_name "
     "rjct_rson rjct_rson_name ord_tmd tr_mket_name tr_crcy_cd tr_natn ovrs_excg_cd tr_natn_name dmst_ord_dt "
     "thco_ord_tmd loan_type_cd loan_dt mdia_dvsn_name usa_amk_exts_rqst_yn splt_buy_attr_name"
-).split()
-RESERVE_LIST_FIELDS: Final = (
+)
+RESERVE_LIST_FIELDS: Final = _fields(
     "cncl_yn rsvn_ord_rcit_dt ovrs_rsvn_odno ord_dt ord_gno_brno odno sll_buy_dvsn_cd sll_buy_dvsn_name "
     "ovrs_rsvn_ord_stat_cd ovrs_rsvn_ord_stat_cd_name pdno prdt_type_cd prdt_name ord_rcit_tmd ord_fwdg_tmd "
     "tr_dvsn_name ovrs_excg_cd tr_mket_name ord_stfno ft_ord_qty ft_ord_unpr3 ft_ccld_qty nprc_rson_text "
     "splt_buy_attr_name"
-).split()
+)
 # prcs_stat_name of inquire-ccnl (§6.3).
 STATUS_DONE: Final = "완료"
 STATUS_REFUSED: Final = "거부"
@@ -349,27 +353,27 @@ WS_US_NOTICE_TRS: Final = frozenset(WS_US_NOTICE.values())
 WS_US_MARKET_TRS: Final = frozenset({WS_US_TRADE, WS_US_ORDERBOOK})
 
 # HDFSCNT0: 26 fields per record, RSYM first (§8.1; KIS's newest sample lists 25 without RSYM).
-US_TRADE_FIELDS: Final = (
+US_TRADE_FIELDS: Final = _fields(
     "RSYM SYMB ZDIV TYMD XYMD XHMS KYMD KHMS OPEN HIGH LOW LAST SIGN DIFF RATE PBID PASK VBID VASK EVOL TVOL TAMT "
     "BIVL ASVL STRN MTYP"
-).split()
+)
 # MTYP: 1 regular, 2 pre-market, 3 after-market.
 MTYP_REGULAR: Final = "1"
 MTYP_PRE: Final = "2"
 MTYP_AFTER: Final = "3"
 # HDFSASP0: 17 fields, level 1 (§8.2).
-US_ORDERBOOK_FIELDS: Final = (
+US_ORDERBOOK_FIELDS: Final = _fields(
     "RSYM SYMB ZDIV XYMD XHMS KYMD KHMS BVOL AVOL BDVL ADVL PBID1 PASK1 VBID1 VASK1 DBID1 DASK1"
-).split()
+)
 # H0GSCNI0/H0GSCNI9 (§8.3): 25 fields in KIS's samples; the portal's 24 stop at TM_DIV_TP and
 # python-kis 2.1.x reads 21 (to DEBT_DATE) and drops any other length.
-US_NOTICE_FIELDS: Final = (
+US_NOTICE_FIELDS: Final = _fields(
     "CUST_ID ACNT_NO ODER_NO OODER_NO SELN_BYOV_CLS RCTF_CLS ODER_KIND2 STCK_SHRN_ISCD CNTG_QTY CNTG_UNPR "
     "STCK_CNTG_HOUR RFUS_YN CNTG_YN ACPT_YN BRNC_NO ODER_QTY ACNT_NAME CNTG_ISNM ODER_COND DEBT_GB DEBT_DATE "
     "START_TM END_TM TM_DIV_TP CNTG_UNPR12"
-).split()
+)
 US_NOTICE_LAYOUTS: Final[dict[int, tuple[str, ...]]] = {
-    25: tuple(US_NOTICE_FIELDS), 24: tuple(US_NOTICE_FIELDS[:24]), 21: tuple(US_NOTICE_FIELDS[:21])}
+    25: US_NOTICE_FIELDS, 24: US_NOTICE_FIELDS[:24], 21: US_NOTICE_FIELDS[:21]}
 DEBT_CASH: Final = "10"
 assert len(US_TRADE_FIELDS) == 26 and len(US_ORDERBOOK_FIELDS) == 17 and len(US_NOTICE_FIELDS) == 25
 

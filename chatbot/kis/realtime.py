@@ -28,7 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError
-from chatbot.kis.frames import FrameError, Record, parse_frame
+from chatbot.kis.frames import Decrypt, FrameError, Record, parse_frame
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ SubKey = tuple[str, str]
 class RealtimeClient:
     def __init__(self, ws_url: str, approval_key: Callable[[], Awaitable[str]], *,
                  max_subscriptions: int = p.WS_MAX_SUBSCRIPTIONS, ack_timeout: float = 10.0,
-                 backoff_initial: float = 0.2, backoff_max: float = 15.0, custtype: str = "P") -> None:
+                 backoff_initial: float = 0.2, backoff_max: float = 15.0, custtype: str = "P",
+                 parser: Callable[[str, Decrypt | None], list[Record]] = parse_frame) -> None:
         self.ws_url = ws_url.rstrip("/") + (p.WS_PATH if not ws_url.rstrip("/").endswith(p.WS_PATH) else "")
         self._approval_key = approval_key
         self.max_subscriptions = max_subscriptions
@@ -69,6 +70,7 @@ class RealtimeClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.custtype = custtype
+        self._parse = parser  # chatbot.kis.overseas_frames.parse_frame reads US frames as well
         self._refs: dict[SubKey, int] = {}
         self._acks: dict[SubKey, asyncio.Future[None]] = {}
         self._ciphers: dict[str, tuple[str, str]] = {}  # tr_id -> (key, iv)
@@ -242,7 +244,7 @@ class RealtimeClient:
         if message[:1] in ("0", "1"):
             self.frames += 1
             try:
-                records = parse_frame(message, self._decrypt)
+                records = self._parse(message, self._decrypt)
             except (FrameError, ValueError) as exc:
                 self.bad_frames += 1
                 log.warning("bad realtime frame skipped", extra={"error": str(exc)[:120], "frame": message[:60]})

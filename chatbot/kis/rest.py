@@ -218,7 +218,7 @@ class KisRestClient:
         return key
 
     # -- the call ----------------------------------------------------------------------------------------
-    async def _call(self, method: str, path: str, tr: TR, *, params: dict[str, str] | None = None,
+    async def _call(self, method: str, path: str, tr: TR | str, *, params: dict[str, str] | None = None,
                     body: dict[str, str] | None = None, tr_cont: str = "", order: bool = False,
                     tr_id: str | None = None) -> RawReply:
         tr_id = tr_id or p.tr_for(tr, self.flavour)

@@ -1,0 +1,101 @@
+"""Placing a US order exactly once: :class:`chatbot.kis.orders.OrderSubmitter`'s rules, unchanged.
+
+The domestic submitter owns the rules (a gateway refusal proves nothing was placed and is sent
+again; an unknown outcome is looked up in today's orders against a snapshot taken before sending,
+never re-sent). It talks to a client through ``place_order``, ``executions`` (and ``cancel_order``);
+:class:`_UsVenue` answers those for one US order, so the same code runs the same rules:
+
+* prices cross as whole ten-thousandths of a dollar (US prices are on a 0.0001 grid at most), so the
+  submitter's equality of prices is exact;
+* "today's orders" are the account's US orders of the current trading dates (``inquire-ccnl``),
+  each presented as a limit order (KIS's US listings carry no order division; quantity, price,
+  side, symbol and newness identify an order, as they do domestically).
+
+Orders of one account go one at a time (one lock per :class:`UsOrderSubmitter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from decimal import Decimal
+from typing import Any, cast
+
+from chatbot.kis import protocol as p
+from chatbot.kis.models import Execution, OrderAck, OrderSide
+from chatbot.kis.orders import OrderSubmitter
+from chatbot.kis.overseas import KisOverseasClient, trading_dates
+from chatbot.kis.overseas_models import UsOrderAck, UsPlacedOrder
+from chatbot.kis.overseas_protocol import PRICE_DECIMALS, UsExchange, UsOrderDivision
+from chatbot.kis.rest import KisRestClient
+from chatbot.markets.us_hours import SEOUL
+
+_SCALE = 10**PRICE_DECIMALS
+
+
+def price_units(price: Decimal | None) -> int:
+    """A US price as whole ten-thousandths of a dollar (0 for MOO/MOC)."""
+    return int((price or Decimal(0)) * _SCALE)
+
+
+class _UsVenue:
+    """The client interface :class:`OrderSubmitter` uses, for one US order (exchange and division fixed)."""
+
+    def __init__(self, client: KisOverseasClient, exchange: UsExchange, division: UsOrderDivision) -> None:
+        self.client = client
+        self.exchange = exchange
+        self.division = division
+        self.ack: UsOrderAck | None = None
+
+    async def place_order(self, side: OrderSide, code: str, quantity: int, price: int | None) -> OrderAck:
+        us_price = Decimal(price or 0) / _SCALE if self.division.priced else None
+        self.ack = await self.client.place(self.exchange, side, code, quantity, us_price, self.division)
+        return OrderAck(order_no=self.ack.order_no, branch=self.ack.branch,
+                        time=self.ack.accepted_at.astimezone(SEOUL).strftime("%H%M%S"))
+
+    async def cancel_order(self, order_no: str, branch: str, quantity: int = 0) -> OrderAck:
+        raise NotImplementedError("US cancellations go through KisOverseasClient.cancel")
+
+    async def executions(self, start: dt.date, end: dt.date, *, code: str = "", side: OrderSide | None = None,
+                         unfilled_only: bool = False, **_: Any) -> list[Execution]:
+        first, last = trading_dates()
+        rows = await self.client.orders(first, last, symbol=code, side=side, filled=False if unfilled_only else None)
+        return [Execution(
+            date=r.local_time.strftime("%Y%m%d") if r.local_time else "",
+            time=r.kst_time.strftime("%H%M%S") if r.kst_time else "", order_no=r.order_no, branch=r.branch,
+            original_order_no=r.original_order_no, code=r.symbol, name=r.name, side=r.side,
+            division=p.OrderDivision.LIMIT, quantity=r.quantity, price=price_units(r.price.amount),
+            filled_quantity=r.filled_quantity, average_fill_price=r.fill_price.amount,
+            remaining_quantity=r.unfilled_quantity, rejected_quantity=r.quantity if r.rejected_reason else 0,
+            cancelled=r.is_cancellation) for r in rows]
+
+
+class UsOrderSubmitter:
+    """One account's US orders, each placed under :class:`OrderSubmitter`'s once-only rules."""
+
+    def __init__(self, client: KisOverseasClient, *, definitive_retries: int = 4, lookups: int = 5,
+                 lookup_interval: float = 1.0) -> None:
+        self.client = client
+        self.options = {"definitive_retries": definitive_retries, "lookups": lookups,
+                        "lookup_interval": lookup_interval}
+        self._lock = asyncio.Lock()
+
+    async def place(self, exchange: UsExchange, side: OrderSide, symbol: str, quantity: int, price: Decimal | None,
+                    division: UsOrderDivision = UsOrderDivision.LIMIT) -> UsPlacedOrder:
+        self.client.check_order(side, division, price)  # refuse what KIS does not offer before any call
+        venue = _UsVenue(self.client, exchange, division)
+        # OrderSubmitter is typed on KisRestClient but uses only the three methods _UsVenue provides.
+        submitter = OrderSubmitter(cast(KisRestClient, venue), **self.options)  # type: ignore[arg-type]
+        async with self._lock:
+            placed = await submitter.place(side, symbol, quantity, price_units(price) if division.priced else 0)
+        if venue.ack is not None and not placed.reconciled:
+            return UsPlacedOrder(venue.ack, placed.attempts, reconciled=False)
+        kst = dt.datetime.now(SEOUL)
+        found = placed.ack
+        try:
+            t = dt.time(int(found.time[:2]), int(found.time[2:4]), int(found.time[4:6]))
+            accepted = dt.datetime.combine(kst.date(), t, SEOUL)
+        except (ValueError, IndexError):
+            accepted = kst
+        return UsPlacedOrder(UsOrderAck(found.order_no, found.branch, exchange, accepted), placed.attempts,
+                             reconciled=True)
