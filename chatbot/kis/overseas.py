@@ -443,6 +443,7 @@ class KisOverseasClient:
             "CCLD_NCCS_DVSN": params["CCLD_NCCS_DVSN"], "OVRS_EXCG_CD": params["OVRS_EXCG_CD"],
             "SORT_SQN": o.SORT_DESCENDING, "ORD_DT": "", "ORD_GNO_BRNO": "", "ODNO": ""})
         rows = [_order(r) for page in pages for r in page.get("output") or [] if r and r.get("odno")]
+        rows.sort(key=_newest_first)  # the paper server answers oldest first whatever SORT_SQN says
         return [r for r in rows
                 if (not symbol or r.symbol == symbol) and (side is None or r.side is side)
                 and (filled is None or (r.filled_quantity > 0 if filled else r.unfilled_quantity > 0))]
@@ -453,6 +454,11 @@ def trading_dates(now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
     order date of US orders is the exchange's, §6.3; the span also covers a server using KST)."""
     now = now or dt.datetime.now(SEOUL)
     return now.astimezone(NEW_YORK).date(), now.astimezone(SEOUL).date()
+
+
+def _newest_first(order: UsOrder) -> tuple[float, int]:
+    stamp = order.local_time.timestamp() if order.local_time else 0.0
+    return -stamp, -int(order.order_no) if order.order_no.isdigit() else 0
 
 
 def _holding(r: dict[str, Any]) -> UsHolding:

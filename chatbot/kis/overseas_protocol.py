@@ -39,6 +39,9 @@ class UsExchange(Enum):
     NYSE = _Codes("NYSE", "NYS", "NYSE", "BAY", "02", "513", "7", "뉴욕")
     AMEX = _Codes("AMEX", "AMS", "AMEX", "BAA", "05", "529", "8", "아멕스")
 
+    def __repr__(self) -> str:
+        return f"UsExchange.{self.name}"
+
     @property
     def codes(self) -> _Codes:
         value: _Codes = self.value
@@ -391,6 +394,8 @@ UNVERIFIED_CHOICES: Final[dict[str, str]] = {
     "off-tick US price": "refused (Rule 612 grid), domestic tick-error wording",
     "HDFSCNT0 record": "26 fields with RSYM (portal, legacy, python-kis)",
     "H0GSCNI0 record": "25 fields by default; 24 (portal) or 21 (python-kis) per connection",
+    "H0GSCNI0 STCK_CNTG_HOUR and CNTG_UNPR12": "exchange-local HHMMSS; the price as decimal text (148.0100)",
+    "HDFSCNT0 DIFF": "signed (python-kis derives the previous close as LAST - DIFF); REST diff is unsigned",
     "dailyprice nrec": "record count (python-kis; the minute-bar TR's meaning)",
     "dailyprice paging": "one call per BYMD, tr_cont D; the client moves BYMD back",
     "inquire-ccnl/nccs ord_dt, ord_tmd": "exchange-local date and time; dmst_ord_dt/thco_ord_tmd are KST",

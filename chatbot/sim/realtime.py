@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from chatbot.kis import overseas_protocol as o
 from chatbot.kis import protocol as p
 from chatbot.kis.protocol import Flavour
 from chatbot.sim.exchange import OrderEvent
 from chatbot.sim.market import SymbolState, Trade
+from chatbot.sim.us_realtime import UsFeed
 
 if TYPE_CHECKING:
     from chatbot.sim.server import KisSimulator
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 10_000
 ENCRYPTED_TRS = p.WS_NOTICE_TRS | p.WS_OVERSEAS_NOTICE_TRS
-KNOWN_TRS = frozenset({p.WS_TRADE, p.WS_ORDERBOOK}) | ENCRYPTED_TRS | frozenset(
+KNOWN_TRS = frozenset({p.WS_TRADE, p.WS_ORDERBOOK}) | ENCRYPTED_TRS | o.WS_US_MARKET_TRS | frozenset(
     {"H0STANC0", "H0STMKO0", "H0STPGM0", "H0NXCNT0", "H0UNCNT0", "H0NXASP0", "H0UNASP0"})
 _ALNUM = string.ascii_letters + string.digits
 
@@ -116,6 +118,7 @@ class RealtimeServer:
         self.frames_sent = 0
         sim.market.add_listener(self.on_trade)
         sim.exchange.add_order_listener(self.on_order_event)
+        self.us = UsFeed(self)  # US trades and notices, on the same sessions (and the same cap)
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -220,6 +223,7 @@ class RealtimeServer:
                 session.subscriptions.add(key)
                 if tr_id in (p.WS_TRADE, p.WS_ORDERBOOK):
                     self.sim.market.get(tr_key)  # in play from now on: its trades feed the subscription
+                self.us.subscribed(tr_id, tr_key)
                 session.send(self._ack(tr_id, tr_key, "0", p.OPSP_SUBSCRIBED, "SUBSCRIBE SUCCESS", session,
                                        encrypt=tr_id in ENCRYPTED_TRS))
         elif tr_type == p.WS_UNSUBSCRIBE:

@@ -124,11 +124,12 @@ class RestApi:
             p.PATH_PSBL_RVSECNCL: Route("GET", self.psbl_rvsecncl, (TR.PSBL_RVSECNCL,)),
             p.PATH_DAILY_CCLD: Route("GET", self.daily_ccld, (TR.DAILY_CCLD, TR.DAILY_CCLD_OLD_PERIOD)),
             p.PATH_PSBL_ORDER: Route("GET", self.psbl_order, (TR.PSBL_ORDER,)),
-            p.PATH_OVRS_PRESENT_BALANCE: Route("GET", self.overseas_empty("output1", "output2", "output3")),
-            p.PATH_OVRS_BALANCE: Route("GET", self.overseas_empty("output1", "output2")),
-            p.PATH_OVRS_NCCS: Route("GET", self.overseas_empty("output")),
-            p.PATH_OVRS_CCNL: Route("GET", self.overseas_empty("output")),
         }
+        from chatbot.sim.us_rest import US_PRODUCT_TYPES, UsRestApi  # US stocks; it imports this module
+
+        self.us = UsRestApi(self)
+        self.routes.update(self.us.routes())
+        self._us_product_types = US_PRODUCT_TYPES
 
     # -- the aiohttp application -----------------------------------------------------------------------
     def make_app(self) -> web.Application:
@@ -241,6 +242,8 @@ class RestApi:
         return Reply(_ok(output=payloads.price_output(self.sim.market, code)))
 
     def search_info(self, call: Call) -> Reply:
+        if call.query.get("PRDT_TYPE_CD", "").strip() in self._us_product_types:
+            return self.us.search_info(call)
         code = call.query.get("PDNO", "").strip()
         out = payloads.search_info_output(self.sim.market, code)
         if out is None or call.query.get("PRDT_TYPE_CD", "300") not in ("300", ""):
@@ -407,13 +410,6 @@ class RestApi:
         except SimReject as exc:
             return self._reject(exc)
         return self._order_reply(label, record.order_no, record.branch, record.time)
-
-    @staticmethod
-    def overseas_empty(*containers: str) -> Handler:
-        def handler(call: Call) -> Reply:
-            outputs: dict[str, Any] = {name: [] for name in containers}
-            return Reply(_ok(ctx_area_fk200="", ctx_area_nk200="", **outputs))
-        return handler
 
     # -- test and operator controls (loopback only) -------------------------------------------------------
     async def control(self, request: web.Request) -> web.Response:

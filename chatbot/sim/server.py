@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +24,7 @@ from chatbot.kis import protocol as p
 from chatbot.kis.protocol import Flavour
 from chatbot.markets.directory import SymbolDirectory
 from chatbot.markets.symbols import Kind, Symbol
+from chatbot.markets.us_hours import NEW_YORK, UsCalendar
 from chatbot.sim.auth import AuthRegistry
 from chatbot.sim.exchange import Exchange
 from chatbot.sim.faults import Faults
@@ -32,6 +34,8 @@ from chatbot.sim.realtime import RealtimeServer
 from chatbot.sim.rest import RestApi
 from chatbot.sim.store import MemoryStateStore, StateStore
 from chatbot.sim.throttle import SlidingWindowThrottle
+from chatbot.sim.us_market import UsMarket, session_code, units_of
+from chatbot.sim.us_trading import UsTrading
 
 log = logging.getLogger(__name__)
 KST = dt.timezone(dt.timedelta(hours=9), "KST")
@@ -50,6 +54,14 @@ class SimulatorOptions:
     daily_ccld_page_size: int = 0  # 0 = KIS's (real 100, paper 15)
     pingpong_interval: float = 10.0  # seconds between PINGPONG messages (KIS's interval is unverified)
     notice_layout: str = "auto"  # execution notices: "26", "23" (python-kis 2.1.6), or "auto" per connection
+    # US stocks (KIS_OVERSEAS.md)
+    usd_starting_cash: Decimal = Decimal(10000)  # a paper account's dollars when it first trades US stocks
+    krw_per_usd: Decimal = Decimal("1400.00")  # the fixed rate of every KRW valuation and quote
+    us_always_open: bool = False  # every moment is a regular US session (tests); else America/New_York hours
+    us_notice_layout: str = "auto"  # H0GSCNI0 notices: "25", "24" (portal), "21" (python-kis), or "auto"
+    us_paper_nccs: bool = False  # answer VTTS3018R (KIS's portal says paper does not offer it)
+    us_closed_msg_cd: str = "APBK1664"  # msg_cd of an order outside US hours (unverified)
+    us_balance_page_size: int = 0  # 0 = KIS's (100)
 
 
 class KisSimulator:
@@ -63,6 +75,11 @@ class KisSimulator:
         self.market = Market(self.options.seed, self.today(), directory or SymbolDirectory.bundled())
         self.master_files = MasterArchives(self.market)
         self.exchange = Exchange(self.market, self.options.starting_cash, self.now)
+        # US stocks: the directory's US rows (loaded on first US use), New York's calendar, dollar accounts.
+        self.us_calendar = UsCalendar(self.options.us_always_open)
+        self.us_market = UsMarket(self.options.seed, self.market.directory, self.now().astimezone(NEW_YORK).date())
+        self.us_trading = UsTrading(self.us_market, self.us_calendar, units_of(self.options.usd_starting_cash),
+                                    self.now)
         self.auth = AuthRegistry(wall, self.options.enforce_token_issue_interval)
         self.faults = Faults()
         rates = {**p.REQUESTS_PER_SECOND, **(self.options.requests_per_second or {})}
@@ -160,7 +177,23 @@ class KisSimulator:
             self.market.roll_day(now.date())
             self.exchange.roll_day()
         self.market.step_all(now.strftime("%H%M%S"))
+        self.step_us(now)
         await self.persist()
+
+    def step_us(self, now: dt.datetime) -> None:
+        """Pass US session boundaries, then one trade for every US symbol in play while it trades."""
+        self.us_trading.advance(now)
+        state = self.us_calendar.state(now)
+        if state.phase.trading:
+            self.us_market.step_all(now, session_code(state.phase))
+
+    def set_us_price(self, symbol: str, price: Decimal) -> Decimal:
+        """Force a US trade at ``price`` dollars (snapped to the tick); resting orders match against it."""
+        now = self.now()
+        self.us_trading.advance(now)
+        phase = self.us_calendar.state(now).phase
+        trade = self.us_market.set_price(symbol, units_of(price), now, session_code(phase))
+        return Decimal(trade.price).scaleb(-4)
 
     def set_price(self, code: str, price: int) -> int:
         """Force a trade at ``price`` (clamped to tick and limits); resting orders match against it."""
@@ -190,9 +223,14 @@ class KisSimulator:
             self.market.restore(docs["market"])
         if "auth" in docs:
             self.auth.restore(docs["auth"])
+        if "us-market" in docs:
+            self.us_market.restore(docs["us-market"])
+            self.us_trading.restore(docs["us-market"].get("trading", {}))
         for key, doc in docs.items():
             if key.startswith("account:"):
                 self.exchange.restore_account(doc)
+            elif key.startswith("us-account:"):
+                self.us_trading.restore_account(doc)
         if docs:
             log.info("kis simulator state restored", extra={"accounts": len(self.exchange.accounts)})
 
@@ -200,12 +238,14 @@ class KisSimulator:
         async with self._persist_lock:
             docs: dict[str, dict[str, Any]] = {
                 f"account:{acct.account_id}": acct.to_dict() for acct in self.exchange.take_dirty()}
+            docs.update({f"us-account:{a.account_id}": a.to_dict() for a in self.us_trading.take_dirty()})
             if self.auth.changed:
                 self.auth.changed = False
                 docs["auth"] = self.auth.snapshot()
             mono = time.monotonic()
             if force_market or mono - self._last_market_save > MARKET_SAVE_INTERVAL:
                 docs["market"] = self.market.snapshot()
+                docs["us-market"] = {**self.us_market.snapshot(), "trading": self.us_trading.snapshot()}
                 self._last_market_save = mono
             if docs:
                 await self.store.save_many(docs)
@@ -230,6 +270,13 @@ class KisSimulator:
             return {"ok": True}
         if action == "price":
             return {"code": data["code"], "price": self.set_price(str(data["code"]), int(data["price"]))}
+        if action == "us-price":  # {"symbol": "AAPL", "price": "190.25"}
+            return {"symbol": data["symbol"], "price": str(self.set_us_price(str(data["symbol"]),
+                                                                              Decimal(str(data["price"]))))}
+        if action == "us-hours":  # {"always_open": true}: the US market open whatever the clock says
+            self.us_calendar.always_open = bool(data["always_open"])
+            return {"always_open": self.us_calendar.always_open,
+                    "phase": self.us_calendar.state(self.now()).phase.value}
         if action == "master-files":  # {"kospi_code.mst.zip": "missing" | "truncated" | "garbled" | null}
             self.master_files.set_faults(data)
             return {"faults": dict(self.master_files.faults), "served": self.master_files.served}
@@ -245,3 +292,4 @@ class KisSimulator:
                     "rate_limited": {f: t.refused for f, t in self.throttles.items()},
                     "injected": dict(self.faults.injected)}
         raise KeyError(f"unknown action {action!r}")
+
