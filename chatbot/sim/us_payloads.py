@@ -16,7 +16,7 @@ from chatbot.kis import protocol as p
 from chatbot.kis.overseas_protocol import UsExchange
 from chatbot.markets.symbols import Kind
 from chatbot.sim.us_market import UNITS, UsBar, UsMarket, UsSymbolState, tick_units
-from chatbot.sim.us_trading import UsAccount, UsOrder, UsReservation, gross_buy
+from chatbot.sim.us_trading import COMMISSION_RATE, UsAccount, UsOrder, UsReservation, gross_buy
 
 SIDE_NAMES = {o.SIDE_SELL: "매도", o.SIDE_BUY: "매수"}
 KIND_CODES = {"new": "00", "revise": o.REVISE, "cancel": o.CANCEL}
@@ -234,10 +234,21 @@ def present_balance_payload(market: UsMarket, acct: UsAccount, rate: Decimal, *,
     return {"output1": output1, "output2": [currency], "output3": totals}
 
 
+def max_quantity(cash: int, price: int) -> int:
+    """The most shares ``cash`` buys at ``price`` with the commission on the whole amount."""
+    if price <= 0 or cash <= 0:
+        return 0
+    qty = int(Decimal(cash) / (Decimal(price) * (1 + COMMISSION_RATE)))
+    while qty > 0 and gross_buy(qty * price) > cash:
+        qty -= 1
+    while gross_buy((qty + 1) * price) <= cash:
+        qty += 1
+    return qty
+
+
 def psamount_output(acct: UsAccount, price: int, rate: Decimal) -> dict[str, str]:
     usable = acct.orderable_cash()
-    per_share = gross_buy(price) if price > 0 else 0
-    qty = usable // per_share if per_share else 0
+    qty = max_quantity(usable, price)
     out = empty(o.PSAMOUNT_FIELDS)
     out.update({
         "tr_crcy_cd": o.CURRENCY, "ord_psbl_frcr_amt": amount2(usable), "sll_ruse_psbl_amt": "0.00",

@@ -228,6 +228,8 @@ class UsTrading:
         ny_today = now.astimezone(NEW_YORK).date()
         while self._cursor <= ny_today:
             day = self._cursor
+            if day > self.market.today:
+                self._roll(day, now)
             s = session(day)
             if s is not None and not self.calendar.always_open:
                 if now >= s.open and _ymd(day) not in self._opened:
@@ -240,8 +242,6 @@ class UsTrading:
             elif day == ny_today:
                 break
             self._cursor = day + dt.timedelta(days=1)
-        if ny_today > self.market.today:
-            self._roll(ny_today, now)
 
     def _roll(self, day: dt.date, now: dt.datetime) -> None:
         for stale in {x.session_day for a in self.accounts.values() for x in a.orders if x.remaining > 0}:
@@ -282,9 +282,7 @@ class UsTrading:
     def check_price(division: UsOrderDivision, price: int) -> int:
         if not division.priced:
             return 0
-        if price <= 0:
-            raise SimReject("bad_price")
-        if price < CENT:
+        if price < CENT:  # "0" too: KIS answers a limit at $0 with APBK1507 (§3)
             raise SimReject("below_cent")
         if price % tick_units(price):
             raise SimReject("off_tick")
