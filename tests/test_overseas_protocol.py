@@ -100,7 +100,7 @@ async def test_orders(flavour: str, buy: str, sell: str, revise: str) -> None:
     client, rec = make(flavour)
     await client.place(UsExchange.NASDAQ, OrderSide.BUY, "AAPL", 3, Decimal("190.5"))
     await client.place(UsExchange.NYSE, OrderSide.SELL, "BRK/B", 1, Decimal("0.5123"))
-    await client.revise(UsExchange.NASDAQ, "AAPL", "0030000001", 3, Decimal("191"))
+    await client.revise(UsExchange.NASDAQ, "AAPL", "0030000001", 3, Decimal(191))
     await client.cancel(UsExchange.NASDAQ, "AAPL", "0030000003")
     bodies = [(r["method"], r["path"], r["tr_id"], r["body"]) for r in rec.requests]
     rvsecncl = {**ACCT, "OVRS_EXCG_CD": "NASD", "PDNO": "AAPL", "MGCO_APTM_ODNO": "", "ORD_SVR_DVSN_CD": "0"}
@@ -119,7 +119,7 @@ async def test_orders(flavour: str, buy: str, sell: str, revise: str) -> None:
 async def test_session_order_types_on_the_real_host() -> None:
     client, rec = make("real")
     await client.place(UsExchange.NASDAQ, OrderSide.SELL, "AAPL", 2, None, UsOrderDivision.MOO)
-    await client.place(UsExchange.NASDAQ, OrderSide.BUY, "AAPL", 2, Decimal("189"), UsOrderDivision.LOC)
+    await client.place(UsExchange.NASDAQ, OrderSide.BUY, "AAPL", 2, Decimal(189), UsOrderDivision.LOC)
     assert [(r["body"]["ORD_DVSN"], r["body"]["OVRS_ORD_UNPR"]) for r in rec.requests] == [("31", "0"), ("34", "189.00")]
 
 
@@ -129,17 +129,17 @@ async def test_orders_kis_does_not_offer_are_not_sent(flavour: str) -> None:
     refused = [
         (OrderSide.BUY, None, UsOrderDivision.MOO),  # MOO/MOC exist for sells only (§3)
         (OrderSide.BUY, None, UsOrderDivision.MOC),
-        (OrderSide.BUY, Decimal("0"), UsOrderDivision.LIMIT),  # APBK1507: under a cent
+        (OrderSide.BUY, Decimal(0), UsOrderDivision.LIMIT),  # APBK1507: under a cent
         (OrderSide.BUY, Decimal("190.255"), UsOrderDivision.LIMIT),  # off the $0.01 tick
         (OrderSide.BUY, Decimal("0.51234"), UsOrderDivision.LIMIT),  # off the $0.0001 tick
     ]
     if flavour == "virtual":  # paper: limit only
-        refused += [(OrderSide.SELL, None, UsOrderDivision.MOO), (OrderSide.BUY, Decimal("190"), UsOrderDivision.LOO)]
+        refused += [(OrderSide.SELL, None, UsOrderDivision.MOO), (OrderSide.BUY, Decimal(190), UsOrderDivision.LOO)]
     for side, price, division in refused:
         with pytest.raises(UsOrderNotOffered):
             await client.place(UsExchange.NASDAQ, side, "AAPL", 1, price, division)
     with pytest.raises(UsOrderNotOffered):
-        await client.place(UsExchange.NASDAQ, OrderSide.BUY, "AAPL", 0, Decimal("190"))
+        await client.place(UsExchange.NASDAQ, OrderSide.BUY, "AAPL", 0, Decimal(190))
     assert rec.requests == []
 
 
@@ -147,7 +147,7 @@ async def test_orders_kis_does_not_offer_are_not_sent(flavour: str) -> None:
     ("real", "TTTT3014U", "TTTT3016U", "TTTT3017U"), ("virtual", "VTTT3014U", "VTTT3016U", "VTTT3017U")])
 async def test_reservations(flavour: str, buy: str, sell: str, cancel: str) -> None:
     client, rec = make(flavour)
-    ack = await client.reserve(UsExchange.NASDAQ, OrderSide.BUY, "TSLA", 1, Decimal("900"))
+    ack = await client.reserve(UsExchange.NASDAQ, OrderSide.BUY, "TSLA", 1, Decimal(900))
     await client.reserve(UsExchange.AMEX, OrderSide.SELL, "SPY", 2, None, UsOrderDivision.MOO)
     await client.cancel_reservation(ack.received_date, ack.reservation_no)
     assert (ack.reservation_no, ack.received_date) == ("0030000002", dt.date(2026, 1, 5))
