@@ -176,7 +176,10 @@ class UsCalendar:
         upcoming = next_session(now)
         if self.always_open:
             return UsMarketState(UsPhase.REGULAR, now, upcoming)
-        local = now.astimezone(NEW_YORK).date()
+        # Outside every session, the US day a Korean moment is about: the Korean date, or the day
+        # before until that day's after-market would have ended (07:00 KST).
+        local_now = now.astimezone(SEOUL)
+        local = korean_day if local_now.time() >= AFTER_MARKET_END_KST else korean_day - dt.timedelta(days=1)
         if local.weekday() >= 5:
             return UsMarketState(UsPhase.WEEKEND, now, upcoming)
         name = holiday_name(local)
