@@ -5,12 +5,16 @@
     /tmp/pykis/bin/python tools/pykis_compat.py 18700
 
 python-kis has no base-URL option: its module-level domains are patched (KIS_API.md §7).
-It is not a test dependency, so this runs by hand; every call below must succeed.
+It is not a test dependency, so this runs by hand; every call below must succeed. The US part
+(KIS_OVERSEAS.md) first opens the simulator's US market with its ``/sim/us-hours`` control, so it
+runs at any hour; against KIS it would need US hours.
 """
 
 import datetime
+import json
 import secrets
 import sys
+import urllib.request
 from decimal import Decimal
 
 import pykis.kis
@@ -61,4 +65,29 @@ vprice = vstock.quote().price
 resting = vstock.buy(price=int(vprice * Decimal("0.9")) // 1000 * 1000, qty=1)
 resting.cancel()
 print("virtual holdings", [(s.symbol, s.qty) for s in virtual.account().balance(country="KR").stocks])
+
+# -- US stocks: quotes on the real host (as python-kis always does), orders where the account is --------------
+request = urllib.request.Request(f"http://127.0.0.1:{port}/sim/us-hours", data=json.dumps({"always_open": True})
+                                 .encode(), headers={"Content-Type": "application/json"}, method="POST")
+print("simulator US market", json.loads(urllib.request.urlopen(request).read())["phase"])
+us = kis.stock("AAPL", market="NASDAQ")  # quotable-market probe (HHDFS00000300) + search-info PRDT_TYPE_CD 512
+uq = us.quote()  # price-detail (HHDFS76200200)
+print("US stock", us.name, us.market, "quote", uq.price, uq.change, "tick", uq.tick, "KRW rate", uq.exchange_rate)
+print("US chart bars (paged by python-kis)", len(us.chart(period="day").bars))
+usd = acc.balance(country="US").deposits["USD"]
+print("US deposit", usd.amount, "rate", usd.exchange_rate)
+print("US limit buy (marketable)", us.buy(price=uq.price + 1, qty=2).number)
+print("US holdings", [(s.symbol, s.market, s.qty, s.price) for s in acc.balance(country="US").stocks])
+low = max(Decimal("0.01"), (uq.price * Decimal("0.8")).quantize(Decimal("0.01")))
+urest = us.buy(price=low, qty=1)
+print("US resting limit", urest.number, "pending", [(o.number, o.qty) for o in acc.pending_orders(country="US").orders])
+urest.cancel()
+print("US pending after cancel", len(acc.pending_orders(country="US").orders))
+vus = virtual.stock("TSLA", market="NASDAQ")
+vq = vus.quote()
+print("virtual US buy", vus.buy(price=vq.price + 1, qty=1).number)
+vrest = vus.buy(price=max(Decimal("0.01"), (vq.price * Decimal("0.8")).quantize(Decimal("0.01"))), qty=1)
+vrest.cancel()
+vbal = virtual.account().balance(country="US")
+print("virtual US holdings", [(s.symbol, s.qty) for s in vbal.stocks], "deposit", vbal.deposits["USD"].amount)
 print("OK")
