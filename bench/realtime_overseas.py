@@ -1,0 +1,104 @@
+"""US realtime benchmark: HDFSCNT0 frames parsed per second, ours beside python-kis 2.1.6's, same run.
+
+A recorded stream of 100,000 HDFSCNT0 frames (made by the simulator's US market over 40 symbols) is
+parsed by :func:`chatbot.kis.overseas_frames.parse_frame` and by python-kis's own
+``KisWebsocketResponse.parse`` into ``KisForeignRealtimePrice`` (what its client does for every US
+frame). Like for like: python-kis converts every field it maps when it parses, so the anchor figure
+is ours converting all 26 fields at once (``UsTick.typed()``); reading only the price and reading
+every typed property one by one are printed beside it. python-kis is a benchmark-only dependency
+(``pip install python-kis==2.1.6``); without it only our figures print.
+
+    python -m bench.realtime_overseas
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import time
+
+from chatbot.kis import overseas_protocol as o
+from chatbot.kis.overseas_frames import UsTick, parse_frame
+from chatbot.markets.directory import SymbolDirectory
+from chatbot.markets.us_hours import NEW_YORK
+from chatbot.sim.us_market import UsMarket
+from chatbot.sim.us_realtime import trade_fields
+
+FRAMES = 100_000
+SYMBOLS = ("AAPL", "TSLA", "NVDA", "MSFT", "AMZN", "META", "GOOGL", "AMD", "NFLX", "INTC", "QQQ", "TQQQ", "SOXL",
+           "SPY", "KO", "BRK/B", "JPM", "V", "DIS", "NKE", "PLTR", "SMCI", "ARM", "AVGO", "COST", "PEP", "ORCL",
+           "IBM", "T", "XOM", "CVX", "PFE", "MRK", "BA", "UBER", "SHOP", "SQQQ", "IONQ", "RIVN", "SOFI")
+
+
+def recorded_stream(n: int = FRAMES) -> list[str]:
+    """n HDFSCNT0 frames of regular-session trades from the simulator's US market."""
+    market = UsMarket(20240101, SymbolDirectory.bundled(), dt.date(2026, 11, 24))
+    symbols = [s for s in SYMBOLS if market.get(s) is not None]
+    opened = dt.datetime(2026, 11, 24, 9, 30, tzinfo=NEW_YORK)
+    frames = []
+    for i in range(n):
+        symbol = symbols[i % len(symbols)]
+        trade = market.step(symbol, opened + dt.timedelta(milliseconds=200 * i), o.MTYP_REGULAR)
+        state = market.get(symbol)
+        assert state is not None
+        frames.append(f"0|{o.WS_US_TRADE}|001|" + "^".join(trade_fields(state, trade, "20261124")))
+    return frames
+
+
+def ours(frames: list[str], touch: str) -> float:
+    started = time.perf_counter()
+    if touch == "price":
+        for frame in frames:
+            for tick in parse_frame(frame):
+                _ = tick.price  # type: ignore[attr-defined]
+    elif touch == "typed":
+        for frame in frames:
+            for tick in parse_frame(frame):
+                tick.typed()
+    else:
+        names = [n for n, v in vars(UsTick).items() if isinstance(v, property)]
+        for frame in frames:
+            for tick in parse_frame(frame):
+                for name in names:
+                    getattr(tick, name)
+    return len(frames) / (time.perf_counter() - started)
+
+
+def python_kis(frames: list[str]) -> float | None:
+    try:
+        from pykis.api.websocket.price import KisForeignRealtimePrice
+        from pykis.responses.websocket import KisWebsocketResponse
+    except ImportError:
+        return None
+    started = time.perf_counter()
+    for frame in frames:  # what pykis.client.websocket.KisWebsocketClient._handle_event does per frame
+        _encrypted, _tr, count, body = frame.split("|", 3)
+        for price in KisWebsocketResponse.parse(body, count=int(count), response_type=KisForeignRealtimePrice):
+            _ = price.price
+    return len(frames) / (time.perf_counter() - started)
+
+
+async def main() -> None:
+    frames = recorded_stream()
+    gc.collect()
+    ours(frames[:5000], "typed")  # warm-up
+    python_kis(frames[:2000])
+    typed = max(ours(frames, "typed") for _ in range(3))
+    price = max(ours(frames, "price") for _ in range(2))
+    every = ours(frames, "all")
+    theirs = python_kis(frames)
+    print(f"HDFSCNT0 parsing, {len(frames):,} recorded US frames: ours {typed:,.0f} frames/s converting all 26 "
+          f"fields at once (UsTick.typed()), {price:,.0f} frames/s reading the price, "
+          f"{every:,.0f} frames/s reading all {sum(isinstance(v, property) for v in vars(UsTick).values())} typed "
+          f"properties one by one")
+    if theirs is None:
+        print("python-kis not installed (pip install python-kis==2.1.6) — no side-by-side figure")
+    else:
+        print(f"python-kis 2.1.6 on the same frames (KisForeignRealtimePrice, every mapped field converted): "
+              f"{theirs:,.0f} frames/s → ours, all fields typed, is {typed / theirs:.1f}× "
+              f"(price only: {price / theirs:.1f}×; property by property: {every / theirs:.1f}×)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
