@@ -98,7 +98,7 @@ def _moment(day: Any, hms: Any, zone: dt.tzinfo) -> dt.datetime | None:
         return None
 
 
-def _nearest_kst(hms: str, now: dt.datetime) -> dt.datetime:
+def nearest_kst(hms: str, now: dt.datetime) -> dt.datetime:
     """A KST ``HHMMSS`` placed on the date that puts it nearest to ``now`` (ORD_TMD has no date)."""
     local = now.astimezone(SEOUL)
     try:
@@ -226,17 +226,14 @@ class KisOverseasClient:
                 **self._quote_params(symbol, exchange), "GUBN": gubn, "BYMD": reference.strftime("%Y%m%d"),
                 "MODP": "1" if adjusted else "0", "KEYB": ""})
             summary = reply.body.get("output1") or {}
-            rows = [r for r in reply.body.get("output2") or [] if r and _date(r.get("xymd"))]
-            count = _int(summary.get("nrec"))
+            rows = [(day, r) for r in reply.body.get("output2") or [] if r and (day := _date(r.get("xymd")))]
+            count = _int(summary.get("nrec"))  # the record count (python-kis's reading, §2.3)
             if 0 < count < len(rows):
                 rows = rows[:count]
             if page == 0 and not rows and not str(summary.get("rsym", "")).strip():
                 raise KisNotFound(f"no US bars for {symbol} on {exchange.name}")
-            oldest: dt.date | None = None
-            for row in rows:
-                day = _date(row.get("xymd"))
-                assert day is not None
-                oldest = day if oldest is None or day < oldest else oldest
+            oldest = min((day for day, _ in rows), default=None)
+            for day, row in rows:
                 if start <= day <= end and (not bars or day < bars[-1].date):
                     bars.append(UsBar(date=day, open=_usd(row.get("open")), high=_usd(row.get("high")),
                                       low=_usd(row.get("low")), close=_usd(row.get("clos")),
@@ -302,7 +299,7 @@ class KisOverseasClient:
         if not order_no:
             raise KisServerError("order reply without ODNO")
         return UsOrderAck(order_no=order_no, branch=str(out.get("KRX_FWDG_ORD_ORGNO", "")), exchange=exchange,
-                          accepted_at=_nearest_kst(str(out.get("ORD_TMD", "")), dt.datetime.now(SEOUL)))
+                          accepted_at=nearest_kst(str(out.get("ORD_TMD", "")), dt.datetime.now(SEOUL)))
 
     # -- reservation orders (outside US hours; sent at the next regular open) -------------------------
     async def reserve(self, exchange: UsExchange, side: OrderSide, symbol: str, quantity: int,

@@ -2,8 +2,8 @@
 
 The domestic submitter owns the rules (a gateway refusal proves nothing was placed and is sent
 again; an unknown outcome is looked up in today's orders against a snapshot taken before sending,
-never re-sent). It talks to a client through ``place_order``, ``executions`` (and ``cancel_order``);
-:class:`_UsVenue` answers those for one US order, so the same code runs the same rules:
+never re-sent). It talks to a client through ``place_order`` and ``executions``; :class:`_UsVenue`
+answers those for one US order, so the same code runs the same rules:
 
 * prices cross as whole ten-thousandths of a dollar (US prices are on a 0.0001 grid at most), so the
   submitter's equality of prices is exact;
@@ -24,7 +24,7 @@ from typing import Any, cast
 from chatbot.kis import protocol as p
 from chatbot.kis.models import Execution, OrderAck, OrderSide
 from chatbot.kis.orders import OrderSubmitter
-from chatbot.kis.overseas import KisOverseasClient, trading_dates
+from chatbot.kis.overseas import KisOverseasClient, nearest_kst, trading_dates
 from chatbot.kis.overseas_models import UsOrderAck, UsPlacedOrder
 from chatbot.kis.overseas_protocol import PRICE_DECIMALS, UsExchange, UsOrderDivision
 from chatbot.kis.rest import KisRestClient
@@ -53,9 +53,6 @@ class _UsVenue:
         return OrderAck(order_no=self.ack.order_no, branch=self.ack.branch,
                         time=self.ack.accepted_at.astimezone(SEOUL).strftime("%H%M%S"))
 
-    async def cancel_order(self, order_no: str, branch: str, quantity: int = 0) -> OrderAck:
-        raise NotImplementedError("US cancellations go through KisOverseasClient.cancel")
-
     async def executions(self, start: dt.date, end: dt.date, *, code: str = "", side: OrderSide | None = None,
                          unfilled_only: bool = False, **_: Any) -> list[Execution]:
         first, last = trading_dates()
@@ -76,26 +73,23 @@ class UsOrderSubmitter:
     def __init__(self, client: KisOverseasClient, *, definitive_retries: int = 4, lookups: int = 5,
                  lookup_interval: float = 1.0) -> None:
         self.client = client
-        self.options = {"definitive_retries": definitive_retries, "lookups": lookups,
-                        "lookup_interval": lookup_interval}
+        self.definitive_retries = definitive_retries
+        self.lookups = lookups
+        self.lookup_interval = lookup_interval
         self._lock = asyncio.Lock()
 
     async def place(self, exchange: UsExchange, side: OrderSide, symbol: str, quantity: int, price: Decimal | None,
                     division: UsOrderDivision = UsOrderDivision.LIMIT) -> UsPlacedOrder:
         self.client.check_order(side, division, price)  # refuse what KIS does not offer before any call
         venue = _UsVenue(self.client, exchange, division)
-        # OrderSubmitter is typed on KisRestClient but uses only the three methods _UsVenue provides.
-        submitter = OrderSubmitter(cast(KisRestClient, venue), **self.options)  # type: ignore[arg-type]
+        # OrderSubmitter is typed on KisRestClient but uses only the methods _UsVenue provides.
+        submitter = OrderSubmitter(cast(KisRestClient, venue), definitive_retries=self.definitive_retries,
+                                   lookups=self.lookups, lookup_interval=self.lookup_interval)
         async with self._lock:
             placed = await submitter.place(side, symbol, quantity, price_units(price) if division.priced else 0)
         if venue.ack is not None and not placed.reconciled:
             return UsPlacedOrder(venue.ack, placed.attempts, reconciled=False)
-        kst = dt.datetime.now(SEOUL)
-        found = placed.ack
-        try:
-            t = dt.time(int(found.time[:2]), int(found.time[2:4]), int(found.time[4:6]))
-            accepted = dt.datetime.combine(kst.date(), t, SEOUL)
-        except (ValueError, IndexError):
-            accepted = kst
+        found = placed.ack  # from today's listing: its KST time (thco_ord_tmd) when KIS gives one
+        accepted = nearest_kst(found.time, dt.datetime.now(SEOUL))
         return UsPlacedOrder(UsOrderAck(found.order_no, found.branch, exchange, accepted), placed.attempts,
                              reconciled=True)

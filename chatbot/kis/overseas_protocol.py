@@ -388,6 +388,8 @@ UNVERIFIED_CHOICES: Final[dict[str, str]] = {
     "inquire-nccs on the paper host": "refused as unsupported (portal); the client lists paper open orders through "
                                       "inquire-ccnl nccs_qty; the simulator can be told to answer VTTS3018R",
     "order outside US hours": f"{APBK_MARKET_CLOSED} (python-kis's market-closed code; other meanings seen)",
+    "a real TR on the paper host": f"HTTP 500, rt_cd 1, msg1 {MSG_NOT_PAPER_TR!r}; msg_cd OPSQ0002 (ours)",
+    "TWAP/VWAP (ORD_DVSN 35/36, portal only)": "not served by the simulator: refused as an ORD_DVSN it does not offer",
     "revise/cancel of an order with nothing left": "APBK0917 (not APBK0918, which makes python-kis retry as a "
                                                    "daytime order)",
     "ORD_DVSN the server does not offer (01, paper session orders)": f"msg1 {MSG_BAD_DIVISION!r}",

@@ -181,7 +181,10 @@ class KisSimulator:
         await self.persist()
 
     def step_us(self, now: dt.datetime) -> None:
-        """Pass US session boundaries, then one trade for every US symbol in play while it trades."""
+        """Pass US session boundaries, then one trade for every US symbol in play while it trades
+        (nothing at all until something US is used: the calendar is not even loaded)."""
+        if not self.us_trading.accounts and not self.us_market.in_play_count:
+            return
         self.us_trading.advance(now)
         state = self.us_calendar.state(now)
         if state.phase.trading:

@@ -160,6 +160,10 @@ class UsMarket:
     def in_play(self) -> Iterator[UsSymbolState]:
         return iter(list(self._active.values()))
 
+    @property
+    def in_play_count(self) -> int:
+        return len(self._active)
+
     def _new_symbol(self, listing: Symbol) -> UsSymbolState:
         price = self._initial_price(listing)
         rng = random.Random(f"{self.seed}:US:{listing.code}")

@@ -89,8 +89,8 @@ def price_detail_output(market: UsMarket, s: UsSymbolState | None, rate: Decimal
         "h52p": price4(high_bar.high if high_bar else s.high), "h52d": (high_bar.date if high_bar else market.today)
         .strftime("%Y%m%d"), "l52p": price4(low_bar.low if low_bar else s.low),
         "l52d": (low_bar.date if low_bar else market.today).strftime("%Y%m%d"),
-        "perx": pct(s.price, eps * 100), "pbrx": pct(s.price, bps * 100), "epsx": price4(eps)[:-2],
-        "bpsx": price4(bps)[:-2], "shar": str(s.shares), "mcap": str(s.shares // 100), "curr": o.CURRENCY,
+        "perx": pct(s.price, eps * 100), "pbrx": pct(s.price, bps * 100), "epsx": amount2(eps),
+        "bpsx": amount2(bps), "shar": str(s.shares), "mcap": str(s.shares // 100), "curr": o.CURRENCY,
         "zdiv": str(o.PRICE_DECIMALS), "vnit": "1", "t_xprc": str(krw_now.quantize(Decimal(1), ROUND_HALF_UP)),
         "t_xdif": str(abs(krw_now - krw_base).quantize(Decimal(1), ROUND_HALF_UP)),
         "t_xrat": pct(diff, s.base), "p_xprc": str(krw_base.quantize(Decimal(1), ROUND_HALF_UP)), "p_xdif": "0",
