@@ -491,3 +491,37 @@ async def test_us_accounts_survive_a_restart() -> None:
             assert (await client.balance()).holdings[0].quantity == 3
     finally:
         await again.stop()
+
+
+async def test_history_and_holdings_come_in_pages(us_sim: KisSimulator, us: Factory, wires: Any) -> None:
+    us_sim.options.us_balance_page_size = 4
+    for flavour, page in (("real", 20), ("virtual", 15)):
+        client = us(flavour)
+        symbols = [s.code for s in us_sim.us_market.directory.symbols("US")
+                   if s.market == "NASDAQ" and s.kind.value == "S"][:6]
+        for symbol in symbols:  # six holdings: two pages of four
+            await client.place(NAS, OrderSide.BUY, symbol, 1, dollars(us_sim, symbol) + 1)
+        for _ in range(page + 3):  # more orders than a page of inquire-ccnl
+            await client.place(NAS, OrderSide.BUY, "AAPL", 1, half(dollars(us_sim, "AAPL")))
+        before = us_sim.apis[flavour].requests  # type: ignore[index]
+        history = await client.orders(*_today(us_sim))
+        assert len(history) == 6 + page + 3 and us_sim.apis[flavour].requests - before == 2  # type: ignore[index]
+        assert len({o.order_no for o in history}) == len(history)
+        holdings = (await client.balance()).holdings
+        assert sorted(h.symbol for h in holdings) == sorted(symbols)
+        assert len(await client.open_orders()) == page + 3
+
+
+async def test_us_replies_carry_kis_headers_and_paper_has_no_daytime_orders(wires: Any) -> None:
+    real, paper = await wires("real"), await wires("virtual")
+    r = await real.get("/uapi/overseas-stock/v1/trading/inquire-ccnl", "TTTS3035R", PDNO="%", ORD_STRT_DT="20260101",
+                       ORD_END_DT="20261231", SLL_BUY_DVSN="00", CCLD_NCCS_DVSN="00", OVRS_EXCG_CD="NASD")
+    names = [k.decode() for k, _ in r.headers.raw]
+    assert {"Content-Type", "tr_id", "tr_cont", "gt_uid"} <= set(names) and r.headers["tr_cont"] == "D"
+    body = r.json()
+    assert body["output"] == [] and body["ctx_area_fk200"] == "" and body["ctx_area_nk200"] == ""
+    r = await paper.http.post("/uapi/overseas-stock/v1/trading/daytime-order", json=paper.account(),
+                              headers=paper.headers("VTTS6036U"))
+    assert r.json()["rt_cd"] == "1" and "모의투자" in r.json()["msg1"]
+    r = await real.get("/uapi/overseas-price/v1/quotations/price", "VHDFS00000300", EXCD="NAS", SYMB="AAPL")
+    assert r.status_code == 500 and r.json()["msg_cd"] == "OPSQ0002"  # quote TRs have no V twin (§2)

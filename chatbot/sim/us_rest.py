@@ -4,8 +4,9 @@ Routes are added to :class:`chatbot.sim.rest.RestApi`, so tokens, rate limits, f
 account binding and header casing are the domestic ones. Each handler checks its TR ID first (paper:
 the ``V`` family, and for sells both ``VTTT1001U`` and ``VTTT1006U``; a real TR on the paper host
 answers "모의투자 TR 이 아닙니다."), then moves the US clock (:meth:`UsTrading.advance`) and answers.
-What the paper server does not offer is refused as KIS refuses it: session order types, the
-reservation list, and (unless ``SimulatorOptions.us_paper_nccs``) ``inquire-nccs``.
+What the paper server does not offer is refused as KIS refuses it: session order types, daytime
+orders, the reservation list, and (unless ``SimulatorOptions.us_paper_nccs``) ``inquire-nccs``. Not
+simulated: the real host's daytime-session orders (§7) and TWAP/VWAP orders (``ORD_DVSN`` 35/36).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class UsRestApi:
             o.PATH_NCCS: ("GET", self.nccs), o.PATH_CCNL: ("GET", self.ccnl), o.PATH_ORDER_RESV: ("POST", self.reserve),
             o.PATH_ORDER_RESV_CCNL: ("POST", self.cancel_reservation),
             o.PATH_ORDER_RESV_LIST: ("GET", self.reservations),
+            o.PATH_DAYTIME_ORDER: ("POST", self.daytime), o.PATH_DAYTIME_RVSECNCL: ("POST", self.daytime),
         }
         return {path: Route(method, wrap(handler)) for path, (method, handler) in table.items()}
 
@@ -397,6 +399,12 @@ class UsRestApi:
         rows = [pay.ccnl_row(self.sim.us_market, x) for x in orders]
         page, tr_cont, ctx = self._page(call, rows, o.CCNL_PAGE_SIZE[self.flavour], account_id)
         return Reply(_ok(output=page, **ctx), tr_cont)
+
+    def daytime(self, call: Call) -> Reply:
+        """Daytime-session orders (§7): "모의투자 미지원" on paper; the real host's are not simulated."""
+        if self.paper:
+            raise self._unsupported()
+        raise Refusal(404, "1", "EGW00001", "존재하지 않는 URL 입니다.")
 
     def reservations(self, call: Call) -> Reply:
         if self.paper:  # "모의투자는 사용 불가합니다." (order-resv-list)
