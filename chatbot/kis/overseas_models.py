@@ -15,8 +15,10 @@ Currency = Literal["USD", "KRW"]
 _SYMBOLS: dict[str, str] = {"USD": "$", "KRW": "₩"}
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Money:
+    """An amount with its currency (amounts of different currencies are never compared or added)."""
+
     amount: Decimal
     currency: Currency
 
