@@ -54,6 +54,11 @@ def describe(row: LeaseRow) -> str:
     return f"{what}on {row.host} pid {row.pid} since {since}"
 
 
+def _running(bots: Sequence[LeaseRow]) -> str:
+    more = f" and {len(bots) - 1} more" if len(bots) > 1 else ""
+    return f"a bot is running on this database ({describe(bots[0])}{more})"
+
+
 def _process_start(pid: int) -> str | None:
     """The process's start time in clock ticks (Linux), or None when it cannot be read; "" for a zombie."""
     try:
@@ -162,8 +167,7 @@ class Lease:
         live = [r for r in runtimes if is_live(r)] if self.db.is_sqlite else []
         if live:
             await self._delete_own()
-            raise LeaseHeld(f"a bot is running on this database ({describe(live[0])}"
-                            f"{f' and {len(live) - 1} more' if len(live) > 1 else ''})", live)
+            raise LeaseHeld(_running(live), live)
         await self._delete_rows(runtimes)  # left by processes that died
 
     # -- PostgreSQL advisory lock ------------------------------------------------------------------------
@@ -185,10 +189,13 @@ class Lease:
                 what = f" ({describe(rows[0])})" if rows else ""
                 raise LeaseHeld(f"the database is under maintenance{what}; start the bot again when it has "
                                 f"finished", rows)
-            rows = [r for r in await self._rows(RUNTIME) if is_live(r)]
-            rows += [r for r in await self._rows(MAINTENANCE) if r.owner != self.owner]
-            what = describe(rows[0]) if rows else "a process holds the database lock"
-            raise LeaseHeld(f"a bot or another maintenance command is using this database ({what})", rows)
+            bots = [r for r in await self._rows(RUNTIME) if is_live(r)]
+            if bots:
+                raise LeaseHeld(_running(bots), bots)
+            others = await self._rows(MAINTENANCE)
+            if others:
+                raise LeaseHeld(f"another maintenance command is running ({describe(others[0])})", others)
+            raise LeaseHeld("a bot is running on this database (it holds the database lock)")
         self._lock_conn, self._lock_key = conn, key
 
     async def _unlock_advisory(self) -> None:
@@ -199,9 +206,26 @@ class Lease:
         try:
             await conn.execute(select(unlock(self._lock_key)))
             await conn.close()
-        except Exception:  # a broken connection: discard it (the server drops its locks with it)
+        except (SQLAlchemyError, OSError):  # a broken connection: discard it (the server drops its locks too)
             with contextlib.suppress(Exception):
                 await conn.invalidate()
+
+    async def _keep_advisory(self) -> None:
+        """Still connected, so the advisory lock still holds; else connect and take it again."""
+        if self._lock_conn is not None:
+            try:
+                await self._lock_conn.execute(select(1))
+                return
+            except (SQLAlchemyError, OSError):
+                log.warning("the connection holding the database lock broke; taking the lock again")
+                conn, self._lock_conn = self._lock_conn, None
+                with contextlib.suppress(Exception):
+                    await conn.invalidate()
+        try:
+            await self._lock_advisory()
+        except LeaseHeld as exc:  # maintenance slipped in while the lock was down: the operator must know
+            log.error("could not take the database lock again; stop this process before any maintenance "
+                      "finishes", extra={"reason": str(exc)})
 
     # -- renewal --------------------------------------------------------------------------------------------
     async def _renew_loop(self) -> None:
@@ -209,12 +233,12 @@ class Lease:
             await asyncio.sleep(self.ttl / 3)
             try:
                 await self.renew()
-            except Exception:  # noqa: BLE001 - the lease must outlive any one failed renewal
+            except Exception:  # the lease must outlive any one failed renewal
                 log.warning("could not renew the database lease", exc_info=True)
 
     async def renew(self) -> None:
-        if self._lock_conn is not None:
-            await self._lock_conn.execute(select(1))  # still connected, so the advisory lock still holds
+        if not self.db.is_sqlite:
+            await self._keep_advisory()
         async with self.db.session() as session:
             result = await session.exec(update(LeaseRow).where(  # type: ignore[call-overload]
                 col(LeaseRow.name) == self.name, col(LeaseRow.owner) == self.owner).values(

@@ -56,7 +56,7 @@ async def open_keyring(db: Database, key_file: str | Path) -> MasterKeyring:
         pass
     held = sum((await encrypted_counts(db)).values())
     if held:
-        raise KeyringError(f"master key file {key_file} does not exist, but the database holds {held} secrets "
+        raise KeyringError(f"master key file {key_file} does not exist, but the database holds {_secrets(held)} "
                            f"encrypted with a master key: restore the key file (or set {ENV_VAR}); no new key "
                            f"was created, since it would make them unreadable; nothing was changed")
     async with db.session() as session:  # check values of a key that encrypted nothing: obsolete
@@ -73,7 +73,8 @@ async def verify(db: Database, box: SecretBox) -> None:
     missing = {v: n for v, n in (await encrypted_counts(db)).items() if v not in box.keyring.keys}
     if missing:
         versions = ", ".join(str(v) for v in sorted(missing))
-        raise KeyringError(f"{sum(missing.values())} secrets in the database are encrypted with master key "
+        count = sum(missing.values())
+        raise KeyringError(f"{_secrets(count)} in the database {'is' if count == 1 else 'are'} encrypted with master key "
                            f"version {versions}, which the keyring ({where}) does not hold: restore the key "
                            f"file that has it (or {ENV_VAR}); nothing was changed")
     async with db.session() as session:
@@ -114,6 +115,10 @@ async def _open_one_of_each_version(db: Database, box: SecretBox, where: str) ->
             box.decrypt(stored, owner, field)
         except KeyringError:
             raise _wrong_key(db, where, SecretBox.version_of(stored)) from None
+
+
+def _secrets(count: int) -> str:
+    return f"{count} secret{'' if count == 1 else 's'}"
 
 
 def _wrong_key(db: Database, where: str, version: int | None) -> KeyringError:
