@@ -82,7 +82,7 @@ async def test_the_login_flow_still_reads_its_own_steps(bot: BotHarness) -> None
     assert "등록했습니다" in replies[-1]["text"]
     assert not [r for r in replies if "삭제했습니다" in r["text"]]  # nothing treated as stray
     assert len(await rows(bot, CredentialRow)) == 1
-    for text in ("hello", "123e4567-e89b-12d3-a456-426614174000", "a" * 36):  # not key-shaped: left alone
+    for text in ("hello", "123e4567-e89b-12d3-a456-426614174000", "a" * 36, "9" * 500):  # not key-shaped
         (reply,) = await bot.say(ALICE, text)
         assert "/help" in reply["text"] and still_shown(bot, text)
 

@@ -55,10 +55,10 @@ def check_app_secret(text: str) -> str:
 
 def secret_kind(text: str) -> str | None:
     """``"app_secret"`` or ``"app_key"`` when ``text`` carries something shaped like a KIS app secret or
-    app key (36 letters and digits, both present; not a UUID), else None."""
+    app key (36 characters; letters and digits both present in either; a key is not a UUID), else None."""
     kind: str | None = None
     for run in _KEY_RUN.findall(text):
-        if len(run) >= SECRET_MIN_RUN:
+        if len(run) >= SECRET_MIN_RUN and _mixed(run):
             return "app_secret"
         if len(run) == p.APP_KEY_LENGTH and _looks_like_key(run):
             kind = "app_key"
@@ -69,9 +69,12 @@ def secret_kind(text: str) -> str | None:
     return kind
 
 
+def _mixed(run: str) -> bool:
+    return any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+
+
 def _looks_like_key(run: str) -> bool:
-    return (not _UUID.match(run) and any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
-            and set(run) <= _KEY_CHARS)
+    return not _UUID.match(run) and _mixed(run) and set(run) <= _KEY_CHARS
 
 
 def parse_account(text: str) -> Account:
