@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import os
 import secrets
-import subprocess
 import sys
 from pathlib import Path
 
@@ -89,8 +88,8 @@ async def test_a_bot_does_not_start_while_rotate_key_runs(db_url: str, tmp_path:
 
 async def test_leases_of_dead_processes_do_not_block(db_url: str, tmp_path: Path) -> None:
     """A bot killed with -9 leaves its row: on this host it is dead at once (its pid is gone)."""
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
     db = Database(db_url)
     await db.migrate()
     now = utcnow()

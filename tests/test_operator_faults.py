@@ -70,7 +70,7 @@ async def test_start_up_on_a_full_or_read_only_database_is_one_line_and_exit_2(d
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "run", cwd=ROOT, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                                                 preexec_fn=preexec)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
     text = err.decode().strip()
     assert proc.returncode == 2, text[-2000:]
     assert text.count("\n") == 0 and "Traceback" not in text, text[-2000:]
