@@ -7,24 +7,43 @@ import asyncio
 import contextlib
 import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chatbot import __version__
-from chatbot.config import ConfigError, Settings, load_settings
+from chatbot.config import CONSOLE_LOG_FILE, ConfigError, Settings, load_settings
 from chatbot.logs import setup_logging
 from chatbot.security.keyring import KeyringError
+from chatbot.storage.vault import RotationRefused
+
+if TYPE_CHECKING:
+    from chatbot.runtime import Runtime
+
+
+class StartupError(Exception):
+    """The bot cannot start (database unwritable or unreachable, held by maintenance): one line, exit 2."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chatbot", description="KIS trading bot for Telegram")
-    parser.add_argument("--config", help="path to a TOML config file (see config.example.toml)")
+    # --config is accepted before the command and after it (`chatbot --config F run`, `chatbot run --config F`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS,
+                        help="path to a TOML config file (see config.example.toml)")
+    parser = argparse.ArgumentParser(prog="chatbot", description="KIS trading bot for Telegram", parents=[common])
     parser.add_argument("--version", action="version", version=f"kis-chatops {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the Telegram bot (long polling)")
-    console = sub.add_parser("console", help="chat with the bot in this terminal (no Telegram needed)")
+    sub.add_parser("run", parents=[common], help="run the Telegram bot (long polling or webhook)")
+    console = sub.add_parser("console", parents=[common],
+                             help="chat with the bot in this terminal (no Telegram needed)")
     console.add_argument("--user-id", type=int, default=1, help="the Telegram user id you play (default 1)")
     console.add_argument("--lang", choices=("ko", "en"), default="ko")
-    sub.add_parser("rotate-key", help="re-encrypt every stored secret with a new master key")
-    sim = sub.add_parser("sim", help="run the KIS simulator standalone")
+    console.add_argument("--verbose", action="store_true",
+                         help="show the bot's logs here, between chat lines (default: they go to a file)")
+    console.add_argument("--charts-dir", default="./data/charts",
+                         help="where /chart images are saved (default ./data/charts)")
+    sub.add_parser("rotate-key", parents=[common], help="re-encrypt every stored secret with a new master key "
+                                                        "(stop the bot first)")
+    sim = sub.add_parser("sim", parents=[common], help="run the KIS simulator standalone")
     sim.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     sim.add_argument("--port", type=int, default=None, help="real-like REST port (default: any free port)")
     sim.add_argument("--virtual-port", type=int, default=None, help="paper-like REST port (default: port+1)")
@@ -66,11 +85,49 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def _run_bot(settings: Settings) -> None:
+async def _start_runtime(settings: Settings) -> Runtime:
+    """Runtime.start, with what an operator must fix turned into one line (:class:`StartupError`)."""
     from chatbot.runtime import Runtime
+
+    try:
+        return await Runtime.start(settings)
+    except _operator_errors() as exc:
+        raise _startup_error(exc, settings.database.url) from None
+
+
+def _operator_errors() -> tuple[type[BaseException], ...]:
+    """Start-up failures an operator must fix: database unreachable, full, read-only or from a newer
+    version; the database held by maintenance."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import DBAPIError
+
+    from chatbot.storage.leases import LeaseHeld
+
+    return LeaseHeld, DBAPIError, CommandError, OSError
+
+
+def _startup_error(exc: BaseException, url: str) -> StartupError:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from chatbot.storage.leases import LeaseHeld
+
+    where = make_url(url).render_as_string(hide_password=True)
+    if isinstance(exc, LeaseHeld):
+        return StartupError(f"cannot start: {exc}")
+    if isinstance(exc, DBAPIError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        return StartupError(f"database error at start-up ({where}): {reason}")
+    if isinstance(exc, OSError):
+        return StartupError(f"database error at start-up ({where}): {exc.strerror or exc}"
+                            f"{f' ({exc.filename})' if exc.filename else ''}")
+    return StartupError(f"database schema error at start-up ({where}): {exc}")
+
+
+async def _run_bot(settings: Settings) -> None:
     from chatbot.telegram.runner import serve
 
-    runtime = await Runtime.start(settings)
+    runtime = await _start_runtime(settings)
     ready = asyncio.Event()
     try:
         task = asyncio.create_task(serve(runtime, _stop_event(), ready=ready))
@@ -87,23 +144,26 @@ async def _rotate_key(settings: Settings) -> None:
     from chatbot.storage import Database, vault
 
     keyring = MasterKeyring.load(settings.security.master_key_file, create=False)
-    db = Database(settings.database.url)
     try:
-        await db.migrate()
-        count = await vault.rotate(db, keyring)
-    finally:
-        await db.dispose()
+        db = Database(settings.database.url)
+        try:
+            await db.migrate()
+            count = await vault.rotate(db, keyring)
+        finally:
+            await db.dispose()
+    except _operator_errors() as exc:
+        raise _startup_error(exc, settings.database.url) from None
     print(f"master key rotated to version {keyring.current}; {count} secrets re-encrypted; "
           f"key file {keyring.path}", flush=True)
 
 
-async def _run_console(settings: Settings, args: argparse.Namespace) -> None:
+async def _run_console(settings: Settings, args: argparse.Namespace, log_note: str) -> None:
     from chatbot.console.terminal import run_console
-    from chatbot.runtime import Runtime
 
-    runtime = await Runtime.start(settings)
+    runtime = await _start_runtime(settings)
     try:
-        await run_console(runtime, user_id=args.user_id, language=args.lang)
+        await run_console(runtime, user_id=args.user_id, language=args.lang, charts_dir=Path(args.charts_dir),
+                          note=log_note)
     finally:
         await runtime.aclose()
 
@@ -111,23 +171,47 @@ async def _run_console(settings: Settings, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(getattr(args, "config", None))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     try:
         return _dispatch(args, settings)
+    except RotationRefused as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     except KeyringError as exc:
         print(f"master key error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+def _setup_logging(settings: Settings, args: argparse.Namespace) -> str:
+    """Logging for the command; returns, for the console, a note saying where the logs go.
+
+    The console keeps its terminal for the chat: its logs go to ``logging.file`` (or
+    ``CONSOLE_LOG_FILE``) unless ``--verbose``."""
+    level, json_lines = settings.logging.level, settings.logging.json
+    console = args.command == "console"
+    file = "" if console and args.verbose else settings.logging.file or (CONSOLE_LOG_FILE if console else "")
+    if not file:
+        setup_logging(level, json_lines)
+        return ""
+    try:
+        setup_logging(level, json_lines, file=file)
+    except OSError as exc:
+        raise StartupError(f"cannot write the log file {file}: {exc.strerror or exc}") from None
+    return f"logs → {file} (--verbose shows them here)" if console else ""
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    setup_logging(settings.logging.level, settings.logging.json)
+    note = _setup_logging(settings, args)
     if args.command == "sim":
         asyncio.run(_run_sim(settings, args))
     elif args.command == "console":
-        asyncio.run(_run_console(settings, args))
+        asyncio.run(_run_console(settings, args, note))
     elif args.command == "rotate-key":
         asyncio.run(_rotate_key(settings))
     elif not settings.telegram.token:

@@ -17,6 +17,7 @@ from decimal import InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
+from chatbot.kis.protocol import WS_MAX_SUBSCRIPTIONS
 from chatbot.market_hours import parse_windows
 
 ENV_PREFIX = "KISBOT_"
@@ -64,6 +65,9 @@ class KisSettings:
     market_data_app_key: str = ""
     market_data_app_secret: str = ""
     max_alerts_per_user: int = 50
+    # Distinct symbols one user's alerts may watch. The live feed carries at most 41 symbols for everyone
+    # (one KIS WebSocket session), so one user must not be able to take them all.
+    max_alert_symbols_per_user: int = 10
     alert_cooldown_seconds: int = 600
     # KIS maintenance windows, KST, e.g. "23:50-00:10, 05:00-05:30" (KIS publishes no fixed schedule).
     maintenance_windows: str = ""
@@ -107,6 +111,12 @@ class HttpSettings:
 class LoggingSettings:
     level: str = "INFO"
     json: bool = False
+    # Append logs to this file instead of stderr. `chatbot console` always logs to a file (this one, or
+    # CONSOLE_LOG_FILE when empty) so the chat is not interleaved with log lines, unless --verbose.
+    file: str = ""
+
+
+CONSOLE_LOG_FILE = "./data/console.log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +247,11 @@ def _validate(s: Settings) -> None:
     except ValueError:
         raise ConfigError(f"kis.maintenance_windows: expected HH:MM-HH:MM[, …], got {s.kis.maintenance_windows!r}") \
             from None
+    if not 1 <= s.kis.max_alerts_per_user <= 1000:
+        raise ConfigError("kis.max_alerts_per_user: must be between 1 and 1000")
+    if not 1 <= s.kis.max_alert_symbols_per_user < WS_MAX_SUBSCRIPTIONS:
+        raise ConfigError(f"kis.max_alert_symbols_per_user: must be between 1 and {WS_MAX_SUBSCRIPTIONS - 1} "
+                          f"(the shared feed carries {WS_MAX_SUBSCRIPTIONS} symbols for all users)")
     if s.kis.timeout_seconds <= 0 or s.kis.order_timeout_seconds <= 0:
         raise ConfigError("kis.timeout_seconds: must be positive")
     if not s.database.url.startswith(("sqlite", "postgresql", "postgres")):

@@ -4,7 +4,6 @@ in webhook mode, the Telegram webhook, which checks Telegram's secret-token head
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +14,10 @@ from chatbot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+class MalformedUpdate(ValueError):
+    """A webhook update that passed the secret but cannot be read as an Update."""
 
 
 class HttpServer:
@@ -32,13 +35,23 @@ class HttpServer:
             if not hmac.compare_digest(request.headers.get(SECRET_HEADER, ""), secret):
                 log.warning("webhook call without the right secret token refused")
                 return web.Response(status=403)
+            # Whatever passes the secret is answered 200: Telegram re-sends an update it gets an error for,
+            # so a malformed one would block the webhook. It is logged (without its content) and dropped.
             try:
                 data = await request.json()
-            except (ValueError, json.JSONDecodeError):
-                return web.Response(status=400)
-            if not isinstance(data, dict) or "update_id" not in data:
-                return web.Response(status=400)
-            await deliver(data)
+            except (ValueError, UnicodeDecodeError):
+                log.warning("webhook update dropped: not JSON")
+                return web.Response(text="ok")
+            update_id = data.get("update_id") if isinstance(data, dict) else None
+            if not isinstance(update_id, int) or isinstance(update_id, bool):
+                log.warning("webhook update dropped: no update_id")
+                return web.Response(text="ok")
+            try:
+                await deliver(data)
+            except MalformedUpdate as exc:
+                log.warning("webhook update dropped: malformed", extra={"update_id": update_id, "error": str(exc)})
+            except Exception:
+                log.exception("webhook update dropped: could not be queued", extra={"update_id": update_id})
             return web.Response(text="ok")
 
         self.app.router.add_post(path, webhook)

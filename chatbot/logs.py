@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import os
 import re
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -78,8 +81,18 @@ class JsonFormatter(logging.Formatter):
         return SECRETS.redact(json.dumps(doc, ensure_ascii=False, default=str))
 
 
-def setup_logging(level: str = "INFO", json_lines: bool = False, stream: Any = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
+def setup_logging(level: str = "INFO", json_lines: bool = False, stream: Any = None,
+                  file: str | Path | None = None) -> None:
+    """Log to ``stream`` (stderr by default) or, when ``file`` is given, append to that file (created
+    0600, rotated at 10 MB, three kept)."""
+    handler: logging.Handler
+    if file is not None:
+        path = Path(file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=10 << 20, backupCount=3, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

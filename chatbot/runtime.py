@@ -29,6 +29,7 @@ from chatbot.service.views import Mode
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database, vault
 from chatbot.storage.credentials import CredentialStore, PaperAccountStore
+from chatbot.storage.leases import RUNTIME, Lease
 from chatbot.storage.sim_state import DbSimStateStore
 from chatbot.storage.tokens import DbTokenStore
 from chatbot.markets.directory import SymbolDirectory
@@ -55,6 +56,7 @@ class Runtime:
     market_data: KisRestClient | None
     sender: OutboxSender | None = None
     directory_refresh: MasterRefresher | None = None
+    lease: Lease | None = None  # this process's hold on the database (see chatbot.storage.leases)
 
     def wake_sender(self) -> None:
         if self.sender is not None:
@@ -70,16 +72,19 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings, sim_options: SimulatorOptions | None = None,
                     keyring: MasterKeyring | None = None) -> "Runtime":
-        keyring = keyring or MasterKeyring.load(settings.security.master_key_file)
-        box = SecretBox(keyring)
         db = Database(settings.database.url)
         sim: KisSimulator | None = None
+        lease: Lease | None = None
         kis = settings.kis
         mode = MODES[kis.environment]
         directory = SymbolDirectory.bundled()  # the simulator's universe too, in simulator mode
         try:
             await db.migrate()
+            lease = Lease(db, RUNTIME, "bot")
+            await lease.acquire()  # refused while rotate-key runs; rotate-key is refused while this is held
             db.start_checkpoints()
+            keyring = keyring or await vault.open_keyring(db, settings.security.master_key_file)
+            box = SecretBox(keyring)
             await vault.verify(db, box)  # a wrong master key stops here, before anything is written
             await vault.upgrade_plaintext(db, box)
             if kis.environment == "simulator":
@@ -105,6 +110,8 @@ class Runtime:
         except BaseException:
             if sim is not None:
                 await sim.stop()
+            if lease is not None:
+                await lease.release()
             await db.dispose()
             raise
         registration = Registration(accounts, credentials, paper, mode)
@@ -121,13 +128,14 @@ class Runtime:
         market_data = _market_data_client(settings, endpoint, sim is not None)
         engine = AlertEngine(db, RealtimeClient(ws_url, market_data.approval_key), wake) if market_data else None
         alerts = AlertService(db, engine, accounts, trading, max_per_user=kis.max_alerts_per_user,
+                              max_symbols_per_user=kis.max_alert_symbols_per_user,
                               cooldown_seconds=kis.alert_cooldown_seconds)
         fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[flavour_ws], wake)
         trading.before_order = fills.watch
         if engine is not None:
             trading.feed_connected = engine.feed.connected.is_set
         runtime = cls(settings, db, sim, accounts, trading, registration, users, mode, alerts, engine, fills,
-                      market_data)
+                      market_data, lease=lease)
         holder.append(runtime)
         if engine is not None:
             await engine.start()
@@ -152,6 +160,8 @@ class Runtime:
         await self.accounts.aclose()
         if self.sim is not None:
             await self.sim.stop()
+        if self.lease is not None:
+            await self.lease.release()
         await self.db.dispose()
 
 

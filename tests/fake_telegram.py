@@ -23,6 +23,7 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self._delivery: asyncio.Task[None]
         self.url = ""
+        self._stopping = False
 
     async def start(self) -> None:
         app = web.Application(client_max_size=20 << 20)
@@ -41,6 +42,7 @@ class FakeTelegram:
         return f"{self.url}/bot"
 
     async def stop(self) -> None:
+        self._stopping = True  # Python 3.11's wait_for can swallow a cancel that meets a wake-up: exit anyway
         self._delivery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._delivery
@@ -51,7 +53,7 @@ class FakeTelegram:
         """With a webhook set, post each update to it as Telegram does (secret token header included)."""
         api = self.emulator
         async with aiohttp.ClientSession() as session:
-            while True:
+            while not self._stopping:
                 event = api._event()
                 if not api.webhook_url or not api.updates:
                     event.clear()

@@ -126,8 +126,9 @@ async def test_cancel_and_timeout_store_nothing(db_url: str, monkeypatch: pytest
         await harness.say(ALICE, creds.app_key)
         (msg,) = await harness.say(ALICE, "/cancel")
         assert "아무것도 저장하지 않았습니다" in msg["text"]
-        (msg,) = await harness.say(ALICE, creds.app_secret)  # after /cancel this is just text
-        assert "/help" in msg["text"]
+        (msg,) = await harness.say(ALICE, creds.app_secret)  # after /cancel: a stray secret, deleted at once
+        assert "삭제했습니다" in msg["text"] and "/login" in msg["text"]
+        assert not [m for m in harness.api.messages.values() if m.get("text") == creds.app_secret]
         await harness.say(ALICE, "/login")
         await harness.say(ALICE, creds.app_key)
         await asyncio.sleep(1.5)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from chatbot.console.botapi import BotApiEmulator
@@ -19,10 +21,12 @@ REPLY_TIMEOUT = 20.0
 
 
 class ConsoleChat:
-    def __init__(self, emulator: BotApiEmulator, out: TextIO, user: dict[str, Any]) -> None:
+    def __init__(self, emulator: BotApiEmulator, out: TextIO, user: dict[str, Any],
+                 charts_dir: Path | None = None) -> None:
         self.emulator = emulator
         self.out = out
         self.user = user
+        self.charts_dir = charts_dir  # where photos (charts) are saved as PNG files; None: not saved
         self.keyboard: dict[str, Any] | None = None  # the newest message with buttons
         self.activity = asyncio.Event()
         emulator.listeners.append(self.on_event)
@@ -32,6 +36,8 @@ class ConsoleChat:
             label = {"sent": "bot", "edited": "bot (edited)", "photo": "bot (photo)"}[event]
             text = payload.get("text") or payload.get("caption") or ""
             self.write(f"{label}> " + text.replace("\n", "\n     "))
+            if event == "photo":
+                self.write("     " + self.save_photo(payload, text))
             buttons = BotApiEmulator.buttons(payload)
             if buttons:
                 self.keyboard = payload
@@ -41,6 +47,23 @@ class ConsoleChat:
         elif event == "answer" and payload.get("text"):
             self.write(f"bot (notice)> {payload['text']}")
         self.activity.set()
+
+    def save_photo(self, message: dict[str, Any], caption: str) -> str:
+        """Save a photo the bot sent (a chart) as a PNG file; the line saying where, or why not."""
+        data = message.get("_photo_bytes")
+        if not isinstance(data, bytes | bytearray) or not data:
+            return "(image not available)"
+        if self.charts_dir is None:
+            return f"(image, {len(data):,} bytes, not saved)"
+        code = match.group(1) if (match := re.search(r"\(([0-9A-Z]{6})\)", caption)) else "image"
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = self.charts_dir / f"chart-{code}-{stamp}-{message.get('message_id', 0)}.png"
+        try:
+            self.charts_dir.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bytes(data))
+        except OSError as exc:
+            return f"(could not save the image to {path}: {exc.strerror or exc})"
+        return f"saved: {path.resolve()}"
 
     def write(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -78,11 +101,12 @@ class ConsoleChat:
 
 
 async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko",
-                      stdin: TextIO | None = None, out: TextIO | None = None) -> None:
+                      stdin: TextIO | None = None, out: TextIO | None = None, charts_dir: Path | None = None,
+                      note: str = "") -> None:
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     emulator = BotApiEmulator()
-    chat = ConsoleChat(emulator, out, BotApiEmulator.user(user_id, language))
+    chat = ConsoleChat(emulator, out, BotApiEmulator.user(user_id, language), charts_dir)
     services = BotServices(runtime.trading, runtime.registration, runtime.users, runtime.alerts, runtime.mode,
                            frozenset())
     application = tg.build_application(runtime.settings.telegram, services, request=EmulatorRequest(emulator),
@@ -90,7 +114,7 @@ async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko
     await tg.start(application, poll_timeout=1)
     await runtime.start_pushes(push_for(application.bot))
     chat.write(f"kis-chatops console · mode {runtime.mode.value} · type /help, a number presses a button, "
-               f"/quit or Ctrl-D leaves")
+               f"/quit or Ctrl-D leaves" + (f"\n{note}" if note else ""))
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -102,6 +126,8 @@ async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko
             if chat.submit(line):
                 await chat.settle()
     finally:
+        if runtime.sender is not None:  # the push in hand finishes while the bot can still send it
+            await runtime.sender.stop()
         stopping = asyncio.create_task(tg.stop(application))
         await asyncio.sleep(0)
         emulator.release_pollers()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import secrets
@@ -22,6 +23,10 @@ KEY_BYTES = 32
 
 class KeyringError(RuntimeError):
     """The master key is missing, unreadable, unsafe or wrong; the message says which and what to do."""
+
+
+class KeyFileMissing(KeyringError):
+    """The key file does not exist (and was not to be created here: see ``chatbot.storage.vault``)."""
 
 
 @dataclass(slots=True)
@@ -47,20 +52,33 @@ class MasterKeyring:
         if env.get(ENV_VAR):
             return cls._parse(env[ENV_VAR], None, ENV_VAR)
         path = Path(key_file)
+        if path.is_dir():
+            raise KeyringError(f"master key path {path} is a directory, not a key file; point "
+                               f"security.master_key_file at a file (e.g. {path / 'master.key'})")
         if not path.exists():
             if not create:
-                raise KeyringError(f"master key file {path} does not exist")
+                raise KeyFileMissing(f"master key file {path} does not exist")
             return cls.create(path)
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & stat.S_IROTH or mode & stat.S_IWOTH:
-            raise KeyringError(f"master key file {path} is readable by other users (mode {mode:o}); "
-                               f"run: chmod 600 {path}")
-        return cls._parse(path.read_text(encoding="utf-8"), path, str(path))
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & stat.S_IROTH or mode & stat.S_IWOTH:
+                raise KeyringError(f"master key file {path} is readable by other users (mode {mode:o}); "
+                                   f"run: chmod 600 {path}")
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise KeyringError(f"master key file {path} cannot be read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise KeyringError(f"{path} does not hold a master key (expected base64 of 32 bytes or a keyring)") \
+                from None
+        return cls._parse(text, path, str(path))
 
     @classmethod
     def create(cls, path: Path) -> "MasterKeyring":
         ring = cls(1, {1: secrets.token_bytes(KEY_BYTES)}, path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KeyringError(f"master key file {path} cannot be written: {exc.strerror or exc}") from None
         ring.save()
         return ring
 
@@ -88,13 +106,18 @@ class MasterKeyring:
         doc = json.dumps({"current": self.current,
                           "keys": {str(v): base64.b64encode(k).decode() for v, k in sorted(self.keys.items())}})
         tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(doc)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(doc)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise KeyringError(f"master key file {self.path} cannot be written: {exc.strerror or exc}") from None
 
     def add_key(self) -> int:
         version = max(self.keys) + 1

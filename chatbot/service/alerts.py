@@ -1,12 +1,18 @@
 """Price alerts as a user sets them: ``<symbol> above|below|>=|<=|이상|이하 <price> [repeat]`` or
-``<symbol> ±N% [repeat]``; listing; deleting; pausing for users who blocked the bot."""
+``<symbol> ±N% [repeat]``; listing; deleting; pausing for users who blocked the bot.
+
+The live feed behind alerts carries a fixed number of symbols for everyone (one KIS WebSocket
+session), so besides a cap on alerts per user there is a cap on the distinct symbols one user's
+alerts watch, well under the feed's: one user cannot take every slot."""
 
 from __future__ import annotations
 
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
-from chatbot.alerts.engine import AlertEngine
+from sqlmodel import col, select
+
+from chatbot.alerts.engine import ACTIVE, AlertEngine
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import SubscriptionLimitError
 from chatbot.service.accounts import AccountProvider
@@ -18,18 +24,21 @@ from chatbot.storage.tables import AlertRow, UserRow
 ABOVE_WORDS = frozenset({"above", ">=", ">", "이상", "위", "over"})
 BELOW_WORDS = frozenset({"below", "<=", "<", "이하", "아래", "under"})
 REPEAT_WORDS = frozenset({"repeat", "반복", "repeating"})
-_PERCENT = re.compile(r"^([+-])(\d{1,2}(?:\.\d{1,2})?)%$")
+_PERCENT = re.compile(r"^([+-])([0-9]{1,2}(?:\.[0-9]{1,2})?)%$")
+_ALERT_ID = re.compile(r"^[0-9]{1,9}$")
 MAX_PERCENT = Decimal(30)  # the daily limit: a larger move cannot happen today
 
 
 class AlertService:
     def __init__(self, db: Database, engine: AlertEngine | None, accounts: AccountProvider,
-                 trading: TradingService, *, max_per_user: int = 50, cooldown_seconds: int = 600) -> None:
+                 trading: TradingService, *, max_per_user: int = 50, max_symbols_per_user: int = 10,
+                 cooldown_seconds: int = 600) -> None:
         self.db = db
         self.engine = engine
         self.accounts = accounts
         self.trading = trading
         self.max_per_user = max_per_user
+        self.max_symbols_per_user = max_symbols_per_user
         self.cooldown_seconds = cooldown_seconds
 
     def _engine(self) -> AlertEngine:
@@ -80,24 +89,38 @@ class AlertService:
             threshold = parsed
         if (direction == "above" and reference >= threshold) or (direction == "below" and reference <= threshold):
             raise UserError("alert_already_crossed", price=reference, threshold=threshold)
-        if await engine.count_active(user_id) >= self.max_per_user:
-            raise UserError("alert_limit", maximum=self.max_per_user)
-        if not engine.has_capacity_for(symbol.code):
-            raise UserError("alert_capacity")
+        await self._check_room(engine, user_id, symbol.code)
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=symbol.code, name=symbol.name_ko,
                        direction=direction, threshold=threshold, reference_price=reference, percent=percent_text,
                        repeat=repeat, cooldown_seconds=self.cooldown_seconds)
         try:
             return await engine.arm(row)
         except SubscriptionLimitError:
-            raise UserError("alert_capacity") from None
+            raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions) from None
+
+    async def _check_room(self, engine: AlertEngine, user_id: int, code: str) -> None:
+        """The user's alert and symbol caps, then the shared feed's capacity."""
+        if await engine.count_active(user_id) >= self.max_per_user:
+            raise UserError("alert_limit", maximum=self.max_per_user)
+        watched = await self.watched_symbols(user_id)
+        if code not in watched and len(watched) >= self.max_symbols_per_user:
+            raise UserError("alert_symbol_limit", maximum=self.max_symbols_per_user,
+                            symbols=", ".join(sorted(watched)))
+        if not engine.has_capacity_for(code):
+            raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions)
+
+    async def watched_symbols(self, user_id: int) -> set[str]:
+        """The distinct symbols of the user's active alerts (each holds a slot of the shared feed)."""
+        async with self.db.session() as session:
+            return set((await session.exec(select(AlertRow.code).where(
+                col(AlertRow.owner_id) == user_id, col(AlertRow.status).in_(ACTIVE)).distinct())).all())
 
     async def list(self, user_id: int) -> list[AlertRow]:
         return await self._engine().list(user_id)
 
     async def delete(self, user_id: int, alert_id_text: str) -> AlertRow:
         text = alert_id_text.strip().lstrip("#")
-        if not text.isdigit() or len(text) > 12:
+        if not _ALERT_ID.match(text):  # ASCII digits that fit an integer column on every database
             raise UserError("no_such_alert", alert_id=alert_id_text[:MAX_ARG_LENGTH])
         row = await self._engine().delete(user_id, int(text))
         if row is None:

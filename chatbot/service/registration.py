@@ -23,6 +23,12 @@ _KEY_CHARS = frozenset(string.ascii_letters + string.digits + "+/=_-.")
 _ACCOUNT = re.compile(r"^\s*(\d{8})-?(\d{2})\s*$")
 _HTS_ID = re.compile(r"^[A-Za-z0-9_]{2,16}$")
 SKIP_WORDS = frozenset({"-", "skip", "건너뛰기", "없음"})
+# What a KIS key or secret looks like inside any text: a run of key characters (also one glued to a
+# label, as in "appsecret=…"). A secret is 180 characters; any run of 120 or more is treated as one.
+_KEY_RUN = re.compile(r"[A-Za-z0-9+/=_.\-]+")
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+SECRET_MIN_RUN = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,30 @@ def check_app_secret(text: str) -> str:
     if len(secret) != p.APP_SECRET_LENGTH or not set(secret) <= _KEY_CHARS:
         raise UserError("bad_app_secret", length=p.APP_SECRET_LENGTH)
     return secret
+
+
+def secret_kind(text: str) -> str | None:
+    """``"app_secret"`` or ``"app_key"`` when ``text`` carries something shaped like a KIS app secret or
+    app key (36 characters; letters and digits both present in either; a key is not a UUID), else None."""
+    kind: str | None = None
+    for run in _KEY_RUN.findall(text):
+        if len(run) >= SECRET_MIN_RUN and _mixed(run):
+            return "app_secret"
+        if len(run) == p.APP_KEY_LENGTH and _looks_like_key(run):
+            kind = "app_key"
+    if kind is None:
+        for run in _ALNUM_RUN.findall(text):
+            if len(run) == p.APP_KEY_LENGTH and _looks_like_key(run):
+                kind = "app_key"
+    return kind
+
+
+def _mixed(run: str) -> bool:
+    return any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+
+
+def _looks_like_key(run: str) -> bool:
+    return not _UUID.match(run) and _mixed(run) and set(run) <= _KEY_CHARS
 
 
 def parse_account(text: str) -> Account:

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MAX_ARG_LENGTH = 40
 MAX_QUANTITY = 1_000_000
+MAX_PRICE = 100_000_000  # won: above any KRX share price, and inside every integer column
 MARKET_WORDS = frozenset({"market", "mkt", "시장가", "시장"})
 _INT = re.compile(r"^[0-9]{1,3}(,[0-9]{3})*$|^[0-9]+$")
 _REFUSALS = {
@@ -87,6 +88,8 @@ def parse_price(text: str | None) -> int | None:
         raise UserError("input_too_long")
     if not _INT.match(text) or int(text.replace(",", "")) <= 0:
         raise UserError("bad_price", value=text)
+    if int(text.replace(",", "")) > MAX_PRICE:
+        raise UserError("price_too_large", maximum=MAX_PRICE)
     return int(text.replace(",", ""))
 
 
@@ -141,13 +144,13 @@ class TradingService:
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
-            if price is not None:
+            if price is not None:  # the day's limits first: no tick advice for a price that cannot trade
+                if not quote.lower_limit <= price <= quote.upper_limit:
+                    raise UserError("out_of_limits", price=price, lower=quote.lower_limit, upper=quote.upper_limit)
                 tick = p.tick_size(price)
                 if price % tick:
                     below = price - price % tick
                     raise UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
-                if not quote.lower_limit <= price <= quote.upper_limit:
-                    raise UserError("out_of_limits", price=price, lower=quote.lower_limit, upper=quote.upper_limit)
             if side is OrderSide.SELL:
                 held = next((h for h in (await account.client.balance()).holdings if h.code == symbol.code), None)
                 have = held.orderable_quantity if held else 0
@@ -165,7 +168,7 @@ class TradingService:
     async def prepare_cancel(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
         self._check_real_allowed()
         wanted = order_no_text.strip().lstrip("0")
-        if not wanted.isdigit() or len(order_no_text.strip()) > 16:
+        if not (wanted.isascii() and wanted.isdigit()) or len(order_no_text.strip()) > 16:
             raise UserError("bad_order_no", value=order_no_text[:MAX_ARG_LENGTH])
         account = await self.accounts.for_user(user_id)
         with kis_errors():

@@ -154,6 +154,22 @@ class MasterKeyCheckRow(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class LeaseRow(SQLModel, table=True):
+    """A process's hold on the database (a running bot, or maintenance such as rotate-key), with an expiry
+    its holder renews; see ``chatbot.storage.leases``."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=160)  # "maintenance" or "runtime:<owner>"
+    kind: str = Field(max_length=16, index=True)  # runtime | maintenance
+    owner: str = Field(max_length=140)  # host:pid:start:nonce
+    host: str = Field(max_length=100)
+    pid: int
+    purpose: str = Field(default="", max_length=40)  # "bot", "console", "rotate-key", …
+    acquired_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
 class AlertRow(SQLModel, table=True):
     """A price alert: fires once when the trade price crosses, or again after a cooldown (repeat)."""
 

@@ -49,9 +49,11 @@ def build_application(settings: TelegramSettings, services: BotServices, *, requ
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
+    login_flow = login.conversation()
+    app.add_handler(login.secret_guard(login_flow), group=-2)  # before the gate: strangers' and groups' too
     app.add_handler(TypeHandler(Update, access.gate), group=-1)
     app.add_handler(ChatMemberHandler(access.on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
-    app.add_handler(login.conversation())  # first: while it runs, /cancel ends the registration
+    app.add_handler(login_flow)  # first: while it runs, /cancel ends the registration
     app.add_handler(CommandHandler("logout", login.logout))
     app.add_handler(CommandHandler("me", login.me))
     app.add_handler(CommandHandler("reset", login.reset))

@@ -43,6 +43,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "en": "At most {maximum:,} shares per order."},
     "bad_price": {"ko": "가격은 1원 이상의 정수이거나 '시장가'여야 합니다 (입력: {value}).",
                   "en": "Price must be a whole number of won, or 'market' (got: {value})."},
+    "price_too_large": {"ko": "가격이 너무 큽니다. 국내 주식 가격은 {maximum:,}원을 넘지 않습니다.",
+                        "en": "That price is too large: no domestic share trades above {maximum:,} won."},
     "unknown_symbol": {"ko": "종목을 찾을 수 없습니다: {query}", "en": "No such stock: {query}"},
     "ambiguous_symbol": {"ko": "'{query}'에 해당하는 종목이 여러 개입니다. 골라 주세요:",
                          "en": "Several stocks match '{query}'. Pick one:"},
@@ -141,6 +143,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "login_text_only": {"ko": "텍스트로 보내 주세요.", "en": "Please send it as text."},
     "delete_failed": {"ko": "⚠️ 방금 메시지를 지우지 못했습니다. 직접 삭제해 주세요.",
                       "en": "⚠️ I could not delete your message; please delete it yourself."},
+    "stray_secret": {"ko": "🔒 {what}(으)로 보이는 메시지를 바로 삭제했습니다. 키는 /login 이 물어볼 때만 보내 "
+                           "주세요 (등록 중에 봇이 재시작되거나 5분이 지나면 등록이 중단됩니다). 등록하려면 /login 을 "
+                           "입력하세요. 노출이 걱정되면 KIS에서 키를 재발급하세요.",
+                     "en": "🔒 I deleted your message at once: it looked like {what}. Send keys only when /login asks "
+                           "for them (a registration ends if the bot restarts or after 5 minutes). To register, type "
+                           "/login. If you worry it was seen, re-issue the key at KIS."},
+    "stray_secret_undeleted": {"ko": "⚠️ 메시지를 지우지 못했습니다. 직접 삭제하고 KIS에서 키를 재발급하세요.",
+                               "en": "⚠️ I could not delete it: delete it yourself and re-issue the key at KIS."},
+    "secret_app_key": {"ko": "KIS 앱키", "en": "a KIS App Key"},
+    "secret_app_secret": {"ko": "KIS 앱 시크릿", "en": "a KIS App Secret"},
     "bad_app_key": {"ko": "앱키 형식이 아닙니다 ({length}자). 다시 보내 주세요.",
                     "en": "That is not an App Key ({length} characters). Send it again."},
     "bad_app_secret": {"ko": "앱 시크릿 형식이 아닙니다 ({length}자). 다시 보내 주세요.",
@@ -165,9 +177,18 @@ MESSAGES: dict[str, dict[str, str]] = {
                               "en": "The price ({price:,}) is already past {threshold:,}."},
     "alert_limit": {"ko": "알림은 한 사람당 {maximum}개까지입니다. /alerts 에서 지우고 다시 설정하세요.",
                     "en": "At most {maximum} alerts per user. Delete some in /alerts first."},
-    "alert_capacity": {"ko": "실시간 시세 구독 한도에 도달해 새 종목 알림을 받을 수 없습니다 (이미 알림이 있는 종목은 가능합니다).",
-                       "en": "Capacity reached: the real-time feed cannot take another symbol (symbols that already "
-                             "have alerts still work)."},
+    "alert_capacity": {"ko": "모든 사용자가 나눠 쓰는 실시간 시세 구독 한도({maximum}종목)가 찼습니다. 이미 알림이 있는 "
+                             "종목에는 알림을 더 걸 수 있습니다. 필요 없는 알림을 /alerts 에서 지우거나, 자리가 나면 "
+                             "다시 시도하세요.",
+                       "en": "All {maximum} live-price slots, shared by everyone's alerts, are in use. You can still "
+                             "add alerts on symbols that already have one; delete alerts you no longer need in "
+                             "/alerts, or try again when a slot frees up."},
+    "alert_symbol_limit": {"ko": "알림은 한 사람당 {maximum}종목까지입니다 (실시간 시세는 모든 사용자가 나눠 씁니다). "
+                                 "지금 알림이 있는 종목({symbols})에는 더 걸 수 있습니다. 다른 종목은 /alerts 에서 "
+                                 "한 종목의 알림을 지운 뒤 설정하세요.",
+                           "en": "Alerts can watch at most {maximum} symbols per person (the live feed is shared by "
+                                 "everyone). You can add more alerts on the symbols you watch ({symbols}); for "
+                                 "another symbol, delete one symbol's alerts in /alerts first."},
     "alerts_unavailable": {"ko": "가격 알림을 쓸 수 없습니다 (운영자가 시세 키를 설정하지 않았습니다).",
                            "en": "Price alerts are unavailable (the operator has not configured a market-data key)."},
     "no_such_alert": {"ko": "알림 {alert_id}이(가) 없습니다.", "en": "No alert {alert_id}."},
@@ -189,6 +210,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "session_closed": {"ko": "⏰ 정규장이 아닙니다. KIS가 거부할 수 있으며, 다음 정규장은 {next_open}에 열립니다.",
                        "en": "⏰ Outside the regular session: KIS may refuse it; the next session opens {next_open}."},
     "usage_chart": {"ko": "사용법: /chart &lt;종목&gt; [d|w|m] (일/주/월봉)", "en": "Usage: /chart &lt;symbol&gt; [d|w|m]"},
+    "bad_chart_period": {"ko": "기간 '{period}'을(를) 모르겠습니다. d(일봉), w(주봉), m(월봉) 중 하나를 쓰세요. "
+                               "예: /chart 005930 w",
+                         "en": "Unknown period '{period}': use d (daily), w (weekly) or m (monthly). "
+                               "Example: /chart 005930 w"},
     "chart_caption": {"ko": "{name} ({code}) {period} · 최근 {bars}개 · 종가 {close:,}원",
                       "en": "{name} ({code}) {period} · last {bars} bars · close {close:,}"},
     "status": {"ko": "<b>상태</b> {badge}\n시장: {phase}{holiday} · 다음 정규장 {next_open}\n실시간 시세: {feed}\n버전 {version}",

@@ -1,14 +1,19 @@
 """/login (app key → secret → account, each message deleted as soon as it is read), /logout, /me,
 /reset. Nothing half-entered is ever stored: the pieces live in this conversation's memory only
-(the bot uses no persistence) and are dropped on /cancel, timeout or completion."""
+(the bot uses no persistence) and are dropped on /cancel, timeout or completion.
+
+A message shaped like a KIS app key or secret that the flow is not waiting for — sent before /login,
+as a command argument, in a group, or after a restart or timeout lost the flow — is deleted at once
+by :func:`secret_guard`, which runs before everything else and says why (its text is never logged)."""
 
 from __future__ import annotations
 
 import logging
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
+    ApplicationHandlerStop,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -16,7 +21,13 @@ from telegram.ext import (
 )
 
 from chatbot.service.errors import UserError
-from chatbot.service.registration import check_app_key, check_app_secret, parse_account, parse_hts_id
+from chatbot.service.registration import (
+    check_app_key,
+    check_app_secret,
+    parse_account,
+    parse_hts_id,
+    secret_kind,
+)
 from chatbot.telegram import render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
@@ -151,6 +162,51 @@ def conversation() -> ConversationHandler:  # type: ignore[type-arg]
         conversation_timeout=LOGIN_TIMEOUT_SECONDS,
         name="login", persistent=False, per_chat=True, per_user=True,
     )
+
+
+class _SecretShaped(filters.MessageFilter):
+    """Messages (new or edited) whose text or caption carries something shaped like a KIS key or secret."""
+
+    def filter(self, message: Message) -> bool:
+        return secret_kind(message.text or message.caption or "") is not None
+
+
+def secret_guard(login_flow: ConversationHandler) -> MessageHandler:  # type: ignore[type-arg]
+    """The handler (for a group before the access gate) that deletes stray secrets; ``login_flow`` is
+    the registered /login conversation, whose waiting steps read (and delete) their own messages."""
+
+    async def guard(update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        text = message.text or message.caption or ""
+        if update.message is not None and message.text and not text.startswith("/"):
+            routed = login_flow.check_update(update)
+            if routed and routed[0] in (APP_KEY, APP_SECRET, ACCOUNT, HTS_ID) \
+                    and routed[2] not in login_flow.fallbacks:
+                return  # the step waiting for it reads it and deletes it
+        kind = secret_kind(text) or "app_key"
+        try:
+            deleted = bool(await message.delete())
+        except TelegramError as exc:
+            deleted = False
+            log.warning("could not delete a message shaped like a KIS secret", extra={"error": type(exc).__name__})
+        user = update.effective_user
+        log.info("deleted a message shaped like a KIS secret", extra={
+            "user_id": user.id if user else None, "kind": kind, "deleted": deleted})
+        language = lang(update)
+        notice = t("stray_secret", language, what=t(f"secret_{kind}", language))
+        if not deleted:
+            notice += "\n" + t("stray_secret_undeleted", language)
+        chat = update.effective_chat
+        if chat is not None:
+            try:
+                await context.bot.send_message(chat.id, notice)
+            except TelegramError as exc:
+                log.warning("could not explain a deleted secret", extra={"error": type(exc).__name__})
+        raise ApplicationHandlerStop
+
+    return MessageHandler(_SecretShaped(), guard)
 
 
 @user_errors

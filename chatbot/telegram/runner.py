@@ -11,7 +11,7 @@ from typing import Any
 from telegram import Update
 
 from chatbot import __version__
-from chatbot.http_server import HttpServer
+from chatbot.http_server import HttpServer, MalformedUpdate
 from chatbot.metrics import Metrics, runtime_families
 from chatbot.runtime import Runtime
 from chatbot.telegram import app as tg
@@ -44,7 +44,11 @@ async def serve(runtime: Runtime, stop: asyncio.Event, *, ready: asyncio.Event |
             secret = settings.telegram.webhook_secret or secrets.token_urlsafe(32)
 
             async def deliver(data: dict[str, Any]) -> None:
-                await application.update_queue.put(Update.de_json(data, application.bot))
+                try:
+                    update = Update.de_json(data, application.bot)
+                except (TypeError, ValueError, KeyError, AttributeError) as exc:  # malformed
+                    raise MalformedUpdate(f"{type(exc).__name__}") from None
+                await application.update_queue.put(update)
 
             http.add_webhook(settings.telegram.webhook_path, secret, deliver)
         await http.start(settings.http.host, settings.http.port)
@@ -59,6 +63,9 @@ async def serve(runtime: Runtime, stop: asyncio.Event, *, ready: asyncio.Event |
             ready.set()
         await stop.wait()
     finally:
+        # The outbox first: the push in hand is sent (and marked) while the Application can still send.
+        if runtime.sender is not None:
+            await runtime.sender.stop()
         await tg.stop(application)
         if http is not None:
             await http.stop()
