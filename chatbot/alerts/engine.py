@@ -28,7 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, insert, update
@@ -47,7 +47,7 @@ from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 ACTIVE = ("armed", "cooling", "paused")
-FIRE_CHUNK = 200  # alerts fired per transaction: bounds the loop's work and the lock time per commit
+FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
 LOAD_PARTITION = 5_000  # rows read at a time at start-up
 _BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), col(AlertRow.threshold))
 
@@ -66,11 +66,10 @@ class Crossing:
     price: int
     tick_time: str
     seen_at: float  # perf_counter when the tick arrived
-    size: int = 0
-    left: int = field(default=0)  # ids not yet committed (taken ids count until their chunk commits)
+    size: int = 0  # alerts the tick crossed
 
     def __post_init__(self) -> None:
-        self.size = self.left = len(self.ids)
+        self.size = len(self.ids)
 
 
 class AlertEngine:
@@ -96,7 +95,6 @@ class AlertEngine:
         self.fired = 0
         self.backlog = 0  # crossed alerts not yet committed
         self.latencies: list[float] = []  # tick seen → fire + push committed (seconds), for benchmarks
-        self.drains: list[tuple[int, float]] = []  # (alerts one tick crossed, seconds until all committed)
         self.record_latencies = False
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -264,10 +262,6 @@ class AlertEngine:
         committed = time.perf_counter()
         if self.record_latencies:
             self.latencies.extend(committed - crossing.seen_at for _, crossing in chunk)
-        for _, crossing in chunk:
-            crossing.left -= 1
-            if not crossing.left and self.record_latencies:
-                self.drains.append((crossing.size, committed - crossing.seen_at))
         self.fired += len(fired)
         if fired:
             self.wake_sender()
