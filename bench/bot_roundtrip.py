@@ -21,7 +21,6 @@ import asyncio
 import random
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
@@ -36,7 +35,8 @@ from tests.harness import TOKEN, BotHarness
 from tests.helpers import new_credentials
 
 LEVELS = (1, 10, 50)
-SECONDS = 6.0  # per level
+SECONDS = 6.0  # per level and bot, in ROUNDS alternated slices
+ROUNDS = 3
 COMMAND = "/price 005930"
 THINK = 0.2  # seconds a user waits after a reply before the next command (KIS allows 20/s per app key)
 
@@ -77,67 +77,81 @@ class Load:
         return times, len(times) / (time.perf_counter() - started)
 
 
-async def measure(api: BotApiEmulator, users: list[dict[str, Any]]) -> dict[int, tuple[list[float], float]]:
-    load = Load(api)
-    for user in users:  # warm-up: accounts, tokens, connections
-        await load.ask(user)
-    out = {}
-    for level in LEVELS:
-        await load.run(users[:level], 1.0)
-        out[level] = await load.run(users[:level], SECONDS)
-    return out
+Results = dict[int, tuple[list[float], float]]
 
 
-async def bare_bot(users: list[dict[str, Any]]) -> dict[int, tuple[list[float], float]]:
-    sim = KisSimulator(SimulatorOptions(tick_interval=0))
-    await sim.start()
-    fake = FakeTelegram(TOKEN)
-    await fake.start()
-    clients = {u["id"]: KisRestClient(KisEndpoint("real", sim.rest_url("real")), new_credentials()) for u in users}
+class BareBot:
+    """The anchor: PTB with concurrent updates and one handler that asks KIS and replies."""
 
-    async def price(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        assert update.effective_user is not None and update.effective_message is not None
-        code = (context.args or ["005930"])[0]
-        quote = await clients[update.effective_user.id].quote(code)
-        await update.effective_message.reply_text(
-            f"<b>{code}</b> {quote.price:,}원 ({quote.change:+,}, {quote.change_rate}%)\n"
-            f"거래량 {quote.volume:,} · 고가 {quote.high:,} · 저가 {quote.low:,}", parse_mode="HTML")
+    async def start(self, users: list[dict[str, Any]]) -> BotApiEmulator:
+        self.sim = KisSimulator(SimulatorOptions(tick_interval=0))
+        await self.sim.start()
+        self.fake = FakeTelegram(TOKEN)
+        await self.fake.start()
+        endpoint = KisEndpoint("real", self.sim.rest_url("real"))
+        self.clients = {u["id"]: KisRestClient(endpoint, new_credentials()) for u in users}
+        clients = self.clients
 
-    app = (ApplicationBuilder().token(TOKEN).base_url(fake.base_url).concurrent_updates(True).build())
-    app.add_handler(CommandHandler("price", price))
-    await app.initialize()
-    await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0.0, timeout=1)
-    try:
-        return await measure(fake.emulator, users)
-    finally:
-        stopping = asyncio.create_task(app.updater.stop())
+        async def price(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            assert update.effective_user is not None and update.effective_message is not None
+            code = (context.args or ["005930"])[0]
+            quote = await clients[update.effective_user.id].quote(code)
+            await update.effective_message.reply_text(
+                f"<b>{code}</b> {quote.price:,}원 ({quote.change:+,}, {quote.change_rate}%)\n"
+                f"거래량 {quote.volume:,} · 고가 {quote.high:,} · 저가 {quote.low:,}", parse_mode="HTML")
+
+        self.app = ApplicationBuilder().token(TOKEN).base_url(self.fake.base_url).concurrent_updates(True).build()
+        self.app.add_handler(CommandHandler("price", price))
+        await self.app.initialize()
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(poll_interval=0.0, timeout=1)
+        return self.fake.emulator
+
+    async def stop(self) -> None:
+        assert self.app.updater is not None
+        stopping = asyncio.create_task(self.app.updater.stop())
         await asyncio.sleep(0)
-        fake.emulator.release_pollers()
+        self.fake.emulator.release_pollers()
         await stopping
-        await app.stop()
-        await app.shutdown()
-        for client in clients.values():
+        await self.app.stop()
+        await self.app.shutdown()
+        for client in self.clients.values():
             await client.aclose()
-        await fake.stop()
-        await sim.stop()
+        await self.fake.stop()
+        await self.sim.stop()
 
 
-async def our_bot(users: list[dict[str, Any]]) -> dict[int, tuple[list[float], float]]:
+async def main() -> None:
+    users = [BotApiEmulator.user(1000 + i, "ko") for i in range(max(LEVELS))]
+    bare = BareBot()
+    loads = {"bare": Load(await bare.start(users))}
     with tempfile.TemporaryDirectory() as tmp:
         harness = BotHarness(f"sqlite:///{tmp}/bench.sqlite3")
         await harness.start()
-        limiter = harness.app.bot.rate_limiter
-        limiter._base_limiter = None  # no global flood limit: the fake enforces none (see the docstring)
+        harness.app.bot.rate_limiter._base_limiter = None  # no global flood limit (see the docstring)
+        loads["ours"] = Load(harness.api)
         try:
-            return await measure(harness.api, users)
+            for load in loads.values():  # warm-up: accounts, tokens, connections
+                for user in users:
+                    await load.ask(user)
+            results: dict[str, Results] = {"bare": {}, "ours": {}}
+            for level in LEVELS:
+                for name in ("bare", "ours"):
+                    results[name][level] = ([], 0.0)
+                for _ in range(ROUNDS):  # alternated, so both see the same machine
+                    for name, load in loads.items():
+                        times, rate = await load.run(users[:level], SECONDS / ROUNDS)
+                        results[name][level][0].extend(times)
+                        results[name][level] = (results[name][level][0], results[name][level][1] + rate / ROUNDS)
         finally:
             await harness.stop()
+            await bare.stop()
+    for text in line("ours", results["ours"], results["bare"]):
+        print(text, flush=True)
 
 
-def line(name: str, results: dict[int, tuple[list[float], float]], anchor: dict[int, tuple[list[float], float]]
-         ) -> list[str]:
+def line(name: str, results: Results, anchor: Results) -> list[str]:
     out = []
     for level in LEVELS:
         times, rate = results[level]
@@ -147,15 +161,6 @@ def line(name: str, results: dict[int, tuple[list[float], float]], anchor: dict[
                    f"{pct(a_times, 0.5) * 1e3:.2f} ms, p99 {pct(a_times, 0.99) * 1e3:.2f} ms, {a_rate:.0f}/s → p50 "
                    f"{pct(times, 0.5) / pct(a_times, 0.5):.2f}× the bare bot's")
     return out
-
-
-async def main() -> None:
-    users = [BotApiEmulator.user(1000 + i, "ko") for i in range(max(LEVELS))]
-    runs: list[tuple[str, Callable[[list[dict[str, Any]]], Awaitable[dict[int, tuple[list[float], float]]]]]] = [
-        ("bare", bare_bot), ("ours", our_bot)]
-    results = {name: await run(users) for name, run in runs}
-    for text in line("ours", results["ours"], results["bare"]):
-        print(text, flush=True)
 
 
 if __name__ == "__main__":
