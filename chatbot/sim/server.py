@@ -161,8 +161,7 @@ class KisSimulator:
         docs = await self.store.load_all()
         if "market" in docs:
             self.market.restore(docs["market"])
-        if "auth" in docs:
-            self.auth.restore(docs["auth"])
+        self.auth.restore(docs)
         for key, doc in docs.items():
             if key.startswith("account:"):
                 self.exchange.restore_account(doc)
@@ -173,9 +172,7 @@ class KisSimulator:
         async with self._persist_lock:
             docs: dict[str, dict[str, Any]] = {
                 f"account:{acct.account_id}": acct.to_dict() for acct in self.exchange.take_dirty()}
-            if self.auth.changed:
-                self.auth.changed = False
-                docs["auth"] = self.auth.snapshot()
+            docs.update(self.auth.take_dirty())
             mono = time.monotonic()
             if force_market or mono - self._last_market_save > MARKET_SAVE_INTERVAL:
                 docs["market"] = self.market.snapshot()
