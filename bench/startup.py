@@ -1,6 +1,7 @@
-"""Start-up: ``chatbot console`` to its prompt, against a bare python-telegram-bot Application started
-on the same in-process fake Bot API (the anchor), each in a fresh process, alternated, the same
-number of times; plus the resident memory of each and whether matplotlib / holidays got imported.
+"""Start-up: ``chatbot console`` to its prompt and to the bot being up, against a bare
+python-telegram-bot Application started on the same in-process fake Bot API (the anchor), each in
+a fresh process, alternated, the same number of times; plus the peak resident memory of each and
+whether matplotlib / holidays got imported by the start.
 
     python -m bench.startup
 """
@@ -14,10 +15,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROUNDS = 5
 ROOT = Path(__file__).resolve().parent.parent
-PROMPT = "kis-chatops console"
+PROMPT = "kis-chatops console"  # the banner: printed first, typing may start
+READY = "ready · mode"  # the bot is up: what was typed gets answered
 BARE_PROMPT = "bare bot ready"
 
 # A bare PTB bot: Application built with the console's in-process Bot API transport, one command
@@ -62,7 +65,7 @@ class Out:
         self.stream = stream
     def write(self, text):
         self.stream.write(text)
-        if "{PROMPT}" in text:
+        if "{READY}" in text:
             self.stream.flush()
             report()
         return len(text)
@@ -77,45 +80,51 @@ sys.exit(main())
 """
 
 
-def timed_start(code: str, prompt: str, env: dict[str, str]) -> tuple[float, float, str]:
-    """Seconds from spawning the process to its prompt, its peak RSS (MB), what it had imported."""
+def timed_start(code: str, prompt: str, ready_line: str, env: dict[str, str]) -> dict[str, Any]:
+    """Seconds from spawning the process to its prompt and to ready, its peak RSS (MB), what the
+    start had imported."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
     assert proc.stdout is not None and proc.stdin is not None
-    ready = float("nan")
-    loaded = ""
+    out: dict[str, Any] = {"prompt": float("nan"), "ready": float("nan"), "loaded": ""}
     for line in proc.stdout:
-        if prompt in line and ready != ready:
-            ready = time.perf_counter() - started
+        now = time.perf_counter() - started
+        if prompt in line and out["prompt"] != out["prompt"]:
+            out["prompt"] = now
+        if ready_line in line and out["ready"] != out["ready"]:
+            out["ready"] = now
         if line.startswith("loaded:"):
-            loaded = line.strip()[7:]
+            out["loaded"] = line.strip()[7:]
             proc.stdin.write("/quit\n")
             proc.stdin.flush()
             proc.stdin.close()
             break
     proc.stdout.read()
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0
-    return ready, usage.ru_maxrss / 1024, loaded
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = status
+    out["rss"] = usage.ru_maxrss / 1024
+    return out
 
 
 def main_sync() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "KISBOT_DATABASE_URL": f"sqlite:///{tmp}/bot.sqlite3",
                "KISBOT_SECURITY_MASTER_KEY_FILE": f"{tmp}/master.key", "KISBOT_LOGGING_LEVEL": "WARNING"}
-        first, first_rss, _ = timed_start(OURS, PROMPT, env)  # creates the database and the master key
-        ours: list[tuple[float, float, str]] = []
-        bare: list[tuple[float, float, str]] = []
+        first = timed_start(OURS, PROMPT, READY, env)  # creates the database and the master key
+        ours: list[dict[str, Any]] = []
+        bare: list[dict[str, Any]] = []
         for _ in range(ROUNDS):
-            bare.append(timed_start(BARE, BARE_PROMPT, env))
-            ours.append(timed_start(OURS, PROMPT, env))
-    o, b = statistics.median(t for t, _, _ in ours), statistics.median(t for t, _, _ in bare)
-    orss, brss = statistics.median(r for _, r, _ in ours), statistics.median(r for _, r, _ in bare)
-    print(f"start to prompt, fresh process, medians of {ROUNDS} alternated: chatbot console {o:.2f} s "
-          f"({orss:.0f} MB peak RSS) vs a bare PTB bot on the same fake Bot API {b:.2f} s ({brss:.0f} MB) → "
-          f"{o / b:.2f}×; first start (creates the database) {first:.2f} s; imported by the start: "
-          f"{ours[-1][2] or 'neither matplotlib nor holidays'}", flush=True)
+            bare.append(timed_start(BARE, BARE_PROMPT, BARE_PROMPT, env))
+            ours.append(timed_start(OURS, PROMPT, READY, env))
+    med = {k: statistics.median(r[k] for r in ours) for k in ("prompt", "ready", "rss")}
+    anchor = {k: statistics.median(r[k] for r in bare) for k in ("ready", "rss")}
+    print(f"chatbot console, fresh process, medians of {ROUNDS} alternated with a bare PTB bot started on the same "
+          f"in-process fake Bot API ({anchor['ready']:.2f} s to its prompt, {anchor['rss']:.0f} MB): prompt "
+          f"{med['prompt']:.2f} s → {med['prompt'] / anchor['ready']:.2f}× (what is typed from then on is answered "
+          f"once the bot is up); bot up {med['ready']:.2f} s → {med['ready'] / anchor['ready']:.2f}×; peak RSS "
+          f"{med['rss']:.0f} MB; first start (creates the database) up in {first['ready']:.2f} s; imported by the "
+          f"start: {ours[-1]['loaded'] or 'neither matplotlib nor holidays'}", flush=True)
 
 
 async def main() -> None:

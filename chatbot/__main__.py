@@ -98,12 +98,14 @@ async def _rotate_key(settings: Settings) -> None:
 
 
 async def _run_console(settings: Settings, args: argparse.Namespace) -> None:
-    from chatbot.console.terminal import run_console
+    from chatbot.console.terminal import BANNER, run_console
+
+    print(BANNER, flush=True)  # at once: lines typed while the bot loads are answered when it is up
     from chatbot.runtime import Runtime
 
     runtime = await Runtime.start(settings)
     try:
-        await run_console(runtime, user_id=args.user_id, language=args.lang)
+        await run_console(runtime, user_id=args.user_id, language=args.lang, announced=True)
     finally:
         await runtime.aclose()
 
