@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,12 +72,15 @@ async def add_users(tmp: str, users: int) -> dict[str, Any]:
     runtime = await Runtime.start(settings_for(tmp), SimulatorOptions(tick_interval=0), keyring=keyring)
     wal = f"{tmp}/bot.sqlite3-wal"
     per_thousand: list[float] = []
+    each: list[float] = []  # seconds per user
     wal_max = 0
     try:
         block = time.perf_counter()
         for i in range(users):
+            t0 = time.perf_counter()
             account = await runtime.accounts.for_user(10_000_000 + i)
             await account.client.balance()
+            each.append(time.perf_counter() - t0)
             wal_max = max(wal_max, file_size(wal))
             if (i + 1) % 1000 == 0:
                 now = time.perf_counter()
@@ -87,7 +91,8 @@ async def add_users(tmp: str, users: int) -> dict[str, Any]:
                 runtime.accounts._cache.clear()  # as many clients as a real bot keeps: not all at once
     finally:
         await runtime.aclose()
-    return {"per_thousand": per_thousand, "wal_max": wal_max, "db": file_size(f"{tmp}/bot.sqlite3")}
+    return {"per_thousand": per_thousand, "wal_max": wal_max, "db": file_size(f"{tmp}/bot.sqlite3"),
+            "first_median": statistics.median(each[:1000]), "last_median": statistics.median(each[-1000:])}
 
 
 async def add_alerts(tmp: str, users: int, alerts: int) -> None:
@@ -128,15 +133,19 @@ async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--alerts", type=int, default=100_000)
+    parser.add_argument("--keep", help="build the database in this (new) directory and keep it")
     args = parser.parse_args(argv if argv is not None else [])
-    with tempfile.TemporaryDirectory() as empty, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as empty, tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         anchor = start_in_fresh_process(empty)  # creates an empty database and its key
         anchor = start_in_fresh_process(empty)
         r = await add_users(tmp, args.users)
         first, last = r["per_thousand"][0], r["per_thousand"][-1]
-        print(f"adding {args.users:,} users (paper account, token, first balance each): first thousand "
-              f"{first:.1f} s, last thousand {last:.1f} s → {last / first:.2f}× the first; largest WAL "
-              f"{r['wal_max'] / 2**20:.1f} MB (database {r['db'] / 2**20:.1f} MB)", flush=True)
+        print(f"adding {args.users:,} users (paper account, token, first balance each): per user, median of the "
+              f"last thousand {r['last_median'] * 1e3:.1f} ms vs the first thousand {r['first_median'] * 1e3:.1f} ms "
+              f"→ {r['last_median'] / r['first_median']:.2f}× (whole thousands: {first:.1f} s and {last:.1f} s); "
+              f"largest WAL {r['wal_max'] / 2**20:.1f} MB (database {r['db'] / 2**20:.1f} MB)", flush=True)
         await add_alerts(tmp, args.users, args.alerts)
         start_in_fresh_process(tmp)  # the page cache warmed once, as for the anchor
         s = start_in_fresh_process(tmp)
