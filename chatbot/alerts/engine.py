@@ -102,8 +102,8 @@ class AlertEngine:
         self._remove_listener = self.feed.add_listener(self._on_event)
         await self.feed.start()
         codes = await self._load_book()
-        for code in codes:
-            await self._ensure_subscribed(code)
+        # All at once: each waits for its own acknowledgement (one after the other, 40 round trips).
+        await asyncio.gather(*(self._ensure_subscribed(code) for code in sorted(codes)))
         self._tasks = [asyncio.create_task(self._fire_worker(), name="alert-fire"),
                        asyncio.create_task(self._rearm_loop(), name="alert-rearm")]
         log.info("alert engine started", extra={"armed": len(self.book), "symbols": len(self._subscribed)})
