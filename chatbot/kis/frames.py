@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
-from operator import itemgetter
 from typing import Any, ClassVar
 
 from chatbot.kis import protocol as p
@@ -54,30 +53,21 @@ class Record(tuple):  # type: ignore[type-arg]
     INT_FIELDS: ClassVar[tuple[int, ...]] = ()
     DECIMAL_FIELDS: ClassVar[tuple[int, ...]] = ()
     FLAG_FIELDS: ClassVar[tuple[int, ...]] = ()
-    # Set per TR class at import (see the end of this module): pick the int and Decimal fields, and
-    # put fields + converted values back in field order.
-    _INTS: ClassVar[Callable[[tuple[Any, ...]], tuple[Any, ...]]]
-    _DECIMALS: ClassVar[Callable[[tuple[Any, ...]], tuple[Any, ...]]]
-    _ORDER: ClassVar[Callable[[tuple[Any, ...]], tuple[Any, ...]]]
 
     def as_dict(self) -> dict[str, str]:
         """KIS field name → raw value (for logs and debugging; not for the hot path)."""
         return dict(zip(self.FIELD_NAMES, self, strict=False))
 
     def typed(self) -> tuple[Any, ...]:
-        """Every field converted at once (int, Decimal, bool or str, as the properties give them).
-
-        The common case runs in C: the numeric fields are picked out with ``itemgetter``, converted
-        with ``map(int, …)`` and ``map(Decimal, …)``, and the result is put back in field order by one
-        more ``itemgetter`` over the fields followed by the converted values."""
-        cls = type(self)
-        try:
-            converted = self + tuple(map(int, cls._INTS(self))) + tuple(map(Decimal, cls._DECIMALS(self)))
+        """Every field converted at once (int, Decimal, bool or str, as the properties give them)."""
+        out = list(self)
+        try:  # the common case: no empty numeric field, builtins straight on the strings
+            for i in self.INT_FIELDS:
+                out[i] = int(out[i])
+            for i in self.DECIMAL_FIELDS:
+                out[i] = Decimal(out[i])
         except (ValueError, ArithmeticError):  # an empty field reads as zero, as its property does
             return tuple([conv(v) for conv, v in zip(self.CONVERTERS, self, strict=True)])
-        if not self.FLAG_FIELDS:
-            return cls._ORDER(converted)
-        out = list(cls._ORDER(converted))
         for i in self.FLAG_FIELDS:
             out[i] = out[i] == "Y"
         return tuple(out)
@@ -234,24 +224,11 @@ def _notice_class(name: str, layout: list[str]) -> type[Record]:
 
 FillNotice = _notice_class("FillNotice", list(p.NOTICE_FIELDS))
 LegacyFillNotice = _notice_class("LegacyFillNotice", list(p.NOTICE_FIELDS_LEGACY))
-def _picker(indexes: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-    """``itemgetter`` that always returns a tuple (also for zero or one index)."""
-    if len(indexes) > 1:
-        return itemgetter(*indexes)  # type: ignore[return-value]
-    return lambda values: tuple(values[i] for i in indexes)
-
-
 for _cls in (Tick, OrderBook):
     _cls.CONVERTERS = _converters(_cls)
     _cls.INT_FIELDS = tuple(i for i, c in enumerate(_cls.CONVERTERS) if c is _to_int)
     _cls.DECIMAL_FIELDS = tuple(i for i, c in enumerate(_cls.CONVERTERS) if c is _to_dec)
     _cls.FLAG_FIELDS = tuple(i for i, c in enumerate(_cls.CONVERTERS) if c is _to_flag)
-    _n = len(_cls.FIELD_NAMES)
-    _at = {i: _n + k for k, i in enumerate(_cls.INT_FIELDS)}
-    _at.update({i: _n + len(_cls.INT_FIELDS) + k for k, i in enumerate(_cls.DECIMAL_FIELDS)})
-    _cls._INTS = staticmethod(_picker(_cls.INT_FIELDS))
-    _cls._DECIMALS = staticmethod(_picker(_cls.DECIMAL_FIELDS))
-    _cls._ORDER = staticmethod(_picker(tuple(_at.get(i, i) for i in range(_n))))
 
 _PLAIN: dict[str, tuple[type[Record], int]] = {p.WS_TRADE: (Tick, 46), p.WS_ORDERBOOK: (OrderBook, 59)}
 Decrypt = Callable[[str, str], str]  # (tr_id, base64 payload) -> plaintext
@@ -262,6 +239,12 @@ def parse_frame(text: str, decrypt: Decrypt | None = None) -> list[Record]:
     parts = text.split("|", 3)
     if len(parts) != 4:
         raise FrameError("truncated frame")
+    if parts[0] == "0" and parts[2] == "001":  # the common case: one plain record of a known TR
+        spec = _PLAIN.get(parts[1])
+        if spec is not None:
+            fields = parts[3].split("^")
+            if len(fields) == spec[1]:
+                return [spec[0](fields)]
     enc, tr_id, count_text, payload = parts
     if not count_text.isdigit():
         raise FrameError("bad record count")
