@@ -1,6 +1,6 @@
 """Start-up: ``chatbot console`` to its prompt and to the bot being up, against a bare
 python-telegram-bot Application started on the same in-process fake Bot API (the anchor), each in
-a fresh process, alternated, the same number of times; plus the peak resident memory of each and
+a fresh process, alternated, the same number of times; plus the peak resident memory of each (VmHWM at ready) and
 whether matplotlib / holidays got imported by the start.
 
     python -m bench.startup
@@ -44,6 +44,7 @@ async def main():
     print("{BARE_PROMPT}", flush=True)
     loaded = [m for m in ("matplotlib", "holidays") if m in sys.modules]
     print("loaded:" + ",".join(loaded), flush=True)
+    print("hwm:" + next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await app.updater.stop()
     await app.stop()
@@ -59,6 +60,7 @@ from chatbot.__main__ import main
 
 def report():
     print("loaded:" + ",".join(m for m in ("matplotlib", "holidays") if m in sys.modules), flush=True)
+    print("hwm:" + next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")), flush=True)
 
 class Out:
     def __init__(self, stream):
@@ -96,14 +98,14 @@ def timed_start(code: str, prompt: str, ready_line: str, env: dict[str, str]) ->
             out["ready"] = now
         if line.startswith("loaded:"):
             out["loaded"] = line.strip()[7:]
+        if line.startswith("hwm:"):  # the process's own peak RSS at ready (kB; not the forking parent's)
+            out["rss"] = int(line.strip()[4:]) / 1024
             proc.stdin.write("/quit\n")
             proc.stdin.flush()
             proc.stdin.close()
             break
     proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = status
-    out["rss"] = usage.ru_maxrss / 1024
+    proc.wait()
     return out
 
 

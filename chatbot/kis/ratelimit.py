@@ -20,7 +20,9 @@ saturation is the same either way.
 When the gateway refuses a request anyway (``EGW00201``: jitter beyond the margin, or another
 process using the same app key), :meth:`RequestPacer.refused` widens the margin for a while.
 
-A request whose send time is not reported (a transport without httpcore's trace events) keeps its
+The client asks for send times only while fewer than half the permits are free (tracing costs a
+dozen callbacks a request; far from the limit nothing waits on a permit anyway). A request whose
+send time is not reported (not traced, or a transport without httpcore's trace events) keeps its
 permit until it completes, and the permit comes back ``window + margin`` after that: the reply
 comes after the arrival, so that is safe whatever the latency. A request that failed before
 anything was sent (could not connect) gives its permit back at once.
@@ -107,6 +109,13 @@ class RequestPacer:
         """Slack for arrival-time differences: the base, the spread of recent round trips (a
         request's arrival lies between its send and its reply) and any refusal penalty."""
         return min(MAX_MARGIN, self.base_margin + self.jitter + self._penalty)
+
+    @property
+    def crowded(self) -> bool:
+        """Fewer than half the permits are free: send times are worth tracing (away from the limit
+        a permit held until its reply, the untraced fallback, costs nothing, and tracing costs a
+        dozen callbacks a request)."""
+        return self._free * 2 < self.rate
 
     @property
     def span(self) -> float:

@@ -275,9 +275,11 @@ class KisRestClient:
             try:
                 # Built here, not by client.request(): the URL is already absolute and parsed, and
                 # KIS uses no cookies, query merging or auth flows (a third of httpx's per-call work).
-                request = httpx.Request(method, url, headers=merged, content=content, extensions={
-                    "timeout": {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds},
-                    "trace": permit.trace})
+                extensions: dict[str, Any] = {
+                    "timeout": {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}}
+                if self.pacer.crowded:  # the send time matters only near the limit (see ratelimit)
+                    extensions["trace"] = permit.trace
+                request = httpx.Request(method, url, headers=merged, content=content, extensions=extensions)
                 response = await self._http.send(request)
                 if self.latency_observer is not None:
                     self.latency_observer(path, time.perf_counter() - started)
