@@ -1,5 +1,16 @@
-"""Bot-side round trip of /price: update handed to the Application → reply sent (fake Bot API over
-HTTP, simulator in-process, SQLite). Also the user-visible time: update queued → reply received.
+"""``/price`` round trip through a fake Telegram Bot API over HTTP (long polling), ours against a bare
+python-telegram-bot bot (the anchor) in the same run.
+
+Both answer ``/price 005930`` with a quote from the KIS simulator (in-process), one app key per
+user, and both run without Telegram's flood limiter (the fake does not enforce one; with it, 30
+messages a second would set the pace for both). The bare bot is the least a bot doing this job
+does: PTB with concurrent updates, one handler that asks KIS and replies. Ours is the real
+Application (access gate, per-chat ordering, services, rendering) over the real runtime (SQLite).
+
+At 1, 10 and 50 concurrent users, each user sends a command 0.2 s after the previous one was
+answered (several commands in flight; under KIS's 20 requests a second per app key, which would
+otherwise set the pace): the round trip is the command's update queued → the reply received by
+the fake.
 
     python -m bench.bot_roundtrip
 """
@@ -7,67 +18,149 @@ HTTP, simulator in-process, SQLite). Also the user-visible time: update queued �
 from __future__ import annotations
 
 import asyncio
-import statistics
+import random
 import tempfile
 import time
 from typing import Any
 
+from telegram import Update
+from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
+
+from bench.common import pct
 from chatbot.console.botapi import BotApiEmulator
-from tests.harness import BotHarness
+from chatbot.kis.rest import KisEndpoint, KisRestClient
+from chatbot.sim.server import KisSimulator, SimulatorOptions
+from tests.fake_telegram import FakeTelegram
+from tests.harness import TOKEN, BotHarness
+from tests.helpers import new_credentials
 
-N = 400
+LEVELS = (1, 10, 50)
+SECONDS = 6.0  # per level and bot, in ROUNDS alternated slices
+ROUNDS = 3
+COMMAND = "/price 005930"
+THINK = 0.2  # seconds a user waits after a reply before the next command (KIS allows 20/s per app key)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e3
+class Load:
+    """N users in a closed loop against whatever bot polls ``api``."""
+
+    def __init__(self, api: BotApiEmulator) -> None:
+        self.api = api
+        self.waiting: dict[int, asyncio.Future[float]] = {}
+        api.listeners.append(self._on_event)
+
+    def _on_event(self, event: str, payload: dict[str, Any]) -> None:
+        if event == "sent":
+            future = self.waiting.pop(payload["chat"]["id"], None)
+            if future is not None and not future.done():
+                future.set_result(time.perf_counter())
+
+    async def ask(self, user: dict[str, Any]) -> float:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiting[user["id"]] = future
+        sent = time.perf_counter()
+        self.api.send_text(user, COMMAND)
+        return await asyncio.wait_for(future, 30) - sent
+
+    async def run(self, users: list[dict[str, Any]], seconds: float) -> tuple[list[float], float]:
+        times: list[float] = []
+        deadline = time.perf_counter() + seconds
+
+        async def user_loop(user: dict[str, Any]) -> None:
+            await asyncio.sleep(random.uniform(0, THINK))  # users do not type in step
+            while time.perf_counter() < deadline:
+                times.append(await self.ask(user))
+                await asyncio.sleep(THINK)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(user_loop(u) for u in users))
+        return times, len(times) / (time.perf_counter() - started)
 
 
-async def main(n: int = N) -> None:
+Results = dict[int, tuple[list[float], float]]
+
+
+class BareBot:
+    """The anchor: PTB with concurrent updates and one handler that asks KIS and replies."""
+
+    async def start(self, users: list[dict[str, Any]]) -> BotApiEmulator:
+        self.sim = KisSimulator(SimulatorOptions(tick_interval=0))
+        await self.sim.start()
+        self.fake = FakeTelegram(TOKEN)
+        await self.fake.start()
+        endpoint = KisEndpoint("real", self.sim.rest_url("real"))
+        self.clients = {u["id"]: KisRestClient(endpoint, new_credentials()) for u in users}
+        clients = self.clients
+
+        async def price(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            assert update.effective_user is not None and update.effective_message is not None
+            code = (context.args or ["005930"])[0]
+            quote = await clients[update.effective_user.id].quote(code)
+            await update.effective_message.reply_text(
+                f"<b>{code}</b> {quote.price:,}원 ({quote.change:+,}, {quote.change_rate}%)\n"
+                f"거래량 {quote.volume:,} · 고가 {quote.high:,} · 저가 {quote.low:,}", parse_mode="HTML")
+
+        self.app = ApplicationBuilder().token(TOKEN).base_url(self.fake.base_url).concurrent_updates(True).build()
+        self.app.add_handler(CommandHandler("price", price))
+        await self.app.initialize()
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(poll_interval=0.0, timeout=1)
+        return self.fake.emulator
+
+    async def stop(self) -> None:
+        assert self.app.updater is not None
+        stopping = asyncio.create_task(self.app.updater.stop())
+        await asyncio.sleep(0)
+        self.fake.emulator.release_pollers()
+        await stopping
+        await self.app.stop()
+        await self.app.shutdown()
+        for client in self.clients.values():
+            await client.aclose()
+        await self.fake.stop()
+        await self.sim.stop()
+
+
+async def main() -> None:
+    users = [BotApiEmulator.user(1000 + i, "ko") for i in range(max(LEVELS))]
+    bare = BareBot()
+    loads = {"bare": Load(await bare.start(users))}
     with tempfile.TemporaryDirectory() as tmp:
         harness = BotHarness(f"sqlite:///{tmp}/bench.sqlite3")
         await harness.start()
-        users = [BotApiEmulator.user(1000 + i, "ko") for i in range(40)]
-        dispatched: dict[int, float] = {}
-        replied: list[float] = []
-        original = harness.app.process_update
-
-        async def timed(update: Any) -> None:
-            dispatched[update.update_id] = time.perf_counter()
-            await original(update)
-
-        harness.app.process_update = timed
-        harness.api.listeners.append(lambda event, _: replied.append(time.perf_counter()) if event == "sent" else None)
-        async def measure(who: list[dict[str, Any]], count: int, gap: float = 0.0
-                          ) -> tuple[list[float], list[float]]:
-            bot_side: list[float] = []
-            end_to_end: list[float] = []
-            for i in range(count):
-                await asyncio.sleep(gap)
-                replied.clear()
-                queued = time.perf_counter()
-                update = harness.api.send_text(who[i % len(who)], "/price 005930")
-                await harness._wait(update["update_id"])
-                bot_side.append(replied[0] - dispatched[update["update_id"]])
-                end_to_end.append(replied[0] - queued)
-            return bot_side, end_to_end
-
+        harness.app.bot.rate_limiter._base_limiter = None  # no global flood limit (see the docstring)
+        loads["ours"] = Load(harness.api)
         try:
-            for user in users:  # warm-up: paper accounts, tokens, connections
-                await harness.say(user, "/price 005930")
-            await asyncio.sleep(1.1)
-            # 25 commands a second: under Telegram's 30 messages/s that AIORateLimiter enforces for the bot
-            bot_side, end_to_end = await measure(users, n, gap=0.04)
-            print(f"/price round trip, {n} commands from {len(users)} users at 25/s (fake Bot API over HTTP, "
-                  f"simulator in-process): bot side p50 {pct(bot_side, 0.5):.2f} ms, p99 {pct(bot_side, 0.99):.2f} ms, "
-                  f"mean {statistics.mean(bot_side) * 1e3:.2f} ms; update queued → reply p50 "
-                  f"{pct(end_to_end, 0.5):.2f} ms, p99 {pct(end_to_end, 0.99):.2f} ms")
-            await asyncio.sleep(1.1)
-            one, _ = await measure(users[:1], 100)
-            print(f"/price from one user back to back (100 commands): p50 {pct(one, 0.5):.2f} ms, "
-                  f"p99 {pct(one, 0.99):.2f} ms — KIS's 20 requests/s per app key sets the pace here")
+            for load in loads.values():  # warm-up: accounts, tokens, connections
+                for user in users:
+                    await load.ask(user)
+            results: dict[str, Results] = {"bare": {}, "ours": {}}
+            for level in LEVELS:
+                for name in ("bare", "ours"):
+                    results[name][level] = ([], 0.0)
+                for _ in range(ROUNDS):  # alternated, so both see the same machine
+                    for name, load in loads.items():
+                        times, rate = await load.run(users[:level], SECONDS / ROUNDS)
+                        results[name][level][0].extend(times)
+                        results[name][level] = (results[name][level][0], results[name][level][1] + rate / ROUNDS)
         finally:
             await harness.stop()
+            await bare.stop()
+    for text in line("ours", results["ours"], results["bare"]):
+        print(text, flush=True)
+
+
+def line(name: str, results: Results, anchor: Results) -> list[str]:
+    out = []
+    for level in LEVELS:
+        times, rate = results[level]
+        a_times, a_rate = anchor[level]
+        out.append(f"/price round trip, {level} concurrent user(s), {name}: p50 {pct(times, 0.5) * 1e3:.2f} ms, "
+                   f"p99 {pct(times, 0.99) * 1e3:.2f} ms, {rate:.0f} commands/s; bare PTB bot p50 "
+                   f"{pct(a_times, 0.5) * 1e3:.2f} ms, p99 {pct(a_times, 0.99) * 1e3:.2f} ms, {a_rate:.0f}/s → p50 "
+                   f"{pct(times, 0.5) / pct(a_times, 0.5):.2f}× the bare bot's")
+    return out
 
 
 if __name__ == "__main__":

@@ -158,12 +158,14 @@ async def _rotate_key(settings: Settings) -> None:
 
 
 async def _run_console(settings: Settings, args: argparse.Namespace, log_note: str) -> None:
-    from chatbot.console.terminal import run_console
+    from chatbot.console.terminal import BANNER, run_console
+
+    print(BANNER, flush=True)  # at once: lines typed while the bot loads are answered when it is up
 
     runtime = await _start_runtime(settings)
     try:
         await run_console(runtime, user_id=args.user_id, language=args.lang, charts_dir=Path(args.charts_dir),
-                          note=log_note)
+                          note=log_note, announced=True)
     finally:
         await runtime.aclose()
 

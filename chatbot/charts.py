@@ -1,25 +1,42 @@
 """Candlestick PNGs with volume, from bars (matplotlib's Agg backend; no display, no fonts needed).
 
-Rendering is CPU work: call :func:`render_candles` through ``asyncio.to_thread``.
+Rendering is CPU work: call :func:`render_candles` through ``asyncio.to_thread``. matplotlib is
+imported by the first chart drawn, not with this module: it costs most of a second and tens of MB,
+and most runs of the bot never draw one.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402  (after choosing the backend)
-
-from chatbot.kis.models import Bar  # noqa: E402
+from chatbot.kis.models import Bar
 
 UP, DOWN = "#d62728", "#1f4fd6"  # Korean convention: red up, blue down
+_import_lock = threading.Lock()
+_loaded: list[Any] = []  # [matplotlib, Figure] once imported
+
+
+def _matplotlib() -> tuple[ModuleType, Any]:
+    """matplotlib (Agg backend chosen) and its Figure class, imported once."""
+    with _import_lock:  # charts render in worker threads: one of them imports, the others wait
+        if not _loaded:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.ticker
+            from matplotlib.figure import Figure
+
+            _loaded.extend((matplotlib, Figure))
+    return _loaded[0], _loaded[1]
 
 
 def render_candles(bars: Sequence[Bar], title: str, width_px: int = 1000, height_px: int = 640) -> bytes:
     """PNG bytes of the bars (any order), oldest on the left, volume underneath."""
+    matplotlib, Figure = _matplotlib()
     ordered = sorted(bars, key=lambda b: b.date)
     fig = Figure(figsize=(width_px / 100, height_px / 100), dpi=100)
     price_ax = fig.add_axes((0.08, 0.30, 0.9, 0.62))

@@ -11,10 +11,12 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-
-import holidays
+from typing import TYPE_CHECKING
 
 from chatbot.kis.models import KST
+
+if TYPE_CHECKING:
+    import holidays
 
 
 class Phase(StrEnum):
@@ -51,6 +53,8 @@ class MarketState:
 
 @lru_cache(maxsize=16)
 def _krx_holidays(year: int) -> holidays.HolidayBase:
+    import holidays  # on first use, not when the config is read: the package costs ~60 ms to import
+
     return holidays.financial_holidays("XKRX", years=year)
 
 

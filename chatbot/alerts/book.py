@@ -4,12 +4,22 @@ Each side of a symbol is one sorted list of keys beside a list of alert ids, ord
 alerts a move fires are always a *suffix*: ``above`` thresholds are stored by descending price
 (a rise fires the lowest ones, at the end), ``below`` thresholds by ascending price (a fall fires
 the highest ones, at the end). A tick is one ``bisect`` per side and one suffix cut.
+
+Building is O(n log n) whatever the order alerts come in: :meth:`AlertBook.load` (start-up) and
+:meth:`AlertBook.add_many` (a batch re-armed after its cooldown) sort each side once instead of
+inserting one by one (``list.insert`` moves every later entry: O(n) per alert).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+# Below this many new entries for one side, inserting each is cheaper than re-sorting the side.
+_INSERT_ONE_BY_ONE = 32
 
 
 @dataclass(slots=True)
@@ -21,6 +31,18 @@ class _Side:
         i = bisect_left(self.keys, key)
         self.keys.insert(i, key)
         self.ids.insert(i, alert_id)
+
+    def add_many(self, entries: list[tuple[int, int]]) -> None:
+        """Add (key, id) pairs: one by one when few, else one merge (Timsort merges sorted runs in O(n))."""
+        if len(entries) < _INSERT_ONE_BY_ONE:
+            for key, alert_id in entries:
+                self.add(key, alert_id)
+            return
+        merged = list(zip(self.keys, self.ids, strict=True))
+        merged += entries
+        merged.sort(key=_KEY)  # stable: among equal keys, alerts already armed stay first
+        self.keys = [key for key, _ in merged]
+        self.ids = [alert_id for _, alert_id in merged]
 
     def pop_from(self, key: int) -> list[int]:
         """Remove and return every id whose key is >= ``key`` (a suffix)."""
@@ -43,6 +65,9 @@ class _Side:
         return False
 
 
+_KEY = itemgetter(0)
+
+
 @dataclass(slots=True)
 class _Symbol:
     above: _Side = field(default_factory=_Side)  # keys are -threshold
@@ -52,7 +77,7 @@ class _Symbol:
 class AlertBook:
     def __init__(self) -> None:
         self._symbols: dict[str, _Symbol] = {}
-        self._where: dict[int, tuple[str, str, int]] = {}  # id -> (code, side, threshold)
+        self._where: dict[int, tuple[str, str, int]] = {}  # id -> (code, direction, threshold)
 
     def __len__(self) -> int:
         return len(self._where)
@@ -76,6 +101,31 @@ class AlertBook:
         else:
             s.below.add(threshold, alert_id)
         self._where[alert_id] = (code, direction, threshold)
+
+    def add_many(self, alerts: Iterable[tuple[Any, str, str, int]]) -> list[int]:
+        """Add (id, code, direction, threshold) rows, sorting each touched side once; the ids added
+        (an id already in the book is skipped, as :meth:`add` does)."""
+        sides: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        added: list[int] = []
+        where = self._where
+        for alert_id, code, direction, threshold in alerts:
+            if alert_id in where:
+                continue
+            where[alert_id] = (code, direction, threshold)
+            added.append(alert_id)
+            if direction == "above":
+                sides.setdefault((code, "above"), []).append((-threshold, alert_id))
+            else:
+                sides.setdefault((code, "below"), []).append((threshold, alert_id))
+        for (code, direction), entries in sides.items():
+            s = self._symbols.setdefault(code, _Symbol())
+            (s.above if direction == "above" else s.below).add_many(entries)
+        return added
+
+    def load(self, alerts: Iterable[tuple[Any, str, str, int]]) -> int:
+        """Start-up: add every (id, code, direction, threshold) row; how many the book now holds."""
+        self.add_many(alerts)
+        return len(self._where)
 
     def remove(self, alert_id: int) -> bool:
         where = self._where.pop(alert_id, None)

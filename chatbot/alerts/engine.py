@@ -1,29 +1,39 @@
 """The alert engine: armed thresholds in an :class:`AlertBook`, fed by trade ticks.
 
-* Alerts live in the database; at start-up the armed ones are loaded, cooling ones re-armed when
-  due, and every symbol with an alert is subscribed once on the market-data feed (the real-time
-  client counts references per symbol).
+* Alerts live in the database; at start-up the armed ones are loaded (four columns, sorted into
+  the book once), cooling ones re-armed when due, and every symbol with an alert is subscribed
+  once on the market-data feed (the real-time client counts references per symbol).
 * A tick is checked against the book on the event loop (O(log n + fired)); crossed alerts leave
-  the book at once and go to a worker that, in one transaction per batch, moves each from
-  ``armed`` to ``fired`` (or ``cooling`` for a repeat alert) *and* writes its push to the outbox.
-  The conditional update makes firing exactly-once across restarts and reconnects.
+  the book at once and go to a worker that fires them in transactions of at most
+  :data:`FIRE_CHUNK` alerts: each moves its alerts from ``armed`` to ``fired`` (or ``cooling`` for a
+  repeat alert) *and* writes their pushes to the outbox. The conditional update makes firing
+  exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
+  one tick) from holding the event loop or the database in one long transaction, and a storm's
+  remainder queues behind the crossings that came after it, so other alerts do not wait for it.
 * After a feed gap the book still holds every armed threshold, so the first tick after the
   reconnect fires whatever its price has crossed; and since a crossing can revert before the feed
   is back, that first tick's day high and low (with their times, fields 8/27 and 9/30) fire the
-  alerts armed before the gap whose threshold an extreme made during the gap reached.
+  alerts armed before the gap whose threshold an extreme made during the gap reached. Alerts
+  armed since the gap began are noted per symbol as they arrive, so this costs O(log n) per
+  symbol, not a pass over every armed alert.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import case, insert, update
+from sqlalchemy import select as core_select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
 
 from chatbot.alerts.book import AlertBook
@@ -37,33 +47,53 @@ from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 ACTIVE = ("armed", "cooling", "paused")
+FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
+LOAD_PARTITION = 5_000  # rows read at a time at start-up
+_BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), col(AlertRow.threshold))
 
 
-@dataclass(frozen=True, slots=True)
-class Fired:
-    alert_id: int
+Chunk = list[tuple[int, "Crossing"]]  # (alert id, the crossing it came with)
+AlertIds = list[int]
+BookEntry = tuple[Any, str, str, int]  # (alert id, code, direction, threshold) as read from the database
+
+
+@dataclass(slots=True)
+class Crossing:
+    """The alerts one tick crossed, waiting to be fired (``ids`` shrinks as chunks commit)."""
+
+    ids: list[int]
+    code: str
     price: int
     tick_time: str
     seen_at: float  # perf_counter when the tick arrived
+    size: int = 0  # alerts the tick crossed
+
+    def __post_init__(self) -> None:
+        self.size = len(self.ids)
 
 
 class AlertEngine:
     def __init__(self, db: Database, feed: RealtimeClient, wake_sender: Callable[[], None], *,
-                 rearm_interval: float = 1.0) -> None:
+                 rearm_interval: float = 1.0, fire_chunk: int = FIRE_CHUNK) -> None:
         self.db = db
         self.feed = feed
         self.wake_sender = wake_sender
         self.rearm_interval = rearm_interval
+        self.fire_chunk = fire_chunk
         self.book = AlertBook()
         self._subscribed: set[str] = set()
-        self._queue: asyncio.Queue[list[Fired]] = asyncio.Queue()
+        self._pending: deque[Crossing] = deque()  # crossings waiting for the fire worker, oldest first
+        self._work = asyncio.Event()  # set when _pending gets something
+        self._idle = asyncio.Event()  # set while nothing is pending or being committed
+        self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._remove_listener: Callable[[], None] | None = None
-        self._armed_at: dict[int, float] = {}  # alert id -> when it entered the book (wall clock)
         self._gap_start: float | None = None  # wall clock when the feed dropped
         self._gap_symbols: set[str] = set()  # symbols whose first tick after a gap is still to come
+        self._armed_in_gap: dict[str, list[int]] = {}  # code -> alerts armed since the gap began
         self._arming: dict[str, list[int]] = {}  # code -> [high, low, arms in progress] seen while arming
         self.fired = 0
+        self.backlog = 0  # crossed alerts not yet committed
         self.latencies: list[float] = []  # tick seen → fire + push committed (seconds), for benchmarks
         self.record_latencies = False
 
@@ -71,18 +101,37 @@ class AlertEngine:
     async def start(self) -> None:
         self._remove_listener = self.feed.add_listener(self._on_event)
         await self.feed.start()
-        async with self.db.session() as session:
-            rows = (await session.exec(select(AlertRow).where(col(AlertRow.status).in_(("armed", "cooling"))))).all()
-        for row in rows:
-            if row.status == "armed" and row.id is not None:
-                self._add(row.id, row.code, row.direction, row.threshold)
-        for code in {row.code for row in rows}:
-            await self._ensure_subscribed(code)
+        codes = await self._load_book()
+        # All at once: each waits for its own acknowledgement (one after the other, 40 round trips).
+        await asyncio.gather(*(self._ensure_subscribed(code) for code in sorted(codes)))
         self._tasks = [asyncio.create_task(self._fire_worker(), name="alert-fire"),
                        asyncio.create_task(self._rearm_loop(), name="alert-rearm")]
         log.info("alert engine started", extra={"armed": len(self.book), "symbols": len(self._subscribed)})
 
-    async def stop(self) -> None:
+    async def _load_book(self) -> set[str]:
+        """Armed alerts into the book (four columns, read in partitions, sorted once per side);
+        the symbols of every armed or cooling alert."""
+        codes: dict[str, str] = {}  # one string per symbol, shared by every alert on it
+        directions = {"above": "above", "below": "below"}
+        armed: list[BookEntry] = []
+        query = (core_select(*_BOOK_COLUMNS, col(AlertRow.status))
+                 .where(col(AlertRow.status).in_(("armed", "cooling"))))
+        async with self.db.engine.connect() as conn:
+            result = await conn.stream(query)
+            async for partition in result.partitions(LOAD_PARTITION):
+                for alert_id, code, direction, threshold, status in partition:
+                    code = codes.setdefault(code, code)
+                    if status == "armed":
+                        armed.append((alert_id, code, directions.get(direction, direction), threshold))
+        self._add_many(armed)
+        return set(codes)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop; alerts already crossed get up to ``grace`` seconds to be fired first (those that do
+        not stay armed in the database and fire on the next crossing after a restart)."""
+        if self._tasks and not self._idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -96,7 +145,15 @@ class AlertEngine:
     # -- the hot path -------------------------------------------------------------------------------------
     def _add(self, alert_id: int, code: str, direction: str, threshold: int) -> None:
         self.book.add(alert_id, code, direction, threshold)
-        self._armed_at[alert_id] = time.time()
+        if self._gap_start is not None:
+            self._armed_in_gap.setdefault(code, []).append(alert_id)
+
+    def _add_many(self, alerts: Sequence[BookEntry]) -> None:
+        added = self.book.add_many(alerts)
+        if self._gap_start is not None and added:
+            code_of = {a[0]: a[1] for a in alerts}
+            for alert_id in added:
+                self._armed_in_gap.setdefault(code_of[alert_id], []).append(alert_id)
 
     def _on_event(self, event: Event) -> None:
         if type(event) is not Tick:
@@ -104,6 +161,8 @@ class AlertEngine:
                 self._gap_start = time.time()
             elif isinstance(event, Reconnected):
                 self._gap_symbols = set(self._subscribed)
+                if not self._gap_symbols:
+                    self._gap_closed()
             return
         code = event[0]
         if code not in self._subscribed:
@@ -115,95 +174,109 @@ class AlertEngine:
         fired = self.book.on_price(code, price)
         if code in self._gap_symbols:
             fired += self._gap_extremes(code, event)
-        for alert_id in fired:
-            self._armed_at.pop(alert_id, None)
         if fired:
-            seen = time.perf_counter()
-            self._queue.put_nowait([Fired(alert_id, price, event[1], seen) for alert_id in fired])
+            self._enqueue(Crossing(fired, code, price, event[1], time.perf_counter()))
+
+    def _enqueue(self, crossing: Crossing) -> None:
+        self._pending.append(crossing)
+        self.backlog += crossing.size
+        self._idle.clear()
+        self._work.set()
 
     def _gap_extremes(self, code: str, tick: Tick) -> list[int]:
         """Alerts crossed by the day's high or low made while the feed was down (first tick after a gap)."""
-        self._gap_symbols.discard(code)
         gap_start = self._gap_start
+        armed_since = self._armed_in_gap.pop(code, [])
+        self._gap_symbols.discard(code)
         if not self._gap_symbols:
-            self._gap_start = None
+            self._gap_closed()
         if gap_start is None:
             return []
         since = dt.datetime.fromtimestamp(gap_start, KST).strftime("%H%M%S")
         # Alerts armed during the gap did not exist when that extreme was made: set them aside.
-        late = {a: w for a, t in self._armed_at.items()
-                if t > gap_start and (w := self.book.where(a)) is not None and w[0] == code}
-        for alert_id in late:
-            self.book.remove(alert_id)
+        late = [(alert_id, where) for alert_id in armed_since
+                if (where := self.book.where(alert_id)) is not None and self.book.remove(alert_id)]
         fired: list[int] = []
         if tick.high_time >= since:
             fired += self.book.on_high(code, tick.high)
         if tick.low_time >= since:
             fired += self.book.on_low(code, tick.low)
-        for alert_id, (_code, direction, threshold) in late.items():
+        for alert_id, (_code, direction, threshold) in late:
             self.book.add(alert_id, code, direction, threshold)
         return fired
 
+    def _gap_closed(self) -> None:
+        self._gap_start = None
+        self._gap_symbols = set()
+        self._armed_in_gap.clear()
+
+    def _forget_gap_symbol(self, code: str) -> None:
+        """A symbol left the feed: its first tick after the gap will not come."""
+        if code in self._gap_symbols:
+            self._gap_symbols.discard(code)
+            self._armed_in_gap.pop(code, None)
+            if not self._gap_symbols:
+                self._gap_closed()
+
+    # -- firing -------------------------------------------------------------------------------------------
+    def _take(self, limit: int) -> Chunk:
+        """Up to ``limit`` crossed alerts, oldest crossing first; a crossing larger than what is left
+        of the chunk is split and its remainder goes behind the crossings that came after it."""
+        chunk: Chunk = []
+        while self._pending and len(chunk) < limit:
+            crossing = self._pending.popleft()
+            room = limit - len(chunk)
+            if len(crossing.ids) <= room:
+                chunk.extend((alert_id, crossing) for alert_id in crossing.ids)
+                crossing.ids = []
+            else:
+                chunk.extend((alert_id, crossing) for alert_id in crossing.ids[:room])
+                crossing.ids = crossing.ids[room:]
+                self._pending.append(crossing)
+        return chunk
+
     async def _fire_worker(self) -> None:
         while True:
-            batch = await self._queue.get()
-            while not self._queue.empty():
-                batch.extend(self._queue.get_nowait())
-            try:
-                await self._commit(batch)
-            except Exception:
-                log.exception("could not record fired alerts; re-arming them")
-                await self._reload([f.alert_id for f in batch])
+            await self._work.wait()
+            self._work.clear()
+            while self._pending:
+                chunk = self._take(self.fire_chunk)
+                try:
+                    await self._fire(chunk)
+                except Exception:
+                    log.exception("could not record fired alerts; re-arming them",
+                                  extra={"alerts": len(chunk)})
+                    with contextlib.suppress(Exception):
+                        await self._rearm_after_failure([alert_id for alert_id, _ in chunk])
+                finally:
+                    self.backlog -= len(chunk)
+                await asyncio.sleep(0)  # ticks, replies and other work run between chunks
+            if not self._pending:
+                self._idle.set()
 
-    async def _commit(self, batch: list[Fired]) -> None:
-        """Fire a batch in one transaction: a conditional UPDATE … RETURNING moves exactly the alerts
-        still armed (exactly once, whatever else fires them), and their pushes go in alongside."""
+    async def _fire(self, chunk: Chunk) -> None:
         now = utcnow()
-        by_id = {f.alert_id: f for f in batch}
-        async with self.db.session() as session:
-            result = await session.exec(  # type: ignore[call-overload]
-                update(AlertRow)
-                .where(col(AlertRow.id).in_(list(by_id)), col(AlertRow.status) == "armed")
-                .values(status=case((col(AlertRow.repeat), "cooling"), else_="fired"),
-                        fired_count=AlertRow.fired_count + 1, updated_at=now)
-                .returning(AlertRow.id, AlertRow.owner_id, AlertRow.chat_id, AlertRow.language, AlertRow.code,
-                           AlertRow.name, AlertRow.direction, AlertRow.threshold, AlertRow.percent, AlertRow.repeat,
-                           AlertRow.cooldown_seconds, AlertRow.fired_count, AlertRow.reference_price))
-            fired = list(result.all())
-            cooldowns: dict[int, list[int]] = {}
-            pushes = []
-            for (alert_id, owner, chat, language, code, name, direction, threshold, percent, repeat, cooldown,
-                 count, reference) in fired:
-                f = by_id[alert_id]
-                if repeat:
-                    cooldowns.setdefault(cooldown, []).append(alert_id)
-                pushes.append({"dedupe_key": f"alert:{alert_id}:{count}", "owner_id": owner, "chat_id": chat,
-                               "kind": "alert", "status": "pending", "attempts": 0, "created_at": now,
-                               "payload": {"alert_id": alert_id, "lang": language, "code": code, "name": name,
-                                           "direction": direction, "threshold": threshold, "price": f.price,
-                                           "time": f.tick_time, "percent": percent, "repeat": repeat,
-                                           "reference_price": reference}})
-            for cooldown, ids in cooldowns.items():
-                await session.exec(update(AlertRow).where(col(AlertRow.id).in_(ids))  # type: ignore[call-overload]
-                                   .values(rearm_at=now + dt.timedelta(seconds=cooldown)))
-            if pushes:
-                await session.exec(insert(OutboxRow), params=pushes)  # type: ignore[call-overload]
-            await session.commit()
+        prices = {alert_id: crossing for alert_id, crossing in chunk}
+        async with self.db.engine.begin() as conn:  # DB write: fire a chunk (alerts + outbox), one transaction
+            fired = await fire_alerts(conn, prices, now)
         committed = time.perf_counter()
         if self.record_latencies:
-            self.latencies.extend(committed - f.seen_at for f in batch)
+            self.latencies.extend(committed - crossing.seen_at for _, crossing in chunk)
         self.fired += len(fired)
         if fired:
             self.wake_sender()
             for code in {row[4] for row in fired}:
                 await self._release_if_unused(code)
 
-    async def _reload(self, alert_ids: list[int]) -> None:
-        async with self.db.session() as session:
-            for alert_id in alert_ids:
-                row = await session.get(AlertRow, alert_id)
-                if row is not None and row.status == "armed":
-                    self._add(alert_id, row.code, row.direction, row.threshold)
+    async def _rearm_after_failure(self, alert_ids: AlertIds) -> None:
+        """Put back the alerts of a chunk whose commit failed (those still armed in the database)."""
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(
+                core_select(*_BOOK_COLUMNS)
+                .where(col(AlertRow.id).in_(alert_ids), col(AlertRow.status) == "armed"))).all()
+        for code in {r[1] for r in rows}:
+            await self._ensure_subscribed(code)  # its symbol may have left the feed meanwhile
+        self._add_many([(r[0], r[1], r[2], r[3]) for r in rows])
 
     async def _rearm_loop(self) -> None:
         while True:
@@ -214,17 +287,15 @@ class AlertEngine:
                 log.exception("re-arming failed")
 
     async def rearm_due(self) -> int:
+        """Repeat alerts whose cooldown is over go back in the book (one conditional UPDATE)."""
         now = utcnow()
-        async with self.db.session() as session:
-            rows = list((await session.exec(select(AlertRow).where(
-                col(AlertRow.status) == "cooling", col(AlertRow.rearm_at) <= now))).all())
-            for row in rows:
-                row.status, row.rearm_at, row.updated_at = "armed", None, now
-                session.add(row)
-            await session.commit()
-        for row in rows:
-            assert row.id is not None
-            self._add(row.id, row.code, row.direction, row.threshold)
+        async with self.db.engine.begin() as conn:  # DB write: cooling → armed
+            rows = (await conn.execute(
+                update(AlertRow)
+                .where(col(AlertRow.status) == "cooling", col(AlertRow.rearm_at) <= now)
+                .values(status="armed", rearm_at=None, updated_at=now)
+                .returning(*_BOOK_COLUMNS))).all()
+        self._add_many([(r[0], r[1], r[2], r[3]) for r in rows])
         return len(rows)
 
     # -- subscriptions ------------------------------------------------------------------------------------
@@ -234,13 +305,14 @@ class AlertEngine:
             self._subscribed.add(code)
 
     async def _release_if_unused(self, code: str) -> None:
-        if self.book.count(code):
-            return
+        if self.book.count(code) or any(crossing.code == code for crossing in self._pending):
+            return  # still armed, or crossed and not yet fired (a failed commit puts it back)
         async with self.db.session() as session:
             cooling = (await session.exec(select(func.count()).select_from(AlertRow).where(
                 col(AlertRow.code) == code, col(AlertRow.status) == "cooling"))).one()
-        if not cooling and code in self._subscribed:
+        if not cooling and code in self._subscribed and not self.book.count(code):
             self._subscribed.discard(code)
+            self._forget_gap_symbol(code)
             await self.feed.unsubscribe(p.WS_TRADE, code)
 
     def has_capacity_for(self, code: str) -> bool:
@@ -269,10 +341,9 @@ class AlertEngine:
                 self._arming.pop(row.code, None)
         crossed = high >= row.threshold if row.direction == "above" else low <= row.threshold
         if crossed and self.book.remove(row.id):
-            self._armed_at.pop(row.id, None)
             price = high if row.direction == "above" else low
-            self._queue.put_nowait([Fired(row.id, price, dt.datetime.now(KST).strftime("%H%M%S"),
-                                          time.perf_counter())])
+            self._enqueue(Crossing([row.id], row.code, price, dt.datetime.now(KST).strftime("%H%M%S"),
+                                  time.perf_counter()))
         return row
 
     async def count_active(self, owner_id: int) -> int:
@@ -280,7 +351,7 @@ class AlertEngine:
             return (await session.exec(select(func.count()).select_from(AlertRow).where(
                 col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(ACTIVE)))).one()
 
-    async def list(self, owner_id: int) -> list[AlertRow]:
+    async def list(self, owner_id: int) -> builtins.list[AlertRow]:
         async with self.db.session() as session:
             return list((await session.exec(select(AlertRow).where(
                 col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(ACTIVE)).order_by(col(AlertRow.id)))).all())
@@ -294,11 +365,10 @@ class AlertEngine:
             session.add(row)
             await session.commit()
         self.book.remove(alert_id)
-        self._armed_at.pop(alert_id, None)
         await self._release_if_unused(row.code)
         return row
 
-    async def _move_owner(self, owner_id: int, from_statuses: tuple[str, ...], to: str) -> list[AlertRow]:
+    async def _move_owner(self, owner_id: int, from_statuses: tuple[str, ...], to: str) -> builtins.list[AlertRow]:
         async with self.db.session() as session:
             rows = list((await session.exec(select(AlertRow).where(
                 col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(from_statuses)))).all())
@@ -314,13 +384,45 @@ class AlertEngine:
         for row in rows:
             assert row.id is not None
             self.book.remove(row.id)
-            self._armed_at.pop(row.id, None)
         return len(rows)
 
     async def resume_owner(self, owner_id: int) -> int:
         rows = await self._move_owner(owner_id, ("paused",), "armed")
-        for row in rows:
-            assert row.id is not None
-            await self._ensure_subscribed(row.code)
-            self._add(row.id, row.code, row.direction, row.threshold)
+        for code in {row.code for row in rows}:
+            await self._ensure_subscribed(code)
+        self._add_many([(row.id, row.code, row.direction, row.threshold) for row in rows if row.id is not None])
         return len(rows)
+
+
+async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
+    """Fire crossed alerts inside the caller's transaction: a conditional UPDATE … RETURNING moves
+    exactly the alerts still armed (exactly once, whatever else fires them: a restart, a reconnect,
+    a second crossing), and their pushes go into the outbox alongside. Returns the fired rows."""
+    fired: list[Any] = list((await conn.execute(
+        update(AlertRow)
+        .where(col(AlertRow.id).in_(list(crossings)), col(AlertRow.status) == "armed")
+        .values(status=case((col(AlertRow.repeat), "cooling"), else_="fired"),
+                fired_count=AlertRow.fired_count + 1, updated_at=now)
+        .returning(*(col(c) for c in (
+            AlertRow.id, AlertRow.owner_id, AlertRow.chat_id, AlertRow.language, AlertRow.code, AlertRow.name,
+            AlertRow.direction, AlertRow.threshold, AlertRow.percent, AlertRow.repeat, AlertRow.cooldown_seconds,
+            AlertRow.fired_count, AlertRow.reference_price))))).all())
+    cooldowns: dict[int, list[int]] = {}
+    pushes = []
+    for (alert_id, owner, chat, language, code, name, direction, threshold, percent, repeat, cooldown,
+         count, reference) in fired:
+        crossing = crossings[alert_id]
+        if repeat:
+            cooldowns.setdefault(cooldown, []).append(alert_id)
+        pushes.append({"dedupe_key": f"alert:{alert_id}:{count}", "owner_id": owner, "chat_id": chat,
+                       "kind": "alert", "status": "pending", "attempts": 0, "created_at": now,
+                       "payload": {"alert_id": alert_id, "lang": language, "code": code, "name": name,
+                                   "direction": direction, "threshold": threshold, "price": crossing.price,
+                                   "time": crossing.tick_time, "percent": percent, "repeat": repeat,
+                                   "reference_price": reference}})
+    for cooldown, ids in cooldowns.items():
+        await conn.execute(update(AlertRow).where(col(AlertRow.id).in_(ids))
+                           .values(rearm_at=now + dt.timedelta(seconds=cooldown)))
+    if pushes:
+        await conn.execute(insert(OutboxRow), pushes)
+    return fired

@@ -7,17 +7,18 @@ import datetime as dt
 import re
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from chatbot.console.botapi import BotApiEmulator
-from chatbot.console.transport import EmulatorRequest
-from chatbot.runtime import Runtime
-from chatbot.telegram import app as tg
-from chatbot.telegram.alerts import push_for
-from chatbot.telegram.context import BotServices
+
+if TYPE_CHECKING:
+    from chatbot.runtime import Runtime
 
 QUIET_SECONDS = 0.25
 REPLY_TIMEOUT = 20.0
+# Printed before the bot is loaded (``chatbot console`` shows it first): what is typed meanwhile
+# waits in stdin and is answered once the bot is up, which the "ready" line then says.
+BANNER = "kis-chatops console · type /help, a number presses a button, /quit or Ctrl-D leaves"
 
 
 class ConsoleChat:
@@ -102,7 +103,13 @@ class ConsoleChat:
 
 async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko",
                       stdin: TextIO | None = None, out: TextIO | None = None, charts_dir: Path | None = None,
-                      note: str = "") -> None:
+                      note: str = "", announced: bool = False) -> None:
+    """Chat in the terminal; ``announced`` when :data:`BANNER` was already printed (before loading)."""
+    from chatbot.console.transport import EmulatorRequest
+    from chatbot.telegram import app as tg
+    from chatbot.telegram.alerts import push_for
+    from chatbot.telegram.context import BotServices
+
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     emulator = BotApiEmulator()
@@ -113,8 +120,8 @@ async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko
                                        per_chat_interval=0)
     await tg.start(application, poll_timeout=1)
     await runtime.start_pushes(push_for(application.bot))
-    chat.write(f"kis-chatops console · mode {runtime.mode.value} · type /help, a number presses a button, "
-               f"/quit or Ctrl-D leaves" + (f"\n{note}" if note else ""))
+    chat.write((f"ready · mode {runtime.mode.value}" if announced else f"{BANNER} · mode {runtime.mode.value}")
+               + (f"\n{note}" if note else ""))
     loop = asyncio.get_running_loop()
     try:
         while True:

@@ -239,6 +239,12 @@ def parse_frame(text: str, decrypt: Decrypt | None = None) -> list[Record]:
     parts = text.split("|", 3)
     if len(parts) != 4:
         raise FrameError("truncated frame")
+    if parts[0] == "0" and parts[2] == "001":  # the common case: one plain record of a known TR
+        spec = _PLAIN.get(parts[1])
+        if spec is not None:
+            fields = parts[3].split("^")
+            if len(fields) == spec[1]:
+                return [spec[0](fields)]
     enc, tr_id, count_text, payload = parts
     if not count_text.isdigit():
         raise FrameError("bad record count")

@@ -115,5 +115,8 @@ class FillWatcher:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
-        for task in list(self._tasks):
-            task.cancel()
+        if self._tasks:  # fills being recorded finish (a cancelled one would leave its transaction open)
+            _, late = await asyncio.wait(set(self._tasks), timeout=5.0)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)

@@ -15,13 +15,17 @@ import hashlib
 import secrets
 import string
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from chatbot.kis import protocol as p
 
 KST = dt.timezone(dt.timedelta(hours=9))
 _KEY_CHARS = frozenset(string.ascii_letters + string.digits + "+/=_-.")
+DOC_PREFIX = "auth:"  # the state store's key of one app key's document: auth:<kid>
+LEGACY_DOC = "auth"  # the one document every app key's state used to share
+APPROVAL_LIFETIME_SECONDS = 86_400.0
+MAX_APPROVALS_PER_KEY = 16
 
 
 class AuthFailure(Exception):
@@ -69,10 +73,19 @@ class AuthRegistry:
         self._tokens: dict[str, IssuedToken] = {}
         self._latest: dict[str, IssuedToken] = {}
         self._last_issue: dict[str, float] = {}
-        self._approvals: dict[str, str] = {}
+        self._approvals: dict[str, str] = {}  # approval-key digest -> kid
+        self._approvals_of: dict[str, dict[str, float]] = {}  # kid -> {approval digest: issued at}
         self._accounts: dict[str, str] = {}
+        self._keys_of_account: dict[str, set[str]] = {}
+        self._tokens_of: dict[str, set[str]] = {}  # kid -> digests of its tokens
+        self._dirty: set[str] = set()  # kids whose document must be written
+        self._legacy_pending = False  # an "auth" document of the old layout is to be emptied
         self.issued_count = 0
-        self.changed = False
+
+    @property
+    def changed(self) -> bool:
+        """Some app key's state changed since :meth:`take_dirty`."""
+        return bool(self._dirty) or self._legacy_pending
 
     # -- key pairs -------------------------------------------------------------------------------
     def check_pair(self, app_key: str | None, secret: str | None) -> None:
@@ -85,7 +98,7 @@ class AuthRegistry:
         digest = _digest(secret)
         if known is None:
             self._secret_digests[kid] = digest
-            self.changed = True
+            self._dirty.add(kid)
         elif not secrets.compare_digest(known, digest):
             raise AuthFailure(500, p.EGW_APPSECRET_INVALID, "유효하지 않은 AppSecret입니다.")
 
@@ -105,18 +118,24 @@ class AuthRegistry:
             return latest
         token = _new_token()
         issued = IssuedToken(token, kid, now, now + p.TOKEN_LIFETIME_SECONDS)
-        self._tokens[_digest(token)] = issued
+        digest = _digest(token)
+        self._tokens[digest] = issued
+        self._tokens_of.setdefault(kid, set()).add(digest)
         self._latest[kid] = issued
         self.issued_count += 1
-        self.changed = True
+        self._dirty.add(kid)
         return issued
 
     def revoke(self, token: str) -> bool:
-        issued = self._tokens.pop(_digest(token), None)
-        if issued and self._latest.get(issued.app_key) is issued:
+        digest = _digest(token)
+        issued = self._tokens.pop(digest, None)
+        if issued is None:
+            return False
+        self._tokens_of.get(issued.app_key, set()).discard(digest)
+        if self._latest.get(issued.app_key) is issued:
             del self._latest[issued.app_key]
-        self.changed = True
-        return issued is not None
+        self._dirty.add(issued.app_key)
+        return True
 
     def authenticate(self, authorization: str | None, app_key: str | None, secret: str | None) -> str:
         """Check a REST call's headers; return the app key."""
@@ -135,16 +154,25 @@ class AuthRegistry:
         now = self.clock()
         for issued in self._tokens.values():
             issued.expires_at = min(issued.expires_at, now - 1)
+            self._dirty.add(issued.app_key)
         self._latest.clear()
         self._last_issue.clear()
-        self.changed = True
 
     # -- WebSocket approval keys -----------------------------------------------------------------------
     def issue_approval(self, app_key: str | None, secret: str | None) -> str:
         self.check_pair(app_key, secret)
         assert app_key is not None
         key = secrets.token_hex(32) + "-" + secrets.token_hex(8)
-        self._approvals[_digest(key)] = _kid(app_key)
+        kid, digest, now = _kid(app_key), _digest(key), self.clock()
+        mine = self._approvals_of.setdefault(kid, {})
+        for old, issued_at in sorted(mine.items(), key=lambda item: item[1]):  # KIS's last 24 h, at most 16
+            if now - issued_at < APPROVAL_LIFETIME_SECONDS and len(mine) < MAX_APPROVALS_PER_KEY:
+                break
+            del mine[old]
+            self._approvals.pop(old, None)
+        mine[digest] = now
+        self._approvals[digest] = kid
+        self._dirty.add(kid)
         return key
 
     def approval_app_key(self, approval_key: str) -> str | None:
@@ -158,33 +186,86 @@ class AuthRegistry:
         bound = self._accounts.get(kid)
         if bound is None:
             self._accounts[kid] = account_id
-            self.changed = True
+            self._keys_of_account.setdefault(account_id, set()).add(kid)
+            self._dirty.add(kid)
             return True
         return bound == account_id
 
     def app_keys_of(self, account_id: str) -> frozenset[str]:
         """The (digests of the) app keys trading ``account_id``."""
-        return frozenset(kid for kid, account in self._accounts.items() if account == account_id)
+        return frozenset(self._keys_of_account.get(account_id, ()))
 
-    # -- persistence -------------------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    # -- persistence ---------------------------------------------------------------------------------------
+    # One document per app key ("auth:<kid>"): issuing a token rewrites that key's few hundred bytes,
+    # not every key's state (one document for all of them grew to megabytes, rewritten per token).
+    def take_dirty(self) -> dict[str, dict[str, Any]]:
+        """The documents of the app keys changed since the last call, keyed ``auth:<kid>`` (and an
+        empty ``auth`` document once an old-layout one has been rewritten key by key)."""
+        dirty, self._dirty = self._dirty, set()
+        docs = {DOC_PREFIX + kid: self._document(kid) for kid in dirty}
+        if self._legacy_pending:
+            self._legacy_pending = False
+            docs[LEGACY_DOC] = {}
+        return docs
+
+    def _document(self, kid: str) -> dict[str, Any]:
         now = self.clock()
-        live = {d: {**asdict(i), "token": ""} for d, i in self._tokens.items() if i.expires_at > now}
+        tokens = {d: {"issued_at": i.issued_at, "expires_at": i.expires_at}
+                  for d in self._tokens_of.get(kid, ()) if (i := self._tokens.get(d)) is not None and i.expires_at > now}
+        latest = self._latest.get(kid)
         return {
-            "secret_digests": dict(self._secret_digests),
-            "tokens": live,  # digests only: a token is checked by its digest, never stored
-            "latest": {kid: _digest(i.token) for kid, i in self._latest.items() if i.token
-                       and _digest(i.token) in live},
-            "accounts": dict(self._accounts),
-            "approvals": dict(self._approvals),
+            "secret_digest": self._secret_digests.get(kid),
+            "account": self._accounts.get(kid),
+            "tokens": tokens,  # digests only: a token is checked by its digest, never stored
+            "latest": _digest(latest.token) if latest and latest.token and _digest(latest.token) in tokens else None,
+            "approvals": dict(self._approvals_of.get(kid, {})),
         }
 
-    def restore(self, data: dict[str, Any]) -> None:
-        self._secret_digests = dict(data.get("secret_digests", {}))
-        self._tokens = {t: IssuedToken(**i) for t, i in data.get("tokens", {}).items()}
-        self._latest = {k: self._tokens[t] for k, t in data.get("latest", {}).items() if t in self._tokens}
-        self._accounts = dict(data.get("accounts", {}))
-        self._approvals = dict(data.get("approvals", {}))
+    def restore(self, documents: dict[str, dict[str, Any]]) -> None:
+        """Load the ``auth:<kid>`` documents (and an ``auth`` document of the one-document layout,
+        whose keys are then written in the new layout at the next save)."""
+        legacy = documents.get(LEGACY_DOC) or {}
+        if legacy:
+            self._restore_legacy(legacy)
+        for key, doc in documents.items():
+            if key.startswith(DOC_PREFIX) and doc:
+                self._restore_key(key[len(DOC_PREFIX):], doc)
+
+    def _restore_key(self, kid: str, doc: dict[str, Any]) -> None:
+        if doc.get("secret_digest"):
+            self._secret_digests[kid] = doc["secret_digest"]
+        if doc.get("account"):
+            self._accounts[kid] = doc["account"]
+            self._keys_of_account.setdefault(doc["account"], set()).add(kid)
+        for digest, t in (doc.get("tokens") or {}).items():
+            self._tokens[digest] = IssuedToken("", kid, t["issued_at"], t["expires_at"])
+            self._tokens_of.setdefault(kid, set()).add(digest)
+        if doc.get("latest") in self._tokens:
+            self._latest[kid] = self._tokens[doc["latest"]]
+        for digest, issued_at in (doc.get("approvals") or {}).items():
+            self._approvals[digest] = kid
+            self._approvals_of.setdefault(kid, {})[digest] = issued_at
+
+    def _restore_legacy(self, data: dict[str, Any]) -> None:
+        now = self.clock()
+        kids: set[str] = set(data.get("secret_digests", {}))
+        self._secret_digests.update(data.get("secret_digests", {}))
+        for digest, i in data.get("tokens", {}).items():
+            issued = IssuedToken(**{**i, "token": ""})
+            self._tokens[digest] = issued
+            self._tokens_of.setdefault(issued.app_key, set()).add(digest)
+            kids.add(issued.app_key)
+        self._latest.update({k: self._tokens[t] for k, t in data.get("latest", {}).items() if t in self._tokens})
+        for kid, account in data.get("accounts", {}).items():
+            self._accounts[kid] = account
+            self._keys_of_account.setdefault(account, set()).add(kid)
+            kids.add(kid)
+        for digest, kid in data.get("approvals", {}).items():
+            self._approvals[digest] = kid
+            self._approvals_of.setdefault(kid, {})[digest] = now
+            kids.add(kid)
+        self._dirty |= kids
+        self._legacy_pending = True
 
 
 def _new_token() -> str:

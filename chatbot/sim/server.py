@@ -224,8 +224,7 @@ class KisSimulator:
         docs = await self.store.load_all()
         if "market" in docs:
             self.market.restore(docs["market"])
-        if "auth" in docs:
-            self.auth.restore(docs["auth"])
+        self.auth.restore(docs)
         if "us-market" in docs:
             self.us_market.restore(docs["us-market"])
             self.us_trading.restore(docs["us-market"].get("trading", {}))
@@ -242,9 +241,7 @@ class KisSimulator:
             docs: dict[str, dict[str, Any]] = {
                 f"account:{acct.account_id}": acct.to_dict() for acct in self.exchange.take_dirty()}
             docs.update({f"us-account:{a.account_id}": a.to_dict() for a in self.us_trading.take_dirty()})
-            if self.auth.changed:
-                self.auth.changed = False
-                docs["auth"] = self.auth.snapshot()
+            docs.update(self.auth.take_dirty())
             mono = time.monotonic()
             if force_market or mono - self._last_market_save > MARKET_SAVE_INTERVAL:
                 docs["market"] = self.market.snapshot()

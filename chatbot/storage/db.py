@@ -58,11 +58,38 @@ class Database:
             self._checkpoints = asyncio.create_task(self._checkpoint_loop(interval), name="sqlite-checkpoint")
 
     async def _checkpoint_loop(self, interval: float) -> None:
+        """Keep the WAL short without ever waiting inside a commit.
+
+        A PASSIVE checkpoint (never waits) copies the WAL into the database every ``interval``
+        seconds, and every second while the WAL holds more than ``busy_frames`` frames: under a
+        steady stream of commits a pass rarely finds the WAL fully copied (commits land while it
+        copies), and SQLite starts the WAL over only after a pass that did, so a busy bot's WAL
+        grew for as long as the writes went on. When a pass finds everything copied and nothing
+        written since the last one (idle), TRUNCATE cuts the file to zero bytes; when the WAL holds
+        more than ``restart_frames`` frames anyway (a reader kept the copy from completing), RESTART
+        makes the next writer start it over. Those two may wait for readers, so they do with a
+        short busy timeout. ``journal_size_limit`` (see _sqlite_pragmas) cuts the file back each
+        time the WAL is started over."""
+        busy_frames = 2_048  # 8 MB of 4 KB pages: check every second above this
+        restart_frames = 16_384  # 64 MB
+        previous, frames = -1, 0
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(min(interval, 1.0) if frames > busy_frames else interval)
             try:
                 async with self.engine.connect() as conn:
-                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                    busy, frames, copied = map(int, (await conn.exec_driver_sql(
+                        "PRAGMA wal_checkpoint(PASSIVE)")).one())
+                    mode = ("TRUNCATE" if frames > 0 and frames == copied == previous
+                            else "RESTART" if frames > restart_frames else "")
+                    if mode:
+                        await conn.exec_driver_sql("PRAGMA busy_timeout=100")
+                        try:
+                            busy, frames, _ = map(int, (await conn.exec_driver_sql(
+                                f"PRAGMA wal_checkpoint({mode})")).one())
+                            frames = 0 if mode == "TRUNCATE" and not busy else frames
+                        finally:
+                            await conn.exec_driver_sql("PRAGMA busy_timeout=5000")
+                    previous = frames
             except Exception:
                 log.warning("sqlite checkpoint failed", exc_info=True)
 
@@ -101,6 +128,9 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     # Checkpoints run from a background task (Database.start_checkpoints), not inside whichever
     # commit happens to cross the WAL threshold: that stall was the tail of alert-firing latency.
     cursor.execute("PRAGMA wal_autocheckpoint=0")
+    # Whenever the WAL is started over after a checkpoint, its file is cut back to 16 MB: a burst
+    # of writes does not leave a WAL of its peak size on disk for good.
+    cursor.execute("PRAGMA journal_size_limit=16777216")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()

@@ -1,6 +1,7 @@
 """Who may talk to the bot, and where: the global gate (group -1) and leaving strangers' groups.
 
-The gate runs before every handler: users outside ``telegram.allowed_users`` (when set) get one
+The gate runs before every handler: it notes the user (without writing the users table on every
+update: see :func:`_record_visit`); users outside ``telegram.allowed_users`` (when set) get one
 polite refusal a minute and nothing else; in groups the bot answers commands and buttons with
 "private chats only" and does nothing more. Button presses are checked again by the service
 (owner of the card).
@@ -20,6 +21,9 @@ from chatbot.telegram.i18n import t
 
 log = logging.getLogger(__name__)
 REFUSAL_INTERVAL = 60.0
+LAST_SEEN_INTERVAL = 600.0  # seconds between writes of a user's last-seen time
+MAX_SEEN = 50_000  # users remembered; past that, the stale ones are forgotten
+SEEN_KEY = "last_seen_written"
 
 
 async def gate(update: Update, context: Context) -> None:
@@ -41,8 +45,34 @@ async def gate(update: Update, context: Context) -> None:
         if update.callback_query is not None or (message is not None and (message.text or "").startswith("/")):
             await _refuse(update, context, "private_only")
         raise ApplicationHandlerStop
-    if await svc.users.touch(user.id, user.language_code):  # back after blocking the bot
-        await svc.alerts.user_returned(user.id)
+    await _record_visit(context, user.id, user.language_code)
+
+
+async def _record_visit(context: Context, user_id: int, language_code: str | None) -> None:
+    """Note the user in the users table: a new user or a language change at once, the last-seen
+    time at most once per :data:`LAST_SEEN_INTERVAL`, and at once when the user may be back after
+    blocking the bot (their alerts resume): when a send to them was refused since, or Telegram said
+    they blocked or unblocked the bot. Other updates cost no database access."""
+    seen = _seen(context)
+    now = time.monotonic()
+    last = seen.get(user_id)
+    refused_by: set[int] = getattr(context.bot.rate_limiter, "refused_by", set())
+    if (last is not None and now - last[0] < LAST_SEEN_INTERVAL and last[1] == language_code
+            and user_id not in refused_by):
+        return
+    if len(seen) >= MAX_SEEN:
+        for stale in [uid for uid, (at, _) in seen.items() if now - at >= LAST_SEEN_INTERVAL]:
+            del seen[stale]
+    seen[user_id] = (now, language_code)
+    refused_by.discard(user_id)
+    svc = services(context)
+    if await svc.users.touch(user_id, language_code):  # back after blocking the bot
+        await svc.alerts.user_returned(user_id)
+
+
+def _seen(context: Context) -> dict[int, tuple[float, str | None]]:
+    seen: dict[int, tuple[float, str | None]] = context.application.bot_data.setdefault(SEEN_KEY, {})
+    return seen
 
 
 async def _refuse(update: Update, context: Context, key: str) -> None:
@@ -64,7 +94,10 @@ async def _refuse(update: Update, context: Context, key: str) -> None:
 async def on_membership(update: Update, context: Context) -> None:
     """Leave any group the bot is added to, unless an allowed user added it (it stays quiet there)."""
     change = update.my_chat_member
-    if change is None or change.chat.type == ChatType.PRIVATE:
+    if change is None:
+        return
+    if change.chat.type == ChatType.PRIVATE:  # the user blocked or unblocked the bot: note them anew
+        _seen(context).pop(change.chat.id, None)
         return
     joined = change.new_chat_member.status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR)
     if not joined:

@@ -4,10 +4,12 @@ interval to each private chat, which AIORateLimiter does not do."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from telegram.error import Forbidden
 from telegram.ext import AIORateLimiter
 
 PACED_ENDPOINTS = frozenset({"sendMessage", "editMessageText", "sendPhoto", "editMessageReplyMarkup",
@@ -20,6 +22,7 @@ class ChatPacedRateLimiter(AIORateLimiter):
         self.per_chat_interval = per_chat_interval
         self._next_slot: dict[int, float] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self.refused_by: set[int] = set()  # chats whose sends Telegram refused (the user blocked the bot)
 
     async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
                               kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
@@ -39,7 +42,13 @@ class ChatPacedRateLimiter(AIORateLimiter):
                     self._next_slot[chat] = time.monotonic() + self.per_chat_interval
                     if len(self._next_slot) > 10_000:
                         self._prune()
-        return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+        try:
+            return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+        except Forbidden:
+            if isinstance(chat_id, int | str):
+                with contextlib.suppress(ValueError):
+                    self.refused_by.add(int(chat_id))  # the access gate notes the user's return
+            raise
 
     def _prune(self) -> None:
         now = time.monotonic()

@@ -1,0 +1,283 @@
+"""The alert engine under bursts, driven tick by tick (a stand-in feed, the real database):
+bounded fire transactions, exactly-once through chunking and failures, a storm not holding back
+later crossings, the feed-gap check without a pass over the book, and bulk book building."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import insert
+from sqlmodel import col, func, select
+
+from chatbot.alerts import engine as engine_module
+from chatbot.alerts.book import AlertBook
+from chatbot.alerts.engine import AlertEngine
+from chatbot.kis import protocol as p
+from chatbot.kis.frames import Tick
+from chatbot.kis.realtime import Disconnected, Reconnected
+from chatbot.storage import Database
+from chatbot.storage.tables import AlertRow, OutboxRow
+from chatbot.storage.types import utcnow
+
+CODE, OTHER = "005930", "000660"
+
+
+class StandInFeed:
+    """What the engine uses of :class:`RealtimeClient`; events are handed in by the test."""
+
+    max_subscriptions = 41
+
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[Any], None]] = []
+        self.subscriptions: dict[tuple[str, str], int] = {}
+        self.connected = asyncio.Event()
+
+    def add_listener(self, listener: Callable[[Any], None]) -> Callable[[], None]:
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener)
+
+    async def start(self) -> None:
+        self.connected.set()
+
+    async def aclose(self) -> None:
+        self.connected.clear()
+
+    async def subscribe(self, tr_id: str, code: str) -> None:
+        self.subscriptions[(tr_id, code)] = 1
+
+    async def unsubscribe(self, tr_id: str, code: str) -> None:
+        self.subscriptions.pop((tr_id, code), None)
+
+    def emit(self, event: Any) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+
+def tick(code: str, price: int, *, time: str = "100000", high: int | None = None, high_time: str = "090000",
+         low: int | None = None, low_time: str = "090000") -> Tick:
+    fields = ["0"] * len(p.TRADE_FIELDS)
+    fields[0], fields[1], fields[2] = code, time, str(price)
+    fields[8], fields[9] = str(high if high is not None else price), str(low if low is not None else price)
+    fields[27], fields[30] = high_time, low_time
+    return Tick(fields)
+
+
+async def store_alerts(db: Database, specs: list[tuple[str, str, int]], repeat: bool = False) -> list[int]:
+    now = utcnow()
+    rows = [{"owner_id": 1 + i % 7, "chat_id": 1 + i % 7, "language": "ko", "code": code, "name": code,
+             "direction": direction, "threshold": threshold, "reference_price": 70_000, "percent": None,
+             "repeat": repeat, "cooldown_seconds": 600, "status": "armed", "fired_count": 0, "created_at": now,
+             "updated_at": now} for i, (code, direction, threshold) in enumerate(specs)]
+    async with db.engine.begin() as conn:
+        for i in range(0, len(rows), 2000):
+            await conn.execute(insert(AlertRow), rows[i:i + 2000])
+    async with db.session() as session:
+        return list((await session.exec(select(AlertRow.id).order_by(col(AlertRow.id)))).all())[-len(specs):]
+
+
+async def count(db: Database, table: type, *where: Any) -> int:
+    async with db.session() as session:
+        return (await session.exec(select(func.count()).select_from(table).where(*where))).one()
+
+
+async def settled(engine: AlertEngine, timeout: float = 30.0) -> None:
+    await asyncio.wait_for(engine._idle.wait(), timeout)
+
+
+@pytest.fixture
+async def feed() -> StandInFeed:
+    return StandInFeed()
+
+
+@pytest.fixture
+async def make_engine(database: Database, feed: StandInFeed) -> AsyncIterator[Callable[..., Any]]:
+    engines: list[AlertEngine] = []
+
+    async def make(**kwargs: Any) -> AlertEngine:
+        engine = AlertEngine(database, feed, lambda: None, rearm_interval=3600, **kwargs)  # type: ignore[arg-type]
+        await engine.start()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        await engine.stop()
+
+
+async def test_a_storm_fires_in_bounded_transactions_exactly_once(database: Database, feed: StandInFeed,
+                                                                  make_engine: Callable[..., Any]) -> None:
+    ids = await store_alerts(database, [(CODE, "above", 70_000 + i % 50) for i in range(1_000)]
+                             + [(OTHER, "below", 50_000)])
+    engine: AlertEngine = await make_engine(fire_chunk=64)
+    assert len(engine.book) == len(ids)
+    transactions: list[int] = []
+    with_later_crossing: list[int] = []
+    real_fire = engine_module.fire_alerts
+
+    async def counting(conn: Any, crossings: dict[int, Any], now: Any) -> list[Any]:
+        if any(c.size == 1 for c in crossings.values()):
+            with_later_crossing.append(len(transactions))
+        transactions.append(len(crossings))
+        return await real_fire(conn, crossings, now)
+
+    engine_module.fire_alerts = counting  # type: ignore[assignment]
+    try:
+        engine.record_latencies = True
+        feed.emit(tick(CODE, 70_100))  # crosses all 1,000 at once
+        feed.emit(tick(OTHER, 49_000))  # a later crossing on another symbol
+        feed.emit(tick(CODE, 70_200))  # nothing left to cross
+        await settled(engine)
+    finally:
+        engine_module.fire_alerts = real_fire  # type: ignore[assignment]
+    assert max(transactions) <= 64 and sum(transactions) == 1_001
+    assert engine.fired == 1_001 and engine.backlog == 0
+    assert await count(database, AlertRow, col(AlertRow.status) == "fired") == 1_001
+    assert await count(database, OutboxRow) == 1_001
+    # The later crossing was not held behind the storm's remainder: it went in the second transaction.
+    assert with_later_crossing == [1]
+
+
+async def test_a_failed_chunk_is_rearmed_and_fires_once_later(database: Database, feed: StandInFeed,
+                                                              make_engine: Callable[..., Any]) -> None:
+    await store_alerts(database, [(CODE, "above", 70_000 + i) for i in range(100)])
+    engine: AlertEngine = await make_engine(fire_chunk=30)
+    real_fire = engine_module.fire_alerts
+    calls = 0
+
+    async def failing_once(conn: Any, crossings: dict[int, Any], now: Any) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            await real_fire(conn, crossings, now)  # written, then the transaction fails: rolled back
+            raise OSError("disk full")
+        return await real_fire(conn, crossings, now)
+
+    engine_module.fire_alerts = failing_once  # type: ignore[assignment]
+    try:
+        feed.emit(tick(CODE, 70_200))
+        await settled(engine)
+        assert engine.fired == 70 and len(engine.book) == 30  # the failed chunk is back in the book
+        assert await count(database, OutboxRow) == 70
+        feed.emit(tick(CODE, 70_300))  # the next crossing fires them, once
+        await settled(engine)
+    finally:
+        engine_module.fire_alerts = real_fire  # type: ignore[assignment]
+    assert engine.fired == 100 and len(engine.book) == 0
+    async with database.session() as session:
+        keys = list((await session.exec(select(OutboxRow.dedupe_key))).all())
+    assert len(keys) == len(set(keys)) == 100
+
+
+async def test_crossings_pending_at_stop_are_fired_before_it_returns(database: Database,
+                                                                      feed: StandInFeed) -> None:
+    await store_alerts(database, [(CODE, "above", 70_000 + i % 10) for i in range(500)])
+    engine = AlertEngine(database, feed, lambda: None, fire_chunk=50)  # type: ignore[arg-type]
+    await engine.start()
+    feed.emit(tick(CODE, 70_100))
+    await engine.stop()
+    assert await count(database, AlertRow, col(AlertRow.status) == "fired") == 500
+    assert await count(database, OutboxRow) == 500
+    again = AlertEngine(database, feed, lambda: None)  # type: ignore[arg-type]
+    await again.start()  # a restart: nothing left armed, nothing fires twice
+    feed.emit(tick(CODE, 70_200))
+    await again.stop()
+    assert len(again.book) == 0 and await count(database, OutboxRow) == 500
+
+
+async def test_feed_gap_fires_on_extremes_and_sets_aside_alerts_armed_since(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any]) -> None:
+    before_ids = await store_alerts(database, [(CODE, "above", 71_000), (CODE, "below", 69_000),
+                                               (OTHER, "above", 200_000)])
+    engine: AlertEngine = await make_engine()
+    feed.emit(tick(CODE, 70_000, time="100000"))
+    feed.emit(Disconnected("test"))
+    during = AlertRow(owner_id=9, chat_id=9, code=CODE, name=CODE, direction="above", threshold=70_500,
+                      reference_price=70_000)
+    await engine.arm(during)  # armed while the feed is down
+    assert engine._armed_in_gap == {CODE: [during.id]}
+    feed.emit(Reconnected(1))
+    # First tick after the gap: the price is back at 70,000 but the day's high (made during the gap,
+    # after it began) reached 71,500 and the low 68,500.
+    feed.emit(tick(CODE, 70_000, time="100500", high=71_500, high_time="235959", low=68_500, low_time="235959"))
+    await settled(engine)
+    async with database.session() as session:
+        statuses = {row.id: row.status for row in (await session.exec(select(AlertRow))).all()}
+    assert statuses[before_ids[0]] == "fired" and statuses[before_ids[1]] == "fired"
+    assert statuses[during.id] == "armed" and during.id in engine.book  # did not exist when the high was made
+    assert CODE not in engine._gap_symbols and engine._gap_start is not None  # OTHER's first tick is to come
+    feed.emit(tick(OTHER, 150_000, time="100501"))
+    assert engine._gap_start is None and not engine._armed_in_gap and not engine._gap_symbols
+    feed.emit(tick(CODE, 70_600))  # an ordinary crossing fires the alert armed during the gap
+    await settled(engine)
+    assert engine.fired == 3
+
+
+async def test_gap_bookkeeping_ends_when_a_symbol_leaves_the_feed(database: Database, feed: StandInFeed,
+                                                                  make_engine: Callable[..., Any]) -> None:
+    (only,) = await store_alerts(database, [(OTHER, "above", 200_000)])
+    await store_alerts(database, [(CODE, "above", 80_000)])
+    engine: AlertEngine = await make_engine()
+    feed.emit(Disconnected("test"))
+    feed.emit(Reconnected(1))
+    feed.emit(tick(CODE, 70_000))
+    assert engine._gap_symbols == {OTHER}
+    assert await engine.delete(1, only) is not None  # OTHER's last alert goes: its symbol leaves the feed
+    assert engine._gap_start is None and not engine._gap_symbols
+
+
+async def test_start_up_loads_only_armed_alerts_and_subscribes_cooling_symbols(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any]) -> None:
+    ids = await store_alerts(database, [(CODE, "above", 75_000 + i) for i in range(3_000)]
+                             + [(OTHER, "below", 1_000)])
+    async with database.engine.begin() as conn:
+        await conn.execute(AlertRow.__table__.update().where(  # type: ignore[attr-defined]
+            AlertRow.__table__.c.id == ids[-1]).values(status="cooling"))  # type: ignore[attr-defined]
+    engine: AlertEngine = await make_engine()
+    assert len(engine.book) == 3_000 and engine.book.count(OTHER) == 0
+    assert set(engine._subscribed) == {CODE, OTHER}
+    assert sorted(engine.book.on_price(CODE, 75_009)) == ids[:10]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["above", "below"]), st.integers(1, 60)), max_size=120),
+       st.lists(st.integers(1, 60), max_size=20), st.integers(0, 3), st.randoms(use_true_random=False))
+def test_bulk_built_book_matches_brute_force(alerts: list[tuple[str, int]], prices: list[int], batches: int,
+                                             rng: random.Random) -> None:
+    """Built by load/add_many in batches (merging into sides already holding alerts) or one by one,
+    the book fires exactly what a brute-force scan would."""
+    book = AlertBook()
+    live: dict[int, tuple[str, int]] = {}
+    pending = list(enumerate(alerts))
+    rng.shuffle(pending)
+    cut = sorted(rng.randrange(len(pending) + 1) for _ in range(batches)) if pending else []
+    start = 0
+    for end in [*cut, len(pending)]:
+        group = pending[start:end]
+        start = end
+        if rng.random() < 0.3:
+            for i, (direction, threshold) in group:
+                book.add(i, "X", direction, threshold)
+        else:
+            book.add_many([(i, "X", direction, threshold) for i, (direction, threshold) in group])
+        live.update({i: a for i, a in group})
+        if rng.random() < 0.5 and prices:
+            px = prices.pop()
+            expected = {i for i, (d, th) in live.items() if (d == "above" and px >= th) or (d == "below" and px <= th)}
+            assert set(book.on_price("X", px)) == expected
+            for i in expected:
+                del live[i]
+    for px in prices:
+        expected = {i for i, (d, th) in live.items() if (d == "above" and px >= th) or (d == "below" and px <= th)}
+        assert set(book.on_price("X", px)) == expected
+        for i in expected:
+            del live[i]
+    assert len(book) == len(live)
+    for i in list(live):
+        assert book.remove(i)
+    assert len(book) == 0 and book.count("X") == 0
