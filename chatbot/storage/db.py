@@ -13,11 +13,21 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
+# How long a write waits, in all, for another process's SQLite write lock before giving up (the
+# bot's own writers queue on an asyncio lock first and never count against this).
+SQLITE_LOCK_PATIENCE = 30.0
+
+
+def is_transient_lock(exc: BaseException) -> bool:
+    """SQLite's "database is locked"/"busy": another writer held the file past busy_timeout."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text)
 
 
 def async_url(url: str) -> str:
@@ -45,11 +55,72 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._checkpoints: asyncio.Task[None] | None = None
+        # SQLite admits one writer at a time. The bot's own writers queue here, in order, instead of
+        # polling the file lock from driver threads (busy_timeout sleeps are unfair: under load a
+        # waiter starves past its timeout and the user got "database is locked").
+        self._write_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads (and, for now, writes not yet moved to :meth:`write`)."""
         async with self._sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: committed when the block ends, rolled back if it raises.
+
+        On SQLite the transaction takes the write lock first (BEGIN IMMEDIATE), behind the bot's
+        other writers: a read-then-write transaction can then never fail half-way with SQLITE_BUSY
+        (a deferred one can, at once, whatever busy_timeout says), and a lock held by another
+        process (a CLI command) is waited for with back-off, up to SQLITE_LOCK_PATIENCE seconds.
+        Keep the block short and free of network calls: every other writer waits for it."""
+        if not self.is_sqlite:
+            async with self._sessions() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self._sessions() as session:
+            await self._begin_immediate(await session.connection())
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
+
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """:meth:`write` for Core statements: one transaction on a plain connection."""
+        if not self.is_sqlite:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.connect() as conn:
+            await self._begin_immediate(conn)
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+
+    async def _begin_immediate(self, conn: AsyncConnection) -> None:
+        """Take SQLite's write lock now. pysqlite's implicit BEGIN is DEFERRED and comes with the
+        first DML statement; an explicit BEGIN IMMEDIATE first makes the driver skip its own."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SQLITE_LOCK_PATIENCE
+        pause = 0.05
+        while True:
+            try:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if not is_transient_lock(exc) or loop.time() + pause > deadline:
+                    raise
+                log.warning("sqlite write lock held elsewhere; waiting", extra={"pause_s": pause})
+                await conn.rollback()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def start_checkpoints(self, interval: float = 10.0) -> None:
         """SQLite: fold the WAL back into the database every ``interval`` seconds (PASSIVE: never
