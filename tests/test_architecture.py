@@ -8,6 +8,7 @@ list only ever shrinks."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import chatbot
@@ -67,7 +68,8 @@ def _is_module(name: str) -> bool:
     return (ROOT.parent / rel).with_suffix(".py").exists() or (ROOT.parent / rel / "__init__.py").exists()
 
 
-def import_edges() -> set[tuple[str, str]]:
+@functools.cache
+def import_edges() -> frozenset[tuple[str, str]]:
     edges: set[tuple[str, str]] = set()
     for path in ROOT.rglob("*.py"):
         module = _module_name(path)
@@ -86,7 +88,7 @@ def import_edges() -> set[tuple[str, str]]:
                 for alias in node.names:  # `from chatbot.kis import protocol` imports chatbot.kis.protocol
                     sub = f"{target}.{alias.name}"
                     edges.add((module, sub if _is_module(sub) else target))
-    return {(a, b) for a, b in edges if a != b}
+    return frozenset((a, b) for a, b in edges if a != b)
 
 
 def _part(module: str) -> str:
@@ -94,7 +96,7 @@ def _part(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def broken_rules(edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
+def broken_rules(edges: frozenset[tuple[str, str]]) -> set[tuple[str, str]]:
     broken = set()
     for source, target in edges:
         src, dst = _part(source), _part(target)
