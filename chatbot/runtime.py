@@ -101,7 +101,9 @@ class Runtime:
             credentials, paper = CredentialStore(db, box), PaperAccountStore(db, box)
             accounts = AccountProvider(credentials, paper, endpoint, mode, DbTokenStore(db, box),
                                        requests_per_second=kis.requests_per_second or None,
-                                       timeout=kis.timeout_seconds, order_timeout=kis.order_timeout_seconds)
+                                       timeout=kis.timeout_seconds, order_timeout=kis.order_timeout_seconds,
+                                       use_hashkey=kis.use_hashkey,
+                                       maintenance_windows=parse_windows(kis.nightly_maintenance))
             pending = PendingOrders(db, settings.telegram.confirmation_ttl_seconds)
             calendar = MarketCalendar(parse_windows(kis.maintenance_windows))
             trading = TradingService(accounts, pending, OrderJournal(db), directory, mode,

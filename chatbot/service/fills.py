@@ -3,8 +3,9 @@ recorded in the order journal and pushed through the outbox.
 
 A user's notice feed starts when they place an order (and, at start-up, for users who placed one
 in the last day); KIS sends notices on the app key of the account, so each user needs their own
-connection. The subscription key KIS expects is the HTS user id (asked for by /login); without
-one the account number stands in, which the simulator accepts."""
+connection. The subscription key KIS expects is the HTS user id (asked for by /login); without one
+there is no feed (the account number works only on the embedded simulator, where it stands in), and
+fills are reconciled from the daily executions."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import asyncio
 import datetime as dt
 import logging
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from chatbot.alerts import outbox
 from chatbot.kis.frames import FillNotice, LegacyFillNotice
+from chatbot.kis.protocol import order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.users import Users
@@ -45,6 +47,8 @@ class FillWatcher:
         async with self._lock:
             if user_id in self._clients or len(self._clients) >= MAX_WATCHERS:
                 return
+            if (notice_key := await self.accounts.notice_key(user_id)) is None:
+                return  # KIS keys fill notices by HTS id; without one, fills come from the daily executions
             account = await self.accounts.for_user(user_id)
             client = RealtimeClient(self.ws_url, account.client.approval_key)
             language = await self.users.language(user_id)
@@ -52,7 +56,7 @@ class FillWatcher:
             self._clients[user_id] = client
         await client.start()
         try:
-            await client.subscribe(self.notice_tr, await self.accounts.notice_key(user_id))
+            await client.subscribe(self.notice_tr, notice_key)
         except Exception as exc:
             log.warning("fill notices unavailable for a user", extra={"user_id": user_id, "error": type(exc).__name__})
 
@@ -76,7 +80,8 @@ class FillWatcher:
         for attempt in range(10):
             async with self.db.session() as session:
                 entry = (await session.exec(select(OrderJournalRow).where(
-                    col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.kis_order_no) == order_no))).first()
+                    col(OrderJournalRow.owner_id) == user_id,
+                    func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no)))).first()
             if entry is not None:
                 return entry
             await asyncio.sleep(0.05 * (attempt + 1))

@@ -26,7 +26,7 @@ from chatbot.market_hours import MarketCalendar, Phase
 from chatbot.service import fees
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.confirmations import CardStatus, ClaimRefused, PendingOrders
-from chatbot.service.errors import UserError
+from chatbot.service.errors import UserError, kis_unavailable
 from chatbot.service.journal import OrderJournal
 from chatbot.service.views import (
     BalanceView,
@@ -147,7 +147,7 @@ class TradingService:
             if price is not None:  # the day's limits first: no tick advice for a price that cannot trade
                 if not quote.lower_limit <= price <= quote.upper_limit:
                     raise UserError("out_of_limits", price=price, lower=quote.lower_limit, upper=quote.upper_limit)
-                tick = p.tick_size(price)
+                tick = quote.tick_for(price)  # KIS's aspr_unit when it gives one (ETFs/ETNs), else the table
                 if price % tick:
                     below = price - price % tick
                     raise UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
@@ -365,4 +365,4 @@ def kis_errors() -> Iterator[None]:
         raise UserError("kis_token_wait") from None
     except KisError as exc:
         log.warning("kis query failed", extra={"error": type(exc).__name__, "msg_cd": exc.msg_cd})
-        raise UserError("kis_unavailable", detail=exc.msg1) from None
+        raise kis_unavailable(exc) from None

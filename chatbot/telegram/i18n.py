@@ -60,6 +60,16 @@ MESSAGES: dict[str, dict[str, str]] = {
                        "en": "No KIS account registered yet. Use /login to register."},
     "kis_unavailable": {"ko": "KIS 서버가 응답하지 않습니다. 잠시 후 다시 시도하세요. 아무것도 변경되지 않았습니다.",
                         "en": "KIS is not answering right now. Try again shortly; nothing was changed."},
+    "kis_nightly_maintenance": {
+        "ko": "KIS가 응답하지 않습니다. 지금은 KIS의 야간 점검 시간(보통 00:00–01:00)이라 점검 중일 가능성이 큽니다. "
+              "점검이 끝난 뒤 다시 시도하세요. 아무것도 변경되지 않았습니다.",
+        "en": "KIS is not answering: this is KIS's nightly maintenance time (usually 00:00–01:00 KST), so it is "
+              "probably down for maintenance. Try again after it; nothing was changed."},
+    "fills_need_hts_id": {
+        "ko": "ℹ️ 체결 알림은 KIS가 HTS ID로 보내므로, HTS ID가 없으면 받을 수 없습니다. /login 으로 HTS ID와 함께 "
+              "다시 등록하세요. 체결 내역은 /orders 와 일별 체결 조회로 계속 확인됩니다.",
+        "en": "ℹ️ Fill notifications need your HTS ID: KIS sends them by HTS ID. Register again with /login and give "
+              "your HTS ID. Fills still show in /orders and the daily executions."},
     "kis_token_wait": {"ko": "KIS 접근토큰은 1분에 한 번만 발급됩니다. 1분 뒤 다시 시도하세요.",
                        "en": "KIS issues one access token a minute. Try again in a minute."},
     "real_disabled": {"ko": "실전 주문이 꺼져 있습니다 (운영자 설정 kis.allow_real_orders).",
