@@ -354,3 +354,28 @@ async def test_database_refusing_writes_after_kis_answered(db_url: str, caplog: 
     records = [r.getMessage() for r in caplog.records]
     assert not [m for m in records if "never retrieved" in m or "handler failed" in m], records
     assert any("written after the database came back" in m for m in records)
+
+
+# -- (d) no answer from KIS, not found by the submitter's own looks: "checking with KIS", then the truth -------------
+async def test_unknown_outcome_in_line_is_checked_until_known(db_url: str) -> None:
+    """A request lost before KIS's ledger (HTTP 500, no envelope): the card says "Checking with KIS" instead
+    of a dead end, and reconciliation edits it to "Not placed" once the order stays absent."""
+    kis = KisSettings(order_settle_seconds=0.5, order_reconcile_interval_seconds=0.2)
+    bot = BotHarness(db_url, kis=kis)
+    await bot.start()
+    try:
+        assert bot.runtime is not None
+        account = await bot.runtime.accounts.for_user(USER["id"])
+        account.submitter.lookups, account.submitter.lookup_interval = 1, 0.05
+        (card,) = await bot.say(USER, f"/buy {CODE} 1")
+        bot.sim.faults.error_5xx_next, bot.sim.faults.paths = 1, (p.PATH_ORDER_CASH,)
+        await bot.press_button(USER, card, 0)
+        assert "Checking with KIS" in bot.current(card)["text"]
+        await wait_for(lambda: NOT_PLACED in bot.current(card)["text"], 30)
+        assert bot.sim.orders_accepted == 0
+        async with bot.runtime.db.session() as session:
+            (journal,) = await _all(session, OrderJournalRow)
+            (pending,) = await _all(session, PendingOrderRow)
+        assert (journal.status, pending.status) == ("not_placed", "failed") and journal.absent_looks >= 3
+    finally:
+        await bot.stop()

@@ -192,7 +192,7 @@ class OrderReconciler:
         looks = row.absent_looks + after_settling
         day_over = now.astimezone(KST).date() > day
         if after_settling and (looks >= self.absent_looks or day_over):
-            return await self._tell(row, card, Outcome.NOT_PLACED, "not_placed",
+            return await self._tell(row, card, Outcome.NOT_PLACED, "not_placed", looks=looks,
                                     message=f"absent from the day's orders on {looks} looks")
         await self._checked(row, card, looks)
         return False
@@ -222,7 +222,7 @@ class OrderReconciler:
             self.wake_sender()
 
     async def _tell(self, row: OrderJournalRow, card: PendingOrderRow | None, outcome: Outcome, status: str, *,
-                    execution: Execution | None = None, message: str = "") -> bool:
+                    execution: Execution | None = None, message: str = "", looks: int | None = None) -> bool:
         """The outcome, the card, what has filled and the push to the user: one transaction."""
         now = self.clock()
         language = await self.users.language(row.owner_id)
@@ -237,6 +237,7 @@ class OrderReconciler:
             entry.status, entry.message, entry.updated_at, entry.told_at, entry.checked_at = (
                 status, message or entry.message, now, now, now)
             entry.kis_order_no = order_no or entry.kis_order_no
+            entry.absent_looks = entry.absent_looks if looks is None else looks
             session.add(OrderEventRow(journal_id=entry.id, status=status, detail=message or None))
             if execution is not None and outcome is Outcome.PLACED and execution.filled_quantity > 0:
                 assert entry.id is not None

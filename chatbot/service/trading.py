@@ -232,7 +232,10 @@ class TradingService:
         if refused is not None or row is None:
             card = self._card(row, None) if row is not None and refused is not ClaimRefused.NOT_OWNER else None
             return ConfirmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN], card)
-        return ClaimedCard(row, self._card(row, None), opened[0] if opened else None)
+        journal_id = opened[0] if opened else None
+        if journal_id is not None:  # ours to settle from now on: reconciliation leaves it alone (see submit)
+            self.in_flight.add(journal_id)
+        return ClaimedCard(row, self._card(row, None), journal_id)
 
     async def submit(self, claimed: "ClaimedCard") -> ConfirmResult:
         """Send a claimed card to KIS (exactly once) and settle it."""
@@ -247,7 +250,7 @@ class TradingService:
             await self.pending.finish(token, CardStatus.PLACED, "paper account renewed")
             return ConfirmResult(Outcome.RESET_DONE, card)
         journal_id = claimed.journal_id
-        self.in_flight.add(journal_id)  # reconciliation leaves it alone while it is ours to settle
+        self.in_flight.add(journal_id)  # since the claim; the front end must call submit after claim
         try:
             if self.mode is Mode.REAL and not self.allow_real_orders:
                 return await self._settle(row, journal_id, Outcome.REAL_DISABLED, card,

@@ -137,7 +137,10 @@ async def card_button(update: Update, context: Context) -> None:
     if isinstance(claimed, ConfirmResult):
         await _refused(update, claimed, language)
         return
-    await query.answer(t("alert_sending", language))
+    try:  # whatever Telegram does now, the claimed card is submitted and settled
+        await query.answer(t("alert_sending", language))
+    except TelegramError as exc:
+        log.warning("could not answer the press", extra={"error": type(exc).__name__})
     await _edit(update, f"{render.card_summary(claimed.card, language)}\n⏳ {t('alert_sending', language)}")
     result = await trading.submit(claimed)
     await _edit(update, render.outcome(result, language))
