@@ -249,6 +249,7 @@ async def test_killed_before_the_order_reached_kis_the_card_says_not_placed(db_u
         assert all(o.status == "sent" for o in notices)
         if where == "request":  # absent on 3 looks at least 1 s after sending; meanwhile "checking with KIS"
             assert journal.absent_looks >= 2 and len(notices) == 2
+            assert journal.told_at is not None and journal.sent_at is not None
             assert (journal.told_at - journal.sent_at).total_seconds() >= 1.0
         else:
             assert len(notices) == 1

@@ -33,6 +33,9 @@ class _OrderRowNotWritten(Exception):
     """A fill of an order whose journal row is still waiting for the database."""
 
 
+_RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, _OrderRowNotWritten)
+
+
 class FillWatcher:
     def __init__(self, db: Database, accounts: AccountProvider, users: Users, ws_url: str, notice_tr: str,
                  wake_sender: Callable[[], None]) -> None:
@@ -97,7 +100,7 @@ class FillWatcher:
             try:
                 await self._record(user_id, chat_id, language, notice)
                 return
-            except (*DATABASE_ERRORS, _OrderRowNotWritten) as exc:
+            except _RETRYABLE as exc:
                 self.retries += 1
                 log.warning("fill not recorded yet; retrying", extra={
                     "order_no": notice.order_no, "error": type(exc).__name__, "pause_s": pause})

@@ -205,7 +205,7 @@ class OrderReconciler:
         language = await self.users.language(row.owner_id) if checking else "ko"
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, row.id, with_for_update=True)
-            if entry is None or entry.status not in UNRESOLVED or entry.told_at is not None:
+            if entry is None or entry.id is None or entry.status not in UNRESOLVED or entry.told_at is not None:
                 return
             entry.absent_looks, entry.checked_at = looks, now
             if checking:
@@ -232,7 +232,7 @@ class OrderReconciler:
         filled = None
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, row.id, with_for_update=True)
-            if entry is None or entry.status not in UNRESOLVED or entry.told_at is not None:
+            if entry is None or entry.id is None or entry.status not in UNRESOLVED or entry.told_at is not None:
                 return True  # settled meanwhile (by the submitter, or another process)
             entry.status, entry.message, entry.updated_at, entry.told_at, entry.checked_at = (
                 status, message or entry.message, now, now, now)
@@ -240,7 +240,6 @@ class OrderReconciler:
             entry.absent_looks = entry.absent_looks if looks is None else looks
             session.add(OrderEventRow(journal_id=entry.id, status=status, detail=message or None))
             if execution is not None and outcome is Outcome.PLACED and execution.filled_quantity > 0:
-                assert entry.id is not None
                 before = await filled_so_far(session, entry.id)
                 if execution.filled_quantity > before:
                     quantity, price = execution.filled_quantity - before, int(execution.average_fill_price)
