@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatbot.storage.db import Database
@@ -136,12 +136,6 @@ async def claimed_order_nos(session: AsyncSession, account: str, order_nos: list
     rows = await session.exec(select(OrderJournalRow.kis_order_no).where(
         col(OrderJournalRow.account) == account, col(OrderJournalRow.kis_order_no).in_(order_nos)))
     return {n for n in rows.all() if n}
-
-
-async def count_unresolved(db: Database) -> int:
-    async with db.session() as session:
-        return int((await session.exec(select(func.count()).select_from(OrderJournalRow).where(
-            col(OrderJournalRow.status).in_(UNRESOLVED), col(OrderJournalRow.told_at).is_(None)))).one())
 
 
 class UnwrittenOutcomes:
