@@ -32,8 +32,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("absent_looks", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("checked_at", UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("told_at", UTCDateTime(), nullable=True))
-    op.execute("UPDATE order_journal SET sent_at = created_at")
-    op.execute("UPDATE order_journal SET told_at = updated_at WHERE status NOT IN ('submitting', 'uncertain')")
+    journal = sa.table("order_journal", sa.column("status", sa.String()), sa.column("created_at", UTCDateTime()),
+                       sa.column("updated_at", UTCDateTime()), sa.column("sent_at", UTCDateTime()),
+                       sa.column("told_at", UTCDateTime()))
+    op.execute(journal.update().values(sent_at=journal.c.created_at))
+    op.execute(journal.update().where(journal.c.status.not_in(("submitting", "uncertain")))
+               .values(told_at=journal.c.updated_at))
     op.create_index("ix_order_journal_status", "order_journal", ["status"])
 
 
