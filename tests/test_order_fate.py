@@ -380,3 +380,42 @@ async def test_unknown_outcome_in_line_is_checked_until_known(db_url: str) -> No
         assert (journal.status, pending.status) == ("not_placed", "failed") and journal.absent_looks >= 3
     finally:
         await bot.stop()
+
+
+# -- (e) a cancellation whose outcome was lost with the process --------------------------------------------------
+async def test_cancellation_lost_with_the_process_is_found_by_its_original_order(db_url: str) -> None:
+    """The cancel reached KIS but the process died before writing it (its rows are put back as a kill -9
+    leaves them): after a restart the cancel card is edited to the cancellation's own number."""
+    bot = BotHarness(db_url)
+    await bot.start()
+    try:
+        state = bot.sim.market.get(CODE)
+        assert state is not None and bot.runtime is not None
+        limit = p.round_down_to_tick(state.limits[0] + 3 * p.tick_size(state.price))
+        (buy,) = await bot.say(USER, f"/buy {CODE} 2 {limit}")
+        await bot.press_button(USER, buy, 0)
+        async with bot.runtime.db.session() as session:
+            (order,) = await _all(session, OrderJournalRow)
+        (cancel_card,) = await bot.say(USER, f"/cancel {order.kis_order_no}")
+        await bot.press_button(USER, cancel_card, 0)
+        assert "Cancellation accepted" in bot.current(cancel_card)["text"]
+        async with bot.runtime.db.session() as session:
+            cancel = (await session.exec(select(OrderJournalRow).where(OrderJournalRow.action == "cancel"))).one()
+            cancel_no = cancel.kis_order_no
+            assert cancel_no and cancel.known_orders == [order.kis_order_no]
+            cancel.status, cancel.kis_order_no, cancel.told_at = "submitting", None, None
+            session.add(cancel)
+            card_row = await session.get(PendingOrderRow, cancel.idempotency_key)
+            assert card_row is not None
+            card_row.status = "submitting"
+            session.add(card_row)
+            await session.commit()
+        bot.api.messages[(USER["id"], cancel_card["message_id"])]["text"] = SENDING  # as the kill left it
+        await bot.restart()
+        await wait_for(lambda: "Cancellation accepted" in bot.current(cancel_card)["text"], 30)
+        assert cancel_no in bot.current(cancel_card)["text"]
+        async with bot.runtime.db.session() as session:
+            cancel = (await session.exec(select(OrderJournalRow).where(OrderJournalRow.action == "cancel"))).one()
+        assert (cancel.status, cancel.kis_order_no) == ("accepted", cancel_no) and cancel.told_at is not None
+    finally:
+        await bot.stop()
