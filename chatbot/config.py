@@ -58,6 +58,11 @@ class KisSettings:
     requests_per_second: int = 0
     timeout_seconds: float = 10.0
     order_timeout_seconds: float = 15.0
+    # An order whose outcome is unknown (a crash while sending, no answer from KIS) is looked up in the
+    # day's orders every order_reconcile_interval_seconds until found; it is "not placed" once absent
+    # on 3 such looks made at least order_settle_seconds after it was sent.
+    order_settle_seconds: float = 60.0
+    order_reconcile_interval_seconds: float = 20.0
     # Real-money trading must be switched on explicitly even with environment = "real".
     allow_real_orders: bool = False
     # The operator's key pair for the shared market-data feed that drives price alerts (virtual/real;
@@ -261,6 +266,8 @@ def _validate(s: Settings) -> None:
                           f"(the shared feed carries {WS_CLIENT_MAX_SUBSCRIPTIONS} symbols for all users)")
     if s.kis.timeout_seconds <= 0 or s.kis.order_timeout_seconds <= 0:
         raise ConfigError("kis.timeout_seconds: must be positive")
+    if s.kis.order_settle_seconds < 0 or s.kis.order_reconcile_interval_seconds <= 0:
+        raise ConfigError("kis.order_settle_seconds / order_reconcile_interval_seconds: must be positive")
     if not s.database.url.startswith(("sqlite", "postgresql", "postgres")):
         raise ConfigError(f"database.url: only sqlite and postgresql URLs are supported, got {s.database.url!r}")
     if s.simulator.starting_cash <= 0:

@@ -106,10 +106,27 @@ MESSAGES: dict[str, dict[str, str]] = {
                                 "en": "✅ <b>Cancellation accepted</b> · order no. <code>{order_no}</code>"},
     "outcome_rejected": {"ko": "❌ <b>KIS가 거부했습니다</b>: {message} ({msg_cd})",
                          "en": "❌ <b>KIS refused it</b>: {message} ({msg_cd})"},
-    "outcome_uncertain": {"ko": "⚠️ <b>결과 확인 불가</b>: KIS가 응답하지 않았고 오늘 주문 목록에서도 찾지 못했습니다. "
-                                "중복 주문을 막기 위해 다시 보내지 않았습니다. /orders 로 확인한 뒤 필요하면 다시 주문하세요.",
-                          "en": "⚠️ <b>Outcome unknown</b>: KIS did not answer and the order is not in today's list. "
-                                "It was not sent again, to avoid a double order. Check /orders before retrying."},
+    "outcome_uncertain": {"ko": "⏳ <b>KIS에 확인 중</b>: KIS가 제때 응답하지 않았습니다. 중복 주문을 막기 위해 다시 보내지 "
+                                "않았습니다. 결과(접수 또는 미접수)를 확인하는 대로 이 카드에 표시합니다.",
+                          "en": "⏳ <b>Checking with KIS</b>: KIS did not answer in time. The order was not sent again, "
+                                "to avoid a double order; this card will show the result (placed or not) as soon as "
+                                "KIS's list of today's orders says it."},
+    "outcome_checking": {"ko": "⏳ <b>KIS에 확인 중</b>: 전송 중에 봇이 중단되었습니다. 주문은 다시 보내지 않았습니다. "
+                               "오늘 주문 목록에서 확인하는 대로 이 카드에 결과를 표시합니다.",
+                         "en": "⏳ <b>Checking with KIS</b>: the bot was interrupted while sending. The order was not "
+                               "sent again; this card will show the result as soon as KIS's list of today's orders "
+                               "says it."},
+    "outcome_found_late": {"ko": "ℹ️ 중단 후 KIS 주문 목록에서 확인했습니다. 다시 보내지 않았습니다.",
+                           "en": "ℹ️ Confirmed from KIS's list of today's orders after an interruption; nothing was "
+                                 "sent again."},
+    "outcome_not_placed": {"ko": "❌ <b>주문되지 않았습니다</b>: KIS에 이 주문이 없습니다 ({message}). 다시 보내지 "
+                                 "않았습니다. 필요하면 새로 주문하세요.",
+                           "en": "❌ <b>Not placed</b>: KIS has no such order ({message}). Nothing was sent again; "
+                                 "order anew if you still want it."},
+    "outcome_unverifiable": {"ko": "⚠️ <b>결과를 확인할 수 없습니다</b> ({message}). 다시 주문하기 전에 KIS에서 "
+                                   "주문 내역을 확인하세요.",
+                             "en": "⚠️ <b>The outcome cannot be checked</b> ({message}). Check your orders with KIS "
+                                   "before ordering again."},
     "outcome_failed": {"ko": "❌ <b>전송되지 않았습니다</b> ({message}). 잠시 후 다시 시도하세요.",
                        "en": "❌ <b>Not sent</b> ({message}). Please try again shortly."},
     "outcome_dismissed": {"ko": "✖ 취소했습니다. 아무것도 전송되지 않았습니다.",
