@@ -30,7 +30,7 @@ class DbTokenStore:
         SECRETS.add(token.access_token)
         version = self.box.keyring.current
         sealed = self.box.encrypt(token.access_token, key, FIELD, version)
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             row = await session.get(KisTokenRow, key)
             if row is None:
                 row = KisTokenRow(key=key, access_token=sealed, key_version=version, expires_at=token.expires_at,
@@ -39,11 +39,9 @@ class DbTokenStore:
                 row.access_token, row.key_version = sealed, version
                 row.expires_at, row.issued_at, row.updated_at = token.expires_at, token.issued_at, utcnow()
             session.add(row)
-            await session.commit()
 
     async def delete(self, key: str) -> None:
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             row = await session.get(KisTokenRow, key)
             if row is not None:
                 await session.delete(row)
-                await session.commit()
