@@ -1,24 +1,34 @@
 """SQLite under concurrent writers: read-then-write transactions from many updates at once, while
 another process takes the database's write lock now and then, all succeed (none sees "database is
-locked"); and the database file is created readable by its owner only."""
+locked"); a lock that escapes anyway is retried by the bot, never shown to a user; and the database
+file is created readable by its owner only."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import stat
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.console.botapi import BotApiEmulator
 from chatbot.service.confirmations import CardStatus, PendingOrders
 from chatbot.service.users import Users
 from chatbot.storage import Database
 from chatbot.storage.tables import AlertRow, PendingOrderRow, UserRow
+from chatbot.telegram import app as tg
+from chatbot.telegram.i18n import t
+from tests.harness import BotHarness
+
+ALICE = BotApiEmulator.user(5101, "ko")
 
 # A second process: takes SQLite's write lock on "lock" and writes, commits on "free" (like a CLI
 # command or a second bot writing to the same file).
@@ -166,3 +176,44 @@ async def test_the_database_file_and_its_wal_are_private(tmp_path: Path) -> None
     finally:
         await db.dispose()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def locked_error() -> OperationalError:
+    return OperationalError("UPDATE users SET last_seen=?", {}, sqlite3.OperationalError("database is locked"))
+
+
+async def test_a_lock_that_escapes_is_retried_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tg, "LOCK_RETRY_PAUSES", (0.01, 0.01, 0.01))
+    bot = BotHarness(f"sqlite:///{tmp_path}/bot.sqlite3")
+    await bot.start()
+    try:
+        assert bot.runtime is not None
+        users, alerts = bot.runtime.users, bot.runtime.alerts
+        touch, listing = users.touch, alerts.list
+        failures = {"touch": 1, "list": 2}
+
+        async def flaky_touch(user_id: int, language: str | None) -> bool:
+            if failures["touch"]:
+                failures["touch"] -= 1
+                raise locked_error()
+            return await touch(user_id, language)
+
+        async def flaky_list(user_id: int) -> list[AlertRow]:
+            if failures["list"]:
+                failures["list"] -= 1
+                raise locked_error()
+            return await listing(user_id)
+
+        monkeypatch.setattr(users, "touch", flaky_touch)
+        monkeypatch.setattr(alerts, "list", flaky_list)
+        replies = await bot.say(ALICE, "/help")  # the gate met the lock: handled again, answered once
+        assert len(replies) == 1 and "/price" in replies[0]["text"]
+        replies = await bot.say(ALICE, "/alerts")  # a handler met it twice
+        assert len(replies) == 1 and failures == {"touch": 0, "list": 0}
+        texts = [m.get("text") or "" for m in bot.api.bot_messages(ALICE["id"])]
+        assert not any(t("internal_error", "ko") in text or t("busy_retry", "ko") in text for text in texts)
+        failures["list"] = 10  # a lock that outlasts every retry: asked to send it again, not "went wrong"
+        replies = await bot.say(ALICE, "/alerts")
+        assert [m["text"] for m in replies] == [t("busy_retry", "ko")]
+    finally:
+        await bot.stop()

@@ -13,3 +13,10 @@ class UserError(Exception):
 
     def __repr__(self) -> str:
         return f"UserError({self.key!r}, {self.params!r})"
+
+
+def is_transient_lock(exc: BaseException) -> bool:
+    """A database lock held elsewhere past the writers' patience: a front end retries, never shows it."""
+    from chatbot.storage.db import is_transient_lock as locked  # lazy: this module stays light
+
+    return locked(exc)
