@@ -29,26 +29,37 @@ from chatbot.telegram import access, alerts, balance, callbacks, chart, help, lo
 from chatbot.telegram.concurrency import PerChatUpdateProcessor
 from chatbot.telegram.context import BotServices, Context, lang
 from chatbot.telegram.i18n import COMMAND_MENU, t
-from chatbot.telegram.pacing import ChatPacedRateLimiter
+from chatbot.telegram.pacing import URGENT, ChatPacedRateLimiter
 
 log = logging.getLogger(__name__)
 LOCK_RETRY_PAUSES = (0.5, 2.0, 5.0)  # seconds before each fresh attempt at an update that met a lock
 LOCK_RETRIES_KEY = "lock_retries"
+QUEUED_NOTICE_AFTER = 3.0  # seconds a user waits without a word before being told their reply is queued
 
 
 def build_application(settings: TelegramSettings, services: BotServices, *, request: BaseRequest | None = None,
                       per_chat_interval: float = 1.0) -> Application:  # type: ignore[type-arg]
+    limiter = ChatPacedRateLimiter(per_chat_interval, max_retries=2)
+    processor = PerChatUpdateProcessor(patience=QUEUED_NOTICE_AFTER, last_delivery=limiter.last_delivery)
     builder = (ApplicationBuilder()
                .token(settings.token or "0:console")
                .base_url(settings.base_url)
                .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=ZoneInfo("Asia/Seoul")))
-               .rate_limiter(ChatPacedRateLimiter(per_chat_interval, max_retries=2))
-               .concurrent_updates(PerChatUpdateProcessor())
+               .rate_limiter(limiter)
+               .concurrent_updates(processor)
                .post_init(on_startup))
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     app = builder.build()
     app.bot_data["services"] = services
+
+    async def tell_queued(update: Update) -> None:
+        """One short word to a user whose reply is queued (ahead of the queue: it is the point)."""
+        chat = update.effective_chat
+        if chat is not None:
+            await app.bot.send_message(chat.id, t("queued", lang(update)), rate_limit_args=URGENT)
+
+    processor.on_waiting = tell_queued
     register(app)
     return app
 
