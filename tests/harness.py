@@ -108,20 +108,22 @@ class BotHarness:
 
         await asyncio.wait_for(done(), timeout)
 
-    async def say(self, user: dict[str, Any], text: str, chat_id: int | None = None) -> list[dict[str, Any]]:
+    async def say(self, user: dict[str, Any], text: str, chat_id: int | None = None, *,
+                  timeout: float = 30.0) -> list[dict[str, Any]]:
         """The user types ``text``; returns the bot messages sent to that chat while handling it."""
         chat = user["id"] if chat_id is None else chat_id
         before = {m["message_id"] for m in self.api.bot_messages(chat)}
         update = self.api.send_text(user, text, chat_id)
-        await self._wait(update["update_id"])
+        await self._wait(update["update_id"], timeout)
         await asyncio.sleep(0)
         return [m for m in self.api.bot_messages(chat) if m["message_id"] not in before
                 and (chat, m["message_id"]) not in self.pushed and not _looks_pushed(m)]
 
-    async def press(self, user: dict[str, Any], message: dict[str, Any], data: str) -> dict[str, Any]:
+    async def press(self, user: dict[str, Any], message: dict[str, Any], data: str, *,
+                    timeout: float = 30.0) -> dict[str, Any]:
         """The user presses a button; returns the callback answer (text, show_alert)."""
         query_id = self.api.press(user, message, data)
-        await self._wait(self.api.updates[-1]["update_id"] if self.api.updates else 0)
+        await self._wait(self.api.updates[-1]["update_id"] if self.api.updates else 0, timeout)
         return self.api.callback_answers.get(query_id, {})
 
     async def press_button(self, user: dict[str, Any], message: dict[str, Any], index: int) -> dict[str, Any]:

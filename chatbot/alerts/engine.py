@@ -257,7 +257,7 @@ class AlertEngine:
     async def _fire(self, chunk: Chunk) -> None:
         now = utcnow()
         prices = {alert_id: crossing for alert_id, crossing in chunk}
-        async with self.db.engine.begin() as conn:  # DB write: fire a chunk (alerts + outbox), one transaction
+        async with self.db.write_connection() as conn:  # fire a chunk (alerts + outbox), one transaction
             fired = await fire_alerts(conn, prices, now)
         committed = time.perf_counter()
         if self.record_latencies:
@@ -289,7 +289,7 @@ class AlertEngine:
     async def rearm_due(self) -> int:
         """Repeat alerts whose cooldown is over go back in the book (one conditional UPDATE)."""
         now = utcnow()
-        async with self.db.engine.begin() as conn:  # DB write: cooling → armed
+        async with self.db.write_connection() as conn:  # cooling → armed
             rows = (await conn.execute(
                 update(AlertRow)
                 .where(col(AlertRow.status) == "cooling", col(AlertRow.rearm_at) <= now)
@@ -329,9 +329,8 @@ class AlertEngine:
         arming = self._arming.setdefault(row.code, [0, 2**62, 0])
         arming[2] += 1
         try:
-            async with self.db.session() as session:
+            async with self.db.write() as session:
                 session.add(row)
-                await session.commit()
             assert row.id is not None
             high, low = arming[0], arming[1]
             self._add(row.id, row.code, row.direction, row.threshold)
@@ -357,25 +356,23 @@ class AlertEngine:
                 col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(ACTIVE)).order_by(col(AlertRow.id)))).all())
 
     async def delete(self, owner_id: int, alert_id: int) -> AlertRow | None:
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             row = await session.get(AlertRow, alert_id)
             if row is None or row.owner_id != owner_id or row.status not in ACTIVE:
                 return None
             row.status, row.updated_at = "deleted", utcnow()
             session.add(row)
-            await session.commit()
         self.book.remove(alert_id)
         await self._release_if_unused(row.code)
         return row
 
     async def _move_owner(self, owner_id: int, from_statuses: tuple[str, ...], to: str) -> builtins.list[AlertRow]:
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             rows = list((await session.exec(select(AlertRow).where(
                 col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(from_statuses)))).all())
             for row in rows:
                 row.status, row.updated_at = to, utcnow()
                 session.add(row)
-            await session.commit()
         return rows
 
     async def pause_owner(self, owner_id: int) -> int:

@@ -128,12 +128,11 @@ class AlertService:
         return row
 
     async def user_blocked_bot(self, user_id: int) -> None:
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             user = await session.get(UserRow, user_id)
             if user is not None:
                 user.blocked = True
                 session.add(user)
-                await session.commit()
         if self.engine is not None:
             await self.engine.pause_owner(user_id)
 

@@ -24,3 +24,10 @@ def kis_unavailable(exc: KisError) -> UserError:
     if exc.in_maintenance_window:
         return UserError("kis_nightly_maintenance", detail=exc.msg1)
     return UserError("kis_unavailable", detail=exc.msg1)
+
+
+def is_transient_lock(exc: BaseException) -> bool:
+    """A database lock held elsewhere past the writers' patience: a front end retries, never shows it."""
+    from chatbot.storage.db import is_transient_lock as locked  # lazy: this module stays light
+
+    return locked(exc)
