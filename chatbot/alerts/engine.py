@@ -9,8 +9,8 @@
 * A tick is checked against the book on the event loop (O(log n + fired)); crossed alerts leave
   the book at once and go to a worker that fires them in transactions of at most
   :data:`FIRE_CHUNK` alerts: each moves its alerts from ``armed`` to ``fired`` (or ``cooling`` for a
-  repeat alert) *and* writes their :class:`~chatbot.alerts.notices.AlertFired` notices to the outbox. The conditional update makes firing
-  exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
+  repeat alert) *and* writes their :class:`~chatbot.alerts.notices.AlertFired` notices to the
+  outbox. The conditional update makes firing exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
   one tick) from holding the event loop or the database in one long transaction, and a storm's
   remainder queues behind the crossings that came after it, so other alerts do not wait for it.
 * After a feed gap the book still holds every armed threshold, so the first tick after the

@@ -140,7 +140,7 @@ class OrderOutcome:
 
 
 Notice = AlertFired | OrderFilled | OrderOutcome
-NOTICE_TYPES: dict[str, type[AlertFired] | type[OrderFilled] | type[OrderOutcome]] = {
+NOTICE_TYPES: dict[str, type[AlertFired | OrderFilled | OrderOutcome]] = {
     cls.KIND: cls for cls in (AlertFired, OrderFilled, OrderOutcome)}
 
 
