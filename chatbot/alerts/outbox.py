@@ -13,8 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,10 +29,10 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 
 
-@dataclass(frozen=True, slots=True)
-class Push:
+class Push(NamedTuple):
     """A notice on its way to a chat: an outbox row to be. ``key`` names the event that caused it (one
-    push per event, whatever writes it twice: a restart, a reconnect, a second look)."""
+    push per event, whatever writes it twice: a restart, a reconnect, a second look). A tuple: a
+    storm makes thousands of them in a row."""
 
     key: str
     owner_id: int
@@ -41,10 +40,11 @@ class Push:
     notice: Notice
 
 
-def row_values(push: Push, now: dt.datetime) -> dict[str, Any]:
-    """The outbox row of a push (every column: a bulk insert applies no model defaults)."""
-    return {"dedupe_key": push.key, "owner_id": push.owner_id, "chat_id": push.chat_id, "kind": push.notice.KIND,
-            "status": "pending", "attempts": 0, "created_at": now, "payload": push.notice.payload()}
+def row_values(pushes: Sequence[Push], now: dt.datetime) -> list[dict[str, Any]]:
+    """The outbox rows of pushes (every column: a bulk insert applies no model defaults)."""
+    return [{"dedupe_key": key, "owner_id": owner_id, "chat_id": chat_id, "kind": notice.KIND, "status": "pending",
+             "attempts": 0, "created_at": now, "payload": notice.payload()}
+            for key, owner_id, chat_id, notice in pushes]
 
 
 async def enqueue(transaction: AsyncSession | AsyncConnection, pushes: Sequence[Push], *,
@@ -61,8 +61,7 @@ async def enqueue(transaction: AsyncSession | AsyncConnection, pushes: Sequence[
         pushes = [push for push in pushes if push.key not in queued]
         if not pushes:
             return 0
-    now = utcnow()
-    await conn.execute(insert(OutboxRow), [row_values(push, now) for push in pushes])
+    await conn.execute(insert(OutboxRow), row_values(pushes, utcnow()))
     return len(pushes)
 
 
