@@ -8,7 +8,8 @@ import secrets
 from dataclasses import dataclass
 
 from chatbot.alerts.engine import AlertEngine
-from chatbot.alerts.outbox import OutboxSender, Push
+from chatbot.alerts.notices import Notifier
+from chatbot.alerts.outbox import OutboxSender
 from chatbot.config import Settings
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import RealtimeClient
@@ -64,11 +65,10 @@ class Runtime:
         if self.sender is not None:
             self.sender.wake()
 
-    async def start_pushes(self, push: Push) -> OutboxSender:
-        """Start delivering the outbox through ``push`` (the front end's sender)."""
-        self.sender = OutboxSender(self.db, push, self.alerts.user_blocked_bot)
-        await self.sender.start()
-        self.sender.wake()
+    async def start_pushes(self, notifier: Notifier) -> OutboxSender:
+        """Start delivering the outbox through the front end's ``notifier``."""
+        assert self.sender is not None
+        await self.sender.start(notifier, self.alerts.user_blocked_bot)
         return self.sender
 
     @classmethod
@@ -124,12 +124,10 @@ class Runtime:
         users = Users(db)
         flavour_ws: p.Flavour = "virtual" if kis.environment == "virtual" else "real"
         ws_url = kis.ws_url or (sim.ws_url("real") if sim is not None else p.WS_URLS[flavour_ws])
-        holder: list[Runtime] = []
-
-        def wake() -> None:
-            if holder:
-                holder[0].wake_sender()
-
+        # -- pushes: the outbox sender first, so that whatever writes a push (alert engine, fill watcher,
+        # reconciliation) can wake it from the start; it sends once a front end gives it its notifier.
+        sender = OutboxSender(db)
+        wake = sender.wake
         market_data = _market_data_client(settings, endpoint, sim is not None)
         engine = AlertEngine(db, RealtimeClient(ws_url, market_data.approval_key), wake) if market_data else None
         alerts = AlertService(db, engine, accounts, trading, max_per_user=kis.max_alerts_per_user,
@@ -145,8 +143,7 @@ class Runtime:
         if engine is not None:
             trading.feed_connected = engine.feed.connected.is_set
         runtime = cls(settings, db, sim, accounts, trading, registration, users, mode, alerts, engine, fills,
-                      market_data, lease=lease, reconciler=reconciler)
-        holder.append(runtime)
+                      market_data, sender=sender, lease=lease, reconciler=reconciler)
         if engine is not None:
             await engine.start()
         await fills.resume_recent()

@@ -13,10 +13,11 @@ from chatbot.config import DatabaseSettings, KisSettings, Settings, SimulatorSet
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.runtime import Runtime
 from chatbot.security.keyring import MasterKeyring
+from chatbot.service.notices import Delivered, Delivery, Notice
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.telegram import app as tg
-from chatbot.telegram.alerts import push_for
 from chatbot.telegram.context import BotServices
+from chatbot.telegram.notifier import TelegramNotifier
 from tests.fake_telegram import FakeTelegram
 
 TOKEN = "123456789:TEST-TOKEN-abcdefghijklmnopqrstuvwxyz0"
@@ -73,14 +74,7 @@ class BotHarness:
 
         self.app.process_update = process_update
         await tg.start(self.app, poll_timeout=1)
-        push = push_for(self.app.bot)
-
-        async def recording_push(row: Any) -> object:
-            message = await push(row)
-            self.pushed.add((row.chat_id, message.message_id))  # type: ignore[attr-defined]
-            return message
-
-        await self.runtime.start_pushes(recording_push)
+        await self.runtime.start_pushes(RecordingNotifier(TelegramNotifier(self.app.bot), self.pushed))
 
     async def restart(self) -> None:
         """Stop the bot (and its embedded simulator) and start it again on the same database."""
@@ -144,6 +138,20 @@ class BotHarness:
 
     def count_messages(self, chat_id: int, contains: str) -> int:
         return sum(contains in (m.get("text") or "") for m in self.api.bot_messages(chat_id))
+
+
+class RecordingNotifier:
+    """The Telegram notifier, noting (chat, message id) of every push it delivers."""
+
+    def __init__(self, notifier: TelegramNotifier, pushed: set[tuple[int, int]]) -> None:
+        self.notifier = notifier
+        self.pushed = pushed
+
+    async def deliver(self, chat_id: int, notice: Notice) -> Delivery:
+        delivery = await self.notifier.deliver(chat_id, notice)
+        if isinstance(delivery, Delivered) and delivery.message_id is not None:
+            self.pushed.add((chat_id, delivery.message_id))
+        return delivery
 
 
 def _looks_pushed(message: dict[str, Any]) -> bool:

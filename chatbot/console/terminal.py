@@ -107,8 +107,8 @@ async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko
     """Chat in the terminal; ``announced`` when :data:`BANNER` was already printed (before loading)."""
     from chatbot.console.transport import EmulatorRequest
     from chatbot.telegram import app as tg
-    from chatbot.telegram.alerts import push_for
     from chatbot.telegram.context import BotServices
+    from chatbot.telegram.notifier import TelegramNotifier
 
     stdin = stdin or sys.stdin
     out = out or sys.stdout
@@ -119,7 +119,7 @@ async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko
     application = tg.build_application(runtime.settings.telegram, services, request=EmulatorRequest(emulator),
                                        per_chat_interval=0)
     await tg.start(application, poll_timeout=1)
-    await runtime.start_pushes(push_for(application.bot))
+    await runtime.start_pushes(TelegramNotifier(application.bot))
     chat.write((f"ready · mode {runtime.mode.value}" if announced else f"{BANNER} · mode {runtime.mode.value}")
                + (f"\n{note}" if note else ""))
     loop = asyncio.get_running_loop()

@@ -31,29 +31,27 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from sqlmodel import col, select
 
 from chatbot.alerts import outbox
+from chatbot.alerts.notices import CardSnapshot, OrderFilled, OrderOutcome
+from chatbot.alerts.outbox import Push
 from chatbot.kis.errors import KisError
 from chatbot.kis.models import KST, Execution, OrderSide
 from chatbot.kis.orders import OrderIntent, find_candidates
-from chatbot.service import fees
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.confirmations import CardStatus
 from chatbot.service.journal import DATABASE_ERRORS, UNRESOLVED, claimed_order_nos, filled_so_far
 from chatbot.service.trading import TradingService
 from chatbot.service.users import Users
-from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, Outcome
+from chatbot.service.views import Outcome
 from chatbot.storage.db import Database
 from chatbot.storage.leases import RUNTIME, is_live
 from chatbot.storage.tables import LeaseRow, OrderEventRow, OrderJournalRow, PendingOrderRow
 from chatbot.storage.types import utcnow
-from chatbot.symbols import Symbol
 
 log = logging.getLogger(__name__)
-ORDER_NOTICE = "order"  # the outbox kind of an outcome told after the card was shown
 LISTING_SKEW = dt.timedelta(minutes=2)  # a row without a snapshot: KIS's clock may run this much behind
 
 
@@ -214,9 +212,8 @@ class OrderReconciler:
                                           detail="outcome unknown after a restart; checking with KIS"))
                 if card is not None:
                     await self.trading.pending.finish_in(session, card.id, CardStatus.UNCERTAIN, "checking with KIS")
-                    await outbox.enqueue(session, dedupe_key=f"order-checking:{entry.id}", owner_id=entry.owner_id,
-                                         chat_id=card.chat_id, kind=ORDER_NOTICE,
-                                         payload=self._payload(card, language, Outcome.UNCERTAIN, None, ""))
+                    await outbox.enqueue(session, [Push(f"order-checking:{entry.id}", entry.owner_id, card.chat_id,
+                                                        self._notice(card, language, Outcome.UNCERTAIN, None, ""))])
             session.add(entry)
         if checking:
             self.wake_sender()
@@ -251,35 +248,32 @@ class OrderReconciler:
             if card is not None:
                 await self.trading.pending.finish_in(session, card.id, card_status, order_no or message,
                                                      only_from=(CardStatus.SUBMITTING, CardStatus.UNCERTAIN))
-                payload = self._payload(card, language, outcome, order_no, message)
+                notice = self._notice(card, language, outcome, order_no, message)
             else:  # the card is gone: a message of its own, from the journal's copy of the order
-                payload = self._payload(_card_from_journal(entry), language, outcome, order_no, message)
-                payload["message_id"] = None
-            await outbox.enqueue(session, dedupe_key=f"order:{entry.id}", owner_id=entry.owner_id, chat_id=chat_id,
-                                 kind=ORDER_NOTICE, payload=payload)
+                notice = self._notice(_card_from_journal(entry), language, outcome, order_no, message, card_gone=True)
+            pushes = [Push(f"order:{entry.id}", entry.owner_id, chat_id, notice)]
             if filled is not None and execution is not None:
                 quantity, price = filled
                 name = card.name if card is not None else execution.name
-                await outbox.enqueue(
-                    session, dedupe_key=f"fill:reconciled:{entry.id}:{execution.filled_quantity}",
-                    owner_id=entry.owner_id, chat_id=chat_id, kind="fill",
-                    payload={"lang": language, "order_no": execution.order_no, "code": entry.code, "name": name,
-                             "side": entry.side, "quantity": quantity, "price": price, "time": execution.time})
+                pushes.append(Push(f"fill:reconciled:{entry.id}:{execution.filled_quantity}", entry.owner_id, chat_id,
+                                   OrderFilled(language, execution.order_no, entry.code, name, entry.side, quantity,
+                                               price, execution.time)))
+            await outbox.enqueue(session, pushes)
         self.settled[outcome.value] = self.settled.get(outcome.value, 0) + 1
         log.info("order outcome told after reconciliation", extra={
             "journal_id": row.id, "outcome": outcome.value, "order_no": order_no, "filled": filled})
         self.wake_sender()
         return True
 
-    def _payload(self, card: PendingOrderRow, language: str, outcome: Outcome, order_no: str | None,
-                 message: str) -> dict[str, Any]:
+    def _notice(self, card: PendingOrderRow, language: str, outcome: Outcome, order_no: str | None,
+                message: str, *, card_gone: bool = False) -> OrderOutcome:
         symbol = self.trading.symbols.by_code(card.code) if card.code else None
-        return {"lang": language, "message_id": card.message_id, "outcome": outcome.value, "order_no": order_no,
-                "message": message,
-                "card": {"token": card.id, "mode": self.trading.mode.value, "action": card.action, "side": card.side,
-                         "code": card.code, "name": card.name, "name_en": symbol.name_en if symbol else "",
-                         "quantity": card.quantity, "price": card.price, "quoted_price": card.quoted_price,
-                         "order_no": card.order_no}}
+        snapshot = CardSnapshot(token=card.id, mode=self.trading.mode.value, action=card.action, side=card.side,
+                                code=card.code, name=card.name, name_en=symbol.name_en if symbol else "",
+                                quantity=card.quantity, price=card.price, quoted_price=card.quoted_price,
+                                order_no=card.order_no)
+        return OrderOutcome(language, snapshot, outcome.value, order_no, message,
+                            None if card_gone else card.message_id)
 
 
 def _card_from_journal(entry: OrderJournalRow) -> PendingOrderRow:
@@ -289,19 +283,3 @@ def _card_from_journal(entry: OrderJournalRow) -> PendingOrderRow:
                            name=entry.code, quantity=entry.quantity, price=entry.price,
                            quoted_price=entry.price or 0, order_no=entry.original_order_no, expires_at=now)
 
-
-def order_notice(payload: dict[str, Any]) -> OrderNotice:
-    """The view of an outcome told late (an outbox row of kind :data:`ORDER_NOTICE`), for a front end."""
-    c = payload["card"]
-    side = OrderSide(c["side"])
-    quantity, price, quoted = int(c["quantity"]), c.get("price"), int(c.get("quoted_price") or 0)
-    amount = (price if price is not None else quoted) * quantity
-    commission, tax = fees.estimate(side, amount)
-    card = OrderCard(token=str(c["token"]), mode=Mode(c["mode"]), action=str(c["action"]), side=side,
-                     symbol=Symbol(str(c["code"]), str(c["name"]), str(c.get("name_en") or ""), ""),
-                     quantity=quantity, price=price, quoted_price=quoted, amount=amount, commission=commission,
-                     tax=tax, expires_at=utcnow(), order_no=c.get("order_no"))
-    result = ConfirmResult(Outcome(payload["outcome"]), card, order_no=payload.get("order_no"),
-                           message=str(payload.get("message") or ""))
-    message_id = payload.get("message_id")
-    return OrderNotice(result, int(message_id) if message_id else None, str(payload.get("lang") or "ko"))

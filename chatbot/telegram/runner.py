@@ -15,8 +15,8 @@ from chatbot.http_server import HttpServer, MalformedUpdate
 from chatbot.metrics import Metrics, runtime_families
 from chatbot.runtime import Runtime
 from chatbot.telegram import app as tg
-from chatbot.telegram.alerts import push_for
 from chatbot.telegram.context import BotServices
+from chatbot.telegram.notifier import TelegramNotifier
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ async def serve(runtime: Runtime, stop: asyncio.Event, *, ready: asyncio.Event |
             await tg.start_webhook(application, webhook, secret)
         else:
             await tg.start(application)
-        await runtime.start_pushes(push_for(application.bot))
+        await runtime.start_pushes(TelegramNotifier(application.bot))
         log.info("bot serving", extra={"mode": runtime.mode.value, "transport": "webhook" if webhook else "polling"})
         if ready is not None:
             ready.set()
