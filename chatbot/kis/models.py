@@ -8,18 +8,12 @@ from decimal import Decimal
 from enum import StrEnum
 
 from chatbot.kis import protocol as p
-
-KST = dt.timezone(dt.timedelta(hours=9), "KST")
+from chatbot.kis.protocol import KST as KST  # re-exported for modules not yet moved to the protocol's name
 
 
 class OrderSide(StrEnum):
     BUY = "buy"
     SELL = "sell"
-
-
-class OrderKind(StrEnum):
-    LIMIT = "limit"
-    MARKET = "market"
 
 
 @dataclass(frozen=True, slots=True)

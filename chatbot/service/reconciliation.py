@@ -37,7 +37,8 @@ from sqlmodel import col, select
 
 from chatbot.alerts import outbox
 from chatbot.kis.errors import KisError
-from chatbot.kis.models import KST, Execution, OrderSide
+from chatbot.kis.models import Execution, OrderSide
+from chatbot.kis.protocol import KST
 from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.service import fees
 from chatbot.service.accounts import AccountProvider
