@@ -16,7 +16,6 @@ from chatbot.security.keyring import MasterKeyring
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.telegram import app as tg
 from chatbot.telegram.alerts import push_for
-from chatbot.telegram.context import BotServices
 from tests.fake_telegram import FakeTelegram
 
 TOKEN = "123456789:TEST-TOKEN-abcdefghijklmnopqrstuvwxyz0"
@@ -57,10 +56,8 @@ class BotHarness:
         self.runtime = await Runtime.start(self.settings, SimulatorOptions(tick_interval=0,
                                                                            enforce_token_issue_interval=True),
                                            keyring=self.keyring)
-        services = BotServices(self.runtime.trading, self.runtime.registration, self.runtime.users,
-                               self.runtime.alerts, self.runtime.mode,
-                               frozenset(self.settings.telegram.allowed_users))
-        self.app = tg.build_application(self.settings.telegram, services, per_chat_interval=self.per_chat_interval)
+        self.app = tg.build_application(self.settings.telegram, self.runtime.services,
+                                        per_chat_interval=self.per_chat_interval)
         original = self.app.process_update
 
         async def process_update(update: object) -> None:
@@ -80,7 +77,7 @@ class BotHarness:
             self.pushed.add((row.chat_id, message.message_id))  # type: ignore[attr-defined]
             return message
 
-        await self.runtime.start_pushes(recording_push)
+        await self.runtime.services.pushes.start(recording_push)
 
     async def restart(self) -> None:
         """Stop the bot (and its embedded simulator) and start it again on the same database."""

@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from chatbot.kis import protocol as p
-from chatbot.kis.protocol import KST as KST  # re-exported for modules not yet moved to the protocol's name
+from chatbot.kis.protocol import KST as KST  # noqa: PLC0414 (re-exported: markets.refresh, alerts.engine)
 
 
 class OrderSide(StrEnum):
