@@ -94,7 +94,7 @@ class Runtime:
     services: Services
     feed_client: KisRestClient | None  # the operator's client for the market-data feed
     lease: Lease  # this process's hold on the database (see chatbot.storage.leases)
-    directory_refresh: MasterRefresher | None = None
+    directory_refresh: MasterRefresher  # KIS's master files
 
     @property
     def sender(self) -> OutboxSender | None:
@@ -176,6 +176,9 @@ class Runtime:
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
                                 Operations(orders, accounts, fills, engine, pushes),
                                 allowed_users=frozenset(settings.telegram.allowed_users))
+            # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
+            directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
+                                                download=mode is not Mode.PAPER)
             await orders.recover()
         except BaseException:
             if sim is not None:
@@ -185,21 +188,17 @@ class Runtime:
             await db.dispose()
             raise
         runtime = cls(settings, db, sim, mode, accounts, registration, users, market, orders, account, alerts,
-                      engine, fills, reconciler, pushes, services, feed_client, lease)
+                      engine, fills, reconciler, pushes, services, feed_client, lease, directory_refresh)
         if engine is not None:
             await engine.start()
         await fills.resume_recent()
         reconciler.start()  # in the background: start-up does not wait for KIS
-        # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
-        runtime.directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
-                                                    download=mode is not Mode.PAPER)
-        runtime.directory_refresh.start()
+        directory_refresh.start()
         log.info("runtime ready", extra={"mode": mode.value, "kis": endpoint.rest_url, "alerts": engine is not None})
         return runtime
 
     async def aclose(self) -> None:
-        if self.directory_refresh is not None:
-            await self.directory_refresh.stop()
+        await self.directory_refresh.stop()
         await self.reconciler.stop()
         await self.pushes.stop()
         if self.engine is not None:
