@@ -16,7 +16,6 @@ from chatbot.security.keyring import MasterKeyring
 from chatbot.service.notices import Delivered, Delivery, Notice
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.telegram import app as tg
-from chatbot.telegram.context import BotServices
 from chatbot.telegram.notifier import TelegramNotifier
 from tests.fake_telegram import FakeTelegram
 
@@ -58,10 +57,8 @@ class BotHarness:
         self.runtime = await Runtime.start(self.settings, SimulatorOptions(tick_interval=0,
                                                                            enforce_token_issue_interval=True),
                                            keyring=self.keyring)
-        services = BotServices(self.runtime.trading, self.runtime.registration, self.runtime.users,
-                               self.runtime.alerts, self.runtime.mode,
-                               frozenset(self.settings.telegram.allowed_users))
-        self.app = tg.build_application(self.settings.telegram, services, per_chat_interval=self.per_chat_interval)
+        self.app = tg.build_application(self.settings.telegram, self.runtime.services,
+                                        per_chat_interval=self.per_chat_interval)
         original = self.app.process_update
 
         async def process_update(update: object) -> None:
@@ -74,7 +71,7 @@ class BotHarness:
 
         self.app.process_update = process_update
         await tg.start(self.app, poll_timeout=1)
-        await self.runtime.start_pushes(RecordingNotifier(TelegramNotifier(self.app.bot), self.pushed))
+        await self.runtime.services.pushes.start(RecordingNotifier(TelegramNotifier(self.app.bot), self.pushed))
 
     async def restart(self) -> None:
         """Stop the bot (and its embedded simulator) and start it again on the same database."""

@@ -22,7 +22,7 @@ from chatbot.alerts.engine import AlertEngine
 from chatbot.alerts.repository import AlertRepository
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.service.alerts import AlertView
-from chatbot.service.confirmations import CardStatus, PendingOrders
+from chatbot.service.cards import CardStatus, CardStore
 from chatbot.service.users import Users
 from chatbot.storage import Database
 from chatbot.storage.tables import AlertRow, PendingOrderRow, UserRow
@@ -89,7 +89,7 @@ async def test_concurrent_read_then_write_transactions_never_see_a_lock(tmp_path
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
     users = Users(db)
-    cards = PendingOrders(db, ttl_seconds=600)
+    cards = CardStore(db, ttl_seconds=600)
     engine = AlertEngine(db, StubFeed(), lambda: None)  # type: ignore[arg-type]
     repository = AlertRepository(db)
     holder = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER, str(path),

@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from chatbot.kis import protocol as p
-from chatbot.kis.models import KST, OrderSide
+from chatbot.kis.models import OrderSide
+from chatbot.kis.protocol import KST
 
 
 class FrameError(ValueError):

@@ -34,7 +34,8 @@ from chatbot.kis.errors import (
     KisTokenIssueThrottled,
     KisTransportError,
 )
-from chatbot.kis.models import KST, Execution, OrderAck, OrderSide
+from chatbot.kis.models import Execution, OrderAck, OrderSide
+from chatbot.kis.protocol import KST
 from chatbot.kis.rest import KisRestClient
 
 log = logging.getLogger(__name__)

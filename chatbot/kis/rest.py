@@ -93,17 +93,13 @@ class KisEndpoint:
 
     flavour: Flavour
     rest_url: str
-    # The environment this server stands for ("simulator", "virtual", "real"): tokens are cached per
-    # environment and app key, not per URL (the embedded simulator listens on a new port each run).
-    environment: str = ""
-
-    @classmethod
-    def official(cls, flavour: Flavour) -> "KisEndpoint":
-        return cls(flavour, p.REST_URLS[flavour], flavour)
+    # What tokens are cached under, with the app key: the deployment this server stands for
+    # ("simulator", "virtual", "real"), not its URL (the embedded simulator listens on a new port each run).
+    token_scope: str = ""
 
     @property
     def cache_scope(self) -> str:
-        return self.environment or self.rest_url.rstrip("/")
+        return self.token_scope or self.rest_url.rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,8 @@ class AccountProvider:
     def __init__(self, credentials: CredentialStore, paper: PaperAccountStore, endpoint: KisEndpoint, mode: Mode,
                  token_store: TokenStore, *, requests_per_second: int | None = None, timeout: float = 10.0,
                  order_timeout: float = 15.0, use_hashkey: bool = False,
-                 maintenance_windows: p.TimeWindows = p.NIGHTLY_MAINTENANCE_WINDOWS) -> None:
+                 maintenance_windows: p.TimeWindows = p.NIGHTLY_MAINTENANCE_WINDOWS,
+                 latency_observer: Callable[[str, float], None] | None = None) -> None:
         self.credentials = credentials
         self.paper = paper
         self.endpoint = endpoint
@@ -55,7 +56,7 @@ class AccountProvider:
                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
                                        headers={"User-Agent": USER_AGENT})
         self._cache: OrderedDict[int, UserAccount] = OrderedDict()
-        self.latency_observer: Callable[[str, float], None] | None = None  # (path, seconds), for metrics
+        self.latency_observer = latency_observer  # (path, seconds) of every KIS request, for metrics
         self._lock = asyncio.Lock()
 
     async def for_user(self, telegram_id: int) -> UserAccount:

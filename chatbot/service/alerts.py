@@ -16,8 +16,9 @@ from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import SubscriptionLimitError
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.errors import UserError
-from chatbot.service.trading import MAX_ARG_LENGTH, TradingService, kis_errors, parse_price
+from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.inputs import MAX_ARG_LENGTH, parse_price
+from chatbot.service.market_data import MarketData
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow, UserRow
 
@@ -52,13 +53,13 @@ class AlertView:
 
 class AlertService:
     def __init__(self, db: Database, engine: AlertEngine | None, accounts: AccountProvider,
-                 trading: TradingService, *, max_per_user: int = 50, max_symbols_per_user: int = 10,
+                 market: MarketData, *, max_per_user: int = 50, max_symbols_per_user: int = 10,
                  cooldown_seconds: int = 600) -> None:
         self.db = db
         self.repository = AlertRepository(db)
         self.engine = engine
         self.accounts = accounts
-        self.trading = trading
+        self.market = market
         self.max_per_user = max_per_user
         self.max_symbols_per_user = max_symbols_per_user
         self.cooldown_seconds = cooldown_seconds
@@ -89,7 +90,7 @@ class AlertService:
             direction = "above" if op in ABOVE_WORDS else "below"
         else:
             raise UserError("usage_alert")
-        symbol = self.trading.resolve(" ".join(symbol_words))
+        symbol = self.market.resolve(" ".join(symbol_words))
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))

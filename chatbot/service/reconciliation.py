@@ -38,33 +38,47 @@ from chatbot.alerts import outbox
 from chatbot.alerts.notices import CardSnapshot, OrderFilled, OrderOutcome
 from chatbot.alerts.outbox import Push
 from chatbot.kis.errors import KisError
-from chatbot.kis.models import KST, Execution, OrderSide
+from chatbot.kis.models import Execution, OrderSide
 from chatbot.kis.orders import OrderIntent, find_candidates
+from chatbot.kis.protocol import KST
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.confirmations import CardStatus
-from chatbot.service.journal import DATABASE_ERRORS, UNRESOLVED, claimed_order_nos, filled_so_far
-from chatbot.service.trading import TradingService
+from chatbot.service.cards import CardStatus, CardStore
+from chatbot.service.journal import (
+    DATABASE_ERRORS,
+    UNRESOLVED,
+    OrderJournal,
+    Settling,
+    claimed_order_nos,
+    filled_so_far,
+)
 from chatbot.service.users import Users
 from chatbot.service.views import Outcome
 from chatbot.storage.db import Database
 from chatbot.storage.leases import RUNTIME, is_live
 from chatbot.storage.tables import LeaseRow, OrderEventRow, OrderJournalRow, PendingOrderRow
 from chatbot.storage.types import utcnow
+from chatbot.symbols import SymbolDirectory
 
 log = logging.getLogger(__name__)
 LISTING_SKEW = dt.timedelta(minutes=2)  # a row without a snapshot: KIS's clock may run this much behind
 
 
 class OrderReconciler:
-    def __init__(self, db: Database, accounts: AccountProvider, trading: TradingService, users: Users, *,
+    def __init__(self, db: Database, accounts: AccountProvider, journal: OrderJournal, cards: CardStore,
+                 users: Users, symbols: SymbolDirectory, mode: Mode, settling: Settling, *, process_id: str,
                  settle_seconds: float = 60.0, interval_seconds: float = 20.0, absent_looks: int = 3,
                  idle_seconds: float = 300.0, watch_fills: Callable[[int, int], Awaitable[None]] | None = None,
                  wake_sender: Callable[[], None] = lambda: None,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.db = db
         self.accounts = accounts
-        self.trading = trading
+        self.journal = journal
+        self.cards = cards
         self.users = users
+        self.symbols = symbols
+        self.mode = mode
+        self.settling = settling  # rows this process is settling itself: left alone
+        self.process_id = process_id
         self.settle = dt.timedelta(seconds=settle_seconds)
         self.interval = interval_seconds
         self.absent_looks = max(1, absent_looks)
@@ -112,15 +126,15 @@ class OrderReconciler:
     # -- one pass --------------------------------------------------------------------------------------------
     async def run_once(self) -> int:
         """Look at every unresolved row once; returns how many remain unresolved."""
-        rows = await self.trading.journal.unresolved()
+        rows = await self.journal.unresolved()
         if not rows:
             return 0
-        busy = self.trading.busy()
+        busy = self.settling.journal_ids()
         live = await self._live_owners()
         remaining = 0
         for row in rows:
             assert row.id is not None
-            if row.id in busy or (row.submitted_by and row.submitted_by != self.trading.process_id
+            if row.id in busy or (row.submitted_by and row.submitted_by != self.process_id
                                   and row.submitted_by in live):
                 remaining += 1  # being settled right now, here or by another running bot
                 continue
@@ -143,7 +157,7 @@ class OrderReconciler:
 
     async def _reconcile(self, row: OrderJournalRow) -> bool:
         now = self.clock()
-        card = await self.trading.pending.get(row.idempotency_key)
+        card = await self.cards.get(row.idempotency_key)
         if row.sent_at is None:  # the process died before the request left
             return await self._tell(row, card, Outcome.NOT_PLACED, "not_placed", message="never sent")
         if row.checked_at is not None and (now - row.checked_at).total_seconds() < self.interval * 0.9:
@@ -211,7 +225,7 @@ class OrderReconciler:
                 session.add(OrderEventRow(journal_id=entry.id, status="uncertain",
                                           detail="outcome unknown after a restart; checking with KIS"))
                 if card is not None:
-                    await self.trading.pending.finish_in(session, card.id, CardStatus.UNCERTAIN, "checking with KIS")
+                    await self.cards.finish_in(session, card.id, CardStatus.UNCERTAIN, "checking with KIS")
                     await outbox.enqueue(session, [Push(f"order-checking:{entry.id}", entry.owner_id, card.chat_id,
                                                         self._notice(card, language, Outcome.UNCERTAIN, None, ""))])
             session.add(entry)
@@ -246,8 +260,8 @@ class OrderReconciler:
             session.add(entry)
             chat_id = card.chat_id if card is not None else entry.owner_id
             if card is not None:
-                await self.trading.pending.finish_in(session, card.id, card_status, order_no or message,
-                                                     only_from=(CardStatus.SUBMITTING, CardStatus.UNCERTAIN))
+                await self.cards.finish_in(session, card.id, card_status, order_no or message,
+                                            only_from=(CardStatus.SUBMITTING, CardStatus.UNCERTAIN))
                 notice = self._notice(card, language, outcome, order_no, message)
             else:  # the card is gone: a message of its own, from the journal's copy of the order
                 notice = self._notice(_card_from_journal(entry), language, outcome, order_no, message, card_gone=True)
@@ -267,8 +281,8 @@ class OrderReconciler:
 
     def _notice(self, card: PendingOrderRow, language: str, outcome: Outcome, order_no: str | None,
                 message: str, *, card_gone: bool = False) -> OrderOutcome:
-        symbol = self.trading.symbols.by_code(card.code) if card.code else None
-        snapshot = CardSnapshot(token=card.id, mode=self.trading.mode.value, action=card.action, side=card.side,
+        symbol = self.symbols.by_code(card.code) if card.code else None
+        snapshot = CardSnapshot(token=card.id, mode=self.mode.value, action=card.action, side=card.side,
                                 code=card.code, name=card.name, name_en=symbol.name_en if symbol else "",
                                 quantity=card.quantity, price=card.price, quoted_price=card.quoted_price,
                                 order_no=card.order_no)

@@ -139,12 +139,13 @@ MESSAGES: dict[str, dict[str, str]] = {
                         "en": "⌛ This card expired. Nothing was sent; ask again for a fresh quote."},
     "outcome_real_disabled": {"ko": "실전 주문이 꺼져 있어 전송하지 않았습니다.",
                               "en": "Real-money orders are switched off; nothing was sent."},
-    "alert_not_owner": {"ko": "이 버튼은 요청한 사람만 누를 수 있습니다.",
+    # popup_*: the short answer Telegram shows over the chat when a button is pressed
+    "popup_not_owner": {"ko": "이 버튼은 요청한 사람만 누를 수 있습니다.",
                         "en": "Only the person who asked can press this."},
-    "alert_already": {"ko": "이미 처리된 요청입니다.", "en": "This was already handled."},
-    "alert_unknown": {"ko": "알 수 없거나 만료된 버튼입니다.", "en": "Unknown or expired button."},
-    "alert_expired": {"ko": "확인 시간이 지났습니다.", "en": "This card expired."},
-    "alert_sending": {"ko": "전송 중…", "en": "Sending…"},
+    "popup_already": {"ko": "이미 처리된 요청입니다.", "en": "This was already handled."},
+    "popup_unknown": {"ko": "알 수 없거나 만료된 버튼입니다.", "en": "Unknown or expired button."},
+    "popup_expired": {"ko": "확인 시간이 지났습니다.", "en": "This card expired."},
+    "popup_sending": {"ko": "전송 중…", "en": "Sending…"},
     "reset_card": {"ko": "<b>모의계좌 초기화</b> {badge}\n보유 종목과 주문이 모두 사라지고 새 계좌(예수금 10,000,000원)로 시작합니다.",
                    "en": "<b>Reset paper account</b> {badge}\nAll holdings and orders go; you start over with a new "
                          "account (10,000,000 won)."},
