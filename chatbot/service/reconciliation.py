@@ -52,7 +52,7 @@ from chatbot.service.journal import (
     filled_so_far,
 )
 from chatbot.service.users import Users
-from chatbot.service.views import Outcome
+from chatbot.service.views import Mode, Outcome
 from chatbot.storage.db import Database
 from chatbot.storage.leases import RUNTIME, is_live
 from chatbot.storage.tables import LeaseRow, OrderEventRow, OrderJournalRow, PendingOrderRow
