@@ -147,3 +147,49 @@ async def test_help_lists_modify(bot: BotHarness) -> None:
     (msg,) = await bot.say(BOB, "/help")
     assert "/modify" in msg["text"]
     assert "modify" in {c["command"] for c in bot.api.commands[""]}
+
+
+async def test_lost_reply_is_found_in_the_days_list_not_resent(bot: BotHarness) -> None:
+    """The revision took effect but its reply was lost (HTTP 500 after processing): the day's list shows
+    the new row pointing back to the order; nothing is sent again."""
+    order_no, _ = await resting_buy(bot)
+    (card,) = await bot.say(ALICE, f"/modify {order_no} {far_below(bot, 4)}")
+    bot.sim.faults.paths = (p.PATH_ORDER_RVSECNCL,)
+    bot.sim.faults.error_5xx_after_next = 1
+    await bot.press_button(ALICE, card, 0)
+    bot.sim.faults.clear()
+    final = bot.current(card)["text"]
+    entry = (await journal(bot))[-1]
+    assert "정정 접수" in final and entry.status == "accepted" and entry.kis_order_no in final
+    (orders,) = await bot.say(ALICE, "/orders")
+    assert orders["text"].count("잔량") == 1 and entry.kis_order_no in orders["text"]
+
+
+async def test_unknown_outcome_says_checking_and_is_reconciled(bot: BotHarness,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reply lost and the immediate look failing too: the card says "checking" (not sent again), and
+    reconciliation finds the revision in the day's list and tells it."""
+    from chatbot.kis.errors import KisServerError
+    from chatbot.service import orders as service_orders
+
+    async def lookup_fails(*args: object, **kwargs: object) -> list[object]:
+        raise KisServerError("listing unavailable")
+
+    order_no, _ = await resting_buy(bot)
+    (card,) = await bot.say(ALICE, f"/modify {order_no} {far_below(bot, 4)}")
+    monkeypatch.setattr(service_orders, "find_candidates", lookup_fails)
+    bot.sim.faults.paths = (p.PATH_ORDER_RVSECNCL,)
+    bot.sim.faults.error_5xx_after_next = 1
+    await bot.press_button(ALICE, card, 0)
+    bot.sim.faults.clear()
+    assert "확인 중" in bot.current(card)["text"]
+    assert (await journal(bot))[-1].status == "uncertain"
+    assert bot.runtime is not None
+    reconciler = bot.runtime.reconciler
+    reconciler.interval = 0.0  # the submitter's own look was just now; the next may come at once
+    reconciler.wake()
+    await bot.wait_for_message(ALICE["id"], "정정 접수", timeout=30.0)
+    entry = (await journal(bot))[-1]
+    assert entry.status == "accepted" and entry.kis_order_no and entry.kis_order_no != order_no
+    (orders,) = await bot.say(ALICE, "/orders")
+    assert orders["text"].count("잔량") == 1 and entry.kis_order_no in orders["text"]

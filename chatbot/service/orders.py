@@ -21,7 +21,13 @@ from chatbot.kis.protocol import KST
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
 from chatbot.service.errors import UserError, kis_errors
-from chatbot.service.inputs import MAX_ARG_LENGTH, parse_order_no, parse_price, parse_quantity, split_order_args
+from chatbot.service.inputs import (
+    MAX_ARG_LENGTH,
+    parse_order_no,
+    parse_price,
+    parse_quantity,
+    split_order_args,
+)
 from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling, retry_write
 from chatbot.service.market_data import MarketData
 from chatbot.service.views import ConfirmResult, Mode, OpenOrder, OrderCard, OrderSide, Outcome
