@@ -1,4 +1,4 @@
-"""Orders: a /buy, /sell or /cancel becomes a card (every check done before anything reaches KIS);
+"""Orders: a /buy, /sell, /cancel or /modify (a revision, 정정) becomes a card (every check done before anything reaches KIS);
 the owner's Confirm claims it, the front end shows it is being sent, the order is journalled and
 submitted exactly once, and the outcome comes back as a view. Outcomes left unknown are handed to
 reconciliation; fills of a placed order are watched from before it is sent."""
