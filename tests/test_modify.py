@@ -193,3 +193,35 @@ async def test_unknown_outcome_says_checking_and_is_reconciled(bot: BotHarness,
     assert entry.status == "accepted" and entry.kis_order_no and entry.kis_order_no != order_no
     (orders,) = await bot.say(ALICE, "/orders")
     assert orders["text"].count("잔량") == 1 and entry.kis_order_no in orders["text"]
+
+
+@pytest.mark.parametrize("flavour", ["real", "virtual"])
+async def test_submitter_revises_the_rest_or_part_in_both_modes(sim, make_client, flavour: str) -> None:
+    """Both protocol families against the simulator (paper lists open orders from the daily executions):
+    the whole remainder (QTY_ALL_ORD_YN=Y), then part of it, each a new order number pointing back."""
+    from chatbot.kis.models import OrderSide
+    from chatbot.kis.orders import OrderSubmitter
+
+    client = make_client(flavour)
+    submitter = OrderSubmitter(client)
+    state = sim.market.get(CODE)
+    assert state is not None
+    low = p.round_down_to_tick(state.limits[0] + 2 * p.tick_size(state.limits[0]))
+    ack = await client.place_order(OrderSide.BUY, CODE, 5, low)
+    (order,) = await client.open_orders()
+    seen: list[set[str]] = []
+
+    async def on_sending(known: set[str]) -> None:
+        seen.append(known)
+
+    new_price = p.round_down_to_tick(low + p.tick_size(low))
+    revised = await submitter.revise(order.order_no, order.branch, OrderSide.BUY, CODE, new_price, 5,
+                                     all_remaining=True, exchange=order.exchange, on_sending=on_sending)
+    (listed,) = await client.open_orders()
+    assert (listed.order_no, listed.price, listed.cancellable_quantity) == (revised.order_no, new_price, 5)
+    assert revised.order_no != ack.order_no and seen == [{ack.order_no}]
+    part = await submitter.revise(revised.order_no, revised.branch, OrderSide.BUY, CODE, low, 2,
+                                  all_remaining=False, exchange=listed.exchange)
+    by_no = {o.order_no: o for o in await client.open_orders()}
+    assert (by_no[part.order_no].price, by_no[part.order_no].cancellable_quantity) == (low, 2)
+    assert by_no[revised.order_no].cancellable_quantity == 3
