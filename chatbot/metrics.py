@@ -9,7 +9,7 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-KNOWN_COMMANDS = frozenset({"start", "help", "price", "buy", "sell", "orders", "cancel", "balance", "alert", "alerts",
+KNOWN_COMMANDS = frozenset({"start", "help", "price", "buy", "sell", "orders", "cancel", "modify", "balance", "alert", "alerts",
                             "chart", "status", "login", "logout", "me", "reset"})
 
 

@@ -1,4 +1,4 @@
-"""Orders: a /buy, /sell or /cancel becomes a card (every check done before anything reaches KIS);
+"""Orders: a /buy, /sell, /cancel or /modify (a revision, 정정) becomes a card (every check done before anything reaches KIS);
 the owner's Confirm claims it, the front end shows it is being sent, the order is journalled and
 submitted exactly once, and the outcome comes back as a view. Outcomes left unknown are handed to
 reconciliation; fills of a placed order are watched from before it is sent."""
@@ -7,21 +7,30 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
+from chatbot.kis.orders import OrderIntent, find_candidates
+from chatbot.kis.protocol import KST
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
 from chatbot.service.errors import UserError, kis_errors
-from chatbot.service.inputs import parse_order_no, parse_price, parse_quantity, split_order_args
+from chatbot.service.inputs import (
+    MAX_ARG_LENGTH,
+    parse_order_no,
+    parse_price,
+    parse_quantity,
+    split_order_args,
+)
 from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling, retry_write
 from chatbot.service.market_data import MarketData
-from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderSide, Outcome
+from chatbot.service.views import ConfirmResult, Mode, OpenOrder, OrderCard, OrderSide, Outcome
 from chatbot.storage.tables import PendingOrderRow
 from chatbot.symbols import Symbol
 
@@ -53,6 +62,7 @@ class _Sending:
     """Whether the request may have left (the journal took the snapshot and the time of sending)."""
 
     started: bool = False
+    known: set[str] = field(default_factory=set)  # the snapshot of the day's orders taken before sending
     callback: Callable[[set[str]], Awaitable[None]] | None = None
 
 
@@ -127,6 +137,54 @@ class Orders:
                                       quoted_price=order.price, order_no=order.order_no, branch=order.branch)
         return self._card(row, symbol)
 
+    async def open_order(self, user_id: int, order_no_text: str, missing: str = "no_such_open_order_revise"
+                         ) -> OpenOrder:
+        """One of the user's own open orders (their account's list; another user's number is not in it)."""
+        wanted = parse_order_no(order_no_text)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            orders = await account.client.open_orders()
+        order = next((o for o in orders if p.order_no_key(o.order_no) == wanted), None)
+        if order is None:
+            raise UserError(missing, order_no=order_no_text.strip()[:MAX_ARG_LENGTH])
+        return order
+
+    async def prepare_revise(self, user_id: int, chat_id: int, args: Sequence[str]) -> OrderCard:
+        """``<order_no> <new price> [<new qty>]``: a card for revising one of the user's open orders —
+        what is left of it, or ``new qty`` of that — to a new limit price, checked on the tick and
+        within the day's limits. The order must be in the user's own account's list of open orders."""
+        if len(args) not in (2, 3):
+            raise UserError("usage_modify")
+        self.check_real_allowed()
+        self.market.check_maintenance()
+        parse_order_no(args[0])
+        price = parse_price(args[1])
+        if price is None:  # a revision to a market order is not offered: the card shows a price
+            raise UserError("bad_price", value=args[1][:MAX_ARG_LENGTH])
+        wanted_quantity = parse_quantity(args[2]) if len(args) == 3 else None
+        order = await self.open_order(user_id, args[0])
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            symbol = self.market.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")
+            remaining = order.cancellable_quantity
+            quantity = remaining if wanted_quantity is None else wanted_quantity
+            if quantity > remaining:
+                raise UserError("revise_quantity_too_large", want=quantity, remaining=remaining)
+            if price == order.price and quantity == remaining:
+                raise UserError("revise_nothing_changes", order_no=order.order_no, price=price)
+            quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
+            if not quote.lower_limit <= price <= quote.upper_limit:
+                raise UserError("out_of_limits", price=price, lower=quote.lower_limit, upper=quote.upper_limit)
+            tick = quote.tick_for(price)
+            if price % tick:
+                below = price - price % tick
+                raise UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
+        row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
+                                      action="revise", side=order.side.value, code=order.code, name=symbol.name_ko,
+                                      quantity=quantity, price=price, quoted_price=order.price,
+                                      order_no=order.order_no, branch=order.branch)
+        return self._card(row, symbol)
+
     async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
         """Record which message shows the card: only a press on that message counts, and the owner's
         time to decide starts now."""
@@ -168,7 +226,7 @@ class Orders:
         opened: list[int] = []
 
         async def open_journal(session: AsyncSession, row: PendingOrderRow) -> None:
-            if row.action in ("order", "cancel"):
+            if row.action in ("order", "cancel", "revise"):
                 opened.append(await self.journal.add(session, row, self.process_id))
 
         row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal)
@@ -203,6 +261,8 @@ class Orders:
                 return await self._settle(row, journal_id, Outcome.FAILED, card, message=type(exc).__name__)
             if row.action == "cancel":
                 return await self._submit_cancel(row, card, account, journal_id)
+            if row.action == "revise":
+                return await self._submit_revise(row, card, account, journal_id)
             return await self._submit_order(row, card, account, journal_id)
         finally:
             self.settling.in_flight.discard(journal_id)
@@ -216,7 +276,7 @@ class Orders:
         async def on_sending(known: set[str]) -> None:
             await retry_write(lambda: self.journal.mark_sending(journal_id, str(account.account), known),
                               self.db_retry_seconds, "journal before sending")
-            sending.started = True
+            sending.known, sending.started = known, True
 
         sending.callback = on_sending
         return sending
@@ -268,6 +328,48 @@ class Orders:
                                       message=exc.msg1 or type(exc).__name__)
         return await self._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
 
+    async def _submit_revise(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
+                             journal_id: int) -> ConfirmResult:
+        """The order is looked up again first (its exchange, what is left of it); nothing is sent when
+        it is no longer open. Then the revision goes like a cancel: journalled with the snapshot, sent
+        once; an unknown outcome is looked up in the day's list (a new row pointing back to the order),
+        else left to reconciliation."""
+        assert row.order_no is not None and row.price is not None
+        key = p.order_no_key(row.order_no)
+        try:
+            orders = await account.client.open_orders()
+        except KisError as exc:  # nothing was sent
+            return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                      message=exc.msg1 or type(exc).__name__)
+        order = next((o for o in orders if p.order_no_key(o.order_no) == key), None)
+        if order is None:
+            return await self._settle(row, journal_id, Outcome.FAILED, card,
+                                      message="nothing left to revise (filled or cancelled meanwhile)")
+        all_remaining = row.quantity >= order.cancellable_quantity  # a fill meanwhile: revise what is left
+        side = OrderSide(row.side)
+        sending = self._before_sending(journal_id, account)
+        try:
+            ack = await account.submitter.revise(row.order_no, row.branch or order.branch, side, row.code, row.price,
+                                                 row.quantity, all_remaining=all_remaining, exchange=order.exchange,
+                                                 on_sending=sending.callback)
+        except DatabaseUnavailable:
+            return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+        except KisOrderRejected as exc:
+            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisError as exc:
+            if sending.started and exc.maybe_sent:  # did the revision land? the day's list says
+                intent = OrderIntent(side, row.code, row.quantity, row.price, row.order_no, revise=True)
+                with contextlib.suppress(KisError):
+                    found = await find_candidates(account.client, dt.datetime.now(KST).date(), intent, sending.known)
+                    if found:
+                        return await self._settle(row, journal_id, Outcome.REVISED_ORDER, card,
+                                                  order_no=found[0].order_no, message="confirmed by lookup")
+                return await self._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
+                                          message=str(exc))
+            return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                      message=exc.msg1 or type(exc).__name__)
+        return await self._settle(row, journal_id, Outcome.REVISED_ORDER, card, order_no=ack.order_no)
+
     async def _settle(self, row: PendingOrderRow, journal_id: int, outcome: Outcome, card: OrderCard, *,
                       order_no: str | None = None, msg_cd: str = "", message: str | None = None) -> ConfirmResult:
         """Write the outcome (journal and card, one transaction), retried with back-off; when the
@@ -275,9 +377,10 @@ class Orders:
         waits in memory until the database takes it (:class:`UnwrittenOutcomes`). An unknown outcome
         is not told as final: reconciliation keeps looking for the order."""
         status = {Outcome.PLACED: CardStatus.PLACED, Outcome.CANCELLED_ORDER: CardStatus.PLACED,
-                  Outcome.REJECTED: CardStatus.REJECTED, Outcome.UNCERTAIN: CardStatus.UNCERTAIN}.get(
+                  Outcome.REVISED_ORDER: CardStatus.PLACED, Outcome.REJECTED: CardStatus.REJECTED, Outcome.UNCERTAIN: CardStatus.UNCERTAIN}.get(
             outcome, CardStatus.FAILED)
-        journal_status = {Outcome.PLACED: "accepted", Outcome.CANCELLED_ORDER: "accepted"}.get(outcome, status.value)
+        journal_status = {Outcome.PLACED: "accepted", Outcome.CANCELLED_ORDER: "accepted",
+                          Outcome.REVISED_ORDER: "accepted"}.get(outcome, status.value)
         final = outcome is not Outcome.UNCERTAIN
 
         async def write() -> None:

@@ -170,9 +170,9 @@ class OrderReconciler:
         if row.account and str(account.account) != row.account:
             return await self._tell(row, card, Outcome.UNVERIFIABLE, "uncertain",
                                     message=f"sent from account {row.account}, now registered {account.account}")
-        cancel = row.action == "cancel"
+        cancel, revise = row.action == "cancel", row.action == "revise"
         intent = OrderIntent(OrderSide(row.side), row.code, row.quantity, row.price,
-                             row.original_order_no if cancel else None)
+                             row.original_order_no if cancel or revise else None, revise=revise)
         day = row.sent_at.astimezone(KST).date()
         listed_from = ""
         if row.known_orders is None:  # written before snapshots were kept: only what was listed after it left
@@ -198,7 +198,9 @@ class OrderReconciler:
         if found:
             execution = found[0]
             log.info("order found by reconciliation", extra={"journal_id": row.id, "order_no": execution.order_no})
-            return await self._tell(row, card, Outcome.CANCELLED_ORDER if cancel else Outcome.PLACED, "accepted",
+            found_outcome = (Outcome.CANCELLED_ORDER if cancel else Outcome.REVISED_ORDER if revise
+                             else Outcome.PLACED)
+            return await self._tell(row, card, found_outcome, "accepted",
                                     execution=execution, message="found in KIS's list of the day's orders")
         after_settling = now - row.sent_at >= self.settle
         looks = row.absent_looks + after_settling
@@ -239,6 +241,7 @@ class OrderReconciler:
         language = await self.users.language(row.owner_id)
         order_no = execution.order_no if execution is not None else None
         card_status = {Outcome.PLACED: CardStatus.PLACED, Outcome.CANCELLED_ORDER: CardStatus.PLACED,
+                       Outcome.REVISED_ORDER: CardStatus.PLACED,
                        Outcome.NOT_PLACED: CardStatus.FAILED}.get(outcome, CardStatus.UNCERTAIN)
         filled = None
         async with self.db.write() as session:

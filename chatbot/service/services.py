@@ -75,7 +75,7 @@ class Services:
 
     mode: Mode
     market: MarketData  # symbols, quotes, charts, /status
-    orders: Orders  # cards for /buy, /sell, /cancel; Confirm and Cancel on any card
+    orders: Orders  # cards for /buy, /sell, /cancel, /modify; Confirm and Cancel on any card
     account: AccountService  # balance, open orders, the paper-account reset card
     alerts: AlertService
     registration: Registration  # /login, /logout, /me

@@ -68,7 +68,7 @@ class OrderCard:
 
     token: str
     mode: Mode
-    action: str  # order | cancel | reset
+    action: str  # order | cancel | revise | reset
     side: OrderSide
     symbol: Symbol
     quantity: int
@@ -78,10 +78,20 @@ class OrderCard:
     commission: int
     tax: int
     expires_at: dt.datetime
-    order_no: str | None = None  # cancel cards: the order being cancelled
+    order_no: str | None = None  # cancel and revise cards: the order being cancelled or revised
     ttl_seconds: int = 60  # how long the owner has once the card reaches them
     session: str = "regular"  # market phase when quoted (chatbot.market_hours.Phase)
     next_open: dt.datetime | None = None  # when the order can execute, outside the regular session
+
+    @property
+    def old_price(self) -> int:
+        """Revise cards: the order's price before the revision (``quoted_price`` holds it; 0: market)."""
+        return self.quoted_price
+
+    @property
+    def old_amount(self) -> int:
+        """Revise cards: what the revised quantity came to at the old price."""
+        return self.old_price * self.quantity
 
     @property
     def total(self) -> int:
@@ -93,6 +103,7 @@ class OrderCard:
 class Outcome(StrEnum):
     PLACED = "placed"
     CANCELLED_ORDER = "cancelled_order"  # a cancel card went through
+    REVISED_ORDER = "revised_order"  # a revise card went through (order_no: the new order KIS gave)
     REJECTED = "rejected"  # KIS refused
     UNCERTAIN = "uncertain"  # no answer and not found yet: reconciliation keeps checking with KIS
     NOT_PLACED = "not_placed"  # after a crash or a lost reply: KIS never got it (certain), nothing re-sent

@@ -1,4 +1,4 @@
-"""/buy, /sell, /orders, /cancel: each order or cancellation becomes a card (:mod:`.cards`)."""
+"""/buy, /sell, /orders, /cancel, /modify: each order, cancellation or revision becomes a card (:mod:`.cards`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from chatbot.service.views import OrderSide
 from chatbot.telegram import callbacks, render
 from chatbot.telegram.cards import send_card
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
+from chatbot.telegram.i18n import t
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,11 @@ async def sell(update: Update, context: Context) -> None:
 
 @user_errors
 async def orders(update: Update, context: Context) -> None:
-    """/orders: today's open orders."""
+    """/orders: today's open orders, each with Cancel (취소) and Revise (정정) buttons."""
     assert update.effective_user is not None
     view = await services(context).account.open_orders(update.effective_user.id)
-    text, _ = render.open_orders(view, lang(update))
-    await reply(update, context, text)
+    text, keyboard = render.open_orders(view, lang(update))
+    await reply(update, context, text, keyboard)
 
 
 @user_errors
@@ -67,4 +68,30 @@ async def pick_cancel(update: Update, context: Context) -> None:
     cb = callbacks.unpack(query.data)
     if cb is not None:  # a UserError is answered by @user_errors
         await send_card(update, context, services(context).orders.prepare_cancel(user.id, chat.id, cb.value))
+    await query.answer()
+
+
+@user_errors
+async def modify(update: Update, context: Context) -> None:
+    """/modify <order_no> <new price> [<new qty>]: a card for revising that order (정정)."""
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    await send_card(update, context, services(context).orders.prepare_revise(user.id, chat.id, context.args or []))
+
+
+@user_errors
+async def pick_revise(update: Update, context: Context) -> None:
+    """A Revise (정정) button from /orders or /cancel: the /modify command to send, prefilled with the order
+    number (the new price is the user's to type). The order must be the presser's own."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and user is not None
+    cb = callbacks.unpack(query.data)
+    if cb is not None:  # a UserError is answered by @user_errors
+        order = await services(context).orders.open_order(user.id, cb.value)
+        language = lang(update)
+        price = render.won(order.price) if order.price else t("market", language)
+        await reply(update, context, t("revise_prompt", language, order_no=order.order_no, name=order.name,
+                                       remaining=order.cancellable_quantity, price=price,
+                                       example=order.price or ""))
     await query.answer()
