@@ -284,3 +284,33 @@ def test_bulk_built_book_matches_brute_force(alerts: list[tuple[str, int]], pric
     for i in list(live):
         assert book.remove(i)
     assert len(book) == 0 and book.count("X") == 0
+
+
+async def test_symbol_stays_on_the_feed_while_an_alert_on_it_is_being_armed(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any]) -> None:
+    """The last alert on a symbol leaves (fired or deleted) while a new one on the same symbol is
+    being stored: the symbol must stay subscribed, or the new alert never sees a tick (a soak miss)."""
+    (leaving,) = await store_alerts(database, [(CODE, "above", 80_000)])
+    engine: AlertEngine = await make_engine()
+    repository = AlertRepository(database)
+    storing, stored = asyncio.Event(), asyncio.Event()
+
+    async def slow_store(row: AlertRow) -> AlertRow:  # the insert waits on a busy database
+        storing.set()
+        await stored.wait()
+        return await repository.add(row)
+
+    arriving = AlertRow(owner_id=9, chat_id=9, code=CODE, name=CODE, direction="above", threshold=70_500,
+                        reference_price=70_000)
+    arming = asyncio.create_task(engine.arm(arriving, slow_store))
+    await asyncio.wait_for(storing.wait(), 30)
+    deleted = await repository.delete(1, leaving)
+    assert deleted is not None
+    await engine.disarm(leaving, CODE)  # the symbol's last armed alert goes while the new one is stored
+    stored.set()
+    await asyncio.wait_for(arming, 30)
+    assert (p.WS_TRADE, CODE) in feed.subscriptions and arriving.id in engine.book
+    feed.emit(tick(CODE, 70_600))
+    await settled(engine)
+    assert engine.fired == 1
+    assert await count(database, AlertRow, col(AlertRow.id) == arriving.id, col(AlertRow.status) == "fired") == 1

@@ -308,13 +308,19 @@ class AlertEngine:
             await self.feed.subscribe(p.WS_TRADE, code)
             self._subscribed.add(code)
 
+    def _in_use(self, code: str) -> bool:
+        """Armed in the book, crossed and not yet fired (a failed commit puts it back), or an alert on
+        it being armed right now (stored but not yet in the book)."""
+        return bool(self.book.count(code) or code in self._arming
+                    or any(crossing.code == code for crossing in self._pending))
+
     async def _release_if_unused(self, code: str) -> None:
-        if self.book.count(code) or any(crossing.code == code for crossing in self._pending):
-            return  # still armed, or crossed and not yet fired (a failed commit puts it back)
+        if self._in_use(code):
+            return
         async with self.db.session() as session:
             cooling = (await session.exec(select(func.count()).select_from(AlertRow).where(
                 col(AlertRow.code) == code, col(AlertRow.status) == "cooling"))).one()
-        if not cooling and code in self._subscribed and not self.book.count(code):
+        if not cooling and code in self._subscribed and not self._in_use(code):  # checked again: that read awaited
             self._subscribed.discard(code)
             self._forget_gap_symbol(code)
             await self.feed.unsubscribe(p.WS_TRADE, code)
@@ -328,24 +334,37 @@ class AlertEngine:
 
         The alert exists from the moment its symbol's ticks reach the engine; ticks seen while it is
         being stored are remembered (high and low), so a crossing in that instant still fires it."""
-        await self._ensure_subscribed(row.code)
-        arming = self._arming.setdefault(row.code, [0, 2**62, 0])
+        # Noted before anything is awaited: while an arm is in progress its symbol stays on the feed
+        # (the last armed alert on it may fire or be deleted meanwhile; see _release_if_unused).
+        code = row.code
+        arming = self._arming.setdefault(code, [0, 2**62, 0])
         arming[2] += 1
         try:
+            await self._ensure_subscribed(code)
             row = await store(row)
             assert row.id is not None
             high, low = arming[0], arming[1]
             self._add(row.id, row.code, row.direction, row.threshold)
-        finally:
-            arming[2] -= 1
-            if not arming[2]:
-                self._arming.pop(row.code, None)
+        except Exception:
+            self._arm_done(code, arming)
+            with contextlib.suppress(Exception):  # nothing was armed: the symbol leaves the feed if unused
+                await self._release_if_unused(code)
+            raise
+        except BaseException:
+            self._arm_done(code, arming)
+            raise
+        self._arm_done(code, arming)
         crossed = high >= row.threshold if row.direction == "above" else low <= row.threshold
         if crossed and self.book.remove(row.id):
             price = high if row.direction == "above" else low
             self._enqueue(Crossing([row.id], row.code, price, dt.datetime.now(KST).strftime("%H%M%S"),
                                   time.perf_counter()))
         return row
+
+    def _arm_done(self, code: str, arming: list[int]) -> None:
+        arming[2] -= 1
+        if not arming[2]:
+            self._arming.pop(code, None)
 
     async def disarm(self, alert_id: int, code: str) -> None:
         """An alert left its active states (deleted): out of the book, its symbol off the feed if unused."""
