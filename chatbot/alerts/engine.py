@@ -16,9 +16,10 @@
 * After a feed gap the book still holds every armed threshold, so the first tick after the
   reconnect fires whatever its price has crossed; and since a crossing can revert before the feed
   is back, that first tick's day high and low (with their times, fields 8/27 and 9/30) fire the
-  alerts armed before the gap whose threshold an extreme made during the gap reached. Alerts
-  armed since the gap began are noted per symbol as they arrive, so this costs O(log n) per
-  symbol, not a pass over every armed alert.
+  alerts whose threshold an extreme made during the gap reached, provided they were armed before
+  it was made. Alerts armed since the gap began are noted per symbol as they arrive, with the
+  second they were armed in (an extreme in that same second may have preceded them: they wait for
+  a later crossing), so this costs O(log n) per symbol, not a pass over every armed alert.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class AlertEngine:
         self._remove_listener: Callable[[], None] | None = None
         self._gap_start: float | None = None  # wall clock when the feed dropped
         self._gap_symbols: set[str] = set()  # symbols whose first tick after a gap is still to come
-        self._armed_in_gap: dict[str, list[int]] = {}  # code -> alerts armed since the gap began
+        # code -> (alert, KST second it was armed) for the alerts armed since the gap began
+        self._armed_in_gap: dict[str, list[tuple[int, str]]] = {}
         self._arming: dict[str, list[int]] = {}  # code -> [high, low, arms in progress] seen while arming
         self.fired = 0
         self.backlog = 0  # crossed alerts not yet committed
@@ -150,14 +152,15 @@ class AlertEngine:
     def _add(self, alert_id: int, code: str, direction: str, threshold: int) -> None:
         self.book.add(alert_id, code, direction, threshold)
         if self._gap_start is not None:
-            self._armed_in_gap.setdefault(code, []).append(alert_id)
+            self._armed_in_gap.setdefault(code, []).append((alert_id, _kst_second()))
 
     def _add_many(self, alerts: Sequence[BookEntry]) -> None:
         added = self.book.add_many(alerts)
         if self._gap_start is not None and added:
             code_of = {a[0]: a[1] for a in alerts}
+            now = _kst_second()
             for alert_id in added:
-                self._armed_in_gap.setdefault(code_of[alert_id], []).append(alert_id)
+                self._armed_in_gap.setdefault(code_of[alert_id], []).append((alert_id, now))
 
     def _on_event(self, event: Event) -> None:
         if type(event) is not Tick:
@@ -197,9 +200,13 @@ class AlertEngine:
         if gap_start is None:
             return []
         since = dt.datetime.fromtimestamp(gap_start, KST).strftime("%H%M%S")
-        # Alerts armed during the gap did not exist when that extreme was made: set them aside.
-        late = [(alert_id, where) for alert_id in armed_since
-                if (where := self.book.where(alert_id)) is not None and self.book.remove(alert_id)]
+        # An alert armed during the gap is set aside unless the extreme on its side was made in a
+        # later second than the alert was armed in (the times have one-second resolution: an extreme
+        # in the same second may have come before the alert, and a crossing before it is no crossing).
+        late = [(alert_id, where) for alert_id, armed_at in armed_since
+                if (where := self.book.where(alert_id)) is not None
+                and (tick.high_time if where[1] == "above" else tick.low_time) <= armed_at
+                and self.book.remove(alert_id)]
         fired: list[int] = []
         if tick.high_time >= since:
             fired += self.book.on_high(code, tick.high)
@@ -308,13 +315,19 @@ class AlertEngine:
             await self.feed.subscribe(p.WS_TRADE, code)
             self._subscribed.add(code)
 
+    def _in_use(self, code: str) -> bool:
+        """Armed in the book, crossed and not yet fired (a failed commit puts it back), or an alert on
+        it being armed right now (stored but not yet in the book)."""
+        return bool(self.book.count(code) or code in self._arming
+                    or any(crossing.code == code for crossing in self._pending))
+
     async def _release_if_unused(self, code: str) -> None:
-        if self.book.count(code) or any(crossing.code == code for crossing in self._pending):
-            return  # still armed, or crossed and not yet fired (a failed commit puts it back)
+        if self._in_use(code):
+            return
         async with self.db.session() as session:
             cooling = (await session.exec(select(func.count()).select_from(AlertRow).where(
                 col(AlertRow.code) == code, col(AlertRow.status) == "cooling"))).one()
-        if not cooling and code in self._subscribed and not self.book.count(code):
+        if not cooling and code in self._subscribed and not self._in_use(code):  # checked again: that read awaited
             self._subscribed.discard(code)
             self._forget_gap_symbol(code)
             await self.feed.unsubscribe(p.WS_TRADE, code)
@@ -328,24 +341,36 @@ class AlertEngine:
 
         The alert exists from the moment its symbol's ticks reach the engine; ticks seen while it is
         being stored are remembered (high and low), so a crossing in that instant still fires it."""
-        await self._ensure_subscribed(row.code)
-        arming = self._arming.setdefault(row.code, [0, 2**62, 0])
+        # Noted before anything is awaited: while an arm is in progress its symbol stays on the feed
+        # (the last armed alert on it may fire or be deleted meanwhile; see _release_if_unused).
+        code = row.code
+        arming = self._arming.setdefault(code, [0, 2**62, 0])
         arming[2] += 1
         try:
+            await self._ensure_subscribed(code)
             row = await store(row)
             assert row.id is not None
             high, low = arming[0], arming[1]
             self._add(row.id, row.code, row.direction, row.threshold)
-        finally:
-            arming[2] -= 1
-            if not arming[2]:
-                self._arming.pop(row.code, None)
+        except Exception:
+            self._arm_done(code, arming)
+            with contextlib.suppress(Exception):  # nothing was armed: the symbol leaves the feed if unused
+                await self._release_if_unused(code)
+            raise
+        except BaseException:
+            self._arm_done(code, arming)
+            raise
+        self._arm_done(code, arming)
         crossed = high >= row.threshold if row.direction == "above" else low <= row.threshold
         if crossed and self.book.remove(row.id):
             price = high if row.direction == "above" else low
-            self._enqueue(Crossing([row.id], row.code, price, dt.datetime.now(KST).strftime("%H%M%S"),
-                                  time.perf_counter()))
+            self._enqueue(Crossing([row.id], row.code, price, _kst_second(), time.perf_counter()))
         return row
+
+    def _arm_done(self, code: str, arming: list[int]) -> None:
+        arming[2] -= 1
+        if not arming[2]:
+            self._arming.pop(code, None)
 
     async def disarm(self, alert_id: int, code: str) -> None:
         """An alert left its active states (deleted): out of the book, its symbol off the feed if unused."""
@@ -362,6 +387,11 @@ class AlertEngine:
         for code in {alert[1] for alert in alerts}:
             await self._ensure_subscribed(code)
         self._add_many(alerts)
+
+
+def _kst_second() -> str:
+    """Now as KIS stamps a trade (HHMMSS, Korean time)."""
+    return dt.datetime.now(KST).strftime("%H%M%S")
 
 
 async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
