@@ -59,6 +59,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         self._waits: dict[int, _Wait] = {}
         self._notices: set[asyncio.Task[None]] = set()
         self.notices_sent = 0
+        self.checks = 0  # waits looked at (for tests: a wait was looked at again, and not told twice)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = 0
@@ -100,6 +101,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         if wait is None:
             return
         wait.timer = None
+        self.checks += 1
         now = time.monotonic()
         heard = self.last_delivery(chat) if self.last_delivery is not None else 0.0
         if heard > wait.since:  # a message reached the chat: a new wait starts from it
