@@ -104,3 +104,13 @@ async def test_a_waiting_user_is_told_once_per_wait(bot: BotHarness, monkeypatch
     release.set()
     await wait_until(lambda: bot.count_messages(BOB["id"], "Samsung") == 2)
     assert processor.notices_sent == 2
+    processor.retell_after = 3600.0  # told a moment ago: a new wait is not told again (and not polled hot)
+    release.clear()
+    loop = asyncio.get_running_loop()
+    bot.api.send_text(BOB, "/price 005930")
+    checks, started = processor.checks, loop.time()
+    await wait_until(lambda: processor.checks >= checks + 3)
+    assert processor.checks - checks <= (loop.time() - started) / processor.patience + 2
+    release.set()
+    await wait_until(lambda: bot.count_messages(BOB["id"], "Samsung") == 3)
+    assert processor.notices_sent == 2 and bot.count_messages(BOB["id"], t("queued", "en")) == 1

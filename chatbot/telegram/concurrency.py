@@ -116,8 +116,8 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             task = asyncio.create_task(self._tell(wait.update), name=f"queued-notice-{chat}")
             self._notices.add(task)
             task.add_done_callback(self._notices.discard)
-        wait.timer = asyncio.get_running_loop().call_later(
-            max(wait.since + self.patience - now, 0.0) if not wait.told else self.patience, self._check, chat)
+        due = wait.since + self.patience - now  # this wait's patience runs out (not yet: look then)
+        wait.timer = asyncio.get_running_loop().call_later(due if due > 0 else self.patience, self._check, chat)
 
     async def _tell(self, update: Update) -> None:
         assert self.on_waiting is not None
