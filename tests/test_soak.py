@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.soak import run_soak
+from bench.soak import run_soak, within_limit
 
 
 async def test_short_chaos_soak_keeps_every_invariant(tmp_path: Path) -> None:
-    report = await run_soak(users=40, seconds=30.0, seed=3, db_url=f"sqlite:///{tmp_path}/soak.sqlite3")
+    report = await run_soak(users=40, seconds=30.0, seed=3, db_url=f"sqlite:///{tmp_path}/soak.sqlite3",
+                            think=within_limit(40))
     figures = "\n".join(report.lines())
     print(figures)
     checks = {
@@ -19,6 +20,8 @@ async def test_short_chaos_soak_keeps_every_invariant(tmp_path: Path) -> None:
         "every crossed alert fired once": report.alerts_missed == report.alerts_doubled
         == report.alerts_fired_uncrossed == 0,
         "every update answered, no errors": report.unanswered == report.errors_logged == 0,
+        "no database error (not even a lock retried)": report.database_errors == 0,
+        "every confirmed order's outcome shown": report.untold == 0,
         "no rate-limit failure shown": report.rate_limit_failures_shown == 0,
         "memory bounded": report.rss_end_mb < report.rss_start_mb + 300,
     }
