@@ -22,6 +22,7 @@ from chatbot.service.alerts import AlertService
 from chatbot.service.fills import FillWatcher
 from chatbot.service.confirmations import PendingOrders
 from chatbot.service.journal import OrderJournal
+from chatbot.service.reconciliation import OrderReconciler
 from chatbot.service.registration import Registration
 from chatbot.service.trading import TradingService
 from chatbot.service.users import Users
@@ -57,6 +58,7 @@ class Runtime:
     sender: OutboxSender | None = None
     directory_refresh: MasterRefresher | None = None
     lease: Lease | None = None  # this process's hold on the database (see chatbot.storage.leases)
+    reconciler: OrderReconciler | None = None  # orders whose outcome is unknown, looked up until told
 
     def wake_sender(self) -> None:
         if self.sender is not None:
@@ -101,11 +103,14 @@ class Runtime:
             credentials, paper = CredentialStore(db, box), PaperAccountStore(db, box)
             accounts = AccountProvider(credentials, paper, endpoint, mode, DbTokenStore(db, box),
                                        requests_per_second=kis.requests_per_second or None,
-                                       timeout=kis.timeout_seconds, order_timeout=kis.order_timeout_seconds)
+                                       timeout=kis.timeout_seconds, order_timeout=kis.order_timeout_seconds,
+                                       use_hashkey=kis.use_hashkey,
+                                       maintenance_windows=parse_windows(kis.nightly_maintenance))
             pending = PendingOrders(db, settings.telegram.confirmation_ttl_seconds)
             calendar = MarketCalendar(parse_windows(kis.maintenance_windows))
             trading = TradingService(accounts, pending, OrderJournal(db), directory, mode,
-                                     allow_real_orders=kis.allow_real_orders, calendar=calendar)
+                                     allow_real_orders=kis.allow_real_orders, calendar=calendar,
+                                     process_id=lease.owner)
             await trading.recover()
         except BaseException:
             if sim is not None:
@@ -131,15 +136,21 @@ class Runtime:
                               max_symbols_per_user=kis.max_alert_symbols_per_user,
                               cooldown_seconds=kis.alert_cooldown_seconds)
         fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[flavour_ws], wake)
+        fills.unwritten_order_nos = lambda: trading.unwritten.order_nos
         trading.before_order = fills.watch
+        reconciler = OrderReconciler(db, accounts, trading, users, settle_seconds=kis.order_settle_seconds,
+                                     interval_seconds=kis.order_reconcile_interval_seconds,
+                                     watch_fills=fills.watch, wake_sender=wake)
+        trading.on_uncertain = reconciler.wake
         if engine is not None:
             trading.feed_connected = engine.feed.connected.is_set
         runtime = cls(settings, db, sim, accounts, trading, registration, users, mode, alerts, engine, fills,
-                      market_data, lease=lease)
+                      market_data, lease=lease, reconciler=reconciler)
         holder.append(runtime)
         if engine is not None:
             await engine.start()
         await fills.resume_recent()
+        reconciler.start()  # in the background: start-up does not wait for KIS
         # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
         runtime.directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
                                                     download=kis.environment != "simulator")
@@ -150,11 +161,14 @@ class Runtime:
     async def aclose(self) -> None:
         if self.directory_refresh is not None:
             await self.directory_refresh.stop()
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         if self.sender is not None:
             await self.sender.stop()
         if self.engine is not None:
             await self.engine.stop()
         await self.fills.stop()
+        await self.trading.aclose()  # outcomes still waiting for the database: one last try
         if self.market_data is not None:
             await self.market_data.aclose()
         await self.accounts.aclose()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatbot.kis.errors import KisError
+
 
 class UserError(Exception):
     def __init__(self, key: str, **params: Any) -> None:
@@ -13,6 +15,15 @@ class UserError(Exception):
 
     def __repr__(self) -> str:
         return f"UserError({self.key!r}, {self.params!r})"
+
+
+def kis_unavailable(exc: KisError) -> UserError:
+    """A KIS call that failed for a reason the user cannot fix: "KIS is not responding", or — when it
+    failed inside KIS's usual nightly maintenance window (``exc.in_maintenance_window``, set by the REST
+    client on its injectable clock) — "KIS is probably in its nightly maintenance"."""
+    if exc.in_maintenance_window:
+        return UserError("kis_nightly_maintenance", detail=exc.msg1)
+    return UserError("kis_unavailable", detail=exc.msg1)
 
 
 def is_transient_lock(exc: BaseException) -> bool:

@@ -8,9 +8,14 @@ import collections
 import contextlib
 import logging
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chatbot import __version__
+from chatbot.charts import render_candles
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import (
     KisError,
@@ -20,14 +25,12 @@ from chatbot.kis.errors import (
     KisTokenIssueThrottled,
 )
 from chatbot.kis.models import OrderSide
-from chatbot import __version__
-from chatbot.charts import render_candles
 from chatbot.market_hours import MarketCalendar, Phase
 from chatbot.service import fees
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.confirmations import CardStatus, ClaimRefused, PendingOrders
-from chatbot.service.errors import UserError
-from chatbot.service.journal import OrderJournal
+from chatbot.service.errors import UserError, kis_unavailable
+from chatbot.service.journal import DatabaseUnavailable, OrderJournal, UnwrittenOutcomes, retry_write
 from chatbot.service.views import (
     BalanceView,
     ChartView,
@@ -63,6 +66,15 @@ class ClaimedCard:
 
     row: PendingOrderRow
     card: OrderCard
+    journal_id: int | None = None  # None: not an order (a paper-account reset)
+
+
+@dataclass(slots=True)
+class _Sending:
+    """Whether the request may have left (the journal took the snapshot and the time of sending)."""
+
+    started: bool = False
+    callback: Callable[[set[str]], Awaitable[None]] | None = None
 
 
 def parse_quantity(text: str) -> int:
@@ -96,7 +108,7 @@ def parse_price(text: str | None) -> int | None:
 class TradingService:
     def __init__(self, accounts: AccountProvider, pending: PendingOrders, journal: OrderJournal,
                  symbols: SymbolDirectory, mode: Mode, *, allow_real_orders: bool = False,
-                 calendar: MarketCalendar | None = None) -> None:
+                 calendar: MarketCalendar | None = None, process_id: str = "") -> None:
         self.accounts = accounts
         self.pending = pending
         self.journal = journal
@@ -108,6 +120,11 @@ class TradingService:
         self.outcomes: collections.Counter[str] = collections.Counter()  # settled cards by outcome (metrics)
         self.on_reset: Callable[[int], Awaitable[None]] | None = None  # simulator: renew a paper account
         self.before_order: Callable[[int, int], Awaitable[None]] | None = None  # (user, chat): watch fills
+        self.on_uncertain: Callable[[], None] | None = None  # an outcome left unknown: reconciliation looks
+        self.process_id = process_id or f"process:{uuid.uuid4().hex[:12]}"  # the runtime lease's owner
+        self.db_retry_seconds = 5.0  # how long a database write on the order path is retried in line
+        self.in_flight: set[int] = set()
+        self.unwritten = UnwrittenOutcomes()
 
     # -- symbols and quotes ------------------------------------------------------------------------
     def resolve(self, text: str) -> Symbol:
@@ -147,7 +164,7 @@ class TradingService:
             if price is not None:  # the day's limits first: no tick advice for a price that cannot trade
                 if not quote.lower_limit <= price <= quote.upper_limit:
                     raise UserError("out_of_limits", price=price, lower=quote.lower_limit, upper=quote.upper_limit)
-                tick = p.tick_size(price)
+                tick = quote.tick_for(price)  # KIS's aspr_unit when it gives one (ETFs/ETNs), else the table
                 if price % tick:
                     below = price - price % tick
                     raise UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
@@ -202,30 +219,52 @@ class TradingService:
         return claimed if isinstance(claimed, ConfirmResult) else await self.submit(claimed)
 
     async def claim(self, token: str, user_id: int, message_id: int) -> "ClaimedCard | ConfirmResult":
-        """The atomic single use: only the owner's first press on the card's own message, before expiry."""
-        row, refused = await self.pending.claim(token, user_id, message_id, CardStatus.SUBMITTING)
+        """The atomic single use: only the owner's first press on the card's own message, before expiry.
+        An order's journal row is opened in the same transaction: no card is ever being submitted
+        without one."""
+        opened: list[int] = []
+
+        async def open_journal(session: AsyncSession, row: PendingOrderRow) -> None:
+            if row.action in ("order", "cancel"):
+                opened.append(await self.journal.add(session, row, self.process_id))
+
+        row, refused = await self.pending.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal)
         if refused is not None or row is None:
             card = self._card(row, None) if row is not None and refused is not ClaimRefused.NOT_OWNER else None
             return ConfirmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN], card)
-        return ClaimedCard(row, self._card(row, None))
+        journal_id = opened[0] if opened else None
+        if journal_id is not None:  # ours to settle from now on: reconciliation leaves it alone (see submit)
+            self.in_flight.add(journal_id)
+        return ClaimedCard(row, self._card(row, None), journal_id)
 
     async def submit(self, claimed: "ClaimedCard") -> ConfirmResult:
         """Send a claimed card to KIS (exactly once) and settle it."""
         row, card = claimed.row, claimed.card
         user_id, token = row.owner_id, row.id
-        if self.mode is Mode.REAL and not self.allow_real_orders:
-            await self.pending.finish(token, CardStatus.FAILED, "real orders disabled")
-            return ConfirmResult(Outcome.REAL_DISABLED, card)
-        if row.action == "reset":
+        if claimed.journal_id is None:  # a paper-account reset: nothing goes to KIS's order endpoint
+            if self.mode is Mode.REAL and not self.allow_real_orders:
+                await self.pending.finish(token, CardStatus.FAILED, "real orders disabled")
+                return ConfirmResult(Outcome.REAL_DISABLED, card)
             assert self.on_reset is not None
             await self.on_reset(user_id)
             await self.pending.finish(token, CardStatus.PLACED, "paper account renewed")
             return ConfirmResult(Outcome.RESET_DONE, card)
-        account = await self.accounts.for_user(user_id)
-        journal_id = await self.journal.open(row, str(account.account))
-        if row.action == "cancel":
-            return await self._submit_cancel(row, card, account, journal_id)
-        return await self._submit_order(row, card, account, journal_id)
+        journal_id = claimed.journal_id
+        self.in_flight.add(journal_id)  # since the claim; the front end must call submit after claim
+        try:
+            if self.mode is Mode.REAL and not self.allow_real_orders:
+                return await self._settle(row, journal_id, Outcome.REAL_DISABLED, card,
+                                          message="real orders disabled")
+            try:
+                account = await self.accounts.for_user(user_id)
+            except Exception as exc:  # nothing was sent
+                log.warning("no KIS account for a claimed card", extra={"card": token, "error": type(exc).__name__})
+                return await self._settle(row, journal_id, Outcome.FAILED, card, message=type(exc).__name__)
+            if row.action == "cancel":
+                return await self._submit_cancel(row, card, account, journal_id)
+            return await self._submit_order(row, card, account, journal_id)
+        finally:
+            self.in_flight.discard(journal_id)
 
     async def dismiss(self, token: str, user_id: int, message_id: int) -> ConfirmResult:
         row, refused = await self.pending.claim(token, user_id, message_id, CardStatus.DISMISSED)
@@ -234,6 +273,20 @@ class TradingService:
             return ConfirmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN], card)
         return ConfirmResult(Outcome.DISMISSED, self._card(row, None))
 
+    def _before_sending(self, journal_id: int, account: UserAccount) -> "_Sending":
+        """What the submitter calls with its snapshot just before sending: the journal row gets the
+        account, the snapshot and the time, committed (retried a while); if the database will not
+        take it, nothing is sent."""
+        sending = _Sending()
+
+        async def on_sending(known: set[str]) -> None:
+            await retry_write(lambda: self.journal.mark_sending(journal_id, str(account.account), known),
+                              self.db_retry_seconds, "journal before sending")
+            sending.started = True
+
+        sending.callback = on_sending
+        return sending
+
     async def _submit_order(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
                             journal_id: int) -> ConfirmResult:
         if self.before_order is not None:  # a market order fills at once: listen for its notice first
@@ -241,63 +294,100 @@ class TradingService:
                 await self.before_order(row.owner_id, row.chat_id)
             except Exception:  # fill pushes are a convenience; the order goes ahead
                 log.exception("could not start fill notifications")
+        sending = self._before_sending(journal_id, account)
         try:
-            placed = await account.submitter.place(card.side, row.code, row.quantity, row.price)
+            placed = await account.submitter.place(card.side, row.code, row.quantity, row.price,
+                                                   on_sending=sending.callback)
+        except DatabaseUnavailable:
+            return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
         except KisOrderRejected as exc:
-            return await self._finish(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
         except KisOrderUncertain as exc:
-            return await self._finish(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd, message=str(exc))
-        except KisError as exc:  # proven not placed: gateway refusal, unreachable, token wait
-            return await self._finish(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+            return await self._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd, message=str(exc))
+        except KisError as exc:  # proven not placed: gateway refusal, unreachable, token wait, no snapshot
+            return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
                                       message=exc.msg1 or type(exc).__name__)
         detail = "found by lookup after an unknown outcome" if placed.reconciled else None
-        return await self._finish(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no, message=detail)
+        return await self._settle(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no, message=detail)
 
     async def _submit_cancel(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
                              journal_id: int) -> ConfirmResult:
         assert row.order_no is not None
+        sending = self._before_sending(journal_id, account)
         try:
-            ack = await account.client.cancel_order(row.order_no, row.branch or "")
+            ack = await account.submitter.cancel(row.order_no, row.branch or "", OrderSide(row.side), row.code,
+                                                 on_sending=sending.callback)
+        except DatabaseUnavailable:
+            return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
         except KisOrderRejected as exc:
-            return await self._finish(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
         except KisError as exc:
-            if exc.maybe_sent:  # did the cancel land? the open-order listing says
+            if sending.started and exc.maybe_sent:  # did the cancel land? the open-order listing says
                 with contextlib.suppress(KisError):
                     still_open = {o.order_no for o in await account.client.open_orders()}
                     if row.order_no not in still_open:
-                        return await self._finish(row, journal_id, Outcome.CANCELLED_ORDER, card,
+                        return await self._settle(row, journal_id, Outcome.CANCELLED_ORDER, card,
                                                   message="confirmed by lookup")
-                return await self._finish(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
+                return await self._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
                                           message=str(exc))
-            return await self._finish(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+            return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
                                       message=exc.msg1 or type(exc).__name__)
-        return await self._finish(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
+        return await self._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
 
-    async def _finish(self, row: PendingOrderRow, journal_id: int, outcome: Outcome, card: OrderCard, *,
+    async def _settle(self, row: PendingOrderRow, journal_id: int, outcome: Outcome, card: OrderCard, *,
                       order_no: str | None = None, msg_cd: str = "", message: str | None = None) -> ConfirmResult:
+        """Write the outcome (journal and card, one transaction), retried with back-off; when the
+        database still refuses, the user is told all the same (the result is returned) and the write
+        waits in memory until the database takes it (:class:`UnwrittenOutcomes`). An unknown outcome
+        is not told as final: reconciliation keeps looking for the order."""
         status = {Outcome.PLACED: CardStatus.PLACED, Outcome.CANCELLED_ORDER: CardStatus.PLACED,
                   Outcome.REJECTED: CardStatus.REJECTED, Outcome.UNCERTAIN: CardStatus.UNCERTAIN}.get(
             outcome, CardStatus.FAILED)
         journal_status = {Outcome.PLACED: "accepted", Outcome.CANCELLED_ORDER: "accepted"}.get(outcome, status.value)
-        await self.journal.record(journal_id, journal_status, kis_order_no=order_no, msg_cd=msg_cd or None,
-                                  message=message)
-        await self.pending.finish(row.id, status, order_no or message)
+        final = outcome is not Outcome.UNCERTAIN
+
+        async def write() -> None:
+            await self.journal.settle(
+                journal_id, journal_status, kis_order_no=order_no, msg_cd=msg_cd or None, message=message,
+                told=final, also=lambda session: self.pending.finish_in(session, row.id, status, order_no or message))
+
+        try:
+            await retry_write(write, self.db_retry_seconds, "order outcome")
+        except DatabaseUnavailable:
+            log.error("order outcome told but not written; it is written when the database is back",
+                      extra={"card": row.id, "outcome": outcome.value, "order_no": order_no})
+            self.unwritten.add(journal_id, order_no, write)
         self.outcomes[outcome.value] += 1
         log.info("order card settled", extra={"card": row.id, "outcome": outcome.value, "order_no": order_no,
                                               "msg_cd": msg_cd})
+        if not final and self.on_uncertain is not None:
+            self.on_uncertain()
         return ConfirmResult(outcome, card, order_no=order_no, msg_cd=msg_cd, message=message or "")
 
+    def busy(self) -> set[int]:
+        """Journal rows this process is settling (in flight, or told but not yet written)."""
+        return self.in_flight | self.unwritten.journal_ids
+
     async def recover(self) -> int:
-        """At start-up: cards a crash left in ``submitting`` become ``uncertain`` (never re-sent)."""
+        """At start-up: a card left in ``submitting`` without a journal row was never sent (every
+        version opened the journal before sending); it gets one, never sent, which reconciliation
+        settles as not placed and tells. A paper reset left half-way is marked uncertain."""
         stale = await self.pending.stale_submitting()
+        count = 0
         for row in stale:
-            await self.pending.finish(row.id, CardStatus.UNCERTAIN, "bot restarted while submitting")
-            entry = await self.journal.by_key(row.id)
-            if entry is not None and entry.id is not None:
-                await self.journal.record(entry.id, "uncertain", message="bot restarted while submitting")
-        if stale:
-            log.warning("orders left in submission by a restart marked uncertain", extra={"count": len(stale)})
-        return len(stale)
+            if row.action == "reset":
+                await self.pending.finish(row.id, CardStatus.UNCERTAIN, "bot restarted while submitting")
+                count += 1
+            elif await self.journal.by_key(row.id) is None:
+                async with self.journal.db.write() as session:
+                    await self.journal.add(session, row, "")
+                count += 1
+        if count:
+            log.warning("cards left in submission by a restart handed to reconciliation", extra={"count": count})
+        return count
+
+    async def aclose(self) -> None:
+        await self.unwritten.stop()
 
     # -- account ------------------------------------------------------------------------------------------
     async def open_orders(self, user_id: int) -> OpenOrdersView:
@@ -365,4 +455,4 @@ def kis_errors() -> Iterator[None]:
         raise UserError("kis_token_wait") from None
     except KisError as exc:
         log.warning("kis query failed", extra={"error": type(exc).__name__, "msg_cd": exc.msg_cd})
-        raise UserError("kis_unavailable", detail=exc.msg1) from None
+        raise kis_unavailable(exc) from None

@@ -52,7 +52,9 @@ class Outcome(StrEnum):
     PLACED = "placed"
     CANCELLED_ORDER = "cancelled_order"  # a cancel card went through
     REJECTED = "rejected"  # KIS refused
-    UNCERTAIN = "uncertain"  # no answer and not found: check before retrying
+    UNCERTAIN = "uncertain"  # no answer and not found yet: reconciliation keeps checking with KIS
+    NOT_PLACED = "not_placed"  # after a crash or a lost reply: KIS never got it (certain), nothing re-sent
+    UNVERIFIABLE = "unverifiable"  # cannot be checked any more (the user's account changed): check KIS
     FAILED = "failed"  # not placed (KIS unreachable, busy, token trouble)
     DISMISSED = "dismissed"  # the owner pressed Cancel on the card
     EXPIRED = "expired"
@@ -70,6 +72,16 @@ class ConfirmResult:
     order_no: str | None = None
     msg_cd: str = ""
     message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderNotice:
+    """An outcome learned after the card was shown (reconciliation): the card is edited to say it."""
+
+    result: ConfirmResult
+    message_id: int | None  # the card's message; None: say it in a new message
+    language: str
+    late: bool = True  # found after a restart or a lost reply, not in answer to the press
 
 
 @dataclass(frozen=True, slots=True)

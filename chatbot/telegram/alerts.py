@@ -7,10 +7,12 @@ from telegram.error import Forbidden, RetryAfter
 
 from chatbot.alerts.outbox import Push, PushBlocked, PushRetryLater
 from chatbot.service.errors import UserError
+from chatbot.service.reconciliation import ORDER_NOTICE
 from chatbot.storage.tables import AlertRow, OutboxRow
 from chatbot.telegram import callbacks
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
+from chatbot.telegram.orders import send_order_notice
 
 
 def condition(direction: str, threshold: int, percent: str | None, language: str) -> str:
@@ -82,6 +84,14 @@ def push_for(bot: Bot) -> Push:
     async def push(row: OutboxRow) -> object:
         payload = row.payload
         language = str(payload.get("lang", "ko"))
+        if row.kind == ORDER_NOTICE:  # an order's outcome learned late: its card is edited
+            try:
+                return await send_order_notice(bot, row.chat_id, payload)
+            except Forbidden:
+                raise PushBlocked() from None
+            except RetryAfter as exc:
+                delay = exc.retry_after
+                raise PushRetryLater(delay if isinstance(delay, int | float) else delay.total_seconds()) from None
         if row.kind == "alert":
             text = t("push_alert", language, name=payload["name"], code=payload["code"], price=payload["price"],
                      condition=condition(payload["direction"], payload["threshold"], payload.get("percent"), language),

@@ -124,7 +124,8 @@ async def got_hts_id(update: Update, context: Context) -> int:
         return ConversationHandler.END
     finally:
         draft.clear()
-    await reply(update, context, t("login_done", language, key=me.key_hint or "", account=me.account or ""))
+    await reply(update, context, t("login_done", language, key=me.key_hint or "", account=me.account or "")
+                + ("" if me.fill_pushes else "\n" + t("fills_need_hts_id", language)))
     return ConversationHandler.END
 
 
@@ -224,6 +225,7 @@ async def me(update: Update, context: Context) -> None:
     badge = render.badge(view.mode, language)
     if view.key_hint:
         text = t("me_registered", language, badge=badge, key=view.key_hint, account=view.account or "")
+        text += "" if view.fill_pushes else "\n" + t("fills_need_hts_id", language)
     else:
         text = t("me_paper" if view.paper_account else "me_none", language, badge=badge)
     await reply(update, context, text)

@@ -8,12 +8,14 @@ the card is edited to the result.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from telegram import Update
-from telegram.error import BadRequest, TelegramError
+from telegram import Bot, Chat, Message, Update
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from chatbot.kis.models import OrderSide
 from chatbot.service.errors import UserError
+from chatbot.service.reconciliation import order_notice
 from chatbot.service.views import ConfirmResult, Outcome
 from chatbot.telegram import callbacks, render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
@@ -135,7 +137,10 @@ async def card_button(update: Update, context: Context) -> None:
     if isinstance(claimed, ConfirmResult):
         await _refused(update, claimed, language)
         return
-    await query.answer(t("alert_sending", language))
+    try:  # whatever Telegram does now, the claimed card is submitted and settled
+        await query.answer(t("alert_sending", language))
+    except TelegramError as exc:
+        log.warning("could not answer the press", extra={"error": type(exc).__name__})
     await _edit(update, f"{render.card_summary(claimed.card, language)}\n⏳ {t('alert_sending', language)}")
     result = await trading.submit(claimed)
     await _edit(update, render.outcome(result, language))
@@ -174,3 +179,24 @@ async def _fallback(update: Update, text: str, exc: TelegramError) -> None:
             await query.get_bot().send_message(chat.id, text)
         except TelegramError:
             log.warning("could not send the card result either", extra={"chat_id": chat.id})
+
+
+async def send_order_notice(bot: Bot, chat_id: int, payload: dict[str, Any]) -> Message:
+    """An outcome learned after the card was shown (reconciliation): the card is edited to say it, or,
+    when it cannot be (too old, deleted), a new message says it. Refusals that concern the chat
+    (blocked, flood wait) and network trouble are raised for the outbox to handle (an edit sent twice
+    is harmless: "not modified")."""
+    notice = order_notice(payload)
+    text = render.late_outcome(notice, notice.language)
+    if notice.message_id is not None:
+        try:
+            edited = await bot.edit_message_text(text, chat_id=chat_id, message_id=notice.message_id)
+            if isinstance(edited, Message):
+                return edited
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return Message(notice.message_id, date=render.now_kst(), chat=Chat(chat_id, Chat.PRIVATE))
+            log.info("card cannot be edited; saying it in a new message", extra={"detail": exc.message[:80]})
+        except (Forbidden, RetryAfter):
+            raise
+    return await bot.send_message(chat_id, text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from telegram import Update
+from telegram.error import BadRequest
 
 from chatbot.service.errors import UserError
 from chatbot.telegram import callbacks, render
@@ -32,4 +33,8 @@ async def pick(update: Update, context: Context) -> None:
         return
     view = await services(context).trading.quote(update.effective_user.id, cb.value)  # errors: @user_errors
     await query.answer()
-    await query.edit_message_text(render.quote(view, lang(update)))
+    try:
+        await query.edit_message_text(render.quote(view, lang(update)))
+    except BadRequest as exc:  # a second press on an unchanged quote: the message already shows it
+        if "not modified" not in exc.message.lower():
+            raise

@@ -15,6 +15,7 @@ from chatbot.service.views import (
     Mode,
     OpenOrdersView,
     OrderCard,
+    OrderNotice,
     Outcome,
     QuoteView,
     StatusView,
@@ -139,6 +140,19 @@ def card_summary(c: OrderCard, lang: str) -> str:
 def outcome(result: ConfirmResult, lang: str) -> str:
     key = f"outcome_{result.outcome.value}"
     head = t(key, lang, order_no=result.order_no or "", message=result.message or "-", msg_cd=result.msg_cd or "-")
+    return f"{head}\n\n{card_summary(result.card, lang)}" if result.card else head
+
+
+def late_outcome(notice: OrderNotice, lang: str) -> str:
+    """An outcome learned by checking with KIS after an interruption (a restart, a lost reply)."""
+    result = notice.result
+    if result.outcome is Outcome.UNCERTAIN:
+        head = t("outcome_checking", lang)
+    else:
+        head = t(f"outcome_{result.outcome.value}", lang, order_no=result.order_no or "",
+                 message=result.message or "-", msg_cd=result.msg_cd or "-")
+        if result.outcome in (Outcome.PLACED, Outcome.CANCELLED_ORDER):
+            head += "\n" + t("outcome_found_late", lang)
     return f"{head}\n\n{card_summary(result.card, lang)}" if result.card else head
 
 
