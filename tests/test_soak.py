@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
+
 from bench.soak import run_soak, within_limit
+from chatbot.config import TelegramSettings
+from chatbot.telegram.app import build_application
+from tests.harness import TOKEN
 
 
 async def test_short_chaos_soak_keeps_every_invariant(tmp_path: Path) -> None:
@@ -27,3 +33,14 @@ async def test_short_chaos_soak_keeps_every_invariant(tmp_path: Path) -> None:
     }
     failed = [name for name, ok in checks.items() if not ok]
     assert not failed, f"{failed}\n{figures}"
+
+
+def test_updates_pulled_while_polling_stops_are_no_crash(caplog: pytest.LogCaptureFixture) -> None:
+    """Found by the soak: a user writing just as the bot stops made PTB log CRITICAL ("Updater stopped
+    unexpectedly"); the updates are handed over again at the next start, so it is a warning."""
+    build_application(TelegramSettings(token=TOKEN), None)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("telegram.ext.Updater").critical(
+            "Updater stopped unexpectedly. Pulled updates will be ignored and pulled again on restart.")
+        logging.getLogger("telegram.ext.Updater").critical("Something else")
+    assert [r.levelname for r in caplog.records] == ["WARNING", "CRITICAL"]

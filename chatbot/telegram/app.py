@@ -37,8 +37,26 @@ LOCK_RETRIES_KEY = "lock_retries"
 QUEUED_NOTICE_AFTER = 3.0  # seconds a user waits without a word before being told their reply is queued
 
 
+class _StopRaceIsNoCrash(logging.Filter):
+    """PTB logs CRITICAL when a long poll brings updates just as polling stops (a user wrote while
+    the bot was stopping). Nothing is lost: the offset was not confirmed, so Telegram hands them over
+    again at the next start. A warning, then, not an alarm."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING and record.getMessage().startswith("Updater stopped unexpectedly"):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_the_stop_race() -> None:
+    updater_log = logging.getLogger("telegram.ext.Updater")
+    if not any(isinstance(f, _StopRaceIsNoCrash) for f in updater_log.filters):
+        updater_log.addFilter(_StopRaceIsNoCrash())
+
+
 def build_application(settings: TelegramSettings, services: BotServices, *, request: BaseRequest | None = None,
                       per_chat_interval: float = 1.0) -> Application:  # type: ignore[type-arg]
+    _quiet_the_stop_race()
     limiter = ChatPacedRateLimiter(per_chat_interval, max_retries=2)
     processor = PerChatUpdateProcessor(patience=QUEUED_NOTICE_AFTER, last_delivery=limiter.last_delivery)
     builder = (ApplicationBuilder()
