@@ -68,6 +68,11 @@ def build_application(settings: TelegramSettings, services: BotServices, *, requ
                .post_init(on_startup))
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
+    else:
+        # Two connections for getUpdates: on stop, PTB confirms the last offset with one more call
+        # while the cancelled long poll may still hold the first; with one, a busy machine made that
+        # call time out (an error logged, and the updates handed over again at the next start).
+        builder = builder.get_updates_connection_pool_size(2)
     app = builder.build()
     app.bot_data["services"] = services
 
