@@ -53,6 +53,7 @@ TELEGRAM_MESSAGES_PER_SECOND = 30  # one bot token, all chats together (AIORateL
 OVERLOAD_THINK = (0.5, 4.0)
 LATE = 30.0  # an answer slower than this is counted late (past Telegram's limit, replies queue)
 ANSWER_PATIENCE = 180.0  # an update not handled in this long counts as unanswered
+SETTLE_PATIENCE = 15.0  # after the market stops, a crossed alert still armed this long counts as missed
 # Messages the bot sends or edits per user action, on average, in this soak's mix (measured: cards are
 # sent, then edited on a press; an alert sends its push later).
 SENDS_PER_ACTION = 1.6
@@ -116,6 +117,8 @@ class Report:
     replies: dict[int, list[float]] = field(default_factory=dict)  # chat -> seconds per command/press
     sends: list[float] = field(default_factory=list)  # monotonic time of each message sent or edited
     queued_notices: Counter[int] = field(default_factory=Counter)  # chat -> "you are queued" notices
+    events: list[tuple[float, str]] = field(default_factory=list)  # (wall time, what): restart, feed drops
+    missed_details: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -162,6 +165,7 @@ class Report:
             self.reply_line(),
             f"restart took {self.restart_seconds:.1f} s; RSS start {self.rss_start_mb:.0f} MB, "
             f"end {self.rss_end_mb:.0f} MB",
+            *self.missed_details,
             "INVARIANTS HOLD" if self.ok else "INVARIANTS VIOLATED",
         ]
 
@@ -240,6 +244,7 @@ class Soak:
         self.trades: dict[str, list[tuple[float, int]]] = {}
         self.deadline = 0.0
         self.restarting = False
+        self.started_wall = time.time()
         self.queued_texts = {t("queued", "ko"), t("queued", "en")}
         self.sending_marks = (t("alert_sending", "ko"), t("alert_sending", "en"))
 
@@ -393,6 +398,7 @@ class Soak:
             elif kind == "expire_tokens":
                 self.bot.sim.auth.expire_all()
             elif kind == "drop_websockets":
+                self.report.events.append((time.time(), "websockets dropped"))
                 self.bot.sim.realtime["real"].drop_all()
             elif kind == "slow_order":
                 faults.paths, faults.response_delay_seconds = (p.PATH_ORDER_CASH,), 2.5
@@ -404,7 +410,9 @@ class Soak:
         self.restarting = True
         try:
             started = time.monotonic()
+            self.report.events.append((time.time(), "restart began"))
             await self.bot.restart()
+            self.report.events.append((time.time(), "restart done"))
             self.report.restart_seconds = time.monotonic() - started
             self.watch_market()
             self.report.restarts += 1
@@ -413,6 +421,7 @@ class Soak:
 
     # -- the run --------------------------------------------------------------------------------------------------
     async def run(self) -> Report:
+        self.started_wall = time.time()
         self.watch_market()
         self.watch_sends()
         self.report.rss_start_mb = rss_mb()
@@ -426,11 +435,26 @@ class Soak:
         for _ in range(5):  # let the last crossings fire and every push leave
             await self.bot.sim.tick()
             await asyncio.sleep(0.3)
+        await self.settle()
         if self.bot.runtime is not None and self.bot.runtime.sender is not None:
             await self.bot.runtime.sender.drain()
         self.report.rss_end_mb = rss_mb()
         await self.check()
         return self.report
+
+    async def settle(self, patience: float = SETTLE_PATIENCE) -> None:
+        """The market has stopped: wait until every alert its trades crossed has left ``armed`` (the
+        last ticks' frames may still be on their way to the engine on a loaded machine), or until
+        ``patience`` runs out; whatever is still armed then is counted missed."""
+        rt = self.bot.runtime
+        assert rt is not None
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            async with rt.db.session() as session:
+                armed = list((await session.exec(select(AlertRow).where(AlertRow.status == "armed"))).all())
+            if not any(self.crossed_at(a) is not None for a in armed):
+                return
+            await asyncio.sleep(0.1)
 
     async def check(self) -> None:
         rt = self.bot.runtime
@@ -478,6 +502,7 @@ class Soak:
             r.alerts_fired += fired
             if crossed_at is not None and not fired and a.status in ("armed",):
                 r.alerts_missed += 1
+                r.missed_details.append(self.describe_missed(a, crossed_at))
             if fired and crossed_at is None:
                 r.alerts_fired_uncrossed += 1
             if not a.repeat and fired_by_alert[a.id or 0] > 1:
@@ -485,6 +510,16 @@ class Soak:
         for j in journal:
             if j.msg_cd == p.EGW_RATE_LIMIT and j.status == "failed":
                 r.rate_limit_failures_shown += 1
+
+    def describe_missed(self, alert: AlertRow, crossed_at: float) -> str:
+        """What a missed alert was, and the run's events around it (times from the run's start)."""
+        start = self.started_wall
+        trades = [(round(at - start, 2), price) for at, price in self.trades.get(alert.code, ())
+                  if crossed_at - 3 <= at <= crossed_at + 3]
+        events = ", ".join(f"{what} {at - start:.2f}" for at, what in self.report.events)
+        return (f"missed: alert #{alert.id} {alert.code} {alert.direction} {alert.threshold} (repeat {alert.repeat}, "
+                f"status {alert.status}) created {alert.created_at.timestamp() - start:.2f} s, crossed "
+                f"{crossed_at - start:.2f} s; trades around it {trades}; events: {events}")
 
     def crossed_at(self, alert: AlertRow) -> float | None:
         created = alert.created_at.timestamp()
