@@ -1,9 +1,9 @@
 """Chaos soak: many users on the fake Bot API against the whole bot while the simulator fails at
 random, with one bot restart mid-run; then the invariants, as figures.
 
-    python -m bench.soak                      # 200 users, 60 s, think 0.5-4 s: past Telegram's limit
-    python -m bench.soak --within-limit       # 200 users, 60 s, inside Telegram's ~30 messages/s
-    python -m bench.soak --within-limit --database-url postgresql://root@127.0.0.1:5432/test
+    python -m bench.soak                      # 200 users, 60 s, inside Telegram's ~30 messages/s
+    python -m bench.soak --database-url postgresql://root@127.0.0.1:5432/test
+    python -m bench.soak --overload           # 200 users acting every 0.5-4 s: 5x past Telegram's limit
     python -m bench.soak --users 40 --seconds 20
     python -m bench.soak --long               # 200 users, 10 minutes
 
@@ -50,20 +50,22 @@ from chatbot.telegram.i18n import t
 from tests.harness import BotHarness
 
 TELEGRAM_MESSAGES_PER_SECOND = 30  # one bot token, all chats together (AIORateLimiter's default)
-DEFAULT_THINK = (0.5, 4.0)
+OVERLOAD_THINK = (0.5, 4.0)
 LATE = 30.0  # an answer slower than this is counted late (past Telegram's limit, replies queue)
 ANSWER_PATIENCE = 180.0  # an update not handled in this long counts as unanswered
+SETTLE_PATIENCE = 15.0  # after the market stops, a crossed alert still armed this long counts as missed
 # Messages the bot sends or edits per user action, on average, in this soak's mix (measured: cards are
 # sent, then edited on a press; an alert sends its push later).
 SENDS_PER_ACTION = 1.6
 LOAD_HELP = f"""\
 Load and Telegram's limit: one bot token may send about {TELEGRAM_MESSAGES_PER_SECOND} messages a second
-in all (PTB's AIORateLimiter holds the bot to it). Each action here costs ~{SENDS_PER_ACTION} sends, so N users
+in all (the bot's rate limiter holds it there, chats taking turns). Each action costs ~{SENDS_PER_ACTION} sends, so N users
 pausing T seconds on average (plus the reply time) ask for about N x {SENDS_PER_ACTION} / T sends a second:
-200 users at the default 0.5-4 s ask for ~140/s, five times the limit, and replies queue by design
-(fairly: the report gives p50/p99/max per chat; a user kept waiting past a few seconds is told once
-that they are queued). Inside the limit with a margin (25/s): T >= N x {SENDS_PER_ACTION} / 25, i.e. for 200
-users a mean think time of 12.8 s or more: --think 8 18, or --within-limit, which sets it from --users.
+inside the limit with a margin (25/s) when T >= N x {SENDS_PER_ACTION} / 25: for 200 users a mean think
+time of 12.8 s or more. That is the default (--think 7.7 17.9 for 200 users; scaled with --users).
+--overload (0.5-4 s) asks for ~140/s at 200 users, five times the limit: replies queue by design,
+fairly (the report gives p50/p99/max per chat), and a user kept waiting 3 s without a word is told
+once that they are queued; answers slower than {LATE:g} s are counted late, not lost.
 """
 
 
@@ -115,6 +117,8 @@ class Report:
     replies: dict[int, list[float]] = field(default_factory=dict)  # chat -> seconds per command/press
     sends: list[float] = field(default_factory=list)  # monotonic time of each message sent or edited
     queued_notices: Counter[int] = field(default_factory=Counter)  # chat -> "you are queued" notices
+    events: list[tuple[float, str]] = field(default_factory=list)  # (wall time, what): restart, feed drops
+    missed_details: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -161,6 +165,7 @@ class Report:
             self.reply_line(),
             f"restart took {self.restart_seconds:.1f} s; RSS start {self.rss_start_mb:.0f} MB, "
             f"end {self.rss_end_mb:.0f} MB",
+            *self.missed_details,
             "INVARIANTS HOLD" if self.ok else "INVARIANTS VIOLATED",
         ]
 
@@ -229,7 +234,7 @@ def _is_database_error(error: BaseException) -> bool:
 
 class Soak:
     def __init__(self, bot: BotHarness, users: int, seconds: float, seed: int,
-                 think: tuple[float, float] = DEFAULT_THINK) -> None:
+                 think: tuple[float, float] = OVERLOAD_THINK) -> None:
         self.bot = bot
         self.users = [BotApiEmulator.user(50_000 + i, "ko" if i % 3 else "en") for i in range(users)]
         self.seconds = seconds
@@ -239,6 +244,7 @@ class Soak:
         self.trades: dict[str, list[tuple[float, int]]] = {}
         self.deadline = 0.0
         self.restarting = False
+        self.started_wall = time.time()
         self.queued_texts = {t("queued", "ko"), t("queued", "en")}
         self.sending_marks = (t("popup_sending", "ko"), t("popup_sending", "en"))
 
@@ -392,6 +398,7 @@ class Soak:
             elif kind == "expire_tokens":
                 self.bot.sim.auth.expire_all()
             elif kind == "drop_websockets":
+                self.report.events.append((time.time(), "websockets dropped"))
                 self.bot.sim.realtime["real"].drop_all()
             elif kind == "slow_order":
                 faults.paths, faults.response_delay_seconds = (p.PATH_ORDER_CASH,), 2.5
@@ -403,7 +410,9 @@ class Soak:
         self.restarting = True
         try:
             started = time.monotonic()
+            self.report.events.append((time.time(), "restart began"))
             await self.bot.restart()
+            self.report.events.append((time.time(), "restart done"))
             self.report.restart_seconds = time.monotonic() - started
             self.watch_market()
             self.report.restarts += 1
@@ -412,6 +421,7 @@ class Soak:
 
     # -- the run --------------------------------------------------------------------------------------------------
     async def run(self) -> Report:
+        self.started_wall = time.time()
         self.watch_market()
         self.watch_sends()
         self.report.rss_start_mb = rss_mb()
@@ -425,11 +435,26 @@ class Soak:
         for _ in range(5):  # let the last crossings fire and every push leave
             await self.bot.sim.tick()
             await asyncio.sleep(0.3)
+        await self.settle()
         if self.bot.runtime is not None and self.bot.runtime.sender is not None:
             await self.bot.runtime.sender.drain()
         self.report.rss_end_mb = rss_mb()
         await self.check()
         return self.report
+
+    async def settle(self, patience: float = SETTLE_PATIENCE) -> None:
+        """The market has stopped: wait until every alert its trades crossed has left ``armed`` (the
+        last ticks' frames may still be on their way to the engine on a loaded machine), or until
+        ``patience`` runs out; whatever is still armed then is counted missed."""
+        rt = self.bot.runtime
+        assert rt is not None
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            async with rt.db.session() as session:
+                armed = list((await session.exec(select(AlertRow).where(AlertRow.status == "armed"))).all())
+            if not any(self.crossed_at(a) is not None for a in armed):
+                return
+            await asyncio.sleep(0.1)
 
     async def check(self) -> None:
         rt = self.bot.runtime
@@ -477,6 +502,7 @@ class Soak:
             r.alerts_fired += fired
             if crossed_at is not None and not fired and a.status in ("armed",):
                 r.alerts_missed += 1
+                r.missed_details.append(self.describe_missed(a, crossed_at))
             if fired and crossed_at is None:
                 r.alerts_fired_uncrossed += 1
             if not a.repeat and fired_by_alert[a.id or 0] > 1:
@@ -484,6 +510,16 @@ class Soak:
         for j in journal:
             if j.msg_cd == p.EGW_RATE_LIMIT and j.status == "failed":
                 r.rate_limit_failures_shown += 1
+
+    def describe_missed(self, alert: AlertRow, crossed_at: float) -> str:
+        """What a missed alert was, and the run's events around it (times from the run's start)."""
+        start = self.started_wall
+        trades = [(round(at - start, 2), price) for at, price in self.trades.get(alert.code, ())
+                  if crossed_at - 3 <= at <= crossed_at + 3]
+        events = ", ".join(f"{what} {at - start:.2f}" for at, what in self.report.events)
+        return (f"missed: alert #{alert.id} {alert.code} {alert.direction} {alert.threshold} (repeat {alert.repeat}, "
+                f"status {alert.status}) created {alert.created_at.timestamp() - start:.2f} s, crossed "
+                f"{crossed_at - start:.2f} s; trades around it {trades}; events: {events}")
 
     def crossed_at(self, alert: AlertRow) -> float | None:
         created = alert.created_at.timestamp()
@@ -497,7 +533,9 @@ class Soak:
 
 
 async def run_soak(users: int = 200, seconds: float = 60.0, seed: int = 1, db_url: str | None = None,
-                   think: tuple[float, float] = DEFAULT_THINK) -> Report:
+                   think: tuple[float, float] | None = None) -> Report:
+    """``think``: each user's pause between actions (default: inside Telegram's limit for ``users``)."""
+    think = think or within_limit(users)
     errors = _ErrorCounter()
     logging.getLogger().addHandler(errors)
     with tempfile.TemporaryDirectory() as tmp, _fresh_database(db_url, tmp) as url:
@@ -548,11 +586,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--long", action="store_true", help="200 users for 10 minutes")
     parser.add_argument("--think", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
-                        help=f"each user's pause between actions, uniform in [MIN, MAX] seconds (default "
-                             f"{DEFAULT_THINK[0]:g} {DEFAULT_THINK[1]:g}: past Telegram's limit at 200 users)")
-    parser.add_argument("--within-limit", action="store_true",
-                        help="think time scaled to the number of users so the bot's sends stay inside "
-                             "Telegram's ~30 messages/s (see below)")
+                        help="each user's pause between actions, uniform in [MIN, MAX] seconds (default: "
+                             "scaled to --users so the bot's sends stay inside Telegram's ~30 messages/s)")
+    parser.add_argument("--overload", action="store_true",
+                        help=f"users pause {OVERLOAD_THINK[0]:g}-{OVERLOAD_THINK[1]:g} s: past Telegram's limit "
+                             f"from ~30 users on (see below)")
     parser.add_argument("--database-url", default=None,
                         help="database to run on (default: a fresh SQLite file); a postgresql:// URL gets a "
                              "schema of its own, dropped afterwards")
@@ -560,7 +598,7 @@ def main() -> None:
                         help="profile the run with pyinstrument; write the report (text) to FILE")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    think = args.think or (within_limit(args.users) if args.within_limit else DEFAULT_THINK)
+    think = args.think or (OVERLOAD_THINK if args.overload else within_limit(args.users))
     seconds = 600.0 if args.long else args.seconds
     profiler = None
     if args.profile:

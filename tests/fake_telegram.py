@@ -74,12 +74,15 @@ class FakeTelegram:
         if request.match_info["token"] != self.token:
             return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
         params: dict[str, Any] = {}
-        if request.can_read_body:
-            if request.content_type == "application/json":
-                params = await request.json()
-            else:
-                form = await request.post()
-                for key, value in form.items():
-                    params[key] = value.file.read() if isinstance(value, web.FileField) else value
+        try:
+            if request.can_read_body:
+                if request.content_type == "application/json":
+                    params = await request.json()
+                else:
+                    form = await request.post()
+                    for key, value in form.items():
+                        params[key] = value.file.read() if isinstance(value, web.FileField) else value
+        except ConnectionResetError:  # the bot went away mid-request (it is stopping): nothing arrived
+            return web.Response(status=499)
         status, body = await self.emulator.call(request.match_info["method"], params)
         return web.json_response(body, status=status)

@@ -294,3 +294,19 @@ async def test_crossing_that_reverts_during_a_feed_gap_still_fires(bot: BotHarne
     await bot.sim.tick()
     await settle()
     assert bot.count_messages(ALICE["id"], PUSH) == 1
+
+
+async def test_a_feed_subscription_refused_is_told_and_the_next_alert_still_fires(bot: BotHarness) -> None:
+    """Found by the soak: KIS refusing the WebSocket approval key while a first alert subscribed its
+    symbol gave "Something went wrong", and left the symbol counted as subscribed though it was not,
+    so the next alert on it never saw a tick."""
+    bot.sim.faults.paths, bot.sim.faults.error_5xx_next = (p.PATH_APPROVAL,), 1
+    (msg,) = await bot.say(ALICE, f"/alert {CODE} 이상 {ticks(3, price(bot))}")
+    assert "KIS" in msg["text"] and "알림 #" not in msg["text"]
+    assert await rows(bot, AlertRow) == []
+    bot.sim.faults.clear()
+    target = ticks(3, price(bot))
+    (msg,) = await bot.say(ALICE, f"/alert {CODE} 이상 {target}")
+    assert "알림 #" in msg["text"]
+    bot.sim.set_price(CODE, ticks(1, target))
+    await bot.wait_for_message(ALICE["id"], PUSH)

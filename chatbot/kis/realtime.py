@@ -134,8 +134,13 @@ class RealtimeClient:
                     msg_cd=p.OPSP_MAX_SUBSCRIPTIONS)
             self._refs[key] = 1
             future = self._acks[key] = asyncio.get_running_loop().create_future()
-            if self.connected.is_set():
-                await self._send(p.WS_SUBSCRIBE, key)
+            try:
+                if self.connected.is_set():
+                    await self._send(p.WS_SUBSCRIBE, key)
+            except BaseException:  # (an approval key refused): not subscribed, so not counted either
+                self._refs.pop(key, None)
+                self._acks.pop(key, None)
+                raise
         try:
             await asyncio.wait_for(asyncio.shield(future), self.ack_timeout)
         except BaseException:

@@ -116,10 +116,13 @@ class AlertService:
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=symbol.code, name=symbol.name_ko,
                        direction=direction, threshold=threshold, reference_price=reference, percent=percent_text,
                        repeat=repeat, cooldown_seconds=self.cooldown_seconds)
-        try:
-            return AlertView.of(await engine.arm(row, self.repository.add))
-        except SubscriptionLimitError:
-            raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions) from None
+        with kis_errors():  # the feed could not subscribe the symbol (KIS refused or did not answer)
+            try:
+                return AlertView.of(await engine.arm(row, self.repository.add))
+            except SubscriptionLimitError:
+                raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions) from None
+            except TimeoutError:  # no acknowledgement of the subscription: nothing was stored
+                raise UserError("kis_unavailable", detail="") from None
 
     async def _check_room(self, engine: AlertEngine, user_id: int, code: str) -> None:
         """The user's alert and symbol caps, then the shared feed's capacity."""

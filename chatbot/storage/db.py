@@ -24,6 +24,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # How long a write waits, in all, for another process's SQLite write lock before giving up (the
 # bot's own writers queue on an asyncio lock first and never count against this).
 SQLITE_LOCK_PATIENCE = 30.0
+# PostgreSQL connections kept (and the most opened beyond them under a burst). SQLAlchemy's 5 + 10
+# ran out at 200 active users (the embedded simulator saves its state on every order, beside the
+# bot's own reads and writes), and a session then waited for a connection.
+PG_POOL_SIZE = 10
+PG_POOL_OVERFLOW = 20
 
 
 def is_transient_lock(exc: BaseException) -> bool:
@@ -52,7 +57,8 @@ class Database:
         self.is_sqlite = u.get_backend_name() == "sqlite"
         if self.is_sqlite and u.database and u.database != ":memory:":
             _create_private(Path(u.database).expanduser())
-        self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_pre_ping=not self.is_sqlite)
+        pool = {} if self.is_sqlite else {"pool_size": PG_POOL_SIZE, "max_overflow": PG_POOL_OVERFLOW}
+        self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_pre_ping=not self.is_sqlite, **pool)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)

@@ -59,6 +59,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         self._waits: dict[int, _Wait] = {}
         self._notices: set[asyncio.Task[None]] = set()
         self.notices_sent = 0
+        self.checks = 0  # waits looked at (for tests: a wait was looked at again, and not told twice)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = 0
@@ -100,6 +101,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         if wait is None:
             return
         wait.timer = None
+        self.checks += 1
         now = time.monotonic()
         heard = self.last_delivery(chat) if self.last_delivery is not None else 0.0
         if heard > wait.since:  # a message reached the chat: a new wait starts from it
@@ -114,8 +116,8 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             task = asyncio.create_task(self._tell(wait.update), name=f"queued-notice-{chat}")
             self._notices.add(task)
             task.add_done_callback(self._notices.discard)
-        wait.timer = asyncio.get_running_loop().call_later(
-            max(wait.since + self.patience - now, 0.0) if not wait.told else self.patience, self._check, chat)
+        due = wait.since + self.patience - now  # this wait's patience runs out (not yet: look then)
+        wait.timer = asyncio.get_running_loop().call_later(due if due > 0 else self.patience, self._check, chat)
 
     async def _tell(self, update: Update) -> None:
         assert self.on_waiting is not None
