@@ -2,8 +2,14 @@
 
 This is the hot path. An event is a tuple subclass holding the record's fields as the strings
 KIS sent; each field has a typed property (``int`` won, ``Decimal`` rates, ``str`` codes and
-times) that converts on access. Parsing a frame costs one ``split`` of the envelope, one of the
+times) that converts on access. Parsing a frame costs one slice of the envelope, one ``split`` of the
 payload and one tuple; no dict is built, and a consumer pays only for the fields it reads.
+
+``Record.typed()`` converts every field at once with a function compiled per record class from its
+converters (straight-line code, no per-field loop), and memoises the conversions of the fields a
+class lists as ``RECURRING`` (price levels, changes, small counts: a price or a change rate repeats
+tick after tick), so those cost one dict lookup; fields that change with every trade (cumulative
+volumes, values, volume-weighted prices) are converted directly.
 """
 
 from __future__ import annotations
@@ -53,24 +59,23 @@ class Record(tuple):  # type: ignore[type-arg]
     INT_FIELDS: ClassVar[tuple[int, ...]] = ()
     DECIMAL_FIELDS: ClassVar[tuple[int, ...]] = ()
     FLAG_FIELDS: ClassVar[tuple[int, ...]] = ()
+    RECURRING: ClassVar[frozenset[int]] = frozenset()  # fields whose values repeat: typed() memoises them
 
     def as_dict(self) -> dict[str, str]:
         """KIS field name → raw value (for logs and debugging; not for the hot path)."""
         return dict(zip(self.FIELD_NAMES, self, strict=False))
 
     def typed(self) -> tuple[Any, ...]:
-        """Every field converted at once (int, Decimal, bool or str, as the properties give them)."""
-        out = list(self)
-        try:  # the common case: no empty numeric field, builtins straight on the strings
-            for i in self.INT_FIELDS:
-                out[i] = int(out[i])
-            for i in self.DECIMAL_FIELDS:
-                out[i] = Decimal(out[i])
-        except (ValueError, ArithmeticError):  # an empty field reads as zero, as its property does
-            return tuple([conv(v) for conv, v in zip(self.CONVERTERS, self, strict=True)])
-        for i in self.FLAG_FIELDS:
-            out[i] = out[i] == "Y"
-        return tuple(out)
+        """Every field converted at once (int, Decimal, bool or str, as the properties give them).
+
+        The first call on a record class compiles that class's converter (:func:`_compile_typed`) and
+        installs it as the class's ``typed``; this one then only serves classes without converters."""
+        cls = type(self)
+        if not cls.CONVERTERS or "typed" in vars(cls):
+            return _typed_slowly(self)
+        fast = _compile_typed(cls)
+        cls.typed = fast  # type: ignore[method-assign]
+        return fast(self)
 
 
 def _to_int(v: str) -> int:
@@ -96,12 +101,87 @@ def _converters(cls: type[Record]) -> tuple[Callable[[str], Any], ...]:
     return tuple(kinds.get(i, str) for i in range(len(cls.FIELD_NAMES)))
 
 
+def _typed_slowly(record: Record) -> tuple[Any, ...]:
+    """Every field through its converter, one by one: the reference :meth:`Record.typed` follows, and
+    its path for a record the compiled one cannot take (an empty numeric field, a wrong length)."""
+    converters = type(record).CONVERTERS
+    if not converters:
+        return tuple(record)
+    return tuple([conv(v) for conv, v in zip(converters, record, strict=True)])
+
+
+MEMO_LIMIT = 1 << 14
+"""Entries a class's memo of recurring fields holds (per kind) before it is emptied and refilled."""
+
+
+def _compile_typed(cls: type[Record]) -> Callable[[Record], tuple[Any, ...]]:
+    """``cls.typed`` as straight-line code: unpack the record, convert each numeric field (recurring
+    ones through a bounded memo), build the tuple. A field the builtins refuse (an empty numeric
+    field reads as zero, as its property does) sends the record down :func:`_typed_slowly`, which
+    gives the same values or raises the same error as the properties."""
+    converters = cls.CONVERTERS
+    recurring = cls.RECURRING
+    int_memo: dict[str, int] = {}
+    dec_memo: dict[str, Decimal] = {}
+
+    def remember_int(text: str) -> int:
+        if len(int_memo) >= MEMO_LIMIT:
+            int_memo.clear()
+        value = int_memo[text] = _to_int(text)
+        return value
+
+    def remember_dec(text: str) -> Decimal:
+        if len(dec_memo) >= MEMO_LIMIT:
+            dec_memo.clear()
+        value = dec_memo[text] = _to_dec(text)
+        return value
+
+    names = [f"f{i}" for i in range(len(converters))]
+    body: list[str] = []
+    out: list[str] = []
+    for i, (conv, name) in enumerate(zip(converters, names, strict=True)):
+        if conv is _to_int and i in recurring:
+            body += [f"v{i} = int_get({name})", f"if v{i} is None: v{i} = remember_int({name})"]
+            out.append(f"v{i}")
+        elif conv is _to_dec and i in recurring:
+            body += [f"v{i} = dec_get({name})", f"if v{i} is None: v{i} = remember_dec({name})"]
+            out.append(f"v{i}")
+        elif conv is _to_int:
+            out.append(f"to_int({name})")
+        elif conv is _to_dec:
+            out.append(f"to_dec({name})")
+        elif conv is _to_flag:
+            out.append(f"{name} == 'Y'")
+        else:
+            out.append(name)
+    source = (
+        "def typed(self):\n"
+        "    try:\n"
+        f"        {', '.join(names)}, = self\n"
+        + "".join(f"        {line}\n" for line in body)
+        + f"        return ({', '.join(out)},)\n"
+        "    except (ValueError, ArithmeticError):\n"
+        "        return slowly(self)\n")
+    namespace: dict[str, Any] = {
+        "int_get": int_memo.get, "dec_get": dec_memo.get, "remember_int": remember_int,
+        "remember_dec": remember_dec, "to_int": int, "to_dec": Decimal, "slowly": _typed_slowly}
+    exec(compile(source, f"<{cls.__name__}.typed>", "exec"), namespace)  # noqa: S102 - our own source
+    typed: Callable[[Record], tuple[Any, ...]] = namespace["typed"]
+    typed.__qualname__ = f"{cls.__name__}.typed"
+    typed.__doc__ = Record.typed.__doc__
+    return typed
+
+
 class Tick(Record):
     """H0STCNT0, the real-time trade price: all 46 fields."""
 
     __slots__ = ()
     TR_ID = p.WS_TRADE
     FIELD_NAMES = tuple(p.TRADE_FIELDS)
+    # price levels and their differences, the change rate, a trade's size, the net buy count, the
+    # turnover rate: values that come back tick after tick (cumulative volumes and values, the VWAP,
+    # the strength and volume ratios change with every trade and are converted directly)
+    RECURRING = frozenset({2, 4, 5, 7, 8, 9, 10, 11, 12, 17, 26, 29, 32, 40, 45})
     code = _str(0)
     time = _str(1)  # HHMMSS, KST
     price = _int(2)
@@ -161,6 +241,7 @@ class OrderBook(Record):
     __slots__ = ()
     TR_ID = p.WS_ORDERBOOK
     FIELD_NAMES = tuple(p.ORDERBOOK_FIELDS)
+    RECURRING = frozenset({*range(3, 23), 47, 50, 52})  # the price levels, the expected price, change, rate
     code = _str(0)
     time = _str(1)
     hour_code = _str(2)
@@ -231,20 +312,21 @@ for _cls in (Tick, OrderBook):
     _cls.FLAG_FIELDS = tuple(i for i, c in enumerate(_cls.CONVERTERS) if c is _to_flag)
 
 _PLAIN: dict[str, tuple[type[Record], int]] = {p.WS_TRADE: (Tick, 46), p.WS_ORDERBOOK: (OrderBook, 59)}
+# the common case, one plain record of a known TR, told by the envelope's 15 characters
+_PLAIN_SINGLE: dict[str, tuple[type[Record], int]] = {f"0|{tr}|001|": spec for tr, spec in _PLAIN.items()}
 Decrypt = Callable[[str, str], str]  # (tr_id, base64 payload) -> plaintext
 
 
 def parse_frame(text: str, decrypt: Decrypt | None = None) -> list[Record]:
     """Every record of one data frame; :class:`FrameError` when the frame cannot be read."""
+    spec = _PLAIN_SINGLE.get(text[:15])
+    if spec is not None:
+        fields = text[15:].split("^")
+        if len(fields) == spec[1]:
+            return [spec[0](fields)]
     parts = text.split("|", 3)
     if len(parts) != 4:
         raise FrameError("truncated frame")
-    if parts[0] == "0" and parts[2] == "001":  # the common case: one plain record of a known TR
-        spec = _PLAIN.get(parts[1])
-        if spec is not None:
-            fields = parts[3].split("^")
-            if len(fields) == spec[1]:
-                return [spec[0](fields)]
     enc, tr_id, count_text, payload = parts
     if not count_text.isdigit():
         raise FrameError("bad record count")
