@@ -6,10 +6,7 @@ times) that converts on access. Parsing a frame costs one slice of the envelope,
 payload and one tuple; no dict is built, and a consumer pays only for the fields it reads.
 
 ``Record.typed()`` converts every field at once with a function compiled per record class from its
-converters (straight-line code, no per-field loop), and memoises the conversions of the fields a
-class lists as ``RECURRING`` (price levels, changes, small counts: a price or a change rate repeats
-tick after tick), so those cost one dict lookup; fields that change with every trade (cumulative
-volumes, values, volume-weighted prices) are converted directly.
+converters: straight-line code, one builtin call per numeric field, no per-field loop or list.
 """
 
 from __future__ import annotations
@@ -59,7 +56,6 @@ class Record(tuple):  # type: ignore[type-arg]
     INT_FIELDS: ClassVar[tuple[int, ...]] = ()
     DECIMAL_FIELDS: ClassVar[tuple[int, ...]] = ()
     FLAG_FIELDS: ClassVar[tuple[int, ...]] = ()
-    RECURRING: ClassVar[frozenset[int]] = frozenset()  # fields whose values repeat: typed() memoises them
 
     def as_dict(self) -> dict[str, str]:
         """KIS field name → raw value (for logs and debugging; not for the hot path)."""
@@ -110,61 +106,23 @@ def _typed_slowly(record: Record) -> tuple[Any, ...]:
     return tuple([conv(v) for conv, v in zip(converters, record, strict=True)])
 
 
-MEMO_LIMIT = 1 << 14
-"""Entries a class's memo of recurring fields holds (per kind) before it is emptied and refilled."""
-
-
 def _compile_typed(cls: type[Record]) -> Callable[[Record], tuple[Any, ...]]:
-    """``cls.typed`` as straight-line code: unpack the record, convert each numeric field (recurring
-    ones through a bounded memo), build the tuple. A field the builtins refuse (an empty numeric
-    field reads as zero, as its property does) sends the record down :func:`_typed_slowly`, which
-    gives the same values or raises the same error as the properties."""
-    converters = cls.CONVERTERS
-    recurring = cls.RECURRING
-    int_memo: dict[str, int] = {}
-    dec_memo: dict[str, Decimal] = {}
-
-    def remember_int(text: str) -> int:
-        if len(int_memo) >= MEMO_LIMIT:
-            int_memo.clear()
-        value = int_memo[text] = _to_int(text)
-        return value
-
-    def remember_dec(text: str) -> Decimal:
-        if len(dec_memo) >= MEMO_LIMIT:
-            dec_memo.clear()
-        value = dec_memo[text] = _to_dec(text)
-        return value
-
-    names = [f"f{i}" for i in range(len(converters))]
-    body: list[str] = []
-    out: list[str] = []
-    for i, (conv, name) in enumerate(zip(converters, names, strict=True)):
-        if conv is _to_int and i in recurring:
-            body += [f"v{i} = int_get({name})", f"if v{i} is None: v{i} = remember_int({name})"]
-            out.append(f"v{i}")
-        elif conv is _to_dec and i in recurring:
-            body += [f"v{i} = dec_get({name})", f"if v{i} is None: v{i} = remember_dec({name})"]
-            out.append(f"v{i}")
-        elif conv is _to_int:
-            out.append(f"to_int({name})")
-        elif conv is _to_dec:
-            out.append(f"to_dec({name})")
-        elif conv is _to_flag:
-            out.append(f"{name} == 'Y'")
-        else:
-            out.append(name)
+    """``cls.typed`` as straight-line code: unpack the record, convert each numeric field with the
+    builtin, build the tuple. A field the builtins refuse (an empty numeric field reads as zero, as
+    its property does) sends the record down :func:`_typed_slowly`, which gives the same values or
+    raises the same error as the properties."""
+    names = [f"f{i}" for i in range(len(cls.CONVERTERS))]
+    out = [f"to_int({name})" if conv is _to_int else f"to_dec({name})" if conv is _to_dec
+           else f"{name} == 'Y'" if conv is _to_flag else name
+           for conv, name in zip(cls.CONVERTERS, names, strict=True)]
     source = (
         "def typed(self):\n"
         "    try:\n"
         f"        {', '.join(names)}, = self\n"
-        + "".join(f"        {line}\n" for line in body)
-        + f"        return ({', '.join(out)},)\n"
+        f"        return ({', '.join(out)},)\n"
         "    except (ValueError, ArithmeticError):\n"
         "        return slowly(self)\n")
-    namespace: dict[str, Any] = {
-        "int_get": int_memo.get, "dec_get": dec_memo.get, "remember_int": remember_int,
-        "remember_dec": remember_dec, "to_int": int, "to_dec": Decimal, "slowly": _typed_slowly}
+    namespace: dict[str, Any] = {"to_int": int, "to_dec": Decimal, "slowly": _typed_slowly}
     exec(compile(source, f"<{cls.__name__}.typed>", "exec"), namespace)  # noqa: S102 - our own source
     typed: Callable[[Record], tuple[Any, ...]] = namespace["typed"]
     typed.__qualname__ = f"{cls.__name__}.typed"
@@ -178,10 +136,6 @@ class Tick(Record):
     __slots__ = ()
     TR_ID = p.WS_TRADE
     FIELD_NAMES = tuple(p.TRADE_FIELDS)
-    # price levels and their differences, the change rate, a trade's size, the net buy count, the
-    # turnover rate: values that come back tick after tick (cumulative volumes and values, the VWAP,
-    # the strength and volume ratios change with every trade and are converted directly)
-    RECURRING = frozenset({2, 4, 5, 7, 8, 9, 10, 11, 12, 17, 26, 29, 32, 40, 45})
     code = _str(0)
     time = _str(1)  # HHMMSS, KST
     price = _int(2)
@@ -241,7 +195,6 @@ class OrderBook(Record):
     __slots__ = ()
     TR_ID = p.WS_ORDERBOOK
     FIELD_NAMES = tuple(p.ORDERBOOK_FIELDS)
-    RECURRING = frozenset({*range(3, 23), 47, 50, 52})  # the price levels, the expected price, change, rate
     code = _str(0)
     time = _str(1)
     hour_code = _str(2)
