@@ -1,7 +1,9 @@
 """Chaos soak: many users on the fake Bot API against the whole bot while the simulator fails at
 random, with one bot restart mid-run; then the invariants, as figures.
 
-    python -m bench.soak                      # 200 users, 60 s
+    python -m bench.soak                      # 200 users, 60 s, think 0.5-4 s: past Telegram's limit
+    python -m bench.soak --within-limit       # 200 users, 60 s, inside Telegram's ~30 messages/s
+    python -m bench.soak --within-limit --database-url postgresql://root@127.0.0.1:5432/test
     python -m bench.soak --users 40 --seconds 20
     python -m bench.soak --long               # 200 users, 10 minutes
 
@@ -10,7 +12,12 @@ Invariants (checked against the simulator's own ledger, which the bot cannot tou
   no order reached the simulator without a confirmation press;
 * every alert whose threshold the market crossed fired exactly once, and none fired uncrossed;
 * the bot never crashed, every update got an answer, memory stayed bounded (RSS start/end);
-* no rate-limit error reached a user as a failure.
+* no rate-limit error reached a user as a failure; no database error was logged (a lock retried
+  counts); every confirmed order's card ends showing its outcome (0 untold).
+
+Also reported: reply time (command or press to the update fully handled) p50/p99/max, overall and
+per chat (fairness), messages sent per second against Telegram's limit, "queued" notices, the
+restart time. ``--profile FILE`` writes a pyinstrument profile of the run.
 """
 
 from __future__ import annotations
@@ -21,12 +28,17 @@ import contextlib
 import logging
 import os
 import random
+import secrets
+import sqlite3
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
 from chatbot.config import KisSettings
@@ -34,7 +46,32 @@ from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
 from chatbot.sim.market import Trade
 from chatbot.storage.tables import AlertRow, OrderJournalRow, OutboxRow, PendingOrderRow
+from chatbot.telegram.i18n import t
 from tests.harness import BotHarness
+
+TELEGRAM_MESSAGES_PER_SECOND = 30  # one bot token, all chats together (AIORateLimiter's default)
+DEFAULT_THINK = (0.5, 4.0)
+LATE = 30.0  # an answer slower than this is counted late (past Telegram's limit, replies queue)
+ANSWER_PATIENCE = 180.0  # an update not handled in this long counts as unanswered
+# Messages the bot sends or edits per user action, on average, in this soak's mix (measured: cards are
+# sent, then edited on a press; an alert sends its push later).
+SENDS_PER_ACTION = 1.6
+LOAD_HELP = f"""\
+Load and Telegram's limit: one bot token may send about {TELEGRAM_MESSAGES_PER_SECOND} messages a second
+in all (PTB's AIORateLimiter holds the bot to it). Each action here costs ~{SENDS_PER_ACTION} sends, so N users
+pausing T seconds on average (plus the reply time) ask for about N x {SENDS_PER_ACTION} / T sends a second:
+200 users at the default 0.5-4 s ask for ~140/s, five times the limit, and replies queue by design
+(fairly: the report gives p50/p99/max per chat; a user kept waiting past a few seconds is told once
+that they are queued). Inside the limit with a margin (25/s): T >= N x {SENDS_PER_ACTION} / 25, i.e. for 200
+users a mean think time of 12.8 s or more: --think 8 18, or --within-limit, which sets it from --users.
+"""
+
+
+def within_limit(users: int, budget: float = 25.0) -> tuple[float, float]:
+    """A think time whose mean keeps ``users`` inside ``budget`` sends a second (Telegram: ~30)."""
+    mean = max(2.25, users * SENDS_PER_ACTION / budget)
+    return (round(mean * 0.6, 1), round(mean * 1.4, 1))
+
 
 CODES = ["005930", "000660", "035420", "005380", "051910", "006400", "035720", "068270"]
 GARBAGE = ["/buy", "/buy 005930 -5", "/buy 005930 0", "/buy 005930 1.5", "/buy zzzz 1", "/sell 005930 999999",
@@ -70,12 +107,41 @@ class Report:
     card_outcomes: Counter[str] = field(default_factory=Counter)
     rss_start_mb: float = 0.0
     rss_end_mb: float = 0.0
+    untold: int = 0  # confirmed orders whose card never showed the outcome
+    late: int = 0  # answered, but after more than LATE seconds
+    database_errors: int = 0  # database exceptions logged (a lock retried by the bot counts too)
+    lock_retries: int = 0  # updates handled again after a database lock escaped
+    restart_seconds: float = 0.0
+    replies: dict[int, list[float]] = field(default_factory=dict)  # chat -> seconds per command/press
+    sends: list[float] = field(default_factory=list)  # monotonic time of each message sent or edited
+    queued_notices: Counter[int] = field(default_factory=Counter)  # chat -> "you are queued" notices
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.doubled or self.unconfirmed or self.unanswered or self.alerts_missed
                     or self.alerts_doubled or self.alerts_fired_uncrossed or self.rate_limit_failures_shown
-                    or self.errors_logged)
+                    or self.errors_logged or self.untold or self.database_errors)
+
+    def reply_figures(self) -> dict[str, float]:
+        every = sorted(x for chat in self.replies.values() for x in chat)
+        chats = {chat: sorted(xs) for chat, xs in self.replies.items() if xs}
+        p99s = sorted(quantile(xs, 0.99) for xs in chats.values())
+        return {"p50": quantile(every, 0.5), "p99": quantile(every, 0.99), "max": every[-1] if every else 0.0,
+                "chat_p99_median": quantile(p99s, 0.5), "chat_p99_worst": p99s[-1] if p99s else 0.0}
+
+    def worst_chat(self) -> tuple[int, list[float]]:
+        chats = {chat: sorted(xs) for chat, xs in self.replies.items() if xs}
+        if not chats:
+            return 0, []
+        chat = max(chats, key=lambda c: (quantile(chats[c], 0.99), chats[c][-1]))
+        return chat, chats[chat]
+
+    def send_rates(self) -> tuple[float, float]:
+        """Messages sent or edited per second: mean over the run, and the busiest second."""
+        if not self.sends:
+            return 0.0, 0.0
+        per_second = Counter(int(at - self.sends[0]) for at in self.sends)
+        return len(self.sends) / max(self.sends[-1] - self.sends[0], 1.0), float(max(per_second.values()))
 
     def lines(self) -> list[str]:
         return [
@@ -88,12 +154,34 @@ class Report:
             "cards by outcome: " + ", ".join(f"{k} {v}" for k, v in sorted(self.card_outcomes.items())),
             f"alerts: {self.alerts_set} set, {self.alerts_crossed} crossed, {self.alerts_fired} fired, "
             f"missed {self.alerts_missed}, doubled {self.alerts_doubled}, fired uncrossed {self.alerts_fired_uncrossed}",
-            f"updates unanswered {self.unanswered}; errors logged {self.errors_logged}; rate-limit failures shown "
-            f"to users {self.rate_limit_failures_shown}",
+            f"updates unanswered {self.unanswered} (answered late, after {LATE:g} s: {self.late}); orders untold {self.untold}; errors logged {self.errors_logged}; "
+            f"database errors {self.database_errors} (lock retries {self.lock_retries}); rate-limit failures "
+            f"shown to users {self.rate_limit_failures_shown}",
             "faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())),
-            f"RSS start {self.rss_start_mb:.0f} MB, end {self.rss_end_mb:.0f} MB",
+            self.reply_line(),
+            f"restart took {self.restart_seconds:.1f} s; RSS start {self.rss_start_mb:.0f} MB, "
+            f"end {self.rss_end_mb:.0f} MB",
             "INVARIANTS HOLD" if self.ok else "INVARIANTS VIOLATED",
         ]
+
+    def reply_line(self) -> str:
+        f = self.reply_figures()
+        chat, worst = self.worst_chat()
+        mean_rate, peak_rate = self.send_rates()
+        notices = sum(self.queued_notices.values())
+        return (f"replies: p50 {f['p50']:.2f} s, p99 {f['p99']:.2f} s, max {f['max']:.2f} s; per chat p99: median "
+                f"{f['chat_p99_median']:.2f} s, worst {f['chat_p99_worst']:.2f} s (chat {chat}: "
+                f"{len(worst)} replies, p50 {quantile(worst, 0.5):.2f} s, max {worst[-1] if worst else 0:.2f} s)\n"
+                f"messages sent or edited: {mean_rate:.1f}/s mean, {peak_rate:.0f} in the busiest second "
+                f"(Telegram allows ~{TELEGRAM_MESSAGES_PER_SECOND}/s per bot); 'queued' notices {notices} to "
+                f"{len(self.queued_notices)} chats")
+
+
+def quantile(values: list[float], q: float) -> float:
+    """``values`` sorted; the nearest-rank quantile (0.0 when empty)."""
+    if not values:
+        return 0.0
+    return values[min(len(values) - 1, max(0, int(round(q * len(values) + 0.5)) - 1))]
 
 
 def rss_mb() -> float:
@@ -102,27 +190,70 @@ def rss_mb() -> float:
 
 
 class _ErrorCounter(logging.Handler):
+    """Errors logged; and, at any level, database exceptions and the bot's retries after a lock."""
+
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+        super().__init__(logging.WARNING)
         self.count = 0
+        self.database = 0
+        self.lock_retries = 0
         self.samples: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
+        message = record.getMessage()
+        error = record.exc_info[1] if record.exc_info else None
+        if message.startswith("database locked"):
+            self.lock_retries += 1
+        if (error is not None and _is_database_error(error)) or "database is locked" in message \
+                or message.startswith("database locked"):
+            self.database += 1
+            self._sample(record, error)
+        if record.levelno >= logging.ERROR:
+            self.count += 1
+            self._sample(record, error)
+
+    def _sample(self, record: logging.LogRecord, error: BaseException | None) -> None:
         if len(self.samples) < 5:
-            self.samples.append(f"{record.name}: {record.getMessage()}")
+            cause = f" ({type(error).__name__}: {str(error).splitlines()[0][:160]})" if error else ""
+            self.samples.append(f"{record.name}: {record.getMessage()}{cause}")
+
+
+def _is_database_error(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, SQLAlchemyError | sqlite3.Error) or type(seen).__module__.startswith("psycopg"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class Soak:
-    def __init__(self, bot: BotHarness, users: int, seconds: float, seed: int) -> None:
+    def __init__(self, bot: BotHarness, users: int, seconds: float, seed: int,
+                 think: tuple[float, float] = DEFAULT_THINK) -> None:
         self.bot = bot
         self.users = [BotApiEmulator.user(50_000 + i, "ko" if i % 3 else "en") for i in range(users)]
         self.seconds = seconds
+        self.think = think
         self.rng = random.Random(seed)
         self.report = Report(users, seconds)
         self.trades: dict[str, list[tuple[float, int]]] = {}
         self.deadline = 0.0
         self.restarting = False
+        self.queued_texts = {t("queued", "ko"), t("queued", "en")}
+        self.sending_marks = (t("popup_sending", "ko"), t("popup_sending", "en"))
+
+    def watch_sends(self) -> None:
+        def on_event(event: str, message: dict[str, Any]) -> None:
+            if event in ("sent", "edited", "photo"):
+                self.report.sends.append(time.monotonic())
+                if event == "sent" and message.get("text") in self.queued_texts:
+                    self.report.queued_notices[message["chat"]["id"]] += 1
+        self.bot.api.listeners.append(on_event)
+
+    def replied(self, user: dict[str, Any], started: float) -> None:
+        took = time.monotonic() - started
+        self.report.replies.setdefault(user["id"], []).append(took)
+        self.report.late += took > LATE
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
     def watch_market(self) -> None:
@@ -136,26 +267,33 @@ class Soak:
     # -- actors -------------------------------------------------------------------------------------------------
     async def user(self, user: dict[str, Any]) -> None:
         rng = random.Random(self.rng.random())
+        await asyncio.sleep(rng.uniform(0, self.think[1]))  # users arrive spread out, not all in one instant
         while time.monotonic() < self.deadline:
             try:
                 await self.act(user, rng)
             except TimeoutError:
                 self.report.unanswered += 1
-            await asyncio.sleep(rng.uniform(0.5, 4.0))  # think time
+            await asyncio.sleep(rng.uniform(*self.think))  # think time
 
     async def say(self, user: dict[str, Any], text: str) -> list[dict[str, Any]]:
         self.report.commands += 1
         before = len(self.bot.api.bot_messages(user["id"]))
-        replies = await self.bot.say(user, text)
+        started = time.monotonic()
+        replies = await self.bot.say(user, text, timeout=ANSWER_PATIENCE)
         if not replies and not self.answered(before, user):
             self.report.unanswered += 1
+        else:
+            self.replied(user, started)
         return replies
 
     async def press(self, user: dict[str, Any], message: dict[str, Any], data: str) -> None:
         self.report.presses += 1
-        answer = await self.bot.press(user, message, data)
+        started = time.monotonic()
+        answer = await self.bot.press(user, message, data, timeout=ANSWER_PATIENCE)
         if answer is None:
             self.report.unanswered += 1
+        else:
+            self.replied(user, started)
 
     async def act(self, user: dict[str, Any], rng: random.Random) -> None:
         r = rng.random()
@@ -197,7 +335,7 @@ class Soak:
             self.report.confirms += 1
             self.report.presses += 2
             self.bot.api.press(user, card, confirm)
-            await self.bot.press(user, card, confirm)
+            await self.bot.press(user, card, confirm, timeout=ANSWER_PATIENCE)
         elif choice < 0.77:  # somebody else first, then the owner
             other = rng.choice(self.users)
             await self.press(other, card, confirm)
@@ -264,7 +402,9 @@ class Soak:
         await asyncio.sleep(self.seconds / 2)
         self.restarting = True
         try:
+            started = time.monotonic()
             await self.bot.restart()
+            self.report.restart_seconds = time.monotonic() - started
             self.watch_market()
             self.report.restarts += 1
         finally:
@@ -273,6 +413,7 @@ class Soak:
     # -- the run --------------------------------------------------------------------------------------------------
     async def run(self) -> Report:
         self.watch_market()
+        self.watch_sends()
         self.report.rss_start_mb = rss_mb()
         self.deadline = time.monotonic() + self.seconds
         actors = [asyncio.create_task(self.user(u)) for u in self.users]
@@ -322,6 +463,11 @@ class Soak:
         r.doubled = len(accepted) - len(journalled_keys)
         r.unconfirmed = len(unexplained)
         confirmed_cards = {c.id for c in cards if c.status not in ("pending", "dismissed", "expired")}
+        for c in cards:  # a confirmed card must end showing the outcome (placed, refused, or "check")
+            shown = self.bot.api.messages.get((c.chat_id, c.message_id or 0), {}).get("text") or ""
+            if c.id in confirmed_cards and (c.status == "submitting" or any(m in shown for m in self.sending_marks)):
+                r.untold += 1
+        r.untold += sum(1 for j in journal if j.status == "submitting")
         r.unconfirmed += sum(1 for j in journal if j.idempotency_key not in confirmed_cards)
         fired_by_alert = Counter(int(o.dedupe_key.split(":")[1]) for o in pushes)
         for a in alerts:
@@ -350,33 +496,84 @@ class Soak:
         return None
 
 
-async def run_soak(users: int = 200, seconds: float = 60.0, seed: int = 1, db_url: str | None = None) -> Report:
+async def run_soak(users: int = 200, seconds: float = 60.0, seed: int = 1, db_url: str | None = None,
+                   think: tuple[float, float] = DEFAULT_THINK) -> Report:
     errors = _ErrorCounter()
     logging.getLogger().addHandler(errors)
-    with tempfile.TemporaryDirectory() as tmp:
-        bot = BotHarness(db_url or f"sqlite:///{tmp}/soak.sqlite3", ttl=5,
-                         kis=KisSettings(order_timeout_seconds=2.0, max_alerts_per_user=1000))
+    with tempfile.TemporaryDirectory() as tmp, _fresh_database(db_url, tmp) as url:
+        bot = BotHarness(url, ttl=5, kis=KisSettings(order_timeout_seconds=2.0, max_alerts_per_user=1000))
         await bot.start()
         try:
-            report = await Soak(bot, users, seconds, seed).run()
+            report = await Soak(bot, users, seconds, seed, think).run()
         finally:
             await bot.stop()
             logging.getLogger().removeHandler(errors)
     report.errors_logged = errors.count
+    report.database_errors = errors.database
+    report.lock_retries = errors.lock_retries
     if errors.samples:
         print("errors logged (first few):", *errors.samples, sep="\n  ")
     return report
 
 
+@contextlib.contextmanager
+def _fresh_database(db_url: str | None, tmp: str) -> Iterator[str]:
+    """SQLite in ``tmp`` by default; on PostgreSQL a schema of its own, dropped afterwards (the URL's
+    database is used as it is, and must exist)."""
+    if not db_url:
+        yield f"sqlite:///{tmp}/soak.sqlite3"
+        return
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        yield db_url
+        return
+    import psycopg
+
+    schema = f"soak_{secrets.token_hex(4)}"
+    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=LOAD_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--long", action="store_true", help="200 users for 10 minutes")
+    parser.add_argument("--think", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
+                        help=f"each user's pause between actions, uniform in [MIN, MAX] seconds (default "
+                             f"{DEFAULT_THINK[0]:g} {DEFAULT_THINK[1]:g}: past Telegram's limit at 200 users)")
+    parser.add_argument("--within-limit", action="store_true",
+                        help="think time scaled to the number of users so the bot's sends stay inside "
+                             "Telegram's ~30 messages/s (see below)")
+    parser.add_argument("--database-url", default=None,
+                        help="database to run on (default: a fresh SQLite file); a postgresql:// URL gets a "
+                             "schema of its own, dropped afterwards")
+    parser.add_argument("--profile", metavar="FILE", default=None,
+                        help="profile the run with pyinstrument; write the report (text) to FILE")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    report = asyncio.run(run_soak(args.users, 600.0 if args.long else args.seconds, args.seed))
+    think = args.think or (within_limit(args.users) if args.within_limit else DEFAULT_THINK)
+    seconds = 600.0 if args.long else args.seconds
+    profiler = None
+    if args.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="disabled")
+        profiler.start()
+    report = asyncio.run(run_soak(args.users, seconds, args.seed, args.database_url, tuple(think)))
+    if profiler is not None:
+        profiler.stop()
+        with open(args.profile, "w", encoding="utf-8") as f:
+            f.write(profiler.output_text(unicode=True, color=False, show_all=False))
+    print(f"think time {think[0]:g}-{think[1]:g} s per user")
     print("\n".join(report.lines()))
     raise SystemExit(0 if report.ok else 1)
 

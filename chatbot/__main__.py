@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,12 +86,12 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def _start_runtime(settings: Settings) -> Runtime:
+async def _start_runtime(settings: Settings, observe_kis: Callable[[str, float], None] | None = None) -> Runtime:
     """Runtime.start, with what an operator must fix turned into one line (:class:`StartupError`)."""
     from chatbot.runtime import Runtime
 
     try:
-        return await Runtime.start(settings)
+        return await Runtime.start(settings, observe_kis=observe_kis)
     except _operator_errors() as exc:
         raise _startup_error(exc, settings.database.url) from None
 
@@ -125,12 +126,14 @@ def _startup_error(exc: BaseException, url: str) -> StartupError:
 
 
 async def _run_bot(settings: Settings) -> None:
+    from chatbot.metrics import Metrics
     from chatbot.telegram.runner import serve
 
-    runtime = await _start_runtime(settings)
+    metrics = Metrics()
+    runtime = await _start_runtime(settings, metrics.observe_kis)
     ready = asyncio.Event()
     try:
-        task = asyncio.create_task(serve(runtime, _stop_event(), ready=ready))
+        task = asyncio.create_task(serve(runtime.services, settings, _stop_event(), metrics=metrics, ready=ready))
         await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if ready.is_set():
             print(f"kis-chatops running · mode {runtime.mode.value} · Ctrl-C to stop", flush=True)
@@ -164,8 +167,8 @@ async def _run_console(settings: Settings, args: argparse.Namespace, log_note: s
 
     runtime = await _start_runtime(settings)
     try:
-        await run_console(runtime, user_id=args.user_id, language=args.lang, charts_dir=Path(args.charts_dir),
-                          note=log_note, announced=True)
+        await run_console(runtime.services, settings.telegram, user_id=args.user_id, language=args.lang,
+                          charts_dir=Path(args.charts_dir), note=log_note, announced=True)
     finally:
         await runtime.aclose()
 

@@ -17,13 +17,12 @@ from decimal import InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
-from chatbot.kis.protocol import WS_MAX_SUBSCRIPTIONS
+from chatbot.kis.protocol import NIGHTLY_MAINTENANCE_KST, WS_CLIENT_MAX_SUBSCRIPTIONS
 from chatbot.market_hours import parse_windows
 
 ENV_PREFIX = "KISBOT_"
 
-Environment = Literal["simulator", "virtual", "real"]
-ENVIRONMENTS: tuple[Environment, ...] = ("simulator", "virtual", "real")
+Environment = Literal["simulator", "virtual", "real"]  # kis.environment; the code names it Mode (service.views)
 
 
 class ConfigError(ValueError):
@@ -58,6 +57,11 @@ class KisSettings:
     requests_per_second: int = 0
     timeout_seconds: float = 10.0
     order_timeout_seconds: float = 15.0
+    # An order whose outcome is unknown (a crash while sending, no answer from KIS) is looked up in the
+    # day's orders every order_reconcile_interval_seconds until found; it is "not placed" once absent
+    # on 3 such looks made at least order_settle_seconds after it was sent.
+    order_settle_seconds: float = 60.0
+    order_reconcile_interval_seconds: float = 20.0
     # Real-money trading must be switched on explicitly even with environment = "real".
     allow_real_orders: bool = False
     # The operator's key pair for the shared market-data feed that drives price alerts (virtual/real;
@@ -65,12 +69,19 @@ class KisSettings:
     market_data_app_key: str = ""
     market_data_app_secret: str = ""
     max_alerts_per_user: int = 50
-    # Distinct symbols one user's alerts may watch. The live feed carries at most 41 symbols for everyone
+    # Distinct symbols one user's alerts may watch. The live feed carries at most 40 symbols for everyone
     # (one KIS WebSocket session), so one user must not be able to take them all.
     max_alert_symbols_per_user: int = 10
     alert_cooldown_seconds: int = 600
-    # KIS maintenance windows, KST, e.g. "23:50-00:10, 05:00-05:30" (KIS publishes no fixed schedule).
+    # KIS maintenance windows, KST, e.g. "23:50-00:10, 05:00-05:30" (KIS publishes no fixed schedule):
+    # inside them the bot does not call KIS and says why.
     maintenance_windows: str = ""
+    # When KIS usually runs its nightly maintenance (KST): a call that fails inside this window is
+    # reported as probable maintenance rather than as KIS not responding. Empty: never.
+    nightly_maintenance: str = NIGHTLY_MAINTENANCE_KST
+    # Send a hashkey (/uapi/hashkey) with every order. KIS does not require it and its own samples omit
+    # it; with it on, a hashkey outage blocks orders.
+    use_hashkey: bool = False
     # KIS's master files (종목정보파일), the symbol directory's daily refresh (virtual/real). Empty:
     # no refresh, the snapshot bundled with the bot (dated) is all it knows.
     master_files_url: str = "https://new.real.download.dws.co.kr/common/master/"
@@ -242,18 +253,20 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"kis.master_files_url: must be an http(s) URL or empty, got {s.kis.master_files_url!r}")
     if s.kis.requests_per_second < 0 or s.kis.requests_per_second > 1000:
         raise ConfigError("kis.requests_per_second: must be between 0 (environment default) and 1000")
-    try:
-        parse_windows(s.kis.maintenance_windows)
-    except ValueError:
-        raise ConfigError(f"kis.maintenance_windows: expected HH:MM-HH:MM[, …], got {s.kis.maintenance_windows!r}") \
-            from None
+    for key in ("maintenance_windows", "nightly_maintenance"):
+        try:
+            parse_windows(getattr(s.kis, key))
+        except ValueError:
+            raise ConfigError(f"kis.{key}: expected HH:MM-HH:MM[, …], got {getattr(s.kis, key)!r}") from None
     if not 1 <= s.kis.max_alerts_per_user <= 1000:
         raise ConfigError("kis.max_alerts_per_user: must be between 1 and 1000")
-    if not 1 <= s.kis.max_alert_symbols_per_user < WS_MAX_SUBSCRIPTIONS:
-        raise ConfigError(f"kis.max_alert_symbols_per_user: must be between 1 and {WS_MAX_SUBSCRIPTIONS - 1} "
-                          f"(the shared feed carries {WS_MAX_SUBSCRIPTIONS} symbols for all users)")
+    if not 1 <= s.kis.max_alert_symbols_per_user < WS_CLIENT_MAX_SUBSCRIPTIONS:
+        raise ConfigError(f"kis.max_alert_symbols_per_user: must be between 1 and {WS_CLIENT_MAX_SUBSCRIPTIONS - 1} "
+                          f"(the shared feed carries {WS_CLIENT_MAX_SUBSCRIPTIONS} symbols for all users)")
     if s.kis.timeout_seconds <= 0 or s.kis.order_timeout_seconds <= 0:
         raise ConfigError("kis.timeout_seconds: must be positive")
+    if s.kis.order_settle_seconds < 0 or s.kis.order_reconcile_interval_seconds <= 0:
+        raise ConfigError("kis.order_settle_seconds / order_reconcile_interval_seconds: must be positive")
     if not s.database.url.startswith(("sqlite", "postgresql", "postgres")):
         raise ConfigError(f"database.url: only sqlite and postgresql URLs are supported, got {s.database.url!r}")
     if s.simulator.starting_cash <= 0:

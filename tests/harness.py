@@ -13,10 +13,10 @@ from chatbot.config import DatabaseSettings, KisSettings, Settings, SimulatorSet
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.runtime import Runtime
 from chatbot.security.keyring import MasterKeyring
+from chatbot.service.notices import Delivered, Delivery, Notice
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.telegram import app as tg
-from chatbot.telegram.alerts import push_for
-from chatbot.telegram.context import BotServices
+from chatbot.telegram.notifier import TelegramNotifier
 from tests.fake_telegram import FakeTelegram
 
 TOKEN = "123456789:TEST-TOKEN-abcdefghijklmnopqrstuvwxyz0"
@@ -57,10 +57,8 @@ class BotHarness:
         self.runtime = await Runtime.start(self.settings, SimulatorOptions(tick_interval=0,
                                                                            enforce_token_issue_interval=True),
                                            keyring=self.keyring)
-        services = BotServices(self.runtime.trading, self.runtime.registration, self.runtime.users,
-                               self.runtime.alerts, self.runtime.mode,
-                               frozenset(self.settings.telegram.allowed_users))
-        self.app = tg.build_application(self.settings.telegram, services, per_chat_interval=self.per_chat_interval)
+        self.app = tg.build_application(self.settings.telegram, self.runtime.services,
+                                        per_chat_interval=self.per_chat_interval)
         original = self.app.process_update
 
         async def process_update(update: object) -> None:
@@ -73,14 +71,7 @@ class BotHarness:
 
         self.app.process_update = process_update
         await tg.start(self.app, poll_timeout=1)
-        push = push_for(self.app.bot)
-
-        async def recording_push(row: Any) -> object:
-            message = await push(row)
-            self.pushed.add((row.chat_id, message.message_id))  # type: ignore[attr-defined]
-            return message
-
-        await self.runtime.start_pushes(recording_push)
+        await self.runtime.services.pushes.start(RecordingNotifier(TelegramNotifier(self.app.bot), self.pushed))
 
     async def restart(self) -> None:
         """Stop the bot (and its embedded simulator) and start it again on the same database."""
@@ -108,20 +99,22 @@ class BotHarness:
 
         await asyncio.wait_for(done(), timeout)
 
-    async def say(self, user: dict[str, Any], text: str, chat_id: int | None = None) -> list[dict[str, Any]]:
+    async def say(self, user: dict[str, Any], text: str, chat_id: int | None = None, *,
+                  timeout: float = 30.0) -> list[dict[str, Any]]:
         """The user types ``text``; returns the bot messages sent to that chat while handling it."""
         chat = user["id"] if chat_id is None else chat_id
         before = {m["message_id"] for m in self.api.bot_messages(chat)}
         update = self.api.send_text(user, text, chat_id)
-        await self._wait(update["update_id"])
+        await self._wait(update["update_id"], timeout)
         await asyncio.sleep(0)
         return [m for m in self.api.bot_messages(chat) if m["message_id"] not in before
                 and (chat, m["message_id"]) not in self.pushed and not _looks_pushed(m)]
 
-    async def press(self, user: dict[str, Any], message: dict[str, Any], data: str) -> dict[str, Any]:
+    async def press(self, user: dict[str, Any], message: dict[str, Any], data: str, *,
+                    timeout: float = 30.0) -> dict[str, Any]:
         """The user presses a button; returns the callback answer (text, show_alert)."""
         query_id = self.api.press(user, message, data)
-        await self._wait(self.api.updates[-1]["update_id"] if self.api.updates else 0)
+        await self._wait(self.api.updates[-1]["update_id"] if self.api.updates else 0, timeout)
         return self.api.callback_answers.get(query_id, {})
 
     async def press_button(self, user: dict[str, Any], message: dict[str, Any], index: int) -> dict[str, Any]:
@@ -142,6 +135,20 @@ class BotHarness:
 
     def count_messages(self, chat_id: int, contains: str) -> int:
         return sum(contains in (m.get("text") or "") for m in self.api.bot_messages(chat_id))
+
+
+class RecordingNotifier:
+    """The Telegram notifier, noting (chat, message id) of every push it delivers."""
+
+    def __init__(self, notifier: TelegramNotifier, pushed: set[tuple[int, int]]) -> None:
+        self.notifier = notifier
+        self.pushed = pushed
+
+    async def deliver(self, chat_id: int, notice: Notice) -> Delivery:
+        delivery = await self.notifier.deliver(chat_id, notice)
+        if isinstance(delivery, Delivered) and delivery.message_id is not None:
+            self.pushed.add((chat_id, delivery.message_id))
+        return delivery
 
 
 def _looks_pushed(message: dict[str, Any]) -> bool:

@@ -18,6 +18,7 @@ from sqlmodel import col, func, select
 from chatbot.alerts import engine as engine_module
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.realtime import Disconnected, Reconnected
@@ -199,7 +200,7 @@ async def test_feed_gap_fires_on_extremes_and_sets_aside_alerts_armed_since(
     feed.emit(Disconnected("test"))
     during = AlertRow(owner_id=9, chat_id=9, code=CODE, name=CODE, direction="above", threshold=70_500,
                       reference_price=70_000)
-    await engine.arm(during)  # armed while the feed is down
+    await engine.arm(during, AlertRepository(database).add)  # armed while the feed is down
     assert engine._armed_in_gap == {CODE: [during.id]}
     feed.emit(Reconnected(1))
     # First tick after the gap: the price is back at 70,000 but the day's high (made during the gap,
@@ -227,7 +228,9 @@ async def test_gap_bookkeeping_ends_when_a_symbol_leaves_the_feed(database: Data
     feed.emit(Reconnected(1))
     feed.emit(tick(CODE, 70_000))
     assert engine._gap_symbols == {OTHER}
-    assert await engine.delete(1, only) is not None  # OTHER's last alert goes: its symbol leaves the feed
+    deleted = await AlertRepository(database).delete(1, only)
+    assert deleted is not None
+    await engine.disarm(only, deleted.code)  # OTHER's last alert goes: its symbol leaves the feed
     assert engine._gap_start is None and not engine._gap_symbols
 
 

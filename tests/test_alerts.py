@@ -188,8 +188,9 @@ async def test_blocked_user_alerts_are_paused_not_retried(bot: BotHarness) -> No
     await bot.say(ALICE, f"/alert {CODE} above {ticks(10, target)}")
     bot.api.blocked.add(ALICE["id"])
     bot.sim.set_price(CODE, ticks(1, target))
-    for _ in range(50):
-        if [o for o in await rows(bot, OutboxRow) if o.status == "dead"]:
+    for _ in range(200):  # dead push, then (separate transactions) the user marked and the alerts paused
+        if [o for o in await rows(bot, OutboxRow) if o.status == "dead"] and "paused" in {
+                a.status for a in await rows(bot, AlertRow)}:
             break
         await asyncio.sleep(0.05)
     (dead,) = await rows(bot, OutboxRow)

@@ -329,15 +329,20 @@ async def test_card_survives_a_restart(bot: BotHarness) -> None:
     assert "10주" in msg["text"]  # the paper holding survived the restart too
 
 
-async def test_crash_during_submission_becomes_uncertain_never_resent(bot: BotHarness) -> None:
+async def test_crash_during_submission_is_told_never_resent(bot: BotHarness) -> None:
+    """A card left submitting with no journal row (a version that journalled just before sending):
+    never sent, so the restart tells the user "not placed" on the card, and nothing is re-sent."""
     card = await buy_card(bot, ALICE)
+    confirm = BotApiEmulator.buttons(card)[0][1]
     async with bot.runtime.db.session() as session:  # type: ignore[union-attr]
         await session.exec(update(PendingOrderRow).values(status="submitting"))  # type: ignore[call-overload]
         await session.commit()
     await bot.restart()
+    await bot.wait_for_message(ALICE["id"], "주문되지 않았습니다")
+    assert "주문되지 않았습니다" in bot.current(card)["text"]
     (row,) = await rows(bot, PendingOrderRow)
-    assert row.status == "uncertain"
-    answer = await bot.press_button(ALICE, card, 0)  # the update redelivered after the crash
+    assert row.status == "failed"
+    answer = await bot.press(ALICE, card, confirm)  # the update redelivered after the crash
     assert "이미 처리" in answer["text"] and bot.sim.orders_accepted == 0
 
 

@@ -111,12 +111,13 @@ async def test_shared_subscriptions_are_reference_counted(sim: KisSimulator, fee
 
 
 async def test_subscription_cap_gives_a_clear_error(sim: KisSimulator, feed: Feed) -> None:
-    codes = list(sim.market.symbols)[:42]
-    for code in codes[:41]:
+    cap = p.WS_CLIENT_MAX_SUBSCRIPTIONS  # 40, as KIS's own client keeps it (the server takes 41)
+    codes = list(sim.market.symbols)[:cap + 1]
+    for code in codes[:cap]:
         await feed.client.subscribe(p.WS_TRADE, code)
     with pytest.raises(SubscriptionLimitError):
-        await feed.client.subscribe(p.WS_TRADE, codes[41])
-    assert len(server_subs(sim)) == 41
+        await feed.client.subscribe(p.WS_TRADE, codes[cap])
+    assert len(server_subs(sim)) == cap
 
 
 async def test_server_cap_refusal_is_raised(sim: KisSimulator) -> None:

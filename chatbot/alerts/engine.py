@@ -2,12 +2,15 @@
 
 * Alerts live in the database; at start-up the armed ones are loaded (four columns, sorted into
   the book once), cooling ones re-armed when due, and every symbol with an alert is subscribed
-  once on the market-data feed (the real-time client counts references per symbol).
+  once on the market-data feed (the real-time client counts references per symbol). What users do
+  to their alerts (add, delete, pause) is stored by :mod:`chatbot.alerts.repository`; the engine is
+  told (:meth:`AlertEngine.arm`, :meth:`~AlertEngine.disarm`, :meth:`~AlertEngine.pause`,
+  :meth:`~AlertEngine.resume`) and moves only what the market moves.
 * A tick is checked against the book on the event loop (O(log n + fired)); crossed alerts leave
   the book at once and go to a worker that fires them in transactions of at most
   :data:`FIRE_CHUNK` alerts: each moves its alerts from ``armed`` to ``fired`` (or ``cooling`` for a
-  repeat alert) *and* writes their pushes to the outbox. The conditional update makes firing
-  exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
+  repeat alert) *and* writes their :class:`~chatbot.alerts.notices.AlertFired` notices to the
+  outbox. The conditional update makes firing exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
   one tick) from holding the event loop or the database in one long transaction, and a storm's
   remainder queues behind the crossings that came after it, so other alerts do not wait for it.
 * After a feed gap the book still holds every armed threshold, so the first tick after the
@@ -21,32 +24,33 @@
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import datetime as dt
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, insert, update
+from sqlalchemy import case, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
 
+from chatbot.alerts import outbox
 from chatbot.alerts.book import AlertBook
+from chatbot.alerts.notices import AlertFired
+from chatbot.alerts.outbox import Push
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.realtime import Disconnected, Event, RealtimeClient, Reconnected
 from chatbot.storage.db import Database
-from chatbot.storage.tables import AlertRow, OutboxRow
+from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
-ACTIVE = ("armed", "cooling", "paused")
 FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
 LOAD_PARTITION = 5_000  # rows read at a time at start-up
 _BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), col(AlertRow.threshold))
@@ -257,7 +261,7 @@ class AlertEngine:
     async def _fire(self, chunk: Chunk) -> None:
         now = utcnow()
         prices = {alert_id: crossing for alert_id, crossing in chunk}
-        async with self.db.engine.begin() as conn:  # DB write: fire a chunk (alerts + outbox), one transaction
+        async with self.db.write_connection() as conn:  # fire a chunk (alerts + outbox), one transaction
             fired = await fire_alerts(conn, prices, now)
         committed = time.perf_counter()
         if self.record_latencies:
@@ -289,7 +293,7 @@ class AlertEngine:
     async def rearm_due(self) -> int:
         """Repeat alerts whose cooldown is over go back in the book (one conditional UPDATE)."""
         now = utcnow()
-        async with self.db.engine.begin() as conn:  # DB write: cooling → armed
+        async with self.db.write_connection() as conn:  # cooling → armed
             rows = (await conn.execute(
                 update(AlertRow)
                 .where(col(AlertRow.status) == "cooling", col(AlertRow.rearm_at) <= now)
@@ -318,20 +322,17 @@ class AlertEngine:
     def has_capacity_for(self, code: str) -> bool:
         return code in self._subscribed or len(self.feed.subscriptions) < self.feed.max_subscriptions
 
-    # -- alerts -------------------------------------------------------------------------------------------------
-    async def arm(self, row: AlertRow) -> AlertRow:
-        """Store a new alert and put it in the book (subscribing its symbol first).
+    # -- alerts coming and going (their rows: chatbot.alerts.repository) ----------------------------------------
+    async def arm(self, row: AlertRow, store: Callable[[AlertRow], Awaitable[AlertRow]]) -> AlertRow:
+        """Store a new alert with ``store`` and put it in the book (subscribing its symbol first).
 
         The alert exists from the moment its symbol's ticks reach the engine; ticks seen while it is
         being stored are remembered (high and low), so a crossing in that instant still fires it."""
         await self._ensure_subscribed(row.code)
-        row.created_at = row.updated_at = utcnow()
         arming = self._arming.setdefault(row.code, [0, 2**62, 0])
         arming[2] += 1
         try:
-            async with self.db.session() as session:
-                session.add(row)
-                await session.commit()
+            row = await store(row)
             assert row.id is not None
             high, low = arming[0], arming[1]
             self._add(row.id, row.code, row.direction, row.threshold)
@@ -346,52 +347,21 @@ class AlertEngine:
                                   time.perf_counter()))
         return row
 
-    async def count_active(self, owner_id: int) -> int:
-        async with self.db.session() as session:
-            return (await session.exec(select(func.count()).select_from(AlertRow).where(
-                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(ACTIVE)))).one()
-
-    async def list(self, owner_id: int) -> builtins.list[AlertRow]:
-        async with self.db.session() as session:
-            return list((await session.exec(select(AlertRow).where(
-                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(ACTIVE)).order_by(col(AlertRow.id)))).all())
-
-    async def delete(self, owner_id: int, alert_id: int) -> AlertRow | None:
-        async with self.db.session() as session:
-            row = await session.get(AlertRow, alert_id)
-            if row is None or row.owner_id != owner_id or row.status not in ACTIVE:
-                return None
-            row.status, row.updated_at = "deleted", utcnow()
-            session.add(row)
-            await session.commit()
+    async def disarm(self, alert_id: int, code: str) -> None:
+        """An alert left its active states (deleted): out of the book, its symbol off the feed if unused."""
         self.book.remove(alert_id)
-        await self._release_if_unused(row.code)
-        return row
+        await self._release_if_unused(code)
 
-    async def _move_owner(self, owner_id: int, from_statuses: tuple[str, ...], to: str) -> builtins.list[AlertRow]:
-        async with self.db.session() as session:
-            rows = list((await session.exec(select(AlertRow).where(
-                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(from_statuses)))).all())
-            for row in rows:
-                row.status, row.updated_at = to, utcnow()
-                session.add(row)
-            await session.commit()
-        return rows
+    def pause(self, alert_ids: Sequence[int]) -> None:
+        """Alerts paused (their user blocked the bot): out of the book; their symbols stay subscribed."""
+        for alert_id in alert_ids:
+            self.book.remove(alert_id)
 
-    async def pause_owner(self, owner_id: int) -> int:
-        """The user blocked the bot: their alerts stop (paused, not deleted)."""
-        rows = await self._move_owner(owner_id, ("armed", "cooling"), "paused")
-        for row in rows:
-            assert row.id is not None
-            self.book.remove(row.id)
-        return len(rows)
-
-    async def resume_owner(self, owner_id: int) -> int:
-        rows = await self._move_owner(owner_id, ("paused",), "armed")
-        for code in {row.code for row in rows}:
+    async def resume(self, alerts: Sequence[BookEntry]) -> None:
+        """Alerts armed again (id, code, direction, threshold): their symbols subscribed, into the book."""
+        for code in {alert[1] for alert in alerts}:
             await self._ensure_subscribed(code)
-        self._add_many([(row.id, row.code, row.direction, row.threshold) for row in rows if row.id is not None])
-        return len(rows)
+        self._add_many(alerts)
 
 
 async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
@@ -414,15 +384,11 @@ async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now
         crossing = crossings[alert_id]
         if repeat:
             cooldowns.setdefault(cooldown, []).append(alert_id)
-        pushes.append({"dedupe_key": f"alert:{alert_id}:{count}", "owner_id": owner, "chat_id": chat,
-                       "kind": "alert", "status": "pending", "attempts": 0, "created_at": now,
-                       "payload": {"alert_id": alert_id, "lang": language, "code": code, "name": name,
-                                   "direction": direction, "threshold": threshold, "price": crossing.price,
-                                   "time": crossing.tick_time, "percent": percent, "repeat": repeat,
-                                   "reference_price": reference}})
+        pushes.append(Push(f"alert:{alert_id}:{count}", owner, chat, AlertFired(
+            alert_id, language, code, name, direction, threshold, crossing.price, crossing.tick_time, percent,
+            repeat, reference)))
     for cooldown, ids in cooldowns.items():
         await conn.execute(update(AlertRow).where(col(AlertRow.id).in_(ids))
                            .values(rearm_at=now + dt.timedelta(seconds=cooldown)))
-    if pushes:
-        await conn.execute(insert(OutboxRow), pushes)
+    await outbox.enqueue(conn, pushes, keys_are_new=True)  # the fire count moved above: every key is new
     return fired

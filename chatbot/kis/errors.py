@@ -16,6 +16,9 @@ class KisError(Exception):
         self.tr_id = tr_id
         # For transport and server errors: could the request have reached KIS? (None: not applicable)
         self.maybe_sent: bool | None = None
+        # The call failed inside KIS's usual nightly maintenance window (set by the REST client), so the
+        # likely cause is maintenance rather than an outage.
+        self.in_maintenance_window = False
 
     def __str__(self) -> str:
         base = super().__str__()
@@ -35,7 +38,7 @@ class KisOrderRejected(KisApiError):
 
 
 class KisGatewayError(KisError):
-    """A gateway error (``EGW…``, non-2xx): the request never reached the broker's ledger."""
+    """A gateway error (``EGW…``, whatever the HTTP status): the request never reached the broker's ledger."""
 
 
 class KisRateLimited(KisGatewayError):

@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from chatbot.kis import protocol as p
-from chatbot.kis.models import KST, OrderSide
+from chatbot.kis.models import OrderSide
+from chatbot.kis.protocol import KST
 
 
 class FrameError(ValueError):
@@ -232,7 +233,38 @@ class OrderBook(Record):
         return tuple(int(v or 0) for v in self[33:43])
 
 
-def _notice_class(name: str, layout: list[str]) -> type[Record]:
+class ExecutionNotice(Record):
+    """H0STCNI0/H0STCNI9 execution notice (decrypted): what every layout of it has. The two layouts
+    (:data:`FillNotice`, :data:`LegacyFillNotice`) are built from their field tables below."""
+
+    __slots__ = ()
+    customer_id: str
+    account: str
+    order_no: str
+    original_order_no: str
+    side: OrderSide
+    revise_cancel: str
+    order_kind: str
+    order_condition: str
+    code: str
+    quantity: int  # executed (CNTG_QTY)
+    price: int  # executed (CNTG_UNPR)
+    time: str  # HHMMSS, KST
+    refused: bool
+    is_fill: bool  # an execution, not an acceptance
+    accept_code: str
+    branch: str
+    order_quantity: int
+    account_name: str
+    condition_price: str
+    exchange: str
+    credit_class: str
+    credit_loan_date: str
+    name: str
+    order_price: int
+
+
+def _notice_class(name: str, layout: list[str]) -> type[ExecutionNotice]:
     at = {field: i for i, field in enumerate(layout)}
 
     def opt_str(field: str) -> property:
@@ -253,7 +285,7 @@ def _notice_class(name: str, layout: list[str]) -> type[Record]:
         "name": _str(at["CNTG_ISNM40"]), "order_price": _int(at["ODER_PRC"]),
         "__doc__": f"H0STCNI0/H0STCNI9 execution notice, {len(layout)}-field layout (decrypted).",
     }
-    return type(name, (Record,), attrs)
+    return type(name, (ExecutionNotice,), attrs)
 
 
 FillNotice = _notice_class("FillNotice", list(p.NOTICE_FIELDS))

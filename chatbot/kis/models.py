@@ -7,17 +7,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-KST = dt.timezone(dt.timedelta(hours=9), "KST")
+from chatbot.kis import protocol as p
+from chatbot.kis.protocol import KST as KST  # noqa: PLC0414 (re-exported: markets.refresh, alerts.engine)
 
 
 class OrderSide(StrEnum):
     BUY = "buy"
     SELL = "sell"
-
-
-class OrderKind(StrEnum):
-    LIMIT = "limit"
-    MARKET = "market"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +49,21 @@ class Quote:
     upper_limit: int
     lower_limit: int
     base_price: int
-    tick: int
+    tick: int  # this stock's tick at its current price: KIS's aspr_unit (ETFs/ETNs differ), else the KRX table
     market_name: str
     sector: str
     halted: bool
+
+    def tick_for(self, price: int) -> int:
+        """The tick an order at ``price`` must sit on. KIS's ``aspr_unit`` is this stock's tick at its
+        current price: when it is the share table's, the table gives the tick at any price; when it is not
+        (ETFs and ETNs tick by their own rule), the stock's own tick holds, by the fund rule across its
+        2,000-won step."""
+        if self.tick == p.tick_size(self.price):
+            return p.tick_size(price)
+        if self.tick == p.fund_tick_size(self.price):
+            return p.fund_tick_size(price)
+        return self.tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,7 @@ class OpenOrder:
     filled_quantity: int
     cancellable_quantity: int
     time: str
+    exchange: str = "KRX"  # EXCG_ID_DVSN_CD as listed: KRX, NXT or SOR; a revise or cancel must name it
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +145,7 @@ class Execution:
     remaining_quantity: int
     rejected_quantity: int
     cancelled: bool
+    exchange: str = "KRX"  # EXCG_ID_DVSN_CD as listed (excg_id_dvsn_Cd): KRX, NXT or SOR
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,10 @@
   sending. A new order with the same quantity and price is ours; if none shows up after several
   looks, the outcome stays unknown (:class:`KisOrderUncertain`) and nothing is re-sent.
 Orders of one account go one at a time, so two of ours can never be confused.
+
+Before anything is sent, ``on_sending`` is called with that snapshot: the caller makes it durable (the
+order journal), so that a process killed while the request is in flight knows afterwards what it
+may have sent and what to look for (:func:`find_candidates`, used by the service's reconciliation).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from chatbot.kis import protocol as p
@@ -29,10 +34,25 @@ from chatbot.kis.errors import (
     KisTokenIssueThrottled,
     KisTransportError,
 )
-from chatbot.kis.models import KST, Execution, OrderAck, OrderSide
+from chatbot.kis.models import Execution, OrderAck, OrderSide
+from chatbot.kis.protocol import KST
 from chatbot.kis.rest import KisRestClient
 
 log = logging.getLogger(__name__)
+
+
+OnSending = Callable[[set[str]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What was (or may have been) sent: a new order, or the cancellation of ``original_order_no``."""
+
+    side: OrderSide
+    code: str
+    quantity: int
+    price: int | None  # None: market order
+    original_order_no: str | None = None  # set for a cancellation
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +71,14 @@ class OrderSubmitter:
         self.lookup_interval = lookup_interval
         self._lock = asyncio.Lock()
 
-    async def place(self, side: OrderSide, code: str, quantity: int, price: int | None) -> PlacedOrder:
+    async def place(self, side: OrderSide, code: str, quantity: int, price: int | None, *,
+                    on_sending: OnSending | None = None) -> PlacedOrder:
+        """Send the order once (definitive refusals again, a bounded number of times). ``on_sending``
+        gets the snapshot of today's orders before the first byte leaves; if it raises, nothing is sent."""
         async with self._lock:
             before = await self._known_orders(code, side)
+            if on_sending is not None:
+                await on_sending(before)
             attempt = 0
             while True:
                 attempt += 1
@@ -80,6 +105,16 @@ class OrderSubmitter:
                         "KIS did not answer and the order was not found in today's orders",
                         msg_cd=exc.msg_cd, msg1=exc.msg1) from exc
 
+    async def cancel(self, order_no: str, branch: str, side: OrderSide, code: str, *,
+                     on_sending: OnSending | None = None) -> OrderAck:
+        """Cancel the rest of an order, sent once, after the same snapshot as :meth:`place` (a cancel is a
+        row of the day's list too, carrying the number of the order it cancels)."""
+        async with self._lock:
+            before = await self._known_orders(code, side)
+            if on_sending is not None:
+                await on_sending(before)
+            return await self.client.cancel_order(order_no, branch)
+
     async def _known_orders(self, code: str, side: OrderSide) -> set[str]:
         today = dt.datetime.now(KST).date()
         return {e.order_no for e in await self.client.executions(today, today, code=code, side=side)}
@@ -87,27 +122,43 @@ class OrderSubmitter:
     async def _reconcile(self, before: set[str], side: OrderSide, code: str, quantity: int,
                          price: int | None) -> OrderAck | None:
         today = dt.datetime.now(KST).date()
+        intent = OrderIntent(side, code, quantity, price)
         for look in range(self.lookups):
             if look:
                 await asyncio.sleep(self.lookup_interval)
             try:
-                rows = await self.client.executions(today, today, code=code, side=side)
+                found = await find_candidates(self.client, today, intent, before)
             except KisError as exc:
                 log.warning("reconciliation lookup failed", extra={"error": type(exc).__name__})
                 continue
-            for row in rows:
-                if row.order_no not in before and _matches(row, quantity, price):
-                    log.info("order found after an unknown outcome", extra={"order_no": row.order_no})
-                    return OrderAck(order_no=row.order_no, branch=row.branch, time=row.time)
+            if found:
+                row = found[0]
+                log.info("order found after an unknown outcome", extra={"order_no": row.order_no})
+                return OrderAck(order_no=row.order_no, branch=row.branch, time=row.time)
         return None
 
 
-def _matches(row: Execution, quantity: int, price: int | None) -> bool:
-    if row.cancelled or row.original_order_no or row.quantity != quantity:
+async def find_candidates(client: KisRestClient, day: dt.date, intent: OrderIntent, known: Collection[str], *,
+                          listed_from: str = "") -> list[Execution]:
+    """One look at ``day``'s orders for the intent's code and side: the rows that could be the order
+    sent — matching it, and not among ``known`` (the snapshot taken before sending) — oldest first.
+    ``listed_from`` (HHMMSS) drops rows listed earlier, for a sending whose snapshot was not kept.
+    Raises :class:`KisError` when KIS cannot be asked (the caller looks again later)."""
+    rows = await client.executions(day, day, code=intent.code, side=intent.side)
+    found = [r for r in rows if r.order_no not in known and matches(r, intent)
+             and (not listed_from or not r.time or r.time >= listed_from)]
+    return sorted(found, key=lambda r: (r.time, r.order_no))
+
+
+def matches(row: Execution, intent: OrderIntent) -> bool:
+    """Could this row of the day's list be the order (or cancellation) described by ``intent``?"""
+    if intent.original_order_no is not None:  # a cancellation: a row that cancels that order
+        return row.cancelled and row.original_order_no.lstrip("0") == intent.original_order_no.lstrip("0")
+    if row.cancelled or row.original_order_no or row.quantity != intent.quantity:
         return False
-    if price is None:
+    if intent.price is None:
         return row.division == p.OrderDivision.MARKET
-    return row.division == p.OrderDivision.LIMIT and row.price == price
+    return row.division == p.OrderDivision.LIMIT and row.price == intent.price
 
 
 def _proves_not_placed(exc: KisError) -> bool:

@@ -8,8 +8,11 @@ say which of their entries are our choice.
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 from typing import Final, Literal
+
+KST: Final = dt.timezone(dt.timedelta(hours=9), "KST")  # KIS's clock: every time it sends or takes
 
 Flavour = Literal["real", "virtual"]
 
@@ -95,7 +98,9 @@ RT_OK: Final = "0"
 MSG_ORDER_OK: Final = "APBK0013"  # 주문 전송 완료 되었습니다.
 MSG_QUERY_OK: Final = "MCA00000"  # 정상처리 되었습니다.  (exact success code per TR unverified)
 
-# Gateway errors (non-2xx).
+# Gateway errors. Usually non-2xx, but a client must recognise them whatever the HTTP status: KIS's own
+# backtester (backtester/kis_auth.py) retries EGW00201 found in an HTTP-200 body.
+EGW_PREFIX: Final = "EGW"
 EGW_RATE_LIMIT: Final = "EGW00201"
 EGW_TOKEN_EXPIRED: Final = "EGW00123"
 EGW_TOKEN_INVALID: Final = "EGW00121"
@@ -121,7 +126,10 @@ OPSP_ALREADY_SUBSCRIBED: Final = "OPSP0002"
 OPSP_NOT_SUBSCRIBED: Final = "OPSP0003"
 OPSP_MAX_SUBSCRIPTIONS: Final = "OPSP0008"
 OPSP_APPKEY_IN_USE: Final = "OPSP8996"
+# Registrations per session: the server refuses the 42nd (41 allowed, §5.5); KIS's own client and
+# python-kis stop at 40, and so does ours (one in reserve).
 WS_MAX_SUBSCRIPTIONS: Final = 41
+WS_CLIENT_MAX_SUBSCRIPTIONS: Final = 40
 
 # --- paging (§2.2, §2.3) ---------------------------------------------------------------------
 TR_CONT_MORE: Final = frozenset({"F", "M"})
@@ -168,6 +176,30 @@ class Side(StrEnum):
 REVISE: Final = "01"
 CANCEL: Final = "02"
 
+# Buying power (inquire-psbl-order, §4.7): KIS's guidance is that ORD_DVSN "00" ignores the stock's
+# margin rate (증거금율), so the quantity must "반드시" be asked with "01", also for a limit order (with
+# its price in ORD_UNPR, as KIS's own example does).
+BUYING_POWER_DIVISION: Final = OrderDivision.MARKET
+
+
+def order_no_key(order_no: str) -> str:
+    """An order number as a comparison key: KIS writes ``ODNO`` zero-padded to 10 digits, but a
+    notice or a user may not (python-kis compares them with ``int()``). ``"0000001234"`` → ``"1234"``."""
+    return order_no.strip().lstrip("0")
+
+
+# --- exchanges (§4.1, §4.2, §4.5) --------------------------------------------------------------------
+EXCHANGE_KRX: Final = "KRX"
+EXCHANGES: Final = ("KRX", "NXT", "SOR")  # EXCG_ID_DVSN_CD; the paper server takes KRX only
+EXCHANGE_ALL: Final = "ALL"  # inquire-daily-ccld only: every exchange's orders (absent = KRX's only)
+EXCHANGE_NAMES: Final[dict[str, str]] = {"KRX": "한국거래소", "NXT": "넥스트레이드", "SOR": "SOR"}
+
+
+def exchange_code(text: object) -> str:
+    """``EXCG_ID_DVSN_CD`` as a listing gives it (any case, empty = the default, KRX)."""
+    code = str(text or "").strip().upper()
+    return code or EXCHANGE_KRX
+
 # --- instrument codes (§4.3) -------------------------------------------------------------------
 ETN_CODE_PREFIX: Final = "Q"  # "ETN의 경우 Q로 시작 (EX. Q500001)": FID_INPUT_ISCD of the quotation TRs
 
@@ -192,11 +224,21 @@ DAILY_LIMIT_RATE_PERCENT: Final = 30
 
 
 def tick_size(price: int) -> int:
-    """KRX tick (호가가격단위) for a price in won."""
+    """KRX tick (호가가격단위) of a share for a price in won (the fallback when a quote gives no ``aspr_unit``)."""
     for bound, tick in TICK_TABLE:
         if price < bound:
             return tick
     return TOP_TICK
+
+
+# ETFs and ETNs tick differently from shares (§6.5 (c), unverified here): 1 won below 2,000 won, 5 won
+# from 2,000. KIS gives the stock's own tick as ``aspr_unit`` in inquire-price; a client uses that.
+FUND_TICK_BOUND: Final = 2_000
+
+
+def fund_tick_size(price: int) -> int:
+    """Tick of an ETF or ETN (our choice, unverified: see :data:`UNVERIFIED_CHOICES`)."""
+    return 1 if price < FUND_TICK_BOUND else 5
 
 
 def is_on_tick(price: int) -> bool:
@@ -306,6 +348,29 @@ CHART_BAR_FIELDS: Final = (
 
 ORDER_OUTPUT_FIELDS: Final = ("KRX_FWDG_ORD_ORGNO", "ODNO", "ORD_TMD")
 
+# KIS's nightly maintenance: no schedule is published (§6.3, unverified); KIS's systems are usually
+# down around midnight KST. A call failing inside this window is explained as maintenance.
+NIGHTLY_MAINTENANCE_KST: Final = "00:00-01:00"
+TimeWindows = tuple[tuple[dt.time, dt.time], ...]
+NIGHTLY_MAINTENANCE_WINDOWS: Final[TimeWindows] = ((dt.time(0, 0), dt.time(1, 0)),)
+
+
+def in_time_windows(t: dt.time, windows: TimeWindows) -> bool:
+    """Is ``t`` inside one of ``windows`` (start inclusive, end exclusive; a window may cross midnight)?"""
+    for start, end in windows:
+        if (start <= t < end) if start <= end else (t >= start or t < end):
+            return True
+    return False
+# A revise or cancel sent to another exchange than the order's (the cancel text is KIS's, seen live;
+# the msg_cd and the revise wording are our choice).
+EXCHANGE_MISMATCH_MSG_CD: Final = "APBK1702"
+
+
+def exchange_mismatch_msg(action: Literal["cancel", "revise"], original: str, given: str) -> str:
+    word = "취소" if action == "cancel" else "정정"
+    return f"{word}주문 불가합니다. 원주문 거래소[{original}] {word}주문 거래소[{given}]"
+
+
 # --- decisions on unverified facts, in one place ----------------------------------------------
 UNVERIFIED_CHOICES: Final[dict[str, str]] = {
     "tr_cont on non-paginated replies": "D",
@@ -317,6 +382,12 @@ UNVERIFIED_CHOICES: Final[dict[str, str]] = {
     "limit price rounding": "towards the base price",
     "real tick-size error msg_cd": "APBK1680 (msg1 주식주문호가단위 오류입니다.)",
     "psbl-rvsecncl on the paper host": "served (our bot lists open orders on paper through daily-ccld)",
+    "ETF/ETN tick": "1 won below 2,000 won, 5 won from 2,000 (KRX's fund rule as commonly stated)",
+    "revise/cancel sent to another exchange than the order's": (
+        f"rt_cd 7, {EXCHANGE_MISMATCH_MSG_CD}, msg1 as KIS's cancel refusal (Jiho-Son/Ouroboros#375), 정정 for a revision"),
+    "inquire-psbl-order with ORD_DVSN 00": "the simulator leaves the order's commission out of the quantity "
+                                           "(its stand-in for the margin rate KIS then ignores)",
+    "KIS nightly maintenance": f"{NIGHTLY_MAINTENANCE_KST} KST (no schedule is published, §6.3)",
 }
 
 

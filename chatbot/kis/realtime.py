@@ -1,15 +1,17 @@
 """KIS real-time WebSocket client: one connection per app key.
 
 * Subscriptions are reference counted: many consumers of one (TR, key) share one registration;
-  the last one out unregisters. The per-connection cap (41 at KIS) is enforced here with
-  :class:`SubscriptionLimitError`, never by silently dropping.
-* A subscribe waits for its acknowledgement; an error ack raises :class:`SubscriptionError`.
+  the last one out unregisters. The per-connection cap is enforced here with
+  :class:`SubscriptionLimitError`, never by silently dropping: 40, as KIS's own client and python-kis
+  keep it (the server takes 41).
+* A subscribe waits for its acknowledgement, judged by ``rt_cd == "0"`` as KIS's own client does
+  (not by a list of ``msg_cd`` values); an error ack raises :class:`SubscriptionError`.
   Execution notices are decrypted with the key/iv from their ack.
 * PINGPONG is echoed. On a dropped connection the client reconnects with exponential back-off and
   jitter, re-subscribes everything, and tells consumers with a :class:`Reconnected` event, so they
   can treat the first tick after it as following a gap.
 * Consumers register plain callbacks (:meth:`add_listener`), called on the event loop for every
-  event, or iterate :meth:`events`.
+  event.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +62,7 @@ SubKey = tuple[str, str]
 
 class RealtimeClient:
     def __init__(self, ws_url: str, approval_key: Callable[[], Awaitable[str]], *,
-                 max_subscriptions: int = p.WS_MAX_SUBSCRIPTIONS, ack_timeout: float = 10.0,
+                 max_subscriptions: int = p.WS_CLIENT_MAX_SUBSCRIPTIONS, ack_timeout: float = 10.0,
                  backoff_initial: float = 0.2, backoff_max: float = 15.0, custtype: str = "P",
                  parser: Callable[[str, Decrypt | None], list[Record]] = parse_frame) -> None:
         self.ws_url = ws_url.rstrip("/") + (p.WS_PATH if not ws_url.rstrip("/").endswith(p.WS_PATH) else "")
@@ -113,22 +115,6 @@ class RealtimeClient:
         """Call ``listener`` with every event (on the event loop; it must not block). Returns a remover."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
-
-    async def events(self, maxsize: int = 10_000) -> AsyncIterator[Event]:
-        """Every event as an async iterator (the oldest are dropped if the consumer falls behind)."""
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
-
-        def put(event: Event) -> None:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(event)
-
-        remove = self.add_listener(put)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            remove()
 
     @property
     def subscriptions(self) -> dict[SubKey, int]:
@@ -266,16 +252,19 @@ class RealtimeClient:
         self._on_ack(tr_id, str(header.get("tr_key", "")), control.get("body") or {})
 
     def _on_ack(self, tr_id: str, tr_key: str, body: dict[str, Any]) -> None:
-        msg_cd, msg1 = str(body.get("msg_cd", "")), str(body.get("msg1", ""))
+        rt_cd, msg_cd, msg1 = str(body.get("rt_cd", "")), str(body.get("msg_cd", "")), str(body.get("msg1", ""))
         output = body.get("output") or {}
         if output.get("key") and output.get("iv"):
             self._ciphers[tr_id] = (str(output["key"]), str(output["iv"]))
         future = self._acks.get((tr_id, tr_key))
-        if msg_cd in (p.OPSP_SUBSCRIBED, p.OPSP_ALREADY_SUBSCRIBED):
-            if future is not None and not future.done():
+        # KIS's own client tells an unsubscribe ack by its text (msg1 "UNSUBSCRIBE …"); it settles nothing.
+        unsubscribe = msg1.strip().upper().startswith("UNSUB") or msg_cd in (p.OPSP_UNSUBSCRIBED,
+                                                                               p.OPSP_NOT_SUBSCRIBED)
+        if rt_cd == p.RT_OK or msg_cd == p.OPSP_ALREADY_SUBSCRIBED:  # a duplicate (rt_cd 1): it is registered
+            if not unsubscribe and future is not None and not future.done():
                 future.set_result(None)
             return
-        if msg_cd in (p.OPSP_UNSUBSCRIBED, p.OPSP_NOT_SUBSCRIBED):
+        if unsubscribe:
             return
         error = SubscriptionError(f"KIS refused {tr_id} {tr_key}", msg_cd=msg_cd, msg1=msg1,
                                   rt_cd=str(body.get("rt_cd", "")))

@@ -3,11 +3,14 @@
 What it guarantees:
 * every call is paced under the app key's per-second limit (:class:`RequestPacer`);
 * queries that meet ``EGW00201`` back off and retry; an order is **never** re-sent by this class
-  unless KIS's gateway refused it (rate limit, expired token), which proves it was not placed;
+  unless KIS's gateway refused it (rate limit, expired token), which proves it was not placed. Gateway
+  codes are recognised whatever the HTTP status (KIS has been seen sending them on HTTP 200);
+* no hashkey unless asked for (KIS does not require one; a hashkey outage must not block orders);
 * an order whose outcome is unknown (timeout, dropped connection, 5xx without envelope) raises
   :class:`KisTransportError`/:class:`KisServerError` with ``maybe_sent`` set, for
   :class:`chatbot.kis.orders.OrderSubmitter` to reconcile;
-* results are typed (:mod:`chatbot.kis.models`), errors carry ``msg_cd``/``msg1``.
+* results are typed (:mod:`chatbot.kis.models`), errors carry ``msg_cd``/``msg1``; a call failing
+  inside KIS's usual nightly maintenance window says so (``KisError.in_maintenance_window``).
 """
 
 from __future__ import annotations
@@ -90,17 +93,13 @@ class KisEndpoint:
 
     flavour: Flavour
     rest_url: str
-    # The environment this server stands for ("simulator", "virtual", "real"): tokens are cached per
-    # environment and app key, not per URL (the embedded simulator listens on a new port each run).
-    environment: str = ""
-
-    @classmethod
-    def official(cls, flavour: Flavour) -> "KisEndpoint":
-        return cls(flavour, p.REST_URLS[flavour], flavour)
+    # What tokens are cached under, with the app key: the deployment this server stands for
+    # ("simulator", "virtual", "real"), not its URL (the embedded simulator listens on a new port each run).
+    token_scope: str = ""
 
     @property
     def cache_scope(self) -> str:
-        return self.environment or self.rest_url.rstrip("/")
+        return self.token_scope or self.rest_url.rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +146,10 @@ class KisRestClient:
         requests_per_second: int | None = None,
         timeout: float = 10.0,
         order_timeout: float = 15.0,
-        use_hashkey: bool = True,
+        use_hashkey: bool = False,
         http: httpx.AsyncClient | None = None,
-        clock: Any = time.time,
+        clock: Callable[[], float] = time.time,
+        maintenance_windows: p.TimeWindows = p.NIGHTLY_MAINTENANCE_WINDOWS,
     ) -> None:
         self.endpoint = endpoint
         self.credentials = credentials
@@ -157,6 +157,8 @@ class KisRestClient:
         self.timeout = timeout
         self.order_timeout = order_timeout
         self.use_hashkey = use_hashkey
+        self.maintenance_windows = maintenance_windows
+        self._clock = clock
         rate = requests_per_second or p.REQUESTS_PER_SECOND[endpoint.flavour]
         self.pacer = RequestPacer(rate)
         self._own_http = http is None
@@ -200,9 +202,11 @@ class KisRestClient:
         if resp.status_code == 403 and data.get("error_code") == p.EGW_TOKEN_TOO_OFTEN:
             raise KisTokenIssueThrottled("KIS allows one token a minute", msg_cd=p.EGW_TOKEN_TOO_OFTEN,
                                          msg1=str(data.get("error_description", "")), http_status=403)
+        gateway = _gateway_error(resp.status_code, data, "")
+        if gateway is not None:
+            raise gateway
         if resp.status_code != 200:
-            raise _gateway_error(resp.status_code, data, "") or KisAuthError(
-                f"token request refused (HTTP {resp.status_code})", http_status=resp.status_code)
+            raise KisAuthError(f"token request refused (HTTP {resp.status_code})", http_status=resp.status_code)
         return parse_token_reply(data, time.time())
 
     async def verify_credentials(self) -> None:
@@ -222,10 +226,25 @@ class KisRestClient:
             raise _gateway_error(resp.status_code, data, "") or KisAuthError("approval key refused")
         return key
 
+    def _in_maintenance_window(self) -> bool:
+        now = dt.datetime.fromtimestamp(self._clock(), KST).time()
+        return p.in_time_windows(now, self.maintenance_windows)
+
     # -- the call ----------------------------------------------------------------------------------------
     async def _call(self, method: str, path: str, tr: TR | str, *, params: dict[str, str] | None = None,
                     body: dict[str, str] | None = None, tr_cont: str = "", order: bool = False,
                     tr_id: str | None = None) -> RawReply:
+        try:
+            return await self._call_retrying(method, path, tr, params=params, body=body, tr_cont=tr_cont,
+                                             order=order, tr_id=tr_id)
+        except KisError as exc:
+            if not isinstance(exc, KisNotFound | KisOrderRejected) and self._in_maintenance_window():
+                exc.in_maintenance_window = True
+            raise
+
+    async def _call_retrying(self, method: str, path: str, tr: TR | str, *, params: dict[str, str] | None,
+                             body: dict[str, str] | None, tr_cont: str, order: bool, tr_id: str | None
+                             ) -> RawReply:
         tr_id = tr_id or p.tr_for(tr, self.flavour)
         token_retry_left = 1
         attempt = 0
@@ -308,13 +327,16 @@ class KisRestClient:
                                    content=None if method == "GET" else _body_bytes(body or {}),
                                    timeout=self.order_timeout if order else self.timeout)
         data = _json(resp)
+        gateway = _gateway_error(resp.status_code, data, tr_id)  # EGW… on any status: never reached the ledger
+        if gateway is not None:
+            raise gateway
         if resp.status_code != 200:
-            gateway = _gateway_error(resp.status_code, data, tr_id)
-            if gateway is not None:
-                if order and type(gateway) is KisApiError:
-                    raise KisOrderRejected("KIS refused the order", msg_cd=gateway.msg_cd, msg1=gateway.msg1,
-                                           rt_cd=gateway.rt_cd, http_status=resp.status_code, tr_id=tr_id)
-                raise gateway
+            msg_cd = str(data.get("msg_cd") or "")
+            if msg_cd:  # a KIS envelope on a non-2xx status: a refusal
+                cls0: type[KisApiError] = KisOrderRejected if order else KisApiError
+                raise cls0("KIS refused the order" if order else "KIS refused the request", msg_cd=msg_cd,
+                           msg1=str(data.get("msg1", "")), rt_cd=str(data.get("rt_cd", "")),
+                           http_status=resp.status_code, tr_id=tr_id)
             err2 = KisServerError(f"KIS answered HTTP {resp.status_code}", http_status=resp.status_code,
                                   tr_id=tr_id)
             err2.maybe_sent = True
@@ -451,10 +473,12 @@ class KisRestClient:
             net_assets=_i(s.get("nass_amt")))
 
     async def buying_power(self, code: str, price: int | None = None) -> BuyingPower:
+        """What the account can buy of ``code`` at ``price`` (None: a market order, reserved at the upper
+        limit). Always asked with ``ORD_DVSN=01``: with ``00`` KIS leaves the stock's margin rate out and
+        can approve a quantity it then refuses (§4.7); the limit price still goes in ``ORD_UNPR``."""
         reply = await self._call("GET", p.PATH_PSBL_ORDER, TR.PSBL_ORDER, params={
             **self._account_params(), "PDNO": code, "ORD_UNPR": str(price or 0),
-            "ORD_DVSN": p.OrderDivision.LIMIT if price else p.OrderDivision.MARKET,
-            "CMA_EVLU_AMT_ICLD_YN": "N", "OVRS_ICLD_YN": "N"})
+            "ORD_DVSN": p.BUYING_POWER_DIVISION, "CMA_EVLU_AMT_ICLD_YN": "N", "OVRS_ICLD_YN": "N"})
         o = reply.body.get("output") or {}
         return BuyingPower(orderable_cash=_i(o.get("ord_psbl_cash")), calc_price=_i(o.get("psbl_qty_calc_unpr")),
                            max_quantity=_i(o.get("nrcvb_buy_qty")), max_amount=_i(o.get("nrcvb_buy_amt")))
@@ -474,13 +498,15 @@ class KisRestClient:
                           name=str(r.get("prdt_name", "")), side=_side(str(r.get("sll_buy_dvsn_cd", ""))),
                           division=str(r.get("ord_dvsn_cd", "")), quantity=_i(r.get("ord_qty")),
                           price=_i(r.get("ord_unpr")), filled_quantity=_i(r.get("tot_ccld_qty")),
-                          cancellable_quantity=_i(r.get("psbl_qty")), time=str(r.get("ord_tmd", "")))
+                          cancellable_quantity=_i(r.get("psbl_qty")), time=str(r.get("ord_tmd", "")),
+                          exchange=p.exchange_code(r.get("excg_id_dvsn_cd")))
                 for page in pages for r in page.get("output") or [] if _i(r.get("psbl_qty")) > 0]
         today = dt.datetime.now(KST).date()
         return [
             OpenOrder(order_no=e.order_no, branch=e.branch, original_order_no=e.original_order_no, code=e.code,
                       name=e.name, side=e.side, division=e.division, quantity=e.quantity, price=e.price,
-                      filled_quantity=e.filled_quantity, cancellable_quantity=e.remaining_quantity, time=e.time)
+                      filled_quantity=e.filled_quantity, cancellable_quantity=e.remaining_quantity, time=e.time,
+                      exchange=e.exchange)
             for e in await self.executions(today, today, unfilled_only=True)
             if not e.cancelled and e.remaining_quantity > 0]
 
@@ -493,7 +519,9 @@ class KisRestClient:
             **self._account_params(), "INQR_STRT_DT": start.strftime("%Y%m%d"), "INQR_END_DT": end.strftime("%Y%m%d"),
             "SLL_BUY_DVSN_CD": {None: "00", OrderSide.SELL: p.Side.SELL, OrderSide.BUY: p.Side.BUY}[side],
             "INQR_DVSN": "00", "PDNO": code, "CCLD_DVSN": "02" if unfilled_only else "00", "ORD_GNO_BRNO": "",
-            "ODNO": "", "INQR_DVSN_3": "00", "INQR_DVSN_1": "", "EXCG_ID_DVSN_CD": "KRX"}
+            "ODNO": "", "INQR_DVSN_3": "00", "INQR_DVSN_1": "",
+            # every exchange's orders on the real server (KRX alone would hide NXT and SOR ones); paper: KRX only
+            "EXCG_ID_DVSN_CD": p.EXCHANGE_ALL if self.flavour == "real" else p.EXCHANGE_KRX}
         pages = await self._pages(p.PATH_DAILY_CCLD, tr, params)
         rows = [r for page in pages for r in page.get("output1") or [] if r and r.get("odno")]
         return [
@@ -504,7 +532,9 @@ class KisRestClient:
                       quantity=_i(r.get("ord_qty")), price=_i(r.get("ord_unpr")),
                       filled_quantity=_i(r.get("tot_ccld_qty")), average_fill_price=_d(r.get("avg_prvs")),
                       remaining_quantity=_i(r.get("rmn_qty")), rejected_quantity=_i(r.get("rjct_qty")),
-                      cancelled=str(r.get("cncl_yn", "N")) == "Y")
+                      cancelled=str(r.get("cncl_yn", "N")) == "Y",
+                      # the listing spells it excg_id_dvsn_Cd (sic, §4.6); read either casing
+                      exchange=p.exchange_code(r.get("excg_id_dvsn_Cd") or r.get("excg_id_dvsn_cd")))
             for r in rows]
 
     # -- orders ---------------------------------------------------------------------------------------------
@@ -520,21 +550,43 @@ class KisRestClient:
         reply = await self._call("POST", p.PATH_ORDER_CASH, tr, body={k: str(v) for k, v in body.items()}, order=True)
         return _order_ack(reply.body)
 
-    async def cancel_order(self, order_no: str, branch: str, quantity: int = 0) -> OrderAck:
-        """Cancel the remaining quantity (``quantity=0``) or part of an order."""
+    async def cancel_order(self, order_no: str, branch: str, quantity: int = 0, *,
+                           exchange: str | None = None) -> OrderAck:
+        """Cancel the remaining quantity (``quantity=0``) or part of an order, on the order's own exchange
+        (``exchange`` as listed for it; None: looked up in today's open orders)."""
         body = {**self._account_params(), "KRX_FWDG_ORD_ORGNO": branch, "ORGN_ODNO": order_no,
                 "ORD_DVSN": p.OrderDivision.LIMIT, "RVSE_CNCL_DVSN_CD": p.CANCEL, "ORD_QTY": str(quantity),
-                "ORD_UNPR": "0", "QTY_ALL_ORD_YN": "N" if quantity else "Y", "EXCG_ID_DVSN_CD": "KRX"}
+                "ORD_UNPR": "0", "QTY_ALL_ORD_YN": "N" if quantity else "Y",
+                "EXCG_ID_DVSN_CD": await self._exchange_of(order_no, exchange)}
         reply = await self._call("POST", p.PATH_ORDER_RVSECNCL, TR.REVISE_CANCEL, body=body, order=True)
         return _order_ack(reply.body)
 
-    async def revise_order(self, order_no: str, branch: str, price: int | None, quantity: int = 0) -> OrderAck:
+    async def revise_order(self, order_no: str, branch: str, price: int | None, quantity: int = 0, *,
+                           exchange: str | None = None) -> OrderAck:
+        """Revise the remaining quantity (``quantity=0``) or part of an order to ``price`` (None: market),
+        on the order's own exchange (``exchange`` as listed for it; None: looked up in today's open orders)."""
         body = {**self._account_params(), "KRX_FWDG_ORD_ORGNO": branch, "ORGN_ODNO": order_no,
                 "ORD_DVSN": p.OrderDivision.MARKET if price is None else p.OrderDivision.LIMIT,
                 "RVSE_CNCL_DVSN_CD": p.REVISE, "ORD_QTY": str(quantity), "ORD_UNPR": str(price or 0),
-                "QTY_ALL_ORD_YN": "N" if quantity else "Y", "EXCG_ID_DVSN_CD": "KRX"}
+                "QTY_ALL_ORD_YN": "N" if quantity else "Y",
+                "EXCG_ID_DVSN_CD": await self._exchange_of(order_no, exchange)}
         reply = await self._call("POST", p.PATH_ORDER_RVSECNCL, TR.REVISE_CANCEL, body=body, order=True)
         return _order_ack(reply.body)
+
+    async def _exchange_of(self, order_no: str, exchange: str | None) -> str:
+        """``EXCG_ID_DVSN_CD`` for a revise or cancel: the order's own exchange (KIS refuses a cancel sent to
+        another one, §4.2). The paper server takes KRX only. A failed lookup sends nothing."""
+        if exchange is not None:
+            return p.exchange_code(exchange)
+        if self.flavour == "virtual":
+            return p.EXCHANGE_KRX
+        try:
+            orders = await self.open_orders()
+        except KisError as exc:
+            exc.maybe_sent = False  # the revise or cancel itself was never sent
+            raise
+        key = p.order_no_key(order_no)
+        return next((o.exchange for o in orders if p.order_no_key(o.order_no) == key), p.EXCHANGE_KRX)
 
 
 def _order_ack(body: dict[str, Any]) -> OrderAck:
@@ -554,10 +606,11 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
 
 
 def _gateway_error(status: int, data: dict[str, Any], tr_id: str) -> KisError | None:
-    """The typed error for a gateway reply (EGW… envelope), or None when the reply has no KIS code."""
+    """The typed error for a gateway reply (an ``EGW…`` code, whatever the HTTP status: KIS's backtester
+    retries ``EGW00201`` found in an HTTP-200 body), or None when the reply carries no gateway code."""
     msg_cd = str(data.get("msg_cd") or data.get("error_code") or "")
     msg1 = str(data.get("msg1") or data.get("error_description") or "")
-    if not msg_cd:
+    if not msg_cd.startswith(p.EGW_PREFIX):
         return None
     kw: dict[str, Any] = {"msg_cd": msg_cd, "msg1": msg1, "rt_cd": str(data.get("rt_cd", "")),
                           "http_status": status, "tr_id": tr_id}
@@ -569,6 +622,4 @@ def _gateway_error(status: int, data: dict[str, Any], tr_id: str) -> KisError | 
         return KisTokenIssueThrottled("KIS allows one token a minute", **kw)
     if msg_cd in p.EGW_AUTH_CODES:
         return KisAuthError("KIS refused the app key", **kw)
-    if msg_cd.startswith("EGW"):
-        return KisGatewayError("KIS gateway error", **kw)
-    return KisApiError("KIS refused the request", **kw)
+    return KisGatewayError("KIS gateway error", **kw)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from chatbot.kis import protocol as p
 from chatbot.kis.models import Account
 from chatbot.kis.orders import OrderSubmitter
 from chatbot.kis.rest import USER_AGENT, KisCredentials, KisEndpoint, KisRestClient
@@ -38,7 +39,9 @@ class UserAccount:
 class AccountProvider:
     def __init__(self, credentials: CredentialStore, paper: PaperAccountStore, endpoint: KisEndpoint, mode: Mode,
                  token_store: TokenStore, *, requests_per_second: int | None = None, timeout: float = 10.0,
-                 order_timeout: float = 15.0) -> None:
+                 order_timeout: float = 15.0, use_hashkey: bool = False,
+                 maintenance_windows: p.TimeWindows = p.NIGHTLY_MAINTENANCE_WINDOWS,
+                 latency_observer: Callable[[str, float], None] | None = None) -> None:
         self.credentials = credentials
         self.paper = paper
         self.endpoint = endpoint
@@ -47,11 +50,13 @@ class AccountProvider:
         self.requests_per_second = requests_per_second
         self.timeout = timeout
         self.order_timeout = order_timeout
+        self.use_hashkey = use_hashkey
+        self.maintenance_windows = maintenance_windows
         self._http = httpx.AsyncClient(base_url=endpoint.rest_url, timeout=timeout,
                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
                                        headers={"User-Agent": USER_AGENT})
         self._cache: OrderedDict[int, UserAccount] = OrderedDict()
-        self.latency_observer: Callable[[str, float], None] | None = None  # (path, seconds), for metrics
+        self.latency_observer = latency_observer  # (path, seconds) of every KIS request, for metrics
         self._lock = asyncio.Lock()
 
     async def for_user(self, telegram_id: int) -> UserAccount:
@@ -82,17 +87,21 @@ class AccountProvider:
         """A client for credentials not yet saved (registration checks them by issuing a token)."""
         client = KisRestClient(self.endpoint, credentials, self.token_store,
                                requests_per_second=self.requests_per_second, timeout=self.timeout,
-                               order_timeout=self.order_timeout, http=self._http)
+                               order_timeout=self.order_timeout, http=self._http, use_hashkey=self.use_hashkey,
+                               maintenance_windows=self.maintenance_windows)
         client.latency_observer = self.latency_observer
         return client
 
-    async def notice_key(self, telegram_id: int) -> str:
-        """What to subscribe execution notices with: the user's HTS id, or (simulator, or none given)
-        the account number."""
+    async def notice_key(self, telegram_id: int) -> str | None:
+        """What to subscribe execution notices with (``tr_key``): KIS keys them by the user's HTS id.
+        Without one there is nothing to subscribe with — the account number works only on the simulator,
+        so it stands in on the embedded simulator and nowhere else (None)."""
         row = await self.credentials.info(telegram_id)
         if row is not None and row.hts_id:
             return row.hts_id
-        return (await self.for_user(telegram_id)).account.cano
+        if self.mode is Mode.PAPER:  # the embedded simulator
+            return (await self.for_user(telegram_id)).account.cano
+        return None
 
     def cached(self) -> list[UserAccount]:
         return list(self._cache.values())

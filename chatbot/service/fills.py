@@ -1,23 +1,30 @@
 """Fill notifications: each user's own execution-notice feed (H0STCNI0/H0STCNI9 on their app key),
-recorded in the order journal and pushed through the outbox.
+recorded in the order journal and told as :class:`~chatbot.alerts.notices.OrderFilled` notices through
+the outbox.
 
 A user's notice feed starts when they place an order (and, at start-up, for users who placed one
 in the last day); KIS sends notices on the app key of the account, so each user needs their own
-connection. The subscription key KIS expects is the HTS user id (asked for by /login); without
-one the account number stands in, which the simulator accepts."""
+connection. The subscription key KIS expects is the HTS user id (asked for by /login); without one
+there is no feed (the account number works only on the embedded simulator, where it stands in), and
+fills are reconciled from the daily executions."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from chatbot.alerts import outbox
-from chatbot.kis.frames import FillNotice, LegacyFillNotice
+from chatbot.alerts.notices import OrderFilled
+from chatbot.alerts.outbox import Push
+from chatbot.kis.frames import ExecutionNotice
+from chatbot.kis.protocol import order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient
 from chatbot.service.accounts import AccountProvider
+from chatbot.service.journal import DATABASE_ERRORS, filled_so_far
 from chatbot.service.users import Users
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow
@@ -27,9 +34,16 @@ log = logging.getLogger(__name__)
 MAX_WATCHERS = 1_000
 
 
+class _OrderRowNotWritten(Exception):
+    """A fill of an order whose journal row is still waiting for the database."""
+
+
+_RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, _OrderRowNotWritten)
+
+
 class FillWatcher:
     def __init__(self, db: Database, accounts: AccountProvider, users: Users, ws_url: str, notice_tr: str,
-                 wake_sender: callable) -> None:  # type: ignore[valid-type]
+                 wake_sender: Callable[[], None]) -> None:
         self.db = db
         self.accounts = accounts
         self.users = users
@@ -40,11 +54,18 @@ class FillWatcher:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.recorded = 0
+        self.retries = 0
+        self.max_pause = 30.0
+        # Order numbers whose outcome was told but not yet written (the database refused it): a fill of
+        # one waits for its journal row instead of being pushed unjournalled.
+        self.unwritten_order_nos: Callable[[], set[str]] = set
 
     async def watch(self, user_id: int, chat_id: int) -> None:
         async with self._lock:
             if user_id in self._clients or len(self._clients) >= MAX_WATCHERS:
                 return
+            if (notice_key := await self.accounts.notice_key(user_id)) is None:
+                return  # KIS keys fill notices by HTS id; without one, fills come from the daily executions
             account = await self.accounts.for_user(user_id)
             client = RealtimeClient(self.ws_url, account.client.approval_key)
             language = await self.users.language(user_id)
@@ -52,7 +73,7 @@ class FillWatcher:
             self._clients[user_id] = client
         await client.start()
         try:
-            await client.subscribe(self.notice_tr, await self.accounts.notice_key(user_id))
+            await client.subscribe(self.notice_tr, notice_key)
         except Exception as exc:
             log.warning("fill notices unavailable for a user", extra={"user_id": user_id, "error": type(exc).__name__})
 
@@ -61,49 +82,75 @@ class FillWatcher:
         since = utcnow() - dt.timedelta(days=1)
         async with self.db.session() as session:
             owners = set((await session.exec(select(OrderJournalRow.owner_id).where(
-                col(OrderJournalRow.created_at) >= since, col(OrderJournalRow.status) == "accepted"))).all())
+                col(OrderJournalRow.created_at) >= since,
+                col(OrderJournalRow.status).in_(("accepted", "partially_filled"))))).all())
         for owner in owners:
             await self.watch(owner, owner)
 
     def _on_event(self, user_id: int, chat_id: int, language: str, event: Event) -> None:
-        if isinstance(event, FillNotice | LegacyFillNotice) and event.is_fill and not event.refused:
-            task = asyncio.create_task(self._record(user_id, chat_id, language, event))
+        if isinstance(event, ExecutionNotice) and event.is_fill and not event.refused:
+            task = asyncio.create_task(self._record_until_written(user_id, chat_id, language, event),
+                                       name=f"fill-{event.order_no}")
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # never silent
+            log.error("fill notice task failed", exc_info=task.exception(), extra={"task": task.get_name()})
+
+    async def _record_until_written(self, user_id: int, chat_id: int, language: str,
+                                    notice: ExecutionNotice) -> None:
+        """Record the fill; while the database refuses writes (or the order's own row is still waiting to be
+        written), try again, backing off up to ``max_pause`` seconds — the notice is not lost meanwhile."""
+        pause = 0.25
+        while True:
+            try:
+                await self._record(user_id, chat_id, language, notice)
+                return
+            except _RETRYABLE as exc:
+                self.retries += 1
+                log.warning("fill not recorded yet; retrying", extra={
+                    "order_no": notice.order_no, "error": type(exc).__name__, "pause_s": pause})
+            except Exception:
+                log.exception("fill notice could not be recorded", extra={"order_no": notice.order_no})
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, self.max_pause)
 
     async def _journal_entry(self, user_id: int, order_no: str) -> OrderJournalRow | None:
         """The journal row of the order; a market order's fill can arrive before the row has its number."""
         for attempt in range(10):
             async with self.db.session() as session:
                 entry = (await session.exec(select(OrderJournalRow).where(
-                    col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.kis_order_no) == order_no))).first()
+                    col(OrderJournalRow.owner_id) == user_id,
+                    func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no)))).first()
             if entry is not None:
                 return entry
+            if order_no in self.unwritten_order_nos():
+                raise _OrderRowNotWritten(order_no)  # told, not yet written: wait for it, then journal the fill
             await asyncio.sleep(0.05 * (attempt + 1))
         return None  # an order placed elsewhere (HTS, another app): pushed, not journalled
 
-    async def _record(self, user_id: int, chat_id: int, language: str, notice: FillNotice) -> None:
+    async def _record(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice) -> None:
         order_no = notice.order_no
         found = await self._journal_entry(user_id, order_no)
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id) if found is not None else None
             if entry is not None and entry.id is not None:
-                filled_before = sum(int((e.detail or "0@").split("@")[0]) for e in (await session.exec(
-                    select(OrderEventRow).where(col(OrderEventRow.journal_id) == entry.id,
-                                                col(OrderEventRow.status).in_(("filled", "partially_filled"))))).all())
+                filled_before = await filled_so_far(session, entry.id)
                 total = filled_before + notice.quantity
+                if total > entry.quantity:  # already counted (reconciliation read the day's list first)
+                    log.info("fill already journalled; not pushed again", extra={"order_no": order_no})
+                    return
                 status = "filled" if total >= entry.quantity else "partially_filled"
                 entry.status, entry.updated_at = status, utcnow()
                 session.add(entry)
                 session.add(OrderEventRow(journal_id=entry.id, status=status,
                                           detail=f"{notice.quantity}@{notice.price}"))
-            queued = await outbox.enqueue(
-                session, dedupe_key=f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}",
-                owner_id=user_id, chat_id=chat_id, kind="fill",
-                payload={"lang": language, "order_no": order_no, "code": notice.code, "name": notice.name,
-                         "side": notice.side.value, "quantity": notice.quantity, "price": notice.price,
-                         "time": notice.time})
-            await session.commit()
+            queued = await outbox.enqueue(session, [Push(
+                f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}", user_id, chat_id,
+                order_filled(notice, language))])
         if queued:
             self.recorded += 1
             self.wake_sender()
@@ -120,3 +167,9 @@ class FillWatcher:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+
+def order_filled(notice: ExecutionNotice, language: str) -> OrderFilled:
+    """The notice a user gets of one execution KIS reported."""
+    return OrderFilled(language, notice.order_no, notice.code, notice.name, notice.side.value, notice.quantity,
+                       notice.price, notice.time)

@@ -1,47 +1,225 @@
-"""The order journal: every order attempt that left the bot, with each status it went through."""
+"""The order journal: every order attempt that left the bot, with each status it went through.
+
+A row is written in the same transaction as the claim of its card (``submitting``), then, before the
+request leaves, with the snapshot of the day's orders and the time of sending (:meth:`mark_sending`):
+whatever happens next — a kill -9, a lost reply — the bot knows what it may have sent and what to
+look for (:mod:`chatbot.service.reconciliation`). An outcome is written with the card's in one
+transaction (:meth:`settle`); when the database refuses it, :class:`UnwrittenOutcomes` keeps it in
+memory and writes it as soon as the database takes writes again.
+"""
 
 from __future__ import annotations
 
-from sqlmodel import select
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow, PendingOrderRow
 from chatbot.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+UNRESOLVED = ("submitting", "uncertain")  # the outcome is not known (yet): reconciliation looks for it
+FILL_STATUSES = ("filled", "partially_filled")
+# What a database that refuses writes raises (OperationalError for a lock, a full disk, a lost server).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+AlsoInTransaction = Callable[[AsyncSession], Awaitable[None]]
+
+
+class DatabaseUnavailable(Exception):
+    """A write kept failing for the whole retry budget."""
+
+
+async def retry_write(write: Callable[[], Awaitable[None]], budget: float, what: str) -> None:
+    """Run ``write`` until it succeeds, backing off (50 ms doubling to 1 s) for up to ``budget``
+    seconds; then raise :class:`DatabaseUnavailable`. Only database errors are retried."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget
+    pause = 0.05
+    while True:
+        try:
+            await write()
+            return
+        except DATABASE_ERRORS as exc:
+            if loop.time() + pause > deadline:
+                log.error("database write failed; giving up for now", extra={"what": what,
+                                                                             "error": type(exc).__name__})
+                raise DatabaseUnavailable(what) from exc
+            log.warning("database write failed; retrying", extra={"what": what, "error": type(exc).__name__,
+                                                                    "pause_s": pause})
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 class OrderJournal:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def open(self, card: PendingOrderRow, account: str) -> int:
-        async with self.db.session() as session:
-            row = OrderJournalRow(idempotency_key=card.id, owner_id=card.owner_id, environment=card.environment,
-                                  account=account, action=card.action, side=card.side, code=card.code,
-                                  quantity=card.quantity, price=card.price, original_order_no=card.order_no,
-                                  status="submitting")
+    async def add(self, session: AsyncSession, card: PendingOrderRow, submitted_by: str) -> int:
+        """Open the row of a card being claimed, inside the claim's transaction."""
+        row = OrderJournalRow(idempotency_key=card.id, owner_id=card.owner_id, environment=card.environment,
+                              account="", action=card.action, side=card.side, code=card.code,
+                              quantity=card.quantity, price=card.price, original_order_no=card.order_no,
+                              status="submitting", submitted_by=submitted_by)
+        session.add(row)
+        await session.flush()
+        assert row.id is not None
+        session.add(OrderEventRow(journal_id=row.id, status="submitting"))
+        return row.id
+
+    async def mark_sending(self, journal_id: int, account: str, known_orders: set[str]) -> None:
+        """Committed before the request leaves: the account, the snapshot, the time of sending."""
+        async with self.db.write() as session:
+            row = await session.get(OrderJournalRow, journal_id)
+            if row is None:
+                raise LookupError(f"journal row {journal_id} is gone")
+            row.account, row.known_orders = account, sorted(known_orders)
+            row.sent_at = row.updated_at = utcnow()
             session.add(row)
-            await session.flush()
-            assert row.id is not None
-            session.add(OrderEventRow(journal_id=row.id, status="submitting"))
-            await session.commit()
-            return row.id
+
+    async def settle(self, journal_id: int, status: str, *, kis_order_no: str | None = None,
+                     msg_cd: str | None = None, message: str | None = None, told: bool = True,
+                     also: AlsoInTransaction | None = None) -> None:
+        """Write an outcome (and, with ``also``, the card's) in one transaction."""
+        async with self.db.write() as session:
+            row = await session.get(OrderJournalRow, journal_id)
+            if row is not None:
+                now = utcnow()
+                row.status = status
+                row.kis_order_no = kis_order_no or row.kis_order_no
+                row.msg_cd = msg_cd or row.msg_cd
+                row.message = message or row.message
+                row.updated_at = now
+                if told:
+                    row.told_at = row.told_at or now
+                else:
+                    row.checked_at = now  # the submitter's own looks just happened
+                session.add(row)
+                session.add(OrderEventRow(journal_id=journal_id, status=status, detail=message))
+            if also is not None:
+                await also(session)
 
     async def record(self, journal_id: int, status: str, *, kis_order_no: str | None = None,
                      msg_cd: str | None = None, message: str | None = None) -> None:
-        async with self.db.session() as session:
-            row = await session.get(OrderJournalRow, journal_id)
-            if row is None:
-                return
-            row.status = status
-            row.kis_order_no = kis_order_no or row.kis_order_no
-            row.msg_cd = msg_cd or row.msg_cd
-            row.message = message or row.message
-            row.updated_at = utcnow()
-            session.add(row)
-            session.add(OrderEventRow(journal_id=journal_id, status=status, detail=message))
-            await session.commit()
+        await self.settle(journal_id, status, kis_order_no=kis_order_no, msg_cd=msg_cd, message=message)
 
     async def by_key(self, idempotency_key: str) -> OrderJournalRow | None:
         async with self.db.session() as session:
             rows = await session.exec(select(OrderJournalRow).where(OrderJournalRow.idempotency_key == idempotency_key))
             return rows.first()
+
+    async def unresolved(self) -> list[OrderJournalRow]:
+        """Rows whose outcome nobody has told yet, oldest sending first."""
+        async with self.db.session() as session:
+            rows = await session.exec(select(OrderJournalRow).where(
+                col(OrderJournalRow.status).in_(UNRESOLVED), col(OrderJournalRow.told_at).is_(None))
+                .order_by(col(OrderJournalRow.id)))
+            return list(rows.all())
+
+
+async def filled_so_far(session: AsyncSession, journal_id: int) -> int:
+    """The quantity the journal counts as filled (its fill events' ``quantity@price`` details)."""
+    details = (await session.exec(select(OrderEventRow.detail).where(
+        col(OrderEventRow.journal_id) == journal_id, col(OrderEventRow.status).in_(FILL_STATUSES)))).all()
+    return sum(int((detail or "0@").split("@")[0] or 0) for detail in details)
+
+
+async def claimed_order_nos(session: AsyncSession, account: str, order_nos: list[str]) -> set[str]:
+    """Which of ``order_nos`` the journal already gives to an order of ``account``."""
+    if not order_nos:
+        return set()
+    rows = await session.exec(select(OrderJournalRow.kis_order_no).where(
+        col(OrderJournalRow.account) == account, col(OrderJournalRow.kis_order_no).in_(order_nos)))
+    return {n for n in rows.all() if n}
+
+
+class UnwrittenOutcomes:
+    """Outcomes the user was told (from memory) but the database did not take: written again and
+    again, backing off (up to 30 s), until it does. ``journal_ids``/``order_nos`` say which are
+    waiting, so reconciliation leaves them alone and a fill notice waits for its order's row."""
+
+    def __init__(self, max_pause: float = 30.0) -> None:
+        self.max_pause = max_pause
+        self._writes: dict[int, tuple[str | None, Callable[[], Awaitable[None]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.written_late = 0
+
+    def add(self, journal_id: int, order_no: str | None, write: Callable[[], Awaitable[None]]) -> None:
+        self._writes[journal_id] = (order_no, write)
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="unwritten-outcomes")
+            self._task.add_done_callback(_log_crash)
+
+    @property
+    def journal_ids(self) -> set[int]:
+        return set(self._writes)
+
+    @property
+    def order_nos(self) -> set[str]:
+        return {order_no for order_no, _ in self._writes.values() if order_no}
+
+    async def _run(self) -> None:
+        pause = 0.25
+        while self._writes:
+            refused = False
+            for journal_id, (_, write) in list(self._writes.items()):
+                try:
+                    await write()
+                except DATABASE_ERRORS as exc:
+                    log.warning("outcome still not written; the database refuses writes",
+                                extra={"journal_id": journal_id, "error": type(exc).__name__, "pause_s": pause})
+                    refused = True
+                    break
+                except Exception:
+                    log.exception("outcome could not be written; dropped", extra={"journal_id": journal_id})
+                else:
+                    self.written_late += 1
+                    log.info("outcome written after the database came back", extra={"journal_id": journal_id})
+                self._writes.pop(journal_id, None)
+            if not refused:
+                pause = 0.25
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pause)
+            pause = min(pause * 2, self.max_pause)
+
+    async def stop(self) -> None:
+        """One last try for what is waiting; what still fails is logged (reconciliation finds it)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for journal_id, (_, write) in list(self._writes.items()):
+            try:
+                await write()
+                self._writes.pop(journal_id, None)
+            except Exception:
+                log.error("outcome not written at shutdown; reconciliation at the next start will find it",
+                          extra={"journal_id": journal_id})
+
+
+class Settling:
+    """Journal rows this process is settling: claimed and not yet settled (in flight), or told but
+    not yet written (:attr:`unwritten`). Shared by the orders service, which settles them, and
+    reconciliation, which leaves them alone."""
+
+    def __init__(self) -> None:
+        self.in_flight: set[int] = set()
+        self.unwritten = UnwrittenOutcomes()
+
+    def journal_ids(self) -> set[int]:
+        return self.in_flight | self.unwritten.journal_ids
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task failed", exc_info=task.exception(), extra={"task": task.get_name()})

@@ -14,7 +14,7 @@ from chatbot.kis.models import Account
 from chatbot.kis.rest import KisCredentials, mask
 from chatbot.kis.token import token_cache_key
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.errors import UserError
+from chatbot.service.errors import UserError, kis_unavailable
 from chatbot.service.views import Mode
 from chatbot.storage.credentials import CredentialStore, PaperAccountStore
 
@@ -37,6 +37,7 @@ class MeView:
     key_hint: str | None  # None: no credentials of their own
     account: str | None
     paper_account: bool
+    fill_pushes: bool = True  # False: KIS keys fill notices by HTS id and none was given (the user is told)
 
 
 def check_app_key(text: str) -> str:
@@ -114,12 +115,13 @@ class Registration:
         except (KisAuthError, KisApiError) as exc:
             log.info("registration refused by KIS", extra={"user_id": user_id, "msg_cd": exc.msg_cd})
             raise UserError("login_refused", code=exc.msg_cd or "-") from None
-        except KisError:
-            raise UserError("kis_unavailable", detail="") from None
+        except KisError as exc:
+            raise kis_unavailable(exc) from None
         await self.credentials.save(user_id, self.accounts.endpoint.cache_scope, creds, hts_id)
         self.accounts.forget(user_id)
         log.info("credentials registered", extra={"user_id": user_id, "key": mask(creds.app_key)})
-        return MeView(self.mode, mask(creds.app_key), str(account), False)
+        return MeView(self.mode, mask(creds.app_key), str(account), False,
+                      fill_pushes=hts_id is not None or self.mode is Mode.PAPER)
 
     async def logout(self, user_id: int) -> bool:
         creds = await self.credentials.load(user_id)
@@ -135,7 +137,8 @@ class Registration:
     async def me(self, user_id: int) -> MeView:
         row = await self.credentials.info(user_id)
         if row is not None:
-            return MeView(self.mode, row.key_hint, row.account, False)
+            return MeView(self.mode, row.key_hint, row.account, False,
+                          fill_pushes=bool(row.hts_id) or self.mode is Mode.PAPER)
         return MeView(self.mode, None, None, self.mode is Mode.PAPER)
 
     async def reset_paper(self, user_id: int) -> None:

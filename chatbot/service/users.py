@@ -18,9 +18,9 @@ class Users:
 
     async def touch(self, telegram_id: int, language_code: str | None) -> bool:
         """Record the user; True when they had blocked the bot and are back."""
-        async with self.db.session() as session:
+        language = language_of(language_code)
+        async with self.db.write() as session:
             row = await session.get(UserRow, telegram_id)
-            language = language_of(language_code)
             returned = False
             if row is None:
                 row = UserRow(telegram_id=telegram_id, language=language)
@@ -28,8 +28,7 @@ class Users:
                 returned = row.blocked
                 row.language, row.blocked, row.last_seen = language, False, utcnow()
             session.add(row)
-            await session.commit()
-            return returned
+        return returned
 
     async def language(self, telegram_id: int) -> str:
         async with self.db.session() as session:

@@ -54,6 +54,7 @@ class SimOrder:
     cancelled_qty: int = 0  # cancelled or moved to a revision
     reserve_price: int = 0  # price used to reserve cash on buys
     branch: str = BRANCH
+    exchange: str = p.EXCHANGE_KRX  # EXCG_ID_DVSN_CD it was placed on; its revisions and cancels must name it
 
     @property
     def remaining(self) -> int:
@@ -113,9 +114,9 @@ class PaperAccount:
         return (pos.quantity if pos else 0) - self.reserved_shares(code)
 
     def find(self, order_no: str) -> SimOrder | None:
-        want = order_no.lstrip("0")
+        want = p.order_no_key(order_no)
         for order in self.orders:
-            if order.order_no.lstrip("0") == want:
+            if p.order_no_key(order.order_no) == want:
                 return order
         return None
 
@@ -205,8 +206,10 @@ class Exchange:
         now = self.clock()
         return now.strftime("%Y%m%d"), now.strftime("%H%M%S")
 
-    def place(self, account_id: str, code: str, side: str, division: str, quantity: int, price: int) -> SimOrder:
-        """Validate and accept an order; fill it at once when it is marketable."""
+    def place(self, account_id: str, code: str, side: str, division: str, quantity: int, price: int,
+              exchange: str = p.EXCHANGE_KRX) -> SimOrder:
+        """Validate and accept an order; fill it at once when it is marketable. Orders on every exchange
+        (KRX, NXT, SOR) meet the same market here; the exchange is recorded and listed."""
         state = self.market.get(code)
         if state is None:
             raise SimReject("unknown_code", code)
@@ -219,8 +222,8 @@ class Exchange:
         elif division in LIMIT_DIVISIONS:
             if price <= 0:
                 raise SimReject("bad_price")
-            if not p.is_on_tick(price):
-                raise SimReject("off_tick", str(p.tick_size(price)))
+            if price % state.tick_for(price):
+                raise SimReject("off_tick", str(state.tick_for(price)))
             if not lower <= price <= upper:
                 raise SimReject("out_of_limits", f"{lower}~{upper}")
             reserve = price
@@ -238,48 +241,53 @@ class Exchange:
         day, hms = self._stamp()
         order = SimOrder(order_no=self._new_order_no(), original_order_no="", account_id=account_id, code=code,
                          side=side, division=division, quantity=quantity, price=price, date=day, time=hms,
-                         reserve_price=reserve if side == p.Side.BUY else 0)
+                         reserve_price=reserve if side == p.Side.BUY else 0, exchange=exchange)
         acct.orders.append(order)
         self.dirty.add(account_id)
         self._emit("accepted", order, quantity, price, hms)
         self._match_on_entry(acct, order)
         return order
 
-    def _modifiable(self, account_id: str, original_no: str, quantity: int, all_remaining: bool
-                    ) -> tuple[PaperAccount, SimOrder, int]:
-        """The order a cancel or revision acts on, and the quantity it takes (KIS's APBK0918 when none)."""
+    def _modifiable(self, account_id: str, original_no: str, quantity: int, all_remaining: bool, exchange: str,
+                    action: str) -> tuple[PaperAccount, SimOrder, int]:
+        """The order a cancel or revision acts on, and the quantity it takes (KIS's APBK0918 when none).
+        Sent to another exchange than the order's, it is refused as KIS refuses it (§4.2)."""
         acct = self.account(account_id)
         orig = acct.find(original_no)
         if orig is None or orig.kind == "cancel" or orig.remaining <= 0:
             raise SimReject("nothing_to_cancel")
+        if exchange != orig.exchange:
+            raise SimReject("exchange_mismatch", p.exchange_mismatch_msg(
+                "cancel" if action == "cancel" else "revise", orig.exchange, exchange))
         qty = orig.remaining if all_remaining or quantity <= 0 else quantity
         if qty > orig.remaining:
             raise SimReject("nothing_to_cancel")
         return acct, orig, qty
 
-    def cancel(self, account_id: str, original_no: str, quantity: int, all_remaining: bool) -> SimOrder:
-        acct, orig, qty = self._modifiable(account_id, original_no, quantity, all_remaining)
+    def cancel(self, account_id: str, original_no: str, quantity: int, all_remaining: bool,
+               exchange: str = p.EXCHANGE_KRX) -> SimOrder:
+        acct, orig, qty = self._modifiable(account_id, original_no, quantity, all_remaining, exchange, "cancel")
         day, hms = self._stamp()
         orig.cancelled_qty += qty
         record = SimOrder(order_no=self._new_order_no(), original_order_no=orig.order_no, account_id=account_id,
                           code=orig.code, side=orig.side, division=orig.division, quantity=qty, price=0,
-                          date=day, time=hms, kind="cancel")
+                          date=day, time=hms, kind="cancel", exchange=orig.exchange)
         acct.orders.append(record)
         self.dirty.add(account_id)
         self._emit("cancelled", record, qty, orig.price, hms)
         return record
 
     def revise(self, account_id: str, original_no: str, division: str, quantity: int, price: int,
-               all_remaining: bool) -> SimOrder:
-        acct, orig, qty = self._modifiable(account_id, original_no, quantity, all_remaining)
+               all_remaining: bool, exchange: str = p.EXCHANGE_KRX) -> SimOrder:
+        acct, orig, qty = self._modifiable(account_id, original_no, quantity, all_remaining, exchange, "revise")
         state = self.market.get(orig.code)
         assert state is not None
         lower, upper = state.limits
         if division in MARKET_DIVISIONS:
             price, reserve = 0, upper
         else:
-            if not p.is_on_tick(price):
-                raise SimReject("off_tick", str(p.tick_size(price)) if price > 0 else "")
+            if price <= 0 or price % state.tick_for(price):
+                raise SimReject("off_tick", str(state.tick_for(price)) if price > 0 else "")
             if not lower <= price <= upper:
                 raise SimReject("out_of_limits", f"{lower}~{upper}")
             reserve = price
@@ -291,7 +299,7 @@ class Exchange:
         orig.cancelled_qty += qty
         new = SimOrder(order_no=self._new_order_no(), original_order_no=orig.order_no, account_id=account_id,
                        code=orig.code, side=orig.side, division=division, quantity=qty, price=price, date=day,
-                       time=hms, kind="revise", reserve_price=reserve if orig.is_buy else 0)
+                       time=hms, kind="revise", reserve_price=reserve if orig.is_buy else 0, exchange=orig.exchange)
         acct.orders.append(new)
         self.dirty.add(account_id)
         self._emit("revised", new, qty, price, hms)

@@ -17,6 +17,11 @@ class Faults:
     error_5xx_probability: float = 0.0
     rate_limit_next: int = 0  # the next N calls answer EGW00201
     rate_limit_probability: float = 0.0
+    # HTTP status of gateway refusals (EGW00201 rate limit, EGW00121/EGW00123 token): 0 = KIS's usual
+    # (500); 200 = the EGW envelope on HTTP 200, which KIS's own backtester has met and retries.
+    gateway_http_status: int = 0
+    # WebSocket: the msg_cd of successful subscribe acks ("" = OPSP0000); KIS's rt_cd "0" is what counts.
+    ws_success_msg_cd: str = ""
     paths: tuple[str, ...] = ()
     rng: random.Random = field(default_factory=lambda: random.Random(7), repr=False)
     injected: dict[str, int] = field(default_factory=dict)
@@ -54,4 +59,9 @@ class Faults:
         self.latency_seconds = self.response_delay_seconds = 0.0
         self.error_5xx_next = self.error_5xx_after_next = self.rate_limit_next = 0
         self.error_5xx_probability = self.rate_limit_probability = 0.0
+        self.gateway_http_status = 0
+        self.ws_success_msg_cd = ""
         self.paths = ()
+
+    def gateway_status(self, usual: int) -> int:
+        return self.gateway_http_status or usual

@@ -33,6 +33,7 @@ PRICE_RANGES: dict[Kind, tuple[int, int]] = {
     Kind.STOCK: (1_500, 600_000), Kind.ETF: (3_000, 100_000), Kind.ETN: (3_000, 30_000), Kind.OTHER: (2_000, 12_000),
 }
 PREFERRED_DISCOUNT = (0.55, 0.95)  # a preferred share's first price against its common's
+FUND_KINDS = frozenset({Kind.ETF, Kind.ETN})  # tick by the fund rule (protocol.fund_tick_size), not the share table
 
 Instrument = Symbol  # what the simulator lists: the directory's symbols
 
@@ -87,6 +88,15 @@ class SymbolState:
     @property
     def limits(self) -> tuple[int, int]:
         return p.price_limits(self.base)
+
+    def tick_for(self, price: int) -> int:
+        """The tick an order price must sit on: ETFs and ETNs by the fund rule, others by the share table.
+        (The price process stays on the share grid, which is also on the fund grid.)"""
+        return instrument_tick(self.instrument, price)
+
+
+def instrument_tick(instrument: Symbol, price: int) -> int:
+    return p.fund_tick_size(price) if instrument.kind in FUND_KINDS else p.tick_size(price)
 
 
 def load_instruments() -> list[Symbol]:

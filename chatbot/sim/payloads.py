@@ -13,7 +13,7 @@ from typing import Any
 
 from chatbot.kis import protocol as p
 from chatbot.markets.symbols import Kind
-from chatbot.sim.exchange import PaperAccount, SimOrder
+from chatbot.sim.exchange import PaperAccount, SimOrder, _gross_buy_cost
 from chatbot.sim.market import Market, SymbolState
 
 ORDER_DIVISION_NAMES = {
@@ -78,7 +78,7 @@ def price_output(market: Market, code: str) -> dict[str, str]:
         "pvt_frst_dmsp_prc": str(s.low), "pvt_scnd_dmsp_prc": str(lower), "dmrs_val": str(s.high),
         "dmsp_val": str(s.low), "cpfn": str(max(1, s.listed_shares * 100 // 100_000_000)),
         "rstc_wdth_prc": str(upper - s.base), "stck_fcam": "100", "stck_sspr": str(s.base * 7 // 10),
-        "aspr_unit": str(p.tick_size(s.price)), "hts_deal_qty_unit_val": "1", "lstn_stcn": str(s.listed_shares),
+        "aspr_unit": str(s.tick_for(s.price)), "hts_deal_qty_unit_val": "1", "lstn_stcn": str(s.listed_shares),
         "hts_avls": str(cap_eok), "per": _pct(s.price, eps * 100), "pbr": _pct(s.price, bps * 100),
         "stac_month": "12", "vol_tnrt": _pct(s.volume, s.listed_shares, "0.01"), "eps": f"{eps}.00",
         "bps": f"{bps}.00", "d250_hgpr": str(w52h), "d250_hgpr_date": w52hd,
@@ -196,8 +196,8 @@ def open_order_row(market: Market, order: SimOrder) -> dict[str, str]:
         "ord_qty": str(order.quantity), "ord_unpr": str(order.price), "ord_tmd": order.time,
         "tot_ccld_qty": str(order.filled_qty), "tot_ccld_amt": str(order.filled_amount),
         "psbl_qty": str(order.remaining), "sll_buy_dvsn_cd": order.side, "ord_dvsn_cd": order.division,
-        "mgco_aptm_odno": "", "excg_dvsn_cd": p.EXCG_DVSN_KRX, "excg_id_dvsn_cd": "KRX",
-        "excg_id_dvsn_name": "한국거래소", "stpm_cndt_pric": "0", "stpm_efct_occr_yn": "N",
+        "mgco_aptm_odno": "", "excg_dvsn_cd": p.EXCG_DVSN_KRX, "excg_id_dvsn_cd": order.exchange,
+        "excg_id_dvsn_name": p.EXCHANGE_NAMES.get(order.exchange, order.exchange), "stpm_cndt_pric": "0", "stpm_efct_occr_yn": "N",
     })
     return row
 
@@ -219,7 +219,7 @@ def execution_row(market: Market, order: SimOrder) -> dict[str, str]:
         "rmn_qty": str(order.remaining), "rjct_qty": "0", "ccld_cndt_name": "없음", "inqr_ip_addr": "",
         "cpbc_ordp_ord_rcit_dvsn_cd": "", "cpbc_ordp_infm_mthd_dvsn_cd": "", "infm_tmd": "", "ctac_tlno": "",
         "prdt_type_cd": "300", "excg_dvsn_cd": p.EXCG_DVSN_KRX, "cpbc_ordp_mtrl_dvsn_cd": "",
-        "ord_orgno": order.branch, "rsvn_ord_end_dt": "", "excg_id_dvsn_Cd": "KRX", "stpm_cndt_pric": "0",
+        "ord_orgno": order.branch, "rsvn_ord_end_dt": "", "excg_id_dvsn_Cd": order.exchange, "stpm_cndt_pric": "0",
         "stpm_efct_occr_dtmd": "",
     })
     return row
@@ -235,12 +235,22 @@ def execution_summary(orders: list[SimOrder]) -> dict[str, str]:
             "prsm_tlex_smtl": str(amount * 15 // 100_000), "pchs_avg_pric": str(avg)}
 
 
-def buying_power_output(market: Market, acct: PaperAccount, code: str, price: int) -> dict[str, str]:
+def buying_power_output(market: Market, acct: PaperAccount, code: str, price: int,
+                        margin_reflected: bool = True) -> dict[str, str]:
+    """inquire-psbl-order. At ``price`` (0: a market order, reserved at the upper limit). KIS reflects the
+    stock's margin rate only when asked with ORD_DVSN 01 (or the order's own division); with 00 it does
+    not, and can approve a quantity the order then fails on (§4.7). This account has no margin: the
+    stand-in for that gap (our choice) is to leave the order's commission out when not ``margin_reflected``."""
     s = market.get(code)
     calc = price if price > 0 else (s.limits[1] if s else 0)
     cash = acct.orderable_cash()
-    unit = calc + calc * 15 // 100_000 if calc else 0
-    qty = cash // unit if unit else 0
+    qty = cash // calc if calc else 0
+    if margin_reflected and qty:  # the most the exchange will take: the reserve covers the commission too
+        qty = cash * 100_000 // (calc * 100_015)
+        while _gross_buy_cost((qty + 1) * calc) <= cash:
+            qty += 1
+        while qty > 0 and _gross_buy_cost(qty * calc) > cash:
+            qty -= 1
     out = {f: "0" for f in p.PSBL_ORDER_FIELDS}
     out.update({
         "ord_psbl_cash": str(cash), "ord_psbl_sbst": "0", "ruse_psbl_amt": "0", "fund_rpch_chgs": "0",
@@ -265,7 +275,7 @@ def chart_payload(market: Market, code: str, period: str, start: dt.date, end: d
         "acml_tr_pbmn": str(s.value), "hts_kor_isnm": s.instrument.name_ko, "stck_prpr": str(s.price),
         "stck_shrn_iscd": code, "prdy_vol": str(s.prev_volume), "stck_mxpr": str(upper), "stck_llam": str(lower),
         "stck_oprc": str(s.open), "stck_hgpr": str(s.high), "stck_lwpr": str(s.low), "stck_prdy_oprc": str(s.base),
-        "stck_prdy_hgpr": str(s.base), "stck_prdy_lwpr": str(s.base), "askp": str(s.price + p.tick_size(s.price)),
+        "stck_prdy_hgpr": str(s.base), "stck_prdy_lwpr": str(s.base), "askp": str(s.price + s.tick_for(s.price)),
         "bidp": str(s.price), "prdy_vrss_vol": str(s.volume - s.prev_volume), "vol_tnrt": "0.10",
         "stck_fcam": "100", "lstn_stcn": str(s.listed_shares),
         "cpfn": str(max(1, s.listed_shares * 100 // 100_000_000)),

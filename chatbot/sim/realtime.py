@@ -71,7 +71,7 @@ def trade_fields(s: SymbolState, trade: Trade, business_date: str) -> list[str]:
     """The 46 H0STCNT0 fields of a simulated trade."""
     lower, upper = s.limits
     change = trade.price - s.base
-    tick = p.tick_size(trade.price)
+    tick = s.tick_for(trade.price)
     vwap = s.value / s.volume if s.volume else trade.price
     strength = (s.buy_volume * 100 / s.sell_volume) if s.sell_volume else 100.0
     buy_ratio = (s.buy_volume * 100 / (s.buy_volume + s.sell_volume)) if (s.buy_volume + s.sell_volume) else 50.0
@@ -98,12 +98,12 @@ def orderbook_fields(s: SymbolState, trade: Trade) -> list[str]:
     asks, bids = [], []
     price = trade.price
     for _ in range(10):
-        price += p.tick_size(price)
+        price += s.tick_for(price)
         asks.append(str(price if price <= upper else 0))
     price = trade.price
     for _ in range(10):
         bids.append(str(price if price >= lower else 0))
-        price -= p.tick_size(max(1, price - 1))
+        price -= s.tick_for(max(1, price - 1))
     sizes = [str(100 * (i + 1) + trade.volume % 97) for i in range(10)]
     return ([s.instrument.code, trade.time, "0"] + asks + bids + sizes + sizes[::-1]
             + [str(sum(int(x) for x in sizes))] * 2 + ["0", "0", "0", "0", "0", "0", "3", "0.00", str(s.volume),
@@ -217,15 +217,15 @@ class RealtimeServer:
         if tr_type == p.WS_SUBSCRIBE:
             if key in session.subscriptions:
                 session.send(self._ack(tr_id, tr_key, "1", p.OPSP_ALREADY_SUBSCRIBED, "ALREADY IN SUBSCRIBE"))
-            elif len(session.subscriptions) >= p.WS_MAX_SUBSCRIPTIONS:
+            elif len(session.subscriptions) >= self.sim.options.ws_max_subscriptions:
                 session.send(self._ack(tr_id, tr_key, "1", p.OPSP_MAX_SUBSCRIPTIONS, "MAX SUBSCRIBE OVER"))
             else:
                 session.subscriptions.add(key)
                 if tr_id in (p.WS_TRADE, p.WS_ORDERBOOK):
                     self.sim.market.get(tr_key)  # in play from now on: its trades feed the subscription
                 self.us.subscribed(tr_id, tr_key)
-                session.send(self._ack(tr_id, tr_key, "0", p.OPSP_SUBSCRIBED, "SUBSCRIBE SUCCESS", session,
-                                       encrypt=tr_id in ENCRYPTED_TRS))
+                session.send(self._ack(tr_id, tr_key, "0", self.sim.faults.ws_success_msg_cd or p.OPSP_SUBSCRIBED,
+                                       "SUBSCRIBE SUCCESS", session, encrypt=tr_id in ENCRYPTED_TRS))
         elif tr_type == p.WS_UNSUBSCRIBE:
             if key in session.subscriptions:
                 session.subscriptions.discard(key)

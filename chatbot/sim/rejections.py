@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from chatbot.kis.protocol import Flavour
+from chatbot.kis.protocol import EXCHANGE_MISMATCH_MSG_CD, Flavour
 
 # reason -> (rt_cd, msg_cd, msg1)
 _REAL: Final[dict[str, tuple[str, str, str]]] = {
@@ -25,6 +25,8 @@ _REAL: Final[dict[str, tuple[str, str, str]]] = {
     "unknown_code": ("7", "APBK0656", "해당종목정보가 없습니다."),
     "nothing_to_cancel": ("7", "APBK0918", "정정/취소할 수량이 없습니다."),
     "bad_exchange": ("7", "APBK1700", "거래소 구분을 확인하여 주십시오."),
+    # msg1 is the detail: KIS's "취소주문 불가합니다. 원주문 거래소[NXT] 취소주문 거래소[KRX]" (protocol)
+    "exchange_mismatch": ("7", EXCHANGE_MISMATCH_MSG_CD, ""),
 }
 _VIRTUAL: Final[dict[str, tuple[str, str, str]]] = {
     "insufficient_cash": ("1", "40250000", "모의투자 주문가능금액이 부족합니다."),
@@ -38,6 +40,7 @@ _VIRTUAL: Final[dict[str, tuple[str, str, str]]] = {
     "unknown_code": ("1", "40200000", "모의투자 종목코드 오류입니다."),
     "nothing_to_cancel": ("1", "40330000", "모의투자 정정/취소할 수량이 없습니다."),
     "bad_exchange": ("1", "40340000", "모의투자는 KRX만 주문 가능합니다."),
+    "exchange_mismatch": ("1", "40340000", "모의투자는 KRX만 주문 가능합니다."),  # paper orders are all KRX
 }
 ORDER_OK: Final[dict[Flavour, dict[str, tuple[str, str]]]] = {
     "real": {"buy": ("APBK0013", "주문 전송 완료 되었습니다."), "sell": ("APBK0013", "주문 전송 완료 되었습니다."),
@@ -49,6 +52,7 @@ ORDER_OK: Final[dict[Flavour, dict[str, tuple[str, str]]]] = {
 }
 
 
-def rejection(flavour: Flavour, reason: str) -> tuple[str, str, str]:
+def rejection(flavour: Flavour, reason: str, detail: str = "") -> tuple[str, str, str]:
     table = _REAL if flavour == "real" else _VIRTUAL
-    return table.get(reason, table["bad_division"])
+    rt_cd, msg_cd, msg1 = table.get(reason, table["bad_division"])
+    return rt_cd, msg_cd, msg1 or detail

@@ -170,12 +170,16 @@ class RestApi:
                 raise Refusal(500, "1", p.OPSQ_UNKNOWN_SERVICE, "없는 서비스 코드 입니다")
             reply = route.handler(call)
         except AuthFailure as exc:
-            body: dict[str, Any] = (
-                {"error_code": exc.msg_cd, "error_description": exc.msg1}
-                if exc.msg_cd == p.EGW_TOKEN_TOO_OFTEN else _envelope("1", exc.msg_cd, exc.msg1))
-            return _response(exc.http_status, body, tr_id)
+            if exc.msg_cd == p.EGW_TOKEN_TOO_OFTEN:
+                return _response(exc.http_status, {"error_code": exc.msg_cd, "error_description": exc.msg1}, tr_id)
+            status = faults.gateway_status(exc.http_status) if faulty and exc.msg_cd in (
+                p.EGW_TOKEN_EXPIRED, p.EGW_TOKEN_INVALID) else exc.http_status
+            return _response(status, _envelope("1", exc.msg_cd, exc.msg1), tr_id)
         except Refusal as exc:
-            return _response(exc.status, _envelope(exc.rt_cd, exc.msg_cd, exc.msg1), tr_id)
+            status = exc.status
+            if faulty and exc.msg_cd == p.EGW_RATE_LIMIT:
+                status = faults.gateway_status(status)
+            return _response(status, _envelope(exc.rt_cd, exc.msg_cd, exc.msg1), tr_id)
         if reply.mutated or self.sim.auth.changed:
             await self.sim.persist()
         if faulty and faults.response_delay_seconds:
@@ -304,7 +308,8 @@ class RestApi:
         price_text = call.query.get("ORD_UNPR", "0").strip() or "0"
         price = int(price_text) if price_text.isdigit() else 0
         acct = self.sim.exchange.account(account_id)
-        return Reply(_ok(output=payloads.buying_power_output(self.sim.market, acct, code, price)))
+        margin_reflected = call.query.get("ORD_DVSN", "").strip() != p.OrderDivision.LIMIT
+        return Reply(_ok(output=payloads.buying_power_output(self.sim.market, acct, code, price, margin_reflected)))
 
     def psbl_rvsecncl(self, call: Call) -> Reply:
         if self.flavour == "virtual":
@@ -327,17 +332,20 @@ class RestApi:
         end = q.get("INQR_END_DT", "").strip() or "99991231"
         side = q.get("SLL_BUY_DVSN_CD", "00").strip()
         code = q.get("PDNO", "").strip()
-        odno = q.get("ODNO", "").strip().lstrip("0")
+        odno = p.order_no_key(q.get("ODNO", ""))
         ccld = q.get("CCLD_DVSN", "00").strip()
+        exchange = p.exchange_code(q.get("EXCG_ID_DVSN_CD"))  # absent: KRX (§4.6); ALL: every exchange
         orders = []
         for o in self.sim.exchange.account(account_id).orders:
             if not start <= o.date <= end:
+                continue
+            if exchange != p.EXCHANGE_ALL and o.exchange != exchange:
                 continue
             if side in ("01", "02") and o.side != side:
                 continue
             if code and o.code != code:
                 continue
-            if odno and o.order_no.lstrip("0") != odno:
+            if odno and p.order_no_key(o.order_no) != odno:
                 continue
             if ccld == "01" and o.filled_qty == 0:
                 continue
@@ -357,10 +365,11 @@ class RestApi:
         if given and given != hashlib.sha256(canonical_body(call.body)).hexdigest():
             raise Refusal(500, "1", "EGW00342", "hashkey 값이 요청 본문과 일치하지 않습니다.")
 
-    def _exchange_code(self, body: dict[str, Any]) -> None:
-        excg = str(body.get("EXCG_ID_DVSN_CD", "") or "KRX").upper()
-        if excg not in ("KRX", "NXT", "SOR") or (self.flavour == "virtual" and excg != "KRX"):
+    def _exchange_code(self, body: dict[str, Any]) -> str:
+        excg = p.exchange_code(body.get("EXCG_ID_DVSN_CD"))  # absent or empty: KRX (python-kis omits it)
+        if excg not in p.EXCHANGES or (self.flavour == "virtual" and excg != p.EXCHANGE_KRX):
             raise SimReject("bad_exchange", excg)
+        return excg
 
     def _order_reply(self, kind: str, order_no: str, branch: str, time: str) -> Reply:
         msg_cd, msg1 = ORDER_OK[self.flavour][kind]
@@ -368,7 +377,7 @@ class RestApi:
         return Reply(_ok(msg_cd, msg1, output=output), mutated=True)
 
     def _reject(self, exc: SimReject) -> Reply:
-        rt_cd, msg_cd, msg1 = rejection(self.flavour, exc.reason)
+        rt_cd, msg_cd, msg1 = rejection(self.flavour, exc.reason, exc.detail)
         return Reply(_envelope(rt_cd, msg_cd, msg1), mutated=True)
 
     def order_cash(self, call: Call) -> Reply:
@@ -377,11 +386,11 @@ class RestApi:
         account_id = self._account(call, body)
         side = p.Side.BUY if call.tr_id in p.accepted_trs(TR.BUY, self.flavour) else p.Side.SELL
         try:
-            self._exchange_code(body)
+            exchange = self._exchange_code(body)
             qty = _digits(str(body.get("ORD_QTY", "")), "ORD_QTY")
             price = _digits(str(body.get("ORD_UNPR", "") or "0"), "ORD_UNPR", "bad_price")
             order = self.sim.exchange.place(account_id, str(body.get("PDNO", "")).strip(), side,
-                                            str(body.get("ORD_DVSN", "")).strip(), qty, price)
+                                            str(body.get("ORD_DVSN", "")).strip(), qty, price, exchange)
         except SimReject as exc:
             return self._reject(exc)
         self.sim.orders_accepted += 1
@@ -392,18 +401,18 @@ class RestApi:
         self._check_hashkey(call)
         account_id = self._account(call, body)
         try:
-            self._exchange_code(body)
+            exchange = self._exchange_code(body)
             original = str(body.get("ORGN_ODNO", "")).strip()
             kind = str(body.get("RVSE_CNCL_DVSN_CD", "")).strip()
             qty = _digits(str(body.get("ORD_QTY", "") or "0"), "ORD_QTY")
             price = _digits(str(body.get("ORD_UNPR", "") or "0"), "ORD_UNPR", "bad_price")
             all_remaining = str(body.get("QTY_ALL_ORD_YN", "")).upper() == "Y"
             if kind == p.CANCEL:
-                record = self.sim.exchange.cancel(account_id, original, qty, all_remaining)
+                record = self.sim.exchange.cancel(account_id, original, qty, all_remaining, exchange)
                 label = "cancel"
             elif kind == p.REVISE:
                 record = self.sim.exchange.revise(account_id, original, str(body.get("ORD_DVSN", "00")), qty, price,
-                                                  all_remaining)
+                                                  all_remaining, exchange)
                 label = "revise"
             else:
                 raise SimReject("bad_division", kind)

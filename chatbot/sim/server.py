@@ -38,7 +38,6 @@ from chatbot.sim.us_market import UsMarket, session_code, units_of
 from chatbot.sim.us_trading import UsTrading
 
 log = logging.getLogger(__name__)
-KST = dt.timezone(dt.timedelta(hours=9), "KST")
 MARKET_SAVE_INTERVAL = 10.0
 
 
@@ -54,6 +53,7 @@ class SimulatorOptions:
     daily_ccld_page_size: int = 0  # 0 = KIS's (real 100, paper 15)
     pingpong_interval: float = 10.0  # seconds between PINGPONG messages (KIS's interval is unverified)
     notice_layout: str = "auto"  # execution notices: "26", "23" (python-kis 2.1.6), or "auto" per connection
+    ws_max_subscriptions: int = p.WS_MAX_SUBSCRIPTIONS  # per session; the next gets OPSP0008 MAX SUBSCRIBE OVER
     # US stocks (KIS_OVERSEAS.md)
     usd_starting_cash: Decimal = Decimal(10000)  # a paper account's dollars when it first trades US stocks
     krw_per_usd: Decimal = Decimal("1400.00")  # the fixed rate of every KRW valuation and quote
@@ -97,7 +97,7 @@ class KisSimulator:
 
     # -- clock ---------------------------------------------------------------------------------------
     def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.wall(), KST)
+        return dt.datetime.fromtimestamp(self.wall(), p.KST)
 
     def today(self) -> dt.date:
         return self.now().date()
@@ -255,11 +255,13 @@ class KisSimulator:
         if action == "faults":
             for key, value in data.items():
                 if key not in ("latency_seconds", "response_delay_seconds", "error_5xx_next", "error_5xx_after_next",
-                               "error_5xx_probability", "rate_limit_next", "rate_limit_probability", "paths"):
+                               "error_5xx_probability", "rate_limit_next", "rate_limit_probability",
+                               "gateway_http_status", "ws_success_msg_cd", "paths"):
                     raise KeyError(f"unknown fault {key!r}")
                 setattr(self.faults, key, tuple(value) if key == "paths" else value)
             return {"faults": {k: getattr(self.faults, k) for k in ("latency_seconds", "error_5xx_next",
-                                                                    "rate_limit_next", "paths")},
+                                                                    "rate_limit_next", "gateway_http_status",
+                                                                    "paths")},
                     "injected": dict(self.faults.injected)}
         if action == "clear-faults":
             self.faults.clear()

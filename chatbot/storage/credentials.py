@@ -21,21 +21,21 @@ class CredentialStore:
     async def save(self, telegram_id: int, environment: str, credentials: KisCredentials,
                    hts_id: str | None = None) -> None:
         version = self.box.keyring.current
-        async with self.db.session() as session:
+        sealed_key = self.box.encrypt(credentials.app_key, telegram_id, "app_key", version)
+        sealed_secret = self.box.encrypt(credentials.app_secret, telegram_id, "app_secret", version)
+        async with self.db.write() as session:
             row = await session.get(CredentialRow, telegram_id)
             if row is None:
                 row = CredentialRow(telegram_id=telegram_id, environment=environment, account="", app_key="",
                                     app_secret="", key_hint="", key_version=version)
             row.environment = environment
             row.account = str(credentials.account)
-            row.app_key = self.box.encrypt(credentials.app_key, telegram_id, "app_key", version)
-            row.app_secret = self.box.encrypt(credentials.app_secret, telegram_id, "app_secret", version)
+            row.app_key, row.app_secret = sealed_key, sealed_secret
             row.key_hint = mask(credentials.app_key)
             row.key_version = version
             row.hts_id = hts_id
             row.updated_at = utcnow()
             session.add(row)
-            await session.commit()
 
     async def load(self, telegram_id: int) -> KisCredentials | None:
         async with self.db.session() as session:
@@ -53,12 +53,11 @@ class CredentialStore:
             return await session.get(CredentialRow, telegram_id)
 
     async def delete(self, telegram_id: int) -> bool:
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             row = await session.get(CredentialRow, telegram_id)
             if row is None:
                 return False
             await session.delete(row)
-            await session.commit()
             return True
 
 
@@ -72,22 +71,24 @@ class PaperAccountStore:
     async def get_or_create(self, telegram_id: int) -> KisCredentials:
         async with self.db.session() as session:
             row = await session.get(PaperAccountRow, telegram_id)
-            if row is None:
-                row = self._new_row(telegram_id)
-                session.add(row)
-                await session.commit()
+        if row is None:
+            new = self._new_row(telegram_id)  # encrypted before the write lock is taken
+            async with self.db.write() as session:
+                row = await session.get(PaperAccountRow, telegram_id)  # another update may have made it
+                if row is None:
+                    row = new
+                    session.add(row)
         return self._open(row)
 
     async def renew(self, telegram_id: int) -> KisCredentials:
         """A brand-new paper account (new keys, new number, starting cash) in place of the old one."""
-        async with self.db.session() as session:
+        row = self._new_row(telegram_id)
+        async with self.db.write() as session:
             old = await session.get(PaperAccountRow, telegram_id)
             if old is not None:
                 await session.delete(old)
                 await session.flush()
-            row = self._new_row(telegram_id)
             session.add(row)
-            await session.commit()
         return self._open(row)
 
     def _new_row(self, telegram_id: int) -> PaperAccountRow:

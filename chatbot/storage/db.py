@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,7 +51,7 @@ class Database:
         u = make_url(self.url)
         self.is_sqlite = u.get_backend_name() == "sqlite"
         if self.is_sqlite and u.database and u.database != ":memory:":
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(u.database).expanduser())
         self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_pre_ping=not self.is_sqlite)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -180,6 +182,26 @@ class Database:
                 async with self.engine.connect() as conn:
                     await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         await self.engine.dispose()
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600, like the master key), before SQLite
+    creates it with the umask's mode; SQLite gives its -wal and -shm files the database file's mode.
+    An existing file keeps its mode (an operator may have chosen it), with a warning if others may
+    read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # empty: a new database
+        return
+    except FileExistsError:
+        pass
+    except OSError:  # read-only or full: SQLite reports it when it opens the file
+        return
+    with contextlib.suppress(OSError):
+        mode = path.stat().st_mode
+        if stat.S_ISREG(mode) and mode & 0o077:
+            log.warning("the database file may be read by other users; chmod 600 it",
+                        extra={"path": str(path), "mode": oct(mode & 0o777)})
 
 
 def _upgrade(connection: Connection) -> None:

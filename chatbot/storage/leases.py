@@ -133,10 +133,9 @@ class Lease:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
         try:
-            async with self.db.session() as session:
+            async with self.db.write() as session:
                 await session.exec(delete(LeaseRow).where(  # type: ignore[call-overload]
                     col(LeaseRow.name) == self.name, col(LeaseRow.owner) == self.owner))
-                await session.commit()
         except (SQLAlchemyError, OSError):  # the row expires on its own; the advisory lock goes with the connection
             log.warning("could not remove this process's lease row", exc_info=True)
         await self._unlock_advisory()
@@ -239,11 +238,10 @@ class Lease:
     async def renew(self) -> None:
         if not self.db.is_sqlite:
             await self._keep_advisory()
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             result = await session.exec(update(LeaseRow).where(  # type: ignore[call-overload]
                 col(LeaseRow.name) == self.name, col(LeaseRow.owner) == self.owner).values(
                 expires_at=utcnow() + dt.timedelta(seconds=self.ttl)))
-            await session.commit()
         if result.rowcount == 0:
             log.warning("this process's lease row was gone; writing it again", extra={"lease": self.kind})
             with contextlib.suppress(IntegrityError):
@@ -253,11 +251,10 @@ class Lease:
     async def _insert(self) -> None:
         now = utcnow()
         pid = os.getpid()
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             session.add(LeaseRow(name=self.name, kind=self.kind, owner=self.owner, host=HOST, pid=pid,
                                  purpose=self.purpose, acquired_at=now,
                                  expires_at=now + dt.timedelta(seconds=self.ttl)))
-            await session.commit()
 
     async def _rows(self, kind: str) -> list[LeaseRow]:
         async with self.db.session() as session:
@@ -272,11 +269,10 @@ class Lease:
         targets = [(r.name, r.owner) for r in rows] + ([(self.name, self.owner)] if own else [])
         if not targets:
             return
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             for name, owner in targets:
                 await session.exec(delete(LeaseRow).where(  # type: ignore[call-overload]
                     col(LeaseRow.name) == name, col(LeaseRow.owner) == owner))
-            await session.commit()
 
     async def _delete_dead(self) -> None:
         """Tidy up rows left by processes that died (they are ignored anyway). On PostgreSQL a runtime

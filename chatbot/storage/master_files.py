@@ -45,11 +45,10 @@ class MasterFileStore:
     async def save(self, name: str, archive: bytes, records: int, fetched_at: dt.datetime) -> None:
         """Replace the stored copy of ``name`` (only ever with an archive that parsed)."""
         digest = hashlib.sha256(archive).hexdigest()
-        async with self.db.session() as session:
+        async with self.db.write() as session:
             row = await session.get(MasterFileRow, name)
             if row is None:
                 row = MasterFileRow(name=name, archive=archive, sha256=digest, records=records, fetched_at=fetched_at)
             else:
                 row.archive, row.sha256, row.records, row.fetched_at = archive, digest, records, fetched_at
             session.add(row)
-            await session.commit()

@@ -35,7 +35,7 @@ class DbSimStateStore:
         now = utcnow()
         rows = [{"key": key, "data": data, "updated_at": now} for key, data in documents.items()]
         insert = sqlite_insert if self.db.is_sqlite else pg_insert
-        async with self.db.engine.begin() as conn:  # DB write: simulator state, one transaction per save
+        async with self.db.write_connection() as conn:  # simulator state, one transaction per save
             for i in range(0, len(rows), SAVE_CHUNK):
                 stmt = insert(self.table).values(rows[i:i + SAVE_CHUNK])
                 await conn.execute(stmt.on_conflict_do_update(

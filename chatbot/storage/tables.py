@@ -105,9 +105,21 @@ class OrderJournalRow(SQLModel, table=True):
     price: int | None = None
     original_order_no: str | None = Field(default=None, max_length=16)
     kis_order_no: str | None = Field(default=None, max_length=16)
-    status: str = Field(max_length=12)
+    # submitting | accepted | rejected | failed | uncertain | not_placed | partially_filled | filled
+    status: str = Field(max_length=12, index=True)
     msg_cd: str | None = Field(default=None, max_length=16)
     message: str | None = None
+    # What reconciliation after a crash needs (see chatbot.service.reconciliation): the order numbers
+    # of the day's list for this code and side taken just before sending (None: not taken, or a row
+    # older than this column), when the request left (None: it never did), the process that sent it
+    # (its runtime lease owner), how many looks at the day's list did not find it, and when the user
+    # was told the outcome (None: not yet).
+    known_orders: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    sent_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    submitted_by: str | None = Field(default=None, max_length=140)
+    absent_looks: int = 0
+    checked_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    told_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 

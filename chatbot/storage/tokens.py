@@ -1,6 +1,14 @@
-"""The KIS token cache in the database, encrypted (implements ``chatbot.kis.token.TokenStore``)."""
+"""The KIS token cache in the database, encrypted (implements ``chatbot.kis.token.TokenStore``).
+
+A save is one upsert and a delete one statement: each is a write transaction of a single round
+trip, so the database's write lock is held for as short as it can be (a token fault makes every
+user's client invalidate and re-issue at once)."""
 
 from __future__ import annotations
+
+from sqlalchemy import Table, delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chatbot.kis.token import CachedToken
 from chatbot.logs import SECRETS
@@ -16,6 +24,7 @@ class DbTokenStore:
     def __init__(self, db: Database, box: SecretBox) -> None:
         self.db = db
         self.box = box
+        self.table: Table = KisTokenRow.__table__  # type: ignore[attr-defined]
 
     async def load(self, key: str) -> CachedToken | None:
         async with self.db.session() as session:
@@ -29,21 +38,16 @@ class DbTokenStore:
     async def save(self, key: str, token: CachedToken) -> None:
         SECRETS.add(token.access_token)
         version = self.box.keyring.current
-        sealed = self.box.encrypt(token.access_token, key, FIELD, version)
-        async with self.db.session() as session:
-            row = await session.get(KisTokenRow, key)
-            if row is None:
-                row = KisTokenRow(key=key, access_token=sealed, key_version=version, expires_at=token.expires_at,
-                                  issued_at=token.issued_at)
-            else:
-                row.access_token, row.key_version = sealed, version
-                row.expires_at, row.issued_at, row.updated_at = token.expires_at, token.issued_at, utcnow()
-            session.add(row)
-            await session.commit()
+        values = {"key": key, "access_token": self.box.encrypt(token.access_token, key, FIELD, version),
+                  "key_version": version, "expires_at": token.expires_at, "issued_at": token.issued_at,
+                  "updated_at": utcnow()}
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        stmt = insert(self.table).values(values)
+        stmt = stmt.on_conflict_do_update(index_elements=[self.table.c.key],
+                                          set_={c: stmt.excluded[c] for c in values if c != "key"})
+        async with self.db.write_connection() as conn:
+            await conn.execute(stmt)
 
     async def delete(self, key: str) -> None:
-        async with self.db.session() as session:
-            row = await session.get(KisTokenRow, key)
-            if row is not None:
-                await session.delete(row)
-                await session.commit()
+        async with self.db.write_connection() as conn:
+            await conn.execute(delete(self.table).where(self.table.c.key == key))

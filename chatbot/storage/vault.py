@@ -59,9 +59,8 @@ async def open_keyring(db: Database, key_file: str | Path) -> MasterKeyring:
         raise KeyringError(f"master key file {key_file} does not exist, but the database holds {_secrets(held)} "
                            f"encrypted with a master key: restore the key file (or set {ENV_VAR}); no new key "
                            f"was created, since it would make them unreadable; nothing was changed")
-    async with db.session() as session:  # check values of a key that encrypted nothing: obsolete
+    async with db.write() as session:  # check values of a key that encrypted nothing: obsolete
         stale = await session.exec(delete(MasterKeyCheckRow))  # type: ignore[call-overload]
-        await session.commit()
     ring = MasterKeyring.create(Path(key_file))
     log.warning("created a new master key file (the database held no encrypted secret)",
                 extra={"path": str(key_file), "obsolete_checks": stale.rowcount})
@@ -79,17 +78,19 @@ async def verify(db: Database, box: SecretBox) -> None:
                            f"file that has it (or {ENV_VAR}); nothing was changed")
     async with db.session() as session:
         checks = list((await session.exec(select(MasterKeyCheckRow))).all())
-        for check in checks:
-            try:
-                ok = box.decrypt(check.check_value, _CHECK_OWNER, f"check{check.version}") == CHECK_PLAINTEXT
-            except (DecryptionError, KeyringError):
-                ok = False
-            if not ok:
-                raise _wrong_key(db, where, check.version)
-        await _open_one_of_each_version(db, box, where)
-        if not any(c.version == box.keyring.current for c in checks):
-            session.add(_check_row(box, box.keyring.current))
-            await session.commit()
+    for check in checks:
+        try:
+            ok = box.decrypt(check.check_value, _CHECK_OWNER, f"check{check.version}") == CHECK_PLAINTEXT
+        except (DecryptionError, KeyringError):
+            ok = False
+        if not ok:
+            raise _wrong_key(db, where, check.version)
+    await _open_one_of_each_version(db, box, where)
+    if not any(c.version == box.keyring.current for c in checks):
+        row = _check_row(box, box.keyring.current)
+        async with db.write() as session:
+            if await session.get(MasterKeyCheckRow, row.version) is None:  # another process's start-up
+                session.add(row)
 
 
 async def _open_one_of_each_version(db: Database, box: SecretBox, where: str) -> None:
@@ -135,7 +136,7 @@ async def upgrade_plaintext(db: Database, box: SecretBox) -> int:
     """Encrypt paper keys and cached tokens stored before encryption existed."""
     count = 0
     version = box.keyring.current
-    async with db.session() as session:
+    async with db.write() as session:  # read-then-write: one transaction holding the write lock
         for paper in (await session.exec(select(PaperAccountRow).where(col(PaperAccountRow.key_version).is_(None)))):
             paper.app_key = box.encrypt(paper.app_key, paper.telegram_id, "paper_app_key", version)
             paper.app_secret = box.encrypt(paper.app_secret, paper.telegram_id, "paper_app_secret", version)
@@ -147,7 +148,6 @@ async def upgrade_plaintext(db: Database, box: SecretBox) -> int:
             token.key_version = version
             session.add(token)
             count += 1
-        await session.commit()
     if count:
         log.info("encrypted secrets stored before encryption", extra={"rows": count})
     return count
@@ -175,7 +175,7 @@ async def _rotate(db: Database, keyring: MasterKeyring) -> int:
     new_version = keyring.add_key()
     keyring.save()  # both keys on disk before any row changes: a crash here loses nothing
     count = 0
-    async with db.session() as session:
+    async with db.write() as session:  # every secret re-encrypted in one transaction (no bot runs: the lease)
         for cred in (await session.exec(select(CredentialRow))):
             for field in ("app_key", "app_secret"):
                 value = box.decrypt(getattr(cred, field), cred.telegram_id, field)
@@ -201,7 +201,6 @@ async def _rotate(db: Database, keyring: MasterKeyring) -> int:
         for check in (await session.exec(select(MasterKeyCheckRow))):
             await session.delete(check)
         session.add(_check_row(box, new_version))
-        await session.commit()
     retired = keyring.retire_all_but_current()
     keyring.save()
     log.info("master key rotated", extra={"version": new_version, "retired": retired, "values": count})

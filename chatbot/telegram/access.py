@@ -63,10 +63,11 @@ async def _record_visit(context: Context, user_id: int, language_code: str | Non
     if len(seen) >= MAX_SEEN:
         for stale in [uid for uid, (at, _) in seen.items() if now - at >= LAST_SEEN_INTERVAL]:
             del seen[stale]
-    seen[user_id] = (now, language_code)
-    refused_by.discard(user_id)
     svc = services(context)
-    if await svc.users.touch(user_id, language_code):  # back after blocking the bot
+    returned = await svc.users.touch(user_id, language_code)
+    seen[user_id] = (now, language_code)  # only once written: an update handled again writes again
+    refused_by.discard(user_id)
+    if returned:  # back after blocking the bot
         await svc.alerts.user_returned(user_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -22,28 +24,56 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from chatbot.config import TelegramSettings
-from chatbot.telegram import access, alerts, balance, callbacks, chart, help, login, orders, price
+from chatbot.service.errors import is_transient_lock
+from chatbot.service.services import Services
+from chatbot.telegram import (
+    access,
+    alerts,
+    balance,
+    callbacks,
+    cards,
+    chart,
+    help,
+    login,
+    orders,
+    price,
+    reset,
+    status,
+)
 from chatbot.telegram.concurrency import PerChatUpdateProcessor
-from chatbot.telegram.context import BotServices, Context, lang
+from chatbot.telegram.context import Context, lang
 from chatbot.telegram.i18n import COMMAND_MENU, t
-from chatbot.telegram.pacing import ChatPacedRateLimiter
+from chatbot.telegram.pacing import URGENT, ChatPacedRateLimiter
 
 log = logging.getLogger(__name__)
+LOCK_RETRY_PAUSES = (0.5, 2.0, 5.0)  # seconds before each fresh attempt at an update that met a lock
+LOCK_RETRIES_KEY = "lock_retries"
+QUEUED_NOTICE_AFTER = 3.0  # seconds a user waits without a word before being told their reply is queued
 
 
-def build_application(settings: TelegramSettings, services: BotServices, *, request: BaseRequest | None = None,
+def build_application(settings: TelegramSettings, services: Services, *, request: BaseRequest | None = None,
                       per_chat_interval: float = 1.0) -> Application:  # type: ignore[type-arg]
+    limiter = ChatPacedRateLimiter(per_chat_interval, max_retries=2)
+    processor = PerChatUpdateProcessor(patience=QUEUED_NOTICE_AFTER, last_delivery=limiter.last_delivery)
     builder = (ApplicationBuilder()
                .token(settings.token or "0:console")
                .base_url(settings.base_url)
                .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=ZoneInfo("Asia/Seoul")))
-               .rate_limiter(ChatPacedRateLimiter(per_chat_interval, max_retries=2))
-               .concurrent_updates(PerChatUpdateProcessor())
+               .rate_limiter(limiter)
+               .concurrent_updates(processor)
                .post_init(on_startup))
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     app = builder.build()
     app.bot_data["services"] = services
+
+    async def tell_queued(update: Update) -> None:
+        """One short word to a user whose reply is queued (ahead of the queue: it is the point)."""
+        chat = update.effective_chat
+        if chat is not None:
+            await app.bot.send_message(chat.id, t("queued", lang(update)), rate_limit_args=URGENT)
+
+    processor.on_waiting = tell_queued
     register(app)
     return app
 
@@ -56,7 +86,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(login_flow)  # first: while it runs, /cancel ends the registration
     app.add_handler(CommandHandler("logout", login.logout))
     app.add_handler(CommandHandler("me", login.me))
-    app.add_handler(CommandHandler("reset", login.reset))
+    app.add_handler(CommandHandler("reset", reset.reset))
     app.add_handler(CommandHandler(["start", "help"], help.start))
     app.add_handler(CommandHandler("price", price.price))
     app.add_handler(CommandHandler("buy", orders.buy))
@@ -67,8 +97,8 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("alert", alerts.alert))
     app.add_handler(CommandHandler("alerts", alerts.alerts))
     app.add_handler(CommandHandler("chart", chart.chart))
-    app.add_handler(CommandHandler("status", chart.status))
-    app.add_handler(CallbackQueryHandler(orders.card_button, pattern=f"^({callbacks.CONFIRM}|{callbacks.DISMISS}):"))
+    app.add_handler(CommandHandler("status", status.status))
+    app.add_handler(CallbackQueryHandler(cards.card_button, pattern=f"^({callbacks.CONFIRM}|{callbacks.DISMISS}):"))
     app.add_handler(CallbackQueryHandler(price.pick, pattern=f"^{callbacks.PICK_QUOTE}:"))
     app.add_handler(CallbackQueryHandler(orders.pick_cancel, pattern=f"^{callbacks.PICK_CANCEL}:"))
     app.add_handler(CallbackQueryHandler(alerts.delete_button, pattern=f"^{callbacks.DELETE_ALERT}:"))
@@ -81,7 +111,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
 async def unknown_button(update: Update, context: Context) -> None:
     """Forged or stale callback data: answer, change nothing."""
     if update.callback_query is not None:
-        await update.callback_query.answer(t("alert_unknown", lang(update)), show_alert=True)
+        await update.callback_query.answer(t("popup_unknown", lang(update)), show_alert=True)
 
 
 async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
@@ -92,11 +122,19 @@ async def on_startup(app: Application) -> None:  # type: ignore[type-arg]
 
 
 async def on_error(update: object, context: Context) -> None:
-    """Log without dumping the update (it may carry secrets); tell the user nothing changed."""
+    """Log without dumping the update (it may carry secrets); tell the user nothing changed.
+
+    A database lock that escaped (SQLite held by another process past the writers' patience) is
+    not a failure to show: the update is handled again from the start, after a pause, in its
+    chat's turn (the transaction that met the lock was rolled back, and every state change is
+    conditional: a card is claimed once, an alert fires once). Only if the lock outlasts every
+    retry is the user asked to send it again."""
     error = context.error
     if isinstance(error, Forbidden):
         log.info("user blocked the bot", extra={"error": str(error)})
         return
+    if error is not None and is_transient_lock(error) and isinstance(update, Update):
+        await _retry_after_lock(update, context)
     log.error("handler failed", exc_info=error, extra={
         "update_id": update.update_id if isinstance(update, Update) else None})
     if not isinstance(update, Update) or update.effective_chat is None:
@@ -108,6 +146,32 @@ async def on_error(update: object, context: Context) -> None:
             await context.bot.send_message(update.effective_chat.id, t("internal_error", lang(update)))
     except TelegramError:
         pass
+
+
+async def _retry_after_lock(update: Update, context: Context) -> None:
+    retries: dict[int, int] = context.application.bot_data.setdefault(LOCK_RETRIES_KEY, {})
+    attempt = retries.get(update.update_id, 0)
+    if attempt < len(LOCK_RETRY_PAUSES):
+        log.warning("database locked; handling the update again",
+                    extra={"update_id": update.update_id, "attempt": attempt + 1})
+        retries[update.update_id] = attempt + 1
+        try:
+            await asyncio.sleep(LOCK_RETRY_PAUSES[attempt])
+            await context.application.process_update(update)
+        finally:
+            if retries.get(update.update_id) == attempt + 1:
+                retries.pop(update.update_id, None)
+        raise ApplicationHandlerStop  # this pass is over: the retry did the rest
+    log.error("database locked; gave up on the update", extra={"update_id": update.update_id})
+    if update.effective_chat is not None:
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(t("busy_retry", lang(update)), show_alert=True)
+            else:
+                await context.bot.send_message(update.effective_chat.id, t("busy_retry", lang(update)))
+        except TelegramError:
+            pass
+    raise ApplicationHandlerStop
 
 
 async def start(app: Application, *, poll_timeout: int = 10, poll_interval: float = 0.0) -> None:  # type: ignore[type-arg]

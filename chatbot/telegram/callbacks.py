@@ -1,6 +1,6 @@
 """Callback data: a short prefix and an opaque value, at most 64 bytes, checked on both ends.
 
-Confirmation buttons carry only the random card token; everything the order needs lives in the
+Card buttons (Confirm, Cancel) carry only the random card token; everything the order needs lives in the
 database row it names. Selection buttons (a stock among candidates, an order to cancel) carry a
 code or an order number: pressing one only prepares a new card, checked against the presser's
 own account, so a forged value can do no more than a typed command.

@@ -60,6 +60,16 @@ MESSAGES: dict[str, dict[str, str]] = {
                        "en": "No KIS account registered yet. Use /login to register."},
     "kis_unavailable": {"ko": "KIS 서버가 응답하지 않습니다. 잠시 후 다시 시도하세요. 아무것도 변경되지 않았습니다.",
                         "en": "KIS is not answering right now. Try again shortly; nothing was changed."},
+    "kis_nightly_maintenance": {
+        "ko": "KIS가 응답하지 않습니다. 지금은 KIS의 야간 점검 시간(보통 00:00–01:00)이라 점검 중일 가능성이 큽니다. "
+              "점검이 끝난 뒤 다시 시도하세요. 아무것도 변경되지 않았습니다.",
+        "en": "KIS is not answering: this is KIS's nightly maintenance time (usually 00:00–01:00 KST), so it is "
+              "probably down for maintenance. Try again after it; nothing was changed."},
+    "fills_need_hts_id": {
+        "ko": "ℹ️ 체결 알림은 KIS가 HTS ID로 보내므로, HTS ID가 없으면 받을 수 없습니다. /login 으로 HTS ID와 함께 "
+              "다시 등록하세요. 체결 내역은 /orders 와 일별 체결 조회로 계속 확인됩니다.",
+        "en": "ℹ️ Fill notifications need your HTS ID: KIS sends them by HTS ID. Register again with /login and give "
+              "your HTS ID. Fills still show in /orders and the daily executions."},
     "kis_token_wait": {"ko": "KIS 접근토큰은 1분에 한 번만 발급됩니다. 1분 뒤 다시 시도하세요.",
                        "en": "KIS issues one access token a minute. Try again in a minute."},
     "real_disabled": {"ko": "실전 주문이 꺼져 있습니다 (운영자 설정 kis.allow_real_orders).",
@@ -72,6 +82,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                      "en": "For your security this bot works in private chats only."},
     "not_allowed": {"ko": "죄송합니다. 이 봇은 등록된 사용자만 사용할 수 있습니다.",
                     "en": "Sorry, this bot is limited to its registered users."},
+    "busy_retry": {"ko": "지금 요청이 많아 처리하지 못했습니다. 잠시 후 다시 보내 주세요. 아무것도 변경되지 않았습니다.",
+                   "en": "Too busy to handle that right now. Please send it again in a moment; nothing was changed."},
+    "queued": {"ko": "⏳ 지금 요청이 많습니다. 차례대로 처리 중이니 잠시만 기다려 주세요.",
+               "en": "⏳ Many requests right now: yours is queued and will be answered shortly."},
     "internal_error": {"ko": "요청을 처리하지 못했습니다. 아무것도 변경되지 않았습니다.",
                        "en": "Something went wrong. Nothing was changed."},
     "unknown_command": {"ko": "알 수 없는 명령입니다. /help 를 보세요.", "en": "Unknown command. See /help."},
@@ -96,10 +110,27 @@ MESSAGES: dict[str, dict[str, str]] = {
                                 "en": "✅ <b>Cancellation accepted</b> · order no. <code>{order_no}</code>"},
     "outcome_rejected": {"ko": "❌ <b>KIS가 거부했습니다</b>: {message} ({msg_cd})",
                          "en": "❌ <b>KIS refused it</b>: {message} ({msg_cd})"},
-    "outcome_uncertain": {"ko": "⚠️ <b>결과 확인 불가</b>: KIS가 응답하지 않았고 오늘 주문 목록에서도 찾지 못했습니다. "
-                                "중복 주문을 막기 위해 다시 보내지 않았습니다. /orders 로 확인한 뒤 필요하면 다시 주문하세요.",
-                          "en": "⚠️ <b>Outcome unknown</b>: KIS did not answer and the order is not in today's list. "
-                                "It was not sent again, to avoid a double order. Check /orders before retrying."},
+    "outcome_uncertain": {"ko": "⏳ <b>KIS에 확인 중</b>: KIS가 제때 응답하지 않았습니다. 중복 주문을 막기 위해 다시 보내지 "
+                                "않았습니다. 결과(접수 또는 미접수)를 확인하는 대로 이 카드에 표시합니다.",
+                          "en": "⏳ <b>Checking with KIS</b>: KIS did not answer in time. The order was not sent again, "
+                                "to avoid a double order; this card will show the result (placed or not) as soon as "
+                                "KIS's list of today's orders says it."},
+    "outcome_checking": {"ko": "⏳ <b>KIS에 확인 중</b>: 전송 중에 봇이 중단되었습니다. 주문은 다시 보내지 않았습니다. "
+                               "오늘 주문 목록에서 확인하는 대로 이 카드에 결과를 표시합니다.",
+                         "en": "⏳ <b>Checking with KIS</b>: the bot was interrupted while sending. The order was not "
+                               "sent again; this card will show the result as soon as KIS's list of today's orders "
+                               "says it."},
+    "outcome_found_late": {"ko": "ℹ️ 중단 후 KIS 주문 목록에서 확인했습니다. 다시 보내지 않았습니다.",
+                           "en": "ℹ️ Confirmed from KIS's list of today's orders after an interruption; nothing was "
+                                 "sent again."},
+    "outcome_not_placed": {"ko": "❌ <b>주문되지 않았습니다</b>: KIS에 이 주문이 없습니다 ({message}). 다시 보내지 "
+                                 "않았습니다. 필요하면 새로 주문하세요.",
+                           "en": "❌ <b>Not placed</b>: KIS has no such order ({message}). Nothing was sent again; "
+                                 "order anew if you still want it."},
+    "outcome_unverifiable": {"ko": "⚠️ <b>결과를 확인할 수 없습니다</b> ({message}). 다시 주문하기 전에 KIS에서 "
+                                   "주문 내역을 확인하세요.",
+                             "en": "⚠️ <b>The outcome cannot be checked</b> ({message}). Check your orders with KIS "
+                                   "before ordering again."},
     "outcome_failed": {"ko": "❌ <b>전송되지 않았습니다</b> ({message}). 잠시 후 다시 시도하세요.",
                        "en": "❌ <b>Not sent</b> ({message}). Please try again shortly."},
     "outcome_dismissed": {"ko": "✖ 취소했습니다. 아무것도 전송되지 않았습니다.",
@@ -108,12 +139,13 @@ MESSAGES: dict[str, dict[str, str]] = {
                         "en": "⌛ This card expired. Nothing was sent; ask again for a fresh quote."},
     "outcome_real_disabled": {"ko": "실전 주문이 꺼져 있어 전송하지 않았습니다.",
                               "en": "Real-money orders are switched off; nothing was sent."},
-    "alert_not_owner": {"ko": "이 버튼은 요청한 사람만 누를 수 있습니다.",
+    # popup_*: the short answer Telegram shows over the chat when a button is pressed
+    "popup_not_owner": {"ko": "이 버튼은 요청한 사람만 누를 수 있습니다.",
                         "en": "Only the person who asked can press this."},
-    "alert_already": {"ko": "이미 처리된 요청입니다.", "en": "This was already handled."},
-    "alert_unknown": {"ko": "알 수 없거나 만료된 버튼입니다.", "en": "Unknown or expired button."},
-    "alert_expired": {"ko": "확인 시간이 지났습니다.", "en": "This card expired."},
-    "alert_sending": {"ko": "전송 중…", "en": "Sending…"},
+    "popup_already": {"ko": "이미 처리된 요청입니다.", "en": "This was already handled."},
+    "popup_unknown": {"ko": "알 수 없거나 만료된 버튼입니다.", "en": "Unknown or expired button."},
+    "popup_expired": {"ko": "확인 시간이 지났습니다.", "en": "This card expired."},
+    "popup_sending": {"ko": "전송 중…", "en": "Sending…"},
     "reset_card": {"ko": "<b>모의계좌 초기화</b> {badge}\n보유 종목과 주문이 모두 사라지고 새 계좌(예수금 10,000,000원)로 시작합니다.",
                    "en": "<b>Reset paper account</b> {badge}\nAll holdings and orders go; you start over with a new "
                          "account (10,000,000 won)."},

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from chatbot.kis.models import KST, OpenOrder, OrderSide
 from chatbot.service.errors import UserError
 from chatbot.service.views import (
     BalanceView,
     ConfirmResult,
     Mode,
+    OpenOrder,
     OpenOrdersView,
     OrderCard,
+    OrderNotice,
+    OrderSide,
     Outcome,
     QuoteView,
     StatusView,
+    Symbol,
 )
-from chatbot.symbols import Symbol
 from chatbot.telegram import callbacks
 from chatbot.telegram.i18n import t
 
@@ -118,7 +119,7 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
     if c.session != "regular" and c.action == "order":
         key = {"pre_open": "session_pre_open", "closing_auction": "session_closing_auction"}.get(
             c.session, "session_closed")
-        when = c.next_open.astimezone(KST).strftime("%m-%d %H:%M") if c.next_open else ""
+        when = c.next_open.strftime("%m-%d %H:%M") if c.next_open else ""  # KST, as every view's time
         lines.append(t(key, lang, next_open=when))
     lines.append(t("card_expiry", lang, seconds=seconds))
     return "\n".join(lines), keyboard
@@ -142,8 +143,22 @@ def outcome(result: ConfirmResult, lang: str) -> str:
     return f"{head}\n\n{card_summary(result.card, lang)}" if result.card else head
 
 
-ALERT_KEYS = {Outcome.NOT_OWNER: "alert_not_owner", Outcome.ALREADY_HANDLED: "alert_already",
-              Outcome.UNKNOWN: "alert_unknown", Outcome.EXPIRED: "alert_expired"}
+def late_outcome(notice: OrderNotice, lang: str) -> str:
+    """An outcome learned by checking with KIS after an interruption (a restart, a lost reply)."""
+    result = notice.result
+    if result.outcome is Outcome.UNCERTAIN:
+        head = t("outcome_checking", lang)
+    else:
+        head = t(f"outcome_{result.outcome.value}", lang, order_no=result.order_no or "",
+                 message=result.message or "-", msg_cd=result.msg_cd or "-")
+        if result.outcome in (Outcome.PLACED, Outcome.CANCELLED_ORDER):
+            head += "\n" + t("outcome_found_late", lang)
+    return f"{head}\n\n{card_summary(result.card, lang)}" if result.card else head
+
+
+# The pop-up answering a press that was refused (a price alert is something else: telegram.alerts).
+POPUP_KEYS = {Outcome.NOT_OWNER: "popup_not_owner", Outcome.ALREADY_HANDLED: "popup_already",
+              Outcome.UNKNOWN: "popup_unknown", Outcome.EXPIRED: "popup_expired"}
 
 
 def open_orders(view: OpenOrdersView, lang: str, *, for_cancel: bool = False
@@ -201,10 +216,6 @@ def _mask_account(account: str) -> str:
     return f"{account[:2]}******{account[-3:]}" if len(account) >= 8 else account
 
 
-def now_kst() -> dt.datetime:
-    return dt.datetime.now(KST)
-
-
 def status(view: StatusView, lang: str) -> str:
     phases = {"ko": {"regular": "정규장", "pre_open": "장 시작 전 동시호가", "closing_auction": "종가 동시호가",
                      "after_close": "시간외", "closed": "장 마감", "weekend": "주말 휴장", "holiday": "휴장일",
@@ -214,4 +225,4 @@ def status(view: StatusView, lang: str) -> str:
             False: "끊김" if lang == "ko" else "disconnected"}[view.feed_connected]
     return t("status", lang, badge=badge(view.mode, lang), phase=phase,
              holiday=f" ({view.holiday})" if view.holiday else "",
-             next_open=view.next_open.astimezone(KST).strftime("%Y-%m-%d %H:%M"), feed=feed, version=view.version)
+             next_open=view.next_open.strftime("%Y-%m-%d %H:%M"), feed=feed, version=view.version)

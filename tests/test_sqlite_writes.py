@@ -1,0 +1,223 @@
+"""SQLite under concurrent writers: read-then-write transactions from many updates at once, while
+another process takes the database's write lock now and then, all succeed (none sees "database is
+locked"); a lock that escapes anyway is retried by the bot, never shown to a user; and the database
+file is created readable by its owner only."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import stat
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func
+from sqlalchemy.exc import OperationalError
+from sqlmodel import col, select
+
+from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.repository import AlertRepository
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.service.alerts import AlertView
+from chatbot.service.cards import CardStatus, CardStore
+from chatbot.service.users import Users
+from chatbot.storage import Database
+from chatbot.storage.tables import AlertRow, PendingOrderRow, UserRow
+from chatbot.telegram import app as tg
+from chatbot.telegram.i18n import t
+from tests.harness import BotHarness
+
+ALICE = BotApiEmulator.user(5101, "ko")
+
+# A second process: takes SQLite's write lock on "lock" and writes, commits on "free" (like a CLI
+# command or a second bot writing to the same file).
+LOCK_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
+conn.execute("CREATE TABLE IF NOT EXISTS other_process (n INTEGER)")
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "lock":
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO other_process VALUES (1)")  # its commit makes readers' snapshots stale
+        print("locked", flush=True)
+    elif line.strip() == "free":
+        conn.execute("COMMIT")
+        print("free", flush=True)
+"""
+
+
+class StubFeed:
+    """The market-data feed as the engine's arm and delete see it."""
+
+    max_subscriptions = 40
+
+    def __init__(self) -> None:
+        self.subscriptions: set[str] = set()
+
+    async def subscribe(self, _tr_id: str, code: str) -> None:
+        self.subscriptions.add(code)
+
+    async def unsubscribe(self, _tr_id: str, code: str) -> None:
+        self.subscriptions.discard(code)
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(poll(), timeout)
+
+
+def alert(owner: int, threshold: int) -> AlertRow:
+    return AlertRow(owner_id=owner, chat_id=owner, language="ko", code="005930", name="삼성전자", direction="above",
+                    threshold=threshold, reference_price=70_000, percent=None, repeat=False, cooldown_seconds=600)
+
+
+async def test_concurrent_read_then_write_transactions_never_see_a_lock(tmp_path: Path) -> None:
+    path = tmp_path / "busy.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    await db.migrate()
+    begins: list[int] = []  # write statements started
+
+    def on_execute(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith(("BEGIN IMMEDIATE", "INSERT", "UPDATE", "DELETE")):
+            begins.append(1)  # a writer is at the write lock
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
+    users = Users(db)
+    cards = CardStore(db, ttl_seconds=600)
+    engine = AlertEngine(db, StubFeed(), lambda: None)  # type: ignore[arg-type]
+    repository = AlertRepository(db)
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER, str(path),
+                                                  stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert holder.stdin is not None and holder.stdout is not None
+
+    async def tell(command: str, answer: str) -> None:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.write(f"{command}\n".encode())
+        await holder.stdin.drain()
+        assert (await asyncio.wait_for(holder.stdout.readline(), 60)).decode().strip() == answer
+
+    errors: list[BaseException] = []
+    claims_won: list[str] = []
+    reads = 0
+    stop_reading = asyncio.Event()
+
+    async def guarded(work: Awaitable[Any]) -> None:
+        try:
+            await work
+        except Exception as exc:  # the figure under test: every one is a failure
+            errors.append(exc)
+
+    async def claim_twice(owner: int, index: int) -> None:  # a double tap: exactly one press wins
+        card = await cards.create(owner_id=owner, chat_id=owner, message_id=index, environment="real",
+                                  action="order", side="buy", code="005930", name="삼성전자", quantity=1,
+                                  price=70_000, quoted_price=70_000)
+        results = await asyncio.gather(*(cards.claim(card.id, owner, index, CardStatus.SUBMITTING) for _ in range(2)))
+        claims_won.extend(card.id for row, refused in results if refused is None)
+
+    async def arm_then_delete(owner: int, index: int) -> None:
+        row = await engine.arm(alert(owner, 80_000 + index), repository.add)
+        if index % 2:
+            assert row.id is not None and await repository.delete(owner, row.id) is not None
+            await engine.disarm(row.id, row.code)
+
+    async def reader() -> None:
+        nonlocal reads
+        while not stop_reading.is_set():
+            async with db.session() as session:
+                (await session.exec(select(func.count()).select_from(UserRow))).one()
+            reads += 1
+            await asyncio.sleep(0)
+
+    reading = asyncio.create_task(guarded(reader()))
+    try:
+        assert (await asyncio.wait_for(holder.stdout.readline(), 60)).decode().strip() == "ready"
+        for cycle in range(4):
+            await tell("lock", "locked")
+            seen = len(begins)
+            batch = [asyncio.create_task(guarded(work)) for i in range(36) for work in (
+                [users.touch(1_000 + (i // 3) % 6, "en" if (i + cycle) % 2 else "ko")] if i % 3 == 0
+                else [claim_twice(2_000 + i, cycle * 100 + i)] if i % 3 == 1
+                else [arm_then_delete(3_000 + i % 5, cycle * 100 + i)])]
+            await wait_until(lambda: len(begins) > seen)  # a writer is at the lock the other process holds
+            await tell("free", "free")
+            await asyncio.gather(*batch)
+    finally:
+        stop_reading.set()
+        await reading
+        if holder.stdin is not None:
+            holder.stdin.close()
+        await holder.wait()
+    assert errors == []
+    assert reads > 0
+    async with db.session() as session:
+        assert (await session.exec(select(func.count()).select_from(UserRow))).one() == 6
+        claimed = (await session.exec(select(func.count()).select_from(PendingOrderRow).where(
+            col(PendingOrderRow.status) == CardStatus.SUBMITTING))).one()
+        alerts = list((await session.exec(select(AlertRow))).all())
+    assert len(claims_won) == len(set(claims_won)) == claimed == 4 * 12
+    assert len(alerts) == 4 * 12 and sum(a.status == "deleted" for a in alerts) == 4 * 6
+    await db.dispose()
+
+
+async def test_the_database_file_and_its_wal_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "bot.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    await db.migrate()
+    try:
+        users = Users(db)
+        await users.touch(1, "ko")
+        async with db.session() as session:  # a reader keeps the WAL and its index in place
+            await session.get(UserRow, 1)
+            files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+            modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+        assert modes == {f.name: 0o600 for f in files}
+    finally:
+        await db.dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def locked_error() -> OperationalError:
+    return OperationalError("UPDATE users SET last_seen=?", {}, sqlite3.OperationalError("database is locked"))
+
+
+async def test_a_lock_that_escapes_is_retried_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tg, "LOCK_RETRY_PAUSES", (0.01, 0.01, 0.01))
+    bot = BotHarness(f"sqlite:///{tmp_path}/bot.sqlite3")
+    await bot.start()
+    try:
+        assert bot.runtime is not None
+        users, alerts = bot.runtime.users, bot.runtime.alerts
+        touch, listing = users.touch, alerts.active
+        failures = {"touch": 1, "list": 2}
+
+        async def flaky_touch(user_id: int, language: str | None) -> bool:
+            if failures["touch"]:
+                failures["touch"] -= 1
+                raise locked_error()
+            return await touch(user_id, language)
+
+        async def flaky_list(user_id: int) -> list[AlertView]:
+            if failures["list"]:
+                failures["list"] -= 1
+                raise locked_error()
+            return await listing(user_id)
+
+        monkeypatch.setattr(users, "touch", flaky_touch)
+        monkeypatch.setattr(alerts, "active", flaky_list)
+        replies = await bot.say(ALICE, "/help")  # the gate met the lock: handled again, answered once
+        assert len(replies) == 1 and "/price" in replies[0]["text"]
+        replies = await bot.say(ALICE, "/alerts")  # a handler met it twice
+        assert len(replies) == 1 and failures == {"touch": 0, "list": 0}
+        texts = [m.get("text") or "" for m in bot.api.bot_messages(ALICE["id"])]
+        assert not any(t("internal_error", "ko") in text or t("busy_retry", "ko") in text for text in texts)
+        failures["list"] = 10  # a lock that outlasts every retry: asked to send it again, not "went wrong"
+        replies = await bot.say(ALICE, "/alerts")
+        assert [m["text"] for m in replies] == [t("busy_retry", "ko")]
+    finally:
+        await bot.stop()
