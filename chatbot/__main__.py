@@ -15,7 +15,6 @@ from chatbot import __version__
 from chatbot.config import CONSOLE_LOG_FILE, ConfigError, Settings, load_settings
 from chatbot.logs import setup_logging
 from chatbot.security.keyring import KeyringError
-from chatbot.storage.vault import RotationRefused
 
 if TYPE_CHECKING:
     from chatbot.runtime import Runtime
@@ -154,6 +153,8 @@ async def _rotate_key(settings: Settings) -> None:
             count = await vault.rotate(db, keyring)
         finally:
             await db.dispose()
+    except vault.RotationRefused as exc:  # a bot holds the database: its own message, as it is
+        raise StartupError(str(exc)) from None
     except _operator_errors() as exc:
         raise _startup_error(exc, settings.database.url) from None
     print(f"master key rotated to version {keyring.current}; {count} secrets re-encrypted; "
@@ -182,9 +183,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return _dispatch(args, settings)
-    except RotationRefused as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
     except KeyringError as exc:
         print(f"master key error: {exc}", file=sys.stderr)
         return 2

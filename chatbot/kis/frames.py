@@ -71,7 +71,7 @@ class Record(tuple):  # type: ignore[type-arg]
         if not cls.CONVERTERS or "typed" in vars(cls):
             return _typed_slowly(self)
         fast = _compile_typed(cls)
-        cls.typed = fast  # type: ignore[method-assign]
+        cls.typed = fast  # type: ignore[assignment,method-assign]
         return fast(self)
 
 
