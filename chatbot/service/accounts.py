@@ -17,7 +17,7 @@ import httpx
 from chatbot.kis import protocol as p
 from chatbot.kis.models import Account
 from chatbot.kis.orders import OrderSubmitter
-from chatbot.kis.rest import USER_AGENT, KisCredentials, KisEndpoint, KisRestClient
+from chatbot.kis.rest import USER_AGENT, KisCredentials, KisEndpoint, KisRestClient, tls_for
 from chatbot.kis.token import TokenStore
 from chatbot.service.errors import UserError
 from chatbot.service.views import Mode
@@ -52,7 +52,7 @@ class AccountProvider:
         self.order_timeout = order_timeout
         self.use_hashkey = use_hashkey
         self.maintenance_windows = maintenance_windows
-        self._http = httpx.AsyncClient(base_url=endpoint.rest_url, timeout=timeout,
+        self._http = httpx.AsyncClient(base_url=endpoint.rest_url, timeout=timeout, verify=tls_for(endpoint.rest_url),
                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
                                        headers={"User-Agent": USER_AGENT})
         self._cache: OrderedDict[int, UserAccount] = OrderedDict()
