@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chatbot.alerts.engine import AlertEngine
 from chatbot.alerts.notices import Notifier
@@ -34,13 +35,14 @@ from chatbot.service.registration import Registration
 from chatbot.service.services import Operations, Services
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
-from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database, vault
 from chatbot.storage.credentials import CredentialStore, PaperAccountStore
 from chatbot.storage.leases import RUNTIME, Lease
 from chatbot.storage.master_files import MasterFileStore
-from chatbot.storage.sim_state import DbSimStateStore
 from chatbot.storage.tokens import DbTokenStore
+
+if TYPE_CHECKING:  # imported in simulator mode only (the simulator's HTTP server is aiohttp)
+    from chatbot.sim.server import KisSimulator, SimulatorOptions
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,9 @@ class Runtime:
             await vault.verify(db, box)  # a wrong master key stops here, before anything is written
             await vault.upgrade_plaintext(db, box)
             if mode is Mode.PAPER:
+                from chatbot.sim.server import KisSimulator, SimulatorOptions
+                from chatbot.storage.sim_state import DbSimStateStore
+
                 s = settings.simulator
                 options = sim_options or SimulatorOptions(seed=s.seed, starting_cash=s.starting_cash,
                                                           tick_interval=s.tick_interval_seconds,

@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import Update
 
 from chatbot import __version__
 from chatbot.config import Settings
-from chatbot.http_server import HttpServer, MalformedUpdate
 from chatbot.metrics import Metrics, families
 from chatbot.service.services import Services
 from chatbot.telegram import app as tg
 from chatbot.telegram.notifier import TelegramNotifier
+
+if TYPE_CHECKING:  # aiohttp, imported only when there is an HTTP endpoint to serve
+    from chatbot.http_server import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ async def serve(services: Services, settings: Settings, stop: asyncio.Event, *, 
     webhook = settings.telegram.webhook_url
     http: HttpServer | None = None
     if settings.http.port or webhook:
+        from chatbot.http_server import HttpServer, MalformedUpdate
+
         http = HttpServer(metrics, health)
         if webhook:
             secret = settings.telegram.webhook_secret or secrets.token_urlsafe(32)
