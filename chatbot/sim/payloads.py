@@ -230,7 +230,7 @@ def execution_summary(orders: list[SimOrder]) -> dict[str, str]:
     qty = sum(o.quantity for o in placed)
     filled = sum(o.filled_qty for o in placed)
     amount = sum(o.filled_amount for o in placed)
-    avg = (Decimal(amount) / filled).quantize(Decimal("0.01")) if filled else Decimal("0")
+    avg = (Decimal(amount) / filled).quantize(Decimal("0.01")) if filled else Decimal(0)
     return {"tot_ord_qty": str(qty), "tot_ccld_qty": str(filled), "tot_ccld_amt": str(amount),
             "prsm_tlex_smtl": str(amount * 15 // 100_000), "pchs_avg_pric": str(avg)}
 

@@ -111,7 +111,7 @@ def orderbook_fields(s: SymbolState, trade: Trade) -> list[str]:
 
 
 class RealtimeServer:
-    def __init__(self, sim: "KisSimulator", flavour: Flavour) -> None:
+    def __init__(self, sim: KisSimulator, flavour: Flavour) -> None:
         self.sim = sim
         self.flavour = flavour
         self.sessions: set[Session] = set()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -138,7 +138,7 @@ class KisSimulator:
             await runner.cleanup()
         self._runners.clear()
 
-    async def __aenter__(self) -> "KisSimulator":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
