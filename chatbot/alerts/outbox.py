@@ -166,6 +166,6 @@ class OutboxSender:
 
     async def _mark(self, row: OutboxRow, status: str, error: str | None) -> None:
         async with self.db.write() as session:
-            await session.exec(update(OutboxRow).where(col(OutboxRow.id) == row.id).values(  # type: ignore[call-overload]
+            await session.exec(update(OutboxRow).where(col(OutboxRow.id) == row.id).values(
                 status=status, attempts=OutboxRow.attempts + (0 if status == "sent" else 1), last_error=error,
                 sent_at=utcnow() if status == "sent" else None))

@@ -20,7 +20,7 @@ ORDER_DIVISION_NAMES = {
     "00": "지정가", "01": "시장가", "02": "조건부지정가", "03": "최유리지정가", "04": "최우선지정가",
     "11": "IOC지정가", "12": "FOK지정가", "13": "IOC시장가", "14": "FOK시장가",
 }
-SIDE_NAMES = {p.Side.SELL: "매도", p.Side.BUY: "매수"}
+SIDE_NAMES: dict[str, str] = {p.Side.SELL: "매도", p.Side.BUY: "매수"}
 
 
 def _pct(numerator: int | Decimal, denominator: int | Decimal, places: str = "0.01") -> str:
