@@ -40,7 +40,7 @@ class Metrics:
         self.kis_latency.labels(path.rsplit("/", 1)[-1] or "/").observe(seconds)
 
     def add_snapshot(self, collect: Callable[[], Iterable[Metric]]) -> None:
-        self.registry.register(_Snapshot(collect))  # type: ignore[arg-type]
+        self.registry.register(_Snapshot(collect))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

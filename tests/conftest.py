@@ -13,9 +13,9 @@ import pytest
 from chatbot.kis.protocol import Flavour
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
 from chatbot.kis.token import TokenStore
-from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.security.keyring import MasterKeyring
 from chatbot.security.secretbox import SecretBox
+from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database
 from tests.helpers import new_credentials
 
@@ -34,7 +34,7 @@ def _postgres_answers() -> bool:
 
         with psycopg.connect(PG_BASE.replace("postgresql://", "postgresql://", 1), connect_timeout=2):
             return True
-    except Exception:
+    except Exception:  # noqa: BLE001 -- any failure to connect means: no PostgreSQL here, skip it
         return False
 
 

@@ -100,9 +100,8 @@ def broken_rules(edges: frozenset[tuple[str, str]]) -> set[tuple[str, str]]:
         if dst in FRONT_ENDS:
             if not (src == "__main__" or src == "console" and dst == "telegram"):
                 broken.add((source, target))
-        elif "*" not in allowed and dst not in allowed:
-            broken.add((source, target))
-        elif src == "sim" and dst == "kis" and target not in SIM_MAY_USE_FROM_KIS:
+        elif (("*" not in allowed and dst not in allowed)
+              or (src == "sim" and dst == "kis" and target not in SIM_MAY_USE_FROM_KIS)):
             broken.add((source, target))
     return broken
 

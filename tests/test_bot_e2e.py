@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -134,7 +135,7 @@ async def test_press_after_expiry_places_nothing(bot: BotHarness) -> None:
     card = await buy_card(bot, ALICE)
     async with bot.runtime.db.session() as session:  # type: ignore[union-attr]
         await session.exec(update(PendingOrderRow).values(  # type: ignore[call-overload]
-            expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
+            expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
         await session.commit()
     answer = await bot.press_button(ALICE, card, 0)
     assert "시간이 지났" in answer["text"]
@@ -246,7 +247,7 @@ async def test_cancel_flow(bot: BotHarness) -> None:
     limit = p.round_down_to_tick(state.limits[0] + 2 * p.tick_size(state.price))
     await bot.press_button(ALICE, await buy_card(bot, ALICE, f"/buy {CODE} 4 {limit}"), 0)
     (listing,) = await bot.say(ALICE, "/cancel")
-    (label, data) = BotApiEmulator.buttons(listing)[0]
+    (_label, data) = BotApiEmulator.buttons(listing)[0]
     assert data.startswith("pc:")
     await bot.press(ALICE, listing, data)
     cancel_card = bot.api.bot_messages(ALICE["id"])[-1]
@@ -373,6 +374,6 @@ async def test_private_chat_pacing(db_url: str) -> None:
         for update_id in updates:
             await harness._wait(update_id)
         assert len(stamps) == 3
-        assert all(b - a >= 0.28 for a, b in zip(stamps, stamps[1:], strict=False))
+        assert all(b - a >= 0.28 for a, b in itertools.pairwise(stamps))
     finally:
         await harness.stop()

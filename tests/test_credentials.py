@@ -158,7 +158,8 @@ async def test_no_plaintext_secret_in_the_database(bot: BotHarness, db_url: str,
         raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     else:
         schema = db_url.split("search_path%3D")[1]
-        raw = subprocess.run(["pg_dump", "-n", schema, PG_BASE], check=True, capture_output=True).stdout
+        raw = (await asyncio.to_thread(subprocess.run, ["pg_dump", "-n", schema, PG_BASE], check=True,
+                                       capture_output=True)).stdout
     assert len(raw) > 10_000
     for secret in secrets_seen:
         assert secret.encode() not in raw, f"plaintext {mask(secret)} found in the database"

@@ -50,7 +50,7 @@ async def test_pacer_frees_a_permit_that_was_never_sent_and_widens_after_a_refus
         await permit.trace("connection.connect_tcp.started", {})  # then the connection fails
     started = time.monotonic()
     async with pacer.slot():
-        pass  # no send reported by this transport: the permit counts from its end
+        # no send reported by this transport: the permit counts from its end
         pacer.refused()  # KIS refused it for the rate all the same: the spacing widens
     assert time.monotonic() - started < 0.1
     assert pacer.margin > 0.05 and pacer.refusals == 1

@@ -14,7 +14,13 @@ import websockets
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import FillNotice, FrameError, LegacyFillNotice, OrderBook, Tick, parse_frame
 from chatbot.kis.models import OrderSide
-from chatbot.kis.realtime import Disconnected, RealtimeClient, Reconnected, SubscriptionError, SubscriptionLimitError
+from chatbot.kis.realtime import (
+    Disconnected,
+    RealtimeClient,
+    Reconnected,
+    SubscriptionError,
+    SubscriptionLimitError,
+)
 from chatbot.kis.rest import KisEndpoint, KisRestClient
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from tests.helpers import new_credentials

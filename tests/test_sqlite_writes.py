@@ -110,7 +110,7 @@ async def test_concurrent_read_then_write_transactions_never_see_a_lock(tmp_path
     async def guarded(work: Awaitable[Any]) -> None:
         try:
             await work
-        except Exception as exc:  # the figure under test: every one is a failure
+        except Exception as exc:  # noqa: BLE001 -- the figure under test: every one is a failure
             errors.append(exc)
 
     async def claim_twice(owner: int, index: int) -> None:  # a double tap: exactly one press wins
@@ -144,7 +144,7 @@ async def test_concurrent_read_then_write_transactions_never_see_a_lock(tmp_path
                 [users.touch(1_000 + (i // 3) % 6, "en" if (i + cycle) % 2 else "ko")] if i % 3 == 0
                 else [claim_twice(2_000 + i, cycle * 100 + i)] if i % 3 == 1
                 else [arm_then_delete(3_000 + i % 5, cycle * 100 + i)])]
-            await wait_until(lambda: len(begins) > seen)  # a writer is at the lock the other process holds
+            await wait_until(lambda seen=seen: len(begins) > seen)  # a writer is at the lock the other process holds
             await tell("free", "free")
             await asyncio.gather(*batch)
     finally:

@@ -146,7 +146,7 @@ class OutboxSender:
                 continue
             try:
                 delivery = await notifier.deliver(row.chat_id, notice)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- any delivery fault is recorded and retried, never kills the drain loop
                 dead = row.attempts + 1 >= MAX_ATTEMPTS
                 await self._mark(row, "dead" if dead else "pending", f"{type(exc).__name__}: {exc}"[:200])
                 log.warning("push failed", extra={"outbox_id": row.id, "attempt": row.attempts + 1, "dead": dead})
@@ -166,6 +166,6 @@ class OutboxSender:
 
     async def _mark(self, row: OutboxRow, status: str, error: str | None) -> None:
         async with self.db.write() as session:
-            await session.exec(update(OutboxRow).where(col(OutboxRow.id) == row.id).values(  # type: ignore[call-overload]
+            await session.exec(update(OutboxRow).where(col(OutboxRow.id) == row.id).values(
                 status=status, attempts=OutboxRow.attempts + (0 if status == "sent" else 1), last_error=error,
                 sent_at=utcnow() if status == "sent" else None))

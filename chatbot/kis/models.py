@@ -24,7 +24,7 @@ class Account:
     product: str = "01"
 
     @classmethod
-    def parse(cls, text: str) -> "Account":
+    def parse(cls, text: str) -> Account:
         digits = text.strip().replace("-", "")
         if len(digits) != 10 or not digits.isdigit():
             raise ValueError("account number must be 8 digits, a dash and 2 digits (XXXXXXXX-XX)")

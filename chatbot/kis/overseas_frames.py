@@ -77,7 +77,7 @@ class UsTick(Record):
     @property
     def change(self) -> Decimal:
         """The change against the previous close, signed (whether KIS signs DIFF or not)."""
-        diff = abs(self.diff)
+        diff: Decimal = abs(self.diff)
         return -diff if self[12] in ("4", "5") else diff
 
     @property

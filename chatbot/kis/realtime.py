@@ -23,7 +23,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -103,7 +103,7 @@ class RealtimeClient:
                 future.cancel()
         self._acks.clear()
 
-    async def __aenter__(self) -> "RealtimeClient":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

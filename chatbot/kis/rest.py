@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode
 
 import httpx
@@ -62,7 +62,14 @@ from chatbot.kis.models import (
 )
 from chatbot.kis.protocol import TR, Flavour
 from chatbot.kis.ratelimit import RequestPacer
-from chatbot.kis.token import CachedToken, MemoryTokenStore, TokenManager, TokenStore, parse_token_reply, token_cache_key
+from chatbot.kis.token import (
+    CachedToken,
+    MemoryTokenStore,
+    TokenManager,
+    TokenStore,
+    parse_token_reply,
+    token_cache_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +206,7 @@ class KisRestClient:
         if self._own_http:
             await self._http.aclose()
 
-    async def __aenter__(self) -> "KisRestClient":
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

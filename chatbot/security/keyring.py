@@ -47,7 +47,7 @@ class MasterKeyring:
 
     @classmethod
     def load(cls, key_file: str | Path, environ: dict[str, str] | None = None, *, create: bool = True
-             ) -> "MasterKeyring":
+             ) -> MasterKeyring:
         env = os.environ if environ is None else environ
         if env.get(ENV_VAR):
             return cls._parse(env[ENV_VAR], None, ENV_VAR)
@@ -73,7 +73,7 @@ class MasterKeyring:
         return cls._parse(text, path, str(path))
 
     @classmethod
-    def create(cls, path: Path) -> "MasterKeyring":
+    def create(cls, path: Path) -> MasterKeyring:
         ring = cls(1, {1: secrets.token_bytes(KEY_BYTES)}, path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ class MasterKeyring:
         return ring
 
     @classmethod
-    def _parse(cls, text: str, path: Path | None, where: str) -> "MasterKeyring":
+    def _parse(cls, text: str, path: Path | None, where: str) -> MasterKeyring:
         text = text.strip()
         try:
             if text.startswith("{"):

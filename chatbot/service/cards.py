@@ -71,7 +71,7 @@ class CardStore:
         reached them (under Telegram's flood limits a card can take seconds to go out)."""
         expires_at = self.clock() + self.ttl
         async with self.db.write() as session:
-            await session.exec(update(PendingOrderRow)  # type: ignore[call-overload]
+            await session.exec(update(PendingOrderRow)
                                .where(col(PendingOrderRow.id) == token, col(PendingOrderRow.owner_id) == owner_id,
                                       col(PendingOrderRow.message_id).is_(None),
                                       col(PendingOrderRow.status) == CardStatus.PENDING)
@@ -85,7 +85,7 @@ class CardStore:
         now = self.clock()
         async with self.db.write() as session:
             result = await session.exec(
-                update(PendingOrderRow)  # type: ignore[call-overload]
+                update(PendingOrderRow)
                 .where(col(PendingOrderRow.id) == token, col(PendingOrderRow.owner_id) == user_id,
                        col(PendingOrderRow.message_id) == message_id,
                        col(PendingOrderRow.status) == CardStatus.PENDING, col(PendingOrderRow.expires_at) > now)
@@ -117,7 +117,7 @@ class CardStore:
                         only_from: CardStatus | tuple[CardStatus, ...] = CardStatus.SUBMITTING) -> None:
         """:meth:`finish` inside the caller's transaction."""
         sources = (only_from,) if isinstance(only_from, CardStatus) else only_from
-        await session.exec(update(PendingOrderRow)  # type: ignore[call-overload]
+        await session.exec(update(PendingOrderRow)
                            .where(col(PendingOrderRow.id) == token, col(PendingOrderRow.status).in_(sources))
                            .values(status=status, result=result, updated_at=self.clock()))
 

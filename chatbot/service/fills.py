@@ -74,7 +74,7 @@ class FillWatcher:
         await client.start()
         try:
             await client.subscribe(self.notice_tr, notice_key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- fill notices are best effort; daily executions still report fills
             log.warning("fill notices unavailable for a user", extra={"user_id": user_id, "error": type(exc).__name__})
 
     async def resume_recent(self) -> None:

@@ -202,7 +202,7 @@ class UnwrittenOutcomes:
             try:
                 await write()
                 self._writes.pop(journal_id, None)
-            except Exception:
+            except Exception:  # noqa: BLE001 -- shutdown must finish; reconciliation recovers the outcome
                 log.error("outcome not written at shutdown; reconciliation at the next start will find it",
                           extra={"journal_id": journal_id})
 

@@ -256,7 +256,7 @@ class Orders:
                                           message="real orders disabled")
             try:
                 account = await self.accounts.for_user(user_id)
-            except Exception as exc:  # nothing was sent
+            except Exception as exc:  # noqa: BLE001 -- nothing was sent; any fault settles the card as failed
                 log.warning("no KIS account for a claimed card", extra={"card": token, "error": type(exc).__name__})
                 return await self._settle(row, journal_id, Outcome.FAILED, card, message=type(exc).__name__)
             if row.action == "cancel":

@@ -164,7 +164,7 @@ class OrderReconciler:
             return False  # looks are spaced: the last one was just now
         try:
             account = await self.accounts.for_user(row.owner_id)
-        except Exception as exc:  # the user logged out since: their orders cannot be listed any more
+        except Exception as exc:  # noqa: BLE001 -- the user logged out since: orders cannot be listed any more
             return await self._tell(row, card, Outcome.UNVERIFIABLE, "uncertain",
                                     message=f"no KIS account for this user any more ({type(exc).__name__})")
         if row.account and str(account.account) != row.account:

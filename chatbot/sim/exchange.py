@@ -124,7 +124,7 @@ class PaperAccount:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PaperAccount":
+    def from_dict(cls, data: dict[str, Any]) -> PaperAccount:
         account = cls(**{k: v for k, v in data.items() if k not in ("positions", "orders")})
         account.positions = {code: Position(**pos) for code, pos in data.get("positions", {}).items()}
         account.orders = [SimOrder(**o) for o in data.get("orders", [])]

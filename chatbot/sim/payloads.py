@@ -20,7 +20,7 @@ ORDER_DIVISION_NAMES = {
     "00": "지정가", "01": "시장가", "02": "조건부지정가", "03": "최유리지정가", "04": "최우선지정가",
     "11": "IOC지정가", "12": "FOK지정가", "13": "IOC시장가", "14": "FOK시장가",
 }
-SIDE_NAMES = {p.Side.SELL: "매도", p.Side.BUY: "매수"}
+SIDE_NAMES: dict[str, str] = {p.Side.SELL: "매도", p.Side.BUY: "매수"}
 
 
 def _pct(numerator: int | Decimal, denominator: int | Decimal, places: str = "0.01") -> str:
@@ -230,7 +230,7 @@ def execution_summary(orders: list[SimOrder]) -> dict[str, str]:
     qty = sum(o.quantity for o in placed)
     filled = sum(o.filled_qty for o in placed)
     amount = sum(o.filled_amount for o in placed)
-    avg = (Decimal(amount) / filled).quantize(Decimal("0.01")) if filled else Decimal("0")
+    avg = (Decimal(amount) / filled).quantize(Decimal("0.01")) if filled else Decimal(0)
     return {"tot_ord_qty": str(qty), "tot_ccld_qty": str(filled), "tot_ccld_amt": str(amount),
             "prsm_tlex_smtl": str(amount * 15 // 100_000), "pchs_avg_pric": str(avg)}
 

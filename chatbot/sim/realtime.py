@@ -111,7 +111,7 @@ def orderbook_fields(s: SymbolState, trade: Trade) -> list[str]:
 
 
 class RealtimeServer:
-    def __init__(self, sim: "KisSimulator", flavour: Flavour) -> None:
+    def __init__(self, sim: KisSimulator, flavour: Flavour) -> None:
         self.sim = sim
         self.flavour = flavour
         self.sessions: set[Session] = set()
@@ -178,7 +178,7 @@ class RealtimeServer:
         """Fault switch: cut every connection abruptly, as a network failure would."""
         count = 0
         for session in list(self.sessions):
-            transport = session.ws._req.transport if session.ws._req is not None else None  # type: ignore[union-attr]
+            transport = session.ws._req.transport if session.ws._req is not None else None
             if transport is not None:
                 transport.abort()
                 count += 1

@@ -106,7 +106,7 @@ def canonical_body(body: dict[str, Any]) -> bytes:
 class RestApi:
     """Routes and handlers of one flavour; state lives in the shared :class:`KisSimulator`."""
 
-    def __init__(self, sim: "KisSimulator", flavour: Flavour) -> None:
+    def __init__(self, sim: KisSimulator, flavour: Flavour) -> None:
         self.sim = sim
         self.flavour = flavour
         self.requests = 0

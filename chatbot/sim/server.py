@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -82,7 +82,9 @@ class KisSimulator:
                                     self.now)
         self.auth = AuthRegistry(wall, self.options.enforce_token_issue_interval)
         self.faults = Faults()
-        rates = {**p.REQUESTS_PER_SECOND, **(self.options.requests_per_second or {})}
+        overrides = self.options.requests_per_second or {}
+        rates: dict[str, int] = {flavour: overrides.get(flavour, default)
+                                 for flavour, default in p.REQUESTS_PER_SECOND.items()}
         self.throttles: dict[str, SlidingWindowThrottle] = {
             flavour: SlidingWindowThrottle(rates[flavour], monotonic) for flavour in ("real", "virtual")}
         self.apis: dict[Flavour, RestApi] = {"real": RestApi(self, "real"), "virtual": RestApi(self, "virtual")}
@@ -138,7 +140,7 @@ class KisSimulator:
             await runner.cleanup()
         self._runners.clear()
 
-    async def __aenter__(self) -> "KisSimulator":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -134,7 +134,7 @@ class Lease:
                 await renewer
         try:
             async with self.db.write() as session:
-                await session.exec(delete(LeaseRow).where(  # type: ignore[call-overload]
+                await session.exec(delete(LeaseRow).where(
                     col(LeaseRow.name) == self.name, col(LeaseRow.owner) == self.owner))
         except (SQLAlchemyError, OSError):  # the row expires on its own; the advisory lock goes with the connection
             log.warning("could not remove this process's lease row", exc_info=True)
@@ -239,7 +239,7 @@ class Lease:
         if not self.db.is_sqlite:
             await self._keep_advisory()
         async with self.db.write() as session:
-            result = await session.exec(update(LeaseRow).where(  # type: ignore[call-overload]
+            result = await session.exec(update(LeaseRow).where(
                 col(LeaseRow.name) == self.name, col(LeaseRow.owner) == self.owner).values(
                 expires_at=utcnow() + dt.timedelta(seconds=self.ttl)))
         if result.rowcount == 0:
@@ -271,7 +271,7 @@ class Lease:
             return
         async with self.db.write() as session:
             for name, owner in targets:
-                await session.exec(delete(LeaseRow).where(  # type: ignore[call-overload]
+                await session.exec(delete(LeaseRow).where(
                     col(LeaseRow.name) == name, col(LeaseRow.owner) == owner))
 
     async def _delete_dead(self) -> None:

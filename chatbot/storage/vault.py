@@ -60,7 +60,7 @@ async def open_keyring(db: Database, key_file: str | Path) -> MasterKeyring:
                            f"encrypted with a master key: restore the key file (or set {ENV_VAR}); no new key "
                            f"was created, since it would make them unreadable; nothing was changed")
     async with db.write() as session:  # check values of a key that encrypted nothing: obsolete
-        stale = await session.exec(delete(MasterKeyCheckRow))  # type: ignore[call-overload]
+        stale = await session.exec(delete(MasterKeyCheckRow))
     ring = MasterKeyring.create(Path(key_file))
     log.warning("created a new master key file (the database held no encrypted secret)",
                 extra={"path": str(key_file), "obsolete_checks": stale.rowcount})

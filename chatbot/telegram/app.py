@@ -94,7 +94,9 @@ def build_application(settings: TelegramSettings, services: Services, *, request
         """One short word to a user whose reply is queued (ahead of the queue: it is the point)."""
         chat = update.effective_chat
         if chat is not None:
-            await app.bot.send_message(chat.id, t("queued", lang(update)), rate_limit_args=URGENT)
+            # ChatPacedRateLimiter also takes the URGENT marker; PTB types rate_limit_args as AIORateLimiter's int.
+            await app.bot.send_message(chat.id, t("queued", lang(update)),
+                                       rate_limit_args=URGENT)  # type: ignore[arg-type]
 
     processor.on_waiting = tell_queued
     register(app)

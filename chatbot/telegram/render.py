@@ -35,7 +35,7 @@ def won(n: int) -> str:
     return f"{n:,}"
 
 
-def signed(n: int | float) -> str:
+def signed(n: float) -> str:
     return f"{n:+,}"
 
 
@@ -62,8 +62,8 @@ def quote(view: QuoteView, lang: str) -> str:
     rate = f"{q.change_rate:+.2f}%"
     lines = [
         f"<b>{symbol_name(s, lang)}</b> ({s.code}) · {esc(s.market or q.market_name)}",
-        f"<b>{won(q.price)}{'원' if lang == 'ko' else ' KRW'}</b> {SIGN_MARK.get(q.change_sign, '')} "
-        f"{signed(q.change)} ({rate})",
+        (f"<b>{won(q.price)}{'원' if lang == 'ko' else ' KRW'}</b> {SIGN_MARK.get(q.change_sign, '')} "
+         f"{signed(q.change)} ({rate})"),
         (f"거래량 {won(q.volume)}" if lang == "ko" else f"Volume {won(q.volume)}"),
         (f"시가 {won(q.open)} · 고가 {won(q.high)} · 저가 {won(q.low)}" if lang == "ko"
          else f"Open {won(q.open)} · High {won(q.high)} · Low {won(q.low)}"),
