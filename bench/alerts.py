@@ -40,6 +40,7 @@ from tests.helpers import new_credentials
 SYMBOLS = 40
 CHUNKS: list[tuple[int, float]] = []
 STORM = 10_000
+FIRE_CHUNK = 0  # 0: the engine's own; --fire-chunk N tries another
 
 
 async def _start_simulator(port: int) -> asyncio.subprocess.Process:
@@ -144,7 +145,8 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
                     select(AlertRow.id).where(AlertRow.code == storm_code))).scalars())  # type: ignore[arg-type]
             anchor = await bare_commits(db)
 
-            engine = AlertEngine(db, RealtimeClient(ws_url, rest.approval_key), lambda: None)
+            engine = AlertEngine(db, RealtimeClient(ws_url, rest.approval_key), lambda: None,
+                                 **({"fire_chunk": FIRE_CHUNK} if FIRE_CHUNK else {}))
             loaded = time.perf_counter()
             await engine.start()
             load_seconds = time.perf_counter() - loaded
@@ -207,6 +209,7 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
                                                              "price": int(storm_price * 1.21)})).json()["price"]
             await asyncio.sleep(seconds * 0.3)
             reconnects = engine.feed.reconnects
+            dropped_at = time.perf_counter()
             await control.post("/sim/drop-websockets")
             await asyncio.sleep(seconds * 0.4)
             while _pending(engine) and time.perf_counter() - wall0 < seconds + 30:
@@ -240,8 +243,10 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
         if CHUNKS:
             print("chunks", len(CHUNKS), "mean size", statistics.mean(c for c, _ in CHUNKS), "mean s",
                   statistics.mean(d for _, d in CHUNKS), "p99", pct([d for _, d in CHUNKS], .99))
-        big = sorted(((t, l) for t, l in zip(range(len(lag.lags)), lag.lags) if l > 0.01))
-        print("lags>10ms", [(i, round(l*1e3,1)) for i, l in big])
+        print("stalls over 10 ms (s into the window, lag ms, loop CPU ms):",
+              [(round(at - wall0, 2), round(lg * 1e3, 1), round(c * 1e3, 1))
+               for at, lg, c in zip(lag.at, lag.lags, lag.cpu, strict=True) if lg > 0.01])
+        print("storm tick at", round(storm_at - wall0, 2), "s; feed dropped at", round(dropped_at - wall0, 2), "s")
     return {
         "backend": backend, "alerts": n_alerts, "load_s": load_seconds, "warm_fired": warm_fired,
         "tick_rate": len(check_times) / wall, "ticks": len(check_times), "fired": len(record),
@@ -285,7 +290,10 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", action="append", help="sqlite, postgres or a URL (repeatable; default: both)")
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=14.0)
+    parser.add_argument("--fire-chunk", type=int, default=0, help="alerts per fire transaction (default: the engine's)")
     args = parser.parse_args(argv if argv is not None else [])
+    global FIRE_CHUNK
+    FIRE_CHUNK = args.fire_chunk
     for i, backend in enumerate(args.db or backends()):
         r = await run(backend, args.alerts, args.seconds, port=18950 + 10 * i)
         for line in report(r):

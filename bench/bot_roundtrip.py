@@ -10,7 +10,11 @@ Application (access gate, per-chat ordering, services, rendering) over the real 
 At 1, 10 and 50 concurrent users, each user sends a command 0.2 s after the previous one was
 answered (several commands in flight; under KIS's 20 requests a second per app key, which would
 otherwise set the pace): the round trip is the command's update queued → the reply received by
-the fake.
+the fake. Beside it, the CPU time of this whole process per command while that bot runs (the bot,
+the fake Bot API, the simulator and the load all share this one process and its event loop): at
+50 users the loop is saturated and the round trip is mostly queueing, which the CPU per command
+explains on a machine too busy for the latencies to settle. Once both bots are up, the heap is
+settled as ``chatbot run`` does (:func:`chatbot.__main__.settle_heap`).
 
     python -m bench.bot_roundtrip
 """
@@ -27,6 +31,7 @@ from telegram import Update
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 
 from bench.common import pct
+from chatbot.__main__ import settle_heap
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis.rest import KisEndpoint, KisRestClient
 from chatbot.sim.server import KisSimulator, SimulatorOptions
@@ -62,7 +67,8 @@ class Load:
         self.api.send_text(user, COMMAND)
         return await asyncio.wait_for(future, 30) - sent
 
-    async def run(self, users: list[dict[str, Any]], seconds: float) -> tuple[list[float], float]:
+    async def run(self, users: list[dict[str, Any]], seconds: float) -> tuple[list[float], float, float]:
+        """Round trips, commands a second, CPU seconds of this process in all."""
         times: list[float] = []
         deadline = time.perf_counter() + seconds
 
@@ -72,12 +78,12 @@ class Load:
                 times.append(await self.ask(user))
                 await asyncio.sleep(THINK)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(user_loop(u) for u in users))
-        return times, len(times) / (time.perf_counter() - started)
+        return times, len(times) / (time.perf_counter() - started), time.process_time() - cpu
 
 
-Results = dict[int, tuple[list[float], float]]
+Results = dict[int, tuple[list[float], float, float]]  # round trips, commands/s, CPU s per command
 
 
 class BareBot:
@@ -131,19 +137,25 @@ async def main() -> None:
         await harness.start()
         harness.app.bot.rate_limiter._base_limiter = None  # no global flood limit (see the docstring)
         loads["ours"] = Load(harness.api)
+        settle_heap()
         try:
             for load in loads.values():  # warm-up: accounts, tokens, connections
                 for user in users:
                     await load.ask(user)
             results: dict[str, Results] = {"bare": {}, "ours": {}}
             for level in LEVELS:
+                cpu = {"bare": 0.0, "ours": 0.0}
                 for name in ("bare", "ours"):
-                    results[name][level] = ([], 0.0)
+                    results[name][level] = ([], 0.0, 0.0)
                 for _ in range(ROUNDS):  # alternated, so both see the same machine
                     for name, load in loads.items():
-                        times, rate = await load.run(users[:level], SECONDS / ROUNDS)
+                        times, rate, used = await load.run(users[:level], SECONDS / ROUNDS)
+                        cpu[name] += used
                         results[name][level][0].extend(times)
-                        results[name][level] = (results[name][level][0], results[name][level][1] + rate / ROUNDS)
+                        results[name][level] = (results[name][level][0], results[name][level][1] + rate / ROUNDS, 0.0)
+                for name in ("bare", "ours"):
+                    done = results[name][level]
+                    results[name][level] = (done[0], done[1], cpu[name] / max(1, len(done[0])))
         finally:
             await harness.stop()
             await bare.stop()
@@ -154,12 +166,13 @@ async def main() -> None:
 def line(name: str, results: Results, anchor: Results) -> list[str]:
     out = []
     for level in LEVELS:
-        times, rate = results[level]
-        a_times, a_rate = anchor[level]
+        times, rate, cpu = results[level]
+        a_times, a_rate, a_cpu = anchor[level]
         out.append(f"/price round trip, {level} concurrent user(s), {name}: p50 {pct(times, 0.5) * 1e3:.2f} ms, "
                    f"p99 {pct(times, 0.99) * 1e3:.2f} ms, {rate:.0f} commands/s; bare PTB bot p50 "
                    f"{pct(a_times, 0.5) * 1e3:.2f} ms, p99 {pct(a_times, 0.99) * 1e3:.2f} ms, {a_rate:.0f}/s → p50 "
-                   f"{pct(times, 0.5) / pct(a_times, 0.5):.2f}× the bare bot's")
+                   f"{pct(times, 0.5) / pct(a_times, 0.5):.2f}× the bare bot's; CPU per command (whole process) "
+                   f"{cpu * 1e3:.2f} vs {a_cpu * 1e3:.2f} ms → {cpu / a_cpu:.2f}×")
     return out
 
 

@@ -28,11 +28,17 @@ def ms(seconds: float) -> str:
 
 
 class LoopLag:
-    """How late the event loop runs a 1 ms timer: the longest stall of everything else on the loop."""
+    """How late the event loop runs a 1 ms timer: the longest stall of everything else on the loop.
+
+    Beside each lag, the CPU time the loop's thread spent meanwhile (``time.thread_time``): on a busy
+    machine a stall can be the scheduler's (the process waited for a core, or on I/O), which costs the
+    loop no CPU; a stall of our own making (a long callback) costs about its length in CPU."""
 
     def __init__(self, period: float = 0.001) -> None:
         self.period = period
         self.lags: list[float] = []
+        self.cpu: list[float] = []  # the loop thread's CPU time during each probe's wait
+        self.at: list[float] = []  # perf_counter at each probe's start
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> "LoopLag":
@@ -47,17 +53,23 @@ class LoopLag:
 
     def reset(self) -> None:
         self.lags.clear()
+        self.cpu.clear()
+        self.at.clear()
 
     async def _run(self) -> None:
         while True:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             await asyncio.sleep(self.period)
             self.lags.append(max(0.0, time.perf_counter() - t0 - self.period))
+            self.cpu.append(time.thread_time() - c0)
+            self.at.append(t0)
 
     def summary(self) -> str:
         over = sum(lag > 0.010 for lag in self.lags)
+        busy = [min(lag, cpu) for lag, cpu in zip(self.lags, self.cpu, strict=True)]  # the part the loop spent working
         return (f"loop lag p99 {ms(pct(self.lags, 0.99))}, max {ms(max(self.lags, default=0.0))}, "
-                f"{over} stall(s) over 10 ms in {len(self.lags):,} probes")
+                f"{over} stall(s) over 10 ms in {len(self.lags):,} probes; of the loop's own CPU work: "
+                f"max {ms(max(busy, default=0.0))}, {sum(b > 0.010 for b in busy)} over 10 ms")
 
 
 def postgres_answers() -> bool:

@@ -246,7 +246,7 @@ class Soak:
         self.restarting = False
         self.started_wall = time.time()
         self.queued_texts = {t("queued", "ko"), t("queued", "en")}
-        self.sending_marks = (t("alert_sending", "ko"), t("alert_sending", "en"))
+        self.sending_marks = (t("popup_sending", "ko"), t("popup_sending", "en"))
 
     def watch_sends(self) -> None:
         def on_event(event: str, message: dict[str, Any]) -> None:

@@ -1,14 +1,22 @@
 """Start-up: ``chatbot console`` to its prompt and to the bot being up, against a bare
 python-telegram-bot Application started on the same in-process fake Bot API (the anchor), each in
-a fresh process, alternated, the same number of times; plus the peak resident memory of each (VmHWM at ready) and
-whether matplotlib / holidays got imported by the start.
+a fresh process, alternated, the same number of times; wall seconds and the process's own CPU
+seconds to ready (the CPU figure holds on a busy machine), the peak resident memory of each (VmHWM
+at ready) and which heavy modules the start imported. Then ``chatbot run`` (long polling a fake
+Bot API over HTTP) against a bare PTB bot polling the same fake: its resident memory once idle.
+
+Every child gets a compiled-bytecode cache (``PYTHONPYCACHEPREFIX``, warmed by a first start of
+each) even where the environment says ``PYTHONDONTWRITEBYTECODE``: an installed bot has its .pyc
+files, and without them every start of ours recompiled ~100 modules the bare bot never imports.
 
     python -m bench.startup
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -22,11 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "kis-chatops console"  # the banner: printed first, typing may start
 READY = "ready · mode"  # the bot is up: what was typed gets answered
 BARE_PROMPT = "bare bot ready"
+HEAVY = ("alembic", "aiohttp", "trio", "matplotlib", "holidays")  # reported when the start imported them
 
 # A bare PTB bot: Application built with the console's in-process Bot API transport, one command
 # handler, initialize + start + polling, then the prompt (what `chatbot console` does, minus the bot).
 BARE = f"""
-import asyncio, sys
+import asyncio, sys, time
 from telegram.ext import ApplicationBuilder, CommandHandler
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.console.transport import EmulatorRequest
@@ -42,7 +51,8 @@ async def main():
     await app.start()
     await app.updater.start_polling(timeout=1)
     print("{BARE_PROMPT}", flush=True)
-    loaded = [m for m in ("matplotlib", "holidays") if m in sys.modules]
+    print("cpu:%f" % time.process_time(), flush=True)
+    loaded = [m for m in {HEAVY!r} if m in sys.modules]
     print("loaded:" + ",".join(loaded), flush=True)
     print("hwm:" + next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -55,11 +65,12 @@ asyncio.run(main())
 
 # Ours: the real entry point; it reports which heavy modules the start imported once at the prompt.
 OURS = f"""
-import sys, threading
+import sys, threading, time
 from chatbot.__main__ import main
 
 def report():
-    print("loaded:" + ",".join(m for m in ("matplotlib", "holidays") if m in sys.modules), flush=True)
+    print("cpu:%f" % time.process_time(), flush=True)
+    print("loaded:" + ",".join(m for m in {HEAVY!r} if m in sys.modules), flush=True)
     print("hwm:" + next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")), flush=True)
 
 class Out:
@@ -89,13 +100,15 @@ def timed_start(code: str, prompt: str, ready_line: str, env: dict[str, str]) ->
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
     assert proc.stdout is not None and proc.stdin is not None
-    out: dict[str, Any] = {"prompt": float("nan"), "ready": float("nan"), "loaded": ""}
+    out: dict[str, Any] = {"prompt": float("nan"), "ready": float("nan"), "cpu": float("nan"), "loaded": ""}
     for line in proc.stdout:
         now = time.perf_counter() - started
         if prompt in line and out["prompt"] != out["prompt"]:
             out["prompt"] = now
         if ready_line in line and out["ready"] != out["ready"]:
             out["ready"] = now
+        if line.startswith("cpu:"):  # the child's own CPU seconds at ready
+            out["cpu"] = float(line.strip()[4:])
         if line.startswith("loaded:"):
             out["loaded"] = line.strip()[7:]
         if line.startswith("hwm:"):  # the process's own peak RSS at ready (kB; not the forking parent's)
@@ -109,29 +122,115 @@ def timed_start(code: str, prompt: str, ready_line: str, env: dict[str, str]) ->
     return out
 
 
+def child_env(tmp: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KISBOT_DATABASE_URL": f"sqlite:///{tmp}/bot.sqlite3",
+           "KISBOT_SECURITY_MASTER_KEY_FILE": f"{tmp}/master.key", "KISBOT_LOGGING_LEVEL": "WARNING",
+           "PYTHONPYCACHEPREFIX": f"{tmp}/pycache"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def main_sync() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "KISBOT_DATABASE_URL": f"sqlite:///{tmp}/bot.sqlite3",
-               "KISBOT_SECURITY_MASTER_KEY_FILE": f"{tmp}/master.key", "KISBOT_LOGGING_LEVEL": "WARNING"}
+        env = child_env(tmp)
+        timed_start(BARE, BARE_PROMPT, BARE_PROMPT, env)  # warms the bytecode cache
         first = timed_start(OURS, PROMPT, READY, env)  # creates the database and the master key
         ours: list[dict[str, Any]] = []
         bare: list[dict[str, Any]] = []
         for _ in range(ROUNDS):
             bare.append(timed_start(BARE, BARE_PROMPT, BARE_PROMPT, env))
             ours.append(timed_start(OURS, PROMPT, READY, env))
-    med = {k: statistics.median(r[k] for r in ours) for k in ("prompt", "ready", "rss")}
-    anchor = {k: statistics.median(r[k] for r in bare) for k in ("ready", "rss")}
+    med = {k: statistics.median(r[k] for r in ours) for k in ("prompt", "ready", "cpu", "rss")}
+    anchor = {k: statistics.median(r[k] for r in bare) for k in ("ready", "cpu", "rss")}
     print(f"chatbot console, fresh process, medians of {ROUNDS} alternated with a bare PTB bot started on the same "
-          f"in-process fake Bot API ({anchor['ready']:.2f} s to its prompt, {anchor['rss']:.0f} MB): prompt "
-          f"{med['prompt']:.2f} s → {med['prompt'] / anchor['ready']:.2f}× (what is typed from then on is answered "
-          f"once the bot is up); bot up {med['ready']:.2f} s → {med['ready'] / anchor['ready']:.2f}×; peak RSS "
-          f"{med['rss']:.0f} MB; first start (creates the database) up in {first['ready']:.2f} s; imported by the "
-          f"start: {ours[-1]['loaded'] or 'neither matplotlib nor holidays'}", flush=True)
+          f"in-process fake Bot API ({anchor['ready']:.2f} s, {anchor['cpu']:.2f} CPU s to its prompt, "
+          f"{anchor['rss']:.0f} MB): prompt {med['prompt']:.2f} s → {med['prompt'] / anchor['ready']:.2f}× (what is "
+          f"typed from then on is answered once the bot is up); bot up {med['ready']:.2f} s → "
+          f"{med['ready'] / anchor['ready']:.2f}×, {med['cpu']:.2f} CPU s → {med['cpu'] / anchor['cpu']:.2f}×; peak "
+          f"RSS {med['rss']:.0f} MB; first start (creates the database) up in {first['ready']:.2f} s; imported by "
+          f"the start: ours {ours[-1]['loaded'] or 'none of ' + ', '.join(HEAVY)}, the bare bot "
+          f"{bare[-1]['loaded'] or 'none'}", flush=True)
+
+
+# `chatbot run` and a bare PTB bot, each long polling the fake Bot API over HTTP; the resident memory
+# once idle (ready, then IDLE seconds with nothing to do but poll and, for ours, the simulator ticking).
+IDLE = 3.0
+RUN = """
+import sys
+from chatbot.__main__ import main
+sys.exit(main(["run"]))
+"""
+BARE_RUN = """
+import asyncio, os, sys
+from telegram.ext import ApplicationBuilder, CommandHandler
+
+async def price(update, context):
+    await update.effective_message.reply_text("price")
+
+async def main():
+    app = ApplicationBuilder().token(os.environ["KISBOT_TELEGRAM_TOKEN"]).base_url(
+        os.environ["KISBOT_TELEGRAM_BASE_URL"]).build()
+    app.add_handler(CommandHandler("price", price))
+    await app.initialize()
+    await app.start()
+    await app.updater.start_polling(timeout=1)
+    print("kis-chatops running (bare)", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(2, stop.set)
+    await stop.wait()
+    await app.updater.stop()
+    await app.stop()
+    await app.shutdown()
+
+asyncio.run(main())
+"""
+
+
+async def idle_rss(code: str, env: dict[str, str]) -> dict[str, float]:
+    """Spawn → "running" line, IDLE seconds, then the child's VmRSS and VmHWM (MB); SIGINT to stop."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.DEVNULL, cwd=ROOT, env=env)
+    assert proc.stdout is not None
+    started = time.perf_counter()
+    while b"kis-chatops running" not in await asyncio.wait_for(proc.stdout.readline(), 60):
+        pass
+    ready = time.perf_counter() - started
+    await asyncio.sleep(IDLE)
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines())
+    proc.send_signal(signal.SIGINT)
+    await proc.communicate()
+    return {"ready": ready, "rss": int(status["VmRSS"].split()[0]) / 1024, "hwm": int(status["VmHWM"].split()[0]) / 1024}
+
+
+async def run_memory() -> None:
+    from tests.fake_telegram import FakeTelegram
+    from tests.harness import TOKEN
+
+    fake = FakeTelegram(TOKEN)
+    await fake.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**child_env(tmp), "KISBOT_TELEGRAM_TOKEN": TOKEN, "KISBOT_TELEGRAM_BASE_URL": fake.base_url}
+            await idle_rss(BARE_RUN, env)  # warms the bytecode cache
+            await idle_rss(RUN, env)  # and creates the database
+            ours, bare = [], []
+            for _ in range(3):
+                bare.append(await idle_rss(BARE_RUN, env))
+                ours.append(await idle_rss(RUN, env))
+    finally:
+        await fake.stop()
+    o = {k: statistics.median(r[k] for r in ours) for k in ("ready", "rss", "hwm")}
+    b = {k: statistics.median(r[k] for r in bare) for k in ("ready", "rss", "hwm")}
+    print(f"chatbot run (simulator mode, long polling a fake Bot API over HTTP), medians of 3 alternated with a bare "
+          f"PTB bot polling the same fake: idle RSS {o['rss']:.0f} MB (peak {o['hwm']:.0f} MB) vs {b['rss']:.0f} MB "
+          f"(peak {b['hwm']:.0f} MB) → {o['rss'] / b['rss']:.2f}×; spawn → running {o['ready']:.2f} s vs "
+          f"{b['ready']:.2f} s", flush=True)
 
 
 async def main() -> None:
-    main_sync()
+    await asyncio.get_running_loop().run_in_executor(None, main_sync)
+    await run_memory()
 
 
 if __name__ == "__main__":
-    main_sync()
+    asyncio.run(main())

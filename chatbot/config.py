@@ -22,8 +22,7 @@ from chatbot.market_hours import parse_windows
 
 ENV_PREFIX = "KISBOT_"
 
-Environment = Literal["simulator", "virtual", "real"]
-ENVIRONMENTS: tuple[Environment, ...] = ("simulator", "virtual", "real")
+Environment = Literal["simulator", "virtual", "real"]  # kis.environment; the code names it Mode (service.views)
 
 
 class ConfigError(ValueError):

@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from chatbot.kis.models import KST
+from chatbot.kis.protocol import KST
 
 if TYPE_CHECKING:
     import holidays
@@ -45,10 +45,6 @@ class MarketState:
     now: dt.datetime
     next_open: dt.datetime  # the next regular-session open (09:00 KST of a trading day)
     holiday_name: str = ""
-
-    @property
-    def regular(self) -> bool:
-        return self.phase is Phase.REGULAR
 
 
 @lru_cache(maxsize=16)

@@ -3,13 +3,13 @@ time from counters the bot keeps anyway (so the service layer knows nothing of P
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-KNOWN_COMMANDS = frozenset({"start", "help", "price", "buy", "sell", "orders", "cancel", "balance", "alert", "alerts",
+KNOWN_COMMANDS = frozenset({"start", "help", "price", "buy", "sell", "orders", "cancel", "modify", "balance", "alert", "alerts",
                             "chart", "status", "login", "logout", "me", "reset"})
 
 
@@ -46,22 +46,37 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def runtime_families(runtime: Any) -> Iterable[Metric]:
+class Figures(Protocol):
+    """What the families below are read from at each scrape (the service's ``Figures``)."""
+
+    @property
+    def orders_by_outcome(self) -> Mapping[str, int]: ...
+    @property
+    def alerts_fired(self) -> int: ...
+    @property
+    def feed_reconnects(self) -> int: ...
+    @property
+    def feed_connected(self) -> bool | None: ...
+    @property
+    def pushes_sent(self) -> int: ...
+    @property
+    def kis_rate_limit_wait_seconds(self) -> float: ...
+    @property
+    def kis_rate_limit_retries(self) -> int: ...
+
+
+def families(figures: Figures) -> Iterable[Metric]:
     """Orders by outcome, alerts fired, pushes, feed reconnects, KIS rate-limit waits and retries."""
     orders = CounterMetricFamily("kisbot_orders", "Confirmed cards by outcome", labels=["outcome"])
-    for outcome, count in sorted(runtime.trading.outcomes.items()):
+    for outcome, count in sorted(figures.orders_by_outcome.items()):
         orders.add_metric([outcome], count)
     yield orders
-    engine = runtime.engine
-    yield CounterMetricFamily("kisbot_alerts_fired", "Alerts fired", value=engine.fired if engine else 0)
-    reconnects = (engine.feed.reconnects if engine else 0) + runtime.fills.reconnects()
-    yield CounterMetricFamily("kisbot_feed_reconnects", "Real-time WebSocket reconnects", value=reconnects)
-    sender = runtime.sender
-    yield CounterMetricFamily("kisbot_pushes_sent", "Pushes delivered", value=sender.sent if sender else 0)
-    clients = [account.client for account in runtime.accounts.cached()]
+    yield CounterMetricFamily("kisbot_alerts_fired", "Alerts fired", value=figures.alerts_fired)
+    yield CounterMetricFamily("kisbot_feed_reconnects", "Real-time WebSocket reconnects", value=figures.feed_reconnects)
+    yield CounterMetricFamily("kisbot_pushes_sent", "Pushes delivered", value=figures.pushes_sent)
     yield CounterMetricFamily("kisbot_kis_rate_limit_wait_seconds", "Time spent waiting for KIS's per-second limit",
-                              value=sum(c.pacer.waited_seconds for c in clients))
+                              value=figures.kis_rate_limit_wait_seconds)
     yield CounterMetricFamily("kisbot_kis_rate_limit_retries", "Queries retried after EGW00201",
-                              value=sum(c.rate_limit_retries for c in clients))
+                              value=figures.kis_rate_limit_retries)
     yield GaugeMetricFamily("kisbot_feed_connected", "1 when the market-data feed is connected",
-                            value=1 if engine and engine.feed.connected.is_set() else 0)
+                            value=1 if figures.feed_connected else 0)

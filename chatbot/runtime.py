@@ -1,84 +1,116 @@
 """Everything the bot runs on, wired once: database (migrated), the embedded simulator in
-simulator mode, the per-user KIS accounts and the trading service. Front ends take it as it is."""
+simulator mode, the per-user KIS accounts, the services. Front ends get :class:`Services` only."""
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chatbot.alerts.engine import AlertEngine
-from chatbot.alerts.outbox import OutboxSender, Push
+from chatbot.alerts.notices import Notifier
+from chatbot.alerts.outbox import OutboxSender
 from chatbot.config import Settings
 from chatbot.kis import protocol as p
+from chatbot.kis.models import Account
 from chatbot.kis.realtime import RealtimeClient
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
+from chatbot.market_hours import MarketCalendar, parse_windows
+from chatbot.markets.directory import SymbolDirectory
+from chatbot.markets.refresh import MasterRefresher
 from chatbot.security.keyring import MasterKeyring
 from chatbot.security.secretbox import SecretBox
-from chatbot.kis.models import Account
-from chatbot.market_hours import MarketCalendar, parse_windows
+from chatbot.service.account import AccountService
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.alerts import AlertService
+from chatbot.service.cards import CardStore
 from chatbot.service.fills import FillWatcher
-from chatbot.service.confirmations import PendingOrders
-from chatbot.service.journal import OrderJournal
+from chatbot.service.journal import OrderJournal, Settling
+from chatbot.service.market_data import MarketData
+from chatbot.service.orders import Orders
 from chatbot.service.reconciliation import OrderReconciler
 from chatbot.service.registration import Registration
-from chatbot.service.trading import TradingService
+from chatbot.service.services import Operations, Services
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
-from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database, vault
 from chatbot.storage.credentials import CredentialStore, PaperAccountStore
 from chatbot.storage.leases import RUNTIME, Lease
-from chatbot.storage.sim_state import DbSimStateStore
-from chatbot.storage.tokens import DbTokenStore
-from chatbot.markets.directory import SymbolDirectory
-from chatbot.markets.refresh import MasterRefresher
 from chatbot.storage.master_files import MasterFileStore
+from chatbot.storage.tokens import DbTokenStore
+
+if TYPE_CHECKING:  # imported in simulator mode only (the simulator's HTTP server is aiohttp)
+    from chatbot.sim.server import KisSimulator, SimulatorOptions
 
 log = logging.getLogger(__name__)
-MODES = {"simulator": Mode.PAPER, "virtual": Mode.VIRTUAL, "real": Mode.REAL}
+
+
+class OutboxDelivery:
+    """:attr:`Services.pushes`: the outbox's sender, built before everything that writes pushes (they
+    wake it); it sends once the front end starts it with its notifier."""
+
+    def __init__(self, db: Database, on_blocked: Callable[[int], Awaitable[None]]) -> None:
+        self.sender = OutboxSender(db)
+        self.on_blocked = on_blocked  # a user blocked the bot: their alerts pause
+
+    @property
+    def sent(self) -> int:
+        return self.sender.sent
+
+    def wake(self) -> None:
+        self.sender.wake()
+
+    async def start(self, notifier: Notifier) -> None:
+        await self.sender.start(notifier, self.on_blocked)
+
+    async def stop(self) -> None:
+        await self.sender.stop()
 
 
 @dataclass(slots=True)
 class Runtime:
+    """Everything the process runs, built in order by :meth:`start` (each part is handed what it
+    uses when it is made), stopped in reverse by :meth:`aclose`. Front ends get :attr:`services`."""
+
     settings: Settings
     db: Database
     sim: KisSimulator | None
+    mode: Mode
     accounts: AccountProvider
-    trading: TradingService
     registration: Registration
     users: Users
-    mode: Mode
+    market: MarketData
+    orders: Orders
+    account: AccountService
     alerts: AlertService
     engine: AlertEngine | None
     fills: FillWatcher
-    market_data: KisRestClient | None
-    sender: OutboxSender | None = None
-    directory_refresh: MasterRefresher | None = None
-    lease: Lease | None = None  # this process's hold on the database (see chatbot.storage.leases)
-    reconciler: OrderReconciler | None = None  # orders whose outcome is unknown, looked up until told
+    reconciler: OrderReconciler  # orders whose outcome is unknown, looked up until told
+    pushes: OutboxDelivery
+    services: Services
+    feed_client: KisRestClient | None  # the operator's client for the market-data feed
+    lease: Lease  # this process's hold on the database (see chatbot.storage.leases)
+    directory_refresh: MasterRefresher  # KIS's master files
+
+    @property
+    def sender(self) -> OutboxSender:
+        return self.pushes.sender
 
     def wake_sender(self) -> None:
-        if self.sender is not None:
-            self.sender.wake()
-
-    async def start_pushes(self, push: Push) -> OutboxSender:
-        """Start delivering the outbox through ``push`` (the front end's sender)."""
-        self.sender = OutboxSender(self.db, push, self.alerts.user_blocked_bot)
-        await self.sender.start()
-        self.sender.wake()
-        return self.sender
+        self.pushes.wake()
 
     @classmethod
     async def start(cls, settings: Settings, sim_options: SimulatorOptions | None = None,
-                    keyring: MasterKeyring | None = None) -> "Runtime":
+                    keyring: MasterKeyring | None = None, *,
+                    observe_kis: Callable[[str, float], None] | None = None) -> Runtime:
+        """Build and start everything; ``observe_kis`` gets (path, seconds) of every KIS request (metrics)."""
         db = Database(settings.database.url)
         sim: KisSimulator | None = None
         lease: Lease | None = None
         kis = settings.kis
-        mode = MODES[kis.environment]
+        mode = Mode.from_setting(kis.environment)
         directory = SymbolDirectory.bundled()  # the simulator's universe too, in simulator mode
         try:
             await db.migrate()
@@ -89,29 +121,66 @@ class Runtime:
             box = SecretBox(keyring)
             await vault.verify(db, box)  # a wrong master key stops here, before anything is written
             await vault.upgrade_plaintext(db, box)
-            if kis.environment == "simulator":
+            if mode is Mode.PAPER:
+                from chatbot.sim.server import KisSimulator, SimulatorOptions
+                from chatbot.storage.sim_state import DbSimStateStore
+
                 s = settings.simulator
                 options = sim_options or SimulatorOptions(seed=s.seed, starting_cash=s.starting_cash,
                                                           tick_interval=s.tick_interval_seconds,
                                                           enforce_token_issue_interval=True)
                 sim = KisSimulator(options, DbSimStateStore(db), directory=directory)
                 await sim.start(s.host)
-                endpoint = KisEndpoint("real", kis.rest_url or sim.rest_url("real"), "simulator")
-            else:
-                flavour: p.Flavour = "virtual" if kis.environment == "virtual" else "real"
-                endpoint = KisEndpoint(flavour, kis.rest_url or p.REST_URLS[flavour], kis.environment)
+            rest_url = kis.rest_url or (sim.rest_url(mode.flavour) if sim else p.REST_URLS[mode.flavour])
+            ws_url = kis.ws_url or (sim.ws_url(mode.flavour) if sim else p.WS_URLS[mode.flavour])
+            endpoint = KisEndpoint(mode.flavour, rest_url, mode.setting)
             credentials, paper = CredentialStore(db, box), PaperAccountStore(db, box)
             accounts = AccountProvider(credentials, paper, endpoint, mode, DbTokenStore(db, box),
                                        requests_per_second=kis.requests_per_second or None,
                                        timeout=kis.timeout_seconds, order_timeout=kis.order_timeout_seconds,
                                        use_hashkey=kis.use_hashkey,
-                                       maintenance_windows=parse_windows(kis.nightly_maintenance))
-            pending = PendingOrders(db, settings.telegram.confirmation_ttl_seconds)
+                                       maintenance_windows=parse_windows(kis.nightly_maintenance),
+                                       latency_observer=observe_kis)
+            registration = Registration(accounts, credentials, paper, mode)
+            users = Users(db)
+
+            # -- notices: the outbox's delivery first (the engine, the fill watcher and reconciliation
+            # wake it), the alert engine on the market-data feed, the fill watcher -------------------------
+            async def user_blocked_bot(user_id: int) -> None:
+                await alerts.user_blocked_bot(user_id)  # built below, before any push can be sent
+
+            pushes = OutboxDelivery(db, user_blocked_bot)
+            feed_client = _feed_client(settings, endpoint, sim is not None)
+            engine = (AlertEngine(db, RealtimeClient(ws_url, feed_client.approval_key), pushes.wake)
+                      if feed_client else None)
+            settling = Settling()
+            fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[mode.flavour], pushes.wake)
+            fills.unwritten_order_nos = lambda: settling.unwritten.order_nos
+            # ------------------------------------------------------------------------------------------
+
             calendar = MarketCalendar(parse_windows(kis.maintenance_windows))
-            trading = TradingService(accounts, pending, OrderJournal(db), directory, mode,
-                                     allow_real_orders=kis.allow_real_orders, calendar=calendar,
-                                     process_id=lease.owner)
-            await trading.recover()
+            market = MarketData(accounts, directory, mode, calendar,
+                                feed_connected=engine.feed.connected.is_set if engine else None)
+            cards = CardStore(db, settings.telegram.confirmation_ttl_seconds)
+            journal = OrderJournal(db)
+            reconciler = OrderReconciler(db, accounts, journal, cards, users, directory, mode, settling,
+                                         process_id=lease.owner, settle_seconds=kis.order_settle_seconds,
+                                         interval_seconds=kis.order_reconcile_interval_seconds,
+                                         watch_fills=fills.watch, wake_sender=pushes.wake)
+            orders = Orders(accounts, cards, journal, market, mode, settling, allow_real_orders=kis.allow_real_orders,
+                            process_id=lease.owner, watch_fills=fills.watch, on_uncertain=reconciler.wake,
+                            renew_paper_account=registration.reset_paper if mode is Mode.PAPER else None)
+            account = AccountService(accounts, market, cards, mode)
+            alerts = AlertService(db, engine, accounts, market, max_per_user=kis.max_alerts_per_user,
+                                  max_symbols_per_user=kis.max_alert_symbols_per_user,
+                                  cooldown_seconds=kis.alert_cooldown_seconds)
+            services = Services(mode, market, orders, account, alerts, registration, users, pushes,
+                                Operations(orders, accounts, fills, engine, pushes),
+                                allowed_users=frozenset(settings.telegram.allowed_users))
+            # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
+            directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
+                                                download=mode is not Mode.PAPER)
+            await orders.recover()
         except BaseException:
             if sim is not None:
                 await sim.stop()
@@ -119,67 +188,34 @@ class Runtime:
                 await lease.release()
             await db.dispose()
             raise
-        registration = Registration(accounts, credentials, paper, mode)
-        trading.on_reset = registration.reset_paper
-        users = Users(db)
-        flavour_ws: p.Flavour = "virtual" if kis.environment == "virtual" else "real"
-        ws_url = kis.ws_url or (sim.ws_url("real") if sim is not None else p.WS_URLS[flavour_ws])
-        holder: list[Runtime] = []
-
-        def wake() -> None:
-            if holder:
-                holder[0].wake_sender()
-
-        market_data = _market_data_client(settings, endpoint, sim is not None)
-        engine = AlertEngine(db, RealtimeClient(ws_url, market_data.approval_key), wake) if market_data else None
-        alerts = AlertService(db, engine, accounts, trading, max_per_user=kis.max_alerts_per_user,
-                              max_symbols_per_user=kis.max_alert_symbols_per_user,
-                              cooldown_seconds=kis.alert_cooldown_seconds)
-        fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[flavour_ws], wake)
-        fills.unwritten_order_nos = lambda: trading.unwritten.order_nos
-        trading.before_order = fills.watch
-        reconciler = OrderReconciler(db, accounts, trading, users, settle_seconds=kis.order_settle_seconds,
-                                     interval_seconds=kis.order_reconcile_interval_seconds,
-                                     watch_fills=fills.watch, wake_sender=wake)
-        trading.on_uncertain = reconciler.wake
-        if engine is not None:
-            trading.feed_connected = engine.feed.connected.is_set
-        runtime = cls(settings, db, sim, accounts, trading, registration, users, mode, alerts, engine, fills,
-                      market_data, lease=lease, reconciler=reconciler)
-        holder.append(runtime)
+        runtime = cls(settings, db, sim, mode, accounts, registration, users, market, orders, account, alerts,
+                      engine, fills, reconciler, pushes, services, feed_client, lease, directory_refresh)
         if engine is not None:
             await engine.start()
         await fills.resume_recent()
         reconciler.start()  # in the background: start-up does not wait for KIS
-        # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
-        runtime.directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
-                                                    download=kis.environment != "simulator")
-        runtime.directory_refresh.start()
+        directory_refresh.start()
         log.info("runtime ready", extra={"mode": mode.value, "kis": endpoint.rest_url, "alerts": engine is not None})
         return runtime
 
     async def aclose(self) -> None:
-        if self.directory_refresh is not None:
-            await self.directory_refresh.stop()
-        if self.reconciler is not None:
-            await self.reconciler.stop()
-        if self.sender is not None:
-            await self.sender.stop()
+        await self.directory_refresh.stop()
+        await self.reconciler.stop()
+        await self.pushes.stop()
         if self.engine is not None:
             await self.engine.stop()
         await self.fills.stop()
-        await self.trading.aclose()  # outcomes still waiting for the database: one last try
-        if self.market_data is not None:
-            await self.market_data.aclose()
+        await self.orders.aclose()  # outcomes still waiting for the database: one last try
+        if self.feed_client is not None:
+            await self.feed_client.aclose()
         await self.accounts.aclose()
         if self.sim is not None:
             await self.sim.stop()
-        if self.lease is not None:
-            await self.lease.release()
+        await self.lease.release()
         await self.db.dispose()
 
 
-def _market_data_client(settings: Settings, endpoint: KisEndpoint, simulator: bool) -> KisRestClient | None:
+def _feed_client(settings: Settings, endpoint: KisEndpoint, simulator: bool) -> KisRestClient | None:
     """The operator's client for the shared market-data feed (approval keys), or None without keys."""
     kis = settings.kis
     if simulator and not kis.market_data_app_key:  # the simulator accepts any well-formed pair

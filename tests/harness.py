@@ -13,10 +13,10 @@ from chatbot.config import DatabaseSettings, KisSettings, Settings, SimulatorSet
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.runtime import Runtime
 from chatbot.security.keyring import MasterKeyring
+from chatbot.service.notices import Delivered, Delivery, Notice
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.telegram import app as tg
-from chatbot.telegram.alerts import push_for
-from chatbot.telegram.context import BotServices
+from chatbot.telegram.notifier import TelegramNotifier
 from tests.fake_telegram import FakeTelegram
 
 TOKEN = "123456789:TEST-TOKEN-abcdefghijklmnopqrstuvwxyz0"
@@ -57,10 +57,8 @@ class BotHarness:
         self.runtime = await Runtime.start(self.settings, SimulatorOptions(tick_interval=0,
                                                                            enforce_token_issue_interval=True),
                                            keyring=self.keyring)
-        services = BotServices(self.runtime.trading, self.runtime.registration, self.runtime.users,
-                               self.runtime.alerts, self.runtime.mode,
-                               frozenset(self.settings.telegram.allowed_users))
-        self.app = tg.build_application(self.settings.telegram, services, per_chat_interval=self.per_chat_interval)
+        self.app = tg.build_application(self.settings.telegram, self.runtime.services,
+                                        per_chat_interval=self.per_chat_interval)
         original = self.app.process_update
 
         async def process_update(update: object) -> None:
@@ -73,14 +71,7 @@ class BotHarness:
 
         self.app.process_update = process_update
         await tg.start(self.app, poll_timeout=1)
-        push = push_for(self.app.bot)
-
-        async def recording_push(row: Any) -> object:
-            message = await push(row)
-            self.pushed.add((row.chat_id, message.message_id))  # type: ignore[attr-defined]
-            return message
-
-        await self.runtime.start_pushes(recording_push)
+        await self.runtime.services.pushes.start(RecordingNotifier(TelegramNotifier(self.app.bot), self.pushed))
 
     async def restart(self) -> None:
         """Stop the bot (and its embedded simulator) and start it again on the same database."""
@@ -144,6 +135,20 @@ class BotHarness:
 
     def count_messages(self, chat_id: int, contains: str) -> int:
         return sum(contains in (m.get("text") or "") for m in self.api.bot_messages(chat_id))
+
+
+class RecordingNotifier:
+    """The Telegram notifier, noting (chat, message id) of every push it delivers."""
+
+    def __init__(self, notifier: TelegramNotifier, pushed: set[tuple[int, int]]) -> None:
+        self.notifier = notifier
+        self.pushed = pushed
+
+    async def deliver(self, chat_id: int, notice: Notice) -> Delivery:
+        delivery = await self.notifier.deliver(chat_id, notice)
+        if isinstance(delivery, Delivered) and delivery.message_id is not None:
+            self.pushed.add((chat_id, delivery.message_id))
+        return delivery
 
 
 def _looks_pushed(message: dict[str, Any]) -> bool:

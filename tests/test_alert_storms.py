@@ -5,6 +5,7 @@ later crossings, the feed-gap check without a pass over the book, and bulk book 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,6 +19,7 @@ from sqlmodel import col, func, select
 from chatbot.alerts import engine as engine_module
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.realtime import Disconnected, Reconnected
@@ -199,12 +201,13 @@ async def test_feed_gap_fires_on_extremes_and_sets_aside_alerts_armed_since(
     feed.emit(Disconnected("test"))
     during = AlertRow(owner_id=9, chat_id=9, code=CODE, name=CODE, direction="above", threshold=70_500,
                       reference_price=70_000)
-    await engine.arm(during)  # armed while the feed is down
-    assert engine._armed_in_gap == {CODE: [during.id]}
+    await engine.arm(during, AlertRepository(database).add)  # armed while the feed is down
+    ((noted, armed_at),) = engine._armed_in_gap[CODE]
+    assert noted == during.id and list(engine._armed_in_gap) == [CODE]
     feed.emit(Reconnected(1))
     # First tick after the gap: the price is back at 70,000 but the day's high (made during the gap,
-    # after it began) reached 71,500 and the low 68,500.
-    feed.emit(tick(CODE, 70_000, time="100500", high=71_500, high_time="235959", low=68_500, low_time="235959"))
+    # after it began, in the second the alert was armed: maybe before it) reached 71,500 and the low 68,500.
+    feed.emit(tick(CODE, 70_000, time="100500", high=71_500, high_time=armed_at, low=68_500, low_time=armed_at))
     await settled(engine)
     async with database.session() as session:
         statuses = {row.id: row.status for row in (await session.exec(select(AlertRow))).all()}
@@ -227,7 +230,9 @@ async def test_gap_bookkeeping_ends_when_a_symbol_leaves_the_feed(database: Data
     feed.emit(Reconnected(1))
     feed.emit(tick(CODE, 70_000))
     assert engine._gap_symbols == {OTHER}
-    assert await engine.delete(1, only) is not None  # OTHER's last alert goes: its symbol leaves the feed
+    deleted = await AlertRepository(database).delete(1, only)
+    assert deleted is not None
+    await engine.disarm(only, deleted.code)  # OTHER's last alert goes: its symbol leaves the feed
     assert engine._gap_start is None and not engine._gap_symbols
 
 
@@ -281,3 +286,51 @@ def test_bulk_built_book_matches_brute_force(alerts: list[tuple[str, int]], pric
     for i in list(live):
         assert book.remove(i)
     assert len(book) == 0 and book.count("X") == 0
+
+
+async def test_symbol_stays_on_the_feed_while_an_alert_on_it_is_being_armed(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any]) -> None:
+    """The last alert on a symbol leaves (fired or deleted) while a new one on the same symbol is
+    being stored: the symbol must stay subscribed, or the new alert never sees a tick (a soak miss)."""
+    (leaving,) = await store_alerts(database, [(CODE, "above", 80_000)])
+    engine: AlertEngine = await make_engine()
+    repository = AlertRepository(database)
+    storing, stored = asyncio.Event(), asyncio.Event()
+
+    async def slow_store(row: AlertRow) -> AlertRow:  # the insert waits on a busy database
+        storing.set()
+        await stored.wait()
+        return await repository.add(row)
+
+    arriving = AlertRow(owner_id=9, chat_id=9, code=CODE, name=CODE, direction="above", threshold=70_500,
+                        reference_price=70_000)
+    arming = asyncio.create_task(engine.arm(arriving, slow_store))
+    await asyncio.wait_for(storing.wait(), 30)
+    deleted = await repository.delete(1, leaving)
+    assert deleted is not None
+    await engine.disarm(leaving, CODE)  # the symbol's last armed alert goes while the new one is stored
+    stored.set()
+    await asyncio.wait_for(arming, 30)
+    assert (p.WS_TRADE, CODE) in feed.subscriptions and arriving.id in engine.book
+    feed.emit(tick(CODE, 70_600))
+    await settled(engine)
+    assert engine.fired == 1
+    assert await count(database, AlertRow, col(AlertRow.id) == arriving.id, col(AlertRow.status) == "fired") == 1
+
+
+async def test_gap_extreme_made_after_an_alert_armed_during_the_gap_fires_it(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any]) -> None:
+    """Armed while the feed is down, crossed by a high made a later second and reverted before the
+    feed is back: the first tick's day high fires it (it was crossed after it existed)."""
+    engine: AlertEngine = await make_engine()
+    feed.emit(Disconnected("test"))
+    during = AlertRow(owner_id=9, chat_id=9, code=CODE, name=CODE, direction="above", threshold=70_500,
+                      reference_price=70_000)
+    await engine.arm(during, AlertRepository(database).add)
+    ((_, armed_at),) = engine._armed_in_gap[CODE]
+    later = (dt.datetime.strptime(armed_at, "%H%M%S") + dt.timedelta(seconds=1)).strftime("%H%M%S")
+    feed.emit(Reconnected(1))
+    feed.emit(tick(CODE, 70_000, time=later, high=70_600, high_time=later))
+    await settled(engine)
+    assert engine.fired == 1
+    assert await count(database, AlertRow, col(AlertRow.id) == during.id, col(AlertRow.status) == "fired") == 1

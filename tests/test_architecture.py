@@ -44,13 +44,6 @@ SIM_MAY_USE_FROM_KIS = {"chatbot.kis.protocol", "chatbot.kis.overseas_protocol"}
 
 DEBT: set[tuple[str, str]] = {
     ("chatbot.config", "chatbot.kis.protocol"),
-    ("chatbot.telegram.alerts", "chatbot.alerts.outbox"),
-    ("chatbot.telegram.alerts", "chatbot.storage.tables"),
-    ("chatbot.telegram.orders", "chatbot.kis.models"),
-    ("chatbot.telegram.render", "chatbot.kis.models"),
-    ("chatbot.telegram.render", "chatbot.symbols"),
-    ("chatbot.telegram.runner", "chatbot.runtime"),
-    ("chatbot.console.terminal", "chatbot.runtime"),
     ("chatbot.storage.credentials", "chatbot.kis.models"),
     ("chatbot.storage.credentials", "chatbot.kis.rest"),
     ("chatbot.storage.tokens", "chatbot.kis.token"),

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.service.errors import UserError
-from chatbot.service.trading import parse_price, parse_quantity
-from chatbot.telegram.orders import split_order_args
+from chatbot.service.inputs import parse_price, parse_quantity, split_order_args
 from tests.harness import BotHarness
 
 USER = BotApiEmulator.user(4242, "ko")
@@ -79,9 +78,9 @@ def test_random_commands_never_crash_or_order(lines: list[str], presses: list[st
 @given(st.lists(st.text(max_size=30), max_size=6))
 def test_order_argument_parsing_only_raises_user_errors(args: list[str]) -> None:
     try:
-        symbol, qty, price = split_order_args(args, "usage_buy")
-        parse_quantity(qty)
-        parse_price(price)
+        request = split_order_args(args, "usage_buy")
+        parse_quantity(request.quantity)
+        parse_price(request.price)
     except UserError:
         pass
 

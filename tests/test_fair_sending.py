@@ -61,14 +61,14 @@ async def bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 def held_quotes(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
     """/price waits until the returned event is set (a reply held up: KIS slow, a queue ahead)."""
     assert bot.runtime is not None
-    trading = bot.runtime.trading
-    quote, release = trading.quote, asyncio.Event()
+    market = bot.runtime.market
+    quote, release = market.quote, asyncio.Event()
 
     async def held(user_id: int, text: str) -> Any:
         await release.wait()
         return await quote(user_id, text)
 
-    monkeypatch.setattr(trading, "quote", held)
+    monkeypatch.setattr(market, "quote", held)
     return release
 
 

@@ -36,7 +36,7 @@ async def bot(tmp_path: Path) -> AsyncIterator[BotHarness]:
 def drawn(bot: BotHarness, seed: int) -> list[Symbol]:
     """Symbols picked at random from the directory: some of every kind it holds, and more shares."""
     assert bot.runtime is not None
-    listed = bot.runtime.trading.symbols.symbols("KRX")
+    listed = bot.runtime.market.symbols.symbols("KRX")
     rng = random.Random(seed)
     picks = [rng.choice([s for s in listed if s.kind is kind]) for kind in (Kind.PREFERRED, Kind.ETF)]
     picks += rng.sample([s for s in listed if s.kind is Kind.STOCK and s.market == "KOSDAQ"], 2)

@@ -9,7 +9,7 @@ import pytest
 
 from chatbot.config import KisSettings
 from chatbot.console.botapi import BotApiEmulator
-from chatbot.kis.models import KST
+from chatbot.kis.protocol import KST
 from chatbot.market_hours import MarketCalendar, Phase, is_trading_day, parse_windows
 from tests.harness import BotHarness
 

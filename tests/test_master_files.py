@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from chatbot.kis import protocol as p
-from chatbot.kis.models import KST
+from chatbot.kis.protocol import KST
 from chatbot.markets import kis_master
 from chatbot.markets.directory import SymbolDirectory
 from chatbot.markets.kis_master import KOSDAQ, KOSPI, MasterFileError, parse, parse_record, read_archive

@@ -100,7 +100,7 @@ async def test_stopping_lets_the_push_in_hand_be_delivered(tmp_path: Path) -> No
     runtime = await Runtime.start(settings, SimulatorOptions(tick_interval=0),
                                   keyring=MasterKeyring(1, {1: secrets.token_bytes(32)}))
     stop, ready, in_hand = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(runtime, stop, ready=ready))
+    task = asyncio.create_task(serve(runtime.services, settings, stop, ready=ready))
     try:
         await asyncio.wait_for(ready.wait(), 20)
         send = fake.emulator._m_sendMessage
@@ -154,7 +154,7 @@ async def test_malformed_webhook_updates_are_logged_answered_200_and_dropped(tmp
     runtime = await Runtime.start(settings, SimulatorOptions(tick_interval=0),
                                   keyring=MasterKeyring(1, {1: secrets.token_bytes(32)}))
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(runtime, stop, ready=ready))
+    task = asyncio.create_task(serve(runtime.services, settings, stop, ready=ready))
     caplog.set_level(logging.INFO)
     try:
         await asyncio.wait_for(ready.wait(), 20)

@@ -306,13 +306,13 @@ async def test_database_refusing_writes_after_kis_answered(db_url: str, caplog: 
     try:
         assert bot.runtime is not None
         runtime = bot.runtime
-        runtime.trading.db_retry_seconds = 0.3
+        runtime.orders.db_retry_seconds = 0.3
         refused.append(RefusedWrites(runtime.db))
         (card,) = await bot.say(USER, f"/buy {CODE} 1")
         await bot.press_button(USER, card, 0)
         text = bot.current(card)["text"]
         assert ACCEPTED in text and refused[0].on and refused[0].refused > 0, text  # told from memory
-        order_no = runtime.trading.unwritten.order_nos.pop()
+        order_no = runtime.orders.settling.unwritten.order_nos.pop()
         assert order_no in text
         async with runtime.db.session() as session:
             (journal,) = await _all(session, OrderJournalRow)
@@ -320,7 +320,7 @@ async def test_database_refusing_writes_after_kis_answered(db_url: str, caplog: 
         await wait_for(lambda: runtime.fills.retries > 0)  # the fill waits for its order's row, alive
 
         refused[0].on = False  # the database is back
-        await wait_for(lambda: not runtime.trading.unwritten.journal_ids, 30)
+        await wait_for(lambda: not runtime.orders.settling.unwritten.journal_ids, 30)
         fill = await bot.wait_for_message(USER["id"], "Filled", 30)
         assert order_no in fill["text"]
 

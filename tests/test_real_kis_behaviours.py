@@ -15,8 +15,9 @@ from chatbot.config import KisSettings, load_settings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisNotFound, KisOrderRejected, KisServerError
-from chatbot.kis.models import KST, OrderSide
+from chatbot.kis.models import OrderSide
 from chatbot.kis.orders import OrderSubmitter
+from chatbot.kis.protocol import KST
 from chatbot.kis.realtime import RealtimeClient, SubscriptionError
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
 from chatbot.kis.token import MemoryTokenStore

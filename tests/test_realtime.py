@@ -288,6 +288,23 @@ async def test_python_kis_style_sessions_get_23_field_notices(sim: KisSimulator)
     await rest.aclose()
 
 
+def test_typed_compiled_path_and_its_fallback_agree_on_types_and_errors() -> None:
+    full = ["005930", "090001", "70100", "2", "-100", "-0.14", "70050.50"] + ["7"] * 26 + ["20260102", "20", "N"] \
+        + ["3"] * 4 + ["1.50", "12", "2.50", "0", "N", "70000"]
+    tick = parse_frame("0|H0STCNT0|001|" + "^".join(full))[0]
+    typed = tick.typed()  # no empty field: the compiled straight-line path
+    by_property = {int(v.__doc__.split()[1]): getattr(tick, n) for n, v in vars(Tick).items()
+                   if isinstance(v, property) and (v.__doc__ or "").startswith("field")}
+    assert [(type(typed[i]), typed[i]) for i in sorted(by_property)] == \
+        [(type(by_property[i]), by_property[i]) for i in sorted(by_property)]
+    assert typed[4] == -100 and str(typed[6]) == "70050.50" and typed[35] is False
+    garbage = parse_frame("0|H0STCNT0|001|" + "^".join(full[:13] + ["x"] + full[14:]))[0]
+    with pytest.raises(ValueError):
+        garbage.typed()  # the same error the property gives
+    book = parse_frame("0|H0STASP0|001|" + "^".join(["005930", "090000", "0"] + ["100"] * 40 + ["5"] * 16))[0]
+    assert book.typed()[43] == 5 and book.typed()[0] == "005930"  # total_ask_size, code
+
+
 def test_typed_converts_every_field_like_the_properties() -> None:
     record = ["005930", "090001", "70100", "2", "100", "0.14", "70050.5"] + ["7"] * 26 + ["20260102", "20", "Y"] \
         + ["3"] * 4 + ["1.5", "", "2.5", "0", "N", "70000"]

@@ -19,8 +19,10 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.repository import AlertRepository
 from chatbot.console.botapi import BotApiEmulator
-from chatbot.service.confirmations import CardStatus, PendingOrders
+from chatbot.service.alerts import AlertView
+from chatbot.service.cards import CardStatus, CardStore
 from chatbot.service.users import Users
 from chatbot.storage import Database
 from chatbot.storage.tables import AlertRow, PendingOrderRow, UserRow
@@ -87,8 +89,9 @@ async def test_concurrent_read_then_write_transactions_never_see_a_lock(tmp_path
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
     users = Users(db)
-    cards = PendingOrders(db, ttl_seconds=600)
+    cards = CardStore(db, ttl_seconds=600)
     engine = AlertEngine(db, StubFeed(), lambda: None)  # type: ignore[arg-type]
+    repository = AlertRepository(db)
     holder = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER, str(path),
                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert holder.stdin is not None and holder.stdout is not None
@@ -118,9 +121,10 @@ async def test_concurrent_read_then_write_transactions_never_see_a_lock(tmp_path
         claims_won.extend(card.id for row, refused in results if refused is None)
 
     async def arm_then_delete(owner: int, index: int) -> None:
-        row = await engine.arm(alert(owner, 80_000 + index))
+        row = await engine.arm(alert(owner, 80_000 + index), repository.add)
         if index % 2:
-            assert row.id is not None and await engine.delete(owner, row.id) is not None
+            assert row.id is not None and await repository.delete(owner, row.id) is not None
+            await engine.disarm(row.id, row.code)
 
     async def reader() -> None:
         nonlocal reads
@@ -189,7 +193,7 @@ async def test_a_lock_that_escapes_is_retried_never_shown(tmp_path: Path, monkey
     try:
         assert bot.runtime is not None
         users, alerts = bot.runtime.users, bot.runtime.alerts
-        touch, listing = users.touch, alerts.list
+        touch, listing = users.touch, alerts.active
         failures = {"touch": 1, "list": 2}
 
         async def flaky_touch(user_id: int, language: str | None) -> bool:
@@ -198,14 +202,14 @@ async def test_a_lock_that_escapes_is_retried_never_shown(tmp_path: Path, monkey
                 raise locked_error()
             return await touch(user_id, language)
 
-        async def flaky_list(user_id: int) -> list[AlertRow]:
+        async def flaky_list(user_id: int) -> list[AlertView]:
             if failures["list"]:
                 failures["list"] -= 1
                 raise locked_error()
             return await listing(user_id)
 
         monkeypatch.setattr(users, "touch", flaky_touch)
-        monkeypatch.setattr(alerts, "list", flaky_list)
+        monkeypatch.setattr(alerts, "active", flaky_list)
         replies = await bot.say(ALICE, "/help")  # the gate met the lock: handled again, answered once
         assert len(replies) == 1 and "/price" in replies[0]["text"]
         replies = await bot.say(ALICE, "/alerts")  # a handler met it twice

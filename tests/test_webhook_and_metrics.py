@@ -11,6 +11,7 @@ import httpx
 
 from chatbot.config import DatabaseSettings, HttpSettings, Settings, SimulatorSettings, TelegramSettings
 from chatbot.console.botapi import BotApiEmulator
+from chatbot.metrics import Metrics
 from chatbot.runtime import Runtime
 from chatbot.security.keyring import MasterKeyring
 from chatbot.sim.server import SimulatorOptions
@@ -44,10 +45,11 @@ async def test_webhook_mode_metrics_and_health(tmp_path: Path) -> None:
                                   webhook_path="/hook", webhook_secret=secret),
         database=DatabaseSettings(url=f"sqlite:///{tmp_path}/w.sqlite3"), http=HttpSettings(port=port),
         simulator=SimulatorSettings(tick_interval_seconds=0))
+    metrics = Metrics()
     runtime = await Runtime.start(settings, SimulatorOptions(tick_interval=0),
-                                  keyring=MasterKeyring(1, {1: secrets.token_bytes(32)}))
+                                  keyring=MasterKeyring(1, {1: secrets.token_bytes(32)}), observe_kis=metrics.observe_kis)
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(serve(runtime, stop, ready=ready))
+    task = asyncio.create_task(serve(runtime.services, settings, stop, metrics=metrics, ready=ready))
     try:
         await asyncio.wait_for(ready.wait(), 15)
         assert fake.emulator.webhook_url.endswith("/hook") and fake.emulator.webhook_secret == secret

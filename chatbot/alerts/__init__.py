@@ -1,1 +1,1 @@
-"""Price alerts on the real-time feed, fill notifications, and the push outbox."""
+"""Price alerts on the real-time feed (book, engine, repository) and the push outbox with its typed notices."""

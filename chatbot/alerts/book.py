@@ -85,9 +85,6 @@ class AlertBook:
     def __contains__(self, alert_id: int) -> bool:
         return alert_id in self._where
 
-    def symbols(self) -> set[str]:
-        return {code for code, s in self._symbols.items() if s.above.keys or s.below.keys}
-
     def count(self, code: str) -> int:
         s = self._symbols.get(code)
         return len(s.above.keys) + len(s.below.keys) if s else 0

@@ -2,51 +2,56 @@
 
 * Alerts live in the database; at start-up the armed ones are loaded (four columns, sorted into
   the book once), cooling ones re-armed when due, and every symbol with an alert is subscribed
-  once on the market-data feed (the real-time client counts references per symbol).
+  once on the market-data feed (the real-time client counts references per symbol). What users do
+  to their alerts (add, delete, pause) is stored by :mod:`chatbot.alerts.repository`; the engine is
+  told (:meth:`AlertEngine.arm`, :meth:`~AlertEngine.disarm`, :meth:`~AlertEngine.pause`,
+  :meth:`~AlertEngine.resume`) and moves only what the market moves.
 * A tick is checked against the book on the event loop (O(log n + fired)); crossed alerts leave
   the book at once and go to a worker that fires them in transactions of at most
   :data:`FIRE_CHUNK` alerts: each moves its alerts from ``armed`` to ``fired`` (or ``cooling`` for a
-  repeat alert) *and* writes their pushes to the outbox. The conditional update makes firing
-  exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
+  repeat alert) *and* writes their :class:`~chatbot.alerts.notices.AlertFired` notices to the
+  outbox. The conditional update makes firing exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
   one tick) from holding the event loop or the database in one long transaction, and a storm's
   remainder queues behind the crossings that came after it, so other alerts do not wait for it.
 * After a feed gap the book still holds every armed threshold, so the first tick after the
   reconnect fires whatever its price has crossed; and since a crossing can revert before the feed
   is back, that first tick's day high and low (with their times, fields 8/27 and 9/30) fire the
-  alerts armed before the gap whose threshold an extreme made during the gap reached. Alerts
-  armed since the gap began are noted per symbol as they arrive, so this costs O(log n) per
-  symbol, not a pass over every armed alert.
+  alerts whose threshold an extreme made during the gap reached, provided they were armed before
+  it was made. Alerts armed since the gap began are noted per symbol as they arrive, with the
+  second they were armed in (an extreme in that same second may have preceded them: they wait for
+  a later crossing), so this costs O(log n) per symbol, not a pass over every armed alert.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import datetime as dt
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, insert, update
+from sqlalchemy import case, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
 
+from chatbot.alerts import outbox
 from chatbot.alerts.book import AlertBook
+from chatbot.alerts.notices import AlertFired
+from chatbot.alerts.outbox import Push
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.realtime import Disconnected, Event, RealtimeClient, Reconnected
 from chatbot.storage.db import Database
-from chatbot.storage.tables import AlertRow, OutboxRow
+from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
-ACTIVE = ("armed", "cooling", "paused")
 FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
 LOAD_PARTITION = 5_000  # rows read at a time at start-up
 _BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), col(AlertRow.threshold))
@@ -90,7 +95,8 @@ class AlertEngine:
         self._remove_listener: Callable[[], None] | None = None
         self._gap_start: float | None = None  # wall clock when the feed dropped
         self._gap_symbols: set[str] = set()  # symbols whose first tick after a gap is still to come
-        self._armed_in_gap: dict[str, list[int]] = {}  # code -> alerts armed since the gap began
+        # code -> (alert, KST second it was armed) for the alerts armed since the gap began
+        self._armed_in_gap: dict[str, list[tuple[int, str]]] = {}
         self._arming: dict[str, list[int]] = {}  # code -> [high, low, arms in progress] seen while arming
         self.fired = 0
         self.backlog = 0  # crossed alerts not yet committed
@@ -146,14 +152,15 @@ class AlertEngine:
     def _add(self, alert_id: int, code: str, direction: str, threshold: int) -> None:
         self.book.add(alert_id, code, direction, threshold)
         if self._gap_start is not None:
-            self._armed_in_gap.setdefault(code, []).append(alert_id)
+            self._armed_in_gap.setdefault(code, []).append((alert_id, _kst_second()))
 
     def _add_many(self, alerts: Sequence[BookEntry]) -> None:
         added = self.book.add_many(alerts)
         if self._gap_start is not None and added:
             code_of = {a[0]: a[1] for a in alerts}
+            now = _kst_second()
             for alert_id in added:
-                self._armed_in_gap.setdefault(code_of[alert_id], []).append(alert_id)
+                self._armed_in_gap.setdefault(code_of[alert_id], []).append((alert_id, now))
 
     def _on_event(self, event: Event) -> None:
         if type(event) is not Tick:
@@ -193,9 +200,13 @@ class AlertEngine:
         if gap_start is None:
             return []
         since = dt.datetime.fromtimestamp(gap_start, KST).strftime("%H%M%S")
-        # Alerts armed during the gap did not exist when that extreme was made: set them aside.
-        late = [(alert_id, where) for alert_id in armed_since
-                if (where := self.book.where(alert_id)) is not None and self.book.remove(alert_id)]
+        # An alert armed during the gap is set aside unless the extreme on its side was made in a
+        # later second than the alert was armed in (the times have one-second resolution: an extreme
+        # in the same second may have come before the alert, and a crossing before it is no crossing).
+        late = [(alert_id, where) for alert_id, armed_at in armed_since
+                if (where := self.book.where(alert_id)) is not None
+                and (tick.high_time if where[1] == "above" else tick.low_time) <= armed_at
+                and self.book.remove(alert_id)]
         fired: list[int] = []
         if tick.high_time >= since:
             fired += self.book.on_high(code, tick.high)
@@ -304,13 +315,19 @@ class AlertEngine:
             await self.feed.subscribe(p.WS_TRADE, code)
             self._subscribed.add(code)
 
+    def _in_use(self, code: str) -> bool:
+        """Armed in the book, crossed and not yet fired (a failed commit puts it back), or an alert on
+        it being armed right now (stored but not yet in the book)."""
+        return bool(self.book.count(code) or code in self._arming
+                    or any(crossing.code == code for crossing in self._pending))
+
     async def _release_if_unused(self, code: str) -> None:
-        if self.book.count(code) or any(crossing.code == code for crossing in self._pending):
-            return  # still armed, or crossed and not yet fired (a failed commit puts it back)
+        if self._in_use(code):
+            return
         async with self.db.session() as session:
             cooling = (await session.exec(select(func.count()).select_from(AlertRow).where(
                 col(AlertRow.code) == code, col(AlertRow.status) == "cooling"))).one()
-        if not cooling and code in self._subscribed and not self.book.count(code):
+        if not cooling and code in self._subscribed and not self._in_use(code):  # checked again: that read awaited
             self._subscribed.discard(code)
             self._forget_gap_symbol(code)
             await self.feed.unsubscribe(p.WS_TRADE, code)
@@ -318,77 +335,63 @@ class AlertEngine:
     def has_capacity_for(self, code: str) -> bool:
         return code in self._subscribed or len(self.feed.subscriptions) < self.feed.max_subscriptions
 
-    # -- alerts -------------------------------------------------------------------------------------------------
-    async def arm(self, row: AlertRow) -> AlertRow:
-        """Store a new alert and put it in the book (subscribing its symbol first).
+    # -- alerts coming and going (their rows: chatbot.alerts.repository) ----------------------------------------
+    async def arm(self, row: AlertRow, store: Callable[[AlertRow], Awaitable[AlertRow]]) -> AlertRow:
+        """Store a new alert with ``store`` and put it in the book (subscribing its symbol first).
 
         The alert exists from the moment its symbol's ticks reach the engine; ticks seen while it is
         being stored are remembered (high and low), so a crossing in that instant still fires it."""
-        await self._ensure_subscribed(row.code)
-        row.created_at = row.updated_at = utcnow()
-        arming = self._arming.setdefault(row.code, [0, 2**62, 0])
+        # Noted before anything is awaited: while an arm is in progress its symbol stays on the feed
+        # (the last armed alert on it may fire or be deleted meanwhile; see _release_if_unused).
+        code = row.code
+        arming = self._arming.setdefault(code, [0, 2**62, 0])
         arming[2] += 1
         try:
-            async with self.db.write() as session:
-                session.add(row)
+            await self._ensure_subscribed(code)
+            row = await store(row)
             assert row.id is not None
             high, low = arming[0], arming[1]
             self._add(row.id, row.code, row.direction, row.threshold)
-        finally:
-            arming[2] -= 1
-            if not arming[2]:
-                self._arming.pop(row.code, None)
+        except Exception:
+            self._arm_done(code, arming)
+            with contextlib.suppress(Exception):  # nothing was armed: the symbol leaves the feed if unused
+                await self._release_if_unused(code)
+            raise
+        except BaseException:
+            self._arm_done(code, arming)
+            raise
+        self._arm_done(code, arming)
         crossed = high >= row.threshold if row.direction == "above" else low <= row.threshold
         if crossed and self.book.remove(row.id):
             price = high if row.direction == "above" else low
-            self._enqueue(Crossing([row.id], row.code, price, dt.datetime.now(KST).strftime("%H%M%S"),
-                                  time.perf_counter()))
+            self._enqueue(Crossing([row.id], row.code, price, _kst_second(), time.perf_counter()))
         return row
 
-    async def count_active(self, owner_id: int) -> int:
-        async with self.db.session() as session:
-            return (await session.exec(select(func.count()).select_from(AlertRow).where(
-                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(ACTIVE)))).one()
+    def _arm_done(self, code: str, arming: list[int]) -> None:
+        arming[2] -= 1
+        if not arming[2]:
+            self._arming.pop(code, None)
 
-    async def list(self, owner_id: int) -> builtins.list[AlertRow]:
-        async with self.db.session() as session:
-            return list((await session.exec(select(AlertRow).where(
-                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(ACTIVE)).order_by(col(AlertRow.id)))).all())
-
-    async def delete(self, owner_id: int, alert_id: int) -> AlertRow | None:
-        async with self.db.write() as session:
-            row = await session.get(AlertRow, alert_id)
-            if row is None or row.owner_id != owner_id or row.status not in ACTIVE:
-                return None
-            row.status, row.updated_at = "deleted", utcnow()
-            session.add(row)
+    async def disarm(self, alert_id: int, code: str) -> None:
+        """An alert left its active states (deleted): out of the book, its symbol off the feed if unused."""
         self.book.remove(alert_id)
-        await self._release_if_unused(row.code)
-        return row
+        await self._release_if_unused(code)
 
-    async def _move_owner(self, owner_id: int, from_statuses: tuple[str, ...], to: str) -> builtins.list[AlertRow]:
-        async with self.db.write() as session:
-            rows = list((await session.exec(select(AlertRow).where(
-                col(AlertRow.owner_id) == owner_id, col(AlertRow.status).in_(from_statuses)))).all())
-            for row in rows:
-                row.status, row.updated_at = to, utcnow()
-                session.add(row)
-        return rows
+    def pause(self, alert_ids: Sequence[int]) -> None:
+        """Alerts paused (their user blocked the bot): out of the book; their symbols stay subscribed."""
+        for alert_id in alert_ids:
+            self.book.remove(alert_id)
 
-    async def pause_owner(self, owner_id: int) -> int:
-        """The user blocked the bot: their alerts stop (paused, not deleted)."""
-        rows = await self._move_owner(owner_id, ("armed", "cooling"), "paused")
-        for row in rows:
-            assert row.id is not None
-            self.book.remove(row.id)
-        return len(rows)
-
-    async def resume_owner(self, owner_id: int) -> int:
-        rows = await self._move_owner(owner_id, ("paused",), "armed")
-        for code in {row.code for row in rows}:
+    async def resume(self, alerts: Sequence[BookEntry]) -> None:
+        """Alerts armed again (id, code, direction, threshold): their symbols subscribed, into the book."""
+        for code in {alert[1] for alert in alerts}:
             await self._ensure_subscribed(code)
-        self._add_many([(row.id, row.code, row.direction, row.threshold) for row in rows if row.id is not None])
-        return len(rows)
+        self._add_many(alerts)
+
+
+def _kst_second() -> str:
+    """Now as KIS stamps a trade (HHMMSS, Korean time)."""
+    return dt.datetime.now(KST).strftime("%H%M%S")
 
 
 async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
@@ -411,15 +414,11 @@ async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now
         crossing = crossings[alert_id]
         if repeat:
             cooldowns.setdefault(cooldown, []).append(alert_id)
-        pushes.append({"dedupe_key": f"alert:{alert_id}:{count}", "owner_id": owner, "chat_id": chat,
-                       "kind": "alert", "status": "pending", "attempts": 0, "created_at": now,
-                       "payload": {"alert_id": alert_id, "lang": language, "code": code, "name": name,
-                                   "direction": direction, "threshold": threshold, "price": crossing.price,
-                                   "time": crossing.tick_time, "percent": percent, "repeat": repeat,
-                                   "reference_price": reference}})
+        pushes.append(Push(f"alert:{alert_id}:{count}", owner, chat, AlertFired(
+            alert_id, language, code, name, direction, threshold, crossing.price, crossing.tick_time, percent,
+            repeat, reference)))
     for cooldown, ids in cooldowns.items():
         await conn.execute(update(AlertRow).where(col(AlertRow.id).in_(ids))
                            .values(rearm_at=now + dt.timedelta(seconds=cooldown)))
-    if pushes:
-        await conn.execute(insert(OutboxRow), pushes)
+    await outbox.enqueue(conn, pushes, keys_are_new=True)  # the fire count moved above: every key is new
     return fired

@@ -1,19 +1,26 @@
 """The push outbox: every push is a row written in the same transaction as the event that caused it,
-and marked when Telegram took it. A crash between the two sends it after the restart, once; a
-user who blocked the bot is recorded and their pushes stop instead of being retried forever."""
+and marked when the front end took it. A crash between the two sends it after the restart, once; a
+user who blocked the bot is recorded and their pushes stop instead of being retried forever.
+
+:func:`enqueue` is the one writer (the alert engine, the fill watcher, order reconciliation); the
+:class:`OutboxSender` reads the rows back as notices (:mod:`chatbot.alerts.notices`) and hands them
+to the front end's :class:`~chatbot.alerts.notices.Notifier`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chatbot.alerts.notices import Blocked, Delivered, Notice, NoticeFormatError, Notifier, RetryLater, decode
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OutboxRow
 from chatbot.storage.types import utcnow
@@ -22,47 +29,69 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 
 
-class PushBlocked(Exception):
-    """The user blocked the bot: stop pushing to them."""
+class Push(NamedTuple):
+    """A notice on its way to a chat: an outbox row to be. ``key`` names the event that caused it (one
+    push per event, whatever writes it twice: a restart, a reconnect, a second look). A tuple: a
+    storm makes thousands of them in a row."""
+
+    key: str
+    owner_id: int
+    chat_id: int
+    notice: Notice
 
 
-class PushRetryLater(Exception):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"retry after {seconds}s")
-        self.seconds = seconds
+def row_values(pushes: Sequence[Push], now: dt.datetime) -> list[dict[str, Any]]:
+    """The outbox rows of pushes (every column: a bulk insert applies no model defaults)."""
+    return [{"dedupe_key": key, "owner_id": owner_id, "chat_id": chat_id, "kind": notice.KIND, "status": "pending",
+             "attempts": 0, "created_at": now, "payload": notice.payload()}
+            for key, owner_id, chat_id, notice in pushes]
 
 
-Push = Callable[[OutboxRow], Awaitable[object]]
-
-
-async def enqueue(session: AsyncSession, *, dedupe_key: str, owner_id: int, chat_id: int, kind: str,
-                  payload: dict[str, Any]) -> bool:
-    """Add a push inside the caller's transaction; False when this event was already queued."""
-    existing = (await session.exec(select(OutboxRow.id).where(OutboxRow.dedupe_key == dedupe_key))).first()
-    if existing is not None:
-        return False
-    session.add(OutboxRow(dedupe_key=dedupe_key, owner_id=owner_id, chat_id=chat_id, kind=kind, payload=payload))
-    return True
+async def enqueue(transaction: AsyncSession | AsyncConnection, pushes: Sequence[Push], *,
+                  keys_are_new: bool = False) -> int:
+    """Write ``pushes`` inside the caller's transaction (one INSERT); a push whose key is already queued
+    is left out, unless the caller knows every key is new (the alert engine: its keys carry the
+    alert's fire count, moved by the same transaction). Returns how many were written."""
+    if not pushes:
+        return 0
+    conn = await transaction.connection() if isinstance(transaction, AsyncSession) else transaction
+    if not keys_are_new:
+        queued = set((await conn.execute(select(OutboxRow.dedupe_key).where(
+            col(OutboxRow.dedupe_key).in_([push.key for push in pushes])))).scalars())
+        pushes = [push for push in pushes if push.key not in queued]
+        if not pushes:
+            return 0
+    await conn.execute(insert(OutboxRow), row_values(pushes, utcnow()))
+    return len(pushes)
 
 
 class OutboxSender:
-    def __init__(self, db: Database, push: Push, on_blocked: Callable[[int], Awaitable[None]],
-                 poll_seconds: float = 1.0) -> None:
+    """Delivers pending pushes, oldest first, through the front end's notifier.
+
+    Built before anything that writes pushes (its :meth:`wake` is theirs from the start); it sends
+    once :meth:`start` gives it the notifier."""
+
+    def __init__(self, db: Database, poll_seconds: float = 1.0) -> None:
         self.db = db
-        self.push = push
-        self.on_blocked = on_blocked
         self.poll_seconds = poll_seconds
+        self.notifier: Notifier | None = None
+        self.on_blocked: Callable[[int], Awaitable[None]] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._retry_after: float | None = None  # seconds the platform asked to wait before the next push
         self.sent = 0
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def start(self) -> None:
+    async def start(self, notifier: Notifier, on_blocked: Callable[[int], Awaitable[None]]) -> None:
+        """Deliver through ``notifier``; ``on_blocked(owner_id)`` when a user turns out to have blocked the bot."""
+        self.notifier, self.on_blocked = notifier, on_blocked
+        self._stopping = False
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="outbox-sender")
+        self._wake.set()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let the push in hand finish and be marked (so a restart neither repeats nor loses it)."""
@@ -86,18 +115,22 @@ class OutboxSender:
         while not self._stopping:
             try:
                 sent = await self._send_batch()
-            except PushRetryLater as exc:
-                await asyncio.sleep(exc.seconds)
-                continue
             except Exception:
                 log.exception("outbox batch failed")
                 sent = 0
+            if self._retry_after is not None:
+                pause, self._retry_after = self._retry_after, None
+                await asyncio.sleep(pause)
+                continue
             if not sent and not self._stopping:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 
     async def _send_batch(self, limit: int = 100) -> int:
+        notifier, on_blocked = self.notifier, self.on_blocked
+        if notifier is None or on_blocked is None:
+            return 0
         async with self.db.session() as session:
             rows = list((await session.exec(select(OutboxRow).where(col(OutboxRow.status) == "pending")
                                             .order_by(col(OutboxRow.id)).limit(limit))).all())
@@ -106,18 +139,26 @@ class OutboxSender:
             if self._stopping:
                 break
             try:
-                await self.push(row)
-            except PushBlocked:
-                await self._mark(row, "dead", "blocked by the user")
-                await self.on_blocked(row.owner_id)
+                notice = decode(row.kind, row.payload)
+            except NoticeFormatError as exc:  # never deliverable: no point retrying
+                await self._mark(row, "dead", str(exc)[:200])
+                log.warning("unreadable push dropped", extra={"outbox_id": row.id, "kind": row.kind})
                 continue
-            except PushRetryLater:
-                raise
+            try:
+                delivery = await notifier.deliver(row.chat_id, notice)
             except Exception as exc:
                 dead = row.attempts + 1 >= MAX_ATTEMPTS
                 await self._mark(row, "dead" if dead else "pending", f"{type(exc).__name__}: {exc}"[:200])
                 log.warning("push failed", extra={"outbox_id": row.id, "attempt": row.attempts + 1, "dead": dead})
                 continue
+            if isinstance(delivery, Blocked):
+                await self._mark(row, "dead", "blocked by the user")
+                await on_blocked(row.owner_id)
+                continue
+            if isinstance(delivery, RetryLater):
+                self._retry_after = max(delivery.seconds, 0.0)
+                break
+            assert isinstance(delivery, Delivered)
             await self._mark(row, "sent", None)
             sent += 1
             self.sent += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import re
 import sys
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from chatbot.console.botapi import BotApiEmulator
 
 if TYPE_CHECKING:
-    from chatbot.runtime import Runtime
+    from chatbot.config import TelegramSettings
+    from chatbot.service.services import Services
 
 QUIET_SECONDS = 0.25
 REPLY_TIMEOUT = 20.0
@@ -101,26 +103,24 @@ class ConsoleChat:
                 return
 
 
-async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko",
+async def run_console(services: Services, settings: TelegramSettings, *, user_id: int = 1, language: str = "ko",
                       stdin: TextIO | None = None, out: TextIO | None = None, charts_dir: Path | None = None,
                       note: str = "", announced: bool = False) -> None:
     """Chat in the terminal; ``announced`` when :data:`BANNER` was already printed (before loading)."""
     from chatbot.console.transport import EmulatorRequest
     from chatbot.telegram import app as tg
-    from chatbot.telegram.alerts import push_for
-    from chatbot.telegram.context import BotServices
+    from chatbot.telegram.notifier import TelegramNotifier
 
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     emulator = BotApiEmulator()
     chat = ConsoleChat(emulator, out, BotApiEmulator.user(user_id, language), charts_dir)
-    services = BotServices(runtime.trading, runtime.registration, runtime.users, runtime.alerts, runtime.mode,
-                           frozenset())
-    application = tg.build_application(runtime.settings.telegram, services, request=EmulatorRequest(emulator),
-                                       per_chat_interval=0)
+    services = dataclasses.replace(services, allowed_users=frozenset())  # the terminal's user is the operator
+    application = tg.build_application(settings, services, request=EmulatorRequest(emulator), per_chat_interval=0)
     await tg.start(application, poll_timeout=1)
-    await runtime.start_pushes(push_for(application.bot))
-    chat.write((f"ready · mode {runtime.mode.value}" if announced else f"{BANNER} · mode {runtime.mode.value}")
+    await services.pushes.start(TelegramNotifier(application.bot))
+    mode = services.mode.value
+    chat.write((f"ready · mode {mode}" if announced else f"{BANNER} · mode {mode}")
                + (f"\n{note}" if note else ""))
     loop = asyncio.get_running_loop()
     try:
@@ -133,8 +133,7 @@ async def run_console(runtime: Runtime, *, user_id: int = 1, language: str = "ko
             if chat.submit(line):
                 await chat.settle()
     finally:
-        if runtime.sender is not None:  # the push in hand finishes while the bot can still send it
-            await runtime.sender.stop()
+        await services.pushes.stop()  # the push in hand finishes while the bot can still send it
         stopping = asyncio.create_task(tg.stop(application))
         await asyncio.sleep(0)
         emulator.release_pollers()

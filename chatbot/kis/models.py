@@ -8,18 +8,12 @@ from decimal import Decimal
 from enum import StrEnum
 
 from chatbot.kis import protocol as p
-
-KST = dt.timezone(dt.timedelta(hours=9), "KST")
+from chatbot.kis.protocol import KST as KST  # noqa: PLC0414 (re-exported: markets.refresh, alerts.engine)
 
 
 class OrderSide(StrEnum):
     BUY = "buy"
     SELL = "sell"
-
-
-class OrderKind(StrEnum):
-    LIMIT = "limit"
-    MARKET = "market"
 
 
 @dataclass(frozen=True, slots=True)

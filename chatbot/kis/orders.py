@@ -34,7 +34,8 @@ from chatbot.kis.errors import (
     KisTokenIssueThrottled,
     KisTransportError,
 )
-from chatbot.kis.models import KST, Execution, OrderAck, OrderSide
+from chatbot.kis.models import Execution, OrderAck, OrderSide
+from chatbot.kis.protocol import KST
 from chatbot.kis.rest import KisRestClient
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,15 @@ OnSending = Callable[[set[str]], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
-    """What was (or may have been) sent: a new order, or the cancellation of ``original_order_no``."""
+    """What was (or may have been) sent: a new order, or the cancellation (or, with ``revise``, the
+    revision to ``price``) of ``original_order_no``."""
 
     side: OrderSide
     code: str
     quantity: int
     price: int | None  # None: market order
-    original_order_no: str | None = None  # set for a cancellation
+    original_order_no: str | None = None  # set for a cancellation or a revision
+    revise: bool = False  # with original_order_no: a revision, listed as a new row pointing back to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,18 @@ class OrderSubmitter:
                 await on_sending(before)
             return await self.client.cancel_order(order_no, branch)
 
+    async def revise(self, order_no: str, branch: str, side: OrderSide, code: str, price: int, quantity: int, *,
+                     all_remaining: bool, exchange: str, on_sending: OnSending | None = None) -> OrderAck:
+        """Revise an order to ``price`` — what is left of it (``all_remaining``, ``QTY_ALL_ORD_YN=Y``) or
+        ``quantity`` of it — on the order's own exchange, sent once, after the same snapshot as
+        :meth:`cancel` (the revision is a new row of the day's list pointing back to the order)."""
+        async with self._lock:
+            before = await self._known_orders(code, side)
+            if on_sending is not None:
+                await on_sending(before)
+            return await self.client.revise_order(order_no, branch, price, 0 if all_remaining else quantity,
+                                                  exchange=exchange)
+
     async def _known_orders(self, code: str, side: OrderSide) -> set[str]:
         today = dt.datetime.now(KST).date()
         return {e.order_no for e in await self.client.executions(today, today, code=code, side=side)}
@@ -151,8 +166,13 @@ async def find_candidates(client: KisRestClient, day: dt.date, intent: OrderInte
 
 def matches(row: Execution, intent: OrderIntent) -> bool:
     """Could this row of the day's list be the order (or cancellation) described by ``intent``?"""
-    if intent.original_order_no is not None:  # a cancellation: a row that cancels that order
-        return row.cancelled and row.original_order_no.lstrip("0") == intent.original_order_no.lstrip("0")
+    if intent.original_order_no is not None:  # a cancellation or revision: a row acting on that order
+        if p.order_no_key(row.original_order_no) != p.order_no_key(intent.original_order_no):
+            return False
+        if not intent.revise:
+            return row.cancelled
+        return not row.cancelled and (row.price == intent.price if intent.price is not None
+                                      else row.division == p.OrderDivision.MARKET)
     if row.cancelled or row.original_order_no or row.quantity != intent.quantity:
         return False
     if intent.price is None:

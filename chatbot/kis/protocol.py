@@ -12,6 +12,8 @@ import datetime as dt
 from enum import StrEnum
 from typing import Final, Literal
 
+KST: Final = dt.timezone(dt.timedelta(hours=9), "KST")  # KIS's clock: every time it sends or takes
+
 Flavour = Literal["real", "virtual"]
 
 # --- hosts (§1) ---------------------------------------------------------------------------

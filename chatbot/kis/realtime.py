@@ -11,7 +11,7 @@
   jitter, re-subscribes everything, and tells consumers with a :class:`Reconnected` event, so they
   can treat the first tick after it as following a gap.
 * Consumers register plain callbacks (:meth:`add_listener`), called on the event loop for every
-  event, or iterate :meth:`events`.
+  event.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,22 +115,6 @@ class RealtimeClient:
         """Call ``listener`` with every event (on the event loop; it must not block). Returns a remover."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
-
-    async def events(self, maxsize: int = 10_000) -> AsyncIterator[Event]:
-        """Every event as an async iterator (the oldest are dropped if the consumer falls behind)."""
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
-
-        def put(event: Event) -> None:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(event)
-
-        remove = self.add_listener(put)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            remove()
 
     @property
     def subscriptions(self) -> dict[SubKey, int]:

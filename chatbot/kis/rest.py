@@ -20,10 +20,12 @@ import datetime as dt
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -70,6 +72,20 @@ QUERY_RETRIES = 6
 USER_AGENT = "kis-chatops/0.1"
 
 
+@cache
+def _verified_tls() -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # certifi's CAs: ~20 ms to load, once per process instead of per client
+
+
+def tls_for(url: str) -> ssl.SSLContext:
+    """httpx's ``verify=`` for a client on ``url``: one shared, verifying context for https; for plain
+    http (the simulator) a client context with no CA loaded, which it never uses and which would
+    refuse any TLS peer."""
+    if url.startswith("https:"):
+        return _verified_tls()
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 @dataclass(frozen=True, slots=True)
 class KisCredentials:
     app_key: str
@@ -93,17 +109,13 @@ class KisEndpoint:
 
     flavour: Flavour
     rest_url: str
-    # The environment this server stands for ("simulator", "virtual", "real"): tokens are cached per
-    # environment and app key, not per URL (the embedded simulator listens on a new port each run).
-    environment: str = ""
-
-    @classmethod
-    def official(cls, flavour: Flavour) -> "KisEndpoint":
-        return cls(flavour, p.REST_URLS[flavour], flavour)
+    # What tokens are cached under, with the app key: the deployment this server stands for
+    # ("simulator", "virtual", "real"), not its URL (the embedded simulator listens on a new port each run).
+    token_scope: str = ""
 
     @property
     def cache_scope(self) -> str:
-        return self.environment or self.rest_url.rstrip("/")
+        return self.token_scope or self.rest_url.rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +180,7 @@ class KisRestClient:
         self._own_http = http is None
         pool = min(max(rate, 4), 32)  # one connection per permit is plenty; httpcore's pool is O(n) per request
         self._http = http or httpx.AsyncClient(
-            base_url=endpoint.rest_url, timeout=timeout,
+            base_url=endpoint.rest_url, timeout=timeout, verify=tls_for(endpoint.rest_url),
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             headers={"User-Agent": USER_AGENT})
         self._base = str(self._http.base_url).rstrip("/")

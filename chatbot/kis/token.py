@@ -16,7 +16,6 @@ from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisAuthError
 
 log = logging.getLogger(__name__)
-KST = dt.timezone(dt.timedelta(hours=9))
 REFRESH_MARGIN_SECONDS = 600.0  # re-issue when less than 10 minutes are left, as python-kis does
 
 
@@ -70,7 +69,7 @@ def parse_token_reply(body: dict[str, object], now: float) -> CachedToken:
     text = body.get("access_token_token_expired")
     if isinstance(text, str) and text:
         try:
-            expires_at = dt.datetime.strptime(text, p.TOKEN_TIME_FORMAT).replace(tzinfo=KST).timestamp()
+            expires_at = dt.datetime.strptime(text, p.TOKEN_TIME_FORMAT).replace(tzinfo=p.KST).timestamp()
         except ValueError:
             expires_at = None
     if expires_at is None:

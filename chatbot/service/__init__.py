@@ -1,4 +1,4 @@
-"""The transport-neutral trading service: what a user can do, on that user's account.
-
-Front ends (Telegram, console) parse input and render results; every rule lives here.
+"""What a user can do, transport-neutral: market data, orders (cards, confirm, submit,
+reconciliation), the account, alerts, registration. Inputs are parsed here (``inputs``), results are
+typed views (``views``); front ends get all of it as one :class:`~chatbot.service.services.Services`.
 """

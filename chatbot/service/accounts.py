@@ -18,15 +18,18 @@ import httpx
 from chatbot.kis import protocol as p
 from chatbot.kis.models import Account
 from chatbot.kis.orders import OrderSubmitter
-from chatbot.kis.rest import USER_AGENT, KisCredentials, KisEndpoint, KisRestClient
+from chatbot.kis.rest import USER_AGENT, KisCredentials, KisEndpoint, KisRestClient, tls_for
 from chatbot.kis.token import TokenStore
 from chatbot.service.errors import UserError
 from chatbot.service.views import Mode
 from chatbot.storage.credentials import CredentialStore, PaperAccountStore
 
 MAX_CACHED_CLIENTS = 2_000
-POOLS = 8  # HTTP connection pools to KIS, shared by the users' clients (by app key)
-POOL_CONNECTIONS = 8  # connections per pool: 64 in all
+# The users' clients share connection pools, spread by app key. httpcore looks at every connection of
+# a pool (a poll(2) for each idle one) on every request: one pool of 32 keep-alive connections cost
+# ~1 ms of CPU per /price at 50 concurrent users, a fifth of all the process did per command.
+HTTP_POOLS = 16
+POOL_CONNECTIONS = 8
 
 
 @dataclass(slots=True)
@@ -43,7 +46,8 @@ class AccountProvider:
     def __init__(self, credentials: CredentialStore, paper: PaperAccountStore, endpoint: KisEndpoint, mode: Mode,
                  token_store: TokenStore, *, requests_per_second: int | None = None, timeout: float = 10.0,
                  order_timeout: float = 15.0, use_hashkey: bool = False,
-                 maintenance_windows: p.TimeWindows = p.NIGHTLY_MAINTENANCE_WINDOWS) -> None:
+                 maintenance_windows: p.TimeWindows = p.NIGHTLY_MAINTENANCE_WINDOWS,
+                 latency_observer: Callable[[str, float], None] | None = None) -> None:
         self.credentials = credentials
         self.paper = paper
         self.endpoint = endpoint
@@ -54,16 +58,9 @@ class AccountProvider:
         self.order_timeout = order_timeout
         self.use_hashkey = use_hashkey
         self.maintenance_windows = maintenance_windows
-        # Several small connection pools rather than one of 64: httpcore's pool does work quadratic in
-        # its connections on every request and response (at 200 users one 64-connection pool took an
-        # eighth of the process's CPU); a user's client always uses the same pool.
-        tls = httpx.create_ssl_context()  # one for all pools: each costs ~50 ms of CPU to build
-        self._pools = [httpx.AsyncClient(base_url=endpoint.rest_url, timeout=timeout, verify=tls,
-                                         limits=httpx.Limits(max_connections=POOL_CONNECTIONS,
-                                                             max_keepalive_connections=POOL_CONNECTIONS),
-                                         headers={"User-Agent": USER_AGENT}) for _ in range(POOLS)]
+        self._pools: list[httpx.AsyncClient | None] = [None] * HTTP_POOLS
         self._cache: OrderedDict[int, UserAccount] = OrderedDict()
-        self.latency_observer: Callable[[str, float], None] | None = None  # (path, seconds), for metrics
+        self.latency_observer = latency_observer  # (path, seconds) of every KIS request, for metrics
         self._lock = asyncio.Lock()
 
     async def for_user(self, telegram_id: int) -> UserAccount:
@@ -92,13 +89,24 @@ class AccountProvider:
 
     def client_for(self, credentials: KisCredentials) -> KisRestClient:
         """A client for credentials not yet saved (registration checks them by issuing a token)."""
-        pool = self._pools[zlib.crc32(credentials.app_key.encode()) % len(self._pools)]
         client = KisRestClient(self.endpoint, credentials, self.token_store,
                                requests_per_second=self.requests_per_second, timeout=self.timeout,
-                               order_timeout=self.order_timeout, http=pool, use_hashkey=self.use_hashkey,
+                               order_timeout=self.order_timeout, http=self._pool(credentials.app_key),
+                               use_hashkey=self.use_hashkey,
                                maintenance_windows=self.maintenance_windows)
         client.latency_observer = self.latency_observer
         return client
+
+    def _pool(self, app_key: str) -> httpx.AsyncClient:
+        """The connection pool of an app key's client: one of :data:`HTTP_POOLS`, made on first use."""
+        index = zlib.crc32(app_key.encode()) % HTTP_POOLS
+        pool = self._pools[index]
+        if pool is None:
+            pool = self._pools[index] = httpx.AsyncClient(
+                base_url=self.endpoint.rest_url, timeout=self.timeout, verify=tls_for(self.endpoint.rest_url),
+                limits=httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS // 2),
+                headers={"User-Agent": USER_AGENT})
+        return pool
 
     async def notice_key(self, telegram_id: int) -> str | None:
         """What to subscribe execution notices with (``tr_key``): KIS keys them by the user's HTS id.
@@ -121,4 +129,5 @@ class AccountProvider:
     async def aclose(self) -> None:
         self._cache.clear()
         for pool in self._pools:
-            await pool.aclose()
+            if pool is not None:
+                await pool.aclose()

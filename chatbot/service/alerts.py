@@ -8,16 +8,17 @@ alerts watch, well under the feed's: one user cannot take every slot."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlmodel import col, select
-
-from chatbot.alerts.engine import ACTIVE, AlertEngine
+from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import SubscriptionLimitError
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.errors import UserError
-from chatbot.service.trading import MAX_ARG_LENGTH, TradingService, kis_errors, parse_price
+from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.inputs import MAX_ARG_LENGTH, parse_price
+from chatbot.service.market_data import MarketData
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow, UserRow
 
@@ -29,14 +30,36 @@ _ALERT_ID = re.compile(r"^[0-9]{1,9}$")
 MAX_PERCENT = Decimal(30)  # the daily limit: a larger move cannot happen today
 
 
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """A price alert as a user sees it."""
+
+    id: int
+    code: str
+    name: str
+    direction: str  # above | below
+    threshold: int
+    reference_price: int  # the price when it was set
+    percent: str | None  # "+5": set as a move from the reference price
+    repeat: bool
+    status: str  # armed | cooling | paused (active), fired | deleted
+
+    @classmethod
+    def of(cls, row: AlertRow) -> AlertView:
+        assert row.id is not None
+        return cls(row.id, row.code, row.name, row.direction, row.threshold, row.reference_price, row.percent,
+                   row.repeat, row.status)
+
+
 class AlertService:
     def __init__(self, db: Database, engine: AlertEngine | None, accounts: AccountProvider,
-                 trading: TradingService, *, max_per_user: int = 50, max_symbols_per_user: int = 10,
+                 market: MarketData, *, max_per_user: int = 50, max_symbols_per_user: int = 10,
                  cooldown_seconds: int = 600) -> None:
         self.db = db
+        self.repository = AlertRepository(db)
         self.engine = engine
         self.accounts = accounts
-        self.trading = trading
+        self.market = market
         self.max_per_user = max_per_user
         self.max_symbols_per_user = max_symbols_per_user
         self.cooldown_seconds = cooldown_seconds
@@ -46,7 +69,7 @@ class AlertService:
             raise UserError("alerts_unavailable")
         return self.engine
 
-    async def create(self, user_id: int, chat_id: int, language: str, args: list[str]) -> AlertRow:
+    async def create(self, user_id: int, chat_id: int, language: str, args: list[str]) -> AlertView:
         engine = self._engine()
         words = [w for w in args if w]
         if any(len(w) > MAX_ARG_LENGTH for w in words):
@@ -67,7 +90,7 @@ class AlertService:
             direction = "above" if op in ABOVE_WORDS else "below"
         else:
             raise UserError("usage_alert")
-        symbol = self.trading.resolve(" ".join(symbol_words))
+        symbol = self.market.resolve(" ".join(symbol_words))
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
@@ -95,7 +118,7 @@ class AlertService:
                        repeat=repeat, cooldown_seconds=self.cooldown_seconds)
         with kis_errors():  # the feed could not subscribe the symbol (KIS refused or did not answer)
             try:
-                return await engine.arm(row)
+                return AlertView.of(await engine.arm(row, self.repository.add))
             except SubscriptionLimitError:
                 raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions) from None
             except TimeoutError:  # no acknowledgement of the subscription: nothing was stored
@@ -103,7 +126,7 @@ class AlertService:
 
     async def _check_room(self, engine: AlertEngine, user_id: int, code: str) -> None:
         """The user's alert and symbol caps, then the shared feed's capacity."""
-        if await engine.count_active(user_id) >= self.max_per_user:
+        if await self.repository.count_active(user_id) >= self.max_per_user:
             raise UserError("alert_limit", maximum=self.max_per_user)
         watched = await self.watched_symbols(user_id)
         if code not in watched and len(watched) >= self.max_symbols_per_user:
@@ -114,21 +137,24 @@ class AlertService:
 
     async def watched_symbols(self, user_id: int) -> set[str]:
         """The distinct symbols of the user's active alerts (each holds a slot of the shared feed)."""
-        async with self.db.session() as session:
-            return set((await session.exec(select(AlertRow.code).where(
-                col(AlertRow.owner_id) == user_id, col(AlertRow.status).in_(ACTIVE)).distinct())).all())
+        return await self.repository.watched_symbols(user_id)
 
-    async def list(self, user_id: int) -> list[AlertRow]:
-        return await self._engine().list(user_id)
+    async def active(self, user_id: int) -> list[AlertView]:
+        """The user's alerts in force (armed, cooling, paused), oldest first."""
+        self._engine()
+        return [AlertView.of(row) for row in await self.repository.active(user_id)]
 
-    async def delete(self, user_id: int, alert_id_text: str) -> AlertRow:
+    async def delete(self, user_id: int, alert_id_text: str) -> AlertView:
+        engine = self._engine()
         text = alert_id_text.strip().lstrip("#")
         if not _ALERT_ID.match(text):  # ASCII digits that fit an integer column on every database
             raise UserError("no_such_alert", alert_id=alert_id_text[:MAX_ARG_LENGTH])
-        row = await self._engine().delete(user_id, int(text))
+        row = await self.repository.delete(user_id, int(text))
         if row is None:
             raise UserError("no_such_alert", alert_id=text)
-        return row
+        assert row.id is not None
+        await engine.disarm(row.id, row.code)
+        return AlertView.of(row)
 
     async def user_blocked_bot(self, user_id: int) -> None:
         async with self.db.write() as session:
@@ -137,9 +163,12 @@ class AlertService:
                 user.blocked = True
                 session.add(user)
         if self.engine is not None:
-            await self.engine.pause_owner(user_id)
+            rows = await self.repository.pause_owner(user_id)
+            self.engine.pause([row.id for row in rows if row.id is not None])
 
     async def user_returned(self, user_id: int) -> None:
         """A user who had blocked the bot wrote again: their alerts resume."""
         if self.engine is not None:
-            await self.engine.resume_owner(user_id)
+            rows = await self.repository.resume_owner(user_id)
+            await self.engine.resume([(row.id, row.code, row.direction, row.threshold)
+                                      for row in rows if row.id is not None])

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
-from chatbot.kis.errors import KisError
+from chatbot.kis.errors import KisError, KisNotFound, KisTokenIssueThrottled
+
+log = logging.getLogger(__name__)
 
 
 class UserError(Exception):
@@ -24,6 +29,20 @@ def kis_unavailable(exc: KisError) -> UserError:
     if exc.in_maintenance_window:
         return UserError("kis_nightly_maintenance", detail=exc.msg1)
     return UserError("kis_unavailable", detail=exc.msg1)
+
+
+@contextlib.contextmanager
+def kis_errors() -> Iterator[None]:
+    """KIS failures on queries, as messages a user can act on."""
+    try:
+        yield
+    except KisNotFound:
+        raise UserError("unknown_symbol", query="") from None
+    except KisTokenIssueThrottled:
+        raise UserError("kis_token_wait") from None
+    except KisError as exc:
+        log.warning("kis query failed", extra={"error": type(exc).__name__, "msg_cd": exc.msg_cd})
+        raise kis_unavailable(exc) from None
 
 
 def is_transient_lock(exc: BaseException) -> bool:

@@ -1,4 +1,4 @@
-"""Estimated trading costs shown on a confirmation card (the broker's statement is authoritative)."""
+"""Estimated trading costs shown on an order card (the broker's statement is authoritative)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Fill notifications: each user's own execution-notice feed (H0STCNI0/H0STCNI9 on their app key),
-recorded in the order journal and pushed through the outbox.
+recorded in the order journal and told as :class:`~chatbot.alerts.notices.OrderFilled` notices through
+the outbox.
 
 A user's notice feed starts when they place an order (and, at start-up, for users who placed one
 in the last day); KIS sends notices on the app key of the account, so each user needs their own
@@ -17,7 +18,9 @@ from collections.abc import Callable
 from sqlmodel import col, func, select
 
 from chatbot.alerts import outbox
-from chatbot.kis.frames import FillNotice, LegacyFillNotice
+from chatbot.alerts.notices import OrderFilled
+from chatbot.alerts.outbox import Push
+from chatbot.kis.frames import ExecutionNotice
 from chatbot.kis.protocol import order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient
 from chatbot.service.accounts import AccountProvider
@@ -85,7 +88,7 @@ class FillWatcher:
             await self.watch(owner, owner)
 
     def _on_event(self, user_id: int, chat_id: int, language: str, event: Event) -> None:
-        if isinstance(event, FillNotice | LegacyFillNotice) and event.is_fill and not event.refused:
+        if isinstance(event, ExecutionNotice) and event.is_fill and not event.refused:
             task = asyncio.create_task(self._record_until_written(user_id, chat_id, language, event),
                                        name=f"fill-{event.order_no}")
             self._tasks.add(task)
@@ -96,7 +99,8 @@ class FillWatcher:
         if not task.cancelled() and task.exception() is not None:  # never silent
             log.error("fill notice task failed", exc_info=task.exception(), extra={"task": task.get_name()})
 
-    async def _record_until_written(self, user_id: int, chat_id: int, language: str, notice: FillNotice) -> None:
+    async def _record_until_written(self, user_id: int, chat_id: int, language: str,
+                                    notice: ExecutionNotice) -> None:
         """Record the fill; while the database refuses writes (or the order's own row is still waiting to be
         written), try again, backing off up to ``max_pause`` seconds — the notice is not lost meanwhile."""
         pause = 0.25
@@ -128,7 +132,7 @@ class FillWatcher:
             await asyncio.sleep(0.05 * (attempt + 1))
         return None  # an order placed elsewhere (HTS, another app): pushed, not journalled
 
-    async def _record(self, user_id: int, chat_id: int, language: str, notice: FillNotice) -> None:
+    async def _record(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice) -> None:
         order_no = notice.order_no
         found = await self._journal_entry(user_id, order_no)
         async with self.db.write() as session:
@@ -144,12 +148,9 @@ class FillWatcher:
                 session.add(entry)
                 session.add(OrderEventRow(journal_id=entry.id, status=status,
                                           detail=f"{notice.quantity}@{notice.price}"))
-            queued = await outbox.enqueue(
-                session, dedupe_key=f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}",
-                owner_id=user_id, chat_id=chat_id, kind="fill",
-                payload={"lang": language, "order_no": order_no, "code": notice.code, "name": notice.name,
-                         "side": notice.side.value, "quantity": notice.quantity, "price": notice.price,
-                         "time": notice.time})
+            queued = await outbox.enqueue(session, [Push(
+                f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}", user_id, chat_id,
+                order_filled(notice, language))])
         if queued:
             self.recorded += 1
             self.wake_sender()
@@ -166,3 +167,9 @@ class FillWatcher:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+
+def order_filled(notice: ExecutionNotice, language: str) -> OrderFilled:
+    """The notice a user gets of one execution KIS reported."""
+    return OrderFilled(language, notice.order_no, notice.code, notice.name, notice.side.value, notice.quantity,
+                       notice.price, notice.time)

@@ -207,6 +207,19 @@ class UnwrittenOutcomes:
                           extra={"journal_id": journal_id})
 
 
+class Settling:
+    """Journal rows this process is settling: claimed and not yet settled (in flight), or told but
+    not yet written (:attr:`unwritten`). Shared by the orders service, which settles them, and
+    reconciliation, which leaves them alone."""
+
+    def __init__(self) -> None:
+        self.in_flight: set[int] = set()
+        self.unwritten = UnwrittenOutcomes()
+
+    def journal_ids(self) -> set[int]:
+        return self.in_flight | self.unwritten.journal_ids
+
+
 def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task failed", exc_info=task.exception(), extra={"task": task.get_name()})

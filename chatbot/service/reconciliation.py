@@ -31,42 +31,54 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from sqlmodel import col, select
 
 from chatbot.alerts import outbox
+from chatbot.alerts.notices import CardSnapshot, OrderFilled, OrderOutcome
+from chatbot.alerts.outbox import Push
 from chatbot.kis.errors import KisError
-from chatbot.kis.models import KST, Execution, OrderSide
+from chatbot.kis.models import Execution, OrderSide
 from chatbot.kis.orders import OrderIntent, find_candidates
-from chatbot.service import fees
+from chatbot.kis.protocol import KST
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.confirmations import CardStatus
-from chatbot.service.journal import DATABASE_ERRORS, UNRESOLVED, claimed_order_nos, filled_so_far
-from chatbot.service.trading import TradingService
+from chatbot.service.cards import CardStatus, CardStore
+from chatbot.service.journal import (
+    DATABASE_ERRORS,
+    UNRESOLVED,
+    OrderJournal,
+    Settling,
+    claimed_order_nos,
+    filled_so_far,
+)
 from chatbot.service.users import Users
-from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, Outcome
+from chatbot.service.views import Mode, Outcome
 from chatbot.storage.db import Database
 from chatbot.storage.leases import RUNTIME, is_live
 from chatbot.storage.tables import LeaseRow, OrderEventRow, OrderJournalRow, PendingOrderRow
 from chatbot.storage.types import utcnow
-from chatbot.symbols import Symbol
+from chatbot.symbols import SymbolDirectory
 
 log = logging.getLogger(__name__)
-ORDER_NOTICE = "order"  # the outbox kind of an outcome told after the card was shown
 LISTING_SKEW = dt.timedelta(minutes=2)  # a row without a snapshot: KIS's clock may run this much behind
 
 
 class OrderReconciler:
-    def __init__(self, db: Database, accounts: AccountProvider, trading: TradingService, users: Users, *,
+    def __init__(self, db: Database, accounts: AccountProvider, journal: OrderJournal, cards: CardStore,
+                 users: Users, symbols: SymbolDirectory, mode: Mode, settling: Settling, *, process_id: str,
                  settle_seconds: float = 60.0, interval_seconds: float = 20.0, absent_looks: int = 3,
                  idle_seconds: float = 300.0, watch_fills: Callable[[int, int], Awaitable[None]] | None = None,
                  wake_sender: Callable[[], None] = lambda: None,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.db = db
         self.accounts = accounts
-        self.trading = trading
+        self.journal = journal
+        self.cards = cards
         self.users = users
+        self.symbols = symbols
+        self.mode = mode
+        self.settling = settling  # rows this process is settling itself: left alone
+        self.process_id = process_id
         self.settle = dt.timedelta(seconds=settle_seconds)
         self.interval = interval_seconds
         self.absent_looks = max(1, absent_looks)
@@ -114,15 +126,15 @@ class OrderReconciler:
     # -- one pass --------------------------------------------------------------------------------------------
     async def run_once(self) -> int:
         """Look at every unresolved row once; returns how many remain unresolved."""
-        rows = await self.trading.journal.unresolved()
+        rows = await self.journal.unresolved()
         if not rows:
             return 0
-        busy = self.trading.busy()
+        busy = self.settling.journal_ids()
         live = await self._live_owners()
         remaining = 0
         for row in rows:
             assert row.id is not None
-            if row.id in busy or (row.submitted_by and row.submitted_by != self.trading.process_id
+            if row.id in busy or (row.submitted_by and row.submitted_by != self.process_id
                                   and row.submitted_by in live):
                 remaining += 1  # being settled right now, here or by another running bot
                 continue
@@ -145,7 +157,7 @@ class OrderReconciler:
 
     async def _reconcile(self, row: OrderJournalRow) -> bool:
         now = self.clock()
-        card = await self.trading.pending.get(row.idempotency_key)
+        card = await self.cards.get(row.idempotency_key)
         if row.sent_at is None:  # the process died before the request left
             return await self._tell(row, card, Outcome.NOT_PLACED, "not_placed", message="never sent")
         if row.checked_at is not None and (now - row.checked_at).total_seconds() < self.interval * 0.9:
@@ -158,9 +170,9 @@ class OrderReconciler:
         if row.account and str(account.account) != row.account:
             return await self._tell(row, card, Outcome.UNVERIFIABLE, "uncertain",
                                     message=f"sent from account {row.account}, now registered {account.account}")
-        cancel = row.action == "cancel"
+        cancel, revise = row.action == "cancel", row.action == "revise"
         intent = OrderIntent(OrderSide(row.side), row.code, row.quantity, row.price,
-                             row.original_order_no if cancel else None)
+                             row.original_order_no if cancel or revise else None, revise=revise)
         day = row.sent_at.astimezone(KST).date()
         listed_from = ""
         if row.known_orders is None:  # written before snapshots were kept: only what was listed after it left
@@ -186,7 +198,9 @@ class OrderReconciler:
         if found:
             execution = found[0]
             log.info("order found by reconciliation", extra={"journal_id": row.id, "order_no": execution.order_no})
-            return await self._tell(row, card, Outcome.CANCELLED_ORDER if cancel else Outcome.PLACED, "accepted",
+            found_outcome = (Outcome.CANCELLED_ORDER if cancel else Outcome.REVISED_ORDER if revise
+                             else Outcome.PLACED)
+            return await self._tell(row, card, found_outcome, "accepted",
                                     execution=execution, message="found in KIS's list of the day's orders")
         after_settling = now - row.sent_at >= self.settle
         looks = row.absent_looks + after_settling
@@ -213,10 +227,9 @@ class OrderReconciler:
                 session.add(OrderEventRow(journal_id=entry.id, status="uncertain",
                                           detail="outcome unknown after a restart; checking with KIS"))
                 if card is not None:
-                    await self.trading.pending.finish_in(session, card.id, CardStatus.UNCERTAIN, "checking with KIS")
-                    await outbox.enqueue(session, dedupe_key=f"order-checking:{entry.id}", owner_id=entry.owner_id,
-                                         chat_id=card.chat_id, kind=ORDER_NOTICE,
-                                         payload=self._payload(card, language, Outcome.UNCERTAIN, None, ""))
+                    await self.cards.finish_in(session, card.id, CardStatus.UNCERTAIN, "checking with KIS")
+                    await outbox.enqueue(session, [Push(f"order-checking:{entry.id}", entry.owner_id, card.chat_id,
+                                                        self._notice(card, language, Outcome.UNCERTAIN, None, ""))])
             session.add(entry)
         if checking:
             self.wake_sender()
@@ -228,6 +241,7 @@ class OrderReconciler:
         language = await self.users.language(row.owner_id)
         order_no = execution.order_no if execution is not None else None
         card_status = {Outcome.PLACED: CardStatus.PLACED, Outcome.CANCELLED_ORDER: CardStatus.PLACED,
+                       Outcome.REVISED_ORDER: CardStatus.PLACED,
                        Outcome.NOT_PLACED: CardStatus.FAILED}.get(outcome, CardStatus.UNCERTAIN)
         filled = None
         async with self.db.write() as session:
@@ -249,37 +263,34 @@ class OrderReconciler:
             session.add(entry)
             chat_id = card.chat_id if card is not None else entry.owner_id
             if card is not None:
-                await self.trading.pending.finish_in(session, card.id, card_status, order_no or message,
-                                                     only_from=(CardStatus.SUBMITTING, CardStatus.UNCERTAIN))
-                payload = self._payload(card, language, outcome, order_no, message)
+                await self.cards.finish_in(session, card.id, card_status, order_no or message,
+                                            only_from=(CardStatus.SUBMITTING, CardStatus.UNCERTAIN))
+                notice = self._notice(card, language, outcome, order_no, message)
             else:  # the card is gone: a message of its own, from the journal's copy of the order
-                payload = self._payload(_card_from_journal(entry), language, outcome, order_no, message)
-                payload["message_id"] = None
-            await outbox.enqueue(session, dedupe_key=f"order:{entry.id}", owner_id=entry.owner_id, chat_id=chat_id,
-                                 kind=ORDER_NOTICE, payload=payload)
+                notice = self._notice(_card_from_journal(entry), language, outcome, order_no, message, card_gone=True)
+            pushes = [Push(f"order:{entry.id}", entry.owner_id, chat_id, notice)]
             if filled is not None and execution is not None:
                 quantity, price = filled
                 name = card.name if card is not None else execution.name
-                await outbox.enqueue(
-                    session, dedupe_key=f"fill:reconciled:{entry.id}:{execution.filled_quantity}",
-                    owner_id=entry.owner_id, chat_id=chat_id, kind="fill",
-                    payload={"lang": language, "order_no": execution.order_no, "code": entry.code, "name": name,
-                             "side": entry.side, "quantity": quantity, "price": price, "time": execution.time})
+                pushes.append(Push(f"fill:reconciled:{entry.id}:{execution.filled_quantity}", entry.owner_id, chat_id,
+                                   OrderFilled(language, execution.order_no, entry.code, name, entry.side, quantity,
+                                               price, execution.time)))
+            await outbox.enqueue(session, pushes)
         self.settled[outcome.value] = self.settled.get(outcome.value, 0) + 1
         log.info("order outcome told after reconciliation", extra={
             "journal_id": row.id, "outcome": outcome.value, "order_no": order_no, "filled": filled})
         self.wake_sender()
         return True
 
-    def _payload(self, card: PendingOrderRow, language: str, outcome: Outcome, order_no: str | None,
-                 message: str) -> dict[str, Any]:
-        symbol = self.trading.symbols.by_code(card.code) if card.code else None
-        return {"lang": language, "message_id": card.message_id, "outcome": outcome.value, "order_no": order_no,
-                "message": message,
-                "card": {"token": card.id, "mode": self.trading.mode.value, "action": card.action, "side": card.side,
-                         "code": card.code, "name": card.name, "name_en": symbol.name_en if symbol else "",
-                         "quantity": card.quantity, "price": card.price, "quoted_price": card.quoted_price,
-                         "order_no": card.order_no}}
+    def _notice(self, card: PendingOrderRow, language: str, outcome: Outcome, order_no: str | None,
+                message: str, *, card_gone: bool = False) -> OrderOutcome:
+        symbol = self.symbols.by_code(card.code) if card.code else None
+        snapshot = CardSnapshot(token=card.id, mode=self.mode.value, action=card.action, side=card.side,
+                                code=card.code, name=card.name, name_en=symbol.name_en if symbol else "",
+                                quantity=card.quantity, price=card.price, quoted_price=card.quoted_price,
+                                order_no=card.order_no)
+        return OrderOutcome(language, snapshot, outcome.value, order_no, message,
+                            None if card_gone else card.message_id)
 
 
 def _card_from_journal(entry: OrderJournalRow) -> PendingOrderRow:
@@ -289,19 +300,3 @@ def _card_from_journal(entry: OrderJournalRow) -> PendingOrderRow:
                            name=entry.code, quantity=entry.quantity, price=entry.price,
                            quoted_price=entry.price or 0, order_no=entry.original_order_no, expires_at=now)
 
-
-def order_notice(payload: dict[str, Any]) -> OrderNotice:
-    """The view of an outcome told late (an outbox row of kind :data:`ORDER_NOTICE`), for a front end."""
-    c = payload["card"]
-    side = OrderSide(c["side"])
-    quantity, price, quoted = int(c["quantity"]), c.get("price"), int(c.get("quoted_price") or 0)
-    amount = (price if price is not None else quoted) * quantity
-    commission, tax = fees.estimate(side, amount)
-    card = OrderCard(token=str(c["token"]), mode=Mode(c["mode"]), action=str(c["action"]), side=side,
-                     symbol=Symbol(str(c["code"]), str(c["name"]), str(c.get("name_en") or ""), ""),
-                     quantity=quantity, price=price, quoted_price=quoted, amount=amount, commission=commission,
-                     tax=tax, expires_at=utcnow(), order_no=c.get("order_no"))
-    result = ConfirmResult(Outcome(payload["outcome"]), card, order_no=payload.get("order_no"),
-                           message=str(payload.get("message") or ""))
-    message_id = payload.get("message_id")
-    return OrderNotice(result, int(message_id) if message_id else None, str(payload.get("lang") or "ko"))

@@ -1,4 +1,8 @@
-"""What the service hands to front ends: plain, typed data, no formatting."""
+"""What the service hands to front ends: plain, typed data, no formatting. Times are in KST.
+
+The KIS domain types a view carries (:class:`OrderSide`, :class:`Quote`, :class:`OpenOrder`,
+:class:`Balance`, :class:`Symbol`) are named here too, so a front end needs the service and nothing
+below it."""
 
 from __future__ import annotations
 
@@ -6,14 +10,50 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
+from chatbot.kis import protocol as p
 from chatbot.kis.models import Balance, OpenOrder, OrderSide, Quote
 from chatbot.symbols import Symbol
 
+__all__ = [
+    "REFUSALS",
+    "Balance",
+    "BalanceView",
+    "ChartView",
+    "ConfirmResult",
+    "Mode",
+    "OpenOrder",
+    "OpenOrdersView",
+    "OrderCard",
+    "OrderNotice",
+    "OrderSide",
+    "Outcome",
+    "QuoteView",
+    "StatusView",
+    "Symbol",
+]
+
 
 class Mode(StrEnum):
+    """Where orders go: the deployment axis, under one name. The settings spell it ``kis.environment``
+    (``simulator``, ``virtual``, ``real``), and so do the ``environment`` columns in storage."""
+
     PAPER = "PAPER"  # the embedded simulator
     VIRTUAL = "VIRTUAL"  # KIS's paper-trading server
     REAL = "REAL"
+
+    @classmethod
+    def from_setting(cls, environment: str) -> Mode:
+        return {"simulator": cls.PAPER, "virtual": cls.VIRTUAL, "real": cls.REAL}[environment]
+
+    @property
+    def setting(self) -> str:
+        """The spelling of ``kis.environment`` and of the storage columns."""
+        return {Mode.PAPER: "simulator", Mode.VIRTUAL: "virtual", Mode.REAL: "real"}[self]
+
+    @property
+    def flavour(self) -> p.Flavour:
+        """The KIS protocol family its server speaks (TR IDs, limits): the simulator speaks the real one."""
+        return "virtual" if self is Mode.VIRTUAL else "real"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +64,11 @@ class QuoteView:
 
 @dataclass(frozen=True, slots=True)
 class OrderCard:
+    """A card: an order, a cancellation or a paper-account reset waiting for its owner's Confirm."""
+
     token: str
     mode: Mode
-    action: str  # order | cancel | reset
+    action: str  # order | cancel | revise | reset
     side: OrderSide
     symbol: Symbol
     quantity: int
@@ -36,10 +78,20 @@ class OrderCard:
     commission: int
     tax: int
     expires_at: dt.datetime
-    order_no: str | None = None  # cancel cards: the order being cancelled
+    order_no: str | None = None  # cancel and revise cards: the order being cancelled or revised
     ttl_seconds: int = 60  # how long the owner has once the card reaches them
     session: str = "regular"  # market phase when quoted (chatbot.market_hours.Phase)
     next_open: dt.datetime | None = None  # when the order can execute, outside the regular session
+
+    @property
+    def old_price(self) -> int:
+        """Revise cards: the order's price before the revision (``quoted_price`` holds it; 0: market)."""
+        return self.quoted_price
+
+    @property
+    def old_amount(self) -> int:
+        """Revise cards: what the revised quantity came to at the old price."""
+        return self.old_price * self.quantity
 
     @property
     def total(self) -> int:
@@ -51,6 +103,7 @@ class OrderCard:
 class Outcome(StrEnum):
     PLACED = "placed"
     CANCELLED_ORDER = "cancelled_order"  # a cancel card went through
+    REVISED_ORDER = "revised_order"  # a revise card went through (order_no: the new order KIS gave)
     REJECTED = "rejected"  # KIS refused
     UNCERTAIN = "uncertain"  # no answer and not found yet: reconciliation keeps checking with KIS
     NOT_PLACED = "not_placed"  # after a crash or a lost reply: KIS never got it (certain), nothing re-sent
@@ -65,13 +118,23 @@ class Outcome(StrEnum):
     RESET_DONE = "reset_done"  # a paper account was renewed
 
 
+# A press that changed nothing: not the owner's, the card gone, expired or already handled.
+REFUSALS = frozenset({Outcome.NOT_OWNER, Outcome.ALREADY_HANDLED, Outcome.UNKNOWN, Outcome.EXPIRED})
+
+
 @dataclass(frozen=True, slots=True)
 class ConfirmResult:
+    """What a press of Confirm or Cancel on a card came to."""
+
     outcome: Outcome
     card: OrderCard | None = None
     order_no: str | None = None
     msg_cd: str = ""
     message: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return self.outcome in REFUSALS
 
 
 @dataclass(frozen=True, slots=True)

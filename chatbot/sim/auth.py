@@ -20,7 +20,6 @@ from typing import Any
 
 from chatbot.kis import protocol as p
 
-KST = dt.timezone(dt.timedelta(hours=9))
 _KEY_CHARS = frozenset(string.ascii_letters + string.digits + "+/=_-.")
 DOC_PREFIX = "auth:"  # the state store's key of one app key's document: auth:<kid>
 LEGACY_DOC = "auth"  # the one document every app key's state used to share
@@ -275,4 +274,4 @@ def _new_token() -> str:
 
 
 def kst_expiry_text(expires_at: float) -> str:
-    return dt.datetime.fromtimestamp(expires_at, KST).strftime(p.TOKEN_TIME_FORMAT)
+    return dt.datetime.fromtimestamp(expires_at, p.KST).strftime(p.TOKEN_TIME_FORMAT)

@@ -38,7 +38,6 @@ from chatbot.sim.us_market import UsMarket, session_code, units_of
 from chatbot.sim.us_trading import UsTrading
 
 log = logging.getLogger(__name__)
-KST = dt.timezone(dt.timedelta(hours=9), "KST")
 MARKET_SAVE_INTERVAL = 10.0
 
 
@@ -98,7 +97,7 @@ class KisSimulator:
 
     # -- clock ---------------------------------------------------------------------------------------
     def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.wall(), KST)
+        return dt.datetime.fromtimestamp(self.wall(), p.KST)
 
     def today(self) -> dt.date:
         return self.now().date()

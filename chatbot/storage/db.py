@@ -165,9 +165,13 @@ class Database:
                         try:
                             busy, frames, _ = map(int, (await conn.exec_driver_sql(
                                 f"PRAGMA wal_checkpoint({mode})")).one())
-                            frames = 0 if mode == "TRUNCATE" and not busy else frames
-                        finally:
-                            await conn.exec_driver_sql("PRAGMA busy_timeout=5000")
+                        except Exception:
+                            # Never hand a connection with a 100 ms busy_timeout (or a failed
+                            # transaction) back to the pool: the bot's writers would meet it.
+                            await conn.invalidate()
+                            raise
+                        await conn.exec_driver_sql("PRAGMA busy_timeout=5000")
+                        frames = 0 if mode == "TRUNCATE" and not busy else frames
                     previous = frames
             except Exception:
                 log.warning("sqlite checkpoint failed", exc_info=True)

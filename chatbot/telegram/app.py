@@ -25,9 +25,23 @@ from telegram.request import BaseRequest
 
 from chatbot.config import TelegramSettings
 from chatbot.service.errors import is_transient_lock
-from chatbot.telegram import access, alerts, balance, callbacks, chart, help, login, orders, price
+from chatbot.service.services import Services
+from chatbot.telegram import (
+    access,
+    alerts,
+    balance,
+    callbacks,
+    cards,
+    chart,
+    help,
+    login,
+    orders,
+    price,
+    reset,
+    status,
+)
 from chatbot.telegram.concurrency import PerChatUpdateProcessor
-from chatbot.telegram.context import BotServices, Context, lang
+from chatbot.telegram.context import Context, lang
 from chatbot.telegram.i18n import COMMAND_MENU, t
 from chatbot.telegram.pacing import URGENT, ChatPacedRateLimiter
 
@@ -54,7 +68,7 @@ def _quiet_the_stop_race() -> None:
         updater_log.addFilter(_StopRaceIsNoCrash())
 
 
-def build_application(settings: TelegramSettings, services: BotServices, *, request: BaseRequest | None = None,
+def build_application(settings: TelegramSettings, services: Services, *, request: BaseRequest | None = None,
                       per_chat_interval: float = 1.0) -> Application:  # type: ignore[type-arg]
     _quiet_the_stop_race()
     limiter = ChatPacedRateLimiter(per_chat_interval, max_retries=2)
@@ -95,21 +109,23 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(login_flow)  # first: while it runs, /cancel ends the registration
     app.add_handler(CommandHandler("logout", login.logout))
     app.add_handler(CommandHandler("me", login.me))
-    app.add_handler(CommandHandler("reset", login.reset))
+    app.add_handler(CommandHandler("reset", reset.reset))
     app.add_handler(CommandHandler(["start", "help"], help.start))
     app.add_handler(CommandHandler("price", price.price))
     app.add_handler(CommandHandler("buy", orders.buy))
     app.add_handler(CommandHandler("sell", orders.sell))
     app.add_handler(CommandHandler("orders", orders.orders))
     app.add_handler(CommandHandler("cancel", orders.cancel))
+    app.add_handler(CommandHandler("modify", orders.modify))
     app.add_handler(CommandHandler("balance", balance.balance))
     app.add_handler(CommandHandler("alert", alerts.alert))
     app.add_handler(CommandHandler("alerts", alerts.alerts))
     app.add_handler(CommandHandler("chart", chart.chart))
-    app.add_handler(CommandHandler("status", chart.status))
-    app.add_handler(CallbackQueryHandler(orders.card_button, pattern=f"^({callbacks.CONFIRM}|{callbacks.DISMISS}):"))
+    app.add_handler(CommandHandler("status", status.status))
+    app.add_handler(CallbackQueryHandler(cards.card_button, pattern=f"^({callbacks.CONFIRM}|{callbacks.DISMISS}):"))
     app.add_handler(CallbackQueryHandler(price.pick, pattern=f"^{callbacks.PICK_QUOTE}:"))
     app.add_handler(CallbackQueryHandler(orders.pick_cancel, pattern=f"^{callbacks.PICK_CANCEL}:"))
+    app.add_handler(CallbackQueryHandler(orders.pick_revise, pattern=f"^{callbacks.PICK_REVISE}:"))
     app.add_handler(CallbackQueryHandler(alerts.delete_button, pattern=f"^{callbacks.DELETE_ALERT}:"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.COMMAND, help.unknown_command))
@@ -120,7 +136,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
 async def unknown_button(update: Update, context: Context) -> None:
     """Forged or stale callback data: answer, change nothing."""
     if update.callback_query is not None:
-        await update.callback_query.answer(t("alert_unknown", lang(update)), show_alert=True)
+        await update.callback_query.answer(t("popup_unknown", lang(update)), show_alert=True)
 
 
 async def on_startup(app: Application) -> None:  # type: ignore[type-arg]

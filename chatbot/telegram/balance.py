@@ -12,5 +12,5 @@ from chatbot.telegram.context import Context, lang, reply, services, user_errors
 async def balance(update: Update, context: Context) -> None:
     """Holdings (qty, average, current, P/L) and totals (cash, evaluation, P/L)."""
     assert update.effective_user is not None
-    view = await services(context).trading.balance(update.effective_user.id)
+    view = await services(context).account.balance(update.effective_user.id)
     await reply(update, context, render.balance(view, view.account, lang(update)))

@@ -1,7 +1,7 @@
 """Callback data: a short prefix and an opaque value, at most 64 bytes, checked on both ends.
 
-Confirmation buttons carry only the random card token; everything the order needs lives in the
-database row it names. Selection buttons (a stock among candidates, an order to cancel) carry a
+Card buttons (Confirm, Cancel) carry only the random card token; everything the order needs lives in the
+database row it names. Selection buttons (a stock among candidates, an order to cancel or revise) carry a
 code or an order number: pressing one only prepares a new card, checked against the presser's
 own account, so a forged value can do no more than a typed command.
 """
@@ -15,6 +15,7 @@ CONFIRM = "oy"
 DISMISS = "on"
 PICK_QUOTE = "pq"
 PICK_CANCEL = "pc"
+PICK_REVISE = "pr"
 DELETE_ALERT = "ad"
 _VALUE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 MAX_BYTES = 64
@@ -37,7 +38,7 @@ def unpack(data: str | None) -> Callback | None:
     if not data or len(data.encode()) > MAX_BYTES:
         return None
     kind, sep, value = data.partition(":")
-    if not sep or kind not in (CONFIRM, DISMISS, PICK_QUOTE, PICK_CANCEL, DELETE_ALERT) or not _VALUE.match(value):
+    if not sep or kind not in (CONFIRM, DISMISS, PICK_QUOTE, PICK_CANCEL, PICK_REVISE, DELETE_ALERT) or not _VALUE.match(value):
         return None
     return Callback(kind, value)
 

@@ -4,36 +4,22 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from chatbot.service.alerts import AlertService
 from chatbot.service.errors import UserError
-from chatbot.service.registration import Registration
-from chatbot.service.trading import TradingService
-from chatbot.service.users import Users, language_of
-from chatbot.service.views import Mode
+from chatbot.service.services import Services
+from chatbot.service.users import language_of
 from chatbot.telegram import render
 
 Context = ContextTypes.DEFAULT_TYPE
-Handler = Callable[[Update, Context], Awaitable[Any]]
+Handler = Callable[[Update, Context], Coroutine[Any, Any, Any]]  # what PTB takes
 
 
-@dataclass(frozen=True, slots=True)
-class BotServices:
-    trading: TradingService
-    registration: Registration
-    users: Users
-    alerts: AlertService
-    mode: Mode
-    allowed_users: frozenset[int]
-
-
-def services(context: Context) -> BotServices:
+def services(context: Context) -> Services:
     return context.application.bot_data["services"]  # type: ignore[no-any-return]
 
 

@@ -18,10 +18,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "commands": {
         "ko": "/price 삼성전자 — 현재가\n/buy 005930 10 71000 — 지정가 매수 (가격 생략 시 시장가)\n"
               "/sell 005930 5 — 시장가 매도\n/orders — 미체결 주문\n/cancel 0000001234 — 주문 취소\n"
+              "/modify 0000001234 70500 — 주문 정정 (가격 [수량])\n"
               "/balance — 잔고\n/login — KIS 키 등록 · /logout — 삭제 · /me — 내 계정\n"
               "/alert 삼성전자 이상 75000 — 가격 알림 · /alerts — 알림 목록\n/chart 삼성전자 w — 차트 · /status — 상태\n/reset — 모의계좌 초기화\n/help — 도움말",
         "en": "/price Samsung Electronics — current price\n/buy 005930 10 71000 — limit buy (no price: market)\n"
               "/sell 005930 5 — market sell\n/orders — open orders\n/cancel 0000001234 — cancel an order\n"
+              "/modify 0000001234 70500 — revise an order (price [qty])\n"
               "/balance — holdings and cash\n/login — register KIS keys · /logout — remove · /me — your account\n"
               "/alert 005930 above 75000 — price alert · /alerts — your alerts\n/chart 005930 w — chart · /status\n/reset — restart the paper account\n"
               "/help — this help",
@@ -36,6 +38,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "usage_sell": {"ko": "사용법: /sell &lt;종목&gt; &lt;수량&gt; [가격|시장가]\n예: /sell 005930 5",
                    "en": "Usage: /sell &lt;symbol&gt; &lt;qty&gt; [price|market]\nExample: /sell 005930 5"},
     "usage_cancel": {"ko": "사용법: /cancel [주문번호]", "en": "Usage: /cancel [order number]"},
+    "usage_modify": {"ko": "사용법: /modify &lt;주문번호&gt; &lt;새 가격&gt; [새 수량]\n예: /modify 0000001234 70500",
+                     "en": "Usage: /modify &lt;order number&gt; &lt;new price&gt; [new qty]\n"
+                           "Example: /modify 0000001234 70500"},
     "input_too_long": {"ko": "입력이 너무 깁니다.", "en": "That input is too long."},
     "bad_quantity": {"ko": "수량은 1 이상의 정수여야 합니다 (입력: {value}).",
                      "en": "Quantity must be a whole number of at least 1 (got: {value})."},
@@ -77,6 +82,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "bad_order_no": {"ko": "주문번호는 숫자입니다 (입력: {value}).", "en": "An order number is digits (got: {value})."},
     "no_such_open_order": {"ko": "취소할 수 있는 주문 {order_no}이(가) 없습니다. /orders 로 확인하세요.",
                            "en": "No open order {order_no} to cancel. See /orders."},
+    "no_such_open_order_revise": {"ko": "정정할 수 있는 주문 {order_no}이(가) 없습니다. /orders 로 확인하세요.",
+                                  "en": "No open order {order_no} to revise. See /orders."},
+    "revise_quantity_too_large": {"ko": "정정할 수 있는 수량은 남은 {remaining:,}주까지입니다 ({want:,}주 요청).",
+                                  "en": "You can revise at most the {remaining:,} shares left (asked for {want:,})."},
+    "revise_nothing_changes": {"ko": "주문 {order_no}은(는) 이미 {price:,}원입니다. 바꿀 것이 없습니다.",
+                               "en": "Order {order_no} is already at {price:,} won: nothing to change."},
+    "revise_prompt": {"ko": "주문 <code>{order_no}</code> ({name}, 잔량 {remaining:,}주 @ {price}) 정정: 새 가격을 넣어 "
+                            "보내세요 (수량은 생략하면 남은 전부).\n<code>/modify {order_no} </code>&lt;새 가격&gt; [수량]\n"
+                            "예: <code>/modify {order_no} {example}</code>",
+                      "en": "Revise order <code>{order_no}</code> ({name}, {remaining:,} left @ {price}): send it with "
+                            "the new price (no qty: all that is left).\n<code>/modify {order_no} </code>&lt;new price&gt; "
+                            "[qty]\nExample: <code>/modify {order_no} {example}</code>"},
     "too_many_args": {"ko": "인자가 너무 많습니다.", "en": "Too many arguments."},
     "private_only": {"ko": "보안을 위해 이 봇은 개인 대화에서만 사용할 수 있습니다.",
                      "en": "For your security this bot works in private chats only."},
@@ -92,6 +109,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     "no_open_orders": {"ko": "미체결 주문이 없습니다.", "en": "No open orders."},
     "open_orders_title": {"ko": "<b>미체결 주문</b> {badge}", "en": "<b>Open orders</b> {badge}"},
     "pick_cancel": {"ko": "취소할 주문을 고르세요:", "en": "Pick the order to cancel:"},
+    "pick_order_action": {"ko": "주문을 골라 취소하거나 정정하세요:", "en": "Pick an order to cancel or revise:"},
+    "cancel_button": {"ko": "취소", "en": "Cancel"},
+    "revise_button": {"ko": "정정", "en": "Revise"},
     "balance_title": {"ko": "<b>잔고</b> {badge} · 계좌 {account}", "en": "<b>Balance</b> {badge} · account {account}"},
     "no_holdings": {"ko": "보유 종목이 없습니다.", "en": "No holdings."},
     "buy": {"ko": "매수", "en": "BUY"},
@@ -102,12 +122,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     "dismiss": {"ko": "✖ 취소", "en": "✖ Cancel"},
     "card_title_order": {"ko": "<b>주문 확인</b> {badge}", "en": "<b>Confirm order</b> {badge}"},
     "card_title_cancel": {"ko": "<b>주문 취소 확인</b> {badge}", "en": "<b>Confirm cancellation</b> {badge}"},
+    "card_title_revise": {"ko": "<b>주문 정정 확인</b> {badge}", "en": "<b>Confirm revision</b> {badge}"},
     "card_expiry": {"ko": "⏱ {seconds}초 안에 확인하세요. 그 뒤에는 무효입니다.",
                     "en": "⏱ Confirm within {seconds} seconds; after that this card is void."},
     "outcome_placed": {"ko": "✅ <b>주문 접수</b> · 주문번호 <code>{order_no}</code>",
                        "en": "✅ <b>Order accepted</b> · order no. <code>{order_no}</code>"},
     "outcome_cancelled_order": {"ko": "✅ <b>취소 접수</b> · 주문번호 <code>{order_no}</code>",
                                 "en": "✅ <b>Cancellation accepted</b> · order no. <code>{order_no}</code>"},
+    "outcome_revised_order": {"ko": "✅ <b>정정 접수</b> · 새 주문번호 <code>{order_no}</code>",
+                              "en": "✅ <b>Revision accepted</b> · new order no. <code>{order_no}</code>"},
     "outcome_rejected": {"ko": "❌ <b>KIS가 거부했습니다</b>: {message} ({msg_cd})",
                          "en": "❌ <b>KIS refused it</b>: {message} ({msg_cd})"},
     "outcome_uncertain": {"ko": "⏳ <b>KIS에 확인 중</b>: KIS가 제때 응답하지 않았습니다. 중복 주문을 막기 위해 다시 보내지 "
@@ -139,12 +162,13 @@ MESSAGES: dict[str, dict[str, str]] = {
                         "en": "⌛ This card expired. Nothing was sent; ask again for a fresh quote."},
     "outcome_real_disabled": {"ko": "실전 주문이 꺼져 있어 전송하지 않았습니다.",
                               "en": "Real-money orders are switched off; nothing was sent."},
-    "alert_not_owner": {"ko": "이 버튼은 요청한 사람만 누를 수 있습니다.",
+    # popup_*: the short answer Telegram shows over the chat when a button is pressed
+    "popup_not_owner": {"ko": "이 버튼은 요청한 사람만 누를 수 있습니다.",
                         "en": "Only the person who asked can press this."},
-    "alert_already": {"ko": "이미 처리된 요청입니다.", "en": "This was already handled."},
-    "alert_unknown": {"ko": "알 수 없거나 만료된 버튼입니다.", "en": "Unknown or expired button."},
-    "alert_expired": {"ko": "확인 시간이 지났습니다.", "en": "This card expired."},
-    "alert_sending": {"ko": "전송 중…", "en": "Sending…"},
+    "popup_already": {"ko": "이미 처리된 요청입니다.", "en": "This was already handled."},
+    "popup_unknown": {"ko": "알 수 없거나 만료된 버튼입니다.", "en": "Unknown or expired button."},
+    "popup_expired": {"ko": "확인 시간이 지났습니다.", "en": "This card expired."},
+    "popup_sending": {"ko": "전송 중…", "en": "Sending…"},
     "reset_card": {"ko": "<b>모의계좌 초기화</b> {badge}\n보유 종목과 주문이 모두 사라지고 새 계좌(예수금 10,000,000원)로 시작합니다.",
                    "en": "<b>Reset paper account</b> {badge}\nAll holdings and orders go; you start over with a new "
                          "account (10,000,000 won)."},
@@ -254,11 +278,11 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 COMMAND_MENU = {
-    "ko": [("price", "현재가"), ("buy", "매수"), ("sell", "매도"), ("orders", "미체결 주문"), ("cancel", "주문 취소"),
+    "ko": [("price", "현재가"), ("buy", "매수"), ("sell", "매도"), ("orders", "미체결 주문"), ("cancel", "주문 취소"), ("modify", "주문 정정"),
            ("balance", "잔고"), ("alert", "가격 알림"), ("alerts", "알림 목록"), ("chart", "차트"), ("status", "상태"),
            ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말")],
     "en": [("price", "Current price"), ("buy", "Buy"), ("sell", "Sell"), ("orders", "Open orders"),
-           ("cancel", "Cancel an order"), ("balance", "Balance"), ("alert", "Price alert"), ("alerts", "Your alerts"),
+           ("cancel", "Cancel an order"), ("modify", "Revise an order"), ("balance", "Balance"), ("alert", "Price alert"), ("alerts", "Your alerts"),
            ("chart", "Chart"), ("status", "Status"),
            ("login", "Register KIS keys"), ("me", "Your account"),
            ("help", "Help")],

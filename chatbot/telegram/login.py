@@ -1,5 +1,5 @@
-"""/login (app key → secret → account, each message deleted as soon as it is read), /logout, /me,
-/reset. Nothing half-entered is ever stored: the pieces live in this conversation's memory only
+"""/login (app key → secret → account, each message deleted as soon as it is read), /logout, /me.
+Nothing half-entered is ever stored: the pieces live in this conversation's memory only
 (the bot uses no persistence) and are dropped on /cancel, timeout or completion.
 
 A message shaped like a KIS app key or secret that the flow is not waiting for — sent before /login,
@@ -230,13 +230,3 @@ async def me(update: Update, context: Context) -> None:
         text = t("me_paper" if view.paper_account else "me_none", language, badge=badge)
     await reply(update, context, text)
 
-
-@user_errors
-async def reset(update: Update, context: Context) -> None:
-    user, chat = update.effective_user, update.effective_chat
-    assert user is not None and chat is not None
-    trading = services(context).trading
-    card = await trading.prepare_reset(user.id, chat.id)
-    text, keyboard = render.card(card, lang(update))
-    message = await reply(update, context, text, keyboard)
-    await trading.attach_card(card, user.id, message.message_id)

@@ -18,7 +18,7 @@ async def price(update: Update, context: Context) -> None:
         raise UserError("usage_price")
     user = update.effective_user
     assert user is not None
-    view = await services(context).trading.quote(user.id, " ".join(args))
+    view = await services(context).market.quote(user.id, " ".join(args))
     await reply(update, context, render.quote(view, lang(update)))
 
 
@@ -31,7 +31,7 @@ async def pick(update: Update, context: Context) -> None:
     if cb is None:
         await query.answer()
         return
-    view = await services(context).trading.quote(update.effective_user.id, cb.value)  # errors: @user_errors
+    view = await services(context).market.quote(update.effective_user.id, cb.value)  # errors: @user_errors
     await query.answer()
     try:
         await query.edit_message_text(render.quote(view, lang(update)))

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from chatbot.kis.models import KST, OpenOrder, OrderSide
 from chatbot.service.errors import UserError
 from chatbot.service.views import (
     BalanceView,
     ConfirmResult,
     Mode,
+    OpenOrder,
     OpenOrdersView,
     OrderCard,
     OrderNotice,
+    OrderSide,
     Outcome,
     QuoteView,
     StatusView,
+    Symbol,
 )
-from chatbot.symbols import Symbol
 from chatbot.telegram import callbacks
 from chatbot.telegram.i18n import t
 
@@ -92,6 +92,8 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
     seconds = c.ttl_seconds  # counted from when the card reaches the user (see PendingOrders.attach_message)
     if c.action == "reset":
         return f"{t('reset_card', lang, badge=badge(c.mode, lang))}\n{t('card_expiry', lang, seconds=seconds)}", keyboard
+    if c.action == "revise":
+        return _revise_card(c, lang), keyboard
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
     price = t("market", lang) if c.price is None else won(c.price)
     title = t("card_title_cancel" if c.action == "cancel" else "card_title_order", lang, badge=badge(c.mode, lang))
@@ -119,10 +121,38 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
     if c.session != "regular" and c.action == "order":
         key = {"pre_open": "session_pre_open", "closing_auction": "session_closing_auction"}.get(
             c.session, "session_closed")
-        when = c.next_open.astimezone(KST).strftime("%m-%d %H:%M") if c.next_open else ""
+        when = c.next_open.strftime("%m-%d %H:%M") if c.next_open else ""  # KST, as every view's time
         lines.append(t(key, lang, next_open=when))
     lines.append(t("card_expiry", lang, seconds=seconds))
     return "\n".join(lines), keyboard
+
+
+def _revise_card(c: OrderCard, lang: str) -> str:
+    """Old → new price on the revised quantity, and what it comes to (the difference, costs included)."""
+    side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
+    old = won(c.old_price) if c.old_price else t("market", lang)
+    new = won(c.price or 0)
+    difference = c.amount - c.old_amount if c.old_price else 0
+    lines = [t("card_title_revise", lang, badge=badge(c.mode, lang)),
+             f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})"]
+    if lang == "ko":
+        lines += [f"정정할 주문 <code>{c.order_no}</code>",
+                  f"가격 {old} → <b>{new}</b>원 · 수량 {won(c.quantity)}주",
+                  f"예상 금액 {won(c.old_amount)} → {won(c.amount)}원 ({signed(difference)}원)",
+                  f"예상 수수료 {won(c.commission)}원 · 세금 {won(c.tax)}원",
+                  f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{won(c.total)}원</b>",
+                  "체결된 수량은 그대로이고 남은 수량만 정정됩니다. 새 주문번호가 생깁니다."]
+    else:
+        lines += [f"Order to revise <code>{c.order_no}</code>",
+                  f"Price {old} → <b>{new}</b> KRW · qty {won(c.quantity)}",
+                  f"Estimated amount {won(c.old_amount)} → {won(c.amount)} KRW ({signed(difference)})",
+                  f"Est. commission {won(c.commission)} · tax {won(c.tax)}",
+                  f"Estimated {'cost' if c.side is OrderSide.BUY else 'proceeds'} <b>{won(c.total)} KRW</b>",
+                  "What has filled stays filled; only what is left is revised, under a new order number."]
+    if c.mode is Mode.REAL:
+        lines.insert(1, "‼️ <b>REAL MONEY · 실전 계좌</b>")
+    lines.append(t("card_expiry", lang, seconds=c.ttl_seconds))
+    return "\n".join(lines)
 
 
 def card_summary(c: OrderCard, lang: str) -> str:
@@ -134,6 +164,10 @@ def card_summary(c: OrderCard, lang: str) -> str:
     line = f"{side} {symbol_name(c.symbol, lang)} ({c.symbol.code}) · {qty} · {price}"
     if c.action == "cancel":
         line = f"{'취소 대상' if lang == 'ko' else 'Cancelling'} <code>{c.order_no}</code>: {line}"
+    elif c.action == "revise":
+        old = won(c.old_price) if c.old_price else t("market", lang)
+        line = (f"{'정정 대상' if lang == 'ko' else 'Revising'} <code>{c.order_no}</code>: {side} "
+                f"{symbol_name(c.symbol, lang)} ({c.symbol.code}) · {qty} · {old} → {price}")
     return f"{badge(c.mode, lang)}\n{line}"
 
 
@@ -151,27 +185,29 @@ def late_outcome(notice: OrderNotice, lang: str) -> str:
     else:
         head = t(f"outcome_{result.outcome.value}", lang, order_no=result.order_no or "",
                  message=result.message or "-", msg_cd=result.msg_cd or "-")
-        if result.outcome in (Outcome.PLACED, Outcome.CANCELLED_ORDER):
+        if result.outcome in (Outcome.PLACED, Outcome.CANCELLED_ORDER, Outcome.REVISED_ORDER):
             head += "\n" + t("outcome_found_late", lang)
     return f"{head}\n\n{card_summary(result.card, lang)}" if result.card else head
 
 
-ALERT_KEYS = {Outcome.NOT_OWNER: "alert_not_owner", Outcome.ALREADY_HANDLED: "alert_already",
-              Outcome.UNKNOWN: "alert_unknown", Outcome.EXPIRED: "alert_expired"}
+# The pop-up answering a press that was refused (a price alert is something else: telegram.alerts).
+POPUP_KEYS = {Outcome.NOT_OWNER: "popup_not_owner", Outcome.ALREADY_HANDLED: "popup_already",
+              Outcome.UNKNOWN: "popup_unknown", Outcome.EXPIRED: "popup_expired"}
 
 
 def open_orders(view: OpenOrdersView, lang: str, *, for_cancel: bool = False
                 ) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The open orders, each with a Cancel (취소) and a Revise (정정) button."""
     if not view.orders:
         return t("no_open_orders", lang), None
     lines = [t("open_orders_title", lang, badge=badge(view.mode, lang))]
     for o in view.orders:
         lines.append(_order_line(o, lang))
-    if not for_cancel:
-        return "\n".join(lines), None
-    lines.append(t("pick_cancel", lang))
-    rows = [[InlineKeyboardButton(f"{o.order_no} · {o.name} {won(o.cancellable_quantity)}",
-                                  callback_data=callbacks.pack(callbacks.PICK_CANCEL, o.order_no))]
+    lines.append(t("pick_cancel" if for_cancel else "pick_order_action", lang))
+    rows = [[InlineKeyboardButton(f"{t('cancel_button', lang)} {o.order_no} · {o.name} {won(o.cancellable_quantity)}",
+                                  callback_data=callbacks.pack(callbacks.PICK_CANCEL, o.order_no)),
+             InlineKeyboardButton(t("revise_button", lang),
+                                  callback_data=callbacks.pack(callbacks.PICK_REVISE, o.order_no))]
             for o in view.orders[:20]]
     return "\n".join(lines), InlineKeyboardMarkup(rows)
 
@@ -215,10 +251,6 @@ def _mask_account(account: str) -> str:
     return f"{account[:2]}******{account[-3:]}" if len(account) >= 8 else account
 
 
-def now_kst() -> dt.datetime:
-    return dt.datetime.now(KST)
-
-
 def status(view: StatusView, lang: str) -> str:
     phases = {"ko": {"regular": "정규장", "pre_open": "장 시작 전 동시호가", "closing_auction": "종가 동시호가",
                      "after_close": "시간외", "closed": "장 마감", "weekend": "주말 휴장", "holiday": "휴장일",
@@ -228,4 +260,4 @@ def status(view: StatusView, lang: str) -> str:
             False: "끊김" if lang == "ko" else "disconnected"}[view.feed_connected]
     return t("status", lang, badge=badge(view.mode, lang), phase=phase,
              holiday=f" ({view.holiday})" if view.holiday else "",
-             next_open=view.next_open.astimezone(KST).strftime("%Y-%m-%d %H:%M"), feed=feed, version=view.version)
+             next_open=view.next_open.strftime("%Y-%m-%d %H:%M"), feed=feed, version=view.version)

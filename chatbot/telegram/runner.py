@@ -1,44 +1,45 @@
-"""Serve the bot until told to stop: the Application over the runtime, polling or webhook, the
-HTTP endpoint (health, metrics, webhook), the push outbox; and a clean stop."""
+"""Serve the bot until told to stop: the Application over the services, polling or webhook, the
+HTTP endpoint (health, metrics, webhook), the push delivery; and a clean stop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import Update
 
 from chatbot import __version__
-from chatbot.http_server import HttpServer, MalformedUpdate
-from chatbot.metrics import Metrics, runtime_families
-from chatbot.runtime import Runtime
+from chatbot.config import Settings
+from chatbot.metrics import Metrics, families
+from chatbot.service.services import Services
 from chatbot.telegram import app as tg
-from chatbot.telegram.alerts import push_for
-from chatbot.telegram.context import BotServices
+from chatbot.telegram.notifier import TelegramNotifier
+
+if TYPE_CHECKING:  # aiohttp, imported only when there is an HTTP endpoint to serve
+    from chatbot.http_server import HttpServer
 
 log = logging.getLogger(__name__)
 
 
-async def serve(runtime: Runtime, stop: asyncio.Event, *, ready: asyncio.Event | None = None) -> None:
-    settings = runtime.settings
-    services = BotServices(runtime.trading, runtime.registration, runtime.users, runtime.alerts, runtime.mode,
-                           frozenset(settings.telegram.allowed_users))
+async def serve(services: Services, settings: Settings, stop: asyncio.Event, *, metrics: Metrics | None = None,
+                ready: asyncio.Event | None = None) -> None:
+    """``metrics``: where the runtime already counts KIS requests (its ``observe_kis``); a new one if None."""
     application = tg.build_application(settings.telegram, services)
-    metrics = Metrics()
-    metrics.add_snapshot(lambda: runtime_families(runtime))
-    runtime.accounts.latency_observer = metrics.observe_kis
+    metrics = metrics or Metrics()
+    metrics.add_snapshot(lambda: families(services.operations.figures()))
     application.bot_data["metrics"] = metrics
 
     def health() -> dict[str, Any]:
-        engine = runtime.engine
-        return {"ok": True, "mode": runtime.mode.value, "version": __version__,
-                "feed_connected": engine.feed.connected.is_set() if engine else None}
+        return {"ok": True, "mode": services.mode.value, "version": __version__,
+                "feed_connected": services.operations.figures().feed_connected}
 
     webhook = settings.telegram.webhook_url
     http: HttpServer | None = None
     if settings.http.port or webhook:
+        from chatbot.http_server import HttpServer, MalformedUpdate
+
         http = HttpServer(metrics, health)
         if webhook:
             secret = settings.telegram.webhook_secret or secrets.token_urlsafe(32)
@@ -57,15 +58,14 @@ async def serve(runtime: Runtime, stop: asyncio.Event, *, ready: asyncio.Event |
             await tg.start_webhook(application, webhook, secret)
         else:
             await tg.start(application)
-        await runtime.start_pushes(push_for(application.bot))
-        log.info("bot serving", extra={"mode": runtime.mode.value, "transport": "webhook" if webhook else "polling"})
+        await services.pushes.start(TelegramNotifier(application.bot))
+        log.info("bot serving", extra={"mode": services.mode.value, "transport": "webhook" if webhook else "polling"})
         if ready is not None:
             ready.set()
         await stop.wait()
     finally:
         # The outbox first: the push in hand is sent (and marked) while the Application can still send.
-        if runtime.sender is not None:
-            await runtime.sender.stop()
+        await services.pushes.stop()
         await tg.stop(application)
         if http is not None:
             await http.stop()

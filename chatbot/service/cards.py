@@ -1,8 +1,10 @@
-"""Pending order confirmations: created with the exact quote, claimed at most once, by their owner.
+"""Cards: an order, a cancellation or a paper-account reset shown to its owner with Confirm and
+Cancel buttons, created with the exact quote, claimed at most once, by their owner.
 
 The claim is one conditional UPDATE (``status = 'pending'`` and unexpired, owner and message
 matching): whatever arrives twice — a double tap, two devices, an update redelivered after a
-crash — only one press can win, and it wins in the database, not in memory.
+crash — only one press can win, and it wins in the database, not in memory. (The table keeps its
+first name, ``pending_orders``.)
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chatbot.market_hours import MarketCalendar, Phase
+from chatbot.service import fees
+from chatbot.service.views import Mode, OrderCard, OrderSide
 from chatbot.storage.db import Database
 from chatbot.storage.tables import PendingOrderRow
 from chatbot.storage.types import utcnow
+from chatbot.symbols import Symbol
 
 
 class CardStatus(StrEnum):
@@ -46,7 +52,7 @@ def new_token() -> str:
     return secrets.token_urlsafe(12)  # 16 URL-safe characters, 96 random bits
 
 
-class PendingOrders:
+class CardStore:
     def __init__(self, db: Database, ttl_seconds: int, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.db = db
         self.ttl = dt.timedelta(seconds=ttl_seconds)
@@ -125,3 +131,18 @@ class PendingOrders:
             rows = await session.exec(select(PendingOrderRow).where(
                 col(PendingOrderRow.status) == CardStatus.SUBMITTING))
             return list(rows.all())
+
+
+def card_view(row: PendingOrderRow, symbol: Symbol, mode: Mode, calendar: MarketCalendar,
+              ttl_seconds: int) -> OrderCard:
+    """The card a row stands for, with its estimated amount, costs and the market's session now."""
+    side = OrderSide(row.side)
+    unit = row.price if row.price is not None else row.quoted_price
+    amount = unit * row.quantity
+    commission, tax = fees.estimate(side, amount)
+    state = calendar.state()
+    session = Phase.REGULAR if mode is Mode.PAPER else state.phase  # the simulator never closes
+    return OrderCard(token=row.id, mode=mode, action=row.action, side=side, symbol=symbol,
+                     quantity=row.quantity, price=row.price, quoted_price=row.quoted_price, amount=amount,
+                     commission=commission, tax=tax, expires_at=row.expires_at, order_no=row.order_no,
+                     ttl_seconds=ttl_seconds, session=session.value, next_open=state.next_open)

@@ -1,0 +1,186 @@
+"""What the bot tells a user on its own (not in answer to a message), as types: a price alert fired
+(:class:`AlertFired`), an order filled (:class:`OrderFilled`), an order's outcome learned after its
+card was shown (:class:`OrderOutcome`).
+
+A notice travels in the outbox (:mod:`chatbot.alerts.outbox`): written in the transaction of the event
+that caused it, delivered afterwards by the front end's :class:`Notifier`. Its row holds ``kind``
+and a JSON ``payload``; the serialisation here is the one every row has had since the outbox began
+(``alert``, ``fill``, ``order`` and their keys), so rows written by an older bot read the same. A
+reader is lenient about keys an older row may lack; a field added later must come with a default.
+
+A front end implements :class:`Notifier`: it renders the notice in its own words and reports
+:class:`Delivered`, :class:`Blocked` (the user blocked the bot: their pushes stop) or
+:class:`RetryLater` (the platform asks to wait); any exception is a failed attempt, retried a few
+times by the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+
+class NoticeFormatError(ValueError):
+    """An outbox row whose kind is unknown or whose payload lacks what its kind needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFired:
+    """A price alert crossed by a trade: ``price`` at ``time`` (HHMMSS, KST) reached ``threshold``."""
+
+    KIND: ClassVar[str] = "alert"
+
+    alert_id: int
+    language: str
+    code: str
+    name: str
+    direction: str  # above | below
+    threshold: int
+    price: int
+    time: str
+    percent: str | None = None  # "+5" for an alert set as a move from the reference price
+    repeat: bool = False
+    reference_price: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return {"alert_id": self.alert_id, "lang": self.language, "code": self.code, "name": self.name,
+                "direction": self.direction, "threshold": self.threshold, "price": self.price, "time": self.time,
+                "percent": self.percent, "repeat": self.repeat, "reference_price": self.reference_price}
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> AlertFired:
+        reference = p.get("reference_price")
+        return cls(alert_id=int(p.get("alert_id") or 0), language=_language(p), code=str(p["code"]),
+                   name=str(p["name"]), direction=str(p["direction"]), threshold=int(p["threshold"]),
+                   price=int(p["price"]), time=str(p.get("time") or ""), percent=p.get("percent") or None,
+                   repeat=bool(p.get("repeat")), reference_price=int(reference) if reference is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    """Part or all of an order executed: ``quantity`` at ``price`` (one execution, not the total)."""
+
+    KIND: ClassVar[str] = "fill"
+
+    language: str
+    order_no: str
+    code: str
+    name: str
+    side: str  # buy | sell
+    quantity: int
+    price: int
+    time: str  # HHMMSS, KST, as KIS reported it
+
+    def payload(self) -> dict[str, Any]:
+        return {"lang": self.language, "order_no": self.order_no, "code": self.code, "name": self.name,
+                "side": self.side, "quantity": self.quantity, "price": self.price, "time": self.time}
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> OrderFilled:
+        return cls(language=_language(p), order_no=str(p["order_no"]), code=str(p.get("code") or ""),
+                   name=str(p["name"]), side="buy" if p["side"] == "buy" else "sell", quantity=int(p["quantity"]),
+                   price=int(p["price"]), time=str(p.get("time") or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class CardSnapshot:
+    """An order card as it was shown: enough to show it again with its outcome."""
+
+    token: str
+    mode: str
+    action: str  # order | cancel
+    side: str
+    code: str
+    name: str
+    name_en: str
+    quantity: int
+    price: int | None  # None: a market order
+    quoted_price: int
+    order_no: str | None  # the order a cancel card cancels
+
+    def payload(self) -> dict[str, Any]:
+        return {"token": self.token, "mode": self.mode, "action": self.action, "side": self.side, "code": self.code,
+                "name": self.name, "name_en": self.name_en, "quantity": self.quantity, "price": self.price,
+                "quoted_price": self.quoted_price, "order_no": self.order_no}
+
+    @classmethod
+    def from_payload(cls, c: Mapping[str, Any]) -> CardSnapshot:
+        price = c.get("price")
+        return cls(token=str(c["token"]), mode=str(c["mode"]), action=str(c["action"]), side=str(c["side"]),
+                   code=str(c["code"]), name=str(c["name"]), name_en=str(c.get("name_en") or ""),
+                   quantity=int(c["quantity"]), price=int(price) if price is not None else None,
+                   quoted_price=int(c.get("quoted_price") or 0), order_no=c.get("order_no") or None)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOutcome:
+    """An order's outcome learned after its card was shown (reconciliation): the card is edited to say
+    it, or a new message says it when ``message_id`` is None or the card cannot be edited."""
+
+    KIND: ClassVar[str] = "order"
+
+    language: str
+    card: CardSnapshot
+    outcome: str  # a value of chatbot.service.views.Outcome
+    order_no: str | None = None
+    message: str = ""
+    message_id: int | None = None  # the card's message
+
+    def payload(self) -> dict[str, Any]:
+        return {"lang": self.language, "message_id": self.message_id, "outcome": self.outcome,
+                "order_no": self.order_no, "message": self.message, "card": self.card.payload()}
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> OrderOutcome:
+        message_id = p.get("message_id")
+        return cls(language=_language(p), card=CardSnapshot.from_payload(p["card"]), outcome=str(p["outcome"]),
+                   order_no=p.get("order_no") or None, message=str(p.get("message") or ""),
+                   message_id=int(message_id) if message_id else None)
+
+
+Notice = AlertFired | OrderFilled | OrderOutcome
+NOTICE_TYPES: dict[str, type[AlertFired | OrderFilled | OrderOutcome]] = {
+    cls.KIND: cls for cls in (AlertFired, OrderFilled, OrderOutcome)}
+
+
+def decode(kind: str, payload: Mapping[str, Any]) -> Notice:
+    """The notice an outbox row holds; :class:`NoticeFormatError` when it cannot be read."""
+    cls = NOTICE_TYPES.get(kind)
+    if cls is None:
+        raise NoticeFormatError(f"unknown notice kind {kind!r}")
+    try:
+        return cls.from_payload(payload)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NoticeFormatError(f"{kind} notice without {exc}") from None
+
+
+def _language(p: Mapping[str, Any]) -> str:
+    return str(p.get("lang") or "ko")
+
+
+# -- delivery ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    message_id: int | None = None  # the front end's id of the message it sent or edited, when it has one
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """The user blocked the bot: this push is dropped and their alerts pause."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryLater:
+    """The platform asks to wait (a flood limit): nothing more is sent for ``seconds``."""
+
+    seconds: float
+
+
+Delivery = Delivered | Blocked | RetryLater
+
+
+class Notifier(Protocol):
+    """A front end's way of telling a user something on its own."""
+
+    async def deliver(self, chat_id: int, notice: Notice) -> Delivery: ...

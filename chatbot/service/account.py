@@ -1,0 +1,43 @@
+"""The user's account as they see it: the balance, today's open orders, and (simulator mode) a card
+for starting the paper account over. Which KIS account and client a user has is
+:mod:`chatbot.service.accounts`'s."""
+
+from __future__ import annotations
+
+from chatbot.service.accounts import AccountProvider
+from chatbot.service.cards import CardStore, card_view
+from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.market_data import MarketData
+from chatbot.service.views import BalanceView, Mode, OpenOrdersView, OrderCard, OrderSide
+from chatbot.symbols import Symbol
+
+
+class AccountService:
+    def __init__(self, accounts: AccountProvider, market: MarketData, cards: CardStore, mode: Mode) -> None:
+        self.accounts = accounts
+        self.market = market
+        self.cards = cards
+        self.mode = mode
+
+    async def balance(self, user_id: int) -> BalanceView:
+        self.market.check_maintenance()
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            return BalanceView(self.mode, await account.client.balance(), str(account.account))
+
+    async def open_orders(self, user_id: int) -> OpenOrdersView:
+        self.market.check_maintenance()
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            return OpenOrdersView(self.mode, tuple(await account.client.open_orders()))
+
+    async def prepare_reset(self, user_id: int, chat_id: int) -> OrderCard:
+        """A card for restarting the user's paper account (simulator mode only); confirmed like any card
+        (:meth:`chatbot.service.orders.Orders.confirm`)."""
+        if self.mode is not Mode.PAPER:
+            raise UserError("reset_paper_only")
+        row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
+                                      action="reset", side=OrderSide.BUY.value, code="", name="", quantity=0,
+                                      price=None, quoted_price=0)
+        return card_view(row, Symbol("", "", "", ""), self.mode, self.market.calendar,
+                         int(self.cards.ttl.total_seconds()))

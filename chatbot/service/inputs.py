@@ -1,0 +1,115 @@
+"""What a user types, read in one place: symbols, quantities, prices (and the words for a market
+order), the arguments of /buy and /sell, chart periods, order numbers. Bad input raises
+:class:`UserError`, whose message says what was wrong; nothing has changed when it does."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from chatbot.kis import protocol as p
+from chatbot.service.errors import UserError
+from chatbot.symbols import Symbol, SymbolDirectory
+
+MAX_ARG_LENGTH = 40
+MAX_QUANTITY = 1_000_000
+MAX_PRICE = 100_000_000  # won: above any KRX share price, and inside every integer column
+MAX_SYMBOL_WORDS = 4  # "삼성전자 우" and the like; more words before the quantity is a typo
+MAX_ORDER_NO_LENGTH = 16
+MARKET_WORDS = frozenset({"market", "mkt", "시장가", "시장"})
+_NUMBER = re.compile(r"^[0-9]{1,3}(,[0-9]{3})*$|^[0-9]+$")  # 1234 or 1,234 (ASCII digits)
+
+Period = Literal["D", "W", "M"]
+CHART_PERIODS: dict[str, Period] = {"d": "D", "day": "D", "일": "D", "w": "W", "week": "W", "주": "W",
+                                    "m": "M", "month": "M", "월": "M"}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderArgs:
+    """``<symbol words…> <qty> [<price>|market]``, split but not yet checked."""
+
+    symbol: str
+    quantity: str
+    price: str | None  # None: no price given (a market order)
+
+
+def resolve_symbol(symbols: SymbolDirectory, text: str) -> Symbol:
+    """The one symbol ``text`` names (code, name, English name, 초성); candidates when it is ambiguous."""
+    if len(text) > MAX_ARG_LENGTH:
+        raise UserError("input_too_long")
+    found = symbols.lookup(text)
+    if found.symbol is not None:
+        return found.symbol
+    if found.candidates:
+        raise UserError("ambiguous_symbol", query=text, candidates=found.candidates)
+    raise UserError("unknown_symbol", query=text)
+
+
+def _number_shaped(word: str) -> bool:
+    """A word meant as a number (digits and commas): where order arguments split. Its value is
+    checked strictly by :func:`parse_quantity` and :func:`parse_price`."""
+    return word.replace(",", "").isdigit()
+
+
+def split_order_args(args: Sequence[str], usage: str) -> OrderArgs:
+    """``<symbol words…> <qty> [<price>|market]``; ``usage`` names the message for too few words."""
+    if len(args) < 2:
+        raise UserError(usage)
+    if len(args) >= 3 and _number_shaped(args[-2]):
+        symbol_words, qty, price = list(args[:-2]), args[-2], args[-1]
+    else:
+        symbol_words, qty, price = list(args[:-1]), args[-1], None
+    if len(symbol_words) > MAX_SYMBOL_WORDS or any(_number_shaped(w) for w in symbol_words[1:]):
+        raise UserError("too_many_args")
+    return OrderArgs(" ".join(symbol_words), qty, price)
+
+
+def parse_quantity(text: str) -> int:
+    text = text.strip()
+    if len(text) > MAX_ARG_LENGTH:
+        raise UserError("input_too_long")
+    if not _NUMBER.match(text):
+        raise UserError("bad_quantity", value=text)
+    qty = int(text.replace(",", ""))
+    if qty <= 0:
+        raise UserError("bad_quantity", value=text)
+    if qty > MAX_QUANTITY:
+        raise UserError("quantity_too_large", maximum=MAX_QUANTITY)
+    return qty
+
+
+def parse_price(text: str | None) -> int | None:
+    """A limit price in won, or None for a market order (no price, ``market`` or ``시장가``)."""
+    if text is None or text.strip().lower() in MARKET_WORDS:
+        return None
+    text = text.strip().removesuffix("원")
+    if len(text) > MAX_ARG_LENGTH:
+        raise UserError("input_too_long")
+    if not _NUMBER.match(text) or int(text.replace(",", "")) <= 0:
+        raise UserError("bad_price", value=text)
+    if int(text.replace(",", "")) > MAX_PRICE:
+        raise UserError("price_too_large", maximum=MAX_PRICE)
+    return int(text.replace(",", ""))
+
+
+def is_chart_period(word: str) -> bool:
+    return word.lower() in CHART_PERIODS
+
+
+def parse_chart_period(text: str | None) -> Period:
+    """``d``/``w``/``m`` (or day, 일, …) → ``D``/``W``/``M``; none given: daily."""
+    period = CHART_PERIODS.get((text or "d").strip().lower())
+    if period is None:
+        raise UserError("usage_chart")
+    return period
+
+
+def parse_order_no(text: str) -> str:
+    """A KIS order number as typed (zeros in front or not) → its comparison key
+    (:func:`chatbot.kis.protocol.order_no_key`)."""
+    key = p.order_no_key(text)
+    if not (key.isascii() and key.isdigit()) or len(text.strip()) > MAX_ORDER_NO_LENGTH:
+        raise UserError("bad_order_no", value=text[:MAX_ARG_LENGTH])
+    return key

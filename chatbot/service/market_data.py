@@ -1,0 +1,91 @@
+"""Market data a user asks for: which stock a text names, its quote, its chart, and the state of
+the market and of the bot (/status)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from chatbot import __version__
+from chatbot.charts import render_candles
+from chatbot.kis import protocol as p
+from chatbot.market_hours import MarketCalendar, Phase
+from chatbot.service.accounts import AccountProvider
+from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.inputs import (
+    MAX_ARG_LENGTH,
+    is_chart_period,
+    parse_chart_period,
+    resolve_symbol,
+)
+from chatbot.service.views import ChartView, Mode, QuoteView, StatusView
+from chatbot.symbols import Symbol, SymbolDirectory
+
+PERIOD_TITLES = {"D": "daily", "W": "weekly", "M": "monthly"}
+
+
+class MarketData:
+    def __init__(self, accounts: AccountProvider, symbols: SymbolDirectory, mode: Mode, calendar: MarketCalendar,
+                 *, feed_connected: Callable[[], bool] | None = None) -> None:
+        self.accounts = accounts
+        self.symbols = symbols
+        self.mode = mode
+        self.calendar = calendar
+        self.feed_connected = feed_connected  # None: no market-data feed configured
+
+    def resolve(self, text: str) -> Symbol:
+        return resolve_symbol(self.symbols, text)
+
+    def check_maintenance(self) -> None:
+        """KIS is in a maintenance window the operator configured: say until when, ask KIS nothing."""
+        state = self.calendar.state()
+        if state.phase is Phase.MAINTENANCE:
+            raise UserError("kis_maintenance", until=state.next_open)
+
+    async def quote(self, user_id: int, symbol_text: str) -> QuoteView:
+        self.check_maintenance()
+        symbol = self.resolve(symbol_text)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            return QuoteView(symbol, await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn)))
+
+    async def chart(self, user_id: int, args: Sequence[str]) -> ChartView:
+        """``<symbol words…> [d|w|m]``: recent daily/weekly/monthly candles as a PNG (rendered off the
+        event loop)."""
+        if not args:
+            raise UserError("usage_chart")
+        period_word = args[-1] if len(args) > 1 and is_chart_period(args[-1]) else None
+        if period_word is None and len(args) > 1:
+            self._check_period_word(args)
+        symbol_text = " ".join(args[:-1] if period_word else args)
+        self.check_maintenance()
+        period = parse_chart_period(period_word)
+        symbol = self.resolve(symbol_text)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            bars = await account.client.bars(p.quotation_code(symbol.code, symbol.is_etn), period)
+        if not bars:
+            raise UserError("unknown_symbol", query=symbol_text)
+        title = f"{symbol.code} {symbol.name_en} · {PERIOD_TITLES[period]}"
+        png = await asyncio.to_thread(render_candles, bars, title)
+        return ChartView(symbol, period, png, len(bars), bars[0].close)
+
+    def _check_period_word(self, args: Sequence[str]) -> None:
+        """``/chart 005930 x``: when the words name no stock but all but the last do, the last word was
+        meant as the period — say that, not "no such stock"."""
+        try:
+            self.resolve(" ".join(args))
+            return
+        except UserError as err:
+            if err.key != "unknown_symbol":
+                return
+        try:
+            self.resolve(" ".join(args[:-1]))
+        except UserError:
+            return
+        raise UserError("bad_chart_period", period=args[-1][:MAX_ARG_LENGTH])
+
+    def status(self) -> StatusView:
+        state = self.calendar.state()
+        connected = self.feed_connected() if self.feed_connected is not None else None
+        return StatusView(self.mode, state.phase.value, state.next_open, state.holiday_name, connected, __version__)

@@ -1,0 +1,433 @@
+"""Orders: a /buy, /sell, /cancel or /modify (a revision, 정정) becomes a card (every check done before anything reaches KIS);
+the owner's Confirm claims it, the front end shows it is being sent, the order is journalled and
+submitted exactly once, and the outcome comes back as a view. Outcomes left unknown are handed to
+reconciliation; fills of a placed order are watched from before it is sent."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chatbot.kis import protocol as p
+from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
+from chatbot.kis.orders import OrderIntent, find_candidates
+from chatbot.kis.protocol import KST
+from chatbot.service.accounts import AccountProvider, UserAccount
+from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
+from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.inputs import (
+    MAX_ARG_LENGTH,
+    parse_order_no,
+    parse_price,
+    parse_quantity,
+    split_order_args,
+)
+from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling, retry_write
+from chatbot.service.market_data import MarketData
+from chatbot.service.views import ConfirmResult, Mode, OpenOrder, OrderCard, OrderSide, Outcome
+from chatbot.storage.tables import PendingOrderRow
+from chatbot.symbols import Symbol
+
+log = logging.getLogger(__name__)
+
+# The front end's "it is being sent" (the card edited to say so): called once the press has won,
+# before anything is sent. Whatever it does, raises included, the order is then sent and settled.
+ShowSending = Callable[[OrderCard], Awaitable[None]]
+
+_REFUSALS = {
+    ClaimRefused.UNKNOWN: Outcome.UNKNOWN,
+    ClaimRefused.NOT_OWNER: Outcome.NOT_OWNER,
+    ClaimRefused.EXPIRED: Outcome.EXPIRED,
+    ClaimRefused.ALREADY_HANDLED: Outcome.ALREADY_HANDLED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """A card this press won: it is ``submitting`` in the database and must be submitted."""
+
+    row: PendingOrderRow
+    card: OrderCard
+    journal_id: int | None = None  # None: not an order (a paper-account reset)
+
+
+@dataclass(slots=True)
+class _Sending:
+    """Whether the request may have left (the journal took the snapshot and the time of sending)."""
+
+    started: bool = False
+    known: set[str] = field(default_factory=set)  # the snapshot of the day's orders taken before sending
+    callback: Callable[[set[str]], Awaitable[None]] | None = None
+
+
+class Orders:
+    def __init__(self, accounts: AccountProvider, cards: CardStore, journal: OrderJournal, market: MarketData,
+                 mode: Mode, settling: Settling, *, allow_real_orders: bool = False, process_id: str,
+                 watch_fills: Callable[[int, int], Awaitable[None]] | None = None,
+                 on_uncertain: Callable[[], None] | None = None,
+                 renew_paper_account: Callable[[int], Awaitable[None]] | None = None) -> None:
+        self.accounts = accounts
+        self.cards = cards
+        self.journal = journal
+        self.market = market
+        self.mode = mode
+        self.settling = settling
+        self.allow_real_orders = allow_real_orders
+        self.process_id = process_id  # the runtime lease's owner: journal rows say who sent them
+        self.watch_fills = watch_fills  # (user, chat): a market order fills at once, listen first
+        self.on_uncertain = on_uncertain  # an outcome left unknown: reconciliation looks
+        self.renew_paper_account = renew_paper_account  # the simulator: a reset card starts the account over
+        self.db_retry_seconds = 5.0  # how long a database write on the order path is retried in line
+        self.outcomes: collections.Counter[str] = collections.Counter()  # settled cards by outcome (metrics)
+
+    # -- cards ----------------------------------------------------------------------------------------------
+    async def prepare_order(self, user_id: int, chat_id: int, side: OrderSide, args: Sequence[str]) -> OrderCard:
+        """``<symbol words…> <qty> [<price>|market]``: validate everything and store a card; nothing is
+        sent to KIS's order endpoint."""
+        request = split_order_args(args, "usage_buy" if side is OrderSide.BUY else "usage_sell")
+        self.check_real_allowed()
+        self.market.check_maintenance()
+        quantity = parse_quantity(request.quantity)
+        price = parse_price(request.price)
+        symbol = self.market.resolve(request.symbol)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
+            if price is not None:  # the day's limits first: no tick advice for a price that cannot trade
+                if not quote.lower_limit <= price <= quote.upper_limit:
+                    raise UserError("out_of_limits", price=price, lower=quote.lower_limit, upper=quote.upper_limit)
+                tick = quote.tick_for(price)  # KIS's aspr_unit when it gives one (ETFs/ETNs), else the table
+                if price % tick:
+                    below = price - price % tick
+                    raise UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
+            if side is OrderSide.SELL:
+                held = next((h for h in (await account.client.balance()).holdings if h.code == symbol.code), None)
+                have = held.orderable_quantity if held else 0
+                if quantity > have:
+                    raise UserError("insufficient_holdings", have=have, want=quantity, name=symbol.name_ko)
+            else:
+                power = await account.client.buying_power(symbol.code, price)
+                if quantity > power.max_quantity:
+                    raise UserError("insufficient_cash", max_quantity=power.max_quantity, cash=power.orderable_cash)
+        row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
+                                      action="order", side=side.value, code=symbol.code, name=symbol.name_ko,
+                                      quantity=quantity, price=price, quoted_price=quote.price)
+        return self._card(row, symbol)
+
+    async def prepare_cancel(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
+        """A card for cancelling one of the user's open orders (what is left of it)."""
+        self.check_real_allowed()
+        wanted = parse_order_no(order_no_text)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            orders = await account.client.open_orders()
+        order = next((o for o in orders if p.order_no_key(o.order_no) == wanted), None)
+        if order is None:
+            raise UserError("no_such_open_order", order_no=order_no_text.strip())
+        symbol = self.market.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")
+        row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
+                                      action="cancel", side=order.side.value, code=order.code, name=symbol.name_ko,
+                                      quantity=order.cancellable_quantity, price=order.price or None,
+                                      quoted_price=order.price, order_no=order.order_no, branch=order.branch)
+        return self._card(row, symbol)
+
+    async def open_order(self, user_id: int, order_no_text: str, missing: str = "no_such_open_order_revise"
+                         ) -> OpenOrder:
+        """One of the user's own open orders (their account's list; another user's number is not in it)."""
+        wanted = parse_order_no(order_no_text)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            orders = await account.client.open_orders()
+        order = next((o for o in orders if p.order_no_key(o.order_no) == wanted), None)
+        if order is None:
+            raise UserError(missing, order_no=order_no_text.strip()[:MAX_ARG_LENGTH])
+        return order
+
+    async def prepare_revise(self, user_id: int, chat_id: int, args: Sequence[str]) -> OrderCard:
+        """``<order_no> <new price> [<new qty>]``: a card for revising one of the user's open orders —
+        what is left of it, or ``new qty`` of that — to a new limit price, checked on the tick and
+        within the day's limits. The order must be in the user's own account's list of open orders."""
+        if len(args) not in (2, 3):
+            raise UserError("usage_modify")
+        self.check_real_allowed()
+        self.market.check_maintenance()
+        parse_order_no(args[0])
+        price = parse_price(args[1])
+        if price is None:  # a revision to a market order is not offered: the card shows a price
+            raise UserError("bad_price", value=args[1][:MAX_ARG_LENGTH])
+        wanted_quantity = parse_quantity(args[2]) if len(args) == 3 else None
+        order = await self.open_order(user_id, args[0])
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            symbol = self.market.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")
+            remaining = order.cancellable_quantity
+            quantity = remaining if wanted_quantity is None else wanted_quantity
+            if quantity > remaining:
+                raise UserError("revise_quantity_too_large", want=quantity, remaining=remaining)
+            if price == order.price and quantity == remaining:
+                raise UserError("revise_nothing_changes", order_no=order.order_no, price=price)
+            quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
+            if not quote.lower_limit <= price <= quote.upper_limit:
+                raise UserError("out_of_limits", price=price, lower=quote.lower_limit, upper=quote.upper_limit)
+            tick = quote.tick_for(price)
+            if price % tick:
+                below = price - price % tick
+                raise UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
+        row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
+                                      action="revise", side=order.side.value, code=order.code, name=symbol.name_ko,
+                                      quantity=quantity, price=price, quoted_price=order.price,
+                                      order_no=order.order_no, branch=order.branch)
+        return self._card(row, symbol)
+
+    async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
+        """Record which message shows the card: only a press on that message counts, and the owner's
+        time to decide starts now."""
+        await self.cards.attach_message(card.token, owner_id, message_id)
+
+    # -- the press -----------------------------------------------------------------------------------------
+    async def confirm(self, token: str, user_id: int, message_id: int, show_sending: ShowSending) -> ConfirmResult:
+        """Confirm pressed on a card: claim it (only the owner's first press on the card's own message,
+        before it expires, wins; any other press is refused, ``result.refused``, and changes nothing),
+        let the front end show it is being sent, journal and submit it exactly once, and return the
+        outcome. Once claimed, the card is submitted and settled whatever ``show_sending`` does."""
+        claimed = await self._claim(token, user_id, message_id)
+        if isinstance(claimed, ConfirmResult):
+            return claimed
+        try:
+            await show_sending(claimed.card)
+        except Exception:
+            log.warning("could not show that the card is being sent; sending it all the same", exc_info=True)
+        except BaseException:  # cancelled before anything left: reconciliation settles it as not placed
+            if claimed.journal_id is not None:
+                self.settling.in_flight.discard(claimed.journal_id)
+            raise
+        return await self._submit(claimed)
+
+    async def dismiss(self, token: str, user_id: int, message_id: int) -> ConfirmResult:
+        """Cancel pressed on a card: the same single use as :meth:`confirm`; nothing is sent."""
+        row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.DISMISSED)
+        if refused is not None or row is None:
+            return self._refusal(row, refused)
+        return ConfirmResult(Outcome.DISMISSED, self._card(row))
+
+    def _refusal(self, row: PendingOrderRow | None, refused: ClaimRefused | None) -> ConfirmResult:
+        card = self._card(row) if row is not None and refused is not ClaimRefused.NOT_OWNER else None
+        return ConfirmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN], card)
+
+    async def _claim(self, token: str, user_id: int, message_id: int) -> _Claimed | ConfirmResult:
+        """The atomic single use. An order's journal row is opened in the same transaction: no card is
+        ever being submitted without one."""
+        opened: list[int] = []
+
+        async def open_journal(session: AsyncSession, row: PendingOrderRow) -> None:
+            if row.action in ("order", "cancel", "revise"):
+                opened.append(await self.journal.add(session, row, self.process_id))
+
+        row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal)
+        if refused is not None or row is None:
+            return self._refusal(row, refused)
+        journal_id = opened[0] if opened else None
+        if journal_id is not None:  # ours to settle from now on: reconciliation leaves it alone
+            self.settling.in_flight.add(journal_id)
+        return _Claimed(row, self._card(row), journal_id)
+
+    async def _submit(self, claimed: _Claimed) -> ConfirmResult:
+        """Send a claimed card to KIS (exactly once) and settle it."""
+        row, card = claimed.row, claimed.card
+        user_id, token = row.owner_id, row.id
+        if claimed.journal_id is None:  # a paper-account reset: nothing goes to KIS's order endpoint
+            if self.mode is Mode.REAL and not self.allow_real_orders:
+                await self.cards.finish(token, CardStatus.FAILED, "real orders disabled")
+                return ConfirmResult(Outcome.REAL_DISABLED, card)
+            assert self.renew_paper_account is not None
+            await self.renew_paper_account(user_id)
+            await self.cards.finish(token, CardStatus.PLACED, "paper account renewed")
+            return ConfirmResult(Outcome.RESET_DONE, card)
+        journal_id = claimed.journal_id
+        try:
+            if self.mode is Mode.REAL and not self.allow_real_orders:
+                return await self._settle(row, journal_id, Outcome.REAL_DISABLED, card,
+                                          message="real orders disabled")
+            try:
+                account = await self.accounts.for_user(user_id)
+            except Exception as exc:  # nothing was sent
+                log.warning("no KIS account for a claimed card", extra={"card": token, "error": type(exc).__name__})
+                return await self._settle(row, journal_id, Outcome.FAILED, card, message=type(exc).__name__)
+            if row.action == "cancel":
+                return await self._submit_cancel(row, card, account, journal_id)
+            if row.action == "revise":
+                return await self._submit_revise(row, card, account, journal_id)
+            return await self._submit_order(row, card, account, journal_id)
+        finally:
+            self.settling.in_flight.discard(journal_id)
+
+    def _before_sending(self, journal_id: int, account: UserAccount) -> _Sending:
+        """What the submitter calls with its snapshot just before sending: the journal row gets the
+        account, the snapshot and the time, committed (retried a while); if the database will not
+        take it, nothing is sent."""
+        sending = _Sending()
+
+        async def on_sending(known: set[str]) -> None:
+            await retry_write(lambda: self.journal.mark_sending(journal_id, str(account.account), known),
+                              self.db_retry_seconds, "journal before sending")
+            sending.known, sending.started = known, True
+
+        sending.callback = on_sending
+        return sending
+
+    async def _submit_order(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
+                            journal_id: int) -> ConfirmResult:
+        if self.watch_fills is not None:  # a market order fills at once: listen for its notice first
+            try:
+                await self.watch_fills(row.owner_id, row.chat_id)
+            except Exception:  # fill pushes are a convenience; the order goes ahead
+                log.exception("could not start fill notifications")
+        sending = self._before_sending(journal_id, account)
+        try:
+            placed = await account.submitter.place(card.side, row.code, row.quantity, row.price,
+                                                   on_sending=sending.callback)
+        except DatabaseUnavailable:
+            return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+        except KisOrderRejected as exc:
+            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisOrderUncertain as exc:
+            return await self._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd, message=str(exc))
+        except KisError as exc:  # proven not placed: gateway refusal, unreachable, token wait, no snapshot
+            return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                      message=exc.msg1 or type(exc).__name__)
+        detail = "found by lookup after an unknown outcome" if placed.reconciled else None
+        return await self._settle(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no, message=detail)
+
+    async def _submit_cancel(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
+                             journal_id: int) -> ConfirmResult:
+        assert row.order_no is not None
+        sending = self._before_sending(journal_id, account)
+        try:
+            ack = await account.submitter.cancel(row.order_no, row.branch or "", OrderSide(row.side), row.code,
+                                                 on_sending=sending.callback)
+        except DatabaseUnavailable:
+            return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+        except KisOrderRejected as exc:
+            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisError as exc:
+            if sending.started and exc.maybe_sent:  # did the cancel land? the open-order listing says
+                with contextlib.suppress(KisError):
+                    still_open = {o.order_no for o in await account.client.open_orders()}
+                    if row.order_no not in still_open:
+                        return await self._settle(row, journal_id, Outcome.CANCELLED_ORDER, card,
+                                                  message="confirmed by lookup")
+                return await self._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
+                                          message=str(exc))
+            return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                      message=exc.msg1 or type(exc).__name__)
+        return await self._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
+
+    async def _submit_revise(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
+                             journal_id: int) -> ConfirmResult:
+        """The order is looked up again first (its exchange, what is left of it); nothing is sent when
+        it is no longer open. Then the revision goes like a cancel: journalled with the snapshot, sent
+        once; an unknown outcome is looked up in the day's list (a new row pointing back to the order),
+        else left to reconciliation."""
+        assert row.order_no is not None and row.price is not None
+        key = p.order_no_key(row.order_no)
+        try:
+            orders = await account.client.open_orders()
+        except KisError as exc:  # nothing was sent
+            return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                      message=exc.msg1 or type(exc).__name__)
+        order = next((o for o in orders if p.order_no_key(o.order_no) == key), None)
+        if order is None:
+            return await self._settle(row, journal_id, Outcome.FAILED, card,
+                                      message="nothing left to revise (filled or cancelled meanwhile)")
+        all_remaining = row.quantity >= order.cancellable_quantity  # a fill meanwhile: revise what is left
+        side = OrderSide(row.side)
+        sending = self._before_sending(journal_id, account)
+        try:
+            ack = await account.submitter.revise(row.order_no, row.branch or order.branch, side, row.code, row.price,
+                                                 row.quantity, all_remaining=all_remaining, exchange=order.exchange,
+                                                 on_sending=sending.callback)
+        except DatabaseUnavailable:
+            return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+        except KisOrderRejected as exc:
+            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisError as exc:
+            if sending.started and exc.maybe_sent:  # did the revision land? the day's list says
+                intent = OrderIntent(side, row.code, row.quantity, row.price, row.order_no, revise=True)
+                with contextlib.suppress(KisError):
+                    found = await find_candidates(account.client, dt.datetime.now(KST).date(), intent, sending.known)
+                    if found:
+                        return await self._settle(row, journal_id, Outcome.REVISED_ORDER, card,
+                                                  order_no=found[0].order_no, message="confirmed by lookup")
+                return await self._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
+                                          message=str(exc))
+            return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                      message=exc.msg1 or type(exc).__name__)
+        return await self._settle(row, journal_id, Outcome.REVISED_ORDER, card, order_no=ack.order_no)
+
+    async def _settle(self, row: PendingOrderRow, journal_id: int, outcome: Outcome, card: OrderCard, *,
+                      order_no: str | None = None, msg_cd: str = "", message: str | None = None) -> ConfirmResult:
+        """Write the outcome (journal and card, one transaction), retried with back-off; when the
+        database still refuses, the user is told all the same (the result is returned) and the write
+        waits in memory until the database takes it (:class:`UnwrittenOutcomes`). An unknown outcome
+        is not told as final: reconciliation keeps looking for the order."""
+        status = {Outcome.PLACED: CardStatus.PLACED, Outcome.CANCELLED_ORDER: CardStatus.PLACED,
+                  Outcome.REVISED_ORDER: CardStatus.PLACED, Outcome.REJECTED: CardStatus.REJECTED, Outcome.UNCERTAIN: CardStatus.UNCERTAIN}.get(
+            outcome, CardStatus.FAILED)
+        journal_status = {Outcome.PLACED: "accepted", Outcome.CANCELLED_ORDER: "accepted",
+                          Outcome.REVISED_ORDER: "accepted"}.get(outcome, status.value)
+        final = outcome is not Outcome.UNCERTAIN
+
+        async def write() -> None:
+            await self.journal.settle(
+                journal_id, journal_status, kis_order_no=order_no, msg_cd=msg_cd or None, message=message,
+                told=final, also=lambda session: self.cards.finish_in(session, row.id, status, order_no or message))
+
+        try:
+            await retry_write(write, self.db_retry_seconds, "order outcome")
+        except DatabaseUnavailable:
+            log.error("order outcome told but not written; it is written when the database is back",
+                      extra={"card": row.id, "outcome": outcome.value, "order_no": order_no})
+            self.settling.unwritten.add(journal_id, order_no, write)
+        self.outcomes[outcome.value] += 1
+        log.info("order card settled", extra={"card": row.id, "outcome": outcome.value, "order_no": order_no,
+                                              "msg_cd": msg_cd})
+        if not final and self.on_uncertain is not None:
+            self.on_uncertain()
+        return ConfirmResult(outcome, card, order_no=order_no, msg_cd=msg_cd, message=message or "")
+
+    # -- start-up and shutdown -----------------------------------------------------------------------------
+    async def recover(self) -> int:
+        """At start-up: a card left in ``submitting`` without a journal row was never sent (every
+        version opened the journal before sending); it gets one, never sent, which reconciliation
+        settles as not placed and tells. A paper reset left half-way is marked uncertain."""
+        stale = await self.cards.stale_submitting()
+        count = 0
+        for row in stale:
+            if row.action == "reset":
+                await self.cards.finish(row.id, CardStatus.UNCERTAIN, "bot restarted while submitting")
+                count += 1
+            elif await self.journal.by_key(row.id) is None:
+                async with self.journal.db.write() as session:
+                    await self.journal.add(session, row, "")
+                count += 1
+        if count:
+            log.warning("cards left in submission by a restart handed to reconciliation", extra={"count": count})
+        return count
+
+    async def aclose(self) -> None:
+        await self.settling.unwritten.stop()  # outcomes still waiting for the database: one last try
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def check_real_allowed(self) -> None:
+        if self.mode is Mode.REAL and not self.allow_real_orders:
+            raise UserError("real_disabled")
+
+    def _card(self, row: PendingOrderRow, symbol: Symbol | None = None) -> OrderCard:
+        symbol = symbol or self.market.symbols.by_code(row.code) or Symbol(row.code, row.name, row.name, "")
+        return card_view(row, symbol, self.mode, self.market.calendar, int(self.cards.ttl.total_seconds()))

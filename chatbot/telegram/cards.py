@@ -1,0 +1,103 @@
+"""Cards on Telegram: sending one (every card: orders, cancellations, the paper reset) and the
+Confirm and Cancel buttons on it.
+
+Only the owner's first press of Confirm on the card's own message, before it expires, sends
+anything; the service decides that (:meth:`chatbot.service.orders.Orders.confirm`), this module
+only shows it: the press is answered at once, the card is edited to "sending…" and then to the
+outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+
+from telegram import Update
+from telegram.error import BadRequest, TelegramError
+
+from chatbot.service.views import ConfirmResult, OrderCard, Outcome
+from chatbot.telegram import callbacks, render
+from chatbot.telegram.context import Context, lang, reply, services
+from chatbot.telegram.i18n import t
+
+log = logging.getLogger(__name__)
+
+
+async def send_card(update: Update, context: Context, prepared: Awaitable[OrderCard]) -> None:
+    """The one way a card is shown: prepared by the service → rendered → sent → attached to the message
+    that shows it (only a press there counts, and the owner's time to decide starts then)."""
+    card = await prepared
+    user = update.effective_user
+    assert user is not None
+    text, keyboard = render.card(card, lang(update))
+    message = await reply(update, context, text, keyboard)
+    await services(context).orders.attach_card(card, user.id, message.message_id)
+
+
+async def card_button(update: Update, context: Context) -> None:
+    """Confirm or Cancel on a card. Every press is answered; only a winning press changes anything."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and user is not None
+    language = lang(update)
+    cb = callbacks.unpack(query.data)
+    message = query.message
+    if cb is None or message is None:
+        await query.answer(t("popup_unknown", language), show_alert=True)
+        return
+    orders = services(context).orders
+    if cb.kind == callbacks.DISMISS:
+        result = await orders.dismiss(cb.value, user.id, message.message_id)
+        if result.refused:
+            await _refused(update, result, language)
+            return
+        await query.answer()
+        await _edit(update, render.outcome(result, language))
+        return
+
+    async def show_sending(card: OrderCard) -> None:
+        try:
+            await query.answer(t("popup_sending", language))
+        except TelegramError as exc:
+            log.warning("could not answer the press", extra={"error": type(exc).__name__})
+        await _edit(update, f"{render.card_summary(card, language)}\n⏳ {t('popup_sending', language)}")
+
+    result = await orders.confirm(cb.value, user.id, message.message_id, show_sending)
+    if result.refused:
+        await _refused(update, result, language)
+        return
+    await _edit(update, render.outcome(result, language))
+
+
+async def _refused(update: Update, result: ConfirmResult, language: str) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer(t(render.POPUP_KEYS.get(result.outcome, "popup_unknown"), language), show_alert=True)
+    if result.outcome is Outcome.EXPIRED and result.card is not None:
+        await _edit(update, render.outcome(result, language))
+
+
+async def _edit(update: Update, text: str) -> None:
+    """Edit the card; a failed edit must never stop or repeat an order, so it is only logged."""
+    query = update.callback_query
+    assert query is not None
+    try:
+        await query.edit_message_text(text)
+    except BadRequest as exc:
+        if "not modified" in exc.message.lower():
+            return  # it already says this (two presses settling the same card)
+        await _fallback(update, text, exc)
+    except TelegramError as exc:
+        await _fallback(update, text, exc)
+
+
+async def _fallback(update: Update, text: str, exc: TelegramError) -> None:
+    """The card could not be edited (too old, deleted): say it in a new message instead."""
+    query = update.callback_query
+    assert query is not None
+    log.warning("could not edit the card", extra={"error": type(exc).__name__, "detail": str(exc)[:80]})
+    chat = update.effective_chat
+    if chat is not None:
+        try:
+            await query.get_bot().send_message(chat.id, text)
+        except TelegramError:
+            log.warning("could not send the card result either", extra={"chat_id": chat.id})

@@ -1,0 +1,77 @@
+"""The Telegram notifier: notices (alert fired, order filled, an order's outcome learned late) rendered
+as Telegram messages, and Telegram's refusals told to the outbox (blocked → stop, flood wait → later).
+
+Any other error (the network, Telegram down) is raised: the outbox counts it as a failed attempt and
+tries again later."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Bot, Message
+from telegram.error import BadRequest, Forbidden, RetryAfter
+
+from chatbot.service.notices import (
+    AlertFired,
+    Blocked,
+    Delivered,
+    Delivery,
+    Notice,
+    OrderFilled,
+    OrderOutcome,
+    RetryLater,
+    outcome_view,
+)
+from chatbot.telegram import render
+from chatbot.telegram.alerts import condition
+from chatbot.telegram.i18n import t
+
+log = logging.getLogger(__name__)
+
+
+class TelegramNotifier:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def deliver(self, chat_id: int, notice: Notice) -> Delivery:
+        try:
+            if isinstance(notice, OrderOutcome):
+                return Delivered(await self._outcome(chat_id, notice))
+            message = await self.bot.send_message(chat_id, text(notice))
+            return Delivered(message.message_id)
+        except Forbidden:
+            return Blocked()
+        except RetryAfter as exc:
+            delay = exc.retry_after
+            return RetryLater(delay if isinstance(delay, int | float) else delay.total_seconds())
+
+    async def _outcome(self, chat_id: int, notice: OrderOutcome) -> int:
+        """The card is edited to say the outcome or, when it cannot be (too old, deleted), a new message
+        says it; the id of the message that says it. An edit sent twice is harmless ("not modified")."""
+        view = outcome_view(notice)
+        body = render.late_outcome(view, view.language)
+        if view.message_id is not None:
+            try:
+                edited = await self.bot.edit_message_text(body, chat_id=chat_id, message_id=view.message_id)
+                if isinstance(edited, Message):
+                    return edited.message_id
+            except BadRequest as exc:
+                if "not modified" in exc.message.lower():
+                    return view.message_id
+                log.info("card cannot be edited; saying it in a new message", extra={"detail": exc.message[:80]})
+        return (await self.bot.send_message(chat_id, body)).message_id
+
+
+def text(notice: AlertFired | OrderFilled) -> str:
+    """A push as the user reads it."""
+    language = notice.language
+    if isinstance(notice, AlertFired):
+        return t("push_alert", language, name=notice.name, code=notice.code, price=notice.price,
+                 condition=condition(notice.direction, notice.threshold, notice.percent, language),
+                 time=_hms(notice.time))
+    return t("push_fill", language, name=notice.name, side=t("buy" if notice.side == "buy" else "sell", language), quantity=notice.quantity,
+             price=notice.price, order_no=notice.order_no)
+
+
+def _hms(text: str) -> str:
+    return f"{text[:2]}:{text[2:4]}:{text[4:6]}" if len(text) == 6 else text
