@@ -123,13 +123,7 @@ class Orders:
     async def prepare_cancel(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
         """A card for cancelling one of the user's open orders (what is left of it)."""
         self.check_real_allowed()
-        wanted = parse_order_no(order_no_text)
-        account = await self.accounts.for_user(user_id)
-        with kis_errors():
-            orders = await account.client.open_orders()
-        order = next((o for o in orders if p.order_no_key(o.order_no) == wanted), None)
-        if order is None:
-            raise UserError("no_such_open_order", order_no=order_no_text.strip())
+        order = await self.open_order(user_id, order_no_text, missing="no_such_open_order")
         symbol = self.market.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="cancel", side=order.side.value, code=order.code, name=symbol.name_ko,
