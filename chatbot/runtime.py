@@ -32,6 +32,7 @@ from chatbot.service.market_data import MarketData
 from chatbot.service.orders import Orders
 from chatbot.service.reconciliation import OrderReconciler
 from chatbot.service.registration import Registration
+from chatbot.service.reports import ReportService
 from chatbot.service.services import Operations, Services
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
@@ -174,9 +175,10 @@ class Runtime:
             alerts = AlertService(db, engine, accounts, market, max_per_user=kis.max_alerts_per_user,
                                   max_symbols_per_user=kis.max_alert_symbols_per_user,
                                   cooldown_seconds=kis.alert_cooldown_seconds)
+            reports = ReportService(db, accounts, mode, wake_sender=pushes.wake)
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
                                 Operations(orders, accounts, fills, engine, pushes),
-                                allowed_users=frozenset(settings.telegram.allowed_users))
+                                allowed_users=frozenset(settings.telegram.allowed_users), reports=reports)
             # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
             directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
                                                 download=mode is not Mode.PAPER)
@@ -195,10 +197,13 @@ class Runtime:
         await fills.resume_recent()
         reconciler.start()  # in the background: start-up does not wait for KIS
         directory_refresh.start()
+        reports.start()  # the daily report at each market's close
         log.info("runtime ready", extra={"mode": mode.value, "kis": endpoint.rest_url, "alerts": engine is not None})
         return runtime
 
     async def aclose(self) -> None:
+        if self.services.reports is not None:
+            await self.services.reports.stop()
         await self.directory_refresh.stop()
         await self.reconciler.stop()
         await self.pushes.stop()

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from chatbot.alerts.daily_report import DailyReport
+
 
 class NoticeFormatError(ValueError):
     """An outbox row whose kind is unknown or whose payload lacks what its kind needs."""
@@ -139,9 +141,9 @@ class OrderOutcome:
                    message_id=int(message_id) if message_id else None)
 
 
-Notice = AlertFired | OrderFilled | OrderOutcome
-NOTICE_TYPES: dict[str, type[AlertFired | OrderFilled | OrderOutcome]] = {
-    cls.KIND: cls for cls in (AlertFired, OrderFilled, OrderOutcome)}
+Notice = AlertFired | OrderFilled | OrderOutcome | DailyReport
+NOTICE_TYPES: dict[str, type[Notice]] = {
+    cls.KIND: cls for cls in (AlertFired, OrderFilled, OrderOutcome, DailyReport)}
 
 
 def decode(kind: str, payload: Mapping[str, Any]) -> Notice:

@@ -6,6 +6,7 @@ them from here, the service being all it knows."""
 
 from __future__ import annotations
 
+from chatbot.alerts.daily_report import DailyReport
 from chatbot.alerts.notices import (
     AlertFired,
     Blocked,
@@ -24,7 +25,7 @@ from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, O
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
 
-__all__ = ["AlertFired", "Blocked", "CardSnapshot", "Delivered", "Delivery", "Notice", "Notifier", "OrderFilled",
+__all__ = ["AlertFired", "Blocked", "CardSnapshot", "DailyReport", "Delivered", "Delivery", "Notice", "Notifier", "OrderFilled",
            "OrderOutcome", "RetryLater", "outcome_view"]
 
 

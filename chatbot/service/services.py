@@ -15,6 +15,7 @@ from chatbot.service.fills import FillWatcher
 from chatbot.service.market_data import MarketData
 from chatbot.service.orders import Orders
 from chatbot.service.registration import Registration
+from chatbot.service.reports import ReportService
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
 
@@ -83,3 +84,4 @@ class Services:
     pushes: PushDelivery
     operations: Operations
     allowed_users: frozenset[int] = frozenset()  # who may use the bot (telegram.allowed_users); empty: anyone
+    reports: ReportService | None = None  # /report, /history and the daily report at the close

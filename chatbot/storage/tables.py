@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from chatbot.storage.types import UTCDateTime, utcnow
@@ -222,3 +222,31 @@ class OutboxRow(SQLModel, table=True):
     last_error: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     sent_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class ReportSettingRow(SQLModel, table=True):
+    """A user's choice of the daily report at the close (``/report on|off``) and where to push it."""
+
+    __tablename__ = "report_settings"
+
+    telegram_id: int = Field(primary_key=True, sa_type=BigInteger)
+    chat_id: int = Field(sa_type=BigInteger)
+    language: str = Field(default="ko", max_length=8)
+    enabled: bool = Field(default=False, index=True)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class DailyReportRow(SQLModel, table=True):
+    """A daily report sent (its push written to the outbox in the same transaction): one per user, market
+    and trading day, whichever replica or restart tries again. ``costs`` keeps the average purchase price
+    of every holding at that close: the next day's sale of a position sold out is measured against it."""
+
+    __tablename__ = "daily_reports"
+    __table_args__ = (UniqueConstraint("telegram_id", "market", "trading_day", name="uq_daily_reports_user_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_type=BigInteger, index=True)
+    market: str = Field(max_length=8)  # KRX | US
+    trading_day: str = Field(max_length=10)  # YYYY-MM-DD, the market's date
+    costs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # code -> [qty, avg]
+    sent_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))

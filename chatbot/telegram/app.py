@@ -37,6 +37,7 @@ from chatbot.telegram import (
     login,
     orders,
     price,
+    report,
     reset,
     status,
 )
@@ -124,6 +125,8 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("alerts", alerts.alerts))
     app.add_handler(CommandHandler("chart", chart.chart))
     app.add_handler(CommandHandler("status", status.status))
+    app.add_handler(CommandHandler("report", report.report))
+    app.add_handler(CommandHandler("history", report.history))
     app.add_handler(CallbackQueryHandler(cards.card_button, pattern=f"^({callbacks.CONFIRM}|{callbacks.DISMISS}):"))
     app.add_handler(CallbackQueryHandler(price.pick, pattern=f"^{callbacks.PICK_QUOTE}:"))
     app.add_handler(CallbackQueryHandler(orders.pick_cancel, pattern=f"^{callbacks.PICK_CANCEL}:"))

@@ -20,13 +20,15 @@ MESSAGES: dict[str, dict[str, str]] = {
               "/sell 005930 5 — 시장가 매도\n/orders — 미체결 주문\n/cancel 0000001234 — 주문 취소\n"
               "/modify 0000001234 70500 — 주문 정정 (가격 [수량])\n"
               "/balance — 잔고\n/login — KIS 키 등록 · /logout — 삭제 · /me — 내 계정\n"
-              "/alert 삼성전자 이상 75000 — 가격 알림 · /alerts — 알림 목록\n/chart 삼성전자 w — 차트 · /status — 상태\n/reset — 모의계좌 초기화\n/help — 도움말",
+              "/alert 삼성전자 이상 75000 — 가격 알림 · /alerts — 알림 목록\n/chart 삼성전자 w — 차트 · /status — 상태\n/reset — 모의계좌 초기화\n/help — 도움말"
+              "\n/report on — 장 마감 일일 보고서 · /history 30 — 체결 내역",
         "en": "/price Samsung Electronics — current price\n/buy 005930 10 71000 — limit buy (no price: market)\n"
               "/sell 005930 5 — market sell\n/orders — open orders\n/cancel 0000001234 — cancel an order\n"
               "/modify 0000001234 70500 — revise an order (price [qty])\n"
               "/balance — holdings and cash\n/login — register KIS keys · /logout — remove · /me — your account\n"
               "/alert 005930 above 75000 — price alert · /alerts — your alerts\n/chart 005930 w — chart · /status\n/reset — restart the paper account\n"
-              "/help — this help",
+              "/help — this help"
+              "\n/report on — daily report at the close · /history 30 — executions",
     },
     "mode_PAPER": {"ko": "🧪 PAPER · 모의(시뮬레이터)", "en": "🧪 PAPER · simulator"},
     "mode_VIRTUAL": {"ko": "🧪 VIRTUAL · 모의투자", "en": "🧪 VIRTUAL · KIS paper trading"},
@@ -275,17 +277,51 @@ MESSAGES: dict[str, dict[str, str]] = {
                "en": "<b>Status</b> {badge}\nMarket: {phase}{holiday} · next session {next_open}\nReal-time feed: {feed}\n"
                      "version {version}"},
     "plain_text_hint": {"ko": "명령은 /help 를 보세요.", "en": "See /help for commands."},
+    # -- daily report and history (/report, /history) ---------------------------------------------------
+    "usage_report": {"ko": "사용법: /report [on|off] — 장 마감 후 일일 보고서 켜기/끄기 (인자 없이: 지금 보기)",
+                     "en": "Usage: /report [on|off] — the daily report after the close (no argument: show it now)"},
+    "report_turned_on": {"ko": "📊 일일 보고서를 켰습니다. 거래일마다 장 마감 후 보냅니다 ({schedules}).",
+                         "en": "📊 Daily report on: sent after the close of each trading day ({schedules})."},
+    "report_turned_off": {"ko": "일일 보고서를 껐습니다.", "en": "Daily report off."},
+    "report_is_on": {"ko": "📊 일일 보고서: <b>켜짐</b> ({schedules}) · 끄기: /report off",
+                     "en": "📊 Daily report: <b>on</b> ({schedules}) · turn off: /report off"},
+    "report_is_off": {"ko": "📊 일일 보고서: <b>꺼짐</b> · 켜기: /report on",
+                      "en": "📊 Daily report: <b>off</b> · turn on: /report on"},
+    "report_title": {"ko": "📊 <b>일일 보고서</b> {day} · {market} {badge}", "en": "📊 <b>Daily report</b> {day} · {market} {badge}"},
+    "report_fills": {"ko": "<b>오늘 체결</b> {count}건", "en": "<b>Today's fills</b>: {count}"},
+    "report_no_fills": {"ko": "오늘 체결 없음", "en": "No fills today"},
+    "report_realised": {"ko": "<b>실현손익</b> {total}", "en": "<b>Realised P/L</b> {total}"},
+    "report_realised_derived": {"ko": "(추정: 체결가 − KIS 평균매입가, 수수료·세금 제외)",
+                                "en": "(estimate: fill price − KIS average cost, before fees and tax)"},
+    "report_realised_kis": {"ko": "(KIS 실현손익)", "en": "(as KIS reports it)"},
+    "report_cost_unknown": {"ko": "매입가 알 수 없음, 합계 제외", "en": "cost unknown, not in the total"},
+    "report_holdings": {"ko": "<b>보유 종목</b>", "en": "<b>Holdings</b>"},
+    "report_no_holdings": {"ko": "보유 종목 없음", "en": "No holdings"},
+    "report_total": {"ko": "<b>합계</b> 매입 {purchase} · 평가 {evaluation} · 평가손익 {profit_loss} ({rate})",
+                     "en": "<b>Total</b> cost {purchase} · value {evaluation} · P/L {profit_loss} ({rate})"},
+    "report_armed": {"ko": "<b>대기 중인 조건주문</b>", "en": "<b>Conditional orders armed</b>"},
+    "report_more": {"ko": "… 외 {count}건", "en": "… and {count} more"},
+    "usage_history": {"ko": "사용법: /history [일수] — 최근 체결 내역 (기본 7일, 최대 {maximum}일)",
+                      "en": "Usage: /history [days] — recent executions (default 7, at most {maximum})"},
+    "bad_history_days": {"ko": "일수는 1~{maximum} 사이의 정수여야 합니다 (입력: {value}). 예: /history 30",
+                         "en": "Days must be a whole number from 1 to {maximum} (got: {value}). Example: /history 30"},
+    "history_title": {"ko": "📜 <b>체결 내역</b> 최근 {days}일 ({start} ~ {end}) · {count}건 {badge}",
+                      "en": "📜 <b>Executions</b> last {days} days ({start} – {end}) · {count} {badge}"},
+    "history_empty": {"ko": "이 기간에 체결된 주문이 없습니다.", "en": "No executions in this period."},
+    "history_day": {"ko": "<b>{day}</b> 매수 {bought} · 매도 {sold}", "en": "<b>{day}</b> bought {bought} · sold {sold}"},
 }
 
 COMMAND_MENU = {
     "ko": [("price", "현재가"), ("buy", "매수"), ("sell", "매도"), ("orders", "미체결 주문"), ("cancel", "주문 취소"), ("modify", "주문 정정"),
            ("balance", "잔고"), ("alert", "가격 알림"), ("alerts", "알림 목록"), ("chart", "차트"), ("status", "상태"),
-           ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말")],
+           ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말"),
+           ("report", "일일 보고서"), ("history", "체결 내역")],
     "en": [("price", "Current price"), ("buy", "Buy"), ("sell", "Sell"), ("orders", "Open orders"),
            ("cancel", "Cancel an order"), ("modify", "Revise an order"), ("balance", "Balance"), ("alert", "Price alert"), ("alerts", "Your alerts"),
            ("chart", "Chart"), ("status", "Status"),
            ("login", "Register KIS keys"), ("me", "Your account"),
-           ("help", "Help")],
+           ("help", "Help"),
+           ("report", "Daily report"), ("history", "Executions")],
 }
 
 

@@ -1,0 +1,412 @@
+"""The daily report at the close (``/report on|off``, ``/report``) and the executions of the last days
+(``/history [days]``), transport-neutral.
+
+Schedule: one row per market in :data:`REPORT_MARKETS` says when a trading day's report is due (KRX:
+15:40 KST; US: 20 minutes after the NYSE close, the early closes included), on that market's calendar
+(:mod:`chatbot.market_hours`, :mod:`chatbot.markets.us_hours`): a weekend or a holiday has no report.
+A market is reported only when a :class:`ReportSource` is registered for it in
+:attr:`ReportService.sources` (KRX here; the US-stock work adds ``"US"``, whose source returns None for
+a user without US holdings or fills).
+
+Exactly once: :meth:`ReportService.run_due` (the runtime's scheduler calls it every
+:data:`POLL_SECONDS`; a test calls it with any clock) writes the sent report (user, market, trading day:
+a unique key) and its push in the outbox in one transaction. A restart, a second pass or a second
+replica finds the row (or meets the unique key) and sends nothing more; a report missed while the bot
+was down is sent when it is back, up to :data:`CATCH_UP` after the close.
+
+Realised P/L: KIS's balance and daily-executions queries, which the bot uses on every account (the
+simulator and KIS's paper server included), give no realised figure; KIS's own (inquire-balance-rlz-pl,
+inquire-period-trade-profit) are real-account only. So it is **derived** and the report says so: for
+each stock sold that day, quantity × (average sell price − average purchase price), before commission
+and tax. The purchase price is KIS's average (``pchs_avg_pric``, a moving average that a sale does not
+move) of the holding at the close; for a position sold out, the average of the day's buys when it was
+opened that same day, else the average recorded with the previous report; otherwise it is unknown, said
+so, and left out of the total.
+
+Conditional orders still armed: :attr:`ReportService.armed_orders`, a callable (user, market) → lines,
+none by default; the conditional-orders work sets it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from chatbot import market_hours
+from chatbot.alerts.daily_report import (
+    REALISED_DERIVED,
+    DailyReport,
+    HoldingLine,
+    RealisedLine,
+    ReportFill,
+)
+from chatbot.alerts.outbox import Push, enqueue
+from chatbot.kis.models import Execution, OrderSide
+from chatbot.kis.protocol import KST
+from chatbot.markets import us_hours
+from chatbot.service.accounts import AccountProvider
+from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.views import Mode
+from chatbot.storage.db import Database
+from chatbot.storage.tables import DailyReportRow, ReportSettingRow, UserRow
+from chatbot.storage.types import utcnow
+
+__all__ = ["REPORT_MARKETS", "DailyReport", "HistoryDay", "HistoryView", "HoldingLine", "RealisedLine",
+           "ReportFill", "ReportMarket", "ReportService", "ReportSetting", "ReportSource", "parse_days"]
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS: Final = 30.0  # how often the scheduler looks for a report due
+CATCH_UP: Final = dt.timedelta(hours=12)  # a report missed while the bot was down is still sent this long after
+DEFAULT_DAYS: Final = 7
+MAX_DAYS: Final = 90  # within KIS's recent-executions query (TTTC8001R); older days take CTSC9115R, slow by day
+KRX_REPORT_TIME: Final = dt.time(15, 40)  # KST: after the 15:30 closing auction has printed
+US_REPORT_DELAY: Final = dt.timedelta(minutes=20)  # after the NYSE's regular (or early) close
+
+ArmedOrders = Callable[[int, str], Awaitable[Sequence[str]]]  # (user, market) -> one line per armed order
+
+
+async def no_armed_orders(user_id: int, market: str) -> Sequence[str]:
+    """The default seam: no conditional orders (the conditional-orders work replaces it)."""
+    return ()
+
+
+# -- the schedule -------------------------------------------------------------------------------------------
+def _krx_report_at(day: dt.date) -> dt.datetime | None:
+    return dt.datetime.combine(day, KRX_REPORT_TIME, KST) if market_hours.is_trading_day(day) else None
+
+
+def _us_report_at(day: dt.date) -> dt.datetime | None:
+    session = us_hours.session(day)
+    return session.close + US_REPORT_DELAY if session is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMarket:
+    """When a market's daily report is due: ``report_at(day)`` for a trading day of that market (its own
+    date), None for a day it does not trade."""
+
+    market: str  # KRX | US
+    currency: str
+    report_at: Callable[[dt.date], dt.datetime | None]
+    local_date: Callable[[dt.datetime], dt.date]
+    schedule: str  # said to the user: when the report comes
+
+    def due_days(self, now: dt.datetime, catch_up: dt.timedelta = CATCH_UP) -> list[dt.date]:
+        """The trading days whose report is due at ``now`` (at most two: today's and yesterday's)."""
+        today = self.local_date(now)
+        due = []
+        for day in (today - dt.timedelta(days=1), today):
+            at = self.report_at(day)
+            if at is not None and at <= now < at + catch_up:
+                due.append(day)
+        return due
+
+
+KRX_REPORT: Final = ReportMarket("KRX", "KRW", _krx_report_at, lambda now: now.astimezone(KST).date(), "15:40 KST")
+US_REPORT: Final = ReportMarket("US", "USD", _us_report_at, lambda now: now.astimezone(us_hours.NEW_YORK).date(),
+                                "NYSE close + 20 min")
+REPORT_MARKETS: Final = (KRX_REPORT, US_REPORT)
+
+
+# -- views ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ReportSetting:
+    enabled: bool
+    schedules: tuple[str, ...]  # when reports come, one per market reported
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryDay:
+    day: dt.date
+    fills: tuple[ReportFill, ...]  # oldest first
+    bought: Decimal
+    sold: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryView:
+    mode: Mode
+    days: int
+    start: dt.date
+    end: dt.date
+    currency: str
+    by_day: tuple[HistoryDay, ...]  # newest first; days without fills left out
+
+    @property
+    def fill_count(self) -> int:
+        return sum(len(d.fills) for d in self.by_day)
+
+
+def parse_days(text: str | None) -> int:
+    """``/history [days]``: a whole number 1..:data:`MAX_DAYS` (``30``, ``30d``, ``30일``); default 7."""
+    if text is None or not text.strip():
+        return DEFAULT_DAYS
+    if len(text) > 12:
+        raise UserError("input_too_long")
+    word = text.strip().lower().removesuffix("days").removesuffix("day").removesuffix("d").removesuffix("일")
+    if not word.isascii() or not word.isdigit() or not 1 <= int(word) <= MAX_DAYS:
+        raise UserError("bad_history_days", value=text.strip(), maximum=MAX_DAYS)
+    return int(word)
+
+
+# -- building a report ----------------------------------------------------------------------------------------
+Costs = Mapping[str, tuple[int, Decimal]]  # code -> (quantity, average purchase price) at a close
+
+
+class ReportSource(Protocol):
+    """Builds one user's report of one trading day in one market; None when there is nothing of that
+    market to report for the user (no holdings, no fills)."""
+
+    async def build(self, user_id: int, day: dt.date, language: str, previous_costs: Costs) -> DailyReport | None: ...
+
+
+def _quantize(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(Decimal(1) if currency == "KRW" else Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _fill(e: Execution, currency: str) -> ReportFill:
+    return ReportFill(time=e.time, side=e.side.value, code=e.code, name=e.name, quantity=e.filled_quantity,
+                      price=e.average_fill_price,
+                      amount=_quantize(e.average_fill_price * e.filled_quantity, currency))
+
+
+def realised_lines(fills: Sequence[ReportFill], held: Costs, previous: Costs, currency: str) -> tuple[RealisedLine, ...]:
+    """What each stock sold in ``fills`` (one day) realised, against the purchase price known for it
+    (see the module's note): ``held`` is the balance at the close, ``previous`` the previous report's."""
+    lines = []
+    for code in dict.fromkeys(f.code for f in fills if f.side == OrderSide.SELL.value):
+        sells = [f for f in fills if f.code == code and f.side == OrderSide.SELL.value]
+        buys = [f for f in fills if f.code == code and f.side == OrderSide.BUY.value]
+        sold, sold_amount = sum(f.quantity for f in sells), sum((f.price * f.quantity for f in sells), Decimal(0))
+        bought, bought_amount = sum(f.quantity for f in buys), sum((f.price * f.quantity for f in buys), Decimal(0))
+        held_qty, held_avg = held.get(code, (0, Decimal(0)))
+        opening = held_qty - bought + sold  # what was held before the day's trades
+        cost: Decimal | None = None
+        if held_qty > 0 and held_avg > 0:
+            cost = held_avg
+        elif opening == 0 and bought > 0:
+            cost = bought_amount / bought
+        elif opening > 0 and previous.get(code, (0, Decimal(0)))[0] == opening:
+            before = previous[code][1]
+            cost = (before * opening + bought_amount) / (opening + bought)
+        sell_price = sold_amount / sold
+        lines.append(RealisedLine(
+            code=code, name=sells[0].name, quantity=sold, sell_price=_quantize(sell_price, currency),
+            cost_price=None if cost is None else _quantize(cost, currency),
+            profit_loss=None if cost is None else _quantize(sold_amount - cost * sold, currency)))
+    return tuple(lines)
+
+
+class KrxReportSource:
+    """Domestic stocks: the day's executions (inquire-daily-ccld) and the balance (inquire-balance)."""
+
+    def __init__(self, accounts: AccountProvider, mode: Mode) -> None:
+        self.accounts = accounts
+        self.mode = mode
+
+    async def build(self, user_id: int, day: dt.date, language: str, previous_costs: Costs) -> DailyReport:
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            executions = await account.client.executions(day, day)
+            balance = await account.client.balance()
+        fills = tuple(sorted((_fill(e, "KRW") for e in executions if e.filled_quantity > 0),
+                             key=lambda f: f.time))
+        held = {h.code: (h.quantity, h.average_price) for h in balance.holdings}
+        realised = realised_lines(fills, held, previous_costs, "KRW")
+        holdings = tuple(HoldingLine(
+            code=h.code, name=h.name, quantity=h.quantity, average_price=h.average_price,
+            current_price=Decimal(h.current_price), evaluation=Decimal(h.evaluation),
+            profit_loss=Decimal(h.profit_loss), profit_loss_rate=h.profit_loss_rate) for h in balance.holdings)
+        return DailyReport(
+            language=language, market="KRX", day=day.isoformat(), currency="KRW", fills=fills, realised=realised,
+            realised_total=sum((r.profit_loss for r in realised if r.profit_loss is not None), Decimal(0)),
+            realised_source=REALISED_DERIVED, holdings=holdings, purchase_total=Decimal(balance.purchase_total),
+            evaluation_total=Decimal(sum(h.evaluation for h in balance.holdings)),
+            profit_loss_total=Decimal(balance.profit_loss_total), mode=self.mode.value)
+
+
+# -- the service ------------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class ReportService:
+    """``/report`` and ``/history``, and the scheduled report at each market's close."""
+
+    db: Database
+    accounts: AccountProvider
+    mode: Mode
+    wake_sender: Callable[[], None] = lambda: None
+    markets: tuple[ReportMarket, ...] = REPORT_MARKETS
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(KST)
+    poll_seconds: float = POLL_SECONDS
+    sources: dict[str, ReportSource] = field(default_factory=dict)
+    armed_orders: ArmedOrders = no_armed_orders
+    sent: int = 0
+    _task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.sources.setdefault("KRX", KrxReportSource(self.accounts, self.mode))
+
+    # -- the setting ---------------------------------------------------------------------------------------
+    def _schedules(self) -> tuple[str, ...]:
+        return tuple(f"{m.market} {m.schedule}" for m in self.markets if m.market in self.sources)
+
+    async def setting(self, user_id: int) -> ReportSetting:
+        async with self.db.session() as session:
+            row = await session.get(ReportSettingRow, user_id)
+        return ReportSetting(bool(row and row.enabled), self._schedules())
+
+    async def set_enabled(self, user_id: int, chat_id: int, language: str, enabled: bool) -> ReportSetting:
+        async with self.db.write() as session:
+            row = await session.get(ReportSettingRow, user_id)
+            if row is None:
+                row = ReportSettingRow(telegram_id=user_id, chat_id=chat_id, language=language, enabled=enabled)
+            else:
+                row.chat_id, row.language, row.enabled, row.updated_at = chat_id, language, enabled, utcnow()
+            session.add(row)
+        return ReportSetting(enabled, self._schedules())
+
+    # -- on demand ------------------------------------------------------------------------------------------
+    async def today(self, user_id: int, language: str) -> DailyReport:
+        """Today's domestic report as it stands now (``/report``): nothing is recorded or pushed."""
+        market = self.markets_by_name()["KRX"]
+        day = market.local_date(self.clock())
+        report = await self.sources["KRX"].build(user_id, day, language, await self._previous_costs(user_id, "KRX", day))
+        assert report is not None  # the domestic source always has a report
+        return await self._with_armed(user_id, report)
+
+    async def history(self, user_id: int, days_text: str | None) -> HistoryView:
+        """Executions over the last ``days`` calendar days (today included), grouped by day, newest first."""
+        days = parse_days(days_text)
+        end = self.clock().astimezone(KST).date()
+        start = end - dt.timedelta(days=days - 1)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            executions = await account.client.executions(start, end)
+        by_day: dict[str, list[ReportFill]] = {}
+        for e in executions:
+            if e.filled_quantity > 0:
+                by_day.setdefault(e.date, []).append(_fill(e, "KRW"))
+        grouped = []
+        for date_text in sorted(by_day, reverse=True):
+            fills = tuple(sorted(by_day[date_text], key=lambda f: f.time))
+            grouped.append(HistoryDay(
+                day=dt.datetime.strptime(date_text, "%Y%m%d").date(), fills=fills,
+                bought=sum((f.amount for f in fills if f.side == OrderSide.BUY.value), Decimal(0)),
+                sold=sum((f.amount for f in fills if f.side == OrderSide.SELL.value), Decimal(0))))
+        return HistoryView(self.mode, days, start, end, "KRW", tuple(grouped))
+
+    # -- the schedule --------------------------------------------------------------------------------------
+    def markets_by_name(self) -> dict[str, ReportMarket]:
+        return {m.market: m for m in self.markets}
+
+    async def run_due(self, now: dt.datetime | None = None) -> int:
+        """Send every report due at ``now`` and not sent yet (by anyone); returns how many this call sent.
+        A user whose report cannot be built now (KIS down) is tried again at the next pass."""
+        now = now or self.clock()
+        sent = 0
+        for market in self.markets:
+            source = self.sources.get(market.market)
+            if source is None:
+                continue
+            for day in market.due_days(now):
+                for setting in await self._unreported(market.market, day):
+                    try:
+                        if await self._send(source, setting, market.market, day):
+                            sent += 1
+                    except UserError as exc:
+                        log.info("daily report skipped", extra={"market": market.market, "reason": exc.key})
+                    except Exception:  # one user's failure must not stop the others' reports
+                        log.warning("daily report failed; retried at the next pass", exc_info=True,
+                                    extra={"market": market.market})
+        if sent:
+            self.sent += sent
+            self.wake_sender()
+        return sent
+
+    async def _unreported(self, market: str, day: dt.date) -> list[ReportSettingRow]:
+        done = select(DailyReportRow.telegram_id).where(
+            col(DailyReportRow.market) == market, col(DailyReportRow.trading_day) == day.isoformat())
+        blocked = select(UserRow.telegram_id).where(col(UserRow.blocked).is_(True))
+        async with self.db.session() as session:
+            return list((await session.exec(select(ReportSettingRow).where(
+                col(ReportSettingRow.enabled).is_(True), col(ReportSettingRow.telegram_id).not_in(done),
+                col(ReportSettingRow.telegram_id).not_in(blocked)).order_by(col(ReportSettingRow.telegram_id)))).all())
+
+    async def _previous_costs(self, user_id: int, market: str, day: dt.date) -> dict[str, tuple[int, Decimal]]:
+        async with self.db.session() as session:
+            row = (await session.exec(select(DailyReportRow).where(
+                col(DailyReportRow.telegram_id) == user_id, col(DailyReportRow.market) == market,
+                col(DailyReportRow.trading_day) < day.isoformat()).order_by(
+                col(DailyReportRow.trading_day).desc()).limit(1))).first()
+        costs: dict[str, tuple[int, Decimal]] = {}
+        for code, value in ((row.costs or {}) if row else {}).items():
+            with contextlib.suppress(TypeError, ValueError, ArithmeticError):
+                costs[str(code)] = (int(value[0]), Decimal(str(value[1])))
+        return costs
+
+    async def _with_armed(self, user_id: int, report: DailyReport) -> DailyReport:
+        try:
+            armed = tuple(await self.armed_orders(user_id, report.market))
+        except Exception:  # a report without that part beats no report
+            log.warning("armed conditional orders unavailable for the report", exc_info=True)
+            return report
+        return dataclasses.replace(report, armed=armed)
+
+    async def _send(self, source: ReportSource, setting: ReportSettingRow, market: str, day: dt.date) -> bool:
+        user_id = setting.telegram_id
+        report = await source.build(user_id, day, setting.language, await self._previous_costs(user_id, market, day))
+        if report is None:
+            return False
+        report = await self._with_armed(user_id, report)
+        costs = {h.code: [h.quantity, str(h.average_price)] for h in report.holdings}
+        push = Push(f"report:{market}:{day.isoformat()}:{user_id}", user_id, setting.chat_id, report)
+        try:
+            async with self.db.write() as session:
+                already = (await session.exec(select(DailyReportRow.id).where(
+                    col(DailyReportRow.telegram_id) == user_id, col(DailyReportRow.market) == market,
+                    col(DailyReportRow.trading_day) == day.isoformat()))).first()
+                if already is not None:
+                    return False
+                session.add(DailyReportRow(telegram_id=user_id, market=market, trading_day=day.isoformat(),
+                                           costs=costs))
+                await session.flush()
+                if not await enqueue(session, [push]):
+                    raise _AlreadyQueued
+        except (IntegrityError, _AlreadyQueued):  # another replica sent it first
+            return False
+        log.info("daily report queued", extra={"market": market, "day": day.isoformat()})
+        return True
+
+    # -- the scheduler ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="daily-reports")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_due()
+            except Exception:  # the scheduler outlives one bad pass (the database away)
+                log.warning("daily report pass failed", exc_info=True)
+            await asyncio.sleep(self.poll_seconds)
+
+
+class _AlreadyQueued(Exception):
+    """The push's key was already in the outbox: roll back the report row written with it."""
+
