@@ -174,6 +174,11 @@ def _quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1) if currency == "KRW" else Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
+def _oldest_first(executions: Sequence[Execution]) -> list[Execution]:
+    """Filled orders in the order they were placed (KIS lists the newest first; order numbers rise)."""
+    return sorted((e for e in executions if e.filled_quantity > 0), key=lambda e: (e.date, e.time, e.order_no))
+
+
 def _fill(e: Execution, currency: str) -> ReportFill:
     return ReportFill(time=e.time, side=e.side.value, code=e.code, name=e.name, quantity=e.filled_quantity,
                       price=e.average_fill_price,
@@ -219,8 +224,7 @@ class KrxReportSource:
         with kis_errors():
             executions = await account.client.executions(day, day)
             balance = await account.client.balance()
-        fills = tuple(sorted((_fill(e, "KRW") for e in executions if e.filled_quantity > 0),
-                             key=lambda f: f.time))
+        fills = tuple(_fill(e, "KRW") for e in _oldest_first(executions))
         held = {h.code: (h.quantity, h.average_price) for h in balance.holdings}
         realised = realised_lines(fills, held, previous_costs, "KRW")
         holdings = tuple(HoldingLine(
@@ -292,12 +296,11 @@ class ReportService:
         with kis_errors():
             executions = await account.client.executions(start, end)
         by_day: dict[str, list[ReportFill]] = {}
-        for e in executions:
-            if e.filled_quantity > 0:
-                by_day.setdefault(e.date, []).append(_fill(e, "KRW"))
+        for e in _oldest_first(executions):
+            by_day.setdefault(e.date, []).append(_fill(e, "KRW"))
         grouped = []
         for date_text in sorted(by_day, reverse=True):
-            fills = tuple(sorted(by_day[date_text], key=lambda f: f.time))
+            fills = tuple(by_day[date_text])
             grouped.append(HistoryDay(
                 day=dt.datetime.strptime(date_text, "%Y%m%d").date(), fills=fills,
                 bought=sum((f.amount for f in fills if f.side == OrderSide.BUY.value), Decimal(0)),

@@ -1,0 +1,208 @@
+"""/report and /history end to end (real PTB Application ↔ fake Bot API ↔ service ↔ simulator), the
+daily report's schedule (an injected clock: no waiting for 15:40), and realised P/L as derived."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from sqlmodel import select
+
+from chatbot.alerts.daily_report import DailyReport, ReportFill
+from chatbot.alerts.notices import decode
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.kis.protocol import KST
+from chatbot.service.errors import UserError
+from chatbot.service.reports import KRX_REPORT, US_REPORT, ReportService, parse_days, realised_lines
+from chatbot.storage.tables import DailyReportRow, OutboxRow, ReportSettingRow
+from tests.harness import BotHarness
+
+ALICE = BotApiEmulator.user(1001, "ko")
+BOB = BotApiEmulator.user(1002, "en")
+CODE = "005930"
+TITLE_KO = "일일 보고서 20"  # the title, with its date (not the "turned on" reply)
+
+
+@pytest.fixture
+async def bot(db_url: str) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(db_url)
+    await harness.start()
+    await _quiet_scheduler(harness)
+    yield harness
+    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
+    await harness.stop()
+
+
+async def _quiet_scheduler(bot: BotHarness) -> ReportService:
+    """The runtime's scheduler runs on the wall clock; the tests drive the job with their own clock.
+    Today counts as a KRX trading day, whatever day the tests run on (the holiday test uses the real
+    calendar)."""
+    reports = _reports(bot)
+    await reports.stop()
+    every_day = dataclasses.replace(KRX_REPORT, report_at=lambda day: dt.datetime.combine(day, dt.time(15, 40), KST))
+    reports.markets = (every_day, US_REPORT)
+    return reports
+
+
+def _reports(bot: BotHarness) -> ReportService:
+    assert bot.runtime is not None and bot.runtime.services.reports is not None
+    return bot.runtime.services.reports
+
+
+async def rows(bot: BotHarness, table: type) -> list:
+    assert bot.runtime is not None
+    async with bot.runtime.db.session() as session:
+        return list((await session.exec(select(table))).all())
+
+
+async def buy(bot: BotHarness, user: dict, text: str) -> None:
+    (card,) = await bot.say(user, text)
+    assert BotApiEmulator.buttons(card), card["text"]
+    await bot.press_button(user, card, 0)
+    assert "주문 접수" in bot.current(card)["text"] or "accepted" in bot.current(card)["text"].lower()
+
+
+def close_of_today() -> dt.datetime:
+    return dt.datetime.combine(dt.datetime.now(KST).date(), dt.time(15, 45), KST)
+
+
+# -- /history -----------------------------------------------------------------------------------------------
+async def test_history_shows_the_days_fills(bot: BotHarness) -> None:
+    (empty,) = await bot.say(ALICE, "/history")
+    assert "최근 7일" in empty["text"] and "체결된 주문이 없습니다" in empty["text"]
+    await buy(bot, ALICE, f"/buy {CODE} 10")
+    await buy(bot, ALICE, f"/sell {CODE} 4 시장가")
+    (msg,) = await bot.say(ALICE, "/history 30")
+    text = msg["text"]
+    assert "최근 30일" in text and "2건" in text
+    assert "매수 삼성전자 10주 @" in text and "매도 삼성전자 4주 @" in text
+    assert text.index("매수 삼성전자") < text.index("매도 삼성전자")  # oldest first within the day
+    (en,) = await bot.say(BOB, "/history 1")
+    assert "last 1 days" in en["text"] and "No executions" in en["text"]  # Bob's account is his own
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("/history 0", "1~90"), ("/history 91", "1~90"), ("/history abc", "1~90"), ("/history -3", "1~90"),
+    ("/history 7 7", "사용법"), ("/history ٣", "1~90"), ("/history " + "9" * 40, "너무 깁니다"),
+])
+async def test_history_bad_input_changes_nothing(bot: BotHarness, text: str, needle: str) -> None:
+    (msg,) = await bot.say(ALICE, text)
+    assert needle in msg["text"]
+    assert bot.sim.orders_accepted == 0 and not await rows(bot, ReportSettingRow)
+
+
+def test_parse_days() -> None:
+    assert parse_days(None) == 7 and parse_days("30") == 30 and parse_days("30일") == 30 and parse_days("90d") == 90
+    for bad in ("0", "91", "x", "1.5", "-1", "１０"):
+        with pytest.raises(UserError):
+            parse_days(bad)
+
+
+# -- /report ------------------------------------------------------------------------------------------------
+async def test_report_on_off_and_now(bot: BotHarness) -> None:
+    (msg,) = await bot.say(ALICE, "/report maybe")
+    assert "사용법" in msg["text"] and not await rows(bot, ReportSettingRow)
+    on, now = await bot.say(ALICE, "/report")
+    assert "꺼짐" in on["text"] and TITLE_KO in now["text"] and "오늘 체결 없음" in now["text"]
+    (msg,) = await bot.say(ALICE, "/report on")
+    assert "켰습니다" in msg["text"] and "15:40" in msg["text"]
+    (setting,) = await rows(bot, ReportSettingRow)
+    assert setting.enabled and setting.chat_id == ALICE["id"]
+    (msg,) = await bot.say(ALICE, "/report off")
+    assert "껐습니다" in msg["text"]
+    (setting,) = await rows(bot, ReportSettingRow)
+    assert not setting.enabled
+    assert await _reports(bot).run_due(close_of_today()) == 0  # off: nothing is sent
+    assert not await rows(bot, DailyReportRow)
+
+
+async def test_close_pushes_one_report_even_twice_and_after_a_restart(bot: BotHarness) -> None:
+    await bot.say(ALICE, "/report on")
+    await bot.say(BOB, "/history")  # Bob never turned it on
+    await buy(bot, ALICE, f"/buy {CODE} 10")
+    await buy(bot, ALICE, f"/sell {CODE} 4 시장가")
+    before = close_of_today() - dt.timedelta(minutes=10)
+    assert await _reports(bot).run_due(before) == 0  # 15:35: not yet
+
+    assert await _reports(bot).run_due(close_of_today()) == 1
+    push = await bot.wait_for_message(ALICE["id"], TITLE_KO)
+    text = push["text"]
+    assert "오늘 체결 2건" in text
+    assert "매수 삼성전자 10주" in text and "매도 삼성전자 4주" in text
+    assert "실현손익" in text and "추정" in text  # says what the figure is
+    assert "삼성전자 6주" in text and "합계" in text  # the holding left, and the total
+
+    assert await _reports(bot).run_due(close_of_today()) == 0  # the job again: nothing more
+    assert await _reports(bot).run_due(close_of_today() + dt.timedelta(hours=3)) == 0
+    await bot.restart()
+    await _quiet_scheduler(bot)
+    assert await _reports(bot).run_due(close_of_today() + dt.timedelta(minutes=5)) == 0
+    assert bot.runtime is not None
+    await bot.runtime.sender.drain()
+    assert bot.count_messages(ALICE["id"], TITLE_KO) == 1
+    assert bot.count_messages(BOB["id"], "Daily report") == 0
+    (row,) = await rows(bot, DailyReportRow)
+    assert (row.telegram_id, row.market, row.trading_day) == (ALICE["id"], "KRX", close_of_today().date().isoformat())
+    assert row.costs is not None and row.costs[CODE][0] == 6
+    (outbox,) = [r for r in await rows(bot, OutboxRow) if r.kind == "report"]
+    notice = decode(outbox.kind, outbox.payload)
+    assert isinstance(notice, DailyReport) and notice.realised and notice.realised[0].quantity == 4
+
+
+async def test_two_replicas_send_one_report(bot: BotHarness) -> None:
+    """A second service on the same database (another replica) finds the report sent."""
+    await bot.say(ALICE, "/report on")
+    first = _reports(bot)
+    assert bot.runtime is not None
+    second = ReportService(bot.runtime.db, bot.runtime.accounts, bot.runtime.mode, markets=first.markets)
+    sent = await asyncio.gather(first.run_due(close_of_today()), second.run_due(close_of_today()))
+    assert sorted(sent) == [0, 1]
+    assert await second.run_due(close_of_today()) == 0
+    assert len(await rows(bot, DailyReportRow)) == 1
+    assert len([r for r in await rows(bot, OutboxRow) if r.kind == "report"]) == 1
+
+
+async def test_holidays_and_weekends_have_no_report(bot: BotHarness) -> None:
+    await bot.say(ALICE, "/report on")
+    reports = _reports(bot)
+    reports.markets = (KRX_REPORT, US_REPORT)  # the real calendar
+    christmas = dt.datetime(2026, 12, 25, 16, 0, tzinfo=KST)
+    saturday = dt.datetime(2026, 12, 5, 16, 0, tzinfo=KST)
+    assert await reports.run_due(christmas) == 0 and await reports.run_due(saturday) == 0
+    assert not await rows(bot, DailyReportRow)
+    trading_day = dt.datetime(2026, 12, 4, 16, 0, tzinfo=KST)  # a Friday
+    assert KRX_REPORT.due_days(trading_day) == [trading_day.date()]
+    assert KRX_REPORT.due_days(trading_day.replace(hour=15, minute=39)) == []
+    assert KRX_REPORT.due_days(dt.datetime(2026, 12, 5, 2, 0, tzinfo=KST)) == [trading_day.date()]  # caught up
+    assert KRX_REPORT.due_days(dt.datetime(2026, 12, 5, 9, 0, tzinfo=KST)) == []  # too late: 17 h after
+    # US: the NYSE's calendar (Thanksgiving closed, the day after closes early at 13:00 ET)
+    assert US_REPORT.due_days(dt.datetime(2026, 11, 26, 17, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))) == []
+    early = dt.datetime(2026, 11, 27, 13, 25, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert US_REPORT.due_days(early) == [dt.date(2026, 11, 27)]
+
+
+# -- realised P/L ----------------------------------------------------------------------------------------------
+def _f(side: str, qty: int, price: int, code: str = CODE) -> ReportFill:
+    return ReportFill("100000", side, code, "삼성전자", qty, Decimal(price), Decimal(qty * price))
+
+
+def test_realised_against_kis_average_cost() -> None:
+    (line,) = realised_lines([_f("sell", 4, 72_000)], {CODE: (6, Decimal(70000))}, {}, "KRW")
+    assert line.cost_price == Decimal(70_000) and line.profit_loss == Decimal(8_000)
+
+
+def test_realised_of_a_position_opened_and_closed_today() -> None:
+    fills = [_f("buy", 10, 70_000), _f("buy", 10, 71_000), _f("sell", 20, 70_000)]
+    (line,) = realised_lines(fills, {}, {}, "KRW")
+    assert line.cost_price == Decimal(70_500) and line.profit_loss == Decimal(-10_000)
+
+
+def test_realised_of_a_position_sold_out_uses_the_previous_report() -> None:
+    (line,) = realised_lines([_f("sell", 5, 66_000)], {}, {CODE: (5, Decimal(60000))}, "KRW")
+    assert line.profit_loss == Decimal(30_000)
+    (unknown,) = realised_lines([_f("sell", 5, 66_000)], {}, {CODE: (7, Decimal(60000))}, "KRW")
+    assert unknown.profit_loss is None and unknown.cost_price is None  # said, not guessed
