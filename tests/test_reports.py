@@ -206,3 +206,63 @@ def test_realised_of_a_position_sold_out_uses_the_previous_report() -> None:
     assert line.profit_loss == Decimal(30_000)
     (unknown,) = realised_lines([_f("sell", 5, 66_000)], {}, {CODE: (7, Decimal(60000))}, "KRW")
     assert unknown.profit_loss is None and unknown.cost_price is None  # said, not guessed
+
+
+def test_realised_of_a_sale_before_a_buy_walks_back_from_the_close() -> None:
+    """Held 10 at 60,000; sold 5 at 66,000, then bought 5 at 70,000: KIS's average at the close is
+    65,000, but the sale was against 60,000 (a moving average: the later buy moved it, the sale did not)."""
+    fills = [_f("sell", 5, 66_000), _f("buy", 5, 70_000)]
+    (line,) = realised_lines(fills, {CODE: (10, Decimal(65_000))}, {}, "KRW")
+    assert line.cost_price == Decimal(60_000) and line.profit_loss == Decimal(30_000)
+
+
+def test_realised_of_a_position_sold_out_and_bought_again() -> None:
+    """Sold out (cost from the previous report), then bought again: the close's average says nothing
+    about the sale; the previous report does."""
+    fills = [_f("sell", 5, 66_000), _f("buy", 3, 70_000)]
+    (line,) = realised_lines(fills, {CODE: (3, Decimal(70_000))}, {CODE: (5, Decimal(60_000))}, "KRW")
+    assert line.profit_loss == Decimal(30_000)
+    (unknown,) = realised_lines(fills, {CODE: (3, Decimal(70_000))}, {}, "KRW")
+    assert unknown.profit_loss is None
+
+
+# -- the seams and the faults ---------------------------------------------------------------------------------
+class FailingSource:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def build(self, user_id: int, day: dt.date, language: str, previous_costs: object) -> DailyReport | None:
+        self.calls += 1
+        raise ConnectionError("KIS unreachable")
+
+
+async def test_a_report_that_cannot_be_built_is_tried_again_later_not_every_pass(bot: BotHarness) -> None:
+    await bot.say(ALICE, "/report on")
+    reports = _reports(bot)
+    krx, failing = reports.sources["KRX"], FailingSource()
+    reports.sources["KRX"] = failing
+    close = close_of_today()
+    assert await reports.run_due(close) == 0 and failing.calls == 1
+    assert await reports.run_due(close + dt.timedelta(seconds=5)) == 0 and failing.calls == 1  # waits
+    assert await reports.run_due(close + dt.timedelta(minutes=2)) == 0 and failing.calls == 2
+    assert not await rows(bot, DailyReportRow)
+    reports.sources["KRX"] = krx  # KIS is back
+    assert await reports.run_due(close + dt.timedelta(minutes=30)) == 1
+    assert len(await rows(bot, DailyReportRow)) == 1
+
+
+async def test_armed_conditional_orders_seam(bot: BotHarness) -> None:
+    await bot.say(BOB, "/report on")
+    reports = _reports(bot)
+    asked: list[tuple[int, str]] = []
+
+    async def armed(user_id: int, market: str) -> list[str]:
+        asked.append((user_id, market))
+        return ["STOP 005930 10 @ 65,000 (−3.1%)"]
+
+    reports.armed_orders = armed
+    assert await reports.run_due(close_of_today()) == 1
+    push = await bot.wait_for_message(BOB["id"], "Daily report 20")
+    assert "Conditional orders armed" in push["text"] and "STOP 005930 10 @ 65,000" in push["text"]
+    assert "No fills today" in push["text"] and "No holdings" in push["text"]
+    assert asked == [(BOB["id"], "KRX")]

@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS: Final = 30.0  # how often the scheduler looks for a report due
 CATCH_UP: Final = dt.timedelta(hours=12)  # a report missed while the bot was down is still sent this long after
+MAX_RETRY_WAIT: Final = dt.timedelta(minutes=30)  # between attempts at a report that could not be built
+MAX_REMEMBERED_FAILURES: Final = 10_000
 DEFAULT_DAYS: Final = 7
 MAX_DAYS: Final = 90  # within KIS's recent-executions query (TTTC8001R); older days take CTSC9115R, slow by day
 KRX_REPORT_TIME: Final = dt.time(15, 40)  # KST: after the 15:30 closing auction has printed
@@ -185,30 +187,65 @@ def _fill(e: Execution, currency: str) -> ReportFill:
                       amount=_quantize(e.average_fill_price * e.filled_quantity, currency))
 
 
+def _sell_costs(fills: Sequence[ReportFill], held: tuple[int, Decimal] | None,
+                opening: tuple[int, Decimal | None]) -> list[Decimal | None]:
+    """The average purchase price in force at each sale of one stock's day (``fills`` oldest first).
+
+    KIS keeps a moving average: a buy moves it, a sale does not. So it is walked forward from the
+    opening position (its average known when the position was empty, or from the previous report) and
+    backward from the close (KIS's average of the holding left); a sale takes the close's when both are
+    known, the opening's when only that one is, else None. Backward, a buy of q at p that took the
+    position from Q−q to Q had before it (A·Q − p·q) / (Q − q); it cannot be walked past a buy that
+    opened an empty position."""
+    forward: list[Decimal | None] = []
+    qty, avg = opening
+    for f in fills:
+        if f.side == OrderSide.BUY.value:
+            avg = f.price if qty <= 0 else None if avg is None else (avg * qty + f.price * f.quantity) / (qty + f.quantity)
+            qty += f.quantity
+        else:
+            forward.append(avg if qty >= f.quantity else None)
+            qty -= f.quantity
+    backward: list[Decimal | None] = []
+    if held is not None and held[0] > 0 and held[1] > 0:
+        b_qty, b_avg = held[0], held[1]
+        walk: Decimal | None = b_avg
+        for f in reversed(fills):
+            if f.side == OrderSide.BUY.value:
+                before = b_qty - f.quantity
+                walk = None if walk is None or before <= 0 else (walk * b_qty - f.price * f.quantity) / before
+                b_qty = before
+            else:
+                backward.append(walk)
+                b_qty += f.quantity
+        backward.reverse()
+    else:
+        backward = [None] * len(forward)
+    return [b if b is not None and b > 0 else fw for fw, b in zip(forward, backward, strict=True)]
+
+
 def realised_lines(fills: Sequence[ReportFill], held: Costs, previous: Costs, currency: str) -> tuple[RealisedLine, ...]:
-    """What each stock sold in ``fills`` (one day) realised, against the purchase price known for it
-    (see the module's note): ``held`` is the balance at the close, ``previous`` the previous report's."""
+    """What each stock sold in ``fills`` (one day, oldest first) realised, against the average purchase
+    price in force at each sale (:func:`_sell_costs`): ``held`` is the balance at the close, ``previous``
+    the previous report's record of it. A stock with a sale whose cost cannot be known has no figure."""
     lines = []
     for code in dict.fromkeys(f.code for f in fills if f.side == OrderSide.SELL.value):
-        sells = [f for f in fills if f.code == code and f.side == OrderSide.SELL.value]
-        buys = [f for f in fills if f.code == code and f.side == OrderSide.BUY.value]
+        mine = [f for f in fills if f.code == code]
+        sells = [f for f in mine if f.side == OrderSide.SELL.value]
         sold, sold_amount = sum(f.quantity for f in sells), sum((f.price * f.quantity for f in sells), Decimal(0))
-        bought, bought_amount = sum(f.quantity for f in buys), sum((f.price * f.quantity for f in buys), Decimal(0))
-        held_qty, held_avg = held.get(code, (0, Decimal(0)))
-        opening = held_qty - bought + sold  # what was held before the day's trades
-        cost: Decimal | None = None
-        if held_qty > 0 and held_avg > 0:
-            cost = held_avg
-        elif opening == 0 and bought > 0:
-            cost = bought_amount / bought
-        elif opening > 0 and previous.get(code, (0, Decimal(0)))[0] == opening:
-            before = previous[code][1]
-            cost = (before * opening + bought_amount) / (opening + bought)
-        sell_price = sold_amount / sold
+        net = sum((f.quantity if f.side == OrderSide.BUY.value else -f.quantity) for f in mine)
+        held_now = held.get(code)
+        opening_qty = (held_now[0] if held_now else 0) - net  # what was held before the day's trades
+        before = previous.get(code)
+        opening_avg = before[1] if before is not None and before[0] == opening_qty else None
+        costs = _sell_costs(mine, held_now, (opening_qty, opening_avg if opening_qty > 0 else Decimal(0)))
+        known = [c for c in costs if c is not None]
+        cost_amount = (sum((c * f.quantity for c, f in zip(known, sells, strict=True)), Decimal(0))
+                       if len(known) == len(sells) else None)
         lines.append(RealisedLine(
-            code=code, name=sells[0].name, quantity=sold, sell_price=_quantize(sell_price, currency),
-            cost_price=None if cost is None else _quantize(cost, currency),
-            profit_loss=None if cost is None else _quantize(sold_amount - cost * sold, currency)))
+            code=code, name=sells[0].name, quantity=sold, sell_price=_quantize(sold_amount / sold, currency),
+            cost_price=None if cost_amount is None else _quantize(cost_amount / sold, currency),
+            profit_loss=None if cost_amount is None else _quantize(sold_amount - cost_amount, currency)))
     return tuple(lines)
 
 
@@ -253,8 +290,10 @@ class ReportService:
     poll_seconds: float = POLL_SECONDS
     sources: dict[str, ReportSource] = field(default_factory=dict)
     armed_orders: ArmedOrders = no_armed_orders
+    concurrency: int = 8  # reports built at once
     sent: int = 0
     _task: asyncio.Task[None] | None = None
+    _failures: dict[tuple[int, str, str], tuple[int, dt.datetime]] = field(default_factory=dict)  # -> (count, next try)
 
     def __post_init__(self) -> None:
         self.sources.setdefault("KRX", KrxReportSource(self.accounts, self.mode))
@@ -313,23 +352,41 @@ class ReportService:
 
     async def run_due(self, now: dt.datetime | None = None) -> int:
         """Send every report due at ``now`` and not sent yet (by anyone); returns how many this call sent.
-        A user whose report cannot be built now (KIS down) is tried again at the next pass."""
+        Up to :attr:`concurrency` users are built at once (each asks their own KIS account). A user whose
+        report cannot be built now (KIS down, keys withdrawn) is tried again later, each failure doubling
+        the wait (from :attr:`poll_seconds` up to :data:`MAX_RETRY_WAIT`)."""
         now = now or self.clock()
-        sent = 0
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def attempt(source: ReportSource, setting: ReportSettingRow, market: str, day: dt.date) -> bool:
+            key = (setting.telegram_id, market, day.isoformat())
+            async with gate:
+                try:
+                    sent = await self._send(source, setting, market, day)
+                except Exception as exc:  # one user's failure must not stop the others' reports
+                    failures = self._failures.get(key, (0, now))[0] + 1
+                    wait = min(dt.timedelta(seconds=self.poll_seconds * 2 ** failures), MAX_RETRY_WAIT)
+                    self._failures[key] = (failures, now + wait)
+                    reason = exc.key if isinstance(exc, UserError) else type(exc).__name__
+                    log.warning("daily report not built; tried again later", exc_info=not isinstance(exc, UserError),
+                                extra={"market": market, "reason": reason, "failures": failures})
+                    return False
+            self._failures.pop(key, None)
+            return sent
+
+        attempts = []
         for market in self.markets:
             source = self.sources.get(market.market)
             if source is None:
                 continue
             for day in market.due_days(now):
                 for setting in await self._unreported(market.market, day):
-                    try:
-                        if await self._send(source, setting, market.market, day):
-                            sent += 1
-                    except UserError as exc:
-                        log.info("daily report skipped", extra={"market": market.market, "reason": exc.key})
-                    except Exception:  # one user's failure must not stop the others' reports
-                        log.warning("daily report failed; retried at the next pass", exc_info=True,
-                                    extra={"market": market.market})
+                    retry = self._failures.get((setting.telegram_id, market.market, day.isoformat()))
+                    if retry is None or retry[1] <= now:
+                        attempts.append(attempt(source, setting, market.market, day))
+        if len(self._failures) > MAX_REMEMBERED_FAILURES:  # days long past: forget them
+            self._failures.clear()
+        sent = sum(await asyncio.gather(*attempts))
         if sent:
             self.sent += sent
             self.wake_sender()
