@@ -18,6 +18,7 @@ from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis.protocol import KST
 from chatbot.service.errors import UserError
 from chatbot.service.reports import KRX_REPORT, US_REPORT, ReportService, parse_days, realised_lines
+from chatbot.service.views import Mode
 from chatbot.storage.tables import DailyReportRow, OutboxRow, ReportSettingRow
 from tests.harness import BotHarness
 
@@ -266,3 +267,43 @@ async def test_armed_conditional_orders_seam(bot: BotHarness) -> None:
     assert "Conditional orders armed" in push["text"] and "STOP 005930 10 @ 65,000" in push["text"]
     assert "No fills today" in push["text"] and "No holdings" in push["text"]
     assert asked == [(BOB["id"], "KRX")]
+
+
+# -- the migration ---------------------------------------------------------------------------------------------
+async def test_migration_0013_keeps_rows_and_goes_down_and_up(db_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import Connection, inspect, text
+
+    from chatbot.storage import Database
+    from chatbot.storage.db import MIGRATIONS
+
+    def alembic(connection: Connection, target: str, down: bool = False) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(cfg, target)
+
+    def tables(connection: Connection) -> set[str]:
+        return set(inspect(connection).get_table_names())
+
+    db = Database(db_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(alembic, "0010")
+            await conn.execute(text("INSERT INTO users (telegram_id, language, blocked, first_seen, last_seen) "
+                                    "VALUES (7, 'ko', false, '2026-11-30 00:00:00', '2026-11-30 00:00:00')"))
+            assert not {"report_settings", "daily_reports"} & await conn.run_sync(tables)
+        await db.migrate()
+        reports = ReportService(db, None, Mode.PAPER)  # type: ignore[arg-type]  # no KIS needed here
+        await reports.set_enabled(7, 7, "ko", True)
+        assert (await reports.setting(7)).enabled
+        async with db.engine.begin() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM users"))).scalar() == 1
+            await conn.run_sync(alembic, "0010", True)
+            assert not {"report_settings", "daily_reports"} & await conn.run_sync(tables)
+            assert (await conn.execute(text("SELECT count(*) FROM users"))).scalar() == 1
+        await db.migrate()
+        assert not (await reports.setting(7)).enabled  # the table came back empty
+    finally:
+        await db.dispose()
