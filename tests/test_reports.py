@@ -45,7 +45,7 @@ async def _quiet_scheduler(bot: BotHarness) -> ReportService:
     reports = _reports(bot)
     await reports.stop()
     every_day = dataclasses.replace(KRX_REPORT, report_at=lambda day: dt.datetime.combine(day, dt.time(15, 40), KST))
-    reports.markets = (every_day, US_REPORT)
+    reports.markets = (every_day,)  # the US report has its own test
     return reports
 
 
@@ -171,8 +171,9 @@ async def test_holidays_and_weekends_have_no_report(bot: BotHarness) -> None:
     await bot.say(ALICE, "/report on")
     reports = _reports(bot)
     reports.markets = (KRX_REPORT, US_REPORT)  # the real calendar
-    christmas = dt.datetime(2026, 12, 25, 16, 0, tzinfo=KST)
-    saturday = dt.datetime(2026, 12, 5, 16, 0, tzinfo=KST)
+    christmas = dt.datetime(2026, 12, 25, 16, 0, tzinfo=KST)  # a holiday in Seoul and New York (and the
+    # NYSE's Christmas Eve half day is over: 13:20 ET + 12 h < 02:00 ET)
+    saturday = dt.datetime(2026, 12, 5, 20, 0, tzinfo=KST)  # and 06:00 ET: Friday's US report is past its 12 h
     assert await reports.run_due(christmas) == 0 and await reports.run_due(saturday) == 0
     assert not await rows(bot, DailyReportRow)
     trading_day = dt.datetime(2026, 12, 4, 16, 0, tzinfo=KST)  # a Friday
@@ -307,3 +308,38 @@ async def test_migration_0013_keeps_rows_and_goes_down_and_up(db_url: str) -> No
         assert not (await reports.setting(7)).enabled  # the table came back empty
     finally:
         await db.dispose()
+
+
+# -- US ----------------------------------------------------------------------------------------------------------
+async def test_us_report_for_a_user_holding_us_stocks_only(bot: BotHarness) -> None:
+    """After the NYSE close: Alice, who traded AAPL, gets a US report in dollars; Bob, who holds no US
+    stock, gets none, and his day is not asked about again."""
+    from chatbot.kis.models import OrderSide
+    from chatbot.kis.overseas import KisOverseasClient
+    from chatbot.kis.overseas_protocol import UsExchange
+    from chatbot.markets.us_hours import NEW_YORK
+
+    assert bot.runtime is not None
+    await bot.say(ALICE, "/report on")
+    await bot.say(BOB, "/report on")
+    await bot.sim.control("us-hours", {"always_open": True})
+    client = KisOverseasClient((await bot.runtime.accounts.for_user(ALICE["id"])).client)
+    price = (await client.quote("AAPL", UsExchange.NASDAQ)).price.amount
+    await client.place(UsExchange.NASDAQ, OrderSide.BUY, "AAPL", 3, price + Decimal("0.50"))
+    await client.place(UsExchange.NASDAQ, OrderSide.SELL, "AAPL", 1, price - Decimal("0.50"))
+
+    reports = _reports(bot)
+    every_day = dataclasses.replace(US_REPORT, report_at=lambda day: dt.datetime.combine(day, dt.time(16, 20), NEW_YORK))
+    reports.markets = (every_day,)
+    close = dt.datetime.combine(dt.datetime.now(NEW_YORK).date(), dt.time(16, 30), NEW_YORK)
+    assert await reports.run_due(close) == 1
+    push = await bot.wait_for_message(ALICE["id"], "일일 보고서 20")
+    text = push["text"]
+    assert "US" in text and "매수 AAPL 3주" not in text  # the name, not the symbol, is shown
+    assert "3주 @ " in text and "1주 @ " in text and "$" in text and "원" not in text.split("합계")[1]
+    assert "실현손익" in text and "추정" in text
+    done = {(r.telegram_id, r.pushed) for r in await rows(bot, DailyReportRow)}
+    assert done == {(ALICE["id"], True), (BOB["id"], False)}
+    assert await reports.run_due(close + dt.timedelta(minutes=1)) == 0
+    assert len(await rows(bot, DailyReportRow)) == 2
+    assert bot.count_messages(BOB["id"], "Daily report 20") == 0

@@ -4,9 +4,9 @@
 Schedule: one row per market in :data:`REPORT_MARKETS` says when a trading day's report is due (KRX:
 15:40 KST; US: 20 minutes after the NYSE close, the early closes included), on that market's calendar
 (:mod:`chatbot.market_hours`, :mod:`chatbot.markets.us_hours`): a weekend or a holiday has no report.
-A market is reported only when a :class:`ReportSource` is registered for it in
-:attr:`ReportService.sources` (KRX here; the US-stock work adds ``"US"``, whose source returns None for
-a user without US holdings or fills).
+A market is reported when a :class:`ReportSource` is registered for it in
+:attr:`ReportService.sources`: KRX and US by default (the US one on KIS's overseas balance and orders;
+it returns None for a user without US holdings or fills that day, who then gets no US push).
 
 Exactly once: :meth:`ReportService.run_due` (the runtime's scheduler calls it every
 :data:`POLL_SECONDS`; a test calls it with any clock) writes the sent report (user, market, trading day:
@@ -51,6 +51,7 @@ from chatbot.alerts.daily_report import (
 )
 from chatbot.alerts.outbox import Push, enqueue
 from chatbot.kis.models import Execution, OrderSide
+from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.protocol import KST
 from chatbot.markets import us_hours
 from chatbot.service.accounts import AccountProvider
@@ -101,7 +102,6 @@ class ReportMarket:
     currency: str
     report_at: Callable[[dt.date], dt.datetime | None]
     local_date: Callable[[dt.datetime], dt.date]
-    schedule: str  # said to the user: when the report comes
 
     def due_days(self, now: dt.datetime, catch_up: dt.timedelta = CATCH_UP) -> list[dt.date]:
         """The trading days whose report is due at ``now`` (at most two: today's and yesterday's)."""
@@ -114,9 +114,8 @@ class ReportMarket:
         return due
 
 
-KRX_REPORT: Final = ReportMarket("KRX", "KRW", _krx_report_at, lambda now: now.astimezone(KST).date(), "15:40 KST")
-US_REPORT: Final = ReportMarket("US", "USD", _us_report_at, lambda now: now.astimezone(us_hours.NEW_YORK).date(),
-                                "NYSE close + 20 min")
+KRX_REPORT: Final = ReportMarket("KRX", "KRW", _krx_report_at, lambda now: now.astimezone(KST).date())
+US_REPORT: Final = ReportMarket("US", "USD", _us_report_at, lambda now: now.astimezone(us_hours.NEW_YORK).date())
 REPORT_MARKETS: Final = (KRX_REPORT, US_REPORT)
 
 
@@ -124,7 +123,7 @@ REPORT_MARKETS: Final = (KRX_REPORT, US_REPORT)
 @dataclass(frozen=True, slots=True)
 class ReportSetting:
     enabled: bool
-    schedules: tuple[str, ...]  # when reports come, one per market reported
+    markets: tuple[str, ...]  # the markets reported (KRX: 15:40 KST; US: 20 minutes after the NYSE close)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +275,47 @@ class KrxReportSource:
             profit_loss_total=Decimal(balance.profit_loss_total), mode=self.mode.value)
 
 
+class UsReportSource:
+    """US stocks: the day's orders (inquire-ccnl; KIS files a US order under its New York date, asked
+    up to the next day and matched on the exchange's date) and the overseas balance (inquire-balance),
+    in dollars. None for a user with neither US holdings nor US fills that day: no push for them.
+
+    The balance's ``ovrs_rlzt_pfls_amt`` is not used: its period is not documented (the simulator keeps
+    it since the account opened), so the day's realised P/L is derived like the domestic one."""
+
+    def __init__(self, accounts: AccountProvider, mode: Mode) -> None:
+        self.accounts = accounts
+        self.mode = mode
+
+    async def build(self, user_id: int, day: dt.date, language: str, previous_costs: Costs) -> DailyReport | None:
+        client = KisOverseasClient((await self.accounts.for_user(user_id)).client)
+        with kis_errors():
+            balance = await client.balance()
+            orders = await client.orders(day, day + dt.timedelta(days=1), filled=True)
+        filled = sorted((o for o in orders if o.filled_quantity > 0 and not o.is_cancellation
+                         and o.local_time is not None and o.local_time.date() == day),
+                        key=lambda o: (o.local_time or dt.datetime.min.replace(tzinfo=dt.UTC), o.order_no))
+        if not balance.holdings and not filled:
+            return None
+        fills = tuple(ReportFill(
+            time=o.local_time.strftime("%H%M%S") if o.local_time else "", side=o.side.value, code=o.symbol,
+            name=o.name or o.symbol, quantity=o.filled_quantity, price=o.fill_price.amount,
+            amount=_quantize(o.filled_amount.amount or o.fill_price.amount * o.filled_quantity, "USD"))
+            for o in filled)
+        held = {h.symbol: (h.quantity, h.average_cost.amount) for h in balance.holdings}
+        realised = realised_lines(fills, held, previous_costs, "USD")
+        holdings = tuple(HoldingLine(
+            code=h.symbol, name=h.name or h.symbol, quantity=h.quantity, average_price=h.average_cost.amount,
+            current_price=h.last_price.amount, evaluation=h.value.amount, profit_loss=h.profit_loss.amount,
+            profit_loss_rate=h.profit_loss_rate) for h in balance.holdings)
+        return DailyReport(
+            language=language, market="US", day=day.isoformat(), currency="USD", fills=fills, realised=realised,
+            realised_total=sum((r.profit_loss for r in realised if r.profit_loss is not None), Decimal(0)),
+            realised_source=REALISED_DERIVED, holdings=holdings, purchase_total=balance.cost_total.amount,
+            evaluation_total=balance.value_total.amount, profit_loss_total=balance.profit_loss_total.amount,
+            mode=self.mode.value)
+
+
 # -- the service ------------------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class ReportService:
@@ -297,15 +337,16 @@ class ReportService:
 
     def __post_init__(self) -> None:
         self.sources.setdefault("KRX", KrxReportSource(self.accounts, self.mode))
+        self.sources.setdefault("US", UsReportSource(self.accounts, self.mode))
 
     # -- the setting ---------------------------------------------------------------------------------------
-    def _schedules(self) -> tuple[str, ...]:
-        return tuple(f"{m.market} {m.schedule}" for m in self.markets if m.market in self.sources)
+    def _reported(self) -> tuple[str, ...]:
+        return tuple(m.market for m in self.markets if m.market in self.sources)
 
     async def setting(self, user_id: int) -> ReportSetting:
         async with self.db.session() as session:
             row = await session.get(ReportSettingRow, user_id)
-        return ReportSetting(bool(row and row.enabled), self._schedules())
+        return ReportSetting(bool(row and row.enabled), self._reported())
 
     async def set_enabled(self, user_id: int, chat_id: int, language: str, enabled: bool) -> ReportSetting:
         async with self.db.write() as session:
@@ -315,7 +356,7 @@ class ReportService:
             else:
                 row.chat_id, row.language, row.enabled, row.updated_at = chat_id, language, enabled, utcnow()
             session.add(row)
-        return ReportSetting(enabled, self._schedules())
+        return ReportSetting(enabled, self._reported())
 
     # -- on demand ------------------------------------------------------------------------------------------
     async def today(self, user_id: int, language: str) -> DailyReport:
@@ -422,13 +463,13 @@ class ReportService:
         return dataclasses.replace(report, armed=armed)
 
     async def _send(self, source: ReportSource, setting: ReportSettingRow, market: str, day: dt.date) -> bool:
+        """Build the report and write it with its push, once; a user with nothing of this market to report
+        (no US holdings or fills) gets a row without a push, so the day is not asked about again."""
         user_id = setting.telegram_id
         report = await source.build(user_id, day, setting.language, await self._previous_costs(user_id, market, day))
-        if report is None:
-            return False
-        report = await self._with_armed(user_id, report)
-        costs = {h.code: [h.quantity, str(h.average_price)] for h in report.holdings}
-        push = Push(f"report:{market}:{day.isoformat()}:{user_id}", user_id, setting.chat_id, report)
+        if report is not None:
+            report = await self._with_armed(user_id, report)
+        costs = {h.code: [h.quantity, str(h.average_price)] for h in report.holdings} if report else {}
         try:
             async with self.db.write() as session:
                 already = (await session.exec(select(DailyReportRow.id).where(
@@ -437,14 +478,16 @@ class ReportService:
                 if already is not None:
                     return False
                 session.add(DailyReportRow(telegram_id=user_id, market=market, trading_day=day.isoformat(),
-                                           costs=costs))
+                                           costs=costs, pushed=report is not None))
                 await session.flush()
-                if not await enqueue(session, [push]):
-                    raise _AlreadyQueued
+                if report is not None:
+                    push = Push(f"report:{market}:{day.isoformat()}:{user_id}", user_id, setting.chat_id, report)
+                    if not await enqueue(session, [push]):
+                        raise _AlreadyQueued
         except (IntegrityError, _AlreadyQueued):  # another replica sent it first
             return False
-        log.info("daily report queued", extra={"market": market, "day": day.isoformat()})
-        return True
+        log.info("daily report queued" if report else "nothing to report", extra={"market": market, "day": day.isoformat()})
+        return report is not None
 
     # -- the scheduler ---------------------------------------------------------------------------------------
     def start(self) -> None:

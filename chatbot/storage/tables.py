@@ -249,4 +249,5 @@ class DailyReportRow(SQLModel, table=True):
     market: str = Field(max_length=8)  # KRX | US
     trading_day: str = Field(max_length=10)  # YYYY-MM-DD, the market's date
     costs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # code -> [qty, avg]
+    pushed: bool = True  # False: nothing of that market to report for the user (no push), the day is done
     sent_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))

@@ -283,6 +283,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "report_turned_on": {"ko": "📊 일일 보고서를 켰습니다. 거래일마다 장 마감 후 보냅니다 ({schedules}).",
                          "en": "📊 Daily report on: sent after the close of each trading day ({schedules})."},
     "report_turned_off": {"ko": "일일 보고서를 껐습니다.", "en": "Daily report off."},
+    "report_schedule_KRX": {"ko": "국내 15:40", "en": "KRX 15:40 KST"},
+    "report_schedule_US": {"ko": "미국 주식 보유 시 미국 장 마감 20분 뒤", "en": "US: 20 min after the NYSE close, when you hold US stocks"},
     "report_is_on": {"ko": "📊 일일 보고서: <b>켜짐</b> ({schedules}) · 끄기: /report off",
                      "en": "📊 Daily report: <b>on</b> ({schedules}) · turn off: /report off"},
     "report_is_off": {"ko": "📊 일일 보고서: <b>꺼짐</b> · 켜기: /report on",

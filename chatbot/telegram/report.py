@@ -21,7 +21,7 @@ from chatbot.service.reports import (
 )
 from chatbot.telegram import render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
-from chatbot.telegram.i18n import t
+from chatbot.telegram.i18n import MESSAGES, t
 
 MESSAGE_LIMIT = 3900  # Telegram's is 4096 characters; room for the HTML tags
 MAX_REPORT_LINES = 30  # fills or holdings shown in one push before "… and N more"
@@ -49,11 +49,11 @@ async def report(update: Update, context: Context) -> None:
         return
     if args:
         setting = await reports.set_enabled(user.id, chat.id, language, args[0].lower() in ON_WORDS)
-        await reply(update, context, t("report_turned_on", language, schedules=_schedules(setting))
+        await reply(update, context, t("report_turned_on", language, schedules=_schedules(setting, language))
                     if setting.enabled else t("report_turned_off", language))
         return
     setting = await reports.setting(user.id)
-    await reply(update, context, t("report_is_on", language, schedules=_schedules(setting))
+    await reply(update, context, t("report_is_on", language, schedules=_schedules(setting, language))
                 if setting.enabled else t("report_is_off", language))
     await reply(update, context, report_text(await reports.today(user.id, language)))
 
@@ -72,8 +72,9 @@ async def history(update: Update, context: Context) -> None:
         await reply(update, context, part)
 
 
-def _schedules(setting: ReportSetting) -> str:
-    return ", ".join(setting.schedules)
+def _schedules(setting: ReportSetting, language: str) -> str:
+    return ", ".join(t(f"report_schedule_{market}", language) for market in setting.markets
+                     if f"report_schedule_{market}" in MESSAGES)
 
 
 # -- rendering --------------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("market", sa.String(8), nullable=False),
         sa.Column("trading_day", sa.String(10), nullable=False),
         sa.Column("costs", sa.JSON(), nullable=True),
+        sa.Column("pushed", sa.Boolean(), nullable=False),
         sa.Column("sent_at", UTCDateTime(), nullable=False),
         sa.UniqueConstraint("telegram_id", "market", "trading_day", name="uq_daily_reports_user_day"),
     )
