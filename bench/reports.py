@@ -27,7 +27,7 @@ from chatbot.kis.models import OrderSide
 from chatbot.kis.protocol import KST
 from chatbot.runtime import Runtime
 from chatbot.security.keyring import MasterKeyring
-from chatbot.service.reports import KRX_REPORT, US_REPORT, ReportService
+from chatbot.service.reports import KRX_REPORT, ReportService
 from chatbot.sim.server import SimulatorOptions
 
 CODES = ("005930", "000660", "035420", "005380")
@@ -43,7 +43,7 @@ async def _run(db_url: str, users: int) -> None:
         reports = runtime.services.reports
         assert isinstance(reports, ReportService)
         await reports.stop()  # driven by hand, on its own clock
-        reports.markets = (EVERY_DAY, US_REPORT)  # today counts as a trading day, whatever day it is
+        reports.markets = (EVERY_DAY,)  # KRX; today counts as a trading day, whatever day it is
         ids = list(range(10_001, 10_001 + users))
         for uid in ids:
             await reports.set_enabled(uid, uid, "ko", True)
