@@ -343,3 +343,6 @@ async def test_us_report_for_a_user_holding_us_stocks_only(bot: BotHarness) -> N
     assert await reports.run_due(close + dt.timedelta(minutes=1)) == 0
     assert len(await rows(bot, DailyReportRow)) == 2
     assert bot.count_messages(BOB["id"], "Daily report 20") == 0
+    setting, krx, us = await bot.say(ALICE, "/report")  # now: both markets for Alice, the domestic one for Bob
+    assert "켜짐" in setting["text"] and "· KRX" in krx["text"] and "· US" in us["text"] and "$" in us["text"]
+    assert len(await bot.say(BOB, "/report")) == 2

@@ -359,13 +359,28 @@ class ReportService:
         return ReportSetting(enabled, self._reported())
 
     # -- on demand ------------------------------------------------------------------------------------------
-    async def today(self, user_id: int, language: str) -> DailyReport:
-        """Today's domestic report as it stands now (``/report``): nothing is recorded or pushed."""
-        market = self.markets_by_name()["KRX"]
-        day = market.local_date(self.clock())
-        report = await self.sources["KRX"].build(user_id, day, language, await self._previous_costs(user_id, "KRX", day))
-        assert report is not None  # the domestic source always has a report
-        return await self._with_armed(user_id, report)
+    async def today(self, user_id: int, language: str) -> tuple[DailyReport, ...]:
+        """Today's reports as they stand now (``/report``), nothing recorded or pushed: the domestic one
+        (its faults are the user's answer), then any other market's the user has something in (a fault
+        there leaves it out)."""
+        now = self.clock()
+        reports = []
+        for market in (KRX_REPORT, *(m for m in self.markets if m.market != KRX_REPORT.market)):
+            source = self.sources.get(market.market)
+            if source is None:
+                continue
+            day = market.local_date(now)
+            try:
+                report = await source.build(user_id, day, language,
+                                            await self._previous_costs(user_id, market.market, day))
+            except Exception:
+                if market.market == KRX_REPORT.market:
+                    raise
+                log.info("report of another market left out", exc_info=True, extra={"market": market.market})
+                continue
+            if report is not None:
+                reports.append(await self._with_armed(user_id, report))
+        return tuple(reports)
 
     async def history(self, user_id: int, days_text: str | None) -> HistoryView:
         """Executions over the last ``days`` calendar days (today included), grouped by day, newest first."""

@@ -55,7 +55,8 @@ async def report(update: Update, context: Context) -> None:
     setting = await reports.setting(user.id)
     await reply(update, context, t("report_is_on", language, schedules=_schedules(setting, language))
                 if setting.enabled else t("report_is_off", language))
-    await reply(update, context, report_text(await reports.today(user.id, language)))
+    for today in await reports.today(user.id, language):
+        await reply(update, context, report_text(today))
 
 
 @user_errors
