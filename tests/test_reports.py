@@ -346,3 +346,31 @@ async def test_us_report_for_a_user_holding_us_stocks_only(bot: BotHarness) -> N
     setting, krx, us = await bot.say(ALICE, "/report")  # now: both markets for Alice, the domestic one for Bob
     assert "켜짐" in setting["text"] and "· KRX" in krx["text"] and "· US" in us["text"] and "$" in us["text"]
     assert len(await bot.say(BOB, "/report")) == 2
+
+
+# -- on a phone ------------------------------------------------------------------------------------------------
+def test_long_history_is_split_into_messages_within_telegrams_limit() -> None:
+    from chatbot.service.reports import HistoryDay, HistoryView
+    from chatbot.telegram.report import history_messages
+
+    days = tuple(HistoryDay(dt.date(2026, 11, 30) - dt.timedelta(days=d),
+                            tuple(_f("buy" if i % 2 else "sell", i + 1, 70_000 + i) for i in range(60)),
+                            Decimal(1), Decimal(2)) for d in range(20))
+    messages = history_messages(HistoryView(Mode.PAPER, 30, dt.date(2026, 11, 1), dt.date(2026, 11, 30), "KRW", days),
+                                "ko")
+    assert len(messages) > 1 and all(0 < len(m) <= 4096 for m in messages)
+    assert sum(m.count("삼성전자") for m in messages) == 20 * 60  # every fill, once
+    assert messages[0].startswith("📜")
+
+
+def test_a_report_with_many_fills_fits_one_message() -> None:
+    from chatbot.telegram.report import report_text
+
+    fills = tuple(_f("buy", 1, 70_000 + i) for i in range(200))
+    report = DailyReport(language="en", market="KRX", day="2026-11-30", currency="KRW", fills=fills, realised=(),
+                         realised_total=Decimal(0), realised_source="derived", holdings=(),
+                         purchase_total=Decimal(0), evaluation_total=Decimal(0), profit_loss_total=Decimal(0),
+                         mode="PAPER")
+    text = report_text(report)
+    assert len(text) <= 4096 and "and 170 more" in text and "none (no sales today)" in text
+    assert DailyReport.from_payload(report.payload()) == report  # the outbox row reads back the same

@@ -296,6 +296,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "report_realised_derived": {"ko": "(추정: 체결가 − KIS 평균매입가, 수수료·세금 제외)",
                                 "en": "(estimate: fill price − KIS average cost, before fees and tax)"},
     "report_realised_kis": {"ko": "(KIS 실현손익)", "en": "(as KIS reports it)"},
+    "report_no_realised": {"ko": "<b>실현손익</b> 없음 (오늘 매도 없음)", "en": "<b>Realised P/L</b>: none (no sales today)"},
+    "report_avg": {"ko": "평균", "en": "avg"},
     "report_cost_unknown": {"ko": "매입가 알 수 없음, 합계 제외", "en": "cost unknown, not in the total"},
     "report_holdings": {"ko": "<b>보유 종목</b>", "en": "<b>Holdings</b>"},
     "report_no_holdings": {"ko": "보유 종목 없음", "en": "No holdings"},

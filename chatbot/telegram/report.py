@@ -132,10 +132,13 @@ def report_text(r: DailyReport) -> str:
             else:
                 lines.append(f"{head} {price(line.sell_price, currency)} − {price(line.cost_price, currency)} = "
                              f"{_mark(line.profit_loss)} {money(line.profit_loss, currency, language, sign=True)}")
+    else:
+        lines += ["", t("report_no_realised", language)]
     lines += ["", t("report_holdings", language)]
     if r.holdings:
         lines += _capped([
-            f" {render.esc(h.name)} {h.quantity:,}{t('shares', language)} · {price(h.average_price, currency)} → "
+            f" {render.esc(h.name)} {h.quantity:,}{t('shares', language)} · {t('report_avg', language)} "
+            f"{price(h.average_price, currency)} → "
             f"{price(h.current_price, currency)} · {_mark(h.profit_loss)} "
             f"{money(h.profit_loss, currency, language, sign=True)} ({h.profit_loss_rate:+.2f}%)"
             for h in r.holdings], language)
