@@ -29,7 +29,10 @@ TITLE_KO = "일일 보고서 20"  # the title, with its date (not the "turned on
 
 
 @pytest.fixture
-async def bot(db_url: str) -> AsyncIterator[BotHarness]:
+async def bot(db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BotHarness]:
+    # The runtime's scheduler runs on the wall clock (at start-up too: a restart would race the test);
+    # these tests drive the job with their own clock.
+    monkeypatch.setattr(ReportService, "start", lambda self: None)
     harness = BotHarness(db_url)
     await harness.start()
     await _quiet_scheduler(harness)
@@ -39,13 +42,12 @@ async def bot(db_url: str) -> AsyncIterator[BotHarness]:
 
 
 async def _quiet_scheduler(bot: BotHarness) -> ReportService:
-    """The runtime's scheduler runs on the wall clock; the tests drive the job with their own clock.
-    Today counts as a KRX trading day, whatever day the tests run on (the holiday test uses the real
-    calendar)."""
+    """Today counts as a KRX trading day, whatever day the tests run on (the holiday test uses the real
+    calendar); the US report has its own test."""
     reports = _reports(bot)
-    await reports.stop()
+    assert reports._task is None  # the wall-clock scheduler is off (see the fixture)
     every_day = dataclasses.replace(KRX_REPORT, report_at=lambda day: dt.datetime.combine(day, dt.time(15, 40), KST))
-    reports.markets = (every_day,)  # the US report has its own test
+    reports.markets = (every_day,)
     return reports
 
 
@@ -374,3 +376,16 @@ def test_a_report_with_many_fills_fits_one_message() -> None:
     text = report_text(report)
     assert len(text) <= 4096 and "and 170 more" in text and "none (no sales today)" in text
     assert DailyReport.from_payload(report.payload()) == report  # the outbox row reads back the same
+
+
+async def test_the_runtime_runs_the_scheduler(db_url: str) -> None:
+    """Without the tests' hand on it, the runtime starts the scheduler and stops it with itself."""
+    harness = BotHarness(db_url)
+    await harness.start()
+    try:
+        reports = _reports(harness)
+        assert reports._task is not None and not reports._task.done()
+        task = reports._task
+    finally:
+        await harness.stop()
+    assert task.done() and reports._task is None
