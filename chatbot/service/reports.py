@@ -486,20 +486,16 @@ class ReportService:
             report = await self._with_armed(user_id, report)
         costs = {h.code: [h.quantity, str(h.average_price)] for h in report.holdings} if report else {}
         try:
+            # The unique keys decide: the row's (user, market, day), and the push's in the outbox (new
+            # whenever the row is). A second pass, a restart or another replica meets them and rolls back.
             async with self.db.write() as session:
-                already = (await session.exec(select(DailyReportRow.id).where(
-                    col(DailyReportRow.telegram_id) == user_id, col(DailyReportRow.market) == market,
-                    col(DailyReportRow.trading_day) == day.isoformat()))).first()
-                if already is not None:
-                    return False
                 session.add(DailyReportRow(telegram_id=user_id, market=market, trading_day=day.isoformat(),
                                            costs=costs, pushed=report is not None))
                 await session.flush()
                 if report is not None:
                     push = Push(f"report:{market}:{day.isoformat()}:{user_id}", user_id, setting.chat_id, report)
-                    if not await enqueue(session, [push]):
-                        raise _AlreadyQueued
-        except (IntegrityError, _AlreadyQueued):  # another replica sent it first
+                    await enqueue(session, [push], keys_are_new=True)
+        except IntegrityError:  # sent already (by another pass, process or replica)
             return False
         log.info("daily report queued" if report else "nothing to report", extra={"market": market, "day": day.isoformat()})
         return report is not None
@@ -523,8 +519,3 @@ class ReportService:
             except Exception:  # the scheduler outlives one bad pass (the database away)
                 log.warning("daily report pass failed", exc_info=True)
             await asyncio.sleep(self.poll_seconds)
-
-
-class _AlreadyQueued(Exception):
-    """The push's key was already in the outbox: roll back the report row written with it."""
-
