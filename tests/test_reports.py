@@ -389,3 +389,23 @@ async def test_the_runtime_runs_the_scheduler(db_url: str) -> None:
     finally:
         await harness.stop()
     assert task.done() and reports._task is None
+
+
+async def test_the_next_days_report_is_given_the_costs_recorded_at_this_close(bot: BotHarness) -> None:
+    """What a sell-out tomorrow is measured against: today's holdings, recorded with today's report."""
+    await bot.say(ALICE, "/report on")
+    await buy(bot, ALICE, f"/buy {CODE} 10")
+    reports = _reports(bot)
+    assert await reports.run_due(close_of_today()) == 1
+    (row,) = await rows(bot, DailyReportRow)
+    average = Decimal(row.costs[CODE][1])  # type: ignore[index]
+    given: list[object] = []
+
+    class Recording:
+        async def build(self, user_id: int, day: dt.date, language: str, previous_costs: object) -> None:
+            given.append(previous_costs)
+
+    reports.sources["KRX"] = Recording()
+    assert await reports.run_due(close_of_today() + dt.timedelta(days=1)) == 0  # nothing to push: recorded as done
+    assert given == [{CODE: (10, average)}]
+    assert await reports.run_due(close_of_today() + dt.timedelta(days=1, minutes=1)) == 0 and len(given) == 1

@@ -36,7 +36,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -67,7 +67,8 @@ __all__ = ["REPORT_MARKETS", "DailyReport", "HistoryDay", "HistoryView", "Holdin
 log = logging.getLogger(__name__)
 
 POLL_SECONDS: Final = 30.0  # how often the scheduler looks for a report due
-CATCH_UP: Final = dt.timedelta(hours=12)  # a report missed while the bot was down is still sent this long after
+CATCH_UP: Final = dt.timedelta(hours=12)
+PREVIOUS_WITHIN: Final = dt.timedelta(days=45)  # a previous report older than this says nothing about today's costs  # a report missed while the bot was down is still sent this long after
 MAX_RETRY_WAIT: Final = dt.timedelta(minutes=30)  # between attempts at a report that could not be built
 MAX_REMEMBERED_FAILURES: Final = 10_000
 DEFAULT_DAYS: Final = 7
@@ -162,6 +163,15 @@ def parse_days(text: str | None) -> int:
 
 # -- building a report ----------------------------------------------------------------------------------------
 Costs = Mapping[str, tuple[int, Decimal]]  # code -> (quantity, average purchase price) at a close
+
+
+def _costs(recorded: Mapping[str, Any] | None) -> dict[str, tuple[int, Decimal]]:
+    """A report row's ``costs`` (code → [quantity, average as text]) read back; a malformed entry is skipped."""
+    costs: dict[str, tuple[int, Decimal]] = {}
+    for code, value in (recorded or {}).items():
+        with contextlib.suppress(TypeError, ValueError, ArithmeticError, IndexError):
+            costs[str(code)] = (int(value[0]), Decimal(str(value[1])))
+    return costs
 
 
 class ReportSource(Protocol):
@@ -371,8 +381,8 @@ class ReportService:
                 continue
             day = market.local_date(now)
             try:
-                report = await source.build(user_id, day, language,
-                                            await self._previous_costs(user_id, market.market, day))
+                previous = (await self._previous_costs([user_id], market.market, day))[user_id]
+                report = await source.build(user_id, day, language, previous)
             except Exception:
                 if market.market == KRX_REPORT.market:
                     raise
@@ -414,11 +424,12 @@ class ReportService:
         now = now or self.clock()
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def attempt(source: ReportSource, setting: ReportSettingRow, market: str, day: dt.date) -> bool:
+        async def attempt(source: ReportSource, setting: ReportSettingRow, market: str, day: dt.date,
+                          previous: Costs) -> bool:
             key = (setting.telegram_id, market, day.isoformat())
             async with gate:
                 try:
-                    sent = await self._send(source, setting, market, day)
+                    sent = await self._send(source, setting, market, day, previous)
                 except Exception as exc:  # one user's failure must not stop the others' reports
                     failures = self._failures.get(key, (0, now))[0] + 1
                     wait = min(dt.timedelta(seconds=self.poll_seconds * 2 ** failures), MAX_RETRY_WAIT)
@@ -436,10 +447,12 @@ class ReportService:
             if source is None:
                 continue
             for day in market.due_days(now):
-                for setting in await self._unreported(market.market, day):
-                    retry = self._failures.get((setting.telegram_id, market.market, day.isoformat()))
-                    if retry is None or retry[1] <= now:
-                        attempts.append(attempt(source, setting, market.market, day))
+                due = [setting for setting in await self._unreported(market.market, day)
+                       if (retry := self._failures.get((setting.telegram_id, market.market, day.isoformat()))) is None
+                       or retry[1] <= now]
+                previous = await self._previous_costs([setting.telegram_id for setting in due], market.market, day)
+                attempts += [attempt(source, setting, market.market, day, previous[setting.telegram_id])
+                             for setting in due]
         if len(self._failures) > MAX_REMEMBERED_FAILURES:  # days long past: forget them
             self._failures.clear()
         sent = sum(await asyncio.gather(*attempts))
@@ -457,17 +470,21 @@ class ReportService:
                 col(ReportSettingRow.enabled).is_(True), col(ReportSettingRow.telegram_id).not_in(done),
                 col(ReportSettingRow.telegram_id).not_in(blocked)).order_by(col(ReportSettingRow.telegram_id)))).all())
 
-    async def _previous_costs(self, user_id: int, market: str, day: dt.date) -> dict[str, tuple[int, Decimal]]:
+    async def _previous_costs(self, user_ids: Sequence[int], market: str, day: dt.date) -> dict[int, Costs]:
+        """Each user's holdings at their latest report of ``market`` before ``day`` (code → quantity,
+        average purchase price), within :data:`PREVIOUS_WITHIN`: one query per 500 users."""
+        found: dict[int, Costs] = {user_id: {} for user_id in user_ids}
+        since = (day - PREVIOUS_WITHIN).isoformat()
+        ids = list(found)
         async with self.db.session() as session:
-            row = (await session.exec(select(DailyReportRow).where(
-                col(DailyReportRow.telegram_id) == user_id, col(DailyReportRow.market) == market,
-                col(DailyReportRow.trading_day) < day.isoformat()).order_by(
-                col(DailyReportRow.trading_day).desc()).limit(1))).first()
-        costs: dict[str, tuple[int, Decimal]] = {}
-        for code, value in ((row.costs or {}) if row else {}).items():
-            with contextlib.suppress(TypeError, ValueError, ArithmeticError):
-                costs[str(code)] = (int(value[0]), Decimal(str(value[1])))
-        return costs
+            for start in range(0, len(ids), 500):
+                rows = (await session.exec(select(DailyReportRow.telegram_id, DailyReportRow.costs).where(
+                    col(DailyReportRow.telegram_id).in_(ids[start:start + 500]), col(DailyReportRow.market) == market,
+                    col(DailyReportRow.trading_day) < day.isoformat(), col(DailyReportRow.trading_day) >= since,
+                ).order_by(col(DailyReportRow.trading_day)))).all()
+                for user_id, recorded in rows:  # oldest first: the latest stays
+                    found[user_id] = _costs(recorded)
+        return found
 
     async def _with_armed(self, user_id: int, report: DailyReport) -> DailyReport:
         try:
@@ -477,11 +494,12 @@ class ReportService:
             return report
         return dataclasses.replace(report, armed=armed)
 
-    async def _send(self, source: ReportSource, setting: ReportSettingRow, market: str, day: dt.date) -> bool:
+    async def _send(self, source: ReportSource, setting: ReportSettingRow, market: str, day: dt.date,
+                    previous: Costs) -> bool:
         """Build the report and write it with its push, once; a user with nothing of this market to report
         (no US holdings or fills) gets a row without a push, so the day is not asked about again."""
         user_id = setting.telegram_id
-        report = await source.build(user_id, day, setting.language, await self._previous_costs(user_id, market, day))
+        report = await source.build(user_id, day, setting.language, previous)
         if report is not None:
             report = await self._with_armed(user_id, report)
         costs = {h.code: [h.quantity, str(h.average_price)] for h in report.holdings} if report else {}
