@@ -409,3 +409,20 @@ async def test_the_next_days_report_is_given_the_costs_recorded_at_this_close(bo
     assert await reports.run_due(close_of_today() + dt.timedelta(days=1)) == 0  # nothing to push: recorded as done
     assert given == [{CODE: (10, average)}]
     assert await reports.run_due(close_of_today() + dt.timedelta(days=1, minutes=1)) == 0 and len(given) == 1
+
+
+async def test_a_user_without_an_account_any_more_is_not_asked_about_all_day(bot: BotHarness) -> None:
+    await bot.say(ALICE, "/report on")
+    reports = _reports(bot)
+    calls: list[int] = []
+
+    class LoggedOut:
+        async def build(self, user_id: int, day: dt.date, language: str, previous_costs: object) -> None:
+            calls.append(user_id)
+            raise UserError("not_registered")
+
+    reports.sources["KRX"] = LoggedOut()
+    assert await reports.run_due(close_of_today()) == 0
+    assert await reports.run_due(close_of_today() + dt.timedelta(hours=1)) == 0
+    assert calls == [ALICE["id"]]
+    assert [(r.telegram_id, r.pushed) for r in await rows(bot, DailyReportRow)] == [(ALICE["id"], False)]

@@ -16,12 +16,13 @@ was down is sent when it is back, up to :data:`CATCH_UP` after the close.
 
 Realised P/L: KIS's balance and daily-executions queries, which the bot uses on every account (the
 simulator and KIS's paper server included), give no realised figure; KIS's own (inquire-balance-rlz-pl,
-inquire-period-trade-profit) are real-account only. So it is **derived** and the report says so: for
-each stock sold that day, quantity × (average sell price − average purchase price), before commission
-and tax. The purchase price is KIS's average (``pchs_avg_pric``, a moving average that a sale does not
-move) of the holding at the close; for a position sold out, the average of the day's buys when it was
-opened that same day, else the average recorded with the previous report; otherwise it is unknown, said
-so, and left out of the total.
+inquire-period-trade-profit) are real-account only, and the overseas balance's ``ovrs_rlzt_pfls_amt``
+has no documented period. So it is **derived**, and the report says so: each sale × (its price − the
+average purchase price in force when it was made), before commission and tax. KIS keeps a moving
+average (a buy moves it, a sale does not), so the average at each sale is walked back from KIS's
+average of the holding at the close, or forward from the average recorded with the previous report
+(or from an empty position); a sale whose cost cannot be known is listed as such and left out of the
+total (:func:`realised_lines`).
 
 Conditional orders still armed: :attr:`ReportService.armed_orders`, a callable (user, market) → lines,
 none by default; the conditional-orders work sets it."""
@@ -372,23 +373,24 @@ class ReportService:
     async def today(self, user_id: int, language: str) -> tuple[DailyReport, ...]:
         """Today's reports as they stand now (``/report``), nothing recorded or pushed: the domestic one
         (its faults are the user's answer), then any other market's the user has something in (a fault
-        there leaves it out)."""
+        there leaves it out). The markets are asked at once."""
         now = self.clock()
-        reports = []
-        for market in (KRX_REPORT, *(m for m in self.markets if m.market != KRX_REPORT.market)):
-            source = self.sources.get(market.market)
-            if source is None:
-                continue
+        markets = [m for m in (KRX_REPORT, *(m for m in self.markets if m.market != KRX_REPORT.market))
+                   if m.market in self.sources]
+
+        async def build(market: ReportMarket) -> DailyReport | None:
             day = market.local_date(now)
-            try:
-                previous = (await self._previous_costs([user_id], market.market, day))[user_id]
-                report = await source.build(user_id, day, language, previous)
-            except Exception:
+            previous = (await self._previous_costs([user_id], market.market, day))[user_id]
+            return await self.sources[market.market].build(user_id, day, language, previous)
+
+        built = await asyncio.gather(*(build(m) for m in markets), return_exceptions=True)
+        reports = []
+        for market, report in zip(markets, built, strict=True):
+            if isinstance(report, BaseException):
                 if market.market == KRX_REPORT.market:
-                    raise
-                log.info("report of another market left out", exc_info=True, extra={"market": market.market})
-                continue
-            if report is not None:
+                    raise report
+                log.info("report of another market left out", exc_info=report, extra={"market": market.market})
+            elif report is not None:
                 reports.append(await self._with_armed(user_id, report))
         return tuple(reports)
 
@@ -413,9 +415,6 @@ class ReportService:
         return HistoryView(self.mode, days, start, end, "KRW", tuple(grouped))
 
     # -- the schedule --------------------------------------------------------------------------------------
-    def markets_by_name(self) -> dict[str, ReportMarket]:
-        return {m.market: m for m in self.markets}
-
     async def run_due(self, now: dt.datetime | None = None) -> int:
         """Send every report due at ``now`` and not sent yet (by anyone); returns how many this call sent.
         Up to :attr:`concurrency` users are built at once (each asks their own KIS account). A user whose
@@ -499,7 +498,12 @@ class ReportService:
         """Build the report and write it with its push, once; a user with nothing of this market to report
         (no US holdings or fills) gets a row without a push, so the day is not asked about again."""
         user_id = setting.telegram_id
-        report = await source.build(user_id, day, setting.language, previous)
+        try:
+            report = await source.build(user_id, day, setting.language, previous)
+        except UserError as exc:
+            if exc.key != "not_registered":
+                raise
+            report = None  # logged out (real or virtual mode): no account, nothing to report, the day is done
         if report is not None:
             report = await self._with_armed(user_id, report)
         costs = {h.code: [h.quantity, str(h.average_price)] for h in report.holdings} if report else {}
