@@ -15,6 +15,7 @@ from chatbot.service.fills import FillWatcher
 from chatbot.service.market_data import MarketData
 from chatbot.service.orders import Orders
 from chatbot.service.registration import Registration
+from chatbot.service.replicas import Replicas
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
 
@@ -83,3 +84,4 @@ class Services:
     pushes: PushDelivery
     operations: Operations
     allowed_users: frozenset[int] = frozenset()  # who may use the bot (telegram.allowed_users); empty: anyone
+    replicas: Replicas | None = None  # once-only work among replicas: the poller, webhook updates taken once

@@ -222,3 +222,16 @@ class OutboxRow(SQLModel, table=True):
     last_error: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     sent_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class ProcessedUpdateRow(SQLModel, table=True):
+    """A Telegram update taken by a replica (webhook mode): Telegram re-sends one it did not see
+    acknowledged, perhaps to another replica; the first to insert its id processes it. Pruned after
+    :data:`chatbot.service.replicas.UPDATES_KEPT` (Telegram keeps an update a day at most)."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    owner: str = Field(max_length=140)  # the runtime lease's owner that took it
+    received_at: dt.datetime = Field(default_factory=utcnow,
+                                     sa_column=Column(UTCDateTime(), nullable=False, index=True))

@@ -4,8 +4,9 @@ HTTP endpoint (health, metrics, webhook), the push delivery; and a clean stop.""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from telegram import Update
@@ -13,6 +14,7 @@ from telegram import Update
 from chatbot import __version__
 from chatbot.config import Settings
 from chatbot.metrics import Metrics, families
+from chatbot.service.replicas import POLLER
 from chatbot.service.services import Services
 from chatbot.telegram import app as tg
 from chatbot.telegram.notifier import TelegramNotifier
@@ -21,6 +23,11 @@ if TYPE_CHECKING:  # aiohttp, imported only when there is an HTTP endpoint to se
     from chatbot.http_server import HttpServer
 
 log = logging.getLogger(__name__)
+
+
+def derived_secret(token: str) -> str:
+    """A webhook secret every replica computes alike from the bot token (Telegram allows A-Z a-z 0-9 _ -)."""
+    return hmac.new(token.encode(), b"kis-chatops webhook secret", hashlib.sha256).hexdigest()
 
 
 async def serve(services: Services, settings: Settings, stop: asyncio.Event, *, metrics: Metrics | None = None,
@@ -42,13 +49,19 @@ async def serve(services: Services, settings: Settings, stop: asyncio.Event, *, 
 
         http = HttpServer(metrics, health)
         if webhook:
-            secret = settings.telegram.webhook_secret or secrets.token_urlsafe(32)
+            # Replicas behind one URL must agree on the secret (each sets the webhook): unless configured,
+            # one derived from the bot token (only who has the token can know it).
+            secret = settings.telegram.webhook_secret or derived_secret(settings.telegram.token)
+            replicas = services.replicas
 
             async def deliver(data: dict[str, Any]) -> None:
                 try:
                     update = Update.de_json(data, application.bot)
                 except (TypeError, ValueError, KeyError, AttributeError) as exc:  # malformed
                     raise MalformedUpdate(f"{type(exc).__name__}") from None
+                if replicas is not None and not await replicas.first_delivery(update.update_id):
+                    log.info("webhook update already taken; dropped", extra={"update_id": update.update_id})
+                    return  # re-sent by Telegram: another replica (or this one) has it
                 await application.update_queue.put(update)
 
             http.add_webhook(settings.telegram.webhook_path, secret, deliver)
@@ -56,6 +69,9 @@ async def serve(services: Services, settings: Settings, stop: asyncio.Event, *, 
     try:
         if webhook:
             await tg.start_webhook(application, webhook, secret)
+        elif services.replicas is not None and not services.replicas.single_process:
+            await tg.start_standby(application)  # long polling allows one poller: the replica owning the role
+            services.replicas.add(POLLER, lambda since: tg.start_polling(application), lambda: tg.stop_polling(application))
         else:
             await tg.start(application)
         await services.pushes.start(TelegramNotifier(application.bot))

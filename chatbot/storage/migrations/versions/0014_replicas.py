@@ -1,0 +1,34 @@
+"""Replicas on one PostgreSQL database: the Telegram updates taken (an update Telegram re-sends,
+perhaps to another replica, is processed once). A new table: existing rows are untouched.
+
+Revision ID: 0014
+Revises: 0010
+Create Date: 2026-11-30
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from chatbot.storage.types import UTCDateTime
+
+revision = "0014"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "processed_updates",
+        sa.Column("update_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("owner", sa.String(140), nullable=False),
+        sa.Column("received_at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_processed_updates_received_at", "processed_updates", ["received_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_processed_updates_received_at", table_name="processed_updates")
+    op.drop_table("processed_updates")
