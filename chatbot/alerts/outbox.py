@@ -179,12 +179,14 @@ class OutboxSender:
         earlier = aliased(OutboxRow)
         head_of_chat = ~exists().where(col(earlier.chat_id) == col(OutboxRow.chat_id),
                                        col(earlier.status) == "pending", col(earlier.id) < col(OutboxRow.id))
+        failed: list[int] = []  # tried again in the next batch, not in this one
         for _ in range(limit):
             if self._stopping:
                 break
             blocked_owner: int | None = None
             async with self.db.write() as session:
-                row = (await session.exec(select(OutboxRow).where(col(OutboxRow.status) == "pending", head_of_chat)
+                row = (await session.exec(select(OutboxRow).where(col(OutboxRow.status) == "pending", head_of_chat,
+                                                                  col(OutboxRow.id).not_in(failed))
                                           .order_by(col(OutboxRow.id)).limit(1)
                                           .with_for_update(skip_locked=True))).first()
                 if row is None:
@@ -198,6 +200,8 @@ class OutboxSender:
                 if status == "sent":
                     sent += 1
                     self.sent += 1
+                elif status == "pending" and row.id is not None:
+                    failed.append(row.id)
                 elif error == BLOCKED:
                     blocked_owner = row.owner_id
             if blocked_owner is not None:

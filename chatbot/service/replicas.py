@@ -253,9 +253,10 @@ class Replicas:
         did died before acknowledging it (Telegram re-sends only what was not acknowledged)."""
         insert = pg_insert if not self.db.is_sqlite else sqlite_insert
         async with self.db.write() as session:
-            result = await session.exec(insert(ProcessedUpdateRow).values(
-                update_id=update_id, owner=self.owner, received_at=utcnow()).on_conflict_do_nothing())
-            if result.rowcount == 1:
+            inserted = (await session.exec(insert(ProcessedUpdateRow).values(
+                update_id=update_id, owner=self.owner, received_at=utcnow()).on_conflict_do_nothing()
+                .returning(col(ProcessedUpdateRow.update_id)))).first()
+            if inserted is not None:
                 return True
             taken = await session.get(ProcessedUpdateRow, update_id)
             if taken is None or taken.owner == self.owner:
@@ -263,10 +264,10 @@ class Replicas:
             holder = await session.get(LeaseRow, f"{RUNTIME}:{taken.owner}")
             if holder is not None and is_live(holder):
                 return False
-            moved = await session.exec(update(ProcessedUpdateRow).where(
+            moved = (await session.exec(update(ProcessedUpdateRow).where(
                 col(ProcessedUpdateRow.update_id) == update_id, col(ProcessedUpdateRow.owner) == taken.owner)
-                .values(owner=self.owner, received_at=utcnow()))
-            return bool(moved.rowcount == 1)
+                .values(owner=self.owner, received_at=utcnow()).returning(col(ProcessedUpdateRow.update_id)))).first()
+            return moved is not None
 
     async def _prune(self) -> None:
         if time.monotonic() - self._pruned < PRUNE_EVERY:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 
 from sqlalchemy import func, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,6 +58,8 @@ class OwnershipLocks:
             conn = await self.db.engine.connect()
             try:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                # Named after this process, so an operator (and a test) can tell who holds what in pg_locks.
+                await conn.execute(text(f"SET application_name = 'kis-chatops locks pid {os.getpid()}'"))
                 for setting, value in KEEPALIVE.items():
                     with contextlib.suppress(SQLAlchemyError):  # not every server lets a session set them
                         await conn.execute(text(f"SET {setting} = {int(value)}"))
