@@ -26,6 +26,7 @@ from chatbot.service.account import AccountService
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.alerts import AlertService
 from chatbot.service.cards import CardStore
+from chatbot.service.fill_catchup import catch_up_fills
 from chatbot.service.fills import FillWatcher
 from chatbot.service.journal import OrderJournal, Settling
 from chatbot.service.market_data import MarketData
@@ -201,7 +202,7 @@ class Runtime:
         # master-file downloads.
         if engine is not None:
             replicas.feed_role(engine)
-        replicas.fill_roles(fills)
+        replicas.fill_roles(fills, lambda user_id: catch_up_fills(db, accounts, users, user_id, pushes.wake))
         replicas.add(RECONCILE, lambda since: _started(reconciler.start), reconciler.stop)
         replicas.add(MASTER_FILES, lambda since: _nothing(), _nothing)
         await replicas.start()

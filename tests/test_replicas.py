@@ -269,6 +269,7 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
             orders += 2
         for user in USERS[:3]:
             await wait_for(lambda u=user: cluster.count(u, FILLED) == 1, what="the fill pushed")  # type: ignore[misc]
+        fill_keys = {split_key(lock_key(pg_url.rsplit("%3D", 1)[1], f"fills:{u['id']}")) for u in USERS[:3]}
 
         # Telegram re-sends a /buy and a Confirm press it saw no acknowledgement for: nothing happens twice.
         first = USERS[0]
@@ -289,9 +290,11 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
         cluster.procs[victim].kill()
         killed_at = time.monotonic()
         await cluster.procs[victim].wait()
-        # While nobody owns the feed the price crosses every alert and comes back below them all.
+        # While nobody owns the feed the price crosses every alert and comes back below them all, and every
+        # resting order fills (the dead replica's users' fill notices go nowhere).
         sim.set_price(ALERT_CODE, base + 10 * step)
         sim.set_price(ALERT_CODE, base)
+        sim.set_price(ORDER_CODE, resting)
 
         async def owned_again() -> float:
             while True:
@@ -301,8 +304,10 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
                 await asyncio.sleep(0.05)
 
         handover = await asyncio.wait_for(owned_again(), 120)
-        print(f"\nhand-over: the killed replica's {len(victim_keys)} locks (feed, fill feeds, roles) owned again "
-              f"{handover:.2f} s after SIGKILL")
+        print(f"\nhand-over: the killed replica's {len(victim_keys)} locks (feed, {len(victim_keys & fill_keys)} "
+              f"fill feeds, roles) owned again {handover:.2f} s after SIGKILL")
+        for user in USERS[:3]:  # the resting orders' fills, the dead replica's users' included
+            await wait_for(lambda u=user: cluster.count(u, FILLED) == 2, what="the fill made in the gap")  # type: ignore[misc]
 
         # The first tick after the take-over: the crossing made during the gap fires every alert, once.
         async def keep_ticking() -> None:
@@ -333,17 +338,18 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
             await wait_for(lambda: cluster.count(late, REACHED) == 1, what="the alert set after the restart")
         finally:
             ticker.cancel()
-        await wait_for(lambda: cluster.count(late, FILLED) == 1 and cluster.count(USERS[1], FILLED) == 2,
+        await wait_for(lambda: cluster.count(late, FILLED) == 1 and cluster.count(USERS[1], FILLED) == 3,
                        what="the fills after the restart")
         await asyncio.sleep(2.0)  # anything sent twice would have come by now
 
         # -- once each ------------------------------------------------------------------------------------------------
         assert sim.orders_accepted == orders
-        for user, fills in zip(USERS, (1, 2, 1, 1), strict=True):
+        for user, fills in zip(USERS, (2, 3, 2, 1), strict=True):
             assert cluster.count(user, REACHED) == 1, user
             assert cluster.count(user, FILLED) == fills, user
             assert cluster.count(user, ALERT_SET) == 1, user
-        assert len(api.bot_messages(first["id"])) == messages_before + 1  # the alert; the re-sent /buy: nothing
+        # the alert and the resting order's fill; the re-sent /buy and Confirm: nothing
+        assert len(api.bot_messages(first["id"])) == messages_before + 2
         assert all(count == 1 for count in cluster.answers.values()), cluster.answers
         assert all(cluster.answers[card["_query"]] == 1 for card in cards)
         async with db.session() as session:

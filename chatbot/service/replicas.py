@@ -25,8 +25,9 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy import select as core_select
@@ -75,6 +76,8 @@ class Replicas:
         self._task: asyncio.Task[None] | None = None
         self._pass_lock = asyncio.Lock()
         self._pruned = 0.0
+        self.catch_up: Callable[[int], Awaitable[int]] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._no_feed: dict[int, float] = {}  # user -> when to look again (no fill feed possible)
         self.passes = 0
 
@@ -102,6 +105,9 @@ class Replicas:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for work in list(self._background):
+            work.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         async with self._pass_lock:
             for name in sorted(self.active):
                 await self._lose(name)
@@ -207,9 +213,11 @@ class Replicas:
         return connected
 
     # -- the fill feeds -------------------------------------------------------------------------------------------
-    def fill_roles(self, fills: FillWatcher) -> None:
-        """Each user's fill-notice session is owned by one replica (``fills:<user id>``)."""
+    def fill_roles(self, fills: FillWatcher, catch_up: Callable[[int], Awaitable[int]] | None = None) -> None:
+        """Each user's fill-notice session is owned by one replica (``fills:<user id>``); ``catch_up(user)``,
+        once this replica listens on a session it took up, journals and pushes what filled meanwhile."""
         self.fills = fills
+        self.catch_up = catch_up
 
         async def claim(user_id: int) -> bool:
             try:
@@ -238,6 +246,8 @@ class Replicas:
             before = self.held_elsewhere.get(name)
             await fills.watch(owner, owner)
             if owner in fills.watched():
+                if self.catch_up is not None:
+                    self._spawn(self._catch_up(owner))
                 if before is not None:
                     self.handovers.append((name, time.time() - before))
                     log.info("role taken over", extra={"role": name, "since_s": round(time.time() - before, 2)})
@@ -246,6 +256,19 @@ class Replicas:
                 self.held_elsewhere[name] = time.time()
             else:  # no fill feed for this user (no HTS id): looked at again in a minute
                 self._no_feed[owner] = now + 60.0
+
+    async def _catch_up(self, user_id: int) -> None:
+        assert self.catch_up is not None
+        try:
+            await self.catch_up(user_id)
+        except Exception:
+            log.warning("could not look for fills made while no replica listened", exc_info=True,
+                        extra={"user_id": user_id})
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name="replica-work")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- Telegram updates ----------------------------------------------------------------------------------------
     async def first_delivery(self, update_id: int) -> bool:
