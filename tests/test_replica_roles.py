@@ -4,17 +4,22 @@ webhook updates taken once."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from chatbot.alerts import outbox
 from chatbot.alerts.notices import Delivered, Delivery, Notice, OrderFilled
 from chatbot.alerts.outbox import OutboxSender, Push
 from chatbot.service.replicas import Replicas
 from chatbot.storage import Database
-from chatbot.storage.leases import RUNTIME, Lease
+from chatbot.storage.leases import RUNTIME, Lease, LeaseHeld, refuse_second_sqlite_bot
 from chatbot.storage.locks import OwnershipLocks
+from chatbot.storage.tables import LeaseRow
+from chatbot.storage.types import utcnow
 
 
 @pytest.fixture
@@ -92,3 +97,24 @@ async def test_an_update_is_taken_once_and_taken_over_from_a_dead_replica(databa
         assert not await other.first_delivery(42)
     finally:
         await lease.release()
+
+
+async def test_a_second_bot_process_on_sqlite_is_refused(tmp_path: Path) -> None:
+    from chatbot.storage import leases
+
+    db = Database(f"sqlite:///{tmp_path}/one.sqlite3")
+    await db.migrate()
+    try:
+        other = os.getppid()  # a live process that is not this one stands for another bot
+        owner = f"{leases.HOST}:{other}:{leases._process_start(other) or ''}:abcd"
+        async with db.write() as session:
+            session.add(LeaseRow(name=f"{RUNTIME}:{owner}", kind=RUNTIME, owner=owner, host=leases.HOST, pid=other,
+                                 purpose="bot", acquired_at=utcnow(), expires_at=utcnow()))
+        lease = Lease(db, RUNTIME, "bot")
+        await lease.acquire()
+        with pytest.raises(LeaseHeld, match="SQLite serves one process"):
+            await refuse_second_sqlite_bot(lease)
+        async with db.session() as session:  # its own row is gone again
+            assert [r.pid for r in (await session.exec(select(LeaseRow))).all()] == [other]
+    finally:
+        await db.dispose()

@@ -365,3 +365,60 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
         await lb.stop()
         await telegram.stop()
         await sim.stop()
+
+
+@pytest.mark.timeout(600)
+async def test_polling_one_replica_polls_and_another_takes_over(pg_url: str, tmp_path: Path) -> None:
+    """Long polling allows one poller: of two replicas one polls, the other stands by until it dies."""
+    from chatbot.storage.locks import lock_key
+
+    sim = KisSimulator(SimulatorOptions(tick_interval=0))
+    await sim.start()
+    telegram = FakeTelegram(TOKEN)
+    await telegram.start()
+    ports = [free_port() for _ in range(2)]
+    lb = RoundRobin(ports, "/unused")
+    env = {**os.environ, "KISBOT_TELEGRAM_TOKEN": TOKEN, "KISBOT_TELEGRAM_BASE_URL": telegram.base_url,
+           "KISBOT_HTTP_HOST": "127.0.0.1", "KISBOT_DATABASE_URL": pg_url,
+           "KISBOT_SECURITY_MASTER_KEY_FILE": f"{tmp_path}/master.key", "KISBOT_LOGGING_LEVEL": "INFO",
+           "KISBOT_LOGGING_FILE": "", "KISBOT_KIS_REST_URL": sim.rest_url("real"),
+           "KISBOT_KIS_WS_URL": sim.ws_url("real"), "KISBOT_SIMULATOR_TICK_INTERVAL_SECONDS": "3600"}
+    env.pop("KISBOT_MASTER_KEY", None)
+    env.pop("KISBOT_TELEGRAM_WEBHOOK_URL", None)
+    cluster = Cluster(sim, telegram, lb, env, tmp_path, ports)
+    db = Database(pg_url)
+    user = USERS[0]
+    try:
+        await cluster.start(0)
+        await cluster.wait_healthy(0)
+        await cluster.start(1)
+        await cluster.wait_healthy(1)
+        await cluster.say(user, f"/alert {ALERT_CODE} above 999000", ALERT_SET)
+        poller_key = split_key(lock_key(pg_url.rsplit("%3D", 1)[1], "poller"))
+        holders = await cluster.lock_holders(db)
+        assert poller_key in holders, holders
+        poller = next(i for i, proc in cluster.procs.items() if holders[poller_key].endswith(f"pid {proc.pid}"))
+        cluster.procs[poller].kill()
+        killed_at = time.monotonic()
+        await cluster.procs[poller].wait()
+        cluster.api.release_pollers()  # the dead poller's long poll
+        await cluster.say(user, f"/alert {ALERT_CODE} above 998000", ALERT_SET)
+        print(f"\npolling hand-over: the next update answered {time.monotonic() - killed_at:.2f} s after SIGKILL")
+        assert cluster.count(user, ALERT_SET) == 2  # each answered once
+        survivor = 1 - poller
+        assert "bot serving" in cluster.log(survivor)
+    finally:
+        cluster.api.release_pollers()
+        for proc in cluster.procs.values():
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in cluster.procs.values():
+            while proc.returncode is None:
+                cluster.api.release_pollers()
+                try:
+                    await asyncio.wait_for(proc.wait(), 0.2)
+                except TimeoutError:
+                    pass
+        await db.dispose()
+        await telegram.stop()
+        await sim.stop()

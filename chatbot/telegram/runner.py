@@ -40,7 +40,8 @@ async def serve(services: Services, settings: Settings, stop: asyncio.Event, *, 
 
     def health() -> dict[str, Any]:
         return {"ok": True, "mode": services.mode.value, "version": __version__,
-                "feed_connected": services.operations.figures().feed_connected}
+                "feed_connected": services.operations.figures().feed_connected,
+                "roles": sorted(services.replicas.active) if services.replicas is not None else []}
 
     webhook = settings.telegram.webhook_url
     http: HttpServer | None = None
