@@ -4,21 +4,24 @@ webhook updates taken once."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from chatbot.alerts import outbox
 from chatbot.alerts.notices import Delivered, Delivery, Notice, OrderFilled
 from chatbot.alerts.outbox import OutboxSender, Push
+from chatbot.kis.protocol import KST
 from chatbot.service.replicas import Replicas
 from chatbot.storage import Database
 from chatbot.storage.leases import RUNTIME, Lease, LeaseHeld, refuse_second_sqlite_bot
 from chatbot.storage.locks import OwnershipLocks
-from chatbot.storage.tables import LeaseRow
+from chatbot.storage.tables import AlertRow, LeaseRow, OutboxRow
 from chatbot.storage.types import utcnow
 
 
@@ -118,3 +121,41 @@ async def test_a_second_bot_process_on_sqlite_is_refused(tmp_path: Path) -> None
             assert [r.pid for r in (await session.exec(select(LeaseRow))).all()] == [other]
     finally:
         await db.dispose()
+
+
+async def test_the_feed_owner_fires_an_alert_armed_elsewhere_that_a_tick_crossed_before_it_knew(
+        database: Database) -> None:
+    """Armed on another replica, crossed by a tick that reverted before the feed's owner adopted it: fired,
+    once. And the feed taken over from a dead owner: the day's high made in the gap fires what it crossed."""
+    from tests.test_alert_storms import CODE, OTHER, StandInFeed, count, store_alerts, tick
+
+    if database.is_sqlite:
+        pytest.skip("SQLite serves one process: nothing is armed elsewhere")
+    from chatbot.alerts.engine import AlertEngine
+
+    feed = StandInFeed()
+    engine = AlertEngine(database, feed, lambda: None, rearm_interval=3600)  # type: ignore[arg-type]
+    replicas = Replicas(database, "owner")
+    replicas.feed_role(engine)
+    before = await store_alerts(database, [(OTHER, "above", 60_000)])  # armed before the feed was taken over
+    await replicas.start()  # takes the feed (nobody else holds it)
+    try:
+        assert replicas.owns("feed:market-data") and len(engine.book) == 1
+        # As after a take-over from a replica last seen alive a minute ago: the high made since fires.
+        engine.assume_gap(time.time() - 60)
+        feed.emit(tick(OTHER, 59_000, high=60_500, high_time=datetime.datetime.now(KST).strftime("%H%M%S")))
+        (armed,) = await store_alerts(database, [(CODE, "above", 71_000)])  # another replica arms one
+        feed.emit(tick(CODE, 71_500))  # crosses it ...
+        feed.emit(tick(CODE, 70_000))  # ... and comes back, before the owner knew of the alert
+        await replicas.run_once()  # adopts it: the crossing is found among the recent ticks
+        await replicas.run_once()  # seen again: fired, not adopted a second time
+        await asyncio.wait_for(engine._idle.wait(), 30)
+        for _ in range(100):
+            if await count(database, AlertRow, col(AlertRow.status) == "fired") == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert await count(database, AlertRow, col(AlertRow.status) == "fired",
+                           col(AlertRow.id).in_([armed, *before])) == 2
+        assert await count(database, OutboxRow) == 2  # one push each
+    finally:
+        await replicas.stop()

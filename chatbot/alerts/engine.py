@@ -401,6 +401,15 @@ class AlertEngine:
             self.assume_gap(since, {alert[1] for alert in alerts})
         return added
 
+    def cross(self, alert_id: int, price: int) -> bool:
+        """Fire an alert of the book as crossed at ``price`` by a tick seen before it reached the book (an
+        alert adopted from another replica). False when it is not in the book (fired, or gone)."""
+        where = self.book.where(alert_id)
+        if where is None or not self.book.remove(alert_id):
+            return False
+        self._enqueue(Crossing([alert_id], where[0], price, _kst_second(), time.perf_counter()))
+        return True
+
     def assume_gap(self, since: float, codes: set[str] | None = None) -> None:
         """Treat the feed of ``codes`` (every subscribed symbol if None) as down since ``since``: the first
         tick of each fires the alerts its day high or low crossed after then (a feed taken over from a

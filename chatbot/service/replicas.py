@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -36,6 +37,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.kis.frames import Tick
+from chatbot.kis.realtime import Event
 from chatbot.service.fills import FillWatcher
 from chatbot.storage.db import Database
 from chatbot.storage.leases import RUNTIME, is_live
@@ -49,6 +52,7 @@ PRUNE_EVERY = 600.0  # seconds
 ADOPT_MARGIN = 5.0  # seconds: alerts stored this long before the last look are looked at again (commit lag)
 FEED, RECONCILE, MASTER_FILES, POLLER = "feed:market-data", "reconcile", "master-files", "poller"
 FILLS = "fills:"
+RECENT_TICKS = 15.0  # seconds of prices kept per symbol: longer than an alert takes to be adopted
 
 
 @dataclass(slots=True)
@@ -78,7 +82,8 @@ class Replicas:
         self._pruned = 0.0
         self.catch_up: Callable[[int], Awaitable[int]] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._no_feed: dict[int, float] = {}  # user -> when to look again (no fill feed possible)
+        self._no_feed: dict[int, float] = {}
+        self._recent: dict[str, collections.deque[tuple[float, int]]] = {}  # code -> (time, price) of late ticks  # user -> when to look again (no fill feed possible)
         self.passes = 0
 
     @property
@@ -179,6 +184,19 @@ class Replicas:
             await engine.stop()
 
         self.add(FEED, gain, lose)
+        engine.feed.add_listener(self._note_tick)
+
+    def _note_tick(self, event: Event) -> None:
+        """The feed's last :data:`RECENT_TICKS` seconds of prices per symbol (on the event loop, per tick)."""
+        if type(event) is not Tick:
+            return
+        now = time.time()
+        ticks = self._recent.get(event[0])
+        if ticks is None:
+            ticks = self._recent[event[0]] = collections.deque()
+        ticks.append((now, int(event[2])))
+        while ticks[0][0] < now - RECENT_TICKS:
+            ticks.popleft()
 
     async def _adopt_alerts(self) -> None:
         """Armed alerts the engine does not know (armed, or re-armed after a cooldown, by another
@@ -198,9 +216,20 @@ class Replicas:
         if not new:
             return
         stored = min(r[4] for r in new).timestamp()
-        added = await engine.adopt([(r[0], r[1], r[2], r[3]) for r in new], stored)
-        if added:
-            log.info("alerts armed on another replica adopted", extra={"alerts": len(added)})
+        added = set(await engine.adopt([(r[0], r[1], r[2], r[3]) for r in new], stored))
+        if not added:
+            return
+        # A tick that crossed an alert after it was stored, before this replica knew of it: fired now.
+        crossed = 0
+        for alert_id, code, direction, threshold, updated_at in new:
+            if alert_id not in added:
+                continue
+            prices = [price for seen, price in self._recent.get(code, ()) if seen >= updated_at.timestamp()]
+            if direction == "above" and prices and max(prices) >= threshold:
+                crossed += engine.cross(alert_id, max(prices))
+            elif direction == "below" and prices and min(prices) <= threshold:
+                crossed += engine.cross(alert_id, min(prices))
+        log.info("alerts armed on another replica adopted", extra={"alerts": len(added), "crossed": crossed})
 
     def feed_connected(self, local: Callable[[], bool]) -> Callable[[], bool]:
         """Whether the market-data feed is up, as /status tells it: this replica's session when it owns the
