@@ -41,6 +41,7 @@ async def test_a_lock_has_one_holder_and_passes_on_when_released(database: Datab
             assert await b.take("feed:market-data")
             return
         assert not await b.take("feed:market-data")
+        assert await b.held_anywhere(["feed:market-data", "fills:1"]) == {"feed:market-data"}
         assert await b.take("reconcile") and not await a.take("reconcile")
         await a.close()  # a replica gone: its connection, and with it every lock
         assert await b.take("feed:market-data")

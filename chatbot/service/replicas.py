@@ -38,7 +38,7 @@ from sqlmodel import col, select
 
 from chatbot.alerts.engine import AlertEngine
 from chatbot.kis.frames import Tick
-from chatbot.kis.realtime import Event
+from chatbot.kis.realtime import Event, SubscriptionError
 from chatbot.service.fills import FillWatcher
 from chatbot.storage.db import Database
 from chatbot.storage.leases import RUNTIME, is_live
@@ -52,6 +52,7 @@ PRUNE_EVERY = 600.0  # seconds
 ADOPT_MARGIN = 5.0  # seconds: alerts stored this long before the last look are looked at again (commit lag)
 FEED, RECONCILE, MASTER_FILES, POLLER = "feed:market-data", "reconcile", "master-files", "poller"
 FILLS = "fills:"
+STANDBY_PRUNE = 10.0  # seconds
 RECENT_TICKS = 15.0  # seconds of prices kept per symbol: longer than an alert takes to be adopted
 
 
@@ -83,7 +84,9 @@ class Replicas:
         self.catch_up: Callable[[int], Awaitable[int]] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._no_feed: dict[int, float] = {}
-        self._recent: dict[str, collections.deque[tuple[float, int]]] = {}  # code -> (time, price) of late ticks  # user -> when to look again (no fill feed possible)
+        self._recent: dict[str, collections.deque[tuple[float, int]]] = {}
+        self._unsubscribable: set[str] = set()  # symbols the feed had no slot for (logged once)
+        self._pruned_book = 0.0  # code -> (time, price) of late ticks  # user -> when to look again (no fill feed possible)
         self.passes = 0
 
     @property
@@ -153,6 +156,8 @@ class Replicas:
                     self.held_elsewhere[name] = time.time()
             if self.owns(FEED):
                 await self._adopt_alerts()
+            else:
+                await self._prune_standby_book()
             if self.fills is not None:
                 await self._watch_fills()
             await self._prune()
@@ -184,7 +189,8 @@ class Replicas:
             await engine.stop()
 
         self.add(FEED, gain, lose)
-        engine.feed.add_listener(self._note_tick)
+        if not self.single_process:
+            engine.feed.add_listener(self._note_tick)
 
     def _note_tick(self, event: Event) -> None:
         """The feed's last :data:`RECENT_TICKS` seconds of prices per symbol (on the event loop, per tick)."""
@@ -215,8 +221,19 @@ class Replicas:
         new = [r for r in rows if r[0] is not None and engine.book.where(r[0]) is None]
         if not new:
             return
-        stored = min(r[4] for r in new).timestamp()
-        added = set(await engine.adopt([(r[0], r[1], r[2], r[3]) for r in new], stored))
+        added: set[int] = set()
+        by_code: dict[str, list[Any]] = {}
+        for r in new:
+            by_code.setdefault(r[1], []).append(r)
+        for code, alerts in by_code.items():
+            try:
+                added.update(await engine.adopt([(r[0], r[1], r[2], r[3]) for r in alerts],
+                                                min(r[4] for r in alerts).timestamp()))
+            except SubscriptionError as exc:  # the session is full: its alerts wait for a free slot
+                if code not in self._unsubscribable:
+                    log.warning("an alert armed on another replica cannot be watched: the feed session is full",
+                                extra={"code": code, "msg_cd": exc.msg_cd})
+                self._unsubscribable.add(code)
         if not added:
             return
         # A tick that crossed an alert after it was stored, before this replica knew of it: fired now.
@@ -240,6 +257,28 @@ class Replicas:
             seen = self.held_elsewhere.get(FEED)
             return seen is not None and time.time() - seen < 3 * self.interval + 5.0
         return connected
+
+    async def _prune_standby_book(self) -> None:
+        """A replica standing by keeps the alerts armed through it in its engine's book (and their symbols in
+        its unconnected session, which /alert's capacity check counts): those fired or deleted elsewhere
+        leave it, every :data:`STANDBY_PRUNE` seconds."""
+        engine = self.engine
+        if engine is None or self.single_process or time.monotonic() - self._pruned_book < STANDBY_PRUNE:
+            return
+        self._pruned_book = time.monotonic()
+        ids = engine.book.ids()
+        if not ids:
+            return
+        armed: set[int] = set()
+        async with self.db.engine.connect() as conn:
+            for i in range(0, len(ids), 1000):
+                armed.update(alert_id for alert_id in (await conn.execute(core_select(col(AlertRow.id)).where(
+                    col(AlertRow.id).in_(ids[i:i + 1000]), col(AlertRow.status) == "armed"))).scalars()
+                    if alert_id is not None)
+        for alert_id in ids:
+            where = engine.book.where(alert_id)
+            if alert_id not in armed and where is not None:
+                await engine.disarm(alert_id, where[0])
 
     # -- the fill feeds -------------------------------------------------------------------------------------------
     def fill_roles(self, fills: FillWatcher, catch_up: Callable[[int], Awaitable[int]] | None = None) -> None:
@@ -268,8 +307,14 @@ class Replicas:
                 col(OrderJournalRow.created_at) >= since,
                 col(OrderJournalRow.status).in_(("accepted", "partially_filled"))))).all())
         now = time.monotonic()
-        for owner in sorted(owners - fills.watched()):
+        candidates = owners - fills.watched()
+        # One look at which sessions another replica owns, rather than one try per user and pass.
+        taken = await self.locks.held_anywhere([f"{FILLS}{owner}" for owner in candidates])
+        for owner in sorted(candidates):
             if self._no_feed.get(owner, 0.0) > now:
+                continue
+            if f"{FILLS}{owner}" in taken:
+                self.held_elsewhere[f"{FILLS}{owner}"] = time.time()
                 continue
             name = f"{FILLS}{owner}"
             before = self.held_elsewhere.get(name)

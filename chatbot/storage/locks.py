@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import os
+from collections.abc import Collection
 
 from sqlalchemy import func, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -83,6 +84,20 @@ class OwnershipLocks:
         if got:
             self.held.add(name)
         return got
+
+    async def held_anywhere(self, names: Collection[str]) -> set[str]:
+        """Which of ``names`` some process holds now (one look at ``pg_locks``; none on SQLite)."""
+        if self.exclusive or not names:
+            return set()
+        async with self._io:
+            conn = await self._connection()
+            wanted = {lock_key(self._schema, name) & 0xFFFF_FFFF_FFFF_FFFF: name for name in names}
+            rows = (await conn.execute(text(
+                "SELECT classid::bigint, objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ))).all()
+        held = {(int(high) << 32) | int(low) for high, low in rows}
+        return {name for key, name in wanted.items() if key in held}
 
     async def give_up(self, name: str) -> None:
         if name not in self.held:
