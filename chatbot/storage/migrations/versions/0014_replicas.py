@@ -1,5 +1,6 @@
 """Replicas on one PostgreSQL database: the Telegram updates taken (an update Telegram re-sends,
-perhaps to another replica, is processed once). A new table: existing rows are untouched.
+perhaps to another replica, is processed once), and an index for replicas sending the outbox side by
+side. A new table and an index: existing rows are untouched.
 
 Revision ID: 0014
 Revises: 0010
@@ -27,8 +28,15 @@ def upgrade() -> None:
         sa.Column("received_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_processed_updates_received_at", "processed_updates", ["received_at"])
+    # Replicas send side by side, each taking the oldest pending push of a chat.
+    pending = sa.text("status = 'pending'")
+    op.create_index("ix_outbox_pending", "outbox", ["id"], postgresql_where=pending, sqlite_where=pending)
+    op.create_index("ix_outbox_pending_chat", "outbox", ["chat_id", "id"], postgresql_where=pending,
+                    sqlite_where=pending)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_pending_chat", table_name="outbox")
+    op.drop_index("ix_outbox_pending", table_name="outbox")
     op.drop_index("ix_processed_updates_received_at", table_name="processed_updates")
     op.drop_table("processed_updates")
