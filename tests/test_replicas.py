@@ -159,12 +159,15 @@ class Cluster:
         found[0]["_update"] = update
         return found[0]
 
-    async def order(self, user: dict[str, Any], text: str) -> dict[str, Any]:
+    async def order(self, user: dict[str, Any], text: str, *, double_tap: bool = False) -> dict[str, Any]:
+        """A card, then Confirm (pressed twice at once with ``double_tap``: the two presses reach two replicas)."""
         card = await self.say(user, text, "")
-        query = self.api.press(user, card, BotApiEmulator.buttons(card)[0][1])
+        confirm = BotApiEmulator.buttons(card)[0][1]
+        query = self.api.press(user, card, confirm)
+        queries = [query, self.api.press(user, card, confirm)] if double_tap else [query]
         key = (card["chat"]["id"], card["message_id"])
         await wait_for(lambda: ACCEPTED in self.api.messages[key].get("text", ""), what=f"{text} accepted")
-        await wait_for(lambda: self.answers[query] >= 1, what="the Confirm press answered")
+        await wait_for(lambda: all(self.answers[q] >= 1 for q in queries), what="the Confirm press answered")
         card["_query"] = query
         return card
 
@@ -263,7 +266,7 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
         for n, user in enumerate(USERS[:3], start=1):
             await cluster.say(user, f"/alert {ALERT_CODE} above {base + (2 + n) * step}", ALERT_SET)
             cards.append(await cluster.order(user, f"/buy {ORDER_CODE} 1 {resting}"))
-            card = await cluster.order(user, f"/buy {ORDER_CODE} 1")
+            card = await cluster.order(user, f"/buy {ORDER_CODE} 1", double_tap=True)  # placed once
             cards.append(card)
             buy_updates.append(card["_update"])
             orders += 2
