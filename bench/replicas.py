@@ -34,7 +34,7 @@ async def _blocked(owner_id: int) -> None:
     return None
 
 
-async def _run(url: str, senders: int) -> float:
+async def _run(url: str, senders: int, claims: bool = True) -> float:
     """Pushes per second with ``senders`` senders, each on its own connection pool (a replica each)."""
     dbs = [Database(url) for _ in range(senders)]
     try:
@@ -45,6 +45,7 @@ async def _run(url: str, senders: int) -> float:
         workers = [OutboxSender(db) for db in dbs]
         for worker in workers:
             worker.notifier, worker.on_blocked = Instant(), _blocked
+            worker.claims = worker.claims and claims
         started = time.perf_counter()
         sent = 0
         while sent < PUSHES:
@@ -55,7 +56,7 @@ async def _run(url: str, senders: int) -> float:
             await db.dispose()
 
 
-async def _postgres(senders: int) -> float | None:
+async def _postgres(senders: int, claims: bool = True) -> float | None:
     try:
         import psycopg
     except ImportError:
@@ -67,7 +68,7 @@ async def _postgres(senders: int) -> float | None:
     except psycopg.Error:
         return None
     try:
-        return await _run(f"{PG_BASE}?options=-csearch_path%3D{schema}", senders)
+        return await _run(f"{PG_BASE}?options=-csearch_path%3D{schema}", senders, claims)
     finally:
         with psycopg.connect(PG_BASE, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
@@ -76,14 +77,19 @@ async def _postgres(senders: int) -> float | None:
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = await _run(f"sqlite:///{tmp}/bench.sqlite3", 1)
-    print(f"   outbox, {PUSHES:,} pushes to {CHATS:,} chats, instant notifier (pushes/s):")
-    print(f"     SQLite, 1 sender (no claims)        {sqlite:8.0f}   1.00x")
+    print(f"   outbox, {PUSHES:,} pushes to {CHATS:,} chats, instant notifier (pushes/s; ratio to SQLite, "
+          f"to PostgreSQL unclaimed):")
+    print(f"     {'SQLite, 1 sender (one process: no claims)':58} {sqlite:6.0f}   1.00x")
+    alone = await _postgres(1, claims=False)
+    if alone is None:
+        print("     PostgreSQL: not answering at 127.0.0.1:5432 (skipped)")
+        return
+    print(f"     {'PostgreSQL, 1 sender unclaimed (the path before replicas)':58} {alone:6.0f}   "
+          f"{alone / sqlite:.2f}x   1.00x")
     for senders in (1, 2, 3):
-        rate = await _postgres(senders)
-        if rate is None:
-            print("     PostgreSQL: not answering at 127.0.0.1:5432 (skipped)")
-            return
-        print(f"     PostgreSQL, {senders} sender(s) (claimed)    {rate:8.0f}   {rate / sqlite:.2f}x")
+        rate = await _postgres(senders) or 0.0
+        print(f"     {f'PostgreSQL, {senders} replica sender(s), rows claimed':58} {rate:6.0f}   "
+              f"{rate / sqlite:.2f}x   {rate / alone:.2f}x")
 
 
 if __name__ == "__main__":

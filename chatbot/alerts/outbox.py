@@ -83,6 +83,7 @@ class OutboxSender:
         self._stopping = False
         self._retry_after: float | None = None  # seconds the platform asked to wait before the next push
         self.sent = 0
+        self.claims = not db.is_sqlite  # replicas may send side by side: each row claimed (SQLite: one process)
 
     def wake(self) -> None:
         self._wake.set()
@@ -133,7 +134,7 @@ class OutboxSender:
         notifier, on_blocked = self.notifier, self.on_blocked
         if notifier is None or on_blocked is None:
             return 0
-        if not self.db.is_sqlite:
+        if self.claims:
             return await self._send_claimed(notifier, on_blocked, limit)
         async with self.db.session() as session:
             rows = list((await session.exec(select(OutboxRow).where(col(OutboxRow.status) == "pending")
