@@ -14,7 +14,7 @@ from telegram import Update
 from chatbot import __version__
 from chatbot.config import Settings
 from chatbot.metrics import Metrics, families
-from chatbot.service.replicas import POLLER
+from chatbot.service.replicas import POLLER, Replicas
 from chatbot.service.services import Services
 from chatbot.telegram import app as tg
 from chatbot.telegram.notifier import TelegramNotifier
@@ -28,6 +28,17 @@ log = logging.getLogger(__name__)
 def derived_secret(token: str) -> str:
     """A webhook secret every replica computes alike from the bot token (Telegram allows A-Z a-z 0-9 _ -)."""
     return hmac.new(token.encode(), b"kis-chatops webhook secret", hashlib.sha256).hexdigest()
+
+
+async def first_delivery(replicas: Replicas, update_id: int) -> bool:
+    """Is the update this replica's to process? When the database cannot say, it is (a duplicate is less
+    harm than a lost update: cards, alerts and orders are single-use by database state anyway)."""
+    try:
+        return await replicas.first_delivery(update_id)
+    except Exception:  # any database fault: processed rather than lost
+        log.warning("could not record the webhook update as taken; processing it", exc_info=True,
+                    extra={"update_id": update_id})
+        return True
 
 
 async def serve(services: Services, settings: Settings, stop: asyncio.Event, *, metrics: Metrics | None = None,
@@ -60,7 +71,7 @@ async def serve(services: Services, settings: Settings, stop: asyncio.Event, *, 
                     update = Update.de_json(data, application.bot)
                 except (TypeError, ValueError, KeyError, AttributeError) as exc:  # malformed
                     raise MalformedUpdate(f"{type(exc).__name__}") from None
-                if replicas is not None and not await replicas.first_delivery(update.update_id):
+                if replicas is not None and not await first_delivery(replicas, update.update_id):
                     log.info("webhook update already taken; dropped", extra={"update_id": update.update_id})
                     return  # re-sent by Telegram: another replica (or this one) has it
                 await application.update_queue.put(update)
