@@ -160,3 +160,27 @@ async def test_the_feed_owner_fires_an_alert_armed_elsewhere_that_a_tick_crossed
         assert await count(database, OutboxRow) == 2  # one push each
     finally:
         await replicas.stop()
+
+
+async def test_a_token_issued_by_another_replica_a_moment_ago_is_used_not_refused() -> None:
+    """Two replicas meet a user's first command at once: KIS issues one token a minute per key
+    (EGW00133 to the second); the second takes the first's from the shared store."""
+    from chatbot.kis.errors import KisTokenIssueThrottled
+    from chatbot.kis.token import CachedToken, MemoryTokenStore, TokenManager
+
+    store = MemoryTokenStore()
+    now = time.time()
+    issued = asyncio.Event()
+
+    async def first_issue() -> CachedToken:
+        issued.set()
+        await asyncio.sleep(0.3)  # saved a moment after the second replica asked KIS
+        return CachedToken("from-the-first", now + 86_400, now)
+
+    async def second_issue() -> CachedToken:
+        raise KisTokenIssueThrottled("EGW00133", msg_cd="EGW00133")
+
+    first, second = TokenManager("k", store, first_issue), TokenManager("k", store, second_issue)
+    one = asyncio.create_task(first.get())
+    await issued.wait()
+    assert await second.get() == "from-the-first" and await one == "from-the-first"
