@@ -186,6 +186,8 @@ class AlertRow(SQLModel, table=True):
     """A price alert: fires once when the trade price crosses, or again after a cooldown (repeat)."""
 
     __tablename__ = "alerts"
+    # The feed's owner looks for alerts armed on other replicas since its last look (chatbot.service.replicas).
+    __table_args__ = (Index("ix_alerts_status_updated_at", "status", "updated_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(sa_type=BigInteger, index=True)

@@ -1,6 +1,7 @@
 """Replicas on one PostgreSQL database: the Telegram updates taken (an update Telegram re-sends,
 perhaps to another replica, is processed once), and an index for replicas sending the outbox side by
-side. A new table and an index: existing rows are untouched.
+side, and one for the feed's owner finding alerts armed on other replicas. A new table and indexes:
+existing rows are untouched.
 
 Revision ID: 0014
 Revises: 0010
@@ -29,6 +30,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_processed_updates_received_at", "processed_updates", ["received_at"])
     # Replicas send side by side, each taking the oldest pending push of a chat.
+    # The feed's owner reads the alerts armed on other replicas since its last look, every second.
+    op.create_index("ix_alerts_status_updated_at", "alerts", ["status", "updated_at"])
     pending = sa.text("status = 'pending'")
     op.create_index("ix_outbox_pending", "outbox", ["id"], postgresql_where=pending, sqlite_where=pending)
     op.create_index("ix_outbox_pending_chat", "outbox", ["chat_id", "id"], postgresql_where=pending,
@@ -38,5 +41,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_outbox_pending_chat", table_name="outbox")
     op.drop_index("ix_outbox_pending", table_name="outbox")
+    op.drop_index("ix_alerts_status_updated_at", table_name="alerts")
     op.drop_index("ix_processed_updates_received_at", table_name="processed_updates")
     op.drop_table("processed_updates")
