@@ -184,3 +184,22 @@ async def test_a_token_issued_by_another_replica_a_moment_ago_is_used_not_refuse
     one = asyncio.create_task(first.get())
     await issued.wait()
     assert await second.get() == "from-the-first" and await one == "from-the-first"
+
+
+async def test_a_standby_session_counts_subscriptions_without_connecting() -> None:
+    from chatbot.kis.realtime import SubscriptionLimitError
+    from chatbot.kis.standby import StandbyRealtimeClient
+
+    async def approval() -> str:
+        raise AssertionError("a session standing by asks KIS for nothing")
+
+    client = StandbyRealtimeClient("ws://127.0.0.1:9", approval, max_subscriptions=2)
+    await asyncio.wait_for(client.subscribe("H0STCNT0", "005930"), 1)  # no connection, no wait for an ack
+    await client.subscribe("H0STCNT0", "005930")
+    await client.subscribe("H0STCNT0", "000660")
+    with pytest.raises(SubscriptionLimitError):
+        await asyncio.wait_for(client.subscribe("H0STCNT0", "035420"), 1)
+    assert client.subscriptions == {("H0STCNT0", "005930"): 2, ("H0STCNT0", "000660"): 1}
+    await client.unsubscribe("H0STCNT0", "000660")
+    assert client.standing_by and not client.connected.is_set()
+    await client.aclose()

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-from chatbot.kis.realtime import RealtimeClient
+from chatbot.kis import protocol as p
+from chatbot.kis.realtime import RealtimeClient, SubscriptionLimitError
 
 
 class StandbyRealtimeClient(RealtimeClient):
@@ -27,7 +28,8 @@ class StandbyRealtimeClient(RealtimeClient):
                 self._refs[key] += 1
                 return
             if len(self._refs) >= self.max_subscriptions:
-                await super().subscribe(tr_id, tr_key)  # raises SubscriptionLimitError
+                raise SubscriptionLimitError(f"this connection already carries {self.max_subscriptions} subscriptions",
+                                             msg_cd=p.OPSP_MAX_SUBSCRIPTIONS)
             self._refs[key] = 1
             # Settled by its acknowledgement once connected; nobody waits for it meanwhile.
             future = self._acks[key] = asyncio.get_running_loop().create_future()
