@@ -83,10 +83,10 @@ class Replicas:
         self._pruned = 0.0
         self.catch_up: Callable[[int], Awaitable[int]] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._no_feed: dict[int, float] = {}
-        self._recent: dict[str, collections.deque[tuple[float, int]]] = {}
+        self._no_feed: dict[int, float] = {}  # user -> when to look again (no fill feed possible)
+        self._recent: dict[str, collections.deque[tuple[float, int]]] = {}  # code -> (time, price) of late ticks
         self._unsubscribable: set[str] = set()  # symbols the feed had no slot for (logged once)
-        self._pruned_book = 0.0  # code -> (time, price) of late ticks  # user -> when to look again (no fill feed possible)
+        self._pruned_book = 0.0
         self.passes = 0
 
     @property
