@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Collection
 
-from sqlalchemy import func, text
+from sqlalchemy import BigInteger, Boolean, Integer, String, column, func, table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import select
@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 # loses its locks within ~10 s; a killed process at once).
 KEEPALIVE = {"tcp_keepalives_idle": 4, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
 KEEPALIVE_BOUND = 10.0
+# The server's lock table (advisory keys: classid the high 32 bits, objid the low 32, objsubid 1).
+_PG_LOCKS = table("pg_locks", column("locktype", String), column("granted", Boolean), column("objsubid", Integer),
+                  column("classid", BigInteger), column("objid", BigInteger), column("database", BigInteger))
+_PG_DATABASE = table("pg_database", column("oid", BigInteger), column("datname", String))
 
 
 def lock_key(schema: str, name: str) -> int:
@@ -60,10 +64,11 @@ class OwnershipLocks:
             try:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 # Named after this process, so an operator (and a test) can tell who holds what in pg_locks.
-                await conn.execute(text(f"SET application_name = 'kis-chatops locks pid {os.getpid()}'"))
+                await conn.execute(select(func.set_config("application_name", f"kis-chatops locks pid {os.getpid()}",
+                                                          False)))
                 for setting, value in KEEPALIVE.items():
                     with contextlib.suppress(SQLAlchemyError):  # not every server lets a session set them
-                        await conn.execute(text(f"SET {setting} = {int(value)}"))
+                        await conn.execute(select(func.set_config(setting, str(int(value)), False)))
                 self._schema = str((await conn.execute(select(func.current_schema()))).scalar() or "")
             except BaseException:
                 await conn.close()
@@ -92,10 +97,11 @@ class OwnershipLocks:
         async with self._io:
             conn = await self._connection()
             wanted = {lock_key(self._schema, name) & 0xFFFF_FFFF_FFFF_FFFF: name for name in names}
-            rows = (await conn.execute(text(
-                "SELECT classid::bigint, objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            ))).all()
+            rows = (await conn.execute(
+                select(_PG_LOCKS.c.classid, _PG_LOCKS.c.objid).where(
+                    _PG_LOCKS.c.locktype == "advisory", _PG_LOCKS.c.granted, _PG_LOCKS.c.objsubid == 1,
+                    _PG_LOCKS.c.database == select(_PG_DATABASE.c.oid)
+                    .where(_PG_DATABASE.c.datname == func.current_database()).scalar_subquery()))).all()
         held = {(int(high) << 32) | int(low) for high, low in rows}
         return {name for key, name in wanted.items() if key in held}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, text
+from sqlalchemy import JSON, BigInteger, Column, Index, column
 from sqlmodel import Field, SQLModel
 
 from chatbot.storage.types import UTCDateTime, utcnow
@@ -214,10 +214,10 @@ class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
     # Replicas claim the oldest pending push of each chat (chatbot.alerts.outbox): "an earlier one pending?"
     # (both partial: pending rows only, so sent ones never slow the claim down).
-    __table_args__ = (Index("ix_outbox_pending", "id", postgresql_where=text("status = 'pending'"),
-                            sqlite_where=text("status = 'pending'")),
-                      Index("ix_outbox_pending_chat", "chat_id", "id", postgresql_where=text("status = 'pending'"),
-                            sqlite_where=text("status = 'pending'")))
+    __table_args__ = (Index("ix_outbox_pending", "id", postgresql_where=column("status") == "pending",
+                            sqlite_where=column("status") == "pending"),
+                      Index("ix_outbox_pending_chat", "chat_id", "id", postgresql_where=column("status") == "pending",
+                            sqlite_where=column("status") == "pending"))
 
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(max_length=120, unique=True)

@@ -32,7 +32,7 @@ def upgrade() -> None:
     # Replicas send side by side, each taking the oldest pending push of a chat.
     # The feed's owner reads the alerts armed on other replicas since its last look, every second.
     op.create_index("ix_alerts_status_updated_at", "alerts", ["status", "updated_at"])
-    pending = sa.text("status = 'pending'")
+    pending = sa.column("status") == "pending"
     op.create_index("ix_outbox_pending", "outbox", ["id"], postgresql_where=pending, sqlite_where=pending)
     op.create_index("ix_outbox_pending_chat", "outbox", ["chat_id", "id"], postgresql_where=pending,
                     sqlite_where=pending)
