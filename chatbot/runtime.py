@@ -158,7 +158,7 @@ class Runtime:
             # One session per app key: a replica that does not own the feed's keeps its subscriptions unconnected.
             engine = (AlertEngine(db, StandbyRealtimeClient(ws_url, feed_client.approval_key), pushes.wake)
                       if feed_client else None)
-            replicas = Replicas(db, lease.owner)
+            replicas = Replicas(db, lease.owner, advertise_url=settings.http.advertise_url)
             settling = Settling()
             fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[mode.flavour], pushes.wake)
             fills.unwritten_order_nos = lambda: settling.unwritten.order_nos

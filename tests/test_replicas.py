@@ -116,7 +116,8 @@ class Cluster:
         return self.telegram.emulator
 
     async def start(self, i: int, run: int = 0) -> None:
-        env = {**self.env, "KISBOT_HTTP_PORT": str(self.ports[i])}
+        env = {**self.env, "KISBOT_HTTP_PORT": str(self.ports[i]),
+               "KISBOT_HTTP_ADVERTISE_URL": f"http://127.0.0.1:{self.ports[i]}"}
         log = (self.tmp / f"replica{i}.{run}.log").open("wb")
         self.procs[i] = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "run", cwd=ROOT, env=env,
                                                              stdout=log, stderr=log)
@@ -362,6 +363,12 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
         await wait_for(lambda: cluster.count(late, FILLED) == 1 and cluster.count(USERS[1], FILLED) == 3,
                        what="the fills after the restart")
         await asyncio.sleep(2.0)  # anything sent twice would have come by now
+
+        # /login's steps reach the replicas in turn: each is forwarded to the replica where /login began.
+        await cluster.say(late, "/login", "1/4")
+        await cluster.say(late, "PS" + "a1B2c3D4e5" * 3 + "f6g7", "2/4")
+        await cluster.say(late, "/cancel", "Registration stopped")
+        assert cluster.count(late, "I deleted your message") == 0  # no step taken for a stray secret
 
         # -- once each ------------------------------------------------------------------------------------------------
         assert sim.orders_accepted == orders

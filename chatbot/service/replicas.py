@@ -43,11 +43,12 @@ from chatbot.service.fills import FillWatcher
 from chatbot.storage.db import Database
 from chatbot.storage.leases import RUNTIME, is_live
 from chatbot.storage.locks import OwnershipLocks
-from chatbot.storage.tables import AlertRow, LeaseRow, OrderJournalRow, ProcessedUpdateRow
+from chatbot.storage.tables import AlertRow, LeaseRow, LoginFlowRow, OrderJournalRow, ProcessedUpdateRow
 from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
-UPDATES_KEPT = dt.timedelta(days=2)  # Telegram keeps an undelivered update for 24 hours
+UPDATES_KEPT = dt.timedelta(days=2)
+LOGIN_FLOW_TTL = dt.timedelta(minutes=6)  # /login's own timeout is 5 minutes  # Telegram keeps an undelivered update for 24 hours
 PRUNE_EVERY = 600.0  # seconds
 ADOPT_MARGIN = 5.0  # seconds: alerts stored this long before the last look are looked at again (commit lag)
 FEED, RECONCILE, MASTER_FILES, POLLER = "feed:market-data", "reconcile", "master-files", "poller"
@@ -66,9 +67,10 @@ class Role:
 class Replicas:
     """This replica's share of the once-only work, and the Telegram updates it takes."""
 
-    def __init__(self, db: Database, owner: str, *, interval: float = 1.0) -> None:
+    def __init__(self, db: Database, owner: str, *, interval: float = 1.0, advertise_url: str = "") -> None:
         self.db = db
         self.owner = owner  # the runtime lease's owner (host:pid:start:nonce)
+        self.advertise_url = advertise_url.rstrip("/")  # where the other replicas reach this one (http.advertise_url)
         self.interval = interval
         self.locks = OwnershipLocks(db)
         self.roles: dict[str, Role] = {}
@@ -366,6 +368,29 @@ class Replicas:
                 .values(owner=self.owner, received_at=utcnow()).returning(col(ProcessedUpdateRow.update_id)))).first()
             return moved is not None
 
+    # -- /login in progress on one replica -----------------------------------------------------------------------
+    async def login_started(self, user_id: int) -> None:
+        """A /login began here: its steps live in this replica's memory, so the user's next updates that reach
+        another replica are forwarded here (while it lives, for :data:`LOGIN_FLOW_TTL`)."""
+        if self.single_process or not self.advertise_url:
+            return
+        insert = pg_insert(LoginFlowRow).values(user_id=user_id, owner=self.owner, url=self.advertise_url,
+                                                expires_at=utcnow() + LOGIN_FLOW_TTL)
+        async with self.db.write() as session:
+            await session.exec(insert.on_conflict_do_update(index_elements=[col(LoginFlowRow.user_id)], set_={
+                "owner": insert.excluded.owner, "url": insert.excluded.url, "expires_at": insert.excluded.expires_at}))
+
+    async def login_elsewhere(self, user_id: int) -> str | None:
+        """The address of the live replica where this user's /login is in progress, if not this one."""
+        if self.single_process:
+            return None
+        async with self.db.session() as session:
+            flow = await session.get(LoginFlowRow, user_id)
+            if flow is None or flow.owner == self.owner or flow.expires_at < utcnow():
+                return None
+            holder = await session.get(LeaseRow, f"{RUNTIME}:{flow.owner}")
+        return flow.url if holder is not None and is_live(holder) else None
+
     async def _prune(self) -> None:
         if time.monotonic() - self._pruned < PRUNE_EVERY:
             return
@@ -373,3 +398,4 @@ class Replicas:
         async with self.db.write() as session:
             await session.exec(delete(ProcessedUpdateRow).where(
                 col(ProcessedUpdateRow.received_at) < utcnow() - UPDATES_KEPT))
+            await session.exec(delete(LoginFlowRow).where(col(LoginFlowRow.expires_at) < utcnow()))

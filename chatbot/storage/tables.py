@@ -243,3 +243,15 @@ class ProcessedUpdateRow(SQLModel, table=True):
     owner: str = Field(max_length=140)  # the runtime lease's owner that took it
     received_at: dt.datetime = Field(default_factory=utcnow,
                                      sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class LoginFlowRow(SQLModel, table=True):
+    """A /login in progress on one replica (its steps live in that replica's memory): the replica's
+    address, so another replica given the user's next update forwards it there. Until ``expires_at``."""
+
+    __tablename__ = "login_flows"
+
+    user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    owner: str = Field(max_length=140)  # the runtime lease's owner
+    url: str = Field(max_length=300)  # where that replica takes webhook calls
+    expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

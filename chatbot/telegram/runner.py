@@ -30,6 +30,36 @@ def derived_secret(token: str) -> str:
     return hmac.new(token.encode(), b"kis-chatops webhook secret", hashlib.sha256).hexdigest()
 
 
+async def forwarded(replicas: Replicas, update: Update, data: dict[str, Any], secret: str, path: str) -> bool:
+    """Replicas: /login's steps live in the memory of the replica where it began. An update from a user
+    whose /login is in progress on another live replica is forwarded there (True); one that starts a
+    /login here is noted. When the other replica cannot be reached the update is processed here."""
+    user = update.effective_user
+    if user is None or replicas.single_process:
+        return False
+    try:
+        text = update.message.text if update.message is not None else None
+        if text and text.split(maxsplit=1)[0].split("@")[0] == "/login":
+            await replicas.login_started(user.id)
+            return False
+        url = await replicas.login_elsewhere(user.id)
+        if url is None:
+            return False
+        import aiohttp
+
+        from chatbot.http_server import SECRET_HEADER
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, session.post(
+                url + path, json=data, headers={SECRET_HEADER: secret}) as response:
+            if response.status == 200:
+                log.info("update forwarded to the replica holding its /login", extra={"update_id": update.update_id})
+                return True
+            log.warning("the replica holding a /login did not take its update", extra={"status": response.status})
+    except Exception:  # its replica unreachable, or the database: processed here (the /login may restart)
+        log.warning("could not forward an update to the replica holding its /login", exc_info=True)
+    return False
+
+
 async def first_delivery(replicas: Replicas, update_id: int) -> bool:
     """Is the update this replica's to process? When the database cannot say, it is (a duplicate is less
     harm than a lost update: cards, alerts and orders are single-use by database state anyway)."""
@@ -71,6 +101,9 @@ async def serve(services: Services, settings: Settings, stop: asyncio.Event, *, 
                     update = Update.de_json(data, application.bot)
                 except (TypeError, ValueError, KeyError, AttributeError) as exc:  # malformed
                     raise MalformedUpdate(f"{type(exc).__name__}") from None
+                if replicas is not None and await forwarded(replicas, update, data, secret,
+                                                            settings.telegram.webhook_path):
+                    return  # the user's /login is in progress on another replica: handled there
                 if replicas is not None and not await first_delivery(replicas, update.update_id):
                     log.info("webhook update already taken; dropped", extra={"update_id": update.update_id})
                     return  # re-sent by Telegram: another replica (or this one) has it
