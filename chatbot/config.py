@@ -116,6 +116,9 @@ class HttpSettings:
 
     host: str = "127.0.0.1"
     port: int = 0
+    # Replicas (README, Running replicas): this replica's address as the others reach it, e.g.
+    # http://bot1:8080. A /login in progress here gets its user's next webhook updates forwarded here.
+    advertise_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)

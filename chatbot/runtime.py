@@ -15,8 +15,8 @@ from chatbot.alerts.outbox import OutboxSender
 from chatbot.config import Settings
 from chatbot.kis import protocol as p
 from chatbot.kis.models import Account
-from chatbot.kis.realtime import RealtimeClient
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
+from chatbot.kis.standby import StandbyRealtimeClient
 from chatbot.market_hours import MarketCalendar, parse_windows
 from chatbot.markets.directory import SymbolDirectory
 from chatbot.markets.refresh import MasterRefresher
@@ -26,19 +26,21 @@ from chatbot.service.account import AccountService
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.alerts import AlertService
 from chatbot.service.cards import CardStore
+from chatbot.service.fill_catchup import catch_up_fills
 from chatbot.service.fills import FillWatcher
 from chatbot.service.journal import OrderJournal, Settling
 from chatbot.service.market_data import MarketData
 from chatbot.service.orders import Orders
 from chatbot.service.reconciliation import OrderReconciler
 from chatbot.service.registration import Registration
+from chatbot.service.replicas import DAILY_REPORTS, MASTER_FILES, RECONCILE, Replicas
 from chatbot.service.reports import ReportService
 from chatbot.service.services import Operations, Services
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
 from chatbot.storage import Database, vault
 from chatbot.storage.credentials import CredentialStore, PaperAccountStore
-from chatbot.storage.leases import RUNTIME, Lease
+from chatbot.storage.leases import RUNTIME, Lease, refuse_second_sqlite_bot
 from chatbot.storage.master_files import MasterFileStore
 from chatbot.storage.tokens import DbTokenStore
 
@@ -94,6 +96,7 @@ class Runtime:
     feed_client: KisRestClient | None  # the operator's client for the market-data feed
     lease: Lease  # this process's hold on the database (see chatbot.storage.leases)
     directory_refresh: MasterRefresher  # KIS's master files
+    replicas: Replicas  # the once-only work this replica owns (see chatbot.service.replicas)
 
     @property
     def sender(self) -> OutboxSender:
@@ -117,6 +120,7 @@ class Runtime:
             await db.migrate()
             lease = Lease(db, RUNTIME, "bot")
             await lease.acquire()  # refused while rotate-key runs; rotate-key is refused while this is held
+            await refuse_second_sqlite_bot(lease)  # SQLite serves one process; replicas need PostgreSQL
             db.start_checkpoints()
             keyring = keyring or await vault.open_keyring(db, settings.security.master_key_file)
             box = SecretBox(keyring)
@@ -152,8 +156,10 @@ class Runtime:
 
             pushes = OutboxDelivery(db, user_blocked_bot)
             feed_client = _feed_client(settings, endpoint, sim is not None)
-            engine = (AlertEngine(db, RealtimeClient(ws_url, feed_client.approval_key), pushes.wake)
+            # One session per app key: a replica that does not own the feed's keeps its subscriptions unconnected.
+            engine = (AlertEngine(db, StandbyRealtimeClient(ws_url, feed_client.approval_key), pushes.wake)
                       if feed_client else None)
+            replicas = Replicas(db, lease.owner, advertise_url=settings.http.advertise_url)
             settling = Settling()
             fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[mode.flavour], pushes.wake)
             fills.unwritten_order_nos = lambda: settling.unwritten.order_nos
@@ -161,7 +167,7 @@ class Runtime:
 
             calendar = MarketCalendar(parse_windows(kis.maintenance_windows))
             market = MarketData(accounts, directory, mode, calendar,
-                                feed_connected=engine.feed.connected.is_set if engine else None)
+                                feed_connected=replicas.feed_connected(engine.feed.connected.is_set) if engine else None)
             cards = CardStore(db, settings.telegram.confirmation_ttl_seconds)
             journal = OrderJournal(db)
             reconciler = OrderReconciler(db, accounts, journal, cards, users, directory, mode, settling,
@@ -178,10 +184,12 @@ class Runtime:
             reports = ReportService(db, accounts, mode, wake_sender=pushes.wake)
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
                                 Operations(orders, accounts, fills, engine, pushes),
-                                allowed_users=frozenset(settings.telegram.allowed_users), reports=reports)
+                                allowed_users=frozenset(settings.telegram.allowed_users), reports=reports,
+                                replicas=replicas)
             # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
             directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
                                                 download=mode is not Mode.PAPER)
+            directory_refresh.may_download = lambda: replicas.owns(MASTER_FILES)
             await orders.recover()
         except BaseException:
             if sim is not None:
@@ -191,19 +199,24 @@ class Runtime:
             await db.dispose()
             raise
         runtime = cls(settings, db, sim, mode, accounts, registration, users, market, orders, account, alerts,
-                      engine, fills, reconciler, pushes, services, feed_client, lease, directory_refresh)
+                      engine, fills, reconciler, pushes, services, feed_client, lease, directory_refresh, replicas)
+        # Once-only work, each part owned by one replica (on SQLite: this process): the feed, each
+        # user's fill feed, reconciliation (in the background: start-up does not wait for KIS), the
+        # master-file downloads.
         if engine is not None:
-            await engine.start()
+            replicas.feed_role(engine)
+        replicas.fill_roles(fills, lambda user_id: catch_up_fills(db, accounts, users, user_id, pushes.wake))
+        replicas.add(RECONCILE, lambda since: _started(reconciler.start), reconciler.stop)
+        replicas.add(MASTER_FILES, lambda since: _nothing(), _nothing)
+        replicas.add(DAILY_REPORTS, lambda since: _started(reports.start), reports.stop)  # at each market's close
+        await replicas.start()
         await fills.resume_recent()
-        reconciler.start()  # in the background: start-up does not wait for KIS
         directory_refresh.start()
-        reports.start()  # the daily report at each market's close
         log.info("runtime ready", extra={"mode": mode.value, "kis": endpoint.rest_url, "alerts": engine is not None})
         return runtime
 
     async def aclose(self) -> None:
-        if self.services.reports is not None:
-            await self.services.reports.stop()
+        await self.replicas.stop()
         await self.directory_refresh.stop()
         await self.reconciler.stop()
         await self.pushes.stop()
@@ -218,6 +231,14 @@ class Runtime:
             await self.sim.stop()
         await self.lease.release()
         await self.db.dispose()
+
+
+async def _started(start: Callable[[], None]) -> None:
+    start()
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _feed_client(settings: Settings, endpoint: KisEndpoint, simulator: bool) -> KisRestClient | None:

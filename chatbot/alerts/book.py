@@ -85,6 +85,10 @@ class AlertBook:
     def __contains__(self, alert_id: int) -> bool:
         return alert_id in self._where
 
+    def ids(self) -> list[int]:
+        """Every alert in the book (a standby replica prunes the ones fired or deleted elsewhere)."""
+        return list(self._where)
+
     def count(self, code: str) -> int:
         s = self._symbols.get(code)
         return len(s.above.keys) + len(s.below.keys) if s else 0

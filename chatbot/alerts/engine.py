@@ -388,6 +388,37 @@ class AlertEngine:
             await self._ensure_subscribed(code)
         self._add_many(alerts)
 
+    # -- replicas (chatbot.service.replicas): alerts armed elsewhere, a feed taken over -----------------------
+    async def adopt(self, alerts: Sequence[BookEntry], since: float) -> list[int]:
+        """Alerts another replica armed (stored at or after ``since``, epoch seconds): their symbols
+        subscribed, into the book, and the first tick of each symbol checks the day's high and low made
+        since then, as after a feed gap (a crossing before this replica knew of them is not missed).
+        Returns the ids added (those already in the book are skipped)."""
+        for code in sorted({alert[1] for alert in alerts}):
+            await self._ensure_subscribed(code)
+        added = self.book.add_many(alerts)
+        if added:
+            self.assume_gap(since, {alert[1] for alert in alerts})
+        return added
+
+    def cross(self, alert_id: int, price: int) -> bool:
+        """Fire an alert of the book as crossed at ``price`` by a tick seen before it reached the book (an
+        alert adopted from another replica). False when it is not in the book (fired, or gone)."""
+        where = self.book.where(alert_id)
+        if where is None or not self.book.remove(alert_id):
+            return False
+        self._enqueue(Crossing([alert_id], where[0], price, _kst_second(), time.perf_counter()))
+        return True
+
+    def assume_gap(self, since: float, codes: set[str] | None = None) -> None:
+        """Treat the feed of ``codes`` (every subscribed symbol if None) as down since ``since``: the first
+        tick of each fires the alerts its day high or low crossed after then (a feed taken over from a
+        replica that died)."""
+        self._gap_start = since if self._gap_start is None else min(self._gap_start, since)
+        self._gap_symbols |= set(self._subscribed) if codes is None else codes & self._subscribed
+        if not self._gap_symbols:
+            self._gap_closed()
+
 
 def _kst_second() -> str:
     """Now as KIS stamps a trade (HHMMSS, Korean time)."""

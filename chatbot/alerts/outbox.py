@@ -15,8 +15,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert, update
+from sqlalchemy import exists, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,6 +28,7 @@ from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
+BLOCKED = "blocked by the user"
 
 
 class Push(NamedTuple):
@@ -81,6 +83,7 @@ class OutboxSender:
         self._stopping = False
         self._retry_after: float | None = None  # seconds the platform asked to wait before the next push
         self.sent = 0
+        self.claims = not db.is_sqlite  # replicas may send side by side: each row claimed (SQLite: one process)
 
     def wake(self) -> None:
         self._wake.set()
@@ -131,6 +134,8 @@ class OutboxSender:
         notifier, on_blocked = self.notifier, self.on_blocked
         if notifier is None or on_blocked is None:
             return 0
+        if self.claims:
+            return await self._send_claimed(notifier, on_blocked, limit)
         async with self.db.session() as session:
             rows = list((await session.exec(select(OutboxRow).where(col(OutboxRow.status) == "pending")
                                             .order_by(col(OutboxRow.id)).limit(limit))).all())
@@ -152,7 +157,7 @@ class OutboxSender:
                 log.warning("push failed", extra={"outbox_id": row.id, "attempt": row.attempts + 1, "dead": dead})
                 continue
             if isinstance(delivery, Blocked):
-                await self._mark(row, "dead", "blocked by the user")
+                await self._mark(row, "dead", BLOCKED)
                 await on_blocked(row.owner_id)
                 continue
             if isinstance(delivery, RetryLater):
@@ -163,6 +168,67 @@ class OutboxSender:
             sent += 1
             self.sent += 1
         return sent
+
+    async def _send_claimed(self, notifier: Notifier, on_blocked: Callable[[int], Awaitable[None]],
+                            limit: int) -> int:
+        """PostgreSQL, where replicas send side by side: each push is claimed with ``FOR UPDATE SKIP
+        LOCKED`` in a transaction of its own, held while it is delivered and marked, so two replicas
+        never send one row (a replica that dies mid-push leaves it pending for another: sent again at
+        most that once, as after a restart). Only the oldest pending push of each chat is taken, so a
+        chat's pushes arrive in order whichever replicas send them."""
+        sent = 0
+        earlier = aliased(OutboxRow)
+        head_of_chat = ~exists().where(col(earlier.chat_id) == col(OutboxRow.chat_id),
+                                       col(earlier.status) == "pending", col(earlier.id) < col(OutboxRow.id))
+        failed: list[int] = []  # tried again in the next batch, not in this one
+        for _ in range(limit):
+            if self._stopping:
+                break
+            blocked_owner: int | None = None
+            async with self.db.write() as session:
+                row = (await session.exec(select(OutboxRow).where(col(OutboxRow.status) == "pending", head_of_chat,
+                                                                  col(OutboxRow.id).not_in(failed))
+                                          .order_by(col(OutboxRow.id)).limit(1)
+                                          .with_for_update(skip_locked=True))).first()
+                if row is None:
+                    break
+                status, error = await self._deliver(notifier, row)
+                if status is None:  # the platform asked to wait: the row stays pending, untouched
+                    break
+                await session.exec(update(OutboxRow).where(col(OutboxRow.id) == row.id).values(
+                    status=status, attempts=OutboxRow.attempts + (0 if status == "sent" else 1), last_error=error,
+                    sent_at=utcnow() if status == "sent" else None))
+                if status == "sent":
+                    sent += 1
+                    self.sent += 1
+                elif status == "pending" and row.id is not None:
+                    failed.append(row.id)
+                elif error == BLOCKED:
+                    blocked_owner = row.owner_id
+            if blocked_owner is not None:
+                await on_blocked(blocked_owner)
+        return sent
+
+    async def _deliver(self, notifier: Notifier, row: OutboxRow) -> tuple[str | None, str | None]:
+        """Deliver one row: its new (status, error), or (None, None) when the platform asked to wait."""
+        try:
+            notice = decode(row.kind, row.payload)
+        except NoticeFormatError as exc:  # never deliverable: no point retrying
+            log.warning("unreadable push dropped", extra={"outbox_id": row.id, "kind": row.kind})
+            return "dead", str(exc)[:200]
+        try:
+            delivery = await notifier.deliver(row.chat_id, notice)
+        except Exception as exc:  # noqa: BLE001 -- any delivery fault is recorded and retried
+            dead = row.attempts + 1 >= MAX_ATTEMPTS
+            log.warning("push failed", extra={"outbox_id": row.id, "attempt": row.attempts + 1, "dead": dead})
+            return ("dead" if dead else "pending"), f"{type(exc).__name__}: {exc}"[:200]
+        if isinstance(delivery, Blocked):
+            return "dead", BLOCKED
+        if isinstance(delivery, RetryLater):
+            self._retry_after = max(delivery.seconds, 0.0)
+            return None, None
+        assert isinstance(delivery, Delivered)
+        return "sent", None
 
     async def _mark(self, row: OutboxRow, status: str, error: str | None) -> None:
         async with self.db.write() as session:

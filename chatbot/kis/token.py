@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chatbot.kis import protocol as p
-from chatbot.kis.errors import KisAuthError
+from chatbot.kis.errors import KisAuthError, KisTokenIssueThrottled
 
 log = logging.getLogger(__name__)
 REFRESH_MARGIN_SECONDS = 600.0  # re-issue when less than 10 minutes are left, as python-kis does
@@ -105,12 +105,31 @@ class TokenManager:
             if cached is not None and cached.usable(self.clock()):
                 self._token = cached
                 return cached.access_token
-            fresh = await self._issue()
+            try:
+                fresh = await self._issue()
+            except KisTokenIssueThrottled:
+                # Another process on the same store (a replica) issued one a moment ago: its copy is saved there.
+                found = await self._issued_elsewhere()
+                if found is None:
+                    raise
+                self._token = found
+                return found.access_token
             self.issued += 1
             await self.store.save(self.key, fresh)
             self._token = fresh
             log.info("kis token issued", extra={"expires_at": fresh.expires_at})
             return fresh.access_token
+
+    async def _issued_elsewhere(self, patience: float = 5.0) -> CachedToken | None:
+        """The token another process issued and is about to save (looked for up to ``patience`` seconds)."""
+        deadline = time.monotonic() + patience
+        while True:
+            cached = await self.store.load(self.key)
+            if cached is not None and cached.usable(self.clock()):
+                return cached
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.25)
 
     async def invalidate(self, access_token: str) -> None:
         """Forget ``access_token`` (KIS said it expired); the next ``get`` issues a new one."""

@@ -84,6 +84,7 @@ class MasterRefresher:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
+        self.may_download: Callable[[], bool] | None = None  # replicas: only the master-files owner downloads
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -146,6 +147,9 @@ class MasterRefresher:
     # -- downloading ----------------------------------------------------------------------------------
     async def refresh(self) -> dict[str, str]:
         """Download, parse and swap in every master file; per market: ``"updated"`` or why not."""
+        if self.may_download is not None and not self.may_download():  # another replica downloads them
+            await self.load_stored()
+            return {}
         async with self._lock:
             fetched_at = self.clock()
             results: dict[str, str] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sqlmodel import col, func, select
 
@@ -59,6 +59,10 @@ class FillWatcher:
         # Order numbers whose outcome was told but not yet written (the database refused it): a fill of
         # one waits for its journal row instead of being pushed unjournalled.
         self.unwritten_order_nos: Callable[[], set[str]] = set
+        # Replicas (chatbot.service.replicas): a user's session is opened only by the replica that claims it
+        # (KIS allows one per app key); None: this process is the only one.
+        self.claim: Callable[[int], Awaitable[bool]] | None = None
+        self.elsewhere: set[int] = set()  # users whose session another replica owns (last looked)
 
     async def watch(self, user_id: int, chat_id: int) -> None:
         async with self._lock:
@@ -66,6 +70,10 @@ class FillWatcher:
                 return
             if (notice_key := await self.accounts.notice_key(user_id)) is None:
                 return  # KIS keys fill notices by HTS id; without one, fills come from the daily executions
+            if self.claim is not None and not await self.claim(user_id):
+                self.elsewhere.add(user_id)
+                return  # another replica owns this user's session
+            self.elsewhere.discard(user_id)
             account = await self.accounts.for_user(user_id)
             client = RealtimeClient(self.ws_url, account.client.approval_key)
             language = await self.users.language(user_id)
@@ -154,6 +162,9 @@ class FillWatcher:
         if queued:
             self.recorded += 1
             self.wake_sender()
+
+    def watched(self) -> set[int]:
+        return set(self._clients)
 
     def reconnects(self) -> int:
         return sum(client.reconnects for client in self._clients.values())

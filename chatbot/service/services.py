@@ -15,6 +15,7 @@ from chatbot.service.fills import FillWatcher
 from chatbot.service.market_data import MarketData
 from chatbot.service.orders import Orders
 from chatbot.service.registration import Registration
+from chatbot.service.replicas import Replicas
 from chatbot.service.reports import ReportService
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
@@ -85,3 +86,4 @@ class Services:
     operations: Operations
     allowed_users: frozenset[int] = frozenset()  # who may use the bot (telegram.allowed_users); empty: anyone
     reports: ReportService | None = None  # /report, /history and the daily report at the close
+    replicas: Replicas | None = None  # once-only work among replicas: the poller, webhook updates taken once

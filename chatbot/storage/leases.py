@@ -285,3 +285,16 @@ class Lease:
         if dead:
             await self._delete_rows(dead)
             log.info("removed leases of processes that are gone", extra={"count": len(dead)})
+
+
+async def refuse_second_sqlite_bot(lease: Lease) -> None:
+    """SQLite serves one process: a second bot process on the same file is refused (replicas need
+    PostgreSQL, where the once-only work is shared out through locks). Processes that are gone do not count."""
+    if not lease.db.is_sqlite:
+        return
+    others = [r for r in await lease._rows(RUNTIME)
+              if r.owner != lease.owner and r.pid != os.getpid() and is_live(r)]
+    if others:
+        await lease.release()
+        raise LeaseHeld(f"{_running(others)}; SQLite serves one process: stop it, or run replicas on "
+                        f"PostgreSQL (see README, Running replicas)", others)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, column
 from sqlmodel import Field, SQLModel
 
 from chatbot.storage.types import UTCDateTime, utcnow
@@ -186,6 +186,8 @@ class AlertRow(SQLModel, table=True):
     """A price alert: fires once when the trade price crosses, or again after a cooldown (repeat)."""
 
     __tablename__ = "alerts"
+    # The feed's owner looks for alerts armed on other replicas since its last look (chatbot.service.replicas).
+    __table_args__ = (Index("ix_alerts_status_updated_at", "status", "updated_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(sa_type=BigInteger, index=True)
@@ -210,6 +212,12 @@ class OutboxRow(SQLModel, table=True):
     """A push to send (alert fired, order filled); written with the event, marked when sent."""
 
     __tablename__ = "outbox"
+    # Replicas claim the oldest pending push of each chat (chatbot.alerts.outbox): "an earlier one pending?"
+    # (both partial: pending rows only, so sent ones never slow the claim down).
+    __table_args__ = (Index("ix_outbox_pending", "id", postgresql_where=column("status") == "pending",
+                            sqlite_where=column("status") == "pending"),
+                      Index("ix_outbox_pending_chat", "chat_id", "id", postgresql_where=column("status") == "pending",
+                            sqlite_where=column("status") == "pending"))
 
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(max_length=120, unique=True)
@@ -251,3 +259,26 @@ class DailyReportRow(SQLModel, table=True):
     costs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # code -> [qty, avg]
     pushed: bool = True  # False: nothing of that market to report for the user (no push), the day is done
     sent_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+class ProcessedUpdateRow(SQLModel, table=True):
+    """A Telegram update taken by a replica (webhook mode): Telegram re-sends one it did not see
+    acknowledged, perhaps to another replica; the first to insert its id processes it. Pruned after
+    :data:`chatbot.service.replicas.UPDATES_KEPT` (Telegram keeps an update a day at most)."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    owner: str = Field(max_length=140)  # the runtime lease's owner that took it
+    received_at: dt.datetime = Field(default_factory=utcnow,
+                                     sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class LoginFlowRow(SQLModel, table=True):
+    """A /login in progress on one replica (its steps live in that replica's memory): the replica's
+    address, so another replica given the user's next update forwards it there. Until ``expires_at``."""
+
+    __tablename__ = "login_flows"
+
+    user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    owner: str = Field(max_length=140)  # the runtime lease's owner
+    url: str = Field(max_length=300)  # where that replica takes webhook calls
+    expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

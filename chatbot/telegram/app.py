@@ -215,6 +215,27 @@ async def start(app: Application, *, poll_timeout: int = 10, poll_interval: floa
                                     allowed_updates=Update.ALL_TYPES)
 
 
+async def start_standby(app: Application) -> None:  # type: ignore[type-arg]
+    """initialize → post_init → start, without polling: a replica that may take the long poll over."""
+    await app.initialize()
+    if app.post_init is not None:
+        await app.post_init(app)
+    await app.start()
+
+
+async def start_polling(app: Application, *, poll_timeout: int = 10, poll_interval: float = 0.0) -> None:  # type: ignore[type-arg]
+    """This replica took the long poll over (the one that polled is gone)."""
+    assert app.updater is not None
+    if not app.updater.running:
+        await app.updater.start_polling(poll_interval=poll_interval, timeout=poll_timeout,
+                                        allowed_updates=Update.ALL_TYPES)
+
+
+async def stop_polling(app: Application) -> None:  # type: ignore[type-arg]
+    if app.updater is not None and app.updater.running:
+        await app.updater.stop()
+
+
 async def start_webhook(app: Application, url: str, secret: str) -> None:  # type: ignore[type-arg]
     """Start without polling and ask Telegram to post updates to ``url`` with ``secret``."""
     await app.initialize()

@@ -1,0 +1,77 @@
+"""Fills made while nobody listened: a replica that takes a user's fill-notice session over (the one
+that owned it died) asks KIS for the day's executions of that user's open orders, and what filled
+meanwhile is journalled and pushed like any fill — once: the journal's filled quantity, read under
+the order row's lock, decides what is new, and the push's key names the quantity reached."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from sqlmodel import col, select
+
+from chatbot.alerts import outbox
+from chatbot.alerts.notices import OrderFilled
+from chatbot.alerts.outbox import Push
+from chatbot.kis.models import Execution
+from chatbot.kis.protocol import KST, order_no_key
+from chatbot.service.accounts import AccountProvider
+from chatbot.service.journal import filled_so_far
+from chatbot.service.users import Users
+from chatbot.storage.db import Database
+from chatbot.storage.tables import OrderEventRow, OrderJournalRow
+from chatbot.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+OPEN = ("accepted", "partially_filled")
+
+
+def _domestic(code: str) -> bool:
+    return len(code) == 6 and code[0].isdigit()
+
+
+async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, user_id: int,
+                         wake_sender: Callable[[], None]) -> int:
+    """Journal and push the fills of ``user_id``'s open orders (last day, KRX) that KIS lists and the
+    journal lacks; returns how many were pushed. Called after the user's fill feed is listening again."""
+    async with db.session() as session:
+        rows = list((await session.exec(select(OrderJournalRow).where(
+            col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.action) == "order",
+            col(OrderJournalRow.status).in_(OPEN), col(OrderJournalRow.kis_order_no).is_not(None),
+            col(OrderJournalRow.created_at) >= utcnow() - dt.timedelta(days=1)))).all())
+    rows = [r for r in rows if _domestic(r.code)]
+    if not rows:
+        return 0
+    account = await accounts.for_user(user_id)
+    listed: dict[str, Execution] = {}
+    for day in sorted({r.created_at.astimezone(KST).date() for r in rows}):
+        for listed_row in await account.client.executions(day, day):
+            listed[order_no_key(listed_row.order_no)] = listed_row
+    language = await users.language(user_id)
+    pushed = 0
+    for row in rows:
+        execution = listed.get(order_no_key(row.kis_order_no or ""))
+        if execution is None or execution.filled_quantity <= 0:
+            continue
+        async with db.write() as session:
+            entry = await session.get(OrderJournalRow, row.id, with_for_update=True)
+            if entry is None or entry.id is None or entry.status not in OPEN:
+                continue
+            before = await filled_so_far(session, entry.id)
+            if execution.filled_quantity <= before:
+                continue
+            quantity, price = execution.filled_quantity - before, int(execution.average_fill_price)
+            entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
+            entry.updated_at = utcnow()
+            session.add(entry)
+            session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=f"{quantity}@{price}"))
+            pushed += await outbox.enqueue(session, [Push(
+                f"fill:caught-up:{entry.id}:{execution.filled_quantity}", user_id, user_id,
+                OrderFilled(language, execution.order_no, entry.code, execution.name or entry.code, entry.side,
+                            quantity, price, execution.time))])
+        log.info("fill made while no replica listened journalled and pushed",
+                 extra={"journal_id": row.id, "order_no": execution.order_no, "quantity": quantity})
+    if pushed:
+        wake_sender()
+    return pushed
