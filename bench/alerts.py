@@ -109,7 +109,8 @@ def _pending(engine: AlertEngine) -> int:
     return engine._queue.qsize()  # type: ignore[attr-defined]
 
 
-async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port: int = 18950) -> dict[str, Any]:
+async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port: int = 18950,
+              fire_on_driver: bool | None = None) -> dict[str, Any]:
     proc = await _start_simulator(port)
     rest_url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port + 2}"
     control = httpx.AsyncClient(base_url=rest_url)
@@ -147,6 +148,9 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
 
             engine = AlertEngine(db, RealtimeClient(ws_url, rest.approval_key), lambda: None,
                                  **({"fire_chunk": FIRE_CHUNK} if FIRE_CHUNK else {}))
+            if fire_on_driver is not None and hasattr(engine, "fire_on_driver"):
+                engine.fire_on_driver = fire_on_driver and db.is_sqlite
+            path = "driver thread" if getattr(engine, "fire_on_driver", False) else "SQLAlchemy"
             loaded = time.perf_counter()
             await engine.start()
             load_seconds = time.perf_counter() - loaded
@@ -248,7 +252,7 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
                for at, lg, c in zip(lag.at, lag.lags, lag.cpu, strict=True) if lg > 0.01])
         print("storm tick at", round(storm_at - wall0, 2), "s; feed dropped at", round(dropped_at - wall0, 2), "s")
     return {
-        "backend": backend, "alerts": n_alerts, "load_s": load_seconds, "warm_fired": warm_fired,
+        "backend": f"{backend}, fire path: {path}", "alerts": n_alerts, "load_s": load_seconds, "warm_fired": warm_fired,
         "tick_rate": len(check_times) / wall, "ticks": len(check_times), "fired": len(record),
         "storm_fired": len(storm), "storm_price_ok": forced >= int(storm_price * 1.20), "storm_drained": storm_drained,
         "others": len(others), "p50": pct([lat for _, lat in others], 0.5), "p99": pct([lat for _, lat in others], 0.99),
@@ -259,6 +263,8 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
         "gc_max": max((d for _, d in gc_pauses), default=0.0), "gc_full": sum(g == 2 for g, _ in gc_pauses),
         "check_us": statistics.mean(check_times) * 1e6 if check_times else float("nan"),
         "check_p99_us": pct(check_times, 0.99) * 1e6,
+        "chunk_mean": statistics.mean(d for _, d in CHUNKS) if CHUNKS else float("nan"),
+        "chunk_p99": pct([d for _, d in CHUNKS], 0.99) if CHUNKS else float("nan"),
         "cpu_pct": 100 * cpu / wall, "anchor_p50": pct(anchor, 0.5), "anchor_p99": pct(anchor, 0.99),
     }
 
@@ -279,6 +285,7 @@ def report(r: dict[str, Any]) -> list[str]:
         f"  {lag.summary()} (garbage collector: longest pause {ms(r['gc_max'])}, {r['gc_full']} full "
         f"collections); book check per tick mean {r['check_us']:.1f} µs (p99 {r['check_p99_us']:.1f} µs); "
         f"bot process CPU {r['cpu_pct']:.0f} % of one core",
+        f"  fire transactions: {len(CHUNKS):,}, mean {ms(r['chunk_mean'])}, p99 {ms(r['chunk_p99'])}",
         f"  anchor (same database, same run): a bare one-row commit p50 {ms(r['anchor_p50'])}, p99 "
         f"{ms(r['anchor_p99'])} → fire p99 = {r['p99'] / r['anchor_p99']:.1f}× a bare commit's p99, "
         f"storm = {r['storm_drained'] / r['anchor_p50']:,.0f} bare commits",
@@ -291,13 +298,31 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=14.0)
     parser.add_argument("--fire-chunk", type=int, default=0, help="alerts per fire transaction (default: the engine's)")
+    parser.add_argument("--fire-path", choices=("both", "driver", "sqlalchemy"), default="both",
+                        help="SQLite: fire on the driver's thread, through SQLAlchemy, or both side by side (default)")
     args = parser.parse_args(argv if argv is not None else [])
     global FIRE_CHUNK
     FIRE_CHUNK = args.fire_chunk
     for i, backend in enumerate(args.db or backends()):
-        r = await run(backend, args.alerts, args.seconds, port=18950 + 10 * i)
+        port = 18950 + 20 * i
+        if backend.startswith("sqlite") and args.fire_path == "both":
+            # The anchor first: the same engine firing through SQLAlchemy (the code before the
+            # one-round-trip fire path, and PostgreSQL's path today), same run, same database kind.
+            before = await run(backend, args.alerts, args.seconds, port=port + 10, fire_on_driver=False)
+            for line in report(before):
+                print(line, flush=True)
+        r = await run(backend, args.alerts, args.seconds, port=port,
+                      fire_on_driver=None if args.fire_path == "both" else args.fire_path == "driver")
         for line in report(r):
             print(line, flush=True)
+        if backend.startswith("sqlite") and args.fire_path == "both":
+            print(f"  driver-thread fire path vs SQLAlchemy's, same run: p50 {ms(r['p50'])} vs {ms(before['p50'])} "
+                  f"({r['p50'] / before['p50']:.2f}×), p99 outside the storm {ms(r['outside_p99'])} vs "
+                  f"{ms(before['outside_p99'])} ({r['outside_p99'] / before['outside_p99']:.2f}×), storm drained "
+                  f"{r['storm_drained']:.3f} vs {before['storm_drained']:.3f} s "
+                  f"({r['storm_drained'] / before['storm_drained']:.2f}×), fire chunk mean "
+                  f"{ms(r['chunk_mean'])} vs {ms(before['chunk_mean'])} ({r['chunk_mean'] / before['chunk_mean']:.2f}×)",
+                  flush=True)
 
 
 if __name__ == "__main__":

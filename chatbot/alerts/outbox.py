@@ -65,6 +65,22 @@ async def enqueue(transaction: AsyncSession | AsyncConnection, pushes: Sequence[
     return len(pushes)
 
 
+# The outbox INSERT as the SQLite driver takes it (qmark), for writers that run their whole transaction
+# on the driver's thread (Database.write_on_driver): the same columns and values as enqueue's.
+DRIVER_INSERT = ("INSERT INTO outbox (dedupe_key, owner_id, chat_id, kind, status, attempts, created_at, payload) "
+                 "VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)")
+
+
+def enqueue_on_driver(cursor: Any, pushes: Sequence[Push], created_at: Any, to_json: Callable[[Any], Any]) -> int:
+    """:func:`enqueue` with ``keys_are_new`` for a transaction run on the SQLite driver's thread: one
+    ``executemany`` on its DB-API cursor. ``created_at`` and ``to_json`` are the column types' bound
+    forms (what SQLAlchemy would write: see :class:`chatbot.alerts.fire_sqlite.Binds`)."""
+    if pushes:
+        cursor.executemany(DRIVER_INSERT, [(key, owner_id, chat_id, notice.KIND, created_at, to_json(notice.payload()))
+                                           for key, owner_id, chat_id, notice in pushes])
+    return len(pushes)
+
+
 class OutboxSender:
     """Delivers pending pushes, oldest first, through the front end's notifier.
 

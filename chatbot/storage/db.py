@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -29,12 +32,13 @@ SQLITE_LOCK_PATIENCE = 30.0
 # bot's own reads and writes), and a session then waited for a connection.
 PG_POOL_SIZE = 10
 PG_POOL_OVERFLOW = 20
+T = TypeVar("T")
 
 
 def is_transient_lock(exc: BaseException) -> bool:
     """SQLite's "database is locked"/"busy": another writer held the file past busy_timeout."""
     text = str(getattr(exc, "orig", exc)).lower()
-    return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text)
+    return isinstance(exc, OperationalError | sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def async_url(url: str) -> str:
@@ -111,6 +115,38 @@ class Database:
                 await conn.rollback()
                 raise
             await conn.commit()
+
+    async def write_on_driver(self, work: Callable[[Any], T]) -> T:
+        """SQLite only: one write transaction run whole on the driver's own thread, in one round trip:
+        BEGIN IMMEDIATE, ``work(cursor)`` (a DB-API cursor: qmark SQL, ``execute``/``executemany``/
+        ``fetchall``), COMMIT, or ROLLBACK if ``work`` raises (its exception is raised here).
+
+        :meth:`write_connection` costs three or four round trips to the driver's thread per statement
+        (cursor, execute, fetch, close) and each waits for the event loop's thread to hand over the
+        GIL (up to 5 ms when the loop is busy): a hot, multi-statement transaction (firing alerts)
+        spent most of its time in those hand-overs. ``work`` runs off the event loop, so it must be
+        plain computation on its arguments and the cursor. Queues behind the bot's other writers and
+        waits out another process's lock like :meth:`write`."""
+        if not self.is_sqlite:
+            raise RuntimeError("write_on_driver is for SQLite")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SQLITE_LOCK_PATIENCE
+        pause = 0.05
+        async with self._write_lock, self.engine.connect() as conn:
+            await conn.begin()  # SQLAlchemy's side only (no statement): its commit below ends it cleanly
+            raw = await conn.get_raw_connection()
+            while True:
+                try:
+                    result = await _on_driver_thread(conn, raw, partial(_immediate_transaction, work))
+                    break
+                except sqlite3.OperationalError as exc:
+                    if not is_transient_lock(exc) or loop.time() + pause > deadline:
+                        raise
+                    log.warning("sqlite write lock held elsewhere; waiting", extra={"pause_s": pause})
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+            await conn.commit()  # committed already on the driver's thread: this only closes the books
+            return result
 
     async def _begin_immediate(self, conn: AsyncConnection) -> None:
         """Take SQLite's write lock now. pysqlite's implicit BEGIN is DEFERRED and comes with the
@@ -212,6 +248,35 @@ def _create_private(path: Path) -> None:
         if stat.S_ISREG(mode) and mode & 0o077:
             log.warning("the database file may be read by other users; chmod 600 it",
                         extra={"path": str(path), "mode": oct(mode & 0o777)})
+
+
+async def _on_driver_thread(conn: AsyncConnection, raw: Any, work: Callable[[Any], T]) -> T:
+    """Run ``work(dbapi_connection)`` on aiosqlite's thread with its sqlite3 connection: one round
+    trip, through the queue SQLAlchemy's own aiosqlite adapter also uses (``_tx``). An aiosqlite
+    without it gets the same calls through SQLAlchemy's adapter, one round trip each."""
+    driver = raw.driver_connection
+    connection = getattr(driver, "_connection", None)
+    queue = getattr(driver, "_tx", None)
+    if isinstance(connection, sqlite3.Connection) and queue is not None:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        queue.put_nowait((future, partial(work, connection)))
+        return await future
+    return await conn.run_sync(lambda _sync: work(raw.dbapi_connection))
+
+
+def _immediate_transaction(work: Callable[[Any], T], connection: Any) -> T:
+    cursor = connection.cursor()
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(cursor)
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        return result
+    finally:
+        cursor.close()
 
 
 def _upgrade(connection: Connection) -> None:
