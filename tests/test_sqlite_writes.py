@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel import col, select
 
 from chatbot.alerts.engine import AlertEngine
@@ -263,13 +264,11 @@ async def test_a_transaction_on_the_driver_thread_commits_rolls_back_and_waits_f
         assert await asyncio.wait_for(waiting, 60) == 9
         assert await rows() == [1, 7, 9]
         # An aiosqlite without the queue used: the same work through SQLAlchemy's DB-API adapter.
-        async with db.engine.connect() as conn:
-            await conn.begin()
-            raw = await conn.get_raw_connection()
-            stand_in = SimpleNamespace(driver_connection=object(), dbapi_connection=raw.dbapi_connection)
-            assert await db_module._on_driver_thread(conn, stand_in, partial(
-                db_module._immediate_transaction, partial(insert_user, 10, False))) == 10
-            await conn.commit()
+        raw = await db.engine.raw_connection()
+        stand_in = SimpleNamespace(driver_connection=object(), dbapi_connection=raw.dbapi_connection)
+        assert await db_module._on_driver_thread(stand_in, partial(
+            db_module._immediate_transaction, partial(insert_user, 10, False))) == 10
+        await greenlet_spawn(raw.close)
         assert await rows() == [1, 7, 9, 10]
     finally:
         holder.stdin.close()

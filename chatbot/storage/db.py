@@ -20,6 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Database:
         # polling the file lock from driver threads (busy_timeout sleeps are unfair: under load a
         # waiter starves past its timeout and the user got "database is locked").
         self._write_lock = asyncio.Lock()
+        self._driver: Any = None  # the connection write_on_driver keeps (a pool connection, checked out)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -119,34 +121,33 @@ class Database:
     async def write_on_driver(self, work: Callable[[Any], T]) -> T:
         """SQLite only: one write transaction run whole on the driver's own thread, in one round trip:
         BEGIN IMMEDIATE, ``work(cursor)`` (a DB-API cursor: qmark SQL, ``execute``/``executemany``/
-        ``fetchall``), COMMIT, or ROLLBACK if ``work`` raises (its exception is raised here).
+        ``fetchone``/``fetchall``), COMMIT, or ROLLBACK if ``work`` raises (its exception is raised here).
 
         :meth:`write_connection` costs three or four round trips to the driver's thread per statement
-        (cursor, execute, fetch, close) and each waits for the event loop's thread to hand over the
-        GIL (up to 5 ms when the loop is busy): a hot, multi-statement transaction (firing alerts)
-        spent most of its time in those hand-overs. ``work`` runs off the event loop, so it must be
-        plain computation on its arguments and the cursor. Queues behind the bot's other writers and
-        waits out another process's lock like :meth:`write`."""
+        (cursor, execute, fetch, close), and under a busy event loop each is a thread wake-up and a
+        GIL hand-over of up to several milliseconds: a hot, multi-statement transaction (firing
+        alerts) spent most of its time in them. The transaction runs on a connection of its own,
+        taken from the pool once and kept (SQLAlchemy's commit and its reset on return to the pool
+        would each cost one more round trip). ``work`` runs off the event loop, so it must be plain
+        computation on its arguments and the cursor. Queues behind the bot's other writers and waits
+        out another process's lock like :meth:`write`."""
         if not self.is_sqlite:
             raise RuntimeError("write_on_driver is for SQLite")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SQLITE_LOCK_PATIENCE
         pause = 0.05
-        async with self._write_lock, self.engine.connect() as conn:
-            await conn.begin()  # SQLAlchemy's side only (no statement): its commit below ends it cleanly
-            raw = await conn.get_raw_connection()
+        async with self._write_lock:
             while True:
+                if self._driver is None or not _driver_open(self._driver):
+                    self._driver = await self.engine.raw_connection()
                 try:
-                    result = await _on_driver_thread(conn, raw, partial(_immediate_transaction, work))
-                    break
+                    return await _on_driver_thread(self._driver, partial(_immediate_transaction, work))
                 except sqlite3.OperationalError as exc:
                     if not is_transient_lock(exc) or loop.time() + pause > deadline:
                         raise
                     log.warning("sqlite write lock held elsewhere; waiting", extra={"pause_s": pause})
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 2.0)
-            await conn.commit()  # committed already on the driver's thread: this only closes the books
-            return result
 
     async def _begin_immediate(self, conn: AsyncConnection) -> None:
         """Take SQLite's write lock now. pysqlite's implicit BEGIN is DEFERRED and comes with the
@@ -223,6 +224,10 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpoints
             self._checkpoints = None
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            with contextlib.suppress(Exception):
+                await greenlet_spawn(driver.close)  # back to the pool, which closes it below
         if self.is_sqlite:
             with contextlib.suppress(Exception):
                 async with self.engine.connect() as conn:
@@ -250,10 +255,11 @@ def _create_private(path: Path) -> None:
                         extra={"path": str(path), "mode": oct(mode & 0o777)})
 
 
-async def _on_driver_thread(conn: AsyncConnection, raw: Any, work: Callable[[Any], T]) -> T:
-    """Run ``work(dbapi_connection)`` on aiosqlite's thread with its sqlite3 connection: one round
-    trip, through the queue SQLAlchemy's own aiosqlite adapter also uses (``_tx``). An aiosqlite
-    without it gets the same calls through SQLAlchemy's adapter, one round trip each."""
+async def _on_driver_thread(raw: Any, work: Callable[[Any], T]) -> T:
+    """Run ``work(dbapi_connection)`` on aiosqlite's thread with its sqlite3 connection (``raw``: a
+    pool connection): one round trip, through the queue SQLAlchemy's own aiosqlite adapter also
+    uses (``_tx``). An aiosqlite without it gets the same calls through SQLAlchemy's adapter, one
+    round trip each."""
     driver = raw.driver_connection
     connection = getattr(driver, "_connection", None)
     queue = getattr(driver, "_tx", None)
@@ -261,7 +267,15 @@ async def _on_driver_thread(conn: AsyncConnection, raw: Any, work: Callable[[Any
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         queue.put_nowait((future, partial(work, connection)))
         return await future
-    return await conn.run_sync(lambda _sync: work(raw.dbapi_connection))
+    result: T = await greenlet_spawn(work, raw.dbapi_connection)
+    return result
+
+
+def _driver_open(raw: Any) -> bool:
+    """False once the pool connection or its aiosqlite connection (thread) has been closed."""
+    driver = getattr(raw, "driver_connection", None)
+    return driver is not None and getattr(driver, "_running", True) and (
+        getattr(driver, "_connection", True) is not None)
 
 
 def _immediate_transaction(work: Callable[[Any], T], connection: Any) -> T:
