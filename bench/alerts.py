@@ -269,6 +269,61 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
     }
 
 
+async def chunk_costs(backend: str, n_alerts: int = 100_000, chunks: int = 300, size: int = 35,
+                      loop_busy: float = 0.2) -> dict[str, list[float]]:
+    """The fire step alone, both paths interleaved chunk by chunk (so a loaded machine weighs on both
+    alike): ``chunks`` transactions of ``size`` alerts each per path, on a table of ``n_alerts``,
+    while a stand-in for the feed keeps the event loop busy ``loop_busy`` of the time (1 ms bursts of
+    work, as ticks come). Seconds per transaction, by path."""
+    from functools import partial
+
+    from chatbot.alerts import fire_sqlite
+    from chatbot.alerts.engine import Crossing, fire_alerts
+
+    async with scratch_database(backend) as url:
+        db = Database(url)
+        await db.migrate()
+        db.start_checkpoints()
+        rows = [_alert(i, "005930", "above", 100_000 + i, 90_000) for i in range(n_alerts)]
+        async with db.engine.begin() as conn:
+            for i in range(0, len(rows), 5000):
+                await conn.execute(insert(AlertRow), rows[i:i + 5000])
+        del rows
+        async with db.engine.connect() as conn:
+            ids = list((await conn.execute(select(AlertRow.id))).scalars())  # type: ignore[call-overload]
+        random.Random(2).shuffle(ids)
+        binds = fire_sqlite.Binds.of(db.engine.dialect)
+        stop = asyncio.Event()
+
+        async def feed_load() -> None:
+            while not stop.is_set():
+                until = time.perf_counter() + 0.001
+                while time.perf_counter() < until:
+                    pass
+                await asyncio.sleep(0.001 * (1 - loop_busy) / loop_busy)
+
+        load = asyncio.create_task(feed_load())
+        times: dict[str, list[float]] = {"driver": [], "sqlalchemy": []}
+        try:
+            for i in range(2 * chunks):
+                path = ("driver", "sqlalchemy")[i % 2] if db.is_sqlite else "sqlalchemy"
+                chunk, ids = ids[:size], ids[size:]
+                crossing = Crossing(chunk, "005930", 200_000, "100000", time.perf_counter())
+                crossings = dict.fromkeys(chunk, crossing)
+                t0 = time.perf_counter()
+                if path == "driver":
+                    await db.write_on_driver(partial(fire_sqlite.fire_on_driver, crossings, utcnow(), binds))
+                else:
+                    async with db.write_connection() as conn:
+                        await fire_alerts(conn, crossings, utcnow())
+                times[path].append(time.perf_counter() - t0)
+        finally:
+            stop.set()
+            await load
+            await db.dispose()
+    return times
+
+
 def report(r: dict[str, Any]) -> list[str]:
     lag: LoopLag = r["lag"]
     return [
@@ -316,6 +371,13 @@ async def main(argv: list[str] | None = None) -> None:
         for line in report(r):
             print(line, flush=True)
         if backend.startswith("sqlite") and args.fire_path == "both":
+            costs = await chunk_costs(backend)
+            d, a = costs["driver"], costs["sqlalchemy"]
+            print(f"  the fire step alone, 35 alerts per transaction, {len(d)} per path interleaved, event loop 20 % "
+                  f"busy: driver thread p50 {ms(pct(d, .5))}, p90 {ms(pct(d, .9))}, p99 {ms(pct(d, .99))}; "
+                  f"SQLAlchemy p50 {ms(pct(a, .5))}, p90 {ms(pct(a, .9))}, p99 {ms(pct(a, .99))} → "
+                  f"{pct(d, .5) / pct(a, .5):.2f}× / {pct(d, .9) / pct(a, .9):.2f}× / {pct(d, .99) / pct(a, .99):.2f}×",
+                  flush=True)
             print(f"  driver-thread fire path vs SQLAlchemy's, same run: p50 {ms(r['p50'])} vs {ms(before['p50'])} "
                   f"({r['p50'] / before['p50']:.2f}×), p99 outside the storm {ms(r['outside_p99'])} vs "
                   f"{ms(before['outside_p99'])} ({r['outside_p99'] / before['outside_p99']:.2f}×), storm drained "
