@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import sqlite3
 import stat
 from collections.abc import AsyncIterator, Callable
@@ -14,9 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
@@ -214,9 +213,13 @@ class Database:
                 log.warning("sqlite checkpoint failed", exc_info=True)
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent; never drops data)."""
+        """Bring the schema to the newest revision (idempotent; never drops data). A database already
+        at the scripts' head is left as it is without loading Alembic (most starts: Alembic and the
+        scripts cost more than the rest of the start-up's database work)."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+            heads = script_heads()
+            if not heads or await conn.run_sync(_stored_revisions) != heads:
+                await conn.run_sync(_upgrade)
 
     async def dispose(self) -> None:
         if self._checkpoints is not None:
@@ -293,7 +296,37 @@ def _immediate_transaction(work: Callable[[Any], T], connection: Any) -> T:
         cursor.close()
 
 
+_REVISION = re.compile(r"^revision\s*(?::[^=]+)?=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=]+)?=\s*(.+)$", re.MULTILINE)
+
+
+def script_heads() -> frozenset[str]:
+    """The head revision(s) of the migration scripts, read off their ``revision`` and ``down_revision``
+    lines (what Alembic's script directory computes, without importing Alembic or the scripts).
+    Empty when a script cannot be read that way: then Alembic judges."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
+        if revision is None or down is None or down.group(1).rstrip().endswith(("(", "[")):
+            return frozenset()  # not a revision script, or a down_revision over several lines
+        revisions.add(revision.group(1))
+        parents.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
+    return frozenset(revisions - parents)
+
+
+def _stored_revisions(connection: Connection) -> frozenset[str]:
+    """The revision(s) the database is stamped with; empty for a new database."""
+    if not inspect(connection).has_table("alembic_version"):
+        return frozenset()
+    return frozenset(row[0] for row in connection.exec_driver_sql("SELECT version_num FROM alembic_version"))
+
+
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
