@@ -52,7 +52,7 @@ async def main():
     await app.updater.start_polling(timeout=1)
     print("{BARE_PROMPT}", flush=True)
     print("cpu:%f" % time.process_time(), flush=True)
-    loaded = [m for m in {HEAVY!r} if m in sys.modules]
+    loaded = [m for m in {HEAVY!r} if sys.modules.get(m) is not None]
     print("loaded:" + ",".join(loaded), flush=True)
     print("hwm:" + next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -70,7 +70,7 @@ from chatbot.__main__ import main
 
 def report():
     print("cpu:%f" % time.process_time(), flush=True)
-    print("loaded:" + ",".join(m for m in {HEAVY!r} if m in sys.modules), flush=True)
+    print("loaded:" + ",".join(m for m in {HEAVY!r} if sys.modules.get(m) is not None), flush=True)
     print("hwm:" + next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")), flush=True)
 
 class Out:
