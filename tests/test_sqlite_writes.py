@@ -274,3 +274,17 @@ async def test_a_transaction_on_the_driver_thread_commits_rolls_back_and_waits_f
         holder.stdin.close()
         await holder.wait()
         await db.dispose()
+
+
+def test_a_transaction_left_open_on_the_driver_connection_is_rolled_back_first(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "open.sqlite3")
+    conn.execute("CREATE TABLE t (n INTEGER)")
+    conn.commit()
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO t VALUES (1)")  # as if a rollback had failed
+    try:
+        assert db_module._immediate_transaction(lambda cursor: cursor.execute("INSERT INTO t VALUES (2)").rowcount,
+                                                conn) == 1
+        assert [row[0] for row in conn.execute("SELECT n FROM t")] == [2]
+    finally:
+        conn.close()

@@ -293,6 +293,8 @@ def _driver_open(raw: Any) -> bool:
 
 
 def _immediate_transaction(work: Callable[[Any], T], connection: Any) -> T:
+    if getattr(connection, "in_transaction", False):  # left open by a rollback that failed: start clean
+        connection.rollback()
     cursor = connection.cursor()
     try:
         cursor.execute("BEGIN IMMEDIATE")
