@@ -201,6 +201,7 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
             warm_fired = len(record)
             record.clear()
             gc.collect()
+            gc.freeze()  # settled as `chatbot run` is once up (chatbot.__main__.settle_heap)
             check_times.clear()
             await asyncio.sleep(0)
             lag.reset()
@@ -223,6 +224,7 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
             await lag.stop()
             gc.callbacks.remove(on_gc)
             reconnected = engine.feed.reconnects > reconnects
+            gc.unfreeze()  # the next run starts from scratch
             await engine.stop()
             await rest.aclose()
             await db.dispose()
