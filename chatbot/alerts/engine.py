@@ -403,7 +403,11 @@ def _kst_second() -> str:
 async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
     """Fire crossed alerts inside the caller's transaction: a conditional UPDATE … RETURNING moves
     exactly the alerts still armed (exactly once, whatever else fires them: a restart, a reconnect,
-    a second crossing), and their pushes go into the outbox alongside. Returns the fired rows."""
+    a second crossing), and their pushes go into the outbox alongside. Returns the fired rows.
+
+    PostgreSQL's path. SQLite runs the same transaction in one round trip to its driver's thread
+    (:func:`chatbot.alerts.fire_sqlite.fire_on_driver`): a change here is a change there too
+    (``tests/test_alert_storms.py`` compares the rows the two write)."""
     fired: list[Any] = list((await conn.execute(
         update(AlertRow)
         .where(col(AlertRow.id).in_(list(crossings)), col(AlertRow.status) == "armed")
