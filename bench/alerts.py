@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import random
 import statistics
@@ -50,7 +51,8 @@ async def _start_simulator(port: int) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     assert proc.stdout is not None
     for _ in range(3):
-        await asyncio.wait_for(proc.stdout.readline(), 30)
+        if not await asyncio.wait_for(proc.stdout.readline(), 30):  # it exited: most likely a port in use
+            raise RuntimeError(f"the simulator did not start on port {port} (in use by another process?)")
     return proc
 
 
@@ -230,7 +232,8 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
             await db.dispose()
     finally:
         await control.aclose()
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
         await proc.wait()
     storm = [(seen, done) for alert_id, seen, done in record if alert_id in storm_ids]
     storm_seen = min((seen for seen, _ in storm), default=storm_at)
