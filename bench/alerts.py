@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import random
 import statistics
@@ -50,7 +51,8 @@ async def _start_simulator(port: int) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     assert proc.stdout is not None
     for _ in range(3):
-        await asyncio.wait_for(proc.stdout.readline(), 30)
+        if not await asyncio.wait_for(proc.stdout.readline(), 30):  # it exited: most likely a port in use
+            raise RuntimeError(f"the simulator did not start on port {port} (in use by another process?)")
     return proc
 
 
@@ -109,7 +111,8 @@ def _pending(engine: AlertEngine) -> int:
     return engine._queue.qsize()  # type: ignore[attr-defined]
 
 
-async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port: int = 18950) -> dict[str, Any]:
+async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port: int = 18950,
+              fire_on_driver: bool | None = None) -> dict[str, Any]:
     proc = await _start_simulator(port)
     rest_url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port + 2}"
     control = httpx.AsyncClient(base_url=rest_url)
@@ -147,6 +150,9 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
 
             engine = AlertEngine(db, RealtimeClient(ws_url, rest.approval_key), lambda: None,
                                  **({"fire_chunk": FIRE_CHUNK} if FIRE_CHUNK else {}))
+            if fire_on_driver is not None and hasattr(engine, "fire_on_driver"):
+                engine.fire_on_driver = fire_on_driver and db.is_sqlite
+            path = "driver thread" if getattr(engine, "fire_on_driver", False) else "SQLAlchemy"
             loaded = time.perf_counter()
             await engine.start()
             load_seconds = time.perf_counter() - loaded
@@ -197,6 +203,7 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
             warm_fired = len(record)
             record.clear()
             gc.collect()
+            gc.freeze()  # settled as `chatbot run` is once up (chatbot.__main__.settle_heap)
             check_times.clear()
             await asyncio.sleep(0)
             lag.reset()
@@ -219,12 +226,14 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
             await lag.stop()
             gc.callbacks.remove(on_gc)
             reconnected = engine.feed.reconnects > reconnects
+            gc.unfreeze()  # the next run starts from scratch
             await engine.stop()
             await rest.aclose()
             await db.dispose()
     finally:
         await control.aclose()
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
         await proc.wait()
     storm = [(seen, done) for alert_id, seen, done in record if alert_id in storm_ids]
     storm_seen = min((seen for seen, _ in storm), default=storm_at)
@@ -248,7 +257,7 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
                for at, lg, c in zip(lag.at, lag.lags, lag.cpu, strict=True) if lg > 0.01])
         print("storm tick at", round(storm_at - wall0, 2), "s; feed dropped at", round(dropped_at - wall0, 2), "s")
     return {
-        "backend": backend, "alerts": n_alerts, "load_s": load_seconds, "warm_fired": warm_fired,
+        "backend": f"{backend}, fire path: {path}", "alerts": n_alerts, "load_s": load_seconds, "warm_fired": warm_fired,
         "tick_rate": len(check_times) / wall, "ticks": len(check_times), "fired": len(record),
         "storm_fired": len(storm), "storm_price_ok": forced >= int(storm_price * 1.20), "storm_drained": storm_drained,
         "others": len(others), "p50": pct([lat for _, lat in others], 0.5), "p99": pct([lat for _, lat in others], 0.99),
@@ -259,8 +268,65 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
         "gc_max": max((d for _, d in gc_pauses), default=0.0), "gc_full": sum(g == 2 for g, _ in gc_pauses),
         "check_us": statistics.mean(check_times) * 1e6 if check_times else float("nan"),
         "check_p99_us": pct(check_times, 0.99) * 1e6,
+        "chunk_mean": statistics.mean(d for _, d in CHUNKS) if CHUNKS else float("nan"),
+        "chunk_p99": pct([d for _, d in CHUNKS], 0.99) if CHUNKS else float("nan"),
         "cpu_pct": 100 * cpu / wall, "anchor_p50": pct(anchor, 0.5), "anchor_p99": pct(anchor, 0.99),
     }
+
+
+async def chunk_costs(backend: str, n_alerts: int = 100_000, chunks: int = 300, size: int = 35,
+                      loop_busy: float = 0.2) -> dict[str, list[float]]:
+    """The fire step alone, both paths interleaved chunk by chunk (so a loaded machine weighs on both
+    alike): ``chunks`` transactions of ``size`` alerts each per path, on a table of ``n_alerts``,
+    while a stand-in for the feed keeps the event loop busy ``loop_busy`` of the time (1 ms bursts of
+    work, as ticks come). Seconds per transaction, by path."""
+    from functools import partial
+
+    from chatbot.alerts import fire_sqlite
+    from chatbot.alerts.engine import Crossing, fire_alerts
+
+    async with scratch_database(backend) as url:
+        db = Database(url)
+        await db.migrate()
+        db.start_checkpoints()
+        rows = [_alert(i, "005930", "above", 100_000 + i, 90_000) for i in range(n_alerts)]
+        async with db.engine.begin() as conn:
+            for i in range(0, len(rows), 5000):
+                await conn.execute(insert(AlertRow), rows[i:i + 5000])
+        del rows
+        async with db.engine.connect() as conn:
+            ids = list((await conn.execute(select(AlertRow.id))).scalars())  # type: ignore[call-overload]
+        random.Random(2).shuffle(ids)
+        binds = fire_sqlite.Binds.of(db.engine.dialect)
+        stop = asyncio.Event()
+
+        async def feed_load() -> None:
+            while not stop.is_set():
+                until = time.perf_counter() + 0.001
+                while time.perf_counter() < until:
+                    pass
+                await asyncio.sleep(0.001 * (1 - loop_busy) / loop_busy)
+
+        load = asyncio.create_task(feed_load())
+        times: dict[str, list[float]] = {"driver": [], "sqlalchemy": []}
+        try:
+            for i in range(2 * chunks):
+                path = ("driver", "sqlalchemy")[i % 2] if db.is_sqlite else "sqlalchemy"
+                chunk, ids = ids[:size], ids[size:]
+                crossing = Crossing(chunk, "005930", 200_000, "100000", time.perf_counter())
+                crossings = dict.fromkeys(chunk, crossing)
+                t0 = time.perf_counter()
+                if path == "driver":
+                    await db.write_on_driver(partial(fire_sqlite.fire_on_driver, crossings, utcnow(), binds))
+                else:
+                    async with db.write_connection() as conn:
+                        await fire_alerts(conn, crossings, utcnow())
+                times[path].append(time.perf_counter() - t0)
+        finally:
+            stop.set()
+            await load
+            await db.dispose()
+    return times
 
 
 def report(r: dict[str, Any]) -> list[str]:
@@ -279,6 +345,7 @@ def report(r: dict[str, Any]) -> list[str]:
         f"  {lag.summary()} (garbage collector: longest pause {ms(r['gc_max'])}, {r['gc_full']} full "
         f"collections); book check per tick mean {r['check_us']:.1f} µs (p99 {r['check_p99_us']:.1f} µs); "
         f"bot process CPU {r['cpu_pct']:.0f} % of one core",
+        f"  fire transactions: {len(CHUNKS):,}, mean {ms(r['chunk_mean'])}, p99 {ms(r['chunk_p99'])}",
         f"  anchor (same database, same run): a bare one-row commit p50 {ms(r['anchor_p50'])}, p99 "
         f"{ms(r['anchor_p99'])} → fire p99 = {r['p99'] / r['anchor_p99']:.1f}× a bare commit's p99, "
         f"storm = {r['storm_drained'] / r['anchor_p50']:,.0f} bare commits",
@@ -291,13 +358,38 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=14.0)
     parser.add_argument("--fire-chunk", type=int, default=0, help="alerts per fire transaction (default: the engine's)")
+    parser.add_argument("--fire-path", choices=("both", "driver", "sqlalchemy"), default="both",
+                        help="SQLite: fire on the driver's thread, through SQLAlchemy, or both side by side (default)")
     args = parser.parse_args(argv if argv is not None else [])
     global FIRE_CHUNK
     FIRE_CHUNK = args.fire_chunk
     for i, backend in enumerate(args.db or backends()):
-        r = await run(backend, args.alerts, args.seconds, port=18950 + 10 * i)
+        port = 18950 + 20 * i
+        if backend.startswith("sqlite") and args.fire_path == "both":
+            # The anchor first: the same engine firing through SQLAlchemy (the code before the
+            # one-round-trip fire path, and PostgreSQL's path today), same run, same database kind.
+            before = await run(backend, args.alerts, args.seconds, port=port + 10, fire_on_driver=False)
+            for line in report(before):
+                print(line, flush=True)
+        r = await run(backend, args.alerts, args.seconds, port=port,
+                      fire_on_driver=None if args.fire_path == "both" else args.fire_path == "driver")
         for line in report(r):
             print(line, flush=True)
+        if backend.startswith("sqlite") and args.fire_path == "both":
+            costs = await chunk_costs(backend)
+            d, a = costs["driver"], costs["sqlalchemy"]
+            print(f"  the fire step alone, 35 alerts per transaction, {len(d)} per path interleaved, event loop 20 % "
+                  f"busy: driver thread p50 {ms(pct(d, .5))}, p90 {ms(pct(d, .9))}, p99 {ms(pct(d, .99))}; "
+                  f"SQLAlchemy p50 {ms(pct(a, .5))}, p90 {ms(pct(a, .9))}, p99 {ms(pct(a, .99))} → "
+                  f"{pct(d, .5) / pct(a, .5):.2f}× / {pct(d, .9) / pct(a, .9):.2f}× / {pct(d, .99) / pct(a, .99):.2f}×",
+                  flush=True)
+            print(f"  driver-thread fire path vs SQLAlchemy's, same run: p50 {ms(r['p50'])} vs {ms(before['p50'])} "
+                  f"({r['p50'] / before['p50']:.2f}×), p99 outside the storm {ms(r['outside_p99'])} vs "
+                  f"{ms(before['outside_p99'])} ({r['outside_p99'] / before['outside_p99']:.2f}×), storm drained "
+                  f"{r['storm_drained']:.3f} vs {before['storm_drained']:.3f} s "
+                  f"({r['storm_drained'] / before['storm_drained']:.2f}×), fire chunk mean "
+                  f"{ms(r['chunk_mean'])} vs {ms(before['chunk_mean'])} ({r['chunk_mean'] / before['chunk_mean']:.2f}×)",
+                  flush=True)
 
 
 if __name__ == "__main__":

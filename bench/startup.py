@@ -10,6 +10,7 @@ each) even where the environment says ``PYTHONDONTWRITEBYTECODE``: an installed 
 files, and without them every start of ours recompiled ~100 modules the bare bot never imports.
 
     python -m bench.startup
+    python -m bench.startup --baseline DIR   # against earlier code: git archive <commit> | tar -x -C DIR
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ async def main():
     await app.updater.start_polling(timeout=1)
     print("{BARE_PROMPT}", flush=True)
     print("cpu:%f" % time.process_time(), flush=True)
-    loaded = [m for m in {HEAVY!r} if m in sys.modules]
+    loaded = [m for m in {HEAVY!r} if sys.modules.get(m) is not None]
     print("loaded:" + ",".join(loaded), flush=True)
     print("hwm:" + next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -70,7 +71,7 @@ from chatbot.__main__ import main
 
 def report():
     print("cpu:%f" % time.process_time(), flush=True)
-    print("loaded:" + ",".join(m for m in {HEAVY!r} if m in sys.modules), flush=True)
+    print("loaded:" + ",".join(m for m in {HEAVY!r} if sys.modules.get(m) is not None), flush=True)
     print("hwm:" + next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")), flush=True)
 
 class Out:
@@ -93,12 +94,12 @@ sys.exit(main())
 """
 
 
-def timed_start(code: str, prompt: str, ready_line: str, env: dict[str, str]) -> dict[str, Any]:
+def timed_start(code: str, prompt: str, ready_line: str, env: dict[str, str], cwd: Path = ROOT) -> dict[str, Any]:
     """Seconds from spawning the process to its prompt and to ready, its peak RSS (MB), what the
     start had imported."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
+                            stderr=subprocess.DEVNULL, text=True, cwd=cwd, env=env)
     assert proc.stdout is not None and proc.stdin is not None
     out: dict[str, Any] = {"prompt": float("nan"), "ready": float("nan"), "cpu": float("nan"), "loaded": ""}
     for line in proc.stdout:
@@ -186,10 +187,10 @@ asyncio.run(main())
 """
 
 
-async def idle_rss(code: str, env: dict[str, str]) -> dict[str, float]:
+async def idle_rss(code: str, env: dict[str, str], cwd: Path = ROOT) -> dict[str, float]:
     """Spawn → "running" line, IDLE seconds, then the child's VmRSS and VmHWM (MB); SIGINT to stop."""
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.DEVNULL, cwd=ROOT, env=env)
+                                                stderr=asyncio.subprocess.DEVNULL, cwd=cwd, env=env)
     assert proc.stdout is not None
     started = time.perf_counter()
     while b"kis-chatops running" not in await asyncio.wait_for(proc.stdout.readline(), 60):
@@ -227,7 +228,53 @@ async def run_memory() -> None:
           f"{b['ready']:.2f} s", flush=True)
 
 
+async def against(baseline: Path, rounds: int = ROUNDS) -> None:
+    """This tree against ``baseline`` (a copy of earlier code: ``git archive <commit> | tar -x -C DIR``),
+    interleaved with the bare bot, each with its own database and bytecode cache: console start and
+    ``chatbot run`` idle memory, as ratios new / baseline from the same run."""
+    from tests.fake_telegram import FakeTelegram
+    from tests.harness import TOKEN
+
+    trees = {"baseline": baseline.resolve(), "this tree": ROOT}
+    fake = FakeTelegram(TOKEN)
+    await fake.start()
+    console: dict[str, list[dict[str, Any]]] = {name: [] for name in ("bare", *trees)}
+    run: dict[str, list[dict[str, float]]] = {name: [] for name in ("bare", *trees)}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            envs = {}
+            for name, root in trees.items():
+                os.makedirs(f"{tmp}/{name}")
+                envs[name] = {**child_env(f"{tmp}/{name}"), "PYTHONPATH": str(root), "KISBOT_TELEGRAM_TOKEN": TOKEN,
+                              "KISBOT_TELEGRAM_BASE_URL": fake.base_url}
+                timed_start(OURS, PROMPT, READY, envs[name], root)  # bytecode cache, database, master key
+            timed_start(BARE, BARE_PROMPT, BARE_PROMPT, envs["this tree"])
+            await idle_rss(BARE_RUN, envs["this tree"])
+            for _ in range(rounds):
+                console["bare"].append(timed_start(BARE, BARE_PROMPT, BARE_PROMPT, envs["this tree"]))
+                run["bare"].append(await idle_rss(BARE_RUN, envs["this tree"]))
+                for name, root in trees.items():
+                    console[name].append(timed_start(OURS, PROMPT, READY, envs[name], root))
+                    run[name].append(await idle_rss(RUN, envs[name], root))
+    finally:
+        await fake.stop()
+    c = {name: {k: statistics.median(r[k] for r in rows) for k in ("ready", "cpu", "rss")} for name, rows in console.items()}
+    m = {name: statistics.median(r["rss"] for r in rows) for name, rows in run.items()}
+    for name in ("bare", *trees):
+        versus = "" if name == "bare" else f" ({c[name]['cpu'] / c['bare']['cpu']:.2f}× the bare bot's CPU)"
+        print(f"  {name}: console up {c[name]['ready']:.2f} s, {c[name]['cpu']:.2f} CPU s{versus}, peak RSS "
+              f"{c[name]['rss']:.0f} MB; chatbot run idle RSS {m[name]:.0f} MB", flush=True)
+    new, old = c["this tree"], c["baseline"]
+    print(f"this tree / baseline, medians of {rounds} interleaved: console up {new['ready'] / old['ready']:.2f}×, CPU "
+          f"{new['cpu'] / old['cpu']:.2f}×, peak RSS {new['rss'] / old['rss']:.2f}×; chatbot run idle RSS "
+          f"{m['this tree'] / m['baseline']:.2f}× (bare PTB bot: {m['this tree'] / m['bare']:.2f}× vs "
+          f"{m['baseline'] / m['bare']:.2f}×)", flush=True)
+
+
 async def main() -> None:
+    if "--baseline" in sys.argv:
+        await against(Path(sys.argv[sys.argv.index("--baseline") + 1]))
+        return
     await asyncio.get_running_loop().run_in_executor(None, main_sync)
     await run_memory()
 

@@ -17,6 +17,7 @@ from sqlalchemy import insert
 from sqlmodel import col, func, select
 
 from chatbot.alerts import engine as engine_module
+from chatbot.alerts import fire_sqlite
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.engine import AlertEngine
 from chatbot.alerts.repository import AlertRepository
@@ -112,31 +113,51 @@ async def make_engine(database: Database, feed: StandInFeed) -> AsyncIterator[Ca
         await engine.stop()
 
 
+def patch_fire(monkeypatch: pytest.MonkeyPatch, before: Callable[[dict[int, Any]], None],
+               after: Callable[[], None] = lambda: None) -> None:
+    """Wrap the engine's fire step on either path (SQLite: run on the driver's thread; PostgreSQL:
+    through SQLAlchemy): ``before(crossings)`` is called first, ``after()`` once the rows are written
+    (inside the transaction: raising there rolls it back)."""
+    real_fire, real_on_driver = engine_module.fire_alerts, fire_sqlite.fire_on_driver
+
+    async def through_sqlalchemy(conn: Any, crossings: dict[int, Any], now: Any) -> list[Any]:
+        before(crossings)
+        fired = await real_fire(conn, crossings, now)
+        after()
+        return fired
+
+    def on_driver(crossings: dict[int, Any], now: Any, binds: Any, cursor: Any) -> list[Any]:
+        before(crossings)
+        fired = real_on_driver(crossings, now, binds, cursor)
+        after()
+        return fired
+
+    monkeypatch.setattr(engine_module, "fire_alerts", through_sqlalchemy)
+    monkeypatch.setattr(fire_sqlite, "fire_on_driver", on_driver)
+
+
 async def test_a_storm_fires_in_bounded_transactions_exactly_once(database: Database, feed: StandInFeed,
-                                                                  make_engine: Callable[..., Any]) -> None:
+                                                                  make_engine: Callable[..., Any],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     ids = await store_alerts(database, [(CODE, "above", 70_000 + i % 50) for i in range(1_000)]
                              + [(OTHER, "below", 50_000)])
     engine: AlertEngine = await make_engine(fire_chunk=64)
     assert len(engine.book) == len(ids)
     transactions: list[int] = []
     with_later_crossing: list[int] = []
-    real_fire = engine_module.fire_alerts
 
-    async def counting(conn: Any, crossings: dict[int, Any], now: Any) -> list[Any]:
+    def counting(crossings: dict[int, Any]) -> None:
         if any(c.size == 1 for c in crossings.values()):
             with_later_crossing.append(len(transactions))
         transactions.append(len(crossings))
-        return await real_fire(conn, crossings, now)
 
-    engine_module.fire_alerts = counting  # type: ignore[assignment]
-    try:
-        engine.record_latencies = True
-        feed.emit(tick(CODE, 70_100))  # crosses all 1,000 at once
-        feed.emit(tick(OTHER, 49_000))  # a later crossing on another symbol
-        feed.emit(tick(CODE, 70_200))  # nothing left to cross
-        await settled(engine)
-    finally:
-        engine_module.fire_alerts = real_fire  # type: ignore[assignment]
+    patch_fire(monkeypatch, counting)
+    engine.record_latencies = True
+    feed.emit(tick(CODE, 70_100))  # crosses all 1,000 at once
+    feed.emit(tick(OTHER, 49_000))  # a later crossing on another symbol
+    feed.emit(tick(CODE, 70_200))  # nothing left to cross
+    await settled(engine)
+    monkeypatch.undo()
     assert max(transactions) <= 64 and sum(transactions) == 1_001
     assert engine.fired == 1_001 and engine.backlog == 0
     assert await count(database, AlertRow, col(AlertRow.status) == "fired") == 1_001
@@ -146,30 +167,28 @@ async def test_a_storm_fires_in_bounded_transactions_exactly_once(database: Data
 
 
 async def test_a_failed_chunk_is_rearmed_and_fires_once_later(database: Database, feed: StandInFeed,
-                                                              make_engine: Callable[..., Any]) -> None:
+                                                              make_engine: Callable[..., Any],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     await store_alerts(database, [(CODE, "above", 70_000 + i) for i in range(100)])
     engine: AlertEngine = await make_engine(fire_chunk=30)
-    real_fire = engine_module.fire_alerts
     calls = 0
 
-    async def failing_once(conn: Any, crossings: dict[int, Any], now: Any) -> list[Any]:
+    def note(_crossings: dict[int, Any]) -> None:
         nonlocal calls
         calls += 1
-        if calls == 2:
-            await real_fire(conn, crossings, now)  # written, then the transaction fails: rolled back
-            raise OSError("disk full")
-        return await real_fire(conn, crossings, now)
 
-    engine_module.fire_alerts = failing_once  # type: ignore[assignment]
-    try:
-        feed.emit(tick(CODE, 70_200))
-        await settled(engine)
-        assert engine.fired == 70 and len(engine.book) == 30  # the failed chunk is back in the book
-        assert await count(database, OutboxRow) == 70
-        feed.emit(tick(CODE, 70_300))  # the next crossing fires them, once
-        await settled(engine)
-    finally:
-        engine_module.fire_alerts = real_fire  # type: ignore[assignment]
+    def fail_the_second() -> None:
+        if calls == 2:
+            raise OSError("disk full")  # written, then the transaction fails: rolled back
+
+    patch_fire(monkeypatch, note, fail_the_second)
+    feed.emit(tick(CODE, 70_200))
+    await settled(engine)
+    assert engine.fired == 70 and len(engine.book) == 30  # the failed chunk is back in the book
+    assert await count(database, OutboxRow) == 70
+    feed.emit(tick(CODE, 70_300))  # the next crossing fires them, once
+    await settled(engine)
+    monkeypatch.undo()
     assert engine.fired == 100 and len(engine.book) == 0
     async with database.session() as session:
         keys = list((await session.exec(select(OutboxRow.dedupe_key))).all())
@@ -334,3 +353,38 @@ async def test_gap_extreme_made_after_an_alert_armed_during_the_gap_fires_it(
     await settled(engine)
     assert engine.fired == 1
     assert await count(database, AlertRow, col(AlertRow.id) == during.id, col(AlertRow.status) == "fired") == 1
+
+
+async def test_sqlite_fires_on_the_driver_writing_what_sqlalchemy_writes(tmp_path: Any) -> None:
+    """The one-round-trip SQLite fire path and the SQLAlchemy path (PostgreSQL's) leave the same rows."""
+    written = []
+    for on_driver in (True, False):
+        db = Database(f"sqlite:///{tmp_path}/{on_driver}.sqlite3")
+        await db.migrate()
+        feed = StandInFeed()
+        await store_alerts(db, [(CODE, "above", 70_000 + i) for i in range(150)])
+        await store_alerts(db, [(CODE, "below", 69_000 - i) for i in range(40)], repeat=True)
+        engine = AlertEngine(db, feed, lambda: None, rearm_interval=3600, fire_chunk=64)  # type: ignore[arg-type]
+        assert engine.fire_on_driver  # SQLite's default
+        engine.fire_on_driver = on_driver
+        await engine.start()
+        feed.emit(tick(CODE, 70_100, time="100001"))
+        feed.emit(tick(CODE, 68_980, time="100002"))
+        await settled(engine)
+        await engine.stop()
+        async with db.engine.connect() as conn:
+            alerts = (await conn.exec_driver_sql(
+                "SELECT id, status, fired_count, typeof(updated_at), length(updated_at), typeof(rearm_at), "
+                "length(rearm_at), round((julianday(rearm_at) - julianday(updated_at)) * 86400) "
+                "FROM alerts ORDER BY id")).all()
+            pushes = (await conn.exec_driver_sql(
+                "SELECT dedupe_key, owner_id, chat_id, kind, status, attempts, typeof(created_at), "
+                "length(created_at), payload, last_error, sent_at FROM outbox ORDER BY dedupe_key")).all()
+        async with db.session() as session:
+            repeats = list((await session.exec(select(AlertRow).where(col(AlertRow.repeat)))).all())
+        await db.dispose()
+        assert engine.fired == 122 and len(pushes) == 122  # 101 above, 21 repeat alerts below
+        assert all(a.status == "cooling" and a.rearm_at == a.updated_at + dt.timedelta(seconds=600)
+                   for a in repeats if a.fired_count)
+        written.append((alerts, pushes))
+    assert written[0] == written[1]

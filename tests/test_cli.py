@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from chatbot.console.botapi import BotApiEmulator
 from tests.fake_telegram import FakeTelegram
 
@@ -122,3 +124,20 @@ async def test_sigterm_shuts_down_cleanly_and_a_restart_resumes(tmp_path: Path) 
         assert "alert engine started" in logs and "Traceback" not in logs
     finally:
         await fake.stop()
+
+
+def test_garbage_collection_is_paused_while_starting_and_resumed_whatever_way_it_ends() -> None:
+    import gc
+
+    from chatbot import __main__ as entry
+
+    seen: list[bool] = []
+
+    def failing_start() -> None:
+        seen.append(gc.isenabled())
+        raise RuntimeError("start-up failed")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        entry._until_ready_without_collection(failing_start)
+    assert seen == [False] and gc.isenabled()

@@ -1,7 +1,9 @@
 """SQLite under concurrent writers: read-then-write transactions from many updates at once, while
 another process takes the database's write lock now and then, all succeed (none sees "database is
 locked"); a lock that escapes anyway is retried by the bot, never shown to a user; and the database
-file is created readable by its owner only."""
+file is created readable by its owner only. A transaction run whole on the driver's thread
+(``Database.write_on_driver``, the alert engine's fire path) commits, rolls back and waits for another
+process's lock like the others."""
 
 from __future__ import annotations
 
@@ -10,12 +12,15 @@ import sqlite3
 import stat
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel import col, select
 
 from chatbot.alerts.engine import AlertEngine
@@ -25,6 +30,7 @@ from chatbot.service.alerts import AlertView
 from chatbot.service.cards import CardStatus, CardStore
 from chatbot.service.users import Users
 from chatbot.storage import Database
+from chatbot.storage import db as db_module
 from chatbot.storage.tables import AlertRow, PendingOrderRow, UserRow
 from chatbot.telegram import app as tg
 from chatbot.telegram.i18n import t
@@ -221,3 +227,64 @@ async def test_a_lock_that_escapes_is_retried_never_shown(tmp_path: Path, monkey
         assert [m["text"] for m in replies] == [t("busy_retry", "ko")]
     finally:
         await bot.stop()
+
+
+async def test_a_transaction_on_the_driver_thread_commits_rolls_back_and_waits_for_a_lock(tmp_path: Path) -> None:
+    path = tmp_path / "driver.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    await db.migrate()
+
+    def insert_user(user_id: int, fail: bool, cursor: Any) -> int:
+        cursor.execute("INSERT INTO other_process (n) VALUES (?)", (user_id,))
+        if fail:
+            raise ValueError("after the write")
+        return user_id
+
+    async def rows() -> list[int]:
+        async with db.engine.connect() as conn:
+            return [r[0] for r in await conn.exec_driver_sql("SELECT n FROM other_process ORDER BY n")]
+
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_HOLDER, str(path),
+                                                  stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert (await asyncio.wait_for(holder.stdout.readline(), 60)).decode().strip() == "ready"
+        assert await db.write_on_driver(partial(insert_user, 7, False)) == 7
+        with pytest.raises(ValueError, match="after the write"):
+            await db.write_on_driver(partial(insert_user, 8, True))
+        assert await rows() == [7]  # the failed one was rolled back
+        holder.stdin.write(b"lock\n")
+        await holder.stdin.drain()
+        assert (await asyncio.wait_for(holder.stdout.readline(), 60)).decode().strip() == "locked"
+        waiting = asyncio.create_task(db.write_on_driver(partial(insert_user, 9, False)))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # the other process holds the write lock
+        holder.stdin.write(b"free\n")
+        await holder.stdin.drain()
+        assert await asyncio.wait_for(waiting, 60) == 9
+        assert await rows() == [1, 7, 9]
+        # An aiosqlite without the queue used: the same work through SQLAlchemy's DB-API adapter.
+        raw = await db.engine.raw_connection()
+        stand_in = SimpleNamespace(driver_connection=object(), dbapi_connection=raw.dbapi_connection)
+        assert await db_module._on_driver_thread(stand_in, partial(
+            db_module._immediate_transaction, partial(insert_user, 10, False))) == 10
+        await greenlet_spawn(raw.close)
+        assert await rows() == [1, 7, 9, 10]
+    finally:
+        holder.stdin.close()
+        await holder.wait()
+        await db.dispose()
+
+
+def test_a_transaction_left_open_on_the_driver_connection_is_rolled_back_first(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "open.sqlite3")
+    conn.execute("CREATE TABLE t (n INTEGER)")
+    conn.commit()
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO t VALUES (1)")  # as if a rollback had failed
+    try:
+        assert db_module._immediate_transaction(lambda cursor: cursor.execute("INSERT INTO t VALUES (2)").rowcount,
+                                                conn) == 1
+        assert [row[0] for row in conn.execute("SELECT n FROM t")] == [2]
+    finally:
+        conn.close()

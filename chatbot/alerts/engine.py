@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import case, update
@@ -39,7 +40,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
 
-from chatbot.alerts import outbox
+from chatbot.alerts import fire_sqlite, outbox
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push
@@ -102,6 +103,8 @@ class AlertEngine:
         self.backlog = 0  # crossed alerts not yet committed
         self.latencies: list[float] = []  # tick seen → fire + push committed (seconds), for benchmarks
         self.record_latencies = False
+        self.fire_on_driver = db.is_sqlite  # False: through SQLAlchemy (PostgreSQL; the anchor in bench.alerts)
+        self._binds = fire_sqlite.Binds.of(db.engine.dialect)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -268,8 +271,11 @@ class AlertEngine:
     async def _fire(self, chunk: Chunk) -> None:
         now = utcnow()
         prices = {alert_id: crossing for alert_id, crossing in chunk}
-        async with self.db.write_connection() as conn:  # fire a chunk (alerts + outbox), one transaction
-            fired = await fire_alerts(conn, prices, now)
+        if self.fire_on_driver:  # SQLite: the whole transaction in one round trip to the driver's thread
+            fired = await self.db.write_on_driver(partial(fire_sqlite.fire_on_driver, prices, now, self._binds))
+        else:
+            async with self.db.write_connection() as conn:  # fire a chunk (alerts + outbox), one transaction
+                fired = await fire_alerts(conn, prices, now)
         committed = time.perf_counter()
         if self.record_latencies:
             self.latencies.extend(committed - crossing.seen_at for _, crossing in chunk)
@@ -428,7 +434,11 @@ def _kst_second() -> str:
 async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
     """Fire crossed alerts inside the caller's transaction: a conditional UPDATE … RETURNING moves
     exactly the alerts still armed (exactly once, whatever else fires them: a restart, a reconnect,
-    a second crossing), and their pushes go into the outbox alongside. Returns the fired rows."""
+    a second crossing), and their pushes go into the outbox alongside. Returns the fired rows.
+
+    PostgreSQL's path. SQLite runs the same transaction in one round trip to its driver's thread
+    (:func:`chatbot.alerts.fire_sqlite.fire_on_driver`): a change here is a change there too
+    (``tests/test_alert_storms.py`` compares the rows the two write)."""
     fired: list[Any] = list((await conn.execute(
         update(AlertRow)
         .where(col(AlertRow.id).in_(list(crossings)), col(AlertRow.status) == "armed")

@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chatbot.storage.db import Database
 from chatbot.storage.tables import SimDocumentRow
@@ -34,7 +32,7 @@ class DbSimStateStore:
             return
         now = utcnow()
         rows = [{"key": key, "data": data, "updated_at": now} for key, data in documents.items()]
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        insert = self.db.upsert_insert()
         async with self.db.write_connection() as conn:  # simulator state, one transaction per save
             for i in range(0, len(rows), SAVE_CHUNK):
                 stmt = insert(self.table).values(rows[i:i + SAVE_CHUNK])

@@ -7,8 +7,6 @@ user's client invalidate and re-issue at once)."""
 from __future__ import annotations
 
 from sqlalchemy import Table, delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chatbot.kis.token import CachedToken
 from chatbot.logs import SECRETS
@@ -41,7 +39,7 @@ class DbTokenStore:
         values = {"key": key, "access_token": self.box.encrypt(token.access_token, key, FIELD, version),
                   "key_version": version, "expires_at": token.expires_at, "issued_at": token.issued_at,
                   "updated_at": utcnow()}
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        insert = self.db.upsert_insert()
         stmt = insert(self.table).values(values)
         stmt = stmt.on_conflict_do_update(index_elements=[self.table.c.key],
                                           set_={c: stmt.excluded[c] for c in values if c != "key"})
