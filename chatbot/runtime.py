@@ -26,6 +26,7 @@ from chatbot.service.account import AccountService
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.alerts import AlertService
 from chatbot.service.cards import CardStore
+from chatbot.service.conditional import ConditionalOrders, start_conditional, stop_conditional
 from chatbot.service.fills import FillWatcher
 from chatbot.service.journal import OrderJournal, Settling
 from chatbot.service.market_data import MarketData
@@ -174,9 +175,14 @@ class Runtime:
             alerts = AlertService(db, engine, accounts, market, max_per_user=kis.max_alerts_per_user,
                                   max_symbols_per_user=kis.max_alert_symbols_per_user,
                                   cooldown_seconds=kis.alert_cooldown_seconds)
+            conditional = (ConditionalOrders(
+                db, accounts, cards, journal, market, mode, settling, process_id=lease.owner,
+                expiry_days=kis.conditional_expiry_days, max_per_user=kis.max_conditional_per_user,
+                allow_real_orders=kis.allow_real_orders, watch_fills=fills.watch, on_uncertain=reconciler.wake,
+                wake_sender=pushes.wake) if engine is not None else None)
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
                                 Operations(orders, accounts, fills, engine, pushes),
-                                allowed_users=frozenset(settings.telegram.allowed_users))
+                                allowed_users=frozenset(settings.telegram.allowed_users), conditional=conditional)
             # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
             directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
                                                 download=mode is not Mode.PAPER)
@@ -192,6 +198,8 @@ class Runtime:
                       engine, fills, reconciler, pushes, services, feed_client, lease, directory_refresh)
         if engine is not None:
             await engine.start()
+        if conditional is not None and engine is not None:  # after the feed is up, before reconciliation
+            await start_conditional(conditional, engine.feed, mode, calendar)
         await fills.resume_recent()
         reconciler.start()  # in the background: start-up does not wait for KIS
         directory_refresh.start()
@@ -200,6 +208,8 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.directory_refresh.stop()
+        if self.services.conditional is not None:
+            await stop_conditional(self.services.conditional)
         await self.reconciler.stop()
         await self.pushes.stop()
         if self.engine is not None:

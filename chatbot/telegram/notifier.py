@@ -14,6 +14,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter
 from chatbot.service.notices import (
     AlertFired,
     Blocked,
+    ConditionalNotice,
     Delivered,
     Delivery,
     Notice,
@@ -22,7 +23,7 @@ from chatbot.service.notices import (
     RetryLater,
     outcome_view,
 )
-from chatbot.telegram import render
+from chatbot.telegram import render, stops
 from chatbot.telegram.alerts import condition
 from chatbot.telegram.i18n import t
 
@@ -37,6 +38,8 @@ class TelegramNotifier:
         try:
             if isinstance(notice, OrderOutcome):
                 return Delivered(await self._outcome(chat_id, notice))
+            if isinstance(notice, ConditionalNotice):
+                return Delivered((await self.bot.send_message(chat_id, stops.push_text(notice))).message_id)
             message = await self.bot.send_message(chat_id, text(notice))
             return Delivered(message.message_id)
         except Forbidden:
