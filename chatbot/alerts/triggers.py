@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -113,6 +114,7 @@ class TriggerEngine:
         self._per_code: dict[str, set[int]] = {}
         self._trails: dict[str, dict[int, _Trail]] = {}
         self._trail_dirty: dict[int, tuple[int, int]] = {}
+        self._handed_over: dict[int, ArmedTrigger] = {}  # crossed, out of the book, not yet taken by the owner
         self._subscribed: set[str] = set()
         self._arming: dict[str, _Arming] = {}
         self.last_price: dict[str, int] = {}
@@ -207,9 +209,11 @@ class TriggerEngine:
                 del self._per_code[trigger.code]
         trails = self._trails.get(trigger.code)
         if trails is not None:
-            trails.pop(order_id, None)
+            trail = trails.pop(order_id, None)
             if not trails:
                 del self._trails[trigger.code]
+            if trail is not None:  # as it stands now (put back after a failed firing: its level kept)
+                trigger = dataclasses.replace(trigger, stop=trail.level, high_water=trail.high)
         return trigger
 
     # -- the hot path -------------------------------------------------------------------------------------
@@ -249,7 +253,9 @@ class TriggerEngine:
             crossed.append(Crossed(order_id, TAKE if leg else STOP, code, price, tick_time, seen))
             self.crossed += 1
         for item in crossed:  # one-cancels-other: the order leaves the book whole
-            self._drop(item.order_id)
+            trigger = self._drop(item.order_id)
+            if trigger is not None:
+                self._handed_over[item.order_id] = trigger
         return crossed
 
     def _raise_trails(self, code: str, price: int) -> None:
@@ -317,7 +323,17 @@ class TriggerEngine:
                 try:
                     await self.on_crossed(batch)
                 except Exception:
-                    log.exception("could not fire crossed conditional orders", extra={"legs": len(batch)})
+                    # Put back what the owner could not take (it stays armed in its store, and the
+                    # store's conditional update keeps a second firing from doing anything twice).
+                    log.exception("could not fire crossed conditional orders; re-arming them",
+                                  extra={"legs": len(batch)})
+                    for order_id in {c.order_id for c in batch}:
+                        trigger = self._handed_over.pop(order_id, None)
+                        if trigger is not None:
+                            self._add(trigger)
+                else:
+                    for order_id in {c.order_id for c in batch}:
+                        self._handed_over.pop(order_id, None)
                 await asyncio.sleep(0)
             if not self._pending:
                 self._idle.set()

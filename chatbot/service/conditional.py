@@ -375,6 +375,24 @@ class ConditionalOrders:
             chosen.setdefault(item.order_id, item)
         now = utcnow()
         fired: list[tuple[ConditionalOrderRow, int, Crossed]] = []
+        opened: list[int] = []  # ours to settle from the moment they exist: reconciliation leaves them alone
+        try:
+            await self._claim_firings(chosen, now, fired, opened)
+        except BaseException:
+            self.settling.in_flight.difference_update(opened)  # rolled back: no such rows
+            raise
+        if not fired:
+            return
+        self.counts["fired"] += len(fired)
+        self.wake_sender()
+        for row, journal_id, item in fired:
+            self._spawn(self._execute(row, journal_id, item.seen_at))
+        if self.engine is not None:
+            await self.engine.release_fired([row.code for row, _, _ in fired])
+
+    async def _claim_firings(self, chosen: dict[int, Crossed], now: dt.datetime,
+                             fired: list[tuple[ConditionalOrderRow, int, Crossed]], opened: list[int]) -> None:
+        """One transaction: each order still armed → firing, its sell's card and journal row, its push."""
         async with self.db.write() as session:
             for order_id, item in chosen.items():
                 key = f"cond-{order_id}"
@@ -394,18 +412,11 @@ class ConditionalOrders:
                 session.add(card)
                 await session.flush()
                 journal_id = await self.journal.add(session, card, self.process_id)
+                opened.append(journal_id)
+                self.settling.in_flight.add(journal_id)
                 await outbox.enqueue(session, [Push(f"cond:{order_id}:triggered", row.owner_id, row.chat_id,
                                                     self._notice(row, "triggered", item.price, item.tick_time))])
                 fired.append((row, journal_id, item))
-        self.settling.in_flight.update(journal_id for _, journal_id, _ in fired)
-        if not fired:
-            return
-        self.counts["fired"] += len(fired)
-        self.wake_sender()
-        for row, journal_id, item in fired:
-            self._spawn(self._execute(row, journal_id, item.seen_at))
-        if self.engine is not None:
-            await self.engine.release_fired([row.code for row, _, _ in fired])
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
