@@ -443,7 +443,7 @@ class ConditionalOrders:
             lock = self._locks.setdefault(row.owner_id, asyncio.Lock())
             async with lock:  # two of the user's orders firing together: each reads what the other left
                 try:
-                    held = await self._held(account, row.code)
+                    held = await self._held_retried(account, row.code)
                 except KisError as exc:
                     await self._settle(row, journal_id, "failed", msg_cd=exc.msg_cd,
                                        message=f"holdings could not be read: {exc.msg1 or type(exc).__name__}")
@@ -631,6 +631,18 @@ class ConditionalOrders:
     async def _held(self, account: UserAccount, code: str) -> int:
         held = next((h for h in (await account.client.balance()).holdings if h.code == code), None)
         return int(held.orderable_quantity) if held else 0
+
+    async def _held_retried(self, account: UserAccount, code: str, attempts: int = 3) -> int:
+        """At firing: a read, so a failure is asked again (twice, briefly) before the firing fails."""
+        for attempt in range(attempts):
+            try:
+                return await self._held(account, code)
+            except KisError as exc:
+                if attempt + 1 >= attempts:
+                    raise
+                log.warning("holdings read failed at firing; asking again", extra={"error": type(exc).__name__})
+                await asyncio.sleep(0.2 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     async def _committed(self, user_id: int, code: str) -> int:
         async with self.db.session() as session:
