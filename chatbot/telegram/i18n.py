@@ -346,18 +346,24 @@ MESSAGES: dict[str, dict[str, str]] = {
     "push_cond_uncertain": {"ko": "⏳ 조건주문 #{id}: KIS 응답이 없어 주문 여부를 확인 중입니다. 결과를 알려 드립니다.",
                             "en": "⏳ Conditional order #{id}: no answer from KIS; checking whether the sell was "
                                   "placed. You will be told."},
+    "commands_conditional": {"ko": "/stop 삼성전자 10 65,000원 — 손절 · /tp — 익절 · /trail 삼성전자 10 5% — 트레일링 스탑\n"
+                                    "/bracket 005930 10 65000 80000 — 손절+익절 · /stops — 조건주문 목록",
+                             "en": "/stop 005930 10 65000 — stop-loss · /tp — take-profit · /trail 005930 10 5% — "
+                                   "trailing stop\n/bracket 005930 10 65000 80000 — stop + take · /stops — your "
+                                   "conditional orders"},
     "push_cond_expired": {"ko": "⌛ 조건주문 #{id} 만료: {name} ({code})", "en": "⌛ Conditional order #{id} expired: {name} ({code})"},
 }
 
 COMMAND_MENU = {
     "ko": [("price", "현재가"), ("buy", "매수"), ("sell", "매도"), ("orders", "미체결 주문"), ("cancel", "주문 취소"), ("modify", "주문 정정"),
            ("balance", "잔고"), ("alert", "가격 알림"), ("alerts", "알림 목록"), ("chart", "차트"), ("status", "상태"),
-           ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말")],
+           ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말"),
+           ("stop", "손절 주문"), ("stops", "조건주문 목록")],
     "en": [("price", "Current price"), ("buy", "Buy"), ("sell", "Sell"), ("orders", "Open orders"),
            ("cancel", "Cancel an order"), ("modify", "Revise an order"), ("balance", "Balance"), ("alert", "Price alert"), ("alerts", "Your alerts"),
            ("chart", "Chart"), ("status", "Status"),
            ("login", "Register KIS keys"), ("me", "Your account"),
-           ("help", "Help")],
+           ("help", "Help"), ("stop", "Stop-loss"), ("stops", "Conditional orders")],
 }
 
 
