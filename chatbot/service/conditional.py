@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import case, insert, update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -392,31 +392,36 @@ class ConditionalOrders:
 
     async def _claim_firings(self, chosen: dict[int, Crossed], now: dt.datetime,
                              fired: list[tuple[ConditionalOrderRow, int, Crossed]], opened: list[int]) -> None:
-        """One transaction: each order still armed → firing, its sell's card and journal row, its push."""
-        async with self.db.write() as session:
-            for order_id, item in chosen.items():
-                key = f"cond-{order_id}"
-                result = await session.exec(update(ConditionalOrderRow).where(
-                    col(ConditionalOrderRow.id) == order_id, col(ConditionalOrderRow.status) == "armed")
-                    .values(status="firing", fired_leg=item.leg, fired_price=item.price, fired_time=item.tick_time,
-                            fired_at=now, fire_key=key, updated_at=now))
-                if result.rowcount != 1:
-                    continue  # cancelled, expired or fired meanwhile
-                row = await session.get(ConditionalOrderRow, order_id)
-                assert row is not None
-                card = PendingOrderRow(id=key, owner_id=row.owner_id, chat_id=row.chat_id,
-                                       environment=row.environment, action="order", side="sell", code=row.code,
-                                       name=row.name, quantity=row.quantity, price=row.limit_price,
-                                       quoted_price=item.price, status=CardStatus.SUBMITTING.value, created_at=now,
-                                       updated_at=now, expires_at=now, result="conditional order")
-                session.add(card)
-                await session.flush()
-                journal_id = await self.journal.add(session, card, self.process_id)
-                opened.append(journal_id)
-                self.settling.in_flight.add(journal_id)
-                await outbox.enqueue(session, [Push(f"cond:{order_id}:triggered", row.owner_id, row.chat_id,
-                                                    self._notice(row, "triggered", item.price, item.tick_time))])
-                fired.append((row, journal_id, item))
+        """One transaction (Core statements, a few per batch): each order still armed → firing, its
+        sell's card and journal row, its "triggered" push."""
+        async with self.db.write_connection() as conn:
+            ids = list(chosen)
+            table = ConditionalOrderRow.__table__  # type: ignore[attr-defined]
+            returned = (await conn.execute(update(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.id).in_(ids), col(ConditionalOrderRow.status) == "armed")
+                .values(status="firing", fired_at=now, updated_at=now,
+                        fired_leg=case({i: chosen[i].leg for i in ids}, value=table.c.id),
+                        fired_price=case({i: chosen[i].price for i in ids}, value=table.c.id),
+                        fired_time=case({i: chosen[i].tick_time for i in ids}, value=table.c.id),
+                        fire_key=case({i: f"cond-{i}" for i in ids}, value=table.c.id))
+                .returning(*table.columns))).mappings().all()  # the others: cancelled, expired or fired meanwhile
+            won = [(ConditionalOrderRow(**r), chosen[r["id"]]) for r in returned]
+            if not won:
+                return
+            cards = [PendingOrderRow(id=row.fire_key or "", owner_id=row.owner_id, chat_id=row.chat_id,
+                                     environment=row.environment, action="order", side="sell", code=row.code,
+                                     name=row.name, quantity=row.quantity, price=row.limit_price,
+                                     quoted_price=item.price, status=CardStatus.SUBMITTING.value, created_at=now,
+                                     updated_at=now, expires_at=now, result="conditional order")
+                     for row, item in won]
+            await conn.execute(insert(PendingOrderRow), [card.model_dump() for card in cards])
+            journal_ids = await self.journal.add_many(conn, cards, self.process_id)
+            opened.extend(journal_ids.values())
+            self.settling.in_flight.update(journal_ids.values())
+            await outbox.enqueue(conn, [Push(f"cond:{row.id}:triggered", row.owner_id, row.chat_id,
+                                             self._notice(row, "triggered", item.price, item.tick_time))
+                                        for row, item in won], keys_are_new=True)  # armed → firing happens once
+            fired.extend((row, journal_ids[row.fire_key or ""], item) for row, item in won)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -513,13 +518,16 @@ class ConditionalOrders:
                               detail=message or "", quantity=sold)
 
         async def also(session: AsyncSession) -> None:
-            await self.cards.finish_in(session, row.fire_key or "", card_status, order_no or message)
+            conn = await session.connection()  # Core statements: no ORM bookkeeping on the hot path
+            await conn.execute(update(PendingOrderRow).where(
+                col(PendingOrderRow.id) == row.fire_key, col(PendingOrderRow.status) == CardStatus.SUBMITTING.value)
+                .values(status=card_status.value, result=order_no or message, updated_at=utcnow()))
             if final:
-                await session.exec(update(ConditionalOrderRow).where(
+                await conn.execute(update(ConditionalOrderRow).where(
                     col(ConditionalOrderRow.id) == row.id, col(ConditionalOrderRow.status) == "firing")
                     .values(status="placed" if placed else "failed", order_no=order_no, sold_quantity=sold if placed
                             else 0, result=message or status, updated_at=utcnow()))
-            await outbox.enqueue(session, [Push(f"cond:{row.id}:{stage}", row.owner_id, row.chat_id, notice)])
+            await outbox.enqueue(conn, [Push(f"cond:{row.id}:{stage}", row.owner_id, row.chat_id, notice)])
 
         async def write() -> None:
             await self.journal.settle(journal_id, status, kis_order_no=order_no, msg_cd=msg_cd or None,
