@@ -8,7 +8,10 @@ moment the sell request would leave — the order crossed in the book, moved ``a
 with its journal row, card and push in one transaction, the holdings read, the journal's
 "sending" snapshot committed. KIS's own answers (the holdings and the order request) are stand-ins
 that answer at once: what is measured is the bot, not the simulator's HTTP round trip. Beside it,
-same run: the alert engine's tick → fired and push committed, and a bare one-row commit.
+same run: the alert engine's tick → fired and push committed, and a bare one-row commit. One order
+in 20 is set within 1–6 % of the price and crosses during the run; the rest stay armed. (The firing
+path costs three small transactions per sell — claim, the journal's snapshot before sending, the
+outcome — so a storm of firings is bounded by the database's writes: ``--near-every 1`` shows it.)
 
     python -m bench.conditional [--db sqlite|postgres|URL] [--alerts 100000] [--conditional 10000] [--seconds 12]
 """
@@ -45,6 +48,7 @@ from chatbot.storage.types import utcnow
 from tests.helpers import new_credentials
 
 SYMBOLS = 40
+NEAR_EVERY = 20
 
 
 class _StandInKis:
@@ -82,10 +86,14 @@ _CODES: list[str] = []
 def _conditional(i: int, code: str, price: int, rng: random.Random) -> dict[str, Any]:
     now = utcnow()
     kind = ("stop", "tp", "bracket", "trail")[i % 4]
-    below = int(price * (1 - rng.uniform(0.02, 0.15)))  # none within 2 %: no storm on the first ticks
-    above = int(price * (1 + rng.uniform(0.02, 0.15)))
-    percent = Decimal(rng.choice(["3", "5", "8", "10"]))
-    return {"owner_id": 1 + i % 500, "chat_id": 1 + i % 500, "language": "ko", "environment": "simulator",
+    # One in NEAR_EVERY within 1–6 % of the price (these cross in the run), the rest 15–45 % away (they
+    # stay armed: the book is 10,000 deep, the firing rate a few a second, as sells set by people are).
+    near = i % NEAR_EVERY == 0
+    low, high = (0.01, 0.06) if near else (0.15, 0.45)
+    below = int(price * (1 - rng.uniform(low, high)))
+    above = int(price * (1 + rng.uniform(low, high)))
+    percent = Decimal(rng.choice(["2", "3", "5"] if near else ["20", "25", "30"]))
+    return {"owner_id": 1 + i % 3000, "chat_id": 1 + i % 3000, "language": "ko", "environment": "simulator",
             "market": "KRX", "currency": "KRW", "kind": kind, "code": code, "name": code, "quantity": 1,
             "stop_price": (trailing_level(price, percent) if kind == "trail" else below if kind != "tp" else None),
             "take_price": above if kind in ("tp", "bracket") else None, "limit_price": None,
@@ -124,7 +132,7 @@ async def run(backend: str, n_alerts: int = 100_000, n_conditional: int = 10_000
             async with db.engine.begin() as conn:
                 for i in range(0, len(alerts), 5000):
                     await conn.execute(insert(AlertRow), alerts[i:i + 5000])
-                for i in range(0, len(conditional), 5000):
+                for i in range(0, len(conditional), 5000):  # (none with --conditional 0)
                     await conn.execute(insert(ConditionalOrderRow), conditional[i:i + 5000])
             del alerts, conditional
             anchor = await bare_commits(db)
@@ -200,7 +208,10 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--conditional", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--near-every", type=int, default=NEAR_EVERY,
+                        help="one conditional order in N within 1–6 %% of the price (default 20)")
     args = parser.parse_args()
+    globals()["NEAR_EVERY"] = max(1, args.near_every)
     chosen = backends() if args.db == "all" else ["postgres" if args.db == "postgres" else args.db]
     for backend in chosen:
         result = asyncio.run(run(backend, args.alerts, args.conditional, args.seconds))

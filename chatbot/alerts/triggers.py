@@ -102,7 +102,7 @@ def regular_session(tick_time: str) -> bool:
 class TriggerEngine:
     def __init__(self, feed: RealtimeClient, on_crossed: OnCrossed, *, on_trail: OnTrail | None = None,
                  in_session: Callable[[str], bool] = regular_session, level_of: LevelOf = trailing_level,
-                 trail_flush_seconds: float = 0.5) -> None:
+                 trail_flush_seconds: float = 1.0) -> None:
         self.feed = feed
         self.on_crossed = on_crossed
         self.on_trail = on_trail

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import case, insert, update
+from sqlalchemy import bindparam, case, insert, update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -154,7 +154,7 @@ class ConditionalOrders:
                  expiry_days: int = 30, max_per_user: int = 20, allow_real_orders: bool = False,
                  watch_fills: Callable[[int, int], Awaitable[None]] | None = None,
                  on_uncertain: Callable[[], None] | None = None, wake_sender: Callable[[], None] = lambda: None,
-                 resume_seconds: float = 300.0, sync_seconds: float = 2.0) -> None:
+                 resume_seconds: float = 300.0, sync_seconds: float = 2.0, max_concurrent_firings: int = 8) -> None:
         self.db = db
         self.accounts = accounts
         self.cards = cards
@@ -174,6 +174,9 @@ class ConditionalOrders:
         self.db_retry_seconds = 5.0
         self.engine: TriggerEngine | None = None
         self._locks: dict[int, asyncio.Lock] = {}  # per user: holdings read and sell sent together
+        # Sells in progress at once: a storm of firings queues here rather than in front of every other
+        # database write (the alert engine's commits wait behind at most this many firings' writes).
+        self._sending = asyncio.Semaphore(max_concurrent_firings)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
         self.counts: dict[str, int] = {"armed": 0, "fired": 0, "placed": 0, "failed": 0, "reduced": 0}
@@ -446,7 +449,7 @@ class ConditionalOrders:
                 await self._settle(row, journal_id, "failed", message="real orders disabled")
                 return
             lock = self._locks.setdefault(row.owner_id, asyncio.Lock())
-            async with lock:  # two of the user's orders firing together: each reads what the other left
+            async with self._sending, lock:  # the user's orders firing together: each reads what the other left
                 try:
                     held = await self._held_retried(account, row.code)
                 except KisError as exc:
@@ -619,12 +622,16 @@ class ConditionalOrders:
         return expired
 
     async def store_trails(self, levels: dict[int, tuple[int, int]]) -> None:
-        """Trailing stops' raised highs and levels (the engine's batches)."""
-        async with self.db.write() as session:
-            for order_id, (high, level) in levels.items():
-                await session.exec(update(ConditionalOrderRow).where(
-                    col(ConditionalOrderRow.id) == order_id, col(ConditionalOrderRow.status) == "armed")
-                    .values(high_water=high, stop_price=level))
+        """Trailing stops' raised highs and levels (the engine's batches): one executemany, so that
+        thousands of trailing stops moving with a rally hold the write lock for milliseconds."""
+        if not levels:
+            return
+        table = ConditionalOrderRow.__table__  # type: ignore[attr-defined]
+        statement = (update(table).where(table.c.id == bindparam("order_id"), table.c.status == "armed")
+                     .values(high_water=bindparam("high"), stop_price=bindparam("level")))
+        async with self.db.write_connection() as conn:
+            await conn.execute(statement, [{"order_id": order_id, "high": high, "level": level}
+                                           for order_id, (high, level) in levels.items()])
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def _engine(self) -> TriggerEngine:
