@@ -177,7 +177,8 @@ async def run(backend: str, n_alerts: int = 100_000, n_conditional: int = 10_000
             await rest.aclose()
             await db.dispose()
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         await proc.wait()
     return {"backend": backend, "alerts": n_alerts, "conditional": n_conditional, "load_s": load_seconds,
             "sent": len(sent), "crossed": armed_before - armed_after, "p50": pct(sent, 0.5), "p99": pct(sent, 0.99),
