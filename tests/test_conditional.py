@@ -311,3 +311,48 @@ async def _is(bot: BotHarness, order_id: int, status: str) -> bool:
 async def _stored_level(bot: BotHarness, order_id: int, level: int) -> bool:
     row = next(r for r in await rows(bot, ConditionalOrderRow) if r.id == order_id)
     return row.stop_price == level
+
+
+async def test_a_firing_with_nothing_held_is_told_and_stays_failed(bot: BotHarness) -> None:
+    await buy(bot, ALICE, 3)
+    stop = ticks(-2, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 3 {stop}")
+    (card,) = await bot.say(ALICE, f"/sell {CODE} 3")  # everything sold by hand meanwhile
+    await bot.press_button(ALICE, card, 0)
+    bot.sim.set_price(CODE, ticks(-1, stop))
+    failed = await bot.wait_for_message(ALICE["id"], "매도 실패", timeout=60)
+    assert "다시 걸리지 않습니다" in failed["text"]
+    (row,) = await rows(bot, ConditionalOrderRow)
+    assert row.status == "failed"
+    await buy(bot, ALICE, 3)  # holding again: a failed conditional order does not come back
+    bot.sim.set_price(CODE, ticks(-3, stop))
+    await bot.sim.tick()
+    await asyncio.sleep(0.5)
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
+    assert (await rows(bot, ConditionalOrderRow))[0].status == "failed"
+
+
+async def test_restart_before_the_sell_left_sends_it_once_after(bot: BotHarness) -> None:
+    """Killed after the order went to "firing" but before the sell's journal said it was leaving: it
+    provably never left, so the restart sends it (recent, market open), once."""
+    await buy(bot, ALICE, 10)
+    stop = ticks(-1, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    svc = service(bot)
+    stuck = asyncio.Event()
+
+    async def never(*_args: Any, **_kwargs: Any) -> None:
+        stuck.set()
+        await asyncio.Event().wait()
+
+    svc.journal.mark_sending = never  # type: ignore[method-assign]
+    bot.sim.set_price(CODE, stop)
+    await asyncio.wait_for(stuck.wait(), 60)
+    for task in list(svc._tasks):  # the crash
+        task.cancel()
+    await bot.restart()
+    await wait_for(lambda: _is(bot, 1, "placed"), timeout=90)
+    await bot.wait_for_message(ALICE["id"], PLACED, timeout=60)
+    assert await sells(bot) == 1
+    (balance,) = await bot.say(ALICE, "/balance")
+    assert "삼성전자" not in balance["text"]
