@@ -356,3 +356,34 @@ async def test_restart_before_the_sell_left_sends_it_once_after(bot: BotHarness)
     assert await sells(bot) == 1
     (balance,) = await bot.say(ALICE, "/balance")
     assert "삼성전자" not in balance["text"]
+
+
+async def test_bracket_both_legs_crossed_during_a_feed_gap_fires_one_once(bot: BotHarness) -> None:
+    """The feed drops; the price runs past the take-profit and then below the stop and comes back:
+    the first trade after the reconnect carries both extremes. One leg fires, once; the other is gone."""
+    await buy(bot, ALICE, 10)
+    now = price(bot)
+    state = bot.sim.market.get(CODE)
+    assert state is not None
+    take = max(ticks(2, now), ticks(1, state.high))  # beyond the day's extremes so far
+    stop = min(ticks(-2, now), ticks(-1, state.low))
+    await arm(bot, ALICE, f"/bracket {CODE} 10 {stop} {take}")
+    assert bot.runtime is not None and bot.runtime.engine is not None
+    feed = bot.runtime.engine.feed
+    reconnects = feed.reconnects
+    bot.sim.realtime["real"].drop_all()
+    await asyncio.sleep(0.05)
+    bot.sim.set_price(CODE, ticks(1, take))  # both crossed while the feed is down…
+    bot.sim.set_price(CODE, ticks(-1, stop))
+    bot.sim.set_price(CODE, now)  # …and back
+    await wait_for(lambda: feed.connected.is_set() and feed.reconnects > reconnects)
+    await asyncio.sleep(0.2)
+    await bot.sim.tick()  # the first trade after the gap: its day high and low are both past a leg
+    await bot.wait_for_message(ALICE["id"], PLACED, timeout=60)
+    await wait_for(lambda: _is(bot, 1, "placed"))
+    for _ in range(3):
+        await bot.sim.tick()
+    bot.sim.set_price(CODE, ticks(2, take))
+    await asyncio.sleep(0.5)
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
+    assert await sells(bot) == 1
