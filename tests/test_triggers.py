@@ -113,3 +113,25 @@ async def test_disarm_releases_the_symbol() -> None:
     feed.emit(tick(CODE, 60_000))
     await idle(engine)
     await engine.stop()
+
+
+def test_what_a_person_types_is_read() -> None:
+    from chatbot.service.conditional import _parse
+    from chatbot.service.errors import UserError
+
+    assert _parse("stop", ["삼성전자", "10", "65,000원"]).stop == 65_000
+    request = _parse("stop", ["005930", "10주", "65000", "64,900원"])
+    assert (request.symbol_text, request.quantity, request.stop, request.limit) == ("005930", 10, 65_000, 64_900)
+    assert _parse("stop", ["삼성전자", "10", "65,000원", "시장가"]).limit is None
+    assert _parse("tp", ["삼성전자", "우", "3", "80000"]).symbol_text == "삼성전자 우"
+    assert _parse("trail", ["삼성전자", "10", "2.5%"]).trail == Decimal("2.5")
+    bracket = _parse("bracket", ["005930", "10", "65,000", "80,000원"])
+    assert (bracket.stop, bracket.take) == (65_000, 80_000)
+    for kind, args in (("stop", ["삼성전자", "10"]), ("bracket", ["005930", "10", "80000", "65000"]),
+                       ("trail", ["005930", "10", "50%"]), ("trail", ["005930", "10", "5"]),
+                       ("stop", ["삼성전자", "-1", "65000"]), ("tp", ["x" * 100, "1", "2"])):
+        try:
+            _parse(kind, args)
+        except UserError:
+            continue
+        raise AssertionError(f"{kind} {args} should be refused")

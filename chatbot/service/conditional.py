@@ -58,7 +58,7 @@ from chatbot.market_hours import MarketCalendar, Phase
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
 from chatbot.service.errors import UserError, kis_errors
-from chatbot.service.inputs import MAX_ARG_LENGTH, MAX_SYMBOL_WORDS, parse_price, parse_quantity
+from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, MAX_SYMBOL_WORDS, parse_price, parse_quantity
 from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling, retry_write
 from chatbot.service.market_data import MarketData
 from chatbot.service.views import Mode, Outcome
@@ -754,6 +754,8 @@ def _parse(kind: str, args: Sequence[str]) -> _Request:
         symbol = _symbol_words(words[:-2], usage)
         return _Request(symbol, _quantity(words[-2]), trail=percent)
     numbers = {"stop": (2, 3), "tp": (2, 3), "bracket": (3,)}[kind]
+    if kind in ("stop", "tp") and len(words) > 2 and words[-1].lower() in MARKET_WORDS:
+        words = words[:-1]  # "… 65,000원 시장가": at market, said out loud
     tail = 0
     while tail < len(words) and _numberish(words[len(words) - 1 - tail]):
         tail += 1
