@@ -387,3 +387,21 @@ async def test_bracket_both_legs_crossed_during_a_feed_gap_fires_one_once(bot: B
     await asyncio.sleep(0.5)
     assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
     assert await sells(bot) == 1
+
+
+async def test_expiry_disarms_and_tells(bot: BotHarness) -> None:
+    await buy(bot, ALICE, 2)
+    stop = ticks(-2, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 2 {stop}")
+    assert bot.runtime is not None
+    async with bot.runtime.db.write() as session:
+        row = (await session.exec(select(ConditionalOrderRow))).one()
+        row.expires_at = row.created_at
+        session.add(row)
+    assert await service(bot).expire_due() == 1
+    await bot.wait_for_message(ALICE["id"], "만료", timeout=60)
+    bot.sim.set_price(CODE, ticks(-1, stop))
+    await bot.sim.tick()
+    await asyncio.sleep(0.5)
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 0
+    assert (await rows(bot, ConditionalOrderRow))[0].status == "expired"

@@ -449,7 +449,9 @@ class ConditionalOrders:
                 await self._settle(row, journal_id, "failed", message="real orders disabled")
                 return
             lock = self._locks.setdefault(row.owner_id, asyncio.Lock())
-            async with self._sending, lock:  # the user's orders firing together: each reads what the other left
+            # The user's own orders one at a time (each reads what the other left), then a slot among
+            # everyone's: one user's many firings never hold every slot while waiting for each other.
+            async with lock, self._sending:
                 try:
                     held = await self._held_retried(account, row.code)
                 except KisError as exc:
