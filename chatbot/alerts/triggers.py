@@ -150,13 +150,16 @@ class TriggerEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        await self.flush_trails()
+        try:  # the last raised levels; bounded: shutdown must finish (a level lost is only a level lower)
+            await asyncio.wait_for(self.flush_trails(), grace)
+        except Exception:
+            log.warning("trailing levels not stored at shutdown", exc_info=True)
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
         for code in list(self._subscribed):
             with contextlib.suppress(Exception):
-                await self.feed.unsubscribe(p.WS_TRADE, code)
+                await asyncio.wait_for(self.feed.unsubscribe(p.WS_TRADE, code), 2.0)
         self._subscribed.clear()
 
     async def wait_idle(self) -> None:
