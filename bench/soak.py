@@ -41,6 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
+from bench import soak_conditional
 from chatbot.config import KisSettings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
@@ -119,12 +120,14 @@ class Report:
     queued_notices: Counter[int] = field(default_factory=Counter)  # chat -> "you are queued" notices
     events: list[tuple[float, str]] = field(default_factory=list)  # (wall time, what): restart, feed drops
     missed_details: list[str] = field(default_factory=list)
+    conditional: soak_conditional.ConditionalFigures | None = None  # /stop, /tp, /trail, /bracket
 
     @property
     def ok(self) -> bool:
         return not (self.lost or self.doubled or self.unconfirmed or self.unanswered or self.alerts_missed
                     or self.alerts_doubled or self.alerts_fired_uncrossed or self.rate_limit_failures_shown
-                    or self.errors_logged or self.untold or self.database_errors)
+                    or self.errors_logged or self.untold or self.database_errors
+                    or (self.conditional is not None and not self.conditional.ok))
 
     def reply_figures(self) -> dict[str, float]:
         every = sorted(x for chat in self.replies.values() for x in chat)
@@ -166,6 +169,7 @@ class Report:
             f"restart took {self.restart_seconds:.1f} s; RSS start {self.rss_start_mb:.0f} MB, "
             f"end {self.rss_end_mb:.0f} MB",
             *self.missed_details,
+            *([self.conditional.line(), *self.conditional.details] if self.conditional is not None else []),
             "INVARIANTS HOLD" if self.ok else "INVARIANTS VIOLATED",
         ]
 
@@ -312,6 +316,8 @@ class Soak:
             await self.say(user, rng.choice(["/balance", "/orders", "/alerts"]))
         elif r < 0.82:
             await self.order(user, rng, code)
+        elif r < 0.88:
+            await soak_conditional.act(self, user, rng, code)
         else:
             await self.alert(user, rng, code)
 
@@ -452,7 +458,8 @@ class Soak:
         while time.monotonic() < deadline:
             async with rt.db.session() as session:
                 armed = list((await session.exec(select(AlertRow).where(AlertRow.status == "armed"))).all())
-            if not any(self.crossed_at(a) is not None for a in armed):
+            if not any(self.crossed_at(a) is not None for a in armed) \
+                    and not await soak_conditional.unsettled(self):
                 return
             await asyncio.sleep(0.1)
 
@@ -510,6 +517,7 @@ class Soak:
         for j in journal:
             if j.msg_cd == p.EGW_RATE_LIMIT and j.status == "failed":
                 r.rate_limit_failures_shown += 1
+        r.conditional = await soak_conditional.check(self)
 
     def describe_missed(self, alert: AlertRow, crossed_at: float) -> str:
         """What a missed alert was, and the run's events around it (times from the run's start)."""

@@ -73,6 +73,10 @@ class KisSettings:
     # (one KIS WebSocket session), so one user must not be able to take them all.
     max_alert_symbols_per_user: int = 10
     alert_cooldown_seconds: int = 600
+    # Conditional orders (/stop, /tp, /trail, /bracket): how long one stays armed unless cancelled, and
+    # how many one user may have armed at once.
+    conditional_expiry_days: int = 30
+    max_conditional_per_user: int = 20
     # KIS maintenance windows, KST, e.g. "23:50-00:10, 05:00-05:30" (KIS publishes no fixed schedule):
     # inside them the bot does not call KIS and says why.
     maintenance_windows: str = ""
@@ -261,6 +265,10 @@ def _validate(s: Settings) -> None:
             parse_windows(getattr(s.kis, key))
         except ValueError:
             raise ConfigError(f"kis.{key}: expected HH:MM-HH:MM[, …], got {getattr(s.kis, key)!r}") from None
+    if not 1 <= s.kis.conditional_expiry_days <= 365:
+        raise ConfigError("kis.conditional_expiry_days: must be between 1 and 365")
+    if not 1 <= s.kis.max_conditional_per_user <= 1000:
+        raise ConfigError("kis.max_conditional_per_user: must be between 1 and 1000")
     if not 1 <= s.kis.max_alerts_per_user <= 1000:
         raise ConfigError("kis.max_alerts_per_user: must be between 1 and 1000")
     if not 1 <= s.kis.max_alert_symbols_per_user < WS_CLIENT_MAX_SUBSCRIPTIONS:

@@ -26,6 +26,7 @@ from chatbot.service.account import AccountService
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.alerts import AlertService
 from chatbot.service.cards import CardStore
+from chatbot.service.conditional import ConditionalOrders, start_conditional, stop_conditional
 from chatbot.service.fill_catchup import catch_up_fills
 from chatbot.service.fills import FillWatcher
 from chatbot.service.journal import OrderJournal, Settling
@@ -181,11 +182,18 @@ class Runtime:
             alerts = AlertService(db, engine, accounts, market, max_per_user=kis.max_alerts_per_user,
                                   max_symbols_per_user=kis.max_alert_symbols_per_user,
                                   cooldown_seconds=kis.alert_cooldown_seconds)
+            conditional = (ConditionalOrders(
+                db, accounts, cards, journal, market, mode, settling, process_id=lease.owner,
+                expiry_days=kis.conditional_expiry_days, max_per_user=kis.max_conditional_per_user,
+                allow_real_orders=kis.allow_real_orders, watch_fills=fills.watch, on_uncertain=reconciler.wake,
+                wake_sender=pushes.wake) if engine is not None else None)
             reports = ReportService(db, accounts, mode, wake_sender=pushes.wake)
+            if conditional is not None:
+                reports.armed_orders = conditional.armed_lines
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
                                 Operations(orders, accounts, fills, engine, pushes),
                                 allowed_users=frozenset(settings.telegram.allowed_users), reports=reports,
-                                replicas=replicas)
+                                replicas=replicas, conditional=conditional)
             # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
             directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
                                                 download=mode is not Mode.PAPER)
@@ -204,7 +212,8 @@ class Runtime:
         # user's fill feed, reconciliation (in the background: start-up does not wait for KIS), the
         # master-file downloads.
         if engine is not None:
-            replicas.feed_role(engine)
+            # the conditional orders' trigger engine rides the feed: after it is up, before reconciliation
+            replicas.feed_role(engine, *_conditional_hooks(conditional, engine, mode, calendar))
         replicas.fill_roles(fills, lambda user_id: catch_up_fills(db, accounts, users, user_id, pushes.wake))
         replicas.add(RECONCILE, lambda since: _started(reconciler.start), reconciler.stop)
         replicas.add(MASTER_FILES, lambda since: _nothing(), _nothing)
@@ -235,6 +244,23 @@ class Runtime:
 
 async def _started(start: Callable[[], None]) -> None:
     start()
+
+
+def _conditional_hooks(conditional: ConditionalOrders | None, engine: AlertEngine, mode: Mode,
+                       calendar: MarketCalendar) -> tuple[Callable[[], Awaitable[None]] | None,
+                                                          Callable[[], Awaitable[None]] | None]:
+    """The conditional orders' trigger engine starts on the feed's owner once the feed is up (before
+    reconciliation, which a firing interrupted by a crash relies on) and stops before the feed."""
+    if conditional is None:
+        return None, None
+
+    async def start() -> None:
+        await start_conditional(conditional, engine.feed, mode, calendar)
+
+    async def stop() -> None:
+        await stop_conditional(conditional)
+
+    return start, stop
 
 
 async def _nothing() -> None:

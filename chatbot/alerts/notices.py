@@ -141,9 +141,51 @@ class OrderOutcome:
                    message_id=int(message_id) if message_id else None)
 
 
-Notice = AlertFired | OrderFilled | OrderOutcome | DailyReport
+@dataclass(frozen=True, slots=True)
+class ConditionalNotice:
+    """A conditional order's news: ``triggered`` (a trade crossed it; the sell is being sent), ``placed``
+    (with its order number), ``failed`` / ``uncertain`` (with why), ``expired``. Prices are in the
+    minor unit of ``currency``; ``requested`` > ``quantity`` when less was held than armed."""
+
+    KIND: ClassVar[str] = "cond"
+
+    language: str
+    order_id: int
+    stage: str  # triggered | placed | failed | uncertain | expired
+    kind: str  # stop | tp | trail | bracket
+    leg: str  # stop | take
+    code: str
+    name: str
+    quantity: int
+    trigger: int
+    price: int  # the trade that crossed (0: none, e.g. expired)
+    time: str = ""  # HHMMSS, market time
+    order_no: str | None = None
+    detail: str = ""
+    requested: int = 0
+    limit: int | None = None  # None: sold at market
+    currency: str = "KRW"
+
+    def payload(self) -> dict[str, Any]:
+        return {"lang": self.language, "order_id": self.order_id, "stage": self.stage, "kind": self.kind,
+                "leg": self.leg, "code": self.code, "name": self.name, "quantity": self.quantity,
+                "trigger": self.trigger, "price": self.price, "time": self.time, "order_no": self.order_no,
+                "detail": self.detail, "requested": self.requested, "limit": self.limit, "currency": self.currency}
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> ConditionalNotice:
+        limit = p.get("limit")
+        return cls(language=_language(p), order_id=int(p["order_id"]), stage=str(p["stage"]), kind=str(p["kind"]),
+                   leg=str(p.get("leg") or "stop"), code=str(p["code"]), name=str(p["name"]),
+                   quantity=int(p["quantity"]), trigger=int(p["trigger"]), price=int(p.get("price") or 0),
+                   time=str(p.get("time") or ""), order_no=p.get("order_no") or None,
+                   detail=str(p.get("detail") or ""), requested=int(p.get("requested") or 0),
+                   limit=int(limit) if limit is not None else None, currency=str(p.get("currency") or "KRW"))
+
+
+Notice = AlertFired | OrderFilled | OrderOutcome | DailyReport | ConditionalNotice
 NOTICE_TYPES: dict[str, type[Notice]] = {
-    cls.KIND: cls for cls in (AlertFired, OrderFilled, OrderOutcome, DailyReport)}
+    cls.KIND: cls for cls in (AlertFired, OrderFilled, OrderOutcome, DailyReport, ConditionalNotice)}
 
 
 def decode(kind: str, payload: Mapping[str, Any]) -> Notice:

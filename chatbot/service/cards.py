@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from enum import StrEnum
 
 from sqlalchemy import update
@@ -79,17 +79,20 @@ class CardStore:
         return expires_at
 
     async def claim(self, token: str, user_id: int, message_id: int, to: CardStatus,
-                    on_claimed: OnClaimed | None = None) -> tuple[PendingOrderRow | None, ClaimRefused | None]:
+                    on_claimed: OnClaimed | None = None, actions: Collection[str] | None = None
+                    ) -> tuple[PendingOrderRow | None, ClaimRefused | None]:
         """Move a card from pending to ``to`` atomically; say why when that is refused. ``on_claimed``
-        runs in the same transaction when the claim wins (the order journal's row is opened there)."""
+        runs in the same transaction when the claim wins (the order journal's row is opened there).
+        ``actions``: only a card of one of these actions can be claimed (a card of another service's
+        action pressed through a forged button is refused as handled)."""
         now = self.clock()
         async with self.db.write() as session:
-            result = await session.exec(
-                update(PendingOrderRow)
-                .where(col(PendingOrderRow.id) == token, col(PendingOrderRow.owner_id) == user_id,
-                       col(PendingOrderRow.message_id) == message_id,
-                       col(PendingOrderRow.status) == CardStatus.PENDING, col(PendingOrderRow.expires_at) > now)
-                .values(status=to, updated_at=now))
+            conditions = [col(PendingOrderRow.id) == token, col(PendingOrderRow.owner_id) == user_id,
+                          col(PendingOrderRow.message_id) == message_id,
+                          col(PendingOrderRow.status) == CardStatus.PENDING, col(PendingOrderRow.expires_at) > now]
+            if actions is not None:
+                conditions.append(col(PendingOrderRow.action).in_(list(actions)))
+            result = await session.exec(update(PendingOrderRow).where(*conditions).values(status=to, updated_at=now))
             row = await session.get(PendingOrderRow, token)
             won = result.rowcount == 1 and row is not None
             if won and on_claimed is not None:

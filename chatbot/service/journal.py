@@ -15,7 +15,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -71,6 +73,26 @@ class OrderJournal:
         assert row.id is not None
         session.add(OrderEventRow(journal_id=row.id, status="submitting"))
         return row.id
+
+    async def add_many(self, conn: AsyncConnection, cards: list[PendingOrderRow], submitted_by: str) -> dict[str, int]:
+        """:meth:`add` for many cards at once, in the caller's Core transaction (one INSERT each for the
+        rows and their first events); journal id by idempotency key."""
+        if not cards:
+            return {}
+        now = utcnow()
+        rows = [{"idempotency_key": card.id, "owner_id": card.owner_id, "environment": card.environment,
+                 "account": "", "action": card.action, "side": card.side, "code": card.code,
+                 "quantity": card.quantity, "price": card.price, "original_order_no": card.order_no,
+                 "kis_order_no": None, "status": "submitting", "msg_cd": None, "message": None,
+                 "known_orders": None, "sent_at": None, "submitted_by": submitted_by, "absent_looks": 0,
+                 "checked_at": None, "told_at": None, "created_at": now, "updated_at": now} for card in cards]
+        returned = (await conn.execute(insert(OrderJournalRow).returning(
+            OrderJournalRow.__table__.c.id, OrderJournalRow.__table__.c.idempotency_key,  # type: ignore[attr-defined]
+            sort_by_parameter_order=True), rows)).all()
+        ids: dict[str, int] = {str(key): int(journal_id) for journal_id, key in returned}
+        await conn.execute(insert(OrderEventRow), [{"journal_id": journal_id, "status": "submitting", "detail": None,
+                                                    "at": now} for journal_id in ids.values()])
+        return ids
 
     async def mark_sending(self, journal_id: int, account: str, known_orders: set[str]) -> None:
         """Committed before the request leaves: the account, the snapshot, the time of sending."""

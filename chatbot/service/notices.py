@@ -11,6 +11,7 @@ from chatbot.alerts.notices import (
     AlertFired,
     Blocked,
     CardSnapshot,
+    ConditionalNotice,
     Delivered,
     Delivery,
     Notice,
@@ -25,7 +26,7 @@ from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, O
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
 
-__all__ = ["AlertFired", "Blocked", "CardSnapshot", "DailyReport", "Delivered", "Delivery", "Notice", "Notifier", "OrderFilled",
+__all__ = ["AlertFired", "Blocked", "CardSnapshot", "ConditionalNotice", "DailyReport", "Delivered", "Delivery", "Notice", "Notifier", "OrderFilled",
            "OrderOutcome", "RetryLater", "outcome_view"]
 
 

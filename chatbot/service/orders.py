@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # before anything is sent. Whatever it does, raises included, the order is then sent and settled.
 ShowSending = Callable[[OrderCard], Awaitable[None]]
 
+ORDER_ACTIONS = ("order", "cancel", "revise", "reset")  # the cards this service claims (conditional orders have theirs)
 _REFUSALS = {
     ClaimRefused.UNKNOWN: Outcome.UNKNOWN,
     ClaimRefused.NOT_OWNER: Outcome.NOT_OWNER,
@@ -205,7 +206,8 @@ class Orders:
 
     async def dismiss(self, token: str, user_id: int, message_id: int) -> ConfirmResult:
         """Cancel pressed on a card: the same single use as :meth:`confirm`; nothing is sent."""
-        row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.DISMISSED)
+        row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.DISMISSED,
+                                             actions=ORDER_ACTIONS)
         if refused is not None or row is None:
             return self._refusal(row, refused)
         return ConfirmResult(Outcome.DISMISSED, self._card(row))
@@ -223,7 +225,8 @@ class Orders:
             if row.action in ("order", "cancel", "revise"):
                 opened.append(await self.journal.add(session, row, self.process_id))
 
-        row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal)
+        row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal,
+                                             actions=ORDER_ACTIONS)
         if refused is not None or row is None:
             return self._refusal(row, refused)
         journal_id = opened[0] if opened else None

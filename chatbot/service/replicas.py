@@ -178,8 +178,11 @@ class Replicas:
             await self.locks.give_up(name)
 
     # -- the alert feed ------------------------------------------------------------------------------------------
-    def feed_role(self, engine: AlertEngine) -> None:
-        """The market-data feed: its owner runs the engine on a live session; the others stand by."""
+    def feed_role(self, engine: AlertEngine, riders: Callable[[], Awaitable[None]] | None = None,
+                  riders_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+        """The market-data feed: its owner runs the engine on a live session; the others stand by.
+        ``riders`` start what rides on the feed once it is up (the conditional orders' trigger engine);
+        ``riders_stop`` stops them before the feed goes."""
         self.engine = engine
 
         async def gain(since: float | None) -> None:
@@ -187,8 +190,12 @@ class Replicas:
             await engine.start()
             if since is not None:  # the previous owner was alive then: a gap from that moment
                 engine.assume_gap(since)
+            if riders is not None:
+                await riders()
 
         async def lose() -> None:
+            if riders_stop is not None:
+                await riders_stop()
             await engine.stop()
 
         self.add(FEED, gain, lose)

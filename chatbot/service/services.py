@@ -11,6 +11,7 @@ from chatbot.alerts.notices import Notifier
 from chatbot.service.account import AccountService
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.alerts import AlertService
+from chatbot.service.conditional import ConditionalOrders
 from chatbot.service.fills import FillWatcher
 from chatbot.service.market_data import MarketData
 from chatbot.service.orders import Orders
@@ -87,3 +88,4 @@ class Services:
     allowed_users: frozenset[int] = frozenset()  # who may use the bot (telegram.allowed_users); empty: anyone
     reports: ReportService | None = None  # /report, /history and the daily report at the close
     replicas: Replicas | None = None  # once-only work among replicas: the poller, webhook updates taken once
+    conditional: ConditionalOrders | None = None  # /stop, /tp, /trail, /bracket, /stops (None: no market-data feed)

@@ -282,3 +282,44 @@ class LoginFlowRow(SQLModel, table=True):
     owner: str = Field(max_length=140)  # the runtime lease's owner
     url: str = Field(max_length=300)  # where that replica takes webhook calls
     expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+class ConditionalOrderRow(SQLModel, table=True):
+    """A conditional order (stop-loss, take-profit, trailing stop, bracket): armed by its owner's
+    confirmation, placed by the bot exactly once when a trade crosses its trigger.
+
+    ``pending`` (its card shown) → ``armed`` (confirmed) → ``firing`` (crossed: the sell is journalled
+    under ``fire_key``) → ``placed`` | ``failed``; or ``cancelled`` / ``expired`` while armed.
+    Prices are integers in the minor unit of ``currency`` (KRW: won), read as Decimal by the service."""
+
+    __tablename__ = "conditional_orders"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(sa_type=BigInteger, index=True)
+    chat_id: int = Field(sa_type=BigInteger)
+    language: str = Field(default="ko", max_length=8)
+    environment: str = Field(max_length=16)
+    market: str = Field(default="KRX", max_length=8)
+    currency: str = Field(default="KRW", max_length=3)
+    kind: str = Field(max_length=8)  # stop | tp | trail | bracket
+    code: str = Field(max_length=12, index=True)
+    name: str = Field(max_length=80)
+    quantity: int
+    stop_price: int | None = Field(default=None, sa_type=BigInteger)  # stop, bracket; trail: the current level
+    take_price: int | None = Field(default=None, sa_type=BigInteger)  # tp, bracket
+    limit_price: int | None = Field(default=None, sa_type=BigInteger)  # None: sell at market
+    trail_percent: str | None = Field(default=None, max_length=8)  # "5" or "2.5"
+    high_water: int | None = Field(default=None, sa_type=BigInteger)  # trail: the highest trade since armed
+    reference_price: int = Field(sa_type=BigInteger)  # the price when it was set
+    card_token: str | None = Field(default=None, max_length=32, index=True)
+    status: str = Field(default="pending", max_length=12, index=True)
+    fired_leg: str | None = Field(default=None, max_length=8)  # stop | take
+    fired_price: int | None = Field(default=None, sa_type=BigInteger)
+    fired_time: str | None = Field(default=None, max_length=6)  # HHMMSS of the trade, market time
+    fire_key: str | None = Field(default=None, max_length=32)  # the sell's idempotency key (order journal)
+    sold_quantity: int | None = None
+    order_no: str | None = Field(default=None, max_length=16)
+    result: str | None = None
+    armed_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    fired_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))

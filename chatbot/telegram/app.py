@@ -40,6 +40,7 @@ from chatbot.telegram import (
     report,
     reset,
     status,
+    stops,
 )
 from chatbot.telegram.concurrency import PerChatUpdateProcessor
 from chatbot.telegram.context import Context, lang
@@ -132,6 +133,14 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CallbackQueryHandler(orders.pick_cancel, pattern=f"^{callbacks.PICK_CANCEL}:"))
     app.add_handler(CallbackQueryHandler(orders.pick_revise, pattern=f"^{callbacks.PICK_REVISE}:"))
     app.add_handler(CallbackQueryHandler(alerts.delete_button, pattern=f"^{callbacks.DELETE_ALERT}:"))
+    app.add_handler(CommandHandler("stop", stops.stop))
+    app.add_handler(CommandHandler("tp", stops.take_profit))
+    app.add_handler(CommandHandler("trail", stops.trail))
+    app.add_handler(CommandHandler("bracket", stops.bracket))
+    app.add_handler(CommandHandler("stops", stops.stops))
+    app.add_handler(CallbackQueryHandler(stops.card_button,
+                                         pattern=f"^({callbacks.COND_CONFIRM}|{callbacks.COND_DISMISS}):"))
+    app.add_handler(CallbackQueryHandler(stops.cancel_button, pattern=f"^{callbacks.COND_CANCEL}:"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.COMMAND, help.unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, help.plain_text))

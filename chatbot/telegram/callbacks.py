@@ -17,6 +17,9 @@ PICK_QUOTE = "pq"
 PICK_CANCEL = "pc"
 PICK_REVISE = "pr"
 DELETE_ALERT = "ad"
+COND_CONFIRM = "ky"  # a conditional order's card: arm it
+COND_DISMISS = "kn"
+COND_CANCEL = "kc"  # /stops: cancel an armed conditional order
 _VALUE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 MAX_BYTES = 64
 
@@ -38,7 +41,8 @@ def unpack(data: str | None) -> Callback | None:
     if not data or len(data.encode()) > MAX_BYTES:
         return None
     kind, sep, value = data.partition(":")
-    if not sep or kind not in (CONFIRM, DISMISS, PICK_QUOTE, PICK_CANCEL, PICK_REVISE, DELETE_ALERT) or not _VALUE.match(value):
+    if not sep or kind not in (CONFIRM, DISMISS, PICK_QUOTE, PICK_CANCEL, PICK_REVISE, DELETE_ALERT,
+                                 COND_CONFIRM, COND_DISMISS, COND_CANCEL) or not _VALUE.match(value):
         return None
     return Callback(kind, value)
 

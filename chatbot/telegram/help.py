@@ -13,7 +13,8 @@ async def start(update: Update, context: Context) -> None:
     """Welcome text: mode badge and the command list."""
     language = lang(update)
     badge = render.badge(services(context).mode, language)
-    await reply(update, context, t("welcome", language, badge=badge, commands=t("commands", language)))
+    commands = t("commands", language) + "\n" + t("commands_conditional", language)
+    await reply(update, context, t("welcome", language, badge=badge, commands=commands))
 
 
 async def unknown_command(update: Update, context: Context) -> None:

@@ -313,19 +313,96 @@ MESSAGES: dict[str, dict[str, str]] = {
                       "en": "📜 <b>Executions</b> last {days} days ({start} – {end}) · {count} {badge}"},
     "history_empty": {"ko": "이 기간에 체결된 주문이 없습니다.", "en": "No executions in this period."},
     "history_day": {"ko": "<b>{day}</b> 매수 {bought} · 매도 {sold}", "en": "<b>{day}</b> bought {bought} · sold {sold}"},
+    # -- conditional orders (/stop, /tp, /trail, /bracket, /stops) ----------------------------------------
+    "usage_stop": {"ko": "사용법: /stop &lt;종목&gt; &lt;수량&gt; &lt;발동가&gt; [지정가]\n예: /stop 삼성전자 10 65,000원",
+                   "en": "Usage: /stop &lt;symbol&gt; &lt;qty&gt; &lt;trigger&gt; [limit]\nExample: /stop 005930 10 65000"},
+    "usage_tp": {"ko": "사용법: /tp &lt;종목&gt; &lt;수량&gt; &lt;발동가&gt; [지정가]\n예: /tp 삼성전자 10 80,000원",
+                 "en": "Usage: /tp &lt;symbol&gt; &lt;qty&gt; &lt;trigger&gt; [limit]\nExample: /tp 005930 10 80000"},
+    "usage_trail": {"ko": "사용법: /trail &lt;종목&gt; &lt;수량&gt; &lt;N&gt;%\n예: /trail 삼성전자 10 5%",
+                    "en": "Usage: /trail &lt;symbol&gt; &lt;qty&gt; &lt;N&gt;%\nExample: /trail 005930 10 5%"},
+    "usage_bracket": {"ko": "사용법: /bracket &lt;종목&gt; &lt;수량&gt; &lt;손절가&gt; &lt;익절가&gt;\n"
+                            "예: /bracket 삼성전자 10 65,000 80,000",
+                      "en": "Usage: /bracket &lt;symbol&gt; &lt;qty&gt; &lt;stop&gt; &lt;take&gt;\n"
+                            "Example: /bracket 005930 10 65000 80000"},
+    "cond_trail_too_tight": {"ko": "{percent}%는 너무 좁아 지금 바로 발동합니다. 더 큰 비율을 쓰세요.",
+                             "en": "{percent}% is too tight: it would fire now. Use a larger percentage."},
+    "cond_implausible": {"ko": "{price:,}원은 현재가에서 너무 멉니다 ({low:,}~{high:,}원 사이로 정하세요).",
+                         "en": "{price:,} is too far from the price now (keep it within {low:,}–{high:,})."},
+    "cond_would_fire_now": {"ko": "현재가 {price:,}원이 이미 발동가 {trigger:,}원을 넘었습니다 — 지금 바로 발동합니다. "
+                                  "지금 팔려면 /sell 을 쓰세요.",
+                            "en": "The price now ({price:,}) is already past the trigger {trigger:,}: that would fire "
+                                  "now — use /sell."},
+    "cond_exceeds_holdings": {"ko": "{name} 매도 가능 {have:,}주 중 {committed:,}주는 이미 다른 조건주문에 걸려 있어 "
+                                    "{want:,}주를 더 걸 수 없습니다.",
+                              "en": "You can sell {have:,} of {name} and {committed:,} are already in other conditional "
+                                    "orders: {want:,} more is too many."},
+    "cond_limit": {"ko": "조건주문은 한 사람당 최대 {maximum}개입니다.", "en": "At most {maximum} conditional orders each."},
+    "cond_bracket_order": {"ko": "손절가({stop:,})는 익절가({take:,})보다 낮아야 합니다.",
+                           "en": "The stop ({stop:,}) must be below the take-profit ({take:,})."},
+    "no_such_conditional": {"ko": "조건주문 #{order_id}을(를) 찾을 수 없습니다.",
+                            "en": "No conditional order #{order_id} of yours."},
+    "cond_already_handled": {"ko": "조건주문 #{order_id}은(는) 이미 처리되었습니다 ({status}).",
+                             "en": "Conditional order #{order_id} was already handled ({status})."},
+    "cond_card_title": {"ko": "<b>조건주문 확인</b> {badge}", "en": "<b>Confirm conditional order</b> {badge}"},
+    "cond_kind_stop": {"ko": "손절 (stop)", "en": "Stop-loss"},
+    "cond_kind_tp": {"ko": "익절 (take-profit)", "en": "Take-profit"},
+    "cond_kind_trail": {"ko": "트레일링 스탑", "en": "Trailing stop"},
+    "cond_kind_bracket": {"ko": "브래킷 (손절+익절)", "en": "Bracket (stop + take-profit)"},
+    "cond_at_market": {"ko": "시장가 매도", "en": "sell at market"},
+    "cond_at_limit": {"ko": "지정가 {limit:,}원 매도", "en": "sell at limit {limit:,}"},
+    "cond_when_stop": {"ko": "체결가 ≤ {price:,}원", "en": "a trade at or below {price:,}"},
+    "cond_when_take": {"ko": "체결가 ≥ {price:,}원", "en": "a trade at or above {price:,}"},
+    "cond_when_trail": {"ko": "고점 대비 -{percent}% (지금 {price:,}원, 고점이 오르면 따라 오름)",
+                        "en": "{percent}% below the high (now {price:,}; rises with the high)"},
+    "cond_card_body": {"ko": "수량 {quantity:,}주 (매도 가능 {held:,}주, 다른 조건주문 {committed:,}주)\n"
+                             "발동: {when}\n보낼 주문: {what}\n현재가 {price:,}원\n"
+                             "정규장 체결로만 발동 · 취소하거나 {expires} 만료까지 유지",
+                       "en": "Qty {quantity:,} (sellable {held:,}, in other conditional orders {committed:,})\n"
+                             "Fires on: {when}\nWill send: {what}\nPrice now {price:,}\n"
+                             "Fires only on regular-session trades · armed until cancelled or {expires}"},
+    "cond_armed": {"ko": "✅ 조건주문 #{id} 설정됨: {name} {kind} · /stops 로 확인·취소",
+                   "en": "✅ Conditional order #{id} armed: {name} {kind} · see /stops to cancel"},
+    "cond_dismissed": {"ko": "취소했습니다. 조건주문은 설정되지 않았습니다.", "en": "Dismissed: nothing was armed."},
+    "cond_cancelled": {"ko": "조건주문 #{id} 취소됨", "en": "Conditional order #{id} cancelled"},
+    "no_conditionals": {"ko": "설정된 조건주문이 없습니다.", "en": "No conditional orders armed."},
+    "stops_title": {"ko": "<b>조건주문 {count}개</b>", "en": "<b>{count} conditional order(s)</b>"},
+    "stops_line": {"ko": "#{id} {name} ({code}) {kind} {quantity:,}주 · {when}{distance}{status}",
+                   "en": "#{id} {name} ({code}) {kind} {quantity:,} · {when}{distance}{status}"},
+    "push_cond_triggered": {"ko": "⚡ <b>조건주문 #{id} 발동</b>: {name} ({code}) {price:,}원 체결 ({time}) — 발동가 "
+                                  "{trigger:,}원. {quantity:,}주 {what} 전송 중",
+                            "en": "⚡ <b>Conditional order #{id} triggered</b>: {name} ({code}) traded {price:,} ({time}) "
+                                  "— trigger {trigger:,}. Sending: {what}, {quantity:,}"},
+    "push_cond_placed": {"ko": "📨 조건주문 #{id} 매도 주문 접수: {name} {quantity:,}주 · 주문번호 {order_no}{reduced}",
+                         "en": "📨 Conditional order #{id}: sell order accepted, {name} {quantity:,} · order "
+                               "{order_no}{reduced}"},
+    "push_cond_reduced": {"ko": " (보유 수량이 적어 {requested:,}주 중 {quantity:,}주만 매도)",
+                          "en": " (less was held: {quantity:,} of {requested:,})"},
+    "push_cond_failed": {"ko": "❌ 조건주문 #{id} 매도 실패: {name} — {detail}. 이 조건주문은 종료되었고 다시 걸리지 "
+                               "않습니다.",
+                         "en": "❌ Conditional order #{id}: the sell failed, {name} — {detail}. It is over and will not "
+                               "re-arm."},
+    "push_cond_uncertain": {"ko": "⏳ 조건주문 #{id}: KIS 응답이 없어 주문 여부를 확인 중입니다. 결과를 알려 드립니다.",
+                            "en": "⏳ Conditional order #{id}: no answer from KIS; checking whether the sell was "
+                                  "placed. You will be told."},
+    "commands_conditional": {"ko": "/stop 삼성전자 10 65,000원 — 손절 · /tp — 익절 · /trail 삼성전자 10 5% — 트레일링 스탑\n"
+                                    "/bracket 005930 10 65000 80000 — 손절+익절 · /stops — 조건주문 목록",
+                             "en": "/stop 005930 10 65000 — stop-loss · /tp — take-profit · /trail 005930 10 5% — "
+                                   "trailing stop\n/bracket 005930 10 65000 80000 — stop + take · /stops — your "
+                                   "conditional orders"},
+    "push_cond_expired": {"ko": "⌛ 조건주문 #{id} 만료: {name} ({code})", "en": "⌛ Conditional order #{id} expired: {name} ({code})"},
 }
 
 COMMAND_MENU = {
     "ko": [("price", "현재가"), ("buy", "매수"), ("sell", "매도"), ("orders", "미체결 주문"), ("cancel", "주문 취소"), ("modify", "주문 정정"),
            ("balance", "잔고"), ("alert", "가격 알림"), ("alerts", "알림 목록"), ("chart", "차트"), ("status", "상태"),
            ("login", "KIS 키 등록"), ("me", "내 계정"), ("help", "도움말"),
-           ("report", "일일 보고서"), ("history", "체결 내역")],
+           ("report", "일일 보고서"), ("history", "체결 내역"), ("stop", "손절 주문"), ("stops", "조건주문 목록")],
     "en": [("price", "Current price"), ("buy", "Buy"), ("sell", "Sell"), ("orders", "Open orders"),
            ("cancel", "Cancel an order"), ("modify", "Revise an order"), ("balance", "Balance"), ("alert", "Price alert"), ("alerts", "Your alerts"),
            ("chart", "Chart"), ("status", "Status"),
            ("login", "Register KIS keys"), ("me", "Your account"),
            ("help", "Help"),
-           ("report", "Daily report"), ("history", "Executions")],
+           ("report", "Daily report"), ("history", "Executions"), ("stop", "Stop-loss"), ("stops", "Conditional orders")],
 }
 
 

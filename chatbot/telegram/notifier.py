@@ -14,6 +14,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter
 from chatbot.service.notices import (
     AlertFired,
     Blocked,
+    ConditionalNotice,
     DailyReport,
     Delivered,
     Delivery,
@@ -23,7 +24,7 @@ from chatbot.service.notices import (
     RetryLater,
     outcome_view,
 )
-from chatbot.telegram import render, report
+from chatbot.telegram import render, report, stops
 from chatbot.telegram.alerts import condition
 from chatbot.telegram.i18n import t
 
@@ -40,6 +41,8 @@ class TelegramNotifier:
                 return Delivered(await self._outcome(chat_id, notice))
             if isinstance(notice, DailyReport):
                 return Delivered((await self.bot.send_message(chat_id, report.report_text(notice))).message_id)
+            if isinstance(notice, ConditionalNotice):
+                return Delivered((await self.bot.send_message(chat_id, stops.push_text(notice))).message_id)
             message = await self.bot.send_message(chat_id, text(notice))
             return Delivered(message.message_id)
         except Forbidden:

@@ -1,0 +1,437 @@
+"""The trigger engine: conditional orders' triggers (stop-loss, take-profit, trailing stop, the two
+legs of a bracket), judged on the trades of the same market-data feed as price alerts.
+
+It is a second consumer of the alert engine's feed (:class:`~chatbot.kis.realtime.RealtimeClient`
+counts subscriptions per consumer), with a book of its own built like the alerts' one
+(:class:`~chatbot.alerts.book.AlertBook`: sorted thresholds per symbol, O(log n + crossed) a tick).
+Each leg is one entry: ``order id * 2`` for the stop side (a trade at or below fires it), ``order id
+* 2 + 1`` for the take side (at or above). When a leg crosses, the order's other leg leaves the book at
+once, and both go to the owner of the orders (the service) together, which moves the order from
+``armed`` to ``firing`` in one conditional update: one-cancels-other holds even when both legs are
+crossed by one tick (a gap's high and low).
+
+* Only trades the session gate lets through count (the regular session): the first regular trade
+  after the open is judged at its price, whatever the pre-open did. Outside it nothing fires and
+  trailing highs do not move.
+* A trailing stop's level is ``high × (1 − percent)`` on the tick below; the high only rises, so the
+  level does too. Raised levels are handed to ``on_trail`` in batches (persisted by the service).
+* After a feed drop the alert engine's gap logic applies: the first trade after the reconnect fires
+  what its price crosses, and the day's high and low made since the drop (their times from the
+  trade) fire what they reached, in the order they were made; triggers armed during the gap wait for
+  a later crossing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from chatbot.alerts.book import AlertBook
+from chatbot.kis import protocol as p
+from chatbot.kis.frames import Tick
+from chatbot.kis.models import KST
+from chatbot.kis.realtime import Disconnected, Event, RealtimeClient, Reconnected
+
+log = logging.getLogger(__name__)
+STOP, TAKE = "stop", "take"
+
+
+@dataclass(frozen=True, slots=True)
+class ArmedTrigger:
+    """What the engine needs of an armed conditional order."""
+
+    order_id: int
+    code: str
+    stop: int | None  # a trade at or below fires (a trailing stop: its current level)
+    take: int | None  # a trade at or above fires
+    trail_percent: Decimal | None = None  # a trailing stop: the level follows the high
+    high_water: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Crossed:
+    """A leg crossed by a trade: ``price`` at ``tick_time`` (HHMMSS, market time)."""
+
+    order_id: int
+    leg: str  # stop | take
+    code: str
+    price: int
+    tick_time: str
+    seen_at: float  # perf_counter when the trade arrived
+
+
+@dataclass(slots=True)
+class _Trail:
+    percent: Decimal
+    high: int
+    level: int
+
+
+@dataclass(slots=True)
+class _Arming:
+    high: int = 0
+    low: int = 2**62
+    count: int = 0
+    last: tuple[int, str] | None = None  # the last trade seen while arming
+
+
+LevelOf = Callable[[int, Decimal], int]
+OnCrossed = Callable[[list[Crossed]], Awaitable[None]]
+OnTrail = Callable[[dict[int, tuple[int, int]]], Awaitable[None]]  # order id -> (high, level)
+
+
+def trailing_level(high: int, percent: Decimal) -> int:
+    """KRX: ``high`` less ``percent``, down to the share tick at that price."""
+    raw = int(Decimal(high) * (100 - percent) / 100)
+    return max(p.round_down_to_tick(raw), 1)
+
+
+def regular_session(tick_time: str) -> bool:
+    """KRX's regular session by the trade's own time (09:00–15:20 KST)."""
+    return "090000" <= tick_time < "152000"
+
+
+class TriggerEngine:
+    def __init__(self, feed: RealtimeClient, on_crossed: OnCrossed, *, on_trail: OnTrail | None = None,
+                 in_session: Callable[[str], bool] = regular_session, level_of: LevelOf = trailing_level,
+                 trail_flush_seconds: float = 1.0) -> None:
+        self.feed = feed
+        self.on_crossed = on_crossed
+        self.on_trail = on_trail
+        self.in_session = in_session
+        self.level_of = level_of
+        self.trail_flush_seconds = trail_flush_seconds
+        self.book = AlertBook()
+        self._orders: dict[int, ArmedTrigger] = {}
+        self._per_code: dict[str, set[int]] = {}
+        self._trails: dict[str, dict[int, _Trail]] = {}
+        self._trail_dirty: dict[int, tuple[int, int]] = {}
+        self._handed_over: dict[int, ArmedTrigger] = {}  # crossed, out of the book, not yet taken by the owner
+        self._subscribed: set[str] = set()
+        self._arming: dict[str, _Arming] = {}
+        self.last_price: dict[str, int] = {}
+        self._pending: deque[list[Crossed]] = deque()
+        self._work = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._remove_listener: Callable[[], None] | None = None
+        self._gap_start: float | None = None
+        self._gap_symbols: set[str] = set()
+        self._armed_in_gap: dict[str, list[tuple[int, str]]] = {}
+        self.crossed = 0  # legs crossed (both legs of a bracket crossed by one tick count twice)
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    async def start(self, armed: Sequence[ArmedTrigger]) -> None:
+        """Listen to the feed (started by the alert engine), load the armed triggers, subscribe their symbols."""
+        self._remove_listener = self.feed.add_listener(self._on_event)
+        for trigger in armed:
+            self._add(trigger)
+        await asyncio.gather(*(self._ensure_subscribed(code) for code in sorted(self._per_code)))
+        self._tasks = [asyncio.create_task(self._worker(), name="conditional-fire"),
+                       asyncio.create_task(self._trail_loop(), name="conditional-trail")]
+        log.info("trigger engine started", extra={"armed": len(self._orders), "symbols": len(self._subscribed)})
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._tasks and not self._idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        try:  # the last raised levels; bounded: shutdown must finish (a level lost is only a level lower)
+            await asyncio.wait_for(self.flush_trails(), grace)
+        except Exception:
+            log.warning("trailing levels not stored at shutdown", exc_info=True)
+        if self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+        for code in list(self._subscribed):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.feed.unsubscribe(p.WS_TRADE, code), 2.0)
+        self._subscribed.clear()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def armed(self, order_id: int) -> ArmedTrigger | None:
+        return self._orders.get(order_id)
+
+    def trail_state(self, order_id: int) -> tuple[int, int] | None:
+        """A trailing stop's (high, level) as the engine holds it now."""
+        trigger = self._orders.get(order_id)
+        if trigger is None:
+            return None
+        trail = self._trails.get(trigger.code, {}).get(order_id)
+        return (trail.high, trail.level) if trail else None
+
+    # -- the book -------------------------------------------------------------------------------------------
+    def _add(self, trigger: ArmedTrigger) -> None:
+        order_id, code = trigger.order_id, trigger.code
+        if order_id in self._orders:
+            return
+        self._orders[order_id] = trigger
+        self._per_code.setdefault(code, set()).add(order_id)
+        stop = trigger.stop
+        if trigger.trail_percent is not None:
+            high = trigger.high_water or stop or 0
+            level = max(self.level_of(high, trigger.trail_percent), stop or 0)
+            self._trails.setdefault(code, {})[order_id] = _Trail(trigger.trail_percent, high, level)
+            stop = level
+        if stop is not None:
+            self.book.add(order_id * 2, code, "below", stop)
+        if trigger.take is not None:
+            self.book.add(order_id * 2 + 1, code, "above", trigger.take)
+        if self._gap_start is not None:
+            self._armed_in_gap.setdefault(code, []).append((order_id, _market_second()))
+
+    def _drop(self, order_id: int) -> ArmedTrigger | None:
+        trigger = self._orders.pop(order_id, None)
+        if trigger is None:
+            return None
+        self.book.remove(order_id * 2)
+        self.book.remove(order_id * 2 + 1)
+        ids = self._per_code.get(trigger.code)
+        if ids is not None:
+            ids.discard(order_id)
+            if not ids:
+                del self._per_code[trigger.code]
+        trails = self._trails.get(trigger.code)
+        if trails is not None:
+            trail = trails.pop(order_id, None)
+            if not trails:
+                del self._trails[trigger.code]
+            if trail is not None:  # as it stands now (put back after a failed firing: its level kept)
+                trigger = dataclasses.replace(trigger, stop=trail.level, high_water=trail.high)
+        return trigger
+
+    # -- the hot path -------------------------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        if type(event) is not Tick:
+            if isinstance(event, Disconnected) and self._gap_start is None:
+                self._gap_start = time.time()
+            elif isinstance(event, Reconnected):
+                self._gap_symbols = set(self._subscribed)
+                if not self._gap_symbols:
+                    self._gap_closed()
+            return
+        code = event[0]
+        if code not in self._subscribed:
+            return
+        price = int(event[2])
+        tick_time = event[1]
+        self.last_price[code] = price
+        if not self.in_session(tick_time):
+            return
+        arming = self._arming.get(code)
+        if arming is not None:
+            arming.high, arming.low, arming.last = max(arming.high, price), min(arming.low, price), (price, tick_time)
+        seen = time.perf_counter()
+        fired: list[Crossed] = []
+        if code in self._gap_symbols:
+            fired += self._gap_extremes(code, event, seen)
+        self._raise_trails(code, price)
+        fired += self._cross(code, self.book.on_price(code, price), price, tick_time, seen)
+        if fired:
+            self._enqueue(fired)
+
+    def _cross(self, code: str, entries: list[int], price: int, tick_time: str, seen: float) -> list[Crossed]:
+        crossed = []
+        for entry in entries:
+            order_id, leg = divmod(entry, 2)
+            crossed.append(Crossed(order_id, TAKE if leg else STOP, code, price, tick_time, seen))
+            self.crossed += 1
+        for item in crossed:  # one-cancels-other: the order leaves the book whole
+            trigger = self._drop(item.order_id)
+            if trigger is not None:
+                self._handed_over[item.order_id] = trigger
+        return crossed
+
+    def _raise_trails(self, code: str, price: int) -> None:
+        trails = self._trails.get(code)
+        if not trails:
+            return
+        for order_id, trail in trails.items():
+            if price <= trail.high:
+                continue
+            trail.high = price
+            level = self.level_of(price, trail.percent)
+            if level > trail.level:
+                self.book.remove(order_id * 2)
+                trail.level = level
+                self.book.add(order_id * 2, code, "below", level)
+            self._trail_dirty[order_id] = (trail.high, trail.level)
+
+    def _enqueue(self, crossed: list[Crossed]) -> None:
+        self._pending.append(crossed)
+        self._idle.clear()
+        self._work.set()
+
+    def _gap_extremes(self, code: str, tick: Tick, seen: float) -> list[Crossed]:
+        """The day's high and low made while the feed was down, in the order they were made."""
+        gap_start = self._gap_start
+        armed_since = self._armed_in_gap.pop(code, [])
+        self._gap_symbols.discard(code)
+        if not self._gap_symbols:
+            self._gap_closed()
+        if gap_start is None:
+            return []
+        since = dt.datetime.fromtimestamp(gap_start, KST).strftime("%H%M%S")
+        set_aside = [trigger for order_id, _armed_at in armed_since
+                     if (trigger := self._drop(order_id)) is not None]
+        fired: list[Crossed] = []
+        extremes = []
+        if tick.high_time >= since and self.in_session(tick.high_time):
+            extremes.append((tick.high_time, 1, tick.high))
+        if tick.low_time >= since and self.in_session(tick.low_time):
+            extremes.append((tick.low_time, 0, tick.low))
+        for at, is_high, price in sorted(extremes):
+            if is_high:
+                self._raise_trails(code, price)
+                fired += self._cross(code, self.book.on_high(code, price), price, at, seen)
+            else:
+                fired += self._cross(code, self.book.on_low(code, price), price, at, seen)
+        for trigger in set_aside:
+            self._add(trigger)
+        return fired
+
+    def _gap_closed(self) -> None:
+        self._gap_start = None
+        self._gap_symbols = set()
+        self._armed_in_gap.clear()
+
+    # -- firing ---------------------------------------------------------------------------------------------
+    async def _worker(self) -> None:
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            while self._pending:
+                batch: list[Crossed] = []
+                while self._pending and len(batch) < 100:
+                    batch += self._pending.popleft()
+                try:
+                    await self.on_crossed(batch)
+                except Exception:
+                    # Put back what the owner could not take (it stays armed in its store, and the
+                    # store's conditional update keeps a second firing from doing anything twice).
+                    log.exception("could not fire crossed conditional orders; re-arming them",
+                                  extra={"legs": len(batch)})
+                    for order_id in {c.order_id for c in batch}:
+                        trigger = self._handed_over.pop(order_id, None)
+                        if trigger is not None:
+                            self._add(trigger)
+                else:
+                    for order_id in {c.order_id for c in batch}:
+                        self._handed_over.pop(order_id, None)
+                await asyncio.sleep(0)
+            if not self._pending:
+                self._idle.set()
+
+    async def _trail_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.trail_flush_seconds)
+            try:
+                await self.flush_trails()
+            except Exception:
+                log.exception("could not store trailing levels; trying again")
+
+    async def flush_trails(self) -> None:
+        if not self._trail_dirty or self.on_trail is None:
+            return
+        dirty, self._trail_dirty = self._trail_dirty, {}
+        try:
+            await self.on_trail(dirty)
+        except BaseException:
+            for order_id, value in dirty.items():  # kept for the next flush (newer values win)
+                self._trail_dirty.setdefault(order_id, value)
+            raise
+
+    # -- subscriptions ------------------------------------------------------------------------------------
+    def has_capacity_for(self, code: str) -> bool:
+        return code in self._subscribed or (p.WS_TRADE, code) in self.feed.subscriptions \
+            or len(self.feed.subscriptions) < self.feed.max_subscriptions
+
+    async def _ensure_subscribed(self, code: str) -> None:
+        if code not in self._subscribed:
+            await self.feed.subscribe(p.WS_TRADE, code)
+            self._subscribed.add(code)
+
+    async def _release_if_unused(self, code: str) -> None:
+        if code in self._subscribed and code not in self._per_code and code not in self._arming:
+            self._subscribed.discard(code)
+            if code in self._gap_symbols:
+                self._gap_symbols.discard(code)
+                self._armed_in_gap.pop(code, None)
+                if not self._gap_symbols:
+                    self._gap_closed()
+            await self.feed.unsubscribe(p.WS_TRADE, code)
+
+    # -- orders coming and going -------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def arming(self, code: str) -> AsyncIterator[_Arming]:
+        """While an order on ``code`` is being stored as armed: its symbol is on the feed and the trades
+        seen meanwhile are noted (:meth:`arm` judges them), so a crossing in that instant still fires."""
+        seen = self._arming.setdefault(code, _Arming())
+        seen.count += 1
+        try:
+            await self._ensure_subscribed(code)
+            yield seen
+        finally:
+            seen.count -= 1
+            if not seen.count:
+                self._arming.pop(code, None)
+            if code not in self._per_code:
+                with contextlib.suppress(Exception):
+                    await self._release_if_unused(code)
+
+    def arm(self, trigger: ArmedTrigger, seen: _Arming | None = None) -> None:
+        """Into the book (inside :meth:`arming`); trades seen while it was stored are judged now."""
+        self._add(trigger)
+        if seen is None or seen.last is None:
+            return
+        _, tick_time = seen.last
+        if trigger.trail_percent is not None:
+            self._raise_trails(trigger.code, seen.high)
+        stop = self.book.where(trigger.order_id * 2)
+        if stop is not None and seen.low <= stop[2]:
+            entry, price = trigger.order_id * 2, seen.low
+        elif trigger.take is not None and seen.high >= trigger.take:
+            entry, price = trigger.order_id * 2 + 1, seen.high
+        else:
+            return
+        self.book.remove(entry)
+        self._enqueue(self._cross(trigger.code, [entry], price, tick_time, time.perf_counter()))
+
+    async def disarm(self, order_id: int) -> None:
+        """Out of the book (cancelled, expired); its symbol off the feed when nothing else needs it."""
+        trigger = self._drop(order_id)
+        self._trail_dirty.pop(order_id, None)
+        if trigger is not None:
+            await self._release_if_unused(trigger.code)
+
+    async def release_fired(self, codes: Sequence[str]) -> None:
+        """Symbols of orders that fired: off the feed when nothing else on them is armed."""
+        for code in set(codes):
+            with contextlib.suppress(Exception):
+                await self._release_if_unused(code)
+
+
+def _market_second() -> str:
+    return dt.datetime.now(KST).strftime("%H%M%S")
+
+
+__all__ = ["STOP", "TAKE", "ArmedTrigger", "Crossed", "TriggerEngine", "regular_session", "trailing_level"]

@@ -1,0 +1,836 @@
+"""Conditional orders: a stop-loss (``/stop``), a take-profit (``/tp``), a trailing stop (``/trail``)
+or a bracket of both (``/bracket``), confirmed once by its owner on a card and placed by the bot,
+exactly once, when a trade crosses its trigger.
+
+* Arming: every check is made before the card is shown (the shares held — orderable quantity —
+  less what the user's other conditional orders on the symbol already sell; triggers on the tick,
+  within plausible bounds, not already crossed). The card is a confirmation card like an order's
+  (single use, owner only, expiring); the Confirm press arms it in the same transaction that claims
+  the card, after the holdings and the price are checked again.
+* Firing (:meth:`ConditionalOrders.fire`, called by :class:`~chatbot.alerts.triggers.TriggerEngine`):
+  one transaction moves the order ``armed`` → ``firing`` (a conditional update: it fires once, and a
+  bracket's other leg with it is gone), opens its sell's journal row under its own idempotency key
+  (``fire_key``, with a card row of its own as every journalled order has) and queues the "triggered"
+  push. The holdings are read again (never more than held is sold; the user is told when less is),
+  the sell goes through the account's once-only submitter, and its outcome, the order's new status
+  (``placed``/``failed``) and the push are written in one transaction. A failed or refused firing
+  is told and stays failed; nothing is re-armed.
+* An outcome left unknown (no answer from KIS, a crash while sending) is the order reconciliation's,
+  like any order's; this service copies what it learns into the conditional order (:meth:`sync`).
+  A firing whose sell provably never left (a crash before sending) is sent after a restart when it
+  is recent and the market still open, else reconciliation tells it as not placed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import bindparam, case, insert, update
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chatbot.alerts import outbox
+from chatbot.alerts.notices import ConditionalNotice
+from chatbot.alerts.outbox import Push
+from chatbot.alerts.triggers import (
+    STOP,
+    TAKE,
+    ArmedTrigger,
+    Crossed,
+    TriggerEngine,
+    regular_session,
+    trailing_level,
+)
+from chatbot.kis import protocol as p
+from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
+from chatbot.kis.models import OrderSide
+from chatbot.kis.protocol import KST
+from chatbot.kis.realtime import RealtimeClient
+from chatbot.market_hours import MarketCalendar, Phase
+from chatbot.service.accounts import AccountProvider, UserAccount
+from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
+from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, MAX_SYMBOL_WORDS, parse_price, parse_quantity
+from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling, retry_write
+from chatbot.service.market_data import MarketData
+from chatbot.service.views import Mode, Outcome
+from chatbot.storage.db import Database
+from chatbot.storage.tables import ConditionalOrderRow, OrderJournalRow, PendingOrderRow
+from chatbot.storage.types import utcnow
+from chatbot.symbols import Symbol
+
+log = logging.getLogger(__name__)
+KINDS = ("stop", "tp", "trail", "bracket")
+ACTIVE = ("armed", "firing")
+PLAUSIBLE = (Decimal("0.5"), Decimal(2))  # a trigger beyond halving or doubling is taken for a typo
+MAX_TRAIL_PERCENT = Decimal(30)
+_PERCENT = re.compile(r"^([0-9]{1,2}(?:\.[0-9]{1,2})?)%$")
+_ID = re.compile(r"^[0-9]{1,9}$")
+ACCEPTED = ("accepted", "partially_filled", "filled")
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionalCard:
+    """The confirmation card of a conditional order: what will be sent, when, and for how long."""
+
+    token: str
+    mode: Mode
+    kind: str
+    symbol: Symbol
+    quantity: int
+    stop: Decimal | None  # stop, bracket; trail: the level now
+    take: Decimal | None
+    limit: Decimal | None  # None: sold at market
+    trail_percent: Decimal | None
+    price: Decimal  # the price now
+    held: int  # orderable quantity
+    committed: int  # what the user's other conditional orders on it already sell
+    currency: str
+    expires_on: dt.date  # KST: stays armed until then unless cancelled
+    ttl_seconds: int  # the time to press Confirm
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionalView:
+    """A conditional order as its owner sees it in /stops."""
+
+    id: int
+    kind: str
+    code: str
+    name: str
+    quantity: int
+    stop: Decimal | None
+    take: Decimal | None
+    limit: Decimal | None
+    trail_percent: Decimal | None
+    high_water: Decimal | None
+    status: str
+    price: Decimal | None  # the last trade (None: not known)
+    distance_percent: Decimal | None  # from the price to the nearest trigger, percent of the price
+    expires_at: dt.datetime
+    order_no: str | None
+    result: str | None
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArmResult:
+    """What a press on a conditional order's card came to: ``ARMED``-like outcomes use
+    :class:`Outcome.PLACED` (armed) and :class:`Outcome.DISMISSED`; refusals as for order cards."""
+
+    outcome: Outcome
+    view: ConditionalView | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.outcome in (Outcome.NOT_OWNER, Outcome.ALREADY_HANDLED, Outcome.UNKNOWN, Outcome.EXPIRED)
+
+
+_REFUSALS = {ClaimRefused.UNKNOWN: Outcome.UNKNOWN, ClaimRefused.NOT_OWNER: Outcome.NOT_OWNER,
+             ClaimRefused.EXPIRED: Outcome.EXPIRED, ClaimRefused.ALREADY_HANDLED: Outcome.ALREADY_HANDLED}
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    symbol_text: str
+    quantity: int
+    stop: int | None = None
+    take: int | None = None
+    limit: int | None = None
+    trail: Decimal | None = None
+
+
+class ConditionalOrders:
+    def __init__(self, db: Database, accounts: AccountProvider, cards: CardStore, journal: OrderJournal,
+                 market: MarketData, mode: Mode, settling: Settling, *, process_id: str,
+                 expiry_days: int = 30, max_per_user: int = 20, allow_real_orders: bool = False,
+                 watch_fills: Callable[[int, int], Awaitable[None]] | None = None,
+                 on_uncertain: Callable[[], None] | None = None, wake_sender: Callable[[], None] = lambda: None,
+                 resume_seconds: float = 300.0, sync_seconds: float = 2.0, max_concurrent_firings: int = 8) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.cards = cards
+        self.journal = journal
+        self.market = market
+        self.mode = mode
+        self.settling = settling
+        self.process_id = process_id
+        self.expiry = dt.timedelta(days=expiry_days)
+        self.max_per_user = max_per_user
+        self.allow_real_orders = allow_real_orders
+        self.watch_fills = watch_fills
+        self.on_uncertain = on_uncertain
+        self.wake_sender = wake_sender
+        self.resume_seconds = resume_seconds
+        self.sync_seconds = sync_seconds
+        self.db_retry_seconds = 5.0
+        self.engine: TriggerEngine | None = None
+        self._locks: dict[int, asyncio.Lock] = {}  # per user: holdings read and sell sent together
+        # Sells in progress at once: a storm of firings queues here rather than in front of every other
+        # database write (the alert engine's commits wait behind at most this many firings' writes).
+        self._sending = asyncio.Semaphore(max_concurrent_firings)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.Task[None] | None = None
+        self.counts: dict[str, int] = {"armed": 0, "fired": 0, "placed": 0, "failed": 0, "reduced": 0}
+        self.sent_latencies: list[float] = []  # crossing trade seen → sell request leaving (seconds)
+        self.record_latencies = False
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def attach(self, engine: TriggerEngine) -> None:
+        self.engine = engine
+
+    async def armed_triggers(self) -> list[ArmedTrigger]:
+        async with self.db.session() as session:
+            rows = (await session.exec(select(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.status) == "armed"))).all()
+        return [_trigger(row) for row in rows]
+
+    async def start(self) -> None:
+        """After the engine started: the firings a restart interrupted, then the background upkeep."""
+        await self.recover()
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._upkeep(), name="conditional-upkeep")
+
+    async def stop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+
+    async def _upkeep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sync_seconds)
+            try:
+                await self.sync()
+                await self.expire_due()
+            except Exception:
+                log.exception("conditional order upkeep failed; next pass")
+
+    # -- cards ----------------------------------------------------------------------------------------------
+    async def prepare(self, user_id: int, chat_id: int, language: str, kind: str, args: Sequence[str]
+                      ) -> ConditionalCard:
+        """Parse, check everything, store the card (and the order, pending); nothing is armed yet."""
+        engine = self._engine()
+        request = _parse(kind, args)
+        self._check_real_allowed()
+        self.market.check_maintenance()
+        symbol = self.market.resolve(request.symbol_text)
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
+            held = await self._held(account, symbol.code)
+        price = quote.price
+        stop, take, limit = request.stop, request.take, request.limit
+        if request.trail is not None:
+            stop = trailing_level(price, request.trail)
+            if stop >= price:
+                raise UserError("cond_trail_too_tight", percent=request.trail)
+        for value in (v for v in (request.stop, take, limit) if v is not None):
+            low, high = int(price * PLAUSIBLE[0]), int(price * PLAUSIBLE[1])
+            if not low <= value <= high:
+                raise UserError("cond_implausible", price=value, low=low, high=high)
+            tick = quote.tick_for(value)
+            if value % tick:
+                below = value - value % tick
+                raise UserError("off_tick", price=value, tick=tick, below=below, above=below + tick)
+        if stop is not None and price <= stop:
+            raise UserError("cond_would_fire_now", price=price, trigger=stop)
+        if take is not None and price >= take:
+            raise UserError("cond_would_fire_now", price=price, trigger=take)
+        committed = await self._committed(user_id, symbol.code)
+        if request.quantity + committed > held:
+            raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=request.quantity,
+                            name=symbol.name_ko)
+        await self._check_room(engine, user_id, symbol.code)
+        now = utcnow()
+        card = PendingOrderRow(id=new_token(), owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
+                               action=kind, side="sell", code=symbol.code, name=symbol.name_ko,
+                               quantity=request.quantity, price=limit, quoted_price=price, created_at=now,
+                               updated_at=now, expires_at=now + self.cards.ttl)
+        row = ConditionalOrderRow(owner_id=user_id, chat_id=chat_id, language=language,
+                                  environment=self.mode.setting, kind=kind, code=symbol.code, name=symbol.name_ko,
+                                  quantity=request.quantity, stop_price=stop, take_price=take, limit_price=limit,
+                                  trail_percent=str(request.trail) if request.trail is not None else None,
+                                  high_water=price if request.trail is not None else None, reference_price=price,
+                                  card_token=card.id, status="pending", expires_at=now + self.expiry)
+        async with self.db.write() as session:
+            session.add(card)
+            session.add(row)
+        return ConditionalCard(card.id, self.mode, kind, symbol, request.quantity, _dec(stop), _dec(take),
+                               _dec(limit), request.trail, Decimal(price), held, committed, row.currency,
+                               (now + self.expiry).astimezone(KST).date(), int(self.cards.ttl.total_seconds()))
+
+    async def attach_card(self, token: str, owner_id: int, message_id: int) -> None:
+        await self.cards.attach_message(token, owner_id, message_id)
+
+    async def confirm(self, token: str, user_id: int, message_id: int) -> ArmResult:
+        """Confirm on a card: the holdings and the price are checked again, then the card is claimed and
+        the order armed in one transaction (single use: any other press changes nothing)."""
+        engine = self._engine()
+        async with self.db.session() as session:
+            pending = (await session.exec(select(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.card_token) == token))).first()
+        if pending is None or pending.owner_id != user_id or pending.status != "pending":
+            _, refused = await self.cards.claim(token, user_id, message_id, CardStatus.FAILED, actions=())
+            return ArmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN])
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            held = await self._held(account, pending.code)
+        armed: list[ConditionalOrderRow] = []
+        async with engine.arming(pending.code) as seen:
+            last = engine.last_price.get(pending.code)
+
+            async def arm(session: AsyncSession, _card: PendingOrderRow) -> None:
+                row = await session.get(ConditionalOrderRow, pending.id)
+                assert row is not None
+                if last is not None and ((row.stop_price is not None and last <= row.stop_price)
+                                         or (row.take_price is not None and last >= row.take_price)):
+                    raise UserError("cond_would_fire_now", price=last,
+                                    trigger=row.stop_price if row.stop_price and last <= row.stop_price
+                                    else row.take_price)
+                committed = await _committed_in(session, user_id, row.code)
+                if row.quantity + committed > held:
+                    raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=row.quantity,
+                                    name=row.name)
+                now = utcnow()
+                row.status, row.armed_at, row.updated_at, row.expires_at = "armed", now, now, now + self.expiry
+                if row.high_water is not None and last is not None:
+                    row.high_water = max(row.high_water, last)
+                session.add(row)
+                armed.append(row)
+
+            _, refused = await self.cards.claim(token, user_id, message_id, CardStatus.PLACED, arm,
+                                                   actions=KINDS)
+            if refused is not None or not armed:
+                return ArmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN])
+            armed_row = armed[0]
+            engine.arm(_trigger(armed_row), seen)
+        self.counts["armed"] += 1
+        log.info("conditional order armed", extra={"order_id": armed_row.id, "kind": armed_row.kind,
+                                                   "code": armed_row.code})
+        return ArmResult(Outcome.PLACED, self._view(armed_row))
+
+    async def dismiss(self, token: str, user_id: int, message_id: int) -> ArmResult:
+        async def drop(session: AsyncSession, _card: PendingOrderRow) -> None:
+            await session.exec(update(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.card_token) == token, col(ConditionalOrderRow.status) == "pending")
+                .values(status="cancelled", result="dismissed", updated_at=utcnow()))
+
+        _, refused = await self.cards.claim(token, user_id, message_id, CardStatus.DISMISSED, drop, actions=KINDS)
+        return ArmResult(_REFUSALS[refused] if refused is not None else Outcome.DISMISSED)
+
+    # -- listing and cancelling ------------------------------------------------------------------------------
+    async def armed_lines(self, user_id: int, market: str) -> list[str]:
+        """The daily report's seam (:attr:`chatbot.service.reports.ReportService.armed_orders`): one
+        plain line per conditional order still armed on ``market``, from storage (no engine needed)."""
+        async with self.db.session() as session:
+            rows = list((await session.exec(select(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.market) == market,
+                col(ConditionalOrderRow.status).in_(ACTIVE)).order_by(col(ConditionalOrderRow.id)))).all())
+        lines = []
+        for row in rows:
+            triggers = [f"stop {row.stop_price:,}" if row.stop_price is not None else "",
+                        f"take {row.take_price:,}" if row.take_price is not None else "",
+                        f"trail {row.trail_percent}%" if row.trail_percent else ""]
+            lines.append(f"#{row.id} {row.kind} {row.name} ×{row.quantity:,} " + " · ".join(x for x in triggers if x))
+        return lines
+
+    async def active(self, user_id: int) -> list[ConditionalView]:
+        """The user's armed (and firing) conditional orders, with the live distance to their trigger."""
+        engine = self._engine()
+        async with self.db.session() as session:
+            rows = list((await session.exec(select(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.status).in_(ACTIVE))
+                .order_by(col(ConditionalOrderRow.id)))).all())
+        prices = {code: engine.last_price[code] for code in {r.code for r in rows} if code in engine.last_price}
+        missing = {r.code for r in rows} - set(prices)
+        if missing:
+            with contextlib.suppress(Exception):
+                account = await self.accounts.for_user(user_id)
+                for code in sorted(missing):
+                    with contextlib.suppress(KisError):
+                        prices[code] = (await account.client.quote(p.quotation_code(code, False))).price
+        return [self._view(row, prices.get(row.code)) for row in rows]
+
+    async def cancel(self, user_id: int, order_id_text: str) -> ConditionalView:
+        """The owner's cancel (single use: the first cancel, or the firing, wins)."""
+        engine = self._engine()
+        text = order_id_text.strip().lstrip("#")
+        if not _ID.match(text):
+            raise UserError("no_such_conditional", order_id=order_id_text[:MAX_ARG_LENGTH])
+        order_id = int(text)
+        now = utcnow()
+        async with self.db.write() as session:
+            result = await session.exec(update(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.id) == order_id, col(ConditionalOrderRow.owner_id) == user_id,
+                col(ConditionalOrderRow.status) == "armed").values(status="cancelled", result="cancelled by owner",
+                                                                     updated_at=now))
+            row = await session.get(ConditionalOrderRow, order_id)
+        if row is None or row.owner_id != user_id or row.status == "pending":
+            raise UserError("no_such_conditional", order_id=text)
+        if result.rowcount != 1:
+            raise UserError("cond_already_handled", order_id=order_id, status=row.status)
+        await engine.disarm(order_id)
+        return self._view(row)
+
+    # -- firing ----------------------------------------------------------------------------------------------
+    async def fire(self, crossed: list[Crossed]) -> None:
+        """Crossed legs from the engine: each order fires once (one leg of a bracket: the first crossed;
+        both in one tick, the one whose trade came first, the stop on a tie)."""
+        chosen: dict[int, Crossed] = {}
+        for item in sorted(crossed, key=lambda c: (c.tick_time, c.leg != STOP)):
+            chosen.setdefault(item.order_id, item)
+        now = utcnow()
+        fired: list[tuple[ConditionalOrderRow, int, Crossed]] = []
+        opened: list[int] = []  # ours to settle from the moment they exist: reconciliation leaves them alone
+        try:
+            await self._claim_firings(chosen, now, fired, opened)
+        except BaseException:
+            self.settling.in_flight.difference_update(opened)  # rolled back: no such rows
+            raise
+        if not fired:
+            return
+        self.counts["fired"] += len(fired)
+        self.wake_sender()
+        for row, journal_id, item in fired:
+            self._spawn(self._execute(row, journal_id, item.seen_at))
+        if self.engine is not None:
+            await self.engine.release_fired([row.code for row, _, _ in fired])
+
+    async def _claim_firings(self, chosen: dict[int, Crossed], now: dt.datetime,
+                             fired: list[tuple[ConditionalOrderRow, int, Crossed]], opened: list[int]) -> None:
+        """One transaction (Core statements, a few per batch): each order still armed → firing, its
+        sell's card and journal row, its "triggered" push."""
+        async with self.db.write_connection() as conn:
+            ids = list(chosen)
+            table = ConditionalOrderRow.__table__  # type: ignore[attr-defined]
+            returned = (await conn.execute(update(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.id).in_(ids), col(ConditionalOrderRow.status) == "armed")
+                .values(status="firing", fired_at=now, updated_at=now,
+                        fired_leg=case({i: chosen[i].leg for i in ids}, value=table.c.id),
+                        fired_price=case({i: chosen[i].price for i in ids}, value=table.c.id),
+                        fired_time=case({i: chosen[i].tick_time for i in ids}, value=table.c.id),
+                        fire_key=case({i: f"cond-{i}" for i in ids}, value=table.c.id))
+                .returning(*table.columns))).mappings().all()  # the others: cancelled, expired or fired meanwhile
+            won = [(ConditionalOrderRow(**r), chosen[r["id"]]) for r in returned]
+            if not won:
+                return
+            cards = [PendingOrderRow(id=row.fire_key or "", owner_id=row.owner_id, chat_id=row.chat_id,
+                                     environment=row.environment, action="order", side="sell", code=row.code,
+                                     name=row.name, quantity=row.quantity, price=row.limit_price,
+                                     quoted_price=item.price, status=CardStatus.SUBMITTING.value, created_at=now,
+                                     updated_at=now, expires_at=now, result="conditional order")
+                     for row, item in won]
+            await conn.execute(insert(PendingOrderRow), [card.model_dump() for card in cards])
+            journal_ids = await self.journal.add_many(conn, cards, self.process_id)
+            opened.extend(journal_ids.values())
+            self.settling.in_flight.update(journal_ids.values())
+            await outbox.enqueue(conn, [Push(f"cond:{row.id}:triggered", row.owner_id, row.chat_id,
+                                             self._notice(row, "triggered", item.price, item.tick_time))
+                                        for row, item in won], keys_are_new=True)  # armed → firing happens once
+            fired.extend((row, journal_ids[row.fire_key or ""], item) for row, item in won)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("conditional order firing failed", exc_info=task.exception())
+
+    async def _execute(self, row: ConditionalOrderRow, journal_id: int, seen_at: float | None) -> None:
+        """Sell what is held (at most the order's quantity) through the once-only submitter; settle."""
+        assert row.id is not None and row.fire_key is not None
+        try:
+            try:
+                account = await self.accounts.for_user(row.owner_id)
+            except Exception as exc:  # noqa: BLE001 -- nothing was sent: any fault fails the firing, told
+                await self._settle(row, journal_id, "failed", message=f"no KIS account ({type(exc).__name__})")
+                return
+            if self.mode is Mode.REAL and not self.allow_real_orders:
+                await self._settle(row, journal_id, "failed", message="real orders disabled")
+                return
+            lock = self._locks.setdefault(row.owner_id, asyncio.Lock())
+            # The user's own orders one at a time (each reads what the other left), then a slot among
+            # everyone's: one user's many firings never hold every slot while waiting for each other.
+            async with lock, self._sending:
+                try:
+                    held = await self._held_retried(account, row.code)
+                except KisError as exc:
+                    await self._settle(row, journal_id, "failed", msg_cd=exc.msg_cd,
+                                       message=f"holdings could not be read: {exc.msg1 or type(exc).__name__}")
+                    return
+                quantity = min(row.quantity, held)
+                if quantity <= 0:
+                    await self._settle(row, journal_id, "failed", quantity=0, message="nothing held to sell")
+                    return
+                if quantity < row.quantity:
+                    self.counts["reduced"] += 1
+                    await retry_write(lambda: self._reduce(row, journal_id, quantity), self.db_retry_seconds,
+                                      "conditional quantity")
+                if self.watch_fills is not None:
+                    try:
+                        await self.watch_fills(row.owner_id, row.chat_id)
+                    except Exception:  # fill pushes are a convenience; the sell goes ahead
+                        log.exception("could not start fill notifications")
+
+                async def on_sending(known: set[str]) -> None:
+                    await retry_write(lambda: self.journal.mark_sending(journal_id, str(account.account), known),
+                                      self.db_retry_seconds, "journal before sending")
+                    if self.record_latencies and seen_at is not None:
+                        self.sent_latencies.append(time.perf_counter() - seen_at)
+
+                try:
+                    placed = await account.submitter.place(OrderSide.SELL, row.code, quantity, row.limit_price,
+                                                           on_sending=on_sending)
+                except DatabaseUnavailable:
+                    await self._settle(row, journal_id, "failed", quantity=quantity, message="database unavailable")
+                    return
+                except KisOrderRejected as exc:
+                    await self._settle(row, journal_id, "rejected", quantity=quantity, msg_cd=exc.msg_cd,
+                                       message=exc.msg1)
+                    return
+                except KisOrderUncertain as exc:
+                    await self._settle(row, journal_id, "uncertain", quantity=quantity, msg_cd=exc.msg_cd,
+                                       message=str(exc))
+                    return
+                except KisError as exc:
+                    await self._settle(row, journal_id, "failed", quantity=quantity, msg_cd=exc.msg_cd,
+                                       message=exc.msg1 or type(exc).__name__)
+                    return
+            await self._settle(row, journal_id, "accepted", quantity=quantity, order_no=placed.ack.order_no)
+        finally:
+            self.settling.in_flight.discard(journal_id)
+
+    async def _reduce(self, row: ConditionalOrderRow, journal_id: int, quantity: int) -> None:
+        """Less is held than armed: the journal and the card say what is actually sent (reconciliation
+        matches the day's orders by quantity)."""
+        async with self.db.write() as session:
+            await session.exec(update(OrderJournalRow).where(col(OrderJournalRow.id) == journal_id)
+                               .values(quantity=quantity))
+            await session.exec(update(PendingOrderRow).where(col(PendingOrderRow.id) == row.fire_key)
+                               .values(quantity=quantity))
+
+    async def _settle(self, row: ConditionalOrderRow, journal_id: int, status: str, *, quantity: int | None = None,
+                      order_no: str | None = None, msg_cd: str = "", message: str | None = None) -> None:
+        """The sell's outcome, the card's, the conditional order's and the push: one transaction."""
+        assert row.id is not None and row.fire_key is not None
+        final = status != "uncertain"
+        placed = status == "accepted"
+        card_status = (CardStatus.PLACED if placed else CardStatus.UNCERTAIN if not final
+                       else CardStatus.REJECTED if status == "rejected" else CardStatus.FAILED)
+        stage = "placed" if placed else "uncertain" if not final else "failed"
+        sold = quantity if quantity is not None else row.quantity
+        notice = self._notice(row, stage, row.fired_price or 0, row.fired_time or "", order_no=order_no,
+                              detail=message or "", quantity=sold)
+
+        async def also(session: AsyncSession) -> None:
+            conn = await session.connection()  # Core statements: no ORM bookkeeping on the hot path
+            await conn.execute(update(PendingOrderRow).where(
+                col(PendingOrderRow.id) == row.fire_key, col(PendingOrderRow.status) == CardStatus.SUBMITTING.value)
+                .values(status=card_status.value, result=order_no or message, updated_at=utcnow()))
+            if final:
+                await conn.execute(update(ConditionalOrderRow).where(
+                    col(ConditionalOrderRow.id) == row.id, col(ConditionalOrderRow.status) == "firing")
+                    .values(status="placed" if placed else "failed", order_no=order_no, sold_quantity=sold if placed
+                            else 0, result=message or status, updated_at=utcnow()))
+            await outbox.enqueue(conn, [Push(f"cond:{row.id}:{stage}", row.owner_id, row.chat_id, notice)])
+
+        async def write() -> None:
+            await self.journal.settle(journal_id, status, kis_order_no=order_no, msg_cd=msg_cd or None,
+                                      message=message, told=final, also=also)
+
+        try:
+            await retry_write(write, self.db_retry_seconds, "conditional order outcome")
+        except DatabaseUnavailable:
+            log.error("conditional order outcome not written yet; written when the database is back",
+                      extra={"order_id": row.id, "status": status, "order_no": order_no})
+            self.settling.unwritten.add(journal_id, order_no, write)
+        self.counts["placed" if placed else "failed" if final else "uncertain"] = (
+            self.counts.get("placed" if placed else "failed" if final else "uncertain", 0) + 1)
+        log.info("conditional order settled", extra={"order_id": row.id, "status": status, "order_no": order_no})
+        self.wake_sender()
+        if not final and self.on_uncertain is not None:
+            self.on_uncertain()
+
+    # -- upkeep ------------------------------------------------------------------------------------------------
+    async def recover(self) -> int:
+        """At start-up: a firing whose sell provably never left (no time of sending in its journal row)
+        is sent now if it is recent and the market open; anything else is reconciliation's."""
+        cutoff = utcnow() - dt.timedelta(seconds=self.resume_seconds)
+        async with self.db.session() as session:
+            rows = list((await session.exec(select(ConditionalOrderRow, OrderJournalRow).join(
+                OrderJournalRow, col(OrderJournalRow.idempotency_key) == col(ConditionalOrderRow.fire_key)).where(
+                col(ConditionalOrderRow.status) == "firing", col(OrderJournalRow.sent_at).is_(None),
+                col(OrderJournalRow.told_at).is_(None)))).all())
+        resumed = 0
+        open_now = self.mode is Mode.PAPER or self.market.calendar.state().phase.value == "regular"
+        for row, entry in rows:
+            assert entry.id is not None
+            if not open_now or row.fired_at is None or row.fired_at < cutoff:
+                continue  # reconciliation tells it as not placed; sync() marks it failed
+            async with self.db.write() as session:
+                result = await session.exec(update(OrderJournalRow).where(
+                    col(OrderJournalRow.id) == entry.id, col(OrderJournalRow.sent_at).is_(None),
+                    col(OrderJournalRow.told_at).is_(None)).values(submitted_by=self.process_id))
+            if result.rowcount != 1:
+                continue
+            self.settling.in_flight.add(entry.id)
+            log.warning("resuming a conditional order's sell that a restart stopped before sending",
+                        extra={"order_id": row.id, "journal_id": entry.id})
+            self._spawn(self._execute(row, entry.id, None))
+            resumed += 1
+        return resumed
+
+    async def sync(self) -> int:
+        """Firings whose outcome reconciliation has told: the conditional order says it too."""
+        busy = self.settling.journal_ids()
+        async with self.db.session() as session:
+            rows = list((await session.exec(select(ConditionalOrderRow, OrderJournalRow).join(
+                OrderJournalRow, col(OrderJournalRow.idempotency_key) == col(ConditionalOrderRow.fire_key)).where(
+                col(ConditionalOrderRow.status) == "firing", col(OrderJournalRow.told_at).is_not(None)))).all())
+        done = 0
+        for row, entry in rows:
+            if entry.id in busy:
+                continue
+            placed = entry.status in ACCEPTED
+            async with self.db.write() as session:
+                await session.exec(update(ConditionalOrderRow).where(
+                    col(ConditionalOrderRow.id) == row.id, col(ConditionalOrderRow.status) == "firing")
+                    .values(status="placed" if placed else "failed", order_no=entry.kis_order_no,
+                            sold_quantity=entry.quantity if placed else 0,
+                            result=entry.message or entry.status, updated_at=utcnow()))
+            done += 1
+        return done
+
+    async def expire_due(self) -> int:
+        now = utcnow()
+        async with self.db.session() as session:
+            due = list((await session.exec(select(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.status) == "armed", col(ConditionalOrderRow.expires_at) <= now))).all())
+        expired = 0
+        for row in due:
+            async with self.db.write() as session:
+                result = await session.exec(update(ConditionalOrderRow).where(
+                    col(ConditionalOrderRow.id) == row.id, col(ConditionalOrderRow.status) == "armed")
+                    .values(status="expired", result="expired", updated_at=now))
+                if result.rowcount == 1:
+                    await outbox.enqueue(session, [Push(f"cond:{row.id}:expired", row.owner_id, row.chat_id,
+                                                        self._notice(row, "expired", 0, ""))])
+            if result.rowcount == 1 and row.id is not None:
+                expired += 1
+                if self.engine is not None:
+                    await self.engine.disarm(row.id)
+        if expired:
+            self.wake_sender()
+        return expired
+
+    async def store_trails(self, levels: dict[int, tuple[int, int]]) -> None:
+        """Trailing stops' raised highs and levels (the engine's batches): one executemany, so that
+        thousands of trailing stops moving with a rally hold the write lock for milliseconds."""
+        if not levels:
+            return
+        table = ConditionalOrderRow.__table__  # type: ignore[attr-defined]
+        statement = (update(table).where(table.c.id == bindparam("order_id"), table.c.status == "armed")
+                     .values(high_water=bindparam("high"), stop_price=bindparam("level")))
+        async with self.db.write_connection() as conn:
+            await conn.execute(statement, [{"order_id": order_id, "high": high, "level": level}
+                                           for order_id, (high, level) in levels.items()])
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def _engine(self) -> TriggerEngine:
+        if self.engine is None:
+            raise UserError("alerts_unavailable")
+        return self.engine
+
+    def _check_real_allowed(self) -> None:
+        if self.mode is Mode.REAL and not self.allow_real_orders:
+            raise UserError("real_disabled")
+
+    async def _held(self, account: UserAccount, code: str) -> int:
+        held = next((h for h in (await account.client.balance()).holdings if h.code == code), None)
+        return int(held.orderable_quantity) if held else 0
+
+    async def _held_retried(self, account: UserAccount, code: str, attempts: int = 3) -> int:
+        """At firing: a read, so a failure is asked again (twice, briefly) before the firing fails."""
+        for attempt in range(attempts):
+            try:
+                return await self._held(account, code)
+            except KisError as exc:
+                if attempt + 1 >= attempts:
+                    raise
+                log.warning("holdings read failed at firing; asking again", extra={"error": type(exc).__name__})
+                await asyncio.sleep(0.2 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    async def _committed(self, user_id: int, code: str) -> int:
+        async with self.db.session() as session:
+            return await _committed_in(session, user_id, code)
+
+    async def _check_room(self, engine: TriggerEngine, user_id: int, code: str) -> None:
+        async with self.db.session() as session:
+            count = (await session.exec(select(func.count()).select_from(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.status).in_(ACTIVE)))).one()
+        if count >= self.max_per_user:
+            raise UserError("cond_limit", maximum=self.max_per_user)
+        if not engine.has_capacity_for(code):
+            raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions)
+
+    def _view(self, row: ConditionalOrderRow, price: int | None = None) -> ConditionalView:
+        assert row.id is not None
+        engine = self.engine
+        stop, high = row.stop_price, row.high_water
+        if engine is not None and (state := engine.trail_state(row.id)) is not None:
+            high, stop = state[0], state[1]
+        if price is None and engine is not None:
+            price = engine.last_price.get(row.code)
+        distance = None
+        if price:
+            gaps = [Decimal(price - stop) for stop in (stop,) if stop is not None]
+            gaps += [Decimal(row.take_price - price)] if row.take_price is not None else []
+            if gaps:
+                distance = (min(gaps) * 100 / price).quantize(Decimal("0.01"))
+        return ConditionalView(row.id, row.kind, row.code, row.name, row.quantity, _dec(stop), _dec(row.take_price),
+                               _dec(row.limit_price), Decimal(row.trail_percent) if row.trail_percent else None,
+                               _dec(high), row.status, _dec(price), distance, row.expires_at, row.order_no,
+                               row.result, row.currency)
+
+    def _notice(self, row: ConditionalOrderRow, stage: str, price: int, tick_time: str, *,
+                order_no: str | None = None, detail: str = "", quantity: int | None = None) -> ConditionalNotice:
+        assert row.id is not None
+        leg = row.fired_leg or STOP
+        trigger = (row.take_price if leg == TAKE else row.stop_price) or 0
+        return ConditionalNotice(row.language, row.id, stage, row.kind, leg, row.code, row.name,
+                                 row.quantity if quantity is None else quantity, trigger, price, tick_time,
+                                 order_no, detail, row.quantity, row.limit_price, row.currency)
+
+
+async def _committed_in(session: AsyncSession, user_id: int, code: str) -> int:
+    """What the user's conditional orders in force on ``code`` would sell together."""
+    total = (await session.exec(select(func.coalesce(func.sum(ConditionalOrderRow.quantity), 0)).where(
+        col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.code) == code,
+        col(ConditionalOrderRow.status).in_(ACTIVE)))).one()
+    return int(total)
+
+
+def _trigger(row: ConditionalOrderRow) -> ArmedTrigger:
+    assert row.id is not None
+    percent = Decimal(row.trail_percent) if row.trail_percent else None
+    return ArmedTrigger(row.id, row.code, row.stop_price, row.take_price, percent, row.high_water)
+
+
+def _dec(value: int | None) -> Decimal | None:
+    return Decimal(value) if value is not None else None
+
+
+# -- what a person types -----------------------------------------------------------------------------------
+def _numberish(word: str) -> bool:
+    return word.removesuffix("원").removesuffix("주").replace(",", "").isdigit()
+
+
+def _quantity(word: str) -> int:
+    return parse_quantity(word.removesuffix("주"))
+
+
+def _price(word: str) -> int:
+    value = parse_price(word)
+    if value is None:
+        raise UserError("bad_price", value=word[:MAX_ARG_LENGTH])
+    return value
+
+
+def _parse(kind: str, args: Sequence[str]) -> _Request:
+    """``/stop|/tp <symbol> <qty> <trigger> [<limit>]``, ``/trail <symbol> <qty> <N>%``,
+    ``/bracket <symbol> <qty> <stop> <take>``; Korean units (``65,000원``, ``10주``) as typed."""
+    words = [w for w in args if w]
+    if any(len(w) > MAX_ARG_LENGTH for w in words):
+        raise UserError("input_too_long")
+    usage = f"usage_{kind}"
+    if kind == "trail":
+        if len(words) < 3:
+            raise UserError(usage)
+        match = _PERCENT.match(words[-1])
+        if match is None or not _numberish(words[-2]):
+            raise UserError(usage)
+        percent = Decimal(match.group(1))
+        if not 0 < percent <= MAX_TRAIL_PERCENT:
+            raise UserError("bad_percent", maximum=int(MAX_TRAIL_PERCENT))
+        symbol = _symbol_words(words[:-2], usage)
+        return _Request(symbol, _quantity(words[-2]), trail=percent)
+    numbers = {"stop": (2, 3), "tp": (2, 3), "bracket": (3,)}[kind]
+    if kind in ("stop", "tp") and len(words) > 2 and words[-1].lower() in MARKET_WORDS:
+        words = words[:-1]  # "… 65,000원 시장가": at market, said out loud
+    tail = 0
+    while tail < len(words) and _numberish(words[len(words) - 1 - tail]):
+        tail += 1
+    if tail == len(words):  # a code is number-shaped too: the first word is the symbol
+        tail -= 1
+    count = max((n for n in numbers if n <= tail), default=0)
+    if not count or len(words) - count < 1:
+        raise UserError(usage)
+    symbol = _symbol_words(words[:-count], usage)
+    values = words[-count:]
+    quantity = _quantity(values[0])
+    if kind == "bracket":
+        stop, take = _price(values[1]), _price(values[2])
+        if stop >= take:
+            raise UserError("cond_bracket_order", stop=stop, take=take)
+        return _Request(symbol, quantity, stop=stop, take=take)
+    trigger = _price(values[1])
+    limit = _price(values[2]) if count == 3 else None
+    if kind == "stop":
+        return _Request(symbol, quantity, stop=trigger, limit=limit)
+    return _Request(symbol, quantity, take=trigger, limit=limit)
+
+
+def _symbol_words(words: Sequence[str], usage: str) -> str:
+    if not words:
+        raise UserError(usage)
+    if len(words) > MAX_SYMBOL_WORDS:
+        raise UserError("too_many_args")
+    return " ".join(words)
+
+
+# -- wiring (the runtime) -------------------------------------------------------------------------------------
+def session_gate(mode: Mode, calendar: MarketCalendar) -> Callable[[str], bool]:
+    """Which trades may fire: the regular session's (the simulator's market never closes)."""
+    if mode is Mode.PAPER:
+        return lambda _tick_time: True
+    last: list[object] = ["", False]
+
+    def gate(tick_time: str) -> bool:
+        if last[0] != tick_time:  # one calendar look per second of trades
+            last[0], last[1] = tick_time, regular_session(tick_time) and calendar.state().phase is Phase.REGULAR
+        return bool(last[1])
+
+    return gate
+
+
+async def start_conditional(service: ConditionalOrders, feed: RealtimeClient, mode: Mode,
+                            calendar: MarketCalendar) -> TriggerEngine:
+    """The trigger engine on the alert engine's feed (started), its armed orders loaded, then the
+    service's recovery of interrupted firings and its upkeep."""
+    engine = TriggerEngine(feed, service.fire, on_trail=service.store_trails, in_session=session_gate(mode, calendar))
+    service.attach(engine)
+    await engine.start(await service.armed_triggers())
+    await service.start()
+    return engine
+
+
+async def stop_conditional(service: ConditionalOrders) -> None:
+    if service.engine is not None:
+        await service.engine.stop()
+    await service.stop()
