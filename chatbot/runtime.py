@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.feeds import FeedPlanner, OperatorKey, UserSessions
 from chatbot.alerts.notices import Notifier
 from chatbot.alerts.outbox import OutboxSender
 from chatbot.config import Settings
@@ -26,6 +27,7 @@ from chatbot.service.account import AccountService
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.alerts import AlertService
 from chatbot.service.cards import CardStore
+from chatbot.service.feed_keys import AccountKeys
 from chatbot.service.fills import FillWatcher
 from chatbot.service.journal import OrderJournal, Settling
 from chatbot.service.market_data import MarketData
@@ -93,6 +95,8 @@ class Runtime:
     feed_client: KisRestClient | None  # the operator's client for the market-data feed
     lease: Lease  # this process's hold on the database (see chatbot.storage.leases)
     directory_refresh: MasterRefresher  # KIS's master files
+    feeds: FeedPlanner | None = None  # which session carries which symbol (README "Feed capacity")
+    more_feed_clients: tuple[KisRestClient, ...] = ()  # the operator's other market-data keys
 
     @property
     def sender(self) -> OutboxSender:
@@ -151,10 +155,22 @@ class Runtime:
 
             pushes = OutboxDelivery(db, user_blocked_bot)
             feed_client = _feed_client(settings, endpoint, sim is not None)
-            engine = (AlertEngine(db, RealtimeClient(ws_url, feed_client.approval_key), pushes.wake)
-                      if feed_client else None)
+            # -- feed capacity: every operator key and every registered user's own key (README) --
+            more_feed_clients = _more_feed_clients(settings, endpoint, sim is not None) if feed_client else ()
+            user_sessions = UserSessions(ws_url)
+            feeds = (FeedPlanner(db, [OperatorKey(RealtimeClient(ws_url, c.approval_key), c)
+                                      for c in (feed_client, *more_feed_clients)],
+                                 user_sessions, AccountKeys(db, accounts, mode),
+                                 poll_rate=kis.feed_poll_requests_per_second
+                                 or p.REQUESTS_PER_SECOND[mode.flavour] / 2)
+                     if feed_client else None)
+            engine = AlertEngine(db, feeds, pushes.wake) if feeds else None
+            if engine is not None and feeds is not None:
+                engine.demand_changed = feeds.review
+                registration.keys_changed = feeds.user_changed
             settling = Settling()
-            fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[mode.flavour], pushes.wake)
+            fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[mode.flavour], pushes.wake,
+                                sessions=user_sessions)
             fills.unwritten_order_nos = lambda: settling.unwritten.order_nos
             # ------------------------------------------------------------------------------------------
 
@@ -173,9 +189,10 @@ class Runtime:
             account = AccountService(accounts, market, cards, mode)
             alerts = AlertService(db, engine, accounts, market, max_per_user=kis.max_alerts_per_user,
                                   max_symbols_per_user=kis.max_alert_symbols_per_user,
-                                  cooldown_seconds=kis.alert_cooldown_seconds)
+                                  cooldown_seconds=kis.alert_cooldown_seconds, feeds=feeds)
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
-                                Operations(orders, accounts, fills, engine, pushes),
+                                Operations(orders, accounts, fills, engine, pushes, feeds=feeds,
+                                           feed_status_users=frozenset(kis.feed_status_users)),
                                 allowed_users=frozenset(settings.telegram.allowed_users))
             # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
             directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
@@ -189,7 +206,8 @@ class Runtime:
             await db.dispose()
             raise
         runtime = cls(settings, db, sim, mode, accounts, registration, users, market, orders, account, alerts,
-                      engine, fills, reconciler, pushes, services, feed_client, lease, directory_refresh)
+                      engine, fills, reconciler, pushes, services, feed_client, lease, directory_refresh,
+                      feeds, more_feed_clients)
         if engine is not None:
             await engine.start()
         await fills.resume_recent()
@@ -208,6 +226,8 @@ class Runtime:
         await self.orders.aclose()  # outcomes still waiting for the database: one last try
         if self.feed_client is not None:
             await self.feed_client.aclose()
+        for client in self.more_feed_clients:
+            await client.aclose()
         await self.accounts.aclose()
         if self.sim is not None:
             await self.sim.stop()
@@ -226,3 +246,15 @@ def _feed_client(settings: Settings, endpoint: KisEndpoint, simulator: bool) -> 
         log.warning("price alerts are off: no kis.market_data_app_key configured")
         return None
     return KisRestClient(endpoint, creds)
+
+
+def _more_feed_clients(settings: Settings, endpoint: KisEndpoint, simulator: bool) -> tuple[KisRestClient, ...]:
+    """The operator's other market-data keys (kis.market_data_app_keys; in simulator mode as many made-up
+    pairs as kis.simulator_feed_sessions asks for), each one more 40-symbol session."""
+    kis = settings.kis
+    pairs = list(zip(kis.market_data_app_keys, kis.market_data_app_secrets, strict=True))
+    if simulator and not pairs:
+        pairs = [("PS" + secrets.token_hex(17), secrets.token_urlsafe(135))
+                 for _ in range(kis.simulator_feed_sessions - 1)]
+    return tuple(KisRestClient(endpoint, KisCredentials(key, secret, Account("00000000", "01")))
+                 for key, secret in pairs)

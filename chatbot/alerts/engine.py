@@ -41,12 +41,13 @@ from sqlmodel import col, func, select
 
 from chatbot.alerts import outbox
 from chatbot.alerts.book import AlertBook
+from chatbot.alerts.feeds import AlertFeed
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
-from chatbot.kis.realtime import Disconnected, Event, RealtimeClient, Reconnected
+from chatbot.kis.realtime import Disconnected, Event, Reconnected
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
@@ -78,7 +79,7 @@ class Crossing:
 
 
 class AlertEngine:
-    def __init__(self, db: Database, feed: RealtimeClient, wake_sender: Callable[[], None], *,
+    def __init__(self, db: Database, feed: AlertFeed, wake_sender: Callable[[], None], *,
                  rearm_interval: float = 1.0, fire_chunk: int = FIRE_CHUNK) -> None:
         self.db = db
         self.feed = feed
@@ -102,6 +103,8 @@ class AlertEngine:
         self.backlog = 0  # crossed alerts not yet committed
         self.latencies: list[float] = []  # tick seen → fire + push committed (seconds), for benchmarks
         self.record_latencies = False
+        # Told of every symbol whose watchers may have changed (the feed planner re-reads them).
+        self.demand_changed: Callable[[str], None] = lambda code: None
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -322,6 +325,7 @@ class AlertEngine:
                     or any(crossing.code == code for crossing in self._pending))
 
     async def _release_if_unused(self, code: str) -> None:
+        self.demand_changed(code)
         if self._in_use(code):
             return
         async with self.db.session() as session:
