@@ -521,6 +521,8 @@ class FeedPlanner:
         for code, before in old.items():
             after = new.get(code)
             if before.kind == "poll" and (after is None or after != before):
+                if after is not None and after.kind != "poll":  # now streamed: one last poll covers the hand-over
+                    await self._pollers[before.operator].poll_once(code)
                 self._pollers[before.operator].discard(code)
             keep = after.streams() if after is not None else set()
             for key in before.streams() - keep:
