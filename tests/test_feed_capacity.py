@@ -15,6 +15,7 @@ from sqlalchemy import insert
 from sqlmodel import col, select
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.config import KisSettings
 from chatbot.alerts.feeds import FeedPlanner, OperatorKey, Placement, UserSessions, plan
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import RealtimeClient
@@ -23,6 +24,8 @@ from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database
 from chatbot.storage.tables import AlertRow, OutboxRow
 from chatbot.storage.types import utcnow
+from tests.fake_telegram import BotApiEmulator
+from tests.harness import BotHarness
 from tests.helpers import new_credentials
 
 SLOTS = p.WS_CLIENT_MAX_SUBSCRIPTIONS
@@ -265,3 +268,22 @@ async def test_two_operator_keys_double_the_room(rigs: Callable[[int], Rig], sim
     on_second = sorted(rig.planner.carried_by(("op", 1)))
     await cross(rig, on_second[0])
     await wait_until(lambda: _fired_once(db, on_second[0]))
+
+
+# -- wired in the bot -------------------------------------------------------------------------------------------
+async def test_status_tells_the_operator_the_feed_slots(db_url: str) -> None:
+    operator, user = BotApiEmulator.user(5001, "en"), BotApiEmulator.user(5002, "en")
+    bot = BotHarness(db_url, kis=KisSettings(simulator_feed_sessions=2, feed_status_users=(operator["id"],)))
+    await bot.start()
+    try:
+        assert bot.runtime is not None and bot.runtime.feeds is not None
+        code = sorted(bot.sim.market.symbols)[0]
+        (reply,) = await bot.say(user, f"/alert {code} +10%")
+        assert reply["text"].startswith("🔔 Alert #")
+        (reply,) = await bot.say(operator, "/status")
+        assert f"Feed slots: 1 of {2 * SLOTS} used · 2 sessions (2 operator, 0 users') · 0 symbols polled" \
+            in reply["text"], reply["text"]
+        (reply,) = await bot.say(user, "/status")  # not an operator: no feed figures
+        assert "Feed slots" not in reply["text"]
+    finally:
+        await bot.stop()
