@@ -15,8 +15,8 @@ from sqlalchemy import insert
 from sqlmodel import col, select
 
 from chatbot.alerts.engine import AlertEngine
-from chatbot.config import KisSettings
 from chatbot.alerts.feeds import FeedPlanner, OperatorKey, Placement, UserSessions, plan
+from chatbot.config import KisSettings
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import RealtimeClient
 from chatbot.kis.rest import KisEndpoint, KisRestClient
@@ -157,10 +157,12 @@ def test_plan_rules() -> None:
     demand = {"A": frozenset({1}), "B": frozenset({1, 2}), "C": frozenset({3}), "D": frozenset({1, 3})}
     new = plan(demand, own={1, 2}, user_room=39, operator_rooms=[40], current={})
     assert new["A"] == Placement("own", frozenset({1}))
-    assert new["B"] == Placement("own", frozenset({1, 2}))  # each on their own key
+    assert new["B"] == Placement("shared", operator=0)  # two watchers: one shared slot while there is room
     assert new["C"].kind == "shared" and new["D"].kind == "shared"  # user 3 has no key: the operator's
+    assert plan(demand, own={1, 2}, user_room=39, operator_rooms=[2], current={})["B"] == \
+        Placement("own", frozenset({1, 2}))  # no room left on the operator's: each on their own key
     tight = plan(demand, own={1, 2}, user_room=1, operator_rooms=[1], current={})
-    assert [tight[c].kind for c in "ABCD"] == ["own", "shared", "poll", "poll"]
+    assert [tight[c].kind for c in "ABCD"] == ["own", "poll", "shared", "poll"]
     # where a symbol is, it stays: the same demand planned again moves nothing
     assert plan(demand, own={1, 2}, user_room=1, operator_rooms=[1], current=tight) == tight
 
@@ -209,21 +211,25 @@ async def test_registered_users_symbols_ride_their_own_session_only(
     rig = rigs(1)
     rig.keys.own = {alice, bob}
     await rig.engine.start()
-    mine = {symbols[0], symbols[1], symbols[3]}
+    mine = {symbols[0], symbols[1]}
     assert rig.planner.carried_by(("user", alice)) == mine
-    assert rig.planner.carried_by(("user", bob)) == {symbols[2], symbols[3]}
-    assert rig.planner.carried_by(("op", 0)) == {symbols[4], symbols[5]}  # carol's: shared (alice rides along)
+    assert rig.planner.carried_by(("user", bob)) == {symbols[2]}
+    # carol's (alice rides along) and the one both alice and bob watch: one shared subscription each
+    assert rig.planner.carried_by(("op", 0)) == {symbols[3], symbols[4], symbols[5]}
     on_sim = {frozenset(code for tr, code in s.subscriptions if tr == p.WS_TRADE) for s in sim_sessions(sim)}
-    assert on_sim == {frozenset(mine), frozenset({symbols[2], symbols[3]}), frozenset({symbols[4], symbols[5]})}
+    assert on_sim == {frozenset(mine), frozenset({symbols[2]}), frozenset({symbols[3], symbols[4], symbols[5]})}
     # A crossing on alice's own session fires her alert, once.
     await cross(rig, symbols[0])
     await wait_until(lambda: _fired_once(db, symbols[0]))
-    # A new alert: bob's first on a symbol only alice watches goes on bob's key too, never alice's for him.
-    await rig.planner.expect(bob, symbols[1])
-    assert symbols[1] in rig.planner.carried_by(("user", bob))
+    # New alerts: bob's own symbol goes on his key, never alice's; with the operator's session full, a
+    # symbol both watch goes on each one's own key.
     await rig.planner.expect(bob, symbols[6])
-    assert rig.planner.carried_by(("user", bob)) == {symbols[1], symbols[2], symbols[3], symbols[6]}
+    assert rig.planner.carried_by(("user", bob)) == {symbols[2], symbols[6]}
     assert symbols[6] not in rig.planner.carried_by(("user", alice))
+    rig.planner.operators[0].session.max_subscriptions = 3
+    await rig.planner.expect(bob, symbols[1])
+    assert symbols[1] in rig.planner.carried_by(("user", bob)) and symbols[1] in rig.planner.carried_by(("user", alice))
+    assert rig.planner.carried_by(("op", 0)) == {symbols[3], symbols[4], symbols[5]}
 
 
 async def test_a_user_leaving_frees_their_slots_and_their_symbols_move(
@@ -277,7 +283,7 @@ async def test_status_tells_the_operator_the_feed_slots(db_url: str) -> None:
     await bot.start()
     try:
         assert bot.runtime is not None and bot.runtime.feeds is not None
-        code = sorted(bot.sim.market.symbols)[0]
+        code = min(bot.sim.market.symbols)
         (reply,) = await bot.say(user, f"/alert {code} +10%")
         assert reply["text"].startswith("🔔 Alert #")
         (reply,) = await bot.say(operator, "/status")

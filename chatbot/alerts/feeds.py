@@ -6,7 +6,8 @@ the symbols the alert engine needs over every session it may use:
 * **A registered user's own session** (virtual/real mode: their own app key) carries *that user's*
   symbols only, 39 of them (one slot stays for their fill notices, :mod:`chatbot.service.fills`,
   which shares the same session through :class:`UserSessions`). A symbol goes there when every
-  user watching it has their own session with room: each of them then holds it on their own key.
+  user watching it has their own session with room: each of them then holds it on their own key
+  (a symbol several such users watch takes one shared slot instead while the operator has room).
 * **The operator's market-data sessions** (one per configured key, 40 slots each) carry everything
   else, shared: one subscription per symbol for everyone who watches it (paper users, users
   without keys, a user whose own session is full).
@@ -192,40 +193,55 @@ class FeedCapacity:
 
 def plan(demand: dict[str, frozenset[int]], own: Collection[int], user_room: int, operator_rooms: list[int],
          current: dict[str, Placement]) -> dict[str, Placement]:
-    """Where every symbol goes. A symbol watched only by users with their own session goes on each of
-    those sessions while they all have room; the rest share the operator sessions (the least full
-    first), and what does not fit there is polled. Symbols stay where they are when they may."""
-    new: dict[str, Placement] = {}
-    load: Counter[int] = Counter()
+    """Where every symbol goes, in this order of need:
+
+    1. a symbol someone without their own session watches: an operator session (the least full);
+    2. a symbol whose watchers all have their own session: on each of those sessions while they all
+       have room, else (one of them is full) an operator session;
+    3. what fits nowhere: polled, spread over the operator keys;
+    4. then, with operator room left, a symbol on several users' own sessions moves to one shared
+       subscription (most watchers first): one tick instead of one per session.
+
+    Symbols stay where they are when they may (each step takes the current ones first)."""
     own_set = set(own)
-    candidates = [code for code, owners in demand.items() if owners and owners <= own_set]
-    candidates.sort(key=lambda code: (current.get(code, _NOWHERE).kind != "own", code))
-    for code in candidates:
-        owners = demand[code]
-        if all(load[u] < user_room for u in owners):
-            load.update(owners)
-            new[code] = Placement("own", owners)
+    eligible = {code for code, owners in demand.items() if owners and owners <= own_set}
     free = list(operator_rooms)
-    rest: list[str] = []
-    shared = [code for code in demand if code not in new]
-    shared.sort(key=lambda code: (current.get(code, _NOWHERE).kind != "shared", code))
-    for code in shared:
-        was = current.get(code, _NOWHERE)
-        if was.kind == "shared" and 0 <= was.operator < len(free) and free[was.operator] > 0:
-            free[was.operator] -= 1
-            new[code] = was
-            continue
+    new: dict[str, Placement] = {}
+
+    def was(code: str, kind: str) -> bool:
+        return current.get(code, _NOWHERE).kind == kind
+
+    def take_shared(code: str) -> bool:
+        before = current.get(code, _NOWHERE)
+        if before.kind == "shared" and 0 <= before.operator < len(free) and free[before.operator] > 0:
+            free[before.operator] -= 1
+            new[code] = before
+            return True
         best = max(range(len(free)), key=free.__getitem__, default=-1)
         if best >= 0 and free[best] > 0:
             free[best] -= 1
             new[code] = Placement("shared", operator=best)
-        else:
+            return True
+        return False
+
+    must = sorted((code for code in demand if code not in eligible), key=lambda code: (not was(code, "shared"), code))
+    rest = [code for code in must if not take_shared(code)]
+    load: Counter[int] = Counter()
+    for code in sorted(eligible, key=lambda code: (not was(code, "own") and not was(code, "shared"), code)):
+        owners = demand[code]
+        if all(load[u] < user_room for u in owners):
+            load.update(owners)
+            new[code] = Placement("own", owners)
+        elif not take_shared(code):
             rest.append(code)
+    several = [code for code, placement in new.items() if placement.kind == "own" and len(placement.users) > 1]
+    for code in sorted(several, key=lambda code: (not was(code, "shared"), -len(demand[code]), code)):
+        take_shared(code)
     polls: Counter[int] = Counter()
     for code in rest:
-        was = current.get(code, _NOWHERE)
-        if was.kind == "poll" and 0 <= was.operator < len(operator_rooms):
-            index = was.operator
+        before = current.get(code, _NOWHERE)
+        if before.kind == "poll" and 0 <= before.operator < len(operator_rooms):
+            index = before.operator
         else:
             index = min(range(len(operator_rooms)), key=polls.__getitem__, default=0)
         polls[index] += 1
