@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 ACTIVE = ("armed", "cooling", "paused")  # an alert in these states keeps its symbol on the feed
 FILL_SLOTS = 1  # kept free on a user's own session for their execution notices
 ANYONE = -1  # a watcher the planner does not know yet (the engine asked for a symbol by itself)
+OPENING = 32  # users' sessions being opened at once
 REBALANCE_EVERY = 30.0  # seconds: users' keys may change without the planner being told
 
 
@@ -340,6 +341,7 @@ class FeedPlanner:
         self._listeners: list[Listener] = []
         self._pollers = [_Poller(op.rest, poll_rate, self._emit) for op in operators]
         self._lock = asyncio.Lock()
+        self._opening = asyncio.Semaphore(OPENING)
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -558,6 +560,10 @@ class FeedPlanner:
             return self.operators[key[1]].session
         session = await self.users.session(key[1], await self.keys.approval_key(key[1]))
         self._listen(key, session)
+        if not session.connected.is_set():  # sessions opening at once (start-up, many users): a few at a time
+            async with self._opening:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.connected.wait(), session.ack_timeout)
         return session
 
     async def _subscribe(self, key: SessionKey, code: str) -> None:
