@@ -223,6 +223,7 @@ class Runtime:
         if self.engine is not None:
             await self.engine.stop()
         await self.fills.stop()
+        await self.fills.sessions.aclose()  # users' sessions the feed planner opened (README "Feed capacity")
         await self.orders.aclose()  # outcomes still waiting for the database: one last try
         if self.feed_client is not None:
             await self.feed_client.aclose()
