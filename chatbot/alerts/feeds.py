@@ -33,7 +33,6 @@ import contextlib
 import datetime as dt
 import logging
 import math
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -265,6 +264,7 @@ class _Poller:
         self.errors = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     def every(self) -> int:
         return max(1, math.ceil(len(self.codes) / self.rate)) if self.codes else 0
@@ -290,6 +290,9 @@ class _Poller:
             self.emit(polled_tick(code, quote))
 
     async def _run(self) -> None:
+        """One request every ``1 / rate`` seconds, not waiting for the replies (a slow answer does not
+        slow the round), at most ``rate`` in flight."""
+        in_flight = asyncio.Semaphore(max(1, math.ceil(self.rate)))
         while True:
             if not self.codes:
                 self._wake.clear()
@@ -297,16 +300,21 @@ class _Poller:
             for code in list(self.codes):
                 if code not in self.codes:
                     continue
-                started = time.monotonic()
-                await self.poll_once(code)
-                await asyncio.sleep(max(0.0, 1 / self.rate - (time.monotonic() - started)))
+                await in_flight.acquire()
+                task = asyncio.create_task(self.poll_once(code), name="feed-poll-one")
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+                task.add_done_callback(lambda _done: in_flight.release())
+                await asyncio.sleep(1 / self.rate)
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
+        tasks = [*([task] if task is not None else []), *self._in_flight]
+        for pending in tasks:
+            pending.cancel()
+        for pending in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await pending
 
 
 def polled_tick(code: str, quote: Quote) -> Tick:
