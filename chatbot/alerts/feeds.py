@@ -265,9 +265,13 @@ class _Poller:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self.last_round = 0.0  # seconds the last round of polls took
 
     def every(self) -> int:
-        return max(1, math.ceil(len(self.codes) / self.rate)) if self.codes else 0
+        """Seconds between two polls of a symbol: the planned round, or the last one if it took longer."""
+        if not self.codes:
+            return 0
+        return max(1, math.ceil(len(self.codes) / self.rate), math.ceil(self.last_round))
 
     def add(self, code: str) -> None:
         self.codes[code] = None
@@ -297,6 +301,7 @@ class _Poller:
             if not self.codes:
                 self._wake.clear()
                 await self._wake.wait()
+            started = asyncio.get_running_loop().time()
             for code in list(self.codes):
                 if code not in self.codes:
                     continue
@@ -306,6 +311,7 @@ class _Poller:
                 task.add_done_callback(self._in_flight.discard)
                 task.add_done_callback(lambda _done: in_flight.release())
                 await asyncio.sleep(1 / self.rate)
+            self.last_round = asyncio.get_running_loop().time() - started
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
