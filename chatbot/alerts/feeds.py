@@ -301,17 +301,20 @@ class _Poller:
             if not self.codes:
                 self._wake.clear()
                 await self._wake.wait()
-            started = asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
+            started = due = loop.time()
             for code in list(self.codes):
                 if code not in self.codes:
                     continue
+                await asyncio.sleep(max(0.0, due - loop.time()))  # on a schedule: a late wake-up does not add up
+                due += 1 / self.rate
                 await in_flight.acquire()
                 task = asyncio.create_task(self.poll_once(code), name="feed-poll-one")
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
                 task.add_done_callback(lambda _done: in_flight.release())
-                await asyncio.sleep(1 / self.rate)
-            self.last_round = asyncio.get_running_loop().time() - started
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            self.last_round = loop.time() - started
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
