@@ -196,9 +196,9 @@ async def run(scenario: str, backend: str, users: int, symbols: int, probes: int
                 probe_ids[armed.id] = (code, code in polled)
                 return armed.id, price
 
-            async def cross(alert_id: int, code: str, price: int) -> None:
+            async def cross(alert_id: int, code: str, price: int, ticks: int = 6) -> None:
                 set_at[alert_id] = time.perf_counter()
-                await control.post("/sim/price", json={"code": code, "price": price + 6 * p.tick_size(price)})
+                await control.post("/sim/price", json={"code": code, "price": price + ticks * p.tick_size(price)})
 
             async def fired(ids: list[int], timeout: float) -> None:
                 deadline = time.perf_counter() + timeout
@@ -210,8 +210,8 @@ async def run(scenario: str, backend: str, users: int, symbols: int, probes: int
                 await cross(alert_id, code, price)
                 await fired([alert_id], 10)
             polled_probes = [await arm(code) for code in polled[:20]]  # together: each waits for its next poll
-            for alert_id, price in polled_probes:
-                await cross(alert_id, probe_ids[alert_id][0], price)
+            for alert_id, price in polled_probes:  # well past the threshold: the background trading until the
+                await cross(alert_id, probe_ids[alert_id][0], price, 30)  # next poll does not take it back
             await fired([a for a, _ in polled_probes], 3 * planner.capacity().poll_every + 10)
             for kind, is_polled in (("streamed", False), ("polled", True)):
                 ids = [a for a, (_c, pp) in probe_ids.items() if pp == is_polled and a in fired_at]
