@@ -254,6 +254,7 @@ async def test_a_user_leaving_frees_their_slots_and_their_symbols_move(
         await cross(rig, code)
     for code in symbols[:4]:
         await wait_until(lambda code=code: _fired_once(db, code))  # type: ignore[misc]
+        await wait_until(lambda code=code: _true(rig.planner.placement(code) is None))  # type: ignore[misc]
     # Alice registers again: what is left of hers comes back to her session, the polled ones take the slots.
     await add_alerts(db, [(alice, symbols[0])], sim)
     rig.keys.own.add(alice)
