@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import insert
@@ -20,9 +20,12 @@ from chatbot.config import KisSettings
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import RealtimeClient
 from chatbot.kis.rest import KisEndpoint, KisRestClient
+from chatbot.service.accounts import AccountProvider
+from chatbot.service.feed_keys import AccountKeys
+from chatbot.service.views import Mode
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database
-from chatbot.storage.tables import AlertRow, OutboxRow
+from chatbot.storage.tables import AlertRow, CredentialRow, OutboxRow
 from chatbot.storage.types import utcnow
 from tests.fake_telegram import BotApiEmulator
 from tests.harness import BotHarness
@@ -294,3 +297,17 @@ async def test_status_tells_the_operator_the_feed_slots(db_url: str) -> None:
         assert "Feed slots" not in reply["text"]
     finally:
         await bot.stop()
+
+
+async def test_own_keys_are_the_registered_users_in_virtual_and_real_mode_only(db: Database) -> None:
+    now = utcnow()
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(CredentialRow), [
+            {"telegram_id": uid, "environment": "virtual", "account": "12345678-01", "app_key": "sealed",
+             "app_secret": "sealed", "key_hint": "PS…", "key_version": 1, "created_at": now, "updated_at": now}
+            for uid in (11, 12)])
+    real = AccountKeys(db, cast(AccountProvider, None), Mode.REAL)
+    assert await real.own_keys([11, 12, 13]) == {11, 12}
+    assert await real.registered() == 2
+    paper = AccountKeys(db, cast(AccountProvider, None), Mode.PAPER)  # paper users ride the shared sessions
+    assert await paper.own_keys([11, 12, 13]) == set() and await paper.registered() == 0

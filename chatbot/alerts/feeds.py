@@ -543,9 +543,12 @@ class FeedPlanner:
                 new[code] = Placement("poll", operator=max(placement.operator, 0))
                 self._dirty.add(code)
                 self._wake.set()
-            else:
+            else:  # told to the caller; where it was before (for its other watchers), it stays
                 failure = result
-                new.pop(code, None)
+                if code in old:
+                    new[code] = old[code]
+                else:
+                    new.pop(code, None)
         for code, placement in new.items():  # polls start before anything is left
             before = old.get(code)
             if placement.kind == "poll" and (before is None or before != placement):
@@ -564,7 +567,7 @@ class FeedPlanner:
                 await self._unsubscribe(key, code)
             if after is not None and after != before:
                 self.moves += 1
-        # A symbol that failed where it was asked for is in neither; streams subscribed for it are left.
+        # Where a subscription failed and the symbol is not placed there after all, it is left again.
         for key, code in wanted:
             if code not in new or key not in new[code].streams():
                 await self._unsubscribe(key, code)
