@@ -42,12 +42,13 @@ from sqlmodel import col, func, select
 
 from chatbot.alerts import fire_sqlite, outbox
 from chatbot.alerts.book import AlertBook
+from chatbot.alerts.feeds import AlertFeed
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
-from chatbot.kis.realtime import Disconnected, Event, RealtimeClient, Reconnected
+from chatbot.kis.realtime import Disconnected, Event, Reconnected
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
@@ -79,7 +80,7 @@ class Crossing:
 
 
 class AlertEngine:
-    def __init__(self, db: Database, feed: RealtimeClient, wake_sender: Callable[[], None], *,
+    def __init__(self, db: Database, feed: AlertFeed, wake_sender: Callable[[], None], *,
                  rearm_interval: float = 1.0, fire_chunk: int = FIRE_CHUNK) -> None:
         self.db = db
         self.feed = feed
@@ -105,6 +106,8 @@ class AlertEngine:
         self.record_latencies = False
         self.fire_on_driver = db.is_sqlite  # False: through SQLAlchemy (PostgreSQL; the anchor in bench.alerts)
         self._binds = fire_sqlite.Binds.of(db.engine.dialect)
+        # Told of every symbol whose watchers may have changed (the feed planner re-reads them).
+        self.demand_changed: Callable[[str], None] = lambda code: None
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -328,6 +331,7 @@ class AlertEngine:
                     or any(crossing.code == code for crossing in self._pending))
 
     async def _release_if_unused(self, code: str) -> None:
+        self.demand_changed(code)
         if self._in_use(code):
             return
         async with self.db.session() as session:

@@ -7,11 +7,13 @@ alerts watch, well under the feed's: one user cannot take every slot."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.feeds import FeedPlanner
 from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import SubscriptionLimitError
@@ -43,6 +45,7 @@ class AlertView:
     percent: str | None  # "+5": set as a move from the reference price
     repeat: bool
     status: str  # armed | cooling | paused (active), fired | deleted
+    polled_every: int | None = None  # its symbol is checked over REST every N s (no live slot left)
 
     @classmethod
     def of(cls, row: AlertRow) -> AlertView:
@@ -54,7 +57,7 @@ class AlertView:
 class AlertService:
     def __init__(self, db: Database, engine: AlertEngine | None, accounts: AccountProvider,
                  market: MarketData, *, max_per_user: int = 50, max_symbols_per_user: int = 10,
-                 cooldown_seconds: int = 600) -> None:
+                 cooldown_seconds: int = 600, feeds: FeedPlanner | None = None) -> None:
         self.db = db
         self.repository = AlertRepository(db)
         self.engine = engine
@@ -63,6 +66,7 @@ class AlertService:
         self.max_per_user = max_per_user
         self.max_symbols_per_user = max_symbols_per_user
         self.cooldown_seconds = cooldown_seconds
+        self.feeds = feeds  # the feed planner: symbols beyond every live slot are polled, not refused
 
     def _engine(self) -> AlertEngine:
         if self.engine is None:
@@ -118,7 +122,12 @@ class AlertService:
                        repeat=repeat, cooldown_seconds=self.cooldown_seconds)
         with kis_errors():  # the feed could not subscribe the symbol (KIS refused or did not answer)
             try:
-                return AlertView.of(await engine.arm(row, self.repository.add))
+                if self.feeds is not None:  # placed for this user before the alert exists
+                    await self.feeds.expect(user_id, symbol.code)
+                view = AlertView.of(await engine.arm(row, self.repository.add))
+                if self.feeds is not None and (every := self.feeds.polled_every(symbol.code)) is not None:
+                    view = dataclasses.replace(view, polled_every=every)
+                return view
             except SubscriptionLimitError:
                 raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions) from None
             except TimeoutError:  # no acknowledgement of the subscription: nothing was stored
@@ -132,7 +141,7 @@ class AlertService:
         if code not in watched and len(watched) >= self.max_symbols_per_user:
             raise UserError("alert_symbol_limit", maximum=self.max_symbols_per_user,
                             symbols=", ".join(sorted(watched)))
-        if not engine.has_capacity_for(code):
+        if self.feeds is None and not engine.has_capacity_for(code):
             raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions)
 
     async def watched_symbols(self, user_id: int) -> set[str]:

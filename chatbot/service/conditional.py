@@ -38,6 +38,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatbot.alerts import outbox
+from chatbot.alerts.feeds import AlertFeed
 from chatbot.alerts.notices import ConditionalNotice
 from chatbot.alerts.outbox import Push
 from chatbot.alerts.triggers import (
@@ -53,7 +54,6 @@ from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.models import OrderSide
 from chatbot.kis.protocol import KST
-from chatbot.kis.realtime import RealtimeClient
 from chatbot.market_hours import MarketCalendar, Phase
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
@@ -819,7 +819,7 @@ def session_gate(mode: Mode, calendar: MarketCalendar) -> Callable[[str], bool]:
     return gate
 
 
-async def start_conditional(service: ConditionalOrders, feed: RealtimeClient, mode: Mode,
+async def start_conditional(service: ConditionalOrders, feed: AlertFeed, mode: Mode,
                             calendar: MarketCalendar) -> TriggerEngine:
     """The trigger engine on the alert engine's feed (started), its armed orders loaded, then the
     service's recovery of interrupted firings and its upkeep."""
