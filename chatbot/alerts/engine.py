@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, update
+from sqlalchemy import BigInteger, case, cast, type_coerce, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
@@ -62,6 +62,10 @@ _THRESHOLD_UNITS = cast(col(AlertRow.threshold) * case(
     *((col(AlertRow.currency) == c.value, c.price_units) for c in Currency if c.price_units != 1), else_=1),
     BigInteger).label("threshold")
 _BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), _THRESHOLD_UNITS)
+# A storm fires thousands of rows in one statement: their prices are read as the driver gives them (no
+# Decimal per value), then checked whole (KRW notices carry whole won; a fraction raises, never truncates).
+_RAW_THRESHOLD = type_coerce(col(AlertRow.threshold), BigInteger).label("threshold")
+_RAW_REFERENCE = type_coerce(col(AlertRow.reference_price), BigInteger).label("reference_price")
 
 
 Chunk = list[tuple[int, "Crossing"]]  # (alert id, the crossing it came with)
@@ -413,8 +417,9 @@ async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now
                 fired_count=AlertRow.fired_count + 1, updated_at=now)
         .returning(*(col(c) for c in (
             AlertRow.id, AlertRow.owner_id, AlertRow.chat_id, AlertRow.language, AlertRow.code, AlertRow.name,
-            AlertRow.direction, AlertRow.threshold, AlertRow.percent, AlertRow.repeat, AlertRow.cooldown_seconds,
-            AlertRow.fired_count, AlertRow.reference_price))))).all())
+            AlertRow.direction)), _RAW_THRESHOLD, *(col(c) for c in (
+            AlertRow.percent, AlertRow.repeat, AlertRow.cooldown_seconds, AlertRow.fired_count)), _RAW_REFERENCE)
+        )).all())
     cooldowns: dict[int, list[int]] = {}
     pushes = []
     for (alert_id, owner, chat, language, code, name, direction, threshold, percent, repeat, cooldown,
