@@ -33,6 +33,7 @@ from chatbot.service.orders import Orders
 from chatbot.service.reconciliation import OrderReconciler
 from chatbot.service.registration import Registration
 from chatbot.service.services import Operations, Services
+from chatbot.service.us_build import build_us
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
 from chatbot.storage import Database, vault
@@ -174,9 +175,10 @@ class Runtime:
             alerts = AlertService(db, engine, accounts, market, max_per_user=kis.max_alerts_per_user,
                                   max_symbols_per_user=kis.max_alert_symbols_per_user,
                                   cooldown_seconds=kis.alert_cooldown_seconds)
+            us = build_us(accounts, directory, always_open=sim.options.us_always_open if sim else False)
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
                                 Operations(orders, accounts, fills, engine, pushes),
-                                allowed_users=frozenset(settings.telegram.allowed_users))
+                                allowed_users=frozenset(settings.telegram.allowed_users), us=us)
             # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
             directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
                                                 download=mode is not Mode.PAPER)

@@ -15,6 +15,7 @@ from chatbot.service.fills import FillWatcher
 from chatbot.service.market_data import MarketData
 from chatbot.service.orders import Orders
 from chatbot.service.registration import Registration
+from chatbot.service.us import UsServices
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
 
@@ -83,3 +84,4 @@ class Services:
     pushes: PushDelivery
     operations: Operations
     allowed_users: frozenset[int] = frozenset()  # who may use the bot (telegram.allowed_users); empty: anyone
+    us: UsServices | None = None  # US stocks (NASDAQ, NYSE, AMEX); None: not offered

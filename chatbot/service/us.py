@@ -1,0 +1,12 @@
+"""The US side of the service, handed to front ends as :attr:`Services.us`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatbot.service.us_market import UsMarketData
+
+
+@dataclass(frozen=True, slots=True)
+class UsServices:
+    market: UsMarketData  # which text names a US stock, quotes, sessions
