@@ -175,7 +175,7 @@ class Runtime:
             alerts = AlertService(db, engine, accounts, market, max_per_user=kis.max_alerts_per_user,
                                   max_symbols_per_user=kis.max_alert_symbols_per_user,
                                   cooldown_seconds=kis.alert_cooldown_seconds)
-            us = build_us(accounts, directory, always_open=sim.options.us_always_open if sim else False)
+            us = build_us(accounts, directory, orders, always_open=sim.options.us_always_open if sim else False)
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
                                 Operations(orders, accounts, fills, engine, pushes),
                                 allowed_users=frozenset(settings.telegram.allowed_users), us=us)

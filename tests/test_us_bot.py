@@ -49,3 +49,41 @@ async def test_domestic_price_unchanged_beside_us(bot: BotHarness) -> None:
     assert all(data.startswith("pq:") for _, data in BotApiEmulator.buttons(msg))
     (msg,) = await bot.say(ALICE, "/price 005930")
     assert "삼성전자" in msg["text"] and "$" not in msg["text"]
+
+
+# -- /buy, /sell ---------------------------------------------------------------------------------------------
+async def us_card(bot: BotHarness, user: dict, text: str) -> dict:
+    (card,) = await bot.say(user, text)
+    assert BotApiEmulator.buttons(card), card["text"]
+    return card
+
+
+async def test_us_limit_buy_confirm_places_one_order(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await us_card(bot, ALICE, "/buy AAPL 3 190.50")
+    text = card["text"]
+    assert "매수" in text and "애플" in text and "$190.50" in text and "$571.50" in text
+    assert "수수료" in text and "추정" in text and "₩" in text and "지금" in text
+    await bot.press_button(ALICE, card, 0)
+    final = bot.current(card)
+    assert "주문 접수" in final["text"] and "reply_markup" not in final, final["text"]
+
+
+async def test_us_session_order_refused_on_paper_with_reason(bot: BotHarness) -> None:
+    first_no = bot.sim.us_trading.next_no
+    (msg,) = await bot.say(ALICE, "/sell TSLA 1 moc")
+    assert "모의투자" in msg["text"] and "MOC" in msg["text"] and "reply_markup" not in msg
+    (msg,) = await bot.say(BOB, "/buy AAPL 1 loc 190.50")
+    assert "Paper trading" in msg["text"] and "LOC" in msg["text"]
+    (msg,) = await bot.say(BOB, "/buy AAPL 1 moo")
+    assert "sells only" in msg["text"]
+    assert bot.sim.us_trading.next_no == first_no  # nothing reached the simulator's order book
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("/buy AAPL 1", "limit price"), ("/buy AAPL 1 190.555", "$190.55 or $190.56"),
+    ("/buy AAPL 1 market", "no market orders"), ("/buy AAPL 1 0.001", "at least $0.01"),
+    ("/buy AAPL 0 190", "quantity")])
+async def test_us_order_bad_input_changes_nothing(bot: BotHarness, text: str, expected: str) -> None:
+    (msg,) = await bot.say(BOB, text)
+    assert expected.lower() in msg["text"].lower() and "reply_markup" not in msg, msg["text"]

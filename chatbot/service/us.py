@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatbot.service.us_market import UsMarketData
+from chatbot.service.us_orders import UsOrders
 
 
 @dataclass(frozen=True, slots=True)
 class UsServices:
     market: UsMarketData  # which text names a US stock, quotes, sessions
+    orders: UsOrders  # /buy, /sell, /cancel, /modify of US orders (cards submitted through Orders.confirm)

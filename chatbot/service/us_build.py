@@ -5,11 +5,14 @@ from __future__ import annotations
 from chatbot.markets.directory import SymbolDirectory
 from chatbot.markets.us_hours import UsCalendar
 from chatbot.service.accounts import AccountProvider
+from chatbot.service.orders import Orders
 from chatbot.service.us import UsServices
 from chatbot.service.us_market import UsMarketData
+from chatbot.service.us_orders import UsOrders
 
 
-def build_us(accounts: AccountProvider, directory: SymbolDirectory, *, always_open: bool = False) -> UsServices:
+def build_us(accounts: AccountProvider, directory: SymbolDirectory, orders: Orders, *,
+             always_open: bool = False) -> UsServices:
     """The US services; ``always_open``: the simulator's switch that keeps the US market open (tests)."""
-    calendar = UsCalendar(always_open)
-    return UsServices(market=UsMarketData(accounts, directory, calendar))
+    market = UsMarketData(accounts, directory, UsCalendar(always_open))
+    return UsServices(market=market, orders=UsOrders(orders, market))

@@ -33,6 +33,7 @@ class UsMarketData:
         # one overseas client and one submitter (its lock: one order at a time) per REST client
         self._clients: weakref.WeakKeyDictionary[KisRestClient, tuple[KisOverseasClient, UsOrderSubmitter]] = (
             weakref.WeakKeyDictionary())
+        self.last_rate = Decimal(0)  # KRW per USD as KIS last reported it (cards' KRW estimate)
 
     # -- which market ------------------------------------------------------------------------------------
     def lookup(self, text: str) -> Symbol | None:
@@ -67,9 +68,12 @@ class UsMarketData:
     async def detail(self, client: KisOverseasClient, symbol: Symbol) -> UsQuoteDetail | None:
         """price-detail (day range, limits, KIS's KRW rate), or None where KIS does not give it."""
         try:
-            return await client.quote_detail(symbol.code, UsExchange.of_market(symbol.market))
+            detail = await client.quote_detail(symbol.code, UsExchange.of_market(symbol.market))
         except KisError:
             return None
+        if detail.krw_per_usd > 0:
+            self.last_rate = detail.krw_per_usd
+        return detail
 
     async def quote(self, user_id: int, symbol: Symbol) -> UsQuoteView:
         client = await self.client_for(user_id)

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from chatbot.kis import protocol as p
 from chatbot.kis.models import Balance, OpenOrder, OrderSide, Quote
+from chatbot.service.us_views import UsCardDetail
 from chatbot.symbols import Symbol
 
 __all__ = [
@@ -82,6 +83,7 @@ class OrderCard:
     ttl_seconds: int = 60  # how long the owner has once the card reaches them
     session: str = "regular"  # market phase when quoted (chatbot.market_hours.Phase)
     next_open: dt.datetime | None = None  # when the order can execute, outside the regular session
+    us: UsCardDetail | None = None  # a US order: its dollar figures (the integer fields above are then 0)
 
     @property
     def old_price(self) -> int:

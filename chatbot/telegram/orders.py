@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 async def _order(update: Update, context: Context, side: OrderSide) -> None:
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
+    us = services(context).us
+    request = us.orders.request(context.args or []) if us is not None else None
+    if us is not None and request is not None:  # a US stock: /buy AAPL 3 190.50, /sell TSLA 1 moc
+        await send_card(update, context, us.orders.prepare_order(user.id, chat.id, side, request))
+        return
     await send_card(update, context, services(context).orders.prepare_order(user.id, chat.id, side, context.args or []))
 
 

@@ -1,0 +1,320 @@
+"""US orders from chat: ``/buy AAPL 3 190.50``, ``/sell TSLA 1 moc``, and cancelling or revising them.
+
+A US order is a card like a domestic one (:mod:`chatbot.service.cards`): the same table, the same
+single-use, owner-only, expiring claim, the same journal row opened with the claim and committed
+with the snapshot of the day's orders before the request leaves, the same once-only submitter rules
+(:class:`chatbot.kis.overseas_orders.UsOrderSubmitter`), the same settling and reconciliation. What
+differs is said on the row: ``market`` US, the exchange, the order type, and prices in whole
+ten-thousandths of a dollar (:func:`chatbot.kis.overseas_orders.price_units`).
+
+KIS has no plain market order for US stocks: every order carries a limit price on the US tick ($0.01
+at or above $1, $0.0001 below), or is one of the session orders KIS offers (LOO, LOC; MOO and MOC
+for sells only). Paper trading takes limit orders only: a session order is refused there, with the
+reason, before any card is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
+from chatbot.kis.models import OrderSide
+from chatbot.kis.overseas import UsOrderNotOffered
+from chatbot.kis.overseas_models import Money, UsOrder
+from chatbot.kis.overseas_orders import price_units
+from chatbot.kis.overseas_protocol import (
+    BUY_DIVISIONS,
+    MIN_ORDER_PRICE,
+    UsExchange,
+    UsOrderDivision,
+    is_on_tick,
+    tick_size,
+)
+from chatbot.markets.symbols import Symbol
+from chatbot.markets.us_hours import SEOUL
+from chatbot.service import us_fees
+from chatbot.service.accounts import UserAccount
+from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.inputs import MAX_ARG_LENGTH, parse_order_no, parse_quantity
+from chatbot.service.journal import DatabaseUnavailable
+from chatbot.service.orders import Orders
+from chatbot.service.us_market import UsMarketData
+from chatbot.service.us_views import UsCardDetail, UsOpenOrder
+from chatbot.service.views import ConfirmResult, Mode, OrderCard, Outcome
+from chatbot.storage.tables import PendingOrderRow
+
+log = logging.getLogger(__name__)
+
+SCALE = Decimal(10_000)  # a US row's prices: whole ten-thousandths of a dollar
+MAX_US_PRICE = Decimal(1_000_000)
+# Session order types by the words a person types (KIS_OVERSEAS.md §3).
+DIVISION_WORDS: dict[str, UsOrderDivision] = {
+    "limit": UsOrderDivision.LIMIT, "지정가": UsOrderDivision.LIMIT,
+    "loo": UsOrderDivision.LOO, "시가지정가": UsOrderDivision.LOO, "장개시지정가": UsOrderDivision.LOO,
+    "loc": UsOrderDivision.LOC, "종가지정가": UsOrderDivision.LOC, "장마감지정가": UsOrderDivision.LOC,
+    "moo": UsOrderDivision.MOO, "시가시장가": UsOrderDivision.MOO, "장개시시장가": UsOrderDivision.MOO,
+    "moc": UsOrderDivision.MOC, "종가시장가": UsOrderDivision.MOC, "장마감시장가": UsOrderDivision.MOC,
+}
+OFFERED = (UsOrderDivision.LIMIT, UsOrderDivision.LOO, UsOrderDivision.LOC, UsOrderDivision.MOO,
+           UsOrderDivision.MOC)
+MARKET_WORDS = frozenset({"market", "mkt", "시장가", "시장"})
+_QTY = re.compile(r"^[0-9][0-9,]*$")
+_PRICE = re.compile(r"^\$?[0-9][0-9,]*(\.[0-9]+)?\$?$")
+
+
+@dataclass(frozen=True, slots=True)
+class UsOrderRequest:
+    symbol: Symbol
+    quantity: str
+    price: str | None
+    division: UsOrderDivision | None  # None: as typed, no session word
+    market_word: bool  # "market"/"시장가" typed: KIS offers no US market order
+
+
+def to_money(units: int | None) -> Money | None:
+    return None if units is None else Money(Decimal(units) / SCALE, "USD")
+
+
+def parse_us_price(text: str) -> Decimal:
+    """A US limit price as typed (``190.50``, ``$0.5123``), on the tick, at least $0.01."""
+    raw = text.strip()
+    if len(raw) > MAX_ARG_LENGTH:
+        raise UserError("input_too_long")
+    if not _PRICE.match(raw):
+        raise UserError("us_bad_price", value=raw)
+    try:
+        price = Decimal(raw.strip("$").replace(",", ""))
+    except InvalidOperation:
+        raise UserError("us_bad_price", value=raw) from None
+    if price < MIN_ORDER_PRICE:
+        raise UserError("us_price_too_small", value=raw)
+    if price > MAX_US_PRICE:
+        raise UserError("us_bad_price", value=raw)
+    if not is_on_tick(price):
+        tick = tick_size(price)
+        below = (price - price % tick).quantize(tick)
+        raise UserError("us_off_tick", price=f"${price}", tick=f"${tick}", below=f"${below}",
+                        above=f"${below + tick}")
+    return price
+
+
+class UsOrders:
+    def __init__(self, orders: Orders, market: UsMarketData) -> None:
+        self.orders = orders
+        self.market = market
+        self.mode = orders.mode
+        orders.us = self  # US rows of the card table are built and submitted here
+
+    # -- which orders are US ones ------------------------------------------------------------------
+    def request(self, args: Sequence[str]) -> UsOrderRequest | None:
+        """``<symbol words…> <qty> [<price>] [loo|loc|moo|moc]`` naming a US stock, else None (a
+        domestic order, or words the domestic parser answers)."""
+        words = [w for w in args if w]
+        division: UsOrderDivision | None = None
+        market_word = False
+        rest: list[str] = []
+        for i, word in enumerate(words):
+            key = word.lower()
+            if i > 0 and key in DIVISION_WORDS and division is None:
+                division = DIVISION_WORDS[key]
+            elif i > 0 and key in MARKET_WORDS:
+                market_word = True
+            else:
+                rest.append(word)
+        if len(rest) < 2:
+            return None
+        if len(rest) >= 3 and _QTY.match(rest[-2]) and _PRICE.match(rest[-1]):
+            symbol_words, quantity, price = rest[:-2], rest[-2], rest[-1]
+        else:
+            symbol_words, quantity, price = rest[:-1], rest[-1], None
+        symbol = self.market.lookup(" ".join(symbol_words))
+        if symbol is None:
+            return None
+        return UsOrderRequest(symbol, quantity, price, division, market_word)
+
+    # -- cards -------------------------------------------------------------------------------------
+    async def prepare_order(self, user_id: int, chat_id: int, side: OrderSide, request: UsOrderRequest) -> OrderCard:
+        """Validate everything a US order needs and store its card; nothing is sent to KIS's order path."""
+        self.orders.check_real_allowed()
+        self.orders.market.check_maintenance()
+        symbol = request.symbol
+        quantity = parse_quantity(request.quantity)
+        if request.market_word:
+            raise UserError("us_no_market_order", code=symbol.code)
+        division = request.division or UsOrderDivision.LIMIT
+        if division not in OFFERED:
+            raise UserError("us_type_not_offered", type=division.name)
+        if side is OrderSide.BUY and division not in BUY_DIVISIONS:
+            raise UserError("us_sell_only", type=division.name)
+        if self.mode is not Mode.REAL and division is not UsOrderDivision.LIMIT:
+            raise UserError("us_paper_limit_only", type=division.name)
+        if division.priced and request.price is None:
+            raise UserError("us_price_needed", code=symbol.code)
+        if not division.priced and request.price is not None:
+            raise UserError("us_no_price_for_type", type=division.name)
+        price = parse_us_price(request.price) if request.price is not None else None
+        state = self.market.state()
+        if not state.accepts_orders:
+            raise UserError("us_market_closed", next_open=state.next_open.astimezone(SEOUL).strftime("%m-%d %H:%M"))
+        exchange = UsExchange.of_market(symbol.market)
+        account = await self.orders.accounts.for_user(user_id)
+        client, _ = self.market.clients(account.client)
+        with kis_errors():
+            quote = await client.quote(symbol.code, exchange)
+            detail = await self.market.detail(client, symbol)
+            if (price is not None and detail is not None and detail.upper_limit.amount > 0
+                    and not detail.lower_limit.amount <= price <= detail.upper_limit.amount):
+                raise UserError("us_out_of_limits", price=f"${price}", lower=str(detail.lower_limit),
+                                upper=str(detail.upper_limit))
+            if side is OrderSide.SELL:
+                balance = await client.balance()
+                held = next((h for h in balance.holdings if h.symbol == symbol.code), None)
+                have = held.orderable_quantity if held else 0
+                if quantity > have:
+                    raise UserError("insufficient_holdings", have=have, want=quantity,
+                                    name=symbol.display_name("ko"))
+            else:
+                power = await client.buying_power(exchange, symbol.code, price or quote.price.amount)
+                if power.krw_per_usd > 0:
+                    self.market.last_rate = power.krw_per_usd
+                if quantity > power.max_quantity:
+                    raise UserError("us_insufficient_cash", max_quantity=power.max_quantity,
+                                    cash=str(power.orderable_cash))
+        row = await self.orders.cards.create(
+            owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="order", side=side.value,
+            code=symbol.code, name=symbol.name_ko[:80], quantity=quantity,
+            price=price_units(price) if price is not None else None, quoted_price=price_units(quote.price.amount),
+            market="US", exchange=exchange.name, order_type=division.name)
+        return self.card(row, symbol)
+
+    def card(self, row: PendingOrderRow, symbol: Symbol | None = None) -> OrderCard:
+        """The card a US row stands for: dollar amount, estimated fees, the KRW estimate, the session."""
+        exchange = row.exchange or "NASDAQ"
+        symbol = symbol or self.market.by_code(row.code) or Symbol(row.code, row.name, row.name, exchange)
+        side = OrderSide(row.side)
+        division = UsOrderDivision[row.order_type or "LIMIT"]
+        price = to_money(row.price)
+        quoted = to_money(row.quoted_price) or Money(Decimal(0), "USD")
+        unit = price or quoted
+        amount = Money(unit.amount * row.quantity, "USD")
+        state = self.market.state()
+        meets = "open" if division.at_open else "close" if division.at_close else "now"
+        detail = UsCardDetail(
+            exchange=exchange, order_type=division.name, price=price, quoted_price=quoted, amount=amount,
+            fees=us_fees.estimate(side, amount, row.quantity), krw_per_usd=self.market.last_rate,
+            session=state.phase.value, meets=meets, next_open=state.next_open.astimezone(SEOUL))
+        return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
+                         quantity=row.quantity, price=None, quoted_price=0, amount=0, commission=0, tax=0,
+                         expires_at=row.expires_at, order_no=row.order_no,
+                         ttl_seconds=int(self.orders.cards.ttl.total_seconds()), session=state.phase.value,
+                         next_open=detail.next_open, us=detail)
+
+    # -- open orders, cancel, revise -----------------------------------------------------------------------
+    async def open_orders(self, user_id: int) -> list[UsOpenOrder]:
+        client = await self.market.client_for(user_id)
+        with kis_errors():
+            rows = await client.open_orders()
+        return [_open(r) for r in rows]
+
+    async def open_order(self, user_id: int, order_no_text: str) -> UsOrder | None:
+        """One of the user's own open US orders by its number, or None (not a US order of theirs)."""
+        wanted = parse_order_no(order_no_text)
+        client = await self.market.client_for(user_id)
+        with kis_errors():
+            rows = await client.open_orders()
+        return next((r for r in rows if r.order_no.lstrip("0") == wanted.lstrip("0")), None)
+
+    async def prepare_cancel(self, user_id: int, chat_id: int, order: UsOrder) -> OrderCard:
+        self.orders.check_real_allowed()
+        exchange = order.exchange or UsExchange.NASDAQ
+        row = await self.orders.cards.create(
+            owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="cancel",
+            side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80],
+            quantity=order.unfilled_quantity, price=price_units(order.price.amount) or None,
+            quoted_price=price_units(order.price.amount), order_no=order.order_no, branch=order.branch[:8] or None,
+            market="US", exchange=exchange.name, order_type=UsOrderDivision.LIMIT.name)
+        return self.card(row)
+
+    async def prepare_revise(self, user_id: int, chat_id: int, order: UsOrder, args: Sequence[str]) -> OrderCard:
+        """``<order_no> <new price> [<new qty>]`` for a US order: the new price on the US tick."""
+        self.orders.check_real_allowed()
+        price = parse_us_price(args[1])
+        remaining = order.unfilled_quantity
+        quantity = parse_quantity(args[2]) if len(args) == 3 else remaining
+        if quantity > remaining:
+            raise UserError("revise_quantity_too_large", want=quantity, remaining=remaining)
+        if price == order.price.amount and quantity == remaining:
+            raise UserError("us_revise_nothing_changes", order_no=order.order_no, price=f"${price}")
+        exchange = order.exchange or UsExchange.NASDAQ
+        row = await self.orders.cards.create(
+            owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="revise",
+            side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80], quantity=quantity,
+            price=price_units(price), quoted_price=price_units(order.price.amount), order_no=order.order_no,
+            branch=order.branch[:8] or None, market="US", exchange=exchange.name,
+            order_type=UsOrderDivision.LIMIT.name)
+        return self.card(row)
+
+    # -- the press (called by Orders for a claimed US card) --------------------------------------------------
+    async def submit(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
+                     journal_id: int) -> ConfirmResult:
+        orders = self.orders
+        client, submitter = self.market.clients(account.client)
+        exchange = UsExchange[row.exchange or "NASDAQ"]
+        side = OrderSide(row.side)
+        sending = orders._before_sending(journal_id, account)
+        try:
+            if row.action == "cancel":
+                assert row.order_no is not None
+                ack = await submitter.cancel(exchange, side, row.code, row.order_no, on_sending=sending.callback)
+                return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
+            if row.action == "revise":
+                assert row.order_no is not None and row.price is not None
+                current = next((o for o in await client.open_orders()
+                                if o.order_no.lstrip("0") == row.order_no.lstrip("0")), None)
+                if current is None:
+                    return await orders._settle(row, journal_id, Outcome.FAILED, card,
+                                                message="nothing left to revise (filled or cancelled meanwhile)")
+                ack = await submitter.revise(exchange, side, row.code, row.order_no, Decimal(row.price) / SCALE,
+                                             min(row.quantity, current.unfilled_quantity), current.unfilled_quantity,
+                                             on_sending=sending.callback)
+                return await orders._settle(row, journal_id, Outcome.REVISED_ORDER, card, order_no=ack.order_no)
+            division = UsOrderDivision[row.order_type or "LIMIT"]
+            price = Decimal(row.price) / SCALE if row.price is not None else None
+            placed = await submitter.place(exchange, side, row.code, row.quantity, price, division,
+                                           on_sending=sending.callback)
+        except UsOrderNotOffered as exc:  # refused before anything was sent
+            return await orders._settle(row, journal_id, Outcome.FAILED, card, message=str(exc))
+        except DatabaseUnavailable:
+            return await orders._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+        except KisOrderRejected as exc:
+            return await orders._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisOrderUncertain as exc:
+            return await orders._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd, message=str(exc))
+        except KisError as exc:
+            if row.action == "cancel" and sending.started and exc.maybe_sent:  # did the cancel land?
+                with contextlib.suppress(KisError):
+                    still_open = {o.order_no for o in await client.open_orders()}
+                    if row.order_no not in still_open:
+                        return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card,
+                                                    message="confirmed by lookup")
+            if sending.started and exc.maybe_sent:
+                return await orders._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
+                                            message=str(exc))
+            return await orders._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                        message=exc.msg1 or type(exc).__name__)
+        detail = "found by lookup after an unknown outcome" if placed.reconciled else None
+        return await orders._settle(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no,
+                                    message=detail)
+
+
+def _open(r: UsOrder) -> UsOpenOrder:
+    return UsOpenOrder(order_no=r.order_no, symbol=r.symbol, name=r.name or r.symbol,
+                       exchange=r.exchange.name if r.exchange else "", side=r.side, quantity=r.quantity,
+                       price=r.price, filled_quantity=r.filled_quantity, remaining=r.unfilled_quantity,
+                       time=r.kst_time.astimezone(SEOUL) if r.kst_time else
+                       (r.local_time.astimezone(SEOUL) if r.local_time else None))
