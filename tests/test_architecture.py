@@ -23,16 +23,17 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"*"},  # builds every service (but no front end: see FRONT_ENDS)
     "telegram": {"service", "metrics", "http_server"},
     "console": {"service", "telegram"},  # the terminal front end drives the same PTB Application
-    "service": {"kis", "storage", "alerts", "markets", "symbols", "market_hours", "charts", "security"},
+    "service": {"kis", "broker", "storage", "alerts", "markets", "symbols", "market_hours", "charts", "security"},
     "alerts": {"kis", "storage", "markets"},
-    "kis": {"markets"},
+    "kis": {"markets", "broker"},
+    "broker": {"markets"},  # the broker port: domain models in Money, the Broker protocol
     "markets": set(),
     "storage": {"security"},
     "security": set(),
     "sim": {"kis", "markets", "storage", "market_hours"},
     "charts": {"kis"},
     "symbols": {"markets"},
-    "market_hours": {"kis"},
+    "market_hours": {"markets"},  # moved to markets.krx_hours; the old names stay importable
     "metrics": set(),
     "config": {"market_hours"},
     "logs": set(),

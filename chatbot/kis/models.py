@@ -5,15 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 
+from chatbot.broker import OrderSide as OrderSide  # noqa: PLC0414 (the port's; re-exported)
 from chatbot.kis import protocol as p
 from chatbot.kis.protocol import KST as KST  # noqa: PLC0414 (re-exported: markets.refresh, alerts.engine)
-
-
-class OrderSide(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
 
 
 @dataclass(frozen=True, slots=True)
