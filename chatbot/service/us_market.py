@@ -12,11 +12,12 @@ from decimal import Decimal
 
 from chatbot.kis.errors import KisError
 from chatbot.kis.overseas import KisOverseasClient
-from chatbot.kis.overseas_models import Money, UsQuoteDetail
+from chatbot.kis.overseas_models import UsQuoteDetail
 from chatbot.kis.overseas_orders import UsOrderSubmitter
 from chatbot.kis.overseas_protocol import UsExchange
 from chatbot.kis.rest import KisRestClient
 from chatbot.markets.directory import SymbolDirectory
+from chatbot.markets.money import Money
 from chatbot.markets.symbols import Symbol
 from chatbot.markets.us_hours import SEOUL, UsCalendar, UsMarketState
 from chatbot.service.accounts import AccountProvider
@@ -89,5 +90,5 @@ class UsMarketData:
             open=detail.open if detail else None, high=detail.high if detail else None,
             low=detail.low if detail else None, volume=q.volume, session=state.phase.value,
             next_open=state.next_open.astimezone(SEOUL), krw_per_usd=rate,
-            price_krw=Money((q.price.amount * rate).quantize(Decimal(1)), "KRW") if rate > 0 else None,
+            price_krw=Money.krw((q.price.amount * rate).quantize(Decimal(1))) if rate > 0 else None,
             tradable=detail.tradable if detail else True)

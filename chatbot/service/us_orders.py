@@ -25,19 +25,18 @@ from decimal import Decimal, InvalidOperation
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.models import OrderSide
 from chatbot.kis.overseas import UsOrderNotOffered
-from chatbot.kis.overseas_models import Money, UsOrder
+from chatbot.kis.overseas_models import UsOrder
 from chatbot.kis.overseas_orders import price_units
 from chatbot.kis.overseas_protocol import (
     BUY_DIVISIONS,
     MIN_ORDER_PRICE,
     UsExchange,
     UsOrderDivision,
-    is_on_tick,
-    tick_size,
 )
+from chatbot.markets.money import Money
+from chatbot.markets.profile import US
 from chatbot.markets.symbols import Symbol
 from chatbot.markets.us_hours import SEOUL
-from chatbot.service import us_fees
 from chatbot.service.accounts import UserAccount
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_order_no, parse_quantity
@@ -77,7 +76,7 @@ class UsOrderRequest:
 
 
 def to_money(units: int | None) -> Money | None:
-    return None if units is None else Money(Decimal(units) / SCALE, "USD")
+    return None if units is None else Money.usd(Decimal(units) / SCALE)
 
 
 def parse_us_price(text: str) -> Decimal:
@@ -95,8 +94,8 @@ def parse_us_price(text: str) -> Decimal:
         raise UserError("us_price_too_small", value=raw)
     if price > MAX_US_PRICE:
         raise UserError("us_bad_price", value=raw)
-    if not is_on_tick(price):
-        tick = tick_size(price)
+    if not US.is_on_tick(Money.usd(price)):
+        tick = US.tick_for(Money.usd(price)).amount
         below = (price - price % tick).quantize(tick)
         raise UserError("us_off_tick", price=f"${price}", tick=f"${tick}", below=f"${below}",
                         above=f"${below + tick}")
@@ -199,14 +198,14 @@ class UsOrders:
         side = OrderSide(row.side)
         division = UsOrderDivision[row.order_type or "LIMIT"]
         price = to_money(row.price)
-        quoted = to_money(row.quoted_price) or Money(Decimal(0), "USD")
+        quoted = to_money(row.quoted_price) or Money.usd(Decimal(0))
         unit = price or quoted
-        amount = Money(unit.amount * row.quantity, "USD")
+        amount = Money.usd(unit.amount * row.quantity)
         state = self.market.state()
         meets = "open" if division.at_open else "close" if division.at_close else "now"
         detail = UsCardDetail(
             exchange=exchange, order_type=division.name, price=price, quoted_price=quoted, amount=amount,
-            fees=us_fees.estimate(side, amount, row.quantity), krw_per_usd=self.market.last_rate,
+            fees=_fees(side, amount), krw_per_usd=self.market.last_rate,
             session=state.phase.value, meets=meets, next_open=state.next_open.astimezone(SEOUL))
         return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
                          quantity=row.quantity, price=None, quoted_price=0, amount=0, commission=0, tax=0,
@@ -310,6 +309,12 @@ class UsOrders:
         detail = "found by lookup after an unknown outcome" if placed.reconciled else None
         return await orders._settle(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no,
                                     message=detail)
+
+
+def _fees(side: OrderSide, amount: Money) -> Money:
+    """Estimated commission and sell-side charges, from the US market profile."""
+    commission, tax = US.costs(amount, sell=side is OrderSide.SELL)
+    return commission + tax
 
 
 def _open(r: UsOrder) -> UsOpenOrder:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from chatbot.kis.models import OrderSide
-from chatbot.kis.overseas_models import Money
+from chatbot.markets.money import Money
 from chatbot.markets.symbols import Symbol
 
 __all__ = [
@@ -64,12 +64,12 @@ class UsCardDetail:
 
     def cash(self, side: OrderSide) -> Money:
         sign = 1 if side is OrderSide.BUY else -1
-        return Money(self.amount.amount + sign * self.fees.amount, "USD")
+        return Money.usd(self.amount.amount + sign * self.fees.amount)
 
     def krw(self, money: Money) -> Money | None:
         if self.krw_per_usd <= 0:
             return None
-        return Money((money.amount * self.krw_per_usd).quantize(Decimal(1)), "KRW")
+        return Money.krw((money.amount * self.krw_per_usd).quantize(Decimal(1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +114,9 @@ class UsBalanceView:
 
     @property
     def total(self) -> Money:
-        return Money(self.cash.amount + self.value_total.amount, "USD")
+        return Money.usd(self.cash.amount + self.value_total.amount)
 
     def krw(self, money: Money) -> Money | None:
         if self.krw_per_usd <= 0:
             return None
-        return Money((money.amount * self.krw_per_usd).quantize(Decimal(1)), "KRW")
+        return Money.krw((money.amount * self.krw_per_usd).quantize(Decimal(1)))

@@ -44,7 +44,7 @@ def krw_estimate(money: Money | None, rate: Decimal, lang: str) -> str:
 
 
 def _krw(money: Money, rate: Decimal) -> Money | None:
-    return Money((money.amount * rate).quantize(Decimal(1)), "KRW") if rate > 0 else None
+    return Money.krw((money.amount * rate).quantize(Decimal(1))) if rate > 0 else None
 
 
 def quote(view: UsQuoteView, lang: str) -> str:
