@@ -87,3 +87,38 @@ async def test_us_session_order_refused_on_paper_with_reason(bot: BotHarness) ->
 async def test_us_order_bad_input_changes_nothing(bot: BotHarness, text: str, expected: str) -> None:
     (msg,) = await bot.say(BOB, text)
     assert expected.lower() in msg["text"].lower() and "reply_markup" not in msg, msg["text"]
+
+
+async def test_us_limit_buy_fills_and_balance_shows_dollars(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await us_card(bot, ALICE, "/buy 애플 3 190.50")
+    await bot.press_button(ALICE, card, 0)
+    assert "주문 접수" in bot.current(card)["text"]
+    (balance,) = await bot.say(ALICE, "/balance")
+    text = balance["text"]
+    assert "미국 주식" in text and "AAPL" in text and "3주" in text and "$190.25" in text, text
+    assert "달러 예수금 $" in text and "₩" in text and "추정" in text and "1,400.00" in text
+
+
+async def test_us_far_limit_modify_then_cancel(bot: BotHarness) -> None:
+    bot.sim.set_us_price("TSLA", Decimal("250.00"))
+    card = await us_card(bot, BOB, "/buy TSLA 2 200.00")
+    await bot.press_button(BOB, card, 0)
+    final = bot.current(card)["text"]
+    assert "placed" in final.lower() or "accepted" in final.lower(), final
+    (orders,) = await bot.say(BOB, "/orders")
+    assert "🇺🇸" in orders["text"] and "TSLA" in orders["text"] and "$200.00" in orders["text"], orders["text"]
+    order_no = next(data.split(":", 1)[1] for _, data in BotApiEmulator.buttons(orders) if data.startswith("pc:"))
+    revise = await us_card(bot, BOB, f"/modify {order_no} 201.50")
+    assert "$200.00" in revise["text"] and "$201.50" in revise["text"]
+    await bot.press_button(BOB, revise, 0)
+    revised = bot.current(revise)["text"]
+    assert "revision accepted" in revised.lower(), revised
+    (orders,) = await bot.say(BOB, "/orders")
+    assert "$201.50" in orders["text"] and "$200.00" not in orders["text"], orders["text"]
+    new_no = next(data.split(":", 1)[1] for _, data in BotApiEmulator.buttons(orders) if data.startswith("pc:"))
+    cancel = await us_card(bot, BOB, f"/cancel {new_no}")
+    await bot.press_button(BOB, cancel, 0)
+    assert "cancellation accepted" in bot.current(cancel)["text"].lower()
+    (orders,) = await bot.say(BOB, "/orders")
+    assert "TSLA" not in orders["text"], orders["text"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chatbot.service.us_account import UsAccountService
 from chatbot.service.us_market import UsMarketData
 from chatbot.service.us_orders import UsOrders
 
@@ -11,4 +12,5 @@ from chatbot.service.us_orders import UsOrders
 @dataclass(frozen=True, slots=True)
 class UsServices:
     market: UsMarketData  # which text names a US stock, quotes, sessions
+    account: UsAccountService  # /balance's US part
     orders: UsOrders  # /buy, /sell, /cancel, /modify of US orders (cards submitted through Orders.confirm)

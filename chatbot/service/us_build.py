@@ -7,6 +7,7 @@ from chatbot.markets.us_hours import UsCalendar
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.orders import Orders
 from chatbot.service.us import UsServices
+from chatbot.service.us_account import UsAccountService
 from chatbot.service.us_market import UsMarketData
 from chatbot.service.us_orders import UsOrders
 
@@ -15,4 +16,4 @@ def build_us(accounts: AccountProvider, directory: SymbolDirectory, orders: Orde
              always_open: bool = False) -> UsServices:
     """The US services; ``always_open``: the simulator's switch that keeps the US market open (tests)."""
     market = UsMarketData(accounts, directory, UsCalendar(always_open))
-    return UsServices(market=market, orders=UsOrders(orders, market))
+    return UsServices(market=market, account=UsAccountService(market), orders=UsOrders(orders, market))

@@ -258,6 +258,28 @@ class UsOrders:
             order_type=UsOrderDivision.LIMIT.name)
         return self.card(row)
 
+    # -- /cancel and /modify by number: a domestic order first, else a US one ------------------------------
+    async def prepare_cancel_any(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
+        try:
+            return await self.orders.prepare_cancel(user_id, chat_id, order_no_text)
+        except UserError as err:
+            if err.key != "no_such_open_order":
+                raise
+            order = await self.open_order(user_id, order_no_text)
+            if order is None:
+                raise
+        return await self.prepare_cancel(user_id, chat_id, order)
+
+    async def prepare_revise_any(self, user_id: int, chat_id: int, args: Sequence[str]) -> OrderCard:
+        """A US order's number first (its price has cents, which the domestic parser refuses), else domestic."""
+        if len(args) not in (2, 3):
+            raise UserError("usage_modify")
+        parse_order_no(args[0])
+        order = await self.open_order(user_id, args[0])
+        if order is None:
+            return await self.orders.prepare_revise(user_id, chat_id, args)
+        return await self.prepare_revise(user_id, chat_id, order, args)
+
     # -- the press (called by Orders for a claimed US card) --------------------------------------------------
     async def submit(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
                      journal_id: int) -> ConfirmResult:

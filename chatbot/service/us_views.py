@@ -111,6 +111,8 @@ class UsBalanceView:
     cost_total: Money
     profit_loss_total: Money
     krw_per_usd: Decimal  # 0: no rate known
+    combined_krw: Money | None = None  # domestic total + the US total at that rate (an estimate)
+    unavailable: bool = False  # KIS did not answer the US queries
 
     @property
     def total(self) -> Money:

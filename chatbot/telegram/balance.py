@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from telegram import Update
 
-from chatbot.telegram import render
+from chatbot.service.us_views import Money
+from chatbot.telegram import render, us_render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 
 
@@ -13,4 +14,10 @@ async def balance(update: Update, context: Context) -> None:
     """Holdings (qty, average, current, P/L) and totals (cash, evaluation, P/L)."""
     assert update.effective_user is not None
     view = await services(context).account.balance(update.effective_user.id)
-    await reply(update, context, render.balance(view, view.account, lang(update)))
+    text = render.balance(view, view.account, lang(update))
+    us = services(context).us
+    if us is not None:  # US holdings in dollars, totals in both currencies
+        us_view = await us.account.balance(update.effective_user.id, Money.krw(view.balance.total_evaluation))
+        if us_view is not None:
+            text += "\n" + us_render.balance(us_view, lang(update))
+    await reply(update, context, text)

@@ -84,4 +84,12 @@ US_MESSAGES.update({
     "us_balance_cash": {"ko": "달러 예수금 {cash}", "en": "Dollar cash {cash}"},
     "us_balance_stocks": {"ko": "미국 주식 평가 {value} · 손익 {pl}", "en": "US stocks {value} · P/L {pl}"},
     "us_balance_total": {"ko": "미국 계좌 합계 <b>{total}</b>{krw}", "en": "US total <b>{total}</b>{krw}"},
+    "us_balance_unavailable": {"ko": "미국 주식 잔고를 지금 불러오지 못했습니다. 잠시 뒤 다시 시도하세요.",
+                               "en": "The US balance could not be loaded now; try again shortly."},
+    "us_balance_combined": {"ko": "국내+미국 총 평가 약 <b>{total}</b> (원화 환산 추정)",
+                            "en": "Korea + US total ≈ <b>{total}</b> (KRW estimate)"},
+    "us_revise_prompt": {"ko": "🇺🇸 주문 <code>{order_no}</code> ({name}, 잔량 {remaining:,}주 @ {price}) 정정: 새 가격을 "
+                               "넣어 보내세요. 예: /modify {order_no} {example}",
+                         "en": "🇺🇸 Order <code>{order_no}</code> ({name}, {remaining:,} left @ {price}): send the new "
+                               "price. Example: /modify {order_no} {example}"},
 })

@@ -160,6 +160,8 @@ def order_buttons(orders: list[UsOpenOrder], lang: str) -> list[list[InlineKeybo
 
 def balance(view: UsBalanceView, lang: str) -> str:
     lines = [t("us_balance_title", lang)]
+    if view.unavailable:
+        return "\n".join([*lines, t("us_balance_unavailable", lang)])
     if not view.holdings:
         lines.append(t("us_no_holdings", lang))
     for h in view.holdings:
@@ -174,4 +176,6 @@ def balance(view: UsBalanceView, lang: str) -> str:
                 krw=t("us_card_krw", lang, krw=str(total_krw)) if total_krw else "")]
     if view.krw_per_usd > 0:
         lines.append(t("us_card_rate", lang, rate=rate_text(view.krw_per_usd)))
+    if view.combined_krw is not None:
+        lines.append(t("us_balance_combined", lang, total=str(view.combined_krw)))
     return "\n".join(lines)
