@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
+from sqlmodel import select
 
 from chatbot.console.botapi import BotApiEmulator
+from chatbot.kis import overseas_protocol as o
+from chatbot.storage.tables import OrderJournalRow
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(1101, "ko")
@@ -122,3 +125,25 @@ async def test_us_far_limit_modify_then_cancel(bot: BotHarness) -> None:
     assert "cancellation accepted" in bot.current(cancel)["text"].lower()
     (orders,) = await bot.say(BOB, "/orders")
     assert "TSLA" not in orders["text"], orders["text"]
+
+
+async def test_us_order_reply_lost_is_found_not_sent_twice(bot: BotHarness) -> None:
+    """The order is processed but its reply is lost: found in the day's US orders, never sent again."""
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    first_no = bot.sim.us_trading.next_no
+    card = await us_card(bot, ALICE, "/buy AAPL 1 150.00")
+    bot.sim.faults.error_5xx_after_next, bot.sim.faults.paths = 1, (o.PATH_ORDER,)
+    await bot.press_button(ALICE, card, 0)
+    bot.sim.faults.clear()
+    final = bot.current(card)["text"]
+    assert "주문 접수" in final, final
+    assert bot.sim.us_trading.next_no == first_no + 1  # exactly one order reached the book
+    (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+    assert journal.status == "accepted" and journal.kis_order_no and journal.exchange == "NASDAQ"
+    assert journal.price == 1_500_000 and journal.order_type == "LIMIT" and journal.known_orders is not None
+
+
+async def _rows(bot: BotHarness, table: type) -> list:
+    assert bot.runtime is not None
+    async with bot.runtime.db.session() as session:
+        return list((await session.exec(select(table))).all())

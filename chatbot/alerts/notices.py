@@ -98,11 +98,18 @@ class CardSnapshot:
     price: int | None  # None: a market order
     quoted_price: int
     order_no: str | None  # the order a cancel card cancels
+    market: str = "KRX"  # US: prices are ten-thousandths of a dollar (chatbot.service.us_orders)
+    exchange: str = ""  # US: NASDAQ, NYSE, AMEX
+    order_type: str = ""  # US: LIMIT, LOO, LOC, MOO, MOC
 
     def payload(self) -> dict[str, Any]:
-        return {"token": self.token, "mode": self.mode, "action": self.action, "side": self.side, "code": self.code,
-                "name": self.name, "name_en": self.name_en, "quantity": self.quantity, "price": self.price,
-                "quoted_price": self.quoted_price, "order_no": self.order_no}
+        data: dict[str, Any] = {
+            "token": self.token, "mode": self.mode, "action": self.action, "side": self.side, "code": self.code,
+            "name": self.name, "name_en": self.name_en, "quantity": self.quantity, "price": self.price,
+            "quoted_price": self.quoted_price, "order_no": self.order_no}
+        if self.market != "KRX":
+            data.update(market=self.market, exchange=self.exchange, order_type=self.order_type)
+        return data
 
     @classmethod
     def from_payload(cls, c: Mapping[str, Any]) -> CardSnapshot:
@@ -110,7 +117,9 @@ class CardSnapshot:
         return cls(token=str(c["token"]), mode=str(c["mode"]), action=str(c["action"]), side=str(c["side"]),
                    code=str(c["code"]), name=str(c["name"]), name_en=str(c.get("name_en") or ""),
                    quantity=int(c["quantity"]), price=int(price) if price is not None else None,
-                   quoted_price=int(c.get("quoted_price") or 0), order_no=c.get("order_no") or None)
+                   quoted_price=int(c.get("quoted_price") or 0), order_no=c.get("order_no") or None,
+                   market=str(c.get("market") or "KRX"), exchange=str(c.get("exchange") or ""),
+                   order_type=str(c.get("order_type") or ""))
 
 
 @dataclass(frozen=True, slots=True)

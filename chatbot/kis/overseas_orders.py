@@ -71,7 +71,8 @@ class _UsVenue:
 
     async def executions(self, start: dt.date, end: dt.date, *, code: str = "", side: OrderSide | None = None,
                          unfilled_only: bool = False, **_: Any) -> list[Execution]:
-        first, last = trading_dates()
+        # KIS files a US order under the New York date: a KST day spans that date and the day before
+        first, last = min(start - dt.timedelta(days=1), trading_dates()[0]), max(end, trading_dates()[1])
         rows = await self.client.orders(first, last, symbol=code, side=side, filled=False if unfilled_only else None)
         return [Execution(
             date=r.local_time.strftime("%Y%m%d") if r.local_time else "",
@@ -81,6 +82,12 @@ class _UsVenue:
             filled_quantity=r.filled_quantity, average_fill_price=r.fill_price.amount,
             remaining_quantity=r.unfilled_quantity, rejected_quantity=r.quantity if r.rejected_reason else 0,
             cancelled=r.is_cancellation) for r in rows]
+
+
+def us_order_listing(client: KisOverseasClient) -> KisRestClient:
+    """The day's US orders behind the interface :func:`chatbot.kis.orders.find_candidates` reads
+    (``executions``): reconciliation looks for a US order exactly as for a domestic one."""
+    return cast(KisRestClient, _UsVenue(client, UsExchange.NASDAQ, UsOrderDivision.LIMIT))
 
 
 class UsOrderSubmitter:

@@ -20,6 +20,7 @@ from chatbot.alerts.notices import (
 )
 from chatbot.kis.models import OrderSide
 from chatbot.service import fees
+from chatbot.service.us_cards import us_card_detail
 from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, Outcome
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
@@ -32,6 +33,13 @@ def outcome_view(notice: OrderOutcome) -> OrderNotice:
     """The card view of an outcome told late, as the card showed it (amount and fees recomputed)."""
     c = notice.card
     side = OrderSide(c.side)
+    if c.market == "US":  # dollars: the US card view
+        us = us_card_detail(side, c.price, c.quoted_price, c.quantity, c.exchange, c.order_type)
+        card = OrderCard(token=c.token, mode=Mode(c.mode), action=c.action, side=side,
+                         symbol=Symbol(c.code, c.name, c.name_en, c.exchange), quantity=c.quantity, price=None,
+                         quoted_price=0, amount=0, commission=0, tax=0, expires_at=utcnow(), order_no=c.order_no, us=us)
+        result = ConfirmResult(Outcome(notice.outcome), card, order_no=notice.order_no, message=notice.message)
+        return OrderNotice(result, notice.message_id, notice.language)
     amount = (c.price if c.price is not None else c.quoted_price) * c.quantity
     commission, tax = fees.estimate(side, amount)
     card = OrderCard(token=c.token, mode=Mode(c.mode), action=c.action, side=side,

@@ -40,6 +40,8 @@ from chatbot.alerts.outbox import Push
 from chatbot.kis.errors import KisError
 from chatbot.kis.models import Execution, OrderSide
 from chatbot.kis.orders import OrderIntent, find_candidates
+from chatbot.kis.overseas import KisOverseasClient
+from chatbot.kis.overseas_orders import us_order_listing
 from chatbot.kis.protocol import KST
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.cards import CardStatus, CardStore
@@ -183,8 +185,10 @@ class OrderReconciler:
                 await self.watch_fills(row.owner_id, card.chat_id)
             except Exception:
                 log.warning("could not start fill notifications", exc_info=True)
+        us = row.market == "US"  # the day's US orders (KIS_OVERSEAS.md §6.3), prices in ten-thousandths of a dollar
+        listing = us_order_listing(KisOverseasClient(account.client)) if us else account.client
         try:
-            found = await find_candidates(account.client, day, intent, set(row.known_orders or ()),
+            found = await find_candidates(listing, day, intent, set(row.known_orders or ()),
                                           listed_from=listed_from)
         except KisError as exc:
             log.warning("order reconciliation lookup failed; next pass", extra={
@@ -204,7 +208,7 @@ class OrderReconciler:
                                     execution=execution, message="found in KIS's list of the day's orders")
         after_settling = now - row.sent_at >= self.settle
         looks = row.absent_looks + after_settling
-        day_over = now.astimezone(KST).date() > day
+        day_over = now.astimezone(KST).date() > day + dt.timedelta(days=1 if us else 0)  # US: ends 07:00 KST next day
         if after_settling and (looks >= self.absent_looks or day_over):
             return await self._tell(row, card, Outcome.NOT_PLACED, "not_placed", looks=looks,
                                     message=f"absent from the day's orders on {looks} looks")
@@ -253,7 +257,8 @@ class OrderReconciler:
             entry.kis_order_no = order_no or entry.kis_order_no
             entry.absent_looks = entry.absent_looks if looks is None else looks
             session.add(OrderEventRow(journal_id=entry.id, status=status, detail=message or None))
-            if execution is not None and outcome is Outcome.PLACED and execution.filled_quantity > 0:
+            if (execution is not None and outcome is Outcome.PLACED and execution.filled_quantity > 0
+                    and entry.market == "KRX"):  # US fills: in dollars, told by the US fill feed
                 before = await filled_so_far(session, entry.id)
                 if execution.filled_quantity > before:
                     quantity, price = execution.filled_quantity - before, int(execution.average_fill_price)
@@ -288,7 +293,8 @@ class OrderReconciler:
         snapshot = CardSnapshot(token=card.id, mode=self.mode.value, action=card.action, side=card.side,
                                 code=card.code, name=card.name, name_en=symbol.name_en if symbol else "",
                                 quantity=card.quantity, price=card.price, quoted_price=card.quoted_price,
-                                order_no=card.order_no)
+                                order_no=card.order_no, market=card.market, exchange=card.exchange or "",
+                                order_type=card.order_type or "")
         return OrderOutcome(language, snapshot, outcome.value, order_no, message,
                             None if card_gone else card.message_id)
 
@@ -298,5 +304,6 @@ def _card_from_journal(entry: OrderJournalRow) -> PendingOrderRow:
     return PendingOrderRow(id=entry.idempotency_key, owner_id=entry.owner_id, chat_id=entry.owner_id,
                            environment=entry.environment, action=entry.action, side=entry.side, code=entry.code,
                            name=entry.code, quantity=entry.quantity, price=entry.price,
-                           quoted_price=entry.price or 0, order_no=entry.original_order_no, expires_at=now)
+                           quoted_price=entry.price or 0, order_no=entry.original_order_no, expires_at=now,
+                           market=entry.market, exchange=entry.exchange, order_type=entry.order_type)
 

@@ -42,14 +42,14 @@ from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_order_no, parse_quantity
 from chatbot.service.journal import DatabaseUnavailable
 from chatbot.service.orders import Orders
+from chatbot.service.us_cards import SCALE, us_card_detail
 from chatbot.service.us_market import UsMarketData
-from chatbot.service.us_views import UsCardDetail, UsOpenOrder
+from chatbot.service.us_views import UsOpenOrder
 from chatbot.service.views import ConfirmResult, Mode, OrderCard, Outcome
 from chatbot.storage.tables import PendingOrderRow
 
 log = logging.getLogger(__name__)
 
-SCALE = Decimal(10_000)  # a US row's prices: whole ten-thousandths of a dollar
 MAX_US_PRICE = Decimal(1_000_000)
 # Session order types by the words a person types (KIS_OVERSEAS.md §3).
 DIVISION_WORDS: dict[str, UsOrderDivision] = {
@@ -73,10 +73,6 @@ class UsOrderRequest:
     price: str | None
     division: UsOrderDivision | None  # None: as typed, no session word
     market_word: bool  # "market"/"시장가" typed: KIS offers no US market order
-
-
-def to_money(units: int | None) -> Money | None:
-    return None if units is None else Money.usd(Decimal(units) / SCALE)
 
 
 def parse_us_price(text: str) -> Decimal:
@@ -196,17 +192,10 @@ class UsOrders:
         exchange = row.exchange or "NASDAQ"
         symbol = symbol or self.market.by_code(row.code) or Symbol(row.code, row.name, row.name, exchange)
         side = OrderSide(row.side)
-        division = UsOrderDivision[row.order_type or "LIMIT"]
-        price = to_money(row.price)
-        quoted = to_money(row.quoted_price) or Money.usd(Decimal(0))
-        unit = price or quoted
-        amount = Money.usd(unit.amount * row.quantity)
         state = self.market.state()
-        meets = "open" if division.at_open else "close" if division.at_close else "now"
-        detail = UsCardDetail(
-            exchange=exchange, order_type=division.name, price=price, quoted_price=quoted, amount=amount,
-            fees=_fees(side, amount), krw_per_usd=self.market.last_rate,
-            session=state.phase.value, meets=meets, next_open=state.next_open.astimezone(SEOUL))
+        detail = us_card_detail(side, row.price, row.quoted_price, row.quantity, exchange, row.order_type or "LIMIT",
+                                krw_per_usd=self.market.last_rate, session=state.phase.value,
+                                next_open=state.next_open.astimezone(SEOUL))
         return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
                          quantity=row.quantity, price=None, quoted_price=0, amount=0, commission=0, tax=0,
                          expires_at=row.expires_at, order_no=row.order_no,
@@ -331,12 +320,6 @@ class UsOrders:
         detail = "found by lookup after an unknown outcome" if placed.reconciled else None
         return await orders._settle(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no,
                                     message=detail)
-
-
-def _fees(side: OrderSide, amount: Money) -> Money:
-    """Estimated commission and sell-side charges, from the US market profile."""
-    commission, tax = US.costs(amount, sell=side is OrderSide.SELL)
-    return commission + tax
 
 
 def _open(r: UsOrder) -> UsOpenOrder:
