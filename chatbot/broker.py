@@ -70,6 +70,7 @@ class Quote:
     tick: Money  # the tick at the current price (this instrument's own: ETFs differ on KRX)
     halted: bool = False
     market_name: str = ""  # KOSPI, KOSDAQ, NASDAQ, ...
+    sign: str = "3"  # as KIS states it: 1 upper limit, 2 up, 3 flat, 4 lower limit, 5 down
 
     @property
     def currency(self) -> Currency:

@@ -40,7 +40,7 @@ def quote(q: m.Quote) -> b.Quote:
                    change_rate=q.change_rate, volume=q.volume, traded_value=_won(q.traded_value), open=_won(q.open),
                    high=_won(q.high), low=_won(q.low), upper_limit=_won(q.upper_limit) if q.upper_limit else None,
                    lower_limit=_won(q.lower_limit) if q.lower_limit else None, tick=_won(q.tick), halted=q.halted,
-                   market_name=q.market_name)
+                   market_name=q.market_name, sign=q.change_sign)
 
 
 def holding(h: m.Holding) -> b.Holding:

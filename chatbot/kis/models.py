@@ -9,24 +9,7 @@ from decimal import Decimal
 from chatbot.broker import OrderSide as OrderSide  # noqa: PLC0414 (the port's; re-exported)
 from chatbot.kis import protocol as p
 from chatbot.kis.protocol import KST as KST  # noqa: PLC0414 (re-exported: markets.refresh, alerts.engine)
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """A KIS account number ``XXXXXXXX-XX``: 8-digit CANO + 2-digit product code."""
-
-    cano: str
-    product: str = "01"
-
-    @classmethod
-    def parse(cls, text: str) -> Account:
-        digits = text.strip().replace("-", "")
-        if len(digits) != 10 or not digits.isdigit():
-            raise ValueError("account number must be 8 digits, a dash and 2 digits (XXXXXXXX-XX)")
-        return cls(digits[:8], digits[8:])
-
-    def __str__(self) -> str:
-        return f"{self.cano}-{self.product}"
+from chatbot.security.credentials import Account as Account  # noqa: PLC0414 (moved; re-exported)
 
 
 @dataclass(frozen=True, slots=True)

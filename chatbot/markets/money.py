@@ -69,6 +69,8 @@ class Money:
         return cls(Decimal(0), currency)
 
     def _same(self, other: Money) -> None:
+        if not isinstance(other, Money):
+            raise TypeError(f"money is compared and added with money only, not {type(other).__name__}")
         if other.currency is not self.currency:
             raise CurrencyMismatch(f"{self.currency} and {other.currency} do not mix")
 
@@ -120,6 +122,10 @@ class Money:
     def to_int(self) -> int:
         """Whole units (won): for the KIS domestic protocol and the integer-won paths that remain."""
         return int(self.amount.to_integral_value(ROUND_HALF_UP))
+
+    def __format__(self, spec: str) -> str:
+        """A format spec formats the amount alone (``f"{price:,}원"``); none gives ``str``."""
+        return format(self.amount, spec) if spec else str(self)
 
     def __str__(self) -> str:
         sign = "-" if self.amount < 0 else ""

@@ -18,8 +18,9 @@ from chatbot.alerts.notices import (
     OrderOutcome,
     RetryLater,
 )
-from chatbot.kis.models import OrderSide
-from chatbot.service import fees
+from chatbot.broker import OrderSide
+from chatbot.markets.money import Money
+from chatbot.markets.profile import market_of
 from chatbot.service.us_cards import us_card_detail
 from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, Outcome
 from chatbot.storage.types import utcnow
@@ -33,18 +34,23 @@ def outcome_view(notice: OrderOutcome) -> OrderNotice:
     """The card view of an outcome told late, as the card showed it (amount and fees recomputed)."""
     c = notice.card
     side = OrderSide(c.side)
-    if c.market == "US":  # dollars: the US card view
+    if c.market == "US":  # prices stored in ten-thousandths of a dollar: the US card view
         us = us_card_detail(side, c.price, c.quoted_price, c.quantity, c.exchange, c.order_type)
         card = OrderCard(token=c.token, mode=Mode(c.mode), action=c.action, side=side,
-                         symbol=Symbol(c.code, c.name, c.name_en, c.exchange), quantity=c.quantity, price=None,
-                         quoted_price=0, amount=0, commission=0, tax=0, expires_at=utcnow(), order_no=c.order_no, us=us)
+                         symbol=Symbol(c.code, c.name, c.name_en, c.exchange), quantity=c.quantity, price=us.price,
+                         quoted_price=us.quoted_price, amount=us.amount, commission=us.fees, tax=Money.usd(0),
+                         expires_at=utcnow(), order_no=c.order_no, us=us)
         result = ConfirmResult(Outcome(notice.outcome), card, order_no=notice.order_no, message=notice.message)
         return OrderNotice(result, notice.message_id, notice.language)
-    amount = (c.price if c.price is not None else c.quoted_price) * c.quantity
-    commission, tax = fees.estimate(side, amount)
+    symbol = Symbol(c.code, c.name, c.name_en, "")
+    market = market_of(symbol)
+    price = None if c.price is None else market.money(c.price)
+    quoted = market.money(c.quoted_price)
+    amount = (price if price is not None else quoted) * c.quantity
+    commission, tax = market.costs(amount, sell=side is OrderSide.SELL)
     card = OrderCard(token=c.token, mode=Mode(c.mode), action=c.action, side=side,
-                     symbol=Symbol(c.code, c.name, c.name_en, ""), quantity=c.quantity, price=c.price,
-                     quoted_price=c.quoted_price, amount=amount, commission=commission, tax=tax,
+                     symbol=symbol, quantity=c.quantity, price=price,
+                     quoted_price=quoted, amount=amount, commission=commission, tax=tax,
                      expires_at=utcnow(), order_no=c.order_no)
     result = ConfirmResult(Outcome(notice.outcome), card, order_no=notice.order_no, message=notice.message)
     return OrderNotice(result, notice.message_id, notice.language)

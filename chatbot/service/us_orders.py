@@ -197,7 +197,8 @@ class UsOrders:
                                 krw_per_usd=self.market.last_rate, session=state.phase.value,
                                 next_open=state.next_open.astimezone(SEOUL))
         return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
-                         quantity=row.quantity, price=None, quoted_price=0, amount=0, commission=0, tax=0,
+                         quantity=row.quantity, price=detail.price, quoted_price=detail.quoted_price,
+                         amount=detail.amount, commission=detail.fees, tax=Money.usd(0),
                          expires_at=row.expires_at, order_no=row.order_no,
                          ttl_seconds=int(self.orders.cards.ttl.total_seconds()), session=state.phase.value,
                          next_open=detail.next_open, us=detail)

@@ -10,8 +10,8 @@ from sqlalchemy import Table, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from chatbot.kis.token import CachedToken
 from chatbot.logs import SECRETS
+from chatbot.security.credentials import CachedToken
 from chatbot.security.secretbox import SecretBox
 from chatbot.storage.db import Database
 from chatbot.storage.tables import KisTokenRow

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from telegram import Update
 
-from chatbot.service.us_views import Money
 from chatbot.telegram import render, us_render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 
@@ -17,7 +16,7 @@ async def balance(update: Update, context: Context) -> None:
     text = render.balance(view, view.account, lang(update))
     us = services(context).us
     if us is not None:  # US holdings in dollars, totals in both currencies
-        us_view = await us.account.balance(update.effective_user.id, Money.krw(view.balance.total_evaluation))
+        us_view = await us.account.balance(update.effective_user.id, view.balance.total_value)
         if us_view is not None:
             text += "\n" + us_render.balance(us_view, lang(update))
     await reply(update, context, text)
