@@ -112,6 +112,10 @@ async def test_us_far_limit_modify_then_cancel(bot: BotHarness) -> None:
     (orders,) = await bot.say(BOB, "/orders")
     assert "🇺🇸" in orders["text"] and "TSLA" in orders["text"] and "$200.00" in orders["text"], orders["text"]
     order_no = next(data.split(":", 1)[1] for _, data in BotApiEmulator.buttons(orders) if data.startswith("pc:"))
+    revise_button = next(i for i, (_, data) in enumerate(BotApiEmulator.buttons(orders)) if data.startswith("pr:"))
+    await bot.press_button(BOB, orders, revise_button)
+    prompt = await bot.wait_for_message(BOB["id"], f"/modify {order_no} 200.00")
+    assert "🇺🇸" in prompt["text"]
     revise = await us_card(bot, BOB, f"/modify {order_no} 201.50")
     assert "$200.00" in revise["text"] and "$201.50" in revise["text"]
     await bot.press_button(BOB, revise, 0)

@@ -21,31 +21,32 @@ class UsAccountService:
     async def balance(self, user_id: int, domestic_total: Money | None = None) -> UsBalanceView | None:
         """US holdings and cash (paper: one query per exchange, the client's), or None when the account
         has neither. A KIS failure is said in the view (``unavailable``): the domestic balance stands."""
-        client = await self.market.client_for(user_id)
+        broker = await self.market.broker_for(user_id)
         try:
-            balance = await client.balance()
-            present = await client.present_balance()
+            balance = await broker.balance()
         except KisError as exc:
             log.warning("US balance failed", extra={"error": type(exc).__name__, "msg_cd": exc.msg_cd})
-            return UsBalanceView((), Money.usd(0), Money.usd(0), Money.usd(0), Money.usd(0), Decimal(0),
-                                 unavailable=True)
-        usd = present.cash_in("USD")
-        cash = usd.cash if usd is not None else Money.usd(0)
-        rate = present.krw_per_usd or self.market.last_rate
-        if not balance.holdings and not cash:
+            zero = Money.usd(0)
+            return UsBalanceView((), zero, zero, zero, zero, Decimal(0), unavailable=True)
+        if not balance.holdings and not balance.cash:
             return None
+        rate = self.market.rate(broker)
         holdings = tuple(UsHoldingLine(
-            symbol=h.symbol, name=self._name(h.symbol, h.name), exchange=h.exchange.name if h.exchange else "",
-            quantity=h.quantity, average_cost=h.average_cost, last_price=h.last_price, value=h.value,
+            symbol=h.symbol, name=self._name(h.symbol, h.name), exchange=self._exchange(h.symbol),
+            quantity=h.quantity, average_cost=h.average_price, last_price=h.price, value=h.value,
             profit_loss=h.profit_loss, profit_loss_rate=h.profit_loss_rate) for h in balance.holdings)
-        view = UsBalanceView(holdings, cash, balance.value_total, balance.cost_total, balance.profit_loss_total, rate)
-        if domestic_total is not None and rate > 0:
-            us_krw = view.krw(view.total)
-            if us_krw is not None:
-                view = UsBalanceView(holdings, cash, balance.value_total, balance.cost_total,
-                                     balance.profit_loss_total, rate, combined_krw=domestic_total + us_krw)
+        view = UsBalanceView(holdings, balance.cash, balance.holdings_value, balance.cost_total,
+                             balance.profit_loss_total, rate)
+        us_krw = view.krw(view.total)
+        if domestic_total is not None and us_krw is not None:
+            view = UsBalanceView(holdings, balance.cash, balance.holdings_value, balance.cost_total,
+                                 balance.profit_loss_total, rate, combined_krw=domestic_total + us_krw)
         return view
 
     def _name(self, symbol: str, fallback: str) -> str:
         listed = self.market.by_code(symbol)
         return listed.name_ko if listed is not None and listed.name_ko else (fallback or symbol)
+
+    def _exchange(self, symbol: str) -> str:
+        exchange = self.market.exchange_of(symbol)
+        return exchange.name if exchange is not None else ""

@@ -1,5 +1,6 @@
 """US stocks a user asks about: which ticker a text names, its quote in dollars with the session it
-trades in, and a KRW estimate at the rate KIS reports.
+trades in, and a KRW estimate at the rate KIS reports. KIS is reached through the broker port
+(:class:`chatbot.kis.us_broker.UsBroker`, one per account).
 
 A text names a US stock when the KRX directory does not name one exactly and the US directory does
 (``AAPL``, ``애플``, ``QQQ``); ``삼성`` stays a KRX question (candidates there), so domestic behaviour
@@ -10,12 +11,10 @@ from __future__ import annotations
 import weakref
 from decimal import Decimal
 
-from chatbot.kis.errors import KisError
 from chatbot.kis.overseas import KisOverseasClient
-from chatbot.kis.overseas_models import UsQuoteDetail
-from chatbot.kis.overseas_orders import UsOrderSubmitter
 from chatbot.kis.overseas_protocol import UsExchange
 from chatbot.kis.rest import KisRestClient
+from chatbot.kis.us_broker import UsBroker
 from chatbot.markets.directory import SymbolDirectory
 from chatbot.markets.money import Money
 from chatbot.markets.symbols import Symbol
@@ -31,9 +30,8 @@ class UsMarketData:
         self.accounts = accounts
         self.symbols = symbols
         self.calendar = calendar
-        # one overseas client and one submitter (its lock: one order at a time) per REST client
-        self._clients: weakref.WeakKeyDictionary[KisRestClient, tuple[KisOverseasClient, UsOrderSubmitter]] = (
-            weakref.WeakKeyDictionary())
+        # one US broker (its submitter's lock: one order at a time) per account's REST client
+        self._brokers: weakref.WeakKeyDictionary[KisRestClient, UsBroker] = weakref.WeakKeyDictionary()
         self.last_rate = Decimal(0)  # KRW per USD as KIS last reported it (cards' KRW estimate)
 
     # -- which market ------------------------------------------------------------------------------------
@@ -49,46 +47,41 @@ class UsMarketData:
     def by_code(self, code: str) -> Symbol | None:
         return self.symbols.by_code(code, "US")
 
+    def exchange_of(self, code: str) -> UsExchange | None:
+        found = self.by_code(code)
+        return UsExchange.of_market(found.market) if found is not None else None
+
     def state(self) -> UsMarketState:
         return self.calendar.state()
 
-    # -- clients -------------------------------------------------------------------------------------------
-    def clients(self, rest: KisRestClient) -> tuple[KisOverseasClient, UsOrderSubmitter]:
-        found = self._clients.get(rest)
+    # -- brokers -------------------------------------------------------------------------------------------
+    def broker(self, rest: KisRestClient) -> UsBroker:
+        found = self._brokers.get(rest)
         if found is None:
-            client = KisOverseasClient(rest)
-            found = (client, UsOrderSubmitter(client))
-            self._clients[rest] = found
+            found = UsBroker(KisOverseasClient(rest), exchange_of=self.exchange_of)
+            self._brokers[rest] = found
         return found
 
-    async def client_for(self, user_id: int) -> KisOverseasClient:
+    async def broker_for(self, user_id: int) -> UsBroker:
         account = await self.accounts.for_user(user_id)
-        return self.clients(account.client)[0]
+        return self.broker(account.client)
+
+    def rate(self, broker: UsBroker) -> Decimal:
+        """The KRW rate for estimates: the broker's latest, else the last any broker saw."""
+        if broker.krw_per_usd > 0:
+            self.last_rate = broker.krw_per_usd
+        return self.last_rate
 
     # -- quotes --------------------------------------------------------------------------------------------
-    async def detail(self, client: KisOverseasClient, symbol: Symbol) -> UsQuoteDetail | None:
-        """price-detail (day range, limits, KIS's KRW rate), or None where KIS does not give it."""
-        try:
-            detail = await client.quote_detail(symbol.code, UsExchange.of_market(symbol.market))
-        except KisError:
-            return None
-        if detail.krw_per_usd > 0:
-            self.last_rate = detail.krw_per_usd
-        return detail
-
     async def quote(self, user_id: int, symbol: Symbol) -> UsQuoteView:
-        client = await self.client_for(user_id)
-        exchange = UsExchange.of_market(symbol.market)
+        broker = await self.broker_for(user_id)
         with kis_errors():
-            q = await client.quote(symbol.code, exchange)
-        detail = await self.detail(client, symbol)
+            q = await broker.quote(symbol.code)
         state = self.calendar.state()
-        rate = detail.krw_per_usd if detail is not None else Decimal(0)
+        rate = self.rate(broker)
         return UsQuoteView(
-            symbol=symbol, exchange=exchange.name, price=q.price, change=q.change, change_rate=q.change_rate,
-            sign=q.sign, previous_close=q.previous_close,
-            open=detail.open if detail else None, high=detail.high if detail else None,
-            low=detail.low if detail else None, volume=q.volume, session=state.phase.value,
-            next_open=state.next_open.astimezone(SEOUL), krw_per_usd=rate,
-            price_krw=Money.krw((q.price.amount * rate).quantize(Decimal(1))) if rate > 0 else None,
-            tradable=detail.tradable if detail else True)
+            symbol=symbol, exchange=q.market_name or symbol.market, price=q.price, change=q.change,
+            change_rate=q.change_rate, sign=q.sign, previous_close=q.previous_close, open=q.open, high=q.high,
+            low=q.low, volume=q.volume, session=state.phase.value, next_open=state.next_open.astimezone(SEOUL),
+            krw_per_usd=rate, price_krw=Money.krw((q.price.amount * rate).quantize(Decimal(1))) if rate > 0 else None,
+            tradable=not q.halted)

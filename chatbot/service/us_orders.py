@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from chatbot import broker as b
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.models import OrderSide
 from chatbot.kis.overseas import UsOrderNotOffered
-from chatbot.kis.overseas_models import UsOrder
 from chatbot.kis.overseas_orders import price_units
 from chatbot.kis.overseas_protocol import (
     BUY_DIVISIONS,
@@ -33,6 +33,7 @@ from chatbot.kis.overseas_protocol import (
     UsExchange,
     UsOrderDivision,
 )
+from chatbot.kis.protocol import order_no_key
 from chatbot.markets.money import Money
 from chatbot.markets.profile import US
 from chatbot.markets.symbols import Symbol
@@ -152,39 +153,35 @@ class UsOrders:
             raise UserError("us_price_needed", code=symbol.code)
         if not division.priced and request.price is not None:
             raise UserError("us_no_price_for_type", type=division.name)
-        price = parse_us_price(request.price) if request.price is not None else None
+        price = Money.usd(parse_us_price(request.price)) if request.price is not None else None
         state = self.market.state()
         if not state.accepts_orders:
             raise UserError("us_market_closed", next_open=state.next_open.astimezone(SEOUL).strftime("%m-%d %H:%M"))
-        exchange = UsExchange.of_market(symbol.market)
-        account = await self.orders.accounts.for_user(user_id)
-        client, _ = self.market.clients(account.client)
+        broker = await self.market.broker_for(user_id)
         with kis_errors():
-            quote = await client.quote(symbol.code, exchange)
-            detail = await self.market.detail(client, symbol)
-            if (price is not None and detail is not None and detail.upper_limit.amount > 0
-                    and not detail.lower_limit.amount <= price <= detail.upper_limit.amount):
-                raise UserError("us_out_of_limits", price=f"${price}", lower=str(detail.lower_limit),
-                                upper=str(detail.upper_limit))
+            quote = await broker.quote(symbol.code)
+            lower, upper = quote.lower_limit, quote.upper_limit
+            if price is not None and lower is not None and upper is not None and not lower <= price <= upper:
+                raise UserError("us_out_of_limits", price=str(price), lower=str(lower), upper=str(upper))
             if side is OrderSide.SELL:
-                balance = await client.balance()
-                held = next((h for h in balance.holdings if h.symbol == symbol.code), None)
+                held = next((h for h in await broker.holdings() if h.symbol == symbol.code), None)
                 have = held.orderable_quantity if held else 0
                 if quantity > have:
                     raise UserError("insufficient_holdings", have=have, want=quantity,
                                     name=symbol.display_name("ko"))
             else:
-                power = await client.buying_power(exchange, symbol.code, price or quote.price.amount)
-                if power.krw_per_usd > 0:
-                    self.market.last_rate = power.krw_per_usd
+                power = await broker.buying_power(symbol.code, price or quote.price)
                 if quantity > power.max_quantity:
                     raise UserError("us_insufficient_cash", max_quantity=power.max_quantity,
                                     cash=str(power.orderable_cash))
+        self.market.rate(broker)
+        exchange = await broker.exchange(symbol.code)
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="order", side=side.value,
             code=symbol.code, name=symbol.name_ko[:80], quantity=quantity,
-            price=price_units(price) if price is not None else None, quoted_price=price_units(quote.price.amount),
-            market="US", exchange=exchange.name, order_type=division.name)
+            price=price_units(price.amount) if price is not None else None,
+            quoted_price=price_units(quote.price.amount), market="US", exchange=exchange.name,
+            order_type=division.name)
         return self.card(row, symbol)
 
     def card(self, row: PendingOrderRow, symbol: Symbol | None = None) -> OrderCard:
@@ -205,46 +202,46 @@ class UsOrders:
 
     # -- open orders, cancel, revise -----------------------------------------------------------------------
     async def open_orders(self, user_id: int) -> list[UsOpenOrder]:
-        client = await self.market.client_for(user_id)
+        broker = await self.market.broker_for(user_id)
         with kis_errors():
-            rows = await client.open_orders()
-        return [_open(r) for r in rows]
+            rows = await broker.open_orders()
+        return [self._open(r) for r in rows]
 
-    async def open_order(self, user_id: int, order_no_text: str) -> UsOrder | None:
+    async def open_order(self, user_id: int, order_no_text: str) -> b.OpenOrder | None:
         """One of the user's own open US orders by its number, or None (not a US order of theirs)."""
         wanted = parse_order_no(order_no_text)
-        client = await self.market.client_for(user_id)
+        broker = await self.market.broker_for(user_id)
         with kis_errors():
-            rows = await client.open_orders()
-        return next((r for r in rows if r.order_no.lstrip("0") == wanted.lstrip("0")), None)
+            rows = await broker.open_orders()
+        return next((r for r in rows if order_no_key(r.order_no) == wanted), None)
 
-    async def prepare_cancel(self, user_id: int, chat_id: int, order: UsOrder) -> OrderCard:
+    async def prepare_cancel(self, user_id: int, chat_id: int, order: b.OpenOrder) -> OrderCard:
         self.orders.check_real_allowed()
-        exchange = order.exchange or UsExchange.NASDAQ
+        price = order.price.amount if order.price is not None else Decimal(0)
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="cancel",
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80],
-            quantity=order.unfilled_quantity, price=price_units(order.price.amount) or None,
-            quoted_price=price_units(order.price.amount), order_no=order.order_no, branch=order.branch[:8] or None,
-            market="US", exchange=exchange.name, order_type=UsOrderDivision.LIMIT.name)
+            quantity=order.cancellable_quantity, price=price_units(price) or None, quoted_price=price_units(price),
+            order_no=order.order_no, branch=order.branch[:8] or None, market="US",
+            exchange=_exchange_name(order), order_type=UsOrderDivision.LIMIT.name)
         return self.card(row)
 
-    async def prepare_revise(self, user_id: int, chat_id: int, order: UsOrder, args: Sequence[str]) -> OrderCard:
+    async def prepare_revise(self, user_id: int, chat_id: int, order: b.OpenOrder, args: Sequence[str]) -> OrderCard:
         """``<order_no> <new price> [<new qty>]`` for a US order: the new price on the US tick."""
         self.orders.check_real_allowed()
         price = parse_us_price(args[1])
-        remaining = order.unfilled_quantity
+        remaining = order.cancellable_quantity
         quantity = parse_quantity(args[2]) if len(args) == 3 else remaining
         if quantity > remaining:
             raise UserError("revise_quantity_too_large", want=quantity, remaining=remaining)
-        if price == order.price.amount and quantity == remaining:
-            raise UserError("us_revise_nothing_changes", order_no=order.order_no, price=f"${price}")
-        exchange = order.exchange or UsExchange.NASDAQ
+        old = order.price.amount if order.price is not None else Decimal(0)
+        if price == old and quantity == remaining:
+            raise UserError("us_revise_nothing_changes", order_no=order.order_no, price=str(Money.usd(price)))
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="revise",
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80], quantity=quantity,
-            price=price_units(price), quoted_price=price_units(order.price.amount), order_no=order.order_no,
-            branch=order.branch[:8] or None, market="US", exchange=exchange.name,
+            price=price_units(price), quoted_price=price_units(old), order_no=order.order_no,
+            branch=order.branch[:8] or None, market="US", exchange=_exchange_name(order),
             order_type=UsOrderDivision.LIMIT.name)
         return self.card(row)
 
@@ -273,32 +270,32 @@ class UsOrders:
     # -- the press (called by Orders for a claimed US card) --------------------------------------------------
     async def submit(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
                      journal_id: int) -> ConfirmResult:
+        """Send a claimed US card once through the broker and settle it (Orders' journal and card)."""
         orders = self.orders
-        client, submitter = self.market.clients(account.client)
-        exchange = UsExchange[row.exchange or "NASDAQ"]
+        broker = self.market.broker(account.client)
         side = OrderSide(row.side)
         sending = orders._before_sending(journal_id, account)
         try:
-            if row.action == "cancel":
+            if row.action in ("cancel", "revise"):
                 assert row.order_no is not None
-                ack = await submitter.cancel(exchange, side, row.code, row.order_no, on_sending=sending.callback)
-                return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
-            if row.action == "revise":
-                assert row.order_no is not None and row.price is not None
-                current = next((o for o in await client.open_orders()
-                                if o.order_no.lstrip("0") == row.order_no.lstrip("0")), None)
-                if current is None:
+                key = order_no_key(row.order_no)
+                current = next((o for o in await broker.open_orders() if order_no_key(o.order_no) == key), None)
+                if current is None:  # nothing was sent
                     return await orders._settle(row, journal_id, Outcome.FAILED, card,
-                                                message="nothing left to revise (filled or cancelled meanwhile)")
-                ack = await submitter.revise(exchange, side, row.code, row.order_no, Decimal(row.price) / SCALE,
-                                             min(row.quantity, current.unfilled_quantity), current.unfilled_quantity,
-                                             on_sending=sending.callback)
+                                                message="nothing left to cancel or revise (filled or cancelled meanwhile)")
+                if row.action == "cancel":
+                    ack = await broker.cancel(current, on_sending=sending.callback)
+                    return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
+                assert row.price is not None
+                ack = await broker.revise(current, Money.usd(Decimal(row.price) / SCALE),
+                                          min(row.quantity, current.cancellable_quantity),
+                                          on_sending=sending.callback)
                 return await orders._settle(row, journal_id, Outcome.REVISED_ORDER, card, order_no=ack.order_no)
             division = UsOrderDivision[row.order_type or "LIMIT"]
-            price = Decimal(row.price) / SCALE if row.price is not None else None
-            placed = await submitter.place(exchange, side, row.code, row.quantity, price, division,
-                                           on_sending=sending.callback)
-        except UsOrderNotOffered as exc:  # refused before anything was sent
+            price = Money.usd(Decimal(row.price) / SCALE) if row.price is not None else None
+            placed = await broker.place(side, row.code, row.quantity, price, on_sending=sending.callback,
+                                        division=division)
+        except (UsOrderNotOffered, ValueError) as exc:  # refused before anything was sent
             return await orders._settle(row, journal_id, Outcome.FAILED, card, message=str(exc))
         except DatabaseUnavailable:
             return await orders._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
@@ -309,8 +306,8 @@ class UsOrders:
         except KisError as exc:
             if row.action == "cancel" and sending.started and exc.maybe_sent:  # did the cancel land?
                 with contextlib.suppress(KisError):
-                    still_open = {o.order_no for o in await client.open_orders()}
-                    if row.order_no not in still_open:
+                    still_open = {order_no_key(o.order_no) for o in await broker.open_orders()}
+                    if order_no_key(row.order_no or "") not in still_open:
                         return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card,
                                                     message="confirmed by lookup")
             if sending.started and exc.maybe_sent:
@@ -322,10 +319,14 @@ class UsOrders:
         return await orders._settle(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no,
                                     message=detail)
 
+    def _open(self, o: b.OpenOrder) -> UsOpenOrder:
+        listed = self.market.by_code(o.symbol)
+        name = listed.name_ko if listed is not None and listed.name_ko else (o.name or o.symbol)
+        return UsOpenOrder(order_no=o.order_no, symbol=o.symbol, name=name, exchange=_exchange_name(o),
+                           side=o.side, quantity=o.quantity, price=o.price or Money.usd(0),
+                           filled_quantity=o.filled_quantity, remaining=o.cancellable_quantity, time=o.time)
 
-def _open(r: UsOrder) -> UsOpenOrder:
-    return UsOpenOrder(order_no=r.order_no, symbol=r.symbol, name=r.name or r.symbol,
-                       exchange=r.exchange.name if r.exchange else "", side=r.side, quantity=r.quantity,
-                       price=r.price, filled_quantity=r.filled_quantity, remaining=r.unfilled_quantity,
-                       time=r.kst_time.astimezone(SEOUL) if r.kst_time else
-                       (r.local_time.astimezone(SEOUL) if r.local_time else None))
+
+def _exchange_name(order: b.OpenOrder) -> str:
+    exchange = UsExchange.of_order_code(order.exchange)
+    return exchange.name if exchange is not None else (order.exchange or "NASDAQ")

@@ -85,7 +85,7 @@ class UsOpenOrder:
     price: Money  # 0 for MOO/MOC
     filled_quantity: int
     remaining: int
-    time: dt.datetime | None  # KST, where KIS gives it
+    time: str  # HHMMSS, KST, where KIS gives it
 
 
 @dataclass(frozen=True, slots=True)

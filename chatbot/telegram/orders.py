@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 from telegram import InlineKeyboardMarkup, Update
 
 from chatbot.service.errors import UserError
+from chatbot.service.us_views import Money
 from chatbot.service.views import OpenOrdersView, OrderCard, OrderSide
 from chatbot.telegram import callbacks, render, us_render
 from chatbot.telegram.cards import send_card
@@ -131,9 +132,11 @@ async def pick_revise(update: Update, context: Context) -> None:
         assert us is not None
         us_order = await us.orders.open_order(user.id, cb.value)
         if us_order is not None:
+            dollars = us_order.price or Money.usd(0)
             await reply(update, context, t("us_revise_prompt", lang(update), order_no=us_order.order_no,
-                                           name=us_order.name or us_order.symbol, remaining=us_order.unfilled_quantity,
-                                           price=str(us_order.price), example=f"{us_order.price.amount:.2f}"))
+                                           name=us_order.name or us_order.symbol,
+                                           remaining=us_order.cancellable_quantity, price=str(dollars),
+                                           example=f"{dollars.amount:.2f}"))
             await query.answer()
             return
     if cb is not None:  # a UserError is answered by @user_errors

@@ -143,7 +143,7 @@ def card_summary(c: OrderCard, lang: str) -> str:
 # -- open orders, balance -------------------------------------------------------------------------------
 def order_line(o: UsOpenOrder, lang: str) -> str:
     side = t("buy" if o.side is OrderSide.BUY else "sell", lang)
-    when = o.time.strftime("%H:%M:%S") if o.time else ""
+    when = f"{o.time[:2]}:{o.time[2:4]}:{o.time[4:]}" if len(o.time) == 6 else o.time
     price = usd(o.price) if o.price.amount else t("us_type_MOC", lang)
     filled = f" · {'체결' if lang == 'ko' else 'filled'} {o.filled_quantity:,}" if o.filled_quantity else ""
     return (f"{FLAG} <code>{o.order_no}</code> {when} {esc(o.exchange)}\n  {side} {esc(o.name)} ({esc(o.symbol)}) "
