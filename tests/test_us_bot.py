@@ -151,3 +151,11 @@ async def _rows(bot: BotHarness, table: type) -> list:
     assert bot.runtime is not None
     async with bot.runtime.db.session() as session:
         return list((await session.exec(select(table))).all())
+
+
+async def test_us_chart_from_overseas_bars(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    await bot.say(ALICE, "/chart AAPL w")
+    photo = [m for m in bot.api.bot_messages(ALICE["id"]) if "photo" in m][-1]
+    assert photo["_photo_bytes"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert "AAPL" in photo["caption"] and "주봉" in photo["caption"] and "$190.25" in photo["caption"], photo["caption"]

@@ -8,9 +8,12 @@ is unchanged."""
 
 from __future__ import annotations
 
+import asyncio
 import weakref
+from collections.abc import Sequence
 from decimal import Decimal
 
+from chatbot.charts import plot_bars, render_candles
 from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.overseas_protocol import UsExchange
 from chatbot.kis.rest import KisRestClient
@@ -20,9 +23,12 @@ from chatbot.markets.money import Money
 from chatbot.markets.symbols import Symbol
 from chatbot.markets.us_hours import SEOUL, UsCalendar, UsMarketState
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.errors import kis_errors
-from chatbot.service.inputs import MAX_ARG_LENGTH
+from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.inputs import MAX_ARG_LENGTH, is_chart_period, parse_chart_period
 from chatbot.service.us_views import UsQuoteView
+from chatbot.service.views import ChartView
+
+PERIOD_TITLES = {"D": "daily", "W": "weekly", "M": "monthly"}
 
 
 class UsMarketData:
@@ -85,3 +91,22 @@ class UsMarketData:
             low=q.low, volume=q.volume, session=state.phase.value, next_open=state.next_open.astimezone(SEOUL),
             krw_per_usd=rate, price_krw=Money.krw((q.price.amount * rate).quantize(Decimal(1))) if rate > 0 else None,
             tradable=not q.halted)
+
+    async def chart(self, user_id: int, args: Sequence[str]) -> ChartView | None:
+        """``/chart AAPL [d|w|m]`` from KIS's overseas period bars (in dollars); None when the words
+        name no US stock (the domestic chart answers)."""
+        if not args:
+            return None
+        period_word = args[-1] if len(args) > 1 and is_chart_period(args[-1]) else None
+        symbol = self.lookup(" ".join(args[:-1] if period_word else args))
+        if symbol is None:
+            return None
+        period = parse_chart_period(period_word)
+        broker = await self.broker_for(user_id)
+        with kis_errors():
+            bars = await broker.bars(symbol.code, period)
+        if not bars:
+            raise UserError("unknown_symbol", query=symbol.code)
+        title = f"{symbol.code} {symbol.name_en} · {PERIOD_TITLES[period]} · USD"  # the font has no Hangul
+        png = await asyncio.to_thread(render_candles, plot_bars(bars), title, price_decimals=2)
+        return ChartView(symbol, period, png, len(bars), bars[0].close)

@@ -92,4 +92,6 @@ US_MESSAGES.update({
                                "넣어 보내세요. 예: /modify {order_no} {example}",
                          "en": "🇺🇸 Order <code>{order_no}</code> ({name}, {remaining:,} left @ {price}): send the new "
                                "price. Example: /modify {order_no} {example}"},
+    "us_chart_caption": {"ko": "🇺🇸 {name} ({code}) {period} · 최근 {bars}개 · 종가 {close}",
+                         "en": "🇺🇸 {name} ({code}) {period} · last {bars} bars · close {close}"},
 })
