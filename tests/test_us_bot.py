@@ -159,3 +159,8 @@ async def test_us_chart_from_overseas_bars(bot: BotHarness) -> None:
     photo = [m for m in bot.api.bot_messages(ALICE["id"]) if "photo" in m][-1]
     assert photo["_photo_bytes"][:8] == b"\x89PNG\r\n\x1a\n"
     assert "AAPL" in photo["caption"] and "주봉" in photo["caption"] and "$190.25" in photo["caption"], photo["caption"]
+
+
+async def test_status_says_which_us_session_is_on(bot: BotHarness) -> None:
+    (msg,) = await bot.say(ALICE, "/status")
+    assert "미국 시장 🇺🇸: 정규장" in msg["text"], msg["text"]

@@ -25,7 +25,7 @@ from chatbot.markets.us_hours import SEOUL, UsCalendar, UsMarketState
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, is_chart_period, parse_chart_period
-from chatbot.service.us_views import UsQuoteView
+from chatbot.service.us_views import UsQuoteView, UsStatusView
 from chatbot.service.views import ChartView
 
 PERIOD_TITLES = {"D": "daily", "W": "weekly", "M": "monthly"}
@@ -59,6 +59,12 @@ class UsMarketData:
 
     def state(self) -> UsMarketState:
         return self.calendar.state()
+
+    def status(self) -> UsStatusView:
+        """The US session now (KST times), for /status."""
+        state = self.calendar.state()
+        return UsStatusView(session=state.phase.value, next_open=state.next_open.astimezone(SEOUL),
+                            holiday=state.holiday_name, early_close=state.session.early_close)
 
     # -- brokers -------------------------------------------------------------------------------------------
     def broker(self, rest: KisRestClient) -> UsBroker:

@@ -122,3 +122,11 @@ class UsBalanceView:
         if self.krw_per_usd <= 0:
             return None
         return Money.krw((money.amount * self.krw_per_usd).quantize(Decimal(1)))
+
+
+@dataclass(frozen=True, slots=True)
+class UsStatusView:
+    session: str  # UsPhase value
+    next_open: dt.datetime  # KST
+    holiday: str  # the NYSE holiday today, if any
+    early_close: str  # why today's (or the next) session closes at 13:00 ET, if it does

@@ -94,4 +94,7 @@ US_MESSAGES.update({
                                "price. Example: /modify {order_no} {example}"},
     "us_chart_caption": {"ko": "🇺🇸 {name} ({code}) {period} · 최근 {bars}개 · 종가 {close}",
                          "en": "🇺🇸 {name} ({code}) {period} · last {bars} bars · close {close}"},
+    "us_status": {"ko": "미국 시장 🇺🇸: {session}{extra} · 다음 정규장 {next_open} (한국시간)",
+                  "en": "US market 🇺🇸: {session}{extra} · next regular open {next_open} KST"},
+    "us_early_close": {"ko": "조기 폐장 13:00 ET ({reason})", "en": "early close 13:00 ET ({reason})"},
 })

@@ -8,7 +8,14 @@ from decimal import Decimal
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from chatbot.service.us_views import Money, UsBalanceView, UsCardDetail, UsOpenOrder, UsQuoteView
+from chatbot.service.us_views import (
+    Money,
+    UsBalanceView,
+    UsCardDetail,
+    UsOpenOrder,
+    UsQuoteView,
+    UsStatusView,
+)
 from chatbot.service.views import Mode, OrderCard, OrderSide
 from chatbot.telegram import callbacks
 from chatbot.telegram.i18n import t
@@ -179,3 +186,11 @@ def balance(view: UsBalanceView, lang: str) -> str:
     if view.combined_krw is not None:
         lines.append(t("us_balance_combined", lang, total=str(view.combined_krw)))
     return "\n".join(lines)
+
+
+def status(view: UsStatusView, lang: str) -> str:
+    extra = f" ({view.holiday})" if view.holiday else ""
+    if view.early_close:
+        extra += " · " + t("us_early_close", lang, reason=view.early_close)
+    return t("us_status", lang, session=session_name(view.session, lang), extra=extra,
+             next_open=view.next_open.strftime("%Y-%m-%d %H:%M"))
