@@ -15,6 +15,7 @@ from chatbot.alerts.outbox import OutboxSender
 from chatbot.config import Settings
 from chatbot.kis import protocol as p
 from chatbot.kis.models import Account
+from chatbot.kis.overseas_frames import parse_frame as parse_us_or_krx_frame
 from chatbot.kis.realtime import RealtimeClient
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
 from chatbot.market_hours import MarketCalendar, parse_windows
@@ -152,7 +153,8 @@ class Runtime:
 
             pushes = OutboxDelivery(db, user_blocked_bot)
             feed_client = _feed_client(settings, endpoint, sim is not None)
-            engine = (AlertEngine(db, RealtimeClient(ws_url, feed_client.approval_key), pushes.wake)
+            engine = (AlertEngine(db, RealtimeClient(ws_url, feed_client.approval_key, parser=parse_us_or_krx_frame),
+                                  pushes.wake)  # US trades (HDFSCNT0) share the feed's 40 slots
                       if feed_client else None)
             settling = Settling()
             fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[mode.flavour], pushes.wake)
@@ -175,7 +177,7 @@ class Runtime:
             alerts = AlertService(db, engine, accounts, market, max_per_user=kis.max_alerts_per_user,
                                   max_symbols_per_user=kis.max_alert_symbols_per_user,
                                   cooldown_seconds=kis.alert_cooldown_seconds)
-            us = build_us(accounts, directory, orders, always_open=sim.options.us_always_open if sim else False)
+            us = build_us(accounts, directory, orders, alerts, always_open=sim.options.us_always_open if sim else False)
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
                                 Operations(orders, accounts, fills, engine, pushes),
                                 allowed_users=frozenset(settings.telegram.allowed_users), us=us)

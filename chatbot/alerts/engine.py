@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import case, update
@@ -43,9 +44,11 @@ from chatbot.alerts import outbox
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push
+from chatbot.kis import overseas_protocol as o
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
+from chatbot.kis.overseas_frames import UsTick
 from chatbot.kis.realtime import Disconnected, Event, RealtimeClient, Reconnected
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow
@@ -163,6 +166,9 @@ class AlertEngine:
                 self._armed_in_gap.setdefault(code_of[alert_id], []).append((alert_id, now))
 
     def _on_event(self, event: Event) -> None:
+        if type(event) is UsTick:  # HDFSCNT0: a US trade, keyed DNASAAPL, dollars as ten-thousandths
+            self._on_us_tick(event)
+            return
         if type(event) is not Tick:
             if isinstance(event, Disconnected) and self._gap_start is None:
                 self._gap_start = time.time()
@@ -183,6 +189,23 @@ class AlertEngine:
             fired += self._gap_extremes(code, event)
         if fired:
             self._enqueue(Crossing(fired, code, price, event[1], time.perf_counter()))
+
+    def _on_us_tick(self, tick: UsTick) -> None:
+        """A US trade against the book (US alerts hold thresholds in ten-thousandths of a dollar, keyed
+        by the realtime key). HDFSCNT0 carries no times of the day's extremes: after a gap only the
+        crossing by a trade fires (no extremes check)."""
+        key = tick[0]
+        if key not in self._subscribed:
+            return
+        price = units_of_price(tick.price)
+        arming = self._arming.get(key)
+        if arming is not None:
+            arming[0], arming[1] = max(arming[0], price), min(arming[1], price)
+        fired = self.book.on_price(key, price)
+        if key in self._gap_symbols:
+            self._forget_gap_symbol(key)
+        if fired:
+            self._enqueue(Crossing(fired, key, price, tick.kst_time, time.perf_counter()))
 
     def _enqueue(self, crossing: Crossing) -> None:
         self._pending.append(crossing)
@@ -312,7 +335,7 @@ class AlertEngine:
     # -- subscriptions ------------------------------------------------------------------------------------
     async def _ensure_subscribed(self, code: str) -> None:
         if code not in self._subscribed:
-            await self.feed.subscribe(p.WS_TRADE, code)
+            await self.feed.subscribe(trade_tr(code), code)
             self._subscribed.add(code)
 
     def _in_use(self, code: str) -> bool:
@@ -330,7 +353,7 @@ class AlertEngine:
         if not cooling and code in self._subscribed and not self._in_use(code):  # checked again: that read awaited
             self._subscribed.discard(code)
             self._forget_gap_symbol(code)
-            await self.feed.unsubscribe(p.WS_TRADE, code)
+            await self.feed.unsubscribe(trade_tr(code), code)
 
     def has_capacity_for(self, code: str) -> bool:
         return code in self._subscribed or len(self.feed.subscriptions) < self.feed.max_subscriptions
@@ -387,6 +410,16 @@ class AlertEngine:
         for code in {alert[1] for alert in alerts}:
             await self._ensure_subscribed(code)
         self._add_many(alerts)
+
+
+def trade_tr(key: str) -> str:
+    """The trade feed a book key rides on: HDFSCNT0 for a US realtime key (``DNASAAPL``), else H0STCNT0."""
+    return o.WS_US_TRADE if o.parse_realtime_key(key) is not None and not key[1:4].isdigit() else p.WS_TRADE
+
+
+def units_of_price(price: Decimal) -> int:
+    """A US price as the book counts it: whole ten-thousandths of a dollar."""
+    return int((price * 10_000).to_integral_value())
 
 
 def _kst_second() -> str:

@@ -97,4 +97,10 @@ US_MESSAGES.update({
     "us_status": {"ko": "미국 시장 🇺🇸: {session}{extra} · 다음 정규장 {next_open} (한국시간)",
                   "en": "US market 🇺🇸: {session}{extra} · next regular open {next_open} KST"},
     "us_early_close": {"ko": "조기 폐장 13:00 ET ({reason})", "en": "early close 13:00 ET ({reason})"},
+    "us_alert_set": {"ko": "🔔 알림 #{id} · {name} ({code}) 🇺🇸 {condition} (현재 {price}){repeat}",
+                     "en": "🔔 Alert #{id} · {name} ({code}) 🇺🇸 {condition} (now {price}){repeat}"},
+    "us_push_alert": {"ko": "🔔 <b>{name}</b> ({code}) 🇺🇸 {price} — {condition} 도달 ({time} 한국시간)",
+                      "en": "🔔 <b>{name}</b> ({code}) 🇺🇸 {price} — reached {condition} ({time} KST)"},
+    "us_alert_already_crossed": {"ko": "현재가 {price}이(가) 이미 {threshold}을(를) 넘어섰습니다.",
+                                 "en": "The price ({price}) is already past {threshold}."},
 })

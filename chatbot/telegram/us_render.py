@@ -194,3 +194,11 @@ def status(view: UsStatusView, lang: str) -> str:
         extra += " · " + t("us_early_close", lang, reason=view.early_close)
     return t("us_status", lang, session=session_name(view.session, lang), extra=extra,
              next_open=view.next_open.strftime("%Y-%m-%d %H:%M"))
+
+
+def alert_condition(direction: str, threshold: Money, percent: str | None, lang: str) -> str:
+    if percent:
+        return f"{percent}% ({threshold})"
+    if lang == "ko":
+        return f"{threshold} {'이상' if direction == 'above' else '이하'}"
+    return f"{'≥' if direction == 'above' else '≤'} {threshold}"
