@@ -56,7 +56,7 @@ async def test_us_alert_fires_exactly_once(bot: BotHarness) -> None:
     assert bot.count_messages(ALICE["id"], PUSH) == 1
     (alert,) = await rows(bot, AlertRow)
     assert alert.status == "fired" and alert.fired_count == 1 and alert.code == "DNASAAPL"
-    assert alert.threshold == 2_000_000  # ten-thousandths of a dollar
+    assert alert.threshold == Decimal(200) and alert.currency == "USD"
     (out,) = await rows(bot, OutboxRow)
     assert out.status == "sent"
 

@@ -144,7 +144,8 @@ async def test_us_order_reply_lost_is_found_not_sent_twice(bot: BotHarness) -> N
     assert bot.sim.us_trading.next_no == first_no + 1  # exactly one order reached the book
     (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
     assert journal.status == "accepted" and journal.kis_order_no and journal.exchange == "NASDAQ"
-    assert journal.price == 1_500_000 and journal.order_type == "LIMIT" and journal.known_orders is not None
+    assert journal.price == Decimal(150) and journal.currency == "USD" and journal.order_type == "LIMIT"
+    assert journal.market == "US" and journal.known_orders is not None
 
 
 async def _rows(bot: BotHarness, table: type) -> list:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import BigInteger, case, cast, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
@@ -50,6 +50,7 @@ from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.overseas_frames import UsTick
 from chatbot.kis.realtime import Disconnected, Event, RealtimeClient, Reconnected
+from chatbot.markets.money import Currency, price_units
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
@@ -57,7 +58,13 @@ from chatbot.storage.types import utcnow
 log = logging.getLogger(__name__)
 FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
 LOAD_PARTITION = 5_000  # rows read at a time at start-up
-_BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), col(AlertRow.threshold))
+# The book keeps thresholds as integers in the currency's price units (whole won; 1/10,000 dollar): a tick
+# is compared with plain ints on the hot path, and the database does the conversion while it reads (a KRW
+# threshold is stored as a whole number, so the cast is exact and the load costs no Decimal per row).
+_THRESHOLD_UNITS = cast(col(AlertRow.threshold) * case(
+    *((col(AlertRow.currency) == c.value, c.price_units) for c in Currency if c.price_units != 1), else_=1),
+    BigInteger).label("threshold")
+_BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), _THRESHOLD_UNITS)
 
 
 Chunk = list[tuple[int, "Crossing"]]  # (alert id, the crossing it came with)
@@ -374,7 +381,8 @@ class AlertEngine:
             row = await store(row)
             assert row.id is not None
             high, low = arming[0], arming[1]
-            self._add(row.id, row.code, row.direction, row.threshold)
+            threshold = price_units(row.threshold, row.currency)
+            self._add(row.id, row.code, row.direction, threshold)
         except Exception:
             self._arm_done(code, arming)
             with contextlib.suppress(Exception):  # nothing was armed: the symbol leaves the feed if unused
@@ -384,7 +392,7 @@ class AlertEngine:
             self._arm_done(code, arming)
             raise
         self._arm_done(code, arming)
-        crossed = high >= row.threshold if row.direction == "above" else low <= row.threshold
+        crossed = high >= threshold if row.direction == "above" else low <= threshold
         if crossed and self.book.remove(row.id):
             price = high if row.direction == "above" else low
             self._enqueue(Crossing([row.id], row.code, price, _kst_second(), time.perf_counter()))
@@ -439,17 +447,18 @@ async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now
         .returning(*(col(c) for c in (
             AlertRow.id, AlertRow.owner_id, AlertRow.chat_id, AlertRow.language, AlertRow.code, AlertRow.name,
             AlertRow.direction, AlertRow.threshold, AlertRow.percent, AlertRow.repeat, AlertRow.cooldown_seconds,
-            AlertRow.fired_count, AlertRow.reference_price))))).all())
+            AlertRow.fired_count, AlertRow.reference_price, AlertRow.currency))))).all())
     cooldowns: dict[int, list[int]] = {}
     pushes = []
     for (alert_id, owner, chat, language, code, name, direction, threshold, percent, repeat, cooldown,
-         count, reference) in fired:
+         count, reference, currency) in fired:
         crossing = crossings[alert_id]
         if repeat:
             cooldowns.setdefault(cooldown, []).append(alert_id)
         pushes.append(Push(f"alert:{alert_id}:{count}", owner, chat, AlertFired(
-            alert_id, language, code, name, direction, threshold, crossing.price, crossing.tick_time, percent,
-            repeat, reference)))
+            alert_id, language, code, name, direction, price_units(threshold, currency), crossing.price,
+            crossing.tick_time, percent, repeat,
+            None if reference is None else price_units(reference, currency))))  # whole won; US: 1/10,000 dollar
     for cooldown, ids in cooldowns.items():
         await conn.execute(update(AlertRow).where(col(AlertRow.id).in_(ids))
                            .values(rearm_at=now + dt.timedelta(seconds=cooldown)))

@@ -30,10 +30,31 @@ class Currency(StrEnum):
     def quantum(self) -> Decimal:
         return _QUANTA[self]
 
+    @property
+    def price_units(self) -> int:
+        """Integer price units per one of the currency, for paths that count prices as ``int`` (the alert
+        book, KRX frames): whole won; 1/10,000 dollar (the sub-dollar tick)."""
+        return _PRICE_UNITS[self]
+
 
 _SYMBOLS: Final = {Currency.KRW: "₩", Currency.USD: "$"}
 _PLACES: Final = {Currency.KRW: 0, Currency.USD: 2}
 _QUANTA: Final = {c: Decimal(1).scaleb(-p) for c, p in _PLACES.items()}
+_PRICE_UNITS: Final = {Currency.KRW: 1, Currency.USD: 10_000}
+
+
+def whole_units(amount: Decimal | int) -> int:
+    """An amount that must be whole (won at KIS's domestic API, a stored KRW price) as ``int``; a fraction
+    is refused, never rounded."""
+    whole = int(amount)
+    if whole != amount:
+        raise ValueError(f"{amount} is not a whole amount")
+    return whole
+
+
+def price_units(amount: Decimal | int, currency: Currency | str) -> int:
+    """``amount`` in :attr:`Currency.price_units` (exact: a finer amount is refused)."""
+    return whole_units(amount * Currency(currency).price_units)
 
 
 class CurrencyMismatch(ValueError):

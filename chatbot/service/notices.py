@@ -6,6 +6,8 @@ them from here, the service being all it knows."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from chatbot.alerts.notices import (
     AlertFired,
     Blocked,
@@ -21,7 +23,7 @@ from chatbot.alerts.notices import (
 from chatbot.broker import OrderSide
 from chatbot.markets.money import Money
 from chatbot.markets.profile import market_of
-from chatbot.service.us_cards import us_card_detail
+from chatbot.service.us_cards import from_units, us_card_detail
 from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, Outcome
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
@@ -35,7 +37,8 @@ def outcome_view(notice: OrderOutcome) -> OrderNotice:
     c = notice.card
     side = OrderSide(c.side)
     if c.market == "US":  # prices stored in ten-thousandths of a dollar: the US card view
-        us = us_card_detail(side, c.price, c.quoted_price, c.quantity, c.exchange, c.order_type)
+        us = us_card_detail(side, from_units(c.price), from_units(c.quoted_price) or Decimal(0), c.quantity,
+                            c.exchange, c.order_type)
         card = OrderCard(token=c.token, mode=Mode(c.mode), action=c.action, side=side,
                          symbol=Symbol(c.code, c.name, c.name_en, c.exchange), quantity=c.quantity, price=us.price,
                          quoted_price=us.quoted_price, amount=us.amount, commission=us.fees, tax=Money.usd(0),

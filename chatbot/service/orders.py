@@ -19,6 +19,7 @@ from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.kis.protocol import KST
+from chatbot.markets.money import whole_units
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
 from chatbot.service.errors import UserError, kis_errors
@@ -128,7 +129,8 @@ class Orders:
                     raise UserError("insufficient_cash", max_quantity=power.max_quantity, cash=power.orderable_cash)
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="order", side=side.value, code=symbol.code, name=symbol.name_ko,
-                                      quantity=quantity, price=price, quoted_price=quote.price)
+                                      quantity=quantity, price=price, quoted_price=quote.price,
+                                      currency=symbol.currency)
         return self._card(row, symbol)
 
     async def prepare_cancel(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
@@ -139,7 +141,8 @@ class Orders:
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="cancel", side=order.side.value, code=order.code, name=symbol.name_ko,
                                       quantity=order.cancellable_quantity, price=order.price or None,
-                                      quoted_price=order.price, order_no=order.order_no, branch=order.branch)
+                                      quoted_price=order.price, currency=symbol.currency, order_no=order.order_no,
+                                      branch=order.branch)
         return self._card(row, symbol)
 
     async def open_order(self, user_id: int, order_no_text: str, missing: str = "no_such_open_order_revise"
@@ -187,7 +190,7 @@ class Orders:
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="revise", side=order.side.value, code=order.code, name=symbol.name_ko,
                                       quantity=quantity, price=price, quoted_price=order.price,
-                                      order_no=order.order_no, branch=order.branch)
+                                      currency=symbol.currency, order_no=order.order_no, branch=order.branch)
         return self._card(row, symbol)
 
     async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
@@ -299,7 +302,8 @@ class Orders:
                 log.exception("could not start fill notifications")
         sending = self._before_sending(journal_id, account)
         try:
-            placed = await account.submitter.place(card.side, row.code, row.quantity, row.price,
+            placed = await account.submitter.place(card.side, row.code, row.quantity,
+                                                   None if row.price is None else whole_units(row.price),
                                                    on_sending=sending.callback)
         except DatabaseUnavailable:
             return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
@@ -344,6 +348,7 @@ class Orders:
         once; an unknown outcome is looked up in the day's list (a new row pointing back to the order),
         else left to reconciliation."""
         assert row.order_no is not None and row.price is not None
+        price = whole_units(row.price)  # KRX: whole won
         key = p.order_no_key(row.order_no)
         try:
             orders = await account.client.open_orders()
@@ -358,7 +363,7 @@ class Orders:
         side = OrderSide(row.side)
         sending = self._before_sending(journal_id, account)
         try:
-            ack = await account.submitter.revise(row.order_no, row.branch or order.branch, side, row.code, row.price,
+            ack = await account.submitter.revise(row.order_no, row.branch or order.branch, side, row.code, price,
                                                  row.quantity, all_remaining=all_remaining, exchange=order.exchange,
                                                  on_sending=sending.callback)
         except DatabaseUnavailable:
@@ -367,7 +372,7 @@ class Orders:
             return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
         except KisError as exc:
             if sending.started and exc.maybe_sent:  # did the revision land? the day's list says
-                intent = OrderIntent(side, row.code, row.quantity, row.price, row.order_no, revise=True)
+                intent = OrderIntent(side, row.code, row.quantity, price, row.order_no, revise=True)
                 with contextlib.suppress(KisError):
                     found = await find_candidates(account.client, dt.datetime.now(KST).date(), intent, sending.known)
                     if found:

@@ -3,7 +3,8 @@
 A US alert is an alert row like a domestic one, on the same engine and the same shared feed (its 40
 slots counted once for both markets): its ``code`` is the realtime key KIS streams it under on
 ``HDFSCNT0`` (``DNASAAPL``: ``D`` + quote exchange code + ticker, never a KRX code's shape), its
-threshold and reference price whole ten-thousandths of a dollar (as US order rows)."""
+threshold and reference price dollars (currency ``USD``; views and notices count them in price units,
+1/10,000 dollar)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from chatbot.kis import overseas_protocol as o
 from chatbot.kis.realtime import SubscriptionLimitError
-from chatbot.markets.money import Money
+from chatbot.markets.money import Currency, Money
 from chatbot.markets.symbols import Symbol
 from chatbot.service.alerts import (
     ABOVE_WORDS,
@@ -40,6 +41,7 @@ def us_alert_ticker(code: str) -> str | None:
 
 
 def alert_money(units: int) -> Money:
+    """A US alert's price as views and notices carry it (price units: 1/10,000 dollar) in dollars."""
     return Money.usd(Decimal(units) / SCALE)
 
 
@@ -103,8 +105,8 @@ class UsAlerts:
         key = o.realtime_key(exchange, symbol.code)
         await self.alerts._check_room(engine, user_id, key)
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=key, name=symbol.name_ko[:80],
-                       direction=direction, threshold=int(threshold * SCALE), reference_price=int(reference * SCALE),
-                       percent=percent_text, repeat=repeat, cooldown_seconds=self.alerts.cooldown_seconds)
+                       direction=direction, threshold=threshold, reference_price=reference,
+                       currency=Currency.USD.value, percent=percent_text, repeat=repeat, cooldown_seconds=self.alerts.cooldown_seconds)
         with kis_errors():
             try:
                 return AlertView.of(await engine.arm(row, self.alerts.repository.add))

@@ -1,5 +1,6 @@
-"""A US card's dollar figures from a stored row (prices in whole ten-thousandths of a dollar): used by
-the card shown now (:mod:`.us_orders`) and by an outcome told late (:mod:`.notices`)."""
+"""A US card's dollar figures from a stored row (prices in dollars): used by the card shown now
+(:mod:`.us_orders`) and by an outcome told late (:mod:`.notices`, whose snapshot counts prices in
+:attr:`Currency.USD.price_units <chatbot.markets.money.Currency.price_units>`)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from decimal import Decimal
 
 from chatbot.kis.models import OrderSide
 from chatbot.kis.overseas_protocol import UsOrderDivision
-from chatbot.markets.money import Money
+from chatbot.markets.money import Currency, Money
 from chatbot.markets.profile import US
 from chatbot.service.us_views import UsCardDetail
 
-SCALE = Decimal(10_000)  # a US row's prices: whole ten-thousandths of a dollar
+SCALE = Decimal(Currency.USD.price_units)  # price units per dollar (the alert book's, notices')
 
 
-def to_money(units: int | None) -> Money | None:
-    return None if units is None else Money.usd(Decimal(units) / SCALE)
+def from_units(units: int | None) -> Decimal | None:
+    return None if units is None else Decimal(units) / SCALE
 
 
 def fees(side: OrderSide, amount: Money) -> Money:
@@ -25,14 +26,14 @@ def fees(side: OrderSide, amount: Money) -> Money:
     return commission + tax
 
 
-def us_card_detail(side: OrderSide, price_units: int | None, quoted_units: int, quantity: int, exchange: str,
+def us_card_detail(side: OrderSide, price: Decimal | None, quoted_price: Decimal, quantity: int, exchange: str,
                    order_type: str, *, krw_per_usd: Decimal = Decimal(0), session: str = "",
                    next_open: dt.datetime | None = None) -> UsCardDetail:
     division = UsOrderDivision[order_type] if order_type in UsOrderDivision.__members__ else UsOrderDivision.LIMIT
-    price = to_money(price_units)
-    quoted = to_money(quoted_units) or Money.usd(0)
-    amount = (price or quoted) * quantity
+    price_money = Money.usd(price) if price is not None else None
+    quoted = Money.usd(quoted_price)
+    amount = (price_money or quoted) * quantity
     meets = "open" if division.at_open else "close" if division.at_close else "now"
-    return UsCardDetail(exchange=exchange or "", order_type=division.name, price=price, quoted_price=quoted,
+    return UsCardDetail(exchange=exchange or "", order_type=division.name, price=price_money, quoted_price=quoted,
                         amount=amount, fees=fees(side, amount), krw_per_usd=krw_per_usd, session=session,
                         meets=meets, next_open=next_open)

@@ -26,7 +26,6 @@ from chatbot import broker as b
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.models import OrderSide
 from chatbot.kis.overseas import UsOrderNotOffered
-from chatbot.kis.overseas_orders import price_units
 from chatbot.kis.overseas_protocol import (
     BUY_DIVISIONS,
     MIN_ORDER_PRICE,
@@ -34,7 +33,7 @@ from chatbot.kis.overseas_protocol import (
     UsOrderDivision,
 )
 from chatbot.kis.protocol import order_no_key
-from chatbot.markets.money import Money
+from chatbot.markets.money import Currency, Money
 from chatbot.markets.profile import US
 from chatbot.markets.symbols import Symbol
 from chatbot.markets.us_hours import SEOUL
@@ -43,7 +42,7 @@ from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_order_no, parse_quantity
 from chatbot.service.journal import DatabaseUnavailable
 from chatbot.service.orders import Orders
-from chatbot.service.us_cards import SCALE, us_card_detail
+from chatbot.service.us_cards import us_card_detail
 from chatbot.service.us_market import UsMarketData
 from chatbot.service.us_views import UsOpenOrder
 from chatbot.service.views import ConfirmResult, Mode, OrderCard, Outcome
@@ -179,8 +178,8 @@ class UsOrders:
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="order", side=side.value,
             code=symbol.code, name=symbol.name_ko[:80], quantity=quantity,
-            price=price_units(price.amount) if price is not None else None,
-            quoted_price=price_units(quote.price.amount), market="US", exchange=exchange.name,
+            price=price.amount if price is not None else None, quoted_price=quote.price.amount,
+            currency=Currency.USD.value, market="US", exchange=exchange.name,
             order_type=division.name)
         return self.card(row, symbol)
 
@@ -221,8 +220,8 @@ class UsOrders:
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="cancel",
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80],
-            quantity=order.cancellable_quantity, price=price_units(price) or None, quoted_price=price_units(price),
-            order_no=order.order_no, branch=order.branch[:8] or None, market="US",
+            quantity=order.cancellable_quantity, price=price or None, quoted_price=price,
+            currency=Currency.USD.value, order_no=order.order_no, branch=order.branch[:8] or None, market="US",
             exchange=_exchange_name(order), order_type=UsOrderDivision.LIMIT.name)
         return self.card(row)
 
@@ -240,7 +239,7 @@ class UsOrders:
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="revise",
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80], quantity=quantity,
-            price=price_units(price), quoted_price=price_units(old), order_no=order.order_no,
+            price=price, quoted_price=old, currency=Currency.USD.value, order_no=order.order_no,
             branch=order.branch[:8] or None, market="US", exchange=_exchange_name(order),
             order_type=UsOrderDivision.LIMIT.name)
         return self.card(row)
@@ -287,12 +286,12 @@ class UsOrders:
                     ack = await broker.cancel(current, on_sending=sending.callback)
                     return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
                 assert row.price is not None
-                ack = await broker.revise(current, Money.usd(Decimal(row.price) / SCALE),
+                ack = await broker.revise(current, Money.usd(row.price),
                                           min(row.quantity, current.cancellable_quantity),
                                           on_sending=sending.callback)
                 return await orders._settle(row, journal_id, Outcome.REVISED_ORDER, card, order_no=ack.order_no)
             division = UsOrderDivision[row.order_type or "LIMIT"]
-            price = Money.usd(Decimal(row.price) / SCALE) if row.price is not None else None
+            price = Money.usd(row.price) if row.price is not None else None
             placed = await broker.place(side, row.code, row.quantity, price, on_sending=sending.callback,
                                         division=division)
         except (UsOrderNotOffered, ValueError) as exc:  # refused before anything was sent

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel
 
-from chatbot.storage.types import UTCDateTime, utcnow
+from chatbot.storage.types import Amount, UTCDateTime, utcnow
 
 
 class KisTokenRow(SQLModel, table=True):
@@ -77,13 +78,14 @@ class PendingOrderRow(SQLModel, table=True):
     code: str = Field(max_length=12)
     name: str = Field(max_length=80)
     quantity: int
-    price: int | None = None  # None: market order
-    quoted_price: int  # the price shown on the card
+    price: Decimal | None = Field(default=None, sa_type=Amount)  # None: market order
+    quoted_price: Decimal = Field(sa_type=Amount)  # the price shown on the card
+    currency: str = Field(default="KRW", max_length=3)  # of both prices (chatbot.markets.money.Currency)
     order_no: str | None = Field(default=None, max_length=16)  # cancel: the order to cancel
     branch: str | None = Field(default=None, max_length=8)
     status: str = Field(default="pending", max_length=12, index=True)
     result: str | None = None
-    # US orders (revision 0015): KRX or US; for US rows the prices above are ten-thousandths of a dollar
+    # US orders (revision 0015): KRX or US (a US row's prices are dollars, currency USD)
     market: str = Field(default="KRX", max_length=8)
     exchange: str | None = Field(default=None, max_length=8)  # US: NASDAQ, NYSE, AMEX
     order_type: str | None = Field(default=None, max_length=8)  # US: LIMIT, LOO, LOC, MOO, MOC
@@ -106,7 +108,8 @@ class OrderJournalRow(SQLModel, table=True):
     side: str = Field(max_length=4)
     code: str = Field(max_length=12)
     quantity: int
-    price: int | None = None
+    price: Decimal | None = Field(default=None, sa_type=Amount)
+    currency: str = Field(default="KRW", max_length=3)
     original_order_no: str | None = Field(default=None, max_length=16)
     kis_order_no: str | None = Field(default=None, max_length=16)
     # submitting | accepted | rejected | failed | uncertain | not_placed | partially_filled | filled
@@ -126,7 +129,7 @@ class OrderJournalRow(SQLModel, table=True):
     told_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
-    # US orders (revision 0015), as on the card: for US rows ``price`` is in ten-thousandths of a dollar
+    # US orders (revision 0015), as on the card
     market: str = Field(default="KRX", max_length=8)
     exchange: str | None = Field(default=None, max_length=8)
     order_type: str | None = Field(default=None, max_length=8)
@@ -202,8 +205,9 @@ class AlertRow(SQLModel, table=True):
     code: str = Field(max_length=12, index=True)
     name: str = Field(max_length=80)
     direction: str = Field(max_length=8)  # above | below
-    threshold: int
-    reference_price: int  # the price when the alert was set
+    threshold: Decimal = Field(sa_type=Amount)
+    reference_price: Decimal = Field(sa_type=Amount)  # the price when the alert was set
+    currency: str = Field(default="KRW", max_length=3)  # of both prices
     percent: str | None = Field(default=None, max_length=12)  # "+5" for a percent alert, as typed
     repeat: bool = False
     cooldown_seconds: int = 600

@@ -1,14 +1,13 @@
 """US orders beside domestic ones: which market a card and a journal row belong to, the US exchange
-and the US order type (LIMIT, LOO, LOC, MOO, MOC).
+and the US order type (LIMIT, LOO, LOC, MOO, MOC). Prices are revision 0011's exact decimals with their
+currency (a US row: dollars, ``USD``).
 
-A US row keeps its prices in the existing integer columns as whole ten-thousandths of a dollar (US
-prices are on a $0.0001 grid at most: ``chatbot.kis.overseas_orders.price_units``); ``market`` says
-which unit a row's prices are in. Rows written before this revision are domestic (``KRX``), which is
-what the server default gives them; the downgrade drops the columns (and would leave US rows'
-prices meaningless, so it refuses while any US row exists).
+Rows written before this revision are domestic (``KRX``), which is what the server default gives
+them; the downgrade drops the columns, and refuses while any US row exists (its exchange would be
+lost, and nothing else says where to cancel it).
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0011 (the integrator re-chains)
 Create Date: 2026-11-30
 """
 
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0010"
+down_revision = "0011"  # the brief gave "0010"; chained after i14-axis's 0011 (merged here) so one head
 branch_labels = None
 depends_on = None
 
