@@ -165,3 +165,20 @@ async def test_us_chart_from_overseas_bars(bot: BotHarness) -> None:
 async def test_status_says_which_us_session_is_on(bot: BotHarness) -> None:
     (msg,) = await bot.say(ALICE, "/status")
     assert "미국 시장 🇺🇸: 정규장" in msg["text"], msg["text"]
+
+
+async def test_paper_reset_clears_the_us_ledger(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await us_card(bot, ALICE, "/buy AAPL 2 190.50")
+    await bot.press_button(ALICE, card, 0)
+    resting = await us_card(bot, ALICE, "/buy AAPL 1 150.00")
+    await bot.press_button(ALICE, resting, 0)
+    (balance,) = await bot.say(ALICE, "/balance")
+    assert "AAPL" in balance["text"] and "달러 예수금" in balance["text"]
+    reset = await us_card(bot, ALICE, "/reset")
+    await bot.press_button(ALICE, reset, 0)
+    (balance,) = await bot.say(ALICE, "/balance")
+    assert "AAPL" not in balance["text"], balance["text"]
+    assert "미국 주식" not in balance["text"] or "달러 예수금 $10,000.00" in balance["text"], balance["text"]
+    (orders,) = await bot.say(ALICE, "/orders")
+    assert "AAPL" not in orders["text"] and "🇺🇸" not in orders["text"], orders["text"]
