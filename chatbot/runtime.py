@@ -16,6 +16,7 @@ from chatbot.config import Settings
 from chatbot.kis import protocol as p
 from chatbot.kis.models import Account
 from chatbot.kis.overseas_frames import parse_frame as parse_us_or_krx_frame
+from chatbot.kis.overseas_protocol import WS_US_NOTICE
 from chatbot.kis.realtime import RealtimeClient
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
 from chatbot.market_hours import MarketCalendar, parse_windows
@@ -178,6 +179,7 @@ class Runtime:
                                   max_symbols_per_user=kis.max_alert_symbols_per_user,
                                   cooldown_seconds=kis.alert_cooldown_seconds)
             us = build_us(accounts, directory, orders, alerts, always_open=sim.options.us_always_open if sim else False)
+            fills.us_notice_tr, fills.us_names = WS_US_NOTICE[mode.flavour], us.market.name_of  # US fills too
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
                                 Operations(orders, accounts, fills, engine, pushes),
                                 allowed_users=frozenset(settings.telegram.allowed_users), us=us)

@@ -3,6 +3,7 @@ with the simulator's switch that keeps the US market open."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -182,3 +183,20 @@ async def test_paper_reset_clears_the_us_ledger(bot: BotHarness) -> None:
     assert "미국 주식" not in balance["text"] or "달러 예수금 $10,000.00" in balance["text"], balance["text"]
     (orders,) = await bot.say(ALICE, "/orders")
     assert "AAPL" not in orders["text"] and "🇺🇸" not in orders["text"], orders["text"]
+
+
+async def test_us_fill_is_pushed_from_the_notice_feed_and_journalled(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await us_card(bot, ALICE, "/buy AAPL 2 180.00")  # rests below the market
+    await bot.press_button(ALICE, card, 0)
+    assert "주문 접수" in bot.current(card)["text"]
+    bot.sim.set_us_price("AAPL", Decimal("179.50"))  # the market comes down through it: it fills at $180.00
+    push = await bot.wait_for_message(ALICE["id"], "체결")
+    assert "🇺🇸" in push["text"] and "애플" in push["text"] and "2주" in push["text"] and "$180.00" in push["text"], \
+        push["text"]
+    for _ in range(100):
+        (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+        if journal.status == "filled":
+            break
+        await asyncio.sleep(0.05)
+    assert journal.status == "filled"

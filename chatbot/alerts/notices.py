@@ -69,18 +69,23 @@ class OrderFilled:
     name: str
     side: str  # buy | sell
     quantity: int
-    price: int
+    price: int  # in the currency's price units (whole won; USD: 1/10,000 dollar)
     time: str  # HHMMSS, KST, as KIS reported it
+    currency: str = "KRW"  # USD: a US fill (H0GSCNI0)
 
     def payload(self) -> dict[str, Any]:
-        return {"lang": self.language, "order_no": self.order_no, "code": self.code, "name": self.name,
-                "side": self.side, "quantity": self.quantity, "price": self.price, "time": self.time}
+        data: dict[str, Any] = {"lang": self.language, "order_no": self.order_no, "code": self.code,
+                                "name": self.name, "side": self.side, "quantity": self.quantity, "price": self.price,
+                                "time": self.time}
+        if self.currency != "KRW":
+            data["currency"] = self.currency
+        return data
 
     @classmethod
     def from_payload(cls, p: Mapping[str, Any]) -> OrderFilled:
         return cls(language=_language(p), order_no=str(p["order_no"]), code=str(p.get("code") or ""),
                    name=str(p["name"]), side="buy" if p["side"] == "buy" else "sell", quantity=int(p["quantity"]),
-                   price=int(p["price"]), time=str(p.get("time") or ""))
+                   price=int(p["price"]), time=str(p.get("time") or ""), currency=str(p.get("currency") or "KRW"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,10 @@ class UsMarketData:
     def by_code(self, code: str) -> Symbol | None:
         return self.symbols.by_code(code, "US")
 
+    def name_of(self, code: str) -> str | None:
+        found = self.by_code(code)
+        return (found.name_ko or found.name_en) if found is not None else None
+
     def exchange_of(self, code: str) -> UsExchange | None:
         found = self.by_code(code)
         return UsExchange.of_market(found.market) if found is not None else None

@@ -290,6 +290,11 @@ class UsOrders:
                                           min(row.quantity, current.cancellable_quantity),
                                           on_sending=sending.callback)
                 return await orders._settle(row, journal_id, Outcome.REVISED_ORDER, card, order_no=ack.order_no)
+            if orders.watch_fills is not None:  # listen for its fill notices before it is sent
+                try:
+                    await orders.watch_fills(row.owner_id, row.chat_id)
+                except Exception:  # fill pushes are a convenience; the order goes ahead
+                    log.exception("could not start fill notifications")
             division = UsOrderDivision[row.order_type or "LIMIT"]
             price = Money.usd(row.price) if row.price is not None else None
             placed = await broker.place(side, row.code, row.quantity, price, on_sending=sending.callback,

@@ -74,6 +74,10 @@ def text(notice: AlertFired | OrderFilled) -> str:
         return t("push_alert", language, name=notice.name, code=notice.code, price=notice.price,
                  condition=condition(notice.direction, notice.threshold, notice.percent, language),
                  time=_hms(notice.time))
+    if notice.currency == "USD":  # a US fill: dollars
+        return t("us_push_fill", language, name=notice.name, code=notice.code,
+                 side=t("buy" if notice.side == "buy" else "sell", language), quantity=notice.quantity,
+                 price=str(alert_money(notice.price)), order_no=notice.order_no)
     return t("push_fill", language, name=notice.name, side=t("buy" if notice.side == "buy" else "sell", language), quantity=notice.quantity,
              price=notice.price, order_no=notice.order_no)
 

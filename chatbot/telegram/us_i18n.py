@@ -103,4 +103,6 @@ US_MESSAGES.update({
                       "en": "🔔 <b>{name}</b> ({code}) 🇺🇸 {price} — reached {condition} ({time} KST)"},
     "us_alert_already_crossed": {"ko": "현재가 {price}이(가) 이미 {threshold}을(를) 넘어섰습니다.",
                                  "en": "The price ({price}) is already past {threshold}."},
+    "us_push_fill": {"ko": "✅ <b>체결</b> 🇺🇸: {name} ({code}) {side} {quantity:,}주 @ {price} (주문 {order_no})",
+                     "en": "✅ <b>Filled</b> 🇺🇸: {name} ({code}), {side} {quantity:,} @ {price} (order {order_no})"},
 })
