@@ -31,7 +31,8 @@ class AccountService:
         self.market.check_maintenance()
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            return OpenOrdersView(self.mode, tuple(await account.client.open_orders()))
+            orders = await account.client.open_orders()
+        return OpenOrdersView(self.mode, tuple(domestic_broker.open_order(o) for o in orders))
 
     async def prepare_reset(self, user_id: int, chat_id: int) -> OrderCard:
         """A card for restarting the user's paper account (simulator mode only); confirmed like any card

@@ -15,8 +15,10 @@ from typing import Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chatbot.kis import domestic_broker
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
+from chatbot.kis.models import OpenOrder as KisOpenOrder
 from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.kis.protocol import KST
 from chatbot.markets.money import whole_units
@@ -136,7 +138,7 @@ class Orders:
     async def prepare_cancel(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
         """A card for cancelling one of the user's open orders (what is left of it)."""
         self.check_real_allowed()
-        order = await self.open_order(user_id, order_no_text, missing="no_such_open_order")
+        order = await self._open_order(user_id, order_no_text, missing="no_such_open_order")
         symbol = self.market.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="cancel", side=order.side.value, code=order.code, name=symbol.name_ko,
@@ -145,9 +147,13 @@ class Orders:
                                       branch=order.branch)
         return self._card(row, symbol)
 
-    async def open_order(self, user_id: int, order_no_text: str, missing: str = "no_such_open_order_revise"
-                         ) -> OpenOrder:
-        """One of the user's own open orders (their account's list; another user's number is not in it)."""
+    async def open_order(self, user_id: int, order_no_text: str) -> OpenOrder:
+        """One of the user's own open orders (their account's list; another user's number is not in it), as
+        a view: its price in money."""
+        return domestic_broker.open_order(await self._open_order(user_id, order_no_text))
+
+    async def _open_order(self, user_id: int, order_no_text: str, missing: str = "no_such_open_order_revise"
+                          ) -> KisOpenOrder:
         wanted = parse_order_no(order_no_text)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
@@ -170,7 +176,7 @@ class Orders:
         if price is None:  # a revision to a market order is not offered: the card shows a price
             raise UserError("bad_price", value=args[1][:MAX_ARG_LENGTH])
         wanted_quantity = parse_quantity(args[2]) if len(args) == 3 else None
-        order = await self.open_order(user_id, args[0])
+        order = await self._open_order(user_id, args[0])
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             symbol = self.market.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")

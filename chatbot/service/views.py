@@ -11,9 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from chatbot.broker import Balance, Holding, OrderSide, Quote
+from chatbot.broker import Balance, Holding, OpenOrder, OrderSide, Quote
 from chatbot.kis import protocol as p
-from chatbot.kis.models import OpenOrder
 from chatbot.markets.money import Currency, Money
 from chatbot.service.us_views import UsCardDetail
 from chatbot.symbols import Symbol

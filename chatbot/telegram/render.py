@@ -47,6 +47,11 @@ def amount(m: Money) -> str:
     return str(m)
 
 
+def typed(m: Money) -> str:
+    """A price as a user types it in a command: ``3000``, ``190.25``."""
+    return f"{m.amount:f}"
+
+
 def unit(m: Money, lang: str) -> str:
     """What follows a won amount (원, or KRW in English); nothing after a dollar amount, whose sign leads."""
     if m.currency is Currency.KRW:
@@ -245,7 +250,7 @@ def open_orders(view: OpenOrdersView, lang: str, *, for_cancel: bool = False
 
 def _order_line(o: OpenOrder, lang: str) -> str:
     side = t("buy" if o.side is OrderSide.BUY else "sell", lang)
-    price = won(o.price) if o.price else t("market", lang)
+    price = amount(o.price) if o.price else t("market", lang)
     when = f"{o.time[:2]}:{o.time[2:4]}:{o.time[4:]}" if len(o.time) == 6 else o.time
     filled = f" · {'체결' if lang == 'ko' else 'filled'} {won(o.filled_quantity)}" if o.filled_quantity else ""
     return (f"<code>{o.order_no}</code> {when}\n  {side} {esc(o.name)} {won(o.quantity)}"
