@@ -46,9 +46,13 @@ class UsMarketData:
         text = text.strip()
         if not text or len(text) > MAX_ARG_LENGTH:
             return None
-        if self.symbols.lookup(text).symbol is not None:  # an exact KRX match stays domestic
+        krx = self.symbols.lookup(text)
+        if krx.symbol is not None:  # an exact KRX match stays domestic
             return None
-        return self.symbols.lookup(text, "US").symbol
+        us = self.symbols.lookup(text, "US").symbol
+        if us is not None and krx.candidates and _is_ticker_of(text, us):
+            return None  # "KB", "HD": a bare ticker that also starts KRX names keeps the KRX candidates
+        return us
 
     def by_code(self, code: str) -> Symbol | None:
         return self.symbols.by_code(code, "US")
@@ -120,3 +124,7 @@ class UsMarketData:
         title = f"{symbol.code} {symbol.name_en} · {PERIOD_TITLES[period]} · USD"  # the font has no Hangul
         png = await asyncio.to_thread(render_candles, plot_bars(bars), title, price_decimals=2)
         return ChartView(symbol, period, png, len(bars), bars[0].close)
+
+
+def _is_ticker_of(text: str, symbol: Symbol) -> bool:
+    return text.strip().upper().replace(".", "/") == symbol.code.upper()
