@@ -13,7 +13,10 @@ async def start(update: Update, context: Context) -> None:
     """Welcome text: mode badge and the command list."""
     language = lang(update)
     badge = render.badge(services(context).mode, language)
-    await reply(update, context, t("welcome", language, badge=badge, commands=t("commands", language)))
+    commands = t("commands", language)
+    if services(context).us is not None:  # US stocks: the same commands with a ticker
+        commands += "\n\n" + t("us_commands", language)
+    await reply(update, context, t("welcome", language, badge=badge, commands=commands))
 
 
 async def unknown_command(update: Update, context: Context) -> None:

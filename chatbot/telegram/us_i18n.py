@@ -105,4 +105,10 @@ US_MESSAGES.update({
                                  "en": "The price ({price}) is already past {threshold}."},
     "us_push_fill": {"ko": "✅ <b>체결</b> 🇺🇸: {name} ({code}) {side} {quantity:,}주 @ {price} (주문 {order_no})",
                      "en": "✅ <b>Filled</b> 🇺🇸: {name} ({code}), {side} {quantity:,} @ {price} (order {order_no})"},
+    "us_commands": {"ko": "🇺🇸 미국 주식: /price AAPL · /price 애플 — 달러 시세\n"
+                          "/buy AAPL 3 190.50 — 지정가 매수 · /sell TSLA 1 moc — 장마감 (실전 계좌만)\n"
+                          "/alert AAPL 이상 200 · /chart AAPL · /orders · /balance 에 함께 표시",
+                    "en": "🇺🇸 US stocks: /price AAPL — quote in dollars\n"
+                          "/buy AAPL 3 190.50 — limit buy · /sell TSLA 1 moc — at the close (real accounts)\n"
+                          "/alert AAPL above 200 · /chart AAPL · shown in /orders and /balance too"},
 })
