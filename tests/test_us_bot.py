@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlmodel import select
 
+from chatbot.broker import OrderSide
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import overseas_protocol as o
+from chatbot.markets.money import Money
+from chatbot.service.cards import CardStatus
 from chatbot.storage.tables import OrderJournalRow
 from tests.harness import BotHarness
 
@@ -200,3 +204,36 @@ async def test_us_fill_is_pushed_from_the_notice_feed_and_journalled(bot: BotHar
             break
         await asyncio.sleep(0.05)
     assert journal.status == "filled"
+
+
+async def test_us_order_left_unknown_is_found_by_reconciliation_and_told_in_dollars(bot: BotHarness) -> None:
+    """A US card whose outcome is unknown (the process lost it after sending): reconciliation finds the
+    order in the day's US orders, settles the journal and edits the card, in dollars; nothing is re-sent."""
+    assert bot.runtime is not None
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await us_card(bot, ALICE, "/buy AAPL 1 150.00")
+    runtime = bot.runtime
+    row = await runtime.orders.cards.get(BotApiEmulator.buttons(card)[0][1].split(":", 1)[1])
+    assert row is not None and row.market == "US"
+    account = await runtime.accounts.for_user(ALICE["id"])
+    broker = runtime.services.us.market.broker(account.client)  # type: ignore[union-attr]
+    # What the lost process did: claimed the card, journalled it with the snapshot, sent the order.
+    claimed, refused = await runtime.orders.cards.claim(row.id, ALICE["id"], card["message_id"], CardStatus.SUBMITTING,
+                                                        _open_journal(runtime))
+    assert refused is None and claimed is not None
+    (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+    await runtime.orders.journal.mark_sending(journal.id, str(account.account), set())  # type: ignore[arg-type]
+    first_no = bot.sim.us_trading.next_no
+    placed = await broker.place(OrderSide.BUY, "AAPL", 1, Money.usd(150))
+    assert await runtime.reconciler.run_once() == 0
+    (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+    assert journal.status == "accepted" and journal.kis_order_no == placed.ack.order_no
+    text = (await bot.wait_for_message(ALICE["id"], placed.ack.order_no))["text"]
+    assert "$150.00" in text and "₩" not in text, text
+    assert bot.sim.us_trading.next_no == first_no + 1  # nothing re-sent
+
+
+def _open_journal(runtime: Any) -> Any:
+    async def open_journal(session: Any, row: Any) -> None:
+        await runtime.orders.journal.add(session, row, "lost-process")
+    return open_journal
