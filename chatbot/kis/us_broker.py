@@ -113,6 +113,10 @@ class UsBroker:
     def market(self) -> Market:
         return US
 
+    def remember(self, symbol: str, exchange: UsExchange) -> None:
+        """Where ``symbol`` is listed, as the caller knows it (a stored card)."""
+        self._exchanges[symbol] = exchange
+
     async def exchange(self, symbol: str) -> UsExchange:
         """Where ``symbol`` is listed: the directory's word, else KIS's (asked once per ticker)."""
         found = self._exchanges.get(symbol) or self.exchange_of(symbol)

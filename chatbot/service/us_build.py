@@ -18,5 +18,6 @@ def build_us(accounts: AccountProvider, directory: SymbolDirectory, orders: Orde
              always_open: bool = False) -> UsServices:
     """The US services; ``always_open``: the simulator's switch that keeps the US market open (tests)."""
     market = UsMarketData(accounts, directory, UsCalendar(always_open))
+    market.check_maintenance = orders.market.check_maintenance
     return UsServices(market=market, account=UsAccountService(market), alerts=UsAlerts(alerts, market),
                       orders=UsOrders(orders, market))

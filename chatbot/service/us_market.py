@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from chatbot.charts import plot_bars, render_candles
@@ -39,6 +39,7 @@ class UsMarketData:
         # one US broker (its submitter's lock: one order at a time) per account's REST client
         self._brokers: weakref.WeakKeyDictionary[KisRestClient, UsBroker] = weakref.WeakKeyDictionary()
         self.last_rate = Decimal(0)  # KRW per USD as KIS last reported it (cards' KRW estimate)
+        self.check_maintenance: Callable[[], None] = lambda: None  # KIS's maintenance windows (MarketData's)
 
     # -- which market ------------------------------------------------------------------------------------
     def lookup(self, text: str) -> Symbol | None:
@@ -94,6 +95,7 @@ class UsMarketData:
 
     # -- quotes --------------------------------------------------------------------------------------------
     async def quote(self, user_id: int, symbol: Symbol) -> UsQuoteView:
+        self.check_maintenance()
         broker = await self.broker_for(user_id)
         with kis_errors():
             q = await broker.quote(symbol.code)
@@ -116,6 +118,7 @@ class UsMarketData:
         if symbol is None:
             return None
         period = parse_chart_period(period_word)
+        self.check_maintenance()
         broker = await self.broker_for(user_id)
         with kis_errors():
             bars = await broker.bars(symbol.code, period)

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from sqlmodel import col, select
+
 from chatbot import broker as b
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.models import OrderSide
@@ -46,7 +48,7 @@ from chatbot.service.us_cards import us_card_detail
 from chatbot.service.us_market import UsMarketData
 from chatbot.service.us_views import UsOpenOrder
 from chatbot.service.views import ConfirmResult, Mode, OrderCard, Outcome
-from chatbot.storage.tables import PendingOrderRow
+from chatbot.storage.tables import OrderJournalRow, PendingOrderRow
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ class UsOrders:
         self.orders = orders
         self.market = market
         self.mode = orders.mode
+        self._trading_us: set[int] = set()  # users known to have sent US orders (see trades_us)
         orders.us = self  # US rows of the card table are built and submitted here
 
     # -- which orders are US ones ------------------------------------------------------------------
@@ -200,6 +203,18 @@ class UsOrders:
                          next_open=detail.next_open, us=detail)
 
     # -- open orders, cancel, revise -----------------------------------------------------------------------
+    async def trades_us(self, user_id: int) -> bool:
+        """Whether the user has sent a US order through the bot (journalled): only then do /orders and
+        /balance ask KIS about US orders and holdings (each costs requests; KIS's paper server allows 2/s)."""
+        if user_id in self._trading_us:
+            return True
+        async with self.orders.journal.db.session() as session:
+            found = (await session.exec(select(OrderJournalRow.id).where(
+                col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == "US").limit(1))).first()
+        if found is not None:
+            self._trading_us.add(user_id)
+        return found is not None
+
     async def open_orders(self, user_id: int) -> list[UsOpenOrder]:
         broker = await self.market.broker_for(user_id)
         with kis_errors():
@@ -273,6 +288,7 @@ class UsOrders:
         orders = self.orders
         broker = self.market.broker(account.client)
         side = OrderSide(row.side)
+        exchange = UsExchange[row.exchange] if row.exchange and row.exchange in UsExchange.__members__ else None
         sending = orders._before_sending(journal_id, account)
         try:
             if row.action in ("cancel", "revise"):
@@ -295,6 +311,8 @@ class UsOrders:
                     await orders.watch_fills(row.owner_id, row.chat_id)
                 except Exception:  # fill pushes are a convenience; the order goes ahead
                     log.exception("could not start fill notifications")
+            if exchange is not None:
+                broker.remember(row.code, exchange)  # the exchange the card was made for
             division = UsOrderDivision[row.order_type or "LIMIT"]
             price = Money.usd(row.price) if row.price is not None else None
             placed = await broker.place(side, row.code, row.quantity, price, on_sending=sending.callback,

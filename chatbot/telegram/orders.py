@@ -55,7 +55,7 @@ async def _with_us(context: Context, user_id: int, view: OpenOrdersView, languag
     """The domestic open orders, and the US ones beside them (each marked 🇺🇸)."""
     text, keyboard = render.open_orders(view, language, for_cancel=for_cancel)
     us = services(context).us
-    if us is None:
+    if us is None or not await us.orders.trades_us(user_id):
         return text, keyboard
     us_orders = await us.orders.open_orders(user_id)
     if not us_orders:
