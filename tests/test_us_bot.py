@@ -4,6 +4,7 @@ with the simulator's switch that keeps the US market open."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ from chatbot.broker import OrderSide
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import overseas_protocol as o
 from chatbot.markets.money import Money
+from chatbot.markets.us_hours import UsCalendar
 from chatbot.service.cards import CardStatus
 from chatbot.storage.tables import OrderJournalRow
 from tests.harness import BotHarness
@@ -237,3 +239,65 @@ def _open_journal(runtime: Any) -> Any:
     async def open_journal(session: Any, row: Any) -> None:
         await runtime.orders.journal.add(session, row, "lost-process")
     return open_journal
+
+
+class _KstNoon(UsCalendar):
+    """The bot's US calendar held at Monday 2026-12-07 12:00 KST: KIS's daytime session, reservations open."""
+
+    AT = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+
+    def state(self, now: dt.datetime | None = None) -> Any:
+        return super().state(self.AT)
+
+    def reservation_open(self, now: dt.datetime) -> bool:
+        return super().reservation_open(self.AT)
+
+
+async def test_outside_us_hours_a_limit_order_becomes_a_reservation(bot: BotHarness) -> None:
+    assert bot.runtime is not None and bot.runtime.services.us is not None
+    bot.runtime.services.us.market.calendar = _KstNoon()  # the simulator itself takes orders at any hour
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (refused,) = await bot.say(BOB, "/buy AAPL 1 loc 190.00")  # paper: limit only, reservations too
+    assert "Paper trading" in refused["text"]
+    card = await us_card(bot, ALICE, "/buy AAPL 2 190.50")
+    assert "예약 주문" in card["text"] and "12-07 23:30" in card["text"], card["text"]
+    await bot.press_button(ALICE, card, 0)
+    final = bot.current(card)["text"]
+    assert "주문 접수" in final and "23:30" in final, final
+    (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+    assert journal.action == "reserve" and journal.status == "accepted" and journal.kis_order_no
+
+
+class _Saturday(_KstNoon):
+    AT = dt.datetime(2026, 12, 12, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+
+
+async def test_when_kis_takes_no_us_order_the_card_is_refused_with_the_next_open(bot: BotHarness) -> None:
+    assert bot.runtime is not None and bot.runtime.services.us is not None
+    bot.runtime.services.us.market.calendar = _Saturday()
+    (msg,) = await bot.say(ALICE, "/buy AAPL 1 190.50")
+    assert "주문을 받지 않습니다" in msg["text"] and "12-14 23:30" in msg["text"] and "reply_markup" not in msg, \
+        msg["text"]
+    (quote,) = await bot.say(BOB, "/price AAPL")
+    assert "closed (weekend)" in quote["text"] and "12-14 23:30 KST" in quote["text"], quote["text"]
+
+
+async def test_a_reservation_left_unknown_is_told_to_be_checked_not_called_unplaced(bot: BotHarness) -> None:
+    """A reservation is no order until the open (and paper cannot list reservations): an unknown outcome
+    is told as unverifiable, never as "not placed"."""
+    assert bot.runtime is not None and bot.runtime.services.us is not None
+    runtime = bot.runtime
+    runtime.services.us.market.calendar = _KstNoon()
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await us_card(bot, ALICE, "/buy AAPL 1 150.00")
+    row = await runtime.orders.cards.get(BotApiEmulator.buttons(card)[0][1].split(":", 1)[1])
+    assert row is not None and row.action == "reserve"
+    claimed, refused = await runtime.orders.cards.claim(row.id, ALICE["id"], card["message_id"], CardStatus.SUBMITTING,
+                                                        _open_journal(runtime))
+    assert refused is None and claimed is not None
+    (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+    account = await runtime.accounts.for_user(ALICE["id"])
+    await runtime.orders.journal.mark_sending(journal.id, str(account.account), set())  # type: ignore[arg-type]
+    assert await runtime.reconciler.run_once() == 0
+    (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+    assert journal.status == "uncertain" and journal.told_at is not None and "reservation" in (journal.message or "")

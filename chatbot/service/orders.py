@@ -240,7 +240,7 @@ class Orders:
         opened: list[int] = []
 
         async def open_journal(session: AsyncSession, row: PendingOrderRow) -> None:
-            if row.action in ("order", "cancel", "revise"):
+            if row.action in ("order", "cancel", "revise", "reserve"):  # reserve: a US reservation order
                 opened.append(await self.journal.add(session, row, self.process_id))
 
         row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal)

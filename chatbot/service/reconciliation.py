@@ -174,6 +174,9 @@ class OrderReconciler:
         if row.account and str(account.account) != row.account:
             return await self._tell(row, card, Outcome.UNVERIFIABLE, "uncertain",
                                     message=f"sent from account {row.account}, now registered {account.account}")
+        if row.action == "reserve":  # a US reservation is no order until the open; paper cannot list them
+            return await self._tell(row, card, Outcome.UNVERIFIABLE, "uncertain",
+                                    message="a US reservation order: check KIS's reservation list (예약주문 조회)")
         cancel, revise = row.action == "cancel", row.action == "revise"
         intent = OrderIntent(OrderSide(row.side), row.code, row.quantity,
                              None if row.price is None else price_units(row.price, row.currency),  # won; $1/10,000

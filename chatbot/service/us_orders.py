@@ -31,6 +31,8 @@ from chatbot.kis.overseas import UsOrderNotOffered
 from chatbot.kis.overseas_protocol import (
     BUY_DIVISIONS,
     MIN_ORDER_PRICE,
+    RESERVE_BUY_DIVISIONS,
+    RESERVE_SELL_DIVISIONS,
     UsExchange,
     UsOrderDivision,
 )
@@ -157,8 +159,13 @@ class UsOrders:
             raise UserError("us_no_price_for_type", type=division.name)
         price = Money.usd(parse_us_price(request.price)) if request.price is not None else None
         state = self.market.state()
-        if not state.accepts_orders:
-            raise UserError("us_market_closed", next_open=state.next_open.astimezone(SEOUL).strftime("%m-%d %H:%M"))
+        action = "order"
+        if not state.accepts_orders:  # KIS's reservation orders (§9), sent at the next regular open
+            reservable = RESERVE_BUY_DIVISIONS if side is OrderSide.BUY else RESERVE_SELL_DIVISIONS
+            if not self.market.calendar.reservation_open(state.now) or division not in reservable:
+                raise UserError("us_market_closed",
+                                next_open=state.next_open.astimezone(SEOUL).strftime("%m-%d %H:%M"))
+            action = "reserve"
         broker = await self.market.broker_for(user_id)
         with kis_errors():
             quote = await broker.quote(symbol.code)
@@ -179,7 +186,7 @@ class UsOrders:
         self.market.rate(broker)
         exchange = await broker.exchange(symbol.code)
         row = await self.orders.cards.create(
-            owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="order", side=side.value,
+            owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action=action, side=side.value,
             code=symbol.code, name=symbol.name_ko[:80], quantity=quantity,
             price=price.amount if price is not None else None, quoted_price=quote.price.amount,
             currency=Currency.USD.value, market="US", exchange=exchange.name,
@@ -194,7 +201,7 @@ class UsOrders:
         state = self.market.state()
         detail = us_card_detail(side, row.price, row.quoted_price, row.quantity, exchange, row.order_type or "LIMIT",
                                 krw_per_usd=self.market.last_rate, session=state.phase.value,
-                                next_open=state.next_open.astimezone(SEOUL))
+                                next_open=state.next_open.astimezone(SEOUL), reservation=row.action == "reserve")
         return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
                          quantity=row.quantity, price=detail.price, quoted_price=detail.quoted_price,
                          amount=detail.amount, commission=detail.fees, tax=Money.usd(0),
@@ -291,6 +298,15 @@ class UsOrders:
         exchange = UsExchange[row.exchange] if row.exchange and row.exchange in UsExchange.__members__ else None
         sending = orders._before_sending(journal_id, account)
         try:
+            if row.action == "reserve":  # sent once; KIS gives a reservation number, the order comes at the open
+                assert sending.callback is not None
+                await sending.callback(set())  # journalled as sent before anything leaves
+                division = UsOrderDivision[row.order_type or "LIMIT"]
+                reserved = await broker.client.reserve(exchange or await broker.exchange(row.code), side, row.code,
+                                                       row.quantity, row.price, division)
+                when = card.us.next_open.strftime("%m-%d %H:%M") if card.us and card.us.next_open else ""
+                return await orders._settle(row, journal_id, Outcome.PLACED, card, order_no=reserved.reservation_no,
+                                            message=f"US reservation, sent to the exchange at the {when} KST open")
             if row.action in ("cancel", "revise"):
                 assert row.order_no is not None
                 key = order_no_key(row.order_no)

@@ -67,10 +67,12 @@ US_MESSAGES.update({
                                   "(KIS 모의투자 미지원). 아무것도 전송하지 않았습니다.",
                             "en": "Paper trading takes US limit orders only: {type} orders exist on real accounts "
                                   "alone (KIS's paper server does not offer them). Nothing was sent."},
-    "us_market_closed": {"ko": "지금은 미국 주식 주문 시간이 아닙니다 (한국시간 프리마켓~애프터마켓에만 접수). "
-                               "다음 정규장 {next_open} (한국시간). 예약 주문은 아직 지원하지 않습니다.",
-                         "en": "US orders are not taken now (pre-market to after-market only). Next regular "
-                               "open {next_open} KST. Reservation orders are not offered yet."},
+    "us_market_closed": {"ko": "지금은 미국 주식 주문을 받지 않습니다: 정규 주문은 프리마켓~애프터마켓, 예약 주문은 "
+                               "평일 10:00~개장 10분 전(한국시간, 지정가·매도 MOO)에만 접수됩니다. "
+                               "다음 정규장 {next_open} (한국시간).",
+                         "en": "US orders are not taken now: regular orders from pre-market to after-market, "
+                               "reservation orders on Korean weekdays from 10:00 KST until ten minutes before the "
+                               "open (limit, or MOO for a sell). Next regular open {next_open} KST."},
     "us_insufficient_cash": {"ko": "주문 가능 금액이 부족합니다. 최대 {max_quantity:,}주 (주문 가능 {cash}).",
                              "en": "Not enough buying power: at most {max_quantity:,} shares (orderable {cash})."},
     "us_revise_nothing_changes": {"ko": "주문 {order_no}은(는) 이미 {price}입니다. 바꿀 것이 없습니다.",
@@ -111,4 +113,11 @@ US_MESSAGES.update({
                     "en": "🇺🇸 US stocks: /price AAPL — quote in dollars\n"
                           "/buy AAPL 3 190.50 — limit buy · /sell TSLA 1 moc — at the close (real accounts)\n"
                           "/alert AAPL above 200 · /chart AAPL · shown in /orders and /balance too"},
+    "us_meets_reservation": {"ko": "⏰ 예약 주문: 다음 정규장 개장 {next_open} (한국시간)에 전송됩니다. 미체결분은 그날 장 "
+                                   "마감 뒤 취소됩니다. 예약 취소는 KIS 앱에서 하세요.",
+                             "en": "⏰ Reservation order: sent at the next regular open, {next_open} KST; what is unfilled "
+                                   "is cancelled after that day's close. Cancel a reservation in KIS's app."},
+    "us_card_title_reserve": {"ko": "<b>예약 주문 확인</b> {badge}", "en": "<b>Confirm reservation order</b> {badge}"},
+    "us_reserved_summary": {"ko": "⏰ 예약 주문 (번호는 예약번호) · {next_open} (한국시간) 개장 때 전송",
+                            "en": "⏰ Reservation order (the number is the reservation's) · sent at the {next_open} KST open"},
 })

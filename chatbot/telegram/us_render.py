@@ -87,6 +87,8 @@ def _price_words(us: UsCardDetail, lang: str) -> str:
 
 def _meets(us: UsCardDetail, lang: str) -> str:
     when = us.next_open.strftime("%m-%d %H:%M") if us.next_open else ""
+    if us.meets == "reservation":
+        return t("us_meets_reservation", lang, next_open=when)
     if us.meets == "open":
         return t("us_meets_open", lang, next_open=when)
     if us.meets == "close":
@@ -102,7 +104,8 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
         InlineKeyboardButton(t("dismiss", lang), callback_data=callbacks.pack(callbacks.DISMISS, c.token)),
     ]])
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
-    title_key = {"cancel": "card_title_cancel", "revise": "card_title_revise"}.get(c.action, "card_title_order")
+    title_key = {"cancel": "card_title_cancel", "revise": "card_title_revise",
+                 "reserve": "us_card_title_reserve"}.get(c.action, "card_title_order")
     lines = [t(title_key, lang, badge=_badge(c.mode, lang)),
              f"<b>{side}</b> {esc(c.symbol.display_name(lang))} ({esc(c.symbol.code)}) · {esc(us.exchange)} {FLAG}"]
     if c.mode is Mode.REAL:
@@ -141,6 +144,9 @@ def card_summary(c: OrderCard, lang: str) -> str:
     line = f"{side} {name} · {qty} · {_price_words(us, lang)}"
     if c.action == "cancel":
         line = f"{'취소 대상' if lang == 'ko' else 'Cancelling'} <code>{c.order_no}</code>: {side} {name} · {qty}"
+    elif c.action == "reserve":
+        when = us.next_open.strftime("%m-%d %H:%M") if us.next_open else ""
+        line = f"{line}\n{t('us_reserved_summary', lang, next_open=when)}"
     elif c.action == "revise":
         line = (f"{'정정 대상' if lang == 'ko' else 'Revising'} <code>{c.order_no}</code>: {side} {name} · {qty} · "
                 f"{usd(us.quoted_price)} → {usd(us.price or us.quoted_price)}")
