@@ -197,7 +197,7 @@ async def test_us_fill_is_pushed_from_the_notice_feed_and_journalled(bot: BotHar
     await bot.press_button(ALICE, card, 0)
     assert "주문 접수" in bot.current(card)["text"]
     bot.sim.set_us_price("AAPL", Decimal("179.50"))  # the market comes down through it: it fills at $180.00
-    push = await bot.wait_for_message(ALICE["id"], "체결")
+    push = await bot.wait_for_message(ALICE["id"], "체결 🇺🇸")
     assert "🇺🇸" in push["text"] and "애플" in push["text"] and "2주" in push["text"] and "$180.00" in push["text"], \
         push["text"]
     for _ in range(100):
@@ -301,3 +301,25 @@ async def test_a_reservation_left_unknown_is_told_to_be_checked_not_called_unpla
     assert await runtime.reconciler.run_once() == 0
     (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
     assert journal.status == "uncertain" and journal.told_at is not None and "reservation" in (journal.message or "")
+
+
+async def test_a_filled_us_order_found_by_reconciliation_is_journalled_and_pushed_in_dollars(bot: BotHarness) -> None:
+    assert bot.runtime is not None
+    runtime = bot.runtime
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await us_card(bot, ALICE, "/buy AAPL 2 191.00")
+    row = await runtime.orders.cards.get(BotApiEmulator.buttons(card)[0][1].split(":", 1)[1])
+    assert row is not None
+    claimed, refused = await runtime.orders.cards.claim(row.id, ALICE["id"], card["message_id"], CardStatus.SUBMITTING,
+                                                        _open_journal(runtime))
+    assert refused is None and claimed is not None
+    (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+    account = await runtime.accounts.for_user(ALICE["id"])
+    await runtime.orders.journal.mark_sending(journal.id, str(account.account), set())  # type: ignore[arg-type]
+    broker = runtime.services.us.market.broker(account.client)  # type: ignore[union-attr]
+    placed = await broker.place(OrderSide.BUY, "AAPL", 2, Money.usd(191))  # marketable: fills at once
+    assert await runtime.reconciler.run_once() == 0
+    (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+    assert journal.status == "filled" and journal.kis_order_no == placed.ack.order_no
+    push = await bot.wait_for_message(ALICE["id"], "체결 🇺🇸")
+    assert "2주" in push["text"] and "@ $19" in push["text"] and "원" not in push["text"], push["text"]

@@ -44,7 +44,7 @@ from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.overseas_orders import us_order_listing
 from chatbot.kis.protocol import KST
-from chatbot.markets.money import price_units
+from chatbot.markets.money import Currency, price_units
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.cards import CardStatus, CardStore
 from chatbot.service.journal import (
@@ -263,13 +263,17 @@ class OrderReconciler:
             entry.kis_order_no = order_no or entry.kis_order_no
             entry.absent_looks = entry.absent_looks if looks is None else looks
             session.add(OrderEventRow(journal_id=entry.id, status=status, detail=message or None))
-            if (execution is not None and outcome is Outcome.PLACED and execution.filled_quantity > 0
-                    and entry.market == "KRX"):  # US fills: in dollars, told by the US fill feed
+            if execution is not None and outcome is Outcome.PLACED and execution.filled_quantity > 0:
                 before = await filled_so_far(session, entry.id)
                 if execution.filled_quantity > before:
-                    quantity, price = execution.filled_quantity - before, int(execution.average_fill_price)
+                    quantity = execution.filled_quantity - before
+                    # the push counts in price units: whole won; a US fill (dollars) in 1/10,000 dollar
+                    price = (int(execution.average_fill_price) if entry.currency == "KRW" else
+                             int(Decimal(execution.average_fill_price) * Currency(entry.currency).price_units))
                     entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
-                    session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=f"{quantity}@{price}"))
+                    detail = f"{quantity}@{price}" if entry.currency == "KRW" else \
+                        f"{quantity}@{Decimal(execution.average_fill_price)}"
+                    session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=detail))
                     filled = (quantity, price)
             session.add(entry)
             chat_id = card.chat_id if card is not None else entry.owner_id
@@ -285,7 +289,7 @@ class OrderReconciler:
                 name = card.name if card is not None else execution.name
                 pushes.append(Push(f"fill:reconciled:{entry.id}:{execution.filled_quantity}", entry.owner_id, chat_id,
                                    OrderFilled(language, execution.order_no, entry.code, name, entry.side, quantity,
-                                               price, execution.time)))
+                                               price, execution.time, currency=entry.currency)))
             await outbox.enqueue(session, pushes)
         self.settled[outcome.value] = self.settled.get(outcome.value, 0) + 1
         log.info("order outcome told after reconciliation", extra={

@@ -32,6 +32,16 @@ def usd(money: Money) -> str:
     return str(money)
 
 
+def amount(money: Money) -> str:
+    """A dollar amount (a total, a fee, cash, P/L): always cents, unlike a price under $1."""
+    sign = "-" if money.amount < 0 else ""
+    return f"{sign}${abs(money.amount):,.2f}"
+
+
+def signed_amount(money: Money) -> str:
+    return f"+{amount(money)}" if money.amount > 0 else amount(money)
+
+
 def signed_usd(money: Money) -> str:
     return f"+{money}" if money.amount > 0 else str(money)
 
@@ -121,13 +131,13 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
             lines.append(t("us_card_qty", lang, qty=f"{c.quantity:,}", price=_price_words(us, lang),
                            now=usd(us.quoted_price)))
         amount_krw = _krw(us.amount, us.krw_per_usd)
-        lines.append(t("us_card_amount", lang, amount=usd(us.amount),
+        lines.append(t("us_card_amount", lang, amount=amount(us.amount),
                        krw=t("us_card_krw", lang, krw=str(amount_krw)) if amount_krw else ""))
-        lines.append(t("us_card_fees", lang, fees=usd(us.fees)))
+        lines.append(t("us_card_fees", lang, fees=amount(us.fees)))
         cash = us.cash(c.side)
         cash_krw = _krw(cash, us.krw_per_usd)
         lines.append(t("us_card_total_buy" if c.side is OrderSide.BUY else "us_card_total_sell", lang,
-                       total=usd(cash), krw=t("us_card_krw", lang, krw=str(cash_krw)) if cash_krw else ""))
+                       total=amount(cash), krw=t("us_card_krw", lang, krw=str(cash_krw)) if cash_krw else ""))
         if us.krw_per_usd > 0:
             lines.append(t("us_card_rate", lang, rate=rate_text(us.krw_per_usd)))
         lines.append(_meets(us, lang))
@@ -180,12 +190,12 @@ def balance(view: UsBalanceView, lang: str) -> str:
     for h in view.holdings:
         mark = "🔺" if h.profit_loss.amount > 0 else "🔻" if h.profit_loss.amount < 0 else "⏺"
         lines.append(t("us_holding", lang, name=h.name, code=h.symbol, exchange=h.exchange, qty=f"{h.quantity:,}",
-                       avg=usd(h.average_cost), last=usd(h.last_price), value=usd(h.value), mark=mark,
-                       pl=signed_usd(h.profit_loss), rate=f"{h.profit_loss_rate:+.2f}%"))
+                       avg=usd(h.average_cost), last=usd(h.last_price), value=amount(h.value), mark=mark,
+                       pl=signed_amount(h.profit_loss), rate=f"{h.profit_loss_rate:+.2f}%"))
     total_krw = view.krw(view.total)
-    lines += ["", t("us_balance_cash", lang, cash=usd(view.cash)),
-              t("us_balance_stocks", lang, value=usd(view.value_total), pl=signed_usd(view.profit_loss_total)),
-              t("us_balance_total", lang, total=usd(view.total),
+    lines += ["", t("us_balance_cash", lang, cash=amount(view.cash)),
+              t("us_balance_stocks", lang, value=amount(view.value_total), pl=signed_amount(view.profit_loss_total)),
+              t("us_balance_total", lang, total=amount(view.total),
                 krw=t("us_card_krw", lang, krw=str(total_krw)) if total_krw else "")]
     if view.krw_per_usd > 0:
         lines.append(t("us_card_rate", lang, rate=rate_text(view.krw_per_usd)))
