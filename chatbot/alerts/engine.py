@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, update
+from sqlalchemy import BigInteger, case, cast, type_coerce, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
@@ -50,7 +50,7 @@ from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.overseas_frames import UsTick
 from chatbot.kis.realtime import Disconnected, Event, RealtimeClient, Reconnected
-from chatbot.markets.money import Currency, price_units
+from chatbot.markets.money import Currency, price_units, whole_units
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
@@ -65,6 +65,10 @@ _THRESHOLD_UNITS = cast(col(AlertRow.threshold) * case(
     *((col(AlertRow.currency) == c.value, c.price_units) for c in Currency if c.price_units != 1), else_=1),
     BigInteger).label("threshold")
 _BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), _THRESHOLD_UNITS)
+# A storm fires thousands of rows in one statement: their prices are read as the driver gives them (no
+# Decimal per value), then checked whole (KRW notices carry whole won; a fraction raises, never truncates).
+_RAW_THRESHOLD = type_coerce(col(AlertRow.threshold), BigInteger).label("threshold")
+_RAW_REFERENCE = type_coerce(col(AlertRow.reference_price), BigInteger).label("reference_price")
 
 
 Chunk = list[tuple[int, "Crossing"]]  # (alert id, the crossing it came with)
@@ -420,6 +424,14 @@ class AlertEngine:
         self._add_many(alerts)
 
 
+def _units(raw: Any, currency: str) -> int:
+    """A price read raw by a storm (:data:`_RAW_THRESHOLD`) in its currency's price units: KRW is whole won,
+    checked whole; a US price (dollars, text on SQLite) goes through ``Decimal`` to 1/10,000 dollar."""
+    if currency == Currency.KRW.value:
+        return whole_units(raw)
+    return price_units(Decimal(str(raw)), currency)
+
+
 def trade_tr(key: str) -> str:
     """The trade feed a book key rides on: HDFSCNT0 for a US realtime key (``DNASAAPL``), else H0STCNT0."""
     return o.WS_US_TRADE if o.parse_realtime_key(key) is not None and not key[1:4].isdigit() else p.WS_TRADE
@@ -446,8 +458,10 @@ async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now
                 fired_count=AlertRow.fired_count + 1, updated_at=now)
         .returning(*(col(c) for c in (
             AlertRow.id, AlertRow.owner_id, AlertRow.chat_id, AlertRow.language, AlertRow.code, AlertRow.name,
-            AlertRow.direction, AlertRow.threshold, AlertRow.percent, AlertRow.repeat, AlertRow.cooldown_seconds,
-            AlertRow.fired_count, AlertRow.reference_price, AlertRow.currency))))).all())
+            AlertRow.direction)), _RAW_THRESHOLD, *(col(c) for c in (
+            AlertRow.percent, AlertRow.repeat, AlertRow.cooldown_seconds, AlertRow.fired_count)), _RAW_REFERENCE,
+            col(AlertRow.currency))
+        )).all())
     cooldowns: dict[int, list[int]] = {}
     pushes = []
     for (alert_id, owner, chat, language, code, name, direction, threshold, percent, repeat, cooldown,
@@ -456,9 +470,8 @@ async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now
         if repeat:
             cooldowns.setdefault(cooldown, []).append(alert_id)
         pushes.append(Push(f"alert:{alert_id}:{count}", owner, chat, AlertFired(
-            alert_id, language, code, name, direction, price_units(threshold, currency), crossing.price,
-            crossing.tick_time, percent, repeat,
-            None if reference is None else price_units(reference, currency))))  # whole won; US: 1/10,000 dollar
+            alert_id, language, code, name, direction, _units(threshold, currency), crossing.price,
+            crossing.tick_time, percent, repeat, None if reference is None else _units(reference, currency))))
     for cooldown, ids in cooldowns.items():
         await conn.execute(update(AlertRow).where(col(AlertRow.id).in_(ids))
                            .values(rearm_at=now + dt.timedelta(seconds=cooldown)))

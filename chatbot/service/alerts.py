@@ -117,7 +117,7 @@ class AlertService:
         await self._check_room(engine, user_id, symbol.code)
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=symbol.code, name=symbol.name_ko,
                        direction=direction, threshold=Decimal(threshold), reference_price=Decimal(reference),
-                       currency=symbol.currency, percent=percent_text,
+                       currency=symbol.currency.value, percent=percent_text,
                        repeat=repeat, cooldown_seconds=self.cooldown_seconds)
         with kis_errors():  # the feed could not subscribe the symbol (KIS refused or did not answer)
             try:

@@ -132,7 +132,7 @@ class Orders:
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="order", side=side.value, code=symbol.code, name=symbol.name_ko,
                                       quantity=quantity, price=price, quoted_price=quote.price,
-                                      currency=symbol.currency)
+                                      currency=symbol.currency.value)
         return self._card(row, symbol)
 
     async def prepare_cancel(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
@@ -143,7 +143,7 @@ class Orders:
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="cancel", side=order.side.value, code=order.code, name=symbol.name_ko,
                                       quantity=order.cancellable_quantity, price=order.price or None,
-                                      quoted_price=order.price, currency=symbol.currency, order_no=order.order_no,
+                                      quoted_price=order.price, currency=symbol.currency.value, order_no=order.order_no,
                                       branch=order.branch)
         return self._card(row, symbol)
 
@@ -196,7 +196,7 @@ class Orders:
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="revise", side=order.side.value, code=order.code, name=symbol.name_ko,
                                       quantity=quantity, price=price, quoted_price=order.price,
-                                      currency=symbol.currency, order_no=order.order_no, branch=order.branch)
+                                      currency=symbol.currency.value, order_no=order.order_no, branch=order.branch)
         return self._card(row, symbol)
 
     async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:

@@ -6,7 +6,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.types import DateTime, Numeric, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import DateTime, Numeric, TypeDecorator, TypeEngine, UserDefinedType
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -43,6 +44,17 @@ def plain(value: Decimal) -> Decimal:
 _ONE = Decimal(1)
 
 
+class _RawNumeric(UserDefinedType[Any]):
+    """``NUMERIC(24, 4)`` with no conversion by SQLAlchemy: on SQLite, which has no decimal type, the
+    generic ``Numeric`` turns every value read into a float and formats it back into a ``Decimal`` (tens
+    of microseconds a value); :class:`Amount` converts the plain int (or float) itself."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "NUMERIC(24, 4)"
+
+
 class Amount(TypeDecorator[Decimal]):
     """Money's amount, exact: ``NUMERIC(24, 4)`` (whole won, or dollars to the sub-dollar tick), read back
     as a :class:`~decimal.Decimal` without padding (:func:`plain`). A float is refused. The currency sits
@@ -50,6 +62,11 @@ class Amount(TypeDecorator[Decimal]):
 
     impl = Numeric(24, 4, asdecimal=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_RawNumeric())
+        return dialect.type_descriptor(self.impl_instance)
 
     def process_bind_param(self, value: Decimal | int | None, dialect: Any) -> Decimal | int | str | None:
         if value is None:
@@ -63,6 +80,8 @@ class Amount(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
         if value is None:
             return None
+        if isinstance(value, int):  # SQLite's INTEGER: a whole amount, stored exactly
+            return Decimal(value)
         if isinstance(value, float):  # SQLite's REAL for a fraction: its shortest repr is what was stored
             value = repr(value)
         return plain(Decimal(value))
