@@ -79,3 +79,17 @@ def test_fill_notice_becomes_a_port_fill() -> None:
     fill = fill_of(record)
     assert fill is not None and fill.price == Money.usd("190.25") and fill.quantity == 3
     assert (fill.order_no, fill.symbol, fill.side, fill.time) == ("0030000007", "AAPL", OrderSide.BUY, "093015")
+
+
+async def test_quote_falls_back_to_the_price_tr_without_price_detail(us_sim: KisSimulator, us: Factory) -> None:  # noqa: F811
+    broker = UsBroker(us(), exchange_of=exchange_of)
+    us_sim.set_us_price("AAPL", Decimal("190.25"))
+    detailed = await broker.quote("AAPL")  # one request: price-detail
+    us_sim.faults.error_5xx_probability, us_sim.faults.paths = 1.0, ("/uapi/overseas-price/v1/quotations/price-detail",)
+    try:
+        plain = await broker.quote("AAPL")  # price-detail refused: the price TR
+    finally:
+        us_sim.faults.clear()
+    assert plain.price == detailed.price == Money.usd("190.25")
+    assert (plain.change, plain.change_rate, plain.sign) == (detailed.change, detailed.change_rate, detailed.sign)
+    assert plain.upper_limit is None and plain.tick == Money.usd("0.01")

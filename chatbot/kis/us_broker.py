@@ -60,6 +60,19 @@ def quote(q: UsQuote, d: UsQuoteDetail | None) -> b.Quote:
                    market_name=q.exchange.name, sign=q.sign)
 
 
+def quote_of_detail(d: UsQuoteDetail) -> b.Quote:
+    """The port's quote from price-detail alone: the change and its rate against ``base`` (the previous close)."""
+    change = d.price - d.previous_close
+    rate = (change.amount * 100 / d.previous_close.amount).quantize(Decimal("0.01")) if d.previous_close else Decimal(0)
+    sign = "2" if change.amount > 0 else "5" if change.amount < 0 else "3"
+    return b.Quote(symbol=d.symbol, price=d.price, previous_close=d.previous_close, change=change, change_rate=rate,
+                   volume=d.volume, traded_value=d.traded_value, open=d.open, high=d.high, low=d.low,
+                   upper_limit=d.upper_limit if d.upper_limit else None,
+                   lower_limit=d.lower_limit if d.lower_limit else None,
+                   tick=d.tick if d.tick else US.tick_for(d.price), halted=not d.tradable,
+                   market_name=d.exchange.name, sign=sign)
+
+
 def holding(h: UsHolding) -> b.Holding:
     return b.Holding(symbol=h.symbol, name=h.name, quantity=h.quantity, orderable_quantity=h.orderable_quantity,
                      average_price=h.average_cost, cost=h.cost, price=h.last_price, value=h.value,
@@ -136,8 +149,12 @@ class UsBroker:
         return detail
 
     async def quote(self, symbol: str) -> b.Quote:
-        q = await self.client.quote(symbol, await self.exchange(symbol))
-        return quote(q, await self.detail(symbol))
+        """One request where KIS gives price-detail (price, change, range, limits, tick, KRW rate: §2.2, as
+        python-kis quotes); the plain price TR (§2.1) where it does not (unverified on paper)."""
+        detail = await self.detail(symbol)
+        if detail is not None:
+            return quote_of_detail(detail)
+        return quote(await self.client.quote(symbol, await self.exchange(symbol)), None)
 
     async def buying_power(self, symbol: str, price: Money | None = None) -> b.BuyingPower:
         amount = price.amount if price is not None else (await self.client.quote(symbol, await self.exchange(symbol))
