@@ -1,7 +1,7 @@
 """The broker port: what the service asks of a broker, in the market's money, whoever the broker is.
 
 Two adapters implement :class:`Broker`: KIS's domestic client (``chatbot.kis.domestic_broker``, KRX in
-won) and KIS's US-stock client (``chatbot.kis.us_broker``, in dollars). The models here are the domain's:
+won) and, next, KIS's US-stock client (in dollars). The models here are the domain's:
 every amount is a :class:`~chatbot.markets.money.Money` in the market's currency, never a float and
 never a bare number; quantities are whole shares.
 

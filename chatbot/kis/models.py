@@ -1,4 +1,8 @@
-"""Typed results of KIS calls: prices as ``int`` won, rates as ``Decimal``, times in KST."""
+"""Typed results of KIS's domestic calls: prices as ``int`` won, rates as ``Decimal``, times in KST.
+
+These are the wire's types, kept in whole won for the KRX hot paths; the service's front ends see the
+broker port's models (:mod:`chatbot.broker`, money as ``Money``), converted by
+:mod:`chatbot.kis.domestic_broker`."""
 
 from __future__ import annotations
 
