@@ -86,3 +86,17 @@ async def test_us_alert_bad_input(bot: BotHarness, text: str, needle: str) -> No
     (msg,) = await bot.say(BOB, text)
     assert needle in msg["text"], msg["text"]
     assert await rows(bot, AlertRow) == []
+
+
+async def test_a_us_alert_keeps_its_exact_threshold_across_a_restart(bot: BotHarness) -> None:
+    """The book is loaded from the database at start-up: $1.13 must be 11,300 price units there too (SQLite
+    keeps a fractional price as a REAL, and 1.13 × 10,000 truncated is 11,299)."""
+    bot.sim.set_us_price("AAPL", Decimal("1.20"))
+    (msg,) = await bot.say(ALICE, "/alert AAPL 이하 1.13")
+    assert "$1.13 이하" in msg["text"], msg["text"]
+    await bot.restart()
+    assert bot.runtime is not None and bot.runtime.engine is not None
+    bot.runtime.engine.rearm_interval = 0.1
+    bot.sim.set_us_price("AAPL", Decimal("1.13"))  # exactly the threshold: it fires
+    push = await bot.wait_for_message(ALICE["id"], PUSH)
+    assert "$1.13" in push["text"], push["text"]

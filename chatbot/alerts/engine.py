@@ -61,8 +61,9 @@ LOAD_PARTITION = 5_000  # rows read at a time at start-up
 # The book keeps thresholds as integers in the currency's price units (whole won; 1/10,000 dollar): a tick
 # is compared with plain ints on the hot path, and the database does the conversion while it reads (a KRW
 # threshold is stored as a whole number, so the cast is exact and the load costs no Decimal per row).
-_THRESHOLD_UNITS = cast(col(AlertRow.threshold) * case(
-    *((col(AlertRow.currency) == c.value, c.price_units) for c in Currency if c.price_units != 1), else_=1),
+# Rounded, not truncated: SQLite keeps a fractional dollar price as a REAL, and 1.13 × 10,000 is 11,299.999…
+_THRESHOLD_UNITS = cast(func.round(col(AlertRow.threshold) * case(
+    *((col(AlertRow.currency) == c.value, c.price_units) for c in Currency if c.price_units != 1), else_=1)),
     BigInteger).label("threshold")
 _BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), _THRESHOLD_UNITS)
 # A storm fires thousands of rows in one statement: their prices are read as the driver gives them (no
