@@ -81,3 +81,22 @@ async def test_domestic_client_behind_the_port(sim: KisSimulator, make_client) -
     bars = await broker.bars(CODE)
     assert bars and bars[0].close.currency is Currency.KRW
     assert [e.symbol for e in await broker.executions(dt.datetime.now(KRX.zone).date())]
+
+
+def test_cards_render_won_as_before_and_dollars_with_their_sign() -> None:
+    from chatbot.service.views import Mode, OrderCard
+    from chatbot.telegram import render
+
+    def card(symbol: Symbol, price: Money) -> OrderCard:
+        market = market_of(symbol)
+        amount = price * 3
+        commission, tax = market.costs(amount, sell=False)
+        return OrderCard(token="t", mode=Mode.PAPER, action="order", side=OrderSide.BUY, symbol=symbol, quantity=3,
+                         price=price, quoted_price=price, amount=amount, commission=commission, tax=tax,
+                         expires_at=dt.datetime.now(dt.UTC))
+
+    won, _ = render.card(card(Symbol(CODE, "삼성전자", "Samsung Electronics", "KOSPI"), Money.krw(70_000)), "ko")
+    assert "예상 금액 210,000원" in won and "예상 수수료 31원 · 세금 0원" in won and "$" not in won
+    usd, _ = render.card(card(Symbol("AAPL", "애플", "Apple", "NASDAQ"), Money.usd("190.25")), "ko")
+    assert "가격 $190.25" in usd and "예상 금액 $570.75" in usd and "예상 수수료 $1.42" in usd and "원" not in usd
+    assert render.signed(Money.usd("-3.5")) == "-$3.50" and render.signed(Money.krw(1200)) == "+1,200"
