@@ -13,11 +13,24 @@ import logging
 import sys
 import time
 
-from bench import alerts, bot_roundtrip, lookup, realtime, realtime_overseas, replicas, reports, rest_client, scale, startup
+from bench import (
+    alerts,
+    bot_roundtrip,
+    lookup,
+    realtime,
+    realtime_overseas,
+    replicas,
+    reports,
+    rest_client,
+    scale,
+    startup,
+    us_roundtrip,
+)
 
 BENCHES = {"rest_client": rest_client, "bot_roundtrip": bot_roundtrip, "realtime": realtime,
            "realtime_overseas": realtime_overseas, "lookup": lookup,
-           "startup": startup, "alerts": alerts, "scale": scale, "replicas": replicas, "reports": reports}
+           "startup": startup, "alerts": alerts, "scale": scale, "replicas": replicas, "reports": reports,
+           "us_roundtrip": us_roundtrip}
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.ERROR)

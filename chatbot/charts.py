@@ -7,9 +7,11 @@ and most runs of the bot never draw one.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -34,8 +36,30 @@ def _matplotlib() -> tuple[ModuleType, Any]:
     return _loaded[0], _loaded[1]
 
 
-def render_candles(bars: Sequence[Bar], title: str, width_px: int = 1000, height_px: int = 640) -> bytes:
-    """PNG bytes of the bars (any order), oldest on the left, volume underneath."""
+@dataclass(frozen=True, slots=True)
+class PlotBar:
+    """A bar as drawn: axis coordinates (plotting only; amounts stay Decimal everywhere else)."""
+
+    date: dt.date
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+
+
+def plot_bars(bars: Sequence[Any]) -> list[PlotBar]:
+    """Any bars with ``date, open, high, low, close, volume`` (whole won, ``Decimal`` or ``Money``)."""
+    def num(v: Any) -> float:
+        return float(getattr(v, "amount", v))
+
+    return [PlotBar(b.date, num(b.open), num(b.high), num(b.low), num(b.close), int(b.volume)) for b in bars]
+
+
+def render_candles(bars: Sequence[Bar | PlotBar], title: str, width_px: int = 1000, height_px: int = 640,
+                   *, price_decimals: int = 0) -> bytes:
+    """PNG bytes of the bars (any order), oldest on the left, volume underneath; the price axis shows
+    ``price_decimals`` decimals (dollars: 2)."""
     matplotlib, Figure = _matplotlib()
     ordered = sorted(bars, key=lambda b: b.date)
     fig = Figure(figsize=(width_px / 100, height_px / 100), dpi=100)
@@ -51,7 +75,7 @@ def render_candles(bars: Sequence[Bar], title: str, width_px: int = 1000, height
     price_ax.set_title(title, fontsize=12)
     price_ax.grid(True, linewidth=0.3, alpha=0.5)
     volume_ax.grid(True, linewidth=0.3, alpha=0.5)
-    price_ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    price_ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.{price_decimals}f}"))
     volume_ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
         lambda v, _: f"{v / 1e6:.1f}M" if v >= 1e6 else f"{v / 1e3:.0f}K"))
     step = max(1, len(ordered) // 8)

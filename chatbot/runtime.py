@@ -16,6 +16,8 @@ from chatbot.alerts.outbox import OutboxSender
 from chatbot.config import Settings
 from chatbot.kis import protocol as p
 from chatbot.kis.models import Account
+from chatbot.kis.overseas_frames import parse_frame as parse_us_or_krx_frame
+from chatbot.kis.overseas_protocol import WS_US_NOTICE
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
 from chatbot.kis.standby import StandbyRealtimeClient
 from chatbot.market_hours import MarketCalendar, parse_windows
@@ -39,6 +41,7 @@ from chatbot.service.registration import Registration
 from chatbot.service.replicas import DAILY_REPORTS, MASTER_FILES, RECONCILE, Replicas
 from chatbot.service.reports import ReportService
 from chatbot.service.services import Operations, Services
+from chatbot.service.us_build import build_us
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
 from chatbot.storage import Database, vault
@@ -165,10 +168,11 @@ class Runtime:
             # One session per app key: a replica that does not own the feed keeps the operator sessions'
             # subscriptions unconnected (StandbyRealtimeClient). Users' own sessions carry their symbols
             # only in one process (SQLite): among replicas a user's session belongs to whichever replica
-            # owns their fill feed, so there the planner uses the operator keys and REST polling.
+            # owns their fill feed, so there the planner uses the operator keys and REST polling. US trades
+            # (HDFSCNT0) share the sessions' 40 slots with domestic ones.
             more_feed_clients = _more_feed_clients(settings, endpoint, sim is not None) if feed_client else ()
-            user_sessions = UserSessions(ws_url)
-            feeds = (FeedPlanner(db, [OperatorKey(StandbyRealtimeClient(ws_url, c.approval_key), c)
+            user_sessions = UserSessions(ws_url, parser=parse_us_or_krx_frame)  # US trades and fills too
+            feeds = (FeedPlanner(db, [OperatorKey(StandbyRealtimeClient(ws_url, c.approval_key, parser=parse_us_or_krx_frame), c)
                                       for c in (feed_client, *more_feed_clients)],
                                  user_sessions, AccountKeys(db, accounts, mode, own_sessions=db.is_sqlite),
                                  poll_rate=kis.feed_poll_requests_per_second
@@ -206,6 +210,8 @@ class Runtime:
                 expiry_days=kis.conditional_expiry_days, max_per_user=kis.max_conditional_per_user,
                 allow_real_orders=kis.allow_real_orders, watch_fills=fills.watch, on_uncertain=reconciler.wake,
                 wake_sender=pushes.wake) if engine is not None else None)
+            us = build_us(accounts, directory, orders, alerts, always_open=sim.options.us_always_open if sim else False)
+            fills.us_notice_tr, fills.us_names = WS_US_NOTICE[mode.flavour], us.market.name_of  # US fills too
             reports = ReportService(db, accounts, mode, wake_sender=pushes.wake)
             if conditional is not None:
                 reports.armed_orders = conditional.armed_lines
@@ -213,7 +219,7 @@ class Runtime:
                                 Operations(orders, accounts, fills, engine, pushes, feeds=feeds,
                                            feed_status_users=frozenset(kis.feed_status_users)),
                                 allowed_users=frozenset(settings.telegram.allowed_users), reports=reports,
-                                replicas=replicas, conditional=conditional)
+                                replicas=replicas, conditional=conditional, us=us)
             # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
             directory_refresh = MasterRefresher(directory, MasterFileStore(db), kis.master_files_url,
                                                 download=mode is not Mode.PAPER)

@@ -24,12 +24,13 @@ TOKEN = "123456789:TEST-TOKEN-abcdefghijklmnopqrstuvwxyz0"
 
 class BotHarness:
     def __init__(self, db_url: str, *, allowed_users: tuple[int, ...] = (), per_chat_interval: float = 0.0,
-                 ttl: int = 60, kis: KisSettings | None = None) -> None:
+                 ttl: int = 60, kis: KisSettings | None = None, us_always_open: bool = False) -> None:
         self.settings = Settings(
             telegram=TelegramSettings(token=TOKEN, allowed_users=allowed_users, confirmation_ttl_seconds=ttl),
             kis=kis or KisSettings(), database=DatabaseSettings(url=db_url),
             simulator=SimulatorSettings(tick_interval_seconds=0))
         self.per_chat_interval = per_chat_interval
+        self.us_always_open = us_always_open  # the simulator's switch: the US market open at any hour
         self.keyring = MasterKeyring(1, {1: secrets.token_bytes(32)})
         self.telegram = FakeTelegram(TOKEN)
         self.runtime: Runtime | None = None
@@ -55,7 +56,8 @@ class BotHarness:
 
     async def _start_bot(self) -> None:
         self.runtime = await Runtime.start(self.settings, SimulatorOptions(tick_interval=0,
-                                                                           enforce_token_issue_interval=True),
+                                                                           enforce_token_issue_interval=True,
+                                                                           us_always_open=self.us_always_open),
                                            keyring=self.keyring)
         self.app = tg.build_application(self.settings.telegram, self.runtime.services,
                                         per_chat_interval=self.per_chat_interval)

@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -42,14 +43,14 @@ from sqlmodel import col, func, select
 
 from chatbot.alerts import fire_sqlite, outbox
 from chatbot.alerts.book import AlertBook
-from chatbot.alerts.feeds import AlertFeed
+from chatbot.alerts.feeds import AlertFeed, trade_tr
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push
-from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
+from chatbot.kis.overseas_frames import UsTick
 from chatbot.kis.realtime import Disconnected, Event, Reconnected
-from chatbot.markets.money import Currency, price_units, whole_units
+from chatbot.markets.money import Currency, price_units
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
@@ -60,8 +61,9 @@ LOAD_PARTITION = 5_000  # rows read at a time at start-up
 # The book keeps thresholds as integers in the currency's price units (whole won; 1/10,000 dollar): a tick
 # is compared with plain ints on the hot path, and the database does the conversion while it reads (a KRW
 # threshold is stored as a whole number, so the cast is exact and the load costs no Decimal per row).
-THRESHOLD_UNITS = cast(col(AlertRow.threshold) * case(
-    *((col(AlertRow.currency) == c.value, c.price_units) for c in Currency if c.price_units != 1), else_=1),
+# Rounded, not truncated: SQLite keeps a fractional dollar price as a REAL, and 1.13 × 10,000 is 11,299.999…
+THRESHOLD_UNITS = cast(func.round(col(AlertRow.threshold) * case(
+    *((col(AlertRow.currency) == c.value, c.price_units) for c in Currency if c.price_units != 1), else_=1)),
     BigInteger).label("threshold")
 _BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), THRESHOLD_UNITS)
 # A storm fires thousands of rows in one statement: their prices are read as the driver gives them (no
@@ -180,6 +182,9 @@ class AlertEngine:
                 self._armed_in_gap.setdefault(code_of[alert_id], []).append((alert_id, now))
 
     def _on_event(self, event: Event) -> None:
+        if type(event) is UsTick:  # HDFSCNT0: a US trade, keyed DNASAAPL, dollars as ten-thousandths
+            self._on_us_tick(event)
+            return
         if type(event) is not Tick:
             if isinstance(event, Disconnected) and self._gap_start is None:
                 self._gap_start = time.time()
@@ -200,6 +205,23 @@ class AlertEngine:
             fired += self._gap_extremes(code, event)
         if fired:
             self._enqueue(Crossing(fired, code, price, event[1], time.perf_counter()))
+
+    def _on_us_tick(self, tick: UsTick) -> None:
+        """A US trade against the book (US alerts hold thresholds in ten-thousandths of a dollar, keyed
+        by the realtime key). HDFSCNT0 carries no times of the day's extremes: after a gap only the
+        crossing by a trade fires (no extremes check)."""
+        key = tick[0]
+        if key not in self._subscribed:
+            return
+        price = units_of_price(tick.price)
+        arming = self._arming.get(key)
+        if arming is not None:
+            arming[0], arming[1] = max(arming[0], price), min(arming[1], price)
+        fired = self.book.on_price(key, price)
+        if key in self._gap_symbols:
+            self._forget_gap_symbol(key)
+        if fired:
+            self._enqueue(Crossing(fired, key, price, tick.kst_time, time.perf_counter()))
 
     def _enqueue(self, crossing: Crossing) -> None:
         self._pending.append(crossing)
@@ -332,7 +354,7 @@ class AlertEngine:
     # -- subscriptions ------------------------------------------------------------------------------------
     async def _ensure_subscribed(self, code: str) -> None:
         if code not in self._subscribed:
-            await self.feed.subscribe(p.WS_TRADE, code)
+            await self.feed.subscribe(trade_tr(code), code)
             self._subscribed.add(code)
 
     def _in_use(self, code: str) -> bool:
@@ -351,7 +373,7 @@ class AlertEngine:
         if not cooling and code in self._subscribed and not self._in_use(code):  # checked again: that read awaited
             self._subscribed.discard(code)
             self._forget_gap_symbol(code)
-            await self.feed.unsubscribe(p.WS_TRADE, code)
+            await self.feed.unsubscribe(trade_tr(code), code)
 
     def has_capacity_for(self, code: str) -> bool:
         return code in self._subscribed or len(self.feed.subscriptions) < self.feed.max_subscriptions
@@ -442,6 +464,11 @@ class AlertEngine:
             self._gap_closed()
 
 
+def units_of_price(price: Decimal) -> int:
+    """A US price as the book counts it: whole ten-thousandths of a dollar."""
+    return int((price * 10_000).to_integral_value())
+
+
 def _kst_second() -> str:
     """Now as KIS stamps a trade (HHMMSS, Korean time)."""
     return dt.datetime.now(KST).strftime("%H%M%S")
@@ -463,18 +490,19 @@ async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now
         .returning(*(col(c) for c in (
             AlertRow.id, AlertRow.owner_id, AlertRow.chat_id, AlertRow.language, AlertRow.code, AlertRow.name,
             AlertRow.direction)), _RAW_THRESHOLD, *(col(c) for c in (
-            AlertRow.percent, AlertRow.repeat, AlertRow.cooldown_seconds, AlertRow.fired_count)), _RAW_REFERENCE)
+            AlertRow.percent, AlertRow.repeat, AlertRow.cooldown_seconds, AlertRow.fired_count)), _RAW_REFERENCE,
+            col(AlertRow.currency))
         )).all())
     cooldowns: dict[int, list[int]] = {}
     pushes = []
     for (alert_id, owner, chat, language, code, name, direction, threshold, percent, repeat, cooldown,
-         count, reference) in fired:
+         count, reference, currency) in fired:
         crossing = crossings[alert_id]
         if repeat:
             cooldowns.setdefault(cooldown, []).append(alert_id)
         pushes.append(Push(f"alert:{alert_id}:{count}", owner, chat, AlertFired(
-            alert_id, language, code, name, direction, whole_units(threshold), crossing.price, crossing.tick_time,
-            percent, repeat, None if reference is None else whole_units(reference))))  # KRW alerts: whole won
+            alert_id, language, code, name, direction, fire_sqlite.units(threshold, currency), crossing.price,
+            crossing.tick_time, percent, repeat, None if reference is None else fire_sqlite.units(reference, currency))))
     for cooldown, ids in cooldowns.items():
         await conn.execute(update(AlertRow).where(col(AlertRow.id).in_(ids))
                            .values(rearm_at=now + dt.timedelta(seconds=cooldown)))

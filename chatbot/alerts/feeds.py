@@ -36,13 +36,14 @@ import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlmodel import col, select
 
+from chatbot.kis import overseas_protocol as o
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError
-from chatbot.kis.frames import Tick
+from chatbot.kis.frames import Decrypt, Tick
 from chatbot.kis.models import KST, Quote
 from chatbot.kis.realtime import (
     Disconnected,
@@ -63,6 +64,15 @@ FILL_SLOTS = 1  # kept free on a user's own session for their execution notices
 ANYONE = -1  # a watcher the planner does not know yet (the engine asked for a symbol by itself)
 OPENING = 32  # users' sessions being opened at once
 REBALANCE_EVERY = 30.0  # seconds: users' keys may change without the planner being told
+
+
+Parser = Callable[[str, Decrypt | None], list[Any]]  # a frame's records (RealtimeClient's parser)
+TRADE_TRS = frozenset((p.WS_TRADE, o.WS_US_TRADE))
+
+
+def trade_tr(key: str) -> str:
+    """The trade feed a symbol's key rides on: HDFSCNT0 for a US realtime key (``DNASAAPL``), else H0STCNT0."""
+    return o.WS_US_TRADE if o.parse_realtime_key(key) is not None and not key[1:4].isdigit() else p.WS_TRADE
 
 
 class AlertFeed(Protocol):
@@ -113,9 +123,11 @@ class UserSessions:
     """One WebSocket session per user's app key (KIS allows one per key), shared by everything that
     needs it: the fill watcher (execution notices) and the planner (the user's own symbols)."""
 
-    def __init__(self, ws_url: str, *, max_subscriptions: int = p.WS_CLIENT_MAX_SUBSCRIPTIONS) -> None:
+    def __init__(self, ws_url: str, *, max_subscriptions: int = p.WS_CLIENT_MAX_SUBSCRIPTIONS,
+                 parser: Parser | None = None) -> None:
         self.ws_url = ws_url
         self.max_subscriptions = max_subscriptions
+        self.parser = parser  # None: the client's own (domestic frames)
         self._clients: dict[int, RealtimeClient] = {}
         self._lock = asyncio.Lock()
 
@@ -124,7 +136,10 @@ class UserSessions:
         async with self._lock:
             client = self._clients.get(user_id)
             if client is None:
-                client = RealtimeClient(self.ws_url, approval_key, max_subscriptions=self.max_subscriptions)
+                client = (RealtimeClient(self.ws_url, approval_key, max_subscriptions=self.max_subscriptions)
+                          if self.parser is None else
+                          RealtimeClient(self.ws_url, approval_key, max_subscriptions=self.max_subscriptions,
+                                         parser=self.parser))
                 self._clients[user_id] = client
                 await client.start()
             return client
@@ -274,6 +289,9 @@ class _Poller:
         return max(1, math.ceil(len(self.codes) / self.rate), math.ceil(self.last_round))
 
     def add(self, code: str) -> None:
+        if trade_tr(code) != p.WS_TRADE:  # a US key: the operator's quotes are domestic (not polled; logged)
+            log.warning("a US symbol past every feed slot is not polled", extra={"code": code})
+            return
         self.codes[code] = None
         self._wake.set()
         if self._task is None:
@@ -382,7 +400,7 @@ class FeedPlanner:
 
     @property
     def subscriptions(self) -> dict[SubKey, int]:
-        return {(p.WS_TRADE, code): 1 for code in self._placed}
+        return {(trade_tr(code), code): 1 for code in self._placed}
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -412,7 +430,7 @@ class FeedPlanner:
                 continue
             for code in codes:
                 with contextlib.suppress(Exception):
-                    await session.unsubscribe(p.WS_TRADE, code)
+                    await session.unsubscribe(trade_tr(code), code)
         self._on.clear()
 
     async def subscribe(self, tr_id: str, tr_key: str) -> None:
@@ -527,7 +545,7 @@ class FeedPlanner:
             mine = await self.keys.own_keys(unknown)
             self._own.update({u: u in mine for u in unknown})
         demand = {code: frozenset(watchers) for code, watchers in self._demand.items()}
-        rooms = [op.session.max_subscriptions - sum(1 for key in op.session.subscriptions if key[0] != p.WS_TRADE)
+        rooms = [op.session.max_subscriptions - sum(1 for key in op.session.subscriptions if key[0] not in TRADE_TRS)
                  for op in self.operators]
         new = plan(demand, [u for u in owners if self._own.get(u)], self._user_room(), rooms, self._placed)
         await self._apply(new, strict)
@@ -596,7 +614,7 @@ class FeedPlanner:
 
     async def _subscribe(self, key: SessionKey, code: str) -> None:
         session = await self._session(key)
-        await session.subscribe(p.WS_TRADE, code)
+        await session.subscribe(trade_tr(code), code)
         self._on.setdefault(key, set()).add(code)
 
     async def _unsubscribe(self, key: SessionKey, code: str) -> None:
@@ -607,7 +625,7 @@ class FeedPlanner:
         session = self.operators[key[1]].session if key[0] == "op" else self.users.get(key[1])
         if session is not None:
             try:
-                await session.unsubscribe(p.WS_TRADE, code)
+                await session.unsubscribe(trade_tr(code), code)
             except Exception as exc:  # noqa: BLE001 -- the slot is ours again either way
                 log.warning("unsubscribing a symbol failed", extra={"code": code, "error": type(exc).__name__})
 

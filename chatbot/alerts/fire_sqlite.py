@@ -22,10 +22,12 @@ import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push, enqueue_on_driver
+from chatbot.markets.money import Currency, price_units, whole_units
 from chatbot.storage.tables import AlertRow, OutboxRow
 from chatbot.storage.types import utcnow
 
@@ -38,12 +40,20 @@ if TYPE_CHECKING:
 # their fire count as it is about to become; then the conditional UPDATE of the same alerts. Both run
 # inside BEGIN IMMEDIATE: no other writer comes between them, so what is read is what is fired.
 _ARMED = ("SELECT json_group_array(json_array(id, owner_id, chat_id, language, code, name, direction, threshold, "
-          "percent, repeat, cooldown_seconds, fired_count + 1, reference_price)) FROM alerts "
+          "percent, repeat, cooldown_seconds, fired_count + 1, reference_price, currency)) FROM alerts "
           "WHERE status = 'armed' AND id IN (SELECT value FROM json_each(?))")
 _FIRE = ("UPDATE alerts SET status = CASE WHEN repeat THEN 'cooling' ELSE 'fired' END, "
          "fired_count = fired_count + 1, updated_at = ? "
          "WHERE status = 'armed' AND id IN (SELECT value FROM json_each(?))")
 _REARM_AT = "UPDATE alerts SET rearm_at = ? WHERE id IN (SELECT value FROM json_each(?))"
+
+
+def units(raw: Any, currency: str) -> int:
+    """A price read raw (as the driver gives it) in its currency's price units: KRW is whole won, checked
+    whole; a US price (dollars; a REAL on SQLite) goes through ``Decimal`` to 1/10,000 dollar."""
+    if currency == Currency.KRW.value:
+        return whole_units(raw)
+    return price_units(Decimal(str(raw)), currency)
 
 
 def _identity(value: Any) -> Any:
@@ -80,15 +90,15 @@ def fire_on_driver(crossings: Mapping[int, Crossing], now: dt.datetime, binds: B
     fired = []
     for row in armed:
         (alert_id, owner, chat, language, code, name, direction, threshold, percent, repeat, cooldown,
-         count, reference) = row
+         count, reference, currency) = row
         crossing = crossings[alert_id]
         repeat = row[9] = bool(repeat)  # stored as 0/1
         fired.append(tuple(row))
         if repeat:
             cooldowns.setdefault(cooldown, []).append(alert_id)
         pushes.append(Push(f"alert:{alert_id}:{count}", owner, chat, AlertFired(
-            alert_id, language, code, name, direction, threshold, crossing.price, crossing.tick_time, percent,
-            repeat, reference)))
+            alert_id, language, code, name, direction, units(threshold, currency), crossing.price,
+            crossing.tick_time, percent, repeat, None if reference is None else units(reference, currency))))
     for cooldown, repeat_ids in cooldowns.items():
         cursor.execute(_REARM_AT, (binds.datetime(now + dt.timedelta(seconds=cooldown)), json.dumps(repeat_ids)))
     # the fire count moved above: every key is new

@@ -71,18 +71,23 @@ class OrderFilled:
     name: str
     side: str  # buy | sell
     quantity: int
-    price: int
+    price: int  # in the currency's price units (whole won; USD: 1/10,000 dollar)
     time: str  # HHMMSS, KST, as KIS reported it
+    currency: str = "KRW"  # USD: a US fill (H0GSCNI0)
 
     def payload(self) -> dict[str, Any]:
-        return {"lang": self.language, "order_no": self.order_no, "code": self.code, "name": self.name,
-                "side": self.side, "quantity": self.quantity, "price": self.price, "time": self.time}
+        data: dict[str, Any] = {"lang": self.language, "order_no": self.order_no, "code": self.code,
+                                "name": self.name, "side": self.side, "quantity": self.quantity, "price": self.price,
+                                "time": self.time}
+        if self.currency != "KRW":
+            data["currency"] = self.currency
+        return data
 
     @classmethod
     def from_payload(cls, p: Mapping[str, Any]) -> OrderFilled:
         return cls(language=_language(p), order_no=str(p["order_no"]), code=str(p.get("code") or ""),
                    name=str(p["name"]), side="buy" if p["side"] == "buy" else "sell", quantity=int(p["quantity"]),
-                   price=int(p["price"]), time=str(p.get("time") or ""))
+                   price=int(p["price"]), time=str(p.get("time") or ""), currency=str(p.get("currency") or "KRW"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +105,18 @@ class CardSnapshot:
     price: int | None  # None: a market order
     quoted_price: int
     order_no: str | None  # the order a cancel card cancels
+    market: str = "KRX"  # US: prices are ten-thousandths of a dollar (chatbot.service.us_orders)
+    exchange: str = ""  # US: NASDAQ, NYSE, AMEX
+    order_type: str = ""  # US: LIMIT, LOO, LOC, MOO, MOC
 
     def payload(self) -> dict[str, Any]:
-        return {"token": self.token, "mode": self.mode, "action": self.action, "side": self.side, "code": self.code,
-                "name": self.name, "name_en": self.name_en, "quantity": self.quantity, "price": self.price,
-                "quoted_price": self.quoted_price, "order_no": self.order_no}
+        data: dict[str, Any] = {
+            "token": self.token, "mode": self.mode, "action": self.action, "side": self.side, "code": self.code,
+            "name": self.name, "name_en": self.name_en, "quantity": self.quantity, "price": self.price,
+            "quoted_price": self.quoted_price, "order_no": self.order_no}
+        if self.market != "KRX":
+            data.update(market=self.market, exchange=self.exchange, order_type=self.order_type)
+        return data
 
     @classmethod
     def from_payload(cls, c: Mapping[str, Any]) -> CardSnapshot:
@@ -112,7 +124,9 @@ class CardSnapshot:
         return cls(token=str(c["token"]), mode=str(c["mode"]), action=str(c["action"]), side=str(c["side"]),
                    code=str(c["code"]), name=str(c["name"]), name_en=str(c.get("name_en") or ""),
                    quantity=int(c["quantity"]), price=int(price) if price is not None else None,
-                   quoted_price=int(c.get("quoted_price") or 0), order_no=c.get("order_no") or None)
+                   quoted_price=int(c.get("quoted_price") or 0), order_no=c.get("order_no") or None,
+                   market=str(c.get("market") or "KRX"), exchange=str(c.get("exchange") or ""),
+                   order_type=str(c.get("order_type") or ""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from chatbot.kis import protocol as p
 from chatbot.kis.models import Execution, OrderAck, OrderSide
-from chatbot.kis.orders import OrderSubmitter
+from chatbot.kis.orders import OnSending, OrderSubmitter
 from chatbot.kis.overseas import KisOverseasClient, nearest_kst, trading_dates
 from chatbot.kis.overseas_models import UsOrderAck, UsPlacedOrder
 from chatbot.kis.overseas_protocol import PRICE_DECIMALS, UsExchange, UsOrderDivision
@@ -46,6 +46,8 @@ class _UsVenue:
         self.exchange = exchange
         self.division = division
         self.ack: UsOrderAck | None = None
+        self.symbol = ""  # cancel and revise: the order's ticker
+        self.remaining = 0  # revise: what is left of the order (KIS's US revise takes a quantity)
 
     async def place_order(self, side: OrderSide, code: str, quantity: int, price: int | None) -> OrderAck:
         us_price = Decimal(price or 0) / _SCALE if self.division.priced else None
@@ -53,9 +55,24 @@ class _UsVenue:
         return OrderAck(order_no=self.ack.order_no, branch=self.ack.branch,
                         time=self.ack.accepted_at.astimezone(SEOUL).strftime("%H%M%S"))
 
+    def _plain(self, ack: UsOrderAck) -> OrderAck:
+        return OrderAck(order_no=ack.order_no, branch=ack.branch, time=ack.accepted_at.astimezone(SEOUL).strftime("%H%M%S"))
+
+    async def cancel_order(self, order_no: str, branch: str) -> OrderAck:
+        """What :meth:`OrderSubmitter.cancel` sends: all that remains of the order (``symbol`` set first)."""
+        self.ack = await self.client.cancel(self.exchange, self.symbol, order_no)
+        return self._plain(self.ack)
+
+    async def revise_order(self, order_no: str, branch: str, price: int, quantity: int, *, exchange: str) -> OrderAck:
+        """What :meth:`OrderSubmitter.revise` sends; ``quantity`` 0 is all that remains (``remaining``)."""
+        self.ack = await self.client.revise(self.exchange, self.symbol, order_no, quantity or self.remaining,
+                                            Decimal(price) / _SCALE)
+        return self._plain(self.ack)
+
     async def executions(self, start: dt.date, end: dt.date, *, code: str = "", side: OrderSide | None = None,
                          unfilled_only: bool = False, **_: Any) -> list[Execution]:
-        first, last = trading_dates()
+        # KIS files a US order under the New York date: a KST day spans that date and the day before
+        first, last = min(start - dt.timedelta(days=1), trading_dates()[0]), max(end, trading_dates()[1])
         rows = await self.client.orders(first, last, symbol=code, side=side, filled=False if unfilled_only else None)
         return [Execution(
             date=r.local_time.strftime("%Y%m%d") if r.local_time else "",
@@ -65,6 +82,12 @@ class _UsVenue:
             filled_quantity=r.filled_quantity, average_fill_price=r.fill_price.amount,
             remaining_quantity=r.unfilled_quantity, rejected_quantity=r.quantity if r.rejected_reason else 0,
             cancelled=r.is_cancellation) for r in rows]
+
+
+def us_order_listing(client: KisOverseasClient) -> KisRestClient:
+    """The day's US orders behind the interface :func:`chatbot.kis.orders.find_candidates` reads
+    (``executions``): reconciliation looks for a US order exactly as for a domestic one."""
+    return cast(KisRestClient, _UsVenue(client, UsExchange.NASDAQ, UsOrderDivision.LIMIT))
 
 
 class UsOrderSubmitter:
@@ -78,18 +101,45 @@ class UsOrderSubmitter:
         self.lookup_interval = lookup_interval
         self._lock = asyncio.Lock()
 
+    def _submitter(self, venue: _UsVenue) -> OrderSubmitter:
+        # OrderSubmitter is typed on KisRestClient but uses only the methods _UsVenue provides.
+        return OrderSubmitter(cast(KisRestClient, venue), definitive_retries=self.definitive_retries,
+                              lookups=self.lookups, lookup_interval=self.lookup_interval)
+
     async def place(self, exchange: UsExchange, side: OrderSide, symbol: str, quantity: int, price: Decimal | None,
-                    division: UsOrderDivision = UsOrderDivision.LIMIT) -> UsPlacedOrder:
+                    division: UsOrderDivision = UsOrderDivision.LIMIT, *,
+                    on_sending: OnSending | None = None) -> UsPlacedOrder:
+        """``on_sending`` gets the snapshot of today's US orders just before the order leaves (the
+        caller journals it; when it raises, nothing is sent)."""
         self.client.check_order(side, division, price)  # refuse what KIS does not offer before any call
         venue = _UsVenue(self.client, exchange, division)
-        # OrderSubmitter is typed on KisRestClient but uses only the methods _UsVenue provides.
-        submitter = OrderSubmitter(cast(KisRestClient, venue), definitive_retries=self.definitive_retries,
-                                   lookups=self.lookups, lookup_interval=self.lookup_interval)
+        submitter = self._submitter(venue)
         async with self._lock:
-            placed = await submitter.place(side, symbol, quantity, price_units(price) if division.priced else 0)
+            placed = await submitter.place(side, symbol, quantity, price_units(price) if division.priced else 0,
+                                           on_sending=on_sending)
         if venue.ack is not None and not placed.reconciled:
             return UsPlacedOrder(venue.ack, placed.attempts, reconciled=False)
         found = placed.ack  # from today's listing: its KST time (thco_ord_tmd) when KIS gives one
         accepted = nearest_kst(found.time, dt.datetime.now(SEOUL))
         return UsPlacedOrder(UsOrderAck(found.order_no, found.branch, exchange, accepted), placed.attempts,
                              reconciled=True)
+
+    async def cancel(self, exchange: UsExchange, side: OrderSide, symbol: str, order_no: str, *,
+                     on_sending: OnSending | None = None) -> OrderAck:
+        """Cancel all that remains of an order, sent once after the same snapshot as :meth:`place`."""
+        venue = _UsVenue(self.client, exchange, UsOrderDivision.LIMIT)
+        venue.symbol = symbol
+        async with self._lock:
+            return await self._submitter(venue).cancel(order_no, "", side, symbol, on_sending=on_sending)
+
+    async def revise(self, exchange: UsExchange, side: OrderSide, symbol: str, order_no: str, price: Decimal,
+                     quantity: int, remaining: int, *, on_sending: OnSending | None = None) -> OrderAck:
+        """Revise an order to ``price`` for ``quantity`` shares (``remaining``: what is left of it), sent
+        once after the same snapshot; KIS gives the revision a new order number."""
+        venue = _UsVenue(self.client, exchange, UsOrderDivision.LIMIT)
+        venue.symbol, venue.remaining = symbol, remaining
+        async with self._lock:
+            return await self._submitter(venue).revise(order_no, "", side, symbol, price_units(price),
+                                                       0 if quantity >= remaining else quantity,
+                                                       all_remaining=quantity >= remaining, exchange=exchange.name,
+                                                       on_sending=on_sending)

@@ -17,7 +17,7 @@ from chatbot.alerts.feeds import FeedPlanner
 from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import SubscriptionLimitError
-from chatbot.markets.money import price_units, whole_units
+from chatbot.markets.money import price_units
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_price
@@ -51,8 +51,8 @@ class AlertView:
     @classmethod
     def of(cls, row: AlertRow) -> AlertView:
         assert row.id is not None
-        return cls(row.id, row.code, row.name, row.direction, whole_units(row.threshold),  # KRW: whole won
-                   whole_units(row.reference_price), row.percent,
+        return cls(row.id, row.code, row.name, row.direction, price_units(row.threshold, row.currency),  # won;
+                   price_units(row.reference_price, row.currency), row.percent,  # US: 1/10,000 dollar
                    row.repeat, row.status)
 
 

@@ -21,9 +21,12 @@ from chatbot.alerts import outbox
 from chatbot.alerts.feeds import UserSessions
 from chatbot.alerts.notices import OrderFilled
 from chatbot.alerts.outbox import Push
+from chatbot.broker import Fill
 from chatbot.kis.frames import ExecutionNotice
 from chatbot.kis.protocol import order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient
+from chatbot.kis.us_broker import fill_of as us_fill_of
+from chatbot.markets.money import price_units
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.journal import DATABASE_ERRORS, filled_so_far
 from chatbot.service.users import Users
@@ -66,6 +69,8 @@ class FillWatcher:
         # (KIS allows one per app key); None: this process is the only one.
         self.claim: Callable[[int], Awaitable[bool]] | None = None
         self.elsewhere: set[int] = set()  # users whose session another replica owns (last looked)
+        self.us_notice_tr: str | None = None  # H0GSCNI0 (paper H0GSCNI9): US fills on the same connection
+        self.us_names: Callable[[str], str | None] | None = None  # a US ticker's Korean name (the directory)
 
     async def watch(self, user_id: int, chat_id: int) -> None:
         async with self._lock:
@@ -84,6 +89,8 @@ class FillWatcher:
             self._clients[user_id] = client
         try:
             await client.subscribe(self.notice_tr, notice_key)
+            if self.us_notice_tr is not None:
+                await client.subscribe(self.us_notice_tr, notice_key)
         except Exception as exc:  # noqa: BLE001 -- fill notices are best effort; daily executions still report fills
             log.warning("fill notices unavailable for a user", extra={"user_id": user_id, "error": type(exc).__name__})
 
@@ -98,6 +105,13 @@ class FillWatcher:
             await self.watch(owner, owner)
 
     def _on_event(self, user_id: int, chat_id: int, language: str, event: Event) -> None:
+        us_fill = us_fill_of(event)
+        if us_fill is not None and not us_fill.refused:  # a US fill, in dollars
+            task = asyncio.create_task(self._record_until_written(user_id, chat_id, language, us_fill),
+                                       name=f"fill-{us_fill.order_no}")
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+            return
         if isinstance(event, ExecutionNotice) and event.is_fill and not event.refused:
             task = asyncio.create_task(self._record_until_written(user_id, chat_id, language, event),
                                        name=f"fill-{event.order_no}")
@@ -110,7 +124,7 @@ class FillWatcher:
             log.error("fill notice task failed", exc_info=task.exception(), extra={"task": task.get_name()})
 
     async def _record_until_written(self, user_id: int, chat_id: int, language: str,
-                                    notice: ExecutionNotice) -> None:
+                                    notice: ExecutionNotice | Fill) -> None:
         """Record the fill; while the database refuses writes (or the order's own row is still waiting to be
         written), try again, backing off up to ``max_pause`` seconds — the notice is not lost meanwhile."""
         pause = 0.25
@@ -142,8 +156,16 @@ class FillWatcher:
             await asyncio.sleep(0.05 * (attempt + 1))
         return None  # an order placed elsewhere (HTS, another app): pushed, not journalled
 
-    async def _record(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice) -> None:
+    async def _record(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice | Fill) -> None:
         order_no = notice.order_no
+        if isinstance(notice, Fill):  # US: the push counts the price in 1/10,000 dollar
+            units = price_units(notice.price.amount, notice.price.currency)
+            filled = OrderFilled(language, order_no, notice.symbol, self._us_name(notice.symbol), notice.side.value,
+                                 notice.quantity, units, notice.time, currency=notice.price.currency.value)
+            key = f"fill:us:{user_id}:{order_no}:{notice.time}:{notice.quantity}:{units}"
+        else:
+            filled = order_filled(notice, language)
+            key = f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}"
         found = await self._journal_entry(user_id, order_no)
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id) if found is not None else None
@@ -158,15 +180,16 @@ class FillWatcher:
                 session.add(entry)
                 session.add(OrderEventRow(journal_id=entry.id, status=status,
                                           detail=f"{notice.quantity}@{notice.price}"))
-            queued = await outbox.enqueue(session, [Push(
-                f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}", user_id, chat_id,
-                order_filled(notice, language))])
+            queued = await outbox.enqueue(session, [Push(key, user_id, chat_id, filled)])
         if queued:
             self.recorded += 1
             self.wake_sender()
 
     def watched(self) -> set[int]:
         return set(self._clients)
+    def _us_name(self, symbol: str) -> str:
+        listed = self.us_names(symbol) if self.us_names is not None else None
+        return listed or symbol
 
     def reconnects(self) -> int:
         return sum(client.reconnects for client in self._clients.values())

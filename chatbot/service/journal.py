@@ -68,7 +68,8 @@ class OrderJournal:
                               account="", action=card.action, side=card.side, code=card.code,
                               quantity=card.quantity, price=card.price, currency=card.currency,
                               original_order_no=card.order_no,
-                              status="submitting", submitted_by=submitted_by)
+                              status="submitting", submitted_by=submitted_by, market=card.market,
+                              exchange=card.exchange, order_type=card.order_type)
         session.add(row)
         await session.flush()
         assert row.id is not None

@@ -6,6 +6,8 @@ them from here, the service being all it knows."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from chatbot.alerts.daily_report import DailyReport
 from chatbot.alerts.notices import (
     AlertFired,
@@ -21,7 +23,9 @@ from chatbot.alerts.notices import (
     RetryLater,
 )
 from chatbot.broker import OrderSide
+from chatbot.markets.money import Money
 from chatbot.markets.profile import market_of
+from chatbot.service.us_cards import from_units, us_card_detail
 from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, Outcome
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
@@ -34,6 +38,15 @@ def outcome_view(notice: OrderOutcome) -> OrderNotice:
     """The card view of an outcome told late, as the card showed it (amount and fees recomputed)."""
     c = notice.card
     side = OrderSide(c.side)
+    if c.market == "US":  # prices stored in ten-thousandths of a dollar: the US card view
+        us = us_card_detail(side, from_units(c.price), from_units(c.quoted_price) or Decimal(0), c.quantity,
+                            c.exchange, c.order_type)
+        card = OrderCard(token=c.token, mode=Mode(c.mode), action=c.action, side=side,
+                         symbol=Symbol(c.code, c.name, c.name_en, c.exchange), quantity=c.quantity, price=us.price,
+                         quoted_price=us.quoted_price, amount=us.amount, commission=us.fees, tax=Money.usd(0),
+                         expires_at=utcnow(), order_no=c.order_no, us=us)
+        result = ConfirmResult(Outcome(notice.outcome), card, order_no=notice.order_no, message=notice.message)
+        return OrderNotice(result, notice.message_id, notice.language)
     symbol = Symbol(c.code, c.name, c.name_en, "")
     market = market_of(symbol)
     price = None if c.price is None else market.money(c.price)

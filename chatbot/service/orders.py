@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -52,6 +53,15 @@ _REFUSALS = {
 }
 
 
+class VenueOrders(Protocol):
+    """Cards of another market (US): how its rows read as cards and how a claimed one is submitted."""
+
+    def card(self, row: PendingOrderRow) -> OrderCard: ...
+
+    async def submit(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
+                     journal_id: int) -> ConfirmResult: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Claimed:
     """A card this press won: it is ``submitting`` in the database and must be submitted."""
@@ -89,6 +99,7 @@ class Orders:
         self.renew_paper_account = renew_paper_account  # the simulator: a reset card starts the account over
         self.db_retry_seconds = 5.0  # how long a database write on the order path is retried in line
         self.outcomes: collections.Counter[str] = collections.Counter()  # settled cards by outcome (metrics)
+        self.us: VenueOrders | None = None  # US cards (market "US"): built and submitted there
 
     # -- cards ----------------------------------------------------------------------------------------------
     async def prepare_order(self, user_id: int, chat_id: int, side: OrderSide, args: Sequence[str]) -> OrderCard:
@@ -231,7 +242,7 @@ class Orders:
         opened: list[int] = []
 
         async def open_journal(session: AsyncSession, row: PendingOrderRow) -> None:
-            if row.action in ("order", "cancel", "revise"):
+            if row.action in ("order", "cancel", "revise", "reserve"):  # reserve: a US reservation order
                 opened.append(await self.journal.add(session, row, self.process_id))
 
         row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal,
@@ -265,6 +276,10 @@ class Orders:
             except Exception as exc:  # noqa: BLE001 -- nothing was sent; any fault settles the card as failed
                 log.warning("no KIS account for a claimed card", extra={"card": token, "error": type(exc).__name__})
                 return await self._settle(row, journal_id, Outcome.FAILED, card, message=type(exc).__name__)
+            if row.market != "KRX":  # a US card: its prices are dollars (ten-thousandths), its path its own
+                if self.us is None:
+                    return await self._settle(row, journal_id, Outcome.FAILED, card, message="US orders not offered")
+                return await self.us.submit(row, card, account, journal_id)
             if row.action == "cancel":
                 return await self._submit_cancel(row, card, account, journal_id)
             if row.action == "revise":
@@ -437,5 +452,7 @@ class Orders:
             raise UserError("real_disabled")
 
     def _card(self, row: PendingOrderRow, symbol: Symbol | None = None) -> OrderCard:
+        if row.market != "KRX" and self.us is not None:
+            return self.us.card(row)
         symbol = symbol or self.market.symbols.by_code(row.code) or Symbol(row.code, row.name, row.name, "")
         return card_view(row, symbol, self.mode, self.market.calendar, int(self.cards.ttl.total_seconds()))

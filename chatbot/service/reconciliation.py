@@ -41,8 +41,10 @@ from chatbot.alerts.outbox import Push
 from chatbot.kis.errors import KisError
 from chatbot.kis.models import Execution, OrderSide
 from chatbot.kis.orders import OrderIntent, find_candidates
+from chatbot.kis.overseas import KisOverseasClient
+from chatbot.kis.overseas_orders import us_order_listing
 from chatbot.kis.protocol import KST
-from chatbot.markets.money import whole_units
+from chatbot.markets.money import Currency, price_units
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.cards import CardStatus, CardStore
 from chatbot.service.journal import (
@@ -172,9 +174,12 @@ class OrderReconciler:
         if row.account and str(account.account) != row.account:
             return await self._tell(row, card, Outcome.UNVERIFIABLE, "uncertain",
                                     message=f"sent from account {row.account}, now registered {account.account}")
+        if row.action == "reserve":  # a US reservation is no order until the open; paper cannot list them
+            return await self._tell(row, card, Outcome.UNVERIFIABLE, "uncertain",
+                                    message="a US reservation order: check KIS's reservation list (예약주문 조회)")
         cancel, revise = row.action == "cancel", row.action == "revise"
         intent = OrderIntent(OrderSide(row.side), row.code, row.quantity,
-                             None if row.price is None else whole_units(row.price),  # KRX: whole won
+                             None if row.price is None else price_units(row.price, row.currency),  # won; $1/10,000
                              row.original_order_no if cancel or revise else None, revise=revise)
         day = row.sent_at.astimezone(KST).date()
         listed_from = ""
@@ -186,8 +191,10 @@ class OrderReconciler:
                 await self.watch_fills(row.owner_id, card.chat_id)
             except Exception:
                 log.warning("could not start fill notifications", exc_info=True)
+        us = row.market == "US"  # the day's US orders (KIS_OVERSEAS.md §6.3), prices in ten-thousandths of a dollar
+        listing = us_order_listing(KisOverseasClient(account.client)) if us else account.client
         try:
-            found = await find_candidates(account.client, day, intent, set(row.known_orders or ()),
+            found = await find_candidates(listing, day, intent, set(row.known_orders or ()),
                                           listed_from=listed_from)
         except KisError as exc:
             log.warning("order reconciliation lookup failed; next pass", extra={
@@ -207,7 +214,7 @@ class OrderReconciler:
                                     execution=execution, message="found in KIS's list of the day's orders")
         after_settling = now - row.sent_at >= self.settle
         looks = row.absent_looks + after_settling
-        day_over = now.astimezone(KST).date() > day
+        day_over = now.astimezone(KST).date() > day + dt.timedelta(days=1 if us else 0)  # US: ends 07:00 KST next day
         if after_settling and (looks >= self.absent_looks or day_over):
             return await self._tell(row, card, Outcome.NOT_PLACED, "not_placed", looks=looks,
                                     message=f"absent from the day's orders on {looks} looks")
@@ -259,9 +266,14 @@ class OrderReconciler:
             if execution is not None and outcome is Outcome.PLACED and execution.filled_quantity > 0:
                 before = await filled_so_far(session, entry.id)
                 if execution.filled_quantity > before:
-                    quantity, price = execution.filled_quantity - before, int(execution.average_fill_price)
+                    quantity = execution.filled_quantity - before
+                    # the push counts in price units: whole won; a US fill (dollars) in 1/10,000 dollar
+                    price = (int(execution.average_fill_price) if entry.currency == "KRW" else
+                             int(Decimal(execution.average_fill_price) * Currency(entry.currency).price_units))
                     entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
-                    session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=f"{quantity}@{price}"))
+                    detail = f"{quantity}@{price}" if entry.currency == "KRW" else \
+                        f"{quantity}@{Decimal(execution.average_fill_price)}"
+                    session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=detail))
                     filled = (quantity, price)
             session.add(entry)
             chat_id = card.chat_id if card is not None else entry.owner_id
@@ -277,7 +289,7 @@ class OrderReconciler:
                 name = card.name if card is not None else execution.name
                 pushes.append(Push(f"fill:reconciled:{entry.id}:{execution.filled_quantity}", entry.owner_id, chat_id,
                                    OrderFilled(language, execution.order_no, entry.code, name, entry.side, quantity,
-                                               price, execution.time)))
+                                               price, execution.time, currency=entry.currency)))
             await outbox.enqueue(session, pushes)
         self.settled[outcome.value] = self.settled.get(outcome.value, 0) + 1
         log.info("order outcome told after reconciliation", extra={
@@ -290,9 +302,11 @@ class OrderReconciler:
         symbol = self.symbols.by_code(card.code) if card.code else None
         snapshot = CardSnapshot(token=card.id, mode=self.mode.value, action=card.action, side=card.side,
                                 code=card.code, name=card.name, name_en=symbol.name_en if symbol else "",
-                                quantity=card.quantity, price=None if card.price is None else whole_units(card.price),
-                                quoted_price=whole_units(card.quoted_price),
-                                order_no=card.order_no)
+                                quantity=card.quantity,
+                                price=None if card.price is None else price_units(card.price, card.currency),
+                                quoted_price=price_units(card.quoted_price, card.currency),
+                                order_no=card.order_no, market=card.market, exchange=card.exchange or "",
+                                order_type=card.order_type or "")
         return OrderOutcome(language, snapshot, outcome.value, order_no, message,
                             None if card_gone else card.message_id)
 
@@ -303,5 +317,6 @@ def _card_from_journal(entry: OrderJournalRow) -> PendingOrderRow:
                            environment=entry.environment, action=entry.action, side=entry.side, code=entry.code,
                            name=entry.code, quantity=entry.quantity, price=entry.price,
                            quoted_price=entry.price or Decimal(0), currency=entry.currency,
-                           order_no=entry.original_order_no, expires_at=now)
+                           order_no=entry.original_order_no, expires_at=now,
+                           market=entry.market, exchange=entry.exchange, order_type=entry.order_type)
 

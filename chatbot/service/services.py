@@ -19,6 +19,7 @@ from chatbot.service.orders import Orders
 from chatbot.service.registration import Registration
 from chatbot.service.replicas import Replicas
 from chatbot.service.reports import ReportService
+from chatbot.service.us import UsServices
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
 
@@ -99,3 +100,4 @@ class Services:
     reports: ReportService | None = None  # /report, /history and the daily report at the close
     replicas: Replicas | None = None  # once-only work among replicas: the poller, webhook updates taken once
     conditional: ConditionalOrders | None = None  # /stop, /tp, /trail, /bracket, /stops (None: no market-data feed)
+    us: UsServices | None = None  # US stocks (NASDAQ, NYSE, AMEX); None: not offered

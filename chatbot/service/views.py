@@ -14,6 +14,7 @@ from enum import StrEnum
 from chatbot.broker import Balance, Holding, OpenOrder, OrderSide, Quote
 from chatbot.kis import protocol as p
 from chatbot.markets.money import Currency, Money
+from chatbot.service.us_views import UsCardDetail
 from chatbot.symbols import Symbol
 
 __all__ = [
@@ -87,6 +88,7 @@ class OrderCard:
     ttl_seconds: int = 60  # how long the owner has once the card reaches them
     session: str = "regular"  # market phase when quoted (chatbot.market_hours.Phase)
     next_open: dt.datetime | None = None  # when the order can execute, outside the regular session
+    us: UsCardDetail | None = None  # a US order: exchange, order type, session met, KRW rate (amounts above in $)
 
     @property
     def old_price(self) -> Money:

@@ -85,6 +85,10 @@ class PendingOrderRow(SQLModel, table=True):
     branch: str | None = Field(default=None, max_length=8)
     status: str = Field(default="pending", max_length=12, index=True)
     result: str | None = None
+    # US orders (revision 0015): KRX or US (a US row's prices are dollars, currency USD)
+    market: str = Field(default="KRX", max_length=8)
+    exchange: str | None = Field(default=None, max_length=8)  # US: NASDAQ, NYSE, AMEX
+    order_type: str | None = Field(default=None, max_length=8)  # US: LIMIT, LOO, LOC, MOO, MOC
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
@@ -125,6 +129,10 @@ class OrderJournalRow(SQLModel, table=True):
     told_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    # US orders (revision 0015), as on the card
+    market: str = Field(default="KRX", max_length=8)
+    exchange: str | None = Field(default=None, max_length=8)
+    order_type: str | None = Field(default=None, max_length=8)
 
 
 class OrderEventRow(SQLModel, table=True):

@@ -6,12 +6,15 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from chatbot.service.alerts import AlertView
 from chatbot.service.errors import UserError
-from chatbot.telegram import callbacks
+from chatbot.service.us_alerts import alert_money, us_alert_ticker
+from chatbot.telegram import callbacks, us_render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
 
 
-def condition(direction: str, threshold: int, percent: str | None, language: str) -> str:
+def condition(direction: str, threshold: int, percent: str | None, language: str, code: str = "") -> str:
+    if us_alert_ticker(code) is not None:  # a US alert: dollars
+        return us_render.alert_condition(direction, alert_money(threshold), percent, language)
     if percent:
         return f"{percent}% ({threshold:,})"
     if language == "ko":
@@ -22,8 +25,10 @@ def condition(direction: str, threshold: int, percent: str | None, language: str
 def _describe(view: AlertView, language: str) -> str:
     repeat = " · repeat" if view.repeat else ""
     paused = " · ⏸" if view.status == "paused" else " · ⏳" if view.status == "cooling" else ""
-    return f"#{view.id} {view.name} ({view.code}) " \
-           f"{condition(view.direction, view.threshold, view.percent, language)}{repeat}{paused}"
+    code = us_alert_ticker(view.code) or view.code
+    flag = " 🇺🇸" if code != view.code else ""
+    return f"#{view.id} {view.name} ({code}){flag} " \
+           f"{condition(view.direction, view.threshold, view.percent, language, view.code)}{repeat}{paused}"
 
 
 @user_errors
@@ -39,6 +44,17 @@ async def alert(update: Update, context: Context) -> None:
             raise UserError("usage_alert")
         deleted = await svc.delete(user.id, args[1])
         await reply(update, context, t("alert_deleted", language, id=deleted.id))
+        return
+    us = services(context).us
+    us_request = us.alerts.request(args) if us is not None and us.alerts is not None else None
+    if us is not None and us.alerts is not None and us_request is not None:  # a US ticker: the HDFSCNT0 feed
+        view = await us.alerts.create(user.id, chat.id, language, *us_request)
+        await reply(update, context, t("us_alert_set", language, id=view.id, name=view.name,
+                                       code=us_alert_ticker(view.code) or view.code,
+                                       condition=condition(view.direction, view.threshold, view.percent, language,
+                                                           view.code),
+                                       price=str(alert_money(view.reference_price)),
+                                       repeat=" · repeat" if view.repeat else ""))
         return
     view = await svc.create(user.id, chat.id, language, args)
     await reply(update, context, t("alert_set", language, id=view.id, name=view.name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from telegram import Update
 
-from chatbot.telegram import render
+from chatbot.telegram import render, us_render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 
 
@@ -13,4 +13,11 @@ async def balance(update: Update, context: Context) -> None:
     """Holdings (qty, average, current, P/L) and totals (cash, evaluation, P/L)."""
     assert update.effective_user is not None
     view = await services(context).account.balance(update.effective_user.id)
-    await reply(update, context, render.balance(view, view.account, lang(update)))
+    text = render.balance(view, view.account, lang(update))
+    us = services(context).us
+    asked = [a.lower() for a in context.args or []] in (["us"], ["미국"])  # /balance us: ask KIS in any case
+    if us is not None and (asked or await us.orders.trades_us(update.effective_user.id)):  # dollars, both totals
+        us_view = await us.account.balance(update.effective_user.id, view.balance.total_value)
+        if us_view is not None:
+            text += "\n" + us_render.balance(us_view, lang(update))
+    await reply(update, context, text)

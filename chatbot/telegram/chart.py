@@ -14,8 +14,12 @@ PERIOD_NAMES = {"ko": {"D": "일봉", "W": "주봉", "M": "월봉"}, "en": {"D":
 async def chart(update: Update, context: Context) -> None:
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
-    view = await services(context).market.chart(user.id, context.args or [])
+    us = services(context).us
+    us_view = await us.market.chart(user.id, context.args or []) if us is not None else None
+    view = us_view or await services(context).market.chart(user.id, context.args or [])
     language = lang(update)
-    caption = t("chart_caption", language, name=view.symbol.display_name(language), code=view.symbol.code,
-                period=PERIOD_NAMES[language][view.period], bars=view.bars, close=view.last_close)
+    caption = t("us_chart_caption" if us_view else "chart_caption", language,
+                name=view.symbol.display_name(language), code=view.symbol.code,
+                period=PERIOD_NAMES[language][view.period], bars=view.bars,
+                close=str(view.last_close) if us_view else view.last_close)
     await context.bot.send_photo(chat.id, photo=view.png, caption=caption)

@@ -14,6 +14,8 @@ async def start(update: Update, context: Context) -> None:
     language = lang(update)
     badge = render.badge(services(context).mode, language)
     commands = t("commands", language) + "\n" + t("commands_conditional", language)
+    if services(context).us is not None:  # US stocks: the same commands with a ticker
+        commands += "\n\n" + t("us_commands", language)
     await reply(update, context, t("welcome", language, badge=badge, commands=commands))
 
 

@@ -425,3 +425,9 @@ def t(key: str, lang: str, /, **params: Any) -> str:
     entry = MESSAGES[key]
     template = entry.get(lang) or entry["ko"]
     return template.format(**{k: _escape(v) for k, v in params.items()})
+
+
+# US stocks: their words live in their own module (one block here).
+from chatbot.telegram.us_i18n import US_MESSAGES
+
+MESSAGES.update(US_MESSAGES)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 
 from chatbot.service.errors import UserError
-from chatbot.service.views import OrderSide
-from chatbot.telegram import callbacks, render
+from chatbot.service.us_views import Money
+from chatbot.service.views import OpenOrdersView, OrderCard, OrderSide
+from chatbot.telegram import callbacks, render, us_render
 from chatbot.telegram.cards import send_card
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
@@ -19,6 +21,11 @@ log = logging.getLogger(__name__)
 async def _order(update: Update, context: Context, side: OrderSide) -> None:
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
+    us = services(context).us
+    request = us.orders.request(context.args or []) if us is not None else None
+    if us is not None and request is not None:  # a US stock: /buy AAPL 3 190.50, /sell TSLA 1 moc
+        await send_card(update, context, us.orders.prepare_order(user.id, chat.id, side, request))
+        return
     await send_card(update, context, services(context).orders.prepare_order(user.id, chat.id, side, context.args or []))
 
 
@@ -39,8 +46,29 @@ async def orders(update: Update, context: Context) -> None:
     """/orders: today's open orders, each with Cancel (취소) and Revise (정정) buttons."""
     assert update.effective_user is not None
     view = await services(context).account.open_orders(update.effective_user.id)
-    text, keyboard = render.open_orders(view, lang(update))
+    text, keyboard = await _with_us(context, update.effective_user.id, view, lang(update), for_cancel=False)
     await reply(update, context, text, keyboard)
+
+
+async def _with_us(context: Context, user_id: int, view: OpenOrdersView, language: str, *, for_cancel: bool
+                   ) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The domestic open orders, and the US ones beside them (each marked 🇺🇸)."""
+    text, keyboard = render.open_orders(view, language, for_cancel=for_cancel)
+    us = services(context).us
+    if us is None or not await us.orders.trades_us(user_id):
+        return text, keyboard
+    us_orders = await us.orders.open_orders(user_id)
+    if not us_orders:
+        return text, keyboard
+    lines = [us_render.order_line(o, language) for o in us_orders]
+    if not view.orders:
+        text = t("open_orders_title", language, badge=t(f"mode_{view.mode.value}", language))
+        text += "\n" + "\n".join(lines) + "\n" + t("pick_cancel" if for_cancel else "pick_order_action", language)
+    else:
+        head, _, tail = text.rpartition("\n")
+        text = head + "\n" + "\n".join(lines) + "\n" + tail
+    rows = [list(row) for row in keyboard.inline_keyboard] if keyboard else []
+    return text, InlineKeyboardMarkup(rows + us_render.order_buttons(us_orders, language))
 
 
 @user_errors
@@ -53,10 +81,18 @@ async def cancel(update: Update, context: Context) -> None:
         raise UserError("usage_cancel")
     if not args:
         view = await services(context).account.open_orders(user.id)
-        text, keyboard = render.open_orders(view, lang(update), for_cancel=True)
+        text, keyboard = await _with_us(context, user.id, view, lang(update), for_cancel=True)
         await reply(update, context, text, keyboard)
         return
-    await send_card(update, context, services(context).orders.prepare_cancel(user.id, chat.id, args[0]))
+    await send_card(update, context, _cancel_card(context, user.id, chat.id, args[0]))
+
+
+def _cancel_card(context: Context, user_id: int, chat_id: int, order_no: str) -> Awaitable[OrderCard]:
+    """A domestic order's cancel card, else a US order's (the US service looks domestic up first)."""
+    us = services(context).us
+    if us is not None:
+        return us.orders.prepare_cancel_any(user_id, chat_id, order_no)
+    return services(context).orders.prepare_cancel(user_id, chat_id, order_no)
 
 
 @user_errors
@@ -67,7 +103,7 @@ async def pick_cancel(update: Update, context: Context) -> None:
     assert query is not None and user is not None and chat is not None
     cb = callbacks.unpack(query.data)
     if cb is not None:  # a UserError is answered by @user_errors
-        await send_card(update, context, services(context).orders.prepare_cancel(user.id, chat.id, cb.value))
+        await send_card(update, context, _cancel_card(context, user.id, chat.id, cb.value))
     await query.answer()
 
 
@@ -76,6 +112,10 @@ async def modify(update: Update, context: Context) -> None:
     """/modify <order_no> <new price> [<new qty>]: a card for revising that order (정정)."""
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
+    us = services(context).us
+    if us is not None:  # a domestic order first, else a US one
+        await send_card(update, context, us.orders.prepare_revise_any(user.id, chat.id, context.args or []))
+        return
     await send_card(update, context, services(context).orders.prepare_revise(user.id, chat.id, context.args or []))
 
 
@@ -87,6 +127,18 @@ async def pick_revise(update: Update, context: Context) -> None:
     user = update.effective_user
     assert query is not None and user is not None
     cb = callbacks.unpack(query.data)
+    if cb is not None and services(context).us is not None:  # a US order's button: its own prompt
+        us = services(context).us
+        assert us is not None
+        us_order = await us.orders.open_order(user.id, cb.value)
+        if us_order is not None:
+            dollars = us_order.price or Money.usd(0)
+            await reply(update, context, t("us_revise_prompt", lang(update), order_no=us_order.order_no,
+                                           name=us_order.name or us_order.symbol,
+                                           remaining=us_order.cancellable_quantity, price=str(dollars),
+                                           example=f"{dollars.amount:.2f}"))
+            await query.answer()
+            return
     if cb is not None:  # a UserError is answered by @user_errors
         order = await services(context).orders.open_order(user.id, cb.value)
         language = lang(update)

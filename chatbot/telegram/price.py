@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.error import BadRequest
 
 from chatbot.service.errors import UserError
-from chatbot.telegram import callbacks, render
+from chatbot.telegram import callbacks, render, us_render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 
 
@@ -18,7 +18,13 @@ async def price(update: Update, context: Context) -> None:
         raise UserError("usage_price")
     user = update.effective_user
     assert user is not None
-    view = await services(context).market.quote(user.id, " ".join(args))
+    text = " ".join(args)
+    us = services(context).us
+    symbol = us.market.lookup(text) if us is not None else None
+    if us is not None and symbol is not None:  # a US stock (AAPL, 애플, QQQ): its own view
+        await reply(update, context, us_render.quote(await us.market.quote(user.id, symbol), lang(update)))
+        return
+    view = await services(context).market.quote(user.id, text)
     await reply(update, context, render.quote(view, lang(update)))
 
 

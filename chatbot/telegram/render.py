@@ -24,7 +24,7 @@ from chatbot.service.views import (
     StatusView,
     Symbol,
 )
-from chatbot.telegram import callbacks
+from chatbot.telegram import callbacks, us_render
 from chatbot.telegram.i18n import t
 
 SIGN_MARK = {"1": "⬆️", "2": "🔺", "3": "⏺", "4": "⬇️", "5": "🔻"}
@@ -113,6 +113,8 @@ def listing_flags(s: Symbol, lang: str, halted: bool = False) -> list[str]:
 
 
 def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
+    if c.us is not None:  # a US order: dollars (telegram.us_render)
+        return us_render.card(c, lang)
     keyboard = InlineKeyboardMarkup([[
         InlineKeyboardButton(t("confirm", lang), callback_data=callbacks.pack(callbacks.CONFIRM, c.token)),
         InlineKeyboardButton(t("dismiss", lang), callback_data=callbacks.pack(callbacks.DISMISS, c.token)),
@@ -188,6 +190,8 @@ def _revise_card(c: OrderCard, lang: str) -> str:
 
 
 def card_summary(c: OrderCard, lang: str) -> str:
+    if c.us is not None:
+        return us_render.card_summary(c, lang)
     if c.action == "reset":
         return badge(c.mode, lang)
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)

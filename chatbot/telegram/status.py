@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 
 from chatbot.service.feed_keys import FeedCapacity
-from chatbot.telegram import render
+from chatbot.telegram import render, us_render
 from chatbot.telegram.context import Context, lang, reply, services
 from chatbot.telegram.i18n import t
 
@@ -13,6 +13,8 @@ from chatbot.telegram.i18n import t
 async def status(update: Update, context: Context) -> None:
     svc, language = services(context), lang(update)
     text = render.status(svc.market.status(), language)
+    if svc.us is not None:  # which US session is on now
+        text += "\n" + us_render.status(svc.us.market.status(), language)
     user = update.effective_user
     capacity = svc.operations.feed_capacity(user.id) if user is not None else None
     if capacity is not None:  # for the operator: the feed's slots (README "Feed capacity")

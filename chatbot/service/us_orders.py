@@ -1,0 +1,370 @@
+"""US orders from chat: ``/buy AAPL 3 190.50``, ``/sell TSLA 1 moc``, and cancelling or revising them.
+
+A US order is a card like a domestic one (:mod:`chatbot.service.cards`): the same table, the same
+single-use, owner-only, expiring claim, the same journal row opened with the claim and committed
+with the snapshot of the day's orders before the request leaves, the same once-only submitter rules
+(:class:`chatbot.kis.overseas_orders.UsOrderSubmitter`), the same settling and reconciliation. What
+differs is said on the row: ``market`` US, the exchange, the order type, and prices in whole
+ten-thousandths of a dollar (:func:`chatbot.kis.overseas_orders.price_units`).
+
+KIS has no plain market order for US stocks: every order carries a limit price on the US tick ($0.01
+at or above $1, $0.0001 below), or is one of the session orders KIS offers (LOO, LOC; MOO and MOC
+for sells only). Paper trading takes limit orders only: a session order is refused there, with the
+reason, before any card is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from sqlmodel import col, select
+
+from chatbot import broker as b
+from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
+from chatbot.kis.models import OrderSide
+from chatbot.kis.overseas import UsOrderNotOffered
+from chatbot.kis.overseas_protocol import (
+    BUY_DIVISIONS,
+    MIN_ORDER_PRICE,
+    RESERVE_BUY_DIVISIONS,
+    RESERVE_SELL_DIVISIONS,
+    UsExchange,
+    UsOrderDivision,
+)
+from chatbot.kis.protocol import order_no_key
+from chatbot.markets.money import Currency, Money
+from chatbot.markets.profile import US
+from chatbot.markets.symbols import Symbol
+from chatbot.markets.us_hours import SEOUL
+from chatbot.service.accounts import UserAccount
+from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.inputs import MAX_ARG_LENGTH, parse_order_no, parse_quantity
+from chatbot.service.journal import DatabaseUnavailable
+from chatbot.service.orders import Orders
+from chatbot.service.us_cards import us_card_detail
+from chatbot.service.us_market import UsMarketData
+from chatbot.service.us_views import UsOpenOrder
+from chatbot.service.views import ConfirmResult, Mode, OrderCard, Outcome
+from chatbot.storage.tables import OrderJournalRow, PendingOrderRow
+
+log = logging.getLogger(__name__)
+
+MAX_US_PRICE = Decimal(1_000_000)
+# Session order types by the words a person types (KIS_OVERSEAS.md §3).
+DIVISION_WORDS: dict[str, UsOrderDivision] = {
+    "limit": UsOrderDivision.LIMIT, "지정가": UsOrderDivision.LIMIT,
+    "loo": UsOrderDivision.LOO, "시가지정가": UsOrderDivision.LOO, "장개시지정가": UsOrderDivision.LOO,
+    "loc": UsOrderDivision.LOC, "종가지정가": UsOrderDivision.LOC, "장마감지정가": UsOrderDivision.LOC,
+    "moo": UsOrderDivision.MOO, "시가시장가": UsOrderDivision.MOO, "장개시시장가": UsOrderDivision.MOO,
+    "moc": UsOrderDivision.MOC, "종가시장가": UsOrderDivision.MOC, "장마감시장가": UsOrderDivision.MOC,
+}
+OFFERED = (UsOrderDivision.LIMIT, UsOrderDivision.LOO, UsOrderDivision.LOC, UsOrderDivision.MOO,
+           UsOrderDivision.MOC)
+MARKET_WORDS = frozenset({"market", "mkt", "시장가", "시장"})
+_QTY = re.compile(r"^[0-9][0-9,]*$")
+_PRICE = re.compile(r"^\$?[0-9][0-9,]*(\.[0-9]+)?\$?$")
+
+
+@dataclass(frozen=True, slots=True)
+class UsOrderRequest:
+    symbol: Symbol
+    quantity: str
+    price: str | None
+    division: UsOrderDivision | None  # None: as typed, no session word
+    market_word: bool  # "market"/"시장가" typed: KIS offers no US market order
+
+
+def parse_us_price(text: str) -> Decimal:
+    """A US limit price as typed (``190.50``, ``$0.5123``), on the tick, at least $0.01."""
+    raw = text.strip()
+    if len(raw) > MAX_ARG_LENGTH:
+        raise UserError("input_too_long")
+    if not _PRICE.match(raw):
+        raise UserError("us_bad_price", value=raw)
+    try:
+        price = Decimal(raw.strip("$").replace(",", ""))
+    except InvalidOperation:
+        raise UserError("us_bad_price", value=raw) from None
+    if price < MIN_ORDER_PRICE:
+        raise UserError("us_price_too_small", value=raw)
+    if price > MAX_US_PRICE:
+        raise UserError("us_bad_price", value=raw)
+    if not US.is_on_tick(Money.usd(price)):
+        tick = US.tick_for(Money.usd(price)).amount
+        below = (price - price % tick).quantize(tick)
+        raise UserError("us_off_tick", price=f"${price}", tick=f"${tick}", below=f"${below}",
+                        above=f"${below + tick}")
+    return price
+
+
+class UsOrders:
+    def __init__(self, orders: Orders, market: UsMarketData) -> None:
+        self.orders = orders
+        self.market = market
+        self.mode = orders.mode
+        self._trading_us: set[int] = set()  # users known to have sent US orders (see trades_us)
+        orders.us = self  # US rows of the card table are built and submitted here
+
+    # -- which orders are US ones ------------------------------------------------------------------
+    def request(self, args: Sequence[str]) -> UsOrderRequest | None:
+        """``<symbol words…> <qty> [<price>] [loo|loc|moo|moc]`` naming a US stock, else None (a
+        domestic order, or words the domestic parser answers)."""
+        words = [w for w in args if w]
+        division: UsOrderDivision | None = None
+        market_word = False
+        rest: list[str] = []
+        for i, word in enumerate(words):
+            key = word.lower()
+            if i > 0 and key in DIVISION_WORDS and division is None:
+                division = DIVISION_WORDS[key]
+            elif i > 0 and key in MARKET_WORDS:
+                market_word = True
+            else:
+                rest.append(word)
+        if len(rest) < 2:
+            return None
+        if len(rest) >= 3 and _QTY.match(rest[-2]) and _PRICE.match(rest[-1]):
+            symbol_words, quantity, price = rest[:-2], rest[-2], rest[-1]
+        else:
+            symbol_words, quantity, price = rest[:-1], rest[-1], None
+        symbol = self.market.lookup(" ".join(symbol_words))
+        if symbol is None:
+            return None
+        return UsOrderRequest(symbol, quantity, price, division, market_word)
+
+    # -- cards -------------------------------------------------------------------------------------
+    async def prepare_order(self, user_id: int, chat_id: int, side: OrderSide, request: UsOrderRequest) -> OrderCard:
+        """Validate everything a US order needs and store its card; nothing is sent to KIS's order path."""
+        self.orders.check_real_allowed()
+        self.orders.market.check_maintenance()
+        symbol = request.symbol
+        quantity = parse_quantity(request.quantity)
+        if request.market_word:
+            raise UserError("us_no_market_order", code=symbol.code)
+        division = request.division or UsOrderDivision.LIMIT
+        if division not in OFFERED:
+            raise UserError("us_type_not_offered", type=division.name)
+        if side is OrderSide.BUY and division not in BUY_DIVISIONS:
+            raise UserError("us_sell_only", type=division.name)
+        if self.mode is not Mode.REAL and division is not UsOrderDivision.LIMIT:
+            raise UserError("us_paper_limit_only", type=division.name)
+        if division.priced and request.price is None:
+            raise UserError("us_price_needed", code=symbol.code)
+        if not division.priced and request.price is not None:
+            raise UserError("us_no_price_for_type", type=division.name)
+        price = Money.usd(parse_us_price(request.price)) if request.price is not None else None
+        state = self.market.state()
+        action = "order"
+        if not state.accepts_orders:  # KIS's reservation orders (§9), sent at the next regular open
+            reservable = RESERVE_BUY_DIVISIONS if side is OrderSide.BUY else RESERVE_SELL_DIVISIONS
+            if not self.market.calendar.reservation_open(state.now) or division not in reservable:
+                raise UserError("us_market_closed",
+                                next_open=state.next_open.astimezone(SEOUL).strftime("%m-%d %H:%M"))
+            action = "reserve"
+        broker = await self.market.broker_for(user_id)
+        with kis_errors():
+            quote = await broker.quote(symbol.code)
+            lower, upper = quote.lower_limit, quote.upper_limit
+            if price is not None and lower is not None and upper is not None and not lower <= price <= upper:
+                raise UserError("us_out_of_limits", price=str(price), lower=str(lower), upper=str(upper))
+            if side is OrderSide.SELL:
+                held = next((h for h in await broker.holdings() if h.symbol == symbol.code), None)
+                have = held.orderable_quantity if held else 0
+                if quantity > have:
+                    raise UserError("insufficient_holdings", have=have, want=quantity,
+                                    name=symbol.display_name("ko"))
+            else:
+                power = await broker.buying_power(symbol.code, price or quote.price)
+                if quantity > power.max_quantity:
+                    raise UserError("us_insufficient_cash", max_quantity=power.max_quantity,
+                                    cash=str(power.orderable_cash))
+        self.market.rate(broker)
+        exchange = await broker.exchange(symbol.code)
+        row = await self.orders.cards.create(
+            owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action=action, side=side.value,
+            code=symbol.code, name=symbol.name_ko[:80], quantity=quantity,
+            price=price.amount if price is not None else None, quoted_price=quote.price.amount,
+            currency=Currency.USD.value, market="US", exchange=exchange.name,
+            order_type=division.name)
+        return self.card(row, symbol)
+
+    def card(self, row: PendingOrderRow, symbol: Symbol | None = None) -> OrderCard:
+        """The card a US row stands for: dollar amount, estimated fees, the KRW estimate, the session."""
+        exchange = row.exchange or "NASDAQ"
+        symbol = symbol or self.market.by_code(row.code) or Symbol(row.code, row.name, row.name, exchange)
+        side = OrderSide(row.side)
+        state = self.market.state()
+        detail = us_card_detail(side, row.price, row.quoted_price, row.quantity, exchange, row.order_type or "LIMIT",
+                                krw_per_usd=self.market.last_rate, session=state.phase.value,
+                                next_open=state.next_open.astimezone(SEOUL), reservation=row.action == "reserve")
+        return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
+                         quantity=row.quantity, price=detail.price, quoted_price=detail.quoted_price,
+                         amount=detail.amount, commission=detail.fees, tax=Money.usd(0),
+                         expires_at=row.expires_at, order_no=row.order_no,
+                         ttl_seconds=int(self.orders.cards.ttl.total_seconds()), session=state.phase.value,
+                         next_open=detail.next_open, us=detail)
+
+    # -- open orders, cancel, revise -----------------------------------------------------------------------
+    async def trades_us(self, user_id: int) -> bool:
+        """Whether the user has sent a US order through the bot (journalled): only then do /orders and
+        /balance ask KIS about US orders and holdings (each costs requests; KIS's paper server allows 2/s)."""
+        if user_id in self._trading_us:
+            return True
+        async with self.orders.journal.db.session() as session:
+            found = (await session.exec(select(OrderJournalRow.id).where(
+                col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == "US").limit(1))).first()
+        if found is not None:
+            self._trading_us.add(user_id)
+        return found is not None
+
+    async def open_orders(self, user_id: int) -> list[UsOpenOrder]:
+        broker = await self.market.broker_for(user_id)
+        with kis_errors():
+            rows = await broker.open_orders()
+        return [self._open(r) for r in rows]
+
+    async def open_order(self, user_id: int, order_no_text: str) -> b.OpenOrder | None:
+        """One of the user's own open US orders by its number, or None (not a US order of theirs)."""
+        wanted = parse_order_no(order_no_text)
+        broker = await self.market.broker_for(user_id)
+        with kis_errors():
+            rows = await broker.open_orders()
+        return next((r for r in rows if order_no_key(r.order_no) == wanted), None)
+
+    async def prepare_cancel(self, user_id: int, chat_id: int, order: b.OpenOrder) -> OrderCard:
+        self.orders.check_real_allowed()
+        price = order.price.amount if order.price is not None else Decimal(0)
+        row = await self.orders.cards.create(
+            owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="cancel",
+            side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80],
+            quantity=order.cancellable_quantity, price=price or None, quoted_price=price,
+            currency=Currency.USD.value, order_no=order.order_no, branch=order.branch[:8] or None, market="US",
+            exchange=_exchange_name(order), order_type=UsOrderDivision.LIMIT.name)
+        return self.card(row)
+
+    async def prepare_revise(self, user_id: int, chat_id: int, order: b.OpenOrder, args: Sequence[str]) -> OrderCard:
+        """``<order_no> <new price> [<new qty>]`` for a US order: the new price on the US tick."""
+        self.orders.check_real_allowed()
+        price = parse_us_price(args[1])
+        remaining = order.cancellable_quantity
+        quantity = parse_quantity(args[2]) if len(args) == 3 else remaining
+        if quantity > remaining:
+            raise UserError("revise_quantity_too_large", want=quantity, remaining=remaining)
+        old = order.price.amount if order.price is not None else Decimal(0)
+        if price == old and quantity == remaining:
+            raise UserError("us_revise_nothing_changes", order_no=order.order_no, price=str(Money.usd(price)))
+        row = await self.orders.cards.create(
+            owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="revise",
+            side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80], quantity=quantity,
+            price=price, quoted_price=old, currency=Currency.USD.value, order_no=order.order_no,
+            branch=order.branch[:8] or None, market="US", exchange=_exchange_name(order),
+            order_type=UsOrderDivision.LIMIT.name)
+        return self.card(row)
+
+    # -- /cancel and /modify by number: a domestic order first, else a US one ------------------------------
+    async def prepare_cancel_any(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
+        try:
+            return await self.orders.prepare_cancel(user_id, chat_id, order_no_text)
+        except UserError as err:
+            if err.key != "no_such_open_order":
+                raise
+            order = await self.open_order(user_id, order_no_text)
+            if order is None:
+                raise
+        return await self.prepare_cancel(user_id, chat_id, order)
+
+    async def prepare_revise_any(self, user_id: int, chat_id: int, args: Sequence[str]) -> OrderCard:
+        """A US order's number first (its price has cents, which the domestic parser refuses), else domestic."""
+        if len(args) not in (2, 3):
+            raise UserError("usage_modify")
+        parse_order_no(args[0])
+        order = await self.open_order(user_id, args[0])
+        if order is None:
+            return await self.orders.prepare_revise(user_id, chat_id, args)
+        return await self.prepare_revise(user_id, chat_id, order, args)
+
+    # -- the press (called by Orders for a claimed US card) --------------------------------------------------
+    async def submit(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
+                     journal_id: int) -> ConfirmResult:
+        """Send a claimed US card once through the broker and settle it (Orders' journal and card)."""
+        orders = self.orders
+        broker = self.market.broker(account.client)
+        side = OrderSide(row.side)
+        exchange = UsExchange[row.exchange] if row.exchange and row.exchange in UsExchange.__members__ else None
+        sending = orders._before_sending(journal_id, account)
+        try:
+            if row.action == "reserve":  # sent once; KIS gives a reservation number, the order comes at the open
+                assert sending.callback is not None
+                await sending.callback(set())  # journalled as sent before anything leaves
+                division = UsOrderDivision[row.order_type or "LIMIT"]
+                reserved = await broker.client.reserve(exchange or await broker.exchange(row.code), side, row.code,
+                                                       row.quantity, row.price, division)
+                when = card.us.next_open.strftime("%m-%d %H:%M") if card.us and card.us.next_open else ""
+                return await orders._settle(row, journal_id, Outcome.PLACED, card, order_no=reserved.reservation_no,
+                                            message=f"US reservation, sent to the exchange at the {when} KST open")
+            if row.action in ("cancel", "revise"):
+                assert row.order_no is not None
+                key = order_no_key(row.order_no)
+                current = next((o for o in await broker.open_orders() if order_no_key(o.order_no) == key), None)
+                if current is None:  # nothing was sent
+                    return await orders._settle(row, journal_id, Outcome.FAILED, card,
+                                                message="nothing left to cancel or revise (filled or cancelled meanwhile)")
+                if row.action == "cancel":
+                    ack = await broker.cancel(current, on_sending=sending.callback)
+                    return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
+                assert row.price is not None
+                ack = await broker.revise(current, Money.usd(row.price),
+                                          min(row.quantity, current.cancellable_quantity),
+                                          on_sending=sending.callback)
+                return await orders._settle(row, journal_id, Outcome.REVISED_ORDER, card, order_no=ack.order_no)
+            if orders.watch_fills is not None:  # listen for its fill notices before it is sent
+                try:
+                    await orders.watch_fills(row.owner_id, row.chat_id)
+                except Exception:  # fill pushes are a convenience; the order goes ahead
+                    log.exception("could not start fill notifications")
+            if exchange is not None:
+                broker.remember(row.code, exchange)  # the exchange the card was made for
+            division = UsOrderDivision[row.order_type or "LIMIT"]
+            price = Money.usd(row.price) if row.price is not None else None
+            placed = await broker.place(side, row.code, row.quantity, price, on_sending=sending.callback,
+                                        division=division)
+        except (UsOrderNotOffered, ValueError) as exc:  # refused before anything was sent
+            return await orders._settle(row, journal_id, Outcome.FAILED, card, message=str(exc))
+        except DatabaseUnavailable:
+            return await orders._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+        except KisOrderRejected as exc:
+            return await orders._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisOrderUncertain as exc:
+            return await orders._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd, message=str(exc))
+        except KisError as exc:
+            if row.action == "cancel" and sending.started and exc.maybe_sent:  # did the cancel land?
+                with contextlib.suppress(KisError):
+                    still_open = {order_no_key(o.order_no) for o in await broker.open_orders()}
+                    if order_no_key(row.order_no or "") not in still_open:
+                        return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card,
+                                                    message="confirmed by lookup")
+            if sending.started and exc.maybe_sent:
+                return await orders._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
+                                            message=str(exc))
+            return await orders._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                        message=exc.msg1 or type(exc).__name__)
+        detail = "found by lookup after an unknown outcome" if placed.reconciled else None
+        return await orders._settle(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no,
+                                    message=detail)
+
+    def _open(self, o: b.OpenOrder) -> UsOpenOrder:
+        listed = self.market.by_code(o.symbol)
+        name = listed.name_ko if listed is not None and listed.name_ko else (o.name or o.symbol)
+        return UsOpenOrder(order_no=o.order_no, symbol=o.symbol, name=name, exchange=_exchange_name(o),
+                           side=o.side, quantity=o.quantity, price=o.price or Money.usd(0),
+                           filled_quantity=o.filled_quantity, remaining=o.cancellable_quantity, time=o.time)
+
+
+def _exchange_name(order: b.OpenOrder) -> str:
+    exchange = UsExchange.of_order_code(order.exchange)
+    return exchange.name if exchange is not None else (order.exchange or "NASDAQ")

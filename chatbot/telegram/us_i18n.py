@@ -1,0 +1,123 @@
+"""The bot's words for US stocks (merged into :data:`chatbot.telegram.i18n.MESSAGES`)."""
+
+from __future__ import annotations
+
+US_MESSAGES: dict[str, dict[str, str]] = {
+    "us_session_regular": {"ko": "정규장", "en": "regular session"},
+    "us_session_pre_market": {"ko": "프리마켓", "en": "pre-market"},
+    "us_session_after_market": {"ko": "애프터마켓", "en": "after-market"},
+    "us_session_daytime": {"ko": "주간거래", "en": "daytime session (주간거래)"},
+    "us_session_closed": {"ko": "장 마감", "en": "closed"},
+    "us_session_weekend": {"ko": "주말 휴장", "en": "closed (weekend)"},
+    "us_session_holiday": {"ko": "휴장일", "en": "closed (holiday)"},
+    "us_session_now": {"ko": "미국 시장: {session}", "en": "US market: {session}"},
+    "us_session_next": {"ko": "미국 시장: {session} · 다음 정규장 {next_open} (한국시간)",
+                        "en": "US market: {session} · next regular open {next_open} KST"},
+    "us_day_range": {"ko": "시가 {open} · 고가 {high} · 저가 {low}", "en": "Open {open} · High {high} · Low {low}"},
+    "us_volume": {"ko": "거래량 {volume} · 전일 종가 {base}", "en": "Volume {volume} · prev. close {base}"},
+    "us_krw_estimate": {"ko": "원화 환산 약 {krw} (환율 {rate}원, 추정치)",
+                        "en": "≈ {krw} at {rate} KRW/USD (estimate)"},
+    "us_no_rate": {"ko": "원화 환산: 환율 정보 없음", "en": "KRW estimate: no exchange rate from KIS"},
+    "us_not_tradable": {"ko": "⛔ KIS에서 지금 매매할 수 없는 종목입니다.", "en": "⛔ KIS does not trade this stock now."},
+}
+
+US_MESSAGES.update({
+    "us_type_LIMIT": {"ko": "지정가", "en": "limit"},
+    "us_type_LOO": {"ko": "LOO 장개시지정가", "en": "LOO (limit on open)"},
+    "us_type_LOC": {"ko": "LOC 장마감지정가", "en": "LOC (limit on close)"},
+    "us_type_MOO": {"ko": "MOO 장개시시장가", "en": "MOO (market on open)"},
+    "us_type_MOC": {"ko": "MOC 장마감시장가", "en": "MOC (market on close)"},
+    "us_card_qty": {"ko": "수량 {qty}주 · {price} (현재가 {now})", "en": "Qty {qty} · {price} (now {now})"},
+    "us_card_cancel": {"ko": "취소할 주문 <code>{order_no}</code> · 남은 {qty}주 @ {price}",
+                       "en": "Order to cancel <code>{order_no}</code> · {qty} left @ {price}"},
+    "us_card_revise": {"ko": "정정할 주문 <code>{order_no}</code>\n가격 {old} → <b>{new}</b> · 수량 {qty}주\n"
+                             "체결된 수량은 그대로이고 남은 수량만 정정됩니다. 새 주문번호가 생깁니다.",
+                       "en": "Order to revise <code>{order_no}</code>\nPrice {old} → <b>{new}</b> · qty {qty}\n"
+                             "What has filled stays filled; only what is left is revised, under a new order number."},
+    "us_card_amount": {"ko": "예상 금액 {amount}{krw}", "en": "Estimated amount {amount}{krw}"},
+    "us_card_krw": {"ko": " (약 {krw}, 추정)", "en": " (≈ {krw}, estimate)"},
+    "us_card_fees": {"ko": "예상 수수료·제비용 {fees}", "en": "Est. commission and fees {fees}"},
+    "us_card_total_buy": {"ko": "예상 결제 금액 <b>{total}</b>{krw}", "en": "Estimated cost <b>{total}</b>{krw}"},
+    "us_card_total_sell": {"ko": "예상 수령 금액 <b>{total}</b>{krw}", "en": "Estimated proceeds <b>{total}</b>{krw}"},
+    "us_card_rate": {"ko": "환율 {rate}원/달러 (KIS 기준, 원화는 추정치)",
+                     "en": "Rate {rate} KRW/USD (KIS's; KRW figures are estimates)"},
+    "us_meets_now": {"ko": "체결 시점: 지금 ({session})", "en": "Meets the market now ({session})"},
+    "us_meets_open": {"ko": "체결 시점: 다음 정규장 시가 ({next_open} 한국시간)",
+                      "en": "Meets the next regular open ({next_open} KST)"},
+    "us_meets_close": {"ko": "체결 시점: 오늘 정규장 종가", "en": "Meets today's regular close"},
+    "us_bad_price": {"ko": "가격 '{value}'을(를) 이해하지 못했습니다. 예: /buy AAPL 3 190.50",
+                     "en": "Could not read the price '{value}'. Example: /buy AAPL 3 190.50"},
+    "us_price_too_small": {"ko": "미국 주식 가격은 $0.01 이상이어야 합니다 ('{value}').",
+                           "en": "A US price must be at least $0.01 ('{value}')."},
+    "us_off_tick": {"ko": "{price}은(는) 호가 단위({tick})에 맞지 않습니다. {below} 또는 {above}로 주문하세요.",
+                    "en": "{price} is not on the US tick ({tick}). Use {below} or {above}."},
+    "us_out_of_limits": {"ko": "{price}은(는) 오늘 주문 가능 범위({lower}–{upper}) 밖입니다.",
+                         "en": "{price} is outside today's order range ({lower}–{upper})."},
+    "us_no_market_order": {"ko": "KIS는 미국 주식 시장가 주문을 받지 않습니다. 가격을 적거나(예: /buy {code} 1 190.50) "
+                                 "매도는 moo/moc 를 쓰세요.",
+                           "en": "KIS takes no market orders for US stocks. Give a limit price "
+                                 "(e.g. /buy {code} 1 190.50), or moo/moc for a sell."},
+    "us_price_needed": {"ko": "미국 주식은 지정가로만 주문합니다. 가격을 적어 주세요. 예: /buy {code} 1 190.50",
+                        "en": "US orders need a limit price. Example: /buy {code} 1 190.50"},
+    "us_no_price_for_type": {"ko": "{type} 주문에는 가격을 적지 않습니다.", "en": "A {type} order takes no price."},
+    "us_sell_only": {"ko": "{type} 주문은 매도에만 쓸 수 있습니다 (KIS). 매수는 loo/loc 지정가를 쓰세요.",
+                     "en": "KIS offers {type} for sells only; for a buy use loo/loc with a price."},
+    "us_type_not_offered": {"ko": "{type} 주문은 이 봇에서 받지 않습니다.", "en": "This bot does not take {type} orders."},
+    "us_paper_limit_only": {"ko": "모의투자는 미국 주식 지정가 주문만 지원합니다. {type} 주문은 실전 계좌에서만 됩니다 "
+                                  "(KIS 모의투자 미지원). 아무것도 전송하지 않았습니다.",
+                            "en": "Paper trading takes US limit orders only: {type} orders exist on real accounts "
+                                  "alone (KIS's paper server does not offer them). Nothing was sent."},
+    "us_market_closed": {"ko": "지금은 미국 주식 주문을 받지 않습니다: 정규 주문은 프리마켓~애프터마켓, 예약 주문은 "
+                               "평일 10:00~개장 10분 전(한국시간, 지정가·매도 MOO)에만 접수됩니다. "
+                               "다음 정규장 {next_open} (한국시간).",
+                         "en": "US orders are not taken now: regular orders from pre-market to after-market, "
+                               "reservation orders on Korean weekdays from 10:00 KST until ten minutes before the "
+                               "open (limit, or MOO for a sell). Next regular open {next_open} KST."},
+    "us_insufficient_cash": {"ko": "주문 가능 금액이 부족합니다. 최대 {max_quantity:,}주 (주문 가능 {cash}).",
+                             "en": "Not enough buying power: at most {max_quantity:,} shares (orderable {cash})."},
+    "us_revise_nothing_changes": {"ko": "주문 {order_no}은(는) 이미 {price}입니다. 바꿀 것이 없습니다.",
+                                  "en": "Order {order_no} is already at {price}; nothing to change."},
+    "us_balance_title": {"ko": "\n<b>🇺🇸 미국 주식</b>", "en": "\n<b>🇺🇸 US stocks</b>"},
+    "us_no_holdings": {"ko": "보유 미국 주식이 없습니다.", "en": "No US holdings."},
+    "us_holding": {"ko": "\n<b>{name}</b> {code} · {exchange}\n  {qty}주 · 평균 {avg} · 현재 {last}\n"
+                         "  평가 {value} · 손익 {mark} {pl} ({rate})",
+                   "en": "\n<b>{name}</b> {code} · {exchange}\n  {qty} sh · avg {avg} · now {last}\n"
+                         "  value {value} · P/L {mark} {pl} ({rate})"},
+    "us_balance_cash": {"ko": "달러 예수금 {cash}", "en": "Dollar cash {cash}"},
+    "us_balance_stocks": {"ko": "미국 주식 평가 {value} · 손익 {pl}", "en": "US stocks {value} · P/L {pl}"},
+    "us_balance_total": {"ko": "미국 계좌 합계 <b>{total}</b>{krw}", "en": "US total <b>{total}</b>{krw}"},
+    "us_balance_unavailable": {"ko": "미국 주식 잔고를 지금 불러오지 못했습니다. 잠시 뒤 다시 시도하세요.",
+                               "en": "The US balance could not be loaded now; try again shortly."},
+    "us_balance_combined": {"ko": "국내+미국 총 평가 약 <b>{total}</b> (원화 환산 추정)",
+                            "en": "Korea + US total ≈ <b>{total}</b> (KRW estimate)"},
+    "us_revise_prompt": {"ko": "🇺🇸 주문 <code>{order_no}</code> ({name}, 잔량 {remaining:,}주 @ {price}) 정정: 새 가격을 "
+                               "넣어 보내세요. 예: /modify {order_no} {example}",
+                         "en": "🇺🇸 Order <code>{order_no}</code> ({name}, {remaining:,} left @ {price}): send the new "
+                               "price. Example: /modify {order_no} {example}"},
+    "us_chart_caption": {"ko": "🇺🇸 {name} ({code}) {period} · 최근 {bars}개 · 종가 {close}",
+                         "en": "🇺🇸 {name} ({code}) {period} · last {bars} bars · close {close}"},
+    "us_status": {"ko": "미국 시장 🇺🇸: {session}{extra} · 다음 정규장 {next_open} (한국시간)",
+                  "en": "US market 🇺🇸: {session}{extra} · next regular open {next_open} KST"},
+    "us_early_close": {"ko": "조기 폐장 13:00 ET ({reason})", "en": "early close 13:00 ET ({reason})"},
+    "us_alert_set": {"ko": "🔔 알림 #{id} · {name} ({code}) 🇺🇸 {condition} (현재 {price}){repeat}",
+                     "en": "🔔 Alert #{id} · {name} ({code}) 🇺🇸 {condition} (now {price}){repeat}"},
+    "us_push_alert": {"ko": "🔔 <b>{name}</b> ({code}) 🇺🇸 {price} — {condition} 도달 ({time} 한국시간)",
+                      "en": "🔔 <b>{name}</b> ({code}) 🇺🇸 {price} — reached {condition} ({time} KST)"},
+    "us_alert_already_crossed": {"ko": "현재가 {price}이(가) 이미 {threshold}을(를) 넘어섰습니다.",
+                                 "en": "The price ({price}) is already past {threshold}."},
+    "us_push_fill": {"ko": "✅ <b>체결</b> 🇺🇸: {name} ({code}) {side} {quantity:,}주 @ {price} (주문 {order_no})",
+                     "en": "✅ <b>Filled</b> 🇺🇸: {name} ({code}), {side} {quantity:,} @ {price} (order {order_no})"},
+    "us_commands": {"ko": "🇺🇸 미국 주식: /price AAPL · /price 애플 — 달러 시세\n"
+                          "/buy AAPL 3 190.50 — 지정가 매수 · /sell TSLA 1 moc — 장마감 (실전 계좌만)\n"
+                          "/alert AAPL 이상 200 · /chart AAPL · /orders · /balance 에 함께 표시",
+                    "en": "🇺🇸 US stocks: /price AAPL — quote in dollars\n"
+                          "/buy AAPL 3 190.50 — limit buy · /sell TSLA 1 moc — at the close (real accounts)\n"
+                          "/alert AAPL above 200 · /chart AAPL · shown in /orders and /balance too"},
+    "us_meets_reservation": {"ko": "⏰ 예약 주문: 다음 정규장 개장 {next_open} (한국시간)에 전송됩니다. 미체결분은 그날 장 "
+                                   "마감 뒤 취소됩니다. 예약 취소는 KIS 앱에서 하세요.",
+                             "en": "⏰ Reservation order: sent at the next regular open, {next_open} KST; what is unfilled "
+                                   "is cancelled after that day's close. Cancel a reservation in KIS's app."},
+    "us_card_title_reserve": {"ko": "<b>예약 주문 확인</b> {badge}", "en": "<b>Confirm reservation order</b> {badge}"},
+    "us_reserved_summary": {"ko": "⏰ 예약 주문 (번호는 예약번호) · {next_open} (한국시간) 개장 때 전송",
+                            "en": "⏰ Reservation order (the number is the reservation's) · sent at the {next_open} KST open"},
+})

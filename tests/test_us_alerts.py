@@ -1,0 +1,102 @@
+"""US price alerts end to end on the HDFSCNT0 feed (keys like DNASAAPL), sharing the feed's slots
+with domestic alerts: real PTB Application ↔ fake Bot API ↔ service ↔ simulator (US market held open)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from sqlmodel import select
+
+from chatbot.config import KisSettings
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.storage.tables import AlertRow, OutboxRow
+from tests.harness import BotHarness
+
+ALICE = BotApiEmulator.user(3101, "ko")
+BOB = BotApiEmulator.user(3102, "en")
+PUSH = "도달"
+
+
+@pytest.fixture
+async def bot(db_url: str) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(db_url, kis=KisSettings(alert_cooldown_seconds=1, max_alerts_per_user=5),
+                         us_always_open=True)
+    await harness.start()
+    assert harness.runtime is not None and harness.runtime.engine is not None
+    harness.runtime.engine.rearm_interval = 0.1
+    yield harness
+    await harness.stop()
+
+
+async def rows(bot: BotHarness, table: type) -> list:
+    assert bot.runtime is not None
+    async with bot.runtime.db.session() as session:
+        return list((await session.exec(select(table))).all())
+
+
+async def test_us_alert_fires_exactly_once(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (msg,) = await bot.say(ALICE, "/alert AAPL 이상 200")
+    assert "알림 #1" in msg["text"] and "$200.00 이상" in msg["text"] and "$190.25" in msg["text"], msg["text"]
+    assert bot.runtime is not None and bot.runtime.engine is not None
+    assert ("HDFSCNT0", "DNASAAPL") in bot.runtime.engine.feed.subscriptions
+    bot.sim.set_us_price("AAPL", Decimal("195.00"))  # not there yet
+    await asyncio.sleep(0.3)
+    assert bot.count_messages(ALICE["id"], PUSH) == 0
+    bot.sim.set_us_price("AAPL", Decimal("200.50"))
+    push = await bot.wait_for_message(ALICE["id"], PUSH)
+    assert "애플" in push["text"] and "(AAPL)" in push["text"] and "$200.50" in push["text"], push["text"]
+    assert "$200.00 이상" in push["text"]
+    for price in ("201.00", "199.00", "202.00"):  # stays above, crosses again: nothing more
+        bot.sim.set_us_price("AAPL", Decimal(price))
+    await asyncio.sleep(0.3)
+    assert bot.count_messages(ALICE["id"], PUSH) == 1
+    (alert,) = await rows(bot, AlertRow)
+    assert alert.status == "fired" and alert.fired_count == 1 and alert.code == "DNASAAPL"
+    assert alert.threshold == Decimal(200) and alert.currency == "USD"
+    (out,) = await rows(bot, OutboxRow)
+    assert out.status == "sent"
+
+
+async def test_us_and_domestic_alerts_share_the_feed_slots(bot: BotHarness) -> None:
+    assert bot.runtime is not None and bot.runtime.engine is not None
+    bot.runtime.engine.feed.max_subscriptions = 2
+    state = bot.sim.market.get("005930")
+    assert state is not None
+    (msg,) = await bot.say(ALICE, f"/alert 005930 above {state.price * 2}")
+    assert "알림 #1" in msg["text"], msg["text"]
+    bot.sim.set_us_price("TSLA", Decimal(250))
+    (msg,) = await bot.say(ALICE, "/alert 테슬라 below 200.50")
+    assert "알림 #" in msg["text"] and "$200.50 이하" in msg["text"], msg["text"]
+    bot.sim.set_us_price("NVDA", Decimal(150))
+    (msg,) = await bot.say(BOB, "/alert NVDA above 180")
+    assert "All 2 live-price slots" in msg["text"], msg["text"]  # one KRX + one US symbol fill both
+    (listing,) = await bot.say(ALICE, "/alerts")
+    assert "(TSLA) 🇺🇸" in listing["text"] and "$200.50" in listing["text"], listing["text"]
+
+
+@pytest.mark.parametrize(("text", "needle"), [("/alert AAPL above 100", "already past"),
+                                              ("/alert AAPL above 200.005", "tick"),
+                                              ("/alert AAPL +50%", "30%"), ("/alert AAPL above", "/alert")])
+async def test_us_alert_bad_input(bot: BotHarness, text: str, needle: str) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (msg,) = await bot.say(BOB, text)
+    assert needle in msg["text"], msg["text"]
+    assert await rows(bot, AlertRow) == []
+
+
+async def test_a_us_alert_keeps_its_exact_threshold_across_a_restart(bot: BotHarness) -> None:
+    """The book is loaded from the database at start-up: $1.13 must be 11,300 price units there too (SQLite
+    keeps a fractional price as a REAL, and 1.13 × 10,000 truncated is 11,299)."""
+    bot.sim.set_us_price("AAPL", Decimal("1.20"))
+    (msg,) = await bot.say(ALICE, "/alert AAPL 이하 1.13")
+    assert "$1.13 이하" in msg["text"], msg["text"]
+    await bot.restart()
+    assert bot.runtime is not None and bot.runtime.engine is not None
+    bot.runtime.engine.rearm_interval = 0.1
+    bot.sim.set_us_price("AAPL", Decimal("1.13"))  # exactly the threshold: it fires
+    push = await bot.wait_for_message(ALICE["id"], PUSH)
+    assert "$1.13" in push["text"], push["text"]
