@@ -62,8 +62,8 @@ async def test_us_alert_fires_exactly_once(bot: BotHarness) -> None:
 
 
 async def test_us_and_domestic_alerts_share_the_feed_slots(bot: BotHarness) -> None:
-    assert bot.runtime is not None and bot.runtime.engine is not None
-    bot.runtime.engine.feed.max_subscriptions = 2
+    assert bot.runtime is not None and bot.runtime.feeds is not None
+    bot.runtime.feeds.operators[0].session.max_subscriptions = 2  # one operator key; a paper user has none
     state = bot.sim.market.get("005930")
     assert state is not None
     (msg,) = await bot.say(ALICE, f"/alert 005930 above {state.price * 2}")

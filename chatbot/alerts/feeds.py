@@ -45,6 +45,7 @@ from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError
 from chatbot.kis.frames import Decrypt, Tick
 from chatbot.kis.models import KST, Quote
+from chatbot.kis.overseas_frames import UsTick
 from chatbot.kis.realtime import (
     Disconnected,
     Event,
@@ -67,6 +68,7 @@ REBALANCE_EVERY = 30.0  # seconds: users' keys may change without the planner be
 
 
 Parser = Callable[[str, Decrypt | None], list[Any]]  # a frame's records (RealtimeClient's parser)
+TRADES: frozenset[type] = frozenset((Tick, UsTick))  # what the sessions' trade feeds deliver
 TRADE_TRS = frozenset((p.WS_TRADE, o.WS_US_TRADE))
 
 
@@ -444,6 +446,23 @@ class FeedPlanner:
             if code not in self._demand:
                 self._demand[code] = await self._owners_of(code) or {ANYONE}
             await self._replan(strict=code)
+            if self._unservable(code):
+                self._refs[code] -= 1
+                if not self._refs[code]:
+                    del self._refs[code]
+                    self._demand.pop(code, None)
+                await self._replan()
+                raise self._full()
+
+    def _unservable(self, code: str) -> bool:
+        """Past every live slot a domestic symbol is polled over REST; a US one cannot be (the operator's
+        REST quotes are domestic), so it is refused as a full feed was before the planner."""
+        placement = self._placed.get(code)
+        return placement is not None and placement.kind == "poll" and trade_tr(code) != p.WS_TRADE
+
+    def _full(self) -> SubscriptionLimitError:
+        return SubscriptionLimitError(f"every session's {self.max_subscriptions} slots are taken",
+                                      msg_cd=p.OPSP_MAX_SUBSCRIPTIONS)
 
     async def unsubscribe(self, tr_id: str, tr_key: str) -> None:
         """One consumer (the alert engine, the conditional orders' trigger engine) lets ``tr_key`` go;
@@ -468,6 +487,12 @@ class FeedPlanner:
                 return
             owners.add(user_id)
             await self._replan(strict=code)
+            if self._unservable(code):
+                owners.discard(user_id)
+                if not owners and not self._refs.get(code):
+                    self._demand.pop(code, None)
+                await self._replan()
+                raise self._full()
 
     def review(self, code: str) -> None:
         """Who watches ``code`` may have changed (an alert fired or was deleted): re-read soon."""
@@ -636,7 +661,7 @@ class FeedPlanner:
             session.add_listener(lambda event: self._on_session_event(key, event))
 
     def _on_session_event(self, key: SessionKey, event: Event) -> None:
-        if type(event) is Tick:
+        if type(event) in TRADES:
             self._emit(event)
         elif isinstance(event, Disconnected):
             if not self._down:

@@ -56,7 +56,7 @@ class FillWatcher:
         self.wake_sender = wake_sender
         self._clients: dict[int, RealtimeClient] = {}
         # Each user's one session on their key, shared with the feed planner (their own symbols).
-        self.sessions = sessions or UserSessions(ws_url)
+        self.sessions = sessions if sessions is not None else UserSessions(ws_url)  # (an empty one is falsy)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.recorded = 0

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 # before anything is sent. Whatever it does, raises included, the order is then sent and settled.
 ShowSending = Callable[[OrderCard], Awaitable[None]]
 
-ORDER_ACTIONS = ("order", "cancel", "revise", "reset")  # the cards this service claims (conditional orders have theirs)
+ORDER_ACTIONS = ("order", "reserve", "cancel", "revise", "reset")  # the cards this service claims (conditional orders have theirs)
 _REFUSALS = {
     ClaimRefused.UNKNOWN: Outcome.UNKNOWN,
     ClaimRefused.NOT_OWNER: Outcome.NOT_OWNER,
