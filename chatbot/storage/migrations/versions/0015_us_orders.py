@@ -35,7 +35,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     for table in TABLES:
-        us_rows = bind.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE market <> 'KRX'")).scalar()
+        market = sa.column("market")
+        us_rows = bind.execute(sa.select(sa.func.count()).select_from(sa.table(table, market))
+                               .where(market != "KRX")).scalar()
         if us_rows:
             raise RuntimeError(f"{table} holds {us_rows} US rows: settle and purge them before downgrading")
     for table in TABLES:
