@@ -30,7 +30,7 @@ import datetime as dt
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -171,6 +171,13 @@ class TriggerEngine:
     def armed(self, order_id: int) -> ArmedTrigger | None:
         return self._orders.get(order_id)
 
+    def knows(self, order_id: int) -> bool:
+        """In the book, or crossed and handed to the service (not yet moved to ``firing``)."""
+        return order_id in self._orders or order_id in self._handed_over
+
+    def order_ids(self) -> list[int]:
+        return list(self._orders)
+
     def trail_state(self, order_id: int) -> tuple[int, int] | None:
         """A trailing stop's (high, level) as the engine holds it now."""
         trigger = self._orders.get(order_id)
@@ -180,7 +187,7 @@ class TriggerEngine:
         return (trail.high, trail.level) if trail else None
 
     # -- the book -------------------------------------------------------------------------------------------
-    def _add(self, trigger: ArmedTrigger) -> None:
+    def _add(self, trigger: ArmedTrigger, *, in_gap: bool = True) -> None:
         order_id, code = trigger.order_id, trigger.code
         if order_id in self._orders:
             return
@@ -196,7 +203,7 @@ class TriggerEngine:
             self.book.add(order_id * 2, code, "below", stop)
         if trigger.take is not None:
             self.book.add(order_id * 2 + 1, code, "above", trigger.take)
-        if self._gap_start is not None:
+        if in_gap and self._gap_start is not None:
             self._armed_in_gap.setdefault(code, []).append((order_id, _market_second()))
 
     def _drop(self, order_id: int) -> ArmedTrigger | None:
@@ -401,8 +408,15 @@ class TriggerEngine:
     def arm(self, trigger: ArmedTrigger, seen: _Arming | None = None) -> None:
         """Into the book (inside :meth:`arming`); trades seen while it was stored are judged now."""
         self._add(trigger)
-        if seen is None or seen.last is None:
-            return
+        if seen is not None:
+            crossed = self._judge(trigger, seen)
+            if crossed:
+                self._enqueue(crossed)
+
+    def _judge(self, trigger: ArmedTrigger, seen: _Arming) -> list[Crossed]:
+        """Trades seen before ``trigger`` reached the book (their low, high and last): the leg they crossed."""
+        if seen.last is None or trigger.order_id not in self._orders:
+            return []
         _, tick_time = seen.last
         if trigger.trail_percent is not None:
             self._raise_trails(trigger.code, seen.high)
@@ -412,9 +426,37 @@ class TriggerEngine:
         elif trigger.take is not None and seen.high >= trigger.take:
             entry, price = trigger.order_id * 2 + 1, seen.high
         else:
-            return
+            return []
         self.book.remove(entry)
-        self._enqueue(self._cross(trigger.code, [entry], price, tick_time, time.perf_counter()))
+        return self._cross(trigger.code, [entry], price, tick_time, time.perf_counter())
+
+    async def adopt(self, triggers: Sequence[ArmedTrigger], since: float,
+                    seen: Mapping[str, Sequence[int]] | None = None) -> list[int]:
+        """Orders another replica armed (stored at or after ``since``, epoch seconds): their symbols on the
+        feed, into the book; the first trade of each symbol checks the day's high and low made since then,
+        as after a feed gap, and ``seen`` (per symbol, the prices of trades this replica saw since then) is
+        judged now: a crossing before this replica knew of them still fires (once: the service's
+        conditional update). Returns the ids added (those already known are skipped)."""
+        fresh = [t for t in triggers if not self.knows(t.order_id)]
+        if not fresh:
+            return []
+        codes = {t.code for t in fresh}
+        for code in sorted(codes):
+            await self._ensure_subscribed(code)
+        for trigger in fresh:
+            self._add(trigger, in_gap=False)  # judged by the gap from ``since``, not set aside
+        self._gap_start = since if self._gap_start is None else min(self._gap_start, since)
+        self._gap_symbols |= codes & self._subscribed
+        now = _market_second()
+        crossed: list[Crossed] = []
+        if seen and self.in_session(now):
+            for trigger in fresh:
+                prices = seen.get(trigger.code)
+                if prices:
+                    crossed += self._judge(trigger, _Arming(max(prices), min(prices), 0, (prices[-1], now)))
+        if crossed:
+            self._enqueue(crossed)
+        return [t.order_id for t in fresh]
 
     async def disarm(self, order_id: int) -> None:
         """Out of the book (cancelled, expired); its symbol off the feed when nothing else needs it."""
