@@ -248,7 +248,7 @@ async def _started(start: Callable[[], None]) -> None:
 
 def _conditional_hooks(conditional: ConditionalOrders | None, engine: AlertEngine, mode: Mode,
                        calendar: MarketCalendar, replicas: Replicas) -> tuple[
-        Callable[[], Awaitable[None]] | None, Callable[[], Awaitable[None]] | None,
+        Callable[[float | None], Awaitable[None]] | None, Callable[[], Awaitable[None]] | None,
         Callable[[Callable[[str, float], list[int]]], Awaitable[int]] | None]:
     """The conditional orders' trigger engine starts on the feed's owner once the feed is up (before
     reconciliation, which a firing interrupted by a crash relies on) and stops before the feed. With
@@ -258,8 +258,8 @@ def _conditional_hooks(conditional: ConditionalOrders | None, engine: AlertEngin
     conditional.replicated = not replicas.single_process
     conditional.feed_capacity = engine.feed.max_subscriptions
 
-    async def start() -> None:
-        await start_conditional(conditional, engine.feed, mode, calendar)
+    async def start(since: float | None) -> None:
+        await start_conditional(conditional, engine.feed, mode, calendar, since)
 
     async def stop() -> None:
         await stop_conditional(conditional)

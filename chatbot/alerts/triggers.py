@@ -458,6 +458,14 @@ class TriggerEngine:
             self._enqueue(crossed)
         return [t.order_id for t in fresh]
 
+    def assume_gap(self, since: float) -> None:
+        """Treat the feed of every subscribed symbol as down since ``since`` (the feed taken over from a
+        replica last seen alive then): the first trade of each fires what the day's high or low crossed since."""
+        self._gap_start = since if self._gap_start is None else min(self._gap_start, since)
+        self._gap_symbols |= set(self._subscribed)
+        if not self._gap_symbols:
+            self._gap_closed()
+
     async def disarm(self, order_id: int) -> None:
         """Out of the book (cancelled, expired); its symbol off the feed when nothing else needs it."""
         trigger = self._drop(order_id)

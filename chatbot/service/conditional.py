@@ -908,13 +908,16 @@ def session_gate(mode: Mode, calendar: MarketCalendar) -> Callable[[str], bool]:
 
 
 async def start_conditional(service: ConditionalOrders, feed: RealtimeClient, mode: Mode,
-                            calendar: MarketCalendar) -> TriggerEngine:
+                            calendar: MarketCalendar, since: float | None = None) -> TriggerEngine:
     """The trigger engine on the alert engine's feed (started), its armed orders loaded, then the
-    service's recovery of interrupted firings and its upkeep."""
+    service's recovery of interrupted firings and its upkeep. ``since``: the feed taken over from a
+    replica last seen alive then (a gap from that moment)."""
     engine = TriggerEngine(feed, service.fire, on_trail=service.store_trails, in_session=session_gate(mode, calendar))
     service.attach(engine)
     service.adopted_until = utcnow()  # what is armed from now on elsewhere: adopted (adopt_armed)
     await engine.start(await service.armed_triggers())
+    if since is not None:
+        engine.assume_gap(since)
     await service.start()
     return engine
 

@@ -180,11 +180,12 @@ class Replicas:
             await self.locks.give_up(name)
 
     # -- the alert feed ------------------------------------------------------------------------------------------
-    def feed_role(self, engine: AlertEngine, riders: Callable[[], Awaitable[None]] | None = None,
+    def feed_role(self, engine: AlertEngine, riders: Callable[[float | None], Awaitable[None]] | None = None,
                   riders_stop: Callable[[], Awaitable[None]] | None = None,
                   riders_pass: Callable[[Callable[[str, float], list[int]]], Awaitable[int]] | None = None) -> None:
         """The market-data feed: its owner runs the engine on a live session; the others stand by.
-        ``riders`` start what rides on the feed once it is up (the conditional orders' trigger engine);
+        ``riders(since)`` start what rides on the feed once it is up (the conditional orders' trigger engine;
+        ``since`` as for the feed: a gap from then);
         ``riders_stop`` stops them before the feed goes; ``riders_pass(recent)``, on the owner's every pass,
         adopts what other replicas armed for them through the database (``recent``: :meth:`recent_prices`)."""
         self.engine = engine
@@ -196,7 +197,7 @@ class Replicas:
             if since is not None:  # the previous owner was alive then: a gap from that moment
                 engine.assume_gap(since)
             if riders is not None:
-                await riders()
+                await riders(since)
 
         async def lose() -> None:
             if riders_stop is not None:
