@@ -115,6 +115,7 @@ class TriggerEngine:
         self._trails: dict[str, dict[int, _Trail]] = {}
         self._trail_dirty: dict[int, tuple[int, int]] = {}
         self._handed_over: dict[int, ArmedTrigger] = {}  # crossed, out of the book, not yet taken by the owner
+        self._taken: set[int] = set()  # handed over and taken (fired): never adopted again
         self._subscribed: set[str] = set()
         self._arming: dict[str, _Arming] = {}
         self.last_price: dict[str, int] = {}
@@ -172,8 +173,8 @@ class TriggerEngine:
         return self._orders.get(order_id)
 
     def knows(self, order_id: int) -> bool:
-        """In the book, or crossed and handed to the service (not yet moved to ``firing``)."""
-        return order_id in self._orders or order_id in self._handed_over
+        """In the book, crossed and handed to the service, or fired from here."""
+        return order_id in self._orders or order_id in self._handed_over or order_id in self._taken
 
     def order_ids(self) -> list[int]:
         return list(self._orders)
@@ -344,6 +345,7 @@ class TriggerEngine:
                 else:
                     for order_id in {c.order_id for c in batch}:
                         self._handed_over.pop(order_id, None)
+                        self._taken.add(order_id)
                 await asyncio.sleep(0)
             if not self._pending:
                 self._idle.set()
