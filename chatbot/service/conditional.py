@@ -76,6 +76,7 @@ _PERCENT = re.compile(r"^([0-9]{1,2}(?:\.[0-9]{1,2})?)%$")
 _ID = re.compile(r"^[0-9]{1,9}$")
 ACCEPTED = ("accepted", "partially_filled", "filled")
 ADOPT_MARGIN = 5.0  # seconds: orders stored this long before the last look are looked at again (commit lag)
+ARMING_MARGIN = 2.0  # seconds before an adopted order was stored that its gap check starts
 SWEEP_SECONDS = 30.0  # the feed's owner checks every order in its engine against the database this often
 
 
@@ -689,7 +690,9 @@ class ConditionalOrders:
             by_code.setdefault(r.code, []).append(r)
         adopted = 0
         for code, orders in by_code.items():
-            stored = min((r.armed_at or r.updated_at) for r in orders).timestamp()
+            # From a moment before it was stored: the price check of the replica that armed it (a quote)
+            # came a little earlier; a crossing after that check fires it as arming on the feed would.
+            stored = min((r.armed_at or r.updated_at) for r in orders).timestamp() - ARMING_MARGIN
             try:
                 adopted += len(await engine.adopt([_trigger(r) for r in orders], stored,
                                                   {code: recent(code, stored)}))
