@@ -277,6 +277,14 @@ async def test_a_conditional_order_armed_listed_and_cancelled_on_another_replica
         assert [v.id for v in await elsewhere.active(user)] == []
         async with other_db.session() as session:
             assert len((await session.exec(select(ConditionalOrderRow))).all()) == 2
+        # Without the feed, its capacity as the database tells it: no slot left, a clear refusal, nothing stored.
+        from chatbot.service.errors import UserError
+        elsewhere.feed_capacity = 0
+        with pytest.raises(UserError) as refused:
+            await elsewhere.prepare(user, user, "ko", "stop", [CODE, "1", str(ticks(-2, price(bot)))])
+        assert refused.value.key == "alert_capacity"
+        async with other_db.session() as session:
+            assert len((await session.exec(select(ConditionalOrderRow))).all()) == 2
     finally:
         await other_db.dispose()
         await bot.stop()
