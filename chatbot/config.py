@@ -17,10 +17,14 @@ from decimal import InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
-from chatbot.kis.protocol import NIGHTLY_MAINTENANCE_KST, WS_CLIENT_MAX_SUBSCRIPTIONS
 from chatbot.market_hours import parse_windows
 
 ENV_PREFIX = "KISBOT_"
+
+# Two KIS facts the settings are validated against, stated here so that the settings do not import the
+# KIS client (tests/test_config.py holds them equal to chatbot.kis.protocol's).
+NIGHTLY_MAINTENANCE_KST = "00:00-01:00"  # kis.protocol.NIGHTLY_MAINTENANCE_KST
+WS_CLIENT_MAX_SUBSCRIPTIONS = 40  # kis.protocol.WS_CLIENT_MAX_SUBSCRIPTIONS: the shared feed's symbols
 
 Environment = Literal["simulator", "virtual", "real"]  # kis.environment; the code names it Mode (service.views)
 
@@ -68,6 +72,18 @@ class KisSettings:
     # the simulator needs none). Prefer KISBOT_KIS_MARKET_DATA_APP_KEY / _SECRET.
     market_data_app_key: str = ""
     market_data_app_secret: str = ""
+    # -- feed capacity (README "Feed capacity") --
+    # More operator market-data keys, each one more 40-symbol WebSocket session shared by every user:
+    # comma-separated, secrets in the same order (KISBOT_KIS_MARKET_DATA_APP_KEYS / _SECRETS).
+    market_data_app_keys: tuple[str, ...] = ()
+    market_data_app_secrets: tuple[str, ...] = ()
+    # Simulator mode: how many operator market-data sessions to open (keys made up, as for the first).
+    simulator_feed_sessions: int = 1
+    # A symbol beyond every session's room is polled over REST on an operator key, at most this many
+    # requests a second per key (0: half the environment's limit, the rest left for the key's other use).
+    feed_poll_requests_per_second: float = 0.0
+    # Telegram ids to whom /status also shows the feed's capacity (slots used of how many, polled symbols).
+    feed_status_users: tuple[int, ...] = ()
     max_alerts_per_user: int = 50
     # Distinct symbols one user's alerts may watch. The live feed carries at most 40 symbols for everyone
     # (one KIS WebSocket session), so one user must not be able to take them all.
@@ -274,6 +290,10 @@ def _validate(s: Settings) -> None:
     if not 1 <= s.kis.max_alert_symbols_per_user < WS_CLIENT_MAX_SUBSCRIPTIONS:
         raise ConfigError(f"kis.max_alert_symbols_per_user: must be between 1 and {WS_CLIENT_MAX_SUBSCRIPTIONS - 1} "
                           f"(the shared feed carries {WS_CLIENT_MAX_SUBSCRIPTIONS} symbols for all users)")
+    if len(s.kis.market_data_app_keys) != len(s.kis.market_data_app_secrets):
+        raise ConfigError("kis.market_data_app_keys / market_data_app_secrets: as many secrets as keys, same order")
+    if not 1 <= s.kis.simulator_feed_sessions <= 100 or s.kis.feed_poll_requests_per_second < 0:
+        raise ConfigError("kis.simulator_feed_sessions: 1..100; kis.feed_poll_requests_per_second: 0 or more")
     if s.kis.timeout_seconds <= 0 or s.kis.order_timeout_seconds <= 0:
         raise ConfigError("kis.timeout_seconds: must be positive")
     if s.kis.order_settle_seconds < 0 or s.kis.order_reconcile_interval_seconds <= 0:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.feeds import FeedPlanner, OperatorKey, UserSessions
 from chatbot.alerts.notices import Notifier
 from chatbot.alerts.outbox import OutboxSender
 from chatbot.config import Settings
@@ -27,6 +28,7 @@ from chatbot.service.accounts import AccountProvider
 from chatbot.service.alerts import AlertService
 from chatbot.service.cards import CardStore
 from chatbot.service.conditional import ConditionalOrders, start_conditional, stop_conditional
+from chatbot.service.feed_keys import AccountKeys
 from chatbot.service.fill_catchup import catch_up_fills
 from chatbot.service.fills import FillWatcher
 from chatbot.service.journal import OrderJournal, Settling
@@ -98,6 +100,8 @@ class Runtime:
     lease: Lease  # this process's hold on the database (see chatbot.storage.leases)
     directory_refresh: MasterRefresher  # KIS's master files
     replicas: Replicas  # the once-only work this replica owns (see chatbot.service.replicas)
+    feeds: FeedPlanner | None = None  # which session carries which symbol (README "Feed capacity")
+    more_feed_clients: tuple[KisRestClient, ...] = ()  # the operator's other market-data keys
 
     @property
     def sender(self) -> OutboxSender:
@@ -157,12 +161,27 @@ class Runtime:
 
             pushes = OutboxDelivery(db, user_blocked_bot)
             feed_client = _feed_client(settings, endpoint, sim is not None)
-            # One session per app key: a replica that does not own the feed's keeps its subscriptions unconnected.
-            engine = (AlertEngine(db, StandbyRealtimeClient(ws_url, feed_client.approval_key), pushes.wake)
-                      if feed_client else None)
+            # -- feed capacity: every operator key and every registered user's own key (README) --
+            # One session per app key: a replica that does not own the feed keeps the operator sessions'
+            # subscriptions unconnected (StandbyRealtimeClient). Users' own sessions carry their symbols
+            # only in one process (SQLite): among replicas a user's session belongs to whichever replica
+            # owns their fill feed, so there the planner uses the operator keys and REST polling.
+            more_feed_clients = _more_feed_clients(settings, endpoint, sim is not None) if feed_client else ()
+            user_sessions = UserSessions(ws_url)
+            feeds = (FeedPlanner(db, [OperatorKey(StandbyRealtimeClient(ws_url, c.approval_key), c)
+                                      for c in (feed_client, *more_feed_clients)],
+                                 user_sessions, AccountKeys(db, accounts, mode, own_sessions=db.is_sqlite),
+                                 poll_rate=kis.feed_poll_requests_per_second
+                                 or p.REQUESTS_PER_SECOND[mode.flavour] / 2)
+                     if feed_client else None)
+            engine = AlertEngine(db, feeds, pushes.wake) if feeds else None
+            if engine is not None and feeds is not None:
+                engine.demand_changed = feeds.review
+                registration.keys_changed = feeds.user_changed
             replicas = Replicas(db, lease.owner, advertise_url=settings.http.advertise_url)
             settling = Settling()
-            fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[mode.flavour], pushes.wake)
+            fills = FillWatcher(db, accounts, users, ws_url, p.WS_NOTICE[mode.flavour], pushes.wake,
+                                sessions=user_sessions)
             fills.unwritten_order_nos = lambda: settling.unwritten.order_nos
             # ------------------------------------------------------------------------------------------
 
@@ -181,7 +200,7 @@ class Runtime:
             account = AccountService(accounts, market, cards, mode)
             alerts = AlertService(db, engine, accounts, market, max_per_user=kis.max_alerts_per_user,
                                   max_symbols_per_user=kis.max_alert_symbols_per_user,
-                                  cooldown_seconds=kis.alert_cooldown_seconds)
+                                  cooldown_seconds=kis.alert_cooldown_seconds, feeds=feeds)
             conditional = (ConditionalOrders(
                 db, accounts, cards, journal, market, mode, settling, process_id=lease.owner,
                 expiry_days=kis.conditional_expiry_days, max_per_user=kis.max_conditional_per_user,
@@ -191,7 +210,8 @@ class Runtime:
             if conditional is not None:
                 reports.armed_orders = conditional.armed_lines
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
-                                Operations(orders, accounts, fills, engine, pushes),
+                                Operations(orders, accounts, fills, engine, pushes, feeds=feeds,
+                                           feed_status_users=frozenset(kis.feed_status_users)),
                                 allowed_users=frozenset(settings.telegram.allowed_users), reports=reports,
                                 replicas=replicas, conditional=conditional)
             # KIS's master files: downloaded in virtual/real mode; in simulator mode only a stored copy.
@@ -207,7 +227,8 @@ class Runtime:
             await db.dispose()
             raise
         runtime = cls(settings, db, sim, mode, accounts, registration, users, market, orders, account, alerts,
-                      engine, fills, reconciler, pushes, services, feed_client, lease, directory_refresh, replicas)
+                      engine, fills, reconciler, pushes, services, feed_client, lease, directory_refresh, replicas,
+                      feeds, more_feed_clients)
         # Once-only work, each part owned by one replica (on SQLite: this process): the feed, each
         # user's fill feed, reconciliation (in the background: start-up does not wait for KIS), the
         # master-file downloads.
@@ -232,9 +253,12 @@ class Runtime:
         if self.engine is not None:
             await self.engine.stop()
         await self.fills.stop()
+        await self.fills.sessions.aclose()  # users' sessions the feed planner opened (README "Feed capacity")
         await self.orders.aclose()  # outcomes still waiting for the database: one last try
         if self.feed_client is not None:
             await self.feed_client.aclose()
+        for client in self.more_feed_clients:
+            await client.aclose()
         await self.accounts.aclose()
         if self.sim is not None:
             await self.sim.stop()
@@ -256,7 +280,7 @@ def _conditional_hooks(conditional: ConditionalOrders | None, engine: AlertEngin
     if conditional is None:
         return None, None, None
     conditional.replicated = not replicas.single_process
-    conditional.feed_capacity = engine.feed.max_subscriptions
+    conditional.feed_capacity = lambda: engine.feed.max_subscriptions  # the planner's slots change
 
     async def start(since: float | None) -> None:
         await start_conditional(conditional, engine.feed, mode, calendar, since)
@@ -282,3 +306,15 @@ def _feed_client(settings: Settings, endpoint: KisEndpoint, simulator: bool) -> 
         log.warning("price alerts are off: no kis.market_data_app_key configured")
         return None
     return KisRestClient(endpoint, creds)
+
+
+def _more_feed_clients(settings: Settings, endpoint: KisEndpoint, simulator: bool) -> tuple[KisRestClient, ...]:
+    """The operator's other market-data keys (kis.market_data_app_keys; in simulator mode as many made-up
+    pairs as kis.simulator_feed_sessions asks for), each one more 40-symbol session."""
+    kis = settings.kis
+    pairs = list(zip(kis.market_data_app_keys, kis.market_data_app_secrets, strict=True))
+    if simulator and not pairs:
+        pairs = [("PS" + secrets.token_hex(17), secrets.token_urlsafe(135))
+                 for _ in range(kis.simulator_feed_sessions - 1)]
+    return tuple(KisRestClient(endpoint, KisCredentials(key, secret, Account("00000000", "01")))
+                 for key, secret in pairs)

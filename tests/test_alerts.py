@@ -223,23 +223,32 @@ async def test_alert_limits_and_bad_input(bot: BotHarness) -> None:
     assert len([a for a in await rows(bot, AlertRow) if a.status == "armed"]) == 5
 
 
-async def test_capacity_reached(bot: BotHarness) -> None:
-    assert bot.runtime is not None and bot.runtime.engine is not None
-    bot.runtime.engine.feed.max_subscriptions = 2
+async def test_capacity_reached_polls_the_symbol_and_says_how_often(bot: BotHarness) -> None:
+    """Past every live slot a symbol is not refused: it is polled over REST, and the user is told."""
+    assert bot.runtime is not None and bot.runtime.feeds is not None
+    feeds = bot.runtime.feeds
+    feeds.operators[0].session.max_subscriptions = 2
     codes = [c for c, s in bot.sim.market.symbols.items()][:3]
     for code in codes[:2]:
         state = bot.sim.market.get(code)
         assert state is not None
         (msg,) = await bot.say(ALICE, f"/alert {code} above {ticks(5, state.price)}")
-        assert "알림 #" in msg["text"]
+        assert "알림 #" in msg["text"] and "초마다" not in msg["text"]
     state = bot.sim.market.get(codes[2])
     assert state is not None
-    (msg,) = await bot.say(ALICE, f"/alert {codes[2]} above {ticks(5, state.price)}")
-    assert "구독 한도" in msg["text"]
+    target = ticks(5, state.price)
+    (msg,) = await bot.say(ALICE, f"/alert {codes[2]} above {target}")
+    assert "알림 #" in msg["text"] and "초마다" in msg["text"], msg["text"]
+    placement = feeds.placement(codes[2])
+    assert placement is not None and placement.kind == "poll"
     state = bot.sim.market.get(codes[0])
     assert state is not None
     (msg,) = await bot.say(BOB, f"/alert {codes[0]} above {ticks(6, state.price)}")  # a subscribed symbol: fine
-    assert "Alert #" in msg["text"]
+    assert "Alert #" in msg["text"] and "checked every" not in msg["text"]
+    bot.sim.set_price(codes[2], ticks(1, target))  # polled: fires on the next poll, once
+    await bot.wait_for_message(ALICE["id"], PUSH)
+    await settle(1.0)
+    assert bot.count_messages(ALICE["id"], PUSH) == 1
 
 
 async def test_delete_button(bot: BotHarness) -> None:

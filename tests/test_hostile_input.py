@@ -140,15 +140,14 @@ async def test_one_user_flooding_41_symbols_leaves_room_for_others(db_url: str) 
         await bot.stop()
 
 
-async def test_a_full_feed_says_what_to_do(bot: BotHarness) -> None:
-    assert bot.runtime is not None and bot.runtime.engine is not None
-    bot.runtime.engine.feed.max_subscriptions = 1
+async def test_a_full_feed_polls_and_says_how_often(bot: BotHarness) -> None:
+    assert bot.runtime is not None and bot.runtime.feeds is not None
+    bot.runtime.feeds.operators[0].session.max_subscriptions = 1
     (reply,) = await bot.say(ALICE, f"/alert {CODE} +10%")
     assert reply["text"].startswith("🔔")
     other = next(c for c in bot.sim.market.symbols if c != CODE)
     (reply,) = await bot.say(BOB, f"/alert {other} +10%")
-    assert "All 1 live-price slots" in reply["text"] and "/alerts" in reply["text"] \
-        and "already have one" in reply["text"]
+    assert reply["text"].startswith("🔔 Alert #") and "checked every" in reply["text"]
 
 
 # -- 8. /chart with a period that is not one ---------------------------------------------------------------------

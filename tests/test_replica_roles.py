@@ -234,7 +234,7 @@ async def test_a_conditional_order_armed_listed_and_cancelled_on_another_replica
         elsewhere = ConditionalOrders(other_db, runtime.accounts, CardStore(other_db, 300),
                                       OrderJournal(other_db), runtime.market, runtime.mode, Settling(),
                                       process_id="replica-b")
-        elsewhere.replicated, elsewhere.feed_capacity = True, runtime.engine.feed.max_subscriptions
+        elsewhere.replicated, elsewhere.feed_capacity = True, lambda: 40
         user = ALICE["id"]
 
         async def arm(kind: str, *args: str) -> int:
@@ -279,7 +279,7 @@ async def test_a_conditional_order_armed_listed_and_cancelled_on_another_replica
             assert len((await session.exec(select(ConditionalOrderRow))).all()) == 2
         # Without the feed, its capacity as the database tells it: no slot left, a clear refusal, nothing stored.
         from chatbot.service.errors import UserError
-        elsewhere.feed_capacity = 0
+        elsewhere.feed_capacity = lambda: 0
         with pytest.raises(UserError) as refused:
             await elsewhere.prepare(user, user, "ko", "stop", [CODE, "1", str(ticks(-2, price(bot)))])
         assert refused.value.key == "alert_capacity"

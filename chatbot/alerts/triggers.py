@@ -1,7 +1,7 @@
 """The trigger engine: conditional orders' triggers (stop-loss, take-profit, trailing stop, the two
 legs of a bracket), judged on the trades of the same market-data feed as price alerts.
 
-It is a second consumer of the alert engine's feed (:class:`~chatbot.kis.realtime.RealtimeClient`
+It is a second consumer of the alert engine's feed (:class:`~chatbot.alerts.feeds.AlertFeed`
 counts subscriptions per consumer), with a book of its own built like the alerts' one
 (:class:`~chatbot.alerts.book.AlertBook`: sorted thresholds per symbol, O(log n + crossed) a tick).
 Each leg is one entry: ``order id * 2`` for the stop side (a trade at or below fires it), ``order id
@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from chatbot.alerts.book import AlertBook
+from chatbot.alerts.feeds import AlertFeed
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
-from chatbot.kis.realtime import Disconnected, Event, RealtimeClient, Reconnected
+from chatbot.kis.realtime import Disconnected, Event, Reconnected
 
 log = logging.getLogger(__name__)
 STOP, TAKE = "stop", "take"
@@ -100,7 +101,7 @@ def regular_session(tick_time: str) -> bool:
 
 
 class TriggerEngine:
-    def __init__(self, feed: RealtimeClient, on_crossed: OnCrossed, *, on_trail: OnTrail | None = None,
+    def __init__(self, feed: AlertFeed, on_crossed: OnCrossed, *, on_trail: OnTrail | None = None,
                  in_session: Callable[[str], bool] = regular_session, level_of: LevelOf = trailing_level,
                  trail_flush_seconds: float = 1.0) -> None:
         self.feed = feed

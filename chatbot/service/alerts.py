@@ -7,14 +7,17 @@ alerts watch, well under the feed's: one user cannot take every slot."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.feeds import FeedPlanner
 from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import SubscriptionLimitError
+from chatbot.markets.money import price_units, whole_units
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_price
@@ -43,18 +46,20 @@ class AlertView:
     percent: str | None  # "+5": set as a move from the reference price
     repeat: bool
     status: str  # armed | cooling | paused (active), fired | deleted
+    polled_every: int | None = None  # its symbol is checked over REST every N s (no live slot left)
 
     @classmethod
     def of(cls, row: AlertRow) -> AlertView:
         assert row.id is not None
-        return cls(row.id, row.code, row.name, row.direction, row.threshold, row.reference_price, row.percent,
+        return cls(row.id, row.code, row.name, row.direction, whole_units(row.threshold),  # KRW: whole won
+                   whole_units(row.reference_price), row.percent,
                    row.repeat, row.status)
 
 
 class AlertService:
     def __init__(self, db: Database, engine: AlertEngine | None, accounts: AccountProvider,
                  market: MarketData, *, max_per_user: int = 50, max_symbols_per_user: int = 10,
-                 cooldown_seconds: int = 600) -> None:
+                 cooldown_seconds: int = 600, feeds: FeedPlanner | None = None) -> None:
         self.db = db
         self.repository = AlertRepository(db)
         self.engine = engine
@@ -63,6 +68,7 @@ class AlertService:
         self.max_per_user = max_per_user
         self.max_symbols_per_user = max_symbols_per_user
         self.cooldown_seconds = cooldown_seconds
+        self.feeds = feeds  # the feed planner: symbols beyond every live slot are polled, not refused
 
     def _engine(self) -> AlertEngine:
         if self.engine is None:
@@ -114,11 +120,17 @@ class AlertService:
             raise UserError("alert_already_crossed", price=reference, threshold=threshold)
         await self._check_room(engine, user_id, symbol.code)
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=symbol.code, name=symbol.name_ko,
-                       direction=direction, threshold=threshold, reference_price=reference, percent=percent_text,
+                       direction=direction, threshold=Decimal(threshold), reference_price=Decimal(reference),
+                       currency=symbol.currency.value, percent=percent_text,
                        repeat=repeat, cooldown_seconds=self.cooldown_seconds)
         with kis_errors():  # the feed could not subscribe the symbol (KIS refused or did not answer)
             try:
-                return AlertView.of(await engine.arm(row, self.repository.add))
+                if self.feeds is not None:  # placed for this user before the alert exists
+                    await self.feeds.expect(user_id, symbol.code)
+                view = AlertView.of(await engine.arm(row, self.repository.add))
+                if self.feeds is not None and (every := self.feeds.polled_every(symbol.code)) is not None:
+                    view = dataclasses.replace(view, polled_every=every)
+                return view
             except SubscriptionLimitError:
                 raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions) from None
             except TimeoutError:  # no acknowledgement of the subscription: nothing was stored
@@ -132,7 +144,7 @@ class AlertService:
         if code not in watched and len(watched) >= self.max_symbols_per_user:
             raise UserError("alert_symbol_limit", maximum=self.max_symbols_per_user,
                             symbols=", ".join(sorted(watched)))
-        if not engine.has_capacity_for(code):
+        if self.feeds is None and not engine.has_capacity_for(code):
             raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions)
 
     async def watched_symbols(self, user_id: int) -> set[str]:
@@ -170,5 +182,5 @@ class AlertService:
         """A user who had blocked the bot wrote again: their alerts resume."""
         if self.engine is not None:
             rows = await self.repository.resume_owner(user_id)
-            await self.engine.resume([(row.id, row.code, row.direction, row.threshold)
+            await self.engine.resume([(row.id, row.code, row.direction, price_units(row.threshold, row.currency))
                                       for row in rows if row.id is not None])

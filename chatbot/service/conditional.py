@@ -38,6 +38,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatbot.alerts import outbox
+from chatbot.alerts.feeds import AlertFeed
 from chatbot.alerts.notices import ConditionalNotice
 from chatbot.alerts.outbox import Push
 from chatbot.alerts.triggers import (
@@ -53,7 +54,6 @@ from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.models import OrderSide
 from chatbot.kis.protocol import KST
-from chatbot.kis.realtime import RealtimeClient
 from chatbot.market_hours import MarketCalendar, Phase
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
@@ -178,9 +178,9 @@ class ConditionalOrders:
         self.engine: TriggerEngine | None = None
         # Several replicas on one database (set by the runtime): a replica without the trigger engine
         # (another owns the feed) still arms, lists and cancels, through the database; the feed's owner
-        # adopts what it arms (:meth:`adopt_armed`). ``feed_capacity``: the feed's subscription limit.
+        # adopts what it arms (:meth:`adopt_armed`). ``feed_capacity()``: the feed's symbol slots now.
         self.replicated = False
-        self.feed_capacity: int | None = None
+        self.feed_capacity: Callable[[], int] | None = None
         self.adopted_until: dt.datetime | None = None
         self._swept = 0.0
         self._locks: dict[int, asyncio.Lock] = {}  # per user: holdings read and sell sent together
@@ -266,7 +266,7 @@ class ConditionalOrders:
         now = utcnow()
         card = PendingOrderRow(id=new_token(), owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                action=kind, side="sell", code=symbol.code, name=symbol.name_ko,
-                               quantity=request.quantity, price=limit, quoted_price=price, created_at=now,
+                               quantity=request.quantity, price=_dec(limit), quoted_price=Decimal(price), created_at=now,
                                updated_at=now, expires_at=now + self.cards.ttl)
         row = ConditionalOrderRow(owner_id=user_id, chat_id=chat_id, language=language,
                                   environment=self.mode.setting, kind=kind, code=symbol.code, name=symbol.name_ko,
@@ -446,8 +446,8 @@ class ConditionalOrders:
                 return
             cards = [PendingOrderRow(id=row.fire_key or "", owner_id=row.owner_id, chat_id=row.chat_id,
                                      environment=row.environment, action="order", side="sell", code=row.code,
-                                     name=row.name, quantity=row.quantity, price=row.limit_price,
-                                     quoted_price=item.price, status=CardStatus.SUBMITTING.value, created_at=now,
+                                     name=row.name, quantity=row.quantity, price=_dec(row.limit_price),
+                                     quoted_price=Decimal(item.price), status=CardStatus.SUBMITTING.value, created_at=now,
                                      updated_at=now, expires_at=now, result="conditional order")
                      for row, item in won]
             await conn.execute(insert(PendingOrderRow), [card.model_dump() for card in cards])
@@ -767,8 +767,8 @@ class ConditionalOrders:
         if engine is not None:
             if not engine.has_capacity_for(code):
                 raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions)
-        elif self.feed_capacity is not None and not await self._room_elsewhere(code, self.feed_capacity):
-            raise UserError("alert_capacity", maximum=self.feed_capacity)
+        elif self.feed_capacity is not None and not await self._room_elsewhere(code, capacity := self.feed_capacity()):
+            raise UserError("alert_capacity", maximum=capacity)
 
     async def _room_elsewhere(self, code: str, capacity: int) -> bool:
         """Best effort without the feed: the symbols the feed's owner watches, as the database tells them
@@ -910,7 +910,7 @@ def session_gate(mode: Mode, calendar: MarketCalendar) -> Callable[[str], bool]:
     return gate
 
 
-async def start_conditional(service: ConditionalOrders, feed: RealtimeClient, mode: Mode,
+async def start_conditional(service: ConditionalOrders, feed: AlertFeed, mode: Mode,
                             calendar: MarketCalendar, since: float | None = None) -> TriggerEngine:
     """The trigger engine on the alert engine's feed (started), its armed orders loaded, then the
     service's recovery of interrupted firings and its upkeep. ``since``: the feed taken over from a

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from sqlmodel import col, func, select
 
 from chatbot.alerts import outbox
+from chatbot.alerts.feeds import UserSessions
 from chatbot.alerts.notices import OrderFilled
 from chatbot.alerts.outbox import Push
 from chatbot.kis.frames import ExecutionNotice
@@ -43,7 +44,7 @@ _RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, _OrderRowNotWri
 
 class FillWatcher:
     def __init__(self, db: Database, accounts: AccountProvider, users: Users, ws_url: str, notice_tr: str,
-                 wake_sender: Callable[[], None]) -> None:
+                 wake_sender: Callable[[], None], *, sessions: UserSessions | None = None) -> None:
         self.db = db
         self.accounts = accounts
         self.users = users
@@ -51,6 +52,8 @@ class FillWatcher:
         self.notice_tr = notice_tr
         self.wake_sender = wake_sender
         self._clients: dict[int, RealtimeClient] = {}
+        # Each user's one session on their key, shared with the feed planner (their own symbols).
+        self.sessions = sessions or UserSessions(ws_url)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.recorded = 0
@@ -75,11 +78,10 @@ class FillWatcher:
                 return  # another replica owns this user's session
             self.elsewhere.discard(user_id)
             account = await self.accounts.for_user(user_id)
-            client = RealtimeClient(self.ws_url, account.client.approval_key)
             language = await self.users.language(user_id)
+            client = await self.sessions.session(user_id, account.client.approval_key)
             client.add_listener(lambda event: self._on_event(user_id, chat_id, language, event))
             self._clients[user_id] = client
-        await client.start()
         try:
             await client.subscribe(self.notice_tr, notice_key)
         except Exception as exc:  # noqa: BLE001 -- fill notices are best effort; daily executions still report fills
@@ -170,8 +172,8 @@ class FillWatcher:
         return sum(client.reconnects for client in self._clients.values())
 
     async def stop(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
+        for user_id in self._clients:
+            await self.sessions.close(user_id)
         self._clients.clear()
         if self._tasks:  # fills being recorded finish (a cancelled one would leave its transaction open)
             _, late = await asyncio.wait(set(self._tasks), timeout=5.0)

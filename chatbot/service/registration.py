@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatbot.kis import protocol as p
@@ -102,6 +103,8 @@ class Registration:
         self.credentials = credentials
         self.paper = paper
         self.mode = mode
+        # Told when a user's own key comes or goes (the feed planner moves their symbols).
+        self.keys_changed: Callable[[int], None] = lambda user_id: None
 
     async def register(self, user_id: int, app_key: str, app_secret: str, account: Account,
                        hts_id: str | None = None) -> MeView:
@@ -119,6 +122,7 @@ class Registration:
             raise kis_unavailable(exc) from None
         await self.credentials.save(user_id, self.accounts.endpoint.cache_scope, creds, hts_id)
         self.accounts.forget(user_id)
+        self.keys_changed(user_id)
         log.info("credentials registered", extra={"user_id": user_id, "key": mask(creds.app_key)})
         return MeView(self.mode, mask(creds.app_key), str(account), False,
                       fill_pushes=hts_id is not None or self.mode is Mode.PAPER)
@@ -131,6 +135,7 @@ class Registration:
             token_cache_key(self.accounts.endpoint.cache_scope, creds.app_key, creds.app_secret))
         await self.credentials.delete(user_id)
         self.accounts.forget(user_id)
+        self.keys_changed(user_id)
         log.info("credentials removed", extra={"user_id": user_id})
         return True
 

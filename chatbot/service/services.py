@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.feeds import FeedCapacity, FeedPlanner
 from chatbot.alerts.notices import Notifier
 from chatbot.service.account import AccountService
 from chatbot.service.accounts import AccountProvider
@@ -52,12 +53,21 @@ class Operations:
     """How the bot is doing, read on demand."""
 
     def __init__(self, orders: Orders, accounts: AccountProvider, fills: FillWatcher, engine: AlertEngine | None,
-                 pushes: PushDelivery) -> None:
+                 pushes: PushDelivery, *, feeds: FeedPlanner | None = None,
+                 feed_status_users: frozenset[int] = frozenset()) -> None:
         self.orders = orders
         self.accounts = accounts
         self.fills = fills
         self.engine = engine
         self.pushes = pushes
+        self.feeds = feeds  # the feed planner (README "Feed capacity")
+        self.feed_status_users = feed_status_users
+
+    def feed_capacity(self, user_id: int) -> FeedCapacity | None:
+        """The feed's slots used of how many, for the operator (kis.feed_status_users); None for others."""
+        if self.feeds is None or user_id not in self.feed_status_users:
+            return None
+        return self.feeds.capacity()
 
     def figures(self) -> Figures:
         engine = self.engine

@@ -43,7 +43,8 @@ async def alert(update: Update, context: Context) -> None:
     view = await svc.create(user.id, chat.id, language, args)
     await reply(update, context, t("alert_set", language, id=view.id, name=view.name,
                                    condition=condition(view.direction, view.threshold, view.percent, language),
-                                   price=view.reference_price, repeat=" · repeat" if view.repeat else ""))
+                                   price=view.reference_price, repeat=" · repeat" if view.repeat else "")
+                 + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else ""))
 
 
 @user_errors

@@ -390,6 +390,15 @@ MESSAGES: dict[str, dict[str, str]] = {
                                    "trailing stop\n/bracket 005930 10 65000 80000 — stop + take · /stops — your "
                                    "conditional orders"},
     "push_cond_expired": {"ko": "⌛ 조건주문 #{id} 만료: {name} ({code})", "en": "⌛ Conditional order #{id} expired: {name} ({code})"},
+    # -- feed capacity (README "Feed capacity") --
+    "alert_polled": {"ko": "\n실시간 시세 구독이 모두 찼습니다: 이 종목은 {seconds}초마다 시세를 조회해 확인합니다 "
+                           "(그 사이에 넘었다 돌아온 가격은 놓칠 수 있습니다).",
+                     "en": "\nEvery live-price slot is taken: this symbol's price is checked every {seconds} s "
+                           "(a crossing that reverts between two checks can be missed)."},
+    "feed_capacity": {"ko": "\n시세 슬롯: {used:,}/{total:,} 사용 · 세션 {sessions:,}개 (운영 {operator}, 사용자 {users:,}) · "
+                            "REST 조회 {polled:,}종목{every}",
+                      "en": "\nFeed slots: {used:,} of {total:,} used · {sessions:,} sessions ({operator} operator, "
+                            "{users:,} users') · {polled:,} symbols polled{every}"},
 }
 
 COMMAND_MENU = {
