@@ -240,7 +240,7 @@ class Runtime:
         # master-file downloads.
         if engine is not None:
             # the conditional orders' trigger engine rides the feed: after it is up, before reconciliation
-            replicas.feed_role(engine, *_conditional_hooks(conditional, engine, mode, calendar))
+            replicas.feed_role(engine, *_conditional_hooks(conditional, engine, mode, calendar, replicas))
         replicas.fill_roles(fills, lambda user_id: catch_up_fills(db, accounts, users, user_id, pushes.wake))
         replicas.add(RECONCILE, lambda since: _started(reconciler.start), reconciler.stop)
         replicas.add(MASTER_FILES, lambda since: _nothing(), _nothing)
@@ -277,20 +277,24 @@ async def _started(start: Callable[[], None]) -> None:
 
 
 def _conditional_hooks(conditional: ConditionalOrders | None, engine: AlertEngine, mode: Mode,
-                       calendar: MarketCalendar) -> tuple[Callable[[], Awaitable[None]] | None,
-                                                          Callable[[], Awaitable[None]] | None]:
+                       calendar: MarketCalendar, replicas: Replicas) -> tuple[
+        Callable[[float | None], Awaitable[None]] | None, Callable[[], Awaitable[None]] | None,
+        Callable[[Callable[[str, float], list[int]]], Awaitable[int]] | None]:
     """The conditional orders' trigger engine starts on the feed's owner once the feed is up (before
-    reconciliation, which a firing interrupted by a crash relies on) and stops before the feed."""
+    reconciliation, which a firing interrupted by a crash relies on) and stops before the feed. With
+    several replicas, the others arm, list and cancel through the database, and the owner adopts."""
     if conditional is None:
-        return None, None
+        return None, None, None
+    conditional.replicated = not replicas.single_process
+    conditional.feed_capacity = lambda: engine.feed.max_subscriptions  # the planner's slots change
 
-    async def start() -> None:
-        await start_conditional(conditional, engine.feed, mode, calendar)
+    async def start(since: float | None) -> None:
+        await start_conditional(conditional, engine.feed, mode, calendar, since)
 
     async def stop() -> None:
         await stop_conditional(conditional)
 
-    return start, stop
+    return start, stop, conditional.adopt_armed
 
 
 async def _nothing() -> None:

@@ -203,3 +203,97 @@ async def test_a_standby_session_counts_subscriptions_without_connecting() -> No
     await client.unsubscribe("H0STCNT0", "000660")
     assert client.standing_by and not client.connected.is_set()
     await client.aclose()
+
+
+# -- conditional orders with several replicas: the database carries them to the feed's owner ---------------
+async def test_a_conditional_order_armed_listed_and_cancelled_on_another_replica(db_url: str) -> None:
+    """Another replica (no trigger engine: the feed is this one's) arms a stop, lists it and cancels a
+    take-profit, all through the database. The feed's owner adopts the stop — a trade that crossed it and
+    came back before the owner knew of it still fires it, once — and drops the cancelled one."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite serves one process: no other replica")
+    from chatbot.kis import protocol as p
+    from chatbot.service.cards import CardStore
+    from chatbot.service.conditional import ConditionalOrders
+    from chatbot.service.journal import OrderJournal, Settling
+    from chatbot.service.views import Outcome
+    from chatbot.storage.tables import ConditionalOrderRow
+    from tests.harness import BotHarness
+    from tests.test_conditional import ALICE, CODE, TRIGGERED, buy, price, service, ticks, wait_for
+
+    bot = BotHarness(db_url)
+    await bot.start()
+    other_db = Database(db_url)
+    try:
+        runtime = bot.runtime
+        assert runtime is not None and runtime.engine is not None
+        owner = service(bot)
+        await wait_for(lambda: runtime.replicas.owns("feed:market-data") and owner.engine is not None)
+        await buy(bot, ALICE, 10)
+        # Another replica's service: its own connections, no trigger engine.
+        elsewhere = ConditionalOrders(other_db, runtime.accounts, CardStore(other_db, 300),
+                                      OrderJournal(other_db), runtime.market, runtime.mode, Settling(),
+                                      process_id="replica-b")
+        elsewhere.replicated, elsewhere.feed_capacity = True, lambda: 40
+        user = ALICE["id"]
+
+        async def arm(kind: str, *args: str) -> int:
+            card = await elsewhere.prepare(user, user, "ko", kind, [CODE, *args])
+            await elsewhere.attach_card(card.token, user, 900 + len(card.token))
+            armed = await elsewhere.confirm(card.token, user, 900 + len(card.token))
+            assert armed.outcome is Outcome.PLACED and armed.view is not None
+            return armed.view.id
+
+        now = price(bot)
+        stop, take = ticks(-2, now), ticks(5, now)
+        accepted = bot.sim.orders_accepted
+        engine = owner.engine
+        assert engine is not None
+        await runtime.engine.feed.subscribe(p.WS_TRADE, CODE)  # the feed carries the symbol already (an alert)
+        async with runtime.replicas._pass_lock:  # the owner's replica pass waits: it does not know of them yet
+            stop_id = await arm("stop", "6", str(stop))
+            take_id = await arm("tp", "4", str(take))
+            assert engine.armed(stop_id) is None and engine.armed(take_id) is None
+            bot.sim.set_price(CODE, stop)  # crosses the stop ...
+            await wait_for(lambda: runtime.replicas.recent_prices(CODE, 0.0)[-1:] == [price(bot)])
+            bot.sim.set_price(CODE, now)  # ... and comes back
+            await wait_for(lambda: runtime.replicas.recent_prices(CODE, 0.0)[-1:] == [now])
+        listed = await elsewhere.active(user)  # /stops on the other replica: both, with the price now
+        assert {v.id for v in listed} == {stop_id, take_id} and all(v.price is not None for v in listed)
+        await wait_for(lambda: _status(other_db, stop_id, "placed"))  # adopted, crossed meanwhile: fired
+        await wait_for(lambda: engine.armed(take_id) is not None)  # adopted too
+        cancelled = await elsewhere.cancel(user, f"#{take_id}")
+        assert cancelled.status == "cancelled"
+        await wait_for(lambda: engine.armed(take_id) is None)  # dropped by the owner's next pass
+        bot.sim.set_price(CODE, take)  # through the cancelled take-profit: nothing
+        await wait_for(lambda: runtime.replicas.recent_prices(CODE, 0.0)[-1:] == [price(bot)])
+        for _ in range(3):  # the owner's passes again: nothing adopted twice, nothing fired twice
+            await runtime.replicas.run_once()
+        await engine.wait_idle()
+        await bot.wait_for_message(user, TRIGGERED, timeout=60)
+        assert bot.count_messages(user, TRIGGERED) == 1
+        assert bot.sim.orders_accepted == accepted + 1
+        assert await _status(other_db, take_id, "cancelled")
+        assert [v.id for v in await elsewhere.active(user)] == []
+        async with other_db.session() as session:
+            assert len((await session.exec(select(ConditionalOrderRow))).all()) == 2
+        # Without the feed, its capacity as the database tells it: no slot left, a clear refusal, nothing stored.
+        from chatbot.service.errors import UserError
+        elsewhere.feed_capacity = lambda: 0
+        with pytest.raises(UserError) as refused:
+            await elsewhere.prepare(user, user, "ko", "stop", [CODE, "1", str(ticks(-2, price(bot)))])
+        assert refused.value.key == "alert_capacity"
+        async with other_db.session() as session:
+            assert len((await session.exec(select(ConditionalOrderRow))).all()) == 2
+    finally:
+        await other_db.dispose()
+        await bot.stop()
+
+
+async def _status(db: Database, order_id: int, status: str) -> bool:
+    from chatbot.storage.tables import ConditionalOrderRow
+
+    async with db.session() as session:
+        row = await session.get(ConditionalOrderRow, order_id)
+    return row is not None and row.status == status
+

@@ -27,7 +27,7 @@ from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database
-from chatbot.storage.tables import AlertRow, OutboxRow
+from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OutboxRow
 from tests.conftest import PG_BASE, POSTGRES
 from tests.fake_telegram import FakeTelegram
 from tests.harness import TOKEN
@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ORDER_CODE, ALERT_CODE = "005930", "000660"
 USERS = [BotApiEmulator.user(9700 + i, "en") for i in range(1, 5)]
 ACCEPTED, FILLED, ALERT_SET, REACHED = "Order accepted", "Filled", "Alert #", "reached"
+ARMED, TRIGGERED, SOLD = "armed:", "triggered", "sell order accepted"
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, what: str = "") -> None:
@@ -274,6 +275,16 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
         for user in USERS[:3]:
             await wait_for(lambda u=user: cluster.count(u, FILLED) == 1, what="the fill pushed")  # type: ignore[misc]
         fill_keys = {split_key(lock_key(pg_url.rsplit("%3D", 1)[1], f"fills:{u['id']}")) for u in USERS[:3]}
+        # A stop-loss on the share one user bought, armed through whichever replica the balancer picks (the
+        # feed's owner adopts it from the database); the fall while the feed has no owner fires it, once.
+        seller = USERS[2]
+        now_price = sim.market.get(ORDER_CODE).price  # type: ignore[union-attr]
+        stop_card = await cluster.say(seller, f"/stop {ORDER_CODE} 1 {now_price - 2 * p.tick_size(now_price)}", "")
+        stop_press = api.press(seller, stop_card, BotApiEmulator.buttons(stop_card)[0][1])
+        stop_key = (stop_card["chat"]["id"], stop_card["message_id"])
+        await wait_for(lambda: ARMED in api.messages[stop_key].get("text", ""), what="the stop-loss armed")
+        await wait_for(lambda: cluster.answers[stop_press] >= 1, what="its Confirm press answered")
+        cards.append({**stop_card, "_query": stop_press})
 
         # Telegram re-sends a /buy and a Confirm press it saw no acknowledgement for: nothing happens twice.
         first = USERS[0]
@@ -328,13 +339,14 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
         print(f"\nhand-over: the killed replica's {len(victim_keys)} locks (feed, {len(victim_keys & fill_keys)} "
               f"fill feeds, roles) owned again {handover:.2f} s after SIGKILL")
         for user in USERS[:3]:  # the resting orders' fills, the dead replica's users' included
-            await wait_for(lambda u=user: cluster.count(u, FILLED) == 2, what="the fill made in the gap")  # type: ignore[misc]
+            await wait_for(lambda u=user: cluster.count(u, FILLED) >= 2, what="the fill made in the gap")  # type: ignore[misc]
         for user in extra:
             await wait_for(lambda u=user: cluster.count(u, FILLED) == 1, what="the fill made in the gap")  # type: ignore[misc]
 
         # The first tick after the take-over: the crossing made during the gap fires every alert, once.
         async def keep_ticking() -> None:
             while True:
+                sim.set_price(ORDER_CODE, resting)  # below the stop-loss since the gap
                 sim.set_price(ALERT_CODE, base - step)
                 await asyncio.sleep(0.2)
                 sim.set_price(ALERT_CODE, base)
@@ -344,6 +356,8 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
         try:
             for user in USERS[:3]:
                 await wait_for(lambda u=user: cluster.count(u, REACHED) >= 1, what="the alert crossed in the gap")  # type: ignore[misc]
+            await wait_for(lambda: cluster.count(seller, SOLD) == 1, what="the stop-loss crossed in the gap")
+            orders += 1
         finally:
             ticker.cancel()
 
@@ -372,7 +386,8 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
 
         # -- once each ------------------------------------------------------------------------------------------------
         assert sim.orders_accepted == orders
-        for user, fills in zip(USERS, (2, 3, 2, 1), strict=True):
+        assert cluster.count(seller, TRIGGERED) == 1 and cluster.count(seller, SOLD) == 1
+        for user, fills in zip(USERS, (2, 3, 3, 1), strict=True):  # the stop-loss's sell filled too
             assert cluster.count(user, REACHED) == 1, user
             assert cluster.count(user, FILLED) == fills, user
             assert cluster.count(user, ALERT_SET) == 1, user
@@ -386,7 +401,9 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
             from sqlmodel import select
             alerts = list((await session.exec(select(AlertRow))).all())
             pushes = list((await session.exec(select(OutboxRow))).all())
+            stops = list((await session.exec(select(ConditionalOrderRow))).all())
         assert sorted(a.status for a in alerts) == ["fired"] * 4 and all(a.fired_count == 1 for a in alerts)
+        assert [(c.status, c.sold_quantity) for c in stops] == [("placed", 1)]
         assert collections.Counter(o.kind for o in pushes if o.status == "sent")["alert"] == 4
         assert len(lb.served) == 3  # every replica served updates
     finally:

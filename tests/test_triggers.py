@@ -135,3 +135,28 @@ def test_what_a_person_types_is_read() -> None:
         except UserError:
             continue
         raise AssertionError(f"{kind} {args} should be refused")
+
+
+async def test_an_order_adopted_from_another_replica_fires_on_what_crossed_it_since_it_was_stored() -> None:
+    """Armed elsewhere at ``stored``: a trade this replica saw since then fires it now; the day's low made
+    since then (the first trade's) fires another; a high made before it was stored fires nothing; once each."""
+    engine, feed, fired = await engine_with()
+    now = dt.datetime.now(KST)
+    stored = now.timestamp() - 60
+    before = (now - dt.timedelta(minutes=5)).strftime("%H%M%S")
+    seen = {CODE: [70_000, 68_900, 70_000]}  # crossed and came back before this replica knew of it
+    assert await engine.adopt([ArmedTrigger(1, CODE, 69_000, None), ArmedTrigger(3, CODE, None, 72_000)],
+                              stored, seen) == [1, 3]
+    await idle(engine)
+    assert [(c.order_id, c.leg, c.price) for c in fired] == [(1, STOP, 68_900)]
+    assert await engine.adopt([ArmedTrigger(1, CODE, 69_000, None), ArmedTrigger(2, CODE, 69_500, None),
+                               ArmedTrigger(4, CODE, 69_300, None)], stored) == [2, 4]  # 1: known, not again
+    at = now.strftime("%H%M%S")
+    feed.emit(tick(CODE, 70_000, time=at, low=69_400, low_time=at, high=72_500, high_time=before))
+    await idle(engine)
+    assert [(c.order_id, c.leg) for c in fired] == [(1, STOP), (2, STOP)]  # the high was made before: not 3
+    assert engine.armed(3) and engine.armed(4) and engine.armed(2) is None and engine.knows(2)  # fired: kept known
+    feed.emit(tick(CODE, 69_450))
+    await idle(engine)
+    assert [c.order_id for c in fired] == [1, 2]  # nothing twice
+    await engine.stop()

@@ -30,7 +30,7 @@ import datetime as dt
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -116,6 +116,7 @@ class TriggerEngine:
         self._trails: dict[str, dict[int, _Trail]] = {}
         self._trail_dirty: dict[int, tuple[int, int]] = {}
         self._handed_over: dict[int, ArmedTrigger] = {}  # crossed, out of the book, not yet taken by the owner
+        self._taken: set[int] = set()  # handed over and taken (fired): never adopted again
         self._subscribed: set[str] = set()
         self._arming: dict[str, _Arming] = {}
         self.last_price: dict[str, int] = {}
@@ -172,6 +173,13 @@ class TriggerEngine:
     def armed(self, order_id: int) -> ArmedTrigger | None:
         return self._orders.get(order_id)
 
+    def knows(self, order_id: int) -> bool:
+        """In the book, crossed and handed to the service, or fired from here."""
+        return order_id in self._orders or order_id in self._handed_over or order_id in self._taken
+
+    def order_ids(self) -> list[int]:
+        return list(self._orders)
+
     def trail_state(self, order_id: int) -> tuple[int, int] | None:
         """A trailing stop's (high, level) as the engine holds it now."""
         trigger = self._orders.get(order_id)
@@ -181,7 +189,7 @@ class TriggerEngine:
         return (trail.high, trail.level) if trail else None
 
     # -- the book -------------------------------------------------------------------------------------------
-    def _add(self, trigger: ArmedTrigger) -> None:
+    def _add(self, trigger: ArmedTrigger, *, in_gap: bool = True) -> None:
         order_id, code = trigger.order_id, trigger.code
         if order_id in self._orders:
             return
@@ -197,7 +205,7 @@ class TriggerEngine:
             self.book.add(order_id * 2, code, "below", stop)
         if trigger.take is not None:
             self.book.add(order_id * 2 + 1, code, "above", trigger.take)
-        if self._gap_start is not None:
+        if in_gap and self._gap_start is not None:
             self._armed_in_gap.setdefault(code, []).append((order_id, _market_second()))
 
     def _drop(self, order_id: int) -> ArmedTrigger | None:
@@ -338,6 +346,7 @@ class TriggerEngine:
                 else:
                     for order_id in {c.order_id for c in batch}:
                         self._handed_over.pop(order_id, None)
+                        self._taken.add(order_id)
                 await asyncio.sleep(0)
             if not self._pending:
                 self._idle.set()
@@ -402,8 +411,15 @@ class TriggerEngine:
     def arm(self, trigger: ArmedTrigger, seen: _Arming | None = None) -> None:
         """Into the book (inside :meth:`arming`); trades seen while it was stored are judged now."""
         self._add(trigger)
-        if seen is None or seen.last is None:
-            return
+        if seen is not None:
+            crossed = self._judge(trigger, seen)
+            if crossed:
+                self._enqueue(crossed)
+
+    def _judge(self, trigger: ArmedTrigger, seen: _Arming) -> list[Crossed]:
+        """Trades seen before ``trigger`` reached the book (their low, high and last): the leg they crossed."""
+        if seen.last is None or trigger.order_id not in self._orders:
+            return []
         _, tick_time = seen.last
         if trigger.trail_percent is not None:
             self._raise_trails(trigger.code, seen.high)
@@ -413,9 +429,45 @@ class TriggerEngine:
         elif trigger.take is not None and seen.high >= trigger.take:
             entry, price = trigger.order_id * 2 + 1, seen.high
         else:
-            return
+            return []
         self.book.remove(entry)
-        self._enqueue(self._cross(trigger.code, [entry], price, tick_time, time.perf_counter()))
+        return self._cross(trigger.code, [entry], price, tick_time, time.perf_counter())
+
+    async def adopt(self, triggers: Sequence[ArmedTrigger], since: float,
+                    seen: Mapping[str, Sequence[int]] | None = None) -> list[int]:
+        """Orders another replica armed (stored at or after ``since``, epoch seconds): their symbols on the
+        feed, into the book; the first trade of each symbol checks the day's high and low made since then,
+        as after a feed gap, and ``seen`` (per symbol, the prices of trades this replica saw since then) is
+        judged now: a crossing before this replica knew of them still fires (once: the service's
+        conditional update). Returns the ids added (those already known are skipped)."""
+        fresh = [t for t in triggers if not self.knows(t.order_id)]
+        if not fresh:
+            return []
+        codes = {t.code for t in fresh}
+        for code in sorted(codes):
+            await self._ensure_subscribed(code)
+        for trigger in fresh:
+            self._add(trigger, in_gap=False)  # judged by the gap from ``since``, not set aside
+        self._gap_start = since if self._gap_start is None else min(self._gap_start, since)
+        self._gap_symbols |= codes & self._subscribed
+        now = _market_second()
+        crossed: list[Crossed] = []
+        if seen and self.in_session(now):
+            for trigger in fresh:
+                prices = seen.get(trigger.code)
+                if prices:
+                    crossed += self._judge(trigger, _Arming(max(prices), min(prices), 0, (prices[-1], now)))
+        if crossed:
+            self._enqueue(crossed)
+        return [t.order_id for t in fresh]
+
+    def assume_gap(self, since: float) -> None:
+        """Treat the feed of every subscribed symbol as down since ``since`` (the feed taken over from a
+        replica last seen alive then): the first trade of each fires what the day's high or low crossed since."""
+        self._gap_start = since if self._gap_start is None else min(self._gap_start, since)
+        self._gap_symbols |= set(self._subscribed)
+        if not self._gap_symbols:
+            self._gap_closed()
 
     async def disarm(self, order_id: int) -> None:
         """Out of the book (cancelled, expired); its symbol off the feed when nothing else needs it."""

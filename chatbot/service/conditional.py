@@ -63,7 +63,7 @@ from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling,
 from chatbot.service.market_data import MarketData
 from chatbot.service.views import Mode, Outcome
 from chatbot.storage.db import Database
-from chatbot.storage.tables import ConditionalOrderRow, OrderJournalRow, PendingOrderRow
+from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OrderJournalRow, PendingOrderRow
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
 
@@ -75,6 +75,9 @@ MAX_TRAIL_PERCENT = Decimal(30)
 _PERCENT = re.compile(r"^([0-9]{1,2}(?:\.[0-9]{1,2})?)%$")
 _ID = re.compile(r"^[0-9]{1,9}$")
 ACCEPTED = ("accepted", "partially_filled", "filled")
+ADOPT_MARGIN = 5.0  # seconds: orders stored this long before the last look are looked at again (commit lag)
+ARMING_MARGIN = 2.0  # seconds before an adopted order was stored that its gap check starts
+SWEEP_SECONDS = 30.0  # the feed's owner checks every order in its engine against the database this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,13 @@ class ConditionalOrders:
         self.sync_seconds = sync_seconds
         self.db_retry_seconds = 5.0
         self.engine: TriggerEngine | None = None
+        # Several replicas on one database (set by the runtime): a replica without the trigger engine
+        # (another owns the feed) still arms, lists and cancels, through the database; the feed's owner
+        # adopts what it arms (:meth:`adopt_armed`). ``feed_capacity()``: the feed's symbol slots now.
+        self.replicated = False
+        self.feed_capacity: Callable[[], int] | None = None
+        self.adopted_until: dt.datetime | None = None
+        self._swept = 0.0
         self._locks: dict[int, asyncio.Lock] = {}  # per user: holdings read and sell sent together
         # Sells in progress at once: a storm of firings queues here rather than in front of every other
         # database write (the alert engine's commits wait behind at most this many firings' writes).
@@ -221,7 +231,7 @@ class ConditionalOrders:
     async def prepare(self, user_id: int, chat_id: int, language: str, kind: str, args: Sequence[str]
                       ) -> ConditionalCard:
         """Parse, check everything, store the card (and the order, pending); nothing is armed yet."""
-        engine = self._engine()
+        engine = self._engine_or_elsewhere()
         request = _parse(kind, args)
         self._check_real_allowed()
         self.market.check_maintenance()
@@ -277,7 +287,7 @@ class ConditionalOrders:
     async def confirm(self, token: str, user_id: int, message_id: int) -> ArmResult:
         """Confirm on a card: the holdings and the price are checked again, then the card is claimed and
         the order armed in one transaction (single use: any other press changes nothing)."""
-        engine = self._engine()
+        engine = self._engine_or_elsewhere()
         async with self.db.session() as session:
             pending = (await session.exec(select(ConditionalOrderRow).where(
                 col(ConditionalOrderRow.card_token) == token))).first()
@@ -288,8 +298,12 @@ class ConditionalOrders:
         with kis_errors():
             held = await self._held(account, pending.code)
         armed: list[ConditionalOrderRow] = []
-        async with engine.arming(pending.code) as seen:
-            last = engine.last_price.get(pending.code)
+        async with contextlib.AsyncExitStack() as stack:
+            # No trigger engine here (another replica owns the feed): the price now from a quote, best
+            # effort; the feed's owner adopts the order with a gap check from the moment it is stored.
+            seen = await stack.enter_async_context(engine.arming(pending.code)) if engine is not None else None
+            last = engine.last_price.get(pending.code) if engine is not None else await self._quote(account,
+                                                                                                   pending.code)
 
             async def arm(session: AsyncSession, _card: PendingOrderRow) -> None:
                 row = await session.get(ConditionalOrderRow, pending.id)
@@ -315,7 +329,8 @@ class ConditionalOrders:
             if refused is not None or not armed:
                 return ArmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN])
             armed_row = armed[0]
-            engine.arm(_trigger(armed_row), seen)
+            if engine is not None:
+                engine.arm(_trigger(armed_row), seen)
         self.counts["armed"] += 1
         log.info("conditional order armed", extra={"order_id": armed_row.id, "kind": armed_row.kind,
                                                    "code": armed_row.code})
@@ -348,12 +363,13 @@ class ConditionalOrders:
 
     async def active(self, user_id: int) -> list[ConditionalView]:
         """The user's armed (and firing) conditional orders, with the live distance to their trigger."""
-        engine = self._engine()
+        engine = self._engine_or_elsewhere()
         async with self.db.session() as session:
             rows = list((await session.exec(select(ConditionalOrderRow).where(
                 col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.status).in_(ACTIVE))
                 .order_by(col(ConditionalOrderRow.id)))).all())
-        prices = {code: engine.last_price[code] for code in {r.code for r in rows} if code in engine.last_price}
+        last = engine.last_price if engine is not None else {}
+        prices = {code: last[code] for code in {r.code for r in rows} if code in last}
         missing = {r.code for r in rows} - set(prices)
         if missing:
             with contextlib.suppress(Exception):
@@ -364,8 +380,9 @@ class ConditionalOrders:
         return [self._view(row, prices.get(row.code)) for row in rows]
 
     async def cancel(self, user_id: int, order_id_text: str) -> ConditionalView:
-        """The owner's cancel (single use: the first cancel, or the firing, wins)."""
-        engine = self._engine()
+        """The owner's cancel (single use: the first cancel, or the firing, wins). Without the trigger engine
+        here, the feed's owner drops it on its next replica pass (a firing meanwhile finds it cancelled)."""
+        engine = self._engine_or_elsewhere()
         text = order_id_text.strip().lstrip("#")
         if not _ID.match(text):
             raise UserError("no_such_conditional", order_id=order_id_text[:MAX_ARG_LENGTH])
@@ -381,7 +398,8 @@ class ConditionalOrders:
             raise UserError("no_such_conditional", order_id=text)
         if result.rowcount != 1:
             raise UserError("cond_already_handled", order_id=order_id, status=row.status)
-        await engine.disarm(order_id)
+        if engine is not None:
+            await engine.disarm(order_id)
         return self._view(row)
 
     # -- firing ----------------------------------------------------------------------------------------------
@@ -638,6 +656,55 @@ class ConditionalOrders:
             self.wake_sender()
         return expired
 
+    async def adopt_armed(self, recent: Callable[[str, float], list[int]]) -> int:
+        """The feed's owner, on each replica pass: orders armed through another replica since the last look
+        into the trigger engine, with the gap check from the moment they were stored (and ``recent(code,
+        since)``, the prices of the trades this replica saw since then, judged now); orders another replica
+        cancelled (or that expired or fired) out of it. Returns the orders adopted."""
+        engine = self.engine
+        if engine is None:
+            return 0
+        since = (self.adopted_until or utcnow()) - dt.timedelta(seconds=ADOPT_MARGIN)
+        now = utcnow()
+        async with self.db.session() as session:
+            rows = list((await session.exec(select(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.updated_at) >= since,
+                col(ConditionalOrderRow.status) != "pending"))).all())
+        self.adopted_until = now
+        gone = [r.id for r in rows if r.status != "armed" and r.id is not None and engine.armed(r.id) is not None]
+        if time.monotonic() - self._swept >= SWEEP_SECONDS:  # and, now and then, a full look (a late commit)
+            self._swept = time.monotonic()
+            known = engine.order_ids()
+            armed: set[int] = set()
+            async with self.db.session() as session:
+                for i in range(0, len(known), 1000):
+                    armed.update(x for x in (await session.exec(select(ConditionalOrderRow.id).where(
+                        col(ConditionalOrderRow.id).in_(known[i:i + 1000]),
+                        col(ConditionalOrderRow.status) == "armed"))).all() if x is not None)
+            gone += [order_id for order_id in known if order_id not in armed]
+        for order_id in set(gone):
+            await engine.disarm(order_id)
+        new = [r for r in rows if r.status == "armed" and r.id is not None and not engine.knows(r.id)]
+        by_code: dict[str, list[ConditionalOrderRow]] = {}
+        for r in new:
+            by_code.setdefault(r.code, []).append(r)
+        adopted = 0
+        for code, orders in by_code.items():
+            # From a moment before it was stored: the price check of the replica that armed it (a quote)
+            # came a little earlier; a crossing after that check fires it as arming on the feed would.
+            stored = min((r.armed_at or r.updated_at) for r in orders).timestamp() - ARMING_MARGIN
+            try:
+                adopted += len(await engine.adopt([_trigger(r) for r in orders], stored,
+                                                  {code: recent(code, stored)}))
+            except Exception as exc:  # noqa: BLE001 -- the session full (or the feed down): tried next pass
+                self.adopted_until = min(self.adopted_until or now, min(r.updated_at for r in orders))
+                log.warning("a conditional order armed on another replica cannot be watched yet",
+                            extra={"code": code, "error": type(exc).__name__})
+        if adopted or gone:
+            log.info("conditional orders adopted from other replicas",
+                     extra={"adopted": adopted, "dropped": len(set(gone))})
+        return adopted
+
     async def store_trails(self, levels: dict[int, tuple[int, int]]) -> None:
         """Trailing stops' raised highs and levels (the engine's batches): one executemany, so that
         thousands of trailing stops moving with a rally hold the write lock for milliseconds."""
@@ -651,10 +718,21 @@ class ConditionalOrders:
                                            for order_id, (high, level) in levels.items()])
 
     # -- helpers -----------------------------------------------------------------------------------------------
-    def _engine(self) -> TriggerEngine:
-        if self.engine is None:
+    def _engine_or_elsewhere(self) -> TriggerEngine | None:
+        """The trigger engine; None when another replica runs it (the database carries the orders there).
+        A single process without one (the feed not up): conditional orders are unavailable."""
+        if self.engine is None and not self.replicated:
             raise UserError("alerts_unavailable")
         return self.engine
+
+    async def _quote(self, account: UserAccount, code: str) -> int | None:
+        """The last price from a REST quote, best effort (None when it cannot be had)."""
+        try:
+            return (await account.client.quote(p.quotation_code(code, False))).price
+        except Exception:  # the feed's owner judges the order from the moment it is stored
+            log.warning("no quote for a conditional order armed without the feed", exc_info=True,
+                        extra={"code": code})
+            return None
 
     def _check_real_allowed(self) -> None:
         if self.mode is Mode.REAL and not self.allow_real_orders:
@@ -680,14 +758,27 @@ class ConditionalOrders:
         async with self.db.session() as session:
             return await _committed_in(session, user_id, code)
 
-    async def _check_room(self, engine: TriggerEngine, user_id: int, code: str) -> None:
+    async def _check_room(self, engine: TriggerEngine | None, user_id: int, code: str) -> None:
         async with self.db.session() as session:
             count = (await session.exec(select(func.count()).select_from(ConditionalOrderRow).where(
                 col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.status).in_(ACTIVE)))).one()
         if count >= self.max_per_user:
             raise UserError("cond_limit", maximum=self.max_per_user)
-        if not engine.has_capacity_for(code):
-            raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions)
+        if engine is not None:
+            if not engine.has_capacity_for(code):
+                raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions)
+        elif self.feed_capacity is not None and not await self._room_elsewhere(code, capacity := self.feed_capacity()):
+            raise UserError("alert_capacity", maximum=capacity)
+
+    async def _room_elsewhere(self, code: str, capacity: int) -> bool:
+        """Best effort without the feed: the symbols the feed's owner watches, as the database tells them
+        (armed alerts and conditional orders), leave room for ``code``."""
+        async with self.db.session() as session:
+            codes = set((await session.exec(select(ConditionalOrderRow.code).distinct().where(
+                col(ConditionalOrderRow.status) == "armed"))).all())
+            codes |= set((await session.exec(select(AlertRow.code).distinct().where(
+                col(AlertRow.status).in_(("armed", "cooling"))))).all())
+        return code in codes or len(codes) < capacity
 
     def _view(self, row: ConditionalOrderRow, price: int | None = None) -> ConditionalView:
         assert row.id is not None
@@ -820,17 +911,23 @@ def session_gate(mode: Mode, calendar: MarketCalendar) -> Callable[[str], bool]:
 
 
 async def start_conditional(service: ConditionalOrders, feed: AlertFeed, mode: Mode,
-                            calendar: MarketCalendar) -> TriggerEngine:
+                            calendar: MarketCalendar, since: float | None = None) -> TriggerEngine:
     """The trigger engine on the alert engine's feed (started), its armed orders loaded, then the
-    service's recovery of interrupted firings and its upkeep."""
+    service's recovery of interrupted firings and its upkeep. ``since``: the feed taken over from a
+    replica last seen alive then (a gap from that moment)."""
     engine = TriggerEngine(feed, service.fire, on_trail=service.store_trails, in_session=session_gate(mode, calendar))
     service.attach(engine)
+    service.adopted_until = utcnow()  # what is armed from now on elsewhere: adopted (adopt_armed)
     await engine.start(await service.armed_triggers())
+    if since is not None:
+        engine.assume_gap(since)
     await service.start()
     return engine
 
 
 async def stop_conditional(service: ConditionalOrders) -> None:
-    if service.engine is not None:
-        await service.engine.stop()
+    engine = service.engine
+    if engine is not None:
+        await engine.stop()
     await service.stop()
+    service.engine = None  # the feed gone from this replica: another one's engine watches the orders now

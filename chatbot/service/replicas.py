@@ -80,6 +80,7 @@ class Replicas:
         self.handovers: list[tuple[str, float]] = []  # (role, seconds from the last refusal to taking it)
         self.fills: FillWatcher | None = None
         self.engine: AlertEngine | None = None
+        self.riders_pass: Callable[[Callable[[str, float], list[int]]], Awaitable[int]] | None = None
         self._adopted_until: dt.datetime | None = None
         self._task: asyncio.Task[None] | None = None
         self._pass_lock = asyncio.Lock()
@@ -159,6 +160,7 @@ class Replicas:
                     self.held_elsewhere[name] = time.time()
             if self.owns(FEED):
                 await self._adopt_alerts()
+                await self._adopt_riders()
             else:
                 await self._prune_standby_book()
             if self.fills is not None:
@@ -178,12 +180,16 @@ class Replicas:
             await self.locks.give_up(name)
 
     # -- the alert feed ------------------------------------------------------------------------------------------
-    def feed_role(self, engine: AlertEngine, riders: Callable[[], Awaitable[None]] | None = None,
-                  riders_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+    def feed_role(self, engine: AlertEngine, riders: Callable[[float | None], Awaitable[None]] | None = None,
+                  riders_stop: Callable[[], Awaitable[None]] | None = None,
+                  riders_pass: Callable[[Callable[[str, float], list[int]]], Awaitable[int]] | None = None) -> None:
         """The market-data feed: its owner runs the engine on a live session; the others stand by.
-        ``riders`` start what rides on the feed once it is up (the conditional orders' trigger engine);
-        ``riders_stop`` stops them before the feed goes."""
+        ``riders(since)`` start what rides on the feed once it is up (the conditional orders' trigger engine;
+        ``since`` as for the feed: a gap from then);
+        ``riders_stop`` stops them before the feed goes; ``riders_pass(recent)``, on the owner's every pass,
+        adopts what other replicas armed for them through the database (``recent``: :meth:`recent_prices`)."""
         self.engine = engine
+        self.riders_pass = riders_pass
 
         async def gain(since: float | None) -> None:
             self._adopted_until = utcnow()
@@ -191,7 +197,7 @@ class Replicas:
             if since is not None:  # the previous owner was alive then: a gap from that moment
                 engine.assume_gap(since)
             if riders is not None:
-                await riders()
+                await riders(since)
 
         async def lose() -> None:
             if riders_stop is not None:
@@ -257,6 +263,20 @@ class Replicas:
             elif direction == "below" and prices and min(prices) <= threshold:
                 crossed += engine.cross(alert_id, min(prices))
         log.info("alerts armed on another replica adopted", extra={"alerts": len(added), "crossed": crossed})
+
+    def recent_prices(self, code: str, since: float) -> list[int]:
+        """The prices of the feed's trades of ``code`` seen since ``since`` (epoch seconds; the last
+        :data:`RECENT_TICKS` seconds at most), oldest first."""
+        return [price for seen, price in self._recent.get(code, ()) if seen >= since]
+
+    async def _adopt_riders(self) -> None:
+        """What rides on the feed (conditional orders) armed or cancelled on other replicas, as for alerts."""
+        if self.riders_pass is None or self.single_process:
+            return
+        try:
+            await self.riders_pass(self.recent_prices)
+        except Exception:  # the next pass looks again (from the same moment)
+            log.exception("could not adopt conditional orders armed on other replicas")
 
     def feed_connected(self, local: Callable[[], bool]) -> Callable[[], bool]:
         """Whether the market-data feed is up, as /status tells it: this replica's session when it owns the
