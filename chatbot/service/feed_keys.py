@@ -22,8 +22,9 @@ QUERY_CHUNK = 500  # users asked about per query
 
 class AccountKeys:
     def __init__(self, db: Database, accounts: AccountProvider, mode: Mode, *, own_sessions: bool = True) -> None:
-        """``own_sessions`` False: nobody's own key carries live prices (replicas, where a user's one
-        session is owned by the replica that owns their fill feed): everyone rides the operator keys."""
+        """``own_sessions`` False: nobody's own key carries live prices: everyone rides the operator keys.
+        (Among replicas users' own keys do carry them: the planner opens a session only on the replica
+        holding that user's session lock, the feed's owner; see :mod:`chatbot.service.replicas`.)"""
         self.db = db
         self.accounts = accounts
         self.mode = mode
