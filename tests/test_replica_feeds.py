@@ -20,6 +20,7 @@ from chatbot.kis.standby import StandbyRealtimeClient
 from chatbot.service.replicas import FEED, Replicas
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database
+from chatbot.storage.locks import OwnershipLocks
 from chatbot.storage.tables import AlertRow, OutboxRow
 from tests.helpers import new_credentials
 from tests.test_feed_capacity import add_alerts, price_of, sim_sessions, wait_until
@@ -182,3 +183,28 @@ async def test_a_users_symbol_rides_their_own_session_on_the_feed_owner_and_move
 
 async def _fired(db: Database, code: str) -> bool:
     return await _count(db, col(AlertRow.code) == code, col(AlertRow.status) == "fired") == 1
+
+
+async def test_a_users_session_lock_held_elsewhere_is_asked_for_again(
+        database: Database, second: Database, sim: KisSimulator) -> None:
+    """A host that vanished still holds USER's session lock (until the server's keepalive drops it): the
+    feed's new owner carries USER's symbol on the operator's session meanwhile, and moves it onto
+    USER's own session at the next rebalance once the lock is free."""
+    if database.is_sqlite:
+        pytest.skip("SQLite serves one process: no replicas")
+    code = min(sim.market.symbols)
+    await add_alerts(database, [(USER, code)], sim)
+    vanished = OwnershipLocks(second)
+    assert await vanished.take("fills:7")
+    a = Replica(sim, database, "replica-a", new_credentials(), new_credentials())
+    try:
+        await a.replicas.start()
+        assert a.replicas.owns(FEED)
+        assert a.planner.placement(code) == Placement("shared", operator=0) and len(a.users) == 0
+        await vanished.close()
+        await a.planner.rebalance()
+        assert a.planner.placement(code) == Placement("own", frozenset({USER}))
+        assert a.planner.carried_by(("user", USER)) == {code} and "fills:7" in a.replicas.locks.held
+    finally:
+        await vanished.close()
+        await a.aclose()
