@@ -17,10 +17,14 @@ from decimal import InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
-from chatbot.kis.protocol import NIGHTLY_MAINTENANCE_KST, WS_CLIENT_MAX_SUBSCRIPTIONS
 from chatbot.market_hours import parse_windows
 
 ENV_PREFIX = "KISBOT_"
+
+# Two KIS facts the settings are validated against, stated here so that the settings do not import the
+# KIS client (tests/test_config.py holds them equal to chatbot.kis.protocol's).
+NIGHTLY_MAINTENANCE_KST = "00:00-01:00"  # kis.protocol.NIGHTLY_MAINTENANCE_KST
+WS_CLIENT_MAX_SUBSCRIPTIONS = 40  # kis.protocol.WS_CLIENT_MAX_SUBSCRIPTIONS: the shared feed's symbols
 
 Environment = Literal["simulator", "virtual", "real"]  # kis.environment; the code names it Mode (service.views)
 

@@ -51,3 +51,11 @@ def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str],
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings("/nonexistent.toml", environ={})
+
+
+def test_the_kis_facts_the_settings_restate_are_kis_facts() -> None:
+    from chatbot import config
+    from chatbot.kis import protocol as p
+
+    assert config.NIGHTLY_MAINTENANCE_KST == p.NIGHTLY_MAINTENANCE_KST
+    assert config.WS_CLIENT_MAX_SUBSCRIPTIONS == p.WS_CLIENT_MAX_SUBSCRIPTIONS

@@ -29,7 +29,7 @@ from chatbot.alerts.notices import (
 )
 from chatbot.alerts.outbox import OutboxSender, Push
 from chatbot.service.notices import outcome_view
-from chatbot.service.views import Mode, Outcome
+from chatbot.service.views import Mode, Money, Outcome
 from chatbot.storage import Database
 from chatbot.storage.tables import OutboxRow
 from chatbot.telegram.notifier import TelegramNotifier
@@ -95,9 +95,10 @@ def test_an_old_order_row_gives_the_card_view_it_gave_before() -> None:
     assert card is not None and view.message_id == 42 and view.language == "ko"
     assert view.result.outcome is Outcome.PLACED and view.result.order_no == "0000012345"
     assert card.mode is Mode.PAPER and card.symbol.name_en == "Samsung Electronics"
-    assert card.amount == 210_000 and card.quoted_price == 70_100 and card.commission >= 0
+    assert card.amount == Money.krw(210_000) and card.quoted_price == Money.krw(70_100)
+    assert card.commission >= Money.krw(0)
     market = outcome_view(decode("order", OLD_ROWS[5][1]))  # type: ignore[arg-type]
-    assert market.message_id is None and market.result.card is not None and market.result.card.amount == 0
+    assert market.message_id is None and market.result.card is not None and market.result.card.amount == Money.krw(0)
 
 
 @pytest.mark.parametrize(("kind", "payload"), [

@@ -15,7 +15,7 @@ from chatbot.runtime import Runtime
 from chatbot.security.keyring import MasterKeyring
 from chatbot.service.errors import UserError
 from chatbot.service.services import Services
-from chatbot.service.views import OrderCard, OrderSide, Outcome
+from chatbot.service.views import Money, OrderCard, OrderSide, Outcome
 from chatbot.sim.server import SimulatorOptions
 from chatbot.storage.tables import OrderJournalRow, PendingOrderRow
 
@@ -57,12 +57,12 @@ async def shown(services: Services, user: int, card: OrderCard, message_id: int)
 async def test_quote_balance_and_a_market_buy_confirmed_once(runtime: Runtime) -> None:
     services = runtime.services
     quote = await services.market.quote(ALICE, "삼성전자")
-    assert quote.symbol.code == "005930" and quote.quote.price > 0
+    assert quote.symbol.code == "005930" and quote.quote.price > Money.krw(0)
     with pytest.raises(UserError) as ambiguous:
         await services.market.quote(ALICE, "삼성")
     assert ambiguous.value.key == "ambiguous_symbol" and ambiguous.value.params["candidates"]
     before = await services.account.balance(ALICE)
-    assert before.balance.cash == 10_000_000 and not before.balance.holdings
+    assert before.balance.cash == Money.krw(10_000_000) and not before.balance.holdings
 
     card = await shown(services, ALICE, await services.orders.prepare_order(ALICE, ALICE, OrderSide.BUY,
                                                                             ["005930", "10"]), 501)
@@ -80,17 +80,17 @@ async def test_quote_balance_and_a_market_buy_confirmed_once(runtime: Runtime) -
     twice = await services.orders.confirm(card.token, ALICE, 501, again)
     assert twice.outcome is Outcome.ALREADY_HANDLED and twice.refused and not again.shown
     held = (await services.account.balance(ALICE)).balance.holdings
-    assert [(h.code, h.quantity) for h in held] == [("005930", 10)]
+    assert [(h.symbol, h.quantity) for h in held] == [("005930", 10)]
     assert services.operations.figures().orders_by_outcome == {"placed": 1}
 
 
 async def test_a_limit_order_and_its_cancellation_through_cards(runtime: Runtime) -> None:
     services = runtime.services
     quote = (await services.market.quote(ALICE, "005930")).quote
-    price = quote.price - 10 * quote.tick_for(quote.price)  # below the market: it stays open
+    price = quote.price - 10 * quote.tick  # below the market: it stays open
     card = await shown(services, ALICE, await services.orders.prepare_order(
         ALICE, ALICE, OrderSide.BUY, ["삼성전자", "5", f"{price:,}"]), 601)
-    assert card.price == price and card.amount == 5 * price
+    assert card.price == price and card.amount == price * 5
     placed = await services.orders.confirm(card.token, ALICE, 601, Sending(runtime))
     assert placed.outcome is Outcome.PLACED and placed.order_no is not None
     (open_order,) = (await services.account.open_orders(ALICE)).orders
@@ -152,4 +152,4 @@ async def test_a_reset_card_starts_the_paper_account_over(runtime: Runtime) -> N
     result = await services.orders.confirm(reset.token, ALICE, 802, Sending(runtime))
     assert result.outcome is Outcome.RESET_DONE
     after = (await services.account.balance(ALICE)).balance
-    assert after.cash == 10_000_000 and not after.holdings
+    assert after.cash == Money.krw(10_000_000) and not after.holdings

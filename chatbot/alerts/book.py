@@ -8,6 +8,12 @@ the highest ones, at the end). A tick is one ``bisect`` per side and one suffix 
 Building is O(n log n) whatever the order alerts come in: :meth:`AlertBook.load` (start-up) and
 :meth:`AlertBook.add_many` (a batch re-armed after its cooldown) sort each side once instead of
 inserting one by one (``list.insert`` moves every later entry: O(n) per alert).
+
+Prices and thresholds here are ``int``, in the currency's price units (whole won; 1/10,000 dollar:
+:attr:`chatbot.markets.money.Currency.price_units`), not :class:`~chatbot.markets.money.Money`: a tick
+is compared with every threshold of its symbol through ``bisect`` on plain integers, which a ``Decimal``
+would make several times slower, and the units are exact for every price the markets allow. The
+engine converts at its edges (the database casts thresholds while it loads them).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import BigInteger, case, cast, type_coerce, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
@@ -49,6 +49,7 @@ from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.realtime import Disconnected, Event, Reconnected
+from chatbot.markets.money import Currency, price_units, whole_units
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
@@ -56,7 +57,17 @@ from chatbot.storage.types import utcnow
 log = logging.getLogger(__name__)
 FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
 LOAD_PARTITION = 5_000  # rows read at a time at start-up
-_BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), col(AlertRow.threshold))
+# The book keeps thresholds as integers in the currency's price units (whole won; 1/10,000 dollar): a tick
+# is compared with plain ints on the hot path, and the database does the conversion while it reads (a KRW
+# threshold is stored as a whole number, so the cast is exact and the load costs no Decimal per row).
+THRESHOLD_UNITS = cast(col(AlertRow.threshold) * case(
+    *((col(AlertRow.currency) == c.value, c.price_units) for c in Currency if c.price_units != 1), else_=1),
+    BigInteger).label("threshold")
+_BOOK_COLUMNS = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), THRESHOLD_UNITS)
+# A storm fires thousands of rows in one statement: their prices are read as the driver gives them (no
+# Decimal per value), then checked whole (KRW notices carry whole won; a fraction raises, never truncates).
+_RAW_THRESHOLD = type_coerce(col(AlertRow.threshold), BigInteger).label("threshold")
+_RAW_REFERENCE = type_coerce(col(AlertRow.reference_price), BigInteger).label("reference_price")
 
 
 Chunk = list[tuple[int, "Crossing"]]  # (alert id, the crossing it came with)
@@ -361,7 +372,8 @@ class AlertEngine:
             row = await store(row)
             assert row.id is not None
             high, low = arming[0], arming[1]
-            self._add(row.id, row.code, row.direction, row.threshold)
+            threshold = price_units(row.threshold, row.currency)
+            self._add(row.id, row.code, row.direction, threshold)
         except Exception:
             self._arm_done(code, arming)
             with contextlib.suppress(Exception):  # nothing was armed: the symbol leaves the feed if unused
@@ -371,7 +383,7 @@ class AlertEngine:
             self._arm_done(code, arming)
             raise
         self._arm_done(code, arming)
-        crossed = high >= row.threshold if row.direction == "above" else low <= row.threshold
+        crossed = high >= threshold if row.direction == "above" else low <= threshold
         if crossed and self.book.remove(row.id):
             price = high if row.direction == "above" else low
             self._enqueue(Crossing([row.id], row.code, price, _kst_second(), time.perf_counter()))
@@ -450,8 +462,9 @@ async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now
                 fired_count=AlertRow.fired_count + 1, updated_at=now)
         .returning(*(col(c) for c in (
             AlertRow.id, AlertRow.owner_id, AlertRow.chat_id, AlertRow.language, AlertRow.code, AlertRow.name,
-            AlertRow.direction, AlertRow.threshold, AlertRow.percent, AlertRow.repeat, AlertRow.cooldown_seconds,
-            AlertRow.fired_count, AlertRow.reference_price))))).all())
+            AlertRow.direction)), _RAW_THRESHOLD, *(col(c) for c in (
+            AlertRow.percent, AlertRow.repeat, AlertRow.cooldown_seconds, AlertRow.fired_count)), _RAW_REFERENCE)
+        )).all())
     cooldowns: dict[int, list[int]] = {}
     pushes = []
     for (alert_id, owner, chat, language, code, name, direction, threshold, percent, repeat, cooldown,
@@ -460,8 +473,8 @@ async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now
         if repeat:
             cooldowns.setdefault(cooldown, []).append(alert_id)
         pushes.append(Push(f"alert:{alert_id}:{count}", owner, chat, AlertFired(
-            alert_id, language, code, name, direction, threshold, crossing.price, crossing.tick_time, percent,
-            repeat, reference)))
+            alert_id, language, code, name, direction, whole_units(threshold), crossing.price, crossing.tick_time,
+            percent, repeat, None if reference is None else whole_units(reference))))  # KRW alerts: whole won
     for cooldown, ids in cooldowns.items():
         await conn.execute(update(AlertRow).where(col(AlertRow.id).in_(ids))
                            .values(rearm_at=now + dt.timedelta(seconds=cooldown)))

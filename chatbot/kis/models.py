@@ -1,37 +1,19 @@
-"""Typed results of KIS calls: prices as ``int`` won, rates as ``Decimal``, times in KST."""
+"""Typed results of KIS's domestic calls: prices as ``int`` won, rates as ``Decimal``, times in KST.
+
+These are the wire's types, kept in whole won for the KRX hot paths; the service's front ends see the
+broker port's models (:mod:`chatbot.broker`, money as ``Money``), converted by
+:mod:`chatbot.kis.domestic_broker`."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 
+from chatbot.broker import OrderSide as OrderSide  # noqa: PLC0414 (the port's; re-exported)
 from chatbot.kis import protocol as p
 from chatbot.kis.protocol import KST as KST  # noqa: PLC0414 (re-exported: markets.refresh, alerts.engine)
-
-
-class OrderSide(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """A KIS account number ``XXXXXXXX-XX``: 8-digit CANO + 2-digit product code."""
-
-    cano: str
-    product: str = "01"
-
-    @classmethod
-    def parse(cls, text: str) -> Account:
-        digits = text.strip().replace("-", "")
-        if len(digits) != 10 or not digits.isdigit():
-            raise ValueError("account number must be 8 digits, a dash and 2 digits (XXXXXXXX-XX)")
-        return cls(digits[:8], digits[8:])
-
-    def __str__(self) -> str:
-        return f"{self.cano}-{self.product}"
+from chatbot.security.credentials import Account as Account  # noqa: PLC0414 (moved; re-exported)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from chatbot.kis.overseas_models import (
 )
 from chatbot.kis.overseas_protocol import UsExchange, UsOrderDivision, UsTR
 from chatbot.kis.rest import KisRestClient, RawReply
+from chatbot.markets.money import Currency
 from chatbot.markets.us_hours import NEW_YORK, SEOUL
 
 MAX_PAGES = 100
@@ -70,11 +71,11 @@ def _int(value: Any) -> int:
 
 
 def _usd(value: Any) -> Money:
-    return Money(_dec(value), "USD")
+    return Money(_dec(value), Currency.USD)
 
 
 def _krw(value: Any) -> Money:
-    return Money(_dec(value), "KRW")
+    return Money(_dec(value), Currency.KRW)
 
 
 def _date(text: Any) -> dt.date | None:
@@ -176,7 +177,7 @@ class KisOverseasClient:
         sign = str(out.get("sign", "3"))
         return UsQuote(
             symbol=symbol, exchange=exchange, realtime_key=str(out.get("rsym", "")), price=_usd(out.get("last")),
-            previous_close=_usd(out.get("base")), change=Money(_signed_change(_dec(out.get("diff")), sign), "USD"),
+            previous_close=_usd(out.get("base")), change=Money(_signed_change(_dec(out.get("diff")), sign), Currency.USD),
             sign=sign, change_rate=_dec(out.get("rate")), volume=_int(out.get("tvol")),
             traded_value=_usd(out.get("tamt")), decimals=_int(out.get("zdiv")), orderable=str(out.get("ordy", "")))
 
@@ -372,8 +373,8 @@ class KisOverseasClient:
             realised += _dec(summary.get("ovrs_rlzt_pfls_amt"))
         value = sum((h.value.amount for h in holdings), _ZERO)
         rate = (pnl * 100 / cost).quantize(Decimal("0.01")) if cost else _ZERO
-        return UsBalance(holdings=tuple(holdings), cost_total=Money(cost, "USD"), value_total=Money(value, "USD"),
-                         profit_loss_total=Money(pnl, "USD"), realised_profit_loss=Money(realised, "USD"),
+        return UsBalance(holdings=tuple(holdings), cost_total=Money(cost, Currency.USD), value_total=Money(value, Currency.USD),
+                         profit_loss_total=Money(pnl, Currency.USD), realised_profit_loss=Money(realised, Currency.USD),
                          return_rate=rate)
 
     async def present_balance(self) -> UsPresentBalance:
@@ -385,8 +386,8 @@ class KisOverseasClient:
         holdings = tuple(_present_holding(r) for r in body.get("output1") or []
                          if r and _int(r.get("ccld_qty_smtl1")) > 0)
         cash = tuple(UsCash(currency=str(r.get("crcy_cd", "")),
-                            cash=Money(_dec(r.get("frcr_dncl_amt_2")), "USD"),
-                            withdrawable=Money(_dec(r.get("frcr_drwg_psbl_amt_1")), "USD"),
+                            cash=Money(_dec(r.get("frcr_dncl_amt_2")), Currency.USD),
+                            withdrawable=Money(_dec(r.get("frcr_drwg_psbl_amt_1")), Currency.USD),
                             krw_rate=_dec(r.get("frst_bltn_exrt")))
                      for r in body.get("output2") or [] if r and str(r.get("crcy_cd", "")) == o.CURRENCY)
         t = body.get("output3") or {}

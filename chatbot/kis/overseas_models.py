@@ -6,37 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
 
 from chatbot.kis.models import OrderSide
 from chatbot.kis.overseas_protocol import UsExchange
-
-Currency = Literal["USD", "KRW"]
-_SYMBOLS: dict[str, str] = {"USD": "$", "KRW": "₩"}
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    """An amount with its currency (amounts of different currencies are never compared or added)."""
-
-    amount: Decimal
-    currency: Currency
-
-    @classmethod
-    def usd(cls, amount: Decimal | int | str) -> Money:
-        return cls(Decimal(amount), "USD")
-
-    @classmethod
-    def krw(cls, amount: Decimal | int | str) -> Money:
-        return cls(Decimal(amount), "KRW")
-
-    def __str__(self) -> str:
-        sign = "-" if self.amount < 0 else ""
-        value = abs(self.amount)
-        if self.currency == "KRW":
-            return f"{sign}₩{value:,.0f}"
-        places = 2 if value >= 1 or value == 0 else 4
-        return f"{sign}{_SYMBOLS[self.currency]}{value:,.{places}f}"
+from chatbot.markets.money import Currency as Currency  # noqa: PLC0414 (moved: chatbot.markets.money)
+from chatbot.markets.money import Money as Money  # noqa: PLC0414
 
 
 @dataclass(frozen=True, slots=True)

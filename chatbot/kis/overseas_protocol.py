@@ -10,11 +10,14 @@ documents disagree, the choice made here is listed in :data:`UNVERIFIED_CHOICES`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Final
 
 from chatbot.kis.protocol import Flavour
+from chatbot.markets.ticks import ONE_CENT as ONE_CENT  # noqa: PLC0414
+from chatbot.markets.ticks import SUB_DOLLAR_TICK as SUB_DOLLAR_TICK  # noqa: PLC0414
+from chatbot.markets.ticks import us_is_on_tick, us_round_to_tick, us_tick_size
 
 CURRENCY: Final = "USD"
 NATION_CODE: Final = "840"  # NATN_CD of the US (present balance, notices)
@@ -228,24 +231,13 @@ BAR_PERIODS: Final[dict[str, str]] = {"D": "0", "W": "1", "M": "2"}  # GUBN
 
 
 # --- US market rules ----------------------------------------------------------------------------------
-ONE_CENT: Final = Decimal("0.01")
-SUB_DOLLAR_TICK: Final = Decimal("0.0001")
 MIN_ORDER_PRICE: Final = ONE_CENT  # APBK1507 "가격 $0.01 미만시 온라인 주문불가" (§10)
 
 
-def tick_size(price: Decimal) -> Decimal:
-    """The US minimum price increment (SEC Rule 612): $0.01 at or above $1, $0.0001 below."""
-    return ONE_CENT if price >= 1 else SUB_DOLLAR_TICK
-
-
-def is_on_tick(price: Decimal) -> bool:
-    return price > 0 and price % tick_size(price) == 0
-
-
-def round_to_tick(price: Decimal, up: bool = False) -> Decimal:
-    """``price`` on the tick grid, down (or up), never below the smallest tick."""
-    tick = tick_size(price)
-    return max(price.quantize(tick, rounding=ROUND_UP if up else ROUND_DOWN), SUB_DOLLAR_TICK)
+# The US tick rule lives in chatbot.markets.ticks; its names here as before.
+tick_size = us_tick_size
+is_on_tick = us_is_on_tick
+round_to_tick = us_round_to_tick
 
 
 def price_text(price: Decimal, decimals: int = PRICE_DECIMALS) -> str:

@@ -12,7 +12,10 @@ import datetime as dt
 from enum import StrEnum
 from typing import Final, Literal
 
-KST: Final = dt.timezone(dt.timedelta(hours=9), "KST")  # KIS's clock: every time it sends or takes
+from chatbot.markets import krx_hours as _krx_hours
+from chatbot.markets import ticks as _ticks
+
+KST: Final = _krx_hours.KST  # KIS's clock: every time it sends or takes
 
 Flavour = Literal["real", "virtual"]
 
@@ -210,50 +213,18 @@ def quotation_code(code: str, etn: bool) -> str:
 
 
 # --- KRX market rules (§6.4, §6.5) -----------------------------------------------------------
-# (upper bound exclusive, tick) — the table in force since 2023-01-25, same for KOSPI and KOSDAQ.
-TICK_TABLE: Final[tuple[tuple[int, int], ...]] = (
-    (2_000, 1),
-    (5_000, 5),
-    (20_000, 10),
-    (50_000, 50),
-    (200_000, 100),
-    (500_000, 500),
-)
-TOP_TICK: Final = 1_000
+# The tick table moved to chatbot.markets.ticks (a market rule, not a protocol fact); re-exported here
+# for the simulator, which may use only this module of chatbot.kis.
+FUND_TICK_BOUND = _ticks.FUND_TICK_BOUND
+TICK_TABLE = _ticks.TICK_TABLE
+TOP_TICK = _ticks.TOP_TICK
+fund_tick_size = _ticks.fund_tick_size
+is_on_tick = _ticks.is_on_tick
+round_down_to_tick = _ticks.round_down_to_tick
+round_up_to_tick = _ticks.round_up_to_tick
+tick_size = _ticks.tick_size
+
 DAILY_LIMIT_RATE_PERCENT: Final = 30
-
-
-def tick_size(price: int) -> int:
-    """KRX tick (호가가격단위) of a share for a price in won (the fallback when a quote gives no ``aspr_unit``)."""
-    for bound, tick in TICK_TABLE:
-        if price < bound:
-            return tick
-    return TOP_TICK
-
-
-# ETFs and ETNs tick differently from shares (§6.5 (c), unverified here): 1 won below 2,000 won, 5 won
-# from 2,000. KIS gives the stock's own tick as ``aspr_unit`` in inquire-price; a client uses that.
-FUND_TICK_BOUND: Final = 2_000
-
-
-def fund_tick_size(price: int) -> int:
-    """Tick of an ETF or ETN (our choice, unverified: see :data:`UNVERIFIED_CHOICES`)."""
-    return 1 if price < FUND_TICK_BOUND else 5
-
-
-def is_on_tick(price: int) -> bool:
-    return price > 0 and price % tick_size(price) == 0
-
-
-def round_down_to_tick(price: int) -> int:
-    return price - price % tick_size(price)
-
-
-def round_up_to_tick(price: int) -> int:
-    rem = price % tick_size(price)
-    up = price if rem == 0 else price + tick_size(price) - rem
-    # Crossing a band boundary can change the tick of the result; the bands' bounds are on every tick.
-    return up
 
 
 def price_limits(base_price: int) -> tuple[int, int]:

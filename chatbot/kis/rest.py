@@ -70,6 +70,8 @@ from chatbot.kis.token import (
     parse_token_reply,
     token_cache_key,
 )
+from chatbot.security.credentials import KisCredentials as KisCredentials  # noqa: PLC0414 (moved; re-exported)
+from chatbot.security.credentials import mask as mask  # noqa: PLC0414
 
 log = logging.getLogger(__name__)
 
@@ -91,23 +93,6 @@ def tls_for(url: str) -> ssl.SSLContext:
     if url.startswith("https:"):
         return _verified_tls()
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-@dataclass(frozen=True, slots=True)
-class KisCredentials:
-    app_key: str
-    app_secret: str
-    account: Account
-
-    def __repr__(self) -> str:
-        return f"KisCredentials(app_key={mask(self.app_key)}, account={self.account})"
-
-
-def mask(secret: str) -> str:
-    """``PSab…9x``: enough to recognise a key, never enough to use it."""
-    if len(secret) < 8:
-        return "…"
-    return f"{secret[:4]}…{secret[-2:]}"
 
 
 @dataclass(frozen=True, slots=True)

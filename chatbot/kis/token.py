@@ -9,27 +9,14 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisAuthError, KisTokenIssueThrottled
+from chatbot.security.credentials import REFRESH_MARGIN_SECONDS as REFRESH_MARGIN_SECONDS  # noqa: PLC0414
+from chatbot.security.credentials import CachedToken as CachedToken  # noqa: PLC0414 (moved; re-exported)
 
 log = logging.getLogger(__name__)
-REFRESH_MARGIN_SECONDS = 600.0  # re-issue when less than 10 minutes are left, as python-kis does
-
-
-@dataclass(frozen=True, slots=True)
-class CachedToken:
-    access_token: str
-    expires_at: float  # epoch seconds
-    issued_at: float
-
-    def __repr__(self) -> str:
-        return f"CachedToken(expires_at={self.expires_at!r}, issued_at={self.issued_at!r})"
-
-    def usable(self, now: float, margin: float = REFRESH_MARGIN_SECONDS) -> bool:
-        return self.expires_at - margin > now
 
 
 class TokenStore(Protocol):

@@ -21,11 +21,11 @@ from typing import Final, Protocol
 
 import httpx
 
-from chatbot.kis.models import KST
 from chatbot.markets import kis_master
 from chatbot.markets.bundled import bundled_symbols
 from chatbot.markets.directory import Source, SymbolDirectory
 from chatbot.markets.kis_master import MASTER_FILES, MasterFile, MasterFileError, ParsedMaster
+from chatbot.markets.krx_hours import KST
 from chatbot.markets.symbols import Symbol
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
 
+from chatbot.markets.money import Currency
+
 Venue = Literal["KRX", "US"]
 KRX_MARKETS: Final = frozenset({"KOSPI", "KOSDAQ", "KONEX"})
 US_MARKETS: Final = frozenset({"NASDAQ", "NYSE", "AMEX"})
@@ -49,8 +51,8 @@ class Symbol:
         return venue_of(self.market)
 
     @property
-    def currency(self) -> str:
-        return "USD" if self.venue == "US" else "KRW"
+    def currency(self) -> Currency:
+        return Currency.USD if self.venue == "US" else Currency.KRW
 
     @property
     def is_etn(self) -> bool:

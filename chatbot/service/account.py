@@ -4,6 +4,7 @@ for starting the paper account over. Which KIS account and client a user has is
 
 from __future__ import annotations
 
+from chatbot.kis import domestic_broker
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.cards import CardStore, card_view
 from chatbot.service.errors import UserError, kis_errors
@@ -23,13 +24,15 @@ class AccountService:
         self.market.check_maintenance()
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            return BalanceView(self.mode, await account.client.balance(), str(account.account))
+            balance = await account.client.balance()
+        return BalanceView(self.mode, domestic_broker.balance(balance), str(account.account))
 
     async def open_orders(self, user_id: int) -> OpenOrdersView:
         self.market.check_maintenance()
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            return OpenOrdersView(self.mode, tuple(await account.client.open_orders()))
+            orders = await account.client.open_orders()
+        return OpenOrdersView(self.mode, tuple(domestic_broker.open_order(o) for o in orders))
 
     async def prepare_reset(self, user_id: int, chat_id: int) -> OrderCard:
         """A card for restarting the user's paper account (simulator mode only); confirmed like any card

@@ -17,6 +17,7 @@ from chatbot.alerts.feeds import FeedPlanner
 from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import SubscriptionLimitError
+from chatbot.markets.money import price_units, whole_units
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_price
@@ -50,7 +51,8 @@ class AlertView:
     @classmethod
     def of(cls, row: AlertRow) -> AlertView:
         assert row.id is not None
-        return cls(row.id, row.code, row.name, row.direction, row.threshold, row.reference_price, row.percent,
+        return cls(row.id, row.code, row.name, row.direction, whole_units(row.threshold),  # KRW: whole won
+                   whole_units(row.reference_price), row.percent,
                    row.repeat, row.status)
 
 
@@ -118,7 +120,8 @@ class AlertService:
             raise UserError("alert_already_crossed", price=reference, threshold=threshold)
         await self._check_room(engine, user_id, symbol.code)
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=symbol.code, name=symbol.name_ko,
-                       direction=direction, threshold=threshold, reference_price=reference, percent=percent_text,
+                       direction=direction, threshold=Decimal(threshold), reference_price=Decimal(reference),
+                       currency=symbol.currency.value, percent=percent_text,
                        repeat=repeat, cooldown_seconds=self.cooldown_seconds)
         with kis_errors():  # the feed could not subscribe the symbol (KIS refused or did not answer)
             try:
@@ -179,5 +182,5 @@ class AlertService:
         """A user who had blocked the bot wrote again: their alerts resume."""
         if self.engine is not None:
             rows = await self.repository.resume_owner(user_id)
-            await self.engine.resume([(row.id, row.code, row.direction, row.threshold)
+            await self.engine.resume([(row.id, row.code, row.direction, price_units(row.threshold, row.currency))
                                       for row in rows if row.id is not None])

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatbot.market_hours import MarketCalendar, Phase
-from chatbot.service import fees
+from chatbot.markets.profile import market_of
 from chatbot.service.views import Mode, OrderCard, OrderSide
 from chatbot.storage.db import Database
 from chatbot.storage.tables import PendingOrderRow
@@ -140,12 +140,14 @@ def card_view(row: PendingOrderRow, symbol: Symbol, mode: Mode, calendar: Market
               ttl_seconds: int) -> OrderCard:
     """The card a row stands for, with its estimated amount, costs and the market's session now."""
     side = OrderSide(row.side)
-    unit = row.price if row.price is not None else row.quoted_price
-    amount = unit * row.quantity
-    commission, tax = fees.estimate(side, amount)
+    market = market_of(symbol)
+    price = None if row.price is None else market.money(row.price)
+    quoted = market.money(row.quoted_price)
+    amount = (price if price is not None else quoted) * row.quantity
+    commission, tax = market.costs(amount, sell=side is OrderSide.SELL)
     state = calendar.state()
     session = Phase.REGULAR if mode is Mode.PAPER else state.phase  # the simulator never closes
     return OrderCard(token=row.id, mode=mode, action=row.action, side=side, symbol=symbol,
-                     quantity=row.quantity, price=row.price, quoted_price=row.quoted_price, amount=amount,
+                     quantity=row.quantity, price=price, quoted_price=quoted, amount=amount,
                      commission=commission, tax=tax, expires_at=row.expires_at, order_no=row.order_no,
                      ttl_seconds=ttl_seconds, session=session.value, next_open=state.next_open)

@@ -256,7 +256,7 @@ class ConditionalOrders:
         now = utcnow()
         card = PendingOrderRow(id=new_token(), owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                action=kind, side="sell", code=symbol.code, name=symbol.name_ko,
-                               quantity=request.quantity, price=limit, quoted_price=price, created_at=now,
+                               quantity=request.quantity, price=_dec(limit), quoted_price=Decimal(price), created_at=now,
                                updated_at=now, expires_at=now + self.cards.ttl)
         row = ConditionalOrderRow(owner_id=user_id, chat_id=chat_id, language=language,
                                   environment=self.mode.setting, kind=kind, code=symbol.code, name=symbol.name_ko,
@@ -428,8 +428,8 @@ class ConditionalOrders:
                 return
             cards = [PendingOrderRow(id=row.fire_key or "", owner_id=row.owner_id, chat_id=row.chat_id,
                                      environment=row.environment, action="order", side="sell", code=row.code,
-                                     name=row.name, quantity=row.quantity, price=row.limit_price,
-                                     quoted_price=item.price, status=CardStatus.SUBMITTING.value, created_at=now,
+                                     name=row.name, quantity=row.quantity, price=_dec(row.limit_price),
+                                     quoted_price=Decimal(item.price), status=CardStatus.SUBMITTING.value, created_at=now,
                                      updated_at=now, expires_at=now, result="conditional order")
                      for row, item in won]
             await conn.execute(insert(PendingOrderRow), [card.model_dump() for card in cards])

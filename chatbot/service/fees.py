@@ -1,17 +1,21 @@
-"""Estimated trading costs shown on an order card (the broker's statement is authoritative)."""
+"""Estimated trading costs shown on an order card (the broker's statement is authoritative).
+
+The rates live in the market profile (:mod:`chatbot.markets.fees`); this is the won-denominated
+entry the KRX order path uses."""
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
-from chatbot.kis.models import OrderSide
+from chatbot.broker import OrderSide
+from chatbot.markets.fees import KRX_FEES
+from chatbot.markets.money import Money
 
-COMMISSION_RATE = Decimal("0.00015")  # online brokerage commission, both sides (typical KIS rate, estimate)
-SELL_TAX_RATE = Decimal("0.0020")  # securities transaction tax + rural special tax on sells (2026)
+COMMISSION_RATE: Decimal = KRX_FEES.commission_rate
+SELL_TAX_RATE: Decimal = KRX_FEES.sell_tax_rate
 
 
 def estimate(side: OrderSide, amount: int) -> tuple[int, int]:
     """(commission, tax) in won for an order of ``amount`` won."""
-    commission = int((Decimal(amount) * COMMISSION_RATE).to_integral_value(ROUND_DOWN))
-    tax = int((Decimal(amount) * SELL_TAX_RATE).to_integral_value(ROUND_DOWN)) if side is OrderSide.SELL else 0
-    return commission, tax
+    commission, tax = KRX_FEES.estimate(Money.krw(amount), sell=side is OrderSide.SELL)
+    return int(commission.amount), int(tax.amount)

@@ -66,7 +66,8 @@ class OrderJournal:
         """Open the row of a card being claimed, inside the claim's transaction."""
         row = OrderJournalRow(idempotency_key=card.id, owner_id=card.owner_id, environment=card.environment,
                               account="", action=card.action, side=card.side, code=card.code,
-                              quantity=card.quantity, price=card.price, original_order_no=card.order_no,
+                              quantity=card.quantity, price=card.price, currency=card.currency,
+                              original_order_no=card.order_no,
                               status="submitting", submitted_by=submitted_by)
         session.add(row)
         await session.flush()

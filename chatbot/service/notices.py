@@ -20,8 +20,8 @@ from chatbot.alerts.notices import (
     OrderOutcome,
     RetryLater,
 )
-from chatbot.kis.models import OrderSide
-from chatbot.service import fees
+from chatbot.broker import OrderSide
+from chatbot.markets.profile import market_of
 from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, Outcome
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
@@ -34,11 +34,15 @@ def outcome_view(notice: OrderOutcome) -> OrderNotice:
     """The card view of an outcome told late, as the card showed it (amount and fees recomputed)."""
     c = notice.card
     side = OrderSide(c.side)
-    amount = (c.price if c.price is not None else c.quoted_price) * c.quantity
-    commission, tax = fees.estimate(side, amount)
+    symbol = Symbol(c.code, c.name, c.name_en, "")
+    market = market_of(symbol)
+    price = None if c.price is None else market.money(c.price)
+    quoted = market.money(c.quoted_price)
+    amount = (price if price is not None else quoted) * c.quantity
+    commission, tax = market.costs(amount, sell=side is OrderSide.SELL)
     card = OrderCard(token=c.token, mode=Mode(c.mode), action=c.action, side=side,
-                     symbol=Symbol(c.code, c.name, c.name_en, ""), quantity=c.quantity, price=c.price,
-                     quoted_price=c.quoted_price, amount=amount, commission=commission, tax=tax,
+                     symbol=symbol, quantity=c.quantity, price=price,
+                     quoted_price=quoted, amount=amount, commission=commission, tax=tax,
                      expires_at=utcnow(), order_no=c.order_no)
     result = ConfirmResult(Outcome(notice.outcome), card, order_no=notice.order_no, message=notice.message)
     return OrderNotice(result, notice.message_id, notice.language)

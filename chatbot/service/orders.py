@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chatbot.kis import domestic_broker
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
+from chatbot.kis.models import OpenOrder as KisOpenOrder
 from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.kis.protocol import KST
+from chatbot.markets.money import whole_units
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
 from chatbot.service.errors import UserError, kis_errors
@@ -118,23 +121,29 @@ class Orders:
                     raise UserError("insufficient_cash", max_quantity=power.max_quantity, cash=power.orderable_cash)
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="order", side=side.value, code=symbol.code, name=symbol.name_ko,
-                                      quantity=quantity, price=price, quoted_price=quote.price)
+                                      quantity=quantity, price=price, quoted_price=quote.price,
+                                      currency=symbol.currency.value)
         return self._card(row, symbol)
 
     async def prepare_cancel(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
         """A card for cancelling one of the user's open orders (what is left of it)."""
         self.check_real_allowed()
-        order = await self.open_order(user_id, order_no_text, missing="no_such_open_order")
+        order = await self._open_order(user_id, order_no_text, missing="no_such_open_order")
         symbol = self.market.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="cancel", side=order.side.value, code=order.code, name=symbol.name_ko,
                                       quantity=order.cancellable_quantity, price=order.price or None,
-                                      quoted_price=order.price, order_no=order.order_no, branch=order.branch)
+                                      quoted_price=order.price, currency=symbol.currency.value, order_no=order.order_no,
+                                      branch=order.branch)
         return self._card(row, symbol)
 
-    async def open_order(self, user_id: int, order_no_text: str, missing: str = "no_such_open_order_revise"
-                         ) -> OpenOrder:
-        """One of the user's own open orders (their account's list; another user's number is not in it)."""
+    async def open_order(self, user_id: int, order_no_text: str) -> OpenOrder:
+        """One of the user's own open orders (their account's list; another user's number is not in it), as
+        a view: its price in money."""
+        return domestic_broker.open_order(await self._open_order(user_id, order_no_text))
+
+    async def _open_order(self, user_id: int, order_no_text: str, missing: str = "no_such_open_order_revise"
+                          ) -> KisOpenOrder:
         wanted = parse_order_no(order_no_text)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
@@ -157,7 +166,7 @@ class Orders:
         if price is None:  # a revision to a market order is not offered: the card shows a price
             raise UserError("bad_price", value=args[1][:MAX_ARG_LENGTH])
         wanted_quantity = parse_quantity(args[2]) if len(args) == 3 else None
-        order = await self.open_order(user_id, args[0])
+        order = await self._open_order(user_id, args[0])
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             symbol = self.market.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")
@@ -177,7 +186,7 @@ class Orders:
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="revise", side=order.side.value, code=order.code, name=symbol.name_ko,
                                       quantity=quantity, price=price, quoted_price=order.price,
-                                      order_no=order.order_no, branch=order.branch)
+                                      currency=symbol.currency.value, order_no=order.order_no, branch=order.branch)
         return self._card(row, symbol)
 
     async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
@@ -287,7 +296,8 @@ class Orders:
                 log.exception("could not start fill notifications")
         sending = self._before_sending(journal_id, account)
         try:
-            placed = await account.submitter.place(card.side, row.code, row.quantity, row.price,
+            placed = await account.submitter.place(card.side, row.code, row.quantity,
+                                                   None if row.price is None else whole_units(row.price),
                                                    on_sending=sending.callback)
         except DatabaseUnavailable:
             return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
@@ -332,6 +342,7 @@ class Orders:
         once; an unknown outcome is looked up in the day's list (a new row pointing back to the order),
         else left to reconciliation."""
         assert row.order_no is not None and row.price is not None
+        price = whole_units(row.price)  # KRX: whole won
         key = p.order_no_key(row.order_no)
         try:
             orders = await account.client.open_orders()
@@ -346,7 +357,7 @@ class Orders:
         side = OrderSide(row.side)
         sending = self._before_sending(journal_id, account)
         try:
-            ack = await account.submitter.revise(row.order_no, row.branch or order.branch, side, row.code, row.price,
+            ack = await account.submitter.revise(row.order_no, row.branch or order.branch, side, row.code, price,
                                                  row.quantity, all_remaining=all_remaining, exchange=order.exchange,
                                                  on_sending=sending.callback)
         except DatabaseUnavailable:
@@ -355,7 +366,7 @@ class Orders:
             return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
         except KisError as exc:
             if sending.started and exc.maybe_sent:  # did the revision land? the day's list says
-                intent = OrderIntent(side, row.code, row.quantity, row.price, row.order_no, revise=True)
+                intent = OrderIntent(side, row.code, row.quantity, price, row.order_no, revise=True)
                 with contextlib.suppress(KisError):
                     found = await find_candidates(account.client, dt.datetime.now(KST).date(), intent, sending.known)
                     if found:

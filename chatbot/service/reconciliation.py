@@ -31,6 +31,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
 from sqlmodel import col, select
 
@@ -41,6 +42,7 @@ from chatbot.kis.errors import KisError
 from chatbot.kis.models import Execution, OrderSide
 from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.kis.protocol import KST
+from chatbot.markets.money import whole_units
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.cards import CardStatus, CardStore
 from chatbot.service.journal import (
@@ -171,7 +173,8 @@ class OrderReconciler:
             return await self._tell(row, card, Outcome.UNVERIFIABLE, "uncertain",
                                     message=f"sent from account {row.account}, now registered {account.account}")
         cancel, revise = row.action == "cancel", row.action == "revise"
-        intent = OrderIntent(OrderSide(row.side), row.code, row.quantity, row.price,
+        intent = OrderIntent(OrderSide(row.side), row.code, row.quantity,
+                             None if row.price is None else whole_units(row.price),  # KRX: whole won
                              row.original_order_no if cancel or revise else None, revise=revise)
         day = row.sent_at.astimezone(KST).date()
         listed_from = ""
@@ -287,7 +290,8 @@ class OrderReconciler:
         symbol = self.symbols.by_code(card.code) if card.code else None
         snapshot = CardSnapshot(token=card.id, mode=self.mode.value, action=card.action, side=card.side,
                                 code=card.code, name=card.name, name_en=symbol.name_en if symbol else "",
-                                quantity=card.quantity, price=card.price, quoted_price=card.quoted_price,
+                                quantity=card.quantity, price=None if card.price is None else whole_units(card.price),
+                                quoted_price=whole_units(card.quoted_price),
                                 order_no=card.order_no)
         return OrderOutcome(language, snapshot, outcome.value, order_no, message,
                             None if card_gone else card.message_id)
@@ -298,5 +302,6 @@ def _card_from_journal(entry: OrderJournalRow) -> PendingOrderRow:
     return PendingOrderRow(id=entry.idempotency_key, owner_id=entry.owner_id, chat_id=entry.owner_id,
                            environment=entry.environment, action=entry.action, side=entry.side, code=entry.code,
                            name=entry.code, quantity=entry.quantity, price=entry.price,
-                           quoted_price=entry.price or 0, order_no=entry.original_order_no, expires_at=now)
+                           quoted_price=entry.price or Decimal(0), currency=entry.currency,
+                           order_no=entry.original_order_no, expires_at=now)
 

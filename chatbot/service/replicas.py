@@ -49,7 +49,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
-from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.engine import THRESHOLD_UNITS, AlertEngine
 from chatbot.alerts.feeds import FeedPlanner, UserSessions
 from chatbot.kis.frames import Tick
 from chatbot.kis.realtime import Event, SubscriptionError
@@ -269,7 +269,7 @@ class Replicas:
         now = utcnow()
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(
-                core_select(col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), col(AlertRow.threshold),
+                core_select(col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), THRESHOLD_UNITS,
                             col(AlertRow.updated_at))
                 .where(col(AlertRow.status) == "armed", col(AlertRow.updated_at) >= since))).all()
         self._adopted_until = now

@@ -1,8 +1,9 @@
-"""What the service hands to front ends: plain, typed data, no formatting. Times are in KST.
+"""What the service hands to front ends: plain, typed data, no formatting. Times are in KST. Money is
+:class:`Money` (a ``Decimal`` with its currency) in every view; formatting it is the front end's.
 
-The KIS domain types a view carries (:class:`OrderSide`, :class:`Quote`, :class:`OpenOrder`,
-:class:`Balance`, :class:`Symbol`) are named here too, so a front end needs the service and nothing
-below it."""
+The domain types a view carries (:class:`OrderSide`, :class:`Quote`, :class:`Balance` from the broker
+port, :class:`OpenOrder`, :class:`Symbol`, :class:`Money`) are named here too, so a front end needs the
+service and nothing below it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
+from chatbot.broker import Balance, Holding, OpenOrder, OrderSide, Quote
 from chatbot.kis import protocol as p
-from chatbot.kis.models import Balance, OpenOrder, OrderSide, Quote
+from chatbot.markets.money import Currency, Money
 from chatbot.symbols import Symbol
 
 __all__ = [
@@ -20,7 +22,10 @@ __all__ = [
     "BalanceView",
     "ChartView",
     "ConfirmResult",
+    "Currency",
+    "Holding",
     "Mode",
+    "Money",
     "OpenOrder",
     "OpenOrdersView",
     "OrderCard",
@@ -72,11 +77,11 @@ class OrderCard:
     side: OrderSide
     symbol: Symbol
     quantity: int
-    price: int | None  # None: market
-    quoted_price: int
-    amount: int  # estimated
-    commission: int
-    tax: int
+    price: Money | None  # None: market
+    quoted_price: Money  # revise cards: the order's old price (0: it was a market order)
+    amount: Money  # estimated
+    commission: Money
+    tax: Money
     expires_at: dt.datetime
     order_no: str | None = None  # cancel and revise cards: the order being cancelled or revised
     ttl_seconds: int = 60  # how long the owner has once the card reaches them
@@ -84,17 +89,17 @@ class OrderCard:
     next_open: dt.datetime | None = None  # when the order can execute, outside the regular session
 
     @property
-    def old_price(self) -> int:
+    def old_price(self) -> Money:
         """Revise cards: the order's price before the revision (``quoted_price`` holds it; 0: market)."""
         return self.quoted_price
 
     @property
-    def old_amount(self) -> int:
+    def old_amount(self) -> Money:
         """Revise cards: what the revised quantity came to at the old price."""
         return self.old_price * self.quantity
 
     @property
-    def total(self) -> int:
+    def total(self) -> Money:
         """Cash out for a buy (amount + costs), cash in for a sell (amount − costs)."""
         costs = self.commission + self.tax
         return self.amount + costs if self.side is OrderSide.BUY else self.amount - costs
@@ -166,7 +171,7 @@ class ChartView:
     period: str  # D, W, M
     png: bytes
     bars: int
-    last_close: int
+    last_close: Money
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import secrets
 
-from chatbot.kis.models import Account
-from chatbot.kis.rest import KisCredentials, mask
 from chatbot.logs import SECRETS
+from chatbot.security.credentials import Account, KisCredentials, mask
 from chatbot.security.secretbox import SecretBox
 from chatbot.storage.db import Database
 from chatbot.storage.tables import CredentialRow, PaperAccountRow

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, column
 from sqlmodel import Field, SQLModel
 
-from chatbot.storage.types import UTCDateTime, utcnow
+from chatbot.storage.types import Amount, UTCDateTime, utcnow
 
 
 class KisTokenRow(SQLModel, table=True):
@@ -77,8 +78,9 @@ class PendingOrderRow(SQLModel, table=True):
     code: str = Field(max_length=12)
     name: str = Field(max_length=80)
     quantity: int
-    price: int | None = None  # None: market order
-    quoted_price: int  # the price shown on the card
+    price: Decimal | None = Field(default=None, sa_type=Amount)  # None: market order
+    quoted_price: Decimal = Field(sa_type=Amount)  # the price shown on the card
+    currency: str = Field(default="KRW", max_length=3)  # of both prices (chatbot.markets.money.Currency)
     order_no: str | None = Field(default=None, max_length=16)  # cancel: the order to cancel
     branch: str | None = Field(default=None, max_length=8)
     status: str = Field(default="pending", max_length=12, index=True)
@@ -102,7 +104,8 @@ class OrderJournalRow(SQLModel, table=True):
     side: str = Field(max_length=4)
     code: str = Field(max_length=12)
     quantity: int
-    price: int | None = None
+    price: Decimal | None = Field(default=None, sa_type=Amount)
+    currency: str = Field(default="KRW", max_length=3)
     original_order_no: str | None = Field(default=None, max_length=16)
     kis_order_no: str | None = Field(default=None, max_length=16)
     # submitting | accepted | rejected | failed | uncertain | not_placed | partially_filled | filled
@@ -196,8 +199,9 @@ class AlertRow(SQLModel, table=True):
     code: str = Field(max_length=12, index=True)
     name: str = Field(max_length=80)
     direction: str = Field(max_length=8)  # above | below
-    threshold: int
-    reference_price: int  # the price when the alert was set
+    threshold: Decimal = Field(sa_type=Amount)
+    reference_price: Decimal = Field(sa_type=Amount)  # the price when the alert was set
+    currency: str = Field(default="KRW", max_length=3)  # of both prices
     percent: str | None = Field(default=None, max_length=12)  # "+5" for a percent alert, as typed
     repeat: bool = False
     cooldown_seconds: int = 600

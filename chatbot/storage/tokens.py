@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy import Table, delete
 
-from chatbot.kis.token import CachedToken
 from chatbot.logs import SECRETS
+from chatbot.security.credentials import CachedToken
 from chatbot.security.secretbox import SecretBox
 from chatbot.storage.db import Database
 from chatbot.storage.tables import KisTokenRow

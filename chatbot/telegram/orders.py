@@ -90,8 +90,8 @@ async def pick_revise(update: Update, context: Context) -> None:
     if cb is not None:  # a UserError is answered by @user_errors
         order = await services(context).orders.open_order(user.id, cb.value)
         language = lang(update)
-        price = render.won(order.price) if order.price else t("market", language)
+        price = render.amount(order.price) if order.price else t("market", language)
         await reply(update, context, t("revise_prompt", language, order_no=order.order_no, name=order.name,
                                        remaining=order.cancellable_quantity, price=price,
-                                       example=order.price or ""))
+                                       example=render.typed(order.price) if order.price else ""))
     await query.answer()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from decimal import Decimal
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -10,7 +11,9 @@ from chatbot.service.errors import UserError
 from chatbot.service.views import (
     BalanceView,
     ConfirmResult,
+    Currency,
     Mode,
+    Money,
     OpenOrder,
     OpenOrdersView,
     OrderCard,
@@ -32,11 +35,35 @@ def badge(mode: Mode, lang: str) -> str:
 
 
 def won(n: int) -> str:
+    """A count (shares, volume) with thousands separators; money goes through :func:`amount`."""
     return f"{n:,}"
 
 
-def signed(n: float) -> str:
-    return f"{n:+,}"
+def amount(m: Money) -> str:
+    """Money's figures. Won as whole won with separators (``3,555``: the unit 원/KRW follows where the
+    line names it, :func:`unit`); any other currency with its sign in front (``$190.25``, ``$0.5000``)."""
+    if m.currency is Currency.KRW:
+        return f"{m.amount:,.0f}"
+    return str(m)
+
+
+def typed(m: Money) -> str:
+    """A price as a user types it in a command: ``3000``, ``190.25``."""
+    return f"{m.amount:f}"
+
+
+def unit(m: Money, lang: str) -> str:
+    """What follows a won amount (원, or KRW in English); nothing after a dollar amount, whose sign leads."""
+    if m.currency is Currency.KRW:
+        return "원" if lang == "ko" else " KRW"
+    return ""
+
+
+def signed(m: Money) -> str:
+    """A change or a profit: ``+1,200`` won, ``-$3.50``."""
+    if m.currency is Currency.KRW:
+        return f"{m.amount:+,.0f}"
+    return ("-" if m.amount < 0 else "+") + str(abs(m))
 
 
 def esc(text: str) -> str:
@@ -62,14 +89,15 @@ def quote(view: QuoteView, lang: str) -> str:
     rate = f"{q.change_rate:+.2f}%"
     lines = [
         f"<b>{symbol_name(s, lang)}</b> ({s.code}) · {esc(s.market or q.market_name)}",
-        (f"<b>{won(q.price)}{'원' if lang == 'ko' else ' KRW'}</b> {SIGN_MARK.get(q.change_sign, '')} "
+        (f"<b>{amount(q.price)}{unit(q.price, lang)}</b> {SIGN_MARK.get(q.sign, '')} "
          f"{signed(q.change)} ({rate})"),
         (f"거래량 {won(q.volume)}" if lang == "ko" else f"Volume {won(q.volume)}"),
-        (f"시가 {won(q.open)} · 고가 {won(q.high)} · 저가 {won(q.low)}" if lang == "ko"
-         else f"Open {won(q.open)} · High {won(q.high)} · Low {won(q.low)}"),
-        (f"상한 {won(q.upper_limit)} · 하한 {won(q.lower_limit)}" if lang == "ko"
-         else f"Limits {won(q.lower_limit)}–{won(q.upper_limit)}"),
+        (f"시가 {amount(q.open)} · 고가 {amount(q.high)} · 저가 {amount(q.low)}" if lang == "ko"
+         else f"Open {amount(q.open)} · High {amount(q.high)} · Low {amount(q.low)}"),
     ]
+    if q.upper_limit is not None and q.lower_limit is not None:  # US markets have no daily limits
+        lines.append(f"상한 {amount(q.upper_limit)} · 하한 {amount(q.lower_limit)}" if lang == "ko"
+                     else f"Limits {amount(q.lower_limit)}–{amount(q.upper_limit)}")
     lines += listing_flags(s, lang, halted=q.halted)
     return "\n".join(lines)
 
@@ -95,25 +123,27 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
     if c.action == "revise":
         return _revise_card(c, lang), keyboard
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
-    price = t("market", lang) if c.price is None else won(c.price)
+    price = t("market", lang) if c.price is None else amount(c.price)
     title = t("card_title_cancel" if c.action == "cancel" else "card_title_order", lang, badge=badge(c.mode, lang))
     if lang == "ko":
         lines = [title, f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})",
-                 f"수량 {won(c.quantity)}주 · 가격 {price}" + (f" (현재가 {won(c.quoted_price)})" if c.price is None else "")]
+                 f"수량 {won(c.quantity)}주 · 가격 {price}" + (f" (현재가 {amount(c.quoted_price)})" if c.price is None else "")]
         if c.action == "cancel":
             lines.append(f"취소할 주문 <code>{c.order_no}</code>")
         else:
-            lines += [f"예상 금액 {won(c.amount)}원", f"예상 수수료 {won(c.commission)}원 · 세금 {won(c.tax)}원",
-                      f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{won(c.total)}원</b>"]
+            u = unit(c.amount, lang)
+            lines += [f"예상 금액 {amount(c.amount)}{u}", f"예상 수수료 {amount(c.commission)}{u} · 세금 {amount(c.tax)}{u}",
+                      f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{amount(c.total)}{u}</b>"]
     else:
         lines = [title, f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})",
-                 f"Qty {won(c.quantity)} · price {price}" + (f" (now {won(c.quoted_price)})" if c.price is None else "")]
+                 f"Qty {won(c.quantity)} · price {price}" + (f" (now {amount(c.quoted_price)})" if c.price is None else "")]
         if c.action == "cancel":
             lines.append(f"Order to cancel <code>{c.order_no}</code>")
         else:
-            lines += [f"Estimated amount {won(c.amount)} KRW",
-                      f"Est. commission {won(c.commission)} · tax {won(c.tax)}",
-                      f"Estimated {'cost' if c.side is OrderSide.BUY else 'proceeds'} <b>{won(c.total)} KRW</b>"]
+            u = unit(c.amount, lang)
+            lines += [f"Estimated amount {amount(c.amount)}{u}",
+                      f"Est. commission {amount(c.commission)} · tax {amount(c.tax)}",
+                      f"Estimated {'cost' if c.side is OrderSide.BUY else 'proceeds'} <b>{amount(c.total)}{u}</b>"]
     if c.action == "order":
         lines[2:2] = listing_flags(c.symbol, lang)
     if c.mode is Mode.REAL:
@@ -130,24 +160,26 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
 def _revise_card(c: OrderCard, lang: str) -> str:
     """Old → new price on the revised quantity, and what it comes to (the difference, costs included)."""
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
-    old = won(c.old_price) if c.old_price else t("market", lang)
-    new = won(c.price or 0)
-    difference = c.amount - c.old_amount if c.old_price else 0
+    old = amount(c.old_price) if c.old_price else t("market", lang)
+    new_price = c.price if c.price is not None else c.old_price * 0
+    new = amount(new_price)
+    difference = c.amount - c.old_amount if c.old_price else c.amount * 0
+    u = unit(c.amount, lang)
     lines = [t("card_title_revise", lang, badge=badge(c.mode, lang)),
              f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})"]
     if lang == "ko":
         lines += [f"정정할 주문 <code>{c.order_no}</code>",
-                  f"가격 {old} → <b>{new}</b>원 · 수량 {won(c.quantity)}주",
-                  f"예상 금액 {won(c.old_amount)} → {won(c.amount)}원 ({signed(difference)}원)",
-                  f"예상 수수료 {won(c.commission)}원 · 세금 {won(c.tax)}원",
-                  f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{won(c.total)}원</b>",
+                  f"가격 {old} → <b>{new}</b>{u} · 수량 {won(c.quantity)}주",
+                  f"예상 금액 {amount(c.old_amount)} → {amount(c.amount)}{u} ({signed(difference)}{u})",
+                  f"예상 수수료 {amount(c.commission)}{u} · 세금 {amount(c.tax)}{u}",
+                  f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{amount(c.total)}{u}</b>",
                   "체결된 수량은 그대로이고 남은 수량만 정정됩니다. 새 주문번호가 생깁니다."]
     else:
         lines += [f"Order to revise <code>{c.order_no}</code>",
-                  f"Price {old} → <b>{new}</b> KRW · qty {won(c.quantity)}",
-                  f"Estimated amount {won(c.old_amount)} → {won(c.amount)} KRW ({signed(difference)})",
-                  f"Est. commission {won(c.commission)} · tax {won(c.tax)}",
-                  f"Estimated {'cost' if c.side is OrderSide.BUY else 'proceeds'} <b>{won(c.total)} KRW</b>",
+                  f"Price {old} → <b>{new}</b>{u} · qty {won(c.quantity)}",
+                  f"Estimated amount {amount(c.old_amount)} → {amount(c.amount)}{u} ({signed(difference)})",
+                  f"Est. commission {amount(c.commission)} · tax {amount(c.tax)}",
+                  f"Estimated {'cost' if c.side is OrderSide.BUY else 'proceeds'} <b>{amount(c.total)}{u}</b>",
                   "What has filled stays filled; only what is left is revised, under a new order number."]
     if c.mode is Mode.REAL:
         lines.insert(1, "‼️ <b>REAL MONEY · 실전 계좌</b>")
@@ -159,13 +191,13 @@ def card_summary(c: OrderCard, lang: str) -> str:
     if c.action == "reset":
         return badge(c.mode, lang)
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
-    price = t("market", lang) if c.price is None else won(c.price)
+    price = t("market", lang) if c.price is None else amount(c.price)
     qty = f"{won(c.quantity)}{t('shares', lang)}"
     line = f"{side} {symbol_name(c.symbol, lang)} ({c.symbol.code}) · {qty} · {price}"
     if c.action == "cancel":
         line = f"{'취소 대상' if lang == 'ko' else 'Cancelling'} <code>{c.order_no}</code>: {line}"
     elif c.action == "revise":
-        old = won(c.old_price) if c.old_price else t("market", lang)
+        old = amount(c.old_price) if c.old_price else t("market", lang)
         line = (f"{'정정 대상' if lang == 'ko' else 'Revising'} <code>{c.order_no}</code>: {side} "
                 f"{symbol_name(c.symbol, lang)} ({c.symbol.code}) · {qty} · {old} → {price}")
     return f"{badge(c.mode, lang)}\n{line}"
@@ -214,7 +246,7 @@ def open_orders(view: OpenOrdersView, lang: str, *, for_cancel: bool = False
 
 def _order_line(o: OpenOrder, lang: str) -> str:
     side = t("buy" if o.side is OrderSide.BUY else "sell", lang)
-    price = won(o.price) if o.price else t("market", lang)
+    price = amount(o.price) if o.price else t("market", lang)
     when = f"{o.time[:2]}:{o.time[2:4]}:{o.time[4:]}" if len(o.time) == 6 else o.time
     filled = f" · {'체결' if lang == 'ko' else 'filled'} {won(o.filled_quantity)}" if o.filled_quantity else ""
     return (f"<code>{o.order_no}</code> {when}\n  {side} {esc(o.name)} {won(o.quantity)}"
@@ -227,23 +259,25 @@ def balance(view: BalanceView, account: str, lang: str) -> str:
     if not b.holdings:
         lines.append(t("no_holdings", lang))
     for h in b.holdings:
-        mark = "🔺" if h.profit_loss > 0 else "🔻" if h.profit_loss < 0 else "⏺"
-        avg = f"{h.average_price:,.0f}"
+        mark = "🔺" if h.profit_loss.amount > 0 else "🔻" if h.profit_loss.amount < 0 else "⏺"
+        avg = amount(h.average_price)
         if lang == "ko":
-            lines.append(f"\n<b>{esc(h.name)}</b> {h.code}\n  {won(h.quantity)}주 · 평균 {avg} · 현재 {won(h.current_price)}"
-                         f"\n  평가 {won(h.evaluation)} · 손익 {mark} {signed(h.profit_loss)} ({h.profit_loss_rate:+.2f}%)")
+            lines.append(f"\n<b>{esc(h.name)}</b> {h.symbol}\n  {won(h.quantity)}주 · 평균 {avg} · 현재 {amount(h.price)}"
+                         f"\n  평가 {amount(h.value)} · 손익 {mark} {signed(h.profit_loss)} ({h.profit_loss_rate:+.2f}%)")
         else:
-            lines.append(f"\n<b>{esc(h.name)}</b> {h.code}\n  {won(h.quantity)} sh · avg {avg} · now {won(h.current_price)}"
-                         f"\n  value {won(h.evaluation)} · P/L {mark} {signed(h.profit_loss)} ({h.profit_loss_rate:+.2f}%)")
-    total_rate = (b.profit_loss_total / b.purchase_total * 100) if b.purchase_total else 0.0
+            lines.append(f"\n<b>{esc(h.name)}</b> {h.symbol}\n  {won(h.quantity)} sh · avg {avg} · now {amount(h.price)}"
+                         f"\n  value {amount(h.value)} · P/L {mark} {signed(h.profit_loss)} ({h.profit_loss_rate:+.2f}%)")
+    cost = b.cost_total.amount
+    total_rate = b.profit_loss_total.amount / cost * 100 if cost else Decimal(0)
+    u = unit(b.cash, lang)
     if lang == "ko":
-        lines += ["", f"예수금 {won(b.cash)}원", f"주식 평가 {won(b.securities_evaluation)}원",
-                  f"총 평가 <b>{won(b.total_evaluation)}원</b>",
-                  f"평가손익 {signed(b.profit_loss_total)}원 ({total_rate:+.2f}%)"]
+        lines += ["", f"예수금 {amount(b.cash)}{u}", f"주식 평가 {amount(b.holdings_value)}{u}",
+                  f"총 평가 <b>{amount(b.total_value)}{u}</b>",
+                  f"평가손익 {signed(b.profit_loss_total)}{u} ({total_rate:+.2f}%)"]
     else:
-        lines += ["", f"Cash {won(b.cash)} KRW", f"Stocks {won(b.securities_evaluation)} KRW",
-                  f"Total <b>{won(b.total_evaluation)} KRW</b>",
-                  f"P/L {signed(b.profit_loss_total)} KRW ({total_rate:+.2f}%)"]
+        lines += ["", f"Cash {amount(b.cash)}{u}", f"Stocks {amount(b.holdings_value)}{u}",
+                  f"Total <b>{amount(b.total_value)}{u}</b>",
+                  f"P/L {signed(b.profit_loss_total)}{u} ({total_rate:+.2f}%)"]
     return "\n".join(lines)
 
 
