@@ -17,6 +17,14 @@ tick → push committed (fired + outbox row) p50/p99, and price set → push com
 symbol that includes the wait for its next poll).
 
     python -m bench.feed_capacity [--users 1000] [--symbols 3000] [--db sqlite|postgres|URL] [--probes 200]
+                                  [--replicas 3]
+
+``--replicas N`` (PostgreSQL): N replicas' feed stacks (each its own connection pool, planner, engine and
+roles, :class:`~chatbot.service.replicas.Replicas`) in this one process, sharing the operator's key and
+the users' keys as separate processes would. The feed's owner places and carries everything (users'
+sessions follow the feed); the figures add what the others opened (nothing, they stand by) and, at the
+end, the owner killed as by SIGKILL: how long until another replica took the feed and had every
+subscription placed and acknowledged again.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.realtime import Event, RealtimeClient
 from chatbot.kis.rest import KisEndpoint, KisRestClient
+from chatbot.kis.standby import StandbyRealtimeClient
+from chatbot.service.replicas import FEED, Replicas
 from chatbot.storage import Database
 from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
@@ -90,8 +100,64 @@ def _alert(owner: int, code: str, price: int, threshold: int, direction: str = "
             "updated_at": now}
 
 
+class Stack:
+    """One replica's feed: the planner over the operator's key and users' keys, the engine, its roles."""
+
+    def __init__(self, db: Database, name: str, ws_url: str, operator_rest: KisRestClient, keys: Keys,
+                 replicas: bool, fired_at: dict[int, tuple[float, float]]) -> None:
+        self.db = db
+        self.sessions = UserSessions(ws_url)
+        session = (StandbyRealtimeClient if replicas else RealtimeClient)(ws_url, operator_rest.approval_key)
+        self.planner = FeedPlanner(db, [OperatorKey(session, operator_rest)], self.sessions, keys,
+                                   poll_rate=p.REQUESTS_PER_SECOND["real"] / 2)
+        self.engine = AlertEngine(db, self.planner, lambda: None)
+        self.engine.demand_changed = self.planner.review
+        original = self.engine._fire
+
+        async def fire(chunk: Any) -> None:
+            await original(chunk)
+            now = time.perf_counter()
+            fired_at.update({alert_id: (crossing.seen_at, now) for alert_id, crossing in chunk})
+
+        self.engine._fire = fire  # type: ignore[method-assign]
+        self.replicas: Replicas | None = None
+        if replicas:
+            self.replicas = Replicas(db, name)
+            self.replicas.feed_role(self.engine)
+
+    async def start(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.start()
+        else:
+            await self.engine.start()
+
+    async def kill(self) -> None:
+        """As a SIGKILL: no role given up; the server drops the locks with the connection, KIS the sockets."""
+        assert self.replicas is not None
+        for task in [self.replicas._task, self.planner._task, *self.engine._tasks]:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self.replicas._task = self.planner._task = None
+        self.engine._tasks.clear()
+        await self.replicas.locks._drop_connection()
+        self.replicas.active.clear()
+        await self.sessions.aclose()
+        for op in self.planner.operators:
+            await op.session.aclose()
+        for poller in self.planner._pollers:
+            await poller.aclose()
+
+    async def stop(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.stop()
+        else:
+            await self.engine.stop()
+        await self.sessions.aclose()
+
+
 async def run(scenario: str, backend: str, users: int, symbols: int, probes: int, seconds: float,
-              tick_interval: float) -> dict[str, Any]:
+              tick_interval: float, replicas: int = 1) -> dict[str, Any]:
     for attempt in range(3):  # the simulator takes three ports in a row; one may be taken meanwhile
         port = free_port()
         try:
@@ -103,7 +169,7 @@ async def run(scenario: str, backend: str, users: int, symbols: int, probes: int
     rest_url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port + 2}"
     control = httpx.AsyncClient(base_url=rest_url, timeout=30)
     http = httpx.AsyncClient(base_url=rest_url, timeout=30, limits=httpx.Limits(max_connections=16))
-    result: dict[str, Any] = {"scenario": scenario, "backend": backend}
+    result: dict[str, Any] = {"scenario": scenario, "backend": backend, "replicas": replicas}
     try:
         async with scratch_database(backend) as url:
             db = Database(url)
@@ -138,20 +204,11 @@ async def run(scenario: str, backend: str, users: int, symbols: int, probes: int
                     await conn.execute(insert(AlertRow), rows[start:start + 2000])
             keyless = set(range(1, users + 1, 10)) if scenario == "keyless" else set()
             keys = Keys(rest_url, set(range(1, users + 1)) - keyless, http)
-            sessions = UserSessions(ws_url)
-            planner = FeedPlanner(db, [OperatorKey(RealtimeClient(ws_url, operator_rest.approval_key), operator_rest)],
-                                  sessions, keys, poll_rate=p.REQUESTS_PER_SECOND["real"] / 2)
-            engine = AlertEngine(db, planner, lambda: None)
-            engine.demand_changed = planner.review
             fired_at: dict[int, tuple[float, float]] = {}  # alert id -> (tick seen, committed)
-            original = engine._fire
-
-            async def fire(chunk: Any) -> None:
-                await original(chunk)
-                now = time.perf_counter()
-                fired_at.update({alert_id: (crossing.seen_at, now) for alert_id, crossing in chunk})
-
-            engine._fire = fire  # type: ignore[method-assign]
+            stacks = [Stack(db if n == 0 else Database(url), f"bench-replica-{n}", ws_url, operator_rest, keys,
+                            replicas > 1, fired_at) for n in range(replicas)]
+            owner = stacks[0]  # started first: it takes the feed
+            planner, engine, sessions = owner.planner, owner.engine, owner.sessions
             ticks = 0
 
             def count(event: Event) -> None:
@@ -161,9 +218,12 @@ async def run(scenario: str, backend: str, users: int, symbols: int, probes: int
 
             planner.add_listener(count)
             cpu0, t0 = time.process_time(), time.perf_counter()
-            await engine.start()
+            await owner.start()
             result["place_s"] = time.perf_counter() - t0
             result["place_cpu_s"] = time.process_time() - cpu0
+            for stack in stacks[1:]:
+                await stack.start()
+            assert owner.replicas is None or owner.replicas.owns(FEED)
             capacity = planner.capacity()
             result["capacity"] = capacity
             result["acked"] = (sum(len(op.session.subscriptions) for op in planner.operators)
@@ -223,10 +283,42 @@ async def run(scenario: str, backend: str, users: int, symbols: int, probes: int
             if missed:
                 print(f"  not fired: {missed[:5]}", file=sys.stderr)
             result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            await engine.stop()
-            await sessions.aclose()
+            standbys = stacks[1:]
+            result["standby_sessions"] = sum(len(stack.sessions) for stack in standbys)
+            result["standby_polls"] = sum(poller.polls for stack in standbys for poller in stack.planner._pollers)
+            if standbys:  # the owner killed: the feed and every user's session taken over
+                placed = planner.capacity().slots_used
+                t_kill = time.perf_counter()
+                await owner.kill()
+                taken: list[float] = []
+
+                async def replaced() -> Stack | None:
+                    for stack in standbys:
+                        if stack.replicas is not None and stack.replicas.owns(FEED):
+                            if not taken:
+                                taken.append(time.perf_counter() - t_kill)
+                            capacity = stack.planner.capacity()
+                            if capacity.slots_used >= placed and all(
+                                    c.connected.is_set() for u in keys.own if (c := stack.sessions.get(u)) is not None):
+                                return stack
+                    return None
+
+                new_owner = None
+                deadline = time.perf_counter() + 300
+                while new_owner is None and time.perf_counter() < deadline:
+                    new_owner = await replaced()
+                    await asyncio.sleep(0.05)
+                result["handover_feed_s"] = taken[0] if taken else None
+                result["handover_placed_s"] = time.perf_counter() - t_kill if new_owner is not None else None
+                if new_owner is not None:
+                    result["after_handover"] = new_owner.planner.capacity()
+                stacks.remove(owner)
+            for stack in stacks:
+                await stack.stop()
             for client in [operator_rest, *keys.clients.values()]:
                 await client.aclose()
+            for stack in stacks:
+                await stack.db.dispose()
             await db.dispose()
     finally:
         await control.aclose()
@@ -236,6 +328,10 @@ async def run(scenario: str, backend: str, users: int, symbols: int, probes: int
     return result
 
 
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
 def _p(values: list[float]) -> str:
     if not values:
         return "-"
@@ -243,9 +339,9 @@ def _p(values: list[float]) -> str:
 
 
 def report(results: list[dict[str, Any]], users: int, symbols: int) -> None:
-    print(f"feed capacity: {users:,} users, alerts on {symbols:,} distinct symbols, one replica "
-          f"(replicas are another branch's work), simulator in its own process")
-    names = [f"{r['scenario']} ({r['backend']})" for r in results]
+    print(f"feed capacity: {users:,} users, alerts on {symbols:,} distinct symbols, simulator in its own process")
+    names = [f"{r['scenario']} ({r['backend']}, {r['replicas']} replica{'s' if r['replicas'] > 1 else ''})"
+             for r in results]
     rows: list[tuple[str, list[str]]] = []
     rows.append(("users with their own key", [f"{r['capacity'].registered_users:,}" for r in results]))
     rows.append(("sessions carrying symbols: operator + users'",
@@ -265,6 +361,14 @@ def report(results: list[dict[str, Any]], users: int, symbols: int) -> None:
         rows.append((f"  {kind}: tick → push committed p50 / p99", [_p(r[f"{kind}_tick_push"]) for r in results]))
         rows.append((f"  {kind}: price set → push committed p50 / p99", [_p(r[f"{kind}_set_push"]) for r in results]))
     rows.append(("peak RSS", [f"{r['rss_mb']:.0f} MB" for r in results]))
+    if any(r["replicas"] > 1 for r in results):
+        rows.append(("users' sessions opened / polls made by standing-by replicas",
+                     [f"{r['standby_sessions']} / {r['standby_polls']}" for r in results]))
+        rows.append(("owner killed: feed taken over after", [_s(r.get("handover_feed_s")) for r in results]))
+        rows.append(("  ... every subscription placed and every user's session up after",
+                     [_s(r.get("handover_placed_s")) for r in results]))
+        rows.append(("  ... slots used / polled on the new owner",
+                     [f"{c.slots_used:,} / {c.polled:,}" if (c := r.get("after_handover")) else "-" for r in results]))
     width = max(len(label) for label, _ in rows) + 2
     cols = [max(len(n), *(len(v[i]) for _, v in rows)) + 2 for i, n in enumerate(names)]
     print(" " * width + "".join(n.ljust(c) for n, c in zip(names, cols, strict=True)))
@@ -281,12 +385,15 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="background trading measured for ticks/s")
     parser.add_argument("--tick-interval", type=float, default=2.0, help="the simulator's seconds between steps")
     parser.add_argument("--scenario", action="append", choices=["keyed", "keyless"])
+    parser.add_argument("--replicas", type=int, action="append",
+                        help="replicas' feed stacks in this process (more than 1 needs PostgreSQL); repeatable")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     results = []
-    for scenario in args.scenario or ["keyed", "keyless"]:
-        results.append(await run(scenario, args.db, args.users, args.symbols, args.probes, args.seconds,
-                                 args.tick_interval))
-        print(f"  ({scenario} done)", file=sys.stderr, flush=True)
+    for replicas in args.replicas or [1]:
+        for scenario in args.scenario or ["keyed", "keyless"]:
+            results.append(await run(scenario, args.db, args.users, args.symbols, args.probes, args.seconds,
+                                     args.tick_interval, replicas))
+            print(f"  ({scenario}, {replicas} replicas done)", file=sys.stderr, flush=True)
     report(results, args.users, args.symbols)
 
 

@@ -166,15 +166,15 @@ class Runtime:
             feed_client = _feed_client(settings, endpoint, sim is not None)
             # -- feed capacity: every operator key and every registered user's own key (README) --
             # One session per app key: a replica that does not own the feed keeps the operator sessions'
-            # subscriptions unconnected (StandbyRealtimeClient). Users' own sessions carry their symbols
-            # only in one process (SQLite): among replicas a user's session belongs to whichever replica
-            # owns their fill feed, so there the planner uses the operator keys and REST polling. US trades
-            # (HDFSCNT0) share the sessions' 40 slots with domestic ones.
+            # subscriptions unconnected (StandbyRealtimeClient) and polls nothing. Users' own sessions (their
+            # fills and their own symbols) are opened by the feed's owner only, which holds every user's
+            # session lock (chatbot.service.replicas: users' sessions follow the feed).
+            # US trades (HDFSCNT0) share the sessions' 40 slots with domestic ones.
             more_feed_clients = _more_feed_clients(settings, endpoint, sim is not None) if feed_client else ()
             user_sessions = UserSessions(ws_url, parser=parse_us_or_krx_frame)  # US trades and fills too
             feeds = (FeedPlanner(db, [OperatorKey(StandbyRealtimeClient(ws_url, c.approval_key, parser=parse_us_or_krx_frame), c)
                                       for c in (feed_client, *more_feed_clients)],
-                                 user_sessions, AccountKeys(db, accounts, mode, own_sessions=db.is_sqlite),
+                                 user_sessions, AccountKeys(db, accounts, mode),
                                  poll_rate=kis.feed_poll_requests_per_second
                                  or p.REQUESTS_PER_SECOND[mode.flavour] / 2)
                      if feed_client else None)

@@ -193,8 +193,9 @@ async def test_past_one_operator_key_the_extra_symbols_are_polled_and_fire_once(
     assert await pushes(db) == 3
     assert [len(await fired(db, c)) for c in (polled[0], polled[-1], streamed)] == [1, 1, 1]
     # The fired symbols leave the feed; a polled one moves onto the freed slot (42 left for 40 slots).
-    await wait_until(lambda: _true(rig.planner.capacity().symbols == SLOTS + 2))
-    assert (rig.planner.capacity().slots_used, rig.planner.capacity().polled) == (SLOTS, 2)
+    # (A move may take a second rebalance: waited for, not asserted at the first look.)
+    await wait_until(lambda: _true((rig.planner.capacity().symbols, rig.planner.capacity().slots_used,
+                                    rig.planner.capacity().polled) == (SLOTS + 2, SLOTS, 2)))
 
 
 async def _fired_once(db: Database, code: str) -> bool:

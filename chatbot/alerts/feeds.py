@@ -24,6 +24,11 @@ where it is when it may stay (no churn); a move subscribes the new place before 
 old one, so no tick is missed. Ticks of every session reach the engine as one feed: a drop of any
 session is a gap for the engine (Disconnected on the first session down, Reconnected once every
 session that dropped is back), which its gap logic already handles.
+
+Among replicas (PostgreSQL) the planner runs on the feed's owner: it opens a user's own session only
+after taking that user's session lock (:attr:`FeedPlanner.claim`, see :mod:`chatbot.service.replicas`),
+and its REST pollers poll only while it runs; a replica standing by keeps the plan's lists without
+connecting or polling.
 """
 
 from __future__ import annotations
@@ -283,6 +288,7 @@ class _Poller:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self.last_round = 0.0  # seconds the last round of polls took
+        self.running = False  # polls only while its planner runs (a replica standing by keeps the list only)
 
     def every(self) -> int:
         """Seconds between two polls of a symbol: the planned round, or the last one if it took longer."""
@@ -296,13 +302,20 @@ class _Poller:
             return
         self.codes[code] = None
         self._wake.set()
-        if self._task is None:
+        if self._task is None and self.running:
+            self._task = asyncio.create_task(self._run(), name="feed-poll")
+
+    def start(self) -> None:
+        self.running = True
+        if self._task is None and self.codes:
             self._task = asyncio.create_task(self._run(), name="feed-poll")
 
     def discard(self, code: str) -> None:
         self.codes.pop(code, None)
 
     async def poll_once(self, code: str) -> None:
+        if not self.running:
+            return
         try:
             quote = await self.rest.quote(code)
         except (KisError, OSError, TimeoutError) as exc:
@@ -337,6 +350,7 @@ class _Poller:
             self.last_round = loop.time() - started
 
     async def aclose(self) -> None:
+        self.running = False
         task, self._task = self._task, None
         tasks = [*([task] if task is not None else []), *self._in_flight]
         for pending in tasks:
@@ -385,6 +399,10 @@ class FeedPlanner:
         self._task: asyncio.Task[None] | None = None
         self._registered = 0
         self.rebalances = 0
+        # Replicas (chatbot.service.replicas): may this process open ``user``'s own session? (KIS allows one
+        # per key: the replica that owns the feed holds each user's session lock.) None: one process.
+        self.claim: Callable[[int], Awaitable[bool]] | None = None
+        self._refused: set[int] = set()  # users whose session lock another replica held (asked again later)
         self.moves = 0
 
     # -- the engine's feed (AlertFeed) ----------------------------------------------------------------------
@@ -409,6 +427,10 @@ class FeedPlanner:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     async def start(self) -> None:
+        self._own.clear()  # asked again: on a replica taking the feed over, refused until now
+        self._refused.clear()
+        for poller in self._pollers:  # REST polling runs on the feed's owner only
+            poller.start()
         for index, op in enumerate(self.operators):
             self._listen(("op", index), op.session)
             await op.session.start()
@@ -535,6 +557,9 @@ class FeedPlanner:
         """Re-read who watches what and recompute every symbol's place (moving as few as possible)."""
         dirty, self._dirty = self._dirty, set()
         async with self._lock:
+            for user_id in self._refused:  # their session's lock may be free now
+                self._own.pop(user_id, None)
+            self._refused.clear()
             if dirty:
                 await self._load_demand(dirty)
             self._registered = await self.keys.registered()
@@ -567,7 +592,12 @@ class FeedPlanner:
         owners = {u for watchers in self._demand.values() for u in watchers if u != ANYONE}
         unknown = [u for u in owners if u not in self._own]
         if unknown:
-            mine = await self.keys.own_keys(unknown)
+            mine = set(await self.keys.own_keys(unknown))
+            if self.claim is not None:
+                for user_id in list(mine):
+                    if not await self.claim(user_id):
+                        mine.discard(user_id)
+                        self._refused.add(user_id)
             self._own.update({u: u in mine for u in unknown})
         demand = {code: frozenset(watchers) for code, watchers in self._demand.items()}
         rooms = [op.session.max_subscriptions - sum(1 for key in op.session.subscriptions if key[0] not in TRADE_TRS)

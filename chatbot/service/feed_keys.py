@@ -21,16 +21,15 @@ QUERY_CHUNK = 500  # users asked about per query
 
 
 class AccountKeys:
-    def __init__(self, db: Database, accounts: AccountProvider, mode: Mode, *, own_sessions: bool = True) -> None:
-        """``own_sessions`` False: nobody's own key carries live prices (replicas, where a user's one
-        session is owned by the replica that owns their fill feed): everyone rides the operator keys."""
+    def __init__(self, db: Database, accounts: AccountProvider, mode: Mode) -> None:
+        """Among replicas users' own keys carry their symbols too: the planner opens a session only on the
+        replica holding that user's session lock, the feed's owner (see :mod:`chatbot.service.replicas`)."""
         self.db = db
         self.accounts = accounts
         self.mode = mode
-        self.own_sessions = own_sessions
 
     async def own_keys(self, user_ids: Collection[int]) -> set[int]:
-        if self.mode is Mode.PAPER or not self.own_sessions:
+        if self.mode is Mode.PAPER:
             return set()
         ids, found = list(user_ids), set[int]()
         async with self.db.session() as session:
@@ -43,7 +42,7 @@ class AccountKeys:
         return (await self.accounts.for_user(user_id)).client.approval_key
 
     async def registered(self) -> int:
-        if self.mode is Mode.PAPER or not self.own_sessions:
+        if self.mode is Mode.PAPER:
             return 0
         async with self.db.session() as session:
             return int((await session.exec(select(func.count()).select_from(CredentialRow))).one())

@@ -2,8 +2,8 @@
 
 * Each piece of once-only work is a *role* owned through a named lock
   (:class:`~chatbot.storage.locks.OwnershipLocks`): the market-data feed session (KIS allows one per
-  app key), each user's fill-notice session (one per user's key), the reconciliation of uncertain
-  orders, the master-file refresh, the daily reports at the close, and in polling mode the long poller. Every
+  app key), each user's own WebSocket session (``fills:<user>``: one per user's key), the reconciliation
+  of uncertain orders, the master-file refresh, the daily reports at the close, and in polling mode the long poller. Every
   :attr:`Replicas.interval` seconds each replica checks the connection holding its locks and tries to
   take the roles nobody holds, so a replica that dies (its locks go with its connection) is replaced
   within about one interval; a vanished host within the server's keepalive bound.
@@ -13,6 +13,19 @@
   the same gap check from the moment they were stored.
 * Telegram re-sends a webhook update it did not see acknowledged, perhaps to another replica:
   :meth:`Replicas.first_delivery` lets one replica take each update id.
+* **Users' sessions follow the feed.** A registered user's one session (KIS allows one per app key)
+  carries both their fill notices and their own live symbols (the feed planner's "own" placements,
+  README "Feed capacity"). Those symbols' ticks must reach the alert engine, whose book and
+  exactly-once firing live on the feed's owner. So, where there is a feed, *the feed's owner holds every
+  user's session lock* (:meth:`Replicas.claim_session`): it alone opens users' sessions, for their symbols
+  and for their fills; a replica standing by opens none (an order placed through it is watched by the
+  feed's owner within one interval, which then catches up what filled meanwhile). Why not spread users'
+  sessions and carry their ticks to the owner instead: that needs a replica-to-replica tick channel
+  (one more thing to lose or reorder ticks, and a second gap logic for it), whereas one replica holding
+  a few thousand idle-most-of-the-time WebSockets is cheap. The cost: a dying feed owner takes every
+  user's session with it, and the new owner re-opens them within the same bound, treating the hand-over
+  as a feed gap (the day's high/low of each symbol's first tick) and catching up fills.
+  Without a feed (no market-data key) users' fill sessions are spread over replicas as before.
 * The outbox needs no role: every replica sends, each row claimed atomically (see
   :mod:`chatbot.alerts.outbox`).
 * SQLite serves one process: there every role is this process's.
@@ -37,6 +50,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from chatbot.alerts.engine import THRESHOLD_UNITS, AlertEngine
+from chatbot.alerts.feeds import FeedPlanner, UserSessions
 from chatbot.kis.frames import Tick
 from chatbot.kis.realtime import Event, SubscriptionError
 from chatbot.service.fills import FillWatcher
@@ -92,6 +106,8 @@ class Replicas:
         self._unsubscribable: set[str] = set()  # symbols the feed had no slot for (logged once)
         self._pruned_book = 0.0
         self.passes = 0
+        self.sessions_follow_feed = False  # True once there is a feed role among replicas (see the module's doc)
+        self.sessions: UserSessions | None = None  # users' own sessions (shared by the fill watcher and the planner)
 
     @property
     def single_process(self) -> bool:
@@ -140,8 +156,7 @@ class Replicas:
             if not await self.locks.check():
                 for name in sorted(self.active):
                     await self._lose(name)
-                if self.fills is not None:
-                    await self.fills.stop()  # its sessions were owned through the lost locks
+                await self._drop_user_sessions()  # they were owned through the lost locks
             for name, role in list(self.roles.items()):
                 if name in self.active:
                     continue
@@ -203,10 +218,40 @@ class Replicas:
             if riders_stop is not None:
                 await riders_stop()
             await engine.stop()
+            if self.sessions_follow_feed:
+                await self._drop_user_sessions()
 
         self.add(FEED, gain, lose)
+        if isinstance(engine.feed, FeedPlanner):
+            engine.feed.claim = self.claim_session
+            self.sessions = engine.feed.users
         if not self.single_process:
+            self.sessions_follow_feed = True
             engine.feed.add_listener(self._note_tick)
+
+    async def claim_session(self, user_id: int) -> bool:
+        """May this replica open ``user_id``'s own session (fill notices, their own symbols)? Taking its
+        lock, ``fills:<user>``; where there is a feed, only the feed's owner may (see the module's doc)."""
+        if self.single_process:
+            return True
+        if self.sessions_follow_feed and not self.owns(FEED):
+            return False
+        try:
+            return await self.locks.take(f"{FILLS}{user_id}")
+        except Exception:
+            log.warning("could not claim a user's session", exc_info=True, extra={"user_id": user_id})
+            return False
+
+    async def _drop_user_sessions(self) -> None:
+        """Close every user's session this replica opened and give their locks up (the feed went, or the
+        connection holding the locks broke)."""
+        if self.fills is not None:
+            await self.fills.stop()
+        sessions = self.sessions or (self.fills.sessions if self.fills is not None else None)
+        if sessions is not None:
+            await sessions.aclose()
+        for name in sorted(held for held in self.locks.held if held.startswith(FILLS)):
+            await self.locks.give_up(name)
 
     def _note_tick(self, event: Event) -> None:
         """The feed's last :data:`RECENT_TICKS` seconds of prices per symbol (on the event loop, per tick)."""
@@ -316,20 +361,12 @@ class Replicas:
         once this replica listens on a session it took up, journals and pushes what filled meanwhile."""
         self.fills = fills
         self.catch_up = catch_up
-
-        async def claim(user_id: int) -> bool:
-            try:
-                return await self.locks.take(f"{FILLS}{user_id}")
-            except Exception:
-                log.warning("could not claim a fill feed", exc_info=True, extra={"user_id": user_id})
-                return False
-
-        fills.claim = claim
+        fills.claim = self.claim_session
 
     async def _watch_fills(self) -> None:
         """Users with orders still open in the last day whose fill feed nobody owns: this replica takes them."""
         fills = self.fills
-        if fills is None or self.single_process:
+        if fills is None or self.single_process or (self.sessions_follow_feed and not self.owns(FEED)):
             return
         since = utcnow() - dt.timedelta(days=1)
         async with self.db.session() as session:
@@ -339,7 +376,7 @@ class Replicas:
         now = time.monotonic()
         candidates = owners - fills.watched()
         # One look at which sessions another replica owns, rather than one try per user and pass.
-        taken = await self.locks.held_anywhere([f"{FILLS}{owner}" for owner in candidates])
+        taken = await self.locks.held_anywhere([f"{FILLS}{owner}" for owner in candidates]) - self.locks.held
         for owner in sorted(candidates):
             if self._no_feed.get(owner, 0.0) > now:
                 continue

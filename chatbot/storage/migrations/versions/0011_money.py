@@ -52,6 +52,6 @@ def downgrade() -> None:
                 op.alter_column(table, name, existing_type=AMOUNT, type_=sa.Integer(), existing_nullable=nullable,
                                 postgresql_using=f"round({name})::integer")
             else:  # a fraction (only a non-KRW row has one) back to whole units
-                column = sa.column(name)
+                column: sa.ColumnClause[object] = sa.column(name)
                 op.execute(sa.table(table, column).update().where(column.is_not(None))
                            .values({name: sa.cast(sa.func.round(column), sa.Integer())}))

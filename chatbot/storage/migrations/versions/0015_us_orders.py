@@ -35,7 +35,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     for table in TABLES:
-        market = sa.column("market")
+        market: sa.ColumnClause[object] = sa.column("market")
         us_rows = bind.execute(sa.select(sa.func.count()).select_from(sa.table(table, market))
                                .where(market != "KRX")).scalar()
         if us_rows:
