@@ -323,3 +323,18 @@ async def test_a_filled_us_order_found_by_reconciliation_is_journalled_and_pushe
     assert journal.status == "filled" and journal.kis_order_no == placed.ack.order_no
     push = await bot.wait_for_message(ALICE["id"], "체결 🇺🇸")
     assert "2주" in push["text"] and "@ $19" in push["text"] and "원" not in push["text"], push["text"]
+
+
+async def test_us_holdings_bought_elsewhere_show_in_balance_without_asking(bot: BotHarness) -> None:
+    """A user who never sent a US order through the bot still sees US holdings KIS reports (bought in the
+    KIS app); a user with none sees no US part (a paper account's idle dollar cash is not news)."""
+    assert bot.runtime is not None and bot.runtime.services.us is not None
+    (plain,) = await bot.say(BOB, "/balance")
+    assert "AAPL" not in plain["text"] and "미국 주식" not in plain["text"] and "US stocks" not in plain["text"], \
+        plain["text"]
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    broker = await bot.runtime.services.us.market.broker_for(ALICE["id"])  # as the KIS app would: no journal
+    await broker.place(OrderSide.BUY, "AAPL", 2, Money.usd("190.50"))
+    assert await bot.runtime.services.us.orders.trades_us(ALICE["id"]) is False
+    (balance,) = await bot.say(ALICE, "/balance")
+    assert "미국 주식" in balance["text"] and "AAPL" in balance["text"] and "2주" in balance["text"], balance["text"]

@@ -4,19 +4,36 @@ currencies at the rate KIS values the account at (KRW figures are estimates)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from chatbot.kis.errors import KisError
 from chatbot.markets.money import Money
 from chatbot.service.us_market import UsMarketData
 from chatbot.service.us_views import UsBalanceView, UsHoldingLine
+from chatbot.service.views import Mode
 
 log = logging.getLogger(__name__)
 
 
 class UsAccountService:
-    def __init__(self, market: UsMarketData) -> None:
+    def __init__(self, market: UsMarketData, mode: Mode, trades_us: Callable[[int], Awaitable[bool]]) -> None:
         self.market = market
+        self.mode = mode
+        self.trades_us = trades_us  # whether the user has sent a US order through the bot
+
+    async def in_balance(self, user_id: int, domestic_total: Money | None, asked: bool = False) -> UsBalanceView | None:
+        """The US part of /balance. A user who trades US through the bot, or asks (``/balance us``), gets
+        it whole. Otherwise KIS is asked too — holdings bought elsewhere (the KIS app) are shown — and the
+        part is shown when there are US holdings (a paper account's idle dollar cash alone is not news);
+        except on KIS's paper server (VIRTUAL), where it costs a query per exchange at 2 requests/s.
+        Real KIS answers every US exchange in one query; the simulator is local."""
+        if asked or await self.trades_us(user_id):
+            return await self.balance(user_id, domestic_total)
+        if self.mode is Mode.VIRTUAL:
+            return None
+        view = await self.balance(user_id, domestic_total)
+        return view if view is not None and view.holdings else None
 
     async def balance(self, user_id: int, domestic_total: Money | None = None) -> UsBalanceView | None:
         """US holdings and cash (paper: one query per exchange, the client's), or None when the account

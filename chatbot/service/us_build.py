@@ -19,5 +19,6 @@ def build_us(accounts: AccountProvider, directory: SymbolDirectory, orders: Orde
     """The US services; ``always_open``: the simulator's switch that keeps the US market open (tests)."""
     market = UsMarketData(accounts, directory, UsCalendar(always_open))
     market.check_maintenance = orders.market.check_maintenance
-    return UsServices(market=market, account=UsAccountService(market), alerts=UsAlerts(alerts, market),
-                      orders=UsOrders(orders, market))
+    us_orders = UsOrders(orders, market)
+    return UsServices(market=market, account=UsAccountService(market, orders.mode, us_orders.trades_us),
+                      alerts=UsAlerts(alerts, market), orders=us_orders)

@@ -16,8 +16,8 @@ async def balance(update: Update, context: Context) -> None:
     text = render.balance(view, view.account, lang(update))
     us = services(context).us
     asked = [a.lower() for a in context.args or []] in (["us"], ["미국"])  # /balance us: ask KIS in any case
-    if us is not None and (asked or await us.orders.trades_us(update.effective_user.id)):  # dollars, both totals
-        us_view = await us.account.balance(update.effective_user.id, view.balance.total_value)
+    if us is not None:  # dollars, both totals
+        us_view = await us.account.in_balance(update.effective_user.id, view.balance.total_value, asked)
         if us_view is not None:
             text += "\n" + us_render.balance(us_view, lang(update))
     await reply(update, context, text)
