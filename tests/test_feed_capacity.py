@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, cast
 
 import pytest
@@ -18,6 +19,7 @@ from chatbot.alerts.engine import AlertEngine
 from chatbot.alerts.feeds import FeedPlanner, OperatorKey, Placement, UserSessions, plan
 from chatbot.config import KisSettings
 from chatbot.kis import protocol as p
+from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.realtime import RealtimeClient
 from chatbot.kis.rest import KisEndpoint, KisRestClient
 from chatbot.service.accounts import AccountProvider
@@ -75,7 +77,7 @@ class Rig:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[KisSimulator]:
-    simulator = KisSimulator(SimulatorOptions(tick_interval=0, pingpong_interval=0))
+    simulator = KisSimulator(SimulatorOptions(tick_interval=0, pingpong_interval=0, us_always_open=True))
     await simulator.start()
     yield simulator
     await simulator.stop()
@@ -196,6 +198,44 @@ async def test_past_one_operator_key_the_extra_symbols_are_polled_and_fire_once(
     # (A move may take a second rebalance: waited for, not asserted at the first look.)
     await wait_until(lambda: _true((rig.planner.capacity().symbols, rig.planner.capacity().slots_used,
                                     rig.planner.capacity().polled) == (SLOTS + 2, SLOTS, 2)))
+
+
+async def test_a_us_symbol_past_every_slot_is_polled_with_the_domestic_ones_on_one_key(
+        rigs: Callable[[int], Rig], sim: KisSimulator, db: Database) -> None:
+    """A US symbol (DNASAAPL) past the operator session's 40 slots is polled, not refused: its overseas
+    quote rides the operator key's own REST client (same pacer), in the same round as a polled domestic
+    symbol, and its alert fires once when the price crosses."""
+    symbols = codes(sim, SLOTS + 2)
+    await add_alerts(db, [(100 + i % 7, code) for i, code in enumerate(symbols)], sim)
+    sim.set_us_price("AAPL", Decimal("190.25"))
+    now = utcnow()
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(AlertRow), [{
+            "owner_id": 200, "chat_id": 200, "language": "en", "code": "DNASAAPL", "name": "AAPL",
+            "direction": "above", "threshold": Decimal(200), "reference_price": Decimal("190.25"), "currency": "USD",
+            "percent": None, "repeat": False, "cooldown_seconds": 600, "status": "armed", "fired_count": 0,
+            "created_at": now, "updated_at": now}])
+    rig = rigs(1)
+    await rig.engine.start()
+    capacity = rig.planner.capacity()
+    assert (capacity.slots_used, capacity.polled, capacity.symbols) == (SLOTS, 3, SLOTS + 3)
+    poller = rig.planner._pollers[0]
+    assert set(poller.codes) == {*symbols[-2:], "DNASAAPL"}  # one key's round: domestic and US symbols
+    assert isinstance(poller.us, KisOverseasClient) and poller.us.rest is rig.rests[0]  # the same key's pacer
+    assert rig.planner.polled_every("DNASAAPL") == rig.planner.polled_every(symbols[-1]) == 1
+    await wait_until(lambda: _true(poller.polls >= 4))
+    assert poller.errors == 0 and await pushes(db) == 0
+    sim.set_us_price("AAPL", Decimal("200.50"))
+    await cross(rig, symbols[-1])
+    await wait_until(lambda: _fired_once(db, "DNASAAPL"))
+    await wait_until(lambda: _fired_once(db, symbols[-1]))
+    await wait_until(lambda: _true(set(poller.codes) == {symbols[-2]}))  # the fired ones leave the feed
+    polls = poller.polls
+    sim.set_us_price("AAPL", Decimal(199))
+    sim.set_us_price("AAPL", Decimal(201))
+    await wait_until(lambda: _true(poller.polls >= polls + 10))  # more polls (of the one left): nothing again
+    assert await pushes(db) == 2
+    assert [len(await fired(db, c)) for c in ("DNASAAPL", symbols[-1])] == [1, 1]
 
 
 async def _fired_once(db: Database, code: str) -> bool:

@@ -4,7 +4,7 @@ with domestic alerts: real PTB Application ↔ fake Bot API ↔ service ↔ simu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
@@ -62,8 +62,12 @@ async def test_us_alert_fires_exactly_once(bot: BotHarness) -> None:
 
 
 async def test_us_and_domestic_alerts_share_the_feed_slots(bot: BotHarness) -> None:
+    """Past the operator session's slots neither a US nor a domestic symbol is refused: both are polled
+    over REST on the operator key, in one round at that key's rate (the overseas quote rides the same
+    REST client), the user is told how often, and a polled US alert fires once when the price crosses."""
     assert bot.runtime is not None and bot.runtime.feeds is not None
-    bot.runtime.feeds.operators[0].session.max_subscriptions = 2  # one operator key; a paper user has none
+    feeds = bot.runtime.feeds
+    feeds.operators[0].session.max_subscriptions = 2  # one operator key; a paper user has none
     state = bot.sim.market.get("005930")
     assert state is not None
     (msg,) = await bot.say(ALICE, f"/alert 005930 above {state.price * 2}")
@@ -71,11 +75,39 @@ async def test_us_and_domestic_alerts_share_the_feed_slots(bot: BotHarness) -> N
     bot.sim.set_us_price("TSLA", Decimal(250))
     (msg,) = await bot.say(ALICE, "/alert 테슬라 below 200.50")
     assert "알림 #" in msg["text"] and "$200.50 이하" in msg["text"], msg["text"]
+    assert "초마다" not in msg["text"], msg["text"]  # one KRX + one US symbol fill both slots
     bot.sim.set_us_price("NVDA", Decimal(150))
     (msg,) = await bot.say(BOB, "/alert NVDA above 180")
-    assert "All 2 live-price slots" in msg["text"], msg["text"]  # one KRX + one US symbol fill both
+    assert "checked every" in msg["text"] and "$180.00" in msg["text"], msg["text"]  # polled, not refused
+    placement = feeds.placement("DNASNVDA")
+    assert placement is not None and placement.kind == "poll"
+    other = next(code for code in sorted(bot.sim.market.symbols) if code != "005930")
+    other_state = bot.sim.market.get(other)
+    assert other_state is not None
+    (msg,) = await bot.say(BOB, f"/alert {other} above {other_state.price * 2}")
+    assert "checked every" in msg["text"], msg["text"]
+    poller = feeds._pollers[0]  # one key polls both, in one round at its rate
+    assert set(poller.codes) == {"DNASNVDA", other} and poller.us is not None
+    assert feeds.polled_every("DNASNVDA") == feeds.polled_every(other) == poller.every()
+    assert feeds.capacity().polled == 2
+    polls = poller.polls
+    bot.sim.set_us_price("NVDA", Decimal("181.50"))  # crosses between two polls: the next poll fires it
+    await bot.wait_for_message(BOB["id"], "$181.50", timeout=30)
+    bot.sim.set_us_price("NVDA", Decimal(170))
+    bot.sim.set_us_price("NVDA", Decimal(185))  # stays fired: nothing more
+    await wait_for(lambda: poller.polls >= polls + 6)
+    assert bot.count_messages(BOB["id"], "$181.50") == 1 and bot.count_messages(BOB["id"], "NVDA") == 2
+    alert = next(a for a in await rows(bot, AlertRow) if a.code == "DNASNVDA")
+    assert alert.status == "fired" and alert.fired_count == 1
     (listing,) = await bot.say(ALICE, "/alerts")
     assert "(TSLA) 🇺🇸" in listing["text"] and "$200.50" in listing["text"], listing["text"]
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(poll(), timeout)
 
 
 @pytest.mark.parametrize(("text", "needle"), [("/alert AAPL above 100", "already past"),

@@ -12,11 +12,13 @@ the symbols the alert engine needs over every session it may use:
   else, shared: one subscription per symbol for everyone who watches it (paper users, users
   without keys, a user whose own session is full).
 * **REST polling**: a symbol beyond every eligible session's room is not refused; it is polled
-  with ``inquire-price`` on an operator key, within that key's rate limit (a share of it,
-  ``poll_rate`` requests a second), every :meth:`FeedPlanner.polled_every` seconds. A polled price
-  goes to the engine as a :class:`~chatbot.kis.frames.Tick` like any other, so the book and the
-  exactly-once firing are the same; what polling cannot see is a crossing that reverts between two
-  polls (the user is told the interval).
+  on an operator key, within that key's rate limit (a share of it, ``poll_rate`` requests a second),
+  every :meth:`FeedPlanner.polled_every` seconds: a domestic one with ``inquire-price``, a US one
+  (``DNASAAPL``) with the overseas ``quotations/price`` over the same REST client (same pacer), in one
+  round. A polled price goes to the engine as a :class:`~chatbot.kis.frames.Tick` (domestic) or a
+  :class:`~chatbot.kis.overseas_frames.UsTick` (US) like any other, so the book and the exactly-once
+  firing are the same; what polling cannot see is a crossing that reverts between two polls (the
+  user is told the interval).
 
 Capacity is therefore 39 per registered user + 40 per operator key. The plan is recomputed
 (:meth:`FeedPlanner.rebalance`) when demand changes and users come and go, keeping every symbol
@@ -50,7 +52,9 @@ from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError
 from chatbot.kis.frames import Decrypt, Tick
 from chatbot.kis.models import KST, Quote
+from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.overseas_frames import UsTick
+from chatbot.kis.overseas_models import UsQuote
 from chatbot.kis.realtime import (
     Disconnected,
     Event,
@@ -60,6 +64,8 @@ from chatbot.kis.realtime import (
     SubKey,
     SubscriptionLimitError,
 )
+from chatbot.kis.rest import KisRestClient
+from chatbot.markets.us_hours import NEW_YORK, SEOUL
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow
 
@@ -126,6 +132,17 @@ class Quoter(Protocol):
     async def quote(self, code: str) -> Quote: ...
 
 
+class UsQuoter(Protocol):
+    """A US quote on an operator key (:class:`~chatbot.kis.overseas.KisOverseasClient`)."""
+
+    async def quote(self, symbol: str, exchange: o.UsExchange) -> UsQuote: ...
+
+
+def us_quoter(rest: Quoter) -> UsQuoter | None:
+    """The overseas quotes of an operator key's REST client (same key, same pacer), if it is a KIS one."""
+    return KisOverseasClient(rest) if isinstance(rest, KisRestClient) else None
+
+
 class UserSessions:
     """One WebSocket session per user's app key (KIS allows one per key), shared by everything that
     needs it: the fill watcher (execution notices) and the planner (the user's own symbols)."""
@@ -177,6 +194,7 @@ class OperatorKey:
 
     session: RealtimeClient
     rest: Quoter
+    us: UsQuoter | None = None  # None: the overseas quotes of ``rest`` when it is a KisRestClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +295,9 @@ _NOWHERE = Placement("poll", operator=-2)
 class _Poller:
     """One operator key's REST polling: every symbol in turn, ``rate`` requests a second at most."""
 
-    def __init__(self, rest: Quoter, rate: float, emit: Callable[[Event], None]) -> None:
+    def __init__(self, rest: Quoter, rate: float, emit: Callable[[Event], None], us: UsQuoter | None = None) -> None:
         self.rest = rest
+        self.us = us  # a US symbol's quotes (same key); None: US symbols are not polled
         self.rate = rate
         self.emit = emit
         self.codes: dict[str, None] = {}  # in polling order
@@ -296,8 +315,11 @@ class _Poller:
             return 0
         return max(1, math.ceil(len(self.codes) / self.rate), math.ceil(self.last_round))
 
+    def polls_us(self) -> bool:
+        return self.us is not None
+
     def add(self, code: str) -> None:
-        if trade_tr(code) != p.WS_TRADE:  # a US key: the operator's quotes are domestic (not polled; logged)
+        if trade_tr(code) != p.WS_TRADE and self.us is None:  # no overseas quotes on this key (logged)
             log.warning("a US symbol past every feed slot is not polled", extra={"code": code})
             return
         self.codes[code] = None
@@ -316,15 +338,22 @@ class _Poller:
     async def poll_once(self, code: str) -> None:
         if not self.running:
             return
+        us = o.parse_realtime_key(code) if trade_tr(code) != p.WS_TRADE else None
+        event: Event
         try:
-            quote = await self.rest.quote(code)
+            if us is not None and self.us is not None:
+                event = polled_us_tick(code, await self.us.quote(us[1], us[0]))
+            elif us is None:
+                event = polled_tick(code, await self.rest.quote(code))
+            else:
+                return
         except (KisError, OSError, TimeoutError) as exc:
             self.errors += 1
             log.warning("polling a symbol failed", extra={"code": code, "error": type(exc).__name__})
             return
         self.polls += 1
         if code in self.codes:
-            self.emit(polled_tick(code, quote))
+            self.emit(event)
 
     async def _run(self) -> None:
         """One request every ``1 / rate`` seconds, not waiting for the replies (a slow answer does not
@@ -369,6 +398,22 @@ def polled_tick(code: str, quote: Quote) -> Tick:
     return Tick(fields)
 
 
+def polled_us_tick(key: str, quote: UsQuote) -> UsTick:
+    """A US REST price as an HDFSCNT0 trade keyed ``key`` (``DNASAAPL``): the last price in dollars (the
+    engine counts it in ten-thousandths, as a streamed one), stamped now (New York and Seoul); the day's
+    open/high/low are not in the quote and are left empty (the engine reads none of them)."""
+    fields = [""] * len(o.US_TRADE_FIELDS)
+    now = dt.datetime.now(dt.UTC)
+    local, kst = now.astimezone(NEW_YORK), now.astimezone(SEOUL)
+    fields[0], fields[1], fields[2] = key, quote.symbol, str(quote.decimals)
+    fields[3] = fields[4] = local.strftime("%Y%m%d")
+    fields[5], fields[6], fields[7] = local.strftime("%H%M%S"), kst.strftime("%Y%m%d"), kst.strftime("%H%M%S")
+    fields[11], fields[12] = str(quote.price.amount), quote.sign
+    fields[13], fields[14] = str(abs(quote.change.amount)), str(quote.change_rate)
+    fields[20], fields[21] = str(quote.volume), str(quote.traded_value.amount)
+    return UsTick(fields)
+
+
 class FeedPlanner:
     """The alert engine's feed over every session it may use (see the module's doc). To the engine it
     is one feed (:class:`AlertFeed`): ``subscribe(tr, code)`` asks for a symbol, ``unsubscribe`` lets it
@@ -391,7 +436,8 @@ class FeedPlanner:
         self._listening: set[SessionKey] = set()
         self._down: set[SessionKey] = set()  # sessions dropped and not back yet
         self._listeners: list[Listener] = []
-        self._pollers = [_Poller(op.rest, poll_rate, self._emit) for op in operators]
+        self._pollers = [_Poller(op.rest, poll_rate, self._emit, op.us if op.us is not None else us_quoter(op.rest))
+                         for op in operators]
         self._lock = asyncio.Lock()
         self._opening = asyncio.Semaphore(OPENING)
         self._dirty: set[str] = set()
@@ -477,10 +523,12 @@ class FeedPlanner:
                 raise self._full()
 
     def _unservable(self, code: str) -> bool:
-        """Past every live slot a domestic symbol is polled over REST; a US one cannot be (the operator's
-        REST quotes are domestic), so it is refused as a full feed was before the planner."""
+        """Past every live slot a symbol is polled over REST, a US one with the overseas quote of the same
+        key; only a US symbol on a key without overseas quotes (not a KIS REST client) is refused, as a
+        full feed was before the planner."""
         placement = self._placed.get(code)
-        return placement is not None and placement.kind == "poll" and trade_tr(code) != p.WS_TRADE
+        return (placement is not None and placement.kind == "poll" and trade_tr(code) != p.WS_TRADE
+                and not self._pollers[placement.operator].polls_us())
 
     def _full(self) -> SubscriptionLimitError:
         return SubscriptionLimitError(f"every session's {self.max_subscriptions} slots are taken",

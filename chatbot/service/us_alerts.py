@@ -8,6 +8,7 @@ threshold and reference price dollars (currency ``USD``; views and notices count
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
@@ -109,7 +110,11 @@ class UsAlerts:
                        currency=Currency.USD.value, percent=percent_text, repeat=repeat, cooldown_seconds=self.alerts.cooldown_seconds)
         with kis_errors():
             try:
-                return AlertView.of(await engine.arm(row, self.alerts.repository.add))
+                view = AlertView.of(await engine.arm(row, self.alerts.repository.add))
+                feeds = self.alerts.feeds  # past every live slot it is polled: the user is told how often
+                if feeds is not None and (every := feeds.polled_every(key)) is not None:
+                    view = dataclasses.replace(view, polled_every=every)
+                return view
             except SubscriptionLimitError:
                 raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions) from None
             except TimeoutError:

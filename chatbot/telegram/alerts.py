@@ -54,7 +54,8 @@ async def alert(update: Update, context: Context) -> None:
                                        condition=condition(view.direction, view.threshold, view.percent, language,
                                                            view.code),
                                        price=str(alert_money(view.reference_price)),
-                                       repeat=" · repeat" if view.repeat else ""))
+                                       repeat=" · repeat" if view.repeat else "")
+                    + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else ""))
         return
     view = await svc.create(user.id, chat.id, language, args)
     await reply(update, context, t("alert_set", language, id=view.id, name=view.name,
