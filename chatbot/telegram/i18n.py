@@ -271,8 +271,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                                "예: /chart 005930 w",
                          "en": "Unknown period '{period}': use d (daily), w (weekly) or m (monthly). "
                                "Example: /chart 005930 w"},
-    "chart_caption": {"ko": "{name} ({code}) {period} · 최근 {bars}개 · 종가 {close:,}원",
-                      "en": "{name} ({code}) {period} · last {bars} bars · close {close:,}"},
+    "chart_caption": {"ko": "{name} ({code}) {period} · 최근 {bars}개 · 종가 {close}",
+                      "en": "{name} ({code}) {period} · last {bars} bars · close {close}"},
     "status": {"ko": "<b>상태</b> {badge}\n시장: {phase}{holiday} · 다음 정규장 {next_open}\n실시간 시세: {feed}\n버전 {version}",
                "en": "<b>Status</b> {badge}\nMarket: {phase}{holiday} · next session {next_open}\nReal-time feed: {feed}\n"
                      "version {version}"},
