@@ -368,10 +368,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "stops_title": {"ko": "<b>조건주문 {count}개</b>", "en": "<b>{count} conditional order(s)</b>"},
     "stops_line": {"ko": "#{id} {name} ({code}) {kind} {quantity:,}주 · {when}{distance}{status}",
                    "en": "#{id} {name} ({code}) {kind} {quantity:,} · {when}{distance}{status}"},
-    "push_cond_triggered": {"ko": "⚡ <b>조건주문 #{id} 발동</b>: {name} ({code}) {price:,}원 체결 ({time}) — 발동가 "
-                                  "{trigger:,}원. {quantity:,}주 {what} 전송 중",
-                            "en": "⚡ <b>Conditional order #{id} triggered</b>: {name} ({code}) traded {price:,} ({time}) "
-                                  "— trigger {trigger:,}. Sending: {what}, {quantity:,}"},
+    "push_cond_triggered": {"ko": "⚡ <b>조건주문 #{id} 발동</b>: {name} ({code}) {price} 체결 ({time}) — 발동가 "
+                                  "{trigger}. {quantity:,}주 {what} 전송 중",
+                            "en": "⚡ <b>Conditional order #{id} triggered</b>: {name} ({code}) traded {price} ({time}) "
+                                  "— trigger {trigger}. Sending: {what}, {quantity:,}"},
     "push_cond_placed": {"ko": "📨 조건주문 #{id} 매도 주문 접수: {name} {quantity:,}주 · 주문번호 {order_no}{reduced}",
                          "en": "📨 Conditional order #{id}: sell order accepted, {name} {quantity:,} · order "
                                "{order_no}{reduced}"},
