@@ -63,7 +63,7 @@ async def test_alert_fires_exactly_once(bot: BotHarness) -> None:
     assert bot.count_messages(ALICE["id"], PUSH) == 0
     bot.sim.set_price(CODE, target + p.tick_size(target))
     push = await bot.wait_for_message(ALICE["id"], PUSH)
-    assert "삼성전자" in push["text"] and f"{target:,}원 이상" in push["text"]
+    assert "삼성전자" in push["text"] and f"₩{target:,} 이상" in push["text"]
     for _ in range(5):  # it stays above, and crosses again: nothing more
         bot.sim.set_price(CODE, ticks(2, target))
         await bot.sim.tick()
@@ -165,7 +165,7 @@ async def test_fill_notice_after_a_resting_limit_order(bot: BotHarness) -> None:
     assert bot.count_messages(ALICE["id"], "체결") == 0
     bot.sim.set_price(CODE, limit)
     push = await bot.wait_for_message(ALICE["id"], "체결")
-    assert "삼성전자" in push["text"] and f"@ {limit:,}원" in push["text"] and "2주" in push["text"]
+    assert "삼성전자" in push["text"] and f"@ ₩{limit:,}" in push["text"] and "2주" in push["text"]
     events = [e.status for e in await rows(bot, OrderEventRow)]
     assert events[-1] == "filled"
 

@@ -122,7 +122,7 @@ async def test_stop_one_tick_below_fires_once_sells_and_tells(bot: BotHarness) -
     assert bot.count_messages(ALICE["id"], TRIGGERED) == 0
     bot.sim.set_price(CODE, stop)  # at the trigger
     triggered = await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
-    assert f"{stop:,}" in triggered["text"]
+    assert f"발동가 ₩{stop:,}" in triggered["text"]
     placed = await bot.wait_for_message(ALICE["id"], PLACED, timeout=60)
     await bot.wait_for_message(ALICE["id"], FILLED, timeout=60)
     await wait_for(lambda: _is(bot, 1, "placed"))

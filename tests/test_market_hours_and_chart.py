@@ -58,7 +58,7 @@ async def test_chart_arrives_as_a_valid_png(db_url: str) -> None:
             assert png[:8] == b"\x89PNG\r\n\x1a\n"
             width, height = struct.unpack(">II", png[16:24])
             assert (width, height) == (1000, 640) and 5_000 < len(png) < 500_000
-            assert period in photo["caption"] and "005930" in photo["caption"]
+            assert period in photo["caption"] and "005930" in photo["caption"] and "종가 ₩" in photo["caption"]
         sent = [p for m, p in bot.api.calls if m == "sendPhoto"]
         assert len(sent) == 3
         (msg,) = await bot.say(ALICE, "/chart")

@@ -18,6 +18,7 @@ from chatbot.alerts.notices import (
     AlertFired,
     Blocked,
     CardSnapshot,
+    ConditionalNotice,
     Delivered,
     Delivery,
     Notice,
@@ -33,6 +34,7 @@ from chatbot.service.views import Mode, Money, Outcome
 from chatbot.storage import Database
 from chatbot.storage.tables import OutboxRow
 from chatbot.telegram.notifier import TelegramNotifier
+from chatbot.telegram.notifier import text as notifier_text
 
 CARD = CardSnapshot(token="tok123", mode="PAPER", action="order", side="buy", code="005930", name="삼성전자",
                     name_en="Samsung Electronics", quantity=3, price=70_000, quoted_price=70_100, order_no=None)
@@ -99,6 +101,45 @@ def test_an_old_order_row_gives_the_card_view_it_gave_before() -> None:
     assert card.commission >= Money.krw(0)
     market = outcome_view(decode("order", OLD_ROWS[5][1]))  # type: ignore[arg-type]
     assert market.message_id is None and market.result.card is not None and market.result.card.amount == Money.krw(0)
+
+
+# Amounts carry their currency (issue 14): a push prints ₩ or $ from the notice's currency, rows written
+# before payloads named it included (a US alert's key tells dollars).
+OLD_US_ALERT = {"alert_id": 9, "lang": "ko", "code": "DNASAAPL", "name": "애플", "direction": "above",
+                "threshold": 2_000_000, "price": 2_005_000, "time": "233001", "percent": None, "repeat": False,
+                "reference_price": 1_950_000}
+
+
+@pytest.mark.parametrize(("kind", "payload", "currency", "shown", "absent"), [
+    ("alert", OLD_ROWS[0][1], "KRW", ["₩71,100", "₩71,000 이상"], ["원"]),
+    ("alert", OLD_ROWS[1][1], "KRW", ["₩71,000", "≥ ₩71,000"], ["KRW"]),
+    ("alert", OLD_US_ALERT, "USD", ["(AAPL)", "$200.50", "$200.00 이상"], ["원", "₩"]),
+    ("fill", OLD_ROWS[2][1], "KRW", ["@ ₩69,900"], ["원"]),
+    ("fill", {"lang": "en", "order_no": "7", "code": "AAPL", "name": "Apple", "side": "buy", "quantity": 1,
+              "price": 1_902_500, "time": "223000", "currency": "USD"}, "USD", ["@ $190.25"], ["₩"]),
+])
+def test_an_old_row_renders_its_amounts_with_their_currency(kind: str, payload: dict[str, Any], currency: str,
+                                                            shown: list[str], absent: list[str]) -> None:
+    notice = decode(kind, payload)
+    assert isinstance(notice, AlertFired | OrderFilled) and notice.currency == currency
+    text = notifier_text(notice)
+    assert all(s in text for s in shown) and not any(a in text for a in absent), text
+
+
+def test_a_notice_carries_money_and_writes_its_currency() -> None:
+    us = AlertFired(1, "en", "DNASAAPL", "Apple", "below", 1_800_000, 1_799_900, "233001", currency="USD")
+    assert us.threshold_money == Money.usd("180") and us.price_money == Money.usd("179.99")
+    assert us.payload()["currency"] == "USD" and decode("alert", json.loads(json.dumps(us.payload()))) == us
+    assert decode("alert", OLD_US_ALERT).reference_money == Money.usd("195")  # type: ignore[union-attr]
+    assert NOTICES[0].payload()["currency"] == "KRW"  # type: ignore[union-attr]
+    assert AlertFired(2, "ko", "005930", "삼성전자", "above", 71_000, 71_100, "").threshold_money == Money.krw(71_000)
+    assert OrderFilled("ko", "1", "005930", "x", "buy", 1, 70_000, "").price_money == Money.krw(70_000)
+    stop = ConditionalNotice("ko", 5, "triggered", "stop", "stop", "005930", "삼성전자", 3, 65_000, 64_900,
+                             limit=64_800)
+    assert (stop.trigger_money, stop.price_money, stop.limit_money) == (
+        Money.krw(65_000), Money.krw(64_900), Money.krw(64_800))
+    with pytest.raises(NoticeFormatError):
+        decode("alert", {**OLD_US_ALERT, "currency": "XYZ"})
 
 
 @pytest.mark.parametrize(("kind", "payload"), [

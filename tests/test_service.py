@@ -104,6 +104,16 @@ async def test_a_limit_order_and_its_cancellation_through_cards(runtime: Runtime
     assert not (await services.account.open_orders(ALICE)).orders
 
 
+async def test_buying_power_through_the_broker_port_refuses_as_before(runtime: Runtime) -> None:
+    """The pre-trade checks read the account through the broker port (issue 14); the refusal is unchanged:
+    the most that can be bought and the orderable cash in whole won."""
+    with pytest.raises(UserError) as err:
+        await runtime.services.orders.prepare_order(ALICE, ALICE, OrderSide.BUY, ["005930", "900000"])
+    assert err.value.key == "insufficient_cash"
+    cash, most = err.value.params["cash"], err.value.params["max_quantity"]
+    assert type(cash) is int and cash > 0 and type(most) is int and 0 <= most < 900_000
+
+
 async def test_bad_input_is_refused_and_changes_nothing(runtime: Runtime) -> None:
     services = runtime.services
     cases = [

@@ -502,7 +502,8 @@ async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now
             cooldowns.setdefault(cooldown, []).append(alert_id)
         pushes.append(Push(f"alert:{alert_id}:{count}", owner, chat, AlertFired(
             alert_id, language, code, name, direction, fire_sqlite.units(threshold, currency), crossing.price,
-            crossing.tick_time, percent, repeat, None if reference is None else fire_sqlite.units(reference, currency))))
+            crossing.tick_time, percent, repeat, None if reference is None else fire_sqlite.units(reference, currency),
+            currency)))
     for cooldown, ids in cooldowns.items():
         await conn.execute(update(AlertRow).where(col(AlertRow.id).in_(ids))
                            .values(rearm_at=now + dt.timedelta(seconds=cooldown)))

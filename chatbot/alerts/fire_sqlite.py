@@ -98,7 +98,7 @@ def fire_on_driver(crossings: Mapping[int, Crossing], now: dt.datetime, binds: B
             cooldowns.setdefault(cooldown, []).append(alert_id)
         pushes.append(Push(f"alert:{alert_id}:{count}", owner, chat, AlertFired(
             alert_id, language, code, name, direction, units(threshold, currency), crossing.price,
-            crossing.tick_time, percent, repeat, None if reference is None else units(reference, currency))))
+            crossing.tick_time, percent, repeat, None if reference is None else units(reference, currency), currency)))
     for cooldown, repeat_ids in cooldowns.items():
         cursor.execute(_REARM_AT, (binds.datetime(now + dt.timedelta(seconds=cooldown)), json.dumps(repeat_ids)))
     # the fire count moved above: every key is new

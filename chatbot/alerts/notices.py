@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from chatbot.alerts.daily_report import DailyReport
+from chatbot.kis import overseas_protocol as o
+from chatbot.markets.money import Currency, Money
 
 
 class NoticeFormatError(ValueError):
@@ -29,7 +31,11 @@ class NoticeFormatError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AlertFired:
-    """A price alert crossed by a trade: ``price`` at ``time`` (HHMMSS, KST) reached ``threshold``."""
+    """A price alert crossed by a trade: ``price`` at ``time`` (HHMMSS, KST) reached ``threshold``.
+
+    Prices are integers in ``currency``'s price units (whole won; 1/10,000 dollar), as the alert book
+    counts them; :attr:`price_money` and the like give them as :class:`Money`. A row written before the
+    payload named its currency gets it from the alert's key (a US realtime key, ``DNASAAPL``: USD)."""
 
     KIND: ClassVar[str] = "alert"
 
@@ -44,11 +50,28 @@ class AlertFired:
     percent: str | None = None  # "+5" for an alert set as a move from the reference price
     repeat: bool = False
     reference_price: int | None = None
+    currency: str = ""  # "": inferred from ``code`` (rows written before the payload named it)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "currency", Currency(self.currency or alert_currency(self.code)).value)
+
+    @property
+    def threshold_money(self) -> Money:
+        return Money.of_price_units(self.threshold, self.currency)
+
+    @property
+    def price_money(self) -> Money:
+        return Money.of_price_units(self.price, self.currency)
+
+    @property
+    def reference_money(self) -> Money | None:
+        return None if self.reference_price is None else Money.of_price_units(self.reference_price, self.currency)
 
     def payload(self) -> dict[str, Any]:
         return {"alert_id": self.alert_id, "lang": self.language, "code": self.code, "name": self.name,
                 "direction": self.direction, "threshold": self.threshold, "price": self.price, "time": self.time,
-                "percent": self.percent, "repeat": self.repeat, "reference_price": self.reference_price}
+                "percent": self.percent, "repeat": self.repeat, "reference_price": self.reference_price,
+                "currency": self.currency}
 
     @classmethod
     def from_payload(cls, p: Mapping[str, Any]) -> AlertFired:
@@ -56,7 +79,15 @@ class AlertFired:
         return cls(alert_id=int(p.get("alert_id") or 0), language=_language(p), code=str(p["code"]),
                    name=str(p["name"]), direction=str(p["direction"]), threshold=int(p["threshold"]),
                    price=int(p["price"]), time=str(p.get("time") or ""), percent=p.get("percent") or None,
-                   repeat=bool(p.get("repeat")), reference_price=int(reference) if reference is not None else None)
+                   repeat=bool(p.get("repeat")), reference_price=int(reference) if reference is not None else None,
+                   currency=str(p.get("currency") or ""))
+
+
+def alert_currency(code: str) -> Currency:
+    """An alert's currency told by its key: a US realtime key (``DNASAAPL``: ``D`` + exchange + ticker) is
+    in dollars, any KRX code in won."""
+    us = code[:1] == "D" and not code[1:4].isdigit() and o.parse_realtime_key(code) is not None
+    return Currency.USD if us else Currency.KRW
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +105,10 @@ class OrderFilled:
     price: int  # in the currency's price units (whole won; USD: 1/10,000 dollar)
     time: str  # HHMMSS, KST, as KIS reported it
     currency: str = "KRW"  # USD: a US fill (H0GSCNI0)
+
+    @property
+    def price_money(self) -> Money:
+        return Money.of_price_units(self.price, self.currency)
 
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {"lang": self.language, "order_no": self.order_no, "code": self.code,
@@ -179,6 +214,18 @@ class ConditionalNotice:
     requested: int = 0
     limit: int | None = None  # None: sold at market
     currency: str = "KRW"
+
+    @property
+    def trigger_money(self) -> Money:
+        return Money.of_minor_units(self.trigger, self.currency)
+
+    @property
+    def price_money(self) -> Money:
+        return Money.of_minor_units(self.price, self.currency)
+
+    @property
+    def limit_money(self) -> Money | None:
+        return None if self.limit is None else Money.of_minor_units(self.limit, self.currency)
 
     def payload(self) -> dict[str, Any]:
         return {"lang": self.language, "order_id": self.order_id, "stage": self.stage, "kind": self.kind,

@@ -17,7 +17,7 @@ from chatbot.alerts.feeds import FeedPlanner
 from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import SubscriptionLimitError
-from chatbot.markets.money import price_units
+from chatbot.markets.money import Money, price_units
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_price
@@ -47,13 +47,22 @@ class AlertView:
     repeat: bool
     status: str  # armed | cooling | paused (active), fired | deleted
     polled_every: int | None = None  # its symbol is checked over REST every N s (no live slot left)
+    currency: str = "KRW"  # of both prices, which are in its price units (whole won; 1/10,000 dollar)
+
+    @property
+    def threshold_money(self) -> Money:
+        return Money.of_price_units(self.threshold, self.currency)
+
+    @property
+    def reference_money(self) -> Money:
+        return Money.of_price_units(self.reference_price, self.currency)
 
     @classmethod
     def of(cls, row: AlertRow) -> AlertView:
         assert row.id is not None
         return cls(row.id, row.code, row.name, row.direction, price_units(row.threshold, row.currency),  # won;
                    price_units(row.reference_price, row.currency), row.percent,  # US: 1/10,000 dollar
-                   row.repeat, row.status)
+                   row.repeat, row.status, currency=row.currency)
 
 
 class AlertService:

@@ -21,7 +21,7 @@ from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.models import OpenOrder as KisOpenOrder
 from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.kis.protocol import KST
-from chatbot.markets.money import whole_units
+from chatbot.markets.money import Money, whole_units
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
 from chatbot.service.errors import UserError, kis_errors
@@ -121,15 +121,17 @@ class Orders:
                 if price % tick:
                     below = price - price % tick
                     raise UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
+            broker = domestic_broker.DomesticBroker(account.client, account.submitter)  # the broker port
             if side is OrderSide.SELL:
-                held = next((h for h in (await account.client.balance()).holdings if h.code == symbol.code), None)
+                held = next((h for h in await broker.holdings() if h.symbol == symbol.code), None)
                 have = held.orderable_quantity if held else 0
                 if quantity > have:
                     raise UserError("insufficient_holdings", have=have, want=quantity, name=symbol.name_ko)
             else:
-                power = await account.client.buying_power(symbol.code, price)
+                power = await broker.buying_power(symbol.code, None if price is None else Money.krw(price))
                 if quantity > power.max_quantity:
-                    raise UserError("insufficient_cash", max_quantity=power.max_quantity, cash=power.orderable_cash)
+                    raise UserError("insufficient_cash", max_quantity=power.max_quantity,
+                                    cash=power.orderable_cash.to_int())  # whole won, as before
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="order", side=side.value, code=symbol.code, name=symbol.name_ko,
                                       quantity=quantity, price=price, quoted_price=quote.price,

@@ -6,20 +6,16 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from chatbot.service.alerts import AlertView
 from chatbot.service.errors import UserError
-from chatbot.service.us_alerts import alert_money, us_alert_ticker
+from chatbot.service.us_alerts import us_alert_ticker
+from chatbot.service.views import Money
 from chatbot.telegram import callbacks, us_render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
 
 
-def condition(direction: str, threshold: int, percent: str | None, language: str, code: str = "") -> str:
-    if us_alert_ticker(code) is not None:  # a US alert: dollars
-        return us_render.alert_condition(direction, alert_money(threshold), percent, language)
-    if percent:
-        return f"{percent}% ({threshold:,})"
-    if language == "ko":
-        return f"{threshold:,}원 {'이상' if direction == 'above' else '이하'}"
-    return f"{'≥' if direction == 'above' else '≤'} {threshold:,}"
+def condition(direction: str, threshold: Money, percent: str | None, language: str) -> str:
+    """``₩70,000 이상``, ``≥ $190.25``, ``+5% (₩73,500)``: the amount with its currency's sign, never bare."""
+    return us_render.alert_condition(direction, threshold, percent, language)
 
 
 def _describe(view: AlertView, language: str) -> str:
@@ -28,7 +24,7 @@ def _describe(view: AlertView, language: str) -> str:
     code = us_alert_ticker(view.code) or view.code
     flag = " 🇺🇸" if code != view.code else ""
     return f"#{view.id} {view.name} ({code}){flag} " \
-           f"{condition(view.direction, view.threshold, view.percent, language, view.code)}{repeat}{paused}"
+           f"{condition(view.direction, view.threshold_money, view.percent, language)}{repeat}{paused}"
 
 
 @user_errors
@@ -51,16 +47,15 @@ async def alert(update: Update, context: Context) -> None:
         view = await us.alerts.create(user.id, chat.id, language, *us_request)
         await reply(update, context, t("us_alert_set", language, id=view.id, name=view.name,
                                        code=us_alert_ticker(view.code) or view.code,
-                                       condition=condition(view.direction, view.threshold, view.percent, language,
-                                                           view.code),
-                                       price=str(alert_money(view.reference_price)),
+                                       condition=condition(view.direction, view.threshold_money, view.percent, language),
+                                       price=str(view.reference_money),
                                        repeat=" · repeat" if view.repeat else "")
                     + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else ""))
         return
     view = await svc.create(user.id, chat.id, language, args)
     await reply(update, context, t("alert_set", language, id=view.id, name=view.name,
-                                   condition=condition(view.direction, view.threshold, view.percent, language),
-                                   price=view.reference_price, repeat=" · repeat" if view.repeat else "")
+                                   condition=condition(view.direction, view.threshold_money, view.percent, language),
+                                   price=str(view.reference_money), repeat=" · repeat" if view.repeat else "")
                  + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else ""))
 
 

@@ -21,5 +21,5 @@ async def chart(update: Update, context: Context) -> None:
     caption = t("us_chart_caption" if us_view else "chart_caption", language,
                 name=view.symbol.display_name(language), code=view.symbol.code,
                 period=PERIOD_NAMES[language][view.period], bars=view.bars,
-                close=str(view.last_close) if us_view else view.last_close)
+                close=str(view.last_close))  # ₩ or $: the view says which
     await context.bot.send_photo(chat.id, photo=view.png, caption=caption)

@@ -249,15 +249,15 @@ MESSAGES: dict[str, dict[str, str]] = {
     "alerts_unavailable": {"ko": "가격 알림을 쓸 수 없습니다 (운영자가 시세 키를 설정하지 않았습니다).",
                            "en": "Price alerts are unavailable (the operator has not configured a market-data key)."},
     "no_such_alert": {"ko": "알림 {alert_id}이(가) 없습니다.", "en": "No alert {alert_id}."},
-    "alert_set": {"ko": "🔔 알림 #{id} · {name} {condition} (현재 {price:,}원){repeat}",
-                  "en": "🔔 Alert #{id} · {name} {condition} (now {price:,}){repeat}"},
+    "alert_set": {"ko": "🔔 알림 #{id} · {name} {condition} (현재 {price}){repeat}",
+                  "en": "🔔 Alert #{id} · {name} {condition} (now {price}){repeat}"},
     "alerts_title": {"ko": "<b>가격 알림</b> ({count}개)", "en": "<b>Price alerts</b> ({count})"},
     "no_alerts": {"ko": "설정된 알림이 없습니다. 예: /alert 삼성전자 이상 75000", "en": "No alerts. Example: /alert 005930 above 75000"},
     "alert_deleted": {"ko": "🗑 알림 #{id}을(를) 지웠습니다.", "en": "🗑 Alert #{id} deleted."},
-    "push_alert": {"ko": "🔔 <b>{name}</b> ({code}) {price:,}원 — {condition} 도달 ({time})",
-                   "en": "🔔 <b>{name}</b> ({code}) {price:,} — reached {condition} ({time})"},
-    "push_fill": {"ko": "✅ <b>체결</b>: {name} {side} {quantity:,}주 @ {price:,}원 (주문 {order_no})",
-                  "en": "✅ <b>Filled</b>: {name}, {side} {quantity:,} @ {price:,} (order {order_no})"},
+    "push_alert": {"ko": "🔔 <b>{name}</b> ({code}) {price} — {condition} 도달 ({time})",
+                   "en": "🔔 <b>{name}</b> ({code}) {price} — reached {condition} ({time})"},
+    "push_fill": {"ko": "✅ <b>체결</b>: {name} {side} {quantity:,}주 @ {price} (주문 {order_no})",
+                  "en": "✅ <b>Filled</b>: {name}, {side} {quantity:,} @ {price} (order {order_no})"},
     "kis_maintenance": {"ko": "KIS 시스템 점검 시간입니다. 점검 뒤 다시 시도하세요. 아무것도 변경되지 않았습니다.",
                         "en": "KIS is under maintenance. Please try again afterwards; nothing was changed."},
     "session_pre_open": {"ko": "⏰ 장 시작 전입니다: 09:00 시가 동시호가로 체결됩니다.",
@@ -271,8 +271,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                                "예: /chart 005930 w",
                          "en": "Unknown period '{period}': use d (daily), w (weekly) or m (monthly). "
                                "Example: /chart 005930 w"},
-    "chart_caption": {"ko": "{name} ({code}) {period} · 최근 {bars}개 · 종가 {close:,}원",
-                      "en": "{name} ({code}) {period} · last {bars} bars · close {close:,}"},
+    "chart_caption": {"ko": "{name} ({code}) {period} · 최근 {bars}개 · 종가 {close}",
+                      "en": "{name} ({code}) {period} · last {bars} bars · close {close}"},
     "status": {"ko": "<b>상태</b> {badge}\n시장: {phase}{holiday} · 다음 정규장 {next_open}\n실시간 시세: {feed}\n버전 {version}",
                "en": "<b>Status</b> {badge}\nMarket: {phase}{holiday} · next session {next_open}\nReal-time feed: {feed}\n"
                      "version {version}"},
@@ -368,10 +368,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "stops_title": {"ko": "<b>조건주문 {count}개</b>", "en": "<b>{count} conditional order(s)</b>"},
     "stops_line": {"ko": "#{id} {name} ({code}) {kind} {quantity:,}주 · {when}{distance}{status}",
                    "en": "#{id} {name} ({code}) {kind} {quantity:,} · {when}{distance}{status}"},
-    "push_cond_triggered": {"ko": "⚡ <b>조건주문 #{id} 발동</b>: {name} ({code}) {price:,}원 체결 ({time}) — 발동가 "
-                                  "{trigger:,}원. {quantity:,}주 {what} 전송 중",
-                            "en": "⚡ <b>Conditional order #{id} triggered</b>: {name} ({code}) traded {price:,} ({time}) "
-                                  "— trigger {trigger:,}. Sending: {what}, {quantity:,}"},
+    "push_cond_triggered": {"ko": "⚡ <b>조건주문 #{id} 발동</b>: {name} ({code}) {price} 체결 ({time}) — 발동가 "
+                                  "{trigger}. {quantity:,}주 {what} 전송 중",
+                            "en": "⚡ <b>Conditional order #{id} triggered</b>: {name} ({code}) traded {price} ({time}) "
+                                  "— trigger {trigger}. Sending: {what}, {quantity:,}"},
     "push_cond_placed": {"ko": "📨 조건주문 #{id} 매도 주문 접수: {name} {quantity:,}주 · 주문번호 {order_no}{reduced}",
                          "en": "📨 Conditional order #{id}: sell order accepted, {name} {quantity:,} · order "
                                "{order_no}{reduced}"},

@@ -24,7 +24,8 @@ from chatbot.service.notices import (
     RetryLater,
     outcome_view,
 )
-from chatbot.service.us_alerts import alert_money, us_alert_ticker
+from chatbot.service.us_alerts import us_alert_ticker
+from chatbot.service.views import Currency
 from chatbot.telegram import render, report, stops
 from chatbot.telegram.alerts import condition
 from chatbot.telegram.i18n import t
@@ -70,22 +71,22 @@ class TelegramNotifier:
 
 
 def text(notice: AlertFired | OrderFilled) -> str:
-    """A push as the user reads it."""
+    """A push as the user reads it: amounts with their currency's sign (₩, $), from the notice's currency."""
     language = notice.language
-    if isinstance(notice, AlertFired) and (ticker := us_alert_ticker(notice.code)) is not None:  # dollars
-        return t("us_push_alert", language, name=notice.name, code=ticker, price=str(alert_money(notice.price)),
-                 condition=condition(notice.direction, notice.threshold, notice.percent, language, notice.code),
-                 time=_hms(notice.time))
+    price = str(notice.price_money)
     if isinstance(notice, AlertFired):
-        return t("push_alert", language, name=notice.name, code=notice.code, price=notice.price,
-                 condition=condition(notice.direction, notice.threshold, notice.percent, language),
+        cond = condition(notice.direction, notice.threshold_money, notice.percent, language)
+        if notice.currency == Currency.USD and (ticker := us_alert_ticker(notice.code)) is not None:
+            return t("us_push_alert", language, name=notice.name, code=ticker, price=price, condition=cond,
+                     time=_hms(notice.time))
+        return t("push_alert", language, name=notice.name, code=notice.code, price=price, condition=cond,
                  time=_hms(notice.time))
-    if notice.currency == "USD":  # a US fill: dollars
-        return t("us_push_fill", language, name=notice.name, code=notice.code,
-                 side=t("buy" if notice.side == "buy" else "sell", language), quantity=notice.quantity,
-                 price=str(alert_money(notice.price)), order_no=notice.order_no)
-    return t("push_fill", language, name=notice.name, side=t("buy" if notice.side == "buy" else "sell", language), quantity=notice.quantity,
-             price=notice.price, order_no=notice.order_no)
+    side = t("buy" if notice.side == "buy" else "sell", language)
+    if notice.currency == Currency.USD:  # a US fill
+        return t("us_push_fill", language, name=notice.name, code=notice.code, side=side,
+                 quantity=notice.quantity, price=price, order_no=notice.order_no)
+    return t("push_fill", language, name=notice.name, side=side, quantity=notice.quantity, price=price,
+             order_no=notice.order_no)
 
 
 def _hms(text: str) -> str:

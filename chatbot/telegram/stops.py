@@ -176,7 +176,7 @@ def push_text(notice: ConditionalNotice) -> str:
     what = _what(notice.limit, language)
     if notice.stage == "triggered":
         return t("push_cond_triggered", language, id=notice.order_id, name=notice.name, code=notice.code,
-                 price=notice.price, time=_hms(notice.time), trigger=notice.trigger, quantity=notice.quantity,
+                 price=str(notice.price_money), time=_hms(notice.time), trigger=str(notice.trigger_money), quantity=notice.quantity,
                  what=what)
     if notice.stage == "placed":
         reduced = t("push_cond_reduced", language, quantity=notice.quantity, requested=notice.requested) \
