@@ -165,3 +165,41 @@ async def test_us_stop_without_limit_refused_when_slippage_is_off(db_url: str) -
         assert "$179.50" in card["text"] and BotApiEmulator.buttons(card), card["text"]
     finally:
         await harness.stop()
+
+
+async def test_us_restart_between_firing_and_the_order_reply_neither_loses_nor_doubles(bot: BotHarness) -> None:
+    """The process dies after KIS took the US sell and before its reply: after the restart the
+    reconciliation finds it among the day's US orders like any US order; nothing is sent twice."""
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    await buy(bot, ALICE, "/buy AAPL 2 190.50")
+    await arm(bot, ALICE, "/stop AAPL 2 180 179.50")
+    assert bot.runtime is not None and bot.runtime.services.us is not None
+    account = await bot.runtime.accounts.for_user(ALICE["id"])
+    client = bot.runtime.services.us.market.broker(account.client).submitter.client
+    original = client.place
+    sent = asyncio.Event()
+
+    async def reply_lost(*args: Any, **kwargs: Any) -> Any:
+        await original(*args, **kwargs)  # KIS takes the order…
+        sent.set()
+        await asyncio.Event().wait()  # …and its reply never comes back: the process dies meanwhile
+
+    client.place = reply_lost  # type: ignore[method-assign]
+    before = bot.sim.us_trading.next_no
+    bot.sim.set_us_price("AAPL", Decimal("179.80"))
+    await asyncio.wait_for(sent.wait(), 60)
+    conditional = bot.runtime.services.conditional
+    assert conditional is not None
+    for task in list(conditional._tasks):  # the crash: the firing never hears back
+        task.cancel()
+    (row,) = await rows(bot, ConditionalOrderRow)
+    assert row.status == "firing"
+    await bot.restart()
+    await wait_for(lambda: status_is(bot, "placed"), timeout=90)
+    (journal,) = [j for j in await rows(bot, OrderJournalRow) if j.idempotency_key == row.fire_key]
+    assert journal.kis_order_no and journal.told_at is not None and journal.market == "US"
+    bot.sim.set_us_price("AAPL", Decimal("179.00"))
+    await asyncio.sleep(0.5)
+    assert bot.sim.us_trading.next_no == before + 1  # one sell reached the simulator, never two
+    (balance,) = await bot.say(ALICE, "/balance")
+    assert "AAPL" not in balance["text"], balance["text"]
