@@ -498,10 +498,11 @@ class TriggerEngine:
         self._gap_symbols |= codes & self._subscribed
         now = _market_second()
         crossed: list[Crossed] = []
-        if seen and self.in_session(now):
+        if seen:
             for trigger in fresh:
                 prices = seen.get(trigger.code)
-                if prices:
+                open_now = self.us_in_session() if is_us_key(trigger.code) else self.in_session(now)
+                if prices and open_now:
                     crossed += self._judge(trigger, _Arming(max(prices), min(prices), 0, (prices[-1], now)))
         if crossed:
             self._enqueue(crossed)

@@ -124,6 +124,10 @@ US_MESSAGES.update({
 
 # Conditional orders on US stocks (/stop, /tp, /trail, /bracket, /stops): prices shown in dollars.
 US_MESSAGES.update({
+    "us_commands_conditional": {"ko": "/stop AAPL 3 180 [179.50] — 손절 (지정가 없으면 시장성 지정가) · /trail TSLA 1 5% · "
+                                      "/bracket NVDA 2 120 150",
+                                "en": "/stop AAPL 3 180 [179.50] — stop-loss (no limit: a marketable limit) · "
+                                      "/trail TSLA 1 5% · /bracket NVDA 2 120 150"},
     "us_cond_implausible": {"ko": "{price}은(는) 현재가에서 너무 멉니다 ({low}~{high} 사이로 정하세요).",
                             "en": "{price} is too far from the price now (keep it within {low}–{high})."},
     "us_cond_would_fire_now": {"ko": "현재가 {price}이(가) 이미 발동가 {trigger}을(를) 넘었습니다 — 지금 바로 "
