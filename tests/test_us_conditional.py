@@ -92,7 +92,8 @@ async def test_us_stop_fires_once_sells_at_a_limit_and_tells_in_dollars(bot: Bot
         triggered["text"]
     assert "$178.10" in triggered["text"], triggered["text"]  # the lower of trigger and trade, less 1%, on the tick
     placed = await bot.wait_for_message(ALICE["id"], PLACED, timeout=60)
-    await bot.wait_for_message(ALICE["id"], FILLED, timeout=60)
+    filled = await bot.wait_for_message(ALICE["id"], FILLED, timeout=60)
+    assert "$" in filled["text"] and "3주" in filled["text"], filled["text"]
     await wait_for(lambda: status_is(bot, "placed"))
     (row,) = await rows(bot, ConditionalOrderRow)
     assert row.order_no and row.order_no in placed["text"] and row.sold_quantity == 3
