@@ -204,3 +204,23 @@ async def test_us_restart_between_firing_and_the_order_reply_neither_loses_nor_d
     assert bot.sim.us_trading.next_no == before + 1  # one sell reached the simulator, never two
     (balance,) = await bot.say(ALICE, "/balance")
     assert "AAPL" not in balance["text"], balance["text"]
+
+
+def test_marketable_limit_is_the_lower_price_less_slippage_down_to_the_tick() -> None:
+    from chatbot.service.us_conditional import UsConditional
+
+    us = UsConditional(None, Decimal(1))  # type: ignore[arg-type]  # no market needed for the arithmetic
+    assert us.marketable(1_800_000) == 1_782_000  # $180.00 → $178.20
+    assert us.marketable(1_800_000, 1_799_000) == 1_781_000  # a gap below: from the trade, $179.90 → $178.10
+    assert us.marketable(1_500_000, 1_505_000) == 1_485_000  # a take-profit: from the trigger
+    assert us.marketable(5_123) == 5_071  # under $1: the $0.0001 tick
+    assert UsConditional(None, Decimal(0)).marketable(1_800_000) is None  # type: ignore[arg-type]
+
+
+async def test_us_stop_with_a_korean_name_and_a_limit(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    await buy(bot, ALICE, "/buy AAPL 3 190.50")
+    card = await arm(bot, ALICE, "/stop 애플 3 180 179.5")
+    assert "$180.00" in card and "$179.50" in card and "1%" not in card, card
+    (row,) = await rows(bot, ConditionalOrderRow)
+    assert row.limit_price == 1_795_000 and row.status == "armed"
