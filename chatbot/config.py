@@ -13,7 +13,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import InvalidOperation
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
@@ -93,6 +93,10 @@ class KisSettings:
     # how many one user may have armed at once.
     conditional_expiry_days: int = 30
     max_conditional_per_user: int = 20
+    # US conditional orders (KIS has no US market order): a stop without a typed limit sells at a
+    # marketable limit, the trigger (or the crossing trade, if lower) less this percent, down to the US
+    # tick. A decimal as text ("1", "0.5"); "0": a US stop needs a typed limit.
+    us_stop_slippage_percent: str = "1"
     # KIS maintenance windows, KST, e.g. "23:50-00:10, 05:00-05:30" (KIS publishes no fixed schedule):
     # inside them the bot does not call KIS and says why.
     maintenance_windows: str = ""
@@ -285,6 +289,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("kis.conditional_expiry_days: must be between 1 and 365")
     if not 1 <= s.kis.max_conditional_per_user <= 1000:
         raise ConfigError("kis.max_conditional_per_user: must be between 1 and 1000")
+    try:
+        slippage = Decimal(s.kis.us_stop_slippage_percent)
+    except InvalidOperation:
+        slippage = Decimal(-1)
+    if not (slippage.is_finite() and 0 <= slippage <= 10):
+        raise ConfigError("kis.us_stop_slippage_percent: a percent between 0 and 10, e.g. \"1\"")
     if not 1 <= s.kis.max_alerts_per_user <= 1000:
         raise ConfigError("kis.max_alerts_per_user: must be between 1 and 1000")
     if not 1 <= s.kis.max_alert_symbols_per_user < WS_CLIENT_MAX_SUBSCRIPTIONS:

@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from chatbot.alerts.engine import AlertEngine
@@ -42,6 +43,7 @@ from chatbot.service.replicas import DAILY_REPORTS, MASTER_FILES, RECONCILE, Rep
 from chatbot.service.reports import ReportService
 from chatbot.service.services import Operations, Services
 from chatbot.service.us_build import build_us
+from chatbot.service.us_conditional import UsConditional
 from chatbot.service.users import Users
 from chatbot.service.views import Mode
 from chatbot.storage import Database, vault
@@ -212,6 +214,8 @@ class Runtime:
                 wake_sender=pushes.wake) if engine is not None else None)
             us = build_us(accounts, directory, orders, alerts, always_open=sim.options.us_always_open if sim else False)
             fills.us_notice_tr, fills.us_names = WS_US_NOTICE[mode.flavour], us.market.name_of  # US fills too
+            if conditional is not None:  # /stop, /tp, /trail, /bracket on US stocks
+                conditional.us = UsConditional(us.market, Decimal(kis.us_stop_slippage_percent))
             reports = ReportService(db, accounts, mode, wake_sender=pushes.wake)
             if conditional is not None:
                 reports.armed_orders = conditional.armed_lines

@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from chatbot.alerts.book import AlertBook
-from chatbot.alerts.feeds import AlertFeed
+from chatbot.alerts.feeds import AlertFeed, trade_tr
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
+from chatbot.kis.overseas_frames import UsTick
 from chatbot.kis.realtime import Disconnected, Event, Reconnected
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,19 @@ def trailing_level(high: int, percent: Decimal) -> int:
     return max(p.round_down_to_tick(raw), 1)
 
 
+def is_us_key(code: str) -> bool:
+    """A US realtime key (``DNASAAPL``: ``D`` + exchange + ticker), never a KRX code's shape."""
+    return code[:1] == "D" and not code[1:4].isdigit()
+
+
+def us_trailing_level(high: int, percent: Decimal) -> int:
+    """US (prices in ten-thousandths of a dollar): ``high`` less ``percent``, down to the US tick at that
+    price ($0.01 at or above $1, $0.0001 below)."""
+    raw = int(Decimal(high) * (100 - percent) / 100)
+    tick = 100 if raw >= 10_000 else 1
+    return max(raw - raw % tick, 1)
+
+
 def regular_session(tick_time: str) -> bool:
     """KRX's regular session by the trade's own time (09:00–15:20 KST)."""
     return "090000" <= tick_time < "152000"
@@ -103,8 +117,9 @@ def regular_session(tick_time: str) -> bool:
 class TriggerEngine:
     def __init__(self, feed: AlertFeed, on_crossed: OnCrossed, *, on_trail: OnTrail | None = None,
                  in_session: Callable[[str], bool] = regular_session, level_of: LevelOf = trailing_level,
-                 trail_flush_seconds: float = 1.0) -> None:
+                 trail_flush_seconds: float = 1.0, us_in_session: Callable[[], bool] = lambda: False) -> None:
         self.feed = feed
+        self.us_in_session = us_in_session  # US trades (HDFSCNT0) fire only in the US regular session
         self.on_crossed = on_crossed
         self.on_trail = on_trail
         self.in_session = in_session
@@ -161,7 +176,7 @@ class TriggerEngine:
             self._remove_listener = None
         for code in list(self._subscribed):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.feed.unsubscribe(p.WS_TRADE, code), 2.0)
+                await asyncio.wait_for(self.feed.unsubscribe(trade_tr(code), code), 2.0)
         self._subscribed.clear()
 
     async def wait_idle(self) -> None:
@@ -198,7 +213,7 @@ class TriggerEngine:
         stop = trigger.stop
         if trigger.trail_percent is not None:
             high = trigger.high_water or stop or 0
-            level = max(self.level_of(high, trigger.trail_percent), stop or 0)
+            level = max(self._level_of(trigger.code)(high, trigger.trail_percent), stop or 0)
             self._trails.setdefault(code, {})[order_id] = _Trail(trigger.trail_percent, high, level)
             stop = level
         if stop is not None:
@@ -229,7 +244,38 @@ class TriggerEngine:
         return trigger
 
     # -- the hot path -------------------------------------------------------------------------------------
+    def _level_of(self, code: str) -> LevelOf:
+        return us_trailing_level if is_us_key(code) else self.level_of
+
+    def _on_us_tick(self, tick: UsTick) -> None:
+        """A US trade (HDFSCNT0, keyed ``DNASAAPL``): prices in ten-thousandths of a dollar, judged in the
+        US regular session only. It carries no times of the day's extremes: after a gap the first trade
+        judges (no extremes check)."""
+        code = tick[0]
+        if code not in self._subscribed:
+            return
+        price = int((tick.price * 10_000).to_integral_value())
+        tick_time = tick.kst_time
+        self.last_price[code] = price
+        if code in self._gap_symbols:
+            self._gap_symbols.discard(code)
+            self._armed_in_gap.pop(code, None)
+            if not self._gap_symbols:
+                self._gap_closed()
+        if not self.us_in_session():
+            return
+        arming = self._arming.get(code)
+        if arming is not None:
+            arming.high, arming.low, arming.last = max(arming.high, price), min(arming.low, price), (price, tick_time)
+        self._raise_trails(code, price)
+        fired = self._cross(code, self.book.on_price(code, price), price, tick_time, time.perf_counter())
+        if fired:
+            self._enqueue(fired)
+
     def _on_event(self, event: Event) -> None:
+        if type(event) is UsTick:
+            self._on_us_tick(event)
+            return
         if type(event) is not Tick:
             if isinstance(event, Disconnected) and self._gap_start is None:
                 self._gap_start = time.time()
@@ -278,7 +324,7 @@ class TriggerEngine:
             if price <= trail.high:
                 continue
             trail.high = price
-            level = self.level_of(price, trail.percent)
+            level = self._level_of(code)(price, trail.percent)
             if level > trail.level:
                 self.book.remove(order_id * 2)
                 trail.level = level
@@ -372,12 +418,12 @@ class TriggerEngine:
 
     # -- subscriptions ------------------------------------------------------------------------------------
     def has_capacity_for(self, code: str) -> bool:
-        return code in self._subscribed or (p.WS_TRADE, code) in self.feed.subscriptions \
+        return code in self._subscribed or (trade_tr(code), code) in self.feed.subscriptions \
             or len(self.feed.subscriptions) < self.feed.max_subscriptions
 
     async def _ensure_subscribed(self, code: str) -> None:
         if code not in self._subscribed:
-            await self.feed.subscribe(p.WS_TRADE, code)
+            await self.feed.subscribe(trade_tr(code), code)
             self._subscribed.add(code)
 
     async def _release_if_unused(self, code: str) -> None:
@@ -388,7 +434,7 @@ class TriggerEngine:
                 self._armed_in_gap.pop(code, None)
                 if not self._gap_symbols:
                     self._gap_closed()
-            await self.feed.unsubscribe(p.WS_TRADE, code)
+            await self.feed.unsubscribe(trade_tr(code), code)
 
     # -- orders coming and going -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -452,10 +498,11 @@ class TriggerEngine:
         self._gap_symbols |= codes & self._subscribed
         now = _market_second()
         crossed: list[Crossed] = []
-        if seen and self.in_session(now):
+        if seen:
             for trigger in fresh:
                 prices = seen.get(trigger.code)
-                if prices:
+                open_now = self.us_in_session() if is_us_key(trigger.code) else self.in_session(now)
+                if prices and open_now:
                     crossed += self._judge(trigger, _Arming(max(prices), min(prices), 0, (prices[-1], now)))
         if crossed:
             self._enqueue(crossed)

@@ -47,12 +47,15 @@ from chatbot.alerts.triggers import (
     ArmedTrigger,
     Crossed,
     TriggerEngine,
+    is_us_key,
     regular_session,
     trailing_level,
+    us_trailing_level,
 )
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.models import OrderSide
+from chatbot.kis.overseas import UsOrderNotOffered
 from chatbot.kis.protocol import KST
 from chatbot.market_hours import MarketCalendar, Phase
 from chatbot.service.accounts import AccountProvider, UserAccount
@@ -61,6 +64,13 @@ from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, MAX_SYMBOL_WORDS, parse_price, parse_quantity
 from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling, retry_write
 from chatbot.service.market_data import MarketData
+from chatbot.service.us_conditional import (
+    UsConditional,
+    UsRequest,
+    dollars,
+    exchange_of_key,
+    ticker_of,
+)
 from chatbot.service.views import Mode, Outcome
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OrderJournalRow, PendingOrderRow
@@ -99,6 +109,7 @@ class ConditionalCard:
     currency: str
     expires_on: dt.date  # KST: stays armed until then unless cancelled
     ttl_seconds: int  # the time to press Confirm
+    slippage_percent: Decimal | None = None  # US without a typed limit: a marketable limit, trigger less this
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +187,7 @@ class ConditionalOrders:
         self.sync_seconds = sync_seconds
         self.db_retry_seconds = 5.0
         self.engine: TriggerEngine | None = None
+        self.us: UsConditional | None = None  # US stocks (set by the runtime with the US services)
         # Several replicas on one database (set by the runtime): a replica without the trigger engine
         # (another owns the feed) still arms, lists and cancels, through the database; the feed's owner
         # adopts what it arms (:meth:`adopt_armed`). ``feed_capacity()``: the feed's symbol slots now.
@@ -232,6 +244,8 @@ class ConditionalOrders:
                       ) -> ConditionalCard:
         """Parse, check everything, store the card (and the order, pending); nothing is armed yet."""
         engine = self._engine_or_elsewhere()
+        if self.us is not None and (us_request := self.us.request(kind, args)) is not None:
+            return await self._prepare_us(engine, self.us, user_id, chat_id, language, kind, us_request)
         request = _parse(kind, args)
         self._check_real_allowed()
         self.market.check_maintenance()
@@ -280,6 +294,74 @@ class ConditionalOrders:
         return ConditionalCard(card.id, self.mode, kind, symbol, request.quantity, _dec(stop), _dec(take),
                                _dec(limit), request.trail, Decimal(price), held, committed, row.currency,
                                (now + self.expiry).astimezone(KST).date(), int(self.cards.ttl.total_seconds()))
+
+    async def _prepare_us(self, engine: TriggerEngine | None, us: UsConditional, user_id: int, chat_id: int,
+                          language: str, kind: str, request: UsRequest) -> ConditionalCard:
+        """A US conditional order's card: prices in dollars on the US tick, held from the US balance,
+        a limit typed or a marketable one from the slippage setting (none: refused)."""
+        self._check_real_allowed()
+        self.market.check_maintenance()
+        symbol = request.symbol
+        account = await self.accounts.for_user(user_id)
+        with kis_errors():
+            code = await us.key(account, symbol)
+            price = await us.price(account, code)
+            held = await us.held(account, code)
+        stop, take, limit = request.stop, request.take, request.limit
+        if request.trail is not None:
+            stop = us_trailing_level(price, request.trail)
+            if stop >= price:
+                raise UserError("cond_trail_too_tight", percent=request.trail)
+        for value in (v for v in (request.stop, take, limit) if v is not None):
+            low, high = int(price * PLAUSIBLE[0]), int(price * PLAUSIBLE[1])
+            if not low <= value <= high:
+                raise UserError("us_cond_implausible", price=f"${dollars(value)}", low=f"${dollars(low)}",
+                                high=f"${dollars(high)}")
+        if stop is not None and price <= stop:
+            raise UserError("us_cond_would_fire_now", price=f"${dollars(price)}", trigger=f"${dollars(stop)}")
+        if take is not None and price >= take:
+            raise UserError("us_cond_would_fire_now", price=f"${dollars(price)}", trigger=f"${dollars(take)}")
+        slippage = None
+        if limit is None:
+            if us.marketable(stop or take or price) is None:
+                raise UserError("us_cond_limit_needed", code=symbol.code)
+            slippage = us.slippage_percent
+        committed = await self._committed(user_id, code)
+        if request.quantity + committed > held:
+            raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=request.quantity,
+                            name=symbol.name_ko)
+        await self._check_room(engine, user_id, code)
+        now = utcnow()
+        shown_limit = limit if limit is not None else us.marketable(stop) if kind == "stop" and stop else \
+            us.marketable(take) if kind == "tp" and take else None
+        name = symbol.name_ko[:80] or symbol.code
+        card = PendingOrderRow(id=new_token(), owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
+                               action=kind, side="sell", code=symbol.code, name=name, quantity=request.quantity,
+                               price=dollars(limit), quoted_price=dollars(price) or Decimal(0), created_at=now,
+                               updated_at=now, expires_at=now + self.cards.ttl, currency="USD", market="US")
+        row = ConditionalOrderRow(owner_id=user_id, chat_id=chat_id, language=language,
+                                  environment=self.mode.setting, kind=kind, code=code, name=name,
+                                  quantity=request.quantity, stop_price=stop, take_price=take, limit_price=limit,
+                                  trail_percent=str(request.trail) if request.trail is not None else None,
+                                  high_water=price if request.trail is not None else None, reference_price=price,
+                                  card_token=card.id, status="pending", expires_at=now + self.expiry,
+                                  market="US", currency="USD")
+        async with self.db.write() as session:
+            session.add(card)
+            session.add(row)
+        return ConditionalCard(card.id, self.mode, kind, symbol, request.quantity, dollars(stop), dollars(take),
+                               dollars(shown_limit), request.trail, dollars(price) or Decimal(0), held, committed,
+                               "USD", (now + self.expiry).astimezone(KST).date(), int(self.cards.ttl.total_seconds()),
+                               slippage)
+
+    def sell_limit(self, row: ConditionalOrderRow) -> int | None:
+        """The price the fired sell goes at (price units): the typed limit; for a US order without one, a
+        marketable limit from the fired leg's trigger and the crossing trade (deterministic from the row,
+        so a sell resumed after a restart goes at the same price)."""
+        if row.limit_price is not None or row.market != "US" or self.us is None:
+            return row.limit_price
+        trigger = (row.take_price if row.fired_leg == TAKE else row.stop_price) or row.fired_price or 0
+        return self.us.marketable(trigger, row.fired_price)
 
     async def attach_card(self, token: str, owner_id: int, message_id: int) -> None:
         await self.cards.attach_message(token, owner_id, message_id)
@@ -355,8 +437,10 @@ class ConditionalOrders:
                 col(ConditionalOrderRow.status).in_(ACTIVE)).order_by(col(ConditionalOrderRow.id)))).all())
         lines = []
         for row in rows:
-            triggers = [f"stop {row.stop_price:,}" if row.stop_price is not None else "",
-                        f"take {row.take_price:,}" if row.take_price is not None else "",
+            def shown(value: int, us: bool = row.market == "US") -> str:
+                return f"${dollars(value)}" if us else f"{value:,}"
+            triggers = [f"stop {shown(row.stop_price)}" if row.stop_price is not None else "",
+                        f"take {shown(row.take_price)}" if row.take_price is not None else "",
                         f"trail {row.trail_percent}%" if row.trail_percent else ""]
             lines.append(f"#{row.id} {row.kind} {row.name} ×{row.quantity:,} " + " · ".join(x for x in triggers if x))
         return lines
@@ -376,7 +460,10 @@ class ConditionalOrders:
                 account = await self.accounts.for_user(user_id)
                 for code in sorted(missing):
                     with contextlib.suppress(KisError):
-                        prices[code] = (await account.client.quote(p.quotation_code(code, False))).price
+                        if self.us is not None and is_us_key(code):
+                            prices[code] = await self.us.price(account, code)
+                        else:
+                            prices[code] = (await account.client.quote(p.quotation_code(code, False))).price
         return [self._view(row, prices.get(row.code)) for row in rows]
 
     async def cancel(self, user_id: int, order_id_text: str) -> ConditionalView:
@@ -444,12 +531,7 @@ class ConditionalOrders:
             won = [(ConditionalOrderRow(**r), chosen[r["id"]]) for r in returned]
             if not won:
                 return
-            cards = [PendingOrderRow(id=row.fire_key or "", owner_id=row.owner_id, chat_id=row.chat_id,
-                                     environment=row.environment, action="order", side="sell", code=row.code,
-                                     name=row.name, quantity=row.quantity, price=_dec(row.limit_price),
-                                     quoted_price=Decimal(item.price), status=CardStatus.SUBMITTING.value, created_at=now,
-                                     updated_at=now, expires_at=now, result="conditional order")
-                     for row, item in won]
+            cards = [self._fire_card(row, item, now) for row, item in won]
             await conn.execute(insert(PendingOrderRow), [card.model_dump() for card in cards])
             journal_ids = await self.journal.add_many(conn, cards, self.process_id)
             opened.extend(journal_ids.values())
@@ -458,6 +540,23 @@ class ConditionalOrders:
                                              self._notice(row, "triggered", item.price, item.tick_time))
                                         for row, item in won], keys_are_new=True)  # armed → firing happens once
             fired.extend((row, journal_ids[row.fire_key or ""], item) for row, item in won)
+
+    def _fire_card(self, row: ConditionalOrderRow, item: Crossed, now: dt.datetime) -> PendingOrderRow:
+        """The fired sell's card row (journalled under ``fire_key``): a US one as US order cards are
+        (ticker, dollars, exchange, LIMIT), so reconciliation looks for it among the day's US orders."""
+        if row.market == "US":
+            exchange = exchange_name(row.code)
+            return PendingOrderRow(id=row.fire_key or "", owner_id=row.owner_id, chat_id=row.chat_id,
+                                   environment=row.environment, action="order", side="sell", code=ticker_of(row.code),
+                                   name=row.name, quantity=row.quantity, price=dollars(self.sell_limit(row)),
+                                   quoted_price=dollars(item.price) or Decimal(0), status=CardStatus.SUBMITTING.value,
+                                   created_at=now, updated_at=now, expires_at=now, result="conditional order",
+                                   currency="USD", market="US", exchange=exchange, order_type="LIMIT")
+        return PendingOrderRow(id=row.fire_key or "", owner_id=row.owner_id, chat_id=row.chat_id,
+                               environment=row.environment, action="order", side="sell", code=row.code,
+                               name=row.name, quantity=row.quantity, price=_dec(row.limit_price),
+                               quoted_price=Decimal(item.price), status=CardStatus.SUBMITTING.value, created_at=now,
+                               updated_at=now, expires_at=now, result="conditional order")
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -511,9 +610,26 @@ class ConditionalOrders:
                     if self.record_latencies and seen_at is not None:
                         self.sent_latencies.append(time.perf_counter() - seen_at)
 
+                sent = [False]
+
+                async def on_sending_us(known: set[str]) -> None:
+                    await on_sending(known)
+                    sent[0] = True
+
                 try:
-                    placed = await account.submitter.place(OrderSide.SELL, row.code, quantity, row.limit_price,
-                                                           on_sending=on_sending)
+                    if row.market == "US":
+                        limit = self.sell_limit(row)
+                        if self.us is None or limit is None:
+                            await self._settle(row, journal_id, "failed", quantity=quantity,
+                                               message="no US limit price")
+                            return
+                        order_no = (await self.us.sell(account, row.code, quantity, limit, on_sending_us)).ack.order_no
+                    else:
+                        order_no = (await account.submitter.place(OrderSide.SELL, row.code, quantity,
+                                                                  row.limit_price, on_sending=on_sending)).ack.order_no
+                except (UsOrderNotOffered, ValueError) as exc:  # refused before anything was sent
+                    await self._settle(row, journal_id, "failed", quantity=quantity, message=str(exc))
+                    return
                 except DatabaseUnavailable:
                     await self._settle(row, journal_id, "failed", quantity=quantity, message="database unavailable")
                     return
@@ -526,10 +642,14 @@ class ConditionalOrders:
                                        message=str(exc))
                     return
                 except KisError as exc:
+                    if sent[0] and exc.maybe_sent:  # a US sell that may have left: reconciliation's, as US orders
+                        await self._settle(row, journal_id, "uncertain", quantity=quantity, msg_cd=exc.msg_cd,
+                                           message=str(exc))
+                        return
                     await self._settle(row, journal_id, "failed", quantity=quantity, msg_cd=exc.msg_cd,
                                        message=exc.msg1 or type(exc).__name__)
                     return
-            await self._settle(row, journal_id, "accepted", quantity=quantity, order_no=placed.ack.order_no)
+            await self._settle(row, journal_id, "accepted", quantity=quantity, order_no=order_no)
         finally:
             self.settling.in_flight.discard(journal_id)
 
@@ -598,7 +718,8 @@ class ConditionalOrders:
         open_now = self.mode is Mode.PAPER or self.market.calendar.state().phase.value == "regular"
         for row, entry in rows:
             assert entry.id is not None
-            if not open_now or row.fired_at is None or row.fired_at < cutoff:
+            is_open = (self.us.in_session() if self.us is not None else False) if row.market == "US" else open_now
+            if not is_open or row.fired_at is None or row.fired_at < cutoff:
                 continue  # reconciliation tells it as not placed; sync() marks it failed
             async with self.db.write() as session:
                 result = await session.exec(update(OrderJournalRow).where(
@@ -728,6 +849,8 @@ class ConditionalOrders:
     async def _quote(self, account: UserAccount, code: str) -> int | None:
         """The last price from a REST quote, best effort (None when it cannot be had)."""
         try:
+            if self.us is not None and is_us_key(code):
+                return await self.us.price(account, code)
             return (await account.client.quote(p.quotation_code(code, False))).price
         except Exception:  # the feed's owner judges the order from the moment it is stored
             log.warning("no quote for a conditional order armed without the feed", exc_info=True,
@@ -739,6 +862,8 @@ class ConditionalOrders:
             raise UserError("real_disabled")
 
     async def _held(self, account: UserAccount, code: str) -> int:
+        if self.us is not None and is_us_key(code):
+            return await self.us.held(account, code)
         held = next((h for h in (await account.client.balance()).holdings if h.code == code), None)
         return int(held.orderable_quantity) if held else 0
 
@@ -794,6 +919,12 @@ class ConditionalOrders:
             gaps += [Decimal(row.take_price - price)] if row.take_price is not None else []
             if gaps:
                 distance = (min(gaps) * 100 / price).quantize(Decimal("0.01"))
+        if row.market == "US":  # price units as dollars, the ticker for the key
+            return ConditionalView(row.id, row.kind, ticker_of(row.code), row.name, row.quantity, dollars(stop),
+                                   dollars(row.take_price), dollars(row.limit_price),
+                                   Decimal(row.trail_percent) if row.trail_percent else None, dollars(high),
+                                   row.status, dollars(price), distance, row.expires_at, row.order_no, row.result,
+                                   row.currency)
         return ConditionalView(row.id, row.kind, row.code, row.name, row.quantity, _dec(stop), _dec(row.take_price),
                                _dec(row.limit_price), Decimal(row.trail_percent) if row.trail_percent else None,
                                _dec(high), row.status, _dec(price), distance, row.expires_at, row.order_no,
@@ -804,9 +935,11 @@ class ConditionalOrders:
         assert row.id is not None
         leg = row.fired_leg or STOP
         trigger = (row.take_price if leg == TAKE else row.stop_price) or 0
-        return ConditionalNotice(row.language, row.id, stage, row.kind, leg, row.code, row.name,
+        code = ticker_of(row.code) if row.market == "US" else row.code
+        limit = self.sell_limit(row) if row.fired_price is not None else row.limit_price
+        return ConditionalNotice(row.language, row.id, stage, row.kind, leg, code, row.name,
                                  row.quantity if quantity is None else quantity, trigger, price, tick_time,
-                                 order_no, detail, row.quantity, row.limit_price, row.currency)
+                                 order_no, detail, row.quantity, limit, row.currency)
 
 
 async def _committed_in(session: AsyncSession, user_id: int, code: str) -> int:
@@ -815,6 +948,11 @@ async def _committed_in(session: AsyncSession, user_id: int, code: str) -> int:
         col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.code) == code,
         col(ConditionalOrderRow.status).in_(ACTIVE)))).one()
     return int(total)
+
+
+def exchange_name(code: str) -> str | None:
+    found = exchange_of_key(code)
+    return found.name if found is not None else None
 
 
 def _trigger(row: ConditionalOrderRow) -> ArmedTrigger:
@@ -915,7 +1053,9 @@ async def start_conditional(service: ConditionalOrders, feed: AlertFeed, mode: M
     """The trigger engine on the alert engine's feed (started), its armed orders loaded, then the
     service's recovery of interrupted firings and its upkeep. ``since``: the feed taken over from a
     replica last seen alive then (a gap from that moment)."""
-    engine = TriggerEngine(feed, service.fire, on_trail=service.store_trails, in_session=session_gate(mode, calendar))
+    us = service.us
+    engine = TriggerEngine(feed, service.fire, on_trail=service.store_trails, in_session=session_gate(mode, calendar),
+                           us_in_session=us.in_session if us is not None else lambda: False)
     service.attach(engine)
     service.adopted_until = utcnow()  # what is armed from now on elsewhere: adopted (adopt_armed)
     await engine.start(await service.armed_triggers())

@@ -87,7 +87,9 @@ class OrderJournal:
                  "quantity": card.quantity, "price": card.price, "original_order_no": card.order_no,
                  "kis_order_no": None, "status": "submitting", "msg_cd": None, "message": None,
                  "known_orders": None, "sent_at": None, "submitted_by": submitted_by, "absent_looks": 0,
-                 "checked_at": None, "told_at": None, "created_at": now, "updated_at": now} for card in cards]
+                 "checked_at": None, "told_at": None, "created_at": now, "updated_at": now,
+                 "currency": card.currency, "market": card.market, "exchange": card.exchange,
+                 "order_type": card.order_type} for card in cards]
         returned = (await conn.execute(insert(OrderJournalRow).returning(
             OrderJournalRow.__table__.c.id, OrderJournalRow.__table__.c.idempotency_key,  # type: ignore[attr-defined]
             sort_by_parameter_order=True), rows)).all()

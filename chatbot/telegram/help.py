@@ -16,6 +16,7 @@ async def start(update: Update, context: Context) -> None:
     commands = t("commands", language) + "\n" + t("commands_conditional", language)
     if services(context).us is not None:  # US stocks: the same commands with a ticker
         commands += "\n\n" + t("us_commands", language)
+        commands += "\n" + t("us_commands_conditional", language)  # /stop AAPL 3 180 …
     await reply(update, context, t("welcome", language, badge=badge, commands=commands))
 
 

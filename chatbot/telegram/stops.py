@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from chatbot.service.conditional import ConditionalCard, ConditionalOrders, ConditionalView
 from chatbot.service.errors import UserError
 from chatbot.service.notices import ConditionalNotice
+from chatbot.service.us_conditional import dollars
 from chatbot.service.views import Mode, Outcome
 from chatbot.telegram import callbacks, render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
@@ -24,18 +25,34 @@ def _money(value: Decimal | int | None) -> Decimal | int:
     return value if value is not None else 0
 
 
-def _what(limit: Decimal | int | None, language: str) -> str:
+def _usd(value: Decimal | int | None) -> str:
+    return f"${value}" if value is not None else "—"
+
+
+def _what(limit: Decimal | int | None, language: str, currency: str = "KRW",
+          slippage: Decimal | None = None) -> str:
+    if currency == "USD":
+        if slippage is not None:
+            return t("us_cond_at_marketable", language, limit=_usd(limit), percent=slippage) if limit is not None \
+                else t("us_cond_at_marketable_later", language, percent=slippage)
+        return t("us_cond_at_limit", language, limit=_usd(limit)) if limit is not None \
+            else t("us_cond_at_marketable_short", language)
     return t("cond_at_market", language) if limit is None else t("cond_at_limit", language, limit=limit)
 
 
-def _when(kind: str, stop: Decimal | None, take: Decimal | None, percent: Decimal | None, language: str) -> str:
+def _when(kind: str, stop: Decimal | None, take: Decimal | None, percent: Decimal | None, language: str,
+          currency: str = "KRW") -> str:
+    us = currency == "USD"
     if kind == "trail":
-        return t("cond_when_trail", language, percent=percent, price=_money(stop))
+        return t("us_cond_when_trail", language, percent=percent, price=_usd(stop)) if us \
+            else t("cond_when_trail", language, percent=percent, price=_money(stop))
     parts = []
     if stop is not None:
-        parts.append(t("cond_when_stop", language, price=stop))
+        parts.append(t("us_cond_when_stop", language, price=_usd(stop)) if us
+                     else t("cond_when_stop", language, price=stop))
     if take is not None:
-        parts.append(t("cond_when_take", language, price=take))
+        parts.append(t("us_cond_when_take", language, price=_usd(take)) if us
+                     else t("cond_when_take", language, price=take))
     return " / ".join(parts)
 
 
@@ -49,9 +66,15 @@ def card(c: ConditionalCard, language: str) -> tuple[str, InlineKeyboardMarkup]:
         lines.append("‼️ <b>REAL MONEY · 실전 계좌</b>")
     lines.append(f"<b>{t('cond_kind_' + c.kind, language)}</b> {render.symbol_name(c.symbol, language)} "
                  f"({c.symbol.code})")
-    lines.append(t("cond_card_body", language, quantity=c.quantity, held=c.held, committed=c.committed,
-                   when=_when(c.kind, c.stop, c.take, c.trail_percent, language), what=_what(c.limit, language),
-                   price=c.price, expires=c.expires_on.isoformat()))
+    if c.currency == "USD":
+        lines.append(t("us_cond_card_body", language, quantity=c.quantity, held=c.held, committed=c.committed,
+                       when=_when(c.kind, c.stop, c.take, c.trail_percent, language, "USD"),
+                       what=_what(c.limit, language, "USD", c.slippage_percent), price=_usd(c.price),
+                       expires=c.expires_on.isoformat()))
+    else:
+        lines.append(t("cond_card_body", language, quantity=c.quantity, held=c.held, committed=c.committed,
+                       when=_when(c.kind, c.stop, c.take, c.trail_percent, language), what=_what(c.limit, language),
+                       price=c.price, expires=c.expires_on.isoformat()))
     lines.append(t("card_expiry", language, seconds=c.ttl_seconds))
     return "\n".join(lines), keyboard
 
@@ -133,12 +156,14 @@ async def card_button(update: Update, context: Context) -> None:
 def _line(v: ConditionalView, language: str) -> str:
     distance = f" · {'거리' if language == 'ko' else 'distance'} {v.distance_percent}%" \
         if v.distance_percent is not None else ""
+    us = v.currency == "USD"
     if v.price is not None:
-        distance += f" ({'현재' if language == 'ko' else 'now'} {v.price:,})"
+        distance += f" ({'현재' if language == 'ko' else 'now'} {_usd(v.price) if us else f'{v.price:,}'})"
     status = " · ⚡" if v.status == "firing" else ""
-    return t("stops_line", language, id=v.id, name=v.name, code=v.code, kind=t("cond_kind_" + v.kind, language),
-             quantity=v.quantity, when=_when(v.kind, v.stop, v.take, v.trail_percent, language)
-             + (f" → {_what(v.limit, language)}"), distance=distance, status=status)
+    return t("stops_line", language, id=v.id, name=("🇺🇸 " if us else "") + v.name, code=v.code,
+             kind=t("cond_kind_" + v.kind, language), quantity=v.quantity,
+             when=_when(v.kind, v.stop, v.take, v.trail_percent, language, v.currency)
+             + (f" → {_what(v.limit, language, v.currency)}"), distance=distance, status=status)
 
 
 @user_errors
@@ -173,7 +198,14 @@ async def cancel_button(update: Update, context: Context) -> None:
 def push_text(notice: ConditionalNotice) -> str:
     """A conditional order's push as its owner reads it."""
     language = notice.language
-    what = _what(notice.limit, language)
+    if notice.currency == "USD":
+        what = _what(dollars(notice.limit), language, "USD")
+        if notice.stage == "triggered":
+            return t("us_push_cond_triggered", language, id=notice.order_id, name=notice.name, code=notice.code,
+                     price=_usd(dollars(notice.price)), time=_hms(notice.time), trigger=_usd(dollars(notice.trigger)),
+                     quantity=notice.quantity, what=what)
+    else:
+        what = _what(notice.limit, language)
     if notice.stage == "triggered":
         return t("push_cond_triggered", language, id=notice.order_id, name=notice.name, code=notice.code,
                  price=str(notice.price_money), time=_hms(notice.time), trigger=str(notice.trigger_money), quantity=notice.quantity,

@@ -121,3 +121,47 @@ US_MESSAGES.update({
     "us_reserved_summary": {"ko": "⏰ 예약 주문 (번호는 예약번호) · {next_open} (한국시간) 개장 때 전송",
                             "en": "⏰ Reservation order (the number is the reservation's) · sent at the {next_open} KST open"},
 })
+
+# Conditional orders on US stocks (/stop, /tp, /trail, /bracket, /stops): prices shown in dollars.
+US_MESSAGES.update({
+    "us_commands_conditional": {"ko": "/stop AAPL 3 180 [179.50] — 손절 (지정가 없으면 시장성 지정가) · /trail TSLA 1 5% · "
+                                      "/bracket NVDA 2 120 150",
+                                "en": "/stop AAPL 3 180 [179.50] — stop-loss (no limit: a marketable limit) · "
+                                      "/trail TSLA 1 5% · /bracket NVDA 2 120 150"},
+    "us_cond_implausible": {"ko": "{price}은(는) 현재가에서 너무 멉니다 ({low}~{high} 사이로 정하세요).",
+                            "en": "{price} is too far from the price now (keep it within {low}–{high})."},
+    "us_cond_would_fire_now": {"ko": "현재가 {price}이(가) 이미 발동가 {trigger}을(를) 넘었습니다 — 지금 바로 "
+                                     "발동합니다. 지금 팔려면 /sell 을 쓰세요.",
+                               "en": "The price now ({price}) is already past the trigger {trigger}: that would "
+                                     "fire now — use /sell."},
+    "us_cond_limit_needed": {"ko": "미국 주식은 시장가 주문이 없습니다: {code} 조건주문에는 지정가를 함께 주세요 "
+                                   "(예: /stop {code} 1 180 179.50).",
+                             "en": "KIS takes no US market order: give {code}'s conditional order a limit price "
+                                   "(e.g. /stop {code} 1 180 179.50)."},
+    "us_cond_bracket_order": {"ko": "손절가({stop})는 익절가({take})보다 낮아야 합니다.",
+                              "en": "The stop ({stop}) must be below the take-profit ({take})."},
+    "us_cond_at_limit": {"ko": "지정가 {limit} 매도", "en": "sell at limit {limit}"},
+    "us_cond_at_marketable": {"ko": "시장성 지정가 {limit} 매도 (발동가 −{percent}%, 체결가가 더 낮으면 그 가격 "
+                                    "−{percent}%)",
+                              "en": "sell at a marketable limit {limit} (trigger −{percent}%; the crossing trade "
+                                    "−{percent}% if lower)"},
+    "us_cond_at_marketable_later": {"ko": "시장성 지정가 매도 (발동가와 체결가 중 낮은 값 −{percent}%, 틱 단위 내림)",
+                                    "en": "sell at a marketable limit (the lower of trigger and trade −{percent}%, "
+                                          "down to the tick)"},
+    "us_cond_at_marketable_short": {"ko": "시장성 지정가 매도", "en": "sell at a marketable limit"},
+    "us_cond_when_stop": {"ko": "체결가 ≤ {price}", "en": "a trade at or below {price}"},
+    "us_cond_when_take": {"ko": "체결가 ≥ {price}", "en": "a trade at or above {price}"},
+    "us_cond_when_trail": {"ko": "고점 대비 -{percent}% (지금 {price}, 고점이 오르면 따라 오름)",
+                           "en": "{percent}% below the high (now {price}; rises with the high)"},
+    "us_cond_card_body": {"ko": "🇺🇸 수량 {quantity:,}주 (매도 가능 {held:,}주, 다른 조건주문 {committed:,}주)\n"
+                                "발동: {when}\n보낼 주문: {what}\n현재가 {price}\n"
+                                "미국 정규장(뉴욕 시간) 체결로만 발동 · 취소하거나 {expires} 만료까지 유지",
+                          "en": "🇺🇸 Qty {quantity:,} (sellable {held:,}, in other conditional orders {committed:,})\n"
+                                "Fires on: {when}\nWill send: {what}\nPrice now {price}\n"
+                                "Fires only on US regular-session trades (New York) · armed until cancelled or "
+                                "{expires}"},
+    "us_push_cond_triggered": {"ko": "⚡ <b>조건주문 #{id} 발동</b>: 🇺🇸 {name} ({code}) {price} 체결 ({time} 한국시간) "
+                                     "— 발동가 {trigger}. {quantity:,}주 {what} 전송 중",
+                               "en": "⚡ <b>Conditional order #{id} triggered</b>: 🇺🇸 {name} ({code}) traded {price} "
+                                     "({time} KST) — trigger {trigger}. Sending: {what}, {quantity:,}"},
+})
