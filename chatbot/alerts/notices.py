@@ -194,7 +194,7 @@ class OrderOutcome:
 class ConditionalNotice:
     """A conditional order's news: ``triggered`` (a trade crossed it; the sell is being sent), ``placed``
     (with its order number), ``failed`` / ``uncertain`` (with why), ``expired``. Prices are in the
-    minor unit of ``currency``; ``requested`` > ``quantity`` when less was held than armed."""
+    price units of ``currency`` (:attr:`Currency.price_units`: won; 1/10,000 dollar); ``requested`` > ``quantity`` when less was held than armed."""
 
     KIND: ClassVar[str] = "cond"
 
@@ -217,15 +217,15 @@ class ConditionalNotice:
 
     @property
     def trigger_money(self) -> Money:
-        return Money.of_minor_units(self.trigger, self.currency)
+        return Money.of_price_units(self.trigger, self.currency)
 
     @property
     def price_money(self) -> Money:
-        return Money.of_minor_units(self.price, self.currency)
+        return Money.of_price_units(self.price, self.currency)
 
     @property
     def limit_money(self) -> Money | None:
-        return None if self.limit is None else Money.of_minor_units(self.limit, self.currency)
+        return None if self.limit is None else Money.of_price_units(self.limit, self.currency)
 
     def payload(self) -> dict[str, Any]:
         return {"lang": self.language, "order_id": self.order_id, "stage": self.stage, "kind": self.kind,

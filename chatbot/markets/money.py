@@ -93,12 +93,6 @@ class Money:
         return cls(Decimal(units) / c.price_units if c.price_units != 1 else Decimal(units), c)
 
     @classmethod
-    def of_minor_units(cls, units: int, currency: Currency | str) -> Money:
-        """An integer in the currency's minor unit (won; US cents) as money."""
-        c = Currency(currency)
-        return cls(Decimal(units).scaleb(-c.places), c)
-
-    @classmethod
     def zero(cls, currency: Currency) -> Money:
         return cls(Decimal(0), currency)
 

@@ -300,7 +300,8 @@ class ConditionalOrderRow(SQLModel, table=True):
 
     ``pending`` (its card shown) → ``armed`` (confirmed) → ``firing`` (crossed: the sell is journalled
     under ``fire_key``) → ``placed`` | ``failed``; or ``cancelled`` / ``expired`` while armed.
-    Prices are integers in the minor unit of ``currency`` (KRW: won), read as Decimal by the service."""
+    Prices are integers in the price units of ``currency`` (:attr:`Currency.price_units`: whole won;
+    1/10,000 dollar), as the alert book counts them; read as Decimal by the service."""
 
     __tablename__ = "conditional_orders"
 
