@@ -23,13 +23,15 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"*"},  # builds every service (but no front end: see FRONT_ENDS)
     "telegram": {"service", "metrics", "http_server"},
     "console": {"service", "telegram"},  # the terminal front end drives the same PTB Application
-    "service": {"kis", "broker", "storage", "alerts", "markets", "symbols", "market_hours", "charts", "security"},
-    "alerts": {"kis", "storage", "markets"},
-    "kis": {"markets", "broker", "security"},  # security: the credential and token value types
+    "service": {"kis", "broker", "storage", "alerts", "markets", "symbols", "market_hours", "charts", "security",
+                "tasks"},
+    "alerts": {"kis", "storage", "markets", "tasks"},
+    "kis": {"markets", "broker", "security", "tasks"},  # security: the credential and token value types
     "broker": {"markets"},  # the broker port: domain models in Money, the Broker protocol
     "markets": set(),
     "storage": {"security"},
     "security": set(),
+    "tasks": set(),  # how a background task is stopped: depends on nothing
     "sim": {"kis", "markets", "storage", "market_hours"},
     "charts": {"kis"},
     "symbols": {"markets"},

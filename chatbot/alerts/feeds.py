@@ -47,6 +47,7 @@ from typing import Any, Literal, Protocol
 
 from sqlmodel import col, select
 
+from chatbot import tasks
 from chatbot.kis import overseas_protocol as o
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError
@@ -486,10 +487,7 @@ class FeedPlanner:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.cancel(task)
         for poller in self._pollers:
             await poller.aclose()
         for op in self.operators:

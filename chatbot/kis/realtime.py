@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -28,6 +27,7 @@ from typing import Any, Self
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from chatbot import tasks
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError
 from chatbot.kis.frames import Decrypt, FrameError, Record, parse_frame
@@ -94,10 +94,7 @@ class RealtimeClient:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.cancel(task)
         for future in self._acks.values():
             if not future.done():
                 future.cancel()

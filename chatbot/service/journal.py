@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chatbot import tasks
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow, PendingOrderRow
 from chatbot.storage.types import utcnow
@@ -220,10 +221,7 @@ class UnwrittenOutcomes:
     async def stop(self) -> None:
         """One last try for what is waiting; what still fails is logged (reconciliation finds it)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.cancel(task)
         for journal_id, (_, write) in list(self._writes.items()):
             try:
                 await write()

@@ -35,6 +35,7 @@ from decimal import Decimal
 
 from sqlmodel import col, select
 
+from chatbot import tasks
 from chatbot.alerts import outbox
 from chatbot.alerts.notices import CardSnapshot, OrderFilled, OrderOutcome
 from chatbot.alerts.outbox import Push
@@ -106,10 +107,7 @@ class OrderReconciler:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.cancel(task)
 
     async def _run(self) -> None:
         """Supervised: a failed pass is logged and the next one comes after the interval."""

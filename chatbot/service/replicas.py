@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -49,6 +48,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
+from chatbot import tasks
 from chatbot.alerts.engine import THRESHOLD_UNITS, AlertEngine
 from chatbot.alerts.feeds import FeedPlanner, UserSessions
 from chatbot.kis.frames import Tick
@@ -129,10 +129,7 @@ class Replicas:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.cancel(task)
         for work in list(self._background):
             work.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

@@ -42,7 +42,7 @@ from typing import Any, Final, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from chatbot import market_hours
+from chatbot import market_hours, tasks
 from chatbot.alerts.daily_report import (
     REALISED_DERIVED,
     DailyReport,
@@ -529,10 +529,7 @@ class ReportService:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.cancel(task)
 
     async def _run(self) -> None:
         while True:
