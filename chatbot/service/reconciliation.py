@@ -172,7 +172,8 @@ class OrderReconciler:
         if row.account and str(account.account) != row.account:
             return await self._tell(row, card, Outcome.UNVERIFIABLE, "uncertain",
                                     message=f"sent from account {row.account}, now registered {account.account}")
-        if row.action == "reserve":  # a US reservation is no order until the open; paper cannot list them
+        if row.action == "reserve" or row.order_type == "RESV":  # a US reservation (or its cancel) is no order
+            # until the open; paper cannot list them
             return await self._tell(row, card, Outcome.UNVERIFIABLE, "uncertain",
                                     message="a US reservation order: check KIS's reservation list (예약주문 조회)")
         cancel, revise = row.action == "cancel", row.action == "revise"

@@ -37,6 +37,7 @@ from chatbot.kis.overseas_protocol import (
     UsOrderDivision,
 )
 from chatbot.kis.protocol import order_no_key
+from chatbot.kis.us_broker import UsBroker
 from chatbot.markets.money import Currency, Money
 from chatbot.markets.profile import US
 from chatbot.markets.symbols import Symbol
@@ -45,9 +46,10 @@ from chatbot.service.accounts import UserAccount
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_order_no, parse_quantity
 from chatbot.service.journal import DatabaseUnavailable
-from chatbot.service.orders import Orders
+from chatbot.service.orders import Orders, _Sending
 from chatbot.service.us_cards import us_card_detail
 from chatbot.service.us_market import UsMarketData
+from chatbot.service.us_reservations import GONE_MESSAGE, RESERVATION_TYPE, UsReservations
 from chatbot.service.us_views import UsOpenOrder
 from chatbot.service.views import ConfirmResult, Mode, OrderCard, Outcome
 from chatbot.storage.tables import OrderJournalRow, PendingOrderRow
@@ -109,6 +111,7 @@ class UsOrders:
         self.mode = orders.mode
         self._trading_us: set[int] = set()  # users known to have sent US orders (see trades_us)
         orders.us = self  # US rows of the card table are built and submitted here
+        self.reservations = UsReservations(self)  # pending reservation orders: /orders, /cancel
 
     # -- which orders are US ones ------------------------------------------------------------------
     def request(self, args: Sequence[str]) -> UsOrderRequest | None:
@@ -201,7 +204,7 @@ class UsOrders:
         state = self.market.state()
         detail = us_card_detail(side, row.price, row.quoted_price, row.quantity, exchange, row.order_type or "LIMIT",
                                 krw_per_usd=self.market.last_rate, session=state.phase.value,
-                                next_open=state.next_open.astimezone(SEOUL), reservation=row.action == "reserve")
+                                next_open=state.next_open.astimezone(SEOUL), reservation=row.action == "reserve" or row.order_type == RESERVATION_TYPE)
         return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
                          quantity=row.quantity, price=detail.price, quoted_price=detail.quoted_price,
                          amount=detail.amount, commission=detail.fees, tax=Money.usd(0),
@@ -275,7 +278,10 @@ class UsOrders:
                 raise
             order = await self.open_order(user_id, order_no_text)
             if order is None:
-                raise
+                reservation = await self.reservations.find(user_id, order_no_text)
+                if reservation is None:
+                    raise
+                return await self.reservations.prepare_cancel(user_id, chat_id, reservation)
         return await self.prepare_cancel(user_id, chat_id, order)
 
     async def prepare_revise_any(self, user_id: int, chat_id: int, args: Sequence[str]) -> OrderCard:
@@ -297,6 +303,8 @@ class UsOrders:
         side = OrderSide(row.side)
         exchange = UsExchange[row.exchange] if row.exchange and row.exchange in UsExchange.__members__ else None
         sending = orders._before_sending(journal_id, account)
+        if row.action == "cancel" and row.order_type == RESERVATION_TYPE:
+            return await self._cancel_reservation(row, card, broker, sending, journal_id)
         try:
             if row.action == "reserve":  # sent once; KIS gives a reservation number, the order comes at the open
                 assert sending.callback is not None
@@ -356,6 +364,33 @@ class UsOrders:
         detail = "found by lookup after an unknown outcome" if placed.reconciled else None
         return await orders._settle(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no,
                                     message=detail)
+
+    async def _cancel_reservation(self, row: PendingOrderRow, card: OrderCard, broker: UsBroker,
+                                  sending: _Sending, journal_id: int) -> ConfirmResult:
+        """Cancel a pending reservation once (``order-resv-ccnl``): looked up again first, so one KIS
+        already sent at the open, or one cancelled meanwhile, is refused without a request."""
+        orders = self.orders
+        assert row.order_no is not None
+        try:
+            current = await self.reservations.find(row.owner_id, row.order_no, exclude_journal=journal_id)
+            if current is None:  # nothing was sent
+                return await orders._settle(row, journal_id, Outcome.FAILED, card,
+                                            message=GONE_MESSAGE)
+            assert sending.callback is not None
+            await sending.callback(set())  # journalled as sent before anything leaves
+            number = await broker.client.cancel_reservation(current.received_date, current.reservation_no)
+        except DatabaseUnavailable:
+            return await orders._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+        except KisOrderRejected as exc:  # e.g. sent at the open, or cancelled in KIS's app meanwhile
+            return await orders._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisError as exc:
+            if sending.started and exc.maybe_sent:
+                return await orders._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
+                                            message=f"US reservation cancel: {exc}")
+            return await orders._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
+                                        message=exc.msg1 or type(exc).__name__)
+        return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=number,
+                                    message="US reservation cancelled")
 
     def _open(self, o: b.OpenOrder) -> UsOpenOrder:
         listed = self.market.by_code(o.symbol)

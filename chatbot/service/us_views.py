@@ -17,6 +17,7 @@ __all__ = [
     "UsCardDetail",
     "UsHoldingLine",
     "UsOpenOrder",
+    "UsPendingReservation",
     "UsQuoteView",
 ]
 
@@ -130,3 +131,19 @@ class UsStatusView:
     next_open: dt.datetime  # KST
     holiday: str  # the NYSE holiday today, if any
     early_close: str  # why today's (or the next) session closes at 13:00 ET, if it does
+
+
+@dataclass(frozen=True, slots=True)
+class UsPendingReservation:
+    """A reservation KIS has not sent yet, as /orders lists it."""
+
+    reservation_no: str
+    received_date: dt.date  # KST, RSVN_ORD_RCIT_DT: the cancel needs it
+    symbol: str
+    name: str
+    exchange: str
+    side: OrderSide
+    quantity: int
+    price: Money  # 0 for a MOO sell
+    order_type: str
+    sent_at: dt.datetime  # the regular open KIS sends it at (KST)

@@ -58,9 +58,11 @@ async def _with_us(context: Context, user_id: int, view: OpenOrdersView, languag
     if us is None or not await us.orders.trades_us(user_id):
         return text, keyboard
     us_orders = await us.orders.open_orders(user_id)
-    if not us_orders:
+    reserved = await us.orders.reservations.pending(user_id)  # KIS sends them at the next open
+    if not us_orders and not reserved:
         return text, keyboard
     lines = [us_render.order_line(o, language) for o in us_orders]
+    lines += [us_render.reservation_line(r, language) for r in reserved]
     if not view.orders:
         text = t("open_orders_title", language, badge=t(f"mode_{view.mode.value}", language))
         text += "\n" + "\n".join(lines) + "\n" + t("pick_cancel" if for_cancel else "pick_order_action", language)
@@ -68,7 +70,8 @@ async def _with_us(context: Context, user_id: int, view: OpenOrdersView, languag
         head, _, tail = text.rpartition("\n")
         text = head + "\n" + "\n".join(lines) + "\n" + tail
     rows = [list(row) for row in keyboard.inline_keyboard] if keyboard else []
-    return text, InlineKeyboardMarkup(rows + us_render.order_buttons(us_orders, language))
+    return text, InlineKeyboardMarkup(rows + us_render.order_buttons(us_orders, language)
+                                      + us_render.reservation_buttons(reserved, language))
 
 
 @user_errors

@@ -114,9 +114,10 @@ US_MESSAGES.update({
                           "/buy AAPL 3 190.50 — limit buy · /sell TSLA 1 moc — at the close (real accounts)\n"
                           "/alert AAPL above 200 · /chart AAPL · shown in /orders and /balance too"},
     "us_meets_reservation": {"ko": "⏰ 예약 주문: 다음 정규장 개장 {next_open} (한국시간)에 전송됩니다. 미체결분은 그날 장 "
-                                   "마감 뒤 취소됩니다. 예약 취소는 KIS 앱에서 하세요.",
+                                   "마감 뒤 취소됩니다. 그때까지 /orders에 보이고 /cancel로 취소할 수 있습니다.",
                              "en": "⏰ Reservation order: sent at the next regular open, {next_open} KST; what is unfilled "
-                                   "is cancelled after that day's close. Cancel a reservation in KIS's app."},
+                                   "is cancelled after that day's close. Until then /orders lists it and /cancel "
+                                   "takes it back."},
     "us_card_title_reserve": {"ko": "<b>예약 주문 확인</b> {badge}", "en": "<b>Confirm reservation order</b> {badge}"},
     "us_reserved_summary": {"ko": "⏰ 예약 주문 (번호는 예약번호) · {next_open} (한국시간) 개장 때 전송",
                             "en": "⏰ Reservation order (the number is the reservation's) · sent at the {next_open} KST open"},
@@ -164,4 +165,18 @@ US_MESSAGES.update({
                                      "— 발동가 {trigger}. {quantity:,}주 {what} 전송 중",
                                "en": "⚡ <b>Conditional order #{id} triggered</b>: 🇺🇸 {name} ({code}) traded {price} "
                                      "({time} KST) — trigger {trigger}. Sending: {what}, {quantity:,}"},
+})
+
+US_MESSAGES.update({  # pending reservation orders in /orders and /cancel
+    "us_reservation_line": {"ko": "⏰ 예약 <code>{no}</code> {exchange}\n  {side} {name} ({code}) {qty}주 @ {price} · "
+                                  "{sent_at} (한국시간) 개장 때 전송",
+                            "en": "⏰ Reservation <code>{no}</code> {exchange}\n  {side} {name} ({code}) {qty} @ {price} · "
+                                  "sent at the {sent_at} KST open"},
+    "us_reservation_button": {"ko": "예약취소 {no} · {code} {qty}", "en": "Cancel reservation {no} · {code} {qty}"},
+    "us_card_title_cancel_reservation": {"ko": "<b>예약 주문 취소 확인</b> {badge}",
+                                         "en": "<b>Confirm reservation cancel</b> {badge}"},
+    "us_card_cancel_reservation": {"ko": "취소할 예약 주문 <code>{order_no}</code> · {qty}주 @ {price} · "
+                                         "{next_open} (한국시간) 개장 때 전송 예정",
+                                   "en": "Reservation to cancel <code>{order_no}</code> · {qty} @ {price} · "
+                                         "due to be sent at the {next_open} KST open"},
 })

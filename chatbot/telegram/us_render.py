@@ -13,6 +13,7 @@ from chatbot.service.us_views import (
     UsBalanceView,
     UsCardDetail,
     UsOpenOrder,
+    UsPendingReservation,
     UsQuoteView,
     UsStatusView,
 )
@@ -116,11 +117,18 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
     title_key = {"cancel": "card_title_cancel", "revise": "card_title_revise",
                  "reserve": "us_card_title_reserve"}.get(c.action, "card_title_order")
+    reservation_cancel = c.action == "cancel" and us.meets == "reservation"
+    if reservation_cancel:
+        title_key = "us_card_title_cancel_reservation"
     lines = [t(title_key, lang, badge=_badge(c.mode, lang)),
              f"<b>{side}</b> {esc(c.symbol.display_name(lang))} ({esc(c.symbol.code)}) · {esc(us.exchange)} {FLAG}"]
     if c.mode is Mode.REAL:
         lines.insert(1, "‼️ <b>REAL MONEY · 실전 계좌</b>")
-    if c.action == "cancel":
+    if reservation_cancel:
+        lines.append(t("us_card_cancel_reservation", lang, order_no=c.order_no or "", qty=f"{c.quantity:,}",
+                       price=_price_words(us, lang),
+                       next_open=us.next_open.strftime("%m-%d %H:%M") if us.next_open else ""))
+    elif c.action == "cancel":
         lines.append(t("us_card_cancel", lang, order_no=c.order_no or "", qty=f"{c.quantity:,}",
                        price=usd(us.quoted_price)))
     else:
@@ -153,7 +161,9 @@ def card_summary(c: OrderCard, lang: str) -> str:
     name = f"{esc(c.symbol.display_name(lang))} ({esc(c.symbol.code)}) {FLAG}"
     line = f"{side} {name} · {qty} · {_price_words(us, lang)}"
     if c.action == "cancel":
-        line = f"{'취소 대상' if lang == 'ko' else 'Cancelling'} <code>{c.order_no}</code>: {side} {name} · {qty}"
+        what = ("예약 취소 대상" if lang == "ko" else "Cancelling reservation") if us.meets == "reservation" else \
+            ("취소 대상" if lang == "ko" else "Cancelling")
+        line = f"{what} <code>{c.order_no}</code>: {side} {name} · {qty}"
     elif c.action == "reserve":
         when = us.next_open.strftime("%m-%d %H:%M") if us.next_open else ""
         line = f"{line}\n{t('us_reserved_summary', lang, next_open=when)}"
@@ -179,6 +189,22 @@ def order_buttons(orders: list[UsOpenOrder], lang: str) -> list[list[InlineKeybo
              InlineKeyboardButton(t("revise_button", lang),
                                   callback_data=callbacks.pack(callbacks.PICK_REVISE, o.order_no))]
             for o in orders[:20]]
+
+
+def reservation_line(r: UsPendingReservation, lang: str) -> str:
+    side = t("buy" if r.side is OrderSide.BUY else "sell", lang)
+    price = usd(r.price) if r.price.amount else t("us_type_MOO", lang)
+    return f"{FLAG} " + t("us_reservation_line", lang, no=r.reservation_no, exchange=esc(r.exchange), side=side,
+                          name=esc(r.name), code=esc(r.symbol), qty=f"{r.quantity:,}", price=price,
+                          sent_at=r.sent_at.strftime("%m-%d %H:%M"))
+
+
+def reservation_buttons(reservations: list[UsPendingReservation], lang: str) -> list[list[InlineKeyboardButton]]:
+    """One Cancel button each (a reservation cannot be revised at KIS: cancel and reserve again)."""
+    return [[InlineKeyboardButton(t("us_reservation_button", lang, no=r.reservation_no, code=r.symbol,
+                                    qty=f"{r.quantity:,}"),
+                                  callback_data=callbacks.pack(callbacks.PICK_CANCEL, r.reservation_no))]
+            for r in reservations[:20]]
 
 
 def balance(view: UsBalanceView, lang: str) -> str:
