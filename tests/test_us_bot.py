@@ -15,6 +15,7 @@ from sqlmodel import select
 from chatbot.broker import OrderSide
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import overseas_protocol as o
+from chatbot.kis.overseas import KisOverseasClient
 from chatbot.markets.money import Money
 from chatbot.markets.us_hours import UsCalendar
 from chatbot.service.cards import CardStatus
@@ -338,3 +339,80 @@ async def test_us_holdings_bought_elsewhere_show_in_balance_without_asking(bot: 
     assert await bot.runtime.services.us.orders.trades_us(ALICE["id"]) is False
     (balance,) = await bot.say(ALICE, "/balance")
     assert "미국 주식" in balance["text"] and "AAPL" in balance["text"] and "2주" in balance["text"], balance["text"]
+
+
+def _sim_reservations(bot: BotHarness) -> dict[str, str]:
+    """Every reservation the simulator holds: its status by number."""
+    return {r.reservation_no: r.status for a in bot.sim.us_trading.accounts.values() for r in a.reservations}
+
+
+@pytest.mark.parametrize("from_journal", [False, True], ids=["kis-list", "journal"])
+async def test_a_reservation_is_listed_and_cancelled_from_chat_by_its_owner_only(
+        bot: BotHarness, from_journal: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real accounts list reservations from KIS's order-resv-list; paper ones (KIS's paper server has no
+    list) from the journal: both paths, against the simulator's real family."""
+    assert bot.runtime is not None and bot.runtime.services.us is not None
+    if from_journal:
+        monkeypatch.setattr(KisOverseasClient, "paper", property(lambda self: True))
+    bot.runtime.services.us.market.calendar = _KstNoon()
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await us_card(bot, ALICE, "/buy AAPL 2 190.50")
+    assert "/cancel" in card["text"] and "KIS 앱" not in card["text"], card["text"]
+    await bot.press_button(ALICE, card, 0)
+    (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+    number = journal.kis_order_no
+    assert number and _sim_reservations(bot)[number] == "received"
+    (orders,) = await bot.say(ALICE, "/orders")
+    assert "예약" in orders["text"] and number in orders["text"] and "12-07 23:30" in orders["text"], orders["text"]
+    assert "$190.50" in orders["text"]
+    assert ("pc:" + number) in [data for _, data in BotApiEmulator.buttons(orders)]
+    # Another user can neither make a card for it nor confirm the owner's card.
+    (refused,) = await bot.say(BOB, f"/cancel {number}")
+    assert "reply_markup" not in refused, refused["text"]
+    cancel = await us_card(bot, ALICE, f"/cancel {number}")
+    assert "예약 주문 취소" in cancel["text"] and number in cancel["text"], cancel["text"]
+    await bot.press_button(BOB, cancel, 0)
+    assert _sim_reservations(bot)[number] == "received"
+    assert "reply_markup" in bot.current(cancel)  # still the owner's to press
+    await bot.press_button(ALICE, cancel, 0)
+    final = bot.current(cancel)["text"]
+    assert "reply_markup" not in bot.current(cancel) and "취소" in final, final
+    assert _sim_reservations(bot)[number] == "cancelled"
+    cancels = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US" and r.action == "cancel"]
+    assert len(cancels) == 1 and cancels[0].status == "accepted" and cancels[0].order_type == "RESV"
+    assert cancels[0].original_order_no == number and cancels[0].told_at is not None
+    (orders,) = await bot.say(ALICE, "/orders")
+    assert number not in orders["text"], orders["text"]
+    (again,) = await bot.say(ALICE, f"/cancel {number}")  # gone: refused, nothing sent
+    assert "reply_markup" not in again, again["text"]
+
+
+@pytest.mark.parametrize("from_journal", [False, True], ids=["kis-list", "journal"])
+async def test_a_reservation_gone_before_the_press_is_refused(bot: BotHarness, from_journal: bool,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelled in KIS's app after the card was made: KIS's list no longer has it, so nothing is sent;
+    where only the journal knows it (paper), KIS's refusal is told as it came."""
+    assert bot.runtime is not None and bot.runtime.services.us is not None
+    if from_journal:
+        monkeypatch.setattr(KisOverseasClient, "paper", property(lambda self: True))
+    bot.runtime.services.us.market.calendar = _KstNoon()
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await us_card(bot, BOB, "/buy AAPL 1 190.50")
+    await bot.press_button(BOB, card, 0)
+    (journal,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US"]
+    number = journal.kis_order_no
+    assert number
+    cancel = await us_card(bot, BOB, f"/cancel {number}")
+    for a in bot.sim.us_trading.accounts.values():  # cancelled in KIS's app meanwhile
+        for r in a.reservations:
+            if r.reservation_no == number:
+                r.status = "cancelled"
+    await bot.press_button(BOB, cancel, 0)
+    final = bot.current(cancel)["text"]
+    assert "reply_markup" not in bot.current(cancel), final
+    (row,) = [r for r in await _rows(bot, OrderJournalRow) if r.market == "US" and r.action == "cancel"]
+    if from_journal:
+        assert row.status == "rejected" and "예약주문" in (row.message or "") and row.told_at is not None, row
+    else:
+        assert "no longer a pending US reservation" in final, final
+        assert row.status == "failed" and row.sent_at is None and row.told_at is not None, row
