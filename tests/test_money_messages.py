@@ -41,11 +41,6 @@ def test_off_tick_names_won_prices_on_the_tick() -> None:
         assert "원" not in text and "Decimal" not in text
 
 
-def test_off_tick_in_dollars() -> None:
-    for text in _rendered(off_tick(Money.usd("190.255"), Money.usd("0.01"))):
-        assert "$190.25" in text and "$0.01" in text and "$190.26" in text and "Decimal" not in text, text
-
-
 @pytest.mark.parametrize("err, needles", [
     (UserError("out_of_limits", price=Money.krw(200_000), lower=Money.krw(49_000), upper=Money.krw(91_000)),
      ["₩200,000", "₩49,000", "₩91,000"]),
