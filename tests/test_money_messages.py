@@ -14,9 +14,9 @@ from chatbot.telegram.i18n import MESSAGES, t
 
 MONEY_KEYS = ["off_tick", "out_of_limits", "alert_already_crossed", "insufficient_cash", "revise_nothing_changes",
               "cond_implausible", "cond_would_fire_now", "cond_bracket_order", "cond_at_limit", "cond_when_stop",
-              "cond_when_take", "cond_when_trail", "cond_card_body"]
+              "cond_when_take", "cond_when_trail", "cond_card_body", "price_too_large"]
 MONEY_PARAMS = {"price", "tick", "below", "above", "lower", "upper", "threshold", "cash", "low", "high", "trigger",
-                "stop", "take", "limit"}
+                "stop", "take", "limit", "maximum"}
 
 
 @pytest.mark.parametrize("key", MONEY_KEYS)
@@ -51,6 +51,7 @@ def test_off_tick_names_won_prices_on_the_tick() -> None:
      ["₩9,000", "₩35,000", "₩105,000"]),
     (UserError("cond_would_fire_now", price=Money.of_price_units(1_902_500, "USD"),
                trigger=Money.of_price_units(1_950_000, "USD")), ["$190.25", "$195.00"]),
+    (UserError("price_too_large", maximum=Money.krw(99_999_999)), ["₩99,999,999"]),
     (UserError("cond_bracket_order", stop=Money.krw(80_000), take=Money.krw(65_000)), ["₩80,000", "₩65,000"]),
 ])
 def test_user_errors_show_money_with_its_sign(err: UserError, needles: list[str]) -> None:
