@@ -9,12 +9,11 @@ from decimal import Decimal
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
-from chatbot.markets.money import Money
 from chatbot.service.conditional import ConditionalCard, ConditionalOrders, ConditionalView
 from chatbot.service.errors import UserError
 from chatbot.service.notices import ConditionalNotice
 from chatbot.service.us_conditional import dollars
-from chatbot.service.views import Mode, Outcome
+from chatbot.service.views import Mode, Money, Outcome
 from chatbot.telegram import callbacks, render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
