@@ -200,9 +200,9 @@ async def test_off_tick_and_out_of_limit_prices(bot: BotHarness) -> None:
     tick = p.tick_size(state.price)
     if tick > 1:
         (msg,) = await bot.say(ALICE, f"/buy {CODE} 1 {state.price + 1}")
-        assert "호가단위" in msg["text"] and f"{state.price:,}" in msg["text"]
+        assert "호가단위" in msg["text"] and f"₩{state.price:,}" in msg["text"] and "원" not in msg["text"]
     (msg,) = await bot.say(ALICE, f"/buy {CODE} 1 {state.limits[1] * 2}")
-    assert "가격제한폭" in msg["text"] and f"{state.limits[1]:,}" in msg["text"]
+    assert "가격제한폭" in msg["text"] and f"₩{state.limits[1]:,}" in msg["text"] and "원" not in msg["text"]
     assert bot.sim.orders_accepted == 0
 
 

@@ -97,14 +97,14 @@ async def test_card_shows_what_will_be_sent_and_arming_is_checked(bot: BotHarnes
     await buy(bot, ALICE, 10)
     (card,) = await bot.say(ALICE, f"/stop 삼성전자 10 {stop:,}원")
     text = card["text"]
-    assert "PAPER" in text and "시장가 매도" in text and f"{stop:,}" in text and "정규장" in text, text
+    assert "PAPER" in text and "시장가 매도" in text and f"₩{stop:,}" in text and "정규장" in text, text
     assert BotApiEmulator.buttons(card)[0][1].startswith("ky:")
     (crossed,) = await bot.say(ALICE, f"/stop 삼성전자 10 {ticks(1, now)}")
     assert "/sell" in crossed["text"]  # that would fire now
     (off,) = await bot.say(ALICE, f"/tp 005930 5 {ticks(3, now) + 1}")
-    assert "호가단위" in off["text"]
+    assert "호가단위" in off["text"] and f"₩{ticks(3, now) + 1:,}" in off["text"]
     (far,) = await bot.say(ALICE, f"/tp 005930 5 {p.round_down_to_tick(now * 3)}")
-    assert "너무 멉니다" in far["text"]
+    assert "너무 멉니다" in far["text"] and "₩" in far["text"] and "원" not in far["text"]
     await bot.press_button(ALICE, card, 0)  # the first card: armed, 10 of 10
     (more,) = await bot.say(ALICE, f"/tp 005930 1 {ticks(5, now)}")
     assert "이미 다른 조건주문" in more["text"]  # together they may not sell more than held

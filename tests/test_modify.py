@@ -100,7 +100,7 @@ async def test_off_tick_out_of_limits_and_bad_input_change_nothing(bot: BotHarne
         (msg,) = await bot.say(ALICE, f"/modify {order_no} {limit + 1}")
         assert "호가단위" in msg["text"] and not BotApiEmulator.buttons(msg)
     (msg,) = await bot.say(ALICE, f"/modify {order_no} {state.limits[1] + 10 * tick}")
-    assert "가격제한폭" in msg["text"] and f"{state.limits[1]:,}" in msg["text"]
+    assert "가격제한폭" in msg["text"] and f"₩{state.limits[1]:,}" in msg["text"]
     for text, needle in [("/modify", "사용법"), (f"/modify {order_no}", "사용법"), ("/modify abc 1000", "숫자"),
                          (f"/modify {order_no} 시장가", "가격"), (f"/modify {order_no} {limit}", "바꿀 것이 없습니다"),
                          (f"/modify {order_no} {limit} 5", "4주"), ("/modify 999 1000", "정정할 수 있는 주문")]:

@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import select
 
 from chatbot.config import DatabaseSettings, Settings, SimulatorSettings
+from chatbot.markets.money import Currency
 from chatbot.runtime import Runtime
 from chatbot.security.keyring import MasterKeyring
 from chatbot.service.errors import UserError
@@ -18,6 +19,7 @@ from chatbot.service.services import Services
 from chatbot.service.views import Money, OrderCard, OrderSide, Outcome
 from chatbot.sim.server import SimulatorOptions
 from chatbot.storage.tables import OrderJournalRow, PendingOrderRow
+from chatbot.telegram import render
 
 ALICE, BOB = 7001, 7002
 
@@ -106,12 +108,14 @@ async def test_a_limit_order_and_its_cancellation_through_cards(runtime: Runtime
 
 async def test_buying_power_through_the_broker_port_refuses_as_before(runtime: Runtime) -> None:
     """The pre-trade checks read the account through the broker port (issue 14); the refusal is unchanged:
-    the most that can be bought and the orderable cash in whole won."""
+    the most that can be bought and the orderable cash, as won (money, never a bare number)."""
     with pytest.raises(UserError) as err:
         await runtime.services.orders.prepare_order(ALICE, ALICE, OrderSide.BUY, ["005930", "900000"])
     assert err.value.key == "insufficient_cash"
     cash, most = err.value.params["cash"], err.value.params["max_quantity"]
-    assert type(cash) is int and cash > 0 and type(most) is int and 0 <= most < 900_000
+    assert isinstance(cash, Money) and cash.currency is Currency.KRW and cash.amount > 0
+    assert cash.amount == cash.amount.to_integral_value() and type(most) is int and 0 <= most < 900_000
+    assert f"₩{cash.amount:,.0f}" in render.error(err.value, "ko")[0]
 
 
 async def test_bad_input_is_refused_and_changes_nothing(runtime: Runtime) -> None:

@@ -126,7 +126,7 @@ class AlertService:
                 raise UserError("usage_alert")
             threshold = parsed
         if (direction == "above" and reference >= threshold) or (direction == "below" and reference <= threshold):
-            raise UserError("alert_already_crossed", price=reference, threshold=threshold)
+            raise UserError("alert_already_crossed", price=Money.krw(reference), threshold=Money.krw(threshold))
         await self._check_room(engine, user_id, symbol.code)
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=symbol.code, name=symbol.name_ko,
                        direction=direction, threshold=Decimal(threshold), reference_price=Decimal(reference),

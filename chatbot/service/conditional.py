@@ -58,9 +58,10 @@ from chatbot.kis.models import OrderSide
 from chatbot.kis.overseas import UsOrderNotOffered
 from chatbot.kis.protocol import KST
 from chatbot.market_hours import MarketCalendar, Phase
+from chatbot.markets.money import Money
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
-from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.errors import UserError, kis_errors, off_tick
 from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, MAX_SYMBOL_WORDS, parse_price, parse_quantity
 from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling, retry_write
 from chatbot.service.market_data import MarketData
@@ -263,15 +264,15 @@ class ConditionalOrders:
         for value in (v for v in (request.stop, take, limit) if v is not None):
             low, high = int(price * PLAUSIBLE[0]), int(price * PLAUSIBLE[1])
             if not low <= value <= high:
-                raise UserError("cond_implausible", price=value, low=low, high=high)
+                raise UserError("cond_implausible", price=Money.krw(value), low=Money.krw(low),
+                                high=Money.krw(high))
             tick = quote.tick_for(value)
             if value % tick:
-                below = value - value % tick
-                raise UserError("off_tick", price=value, tick=tick, below=below, above=below + tick)
+                raise off_tick(Money.krw(value), Money.krw(tick))
         if stop is not None and price <= stop:
-            raise UserError("cond_would_fire_now", price=price, trigger=stop)
+            raise UserError("cond_would_fire_now", price=Money.krw(price), trigger=Money.krw(stop))
         if take is not None and price >= take:
-            raise UserError("cond_would_fire_now", price=price, trigger=take)
+            raise UserError("cond_would_fire_now", price=Money.krw(price), trigger=Money.krw(take))
         committed = await self._committed(user_id, symbol.code)
         if request.quantity + committed > held:
             raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=request.quantity,
@@ -392,9 +393,9 @@ class ConditionalOrders:
                 assert row is not None
                 if last is not None and ((row.stop_price is not None and last <= row.stop_price)
                                          or (row.take_price is not None and last >= row.take_price)):
-                    raise UserError("cond_would_fire_now", price=last,
-                                    trigger=row.stop_price if row.stop_price and last <= row.stop_price
-                                    else row.take_price)
+                    trigger = row.stop_price if row.stop_price and last <= row.stop_price else row.take_price
+                    raise UserError("cond_would_fire_now", price=Money.of_price_units(last, row.currency),
+                                    trigger=Money.of_price_units(trigger or 0, row.currency))
                 committed = await _committed_in(session, user_id, row.code)
                 if row.quantity + committed > held:
                     raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=row.quantity,
@@ -1016,7 +1017,7 @@ def _parse(kind: str, args: Sequence[str]) -> _Request:
     if kind == "bracket":
         stop, take = _price(values[1]), _price(values[2])
         if stop >= take:
-            raise UserError("cond_bracket_order", stop=stop, take=take)
+            raise UserError("cond_bracket_order", stop=Money.krw(stop), take=Money.krw(take))
         return _Request(symbol, quantity, stop=stop, take=take)
     trigger = _price(values[1])
     limit = _price(values[2]) if count == 3 else None

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from chatbot.kis.errors import KisError, KisNotFound, KisTokenIssueThrottled
+from chatbot.markets.money import Money
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,12 @@ class UserError(Exception):
 
     def __repr__(self) -> str:
         return f"UserError({self.key!r}, {self.params!r})"
+
+
+def off_tick(price: Money, tick: Money) -> UserError:
+    """``price`` is not on the ``tick``: the message names the two prices on it either side, all as money."""
+    below = Money(price.amount - price.amount % tick.amount, price.currency)
+    return UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
 
 
 def kis_unavailable(exc: KisError) -> UserError:

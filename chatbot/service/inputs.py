@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from chatbot.kis import protocol as p
+from chatbot.markets.money import Money
 from chatbot.service.errors import UserError
 from chatbot.symbols import Symbol, SymbolDirectory
 
@@ -90,7 +91,7 @@ def parse_price(text: str | None) -> int | None:
     if not _NUMBER.match(text) or int(text.replace(",", "")) <= 0:
         raise UserError("bad_price", value=text)
     if int(text.replace(",", "")) > MAX_PRICE:
-        raise UserError("price_too_large", maximum=MAX_PRICE)
+        raise UserError("price_too_large", maximum=Money.krw(MAX_PRICE))
     return int(text.replace(",", ""))
 
 

@@ -24,7 +24,7 @@ from chatbot.kis.protocol import KST
 from chatbot.markets.money import Money, whole_units
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
-from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.errors import UserError, kis_errors, off_tick
 from chatbot.service.inputs import (
     MAX_ARG_LENGTH,
     parse_order_no,
@@ -116,11 +116,11 @@ class Orders:
             quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
             if price is not None:  # the day's limits first: no tick advice for a price that cannot trade
                 if not quote.lower_limit <= price <= quote.upper_limit:
-                    raise UserError("out_of_limits", price=price, lower=quote.lower_limit, upper=quote.upper_limit)
+                    raise UserError("out_of_limits", price=Money.krw(price), lower=Money.krw(quote.lower_limit),
+                                    upper=Money.krw(quote.upper_limit))
                 tick = quote.tick_for(price)  # KIS's aspr_unit when it gives one (ETFs/ETNs), else the table
                 if price % tick:
-                    below = price - price % tick
-                    raise UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
+                    raise off_tick(Money.krw(price), Money.krw(tick))
             broker = domestic_broker.DomesticBroker(account.client, account.submitter)  # the broker port
             if side is OrderSide.SELL:
                 held = next((h for h in await broker.holdings() if h.symbol == symbol.code), None)
@@ -131,7 +131,7 @@ class Orders:
                 power = await broker.buying_power(symbol.code, None if price is None else Money.krw(price))
                 if quantity > power.max_quantity:
                     raise UserError("insufficient_cash", max_quantity=power.max_quantity,
-                                    cash=power.orderable_cash.to_int())  # whole won, as before
+                                    cash=power.orderable_cash.quantize())
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="order", side=side.value, code=symbol.code, name=symbol.name_ko,
                                       quantity=quantity, price=price, quoted_price=quote.price,
@@ -188,14 +188,14 @@ class Orders:
             if quantity > remaining:
                 raise UserError("revise_quantity_too_large", want=quantity, remaining=remaining)
             if price == order.price and quantity == remaining:
-                raise UserError("revise_nothing_changes", order_no=order.order_no, price=price)
+                raise UserError("revise_nothing_changes", order_no=order.order_no, price=Money.krw(price))
             quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
             if not quote.lower_limit <= price <= quote.upper_limit:
-                raise UserError("out_of_limits", price=price, lower=quote.lower_limit, upper=quote.upper_limit)
+                raise UserError("out_of_limits", price=Money.krw(price), lower=Money.krw(quote.lower_limit),
+                                upper=Money.krw(quote.upper_limit))
             tick = quote.tick_for(price)
             if price % tick:
-                below = price - price % tick
-                raise UserError("off_tick", price=price, tick=tick, below=below, above=below + tick)
+                raise off_tick(Money.krw(price), Money.krw(tick))
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="revise", side=order.side.value, code=order.code, name=symbol.name_ko,
                                       quantity=quantity, price=price, quoted_price=order.price,

@@ -50,19 +50,19 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "en": "At most {maximum:,} shares per order."},
     "bad_price": {"ko": "가격은 1원 이상의 정수이거나 '시장가'여야 합니다 (입력: {value}).",
                   "en": "Price must be a whole number of won, or 'market' (got: {value})."},
-    "price_too_large": {"ko": "가격이 너무 큽니다. 국내 주식 가격은 {maximum:,}원을 넘지 않습니다.",
-                        "en": "That price is too large: no domestic share trades above {maximum:,} won."},
+    "price_too_large": {"ko": "가격이 너무 큽니다. 국내 주식 가격은 {maximum}을(를) 넘지 않습니다.",
+                        "en": "That price is too large: no domestic share trades above {maximum}."},
     "unknown_symbol": {"ko": "종목을 찾을 수 없습니다: {query}", "en": "No such stock: {query}"},
     "ambiguous_symbol": {"ko": "'{query}'에 해당하는 종목이 여러 개입니다. 골라 주세요:",
                          "en": "Several stocks match '{query}'. Pick one:"},
-    "off_tick": {"ko": "{price:,}원은 호가단위({tick:,}원)에 맞지 않습니다. {below:,}원 또는 {above:,}원으로 주문하세요.",
-                 "en": "{price:,} won is off the tick ({tick:,} won). Use {below:,} or {above:,}."},
-    "out_of_limits": {"ko": "{price:,}원은 오늘 가격제한폭({lower:,}~{upper:,}원) 밖입니다.",
-                      "en": "{price:,} won is outside today's price limits ({lower:,}–{upper:,})."},
+    "off_tick": {"ko": "{price}은(는) 호가단위({tick})에 맞지 않습니다. {below} 또는 {above}(으)로 주문하세요.",
+                 "en": "{price} is off the tick ({tick}). Use {below} or {above}."},
+    "out_of_limits": {"ko": "{price}은(는) 오늘 가격제한폭({lower}~{upper}) 밖입니다.",
+                      "en": "{price} is outside today's price limits ({lower}–{upper})."},
     "insufficient_holdings": {"ko": "{name} 매도 가능 수량은 {have:,}주입니다 ({want:,}주 요청).",
                               "en": "You can sell {have:,} shares of {name} (asked for {want:,})."},
-    "insufficient_cash": {"ko": "주문 가능 금액이 부족합니다. 최대 {max_quantity:,}주까지 가능합니다 (주문가능현금 {cash:,}원).",
-                          "en": "Not enough cash: at most {max_quantity:,} shares (orderable cash {cash:,} won)."},
+    "insufficient_cash": {"ko": "주문 가능 금액이 부족합니다. 최대 {max_quantity:,}주까지 가능합니다 (주문가능현금 {cash}).",
+                          "en": "Not enough cash: at most {max_quantity:,} shares (orderable cash {cash})."},
     "not_registered": {"ko": "KIS 계정이 등록되지 않았습니다. /login 으로 등록하세요.",
                        "en": "No KIS account registered yet. Use /login to register."},
     "kis_unavailable": {"ko": "KIS 서버가 응답하지 않습니다. 잠시 후 다시 시도하세요. 아무것도 변경되지 않았습니다.",
@@ -88,8 +88,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                                   "en": "No open order {order_no} to revise. See /orders."},
     "revise_quantity_too_large": {"ko": "정정할 수 있는 수량은 남은 {remaining:,}주까지입니다 ({want:,}주 요청).",
                                   "en": "You can revise at most the {remaining:,} shares left (asked for {want:,})."},
-    "revise_nothing_changes": {"ko": "주문 {order_no}은(는) 이미 {price:,}원입니다. 바꿀 것이 없습니다.",
-                               "en": "Order {order_no} is already at {price:,} won: nothing to change."},
+    "revise_nothing_changes": {"ko": "주문 {order_no}은(는) 이미 {price}입니다. 바꿀 것이 없습니다.",
+                               "en": "Order {order_no} is already at {price}: nothing to change."},
     "revise_prompt": {"ko": "주문 <code>{order_no}</code> ({name}, 잔량 {remaining:,}주 @ {price}) 정정: 새 가격을 넣어 "
                             "보내세요 (수량은 생략하면 남은 전부).\n<code>/modify {order_no} </code>&lt;새 가격&gt; [수량]\n"
                             "예: <code>/modify {order_no} {example}</code>",
@@ -230,8 +230,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                     "en": "Usage: /alert &lt;symbol&gt; above|below &lt;price&gt; [repeat]\n"
                           "or /alert &lt;symbol&gt; +5% · /alert off &lt;id&gt; · list: /alerts"},
     "bad_percent": {"ko": "변동률은 0보다 크고 {maximum}% 이하여야 합니다.", "en": "The move must be above 0 and at most {maximum}%."},
-    "alert_already_crossed": {"ko": "현재가 {price:,}원이 이미 {threshold:,}원을 넘어섰습니다.",
-                              "en": "The price ({price:,}) is already past {threshold:,}."},
+    "alert_already_crossed": {"ko": "현재가 {price}이(가) 이미 {threshold}을(를) 넘어섰습니다.",
+                              "en": "The price ({price}) is already past {threshold}."},
     "alert_limit": {"ko": "알림은 한 사람당 {maximum}개까지입니다. /alerts 에서 지우고 다시 설정하세요.",
                     "en": "At most {maximum} alerts per user. Delete some in /alerts first."},
     "alert_capacity": {"ko": "모든 사용자가 나눠 쓰는 실시간 시세 구독 한도({maximum}종목)가 찼습니다. 이미 알림이 있는 "
@@ -326,19 +326,19 @@ MESSAGES: dict[str, dict[str, str]] = {
                             "Example: /bracket 005930 10 65000 80000"},
     "cond_trail_too_tight": {"ko": "{percent}%는 너무 좁아 지금 바로 발동합니다. 더 큰 비율을 쓰세요.",
                              "en": "{percent}% is too tight: it would fire now. Use a larger percentage."},
-    "cond_implausible": {"ko": "{price:,}원은 현재가에서 너무 멉니다 ({low:,}~{high:,}원 사이로 정하세요).",
-                         "en": "{price:,} is too far from the price now (keep it within {low:,}–{high:,})."},
-    "cond_would_fire_now": {"ko": "현재가 {price:,}원이 이미 발동가 {trigger:,}원을 넘었습니다 — 지금 바로 발동합니다. "
+    "cond_implausible": {"ko": "{price}은(는) 현재가에서 너무 멉니다 ({low}~{high} 사이로 정하세요).",
+                         "en": "{price} is too far from the price now (keep it within {low}–{high})."},
+    "cond_would_fire_now": {"ko": "현재가 {price}이(가) 이미 발동가 {trigger}을(를) 넘었습니다 — 지금 바로 발동합니다. "
                                   "지금 팔려면 /sell 을 쓰세요.",
-                            "en": "The price now ({price:,}) is already past the trigger {trigger:,}: that would fire "
+                            "en": "The price now ({price}) is already past the trigger {trigger}: that would fire "
                                   "now — use /sell."},
     "cond_exceeds_holdings": {"ko": "{name} 매도 가능 {have:,}주 중 {committed:,}주는 이미 다른 조건주문에 걸려 있어 "
                                     "{want:,}주를 더 걸 수 없습니다.",
                               "en": "You can sell {have:,} of {name} and {committed:,} are already in other conditional "
                                     "orders: {want:,} more is too many."},
     "cond_limit": {"ko": "조건주문은 한 사람당 최대 {maximum}개입니다.", "en": "At most {maximum} conditional orders each."},
-    "cond_bracket_order": {"ko": "손절가({stop:,})는 익절가({take:,})보다 낮아야 합니다.",
-                           "en": "The stop ({stop:,}) must be below the take-profit ({take:,})."},
+    "cond_bracket_order": {"ko": "손절가({stop})는 익절가({take})보다 낮아야 합니다.",
+                           "en": "The stop ({stop}) must be below the take-profit ({take})."},
     "no_such_conditional": {"ko": "조건주문 #{order_id}을(를) 찾을 수 없습니다.",
                             "en": "No conditional order #{order_id} of yours."},
     "cond_already_handled": {"ko": "조건주문 #{order_id}은(는) 이미 처리되었습니다 ({status}).",
@@ -349,16 +349,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "cond_kind_trail": {"ko": "트레일링 스탑", "en": "Trailing stop"},
     "cond_kind_bracket": {"ko": "브래킷 (손절+익절)", "en": "Bracket (stop + take-profit)"},
     "cond_at_market": {"ko": "시장가 매도", "en": "sell at market"},
-    "cond_at_limit": {"ko": "지정가 {limit:,}원 매도", "en": "sell at limit {limit:,}"},
-    "cond_when_stop": {"ko": "체결가 ≤ {price:,}원", "en": "a trade at or below {price:,}"},
-    "cond_when_take": {"ko": "체결가 ≥ {price:,}원", "en": "a trade at or above {price:,}"},
-    "cond_when_trail": {"ko": "고점 대비 -{percent}% (지금 {price:,}원, 고점이 오르면 따라 오름)",
-                        "en": "{percent}% below the high (now {price:,}; rises with the high)"},
+    "cond_at_limit": {"ko": "지정가 {limit} 매도", "en": "sell at limit {limit}"},
+    "cond_when_stop": {"ko": "체결가 ≤ {price}", "en": "a trade at or below {price}"},
+    "cond_when_take": {"ko": "체결가 ≥ {price}", "en": "a trade at or above {price}"},
+    "cond_when_trail": {"ko": "고점 대비 -{percent}% (지금 {price}, 고점이 오르면 따라 오름)",
+                        "en": "{percent}% below the high (now {price}; rises with the high)"},
     "cond_card_body": {"ko": "수량 {quantity:,}주 (매도 가능 {held:,}주, 다른 조건주문 {committed:,}주)\n"
-                             "발동: {when}\n보낼 주문: {what}\n현재가 {price:,}원\n"
+                             "발동: {when}\n보낼 주문: {what}\n현재가 {price}\n"
                              "정규장 체결로만 발동 · 취소하거나 {expires} 만료까지 유지",
                        "en": "Qty {quantity:,} (sellable {held:,}, in other conditional orders {committed:,})\n"
-                             "Fires on: {when}\nWill send: {what}\nPrice now {price:,}\n"
+                             "Fires on: {when}\nWill send: {what}\nPrice now {price}\n"
                              "Fires only on regular-session trades · armed until cancelled or {expires}"},
     "cond_armed": {"ko": "✅ 조건주문 #{id} 설정됨: {name} {kind} · /stops 로 확인·취소",
                    "en": "✅ Conditional order #{id} armed: {name} {kind} · see /stops to cancel"},

@@ -13,7 +13,7 @@ from chatbot.service.conditional import ConditionalCard, ConditionalOrders, Cond
 from chatbot.service.errors import UserError
 from chatbot.service.notices import ConditionalNotice
 from chatbot.service.us_conditional import dollars
-from chatbot.service.views import Mode, Outcome
+from chatbot.service.views import Mode, Money, Outcome
 from chatbot.telegram import callbacks, render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
@@ -21,8 +21,9 @@ from chatbot.telegram.i18n import t
 log = logging.getLogger(__name__)
 
 
-def _money(value: Decimal | int | None) -> Decimal | int:
-    return value if value is not None else 0
+def _money(value: Decimal | int | None) -> Money:
+    """A won price of a domestic conditional order, as money (₩…): never a bare number."""
+    return Money.krw(value if value is not None else 0)
 
 
 def _usd(value: Decimal | int | None) -> str:
@@ -37,7 +38,7 @@ def _what(limit: Decimal | int | None, language: str, currency: str = "KRW",
                 else t("us_cond_at_marketable_later", language, percent=slippage)
         return t("us_cond_at_limit", language, limit=_usd(limit)) if limit is not None \
             else t("us_cond_at_marketable_short", language)
-    return t("cond_at_market", language) if limit is None else t("cond_at_limit", language, limit=limit)
+    return t("cond_at_market", language) if limit is None else t("cond_at_limit", language, limit=_money(limit))
 
 
 def _when(kind: str, stop: Decimal | None, take: Decimal | None, percent: Decimal | None, language: str,
@@ -49,10 +50,10 @@ def _when(kind: str, stop: Decimal | None, take: Decimal | None, percent: Decima
     parts = []
     if stop is not None:
         parts.append(t("us_cond_when_stop", language, price=_usd(stop)) if us
-                     else t("cond_when_stop", language, price=stop))
+                     else t("cond_when_stop", language, price=_money(stop)))
     if take is not None:
         parts.append(t("us_cond_when_take", language, price=_usd(take)) if us
-                     else t("cond_when_take", language, price=take))
+                     else t("cond_when_take", language, price=_money(take)))
     return " / ".join(parts)
 
 
@@ -74,7 +75,7 @@ def card(c: ConditionalCard, language: str) -> tuple[str, InlineKeyboardMarkup]:
     else:
         lines.append(t("cond_card_body", language, quantity=c.quantity, held=c.held, committed=c.committed,
                        when=_when(c.kind, c.stop, c.take, c.trail_percent, language), what=_what(c.limit, language),
-                       price=c.price, expires=c.expires_on.isoformat()))
+                       price=_money(c.price), expires=c.expires_on.isoformat()))
     lines.append(t("card_expiry", language, seconds=c.ttl_seconds))
     return "\n".join(lines), keyboard
 
