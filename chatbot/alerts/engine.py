@@ -44,12 +44,13 @@ from sqlmodel import col, func, select
 from chatbot.alerts import fire_sqlite, outbox
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.feeds import AlertFeed, trade_tr
+from chatbot.alerts.gap import FeedGap
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.overseas_frames import UsTick
-from chatbot.kis.realtime import Disconnected, Event, Reconnected
+from chatbot.kis.realtime import Event
 from chatbot.markets.money import Currency, price_units
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow
@@ -108,10 +109,8 @@ class AlertEngine:
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._remove_listener: Callable[[], None] | None = None
-        self._gap_start: float | None = None  # wall clock when the feed dropped
-        self._gap_symbols: set[str] = set()  # symbols whose first tick after a gap is still to come
+        self._gap = FeedGap()
         # code -> (alert, KST second it was armed) for the alerts armed since the gap began
-        self._armed_in_gap: dict[str, list[tuple[int, str]]] = {}
         self._arming: dict[str, list[int]] = {}  # code -> [high, low, arms in progress] seen while arming
         self.fired = 0
         self.backlog = 0  # crossed alerts not yet committed
@@ -170,28 +169,23 @@ class AlertEngine:
     # -- the hot path -------------------------------------------------------------------------------------
     def _add(self, alert_id: int, code: str, direction: str, threshold: int) -> None:
         self.book.add(alert_id, code, direction, threshold)
-        if self._gap_start is not None:
-            self._armed_in_gap.setdefault(code, []).append((alert_id, _kst_second()))
+        if self._gap.start is not None:
+            self._gap.note_armed(code, alert_id, _kst_second())
 
     def _add_many(self, alerts: Sequence[BookEntry]) -> None:
         added = self.book.add_many(alerts)
-        if self._gap_start is not None and added:
+        if self._gap.start is not None and added:
             code_of = {a[0]: a[1] for a in alerts}
             now = _kst_second()
             for alert_id in added:
-                self._armed_in_gap.setdefault(code_of[alert_id], []).append((alert_id, now))
+                self._gap.note_armed(code_of[alert_id], alert_id, now)
 
     def _on_event(self, event: Event) -> None:
         if type(event) is UsTick:  # HDFSCNT0: a US trade, keyed DNASAAPL, dollars as ten-thousandths
             self._on_us_tick(event)
             return
         if type(event) is not Tick:
-            if isinstance(event, Disconnected) and self._gap_start is None:
-                self._gap_start = time.time()
-            elif isinstance(event, Reconnected):
-                self._gap_symbols = set(self._subscribed)
-                if not self._gap_symbols:
-                    self._gap_closed()
+            self._gap.on_event(event, self._subscribed)
             return
         code = event[0]
         if code not in self._subscribed:
@@ -201,7 +195,7 @@ class AlertEngine:
         if arming is not None:
             arming[0], arming[1] = max(arming[0], price), min(arming[1], price)
         fired = self.book.on_price(code, price)
-        if code in self._gap_symbols:
+        if code in self._gap.symbols:
             fired += self._gap_extremes(code, event)
         if fired:
             self._enqueue(Crossing(fired, code, price, event[1], time.perf_counter()))
@@ -218,8 +212,8 @@ class AlertEngine:
         if arming is not None:
             arming[0], arming[1] = max(arming[0], price), min(arming[1], price)
         fired = self.book.on_price(key, price)
-        if key in self._gap_symbols:
-            self._forget_gap_symbol(key)
+        if key in self._gap.symbols:
+            self._gap.forget(key)
         if fired:
             self._enqueue(Crossing(fired, key, price, tick.kst_time, time.perf_counter()))
 
@@ -231,11 +225,7 @@ class AlertEngine:
 
     def _gap_extremes(self, code: str, tick: Tick) -> list[int]:
         """Alerts crossed by the day's high or low made while the feed was down (first tick after a gap)."""
-        gap_start = self._gap_start
-        armed_since = self._armed_in_gap.pop(code, [])
-        self._gap_symbols.discard(code)
-        if not self._gap_symbols:
-            self._gap_closed()
+        gap_start, armed_since = self._gap.take(code)
         if gap_start is None:
             return []
         since = dt.datetime.fromtimestamp(gap_start, KST).strftime("%H%M%S")
@@ -255,18 +245,18 @@ class AlertEngine:
             self.book.add(alert_id, code, direction, threshold)
         return fired
 
-    def _gap_closed(self) -> None:
-        self._gap_start = None
-        self._gap_symbols = set()
-        self._armed_in_gap.clear()
+    # The gap's state, as the storm tests look at it.
+    @property
+    def _gap_start(self) -> float | None:
+        return self._gap.start
 
-    def _forget_gap_symbol(self, code: str) -> None:
-        """A symbol left the feed: its first tick after the gap will not come."""
-        if code in self._gap_symbols:
-            self._gap_symbols.discard(code)
-            self._armed_in_gap.pop(code, None)
-            if not self._gap_symbols:
-                self._gap_closed()
+    @property
+    def _gap_symbols(self) -> set[str]:
+        return self._gap.symbols
+
+    @property
+    def _armed_in_gap(self) -> dict[str, list[tuple[int, str]]]:
+        return self._gap.armed
 
     # -- firing -------------------------------------------------------------------------------------------
     def _take(self, limit: int) -> Chunk:
@@ -372,7 +362,7 @@ class AlertEngine:
                 col(AlertRow.code) == code, col(AlertRow.status) == "cooling"))).one()
         if not cooling and code in self._subscribed and not self._in_use(code):  # checked again: that read awaited
             self._subscribed.discard(code)
-            self._forget_gap_symbol(code)
+            self._gap.forget(code)
             await self.feed.unsubscribe(trade_tr(code), code)
 
     def has_capacity_for(self, code: str) -> bool:
@@ -458,10 +448,7 @@ class AlertEngine:
         """Treat the feed of ``codes`` (every subscribed symbol if None) as down since ``since``: the first
         tick of each fires the alerts its day high or low crossed after then (a feed taken over from a
         replica that died)."""
-        self._gap_start = since if self._gap_start is None else min(self._gap_start, since)
-        self._gap_symbols |= set(self._subscribed) if codes is None else codes & self._subscribed
-        if not self._gap_symbols:
-            self._gap_closed()
+        self._gap.assume(since, self._subscribed if codes is None else codes & self._subscribed)
 
 
 def units_of_price(price: Decimal) -> int:

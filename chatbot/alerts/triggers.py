@@ -36,11 +36,12 @@ from decimal import Decimal
 
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.feeds import AlertFeed, trade_tr
+from chatbot.alerts.gap import FeedGap
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.overseas_frames import UsTick
-from chatbot.kis.realtime import Disconnected, Event, Reconnected
+from chatbot.kis.realtime import Event
 
 log = logging.getLogger(__name__)
 STOP, TAKE = "stop", "take"
@@ -141,9 +142,7 @@ class TriggerEngine:
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._remove_listener: Callable[[], None] | None = None
-        self._gap_start: float | None = None
-        self._gap_symbols: set[str] = set()
-        self._armed_in_gap: dict[str, list[tuple[int, str]]] = {}
+        self._gap = FeedGap()
         self.crossed = 0  # legs crossed (both legs of a bracket crossed by one tick count twice)
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -220,8 +219,8 @@ class TriggerEngine:
             self.book.add(order_id * 2, code, "below", stop)
         if trigger.take is not None:
             self.book.add(order_id * 2 + 1, code, "above", trigger.take)
-        if in_gap and self._gap_start is not None:
-            self._armed_in_gap.setdefault(code, []).append((order_id, _market_second()))
+        if in_gap and self._gap.start is not None:
+            self._gap.note_armed(code, order_id, _market_second())
 
     def _drop(self, order_id: int) -> ArmedTrigger | None:
         trigger = self._orders.pop(order_id, None)
@@ -257,11 +256,8 @@ class TriggerEngine:
         price = int((tick.price * 10_000).to_integral_value())
         tick_time = tick.kst_time
         self.last_price[code] = price
-        if code in self._gap_symbols:
-            self._gap_symbols.discard(code)
-            self._armed_in_gap.pop(code, None)
-            if not self._gap_symbols:
-                self._gap_closed()
+        if code in self._gap.symbols:
+            self._gap.forget(code)
         if not self.us_in_session():
             return
         arming = self._arming.get(code)
@@ -277,12 +273,7 @@ class TriggerEngine:
             self._on_us_tick(event)
             return
         if type(event) is not Tick:
-            if isinstance(event, Disconnected) and self._gap_start is None:
-                self._gap_start = time.time()
-            elif isinstance(event, Reconnected):
-                self._gap_symbols = set(self._subscribed)
-                if not self._gap_symbols:
-                    self._gap_closed()
+            self._gap.on_event(event, self._subscribed)
             return
         code = event[0]
         if code not in self._subscribed:
@@ -297,7 +288,7 @@ class TriggerEngine:
             arming.high, arming.low, arming.last = max(arming.high, price), min(arming.low, price), (price, tick_time)
         seen = time.perf_counter()
         fired: list[Crossed] = []
-        if code in self._gap_symbols:
+        if code in self._gap.symbols:
             fired += self._gap_extremes(code, event, seen)
         self._raise_trails(code, price)
         fired += self._cross(code, self.book.on_price(code, price), price, tick_time, seen)
@@ -338,11 +329,7 @@ class TriggerEngine:
 
     def _gap_extremes(self, code: str, tick: Tick, seen: float) -> list[Crossed]:
         """The day's high and low made while the feed was down, in the order they were made."""
-        gap_start = self._gap_start
-        armed_since = self._armed_in_gap.pop(code, [])
-        self._gap_symbols.discard(code)
-        if not self._gap_symbols:
-            self._gap_closed()
+        gap_start, armed_since = self._gap.take(code)
         if gap_start is None:
             return []
         since = dt.datetime.fromtimestamp(gap_start, KST).strftime("%H%M%S")
@@ -363,11 +350,6 @@ class TriggerEngine:
         for trigger in set_aside:
             self._add(trigger)
         return fired
-
-    def _gap_closed(self) -> None:
-        self._gap_start = None
-        self._gap_symbols = set()
-        self._armed_in_gap.clear()
 
     # -- firing ---------------------------------------------------------------------------------------------
     async def _worker(self) -> None:
@@ -429,11 +411,7 @@ class TriggerEngine:
     async def _release_if_unused(self, code: str) -> None:
         if code in self._subscribed and code not in self._per_code and code not in self._arming:
             self._subscribed.discard(code)
-            if code in self._gap_symbols:
-                self._gap_symbols.discard(code)
-                self._armed_in_gap.pop(code, None)
-                if not self._gap_symbols:
-                    self._gap_closed()
+            self._gap.forget(code)
             await self.feed.unsubscribe(trade_tr(code), code)
 
     # -- orders coming and going -------------------------------------------------------------------------------
@@ -494,8 +472,7 @@ class TriggerEngine:
             await self._ensure_subscribed(code)
         for trigger in fresh:
             self._add(trigger, in_gap=False)  # judged by the gap from ``since``, not set aside
-        self._gap_start = since if self._gap_start is None else min(self._gap_start, since)
-        self._gap_symbols |= codes & self._subscribed
+        self._gap.assume(since, codes & self._subscribed)
         now = _market_second()
         crossed: list[Crossed] = []
         if seen:
@@ -511,10 +488,7 @@ class TriggerEngine:
     def assume_gap(self, since: float) -> None:
         """Treat the feed of every subscribed symbol as down since ``since`` (the feed taken over from a
         replica last seen alive then): the first trade of each fires what the day's high or low crossed since."""
-        self._gap_start = since if self._gap_start is None else min(self._gap_start, since)
-        self._gap_symbols |= set(self._subscribed)
-        if not self._gap_symbols:
-            self._gap_closed()
+        self._gap.assume(since, self._subscribed)
 
     async def disarm(self, order_id: int) -> None:
         """Out of the book (cancelled, expired); its symbol off the feed when nothing else needs it."""

@@ -1,0 +1,64 @@
+"""A feed gap, as the alert engine and the conditional orders' trigger engine both judge it.
+
+While the feed is down trades go unseen. When it is back, the first trade of each subscribed symbol
+carries the day's high and low with their times: whatever they crossed since the feed dropped fires
+then. An item armed during the gap is set aside for that check (its crossing may have come before
+it). A gap is over when every symbol has had its first trade (or left the feed)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from chatbot.kis.realtime import Disconnected, Event, Reconnected
+
+Armed = list[tuple[int, str]]  # (item id, HHMMSS market second it was armed in)
+
+
+class FeedGap:
+    __slots__ = ("armed", "start", "symbols")
+
+    def __init__(self) -> None:
+        self.start: float | None = None  # wall clock when the feed dropped; None: no gap
+        self.symbols: set[str] = set()  # symbols whose first trade after the gap is still to come
+        self.armed: dict[str, Armed] = {}  # per symbol: what was armed during the gap
+
+    def on_event(self, event: Event, subscribed: Iterable[str]) -> None:
+        """The feed's state news: a drop opens the gap, a reconnect waits for each symbol's first trade."""
+        if isinstance(event, Disconnected) and self.start is None:
+            self.start = time.time()
+        elif isinstance(event, Reconnected):
+            self.symbols = set(subscribed)
+            if not self.symbols:
+                self.close()
+
+    def assume(self, since: float, codes: Iterable[str]) -> None:
+        """Treat ``codes`` as unseen since ``since`` (a feed taken over, items adopted from elsewhere)."""
+        self.start = since if self.start is None else min(self.start, since)
+        self.symbols |= set(codes)
+        if not self.symbols:
+            self.close()
+
+    def note_armed(self, code: str, item_id: int, second: str) -> None:
+        if self.start is not None:
+            self.armed.setdefault(code, []).append((item_id, second))
+
+    def take(self, code: str) -> tuple[float | None, Armed]:
+        """``code``'s first trade after the gap: the gap's start and what was armed on it meanwhile."""
+        start = self.start
+        armed = self.armed.pop(code, [])
+        self.forget(code)
+        return start, armed
+
+    def forget(self, code: str) -> None:
+        """``code`` will have no first trade to judge (it left the feed, or its feed has no extremes)."""
+        if code in self.symbols:
+            self.symbols.discard(code)
+            self.armed.pop(code, None)
+            if not self.symbols:
+                self.close()
+
+    def close(self) -> None:
+        self.start = None
+        self.symbols = set()
+        self.armed.clear()
