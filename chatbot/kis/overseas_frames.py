@@ -162,10 +162,18 @@ for _cls in (UsTick, UsOrderBook):
 
 _PLAIN: dict[str, tuple[type[Record], int]] = {o.WS_US_TRADE: (UsTick, 26), o.WS_US_ORDERBOOK: (UsOrderBook, 17)}
 _US_TRS = frozenset(_PLAIN) | o.WS_US_NOTICE_TRS
+# the common case, one plain record of a known TR (US or domestic), told by the envelope's 15 characters
+_PLAIN_SINGLE: dict[str, tuple[type[Record], int]] = {
+    **frames._PLAIN_SINGLE, **{f"0|{tr}|001|": spec for tr, spec in _PLAIN.items()}}
 
 
 def parse_frame(text: str, decrypt: Decrypt | None = None) -> list[Record]:
     """Every record of one data frame, US or domestic; :class:`FrameError` when it cannot be read."""
+    spec = _PLAIN_SINGLE.get(text[:15])
+    if spec is not None:
+        fields = text[15:].split("^")
+        if len(fields) == spec[1]:
+            return [spec[0](fields)]
     if text[2:10] not in _US_TRS or text[10:11] != "|":  # every TR id is 8 characters: "0|HDFSCNT0|001|…"
         return frames.parse_frame(text, decrypt)
     parts = text.split("|", 3)
