@@ -9,6 +9,9 @@
    Then ours reading one field lazily (not like for like).
    python-kis is a benchmark-only dependency (``pip install -e .[bench]`` or ``pip install
    python-kis==2.1.6``); without it only our figures print.
+   Then where a frame's time goes (:func:`breakdown`): each step alone on the same frames, interleaved
+   chunk by chunk, and the ceiling that leaves any exact parser built on ``str.split``, ``int()`` and
+   ``Decimal`` (the split and the conversions alone, as C-level loops, against python-kis).
 2. Tick latency: simulator hands a frame to its socket writer → consumer callback, p50/p99.
 
     python -m bench.realtime
@@ -21,10 +24,13 @@ import datetime as dt
 import gc
 import statistics
 import time
+from collections.abc import Callable
+from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from chatbot.kis import protocol as p
-from chatbot.kis.frames import Tick, parse_frame
+from chatbot.kis.frames import Record, Tick, _exact_decimal, parse_frame
 from chatbot.kis.realtime import RealtimeClient
 from chatbot.kis.rest import KisEndpoint, KisRestClient
 from chatbot.sim.market import Market
@@ -87,6 +93,103 @@ def python_kis(frames: list[str]) -> float | None:
         for price in KisWebsocketResponse.parse(body, count=int(count), response_type=KisDomesticRealtimePrice):
             _ = price.price
     return len(frames) / (time.process_time() - started)
+
+
+def breakdown(frames: list[str], cls: type[Record], parse: Callable[[str], list[Record]], pykis_type: Any,
+              rounds: int = 3, chunk: int = 400) -> dict[str, float]:
+    """Nanoseconds per frame of each step of parsing ``frames`` (single records of ``cls``) and typing
+    every field, each alone, run over the same frames interleaved chunk by chunk, medians of the chunks
+    (per CPU second). python-kis parses a tenth of each chunk (it is ~10× slower)."""
+    from pykis.responses.websocket import KisWebsocketResponse
+
+    ints, decs = itemgetter(*cls.INT_FIELDS), itemgetter(*cls.DECIMAL_FIELDS)
+    bodies = [frame.split("|", 3)[3] for frame in frames]
+    lists = [body.split("^") for body in bodies]
+    records = [cls(fields) for fields in lists]
+    int_texts, dec_texts = [ints(r) for r in records], [decs(r) for r in records]
+    records[0].typed()
+    typed = vars(cls)["typed"]
+    exact = _exact_decimal()
+    names = [f"f{i}" for i in range(len(cls.FIELD_NAMES))]
+    namespace: dict[str, Any] = {}
+    exec(f"def rebuild(r):\n    {', '.join(names)}, = r\n    return ({', '.join(names)},)\n", namespace)  # noqa: S102
+    rebuild = namespace["rebuild"]
+    # the alternative: C-level loops per type (map over an itemgetter), one itemgetter putting them in order
+    others = tuple(i for i in range(len(names)) if i not in cls.INT_FIELDS + cls.DECIMAL_FIELDS + cls.FLAG_FIELDS)
+    order = cls.INT_FIELDS + cls.DECIMAL_FIELDS + others + cls.FLAG_FIELDS
+    reorder, rest = itemgetter(*(order.index(i) for i in range(len(names)))), itemgetter(*others)
+    flags = cls.FLAG_FIELDS
+
+    def mapped(r: Record) -> tuple[Any, ...]:
+        out: tuple[Any, ...] = reorder((*map(int, ints(r)), *map(exact, decs(r)), *rest(r), *(r[i] == "Y" for i in flags)))
+        return out
+
+    per = 4  # frames carrying several records: one split, a slice per record
+    multi = [f"0|{cls.TR_ID}|{per:03d}|" + "^".join(bodies[i:i + per]) for i in range(0, len(frames) - per + 1, per)]
+
+    def run(step: str, i: int, j: int) -> None:  # frames[i:j], or as many records (``multi``)
+        if step == "python-kis":
+            for frame in frames[i:j]:
+                _encrypted, _tr, count, body = frame.split("|", 3)
+                for record in KisWebsocketResponse.parse(body, count=int(count), response_type=pykis_type):
+                    _ = record.price
+        elif step == "ours":
+            for frame in frames[i:j]:
+                for record in parse(frame):
+                    record.typed()
+        elif step == "split":
+            for frame in frames[i:j]:
+                frame.split("|", 3)[3].split("^")
+        elif step == "record":
+            for fields in lists[i:j]:
+                cls(fields)
+        elif step == "int":
+            for texts in int_texts[i:j]:
+                tuple(map(int, texts))
+        elif step == "Decimal":
+            for texts in dec_texts[i:j]:
+                tuple(map(Decimal, texts))
+        elif step == "exact":
+            for texts in dec_texts[i:j]:
+                tuple(map(exact, texts))
+        elif step == "rebuild":
+            for record in records[i:j]:
+                rebuild(record)
+        elif step == "typed":
+            for record in records[i:j]:
+                typed(record)
+        elif step == "mapped":
+            for record in records[i:j]:
+                mapped(record)
+        elif step == "multi":
+            for frame in multi[i // per:j // per]:
+                for record in parse(frame):
+                    record.typed()
+
+    steps = ["python-kis", "ours", "split", "record", "int", "Decimal", "exact", "rebuild", "typed", "mapped", "multi"]
+    times: dict[str, list[float]] = {step: [] for step in steps}
+    for _ in range(rounds):
+        for i in range(0, len(frames) - chunk + 1, chunk):
+            for step in steps:
+                j = i + (chunk // 10 if step == "python-kis" else chunk)
+                started = time.process_time()
+                run(step, i, j)
+                times[step].append((time.process_time() - started) / (j - i) * 1e9)
+    return {step: statistics.median(v) for step, v in times.items()}
+
+
+def print_breakdown(ns: dict[str, float], cls: type[Record], tr: str) -> None:
+    n_int, n_dec = len(cls.INT_FIELDS), len(cls.DECIMAL_FIELDS)
+    least = ns["split"] + ns["int"] + ns["exact"]
+    print(f"  where a {tr} frame's time goes (ns per frame, each step alone on the same frames, interleaved chunk by "
+          f"chunk, medians): python-kis {ns['python-kis']:,.0f}; ours {ns['ours']:,.0f} "
+          f"({ns['python-kis'] / ns['ours']:.1f}×) = parse_frame (split {ns['split']:,.0f} + {cls.__name__}(fields) "
+          f"{ns['record']:,.0f} + envelope) + typed() {ns['typed']:,.0f}, of which {n_int} int() {ns['int']:,.0f}, "
+          f"{n_dec} decimals {ns['exact']:,.0f} (Decimal() {ns['Decimal']:,.0f}), unpacking and rebuilding the tuple "
+          f"{ns['rebuild']:,.0f}; typed() as C-level loops (map over an itemgetter per type, an itemgetter to "
+          f"reorder) {ns['mapped']:,.0f}; per record in 4-record frames {ns['multi']:,.0f}", flush=True)
+    print(f"  ceiling for any exact parser on str.split + int() + Decimal: split and conversions alone "
+          f"(C-level loops, no record, no tuple) {least:,.0f} ns = {ns['python-kis'] / least:.1f}× python-kis", flush=True)
 
 
 async def tick_latency(samples: int = 2000) -> tuple[float, float]:
@@ -162,6 +265,9 @@ async def main() -> None:
     print(f"  ours reading only the price (fields convert on access) {med['price']:,.0f} frames/s "
           f"({med['price'] / theirs_rate:.1f}× python-kis, not like for like); reading all 47 typed properties one "
           f"by one {med['all']:,.0f} frames/s ({med['all'] / theirs_rate:.1f}×)", flush=True)
+    if "pykis" in med:
+        from pykis.api.websocket.price import KisDomesticRealtimePrice
+        print_breakdown(breakdown(frames[:20_000], Tick, parse_frame, KisDomesticRealtimePrice), Tick, "H0STCNT0")
     p50, p99 = await tick_latency()
     print(f"tick latency, simulator writer → consumer callback (2,000 ticks/s over 40 symbols, loopback): "
           f"p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)

@@ -7,7 +7,8 @@ frame). Like for like: python-kis converts every field it maps when it parses, s
 is ours converting all 26 fields at once (``UsTick.typed()``); reading only the price and reading
 every typed property one by one are printed beside it. Each is run three times, interleaved, and
 its median per CPU second of this process (``process_time``) is printed. python-kis is a benchmark-only dependency
-(``pip install python-kis==2.1.6``); without it only our figures print.
+(``pip install python-kis==2.1.6``); without it only our figures print. Then where a frame's time goes
+(:func:`bench.realtime.breakdown`), with the ceiling the split and the conversions alone leave.
 
     python -m bench.realtime_overseas
 """
@@ -20,6 +21,7 @@ import gc
 import statistics
 import time
 
+from bench.realtime import breakdown, print_breakdown
 from chatbot.kis import overseas_protocol as o
 from chatbot.kis.overseas_frames import UsTick, parse_frame
 from chatbot.markets.directory import SymbolDirectory
@@ -105,7 +107,9 @@ async def main() -> None:
     else:
         print(f"python-kis 2.1.6 on the same frames (KisForeignRealtimePrice, every mapped field converted): "
               f"{theirs:,.0f} frames/s → ours, all fields typed, is {typed / theirs:.1f}× "
-              f"(price only: {price / theirs:.1f}×; property by property: {every / theirs:.1f}×)")
+              f"(price only: {price / theirs:.1f}×; property by property: {every / theirs:.1f}×)", flush=True)
+        from pykis.api.websocket.price import KisForeignRealtimePrice
+        print_breakdown(breakdown(frames[:20_000], UsTick, parse_frame, KisForeignRealtimePrice), UsTick, "HDFSCNT0")
 
 
 if __name__ == "__main__":
