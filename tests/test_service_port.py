@@ -273,3 +273,18 @@ async def test_unknown_outcomes_through_the_port(service: Service) -> None:
     async with service.db.session() as session:
         cards = (await session.exec(select(PendingOrderRow))).all()
     assert len(cards) == 3
+
+
+@pytest.mark.parametrize(("price", "tick"), [(70_000, 100), (1_995, 1), (2_050, 5), (9_990, 5), (15_000, 7)])
+def test_the_ports_tick_rule_is_kis_quotes(price: int, tick: int) -> None:
+    """The port's ``Quote.tick_for`` answers as the KIS quote's did: the share table, the fund table
+    (ETFs, ETNs) or the instrument's own tick, read from its tick at the current price."""
+    from chatbot.kis import domestic_broker
+    from chatbot.kis.models import Quote
+
+    wire = Quote(code=CODE, price=price, change=0, change_sign="3", change_rate=Decimal(0), volume=0, traded_value=0,
+                 open=price, high=price, low=price, upper_limit=price * 2, lower_limit=price // 2, base_price=price,
+                 tick=tick, market_name="KOSPI", sector="", halted=False)
+    port = domestic_broker.quote(wire)
+    for at in (500, 1_999, 2_000, 2_005, 4_990, 5_000, 19_990, 20_000, 55_000, 199_500, 200_000, 600_000):
+        assert port.tick_for(Money.krw(at)) == Money.krw(wire.tick_for(at)), at
