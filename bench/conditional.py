@@ -61,12 +61,18 @@ class _StandInKis:
         self.client = SimpleNamespace(balance=self._balance, account="0000000001")
         self.submitter = SimpleNamespace(place=self._place)
         self._holdings = SimpleNamespace(holdings=holdings)
+        # the broker port, as the firing path talks to it
+        self._held = tuple(SimpleNamespace(symbol=code, orderable_quantity=1_000_000) for code in _CODES)
+        self.broker = SimpleNamespace(holdings=self._port_holdings, place=self._place)
         self.account = "00000000-01"
 
     async def _balance(self) -> Any:
         return self._holdings
 
-    async def _place(self, side: Any, code: str, quantity: int, price: int | None, *, on_sending: Any) -> PlacedOrder:
+    async def _port_holdings(self) -> Any:
+        return self._held
+
+    async def _place(self, side: Any, code: str, quantity: int, price: Any, *, on_sending: Any) -> PlacedOrder:
         await on_sending(set())
         self.sent += 1
         return PlacedOrder(OrderAck(order_no=f"{self.sent:010d}", branch="00000", time="100000"), 1, False)

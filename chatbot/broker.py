@@ -19,14 +19,16 @@ the simulator, the order submitter); an adapter converts at the port.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from chatbot.markets import ticks
 from chatbot.markets.money import Currency, Money
-from chatbot.markets.profile import Market
+from chatbot.markets.profile import KRX, US, Market
+from chatbot.markets.symbols import Kind
 
 __all__ = [
     "Balance",
@@ -40,6 +42,7 @@ __all__ = [
     "OnSending",
     "OpenOrder",
     "OrderAck",
+    "OrderIntent",
     "OrderSide",
     "PlacedOrder",
     "Quote",
@@ -75,6 +78,18 @@ class Quote:
     @property
     def currency(self) -> Currency:
         return self.price.currency
+
+    def tick_for(self, price: Money) -> Money:
+        """The tick an order at ``price`` must sit on. ``tick`` is this instrument's tick at the current
+        price: when it is the market's table tick there, the table gives the tick at any price; on KRX,
+        when it is the fund table's (ETFs and ETNs tick by their own rule), that table does; otherwise the
+        instrument's own tick holds."""
+        market = KRX if self.currency is KRX.currency else US
+        if self.tick == market.tick_for(self.price):
+            return market.tick_for(price)
+        if market is KRX and self.tick.amount == ticks.fund_tick_size(int(self.price.amount)):
+            return Money.krw(ticks.fund_tick_size(int(price.amount)))
+        return self.tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +133,19 @@ class OrderAck:
     order_no: str  # ODNO
     branch: str  # KRX_FWDG_ORD_ORGNO, needed to revise or cancel
     time: str  # HHMMSS, KST (KIS states every order time in KST, US orders too)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What was (or may have been) sent: a new order, or the cancellation (or, with ``revise``, the
+    revision to ``price``) of ``original_order_no``; what :meth:`Broker.find_orders` looks for."""
+
+    side: OrderSide
+    symbol: str
+    quantity: int
+    price: Money | None  # None: a market order
+    original_order_no: str | None = None  # set for a cancellation or a revision
+    revise: bool = False  # with original_order_no: a revision, listed as a new row pointing back to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +236,9 @@ class Broker(Protocol):
     @property
     def market(self) -> Market: ...
 
-    async def quote(self, symbol: str) -> Quote: ...
+    async def quote(self, symbol: str, *, kind: Kind | None = None) -> Quote:
+        """``kind``: the instrument's, when the caller knows it (KRX quotes an ETN under a code of its own)."""
+        ...
 
     async def buying_power(self, symbol: str, price: Money | None = None) -> BuyingPower: ...
 
@@ -220,6 +250,13 @@ class Broker(Protocol):
 
     async def executions(self, day: dt.date) -> Sequence[Execution]: ...
 
+    async def find_orders(self, day: dt.date, intent: OrderIntent, known: Collection[str], *,
+                          listed_from: str = "") -> Sequence[Execution]:
+        """One look at ``day``'s orders for the intent's symbol and side: the rows that could be what was
+        sent (matching it, not among ``known``, the snapshot ``on_sending`` was given), oldest first.
+        ``listed_from`` (HHMMSS, KST) drops rows listed earlier. Raises when the broker cannot be asked."""
+        ...
+
     async def place(self, side: OrderSide, symbol: str, quantity: int, price: Money | None, *,
                     on_sending: OnSending | None = None) -> PlacedOrder: ...
 
@@ -228,7 +265,7 @@ class Broker(Protocol):
 
     async def cancel(self, order: OpenOrder, *, on_sending: OnSending | None = None) -> OrderAck: ...
 
-    async def bars(self, symbol: str, period: str = "D") -> Sequence[Bar]: ...
+    async def bars(self, symbol: str, period: str = "D", *, kind: Kind | None = None) -> Sequence[Bar]: ...
 
     def on_fill(self, listener: FillListener) -> Callable[[], None]:
         """Call ``listener`` for each fill of this account's orders, from the broker's feed (once the

@@ -124,3 +124,19 @@ def test_nothing_imports_a_front_end_but_the_entry_point() -> None:
     importers = {a for a, b in import_edges() if _part(b) in {"telegram", "console"}
                  and _part(a) not in {"telegram", "console", "__main__"}}
     assert not importers
+
+
+# The domestic service path talks to the broker port (issue 14, ARCHITECTURE "quotes through the broker"):
+# these modules neither import KIS's client side nor touch an account's KIS client or submitter.
+THROUGH_THE_PORT = ("chatbot.service.orders", "chatbot.service.market_data", "chatbot.service.account")
+KIS_CLIENT_SIDE = {"chatbot.kis.rest", "chatbot.kis.orders", "chatbot.kis.domestic_broker", "chatbot.kis.models"}
+
+
+def test_the_domestic_service_path_talks_to_the_broker_port() -> None:
+    imported = sorted((a, b) for a, b in import_edges() if a in THROUGH_THE_PORT and b in KIS_CLIENT_SIDE)
+    assert not imported, f"reaching past the broker port: {imported}"
+    for module in THROUGH_THE_PORT:
+        path = ROOT.parent / Path(*module.split(".")).with_suffix(".py")
+        reached = sorted({node.attr for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                          if isinstance(node, ast.Attribute) and node.attr in ("client", "submitter")})
+        assert not reached, f"{module} reaches past the broker port: .{reached}"

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from chatbot.broker import Broker, OrderSide
+from chatbot.broker import Broker, OrderIntent, OrderSide
 from chatbot.kis.domestic_broker import DomesticBroker
 from chatbot.markets.money import Currency, CurrencyMismatch, Money
 from chatbot.markets.profile import KRX, US, market_of
@@ -70,6 +70,10 @@ async def test_domestic_client_behind_the_port(sim: KisSimulator, make_client) -
     placed = await broker.place(OrderSide.BUY, CODE, 1, price)
     [order] = [o for o in await broker.open_orders() if o.order_no == placed.ack.order_no]
     assert (order.side, order.quantity, order.price) == (OrderSide.BUY, 1, price)
+    today, intent = dt.datetime.now(KRX.zone).date(), OrderIntent(OrderSide.BUY, CODE, 1, price)
+    [found] = await broker.find_orders(today, intent, set())  # the lookup reconciliation makes, in won
+    assert (found.order_no, found.price, found.quantity) == (placed.ack.order_no, price, 1)
+    assert not await broker.find_orders(today, intent, {placed.ack.order_no})  # in the snapshot: not ours
     revised = await broker.revise(order, KRX.round_to_tick(price + KRX.tick_for(price), up=True))
     [order] = [o for o in await broker.open_orders() if o.order_no == revised.order_no]
     await broker.cancel(order)

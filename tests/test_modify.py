@@ -169,15 +169,15 @@ async def test_unknown_outcome_says_checking_and_is_reconciled(bot: BotHarness,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Reply lost and the immediate look failing too: the card says "checking" (not sent again), and
     reconciliation finds the revision in the day's list and tells it."""
+    from chatbot.kis.domestic_broker import DomesticBroker
     from chatbot.kis.errors import KisServerError
-    from chatbot.service import orders as service_orders
 
     async def lookup_fails(*args: object, **kwargs: object) -> list[object]:
         raise KisServerError("listing unavailable")
 
     order_no, _ = await resting_buy(bot)
     (card,) = await bot.say(ALICE, f"/modify {order_no} {far_below(bot, 4)}")
-    monkeypatch.setattr(service_orders, "find_candidates", lookup_fails)
+    monkeypatch.setattr(DomesticBroker, "find_orders", lookup_fails)  # the service's look, through the port
     bot.sim.faults.paths = (p.PATH_ORDER_RVSECNCL,)
     bot.sim.faults.error_5xx_after_next = 1
     await bot.press_button(ALICE, card, 0)

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from chatbot.broker import Broker, OrderSide
+from chatbot.broker import Broker, OrderIntent, OrderSide
 from chatbot.kis.overseas import UsOrderNotOffered
 from chatbot.kis.overseas_frames import parse_frame
 from chatbot.kis.overseas_protocol import UsExchange, UsOrderDivision
@@ -16,7 +16,7 @@ from chatbot.kis.us_broker import UsBroker, fill_of
 from chatbot.markets.directory import SymbolDirectory
 from chatbot.markets.money import Currency, Money
 from chatbot.markets.profile import US
-from chatbot.markets.us_hours import NEW_YORK
+from chatbot.markets.us_hours import NEW_YORK, SEOUL
 from chatbot.sim.server import KisSimulator
 from tests.test_overseas_client import Factory, us, us_sim  # noqa: F401 -- fixtures
 
@@ -40,6 +40,10 @@ async def test_us_client_behind_the_port(us_sim: KisSimulator, us: Factory, flav
     assert power.orderable_cash.currency is Currency.USD and power.max_quantity > 0
     placed = await broker.place(OrderSide.BUY, "AAPL", 2, Money.usd("150.00"))  # rests far below
     [order] = [o for o in await broker.open_orders() if o.order_no == placed.ack.order_no]
+    today, intent = dt.datetime.now(SEOUL).date(), OrderIntent(OrderSide.BUY, "AAPL", 2, Money.usd("150.00"))
+    [found] = await broker.find_orders(today, intent, set())  # the lookup reconciliation makes, in dollars
+    assert (found.order_no, found.price, found.quantity) == (placed.ack.order_no, Money.usd(150), 2)
+    assert not await broker.find_orders(today, intent, {placed.ack.order_no})
     assert (order.side, order.quantity, order.price, order.exchange) == (OrderSide.BUY, 2, Money.usd(150), "NASD")
     revised = await broker.revise(order, Money.usd("151.50"))
     [order] = [o for o in await broker.open_orders() if o.order_no == revised.order_no]

@@ -9,18 +9,19 @@ port's models with every amount a :class:`~chatbot.markets.money.Money` in won. 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from decimal import Decimal
 
 from chatbot import broker as b
 from chatbot.kis import models as m
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import ExecutionNotice
-from chatbot.kis.orders import OrderSubmitter
+from chatbot.kis.orders import OrderIntent, OrderSubmitter, find_candidates
 from chatbot.kis.realtime import Event, RealtimeClient
 from chatbot.kis.rest import KisRestClient
 from chatbot.markets.money import Money
 from chatbot.markets.profile import KRX, Market
+from chatbot.markets.symbols import Kind
 
 
 def _won(amount: int | Decimal) -> Money:
@@ -102,8 +103,8 @@ class DomesticBroker:
     def market(self) -> Market:
         return KRX
 
-    async def quote(self, symbol: str) -> b.Quote:
-        return quote(await self.client.quote(symbol))
+    async def quote(self, symbol: str, *, kind: Kind | None = None) -> b.Quote:
+        return quote(await self.client.quote(p.quotation_code(symbol, kind is Kind.ETN)))
 
     async def buying_power(self, symbol: str, price: Money | None = None) -> b.BuyingPower:
         power = await self.client.buying_power(symbol, None if price is None else _whole_won(price))
@@ -122,6 +123,13 @@ class DomesticBroker:
     async def executions(self, day: dt.date) -> list[b.Execution]:
         return [execution(e) for e in await self.client.executions(day, day)]
 
+    async def find_orders(self, day: dt.date, intent: b.OrderIntent, known: Collection[str], *,
+                          listed_from: str = "") -> list[b.Execution]:
+        wanted = OrderIntent(intent.side, intent.symbol, intent.quantity,
+                             None if intent.price is None else _whole_won(intent.price), intent.original_order_no,
+                             revise=intent.revise)
+        return [execution(e) for e in await find_candidates(self.client, day, wanted, known, listed_from=listed_from)]
+
     async def place(self, side: b.OrderSide, symbol: str, quantity: int, price: Money | None, *,
                     on_sending: b.OnSending | None = None) -> b.PlacedOrder:
         placed = await self.submitter.place(side, symbol, quantity, None if price is None else _whole_won(price),
@@ -138,8 +146,8 @@ class DomesticBroker:
         return ack(await self.submitter.cancel(order.order_no, order.branch, order.side, order.symbol,
                                                on_sending=on_sending))
 
-    async def bars(self, symbol: str, period: str = "D") -> list[b.Bar]:
-        return [bar(x) for x in await self.client.bars(symbol, period)]
+    async def bars(self, symbol: str, period: str = "D", *, kind: Kind | None = None) -> list[b.Bar]:
+        return [bar(x) for x in await self.client.bars(p.quotation_code(symbol, kind is Kind.ETN), period)]
 
     def on_fill(self, listener: b.FillListener) -> Callable[[], None]:
         self._listeners.append(listener)

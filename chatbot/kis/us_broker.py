@@ -15,20 +15,23 @@ is refused (KIS has no plain US market order).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import Any
 
 from chatbot import broker as b
+from chatbot.kis import models as m
 from chatbot.kis.errors import KisError
+from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.kis.overseas import KisOverseasClient, UsOrderNotOffered, nearest_kst
 from chatbot.kis.overseas_frames import UsFillNotice, UsPortalFillNotice, UsShortFillNotice
 from chatbot.kis.overseas_models import UsBar, UsHolding, UsOrder, UsQuote, UsQuoteDetail
-from chatbot.kis.overseas_orders import UsOrderSubmitter
-from chatbot.kis.overseas_protocol import UsExchange, UsOrderDivision
+from chatbot.kis.overseas_orders import UsOrderSubmitter, price_units, us_order_listing
+from chatbot.kis.overseas_protocol import PRICE_DECIMALS, UsExchange, UsOrderDivision
 from chatbot.kis.realtime import Event, RealtimeClient
 from chatbot.markets.money import Money
 from chatbot.markets.profile import US, Market
+from chatbot.markets.symbols import Kind
 from chatbot.markets.us_hours import SEOUL
 
 ExchangeOf = Callable[[str], UsExchange | None]
@@ -101,6 +104,18 @@ def execution(o: UsOrder) -> b.Execution:
                        exchange=o.exchange.order_code if o.exchange else "")
 
 
+def listed(e: m.Execution) -> b.Execution:
+    """A row of the day's US orders as :func:`chatbot.kis.orders.find_candidates` matches them (prices in
+    ten-thousandths of a dollar, the average fill in dollars), in dollars."""
+    day = dt.datetime.strptime(e.date, "%Y%m%d").date() if e.date else dt.date.min
+    return b.Execution(date=day, time=e.time, order_no=e.order_no, branch=e.branch,
+                       original_order_no=e.original_order_no, symbol=e.code, name=e.name, side=e.side,
+                       quantity=e.quantity, price=_usd(Decimal(e.price).scaleb(-PRICE_DECIMALS)) if e.price else None,
+                       filled_quantity=e.filled_quantity, average_fill_price=_usd(e.average_fill_price),
+                       remaining_quantity=e.remaining_quantity, rejected_quantity=e.rejected_quantity,
+                       cancelled=e.cancelled, exchange="")  # the listing does not say where
+
+
 def bar(x: UsBar) -> b.Bar:
     return b.Bar(date=x.date, open=x.open, high=x.high, low=x.low, close=x.close, volume=x.volume,
                  traded_value=x.traded_value)
@@ -148,7 +163,7 @@ class UsBroker:
             self.krw_per_usd = detail.krw_per_usd
         return detail
 
-    async def quote(self, symbol: str) -> b.Quote:
+    async def quote(self, symbol: str, *, kind: Kind | None = None) -> b.Quote:
         """One request where KIS gives price-detail (price, change, range, limits, tick, KRW rate: §2.2, as
         python-kis quotes); the plain price TR (§2.1) where it does not (unverified on paper)."""
         detail = await self.detail(symbol)
@@ -188,6 +203,16 @@ class UsBroker:
         """The US orders KIS files under New York date ``day`` (and the day before, for a KST day)."""
         return [execution(o) for o in await self.client.orders(day - dt.timedelta(days=1), day)]
 
+    async def find_orders(self, day: dt.date, intent: b.OrderIntent, known: Collection[str], *,
+                          listed_from: str = "") -> list[b.Execution]:
+        """The day's US orders as reconciliation reads them (:func:`us_order_listing`): a KST day spans
+        the New York date and the day before."""
+        wanted = OrderIntent(intent.side, intent.symbol, intent.quantity,
+                             None if intent.price is None else price_units(_dollars(intent.price)),
+                             intent.original_order_no, revise=intent.revise)
+        rows = await find_candidates(us_order_listing(self.client), day, wanted, known, listed_from=listed_from)
+        return [listed(e) for e in rows]
+
     async def place(self, side: b.OrderSide, symbol: str, quantity: int, price: Money | None, *,
                     on_sending: b.OnSending | None = None,
                     division: UsOrderDivision = UsOrderDivision.LIMIT) -> b.PlacedOrder:
@@ -218,7 +243,7 @@ class UsBroker:
                                         on_sending=on_sending)
         return b.OrderAck(a.order_no, a.branch, a.time)
 
-    async def bars(self, symbol: str, period: str = "D") -> list[b.Bar]:
+    async def bars(self, symbol: str, period: str = "D", *, kind: Kind | None = None) -> list[b.Bar]:
         return [bar(x) for x in await self.client.bars(symbol, await self.exchange(symbol), period)]
 
     # -- fills: H0GSCNI0 (paper H0GSCNI9) notices -------------------------------------------------------

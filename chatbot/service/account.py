@@ -1,10 +1,9 @@
 """The user's account as they see it: the balance, today's open orders, and (simulator mode) a card
-for starting the paper account over. Which KIS account and client a user has is
-:mod:`chatbot.service.accounts`'s."""
+for starting the paper account over, read through the user's broker (the port). Which account,
+client and broker a user has is :mod:`chatbot.service.accounts`'s."""
 
 from __future__ import annotations
 
-from chatbot.kis import domestic_broker
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.cards import CardStore, card_view
 from chatbot.service.errors import UserError, kis_errors
@@ -24,15 +23,15 @@ class AccountService:
         self.market.check_maintenance()
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            balance = await account.client.balance()
-        return BalanceView(self.mode, domestic_broker.balance(balance), str(account.account))
+            balance = await account.broker.balance()
+        return BalanceView(self.mode, balance, str(account.account))
 
     async def open_orders(self, user_id: int) -> OpenOrdersView:
         self.market.check_maintenance()
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            orders = await account.client.open_orders()
-        return OpenOrdersView(self.mode, tuple(domestic_broker.open_order(o) for o in orders))
+            orders = await account.broker.open_orders()
+        return OpenOrdersView(self.mode, tuple(orders))
 
     async def prepare_reset(self, user_id: int, chat_id: int) -> OrderCard:
         """A card for restarting the user's paper account (simulator mode only); confirmed like any card

@@ -1,4 +1,4 @@
-"""Which KIS account a user trades on, and the client that talks to it.
+"""Which KIS account a user trades on, and the client and broker that talk to it.
 
 In simulator mode every user gets a paper account on the embedded simulator the first time they
 need one (a fresh key pair and account number, persisted). In virtual and real modes users bring
@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from chatbot import broker as b
 from chatbot.kis import protocol as p
+from chatbot.kis.domestic_broker import DomesticBroker
 from chatbot.kis.models import Account
 from chatbot.kis.orders import OrderSubmitter
 from chatbot.kis.rest import USER_AGENT, KisCredentials, KisEndpoint, KisRestClient, tls_for
@@ -34,12 +36,20 @@ POOL_CONNECTIONS = 8
 
 @dataclass(slots=True)
 class UserAccount:
+    """A user's KIS account. The domestic service path talks to ``broker`` (the broker port); ``client``
+    stays for what lies outside the port (reports, the fill-notice session, the US broker over it,
+    reconciliation's lookups), ``submitter`` is the broker's own once-only submitter."""
+
     client: KisRestClient
     submitter: OrderSubmitter
+    broker: b.Broker  # KRX, in won: a DomesticBroker over this client and submitter
+    account: Account
 
-    @property
-    def account(self) -> Account:
-        return self.client.account
+    @classmethod
+    def of(cls, client: KisRestClient) -> UserAccount:
+        """The account behind ``client``: one submitter (one order at a time) and one broker over both."""
+        submitter = OrderSubmitter(client)
+        return cls(client, submitter, DomesticBroker(client, submitter), client.account)
 
 
 class AccountProvider:
@@ -73,7 +83,7 @@ class AccountProvider:
             if cached is not None:
                 return cached
             client = self.client_for(await self._credentials(telegram_id))
-            account = UserAccount(client, OrderSubmitter(client))
+            account = UserAccount.of(client)
             self._cache[telegram_id] = account
             if len(self._cache) > MAX_CACHED_CLIENTS:
                 self._cache.popitem(last=False)

@@ -12,7 +12,7 @@ exactly once, when a trade crosses its trigger.
   bracket's other leg with it is gone), opens its sell's journal row under its own idempotency key
   (``fire_key``, with a card row of its own as every journalled order has) and queues the "triggered"
   push. The holdings are read again (never more than held is sold; the user is told when less is),
-  the sell goes through the account's once-only submitter, and its outcome, the order's new status
+  the sell goes through the account's broker (its once-only submitter), and its outcome, the order's new status
   (``placed``/``failed``) and the push are written in one transaction. A failed or refused firing
   is told and stays failed; nothing is re-armed.
 * An outcome left unknown (no answer from KIS, a crash while sending) is the order reconciliation's,
@@ -52,13 +52,12 @@ from chatbot.alerts.triggers import (
     trailing_level,
     us_trailing_level,
 )
-from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.models import OrderSide
 from chatbot.kis.overseas import UsOrderNotOffered
 from chatbot.kis.protocol import KST
 from chatbot.market_hours import MarketCalendar, Phase
-from chatbot.markets.money import Money
+from chatbot.markets.money import Money, whole_units
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
 from chatbot.service.errors import UserError, kis_errors, off_tick
@@ -253,9 +252,9 @@ class ConditionalOrders:
         symbol = self.market.resolve(request.symbol_text)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
+            quote = await account.broker.quote(symbol.code, kind=symbol.kind)
             held = await self._held(account, symbol.code)
-        price = quote.price
+        price = whole_units(quote.price.amount)
         stop, take, limit = request.stop, request.take, request.limit
         if request.trail is not None:
             stop = trailing_level(price, request.trail)
@@ -266,9 +265,9 @@ class ConditionalOrders:
             if not low <= value <= high:
                 raise UserError("cond_implausible", price=Money.krw(value), low=Money.krw(low),
                                 high=Money.krw(high))
-            tick = quote.tick_for(value)
-            if value % tick:
-                raise off_tick(Money.krw(value), Money.krw(tick))
+            tick = quote.tick_for(Money.krw(value))
+            if value % tick.amount:
+                raise off_tick(Money.krw(value), tick)
         if stop is not None and price <= stop:
             raise UserError("cond_would_fire_now", price=Money.krw(price), trigger=Money.krw(stop))
         if take is not None and price >= take:
@@ -464,7 +463,7 @@ class ConditionalOrders:
                         if self.us is not None and is_us_key(code):
                             prices[code] = await self.us.price(account, code)
                         else:
-                            prices[code] = (await account.client.quote(p.quotation_code(code, False))).price
+                            prices[code] = whole_units((await account.broker.quote(code)).price.amount)
         return [self._view(row, prices.get(row.code)) for row in rows]
 
     async def cancel(self, user_id: int, order_id_text: str) -> ConditionalView:
@@ -570,7 +569,7 @@ class ConditionalOrders:
             log.error("conditional order firing failed", exc_info=task.exception())
 
     async def _execute(self, row: ConditionalOrderRow, journal_id: int, seen_at: float | None) -> None:
-        """Sell what is held (at most the order's quantity) through the once-only submitter; settle."""
+        """Sell what is held (at most the order's quantity) through the broker's once-only submitter; settle."""
         assert row.id is not None and row.fire_key is not None
         try:
             try:
@@ -626,8 +625,9 @@ class ConditionalOrders:
                             return
                         order_no = (await self.us.sell(account, row.code, quantity, limit, on_sending_us)).ack.order_no
                     else:
-                        order_no = (await account.submitter.place(OrderSide.SELL, row.code, quantity,
-                                                                  row.limit_price, on_sending=on_sending)).ack.order_no
+                        krw_limit = None if row.limit_price is None else Money.krw(row.limit_price)
+                        order_no = (await account.broker.place(OrderSide.SELL, row.code, quantity, krw_limit,
+                                                               on_sending=on_sending)).ack.order_no
                 except (UsOrderNotOffered, ValueError) as exc:  # refused before anything was sent
                     await self._settle(row, journal_id, "failed", quantity=quantity, message=str(exc))
                     return
@@ -852,7 +852,7 @@ class ConditionalOrders:
         try:
             if self.us is not None and is_us_key(code):
                 return await self.us.price(account, code)
-            return (await account.client.quote(p.quotation_code(code, False))).price
+            return whole_units((await account.broker.quote(code)).price.amount)
         except Exception:  # the feed's owner judges the order from the moment it is stored
             log.warning("no quote for a conditional order armed without the feed", exc_info=True,
                         extra={"code": code})
@@ -865,7 +865,7 @@ class ConditionalOrders:
     async def _held(self, account: UserAccount, code: str) -> int:
         if self.us is not None and is_us_key(code):
             return await self.us.held(account, code)
-        held = next((h for h in (await account.client.balance()).holdings if h.code == code), None)
+        held = next((h for h in await account.broker.holdings() if h.symbol == code), None)
         return int(held.orderable_quantity) if held else 0
 
     async def _held_retried(self, account: UserAccount, code: str, attempts: int = 3) -> int:

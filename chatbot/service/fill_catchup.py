@@ -1,6 +1,6 @@
 """Fills made while nobody listened: a replica that takes a user's fill-notice session over (the one
 that owned it died) asks KIS for the day's executions of that user's open orders, and what filled
-meanwhile is journalled and pushed like any fill — once: the journal's filled quantity, read under
+meanwhile (the broker's list of the day's orders) is journalled and pushed like any fill — once: the journal's filled quantity, read under
 the order row's lock, decides what is new, and the push's key names the quantity reached."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from chatbot.alerts import outbox
 from chatbot.alerts.notices import OrderFilled
 from chatbot.alerts.outbox import Push
-from chatbot.kis.models import Execution
+from chatbot.broker import Execution
 from chatbot.kis.protocol import KST, order_no_key
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.journal import filled_so_far
@@ -46,7 +46,7 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
     account = await accounts.for_user(user_id)
     listed: dict[str, Execution] = {}
     for day in sorted({r.created_at.astimezone(KST).date() for r in rows}):
-        for listed_row in await account.client.executions(day, day):
+        for listed_row in await account.broker.executions(day):
             listed[order_no_key(listed_row.order_no)] = listed_row
     language = await users.language(user_id)
     pushed = 0
@@ -61,7 +61,7 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
             before = await filled_so_far(session, entry.id)
             if execution.filled_quantity <= before:
                 continue
-            quantity, price = execution.filled_quantity - before, int(execution.average_fill_price)
+            quantity, price = execution.filled_quantity - before, int(execution.average_fill_price.amount)
             entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
             entry.updated_at = utcnow()
             session.add(entry)

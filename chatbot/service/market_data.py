@@ -7,11 +7,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from chatbot import __version__
-from chatbot.charts import render_candles
-from chatbot.kis import domestic_broker
-from chatbot.kis import protocol as p
+from chatbot.charts import plot_bars, render_candles
 from chatbot.market_hours import MarketCalendar, Phase
-from chatbot.markets.profile import market_of
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import (
@@ -49,8 +46,8 @@ class MarketData:
         symbol = self.resolve(symbol_text)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
-        return QuoteView(symbol, domestic_broker.quote(quote))
+            quote = await account.broker.quote(symbol.code, kind=symbol.kind)
+        return QuoteView(symbol, quote)
 
     async def chart(self, user_id: int, args: Sequence[str]) -> ChartView:
         """``<symbol words…> [d|w|m]``: recent daily/weekly/monthly candles as a PNG (rendered off the
@@ -66,12 +63,12 @@ class MarketData:
         symbol = self.resolve(symbol_text)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            bars = await account.client.bars(p.quotation_code(symbol.code, symbol.is_etn), period)
+            bars = await account.broker.bars(symbol.code, period, kind=symbol.kind)
         if not bars:
             raise UserError("unknown_symbol", query=symbol_text)
         title = f"{symbol.code} {symbol.name_en} · {PERIOD_TITLES[period]}"
-        png = await asyncio.to_thread(render_candles, bars, title)
-        return ChartView(symbol, period, png, len(bars), market_of(symbol).money(bars[0].close))
+        png = await asyncio.to_thread(render_candles, plot_bars(bars), title)
+        return ChartView(symbol, period, png, len(bars), bars[0].close)
 
     def _check_period_word(self, args: Sequence[str]) -> None:
         """``/chart 005930 x``: when the words name no stock but all but the last do, the last word was

@@ -1,7 +1,8 @@
 """Orders: a /buy, /sell, /cancel or /modify (a revision, 정정) becomes a card (every check done before anything reaches KIS);
 the owner's Confirm claims it, the front end shows it is being sent, the order is journalled and
 submitted exactly once, and the outcome comes back as a view. Outcomes left unknown are handed to
-reconciliation; fills of a placed order are watched from before it is sent."""
+reconciliation; fills of a placed order are watched from before it is sent. KRX cards talk to the
+user's broker (:class:`chatbot.broker.Broker`, ``account.broker``), never to a KIS client."""
 
 from __future__ import annotations
 
@@ -10,16 +11,14 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chatbot.kis import domestic_broker
+from chatbot import broker as b
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
-from chatbot.kis.models import OpenOrder as KisOpenOrder
-from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.kis.protocol import KST
 from chatbot.markets.money import Money, whole_units
 from chatbot.service.accounts import AccountProvider, UserAccount
@@ -112,16 +111,11 @@ class Orders:
         price = parse_price(request.price)
         symbol = self.market.resolve(request.symbol)
         account = await self.accounts.for_user(user_id)
+        broker = account.broker
         with kis_errors():
-            quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
+            quote = await broker.quote(symbol.code, kind=symbol.kind)
             if price is not None:  # the day's limits first: no tick advice for a price that cannot trade
-                if not quote.lower_limit <= price <= quote.upper_limit:
-                    raise UserError("out_of_limits", price=Money.krw(price), lower=Money.krw(quote.lower_limit),
-                                    upper=Money.krw(quote.upper_limit))
-                tick = quote.tick_for(price)  # KIS's aspr_unit when it gives one (ETFs/ETNs), else the table
-                if price % tick:
-                    raise off_tick(Money.krw(price), Money.krw(tick))
-            broker = domestic_broker.DomesticBroker(account.client, account.submitter)  # the broker port
+                _check_price(quote, Money.krw(price))
             if side is OrderSide.SELL:
                 held = next((h for h in await broker.holdings() if h.symbol == symbol.code), None)
                 have = held.orderable_quantity if held else 0
@@ -134,7 +128,7 @@ class Orders:
                                     cash=power.orderable_cash.quantize())
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="order", side=side.value, code=symbol.code, name=symbol.name_ko,
-                                      quantity=quantity, price=price, quoted_price=quote.price,
+                                      quantity=quantity, price=price, quoted_price=quote.price.amount,
                                       currency=symbol.currency.value)
         return self._card(row, symbol)
 
@@ -142,25 +136,26 @@ class Orders:
         """A card for cancelling one of the user's open orders (what is left of it)."""
         self.check_real_allowed()
         order = await self._open_order(user_id, order_no_text, missing="no_such_open_order")
-        symbol = self.market.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")
+        symbol = self.market.symbols.by_code(order.symbol) or Symbol(order.symbol, order.name, order.name, "")
+        price = order.price.amount if order.price is not None else None
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
-                                      action="cancel", side=order.side.value, code=order.code, name=symbol.name_ko,
-                                      quantity=order.cancellable_quantity, price=order.price or None,
-                                      quoted_price=order.price, currency=symbol.currency.value, order_no=order.order_no,
-                                      branch=order.branch)
+                                      action="cancel", side=order.side.value, code=order.symbol, name=symbol.name_ko,
+                                      quantity=order.cancellable_quantity, price=price or None,
+                                      quoted_price=price or 0, currency=symbol.currency.value,
+                                      order_no=order.order_no, branch=order.branch)
         return self._card(row, symbol)
 
     async def open_order(self, user_id: int, order_no_text: str) -> OpenOrder:
         """One of the user's own open orders (their account's list; another user's number is not in it), as
         a view: its price in money."""
-        return domestic_broker.open_order(await self._open_order(user_id, order_no_text))
+        return await self._open_order(user_id, order_no_text)
 
     async def _open_order(self, user_id: int, order_no_text: str, missing: str = "no_such_open_order_revise"
-                          ) -> KisOpenOrder:
+                          ) -> b.OpenOrder:
         wanted = parse_order_no(order_no_text)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            orders = await account.client.open_orders()
+            orders = await account.broker.open_orders()
         order = next((o for o in orders if p.order_no_key(o.order_no) == wanted), None)
         if order is None:
             raise UserError(missing, order_no=order_no_text.strip()[:MAX_ARG_LENGTH])
@@ -182,23 +177,19 @@ class Orders:
         order = await self._open_order(user_id, args[0])
         account = await self.accounts.for_user(user_id)
         with kis_errors():
-            symbol = self.market.symbols.by_code(order.code) or Symbol(order.code, order.name, order.name, "")
+            symbol = self.market.symbols.by_code(order.symbol) or Symbol(order.symbol, order.name, order.name, "")
             remaining = order.cancellable_quantity
             quantity = remaining if wanted_quantity is None else wanted_quantity
             if quantity > remaining:
                 raise UserError("revise_quantity_too_large", want=quantity, remaining=remaining)
-            if price == order.price and quantity == remaining:
+            if order.price is not None and price == order.price.amount and quantity == remaining:
                 raise UserError("revise_nothing_changes", order_no=order.order_no, price=Money.krw(price))
-            quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))
-            if not quote.lower_limit <= price <= quote.upper_limit:
-                raise UserError("out_of_limits", price=Money.krw(price), lower=Money.krw(quote.lower_limit),
-                                upper=Money.krw(quote.upper_limit))
-            tick = quote.tick_for(price)
-            if price % tick:
-                raise off_tick(Money.krw(price), Money.krw(tick))
+            quote = await account.broker.quote(symbol.code, kind=symbol.kind)
+            _check_price(quote, Money.krw(price))
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
-                                      action="revise", side=order.side.value, code=order.code, name=symbol.name_ko,
-                                      quantity=quantity, price=price, quoted_price=order.price,
+                                      action="revise", side=order.side.value, code=order.symbol, name=symbol.name_ko,
+                                      quantity=quantity, price=price,
+                                      quoted_price=order.price.amount if order.price is not None else 0,
                                       currency=symbol.currency.value, order_no=order.order_no, branch=order.branch)
         return self._card(row, symbol)
 
@@ -313,9 +304,9 @@ class Orders:
                 log.exception("could not start fill notifications")
         sending = self._before_sending(journal_id, account)
         try:
-            placed = await account.submitter.place(card.side, row.code, row.quantity,
-                                                   None if row.price is None else whole_units(row.price),
-                                                   on_sending=sending.callback)
+            placed = await account.broker.place(card.side, row.code, row.quantity,
+                                                None if row.price is None else Money.krw(whole_units(row.price)),
+                                                on_sending=sending.callback)
         except DatabaseUnavailable:
             return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
         except KisOrderRejected as exc:
@@ -333,8 +324,7 @@ class Orders:
         assert row.order_no is not None
         sending = self._before_sending(journal_id, account)
         try:
-            ack = await account.submitter.cancel(row.order_no, row.branch or "", OrderSide(row.side), row.code,
-                                                 on_sending=sending.callback)
+            ack = await account.broker.cancel(_carded_order(row), on_sending=sending.callback)
         except DatabaseUnavailable:
             return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
         except KisOrderRejected as exc:
@@ -342,7 +332,7 @@ class Orders:
         except KisError as exc:
             if sending.started and exc.maybe_sent:  # did the cancel land? the open-order listing says
                 with contextlib.suppress(KisError):
-                    still_open = {o.order_no for o in await account.client.open_orders()}
+                    still_open = {o.order_no for o in await account.broker.open_orders()}
                     if row.order_no not in still_open:
                         return await self._settle(row, journal_id, Outcome.CANCELLED_ORDER, card,
                                                   message="confirmed by lookup")
@@ -359,10 +349,10 @@ class Orders:
         once; an unknown outcome is looked up in the day's list (a new row pointing back to the order),
         else left to reconciliation."""
         assert row.order_no is not None and row.price is not None
-        price = whole_units(row.price)  # KRX: whole won
+        price = Money.krw(whole_units(row.price))  # KRX: whole won
         key = p.order_no_key(row.order_no)
         try:
-            orders = await account.client.open_orders()
+            orders = await account.broker.open_orders()
         except KisError as exc:  # nothing was sent
             return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
                                       message=exc.msg1 or type(exc).__name__)
@@ -372,20 +362,21 @@ class Orders:
                                       message="nothing left to revise (filled or cancelled meanwhile)")
         all_remaining = row.quantity >= order.cancellable_quantity  # a fill meanwhile: revise what is left
         side = OrderSide(row.side)
+        # the card's order (as it was carded), on the exchange and with what is left as listed now
+        carded = replace(order, order_no=row.order_no, branch=row.branch or order.branch, side=side, symbol=row.code)
         sending = self._before_sending(journal_id, account)
         try:
-            ack = await account.submitter.revise(row.order_no, row.branch or order.branch, side, row.code, price,
-                                                 row.quantity, all_remaining=all_remaining, exchange=order.exchange,
-                                                 on_sending=sending.callback)
+            ack = await account.broker.revise(carded, price, None if all_remaining else row.quantity,
+                                              on_sending=sending.callback)
         except DatabaseUnavailable:
             return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
         except KisOrderRejected as exc:
             return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
         except KisError as exc:
             if sending.started and exc.maybe_sent:  # did the revision land? the day's list says
-                intent = OrderIntent(side, row.code, row.quantity, price, row.order_no, revise=True)
+                intent = b.OrderIntent(side, row.code, row.quantity, price, row.order_no, revise=True)
                 with contextlib.suppress(KisError):
-                    found = await find_candidates(account.client, dt.datetime.now(KST).date(), intent, sending.known)
+                    found = await account.broker.find_orders(dt.datetime.now(KST).date(), intent, sending.known)
                     if found:
                         return await self._settle(row, journal_id, Outcome.REVISED_ORDER, card,
                                                   order_no=found[0].order_no, message="confirmed by lookup")
@@ -458,3 +449,24 @@ class Orders:
             return self.us.card(row)
         symbol = symbol or self.market.symbols.by_code(row.code) or Symbol(row.code, row.name, row.name, "")
         return card_view(row, symbol, self.mode, self.market.calendar, int(self.cards.ttl.total_seconds()))
+
+
+def _check_price(quote: b.Quote, price: Money) -> None:
+    """A KRX limit price: within the day's limits first (no tick advice for a price that cannot trade),
+    then on the instrument's tick (KIS's aspr_unit when it gives one, ETFs/ETNs, else the table)."""
+    lower, upper = quote.lower_limit or Money.krw(0), quote.upper_limit or Money.krw(0)
+    if not lower <= price <= upper:
+        raise UserError("out_of_limits", price=price, lower=lower, upper=upper)
+    tick = quote.tick_for(price)
+    if price.amount % tick.amount:
+        raise off_tick(price, tick)
+
+
+def _carded_order(row: PendingOrderRow) -> b.OpenOrder:
+    """The open order a cancel card names, as the card stored it (what a cancel sends: its number, branch,
+    side and symbol)."""
+    assert row.order_no is not None
+    price = None if row.price is None else Money.krw(row.price)
+    return b.OpenOrder(order_no=row.order_no, branch=row.branch or "", original_order_no="", symbol=row.code,
+                       name=row.name, side=OrderSide(row.side), quantity=row.quantity, price=price,
+                       filled_quantity=0, cancellable_quantity=row.quantity, time="", exchange="KRX")
