@@ -36,7 +36,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, type_coerce, update
+from sqlalchemy import BigInteger, bindparam, case, cast, text, type_coerce, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
@@ -54,7 +54,7 @@ from chatbot.kis.realtime import Event
 from chatbot.markets.money import Currency, price_units
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow
-from chatbot.storage.types import utcnow
+from chatbot.storage.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
@@ -461,14 +461,53 @@ def _kst_second() -> str:
     return dt.datetime.now(KST).strftime("%H%M%S")
 
 
+# PostgreSQL fires a chunk in one statement (one round trip, no per-row work on the event loop): the
+# conditional UPDATE of the alerts still armed (repeat alerts get their re-arm time in it) feeds the
+# outbox INSERT, whose payload is built by the server as AlertFired.payload() builds it. A threshold is
+# given in the currency's price units (whole won, checked whole like fire_sqlite.units: a fraction makes
+# the cast of a non-number fail, and the chunk with it; 1/10,000 dollar). Returns what fire_alerts'
+# reference path returns, code fifth (the engine reads it).
+_PG_UNITS = ("CASE WHEN {c} IS NULL THEN NULL WHEN a.currency = 'USD' THEN ({c} * 10000)::bigint "
+             "WHEN {c} = trunc({c}) THEN {c}::bigint ELSE CAST('not whole: ' || {c} AS bigint) END")
+_PG_FIRE = text(
+    "WITH crossed AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:prices AS bigint[]), "
+    "CAST(:times AS text[])) AS c(id, price, tick_time)), "
+    "fired AS (UPDATE alerts AS a SET status = CASE WHEN a.repeat THEN 'cooling' ELSE 'fired' END, "
+    "fired_count = a.fired_count + 1, updated_at = :now, "
+    "rearm_at = CASE WHEN a.repeat THEN :now + a.cooldown_seconds * interval '1 second' ELSE a.rearm_at END "
+    "FROM crossed AS c WHERE a.id = c.id AND a.status = 'armed' "
+    "RETURNING a.id, a.owner_id, a.chat_id, a.language, a.code, a.name, a.direction, "
+    f"{_PG_UNITS.format(c='a.threshold')} AS threshold, a.percent, a.repeat, a.cooldown_seconds, a.fired_count, "
+    f"{_PG_UNITS.format(c='a.reference_price')} AS reference_price, a.currency, c.price, c.tick_time), "
+    "pushed AS (INSERT INTO outbox (dedupe_key, owner_id, chat_id, kind, status, attempts, created_at, payload) "
+    "SELECT 'alert:' || id || ':' || fired_count, owner_id, chat_id, :kind, 'pending', 0, :created, "
+    "json_build_object('alert_id', id, 'lang', language, 'code', code, 'name', name, 'direction', direction, "
+    "'threshold', threshold, 'price', price, 'time', tick_time, 'percent', percent, 'repeat', repeat, "
+    "'reference_price', reference_price, 'currency', currency) FROM fired ORDER BY id) "
+    "SELECT id, owner_id, chat_id, language, code, name, direction, threshold, percent, repeat, cooldown_seconds, "
+    "fired_count, reference_price, currency FROM fired"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("created", type_=UTCDateTime()))
+
+
 async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
     """Fire crossed alerts inside the caller's transaction: a conditional UPDATE … RETURNING moves
     exactly the alerts still armed (exactly once, whatever else fires them: a restart, a reconnect,
     a second crossing), and their pushes go into the outbox alongside. Returns the fired rows.
 
-    PostgreSQL's path. SQLite runs the same transaction in one round trip to its driver's thread
-    (:func:`chatbot.alerts.fire_sqlite.fire_on_driver`): a change here is a change there too
-    (``tests/test_alert_storms.py`` compares the rows the two write)."""
+    PostgreSQL's path, in one statement (:data:`_PG_FIRE`). SQLite runs the same transaction in one
+    round trip to its driver's thread (:func:`chatbot.alerts.fire_sqlite.fire_on_driver`). The
+    statements below (any other dialect; SQLite through SQLAlchemy) are the reference both follow: a
+    change here is a change in both (``tests/test_alert_storms.py`` compares the rows each writes with
+    the reference's)."""
+    if conn.dialect.name == "postgresql":
+        ids = list(crossings)
+        return list((await conn.execute(_PG_FIRE, {
+            "ids": ids, "prices": [crossings[i].price for i in ids], "times": [crossings[i].tick_time for i in ids],
+            "now": now, "created": utcnow(), "kind": AlertFired.KIND})).all())
+    return await _fire_reference(conn, crossings, now)
+
+
+async def _fire_reference(conn: AsyncConnection, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
     fired: list[Any] = list((await conn.execute(
         update(AlertRow)
         .where(col(AlertRow.id).in_(list(crossings)), col(AlertRow.status) == "armed")
