@@ -224,11 +224,13 @@ class Tracer:
 
             async def fire_alerts(conn: Any, crossings: Any, now: Any) -> Any:
                 trace = self._current
+                self._current = None
                 if trace is not None:
                     trace.start = trace.begun = time.perf_counter()
                 result = await original_fire_alerts(conn, crossings, now)
-                if trace is not None:
-                    trace.worked = time.perf_counter()
+                if trace is not None:  # PostgreSQL's one statement commits itself (autocommit)
+                    trace.worked = trace.committed = trace.back = time.perf_counter()
+                    trace.call = trace.call or trace.start
                 return result
 
             @contextlib.asynccontextmanager
@@ -599,10 +601,11 @@ def report(r: dict[str, Any]) -> list[str]:
          f"waited {st['loop_runq'] * 1e3 / max(st['slow'], 1):.1f} ms for a core on the loop's thread, "
          f"{st['driver_runq'] * 1e3 / max(st['slow'], 1):.1f} ms on the driver's; "
         f"{st['checkpoint']} overlapped a WAL checkpoint ({r['checkpoints']} in the window)"),
+        *([] if not st["tx_cpu"] else [
         (f"  driver thread over {st['tx_n']} transactions (BEGIN → COMMIT): {st['tx_wall'] * 1e3:.0f} ms wall = CPU "
          f"{st['tx_cpu'] * 1e3:.0f} ms + waiting for a core {st['tx_runq'] * 1e3:.0f} ms + blocked (GIL, I/O) "
          f"{(st['tx_wall'] - st['tx_cpu'] - st['tx_runq']) * 1e3:.0f} ms; waking up: {st['wake_runq'] * 1e3:.0f} ms "
-         f"waiting for a core"),
+         f"waiting for a core")]),
         (f"  fire transactions {r['chunks']:,}, taken → committed mean {ms(r['chunk_mean'])}, p99 "
         f"{ms(r['chunk_p99'])}; anchor, a bare one-row commit: p50 {ms(r['anchor_p50'])}, p99 {ms(r['anchor_p99'])}"
         f" → p99 outside the burst {r['outside_p99'] / r['anchor_p99']:.1f}× a bare commit's p99"),
