@@ -47,6 +47,7 @@ from tests.helpers import new_credentials
 SYMBOLS = 40
 STORM = 10_000
 FIRE_CHUNK = 0  # 0: the engine's own; --fire-chunk N tries another
+PIPELINE = 0  # 0: the engine's own; --pipeline N tries another (SQLite)
 
 
 async def _start_simulator(port: int) -> asyncio.subprocess.Process:
@@ -165,7 +166,6 @@ class ChunkTrace:
     ids: list[tuple[int, float]]  # (alert id, tick seen)
     taken: float  # the chunk formed (the worker's _fire entered)
     storm: int  # storm alerts in it
-    lock_busy: bool = False  # another writer held the write lock when it asked
     call: float = 0.0  # the database call made
     start: float = 0.0  # SQLite: the driver's thread began the transaction; PostgreSQL: statements began
     begun: float = 0.0  # SQLite: BEGIN IMMEDIATE returned
@@ -185,67 +185,63 @@ class Tracer:
         self.engine, self.storm_ids, self.mode = engine, storm_ids, mode
         self.chunks: list[ChunkTrace] = []
         self.checkpoints: list[tuple[float, float]] = []
-        self._current: ChunkTrace | None = None
-        self._driver_last_runq: list[int] = []
+        self.by_first: dict[int, ChunkTrace] = {}  # a chunk's first alert id → its trace
+        self.driver_last_runq: list[int] = []
         db = engine.db
-        original_fire = engine._fire
+        original_take, original_committed = engine._take, engine._committed
 
-        async def fire(chunk: Any) -> None:
-            trace = ChunkTrace([(alert_id, crossing.seen_at) for alert_id, crossing in chunk], time.perf_counter(),
-                               sum(alert_id in storm_ids for alert_id, _ in chunk))
-            self._current = trace
-            if mode == "noop":  # no database: the chunk counts as committed the moment it is taken
-                trace.call = trace.start = trace.begun = trace.worked = trace.committed = trace.back = trace.taken
-                engine.fired += len(chunk)
-            else:
-                await original_fire(chunk)
-            self.chunks.append(trace)
+        def take(limit: int) -> Any:
+            chunk = original_take(limit)
+            if chunk:
+                trace = ChunkTrace([(alert_id, crossing.seen_at) for alert_id, crossing in chunk], time.perf_counter(),
+                                   sum(alert_id in storm_ids for alert_id, _ in chunk))
+                self.by_first[chunk[0][0]] = trace
+                self.chunks.append(trace)
+            return chunk
 
-        engine._fire = fire  # type: ignore[method-assign]
-        if db.is_sqlite:
-            original_on_driver = db.write_on_driver
-
-            async def write_on_driver(work: Callable[[Any], Any]) -> Any:
-                trace = self._current
-                if trace is None:
-                    return await original_on_driver(work)
-                self._current = None
-                trace.lock_busy = db._write_lock.locked()
-                trace.call = time.perf_counter()
-                result = await original_on_driver(_Traced(work, trace, self._driver_last_runq))
+        async def committed(chunk: Any, fired: Any) -> None:
+            trace = self.by_first.get(chunk[0][0]) if chunk else None
+            if trace is not None:
                 trace.back = time.perf_counter()
-                return result
+                trace.call = trace.call or trace.start
+            await original_committed(chunk, fired)
 
-            db.write_on_driver = write_on_driver  # type: ignore[method-assign]
-            dbmod._immediate_transaction = _timed_transaction  # type: ignore[attr-defined]
+        engine._take = take  # type: ignore[method-assign]
+        engine._committed = committed  # type: ignore[method-assign]
+        if mode == "noop":  # no database: a chunk counts as committed the moment it is formed
+            engine.pipeline = 1
+
+            async def fire(chunk: Any) -> None:
+                trace = self.by_first[chunk[0][0]]
+                trace.call = trace.start = trace.begun = trace.worked = trace.committed = trace.taken
+                await committed(chunk, [])
+                engine.fired += len(chunk)
+
+            engine._fire = fire  # type: ignore[method-assign]
+        elif engine.fire_on_driver:
+            self.tx = _timed_transaction_for(self)
+            dbmod._immediate_transaction = self.tx  # type: ignore[attr-defined]
         else:
             original_fire_alerts = enginemod.fire_alerts
             original_write_connection = db.write_connection
 
             async def fire_alerts(conn: Any, crossings: Any, now: Any) -> Any:
-                trace = self._current
-                self._current = None
+                trace = self.by_first.get(next(iter(crossings))) if crossings else None
                 if trace is not None:
                     trace.start = trace.begun = time.perf_counter()
                 result = await original_fire_alerts(conn, crossings, now)
                 if trace is not None:  # PostgreSQL's one statement commits itself (autocommit)
-                    trace.worked = trace.committed = trace.back = time.perf_counter()
-                    trace.call = trace.call or trace.start
+                    trace.worked = trace.committed = time.perf_counter()
                 return result
 
             @contextlib.asynccontextmanager
-            async def write_connection() -> Any:
-                trace = self._current
-                self._current = None
-                if trace is not None:
-                    trace.call = time.perf_counter()
+            async def write_connection() -> Any:  # SQLite through SQLAlchemy: COMMIT comes at the block's end
                 async with original_write_connection() as conn:
-                    if trace is not None:
-                        self._current = trace
                     yield conn
-                    self._current = None
-                if trace is not None:
-                    trace.committed = trace.back = time.perf_counter()
+                    started = time.perf_counter()
+                if self.chunks and self.chunks[-1].worked and not self.chunks[-1].back:
+                    self.chunks[-1].committed = time.perf_counter()
+                    self.chunks[-1].worked = min(self.chunks[-1].worked, started)
 
             enginemod.fire_alerts = fire_alerts  # type: ignore[assignment]
             db.write_connection = write_connection  # type: ignore[method-assign]
@@ -264,24 +260,29 @@ class Tracer:
         dbmod._immediate_transaction = _ORIGINAL_TX  # type: ignore[attr-defined]
         enginemod.fire_alerts = _ORIGINAL_FIRE_ALERTS  # type: ignore[assignment]
 
-    def stages(self, probe: LoopProbe, since: float, slow: float = 0.015) -> dict[str, Any]:
+    def stages(self, probe: LoopProbe, since: float, burst: tuple[float, float], slow: float = 0.015) -> dict[str, Any]:
         """Every crossing (alert, not the storm's) seen after ``since``: its latency split into stages;
         for those over ``slow``, which stage was the largest, and how much of their time the loop's
         thread and the driver's thread spent waiting for a core."""
         for c in self.chunks:
             c.checkpoint = any(s < c.back and e > c.taken for s, e in self.checkpoints)
         busy = sorted((c.taken, c.back, c.storm > 0) for c in self.chunks)
-        names = ("behind a storm chunk", "behind another chunk", "worker wake-up", "write lock + hand-off to driver",
+        names = ("behind a storm chunk", "behind another chunk", "worker wake-up", "write lock + queue to the database",
                  "BEGIN IMMEDIATE", "statements", "COMMIT", "back to the loop")
         totals = dict.fromkeys(names, 0.0)
         dominant = dict.fromkeys(names, 0)
         slow_n, slow_total, slow_loop_runq, slow_driver_runq, slow_ckpt, all_n = 0, 0.0, 0.0, 0.0, 0, 0
+        residual: list[float] = []
         for c in self.chunks:
             for alert_id, seen in c.ids:
                 if alert_id in self.storm_ids or seen < since:
                     continue
                 all_n += 1
                 latency = c.back - seen
+                if not burst[0] <= seen <= burst[1]:  # outside the burst: less the critical path's waits for a core
+                    waits = (probe.runq_between(seen, c.start or c.taken) + c.wake_runq + c.tx_runq
+                             + probe.runq_between(c.committed or c.back, c.back))
+                    residual.append(max(0.0, latency - waits))
                 if latency <= slow:
                     continue
                 behind_storm = behind_other = 0.0
@@ -309,55 +310,50 @@ class Tracer:
         cpu = sum(c.tx_cpu for c in tx)
         runq = sum(c.tx_runq for c in tx)
         slow_n = max(slow_n, 1) if slow_n else 0
-        return {"tx_wall": wall, "tx_cpu": cpu, "tx_runq": runq, "tx_n": len(tx),
+        return {"residual_p50": pct(residual, 0.5), "residual_p99": pct(residual, 0.99), "tx_wall": wall, "tx_cpu": cpu, "tx_runq": runq, "tx_n": len(tx),
                 "wake_runq": sum(c.wake_runq for c in tx), "n": all_n, "slow": slow_n, "slow_total": slow_total, "totals": totals, "dominant": dominant,
                 "loop_runq": slow_loop_runq, "driver_runq": slow_driver_runq, "checkpoint": slow_ckpt}
-
-
-class _Traced:
-    """A driver-thread transaction's work carrying the trace it fills in."""
-
-    def __init__(self, work: Callable[[Any], Any], trace: ChunkTrace, last_runq: list[int]) -> None:
-        self.work, self.trace, self.last_runq = work, trace, last_runq
-
-    def __call__(self, cursor: Any) -> Any:
-        return self.work(cursor)
 
 
 _ORIGINAL_TX = dbmod._immediate_transaction  # type: ignore[attr-defined]
 _ORIGINAL_FIRE_ALERTS = enginemod.fire_alerts
 
 
-def _timed_transaction(work: Callable[[Any], Any], connection: Any) -> Any:
-    """``chatbot.storage.db._immediate_transaction`` with timestamps (the same steps)."""
-    trace = work.trace if isinstance(work, _Traced) else None
-    if trace is None:
-        return _ORIGINAL_TX(work, connection)
-    trace.start = time.perf_counter()
-    c0, q0 = SCHEDSTAT()
-    if trace is not None and work.last_runq:
-        trace.wake_runq = (q0 - work.last_runq[0]) / 1e9
-    if getattr(connection, "in_transaction", False):
-        connection.rollback()
-    cursor = connection.cursor()
-    try:
-        cursor.execute("BEGIN IMMEDIATE")
-        trace.begun = time.perf_counter()
-        try:
-            result = work(cursor)
-            trace.worked = time.perf_counter()
-            connection.commit()
-            trace.committed = time.perf_counter()
-        except BaseException:
-            connection.rollback()
-            raise
-        return result
-    finally:
-        cursor.close()
-        c1, q1 = SCHEDSTAT()
-        trace.tx_runq, trace.tx_cpu = (q1 - q0) / 1e9, (c1 - c0) / 1e9
-        work.last_runq[:] = [q1]
+def _timed_transaction_for(tracer: Tracer) -> Callable[[Callable[[Any], Any], Any], Any]:
+    """``chatbot.storage.db._immediate_transaction`` with timestamps (the same steps), for the fire
+    transactions (told by their work: ``partial(fire_on_driver, crossings, ...)``)."""
 
+    def transaction(work: Callable[[Any], Any], connection: Any) -> Any:
+        args = getattr(work, "args", ())
+        trace = tracer.by_first.get(next(iter(args[0]), -1)) if args and isinstance(args[0], dict) else None
+        if trace is None:
+            return _ORIGINAL_TX(work, connection)
+        trace.start = time.perf_counter()
+        c0, q0 = SCHEDSTAT()
+        if tracer.driver_last_runq:
+            trace.wake_runq = (q0 - tracer.driver_last_runq[0]) / 1e9
+        if getattr(connection, "in_transaction", False):
+            connection.rollback()
+        cursor = connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            trace.begun = time.perf_counter()
+            try:
+                result = work(cursor)
+                trace.worked = time.perf_counter()
+                connection.commit()
+                trace.committed = time.perf_counter()
+            except BaseException:
+                connection.rollback()
+                raise
+            return result
+        finally:
+            cursor.close()
+            c1, q1 = SCHEDSTAT()
+            trace.tx_runq, trace.tx_cpu = (q1 - q0) / 1e9, (c1 - c0) / 1e9
+            tracer.driver_last_runq[:] = [q1]
+
+    return transaction
 
 async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port: int = 18950,
               mode: str = "engine") -> dict[str, Any]:
@@ -403,8 +399,10 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
                                  **({"fire_chunk": FIRE_CHUNK} if FIRE_CHUNK else {}))
             if mode == "sqlalchemy":
                 engine.fire_on_driver = False
+            engine.pipeline = PIPELINE or engine.pipeline
             path = {"noop": "no-op (no database)", "sqlalchemy": "SQLAlchemy"}.get(
-                mode, "driver thread" if engine.fire_on_driver else "SQLAlchemy")
+                mode, f"driver thread, {engine.pipeline} in flight" if engine.fire_on_driver
+                else "one statement, autocommit")
             loaded = time.perf_counter()
             await engine.start()
             load_seconds = time.perf_counter() - loaded
@@ -496,7 +494,7 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
     others = [(seen, done - seen) for alert_id, seen, done in record if alert_id not in storm_ids]
     outside = [lat for seen, lat in others if not storm_seen <= seen <= storm_seen + storm_drained]
     during = [lat for seen, lat in others if storm_seen <= seen <= storm_seen + storm_drained]
-    stages = tracer.stages(lag, wall0)
+    stages = tracer.stages(lag, wall0, (storm_seen, storm_seen + storm_drained))
     if os.environ.get("BENCH_DEBUG"):
         print("  stalls over 10 ms (s into the window, lag ms, loop CPU ms, waiting for a core ms):",
               [(round(at - wall0, 2), round(lg * 1e3, 1), round(c * 1e3, 1), round(q * 1e3, 1))
@@ -590,7 +588,9 @@ def report(r: dict[str, Any]) -> list[str]:
         (f"  tick → fired + push committed outside the burst ({r['outside']:,}): p50 {ms(r['outside_p50'])}, "
         f"p99 {ms(r['outside_p99'])}, max {ms(r['outside_max'])}; burst: {r['storm_fired']:,} alerts on one tick"
         f"{'' if r['storm_price_ok'] else ' (PRICE CLAMPED)'} drained in {r['storm_drained']:.3f} s "
-        f"({r['during']} other crossings meanwhile, p99 {ms(r['during_p99'])})"),
+        f"({r['during']} other crossings meanwhile, p99 {ms(r['during_p99'])}); outside the burst less the time "
+        f"its critical path's threads waited for a core: p50 {ms(r['stages']['residual_p50'])}, "
+        f"p99 {ms(r['stages']['residual_p99'])}"),
         (f"  loop lag p99 {ms(s['lag_p99'])}, max {ms(s['lag_max'])}; {s['stalls']} stalls over 10 ms "
         f"({s['stall_s'] * 1e3:.0f} ms in all: the loop's own work {s['own_s'] * 1e3:.0f} ms, waiting for a core "
         f"{s['runq_s'] * 1e3:.0f} ms, blocked otherwise {s['rest_s'] * 1e3:.0f} ms); the loop's own work "
@@ -619,12 +619,14 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=14.0)
     parser.add_argument("--runs", type=int, default=3, help="rounds (each: every backend, every mode)")
     parser.add_argument("--fire-chunk", type=int, default=0, help="alerts per fire transaction (default: the engine's)")
+    parser.add_argument("--pipeline", type=int, default=0,
+                        help="SQLite: fire transactions in flight on the driver's thread (default: the engine's)")
     parser.add_argument("--mode", action="append", choices=("engine", "noop", "sqlalchemy"),
                         help="the engine's fire path, a no-op one (no database: this machine's floor), or "
                              "SQLAlchemy on SQLite (repeatable; default: engine and noop)")
     args = parser.parse_args(argv if argv is not None else [])
-    global FIRE_CHUNK
-    FIRE_CHUNK = args.fire_chunk
+    global FIRE_CHUNK, PIPELINE
+    FIRE_CHUNK, PIPELINE = args.fire_chunk, args.pipeline
     modes = args.mode or ["engine", "noop"]
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for round_ in range(args.runs):

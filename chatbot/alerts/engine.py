@@ -52,12 +52,14 @@ from chatbot.kis.models import KST
 from chatbot.kis.overseas_frames import UsTick
 from chatbot.kis.realtime import Event
 from chatbot.markets.money import Currency, price_units
-from chatbot.storage.db import Database
+from chatbot.storage.db import Database, is_transient_lock
 from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
+FIRE_PIPELINE = 2  # SQLite: one committing, the next queued behind it on the driver's thread
+LANE_RUN = 16  # SQLite: transactions per hold of the write lock before the bot's other writers get a turn
 LOAD_PARTITION = 5_000  # rows read at a time at start-up
 # The book keeps thresholds as integers in the currency's price units (whole won; 1/10,000 dollar): a tick
 # is compared with plain ints on the hot path, and the database does the conversion while it reads (a KRW
@@ -118,6 +120,7 @@ class AlertEngine:
         self.record_latencies = False
         self.fire_on_driver = db.is_sqlite  # False: through SQLAlchemy (PostgreSQL; the anchor in bench.alerts)
         self._binds = fire_sqlite.Binds.of(db.engine.dialect)
+        self.pipeline = FIRE_PIPELINE  # SQLite: transactions queued on the driver's thread at a time (1: none)
         self._one_statement = db.engine.dialect.name == "postgresql"  # False: the reference path (tests)
         self._fire_connection: AsyncConnection | None = None  # PostgreSQL: the autocommit one chunks fire on
         # Told of every symbol whose watchers may have changed (the feed planner re-reads them).
@@ -286,19 +289,24 @@ class AlertEngine:
             await self._work.wait()
             self._work.clear()
             while self._pending:
+                if self.fire_on_driver and self.pipeline > 1:
+                    await self._fire_pipelined()
+                    continue
                 chunk = self._take(self.fire_chunk)
-                try:
-                    await self._fire(chunk)
-                except Exception:
-                    log.exception("could not record fired alerts; re-arming them",
-                                  extra={"alerts": len(chunk)})
-                    with contextlib.suppress(Exception):
-                        await self._rearm_after_failure([alert_id for alert_id, _ in chunk])
-                finally:
-                    self.backlog -= len(chunk)
+                await self._fire_or_rearm(chunk)
                 await asyncio.sleep(0)  # ticks, replies and other work run between chunks
             if not self._pending:
                 self._idle.set()
+
+    async def _fire_or_rearm(self, chunk: Chunk) -> None:
+        try:
+            await self._fire(chunk)
+        except Exception:
+            log.exception("could not record fired alerts; re-arming them", extra={"alerts": len(chunk)})
+            with contextlib.suppress(Exception):
+                await self._rearm_after_failure([alert_id for alert_id, _ in chunk])
+        finally:
+            self.backlog -= len(chunk)
 
     async def _fire(self, chunk: Chunk) -> None:
         now = utcnow()
@@ -310,6 +318,56 @@ class AlertEngine:
         else:
             async with self.db.write_connection() as conn:  # fire a chunk (alerts + outbox), one transaction
                 fired = await fire_alerts(conn, prices, now)
+        await self._committed(chunk, fired)
+
+    async def _fire_pipelined(self) -> None:
+        """SQLite: fire what is pending with up to :attr:`pipeline` transactions queued on the driver's
+        thread at a time (:meth:`Database.driver_lane`): while one commits, the next is already behind it,
+        so the thread goes on without waiting for the event loop, and a crossing that comes meanwhile is
+        queued at once (in a chunk of its own: the storm's remainder goes behind it, see :meth:`_take`). At
+        most :data:`LANE_RUN` transactions per hold of the write lock (the bot's other writers get their
+        turn between runs). A chunk that meets another process's lock there is fired again through
+        :meth:`Database.write_on_driver`, which waits for that lock; any other failure re-arms it."""
+        again: list[Chunk] = []
+        in_flight: deque[tuple[Chunk, asyncio.Future[Any]]] = deque()
+        try:
+            async with self.db.driver_lane() as submit:
+                submitted = 0
+                while self._pending or in_flight:
+                    while self._pending and len(in_flight) < self.pipeline and submitted < LANE_RUN:
+                        chunk = self._take(self.fire_chunk)
+                        prices = {alert_id: crossing for alert_id, crossing in chunk}
+                        in_flight.append((chunk, submit(partial(fire_sqlite.fire_on_driver, prices, utcnow(),
+                                                                self._binds))))
+                        submitted += 1
+                    if not in_flight:
+                        break
+                    chunk, future = in_flight.popleft()
+                    try:
+                        fired = await future
+                    except Exception as exc:
+                        if is_transient_lock(exc):  # another process's lock: fired again, waiting for it
+                            again.append(chunk)
+                            continue
+                        log.exception("could not record fired alerts; re-arming them", extra={"alerts": len(chunk)})
+                        with contextlib.suppress(Exception):
+                            await self._rearm_after_failure([alert_id for alert_id, _ in chunk])
+                        self.backlog -= len(chunk)
+                        continue
+                    try:
+                        await self._committed(chunk, fired)
+                    except Exception:
+                        log.exception("fired alerts committed; what follows failed", extra={"alerts": len(chunk)})
+                    finally:
+                        self.backlog -= len(chunk)
+                    await asyncio.sleep(0)  # ticks, replies and other work run between chunks
+        finally:
+            again.extend(chunk for chunk, _ in in_flight)  # cancelled: the conditional fire makes a rerun safe
+            for chunk in again:
+                await self._fire_or_rearm(chunk)
+
+    async def _committed(self, chunk: Chunk, fired: list[Any]) -> None:
+        """A chunk's transaction committed (``fired``: the rows it moved)."""
         committed = time.perf_counter()
         if self.record_latencies:
             self.latencies.extend(committed - crossing.seen_at for _, crossing in chunk)
