@@ -330,9 +330,9 @@ class AlertEngine:
         :meth:`Database.write_on_driver`, which waits for that lock; any other failure re-arms it."""
         again: list[Chunk] = []
         in_flight: deque[tuple[Chunk, asyncio.Future[Any]]] = deque()
+        submitted = 0
         try:
             async with self.db.driver_lane() as submit:
-                submitted = 0
                 while self._pending or in_flight:
                     while self._pending and len(in_flight) < self.pipeline and submitted < LANE_RUN:
                         chunk = self._take(self.fire_chunk)
@@ -361,10 +361,13 @@ class AlertEngine:
                     finally:
                         self.backlog -= len(chunk)
                     await asyncio.sleep(0)  # ticks, replies and other work run between chunks
-        finally:
-            again.extend(chunk for chunk, _ in in_flight)  # cancelled: the conditional fire makes a rerun safe
-            for chunk in again:
-                await self._fire_or_rearm(chunk)
+        except Exception:  # the lane itself failed (its connection): its chunks go the one-at-a-time way
+            log.exception("fire lane failed", extra={"in_flight": len(in_flight)})
+            again.extend(chunk for chunk, _ in in_flight)  # the conditional fire makes a rerun safe
+            if not submitted and self._pending:
+                again.append(self._take(self.fire_chunk))  # progress: fired or re-armed below
+        for chunk in again:
+            await self._fire_or_rearm(chunk)
 
     async def _committed(self, chunk: Chunk, fired: list[Any]) -> None:
         """A chunk's transaction committed (``fired``: the rows it moved)."""
