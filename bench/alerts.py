@@ -597,10 +597,17 @@ async def main(argv: list[str] | None = None) -> None:
         def each(key: str, scale: float = 1e3, fmt: str = "{:.1f}", rs: list[dict[str, Any]] = rs) -> str:
             return " / ".join(fmt.format(r[key] * scale) for r in rs)
 
-        print(f"  {backend}, {path}: outside the burst p50 {each('outside_p50')} ms, p99 {each('outside_p99')} ms; "
+        print(f"  {backend}, {path}: outside the burst ({' / '.join(str(r['outside']) for r in rs)} crossings) "
+              f"p50 {each('outside_p50')} ms, p99 {each('outside_p99')} ms (less its own transaction's waits for a "
+              f"core: p99 {' / '.join(format(r['stages']['residual_p99'] * 1e3, '.1f') for r in rs)} ms); "
               f"burst drained {each('storm_drained', 1, '{:.2f}')} s; stalls over 10 ms "
               f"{' / '.join(str(r['lag_split']['stalls']) for r in rs)} (the loop's own work max "
-              f"{' / '.join(format(r['lag_split']['own_max'] * 1e3, '.1f') for r in rs)} ms); bare commit p99 "
+              f"{' / '.join(format(r['lag_split']['own_max'] * 1e3, '.1f') for r in rs)} ms; waiting for a core "
+              f"{' / '.join(format(r['lag_split']['runq_s'] / max(r['lag_split']['stall_s'], 1e-9) * 100, '.0f') for r in rs)}"
+              f" % of the stalls); fire transactions' wall time waiting for a core "
+              f"{' / '.join(format(r['stages']['tx_runq'] / max(r['stages']['tx_wall'], 1e-9) * 100, '.0f') for r in rs)}"
+              f" % (CPU {' / '.join(format(r['stages']['tx_cpu'] / max(r['stages']['tx_wall'], 1e-9) * 100, '.0f') for r in rs)}"
+              f" %); bare commit p99 "
               f"{each('anchor_p99')} ms", flush=True)
 
 
