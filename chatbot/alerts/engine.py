@@ -13,6 +13,9 @@
   outbox. The conditional update makes firing exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
   one tick) from holding the event loop or the database in one long transaction, and a storm's
   remainder queues behind the crossings that came after it, so other alerts do not wait for it.
+  On SQLite two transactions are in flight on the driver's thread at a time (the next queued behind
+  the one committing: the thread goes on without waiting for the event loop); on PostgreSQL a chunk
+  is one statement on an autocommit connection (one round trip: the UPDATE feeds the outbox INSERT).
 * After a feed gap the book still holds every armed threshold, so the first tick after the
   reconnect fires whatever its price has crossed; and since a crossing can revert before the feed
   is back, that first tick's day high and low (with their times, fields 8/27 and 9/30) fire the

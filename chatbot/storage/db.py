@@ -165,8 +165,9 @@ class Database:
         is held while the block runs; ``submit(work)`` queues a transaction (BEGIN IMMEDIATE, ``work(cursor)``,
         COMMIT) on the driver's thread at once, behind those submitted before, and returns a future of its
         result: the thread goes from one transaction to the next without waiting for the event loop to
-        hand it the next. Another process's lock is not waited for: a transaction that meets it fails (run
-        it again through :meth:`write_on_driver`). The block's end waits for every transaction submitted."""
+        hand it the next. Another process's lock is waited for only as long as ``busy_timeout``: a
+        transaction that still meets it fails (run it again through :meth:`write_on_driver`, which waits
+        with back-off). The block's end waits for every transaction submitted."""
         if not self.is_sqlite:
             raise RuntimeError("driver_lane is for SQLite")
         async with self._write_lock:
