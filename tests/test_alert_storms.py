@@ -8,9 +8,11 @@ import asyncio
 import datetime as dt
 import random
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
+import sqlalchemy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
@@ -181,7 +183,15 @@ async def test_a_failed_chunk_is_rearmed_and_fires_once_later(database: Database
         if calls == 2:
             raise OSError("disk full")  # written, then the transaction fails: rolled back
 
-    patch_fire(monkeypatch, note, fail_the_second)
+    def fail_the_second_first(crossings: dict[int, Any]) -> None:
+        note(crossings)
+        if calls == 2:
+            raise OSError("connection lost")  # PostgreSQL's one statement commits itself: it fails before
+
+    if database.is_sqlite:
+        patch_fire(monkeypatch, note, fail_the_second)
+    else:
+        patch_fire(monkeypatch, fail_the_second_first)
     feed.emit(tick(CODE, 70_200))
     await settled(engine)
     assert engine.fired == 70 and len(engine.book) == 30  # the failed chunk is back in the book
@@ -388,3 +398,62 @@ async def test_sqlite_fires_on_the_driver_writing_what_sqlalchemy_writes(tmp_pat
                    for a in repeats if a.fired_count)
         written.append((alerts, pushes))
     assert written[0] == written[1]
+
+
+async def test_postgres_fires_in_one_statement_writing_what_the_reference_writes(
+        database: Database, feed: StandInFeed, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's one-statement fire (payload built by the server) and the reference statements
+    (engine._fire_reference) leave the same rows (on SQLite both are the reference: a smoke run)."""
+    await store_alerts(database, [(CODE, "above", 70_000 + i) for i in range(150)])
+    await store_alerts(database, [(CODE, "below", 69_000 - i) for i in range(40)], repeat=True)
+    written = []
+    for reference in (False, True):
+        if reference:
+            monkeypatch.setattr(engine_module, "fire_alerts", engine_module._fire_reference)
+        async with database.engine.begin() as conn:
+            await conn.execute(sqlalchemy.delete(OutboxRow))
+            await conn.execute(sqlalchemy.update(AlertRow).values(status="armed", fired_count=0, rearm_at=None))
+        engine = AlertEngine(database, feed, lambda: None, rearm_interval=3600, fire_chunk=64)  # type: ignore[arg-type]
+        engine.fire_on_driver = False
+        await engine.start()
+        feed.emit(tick(CODE, 70_100, time="100001"))
+        feed.emit(tick(CODE, 68_980, time="100002"))
+        await settled(engine)
+        await engine.stop()
+        async with database.engine.connect() as conn:
+            alerts = [(a.id, a.status, a.fired_count, a.rearm_at and round((a.rearm_at - a.updated_at).total_seconds()))
+                      for a in (await conn.execute(sqlalchemy.select(AlertRow).order_by(col(AlertRow.id)))).all()]
+            pushes = [(o.dedupe_key, o.owner_id, o.chat_id, o.kind, o.status, o.attempts, o.payload, o.last_error,
+                       o.sent_at) for o in (await conn.execute(
+                           sqlalchemy.select(OutboxRow).order_by(col(OutboxRow.dedupe_key)))).all()]
+        assert engine.fired == 122 and len(pushes) == 122  # 101 above, 21 repeat alerts below
+        assert sum(a[3] == 600 for a in alerts) == 21
+        written.append((alerts, pushes))
+    assert written[0] == written[1]
+    first = next(push[6] for push in written[0][1] if push[6]["threshold"] == 70_000)
+    assert first == {"alert_id": first["alert_id"], "lang": "ko", "code": CODE, "name": CODE, "direction": "above",
+                     "threshold": 70_000, "price": 70_100, "time": "100001", "percent": None, "repeat": False,
+                     "reference_price": 70_000, "currency": "KRW"}
+
+
+async def test_a_dollar_alert_fires_with_its_prices_in_ten_thousandths(database: Database) -> None:
+    """US alerts keep dollars in the database; the pushed notice carries 1/10,000 dollars (the
+    one-statement PostgreSQL path converts them on the server, as fire_sqlite.units does)."""
+    now = utcnow()
+    async with database.engine.begin() as conn:
+        await conn.execute(insert(AlertRow), [{
+            "owner_id": 1, "chat_id": 1, "language": "en", "code": "DNASAAPL", "name": "Apple", "direction": "above",
+            "threshold": Decimal("1.13"), "reference_price": Decimal("1.1"), "currency": "USD", "percent": "+3",
+            "repeat": False, "cooldown_seconds": 600, "status": "armed", "fired_count": 0, "created_at": now,
+            "updated_at": now}])
+    async with database.session() as session:
+        alert_id = (await session.exec(select(AlertRow.id))).one()
+    crossing = engine_module.Crossing([alert_id], "DNASAAPL", 11_400, "093001", 0.0)
+    async with database.write_connection() as conn:
+        fired = await engine_module.fire_alerts(conn, {alert_id: crossing}, utcnow())
+    assert [row[4] for row in fired] == ["DNASAAPL"]
+    async with database.session() as session:
+        payload = (await session.exec(select(OutboxRow.payload))).one()
+    assert payload == {"alert_id": alert_id, "lang": "en", "code": "DNASAAPL", "name": "Apple", "direction": "above",
+                       "threshold": 11_300, "price": 11_400, "time": "093001", "percent": "+3", "repeat": False,
+                       "reference_price": 11_000, "currency": "USD"}

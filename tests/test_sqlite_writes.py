@@ -288,3 +288,37 @@ def test_a_transaction_left_open_on_the_driver_connection_is_rolled_back_first(t
         assert [row[0] for row in conn.execute("SELECT n FROM t")] == [2]
     finally:
         conn.close()
+
+
+async def test_a_driver_lane_runs_its_transactions_in_order_and_holds_the_write_lock(tmp_path: Path) -> None:
+    """Database.driver_lane: transactions queued back to back on the driver's thread, each its own
+    BEGIN IMMEDIATE … COMMIT (a failing one rolls back alone), the bot's other writers after the lane."""
+    db = Database(f"sqlite:///{tmp_path}/lane.sqlite3")
+    await db.migrate()
+    order: list[str] = []
+
+    def insert(name: str, cursor: Any) -> str:
+        cursor.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (name,))
+        order.append(name)
+        if name == "b":
+            raise sqlite3.IntegrityError("b fails")
+        return name
+
+    async def other_writer() -> None:
+        async with db.write() as session:
+            await session.connection()
+        order.append("other")
+
+    async with db.driver_lane() as submit:
+        futures = [submit(partial(insert, name)) for name in ("a", "b", "c")]
+        writer = asyncio.create_task(other_writer())
+        assert await futures[0] == "a"
+        with pytest.raises(sqlite3.IntegrityError):
+            await futures[1]
+        assert await futures[2] == "c"
+    await writer
+    assert order == ["a", "b", "c", "other"]
+    async with db.engine.connect() as conn:
+        stored = set((await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalars())
+    assert {"a", "c"} <= stored and "b" not in stored
+    await db.dispose()

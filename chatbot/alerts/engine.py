@@ -13,6 +13,9 @@
   outbox. The conditional update makes firing exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
   one tick) from holding the event loop or the database in one long transaction, and a storm's
   remainder queues behind the crossings that came after it, so other alerts do not wait for it.
+  On SQLite two transactions are in flight on the driver's thread at a time (the next queued behind
+  the one committing: the thread goes on without waiting for the event loop); on PostgreSQL a chunk
+  is one statement on an autocommit connection (one round trip: the UPDATE feeds the outbox INSERT).
 * After a feed gap the book still holds every armed threshold, so the first tick after the
   reconnect fires whatever its price has crossed; and since a crossing can revert before the feed
   is back, that first tick's day high and low (with their times, fields 8/27 and 9/30) fire the
@@ -36,7 +39,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, type_coerce, update
+from sqlalchemy import BigInteger, bindparam, case, cast, text, type_coerce, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
@@ -52,12 +55,14 @@ from chatbot.kis.models import KST
 from chatbot.kis.overseas_frames import UsTick
 from chatbot.kis.realtime import Event
 from chatbot.markets.money import Currency, price_units
-from chatbot.storage.db import Database
+from chatbot.storage.db import Database, is_transient_lock
 from chatbot.storage.tables import AlertRow
-from chatbot.storage.types import utcnow
+from chatbot.storage.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
+FIRE_PIPELINE = 2  # SQLite: one committing, the next queued behind it on the driver's thread
+LANE_RUN = 16  # SQLite: transactions per hold of the write lock before the bot's other writers get a turn
 LOAD_PARTITION = 5_000  # rows read at a time at start-up
 # The book keeps thresholds as integers in the currency's price units (whole won; 1/10,000 dollar): a tick
 # is compared with plain ints on the hot path, and the database does the conversion while it reads (a KRW
@@ -118,6 +123,9 @@ class AlertEngine:
         self.record_latencies = False
         self.fire_on_driver = db.is_sqlite  # False: through SQLAlchemy (PostgreSQL; the anchor in bench.alerts)
         self._binds = fire_sqlite.Binds.of(db.engine.dialect)
+        self.pipeline = FIRE_PIPELINE  # SQLite: transactions queued on the driver's thread at a time (1: none)
+        self._one_statement = db.engine.dialect.name == "postgresql"  # False: the reference path (tests)
+        self._fire_connection: AsyncConnection | None = None  # PostgreSQL: the autocommit one chunks fire on
         # Told of every symbol whose watchers may have changed (the feed planner re-reads them).
         self.demand_changed: Callable[[str], None] = lambda code: None
 
@@ -162,6 +170,10 @@ class AlertEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        conn, self._fire_connection = self._fire_connection, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
         if self._remove_listener is not None:
             self._remove_listener()
         await self.feed.aclose()
@@ -280,28 +292,88 @@ class AlertEngine:
             await self._work.wait()
             self._work.clear()
             while self._pending:
+                if self.fire_on_driver and self.pipeline > 1:
+                    await self._fire_pipelined()
+                    continue
                 chunk = self._take(self.fire_chunk)
-                try:
-                    await self._fire(chunk)
-                except Exception:
-                    log.exception("could not record fired alerts; re-arming them",
-                                  extra={"alerts": len(chunk)})
-                    with contextlib.suppress(Exception):
-                        await self._rearm_after_failure([alert_id for alert_id, _ in chunk])
-                finally:
-                    self.backlog -= len(chunk)
+                await self._fire_or_rearm(chunk)
                 await asyncio.sleep(0)  # ticks, replies and other work run between chunks
             if not self._pending:
                 self._idle.set()
+
+    async def _fire_or_rearm(self, chunk: Chunk) -> None:
+        try:
+            await self._fire(chunk)
+        except Exception:
+            log.exception("could not record fired alerts; re-arming them", extra={"alerts": len(chunk)})
+            with contextlib.suppress(Exception):
+                await self._rearm_after_failure([alert_id for alert_id, _ in chunk])
+        finally:
+            self.backlog -= len(chunk)
 
     async def _fire(self, chunk: Chunk) -> None:
         now = utcnow()
         prices = {alert_id: crossing for alert_id, crossing in chunk}
         if self.fire_on_driver:  # SQLite: the whole transaction in one round trip to the driver's thread
             fired = await self.db.write_on_driver(partial(fire_sqlite.fire_on_driver, prices, now, self._binds))
+        elif self._one_statement:  # PostgreSQL: one statement, its own transaction: one round trip
+            fired = await self._fire_in_one_statement(prices, now)
         else:
             async with self.db.write_connection() as conn:  # fire a chunk (alerts + outbox), one transaction
                 fired = await fire_alerts(conn, prices, now)
+        await self._committed(chunk, fired)
+
+    async def _fire_pipelined(self) -> None:
+        """SQLite: fire what is pending with up to :attr:`pipeline` transactions queued on the driver's
+        thread at a time (:meth:`Database.driver_lane`): while one commits, the next is already behind it,
+        so the thread goes on without waiting for the event loop, and a crossing that comes meanwhile is
+        queued at once (in a chunk of its own: the storm's remainder goes behind it, see :meth:`_take`). At
+        most :data:`LANE_RUN` transactions per hold of the write lock (the bot's other writers get their
+        turn between runs). A chunk that meets another process's lock there is fired again through
+        :meth:`Database.write_on_driver`, which waits for that lock; any other failure re-arms it."""
+        again: list[Chunk] = []
+        in_flight: deque[tuple[Chunk, asyncio.Future[Any]]] = deque()
+        submitted = 0
+        try:
+            async with self.db.driver_lane() as submit:
+                while self._pending or in_flight:
+                    while self._pending and len(in_flight) < self.pipeline and submitted < LANE_RUN:
+                        chunk = self._take(self.fire_chunk)
+                        prices = {alert_id: crossing for alert_id, crossing in chunk}
+                        in_flight.append((chunk, submit(partial(fire_sqlite.fire_on_driver, prices, utcnow(),
+                                                                self._binds))))
+                        submitted += 1
+                    if not in_flight:
+                        break
+                    chunk, future = in_flight.popleft()
+                    try:
+                        fired = await future
+                    except Exception as exc:
+                        if is_transient_lock(exc):  # another process's lock: fired again, waiting for it
+                            again.append(chunk)
+                            continue
+                        log.exception("could not record fired alerts; re-arming them", extra={"alerts": len(chunk)})
+                        with contextlib.suppress(Exception):
+                            await self._rearm_after_failure([alert_id for alert_id, _ in chunk])
+                        self.backlog -= len(chunk)
+                        continue
+                    try:
+                        await self._committed(chunk, fired)
+                    except Exception:
+                        log.exception("fired alerts committed; what follows failed", extra={"alerts": len(chunk)})
+                    finally:
+                        self.backlog -= len(chunk)
+                    await asyncio.sleep(0)  # ticks, replies and other work run between chunks
+        except Exception:  # the lane itself failed (its connection): its chunks go the one-at-a-time way
+            log.exception("fire lane failed", extra={"in_flight": len(in_flight)})
+            again.extend(chunk for chunk, _ in in_flight)  # the conditional fire makes a rerun safe
+            if not submitted and self._pending:
+                again.append(self._take(self.fire_chunk))  # progress: fired or re-armed below
+        for chunk in again:
+            await self._fire_or_rearm(chunk)
+
+    async def _committed(self, chunk: Chunk, fired: list[Any]) -> None:
+        """A chunk's transaction committed (``fired``: the rows it moved)."""
         committed = time.perf_counter()
         if self.record_latencies:
             self.latencies.extend(committed - crossing.seen_at for _, crossing in chunk)
@@ -310,6 +382,28 @@ class AlertEngine:
             self.wake_sender()
             for code in {row[4] for row in fired}:
                 await self._release_if_unused(code)
+
+    async def _fire_in_one_statement(self, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
+        """PostgreSQL: :func:`fire_alerts` is one statement, atomic on its own, so it runs on a connection of
+        the engine's in autocommit: one round trip per chunk (a pooled transaction cost four: the pool's
+        ping, BEGIN, the statement, COMMIT). A connection that fails is dropped (the next chunk opens one);
+        a commit in doubt is settled as any failed chunk is: what is still armed is re-armed."""
+        conn = self._fire_connection
+        if conn is None:
+            conn = await self.db.engine.connect()
+            try:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            except BaseException:
+                await conn.close()
+                raise
+            self._fire_connection = conn
+        try:
+            return await fire_alerts(conn, crossings, now)
+        except BaseException:
+            self._fire_connection = None
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            raise
 
     async def _rearm_after_failure(self, alert_ids: AlertIds) -> None:
         """Put back the alerts of a chunk whose commit failed (those still armed in the database)."""
@@ -461,14 +555,53 @@ def _kst_second() -> str:
     return dt.datetime.now(KST).strftime("%H%M%S")
 
 
+# PostgreSQL fires a chunk in one statement (one round trip, no per-row work on the event loop): the
+# conditional UPDATE of the alerts still armed (repeat alerts get their re-arm time in it) feeds the
+# outbox INSERT, whose payload is built by the server as AlertFired.payload() builds it. A threshold is
+# given in the currency's price units (whole won, checked whole like fire_sqlite.units: a fraction makes
+# the cast of a non-number fail, and the chunk with it; 1/10,000 dollar). Returns what fire_alerts'
+# reference path returns, code fifth (the engine reads it).
+_PG_UNITS = ("CASE WHEN {c} IS NULL THEN NULL WHEN a.currency = 'USD' THEN ({c} * 10000)::bigint "
+             "WHEN {c} = trunc({c}) THEN {c}::bigint ELSE CAST('not whole: ' || {c} AS bigint) END")
+_PG_FIRE = text(
+    "WITH crossed AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:prices AS bigint[]), "
+    "CAST(:times AS text[])) AS c(id, price, tick_time)), "
+    "fired AS (UPDATE alerts AS a SET status = CASE WHEN a.repeat THEN 'cooling' ELSE 'fired' END, "
+    "fired_count = a.fired_count + 1, updated_at = :now, "
+    "rearm_at = CASE WHEN a.repeat THEN :now + a.cooldown_seconds * interval '1 second' ELSE a.rearm_at END "
+    "FROM crossed AS c WHERE a.id = c.id AND a.status = 'armed' "
+    "RETURNING a.id, a.owner_id, a.chat_id, a.language, a.code, a.name, a.direction, "
+    f"{_PG_UNITS.format(c='a.threshold')} AS threshold, a.percent, a.repeat, a.cooldown_seconds, a.fired_count, "
+    f"{_PG_UNITS.format(c='a.reference_price')} AS reference_price, a.currency, c.price, c.tick_time), "
+    "pushed AS (INSERT INTO outbox (dedupe_key, owner_id, chat_id, kind, status, attempts, created_at, payload) "
+    "SELECT 'alert:' || id || ':' || fired_count, owner_id, chat_id, :kind, 'pending', 0, :created, "
+    "json_build_object('alert_id', id, 'lang', language, 'code', code, 'name', name, 'direction', direction, "
+    "'threshold', threshold, 'price', price, 'time', tick_time, 'percent', percent, 'repeat', repeat, "
+    "'reference_price', reference_price, 'currency', currency) FROM fired ORDER BY id) "
+    "SELECT id, owner_id, chat_id, language, code, name, direction, threshold, percent, repeat, cooldown_seconds, "
+    "fired_count, reference_price, currency FROM fired"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("created", type_=UTCDateTime()))
+
+
 async def fire_alerts(conn: AsyncConnection, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
     """Fire crossed alerts inside the caller's transaction: a conditional UPDATE … RETURNING moves
     exactly the alerts still armed (exactly once, whatever else fires them: a restart, a reconnect,
     a second crossing), and their pushes go into the outbox alongside. Returns the fired rows.
 
-    PostgreSQL's path. SQLite runs the same transaction in one round trip to its driver's thread
-    (:func:`chatbot.alerts.fire_sqlite.fire_on_driver`): a change here is a change there too
-    (``tests/test_alert_storms.py`` compares the rows the two write)."""
+    PostgreSQL's path, in one statement (:data:`_PG_FIRE`). SQLite runs the same transaction in one
+    round trip to its driver's thread (:func:`chatbot.alerts.fire_sqlite.fire_on_driver`). The
+    statements below (any other dialect; SQLite through SQLAlchemy) are the reference both follow: a
+    change here is a change in both (``tests/test_alert_storms.py`` compares the rows each writes with
+    the reference's)."""
+    if conn.dialect.name == "postgresql":
+        ids = list(crossings)
+        return list((await conn.execute(_PG_FIRE, {
+            "ids": ids, "prices": [crossings[i].price for i in ids], "times": [crossings[i].tick_time for i in ids],
+            "now": now, "created": utcnow(), "kind": AlertFired.KIND})).all())
+    return await _fire_reference(conn, crossings, now)
+
+
+async def _fire_reference(conn: AsyncConnection, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
     fired: list[Any] = list((await conn.execute(
         update(AlertRow)
         .where(col(AlertRow.id).in_(list(crossings)), col(AlertRow.status) == "armed")

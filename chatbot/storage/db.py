@@ -159,6 +159,44 @@ class Database:
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 2.0)
 
+    @asynccontextmanager
+    async def driver_lane(self) -> AsyncIterator[Callable[[Callable[[Any], Any]], asyncio.Future[Any]]]:
+        """SQLite only: :meth:`write_on_driver` for a run of transactions queued back to back. The write lock
+        is held while the block runs; ``submit(work)`` queues a transaction (BEGIN IMMEDIATE, ``work(cursor)``,
+        COMMIT) on the driver's thread at once, behind those submitted before, and returns a future of its
+        result: the thread goes from one transaction to the next without waiting for the event loop to
+        hand it the next. Another process's lock is waited for only as long as ``busy_timeout``: a
+        transaction that still meets it fails (run it again through :meth:`write_on_driver`, which waits
+        with back-off). The block's end waits for every transaction submitted."""
+        if not self.is_sqlite:
+            raise RuntimeError("driver_lane is for SQLite")
+        async with self._write_lock:
+            if self._driver is None or not _driver_open(self._driver):
+                self._driver = await self.engine.raw_connection()
+            driver = self._driver
+            submitted: list[asyncio.Future[Any]] = []
+
+            def submit(work: Callable[[Any], Any]) -> asyncio.Future[Any]:
+                transaction = partial(_immediate_transaction, work)
+                future = _queue_on_driver_thread(driver, transaction)
+                if future is None:  # no queue to share: one after the other through SQLAlchemy's adapter
+                    before = submitted[-1] if submitted else None
+
+                    async def after_the_one_before() -> Any:
+                        if before is not None:
+                            await asyncio.wait([before])
+                        return await _on_driver_thread(driver, transaction)
+
+                    future = asyncio.ensure_future(after_the_one_before())
+                submitted.append(future)
+                return future
+
+            try:
+                yield submit
+            finally:
+                if submitted:
+                    await asyncio.wait(submitted)
+
     async def _begin_immediate(self, conn: AsyncConnection) -> None:
         """Take SQLite's write lock now. pysqlite's implicit BEGIN is DEFERRED and comes with the
         first DML statement; an explicit BEGIN IMMEDIATE first makes the driver skip its own."""
@@ -274,15 +312,24 @@ async def _on_driver_thread(raw: Any, work: Callable[[Any], T]) -> T:
     pool connection): one round trip, through the queue SQLAlchemy's own aiosqlite adapter also
     uses (``_tx``). An aiosqlite without it gets the same calls through SQLAlchemy's adapter, one
     round trip each."""
-    driver = raw.driver_connection
-    connection = getattr(driver, "_connection", None)
-    queue = getattr(driver, "_tx", None)
-    if isinstance(connection, sqlite3.Connection) and queue is not None:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        queue.put_nowait((future, partial(work, connection)))
+    future = _queue_on_driver_thread(raw, work)
+    if future is not None:
         return await future
     result: T = await greenlet_spawn(work, raw.dbapi_connection)
     return result
+
+
+def _queue_on_driver_thread(raw: Any, work: Callable[[Any], T]) -> asyncio.Future[T] | None:
+    """Queue ``work(dbapi_connection)`` on aiosqlite's thread, behind what is queued there already; its
+    future. None when this aiosqlite has no queue to share (see :func:`_on_driver_thread`)."""
+    driver = raw.driver_connection
+    connection = getattr(driver, "_connection", None)
+    queue = getattr(driver, "_tx", None)
+    if not isinstance(connection, sqlite3.Connection) or queue is None:
+        return None
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    queue.put_nowait((future, partial(work, connection)))
+    return future
 
 
 def _driver_open(raw: Any) -> bool:
