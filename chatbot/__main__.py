@@ -6,10 +6,14 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import importlib.abc
+import importlib.machinery
 import signal
+import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from chatbot import __version__
@@ -208,6 +212,46 @@ def skip_unused_optional_imports() -> None:
         return
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
+    if "aiohttp.connector" not in sys.modules and not any(isinstance(f, UnverifiedContextWithoutCaStore)
+                                                           for f in sys.meta_path):
+        sys.meta_path.insert(0, UnverifiedContextWithoutCaStore())
+
+
+class UnverifiedContextWithoutCaStore(importlib.abc.MetaPathFinder):
+    """aiohttp builds two client TLS contexts when it is imported (``aiohttp.connector``), each loading
+    the system CA store, whoever imports it: here the embedded simulator's server and the health and
+    webhook server, which serve plain HTTP and never use them. One of the two does not verify peers
+    (``CERT_NONE``: aiohttp's ``ssl=False``) and has no use for CAs at all: while that module runs, a
+    context that does not verify skips loading them (~20 ms of CPU on a quiet machine, ~45 ms on the
+    shared one, 0.7 MB; a verifying context, aiohttp's default, loads them as ever). Then it steps
+    aside (removes itself from ``sys.meta_path``)."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "aiohttp.connector":
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        loader = spec.loader if spec is not None else None
+        if not isinstance(loader, importlib.machinery.SourceFileLoader):
+            return spec
+        exec_module = loader.exec_module
+
+        def exec_without_unused_ca_store(module: ModuleType) -> None:
+            ssl.SSLContext.set_default_verify_paths = _verify_paths_if_verifying  # type: ignore[method-assign,assignment]
+            try:
+                exec_module(module)
+            finally:
+                del ssl.SSLContext.set_default_verify_paths  # the inherited one again (ssl's C base class)
+
+        loader.exec_module = exec_without_unused_ca_store  # type: ignore[method-assign]
+        return spec
+
+
+def _verify_paths_if_verifying(context: ssl.SSLContext) -> None:
+    if context.verify_mode != ssl.CERT_NONE:
+        ssl._SSLContext.set_default_verify_paths(context)  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
