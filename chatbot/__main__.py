@@ -8,13 +8,14 @@ import contextlib
 import gc
 import importlib.abc
 import importlib.machinery
+import os
 import signal
 import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatbot import __version__
 from chatbot.config import CONSOLE_LOG_FILE, ConfigError, Settings, load_settings
@@ -212,19 +213,19 @@ def skip_unused_optional_imports() -> None:
         return
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
-    if "aiohttp.connector" not in sys.modules and not any(isinstance(f, UnverifiedContextWithoutCaStore)
+    if "aiohttp.connector" not in sys.modules and not any(isinstance(f, ClientTlsWithoutCaStoreAtImport)
                                                            for f in sys.meta_path):
-        sys.meta_path.insert(0, UnverifiedContextWithoutCaStore())
+        sys.meta_path.insert(0, ClientTlsWithoutCaStoreAtImport())
 
 
-class UnverifiedContextWithoutCaStore(importlib.abc.MetaPathFinder):
+class ClientTlsWithoutCaStoreAtImport(importlib.abc.MetaPathFinder):
     """aiohttp builds two client TLS contexts when it is imported (``aiohttp.connector``), each loading
     the system CA store, whoever imports it: here the embedded simulator's server and the health and
-    webhook server, which serve plain HTTP and never use them. One of the two does not verify peers
-    (``CERT_NONE``: aiohttp's ``ssl=False``) and has no use for CAs at all: while that module runs, a
-    context that does not verify skips loading them (~20 ms of CPU on a quiet machine, ~45 ms on the
-    shared one, 0.7 MB; a verifying context, aiohttp's default, loads them as ever). Then it steps
-    aside (removes itself from ``sys.meta_path``)."""
+    webhook server, which serve plain HTTP. While that module runs: the context that does not verify
+    peers (``CERT_NONE``, aiohttp's ``ssl=False``) skips the CA store, which it has no use for; the
+    verifying one (aiohttp's default, which only the /login forwarding between replicas uses) is
+    :class:`CaStoreOnFirstUse`. ~40 ms of start-up CPU on a quiet machine (~100 ms on the shared one).
+    Then it steps aside (removes itself from ``sys.meta_path``)."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
@@ -238,15 +239,48 @@ class UnverifiedContextWithoutCaStore(importlib.abc.MetaPathFinder):
             return spec
         exec_module = loader.exec_module
 
-        def exec_without_unused_ca_store(module: ModuleType) -> None:
+        def exec_without_ca_store(module: ModuleType) -> None:
+            default_context = ssl.create_default_context
+            ssl.create_default_context = _verifying_context
             ssl.SSLContext.set_default_verify_paths = _verify_paths_if_verifying  # type: ignore[method-assign,assignment]
             try:
                 exec_module(module)
             finally:
+                ssl.create_default_context = default_context
                 del ssl.SSLContext.set_default_verify_paths  # the inherited one again (ssl's C base class)
 
-        loader.exec_module = exec_without_unused_ca_store  # type: ignore[method-assign]
+        loader.exec_module = exec_without_ca_store  # type: ignore[method-assign]
         return spec
+
+
+class CaStoreOnFirstUse(ssl.SSLContext):
+    """``ssl.create_default_context()`` (verifying servers, hostnames checked) that loads the system CA
+    store when it first wraps a connection, not when it is made."""
+
+    _ca_loaded = False
+
+    def _load_ca_store(self) -> None:
+        if not self._ca_loaded:
+            self.load_default_certs(ssl.Purpose.SERVER_AUTH)
+            self._ca_loaded = True
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self._load_ca_store()
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self._load_ca_store()
+        return super().wrap_bio(*args, **kwargs)
+
+
+def _verifying_context(purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH, **kwargs: Any) -> ssl.SSLContext:
+    if purpose != ssl.Purpose.SERVER_AUTH or any(kwargs.values()):
+        return ssl.create_default_context(purpose, **kwargs)
+    context = CaStoreOnFirstUse(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname, as the default's
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    if (keylog := os.environ.get("SSLKEYLOGFILE")) and not sys.flags.ignore_environment:
+        context.keylog_filename = keylog  # as ssl.create_default_context does
+    return context
 
 
 def _verify_paths_if_verifying(context: ssl.SSLContext) -> None:
