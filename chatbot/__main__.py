@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import importlib.abc
 import importlib.machinery
@@ -241,7 +242,7 @@ class ClientTlsWithoutCaStoreAtImport(importlib.abc.MetaPathFinder):
 
         def exec_without_ca_store(module: ModuleType) -> None:
             default_context = ssl.create_default_context
-            ssl.create_default_context = _verifying_context
+            ssl.create_default_context = functools.partial(_verifying_context, default_context)
             ssl.SSLContext.set_default_verify_paths = _verify_paths_if_verifying  # type: ignore[method-assign,assignment]
             try:
                 exec_module(module)
@@ -273,11 +274,14 @@ class CaStoreOnFirstUse(ssl.SSLContext):
         return super().wrap_bio(*args, **kwargs)
 
 
-def _verifying_context(purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH, **kwargs: Any) -> ssl.SSLContext:
+def _verifying_context(default: Callable[..., ssl.SSLContext], purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH,
+                       **kwargs: Any) -> ssl.SSLContext:
+    """``ssl.create_default_context`` for a client, with the CA store loaded on first use; anything
+    else (a server's context, given CAs) is ``default``'s."""
     if purpose != ssl.Purpose.SERVER_AUTH or any(kwargs.values()):
-        return ssl.create_default_context(purpose, **kwargs)
-    context = CaStoreOnFirstUse(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname, as the default's
-    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+        return default(purpose, **kwargs)
+    context = CaStoreOnFirstUse(ssl.PROTOCOL_TLS_CLIENT)
+    context.verify_mode, context.check_hostname = ssl.CERT_REQUIRED, True  # as ssl.create_default_context does
     if (keylog := os.environ.get("SSLKEYLOGFILE")) and not sys.flags.ignore_environment:
         context.keylog_filename = keylog  # as ssl.create_default_context does
     return context

@@ -39,3 +39,19 @@ def test_aiohttp_client_contexts_load_no_ca_store_at_import_and_verify_on_use() 
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_the_stand_in_for_create_default_context_leaves_other_uses_to_the_real_one(tmp_path: Path) -> None:
+    import functools
+    import ssl
+
+    from chatbot.__main__ import CaStoreOnFirstUse, _verifying_context
+
+    stand_in = functools.partial(_verifying_context, ssl.create_default_context)
+    client = stand_in()
+    assert isinstance(client, CaStoreOnFirstUse)
+    assert client.verify_mode == ssl.CERT_REQUIRED and client.check_hostname
+    server = stand_in(ssl.Purpose.CLIENT_AUTH)  # a server's context: the real function's, as it is
+    assert type(server) is ssl.SSLContext and server.verify_mode == ssl.CERT_NONE
+    given = stand_in(capath=str(tmp_path))  # CAs given: the real function's
+    assert type(given) is ssl.SSLContext and given.verify_mode == ssl.CERT_REQUIRED
