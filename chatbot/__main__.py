@@ -208,8 +208,9 @@ def skip_unused_optional_imports() -> None:
     """Keep two optional imports of our dependencies out of a fresh process: httpx imports its
     command-line client (click, pygments, rich) whenever they are installed, and httpcore imports trio
     whenever it is installed, to tell which event loop it runs under; the bot runs asyncio and never
-    uses either. ~70 ms of start-up CPU and 5 MB resident. Only when nothing has imported httpx yet
-    (we are the process's entry point): a host program's modules are its own business."""
+    uses either. ~70 ms of start-up CPU and 5 MB resident. And aiohttp's client TLS contexts are made
+    without the CA store (:class:`ClientTlsWithoutCaStoreAtImport`). Only when nothing has imported httpx
+    yet (we are the process's entry point): a host program's modules are its own business."""
     if "httpx" in sys.modules or "httpcore" in sys.modules:
         return
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
