@@ -8,7 +8,8 @@ does: PTB with concurrent updates, one handler that asks KIS and replies. Ours i
 Application (access gate, per-chat ordering, services, rendering) over the real runtime (SQLite).
 
 At 1, 10 and 50 concurrent users, each user sends a command 0.2 s after the previous one was
-answered (several commands in flight; under KIS's 20 requests a second per app key, which would
+answered (one user: the two bots' commands alternate one by one, ONE_USER_COMMANDS each, where
+slices of a few seconds held too few commands for a steady median) (several commands in flight; under KIS's 20 requests a second per app key, which would
 otherwise set the pace): the round trip is the command's update queued → the reply received by
 the fake. Beside it, the CPU time of this whole process per command while that bot runs (the bot,
 the fake Bot API, the simulator and the load all share this one process and its event loop): at
@@ -42,6 +43,7 @@ from tests.helpers import new_credentials
 LEVELS = (1, 10, 50)
 SECONDS = 6.0  # per level and bot, in ROUNDS alternated slices
 ROUNDS = 3
+ONE_USER_COMMANDS = 120  # one user: each bot's commands, alternated one by one (a slice holds too few)
 COMMAND = "/price 005930"
 THINK = 0.2  # seconds a user waits after a reply before the next command (KIS allows 20/s per app key)
 
@@ -81,6 +83,24 @@ class Load:
         started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(user_loop(u) for u in users))
         return times, len(times) / (time.perf_counter() - started), time.process_time() - cpu
+
+
+async def one_user(loads: dict[str, Load], user: dict[str, Any], commands: int) -> dict[str, tuple[list[float], float, float]]:
+    """One user, the bots' commands alternated one by one (who goes first alternates too), each
+    followed by THINK: both see the same machine, command by command. CPU per command: this process's
+    from sending a command to the end of the pause after its reply."""
+    times: dict[str, list[float]] = {name: [] for name in loads}
+    cpu = dict.fromkeys(loads, 0.0)
+    busy = dict.fromkeys(loads, 0.0)
+    names = list(loads)
+    for i in range(commands):
+        for name in names if i % 2 == 0 else names[::-1]:
+            started, used = time.perf_counter(), time.process_time()
+            times[name].append(await loads[name].ask(user))
+            await asyncio.sleep(THINK)
+            cpu[name] += time.process_time() - used
+            busy[name] += time.perf_counter() - started
+    return {name: (times[name], commands / busy[name], cpu[name] / commands) for name in loads}
 
 
 Results = dict[int, tuple[list[float], float, float]]  # round trips, commands/s, CPU s per command
@@ -143,7 +163,9 @@ async def main() -> None:
                 for user in users:
                     await load.ask(user)
             results: dict[str, Results] = {"bare": {}, "ours": {}}
-            for level in LEVELS:
+            for name, result in (await one_user(loads, users[0], ONE_USER_COMMANDS)).items():
+                results[name][1] = result
+            for level in LEVELS[1:]:
                 cpu = {"bare": 0.0, "ours": 0.0}
                 for name in ("bare", "ours"):
                     results[name][level] = ([], 0.0, 0.0)

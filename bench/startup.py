@@ -11,6 +11,8 @@ files, and without them every start of ours recompiled ~100 modules the bare bot
 
     python -m bench.startup
     python -m bench.startup --baseline DIR   # against earlier code: git archive <commit> | tar -x -C DIR
+    python -m bench.startup --baseline DIR --rounds 3
+    python -m bench.startup --libraries      # what the console imports beyond the bare bot, per library
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ ROUNDS = 5
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "kis-chatops console"  # the banner: printed first, typing may start
 READY = "ready · mode"  # the bot is up: what was typed gets answered
+ANSWER = "bot> "  # the first answer: to FIRST, typed at spawn (before the bot is up, as a user may)
+FIRST = "/price 005930"
 BARE_PROMPT = "bare bot ready"
 HEAVY = ("alembic", "aiohttp", "trio", "matplotlib", "holidays")  # reported when the start imported them
 
@@ -77,11 +81,16 @@ def report():
 class Out:
     def __init__(self, stream):
         self.stream = stream
+        self.answered = False
     def write(self, text):
         self.stream.write(text)
         if "{READY}" in text:
             self.stream.flush()
             report()
+        if text.startswith("{ANSWER}") and not self.answered:
+            self.answered = True
+            self.stream.flush()
+            print("acpu:%f" % time.process_time(), flush=True)
         return len(text)
     def flush(self):
         self.stream.flush()
@@ -94,14 +103,20 @@ sys.exit(main())
 """
 
 
-def timed_start(code: str, prompt: str, ready_line: str, env: dict[str, str], cwd: Path = ROOT) -> dict[str, Any]:
+def timed_start(code: str, prompt: str, ready_line: str, env: dict[str, str], cwd: Path = ROOT,
+                first: str | None = None) -> dict[str, Any]:
     """Seconds from spawning the process to its prompt and to ready, its peak RSS (MB), what the
-    start had imported."""
+    start had imported; with ``first``, that command is typed at spawn (before the bot is up) and
+    the seconds and CPU seconds to its answer are noted too."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, cwd=cwd, env=env)
     assert proc.stdout is not None and proc.stdin is not None
-    out: dict[str, Any] = {"prompt": float("nan"), "ready": float("nan"), "cpu": float("nan"), "loaded": ""}
+    out: dict[str, Any] = {"prompt": float("nan"), "ready": float("nan"), "cpu": float("nan"), "loaded": "",
+                           "answer": float("nan"), "acpu": float("nan")}
+    if first is not None:
+        proc.stdin.write(first + "\n")
+        proc.stdin.flush()
     for line in proc.stdout:
         now = time.perf_counter() - started
         if prompt in line and out["prompt"] != out["prompt"]:
@@ -112,8 +127,13 @@ def timed_start(code: str, prompt: str, ready_line: str, env: dict[str, str], cw
             out["cpu"] = float(line.strip()[4:])
         if line.startswith("loaded:"):
             out["loaded"] = line.strip()[7:]
+        if line.startswith(ANSWER) and out["answer"] != out["answer"]:
+            out["answer"] = now
+        if line.startswith("acpu:"):  # the child's CPU seconds at the first answer
+            out["acpu"] = float(line.strip()[5:])
         if line.startswith("hwm:"):  # the process's own peak RSS at ready (kB; not the forking parent's)
             out["rss"] = int(line.strip()[4:]) / 1024
+        if "rss" in out and (first is None or out["acpu"] == out["acpu"]):
             proc.stdin.write("/quit\n")
             proc.stdin.flush()
             proc.stdin.close()
@@ -140,14 +160,15 @@ def main_sync() -> None:
         bare: list[dict[str, Any]] = []
         for _ in range(ROUNDS):
             bare.append(timed_start(BARE, BARE_PROMPT, BARE_PROMPT, env))
-            ours.append(timed_start(OURS, PROMPT, READY, env))
-    med = {k: statistics.median(r[k] for r in ours) for k in ("prompt", "ready", "cpu", "rss")}
+            ours.append(timed_start(OURS, PROMPT, READY, env, first=FIRST))
+    med = {k: statistics.median(r[k] for r in ours) for k in ("prompt", "ready", "cpu", "rss", "answer", "acpu")}
     anchor = {k: statistics.median(r[k] for r in bare) for k in ("ready", "cpu", "rss")}
     print(f"chatbot console, fresh process, medians of {ROUNDS} alternated with a bare PTB bot started on the same "
           f"in-process fake Bot API ({anchor['ready']:.2f} s, {anchor['cpu']:.2f} CPU s to its prompt, "
           f"{anchor['rss']:.0f} MB): prompt {med['prompt']:.2f} s → {med['prompt'] / anchor['ready']:.2f}× (what is "
           f"typed from then on is answered once the bot is up); bot up {med['ready']:.2f} s → "
-          f"{med['ready'] / anchor['ready']:.2f}×, {med['cpu']:.2f} CPU s → {med['cpu'] / anchor['cpu']:.2f}×; peak "
+          f"{med['ready'] / anchor['ready']:.2f}×, {med['cpu']:.2f} CPU s → {med['cpu'] / anchor['cpu']:.2f}×; "
+          f"`{FIRST}` typed at spawn answered at {med['answer']:.2f} s ({med['acpu']:.2f} CPU s); peak "
           f"RSS {med['rss']:.0f} MB; first start (creates the database) up in {first['ready']:.2f} s; imported by "
           f"the start: ours {ours[-1]['loaded'] or 'none of ' + ', '.join(HEAVY)}, the bare bot "
           f"{bare[-1]['loaded'] or 'none'}", flush=True)
@@ -254,26 +275,89 @@ async def against(baseline: Path, rounds: int = ROUNDS) -> None:
                 console["bare"].append(timed_start(BARE, BARE_PROMPT, BARE_PROMPT, envs["this tree"]))
                 run["bare"].append(await idle_rss(BARE_RUN, envs["this tree"]))
                 for name, root in trees.items():
-                    console[name].append(timed_start(OURS, PROMPT, READY, envs[name], root))
+                    console[name].append(timed_start(OURS, PROMPT, READY, envs[name], root, first=FIRST))
                     run[name].append(await idle_rss(RUN, envs[name], root))
     finally:
         await fake.stop()
-    c = {name: {k: statistics.median(r[k] for r in rows) for k in ("ready", "cpu", "rss")} for name, rows in console.items()}
+    keys = ("ready", "cpu", "rss", "answer", "acpu")
+    c = {name: {k: statistics.median(r[k] for r in rows) for k in keys} for name, rows in console.items()}
+    spread = {name: {k: (min(r[k] for r in rows), max(r[k] for r in rows)) for k in keys} for name, rows in console.items()}
     m = {name: statistics.median(r["rss"] for r in rows) for name, rows in run.items()}
     for name in ("bare", *trees):
-        versus = "" if name == "bare" else f" ({c[name]['cpu'] / c['bare']['cpu']:.2f}× the bare bot's CPU)"
-        print(f"  {name}: console up {c[name]['ready']:.2f} s, {c[name]['cpu']:.2f} CPU s{versus}, peak RSS "
-              f"{c[name]['rss']:.0f} MB; chatbot run idle RSS {m[name]:.0f} MB", flush=True)
+        lo, hi = spread[name]["ready"], spread[name]["cpu"]
+        versus = "" if name == "bare" else (
+            f" ({c[name]['ready'] / c['bare']['ready']:.2f}× the bare bot's wall, {c[name]['cpu'] / c['bare']['cpu']:.2f}× "
+            f"its CPU); `{FIRST}` typed at spawn answered at {c[name]['answer']:.2f} s, {c[name]['acpu']:.2f} CPU s "
+            f"({c[name]['answer'] - c[name]['ready']:.2f} s after up)")
+        print(f"  {name}: console up {c[name]['ready']:.2f} s [{lo[0]:.2f}–{lo[1]:.2f}], {c[name]['cpu']:.2f} CPU s "
+              f"[{hi[0]:.2f}–{hi[1]:.2f}]{versus}, peak RSS {c[name]['rss']:.0f} MB; chatbot run idle RSS "
+              f"{m[name]:.0f} MB", flush=True)
     new, old = c["this tree"], c["baseline"]
     print(f"this tree / baseline, medians of {rounds} interleaved: console up {new['ready'] / old['ready']:.2f}×, CPU "
-          f"{new['cpu'] / old['cpu']:.2f}×, peak RSS {new['rss'] / old['rss']:.2f}×; chatbot run idle RSS "
+          f"{new['cpu'] / old['cpu']:.2f}×, first answer {new['answer'] / old['answer']:.2f}× (CPU "
+          f"{new['acpu'] / old['acpu']:.2f}×), peak RSS {new['rss'] / old['rss']:.2f}×; chatbot run idle RSS "
           f"{m['this tree'] / m['baseline']:.2f}× (bare PTB bot: {m['this tree'] / m['bare']:.2f}× vs "
           f"{m['baseline'] / m['bare']:.2f}×)", flush=True)
 
 
+# What `chatbot console` loads beyond the bare bot before it answers, library by library: one fresh
+# process imports them in this order after the bare bot's own imports and notes its CPU seconds after
+# each (what a library shares with an earlier one counts for the earlier one); medians of LIBRARY_RUNS.
+LIBRARY_RUNS = 7
+LIBRARIES = (
+    ("bare bot (PTB, httpx, the in-process Bot API)",
+     "import asyncio, telegram, telegram.ext; import chatbot.console.botapi, chatbot.console.transport"),
+    ("the entry point (config, logging, argument parsing)", "import chatbot.__main__"),
+    ("SQLAlchemy (core, ORM, asyncio, aiosqlite)", "import sqlalchemy.orm, sqlalchemy.ext.asyncio, aiosqlite"),
+    ("pydantic + SQLModel", "import sqlmodel"),
+    ("SQLAlchemy's PostgreSQL dialects (the outbox's partial indexes name postgresql_where)",
+     "import sqlalchemy.dialects.postgresql"),
+    ("our 18 SQLModel tables (and the secret box: cryptography itself comes with PTB)",
+     "import chatbot.storage.tables, chatbot.storage.master_files"),
+    ("aiohttp (the simulator's server; its client half and two TLS contexts come with it)", "import aiohttp.web"),
+    ("websockets (the feed's client)", "import websockets.asyncio.client"),
+    ("holidays (the KRX calendar, first asked by the daily-report catch-up at start)",
+     "import datetime; from chatbot.markets.krx_hours import is_trading_day; is_trading_day(datetime.date(2026, 1, 2))"),
+    ("the rest of chatbot (runtime, services, simulator, KIS client: ~150 modules)", "import chatbot.runtime, chatbot.sim.server"),
+    ("chatbot.telegram (handlers, rendering, i18n)", "import chatbot.telegram.app"),
+)
+LIBRARY_CODE = """
+import sys, time
+sys.modules.setdefault("httpx._main", None); sys.modules.setdefault("trio", None)
+steps = {steps!r}
+for code in steps:
+    exec(code)
+    print("%f" % time.process_time(), flush=True)
+"""
+
+
+def libraries(env: dict[str, str]) -> list[tuple[str, float]]:
+    """(library, median CPU seconds its import adds) for :data:`LIBRARIES`, in order."""
+    code = LIBRARY_CODE.format(steps=[step for _, step in LIBRARIES])
+    runs = []
+    for _ in range(LIBRARY_RUNS + 1):  # the first warms the bytecode cache
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
+        marks = [float(x) for x in done.stdout.split()]
+        runs.append([b - a for a, b in zip([0.0, *marks], marks, strict=False)])
+    return [(name, statistics.median(run[i] for run in runs[1:])) for i, (name, _) in enumerate(LIBRARIES)]
+
+
+def print_libraries() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = libraries(child_env(tmp))
+    total = sum(cpu for _, cpu in rows)
+    print(f"what `chatbot console` imports before its first answer, CPU ms, medians of {LIBRARY_RUNS} fresh processes "
+          f"(in this order; shared modules count for the first): " + "; ".join(f"{name} {cpu * 1e3:.0f}" for name, cpu in rows)
+          + f"; in all {total * 1e3:.0f} ms (the bare bot's part {rows[0][1] * 1e3:.0f})", flush=True)
+
+
 async def main() -> None:
+    if "--libraries" in sys.argv:
+        print_libraries()
+        return
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else ROUNDS
     if "--baseline" in sys.argv:
-        await against(Path(sys.argv[sys.argv.index("--baseline") + 1]))
+        await against(Path(sys.argv[sys.argv.index("--baseline") + 1]), rounds)
         return
     await asyncio.get_running_loop().run_in_executor(None, main_sync)
     await run_memory()
