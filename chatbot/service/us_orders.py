@@ -69,7 +69,10 @@ OFFERED = (UsOrderDivision.LIMIT, UsOrderDivision.LOO, UsOrderDivision.LOC, UsOr
            UsOrderDivision.MOC)
 MARKET_WORDS = frozenset({"market", "mkt", "시장가", "시장"})
 _QTY = re.compile(r"^[0-9][0-9,]*$")
-_PRICE = re.compile(r"^\$?[0-9][0-9,]*(\.[0-9]+)?\$?$")
+_PRICE = re.compile(r"^\$?[0-9][0-9,]*(\.[0-9]+)?\$?$")  # looks like a price (which market: a price word)
+# A price as read: commas only as thousands separators ("1,234.50"); "190,50" or "1,9.0" is refused, not
+# read as $19,050 or $19.00 (a decimal comma is common outside Korea).
+_STRICT_PRICE = re.compile(r"^\$?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\$?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ def parse_us_price(text: str) -> Decimal:
     raw = text.strip()
     if len(raw) > MAX_ARG_LENGTH:
         raise UserError("input_too_long")
-    if not _PRICE.match(raw):
+    if not _STRICT_PRICE.match(raw):
         raise UserError("us_bad_price", value=raw)
     try:
         price = Decimal(raw.strip("$").replace(",", ""))

@@ -61,14 +61,9 @@ async def _with_us(context: Context, user_id: int, view: OpenOrdersView, languag
     reserved = await us.orders.reservations.pending(user_id)  # KIS sends them at the next open
     if not us_orders and not reserved:
         return text, keyboard
-    lines = [us_render.order_line(o, language) for o in us_orders]
+    lines = render.order_lines(view, language) + [us_render.order_line(o, language) for o in us_orders]
     lines += [us_render.reservation_line(r, language) for r in reserved]
-    if not view.orders:
-        text = t("open_orders_title", language, badge=t(f"mode_{view.mode.value}", language))
-        text += "\n" + "\n".join(lines) + "\n" + t("pick_cancel" if for_cancel else "pick_order_action", language)
-    else:
-        head, _, tail = text.rpartition("\n")
-        text = head + "\n" + "\n".join(lines) + "\n" + tail
+    text = render.order_list(view.mode, lines, language, for_cancel=for_cancel)  # within Telegram's length
     rows = [list(row) for row in keyboard.inline_keyboard] if keyboard else []
     return text, InlineKeyboardMarkup(rows + us_render.order_buttons(us_orders, language)
                                       + us_render.reservation_buttons(reserved, language))
