@@ -73,3 +73,54 @@ async def test_orders_with_many_open_us_orders_fit_telegram_and_still_offer_canc
     assert "🇺🇸" in orders["text"] and BotApiEmulator.buttons(orders)
     (cancel,) = await bot.say(ALICE, "/cancel")
     assert BotApiEmulator.buttons(cancel) and "요청을 처리하지 못했습니다" not in cancel["text"]
+
+
+# -- the daily report: a long day keeps its totals; a US penny stock keeps its decimals -----------------------
+def _report(**kwargs: Any) -> Any:
+    from chatbot.alerts.daily_report import DailyReport
+
+    base: dict[str, Any] = dict(language="en", market="US", day="2026-11-30", currency="USD", fills=(), realised=(),
+                                realised_total=Decimal(0), realised_source="derived", holdings=(),
+                                purchase_total=Decimal(0), evaluation_total=Decimal(0),
+                                profit_loss_total=Decimal(0), mode="PAPER")
+    base.update(kwargs)
+    return DailyReport(**base)
+
+
+def test_a_report_with_many_sales_still_shows_its_holdings_and_total() -> None:
+    from chatbot.alerts.daily_report import HoldingLine, RealisedLine
+    from chatbot.telegram.report import report_text
+
+    realised = tuple(RealisedLine(f"T{i:03d}", f"SOME RATHER LONG US COMPANY NAME HOLDINGS {i}", 1, Decimal("12.34"),
+                                  Decimal("10.00"), Decimal("2.34")) for i in range(120))
+    holding = HoldingLine("AAPL", "애플", 3, Decimal("190.00"), Decimal("191.00"), Decimal("573.00"), Decimal("3.00"),
+                          Decimal("0.53"))
+    text = report_text(_report(realised=realised, realised_total=Decimal("280.80"), holdings=(holding,),
+                               purchase_total=Decimal("570.00"), evaluation_total=Decimal("573.00"),
+                               profit_loss_total=Decimal("3.00")))
+    assert len(text) <= 4096
+    assert "애플" in text and "$573.00" in text and "+$3.00" in text, "the holdings and the total must survive"
+
+
+def test_a_us_report_shows_sub_dollar_prices_to_the_tick_in_dollars() -> None:
+    from chatbot.alerts.daily_report import HoldingLine, RealisedLine, ReportFill
+    from chatbot.telegram.report import report_text
+
+    fill = ReportFill("100000", "sell", "PENY", "PENNY CO", 1000, Decimal("0.5123"), Decimal("512.30"))
+    realised = RealisedLine("PENY", "PENNY CO", 1000, Decimal("0.5123"), Decimal("0.4987"), Decimal("13.60"))
+    holding = HoldingLine("PENY", "PENNY CO", 1000, Decimal("0.4987"), Decimal("0.5123"), Decimal("512.30"),
+                          Decimal("13.60"), Decimal("2.73"))
+    text = report_text(_report(fills=(fill,), realised=(realised,), realised_total=Decimal("13.60"),
+                               holdings=(holding,)))
+    assert "$0.5123" in text and "$0.4987" in text, text
+    assert "@ 0.51 " not in text
+
+
+def test_realised_of_a_us_penny_stock_keeps_four_decimals() -> None:
+    from chatbot.alerts.daily_report import ReportFill
+    from chatbot.service.reports import realised_lines
+
+    sell = ReportFill("100000", "sell", "PENY", "PENNY CO", 1000, Decimal("0.5123"), Decimal("512.30"))
+    (line,) = realised_lines([sell], {"PENY": (1000, Decimal("0.4987"))}, {}, "USD")
+    assert line.sell_price == Decimal("0.5123") and line.cost_price == Decimal("0.4987"), line
+    assert line.profit_loss == Decimal("13.60")
