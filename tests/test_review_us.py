@@ -79,10 +79,10 @@ async def test_orders_with_many_open_us_orders_fit_telegram_and_still_offer_canc
 def _report(**kwargs: Any) -> Any:
     from chatbot.alerts.daily_report import DailyReport
 
-    base: dict[str, Any] = dict(language="en", market="US", day="2026-11-30", currency="USD", fills=(), realised=(),
-                                realised_total=Decimal(0), realised_source="derived", holdings=(),
-                                purchase_total=Decimal(0), evaluation_total=Decimal(0),
-                                profit_loss_total=Decimal(0), mode="PAPER")
+    base: dict[str, Any] = {"language": "en", "market": "US", "day": "2026-11-30", "currency": "USD", "fills": (),
+                            "realised": (), "realised_total": Decimal(0), "realised_source": "derived",
+                            "holdings": (), "purchase_total": Decimal(0), "evaluation_total": Decimal(0),
+                            "profit_loss_total": Decimal(0), "mode": "PAPER"}
     base.update(kwargs)
     return DailyReport(**base)
 
