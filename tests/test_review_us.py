@@ -124,3 +124,37 @@ def test_realised_of_a_us_penny_stock_keeps_four_decimals() -> None:
     (line,) = realised_lines([sell], {"PENY": (1000, Decimal("0.4987"))}, {}, "USD")
     assert line.sell_price == Decimal("0.5123") and line.cost_price == Decimal("0.4987"), line
     assert line.profit_loss == Decimal("13.60")
+
+
+# -- a US fill is journalled on the US order, never on a domestic order with the same number ------------------
+async def test_a_us_fill_never_marks_a_domestic_order_with_the_same_number_filled(bot: BotHarness) -> None:
+    import asyncio
+
+    from sqlmodel import select
+
+    from chatbot.storage.tables import OrderJournalRow
+
+    assert bot.runtime is not None
+    final = await confirm(bot, ALICE, "/buy 005930 1 2500")  # rests below the market: stays open
+    assert "주문 접수" in final["text"], final["text"]
+    domestic_no = int(bot.sim.exchange.next_order_no)
+    bot.sim.us_trading.next_no = domestic_no - 1  # KIS's two books numbered alike: the US order gets the same number
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    final = await confirm(bot, ALICE, "/buy AAPL 2 180.00")
+    assert "주문 접수" in final["text"], final["text"]
+    bot.sim.set_us_price("AAPL", Decimal("179.50"))  # fills the US order at $180.00
+    await bot.wait_for_message(ALICE["id"], "체결 🇺🇸")
+
+    async def journal() -> dict[str, OrderJournalRow]:
+        async with bot.runtime.db.session() as session:  # type: ignore[union-attr]
+            return {r.market: r for r in (await session.exec(select(OrderJournalRow))).all()}
+
+    for _ in range(200):
+        rows = await journal()
+        if rows["US"].status == "filled":
+            break
+        await asyncio.sleep(0.05)
+    rows = await journal()
+    assert rows["US"].kis_order_no == rows["KRX"].kis_order_no, "the repro needs the same number on both"
+    assert rows["US"].status == "filled", rows["US"].status
+    assert rows["KRX"].status == "accepted", "a US fill must not touch the domestic order's journal row"
