@@ -158,3 +158,27 @@ async def test_a_us_fill_never_marks_a_domestic_order_with_the_same_number_fille
     assert rows["US"].kis_order_no == rows["KRX"].kis_order_no, "the repro needs the same number on both"
     assert rows["US"].status == "filled", rows["US"].status
     assert rows["KRX"].status == "accepted", "a US fill must not touch the domestic order's journal row"
+
+
+# -- a US order's bad quantity or price is refused as such (not "no such stock", not in won) -------------------
+@pytest.mark.parametrize(("text", "expected"), [
+    ("/buy AAPL 1.5 190", "whole number"), ("/buy AAPL -1 190", "whole number"),
+    ("/buy AAPL 1 1e2", "Could not read the price")])
+async def test_a_us_order_with_a_bad_number_is_refused_for_that_number(bot: BotHarness, text: str,
+                                                                      expected: str) -> None:
+    (msg,) = await bot.say(BOB, text)
+    assert expected in msg["text"] and "reply_markup" not in msg, msg["text"]
+    assert "No such stock" not in msg["text"] and "won" not in msg["text"]
+
+
+def test_a_reservation_line_shows_a_name_with_an_ampersand_once_escaped() -> None:
+    from chatbot.console.botapi import html_to_text
+    from chatbot.kis.models import OrderSide
+    from chatbot.markets.money import Money
+    from chatbot.service.us_views import UsPendingReservation
+    from chatbot.telegram.us_render import reservation_line
+
+    r = UsPendingReservation("0000000042", dt.date(2026, 11, 30), "T", "AT&T INC", "NYSE", OrderSide.BUY, 3,
+                             Money.usd(Decimal("25.10")), "LIMIT", dt.datetime(2026, 11, 30, 23, 30, tzinfo=dt.UTC))
+    shown = html_to_text(reservation_line(r, "en"))
+    assert "AT&T INC" in shown and "&amp;" not in shown, shown

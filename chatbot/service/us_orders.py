@@ -68,8 +68,11 @@ DIVISION_WORDS: dict[str, UsOrderDivision] = {
 OFFERED = (UsOrderDivision.LIMIT, UsOrderDivision.LOO, UsOrderDivision.LOC, UsOrderDivision.MOO,
            UsOrderDivision.MOC)
 MARKET_WORDS = frozenset({"market", "mkt", "시장가", "시장"})
-_QTY = re.compile(r"^[0-9][0-9,]*$")
-_PRICE = re.compile(r"^\$?[0-9][0-9,]*(\.[0-9]+)?\$?$")  # looks like a price (which market: a price word)
+# What looks like a quantity or a price (its parser then says what is wrong with it: "1.5" shares, "-1",
+# "1e2" dollars), so that "/buy AAPL 1.5 190" is a US order refused for its quantity, not "no such stock:
+# AAPL 1.5", and "/buy AAPL 1 1e2" is refused in dollars, not in won by the domestic parser.
+_QTY = re.compile(r"^[-+]?[0-9][0-9,.]*$")
+_PRICE_LIKE = re.compile(r"^[-+]?\$?[0-9][0-9A-Za-z,.$]*$")
 # A price as read: commas only as thousands separators ("1,234.50"); "190,50" or "1,9.0" is refused, not
 # read as $19,050 or $19.00 (a decimal comma is common outside Korea).
 _STRICT_PRICE = re.compile(r"^\$?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\$?$")
@@ -134,7 +137,7 @@ class UsOrders:
                 rest.append(word)
         if len(rest) < 2:
             return None
-        if len(rest) >= 3 and _QTY.match(rest[-2]) and _PRICE.match(rest[-1]):
+        if len(rest) >= 3 and _QTY.match(rest[-2]) and _PRICE_LIKE.match(rest[-1]):
             symbol_words, quantity, price = rest[:-2], rest[-2], rest[-1]
         else:
             symbol_words, quantity, price = rest[:-1], rest[-1], None
