@@ -182,3 +182,15 @@ def test_a_reservation_line_shows_a_name_with_an_ampersand_once_escaped() -> Non
                              Money.usd(Decimal("25.10")), "LIMIT", dt.datetime(2026, 11, 30, 23, 30, tzinfo=dt.UTC))
     shown = html_to_text(reservation_line(r, "en"))
     assert "AT&T INC" in shown and "&amp;" not in shown, shown
+
+
+async def test_the_revise_prompt_of_a_sub_dollar_us_order_names_its_price_to_the_tick(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("0.5123"))
+    final = await confirm(bot, BOB, "/buy AAPL 100 0.4012")  # rests below the market
+    assert "accepted" in final["text"].lower(), final["text"]
+    (orders,) = await bot.say(BOB, "/orders")
+    order_no = next(data.split(":", 1)[1] for _, data in BotApiEmulator.buttons(orders) if data.startswith("pc:"))
+    revise = next(i for i, (_, data) in enumerate(BotApiEmulator.buttons(orders)) if data.startswith("pr:"))
+    await bot.press_button(BOB, orders, revise)
+    prompt = await bot.wait_for_message(BOB["id"], f"/modify {order_no}")
+    assert f"/modify {order_no} 0.4012" in prompt["text"], prompt["text"]  # not 0.40: sent as is, a new price

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from decimal import Decimal
 
 from telegram import InlineKeyboardMarkup, Update
 
@@ -134,7 +135,7 @@ async def pick_revise(update: Update, context: Context) -> None:
             await reply(update, context, t("us_revise_prompt", lang(update), order_no=us_order.order_no,
                                            name=us_order.name or us_order.symbol,
                                            remaining=us_order.cancellable_quantity, price=str(dollars),
-                                           example=f"{dollars.amount:.2f}"))
+                                           example=_typed_usd(dollars.amount)))
             await query.answer()
             return
     if cb is not None:  # a UserError is answered by @user_errors
@@ -145,3 +146,9 @@ async def pick_revise(update: Update, context: Context) -> None:
                                        remaining=order.cancellable_quantity, price=price,
                                        example=render.typed(order.price) if order.price else ""))
     await query.answer()
+
+
+def _typed_usd(amount: Decimal) -> str:
+    """A US price as typed, to its tick: ``190.50``; ``0.4012`` under a dollar (two places would make the
+    prompt's example a different price)."""
+    return f"{amount:.2f}" if amount >= 1 else f"{amount:.4f}"
