@@ -194,3 +194,16 @@ async def test_the_revise_prompt_of_a_sub_dollar_us_order_names_its_price_to_the
     await bot.press_button(BOB, orders, revise)
     prompt = await bot.wait_for_message(BOB["id"], f"/modify {order_no}")
     assert f"/modify {order_no} 0.4012" in prompt["text"], prompt["text"]  # not 0.40: sent as is, a new price
+
+
+@pytest.mark.parametrize("price", ["190.50달러", "190.5불", "＄190.50", "１９０.５０"])
+def test_a_us_price_as_a_korean_user_types_it_reads_in_dollars(price: str) -> None:
+    assert parse_us_price(price) == Decimal("190.50")
+
+
+async def test_a_us_price_with_a_korean_unit_makes_a_dollar_card_not_a_won_refusal(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (card,) = await bot.say(ALICE, "/buy 애플 3 190.50달러")
+    assert BotApiEmulator.buttons(card) and "$190.50" in card["text"], card["text"]
+    (msg,) = await bot.say(ALICE, "/buy 애플 3 19O.50")  # a letter O for a zero: refused in dollars
+    assert "가격 '19O.50'" in msg["text"] and "원" not in msg["text"].split("예:")[0], msg["text"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -72,7 +73,8 @@ MARKET_WORDS = frozenset({"market", "mkt", "시장가", "시장"})
 # "1e2" dollars), so that "/buy AAPL 1.5 190" is a US order refused for its quantity, not "no such stock:
 # AAPL 1.5", and "/buy AAPL 1 1e2" is refused in dollars, not in won by the domestic parser.
 _QTY = re.compile(r"^[-+]?[0-9][0-9,.]*$")
-_PRICE_LIKE = re.compile(r"^[-+]?\$?[0-9][0-9A-Za-z,.$]*$")
+_PRICE_LIKE = re.compile(r"^[-+]?[$＄]?\d\S*$")
+DOLLAR_WORDS = ("달러", "불", "usd")  # "190.50달러": the unit a Korean user may type after a dollar price
 # A price as read: commas only as thousands separators ("1,234.50"); "190,50" or "1,9.0" is refused, not
 # read as $19,050 or $19.00 (a decimal comma is common outside Korea).
 _STRICT_PRICE = re.compile(r"^\$?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\$?$")
@@ -92,10 +94,15 @@ def parse_us_price(text: str) -> Decimal:
     raw = text.strip()
     if len(raw) > MAX_ARG_LENGTH:
         raise UserError("input_too_long")
-    if not _STRICT_PRICE.match(raw):
+    number = unicodedata.normalize("NFKC", raw)  # full-width digits and ＄ as typed on a phone
+    for word in DOLLAR_WORDS:
+        if number.lower().endswith(word):
+            number = number[:-len(word)]
+            break
+    if not _STRICT_PRICE.match(number):
         raise UserError("us_bad_price", value=raw)
     try:
-        price = Decimal(raw.strip("$").replace(",", ""))
+        price = Decimal(number.strip("$").replace(",", ""))
     except InvalidOperation:
         raise UserError("us_bad_price", value=raw) from None
     if price < MIN_ORDER_PRICE:
