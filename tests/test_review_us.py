@@ -207,3 +207,18 @@ async def test_a_us_price_with_a_korean_unit_makes_a_dollar_card_not_a_won_refus
     assert BotApiEmulator.buttons(card) and "$190.50" in card["text"], card["text"]
     (msg,) = await bot.say(ALICE, "/buy 애플 3 19O.50")  # a letter O for a zero: refused in dollars
     assert "가격 '19O.50'" in msg["text"] and "원" not in msg["text"].split("예:")[0], msg["text"]
+
+
+# -- /alerts and /stops of a busy user: within Telegram's 4096 characters ------------------------------------
+LONG_NAMED = "ACYS"  # FT VEST LADDERED AUTOCALLABLE BARRIER & RESILIENT INCOME
+
+
+async def test_fifty_us_alerts_on_long_named_etfs_are_listed_not_an_internal_error(bot: BotHarness) -> None:
+    bot.sim.set_us_price(LONG_NAMED, Decimal("25.00"))
+    for i in range(50):
+        (msg,) = await bot.say(BOB, f"/alert {LONG_NAMED} above {26 + i}.00 repeat")
+        assert "Alert #" in msg["text"], msg["text"]
+    (listing,) = await bot.say(BOB, "/alerts")
+    assert "Something went wrong" not in listing["text"], "the list of alerts must not fail"
+    assert "LADDERED" in listing["text"] and BotApiEmulator.buttons(listing)
+
