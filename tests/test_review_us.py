@@ -222,3 +222,46 @@ async def test_fifty_us_alerts_on_long_named_etfs_are_listed_not_an_internal_err
     assert "Something went wrong" not in listing["text"], "the list of alerts must not fail"
     assert "LADDERED" in listing["text"] and BotApiEmulator.buttons(listing)
 
+
+
+# -- /balance of a diversified investor: within Telegram's 4096 characters ------------------------------------
+def _codes(market: str, count: int) -> list[str]:
+    import gzip
+    from importlib import resources
+
+    with resources.files("chatbot.data").joinpath(f"symbols_{market}.tsv.gz").open("rb") as raw:
+        rows = [r.split("\t") for r in gzip.decompress(raw.read()).decode().splitlines()[2:]]
+    wanted = ("KOSPI",) if market == "krx" else ("NASDAQ", "NYSE")
+    return [r[0] for r in rows if r[1] in wanted and r[2] in ("S", "ST")][:count]
+
+
+async def test_balance_of_forty_domestic_and_twenty_us_holdings_is_shown_not_an_internal_error(
+        bot: BotHarness) -> None:
+    from chatbot.sim.exchange import Position
+    from chatbot.sim.us_trading import UsPosition
+
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    assert "accepted" in (await confirm(bot, BOB, "/buy 005930 1")).get("text", "").lower()
+    assert "accepted" in (await confirm(bot, BOB, "/buy AAPL 1 190.50"))["text"].lower()
+    (domestic,) = [a for a in bot.sim.exchange.accounts.values() if a.positions]
+    (us,) = bot.sim.us_trading.accounts.values()
+    for code in _codes("krx", 40):  # bought over the years in KIS's app
+        domestic.positions.setdefault(code, Position(quantity=10, cost=10 * 10_000))
+    for ticker in _codes("us", 20):
+        us.positions.setdefault(ticker, UsPosition(quantity=5, cost=5 * 100 * 10_000))
+    parts = await bot.say(BOB, "/balance")
+    text = "\n".join(m["text"] for m in parts)
+    assert "Something went wrong" not in text, "a long balance must not fail"
+    assert len(parts) > 1 and all(len(m["text"]) <= 4096 for m in parts)
+    assert "US stocks" in text and "Total" in text and "US total" in text, text[-500:]
+    assert text.count("\n  value") + text.count("\n  평가") >= 40 + 20  # every holding
+
+
+def test_split_message_keeps_every_line_once_within_the_limit() -> None:
+    from chatbot.telegram.render import split_message
+
+    text = "\n".join(f"<b>holding {i}</b>\n  line {'x' * (i % 90)}" + ("\n" if i % 7 == 0 else "") for i in range(400))
+    parts = split_message(text + "\n" + "y" * 9000)
+    assert all(0 < len(p) <= 3900 for p in parts)
+    joined = "\n".join(parts)
+    assert all(f"<b>holding {i}</b>" in joined for i in range(400)) and joined.count("y") == 9000

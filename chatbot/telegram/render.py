@@ -263,6 +263,36 @@ def order_list(mode: Mode, lines: list[str], lang: str, *, for_cancel: bool) -> 
 MESSAGE_BUDGET = 3900  # Telegram's limit is 4096 characters of text; room for the HTML tags
 
 
+def split_message(text: str, budget: int = MESSAGE_BUDGET) -> list[str]:
+    """``text`` in as many messages as Telegram's length limit needs, cut between lines (no markup spans a
+    line here), between blocks (a blank line) where one is near; a single overlong line is cut hard."""
+    if len(text) <= budget:
+        return [text]
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
+    lines: list[str] = []
+    for line in text.split("\n"):
+        while len(line) > budget:  # never in practice: a line is one holding or one order
+            lines.append(line[:budget])
+            line = line[budget:]
+        lines.append(line)
+    for line in lines:
+        if current and size + len(line) + 1 > budget:
+            cut = len(current)
+            blank = max((i for i, x in enumerate(current) if not x.strip()), default=0)
+            if blank > len(current) // 2:  # end the message at the last block boundary
+                cut = blank
+            parts.append("\n".join(current[:cut]).strip("\n"))
+            current = current[cut:]
+            size = sum(len(x) + 1 for x in current)
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        parts.append("\n".join(current).strip("\n"))
+    return [part for part in parts if part.strip()]
+
+
 def fit_lines(lines: list[str], budget: int, lang: str) -> list[str]:
     """The first ``lines`` that fit in ``budget`` characters, and "… and N more" when some do not."""
     if sum(len(line) + 1 for line in lines) <= budget:
