@@ -265,3 +265,31 @@ def test_split_message_keeps_every_line_once_within_the_limit() -> None:
     assert all(0 < len(p) <= 3900 for p in parts)
     joined = "\n".join(parts)
     assert all(f"<b>holding {i}</b>" in joined for i in range(400)) and joined.count("y") == 9000
+
+
+# -- a reservation cancel whose lookup KIS does not answer: told at once, not left "sending…" ----------------
+async def test_a_reservation_cancel_whose_lookup_fails_is_told_as_not_sent(bot: BotHarness) -> None:
+    from sqlmodel import select
+
+    from chatbot.storage.tables import OrderJournalRow
+    from tests.test_us_bot import _KstNoon
+
+    assert bot.runtime is not None and bot.runtime.services.us is not None
+    bot.runtime.services.us.market.calendar = _KstNoon()  # reservations open; the real-like server lists them
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    final = await confirm(bot, ALICE, "/buy AAPL 2 190.50")
+    assert "주문 접수" in final["text"], final["text"]
+    (number,) = [r.reservation_no for a in bot.sim.us_trading.accounts.values() for r in a.reservations]
+    (card,) = await bot.say(ALICE, f"/cancel {number}")
+    assert BotApiEmulator.buttons(card), card["text"]
+    await bot.sim.control("faults", {"error_5xx_probability": 1.0,
+                                     "paths": ["/uapi/overseas-stock/v1/trading/order-resv-list"]})
+    await bot.press_button(ALICE, card, 0)
+    await bot.sim.control("clear-faults", {})
+    shown = bot.current(card)
+    assert "⏳" not in shown["text"] and "reply_markup" not in shown, shown["text"]
+    async with bot.runtime.db.session() as session:
+        rows = (await session.exec(select(OrderJournalRow).where(OrderJournalRow.action == "cancel"))).all()
+    assert [(r.status, r.sent_at) for r in rows] == [("failed", None)], rows
+    assert rows[0].told_at is not None
+    assert {r.status for a in bot.sim.us_trading.accounts.values() for r in a.reservations} == {"received"}

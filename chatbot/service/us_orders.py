@@ -385,7 +385,12 @@ class UsOrders:
         orders = self.orders
         assert row.order_no is not None
         try:
-            current = await self.reservations.find(row.owner_id, row.order_no, exclude_journal=journal_id)
+            try:
+                current = await self.reservations.find(row.owner_id, row.order_no, exclude_journal=journal_id)
+            except UserError as exc:  # KIS's reservation list did not answer (a query's error): nothing was sent
+                return await orders._settle(row, journal_id, Outcome.FAILED, card,
+                                            message=f"KIS's reservation list did not answer ({exc.key}); nothing "
+                                                    "was sent")
             if current is None:  # nothing was sent
                 return await orders._settle(row, journal_id, Outcome.FAILED, card,
                                             message=GONE_MESSAGE)
