@@ -293,3 +293,10 @@ async def test_a_reservation_cancel_whose_lookup_fails_is_told_as_not_sent(bot: 
     assert [(r.status, r.sent_at) for r in rows] == [("failed", None)], rows
     assert rows[0].told_at is not None
     assert {r.status for a in bot.sim.us_trading.accounts.values() for r in a.reservations} == {"received"}
+
+
+async def test_a_us_stop_with_a_korean_dollar_unit_is_a_dollar_card(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    assert "주문 접수" in (await confirm(bot, ALICE, "/buy 애플 3 190.50달러"))["text"]
+    (card,) = await bot.say(ALICE, "/stop 애플 3 180달러")
+    assert BotApiEmulator.buttons(card) and "$180.00" in card["text"], card["text"]
