@@ -325,3 +325,16 @@ async def test_a_us_fill_missed_by_the_notice_feed_is_caught_up(bot: BotHarness)
     async with runtime.db.session() as session:
         (row,) = (await session.exec(select(OrderJournalRow).where(OrderJournalRow.market == "US"))).all()
     assert pushed == 1 and row.status == "filled", (pushed, row.status)
+
+
+# -- the US daily report tells its fills' times in KST, like every time the bot shows ----------------------------
+async def test_the_us_report_gives_fill_times_in_kst(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    assert "accepted" in (await confirm(bot, BOB, "/buy AAPL 1 190.50"))["text"].lower()
+    (order,) = [x for a in bot.sim.us_trading.accounts.values() for x in a.orders]
+    kst, new_york = f"{order.kst_time[:2]}:{order.kst_time[2:4]}", f"{order.local_time[:2]}:{order.local_time[2:4]}"
+    assert kst != new_york
+    messages = await bot.say(BOB, "/report")
+    (us,) = [m["text"] for m in messages if "· US" in m["text"]]
+    line = next(x for x in us.split("\n") if "BUY" in x)
+    assert line.startswith(f" {kst} "), (line, kst, new_york)

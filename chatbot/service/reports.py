@@ -294,6 +294,11 @@ class KrxReportSource:
             profit_loss_total=Decimal(balance.profit_loss_total), mode=self.mode.value)
 
 
+def _kst_hms(moment: dt.datetime | None) -> str:
+    """A US order's time as the bot shows every time: KST (New York's 09:31 is 23:31 or 22:31 here)."""
+    return moment.astimezone(KST).strftime("%H%M%S") if moment is not None else ""
+
+
 class UsReportSource:
     """US stocks: the day's orders (inquire-ccnl; KIS files a US order under its New York date, asked
     up to the next day and matched on the exchange's date) and the overseas balance (inquire-balance),
@@ -317,7 +322,7 @@ class UsReportSource:
         if not balance.holdings and not filled:
             return None
         fills = tuple(ReportFill(
-            time=o.local_time.strftime("%H%M%S") if o.local_time else "", side=o.side.value, code=o.symbol,
+            time=_kst_hms(o.kst_time or o.local_time), side=o.side.value, code=o.symbol,
             name=o.name or o.symbol, quantity=o.filled_quantity, price=o.fill_price.amount,
             amount=_quantize(o.filled_amount.amount or o.fill_price.amount * o.filled_quantity, "USD"))
             for o in filled)
