@@ -338,3 +338,28 @@ async def test_the_us_report_gives_fill_times_in_kst(bot: BotHarness) -> None:
     (us,) = [m["text"] for m in messages if "· US" in m["text"]]
     line = next(x for x in us.split("\n") if "BUY" in x)
     assert line.startswith(f" {kst} "), (line, kst, new_york)
+
+
+# -- two executions alike (same second, quantity and price) are two fills told -----------------------------------
+async def test_two_identical_partial_fills_of_one_order_are_both_told(bot: BotHarness) -> None:
+    from sqlmodel import select
+
+    from chatbot.broker import Fill, OrderSide
+    from chatbot.markets.money import Money
+    from chatbot.storage.tables import OrderJournalRow, OutboxRow
+
+    runtime = bot.runtime
+    assert runtime is not None
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    assert "주문 접수" in (await confirm(bot, ALICE, "/buy AAPL 20 180.00"))["text"]  # rests below the market
+    async with runtime.db.session() as session:
+        (row,) = (await session.exec(select(OrderJournalRow).where(OrderJournalRow.market == "US"))).all()
+    assert row.kis_order_no
+    fill = Fill(row.kis_order_no, "", "AAPL", OrderSide.BUY, 10, Money.usd(Decimal("180.00")), 20, "233001")
+    for _ in range(2):  # KIS reports 10 + 10 in the same second at the same price
+        await runtime.fills._record(ALICE["id"], ALICE["id"], "ko", fill)
+    async with runtime.db.session() as session:
+        pushes = (await session.exec(select(OutboxRow).where(OutboxRow.kind == "fill"))).all()
+        entry = await session.get(OrderJournalRow, row.id)
+    assert entry is not None and entry.status == "filled"
+    assert len(pushes) == 2, "the second 10 shares filled and were never told"

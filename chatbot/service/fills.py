@@ -178,6 +178,9 @@ class FillWatcher:
                 if total > entry.quantity:  # already counted (reconciliation read the day's list first)
                     log.info("fill already journalled; not pushed again", extra={"order_no": order_no})
                     return
+                # Two executions alike (the same second, quantity and price) are two fills: the key counts the
+                # order's total so far, so the second is told too (it was taken for the first's duplicate).
+                key = f"{key}:{total}"
                 status = "filled" if total >= entry.quantity else "partially_filled"
                 entry.status, entry.updated_at = status, utcnow()
                 session.add(entry)
