@@ -363,3 +363,25 @@ async def test_two_identical_partial_fills_of_one_order_are_both_told(bot: BotHa
         entry = await session.get(OrderJournalRow, row.id)
     assert entry is not None and entry.status == "filled"
     assert len(pushes) == 2, "the second 10 shares filled and were never told"
+
+
+# -- KIS's US side down: /orders still lists (and cancels) the domestic orders ------------------------------------
+async def test_orders_lists_domestic_orders_when_kis_us_queries_fail(bot: BotHarness) -> None:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    assert "주문 접수" in (await confirm(bot, ALICE, "/buy AAPL 1 100.00"))["text"]  # a US trader
+    assert "주문 접수" in (await confirm(bot, ALICE, "/buy 005930 1 2500"))["text"]  # rests below the market
+    await bot.sim.control("faults", {"error_5xx_probability": 1.0, "paths": ["/uapi/overseas-stock/"]})
+    try:
+        (orders,) = await bot.say(ALICE, "/orders")
+        (cancel,) = await bot.say(ALICE, "/cancel")
+        order_no = next(data.split(":", 1)[1] for _, data in BotApiEmulator.buttons(orders) if data.startswith("pr:"))
+        (revise,) = await bot.say(ALICE, f"/modify {order_no} 2600")  # a domestic order is still revised
+        assert BotApiEmulator.buttons(revise) and "정정" in revise["text"], revise["text"]
+        await bot.press(ALICE, orders, f"pr:{order_no}")  # and its revise button still prompts
+        await bot.wait_for_message(ALICE["id"], f"/modify {order_no} 2500")
+    finally:
+        await bot.sim.control("clear-faults", {})
+    for listing in (orders, cancel):
+        assert "삼성전자" in listing["text"], listing["text"]
+        assert any(data.startswith("pc:") for _, data in BotApiEmulator.buttons(listing))
+        assert "미국" in listing["text"]  # and it says the US part could not be loaded

@@ -302,7 +302,15 @@ class UsOrders:
         if len(args) not in (2, 3):
             raise UserError("usage_modify")
         parse_order_no(args[0])
-        order = await self.open_order(user_id, args[0])
+        try:
+            order = await self.open_order(user_id, args[0])
+        except UserError as us_down:  # KIS's US side did not answer: a domestic order is still revised
+            try:
+                return await self.orders.prepare_revise(user_id, chat_id, args)
+            except UserError as err:
+                if err.key == "no_such_open_order":
+                    raise us_down from None  # perhaps a US order: say why it could not be looked up
+                raise
         if order is None:
             return await self.orders.prepare_revise(user_id, chat_id, args)
         return await self.prepare_revise(user_id, chat_id, order, args)

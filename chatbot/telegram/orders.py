@@ -58,8 +58,15 @@ async def _with_us(context: Context, user_id: int, view: OpenOrdersView, languag
     us = services(context).us
     if us is None or not await us.orders.trades_us(user_id):
         return text, keyboard
-    us_orders = await us.orders.open_orders(user_id)
-    reserved = await us.orders.reservations.pending(user_id)  # KIS sends them at the next open
+    try:
+        us_orders = await us.orders.open_orders(user_id)
+        reserved = await us.orders.reservations.pending(user_id)  # KIS sends them at the next open
+    except UserError:  # KIS's US side did not answer: the domestic orders are still listed (and cancellable)
+        unavailable = t("us_orders_unavailable", language)
+        if not view.orders:
+            return f"{text}\n{unavailable}", keyboard
+        return render.order_list(view.mode, [*render.order_lines(view, language), unavailable], language,
+                                 for_cancel=for_cancel), keyboard
     if not us_orders and not reserved:
         return text, keyboard
     lines = render.order_lines(view, language) + [us_render.order_line(o, language) for o in us_orders]
@@ -129,7 +136,10 @@ async def pick_revise(update: Update, context: Context) -> None:
     if cb is not None and services(context).us is not None:  # a US order's button: its own prompt
         us = services(context).us
         assert us is not None
-        us_order = await us.orders.open_order(user.id, cb.value)
+        try:
+            us_order = await us.orders.open_order(user.id, cb.value)
+        except UserError:  # KIS's US side did not answer: a domestic order's button still works
+            us_order = None
         if us_order is not None:
             dollars = us_order.price or Money.usd(0)
             await reply(update, context, t("us_revise_prompt", lang(update), order_no=us_order.order_no,
