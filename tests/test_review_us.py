@@ -385,3 +385,20 @@ async def test_orders_lists_domestic_orders_when_kis_us_queries_fail(bot: BotHar
         assert "삼성전자" in listing["text"], listing["text"]
         assert any(data.startswith("pc:") for _, data in BotApiEmulator.buttons(listing))
         assert "미국" in listing["text"]  # and it says the US part could not be loaded
+
+
+async def test_the_chart_of_a_sub_dollar_us_stock_labels_its_prices_to_the_tick(
+        bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatbot.service import us_market
+
+    seen: list[int] = []
+    real = us_market.render_candles
+
+    def recording(*args: Any, price_decimals: int = 0, **kwargs: Any) -> bytes:
+        seen.append(price_decimals)
+        return real(*args, price_decimals=price_decimals, **kwargs)
+
+    monkeypatch.setattr(us_market, "render_candles", recording)
+    bot.sim.set_us_price("AAPL", Decimal("0.5123"))
+    await bot.say(BOB, "/chart AAPL")
+    assert seen == [4], "a $0.51 axis cannot tell $0.5123 from $0.5087"
