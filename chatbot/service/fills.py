@@ -142,12 +142,15 @@ class FillWatcher:
             await asyncio.sleep(pause)
             pause = min(pause * 2, self.max_pause)
 
-    async def _journal_entry(self, user_id: int, order_no: str) -> OrderJournalRow | None:
-        """The journal row of the order; a market order's fill can arrive before the row has its number."""
+    async def _journal_entry(self, user_id: int, order_no: str, market: str = "KRX") -> OrderJournalRow | None:
+        """The journal row of the order; a market order's fill can arrive before the row has its number.
+        Only the fill's own market's rows: KIS numbers domestic and US orders in books of their own, so a
+        number alone may name a domestic order and a US one (a US fill then counted on the domestic row,
+        over its quantity, was dropped as "already journalled" and never told)."""
         for attempt in range(10):
             async with self.db.session() as session:
                 entry = (await session.exec(select(OrderJournalRow).where(
-                    col(OrderJournalRow.owner_id) == user_id,
+                    col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
                     func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no)))).first()
             if entry is not None:
                 return entry
@@ -166,7 +169,7 @@ class FillWatcher:
         else:
             filled = order_filled(notice, language)
             key = f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}"
-        found = await self._journal_entry(user_id, order_no)
+        found = await self._journal_entry(user_id, order_no, "US" if isinstance(notice, Fill) else "KRX")
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id) if found is not None else None
             if entry is not None and entry.id is not None:
@@ -175,6 +178,9 @@ class FillWatcher:
                 if total > entry.quantity:  # already counted (reconciliation read the day's list first)
                     log.info("fill already journalled; not pushed again", extra={"order_no": order_no})
                     return
+                # Two executions alike (the same second, quantity and price) are two fills: the key counts the
+                # order's total so far, so the second is told too (it was taken for the first's duplicate).
+                key = f"{key}:{total}"
                 status = "filled" if total >= entry.quantity else "partially_filled"
                 entry.status, entry.updated_at = status, utcnow()
                 session.add(entry)

@@ -186,6 +186,14 @@ def _quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1) if currency == "KRW" else Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
+def _quantize_price(amount: Decimal, currency: str) -> Decimal:
+    """A price (not an amount): whole won; a dollar price to the US tick's places (four under a dollar, where
+    cents would turn $0.5123 into $0.51)."""
+    if currency == "USD" and abs(amount) < 1:
+        return amount.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    return _quantize(amount, currency)
+
+
 def _oldest_first(executions: Sequence[Execution]) -> list[Execution]:
     """Filled orders in the order they were placed (KIS lists the newest first; order numbers rise)."""
     return sorted((e for e in executions if e.filled_quantity > 0), key=lambda e: (e.date, e.time, e.order_no))
@@ -253,8 +261,8 @@ def realised_lines(fills: Sequence[ReportFill], held: Costs, previous: Costs, cu
         cost_amount = (sum((c * f.quantity for c, f in zip(known, sells, strict=True)), Decimal(0))
                        if len(known) == len(sells) else None)
         lines.append(RealisedLine(
-            code=code, name=sells[0].name, quantity=sold, sell_price=_quantize(sold_amount / sold, currency),
-            cost_price=None if cost_amount is None else _quantize(cost_amount / sold, currency),
+            code=code, name=sells[0].name, quantity=sold, sell_price=_quantize_price(sold_amount / sold, currency),
+            cost_price=None if cost_amount is None else _quantize_price(cost_amount / sold, currency),
             profit_loss=None if cost_amount is None else _quantize(sold_amount - cost_amount, currency)))
     return tuple(lines)
 
@@ -286,6 +294,11 @@ class KrxReportSource:
             profit_loss_total=Decimal(balance.profit_loss_total), mode=self.mode.value)
 
 
+def _kst_hms(moment: dt.datetime | None) -> str:
+    """A US order's time as the bot shows every time: KST (New York's 09:31 is 23:31 or 22:31 here)."""
+    return moment.astimezone(KST).strftime("%H%M%S") if moment is not None else ""
+
+
 class UsReportSource:
     """US stocks: the day's orders (inquire-ccnl; KIS files a US order under its New York date, asked
     up to the next day and matched on the exchange's date) and the overseas balance (inquire-balance),
@@ -309,7 +322,7 @@ class UsReportSource:
         if not balance.holdings and not filled:
             return None
         fills = tuple(ReportFill(
-            time=o.local_time.strftime("%H%M%S") if o.local_time else "", side=o.side.value, code=o.symbol,
+            time=_kst_hms(o.kst_time or o.local_time), side=o.side.value, code=o.symbol,
             name=o.name or o.symbol, quantity=o.filled_quantity, price=o.fill_price.amount,
             amount=_quantize(o.filled_amount.amount or o.fill_price.amount * o.filled_quantity, "USD"))
             for o in filled)

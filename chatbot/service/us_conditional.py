@@ -37,7 +37,8 @@ from chatbot.service.us_orders import parse_us_price
 
 SCALE = Currency.USD.price_units  # price units per dollar
 _PERCENT = re.compile(r"^([0-9]{1,2}(?:\.[0-9]{1,2})?)%$")
-_NUMBER = re.compile(r"^\$?[0-9][0-9,]*(\.[0-9]+)?\$?$")
+# A number as typed at the end of the words (parse_us_price reads it): "180", "$179.50", "180달러", "１８０".
+_NUMBER = re.compile(r"^[$＄]?\d[\d,.]*(?:[$＄]|달러|불|usd)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,7 +125,9 @@ class UsMarketData:
         if not bars:
             raise UserError("unknown_symbol", query=symbol.code)
         title = f"{symbol.code} {symbol.name_en} · {PERIOD_TITLES[period]} · USD"  # the font has no Hangul
-        png = await asyncio.to_thread(render_candles, plot_bars(bars), title, price_decimals=2)
+        # the US tick: cents, or four places where the chart goes under a dollar ($0.51 hides $0.5123)
+        decimals = 4 if min(b.low.amount for b in bars) < 1 else 2
+        png = await asyncio.to_thread(render_candles, plot_bars(bars), title, price_decimals=decimals)
         return ChartView(symbol, period, png, len(bars), bars[0].close)
 
 

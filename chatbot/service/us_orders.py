@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -68,8 +69,15 @@ DIVISION_WORDS: dict[str, UsOrderDivision] = {
 OFFERED = (UsOrderDivision.LIMIT, UsOrderDivision.LOO, UsOrderDivision.LOC, UsOrderDivision.MOO,
            UsOrderDivision.MOC)
 MARKET_WORDS = frozenset({"market", "mkt", "시장가", "시장"})
-_QTY = re.compile(r"^[0-9][0-9,]*$")
-_PRICE = re.compile(r"^\$?[0-9][0-9,]*(\.[0-9]+)?\$?$")
+# What looks like a quantity or a price (its parser then says what is wrong with it: "1.5" shares, "-1",
+# "1e2" dollars), so that "/buy AAPL 1.5 190" is a US order refused for its quantity, not "no such stock:
+# AAPL 1.5", and "/buy AAPL 1 1e2" is refused in dollars, not in won by the domestic parser.
+_QTY = re.compile(r"^[-+]?[0-9][0-9,.]*$")
+_PRICE_LIKE = re.compile(r"^[-+]?[$＄]?\d\S*$")
+DOLLAR_WORDS = ("달러", "불", "usd")  # "190.50달러": the unit a Korean user may type after a dollar price
+# A price as read: commas only as thousands separators ("1,234.50"); "190,50" or "1,9.0" is refused, not
+# read as $19,050 or $19.00 (a decimal comma is common outside Korea).
+_STRICT_PRICE = re.compile(r"^\$?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\$?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +94,15 @@ def parse_us_price(text: str) -> Decimal:
     raw = text.strip()
     if len(raw) > MAX_ARG_LENGTH:
         raise UserError("input_too_long")
-    if not _PRICE.match(raw):
+    number = unicodedata.normalize("NFKC", raw)  # full-width digits and ＄ as typed on a phone
+    for word in DOLLAR_WORDS:
+        if number.lower().endswith(word):
+            number = number[:-len(word)]
+            break
+    if not _STRICT_PRICE.match(number):
         raise UserError("us_bad_price", value=raw)
     try:
-        price = Decimal(raw.strip("$").replace(",", ""))
+        price = Decimal(number.strip("$").replace(",", ""))
     except InvalidOperation:
         raise UserError("us_bad_price", value=raw) from None
     if price < MIN_ORDER_PRICE:
@@ -131,7 +144,7 @@ class UsOrders:
                 rest.append(word)
         if len(rest) < 2:
             return None
-        if len(rest) >= 3 and _QTY.match(rest[-2]) and _PRICE.match(rest[-1]):
+        if len(rest) >= 3 and _QTY.match(rest[-2]) and _PRICE_LIKE.match(rest[-1]):
             symbol_words, quantity, price = rest[:-2], rest[-2], rest[-1]
         else:
             symbol_words, quantity, price = rest[:-1], rest[-1], None
@@ -289,7 +302,15 @@ class UsOrders:
         if len(args) not in (2, 3):
             raise UserError("usage_modify")
         parse_order_no(args[0])
-        order = await self.open_order(user_id, args[0])
+        try:
+            order = await self.open_order(user_id, args[0])
+        except UserError as us_down:  # KIS's US side did not answer: a domestic order is still revised
+            try:
+                return await self.orders.prepare_revise(user_id, chat_id, args)
+            except UserError as err:
+                if err.key == "no_such_open_order":
+                    raise us_down from None  # perhaps a US order: say why it could not be looked up
+                raise
         if order is None:
             return await self.orders.prepare_revise(user_id, chat_id, args)
         return await self.prepare_revise(user_id, chat_id, order, args)
@@ -372,7 +393,12 @@ class UsOrders:
         orders = self.orders
         assert row.order_no is not None
         try:
-            current = await self.reservations.find(row.owner_id, row.order_no, exclude_journal=journal_id)
+            try:
+                current = await self.reservations.find(row.owner_id, row.order_no, exclude_journal=journal_id)
+            except UserError as exc:  # KIS's reservation list did not answer (a query's error): nothing was sent
+                return await orders._settle(row, journal_id, Outcome.FAILED, card,
+                                            message=f"KIS's reservation list did not answer ({exc.key}); nothing "
+                                                    "was sent")
             if current is None:  # nothing was sent
                 return await orders._settle(row, journal_id, Outcome.FAILED, card,
                                             message=GONE_MESSAGE)

@@ -8,7 +8,7 @@ from chatbot.service.alerts import AlertView
 from chatbot.service.errors import UserError
 from chatbot.service.us_alerts import us_alert_ticker
 from chatbot.service.views import Money
-from chatbot.telegram import callbacks, us_render
+from chatbot.telegram import callbacks, render, us_render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
 
@@ -23,7 +23,7 @@ def _describe(view: AlertView, language: str) -> str:
     paused = " · ⏸" if view.status == "paused" else " · ⏳" if view.status == "cooling" else ""
     code = us_alert_ticker(view.code) or view.code
     flag = " 🇺🇸" if code != view.code else ""
-    return f"#{view.id} {view.name} ({code}){flag} " \
+    return f"#{view.id} {render.esc(view.name)} ({code}){flag} " \
            f"{condition(view.direction, view.threshold_money, view.percent, language)}{repeat}{paused}"
 
 
@@ -68,7 +68,9 @@ async def alerts(update: Update, context: Context) -> None:
     if not views:
         await reply(update, context, t("no_alerts", language))
         return
-    text = "\n".join([t("alerts_title", language, count=len(views))] + [_describe(v, language) for v in views])
+    title = t("alerts_title", language, count=len(views))  # 50 alerts on long-named ETFs exceed 4096 characters
+    text = "\n".join([title, *render.fit_lines([_describe(v, language) for v in views],
+                                                render.MESSAGE_BUDGET - len(title) - 1, language)])
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(f"🗑 #{v.id} {v.name}", callback_data=callbacks.pack(
         callbacks.DELETE_ALERT, str(v.id)))] for v in views[:30]])
     await reply(update, context, text, keyboard)

@@ -20,4 +20,5 @@ async def balance(update: Update, context: Context) -> None:
         us_view = await us.account.in_balance(update.effective_user.id, view.balance.total_value, asked)
         if us_view is not None:
             text += "\n" + us_render.balance(us_view, lang(update))
-    await reply(update, context, text)
+    for part in render.split_message(text):  # forty holdings and a US part exceed one message
+        await reply(update, context, part)

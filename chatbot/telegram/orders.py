@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from decimal import Decimal
 
 from telegram import InlineKeyboardMarkup, Update
 
@@ -57,18 +58,20 @@ async def _with_us(context: Context, user_id: int, view: OpenOrdersView, languag
     us = services(context).us
     if us is None or not await us.orders.trades_us(user_id):
         return text, keyboard
-    us_orders = await us.orders.open_orders(user_id)
-    reserved = await us.orders.reservations.pending(user_id)  # KIS sends them at the next open
+    try:
+        us_orders = await us.orders.open_orders(user_id)
+        reserved = await us.orders.reservations.pending(user_id)  # KIS sends them at the next open
+    except UserError:  # KIS's US side did not answer: the domestic orders are still listed (and cancellable)
+        unavailable = t("us_orders_unavailable", language)
+        if not view.orders:
+            return f"{text}\n{unavailable}", keyboard
+        return render.order_list(view.mode, [*render.order_lines(view, language), unavailable], language,
+                                 for_cancel=for_cancel), keyboard
     if not us_orders and not reserved:
         return text, keyboard
-    lines = [us_render.order_line(o, language) for o in us_orders]
+    lines = render.order_lines(view, language) + [us_render.order_line(o, language) for o in us_orders]
     lines += [us_render.reservation_line(r, language) for r in reserved]
-    if not view.orders:
-        text = t("open_orders_title", language, badge=t(f"mode_{view.mode.value}", language))
-        text += "\n" + "\n".join(lines) + "\n" + t("pick_cancel" if for_cancel else "pick_order_action", language)
-    else:
-        head, _, tail = text.rpartition("\n")
-        text = head + "\n" + "\n".join(lines) + "\n" + tail
+    text = render.order_list(view.mode, lines, language, for_cancel=for_cancel)  # within Telegram's length
     rows = [list(row) for row in keyboard.inline_keyboard] if keyboard else []
     return text, InlineKeyboardMarkup(rows + us_render.order_buttons(us_orders, language)
                                       + us_render.reservation_buttons(reserved, language))
@@ -133,13 +136,16 @@ async def pick_revise(update: Update, context: Context) -> None:
     if cb is not None and services(context).us is not None:  # a US order's button: its own prompt
         us = services(context).us
         assert us is not None
-        us_order = await us.orders.open_order(user.id, cb.value)
+        try:
+            us_order = await us.orders.open_order(user.id, cb.value)
+        except UserError:  # KIS's US side did not answer: a domestic order's button still works
+            us_order = None
         if us_order is not None:
             dollars = us_order.price or Money.usd(0)
             await reply(update, context, t("us_revise_prompt", lang(update), order_no=us_order.order_no,
                                            name=us_order.name or us_order.symbol,
                                            remaining=us_order.cancellable_quantity, price=str(dollars),
-                                           example=f"{dollars.amount:.2f}"))
+                                           example=_typed_usd(dollars.amount)))
             await query.answer()
             return
     if cb is not None:  # a UserError is answered by @user_errors
@@ -150,3 +156,9 @@ async def pick_revise(update: Update, context: Context) -> None:
                                        remaining=order.cancellable_quantity, price=price,
                                        example=render.typed(order.price) if order.price else ""))
     await query.answer()
+
+
+def _typed_usd(amount: Decimal) -> str:
+    """A US price as typed, to its tick: ``190.50``; ``0.4012`` under a dollar (two places would make the
+    prompt's example a different price)."""
+    return f"{amount:.2f}" if amount >= 1 else f"{amount:.4f}"

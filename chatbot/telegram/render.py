@@ -236,16 +236,76 @@ def open_orders(view: OpenOrdersView, lang: str, *, for_cancel: bool = False
     """The open orders, each with a Cancel (취소) and a Revise (정정) button."""
     if not view.orders:
         return t("no_open_orders", lang), None
-    lines = [t("open_orders_title", lang, badge=badge(view.mode, lang))]
-    for o in view.orders:
-        lines.append(_order_line(o, lang))
-    lines.append(t("pick_cancel" if for_cancel else "pick_order_action", lang))
-    rows = [[InlineKeyboardButton(f"{t('cancel_button', lang)} {o.order_no} · {o.name} {won(o.cancellable_quantity)}",
+    return order_list(view.mode, [_order_line(o, lang) for o in view.orders], lang, for_cancel=for_cancel), \
+        InlineKeyboardMarkup(open_order_buttons(view, lang))
+
+
+def open_order_buttons(view: OpenOrdersView, lang: str) -> list[list[InlineKeyboardButton]]:
+    return [[InlineKeyboardButton(f"{t('cancel_button', lang)} {o.order_no} · {o.name} {won(o.cancellable_quantity)}",
                                   callback_data=callbacks.pack(callbacks.PICK_CANCEL, o.order_no)),
              InlineKeyboardButton(t("revise_button", lang),
                                   callback_data=callbacks.pack(callbacks.PICK_REVISE, o.order_no))]
             for o in view.orders[:20]]
-    return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+def order_lines(view: OpenOrdersView, lang: str) -> list[str]:
+    return [_order_line(o, lang) for o in view.orders]
+
+
+def order_list(mode: Mode, lines: list[str], lang: str, *, for_cancel: bool) -> str:
+    """The open-orders message: as many order lines as fit in one Telegram message (4096 characters),
+    then how many more there are; an active trader's list must never fail to send."""
+    head = t("open_orders_title", lang, badge=badge(mode, lang))
+    tail = t("pick_cancel" if for_cancel else "pick_order_action", lang)
+    return "\n".join([head, *fit_lines(lines, MESSAGE_BUDGET - len(head) - len(tail) - 2, lang), tail])
+
+
+MESSAGE_BUDGET = 3900  # Telegram's limit is 4096 characters of text; room for the HTML tags
+
+
+def split_message(text: str, budget: int = MESSAGE_BUDGET) -> list[str]:
+    """``text`` in as many messages as Telegram's length limit needs, cut between lines (no markup spans a
+    line here), between blocks (a blank line) where one is near; a single overlong line is cut hard."""
+    if len(text) <= budget:
+        return [text]
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
+    lines: list[str] = []
+    for line in text.split("\n"):
+        while len(line) > budget:  # never in practice: a line is one holding or one order
+            lines.append(line[:budget])
+            line = line[budget:]
+        lines.append(line)
+    for line in lines:
+        if current and size + len(line) + 1 > budget:
+            cut = len(current)
+            blank = max((i for i, x in enumerate(current) if not x.strip()), default=0)
+            if blank > len(current) // 2:  # end the message at the last block boundary
+                cut = blank
+            parts.append("\n".join(current[:cut]).strip("\n"))
+            current = current[cut:]
+            size = sum(len(x) + 1 for x in current)
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        parts.append("\n".join(current).strip("\n"))
+    return [part for part in parts if part.strip()]
+
+
+def fit_lines(lines: list[str], budget: int, lang: str) -> list[str]:
+    """The first ``lines`` that fit in ``budget`` characters, and "… and N more" when some do not."""
+    if sum(len(line) + 1 for line in lines) <= budget:
+        return list(lines)
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        more = t("report_more", lang, count=len(lines) - len(kept))
+        if used + len(line) + 1 + len(more) + 1 > budget:
+            return [*kept, more]
+        kept.append(line)
+        used += len(line) + 1
+    return kept
 
 
 def _order_line(o: OpenOrder, lang: str) -> str:

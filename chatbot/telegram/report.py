@@ -88,7 +88,10 @@ def money(amount: Decimal, currency: str, language: str, *, sign: bool = False) 
 
 
 def price(amount: Decimal, currency: str) -> str:
-    return f"{amount:,.0f}" if currency == "KRW" else f"{amount:,.2f}"
+    """A price: whole won; dollars with their sign, to the US tick ($190.25, $0.5123 under a dollar)."""
+    if currency == "KRW":
+        return f"{amount:,.0f}"
+    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:,.4f}"
 
 
 def _hm(time: str) -> str:
@@ -125,13 +128,16 @@ def report_text(r: DailyReport) -> str:
         source = "report_realised_kis" if r.realised_source == "kis" else "report_realised_derived"
         lines += ["", t("report_realised", language, total=money(r.realised_total, currency, language, sign=True))
                   + " " + t(source, language)]
+        realised_lines: list[str] = []
         for line in r.realised:
             head = f" {render.esc(line.name)} {line.quantity:,}{t('shares', language)}"
             if line.profit_loss is None or line.cost_price is None:
-                lines.append(f"{head} @ {price(line.sell_price, currency)}: {t('report_cost_unknown', language)}")
+                realised_lines.append(f"{head} @ {price(line.sell_price, currency)}: "
+                                      f"{t('report_cost_unknown', language)}")
             else:
-                lines.append(f"{head} {price(line.sell_price, currency)} − {price(line.cost_price, currency)} = "
-                             f"{_mark(line.profit_loss)} {money(line.profit_loss, currency, language, sign=True)}")
+                realised_lines.append(f"{head} {price(line.sell_price, currency)} − {price(line.cost_price, currency)} = "
+                                      f"{_mark(line.profit_loss)} {money(line.profit_loss, currency, language, sign=True)}")
+        lines += _capped(realised_lines, language)  # uncapped, a long day cut the holdings and the total off
     else:
         lines += ["", t("report_no_realised", language)]
     lines += ["", t("report_holdings", language)]

@@ -180,3 +180,8 @@ US_MESSAGES.update({  # pending reservation orders in /orders and /cancel
                                    "en": "Reservation to cancel <code>{order_no}</code> · {qty} @ {price} · "
                                          "due to be sent at the {next_open} KST open"},
 })
+
+US_MESSAGES.update({  # /orders when KIS's US queries fail: the domestic part still stands
+    "us_orders_unavailable": {"ko": "🇺🇸 미국 주문을 지금 불러오지 못했습니다 (KIS 응답 없음). 잠시 뒤 다시 시도하세요.",
+                              "en": "🇺🇸 US orders could not be loaded now (KIS did not answer); try again shortly."},
+})

@@ -194,8 +194,8 @@ def order_buttons(orders: list[UsOpenOrder], lang: str) -> list[list[InlineKeybo
 def reservation_line(r: UsPendingReservation, lang: str) -> str:
     side = t("buy" if r.side is OrderSide.BUY else "sell", lang)
     price = usd(r.price) if r.price.amount else t("us_type_MOO", lang)
-    return f"{FLAG} " + t("us_reservation_line", lang, no=r.reservation_no, exchange=esc(r.exchange), side=side,
-                          name=esc(r.name), code=esc(r.symbol), qty=f"{r.quantity:,}", price=price,
+    return f"{FLAG} " + t("us_reservation_line", lang, no=r.reservation_no, exchange=r.exchange, side=side,
+                          name=r.name, code=r.symbol, qty=f"{r.quantity:,}", price=price,  # t escapes them
                           sent_at=r.sent_at.strftime("%m-%d %H:%M"))
 
 
