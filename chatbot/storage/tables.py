@@ -113,7 +113,7 @@ class OrderJournalRow(SQLModel, table=True):
     original_order_no: str | None = Field(default=None, max_length=16)
     kis_order_no: str | None = Field(default=None, max_length=16)
     # submitting | accepted | rejected | failed | uncertain | not_placed | partially_filled | filled
-    status: str = Field(max_length=12, index=True)
+    status: str = Field(max_length=20, index=True)  # 20 since revision 0016
     msg_cd: str | None = Field(default=None, max_length=16)
     message: str | None = None
     # What reconciliation after a crash needs (see chatbot.service.reconciliation): the order numbers
@@ -142,7 +142,7 @@ class OrderEventRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     journal_id: int = Field(foreign_key="order_journal.id", index=True)
-    status: str = Field(max_length=12)
+    status: str = Field(max_length=20)  # an order journal status; 20 since revision 0016
     detail: str | None = None
     at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
