@@ -3,6 +3,7 @@ simulator mode, the per-user KIS accounts, the services. Front ends get :class:`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from chatbot import tasks
 from chatbot.alerts.engine import AlertEngine
 from chatbot.alerts.feeds import FeedPlanner, OperatorKey, UserSessions
 from chatbot.alerts.notices import Notifier
@@ -248,7 +250,8 @@ class Runtime:
         replicas.fill_roles(fills, lambda user_id: catch_up_fills(db, accounts, users, user_id, pushes.wake))
         replicas.add(RECONCILE, lambda since: _started(reconciler.start), reconciler.stop)
         replicas.add(MASTER_FILES, lambda since: _nothing(), _nothing)
-        replicas.add(DAILY_REPORTS, lambda since: _started(reports.start), reports.stop)  # at each market's close
+        daily = _CalendarFirst(reports)  # at each market's close; the holiday calendars load off the loop first
+        replicas.add(DAILY_REPORTS, daily.gain, daily.lose)
         await replicas.start()
         await fills.resume_recent()
         directory_refresh.start()
@@ -278,6 +281,38 @@ class Runtime:
 
 async def _started(start: Callable[[], None]) -> None:
     start()
+
+
+class _CalendarFirst:
+    """The daily reports' role: its scheduler's first pass asks whether today is a trading day, which
+    loads the KRX and NYSE holiday calendars (the ``holidays`` package and its tables: 0.3–0.5 CPU s
+    on the shared machine, in one piece). Taken at start-up, that ran on the event loop before the
+    runtime was ready, and would stall it for as long right after. So the role, once gained, loads
+    the calendars on a worker thread first (the loop keeps running between the import's GIL
+    switches) and starts the scheduler then: the first pass comes a moment later, with nothing due
+    in that moment that a pass at the next poll would not send (a report is due for its catch-up
+    window, :data:`chatbot.service.reports.CATCH_UP`)."""
+
+    def __init__(self, reports: ReportService) -> None:
+        self.reports = reports
+        self._task: asyncio.Task[None] | None = None
+
+    async def gain(self, since: float | None) -> None:
+        self._task = asyncio.create_task(self._start(), name="daily-reports-calendar")
+
+    async def _start(self) -> None:
+        now = self.reports.clock()
+        markets = self.reports.markets
+        try:
+            await asyncio.to_thread(lambda: [market.due_days(now) for market in markets])
+        except Exception:  # the scheduler's own pass meets it again and logs it
+            log.debug("holiday calendars not loaded ahead", exc_info=True)
+        self.reports.start()
+
+    async def lose(self) -> None:
+        task, self._task = self._task, None
+        await tasks.cancel(task)
+        await self.reports.stop()
 
 
 def _conditional_hooks(conditional: ConditionalOrders | None, engine: AlertEngine, mode: Mode,
