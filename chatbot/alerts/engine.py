@@ -1,7 +1,7 @@
 """The alert engine: armed thresholds in an :class:`AlertBook`, fed by trade ticks.
 
-* Alerts live in the database; at start-up the armed ones are loaded (four columns, sorted into
-  the book once), cooling ones re-armed when due, and every symbol with an alert is subscribed
+* Alerts live in the database; at start-up the armed ones are loaded (grouped per symbol and side
+  by the database, each side sorted into the book once), cooling ones re-armed when due, and every symbol with an alert is subscribed
   once on the market-data feed (the real-time client counts references per symbol). What users do
   to their alerts (add, delete, pause) is stored by :mod:`chatbot.alerts.repository`; the engine is
   told (:meth:`AlertEngine.arm`, :meth:`~AlertEngine.disarm`, :meth:`~AlertEngine.pause`,
@@ -41,6 +41,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
 
+from chatbot import tasks
 from chatbot.alerts import fire_sqlite, outbox
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.feeds import AlertFeed, trade_tr
@@ -124,8 +125,14 @@ class AlertEngine:
     # -- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
         self._remove_listener = self.feed.add_listener(self._on_event)
-        await self.feed.start()
-        codes = await self._load_book()
+        # The feed's sessions and planning, and the book, at once: each mostly waits for its own query.
+        feed = asyncio.create_task(self.feed.start(), name="alert-feed-start")
+        try:
+            codes = await self._load_book()
+        except BaseException:
+            await tasks.cancel(feed)
+            raise
+        await feed  # its failure is raised as it was
         # All at once: each waits for its own acknowledgement (one after the other, 40 round trips).
         await asyncio.gather(*(self._ensure_subscribed(code) for code in sorted(codes)))
         self._tasks = [asyncio.create_task(self._fire_worker(), name="alert-fire"),
