@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # imported in simulator mode only (the simulator's HTTP serve
     from chatbot.sim.server import KisSimulator, SimulatorOptions
 
 log = logging.getLogger(__name__)
+REPORTS_WARM_UP_DELAY = 10.0  # seconds from taking the daily reports' role to their scheduler's first pass
 
 
 class OutboxDelivery:
@@ -287,11 +288,12 @@ class _CalendarFirst:
     """The daily reports' role: its scheduler's first pass asks whether today is a trading day, which
     loads the KRX and NYSE holiday calendars (the ``holidays`` package and its tables: 0.3–0.5 CPU s
     on the shared machine, in one piece). Taken at start-up, that ran on the event loop before the
-    runtime was ready, and would stall it for as long right after. So the role, once gained, loads
-    the calendars on a worker thread first (the loop keeps running between the import's GIL
-    switches) and starts the scheduler then: the first pass comes a moment later, with nothing due
-    in that moment that a pass at the next poll would not send (a report is due for its catch-up
-    window, :data:`chatbot.service.reports.CATCH_UP`)."""
+    bot was up, and right after it if merely moved to a task. So once the role is gained, the
+    scheduler waits :data:`REPORTS_WARM_UP_DELAY` seconds (the bot comes up meanwhile), loads the
+    calendars on a worker thread (the loop keeps running between the import's GIL switches) and
+    starts then. Nothing is lost by the wait: a report is due from the market's close for a
+    catch-up window of hours (:data:`chatbot.service.reports.CATCH_UP`), and the scheduler only
+    looks every :data:`chatbot.service.reports.POLL_SECONDS` anyway."""
 
     def __init__(self, reports: ReportService) -> None:
         self.reports = reports
@@ -301,6 +303,7 @@ class _CalendarFirst:
         self._task = asyncio.create_task(self._start(), name="daily-reports-calendar")
 
     async def _start(self) -> None:
+        await asyncio.sleep(REPORTS_WARM_UP_DELAY)
         now = self.reports.clock()
         markets = self.reports.markets
         try:
