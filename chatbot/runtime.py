@@ -3,7 +3,6 @@ simulator mode, the per-user KIS accounts, the services. Front ends get :class:`
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -11,7 +10,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from chatbot import tasks
 from chatbot.alerts.engine import AlertEngine
 from chatbot.alerts.feeds import FeedPlanner, OperatorKey, UserSessions
 from chatbot.alerts.notices import Notifier
@@ -219,7 +217,8 @@ class Runtime:
             fills.us_notice_tr, fills.us_names = WS_US_NOTICE[mode.flavour], us.market.name_of  # US fills too
             if conditional is not None:  # /stop, /tp, /trail, /bracket on US stocks
                 conditional.us = UsConditional(us.market, Decimal(kis.us_stop_slippage_percent))
-            reports = ReportService(db, accounts, mode, wake_sender=pushes.wake)
+            # its first pass loads the holiday calendars: after the bot is up, on a thread
+            reports = ReportService(db, accounts, mode, wake_sender=pushes.wake, first_pass_delay=REPORTS_WARM_UP_DELAY)
             if conditional is not None:
                 reports.armed_orders = conditional.armed_lines
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,
@@ -251,8 +250,7 @@ class Runtime:
         replicas.fill_roles(fills, lambda user_id: catch_up_fills(db, accounts, users, user_id, pushes.wake))
         replicas.add(RECONCILE, lambda since: _started(reconciler.start), reconciler.stop)
         replicas.add(MASTER_FILES, lambda since: _nothing(), _nothing)
-        daily = _CalendarFirst(reports)  # at each market's close; the holiday calendars load off the loop first
-        replicas.add(DAILY_REPORTS, daily.gain, daily.lose)
+        replicas.add(DAILY_REPORTS, lambda since: _started(reports.start), reports.stop)  # at each market's close
         await replicas.start()
         await fills.resume_recent()
         directory_refresh.start()
@@ -282,40 +280,6 @@ class Runtime:
 
 async def _started(start: Callable[[], None]) -> None:
     start()
-
-
-class _CalendarFirst:
-    """The daily reports' role: its scheduler's first pass asks whether today is a trading day, which
-    loads the KRX and NYSE holiday calendars (the ``holidays`` package and its tables: 0.3–0.5 CPU s
-    on the shared machine, in one piece). Taken at start-up, that ran on the event loop before the
-    bot was up, and right after it if merely moved to a task. So once the role is gained, the
-    scheduler waits :data:`REPORTS_WARM_UP_DELAY` seconds (the bot comes up meanwhile), loads the
-    calendars on a worker thread (the loop keeps running between the import's GIL switches) and
-    starts then. Nothing is lost by the wait: a report is due from the market's close for a
-    catch-up window of hours (:data:`chatbot.service.reports.CATCH_UP`), and the scheduler only
-    looks every :data:`chatbot.service.reports.POLL_SECONDS` anyway."""
-
-    def __init__(self, reports: ReportService) -> None:
-        self.reports = reports
-        self._task: asyncio.Task[None] | None = None
-
-    async def gain(self, since: float | None) -> None:
-        self._task = asyncio.create_task(self._start(), name="daily-reports-calendar")
-
-    async def _start(self) -> None:
-        await asyncio.sleep(REPORTS_WARM_UP_DELAY)
-        now = self.reports.clock()
-        markets = self.reports.markets
-        try:
-            await asyncio.to_thread(lambda: [market.due_days(now) for market in markets])
-        except Exception:  # the scheduler's own pass meets it again and logs it
-            log.debug("holiday calendars not loaded ahead", exc_info=True)
-        self.reports.start()
-
-    async def lose(self) -> None:
-        task, self._task = self._task, None
-        await tasks.cancel(task)
-        await self.reports.stop()
 
 
 def _conditional_hooks(conditional: ConditionalOrders | None, engine: AlertEngine, mode: Mode,
