@@ -5,12 +5,21 @@
    simulator's account), one after the other. Figure: seconds per thousand users, the last
    thousand against the first (the anchor: same run, same process); the largest size the SQLite
    WAL file reached (sampled after every user), with the background checkpoints running.
-2. Start-up at that scale: the same database given 100,000 armed alerts (over 40 symbols, owned by
-   those users), then ``Runtime.start`` in a fresh process: seconds from spawn to ready and from
-   ``Runtime.start`` to ready, and the process's peak RSS; the anchor is the same start on an
-   empty database, in the same run.
+2. Start-up at that scale: the same database given 100,000 armed alerts (each on one of 40
+   symbols, owned by those users, thresholds 35–100 % away from the price, so none fires while
+   the bot starts: every one is in the book at ready), then ``chatbot run`` in a fresh process,
+   long polling a fake Bot API over HTTP: seconds from spawn to ready (its "running" line: the
+   bot answers commands, the alert book is loaded and the feed subscribed) and from
+   ``Runtime.start`` to ready, and the process's peak RSS (VmHWM at ready). ``--rounds`` starts of
+   each, alternated with the same start on an empty database (the anchor, same run), medians and
+   spread; ``--baseline DIR`` alternates the same starts of another tree on a copy of the same
+   database (``git archive <commit> | tar -x -C DIR``); ``--postgres URL`` repeats it all on a
+   PostgreSQL copy of the database (a new database on that server, dropped afterwards).
 
-    python -m bench.scale [--users 10000] [--alerts 100000]
+    python -m bench.scale [--users 10000] [--alerts 100000] [--rounds 3]
+    python -m bench.scale --keep DIR          # build the database in DIR and keep it
+    python -m bench.scale --reuse DIR         # start-up only, on a database kept with --keep
+    python -m bench.scale --reuse DIR --baseline /tmp/base --postgres postgresql://root@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -20,8 +29,9 @@ import asyncio
 import json
 import os
 import random
+import shutil
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,26 +50,47 @@ from chatbot.storage.types import utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = 40
+READY = "kis-chatops running"
 
+# `chatbot run` as installed (its own entry point: collection paused until ready, as it does), with
+# Runtime.start timed from outside: the JSON line comes when the "running" line is printed.
 START = """
-import asyncio, json, sys, time
+import json, sys, time
 spawned = float(sys.argv[1])
-imported = time.time()
-from chatbot.config import load_settings
-from chatbot.runtime import Runtime
+import chatbot.__main__ as entry
 
-async def main():
-    started = time.perf_counter()
-    runtime = await Runtime.start(load_settings())
-    ready = time.perf_counter() - started
-    armed = len(runtime.engine.book) if runtime.engine is not None else 0
-    hwm = next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM"))
-    print(json.dumps({"spawn_to_ready": time.time() - spawned, "start_to_ready": ready, "armed": armed,
-                      "import_s": imported - spawned, "rss_mb": int(hwm) / 1024}), flush=True)
-    await runtime.aclose()
+timed = {}
+start_runtime = entry._start_runtime
 
-asyncio.run(main())
-"""
+async def timed_start(settings, observe_kis=None):
+    started, cpu = time.perf_counter(), time.process_time()
+    runtime = await start_runtime(settings, observe_kis)
+    timed["start_to_ready"] = time.perf_counter() - started
+    timed["start_cpu"] = time.process_time() - cpu
+    timed["armed"] = len(runtime.engine.book) if runtime.engine is not None else 0
+    return runtime
+
+entry._start_runtime = timed_start
+
+class Out:
+    def __init__(self, stream):
+        self.stream = stream
+    def write(self, text):
+        self.stream.write(text)
+        if "READY_LINE" in text:
+            hwm = next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM"))
+            self.stream.write("\\n" + json.dumps({"spawn_to_ready": time.time() - spawned, "cpu": time.process_time(),
+                                          "rss_mb": int(hwm) / 1024, **timed}) + "\\n")
+            self.stream.flush()
+        return len(text)
+    def flush(self):
+        self.stream.flush()
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+sys.stdout = Out(sys.stdout)
+sys.exit(entry.main(["run"]))
+""".replace("READY_LINE", READY)
 
 
 def settings_for(tmp: str) -> Settings:
@@ -90,70 +121,261 @@ async def add_users(tmp: str, users: int) -> dict[str, Any]:
                 print(f"  … {i + 1:,} users, last thousand {per_thousand[-1]:.1f} s, WAL now "
                       f"{file_size(wal) / 2**20:.1f} MB", flush=True)
                 runtime.accounts._cache.clear()  # as many clients as a real bot keeps: not all at once
+        assert runtime.sim is not None
+        prices = {inst.code: state.price for inst in list(runtime.sim.market.directory.symbols("KRX"))[:SYMBOLS]
+                  if (state := runtime.sim.market.get(inst.code)) is not None}
     finally:
         await runtime.aclose()
     return {"per_thousand": per_thousand, "wal_max": wal_max, "db": file_size(f"{tmp}/bot.sqlite3"),
-            "first_median": statistics.median(each[:1000]), "last_median": statistics.median(each[-1000:])}
+            "first_median": statistics.median(each[:1000]), "last_median": statistics.median(each[-1000:]),
+            "prices": prices}
 
 
-async def add_alerts(tmp: str, users: int, alerts: int) -> None:
-    from chatbot.sim.market import load_instruments
+async def add_alerts(tmp: str, users: int, alerts: int, prices: dict[str, int]) -> None:
+    """``alerts`` armed alerts, each of a random user on a random one of the symbols, above or below,
+    35–100 % away from the symbol's price (KRX moves at most 30 % a day: none fires during the run)."""
     from chatbot.storage import Database
 
     db = Database(f"sqlite:///{tmp}/bot.sqlite3")
     rng = random.Random(3)
-    codes = [inst.code for inst in load_instruments()][:SYMBOLS]
+    codes = sorted(prices)
     now = utcnow()
-    rows = [{"owner_id": 10_000_000 + i % users, "chat_id": 10_000_000 + i % users, "language": "ko",
-             "code": codes[i % SYMBOLS], "name": codes[i % SYMBOLS], "direction": "above" if i % 2 else "below",
-             "threshold": rng.randrange(1_000, 1_000_000), "reference_price": 50_000, "percent": None,
-             "repeat": False, "cooldown_seconds": 600, "status": "armed", "fired_count": 0, "created_at": now,
-             "updated_at": now} for i in range(alerts)]
+    rows = []
+    for _ in range(alerts):
+        user, code, above = 10_000_000 + rng.randrange(users), rng.choice(codes), rng.random() < 0.5
+        price = prices[code]
+        threshold = price * rng.randrange(135, 200) // 100 if above else max(1, price * rng.randrange(1, 65) // 100)
+        rows.append({"owner_id": user, "chat_id": user, "language": "ko", "code": code, "name": code,
+                     "direction": "above" if above else "below", "threshold": threshold, "reference_price": price,
+                     "percent": None, "repeat": False, "cooldown_seconds": 600, "status": "armed",
+                     "fired_count": 0, "created_at": now, "updated_at": now})
     async with db.engine.begin() as conn:
         for i in range(0, len(rows), 5000):
             await conn.execute(insert(AlertRow), rows[i:i + 5000])
     await db.dispose()
 
 
-def start_in_fresh_process(tmp: str) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KISBOT_DATABASE_URL": f"sqlite:///{tmp}/bot.sqlite3",
-           "KISBOT_SECURITY_MASTER_KEY_FILE": f"{tmp}/master.key", "KISBOT_LOGGING_LEVEL": "WARNING"}
+async def copy_to_postgres(source: str, server_url: str, name: str) -> str:
+    """A new PostgreSQL database ``name`` on the server of ``server_url`` (migrated), holding every row of
+    the SQLite database ``source``; its URL."""
+    import psycopg
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from chatbot.storage import Database
+
+    server = make_url(server_url)
+    async with await psycopg.AsyncConnection.connect(server.set(drivername="postgresql").render_as_string(
+            hide_password=False), autocommit=True) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    url = server.set(database=name).render_as_string(hide_password=False)
+    pg = Database(url)
+    await pg.migrate()
+    lite = sa.create_engine(f"sqlite:///{source}")
+    pg_meta = sa.MetaData()
+    async with pg.engine.connect() as conn:
+        await conn.run_sync(pg_meta.reflect)
+    try:
+        with lite.connect() as read:
+            for table in pg_meta.sorted_tables:
+                if table.name == "alembic_version":
+                    continue
+                # SQLite's raw values (no type processing), given to PostgreSQL's columns' own types
+                raw = read.exec_driver_sql(f"SELECT {', '.join(c.name for c in table.c)} FROM {table.name}")
+                rows = [dict(zip(table.c.keys(), r, strict=True)) for r in raw]
+                for column in table.c:
+                    convert = _from_sqlite(column.type)
+                    if convert is not None:
+                        for row in rows:
+                            if row[column.name] is not None:
+                                row[column.name] = convert(row[column.name])
+                async with pg.engine.begin() as conn:
+                    for i in range(0, len(rows), 5000):
+                        await conn.execute(table.insert(), rows[i:i + 5000])
+                    key = list(table.primary_key.columns)
+                    if rows and len(key) == 1 and isinstance(key[0].type, sa.Integer) and key[0].autoincrement:
+                        await conn.exec_driver_sql(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', '{key[0].name}'), "
+                            f"(SELECT max({key[0].name}) FROM {table.name}))")
+    finally:
+        lite.dispose()
+        await pg.dispose()
+    return url
+
+
+def _from_sqlite(sql_type: Any) -> Any:
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    if isinstance(sql_type, sa.Boolean):
+        return bool
+    if isinstance(sql_type, sa.DateTime):
+        return lambda v: dt.datetime.fromisoformat(v) if isinstance(v, str) else v
+    if isinstance(sql_type, sa.JSON):
+        return json.loads
+    return None
+
+
+async def drop_postgres(server_url: str, name: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    async with await psycopg.AsyncConnection.connect(server, autocommit=True) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def start_in_fresh_process(url: str, key_file: str, fake_url: str, tree: Path = ROOT) -> dict[str, Any]:
+    """Spawn ``chatbot run`` (tree ``tree``) on the database ``url``; its figures at ready; then SIGINT."""
+    from tests.harness import TOKEN
+
+    env = {**os.environ, "PYTHONPATH": str(tree), "KISBOT_DATABASE_URL": url,
+           "KISBOT_SECURITY_MASTER_KEY_FILE": key_file,
+           "KISBOT_LOGGING_LEVEL": os.environ.get("BENCH_SCALE_LOG_LEVEL", "WARNING"),
+           "KISBOT_TELEGRAM_TOKEN": TOKEN, "KISBOT_TELEGRAM_BASE_URL": fake_url}
+    log = os.open(os.environ.get("BENCH_SCALE_LOG", os.devnull), os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # its logs
     spawned = time.time()
-    proc = subprocess.Popen([sys.executable, "-c", START, repr(spawned)], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", START, repr(spawned), cwd=tree, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=log)
     assert proc.stdout is not None
-    out = proc.stdout.read()
-    proc.wait()
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])  # rss_mb: its own VmHWM at ready
+    result: dict[str, Any] = {}
+    try:
+        while not result:
+            line = await asyncio.wait_for(proc.stdout.readline(), 120)
+            if not line:
+                raise RuntimeError(f"chatbot run ended before ready (tree {tree})")
+            if line.startswith(b"{"):
+                result = json.loads(line)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await proc.communicate()
+        os.close(log)
     return result
+
+
+def spread(rows: list[dict[str, Any]], key: str) -> str:
+    values = sorted(r[key] for r in rows)
+    return f"{statistics.median(values):.2f} s ({values[0]:.2f}–{values[-1]:.2f})"
+
+
+async def compare(label: str, scale_url: str, empty_url: str, keys: dict[str, str], rounds: int,
+                  baseline: Path | None, fake_url: str, reset: Any) -> None:
+    """``rounds`` starts of this tree on the large database, alternated with the empty one (and the
+    baseline tree on the large one); ``reset()`` puts the large database back before each start."""
+    runs: dict[str, list[dict[str, Any]]] = {"scale": [], "empty": [], "baseline": []}
+    for _ in range(rounds + 1):  # the first round warms the page cache and the bytecode: not counted
+        await reset()
+        scale = await start_in_fresh_process(scale_url, keys["scale"], fake_url)
+        empty = await start_in_fresh_process(empty_url, keys["empty"], fake_url)
+        old = None
+        if baseline is not None:
+            await reset()
+            old = await start_in_fresh_process(scale_url, keys["scale"], fake_url, baseline)
+        if _ > 0:
+            runs["scale"].append(scale)
+            runs["empty"].append(empty)
+            if old is not None:
+                runs["baseline"].append(old)
+    s, e = runs["scale"], runs["empty"]
+    med = {k: statistics.median(r[k] for r in s)
+           for k in ("spawn_to_ready", "start_to_ready", "rss_mb", "cpu", "start_cpu")}
+    anchor = {k: statistics.median(r[k] for r in e) for k in ("spawn_to_ready", "start_to_ready", "rss_mb")}
+    print(f"{label}: start-up of `chatbot run` with {s[-1]['armed']:,} armed alerts in the book at ready, fresh "
+          f"process, medians of {rounds} (range): spawn → ready {spread(s, 'spawn_to_ready')}, Runtime.start "
+          f"{spread(s, 'start_to_ready')} ({med['start_cpu']:.2f} CPU s), {med['cpu']:.2f} CPU s to ready, peak RSS {med['rss_mb']:.0f} MB; empty "
+          f"database (same run): spawn → ready {anchor['spawn_to_ready']:.2f} s, Runtime.start "
+          f"{anchor['start_to_ready']:.2f} s, {anchor['rss_mb']:.0f} MB → Runtime.start "
+          f"{med['start_to_ready'] / anchor['start_to_ready']:.1f}× the empty one's, "
+          f"+{med['rss_mb'] - anchor['rss_mb']:.0f} MB", flush=True)
+    if runs["baseline"]:
+        b = runs["baseline"]
+        old = {k: statistics.median(r[k] for r in b)
+               for k in ("spawn_to_ready", "start_to_ready", "rss_mb", "cpu", "start_cpu")}
+        print(f"  baseline {baseline}, same database, alternated: spawn → ready {spread(b, 'spawn_to_ready')}, "
+              f"Runtime.start {spread(b, 'start_to_ready')} ({old['start_cpu']:.2f} CPU s), {old['cpu']:.2f} CPU s to ready, peak RSS {old['rss_mb']:.0f} MB "
+              f"({b[-1]['armed']:,} armed) → this tree / baseline: spawn → ready "
+              f"{med['spawn_to_ready'] / old['spawn_to_ready']:.2f}×, Runtime.start "
+              f"{med['start_to_ready'] / old['start_to_ready']:.2f}× (CPU {med['start_cpu'] / old['start_cpu']:.2f}×), CPU to ready "
+              f"{med['cpu'] / old['cpu']:.2f}×, "
+              f"peak RSS {med['rss_mb'] / old['rss_mb']:.2f}×", flush=True)
 
 
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--alerts", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", help="build the database in this (new) directory and keep it")
+    parser.add_argument("--reuse", help="start-up only, on the database a --keep run left in this directory")
+    parser.add_argument("--baseline", type=Path, help="another tree, its starts alternated with this one's")
+    parser.add_argument("--postgres", help="also on a PostgreSQL copy (a server URL; a new database on it)")
     args = parser.parse_args(argv if argv is not None else [])
-    with tempfile.TemporaryDirectory() as empty, tempfile.TemporaryDirectory() as scratch:
-        tmp = args.keep or scratch
-        Path(tmp).mkdir(parents=True, exist_ok=True)
-        anchor = start_in_fresh_process(empty)  # creates an empty database and its key
-        anchor = start_in_fresh_process(empty)
-        r = await add_users(tmp, args.users)
-        first, last = r["per_thousand"][0], r["per_thousand"][-1]
-        print(f"adding {args.users:,} users (paper account, token, first balance each): per user, median of the "
-              f"last thousand {r['last_median'] * 1e3:.1f} ms vs the first thousand {r['first_median'] * 1e3:.1f} ms "
-              f"→ {r['last_median'] / r['first_median']:.2f}× (whole thousands: {first:.1f} s and {last:.1f} s); "
-              f"largest WAL {r['wal_max'] / 2**20:.1f} MB (database {r['db'] / 2**20:.1f} MB)", flush=True)
-        await add_alerts(tmp, args.users, args.alerts)
-        start_in_fresh_process(tmp)  # the page cache warmed once, as for the anchor
-        s = start_in_fresh_process(tmp)
-    print(f"start-up with {args.users:,} users and {s['armed']:,} armed alerts, fresh process: spawn → ready "
-          f"{s['spawn_to_ready']:.2f} s (Runtime.start {s['start_to_ready']:.2f} s), peak RSS {s['rss_mb']:.0f} MB; "
-          f"empty database: spawn → ready {anchor['spawn_to_ready']:.2f} s (Runtime.start "
-          f"{anchor['start_to_ready']:.2f} s), {anchor['rss_mb']:.0f} MB → Runtime.start "
-          f"{s['start_to_ready'] / anchor['start_to_ready']:.1f}× the empty one's, +{s['rss_mb'] - anchor['rss_mb']:.0f} MB",
-          flush=True)
+    from tests.fake_telegram import FakeTelegram
+    from tests.harness import TOKEN
+
+    fake = FakeTelegram(TOKEN)
+    await fake.start()
+    try:
+        with tempfile.TemporaryDirectory() as empty, tempfile.TemporaryDirectory() as scratch:
+            built = args.reuse or args.keep or scratch
+            Path(built).mkdir(parents=True, exist_ok=True)
+            if not args.reuse:
+                r = await add_users(built, args.users)
+                first, last = (r["per_thousand"] or [float("nan")])[0], (r["per_thousand"] or [float("nan")])[-1]
+                print(f"adding {args.users:,} users (paper account, token, first balance each): per user, median of "
+                      f"the last thousand {r['last_median'] * 1e3:.1f} ms vs the first thousand "
+                      f"{r['first_median'] * 1e3:.1f} ms → {r['last_median'] / r['first_median']:.2f}× (whole "
+                      f"thousands: {first:.1f} s and {last:.1f} s); largest WAL {r['wal_max'] / 2**20:.1f} MB "
+                      f"(database {r['db'] / 2**20:.1f} MB)", flush=True)
+                await add_alerts(built, args.users, args.alerts, r["prices"])
+                async with _sqlite(f"{built}/bot.sqlite3") as conn:  # a clean copy to start each run from
+                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                shutil.copy(f"{built}/bot.sqlite3", f"{built}/pristine.sqlite3")
+            work = Path(scratch) / "run"
+            work.mkdir(exist_ok=True)
+
+            async def reset_sqlite() -> None:  # each start on the same data (a start saves the simulator's state)
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{work}/bot.sqlite3{suffix}").unlink(missing_ok=True)
+                shutil.copy(f"{built}/pristine.sqlite3", f"{work}/bot.sqlite3")
+
+            keys = {"scale": f"{built}/master.key", "empty": f"{empty}/master.key"}
+            await compare("SQLite", f"sqlite:///{work}/bot.sqlite3", f"sqlite:///{empty}/bot.sqlite3", keys,
+                          args.rounds, args.baseline, fake.base_url, reset_sqlite)
+            if args.postgres:
+                name = f"bench_scale_{os.getpid()}"
+                pg_url = await copy_to_postgres(f"{built}/pristine.sqlite3", args.postgres, name)
+                empty_pg = await copy_to_postgres(f"{empty}/bot.sqlite3", args.postgres, name + "_empty")
+
+                async def reset_pg() -> None:  # a start changes only the simulator's state and leases
+                    return None
+
+                try:
+                    await compare("PostgreSQL", pg_url, empty_pg, keys, args.rounds, args.baseline, fake.base_url,
+                                  reset_pg)
+                finally:
+                    await drop_postgres(args.postgres, name)
+                    await drop_postgres(args.postgres, name + "_empty")
+    finally:
+        await fake.stop()
+
+
+def _sqlite(path: str) -> Any:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    class Conn:
+        async def __aenter__(self) -> Any:
+            self.engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+            self.conn = await self.engine.connect()
+            return self.conn
+
+        async def __aexit__(self, *exc: object) -> None:
+            await self.conn.close()
+            await self.engine.dispose()
+
+    return Conn()
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # imported in simulator mode only (the simulator's HTTP serve
     from chatbot.sim.server import KisSimulator, SimulatorOptions
 
 log = logging.getLogger(__name__)
+REPORTS_WARM_UP_DELAY = 10.0  # seconds from taking the daily reports' role to their scheduler's first pass
 
 
 class OutboxDelivery:
@@ -216,7 +217,8 @@ class Runtime:
             fills.us_notice_tr, fills.us_names = WS_US_NOTICE[mode.flavour], us.market.name_of  # US fills too
             if conditional is not None:  # /stop, /tp, /trail, /bracket on US stocks
                 conditional.us = UsConditional(us.market, Decimal(kis.us_stop_slippage_percent))
-            reports = ReportService(db, accounts, mode, wake_sender=pushes.wake)
+            # its first pass loads the holiday calendars: after the bot is up, on a thread
+            reports = ReportService(db, accounts, mode, wake_sender=pushes.wake, first_pass_delay=REPORTS_WARM_UP_DELAY)
             if conditional is not None:
                 reports.armed_orders = conditional.armed_lines
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,

@@ -18,9 +18,11 @@ engine converts at its edges (the database casts thresholds while it loads them)
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -133,6 +135,34 @@ class AlertBook:
         """Start-up: add every (id, code, direction, threshold) row; how many the book now holds."""
         self.add_many(alerts)
         return len(self._where)
+
+    def load_sides(self, sides: Iterable[tuple[str, str, list[int], list[int]]]) -> int:
+        """Start-up, into an empty book: each side whole, as (code, direction, alert ids, thresholds)
+        (ids and thresholds in step, any order; :func:`chatbot.alerts.repository.armed_sides` reads
+        them so). Each side is sorted once by key, and no per-alert Python work is done beyond the
+        sort: 100,000 alerts load in a fraction of what one :meth:`add_many` call per row costs.
+        How many the book now holds. A book already holding alerts takes them through :meth:`add_many`."""
+        if self._where:
+            for code, direction, ids, thresholds in sides:
+                self.add_many([(i, code, direction, t) for i, t in zip(ids, thresholds, strict=True)])
+            return len(self._where)
+        where = self._where
+        for code, direction, ids, thresholds in sides:
+            if len(ids) != len(thresholds):
+                raise ValueError(f"{code} {direction}: {len(ids)} ids for {len(thresholds)} thresholds")
+            code, direction = sys.intern(code), sys.intern(direction)
+            above = direction == "above"
+            keys = [-t for t in thresholds] if above else thresholds
+            order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: equal keys keep their order
+            s = self._symbols.setdefault(code, _Symbol())
+            side = s.above if above else s.below
+            if side.keys:  # the same side given twice: merged
+                side.add_many([(keys[i], ids[i]) for i in order])
+            else:
+                side.keys = [keys[i] for i in order]
+                side.ids = [ids[i] for i in order]
+            where.update(zip(ids, zip(repeat(code), repeat(direction), thresholds)))
+        return len(where)
 
     def remove(self, alert_id: int) -> bool:
         where = self._where.pop(alert_id, None)

@@ -1,7 +1,7 @@
 """The alert engine: armed thresholds in an :class:`AlertBook`, fed by trade ticks.
 
-* Alerts live in the database; at start-up the armed ones are loaded (four columns, sorted into
-  the book once), cooling ones re-armed when due, and every symbol with an alert is subscribed
+* Alerts live in the database; at start-up the armed ones are loaded (grouped per symbol and side
+  by the database, each side sorted into the book once), cooling ones re-armed when due, and every symbol with an alert is subscribed
   once on the market-data feed (the real-time client counts references per symbol). What users do
   to their alerts (add, delete, pause) is stored by :mod:`chatbot.alerts.repository`; the engine is
   told (:meth:`AlertEngine.arm`, :meth:`~AlertEngine.disarm`, :meth:`~AlertEngine.pause`,
@@ -44,12 +44,14 @@ from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
 
+from chatbot import tasks
 from chatbot.alerts import fire_sqlite, outbox
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.feeds import AlertFeed, trade_tr
 from chatbot.alerts.gap import FeedGap
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push
+from chatbot.alerts.repository import armed_sides
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.overseas_frames import UsTick
@@ -63,7 +65,6 @@ log = logging.getLogger(__name__)
 FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
 FIRE_PIPELINE = 2  # SQLite: one committing, the next queued behind it on the driver's thread
 LANE_RUN = 16  # SQLite: transactions per hold of the write lock before the bot's other writers get a turn
-LOAD_PARTITION = 5_000  # rows read at a time at start-up
 # The book keeps thresholds as integers in the currency's price units (whole won; 1/10,000 dollar): a tick
 # is compared with plain ints on the hot path, and the database does the conversion while it reads (a KRW
 # threshold is stored as a whole number, so the cast is exact and the load costs no Decimal per row).
@@ -132,8 +133,14 @@ class AlertEngine:
     # -- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
         self._remove_listener = self.feed.add_listener(self._on_event)
-        await self.feed.start()
-        codes = await self._load_book()
+        # The feed's sessions and planning, and the book, at once: each mostly waits for its own query.
+        feed = asyncio.create_task(self.feed.start(), name="alert-feed-start")
+        try:
+            codes = await self._load_book()
+        except BaseException:
+            await tasks.cancel(feed)
+            raise
+        await feed  # its failure is raised as it was
         # All at once: each waits for its own acknowledgement (one after the other, 40 round trips).
         await asyncio.gather(*(self._ensure_subscribed(code) for code in sorted(codes)))
         self._tasks = [asyncio.create_task(self._fire_worker(), name="alert-fire"),
@@ -141,22 +148,15 @@ class AlertEngine:
         log.info("alert engine started", extra={"armed": len(self.book), "symbols": len(self._subscribed)})
 
     async def _load_book(self) -> set[str]:
-        """Armed alerts into the book (four columns, read in partitions, sorted once per side);
-        the symbols of every armed or cooling alert."""
-        codes: dict[str, str] = {}  # one string per symbol, shared by every alert on it
-        directions = {"above": "above", "below": "below"}
-        armed: list[BookEntry] = []
-        query = (core_select(*_BOOK_COLUMNS, col(AlertRow.status))
-                 .where(col(AlertRow.status).in_(("armed", "cooling"))))
-        async with self.db.engine.connect() as conn:
-            result = await conn.stream(query)
-            async for partition in result.partitions(LOAD_PARTITION):
-                for alert_id, code, direction, threshold, status in partition:
-                    code = codes.setdefault(code, code)
-                    if status == "armed":
-                        armed.append((alert_id, code, directions.get(direction, direction), threshold))
-        self._add_many(armed)
-        return set(codes)
+        """Armed alerts into the book (grouped per symbol and side by the database, each side sorted
+        once: :func:`~chatbot.alerts.repository.armed_sides`); the symbols of every armed or cooling alert."""
+        sides, codes = await armed_sides(self.db, THRESHOLD_UNITS)
+        if self._gap.start is None and not len(self.book):
+            self.book.load_sides(sides)
+        else:  # a feed taken over during a gap, or a book already holding alerts: noted as armed now
+            self._add_many([(i, code, direction, t) for code, direction, ids, thresholds in sides
+                            for i, t in zip(ids, thresholds, strict=True)])
+        return codes
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop; alerts already crossed get up to ``grace`` seconds to be fired first (those that do

@@ -44,8 +44,6 @@ from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from chatbot import tasks
@@ -412,7 +410,7 @@ class Replicas:
     async def first_delivery(self, update_id: int) -> bool:
         """True when this replica is to process ``update_id``: no replica took it yet, or the one that
         did died before acknowledging it (Telegram re-sends only what was not acknowledged)."""
-        insert = pg_insert if not self.db.is_sqlite else sqlite_insert
+        insert = self.db.upsert_insert()  # this backend's INSERT … ON CONFLICT
         async with self.db.write() as session:
             inserted = (await session.exec(insert(ProcessedUpdateRow).values(
                 update_id=update_id, owner=self.owner, received_at=utcnow()).on_conflict_do_nothing()
@@ -436,8 +434,8 @@ class Replicas:
         another replica are forwarded here (while it lives, for :data:`LOGIN_FLOW_TTL`)."""
         if self.single_process or not self.advertise_url:
             return
-        insert = pg_insert(LoginFlowRow).values(user_id=user_id, owner=self.owner, url=self.advertise_url,
-                                                expires_at=utcnow() + LOGIN_FLOW_TTL)
+        insert = self.db.upsert_insert()(LoginFlowRow).values(
+            user_id=user_id, owner=self.owner, url=self.advertise_url, expires_at=utcnow() + LOGIN_FLOW_TTL)
         async with self.db.write() as session:
             await session.exec(insert.on_conflict_do_update(index_elements=[col(LoginFlowRow.user_id)], set_={
                 "owner": insert.excluded.owner, "url": insert.excluded.url, "expires_at": insert.excluded.expires_at}))

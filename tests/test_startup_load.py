@@ -1,0 +1,119 @@
+"""Start-up's bulk reads: the alert book loaded whole per (symbol, side) from grouped rows, and the
+feed planner's demand read as one owners string per symbol. What they build must be what the row by
+row paths built."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import insert
+
+from chatbot.alerts.book import AlertBook
+from chatbot.alerts.engine import THRESHOLD_UNITS
+from chatbot.alerts.feeds import ANYONE, FeedPlanner
+from chatbot.alerts.repository import armed_sides
+from chatbot.storage import Database
+from chatbot.storage.tables import AlertRow
+from chatbot.storage.types import utcnow
+
+
+def _crossed(live: dict[int, tuple[str, str, int]], code: str, price: int) -> set[int]:
+    return {i for i, (c, d, th) in live.items()
+            if c == code and ((d == "above" and price >= th) or (d == "below" and price <= th))}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B"]), st.sampled_from(["above", "below"]), st.integers(1, 60)),
+                max_size=150),
+       st.lists(st.tuples(st.sampled_from(["A", "B"]), st.integers(1, 60)), max_size=30), st.randoms(use_true_random=False))
+def test_book_loaded_by_sides_fires_what_a_brute_force_scan_would(
+        alerts: list[tuple[str, str, int]], prices: list[tuple[str, int]], rng: random.Random) -> None:
+    """Sides given in any order (a side split in two, as a merge), ties included: every tick fires what
+    a scan over the alerts fires, and the book's bookkeeping (where, len, remove) agrees."""
+    live = {i: alert for i, alert in enumerate(alerts)}
+    groups: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    order = list(live)
+    rng.shuffle(order)
+    for i in order:
+        code, direction, threshold = live[i]
+        groups.setdefault((code, direction), []).append((i, threshold))
+    sides = []
+    for (code, direction), entries in groups.items():
+        cut = rng.randrange(len(entries) + 1)
+        for part in (entries[:cut], entries[cut:]):
+            if part:
+                sides.append((code, direction, [i for i, _ in part], [t for _, t in part]))
+    book = AlertBook()
+    assert book.load_sides(sides) == len(live) == len(book)
+    for alert_id, alert in live.items():
+        assert book.where(alert_id) == alert
+    removed = [i for i in live if rng.random() < 0.2]
+    for alert_id in removed:
+        assert book.remove(alert_id)
+        del live[alert_id]
+    for code, price in prices:
+        expected = _crossed(live, code, price)
+        assert set(book.on_price(code, price)) == expected
+        for alert_id in expected:
+            del live[alert_id]
+    assert len(book) == len(live)
+
+
+def test_loading_sides_into_a_book_holding_alerts_merges() -> None:
+    book = AlertBook()
+    book.add(1, "A", "above", 10)
+    assert book.load_sides([("A", "above", [2, 3], [5, 10]), ("A", "below", [4], [7])]) == 4
+    assert sorted(book.on_price("A", 10)) == [1, 2, 3]
+    assert book.on_price("A", 7) == [4]
+
+
+async def _alert(db: Database, alert_id: int, owner: int, code: str, direction: str, threshold: Decimal,
+                 status: str = "armed", currency: str = "KRW") -> None:
+    now = utcnow()
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(AlertRow).values(
+            id=alert_id, owner_id=owner, chat_id=owner, language="ko", code=code, name=code, direction=direction,
+            threshold=threshold, reference_price=threshold, currency=currency, percent=None, repeat=False,
+            cooldown_seconds=600, status=status, fired_count=0, created_at=now, updated_at=now))
+
+
+async def test_armed_sides_groups_the_armed_alerts_in_price_units(database: Database) -> None:
+    """Armed alerts grouped per (symbol, side) with their thresholds in price units (a dollar threshold in
+    ten-thousandths, rounded); the symbols of the cooling ones too; fired, paused and deleted ones left out."""
+    await _alert(database, 1, 100, "005930", "above", Decimal(70_000))
+    await _alert(database, 2, 101, "005930", "above", Decimal(71_000))
+    await _alert(database, 3, 100, "005930", "below", Decimal(60_000))
+    await _alert(database, 4, 102, "DNASAAPL", "above", Decimal("190.13"), currency="USD")
+    await _alert(database, 5, 102, "000660", "above", Decimal(1), status="cooling")
+    await _alert(database, 6, 102, "035720", "above", Decimal(1), status="fired")
+    await _alert(database, 7, 103, "035420", "below", Decimal(1), status="paused")
+    sides, codes = await armed_sides(database, THRESHOLD_UNITS)
+    got = {(code, direction): dict(zip(ids, thresholds, strict=True)) for code, direction, ids, thresholds in sides}
+    assert got == {("005930", "above"): {1: 70_000, 2: 71_000}, ("005930", "below"): {3: 60_000},
+                   ("DNASAAPL", "above"): {4: 1_901_300}}
+    assert codes == {"005930", "DNASAAPL", "000660"}
+    book = AlertBook()
+    book.load_sides(sides)
+    assert book.on_price("005930", 70_500) == [1]
+    assert book.on_price("DNASAAPL", 1_901_300) == [4]
+
+
+async def test_the_planners_demand_reads_every_watcher_of_each_symbol(database: Database) -> None:
+    """Who watches what (armed, cooling and paused alerts; one owner once per symbol however many alerts),
+    for every symbol or for the symbols asked about."""
+    await _alert(database, 1, 100, "005930", "above", Decimal(70_000))
+    await _alert(database, 2, 100, "005930", "below", Decimal(60_000))
+    await _alert(database, 3, 101, "005930", "above", Decimal(71_000), status="cooling")
+    await _alert(database, 4, 102, "000660", "above", Decimal(1), status="paused")
+    await _alert(database, 5, 103, "000660", "above", Decimal(1), status="fired")
+    await _alert(database, 6, 9_000_000_000, "035720", "above", Decimal(1))  # a BIGINT id
+    planner = FeedPlanner.__new__(FeedPlanner)  # only what _load_demand uses
+    planner.db, planner._demand = database, {}
+    await planner._load_demand()
+    assert planner._demand == {"005930": {100, 101}, "000660": {102}, "035720": {9_000_000_000}}
+    planner._demand = {"005930": {ANYONE}, "000270": {104}}
+    await planner._load_demand(["005930", "000270"])
+    assert planner._demand == {"005930": {100, 101}, "000270": {104}}  # no alert left: kept until let go
