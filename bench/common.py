@@ -41,7 +41,7 @@ class LoopLag:
         self.at: list[float] = []  # perf_counter at each probe's start
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> "LoopLag":
+    def start(self) -> LoopLag:
         self._task = asyncio.create_task(self._run(), name="loop-lag")
         return self
 
@@ -80,7 +80,9 @@ def postgres_answers() -> bool:
 
         with psycopg.connect(PG_BASE, connect_timeout=2):
             return True
-    except Exception:
+    except (OSError, ImportError):
+        return False
+    except psycopg.Error:
         return False
 
 

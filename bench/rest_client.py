@@ -44,7 +44,6 @@ class _Missing(importlib.abc.MetaPathFinder):
         if fullname == self.name or fullname.startswith(self.name + "."):
             importlib.machinery.PathFinder.find_spec(fullname, path)
             raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
-        return None
 
 
 @contextlib.contextmanager

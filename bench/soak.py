@@ -152,22 +152,22 @@ class Report:
 
     def lines(self) -> list[str]:
         return [
-            f"soak: {self.users} users, {self.seconds:.0f} s, {self.commands} commands, {self.presses} button presses, "
-            f"{self.restarts} bot restart(s)",
-            f"orders: {self.confirms} confirmations pressed, {self.orders_journalled} accepted in the journal, "
+            (f"soak: {self.users} users, {self.seconds:.0f} s, {self.commands} commands, {self.presses} button presses, "
+            f"{self.restarts} bot restart(s)"),
+            (f"orders: {self.confirms} confirmations pressed, {self.orders_journalled} accepted in the journal, "
             f"{self.orders_in_simulator} in the simulator; lost {self.lost}, doubled {self.doubled}, "
             f"unconfirmed in simulator {self.unconfirmed}; reported uncertain {self.uncertain_reported} "
-            f"(of which placed {self.uncertain_placed})",
+            f"(of which placed {self.uncertain_placed})"),
             "cards by outcome: " + ", ".join(f"{k} {v}" for k, v in sorted(self.card_outcomes.items())),
-            f"alerts: {self.alerts_set} set, {self.alerts_crossed} crossed, {self.alerts_fired} fired, "
-            f"missed {self.alerts_missed}, doubled {self.alerts_doubled}, fired uncrossed {self.alerts_fired_uncrossed}",
-            f"updates unanswered {self.unanswered} (answered late, after {LATE:g} s: {self.late}); orders untold {self.untold}; errors logged {self.errors_logged}; "
+            (f"alerts: {self.alerts_set} set, {self.alerts_crossed} crossed, {self.alerts_fired} fired, "
+            f"missed {self.alerts_missed}, doubled {self.alerts_doubled}, fired uncrossed {self.alerts_fired_uncrossed}"),
+            (f"updates unanswered {self.unanswered} (answered late, after {LATE:g} s: {self.late}); orders untold {self.untold}; errors logged {self.errors_logged}; "
             f"database errors {self.database_errors} (lock retries {self.lock_retries}); rate-limit failures "
-            f"shown to users {self.rate_limit_failures_shown}",
+            f"shown to users {self.rate_limit_failures_shown}"),
             "faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())),
             self.reply_line(),
-            f"restart took {self.restart_seconds:.1f} s; RSS start {self.rss_start_mb:.0f} MB, "
-            f"end {self.rss_end_mb:.0f} MB",
+            (f"restart took {self.restart_seconds:.1f} s; RSS start {self.rss_start_mb:.0f} MB, "
+            f"end {self.rss_end_mb:.0f} MB"),
             *self.missed_details,
             *([self.conditional.line(), *self.conditional.details] if self.conditional is not None else []),
             "INVARIANTS HOLD" if self.ok else "INVARIANTS VIOLATED",
@@ -190,7 +190,7 @@ def quantile(values: list[float], q: float) -> float:
     """``values`` sorted; the nearest-rank quantile (0.0 when empty)."""
     if not values:
         return 0.0
-    return values[min(len(values) - 1, max(0, int(round(q * len(values) + 0.5)) - 1))]
+    return values[min(len(values) - 1, max(0, round(q * len(values) + 0.5) - 1))]
 
 
 def rss_mb() -> float:
