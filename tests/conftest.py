@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +145,34 @@ def one_default_tls_context() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(transports, "create_ssl_context", create_ssl_context)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_name_indexes() -> Iterator[None]:
+    """Every runtime and simulator starts from the bundled directory (the same row objects, shared by
+    the process) and builds its search index on first use: ~0.1 s for KRX, ~0.5 s for the US rows,
+    per test. An index over the very same rows is the same index (its only later change, the 초성
+    table built on first use, is a pure function of them), so the tests build each one once. Any
+    other row list (a refresh, a test's own symbols) gets an index of its own, as before."""
+    from chatbot.markets import directory
+    from chatbot.markets.search import NameIndex
+    from chatbot.markets.symbols import Symbol
+
+    built: dict[tuple[int, ...], NameIndex] = {}
+
+    def name_index(symbols: Sequence[Symbol]) -> NameIndex:
+        key = tuple(map(id, symbols))  # the index keeps the rows alive: an id cannot be reused meanwhile
+        index = built.get(key)
+        if index is None:
+            index = NameIndex(symbols)
+            if len(built) >= 8:
+                built.pop(next(iter(built)))
+            built[key] = index
+        return index
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(directory, "NameIndex", name_index)
         yield
 
 
