@@ -1,14 +1,27 @@
 """Fixtures: an in-process KIS simulator on loopback, KIS clients, and databases (SQLite always,
-PostgreSQL on 127.0.0.1:5432 when it answers, each test in a schema of its own)."""
+PostgreSQL on 127.0.0.1:5432 when it answers, each test in a schema of its own).
+
+Start-up migrations: the first new database of each backend in the session is migrated by Alembic
+(``chatbot.storage.db._upgrade``) while the SQL it sends is recorded; every later *empty* database of
+that backend gets the same statements replayed, in order, on its connection (Alembic's own work,
+minus ~0.4 s of Python per database, which ~500 tests paid); on PostgreSQL the schema they leave, as
+pg_dump writes it, in one round trip (plain CREATEs: the table rewrites of later revisions cost
+another ~0.25 s per database). A database
+that is not empty (an older revision, a test's own tables) is migrated by Alembic as before, and
+``@pytest.mark.real_migrations`` turns the replay off for a test."""
 
 from __future__ import annotations
 
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Connection
 
 from chatbot.kis.protocol import Flavour
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
@@ -17,6 +30,7 @@ from chatbot.security.keyring import MasterKeyring
 from chatbot.security.secretbox import SecretBox
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database
+from chatbot.storage import db as db_module
 from tests.helpers import new_credentials
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -41,6 +55,173 @@ def _postgres_answers() -> bool:
 POSTGRES = _postgres_answers()
 DB_BACKENDS = ["sqlite", pytest.param("postgres", marks=[
     pytest.mark.postgres, pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL on 127.0.0.1:5432")])]
+
+
+Statement = tuple[str, Any, bool]  # SQL, its DB-API parameters, executemany
+
+
+@dataclass
+class MigrationReplay:
+    """Alembic's statements for a new database, per backend (see the module's docstring)."""
+
+    upgrade: Callable[[Connection], None]  # the real one (Alembic)
+    scripts: dict[str, list[Statement]] = field(default_factory=dict)
+    # PostgreSQL: the schema those statements leave, as pg_dump writes it (one round trip of plain
+    # CREATEs instead of ~85 statements with table rewrites: ~0.25 s less per database); "" when
+    # pg_dump is not at hand (the statements are replayed then).
+    pg_schema_sql: str | None = None
+    enabled: bool = True
+
+    def __call__(self, connection: Connection) -> None:
+        if not self.enabled or inspect(connection).get_table_names():
+            self.upgrade(connection)
+            return
+        backend = connection.dialect.name
+        script = self.scripts.get(backend)
+        if script is None:
+            self.scripts[backend] = self._recorded(connection)
+            return
+        if backend == "postgresql" and self.pg_schema_sql is None:
+            self.pg_schema_sql = _pg_schema_sql(script) or ""
+        cursor = connection.connection.cursor()
+        try:
+            if backend == "postgresql" and self.pg_schema_sql:
+                cursor.execute("SELECT current_schema()")
+                (schema,) = cursor.fetchone()
+                cursor.execute(self.pg_schema_sql.replace(PG_TEMPLATE_SCHEMA, f'"{schema}"'))
+                return
+            for statement, parameters, many in script:
+                if many:
+                    cursor.executemany(statement, parameters)
+                elif parameters:
+                    cursor.execute(statement, parameters)
+                else:
+                    cursor.execute(statement)
+        finally:
+            cursor.close()
+
+    def _recorded(self, connection: Connection) -> list[Statement]:
+        statements: list[Statement] = []
+
+        def record(conn: Connection, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                   executemany: bool) -> None:
+            if conn is connection:
+                statements.append((statement, parameters, executemany))
+
+        engine = connection.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            self.upgrade(connection)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        return statements
+
+
+PG_TEMPLATE_SCHEMA = "t_template_0f3a9c71e2"
+
+
+def _pg_schema_sql(script: list[Statement]) -> str | None:
+    """Alembic's recorded statements run on a schema of their own, dumped by pg_dump (DDL and the
+    alembic_version row), the schema's name replaced by :data:`PG_TEMPLATE_SCHEMA`; None without pg_dump."""
+    import shutil
+    import subprocess
+
+    import psycopg
+
+    if shutil.which("pg_dump") is None:
+        return None
+    schema = f"t_template_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        with psycopg.connect(f"{PG_BASE}?options=-csearch_path%3D{schema}") as conn, conn.cursor() as cursor:
+            for statement, parameters, many in script:
+                if many:
+                    cursor.executemany(statement, parameters)
+                else:
+                    cursor.execute(statement, parameters or None)
+        dump = subprocess.run(["pg_dump", "--schema", schema, "--no-owner", "--no-privileges", "--inserts", PG_BASE],
+                              check=True, capture_output=True, text=True, timeout=120).stdout
+    finally:
+        with psycopg.connect(PG_BASE, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    # pg_dump's session settings (search_path among them) and psql's meta-commands are left out: the
+    # statements name every object with its schema.
+    kept = [line for line in dump.splitlines()
+            if not line.startswith(("\\", "SET ", "SELECT pg_catalog.set_config", "CREATE SCHEMA", "--"))]
+    return "\n".join(kept).replace(schema, PG_TEMPLATE_SCHEMA)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migration_replay() -> Iterator[MigrationReplay]:
+    replay = MigrationReplay(db_module._upgrade)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db_module, "_upgrade", replay)
+        yield replay
+
+
+@pytest.fixture(autouse=True)
+def _real_migrations(request: pytest.FixtureRequest, migration_replay: MigrationReplay) -> Iterator[None]:
+    """``@pytest.mark.real_migrations``: this test's new databases are migrated by Alembic itself."""
+    if request.node.get_closest_marker("real_migrations") is None:
+        yield
+        return
+    migration_replay.enabled = False
+    try:
+        yield
+    finally:
+        migration_replay.enabled = True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_default_tls_context() -> Iterator[None]:
+    """httpx loads certifi's CA bundle into a new SSL context for every client made with the default
+    ``verify=True`` (~70 ms of CPU each); python-telegram-bot makes two per Application, and ~370 tests
+    build one. The tests speak plain HTTP on loopback; one default context, built once, serves every
+    such client (an SSLContext may be shared). Any other ``verify``/``cert`` is built as before."""
+    import httpx._transports.default as transports
+
+    build = transports.create_ssl_context
+    built: dict[bool, ssl.SSLContext] = {}
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        if trust_env not in built:
+            built[trust_env] = build(verify=verify, cert=cert, trust_env=trust_env)
+        return built[trust_env]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transports, "create_ssl_context", create_ssl_context)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_name_indexes() -> Iterator[None]:
+    """Every runtime and simulator starts from the bundled directory (the same row objects, shared by
+    the process) and builds its search index on first use: ~0.1 s for KRX, ~0.5 s for the US rows,
+    per test. An index over the very same rows is the same index (its only later change, the 초성
+    table built on first use, is a pure function of them), so the tests build each one once. Any
+    other row list (a refresh, a test's own symbols) gets an index of its own, as before."""
+    from chatbot.markets import directory
+    from chatbot.markets.search import NameIndex
+    from chatbot.markets.symbols import Symbol
+
+    built: dict[tuple[int, ...], NameIndex] = {}
+
+    def name_index(symbols: Sequence[Symbol]) -> NameIndex:
+        key = tuple(map(id, symbols))  # the index keeps the rows alive: an id cannot be reused meanwhile
+        index = built.get(key)
+        if index is None:
+            index = NameIndex(symbols)
+            if len(built) >= 8:
+                built.pop(next(iter(built)))
+            built[key] = index
+        return index
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(directory, "NameIndex", name_index)
+        yield
 
 
 @pytest.fixture

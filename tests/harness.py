@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import secrets
 from typing import Any
 
@@ -90,7 +91,18 @@ class BotHarness:
             await self.runtime.aclose()
 
     async def stop(self) -> None:
-        await self._stop_bot()
+        """Stop the bot; one that has not stopped after :data:`STOP_PATIENCE` seconds fails the test with
+        what it is stuck on (every task's stack, and PostgreSQL's sessions that are not idle) instead of
+        hanging until pytest-timeout, whose report shows only an idle event loop."""
+        stopping = asyncio.create_task(self._stop_bot())
+        done, _ = await asyncio.wait({stopping}, timeout=STOP_PATIENCE)
+        if not done:
+            report = stuck_report(self.settings.database.url)
+            stopping.cancel()
+            await asyncio.wait({stopping}, timeout=5.0)
+            await self.telegram.stop()
+            raise AssertionError(f"the bot did not stop within {STOP_PATIENCE:g} s\n{report}")
+        await stopping
         await self.telegram.stop()
 
     async def _wait(self, update_id: int, timeout: float = 30.0) -> None:
@@ -137,6 +149,35 @@ class BotHarness:
 
     def count_messages(self, chat_id: int, contains: str) -> int:
         return sum(contains in (m.get("text") or "") for m in self.api.bot_messages(chat_id))
+
+
+STOP_PATIENCE = 60.0
+
+
+def stuck_report(db_url: str) -> str:
+    """Every task's stack and, on PostgreSQL, the sessions that are not idle (what a stop waits for)."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        out.write(f"--- {task.get_name()}\n")
+        awaited: Any = task.get_coro()
+        while awaited is not None:  # the whole chain of awaits, not only the task's own frame
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                out.write(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}\n")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    if db_url.startswith("postgresql"):
+        import psycopg
+
+        base = db_url.split("?", 1)[0]
+        with psycopg.connect(base, connect_timeout=5) as conn:
+            for row in conn.execute(
+                    "SELECT pid, state, wait_event_type, wait_event, xact_start, application_name, left(query, 300)"
+                    " FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle'"
+                    " AND pid <> pg_backend_pid()"):
+                out.write(f"pg: {row}\n")
+    return out.getvalue()
 
 
 class RecordingNotifier:

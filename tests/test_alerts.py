@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from hypothesis import given, settings
@@ -51,7 +51,15 @@ async def rows(bot: BotHarness, table: type) -> list:
 
 
 async def settle(seconds: float = 0.3) -> None:
+    """Time for something that must NOT happen to show up (what must happen is waited for: :func:`until`)."""
     await asyncio.sleep(seconds)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_alert_fires_exactly_once(bot: BotHarness) -> None:
@@ -82,7 +90,7 @@ async def test_below_and_percent_alerts(bot: BotHarness) -> None:
     await bot.say(BOB, f"/alert {CODE} -1%")
     await bot.say(BOB, f"/alert {CODE} below {ticks(-2, now)}")
     bot.sim.set_price(CODE, int(now * 0.97))
-    await bot.wait_for_message(BOB["id"], "reached")
+    await until(lambda: bot.count_messages(BOB["id"], "reached") >= 2)
     await settle()
     assert bot.count_messages(BOB["id"], "reached") == 2
 
@@ -97,7 +105,8 @@ async def test_repeat_alert_respects_the_cooldown(bot: BotHarness) -> None:
     assert bot.count_messages(ALICE["id"], PUSH) == 1
     await asyncio.sleep(1.2)  # cooldown (1 s) over: re-armed
     bot.sim.set_price(CODE, ticks(3, target))
-    await settle(0.5)
+    await until(lambda: bot.count_messages(ALICE["id"], PUSH) >= 2)
+    await settle()
     assert bot.count_messages(ALICE["id"], PUSH) == 2
     (alert,) = await rows(bot, AlertRow)
     assert alert.repeat and alert.fired_count == 2

@@ -25,6 +25,7 @@ def test_script_heads_are_alembics() -> None:
     assert heads and heads == frozenset(ScriptDirectory.from_config(alembic_config(None)).get_heads())
 
 
+@pytest.mark.real_migrations
 async def test_migrate_skips_alembic_at_head_and_upgrades_otherwise(
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     upgrades: list[int] = []

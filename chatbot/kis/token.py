@@ -79,6 +79,9 @@ class TokenManager:
         self._token: CachedToken | None = None
         self._lock = asyncio.Lock()
         self.issued = 0
+        # How long a refused issuance ("one token a minute") looks in the store for the token another
+        # process (a replica) issued and is about to save there.
+        self.issued_elsewhere_patience = 5.0
 
     async def get(self) -> str:
         token = self._token
@@ -107,9 +110,10 @@ class TokenManager:
             log.info("kis token issued", extra={"expires_at": fresh.expires_at})
             return fresh.access_token
 
-    async def _issued_elsewhere(self, patience: float = 5.0) -> CachedToken | None:
-        """The token another process issued and is about to save (looked for up to ``patience`` seconds)."""
-        deadline = time.monotonic() + patience
+    async def _issued_elsewhere(self) -> CachedToken | None:
+        """The token another process issued and is about to save (looked for up to
+        :attr:`issued_elsewhere_patience` seconds)."""
+        deadline = time.monotonic() + self.issued_elsewhere_patience
         while True:
             cached = await self.store.load(self.key)
             if cached is not None and cached.usable(self.clock()):
