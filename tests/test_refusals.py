@@ -121,6 +121,8 @@ async def test_a_domestic_order_refused_after_acceptance_is_told_once_and_leaves
     await until(lambda: runtime.fills.refusals > seen)
     assert len(await refusal_pushes(bot)) == 1
     assert bot.count_messages(ALICE["id"], "주문 거부") == 1
+    with pytest.raises(KeyError):  # refused already: no open order by that number, nothing changes
+        await bot.sim.control("refuse", {"order_no": refused_row.kis_order_no})
 
 
 async def test_a_us_order_refused_after_acceptance_is_told_once_in_dollars(bot: BotHarness) -> None:

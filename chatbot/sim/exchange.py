@@ -310,7 +310,7 @@ class Exchange:
     def refuse(self, order_no: str) -> SimOrder:
         """The exchange refuses an order KIS had accepted (a test and soak hook: e.g. its price fell outside
         the day's limits after a VI): what remains of it ends, and an execution notice with RFUS_YN=1 goes
-        out. :class:`SimReject` ``nothing_to_cancel`` when no open order has that number."""
+        out. :class:`KeyError` when no open order has that number."""
         for acct in self.accounts.values():
             order = acct.find(order_no)
             if order is not None and order.kind != "cancel" and order.remaining > 0:
@@ -319,7 +319,7 @@ class Exchange:
                 self.dirty.add(acct.account_id)
                 self._emit("refused", order, refused, order.price, self._stamp()[1])
                 return order
-        raise SimReject("nothing_to_cancel")
+        raise KeyError(f"no open order {order_no}")
 
     # -- matching ----------------------------------------------------------------------------------
     def _match_on_entry(self, acct: PaperAccount, order: SimOrder) -> None:

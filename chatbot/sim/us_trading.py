@@ -385,8 +385,7 @@ class UsTrading:
 
     def refuse(self, order_no: str, now: dt.datetime, reason: str = "") -> UsOrder:
         """The exchange refuses an order KIS had accepted (a test and soak hook): what remains of it ends,
-        and an H0GSCNI0 notice with RFUS_YN=1 goes out. ``nothing_to_cancel`` when no open order has that
-        number."""
+        and an H0GSCNI0 notice with RFUS_YN=1 goes out. :class:`KeyError` when no open order has that number."""
         for acct in self.accounts.values():
             order = acct.find(order_no)
             if order is not None and order.kind != "cancel" and order.remaining > 0:
@@ -399,7 +398,7 @@ class UsTrading:
                         book[order.symbol] = [x for x in book[order.symbol] if x.remaining > 0]
                 self._emit("refused", order, refused, order.price, now)
                 return order
-        raise SimReject("nothing_to_cancel")
+        raise KeyError(f"no open order {order_no}")
 
     # -- reservations -----------------------------------------------------------------------------------
     def reserve(self, account_id: str, symbol: str, exchange: UsExchange, side: str, division: UsOrderDivision,
