@@ -197,4 +197,4 @@ class RecordingNotifier:
 def _looks_pushed(message: dict[str, Any]) -> bool:
     """A push whose send is still in flight (its id is recorded only once send_message returns)."""
     text = message.get("text") or ""
-    return text.startswith(("🔔 ", "✅ 체결", "✅ Filled")) and "#" not in text.split("\n")[0][:12]
+    return text.startswith(("🔔 ", "✅ 체결", "✅ Filled", "⛔ 주문 거부", "⛔ Order refused")) and "#" not in text.split("\n")[0][:12]

@@ -302,9 +302,7 @@ async def test_a_us_stop_with_a_korean_dollar_unit_is_a_dollar_card(bot: BotHarn
     assert BotApiEmulator.buttons(card) and "$180.00" in card["text"], card["text"]
 
 
-# -- defects in files other helpers own (reported, not fixed here) ---------------------------------------------
-@pytest.mark.xfail(strict=True, reason="service/fill_catchup.py looks only at domestic orders (_domestic): a US fill "
-                                       "made while no replica listened is never journalled nor pushed")
+# -- a US fill missed by the notice feed is caught up from KIS's US orders (service/fill_catchup.py) -------------
 async def test_a_us_fill_missed_by_the_notice_feed_is_caught_up(bot: BotHarness) -> None:
     from sqlmodel import select
 
@@ -325,6 +323,12 @@ async def test_a_us_fill_missed_by_the_notice_feed_is_caught_up(bot: BotHarness)
     async with runtime.db.session() as session:
         (row,) = (await session.exec(select(OrderJournalRow).where(OrderJournalRow.market == "US"))).all()
     assert pushed == 1 and row.status == "filled", (pushed, row.status)
+    from chatbot.storage.tables import OutboxRow
+
+    async with runtime.db.session() as session:
+        (push,) = (await session.exec(select(OutboxRow).where(OutboxRow.kind == "fill"))).all()
+    assert push.payload["currency"] == "USD" and push.payload["price"] == 1_800_000, push.payload  # $180.00
+    assert await catch_up_fills(runtime.db, runtime.accounts, runtime.users, ALICE["id"], lambda: None) == 0
 
 
 # -- the US daily report tells its fills' times in KST, like every time the bot shows ----------------------------

@@ -1,6 +1,6 @@
 """What the bot tells a user on its own (not in answer to a message), as types: a price alert fired
 (:class:`AlertFired`), an order filled (:class:`OrderFilled`), an order's outcome learned after its
-card was shown (:class:`OrderOutcome`).
+card was shown (:class:`OrderOutcome`), an accepted order the exchange refused afterwards (:class:`OrderRefused`).
 
 A notice travels in the outbox (:mod:`chatbot.alerts.outbox`): written in the transaction of the event
 that caused it, delivered afterwards by the front end's :class:`Notifier`. Its row holds ``kind``
@@ -126,6 +126,42 @@ class OrderFilled:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderRefused:
+    """An order KIS had accepted, refused afterwards by the exchange (an execution notice with its
+    refused flag, RFUS_YN=1): it will not fill. ``quantity`` and ``price`` are the order's (price units
+    of ``currency``; 0: a market order); ``reason`` is KIS's when the notice carries one, else ""."""
+
+    KIND: ClassVar[str] = "refused"
+
+    language: str
+    order_no: str
+    code: str
+    name: str
+    side: str  # buy | sell
+    quantity: int
+    price: int
+    time: str = ""  # HHMMSS, KST
+    reason: str = ""
+    currency: str = "KRW"
+
+    @property
+    def price_money(self) -> Money:
+        return Money.of_price_units(self.price, self.currency)
+
+    def payload(self) -> dict[str, Any]:
+        return {"lang": self.language, "order_no": self.order_no, "code": self.code, "name": self.name,
+                "side": self.side, "quantity": self.quantity, "price": self.price, "time": self.time,
+                "reason": self.reason, "currency": self.currency}
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> OrderRefused:
+        return cls(language=_language(p), order_no=str(p["order_no"]), code=str(p.get("code") or ""),
+                   name=str(p.get("name") or p.get("code") or ""), side="buy" if p["side"] == "buy" else "sell",
+                   quantity=int(p["quantity"]), price=int(p.get("price") or 0), time=str(p.get("time") or ""),
+                   reason=str(p.get("reason") or ""), currency=str(p.get("currency") or "KRW"))
+
+
+@dataclass(frozen=True, slots=True)
 class CardSnapshot:
     """An order card as it was shown: enough to show it again with its outcome."""
 
@@ -244,9 +280,9 @@ class ConditionalNotice:
                    limit=int(limit) if limit is not None else None, currency=str(p.get("currency") or "KRW"))
 
 
-Notice = AlertFired | OrderFilled | OrderOutcome | DailyReport | ConditionalNotice
+Notice = AlertFired | OrderFilled | OrderOutcome | DailyReport | ConditionalNotice | OrderRefused
 NOTICE_TYPES: dict[str, type[Notice]] = {
-    cls.KIND: cls for cls in (AlertFired, OrderFilled, OrderOutcome, DailyReport, ConditionalNotice)}
+    cls.KIND: cls for cls in (AlertFired, OrderFilled, OrderOutcome, DailyReport, ConditionalNotice, OrderRefused)}
 
 
 def decode(kind: str, payload: Mapping[str, Any]) -> Notice:

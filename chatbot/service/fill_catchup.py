@@ -14,8 +14,12 @@ from sqlmodel import col, select
 from chatbot.alerts import outbox
 from chatbot.alerts.notices import OrderFilled
 from chatbot.alerts.outbox import Push
-from chatbot.broker import Execution
+from chatbot.broker import Broker, Execution
+from chatbot.kis.errors import KisError
+from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.protocol import KST, order_no_key
+from chatbot.kis.us_broker import UsBroker
+from chatbot.markets.money import Currency
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.journal import filled_so_far
 from chatbot.service.users import Users
@@ -33,25 +37,34 @@ def _domestic(code: str) -> bool:
 
 async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, user_id: int,
                          wake_sender: Callable[[], None]) -> int:
-    """Journal and push the fills of ``user_id``'s open orders (last day, KRX) that KIS lists and the
+    """Journal and push the fills of ``user_id``'s open orders (last day, KRX and US) that KIS lists and the
     journal lacks; returns how many were pushed. Called after the user's fill feed is listening again."""
     async with db.session() as session:
         rows = list((await session.exec(select(OrderJournalRow).where(
             col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.action) == "order",
             col(OrderJournalRow.status).in_(OPEN), col(OrderJournalRow.kis_order_no).is_not(None),
             col(OrderJournalRow.created_at) >= utcnow() - dt.timedelta(days=1)))).all())
-    rows = [r for r in rows if _domestic(r.code)]
+    rows = [r for r in rows if r.market == "US" or _domestic(r.code)]
     if not rows:
         return 0
     account = await accounts.for_user(user_id)
-    listed: dict[str, Execution] = {}
-    for day in sorted({r.created_at.astimezone(KST).date() for r in rows}):
-        for listed_row in await account.broker.executions(day):
-            listed[order_no_key(listed_row.order_no)] = listed_row
+    # KIS numbers domestic and US orders in books of their own: each market's rows meet its own listing.
+    listed: dict[tuple[str, str], Execution] = {}
+    for market in sorted({r.market for r in rows}):
+        # US: the account's US orders (KIS files them under the New York date: executions(day) covers a KST day)
+        broker: Broker | UsBroker = UsBroker(KisOverseasClient(account.client)) if market == "US" else account.broker
+        try:
+            for day in sorted({r.created_at.astimezone(KST).date() for r in rows if r.market == market}):
+                for listed_row in await broker.executions(day):
+                    listed[(market, order_no_key(listed_row.order_no))] = listed_row
+        except KisError as exc:
+            if market != "US":
+                raise
+            log.warning("US fill catch-up: KIS's US orders unavailable", extra={"error": type(exc).__name__})
     language = await users.language(user_id)
     pushed = 0
     for row in rows:
-        execution = listed.get(order_no_key(row.kis_order_no or ""))
+        execution = listed.get((row.market, order_no_key(row.kis_order_no or "")))
         if execution is None or execution.filled_quantity <= 0:
             continue
         async with db.write() as session:
@@ -61,7 +74,9 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
             before = await filled_so_far(session, entry.id)
             if execution.filled_quantity <= before:
                 continue
-            quantity, price = execution.filled_quantity - before, int(execution.average_fill_price.amount)
+            quantity = execution.filled_quantity - before
+            # the push counts in price units: whole won; a US fill in 1/10,000 dollar
+            price = int(execution.average_fill_price.amount * Currency(entry.currency).price_units)
             entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
             entry.updated_at = utcnow()
             session.add(entry)
@@ -69,7 +84,7 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
             pushed += await outbox.enqueue(session, [Push(
                 f"fill:caught-up:{entry.id}:{execution.filled_quantity}", user_id, user_id,
                 OrderFilled(language, execution.order_no, entry.code, execution.name or entry.code, entry.side,
-                            quantity, price, execution.time))])
+                            quantity, price, execution.time, currency=entry.currency))])
         log.info("fill made while no replica listened journalled and pushed",
                  extra={"journal_id": row.id, "order_no": execution.order_no, "quantity": quantity})
     if pushed:

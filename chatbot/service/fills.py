@@ -19,7 +19,7 @@ from sqlmodel import col, func, select
 
 from chatbot.alerts import outbox
 from chatbot.alerts.feeds import UserSessions
-from chatbot.alerts.notices import OrderFilled
+from chatbot.alerts.notices import OrderFilled, OrderRefused
 from chatbot.alerts.outbox import Push
 from chatbot.broker import Fill
 from chatbot.kis.frames import ExecutionNotice
@@ -36,6 +36,7 @@ from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 MAX_WATCHERS = 1_000
+OPEN = ("accepted", "partially_filled")
 
 
 class _OrderRowNotWritten(Exception):
@@ -60,6 +61,7 @@ class FillWatcher:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.recorded = 0
+        self.refusals = 0  # refusal notices handled (told or found told already)
         self.retries = 0
         self.max_pause = 30.0
         # Order numbers whose outcome was told but not yet written (the database refused it): a fill of
@@ -105,18 +107,16 @@ class FillWatcher:
             await self.watch(owner, owner)
 
     def _on_event(self, user_id: int, chat_id: int, language: str, event: Event) -> None:
-        us_fill = us_fill_of(event)
-        if us_fill is not None and not us_fill.refused:  # a US fill, in dollars
-            task = asyncio.create_task(self._record_until_written(user_id, chat_id, language, us_fill),
-                                       name=f"fill-{us_fill.order_no}")
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+        notice: ExecutionNotice | Fill | None = us_fill_of(event)  # a US fill or refusal, in dollars
+        if notice is None and isinstance(event, ExecutionNotice) and (event.is_fill or event.refused):
+            notice = event
+        if notice is None:
             return
-        if isinstance(event, ExecutionNotice) and event.is_fill and not event.refused:
-            task = asyncio.create_task(self._record_until_written(user_id, chat_id, language, event),
-                                       name=f"fill-{event.order_no}")
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+        # A refusal after KIS accepted the order (RFUS_YN=1): journalled as rejected and told, once.
+        task = asyncio.create_task(self._record_until_written(user_id, chat_id, language, notice),
+                                   name=f"{'refusal' if notice.refused else 'fill'}-{notice.order_no}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -130,7 +130,10 @@ class FillWatcher:
         pause = 0.25
         while True:
             try:
-                await self._record(user_id, chat_id, language, notice)
+                if notice.refused:
+                    await self._record_refusal(user_id, chat_id, language, notice)
+                else:
+                    await self._record(user_id, chat_id, language, notice)
                 return
             except _RETRYABLE as exc:
                 self.retries += 1
@@ -189,6 +192,44 @@ class FillWatcher:
             queued = await outbox.enqueue(session, [Push(key, user_id, chat_id, filled)])
         if queued:
             self.recorded += 1
+            self.wake_sender()
+
+    async def _record_refusal(self, user_id: int, chat_id: int, language: str,
+                              notice: ExecutionNotice | Fill) -> None:
+        """An order the exchange refused after KIS accepted it: its journal row (an open order) becomes
+        ``rejected`` and the user is told once (the key names the order; a replayed notice finds the row
+        rejected already and the key queued). An order the journal lacks (placed elsewhere) is told only."""
+        order_no = notice.order_no
+        if isinstance(notice, Fill):  # US: quantity/price slots carry the order's on a refusal notice
+            market = "US"
+            refused = OrderRefused(language, order_no, notice.symbol, self._us_name(notice.symbol),
+                                   notice.side.value, notice.quantity or notice.order_quantity,
+                                   price_units(notice.price.amount, notice.price.currency), notice.time,
+                                   currency=notice.price.currency.value)
+        else:
+            market = "KRX"
+            refused = OrderRefused(language, order_no, notice.code, notice.name or notice.code, notice.side.value,
+                                   notice.order_quantity or notice.quantity, notice.order_price or notice.price,
+                                   notice.time)
+        key = f"refused:{market}:{user_id}:{order_no_key(order_no)}"
+        found = await self._journal_entry(user_id, order_no, market)
+        async with self.db.write() as session:
+            entry = await session.get(OrderJournalRow, found.id, with_for_update=True) if found is not None else None
+            if entry is not None and entry.id is not None:
+                if entry.action != "order" or entry.status not in OPEN:
+                    log.info("refusal of an order not open in the journal; not told",
+                             extra={"order_no": order_no, "status": entry.status})
+                    self.refusals += 1
+                    return
+                entry.status, entry.updated_at = "rejected", utcnow()
+                session.add(entry)
+                session.add(OrderEventRow(journal_id=entry.id, status="rejected",
+                                          detail=(refused.reason or "refused by the exchange after acceptance")))
+            queued = await outbox.enqueue(session, [Push(key, user_id, chat_id, refused)])
+        log.warning("order refused after acceptance", extra={"order_no": order_no, "market": market,
+                                                              "journalled": found is not None, "told": bool(queued)})
+        self.refusals += 1
+        if queued:
             self.wake_sender()
 
     def watched(self) -> set[int]:

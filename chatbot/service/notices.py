@@ -20,6 +20,7 @@ from chatbot.alerts.notices import (
     Notifier,
     OrderFilled,
     OrderOutcome,
+    OrderRefused,
     RetryLater,
 )
 from chatbot.broker import OrderSide
@@ -31,7 +32,7 @@ from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
 
 __all__ = ["AlertFired", "Blocked", "CardSnapshot", "ConditionalNotice", "DailyReport", "Delivered", "Delivery", "Notice", "Notifier", "OrderFilled",
-           "OrderOutcome", "RetryLater", "outcome_view"]
+           "OrderOutcome", "OrderRefused", "RetryLater", "outcome_view"]
 
 
 def outcome_view(notice: OrderOutcome) -> OrderNotice:

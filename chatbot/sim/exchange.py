@@ -55,12 +55,13 @@ class SimOrder:
     reserve_price: int = 0  # price used to reserve cash on buys
     branch: str = BRANCH
     exchange: str = p.EXCHANGE_KRX  # EXCG_ID_DVSN_CD it was placed on; its revisions and cancels must name it
+    refused_qty: int = 0  # refused by the exchange after KIS accepted it (rjct_qty; the notice's RFUS_YN=1)
 
     @property
     def remaining(self) -> int:
         if self.kind == "cancel":
             return 0
-        return self.quantity - self.filled_qty - self.cancelled_qty
+        return self.quantity - self.filled_qty - self.cancelled_qty - self.refused_qty
 
     @property
     def is_buy(self) -> bool:
@@ -135,8 +136,8 @@ class PaperAccount:
 class OrderEvent:
     """Something that happened to a paper order: what execution notices (WebSocket) are made from.
 
-    ``kind`` is ``accepted``, ``cancelled``, ``revised`` or ``filled``; for fills ``quantity`` and
-    ``price`` are the fill's, otherwise the order's.
+    ``kind`` is ``accepted``, ``cancelled``, ``revised``, ``filled`` or ``refused`` (the exchange refused
+    an accepted order); for fills ``quantity`` and ``price`` are the fill's, otherwise the order's.
     """
 
     kind: str
@@ -305,6 +306,20 @@ class Exchange:
         self._emit("revised", new, qty, price, hms)
         self._match_on_entry(acct, new)
         return new
+
+    def refuse(self, order_no: str) -> SimOrder:
+        """The exchange refuses an order KIS had accepted (a test and soak hook: e.g. its price fell outside
+        the day's limits after a VI): what remains of it ends, and an execution notice with RFUS_YN=1 goes
+        out. :class:`KeyError` when no open order has that number."""
+        for acct in self.accounts.values():
+            order = acct.find(order_no)
+            if order is not None and order.kind != "cancel" and order.remaining > 0:
+                refused = order.remaining
+                order.refused_qty += refused
+                self.dirty.add(acct.account_id)
+                self._emit("refused", order, refused, order.price, self._stamp()[1])
+                return order
+        raise KeyError(f"no open order {order_no}")
 
     # -- matching ----------------------------------------------------------------------------------
     def _match_on_entry(self, acct: PaperAccount, order: SimOrder) -> None:

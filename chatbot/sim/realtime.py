@@ -286,8 +286,9 @@ class RealtimeServer:
         revise_cancel = {"cancelled": "2", "revised": "1"}.get(e.kind, "0")
         accept = {"accepted": "1"}.get(e.kind, "2")
         common = [hts_id, e.account_id.lstrip("V").replace("-", ""), o.order_no, o.original_order_no, o.side,
-                  revise_cancel, o.division, "0", o.code, str(e.quantity), str(e.price), e.time, "0",
-                  "2" if filled else "1", accept, o.branch, str(o.quantity), "모의계좌"]
+                  revise_cancel, o.division, "0", o.code, str(e.quantity), str(e.price), e.time,
+                  "1" if e.kind == "refused" else "0", "2" if filled else "1", accept, o.branch, str(o.quantity),
+                  "모의계좌"]
         if legacy:
             return common + [name, "10", "", name, str(o.price)]
         return common + ["0", "1", "N", "   ", "10", "", name, str(o.price)]

@@ -286,6 +286,16 @@ class KisSimulator:
             return {"faults": dict(self.master_files.faults), "served": self.master_files.served}
         if action == "listing":  # add or change a listing: {"code", "name", "market", "kind", flags, "base_price"}
             return {"listing": self.upsert_listing(data).code}
+        if action == "refuse":  # {"order_no": "0000001001", "market": "KRX" | "US", "reason": ""}: the exchange
+            # refuses an order KIS accepted (e.g. outside the day's limits after a VI); its notice says RFUS_YN=1
+            if str(data.get("market") or "KRX").upper() == "US":
+                us_order = self.us_trading.refuse(str(data["order_no"]), self.now(), str(data.get("reason") or ""))
+                refused = (us_order.order_no, us_order.refused_qty)
+            else:
+                order = self.exchange.refuse(str(data["order_no"]))
+                refused = (order.order_no, order.refused_qty)
+            await self.persist()
+            return {"order_no": refused[0], "refused": refused[1]}
         if action == "drop-websockets":
             return {"dropped": sum(server.drop_all() for server in self.realtime.values())}
         if action == "step":

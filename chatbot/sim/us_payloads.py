@@ -266,7 +266,7 @@ def _order_common(market: UsMarket, order: UsOrder) -> dict[str, str]:
         "ord_dt": order.local_date, "ord_gno_brno": order.branch, "odno": order.order_no,
         "orgn_odno": order.original_order_no, "pdno": order.symbol, "prdt_name": s.listing.name_ko if s else "",
         "sll_buy_dvsn_cd": order.side, "sll_buy_dvsn_cd_name": KIND_NAMES[order.kind] + SIDE_NAMES[order.side],
-        "rjct_rson": "", "rjct_rson_name": "", "ord_tmd": order.local_time, "tr_mket_name": exchange.codes.name_ko,
+        "rjct_rson": "", "rjct_rson_name": order.refusal, "ord_tmd": order.local_time, "tr_mket_name": exchange.codes.name_ko,
         "tr_crcy_cd": o.CURRENCY, "ft_ord_qty": str(order.quantity), "ft_ccld_qty": str(order.filled_qty),
         "nccs_qty": str(order.remaining), "ft_ord_unpr3": price4(order.price),
         "ft_ccld_unpr3": price4(order.average_fill_price), "ft_ccld_amt3": amount2(order.filled_amount),

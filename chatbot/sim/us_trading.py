@@ -69,10 +69,14 @@ class UsOrder:
     reserve_price: int = 0  # units per share reserved for a buy
     branch: str = BRANCH
     reservation_no: str = ""  # set when a reservation sent it
+    refused_qty: int = 0  # refused by the exchange after KIS accepted it (the notice's RFUS_YN=1)
+    refusal: str = ""  # why (rjct_rson_name)
 
     @property
     def remaining(self) -> int:
-        return 0 if self.kind == "cancel" else self.quantity - self.filled_qty - self.cancelled_qty
+        if self.kind == "cancel":
+            return 0
+        return self.quantity - self.filled_qty - self.cancelled_qty - self.refused_qty
 
     @property
     def is_buy(self) -> bool:
@@ -158,7 +162,7 @@ class UsAccount:
 
 @dataclass(frozen=True, slots=True)
 class UsOrderEvent:
-    """What happened to an order (``accepted``, ``revised``, ``cancelled``, ``filled``): notices are
+    """What happened to an order (``accepted``, ``revised``, ``cancelled``, ``filled``, ``refused``): notices are
     made of these. For fills ``quantity``/``price`` are the fill's, otherwise the order's."""
 
     kind: str
@@ -378,6 +382,23 @@ class UsTrading:
         assert state is not None
         self._enter(acct, new, state, now)
         return new
+
+    def refuse(self, order_no: str, now: dt.datetime, reason: str = "") -> UsOrder:
+        """The exchange refuses an order KIS had accepted (a test and soak hook): what remains of it ends,
+        and an H0GSCNI0 notice with RFUS_YN=1 goes out. :class:`KeyError` when no open order has that number."""
+        for acct in self.accounts.values():
+            order = acct.find(order_no)
+            if order is not None and order.kind != "cancel" and order.remaining > 0:
+                refused = order.remaining
+                order.refused_qty += refused
+                order.refusal = reason
+                self.dirty.add(acct.account_id)
+                for book in (self._resting, self._auction):
+                    if order.symbol in book:
+                        book[order.symbol] = [x for x in book[order.symbol] if x.remaining > 0]
+                self._emit("refused", order, refused, order.price, now)
+                return order
+        raise KeyError(f"no open order {order_no}")
 
     # -- reservations -----------------------------------------------------------------------------------
     def reserve(self, account_id: str, symbol: str, exchange: UsExchange, side: str, division: UsOrderDivision,

@@ -258,6 +258,12 @@ MESSAGES: dict[str, dict[str, str]] = {
                    "en": "🔔 <b>{name}</b> ({code}) {price} — reached {condition} ({time})"},
     "push_fill": {"ko": "✅ <b>체결</b>: {name} {side} {quantity:,}주 @ {price} (주문 {order_no})",
                   "en": "✅ <b>Filled</b>: {name}, {side} {quantity:,} @ {price} (order {order_no})"},
+    "push_refused": {"ko": "⛔ <b>주문 거부</b>: {name} {side} {quantity:,}주{price} (주문 {order_no})\n"
+                           "접수되었던 주문을 거래소가 거부했습니다. 체결되지 않으며 미체결 목록에서 빠집니다.",
+                     "en": "⛔ <b>Order refused</b>: {name}, {side} {quantity:,}{price} (order {order_no})\n"
+                           "The exchange refused this order after KIS accepted it. It will not fill and is no "
+                           "longer open."},
+    "push_refused_reason": {"ko": "\n사유: {reason}", "en": "\nReason: {reason}"},
     "kis_maintenance": {"ko": "KIS 시스템 점검 시간입니다. 점검 뒤 다시 시도하세요. 아무것도 변경되지 않았습니다.",
                         "en": "KIS is under maintenance. Please try again afterwards; nothing was changed."},
     "session_pre_open": {"ko": "⏰ 장 시작 전입니다: 09:00 시가 동시호가로 체결됩니다.",

@@ -21,6 +21,7 @@ from chatbot.service.notices import (
     Notice,
     OrderFilled,
     OrderOutcome,
+    OrderRefused,
     RetryLater,
     outcome_view,
 )
@@ -45,6 +46,8 @@ class TelegramNotifier:
                 return Delivered((await self.bot.send_message(chat_id, report.report_text(notice))).message_id)
             if isinstance(notice, ConditionalNotice):
                 return Delivered((await self.bot.send_message(chat_id, stops.push_text(notice))).message_id)
+            if isinstance(notice, OrderRefused):
+                return Delivered((await self.bot.send_message(chat_id, refused_text(notice))).message_id)
             message = await self.bot.send_message(chat_id, text(notice))
             return Delivered(message.message_id)
         except Forbidden:
@@ -87,6 +90,17 @@ def text(notice: AlertFired | OrderFilled) -> str:
                  quantity=notice.quantity, price=price, order_no=notice.order_no)
     return t("push_fill", language, name=notice.name, side=side, quantity=notice.quantity, price=price,
              order_no=notice.order_no)
+
+
+def refused_text(notice: OrderRefused) -> str:
+    """An accepted order the exchange refused afterwards: what, and that it will not fill."""
+    language = notice.language
+    side = t("buy" if notice.side == "buy" else "sell", language)
+    price = f" @ {notice.price_money}" if notice.price else ""
+    name = notice.name if notice.currency == Currency.KRW else f"{notice.name} ({notice.code})"
+    told = t("push_refused", language, name=name, side=side, quantity=notice.quantity, price=price,
+             order_no=notice.order_no)
+    return told + t("push_refused_reason", language, reason=notice.reason) if notice.reason else told
 
 
 def _hms(text: str) -> str:
