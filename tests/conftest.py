@@ -31,6 +31,7 @@ from chatbot.security.secretbox import SecretBox
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database
 from chatbot.storage import db as db_module
+from tests.harness import BotHarness
 from tests.helpers import new_credentials
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -271,6 +272,17 @@ async def database(db_url: str) -> AsyncIterator[Database]:
     await db.migrate()
     yield db
     await db.dispose()
+
+
+@pytest.fixture
+async def us_open_bot(db_url: str) -> AsyncIterator[BotHarness]:
+    """The bot started on ``db_url`` with the simulator's US market kept open; at the end every callback
+    query must have been answered. A module takes it as its ``bot`` with a one-line fixture."""
+    harness = BotHarness(db_url, us_always_open=True)
+    await harness.start()
+    yield harness
+    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
+    await harness.stop()
 
 
 @pytest.fixture

@@ -198,3 +198,11 @@ def _looks_pushed(message: dict[str, Any]) -> bool:
     """A push whose send is still in flight (its id is recorded only once send_message returns)."""
     text = message.get("text") or ""
     return text.startswith(("🔔 ", "✅ 체결", "✅ Filled", "⛔ 주문 거부", "⛔ Order refused")) and "#" not in text.split("\n")[0][:12]
+
+
+async def confirm(bot: BotHarness, user: dict[str, Any], text: str) -> dict[str, Any]:
+    """Send ``text``, press the card's Confirm, and return the card as it stands after."""
+    (card,) = await bot.say(user, text)
+    assert BotApiEmulator.buttons(card), card["text"]
+    await bot.press_button(user, card, 0)
+    return bot.current(card)

@@ -3,9 +3,7 @@ open orders are matched against its own listing (KIS numbers domestic and US ord
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -14,25 +12,15 @@ from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
 from chatbot.service.fill_catchup import catch_up_fills
 from chatbot.storage.tables import OrderJournalRow, OutboxRow
-from tests.harness import BotHarness
+from tests.harness import BotHarness, confirm
 
 ALICE = BotApiEmulator.user(9401, "ko")
 CODE = "005930"
 
 
 @pytest.fixture
-async def bot(db_url: str) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(db_url, us_always_open=True)
-    await harness.start()
-    yield harness
-    await harness.stop()
-
-
-async def confirm(bot: BotHarness, user: dict[str, Any], text: str) -> dict[str, Any]:
-    (card,) = await bot.say(user, text)
-    assert BotApiEmulator.buttons(card), card["text"]
-    await bot.press_button(user, card, 0)
-    return bot.current(card)
+def bot(us_open_bot: BotHarness) -> BotHarness:
+    return us_open_bot
 
 
 async def test_domestic_and_us_fills_missed_by_the_feed_are_caught_up_each_in_its_currency(bot: BotHarness) -> None:

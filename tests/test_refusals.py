@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,7 @@ from chatbot.kis import overseas_protocol as o
 from chatbot.kis import protocol as p
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow, OutboxRow
 from chatbot.telegram.notifier import refused_text
-from tests.harness import BotHarness
+from tests.harness import BotHarness, confirm
 
 ALICE = BotApiEmulator.user(9301, "ko")
 BOB = BotApiEmulator.user(9302, "en")
@@ -27,19 +27,8 @@ CODE = "005930"
 
 
 @pytest.fixture
-async def bot(db_url: str) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(db_url, us_always_open=True)
-    await harness.start()
-    yield harness
-    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
-    await harness.stop()
-
-
-async def confirm(bot: BotHarness, user: dict[str, Any], text: str) -> dict[str, Any]:
-    (card,) = await bot.say(user, text)
-    assert BotApiEmulator.buttons(card), card["text"]
-    await bot.press_button(user, card, 0)
-    return bot.current(card)
+def bot(us_open_bot: BotHarness) -> BotHarness:
+    return us_open_bot
 
 
 async def journal(bot: BotHarness, market: str) -> list[OrderJournalRow]:

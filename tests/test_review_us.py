@@ -4,7 +4,6 @@ found in review against the real PTB Application, the fake Bot API and the simul
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -15,26 +14,15 @@ from chatbot.kis import overseas_protocol as o
 from chatbot.kis.overseas_protocol import UsExchange, UsOrderDivision
 from chatbot.service.errors import UserError
 from chatbot.service.us_orders import parse_us_price
-from tests.harness import BotHarness
+from tests.harness import BotHarness, confirm
 
 ALICE = BotApiEmulator.user(9101, "ko")
 BOB = BotApiEmulator.user(9102, "en")
 
 
 @pytest.fixture
-async def bot(db_url: str) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(db_url, us_always_open=True)
-    await harness.start()
-    yield harness
-    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
-    await harness.stop()
-
-
-async def confirm(bot: BotHarness, user: dict[str, Any], text: str) -> dict[str, Any]:
-    (card,) = await bot.say(user, text)
-    assert BotApiEmulator.buttons(card), card["text"]
-    await bot.press_button(user, card, 0)
-    return bot.current(card)
+def bot(us_open_bot: BotHarness) -> BotHarness:
+    return us_open_bot
 
 
 # -- a US price with a comma that is not a thousands separator ---------------------------------------------

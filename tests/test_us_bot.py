@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -27,12 +26,8 @@ BOB = BotApiEmulator.user(1102, "en")
 
 
 @pytest.fixture
-async def bot(db_url: str) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(db_url, us_always_open=True)
-    await harness.start()
-    yield harness
-    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
-    await harness.stop()
+def bot(us_open_bot: BotHarness) -> BotHarness:
+    return us_open_bot
 
 
 # -- /price -----------------------------------------------------------------------------------------------

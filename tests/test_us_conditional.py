@@ -4,7 +4,7 @@ HDFSCNT0 (keys like DNASAAPL), prices in dollars on the US tick, sells at a limi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -22,12 +22,8 @@ TRIGGERED, PLACED, FILLED = "⚡ 조건주문", "매도 주문 접수", "체결 
 
 
 @pytest.fixture
-async def bot(db_url: str) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(db_url, us_always_open=True)
-    await harness.start()
-    yield harness
-    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
-    await harness.stop()
+def bot(us_open_bot: BotHarness) -> BotHarness:
+    return us_open_bot
 
 
 async def rows(bot: BotHarness, table: type) -> list[Any]:
