@@ -139,8 +139,7 @@ class RealtimeClient:
                 self._acks.pop(key, None)
                 raise
         try:
-            async with asyncio.timeout(self.ack_timeout):  # not wait_for: on 3.11 it can swallow a cancel
-                await asyncio.shield(future)
+            await asyncio.wait_for(asyncio.shield(future), self.ack_timeout)
         except BaseException:
             async with self._lock:
                 self._refs.pop(key, None)
