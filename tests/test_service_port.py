@@ -316,3 +316,20 @@ async def test_cancel_and_revise_cards_of_a_market_order(service: Service) -> No
     assert cancelled.outcome is Outcome.CANCELLED_ORDER
     assert [(e.action, e.price, e.original_order_no) for e in await service.journal()] == [
         ("revise", Decimal(69_000), "0000000055"), ("cancel", None, "0000000055")]
+
+
+async def test_a_conditional_orders_rest_quote_names_an_etn_by_its_quotation_code(service: Service) -> None:
+    """The conditional orders' REST quotes (the list's prices, an order armed without the feed) ask the
+    broker with the instrument's kind, so an ETN is quoted under its own code (Q + code), as the card's is."""
+    from chatbot.markets.symbols import Symbol
+    from chatbot.service.conditional import ConditionalOrders
+
+    service.market.symbols.upsert([Symbol("580001", "테스트 ETN", "Test ETN", "KOSPI", kind=Kind.ETN)])
+    conditional = ConditionalOrders(service.db, service.orders.accounts, CardStore(service.db, 600),
+                                    OrderJournal(service.db), service.market, Mode.PAPER, Settling(),
+                                    process_id="port-test")
+    account = await service.orders.accounts.for_user(ALICE)
+    assert await conditional._quote(account, "580001") == 70_000
+    assert await conditional._quote(account, CODE) == 70_000
+    quotes = [arg for call, arg in service.broker.calls if call == "quote"]
+    assert quotes == [("580001", Kind.ETN), (CODE, Kind.STOCK)]
