@@ -288,3 +288,48 @@ def test_the_ports_tick_rule_is_kis_quotes(price: int, tick: int) -> None:
     port = domestic_broker.quote(wire)
     for at in (500, 1_999, 2_000, 2_005, 4_990, 5_000, 19_990, 20_000, 55_000, 199_500, 200_000, 600_000):
         assert port.tick_for(Money.krw(at)) == Money.krw(wire.tick_for(at)), at
+
+
+async def test_cancel_and_revise_cards_of_a_market_order(service: Service) -> None:
+    """A resting market order (no price): its cancel card says "market" and shows no "current price ₩0";
+    its revise card goes from "market" to the new price; the revision names the order's own exchange
+    and revises what is left of it."""
+    from chatbot.telegram import render
+
+    orders, broker = service.orders, service.broker
+    broker.orders.append(b.OpenOrder(order_no="0000000055", branch="06010", original_order_no="", symbol=CODE,
+                                     name="삼성전자", side=OrderSide.BUY, quantity=3, price=None, filled_quantity=0,
+                                     cancellable_quantity=3, time="090000", exchange="NXT"))
+    cancel = await orders.prepare_cancel(ALICE, ALICE, "55")
+    assert cancel.price is None
+    for lang, market in (("ko", "시장가"), ("en", "market")):
+        text, _ = render.card(cancel, lang)
+        assert market in text and "0000000055" in text
+        assert "현재가 0" not in text and "now 0" not in text, text
+    revise = await orders.prepare_revise(ALICE, ALICE, ["55", "69000"])
+    text, _ = render.card(revise, "ko")
+    assert "시장가 → " in text and "69,000" in text
+    revised = await service.confirmed(revise, 301)
+    assert revised.outcome is Outcome.REVISED_ORDER
+    assert ("revise", ("0000000055", "06010", "NXT", Money.krw(69_000), None)) in broker.calls
+    cancelled = await service.confirmed(cancel, 302)
+    assert cancelled.outcome is Outcome.CANCELLED_ORDER
+    assert [(e.action, e.price, e.original_order_no) for e in await service.journal()] == [
+        ("revise", Decimal(69_000), "0000000055"), ("cancel", None, "0000000055")]
+
+
+async def test_a_conditional_orders_rest_quote_names_an_etn_by_its_quotation_code(service: Service) -> None:
+    """The conditional orders' REST quotes (the list's prices, an order armed without the feed) ask the
+    broker with the instrument's kind, so an ETN is quoted under its own code (Q + code), as the card's is."""
+    from chatbot.markets.symbols import Symbol
+    from chatbot.service.conditional import ConditionalOrders
+
+    service.market.symbols.upsert([Symbol("580001", "테스트 ETN", "Test ETN", "KOSPI", kind=Kind.ETN)])
+    conditional = ConditionalOrders(service.db, service.orders.accounts, CardStore(service.db, 600),
+                                    OrderJournal(service.db), service.market, Mode.PAPER, Settling(),
+                                    process_id="port-test")
+    account = await service.orders.accounts.for_user(ALICE)
+    assert await conditional._quote(account, "580001") == 70_000
+    assert await conditional._quote(account, CODE) == 70_000
+    quotes = [arg for call, arg in service.broker.calls if call == "quote"]
+    assert quotes == [("580001", Kind.ETN), (CODE, Kind.STOCK)]

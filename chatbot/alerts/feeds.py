@@ -621,8 +621,9 @@ class FeedPlanner:
 
     async def _rebalance_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), REBALANCE_EVERY)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow the stop's cancel
+                async with asyncio.timeout(REBALANCE_EVERY):
+                    await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(0.2)  # a burst of changes is one rebalance
             try:
@@ -717,7 +718,8 @@ class FeedPlanner:
         if not session.connected.is_set():  # sessions opening at once (start-up, many users): a few at a time
             async with self._opening:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(session.connected.wait(), session.ack_timeout)
+                    async with asyncio.timeout(session.ack_timeout):
+                        await session.connected.wait()
         return session
 
     async def _subscribe(self, key: SessionKey, code: str) -> None:

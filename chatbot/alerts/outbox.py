@@ -147,8 +147,9 @@ class OutboxSender:
                 continue
             if not sent and not self._stopping:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
 
     async def _send_batch(self, limit: int = 100) -> int:
         notifier, on_blocked = self.notifier, self.on_blocked

@@ -463,7 +463,7 @@ class ConditionalOrders:
                         if self.us is not None and is_us_key(code):
                             prices[code] = await self.us.price(account, code)
                         else:
-                            prices[code] = whole_units((await account.broker.quote(code)).price.amount)
+                            prices[code] = await self._krx_price(account, code)
         return [self._view(row, prices.get(row.code)) for row in rows]
 
     async def cancel(self, user_id: int, order_id_text: str) -> ConditionalView:
@@ -852,11 +852,17 @@ class ConditionalOrders:
         try:
             if self.us is not None and is_us_key(code):
                 return await self.us.price(account, code)
-            return whole_units((await account.broker.quote(code)).price.amount)
+            return await self._krx_price(account, code)
         except Exception:  # the feed's owner judges the order from the moment it is stored
             log.warning("no quote for a conditional order armed without the feed", exc_info=True,
                         extra={"code": code})
             return None
+
+    async def _krx_price(self, account: UserAccount, code: str) -> int:
+        """A KRX symbol's last price, quoted under its instrument's code (an ETN's has a Q in front)."""
+        symbol = self.market.symbols.by_code(code)
+        quote = await account.broker.quote(code, kind=symbol.kind if symbol is not None else None)
+        return whole_units(quote.price.amount)
 
     def _check_real_allowed(self) -> None:
         if self.mode is Mode.REAL and not self.allow_real_orders:

@@ -214,8 +214,9 @@ class UnwrittenOutcomes:
                 pause = 0.25
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow the stop's cancel
+                async with asyncio.timeout(pause):
+                    await self._wake.wait()
             pause = min(pause * 2, self.max_pause)
 
     async def stop(self) -> None:

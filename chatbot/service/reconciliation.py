@@ -122,8 +122,9 @@ class OrderReconciler:
             self.passes += 1
             self.first_pass_done.set()
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval if remaining else self.idle)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow the stop's cancel
+                async with asyncio.timeout(self.interval if remaining else self.idle):
+                    await self._wake.wait()
 
     # -- one pass --------------------------------------------------------------------------------------------
     async def run_once(self) -> int:

@@ -126,10 +126,12 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
         return _revise_card(c, lang), keyboard
     side = t("buy" if c.side is OrderSide.BUY else "sell", lang)
     price = t("market", lang) if c.price is None else amount(c.price)
+    # the quote beside a market price: a new order's only (a cancel card's order has no price to quote)
+    quoted = c.price is None and c.action == "order"
     title = t("card_title_cancel" if c.action == "cancel" else "card_title_order", lang, badge=badge(c.mode, lang))
     if lang == "ko":
         lines = [title, f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})",
-                 f"수량 {won(c.quantity)}주 · 가격 {price}" + (f" (현재가 {amount(c.quoted_price)})" if c.price is None else "")]
+                 f"수량 {won(c.quantity)}주 · 가격 {price}" + (f" (현재가 {amount(c.quoted_price)})" if quoted else "")]
         if c.action == "cancel":
             lines.append(f"취소할 주문 <code>{c.order_no}</code>")
         else:
@@ -138,7 +140,7 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
                       f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{amount(c.total)}{u}</b>"]
     else:
         lines = [title, f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})",
-                 f"Qty {won(c.quantity)} · price {price}" + (f" (now {amount(c.quoted_price)})" if c.price is None else "")]
+                 f"Qty {won(c.quantity)} · price {price}" + (f" (now {amount(c.quoted_price)})" if quoted else "")]
         if c.action == "cancel":
             lines.append(f"Order to cancel <code>{c.order_no}</code>")
         else:
