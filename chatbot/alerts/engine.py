@@ -48,7 +48,7 @@ from chatbot import tasks
 from chatbot.alerts import fire_sqlite, outbox
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.feeds import AlertFeed, trade_tr
-from chatbot.alerts.gap import FeedGap
+from chatbot.alerts.gap import FeedGap, market_second
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push
 from chatbot.alerts.repository import armed_sides
@@ -240,7 +240,7 @@ class AlertEngine:
         gap_start, armed_since = self._gap.take(code)
         if gap_start is None:
             return []
-        since = dt.datetime.fromtimestamp(gap_start, KST).strftime("%H%M%S")
+        since = market_second(gap_start)
         # An alert armed during the gap is set aside unless the extreme on its side was made in a
         # later second than the alert was armed in (the times have one-second resolution: an extreme
         # in the same second may have come before the alert, and a crossing before it is no crossing).

@@ -7,12 +7,25 @@ it). A gap is over when every symbol has had its first trade (or left the feed).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterable
 
+from chatbot.kis.models import KST
 from chatbot.kis.realtime import Disconnected, Event, Reconnected
 
 Armed = list[tuple[int, str]]  # (item id, HHMMSS market second it was armed in)
+
+
+def market_second(start: float, now: float | None = None) -> str:
+    """The gap's start as a trade's time of day is compared with (HHMMSS, Korean time): a gap that began
+    on an earlier Korean day than ``now`` (epoch seconds, default the present) covers all of today, so
+    ``"000000"``. (A gap opened at 23:59:30 KST judged at 00:00:30 compared "000030" < "235930": today's
+    extremes were taken for older than the gap and the crossing they made was missed.)"""
+    began = dt.datetime.fromtimestamp(start, KST)
+    if began.date() < dt.datetime.fromtimestamp(time.time() if now is None else now, KST).date():
+        return "000000"
+    return began.strftime("%H%M%S")
 
 
 class FeedGap:

@@ -36,7 +36,7 @@ from decimal import Decimal
 
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.feeds import AlertFeed, trade_tr
-from chatbot.alerts.gap import FeedGap
+from chatbot.alerts.gap import FeedGap, market_second
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
@@ -332,7 +332,7 @@ class TriggerEngine:
         gap_start, armed_since = self._gap.take(code)
         if gap_start is None:
             return []
-        since = dt.datetime.fromtimestamp(gap_start, KST).strftime("%H%M%S")
+        since = market_second(gap_start)
         set_aside = [trigger for order_id, _armed_at in armed_since
                      if (trigger := self._drop(order_id)) is not None]
         fired: list[Crossed] = []

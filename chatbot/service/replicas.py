@@ -63,6 +63,7 @@ UPDATES_KEPT = dt.timedelta(days=2)
 LOGIN_FLOW_TTL = dt.timedelta(minutes=6)  # /login's own timeout is 5 minutes  # Telegram keeps an undelivered update for 24 hours
 PRUNE_EVERY = 600.0  # seconds
 ADOPT_MARGIN = 5.0  # seconds: alerts stored this long before the last look are looked at again (commit lag)
+ADOPT_SWEEP = 60.0  # seconds: every armed alert the book lacks is looked for, however long ago it was stored
 FEED, RECONCILE, MASTER_FILES, POLLER = "feed:market-data", "reconcile", "master-files", "poller"
 DAILY_REPORTS = "daily-reports"
 FILLS = "fills:"
@@ -94,6 +95,7 @@ class Replicas:
         self.engine: AlertEngine | None = None
         self.riders_pass: Callable[[Callable[[str, float], list[int]]], Awaitable[int]] | None = None
         self._adopted_until: dt.datetime | None = None
+        self._swept = 0.0  # time.monotonic() of the last look at every armed alert (_adopt_alerts)
         self._task: asyncio.Task[None] | None = None
         self._pass_lock = asyncio.Lock()
         self._pruned = 0.0
@@ -202,7 +204,7 @@ class Replicas:
         self.riders_pass = riders_pass
 
         async def gain(since: float | None) -> None:
-            self._adopted_until = utcnow()
+            self._adopted_until, self._swept = utcnow(), time.monotonic()  # the book is loaded in full
             await engine.start()
             if since is not None:  # the previous owner was alive then: a gap from that moment
                 engine.assume_gap(since)
@@ -268,12 +270,26 @@ class Replicas:
             return
         since = (self._adopted_until or utcnow()) - dt.timedelta(seconds=ADOPT_MARGIN)
         now = utcnow()
+        columns = (col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), THRESHOLD_UNITS,
+                   col(AlertRow.updated_at))
+        sweep = time.monotonic() - self._swept >= ADOPT_SWEEP
         async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(
-                core_select(col(AlertRow.id), col(AlertRow.code), col(AlertRow.direction), THRESHOLD_UNITS,
-                            col(AlertRow.updated_at))
-                .where(col(AlertRow.status) == "armed", col(AlertRow.updated_at) >= since))).all()
+            rows = list((await conn.execute(core_select(*columns).where(
+                col(AlertRow.status) == "armed", col(AlertRow.updated_at) >= since))).all())
+            if sweep:
+                # An alert is stamped (updated_at) before its transaction commits: one whose commit came
+                # more than ADOPT_MARGIN later (a stalled replica, a database under load) is older than
+                # every window above by the time it can be seen. Every armed alert the book lacks, then.
+                armed = (await conn.execute(core_select(col(AlertRow.id)).where(
+                    col(AlertRow.status) == "armed"))).scalars().all()
+                seen = {r[0] for r in rows}
+                missing = [i for i in armed if i is not None and i not in seen and engine.book.where(i) is None]
+                for i in range(0, len(missing), 1000):
+                    rows += (await conn.execute(core_select(*columns).where(
+                        col(AlertRow.id).in_(missing[i:i + 1000]), col(AlertRow.status) == "armed"))).all()
         self._adopted_until = now
+        if sweep:
+            self._swept = time.monotonic()
         new = [r for r in rows if r[0] is not None and engine.book.where(r[0]) is None]
         if not new:
             return
