@@ -79,12 +79,16 @@ class Quote:
     def currency(self) -> Currency:
         return self.price.currency
 
-    def tick_for(self, price: Money) -> Money:
-        """The tick an order at ``price`` must sit on. ``tick`` is this instrument's tick at the current
-        price: when it is the market's table tick there, the table gives the tick at any price; on KRX,
-        when it is the fund table's (ETFs and ETNs tick by their own rule), that table does; otherwise the
-        instrument's own tick holds."""
+    def tick_for(self, price: Money, *, fund: bool = False) -> Money:
+        """The tick an order at ``price`` must sit on. ``fund``: the caller knows the instrument is an ETF
+        or ETN, which on KRX tick by the fund table at every price. Otherwise it is read from ``tick``, this
+        instrument's tick at the current price: when it is the market's table tick there, the table gives
+        the tick at any price; on KRX, when it is the fund table's, that table does; otherwise the
+        instrument's own tick holds. (Where both tables give the same tick at the current price, an ETF at
+        ₩4,990 say, only ``fund`` tells them apart.)"""
         market = KRX if self.currency is KRX.currency else US
+        if fund and market is KRX:
+            return Money.krw(ticks.fund_tick_size(int(price.amount)))
         if self.tick == market.tick_for(self.price):
             return market.tick_for(price)
         if market is KRX and self.tick.amount == ticks.fund_tick_size(int(self.price.amount)):

@@ -333,3 +333,25 @@ async def test_a_conditional_orders_rest_quote_names_an_etn_by_its_quotation_cod
     assert await conditional._quote(account, CODE) == 70_000
     quotes = [arg for call, arg in service.broker.calls if call == "quote"]
     assert quotes == [("580001", Kind.ETN), (CODE, Kind.STOCK)]
+
+
+async def test_an_etf_ticks_by_the_fund_table_where_both_tables_agree_at_its_price(service: Service) -> None:
+    """KODEX 200 at ₩4,990 with KIS's tick 5 there: the share table also gives 5 at ₩4,990, so the quote's
+    tick alone cannot tell the tables apart; the symbol's kind does. ₩5,005 is on the fund table's tick
+    (5 above ₩2,000), where the share table would refuse it for a tick of 10."""
+    w = Money.krw
+    etf = b.Quote(symbol="069500", price=w(4_990), previous_close=w(4_990), change=w(0), change_rate=Decimal(0),
+                  volume=0, traded_value=w(0), open=w(4_990), high=w(4_990), low=w(4_990), upper_limit=w(6_485),
+                  lower_limit=w(3_495), tick=w(5))
+    assert etf.tick_for(w(5_005)) == w(10) and etf.tick_for(w(5_005), fund=True) == w(5)
+
+    async def quote(symbol: str, *, kind: Kind | None = None) -> b.Quote:
+        assert kind is Kind.ETF
+        return etf
+
+    service.broker.quote = quote  # type: ignore[method-assign]
+    card = await service.orders.prepare_order(ALICE, ALICE, OrderSide.BUY, ["069500", "1", "5005"])
+    assert card.price == w(5_005)
+    with pytest.raises(UserError) as off:
+        await service.orders.prepare_order(ALICE, ALICE, OrderSide.BUY, ["069500", "1", "5003"])
+    assert off.value.key == "off_tick" and off.value.params["tick"] == w(5)

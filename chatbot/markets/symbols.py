@@ -58,6 +58,11 @@ class Symbol:
     def is_etn(self) -> bool:
         return self.kind is Kind.ETN
 
+    @property
+    def is_fund(self) -> bool:
+        """An ETF or ETN: on KRX it ticks by the fund table at every price."""
+        return self.kind in (Kind.ETF, Kind.ETN)
+
 
 @dataclass(frozen=True, slots=True)
 class Lookup:

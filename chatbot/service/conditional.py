@@ -265,7 +265,7 @@ class ConditionalOrders:
             if not low <= value <= high:
                 raise UserError("cond_implausible", price=Money.krw(value), low=Money.krw(low),
                                 high=Money.krw(high))
-            tick = quote.tick_for(Money.krw(value))
+            tick = quote.tick_for(Money.krw(value), fund=symbol.is_fund)
             if value % tick.amount:
                 raise off_tick(Money.krw(value), tick)
         if stop is not None and price <= stop:

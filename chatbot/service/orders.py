@@ -115,7 +115,7 @@ class Orders:
         with kis_errors():
             quote = await broker.quote(symbol.code, kind=symbol.kind)
             if price is not None:  # the day's limits first: no tick advice for a price that cannot trade
-                _check_price(quote, Money.krw(price))
+                _check_price(quote, Money.krw(price), symbol)
             if side is OrderSide.SELL:
                 held = next((h for h in await broker.holdings() if h.symbol == symbol.code), None)
                 have = held.orderable_quantity if held else 0
@@ -185,7 +185,7 @@ class Orders:
             if order.price is not None and price == order.price.amount and quantity == remaining:
                 raise UserError("revise_nothing_changes", order_no=order.order_no, price=Money.krw(price))
             quote = await account.broker.quote(symbol.code, kind=symbol.kind)
-            _check_price(quote, Money.krw(price))
+            _check_price(quote, Money.krw(price), symbol)
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="revise", side=order.side.value, code=order.symbol, name=symbol.name_ko,
                                       quantity=quantity, price=price,
@@ -451,13 +451,13 @@ class Orders:
         return card_view(row, symbol, self.mode, self.market.calendar, int(self.cards.ttl.total_seconds()))
 
 
-def _check_price(quote: b.Quote, price: Money) -> None:
+def _check_price(quote: b.Quote, price: Money, symbol: Symbol) -> None:
     """A KRX limit price: within the day's limits first (no tick advice for a price that cannot trade),
-    then on the instrument's tick (KIS's aspr_unit when it gives one, ETFs/ETNs, else the table)."""
+    then on the instrument's tick (ETFs/ETNs by the fund table, else KIS's aspr_unit or the table)."""
     lower, upper = quote.lower_limit or Money.krw(0), quote.upper_limit or Money.krw(0)
     if not lower <= price <= upper:
         raise UserError("out_of_limits", price=price, lower=lower, upper=upper)
-    tick = quote.tick_for(price)
+    tick = quote.tick_for(price, fund=symbol.is_fund)
     if price.amount % tick.amount:
         raise off_tick(price, tick)
 
