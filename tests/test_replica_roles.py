@@ -326,6 +326,64 @@ async def test_a_conditional_order_armed_listed_and_cancelled_on_another_replica
         await bot.stop()
 
 
+async def test_the_feed_owner_adopts_a_conditional_order_whose_commit_came_after_every_window_looked(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As for alerts: a stop is stamped (armed_at, updated_at) before its transaction commits; stored by a
+    replica that stalled longer than the margin the owner's passes look back, it is found by the owner's
+    periodic look at every armed order (else a stop-loss never watched), adopted once, with the gap check."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite serves one process: no other replica")
+    from sqlalchemy import update
+
+    from chatbot.service import conditional as module
+    from chatbot.service.cards import CardStore
+    from chatbot.service.conditional import ConditionalOrders
+    from chatbot.service.journal import OrderJournal, Settling
+    from chatbot.service.views import Outcome
+    from chatbot.storage.tables import ConditionalOrderRow
+    from tests.harness import BotHarness
+    from tests.test_conditional import ALICE, CODE, buy, price, service, ticks, wait_for
+
+    bot = BotHarness(db_url)
+    await bot.start()
+    other_db = Database(db_url)
+    try:
+        runtime = bot.runtime
+        assert runtime is not None
+        owner = service(bot)
+        await wait_for(lambda: runtime.replicas.owns("feed:market-data") and owner.engine is not None)
+        engine = owner.engine
+        assert engine is not None
+        await buy(bot, ALICE, 10)
+        elsewhere = ConditionalOrders(other_db, runtime.accounts, CardStore(other_db, 300),
+                                      OrderJournal(other_db), runtime.market, runtime.mode, Settling(),
+                                      process_id="replica-b")
+        elsewhere.replicated, elsewhere.feed_capacity = True, lambda: 40
+        user = ALICE["id"]
+        async with runtime.replicas._pass_lock:  # the owner's passes: only the test's
+            card = await elsewhere.prepare(user, user, "ko", "stop", [CODE, "6", str(ticks(-2, price(bot)))])
+            await elsewhere.attach_card(card.token, user, 901)
+            armed = await elsewhere.confirm(card.token, user, 901)
+            assert armed.outcome is Outcome.PLACED and armed.view is not None
+            late = armed.view.id
+            stamp = utcnow() - datetime.timedelta(minutes=10)
+            async with other_db.write() as session:  # stamped ten minutes before it could be seen
+                await session.exec(update(ConditionalOrderRow).where(col(ConditionalOrderRow.id) == late)
+                                   .values(armed_at=stamp, updated_at=stamp))
+            owner._swept = time.monotonic()  # the last full look: just now
+            assert await owner.adopt_armed(runtime.replicas.recent_prices) == 0
+            assert not engine.knows(late)  # older than the window of recent orders
+            monkeypatch.setattr(module, "SWEEP_SECONDS", 0.0)
+            assert await owner.adopt_armed(runtime.replicas.recent_prices) == 1
+            assert engine.armed(late) is not None
+            assert CODE in engine._gap.symbols  # its first trade checks the day's low since it was stored
+            assert await owner.adopt_armed(runtime.replicas.recent_prices) == 0  # not twice
+            assert engine.armed(late) is not None  # and not dropped as gone
+    finally:
+        await other_db.dispose()
+        await bot.stop()
+
+
 async def _status(db: Database, order_id: int, status: str) -> bool:
     from chatbot.storage.tables import ConditionalOrderRow
 

@@ -797,12 +797,18 @@ class ConditionalOrders:
         if time.monotonic() - self._swept >= SWEEP_SECONDS:  # and, now and then, a full look (a late commit)
             self._swept = time.monotonic()
             known = engine.order_ids()
-            armed: set[int] = set()
             async with self.db.session() as session:
-                for i in range(0, len(known), 1000):
-                    armed.update(x for x in (await session.exec(select(ConditionalOrderRow.id).where(
-                        col(ConditionalOrderRow.id).in_(known[i:i + 1000]),
-                        col(ConditionalOrderRow.status) == "armed"))).all() if x is not None)
+                armed = {x for x in (await session.exec(select(ConditionalOrderRow.id).where(
+                    col(ConditionalOrderRow.status) == "armed"))).all() if x is not None}
+                # An order is stamped (armed_at, updated_at) before its transaction commits: one whose commit
+                # came more than ADOPT_MARGIN later (a stalled replica, a database under load) is older than
+                # every window above by the time it can be seen. Every armed order the engine lacks, then.
+                seen = {r.id for r in rows}
+                missing = sorted(x for x in armed if x not in seen and not engine.knows(x))
+                for i in range(0, len(missing), 1000):
+                    rows += (await session.exec(select(ConditionalOrderRow).where(
+                        col(ConditionalOrderRow.id).in_(missing[i:i + 1000]),
+                        col(ConditionalOrderRow.status) == "armed"))).all()
             gone += [order_id for order_id in known if order_id not in armed]
         for order_id in set(gone):
             await engine.disarm(order_id)
