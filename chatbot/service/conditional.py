@@ -62,7 +62,7 @@ from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
 from chatbot.service.errors import UserError, kis_errors, off_tick
 from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, MAX_SYMBOL_WORDS, parse_price, parse_quantity
-from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling, retry_write
+from chatbot.service.journal import OPEN_STATUSES, DatabaseUnavailable, OrderJournal, Settling, retry_write
 from chatbot.service.market_data import MarketData
 from chatbot.service.us_conditional import (
     UsConditional,
@@ -84,7 +84,7 @@ PLAUSIBLE = (Decimal("0.5"), Decimal(2))  # a trigger beyond halving or doubling
 MAX_TRAIL_PERCENT = Decimal(30)
 _PERCENT = re.compile(r"^([0-9]{1,2}(?:\.[0-9]{1,2})?)%$")
 _ID = re.compile(r"^[0-9]{1,9}$")
-ACCEPTED = ("accepted", "partially_filled", "filled")
+ACCEPTED = (*OPEN_STATUSES, "filled")
 ADOPT_MARGIN = 5.0  # seconds: orders stored this long before the last look are looked at again (commit lag)
 ARMING_MARGIN = 2.0  # seconds before an adopted order was stored that its gap check starts
 SWEEP_SECONDS = 30.0  # the feed's owner checks every order in its engine against the database this often

@@ -21,14 +21,13 @@ from chatbot.kis.protocol import KST, order_no_key
 from chatbot.kis.us_broker import UsBroker
 from chatbot.markets.money import Currency
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.journal import filled_so_far
+from chatbot.service.journal import OPEN_STATUSES, filled_so_far
 from chatbot.service.users import Users
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow
 from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
-OPEN = ("accepted", "partially_filled")
 
 
 def _domestic(code: str) -> bool:
@@ -42,7 +41,7 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
     async with db.session() as session:
         rows = list((await session.exec(select(OrderJournalRow).where(
             col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.action) == "order",
-            col(OrderJournalRow.status).in_(OPEN), col(OrderJournalRow.kis_order_no).is_not(None),
+            col(OrderJournalRow.status).in_(OPEN_STATUSES), col(OrderJournalRow.kis_order_no).is_not(None),
             col(OrderJournalRow.created_at) >= utcnow() - dt.timedelta(days=1)))).all())
     rows = [r for r in rows if r.market == "US" or _domestic(r.code)]
     if not rows:
@@ -69,7 +68,7 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
             continue
         async with db.write() as session:
             entry = await session.get(OrderJournalRow, row.id, with_for_update=True)
-            if entry is None or entry.id is None or entry.status not in OPEN:
+            if entry is None or entry.id is None or entry.status not in OPEN_STATUSES:
                 continue
             before = await filled_so_far(session, entry.id)
             if execution.filled_quantity <= before:

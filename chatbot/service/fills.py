@@ -28,7 +28,7 @@ from chatbot.kis.realtime import Event, RealtimeClient
 from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.journal import DATABASE_ERRORS, filled_so_far
+from chatbot.service.journal import DATABASE_ERRORS, OPEN_STATUSES, filled_so_far
 from chatbot.service.users import Users
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow
@@ -36,7 +36,6 @@ from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 MAX_WATCHERS = 1_000
-OPEN = ("accepted", "partially_filled")
 
 
 class _OrderRowNotWritten(Exception):
@@ -102,7 +101,7 @@ class FillWatcher:
         async with self.db.session() as session:
             owners = set((await session.exec(select(OrderJournalRow.owner_id).where(
                 col(OrderJournalRow.created_at) >= since,
-                col(OrderJournalRow.status).in_(("accepted", "partially_filled"))))).all())
+                col(OrderJournalRow.status).in_(OPEN_STATUSES)))).all())
         for owner in owners:
             await self.watch(owner, owner)
 
@@ -216,7 +215,7 @@ class FillWatcher:
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id, with_for_update=True) if found is not None else None
             if entry is not None and entry.id is not None:
-                if entry.action != "order" or entry.status not in OPEN:
+                if entry.action != "order" or entry.status not in OPEN_STATUSES:
                     log.info("refusal of an order not open in the journal; not told",
                              extra={"order_no": order_no, "status": entry.status})
                     self.refusals += 1

@@ -29,6 +29,7 @@ from chatbot.storage.types import utcnow
 log = logging.getLogger(__name__)
 UNRESOLVED = ("submitting", "uncertain")  # the outcome is not known (yet): reconciliation looks for it
 FILL_STATUSES = ("filled", "partially_filled")
+OPEN_STATUSES = ("accepted", "partially_filled")  # placed and still working: fills may come
 # What a database that refuses writes raises (OperationalError for a lock, a full disk, a lost server).
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
 AlsoInTransaction = Callable[[AsyncSession], Awaitable[None]]

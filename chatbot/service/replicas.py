@@ -52,6 +52,7 @@ from chatbot.alerts.feeds import FeedPlanner, UserSessions
 from chatbot.kis.frames import Tick
 from chatbot.kis.realtime import Event, SubscriptionError
 from chatbot.service.fills import FillWatcher
+from chatbot.service.journal import OPEN_STATUSES
 from chatbot.storage.db import Database
 from chatbot.storage.leases import RUNTIME, is_live
 from chatbot.storage.locks import OwnershipLocks
@@ -383,7 +384,7 @@ class Replicas:
         async with self.db.session() as session:
             owners = set((await session.exec(select(OrderJournalRow.owner_id).where(
                 col(OrderJournalRow.created_at) >= since,
-                col(OrderJournalRow.status).in_(("accepted", "partially_filled"))))).all())
+                col(OrderJournalRow.status).in_(OPEN_STATUSES)))).all())
         now = time.monotonic()
         candidates = owners - fills.watched()
         # One look at which sessions another replica owns, rather than one try per user and pass.
