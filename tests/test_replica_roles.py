@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import col, select
@@ -249,9 +250,6 @@ async def test_a_conditional_order_armed_listed_and_cancelled_on_another_replica
     if db_url.startswith("sqlite"):
         pytest.skip("SQLite serves one process: no other replica")
     from chatbot.kis import protocol as p
-    from chatbot.service.cards import CardStore
-    from chatbot.service.conditional import ConditionalOrders
-    from chatbot.service.journal import OrderJournal, Settling
     from chatbot.service.views import Outcome
     from chatbot.storage.tables import ConditionalOrderRow
     from tests.harness import BotHarness
@@ -267,10 +265,7 @@ async def test_a_conditional_order_armed_listed_and_cancelled_on_another_replica
         await wait_for(lambda: runtime.replicas.owns("feed:market-data") and owner.engine is not None)
         await buy(bot, ALICE, 10)
         # Another replica's service: its own connections, no trigger engine.
-        elsewhere = ConditionalOrders(other_db, runtime.accounts, CardStore(other_db, 300),
-                                      OrderJournal(other_db), runtime.market, runtime.mode, Settling(),
-                                      process_id="replica-b")
-        elsewhere.replicated, elsewhere.feed_capacity = True, lambda: 40
+        elsewhere = conditional_orders_elsewhere(other_db, runtime)
         user = ALICE["id"]
 
         async def arm(kind: str, *args: str) -> int:
@@ -336,9 +331,6 @@ async def test_the_feed_owner_adopts_a_conditional_order_whose_commit_came_after
     from sqlalchemy import update
 
     from chatbot.service import conditional as module
-    from chatbot.service.cards import CardStore
-    from chatbot.service.conditional import ConditionalOrders
-    from chatbot.service.journal import OrderJournal, Settling
     from chatbot.service.views import Outcome
     from chatbot.storage.tables import ConditionalOrderRow
     from tests.harness import BotHarness
@@ -355,10 +347,7 @@ async def test_the_feed_owner_adopts_a_conditional_order_whose_commit_came_after
         engine = owner.engine
         assert engine is not None
         await buy(bot, ALICE, 10)
-        elsewhere = ConditionalOrders(other_db, runtime.accounts, CardStore(other_db, 300),
-                                      OrderJournal(other_db), runtime.market, runtime.mode, Settling(),
-                                      process_id="replica-b")
-        elsewhere.replicated, elsewhere.feed_capacity = True, lambda: 40
+        elsewhere = conditional_orders_elsewhere(other_db, runtime)
         user = ALICE["id"]
         async with runtime.replicas._pass_lock:  # the owner's passes: only the test's
             card = await elsewhere.prepare(user, user, "ko", "stop", [CODE, "6", str(ticks(-2, price(bot)))])
@@ -391,3 +380,14 @@ async def _status(db: Database, order_id: int, status: str) -> bool:
         row = await session.get(ConditionalOrderRow, order_id)
     return row is not None and row.status == status
 
+
+def conditional_orders_elsewhere(db: Database, runtime: Any) -> Any:
+    """Another replica's conditional-order service: its own connections, no trigger engine."""
+    from chatbot.service.cards import CardStore
+    from chatbot.service.conditional import ConditionalOrders
+    from chatbot.service.journal import OrderJournal, Settling
+
+    elsewhere = ConditionalOrders(db, runtime.accounts, CardStore(db, 300), OrderJournal(db), runtime.market,
+                                  runtime.mode, Settling(), process_id="replica-b")
+    elsewhere.replicated, elsewhere.feed_capacity = True, lambda: 40
+    return elsewhere
