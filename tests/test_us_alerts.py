@@ -4,7 +4,7 @@ with domestic alerts: real PTB Application ↔ fake Bot API ↔ service ↔ simu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from decimal import Decimal
 
 import pytest
@@ -132,3 +132,57 @@ async def test_a_us_alert_keeps_its_exact_threshold_across_a_restart(bot: BotHar
     bot.sim.set_us_price("AAPL", Decimal("1.13"))  # exactly the threshold: it fires
     push = await bot.wait_for_message(ALICE["id"], PUSH)
     assert "$1.13" in push["text"], push["text"]
+
+
+class _AliceHasHerOwnKey:
+    """The feed planner's key directory with ALICE registered (her own app key: her own 39-slot session),
+    as in virtual/real mode; the bot runs in paper mode, whose users ride the operator's sessions only."""
+
+    def __init__(self, bot: BotHarness) -> None:
+        from chatbot.kis.rest import KisEndpoint, KisRestClient
+        from tests.helpers import new_credentials
+
+        self.rest = KisRestClient(KisEndpoint("real", bot.sim.rest_url()), new_credentials())
+
+    async def own_keys(self, user_ids: Collection[int]) -> set[int]:
+        return {u for u in user_ids if u == ALICE["id"]}
+
+    async def approval_key(self, user_id: int) -> Callable[[], Awaitable[str]]:
+        assert user_id == ALICE["id"], "only ALICE's own key may open a session"
+        return self.rest.approval_key
+
+    async def registered(self) -> int:
+        return 1
+
+
+async def test_a_us_alert_rides_its_owners_own_session_like_a_domestic_one(bot: BotHarness) -> None:
+    """A US /alert tells the feed planner whose it is before the alert exists (as a domestic one does):
+    a registered user's US symbol goes on her own session. Before, the planner met the symbol with no
+    known watcher and put it on the operator's shared session, or, that session being full, on REST
+    polling ("checked every N s": a crossing between two polls missed) while her own session had room."""
+    assert bot.runtime is not None and bot.runtime.feeds is not None
+    feeds = bot.runtime.feeds
+    keys = _AliceHasHerOwnKey(bot)
+    feeds.keys = keys
+    feeds.user_changed(ALICE["id"])
+    try:
+        feeds.operators[0].session.max_subscriptions = 1
+        state = bot.sim.market.get("005930")
+        assert state is not None
+        (msg,) = await bot.say(BOB, f"/alert 005930 above {state.price * 2}")  # BOB (no key) fills the operator's
+        assert "Alert #" in msg["text"] and "checked every" not in msg["text"], msg["text"]
+        bot.sim.set_us_price("AAPL", Decimal("190.25"))
+        (msg,) = await bot.say(ALICE, "/alert AAPL 이상 200")
+        assert "알림 #" in msg["text"] and "초마다" not in msg["text"], msg["text"]  # streamed, not polled
+        placement = feeds.placement("DNASAAPL")
+        assert placement is not None and placement.kind == "own" and placement.users == {ALICE["id"]}, placement
+        assert feeds.carried_by(("user", ALICE["id"])) == {"DNASAAPL"}
+        assert "DNASAAPL" not in feeds.carried_by(("op", 0)) and feeds.capacity().polled == 0
+        bot.sim.set_us_price("AAPL", Decimal("200.50"))  # her own session's tick fires it, once
+        push = await bot.wait_for_message(ALICE["id"], PUSH)
+        assert "$200.50" in push["text"], push["text"]
+        await asyncio.sleep(0.3)
+        assert bot.count_messages(ALICE["id"], PUSH) == 1
+    finally:
+        await bot.runtime.feeds.users.aclose()
+        await keys.rest.aclose()

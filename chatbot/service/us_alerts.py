@@ -108,10 +108,13 @@ class UsAlerts:
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=key, name=symbol.name_ko[:80],
                        direction=direction, threshold=threshold, reference_price=reference,
                        currency=Currency.USD.value, percent=percent_text, repeat=repeat, cooldown_seconds=self.alerts.cooldown_seconds)
+        feeds = self.alerts.feeds
         with kis_errors():
             try:
+                if feeds is not None:  # placed for this user before the alert exists, as a domestic one
+                    await feeds.expect(user_id, key)  # (their own session where they have one; HDFSCNT0)
                 view = AlertView.of(await engine.arm(row, self.alerts.repository.add))
-                feeds = self.alerts.feeds  # past every live slot it is polled: the user is told how often
+                # past every live slot it is polled: the user is told how often
                 if feeds is not None and (every := feeds.polled_every(key)) is not None:
                     view = dataclasses.replace(view, polled_every=every)
                 return view
