@@ -103,6 +103,12 @@ class UsMarketState:
         return self.session.open if self.session.open > self.now else next_session(self.now).open
 
     @property
+    def next_close(self) -> dt.datetime:
+        """The next regular close (the current session's until it has closed): the close an MOC or LOC
+        order placed now would meet, were it taken."""
+        return self.session.close if self.session.close > self.now else next_session(self.now).close
+
+    @property
     def accepts_orders(self) -> bool:
         return self.phase.trading
 

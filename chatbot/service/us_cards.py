@@ -28,12 +28,16 @@ def fees(side: OrderSide, amount: Money) -> Money:
 
 def us_card_detail(side: OrderSide, price: Decimal | None, quoted_price: Decimal, quantity: int, exchange: str,
                    order_type: str, *, krw_per_usd: Decimal = Decimal(0), session: str = "",
-                   next_open: dt.datetime | None = None, reservation: bool = False) -> UsCardDetail:
-    division = UsOrderDivision[order_type] if order_type in UsOrderDivision.__members__ else UsOrderDivision.LIMIT
+                   next_open: dt.datetime | None = None, reservation: bool = False,
+                   next_close: dt.datetime | None = None) -> UsCardDetail:
+    if order_type in UsOrderDivision.__members__:
+        division = UsOrderDivision[order_type]
+    else:  # a reservation's cancel (RESV): without a price it is a MOO sell, the one unpriced reservation
+        division = UsOrderDivision.MOO if reservation and price is None else UsOrderDivision.LIMIT
     price_money = Money.usd(price) if price is not None else None
     quoted = Money.usd(quoted_price)
     amount = (price_money or quoted) * quantity
     meets = "reservation" if reservation else "open" if division.at_open else "close" if division.at_close else "now"
     return UsCardDetail(exchange=exchange or "", order_type=division.name, price=price_money, quoted_price=quoted,
                         amount=amount, fees=fees(side, amount), krw_per_usd=krw_per_usd, session=session,
-                        meets=meets, next_open=next_open)
+                        meets=meets, next_open=next_open, next_close=next_close)

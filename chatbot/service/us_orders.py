@@ -16,6 +16,7 @@ reason, before any card is made.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import re
 import unicodedata
@@ -42,7 +43,7 @@ from chatbot.kis.us_broker import UsBroker
 from chatbot.markets.money import Currency, Money
 from chatbot.markets.profile import US
 from chatbot.markets.symbols import Symbol
-from chatbot.markets.us_hours import SEOUL
+from chatbot.markets.us_hours import SEOUL, UsMarketState
 from chatbot.service.accounts import UserAccount
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_order_no, parse_quantity
@@ -54,10 +55,12 @@ from chatbot.service.us_reservations import GONE_MESSAGE, RESERVATION_TYPE, UsRe
 from chatbot.service.us_views import UsOpenOrder
 from chatbot.service.views import ConfirmResult, Mode, OrderCard, Outcome
 from chatbot.storage.tables import OrderJournalRow, PendingOrderRow
+from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_US_PRICE = Decimal(1_000_000)
+OPEN_ORDER_DAYS = dt.timedelta(days=5)  # a US order still working was sent within this (day orders; a weekend)
 # Session order types by the words a person types (KIS_OVERSEAS.md §3).
 DIVISION_WORDS: dict[str, UsOrderDivision] = {
     "limit": UsOrderDivision.LIMIT, "지정가": UsOrderDivision.LIMIT,
@@ -182,6 +185,8 @@ class UsOrders:
                 raise UserError("us_market_closed",
                                 next_open=state.next_open.astimezone(SEOUL).strftime("%m-%d %H:%M"))
             action = "reserve"
+        elif not self.market.calendar.always_open:
+            self._check_auction_ahead(division, state)
         broker = await self.market.broker_for(user_id)
         with kis_errors():
             quote = await broker.quote(symbol.code)
@@ -209,6 +214,19 @@ class UsOrders:
             order_type=division.name)
         return self.card(row, symbol)
 
+    @staticmethod
+    def _check_auction_ahead(division: UsOrderDivision, state: UsMarketState) -> None:
+        """An on-open order (MOO, LOO) once the day's regular session has opened, or an on-close one (MOC,
+        LOC) once it has closed (the after-market), meets no auction of that day: KIS refuses it ("해당
+        주문구분의 주문가능시간이 아닙니다", as the simulator does). Said at once, with when it is taken again,
+        instead of a card promising "today's close"."""
+        if division.at_open and state.now >= state.session.open:
+            raise UserError("us_auction_over_open", type=division.name,
+                            next_open=state.next_open.astimezone(SEOUL).strftime("%m-%d %H:%M"))
+        if division.at_close and state.now >= state.session.close:
+            raise UserError("us_auction_over_close", type=division.name,
+                            next_close=state.next_close.astimezone(SEOUL).strftime("%m-%d %H:%M"))
+
     def card(self, row: PendingOrderRow, symbol: Symbol | None = None) -> OrderCard:
         """The card a US row stands for: dollar amount, estimated fees, the KRW estimate, the session."""
         exchange = row.exchange or "NASDAQ"
@@ -217,7 +235,9 @@ class UsOrders:
         state = self.market.state()
         detail = us_card_detail(side, row.price, row.quoted_price, row.quantity, exchange, row.order_type or "LIMIT",
                                 krw_per_usd=self.market.last_rate, session=state.phase.value,
-                                next_open=state.next_open.astimezone(SEOUL), reservation=row.action == "reserve" or row.order_type == RESERVATION_TYPE)
+                                next_open=state.next_open.astimezone(SEOUL),
+                                reservation=row.action == "reserve" or row.order_type == RESERVATION_TYPE,
+                                next_close=state.next_close.astimezone(SEOUL))
         return OrderCard(token=row.id, mode=self.mode, action=row.action, side=side, symbol=symbol,
                          quantity=row.quantity, price=detail.price, quoted_price=detail.quoted_price,
                          amount=detail.amount, commission=detail.fees, tax=Money.usd(0),
@@ -242,7 +262,25 @@ class UsOrders:
         broker = await self.market.broker_for(user_id)
         with kis_errors():
             rows = await broker.open_orders()
-        return [self._open(r) for r in rows]
+        types = await self.order_types(user_id, [r.order_no for r in rows])
+        return [self._open(r, types.get(order_no_key(r.order_no), "")) for r in rows]
+
+    async def order_types(self, user_id: int, order_nos: Sequence[str]) -> dict[str, str]:
+        """The order type (LIMIT, LOO, LOC, MOO, MOC) the bot sent each of ``order_nos`` as, by
+        :func:`order_no_key`, from its journal: KIS's open-order list has none (an MOO and an MOC both
+        list at a price of 0). An order the bot did not send is not in it. A US order is a day order: the
+        journal of the last few days is read, not the user's whole history."""
+        if not order_nos:
+            return {}
+        wanted = {order_no_key(n) for n in order_nos}
+        async with self.orders.journal.db.session() as session:
+            rows = (await session.exec(select(OrderJournalRow.kis_order_no, OrderJournalRow.order_type).where(
+                col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == "US",
+                col(OrderJournalRow.created_at) >= utcnow() - OPEN_ORDER_DAYS,
+                col(OrderJournalRow.action) == "order", col(OrderJournalRow.kis_order_no).is_not(None),
+                col(OrderJournalRow.environment) == self.mode.setting))).all()
+        return {order_no_key(no): kind for no, kind in rows
+                if no and kind and kind in UsOrderDivision.__members__ and order_no_key(no) in wanted}
 
     async def open_order(self, user_id: int, order_no_text: str) -> b.OpenOrder | None:
         """One of the user's own open US orders by its number, or None (not a US order of theirs)."""
@@ -255,12 +293,15 @@ class UsOrders:
     async def prepare_cancel(self, user_id: int, chat_id: int, order: b.OpenOrder) -> OrderCard:
         self.orders.check_real_allowed()
         price = order.price.amount if order.price is not None else Decimal(0)
+        # the type it was sent as (an MOO is not "limit $0"); not the bot's: a limit, or unpriced MOO/MOC
+        kind = (await self.order_types(user_id, [order.order_no])).get(order_no_key(order.order_no)) \
+            or UsOrderDivision.LIMIT.name
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="cancel",
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80],
             quantity=order.cancellable_quantity, price=price or None, quoted_price=price,
             currency=Currency.USD.value, order_no=order.order_no, branch=order.branch[:8] or None, market="US",
-            exchange=_exchange_name(order), order_type=UsOrderDivision.LIMIT.name)
+            exchange=_exchange_name(order), order_type=kind)
         return self.card(row)
 
     async def prepare_revise(self, user_id: int, chat_id: int, order: b.OpenOrder, args: Sequence[str]) -> OrderCard:
@@ -418,12 +459,13 @@ class UsOrders:
         return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=number,
                                     message="US reservation cancelled")
 
-    def _open(self, o: b.OpenOrder) -> UsOpenOrder:
+    def _open(self, o: b.OpenOrder, order_type: str = "") -> UsOpenOrder:
         listed = self.market.by_code(o.symbol)
         name = listed.name_ko if listed is not None and listed.name_ko else (o.name or o.symbol)
         return UsOpenOrder(order_no=o.order_no, symbol=o.symbol, name=name, exchange=_exchange_name(o),
                            side=o.side, quantity=o.quantity, price=o.price or Money.usd(0),
-                           filled_quantity=o.filled_quantity, remaining=o.cancellable_quantity, time=o.time)
+                           filled_quantity=o.filled_quantity, remaining=o.cancellable_quantity, time=o.time,
+                           order_type=order_type)
 
 
 def _exchange_name(order: b.OpenOrder) -> str:

@@ -56,8 +56,9 @@ class UsCardDetail:
     fees: Money  # estimated commission and exchange fees
     krw_per_usd: Decimal  # 0: no rate known
     session: str  # the US session when quoted
-    meets: str  # regular | open | close: the session the order meets
+    meets: str  # now | open | close | reservation: the session the order meets
     next_open: dt.datetime | None  # when it can execute, outside the sessions
+    next_close: dt.datetime | None = None  # KST: the regular close an MOC/LOC order meets (None: not known)
 
     @property
     def total(self) -> Money:
@@ -87,6 +88,9 @@ class UsOpenOrder:
     filled_quantity: int
     remaining: int
     time: str  # HHMMSS, KST, where KIS gives it
+    # LIMIT, LOO, LOC, MOO, MOC as the bot's journal recorded it; "" for an order it did not send (KIS's
+    # open-order list has no order type: a price of 0 is then MOO or MOC, which cannot be told apart)
+    order_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)

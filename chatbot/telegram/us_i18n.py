@@ -27,6 +27,7 @@ US_MESSAGES.update({
     "us_type_LOC": {"ko": "LOC 장마감지정가", "en": "LOC (limit on close)"},
     "us_type_MOO": {"ko": "MOO 장개시시장가", "en": "MOO (market on open)"},
     "us_type_MOC": {"ko": "MOC 장마감시장가", "en": "MOC (market on close)"},
+    "us_type_MOO_or_MOC": {"ko": "시장가 (MOO 또는 MOC)", "en": "at market (MOO or MOC)"},
     "us_card_qty": {"ko": "수량 {qty}주 · {price} (현재가 {now})", "en": "Qty {qty} · {price} (now {now})"},
     "us_card_cancel": {"ko": "취소할 주문 <code>{order_no}</code> · 남은 {qty}주 @ {price}",
                        "en": "Order to cancel <code>{order_no}</code> · {qty} left @ {price}"},
@@ -44,7 +45,19 @@ US_MESSAGES.update({
     "us_meets_now": {"ko": "체결 시점: 지금 ({session})", "en": "Meets the market now ({session})"},
     "us_meets_open": {"ko": "체결 시점: 다음 정규장 시가 ({next_open} 한국시간)",
                       "en": "Meets the next regular open ({next_open} KST)"},
-    "us_meets_close": {"ko": "체결 시점: 오늘 정규장 종가", "en": "Meets today's regular close"},
+    "us_meets_close": {"ko": "체결 시점: 정규장 종가", "en": "Meets the regular close"},
+    "us_meets_close_at": {"ko": "체결 시점: 정규장 종가 ({next_close} 한국시간)",
+                          "en": "Meets the regular close ({next_close} KST)"},
+    "us_auction_over_open": {"ko": "{type} 주문은 정규장 개장 전까지만 받습니다 (오늘 개장은 지났습니다). "
+                                   "다음 정규장 개장은 {next_open} (한국시간)입니다. 아무것도 전송하지 않았습니다.",
+                             "en": "{type} orders are taken only before the regular open, and today's has passed. "
+                                   "The next regular open is {next_open} KST. Nothing was sent."},
+    "us_auction_over_close": {"ko": "{type} 주문은 정규장 마감 전까지만 받습니다 (오늘 마감은 지났습니다). "
+                                    "다음 정규장 종가는 {next_close} (한국시간)이며, 그 전 프리마켓부터 주문할 수 "
+                                    "있습니다. 아무것도 전송하지 않았습니다.",
+                              "en": "{type} orders are taken only before the regular close, and today's has passed. "
+                                    "The next regular close is {next_close} KST; order from the pre-market before "
+                                    "it. Nothing was sent."},
     "us_bad_price": {"ko": "가격 '{value}'을(를) 이해하지 못했습니다. 예: /buy AAPL 3 190.50",
                      "en": "Could not read the price '{value}'. Example: /buy AAPL 3 190.50"},
     "us_price_too_small": {"ko": "미국 주식 가격은 $0.01 이상이어야 합니다 ('{value}').",

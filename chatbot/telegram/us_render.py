@@ -103,6 +103,8 @@ def _meets(us: UsCardDetail, lang: str) -> str:
     if us.meets == "open":
         return t("us_meets_open", lang, next_open=when)
     if us.meets == "close":
+        if us.next_close is not None:
+            return t("us_meets_close_at", lang, next_close=us.next_close.strftime("%m-%d %H:%M"))
         return t("us_meets_close", lang)
     return t("us_meets_now", lang, session=session_name(us.session, lang))
 
@@ -130,7 +132,7 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
                        next_open=us.next_open.strftime("%m-%d %H:%M") if us.next_open else ""))
     elif c.action == "cancel":
         lines.append(t("us_card_cancel", lang, order_no=c.order_no or "", qty=f"{c.quantity:,}",
-                       price=usd(us.quoted_price)))
+                       price=usd(us.quoted_price) if us.quoted_price.amount else _unpriced(us.order_type, lang)))
     else:
         if c.action == "revise":
             lines.append(t("us_card_revise", lang, order_no=c.order_no or "", old=usd(us.quoted_price),
@@ -174,10 +176,20 @@ def card_summary(c: OrderCard, lang: str) -> str:
 
 
 # -- open orders, balance -------------------------------------------------------------------------------
+def _unpriced(order_type: str, lang: str) -> str:
+    """An order without a price: its type when known (MOO, MOC), else both (KIS lists neither's type)."""
+    return t(f"us_type_{order_type}", lang) if order_type in ("MOO", "MOC") else t("us_type_MOO_or_MOC", lang)
+
+
 def order_line(o: UsOpenOrder, lang: str) -> str:
     side = t("buy" if o.side is OrderSide.BUY else "sell", lang)
     when = f"{o.time[:2]}:{o.time[2:4]}:{o.time[4:]}" if len(o.time) == 6 else o.time
-    price = usd(o.price) if o.price.amount else t("us_type_MOC", lang)
+    if not o.price.amount:
+        price = _unpriced(o.order_type, lang)
+    elif o.order_type in ("LOO", "LOC"):
+        price = f"{t(f'us_type_{o.order_type}', lang)} {usd(o.price)}"
+    else:
+        price = usd(o.price)
     filled = f" · {'체결' if lang == 'ko' else 'filled'} {o.filled_quantity:,}" if o.filled_quantity else ""
     return (f"{FLAG} <code>{o.order_no}</code> {when} {esc(o.exchange)}\n  {side} {esc(o.name)} ({esc(o.symbol)}) "
             f"{o.quantity:,}{t('shares', lang)} @ {price}{filled} · {'잔량' if lang == 'ko' else 'open'} {o.remaining:,}")
