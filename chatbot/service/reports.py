@@ -51,9 +51,12 @@ from chatbot.alerts.daily_report import (
     ReportFill,
 )
 from chatbot.alerts.outbox import Push, enqueue
+from chatbot.kis.errors import KisError
 from chatbot.kis.models import Execution, OrderSide
 from chatbot.kis.overseas import KisOverseasClient
+from chatbot.kis.overseas_models import UsOrder
 from chatbot.kis.protocol import KST
+from chatbot.kis.rest import KisRestClient
 from chatbot.markets import us_hours
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
@@ -143,11 +146,14 @@ class HistoryView:
     start: dt.date
     end: dt.date
     currency: str
-    by_day: tuple[HistoryDay, ...]  # newest first; days without fills left out
+    by_day: tuple[HistoryDay, ...]  # newest first; days without fills left out (domestic: KST dates, won)
+    # US executions in dollars, by New York trading day (the US report's day), times in KST; newest first
+    us_by_day: tuple[HistoryDay, ...] = ()
+    us_unavailable: bool = False  # KIS's US orders did not answer (the domestic part stands)
 
     @property
     def fill_count(self) -> int:
-        return sum(len(d.fills) for d in self.by_day)
+        return sum(len(d.fills) for d in (*self.by_day, *self.us_by_day))
 
 
 def parse_days(text: str | None) -> int:
@@ -340,6 +346,40 @@ class UsReportSource:
             mode=self.mode.value)
 
 
+def _history_days(by_day: Mapping[dt.date, Sequence[ReportFill]]) -> tuple[HistoryDay, ...]:
+    return tuple(HistoryDay(
+        day=day, fills=tuple(fills),
+        bought=sum((f.amount for f in fills if f.side == OrderSide.BUY.value), Decimal(0)),
+        sold=sum((f.amount for f in fills if f.side == OrderSide.SELL.value), Decimal(0)))
+        for day, fills in sorted(by_day.items(), reverse=True))
+
+
+async def _us_history(rest: KisRestClient, start: dt.date, end: dt.date) -> dict[dt.date, list[ReportFill]]:
+    """US fills made on the KST days ``start``..``end`` (the view's span: last night's session, 23:30–06:00
+    KST, is in "/history 1"), grouped by their New York trading day (the US report's day), oldest first,
+    in dollars, their times in KST. KIS files a US order under the exchange's date: asked from the day
+    before ``start`` (New York is behind) up to the day after ``end`` (a server filing by KST)."""
+    client = KisOverseasClient(rest)
+    with kis_errors():
+        orders = await client.orders(start - dt.timedelta(days=1), end + dt.timedelta(days=1), filled=True)
+
+    def in_span(o: UsOrder) -> bool:
+        moment = o.kst_time or o.local_time
+        return moment is not None and start <= moment.astimezone(KST).date() <= end
+
+    filled = sorted((o for o in orders if o.filled_quantity > 0 and not o.is_cancellation
+                     and o.local_time is not None and in_span(o)),
+                    key=lambda o: (o.local_time or dt.datetime.min.replace(tzinfo=dt.UTC), o.order_no))
+    by_day: dict[dt.date, list[ReportFill]] = {}
+    for o in filled:
+        assert o.local_time is not None
+        by_day.setdefault(o.local_time.date(), []).append(ReportFill(
+            time=_kst_hms(o.kst_time or o.local_time), side=o.side.value, code=o.symbol, name=o.name or o.symbol,
+            quantity=o.filled_quantity, price=o.fill_price.amount,
+            amount=_quantize(o.filled_amount.amount or o.fill_price.amount * o.filled_quantity, "USD")))
+    return by_day
+
+
 # -- the service ------------------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class ReportService:
@@ -418,17 +458,19 @@ class ReportService:
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             executions = await account.client.executions(start, end)
-        by_day: dict[str, list[ReportFill]] = {}
+        by_day: dict[dt.date, list[ReportFill]] = {}
         for e in _oldest_first(executions):
-            by_day.setdefault(e.date, []).append(_fill(e, "KRW"))
-        grouped = []
-        for date_text in sorted(by_day, reverse=True):
-            fills = tuple(by_day[date_text])
-            grouped.append(HistoryDay(
-                day=dt.datetime.strptime(date_text, "%Y%m%d").date(), fills=fills,
-                bought=sum((f.amount for f in fills if f.side == OrderSide.BUY.value), Decimal(0)),
-                sold=sum((f.amount for f in fills if f.side == OrderSide.SELL.value), Decimal(0))))
-        return HistoryView(self.mode, days, start, end, "KRW", tuple(grouped))
+            by_day.setdefault(dt.datetime.strptime(e.date, "%Y%m%d").date(), []).append(_fill(e, "KRW"))
+        us_by_day: dict[dt.date, list[ReportFill]] = {}
+        us_unavailable = False
+        if "US" in self.sources:  # the US market is served: its executions too, in their own section
+            try:
+                us_by_day = await _us_history(account.client, start, end)
+            except (KisError, UserError) as exc:
+                us_unavailable = True
+                log.warning("US executions not loaded for /history", extra={"error": type(exc).__name__})
+        return HistoryView(self.mode, days, start, end, "KRW", _history_days(by_day), _history_days(us_by_day),
+                           us_unavailable)
 
     # -- the schedule --------------------------------------------------------------------------------------
     async def run_due(self, now: dt.datetime | None = None) -> int:

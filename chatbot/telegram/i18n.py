@@ -319,6 +319,13 @@ MESSAGES: dict[str, dict[str, str]] = {
                       "en": "📜 <b>Executions</b> last {days} days ({start} – {end}) · {count} {badge}"},
     "history_empty": {"ko": "이 기간에 체결된 주문이 없습니다.", "en": "No executions in this period."},
     "history_day": {"ko": "<b>{day}</b> 매수 {bought} · 매도 {sold}", "en": "<b>{day}</b> bought {bought} · sold {sold}"},
+    "history_section_krx": {"ko": "🇰🇷 <b>국내 주식</b>", "en": "🇰🇷 <b>Korean stocks</b>"},
+    "history_section_us": {"ko": "🇺🇸 <b>미국 주식</b> · 날짜는 뉴욕 거래일, 시각은 한국시간",
+                           "en": "🇺🇸 <b>US stocks</b> · New York trading days, times KST"},
+    "history_us_unavailable": {"ko": "🇺🇸 미국 주식 체결 내역을 지금 불러오지 못했습니다 (KIS 응답 없음). 잠시 뒤 다시 "
+                                     "시도하세요.",
+                               "en": "🇺🇸 US executions could not be loaded now (KIS did not answer); try again "
+                                     "shortly."},
     # -- conditional orders (/stop, /tp, /trail, /bracket, /stops) ----------------------------------------
     "usage_stop": {"ko": "사용법: /stop &lt;종목&gt; &lt;수량&gt; &lt;발동가&gt; [지정가]\n예: /stop 삼성전자 10 65,000원",
                    "en": "Usage: /stop &lt;symbol&gt; &lt;qty&gt; &lt;trigger&gt; [limit]\nExample: /stop 005930 10 65000"},

@@ -14,6 +14,7 @@ from chatbot.service.errors import UserError
 from chatbot.service.reports import (
     MAX_DAYS,
     DailyReport,
+    HistoryDay,
     HistoryView,
     ReportFill,
     ReportService,
@@ -167,19 +168,30 @@ def _day_label(view_day: dt.date, language: str) -> str:
     return f"{view_day:%m-%d} ({WEEKDAYS['ko' if language == 'ko' else 'en'][view_day.weekday()]})"
 
 
+def _day_blocks(days: Sequence[HistoryDay], currency: str, language: str) -> list[str]:
+    return ["\n".join([
+        t("history_day", language, day=_day_label(day.day, language),
+          bought=money(day.bought, currency, language), sold=money(day.sold, currency, language)),
+        *(fill_line(f, currency, language) for f in day.fills)]) for day in days]
+
+
 def history_messages(view: HistoryView, language: str) -> list[str]:
-    """The executions by day, newest day first, in as many messages as Telegram's length limit needs."""
-    currency = view.currency
+    """The executions by day, newest day first, in as many messages as Telegram's length limit needs: one
+    section per market when the user has US executions (or they could not be loaded), the domestic one in
+    won by KST date, the US one in dollars by New York trading day with KST times (as the US report)."""
     title = t("history_title", language, days=view.days, start=f"{view.start:%m-%d}", end=f"{view.end:%m-%d}",
               count=view.fill_count, badge=render.badge(view.mode, language))
-    if not view.by_day:
-        return [f"{title}\n\n{t('history_empty', language)}"]
+    us_note = [t("history_us_unavailable", language)] if view.us_unavailable else []
+    if not view.by_day and not view.us_by_day:
+        return ["\n\n".join([title, t("history_empty", language), *us_note])]
     blocks = [title]
-    for day in view.by_day:
-        blocks.append("\n".join([
-            t("history_day", language, day=_day_label(day.day, language),
-              bought=money(day.bought, currency, language), sold=money(day.sold, currency, language)),
-            *(fill_line(f, currency, language) for f in day.fills)]))
+    if view.us_by_day or view.us_unavailable:  # two markets: each its own section
+        blocks.append(t("history_section_krx", language) + ("" if view.by_day else "\n" + t("history_empty", language)))
+    blocks += _day_blocks(view.by_day, view.currency, language)
+    if view.us_by_day:
+        blocks.append(t("history_section_us", language))
+        blocks += _day_blocks(view.us_by_day, "USD", language)
+    blocks += us_note
     messages: list[str] = []
     current = ""
     for block in blocks:
