@@ -186,3 +186,23 @@ async def test_a_us_alert_rides_its_owners_own_session_like_a_domestic_one(bot: 
     finally:
         await bot.runtime.feeds.users.aclose()
         await keys.rest.aclose()
+
+
+async def test_a_us_alert_nothing_can_serve_is_refused_up_front_and_not_stored(bot: BotHarness) -> None:
+    """Every live slot taken and an operator key without overseas quotes (no US polling): the US alert is
+    refused with the capacity message before it exists, as a domestic one past every slot would be (pins
+    the planner's refusal on the US path, now through ``expect``; it held before too, through the engine's
+    subscribe)."""
+    assert bot.runtime is not None and bot.runtime.feeds is not None
+    feeds = bot.runtime.feeds
+    feeds.operators[0].session.max_subscriptions = 1
+    feeds._pollers[0].us = None
+    state = bot.sim.market.get("005930")
+    assert state is not None
+    (msg,) = await bot.say(BOB, f"/alert 005930 above {state.price * 2}")
+    assert "Alert #" in msg["text"], msg["text"]
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (msg,) = await bot.say(ALICE, "/alert AAPL 이상 200")
+    assert "구독 한도" in msg["text"] and "알림 #" not in msg["text"], msg["text"]
+    assert [a.code for a in await rows(bot, AlertRow)] == ["005930"]
+    assert feeds.placement("DNASAAPL") is None
