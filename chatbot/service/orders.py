@@ -142,7 +142,7 @@ class Orders:
                                       action="cancel", side=order.side.value, code=order.symbol, name=symbol.name_ko,
                                       quantity=order.cancellable_quantity, price=price or None,
                                       quoted_price=price or 0, currency=symbol.currency.value,
-                                      order_no=order.order_no, branch=order.branch)
+                                      order_no=order.order_no, branch=order.branch, exchange=order.exchange)
         return self._card(row, symbol)
 
     async def open_order(self, user_id: int, order_no_text: str) -> OpenOrder:
@@ -190,7 +190,8 @@ class Orders:
                                       action="revise", side=order.side.value, code=order.symbol, name=symbol.name_ko,
                                       quantity=quantity, price=price,
                                       quoted_price=order.price.amount if order.price is not None else 0,
-                                      currency=symbol.currency.value, order_no=order.order_no, branch=order.branch)
+                                      currency=symbol.currency.value, order_no=order.order_no, branch=order.branch,
+                                      exchange=order.exchange)
         return self._card(row, symbol)
 
     async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
@@ -464,9 +465,12 @@ def _check_price(quote: b.Quote, price: Money, symbol: Symbol) -> None:
 
 def _carded_order(row: PendingOrderRow) -> b.OpenOrder:
     """The open order a cancel card names, as the card stored it (what a cancel sends: its number, branch,
-    side and symbol)."""
+    side, symbol and the exchange the broker listed it on — KRX, NXT or SOR, journalled with it: KIS refuses
+    a cancel sent to another exchange). A card stored before cards kept the exchange says KRX, as every
+    card did then (the domestic adapter looks the order's exchange up itself)."""
     assert row.order_no is not None
     price = None if row.price is None else Money.krw(row.price)
     return b.OpenOrder(order_no=row.order_no, branch=row.branch or "", original_order_no="", symbol=row.code,
                        name=row.name, side=OrderSide(row.side), quantity=row.quantity, price=price,
-                       filled_quantity=0, cancellable_quantity=row.quantity, time="", exchange="KRX")
+                       filled_quantity=0, cancellable_quantity=row.quantity, time="",
+                       exchange=row.exchange or p.EXCHANGE_KRX)
