@@ -343,6 +343,13 @@ MESSAGES: dict[str, dict[str, str]] = {
                               "en": "You can sell {have:,} of {name} and {committed:,} are already in other conditional "
                                     "orders: {want:,} more is too many."},
     "cond_limit": {"ko": "조건주문은 한 사람당 최대 {maximum}개입니다.", "en": "At most {maximum} conditional orders each."},
+    "cond_stop_limit_above": {"ko": "손절 지정가 {limit}이(가) 발동가 {trigger}보다 높습니다. 가격이 발동가 아래로 "
+                                    "내려가 발동되면 이 지정가 매도는 대개 체결되지 않아 손절이 되지 않습니다. 지정가를 "
+                                    "발동가 이하로 정하거나 빼세요. 아무것도 설정하지 않았습니다.",
+                              "en": "The stop's limit {limit} is above its trigger {trigger}: once the price falls "
+                                    "through the trigger, a sell at that limit would usually not fill, so the "
+                                    "stop-loss would do nothing. Set the limit at or below the trigger, or leave it "
+                                    "out. Nothing was set."},
     "cond_bracket_order": {"ko": "손절가({stop})는 익절가({take})보다 낮아야 합니다.",
                            "en": "The stop ({stop}) must be below the take-profit ({take})."},
     "no_such_conditional": {"ko": "조건주문 #{order_id}을(를) 찾을 수 없습니다.",
