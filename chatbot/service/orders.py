@@ -33,7 +33,15 @@ from chatbot.service.inputs import (
 )
 from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling, retry_write
 from chatbot.service.market_data import MarketData
-from chatbot.service.views import ConfirmResult, Mode, OpenOrder, OrderCard, OrderSide, Outcome
+from chatbot.service.views import (
+    ConfirmResult,
+    Mode,
+    OpenOrder,
+    OrderCard,
+    OrderSide,
+    Outcome,
+    StandingOrder,
+)
 from chatbot.storage.tables import PendingOrderRow
 from chatbot.symbols import Symbol
 
@@ -328,8 +336,9 @@ class Orders:
             ack = await account.broker.cancel(_carded_order(row), on_sending=sending.callback)
         except DatabaseUnavailable:
             return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
-        except KisOrderRejected as exc:
-            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisOrderRejected as exc:  # not cancelled: the trader learns how the order stands
+            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1,
+                                      original=await standing_order(account.broker, row.order_no))
         except KisError as exc:
             if sending.started and exc.maybe_sent:  # did the cancel land? the open-order listing says
                 with contextlib.suppress(KisError):
@@ -371,8 +380,9 @@ class Orders:
                                               on_sending=sending.callback)
         except DatabaseUnavailable:
             return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
-        except KisOrderRejected as exc:
-            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisOrderRejected as exc:  # not revised: the trader learns how the order stands
+            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1,
+                                      original=await standing_order(account.broker, row.order_no))
         except KisError as exc:
             if sending.started and exc.maybe_sent:  # did the revision land? the day's list says
                 intent = b.OrderIntent(side, row.code, row.quantity, price, row.order_no, revise=True)
@@ -388,7 +398,8 @@ class Orders:
         return await self._settle(row, journal_id, Outcome.REVISED_ORDER, card, order_no=ack.order_no)
 
     async def _settle(self, row: PendingOrderRow, journal_id: int, outcome: Outcome, card: OrderCard, *,
-                      order_no: str | None = None, msg_cd: str = "", message: str | None = None) -> ConfirmResult:
+                      order_no: str | None = None, msg_cd: str = "", message: str | None = None,
+                      original: StandingOrder | None = None) -> ConfirmResult:
         """Write the outcome (journal and card, one transaction), retried with back-off; when the
         database still refuses, the user is told all the same (the result is returned) and the write
         waits in memory until the database takes it (:class:`UnwrittenOutcomes`). An unknown outcome
@@ -416,7 +427,8 @@ class Orders:
                                               "msg_cd": msg_cd})
         if not final and self.on_uncertain is not None:
             self.on_uncertain()
-        return ConfirmResult(outcome, card, order_no=order_no, msg_cd=msg_cd, message=message or "")
+        return ConfirmResult(outcome, card, order_no=order_no, msg_cd=msg_cd, message=message or "",
+                             original=original)
 
     # -- start-up and shutdown -----------------------------------------------------------------------------
     async def recover(self) -> int:
@@ -450,6 +462,22 @@ class Orders:
             return self.us.card(row)
         symbol = symbol or self.market.symbols.by_code(row.code) or Symbol(row.code, row.name, row.name, "")
         return card_view(row, symbol, self.mode, self.market.calendar, int(self.cards.ttl.total_seconds()))
+
+
+async def standing_order(broker: b.Broker, order_no: str) -> StandingOrder:
+    """How an order stands now, from the account's open orders (one look): what a trader whose revision or
+    cancellation of it was refused needs to know. A failed look says so (``open`` None), never raises."""
+    key = p.order_no_key(order_no)
+    try:
+        orders = await broker.open_orders()
+    except KisError as exc:
+        log.warning("could not look up an order after its revise/cancel was refused",
+                    extra={"order_no": order_no, "error": type(exc).__name__})
+        return StandingOrder(order_no, None)
+    order = next((o for o in orders if p.order_no_key(o.order_no) == key), None)
+    if order is None:
+        return StandingOrder(order_no, False)
+    return StandingOrder(order_no, True, order.cancellable_quantity, order.price)
 
 
 def _check_price(quote: b.Quote, price: Money, symbol: Symbol) -> None:

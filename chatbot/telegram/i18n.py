@@ -263,6 +263,24 @@ MESSAGES: dict[str, dict[str, str]] = {
                      "en": "⛔ <b>Order refused</b>: {name}, {side} {quantity:,}{price} (order {order_no})\n"
                            "The exchange refused this order after KIS accepted it. It will not fill and is no "
                            "longer open."},
+    "push_change_refused_revise": {
+        "ko": "⛔ <b>정정 거부</b>: {name} {side} 주문 {original_no}의 정정(정정 주문 {order_no}, {quantity:,}주{price})을 "
+              "거래소가 거부했습니다. 정정되지 않았습니다.",
+        "en": "⛔ <b>Revision refused</b>: the exchange refused the revision of order {original_no} ({name}, {side}; "
+              "revision {order_no}, {quantity:,}{price}). Nothing was revised."},
+    "push_change_refused_cancel": {
+        "ko": "⛔ <b>취소 거부</b>: {name} {side} 주문 {original_no}의 취소(취소 주문 {order_no})를 거래소가 거부했습니다. "
+              "취소되지 않았습니다.",
+        "en": "⛔ <b>Cancellation refused</b>: the exchange refused the cancellation of order {original_no} ({name}, "
+              "{side}; cancellation {order_no}). Nothing was cancelled."},
+    "change_not_done_revise": {"ko": "정정되지 않았습니다.", "en": "Nothing was revised."},
+    "change_not_done_cancel": {"ko": "취소되지 않았습니다.", "en": "Nothing was cancelled."},
+    "original_still_open": {"ko": "원래 주문 {order_no}은(는) 그대로 유효합니다: 잔량 {remaining:,}주{price}.",
+                            "en": "Order {order_no} is still working as it was: {remaining:,} left{price}."},
+    "original_not_open": {"ko": "원래 주문 {order_no}은(는) 더 이상 미체결이 아닙니다(체결 또는 취소). /orders 로 확인하세요.",
+                          "en": "Order {order_no} is no longer open (filled or cancelled). See /orders."},
+    "original_unknown": {"ko": "원래 주문 {order_no}의 지금 상태를 확인하지 못했습니다. /orders 로 확인하세요.",
+                         "en": "Could not check how order {order_no} stands now. See /orders."},
     "push_refused_reason": {"ko": "\n사유: {reason}", "en": "\nReason: {reason}"},
     "kis_maintenance": {"ko": "KIS 시스템 점검 시간입니다. 점검 뒤 다시 시도하세요. 아무것도 변경되지 않았습니다.",
                         "en": "KIS is under maintenance. Please try again afterwards; nothing was changed."},
