@@ -405,3 +405,47 @@ async def test_expiry_disarms_and_tells(bot: BotHarness) -> None:
     await asyncio.sleep(0.5)
     assert bot.count_messages(ALICE["id"], TRIGGERED) == 0
     assert (await rows(bot, ConditionalOrderRow))[0].status == "expired"
+
+
+# -- a stop's limit on the wrong side of its trigger ---------------------------------------------------------
+async def _no_conditional_cards(bot: BotHarness) -> bool:
+    from chatbot.storage.tables import PendingOrderRow
+
+    return await rows(bot, ConditionalOrderRow) == [] and not [
+        c for c in await rows(bot, PendingOrderRow) if c.action in ("stop", "tp", "trail", "bracket")]
+
+
+async def test_a_stop_whose_limit_is_above_its_trigger_is_refused_with_why(bot: BotHarness) -> None:
+    """A stop-loss fires when the price falls to its trigger; a sell limit above the trigger would then
+    usually not fill and the stop-loss would silently do nothing. Refused before any card, saying why, in
+    both languages; a limit at or below the trigger, and a take-profit's limit, are taken as before."""
+    await buy(bot, ALICE, 10)
+    await buy(bot, BOB, 10)
+    now = price(bot)
+    stop, above = ticks(-3, now), ticks(-2, now)
+    (ko,) = await bot.say(ALICE, f"/stop 삼성전자 10 {stop:,}원 {above:,}원")
+    assert "reply_markup" not in ko and f"₩{above:,}" in ko["text"] and f"₩{stop:,}" in ko["text"], ko["text"]
+    assert "지정가" in ko["text"] and "체결되지 않" in ko["text"], ko["text"]
+    (en,) = await bot.say(BOB, f"/stop {CODE} 10 {stop} {above}")
+    assert "reply_markup" not in en and "above its trigger" in en["text"] and "not fill" in en["text"], en["text"]
+    assert await _no_conditional_cards(bot)
+    for limit in (stop, ticks(-4, now)):  # at or below the trigger: a card as before
+        (card,) = await bot.say(ALICE, f"/stop 삼성전자 10 {stop} {limit}")
+        assert BotApiEmulator.buttons(card), card["text"]
+    (take,) = await bot.say(ALICE, f"/tp 삼성전자 10 {ticks(3, now)} {ticks(4, now)}")
+    assert BotApiEmulator.buttons(take), take["text"]
+
+
+async def test_a_us_stop_whose_limit_is_above_its_trigger_is_refused_with_why(us_open_bot: BotHarness) -> None:
+    from decimal import Decimal
+
+    bot = us_open_bot
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (card,) = await bot.say(BOB, "/buy AAPL 1 190.50")
+    await bot.press_button(BOB, card, 0)
+    (en,) = await bot.say(BOB, "/stop AAPL 1 180 181")
+    assert "reply_markup" not in en and "$181.00" in en["text"] and "$180.00" in en["text"], en["text"]
+    assert "above its trigger" in en["text"], en["text"]
+    assert await _no_conditional_cards(bot)
+    (ok,) = await bot.say(BOB, "/stop AAPL 1 180 179.50")
+    assert BotApiEmulator.buttons(ok), ok["text"]

@@ -73,6 +73,21 @@ def test_a_refusal_notice_reads_back_and_renders_in_both_languages() -> None:
     assert "주문 거부" in ko and "삼성전자" in ko and "3주" in ko and "₩70,000" in ko and "사유" not in ko, ko
 
 
+def test_a_refused_revision_notice_reads_back_and_says_how_the_order_stands() -> None:
+    notice = OrderRefused("ko", "0000001002", CODE, "삼성전자", "buy", 4, 2_510, "100000", change="revise",
+                          original_order_no="0000001001", original_open=True, original_remaining=4,
+                          original_price=2_500)
+    assert decode(notice.KIND, json.loads(json.dumps(notice.payload()))) == notice
+    ko = refused_text(notice)
+    assert "정정 거부" in ko and "0000001001" in ko and "그대로 유효" in ko and "₩2,500" in ko, ko
+    for is_open, needle in ((False, "no longer open"), (None, "Could not check")):
+        en = refused_text(OrderRefused("en", "0000001003", CODE, "Samsung", "sell", 2, 0, change="cancel",
+                                       original_order_no="0000001001", original_open=is_open))
+        assert "Cancellation refused" in en and needle in en and "0000001001" in en, en
+    plain = OrderRefused("en", "0000001004", CODE, "Samsung", "sell", 2, 70_000)
+    assert "change" not in plain.payload() and decode(plain.KIND, plain.payload()) == plain  # as stored before
+
+
 async def test_a_domestic_order_refused_after_acceptance_is_told_once_and_leaves_the_open_orders(
         bot: BotHarness) -> None:
     runtime = bot.runtime
@@ -137,3 +152,93 @@ async def test_a_us_order_refused_after_acceptance_is_told_once_in_dollars(bot: 
     bot.sim.us_trading._emit("refused", order, order.refused_qty, order.price, bot.sim.now())
     await until(lambda: runtime.fills.refusals > 1)
     assert len(await refusal_pushes(bot)) == 1 and bot.count_messages(BOB["id"], "Order refused") == 1
+
+
+# -- a revision or cancellation refused: it did not take, and the trader learns how the order stands ----------
+async def resting_order(bot: BotHarness, user: dict[str, Any], quantity: int = 4) -> tuple[str, int]:
+    limit = resting_limit(bot)
+    card = await confirm(bot, user, f"/buy {CODE} {quantity} {limit}")
+    assert "주문 접수" in card["text"] or "accepted" in card["text"].lower(), card["text"]
+    order_no = (await journal(bot, "KRX"))[-1].kis_order_no
+    assert order_no
+    return order_no, limit
+
+
+async def test_a_revision_refused_after_acceptance_is_told_with_the_order_still_working(bot: BotHarness) -> None:
+    """The card said "revision accepted"; then the exchange refuses the revision (its notice: RFUS_YN=1,
+    RCTF_CLS=1, under the revision's number). The trader is told the revision did not take and that the
+    original order still works, with what is left at its old price; the journal's revise row is rejected."""
+    order_no, limit = await resting_order(bot, ALICE)
+    new_price = limit + 2 * p.tick_size(limit)
+    card = await confirm(bot, ALICE, f"/modify {order_no} {new_price}")
+    assert "정정 접수" in card["text"], card["text"]
+    revision = (await journal(bot, "KRX"))[-1]
+    assert revision.action == "revise" and revision.status == "accepted" and revision.kis_order_no
+    await until(lambda: notice_listening(bot))
+
+    await bot.sim.control("refuse-change", {"order_no": revision.kis_order_no})
+    push = await bot.wait_for_message(ALICE["id"], "정정 거부")
+    text = push["text"]
+    assert order_no in text and revision.kis_order_no in text and "정정되지 않았습니다" in text, text
+    assert "그대로 유효" in text and "잔량 4주" in text and f"₩{limit:,}" in text, text
+    assert "체결되지 않으며" not in text, text  # not the "order refused, will not fill" push
+    rows = await journal(bot, "KRX")
+    assert [(r.action, r.status) for r in rows] == [("order", "accepted"), ("revise", "rejected")]
+    (orders,) = await bot.say(ALICE, "/orders")
+    assert order_no in orders["text"] and f"{limit:,}" in orders["text"] and "잔량 4" in orders["text"]
+    assert revision.kis_order_no not in orders["text"], orders["text"]
+
+
+async def test_a_cancellation_refused_after_acceptance_is_told_in_english_once(bot: BotHarness) -> None:
+    runtime = bot.runtime
+    assert runtime is not None
+    order_no, limit = await resting_order(bot, BOB, quantity=3)
+    card = await confirm(bot, BOB, f"/cancel {order_no}")
+    assert "Cancellation accepted" in card["text"], card["text"]
+    cancel = (await journal(bot, "KRX"))[-1]
+    assert cancel.action == "cancel" and cancel.kis_order_no
+    await until(lambda: notice_listening(bot))
+
+    await bot.sim.control("refuse-change", {"order_no": cancel.kis_order_no})
+    push = await bot.wait_for_message(BOB["id"], "Cancellation refused")
+    text = push["text"]
+    assert order_no in text and "Nothing was cancelled" in text and "still working" in text and "3 left" in text, text
+    assert f"@ ₩{limit:,}" in text, text
+    assert (await journal(bot, "KRX"))[-1].status == "rejected"
+    (orders,) = await bot.say(BOB, "/orders")
+    assert order_no.lstrip("0") in orders["text"], orders["text"]
+    # the notice again (a reconnect replays it): told once
+    record = next(x for a in bot.sim.exchange.accounts.values() for x in a.orders if x.order_no == cancel.kis_order_no)
+    seen = runtime.fills.refusals
+    bot.sim.exchange._emit("change_refused", record, record.quantity, record.price, "100000")
+    await until(lambda: runtime.fills.refusals > seen)
+    assert len(await refusal_pushes(bot)) == 1 and bot.count_messages(BOB["id"], "Cancellation refused") == 1
+    with pytest.raises(KeyError):  # refused already: nothing changes
+        await bot.sim.control("refuse-change", {"order_no": cancel.kis_order_no})
+
+
+async def test_a_revise_or_cancel_kis_refuses_says_how_the_order_stands(bot: BotHarness) -> None:
+    """KIS refuses the request itself (synchronously): the card says it did not take and how the order
+    stands — still working (a revision beyond the cash), or no longer open (a cancel of an order that
+    filled meanwhile)."""
+    state = bot.sim.market.get(CODE)
+    assert state is not None
+    limit = resting_limit(bot)
+    quantity = 9_000_000 // limit  # about 90% of the paper cash: revised to the upper limit, far beyond it
+    card = await confirm(bot, ALICE, f"/buy {CODE} {quantity} {limit}")
+    assert "주문 접수" in card["text"], card["text"]
+    order_no = (await journal(bot, "KRX"))[-1].kis_order_no
+    assert order_no
+    revise = await confirm(bot, ALICE, f"/modify {order_no} {state.limits[1]}")
+    text = revise["text"]
+    assert "KIS가 거부" in text and "정정되지 않았습니다" in text and "그대로 유효" in text, text
+    assert f"잔량 {quantity:,}주" in text and f"₩{limit:,}" in text, text
+
+    (cancel_card,) = await bot.say(ALICE, f"/cancel {order_no}")
+    sim_account = next(a for a in bot.sim.exchange.accounts.values() if a.find(order_no))
+    order = sim_account.find(order_no)
+    assert order is not None
+    bot.sim.exchange._fill(sim_account, order, order.remaining, limit, bot.sim.exchange._stamp()[1])  # meanwhile
+    await bot.press_button(ALICE, cancel_card, 0)
+    text = bot.current(cancel_card)["text"]
+    assert "KIS가 거부" in text and "취소되지 않았습니다" in text and "더 이상 미체결이 아닙니다" in text, text

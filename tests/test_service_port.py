@@ -60,6 +60,7 @@ class FakeBroker:
         self.faults: dict[str, Exception] = {}
         self.listed: list[b.Execution] = []  # what find_orders finds
         self.sent_after_snapshot: list[str] = []
+        self.cancelled: list[b.OpenOrder] = []  # what each cancel was given, as the adapter sees it
         self._next = 1
 
     @property
@@ -131,6 +132,7 @@ class FakeBroker:
 
     async def cancel(self, order: b.OpenOrder, *, on_sending: b.OnSending | None = None) -> b.OrderAck:
         self.calls.append(("cancel", (order.order_no, order.branch, order.side, order.symbol)))
+        self.cancelled.append(order)
         await self._sending("cancel", on_sending)
         self.orders = [o for o in self.orders if o.order_no != order.order_no]
         return b.OrderAck(self._number(), order.branch, "100200")
@@ -355,3 +357,27 @@ async def test_an_etf_ticks_by_the_fund_table_where_both_tables_agree_at_its_pri
     with pytest.raises(UserError) as off:
         await service.orders.prepare_order(ALICE, ALICE, OrderSide.BUY, ["069500", "1", "5003"])
     assert off.value.key == "off_tick" and off.value.params["tick"] == w(5)
+
+
+@pytest.mark.parametrize("exchange", ["NXT", "SOR", "KRX"])
+async def test_a_cancel_names_the_orders_own_exchange_at_the_port(service: Service, exchange: str) -> None:
+    """A cancel card carries the exchange the broker lists the order on (KRX, NXT, SOR) to the port, and the
+    journal keeps it: an adapter that trusts ``OpenOrder.exchange`` cancels on the right exchange (KIS
+    refuses a cancel sent to another one). The card used to send "KRX" whatever the order's exchange."""
+    orders, broker = service.orders, service.broker
+    broker.orders.append(b.OpenOrder(order_no="0000000077", branch="06010", original_order_no="", symbol=CODE,
+                                     name="삼성전자", side=OrderSide.SELL, quantity=4, price=Money.krw(71_000),
+                                     filled_quantity=1, cancellable_quantity=3, time="090000", exchange=exchange))
+    cancel = await orders.prepare_cancel(ALICE, ALICE, "77")
+    cancelled = await service.confirmed(cancel, 401)
+    assert cancelled.outcome is Outcome.CANCELLED_ORDER
+    (sent,) = broker.cancelled
+    assert (sent.order_no, sent.exchange, sent.side, sent.symbol, sent.quantity) == (
+        "0000000077", exchange, OrderSide.SELL, CODE, 3)
+    revise_target = b.OpenOrder(order_no="0000000078", branch="06010", original_order_no="", symbol=CODE,
+                                name="삼성전자", side=OrderSide.BUY, quantity=2, price=Money.krw(69_000),
+                                filled_quantity=0, cancellable_quantity=2, time="090100", exchange=exchange)
+    broker.orders.append(revise_target)
+    revised = await service.confirmed(await orders.prepare_revise(ALICE, ALICE, ["78", "68000"]), 402)
+    assert revised.outcome is Outcome.REVISED_ORDER
+    assert [(e.action, e.exchange) for e in await service.journal()] == [("cancel", exchange), ("revise", exchange)]

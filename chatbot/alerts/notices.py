@@ -129,7 +129,12 @@ class OrderFilled:
 class OrderRefused:
     """An order KIS had accepted, refused afterwards by the exchange (an execution notice with its
     refused flag, RFUS_YN=1): it will not fill. ``quantity`` and ``price`` are the order's (price units
-    of ``currency``; 0: a market order); ``reason`` is KIS's when the notice carries one, else ""."""
+    of ``currency``; 0: a market order); ``reason`` is KIS's when the notice carries one, else "".
+
+    ``change`` (``revise`` or ``cancel``): what the exchange refused was a revision or cancellation
+    (``order_no`` its own number) of ``original_order_no``, which therefore did not take; the original
+    order's state as looked up when the refusal came: ``original_open`` (None: it could not be looked up)
+    with ``original_remaining`` shares left at ``original_price`` (price units; 0: market)."""
 
     KIND: ClassVar[str] = "refused"
 
@@ -143,22 +148,44 @@ class OrderRefused:
     time: str = ""  # HHMMSS, KST
     reason: str = ""
     currency: str = "KRW"
+    change: str = ""  # "": an order refused; revise | cancel: a revision or cancellation refused
+    original_order_no: str = ""
+    original_open: bool | None = None
+    original_remaining: int = 0
+    original_price: int = 0
 
     @property
     def price_money(self) -> Money:
         return Money.of_price_units(self.price, self.currency)
 
+    @property
+    def original_price_money(self) -> Money:
+        return Money.of_price_units(self.original_price, self.currency)
+
     def payload(self) -> dict[str, Any]:
-        return {"lang": self.language, "order_no": self.order_no, "code": self.code, "name": self.name,
-                "side": self.side, "quantity": self.quantity, "price": self.price, "time": self.time,
-                "reason": self.reason, "currency": self.currency}
+        data: dict[str, Any] = {
+            "lang": self.language, "order_no": self.order_no, "code": self.code, "name": self.name,
+            "side": self.side, "quantity": self.quantity, "price": self.price, "time": self.time,
+            "reason": self.reason, "currency": self.currency}
+        if self.change:
+            data.update(change=self.change, original_order_no=self.original_order_no,
+                        original_open=self.original_open, original_remaining=self.original_remaining,
+                        original_price=self.original_price)
+        return data
 
     @classmethod
     def from_payload(cls, p: Mapping[str, Any]) -> OrderRefused:
+        change = str(p.get("change") or "")
+        is_open = p.get("original_open")
         return cls(language=_language(p), order_no=str(p["order_no"]), code=str(p.get("code") or ""),
                    name=str(p.get("name") or p.get("code") or ""), side="buy" if p["side"] == "buy" else "sell",
                    quantity=int(p["quantity"]), price=int(p.get("price") or 0), time=str(p.get("time") or ""),
-                   reason=str(p.get("reason") or ""), currency=str(p.get("currency") or "KRW"))
+                   reason=str(p.get("reason") or ""), currency=str(p.get("currency") or "KRW"),
+                   change=change if change in ("revise", "cancel") else "",
+                   original_order_no=str(p.get("original_order_no") or ""),
+                   original_open=None if is_open is None else bool(is_open),
+                   original_remaining=int(p.get("original_remaining") or 0),
+                   original_price=int(p.get("original_price") or 0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -247,6 +247,7 @@ class ConditionalOrders:
         if self.us is not None and (us_request := self.us.request(kind, args)) is not None:
             return await self._prepare_us(engine, self.us, user_id, chat_id, language, kind, us_request)
         request = _parse(kind, args)
+        check_stop_limit(request.stop, request.limit, "KRW")
         self._check_real_allowed()
         self.market.check_maintenance()
         symbol = self.market.resolve(request.symbol_text)
@@ -299,6 +300,7 @@ class ConditionalOrders:
                           language: str, kind: str, request: UsRequest) -> ConditionalCard:
         """A US conditional order's card: prices in dollars on the US tick, held from the US balance,
         a limit typed or a marketable one from the slippage setting (none: refused)."""
+        check_stop_limit(request.stop, request.limit, "USD")
         self._check_real_allowed()
         self.market.check_maintenance()
         symbol = request.symbol
@@ -966,6 +968,17 @@ async def _committed_in(session: AsyncSession, user_id: int, code: str) -> int:
 def exchange_name(code: str) -> str | None:
     found = exchange_of_key(code)
     return found.name if found is not None else None
+
+
+def check_stop_limit(stop: int | None, limit: int | None, currency: str) -> None:
+    """A stop-loss (a sell, the only side conditional orders have) fires when the price falls to its
+    trigger; a limit above the trigger would then usually not fill (the price is below it, and falling), so
+    the stop-loss would silently do nothing. Refused before anything is asked or stored. A limit at the
+    trigger is a plain stop-limit (it may miss a gap, as any stop-limit); a take-profit's limit above its
+    trigger only waits for a higher price, as the trader asked. ``stop``/``limit``: price units."""
+    if stop is not None and limit is not None and limit > stop:
+        raise UserError("cond_stop_limit_above", limit=Money.of_price_units(limit, currency),
+                        trigger=Money.of_price_units(stop, currency))
 
 
 def _trigger(row: ConditionalOrderRow) -> ArmedTrigger:

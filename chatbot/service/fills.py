@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from sqlmodel import col, func, select
 
@@ -29,13 +30,16 @@ from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.journal import DATABASE_ERRORS, OPEN_STATUSES, filled_so_far
+from chatbot.service.orders import standing_order
 from chatbot.service.users import Users
+from chatbot.service.views import StandingOrder
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow
 from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 MAX_WATCHERS = 1_000
+CHANGES = ("revise", "cancel")  # journal actions that change an order already working
 
 
 class _OrderRowNotWritten(Exception):
@@ -197,39 +201,68 @@ class FillWatcher:
                               notice: ExecutionNotice | Fill) -> None:
         """An order the exchange refused after KIS accepted it: its journal row (an open order) becomes
         ``rejected`` and the user is told once (the key names the order; a replayed notice finds the row
-        rejected already and the key queued). An order the journal lacks (placed elsewhere) is told only."""
+        rejected already and the key queued). An order the journal lacks (placed elsewhere) is told only.
+
+        A refused revision or cancellation (the journal's revise/cancel row, or the notice's RCTF_CLS 1/2 for
+        one placed elsewhere) did not take: its row becomes ``rejected`` and the user is told so, with how
+        the order it named stands now (looked up once: still working with what is left, no longer open, or
+        unknown), never that an order "will not fill"."""
         order_no = notice.order_no
+        market = "US" if isinstance(notice, Fill) else "KRX"
+        found = await self._journal_entry(user_id, order_no, market)
         if isinstance(notice, Fill):  # US: quantity/price slots carry the order's on a refusal notice
-            market = "US"
             refused = OrderRefused(language, order_no, notice.symbol, self._us_name(notice.symbol),
                                    notice.side.value, notice.quantity or notice.order_quantity,
                                    price_units(notice.price.amount, notice.price.currency), notice.time,
                                    currency=notice.price.currency.value)
         else:
-            market = "KRX"
             refused = OrderRefused(language, order_no, notice.code, notice.name or notice.code, notice.side.value,
                                    notice.order_quantity or notice.quantity, notice.order_price or notice.price,
                                    notice.time)
+            # RCTF_CLS says what was refused; a cancellation's own row can only be refused as one (a refused
+            # revision's row, RCTF_CLS 0, is the revised order itself refused: it will not fill)
+            change = "cancel" if found is not None and found.action == "cancel" else \
+                {"1": "revise", "2": "cancel"}.get(notice.revise_cancel, "")
+            if change and (found is None or found.status in OPEN_STATUSES):  # (a replay: told already)
+                original_no = (found.original_order_no if found is not None else None) or notice.original_order_no
+                refused = await self._change_refused(user_id, refused, change, original_no)
         key = f"refused:{market}:{user_id}:{order_no_key(order_no)}"
-        found = await self._journal_entry(user_id, order_no, market)
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id, with_for_update=True) if found is not None else None
             if entry is not None and entry.id is not None:
-                if entry.action != "order" or entry.status not in OPEN_STATUSES:
+                told_of = ("order", *CHANGES) if market == "KRX" else ("order",)  # US changes: not yet read
+                if entry.action not in told_of or entry.status not in OPEN_STATUSES:
                     log.info("refusal of an order not open in the journal; not told",
                              extra={"order_no": order_no, "status": entry.status})
                     self.refusals += 1
                     return
                 entry.status, entry.updated_at = "rejected", utcnow()
                 session.add(entry)
-                session.add(OrderEventRow(journal_id=entry.id, status="rejected",
-                                          detail=(refused.reason or "refused by the exchange after acceptance")))
+                detail = refused.reason or (f"{refused.change} refused by the exchange after acceptance; not done"
+                                            if refused.change else "refused by the exchange after acceptance")
+                session.add(OrderEventRow(journal_id=entry.id, status="rejected", detail=detail))
             queued = await outbox.enqueue(session, [Push(key, user_id, chat_id, refused)])
         log.warning("order refused after acceptance", extra={"order_no": order_no, "market": market,
+                                                              "change": refused.change or None,
                                                               "journalled": found is not None, "told": bool(queued)})
         self.refusals += 1
         if queued:
             self.wake_sender()
+
+    async def _change_refused(self, user_id: int, refused: OrderRefused, change: str,
+                              original_no: str) -> OrderRefused:
+        """The refusal of a revision or cancellation of ``original_no``, with how that order stands now."""
+        standing = StandingOrder(original_no, None)
+        if original_no:
+            try:
+                account = await self.accounts.for_user(user_id)
+            except Exception as exc:  # noqa: BLE001 -- the refusal is told all the same, its state unknown
+                log.warning("no account to look the order up", extra={"error": type(exc).__name__})
+            else:
+                standing = await standing_order(account.broker, original_no)
+        price = 0 if standing.price is None else price_units(standing.price.amount, standing.price.currency)
+        return replace(refused, change=change, original_order_no=original_no, original_open=standing.open,
+                       original_remaining=standing.remaining, original_price=price)
 
     def watched(self) -> set[int]:
         return set(self._clients)

@@ -27,12 +27,21 @@ from chatbot.broker import OrderSide
 from chatbot.markets.money import Money
 from chatbot.markets.profile import market_of
 from chatbot.service.us_cards import from_units, us_card_detail
-from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, Outcome
+from chatbot.service.views import ConfirmResult, Mode, OrderCard, OrderNotice, Outcome, StandingOrder
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
 
 __all__ = ["AlertFired", "Blocked", "CardSnapshot", "ConditionalNotice", "DailyReport", "Delivered", "Delivery", "Notice", "Notifier", "OrderFilled",
-           "OrderOutcome", "OrderRefused", "RetryLater", "outcome_view"]
+           "OrderOutcome", "OrderRefused", "RetryLater", "outcome_view", "standing_of"]
+
+
+def standing_of(notice: OrderRefused) -> StandingOrder | None:
+    """A refused revision or cancellation: the order it named, as it stood when the refusal came (None: the
+    notice is of an order refused)."""
+    if not notice.change:
+        return None
+    price = notice.original_price_money if notice.original_price else None  # 0: a market order
+    return StandingOrder(notice.original_order_no or "?", notice.original_open, notice.original_remaining, price)
 
 
 def outcome_view(notice: OrderOutcome) -> OrderNotice:

@@ -33,7 +33,15 @@ from chatbot.service.inputs import (
 )
 from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling, retry_write
 from chatbot.service.market_data import MarketData
-from chatbot.service.views import ConfirmResult, Mode, OpenOrder, OrderCard, OrderSide, Outcome
+from chatbot.service.views import (
+    ConfirmResult,
+    Mode,
+    OpenOrder,
+    OrderCard,
+    OrderSide,
+    Outcome,
+    StandingOrder,
+)
 from chatbot.storage.tables import PendingOrderRow
 from chatbot.symbols import Symbol
 
@@ -142,7 +150,7 @@ class Orders:
                                       action="cancel", side=order.side.value, code=order.symbol, name=symbol.name_ko,
                                       quantity=order.cancellable_quantity, price=price or None,
                                       quoted_price=price or 0, currency=symbol.currency.value,
-                                      order_no=order.order_no, branch=order.branch)
+                                      order_no=order.order_no, branch=order.branch, exchange=order.exchange)
         return self._card(row, symbol)
 
     async def open_order(self, user_id: int, order_no_text: str) -> OpenOrder:
@@ -190,7 +198,8 @@ class Orders:
                                       action="revise", side=order.side.value, code=order.symbol, name=symbol.name_ko,
                                       quantity=quantity, price=price,
                                       quoted_price=order.price.amount if order.price is not None else 0,
-                                      currency=symbol.currency.value, order_no=order.order_no, branch=order.branch)
+                                      currency=symbol.currency.value, order_no=order.order_no, branch=order.branch,
+                                      exchange=order.exchange)
         return self._card(row, symbol)
 
     async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
@@ -327,8 +336,9 @@ class Orders:
             ack = await account.broker.cancel(_carded_order(row), on_sending=sending.callback)
         except DatabaseUnavailable:
             return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
-        except KisOrderRejected as exc:
-            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisOrderRejected as exc:  # not cancelled: the trader learns how the order stands
+            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1,
+                                      original=await standing_order(account.broker, row.order_no))
         except KisError as exc:
             if sending.started and exc.maybe_sent:  # did the cancel land? the open-order listing says
                 with contextlib.suppress(KisError):
@@ -370,8 +380,9 @@ class Orders:
                                               on_sending=sending.callback)
         except DatabaseUnavailable:
             return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
-        except KisOrderRejected as exc:
-            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
+        except KisOrderRejected as exc:  # not revised: the trader learns how the order stands
+            return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1,
+                                      original=await standing_order(account.broker, row.order_no))
         except KisError as exc:
             if sending.started and exc.maybe_sent:  # did the revision land? the day's list says
                 intent = b.OrderIntent(side, row.code, row.quantity, price, row.order_no, revise=True)
@@ -387,7 +398,8 @@ class Orders:
         return await self._settle(row, journal_id, Outcome.REVISED_ORDER, card, order_no=ack.order_no)
 
     async def _settle(self, row: PendingOrderRow, journal_id: int, outcome: Outcome, card: OrderCard, *,
-                      order_no: str | None = None, msg_cd: str = "", message: str | None = None) -> ConfirmResult:
+                      order_no: str | None = None, msg_cd: str = "", message: str | None = None,
+                      original: StandingOrder | None = None) -> ConfirmResult:
         """Write the outcome (journal and card, one transaction), retried with back-off; when the
         database still refuses, the user is told all the same (the result is returned) and the write
         waits in memory until the database takes it (:class:`UnwrittenOutcomes`). An unknown outcome
@@ -415,7 +427,8 @@ class Orders:
                                               "msg_cd": msg_cd})
         if not final and self.on_uncertain is not None:
             self.on_uncertain()
-        return ConfirmResult(outcome, card, order_no=order_no, msg_cd=msg_cd, message=message or "")
+        return ConfirmResult(outcome, card, order_no=order_no, msg_cd=msg_cd, message=message or "",
+                             original=original)
 
     # -- start-up and shutdown -----------------------------------------------------------------------------
     async def recover(self) -> int:
@@ -451,6 +464,22 @@ class Orders:
         return card_view(row, symbol, self.mode, self.market.calendar, int(self.cards.ttl.total_seconds()))
 
 
+async def standing_order(broker: b.Broker, order_no: str) -> StandingOrder:
+    """How an order stands now, from the account's open orders (one look): what a trader whose revision or
+    cancellation of it was refused needs to know. A failed look says so (``open`` None), never raises."""
+    key = p.order_no_key(order_no)
+    try:
+        orders = await broker.open_orders()
+    except KisError as exc:
+        log.warning("could not look up an order after its revise/cancel was refused",
+                    extra={"order_no": order_no, "error": type(exc).__name__})
+        return StandingOrder(order_no, None)
+    order = next((o for o in orders if p.order_no_key(o.order_no) == key), None)
+    if order is None:
+        return StandingOrder(order_no, False)
+    return StandingOrder(order_no, True, order.cancellable_quantity, order.price)
+
+
 def _check_price(quote: b.Quote, price: Money, symbol: Symbol) -> None:
     """A KRX limit price: within the day's limits first (no tick advice for a price that cannot trade),
     then on the instrument's tick (ETFs/ETNs by the fund table, else KIS's aspr_unit or the table)."""
@@ -464,9 +493,12 @@ def _check_price(quote: b.Quote, price: Money, symbol: Symbol) -> None:
 
 def _carded_order(row: PendingOrderRow) -> b.OpenOrder:
     """The open order a cancel card names, as the card stored it (what a cancel sends: its number, branch,
-    side and symbol)."""
+    side, symbol and the exchange the broker listed it on — KRX, NXT or SOR, journalled with it: KIS refuses
+    a cancel sent to another exchange). A card stored before cards kept the exchange says KRX, as every
+    card did then (the domestic adapter looks the order's exchange up itself)."""
     assert row.order_no is not None
     price = None if row.price is None else Money.krw(row.price)
     return b.OpenOrder(order_no=row.order_no, branch=row.branch or "", original_order_no="", symbol=row.code,
                        name=row.name, side=OrderSide(row.side), quantity=row.quantity, price=price,
-                       filled_quantity=0, cancellable_quantity=row.quantity, time="", exchange="KRX")
+                       filled_quantity=0, cancellable_quantity=row.quantity, time="",
+                       exchange=row.exchange or p.EXCHANGE_KRX)

@@ -34,6 +34,7 @@ __all__ = [
     "OrderSide",
     "Outcome",
     "QuoteView",
+    "StandingOrder",
     "StatusView",
     "Symbol",
 ]
@@ -130,6 +131,18 @@ REFUSALS = frozenset({Outcome.NOT_OWNER, Outcome.ALREADY_HANDLED, Outcome.UNKNOW
 
 
 @dataclass(frozen=True, slots=True)
+class StandingOrder:
+    """An order whose revision or cancellation did not take (refused), as looked up right after: still
+    working (``remaining`` left at ``price``; None: market), no longer open (filled or cancelled meanwhile),
+    or unknown (``open`` None: the look failed)."""
+
+    order_no: str
+    open: bool | None
+    remaining: int = 0
+    price: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ConfirmResult:
     """What a press of Confirm or Cancel on a card came to."""
 
@@ -138,6 +151,7 @@ class ConfirmResult:
     order_no: str | None = None
     msg_cd: str = ""
     message: str = ""
+    original: StandingOrder | None = None  # a refused revise or cancel: the order it named, as it stands
 
     @property
     def refused(self) -> bool:

@@ -136,8 +136,9 @@ class PaperAccount:
 class OrderEvent:
     """Something that happened to a paper order: what execution notices (WebSocket) are made from.
 
-    ``kind`` is ``accepted``, ``cancelled``, ``revised``, ``filled`` or ``refused`` (the exchange refused
-    an accepted order); for fills ``quantity`` and ``price`` are the fill's, otherwise the order's.
+    ``kind`` is ``accepted``, ``cancelled``, ``revised``, ``filled``, ``refused`` (the exchange refused
+    an accepted order) or ``change_refused`` (it refused an accepted revision or cancellation, ``order``);
+    for fills ``quantity`` and ``price`` are the fill's, otherwise the order's.
     """
 
     kind: str
@@ -320,6 +321,32 @@ class Exchange:
                 self._emit("refused", order, refused, order.price, self._stamp()[1])
                 return order
         raise KeyError(f"no open order {order_no}")
+
+    def refuse_change(self, order_no: str) -> SimOrder:
+        """The exchange refuses a revision or cancellation KIS had accepted (a test and soak hook, beside
+        :meth:`refuse`: e.g. it reached the exchange after the order had moved on). The change does not take:
+        the original order gets back what the change took from it (it works on as before), the revision's
+        row ends refused, and an execution notice with RFUS_YN=1 and RCTF_CLS of the change (1 revise,
+        2 cancel) goes out under the change's number. :class:`KeyError` when no revision still untouched
+        (nothing filled) or cancellation not refused already has that number."""
+        for acct in self.accounts.values():
+            record = acct.find(order_no)
+            if record is None or record.kind not in ("revise", "cancel") or record.refused_qty:
+                continue
+            if record.kind == "revise" and (record.filled_qty or record.remaining != record.quantity):
+                continue
+            original = acct.find(record.original_order_no)
+            if original is None:
+                continue
+            record.refused_qty = record.quantity
+            original.cancelled_qty -= record.quantity
+            resting = self._resting.setdefault(original.code, [])
+            if original.price > 0 and original not in resting:
+                resting.append(original)
+            self.dirty.add(acct.account_id)
+            self._emit("change_refused", record, record.quantity, record.price, self._stamp()[1])
+            return record
+        raise KeyError(f"no revision or cancellation {order_no} to refuse")
 
     # -- matching ----------------------------------------------------------------------------------
     def _match_on_entry(self, acct: PaperAccount, order: SimOrder) -> None:

@@ -215,7 +215,7 @@ def execution_row(market: Market, order: SimOrder) -> dict[str, str]:
         "ord_unpr": str(order.price), "ord_tmd": order.time, "tot_ccld_qty": str(order.filled_qty),
         "avg_prvs": str(int(order.average_fill_price)), "cncl_yn": "Y" if cancel else "N",
         "tot_ccld_amt": str(order.filled_amount), "loan_dt": "", "ordr_empno": "OpnAPI",
-        "ord_dvsn_cd": order.division, "cnc_cfrm_qty": str(order.quantity if cancel else order.cancelled_qty),
+        "ord_dvsn_cd": order.division, "cnc_cfrm_qty": str(order.quantity - order.refused_qty if cancel else order.cancelled_qty),
         "rmn_qty": str(order.remaining), "rjct_qty": str(order.refused_qty), "ccld_cndt_name": "없음", "inqr_ip_addr": "",
         "cpbc_ordp_ord_rcit_dvsn_cd": "", "cpbc_ordp_infm_mthd_dvsn_cd": "", "infm_tmd": "", "ctac_tlno": "",
         "prdt_type_cd": "300", "excg_dvsn_cd": p.EXCG_DVSN_KRX, "cpbc_ordp_mtrl_dvsn_cd": "",

@@ -284,10 +284,12 @@ class RealtimeServer:
         name = s.instrument.name_ko if s else ""
         filled = e.kind == "filled"
         revise_cancel = {"cancelled": "2", "revised": "1"}.get(e.kind, "0")
+        if e.kind == "change_refused":  # a refused revision or cancellation: RCTF_CLS says which
+            revise_cancel = {"revise": "1", "cancel": "2"}[o.kind]
         accept = {"accepted": "1"}.get(e.kind, "2")
         common = [hts_id, e.account_id.lstrip("V").replace("-", ""), o.order_no, o.original_order_no, o.side,
                   revise_cancel, o.division, "0", o.code, str(e.quantity), str(e.price), e.time,
-                  "1" if e.kind == "refused" else "0", "2" if filled else "1", accept, o.branch, str(o.quantity),
+                  "1" if e.kind in ("refused", "change_refused") else "0", "2" if filled else "1", accept, o.branch, str(o.quantity),
                   "모의계좌"]
         if legacy:
             return common + [name, "10", "", name, str(o.price)]

@@ -296,6 +296,11 @@ class KisSimulator:
                 refused = (order.order_no, order.refused_qty)
             await self.persist()
             return {"order_no": refused[0], "refused": refused[1]}
+        if action == "refuse-change":  # {"order_no": the revision's or cancellation's own number}: the exchange
+            # refuses a revise/cancel KIS accepted; the original order works on; its notice says RFUS_YN=1
+            change = self.exchange.refuse_change(str(data["order_no"]))
+            await self.persist()
+            return {"order_no": change.order_no, "original_order_no": change.original_order_no, "kind": change.kind}
         if action == "drop-websockets":
             return {"dropped": sum(server.drop_all() for server in self.realtime.values())}
         if action == "step":

@@ -87,7 +87,7 @@ class PendingOrderRow(SQLModel, table=True):
     result: str | None = None
     # US orders (revision 0015): KRX or US (a US row's prices are dollars, currency USD)
     market: str = Field(default="KRX", max_length=8)
-    exchange: str | None = Field(default=None, max_length=8)  # US: NASDAQ, NYSE, AMEX
+    exchange: str | None = Field(default=None, max_length=8)  # US: NASDAQ…; KRX cancel/revise: KRX, NXT, SOR
     order_type: str | None = Field(default=None, max_length=8)  # US: LIMIT, LOO, LOC, MOO, MOC
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -263,6 +263,24 @@ MESSAGES: dict[str, dict[str, str]] = {
                      "en": "⛔ <b>Order refused</b>: {name}, {side} {quantity:,}{price} (order {order_no})\n"
                            "The exchange refused this order after KIS accepted it. It will not fill and is no "
                            "longer open."},
+    "push_change_refused_revise": {
+        "ko": "⛔ <b>정정 거부</b>: {name} {side} 주문 {original_no}의 정정(정정 주문 {order_no}, {quantity:,}주{price})을 "
+              "거래소가 거부했습니다. 정정되지 않았습니다.",
+        "en": "⛔ <b>Revision refused</b>: the exchange refused the revision of order {original_no} ({name}, {side}; "
+              "revision {order_no}, {quantity:,}{price}). Nothing was revised."},
+    "push_change_refused_cancel": {
+        "ko": "⛔ <b>취소 거부</b>: {name} {side} 주문 {original_no}의 취소(취소 주문 {order_no})를 거래소가 거부했습니다. "
+              "취소되지 않았습니다.",
+        "en": "⛔ <b>Cancellation refused</b>: the exchange refused the cancellation of order {original_no} ({name}, "
+              "{side}; cancellation {order_no}). Nothing was cancelled."},
+    "change_not_done_revise": {"ko": "정정되지 않았습니다.", "en": "Nothing was revised."},
+    "change_not_done_cancel": {"ko": "취소되지 않았습니다.", "en": "Nothing was cancelled."},
+    "original_still_open": {"ko": "원래 주문 {order_no}은(는) 그대로 유효합니다: 잔량 {remaining:,}주{price}.",
+                            "en": "Order {order_no} is still working as it was: {remaining:,} left{price}."},
+    "original_not_open": {"ko": "원래 주문 {order_no}은(는) 더 이상 미체결이 아닙니다(체결 또는 취소). /orders 로 확인하세요.",
+                          "en": "Order {order_no} is no longer open (filled or cancelled). See /orders."},
+    "original_unknown": {"ko": "원래 주문 {order_no}의 지금 상태를 확인하지 못했습니다. /orders 로 확인하세요.",
+                         "en": "Could not check how order {order_no} stands now. See /orders."},
     "push_refused_reason": {"ko": "\n사유: {reason}", "en": "\nReason: {reason}"},
     "kis_maintenance": {"ko": "KIS 시스템 점검 시간입니다. 점검 뒤 다시 시도하세요. 아무것도 변경되지 않았습니다.",
                         "en": "KIS is under maintenance. Please try again afterwards; nothing was changed."},
@@ -350,6 +368,13 @@ MESSAGES: dict[str, dict[str, str]] = {
                               "en": "You can sell {have:,} of {name} and {committed:,} are already in other conditional "
                                     "orders: {want:,} more is too many."},
     "cond_limit": {"ko": "조건주문은 한 사람당 최대 {maximum}개입니다.", "en": "At most {maximum} conditional orders each."},
+    "cond_stop_limit_above": {"ko": "손절 지정가 {limit}이(가) 발동가 {trigger}보다 높습니다. 가격이 발동가 아래로 "
+                                    "내려가 발동되면 이 지정가 매도는 대개 체결되지 않아 손절이 되지 않습니다. 지정가를 "
+                                    "발동가 이하로 정하거나 빼세요. 아무것도 설정하지 않았습니다.",
+                              "en": "The stop's limit {limit} is above its trigger {trigger}: once the price falls "
+                                    "through the trigger, a sell at that limit would usually not fill, so the "
+                                    "stop-loss would do nothing. Set the limit at or below the trigger, or leave it "
+                                    "out. Nothing was set."},
     "cond_bracket_order": {"ko": "손절가({stop})는 익절가({take})보다 낮아야 합니다.",
                            "en": "The stop ({stop}) must be below the take-profit ({take})."},
     "no_such_conditional": {"ko": "조건주문 #{order_id}을(를) 찾을 수 없습니다.",

@@ -24,6 +24,7 @@ from chatbot.service.notices import (
     OrderRefused,
     RetryLater,
     outcome_view,
+    standing_of,
 )
 from chatbot.service.us_alerts import us_alert_ticker
 from chatbot.service.views import Currency
@@ -93,13 +94,19 @@ def text(notice: AlertFired | OrderFilled) -> str:
 
 
 def refused_text(notice: OrderRefused) -> str:
-    """An accepted order the exchange refused afterwards: what, and that it will not fill."""
+    """An accepted order the exchange refused afterwards: what, and that it will not fill. An accepted
+    revision or cancellation it refused: that it did not take, and how the order it named stands."""
     language = notice.language
     side = t("buy" if notice.side == "buy" else "sell", language)
     price = f" @ {notice.price_money}" if notice.price else ""
     name = notice.name if notice.currency == Currency.KRW else f"{notice.name} ({notice.code})"
-    told = t("push_refused", language, name=name, side=side, quantity=notice.quantity, price=price,
-             order_no=notice.order_no)
+    if (original := standing_of(notice)) is not None:
+        told = t(f"push_change_refused_{notice.change}", language, name=name, side=side, quantity=notice.quantity,
+                 price=price, order_no=notice.order_no, original_no=original.order_no)
+        told += "\n" + render.standing_order(original, language)
+    else:
+        told = t("push_refused", language, name=name, side=side, quantity=notice.quantity, price=price,
+                 order_no=notice.order_no)
     return told + t("push_refused_reason", language, reason=notice.reason) if notice.reason else told
 
 

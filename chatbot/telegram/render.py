@@ -21,6 +21,7 @@ from chatbot.service.views import (
     OrderSide,
     Outcome,
     QuoteView,
+    StandingOrder,
     StatusView,
     Symbol,
 )
@@ -212,7 +213,21 @@ def card_summary(c: OrderCard, lang: str) -> str:
 def outcome(result: ConfirmResult, lang: str) -> str:
     key = f"outcome_{result.outcome.value}"
     head = t(key, lang, order_no=result.order_no or "", message=result.message or "-", msg_cd=result.msg_cd or "-")
+    if result.original is not None and result.card is not None and result.card.action in ("revise", "cancel"):
+        # a refused revise/cancel: it did not take, and how the order it named stands
+        head += "\n" + t(f"change_not_done_{result.card.action}", lang) + " " + standing_order(result.original, lang)
     return f"{head}\n\n{card_summary(result.card, lang)}" if result.card else head
+
+
+def standing_order(order: StandingOrder, lang: str) -> str:
+    """How an order whose revision or cancellation did not take stands: still working (what is left, at
+    what price), no longer open, or not known."""
+    if order.open is None:
+        return t("original_unknown", lang, order_no=order.order_no)
+    if not order.open:
+        return t("original_not_open", lang, order_no=order.order_no)
+    price = f" @ {order.price}" if order.price is not None else f" @ {t('market', lang)}"
+    return t("original_still_open", lang, order_no=order.order_no, remaining=order.remaining, price=price)
 
 
 def late_outcome(notice: OrderNotice, lang: str) -> str:
