@@ -126,3 +126,34 @@ async def test_after_the_close_an_moc_is_refused_with_the_next_close_not_carded_
     assert "reply_markup" not in msg and "12-08 23:30 KST" in msg["text"], msg["text"]
     (card,) = await bot.say(BOB, "/sell AAPL 1 moc")  # the close is still ahead: carded, with when
     assert BotApiEmulator.buttons(card) and "Meets the regular close (12-08 06:00 KST)" in card["text"], card["text"]
+
+
+# -- /modify: a revision keeps the order's type (KIS's revise sends no order type) --------------------------------
+async def test_a_revise_card_keeps_the_orders_type_and_an_unpriced_one_is_not_carded(bot: BotHarness) -> None:
+    """KIS revises a US order's price and quantity only (no ORD_DVSN): an LOC stays an LOC. The revise card
+    called every order a limit meeting the market "now" (an LOC at its new price meets the close), and
+    carded an MOO's "revision" from $0.00 to a price KIS does not give it (it stays an MOO)."""
+    assert bot.runtime is not None
+    await _holds_aapl(bot, ALICE, 2)
+    (account_id,) = bot.sim.us_trading.accounts
+    now = dt.datetime.now(dt.UTC)
+    loc = bot.sim.us_trading.place(account_id, "AAPL", UsExchange.NASDAQ, o.SIDE_SELL, UsOrderDivision.LOC, 1,
+                                   1_902_500, now)
+    moo = bot.sim.us_trading.place(account_id, "AAPL", UsExchange.NASDAQ, o.SIDE_SELL, UsOrderDivision.MOO, 1, 0,
+                                   now, reservation_no="R-9")
+    async with bot.runtime.db.write() as session:
+        for number, kind, limit in ((loc.order_no, "LOC", Decimal("190.25")), (moo.order_no, "MOO", None)):
+            session.add(OrderJournalRow(
+                idempotency_key=f"sent-by-the-bot-{kind}", owner_id=ALICE["id"], environment=Mode.PAPER.setting,
+                account=account_id, action="order", side="sell", code="AAPL", quantity=1, price=limit,
+                currency="USD", kis_order_no=number, status="accepted", market="US", exchange="NASDAQ",
+                order_type=kind))
+    (card,) = await bot.say(ALICE, f"/modify {loc.order_no} 191.00")
+    assert BotApiEmulator.buttons(card), card["text"]
+    assert "$191.00" in card["text"] and "정규장 종가" in card["text"] and "지금" not in card["text"], card["text"]
+    await bot.press_button(ALICE, card, 0)
+    assert "정정 접수" in bot.current(card)["text"], bot.current(card)["text"]
+    (orders,) = await bot.say(ALICE, "/orders")  # the revision (a new number) is still told as an LOC
+    assert "LOC 장마감지정가 $191.00" in orders["text"], orders["text"]
+    (msg,) = await bot.say(ALICE, f"/modify {moo.order_no} 191.00")
+    assert "reply_markup" not in msg and "MOO" in msg["text"] and "/cancel" in msg["text"], msg["text"]

@@ -277,7 +277,8 @@ class UsOrders:
             rows = (await session.exec(select(OrderJournalRow.kis_order_no, OrderJournalRow.order_type).where(
                 col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == "US",
                 col(OrderJournalRow.created_at) >= utcnow() - OPEN_ORDER_DAYS,
-                col(OrderJournalRow.action) == "order", col(OrderJournalRow.kis_order_no).is_not(None),
+                col(OrderJournalRow.action).in_(("order", "revise")),  # a revision keeps its order's type
+                col(OrderJournalRow.kis_order_no).is_not(None),
                 col(OrderJournalRow.environment) == self.mode.setting))).all()
         return {order_no_key(no): kind for no, kind in rows
                 if no and kind and kind in UsOrderDivision.__members__ and order_no_key(no) in wanted}
@@ -313,14 +314,20 @@ class UsOrders:
         if quantity > remaining:
             raise UserError("revise_quantity_too_large", want=quantity, remaining=remaining)
         old = order.price.amount if order.price is not None else Decimal(0)
+        # KIS revises price and quantity only (no order type): an LOO/LOC stays one, its card says which
+        # auction it meets; an MOO/MOC (listed at 0) has no price to revise (it would stay an MOO/MOC)
+        kind = (await self.order_types(user_id, [order.order_no])).get(order_no_key(order.order_no)) \
+            or UsOrderDivision.LIMIT.name
+        if not old or not UsOrderDivision[kind].priced:
+            raise UserError("us_revise_unpriced", order_no=order.order_no,
+                            type=kind if not UsOrderDivision[kind].priced else "MOO/MOC")
         if price == old and quantity == remaining:
             raise UserError("us_revise_nothing_changes", order_no=order.order_no, price=str(Money.usd(price)))
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="revise",
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80], quantity=quantity,
             price=price, quoted_price=old, currency=Currency.USD.value, order_no=order.order_no,
-            branch=order.branch[:8] or None, market="US", exchange=_exchange_name(order),
-            order_type=UsOrderDivision.LIMIT.name)
+            branch=order.branch[:8] or None, market="US", exchange=_exchange_name(order), order_type=kind)
         return self.card(row)
 
     # -- /cancel and /modify by number: a domestic order first, else a US one ------------------------------

@@ -88,6 +88,12 @@ US_MESSAGES.update({
                                "open (limit, or MOO for a sell). Next regular open {next_open} KST."},
     "us_insufficient_cash": {"ko": "주문 가능 금액이 부족합니다. 최대 {max_quantity:,}주 (주문 가능 {cash}).",
                              "en": "Not enough buying power: at most {max_quantity:,} shares (orderable {cash})."},
+    "us_revise_unpriced": {"ko": "주문 {order_no}은(는) 가격 없는 {type} 주문이라 가격을 정정할 수 없습니다 (KIS는 주문 "
+                                 "종류를 바꾸지 않습니다). /cancel {order_no} 로 취소한 뒤 새로 주문하세요. 아무것도 "
+                                 "전송하지 않았습니다.",
+                           "en": "Order {order_no} is an unpriced {type} order: it has no price to revise (KIS does not "
+                                 "change an order's type). Cancel it with /cancel {order_no} and place a new one. "
+                                 "Nothing was sent."},
     "us_revise_nothing_changes": {"ko": "주문 {order_no}은(는) 이미 {price}입니다. 바꿀 것이 없습니다.",
                                   "en": "Order {order_no} is already at {price}; nothing to change."},
     "us_balance_title": {"ko": "\n<b>🇺🇸 미국 주식</b>", "en": "\n<b>🇺🇸 US stocks</b>"},
