@@ -242,3 +242,34 @@ async def test_a_revise_or_cancel_kis_refuses_says_how_the_order_stands(bot: Bot
     await bot.press_button(ALICE, cancel_card, 0)
     text = bot.current(cancel_card)["text"]
     assert "KIS가 거부" in text and "취소되지 않았습니다" in text and "더 이상 미체결이 아닙니다" in text, text
+
+
+async def test_a_refusal_under_a_number_an_older_order_had_is_told_too(bot: BotHarness) -> None:
+    """KIS numbers a day's orders from the start again (a small ODNO, unique within the day only): a refusal
+    under a number an older journalled order had (refused and told already) was matched to that older row
+    (found "not open": not told) and its outbox key (user and number only, kept forever) was taken: the
+    new order's refusal was never told. Now the newest row with the number is the order, and the key names
+    the journal row."""
+    runtime = bot.runtime
+    assert runtime is not None
+    limit = resting_limit(bot)
+    assert "주문 접수" in (await confirm(bot, ALICE, f"/buy {CODE} 4 {limit}"))["text"]
+    (old,) = await journal(bot, "KRX")
+    assert old.kis_order_no
+    await until(lambda: notice_listening(bot))
+    await bot.sim.control("refuse", {"order_no": old.kis_order_no})
+    await bot.wait_for_message(ALICE["id"], "주문 거부")
+    # "the next day": the simulator's book gives the next order the same number
+    bot.sim.exchange.next_order_no = int(old.kis_order_no) - 1
+    assert "주문 접수" in (await confirm(bot, ALICE, f"/buy {CODE} 2 {limit}"))["text"]
+    _, new = await journal(bot, "KRX")
+    assert new.kis_order_no == old.kis_order_no and new.status == "accepted", "the repro needs the same number"
+    record = [x for a in bot.sim.exchange.accounts.values() for x in a.orders if x.order_no == new.kis_order_no][-1]
+    assert record.quantity == 2
+    record.refused_qty += record.remaining
+    seen = runtime.fills.refusals
+    bot.sim.exchange._emit("refused", record, record.refused_qty, record.price, "100000")
+    await until(lambda: runtime.fills.refusals > seen)
+    await until(lambda: bot.count_messages(ALICE["id"], "주문 거부") >= 2)
+    assert [r.status for r in await journal(bot, "KRX")] == ["rejected", "rejected"]
+    assert len(await refusal_pushes(bot)) == 2

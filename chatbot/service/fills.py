@@ -24,10 +24,11 @@ from chatbot.alerts.notices import OrderFilled, OrderRefused
 from chatbot.alerts.outbox import Push
 from chatbot.broker import Fill
 from chatbot.kis.frames import ExecutionNotice
-from chatbot.kis.protocol import order_no_key
+from chatbot.kis.protocol import KST, order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient
 from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
+from chatbot.markets.us_hours import NEW_YORK
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.journal import DATABASE_ERRORS, OPEN_STATUSES, filled_so_far
 from chatbot.service.orders import standing_order
@@ -157,7 +158,8 @@ class FillWatcher:
             async with self.db.session() as session:
                 entry = (await session.exec(select(OrderJournalRow).where(
                     col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
-                    func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no)))).first()
+                    func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no))
+                    .order_by(col(OrderJournalRow.id).desc()))).first()  # the newest: KIS numbers each day anew
             if entry is not None:
                 return entry
             if order_no in self.unwritten_order_nos():
@@ -226,7 +228,11 @@ class FillWatcher:
             if change and (found is None or found.status in OPEN_STATUSES):  # (a replay: told already)
                 original_no = (found.original_order_no if found is not None else None) or notice.original_order_no
                 refused = await self._change_refused(user_id, refused, change, original_no)
-        key = f"refused:{market}:{user_id}:{order_no_key(order_no)}"
+        # an order number is KIS's within a day only (numbered anew each day) and outbox keys are kept: the key
+        # names the journal row, or for an order the journal lacks the market's date
+        day = dt.datetime.now(NEW_YORK if market == "US" else KST).date()
+        key = f"refused:{market}:{user_id}:{order_no_key(order_no)}:" + (
+            f"j{found.id}" if found is not None else f"{day:%Y%m%d}")
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id, with_for_update=True) if found is not None else None
             if entry is not None and entry.id is not None:
