@@ -32,8 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ZYGOTE = r'''
 import json, os, runpy, selectors, sys, threading
 
-for name in ("chatbot.__main__", "chatbot.runtime", "chatbot.telegram.runner", "chatbot.telegram.app",
-             "chatbot.http_server", "chatbot.metrics", "chatbot.sim.server", "chatbot.storage.leases",
+# What ``python -m chatbot run`` imports, but not chatbot.__main__ itself: run as ``__main__`` by each child, as
+# ``python -m`` does, it must not be in sys.modules under its own name too.
+for name in ("argparse", "chatbot.config", "chatbot.logs", "chatbot.security.keyring", "chatbot.runtime",
+             "chatbot.telegram.runner", "chatbot.telegram.app", "chatbot.http_server", "chatbot.metrics", "chatbot.sim.server", "chatbot.storage.leases",
              "alembic.command", "alembic.config", "alembic.util.exc", "alembic.runtime.migration",
              "sqlalchemy.dialects.sqlite.aiosqlite", "sqlalchemy.dialects.postgresql.psycopg", "psycopg", "aiosqlite"):
     try:
@@ -46,7 +48,7 @@ if threading.active_count() != 1:
 
 def child(spec):
     log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    null = os.open(os.devnull, os.O_RDONLY)
+    null = os.open(spec["stdin"] or os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -128,14 +130,16 @@ class ForkServer:
             elif len(words) == 3 and words[0] == "exit":
                 self.exits[int(words[1])] = int(words[2])
 
-    async def spawn(self, args: list[str], env: dict[str, str], log: Path, timeout: float = 120.0) -> ForkedProcess:
+    async def spawn(self, args: list[str], env: dict[str, str], log: Path, stdin: Path | None = None,
+                    timeout: float = 120.0) -> ForkedProcess:
         self.start()
         with self._lock:
             self._next_id += 1
             request = self._next_id
             proc = self._proc
             assert proc is not None and proc.stdin is not None
-            line = json.dumps({"id": request, "args": args, "env": env, "log": str(log), "cwd": str(ROOT)})
+            line = json.dumps({"id": request, "args": args, "env": env, "log": str(log), "cwd": str(ROOT),
+                               "stdin": str(stdin) if stdin is not None else None})
             proc.stdin.write(line.encode() + b"\n")
             proc.stdin.flush()
         deadline = asyncio.get_running_loop().time() + timeout
@@ -193,6 +197,7 @@ SERVER = ForkServer()
 atexit.register(SERVER.close)
 
 
-async def spawn(args: list[str], env: dict[str, str], log: Path) -> ForkedProcess:
-    """``python -m chatbot *args`` with ``env`` (the whole environment), stdout and stderr appended to ``log``."""
-    return await SERVER.spawn(args, env, log)
+async def spawn(args: list[str], env: dict[str, str], log: Path, stdin: Path | None = None) -> ForkedProcess:
+    """``python -m chatbot *args`` with ``env`` (the whole environment), stdout and stderr appended to ``log``,
+    standard input read from the file ``stdin`` (default: none, /dev/null)."""
+    return await SERVER.spawn(args, env, log, stdin)
