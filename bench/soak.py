@@ -52,6 +52,8 @@ from tests.harness import BotHarness
 
 TELEGRAM_MESSAGES_PER_SECOND = 30  # one bot token, all chats together (AIORateLimiter's default)
 OVERLOAD_THINK = (0.5, 4.0)
+FAULT_GAP = (0.8, 2.0)  # seconds between one fault's end and the next one's start, uniform
+FAULT_KINDS = ("latency", "5xx", "5xx_after_order", "rate_limit", "expire_tokens", "drop_websockets", "slow_order")
 LATE = 30.0  # an answer slower than this is counted late (past Telegram's limit, replies queue)
 ANSWER_PATIENCE = 180.0  # an update not handled in this long counts as unanswered
 SETTLE_PATIENCE = 15.0  # after the market stops, a crossed alert still armed this long counts as missed
@@ -238,8 +240,9 @@ def _is_database_error(error: BaseException) -> bool:
 
 class Soak:
     def __init__(self, bot: BotHarness, users: int, seconds: float, seed: int,
-                 think: tuple[float, float] = OVERLOAD_THINK) -> None:
+                 think: tuple[float, float] = OVERLOAD_THINK, fault_gap: tuple[float, float] = FAULT_GAP) -> None:
         self.bot = bot
+        self.fault_gap = fault_gap
         self.users = [BotApiEmulator.user(50_000 + i, "ko" if i % 3 else "en") for i in range(users)]
         self.seconds = seconds
         self.think = think
@@ -283,7 +286,8 @@ class Soak:
                 await self.act(user, rng)
             except TimeoutError:
                 self.report.unanswered += 1
-            await asyncio.sleep(rng.uniform(*self.think))  # think time
+            think = rng.uniform(*self.think)
+            await asyncio.sleep(min(think, max(0.0, self.deadline - time.monotonic())))  # think time, not past the end
 
     async def say(self, user: dict[str, Any], text: str) -> list[dict[str, Any]]:
         self.report.commands += 1
@@ -381,14 +385,22 @@ class Soak:
             await asyncio.sleep(0.2)
 
     async def faults(self, rng: random.Random) -> None:
-        kinds = ["latency", "5xx", "5xx_after_order", "rate_limit", "expire_tokens", "drop_websockets", "slow_order"]
-        while time.monotonic() < self.deadline - 2.0:
-            await asyncio.sleep(rng.uniform(0.8, 2.0))
+        """Faults one after another, ``fault_gap`` apart, each kind once per round in a shuffled order; a
+        run too short for the first round (a loaded machine, a long restart) is drawn out until it is done."""
+        deck: list[str] = []
+        end = self.deadline - 2.0
+        while time.monotonic() < end or len(self.report.faults) < len(FAULT_KINDS):
+            await asyncio.sleep(rng.uniform(*self.fault_gap))
             if self.restarting:
                 continue
-            kind = rng.choice(kinds)
+            if not deck:
+                deck = rng.sample(FAULT_KINDS, len(FAULT_KINDS))
+            kind = deck.pop()
             faults = self.bot.sim.faults
             self.report.faults[kind] += 1
+            if len(self.report.faults) < len(FAULT_KINDS) and time.monotonic() >= end - 1.0:
+                # kinds still to come near the end: users and the market keep going until they have been
+                self.deadline = max(self.deadline, time.monotonic() + self.fault_gap[1] + 3.0)
             if kind == "latency":
                 faults.latency_seconds = 0.3
                 await asyncio.sleep(1.0)
@@ -541,8 +553,9 @@ class Soak:
 
 
 async def run_soak(users: int = 200, seconds: float = 60.0, seed: int = 1, db_url: str | None = None,
-                   think: tuple[float, float] | None = None) -> Report:
-    """``think``: each user's pause between actions (default: inside Telegram's limit for ``users``)."""
+                   think: tuple[float, float] | None = None, fault_gap: tuple[float, float] = FAULT_GAP) -> Report:
+    """``think``: each user's pause between actions (default: inside Telegram's limit for ``users``);
+    ``fault_gap``: the pause between faults (a shorter run packs every kind of fault in with a shorter one)."""
     think = think or within_limit(users)
     errors = _ErrorCounter()
     logging.getLogger().addHandler(errors)
@@ -550,7 +563,7 @@ async def run_soak(users: int = 200, seconds: float = 60.0, seed: int = 1, db_ur
         bot = BotHarness(url, ttl=5, kis=KisSettings(order_timeout_seconds=2.0, max_alerts_per_user=1000))
         await bot.start()
         try:
-            report = await Soak(bot, users, seconds, seed, think).run()
+            report = await Soak(bot, users, seconds, seed, think, fault_gap).run()
         finally:
             await bot.stop()
             logging.getLogger().removeHandler(errors)

@@ -93,6 +93,9 @@ class KisSettings:
     # how many one user may have armed at once.
     conditional_expiry_days: int = 30
     max_conditional_per_user: int = 20
+    # Seconds between the conditional orders' upkeep passes: a firing whose outcome reconciliation told
+    # (after a restart) is settled by the next pass, and expired orders are disarmed.
+    conditional_sync_seconds: float = 2.0
     # US conditional orders (KIS has no US market order): a stop without a typed limit sells at a
     # marketable limit, the trigger (or the crossing trade, if lower) less this percent, down to the US
     # tick. A decimal as text ("1", "0.5"); "0": a US stop needs a typed limit.
@@ -289,6 +292,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("kis.conditional_expiry_days: must be between 1 and 365")
     if not 1 <= s.kis.max_conditional_per_user <= 1000:
         raise ConfigError("kis.max_conditional_per_user: must be between 1 and 1000")
+    if not 0 < s.kis.conditional_sync_seconds <= 3600:
+        raise ConfigError("kis.conditional_sync_seconds: must be above 0 and at most 3600")
     try:
         slippage = Decimal(s.kis.us_stop_slippage_percent)
     except InvalidOperation:

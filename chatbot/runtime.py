@@ -211,6 +211,7 @@ class Runtime:
             conditional = (ConditionalOrders(
                 db, accounts, cards, journal, market, mode, settling, process_id=lease.owner,
                 expiry_days=kis.conditional_expiry_days, max_per_user=kis.max_conditional_per_user,
+                sync_seconds=kis.conditional_sync_seconds,
                 allow_real_orders=kis.allow_real_orders, watch_fills=fills.watch, on_uncertain=reconciler.wake,
                 wake_sender=pushes.wake) if engine is not None else None)
             us = build_us(accounts, directory, orders, alerts, always_open=sim.options.us_always_open if sim else False)

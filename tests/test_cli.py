@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from chatbot.console.botapi import BotApiEmulator
+from tests import forkserver
 from tests.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,25 +79,29 @@ async def test_bad_config_fails_with_one_line(tmp_path: Path) -> None:
 
 
 async def test_rotate_key_command(tmp_path: Path) -> None:
+    """``rotate-key`` as a fresh process; the console sessions before and after it (creating the key, a paper
+    account and a token; then reading them with the new key) forked from the imported bot (tests/forkserver.py)."""
     env = {**os.environ, "KISBOT_DATABASE_URL": f"sqlite:///{tmp_path}/r.sqlite3", "KISBOT_LOGGING_LEVEL": "WARNING",
            "KISBOT_SECURITY_MASTER_KEY_FILE": f"{tmp_path}/master.key"}
     env.pop("KISBOT_MASTER_KEY", None)
-    console = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "console", cwd=ROOT, env=env,
-                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    await asyncio.wait_for(console.communicate(b"/balance\n"), 60)  # creates the key, a paper account, a token
+    balance = tmp_path / "balance.txt"
+    balance.write_text("/balance\n")
+    console = await forkserver.spawn(["console"], env, tmp_path / "before.log", stdin=balance)
+    assert await asyncio.wait_for(console.wait(), 60) == 0, (tmp_path / "before.log").read_text()[-2000:]
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "rotate-key", cwd=ROOT, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"version 2" in out
-    console = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "console", cwd=ROOT, env=env,
-                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(console.communicate(b"/balance\n"), 60)
-    assert console.returncode == 0 and "10,000,000" in out.decode(), err.decode()[-1500:]
+    console = await forkserver.spawn(["console"], env, tmp_path / "after.log", stdin=balance)
+    code = await asyncio.wait_for(console.wait(), 60)
+    text = (tmp_path / "after.log").read_text()
+    assert code == 0 and "10,000,000" in text, text[-1500:]
 
 
 async def test_sigterm_shuts_down_cleanly_and_a_restart_resumes(tmp_path: Path) -> None:
+    """Two runs of the bot, each stopped by SIGTERM; forked from the imported bot (tests/forkserver.py): the
+    fresh ``python -m chatbot run`` is the test above."""
     fake = FakeTelegram(TOKEN)
     await fake.start()
     env = {**os.environ, "KISBOT_TELEGRAM_TOKEN": TOKEN, "KISBOT_TELEGRAM_BASE_URL": fake.base_url,
@@ -105,17 +110,19 @@ async def test_sigterm_shuts_down_cleanly_and_a_restart_resumes(tmp_path: Path) 
     user = BotApiEmulator.user(41, "en")
 
     async def run_once(text: str, expect: str) -> str:
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "run", cwd=ROOT, env=env,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        before = len(fake.emulator.bot_messages(41))
-        fake.emulator.send_text(user, text)
-        await _wait_for(lambda: len(fake.emulator.bot_messages(41)) > before)
-        reply = fake.emulator.bot_messages(41)[-1]["text"]
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 0, err.decode()[-2000:]
+        log = tmp_path / f"run{len(list(tmp_path.glob('run*.log')))}.log"
+        proc = await forkserver.spawn(["run"], env, log)
+        try:
+            before = len(fake.emulator.bot_messages(41))
+            fake.emulator.send_text(user, text)
+            await _wait_for(lambda: len(fake.emulator.bot_messages(41)) > before)
+            reply = fake.emulator.bot_messages(41)[-1]["text"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 30)
+        assert code == 0, log.read_text()[-2000:]
         assert expect in reply, reply
-        return err.decode()
+        return log.read_text()
 
     try:
         logs = await run_once("/alert 005930 above 9999999", "Alert #1")

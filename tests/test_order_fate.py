@@ -7,8 +7,9 @@
 (c) the database refuses writes between KIS's reply and the journal write: the user is told from
     memory, the journal is written when the database is back, the fill watcher lives on.
 
-(a) and (b) run the bot as a real process (``python -m chatbot run``) against a simulator and a fake
-Bot API living in the test process, so that both survive the kill."""
+(a) and (b) run the bot as a real process (``python -m chatbot run``, forked from a process that has
+imported the bot already: tests/forkserver.py) against a simulator and a fake Bot API living in the test
+process, so that both survive the kill."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import logging
 import os
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,10 +37,11 @@ from chatbot.kis import protocol as p
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow, OutboxRow, PendingOrderRow
+from tests import forkserver
 from tests.fake_telegram import FakeTelegram
+from tests.forkserver import ForkedProcess
 from tests.harness import TOKEN, BotHarness
 
-ROOT = Path(__file__).resolve().parents[1]
 USER = BotApiEmulator.user(9601, "en")
 CODE = "005930"
 SENDING, ACCEPTED, NOT_PLACED = "Sending…", "Order accepted", "Not placed"
@@ -93,10 +94,8 @@ class World:
     def api(self) -> BotApiEmulator:
         return self.telegram.emulator
 
-    async def start_bot(self, name: str) -> asyncio.subprocess.Process:
-        log = (self.tmp / f"{name}.log").open("wb")
-        return await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "run", cwd=ROOT, env=self.env,
-                                                    stdout=log, stderr=log)
+    async def start_bot(self, name: str) -> ForkedProcess:
+        return await forkserver.spawn(["run"], self.env, self.tmp / f"{name}.log")
 
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
@@ -158,7 +157,7 @@ async def world(db_url: str, tmp_path: Path, hold: tuple[str, bool] | None = Non
         await sim.stop()
 
 
-async def stop(proc: asyncio.subprocess.Process, w: World) -> None:
+async def stop(proc: ForkedProcess, w: World) -> None:
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
         while proc.returncode is None:  # answer the long poll at once so the bot can stop

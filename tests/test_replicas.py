@@ -3,7 +3,9 @@ load balancer, over one simulator and the fake Bot API: updates spread over them
 twice, as Telegram does when it saw no acknowledgement), the replica owning the market-data feed
 killed with SIGKILL mid-run and started again. Every update is answered once, every confirmed order
 placed once, every crossed alert (one crossed while the feed had no owner) fired once, every fill
-pushed once, and the dead replica's feed sessions are owned again (the hand-over time is printed)."""
+pushed once, and the dead replica's feed sessions are owned again (the hand-over time is printed).
+
+Each replica is a real process, forked from one that has imported the bot already (tests/forkserver.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -28,12 +29,13 @@ from chatbot.kis import protocol as p
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database
 from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OutboxRow
+from tests import forkserver
 from tests.conftest import PG_BASE, POSTGRES
 from tests.fake_telegram import FakeTelegram
+from tests.forkserver import ForkedProcess
 from tests.harness import TOKEN
 
 pytestmark = [pytest.mark.postgres, pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL on 127.0.0.1:5432")]
-ROOT = Path(__file__).resolve().parents[1]
 ORDER_CODE, ALERT_CODE = "005930", "000660"
 USERS = [BotApiEmulator.user(9700 + i, "en") for i in range(1, 5)]
 ACCEPTED, FILLED, ALERT_SET, REACHED = "Order accepted", "Filled", "Alert #", "reached"
@@ -104,7 +106,7 @@ class Cluster:
     def __init__(self, sim: KisSimulator, telegram: FakeTelegram, lb: RoundRobin, env: dict[str, str],
                  tmp: Path, ports: list[int]) -> None:
         self.sim, self.telegram, self.lb, self.env, self.tmp, self.ports = sim, telegram, lb, env, tmp, ports
-        self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self.procs: dict[int, ForkedProcess] = {}
         self.answers: collections.Counter[str] = collections.Counter()
         telegram.emulator.listeners.append(self._on_event)
 
@@ -119,9 +121,7 @@ class Cluster:
     async def start(self, i: int, run: int = 0) -> None:
         env = {**self.env, "KISBOT_HTTP_PORT": str(self.ports[i]),
                "KISBOT_HTTP_ADVERTISE_URL": f"http://127.0.0.1:{self.ports[i]}"}
-        log = (self.tmp / f"replica{i}.{run}.log").open("wb")
-        self.procs[i] = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "run", cwd=ROOT, env=env,
-                                                             stdout=log, stderr=log)
+        self.procs[i] = await forkserver.spawn(["run"], env, self.tmp / f"replica{i}.{run}.log")
 
     def log(self, i: int, run: int = 0) -> str:
         return (self.tmp / f"replica{i}.{run}.log").read_text(errors="replace")
@@ -265,11 +265,15 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
         orders = 0
         buy_updates: list[dict[str, Any]] = []
         cards: list[dict[str, Any]] = []
-        for n, user in enumerate(USERS[:3], start=1):
+
+        async def first_steps(n: int, user: dict[str, Any]) -> list[dict[str, Any]]:
             await cluster.say(user, f"/alert {ALERT_CODE} above {base + (2 + n) * step}", ALERT_SET)
-            cards.append(await cluster.order(user, f"/buy {ORDER_CODE} 1 {resting}"))
-            card = await cluster.order(user, f"/buy {ORDER_CODE} 1", double_tap=True)  # placed once
-            cards.append(card)
+            resting_card = await cluster.order(user, f"/buy {ORDER_CODE} 1 {resting}")
+            return [resting_card, await cluster.order(user, f"/buy {ORDER_CODE} 1", double_tap=True)]  # placed once
+
+        for resting_card, card in await asyncio.gather(*(first_steps(n, user)  # the three users at once
+                                                         for n, user in enumerate(USERS[:3], start=1))):
+            cards += [resting_card, card]
             buy_updates.append(card["_update"])
             orders += 2
         for user in USERS[:3]:
@@ -292,7 +296,9 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
         await cluster.redeliver(buy_updates[0])
         press = next(u for u in lb.updates if u.get("callback_query", {}).get("id") == cards[1]["_query"])
         await cluster.redeliver(press)
-        await asyncio.sleep(1.0)
+        for update_id in (buy_updates[0]["update_id"], press["update_id"]):  # each dropped by whichever replica got it
+            await wait_for(lambda u=update_id: any(f"dropped update_id={u}\n" in cluster.log(i)  # type: ignore[misc]
+                                                   for i in range(3)), what=f"update {update_id} dropped")
 
         # -- the replica owning the market-data feed dies ----------------------------------------------------------------
         schema = pg_url.rsplit("%3D", 1)[1]
@@ -376,13 +382,14 @@ async def test_three_replicas_one_killed_and_restarted(pg_url: str, tmp_path: Pa
         await wait_for(lambda: cluster.count(late, REACHED) == 1, what="the alert set after the restart")
         await wait_for(lambda: cluster.count(late, FILLED) == 1 and cluster.count(USERS[1], FILLED) == 3,
                        what="the fills after the restart")
-        await asyncio.sleep(2.0)  # anything sent twice would have come by now
+        settled = time.monotonic()
 
         # /login's steps reach the replicas in turn: each is forwarded to the replica where /login began.
         await cluster.say(late, "/login", "1/4")
         await cluster.say(late, "PS" + "a1B2c3D4e5" * 3 + "f6g7", "2/4")
         await cluster.say(late, "/cancel", "Registration stopped")
         assert cluster.count(late, "I deleted your message") == 0  # no step taken for a stray secret
+        await asyncio.sleep(max(0.0, settled + 2.0 - time.monotonic()))  # anything sent twice has come by now
 
         # -- once each ------------------------------------------------------------------------------------------------
         assert sim.orders_accepted == orders

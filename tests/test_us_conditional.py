@@ -4,7 +4,7 @@ HDFSCNT0 (keys like DNASAAPL), prices in dollars on the US tick, sells at a limi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,16 @@ TRIGGERED, PLACED, FILLED = "⚡ 조건주문", "매도 주문 접수", "체결 
 @pytest.fixture
 def bot(us_open_bot: BotHarness) -> BotHarness:
     return us_open_bot
+
+
+@pytest.fixture
+async def quick_sync_bot(db_url: str) -> AsyncIterator[BotHarness]:
+    """``bot`` with the upkeep pass that settles a firing told after a restart every 0.2 s instead of 2 s."""
+    harness = BotHarness(db_url, us_always_open=True, kis=KisSettings(conditional_sync_seconds=0.2))
+    await harness.start()
+    yield harness
+    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
+    await harness.stop()
 
 
 async def rows(bot: BotHarness, table: type) -> list[Any]:
@@ -164,9 +174,11 @@ async def test_us_stop_without_limit_refused_when_slippage_is_off(db_url: str) -
         await harness.stop()
 
 
-async def test_us_restart_between_firing_and_the_order_reply_neither_loses_nor_doubles(bot: BotHarness) -> None:
+async def test_us_restart_between_firing_and_the_order_reply_neither_loses_nor_doubles(
+        quick_sync_bot: BotHarness) -> None:
     """The process dies after KIS took the US sell and before its reply: after the restart the
     reconciliation finds it among the day's US orders like any US order; nothing is sent twice."""
+    bot = quick_sync_bot
     bot.sim.set_us_price("AAPL", Decimal("190.25"))
     await buy(bot, ALICE, "/buy AAPL 2 190.50")
     await arm(bot, ALICE, "/stop AAPL 2 180 179.50")
