@@ -24,8 +24,10 @@ from chatbot.alerts.notices import OrderFilled, OrderRefused
 from chatbot.alerts.outbox import Push
 from chatbot.broker import Fill
 from chatbot.kis.frames import ExecutionNotice
+from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.protocol import KST, order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient
+from chatbot.kis.us_broker import UsBroker
 from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
 from chatbot.markets.us_hours import NEW_YORK
@@ -221,13 +223,13 @@ class FillWatcher:
             refused = OrderRefused(language, order_no, notice.code, notice.name or notice.code, notice.side.value,
                                    notice.order_quantity or notice.quantity, notice.order_price or notice.price,
                                    notice.time)
-            # RCTF_CLS says what was refused; a cancellation's own row can only be refused as one (a refused
-            # revision's row, RCTF_CLS 0, is the revised order itself refused: it will not fill)
-            change = "cancel" if found is not None and found.action == "cancel" else \
-                {"1": "revise", "2": "cancel"}.get(notice.revise_cancel, "")
-            if change and (found is None or found.status in OPEN_STATUSES):  # (a replay: told already)
-                original_no = (found.original_order_no if found is not None else None) or notice.original_order_no
-                refused = await self._change_refused(user_id, refused, change, original_no)
+        # RCTF_CLS (domestic and US notices alike) says what was refused; a cancellation's own row can only be
+        # refused as one (a refused revision's row, RCTF_CLS 0, is the revised order itself refused: it will not fill)
+        change = "cancel" if found is not None and found.action == "cancel" else \
+            {"1": "revise", "2": "cancel"}.get(notice.revise_cancel, "")
+        if change and (found is None or found.status in OPEN_STATUSES):  # (a replay: told already)
+            original_no = (found.original_order_no if found is not None else None) or notice.original_order_no
+            refused = await self._change_refused(user_id, refused, change, original_no, market)
         # an order number is KIS's within a day only (numbered anew each day) and outbox keys are kept: the key
         # names the journal row, or for an order the journal lacks the market's date
         day = dt.datetime.now(NEW_YORK if market == "US" else KST).date()
@@ -236,8 +238,7 @@ class FillWatcher:
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id, with_for_update=True) if found is not None else None
             if entry is not None and entry.id is not None:
-                told_of = ("order", *CHANGES) if market == "KRX" else ("order",)  # US changes: not yet read
-                if entry.action not in told_of or entry.status not in OPEN_STATUSES:
+                if entry.action not in ("order", *CHANGES) or entry.status not in OPEN_STATUSES:
                     log.info("refusal of an order not open in the journal; not told",
                              extra={"order_no": order_no, "status": entry.status})
                     self.refusals += 1
@@ -256,8 +257,9 @@ class FillWatcher:
             self.wake_sender()
 
     async def _change_refused(self, user_id: int, refused: OrderRefused, change: str,
-                              original_no: str) -> OrderRefused:
-        """The refusal of a revision or cancellation of ``original_no``, with how that order stands now."""
+                              original_no: str, market: str) -> OrderRefused:
+        """The refusal of a revision or cancellation of ``original_no``, with how that order stands now
+        (a US order: looked up through the account's US broker)."""
         standing = StandingOrder(original_no, None)
         if original_no:
             try:
@@ -265,7 +267,8 @@ class FillWatcher:
             except Exception as exc:  # noqa: BLE001 -- the refusal is told all the same, its state unknown
                 log.warning("no account to look the order up", extra={"error": type(exc).__name__})
             else:
-                standing = await standing_order(account.broker, original_no)
+                broker = UsBroker(KisOverseasClient(account.client)) if market == "US" else account.broker
+                standing = await standing_order(broker, original_no)
         price = 0 if standing.price is None else price_units(standing.price.amount, standing.price.currency)
         return replace(refused, change=change, original_order_no=original_no, original_open=standing.open,
                        original_remaining=standing.remaining, original_price=price)
