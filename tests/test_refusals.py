@@ -14,9 +14,11 @@ import pytest
 from sqlmodel import select
 
 from chatbot.alerts.notices import OrderRefused, decode
+from chatbot.broker import Fill, OrderSide
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import overseas_protocol as o
 from chatbot.kis import protocol as p
+from chatbot.markets.money import Money
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow, OutboxRow
 from chatbot.telegram.notifier import refused_text
 from tests.harness import BotHarness, confirm
@@ -335,3 +337,30 @@ async def test_a_us_revision_refused_after_acceptance_is_told_in_korean(bot: Bot
     assert [(r.action, r.status) for r in await journal(bot, "US")] == [("order", "accepted"), ("revise", "rejected")]
     (orders,) = await bot.say(ALICE, "/orders")
     assert "$180.00" in orders["text"] and "$181.00" not in orders["text"], orders["text"]
+
+
+async def test_a_refusal_is_a_changes_only_when_the_notice_says_so(bot: BotHarness) -> None:
+    """A cancel row may carry the order's own number (a cancellation journalled under it): a refusal notice
+    under that number without a change flag (RCTF_CLS 0) is the order's, told as an order refused; it was
+    taken for the cancellation's (the cancel row's action decided) and the order's working row was left as
+    if it worked on. And a notice flagged as a change under an order's own number leaves the order's row open."""
+    runtime = bot.runtime
+    assert runtime is not None
+    order_no, _ = await resting_order(bot, ALICE)
+    (order,) = await journal(bot, "KRX")
+    async with runtime.db.write() as session:
+        session.add(OrderJournalRow.model_validate(order.model_dump(exclude={"id"}) | {
+            "idempotency_key": "cancel-same-number", "action": "cancel", "original_order_no": order_no}))
+    await until(lambda: notice_listening(bot))
+    await bot.sim.control("refuse", {"order_no": order_no})  # the order itself refused: RCTF_CLS 0
+    push = await bot.wait_for_message(ALICE["id"], "거부")
+    assert "주문 거부" in push["text"] and "취소 거부" not in push["text"], push["text"]
+    assert [(r.action, r.status) for r in await journal(bot, "KRX")] == [("order", "rejected"), ("cancel", "accepted")]
+
+    # a cancellation's refusal (RCTF_CLS 2) under a working US order's own number: told, the order's row stays open
+    us_no = await us_resting_order(bot, BOB)
+    seen = runtime.fills.refusals
+    await runtime.fills._record_refusal(BOB["id"], BOB["id"], "en", Fill(
+        us_no, "", "AAPL", OrderSide.BUY, 3, Money.usd("180.00"), 3, "233000", refused=True, revise_cancel="2"))
+    assert runtime.fills.refusals > seen
+    assert [(r.action, r.status) for r in await journal(bot, "US")] == [("order", "accepted")]

@@ -169,6 +169,15 @@ class FillWatcher:
             await asyncio.sleep(0.05 * (attempt + 1))
         return None  # an order placed elsewhere (HTS, another app): pushed, not journalled
 
+    async def _order_row(self, user_id: int, order_no: str, market: str) -> OrderJournalRow | None:
+        """The newest journal row with ``order_no`` that is an order or a revision (not a cancellation), if any."""
+        async with self.db.session() as session:
+            return (await session.exec(select(OrderJournalRow).where(
+                col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
+                col(OrderJournalRow.action) != "cancel",
+                func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no))
+                .order_by(col(OrderJournalRow.id).desc()))).first()
+
     async def _record(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice | Fill) -> None:
         order_no = notice.order_no
         if isinstance(notice, Fill):  # US: the push counts the price in 1/10,000 dollar
@@ -223,10 +232,14 @@ class FillWatcher:
             refused = OrderRefused(language, order_no, notice.code, notice.name or notice.code, notice.side.value,
                                    notice.order_quantity or notice.quantity, notice.order_price or notice.price,
                                    notice.time)
-        # RCTF_CLS (domestic and US notices alike) says what was refused; a cancellation's own row can only be
-        # refused as one (a refused revision's row, RCTF_CLS 0, is the revised order itself refused: it will not fill)
-        change = "cancel" if found is not None and found.action == "cancel" else \
-            {"1": "revise", "2": "cancel"}.get(notice.revise_cancel, "")
+        # RCTF_CLS (domestic and US notices alike) says what was refused: a revision or cancellation only when it
+        # says so (a cancellation's own row is refused as one; a refused revision's row, RCTF_CLS 0, is the revised
+        # order itself refused: it will not fill). A notice without the flag under a number a cancel row carries
+        # too is of the order with that number, never of the cancellation.
+        flagged = {"1": "revise", "2": "cancel"}.get(notice.revise_cancel, "")
+        if found is not None and found.action == "cancel" and not flagged:
+            found = await self._order_row(user_id, order_no, market)
+        change = ("cancel" if found is not None and found.action == "cancel" else flagged) if flagged else ""
         if change and (found is None or found.status in OPEN_STATUSES):  # (a replay: told already)
             original_no = (found.original_order_no if found is not None else None) or notice.original_order_no
             refused = await self._change_refused(user_id, refused, change, original_no, market)
@@ -237,6 +250,11 @@ class FillWatcher:
             f"j{found.id}" if found is not None else f"{day:%Y%m%d}")
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id, with_for_update=True) if found is not None else None
+            if entry is not None and change and entry.action not in CHANGES:
+                # a change refused under an order's own number: the order works on; its row stays as it is
+                log.warning("change refusal under an order's own number; its row left open",
+                            extra={"order_no": order_no, "change": change})
+                entry = None
             if entry is not None and entry.id is not None:
                 if entry.action not in ("order", *CHANGES) or entry.status not in OPEN_STATUSES:
                     log.info("refusal of an order not open in the journal; not told",
