@@ -221,6 +221,7 @@ class Fill:
     order_quantity: int
     time: str  # HHMMSS, KST
     refused: bool = False
+    revise_cancel: str = ""  # the notice's RCTF_CLS: 0 an order, 1 a revision, 2 a cancellation ("" unknown)
 
 
 FillListener = Callable[[Fill], None]

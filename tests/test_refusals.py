@@ -14,9 +14,11 @@ import pytest
 from sqlmodel import select
 
 from chatbot.alerts.notices import OrderRefused, decode
+from chatbot.broker import Fill, OrderSide
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import overseas_protocol as o
 from chatbot.kis import protocol as p
+from chatbot.markets.money import Money
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow, OutboxRow
 from chatbot.telegram.notifier import refused_text
 from tests.harness import BotHarness, confirm
@@ -273,3 +275,92 @@ async def test_a_refusal_under_a_number_an_older_order_had_is_told_too(bot: BotH
     await until(lambda: bot.count_messages(ALICE["id"], "주문 거부") >= 2)
     assert [r.status for r in await journal(bot, "KRX")] == ["rejected", "rejected"]
     assert len(await refusal_pushes(bot)) == 2
+
+
+# -- US: a revision or cancellation refused after acceptance is told too (the US notice's RCTF_CLS) ------------
+async def us_resting_order(bot: BotHarness, user: dict[str, Any], quantity: int = 3) -> str:
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await confirm(bot, user, f"/buy AAPL {quantity} 180.00")  # rests below the market
+    assert "주문 접수" in card["text"] or "accepted" in card["text"].lower(), card["text"]
+    order_no = (await journal(bot, "US"))[-1].kis_order_no
+    assert order_no
+    return order_no
+
+
+async def test_a_us_cancellation_refused_after_acceptance_is_told_once_with_the_order_still_working(
+        bot: BotHarness) -> None:
+    """The card said "cancellation accepted"; the exchange then refuses the cancellation (H0GSCNI0: RFUS_YN=1,
+    RCTF_CLS=2, under the cancellation's number). Before, a US change's refusal was only logged: the trader
+    believed the order cancelled while it still worked. Now told once, with the order still working."""
+    runtime = bot.runtime
+    assert runtime is not None
+    order_no = await us_resting_order(bot, BOB)
+    card = await confirm(bot, BOB, f"/cancel {order_no}")
+    assert "cancellation accepted" in card["text"].lower(), card["text"]
+    cancel = (await journal(bot, "US"))[-1]
+    assert cancel.action == "cancel" and cancel.status == "accepted" and cancel.kis_order_no
+    await until(lambda: notice_listening(bot))
+
+    await bot.sim.control("refuse-change", {"order_no": cancel.kis_order_no, "market": "US"})
+    push = await bot.wait_for_message(BOB["id"], "Cancellation refused")
+    text = push["text"]
+    assert order_no in text and "AAPL" in text and "Nothing was cancelled" in text, text
+    assert "still working" in text and "3 left" in text and "$180.00" in text, text
+    assert [(r.action, r.status) for r in await journal(bot, "US")] == [("order", "accepted"), ("cancel", "rejected")]
+    (orders,) = await bot.say(BOB, "/orders")
+    assert "AAPL" in orders["text"] and "$180.00" in orders["text"], orders["text"]
+    # the notice again (a reconnect replays it): told once
+    account = next(a for a in bot.sim.us_trading.accounts.values() if a.find(cancel.kis_order_no))
+    record = account.find(cancel.kis_order_no)
+    assert record is not None
+    seen = runtime.fills.refusals
+    bot.sim.us_trading._emit("change_refused", record, record.quantity, record.price, bot.sim.now())
+    await until(lambda: runtime.fills.refusals > seen)
+    assert len(await refusal_pushes(bot)) == 1 and bot.count_messages(BOB["id"], "Cancellation refused") == 1
+    with pytest.raises(KeyError):  # refused already: nothing changes
+        await bot.sim.control("refuse-change", {"order_no": cancel.kis_order_no, "market": "US"})
+
+
+async def test_a_us_revision_refused_after_acceptance_is_told_in_korean(bot: BotHarness) -> None:
+    order_no = await us_resting_order(bot, ALICE, quantity=2)
+    card = await confirm(bot, ALICE, f"/modify {order_no} 181.00")
+    assert "정정 접수" in card["text"], card["text"]
+    revision = (await journal(bot, "US"))[-1]
+    assert revision.action == "revise" and revision.status == "accepted" and revision.kis_order_no
+    await until(lambda: notice_listening(bot))
+
+    await bot.sim.control("refuse-change", {"order_no": revision.kis_order_no, "market": "US"})
+    push = await bot.wait_for_message(ALICE["id"], "정정 거부")
+    text = push["text"]
+    assert order_no in text and revision.kis_order_no in text and "정정되지 않았습니다" in text, text
+    assert "그대로 유효" in text and "잔량 2주" in text and "$180.00" in text, text
+    assert [(r.action, r.status) for r in await journal(bot, "US")] == [("order", "accepted"), ("revise", "rejected")]
+    (orders,) = await bot.say(ALICE, "/orders")
+    assert "$180.00" in orders["text"] and "$181.00" not in orders["text"], orders["text"]
+
+
+async def test_a_refusal_is_a_changes_only_when_the_notice_says_so(bot: BotHarness) -> None:
+    """A cancel row may carry the order's own number (a cancellation journalled under it): a refusal notice
+    under that number without a change flag (RCTF_CLS 0) is the order's, told as an order refused; it was
+    taken for the cancellation's (the cancel row's action decided) and the order's working row was left as
+    if it worked on. And a notice flagged as a change under an order's own number leaves the order's row open."""
+    runtime = bot.runtime
+    assert runtime is not None
+    order_no, _ = await resting_order(bot, ALICE)
+    (order,) = await journal(bot, "KRX")
+    async with runtime.db.write() as session:
+        session.add(OrderJournalRow.model_validate(order.model_dump(exclude={"id"}) | {
+            "idempotency_key": "cancel-same-number", "action": "cancel", "original_order_no": order_no}))
+    await until(lambda: notice_listening(bot))
+    await bot.sim.control("refuse", {"order_no": order_no})  # the order itself refused: RCTF_CLS 0
+    push = await bot.wait_for_message(ALICE["id"], "거부")
+    assert "주문 거부" in push["text"] and "취소 거부" not in push["text"], push["text"]
+    assert [(r.action, r.status) for r in await journal(bot, "KRX")] == [("order", "rejected"), ("cancel", "accepted")]
+
+    # a cancellation's refusal (RCTF_CLS 2) under a working US order's own number: told, the order's row stays open
+    us_no = await us_resting_order(bot, BOB)
+    seen = runtime.fills.refusals
+    await runtime.fills._record_refusal(BOB["id"], BOB["id"], "en", Fill(
+        us_no, "", "AAPL", OrderSide.BUY, 3, Money.usd("180.00"), 3, "233000", refused=True, revise_cancel="2"))
+    assert runtime.fills.refusals > seen
+    assert [(r.action, r.status) for r in await journal(bot, "US")] == [("order", "accepted")]

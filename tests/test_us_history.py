@@ -14,6 +14,7 @@ from tests.harness import BotHarness, confirm
 
 ALICE = BotApiEmulator.user(9401, "ko")
 BOB = BotApiEmulator.user(9402, "en")
+CAROL = BotApiEmulator.user(9403, "en")
 WEEKDAYS_KO = "월화수목금토일"
 
 
@@ -51,12 +52,27 @@ async def test_history_shows_us_executions_in_their_own_section(bot: BotHarness)
 
 
 async def test_history_says_when_the_us_part_could_not_be_loaded(bot: BotHarness) -> None:
+    """KIS's US orders do not answer: a user the bot knows to trade US stocks (a US order journalled, or a US
+    alert) is told the US part is missing; one it knows only in the domestic market (an account without
+    overseas trading looks the same) gets the domestic view alone, as /report leaves the US out. That user
+    was told "US executions could not be loaded" on every /history."""
     assert "주문 접수" in (await confirm(bot, ALICE, "/buy 005930 1"))["text"]
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    assert "주문 접수" in (await confirm(bot, ALICE, "/buy AAPL 1 150.00"))["text"]  # a US order, resting
+    assert "accepted" in (await confirm(bot, BOB, "/buy 005930 1"))["text"].lower()
+    (alert,) = await bot.say(CAROL, "/alert AAPL above 250")
+    assert "AAPL" in alert["text"], alert["text"]
     await bot.sim.control("faults", {"error_5xx_probability": 1.0,
                                      "paths": ["/uapi/overseas-stock/v1/trading/inquire-ccnl"]})
     try:
         (msg,) = await bot.say(ALICE, "/history")
+        (domestic_only,) = await bot.say(BOB, "/history")
+        (alerted,) = await bot.say(CAROL, "/history")
     finally:
         await bot.sim.control("clear-faults", {})
     assert "매수 삼성전자 1주 @" in msg["text"] and "미국 주식 체결 내역을 지금 불러오지 못했습니다" in msg["text"], \
         msg["text"]  # the domestic part stands
+    text = domestic_only["text"]
+    assert "Samsung" in text or "삼성전자" in text, text
+    assert "🇺🇸" not in text and "could not be loaded" not in text, text
+    assert "US executions could not be loaded" in alerted["text"], alerted["text"]

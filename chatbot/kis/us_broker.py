@@ -274,4 +274,4 @@ def fill_of(event: object) -> b.Fill | None:
     when = nearest_kst(n.time, dt.datetime.now(SEOUL)) if n.time else dt.datetime.now(SEOUL)
     return b.Fill(order_no=n.order_no, original_order_no=n.original_order_no, symbol=n.symbol, side=n.side,
                   quantity=n.quantity, price=_usd(n.price), order_quantity=n.order_quantity,
-                  time=when.strftime("%H%M%S"), refused=n.refused)
+                  time=when.strftime("%H%M%S"), refused=n.refused, revise_cancel=n.revise_cancel)

@@ -24,8 +24,10 @@ from chatbot.alerts.notices import OrderFilled, OrderRefused
 from chatbot.alerts.outbox import Push
 from chatbot.broker import Fill
 from chatbot.kis.frames import ExecutionNotice
+from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.protocol import KST, order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient
+from chatbot.kis.us_broker import UsBroker
 from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
 from chatbot.markets.us_hours import NEW_YORK
@@ -167,6 +169,15 @@ class FillWatcher:
             await asyncio.sleep(0.05 * (attempt + 1))
         return None  # an order placed elsewhere (HTS, another app): pushed, not journalled
 
+    async def _order_row(self, user_id: int, order_no: str, market: str) -> OrderJournalRow | None:
+        """The newest journal row with ``order_no`` that is an order or a revision (not a cancellation), if any."""
+        async with self.db.session() as session:
+            return (await session.exec(select(OrderJournalRow).where(
+                col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
+                col(OrderJournalRow.action) != "cancel",
+                func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no))
+                .order_by(col(OrderJournalRow.id).desc()))).first()
+
     async def _record(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice | Fill) -> None:
         order_no = notice.order_no
         if isinstance(notice, Fill):  # US: the push counts the price in 1/10,000 dollar
@@ -221,13 +232,17 @@ class FillWatcher:
             refused = OrderRefused(language, order_no, notice.code, notice.name or notice.code, notice.side.value,
                                    notice.order_quantity or notice.quantity, notice.order_price or notice.price,
                                    notice.time)
-            # RCTF_CLS says what was refused; a cancellation's own row can only be refused as one (a refused
-            # revision's row, RCTF_CLS 0, is the revised order itself refused: it will not fill)
-            change = "cancel" if found is not None and found.action == "cancel" else \
-                {"1": "revise", "2": "cancel"}.get(notice.revise_cancel, "")
-            if change and (found is None or found.status in OPEN_STATUSES):  # (a replay: told already)
-                original_no = (found.original_order_no if found is not None else None) or notice.original_order_no
-                refused = await self._change_refused(user_id, refused, change, original_no)
+        # RCTF_CLS (domestic and US notices alike) says what was refused: a revision or cancellation only when it
+        # says so (a cancellation's own row is refused as one; a refused revision's row, RCTF_CLS 0, is the revised
+        # order itself refused: it will not fill). A notice without the flag under a number a cancel row carries
+        # too is of the order with that number, never of the cancellation.
+        flagged = {"1": "revise", "2": "cancel"}.get(notice.revise_cancel, "")
+        if found is not None and found.action == "cancel" and not flagged:
+            found = await self._order_row(user_id, order_no, market)
+        change = ("cancel" if found is not None and found.action == "cancel" else flagged) if flagged else ""
+        if change and (found is None or found.status in OPEN_STATUSES):  # (a replay: told already)
+            original_no = (found.original_order_no if found is not None else None) or notice.original_order_no
+            refused = await self._change_refused(user_id, refused, change, original_no, market)
         # an order number is KIS's within a day only (numbered anew each day) and outbox keys are kept: the key
         # names the journal row, or for an order the journal lacks the market's date
         day = dt.datetime.now(NEW_YORK if market == "US" else KST).date()
@@ -235,9 +250,13 @@ class FillWatcher:
             f"j{found.id}" if found is not None else f"{day:%Y%m%d}")
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id, with_for_update=True) if found is not None else None
+            if entry is not None and change and entry.action not in CHANGES:
+                # a change refused under an order's own number: the order works on; its row stays as it is
+                log.warning("change refusal under an order's own number; its row left open",
+                            extra={"order_no": order_no, "change": change})
+                entry = None
             if entry is not None and entry.id is not None:
-                told_of = ("order", *CHANGES) if market == "KRX" else ("order",)  # US changes: not yet read
-                if entry.action not in told_of or entry.status not in OPEN_STATUSES:
+                if entry.action not in ("order", *CHANGES) or entry.status not in OPEN_STATUSES:
                     log.info("refusal of an order not open in the journal; not told",
                              extra={"order_no": order_no, "status": entry.status})
                     self.refusals += 1
@@ -256,8 +275,9 @@ class FillWatcher:
             self.wake_sender()
 
     async def _change_refused(self, user_id: int, refused: OrderRefused, change: str,
-                              original_no: str) -> OrderRefused:
-        """The refusal of a revision or cancellation of ``original_no``, with how that order stands now."""
+                              original_no: str, market: str) -> OrderRefused:
+        """The refusal of a revision or cancellation of ``original_no``, with how that order stands now
+        (a US order: looked up through the account's US broker)."""
         standing = StandingOrder(original_no, None)
         if original_no:
             try:
@@ -265,7 +285,8 @@ class FillWatcher:
             except Exception as exc:  # noqa: BLE001 -- the refusal is told all the same, its state unknown
                 log.warning("no account to look the order up", extra={"error": type(exc).__name__})
             else:
-                standing = await standing_order(account.broker, original_no)
+                broker = UsBroker(KisOverseasClient(account.client)) if market == "US" else account.broker
+                standing = await standing_order(broker, original_no)
         price = 0 if standing.price is None else price_units(standing.price.amount, standing.price.currency)
         return replace(refused, change=change, original_order_no=original_no, original_open=standing.open,
                        original_remaining=standing.remaining, original_price=price)

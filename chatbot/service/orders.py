@@ -464,7 +464,13 @@ class Orders:
         return card_view(row, symbol, self.mode, self.market.calendar, int(self.cards.ttl.total_seconds()))
 
 
-async def standing_order(broker: b.Broker, order_no: str) -> StandingOrder:
+class OpenOrderLister(Protocol):
+    """What :func:`standing_order` asks of a broker (the domestic port, or the US broker)."""
+
+    async def open_orders(self) -> Sequence[b.OpenOrder]: ...
+
+
+async def standing_order(broker: OpenOrderLister, order_no: str) -> StandingOrder:
     """How an order stands now, from the account's open orders (one look): what a trader whose revision or
     cancellation of it was refused needs to know. A failed look says so (``open`` None), never raises."""
     key = p.order_no_key(order_no)

@@ -62,7 +62,14 @@ from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.views import Mode
 from chatbot.storage.db import Database
-from chatbot.storage.tables import DailyReportRow, ReportSettingRow, UserRow
+from chatbot.storage.tables import (
+    AlertRow,
+    ConditionalOrderRow,
+    DailyReportRow,
+    OrderJournalRow,
+    ReportSettingRow,
+    UserRow,
+)
 from chatbot.storage.types import utcnow
 
 __all__ = ["REPORT_MARKETS", "DailyReport", "HistoryDay", "HistoryView", "HoldingLine", "RealisedLine",
@@ -467,10 +474,30 @@ class ReportService:
             try:
                 us_by_day = await _us_history(account.client, start, end)
             except (KisError, UserError) as exc:
-                us_unavailable = True
-                log.warning("US executions not loaded for /history", extra={"error": type(exc).__name__})
+                # said only to a user the bot knows to trade US stocks: an account without overseas trading
+                # (KIS refuses its US orders) gets the domestic view alone, as /report leaves the US out
+                us_unavailable = await self._us_activity(user_id)
+                log.warning("US executions not loaded for /history", extra={"error": type(exc).__name__,
+                                                                            "said": us_unavailable})
         return HistoryView(self.mode, days, start, end, "KRW", _history_days(by_day), _history_days(us_by_day),
                            us_unavailable)
+
+    async def _us_activity(self, user_id: int) -> bool:
+        """Whether the bot knows of the user's US trading: a US order journalled, a US alert or conditional
+        order, or a US report pushed (holdings or fills seen)."""
+        async with self.db.session() as session:
+            for query in (
+                select(OrderJournalRow.id).where(col(OrderJournalRow.owner_id) == user_id,
+                                                 col(OrderJournalRow.market) == "US"),
+                select(AlertRow.id).where(col(AlertRow.owner_id) == user_id, col(AlertRow.currency) == "USD"),
+                select(ConditionalOrderRow.id).where(col(ConditionalOrderRow.owner_id) == user_id,
+                                                     col(ConditionalOrderRow.market) == "US"),
+                select(DailyReportRow.id).where(col(DailyReportRow.telegram_id) == user_id,
+                                                col(DailyReportRow.market) == "US", col(DailyReportRow.pushed)),
+            ):
+                if (await session.exec(query.limit(1))).first() is not None:
+                    return True
+        return False
 
     # -- the schedule --------------------------------------------------------------------------------------
     async def run_due(self, now: dt.datetime | None = None) -> int:

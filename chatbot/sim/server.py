@@ -298,6 +298,11 @@ class KisSimulator:
             return {"order_no": refused[0], "refused": refused[1]}
         if action == "refuse-change":  # {"order_no": the revision's or cancellation's own number}: the exchange
             # refuses a revise/cancel KIS accepted; the original order works on; its notice says RFUS_YN=1
+            if data.get("market") == "US":  # {"order_no": …, "market": "US"}: a US revision or cancellation
+                change_us = self.us_trading.refuse_change(str(data["order_no"]), self.now())
+                await self.persist()
+                return {"order_no": change_us.order_no, "original_order_no": change_us.original_order_no,
+                        "kind": change_us.kind}
             change = self.exchange.refuse_change(str(data["order_no"]))
             await self.persist()
             return {"order_no": change.order_no, "original_order_no": change.original_order_no, "kind": change.kind}

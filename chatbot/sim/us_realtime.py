@@ -53,13 +53,15 @@ def notice_fields(e: UsOrderEvent, hts_id: str, name: str, fields: int) -> list[
     order = e.order
     filled = e.kind == "filled"
     revise_cancel = {"cancelled": "2", "revised": "1"}.get(e.kind, "0")
+    if e.kind == "change_refused":  # a refused revision or cancellation: RCTF_CLS says which
+        revise_cancel = {"revise": "1", "cancel": "2"}[order.kind]
     accept = {"accepted": "1", "cancelled": "2", "revised": "2"}.get(e.kind, "2")
     kind = o.NOTICE_ORDER_KIND.get(order.division, "2")
     price = o.notice_price_text(dollars(e.price))
     row = [
         hts_id, order.account_id.lstrip("V").replace("-", ""), order.order_no, order.original_order_no, order.side,
         revise_cancel, kind, order.symbol, str(e.quantity), price, e.at.astimezone(NEW_YORK).strftime("%H%M%S"),
-        "1" if e.kind == "refused" else "0", "2" if filled else "1", accept, order.branch, str(order.quantity) if filled else "", "모의계좌",
+        "1" if e.kind in ("refused", "change_refused") else "0", "2" if filled else "1", accept, order.branch, str(order.quantity) if filled else "", "모의계좌",
         name, order.us_exchange.codes.notice, o.DEBT_CASH, "", "", "", "", price4(e.price),
     ]
     return row[:fields]

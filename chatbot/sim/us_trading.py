@@ -162,8 +162,8 @@ class UsAccount:
 
 @dataclass(frozen=True, slots=True)
 class UsOrderEvent:
-    """What happened to an order (``accepted``, ``revised``, ``cancelled``, ``filled``, ``refused``): notices are
-    made of these. For fills ``quantity``/``price`` are the fill's, otherwise the order's."""
+    """What happened to an order (``accepted``, ``revised``, ``cancelled``, ``filled``, ``refused``,
+    ``change_refused``: a revision or cancellation ``order`` refused after acceptance): notices are made of these. For fills ``quantity``/``price`` are the fill's, otherwise the order's."""
 
     kind: str
     account_id: str
@@ -399,6 +399,35 @@ class UsTrading:
                 self._emit("refused", order, refused, order.price, now)
                 return order
         raise KeyError(f"no open order {order_no}")
+
+    def refuse_change(self, order_no: str, now: dt.datetime) -> UsOrder:
+        """The exchange refuses a revision or cancellation KIS had accepted (a test and soak hook, beside
+        :meth:`refuse`): the change does not take, the original order gets back what the change took from it
+        (it works on as before) and an H0GSCNI0 notice with RFUS_YN=1 and RCTF_CLS of the change (1 revise,
+        2 cancel) goes out under the change's number. :class:`KeyError` when no revision still untouched or
+        cancellation not refused already has that number."""
+        for acct in self.accounts.values():
+            record = acct.find(order_no)
+            if record is None or record.kind not in ("revise", "cancel") or record.refused_qty:
+                continue
+            if record.kind == "revise" and (record.filled_qty or record.remaining != record.quantity):
+                continue
+            original = acct.find(record.original_order_no)
+            if original is None:
+                continue
+            record.refused_qty = record.quantity
+            original.cancelled_qty -= record.quantity
+            for book in (self._resting, self._auction):  # the revision leaves its book; the original is back
+                if record.symbol in book:
+                    book[record.symbol] = [x for x in book[record.symbol] if x.remaining > 0]
+            book = self._resting if original.division == UsOrderDivision.LIMIT else self._auction
+            waiting = book.setdefault(original.symbol, [])
+            if original not in waiting:
+                waiting.append(original)
+            self.dirty.add(acct.account_id)
+            self._emit("change_refused", record, record.quantity, record.price, now)
+            return record
+        raise KeyError(f"no revision or cancellation {order_no} to refuse")
 
     # -- reservations -----------------------------------------------------------------------------------
     def reserve(self, account_id: str, symbol: str, exchange: UsExchange, side: str, division: UsOrderDivision,
