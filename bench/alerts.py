@@ -408,7 +408,7 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
             engine.pipeline = PIPELINE or engine.pipeline
             path = {"noop": "no-op (no database)", "sqlalchemy": "SQLAlchemy"}.get(
                 mode, f"driver thread, {engine.pipeline} in flight" if engine.fire_on_driver
-                else "one statement, autocommit")
+                else f"one statement, autocommit, {engine.pipeline} in flight")
             loaded = time.perf_counter()
             await engine.start()
             load_seconds = time.perf_counter() - loaded

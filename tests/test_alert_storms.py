@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import random
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -164,8 +165,10 @@ async def test_a_storm_fires_in_bounded_transactions_exactly_once(database: Data
     assert engine.fired == 1_001 and engine.backlog == 0
     assert await count(database, AlertRow, col(AlertRow.status) == "fired") == 1_001
     assert await count(database, OutboxRow) == 1_001
-    # The later crossing was not held behind the storm's remainder: it went in the second transaction.
-    assert with_later_crossing == [1]
+    # The later crossing was not held behind the storm's remainder: it went in the second transaction (on
+    # PostgreSQL chunks in flight side by side, each on its connection, begin in any order: among the first).
+    assert len(with_later_crossing) == 1
+    assert with_later_crossing[0] == 1 if database.is_sqlite else with_later_crossing[0] <= 1 + engine.pipeline
 
 
 async def test_a_failed_chunk_is_rearmed_and_fires_once_later(database: Database, feed: StandInFeed,
@@ -396,7 +399,8 @@ async def test_sqlite_fires_on_the_driver_writing_what_sqlalchemy_writes(tmp_pat
         assert engine.fired == 122 and len(pushes) == 122  # 101 above, 21 repeat alerts below
         assert all(a.status == "cooling" and a.rearm_at == a.updated_at + dt.timedelta(seconds=600)
                    for a in repeats if a.fired_count)
-        written.append((alerts, pushes))
+        # The payload is the same JSON value (SQLite's json_object writes it without Python's spaces).
+        written.append((alerts, [(*push[:8], json.loads(push[8]), *push[9:]) for push in pushes]))
     assert written[0] == written[1]
 
 
