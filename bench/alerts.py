@@ -220,7 +220,7 @@ class Tracer:
             async def fire(chunk: Any) -> None:
                 trace = self.by_first[chunk[0][0]]
                 trace.call = trace.start = trace.begun = trace.worked = trace.committed = trace.taken
-                await committed(chunk, [])
+                await committed(chunk, (0, set()))
                 engine.fired += len(chunk)
 
             engine._fire = fire  # type: ignore[method-assign]

@@ -388,7 +388,8 @@ async def test_sqlite_fires_on_the_driver_writing_what_sqlalchemy_writes(tmp_pat
         async with db.engine.connect() as conn:
             alerts = (await conn.exec_driver_sql(
                 "SELECT id, status, fired_count, typeof(updated_at), length(updated_at), typeof(rearm_at), "
-                "length(rearm_at), round((julianday(rearm_at) - julianday(updated_at)) * 86400) "
+                "length(rearm_at), round((julianday(rearm_at) - julianday(updated_at)) * 86400), "
+                "substr(rearm_at, 20) = substr(updated_at, 20) "
                 "FROM alerts ORDER BY id")).all()
             pushes = (await conn.exec_driver_sql(
                 "SELECT dedupe_key, owner_id, chat_id, kind, status, attempts, typeof(created_at), "

@@ -81,6 +81,7 @@ _RAW_REFERENCE = type_coerce(col(AlertRow.reference_price), BigInteger).label("r
 
 Chunk = list[tuple[int, "Crossing"]]  # (alert id, the crossing it came with)
 AlertIds = list[int]
+Fired = tuple[int, set[str]]  # a committed chunk: how many it fired, the symbols they were on (or more)
 BookEntry = tuple[Any, str, str, int]  # (alert id, code, direction, threshold) as read from the database
 
 
@@ -323,13 +324,14 @@ class AlertEngine:
         now = utcnow()
         prices = {alert_id: crossing for alert_id, crossing in chunk}
         if self.fire_on_driver:  # SQLite: the whole transaction in one round trip to the driver's thread
-            codes = await self.db.write_on_driver(partial(fire_sqlite.fire_on_driver, prices, now, self._binds))
+            fired = await self.db.write_on_driver(partial(fire_sqlite.fire_on_driver, prices, now, self._binds))
         elif self._one_statement:  # PostgreSQL: one statement, its own transaction: one round trip
-            codes = await self._fire_in_one_statement(prices, now)
+            fired = await self._fire_in_one_statement(prices, now)
         else:
             async with self.db.write_connection() as conn:  # fire a chunk (alerts + outbox), one transaction
-                codes = [row[4] for row in await fire_alerts(conn, prices, now)]
-        await self._committed(chunk, codes)
+                rows = await fire_alerts(conn, prices, now)
+                fired = len(rows), {row[4] for row in rows}
+        await self._committed(chunk, fired)
 
     def _poke(self, *_: Any) -> None:
         """Wake the pipelined worker (a transaction done, or a crossing queued)."""
@@ -420,7 +422,7 @@ class AlertEngine:
         """A pipelined chunk's transaction ended: committed, fired again later (another process's SQLite lock)
         or re-armed."""
         try:
-            codes = future.result()
+            fired = future.result()
         except Exception as exc:
             if self.fire_on_driver and is_transient_lock(exc):  # another process's lock: again, waiting for it
                 again.append(chunk)
@@ -431,30 +433,31 @@ class AlertEngine:
             self.backlog -= len(chunk)
             return
         try:
-            await self._committed(chunk, codes)
+            await self._committed(chunk, fired)
         except Exception:
             log.exception("fired alerts committed; what follows failed", extra={"alerts": len(chunk)})
         finally:
             self.backlog -= len(chunk)
 
-    async def _committed(self, chunk: Chunk, codes: list[str]) -> None:
-        """A chunk's transaction committed (``codes``: the symbol of each alert it fired)."""
+    async def _committed(self, chunk: Chunk, fired: Fired) -> None:
+        """A chunk's transaction committed (``fired``: how many it fired; the symbols they were on, or more)."""
         committed = time.perf_counter()
         if self.record_latencies:
             self.latencies.extend(committed - crossing.seen_at for _, crossing in chunk)
-        self.fired += len(codes)
-        if codes:
+        count, codes = fired
+        self.fired += count
+        if count:
             self.wake_sender()
-            for code in set(codes):
+            for code in codes:
                 await self._release_if_unused(code)
 
-    async def _fire_in_one_statement(self, crossings: dict[int, Crossing], now: dt.datetime) -> list[str]:
+    async def _fire_in_one_statement(self, crossings: dict[int, Crossing], now: dt.datetime) -> Fired:
         """PostgreSQL: :func:`fire_alerts` is one statement, atomic on its own, so it runs on a connection of
         the engine's in autocommit: one round trip per chunk (a pooled transaction cost four: the pool's
         ping, BEGIN, the statement, COMMIT). Chunks in flight side by side each take a connection of their
         own (kept for the next). A connection that fails is dropped (the next chunk opens one); a commit in
-        doubt is settled as any failed chunk is: what is still armed is re-armed. Returns the symbol of each
-        alert fired."""
+        doubt is settled as any failed chunk is: what is still armed is re-armed. Returns how many fired and
+        their symbols."""
         if self._fire_connections:
             conn = self._fire_connections.pop()
         else:
@@ -473,7 +476,7 @@ class AlertEngine:
                 await conn.close()
             raise
         self._fire_connections.append(conn)
-        return [row[4] for row in rows]
+        return len(rows), {row[4] for row in rows}
 
     async def _rearm_after_failure(self, alert_ids: AlertIds) -> None:
         """Put back the alerts of a chunk whose commit failed (those still armed in the database)."""

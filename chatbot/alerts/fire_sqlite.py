@@ -38,15 +38,12 @@ if TYPE_CHECKING:
 
     from chatbot.alerts.engine import Crossing
 
-# The alerts of a chunk still armed, as one JSON array (one statement step, not one per row): what the
-# engine needs of them (their symbol; a repeat alert's cooldown). Then the outbox rows, built whole by SQLite
-# (the key with the fire count as it is about to become, the payload by json_object: no Python per row on
-# this thread, which would hold the GIL the event loop wants), then the conditional UPDATE. All inside BEGIN
-# IMMEDIATE: no other writer comes between them, so what is read is what is pushed and fired.
+# The outbox rows of the chunk's alerts still armed, built whole by SQLite (the key with the fire count as it
+# is about to become, the payload by json_object: no Python per row on this thread, which would hold the GIL
+# the event loop wants), then the conditional UPDATE of the same alerts, a repeat alert's re-arm time in it.
+# Both inside BEGIN IMMEDIATE: no other writer comes between them, so what is pushed is what is fired.
 _CROSSED = ("(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS price, "
             "json_extract(value, '$[2]') AS tick_time FROM json_each(?))")
-_ARMED = ("SELECT json_group_array(json_array(id, code, repeat, cooldown_seconds)) FROM alerts "
-          "WHERE status = 'armed' AND id IN (SELECT json_extract(value, '$[0]') FROM json_each(?))")
 # A price in the currency's price units, as units() reads it: KRW whole (a fraction fails the statement:
 # json() of a non-JSON text raises), USD to 1/10,000 dollar (a REAL such as 1.13 is 11,299.99…: rounded).
 _UNITS = ("CASE WHEN {c} IS NULL THEN NULL WHEN a.currency = 'USD' THEN CAST(round({c} * 10000) AS INTEGER) "
@@ -58,10 +55,12 @@ _PUSH = ("INSERT INTO outbox (dedupe_key, owner_id, chat_id, kind, status, attem
          "'percent', a.percent, 'repeat', json(CASE WHEN a.repeat THEN 'true' ELSE 'false' END), "
          f"'reference_price', {_UNITS.format(c='a.reference_price')}, 'currency', a.currency) "
          f"FROM {_CROSSED} AS c CROSS JOIN alerts AS a ON a.id = c.id WHERE a.status = 'armed' ORDER BY a.id")
+# ?1 is now as the column stores it ('YYYY-MM-DD HH:MM:SS.ffffff'): the re-arm time is now plus the cooldown's
+# whole seconds, its fraction as it is (the fraction is kept out of SQLite's date arithmetic, which rounds to ms).
 _FIRE = ("UPDATE alerts SET status = CASE WHEN repeat THEN 'cooling' ELSE 'fired' END, "
-         "fired_count = fired_count + 1, updated_at = ? "
-         "WHERE status = 'armed' AND id IN (SELECT json_extract(value, '$[0]') FROM json_each(?))")
-_REARM_AT = "UPDATE alerts SET rearm_at = ? WHERE id IN (SELECT value FROM json_each(?))"
+         "fired_count = fired_count + 1, updated_at = ?1, rearm_at = CASE WHEN repeat THEN "
+         "strftime('%Y-%m-%d %H:%M:%S', substr(?1, 1, 19), '+' || cooldown_seconds || ' seconds') || substr(?1, 20) "
+         "ELSE rearm_at END WHERE status = 'armed' AND id IN (SELECT json_extract(value, '$[0]') FROM json_each(?2))")
 
 
 def units(raw: Any, currency: str) -> int:
@@ -92,21 +91,17 @@ class Binds:
                    payload.dialect_impl(dialect).bind_processor(dialect) or _identity)
 
 
-def fire_on_driver(crossings: Mapping[int, Crossing], now: dt.datetime, binds: Binds, cursor: Any) -> list[str]:
+def fire_on_driver(crossings: Mapping[int, Crossing], now: dt.datetime, binds: Binds,
+                   cursor: Any) -> tuple[int, set[str]]:
     """Fire crossed alerts inside the caller's transaction on the driver's thread (``cursor``: a DB-API
-    cursor on SQLite): the rows :func:`~chatbot.alerts.engine.fire_alerts` writes. Returns the symbol of
-    each alert fired (what the engine needs of them)."""
+    cursor on SQLite): the rows :func:`~chatbot.alerts.engine.fire_alerts` writes, in two statements.
+    Returns how many fired and the symbols of the chunk (what the engine needs)."""
     crossed = json.dumps([(alert_id, crossing.price, crossing.tick_time) for alert_id, crossing in crossings.items()])
-    cursor.execute(_ARMED, (crossed,))
-    armed = json.loads(cursor.fetchone()[0])
-    if not armed:
-        return []
     cursor.execute(_PUSH, (AlertFired.KIND, binds.datetime(utcnow()), crossed))
-    cursor.execute(_FIRE, (binds.datetime(now), crossed))
-    cooldowns: dict[int, list[int]] = {}
-    for alert_id, _code, repeat, cooldown in armed:
-        if repeat:
-            cooldowns.setdefault(cooldown, []).append(alert_id)
-    for cooldown, repeat_ids in cooldowns.items():
-        cursor.execute(_REARM_AT, (binds.datetime(now + dt.timedelta(seconds=cooldown)), json.dumps(repeat_ids)))
-    return [row[1] for row in armed]
+    if cursor.rowcount <= 0:  # none still armed
+        return 0, set()
+    stamp = binds.datetime(now)
+    if not (isinstance(stamp, str) and len(stamp) == 26 and stamp[19] == "."):  # the form _FIRE's re-arm time reads
+        raise ValueError(f"unexpected stored time {stamp!r}")
+    cursor.execute(_FIRE, (stamp, crossed))
+    return cursor.rowcount, {crossing.code for crossing in crossings.values()}
