@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import json
 import random
+import threading
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
@@ -169,6 +170,57 @@ async def test_a_storm_fires_in_bounded_transactions_exactly_once(database: Data
     # PostgreSQL chunks in flight side by side, each on its connection, begin in any order: among the first).
     assert len(with_later_crossing) == 1
     assert with_later_crossing[0] == 1 if database.is_sqlite else with_later_crossing[0] <= 1 + engine.pipeline
+
+
+async def test_a_crossing_during_a_storm_waits_for_the_transaction_in_progress_only(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A storm's chunks are in flight (the first held open here) when another symbol's alert is crossed: on
+    SQLite its chunk runs next, ahead of the storm's chunks already queued on the driver's thread; on
+    PostgreSQL it fires on a connection of its own while the storm's statement is still held."""
+    await store_alerts(database, [(CODE, "above", 70_000 + i % 50) for i in range(1_000)] + [(OTHER, "below", 50_000)])
+    engine: AlertEngine = await make_engine(fire_chunk=64)
+    order: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def hold_the_first(crossings: dict[int, Any]) -> None:  # SQLite: on the driver's thread
+        order.append(next(iter(crossings.values())).code)
+        if len(order) == 1:
+            entered.set()
+            assert release.wait(30)
+
+    if database.is_sqlite:
+        patch_fire(monkeypatch, hold_the_first)
+    else:
+        real_fire, released = engine_module.fire_alerts, asyncio.Event()
+
+        async def held(conn: Any, crossings: dict[int, Any], now: Any) -> list[Any]:
+            order.append(next(iter(crossings.values())).code)
+            if len(order) == 1:
+                entered.set()
+                await released.wait()
+            return await real_fire(conn, crossings, now)
+
+        monkeypatch.setattr(engine_module, "fire_alerts", held)
+    feed.emit(tick(CODE, 70_100))  # crosses 1,000: the first chunk is held, the next ones queue
+    await asyncio.wait_for(asyncio.to_thread(entered.wait, 30), 35)
+    await asyncio.sleep(0.05)  # the worker queues the storm's next chunks meanwhile
+    feed.emit(tick(OTHER, 49_000))
+    if database.is_sqlite:
+        while engine._pending:  # taken and queued, behind the held one
+            await asyncio.sleep(0.001)
+        release.set()
+    else:
+        async def other_fired() -> None:
+            while not await count(database, AlertRow, col(AlertRow.code) == OTHER, col(AlertRow.status) == "fired"):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(other_fired(), 30)  # while the storm's first statement is held
+        released.set()
+    await settled(engine)
+    monkeypatch.undo()
+    assert engine.fired == 1_001 and await count(database, OutboxRow) == 1_001
+    assert order.index(OTHER) == 1 if database.is_sqlite else order.index(OTHER) <= 1 + 2 * engine.pipeline
 
 
 async def test_a_failed_chunk_is_rearmed_and_fires_once_later(database: Database, feed: StandInFeed,

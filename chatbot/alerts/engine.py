@@ -10,12 +10,15 @@
   the book at once and go to a worker that fires them in transactions of at most
   :data:`FIRE_CHUNK` alerts: each moves its alerts from ``armed`` to ``fired`` (or ``cooling`` for a
   repeat alert) *and* writes their :class:`~chatbot.alerts.notices.AlertFired` notices to the
-  outbox. The conditional update makes firing exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
-  one tick) from holding the event loop or the database in one long transaction, and a storm's
-  remainder queues behind the crossings that came after it, so other alerts do not wait for it.
-  On SQLite two transactions are in flight on the driver's thread at a time (the next queued behind
-  the one committing: the thread goes on without waiting for the event loop); on PostgreSQL a chunk
-  is one statement on an autocommit connection (one round trip: the UPDATE feeds the outbox INSERT).
+  outbox. The conditional update makes firing exactly-once across restarts and reconnects. Bounded chunks
+  keep a storm (thousands crossed by one tick) from holding the event loop or the database in one long
+  transaction; a storm's remainder waits apart from fresh crossings, which go first, in chunks of their own
+  (not padded with the storm's rest), so other alerts do not wait for it. Up to :data:`FIRE_PIPELINE`
+  chunks of each are in flight at a time: on SQLite queued on the driver's thread, which takes a fresh
+  chunk before the storm's not yet begun (a fresh crossing waits for the transaction in progress only) and
+  goes from one to the next without waiting for the event loop; the outbox rows are built by SQLite
+  (:mod:`chatbot.alerts.fire_sqlite`). On PostgreSQL a chunk is one statement on an autocommit
+  connection of its own (one round trip: the UPDATE feeds the outbox INSERT), side by side with the others.
 * After a feed gap the book still holds every armed threshold, so the first tick after the
   reconnect fires whatever its price has crossed; and since a crossing can revert before the feed
   is back, that first tick's day high and low (with their times, fields 8/27 and 9/30) fire the
