@@ -458,9 +458,9 @@ class AlertEngine:
         """PostgreSQL: :func:`fire_alerts` is one statement, atomic on its own, so it runs on a connection of
         the engine's in autocommit: one round trip per chunk (a pooled transaction cost four: the pool's
         ping, BEGIN, the statement, COMMIT). Chunks in flight side by side each take a connection of their
-        own (kept for the next). A connection that fails is dropped (the next chunk opens one); a commit in
-        doubt is settled as any failed chunk is: what is still armed is re-armed. Returns how many fired and
-        their symbols."""
+        own (up to :attr:`pipeline` kept for the next ones). A connection that fails is dropped (the next
+        chunk opens one); a commit in doubt is settled as any failed chunk is: what is still armed is
+        re-armed. Returns how many fired and their symbols."""
         if self._fire_connections:
             conn = self._fire_connections.pop()
         else:
@@ -478,7 +478,11 @@ class AlertEngine:
             with contextlib.suppress(Exception):
                 await conn.close()
             raise
-        self._fire_connections.append(conn)
+        if len(self._fire_connections) < self.pipeline:
+            self._fire_connections.append(conn)
+        else:  # more in flight than are kept: back to the pool (the engine holds no more than it needs)
+            with contextlib.suppress(Exception):
+                await conn.close()
         return len(rows), {row[4] for row in rows}
 
     async def _rearm_after_failure(self, alert_ids: AlertIds) -> None:
