@@ -223,6 +223,30 @@ async def test_a_crossing_during_a_storm_waits_for_the_transaction_in_progress_o
     assert order.index(OTHER) == 1 if database.is_sqlite else order.index(OTHER) <= 1 + 2 * engine.pipeline
 
 
+async def test_two_storms_remainders_take_turns(database: Database, feed: StandInFeed,
+                                               make_engine: Callable[..., Any]) -> None:
+    """A crossing of a few hundred alerts during a larger storm is not held until the storm has drained:
+    the remainders of both take turns (chunks as taken, in order)."""
+    await store_alerts(database, [(CODE, "above", 70_000 + i % 50) for i in range(1_000)]
+                       + [(OTHER, "below", 50_000 - i % 50) for i in range(200)])
+    engine: AlertEngine = await make_engine(fire_chunk=64)
+    taken: list[str] = []
+    take = engine._take
+
+    def noting(limit: int) -> Any:
+        chunk = take(limit)
+        taken.append(chunk[0][1].code)
+        return chunk
+
+    engine._take = noting  # type: ignore[method-assign]
+    feed.emit(tick(CODE, 70_100))
+    feed.emit(tick(OTHER, 49_000))
+    await settled(engine)
+    assert engine.fired == 1_200
+    last_other = len(taken) - 1 - taken[::-1].index(OTHER)
+    assert last_other < 8  # OTHER's 4 chunks alternate with CODE's, not after CODE's 16
+
+
 async def test_a_failed_chunk_is_rearmed_and_fires_once_later(database: Database, feed: StandInFeed,
                                                               make_engine: Callable[..., Any],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
