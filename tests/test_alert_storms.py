@@ -220,7 +220,8 @@ async def test_a_crossing_during_a_storm_waits_for_the_transaction_in_progress_o
     await settled(engine)
     monkeypatch.undo()
     assert engine.fired == 1_001 and await count(database, OutboxRow) == 1_001
-    assert order.index(OTHER) == 1 if database.is_sqlite else order.index(OTHER) <= 1 + 2 * engine.pipeline
+    if database.is_sqlite:  # (PostgreSQL: the storm's later statements run meanwhile, in any number)
+        assert order.index(OTHER) == 1
 
 
 async def test_two_storms_remainders_take_turns(database: Database, feed: StandInFeed,
