@@ -220,7 +220,7 @@ class Tracer:
             async def fire(chunk: Any) -> None:
                 trace = self.by_first[chunk[0][0]]
                 trace.call = trace.start = trace.begun = trace.worked = trace.committed = trace.taken
-                await committed(chunk, [])
+                await committed(chunk, (0, set()))
                 engine.fired += len(chunk)
 
             engine._fire = fire  # type: ignore[method-assign]
@@ -408,7 +408,7 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
             engine.pipeline = PIPELINE or engine.pipeline
             path = {"noop": "no-op (no database)", "sqlalchemy": "SQLAlchemy"}.get(
                 mode, f"driver thread, {engine.pipeline} in flight" if engine.fire_on_driver
-                else "one statement, autocommit")
+                else f"one statement, autocommit, {engine.pipeline} in flight")
             loaded = time.perf_counter()
             await engine.start()
             load_seconds = time.perf_counter() - loaded

@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 import stat
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -321,4 +322,31 @@ async def test_a_driver_lane_runs_its_transactions_in_order_and_holds_the_write_
     async with db.engine.connect() as conn:
         stored = set((await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalars())
     assert {"a", "c"} <= stored and "b" not in stored
+    await db.dispose()
+
+
+async def test_an_urgent_transaction_in_a_driver_lane_goes_ahead_of_those_not_begun(tmp_path: Path) -> None:
+    """Database.driver_lane(urgent=True): queued behind the transaction in progress and urgent ones before
+    it, ahead of the others not yet begun (a fresh alert's fire does not wait for a storm's queued chunks)."""
+    db = Database(f"sqlite:///{tmp_path}/lane.sqlite3")
+    await db.migrate()
+    order: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def insert(name: str, cursor: Any) -> str:
+        cursor.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (name,))
+        order.append(name)
+        if name == "held":
+            entered.set()
+            assert release.wait(30)
+        return name
+
+    async with db.driver_lane() as submit:
+        futures = [submit(partial(insert, "held"))]
+        await asyncio.to_thread(entered.wait, 30)
+        futures += [submit(partial(insert, name)) for name in ("a", "b")]
+        futures += [submit(partial(insert, name), urgent=True) for name in ("u1", "u2")]
+        release.set()
+        assert [await future for future in futures] == ["held", "a", "b", "u1", "u2"]
+    assert order == ["held", "u1", "u2", "a", "b"]
     await db.dispose()

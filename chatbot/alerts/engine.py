@@ -10,12 +10,15 @@
   the book at once and go to a worker that fires them in transactions of at most
   :data:`FIRE_CHUNK` alerts: each moves its alerts from ``armed`` to ``fired`` (or ``cooling`` for a
   repeat alert) *and* writes their :class:`~chatbot.alerts.notices.AlertFired` notices to the
-  outbox. The conditional update makes firing exactly-once across restarts and reconnects. Bounded chunks keep a storm (thousands crossed by
-  one tick) from holding the event loop or the database in one long transaction, and a storm's
-  remainder queues behind the crossings that came after it, so other alerts do not wait for it.
-  On SQLite two transactions are in flight on the driver's thread at a time (the next queued behind
-  the one committing: the thread goes on without waiting for the event loop); on PostgreSQL a chunk
-  is one statement on an autocommit connection (one round trip: the UPDATE feeds the outbox INSERT).
+  outbox. The conditional update makes firing exactly-once across restarts and reconnects. Bounded chunks
+  keep a storm (thousands crossed by one tick) from holding the event loop or the database in one long
+  transaction; a storm's remainder waits apart from fresh crossings, which go first, in chunks of their own
+  (not padded with the storm's rest), so other alerts do not wait for it. Up to :data:`FIRE_PIPELINE`
+  chunks of each are in flight at a time: on SQLite queued on the driver's thread, which takes a fresh
+  chunk before the storm's not yet begun (a fresh crossing waits for the transaction in progress only) and
+  goes from one to the next without waiting for the event loop; the outbox rows are built by SQLite
+  (:mod:`chatbot.alerts.fire_sqlite`). On PostgreSQL a chunk is one statement on an autocommit
+  connection of its own (one round trip: the UPDATE feeds the outbox INSERT), side by side with the others.
 * After a feed gap the book still holds every armed threshold, so the first tick after the
   reconnect fires whatever its price has crossed; and since a crossing can revert before the feed
   is back, that first tick's day high and low (with their times, fields 8/27 and 9/30) fire the
@@ -63,7 +66,7 @@ from chatbot.storage.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 FIRE_CHUNK = 100  # alerts fired per transaction: bounds the loop's work and the lock time per commit
-FIRE_PIPELINE = 2  # SQLite: one committing, the next queued behind it on the driver's thread
+FIRE_PIPELINE = 2  # chunks in flight at a time, of fresh crossings and of a storm's rest each (SQLite: queued)
 LANE_RUN = 16  # SQLite: transactions per hold of the write lock before the bot's other writers get a turn
 # The book keeps thresholds as integers in the currency's price units (whole won; 1/10,000 dollar): a tick
 # is compared with plain ints on the hot path, and the database does the conversion while it reads (a KRW
@@ -81,6 +84,7 @@ _RAW_REFERENCE = type_coerce(col(AlertRow.reference_price), BigInteger).label("r
 
 Chunk = list[tuple[int, "Crossing"]]  # (alert id, the crossing it came with)
 AlertIds = list[int]
+Fired = tuple[int, set[str]]  # a committed chunk: how many it fired, the symbols they were on (or more)
 BookEntry = tuple[Any, str, str, int]  # (alert id, code, direction, threshold) as read from the database
 
 
@@ -109,8 +113,10 @@ class AlertEngine:
         self.fire_chunk = fire_chunk
         self.book = AlertBook()
         self._subscribed: set[str] = set()
-        self._pending: deque[Crossing] = deque()  # crossings waiting for the fire worker, oldest first
+        self._pending: deque[Crossing] = deque()  # fresh crossings waiting for the fire worker, oldest first
+        self._rest: deque[Crossing] = deque()  # what is left of crossings too large for one chunk, oldest first
         self._work = asyncio.Event()  # set when _pending gets something
+        self._wakeup: asyncio.Future[None] | None = None  # the pipelined worker's wait for a commit or a crossing
         self._idle = asyncio.Event()  # set while nothing is pending or being committed
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -124,9 +130,9 @@ class AlertEngine:
         self.record_latencies = False
         self.fire_on_driver = db.is_sqlite  # False: through SQLAlchemy (PostgreSQL; the anchor in bench.alerts)
         self._binds = fire_sqlite.Binds.of(db.engine.dialect)
-        self.pipeline = FIRE_PIPELINE  # SQLite: transactions queued on the driver's thread at a time (1: none)
+        self.pipeline = FIRE_PIPELINE  # fire transactions in flight at a time, of fresh crossings and of a storm's rest
         self._one_statement = db.engine.dialect.name == "postgresql"  # False: the reference path (tests)
-        self._fire_connection: AsyncConnection | None = None  # PostgreSQL: the autocommit one chunks fire on
+        self._fire_connections: list[AsyncConnection] = []  # PostgreSQL: idle autocommit ones chunks fire on
         # Told of every symbol whose watchers may have changed (the feed planner re-reads them).
         self.demand_changed: Callable[[str], None] = lambda code: None
 
@@ -170,8 +176,8 @@ class AlertEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        conn, self._fire_connection = self._fire_connection, None
-        if conn is not None:
+        connections, self._fire_connections = self._fire_connections, []
+        for conn in connections:
             with contextlib.suppress(Exception):
                 await conn.close()
         if self._remove_listener is not None:
@@ -234,6 +240,7 @@ class AlertEngine:
         self.backlog += crossing.size
         self._idle.clear()
         self._work.set()
+        self._poke()
 
     def _gap_extremes(self, code: str, tick: Tick) -> list[int]:
         """Alerts crossed by the day's high or low made while the feed was down (first tick after a gap)."""
@@ -272,11 +279,15 @@ class AlertEngine:
 
     # -- firing -------------------------------------------------------------------------------------------
     def _take(self, limit: int) -> Chunk:
-        """Up to ``limit`` crossed alerts, oldest crossing first; a crossing larger than what is left
-        of the chunk is split and its remainder goes behind the crossings that came after it."""
+        """Up to ``limit`` crossed alerts: the fresh crossings first, oldest first (a chunk of them alone:
+        a tick's few alerts are not held back by a storm's); only when none is waiting, the remainder of a
+        crossing too large for one chunk (a storm). A crossing larger than what is left of the chunk is
+        split: its remainder goes behind the remainders already waiting, so those of several storms take
+        turns (a crossing of a few hundred alerts during a 10,000-alert storm is not held until it drained)."""
         chunk: Chunk = []
-        while self._pending and len(chunk) < limit:
-            crossing = self._pending.popleft()
+        source = self._pending if self._pending else self._rest
+        while source and len(chunk) < limit:
+            crossing = source.popleft()
             room = limit - len(chunk)
             if len(crossing.ids) <= room:
                 chunk.extend((alert_id, crossing) for alert_id in crossing.ids)
@@ -284,22 +295,21 @@ class AlertEngine:
             else:
                 chunk.extend((alert_id, crossing) for alert_id in crossing.ids[:room])
                 crossing.ids = crossing.ids[room:]
-                self._pending.append(crossing)
+                self._rest.append(crossing)  # behind the others: several storms' remainders take turns
         return chunk
 
     async def _fire_worker(self) -> None:
         while True:
             await self._work.wait()
             self._work.clear()
-            while self._pending:
-                if self.fire_on_driver and self.pipeline > 1:
+            while self._pending or self._rest:
+                if self.pipeline > 1 and (self.fire_on_driver or self._one_statement):
                     await self._fire_pipelined()
                     continue
                 chunk = self._take(self.fire_chunk)
                 await self._fire_or_rearm(chunk)
                 await asyncio.sleep(0)  # ticks, replies and other work run between chunks
-            if not self._pending:
-                self._idle.set()
+            self._idle.set()
 
     async def _fire_or_rearm(self, chunk: Chunk) -> None:
         try:
@@ -320,90 +330,158 @@ class AlertEngine:
             fired = await self._fire_in_one_statement(prices, now)
         else:
             async with self.db.write_connection() as conn:  # fire a chunk (alerts + outbox), one transaction
-                fired = await fire_alerts(conn, prices, now)
+                rows = await fire_alerts(conn, prices, now)
+                fired = len(rows), {row[4] for row in rows}
         await self._committed(chunk, fired)
 
+    def _poke(self, *_: Any) -> None:
+        """Wake the pipelined worker (a transaction done, or a crossing queued)."""
+        waiter = self._wakeup
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     async def _fire_pipelined(self) -> None:
-        """SQLite: fire what is pending with up to :attr:`pipeline` transactions queued on the driver's
-        thread at a time (:meth:`Database.driver_lane`): while one commits, the next is already behind it,
-        so the thread goes on without waiting for the event loop, and a crossing that comes meanwhile is
-        queued at once (in a chunk of its own: the storm's remainder goes behind it, see :meth:`_take`). At
-        most :data:`LANE_RUN` transactions per hold of the write lock (the bot's other writers get their
-        turn between runs). A chunk that meets another process's lock there is fired again through
-        :meth:`Database.write_on_driver`, which waits for that lock; any other failure re-arms it."""
+        """Fire what is pending with up to :attr:`pipeline` transactions of fresh crossings and as many of
+        a storm's remainder in flight at a time, each chunk submitted the moment it is taken (a crossing that
+        comes meanwhile is taken at once, in a chunk of its own: see :meth:`_take`). On SQLite they queue on
+        the driver's thread (:meth:`Database.driver_lane`), a fresh chunk ahead of the storm's not yet begun,
+        so the thread goes on without waiting for the event loop and a fresh crossing waits only for the
+        transaction in progress; at most :data:`LANE_RUN` per hold of the write lock (the bot's other writers
+        get their turn between runs). On PostgreSQL each runs on an autocommit connection of its own (a fresh
+        chunk does not wait for a storm's statements at all). A chunk that meets another process's SQLite lock
+        is fired again through :meth:`Database.write_on_driver`, which waits for that lock; any other failure
+        re-arms it."""
         again: list[Chunk] = []
-        in_flight: deque[tuple[Chunk, asyncio.Future[Any]]] = deque()
-        submitted = 0
-        try:
-            async with self.db.driver_lane() as submit:
-                while self._pending or in_flight:
-                    while self._pending and len(in_flight) < self.pipeline and submitted < LANE_RUN:
-                        chunk = self._take(self.fire_chunk)
+        if self.fire_on_driver:
+            try:
+                async with self.db.driver_lane() as submit:
+                    def on_driver(chunk: Chunk, urgent: bool) -> asyncio.Future[Any]:
                         prices = {alert_id: crossing for alert_id, crossing in chunk}
-                        in_flight.append((chunk, submit(partial(fire_sqlite.fire_on_driver, prices, utcnow(),
-                                                                self._binds))))
-                        submitted += 1
-                    if not in_flight:
-                        break
-                    chunk, future = in_flight.popleft()
-                    try:
-                        fired = await future
-                    except Exception as exc:
-                        if is_transient_lock(exc):  # another process's lock: fired again, waiting for it
-                            again.append(chunk)
-                            continue
-                        log.exception("could not record fired alerts; re-arming them", extra={"alerts": len(chunk)})
-                        with contextlib.suppress(Exception):
-                            await self._rearm_after_failure([alert_id for alert_id, _ in chunk])
-                        self.backlog -= len(chunk)
-                        continue
-                    try:
-                        await self._committed(chunk, fired)
-                    except Exception:
-                        log.exception("fired alerts committed; what follows failed", extra={"alerts": len(chunk)})
-                    finally:
-                        self.backlog -= len(chunk)
-                    await asyncio.sleep(0)  # ticks, replies and other work run between chunks
-        except Exception:  # the lane itself failed (its connection): its chunks go the one-at-a-time way
-            log.exception("fire lane failed", extra={"in_flight": len(in_flight)})
-            again.extend(chunk for chunk, _ in in_flight)  # the conditional fire makes a rerun safe
-            if not submitted and self._pending:
-                again.append(self._take(self.fire_chunk))  # progress: fired or re-armed below
+                        return submit(partial(fire_sqlite.fire_on_driver, prices, utcnow(), self._binds), urgent)
+
+                    await self._run_pipeline(on_driver, LANE_RUN, again)
+            except Exception:  # the lane itself failed (its connection): its chunks go the one-at-a-time way
+                log.exception("fire lane failed")
+                if not again and (self._pending or self._rest):
+                    again.append(self._take(self.fire_chunk))  # progress: fired or re-armed below
+        else:
+            def on_connection(chunk: Chunk, urgent: bool) -> asyncio.Future[Any]:
+                return asyncio.ensure_future(self._fire_in_one_statement(
+                    {alert_id: crossing for alert_id, crossing in chunk}, utcnow()))
+
+            await self._run_pipeline(on_connection, 4 * LANE_RUN, again)
         for chunk in again:
             await self._fire_or_rearm(chunk)
 
-    async def _committed(self, chunk: Chunk, fired: list[Any]) -> None:
-        """A chunk's transaction committed (``fired``: the rows it moved)."""
+    async def _run_pipeline(self, submit: Callable[[Chunk, bool], asyncio.Future[Any]], run: int,
+                            again: list[Chunk]) -> None:
+        in_flight: dict[asyncio.Future[Any], tuple[Chunk, bool]] = {}
+        fresh = stored = submitted = 0
+        try:
+            while True:
+                while submitted < run:
+                    if self._pending:
+                        if fresh >= self.pipeline:
+                            break
+                        urgent = True
+                    elif self._rest and stored < self.pipeline:
+                        urgent = False
+                    else:
+                        break
+                    chunk = self._take(self.fire_chunk)
+                    future = submit(chunk, urgent)
+                    future.add_done_callback(self._poke)
+                    in_flight[future] = (chunk, urgent)
+                    submitted += 1
+                    fresh, stored = fresh + urgent, stored + (not urgent)
+                if not in_flight:
+                    return
+                done = [future for future in in_flight if future.done()]
+                if not done:
+                    self._wakeup = asyncio.get_running_loop().create_future()
+                    try:
+                        await self._wakeup
+                    finally:
+                        self._wakeup = None
+                    continue
+                for future in done:
+                    chunk, urgent = in_flight.pop(future)
+                    fresh, stored = fresh - urgent, stored - (not urgent)
+                    await self._settle(chunk, future, again)
+        except BaseException:
+            # The conditional fire makes a rerun safe; a statement cancelled here is settled as any failed one.
+            if in_flight:
+                await asyncio.wait(in_flight)
+                for future, (chunk, _) in in_flight.items():
+                    if future.cancelled():
+                        again.append(chunk)
+                    else:
+                        await self._settle(chunk, future, again)
+            raise
+
+    async def _settle(self, chunk: Chunk, future: asyncio.Future[Any], again: list[Chunk]) -> None:
+        """A pipelined chunk's transaction ended: committed, fired again later (another process's SQLite lock)
+        or re-armed."""
+        try:
+            fired = future.result()
+        except Exception as exc:
+            if self.fire_on_driver and is_transient_lock(exc):  # another process's lock: again, waiting for it
+                again.append(chunk)
+                return
+            log.exception("could not record fired alerts; re-arming them", extra={"alerts": len(chunk)})
+            with contextlib.suppress(Exception):
+                await self._rearm_after_failure([alert_id for alert_id, _ in chunk])
+            self.backlog -= len(chunk)
+            return
+        try:
+            await self._committed(chunk, fired)
+        except Exception:
+            log.exception("fired alerts committed; what follows failed", extra={"alerts": len(chunk)})
+        finally:
+            self.backlog -= len(chunk)
+
+    async def _committed(self, chunk: Chunk, fired: Fired) -> None:
+        """A chunk's transaction committed (``fired``: how many it fired; the symbols they were on, or more)."""
         committed = time.perf_counter()
         if self.record_latencies:
             self.latencies.extend(committed - crossing.seen_at for _, crossing in chunk)
-        self.fired += len(fired)
-        if fired:
+        count, codes = fired
+        self.fired += count
+        if count:
             self.wake_sender()
-            for code in {row[4] for row in fired}:
+            for code in codes:
                 await self._release_if_unused(code)
 
-    async def _fire_in_one_statement(self, crossings: dict[int, Crossing], now: dt.datetime) -> list[Any]:
+    async def _fire_in_one_statement(self, crossings: dict[int, Crossing], now: dt.datetime) -> Fired:
         """PostgreSQL: :func:`fire_alerts` is one statement, atomic on its own, so it runs on a connection of
         the engine's in autocommit: one round trip per chunk (a pooled transaction cost four: the pool's
-        ping, BEGIN, the statement, COMMIT). A connection that fails is dropped (the next chunk opens one);
-        a commit in doubt is settled as any failed chunk is: what is still armed is re-armed."""
-        conn = self._fire_connection
-        if conn is None:
+        ping, BEGIN, the statement, COMMIT). Chunks in flight side by side each take a connection of their
+        own (up to :attr:`pipeline` kept for the next ones). A connection that fails is dropped (the next
+        chunk opens one); a commit in doubt is settled as any failed chunk is: what is still armed is
+        re-armed. Returns how many fired and their symbols."""
+        if self._fire_connections:
+            conn = self._fire_connections.pop()
+        else:
             conn = await self.db.engine.connect()
             try:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             except BaseException:
                 await conn.close()
                 raise
-            self._fire_connection = conn
         try:
-            return await fire_alerts(conn, crossings, now)
+            rows = await fire_alerts(conn, crossings, now)
         except BaseException:
-            self._fire_connection = None
             with contextlib.suppress(Exception):
                 await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
             raise
+        if len(self._fire_connections) < self.pipeline:
+            self._fire_connections.append(conn)
+        else:  # more in flight than are kept: back to the pool (the engine holds no more than it needs)
+            with contextlib.suppress(Exception):
+                await conn.close()
+        return len(rows), {row[4] for row in rows}
 
     async def _rearm_after_failure(self, alert_ids: AlertIds) -> None:
         """Put back the alerts of a chunk whose commit failed (those still armed in the database)."""
@@ -445,7 +523,7 @@ class AlertEngine:
         """Armed in the book, crossed and not yet fired (a failed commit puts it back), or an alert on
         it being armed right now (stored but not yet in the book)."""
         return bool(self.book.count(code) or code in self._arming
-                    or any(crossing.code == code for crossing in self._pending))
+                    or any(crossing.code == code for queue in (self._pending, self._rest) for crossing in queue))
 
     async def _release_if_unused(self, code: str) -> None:
         self.demand_changed(code)

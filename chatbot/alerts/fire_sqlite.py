@@ -8,12 +8,15 @@ time, and their pushes go into the outbox, all inside one BEGIN IMMEDIATE … CO
 Through SQLAlchemy the same work took a dozen round trips to aiosqlite's thread, each waiting for the
 busy event loop to hand over the GIL; that, not SQLite, was most of a fire's latency.
 
-Each statement is one step however many alerts the chunk has (ids, rows read and rows written travel
-as one JSON array: SQLite's JSON1), since SQLite hands the GIL back around every step and a busy
-event loop makes each step wait to get it again. The SQL is written for SQLite (qmark parameters)
-against the columns of :class:`~chatbot.storage.tables.AlertRow` and
-:class:`~chatbot.storage.tables.OutboxRow`; values are bound through the columns' own SQLAlchemy types (:class:`Binds`), so the rows are byte for byte what
-the SQLAlchemy path writes (``tests/test_alert_storms.py`` compares them).
+Each statement is one step however many alerts the chunk has (ids and rows read travel as one JSON
+array: SQLite's JSON1), since SQLite hands the GIL back around every step and a busy event loop makes
+each step wait to get it again; and the outbox rows are built by SQLite itself (key, payload by
+``json_object``), so this thread runs almost no Python per alert: Python here holds the GIL the event
+loop wants (building 100 notices and their JSON in Python cost the loop stalls and the fire most of its
+time). The SQL is written for SQLite (qmark parameters) against the columns of
+:class:`~chatbot.storage.tables.AlertRow` and :class:`~chatbot.storage.tables.OutboxRow`; times are
+bound through the columns' own SQLAlchemy types (:class:`Binds`), so the rows are what the SQLAlchemy
+path writes, the payload the same JSON value (``tests/test_alert_storms.py`` compares them).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from chatbot.alerts.notices import AlertFired
-from chatbot.alerts.outbox import Push, enqueue_on_driver
 from chatbot.markets.money import Currency, price_units, whole_units
 from chatbot.storage.tables import AlertRow, OutboxRow
 from chatbot.storage.types import utcnow
@@ -36,16 +38,29 @@ if TYPE_CHECKING:
 
     from chatbot.alerts.engine import Crossing
 
-# The alerts of a chunk still armed, as one JSON array (one statement step, not one per row), with
-# their fire count as it is about to become; then the conditional UPDATE of the same alerts. Both run
-# inside BEGIN IMMEDIATE: no other writer comes between them, so what is read is what is fired.
-_ARMED = ("SELECT json_group_array(json_array(id, owner_id, chat_id, language, code, name, direction, threshold, "
-          "percent, repeat, cooldown_seconds, fired_count + 1, reference_price, currency)) FROM alerts "
-          "WHERE status = 'armed' AND id IN (SELECT value FROM json_each(?))")
+# The outbox rows of the chunk's alerts still armed, built whole by SQLite (the key with the fire count as it
+# is about to become, the payload by json_object: no Python per row on this thread, which would hold the GIL
+# the event loop wants), then the conditional UPDATE of the same alerts, a repeat alert's re-arm time in it.
+# Both inside BEGIN IMMEDIATE: no other writer comes between them, so what is pushed is what is fired.
+_CROSSED = ("(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS price, "
+            "json_extract(value, '$[2]') AS tick_time FROM json_each(?))")
+# A price in the currency's price units, as units() reads it: KRW whole (a fraction fails the statement:
+# json() of a non-JSON text raises), USD to 1/10,000 dollar (a REAL such as 1.13 is 11,299.99…: rounded).
+_UNITS = ("CASE WHEN {c} IS NULL THEN NULL WHEN a.currency = 'USD' THEN CAST(round({c} * 10000) AS INTEGER) "
+          "WHEN {c} = CAST({c} AS INTEGER) THEN CAST({c} AS INTEGER) ELSE json('not whole: ' || {c}) END")
+_PUSH = ("INSERT INTO outbox (dedupe_key, owner_id, chat_id, kind, status, attempts, created_at, payload) "
+         "SELECT 'alert:' || a.id || ':' || (a.fired_count + 1), a.owner_id, a.chat_id, ?, 'pending', 0, ?, "
+         "json_object('alert_id', a.id, 'lang', a.language, 'code', a.code, 'name', a.name, 'direction', a.direction, "
+         f"'threshold', {_UNITS.format(c='a.threshold')}, 'price', c.price, 'time', c.tick_time, "
+         "'percent', a.percent, 'repeat', json(CASE WHEN a.repeat THEN 'true' ELSE 'false' END), "
+         f"'reference_price', {_UNITS.format(c='a.reference_price')}, 'currency', a.currency) "
+         f"FROM {_CROSSED} AS c CROSS JOIN alerts AS a ON a.id = c.id WHERE a.status = 'armed' ORDER BY a.id")
+# ?1 is now as the column stores it ('YYYY-MM-DD HH:MM:SS.ffffff'): the re-arm time is now plus the cooldown's
+# whole seconds, its fraction as it is (the fraction is kept out of SQLite's date arithmetic, which rounds to ms).
 _FIRE = ("UPDATE alerts SET status = CASE WHEN repeat THEN 'cooling' ELSE 'fired' END, "
-         "fired_count = fired_count + 1, updated_at = ? "
-         "WHERE status = 'armed' AND id IN (SELECT value FROM json_each(?))")
-_REARM_AT = "UPDATE alerts SET rearm_at = ? WHERE id IN (SELECT value FROM json_each(?))"
+         "fired_count = fired_count + 1, updated_at = ?1, rearm_at = CASE WHEN repeat THEN "
+         "strftime('%Y-%m-%d %H:%M:%S', substr(?1, 1, 19), '+' || cooldown_seconds || ' seconds') || substr(?1, 20) "
+         "ELSE rearm_at END WHERE status = 'armed' AND id IN (SELECT json_extract(value, '$[0]') FROM json_each(?2))")
 
 
 def units(raw: Any, currency: str) -> int:
@@ -76,31 +91,17 @@ class Binds:
                    payload.dialect_impl(dialect).bind_processor(dialect) or _identity)
 
 
-def fire_on_driver(crossings: Mapping[int, Crossing], now: dt.datetime, binds: Binds, cursor: Any) -> list[Any]:
+def fire_on_driver(crossings: Mapping[int, Crossing], now: dt.datetime, binds: Binds,
+                   cursor: Any) -> tuple[int, set[str]]:
     """Fire crossed alerts inside the caller's transaction on the driver's thread (``cursor``: a DB-API
-    cursor on SQLite). Returns the fired rows as :func:`~chatbot.alerts.engine.fire_alerts` does."""
-    ids = json.dumps(list(crossings))
-    cursor.execute(_ARMED, (ids,))
-    armed = json.loads(cursor.fetchone()[0])
-    if not armed:
-        return []
-    cursor.execute(_FIRE, (binds.datetime(now), ids))
-    cooldowns: dict[int, list[int]] = {}
-    pushes = []
-    fired = []
-    for row in armed:
-        (alert_id, owner, chat, language, code, name, direction, threshold, percent, repeat, cooldown,
-         count, reference, currency) = row
-        crossing = crossings[alert_id]
-        repeat = row[9] = bool(repeat)  # stored as 0/1
-        fired.append(tuple(row))
-        if repeat:
-            cooldowns.setdefault(cooldown, []).append(alert_id)
-        pushes.append(Push(f"alert:{alert_id}:{count}", owner, chat, AlertFired(
-            alert_id, language, code, name, direction, units(threshold, currency), crossing.price,
-            crossing.tick_time, percent, repeat, None if reference is None else units(reference, currency), currency)))
-    for cooldown, repeat_ids in cooldowns.items():
-        cursor.execute(_REARM_AT, (binds.datetime(now + dt.timedelta(seconds=cooldown)), json.dumps(repeat_ids)))
-    # the fire count moved above: every key is new
-    enqueue_on_driver(cursor, pushes, binds.datetime(utcnow()), binds.json)
-    return fired
+    cursor on SQLite): the rows :func:`~chatbot.alerts.engine.fire_alerts` writes, in two statements.
+    Returns how many fired and the symbols of the chunk (what the engine needs)."""
+    crossed = json.dumps([(alert_id, crossing.price, crossing.tick_time) for alert_id, crossing in crossings.items()])
+    cursor.execute(_PUSH, (AlertFired.KIND, binds.datetime(utcnow()), crossed))
+    if cursor.rowcount <= 0:  # none still armed
+        return 0, set()
+    stamp = binds.datetime(now)
+    if not (isinstance(stamp, str) and len(stamp) == 26 and stamp[19] == "."):  # the form _FIRE's re-arm time reads
+        raise ValueError(f"unexpected stored time {stamp!r}")
+    cursor.execute(_FIRE, (stamp, crossed))
+    return cursor.rowcount, {crossing.code for crossing in crossings.values()}

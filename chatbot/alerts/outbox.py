@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
@@ -65,25 +64,6 @@ async def enqueue(transaction: AsyncSession | AsyncConnection, pushes: Sequence[
         if not pushes:
             return 0
     await conn.execute(insert(OutboxRow), row_values(pushes, utcnow()))
-    return len(pushes)
-
-
-# The outbox INSERT as the SQLite driver takes it, for writers that run their whole transaction on the
-# driver's thread (Database.write_on_driver): the same columns and values as enqueue's, every row in
-# one JSON array parameter, so one statement whatever the number of rows (SQLite releases the GIL
-# around each step of a statement; under a busy event loop each step back costs a wait for it).
-DRIVER_INSERT = ("INSERT INTO outbox (dedupe_key, owner_id, chat_id, kind, status, attempts, created_at, payload) "
-                 "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-                 "json_extract(value, '$[3]'), 'pending', 0, ?, json_extract(value, '$[4]') FROM json_each(?)")
-
-
-def enqueue_on_driver(cursor: Any, pushes: Sequence[Push], created_at: Any, to_json: Callable[[Any], Any]) -> int:
-    """:func:`enqueue` with ``keys_are_new`` in a transaction run on the SQLite driver's thread: one
-    statement on its DB-API cursor. ``created_at`` and ``to_json`` are the column types' bound forms
-    (what SQLAlchemy writes: see :class:`chatbot.alerts.fire_sqlite.Binds`)."""
-    if pushes:
-        cursor.execute(DRIVER_INSERT, (created_at, json.dumps(
-            [(key, owner_id, chat_id, notice.KIND, to_json(notice.payload())) for key, owner_id, chat_id, notice in pushes])))
     return len(pushes)
 
 

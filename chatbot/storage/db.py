@@ -9,6 +9,8 @@ import os
 import re
 import sqlite3
 import stat
+import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -160,14 +162,15 @@ class Database:
                     pause = min(pause * 2, 2.0)
 
     @asynccontextmanager
-    async def driver_lane(self) -> AsyncIterator[Callable[[Callable[[Any], Any]], asyncio.Future[Any]]]:
+    async def driver_lane(self) -> AsyncIterator[Callable[..., asyncio.Future[Any]]]:
         """SQLite only: :meth:`write_on_driver` for a run of transactions queued back to back. The write lock
-        is held while the block runs; ``submit(work)`` queues a transaction (BEGIN IMMEDIATE, ``work(cursor)``,
-        COMMIT) on the driver's thread at once, behind those submitted before, and returns a future of its
-        result: the thread goes from one transaction to the next without waiting for the event loop to
-        hand it the next. Another process's lock is waited for only as long as ``busy_timeout``: a
-        transaction that still meets it fails (run it again through :meth:`write_on_driver`, which waits
-        with back-off). The block's end waits for every transaction submitted."""
+        is held while the block runs; ``submit(work, urgent=False)`` queues a transaction (BEGIN IMMEDIATE,
+        ``work(cursor)``, COMMIT) for the driver's thread at once and returns a future of its result. The
+        thread takes them one after the other without waiting for the event loop to hand it the next, an
+        ``urgent`` one before those not yet begun (a small fresh one need not wait behind a long run; see
+        :class:`_Lane`). Another process's lock is waited for only as long as ``busy_timeout``: a transaction
+        that still meets it fails (run it again through :meth:`write_on_driver`, which waits with back-off).
+        The block's end waits for every transaction submitted."""
         if not self.is_sqlite:
             raise RuntimeError("driver_lane is for SQLite")
         async with self._write_lock:
@@ -175,11 +178,13 @@ class Database:
                 self._driver = await self.engine.raw_connection()
             driver = self._driver
             submitted: list[asyncio.Future[Any]] = []
+            lane = _Lane.on(driver)
 
-            def submit(work: Callable[[Any], Any]) -> asyncio.Future[Any]:
+            def submit(work: Callable[[Any], Any], urgent: bool = False) -> asyncio.Future[Any]:
                 transaction = partial(_immediate_transaction, work)
-                future = _queue_on_driver_thread(driver, transaction)
-                if future is None:  # no queue to share: one after the other through SQLAlchemy's adapter
+                if lane is not None:
+                    future = lane.submit(transaction, urgent)
+                else:  # no queue to share: one after the other through SQLAlchemy's adapter
                     before = submitted[-1] if submitted else None
 
                     async def after_the_one_before() -> Any:
@@ -330,6 +335,63 @@ def _queue_on_driver_thread(raw: Any, work: Callable[[Any], T]) -> asyncio.Futur
     future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
     queue.put_nowait((future, partial(work, connection)))
     return future
+
+
+class _Lane:
+    """Transactions for aiosqlite's thread, taken from a queue of their own by one work item queued there
+    (a *runner*) for as long as the queue holds any: the thread goes from one to the next without the event
+    loop, and an urgent one goes ahead of those not urgent (behind urgent ones before it), so it waits only
+    for the transaction in progress and the urgent ones submitted before it.
+    The runner reports each result to the loop as aiosqlite does (``call_soon_threadsafe``)."""
+
+    def __init__(self, connection: sqlite3.Connection, tx: Any) -> None:
+        self.connection, self.tx = connection, tx
+        self.urgent: deque[tuple[asyncio.Future[Any], Callable[[Any], Any]]] = deque()
+        self.items: deque[tuple[asyncio.Future[Any], Callable[[Any], Any]]] = deque()
+        self.lock = threading.Lock()
+        self.running = False
+
+    @classmethod
+    def on(cls, raw: Any) -> _Lane | None:
+        driver = raw.driver_connection
+        connection = getattr(driver, "_connection", None)
+        tx = getattr(driver, "_tx", None)
+        if not isinstance(connection, sqlite3.Connection) or tx is None:
+            return None
+        return cls(connection, tx)
+
+    def submit(self, work: Callable[[Any], T], urgent: bool) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        with self.lock:
+            (self.urgent if urgent else self.items).append((future, work))
+            start, self.running = not self.running, True
+        if start:
+            self.tx.put_nowait((None, self._run))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                if not self.urgent and not self.items:
+                    self.running = False
+                    return
+                future, work = (self.urgent or self.items).popleft()
+            try:
+                result = work(self.connection)
+            except BaseException as exc:  # noqa: BLE001 (handed to the awaiting coroutine)
+                future.get_loop().call_soon_threadsafe(_set_exception, future, exc)
+            else:
+                future.get_loop().call_soon_threadsafe(_set_result, future, result)
+
+
+def _set_result(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 def _driver_open(raw: Any) -> bool:
