@@ -5,7 +5,10 @@ row paths built."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -117,3 +120,21 @@ async def test_the_planners_demand_reads_every_watcher_of_each_symbol(database: 
     planner._demand = {"005930": {ANYONE}, "000270": {104}}
     await planner._load_demand(["005930", "000270"])
     assert planner._demand == {"005930": {100, 101}, "000270": {104}}  # no alert left: kept until let go
+
+
+# What `chatbot run` imports on its way to ready (the entry point first, as the installed script does),
+# and what must not be among it: APScheduler (PTB's JobQueue, unused: ~50 ms of entry-point scans),
+# prometheus_client (only with an HTTP endpoint serving /metrics).
+START_PATH = """
+import sys
+import chatbot.__main__ as entry
+entry.skip_unused_optional_imports()
+import chatbot.runtime, chatbot.telegram.runner, chatbot.telegram.app, chatbot.telegram.access
+loaded = sorted(m for m in ("apscheduler", "prometheus_client") if sys.modules.get(m) is not None)
+assert not loaded, loaded
+"""
+
+
+def test_the_start_up_path_leaves_unused_libraries_unimported() -> None:
+    subprocess.run([sys.executable, "-c", START_PATH], cwd=Path(__file__).resolve().parent.parent,
+                   check=True, timeout=120)
