@@ -123,15 +123,19 @@ async def test_the_planners_demand_reads_every_watcher_of_each_symbol(database: 
 
 
 # What `chatbot run` imports on its way to ready (the entry point first, as the installed script does),
-# and what must not be among it: APScheduler (PTB's JobQueue, unused: ~50 ms of entry-point scans),
-# prometheus_client (only with an HTTP endpoint serving /metrics).
+# and what must not be among it: prometheus_client (only with an HTTP endpoint serving /metrics) and
+# SQLAlchemy's PostgreSQL dialect (on SQLite: the outbox's partial indexes are declared for the
+# migrations only, tables.declare_partial_indexes). PTB's JobQueue stays: /login's timeout runs on it.
 START_PATH = """
 import sys
 import chatbot.__main__ as entry
 entry.skip_unused_optional_imports()
 import chatbot.runtime, chatbot.telegram.runner, chatbot.telegram.app, chatbot.telegram.access
-loaded = sorted(m for m in ("apscheduler", "prometheus_client") if sys.modules.get(m) is not None)
+loaded = sorted(m for m in ("prometheus_client", "sqlalchemy.dialects.postgresql")
+                if sys.modules.get(m) is not None)
 assert not loaded, loaded
+from telegram.ext import ApplicationBuilder
+assert ApplicationBuilder().token("0:test").build().job_queue is not None
 """
 
 

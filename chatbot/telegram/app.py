@@ -81,7 +81,6 @@ def build_application(settings: TelegramSettings, services: Services, *, request
                .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=ZoneInfo("Asia/Seoul")))
                .rate_limiter(limiter)
                .concurrent_updates(processor)
-               .job_queue(None)  # the bot schedules with asyncio; the entry point keeps APScheduler out
                .post_init(on_startup))
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
