@@ -71,7 +71,7 @@ class NameIndex:
 
     def _names(self) -> str:
         """Build the name structures once, on the first search by name: every name normalised (NFKC,
-        a regular expression, case folding), ~50 ms of CPU for the KRX directory. Looking a code up
+        a regular expression, case folding), ~14 ms of CPU for the KRX directory. Looking a code up
         (``by_code``: the simulator, the alert book, /price 005930) never needs them, so a start-up
         does not pay for them. The joined key text (what searches scan)."""
         if self._text is not None:
