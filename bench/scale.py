@@ -50,6 +50,11 @@ from chatbot.storage.types import utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = 40
+# The children's compiled bytecode (PYTHONPYCACHEPREFIX; one for every tree: the paths under it are
+# the sources' own), kept even where the environment says PYTHONDONTWRITEBYTECODE, as bench.startup
+# does: an installed bot has its .pyc files. Without it every start recompiled each of our modules
+# (~0.2 CPU s) and the uncounted first round warmed nothing. Set by main() for the run.
+PYCACHE: str | None = None
 READY = "kis-chatops running"
 
 # `chatbot run` as installed (its own entry point: collection paused until ready, as it does), with
@@ -235,6 +240,9 @@ async def start_in_fresh_process(url: str, key_file: str, fake_url: str, tree: P
            "KISBOT_SECURITY_MASTER_KEY_FILE": key_file,
            "KISBOT_LOGGING_LEVEL": os.environ.get("BENCH_SCALE_LOG_LEVEL", "WARNING"),
            "KISBOT_TELEGRAM_TOKEN": TOKEN, "KISBOT_TELEGRAM_BASE_URL": fake_url}
+    if PYCACHE is not None:
+        env["PYTHONPYCACHEPREFIX"] = PYCACHE
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     log = os.open(os.environ.get("BENCH_SCALE_LOG", os.devnull), os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # its logs
     spawned = time.time()
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", START, repr(spawned), cwd=tree, env=env,
@@ -315,10 +323,13 @@ async def main(argv: list[str] | None = None) -> None:
     from tests.fake_telegram import FakeTelegram
     from tests.harness import TOKEN
 
+    global PYCACHE
     fake = FakeTelegram(TOKEN)
     await fake.start()
     try:
-        with tempfile.TemporaryDirectory() as empty, tempfile.TemporaryDirectory() as scratch:
+        with (tempfile.TemporaryDirectory() as empty, tempfile.TemporaryDirectory() as scratch,
+              tempfile.TemporaryDirectory() as pycache):
+            PYCACHE = pycache
             built = args.reuse or args.keep or scratch
             Path(built).mkdir(parents=True, exist_ok=True)
             if not args.reuse:

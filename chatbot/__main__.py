@@ -145,11 +145,14 @@ def pause_collection() -> None:
 
 
 async def _run_bot(settings: Settings) -> None:
-    from chatbot.metrics import Metrics
     from chatbot.telegram.runner import serve
 
-    metrics = Metrics()
-    runtime = await _start_runtime(settings, metrics.observe_kis)
+    metrics = None
+    if settings.http.port or settings.telegram.webhook_url:  # /metrics is served: KIS requests are timed
+        from chatbot.metrics import Metrics
+
+        metrics = Metrics()
+    runtime = await _start_runtime(settings, metrics.observe_kis if metrics is not None else None)
     ready = asyncio.Event()
     try:
         task = asyncio.create_task(serve(runtime.services, settings, _stop_event(), metrics=metrics, ready=ready))
@@ -203,7 +206,8 @@ def skip_unused_optional_imports() -> None:
     command-line client (click, pygments, rich) whenever they are installed, and httpcore imports trio
     whenever it is installed, to tell which event loop it runs under; the bot runs asyncio and never
     uses either. ~70 ms of start-up CPU and 5 MB resident. Only when nothing has imported httpx yet
-    (we are the process's entry point): a host program's modules are its own business."""
+    (we are the process's entry point): a host program's modules are its own business. (APScheduler,
+    which PTB imports too, stays: the /login conversation's timeout runs on PTB's JobQueue.)"""
     if "httpx" in sys.modules or "httpcore" in sys.modules:
         return
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]

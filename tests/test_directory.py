@@ -156,3 +156,30 @@ def test_broad_queries_stop_early_with_the_same_best_candidates(directory: Symbo
         found = index.lookup(key)
         assert found is not None and found.candidates == index.best(index.search(key)), query
     assert broad > 100
+
+
+def test_codes_are_looked_up_without_building_the_name_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start-up (the simulator's universe, the alert book) only counts symbols and looks codes up: the
+    name search's structures (every name normalised) are built on the first search by name, once."""
+    from chatbot.markets import search
+    from chatbot.markets.bundled import bundled_symbols
+
+    calls = 0
+    normalise_all = search.normalise
+
+    def counted(text: str) -> str:
+        nonlocal calls
+        calls += 1
+        return normalise_all(text)
+
+    monkeypatch.setattr(search, "normalise", counted)
+    index = search.NameIndex(bundled_symbols("KRX"))  # not the tests' shared one (conftest)
+    assert len(index) == len(index.symbols) == 3_875
+    assert index.by_code["005930"].name_en == "Samsung Electronics"
+    assert calls == 0
+    found = index.lookup(normalise_all("삼성전자"))
+    assert found is not None and found.symbol is not None and found.symbol.code == "005930"
+    assert calls >= 3_875  # built now
+    built = calls
+    assert index.exact(normalise_all("카카오")) and index.search(normalise_all("ㅅㅅ"))
+    assert calls - built < 100  # the queries and their candidates only, not every name again

@@ -4,17 +4,26 @@ row paths built."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
 
+from chatbot import runtime as runtime_module
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.engine import THRESHOLD_UNITS
-from chatbot.alerts.feeds import ANYONE, FeedPlanner
+from chatbot.alerts.feeds import ANYONE, FeedPlanner, read_demand
 from chatbot.alerts.repository import armed_sides
+from chatbot.config import DatabaseSettings, SecuritySettings, Settings, SimulatorSettings
+from chatbot.sim.server import KisSimulator
 from chatbot.storage import Database
 from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
@@ -111,9 +120,87 @@ async def test_the_planners_demand_reads_every_watcher_of_each_symbol(database: 
     await _alert(database, 5, 103, "000660", "above", Decimal(1), status="fired")
     await _alert(database, 6, 9_000_000_000, "035720", "above", Decimal(1))  # a BIGINT id
     planner = FeedPlanner.__new__(FeedPlanner)  # only what _load_demand uses
-    planner.db, planner._demand = database, {}
+    planner.db, planner._demand, planner.early_demand = database, {}, None
     await planner._load_demand()
     assert planner._demand == {"005930": {100, 101}, "000660": {102}, "035720": {9_000_000_000}}
     planner._demand = {"005930": {ANYONE}, "000270": {104}}
     await planner._load_demand(["005930", "000270"])
     assert planner._demand == {"005930": {100, 101}, "000270": {104}}  # no alert left: kept until let go
+
+
+# What `chatbot run` imports on its way to ready (the entry point first, as the installed script does),
+# and what must not be among it: prometheus_client (only with an HTTP endpoint serving /metrics) and
+# SQLAlchemy's PostgreSQL dialect (on SQLite: the outbox's partial indexes are declared for the
+# migrations only, tables.declare_partial_indexes). PTB's JobQueue stays: /login's timeout runs on it.
+START_PATH = """
+import sys
+import chatbot.__main__ as entry
+entry.skip_unused_optional_imports()
+import chatbot.runtime, chatbot.telegram.runner, chatbot.telegram.app, chatbot.telegram.access
+loaded = sorted(m for m in ("prometheus_client", "sqlalchemy.dialects.postgresql")
+                if sys.modules.get(m) is not None)
+assert not loaded, loaded
+from telegram.ext import ApplicationBuilder
+assert ApplicationBuilder().token("0:test").build().job_queue is not None
+"""
+
+
+def test_the_start_up_path_leaves_unused_libraries_unimported() -> None:
+    subprocess.run([sys.executable, "-c", START_PATH], cwd=Path(__file__).resolve().parent.parent,
+                   check=True, timeout=120)
+
+
+async def test_on_sqlite_the_book_and_demand_are_read_while_the_simulator_restores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite: the alert book's and the feed planner's reads begin before the simulator's state is restored
+    (their queries run on the driver's threads meanwhile), each once, and what they read is what the engine
+    and the planner hold at ready: every armed alert in the book, every watcher known, and a trade after
+    ready fires."""
+    url = f"sqlite:///{tmp_path}/bot.sqlite3"
+    db = Database(url)
+    await db.migrate()
+    await _alert(db, 1, 100, "005930", "above", Decimal(1))  # the first trade crosses it
+    await _alert(db, 2, 101, "005930", "below", Decimal(1))  # no trade does
+    await _alert(db, 3, 102, "000660", "above", Decimal(1), status="cooling")
+    await db.dispose()
+    events: list[str] = []
+    real_sides, real_demand, real_load = armed_sides, read_demand, KisSimulator._load
+
+    async def sides(*args: Any) -> Any:
+        events.append("book read")
+        return await real_sides(*args)
+
+    async def demand(*args: Any) -> Any:
+        events.append("demand read")
+        return await real_demand(*args)
+
+    async def load(sim: KisSimulator) -> None:
+        events.append("simulator restored")
+        await real_load(sim)
+
+    monkeypatch.setattr(runtime_module, "armed_sides", sides, raising=False)
+    monkeypatch.setattr(runtime_module, "read_demand", demand, raising=False)
+    monkeypatch.setattr(KisSimulator, "_load", load)
+    monkeypatch.setattr("chatbot.alerts.engine.armed_sides", sides)  # a read at the engine's start: counted too
+    monkeypatch.setattr("chatbot.alerts.feeds.read_demand", demand)
+    config = Settings(database=DatabaseSettings(url=url), security=SecuritySettings(str(tmp_path / "master.key")),
+                        simulator=SimulatorSettings(tick_interval_seconds=0))
+    runtime = await runtime_module.Runtime.start(config)
+    try:
+        assert sorted(events[:2]) == ["book read", "demand read"] and events[2] == "simulator restored"
+        assert sorted(events) == ["book read", "demand read", "simulator restored"]  # each once
+        assert runtime.engine is not None and runtime.feeds is not None and runtime.sim is not None
+        assert len(runtime.engine.book) == 2
+        assert runtime.feeds._demand == {"005930": {100, 101}, "000660": {102}}
+        assert runtime.engine.early_book is None and runtime.feeds.early_demand is None
+        fired = runtime.engine.fired
+        state = runtime.sim.market.get("005930")
+        assert state is not None
+        runtime.sim.set_price("005930", state.price)
+        for _ in range(200):
+            if runtime.engine.fired > fired:
+                break
+            await asyncio.sleep(0.05)
+        assert runtime.engine.fired == fired + 1
+    finally:
+        await runtime.aclose()

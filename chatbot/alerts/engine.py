@@ -54,7 +54,7 @@ from chatbot.alerts.feeds import AlertFeed, trade_tr
 from chatbot.alerts.gap import FeedGap, market_second
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push
-from chatbot.alerts.repository import armed_sides
+from chatbot.alerts.repository import Side, armed_sides
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.overseas_frames import UsTick
@@ -112,6 +112,9 @@ class AlertEngine:
         self.rearm_interval = rearm_interval
         self.fire_chunk = fire_chunk
         self.book = AlertBook()
+        # Start-up on SQLite: the book's read, begun by Runtime.start ahead of time so its query runs on
+        # the driver's thread while the start does other work; taken by the first start (_load_book).
+        self.early_book: asyncio.Future[tuple[list[Side], set[str]]] | None = None
         self._subscribed: set[str] = set()
         self._pending: deque[Crossing] = deque()  # fresh crossings waiting for the fire worker, oldest first
         self._rest: deque[Crossing] = deque()  # what is left of crossings too large for one chunk, oldest first
@@ -156,7 +159,8 @@ class AlertEngine:
     async def _load_book(self) -> set[str]:
         """Armed alerts into the book (grouped per symbol and side by the database, each side sorted
         once: :func:`~chatbot.alerts.repository.armed_sides`); the symbols of every armed or cooling alert."""
-        sides, codes = await armed_sides(self.db, THRESHOLD_UNITS)
+        early, self.early_book = self.early_book, None
+        sides, codes = await early if early is not None else await armed_sides(self.db, THRESHOLD_UNITS)
         if self._gap.start is None and not len(self.book):
             self.book.load_sides(sides)
         else:  # a feed taken over during a gap, or a book already holding alerts: noted as armed now

@@ -417,6 +417,22 @@ def polled_us_tick(key: str, quote: UsQuote) -> UsTick:
     return UsTick(fields)
 
 
+async def read_demand(db: Database, codes: Collection[str] | None = None) -> list[tuple[str, str]]:
+    """Who watches what: (symbol, its active alerts' owners joined by commas) for every symbol, or for
+    ``codes``. One row per symbol, its owners joined into one string by the database (group_concat /
+    string_agg): at start-up, 100,000 alerts of 10,000 users are ~100,000 distinct (symbol, owner)
+    pairs, which read as rows cost a SQLAlchemy row and two Python values each."""
+    owners = cast(col(AlertRow.owner_id), String)
+    joined = (func.group_concat(owners.distinct()) if db.is_sqlite
+              else func.string_agg(owners.distinct(), literal_column("','")))
+    query = (core_select(col(AlertRow.code), joined).where(col(AlertRow.status).in_(ACTIVE))
+             .group_by(col(AlertRow.code)))
+    if codes is not None:
+        query = query.where(col(AlertRow.code).in_(codes))
+    async with db.engine.connect() as conn:
+        return [(code, text) for code, text in (await conn.execute(query)).all()]
+
+
 class FeedPlanner:
     """The alert engine's feed over every session it may use (see the module's doc). To the engine it
     is one feed (:class:`AlertFeed`): ``subscribe(tr, code)`` asks for a symbol, ``unsubscribe`` lets it
@@ -434,6 +450,9 @@ class FeedPlanner:
         self._placed: dict[str, Placement] = {}
         self._refs: dict[str, int] = {}  # code -> consumers that subscribed it (as RealtimeClient counts them)
         self._demand: dict[str, set[int]] = {}
+        # Start-up on SQLite: who watches what, read by Runtime.start ahead of time (see read_demand);
+        # taken by the first whole read (_load_demand), instead of querying then.
+        self.early_demand: asyncio.Future[list[tuple[str, str]]] | None = None
         self._own: dict[int, bool] = {}  # user -> their own key serves them (cached until user_changed)
         self._on: dict[SessionKey, set[str]] = {}  # the symbols each session carries for the planner
         self._listening: set[SessionKey] = set()
@@ -582,19 +601,9 @@ class FeedPlanner:
         return set(rows)
 
     async def _load_demand(self, codes: Iterable[str] | None = None) -> None:
-        # One row per symbol, its owners joined into one string by the database (group_concat /
-        # string_agg): at start-up, 100,000 alerts of 10,000 users are ~100,000 distinct (symbol, owner)
-        # pairs, which read as rows cost a SQLAlchemy row and two Python values each.
-        owners = cast(col(AlertRow.owner_id), String)
-        joined = (func.group_concat(owners.distinct()) if self.db.is_sqlite
-                  else func.string_agg(owners.distinct(), literal_column("','")))
-        query = (core_select(col(AlertRow.code), joined).where(col(AlertRow.status).in_(ACTIVE))
-                 .group_by(col(AlertRow.code)))
         wanted = set(codes) if codes is not None else None
-        if wanted is not None:
-            query = query.where(col(AlertRow.code).in_(wanted))
-        async with self.db.engine.connect() as conn:
-            grouped = (await conn.execute(query)).all()
+        early, self.early_demand = (self.early_demand, None) if wanted is None else (None, self.early_demand)
+        grouped = await early if early is not None else await read_demand(self.db, wanted)
         found = {code: set(map(int, text.split(","))) for code, text in grouped}
         if wanted is None:
             self._demand = found

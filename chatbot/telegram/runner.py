@@ -13,14 +13,14 @@ from telegram import Update
 
 from chatbot import __version__
 from chatbot.config import Settings
-from chatbot.metrics import Metrics, families
 from chatbot.service.replicas import POLLER, Replicas
 from chatbot.service.services import Services
 from chatbot.telegram import app as tg
 from chatbot.telegram.notifier import TelegramNotifier
 
-if TYPE_CHECKING:  # aiohttp, imported only when there is an HTTP endpoint to serve
+if TYPE_CHECKING:  # aiohttp and prometheus_client, imported only when there is an HTTP endpoint to serve
     from chatbot.http_server import HttpServer
+    from chatbot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +73,25 @@ async def first_delivery(replicas: Replicas, update_id: int) -> bool:
 
 async def serve(services: Services, settings: Settings, stop: asyncio.Event, *, metrics: Metrics | None = None,
                 ready: asyncio.Event | None = None) -> None:
-    """``metrics``: where the runtime already counts KIS requests (its ``observe_kis``); a new one if None."""
+    """``metrics``: where the runtime already counts KIS requests (its ``observe_kis``); a new one if None.
+    Metrics are kept only when they can be read: with an HTTP endpoint (/metrics); without one there
+    is nothing to count for, and prometheus_client is not imported."""
     application = tg.build_application(settings.telegram, services)
-    metrics = metrics or Metrics()
-    metrics.add_snapshot(lambda: families(services.operations.figures()))
-    application.bot_data["metrics"] = metrics
+    webhook = settings.telegram.webhook_url
+    if settings.http.port or webhook:
+        from chatbot.metrics import Metrics, families
+
+        metrics = metrics or Metrics()
+        metrics.add_snapshot(lambda: families(services.operations.figures()))
+        application.bot_data["metrics"] = metrics
 
     def health() -> dict[str, Any]:
         return {"ok": True, "mode": services.mode.value, "version": __version__,
                 "feed_connected": services.operations.figures().feed_connected,
                 "roles": sorted(services.replicas.active) if services.replicas is not None else []}
 
-    webhook = settings.telegram.webhook_url
     http: HttpServer | None = None
-    if settings.http.port or webhook:
+    if metrics is not None and (settings.http.port or webhook):
         from chatbot.http_server import HttpServer, MalformedUpdate
 
         http = HttpServer(metrics, health)

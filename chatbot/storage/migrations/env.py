@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import chatbot.storage.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from chatbot.storage.tables import declare_partial_indexes  # registers the tables on SQLModel.metadata
+
+declare_partial_indexes()
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only Database.migrate drives migrations
