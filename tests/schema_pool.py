@@ -82,6 +82,7 @@ class SchemaPool:
         for attempt in (1, 2):
             if self._admin is None or self._admin.closed or self._admin.broken:
                 self._admin = psycopg.connect(self.base_url, autocommit=True)
+                self._admin.execute("SET synchronous_commit = off")  # as the tests' own (conftest.db_url)
             try:
                 return self._admin.execute(sql, params)  # type: ignore[arg-type]
             except psycopg.OperationalError:

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.skipif(not POSTGRES, reason="no 
 
 
 def url(schema: str) -> str:
-    return f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    return f"{PG_BASE}?options=-csynchronous_commit%3Doff%20-csearch_path%3D{schema}"
 
 
 async def at_head(pool: SchemaPool) -> str:
