@@ -195,6 +195,8 @@ def _pg_schema_sql(script: list[Statement]) -> str | None:
 @pytest.fixture(scope="session", autouse=True)
 def migration_replay() -> Iterator[MigrationReplay]:
     replay = MigrationReplay(db_module._upgrade, pool=SchemaPool(PG_BASE, PG_TEMPLATE_SCHEMA) if POSTGRES else None)
+    if replay.pool is not None:
+        replay.pool.drop_stale()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(db_module, "_upgrade", replay)
         yield replay
