@@ -12,7 +12,6 @@ import collections
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +30,7 @@ from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OutboxRow
 from tests.conftest import PG_BASE, POSTGRES
 from tests.fake_telegram import FakeTelegram
 from tests.harness import TOKEN
+from tests.helpers import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL on 127.0.0.1:5432")]
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,12 +48,6 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, what: 
         await asyncio.wait_for(poll(), timeout)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what or predicate}") from None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RoundRobin:
