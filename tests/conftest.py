@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass, field
 from typing import Any
 
+import hypothesis
 import pytest
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection
@@ -33,6 +34,12 @@ from chatbot.storage import Database
 from chatbot.storage import db as db_module
 from tests.harness import BotHarness
 from tests.helpers import new_credentials
+
+# Hypothesis's clock checks (an example's 200 ms deadline, "data generation too slow") measure the
+# machine, not the code: on a loaded CI with parallel workers one stall fails them (as Flaky). Off.
+hypothesis.settings.register_profile("suite", deadline=None,
+                                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("suite")
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_BASE = f"postgresql://root@{PG_HOST}:{PG_PORT}/test"
