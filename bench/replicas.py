@@ -6,7 +6,7 @@ of its chat). Telegram itself allows ~30 pushes/s per bot, so any figure well ab
     python -m bench replicas
 
 The hand-over time (a replica killed, its feed sessions owned again) is measured by
-``pytest -s tests/test_replicas.py``, which prints it.
+``pytest -n 0 -s tests/test_replicas.py``, which prints it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ import logging
 import os
 import resource
 import secrets
-import socket
 import sys
 from pathlib import Path
 
@@ -27,15 +26,10 @@ from chatbot.storage.tables import OutboxRow
 from chatbot.telegram.runner import serve
 from tests.fake_telegram import FakeTelegram
 from tests.harness import TOKEN
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = BotApiEmulator.user(9501, "en")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
@@ -81,6 +75,7 @@ async def test_start_up_on_a_full_or_read_only_database_is_one_line_and_exit_2(d
 async def test_start_up_with_an_unusable_database_path_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     env = base_env(tmp_path, f"sqlite:///{tmp_path}/file/kisbot.sqlite3")
+    env["KISBOT_LOGGING_FILE"] = f"{tmp_path}/console.log"  # not ./data/console.log in the checkout
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "chatbot", "console", cwd=ROOT, env=env,
                                                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)

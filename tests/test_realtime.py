@@ -321,3 +321,21 @@ def test_typed_converts_every_field_like_the_properties() -> None:
     for name in names:
         index = int(vars(type(tick))[name].__doc__.split()[1])
         assert typed[index] == getattr(tick, name), name
+
+
+async def test_a_subscribe_cancelled_as_its_ack_comes_is_cancelled() -> None:
+    """A stop that cancels a subscribe in the very step its ack arrives must stop it: on Python 3.11,
+    asyncio.wait_for returned the ack instead (the cancel swallowed), and a loop around it ran on."""
+
+    async def no_key() -> str:
+        raise AssertionError("not connected: nothing is sent")
+
+    client = RealtimeClient("ws://127.0.0.1:9", no_key)  # never started: the ack is ours to give
+    task = asyncio.create_task(client.subscribe(p.WS_TRADE, CODE))
+    while (p.WS_TRADE, CODE) not in client._acks:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the subscribe now waits for its ack
+    client._acks[(p.WS_TRADE, CODE)].set_result(None)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -14,7 +14,6 @@ import collections
 import json
 import os
 import signal
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from tests.conftest import PG_BASE, POSTGRES
 from tests.fake_telegram import FakeTelegram
 from tests.forkserver import ForkedProcess
 from tests.harness import TOKEN
+from tests.helpers import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL on 127.0.0.1:5432")]
 ORDER_CODE, ALERT_CODE = "005930", "000660"
@@ -50,12 +50,6 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, what: 
         await asyncio.wait_for(poll(), timeout)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what or predicate}") from None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RoundRobin:

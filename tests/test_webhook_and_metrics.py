@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from pathlib import Path
 
 import httpx
@@ -18,14 +17,9 @@ from chatbot.sim.server import SimulatorOptions
 from chatbot.telegram.runner import serve
 from tests.fake_telegram import FakeTelegram
 from tests.harness import TOKEN
+from tests.helpers import free_port
 
 USER = BotApiEmulator.user(9001, "en")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def wait_for(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]

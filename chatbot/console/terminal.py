@@ -32,6 +32,8 @@ class ConsoleChat:
         self.charts_dir = charts_dir  # where photos (charts) are saved as PNG files; None: not saved
         self.keyboard: dict[str, Any] | None = None  # the newest message with buttons
         self.activity = asyncio.Event()
+        self.handled: set[int] = set()  # update ids the bot has finished with (see run_console)
+        self.handled_one = asyncio.Event()
         emulator.listeners.append(self.on_event)
 
     def on_event(self, event: str, payload: dict[str, Any]) -> None:
@@ -72,27 +74,38 @@ class ConsoleChat:
         self.out.write(line + "\n")
         self.out.flush()
 
-    def submit(self, line: str) -> bool:
-        """Send what was typed; False when there was nothing to send."""
+    def submit(self, line: str) -> int | None:
+        """Send what was typed; the update's id, None when there was nothing to send."""
         line = line.strip()
         if not line:
-            return False
+            return None
         if re.fullmatch(r"\d{1,2}", line) and self.keyboard is not None:
             buttons = BotApiEmulator.buttons(self.keyboard)
             index = int(line) - 1
             if 0 <= index < len(buttons):
                 self.emulator.press(self.user, self.keyboard, buttons[index][1])
-                return True
+                return int(self.emulator.updates[-1]["update_id"])
             self.write(f"(no button {line})")
-            return False
-        self.emulator.send_text(self.user, line)
-        return True
+            return None
+        return int(self.emulator.send_text(self.user, line)["update_id"])
 
-    async def settle(self) -> None:
-        """Wait for the bot's answer, then for a short quiet spell, so a transcript reads in order."""
-        self.activity.clear()
+    def done(self, update_id: int) -> None:
+        """The bot has finished with an update (its handler returned)."""
+        self.handled.add(update_id)
+        self.handled_one.set()
+
+    async def settle(self, update_id: int) -> None:
+        """Wait until the bot has handled the update, then for a short quiet spell, so a transcript
+        reads in order. Its handling, not its first word: a slow answer may be preceded by the
+        'queued' notice, and a piped script's next line (a button's number) must meet the answer."""
+
+        async def handled() -> None:
+            while update_id not in self.handled:
+                self.handled_one.clear()
+                await self.handled_one.wait()
+
         try:
-            await asyncio.wait_for(self.activity.wait(), REPLY_TIMEOUT)
+            await asyncio.wait_for(handled(), REPLY_TIMEOUT)
         except TimeoutError:
             return
         while True:
@@ -107,6 +120,8 @@ async def run_console(services: Services, settings: TelegramSettings, *, user_id
                       stdin: TextIO | None = None, out: TextIO | None = None, charts_dir: Path | None = None,
                       note: str = "", announced: bool = False) -> None:
     """Chat in the terminal; ``announced`` when :data:`BANNER` was already printed (before loading)."""
+    from telegram import Update
+
     from chatbot.console.transport import EmulatorRequest
     from chatbot.telegram import app as tg
     from chatbot.telegram.notifier import TelegramNotifier
@@ -117,6 +132,16 @@ async def run_console(services: Services, settings: TelegramSettings, *, user_id
     chat = ConsoleChat(emulator, out, BotApiEmulator.user(user_id, language), charts_dir)
     services = dataclasses.replace(services, allowed_users=frozenset())  # the terminal's user is the operator
     application = tg.build_application(settings, services, request=EmulatorRequest(emulator), per_chat_interval=0)
+    process_update = application.process_update
+
+    async def process_and_tell(update: object) -> None:
+        try:
+            await process_update(update)
+        finally:
+            if isinstance(update, Update):
+                chat.done(update.update_id)
+
+    application.process_update = process_and_tell  # type: ignore[method-assign]
     await tg.start(application, poll_timeout=1)
     await services.pushes.start(TelegramNotifier(application.bot))
     mode = services.mode.value
@@ -130,8 +155,9 @@ async def run_console(services: Services, settings: TelegramSettings, *, user_id
                 break
             if stdin is not sys.stdin or not sys.stdin.isatty():
                 chat.write(f"you> {line.rstrip()}")
-            if chat.submit(line):
-                await chat.settle()
+            update_id = chat.submit(line)
+            if update_id is not None:
+                await chat.settle(update_id)
     finally:
         await services.pushes.stop()  # the push in hand finishes while the bot can still send it
         stopping = asyncio.create_task(tg.stop(application))

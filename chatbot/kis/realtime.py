@@ -139,7 +139,9 @@ class RealtimeClient:
                 self._acks.pop(key, None)
                 raise
         try:
-            await asyncio.wait_for(asyncio.shield(future), self.ack_timeout)
+            # Not wait_for: on 3.11 a cancel (a stop) meeting the ack is swallowed, the caller runs on.
+            async with asyncio.timeout(self.ack_timeout):
+                await asyncio.shield(future)
         except BaseException:
             async with self._lock:
                 self._refs.pop(key, None)
