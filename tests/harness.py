@@ -17,7 +17,6 @@ from chatbot.security.keyring import MasterKeyring
 from chatbot.service.notices import Delivered, Delivery, Notice
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.telegram import app as tg
-from chatbot.telegram.i18n import t
 from chatbot.telegram.notifier import TelegramNotifier
 from tests.fake_telegram import FakeTelegram
 
@@ -123,8 +122,7 @@ class BotHarness:
         await self._wait(update["update_id"], timeout)
         await asyncio.sleep(0)
         return [m for m in self.api.bot_messages(chat) if m["message_id"] not in before
-                and (chat, m["message_id"]) not in self.pushed and not _looks_pushed(m)
-                and m.get("text") not in QUEUED_NOTICES]
+                and (chat, m["message_id"]) not in self.pushed and not _looks_pushed(m)]
 
     async def press(self, user: dict[str, Any], message: dict[str, Any], data: str, *,
                     timeout: float = 30.0) -> dict[str, Any]:
@@ -154,10 +152,6 @@ class BotHarness:
 
 
 STOP_PATIENCE = 60.0
-# "Your request is queued": sent when an update waited 3 s without a word, which a loaded machine (or
-# parallel workers) can make of any test's handler; not part of handling it (test_fair_sending reads
-# it with wait_for_message / count_messages).
-QUEUED_NOTICES = frozenset(t("queued", language) for language in ("ko", "en"))
 
 
 def stuck_report(db_url: str) -> str:
