@@ -20,8 +20,10 @@ from chatbot.kis import protocol as p
 from chatbot.kis.domestic_broker import DomesticBroker
 from chatbot.kis.models import Account
 from chatbot.kis.orders import OrderSubmitter
+from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.rest import USER_AGENT, KisCredentials, KisEndpoint, KisRestClient, tls_for
 from chatbot.kis.token import TokenStore
+from chatbot.kis.us_broker import UsBroker
 from chatbot.service.errors import UserError
 from chatbot.service.views import Mode
 from chatbot.storage.credentials import CredentialStore, PaperAccountStore
@@ -50,6 +52,11 @@ class UserAccount:
         """The account behind ``client``: one submitter (one order at a time) and one broker over both."""
         submitter = OrderSubmitter(client)
         return cls(client, submitter, DomesticBroker(client, submitter), client.account)
+
+    def broker_for(self, market: str) -> b.Broker | UsBroker:
+        """The broker port for ``market``'s orders: KRX the account's own; US a UsBroker over the same client
+        (listings and look-ups: no exchange lookup, which only placing an order needs)."""
+        return UsBroker(KisOverseasClient(self.client)) if market == "US" else self.broker
 
 
 class AccountProvider:

@@ -14,11 +14,9 @@ from sqlmodel import col, select
 from chatbot.alerts import outbox
 from chatbot.alerts.notices import OrderFilled
 from chatbot.alerts.outbox import Push
-from chatbot.broker import Broker, Execution
+from chatbot.broker import Execution
 from chatbot.kis.errors import KisError
-from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.protocol import KST, order_no_key
-from chatbot.kis.us_broker import UsBroker
 from chatbot.markets.money import Currency
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.journal import OPEN_STATUSES, filled_so_far
@@ -51,7 +49,7 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
     listed: dict[tuple[str, str], Execution] = {}
     for market in sorted({r.market for r in rows}):
         # US: the account's US orders (KIS files them under the New York date: executions(day) covers a KST day)
-        broker: Broker | UsBroker = UsBroker(KisOverseasClient(account.client)) if market == "US" else account.broker
+        broker = account.broker_for(market)
         try:
             for day in sorted({r.created_at.astimezone(KST).date() for r in rows if r.market == market}):
                 for listed_row in await broker.executions(day):

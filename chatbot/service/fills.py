@@ -24,10 +24,8 @@ from chatbot.alerts.notices import OrderFilled, OrderRefused
 from chatbot.alerts.outbox import Push
 from chatbot.broker import Fill
 from chatbot.kis.frames import ExecutionNotice
-from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.protocol import KST, order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient
-from chatbot.kis.us_broker import UsBroker
 from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
 from chatbot.markets.us_hours import NEW_YORK
@@ -157,11 +155,7 @@ class FillWatcher:
         number alone may name a domestic order and a US one (a US fill then counted on the domestic row,
         over its quantity, was dropped as "already journalled" and never told)."""
         for attempt in range(10):
-            async with self.db.session() as session:
-                entry = (await session.exec(select(OrderJournalRow).where(
-                    col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
-                    func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no))
-                    .order_by(col(OrderJournalRow.id).desc()))).first()  # the newest: KIS numbers each day anew
+            entry = await self._newest_row(user_id, order_no, market)
             if entry is not None:
                 return entry
             if order_no in self.unwritten_order_nos():
@@ -169,14 +163,17 @@ class FillWatcher:
             await asyncio.sleep(0.05 * (attempt + 1))
         return None  # an order placed elsewhere (HTS, another app): pushed, not journalled
 
-    async def _order_row(self, user_id: int, order_no: str, market: str) -> OrderJournalRow | None:
-        """The newest journal row with ``order_no`` that is an order or a revision (not a cancellation), if any."""
+    async def _newest_row(self, user_id: int, order_no: str, market: str, *,
+                          cancels: bool = True) -> OrderJournalRow | None:
+        """The newest of ``user_id``'s journal rows in ``market`` with ``order_no`` (KIS numbers each day anew),
+        cancellations left out unless ``cancels``."""
+        query = select(OrderJournalRow).where(
+            col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
+            func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no))
+        if not cancels:
+            query = query.where(col(OrderJournalRow.action) != "cancel")
         async with self.db.session() as session:
-            return (await session.exec(select(OrderJournalRow).where(
-                col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
-                col(OrderJournalRow.action) != "cancel",
-                func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no))
-                .order_by(col(OrderJournalRow.id).desc()))).first()
+            return (await session.exec(query.order_by(col(OrderJournalRow.id).desc()))).first()
 
     async def _record(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice | Fill) -> None:
         order_no = notice.order_no
@@ -238,8 +235,8 @@ class FillWatcher:
         # too is of the order with that number, never of the cancellation.
         flagged = {"1": "revise", "2": "cancel"}.get(notice.revise_cancel, "")
         if found is not None and found.action == "cancel" and not flagged:
-            found = await self._order_row(user_id, order_no, market)
-        change = ("cancel" if found is not None and found.action == "cancel" else flagged) if flagged else ""
+            found = await self._newest_row(user_id, order_no, market, cancels=False)
+        change = "cancel" if flagged and found is not None and found.action == "cancel" else flagged
         if change and (found is None or found.status in OPEN_STATUSES):  # (a replay: told already)
             original_no = (found.original_order_no if found is not None else None) or notice.original_order_no
             refused = await self._change_refused(user_id, refused, change, original_no, market)
@@ -285,8 +282,7 @@ class FillWatcher:
             except Exception as exc:  # noqa: BLE001 -- the refusal is told all the same, its state unknown
                 log.warning("no account to look the order up", extra={"error": type(exc).__name__})
             else:
-                broker = UsBroker(KisOverseasClient(account.client)) if market == "US" else account.broker
-                standing = await standing_order(broker, original_no)
+                standing = await standing_order(account.broker_for(market), original_no)
         price = 0 if standing.price is None else price_units(standing.price.amount, standing.price.currency)
         return replace(refused, change=change, original_order_no=original_no, original_open=standing.open,
                        original_remaining=standing.remaining, original_price=price)
