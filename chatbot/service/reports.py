@@ -312,6 +312,21 @@ def _kst_hms(moment: dt.datetime | None) -> str:
     return moment.astimezone(KST).strftime("%H%M%S") if moment is not None else ""
 
 
+def _us_filled(orders: Sequence[UsOrder], keep: Callable[[UsOrder, dt.datetime], bool]) -> list[UsOrder]:
+    """The orders that filled (cancellations left out) with an exchange time that ``keep`` (the order, that
+    time) accepts, oldest first."""
+    filled = [o for o in orders if o.filled_quantity > 0 and not o.is_cancellation
+              and o.local_time is not None and keep(o, o.local_time)]
+    return sorted(filled, key=lambda o: (o.local_time or dt.datetime.min.replace(tzinfo=dt.UTC), o.order_no))
+
+
+def _us_fill(o: UsOrder) -> ReportFill:
+    """A US order's fill as a report line: in dollars, its time in KST."""
+    return ReportFill(time=_kst_hms(o.kst_time or o.local_time), side=o.side.value, code=o.symbol,
+                      name=o.name or o.symbol, quantity=o.filled_quantity, price=o.fill_price.amount,
+                      amount=_quantize(o.filled_amount.amount or o.fill_price.amount * o.filled_quantity, "USD"))
+
+
 class UsReportSource:
     """US stocks: the day's orders (inquire-ccnl; KIS files a US order under its New York date, asked
     up to the next day and matched on the exchange's date) and the overseas balance (inquire-balance),
@@ -329,16 +344,10 @@ class UsReportSource:
         with kis_errors():
             balance = await client.balance()
             orders = await client.orders(day, day + dt.timedelta(days=1), filled=True)
-        filled = sorted((o for o in orders if o.filled_quantity > 0 and not o.is_cancellation
-                         and o.local_time is not None and o.local_time.date() == day),
-                        key=lambda o: (o.local_time or dt.datetime.min.replace(tzinfo=dt.UTC), o.order_no))
+        filled = _us_filled(orders, lambda o, local: local.date() == day)
         if not balance.holdings and not filled:
             return None
-        fills = tuple(ReportFill(
-            time=_kst_hms(o.kst_time or o.local_time), side=o.side.value, code=o.symbol,
-            name=o.name or o.symbol, quantity=o.filled_quantity, price=o.fill_price.amount,
-            amount=_quantize(o.filled_amount.amount or o.fill_price.amount * o.filled_quantity, "USD"))
-            for o in filled)
+        fills = tuple(_us_fill(o) for o in filled)
         held = {h.symbol: (h.quantity, h.average_cost.amount) for h in balance.holdings}
         realised = realised_lines(fills, held, previous_costs, "USD")
         holdings = tuple(HoldingLine(
@@ -370,20 +379,13 @@ async def _us_history(rest: KisRestClient, start: dt.date, end: dt.date) -> dict
     with kis_errors():
         orders = await client.orders(start - dt.timedelta(days=1), end + dt.timedelta(days=1), filled=True)
 
-    def in_span(o: UsOrder) -> bool:
-        moment = o.kst_time or o.local_time
-        return moment is not None and start <= moment.astimezone(KST).date() <= end
+    def in_span(o: UsOrder, local: dt.datetime) -> bool:
+        return start <= (o.kst_time or local).astimezone(KST).date() <= end
 
-    filled = sorted((o for o in orders if o.filled_quantity > 0 and not o.is_cancellation
-                     and o.local_time is not None and in_span(o)),
-                    key=lambda o: (o.local_time or dt.datetime.min.replace(tzinfo=dt.UTC), o.order_no))
     by_day: dict[dt.date, list[ReportFill]] = {}
-    for o in filled:
+    for o in _us_filled(orders, in_span):
         assert o.local_time is not None
-        by_day.setdefault(o.local_time.date(), []).append(ReportFill(
-            time=_kst_hms(o.kst_time or o.local_time), side=o.side.value, code=o.symbol, name=o.name or o.symbol,
-            quantity=o.filled_quantity, price=o.fill_price.amount,
-            amount=_quantize(o.filled_amount.amount or o.fill_price.amount * o.filled_quantity, "USD")))
+        by_day.setdefault(o.local_time.date(), []).append(_us_fill(o))
     return by_day
 
 
