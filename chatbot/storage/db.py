@@ -324,14 +324,25 @@ async def _on_driver_thread(raw: Any, work: Callable[[Any], T]) -> T:
     return result
 
 
-def _queue_on_driver_thread(raw: Any, work: Callable[[Any], T]) -> asyncio.Future[T] | None:
-    """Queue ``work(dbapi_connection)`` on aiosqlite's thread, behind what is queued there already; its
-    future. None when this aiosqlite has no queue to share (see :func:`_on_driver_thread`)."""
+def _aiosqlite_thread(raw: Any) -> tuple[sqlite3.Connection, Any] | None:
+    """The sqlite3 connection of ``raw``'s aiosqlite connection and the queue of work its thread takes
+    (``_connection``, ``_tx``: aiosqlite's own, the one place they are read); None when this aiosqlite
+    has neither."""
     driver = raw.driver_connection
     connection = getattr(driver, "_connection", None)
     queue = getattr(driver, "_tx", None)
     if not isinstance(connection, sqlite3.Connection) or queue is None:
         return None
+    return connection, queue
+
+
+def _queue_on_driver_thread(raw: Any, work: Callable[[Any], T]) -> asyncio.Future[T] | None:
+    """Queue ``work(dbapi_connection)`` on aiosqlite's thread, behind what is queued there already; its
+    future. None when this aiosqlite has no queue to share (see :func:`_on_driver_thread`)."""
+    parts = _aiosqlite_thread(raw)
+    if parts is None:
+        return None
+    connection, queue = parts
     future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
     queue.put_nowait((future, partial(work, connection)))
     return future
@@ -353,12 +364,8 @@ class _Lane:
 
     @classmethod
     def on(cls, raw: Any) -> _Lane | None:
-        driver = raw.driver_connection
-        connection = getattr(driver, "_connection", None)
-        tx = getattr(driver, "_tx", None)
-        if not isinstance(connection, sqlite3.Connection) or tx is None:
-            return None
-        return cls(connection, tx)
+        parts = _aiosqlite_thread(raw)
+        return None if parts is None else cls(*parts)
 
     def submit(self, work: Callable[[Any], T], urgent: bool) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
