@@ -73,7 +73,8 @@ from chatbot.service.us_conditional import (
 )
 from chatbot.service.views import Mode, Outcome
 from chatbot.storage.db import Database
-from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OrderJournalRow, PendingOrderRow
+from chatbot.storage.leases import RUNTIME, is_live
+from chatbot.storage.tables import AlertRow, ConditionalOrderRow, LeaseRow, OrderJournalRow, PendingOrderRow
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
 
@@ -501,8 +502,18 @@ class ConditionalOrders:
         now = utcnow()
         fired: list[tuple[ConditionalOrderRow, int, Crossed]] = []
         opened: list[int] = []  # ours to settle from the moment they exist: reconciliation leaves them alone
-        try:
+
+        async def claim() -> None:
+            # Retried while the database refuses it (a lock, a fail-over): the trade that crossed is gone
+            # once this returns, and an order put back in the book fires only if a later trade crosses too.
+            # Each attempt starts clean (a failed one rolled back: no such rows).
+            self.settling.in_flight.difference_update(opened)
+            opened.clear()
+            fired.clear()
             await self._claim_firings(chosen, now, fired, opened)
+
+        try:
+            await retry_write(claim, self.db_retry_seconds, "conditional firing")
         except BaseException:
             self.settling.in_flight.difference_update(opened)  # rolled back: no such rows
             raise
@@ -719,15 +730,26 @@ class ConditionalOrders:
                 col(OrderJournalRow.told_at).is_(None)))).all())
         resumed = 0
         open_now = self.mode is Mode.PAPER or self.market.calendar.state().phase.value == "regular"
+        live: set[str] | None = None
         for row, entry in rows:
             assert entry.id is not None
             is_open = (self.us.in_session() if self.us is not None else False) if row.market == "US" else open_now
             if not is_open or row.fired_at is None or row.fired_at < cutoff:
                 continue  # reconciliation tells it as not placed; sync() marks it failed
+            owner = entry.submitted_by
+            if owner is not None and owner != self.process_id:
+                live = await _live_runtimes(self.db) if live is None else live
+                if owner in live:
+                    # Its firing process is alive (a replica that lost the feed role, its sell queued
+                    # behind a lock or a database retry): it sends it, once; reconciliation leaves such
+                    # rows alone too. Sending it here as well would sell twice.
+                    continue
+            held_by = (col(OrderJournalRow.submitted_by) == owner if owner is not None
+                       else col(OrderJournalRow.submitted_by).is_(None))
             async with self.db.write() as session:
                 result = await session.exec(update(OrderJournalRow).where(
                     col(OrderJournalRow.id) == entry.id, col(OrderJournalRow.sent_at).is_(None),
-                    col(OrderJournalRow.told_at).is_(None)).values(submitted_by=self.process_id))
+                    col(OrderJournalRow.told_at).is_(None), held_by).values(submitted_by=self.process_id))
             if result.rowcount != 1:
                 continue
             self.settling.in_flight.add(entry.id)
@@ -955,6 +977,13 @@ class ConditionalOrders:
         return ConditionalNotice(row.language, row.id, stage, row.kind, leg, code, row.name,
                                  row.quantity if quantity is None else quantity, trigger, price, tick_time,
                                  order_no, detail, row.quantity, limit, row.currency)
+
+
+async def _live_runtimes(db: Database) -> set[str]:
+    """The owners of the runtime leases still live: the bot processes running on this database now."""
+    async with db.session() as session:
+        leases = (await session.exec(select(LeaseRow).where(col(LeaseRow.kind) == RUNTIME))).all()
+    return {lease.owner for lease in leases if is_live(lease)}
 
 
 async def _committed_in(session: AsyncSession, user_id: int, code: str) -> int:

@@ -1,0 +1,141 @@
+"""Conditional orders under faults the other conditional tests do not reach: a replica taking the feed
+over while this one is still sending a firing's sell, and the database refusing the firing's first write.
+
+End to end through the simulator (fake Bot API ↔ bot ↔ simulator); prices move only when a test says so."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatbot.service.conditional import ConditionalOrders
+from chatbot.storage.db import Database
+from chatbot.storage.tables import ConditionalOrderRow
+from tests.harness import BotHarness
+from tests.test_conditional import (
+    ALICE,
+    CODE,
+    PLACED,
+    TRIGGERED,
+    arm,
+    bot,
+    buy,
+    price,
+    rows,
+    service,
+    ticks,
+    wait_for,
+)
+
+__all__ = ["bot"]  # the fixture, shared with test_conditional
+
+
+async def _status(harness: BotHarness) -> str:
+    (row,) = await rows(harness, ConditionalOrderRow)
+    return str(row.status)
+
+
+async def test_a_replica_taking_the_feed_over_does_not_send_again_what_its_live_owner_is_sending(
+        bot: BotHarness) -> None:
+    """Replica A fires a stop; before its sell leaves (waiting behind the user's other firing, a slow
+    holdings read, a database retry) A loses the feed role and replica B takes it over. B's start-up
+    resumes firings "that a restart stopped before sending" — but A is alive and sends it too: the trader
+    holding 20 shares with a stop for 10 would be sold 20. A firing whose journal row a live process
+    holds is that process's (as reconciliation already treats it)."""
+    await buy(bot, ALICE, 20)
+    stop = ticks(-1, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    accepted = bot.sim.orders_accepted
+    a = service(bot)
+    turn = a._locks.setdefault(ALICE["id"], asyncio.Lock())
+    await turn.acquire()  # A's sell waits its turn
+    bot.sim.set_price(CODE, stop)
+    await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
+    await wait_for(lambda: _firing(bot))
+    b = _replica(a, "other-host:4242::feed-taker")  # B: the same database and broker, its own process id
+    await b.recover()
+    if b._tasks:
+        await asyncio.wait(set(b._tasks), timeout=60)
+    turn.release()
+    await wait_for(lambda: _placed(bot))
+    if a._tasks:
+        await asyncio.wait(set(a._tasks), timeout=60)
+    assert bot.sim.orders_accepted == accepted + 1, "one firing, one sell"
+    (balance,) = await bot.say(ALICE, "/balance")
+    assert "10주" in balance["text"], balance["text"]
+
+
+async def _firing(harness: BotHarness) -> bool:
+    return await _status(harness) == "firing"
+
+
+async def _placed(harness: BotHarness) -> bool:
+    return await _status(harness) == "placed"
+
+
+def _replica(service_: ConditionalOrders, process_id: str) -> ConditionalOrders:
+    other = copy.copy(service_)
+    other.process_id = process_id
+    other._locks = {}
+    other._tasks = set()
+    other._sending = asyncio.Semaphore(8)
+    other._loop = None
+    return other
+
+
+class _RefuseFirstWriteConnection:
+    """The service's database, whose next ``write_connection()`` fails ("database is locked") once."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.armed = False
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        if self.armed:
+            self.armed = False
+            self.refused += 1
+            raise OperationalError("UPDATE conditional_orders", {}, sqlite3.OperationalError("database is locked"))
+        async with self._db.write_connection() as conn:
+            yield conn
+
+
+async def test_a_stop_crossed_while_the_database_refused_the_firing_write_still_fires_once(
+        bot: BotHarness) -> None:
+    """The trade at the stop comes while the database refuses one write (a lock, a fail-over): the
+    firing's one transaction fails, the order is put back in the book — and the crossing is forgotten.
+    The price recovers a tick later, and the stop-loss the trader relied on never fires."""
+    await buy(bot, ALICE, 10)
+    now = price(bot)
+    stop = ticks(-1, now)
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    accepted = bot.sim.orders_accepted
+    svc = service(bot)
+    refusing = _RefuseFirstWriteConnection(svc.db)
+    svc.db = refusing  # type: ignore[assignment]
+    refusing.armed = True
+    bot.sim.set_price(CODE, stop)
+    await wait_for(lambda: refusing.refused == 1)
+    bot.sim.set_price(CODE, ticks(2, now))  # the rebound
+    await bot.sim.tick()
+    await bot.wait_for_message(ALICE["id"], PLACED, timeout=30)
+    await wait_for(lambda: _placed(bot))
+    (row,) = await rows(bot, ConditionalOrderRow)
+    assert row.fired_price == stop
+    bot.sim.set_price(CODE, ticks(-3, now))
+    await bot.sim.tick()
+    await asyncio.sleep(0.5)
+    assert bot.sim.orders_accepted == accepted + 1
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
+
