@@ -10,11 +10,13 @@ import copy
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chatbot.console.botapi import BotApiEmulator
 from chatbot.service.conditional import ConditionalOrders
 from chatbot.storage.db import Database
 from chatbot.storage.tables import ConditionalOrderRow
@@ -34,6 +36,7 @@ from tests.test_conditional import (
     wait_for,
 )
 
+US_PLACED = "매도 주문 접수"
 __all__ = ["bot"]  # the fixture, shared with test_conditional
 
 
@@ -139,3 +142,43 @@ async def test_a_stop_crossed_while_the_database_refused_the_firing_write_still_
     assert bot.sim.orders_accepted == accepted + 1
     assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
 
+
+async def test_a_us_stop_crossed_while_the_feed_was_down_fires_once_after_the_reconnect(
+        us_open_bot: BotHarness) -> None:
+    """The feed drops; AAPL trades through the stop-loss and comes back before it reconnects. KRX trades
+    carry the times of the day's extremes, HDFSCNT0 only the extremes: the first US trade after the gap
+    was judged alone, so the stop the trader relied on never fired. Its day's low, lower than the one the
+    last trade before the gap carried, was made during the gap: the stop fires, once."""
+    bot = us_open_bot
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (card,) = await bot.say(ALICE, "/buy AAPL 3 190.50")
+    await bot.press_button(ALICE, card, 0)
+    state = bot.sim.us_market.get("AAPL")
+    assert state is not None
+    stop = min(Decimal(180), (Decimal(state.low).scaleb(-4) - 1).quantize(Decimal(1)))  # below the day's low
+    (card,) = await bot.say(ALICE, f"/stop AAPL 3 {stop}")
+    assert BotApiEmulator.buttons(card), card["text"]
+    await bot.press_button(ALICE, card, 0)
+    (row,) = await rows(bot, ConditionalOrderRow)
+    assert row.status == "armed"
+    assert bot.runtime is not None and bot.runtime.engine is not None
+    engine = service(bot).engine
+    assert engine is not None
+    bot.sim.set_us_price("AAPL", Decimal("190.00"))  # a trade before the gap: the day's low it carries
+    await wait_for(lambda: engine.last_price.get("DNASAAPL") == 1_900_000)
+    feed = bot.runtime.engine.feed
+    reconnects = feed.reconnects
+    accepted = bot.sim.orders_accepted
+    bot.sim.realtime["real"].drop_all()
+    await asyncio.sleep(0.05)
+    bot.sim.set_us_price("AAPL", stop - Decimal("0.50"))  # through the stop while the feed is down…
+    bot.sim.set_us_price("AAPL", Decimal("190.00"))  # …and back
+    await wait_for(lambda: feed.connected.is_set() and feed.reconnects > reconnects)
+    await asyncio.sleep(0.2)
+    bot.sim.set_us_price("AAPL", Decimal("190.00"))  # the first US trade after the gap
+    await bot.wait_for_message(ALICE["id"], US_PLACED, timeout=30)
+    await wait_for(lambda: _placed(bot))
+    bot.sim.set_us_price("AAPL", stop - Decimal(1))
+    await asyncio.sleep(0.5)
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
+    assert bot.sim.orders_accepted == accepted + 1
