@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chatbot.alerts.triggers import Crossed
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.service.conditional import ConditionalOrders
 from chatbot.storage.db import Database
@@ -182,3 +183,40 @@ async def test_a_us_stop_crossed_while_the_feed_was_down_fires_once_after_the_re
     await asyncio.sleep(0.5)
     assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
     assert bot.sim.orders_accepted == accepted + 1
+
+
+async def test_a_stop_cancelled_the_moment_it_fires_gives_its_symbol_back_to_the_feed(bot: BotHarness) -> None:
+    """The trade crosses the stop and the owner's cancel lands before the firing's transaction: the cancel
+    wins (nothing is sold), but the symbol stayed on the feed for good — a slot of the few a KIS session
+    has (every such race one more), until new alerts and conditional orders are refused for capacity."""
+    await buy(bot, ALICE, 10)
+    stop = ticks(-1, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    svc = service(bot)
+    engine = svc.engine
+    assert engine is not None and bot.runtime is not None and bot.runtime.engine is not None
+    feed = bot.runtime.engine.feed
+    assert ("H0STCNT0", CODE) in feed.subscriptions
+    accepted = bot.sim.orders_accepted
+    crossed, go_on = asyncio.Event(), asyncio.Event()
+    fire = engine.on_crossed
+
+    async def held(batch: list[Crossed]) -> None:
+        crossed.set()
+        await go_on.wait()
+        await fire(batch)
+
+    engine.on_crossed = held
+    bot.sim.set_price(CODE, stop)
+    await asyncio.wait_for(crossed.wait(), 30)  # handed over, its transaction not begun
+    (listing,) = await bot.say(ALICE, "/stops")
+    (button,) = BotApiEmulator.buttons(listing)
+    answer = await bot.press(ALICE, listing, button[1])
+    assert "취소" in answer.get("text", ""), answer
+    go_on.set()
+    await asyncio.sleep(0)
+    await asyncio.wait_for(engine.wait_idle(), 30)
+    assert (await rows(bot, ConditionalOrderRow))[0].status == "cancelled"
+    assert bot.sim.orders_accepted == accepted
+    assert ("H0STCNT0", CODE) not in feed.subscriptions
+

@@ -517,14 +517,14 @@ class ConditionalOrders:
         except BaseException:
             self.settling.in_flight.difference_update(opened)  # rolled back: no such rows
             raise
-        if not fired:
-            return
-        self.counts["fired"] += len(fired)
-        self.wake_sender()
-        for row, journal_id, item in fired:
-            self._spawn(self._execute(row, journal_id, item.seen_at))
-        if self.engine is not None:
-            await self.engine.release_fired([row.code for row, _, _ in fired])
+        if fired:
+            self.counts["fired"] += len(fired)
+            self.wake_sender()
+            for row, journal_id, item in fired:
+                self._spawn(self._execute(row, journal_id, item.seen_at))
+        if self.engine is not None:  # the crossed ones left the book, fired or not (cancelled, expired
+            # meanwhile): their symbols off the feed unless something else there needs them
+            await self.engine.release_fired([item.code for item in chosen.values()])
 
     async def _claim_firings(self, chosen: dict[int, Crossed], now: dt.datetime,
                              fired: list[tuple[ConditionalOrderRow, int, Crossed]], opened: list[int]) -> None:
