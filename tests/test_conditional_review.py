@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,12 +17,14 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatbot.alerts.triggers import Crossed
+from chatbot.alerts.triggers import STOP, ArmedTrigger, Crossed, regular_session
 from chatbot.console.botapi import BotApiEmulator
+from chatbot.kis.models import KST
 from chatbot.service.conditional import ConditionalOrders
 from chatbot.storage.db import Database
 from chatbot.storage.tables import ConditionalOrderRow
 from tests.harness import BotHarness
+from tests.test_alert_storms import tick
 from tests.test_conditional import (
     ALICE,
     CODE,
@@ -36,6 +39,7 @@ from tests.test_conditional import (
     ticks,
     wait_for,
 )
+from tests.test_triggers import engine_with, idle
 
 US_PLACED = "매도 주문 접수"
 __all__ = ["bot"]  # the fixture, shared with test_conditional
@@ -220,3 +224,24 @@ async def test_a_stop_cancelled_the_moment_it_fires_gives_its_symbol_back_to_the
     assert bot.sim.orders_accepted == accepted
     assert ("H0STCNT0", CODE) not in feed.subscriptions
 
+
+async def test_a_krx_stop_crossed_in_a_gap_the_feed_came_back_from_after_the_session_fires_at_the_next() -> None:
+    """Real mode (the session gate on): the feed drops at 15:10, the stop is crossed at 15:12 and the feed is
+    back only after 15:20, so its first trade (the 15:30 closing print) is outside the session and was
+    ignored, gap and all; the next trade in the session, the next morning, was judged against that day's
+    extremes and the crossing before the close was lost. It now fires with that next trade, once."""
+    engine, feed, fired = await engine_with(ArmedTrigger(1, CODE, 69_000, None), ArmedTrigger(2, CODE, 60_000, None),
+                                            in_session=regular_session)
+    nine = dt.datetime.now(KST).replace(hour=9, minute=0, second=0, microsecond=0)
+    engine.assume_gap(nine.timestamp() + 6 * 3600 + 600)  # down from 15:10
+    feed.emit(tick(CODE, 70_000, time="153000", low=68_500, low_time="151200", high=71_000, high_time="100000"))
+    await idle(engine)
+    assert fired == []  # the market takes no order now
+    feed.emit(tick(CODE, 70_500, time="090100", low=69_800, low_time="090000", high=70_500, high_time="090100"))
+    await idle(engine)
+    assert [(c.order_id, c.leg, c.price) for c in fired] == [(1, STOP, 68_500)]
+    feed.emit(tick(CODE, 68_000, time="090200", low=68_000, low_time="090200"))
+    await idle(engine)
+    assert [c.order_id for c in fired] == [1]
+    assert engine.armed(2) is not None
+    await engine.stop()

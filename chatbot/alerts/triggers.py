@@ -12,7 +12,8 @@ crossed by one tick (a gap's high and low).
 
 * Only trades the session gate lets through count (the regular session): the first regular trade
   after the open is judged at its price, whatever the pre-open did. Outside it nothing fires and
-  trailing highs do not move.
+  trailing highs do not move; a KRX gap the feed came back from outside it still has the session's
+  extremes made meanwhile judged, and what they crossed fires with the next regular trade.
 * A trailing stop's level is ``high × (1 − percent)`` on the tick below; the high only rises, so the
   level does too. Raised levels are handed to ``on_trail`` in batches (persisted by the service).
 * After a feed drop the alert engine's gap logic applies: the first trade after the reconnect fires
@@ -136,6 +137,7 @@ class TriggerEngine:
         self._subscribed: set[str] = set()
         self._arming: dict[str, _Arming] = {}
         self.last_price: dict[str, int] = {}
+        self._held: dict[str, list[Crossed]] = {}  # crossed in a gap the feed came back from after the session
         self._us_day: dict[str, tuple[str, int, int]] = {}  # US key -> (business date, day's high, low) last seen
         self._pending: deque[list[Crossed]] = deque()
         self._work = asyncio.Event()
@@ -316,12 +318,18 @@ class TriggerEngine:
         tick_time = event[1]
         self.last_price[code] = price
         if not self.in_session(tick_time):
+            if code in self._gap.symbols:
+                # The feed came back after the session (15:20 and later): the day's extremes made in it
+                # while the feed was down are judged now, and what they crossed fires with the next
+                # trade in the session. Left for that trade, they were judged against the next day's
+                # extremes instead, and a stop crossed before the close never fired.
+                self._held.setdefault(code, []).extend(self._gap_extremes(code, event, time.perf_counter()))
             return
         arming = self._arming.get(code)
         if arming is not None:
             arming.high, arming.low, arming.last = max(arming.high, price), min(arming.low, price), (price, tick_time)
         seen = time.perf_counter()
-        fired: list[Crossed] = []
+        fired: list[Crossed] = self._held.pop(code, [])
         if code in self._gap.symbols:
             fired += self._gap_extremes(code, event, seen)
         self._raise_trails(code, price)
@@ -443,7 +451,8 @@ class TriggerEngine:
             self._subscribed.add(code)
 
     async def _release_if_unused(self, code: str) -> None:
-        if code in self._subscribed and code not in self._per_code and code not in self._arming:
+        if code in self._subscribed and code not in self._per_code and code not in self._arming \
+                and code not in self._held:
             self._subscribed.discard(code)
             self._gap.forget(code)
             self._us_day.pop(code, None)
