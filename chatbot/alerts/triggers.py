@@ -260,14 +260,16 @@ class TriggerEngine:
         price = int((tick.price * 10_000).to_integral_value())
         tick_time = tick.kst_time
         self.last_price[code] = price
-        before = self._us_day.get(code)
-        day = (tick.business_date, int((tick.high * 10_000).to_integral_value()),
-               int((tick.low * 10_000).to_integral_value()))
-        self._us_day[code] = day
         if not self.us_in_session():
             if code in self._gap.symbols:
                 self._gap.forget(code)
             return
+        # The day's extremes as of a regular-session trade only: a low made before the open (should KIS
+        # count the pre-market in it) is then never taken for one made in a gap during the session.
+        before = self._us_day.get(code)
+        day = (tick.business_date, int((tick.high * 10_000).to_integral_value()),
+               int((tick.low * 10_000).to_integral_value()))
+        self._us_day[code] = day
         arming = self._arming.get(code)
         if arming is not None:
             arming.high, arming.low, arming.last = max(arming.high, price), min(arming.low, price), (price, tick_time)
