@@ -18,7 +18,8 @@ exactly once, when a trade crosses its trigger.
 * An outcome left unknown (no answer from KIS, a crash while sending) is the order reconciliation's,
   like any order's; this service copies what it learns into the conditional order (:meth:`sync`).
   A firing whose sell provably never left (a crash before sending) is sent after a restart when it
-  is recent and the market still open, else reconciliation tells it as not placed.
+  is recent and the market still open, else reconciliation tells it as not placed; one whose firing
+  process still runs (a replica that lost the feed role) is left to it, which sends it once.
 """
 
 from __future__ import annotations
