@@ -12,7 +12,8 @@ crossed by one tick (a gap's high and low).
 
 * Only trades the session gate lets through count (the regular session): the first regular trade
   after the open is judged at its price, whatever the pre-open did. Outside it nothing fires and
-  trailing highs do not move.
+  trailing highs do not move; a KRX gap the feed came back from outside it still has the session's
+  extremes made meanwhile judged, and what they crossed fires with the next regular trade.
 * A trailing stop's level is ``high × (1 − percent)`` on the tick below; the high only rises, so the
   level does too. Raised levels are handed to ``on_trail`` in batches (persisted by the service).
 * After a feed drop the alert engine's gap logic applies: the first trade after the reconnect fires
@@ -136,6 +137,8 @@ class TriggerEngine:
         self._subscribed: set[str] = set()
         self._arming: dict[str, _Arming] = {}
         self.last_price: dict[str, int] = {}
+        self._held: dict[str, list[Crossed]] = {}  # crossed in a gap the feed came back from after the session
+        self._us_day: dict[str, tuple[str, int, int]] = {}  # US key -> (business date, day's high, low) last seen
         self._pending: deque[list[Crossed]] = deque()
         self._work = asyncio.Event()
         self._idle = asyncio.Event()
@@ -248,25 +251,60 @@ class TriggerEngine:
 
     def _on_us_tick(self, tick: UsTick) -> None:
         """A US trade (HDFSCNT0, keyed ``DNASAAPL``): prices in ten-thousandths of a dollar, judged in the
-        US regular session only. It carries no times of the day's extremes: after a gap the first trade
-        judges (no extremes check)."""
+        US regular session only. It carries the day's high and low but not their times: after a gap the
+        first trade fires what a day's extreme *new since the last trade seen before the gap* crossed (it
+        was made while the feed was down), as :meth:`_us_gap_extremes` says."""
         code = tick[0]
         if code not in self._subscribed:
             return
         price = int((tick.price * 10_000).to_integral_value())
         tick_time = tick.kst_time
         self.last_price[code] = price
-        if code in self._gap.symbols:
-            self._gap.forget(code)
         if not self.us_in_session():
+            if code in self._gap.symbols:
+                self._gap.forget(code)
             return
+        # The day's extremes as of a regular-session trade only: a low made before the open (should KIS
+        # count the pre-market in it) is then never taken for one made in a gap during the session.
+        before = self._us_day.get(code)
+        day = (tick.business_date, int((tick.high * 10_000).to_integral_value()),
+               int((tick.low * 10_000).to_integral_value()))
+        self._us_day[code] = day
         arming = self._arming.get(code)
         if arming is not None:
             arming.high, arming.low, arming.last = max(arming.high, price), min(arming.low, price), (price, tick_time)
+        seen = time.perf_counter()
+        fired: list[Crossed] = []
+        if code in self._gap.symbols:
+            fired += self._us_gap_extremes(code, before, day, tick_time, seen)
         self._raise_trails(code, price)
-        fired = self._cross(code, self.book.on_price(code, price), price, tick_time, time.perf_counter())
+        fired += self._cross(code, self.book.on_price(code, price), price, tick_time, seen)
         if fired:
             self._enqueue(fired)
+
+    def _us_gap_extremes(self, code: str, before: tuple[str, int, int] | None, day: tuple[str, int, int],
+                         tick_time: str, seen: float) -> list[Crossed]:
+        """A US symbol's first trade after a gap: a day's low below the one the last trade before the gap
+        carried (same business day) was made while the feed was down, and fires the stops it reached; a
+        new high likewise raises trailing stops and fires take-profits. Their order is unknown: the low
+        is judged first (a bracket with both crossed fires its stop, as on a tie). Orders armed during the
+        gap are set aside, as for KRX trades. Without a trade of the same day seen before the gap there is
+        nothing to compare with: the first trade judges alone."""
+        _start, armed_since = self._gap.take(code)
+        if before is None or before[0] != day[0] or not day[0]:
+            return []
+        set_aside = [trigger for order_id, _armed_at in armed_since
+                     if (trigger := self._drop(order_id)) is not None]
+        fired: list[Crossed] = []
+        _date, high, low = day
+        if 0 < low < before[2]:
+            fired += self._cross(code, self.book.on_low(code, low), low, tick_time, seen)
+        if high > before[1] > 0:
+            self._raise_trails(code, high)
+            fired += self._cross(code, self.book.on_high(code, high), high, tick_time, seen)
+        for trigger in set_aside:
+            self._add(trigger)
+        return fired
 
     def _on_event(self, event: Event) -> None:
         if type(event) is UsTick:
@@ -282,12 +320,18 @@ class TriggerEngine:
         tick_time = event[1]
         self.last_price[code] = price
         if not self.in_session(tick_time):
+            if code in self._gap.symbols:
+                # The feed came back after the session (15:20 and later): the day's extremes made in it
+                # while the feed was down are judged now, and what they crossed fires with the next
+                # trade in the session. Left for that trade, they were judged against the next day's
+                # extremes instead, and a stop crossed before the close never fired.
+                self._held.setdefault(code, []).extend(self._gap_extremes(code, event, time.perf_counter()))
             return
         arming = self._arming.get(code)
         if arming is not None:
             arming.high, arming.low, arming.last = max(arming.high, price), min(arming.low, price), (price, tick_time)
         seen = time.perf_counter()
-        fired: list[Crossed] = []
+        fired: list[Crossed] = self._held.pop(code, [])
         if code in self._gap.symbols:
             fired += self._gap_extremes(code, event, seen)
         self._raise_trails(code, price)
@@ -409,9 +453,11 @@ class TriggerEngine:
             self._subscribed.add(code)
 
     async def _release_if_unused(self, code: str) -> None:
-        if code in self._subscribed and code not in self._per_code and code not in self._arming:
+        if code in self._subscribed and code not in self._per_code and code not in self._arming \
+                and code not in self._held:
             self._subscribed.discard(code)
             self._gap.forget(code)
+            self._us_day.pop(code, None)
             await self.feed.unsubscribe(trade_tr(code), code)
 
     # -- orders coming and going -------------------------------------------------------------------------------

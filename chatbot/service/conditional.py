@@ -18,7 +18,8 @@ exactly once, when a trade crosses its trigger.
 * An outcome left unknown (no answer from KIS, a crash while sending) is the order reconciliation's,
   like any order's; this service copies what it learns into the conditional order (:meth:`sync`).
   A firing whose sell provably never left (a crash before sending) is sent after a restart when it
-  is recent and the market still open, else reconciliation tells it as not placed.
+  is recent and the market still open, else reconciliation tells it as not placed; one whose firing
+  process still runs (a replica that lost the feed role) is left to it, which sends it once.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ from chatbot.service.us_conditional import (
 )
 from chatbot.service.views import Mode, Outcome
 from chatbot.storage.db import Database
-from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OrderJournalRow, PendingOrderRow
+from chatbot.storage.leases import RUNTIME, is_live
+from chatbot.storage.tables import AlertRow, ConditionalOrderRow, LeaseRow, OrderJournalRow, PendingOrderRow
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
 
@@ -501,19 +503,29 @@ class ConditionalOrders:
         now = utcnow()
         fired: list[tuple[ConditionalOrderRow, int, Crossed]] = []
         opened: list[int] = []  # ours to settle from the moment they exist: reconciliation leaves them alone
-        try:
+
+        async def claim() -> None:
+            # Retried while the database refuses it (a lock, a fail-over): the trade that crossed is gone
+            # once this returns, and an order put back in the book fires only if a later trade crosses too.
+            # Each attempt starts clean (a failed one rolled back: no such rows).
+            self.settling.in_flight.difference_update(opened)
+            opened.clear()
+            fired.clear()
             await self._claim_firings(chosen, now, fired, opened)
+
+        try:
+            await retry_write(claim, self.db_retry_seconds, "conditional firing")
         except BaseException:
             self.settling.in_flight.difference_update(opened)  # rolled back: no such rows
             raise
-        if not fired:
-            return
-        self.counts["fired"] += len(fired)
-        self.wake_sender()
-        for row, journal_id, item in fired:
-            self._spawn(self._execute(row, journal_id, item.seen_at))
-        if self.engine is not None:
-            await self.engine.release_fired([row.code for row, _, _ in fired])
+        if fired:
+            self.counts["fired"] += len(fired)
+            self.wake_sender()
+            for row, journal_id, item in fired:
+                self._spawn(self._execute(row, journal_id, item.seen_at))
+        if self.engine is not None:  # the crossed ones left the book, fired or not (cancelled, expired
+            # meanwhile): their symbols off the feed unless something else there needs them
+            await self.engine.release_fired([item.code for item in chosen.values()])
 
     async def _claim_firings(self, chosen: dict[int, Crossed], now: dt.datetime,
                              fired: list[tuple[ConditionalOrderRow, int, Crossed]], opened: list[int]) -> None:
@@ -719,15 +731,26 @@ class ConditionalOrders:
                 col(OrderJournalRow.told_at).is_(None)))).all())
         resumed = 0
         open_now = self.mode is Mode.PAPER or self.market.calendar.state().phase.value == "regular"
+        live: set[str] | None = None
         for row, entry in rows:
             assert entry.id is not None
             is_open = (self.us.in_session() if self.us is not None else False) if row.market == "US" else open_now
             if not is_open or row.fired_at is None or row.fired_at < cutoff:
                 continue  # reconciliation tells it as not placed; sync() marks it failed
+            owner = entry.submitted_by
+            if owner is not None and owner != self.process_id:
+                live = await _live_runtimes(self.db) if live is None else live
+                if owner in live:
+                    # Its firing process is alive (a replica that lost the feed role, its sell queued
+                    # behind a lock or a database retry): it sends it, once; reconciliation leaves such
+                    # rows alone too. Sending it here as well would sell twice.
+                    continue
+            held_by = (col(OrderJournalRow.submitted_by) == owner if owner is not None
+                       else col(OrderJournalRow.submitted_by).is_(None))
             async with self.db.write() as session:
                 result = await session.exec(update(OrderJournalRow).where(
                     col(OrderJournalRow.id) == entry.id, col(OrderJournalRow.sent_at).is_(None),
-                    col(OrderJournalRow.told_at).is_(None)).values(submitted_by=self.process_id))
+                    col(OrderJournalRow.told_at).is_(None), held_by).values(submitted_by=self.process_id))
             if result.rowcount != 1:
                 continue
             self.settling.in_flight.add(entry.id)
@@ -955,6 +978,13 @@ class ConditionalOrders:
         return ConditionalNotice(row.language, row.id, stage, row.kind, leg, code, row.name,
                                  row.quantity if quantity is None else quantity, trigger, price, tick_time,
                                  order_no, detail, row.quantity, limit, row.currency)
+
+
+async def _live_runtimes(db: Database) -> set[str]:
+    """The owners of the runtime leases still live: the bot processes running on this database now."""
+    async with db.session() as session:
+        leases = (await session.exec(select(LeaseRow).where(col(LeaseRow.kind) == RUNTIME))).all()
+    return {lease.owner for lease in leases if is_live(lease)}
 
 
 async def _committed_in(session: AsyncSession, user_id: int, code: str) -> int:

@@ -1,0 +1,247 @@
+"""Conditional orders under faults the other conditional tests do not reach: a replica taking the feed
+over while this one is still sending a firing's sell, and the database refusing the firing's first write.
+
+End to end through the simulator (fake Bot API ↔ bot ↔ simulator); prices move only when a test says so."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatbot.alerts.triggers import STOP, ArmedTrigger, Crossed, regular_session
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.kis.models import KST
+from chatbot.service.conditional import ConditionalOrders
+from chatbot.storage.db import Database
+from chatbot.storage.tables import ConditionalOrderRow
+from tests.harness import BotHarness
+from tests.test_alert_storms import tick
+from tests.test_conditional import (
+    ALICE,
+    CODE,
+    PLACED,
+    TRIGGERED,
+    arm,
+    bot,
+    buy,
+    price,
+    rows,
+    service,
+    ticks,
+    wait_for,
+)
+from tests.test_triggers import engine_with, idle
+
+US_PLACED = "매도 주문 접수"
+__all__ = ["bot"]  # the fixture, shared with test_conditional
+
+
+async def _status(harness: BotHarness) -> str:
+    (row,) = await rows(harness, ConditionalOrderRow)
+    return str(row.status)
+
+
+async def test_a_replica_taking_the_feed_over_does_not_send_again_what_its_live_owner_is_sending(
+        bot: BotHarness) -> None:
+    """Replica A fires a stop; before its sell leaves (waiting behind the user's other firing, a slow
+    holdings read, a database retry) A loses the feed role and replica B takes it over. B's start-up
+    resumes firings "that a restart stopped before sending" — but A is alive and sends it too: the trader
+    holding 20 shares with a stop for 10 would be sold 20. A firing whose journal row a live process
+    holds is that process's (as reconciliation already treats it)."""
+    await buy(bot, ALICE, 20)
+    stop = ticks(-1, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    accepted = bot.sim.orders_accepted
+    a = service(bot)
+    turn = a._locks.setdefault(ALICE["id"], asyncio.Lock())
+    await turn.acquire()  # A's sell waits its turn
+    bot.sim.set_price(CODE, stop)
+    await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
+    await wait_for(lambda: _firing(bot))
+    b = _replica(a, "other-host:4242::feed-taker")  # B: the same database and broker, its own process id
+    await b.recover()
+    if b._tasks:
+        await asyncio.wait(set(b._tasks), timeout=60)
+    turn.release()
+    await wait_for(lambda: _placed(bot))
+    if a._tasks:
+        await asyncio.wait(set(a._tasks), timeout=60)
+    assert bot.sim.orders_accepted == accepted + 1, "one firing, one sell"
+    (balance,) = await bot.say(ALICE, "/balance")
+    assert "10주" in balance["text"], balance["text"]
+
+
+async def _firing(harness: BotHarness) -> bool:
+    return await _status(harness) == "firing"
+
+
+async def _placed(harness: BotHarness) -> bool:
+    return await _status(harness) == "placed"
+
+
+def _replica(service_: ConditionalOrders, process_id: str) -> ConditionalOrders:
+    other = copy.copy(service_)
+    other.process_id = process_id
+    other._locks = {}
+    other._tasks = set()
+    other._sending = asyncio.Semaphore(8)
+    other._loop = None
+    return other
+
+
+class _RefuseFirstWriteConnection:
+    """The service's database, whose next ``write_connection()`` fails ("database is locked") once."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.armed = False
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        if self.armed:
+            self.armed = False
+            self.refused += 1
+            raise OperationalError("UPDATE conditional_orders", {}, sqlite3.OperationalError("database is locked"))
+        async with self._db.write_connection() as conn:
+            yield conn
+
+
+async def test_a_stop_crossed_while_the_database_refused_the_firing_write_still_fires_once(
+        bot: BotHarness) -> None:
+    """The trade at the stop comes while the database refuses one write (a lock, a fail-over): the
+    firing's one transaction fails, the order is put back in the book — and the crossing is forgotten.
+    The price recovers a tick later, and the stop-loss the trader relied on never fires."""
+    await buy(bot, ALICE, 10)
+    now = price(bot)
+    stop = ticks(-1, now)
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    accepted = bot.sim.orders_accepted
+    svc = service(bot)
+    refusing = _RefuseFirstWriteConnection(svc.db)
+    svc.db = refusing  # type: ignore[assignment]
+    refusing.armed = True
+    bot.sim.set_price(CODE, stop)
+    await wait_for(lambda: refusing.refused == 1)
+    bot.sim.set_price(CODE, ticks(2, now))  # the rebound
+    await bot.sim.tick()
+    await bot.wait_for_message(ALICE["id"], PLACED, timeout=30)
+    await wait_for(lambda: _placed(bot))
+    (row,) = await rows(bot, ConditionalOrderRow)
+    assert row.fired_price == stop
+    bot.sim.set_price(CODE, ticks(-3, now))
+    await bot.sim.tick()
+    await asyncio.sleep(0.5)
+    assert bot.sim.orders_accepted == accepted + 1
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
+
+
+async def test_a_us_stop_crossed_while_the_feed_was_down_fires_once_after_the_reconnect(
+        us_open_bot: BotHarness) -> None:
+    """The feed drops; AAPL trades through the stop-loss and comes back before it reconnects. KRX trades
+    carry the times of the day's extremes, HDFSCNT0 only the extremes: the first US trade after the gap
+    was judged alone, so the stop the trader relied on never fired. Its day's low, lower than the one the
+    last trade before the gap carried, was made during the gap: the stop fires, once."""
+    bot = us_open_bot
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (card,) = await bot.say(ALICE, "/buy AAPL 3 190.50")
+    await bot.press_button(ALICE, card, 0)
+    state = bot.sim.us_market.get("AAPL")
+    assert state is not None
+    stop = min(Decimal(180), (Decimal(state.low).scaleb(-4) - 1).quantize(Decimal(1)))  # below the day's low
+    (card,) = await bot.say(ALICE, f"/stop AAPL 3 {stop}")
+    assert BotApiEmulator.buttons(card), card["text"]
+    await bot.press_button(ALICE, card, 0)
+    (row,) = await rows(bot, ConditionalOrderRow)
+    assert row.status == "armed"
+    assert bot.runtime is not None and bot.runtime.engine is not None
+    engine = service(bot).engine
+    assert engine is not None
+    bot.sim.set_us_price("AAPL", Decimal("190.00"))  # a trade before the gap: the day's low it carries
+    await wait_for(lambda: engine.last_price.get("DNASAAPL") == 1_900_000)
+    feed = bot.runtime.engine.feed
+    reconnects = feed.reconnects
+    accepted = bot.sim.orders_accepted
+    bot.sim.realtime["real"].drop_all()
+    await asyncio.sleep(0.05)
+    bot.sim.set_us_price("AAPL", stop - Decimal("0.50"))  # through the stop while the feed is down…
+    bot.sim.set_us_price("AAPL", Decimal("190.00"))  # …and back
+    await wait_for(lambda: feed.connected.is_set() and feed.reconnects > reconnects)
+    await asyncio.sleep(0.2)
+    bot.sim.set_us_price("AAPL", Decimal("190.00"))  # the first US trade after the gap
+    await bot.wait_for_message(ALICE["id"], US_PLACED, timeout=30)
+    await wait_for(lambda: _placed(bot))
+    bot.sim.set_us_price("AAPL", stop - Decimal(1))
+    await asyncio.sleep(0.5)
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
+    assert bot.sim.orders_accepted == accepted + 1
+
+
+async def test_a_stop_cancelled_the_moment_it_fires_gives_its_symbol_back_to_the_feed(bot: BotHarness) -> None:
+    """The trade crosses the stop and the owner's cancel lands before the firing's transaction: the cancel
+    wins (nothing is sold), but the symbol stayed on the feed for good — a slot of the few a KIS session
+    has (every such race one more), until new alerts and conditional orders are refused for capacity."""
+    await buy(bot, ALICE, 10)
+    stop = ticks(-1, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    svc = service(bot)
+    engine = svc.engine
+    assert engine is not None and bot.runtime is not None and bot.runtime.engine is not None
+    feed = bot.runtime.engine.feed
+    assert ("H0STCNT0", CODE) in feed.subscriptions
+    accepted = bot.sim.orders_accepted
+    crossed, go_on = asyncio.Event(), asyncio.Event()
+    fire = engine.on_crossed
+
+    async def held(batch: list[Crossed]) -> None:
+        crossed.set()
+        await go_on.wait()
+        await fire(batch)
+
+    engine.on_crossed = held
+    bot.sim.set_price(CODE, stop)
+    await asyncio.wait_for(crossed.wait(), 30)  # handed over, its transaction not begun
+    (listing,) = await bot.say(ALICE, "/stops")
+    (button,) = BotApiEmulator.buttons(listing)
+    answer = await bot.press(ALICE, listing, button[1])
+    assert "취소" in answer.get("text", ""), answer
+    go_on.set()
+    await asyncio.sleep(0)
+    await asyncio.wait_for(engine.wait_idle(), 30)
+    assert (await rows(bot, ConditionalOrderRow))[0].status == "cancelled"
+    assert bot.sim.orders_accepted == accepted
+    assert ("H0STCNT0", CODE) not in feed.subscriptions
+
+
+async def test_a_krx_stop_crossed_in_a_gap_the_feed_came_back_from_after_the_session_fires_at_the_next() -> None:
+    """Real mode (the session gate on): the feed drops at 15:10, the stop is crossed at 15:12 and the feed is
+    back only after 15:20, so its first trade (the 15:30 closing print) is outside the session and was
+    ignored, gap and all; the next trade in the session, the next morning, was judged against that day's
+    extremes and the crossing before the close was lost. It now fires with that next trade, once."""
+    engine, feed, fired = await engine_with(ArmedTrigger(1, CODE, 69_000, None), ArmedTrigger(2, CODE, 60_000, None),
+                                            in_session=regular_session)
+    nine = dt.datetime.now(KST).replace(hour=9, minute=0, second=0, microsecond=0)
+    engine.assume_gap(nine.timestamp() + 6 * 3600 + 600)  # down from 15:10
+    feed.emit(tick(CODE, 70_000, time="153000", low=68_500, low_time="151200", high=71_000, high_time="100000"))
+    await idle(engine)
+    assert fired == []  # the market takes no order now
+    feed.emit(tick(CODE, 70_500, time="090100", low=69_800, low_time="090000", high=70_500, high_time="090100"))
+    await idle(engine)
+    assert [(c.order_id, c.leg, c.price) for c in fired] == [(1, STOP, 68_500)]
+    feed.emit(tick(CODE, 68_000, time="090200", low=68_000, low_time="090200"))
+    await idle(engine)
+    assert [c.order_id for c in fired] == [1]
+    assert engine.armed(2) is not None
+    await engine.stop()
