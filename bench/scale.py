@@ -82,20 +82,6 @@ async def timed_start(*args, **kwargs):
 
 entry._start_runtime = timed_start
 
-def children():  # CPU seconds and peak RSS (MB) of this process's children: the simulator's process, if any
-    cpu = rss = 0.0
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            if entry.isdigit() and int(fields[1]) == os.getpid():
-                cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-                with open(f"/proc/{entry}/status") as status:
-                    rss += int(next(l.split()[1] for l in status if l.startswith("VmHWM"))) / 1024
-        except (OSError, ValueError, StopIteration, IndexError):
-            continue
-    return cpu, rss
-
 class Out:
     def __init__(self, stream):
         self.stream = stream
@@ -105,8 +91,6 @@ class Out:
             hwm = next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM"))
             figures = {"spawn_to_ready": time.time() - spawned, "cpu": time.process_time(), "rss_mb": int(hwm) / 1024,
                        **timed}
-            sim_cpu, sim_rss = children()
-            figures["all_cpu"], figures["all_rss_mb"] = figures["cpu"] + sim_cpu, figures["rss_mb"] + sim_rss
             if profile:
                 profiler.stop()
                 with open(profile + "/profile.txt", "w") as out:
@@ -340,29 +324,27 @@ async def compare(label: str, scale_url: str, empty_url: str, keys: dict[str, st
             if old is not None:
                 runs["baseline"].append(old)
     s, e = runs["scale"], runs["empty"]
-    figures = ("spawn_to_ready", "start_to_ready", "rss_mb", "cpu", "start_cpu", "all_cpu", "all_rss_mb")
-    med = {k: statistics.median(r[k] for r in s) for k in figures}
+    med = {k: statistics.median(r[k] for r in s)
+           for k in ("spawn_to_ready", "start_to_ready", "rss_mb", "cpu", "start_cpu")}
     anchor = {k: statistics.median(r[k] for r in e) for k in ("spawn_to_ready", "start_to_ready", "rss_mb")}
     print(f"{label}: start-up of `chatbot run` with {s[-1]['armed']:,} armed alerts in the book at ready, fresh "
           f"process, medians of {rounds} (range): spawn → ready {spread(s, 'spawn_to_ready')}, Runtime.start "
-          f"{spread(s, 'start_to_ready')} ({med['start_cpu']:.2f} CPU s), {med['cpu']:.2f} CPU s to ready, peak RSS "
-          f"{med['rss_mb']:.0f} MB (with the simulator's process, where there is one: {med['all_cpu']:.2f} CPU s, "
-          f"{med['all_rss_mb']:.0f} MB); empty "
+          f"{spread(s, 'start_to_ready')} ({med['start_cpu']:.2f} CPU s), {med['cpu']:.2f} CPU s to ready, peak RSS {med['rss_mb']:.0f} MB; empty "
           f"database (same run): spawn → ready {anchor['spawn_to_ready']:.2f} s, Runtime.start "
           f"{anchor['start_to_ready']:.2f} s, {anchor['rss_mb']:.0f} MB → Runtime.start "
           f"{med['start_to_ready'] / anchor['start_to_ready']:.1f}× the empty one's, "
           f"+{med['rss_mb'] - anchor['rss_mb']:.0f} MB", flush=True)
     if runs["baseline"]:
         b = runs["baseline"]
-        old = {k: statistics.median(r[k] for r in b) for k in figures}
+        old = {k: statistics.median(r[k] for r in b)
+               for k in ("spawn_to_ready", "start_to_ready", "rss_mb", "cpu", "start_cpu")}
         print(f"  baseline {baseline}, same database, alternated: spawn → ready {spread(b, 'spawn_to_ready')}, "
               f"Runtime.start {spread(b, 'start_to_ready')} ({old['start_cpu']:.2f} CPU s), {old['cpu']:.2f} CPU s to ready, peak RSS {old['rss_mb']:.0f} MB "
               f"({b[-1]['armed']:,} armed) → this tree / baseline: spawn → ready "
               f"{med['spawn_to_ready'] / old['spawn_to_ready']:.2f}×, Runtime.start "
               f"{med['start_to_ready'] / old['start_to_ready']:.2f}× (CPU {med['start_cpu'] / old['start_cpu']:.2f}×), CPU to ready "
-              f"{med['cpu'] / old['cpu']:.2f}× (both processes {med['all_cpu'] / old['all_cpu']:.2f}×), "
-              f"peak RSS {med['rss_mb'] / old['rss_mb']:.2f}× (both {med['all_rss_mb'] / old['all_rss_mb']:.2f}×)",
-              flush=True)
+              f"{med['cpu'] / old['cpu']:.2f}×, "
+              f"peak RSS {med['rss_mb'] / old['rss_mb']:.2f}×", flush=True)
 
 
 async def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,6 @@ from chatbot.security.keyring import KeyringError
 
 if TYPE_CHECKING:
     from chatbot.runtime import Runtime
-    from chatbot.sim.process import SimulatorProcess
 
 
 class StartupError(Exception):
@@ -87,13 +86,12 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def _start_runtime(settings: Settings, observe_kis: Callable[[str, float], None] | None = None,
-                         sim_process: SimulatorProcess | None = None) -> Runtime:
+async def _start_runtime(settings: Settings, observe_kis: Callable[[str, float], None] | None = None) -> Runtime:
     """Runtime.start, with what an operator must fix turned into one line (:class:`StartupError`)."""
     from chatbot.runtime import Runtime
 
     try:
-        return await Runtime.start(settings, observe_kis=observe_kis, sim_process=sim_process)
+        return await Runtime.start(settings, observe_kis=observe_kis)
     except _operator_errors() as exc:
         raise _startup_error(exc, settings.database.url) from None
 
@@ -147,9 +145,6 @@ def pause_collection() -> None:
 
 
 async def _run_bot(settings: Settings) -> None:
-    from chatbot.sim.process import SimulatorProcess
-
-    sim_process = await SimulatorProcess.for_settings(settings)  # it starts while this process imports
     from chatbot.telegram.runner import serve
 
     metrics = None
@@ -157,7 +152,7 @@ async def _run_bot(settings: Settings) -> None:
         from chatbot.metrics import Metrics
 
         metrics = Metrics()
-    runtime = await _start_runtime(settings, metrics.observe_kis if metrics is not None else None, sim_process)
+    runtime = await _start_runtime(settings, metrics.observe_kis if metrics is not None else None)
     ready = asyncio.Event()
     try:
         task = asyncio.create_task(serve(runtime.services, settings, _stop_event(), metrics=metrics, ready=ready))
@@ -193,14 +188,11 @@ async def _rotate_key(settings: Settings) -> None:
 
 
 async def _run_console(settings: Settings, args: argparse.Namespace, log_note: str) -> None:
-    from chatbot.sim.process import SimulatorProcess
-
-    sim_process = await SimulatorProcess.for_settings(settings)  # it starts while this process imports
     from chatbot.console.terminal import BANNER, run_console
 
     print(BANNER, flush=True)  # at once: lines typed while the bot loads are answered when it is up
 
-    runtime = await _start_runtime(settings, sim_process=sim_process)
+    runtime = await _start_runtime(settings)
     settle_heap()
     try:
         await run_console(runtime.services, settings.telegram, user_id=args.user_id, language=args.lang,

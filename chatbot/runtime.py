@@ -55,9 +55,7 @@ from chatbot.storage.master_files import MasterFileStore
 from chatbot.storage.tokens import DbTokenStore
 
 if TYPE_CHECKING:  # imported in simulator mode only (the simulator's HTTP server is aiohttp)
-    from chatbot.sim.options import SimulatorOptions
-    from chatbot.sim.process import SimulatorProcess
-    from chatbot.sim.server import KisSimulator
+    from chatbot.sim.server import KisSimulator, SimulatorOptions
 
 log = logging.getLogger(__name__)
 REPORTS_WARM_UP_DELAY = 10.0  # seconds from taking the daily reports' role to their scheduler's first pass
@@ -92,7 +90,7 @@ class Runtime:
 
     settings: Settings
     db: Database
-    sim: KisSimulator | None  # the embedded simulator in this process (given its options: tests, benches)
+    sim: KisSimulator | None
     mode: Mode
     accounts: AccountProvider
     registration: Registration
@@ -112,7 +110,6 @@ class Runtime:
     replicas: Replicas  # the once-only work this replica owns (see chatbot.service.replicas)
     feeds: FeedPlanner | None = None  # which session carries which symbol (README "Feed capacity")
     more_feed_clients: tuple[KisRestClient, ...] = ()  # the operator's other market-data keys
-    sim_process: SimulatorProcess | None = None  # the embedded simulator in a process of its own (chatbot run)
 
     @property
     def sender(self) -> OutboxSender:
@@ -124,36 +121,20 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings, sim_options: SimulatorOptions | None = None,
                     keyring: MasterKeyring | None = None, *,
-                    observe_kis: Callable[[str, float], None] | None = None,
-                    sim_process: SimulatorProcess | None = None) -> Runtime:
-        """Build and start everything; ``observe_kis`` gets (path, seconds) of every KIS request (metrics).
-
-        In simulator mode the embedded simulator runs in this process when ``sim_options`` are given
-        (:attr:`sim`: tests and benches drive it), else in a process of its own (:attr:`sim_process`,
-        ``chatbot run`` and ``chatbot console``; the one given, already started by
-        ``SimulatorProcess.for_settings``, or one spawned first thing here): its start (aiohttp's
-        import, the restore of every paper account) runs beside this one's on another core
-        (chatbot.sim.process). This start owns it from here on: stopped if the start fails."""
+                    observe_kis: Callable[[str, float], None] | None = None) -> Runtime:
+        """Build and start everything; ``observe_kis`` gets (path, seconds) of every KIS request (metrics)."""
         db = Database(settings.database.url)
         sim: KisSimulator | None = None
         lease: Lease | None = None
         kis = settings.kis
         mode = Mode.from_setting(kis.environment)
+        directory = SymbolDirectory.bundled()  # the simulator's universe too, in simulator mode
         early: list[asyncio.Task[Any]] = []  # reads begun ahead of their use (see below)
         try:
-            if sim_process is None and mode is Mode.PAPER and sim_options is None:
-                from chatbot.sim.process import SimulatorProcess
-
-                sim_process = await SimulatorProcess.for_settings(settings)  # imports meanwhile
-            directory = SymbolDirectory.bundled()  # the in-process simulator's universe too
             await db.migrate()
             lease = Lease(db, RUNTIME, "bot")
             await lease.acquire()  # refused while rotate-key runs; rotate-key is refused while this is held
             await refuse_second_sqlite_bot(lease)  # SQLite serves one process; replicas need PostgreSQL
-            if sim_process is not None:
-                from chatbot.storage.sim_state import DbSimStateStore
-
-                sim_process.load_state(DbSimStateStore(db))  # its documents, read now, sent once it has imported
             if db.is_sqlite:
                 # The alert book's and the feed planner's reads (two GROUP BYs over every alert: ~0.15 CPU s
                 # of SQLite at 100,000 alerts) begin now, on the driver's threads, while this start restores
@@ -168,15 +149,18 @@ class Runtime:
             box = SecretBox(keyring)
             await vault.verify(db, box)  # a wrong master key stops here, before anything is written
             await vault.upgrade_plaintext(db, box)
-            if mode is Mode.PAPER and sim_options is not None:
-                from chatbot.sim.server import KisSimulator
+            if mode is Mode.PAPER:
+                from chatbot.sim.server import KisSimulator, SimulatorOptions
                 from chatbot.storage.sim_state import DbSimStateStore
 
-                sim = KisSimulator(sim_options, DbSimStateStore(db), directory=directory)
-                await sim.start(settings.simulator.host)
-            local = sim or sim_process
-            rest_url = kis.rest_url or (local.rest_url(mode.flavour) if local else p.REST_URLS[mode.flavour])
-            ws_url = kis.ws_url or (local.ws_url(mode.flavour) if local else p.WS_URLS[mode.flavour])
+                s = settings.simulator
+                options = sim_options or SimulatorOptions(seed=s.seed, starting_cash=s.starting_cash,
+                                                          tick_interval=s.tick_interval_seconds,
+                                                          enforce_token_issue_interval=True)
+                sim = KisSimulator(options, DbSimStateStore(db), directory=directory)
+                await sim.start(s.host)
+            rest_url = kis.rest_url or (sim.rest_url(mode.flavour) if sim else p.REST_URLS[mode.flavour])
+            ws_url = kis.ws_url or (sim.ws_url(mode.flavour) if sim else p.WS_URLS[mode.flavour])
             endpoint = KisEndpoint(mode.flavour, rest_url, mode.setting)
             credentials, paper = CredentialStore(db, box), PaperAccountStore(db, box)
             accounts = AccountProvider(credentials, paper, endpoint, mode, DbTokenStore(db, box),
@@ -194,14 +178,14 @@ class Runtime:
                 await alerts.user_blocked_bot(user_id)  # built below, before any push can be sent
 
             pushes = OutboxDelivery(db, user_blocked_bot)
-            feed_client = _feed_client(settings, endpoint, local is not None)
+            feed_client = _feed_client(settings, endpoint, sim is not None)
             # -- feed capacity: every operator key and every registered user's own key (README) --
             # One session per app key: a replica that does not own the feed keeps the operator sessions'
             # subscriptions unconnected (StandbyRealtimeClient) and polls nothing. Users' own sessions (their
             # fills and their own symbols) are opened by the feed's owner only, which holds every user's
             # session lock (chatbot.service.replicas: users' sessions follow the feed).
             # US trades (HDFSCNT0) share the sessions' 40 slots with domestic ones.
-            more_feed_clients = _more_feed_clients(settings, endpoint, local is not None) if feed_client else ()
+            more_feed_clients = _more_feed_clients(settings, endpoint, sim is not None) if feed_client else ()
             user_sessions = UserSessions(ws_url, parser=parse_us_or_krx_frame)  # US trades and fills too
             feeds = (FeedPlanner(db, [OperatorKey(StandbyRealtimeClient(ws_url, c.approval_key, parser=parse_us_or_krx_frame), c)
                                       for c in (feed_client, *more_feed_clients)],
@@ -244,7 +228,7 @@ class Runtime:
                 sync_seconds=kis.conditional_sync_seconds,
                 allow_real_orders=kis.allow_real_orders, watch_fills=fills.watch, on_uncertain=reconciler.wake,
                 wake_sender=pushes.wake) if engine is not None else None)
-            us = build_us(accounts, directory, orders, alerts, always_open=local.options.us_always_open if local else False)
+            us = build_us(accounts, directory, orders, alerts, always_open=sim.options.us_always_open if sim else False)
             fills.us_notice_tr, fills.us_names = WS_US_NOTICE[mode.flavour], us.market.name_of  # US fills too
             if conditional is not None:  # /stop, /tp, /trail, /bracket on US stocks
                 conditional.us = UsConditional(us.market, Decimal(kis.us_stop_slippage_percent))
@@ -266,15 +250,13 @@ class Runtime:
             await _drop_unused(early)
             if sim is not None:
                 await sim.stop()
-            if sim_process is not None:
-                await sim_process.stop()
             if lease is not None:
                 await lease.release()
             await db.dispose()
             raise
         runtime = cls(settings, db, sim, mode, accounts, registration, users, market, orders, account, alerts,
                       engine, fills, reconciler, pushes, services, feed_client, lease, directory_refresh, replicas,
-                      feeds, more_feed_clients, sim_process)
+                      feeds, more_feed_clients)
         # Once-only work, each part owned by one replica (on SQLite: this process): the feed, each
         # user's fill feed, reconciliation (in the background: start-up does not wait for KIS), the
         # master-file downloads.
@@ -286,13 +268,7 @@ class Runtime:
         replicas.add(MASTER_FILES, lambda since: _nothing(), _nothing)
         replicas.add(DAILY_REPORTS, lambda since: _started(reports.start), reports.stop)  # at each market's close
         try:
-            # The alert book loads while the simulator's process restores; the feed's requests to it wait
-            # in its sockets' backlog until it listens. Ready means KIS answers: both are done.
-            await (replicas.start() if sim_process is None else _beside(replicas.start(), sim_process))
-        except BaseException:
-            if sim_process is not None:  # the simulator's process did not start: nothing of this one is left
-                await _close_after_failure(runtime)
-            raise
+            await replicas.start()
         finally:
             if engine is not None and feeds is not None:
                 engine.early_book = feeds.early_demand = None  # taken by their start, on the feed's owner (us)
@@ -319,32 +295,8 @@ class Runtime:
         await self.accounts.aclose()
         if self.sim is not None:
             await self.sim.stop()
-        if self.sim_process is not None:
-            await self.sim_process.stop()  # its last saves come through this process's database
         await self.lease.release()
         await self.db.dispose()
-
-
-async def _beside(start: Awaitable[None], sim_process: SimulatorProcess) -> None:
-    """``start`` while the simulator's process gets ready; both done, or the first failure raised (the
-    other cancelled)."""
-    tasks = [asyncio.ensure_future(start), asyncio.ensure_future(sim_process.wait_ready())]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-async def _close_after_failure(runtime: Runtime) -> None:
-    """A start that failed once everything was built: all of it stopped (the simulator's process, the
-    lease, the database); what fails meanwhile is logged, the start's own failure is what is raised."""
-    try:
-        await runtime.aclose()
-    except Exception:
-        log.exception("closing what a failed start had built failed too")
 
 
 async def _drop_unused(reads: list[asyncio.Task[Any]]) -> None:

@@ -23,7 +23,7 @@ from chatbot.alerts.engine import THRESHOLD_UNITS
 from chatbot.alerts.feeds import ANYONE, FeedPlanner, read_demand
 from chatbot.alerts.repository import armed_sides
 from chatbot.config import DatabaseSettings, SecuritySettings, Settings, SimulatorSettings
-from chatbot.sim.server import KisSimulator, SimulatorOptions
+from chatbot.sim.server import KisSimulator
 from chatbot.storage import Database
 from chatbot.storage.tables import AlertRow
 from chatbot.storage.types import utcnow
@@ -185,7 +185,7 @@ async def test_on_sqlite_the_book_and_demand_are_read_while_the_simulator_restor
     monkeypatch.setattr("chatbot.alerts.feeds.read_demand", demand)
     config = Settings(database=DatabaseSettings(url=url), security=SecuritySettings(str(tmp_path / "master.key")),
                         simulator=SimulatorSettings(tick_interval_seconds=0))
-    runtime = await runtime_module.Runtime.start(config, SimulatorOptions(tick_interval=0))  # in this process
+    runtime = await runtime_module.Runtime.start(config)
     try:
         assert sorted(events[:2]) == ["book read", "demand read"] and events[2] == "simulator restored"
         assert sorted(events) == ["book read", "demand read", "simulator restored"]  # each once

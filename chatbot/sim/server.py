@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Self
 
@@ -30,7 +30,6 @@ from chatbot.sim.exchange import Exchange
 from chatbot.sim.faults import Faults
 from chatbot.sim.market import Market
 from chatbot.sim.master_files import PATH_PREFIX, MasterArchives
-from chatbot.sim.options import SimulatorOptions
 from chatbot.sim.realtime import RealtimeServer
 from chatbot.sim.rest import RestApi
 from chatbot.sim.store import MemoryStateStore, StateStore
@@ -38,9 +37,31 @@ from chatbot.sim.throttle import SlidingWindowThrottle
 from chatbot.sim.us_market import UsMarket, session_code, units_of
 from chatbot.sim.us_trading import UsTrading
 
-__all__ = ["KisSimulator", "SimulatorOptions"]  # the options are chatbot.sim.options', re-exported here
 log = logging.getLogger(__name__)
 MARKET_SAVE_INTERVAL = 10.0
+
+
+@dataclass(slots=True)
+class SimulatorOptions:
+    seed: int = 20240101
+    starting_cash: int = 10_000_000
+    tick_interval: float = 1.0  # seconds between market steps; 0 = only on demand (tests)
+    enforce_token_issue_interval: bool = False  # EGW00133 on a second issuance within a minute
+    refuse_inqr_dvsn_02: bool = False  # emulate the 2026-02-10 refusal of INQR_DVSN=02
+    requests_per_second: dict[str, int] | None = None  # per flavour; default KIS's 20 / 2
+    balance_page_size: int = 0  # 0 = KIS's (real 50, paper 20)
+    daily_ccld_page_size: int = 0  # 0 = KIS's (real 100, paper 15)
+    pingpong_interval: float = 10.0  # seconds between PINGPONG messages (KIS's interval is unverified)
+    notice_layout: str = "auto"  # execution notices: "26", "23" (python-kis 2.1.6), or "auto" per connection
+    ws_max_subscriptions: int = p.WS_MAX_SUBSCRIPTIONS  # per session; the next gets OPSP0008 MAX SUBSCRIBE OVER
+    # US stocks (KIS_OVERSEAS.md)
+    usd_starting_cash: Decimal = Decimal(10000)  # a paper account's dollars when it first trades US stocks
+    krw_per_usd: Decimal = Decimal("1400.00")  # the fixed rate of every KRW valuation and quote
+    us_always_open: bool = False  # every moment is a regular US session (tests); else America/New_York hours
+    us_notice_layout: str = "auto"  # H0GSCNI0 notices: "25", "24" (portal), "21" (python-kis), or "auto"
+    us_paper_nccs: bool = False  # answer VTTS3018R (KIS's portal says paper does not offer it)
+    us_closed_msg_cd: str = "APBK1664"  # msg_cd of an order outside US hours (unverified)
+    us_balance_page_size: int = 0  # 0 = KIS's (100)
 
 
 class KisSimulator:
@@ -85,11 +106,7 @@ class KisSimulator:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", real_port: int = 0, virtual_port: int = 0,
-                    real_ws_port: int = 0, virtual_ws_port: int = 0,
-                    sockets: Sequence[socket.socket] | None = None) -> None:
-        """Restore the state, then listen: on ``host`` and the ports given (0: any free one), or on
-        ``sockets``, four listening sockets made for it (real REST, paper REST, real WebSocket, paper
-        WebSocket: :mod:`chatbot.sim.process`)."""
+                    real_ws_port: int = 0, virtual_ws_port: int = 0) -> None:
         await self._load()
         listeners: list[tuple[str, web.Application, int, str]] = [
             ("real", self.apis["real"].make_app(), real_port, "http"),
@@ -97,14 +114,13 @@ class KisSimulator:
             ("ws-real", self.realtime["real"].make_app(), real_ws_port, "ws"),
             ("ws-virtual", self.realtime["virtual"].make_app(), virtual_ws_port, "ws"),
         ]
-        for i, (name, app, port, scheme) in enumerate(listeners):
+        for name, app, port, scheme in listeners:
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
-            site: web.BaseSite = (web.SockSite(runner, sockets[i]) if sockets is not None
-                                  else web.TCPSite(runner, host, port, reuse_address=True))
+            site = web.TCPSite(runner, host, port, reuse_address=True)
             await site.start()
             self._runners.append(runner)
-            sock = sockets[i] if sockets is not None else site._server.sockets[0]  # type: ignore[union-attr]
+            sock = site._server.sockets[0]  # type: ignore[union-attr]
             bound_host, bound_port = sock.getsockname()[:2]
             self._urls[name] = f"{scheme}://{bound_host}:{bound_port}"
         if self.options.tick_interval > 0:
