@@ -20,6 +20,7 @@
     python -m bench.scale --keep DIR          # build the database in DIR and keep it
     python -m bench.scale --reuse DIR         # start-up only, on a database kept with --keep
     python -m bench.scale --reuse DIR --baseline /tmp/base --postgres postgresql://root@127.0.0.1:5432/test
+    python -m bench.scale --reuse DIR --profile OUT   # one start profiled: pyinstrument and -X importtime
 """
 
 from __future__ import annotations
