@@ -39,9 +39,10 @@ class DbSimStateStore:
             joined = func.group_concat(func.json_quote(t.c.key, type_=Text) + "," + data, ",")
         else:
             joined = func.string_agg(cast(func.to_json(t.c.key), Text) + "," + data, literal(",", Text))
+        array = literal("[", Text) + func.coalesce(joined, "") + literal("]", Text)  # no copy of it made here
         async with self.db.engine.connect() as conn:
-            text: str | None = (await conn.execute(select(joined))).scalar_one()
-        return f"[{text or ''}]"
+            text: str = (await conn.execute(select(array))).scalar_one()
+        return text
 
     async def save_many(self, documents: dict[str, dict[str, Any]]) -> None:
         if not documents:
