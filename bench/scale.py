@@ -20,6 +20,7 @@
     python -m bench.scale --keep DIR          # build the database in DIR and keep it
     python -m bench.scale --reuse DIR         # start-up only, on a database kept with --keep
     python -m bench.scale --reuse DIR --baseline /tmp/base --postgres postgresql://root@127.0.0.1:5432/test
+    python -m bench.scale --reuse DIR --profile OUT   # one start profiled: pyinstrument and -X importtime
 """
 
 from __future__ import annotations
@@ -60,16 +61,21 @@ READY = "kis-chatops running"
 # `chatbot run` as installed (its own entry point: collection paused until ready, as it does), with
 # Runtime.start timed from outside: the JSON line comes when the "running" line is printed.
 START = """
-import json, sys, time
+import json, os, sys, time
 spawned = float(sys.argv[1])
+profile = os.environ.get("BENCH_SCALE_PROFILE")
+if profile:
+    from pyinstrument import Profiler
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
 import chatbot.__main__ as entry
 
 timed = {}
 start_runtime = entry._start_runtime
 
-async def timed_start(settings, observe_kis=None):
+async def timed_start(*args, **kwargs):
     started, cpu = time.perf_counter(), time.process_time()
-    runtime = await start_runtime(settings, observe_kis)
+    runtime = await start_runtime(*args, **kwargs)
     timed["start_to_ready"] = time.perf_counter() - started
     timed["start_cpu"] = time.process_time() - cpu
     timed["armed"] = len(runtime.engine.book) if runtime.engine is not None else 0
@@ -84,8 +90,15 @@ class Out:
         self.stream.write(text)
         if "READY_LINE" in text:
             hwm = next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM"))
-            self.stream.write("\\n" + json.dumps({"spawn_to_ready": time.time() - spawned, "cpu": time.process_time(),
-                                          "rss_mb": int(hwm) / 1024, **timed}) + "\\n")
+            figures = {"spawn_to_ready": time.time() - spawned, "cpu": time.process_time(), "rss_mb": int(hwm) / 1024,
+                       **timed}
+            if profile:
+                profiler.stop()
+                with open(profile + "/profile.txt", "w") as out:
+                    out.write(profiler.output_text(unicode=True, show_all=False))
+                with open(profile + "/profile.html", "w") as out:
+                    out.write(profiler.output_html())
+            self.stream.write("\\n" + json.dumps(figures) + "\\n")
             self.stream.flush()
         return len(text)
     def flush(self):
@@ -232,20 +245,22 @@ async def drop_postgres(server_url: str, name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def start_in_fresh_process(url: str, key_file: str, fake_url: str, tree: Path = ROOT) -> dict[str, Any]:
+async def start_in_fresh_process(url: str, key_file: str, fake_url: str, tree: Path = ROOT,
+                                  extra_env: dict[str, str] | None = None, flags: tuple[str, ...] = ()
+                                  ) -> dict[str, Any]:
     """Spawn ``chatbot run`` (tree ``tree``) on the database ``url``; its figures at ready; then SIGINT."""
     from tests.harness import TOKEN
 
-    env = {**os.environ, "PYTHONPATH": str(tree), "KISBOT_DATABASE_URL": url,
+    env = {**os.environ, **(extra_env or {}), "PYTHONPATH": str(tree), "KISBOT_DATABASE_URL": url,
            "KISBOT_SECURITY_MASTER_KEY_FILE": key_file,
            "KISBOT_LOGGING_LEVEL": os.environ.get("BENCH_SCALE_LOG_LEVEL", "WARNING"),
            "KISBOT_TELEGRAM_TOKEN": TOKEN, "KISBOT_TELEGRAM_BASE_URL": fake_url}
     if PYCACHE is not None:
         env["PYTHONPYCACHEPREFIX"] = PYCACHE
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-    log = os.open(os.environ.get("BENCH_SCALE_LOG", os.devnull), os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # its logs
+    log = os.open(env.get("BENCH_SCALE_LOG", os.devnull), os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # its logs
     spawned = time.time()
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", START, repr(spawned), cwd=tree, env=env,
+    proc = await asyncio.create_subprocess_exec(sys.executable, *flags, "-c", START, repr(spawned), cwd=tree, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=log)
     assert proc.stdout is not None
     result: dict[str, Any] = {}
@@ -261,6 +276,29 @@ async def start_in_fresh_process(url: str, key_file: str, fake_url: str, tree: P
         await proc.communicate()
         os.close(log)
     return result
+
+
+async def profile_start(where: Path, pristine: str, key_file: str, fake_url: str, postgres: str | None,
+                        sqlite_url: str, reset: Any) -> None:
+    """One start warmed (bytecode, page cache), then one under pyinstrument, then one under -X importtime."""
+    where.mkdir(parents=True, exist_ok=True)
+    url, name = sqlite_url, f"bench_scale_{os.getpid()}"
+    if postgres:
+        url = await copy_to_postgres(pristine, postgres, name)
+    try:
+        for what, extra, flags in (("warm-up", {}, ()), ("pyinstrument", {"BENCH_SCALE_PROFILE": str(where)}, ()),
+                                   ("importtime", {"BENCH_SCALE_LOG": str(where / "importtime.txt")},
+                                    ("-X", "importtime"))):
+            if not postgres:
+                await reset()
+            Path(where / "importtime.txt").unlink(missing_ok=True)
+            figures = await start_in_fresh_process(url, key_file, fake_url, extra_env=extra, flags=flags)
+            print(f"{what}: spawn → ready {figures['spawn_to_ready']:.2f} s, Runtime.start "
+                  f"{figures['start_to_ready']:.2f} s, {figures['cpu']:.2f} CPU s", flush=True)
+    finally:
+        if postgres:
+            await drop_postgres(postgres, name)
+    print(f"written to {where}: profile.txt, profile.html, importtime.txt", flush=True)
 
 
 def spread(rows: list[dict[str, Any]], key: str) -> str:
@@ -319,6 +357,9 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse", help="start-up only, on the database a --keep run left in this directory")
     parser.add_argument("--baseline", type=Path, help="another tree, its starts alternated with this one's")
     parser.add_argument("--postgres", help="also on a PostgreSQL copy (a server URL; a new database on it)")
+    parser.add_argument("--profile", type=Path, help="instead of the rounds: one start of this tree on the large "
+                        "database (SQLite, or --postgres) profiled into this directory: profile.txt and .html "
+                        "(pyinstrument, spawn to ready), importtime.txt (python -X importtime)")
     args = parser.parse_args(argv if argv is not None else [])
     from tests.fake_telegram import FakeTelegram
     from tests.harness import TOKEN
@@ -353,6 +394,10 @@ async def main(argv: list[str] | None = None) -> None:
                 shutil.copy(f"{built}/pristine.sqlite3", f"{work}/bot.sqlite3")
 
             keys = {"scale": f"{built}/master.key", "empty": f"{empty}/master.key"}
+            if args.profile:
+                await profile_start(args.profile, f"{built}/pristine.sqlite3", keys["scale"], fake.base_url,
+                                    args.postgres, f"sqlite:///{work}/bot.sqlite3", reset_sqlite)
+                return
             await compare("SQLite", f"sqlite:///{work}/bot.sqlite3", f"sqlite:///{empty}/bot.sqlite3", keys,
                           args.rounds, args.baseline, fake.base_url, reset_sqlite)
             if args.postgres:
