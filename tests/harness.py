@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import io
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
@@ -76,9 +77,12 @@ class BotHarness:
         await tg.start(self.app, poll_timeout=1)
         await self.runtime.services.pushes.start(RecordingNotifier(TelegramNotifier(self.app.bot), self.pushed))
 
-    async def restart(self) -> None:
-        """Stop the bot (and its embedded simulator) and start it again on the same database."""
+    async def restart(self, while_down: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Stop the bot (and its embedded simulator) and start it again on the same database;
+        ``while_down`` runs between the two (the market moving while nobody watches, say)."""
         await self._stop_bot()
+        if while_down is not None:
+            await while_down()
         await self._start_bot()
 
     async def _stop_bot(self) -> None:

@@ -11,6 +11,10 @@
   first tick of each symbol fires what the day's high or low crossed meanwhile. Alerts armed on
   another replica reach the feed's owner through the database (:meth:`Replicas._adopt_alerts`), with
   the same gap check from the moment they were stored.
+* **A restart is a gap too.** With no holder seen (the only process restarted; every replica was
+  down and one comes back) there is no moment to start the gap from: the feed's owner stamps in the
+  database, while the feed is up, when it last watched it (:mod:`chatbot.service.watermark`), and one
+  taking the feed with no holder seen starts the gap from that stamp. Only the feed's owner stamps.
 * Telegram re-sends a webhook update it did not see acknowledged, perhaps to another replica:
   :meth:`Replicas.first_delivery` lets one replica take each update id.
 * **Users' sessions follow the feed.** A registered user's one session (KIS allows one per app key)
@@ -53,6 +57,7 @@ from chatbot.kis.frames import Tick
 from chatbot.kis.realtime import Event, SubscriptionError
 from chatbot.service.fills import FillWatcher
 from chatbot.service.journal import OPEN_STATUSES
+from chatbot.service.watermark import Watermark
 from chatbot.storage.db import Database
 from chatbot.storage.leases import RUNTIME, is_live
 from chatbot.storage.locks import OwnershipLocks
@@ -109,6 +114,9 @@ class Replicas:
         self.passes = 0
         self.sessions_follow_feed = False  # True once there is a feed role among replicas (see the module's doc)
         self.sessions: UserSessions | None = None  # users' own sessions (shared by the fill watcher and the planner)
+        self.watermark: Watermark | None = None  # until when the feed was watched (feed_role)
+        self._watching = False  # the feed role's gain done and its lose not begun: the feed is this replica's
+        self._locks_lost = False  # the roles are being lost with the connection holding their locks
 
     @property
     def single_process(self) -> bool:
@@ -152,8 +160,12 @@ class Replicas:
     async def run_once(self) -> None:
         async with self._pass_lock:
             if not await self.locks.check():
-                for name in sorted(self.active):
-                    await self._lose(name)
+                self._locks_lost = True  # another replica may own them already: no more stamps from here
+                try:
+                    for name in sorted(self.active):
+                        await self._lose(name)
+                finally:
+                    self._locks_lost = False
                 await self._drop_user_sessions()  # they were owned through the lost locks
             for name, role in list(self.roles.items()):
                 if name in self.active:
@@ -172,6 +184,7 @@ class Replicas:
                 else:
                     self.held_elsewhere[name] = time.time()
             if self.owns(FEED):
+                self._mark_watched()
                 await self._adopt_alerts()
                 await self._adopt_riders()
             else:
@@ -203,16 +216,27 @@ class Replicas:
         adopts what other replicas armed for them through the database (``recent``: :meth:`recent_prices`)."""
         self.engine = engine
         self.riders_pass = riders_pass
+        watermark = self.watermark = Watermark(self.db, FEED)
 
         async def gain(since: float | None) -> None:
             self._adopted_until, self._swept = utcnow(), time.monotonic()  # the book is loaded in full
+            if since is None:  # no holder seen: the feed was last watched when the last owner stamped it
+                since = await watermark.read()
+                if since is not None:
+                    log.info("feed unwatched since its last stamp: a gap from then",
+                             extra={"since_s": round(time.time() - since, 2)})
             await engine.start()
             if since is not None:  # the previous owner was alive then: a gap from that moment
                 engine.assume_gap(since)
             if riders is not None:
                 await riders(since)
+            self._watching = True
 
         async def lose() -> None:
+            watching, self._watching = self._watching, False
+            await watermark.settle()
+            if watching and not self._locks_lost and engine.feed.connected.is_set():
+                await watermark.mark()  # watched until now (a feed down since: its last stamp stands)
             if riders_stop is not None:
                 await riders_stop()
             await engine.stop()
@@ -226,6 +250,13 @@ class Replicas:
         if not self.single_process:
             self.sessions_follow_feed = True
             engine.feed.add_listener(self._note_tick)
+
+    def _mark_watched(self) -> None:
+        """The feed's owner, on each pass: while the feed is up, stamp that it is watched (every few
+        seconds, in the background: a locked or unreachable database delays no pass and costs no role)."""
+        if self._watching and self.watermark is not None and self.engine is not None \
+                and self.engine.feed.connected.is_set():
+            self.watermark.mark_soon()
 
     async def claim_session(self, user_id: int) -> bool:
         """May this replica open ``user_id``'s own session (fill notices, their own symbols)? Taking its

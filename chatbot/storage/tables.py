@@ -333,6 +333,17 @@ class ConditionalOrderRow(SQLModel, table=True):
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class WatermarkRow(SQLModel, table=True):
+    """Until when something was watched (``feed:market-data``: the market-data feed, by the replica
+    owning it): a restart, or a replica coming back when every one was down, takes the time since as a
+    feed gap (chatbot.service.watermark). One row per watched thing."""
+
+    __tablename__ = "watermarks"
+
+    name: str = Field(primary_key=True, max_length=60)
+    watched_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
 def declare_partial_indexes() -> None:
     """Add the outbox's two partial indexes to the metadata, once (the migrations' environment calls
     this, so Alembic compares them as before). Replicas claim the oldest pending push of each chat
