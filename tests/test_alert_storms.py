@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,7 @@ from chatbot.alerts.engine import AlertEngine
 from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Tick
+from chatbot.kis.models import KST
 from chatbot.kis.realtime import Disconnected, Reconnected
 from chatbot.storage import Database
 from chatbot.storage.tables import AlertRow, OutboxRow
@@ -328,6 +330,23 @@ async def test_feed_gap_fires_on_extremes_and_sets_aside_alerts_armed_since(
     feed.emit(tick(CODE, 70_600))  # an ordinary crossing fires the alert armed during the gap
     await settled(engine)
     assert engine.fired == 3
+
+
+async def test_a_drop_noticed_late_is_a_gap_from_when_the_server_was_last_heard(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any]) -> None:
+    """A silent drop is found by the ping timeout, up to 40 s after the last frame: the day's high made in
+    between (unseen) crossed the alert, and the gap judged from the drop's discovery missed it."""
+    (alert_id,) = await store_alerts(database, [(CODE, "above", 71_000)])
+    engine: AlertEngine = await make_engine()
+    heard = time.time() - 40
+    feed.emit(Disconnected("ConnectionClosedError", last_heard=heard))
+    feed.emit(Reconnected(1))
+    unseen = dt.datetime.fromtimestamp(heard + 20, KST).strftime("%H%M%S")
+    feed.emit(tick(CODE, 70_000, time=dt.datetime.now(KST).strftime("%H%M%S"), high=71_500, high_time=unseen))
+    await settled(engine)
+    async with database.session() as session:
+        assert (await session.get(AlertRow, alert_id)).status == "fired"  # type: ignore[union-attr]
+    assert engine.fired == 1
 
 
 async def test_gap_bookkeeping_ends_when_a_symbol_leaves_the_feed(database: Database, feed: StandInFeed,

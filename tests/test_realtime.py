@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -191,11 +192,15 @@ async def test_other_accounts_notices_are_not_delivered(sim: KisSimulator, feed:
 async def test_survives_a_forced_drop(sim: KisSimulator, feed: Feed) -> None:
     await feed.client.subscribe(p.WS_TRADE, CODE)
     await feed.client.subscribe(p.WS_TRADE, "000660")
+    heard_before = feed.client.last_heard
     dropped = await sim.control("drop-websockets", {})
     assert dropped["dropped"] == 1
     started = asyncio.get_running_loop().time()
     await feed.wait_for(lambda e: isinstance(e, Reconnected), timeout=5)
-    assert feed.of(Disconnected)
+    (drop,) = feed.of(Disconnected)
+    # when the server was last heard on the dropped connection: the subscriptions' acks at least, not later
+    # than the drop (the gap the alert engines judge starts there)
+    assert drop.last_heard is not None and heard_before is not None and heard_before <= drop.last_heard <= time.time()
     for _ in range(50):
         if server_subs(sim) == {(p.WS_TRADE, CODE), (p.WS_TRADE, "000660")}:
             break

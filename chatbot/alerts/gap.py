@@ -39,7 +39,11 @@ class FeedGap:
     def on_event(self, event: Event, subscribed: Iterable[str]) -> None:
         """The feed's state news: a drop opens the gap, a reconnect waits for each symbol's first trade."""
         if isinstance(event, Disconnected) and self.start is None:
-            self.start = time.time()
+            # From when the server was last heard: what it sent after that was lost, though the drop may
+            # have been noticed much later (a silent one, by the ping timeout). Anything heard had its
+            # crossings judged already; an extreme in that very second counts (one-second resolution).
+            now = time.time()
+            self.start = now if event.last_heard is None else min(now, event.last_heard)
         elif isinstance(event, Reconnected):
             self.symbols = set(subscribed)
             if not self.symbols:

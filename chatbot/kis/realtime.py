@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -52,7 +53,12 @@ class Reconnected:
 
 @dataclass(frozen=True, slots=True)
 class Disconnected:
+    """The connection dropped. ``last_heard``: when the server was last heard on it (epoch seconds; its
+    opening if nothing came), so a gap judged from then covers a drop noticed late (a silent one is only
+    found by the ping timeout, up to 40 s on)."""
+
     reason: str
+    last_heard: float | None = None
 
 
 Event = Record | Reconnected | Disconnected
@@ -85,6 +91,7 @@ class RealtimeClient:
         self.reconnects = 0
         self.frames = 0
         self.bad_frames = 0
+        self.last_heard: float | None = None  # epoch seconds of the last message (or the opening) on the connection
         self._approval: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -210,6 +217,7 @@ class RealtimeClient:
 
     async def _on_open(self, ws: ClientConnection) -> None:
         self._ws = ws
+        self.last_heard = time.time()
         self._ciphers.clear()
         self.connections += 1
         self.connected.set()
@@ -226,9 +234,10 @@ class RealtimeClient:
         if self._ws is not None:
             self._ws = None
             self.connected.clear()
-            self._emit(Disconnected(reason))
+            self._emit(Disconnected(reason, self.last_heard))
 
     async def _on_message(self, ws: ClientConnection, message: str | bytes) -> None:
+        self.last_heard = time.time()
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         if message[:1] in ("0", "1"):
