@@ -1,0 +1,101 @@
+"""Order-safety review (2026-11-30): faults on the order path that a trader would suffer, end to end through
+the simulator and the fake Bot API.
+
+* KIS numbers orders anew each day: an order number the journal gave an order of an earlier day must not
+  hide today's order from reconciliation (told "not placed" while it works), nor take today's fill.
+* A cancellation whose reply was lost is confirmed only by the cancellation itself in the day's list, never
+  by the order's absence from the open orders (a fill also takes it out of that list).
+* A cancellation or revision the gateway refused (EGW00201, never reached the ledger) is sent again, as an
+  order is, instead of being told as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from sqlmodel import col, select
+
+from chatbot.config import KisSettings
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.kis import protocol as p
+from chatbot.storage.tables import OrderEventRow, OrderJournalRow
+from chatbot.storage.types import utcnow
+from tests.harness import BotHarness
+
+USER = BotApiEmulator.user(9701, "en")
+CODE = "005930"
+
+
+@pytest.fixture
+async def bot(db_url: str) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(db_url, kis=KisSettings(order_settle_seconds=0.5, order_reconcile_interval_seconds=0.2))
+    await harness.start()
+    yield harness
+    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
+    await harness.stop()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def journal(bot: BotHarness) -> list[OrderJournalRow]:
+    assert bot.runtime is not None
+    async with bot.runtime.db.session() as session:
+        return list((await session.exec(select(OrderJournalRow).order_by(col(OrderJournalRow.id)))).all())
+
+
+async def yesterdays_order(bot: BotHarness, order_no: str, quantity: int = 1) -> None:
+    """An order of an earlier day, filled and told, under the number KIS gives the next order today."""
+    assert bot.runtime is not None
+    account = await bot.runtime.accounts.for_user(USER["id"])
+    then = utcnow() - dt.timedelta(days=1, hours=1)
+    async with bot.runtime.db.write() as session:
+        row = OrderJournalRow(idempotency_key="yesterdays-card", owner_id=USER["id"],
+                              environment=bot.runtime.orders.mode.setting, account=str(account.account),
+                              action="order", side="buy", code=CODE, quantity=quantity, price=None, currency="KRW",
+                              kis_order_no=order_no, status="filled", known_orders=[], sent_at=then,
+                              told_at=then, created_at=then, updated_at=then)
+        session.add(row)
+        await session.flush()
+        assert row.id is not None
+        session.add(OrderEventRow(journal_id=row.id, status="filled", detail=f"{quantity}@70000", at=then))
+
+
+def next_order_no(bot: BotHarness) -> str:
+    return f"{bot.sim.exchange.next_order_no + 1:010d}"
+
+
+def resting_price(bot: BotHarness, ticks: int = 2) -> int:
+    state = bot.sim.market.get(CODE)
+    assert state is not None
+    return p.round_down_to_tick(state.limits[0] + ticks * p.tick_size(state.limits[0]))
+
+
+async def test_an_order_number_of_an_earlier_day_does_not_hide_todays_order_from_reconciliation(
+        bot: BotHarness) -> None:
+    """KIS took the order, its reply was lost and the submitter's looks found nothing: reconciliation finds it
+    in the day's list. An order of yesterday carried the same number (KIS numbers each day anew): that is no
+    reason to think today's order belongs to someone else and to tell the trader it was not placed."""
+    assert bot.runtime is not None
+    account = await bot.runtime.accounts.for_user(USER["id"])
+    account.submitter.lookups = 0  # no look of its own: the outcome is left to reconciliation
+    number = next_order_no(bot)
+    await yesterdays_order(bot, number)
+    (card,) = await bot.say(USER, f"/buy {CODE} 1")
+    bot.sim.faults.error_5xx_after_next, bot.sim.faults.paths = 1, (p.PATH_ORDER_CASH,)
+    await bot.press_button(USER, card, 0)
+    bot.sim.faults.clear()
+    assert bot.sim.orders_accepted == 1
+    await wait_for(lambda: "Checking with KIS" not in bot.current(card)["text"]
+                   and "Sending" not in bot.current(card)["text"])
+    text = bot.current(card)["text"]
+    today = (await journal(bot))[-1]
+    assert "Not placed" not in text and "Order accepted" in text, text
+    assert today.status in ("accepted", "filled") and today.kis_order_no == number
