@@ -99,3 +99,29 @@ async def test_an_order_number_of_an_earlier_day_does_not_hide_todays_order_from
     today = (await journal(bot))[-1]
     assert "Not placed" not in text and "Order accepted" in text, text
     assert today.status in ("accepted", "filled") and today.kis_order_no == number
+
+
+async def test_a_fill_before_todays_order_has_its_number_is_not_taken_for_yesterdays(bot: BotHarness) -> None:
+    """A market order fills at once; its notice can come before KIS's reply is journalled. Yesterday's order
+    had the same number: the fill must not be counted on yesterday's row (where it looks "already
+    journalled" and is never told) but on today's."""
+    assert bot.runtime is not None
+    number = next_order_no(bot)
+    await yesterdays_order(bot, number)
+    (card,) = await bot.say(USER, f"/buy {CODE} 1")
+    bot.sim.faults.response_delay_seconds, bot.sim.faults.paths = 1.0, (p.PATH_ORDER_CASH,)
+    await bot.press_button(USER, card, 0)
+    bot.sim.faults.clear()
+    assert "Order accepted" in bot.current(card)["text"]
+    fill = await bot.wait_for_message(USER["id"], "Filled", 15)
+    assert number in fill["text"]
+
+    async def todays_row_filled() -> OrderJournalRow:
+        while True:
+            row = (await journal(bot))[-1]
+            if row.status == "filled":
+                return row
+            await asyncio.sleep(0.05)
+
+    today = await asyncio.wait_for(todays_row_filled(), 15)
+    assert today.kis_order_no == number

@@ -165,10 +165,15 @@ class FillWatcher:
 
     async def _newest_row(self, user_id: int, order_no: str, market: str, *,
                           cancels: bool = True) -> OrderJournalRow | None:
-        """The newest of ``user_id``'s journal rows in ``market`` with ``order_no`` (KIS numbers each day anew),
-        cancellations left out unless ``cancels``."""
+        """The newest of ``user_id``'s journal rows in ``market`` with ``order_no``, cancellations left out unless
+        ``cancels``. Only rows of the market's day: KIS numbers orders anew each day, and a notice can come before
+        today's order has its number journalled (a market order fills at once) — an order of an earlier day with
+        that number is not it."""
+        tz = NEW_YORK if market == "US" else KST
+        day_start = dt.datetime.combine(dt.datetime.now(tz).date(), dt.time(), tz).astimezone(dt.UTC)
         query = select(OrderJournalRow).where(
             col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
+            col(OrderJournalRow.created_at) >= day_start,
             func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no))
         if not cancels:
             query = query.where(col(OrderJournalRow.action) != "cancel")
