@@ -125,3 +125,28 @@ async def test_a_fill_before_todays_order_has_its_number_is_not_taken_for_yester
 
     today = await asyncio.wait_for(todays_row_filled(), 15)
     assert today.kis_order_no == number
+
+
+async def test_a_lost_cancel_reply_on_an_order_that_filled_is_not_told_as_cancelled(bot: BotHarness) -> None:
+    """The order filled after its cancel card was made; the cancel's reply was lost (HTTP 500). The order is
+    gone from the open orders because it filled, not because it was cancelled: the card must not say
+    "Cancellation accepted"."""
+    assert bot.runtime is not None
+    limit = resting_price(bot)
+    (buy,) = await bot.say(USER, f"/buy {CODE} 3 {limit}")
+    await bot.press_button(USER, buy, 0)
+    order_no = (await journal(bot))[-1].kis_order_no
+    assert order_no
+    (cancel_card,) = await bot.say(USER, f"/cancel {order_no}")
+    sim_account = next(iter(bot.sim.exchange.accounts.values()))
+    order = sim_account.find(order_no)
+    assert order is not None
+    bot.sim.exchange._fill(sim_account, order, 3, limit, bot.sim.exchange._stamp()[1])  # filled meanwhile
+    bot.sim.faults.error_5xx_next, bot.sim.faults.paths = 1, (p.PATH_ORDER_RVSECNCL,)
+    await bot.press_button(USER, cancel_card, 0)
+    bot.sim.faults.clear()
+    assert "Cancellation accepted" not in bot.current(cancel_card)["text"], bot.current(cancel_card)["text"]
+    cancel = (await journal(bot))[-1]
+    assert cancel.action == "cancel" and cancel.status != "accepted"
+    await wait_for(lambda: "Checking with KIS" not in bot.current(cancel_card)["text"])
+    assert "Cancellation accepted" not in bot.current(cancel_card)["text"]
