@@ -150,3 +150,24 @@ async def test_a_lost_cancel_reply_on_an_order_that_filled_is_not_told_as_cancel
     assert cancel.action == "cancel" and cancel.status != "accepted"
     await wait_for(lambda: "Checking with KIS" not in bot.current(cancel_card)["text"])
     assert "Cancellation accepted" not in bot.current(cancel_card)["text"]
+
+
+@pytest.mark.parametrize("change", ["cancel", "modify"])
+async def test_a_change_the_gateway_refused_is_sent_again_not_told_failed(bot: BotHarness, change: str) -> None:
+    """EGW00201 on the revise/cancel POST proves it never reached the ledger (KIS: back off and retry): it is
+    sent again, once, and told as done — as an order is."""
+    assert bot.runtime is not None
+    limit = resting_price(bot)
+    (buy,) = await bot.say(USER, f"/buy {CODE} 3 {limit}")
+    await bot.press_button(USER, buy, 0)
+    order_no = (await journal(bot))[-1].kis_order_no
+    text = f"/cancel {order_no}" if change == "cancel" else f"/modify {order_no} {resting_price(bot, 3)}"
+    (card,) = await bot.say(USER, text)
+    bot.sim.faults.rate_limit_next, bot.sim.faults.paths = 1, (p.PATH_ORDER_RVSECNCL,)
+    await bot.press_button(USER, card, 0)
+    injected = bot.sim.faults.injected.get("rate_limit", 0)
+    bot.sim.faults.clear()
+    assert injected == 1
+    done = "Cancellation accepted" if change == "cancel" else "Revision accepted"
+    assert done in bot.current(card)["text"], bot.current(card)["text"]
+    assert (await journal(bot))[-1].status == "accepted"
