@@ -5,6 +5,7 @@ the simulator and the fake Bot API.
   hide today's order from reconciliation (told "not placed" while it works), nor take today's fill.
 * A cancellation whose reply was lost is confirmed only by the cancellation itself in the day's list, never
   by the order's absence from the open orders (a fill also takes it out of that list).
+* A replica catching fills up matches a journal row to KIS's row of the same day, not of the same number only.
 * A cancellation or revision the gateway refused (EGW00201, never reached the ledger) is sent again, as an
   order is, instead of being told as failed.
 """
@@ -21,6 +22,8 @@ from sqlmodel import col, select
 from chatbot.config import KisSettings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
+from chatbot.kis.protocol import KST
+from chatbot.service.fill_catchup import catch_up_fills
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow
 from chatbot.storage.types import utcnow
 from tests.harness import BotHarness
@@ -51,21 +54,24 @@ async def journal(bot: BotHarness) -> list[OrderJournalRow]:
         return list((await session.exec(select(OrderJournalRow).order_by(col(OrderJournalRow.id)))).all())
 
 
-async def yesterdays_order(bot: BotHarness, order_no: str, quantity: int = 1) -> None:
-    """An order of an earlier day, filled and told, under the number KIS gives the next order today."""
+async def yesterdays_order(bot: BotHarness, order_no: str, quantity: int = 1, *, status: str = "filled",
+                           then: dt.datetime | None = None) -> None:
+    """An order of an earlier day, told, under the number KIS gives the next order today (filled unless
+    ``status`` says otherwise)."""
     assert bot.runtime is not None
     account = await bot.runtime.accounts.for_user(USER["id"])
-    then = utcnow() - dt.timedelta(days=1, hours=1)
+    then = then or utcnow() - dt.timedelta(days=1, hours=1)
     async with bot.runtime.db.write() as session:
         row = OrderJournalRow(idempotency_key="yesterdays-card", owner_id=USER["id"],
                               environment=bot.runtime.orders.mode.setting, account=str(account.account),
                               action="order", side="buy", code=CODE, quantity=quantity, price=None, currency="KRW",
-                              kis_order_no=order_no, status="filled", known_orders=[], sent_at=then,
+                              kis_order_no=order_no, status=status, known_orders=[], sent_at=then,
                               told_at=then, created_at=then, updated_at=then)
         session.add(row)
         await session.flush()
         assert row.id is not None
-        session.add(OrderEventRow(journal_id=row.id, status="filled", detail=f"{quantity}@70000", at=then))
+        if status == "filled":
+            session.add(OrderEventRow(journal_id=row.id, status="filled", detail=f"{quantity}@70000", at=then))
 
 
 def next_order_no(bot: BotHarness) -> str:
@@ -171,3 +177,27 @@ async def test_a_change_the_gateway_refused_is_sent_again_not_told_failed(bot: B
     done = "Cancellation accepted" if change == "cancel" else "Revision accepted"
     assert done in bot.current(card)["text"], bot.current(card)["text"]
     assert (await journal(bot))[-1].status == "accepted"
+
+
+async def test_a_fill_caught_up_is_told_for_todays_order_only_not_for_an_earlier_days_with_its_number(
+        bot: BotHarness) -> None:
+    """A replica taking a user's notices over catches up the fills made meanwhile. Yesterday's limit order (never
+    filled, still 'accepted' in the journal) had the number KIS gave today's order, which filled unheard: one
+    fill, told once, for today's order."""
+    assert bot.runtime is not None
+    runtime = bot.runtime
+    number = next_order_no(bot)
+    await yesterdays_order(bot, number, status="accepted",
+                           then=dt.datetime.combine(dt.datetime.now(KST).date(), dt.time(), KST) - dt.timedelta(
+                               seconds=30))
+    exchange = bot.sim.exchange
+    listeners, exchange._order_listeners = exchange._order_listeners, []  # its fill notice is lost
+    try:
+        (card,) = await bot.say(USER, f"/buy {CODE} 1")
+        await bot.press_button(USER, card, 0)
+    finally:
+        exchange._order_listeners = listeners
+    assert "Order accepted" in bot.current(card)["text"]
+    assert await catch_up_fills(runtime.db, runtime.accounts, runtime.users, USER["id"], lambda: None) == 1
+    rows = await journal(bot)
+    assert [(r.kis_order_no, r.status) for r in rows] == [(number, "accepted"), (number, "filled")]

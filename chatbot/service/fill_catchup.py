@@ -18,6 +18,7 @@ from chatbot.broker import Execution
 from chatbot.kis.errors import KisError
 from chatbot.kis.protocol import KST, order_no_key
 from chatbot.markets.money import Currency
+from chatbot.markets.us_hours import NEW_YORK
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.journal import OPEN_STATUSES, filled_so_far
 from chatbot.service.users import Users
@@ -26,6 +27,11 @@ from chatbot.storage.tables import OrderEventRow, OrderJournalRow
 from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+
+def _filed_under(row: OrderJournalRow) -> dt.date:
+    """The day KIS files the row's order under: its KST date, a US order's New York date."""
+    return (row.sent_at or row.created_at).astimezone(NEW_YORK if row.market == "US" else KST).date()
 
 
 def _domestic(code: str) -> bool:
@@ -46,14 +52,15 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
         return 0
     account = await accounts.for_user(user_id)
     # KIS numbers domestic and US orders in books of their own: each market's rows meet its own listing.
-    listed: dict[tuple[str, str], Execution] = {}
+    # KIS numbers orders anew each day: a number is an order's together with the day it is filed under.
+    listed: dict[tuple[str, dt.date, str], Execution] = {}
     for market in sorted({r.market for r in rows}):
         # US: the account's US orders (KIS files them under the New York date: executions(day) covers a KST day)
         broker = account.broker_for(market)
         try:
             for day in sorted({r.created_at.astimezone(KST).date() for r in rows if r.market == market}):
                 for listed_row in await broker.executions(day):
-                    listed[(market, order_no_key(listed_row.order_no))] = listed_row
+                    listed[(market, listed_row.date, order_no_key(listed_row.order_no))] = listed_row
         except KisError as exc:
             if market != "US":
                 raise
@@ -61,7 +68,8 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
     language = await users.language(user_id)
     pushed = 0
     for row in rows:
-        execution = listed.get((row.market, order_no_key(row.kis_order_no or "")))
+        key = order_no_key(row.kis_order_no or "")
+        execution = listed.get((row.market, _filed_under(row), key)) or listed.get((row.market, dt.date.min, key))
         if execution is None or execution.filled_quantity <= 0:
             continue
         async with db.write() as session:
