@@ -201,3 +201,27 @@ async def test_a_fill_caught_up_is_told_for_todays_order_only_not_for_an_earlier
     assert await catch_up_fills(runtime.db, runtime.accounts, runtime.users, USER["id"], lambda: None) == 1
     rows = await journal(bot)
     assert [(r.kis_order_no, r.status) for r in rows] == [(number, "accepted"), (number, "filled")]
+
+
+async def test_a_fill_before_a_slow_reply_is_journalled_on_its_order_once_the_number_comes(bot: BotHarness) -> None:
+    """KIS answers a market order seconds after it filled (the fill notice comes first): the fill waits for the
+    order's number and is journalled on it, not pushed as an order placed elsewhere and left out of the journal."""
+    assert bot.runtime is not None
+    (card,) = await bot.say(USER, f"/buy {CODE} 1")
+    bot.sim.faults.response_delay_seconds, bot.sim.faults.paths = 6.0, (p.PATH_ORDER_CASH,)
+    await bot.press_button(USER, card, 0)
+    bot.sim.faults.clear()
+    assert "Order accepted" in bot.current(card)["text"]
+    number = (await journal(bot))[-1].kis_order_no
+    fill = await bot.wait_for_message(USER["id"], "Filled", 15)
+    assert number and number in fill["text"]
+
+    async def filled() -> OrderJournalRow:
+        while True:
+            row = (await journal(bot))[-1]
+            if row.status == "filled":
+                return row
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(filled(), 30)
+    assert bot.count_messages(USER["id"], "Filled") == 1

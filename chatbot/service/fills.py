@@ -30,7 +30,7 @@ from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
 from chatbot.markets.us_hours import NEW_YORK
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.journal import DATABASE_ERRORS, OPEN_STATUSES, filled_so_far
+from chatbot.service.journal import DATABASE_ERRORS, OPEN_STATUSES, UNRESOLVED, filled_so_far
 from chatbot.service.orders import standing_order
 from chatbot.service.users import Users
 from chatbot.service.views import StandingOrder
@@ -41,6 +41,9 @@ from chatbot.storage.types import utcnow
 log = logging.getLogger(__name__)
 MAX_WATCHERS = 1_000
 CHANGES = ("revise", "cancel")  # journal actions that change an order already working
+# How long a fill notice waits for an order of its stock still being sent or looked for (no number yet) before it
+# is pushed as one of an order placed elsewhere.
+UNNUMBERED_PATIENCE = dt.timedelta(minutes=10)
 
 
 class _OrderRowNotWritten(Exception):
@@ -149,11 +152,14 @@ class FillWatcher:
             await asyncio.sleep(pause)
             pause = min(pause * 2, self.max_pause)
 
-    async def _journal_entry(self, user_id: int, order_no: str, market: str = "KRX") -> OrderJournalRow | None:
+    async def _journal_entry(self, user_id: int, order_no: str, market: str = "KRX", *,
+                             stock: tuple[str, str] | None = None) -> OrderJournalRow | None:
         """The journal row of the order; a market order's fill can arrive before the row has its number.
         Only the fill's own market's rows: KIS numbers domestic and US orders in books of their own, so a
         number alone may name a domestic order and a US one (a US fill then counted on the domestic row,
-        over its quantity, was dropped as "already journalled" and never told)."""
+        over its quantity, was dropped as "already journalled" and never told). While an order of the
+        user's for the notice's ``stock`` (code, side) is still being sent or looked for (no number yet), the
+        notice waits for it: KIS may answer the order many seconds after it filled."""
         for attempt in range(10):
             entry = await self._newest_row(user_id, order_no, market)
             if entry is not None:
@@ -161,7 +167,21 @@ class FillWatcher:
             if order_no in self.unwritten_order_nos():
                 raise _OrderRowNotWritten(order_no)  # told, not yet written: wait for it, then journal the fill
             await asyncio.sleep(0.05 * (attempt + 1))
+        if stock is not None and await self._unnumbered(user_id, market, *stock):
+            raise _OrderRowNotWritten(order_no)  # its number is on its way: wait for it, then journal the fill
         return None  # an order placed elsewhere (HTS, another app): pushed, not journalled
+
+    async def _unnumbered(self, user_id: int, market: str, code: str, side: str) -> bool:
+        """Whether an order (or revision) of ``user_id``'s for ``code`` and ``side``, journalled lately, is still
+        being sent or looked for: its outcome unknown, no number yet."""
+        async with self.db.session() as session:
+            found = (await session.exec(select(OrderJournalRow.id).where(
+                col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
+                col(OrderJournalRow.code) == code, col(OrderJournalRow.side) == side,
+                col(OrderJournalRow.action).in_(("order", "revise")), col(OrderJournalRow.status).in_(UNRESOLVED),
+                col(OrderJournalRow.told_at).is_(None), col(OrderJournalRow.kis_order_no).is_(None),
+                col(OrderJournalRow.created_at) >= utcnow() - UNNUMBERED_PATIENCE).limit(1))).first()
+        return found is not None
 
     async def _newest_row(self, user_id: int, order_no: str, market: str, *,
                           cancels: bool = True) -> OrderJournalRow | None:
@@ -190,7 +210,7 @@ class FillWatcher:
         else:
             filled = order_filled(notice, language)
             key = f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}"
-        found = await self._journal_entry(user_id, order_no, "US" if isinstance(notice, Fill) else "KRX")
+        found = await self._journal_entry(user_id, order_no, _market(notice), stock=_stock(notice))
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id) if found is not None else None
             if entry is not None and entry.id is not None:
@@ -224,7 +244,7 @@ class FillWatcher:
         unknown), never that an order "will not fill"."""
         order_no = notice.order_no
         market = "US" if isinstance(notice, Fill) else "KRX"
-        found = await self._journal_entry(user_id, order_no, market)
+        found = await self._journal_entry(user_id, order_no, _market(notice), stock=_stock(notice))
         if isinstance(notice, Fill):  # US: quantity/price slots carry the order's on a refusal notice
             refused = OrderRefused(language, order_no, notice.symbol, self._us_name(notice.symbol),
                                    notice.side.value, notice.quantity or notice.order_quantity,
@@ -310,6 +330,15 @@ class FillWatcher:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+
+def _market(notice: ExecutionNotice | Fill) -> str:
+    return "US" if isinstance(notice, Fill) else "KRX"
+
+
+def _stock(notice: ExecutionNotice | Fill) -> tuple[str, str]:
+    """The (code, side) of a notice's order, as the journal writes them."""
+    return (notice.symbol if isinstance(notice, Fill) else notice.code), notice.side.value
 
 
 def order_filled(notice: ExecutionNotice, language: str) -> OrderFilled:
