@@ -225,3 +225,22 @@ async def test_a_fill_before_a_slow_reply_is_journalled_on_its_order_once_the_nu
 
     await asyncio.wait_for(filled(), 30)
     assert bot.count_messages(USER["id"], "Filled") == 1
+
+
+async def test_a_lost_cancel_reply_is_confirmed_by_the_cancellation_in_the_days_list(bot: BotHarness) -> None:
+    """The cancel took effect but its reply was lost: the day's list shows the cancellation (a row pointing
+    back to the order): the card says so, with the cancellation's own number; nothing is sent again."""
+    assert bot.runtime is not None
+    (buy,) = await bot.say(USER, f"/buy {CODE} 3 {resting_price(bot)}")
+    await bot.press_button(USER, buy, 0)
+    order_no = (await journal(bot))[-1].kis_order_no
+    (cancel_card,) = await bot.say(USER, f"/cancel {order_no}")
+    bot.sim.faults.error_5xx_after_next, bot.sim.faults.paths = 1, (p.PATH_ORDER_RVSECNCL,)
+    await bot.press_button(USER, cancel_card, 0)
+    bot.sim.faults.clear()
+    cancel = (await journal(bot))[-1]
+    text = bot.current(cancel_card)["text"]
+    assert "Cancellation accepted" in text and cancel.status == "accepted", text
+    assert cancel.kis_order_no and cancel.kis_order_no != order_no and cancel.kis_order_no in text
+    (orders,) = await bot.say(USER, "/orders")
+    assert order_no not in orders["text"]
