@@ -119,7 +119,7 @@ async def test_a_fill_before_todays_order_has_its_number_is_not_taken_for_yester
     await bot.press_button(USER, card, 0)
     bot.sim.faults.clear()
     assert "Order accepted" in bot.current(card)["text"]
-    fill = await bot.wait_for_message(USER["id"], "Filled", 15)
+    fill = await bot.wait_for_message(USER["id"], "Filled", 60)
     assert number in fill["text"]
 
     async def todays_row_filled() -> OrderJournalRow:
@@ -129,7 +129,7 @@ async def test_a_fill_before_todays_order_has_its_number_is_not_taken_for_yester
                 return row
             await asyncio.sleep(0.05)
 
-    today = await asyncio.wait_for(todays_row_filled(), 15)
+    today = await asyncio.wait_for(todays_row_filled(), 60)
     assert today.kis_order_no == number
 
 
@@ -213,7 +213,7 @@ async def test_a_fill_before_a_slow_reply_is_journalled_on_its_order_once_the_nu
     bot.sim.faults.clear()
     assert "Order accepted" in bot.current(card)["text"]
     number = (await journal(bot))[-1].kis_order_no
-    fill = await bot.wait_for_message(USER["id"], "Filled", 15)
+    fill = await bot.wait_for_message(USER["id"], "Filled", 60)  # a deadline, not a measure: a push may be retried
     assert number and number in fill["text"]
 
     async def filled() -> OrderJournalRow:
@@ -223,7 +223,7 @@ async def test_a_fill_before_a_slow_reply_is_journalled_on_its_order_once_the_nu
                 return row
             await asyncio.sleep(0.05)
 
-    await asyncio.wait_for(filled(), 30)
+    await asyncio.wait_for(filled(), 60)
     assert bot.count_messages(USER["id"], "Filled") == 1
 
 
@@ -244,3 +244,30 @@ async def test_a_lost_cancel_reply_is_confirmed_by_the_cancellation_in_the_days_
     assert cancel.kis_order_no and cancel.kis_order_no != order_no and cancel.kis_order_no in text
     (orders,) = await bot.say(USER, "/orders")
     assert order_no not in orders["text"]
+
+
+async def test_a_reconciliation_pass_right_after_a_claim_leaves_the_card_to_its_submitter(bot: BotHarness) -> None:
+    """A reconciliation pass that runs just as a press wins its card (the claim committed, the order about to be
+    sent) must not tell the journal row "not placed, never sent": the order is sent the next moment, and the
+    trader would hear both "Not placed" and "Order accepted"."""
+    assert bot.runtime is not None
+    orders, reconciler = bot.runtime.orders, bot.runtime.reconciler
+    claim = orders.cards.claim
+
+    async def claim_then_a_pass(*args: object, **kwargs: object) -> object:
+        won = await claim(*args, **kwargs)  # type: ignore[arg-type]
+        await reconciler.run_once()  # the background pass, at the moment the claim's transaction committed
+        return won
+
+    orders.cards.claim = claim_then_a_pass  # type: ignore[method-assign]
+    try:
+        (card,) = await bot.say(USER, f"/buy {CODE} 1")
+        await bot.press_button(USER, card, 0)
+    finally:
+        orders.cards.claim = claim  # type: ignore[method-assign]
+    assert bot.sim.orders_accepted == 1
+    assert "Order accepted" in bot.current(card)["text"]
+    (row,) = await journal(bot)
+    assert row.status in ("accepted", "filled") and reconciler.settled.get("not_placed", 0) == 0
+    await asyncio.sleep(0.5)  # what the sender has in hand goes out
+    assert bot.count_messages(USER["id"], "Not placed") == 0

@@ -246,14 +246,20 @@ class Orders:
         async def open_journal(session: AsyncSession, row: PendingOrderRow) -> None:
             if row.action in ("order", "cancel", "revise", "reserve"):  # reserve: a US reservation order
                 opened.append(await self.journal.add(session, row, self.process_id))
+                # ours to settle from the moment the commit makes the row visible: a reconciliation pass
+                # then would take it for one left by a crash before sending, and tell it "not placed"
+                self.settling.in_flight.add(opened[-1])
 
-        row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal,
-                                             actions=ORDER_ACTIONS)
+        try:
+            row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal,
+                                                 actions=ORDER_ACTIONS)
+        except BaseException:
+            self.settling.in_flight.difference_update(opened)  # rolled back: no such row
+            raise
         if refused is not None or row is None:
+            self.settling.in_flight.difference_update(opened)
             return self._refusal(row, refused)
         journal_id = opened[0] if opened else None
-        if journal_id is not None:  # ours to settle from now on: reconciliation leaves it alone
-            self.settling.in_flight.add(journal_id)
         return _Claimed(row, self._card(row), journal_id)
 
     async def _submit(self, claimed: _Claimed) -> ConfirmResult:
