@@ -271,3 +271,16 @@ async def test_a_reconciliation_pass_right_after_a_claim_leaves_the_card_to_its_
     assert row.status in ("accepted", "filled") and reconciler.settled.get("not_placed", 0) == 0
     await asyncio.sleep(0.5)  # what the sender has in hand goes out
     assert bot.count_messages(USER["id"], "Not placed") == 0
+
+
+def test_a_fill_is_matched_within_its_trading_day_a_us_one_from_kis_daytime_session_on() -> None:
+    """A US trading day runs from KIS's daytime session (10:00 KST, the New York day before) to 07:00 KST the
+    next day: an order sent at 10:30 KST and filled at 14:30 KST (another New York date) is of the same day."""
+    from chatbot.service.fills import _trading_day_start
+
+    def kst(day: int, hour: int, minute: int = 0) -> dt.datetime:
+        return dt.datetime(2026, 12, day, hour, minute, tzinfo=KST)
+
+    assert _trading_day_start("US", kst(2, 14, 30)) == kst(2, 7) <= kst(2, 10, 30)
+    assert _trading_day_start("US", kst(3, 6, 59)) == kst(2, 7)
+    assert _trading_day_start("KRX", kst(2, 15, 29)) == kst(2, 0)

@@ -18,7 +18,6 @@ from chatbot.broker import Execution
 from chatbot.kis.errors import KisError
 from chatbot.kis.protocol import KST, order_no_key
 from chatbot.markets.money import Currency
-from chatbot.markets.us_hours import NEW_YORK
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.journal import OPEN_STATUSES, filled_so_far
 from chatbot.service.users import Users
@@ -30,8 +29,9 @@ log = logging.getLogger(__name__)
 
 
 def _filed_under(row: OrderJournalRow) -> dt.date:
-    """The day KIS files the row's order under: its KST date, a US order's New York date."""
-    return (row.sent_at or row.created_at).astimezone(NEW_YORK if row.market == "US" else KST).date()
+    """The day KIS files a domestic order under: its KST date. (A US order: not known for sure — its trading day
+    starts on the New York day before, with KIS's daytime session — so US orders are matched by number alone.)"""
+    return (row.sent_at or row.created_at).astimezone(KST).date() if row.market != "US" else dt.date.min
 
 
 def _domestic(code: str) -> bool:
@@ -60,7 +60,8 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
         try:
             for day in sorted({r.created_at.astimezone(KST).date() for r in rows if r.market == market}):
                 for listed_row in await broker.executions(day):
-                    listed[(market, listed_row.date, order_no_key(listed_row.order_no))] = listed_row
+                    filed = listed_row.date if market != "US" else dt.date.min
+                    listed[(market, filed, order_no_key(listed_row.order_no))] = listed_row
         except KisError as exc:
             if market != "US":
                 raise

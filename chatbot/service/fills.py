@@ -28,7 +28,7 @@ from chatbot.kis.protocol import KST, order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient
 from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
-from chatbot.markets.us_hours import NEW_YORK
+from chatbot.markets.us_hours import AFTER_MARKET_END_KST, NEW_YORK
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.journal import DATABASE_ERRORS, OPEN_STATUSES, UNRESOLVED, filled_so_far
 from chatbot.service.orders import standing_order
@@ -169,7 +169,9 @@ class FillWatcher:
             await asyncio.sleep(0.05 * (attempt + 1))
         if stock is not None and await self._unnumbered(user_id, market, *stock):
             raise _OrderRowNotWritten(order_no)  # its number is on its way: wait for it, then journal the fill
-        return None  # an order placed elsewhere (HTS, another app): pushed, not journalled
+        # numbered between the last look and the one above, or an order placed elsewhere (HTS, another app):
+        # then pushed, not journalled
+        return await self._newest_row(user_id, order_no, market)
 
     async def _unnumbered(self, user_id: int, market: str, code: str, side: str) -> bool:
         """Whether an order (or revision) of ``user_id``'s for ``code`` and ``side``, journalled lately, is still
@@ -189,8 +191,7 @@ class FillWatcher:
         ``cancels``. Only rows of the market's day: KIS numbers orders anew each day, and a notice can come before
         today's order has its number journalled (a market order fills at once) — an order of an earlier day with
         that number is not it."""
-        tz = NEW_YORK if market == "US" else KST
-        day_start = dt.datetime.combine(dt.datetime.now(tz).date(), dt.time(), tz).astimezone(dt.UTC)
+        day_start = _trading_day_start(market, dt.datetime.now(KST))
         query = select(OrderJournalRow).where(
             col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
             col(OrderJournalRow.created_at) >= day_start,
@@ -330,6 +331,16 @@ class FillWatcher:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+
+def _trading_day_start(market: str, now: dt.datetime) -> dt.datetime:
+    """When the trading day ``now`` is in began: a KRX day at 00:00 KST; a US trading day (KIS's daytime session
+    from 10:00 KST to the after-market's end at 07:00 KST the next day) at the last 07:00 KST."""
+    kst = now.astimezone(KST)
+    if market != "US":
+        return dt.datetime.combine(kst.date(), dt.time(), KST)
+    start = dt.datetime.combine(kst.date(), AFTER_MARKET_END_KST, KST)
+    return start if start <= kst else start - dt.timedelta(days=1)
 
 
 def _market(notice: ExecutionNotice | Fill) -> str:

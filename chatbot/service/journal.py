@@ -159,10 +159,11 @@ async def filled_so_far(session: AsyncSession, journal_id: int) -> int:
 
 
 async def claimed_order_nos(session: AsyncSession, account: str, listed: Mapping[str, dt.date | None],
-                            tz: dt.tzinfo) -> set[str]:
+                            tz: dt.tzinfo, *, slack_days: int = 0) -> set[str]:
     """Which of the ``listed`` order numbers (each with the day KIS lists it under, in ``tz``) the journal
-    already gives to an order of ``account`` sent that day. KIS numbers orders anew each day: a number an order
-    of another day had says nothing. A number listed without a day is claimed by a row of any day."""
+    already gives to an order of ``account`` sent that day (or within ``slack_days`` of it). KIS numbers orders
+    anew each day: a number an order of another day had says nothing. A number listed without a day is claimed
+    by a row of any day."""
     if not listed:
         return set()
     rows = await session.exec(select(OrderJournalRow.kis_order_no, OrderJournalRow.sent_at,
@@ -171,7 +172,7 @@ async def claimed_order_nos(session: AsyncSession, account: str, listed: Mapping
     claimed: set[str] = set()
     for order_no, sent_at, created_at in rows.all():
         day = listed.get(order_no or "")
-        if order_no and (day is None or (sent_at or created_at).astimezone(tz).date() == day):
+        if order_no and (day is None or abs(((sent_at or created_at).astimezone(tz).date() - day).days) <= slack_days):
             claimed.add(order_no)
     return claimed
 

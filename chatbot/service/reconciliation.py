@@ -205,7 +205,9 @@ class OrderReconciler:
             async with self.db.session() as session:
                 taken = await claimed_order_nos(session, row.account or str(account.account),
                                                 {e.order_no: _listed_day(e.date) for e in found},
-                                                NEW_YORK if us else KST)
+                                                # a US trading day starts on the New York day before (KIS's
+                                                # daytime session): which date KIS files it under is not known
+                                                NEW_YORK if us else KST, slack_days=1 if us else 0)
             found = [e for e in found if e.order_no not in taken]
         if found:
             execution = found[0]
