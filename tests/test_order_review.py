@@ -284,3 +284,34 @@ def test_a_fill_is_matched_within_its_trading_day_a_us_one_from_kis_daytime_sess
     assert _trading_day_start("US", kst(2, 14, 30)) == kst(2, 7) <= kst(2, 10, 30)
     assert _trading_day_start("US", kst(3, 6, 59)) == kst(2, 7)
     assert _trading_day_start("KRX", kst(2, 15, 29)) == kst(2, 0)
+
+
+async def test_a_fill_missed_while_the_notice_connection_was_down_is_told_when_it_comes_back(bot: BotHarness) -> None:
+    """The execution-notice WebSocket dropped; the order filled meanwhile (its notice went nowhere). When the
+    connection comes back, KIS's list of the day's orders says what filled: journalled and told, once."""
+    assert bot.runtime is not None
+    limit = resting_price(bot)
+    (buy,) = await bot.say(USER, f"/buy {CODE} 3 {limit}")
+    await bot.press_button(USER, buy, 0)
+    number = (await journal(bot))[-1].kis_order_no
+    assert number and USER["id"] in bot.runtime.fills.watched()
+    exchange = bot.sim.exchange
+    listeners, exchange._order_listeners = exchange._order_listeners, []  # the notice is lost with the connection
+    try:
+        bot.sim.set_price(CODE, limit - p.tick_size(limit))  # it fills
+    finally:
+        exchange._order_listeners = listeners
+    assert (await journal(bot))[-1].status == "accepted"
+    await bot.sim.control("drop-websockets", {})
+    fill = await bot.wait_for_message(USER["id"], "Filled", 60)
+    assert number in fill["text"]
+
+    async def filled() -> OrderJournalRow:
+        while True:
+            row = (await journal(bot))[-1]
+            if row.status == "filled":
+                return row
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(filled(), 60)
+    assert bot.count_messages(USER["id"], "Filled") == 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 
 from sqlmodel import col, func, select
@@ -23,13 +23,15 @@ from chatbot.alerts.feeds import UserSessions
 from chatbot.alerts.notices import OrderFilled, OrderRefused
 from chatbot.alerts.outbox import Push
 from chatbot.broker import Fill
+from chatbot.kis.errors import KisError
 from chatbot.kis.frames import ExecutionNotice
 from chatbot.kis.protocol import KST, order_no_key
-from chatbot.kis.realtime import Event, RealtimeClient
+from chatbot.kis.realtime import Event, RealtimeClient, Reconnected
 from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
 from chatbot.markets.us_hours import AFTER_MARKET_END_KST, NEW_YORK
 from chatbot.service.accounts import AccountProvider
+from chatbot.service.fill_catchup import catch_up_fills
 from chatbot.service.journal import DATABASE_ERRORS, OPEN_STATUSES, UNRESOLVED, filled_so_far
 from chatbot.service.orders import standing_order
 from chatbot.service.users import Users
@@ -51,6 +53,7 @@ class _OrderRowNotWritten(Exception):
 
 
 _RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, _OrderRowNotWritten)
+_CATCH_UP_RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, KisError)
 
 
 class FillWatcher:
@@ -114,16 +117,40 @@ class FillWatcher:
             await self.watch(owner, owner)
 
     def _on_event(self, user_id: int, chat_id: int, language: str, event: Event) -> None:
+        if isinstance(event, Reconnected):  # notices sent while the connection was down are lost: ask KIS
+            self._spawn(self._catch_up(user_id), f"fill-catch-up-{user_id}")
+            return
         notice: ExecutionNotice | Fill | None = us_fill_of(event)  # a US fill or refusal, in dollars
         if notice is None and isinstance(event, ExecutionNotice) and (event.is_fill or event.refused):
             notice = event
         if notice is None:
             return
         # A refusal after KIS accepted the order (RFUS_YN=1): journalled as rejected and told, once.
-        task = asyncio.create_task(self._record_until_written(user_id, chat_id, language, notice),
-                                   name=f"{'refusal' if notice.refused else 'fill'}-{notice.order_no}")
+        self._spawn(self._record_until_written(user_id, chat_id, language, notice),
+                    f"{'refusal' if notice.refused else 'fill'}-{notice.order_no}")
+
+    def _spawn(self, work: Coroutine[object, object, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+
+    async def _catch_up(self, user_id: int) -> None:
+        """After the user's notice connection came back: what filled meanwhile (the day's orders against the
+        journal), journalled and pushed once (:func:`catch_up_fills`); retried while KIS or the database fails."""
+        pause = 1.0
+        for _ in range(6):
+            try:
+                pushed = await catch_up_fills(self.db, self.accounts, self.users, user_id, self.wake_sender)
+            except _CATCH_UP_RETRYABLE as exc:
+                log.warning("fill catch-up after a reconnect failed; retrying",
+                            extra={"user_id": user_id, "error": type(exc).__name__, "pause_s": pause})
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.max_pause)
+                continue
+            if pushed:
+                log.info("fills made while the notice connection was down pushed",
+                         extra={"user_id": user_id, "count": pushed})
+            return
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
