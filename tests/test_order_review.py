@@ -315,3 +315,36 @@ async def test_a_fill_missed_while_the_notice_connection_was_down_is_told_when_i
 
     await asyncio.wait_for(filled(), 60)
     assert bot.count_messages(USER["id"], "Filled") == 1
+
+
+async def test_a_fill_made_while_the_bot_was_down_is_told_when_it_starts_again(bot: BotHarness) -> None:
+    """The bot stopped with a revised order resting; it filled while no process listened. Started again, the bot
+    asks KIS what filled and tells it, once — a revision's fill like an order's."""
+    assert bot.runtime is not None
+    (buy,) = await bot.say(USER, f"/buy {CODE} 3 {resting_price(bot)}")
+    await bot.press_button(USER, buy, 0)
+    order_no = (await journal(bot))[-1].kis_order_no
+    new_price = resting_price(bot, 3)
+    (card,) = await bot.say(USER, f"/modify {order_no} {new_price}")
+    await bot.press_button(USER, card, 0)
+    revision = (await journal(bot))[-1]
+    assert revision.action == "revise" and revision.status == "accepted" and revision.kis_order_no
+    exchange = bot.sim.exchange
+    listeners, exchange._order_listeners = exchange._order_listeners, []  # nobody listens: the bot is down
+    try:
+        bot.sim.set_price(CODE, new_price - p.tick_size(new_price))  # the revised order fills
+    finally:
+        exchange._order_listeners = listeners
+    await bot.restart()
+    fill = await bot.wait_for_message(USER["id"], "Filled", 60)
+    assert revision.kis_order_no in fill["text"]
+
+    async def filled() -> OrderJournalRow:
+        while True:
+            row = (await journal(bot))[-1]
+            if row.status == "filled":
+                return row
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(filled(), 60)
+    assert bot.count_messages(USER["id"], "Filled") == 1

@@ -1,6 +1,6 @@
 """Fills made while nobody listened: a replica that takes a user's fill-notice session over (the one
-that owned it died) asks KIS for the day's executions of that user's open orders, and what filled
-meanwhile (the broker's list of the day's orders) is journalled and pushed like any fill — once: the journal's filled quantity, read under
+that owned it died), a notice connection that came back after a drop, or a bot started again asks KIS
+for the day's executions of that user's open orders, and what filled meanwhile (the broker's list of the day's orders) is journalled and pushed like any fill — once: the journal's filled quantity, read under
 the order row's lock, decides what is new, and the push's key names the quantity reached."""
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ def _domestic(code: str) -> bool:
 
 async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, user_id: int,
                          wake_sender: Callable[[], None]) -> int:
-    """Journal and push the fills of ``user_id``'s open orders (last day, KRX and US) that KIS lists and the
-    journal lacks; returns how many were pushed. Called after the user's fill feed is listening again."""
+    """Journal and push the fills of ``user_id``'s open orders and revisions (last day, KRX and US) that KIS lists
+    and the journal lacks; returns how many were pushed. Called after the user's fill feed is listening again."""
     async with db.session() as session:
         rows = list((await session.exec(select(OrderJournalRow).where(
-            col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.action) == "order",
+            col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.action).in_(("order", "revise")),
             col(OrderJournalRow.status).in_(OPEN_STATUSES), col(OrderJournalRow.kis_order_no).is_not(None),
             col(OrderJournalRow.created_at) >= utcnow() - dt.timedelta(days=1)))).all())
     rows = [r for r in rows if r.market == "US" or _domestic(r.code)]

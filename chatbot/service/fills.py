@@ -107,7 +107,8 @@ class FillWatcher:
             log.warning("fill notices unavailable for a user", extra={"user_id": user_id, "error": type(exc).__name__})
 
     async def resume_recent(self) -> None:
-        """At start-up: watch users who placed an order in the last day."""
+        """At start-up: watch users who placed an order in the last day, and catch up (in the background) what
+        filled while no process listened (the bot was down: those notices went nowhere)."""
         since = utcnow() - dt.timedelta(days=1)
         async with self.db.session() as session:
             owners = set((await session.exec(select(OrderJournalRow.owner_id).where(
@@ -115,6 +116,8 @@ class FillWatcher:
                 col(OrderJournalRow.status).in_(OPEN_STATUSES)))).all())
         for owner in owners:
             await self.watch(owner, owner)
+            if owner in self._clients:
+                self._spawn(self._catch_up(owner), f"fill-catch-up-{owner}")
 
     def _on_event(self, user_id: int, chat_id: int, language: str, event: Event) -> None:
         if isinstance(event, Reconnected):  # notices sent while the connection was down are lost: ask KIS
@@ -135,7 +138,7 @@ class FillWatcher:
         task.add_done_callback(self._task_done)
 
     async def _catch_up(self, user_id: int) -> None:
-        """After the user's notice connection came back: what filled meanwhile (the day's orders against the
+        """After the user's notice connection came back (or the bot started again): what filled meanwhile (the day's orders against the
         journal), journalled and pushed once (:func:`catch_up_fills`); retried while KIS or the database fails."""
         pause = 1.0
         for _ in range(6):
