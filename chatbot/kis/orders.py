@@ -2,7 +2,8 @@
 
 ``KisRestClient.place_order`` sends once. This module decides what a failure means:
 * a gateway refusal (rate limit, token trouble) or a connection that never opened proves the order
-  was not placed: it is sent again after a back-off, a bounded number of times;
+  was not placed: it is sent again after a back-off, a bounded number of times (a revision or a
+  cancellation too);
 * a timeout, a dropped reply or a 5xx without a KIS envelope leaves the outcome unknown: today's
   orders for the same stock and side are listed again and compared with the list taken just before
   sending. A new order with the same quantity and price is ours; if none shows up after several
@@ -81,53 +82,61 @@ class OrderSubmitter:
             before = await self._known_orders(code, side)
             if on_sending is not None:
                 await on_sending(before)
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    ack = await self.client.place_order(side, code, quantity, price)
-                    return PlacedOrder(ack, attempt, reconciled=False)
-                except KisTokenIssueThrottled:
-                    raise  # not placed; waiting a minute is the caller's decision
-                except (KisGatewayError, KisTransportError, KisServerError) as exc:
-                    if isinstance(exc, KisAuthError) and not isinstance(exc, KisTokenExpired):
-                        raise  # a refused app key: not placed, and sending again cannot help
-                    if _proves_not_placed(exc):
-                        if attempt > self.definitive_retries:
-                            raise
-                        log.warning("order refused by the gateway; sending again",
-                                    extra={"msg_cd": exc.msg_cd, "attempt": attempt})
-                        await asyncio.sleep(min(2.0, 0.2 * 2 ** (attempt - 1)) * (0.5 + random.random()))
-                        continue
-                    log.warning("order outcome unknown; reconciling", extra={"error": type(exc).__name__})
-                    found = await self._reconcile(before, side, code, quantity, price)
-                    if found is not None:
-                        return PlacedOrder(found, attempt, reconciled=True)
-                    raise KisOrderUncertain(
-                        "KIS did not answer and the order was not found in today's orders",
-                        msg_cd=exc.msg_cd, msg1=exc.msg1) from exc
+            attempts = [0]
+            try:
+                ack = await self._send(lambda: self.client.place_order(side, code, quantity, price), attempts)
+                return PlacedOrder(ack, attempts[0], reconciled=False)
+            except (KisGatewayError, KisTransportError, KisServerError) as exc:
+                if _proves_not_placed(exc):
+                    raise
+                log.warning("order outcome unknown; reconciling", extra={"error": type(exc).__name__})
+                found = await self._reconcile(before, side, code, quantity, price)
+                if found is not None:
+                    return PlacedOrder(found, attempts[0], reconciled=True)
+                raise KisOrderUncertain(
+                    "KIS did not answer and the order was not found in today's orders",
+                    msg_cd=exc.msg_cd, msg1=exc.msg1) from exc
+
+    async def _send(self, send: Callable[[], Awaitable[OrderAck]], attempts: list[int]) -> OrderAck:
+        """Send once; again (after a back-off, a bounded number of times) only what the gateway refused or
+        what never left (proven not to have reached the ledger). ``attempts[0]`` counts the sends."""
+        while True:
+            attempts[0] += 1
+            try:
+                return await send()
+            except KisTokenIssueThrottled:
+                raise  # not placed; waiting a minute is the caller's decision
+            except (KisGatewayError, KisTransportError, KisServerError) as exc:
+                if isinstance(exc, KisAuthError) and not isinstance(exc, KisTokenExpired):
+                    raise  # a refused app key: not placed, and sending again cannot help
+                if not _proves_not_placed(exc) or attempts[0] > self.definitive_retries:
+                    raise
+                log.warning("order refused by the gateway; sending again",
+                            extra={"msg_cd": exc.msg_cd, "attempt": attempts[0]})
+                await asyncio.sleep(min(2.0, 0.2 * 2 ** (attempts[0] - 1)) * (0.5 + random.random()))
 
     async def cancel(self, order_no: str, branch: str, side: OrderSide, code: str, *,
                      on_sending: OnSending | None = None) -> OrderAck:
-        """Cancel the rest of an order, sent once, after the same snapshot as :meth:`place` (a cancel is a
-        row of the day's list too, carrying the number of the order it cancels)."""
+        """Cancel the rest of an order, sent once (again only what the gateway refused, as :meth:`place`), after
+        the same snapshot as :meth:`place` (a cancel is a row of the day's list too, carrying the number of the
+        order it cancels)."""
         async with self._lock:
             before = await self._known_orders(code, side)
             if on_sending is not None:
                 await on_sending(before)
-            return await self.client.cancel_order(order_no, branch)
+            return await self._send(lambda: self.client.cancel_order(order_no, branch), [0])
 
     async def revise(self, order_no: str, branch: str, side: OrderSide, code: str, price: int, quantity: int, *,
                      all_remaining: bool, exchange: str, on_sending: OnSending | None = None) -> OrderAck:
         """Revise an order to ``price`` — what is left of it (``all_remaining``, ``QTY_ALL_ORD_YN=Y``) or
-        ``quantity`` of it — on the order's own exchange, sent once, after the same snapshot as
-        :meth:`cancel` (the revision is a new row of the day's list pointing back to the order)."""
+        ``quantity`` of it — on the order's own exchange, sent once (again only what the gateway refused), after
+        the same snapshot as :meth:`cancel` (the revision is a new row of the day's list pointing back to the order)."""
         async with self._lock:
             before = await self._known_orders(code, side)
             if on_sending is not None:
                 await on_sending(before)
-            return await self.client.revise_order(order_no, branch, price, 0 if all_remaining else quantity,
-                                                  exchange=exchange)
+            return await self._send(lambda: self.client.revise_order(
+                order_no, branch, price, 0 if all_remaining else quantity, exchange=exchange), [0])
 
     async def _known_orders(self, code: str, side: OrderSide) -> set[str]:
         today = dt.datetime.now(KST).date()

@@ -1,6 +1,6 @@
 """Fills made while nobody listened: a replica that takes a user's fill-notice session over (the one
-that owned it died) asks KIS for the day's executions of that user's open orders, and what filled
-meanwhile (the broker's list of the day's orders) is journalled and pushed like any fill — once: the journal's filled quantity, read under
+that owned it died), a notice connection that came back after a drop, or a bot started again asks KIS
+for the day's executions of that user's open orders, and what filled meanwhile (the broker's list of the day's orders) is journalled and pushed like any fill — once: the journal's filled quantity, read under
 the order row's lock, decides what is new, and the push's key names the quantity reached."""
 
 from __future__ import annotations
@@ -28,17 +28,23 @@ from chatbot.storage.types import utcnow
 log = logging.getLogger(__name__)
 
 
+def _filed_under(row: OrderJournalRow) -> dt.date:
+    """The day KIS files a domestic order under: its KST date. (A US order: not known for sure — its trading day
+    starts on the New York day before, with KIS's daytime session — so US orders are matched by number alone.)"""
+    return (row.sent_at or row.created_at).astimezone(KST).date() if row.market != "US" else dt.date.min
+
+
 def _domestic(code: str) -> bool:
     return len(code) == 6 and code[0].isdigit()
 
 
 async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, user_id: int,
                          wake_sender: Callable[[], None]) -> int:
-    """Journal and push the fills of ``user_id``'s open orders (last day, KRX and US) that KIS lists and the
-    journal lacks; returns how many were pushed. Called after the user's fill feed is listening again."""
+    """Journal and push the fills of ``user_id``'s open orders and revisions (last day, KRX and US) that KIS lists
+    and the journal lacks; returns how many were pushed. Called after the user's fill feed is listening again."""
     async with db.session() as session:
         rows = list((await session.exec(select(OrderJournalRow).where(
-            col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.action) == "order",
+            col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.action).in_(("order", "revise")),
             col(OrderJournalRow.status).in_(OPEN_STATUSES), col(OrderJournalRow.kis_order_no).is_not(None),
             col(OrderJournalRow.created_at) >= utcnow() - dt.timedelta(days=1)))).all())
     rows = [r for r in rows if r.market == "US" or _domestic(r.code)]
@@ -46,14 +52,16 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
         return 0
     account = await accounts.for_user(user_id)
     # KIS numbers domestic and US orders in books of their own: each market's rows meet its own listing.
-    listed: dict[tuple[str, str], Execution] = {}
+    # KIS numbers orders anew each day: a number is an order's together with the day it is filed under.
+    listed: dict[tuple[str, dt.date, str], Execution] = {}
     for market in sorted({r.market for r in rows}):
         # US: the account's US orders (KIS files them under the New York date: executions(day) covers a KST day)
         broker = account.broker_for(market)
         try:
             for day in sorted({r.created_at.astimezone(KST).date() for r in rows if r.market == market}):
                 for listed_row in await broker.executions(day):
-                    listed[(market, order_no_key(listed_row.order_no))] = listed_row
+                    filed = listed_row.date if market != "US" else dt.date.min
+                    listed[(market, filed, order_no_key(listed_row.order_no))] = listed_row
         except KisError as exc:
             if market != "US":
                 raise
@@ -61,7 +69,8 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
     language = await users.language(user_id)
     pushed = 0
     for row in rows:
-        execution = listed.get((row.market, order_no_key(row.kis_order_no or "")))
+        key = order_no_key(row.kis_order_no or "")
+        execution = listed.get((row.market, _filed_under(row), key)) or listed.get((row.market, dt.date.min, key))
         if execution is None or execution.filled_quantity <= 0:
             continue
         async with db.write() as session:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 
 from sqlmodel import col, func, select
@@ -23,14 +23,16 @@ from chatbot.alerts.feeds import UserSessions
 from chatbot.alerts.notices import OrderFilled, OrderRefused
 from chatbot.alerts.outbox import Push
 from chatbot.broker import Fill
+from chatbot.kis.errors import KisError
 from chatbot.kis.frames import ExecutionNotice
 from chatbot.kis.protocol import KST, order_no_key
-from chatbot.kis.realtime import Event, RealtimeClient
+from chatbot.kis.realtime import Event, RealtimeClient, Reconnected
 from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
-from chatbot.markets.us_hours import NEW_YORK
+from chatbot.markets.us_hours import AFTER_MARKET_END_KST, NEW_YORK
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.journal import DATABASE_ERRORS, OPEN_STATUSES, filled_so_far
+from chatbot.service.fill_catchup import catch_up_fills
+from chatbot.service.journal import DATABASE_ERRORS, OPEN_STATUSES, UNRESOLVED, filled_so_far
 from chatbot.service.orders import standing_order
 from chatbot.service.users import Users
 from chatbot.service.views import StandingOrder
@@ -41,6 +43,9 @@ from chatbot.storage.types import utcnow
 log = logging.getLogger(__name__)
 MAX_WATCHERS = 1_000
 CHANGES = ("revise", "cancel")  # journal actions that change an order already working
+# How long a fill notice waits for an order of its stock still being sent or looked for (no number yet) before it
+# is pushed as one of an order placed elsewhere.
+UNNUMBERED_PATIENCE = dt.timedelta(minutes=10)
 
 
 class _OrderRowNotWritten(Exception):
@@ -48,6 +53,7 @@ class _OrderRowNotWritten(Exception):
 
 
 _RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, _OrderRowNotWritten)
+_CATCH_UP_RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, KisError)
 
 
 class FillWatcher:
@@ -101,7 +107,8 @@ class FillWatcher:
             log.warning("fill notices unavailable for a user", extra={"user_id": user_id, "error": type(exc).__name__})
 
     async def resume_recent(self) -> None:
-        """At start-up: watch users who placed an order in the last day."""
+        """At start-up: watch users who placed an order in the last day, and catch up (in the background) what
+        filled while no process listened (the bot was down: those notices went nowhere)."""
         since = utcnow() - dt.timedelta(days=1)
         async with self.db.session() as session:
             owners = set((await session.exec(select(OrderJournalRow.owner_id).where(
@@ -109,18 +116,44 @@ class FillWatcher:
                 col(OrderJournalRow.status).in_(OPEN_STATUSES)))).all())
         for owner in owners:
             await self.watch(owner, owner)
+            if owner in self._clients:
+                self._spawn(self._catch_up(owner), f"fill-catch-up-{owner}")
 
     def _on_event(self, user_id: int, chat_id: int, language: str, event: Event) -> None:
+        if isinstance(event, Reconnected):  # notices sent while the connection was down are lost: ask KIS
+            self._spawn(self._catch_up(user_id), f"fill-catch-up-{user_id}")
+            return
         notice: ExecutionNotice | Fill | None = us_fill_of(event)  # a US fill or refusal, in dollars
         if notice is None and isinstance(event, ExecutionNotice) and (event.is_fill or event.refused):
             notice = event
         if notice is None:
             return
         # A refusal after KIS accepted the order (RFUS_YN=1): journalled as rejected and told, once.
-        task = asyncio.create_task(self._record_until_written(user_id, chat_id, language, notice),
-                                   name=f"{'refusal' if notice.refused else 'fill'}-{notice.order_no}")
+        self._spawn(self._record_until_written(user_id, chat_id, language, notice),
+                    f"{'refusal' if notice.refused else 'fill'}-{notice.order_no}")
+
+    def _spawn(self, work: Coroutine[object, object, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+
+    async def _catch_up(self, user_id: int) -> None:
+        """After the user's notice connection came back (or the bot started again): what filled meanwhile (the day's orders against the
+        journal), journalled and pushed once (:func:`catch_up_fills`); retried while KIS or the database fails."""
+        pause = 1.0
+        for _ in range(6):
+            try:
+                pushed = await catch_up_fills(self.db, self.accounts, self.users, user_id, self.wake_sender)
+            except _CATCH_UP_RETRYABLE as exc:
+                log.warning("fill catch-up after a reconnect failed; retrying",
+                            extra={"user_id": user_id, "error": type(exc).__name__, "pause_s": pause})
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.max_pause)
+                continue
+            if pushed:
+                log.info("fills made while the notice connection was down pushed",
+                         extra={"user_id": user_id, "count": pushed})
+            return
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -149,11 +182,14 @@ class FillWatcher:
             await asyncio.sleep(pause)
             pause = min(pause * 2, self.max_pause)
 
-    async def _journal_entry(self, user_id: int, order_no: str, market: str = "KRX") -> OrderJournalRow | None:
+    async def _journal_entry(self, user_id: int, order_no: str, market: str = "KRX", *,
+                             stock: tuple[str, str] | None = None) -> OrderJournalRow | None:
         """The journal row of the order; a market order's fill can arrive before the row has its number.
         Only the fill's own market's rows: KIS numbers domestic and US orders in books of their own, so a
         number alone may name a domestic order and a US one (a US fill then counted on the domestic row,
-        over its quantity, was dropped as "already journalled" and never told)."""
+        over its quantity, was dropped as "already journalled" and never told). While an order of the
+        user's for the notice's ``stock`` (code, side) is still being sent or looked for (no number yet), the
+        notice waits for it: KIS may answer the order many seconds after it filled."""
         for attempt in range(10):
             entry = await self._newest_row(user_id, order_no, market)
             if entry is not None:
@@ -161,14 +197,34 @@ class FillWatcher:
             if order_no in self.unwritten_order_nos():
                 raise _OrderRowNotWritten(order_no)  # told, not yet written: wait for it, then journal the fill
             await asyncio.sleep(0.05 * (attempt + 1))
-        return None  # an order placed elsewhere (HTS, another app): pushed, not journalled
+        if stock is not None and await self._unnumbered(user_id, market, *stock):
+            raise _OrderRowNotWritten(order_no)  # its number is on its way: wait for it, then journal the fill
+        # numbered between the last look and the one above, or an order placed elsewhere (HTS, another app):
+        # then pushed, not journalled
+        return await self._newest_row(user_id, order_no, market)
+
+    async def _unnumbered(self, user_id: int, market: str, code: str, side: str) -> bool:
+        """Whether an order (or revision) of ``user_id``'s for ``code`` and ``side``, journalled lately, is still
+        being sent or looked for: its outcome unknown, no number yet."""
+        async with self.db.session() as session:
+            found = (await session.exec(select(OrderJournalRow.id).where(
+                col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
+                col(OrderJournalRow.code) == code, col(OrderJournalRow.side) == side,
+                col(OrderJournalRow.action).in_(("order", "revise")), col(OrderJournalRow.status).in_(UNRESOLVED),
+                col(OrderJournalRow.told_at).is_(None), col(OrderJournalRow.kis_order_no).is_(None),
+                col(OrderJournalRow.created_at) >= utcnow() - UNNUMBERED_PATIENCE).limit(1))).first()
+        return found is not None
 
     async def _newest_row(self, user_id: int, order_no: str, market: str, *,
                           cancels: bool = True) -> OrderJournalRow | None:
-        """The newest of ``user_id``'s journal rows in ``market`` with ``order_no`` (KIS numbers each day anew),
-        cancellations left out unless ``cancels``."""
+        """The newest of ``user_id``'s journal rows in ``market`` with ``order_no``, cancellations left out unless
+        ``cancels``. Only rows of the market's day: KIS numbers orders anew each day, and a notice can come before
+        today's order has its number journalled (a market order fills at once) — an order of an earlier day with
+        that number is not it."""
+        day_start = _trading_day_start(market, dt.datetime.now(KST))
         query = select(OrderJournalRow).where(
             col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
+            col(OrderJournalRow.created_at) >= day_start,
             func.ltrim(col(OrderJournalRow.kis_order_no), "0") == order_no_key(order_no))
         if not cancels:
             query = query.where(col(OrderJournalRow.action) != "cancel")
@@ -185,7 +241,7 @@ class FillWatcher:
         else:
             filled = order_filled(notice, language)
             key = f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}"
-        found = await self._journal_entry(user_id, order_no, "US" if isinstance(notice, Fill) else "KRX")
+        found = await self._journal_entry(user_id, order_no, _market(notice), stock=_stock(notice))
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id) if found is not None else None
             if entry is not None and entry.id is not None:
@@ -219,7 +275,7 @@ class FillWatcher:
         unknown), never that an order "will not fill"."""
         order_no = notice.order_no
         market = "US" if isinstance(notice, Fill) else "KRX"
-        found = await self._journal_entry(user_id, order_no, market)
+        found = await self._journal_entry(user_id, order_no, _market(notice), stock=_stock(notice))
         if isinstance(notice, Fill):  # US: quantity/price slots carry the order's on a refusal notice
             refused = OrderRefused(language, order_no, notice.symbol, self._us_name(notice.symbol),
                                    notice.side.value, notice.quantity or notice.order_quantity,
@@ -305,6 +361,25 @@ class FillWatcher:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+
+def _trading_day_start(market: str, now: dt.datetime) -> dt.datetime:
+    """When the trading day ``now`` is in began: a KRX day at 00:00 KST; a US trading day (KIS's daytime session
+    from 10:00 KST to the after-market's end at 07:00 KST the next day) at the last 07:00 KST."""
+    kst = now.astimezone(KST)
+    if market != "US":
+        return dt.datetime.combine(kst.date(), dt.time(), KST)
+    start = dt.datetime.combine(kst.date(), AFTER_MARKET_END_KST, KST)
+    return start if start <= kst else start - dt.timedelta(days=1)
+
+
+def _market(notice: ExecutionNotice | Fill) -> str:
+    return "US" if isinstance(notice, Fill) else "KRX"
+
+
+def _stock(notice: ExecutionNotice | Fill) -> tuple[str, str]:
+    """The (code, side) of a notice's order, as the journal writes them."""
+    return (notice.symbol if isinstance(notice, Fill) else notice.code), notice.side.value
 
 
 def order_filled(notice: ExecutionNotice, language: str) -> OrderFilled:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -157,13 +158,23 @@ async def filled_so_far(session: AsyncSession, journal_id: int) -> int:
     return sum(int((detail or "0@").split("@")[0] or 0) for detail in details)
 
 
-async def claimed_order_nos(session: AsyncSession, account: str, order_nos: list[str]) -> set[str]:
-    """Which of ``order_nos`` the journal already gives to an order of ``account``."""
-    if not order_nos:
+async def claimed_order_nos(session: AsyncSession, account: str, listed: Mapping[str, dt.date | None],
+                            tz: dt.tzinfo, *, slack_days: int = 0) -> set[str]:
+    """Which of the ``listed`` order numbers (each with the day KIS lists it under, in ``tz``) the journal
+    already gives to an order of ``account`` sent that day (or within ``slack_days`` of it). KIS numbers orders
+    anew each day: a number an order of another day had says nothing. A number listed without a day is claimed
+    by a row of any day."""
+    if not listed:
         return set()
-    rows = await session.exec(select(OrderJournalRow.kis_order_no).where(
-        col(OrderJournalRow.account) == account, col(OrderJournalRow.kis_order_no).in_(order_nos)))
-    return {n for n in rows.all() if n}
+    rows = await session.exec(select(OrderJournalRow.kis_order_no, OrderJournalRow.sent_at,
+                                     OrderJournalRow.created_at).where(
+        col(OrderJournalRow.account) == account, col(OrderJournalRow.kis_order_no).in_(list(listed))))
+    claimed: set[str] = set()
+    for order_no, sent_at, created_at in rows.all():
+        day = listed.get(order_no or "")
+        if order_no and (day is None or abs(((sent_at or created_at).astimezone(tz).date() - day).days) <= slack_days):
+            claimed.add(order_no)
+    return claimed
 
 
 class UnwrittenOutcomes:

@@ -10,7 +10,7 @@ import collections
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -246,14 +246,20 @@ class Orders:
         async def open_journal(session: AsyncSession, row: PendingOrderRow) -> None:
             if row.action in ("order", "cancel", "revise", "reserve"):  # reserve: a US reservation order
                 opened.append(await self.journal.add(session, row, self.process_id))
+                # ours to settle from the moment the commit makes the row visible: a reconciliation pass
+                # then would take it for one left by a crash before sending, and tell it "not placed"
+                self.settling.in_flight.add(opened[-1])
 
-        row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal,
-                                             actions=ORDER_ACTIONS)
+        try:
+            row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal,
+                                                 actions=ORDER_ACTIONS)
+        except BaseException:
+            self.settling.in_flight.difference_update(opened)  # rolled back: no such row
+            raise
         if refused is not None or row is None:
+            self.settling.in_flight.difference_update(opened)
             return self._refusal(row, refused)
         journal_id = opened[0] if opened else None
-        if journal_id is not None:  # ours to settle from now on: reconciliation leaves it alone
-            self.settling.in_flight.add(journal_id)
         return _Claimed(row, self._card(row), journal_id)
 
     async def _submit(self, claimed: _Claimed) -> ConfirmResult:
@@ -340,12 +346,11 @@ class Orders:
             return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1,
                                       original=await standing_order(account.broker, row.order_no))
         except KisError as exc:
-            if sending.started and exc.maybe_sent:  # did the cancel land? the open-order listing says
-                with contextlib.suppress(KisError):
-                    still_open = {o.order_no for o in await account.broker.open_orders()}
-                    if row.order_no not in still_open:
-                        return await self._settle(row, journal_id, Outcome.CANCELLED_ORDER, card,
-                                                  message="confirmed by lookup")
+            if sending.started and exc.maybe_sent:  # did the cancel land? the day's list says (its own row)
+                found = await _found_change(account.broker, row, sending.known)
+                if found is not None:
+                    return await self._settle(row, journal_id, Outcome.CANCELLED_ORDER, card,
+                                              order_no=found, message="confirmed by lookup")
                 return await self._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
                                           message=str(exc))
             return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
@@ -495,6 +500,28 @@ def _check_price(quote: b.Quote, price: Money, symbol: Symbol) -> None:
     tick = quote.tick_for(price, fund=symbol.is_fund)
     if price.amount % tick.amount:
         raise off_tick(price, tick)
+
+
+class ChangeLister(Protocol):
+    """What :func:`_found_change` asks of a broker (the domestic port, or the US broker)."""
+
+    async def find_orders(self, day: dt.date, intent: b.OrderIntent, known: Collection[str], *,
+                          listed_from: str = "") -> Sequence[b.Execution]: ...
+
+
+async def _found_change(broker: ChangeLister, row: PendingOrderRow, known: Collection[str]) -> str | None:
+    """The number of the cancellation a cancel card sent, when the day's list shows it (a row pointing back to
+    the order, marked cancelled, not in the snapshot taken before sending); None when it does not, or when KIS
+    cannot be asked. The order's absence from the open orders proves nothing: a fill takes it out too."""
+    assert row.order_no is not None
+    intent = b.OrderIntent(OrderSide(row.side), row.code, row.quantity, None, row.order_no)
+    try:
+        found = await broker.find_orders(dt.datetime.now(KST).date(), intent, known)
+    except KisError as exc:
+        log.warning("could not look a cancellation up after an unknown outcome",
+                    extra={"order_no": row.order_no, "error": type(exc).__name__})
+        return None
+    return found[0].order_no if found else None
 
 
 def _carded_order(row: PendingOrderRow) -> b.OpenOrder:

@@ -46,6 +46,7 @@ from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.overseas_orders import us_order_listing
 from chatbot.kis.protocol import KST
 from chatbot.markets.money import Currency, price_units
+from chatbot.markets.us_hours import NEW_YORK
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.cards import CardStatus, CardStore
 from chatbot.service.journal import (
@@ -203,7 +204,10 @@ class OrderReconciler:
         if found:
             async with self.db.session() as session:
                 taken = await claimed_order_nos(session, row.account or str(account.account),
-                                                [e.order_no for e in found])
+                                                {e.order_no: _listed_day(e.date) for e in found},
+                                                # a US trading day starts on the New York day before (KIS's
+                                                # daytime session): which date KIS files it under is not known
+                                                NEW_YORK if us else KST, slack_days=1 if us else 0)
             found = [e for e in found if e.order_no not in taken]
         if found:
             execution = found[0]
@@ -309,6 +313,14 @@ class OrderReconciler:
                                 order_type=card.order_type or "")
         return OrderOutcome(language, snapshot, outcome.value, order_no, message,
                             None if card_gone else card.message_id)
+
+
+def _listed_day(text: str) -> dt.date | None:
+    """The day a row of KIS's list of orders is filed under (``YYYYMMDD``), None when it says none."""
+    try:
+        return dt.datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 def _card_from_journal(entry: OrderJournalRow) -> PendingOrderRow:

@@ -15,7 +15,6 @@ reason, before any card is made.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import re
@@ -48,7 +47,7 @@ from chatbot.service.accounts import UserAccount
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_order_no, parse_quantity
 from chatbot.service.journal import DatabaseUnavailable
-from chatbot.service.orders import Orders, _Sending
+from chatbot.service.orders import Orders, _found_change, _Sending
 from chatbot.service.us_cards import us_card_detail
 from chatbot.service.us_market import UsMarketData
 from chatbot.service.us_reservations import GONE_MESSAGE, RESERVATION_TYPE, UsReservations
@@ -419,12 +418,11 @@ class UsOrders:
         except KisOrderUncertain as exc:
             return await orders._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd, message=str(exc))
         except KisError as exc:
-            if row.action == "cancel" and sending.started and exc.maybe_sent:  # did the cancel land?
-                with contextlib.suppress(KisError):
-                    still_open = {order_no_key(o.order_no) for o in await broker.open_orders()}
-                    if order_no_key(row.order_no or "") not in still_open:
-                        return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card,
-                                                    message="confirmed by lookup")
+            if row.action == "cancel" and sending.started and exc.maybe_sent:  # did the cancel land? its own row
+                found = await _found_change(broker, row, sending.known)
+                if found is not None:
+                    return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=found,
+                                                message="confirmed by lookup")
             if sending.started and exc.maybe_sent:
                 return await orders._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
                                             message=str(exc))
