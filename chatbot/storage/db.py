@@ -475,6 +475,12 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     # Whenever the WAL is started over after a checkpoint, its file is cut back to 16 MB: a burst
     # of writes does not leave a WAL of its peak size on disk for good.
     cursor.execute("PRAGMA journal_size_limit=16777216")
+    # A statement that writes many rows inside a transaction keeps the before-images of the pages it changes
+    # (its statement journal, to undo that statement alone) in a temporary file past 64 KB: firing 100 alerts
+    # wrote ~2 MB into a new file in /var/tmp, created and unlinked on every fire transaction (as many bytes
+    # as its WAL frames, plus the file system's journal work for the file). In memory, the file and its writes
+    # are gone; the bot's temporary tables and sorts are small (a start-up GROUP BY over every alert: a few MB).
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
