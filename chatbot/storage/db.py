@@ -245,14 +245,17 @@ class Database:
         the write lock with a busy timeout) fought the bot's writers (their BEGIN waited in SQLite's sleeping
         busy handler), and the commit that finally started it over cut the file to ``journal_size_limit``:
         130-240 ms inside that commit, every fire behind it waiting. So above ``restart_frames`` the loop
-        catches up with passes of its own, then makes one last pass holding the bot's write lock (what the
-        earlier passes left: the last few commits' pages), and the next writer starts the WAL over at once.
+        catches up with passes of its own, and once one of them had little to copy (the commits made while
+        the one before ran), makes one last pass holding the bot's write lock (the pages of the commits made
+        meanwhile, and its two fsyncs), and the next writer starts the WAL over at once. While the
+        writes outrun the copying (a storm of fires) it does not take the lock: that pass would hold the
+        writers for as long as its copying took; the WAL is started over once the storm has passed.
         The file is reused as it is, not cut (``journal_size_limit`` is far above what a restart leaves,
         see _sqlite_pragmas): cutting it costs the file system about 0.5 ms per MB. When a pass finds
         everything copied and nothing written for ``interval`` seconds (idle), TRUNCATE cuts it to zero bytes,
         holding the bot's write lock too (the bot's writers queue on it, not in SQLite's busy handler); it
         may wait for readers, with a short busy timeout."""
-        left_frames = 256  # 1 MB: what the catching up may leave to the pass under the write lock
+        left_frames = 256  # 1 MB: the most the catching up may leave to the pass under the write lock
         loop = asyncio.get_running_loop()
         previous, frames, written = -1, 0, loop.time()
         while True:
@@ -265,11 +268,13 @@ class Database:
                     if frames != previous:
                         written = loop.time()
                     idle = frames > 0 and frames == copied and loop.time() - written >= interval
-                    restart = not idle and frames > restart_frames and frames != previous  # (unchanged: it copied all)
-                    for _ in range(2 if restart else 0):  # each copies what was committed while the one before ran
+                    behind = not idle and frames > restart_frames and frames != previous  # (unchanged: copied all)
+                    restart = False
+                    for _ in range(3 if behind else 0):  # each copies what was committed while the one before ran
                         before = frames
                         busy, frames, copied = await _wal_checkpoint(conn, "PASSIVE")
                         if frames - before <= left_frames:
+                            restart = True  # caught up: what is left for the pass under the lock is small
                             break
                 if idle or restart:
                     # The bot's write lock first, then a connection (as its writers take them).
