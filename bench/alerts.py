@@ -17,6 +17,10 @@ The measured window starts only once the engine has nothing pending (the first t
 alerts set closest to the price): the figures do not depend on whether a warm-up drained.
 
     python -m bench.alerts [--db sqlite|postgres|URL] [--runs 3] [--mode engine|noop|sqlalchemy]
+
+BENCH_DEBUG=1 adds the loop's stalls, the checkpoints, latency by the size of the crossing each alert came
+with, the slowest alerts' transactions stage by stage and, on SQLite, what each wrote and whether it started
+the WAL over.
 """
 
 from __future__ import annotations
@@ -182,6 +186,9 @@ class ChunkTrace:
     tx_runq: float = 0.0  # driver thread: s waiting for a core inside the transaction
     tx_cpu: float = 0.0  # driver thread: CPU s inside the transaction
     checkpoint: bool = False  # a WAL checkpoint ran meanwhile
+    sizes: list[int] | None = None  # per alert: how many alerts its tick crossed
+    wal: tuple[int, int, int, int] = (0, 0, 0, 0)  # SQLite: the WAL's (restart count, bytes) before and after
+    written: int = 0  # SQLite, BENCH_DEBUG: bytes the driver's thread wrote in the transaction
 
 
 class Tracer:
@@ -193,6 +200,7 @@ class Tracer:
         self.checkpoints: list[tuple[float, float]] = []
         self.by_first: dict[int, ChunkTrace] = {}  # a chunk's first alert id → its trace
         self.driver_last_runq: list[int] = []
+        self.wal_path = ""  # SQLite: the WAL file, for the restart count in its header (BENCH_DEBUG)
         db = engine.db
         original_take, original_committed = engine._take, engine._committed
 
@@ -200,7 +208,8 @@ class Tracer:
             chunk = original_take(limit)
             if chunk:
                 trace = ChunkTrace([(alert_id, crossing.seen_at) for alert_id, crossing in chunk], time.perf_counter(),
-                                   sum(alert_id in storm_ids for alert_id, _ in chunk))
+                                   sum(alert_id in storm_ids for alert_id, _ in chunk),
+                                   sizes=[crossing.size for _, crossing in chunk])
                 self.by_first[chunk[0][0]] = trace
                 self.chunks.append(trace)
             return chunk
@@ -325,6 +334,27 @@ _ORIGINAL_TX = dbmod._immediate_transaction  # type: ignore[attr-defined]
 _ORIGINAL_FIRE_ALERTS = enginemod.fire_alerts
 
 
+def _wal_state(path: str) -> tuple[int, int]:
+    """A WAL file's checkpoint sequence (its header: one more each time the WAL is started over) and size."""
+    if not path:
+        return 0, 0
+    try:
+        with open(path, "rb") as f:
+            header = f.read(16)
+            return int.from_bytes(header[12:16], "big") if len(header) == 16 else 0, os.fstat(f.fileno()).st_size
+    except OSError:
+        return 0, 0
+
+
+def _written() -> int:
+    """Bytes the calling thread has written (Linux: /proc/thread-self/io's wchar); 0 elsewhere."""
+    try:
+        with open("/proc/thread-self/io", "rb") as f:
+            return int(f.read().split(b"wchar:")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _timed_transaction_for(tracer: Tracer) -> Callable[[Callable[[Any], Any], Any], Any]:
     """``chatbot.storage.db._immediate_transaction`` with timestamps (the same steps), for the fire
     transactions (told by their work: ``partial(fire_on_driver, crossings, ...)``)."""
@@ -336,6 +366,8 @@ def _timed_transaction_for(tracer: Tracer) -> Callable[[Callable[[Any], Any], An
             return _ORIGINAL_TX(work, connection)
         trace.start = time.perf_counter()
         c0, q0 = SCHEDSTAT()
+        wal0 = _wal_state(tracer.wal_path)
+        written0 = _written() if tracer.wal_path else 0
         if tracer.driver_last_runq:
             trace.wake_runq = (q0 - tracer.driver_last_runq[0]) / 1e9
         if getattr(connection, "in_transaction", False):
@@ -357,9 +389,55 @@ def _timed_transaction_for(tracer: Tracer) -> Callable[[Callable[[Any], Any], An
             cursor.close()
             c1, q1 = SCHEDSTAT()
             trace.tx_runq, trace.tx_cpu = (q1 - q0) / 1e9, (c1 - c0) / 1e9
+            trace.wal = (*wal0, *_wal_state(tracer.wal_path))
+            trace.written = _written() - written0 if tracer.wal_path else 0
             tracer.driver_last_runq[:] = [q1]
 
     return transaction
+
+
+def _print_tail(chunks: list[ChunkTrace], storm_ids: set[int], wall0: float, burst: tuple[float, float],
+                checkpoints: list[tuple[float, float]]) -> None:
+    """BENCH_DEBUG: latency outside the burst by the size of the crossing each alert came with, and the
+    slowest alerts' chunks stage by stage."""
+    rows = [(c.back - seen, size, seen, c) for c in chunks
+            for (alert_id, seen), size in zip(c.ids, c.sizes or [0] * len(c.ids), strict=True)
+            if alert_id not in storm_ids and not burst[0] <= seen <= burst[1]]
+    if not rows:
+        return
+    p99 = pct([r[0] for r in rows], 0.99)
+    traced = [c for c in chunks if c.wal[1] or c.wal[3]]
+    if traced:
+        fired = sum(len(c.ids) for c in traced)
+        print(f"  WAL: {sum(c.wal[2] != c.wal[0] for c in traced)} restarts by a fire transaction in the window; "
+              f"{sum(c.written for c in traced) / max(fired, 1) / 1e3:.1f} KB written per alert fired "
+              f"({sum(c.written for c in traced) / 1e6:.0f} MB in all); largest WAL {max(c.wal[3] for c in traced) / 1e6:.0f} MB")
+    print(f"  outside the burst by crossing size (alerts; share; p50 / p99 / max ms; share of those over p99 "
+          f"{p99 * 1e3:.1f} ms):")
+    for low, high in ((1, 1), (2, 9), (10, 99), (100, 299), (300, 10**9)):
+        lat = [r[0] for r in rows if low <= r[1] <= high]
+        if lat:
+            over = sum(x > p99 for x in lat)
+            print(f"    {low}-{high if high < 10**9 else ''}: {len(lat)} ({100 * len(lat) / len(rows):.0f} %); "
+                  f"{pct(lat, 0.5) * 1e3:.1f} / {pct(lat, 0.99) * 1e3:.1f} / {max(lat) * 1e3:.1f}; "
+                  f"{100 * over / max(1, sum(r[0] > p99 for r in rows)):.0f} % of those over p99")
+    print("  slowest alerts outside the burst (s into the window, ms, crossing size, chunk size, storm in chunk; "
+          "ms seen→taken, taken→start, BEGIN, statements, COMMIT, back; checkpoint overlapping):")
+    seen_chunks: set[int] = set()
+    for latency, size, seen, c in sorted(rows, key=lambda r: -r[0]):
+        if id(c) in seen_chunks:
+            continue
+        seen_chunks.add(id(c))
+        ck = [(round(s - wall0, 2), round((e - s) * 1e3, 1)) for s, e in checkpoints if s < c.back and e > seen]
+        print(f"    {seen - wall0:.2f} s {latency * 1e3:.1f} ms size {size} chunk {len(c.ids)} storm {c.storm}; "
+              f"{(c.taken - seen) * 1e3:.1f} {((c.start or c.call) - c.taken) * 1e3:.1f} {(c.begun - c.start) * 1e3:.1f} "
+              f"{(c.worked - c.begun) * 1e3:.1f} {(c.committed - c.worked) * 1e3:.1f} {(c.back - c.committed) * 1e3:.1f};"
+              f" cpu {c.tx_cpu * 1e3:.1f} runq {c.tx_runq * 1e3:.1f} wake-runq {c.wake_runq * 1e3:.1f}; {ck};"
+              f" WAL {'restarted ' if c.wal[2] != c.wal[0] else ''}{c.wal[1] / 1e6:.1f} → {c.wal[3] / 1e6:.1f} MB,"
+              f" wrote {c.written / 1e6:.2f} MB")
+        if len(seen_chunks) >= 12:
+            break
+
 
 async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port: int = 18950,
               mode: str = "engine") -> dict[str, Any]:
@@ -413,6 +491,8 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
             await engine.start()
             load_seconds = time.perf_counter() - loaded
             tracer = Tracer(engine, storm_ids, mode)
+            if os.environ.get("BENCH_DEBUG") and db.is_sqlite:
+                tracer.wal_path = f"{db.engine.url.database}-wal"
             gap_checks: list[float] = []
             original_gap = engine._gap_extremes
 
@@ -465,7 +545,7 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
             check_times.clear()
             lag.reset()
             gc_pauses.clear()
-            cpu0, wall0 = time.process_time(), time.perf_counter()
+            cpu0, wall0, epoch0 = time.process_time(), time.perf_counter(), time.time()
             await asyncio.sleep(seconds * 0.3)
             storm_at = time.perf_counter()
             forced = (await control.post("/sim/price", json={"code": storm_code,
@@ -505,8 +585,10 @@ async def run(backend: str, n_alerts: int = 100_000, seconds: float = 14.0, port
         print("  stalls over 10 ms (s into the window, lag ms, loop CPU ms, waiting for a core ms):",
               [(round(at - wall0, 2), round(lg * 1e3, 1), round(c * 1e3, 1), round(q * 1e3, 1))
                for at, lg, c, q in zip(lag.at, lag.lags, lag.cpu, lag.runq, strict=True) if lg > 0.01])
-        print("  storm tick at", round(storm_at - wall0, 2), "s; feed dropped at", round(dropped_at - wall0, 2), "s")
+        print("  storm tick at", round(storm_at - wall0, 2), "s; feed dropped at", round(dropped_at - wall0, 2),
+              f"s; the window began at epoch {epoch0:.3f}")
         print("  checkpoints:", [(round(s - wall0, 2), round((e - s) * 1e3, 1)) for s, e in tracer.checkpoints])
+        _print_tail(chunks, storm_ids, wall0, (storm_seen, storm_seen + storm_drained), tracer.checkpoints)
     durations = [c.back - c.taken for c in chunks]
     return {
         "backend": backend, "path": path, "mode": mode, "alerts": n_alerts, "load_s": load_seconds,

@@ -8,6 +8,8 @@ process's lock like the others."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import stat
 import sys
@@ -24,7 +26,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import greenlet_spawn
 from sqlmodel import col, select
 
-from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts import fire_sqlite
+from chatbot.alerts.engine import AlertEngine, Crossing
 from chatbot.alerts.repository import AlertRepository
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.service.alerts import AlertView
@@ -33,6 +36,7 @@ from chatbot.service.users import Users
 from chatbot.storage import Database
 from chatbot.storage import db as db_module
 from chatbot.storage.tables import AlertRow, PendingOrderRow, UserRow
+from chatbot.storage.types import utcnow
 from chatbot.telegram import app as tg
 from chatbot.telegram.i18n import t
 from tests.harness import BotHarness
@@ -350,3 +354,32 @@ async def test_an_urgent_transaction_in_a_driver_lane_goes_ahead_of_those_not_be
         assert [await future for future in futures] == ["held", "a", "b", "u1", "u2"]
     assert order == ["held", "u1", "u2", "a", "b"]
     await db.dispose()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="open files are read from Linux's /proc")
+async def test_a_fire_transaction_keeps_its_statement_journal_in_memory(tmp_path: Path) -> None:
+    """A statement writing many rows inside a transaction keeps the pages it changes (to undo it alone) in its
+    statement journal, which SQLite moved to a new temporary file in /var/tmp past 64 KB: firing 100 alerts
+    created, wrote ~2 MB into and unlinked one such file per transaction. It stays in memory."""
+    db = Database(f"sqlite:///{tmp_path}/journal.sqlite3")
+    await db.migrate()
+    try:
+        async with db.write() as session:
+            session.add_all(alert(1 + i % 500, 71_000 + (i * 7919) % 5000) for i in range(5_000))
+        async with db.engine.connect() as conn:
+            ids = list((await conn.exec_driver_sql("SELECT id FROM alerts ORDER BY id")).scalars())[::50]
+        crossings = {alert_id: Crossing([alert_id], "005930", 80_000, "090000", 0.0) for alert_id in ids}
+
+        def fire(cursor: Any) -> tuple[tuple[int, set[str]], list[str]]:
+            fired = fire_sqlite.fire_on_driver(crossings, utcnow(), fire_sqlite.Binds.of(db.engine.dialect), cursor)
+            files = []
+            for fd in os.listdir("/proc/self/fd"):
+                with contextlib.suppress(OSError):  # (closed meanwhile)
+                    files.append(os.readlink(f"/proc/self/fd/{fd}"))
+            return fired, [f for f in files if "etilqs_" in f]  # SQLite's temporary files
+
+        (count, _codes), temporary = await db.write_on_driver(fire)
+        assert count == 100
+        assert temporary == []
+    finally:
+        await db.dispose()

@@ -34,6 +34,8 @@ SQLITE_LOCK_PATIENCE = 30.0
 # bot's own reads and writes), and a session then waited for a connection.
 PG_POOL_SIZE = 10
 PG_POOL_OVERFLOW = 20
+# SQLite: the WAL is started over once it holds this many frames (32 MB of 4 KB pages; Database._checkpoint_loop).
+WAL_RESTART_FRAMES = 8_192
 T = TypeVar("T")
 
 
@@ -220,49 +222,77 @@ class Database:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
-    def start_checkpoints(self, interval: float = 10.0) -> None:
-        """SQLite: fold the WAL back into the database every ``interval`` seconds (PASSIVE: never
-        waits for readers or writers)."""
+    def start_checkpoints(self, interval: float = 10.0, busy_interval: float = 0.25,
+                          restart_frames: int = WAL_RESTART_FRAMES) -> None:
+        """SQLite: fold the WAL back into the database every ``interval`` seconds, every ``busy_interval``
+        while it is busy, and start it over once it holds ``restart_frames`` (see :meth:`_checkpoint_loop`)."""
         if self.is_sqlite and self._checkpoints is None:
-            self._checkpoints = asyncio.create_task(self._checkpoint_loop(interval), name="sqlite-checkpoint")
+            self._checkpoints = asyncio.create_task(self._checkpoint_loop(interval, busy_interval, restart_frames),
+                                                    name="sqlite-checkpoint")
 
-    async def _checkpoint_loop(self, interval: float) -> None:
-        """Keep the WAL short without ever waiting inside a commit.
+    async def _checkpoint_loop(self, interval: float, busy_interval: float, restart_frames: int) -> None:
+        """Keep the WAL short without a checkpoint ever sitting inside or in front of a commit.
 
-        A PASSIVE checkpoint (never waits) copies the WAL into the database every ``interval``
-        seconds, and every second while the WAL holds more than ``busy_frames`` frames: under a
-        steady stream of commits a pass rarely finds the WAL fully copied (commits land while it
-        copies), and SQLite starts the WAL over only after a pass that did, so a busy bot's WAL
-        grew for as long as the writes went on. When a pass finds everything copied and nothing
-        written since the last one (idle), TRUNCATE cuts the file to zero bytes; when the WAL holds
-        more than ``restart_frames`` frames anyway (a reader kept the copy from completing), RESTART
-        makes the next writer start it over. Those two may wait for readers, so they do with a
-        short busy timeout. ``journal_size_limit`` (see _sqlite_pragmas) cuts the file back each
-        time the WAL is started over."""
-        busy_frames = 2_048  # 8 MB of 4 KB pages: check every second above this
-        restart_frames = 16_384  # 64 MB
-        previous, frames = -1, 0
+        A PASSIVE checkpoint (never waits, takes no lock a writer needs) copies the WAL into the database
+        every ``busy_interval`` seconds while anything is written, every ``interval`` once nothing has been
+        for that long (small passes: a second's worth of a busy bot's WAL is tens of MB, and copying it in
+        one pass competed with the writes for the machine for up to half a second; and a pass that found the
+        WAL small no longer waits a whole ``interval`` while writes go on).
+
+        SQLite starts the WAL over (its next writer writes from the top) only once a pass has copied all of
+        it with nothing committed since, which under a steady stream of commits hardly ever happens: the
+        WAL grew for as long as the writes went on (350 MB after 20 s of firing alerts), RESTART (which takes
+        the write lock with a busy timeout) fought the bot's writers (their BEGIN waited in SQLite's sleeping
+        busy handler), and the commit that finally started it over cut the file to ``journal_size_limit``:
+        130-240 ms inside that commit, every fire behind it waiting. So above ``restart_frames`` the loop
+        catches up with passes of its own, and once one of them had little to copy (the commits made while
+        the one before ran), makes one last pass holding the bot's write lock (the pages of the commits made
+        meanwhile, and its two fsyncs), and the next writer starts the WAL over at once. While the
+        writes outrun the copying (a storm of fires) it does not take the lock: that pass would hold the
+        writers for as long as its copying took; the WAL is started over once the storm has passed.
+        The file is reused as it is, not cut (``journal_size_limit`` is far above what a restart leaves,
+        see _sqlite_pragmas): cutting it costs the file system about 0.5 ms per MB. When a pass finds
+        everything copied and nothing written for ``interval`` seconds (idle), TRUNCATE cuts it to zero bytes,
+        holding the bot's write lock too (the bot's writers queue on it, not in SQLite's busy handler); it
+        may wait for readers, with a short busy timeout."""
+        left_frames = 256  # 1 MB: the most the catching up may leave to the pass under the write lock
+        loop = asyncio.get_running_loop()
+        previous, frames, written = -1, 0, loop.time()
         while True:
-            await asyncio.sleep(min(interval, 1.0) if frames > busy_frames else interval)
+            # Every busy_interval until nothing has been written for an interval (a pass that finds nothing
+            # new costs nothing); then every interval.
+            await asyncio.sleep(min(busy_interval, interval) if loop.time() - written < interval else interval)
             try:
                 async with self.engine.connect() as conn:
-                    busy, frames, copied = map(int, (await conn.exec_driver_sql(
-                        "PRAGMA wal_checkpoint(PASSIVE)")).one())
-                    mode = ("TRUNCATE" if frames > 0 and frames == copied == previous
-                            else "RESTART" if frames > restart_frames else "")
-                    if mode:
-                        await conn.exec_driver_sql("PRAGMA busy_timeout=100")
-                        try:
-                            busy, frames, _ = map(int, (await conn.exec_driver_sql(
-                                f"PRAGMA wal_checkpoint({mode})")).one())
-                        except Exception:
-                            # Never hand a connection with a 100 ms busy_timeout (or a failed
-                            # transaction) back to the pool: the bot's writers would meet it.
-                            await conn.invalidate()
-                            raise
-                        await conn.exec_driver_sql("PRAGMA busy_timeout=5000")
-                        frames = 0 if mode == "TRUNCATE" and not busy else frames
-                    previous = frames
+                    busy, frames, copied = await _wal_checkpoint(conn, "PASSIVE")
+                    if frames != previous:
+                        written = loop.time()
+                    idle = frames > 0 and frames == copied and loop.time() - written >= interval
+                    behind = not idle and frames > restart_frames and frames != previous  # (unchanged: copied all)
+                    restart = False
+                    for _ in range(3 if behind else 0):  # each copies what was committed while the one before ran
+                        before = frames
+                        busy, frames, copied = await _wal_checkpoint(conn, "PASSIVE")
+                        if frames - before <= left_frames:
+                            restart = True  # caught up: what is left for the pass under the lock is small
+                            break
+                if idle or restart:
+                    # The bot's write lock first, then a connection (as its writers take them).
+                    async with self._write_lock, self.engine.connect() as conn:
+                        if restart:  # nothing is committed meanwhile: this pass copies all
+                            busy, frames, copied = await _wal_checkpoint(conn, "PASSIVE")
+                        else:
+                            await conn.exec_driver_sql("PRAGMA busy_timeout=100")
+                            try:
+                                busy, frames, _ = await _wal_checkpoint(conn, "TRUNCATE")
+                            except Exception:
+                                # Never hand a connection with a 100 ms busy_timeout (or a failed
+                                # transaction) back to the pool: the bot's writers would meet it.
+                                await conn.invalidate()
+                                raise
+                            await conn.exec_driver_sql("PRAGMA busy_timeout=5000")
+                            frames = frames if busy else 0
+                previous = frames
             except Exception:
                 log.warning("sqlite checkpoint failed", exc_info=True)
 
@@ -346,6 +376,13 @@ def _queue_on_driver_thread(raw: Any, work: Callable[[Any], T]) -> asyncio.Futur
     future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
     queue.put_nowait((future, partial(work, connection)))
     return future
+
+
+async def _wal_checkpoint(conn: AsyncConnection, mode: str) -> tuple[int, int, int]:
+    """``PRAGMA wal_checkpoint(mode)``: (busy, frames in the WAL, frames copied)."""
+    busy, frames, copied = (int(value) for value in (await conn.exec_driver_sql(
+        f"PRAGMA wal_checkpoint({mode})")).one())
+    return busy, frames, copied
 
 
 class _Lane:
@@ -472,9 +509,17 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     # Checkpoints run from a background task (Database.start_checkpoints), not inside whichever
     # commit happens to cross the WAL threshold: that stall was the tail of alert-firing latency.
     cursor.execute("PRAGMA wal_autocheckpoint=0")
-    # Whenever the WAL is started over after a checkpoint, its file is cut back to 16 MB: a burst
-    # of writes does not leave a WAL of its peak size on disk for good.
-    cursor.execute("PRAGMA journal_size_limit=16777216")
+    # When the WAL is started over after a checkpoint, a file over 256 MB is cut back to that: a storm of
+    # writes does not leave a WAL of its peak size on disk for good. Below it the file is reused as it is:
+    # the cut comes inside the commit that starts the WAL over (0.5 ms per MB cut), and the checkpoint loop
+    # keeps a busy WAL far below it and cuts it to zero once writes pause (Database._checkpoint_loop).
+    cursor.execute("PRAGMA journal_size_limit=268435456")
+    # A statement that writes many rows inside a transaction keeps the before-images of the pages it changes
+    # (its statement journal, to undo that statement alone) in a temporary file past 64 KB: firing 100 alerts
+    # wrote ~2 MB into a new file in /var/tmp, created and unlinked on every fire transaction (as many bytes
+    # as its WAL frames, plus the file system's journal work for the file). In memory, the file and its writes
+    # are gone; the bot's temporary tables and sorts are small (a start-up GROUP BY over every alert: a few MB).
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
