@@ -50,13 +50,14 @@ async def _status(harness: BotHarness) -> str:
     return str(row.status)
 
 
-async def test_a_replica_taking_the_feed_over_does_not_send_again_what_its_live_owner_is_sending(
+async def test_a_replica_taking_the_feed_over_sends_an_unsent_firing_once_and_its_first_owner_does_not(
         bot: BotHarness) -> None:
     """Replica A fires a stop; before its sell leaves (waiting behind the user's other firing, a slow
     holdings read, a database retry) A loses the feed role and replica B takes it over. B's start-up
-    resumes firings "that a restart stopped before sending" — but A is alive and sends it too: the trader
-    holding 20 shares with a stop for 10 would be sold 20. A firing whose journal row a live process
-    holds is that process's (as reconciliation already treats it)."""
+    resumes firings "that a restart stopped before sending" — but A was alive and sent it too: the trader
+    holding 20 shares with a stop for 10 was sold 20. Leaving it to A instead loses the stop-loss if A
+    has crashed on another host (its lease looks live for up to 30 s). B takes the unsent row over, sends
+    it at once, and A, marking it sending, finds it no longer its own and sends nothing."""
     await buy(bot, ALICE, 20)
     stop = ticks(-1, price(bot))
     await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
@@ -68,9 +69,10 @@ async def test_a_replica_taking_the_feed_over_does_not_send_again_what_its_live_
     await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
     await wait_for(lambda: _firing(bot))
     b = _replica(a, "other-host:4242::feed-taker")  # B: the same database and broker, its own process id
-    await b.recover()
+    assert await b.recover() == 1
     if b._tasks:
         await asyncio.wait(set(b._tasks), timeout=60)
+    assert bot.sim.orders_accepted == accepted + 1, "B sent it: the stop does not wait for A, who may be gone"
     turn.release()
     await wait_for(lambda: _placed(bot))
     if a._tasks:

@@ -18,8 +18,8 @@ exactly once, when a trade crosses its trigger.
 * An outcome left unknown (no answer from KIS, a crash while sending) is the order reconciliation's,
   like any order's; this service copies what it learns into the conditional order (:meth:`sync`).
   A firing whose sell provably never left (a crash before sending) is sent after a restart when it
-  is recent and the market still open, else reconciliation tells it as not placed; one whose firing
-  process still runs (a replica that lost the feed role) is left to it, which sends it once.
+  is recent and the market still open, else reconciliation tells it as not placed; the process that fired
+  it, if it still runs (a replica that lost the feed role), then finds it taken over and sends nothing.
 """
 
 from __future__ import annotations
@@ -64,7 +64,14 @@ from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
 from chatbot.service.errors import UserError, kis_errors, off_tick
 from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, MAX_SYMBOL_WORDS, parse_price, parse_quantity
-from chatbot.service.journal import OPEN_STATUSES, DatabaseUnavailable, OrderJournal, Settling, retry_write
+from chatbot.service.journal import (
+    OPEN_STATUSES,
+    DatabaseUnavailable,
+    OrderJournal,
+    SendingTaken,
+    Settling,
+    retry_write,
+)
 from chatbot.service.market_data import MarketData
 from chatbot.service.us_conditional import (
     UsConditional,
@@ -75,8 +82,7 @@ from chatbot.service.us_conditional import (
 )
 from chatbot.service.views import Mode, Outcome
 from chatbot.storage.db import Database
-from chatbot.storage.leases import RUNTIME, is_live
-from chatbot.storage.tables import AlertRow, ConditionalOrderRow, LeaseRow, OrderJournalRow, PendingOrderRow
+from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OrderJournalRow, PendingOrderRow
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
 
@@ -625,7 +631,8 @@ class ConditionalOrders:
                         log.exception("could not start fill notifications")
 
                 async def on_sending(known: set[str]) -> None:
-                    await retry_write(lambda: self.journal.mark_sending(journal_id, str(account.account), known),
+                    await retry_write(lambda: self.journal.mark_sending(journal_id, str(account.account), known,
+                                                                        by=self.process_id),
                                       self.db_retry_seconds, "journal before sending")
                     if self.record_latencies and seen_at is not None:
                         self.sent_latencies.append(time.perf_counter() - seen_at)
@@ -648,6 +655,10 @@ class ConditionalOrders:
                         krw_limit = None if row.limit_price is None else Money.krw(row.limit_price)
                         order_no = (await account.broker.place(OrderSide.SELL, row.code, quantity, krw_limit,
                                                                on_sending=on_sending)).ack.order_no
+                except SendingTaken:  # another replica took the firing over before it left: it sends it, once
+                    log.warning("a conditional order's sell was taken over before it was sent; not sending it",
+                                extra={"order_id": row.id, "journal_id": journal_id})
+                    return
                 except (UsOrderNotOffered, ValueError) as exc:  # refused before anything was sent
                     await self._settle(row, journal_id, "failed", quantity=quantity, message=str(exc))
                     return
@@ -737,20 +748,16 @@ class ConditionalOrders:
                 col(OrderJournalRow.told_at).is_(None)))).all())
         resumed = 0
         open_now = self.mode is Mode.PAPER or self.market.calendar.state().phase.value == "regular"
-        live: set[str] | None = None
         for row, entry in rows:
             assert entry.id is not None
             is_open = (self.us.in_session() if self.us is not None else False) if row.market == "US" else open_now
             if not is_open or row.fired_at is None or row.fired_at < cutoff:
                 continue  # reconciliation tells it as not placed; sync() marks it failed
+            # Taken over only from the process it was read under, and only while unsent: the one that
+            # fired it, still running (a replica that lost the feed role, its sell queued behind a lock or a
+            # database retry), then finds the row no longer its own when it marks it sending
+            # (OrderJournal.mark_sending ``by``) and sends nothing. Exactly one of the two sends it.
             owner = entry.submitted_by
-            if owner is not None and owner != self.process_id:
-                live = await _live_runtimes(self.db) if live is None else live
-                if owner in live:
-                    # Its firing process is alive (a replica that lost the feed role, its sell queued
-                    # behind a lock or a database retry): it sends it, once; reconciliation leaves such
-                    # rows alone too. Sending it here as well would sell twice.
-                    continue
             held_by = (col(OrderJournalRow.submitted_by) == owner if owner is not None
                        else col(OrderJournalRow.submitted_by).is_(None))
             async with self.db.write() as session:
@@ -984,13 +991,6 @@ class ConditionalOrders:
         return ConditionalNotice(row.language, row.id, stage, row.kind, leg, code, row.name,
                                  row.quantity if quantity is None else quantity, trigger, price, tick_time,
                                  order_no, detail, row.quantity, limit, row.currency)
-
-
-async def _live_runtimes(db: Database) -> set[str]:
-    """The owners of the runtime leases still live: the bot processes running on this database now."""
-    async with db.session() as session:
-        leases = (await session.exec(select(LeaseRow).where(col(LeaseRow.kind) == RUNTIME))).all()
-    return {lease.owner for lease in leases if is_live(lease)}
 
 
 async def _committed_in(session: AsyncSession, user_id: int, code: str) -> int:

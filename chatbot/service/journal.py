@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
@@ -34,6 +34,11 @@ OPEN_STATUSES = ("accepted", "partially_filled")  # placed and still working: fi
 # What a database that refuses writes raises (OperationalError for a lock, a full disk, a lost server).
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
 AlsoInTransaction = Callable[[AsyncSession], Awaitable[None]]
+
+
+class SendingTaken(Exception):
+    """A journal row is no longer the caller's to send (another process took it over, or it was told):
+    nothing was sent, and this process must not send it."""
 
 
 class DatabaseUnavailable(Exception):
@@ -101,8 +106,21 @@ class OrderJournal:
                                                     "at": now} for journal_id in ids.values()])
         return ids
 
-    async def mark_sending(self, journal_id: int, account: str, known_orders: set[str]) -> None:
-        """Committed before the request leaves: the account, the snapshot, the time of sending."""
+    async def mark_sending(self, journal_id: int, account: str, known_orders: set[str], *,
+                           by: str | None = None) -> None:
+        """Committed before the request leaves: the account, the snapshot, the time of sending. With ``by``
+        (the sending process), only while the row is still ``by``'s and untold, in one conditional UPDATE:
+        a firing another process took over (it sends it) or already told raises :class:`SendingTaken`, and
+        nothing may be sent."""
+        if by is not None:
+            async with self.db.write() as session:
+                result = await session.exec(update(OrderJournalRow).where(
+                    col(OrderJournalRow.id) == journal_id, col(OrderJournalRow.submitted_by) == by,
+                    col(OrderJournalRow.told_at).is_(None)).values(
+                    account=account, known_orders=sorted(known_orders), sent_at=utcnow(), updated_at=utcnow()))
+            if result.rowcount != 1:
+                raise SendingTaken(f"journal row {journal_id} is no longer {by}'s to send")
+            return
         async with self.db.write() as session:
             row = await session.get(OrderJournalRow, journal_id)
             if row is None:
