@@ -320,6 +320,7 @@ def _conditional_hooks(conditional: ConditionalOrders | None, engine: AlertEngin
     if conditional is None:
         return None, None, None
     conditional.replicated = not replicas.single_process
+    replicas.unwatched.append(lambda: conditional.engine.unwatched_since() if conditional.engine is not None else None)
     conditional.feed_capacity = lambda: engine.feed.max_subscriptions  # the planner's slots change
 
     async def start(since: float | None) -> None:

@@ -27,7 +27,7 @@ from chatbot.storage.sim_state import DbSimStateStore
 from chatbot.storage.tables import AlertRow, ConditionalOrderRow, WatermarkRow
 from tests.harness import BotHarness
 from tests.helpers import new_credentials
-from tests.test_conditional import ALICE, PLACED, TRIGGERED, arm, buy, price, rows, ticks, wait_for
+from tests.test_conditional import ALICE, PLACED, TRIGGERED, arm, buy, price, rows, service, ticks, wait_for
 from tests.test_feed_capacity import add_alerts, price_of, wait_until
 from tests.test_replica_feeds import Replica, _count, _outbox
 
@@ -285,3 +285,28 @@ async def _stamped(db: Database) -> bool:
 
 async def _fired_once(db: Database, code: str) -> bool:
     return await _count(db, col(AlertRow.code) == code, col(AlertRow.status) == "fired") == 1
+
+
+async def test_a_gap_still_open_holds_the_stamp_at_its_start(bot: BotHarness) -> None:
+    """After a reconnect a symbol's first trade may be long in coming (an illiquid one): until it comes, what
+    its extremes crossed in the gap is still to be judged, so a crash then must restart from the gap's start,
+    not from a stamp taken since. Both engines' gaps count (an alert's, a stop's)."""
+    now = price(bot)
+    await buy(bot, ALICE, 10)
+    await arm(bot, ALICE, f"/stop {CODE} 10 {ticks(-3, now)}")
+    (msg,) = await bot.say(ALICE, f"/alert {CODE} 이하 {ticks(-2, now)}")
+    assert "알림 #1" in msg["text"], msg["text"]
+    assert bot.runtime is not None and bot.runtime.engine is not None
+    replicas, watermark = bot.runtime.replicas, bot.runtime.replicas.watermark
+    assert watermark is not None
+    await replicas.run_once()
+    await watermark.settle()
+    stamped = await stamp(bot)
+    assert stamped is not None
+    trigger_engine = service(bot).engine
+    assert trigger_engine is not None
+    for engine, began in ((bot.runtime.engine, stamped - 120), (trigger_engine, stamped - 240)):
+        engine.assume_gap(began)  # its symbol's first trade since is still to come
+        await replicas.run_once()
+        await watermark.settle()
+        assert await stamp(bot) == pytest.approx(began, abs=0.01)

@@ -620,6 +620,10 @@ class AlertEngine:
         self._enqueue(Crossing([alert_id], where[0], price, _kst_second(), time.perf_counter()))
         return True
 
+    def unwatched_since(self) -> float | None:
+        """When the feed's open gap began (some symbol's first trade since is still to come), else None."""
+        return self._gap.start
+
     def assume_gap(self, since: float, codes: set[str] | None = None) -> None:
         """Treat the feed of ``codes`` (every subscribed symbol if None) as down since ``since``: the first
         tick of each fires the alerts its day high or low crossed after then (a feed taken over from a

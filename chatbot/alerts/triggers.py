@@ -531,6 +531,10 @@ class TriggerEngine:
             self._enqueue(crossed)
         return [t.order_id for t in fresh]
 
+    def unwatched_since(self) -> float | None:
+        """When the feed's open gap began (some symbol's first trade since is still to come), else None."""
+        return self._gap.start
+
     def assume_gap(self, since: float) -> None:
         """Treat the feed of every subscribed symbol as down since ``since`` (the feed taken over from a
         replica last seen alive then): the first trade of each fires what the day's high or low crossed since."""

@@ -115,6 +115,9 @@ class Replicas:
         self.sessions_follow_feed = False  # True once there is a feed role among replicas (see the module's doc)
         self.sessions: UserSessions | None = None  # users' own sessions (shared by the fill watcher and the planner)
         self.watermark: Watermark | None = None  # until when the feed was watched (feed_role)
+        # beside the alert engine's, what else rides the feed and judges its gaps (the trigger engine): when
+        # its open gap began, else None
+        self.unwatched: list[Callable[[], float | None]] = []
         self._watching = False  # the feed role's gain done and its lose not begun: the feed is this replica's
         self._locks_lost = False  # the roles are being lost with the connection holding their locks
 
@@ -236,7 +239,7 @@ class Replicas:
             watching, self._watching = self._watching, False
             await watermark.settle()
             if watching and not self._locks_lost and engine.feed.connected.is_set():
-                await watermark.mark()  # watched until now (a feed down since: its last stamp stands)
+                await watermark.mark(self._watched_until())  # (a feed down since: its last stamp stands)
             if riders_stop is not None:
                 await riders_stop()
             await engine.stop()
@@ -256,7 +259,15 @@ class Replicas:
         seconds, in the background: a locked or unreachable database delays no pass and costs no role)."""
         if self._watching and self.watermark is not None and self.engine is not None \
                 and self.engine.feed.connected.is_set():
-            self.watermark.mark_soon()
+            self.watermark.mark_soon(self._watched_until())
+
+    def _watched_until(self) -> float:
+        """Until when every symbol's trades were seen: now, or when a gap still open began (a symbol's first
+        trade after a reconnect is still to come; a crash now must not stamp past what it missed)."""
+        now = time.time()
+        engine = self.engine
+        starts = [engine.unwatched_since() if engine is not None else None, *(f() for f in self.unwatched)]
+        return min([now, *(start for start in starts if start is not None)])
 
     async def claim_session(self, user_id: int) -> bool:
         """May this replica open ``user_id``'s own session (fill notices, their own symbols)? Taking its

@@ -53,16 +53,18 @@ class Watermark:
             return None
         return None if at is None else at.timestamp()
 
-    def due(self, now: float) -> bool:
-        return self.written is None or now - self.written >= self.every
+    def due(self, at: float) -> bool:
+        """Whether ``at`` is to be stored now: :data:`EVERY` seconds after the last stamp, or at once when it
+        is earlier than the stamp stored (a gap still open: the feed was not watched since then)."""
+        return self.written is None or at < self.written or at - self.written >= self.every
 
-    def mark_soon(self, now: float | None = None) -> None:
-        """Stamp ``now`` in the background when :data:`EVERY` seconds passed since the last stamp (and the
-        last write is over): the caller (the replicas' pass) never waits for a locked database."""
-        now = time.time() if now is None else now
-        if not self.due(now) or (self._writing is not None and not self._writing.done()):
+    def mark_soon(self, at: float | None = None) -> None:
+        """Stamp ``at`` (default: the present) in the background when :meth:`due` (and the last write is
+        over): the caller (the replicas' pass) never waits for a locked database."""
+        at = time.time() if at is None else at
+        if not self.due(at) or (self._writing is not None and not self._writing.done()):
             return
-        self._writing = asyncio.create_task(self.mark(now), name="feed-watermark")
+        self._writing = asyncio.create_task(self.mark(at), name="feed-watermark")
 
     async def mark(self, now: float | None = None) -> bool:
         """Stamp ``now`` (default: the present); False when it could not be stored (logged, not raised)."""
@@ -79,7 +81,7 @@ class Watermark:
             log.info("the feed's watermark is stored again", extra={"watermark": self.name,
                                                                     "failures": self.failures})
         self.failures = 0
-        self.written = now if self.written is None else max(self.written, now)
+        self.written = now
         return True
 
     async def settle(self) -> None:
