@@ -8,14 +8,20 @@ does: PTB with concurrent updates, one handler that asks KIS and replies. Ours i
 Application (access gate, per-chat ordering, services, rendering) over the real runtime (SQLite).
 
 At 1, 10 and 50 concurrent users, each user sends a command 0.2 s after the previous one was
-answered (one user: the two bots' commands alternate one by one, ONE_USER_COMMANDS each, where
-slices of a few seconds held too few commands for a steady median) (several commands in flight; under KIS's 20 requests a second per app key, which would
+answered (several commands in flight; under KIS's 20 requests a second per app key, which would
 otherwise set the pace): the round trip is the command's update queued → the reply received by
 the fake. Beside it, the CPU time of this whole process per command while that bot runs (the bot,
-the fake Bot API, the simulator and the load all share this one process and its event loop): at
-50 users the loop is saturated and the round trip is mostly queueing, which the CPU per command
-explains on a machine too busy for the latencies to settle. Once both bots are up, the heap is
-settled as ``chatbot run`` does (:func:`chatbot.__main__.settle_heap`).
+the fake Bot API, the simulator and the load all share this one process and its event loop).
+
+The machine is shared and its load swings within seconds, so the two bots take turns often: one
+user, command by command (ONE_USER_COMMANDS each, who goes first alternating); 10 and 50 users,
+in SLICES one-second slices each, in the order bare, ours, ours, bare, … (each bot as often first
+as second, so a drift of the machine's load over a level weighs on both alike). At 50 users the
+loop is close to saturation: the round trip is then mostly queueing, which grows much faster than
+the CPU per command (a tenth more CPU can double a queue), so the CPU per command is printed
+beside each p50, and the spread of the slice pairs' p50 ratios beside the pooled one (a wide
+spread: the machine, not the bot, moved the figure). Once both bots are up, the heap is settled as
+``chatbot run`` does (:func:`chatbot.__main__.settle_heap`).
 
     python -m bench.bot_roundtrip
 """
@@ -41,8 +47,8 @@ from tests.harness import TOKEN, BotHarness
 from tests.helpers import new_credentials
 
 LEVELS = (1, 10, 50)
-SECONDS = 6.0  # per level and bot, in ROUNDS alternated slices
-ROUNDS = 3
+SLICE = 1.0  # seconds of one bot's turn at 10 and 50 users
+SLICES = 8  # turns per level and bot (alternated: bare, ours, ours, bare, …)
 ONE_USER_COMMANDS = 120  # one user: each bot's commands, alternated one by one (a slice holds too few)
 COMMAND = "/price 005930"
 THINK = 0.2  # seconds a user waits after a reply before the next command (KIS allows 20/s per app key)
@@ -148,10 +154,32 @@ class BareBot:
         await self.sim.stop()
 
 
+async def several_users(loads: dict[str, Load], users: list[dict[str, Any]]) -> tuple[dict[str, tuple[list[float], float, float]], list[float]]:
+    """Each bot's round trips, commands a second and CPU seconds per command over SLICES turns of SLICE
+    seconds, in the order bare, ours, ours, bare, …; and each pair of turns' p50 ratio (ours / bare)."""
+    times: dict[str, list[float]] = {name: [] for name in loads}
+    cpu = dict.fromkeys(loads, 0.0)
+    busy = dict.fromkeys(loads, 0.0)
+    ratios = []
+    for turn in range(SLICES):
+        p50 = {}
+        for name in ("bare", "ours") if turn % 2 == 0 else ("ours", "bare"):
+            started = time.perf_counter()
+            slice_times, _, used = await loads[name].run(users, SLICE)
+            busy[name] += time.perf_counter() - started
+            cpu[name] += used
+            times[name] += slice_times
+            p50[name] = pct(slice_times, 0.5)
+        ratios.append(p50["ours"] / p50["bare"])
+    return {name: (times[name], len(times[name]) / busy[name], cpu[name] / max(1, len(times[name])))
+            for name in loads}, ratios
+
+
 async def main() -> None:
     users = [BotApiEmulator.user(1000 + i, "ko") for i in range(max(LEVELS))]
     bare = BareBot()
     loads = {"bare": Load(await bare.start(users))}
+    spreads: dict[int, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         harness = BotHarness(f"sqlite:///{tmp}/bench.sqlite3")
         await harness.start()
@@ -166,35 +194,29 @@ async def main() -> None:
             for name, result in (await one_user(loads, users[0], ONE_USER_COMMANDS)).items():
                 results[name][1] = result
             for level in LEVELS[1:]:
-                cpu = {"bare": 0.0, "ours": 0.0}
-                for name in ("bare", "ours"):
-                    results[name][level] = ([], 0.0, 0.0)
-                for _ in range(ROUNDS):  # alternated, so both see the same machine
-                    for name, load in loads.items():
-                        times, rate, used = await load.run(users[:level], SECONDS / ROUNDS)
-                        cpu[name] += used
-                        results[name][level][0].extend(times)
-                        results[name][level] = (results[name][level][0], results[name][level][1] + rate / ROUNDS, 0.0)
-                for name in ("bare", "ours"):
-                    done = results[name][level]
-                    results[name][level] = (done[0], done[1], cpu[name] / max(1, len(done[0])))
+                by_bot, spreads[level] = await several_users(loads, users[:level])
+                for name, result in by_bot.items():
+                    results[name][level] = result
         finally:
             await harness.stop()
             await bare.stop()
-    for text in line("ours", results["ours"], results["bare"]):
+    for text in line("ours", results["ours"], results["bare"], spreads):
         print(text, flush=True)
 
 
-def line(name: str, results: Results, anchor: Results) -> list[str]:
+def line(name: str, results: Results, anchor: Results, spreads: dict[int, list[float]]) -> list[str]:
     out = []
     for level in LEVELS:
         times, rate, cpu = results[level]
         a_times, a_rate, a_cpu = anchor[level]
+        spread = sorted(spreads.get(level, []))
+        pairs = (f" (turn pairs: median {spread[len(spread) // 2]:.2f}×, {spread[0]:.2f}–{spread[-1]:.2f}×)"
+                 if spread else "")
         out.append(f"/price round trip, {level} concurrent user(s), {name}: p50 {pct(times, 0.5) * 1e3:.2f} ms, "
                    f"p99 {pct(times, 0.99) * 1e3:.2f} ms, {rate:.0f} commands/s; bare PTB bot p50 "
                    f"{pct(a_times, 0.5) * 1e3:.2f} ms, p99 {pct(a_times, 0.99) * 1e3:.2f} ms, {a_rate:.0f}/s → p50 "
-                   f"{pct(times, 0.5) / pct(a_times, 0.5):.2f}× the bare bot's; CPU per command (whole process) "
-                   f"{cpu * 1e3:.2f} vs {a_cpu * 1e3:.2f} ms → {cpu / a_cpu:.2f}×")
+                   f"{pct(times, 0.5) / pct(a_times, 0.5):.2f}× the bare bot's{pairs}; CPU per command (whole "
+                   f"process) {cpu * 1e3:.2f} vs {a_cpu * 1e3:.2f} ms → {cpu / a_cpu:.2f}×")
     return out
 
 

@@ -42,6 +42,16 @@ def test_calendar_decisions(when: str, phase: Phase, next_open: str) -> None:
     assert state.next_open == at(next_open)
 
 
+@pytest.mark.parametrize("when", ["2026-11-24 08:10", "2026-11-24 23:49", "2026-11-24 23:50", "2026-11-25 00:09",
+                                  "2026-11-25 00:10", "2026-11-28 23:55", "2026-12-31 23:55"])
+def test_maintenance_check_agrees_with_the_state(when: str) -> None:
+    """What a query checks before asking KIS (maintenance_until) says what the whole state says."""
+    state = CALENDAR.state(at(when))
+    expected = state.next_open if state.phase is Phase.MAINTENANCE else None
+    assert CALENDAR.maintenance_until(at(when)) == expected
+    assert MarketCalendar().maintenance_until(at(when)) is None  # no window configured
+
+
 def test_trading_days() -> None:
     assert is_trading_day(dt.date(2026, 11, 24)) and not is_trading_day(dt.date(2026, 6, 3))  # local election
 

@@ -81,6 +81,15 @@ class MarketCalendar:
                 return True
         return False
 
+    def maintenance_until(self, now: dt.datetime | None = None) -> dt.datetime | None:
+        """The next regular-session open when ``now`` falls in a maintenance window, else None: what a
+        query checks before asking KIS (a clock read and a comparison per window; the whole
+        :meth:`state`, with its holiday look-ups for the next open, only when in a window)."""
+        if not self.maintenance:
+            return None
+        now = (now or dt.datetime.now(KST)).astimezone(KST)
+        return self.next_open(now) if self.in_maintenance(now.time()) else None
+
     def state(self, now: dt.datetime | None = None) -> MarketState:
         now = (now or dt.datetime.now(KST)).astimezone(KST)
         next_open = self.next_open(now)

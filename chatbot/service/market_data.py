@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from chatbot import __version__
 from chatbot.charts import plot_bars, render_candles
-from chatbot.market_hours import MarketCalendar, Phase
+from chatbot.market_hours import MarketCalendar
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import (
@@ -37,9 +37,9 @@ class MarketData:
 
     def check_maintenance(self) -> None:
         """KIS is in a maintenance window the operator configured: say until when, ask KIS nothing."""
-        state = self.calendar.state()
-        if state.phase is Phase.MAINTENANCE:
-            raise UserError("kis_maintenance", until=state.next_open)
+        until = self.calendar.maintenance_until()
+        if until is not None:
+            raise UserError("kis_maintenance", until=until)
 
     async def quote(self, user_id: int, symbol_text: str) -> QuoteView:
         self.check_maintenance()
