@@ -152,16 +152,29 @@ class Database:
         pause = 0.05
         async with self._write_lock:
             while True:
-                if self._driver is None or not _driver_open(self._driver):
-                    self._driver = await self.engine.raw_connection()
+                driver = await self._driver_connection()
                 try:
-                    return await _on_driver_thread(self._driver, partial(_immediate_transaction, work))
+                    return await _on_driver_thread(driver, partial(_immediate_transaction, work))
                 except sqlite3.OperationalError as exc:
                     if not is_transient_lock(exc) or loop.time() + pause > deadline:
                         raise
                     log.warning("sqlite write lock held elsewhere; waiting", extra={"pause_s": pause})
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 2.0)
+
+    async def _driver_connection(self) -> Any:
+        """The pool connection the driver's transactions run on, checked out once and kept (again if it
+        closed). Its temporary storage is in memory: a statement that writes many rows inside a transaction
+        keeps the before-images of the pages it changes (its statement journal, to undo that statement alone)
+        in a temporary file past 64 KB, so firing 100 alerts wrote ~2 MB into a new file in /var/tmp, created
+        and unlinked on every fire transaction (as many bytes as its WAL frames, plus the file system's
+        journal work). Only here: on every connection, start-up's large sorts (a GROUP BY over every alert,
+        the simulator's documents) took +14 MB and ~0.1 CPU s in memory."""
+        if self._driver is None or not _driver_open(self._driver):
+            raw = await self.engine.raw_connection()
+            await _on_driver_thread(raw, _temporary_storage_in_memory)
+            self._driver = raw
+        return self._driver
 
     @asynccontextmanager
     async def driver_lane(self) -> AsyncIterator[Callable[..., asyncio.Future[Any]]]:
@@ -176,9 +189,7 @@ class Database:
         if not self.is_sqlite:
             raise RuntimeError("driver_lane is for SQLite")
         async with self._write_lock:
-            if self._driver is None or not _driver_open(self._driver):
-                self._driver = await self.engine.raw_connection()
-            driver = self._driver
+            driver = await self._driver_connection()
             submitted: list[asyncio.Future[Any]] = []
             lane = _Lane.on(driver)
 
@@ -445,6 +456,14 @@ def _driver_open(raw: Any) -> bool:
         getattr(driver, "_connection", True) is not None)
 
 
+def _temporary_storage_in_memory(connection: Any) -> None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA temp_store=MEMORY")
+    finally:
+        cursor.close()
+
+
 def _immediate_transaction(work: Callable[[Any], T], connection: Any) -> T:
     if getattr(connection, "in_transaction", False):  # left open by a rollback that failed: start clean
         connection.rollback()
@@ -514,12 +533,6 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     # the cut comes inside the commit that starts the WAL over (0.5 ms per MB cut), and the checkpoint loop
     # keeps a busy WAL far below it and cuts it to zero once writes pause (Database._checkpoint_loop).
     cursor.execute("PRAGMA journal_size_limit=268435456")
-    # A statement that writes many rows inside a transaction keeps the before-images of the pages it changes
-    # (its statement journal, to undo that statement alone) in a temporary file past 64 KB: firing 100 alerts
-    # wrote ~2 MB into a new file in /var/tmp, created and unlinked on every fire transaction (as many bytes
-    # as its WAL frames, plus the file system's journal work for the file). In memory, the file and its writes
-    # are gone; the bot's temporary tables and sorts are small (a start-up GROUP BY over every alert: a few MB).
-    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
