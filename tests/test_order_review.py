@@ -54,6 +54,18 @@ async def journal(bot: BotHarness) -> list[OrderJournalRow]:
         return list((await session.exec(select(OrderJournalRow).order_by(col(OrderJournalRow.id)))).all())
 
 
+async def newest_filled(bot: BotHarness) -> OrderJournalRow:
+    """The newest journal row, once it is filled (a deadline of 60 s, not a measure)."""
+    async def filled() -> OrderJournalRow:
+        while True:
+            row = (await journal(bot))[-1]
+            if row.status == "filled":
+                return row
+            await asyncio.sleep(0.05)
+
+    return await asyncio.wait_for(filled(), 60)
+
+
 async def yesterdays_order(bot: BotHarness, order_no: str, quantity: int = 1, *, status: str = "filled",
                            then: dt.datetime | None = None) -> None:
     """An order of an earlier day, told, under the number KIS gives the next order today (filled unless
@@ -216,14 +228,7 @@ async def test_a_fill_before_a_slow_reply_is_journalled_on_its_order_once_the_nu
     fill = await bot.wait_for_message(USER["id"], "Filled", 60)  # a deadline, not a measure: a push may be retried
     assert number and number in fill["text"]
 
-    async def filled() -> OrderJournalRow:
-        while True:
-            row = (await journal(bot))[-1]
-            if row.status == "filled":
-                return row
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(filled(), 60)
+    await newest_filled(bot)
     assert bot.count_messages(USER["id"], "Filled") == 1
 
 
@@ -306,14 +311,7 @@ async def test_a_fill_missed_while_the_notice_connection_was_down_is_told_when_i
     fill = await bot.wait_for_message(USER["id"], "Filled", 60)
     assert number in fill["text"]
 
-    async def filled() -> OrderJournalRow:
-        while True:
-            row = (await journal(bot))[-1]
-            if row.status == "filled":
-                return row
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(filled(), 60)
+    await newest_filled(bot)
     assert bot.count_messages(USER["id"], "Filled") == 1
 
 
@@ -339,12 +337,5 @@ async def test_a_fill_made_while_the_bot_was_down_is_told_when_it_starts_again(b
     fill = await bot.wait_for_message(USER["id"], "Filled", 60)
     assert revision.kis_order_no in fill["text"]
 
-    async def filled() -> OrderJournalRow:
-        while True:
-            row = (await journal(bot))[-1]
-            if row.status == "filled":
-                return row
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(filled(), 60)
+    await newest_filled(bot)
     assert bot.count_messages(USER["id"], "Filled") == 1

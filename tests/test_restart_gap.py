@@ -21,7 +21,7 @@ from chatbot.kis import protocol as p
 from chatbot.kis.models import KST, OrderSide
 from chatbot.service.replicas import FEED
 from chatbot.service.watermark import Watermark
-from chatbot.sim.server import KisSimulator, SimulatorOptions
+from chatbot.sim.server import KisSimulator
 from chatbot.storage import Database
 from chatbot.storage.sim_state import DbSimStateStore
 from chatbot.storage.tables import AlertRow, ConditionalOrderRow, WatermarkRow
@@ -29,9 +29,10 @@ from tests.harness import BotHarness
 from tests.helpers import new_credentials
 from tests.test_conditional import ALICE, PLACED, TRIGGERED, arm, buy, price, rows, service, ticks, wait_for
 from tests.test_feed_capacity import add_alerts, price_of, wait_until
-from tests.test_replica_feeds import Replica, _count, _outbox
+from tests.test_replica_feeds import Replica, _count, _outbox, second, sim
 
 ALERT_PUSH = "도달"
+__all__ = ["second", "sim"]  # fixtures shared with test_replica_feeds
 CODE = "005930"
 
 
@@ -225,26 +226,10 @@ async def test_a_stamp_from_before_korean_midnight_covers_the_whole_new_day(data
     assert row.name == FEED and row.watched_at.timestamp() == today.timestamp()
 
 
-@pytest.fixture
-async def second(database: Database) -> AsyncIterator[Database]:
-    other = Database(str(database.engine.url.render_as_string(hide_password=False)))
-    yield other
-    await other.dispose()
-
-
-@pytest.fixture
-async def replica_sim() -> AsyncIterator[KisSimulator]:
-    simulator = KisSimulator(SimulatorOptions(tick_interval=0, pingpong_interval=0))
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
 async def test_every_replica_down_and_one_back_judges_the_time_nobody_watched(
-        database: Database, second: Database, replica_sim: KisSimulator) -> None:
+        database: Database, second: Database, sim: KisSimulator) -> None:
     if database.is_sqlite:
         pytest.skip("SQLite serves one process: no replicas")
-    sim = replica_sim
     code = min(sim.market.symbols)
     start = price_of(sim, code)
     await add_alerts(database, [(9, code)], sim)  # fires 3 ticks above the price
