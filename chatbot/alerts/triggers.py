@@ -206,7 +206,7 @@ class TriggerEngine:
         return (trail.high, trail.level) if trail else None
 
     # -- the book -------------------------------------------------------------------------------------------
-    def _add(self, trigger: ArmedTrigger, *, in_gap: bool = True) -> None:
+    def _add(self, trigger: ArmedTrigger, *, in_gap: bool = True, new: bool = False) -> None:
         order_id, code = trigger.order_id, trigger.code
         if order_id in self._orders:
             return
@@ -222,7 +222,8 @@ class TriggerEngine:
             self.book.add(order_id * 2, code, "below", stop)
         if trigger.take is not None:
             self.book.add(order_id * 2 + 1, code, "above", trigger.take)
-        if in_gap and self._gap.start is not None:
+        # ``new`` (just armed): noted also without a gap open, for one a drop noticed late opens (see FeedGap)
+        if in_gap and (self._gap.start is not None or new):
             self._gap.note_armed(code, order_id, _market_second())
 
     def _drop(self, order_id: int) -> ArmedTrigger | None:
@@ -480,7 +481,7 @@ class TriggerEngine:
 
     def arm(self, trigger: ArmedTrigger, seen: _Arming | None = None) -> None:
         """Into the book (inside :meth:`arming`); trades seen while it was stored are judged now."""
-        self._add(trigger)
+        self._add(trigger, new=True)
         if seen is not None:
             crossed = self._judge(trigger, seen)
             if crossed:
