@@ -46,6 +46,7 @@ class StandInFeed:
         self.listeners: list[Callable[[Any], None]] = []
         self.subscriptions: dict[tuple[str, str], int] = {}
         self.connected = asyncio.Event()
+        self.last_heard: float | None = None  # (frames are emitted by the test: nothing is heard late)
 
     def add_listener(self, listener: Callable[[Any], None]) -> Callable[[], None]:
         self.listeners.append(listener)
