@@ -32,6 +32,15 @@ def market_second(start: float, now: float | None = None) -> str:
     return began.strftime("%H%M%S")
 
 
+def _second_before(second: str) -> str:
+    """The HHMMSS market second before ``second`` (``"000000"`` stays)."""
+    try:
+        t = dt.datetime.strptime(second, "%H%M%S")
+    except ValueError:
+        return second
+    return second if second == "000000" else (t - dt.timedelta(seconds=1)).strftime("%H%M%S")
+
+
 class FeedGap:
     __slots__ = ("armed", "recent", "start", "symbols")
 
@@ -53,9 +62,11 @@ class FeedGap:
             start = self.start = now if event.last_heard is None else min(now, event.last_heard)
             # What was armed after that (the connection already dead, the drop not yet noticed) is set aside
             # like anything armed during the gap: an extreme of that stretch may have come before it.
+            # (Set aside only from extremes of an earlier second than its arming: one of the same second, the
+            # connection not yet known dead, is taken to have come after it, as before the gap began there.)
             for at, code, item_id, second in self.recent:
                 if at >= start:
-                    self.armed.setdefault(code, []).append((item_id, second))
+                    self.armed.setdefault(code, []).append((item_id, _second_before(second)))
             self.recent.clear()
         elif isinstance(event, Reconnected):
             self.symbols = set(subscribed)

@@ -378,14 +378,16 @@ class TriggerEngine:
         if gap_start is None:
             return []
         since = market_second(gap_start)
-        set_aside = [trigger for order_id, _armed_at in armed_since
-                     if (trigger := self._drop(order_id)) is not None]
-        fired: list[Crossed] = []
         extremes = []
         if tick.high_time >= since and self.in_session(tick.high_time):
             extremes.append((tick.high_time, 1, tick.high))
         if tick.low_time >= since and self.in_session(tick.low_time):
             extremes.append((tick.low_time, 0, tick.low))
+        # An order armed during the gap is set aside when an extreme judged was made in the second it was
+        # armed in or before (it may have come before the order existed), as the alert engine does.
+        set_aside = [trigger for order_id, armed_at in armed_since
+                     if any(at <= armed_at for at, _, _ in extremes) and (trigger := self._drop(order_id)) is not None]
+        fired: list[Crossed] = []
         for at, is_high, price in sorted(extremes):
             if is_high:
                 self._raise_trails(code, price)
