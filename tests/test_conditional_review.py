@@ -21,6 +21,7 @@ from chatbot.alerts.triggers import STOP, ArmedTrigger, Crossed, regular_session
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis.models import KST
 from chatbot.service.conditional import ConditionalOrders
+from chatbot.service.journal import Settling
 from chatbot.storage.db import Database
 from chatbot.storage.tables import ConditionalOrderRow, OrderJournalRow, OutboxRow
 from tests.harness import BotHarness
@@ -96,6 +97,7 @@ def _replica(service_: ConditionalOrders, process_id: str) -> ConditionalOrders:
     other._locks = {}
     other._tasks = set()
     other._sending = asyncio.Semaphore(8)
+    other.settling = Settling()  # a process of its own: what A has in flight is not B's
     other._loop = None
     return other
 
@@ -281,3 +283,33 @@ async def test_the_first_owner_of_a_firing_taken_over_writes_nothing_of_it_when_
     assert await _status(bot) == "placed"
     keys = [r.dedupe_key for r in await rows(bot, OutboxRow)]
     assert not [k for k in keys if k.startswith("cond:") and k.endswith(":failed")], keys
+
+
+async def test_a_replica_taking_the_feed_back_leaves_alone_a_firing_it_is_still_sending(bot: BotHarness) -> None:
+    """Replica A fires a stop; its sell waits behind the user's lock. A loses the feed role for a moment (its
+    stop waits 10 s for the firing and leaves it running) and takes it back: its start-up resumed the unsent
+    firings, its own one still in flight among them (the takeover's compare-and-set passes from A to A), and ran
+    it a second time under the same owner: after the first sold the 10 shares, the second found nothing held and
+    settled the firing 'failed' (the filled sell's journal row turned failed, the trader told the stop failed);
+    had the first sell's outcome been unknown (not told), the second would have sold again."""
+    await buy(bot, ALICE, 10)
+    stop = ticks(-1, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    accepted = bot.sim.orders_accepted
+    a = service(bot)
+    turn = a._locks.setdefault(ALICE["id"], asyncio.Lock())
+    await turn.acquire()  # A's sell waits its turn
+    bot.sim.set_price(CODE, stop)
+    await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
+    await wait_for(lambda: _firing(bot))
+    resumed = await a.recover()
+    turn.release()
+    await wait_for(lambda: _placed(bot))
+    if a._tasks:
+        await asyncio.wait(set(a._tasks), timeout=60)
+    assert bot.sim.orders_accepted == accepted + 1, "one firing, one sell"
+    (journal,) = [r for r in await rows(bot, OrderJournalRow) if r.side == "sell"]
+    assert journal.status in ("accepted", "filled"), (journal.status, journal.message)
+    keys = [r.dedupe_key for r in await rows(bot, OutboxRow)]
+    assert not [k for k in keys if k.startswith("cond:") and k.endswith(":failed")], keys
+    assert resumed == 0, "A is sending it still"

@@ -771,6 +771,8 @@ class ConditionalOrders:
             is_open = (self.us.in_session() if self.us is not None else False) if row.market == "US" else open_now
             if not is_open or row.fired_at is None or row.fired_at < cutoff:
                 continue  # reconciliation tells it as not placed; sync() marks it failed
+            if entry.id in self.settling.in_flight:
+                continue  # this process is sending it still (the feed role lost and taken back meanwhile)
             # Taken over only from the process it was read under, and only while unsent: the one that
             # fired it, still running (a replica that lost the feed role, its sell queued behind a lock or a
             # database retry), then finds the row no longer its own when it marks it sending
