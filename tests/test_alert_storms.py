@@ -46,6 +46,7 @@ class StandInFeed:
         self.listeners: list[Callable[[Any], None]] = []
         self.subscriptions: dict[tuple[str, str], int] = {}
         self.connected = asyncio.Event()
+        self.last_heard: float | None = None  # (frames are emitted by the test: nothing is heard late)
 
     def add_listener(self, listener: Callable[[Any], None]) -> Callable[[], None]:
         self.listeners.append(listener)
@@ -569,3 +570,26 @@ async def test_a_dollar_alert_fires_with_its_prices_in_ten_thousandths(database:
     assert payload == {"alert_id": alert_id, "lang": "en", "code": "DNASAAPL", "name": "Apple", "direction": "above",
                        "threshold": 11_300, "price": 11_400, "time": "093001", "percent": "+3", "repeat": False,
                        "reference_price": 11_000, "currency": "USD"}
+
+
+async def test_an_alert_armed_after_the_server_was_last_heard_is_not_fired_by_an_extreme_made_before_it(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any]) -> None:
+    """The gap of a drop noticed late starts when the server was last heard; an alert armed in between (the
+    connection silently dead, the drop not yet noticed) did not exist when the day's high of that stretch
+    was made, and must not fire on it (it was not set aside: the gap had not begun when it was armed)."""
+    engine: AlertEngine = await make_engine()
+    heard = time.time() - 40
+    during = AlertRow(owner_id=9, chat_id=9, code=CODE, name=CODE, direction="above", threshold=70_500,
+                      reference_price=70_000)
+    await engine.arm(during, AlertRepository(database).add)  # the drop is not noticed yet
+    feed.emit(Disconnected("ConnectionClosedError", last_heard=heard))
+    feed.emit(Reconnected(1))
+    before_it = dt.datetime.fromtimestamp(heard + 10, KST).strftime("%H%M%S")
+    feed.emit(tick(CODE, 70_000, time=dt.datetime.now(KST).strftime("%H%M%S"), high=71_500, high_time=before_it))
+    await settled(engine)
+    async with database.session() as session:
+        assert (await session.get(AlertRow, during.id)).status == "armed"  # type: ignore[union-attr]
+    assert engine.fired == 0 and during.id in engine.book
+    feed.emit(tick(CODE, 70_600))  # a crossing after it was armed fires it
+    await settled(engine)
+    assert engine.fired == 1

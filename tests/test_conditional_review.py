@@ -21,8 +21,9 @@ from chatbot.alerts.triggers import STOP, ArmedTrigger, Crossed, regular_session
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis.models import KST
 from chatbot.service.conditional import ConditionalOrders
+from chatbot.service.journal import Settling
 from chatbot.storage.db import Database
-from chatbot.storage.tables import ConditionalOrderRow
+from chatbot.storage.tables import ConditionalOrderRow, OrderJournalRow, OutboxRow
 from tests.harness import BotHarness
 from tests.test_alert_storms import tick
 from tests.test_conditional import (
@@ -96,6 +97,7 @@ def _replica(service_: ConditionalOrders, process_id: str) -> ConditionalOrders:
     other._locks = {}
     other._tasks = set()
     other._sending = asyncio.Semaphore(8)
+    other.settling = Settling()  # a process of its own: what A has in flight is not B's
     other._loop = None
     return other
 
@@ -247,3 +249,67 @@ async def test_a_krx_stop_crossed_in_a_gap_the_feed_came_back_from_after_the_ses
     assert [c.order_id for c in fired] == [1]
     assert engine.armed(2) is not None
     await engine.stop()
+
+
+async def test_the_first_owner_of_a_firing_taken_over_writes_nothing_of_it_when_the_taker_sold_first(
+        bot: BotHarness) -> None:
+    """As above, but the trader holds exactly the stop's 10 shares: B takes the firing over and its sell
+    fills before A's turn comes. A then reads the holdings (none left) and, the row no longer its own,
+    must write nothing: it settled the firing 'failed: nothing held to sell' (the journal row of B's
+    filled sell turned 'failed' and told, and the trader was told the stop-loss failed beside 'placed')."""
+    await buy(bot, ALICE, 10)
+    stop = ticks(-1, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    a = service(bot)
+    turn = a._locks.setdefault(ALICE["id"], asyncio.Lock())
+    await turn.acquire()  # A's sell waits its turn
+    bot.sim.set_price(CODE, stop)
+    await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
+    await wait_for(lambda: _firing(bot))
+    b = _replica(a, "other-host:4242::feed-taker")
+    assert await b.recover() == 1
+    if b._tasks:
+        await asyncio.wait(set(b._tasks), timeout=60)
+    await wait_for(lambda: _placed(bot))
+    (balance,) = await bot.say(ALICE, "/balance")
+    assert "10주" not in balance["text"], "B's sell filled: nothing is held any more"
+    (journal,) = [r for r in await rows(bot, OrderJournalRow) if r.side == "sell"]
+    assert journal.status in ("accepted", "filled", "partially_filled"), journal.status
+    turn.release()
+    if a._tasks:
+        await asyncio.wait(set(a._tasks), timeout=60)
+    (after,) = [r for r in await rows(bot, OrderJournalRow) if r.side == "sell"]
+    assert after.status == journal.status and after.quantity == 10, (after.status, after.quantity, after.message)
+    assert await _status(bot) == "placed"
+    keys = [r.dedupe_key for r in await rows(bot, OutboxRow)]
+    assert not [k for k in keys if k.startswith("cond:") and k.endswith(":failed")], keys
+
+
+async def test_a_replica_taking_the_feed_back_leaves_alone_a_firing_it_is_still_sending(bot: BotHarness) -> None:
+    """Replica A fires a stop; its sell waits behind the user's lock. A loses the feed role for a moment (its
+    stop waits 10 s for the firing and leaves it running) and takes it back: its start-up resumed the unsent
+    firings, its own one still in flight among them (the takeover's compare-and-set passes from A to A), and ran
+    it a second time under the same owner: after the first sold the 10 shares, the second found nothing held and
+    settled the firing 'failed' (the filled sell's journal row turned failed, the trader told the stop failed);
+    had the first sell's outcome been unknown (not told), the second would have sold again."""
+    await buy(bot, ALICE, 10)
+    stop = ticks(-1, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    accepted = bot.sim.orders_accepted
+    a = service(bot)
+    turn = a._locks.setdefault(ALICE["id"], asyncio.Lock())
+    await turn.acquire()  # A's sell waits its turn
+    bot.sim.set_price(CODE, stop)
+    await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
+    await wait_for(lambda: _firing(bot))
+    resumed = await a.recover()
+    turn.release()
+    await wait_for(lambda: _placed(bot))
+    if a._tasks:
+        await asyncio.wait(set(a._tasks), timeout=60)
+    assert bot.sim.orders_accepted == accepted + 1, "one firing, one sell"
+    (journal,) = [r for r in await rows(bot, OrderJournalRow) if r.side == "sell"]
+    assert journal.status in ("accepted", "filled"), (journal.status, journal.message)
+    keys = [r.dedupe_key for r in await rows(bot, OutboxRow)]
+    assert not [k for k in keys if k.startswith("cond:") and k.endswith(":failed")], keys
+    assert resumed == 0, "A is sending it still"

@@ -295,3 +295,22 @@ async def test_a_gap_still_open_holds_the_stamp_at_its_start(bot: BotHarness) ->
         await replicas.run_once()
         await watermark.settle()
         assert await stamp(bot) == pytest.approx(began, abs=0.01)
+
+
+async def test_a_connection_gone_silent_is_not_stamped_as_watched_past_its_last_frame(bot: BotHarness) -> None:
+    """A silently dead connection looks connected until the ping timeout (up to 40 s): stamping 'watched
+    until now' meanwhile, a crash or restart then took the time since the last frame as watched, and what the
+    extremes of that stretch crossed never fired. The stamp goes no later than when the feed was last heard."""
+    assert bot.runtime is not None and bot.runtime.engine is not None
+    await quiet(bot)
+    replicas, watermark = bot.runtime.replicas, bot.runtime.replicas.watermark
+    assert watermark is not None
+    feed: Any = bot.runtime.engine.feed
+    sessions = [op.session for op in feed.operators] if hasattr(feed, "operators") else [feed]
+    assert feed.connected.is_set()
+    heard = min(s.last_heard for s in sessions) - 30
+    sessions[0].last_heard = heard  # nothing more came on it (the drop is not noticed yet)
+    await replicas.run_once()
+    await watermark.settle()
+    stamped = await stamp(bot)
+    assert stamped is not None and stamped <= heard + 0.01, (stamped, heard)

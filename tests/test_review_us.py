@@ -394,3 +394,39 @@ async def test_the_chart_of_a_sub_dollar_us_stock_labels_its_prices_to_the_tick(
     bot.sim.set_us_price("AAPL", Decimal("0.5123"))
     await bot.say(BOB, "/chart AAPL")
     assert seen == [4], "a $0.51 axis cannot tell $0.5123 from $0.5087"
+
+
+# -- a fill handled after its trading day ended is matched to that day's order ------------------------------------
+async def test_a_us_fill_of_the_last_after_market_second_handled_after_0700_kst_is_journalled(bot: BotHarness) -> None:
+    """A US trading day ends at 07:00 KST. A fill at 06:59:58 whose notice is handled a little later (waiting for
+    its order's number, a database retry) was matched against the rows of the day begun at 07:00: its own order,
+    sent the day before, was not among them, so the fill was pushed as an order placed elsewhere and the journal
+    left 'accepted' (a later catch-up then told it a second time)."""
+    from sqlalchemy import update
+    from sqlmodel import select
+
+    from chatbot.broker import Fill, OrderSide
+    from chatbot.kis.models import KST
+    from chatbot.markets.money import Money
+    from chatbot.storage.tables import OrderJournalRow
+
+    runtime = bot.runtime
+    assert runtime is not None
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    assert "주문 접수" in (await confirm(bot, ALICE, "/buy AAPL 5 180.00"))["text"]  # rests below the market
+    async with runtime.db.session() as session:
+        (row,) = (await session.exec(select(OrderJournalRow).where(OrderJournalRow.market == "US"))).all()
+    assert row.kis_order_no and row.id is not None
+    now = dt.datetime.now(KST)
+    boundary = dt.datetime.combine(now.date(), dt.time(7), KST)
+    boundary = boundary if boundary <= now else boundary - dt.timedelta(days=1)  # the last 07:00 KST
+    sent = (boundary - dt.timedelta(minutes=5)).astimezone(dt.UTC)  # in the after-market before it
+    async with runtime.db.write() as session:
+        await session.exec(update(OrderJournalRow).where(OrderJournalRow.id == row.id)  # type: ignore[arg-type]
+                           .values(created_at=sent, sent_at=sent))
+    runtime.fills.clock = lambda: boundary + dt.timedelta(seconds=30)  # handled 32 s after the fill
+    fill = Fill(row.kis_order_no, "", "AAPL", OrderSide.BUY, 5, Money.usd(Decimal("180.00")), 5, "065958")
+    await runtime.fills._record(ALICE["id"], ALICE["id"], "ko", fill)
+    async with runtime.db.session() as session:
+        entry = await session.get(OrderJournalRow, row.id)
+    assert entry is not None and entry.status == "filled", entry

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -159,4 +160,25 @@ async def test_an_order_adopted_from_another_replica_fires_on_what_crossed_it_si
     feed.emit(tick(CODE, 69_450))
     await idle(engine)
     assert [c.order_id for c in fired] == [1, 2]  # nothing twice
+    await engine.stop()
+
+
+async def test_a_stop_armed_after_the_server_was_last_heard_is_not_sold_on_a_low_made_before_it() -> None:
+    """A silent drop, noticed 40 s after the server was last heard: the gap starts back there. A stop armed in
+    between did not exist when that stretch's low was made; selling on it sold a holding the market never took
+    below the stop after the stop was set."""
+    engine, feed, fired = await engine_with()
+    heard = time.time() - 40
+    feed.emit(tick(CODE, 70_000))  # the symbol's feed is up (the arming subscribed it)
+    async with engine.arming(CODE) as seen:
+        engine.arm(ArmedTrigger(7, CODE, 69_000, None), seen)
+    feed.emit(Disconnected("ConnectionClosedError", last_heard=heard))
+    feed.emit(Reconnected(1))
+    before_it = dt.datetime.fromtimestamp(heard + 10, KST).strftime("%H%M%S")
+    feed.emit(tick(CODE, 70_000, time=dt.datetime.now(KST).strftime("%H%M%S"), low=68_500, low_time=before_it))
+    await idle(engine)
+    assert fired == [] and len(engine) == 1
+    feed.emit(tick(CODE, 68_900))  # a trade below it after it was set sells
+    await idle(engine)
+    assert [(c.order_id, c.leg) for c in fired] == [(7, STOP)]
     await engine.stop()

@@ -104,6 +104,9 @@ class AlertFeed(Protocol):
     def connected(self) -> asyncio.Event: ...
 
     @property
+    def last_heard(self) -> float | None: ...
+
+    @property
     def subscriptions(self) -> dict[SubKey, int]: ...
 
     def add_listener(self, listener: Listener) -> Callable[[], None]: ...
@@ -485,6 +488,15 @@ class FeedPlanner:
     @property
     def connected(self) -> asyncio.Event:
         return self.operators[0].session.connected
+
+    @property
+    def last_heard(self) -> float | None:
+        """The earliest last frame (epoch seconds) of the sessions carrying symbols, connected ones only (one
+        down has its gap open): a silently dead one looks connected until its ping timeout."""
+        sessions = [op.session for op in self.operators]
+        sessions += [s for key in self._on if key[0] == "user" and (s := self.users.get(key[1])) is not None]
+        heard = [s.last_heard for s in sessions if s.connected.is_set() and s.last_heard is not None]
+        return min(heard) if heard else None
 
     @property
     def subscriptions(self) -> dict[SubKey, int]:

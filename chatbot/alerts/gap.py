@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import deque
 from collections.abc import Iterable
 
 from chatbot.kis.models import KST
 from chatbot.kis.realtime import Disconnected, Event, Reconnected
 
 Armed = list[tuple[int, str]]  # (item id, HHMMSS market second it was armed in)
+# How long an arming made while the feed looks up is remembered: a drop is noticed up to the ping timeout
+# (40 s) after the server was last heard, and the gap then starts back there (see FeedGap.on_event).
+RECENT_ARMS = 120.0
 
 
 def market_second(start: float, now: float | None = None) -> str:
@@ -28,13 +32,25 @@ def market_second(start: float, now: float | None = None) -> str:
     return began.strftime("%H%M%S")
 
 
+def _second_before(second: str) -> str:
+    """The HHMMSS market second before ``second`` (``"000000"`` stays)."""
+    try:
+        t = dt.datetime.strptime(second, "%H%M%S")
+    except ValueError:
+        return second
+    return second if second == "000000" else (t - dt.timedelta(seconds=1)).strftime("%H%M%S")
+
+
 class FeedGap:
-    __slots__ = ("armed", "start", "symbols")
+    __slots__ = ("armed", "recent", "start", "symbols")
 
     def __init__(self) -> None:
         self.start: float | None = None  # wall clock when the feed dropped; None: no gap
         self.symbols: set[str] = set()  # symbols whose first trade after the gap is still to come
         self.armed: dict[str, Armed] = {}  # per symbol: what was armed during the gap
+        # armed lately while no gap was open (epoch seconds, symbol, item id, market second): a drop
+        # noticed late starts the gap before them
+        self.recent: deque[tuple[float, str, int, str]] = deque()
 
     def on_event(self, event: Event, subscribed: Iterable[str]) -> None:
         """The feed's state news: a drop opens the gap, a reconnect waits for each symbol's first trade."""
@@ -43,7 +59,15 @@ class FeedGap:
             # have been noticed much later (a silent one, by the ping timeout). Anything heard had its
             # crossings judged already; an extreme in that very second counts (one-second resolution).
             now = time.time()
-            self.start = now if event.last_heard is None else min(now, event.last_heard)
+            start = self.start = now if event.last_heard is None else min(now, event.last_heard)
+            # What was armed after that (the connection already dead, the drop not yet noticed) is set aside
+            # like anything armed during the gap: an extreme of that stretch may have come before it.
+            # (Set aside only from extremes of an earlier second than its arming: one of the same second, the
+            # connection not yet known dead, is taken to have come after it, as before the gap began there.)
+            for at, code, item_id, second in self.recent:
+                if at >= start:
+                    self.armed.setdefault(code, []).append((item_id, _second_before(second)))
+            self.recent.clear()
         elif isinstance(event, Reconnected):
             self.symbols = set(subscribed)
             if not self.symbols:
@@ -57,8 +81,16 @@ class FeedGap:
             self.close()
 
     def note_armed(self, code: str, item_id: int, second: str) -> None:
+        """An item newly armed on ``code`` in the market ``second``: set aside at its symbol's first trade after
+        the gap open now, or after one a drop noticed later opens from before this moment."""
         if self.start is not None:
             self.armed.setdefault(code, []).append((item_id, second))
+            return
+        now = time.time()
+        recent = self.recent
+        while recent and recent[0][0] < now - RECENT_ARMS:
+            recent.popleft()
+        recent.append((now, code, item_id, second))
 
     def take(self, code: str) -> tuple[float | None, Armed]:
         """``code``'s first trade after the gap: the gap's start and what was armed on it meanwhile."""

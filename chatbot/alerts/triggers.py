@@ -206,7 +206,7 @@ class TriggerEngine:
         return (trail.high, trail.level) if trail else None
 
     # -- the book -------------------------------------------------------------------------------------------
-    def _add(self, trigger: ArmedTrigger, *, in_gap: bool = True) -> None:
+    def _add(self, trigger: ArmedTrigger, *, in_gap: bool = True, new: bool = False) -> None:
         order_id, code = trigger.order_id, trigger.code
         if order_id in self._orders:
             return
@@ -222,7 +222,8 @@ class TriggerEngine:
             self.book.add(order_id * 2, code, "below", stop)
         if trigger.take is not None:
             self.book.add(order_id * 2 + 1, code, "above", trigger.take)
-        if in_gap and self._gap.start is not None:
+        # ``new`` (just armed): noted also without a gap open, for one a drop noticed late opens (see FeedGap)
+        if in_gap and (self._gap.start is not None or new):
             self._gap.note_armed(code, order_id, _market_second())
 
     def _drop(self, order_id: int) -> ArmedTrigger | None:
@@ -377,14 +378,16 @@ class TriggerEngine:
         if gap_start is None:
             return []
         since = market_second(gap_start)
-        set_aside = [trigger for order_id, _armed_at in armed_since
-                     if (trigger := self._drop(order_id)) is not None]
-        fired: list[Crossed] = []
         extremes = []
         if tick.high_time >= since and self.in_session(tick.high_time):
             extremes.append((tick.high_time, 1, tick.high))
         if tick.low_time >= since and self.in_session(tick.low_time):
             extremes.append((tick.low_time, 0, tick.low))
+        # An order armed during the gap is set aside when an extreme judged was made in the second it was
+        # armed in or before (it may have come before the order existed), as the alert engine does.
+        set_aside = [trigger for order_id, armed_at in armed_since
+                     if any(at <= armed_at for at, _, _ in extremes) and (trigger := self._drop(order_id)) is not None]
+        fired: list[Crossed] = []
         for at, is_high, price in sorted(extremes):
             if is_high:
                 self._raise_trails(code, price)
@@ -480,7 +483,7 @@ class TriggerEngine:
 
     def arm(self, trigger: ArmedTrigger, seen: _Arming | None = None) -> None:
         """Into the book (inside :meth:`arming`); trades seen while it was stored are judged now."""
-        self._add(trigger)
+        self._add(trigger, new=True)
         if seen is not None:
             crossed = self._judge(trigger, seen)
             if crossed:

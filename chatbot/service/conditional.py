@@ -622,8 +622,13 @@ class ConditionalOrders:
                     return
                 if quantity < row.quantity:
                     self.counts["reduced"] += 1
-                    await retry_write(lambda: self._reduce(row, journal_id, quantity), self.db_retry_seconds,
-                                      "conditional quantity")
+                    try:
+                        await retry_write(lambda: self._reduce(row, journal_id, quantity), self.db_retry_seconds,
+                                          "conditional quantity")
+                    except SendingTaken:  # taken over (and perhaps sold) meanwhile: its quantity is the taker's
+                        log.warning("a conditional order's sell was taken over before it was sent; not sending it",
+                                    extra={"order_id": row.id, "journal_id": journal_id})
+                        return
                 if self.watch_fills is not None:
                     try:
                         await self.watch_fills(row.owner_id, row.chat_id)
@@ -687,10 +692,15 @@ class ConditionalOrders:
 
     async def _reduce(self, row: ConditionalOrderRow, journal_id: int, quantity: int) -> None:
         """Less is held than armed: the journal and the card say what is actually sent (reconciliation
-        matches the day's orders by quantity)."""
+        matches the day's orders by quantity). Only while the row is still this process's to send
+        (:class:`SendingTaken` otherwise: the process that took it over sends its own quantity)."""
         async with self.db.write() as session:
-            await session.exec(update(OrderJournalRow).where(col(OrderJournalRow.id) == journal_id)
-                               .values(quantity=quantity))
+            result = await session.exec(update(OrderJournalRow).where(
+                col(OrderJournalRow.id) == journal_id, col(OrderJournalRow.submitted_by) == self.process_id,
+                col(OrderJournalRow.sent_at).is_(None), col(OrderJournalRow.told_at).is_(None))
+                .values(quantity=quantity))
+            if result.rowcount != 1:
+                raise SendingTaken(f"journal row {journal_id} is no longer {self.process_id}'s to send")
             await session.exec(update(PendingOrderRow).where(col(PendingOrderRow.id) == row.fire_key)
                                .values(quantity=quantity))
 
@@ -719,9 +729,13 @@ class ConditionalOrders:
                             else 0, result=message or status, updated_at=utcnow()))
             await outbox.enqueue(conn, [Push(f"cond:{row.id}:{stage}", row.owner_id, row.chat_id, notice)])
 
+        taken = [False]
+
         async def write() -> None:
-            await self.journal.settle(journal_id, status, kis_order_no=order_no, msg_cd=msg_cd or None,
-                                      message=message, told=final, also=also)
+            # Only while the row is still this process's: a firing another process took over before this one
+            # sent it (this one then found nothing held, or no account, ...) is that one's to settle and tell.
+            taken[0] = not await self.journal.settle(journal_id, status, kis_order_no=order_no, msg_cd=msg_cd or None,
+                                                     message=message, told=final, also=also, by=self.process_id)
 
         try:
             await retry_write(write, self.db_retry_seconds, "conditional order outcome")
@@ -729,6 +743,10 @@ class ConditionalOrders:
             log.error("conditional order outcome not written yet; written when the database is back",
                       extra={"order_id": row.id, "status": status, "order_no": order_no})
             self.settling.unwritten.add(journal_id, order_no, write)
+        if taken[0]:
+            log.warning("a conditional order's firing was taken over by another process; its outcome is that one's",
+                        extra={"order_id": row.id, "journal_id": journal_id, "status": status})
+            return
         self.counts["placed" if placed else "failed" if final else "uncertain"] = (
             self.counts.get("placed" if placed else "failed" if final else "uncertain", 0) + 1)
         log.info("conditional order settled", extra={"order_id": row.id, "status": status, "order_no": order_no})
@@ -753,6 +771,8 @@ class ConditionalOrders:
             is_open = (self.us.in_session() if self.us is not None else False) if row.market == "US" else open_now
             if not is_open or row.fired_at is None or row.fired_at < cutoff:
                 continue  # reconciliation tells it as not placed; sync() marks it failed
+            if entry.id in self.settling.in_flight:
+                continue  # this process is sending it still (the feed role lost and taken back meanwhile)
             # Taken over only from the process it was read under, and only while unsent: the one that
             # fired it, still running (a replica that lost the feed role, its sell queued behind a lock or a
             # database retry), then finds the row no longer its own when it marks it sending

@@ -25,6 +25,7 @@ from chatbot.alerts.outbox import Push
 from chatbot.broker import Fill
 from chatbot.kis.errors import KisError
 from chatbot.kis.frames import ExecutionNotice
+from chatbot.kis.overseas import nearest_kst
 from chatbot.kis.protocol import KST, order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient, Reconnected
 from chatbot.kis.us_broker import fill_of as us_fill_of
@@ -46,6 +47,8 @@ CHANGES = ("revise", "cancel")  # journal actions that change an order already w
 # How long a fill notice waits for an order of its stock still being sent or looked for (no number yet) before it
 # is pushed as one of an order placed elsewhere.
 UNNUMBERED_PATIENCE = dt.timedelta(minutes=10)
+# How late a notice may be handled and still be matched to the trading day of its own time (see _newest_row).
+NOTICE_LATENESS = dt.timedelta(hours=1)
 
 
 class _OrderRowNotWritten(Exception):
@@ -83,6 +86,7 @@ class FillWatcher:
         self.elsewhere: set[int] = set()  # users whose session another replica owns (last looked)
         self.us_notice_tr: str | None = None  # H0GSCNI0 (paper H0GSCNI9): US fills on the same connection
         self.us_names: Callable[[str], str | None] | None = None  # a US ticker's Korean name (the directory)
+        self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(KST)
 
     async def watch(self, user_id: int, chat_id: int) -> None:
         async with self._lock:
@@ -183,7 +187,7 @@ class FillWatcher:
             pause = min(pause * 2, self.max_pause)
 
     async def _journal_entry(self, user_id: int, order_no: str, market: str = "KRX", *,
-                             stock: tuple[str, str] | None = None) -> OrderJournalRow | None:
+                             stock: tuple[str, str] | None = None, at: str = "") -> OrderJournalRow | None:
         """The journal row of the order; a market order's fill can arrive before the row has its number.
         Only the fill's own market's rows: KIS numbers domestic and US orders in books of their own, so a
         number alone may name a domestic order and a US one (a US fill then counted on the domestic row,
@@ -191,7 +195,7 @@ class FillWatcher:
         user's for the notice's ``stock`` (code, side) is still being sent or looked for (no number yet), the
         notice waits for it: KIS may answer the order many seconds after it filled."""
         for attempt in range(10):
-            entry = await self._newest_row(user_id, order_no, market)
+            entry = await self._newest_row(user_id, order_no, market, at=at)
             if entry is not None:
                 return entry
             if order_no in self.unwritten_order_nos():
@@ -201,7 +205,7 @@ class FillWatcher:
             raise _OrderRowNotWritten(order_no)  # its number is on its way: wait for it, then journal the fill
         # numbered between the last look and the one above, or an order placed elsewhere (HTS, another app):
         # then pushed, not journalled
-        return await self._newest_row(user_id, order_no, market)
+        return await self._newest_row(user_id, order_no, market, at=at)
 
     async def _unnumbered(self, user_id: int, market: str, code: str, side: str) -> bool:
         """Whether an order (or revision) of ``user_id``'s for ``code`` and ``side``, journalled lately, is still
@@ -216,12 +220,14 @@ class FillWatcher:
         return found is not None
 
     async def _newest_row(self, user_id: int, order_no: str, market: str, *,
-                          cancels: bool = True) -> OrderJournalRow | None:
+                          cancels: bool = True, at: str = "") -> OrderJournalRow | None:
         """The newest of ``user_id``'s journal rows in ``market`` with ``order_no``, cancellations left out unless
         ``cancels``. Only rows of the market's day: KIS numbers orders anew each day, and a notice can come before
         today's order has its number journalled (a market order fills at once) — an order of an earlier day with
-        that number is not it."""
-        day_start = _trading_day_start(market, dt.datetime.now(KST))
+        that number is not it. The day is the one of the notice's own time ``at`` (KST ``HHMMSS``), not of now: a
+        notice handled late (its order's number awaited, the database retried) across a day's end (a US fill
+        at 06:59 KST handled after 07:00) is still matched to its own day's order."""
+        day_start = _trading_day_start(market, _handled_late(at, self.clock()))
         query = select(OrderJournalRow).where(
             col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.market) == market,
             col(OrderJournalRow.created_at) >= day_start,
@@ -241,7 +247,7 @@ class FillWatcher:
         else:
             filled = order_filled(notice, language)
             key = f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}"
-        found = await self._journal_entry(user_id, order_no, _market(notice), stock=_stock(notice))
+        found = await self._journal_entry(user_id, order_no, _market(notice), stock=_stock(notice), at=notice.time)
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, found.id) if found is not None else None
             if entry is not None and entry.id is not None:
@@ -275,7 +281,7 @@ class FillWatcher:
         unknown), never that an order "will not fill"."""
         order_no = notice.order_no
         market = "US" if isinstance(notice, Fill) else "KRX"
-        found = await self._journal_entry(user_id, order_no, _market(notice), stock=_stock(notice))
+        found = await self._journal_entry(user_id, order_no, _market(notice), stock=_stock(notice), at=notice.time)
         if isinstance(notice, Fill):  # US: quantity/price slots carry the order's on a refusal notice
             refused = OrderRefused(language, order_no, notice.symbol, self._us_name(notice.symbol),
                                    notice.side.value, notice.quantity or notice.order_quantity,
@@ -291,7 +297,7 @@ class FillWatcher:
         # too is of the order with that number, never of the cancellation.
         flagged = {"1": "revise", "2": "cancel"}.get(notice.revise_cancel, "")
         if found is not None and found.action == "cancel" and not flagged:
-            found = await self._newest_row(user_id, order_no, market, cancels=False)
+            found = await self._newest_row(user_id, order_no, market, cancels=False, at=notice.time)
         change = "cancel" if flagged and found is not None and found.action == "cancel" else flagged
         if change and (found is None or found.status in OPEN_STATUSES):  # (a replay: told already)
             original_no = (found.original_order_no if found is not None else None) or notice.original_order_no
@@ -371,6 +377,13 @@ def _trading_day_start(market: str, now: dt.datetime) -> dt.datetime:
         return dt.datetime.combine(kst.date(), dt.time(), KST)
     start = dt.datetime.combine(kst.date(), AFTER_MARKET_END_KST, KST)
     return start if start <= kst else start - dt.timedelta(days=1)
+
+
+def _handled_late(at: str, now: dt.datetime) -> dt.datetime:
+    """When a notice of time ``at`` (KST ``HHMMSS``) handled ``now`` was made: its own time when that is a past
+    moment of the last hour (a notice handled late), else now (a time far from now says nothing sure)."""
+    made = nearest_kst(at, now) if at else now
+    return made if now - NOTICE_LATENESS <= made <= now else now
 
 
 def _market(notice: ExecutionNotice | Fill) -> str:

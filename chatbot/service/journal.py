@@ -131,10 +131,14 @@ class OrderJournal:
 
     async def settle(self, journal_id: int, status: str, *, kis_order_no: str | None = None,
                      msg_cd: str | None = None, message: str | None = None, told: bool = True,
-                     also: AlsoInTransaction | None = None) -> None:
-        """Write an outcome (and, with ``also``, the card's) in one transaction."""
+                     also: AlsoInTransaction | None = None, by: str | None = None) -> bool:
+        """Write an outcome (and, with ``also``, the card's) in one transaction. With ``by`` (the sending
+        process), only while the row is still ``by``'s: False, and nothing written, when another process took
+        it over (it sends and settles it; see :meth:`mark_sending`)."""
         async with self.db.write() as session:
-            row = await session.get(OrderJournalRow, journal_id)
+            row = await session.get(OrderJournalRow, journal_id, with_for_update=by is not None)
+            if by is not None and (row is None or row.submitted_by != by):
+                return False
             if row is not None:
                 now = utcnow()
                 row.status = status
@@ -150,6 +154,7 @@ class OrderJournal:
                 session.add(OrderEventRow(journal_id=journal_id, status=status, detail=message))
             if also is not None:
                 await also(session)
+        return True
 
     async def record(self, journal_id: int, status: str, *, kis_order_no: str | None = None,
                      msg_cd: str | None = None, message: str | None = None) -> None:

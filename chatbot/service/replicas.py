@@ -262,11 +262,13 @@ class Replicas:
             self.watermark.mark_soon(self._watched_until())
 
     def _watched_until(self) -> float:
-        """Until when every symbol's trades were seen: now, or when a gap still open began (a symbol's first
-        trade after a reconnect is still to come; a crash now must not stamp past what it missed)."""
+        """Until when every symbol's trades were seen: now, when a gap still open began (a symbol's first
+        trade after a reconnect is still to come; a crash now must not stamp past what it missed), or when the
+        feed was last heard (a connection silently dead looks connected until its ping timeout, 40 s)."""
         now = time.time()
         engine = self.engine
-        starts = [engine.unwatched_since() if engine is not None else None, *(f() for f in self.unwatched)]
+        starts = [engine.unwatched_since() if engine is not None else None,
+                  engine.feed.last_heard if engine is not None else None, *(f() for f in self.unwatched)]
         return min([now, *(start for start in starts if start is not None)])
 
     async def claim_session(self, user_id: int) -> bool:
