@@ -19,6 +19,7 @@ from chatbot.kis.protocol import KST
 from chatbot.service.errors import UserError
 from chatbot.service.reports import KRX_REPORT, US_REPORT, ReportService, parse_days, realised_lines
 from chatbot.service.views import Mode
+from chatbot.storage import Database
 from chatbot.storage.tables import DailyReportRow, OutboxRow, ReportSettingRow
 from tests.harness import BotHarness
 
@@ -426,3 +427,25 @@ async def test_a_user_without_an_account_any_more_is_not_asked_about_all_day(bot
     assert await reports.run_due(close_of_today() + dt.timedelta(hours=1)) == 0
     assert calls == [ALICE["id"]]
     assert [(r.telegram_id, r.pushed) for r in await rows(bot, DailyReportRow)] == [(ALICE["id"], False)]
+
+
+async def test_the_calendars_loaded_ahead_are_handed_on_once_loaded(db_url: str) -> None:
+    """The scheduler loads the holiday calendars ahead of its first pass and then calls ``warmed`` (the
+    process moves them out of the cyclic collector's way: ``chatbot.__main__.settle_later``), once."""
+    db = Database(db_url)
+    try:
+        await db.migrate()
+        loaded: list[int] = []
+        reports = ReportService(db, None, Mode.PAPER, first_pass_delay=0.01,  # type: ignore[arg-type]
+                                poll_seconds=3600, warmed=lambda: loaded.append(1))
+        reports.start()
+        try:
+            for _ in range(400):
+                if loaded:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await reports.stop()
+        assert loaded == [1]
+    finally:
+        await db.dispose()

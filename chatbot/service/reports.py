@@ -407,6 +407,9 @@ class ReportService:
     # Seconds the scheduler waits before its first pass, then loads the holiday calendars that pass needs on a
     # worker thread (0.3–0.5 CPU s in one piece): the runtime lets the bot come up first (README "Benchmarks").
     first_pass_delay: float = 0.0
+    # Called once the calendars are loaded ahead (the process may then move them out of the cyclic garbage
+    # collector's way, as it did what start-up built: they live as long as it does).
+    warmed: Callable[[], None] = lambda: None
     sent: int = 0
     _task: asyncio.Task[None] | None = None
     _failures: dict[tuple[int, str, str], tuple[int, dt.datetime]] = field(default_factory=dict)  # -> (count, next try)
@@ -626,6 +629,8 @@ class ReportService:
                 await asyncio.to_thread(lambda: [market.due_days(now) for market in self.markets])
             except Exception:  # the pass below meets it again and logs it
                 log.debug("holiday calendars not loaded ahead", exc_info=True)
+            else:
+                self.warmed()
         while True:
             try:
                 await self.run_due()
