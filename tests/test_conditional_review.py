@@ -60,15 +60,8 @@ async def test_a_replica_taking_the_feed_over_sends_an_unsent_firing_once_and_it
     has crashed on another host (its lease looks live for up to 30 s). B takes the unsent row over, sends
     it at once, and A, marking it sending, finds it no longer its own and sends nothing."""
     await buy(bot, ALICE, 20)
-    stop = ticks(-1, price(bot))
-    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
     accepted = bot.sim.orders_accepted
-    a = service(bot)
-    turn = a._locks.setdefault(ALICE["id"], asyncio.Lock())
-    await turn.acquire()  # A's sell waits its turn
-    bot.sim.set_price(CODE, stop)
-    await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
-    await wait_for(lambda: _firing(bot))
+    a, turn = await _fired_and_held(bot)
     b = _replica(a, "other-host:4242::feed-taker")  # B: the same database and broker, its own process id
     assert await b.recover() == 1
     if b._tasks:
@@ -81,6 +74,20 @@ async def test_a_replica_taking_the_feed_over_sends_an_unsent_firing_once_and_it
     assert bot.sim.orders_accepted == accepted + 1, "one firing, one sell"
     (balance,) = await bot.say(ALICE, "/balance")
     assert "10주" in balance["text"], balance["text"]
+
+
+async def _fired_and_held(bot: BotHarness) -> tuple[ConditionalOrders, asyncio.Lock]:
+    """ALICE's stop for 10 armed and fired on replica A (the bot's own service), its sell held behind her
+    lock (returned, acquired: release it to let A go on)."""
+    stop = ticks(-1, price(bot))
+    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
+    a = service(bot)
+    turn = a._locks.setdefault(ALICE["id"], asyncio.Lock())
+    await turn.acquire()  # A's sell waits its turn
+    bot.sim.set_price(CODE, stop)
+    await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
+    await wait_for(lambda: _firing(bot))
+    return a, turn
 
 
 async def _firing(harness: BotHarness) -> bool:
@@ -258,14 +265,7 @@ async def test_the_first_owner_of_a_firing_taken_over_writes_nothing_of_it_when_
     must write nothing: it settled the firing 'failed: nothing held to sell' (the journal row of B's
     filled sell turned 'failed' and told, and the trader was told the stop-loss failed beside 'placed')."""
     await buy(bot, ALICE, 10)
-    stop = ticks(-1, price(bot))
-    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
-    a = service(bot)
-    turn = a._locks.setdefault(ALICE["id"], asyncio.Lock())
-    await turn.acquire()  # A's sell waits its turn
-    bot.sim.set_price(CODE, stop)
-    await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
-    await wait_for(lambda: _firing(bot))
+    a, turn = await _fired_and_held(bot)
     b = _replica(a, "other-host:4242::feed-taker")
     assert await b.recover() == 1
     if b._tasks:
@@ -293,15 +293,8 @@ async def test_a_replica_taking_the_feed_back_leaves_alone_a_firing_it_is_still_
     settled the firing 'failed' (the filled sell's journal row turned failed, the trader told the stop failed);
     had the first sell's outcome been unknown (not told), the second would have sold again."""
     await buy(bot, ALICE, 10)
-    stop = ticks(-1, price(bot))
-    await arm(bot, ALICE, f"/stop {CODE} 10 {stop}")
     accepted = bot.sim.orders_accepted
-    a = service(bot)
-    turn = a._locks.setdefault(ALICE["id"], asyncio.Lock())
-    await turn.acquire()  # A's sell waits its turn
-    bot.sim.set_price(CODE, stop)
-    await bot.wait_for_message(ALICE["id"], TRIGGERED, timeout=60)
-    await wait_for(lambda: _firing(bot))
+    a, turn = await _fired_and_held(bot)
     resumed = await a.recover()
     turn.release()
     await wait_for(lambda: _placed(bot))
