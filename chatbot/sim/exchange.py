@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from chatbot.kis import protocol as p
 from chatbot.sim.market import Market, Trade
@@ -330,16 +330,10 @@ class Exchange:
         2 cancel) goes out under the change's number. :class:`KeyError` when no revision still untouched
         (nothing filled) or cancellation not refused already has that number."""
         for acct in self.accounts.values():
-            record = acct.find(order_no)
-            if record is None or record.kind not in ("revise", "cancel") or record.refused_qty:
+            found = refuse_change_in(acct, order_no)
+            if found is None:
                 continue
-            if record.kind == "revise" and (record.filled_qty or record.remaining != record.quantity):
-                continue
-            original = acct.find(record.original_order_no)
-            if original is None:
-                continue
-            record.refused_qty = record.quantity
-            original.cancelled_qty -= record.quantity
+            record, original = found
             resting = self._resting.setdefault(original.code, [])
             if original.price > 0 and original not in resting:
                 resting.append(original)
@@ -425,3 +419,43 @@ class Exchange:
         dirty = [self.accounts[a] for a in sorted(self.dirty) if a in self.accounts]
         self.dirty.clear()
         return dirty
+
+
+class _ChangeRecord(Protocol):
+    """An order row of either simulated market, as a refused change reads and writes it."""
+
+    kind: str
+    quantity: int
+    filled_qty: int
+    cancelled_qty: int
+    refused_qty: int
+    original_order_no: str
+
+    @property
+    def remaining(self) -> int: ...
+
+
+R = TypeVar("R", bound=_ChangeRecord)
+R_co = TypeVar("R_co", bound=_ChangeRecord, covariant=True)
+
+
+class _OrderBook(Protocol[R_co]):
+    def find(self, order_no: str) -> R_co | None: ...
+
+
+def refuse_change_in(account: _OrderBook[R], order_no: str) -> tuple[R, R] | None:
+    """An account's revision or cancellation numbered ``order_no`` refused, the domestic and the US exchange
+    alike: the change keeps none of its quantity and its original gets back what it took. (change, original),
+    or None when the account has no such change still refusable (a revision untouched: nothing filled; a
+    cancellation not refused already) or its original is gone."""
+    record = account.find(order_no)
+    if record is None or record.kind not in ("revise", "cancel") or record.refused_qty:
+        return None
+    if record.kind == "revise" and (record.filled_qty or record.remaining != record.quantity):
+        return None
+    original = account.find(record.original_order_no)
+    if original is None:
+        return None
+    record.refused_qty = record.quantity
+    original.cancelled_qty -= record.quantity
+    return record, original

@@ -27,7 +27,7 @@ from typing import Any
 from chatbot.kis import overseas_protocol as o
 from chatbot.kis.overseas_protocol import UsExchange, UsOrderDivision
 from chatbot.markets.us_hours import NEW_YORK, SEOUL, UsCalendar, UsPhase, session
-from chatbot.sim.exchange import BRANCH, SimReject
+from chatbot.sim.exchange import BRANCH, SimReject, refuse_change_in
 from chatbot.sim.us_market import UsMarket, UsSymbolState, UsTrade, tick_units
 from chatbot.sim.us_rejections import UNSENT_REASONS
 
@@ -407,16 +407,10 @@ class UsTrading:
         2 cancel) goes out under the change's number. :class:`KeyError` when no revision still untouched or
         cancellation not refused already has that number."""
         for acct in self.accounts.values():
-            record = acct.find(order_no)
-            if record is None or record.kind not in ("revise", "cancel") or record.refused_qty:
+            found = refuse_change_in(acct, order_no)
+            if found is None:
                 continue
-            if record.kind == "revise" and (record.filled_qty or record.remaining != record.quantity):
-                continue
-            original = acct.find(record.original_order_no)
-            if original is None:
-                continue
-            record.refused_qty = record.quantity
-            original.cancelled_qty -= record.quantity
+            record, original = found
             for book in (self._resting, self._auction):  # the revision leaves its book; the original is back
                 if record.symbol in book:
                     book[record.symbol] = [x for x in book[record.symbol] if x.remaining > 0]
