@@ -34,7 +34,6 @@ from chatbot.service.alerts import AlertService
 from chatbot.service.cards import CardStore
 from chatbot.service.conditional import ConditionalOrders, start_conditional, stop_conditional
 from chatbot.service.feed_keys import AccountKeys
-from chatbot.service.fill_catchup import catch_up_fills
 from chatbot.service.fills import FillWatcher
 from chatbot.service.journal import OrderJournal, Settling
 from chatbot.service.market_data import MarketData
@@ -263,7 +262,7 @@ class Runtime:
         if engine is not None:
             # the conditional orders' trigger engine rides the feed: after it is up, before reconciliation
             replicas.feed_role(engine, *_conditional_hooks(conditional, engine, mode, calendar, replicas))
-        replicas.fill_roles(fills, lambda user_id: catch_up_fills(db, accounts, users, user_id, pushes.wake))
+        replicas.fill_roles(fills)
         replicas.add(RECONCILE, lambda since: _started(reconciler.start), reconciler.stop)
         replicas.add(MASTER_FILES, lambda since: _nothing(), _nothing)
         replicas.add(DAILY_REPORTS, lambda since: _started(reports.start), reports.stop)  # at each market's close

@@ -121,11 +121,11 @@ class FillWatcher:
         for owner in owners:
             await self.watch(owner, owner)
             if owner in self._clients:
-                self._spawn(self._catch_up(owner), f"fill-catch-up-{owner}")
+                self._spawn(self.catch_up(owner), f"fill-catch-up-{owner}")
 
     def _on_event(self, user_id: int, chat_id: int, language: str, event: Event) -> None:
         if isinstance(event, Reconnected):  # notices sent while the connection was down are lost: ask KIS
-            self._spawn(self._catch_up(user_id), f"fill-catch-up-{user_id}")
+            self._spawn(self.catch_up(user_id), f"fill-catch-up-{user_id}")
             return
         notice: ExecutionNotice | Fill | None = us_fill_of(event)  # a US fill or refusal, in dollars
         if notice is None and isinstance(event, ExecutionNotice) and (event.is_fill or event.refused):
@@ -141,9 +141,10 @@ class FillWatcher:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    async def _catch_up(self, user_id: int) -> None:
-        """After the user's notice connection came back (or the bot started again): what filled meanwhile (the day's orders against the
-        journal), journalled and pushed once (:func:`catch_up_fills`); retried while KIS or the database fails."""
+    async def catch_up(self, user_id: int) -> None:
+        """After the user's notice connection came back, the bot started again or a replica took the user's
+        session over: what filled meanwhile (the day's orders against the journal), journalled and pushed once
+        (:func:`catch_up_fills`); retried while KIS or the database fails."""
         pause = 1.0
         for _ in range(6):
             try:
@@ -280,8 +281,8 @@ class FillWatcher:
         the order it named stands now (looked up once: still working with what is left, no longer open, or
         unknown), never that an order "will not fill"."""
         order_no = notice.order_no
-        market = "US" if isinstance(notice, Fill) else "KRX"
-        found = await self._journal_entry(user_id, order_no, _market(notice), stock=_stock(notice), at=notice.time)
+        market = _market(notice)
+        found = await self._journal_entry(user_id, order_no, market, stock=_stock(notice), at=notice.time)
         if isinstance(notice, Fill):  # US: quantity/price slots carry the order's on a refusal notice
             refused = OrderRefused(language, order_no, notice.symbol, self._us_name(notice.symbol),
                                    notice.side.value, notice.quantity or notice.order_quantity,

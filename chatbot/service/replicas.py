@@ -105,7 +105,6 @@ class Replicas:
         self._task: asyncio.Task[None] | None = None
         self._pass_lock = asyncio.Lock()
         self._pruned = 0.0
-        self.catch_up: Callable[[int], Awaitable[int]] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._no_feed: dict[int, float] = {}  # user -> when to look again (no fill feed possible)
         self._recent: dict[str, collections.deque[tuple[float, int]]] = {}  # code -> (time, price) of late ticks
@@ -412,11 +411,10 @@ class Replicas:
                 await engine.disarm(alert_id, where[0])
 
     # -- the fill feeds -------------------------------------------------------------------------------------------
-    def fill_roles(self, fills: FillWatcher, catch_up: Callable[[int], Awaitable[int]] | None = None) -> None:
-        """Each user's fill-notice session is owned by one replica (``fills:<user id>``); ``catch_up(user)``,
-        once this replica listens on a session it took up, journals and pushes what filled meanwhile."""
+    def fill_roles(self, fills: FillWatcher) -> None:
+        """Each user's fill-notice session is owned by one replica (``fills:<user id>``); once this replica listens
+        on a session it took up, :meth:`FillWatcher.catch_up` journals and pushes what filled meanwhile."""
         self.fills = fills
-        self.catch_up = catch_up
         fills.claim = self.claim_session
 
     async def _watch_fills(self) -> None:
@@ -443,8 +441,7 @@ class Replicas:
             before = self.held_elsewhere.get(name)
             await fills.watch(owner, owner)
             if owner in fills.watched():
-                if self.catch_up is not None:
-                    self._spawn(self._catch_up(owner))
+                self._spawn(self._catch_up(fills, owner))
                 if before is not None:
                     self.handovers.append((name, time.time() - before))
                     log.info("role taken over", extra={"role": name, "since_s": round(time.time() - before, 2)})
@@ -454,10 +451,9 @@ class Replicas:
             else:  # no fill feed for this user (no HTS id): looked at again in a minute
                 self._no_feed[owner] = now + 60.0
 
-    async def _catch_up(self, user_id: int) -> None:
-        assert self.catch_up is not None
+    async def _catch_up(self, fills: FillWatcher, user_id: int) -> None:
         try:
-            await self.catch_up(user_id)
+            await fills.catch_up(user_id)
         except Exception:
             log.warning("could not look for fills made while no replica listened", exc_info=True,
                         extra={"user_id": user_id})
