@@ -112,22 +112,17 @@ class OrderJournal:
         (the sending process), only while the row is still ``by``'s and untold, in one conditional UPDATE:
         a firing another process took over (it sends it) or already told raises :class:`SendingTaken`, and
         nothing may be sent."""
+        where = [col(OrderJournalRow.id) == journal_id]
         if by is not None:
-            async with self.db.write() as session:
-                result = await session.exec(update(OrderJournalRow).where(
-                    col(OrderJournalRow.id) == journal_id, col(OrderJournalRow.submitted_by) == by,
-                    col(OrderJournalRow.told_at).is_(None)).values(
-                    account=account, known_orders=sorted(known_orders), sent_at=utcnow(), updated_at=utcnow()))
-            if result.rowcount != 1:
-                raise SendingTaken(f"journal row {journal_id} is no longer {by}'s to send")
-            return
+            where += [col(OrderJournalRow.submitted_by) == by, col(OrderJournalRow.told_at).is_(None)]
+        now = utcnow()
         async with self.db.write() as session:
-            row = await session.get(OrderJournalRow, journal_id)
-            if row is None:
-                raise LookupError(f"journal row {journal_id} is gone")
-            row.account, row.known_orders = account, sorted(known_orders)
-            row.sent_at = row.updated_at = utcnow()
-            session.add(row)
+            result = await session.exec(update(OrderJournalRow).where(*where).values(
+                account=account, known_orders=sorted(known_orders), sent_at=now, updated_at=now))
+        if result.rowcount != 1:
+            if by is not None:
+                raise SendingTaken(f"journal row {journal_id} is no longer {by}'s to send")
+            raise LookupError(f"journal row {journal_id} is gone")
 
     async def settle(self, journal_id: int, status: str, *, kis_order_no: str | None = None,
                      msg_cd: str | None = None, message: str | None = None, told: bool = True,
