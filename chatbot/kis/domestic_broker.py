@@ -144,7 +144,7 @@ class DomesticBroker:
 
     async def cancel(self, order: b.OpenOrder, *, on_sending: b.OnSending | None = None) -> b.OrderAck:
         return ack(await self.submitter.cancel(order.order_no, order.branch, order.side, order.symbol,
-                                               on_sending=on_sending))
+                                               exchange=order.exchange or None, on_sending=on_sending))
 
     async def bars(self, symbol: str, period: str = "D", *, kind: Kind | None = None) -> list[b.Bar]:
         return [bar(x) for x in await self.client.bars(p.quotation_code(symbol, kind is Kind.ETN), period)]

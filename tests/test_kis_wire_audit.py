@@ -1,0 +1,79 @@
+"""What the client puts on the wire, checked against KIS's own rules (KIS_API.md, KIS_OVERSEAS.md): each test
+here is a request the client used to send differently from what real KIS takes or needs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from chatbot.kis import protocol as p
+from chatbot.kis.domestic_broker import DomesticBroker
+from chatbot.kis.rest import KisEndpoint, KisRestClient
+from chatbot.sim.server import KisSimulator, SimulatorOptions
+from tests.helpers import new_credentials
+
+CODE = "005930"
+
+
+class Recorder:
+    """Every request a client sends: (path, tr_id, query, JSON body)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, str], dict[str, Any]]] = []
+
+    def http(self, base_url: str) -> httpx.AsyncClient:
+        async def on_request(request: httpx.Request) -> None:
+            body = json.loads(request.content) if request.content else {}
+            self.sent.append((request.url.path, request.headers.get("tr_id", ""), dict(request.url.params), body))
+
+        return httpx.AsyncClient(base_url=base_url, event_hooks={"request": [on_request]})
+
+    def paths(self) -> list[str]:
+        return [path for path, *_ in self.sent]
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[KisSimulator]:
+    simulator = KisSimulator(SimulatorOptions(tick_interval=0, requests_per_second={"real": 100, "virtual": 100}))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def recorded(sim: KisSimulator) -> AsyncIterator[tuple[KisRestClient, Recorder]]:
+    recorder = Recorder()
+    http = recorder.http(sim.rest_url("real"))
+    client = KisRestClient(KisEndpoint("real", sim.rest_url("real")), new_credentials(), requests_per_second=50,
+                           http=http)
+    yield client, recorder
+    await client.aclose()
+    await http.aclose()
+
+
+async def test_a_listed_orders_cancel_goes_to_its_exchange_without_a_second_lookup(
+        sim: KisSimulator, recorded: tuple[KisRestClient, Recorder]) -> None:
+    """A cancel must name the order's own exchange (KIS refuses a cancel of an NXT order sent to KRX, §4.2). The
+    broker has it from the listing the user picked the order from: it goes with the cancel, instead of the
+    client listing the open orders again and falling back to KRX when the order is not (yet) listed there."""
+    client, recorder = recorded
+    await client.balance()
+    state = sim.market.get(CODE)
+    assert state is not None
+    low = state.limits[0] + 10 * p.tick_size(state.limits[0])
+    sim.exchange.place(f"{client.account.cano}-{client.account.product}", CODE, p.Side.BUY, "00", 2, low, "NXT")
+    broker = DomesticBroker(client)
+    (order,) = await broker.open_orders()
+    assert order.exchange == "NXT"
+    sent = len(recorder.sent)
+    await broker.cancel(order)
+    after = recorder.sent[sent:]
+    assert p.PATH_PSBL_RVSECNCL not in [path for path, *_ in after]
+    (cancel,) = [body for path, _, _, body in after if path == p.PATH_ORDER_RVSECNCL]
+    assert (cancel["RVSE_CNCL_DVSN_CD"], cancel["EXCG_ID_DVSN_CD"]) == (p.CANCEL, "NXT")
+    assert await broker.open_orders() == []
+
