@@ -3,6 +3,7 @@ here is a request the client used to send differently from what real KIS takes o
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 
 from chatbot.kis import protocol as p
 from chatbot.kis.domestic_broker import DomesticBroker
+from chatbot.kis.models import OrderSide
+from chatbot.kis.protocol import KST, TR
 from chatbot.kis.rest import KisEndpoint, KisRestClient
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from tests.helpers import new_credentials
@@ -77,3 +80,31 @@ async def test_a_listed_orders_cancel_goes_to_its_exchange_without_a_second_look
     assert (cancel["RVSE_CNCL_DVSN_CD"], cancel["EXCG_ID_DVSN_CD"]) == (p.CANCEL, "NXT")
     assert await broker.open_orders() == []
 
+
+def test_the_recent_daily_ccld_tr_covers_three_calendar_months() -> None:
+    assert p.daily_ccld_recent_since(dt.date(2026, 11, 30)) == dt.date(2026, 8, 30)
+    assert p.daily_ccld_recent_since(dt.date(2026, 5, 31)) == dt.date(2026, 2, 28)  # clamped to February's last
+    assert p.daily_ccld_recent_since(dt.date(2027, 2, 15)) == dt.date(2026, 11, 15)
+
+
+async def test_executions_across_the_three_month_edge_ask_each_tr_for_its_part(
+        sim: KisSimulator, recorded: tuple[KisRestClient, Recorder]) -> None:
+    """TTTC0081R answers the last three months, CTSC9215R older days (§4.6): a range reaching further back than
+    three months was sent whole to the old TR, which is not the one for today's orders."""
+    client, recorder = recorded
+    await client.balance()
+    ack = await client.place_order(OrderSide.BUY, CODE, 1, None)
+    today = dt.datetime.now(KST).date()
+    since = p.daily_ccld_recent_since(today)
+    sent = len(recorder.sent)
+    rows = await client.executions(today - dt.timedelta(days=200), today)
+    asked = [(tr_id, q["INQR_STRT_DT"], q["INQR_END_DT"]) for path, tr_id, q, _ in recorder.sent[sent:]
+             if path == p.PATH_DAILY_CCLD]
+    day = "%Y%m%d"
+    assert asked == [(str(TR.DAILY_CCLD), since.strftime(day), today.strftime(day)),
+                     (str(TR.DAILY_CCLD_OLD_PERIOD), (today - dt.timedelta(days=200)).strftime(day),
+                      (since - dt.timedelta(days=1)).strftime(day))]
+    assert ack.order_no in {r.order_no for r in rows}
+    sent = len(recorder.sent)
+    await client.executions(today, today)
+    assert [tr_id for path, tr_id, *_ in recorder.sent[sent:] if path == p.PATH_DAILY_CCLD] == [str(TR.DAILY_CCLD)]

@@ -520,9 +520,23 @@ class KisRestClient:
 
     async def executions(self, start: dt.date, end: dt.date, *, code: str = "", side: OrderSide | None = None,
                          unfilled_only: bool = False) -> list[Execution]:
-        """Orders and executions between two dates (newest first)."""
-        three_months_ago = dt.datetime.now(KST).date() - dt.timedelta(days=92)
-        tr = TR.DAILY_CCLD if start >= three_months_ago else TR.DAILY_CCLD_OLD_PERIOD
+        """Orders and executions between two dates (newest first).
+
+        KIS answers the last three months with one TR and older days with another (§4.6): a range across the
+        edge is asked of each for its part, the recent one first."""
+        since = p.daily_ccld_recent_since(dt.datetime.now(KST).date())
+        spans: list[tuple[TR, dt.date, dt.date]] = []
+        if end >= since:
+            spans.append((TR.DAILY_CCLD, max(start, since), end))
+        if start < since:
+            spans.append((TR.DAILY_CCLD_OLD_PERIOD, start, min(end, since - dt.timedelta(days=1))))
+        executions: list[Execution] = []
+        for tr, first, last in spans:
+            executions += await self._executions(tr, first, last, code=code, side=side, unfilled_only=unfilled_only)
+        return executions
+
+    async def _executions(self, tr: TR, start: dt.date, end: dt.date, *, code: str, side: OrderSide | None,
+                          unfilled_only: bool) -> list[Execution]:
         params = {
             **self._account_params(), "INQR_STRT_DT": start.strftime("%Y%m%d"), "INQR_END_DT": end.strftime("%Y%m%d"),
             "SLL_BUY_DVSN_CD": {None: "00", OrderSide.SELL: p.Side.SELL, OrderSide.BUY: p.Side.BUY}[side],
