@@ -108,3 +108,24 @@ async def test_executions_across_the_three_month_edge_ask_each_tr_for_its_part(
     sent = len(recorder.sent)
     await client.executions(today, today)
     assert [tr_id for path, tr_id, *_ in recorder.sent[sent:] if path == p.PATH_DAILY_CCLD] == [str(TR.DAILY_CCLD)]
+
+
+async def test_revoking_the_token_ends_it_at_kis_not_only_here(
+        sim: KisSimulator, recorded: tuple[KisRestClient, Recorder]) -> None:
+    """KIS keeps a token valid for a day (and gives the same one again within 6 h): credentials being removed
+    must revoke it (/oauth2/revokeP with appkey, appsecret, token, §3.2), not only drop the cached copy."""
+    client, recorder = recorded
+    await client.quote(CODE)
+    token = await client.tokens.current()
+    assert token is not None
+    assert await client.revoke_token()
+    (revoke,) = [body for path, _, _, body in recorder.sent if path == p.PATH_REVOKE]
+    assert revoke == {"appkey": client.credentials.app_key, "appsecret": client.credentials.app_secret,
+                      "token": token}
+    assert await client.tokens.current() is None
+    async with httpx.AsyncClient(base_url=sim.rest_url("real")) as raw:
+        old = await raw.get(p.PATH_INQUIRE_PRICE, params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": CODE},
+                            headers={"authorization": f"Bearer {token}", "appkey": client.credentials.app_key,
+                                     "appsecret": client.credentials.app_secret, "tr_id": str(TR.PRICE)})
+    assert old.json()["msg_cd"] == p.EGW_TOKEN_INVALID
+    assert (await client.quote(CODE)).price > 0  # a new token for the next call

@@ -217,6 +217,29 @@ class KisRestClient:
             raise KisAuthError(f"token request refused (HTTP {resp.status_code})", http_status=resp.status_code)
         return parse_token_reply(data, time.time())
 
+    async def revoke_token(self) -> bool:
+        """Revoke the access token in use at KIS (``/oauth2/revokeP``; KIS keeps a token valid for 24 h and
+        hands the same one out again within 6 h, §3.1/§3.2) and forget it here. For credentials being removed:
+        deleting the cached copy alone leaves a working token at KIS. True when KIS confirmed it; a refusal or
+        an unreachable KIS is logged and returns False (the token then lapses by itself)."""
+        token = await self.tokens.current()
+        if token is None:
+            return False
+        body = {"appkey": self.credentials.app_key, "appsecret": self.credentials.app_secret, "token": token}
+        try:
+            resp = await self._request("POST", p.PATH_REVOKE, content=_body_bytes(body))
+        except KisTransportError as exc:
+            log.warning("kis token not revoked", extra={"error": type(exc).__name__})
+            return False
+        finally:
+            await self.tokens.invalidate(token)
+        data = _json(resp)
+        revoked = resp.status_code == 200 and str(data.get("code", "")) == "200"
+        if not revoked:
+            log.warning("kis token not revoked", extra={"http_status": resp.status_code,
+                                                          "msg_cd": str(data.get("msg_cd") or data.get("error_code") or "")})
+        return revoked
+
     async def verify_credentials(self) -> None:
         """Prove KIS accepts these credentials: a token, then a balance query, which checks the app
         key, the secret (sent on every call) and that the account belongs to the key."""
