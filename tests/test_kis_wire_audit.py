@@ -129,3 +129,26 @@ async def test_revoking_the_token_ends_it_at_kis_not_only_here(
                                      "appsecret": client.credentials.app_secret, "tr_id": str(TR.PRICE)})
     assert old.json()["msg_cd"] == p.EGW_TOKEN_INVALID
     assert (await client.quote(CODE)).price > 0  # a new token for the next call
+
+
+async def test_an_etns_orders_name_it_with_its_q(sim: KisSimulator, recorded: tuple[KisRestClient, Recorder]) -> None:
+    """An order's PDNO is six characters, an ETN's seven: Q + code (§4.1, "ETN의 경우 7자리"); its bare six
+    characters lie in the ELWs' code space. The broker sends the Q (the directory says which codes are ETNs)
+    and hands back the directory's code from KIS's listings."""
+    client, recorder = recorded
+    etn = "580011"
+    sim.upsert_listing({"code": etn, "name": "테스트 ETN", "market": "KOSPI", "kind": "N", "base_price": 9870})
+    broker = DomesticBroker(client, is_etn=lambda code: code == etn)
+    await broker.balance()
+    quote = await broker.quote(etn)
+    low = quote.lower_limit or quote.price
+    placed = await broker.place(OrderSide.BUY, etn, 2, low)
+    (order_body,) = [body for path, _, _, body in recorder.sent if path == p.PATH_ORDER_CASH]
+    assert order_body["PDNO"] == "Q" + etn
+    (listed,) = await broker.open_orders()
+    assert (listed.order_no, listed.symbol) == (placed.ack.order_no, etn)
+    await broker.cancel(listed)
+    snapshots = [q["PDNO"] for path, _, q, _ in recorder.sent if path == p.PATH_DAILY_CCLD and q.get("PDNO")]
+    assert snapshots and set(snapshots) == {"Q" + etn}  # the order's own listing is asked under the same code
+    assert await broker.open_orders() == []
+    assert p.listed_code("Q" + etn) == etn and p.listed_code(CODE) == CODE

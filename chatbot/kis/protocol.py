@@ -227,6 +227,18 @@ def quotation_code(code: str, etn: bool) -> str:
     return ETN_CODE_PREFIX + code if etn and not code.startswith(ETN_CODE_PREFIX) else code
 
 
+def order_code(code: str, etn: bool) -> str:
+    """``PDNO`` of an order or an order query (§4.1: "종목코드(6자리), ETN의 경우 7자리"): an ETN's code behind its
+    ``Q``, as quotations take it. Its bare six characters are another instrument's code space (ELWs)."""
+    return quotation_code(code, etn)
+
+
+def listed_code(pdno: str) -> str:
+    """A code as a listing or notice gives it, in the directory's form: an ETN's ``Q`` + six dropped."""
+    text = pdno.strip()
+    return text[1:] if len(text) == 7 and text.startswith(ETN_CODE_PREFIX) else text
+
+
 # --- KRX market rules (§6.4, §6.5) -----------------------------------------------------------
 # The tick table moved to chatbot.markets.ticks (a market rule, not a protocol fact); re-exported here
 # for the simulator, which may use only this module of chatbot.kis.
