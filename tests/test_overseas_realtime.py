@@ -13,7 +13,7 @@ from chatbot.kis import overseas_protocol as o
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import FrameError, Tick
 from chatbot.kis.models import OrderSide
-from chatbot.kis.overseas import KisOverseasClient
+from chatbot.kis.overseas import KisOverseasClient, nearest_kst
 from chatbot.kis.overseas_frames import (
     UsFillNotice,
     UsOrderBook,
@@ -25,6 +25,7 @@ from chatbot.kis.overseas_frames import (
 from chatbot.kis.overseas_protocol import UsExchange
 from chatbot.kis.realtime import RealtimeClient, SubscriptionError
 from chatbot.kis.rest import KisEndpoint, KisRestClient
+from chatbot.kis.us_broker import fill_of
 from chatbot.markets.us_hours import NEW_YORK, SEOUL
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from tests.helpers import new_credentials
@@ -126,6 +127,22 @@ async def test_fill_notice_after_an_order(sim: KisSimulator, feeds: Any, flavour
     assert fill.order_kind == "2" and fill.debt_class == o.DEBT_CASH  # a limit order, cash
     assert (accepted.accept_code, accepted.quantity, accepted.price) == ("1", 3, price + 1)  # order notice: order's
     assert accepted.order_quantity == 0  # ODER_QTY is left out of order notices (§8.3)
+
+
+async def test_a_notice_time_reaches_the_port_as_kst(sim: KisSimulator, feeds: Any) -> None:
+    """The clock of a US notice's STCK_CNTG_HOUR is an unverified choice made once (o.NOTICE_TIME_ZONE): what
+    the simulator writes in it, the client reads in it; the port's fill time is KST (as the fill watcher and
+    the journal take it)."""
+    feed = await feeds()
+    await feed.client.subscribe("H0GSCNI0", HTS_ID)
+    state = sim.us_market.get("AAPL")
+    assert state is not None
+    await feed.us.place(UsExchange.NASDAQ, OrderSide.BUY, "AAPL", 1, Decimal(state.price).scaleb(-4) + 1)
+    notice = await feed.wait_for(lambda e: isinstance(e, UsFillNotice) and e.is_fill)
+    fill = fill_of(notice)
+    assert fill is not None
+    filled_at = nearest_kst(fill.time, sim.now())
+    assert abs((sim.now() - filled_at).total_seconds()) < 120  # KST of the fill, not the exchange's clock
 
 
 async def test_cancel_notice(sim: KisSimulator, feeds: Any) -> None:

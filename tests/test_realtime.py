@@ -212,6 +212,21 @@ async def test_survives_a_forced_drop(sim: KisSimulator, feed: Feed) -> None:
     await feed.wait_for(lambda e: isinstance(e, Tick) and len(feed.of(Tick)) > count)
 
 
+async def test_a_reconnect_opens_its_session_with_a_fresh_approval_key(sim: KisSimulator, feed: Feed) -> None:
+    """KIS checks the approval key when a session opens and a key lives 24 h (KIS_API.md §3.3): a reconnect a
+    day after the first connection must not re-register with the old key (refused, OPSP0011, and nobody waits
+    on a re-registration to send it again: the feed would stay silent)."""
+    await feed.client.subscribe(p.WS_TRADE, CODE)
+    await sim.control("expire-approvals", {})
+    await sim.control("drop-websockets", {})
+    await feed.wait_for(lambda e: isinstance(e, Reconnected), timeout=5)
+    for _ in range(100):
+        if server_subs(sim) == {(p.WS_TRADE, CODE)}:
+            break
+        await asyncio.sleep(0.02)
+    assert server_subs(sim) == {(p.WS_TRADE, CODE)}
+
+
 async def test_pingpong_is_answered(sim: KisSimulator, feed: Feed) -> None:
     await feed.client.subscribe(p.WS_TRADE, CODE)
     await asyncio.sleep(0.7)

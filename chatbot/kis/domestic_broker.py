@@ -45,7 +45,7 @@ def quote(q: m.Quote) -> b.Quote:
 
 
 def holding(h: m.Holding) -> b.Holding:
-    return b.Holding(symbol=h.code, name=h.name, quantity=h.quantity, orderable_quantity=h.orderable_quantity,
+    return b.Holding(symbol=p.listed_code(h.code), name=h.name, quantity=h.quantity, orderable_quantity=h.orderable_quantity,
                      average_price=_won(h.average_price), cost=_won(h.purchase_amount), price=_won(h.current_price),
                      value=_won(h.evaluation), profit_loss=_won(h.profit_loss), profit_loss_rate=h.profit_loss_rate)
 
@@ -59,7 +59,8 @@ def balance(bal: m.Balance) -> b.Balance:
 
 def open_order(o: m.OpenOrder) -> b.OpenOrder:
     market = o.division == p.OrderDivision.MARKET
-    return b.OpenOrder(order_no=o.order_no, branch=o.branch, original_order_no=o.original_order_no, symbol=o.code,
+    return b.OpenOrder(order_no=o.order_no, branch=o.branch, original_order_no=o.original_order_no,
+                       symbol=p.listed_code(o.code),
                        name=o.name, side=o.side, quantity=o.quantity, price=None if market else _won(o.price),
                        filled_quantity=o.filled_quantity, cancellable_quantity=o.cancellable_quantity, time=o.time,
                        exchange=o.exchange)
@@ -69,7 +70,7 @@ def execution(e: m.Execution) -> b.Execution:
     market = e.division == p.OrderDivision.MARKET
     day = dt.datetime.strptime(e.date, "%Y%m%d").date() if e.date else dt.date.min
     return b.Execution(date=day, time=e.time, order_no=e.order_no, branch=e.branch,
-                       original_order_no=e.original_order_no, symbol=e.code, name=e.name, side=e.side,
+                       original_order_no=e.original_order_no, symbol=p.listed_code(e.code), name=e.name, side=e.side,
                        quantity=e.quantity, price=None if market else _won(e.price),
                        filled_quantity=e.filled_quantity, average_fill_price=_won(e.average_fill_price),
                        remaining_quantity=e.remaining_quantity, rejected_quantity=e.rejected_quantity,
@@ -86,7 +87,7 @@ def ack(a: m.OrderAck) -> b.OrderAck:
 
 
 def fill(n: ExecutionNotice) -> b.Fill:
-    return b.Fill(order_no=n.order_no, original_order_no=n.original_order_no, symbol=n.code, side=n.side,
+    return b.Fill(order_no=n.order_no, original_order_no=n.original_order_no, symbol=p.listed_code(n.code), side=n.side,
                   quantity=n.quantity, price=_won(n.price), order_quantity=n.order_quantity, time=n.time,
                   refused=n.refused)
 
@@ -94,9 +95,12 @@ def fill(n: ExecutionNotice) -> b.Fill:
 class DomesticBroker:
     """One user's KRX account at KIS, as a :class:`chatbot.broker.Broker`."""
 
-    def __init__(self, client: KisRestClient, submitter: OrderSubmitter | None = None) -> None:
+    def __init__(self, client: KisRestClient, submitter: OrderSubmitter | None = None, *,
+                 is_etn: Callable[[str], bool] | None = None) -> None:
         self.client = client
         self.submitter = submitter or OrderSubmitter(client)
+        # Whether a code is an ETN's (the symbol directory knows): its orders name it Q + code (§4.1).
+        self.is_etn = is_etn or (lambda _code: False)
         self._listeners: list[b.FillListener] = []
 
     @property
@@ -104,10 +108,10 @@ class DomesticBroker:
         return KRX
 
     async def quote(self, symbol: str, *, kind: Kind | None = None) -> b.Quote:
-        return quote(await self.client.quote(p.quotation_code(symbol, kind is Kind.ETN)))
+        return quote(await self.client.quote(p.quotation_code(symbol, self._etn(symbol, kind))))
 
     async def buying_power(self, symbol: str, price: Money | None = None) -> b.BuyingPower:
-        power = await self.client.buying_power(symbol, None if price is None else _whole_won(price))
+        power = await self.client.buying_power(self._order_code(symbol), None if price is None else _whole_won(price))
         return b.BuyingPower(orderable_cash=_won(power.orderable_cash), price=_won(power.calc_price),
                              max_quantity=power.max_quantity)
 
@@ -123,31 +127,38 @@ class DomesticBroker:
     async def executions(self, day: dt.date) -> list[b.Execution]:
         return [execution(e) for e in await self.client.executions(day, day)]
 
+    def _etn(self, symbol: str, kind: Kind | None = None) -> bool:
+        return kind is Kind.ETN if kind is not None else self.is_etn(symbol)
+
+    def _order_code(self, symbol: str) -> str:
+        return p.order_code(symbol, self._etn(symbol))
+
     async def find_orders(self, day: dt.date, intent: b.OrderIntent, known: Collection[str], *,
                           listed_from: str = "") -> list[b.Execution]:
-        wanted = OrderIntent(intent.side, intent.symbol, intent.quantity,
+        wanted = OrderIntent(intent.side, self._order_code(intent.symbol), intent.quantity,
                              None if intent.price is None else _whole_won(intent.price), intent.original_order_no,
                              revise=intent.revise)
         return [execution(e) for e in await find_candidates(self.client, day, wanted, known, listed_from=listed_from)]
 
     async def place(self, side: b.OrderSide, symbol: str, quantity: int, price: Money | None, *,
                     on_sending: b.OnSending | None = None) -> b.PlacedOrder:
-        placed = await self.submitter.place(side, symbol, quantity, None if price is None else _whole_won(price),
+        placed = await self.submitter.place(side, self._order_code(symbol), quantity,
+                                            None if price is None else _whole_won(price),
                                             on_sending=on_sending)
         return b.PlacedOrder(ack(placed.ack), placed.attempts, placed.reconciled)
 
     async def revise(self, order: b.OpenOrder, price: Money, quantity: int | None = None, *,
                      on_sending: b.OnSending | None = None) -> b.OrderAck:
         return ack(await self.submitter.revise(
-            order.order_no, order.branch, order.side, order.symbol, _whole_won(price), quantity or 0,
+            order.order_no, order.branch, order.side, self._order_code(order.symbol), _whole_won(price), quantity or 0,
             all_remaining=quantity is None, exchange=order.exchange, on_sending=on_sending))
 
     async def cancel(self, order: b.OpenOrder, *, on_sending: b.OnSending | None = None) -> b.OrderAck:
-        return ack(await self.submitter.cancel(order.order_no, order.branch, order.side, order.symbol,
-                                               on_sending=on_sending))
+        return ack(await self.submitter.cancel(order.order_no, order.branch, order.side, self._order_code(order.symbol),
+                                               exchange=order.exchange or None, on_sending=on_sending))
 
     async def bars(self, symbol: str, period: str = "D", *, kind: Kind | None = None) -> list[b.Bar]:
-        return [bar(x) for x in await self.client.bars(p.quotation_code(symbol, kind is Kind.ETN), period)]
+        return [bar(x) for x in await self.client.bars(p.quotation_code(symbol, self._etn(symbol, kind)), period)]
 
     def on_fill(self, listener: b.FillListener) -> Callable[[], None]:
         self._listeners.append(listener)

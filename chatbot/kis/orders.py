@@ -115,16 +115,17 @@ class OrderSubmitter:
                             extra={"msg_cd": exc.msg_cd, "attempt": attempts[0]})
                 await asyncio.sleep(min(2.0, 0.2 * 2 ** (attempts[0] - 1)) * (0.5 + random.random()))
 
-    async def cancel(self, order_no: str, branch: str, side: OrderSide, code: str, *,
+    async def cancel(self, order_no: str, branch: str, side: OrderSide, code: str, *, exchange: str | None = None,
                      on_sending: OnSending | None = None) -> OrderAck:
-        """Cancel the rest of an order, sent once (again only what the gateway refused, as :meth:`place`), after
-        the same snapshot as :meth:`place` (a cancel is a row of the day's list too, carrying the number of the
-        order it cancels)."""
+        """Cancel the rest of an order on the order's own exchange (``exchange`` as listed for it; None: the
+        client looks it up), sent once (again only what the gateway refused, as :meth:`place`), after the same
+        snapshot as :meth:`place` (a cancel is a row of the day's list too, carrying the number of the order it
+        cancels)."""
         async with self._lock:
             before = await self._known_orders(code, side)
             if on_sending is not None:
                 await on_sending(before)
-            return await self._send(lambda: self.client.cancel_order(order_no, branch), [0])
+            return await self._send(lambda: self.client.cancel_order(order_no, branch, exchange=exchange), [0])
 
     async def revise(self, order_no: str, branch: str, side: OrderSide, code: str, price: int, quantity: int, *,
                      all_remaining: bool, exchange: str, on_sending: OnSending | None = None) -> OrderAck:

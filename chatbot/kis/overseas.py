@@ -99,14 +99,15 @@ def _moment(day: Any, hms: Any, zone: dt.tzinfo) -> dt.datetime | None:
         return None
 
 
-def nearest_kst(hms: str, now: dt.datetime) -> dt.datetime:
-    """A KST ``HHMMSS`` placed on the date that puts it nearest to ``now`` (ORD_TMD has no date)."""
-    local = now.astimezone(SEOUL)
+def nearest_kst(hms: str, now: dt.datetime, zone: dt.tzinfo = SEOUL) -> dt.datetime:
+    """An ``HHMMSS`` of ``zone`` (KST unless said) placed on the date that puts it nearest to ``now`` (ORD_TMD
+    has no date), in that zone."""
+    local = now.astimezone(zone)
     try:
         t = dt.time(int(hms[:2]), int(hms[2:4]), int(hms[4:6]))
     except (ValueError, IndexError):
         return local
-    candidates = [dt.datetime.combine(local.date() + dt.timedelta(days=d), t, SEOUL) for d in (-1, 0, 1)]
+    candidates = [dt.datetime.combine(local.date() + dt.timedelta(days=d), t, zone) for d in (-1, 0, 1)]
     return min(candidates, key=lambda c: abs(c - local))
 
 

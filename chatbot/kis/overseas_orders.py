@@ -58,8 +58,9 @@ class _UsVenue:
     def _plain(self, ack: UsOrderAck) -> OrderAck:
         return OrderAck(order_no=ack.order_no, branch=ack.branch, time=ack.accepted_at.astimezone(SEOUL).strftime("%H%M%S"))
 
-    async def cancel_order(self, order_no: str, branch: str) -> OrderAck:
-        """What :meth:`OrderSubmitter.cancel` sends: all that remains of the order (``symbol`` set first)."""
+    async def cancel_order(self, order_no: str, branch: str, *, exchange: str | None = None) -> OrderAck:
+        """What :meth:`OrderSubmitter.cancel` sends: all that remains of the order (``symbol`` set first) on
+        :attr:`exchange` (``exchange`` is the domestic listing's word, not used here)."""
         self.ack = await self.client.cancel(self.exchange, self.symbol, order_no)
         return self._plain(self.ack)
 

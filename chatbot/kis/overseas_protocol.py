@@ -18,6 +18,7 @@ from chatbot.kis.protocol import Flavour
 from chatbot.markets.ticks import ONE_CENT as ONE_CENT  # noqa: PLC0414
 from chatbot.markets.ticks import SUB_DOLLAR_TICK as SUB_DOLLAR_TICK  # noqa: PLC0414
 from chatbot.markets.ticks import us_is_on_tick, us_round_to_tick, us_tick_size
+from chatbot.markets.us_hours import NEW_YORK
 
 CURRENCY: Final = "USD"
 NATION_CODE: Final = "840"  # NATN_CD of the US (present balance, notices)
@@ -370,6 +371,9 @@ US_NOTICE_FIELDS: Final = _fields(
 US_NOTICE_LAYOUTS: Final[dict[int, tuple[str, ...]]] = {
     25: US_NOTICE_FIELDS, 24: US_NOTICE_FIELDS[:24], 21: US_NOTICE_FIELDS[:21]}
 DEBT_CASH: Final = "10"
+# The clock of a notice's STCK_CNTG_HOUR (unverified, see UNVERIFIED_CHOICES): the simulator writes it and the
+# client reads it in this zone, nowhere else.
+NOTICE_TIME_ZONE: Final = NEW_YORK
 assert len(US_TRADE_FIELDS) == 26 and len(US_ORDERBOOK_FIELDS) == 17 and len(US_NOTICE_FIELDS) == 25
 
 
@@ -388,7 +392,8 @@ UNVERIFIED_CHOICES: Final[dict[str, str]] = {
     "off-tick US price": "refused (Rule 612 grid), domestic tick-error wording",
     "HDFSCNT0 record": "26 fields with RSYM (portal, legacy, python-kis)",
     "H0GSCNI0 record": "25 fields by default; 24 (portal) or 21 (python-kis) per connection",
-    "H0GSCNI0 STCK_CNTG_HOUR and CNTG_UNPR12": "exchange-local HHMMSS; the price as decimal text (148.0100)",
+    "H0GSCNI0 STCK_CNTG_HOUR and CNTG_UNPR12": "exchange-local HHMMSS (NOTICE_TIME_ZONE, written by the simulator "
+                                               "and read by the client); the price as decimal text (148.0100)",
     "HDFSCNT0 DIFF": "signed (python-kis derives the previous close as LAST - DIFF); REST diff is unsigned",
     "dailyprice nrec": "record count (python-kis; the minute-bar TR's meaning)",
     "dailyprice paging": "one call per BYMD, tr_cont D; the client moves BYMD back",

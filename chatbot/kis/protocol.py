@@ -8,6 +8,7 @@ say which of their entries are our choice.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from enum import StrEnum
 from typing import Final, Literal
@@ -150,6 +151,20 @@ TOKEN_TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"  # access_token_token_expired, KS
 BALANCE_PAGE_SIZE: Final[dict[Flavour, int]] = {"real": 50, "virtual": 20}
 DAILY_CCLD_PAGE_SIZE: Final[dict[Flavour, int]] = {"real": 100, "virtual": 15}
 PSBL_RVSECNCL_PAGE_SIZE: Final = 50
+
+# inquire-daily-ccld has two TRs (§4.6): TTTC0081R for orders of the last three months, CTSC9215R for older
+# ones. Where the first stops is our reading of "3개월 이내" (unverified): three calendar months back, that day
+# included.
+DAILY_CCLD_RECENT_MONTHS: Final = 3
+
+
+def daily_ccld_recent_since(today: dt.date) -> dt.date:
+    """The first day the recent daily-ccld TR answers for: :data:`DAILY_CCLD_RECENT_MONTHS` calendar months
+    before ``today`` (the day of the month clamped to that month's last)."""
+    months = today.year * 12 + today.month - 1 - DAILY_CCLD_RECENT_MONTHS
+    year, month = divmod(months, 12)
+    return dt.date(year, month + 1, min(today.day, calendar.monthrange(year, month + 1)[1]))
+
 CHART_MAX_BARS: Final = 100
 
 APP_KEY_LENGTH: Final = 36
@@ -210,6 +225,18 @@ ETN_CODE_PREFIX: Final = "Q"  # "ETN의 경우 Q로 시작 (EX. Q500001)": FID_I
 def quotation_code(code: str, etn: bool) -> str:
     """The code a quotation TR takes (``FID_INPUT_ISCD``): an ETN's six characters behind a ``Q``."""
     return ETN_CODE_PREFIX + code if etn and not code.startswith(ETN_CODE_PREFIX) else code
+
+
+def order_code(code: str, etn: bool) -> str:
+    """``PDNO`` of an order or an order query (§4.1: "종목코드(6자리), ETN의 경우 7자리"): an ETN's code behind its
+    ``Q``, as quotations take it. Its bare six characters are another instrument's code space (ELWs)."""
+    return quotation_code(code, etn)
+
+
+def listed_code(pdno: str) -> str:
+    """A code as a listing or notice gives it, in the directory's form: an ETN's ``Q`` + six dropped."""
+    text = pdno.strip()
+    return text[1:] if len(text) == 7 and text.startswith(ETN_CODE_PREFIX) else text
 
 
 # --- KRX market rules (§6.4, §6.5) -----------------------------------------------------------
@@ -359,6 +386,8 @@ UNVERIFIED_CHOICES: Final[dict[str, str]] = {
     "inquire-psbl-order with ORD_DVSN 00": "the simulator leaves the order's commission out of the quantity "
                                            "(its stand-in for the margin rate KIS then ignores)",
     "KIS nightly maintenance": f"{NIGHTLY_MAINTENANCE_KST} KST (no schedule is published, §6.3)",
+    "edge of the recent daily-ccld TR": f"{DAILY_CCLD_RECENT_MONTHS} calendar months back, that day included "
+                                        "(daily_ccld_recent_since); a range across it is asked of each TR for its part",
 }
 
 

@@ -219,6 +219,10 @@ class RealtimeClient:
         self._ws = ws
         self.last_heard = time.time()
         self._ciphers.clear()
+        # A new session takes a fresh approval key: KIS checks the key when a session opens and a key lives
+        # 24 h (KIS_API.md §3.3), so one kept from an earlier connection can be refused (OPSP0011) on a
+        # reconnect, and every re-registration with it; nobody waits on those to send them again.
+        self._approval = None
         self.connections += 1
         self.connected.set()
         if self.connections > 1:

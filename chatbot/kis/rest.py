@@ -217,6 +217,29 @@ class KisRestClient:
             raise KisAuthError(f"token request refused (HTTP {resp.status_code})", http_status=resp.status_code)
         return parse_token_reply(data, time.time())
 
+    async def revoke_token(self) -> bool:
+        """Revoke the access token in use at KIS (``/oauth2/revokeP``; KIS keeps a token valid for 24 h and
+        hands the same one out again within 6 h, §3.1/§3.2) and forget it here. For credentials being removed:
+        deleting the cached copy alone leaves a working token at KIS. True when KIS confirmed it; a refusal or
+        an unreachable KIS is logged and returns False (the token then lapses by itself)."""
+        token = await self.tokens.current()
+        if token is None:
+            return False
+        body = {"appkey": self.credentials.app_key, "appsecret": self.credentials.app_secret, "token": token}
+        try:
+            resp = await self._request("POST", p.PATH_REVOKE, content=_body_bytes(body))
+        except KisTransportError as exc:
+            log.warning("kis token not revoked", extra={"error": type(exc).__name__})
+            return False
+        finally:
+            await self.tokens.invalidate(token)
+        data = _json(resp)
+        revoked = resp.status_code == 200 and str(data.get("code", "")) == "200"
+        if not revoked:
+            log.warning("kis token not revoked", extra={"http_status": resp.status_code,
+                                                          "msg_cd": str(data.get("msg_cd") or data.get("error_code") or "")})
+        return revoked
+
     async def verify_credentials(self) -> None:
         """Prove KIS accepts these credentials: a token, then a balance query, which checks the app
         key, the secret (sent on every call) and that the account belongs to the key."""
@@ -520,9 +543,23 @@ class KisRestClient:
 
     async def executions(self, start: dt.date, end: dt.date, *, code: str = "", side: OrderSide | None = None,
                          unfilled_only: bool = False) -> list[Execution]:
-        """Orders and executions between two dates (newest first)."""
-        three_months_ago = dt.datetime.now(KST).date() - dt.timedelta(days=92)
-        tr = TR.DAILY_CCLD if start >= three_months_ago else TR.DAILY_CCLD_OLD_PERIOD
+        """Orders and executions between two dates (newest first).
+
+        KIS answers the last three months with one TR and older days with another (§4.6): a range across the
+        edge is asked of each for its part, the recent one first."""
+        since = p.daily_ccld_recent_since(dt.datetime.now(KST).date())
+        spans: list[tuple[TR, dt.date, dt.date]] = []
+        if end >= since:
+            spans.append((TR.DAILY_CCLD, max(start, since), end))
+        if start < since:
+            spans.append((TR.DAILY_CCLD_OLD_PERIOD, start, min(end, since - dt.timedelta(days=1))))
+        executions: list[Execution] = []
+        for tr, first, last in spans:
+            executions += await self._executions(tr, first, last, code=code, side=side, unfilled_only=unfilled_only)
+        return executions
+
+    async def _executions(self, tr: TR, start: dt.date, end: dt.date, *, code: str, side: OrderSide | None,
+                          unfilled_only: bool) -> list[Execution]:
         params = {
             **self._account_params(), "INQR_STRT_DT": start.strftime("%Y%m%d"), "INQR_END_DT": end.strftime("%Y%m%d"),
             "SLL_BUY_DVSN_CD": {None: "00", OrderSide.SELL: p.Side.SELL, OrderSide.BUY: p.Side.BUY}[side],

@@ -122,6 +122,12 @@ class TokenManager:
                 return None
             await asyncio.sleep(0.25)
 
+    async def current(self) -> str | None:
+        """The token in use (this process's, else the store's), without issuing one; None when there is none."""
+        async with self._lock:
+            token = self._token or await self.store.load(self.key)
+            return token.access_token if token is not None and token.usable(self.clock(), 0.0) else None
+
     async def invalidate(self, access_token: str) -> None:
         """Forget ``access_token`` (KIS said it expired); the next ``get`` issues a new one."""
         async with self._lock:

@@ -21,6 +21,7 @@ from typing import Any
 
 from chatbot import broker as b
 from chatbot.kis import models as m
+from chatbot.kis import overseas_protocol as o
 from chatbot.kis.errors import KisError
 from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.kis.overseas import KisOverseasClient, UsOrderNotOffered, nearest_kst
@@ -271,7 +272,9 @@ def fill_of(event: object) -> b.Fill | None:
     n: Any = event  # the notice classes are built from their layouts (typed properties by field name)
     if not (n.is_fill or n.refused):
         return None
-    when = nearest_kst(n.time, dt.datetime.now(SEOUL)) if n.time else dt.datetime.now(SEOUL)
+    now = dt.datetime.now(SEOUL)
+    # the notice's time is of the exchange's clock (o.NOTICE_TIME_ZONE); the port's fill time is KST
+    when = nearest_kst(n.time, now, o.NOTICE_TIME_ZONE) if n.time else now
     return b.Fill(order_no=n.order_no, original_order_no=n.original_order_no, symbol=n.symbol, side=n.side,
                   quantity=n.quantity, price=_usd(n.price), order_quantity=n.order_quantity,
-                  time=when.strftime("%H%M%S"), refused=n.refused, revise_cancel=n.revise_cancel)
+                  time=when.astimezone(SEOUL).strftime("%H%M%S"), refused=n.refused, revise_cancel=n.revise_cancel)

@@ -174,9 +174,24 @@ class AuthRegistry:
         self._dirty.add(kid)
         return key
 
-    def approval_app_key(self, approval_key: str) -> str | None:
-        """The (digest of the) app key an approval key was issued to."""
-        return self._approvals.get(_digest(approval_key))
+    def approval_app_key(self, approval_key: str, *, opening: bool = False) -> str | None:
+        """The (digest of the) app key an approval key was issued to. ``opening`` (the first message of a
+        session): only a key of the last 24 h opens one; an open session goes on with the key it opened
+        with (KIS_API.md §3.3)."""
+        digest = _digest(approval_key)
+        kid = self._approvals.get(digest)
+        if kid is None or not opening:
+            return kid
+        issued_at = self._approvals_of.get(kid, {}).get(digest)
+        return kid if issued_at is not None and self.clock() - issued_at < APPROVAL_LIFETIME_SECONDS else None
+
+    def expire_approvals(self) -> None:
+        """Fault switch: every approval key is a day old (a session opened with one is refused)."""
+        stale = self.clock() - APPROVAL_LIFETIME_SECONDS - 1
+        for kid, mine in self._approvals_of.items():
+            for digest in mine:
+                mine[digest] = min(mine[digest], stale)
+            self._dirty.add(kid)
 
     # -- accounts ----------------------------------------------------------------------------------------
     def bind_account(self, app_key: str, account_id: str) -> bool:

@@ -200,7 +200,7 @@ class RealtimeServer:
             session.legacy_notices = True  # python-kis orders its header keys this way (§5.8)
         inputs = (body.get("input") or {}) if isinstance(body, dict) else {}
         tr_id, tr_key = str(inputs.get("tr_id", "")), str(inputs.get("tr_key", ""))
-        app_key = self.sim.auth.approval_app_key(str(header.get("approval_key", "")))
+        app_key = self.sim.auth.approval_app_key(str(header.get("approval_key", "")), opening=session.app_key is None)
         if app_key is None:
             session.send(self._ack(tr_id, tr_key, "1", "OPSP0011", "invalid approval : NOT FOUND"))
             return

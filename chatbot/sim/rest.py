@@ -332,6 +332,8 @@ class RestApi:
         end = q.get("INQR_END_DT", "").strip() or "99991231"
         side = q.get("SLL_BUY_DVSN_CD", "00").strip()
         code = q.get("PDNO", "").strip()
+        listed = self.sim.market.listing(code) if code else None
+        code = listed.code if listed is not None else code  # an ETN asked as Q + code (§4.1), listed bare
         odno = p.order_no_key(q.get("ODNO", ""))
         ccld = q.get("CCLD_DVSN", "00").strip()
         exchange = p.exchange_code(q.get("EXCG_ID_DVSN_CD"))  # absent: KRX (§4.6); ALL: every exchange

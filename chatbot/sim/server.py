@@ -272,6 +272,10 @@ class KisSimulator:
             self.auth.expire_all()
             await self.persist()
             return {"ok": True}
+        if action == "expire-approvals":  # every WebSocket approval key a day old: a new session needs a new one
+            self.auth.expire_approvals()
+            await self.persist()
+            return {"ok": True}
         if action == "price":
             return {"code": data["code"], "price": self.set_price(str(data["code"]), int(data["price"]))}
         if action == "us-price":  # {"symbol": "AAPL", "price": "190.25"}

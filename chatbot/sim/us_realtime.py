@@ -60,7 +60,7 @@ def notice_fields(e: UsOrderEvent, hts_id: str, name: str, fields: int) -> list[
     price = o.notice_price_text(dollars(e.price))
     row = [
         hts_id, order.account_id.lstrip("V").replace("-", ""), order.order_no, order.original_order_no, order.side,
-        revise_cancel, kind, order.symbol, str(e.quantity), price, e.at.astimezone(NEW_YORK).strftime("%H%M%S"),
+        revise_cancel, kind, order.symbol, str(e.quantity), price, e.at.astimezone(o.NOTICE_TIME_ZONE).strftime("%H%M%S"),
         "1" if e.kind in ("refused", "change_refused") else "0", "2" if filled else "1", accept, order.branch, str(order.quantity) if filled else "", "모의계좌",
         name, order.us_exchange.codes.notice, o.DEBT_CASH, "", "", "", "", price4(e.price),
     ]
