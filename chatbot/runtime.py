@@ -167,7 +167,7 @@ class Runtime:
                                        timeout=kis.timeout_seconds, order_timeout=kis.order_timeout_seconds,
                                        use_hashkey=kis.use_hashkey,
                                        maintenance_windows=parse_windows(kis.nightly_maintenance),
-                                       latency_observer=observe_kis)
+                                       latency_observer=observe_kis, is_etn=directory.is_etn)
             registration = Registration(accounts, credentials, paper, mode)
             users = Users(db)
 

@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
+from chatbot.kis.domestic_broker import DomesticBroker
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow, PendingOrderRow, UserRow
 from chatbot.telegram import callbacks
 from tests.harness import BotHarness
@@ -385,3 +386,14 @@ async def test_private_chat_pacing(db_url: str) -> None:
         assert all(b - a >= 0.3 - 1e-3 for a, b in itertools.pairwise(slots)), slots  # a timer may wake early
     finally:
         await harness.stop()
+
+
+async def test_the_running_bot_orders_an_etn_under_its_q(bot: BotHarness) -> None:
+    """The runtime gives every user's broker the symbol directory's word on which codes are ETNs (a code KIS's
+    masters list as one): a bot started with an ETN listed orders it as Q + code; an ordinary share stays bare."""
+    etn = "580011"
+    bot.sim.upsert_listing({"code": etn, "name": "테스트 ETN", "market": "KOSPI", "kind": "N", "base_price": 9870})
+    assert bot.runtime is not None
+    broker = (await bot.runtime.accounts.for_user(ALICE["id"])).broker
+    assert isinstance(broker, DomesticBroker)
+    assert broker.is_etn(etn) and not broker.is_etn("005930")

@@ -14,9 +14,11 @@ from sqlmodel import select
 
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis.rest import mask
+from chatbot.kis.token import token_cache_key
 from chatbot.runtime import Runtime
 from chatbot.security.keyring import KeyringError, MasterKeyring
 from chatbot.security.secretbox import DecryptionError, SecretBox
+from chatbot.sim.auth import AuthFailure
 from chatbot.storage import vault
 from chatbot.storage.credentials import CredentialStore
 from chatbot.storage.tables import CredentialRow, KisTokenRow
@@ -254,3 +256,21 @@ async def test_reset_paper_account(bot: BotHarness) -> None:
     assert "새 모의계좌" in bot.current(card)["text"]
     (balance,) = await bot.say(ALICE, "/balance")
     assert "보유 종목이 없습니다" in balance["text"] and "10,000,000원" in balance["text"]
+
+
+async def test_logout_revokes_the_token_at_kis(bot: BotHarness) -> None:
+    """KIS keeps a token valid a day and hands it out again within 6 h: /logout revokes it there too, so a
+    removed key's token stops working at KIS at once (not only our cached copy deleted)."""
+    creds = new_credentials()
+    await login_flow(bot, ALICE, creds.app_key, creds.app_secret, str(creds.account))
+    await bot.say(ALICE, "/balance")  # a token gets issued and cached
+    accounts = bot.runtime.accounts
+    cached = await accounts.token_store.load(
+        token_cache_key(accounts.endpoint.cache_scope, creds.app_key, creds.app_secret))
+    assert cached is not None
+    bearer = f"Bearer {cached.access_token}"
+    assert bot.sim.auth.authenticate(bearer, creds.app_key, creds.app_secret) == creds.app_key
+    (msg,) = await bot.say(ALICE, "/logout")
+    assert "삭제했습니다" in msg["text"]
+    with pytest.raises(AuthFailure):
+        bot.sim.auth.authenticate(bearer, creds.app_key, creds.app_secret)

@@ -152,3 +152,4 @@ async def test_an_etns_orders_name_it_with_its_q(sim: KisSimulator, recorded: tu
     assert snapshots and set(snapshots) == {"Q" + etn}  # the order's own listing is asked under the same code
     assert await broker.open_orders() == []
     assert p.listed_code("Q" + etn) == etn and p.listed_code(CODE) == CODE
+

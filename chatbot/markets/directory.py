@@ -104,6 +104,11 @@ class SymbolDirectory:
             found = index.by_code.get(text.replace(".", "/"))
         return found
 
+    def is_etn(self, code: str) -> bool:
+        """Whether a KRX code is an ETN's (KIS takes its orders and quotes as Q + code)."""
+        found = self.by_code(code)
+        return found is not None and found.is_etn
+
     def lookup(self, query: str, venue: Venue = "KRX") -> Lookup:
         text = query.strip()
         if not text or len(text) > MAX_QUERY:

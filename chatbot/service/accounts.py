@@ -51,10 +51,11 @@ class UserAccount:
     account: Account
 
     @classmethod
-    def of(cls, client: KisRestClient) -> UserAccount:
-        """The account behind ``client``: one submitter (one order at a time) and one broker over both."""
+    def of(cls, client: KisRestClient, is_etn: Callable[[str], bool] | None = None) -> UserAccount:
+        """The account behind ``client``: one submitter (one order at a time) and one broker over both.
+        ``is_etn``: whether a code is an ETN's (the symbol directory's word): its orders name it Q + code."""
         submitter = OrderSubmitter(client)
-        return cls(client, submitter, DomesticBroker(client, submitter), client.account)
+        return cls(client, submitter, DomesticBroker(client, submitter, is_etn=is_etn), client.account)
 
     def broker_for(self, market: str) -> b.Broker | UsBroker:
         """The broker port for ``market``'s orders: KRX the account's own; US a UsBroker over the same client
@@ -67,7 +68,8 @@ class AccountProvider:
                  token_store: TokenStore, *, requests_per_second: int | None = None, timeout: float = 10.0,
                  order_timeout: float = 15.0, use_hashkey: bool = False,
                  maintenance_windows: p.TimeWindows = p.NIGHTLY_MAINTENANCE_WINDOWS,
-                 latency_observer: Callable[[str, float], None] | None = None) -> None:
+                 latency_observer: Callable[[str, float], None] | None = None,
+                 is_etn: Callable[[str], bool] | None = None) -> None:
         self.credentials = credentials
         self.paper = paper
         self.endpoint = endpoint
@@ -81,6 +83,9 @@ class AccountProvider:
         self._pools: list[httpx.AsyncClient | None] = [None] * HTTP_POOLS
         self._cache: OrderedDict[int, UserAccount] = OrderedDict()
         self.latency_observer = latency_observer  # (path, seconds) of every KIS request, for metrics
+        # Whether a KRX code is an ETN's (the symbol directory knows): KIS takes an ETN's orders as Q + code (§4.1),
+        # and its bare six characters lie in the ELWs' code space.
+        self.is_etn = is_etn
         self._lock = asyncio.Lock()
 
     async def for_user(self, telegram_id: int) -> UserAccount:
@@ -93,7 +98,7 @@ class AccountProvider:
             if cached is not None:
                 return cached
             client = self.client_for(await self._credentials(telegram_id))
-            account = UserAccount.of(client)
+            account = UserAccount.of(client, self.is_etn)
             self._cache[telegram_id] = account
             if len(self._cache) > MAX_CACHED_CLIENTS:
                 self._cache.popitem(last=False)

@@ -3,6 +3,7 @@ and, in simulator mode, a fresh paper account."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import string
@@ -30,6 +31,7 @@ _KEY_RUN = re.compile(r"[A-Za-z0-9+/=_.\-]+")
 _ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SECRET_MIN_RUN = 120
+REVOKE_TIMEOUT = 5.0  # seconds /logout waits for KIS to revoke the user's token
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,12 @@ class Registration:
         creds = await self.credentials.load(user_id)
         if creds is None:
             return False
+        # KIS keeps a token valid a day and hands the same one out again within 6 h: forgetting our copy alone
+        # leaves a working token at KIS. Revoked first (best effort, bounded: removing the keys never waits on KIS).
+        try:
+            await asyncio.wait_for(self.accounts.client_for(creds).revoke_token(), REVOKE_TIMEOUT)
+        except (TimeoutError, KisError) as exc:
+            log.warning("token not revoked at logout", extra={"user_id": user_id, "error": type(exc).__name__})
         await self.accounts.token_store.delete(
             token_cache_key(self.accounts.endpoint.cache_scope, creds.app_key, creds.app_secret))
         await self.credentials.delete(user_id)
