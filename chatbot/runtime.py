@@ -20,7 +20,7 @@ from chatbot.config import Settings
 from chatbot.kis import protocol as p
 from chatbot.kis.models import Account
 from chatbot.kis.overseas_frames import parse_frame as parse_us_or_krx_frame
-from chatbot.kis.overseas_protocol import WS_US_NOTICE
+from chatbot.kis.overseas_protocol import US_MARKET_DATA_STREAMED, WS_US_NOTICE
 from chatbot.kis.rest import KisCredentials, KisEndpoint, KisRestClient
 from chatbot.kis.standby import StandbyRealtimeClient
 from chatbot.market_hours import MarketCalendar, parse_windows
@@ -190,7 +190,8 @@ class Runtime:
                                       for c in (feed_client, *more_feed_clients)],
                                  user_sessions, AccountKeys(db, accounts, mode),
                                  poll_rate=kis.feed_poll_requests_per_second
-                                 or p.REQUESTS_PER_SECOND[mode.flavour] / 2)
+                                 or p.REQUESTS_PER_SECOND[mode.flavour] / 2,
+                                 streams_us=sim is not None or US_MARKET_DATA_STREAMED[mode.flavour])
                      if feed_client else None)
             engine = AlertEngine(db, feeds, pushes.wake) if feeds else None
             if engine is not None and feeds is not None and early:

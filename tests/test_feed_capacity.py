@@ -57,14 +57,14 @@ class Keys:
 
 
 class Rig:
-    def __init__(self, sim: KisSimulator, db: Database, operators: int) -> None:
+    def __init__(self, sim: KisSimulator, db: Database, operators: int, *, streams_us: bool = True) -> None:
         self.sim, self.db = sim, db
         self.keys = Keys(sim)
         self.rests = [KisRestClient(KisEndpoint("real", sim.rest_url()), new_credentials()) for _ in range(operators)]
         self.users = UserSessions(sim.ws_url())
         self.planner = FeedPlanner(db, [OperatorKey(RealtimeClient(sim.ws_url(), r.approval_key, backoff_initial=0.05),
                                                     r) for r in self.rests],
-                                   self.users, self.keys, poll_rate=50)
+                                   self.users, self.keys, poll_rate=50, streams_us=streams_us)
         self.engine = AlertEngine(db, self.planner, lambda: None)
         self.engine.demand_changed = self.planner.review
 
@@ -95,8 +95,8 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 async def rigs(sim: KisSimulator, db: Database) -> AsyncIterator[Callable[[int], Rig]]:
     made: list[Rig] = []
 
-    def make(operators: int = 1) -> Rig:
-        made.append(Rig(sim, db, operators))
+    def make(operators: int = 1, *, streams_us: bool = True) -> Rig:
+        made.append(Rig(sim, db, operators, streams_us=streams_us))
         return made[-1]
 
     yield make
@@ -170,6 +170,9 @@ def test_plan_rules() -> None:
     assert [tight[c].kind for c in "ABCD"] == ["own", "poll", "shared", "poll"]
     # where a symbol is, it stays: the same demand planned again moves nothing
     assert plan(demand, own={1, 2}, user_room=1, operator_rooms=[1], current=tight) == tight
+    # a symbol no session may stream (US market data on KIS's paper server) is polled, with room everywhere
+    unstreamed = plan(demand, own={1, 2}, user_room=39, operator_rooms=[40], current={}, unstreamed={"A", "C"})
+    assert [unstreamed[c].kind for c in "ABCD"] == ["poll", "shared", "poll", "shared"]
 
 
 # -- on the simulator -------------------------------------------------------------------------------------------
@@ -352,3 +355,28 @@ async def test_own_keys_are_the_registered_users_in_virtual_and_real_mode_only(d
     assert await real.registered() == 2
     paper = AccountKeys(db, cast(AccountProvider, None), Mode.PAPER)  # paper users ride the shared sessions
     assert await paper.own_keys([11, 12, 13]) == set() and await paper.registered() == 0
+
+
+async def test_where_the_server_streams_no_us_market_data_a_us_symbol_is_polled(
+        rigs: Callable[[int], Rig], sim: KisSimulator, db: Database) -> None:
+    """KIS's paper server streams no US market data (HDFSCNT0 "모의투자 미지원"): with free slots on every
+    session, a US symbol is still polled over REST (never subscribed: KIS would refuse it and the alert watch
+    nothing), while a domestic one streams; the US alert fires once when the price crosses."""
+    (domestic,) = codes(sim, 1)
+    await add_alerts(db, [(100, domestic)], sim)
+    sim.set_us_price("AAPL", Decimal("190.25"))
+    now = utcnow()
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(AlertRow), [{
+            "owner_id": 200, "chat_id": 200, "language": "en", "code": "DNASAAPL", "name": "AAPL",
+            "direction": "above", "threshold": Decimal(200), "reference_price": Decimal("190.25"), "currency": "USD",
+            "percent": None, "repeat": False, "cooldown_seconds": 600, "status": "armed", "fired_count": 0,
+            "created_at": now, "updated_at": now}])
+    rig = rigs(1, streams_us=False)
+    await rig.engine.start()
+    assert rig.planner.placement("DNASAAPL") == Placement("poll", operator=0)
+    assert rig.planner.placement(domestic) == Placement("shared", operator=0)
+    assert all(key[1] != "DNASAAPL" for s in sim_sessions(sim) for key in s.subscriptions)
+    sim.set_us_price("AAPL", Decimal("200.50"))
+    await wait_until(lambda: _fired_once(db, "DNASAAPL"))
+    assert [len(await fired(db, c)) for c in ("DNASAAPL", domestic)] == [1, 0]

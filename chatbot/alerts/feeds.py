@@ -238,8 +238,8 @@ class FeedCapacity:
 
 
 def plan(demand: dict[str, frozenset[int]], own: Collection[int], user_room: int, operator_rooms: list[int],
-         current: dict[str, Placement]) -> dict[str, Placement]:
-    """Where every symbol goes, in this order of need:
+         current: dict[str, Placement], *, unstreamed: Collection[str] = ()) -> dict[str, Placement]:
+    """Where every symbol goes (``unstreamed``: symbols no session may stream, polled), in this order of need:
 
     1. a symbol someone without their own session watches: an operator session (the least full);
     2. a symbol whose watchers all have their own session: on each of those sessions while they all
@@ -250,7 +250,8 @@ def plan(demand: dict[str, frozenset[int]], own: Collection[int], user_room: int
 
     Symbols stay where they are when they may (each step takes the current ones first)."""
     own_set = set(own)
-    eligible = {code for code, owners in demand.items() if owners and owners <= own_set}
+    streamed = {code: owners for code, owners in demand.items() if code not in unstreamed}
+    eligible = {code for code, owners in streamed.items() if owners and owners <= own_set}
     free = list(operator_rooms)
     new: dict[str, Placement] = {}
 
@@ -270,8 +271,8 @@ def plan(demand: dict[str, frozenset[int]], own: Collection[int], user_room: int
             return True
         return False
 
-    must = sorted((code for code in demand if code not in eligible), key=lambda code: (not was(code, "shared"), code))
-    rest = [code for code in must if not take_shared(code)]
+    must = sorted((code for code in streamed if code not in eligible), key=lambda code: (not was(code, "shared"), code))
+    rest = [code for code in must if not take_shared(code)] + sorted(code for code in demand if code in unstreamed)
     load: Counter[int] = Counter()
     for code in sorted(eligible, key=lambda code: (not was(code, "own") and not was(code, "shared"), code)):
         owners = demand[code]
@@ -442,7 +443,7 @@ class FeedPlanner:
     go; who watches it is read from the alerts (:meth:`expect` tells it ahead of a new alert)."""
 
     def __init__(self, db: Database, operators: list[OperatorKey], users: UserSessions, keys: KeyDirectory, *,
-                 poll_rate: float = 10.0, user_slots: int | None = None) -> None:
+                 poll_rate: float = 10.0, user_slots: int | None = None, streams_us: bool = True) -> None:
         if not operators:
             raise ValueError("the feed planner needs at least one operator market-data key")
         self.db = db
@@ -450,6 +451,8 @@ class FeedPlanner:
         self.users = users
         self.keys = keys
         self.user_slots = user_slots  # None: each session's maximum less the fill-notice slot
+        # False: the server streams no US market data (KIS's paper server): US symbols are polled
+        self.streams_us = streams_us
         self._placed: dict[str, Placement] = {}
         self._refs: dict[str, int] = {}  # code -> consumers that subscribed it (as RealtimeClient counts them)
         self._demand: dict[str, set[int]] = {}
@@ -677,7 +680,9 @@ class FeedPlanner:
         demand = {code: frozenset(watchers) for code, watchers in self._demand.items()}
         rooms = [op.session.max_subscriptions - sum(1 for key in op.session.subscriptions if key[0] not in TRADE_TRS)
                  for op in self.operators]
-        new = plan(demand, [u for u in owners if self._own.get(u)], self._user_room(), rooms, self._placed)
+        unstreamed = () if self.streams_us else [code for code in demand if trade_tr(code) != p.WS_TRADE]
+        new = plan(demand, [u for u in owners if self._own.get(u)], self._user_room(), rooms, self._placed,
+                   unstreamed=unstreamed)
         await self._apply(new, strict)
 
     async def _apply(self, new: dict[str, Placement], strict: str | None) -> None:

@@ -347,6 +347,9 @@ WS_US_ORDERBOOK: Final = "HDFSASP0"
 WS_US_NOTICE: Final[dict[Flavour, str]] = {"real": "H0GSCNI0", "virtual": "H0GSCNI9"}
 WS_US_NOTICE_TRS: Final = frozenset(WS_US_NOTICE.values())
 WS_US_MARKET_TRS: Final = frozenset({WS_US_TRADE, WS_US_ORDERBOOK})
+# Which servers stream US market data: KIS's paper server does not ("모의투자 미지원", §8; its fills and notices,
+# H0GSCNI9, it does). The embedded simulator speaks both ports alike.
+US_MARKET_DATA_STREAMED: Final[dict[Flavour, bool]] = {"real": True, "virtual": False}
 
 # HDFSCNT0: 26 fields per record, RSYM first (§8.1; KIS's newest sample lists 25 without RSYM).
 US_TRADE_FIELDS: Final = _fields(
