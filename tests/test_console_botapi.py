@@ -74,3 +74,14 @@ async def test_the_console_session_is_bounded_by_default_and_the_tests_fake_keep
     for i in range(botapi.KEEP + 5):
         await _card(everything, f"push {i}")
     assert len(everything.messages) == botapi.KEEP + 5 and len(everything.calls) == botapi.KEEP + 5
+
+
+async def test_a_bounded_session_hands_a_photo_to_its_listeners_and_keeps_no_bytes() -> None:
+    api = BotApiEmulator(keep=10)
+    seen: list[bytes] = []
+    api.listeners.append(lambda event, message: seen.append(message["_photo_bytes"]) if event == "photo" else None)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(100_000)
+    status, body = await api.call("sendPhoto", {"chat_id": USER["id"], "photo": png, "caption": "chart"})
+    assert status == 200 and body["result"]["photo"][0]["file_size"] == len(png)
+    assert seen == [png]  # the console saves it from here
+    assert api.messages[(USER["id"], body["result"]["message_id"])]["_photo_bytes"] is None

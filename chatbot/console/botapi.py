@@ -7,8 +7,8 @@ The console front end puts it behind PTB as an in-process request; the tests ser
 on loopback (``tests/fake_telegram.py``). See shared/telegram/TELEGRAM_NOTES.md §2.
 
 What it keeps of a session (messages, their HTML, calls, callback answers, deletions) is bounded by
-``keep`` (:data:`KEEP`, the newest of each): a ``chatbot console`` session runs for as long as its user
-likes, and the bot polls getUpdates every second. What the console reads is recent (the newest
+``keep`` (:data:`KEEP`, the newest of each; a photo's bytes only until its listeners have had them): a
+``chatbot console`` session runs for as long as its user likes, and the bot polls getUpdates every second. What the console reads is recent (the newest
 message with buttons, the message a press is on, the one the bot edits); an older message is gone, as
 a deleted one is (an edit of it is refused). The tests' fake Telegram keeps everything (``keep=None``):
 they read a whole run's transcript afterwards.
@@ -211,6 +211,8 @@ class BotApiEmulator:
             message["caption"] = html_to_text(str(p["caption"])) if p.get("parse_mode") == "HTML" else p["caption"]
         message["_photo_bytes"] = photo if isinstance(photo, bytes | bytearray) else None
         self._notify("photo", message)
+        if self.keep is not None:  # a bounded session: the image went to the listeners (the console saves it)
+            message["_photo_bytes"] = None  # and is not kept, a chart being ~100 KB
         return {k: v for k, v in message.items() if not k.startswith("_")}
 
     async def _m_editMessageText(self, p: dict[str, Any]) -> dict[str, Any]:
