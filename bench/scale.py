@@ -30,7 +30,7 @@
     python -m bench.scale --no-start-up       # adding users only (1.), not the start-ups (2.)
     python -m bench.scale --reuse DIR --adding --no-start-up   # 1.'s timing again on a --keep run's copies
     python -m bench.scale --keep DIR          # build the database in DIR and keep it
-    python -m bench.scale --reuse DIR         # start-up only, on a database kept with --keep
+    python -m bench.scale --reuse DIR         # start-up only, on a database kept with --keep (not --no-start-up)
     python -m bench.scale --reuse DIR --baseline /tmp/base --postgres postgresql://root@127.0.0.1:5432/test
     python -m bench.scale --reuse DIR --profile OUT   # one start profiled: pyinstrument and -X importtime
 """
