@@ -2,9 +2,19 @@
 
 1. Adding users: 10,000 users each get what their first command gives them (a paper account and
    key pair, stored encrypted; a KIS token, cached; their first balance query, which opens the
-   simulator's account), one after the other. Figure: seconds per thousand users, the last
-   thousand against the first (the anchor: same run, same process); the largest size the SQLite
-   WAL file reached (sampled after every user), with the background checkpoints running.
+   simulator's account), one after the other; the largest size the SQLite WAL file reached (sampled
+   after every user), with the background checkpoints running. The build keeps a copy of the
+   database at 0, half and all the users (``VACUUM INTO``). Figure: time per added user at each of
+   those populations, measured alternately: ``--samples`` rounds, each starting the bot on a fresh
+   copy of every population's database in turn (the order reversed every other round), adding
+   ``--batch`` users after ``--warm-up`` untimed ones, each batch's median per user, in wall seconds
+   and in the process's CPU seconds (which other processes' load hardly moves). Fair on a
+   noisy machine: every population is measured the same way (same process, same start, same
+   warm-up, same users added), close together in time and in alternating order, so a burst of
+   other work lands on either alike; the median of a batch drops a user's stall (a GC, another
+   process), the median of the rounds a batch's. The ratio (all users against none) is given for the
+   rounds' medians and, paired within each round, as the median and range of the per-round ratios.
+   (The build prints each thousand's seconds as it goes: minutes apart, for progress, not a figure.)
 2. Start-up at that scale: the same database given 100,000 armed alerts (each on one of 40
    symbols, owned by those users, thresholds 35–100 % away from the price, so none fires while
    the bot starts: every one is in the book at ready), then ``chatbot run`` in a fresh process,
@@ -16,9 +26,11 @@
    database (``git archive <commit> | tar -x -C DIR``); ``--postgres URL`` repeats it all on a
    PostgreSQL copy of the database (a new database on that server, dropped afterwards).
 
-    python -m bench.scale [--users 10000] [--alerts 100000] [--rounds 3]
+    python -m bench.scale [--users 10000] [--alerts 100000] [--rounds 3] [--samples 5 --batch 200]
+    python -m bench.scale --no-start-up       # adding users only (1.), not the start-ups (2.)
+    python -m bench.scale --reuse DIR --adding --no-start-up   # 1.'s timing again on a --keep run's copies
     python -m bench.scale --keep DIR          # build the database in DIR and keep it
-    python -m bench.scale --reuse DIR         # start-up only, on a database kept with --keep
+    python -m bench.scale --reuse DIR         # start-up only, on a database kept with --keep (not --no-start-up)
     python -m bench.scale --reuse DIR --baseline /tmp/base --postgres postgresql://root@127.0.0.1:5432/test
     python -m bench.scale --reuse DIR --profile OUT   # one start profiled: pyinstrument and -X importtime
 """
@@ -117,20 +129,27 @@ def settings_for(tmp: str) -> Settings:
                     simulator=SimulatorSettings(tick_interval_seconds=0))
 
 
-async def add_users(tmp: str, users: int) -> dict[str, Any]:
+def snapshot_path(tmp: str, population: int) -> str:
+    return f"{tmp}/users-{population}.sqlite3"
+
+
+async def add_users(tmp: str, users: int, snapshots: tuple[int, ...] = ()) -> dict[str, Any]:
+    """``users`` users added one after the other; a copy of the database kept at each population of
+    ``snapshots`` (the simulator saves its state after every call that changed it: a copy between two
+    users holds it all)."""
     keyring = MasterKeyring.load(f"{tmp}/master.key")
     runtime = await Runtime.start(settings_for(tmp), SimulatorOptions(tick_interval=0), keyring=keyring)
     wal = f"{tmp}/bot.sqlite3-wal"
     per_thousand: list[float] = []
-    each: list[float] = []  # seconds per user
     wal_max = 0
     try:
         block = time.perf_counter()
-        for i in range(users):
-            t0 = time.perf_counter()
-            account = await runtime.accounts.for_user(10_000_000 + i)
-            await account.client.balance()
-            each.append(time.perf_counter() - t0)
+        for i in range(users + 1):
+            if i in snapshots:
+                await vacuum_into(runtime, snapshot_path(tmp, i))
+            if i == users:
+                break
+            await add_user(runtime, 10_000_000 + i)
             wal_max = max(wal_max, file_size(wal))
             if (i + 1) % 1000 == 0:
                 now = time.perf_counter()
@@ -145,8 +164,77 @@ async def add_users(tmp: str, users: int) -> dict[str, Any]:
     finally:
         await runtime.aclose()
     return {"per_thousand": per_thousand, "wal_max": wal_max, "db": file_size(f"{tmp}/bot.sqlite3"),
-            "first_median": statistics.median(each[:1000]), "last_median": statistics.median(each[-1000:]),
             "prices": prices}
+
+
+async def add_user(runtime: Runtime, user_id: int) -> None:
+    """What a user's first command costs: a paper account and key pair, a token, the first balance."""
+    account = await runtime.accounts.for_user(user_id)
+    await account.client.balance()
+
+
+async def vacuum_into(runtime: Runtime, path: str) -> None:
+    Path(path).unlink(missing_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # private, as the bot's (and empty)
+    async with runtime.db.engine.connect() as conn:
+        await conn.exec_driver_sql("VACUUM INTO ?", (path,))
+
+
+async def time_adding(tmp: str, population: int, batch: int, warm_up: int, first_id: int) -> dict[str, Any]:
+    """The bot started on a fresh copy of the database kept at ``population`` users; ``warm_up`` users
+    added untimed, then ``batch`` timed one by one, in wall and in CPU seconds (the process's: the
+    embedded simulator and the database driver's threads are in it too). Per user: the batch's medians
+    (and its WAL's largest)."""
+    work = Path(tmp) / "adding"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    shutil.copy(snapshot_path(tmp, population), work / "bot.sqlite3")
+    keyring = MasterKeyring.load(f"{tmp}/master.key")
+    runtime = await Runtime.start(settings_for(str(work)), SimulatorOptions(tick_interval=0), keyring=keyring)
+    wall: list[float] = []
+    cpu: list[float] = []
+    wal_max = 0
+    try:
+        for i in range(warm_up + batch):
+            t0, c0 = time.perf_counter(), time.process_time()
+            await add_user(runtime, first_id + i)
+            if i >= warm_up:
+                wall.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+            wal_max = max(wal_max, file_size(work / "bot.sqlite3-wal"))
+    finally:
+        await runtime.aclose()
+        shutil.rmtree(work, ignore_errors=True)
+    return {"wall": statistics.median(wall), "cpu": statistics.median(cpu), "wal_max": wal_max}
+
+
+async def compare_adding(tmp: str, populations: tuple[int, ...], samples: int, batch: int,
+                         warm_up: int) -> None:
+    """``samples`` rounds of :func:`time_adding` at every population, alternated (ABC, CBA, ...)."""
+    medians: dict[str, dict[int, list[float]]] = {"wall": {n: [] for n in populations},
+                                                  "CPU": {n: [] for n in populations}}
+    wal_max = 0
+    for r in range(samples):
+        for n in (populations if r % 2 == 0 else populations[::-1]):
+            got = await time_adding(tmp, n, batch, warm_up, 20_000_000 + r * (batch + warm_up))
+            medians["wall"][n].append(got["wall"])
+            medians["CPU"][n].append(got["cpu"])
+            wal_max = max(wal_max, got["wal_max"])
+        print(f"  … round {r + 1}/{samples}: " + ", ".join(
+            f"{n:,} users {medians['wall'][n][-1] * 1e3:.1f} ms ({medians['CPU'][n][-1] * 1e3:.1f} CPU ms)"
+            for n in populations), flush=True)
+    print(f"adding a user (paper account, token, first balance) at each population: median of {samples} alternated "
+          f"rounds, each the median of {batch} users (after {warm_up} untimed) on a fresh copy; largest WAL "
+          f"meanwhile {wal_max / 2**20:.1f} MB", flush=True)
+    first, last = populations[0], populations[-1]
+    for what, by_population in medians.items():
+        paired = sorted(b / a for a, b in zip(by_population[first], by_population[last], strict=True))
+        overall = {n: statistics.median(v) for n, v in by_population.items()}
+        print(f"  {what} per user (range): " + ", ".join(
+            f"{n:,} users {overall[n] * 1e3:.1f} ms ({min(v) * 1e3:.1f}–{max(v) * 1e3:.1f})"
+            for n, v in by_population.items())
+            + f" → at {last:,} / at {first:,}: {overall[last] / overall[first]:.2f}× (paired by round: median "
+            f"{statistics.median(paired):.2f}×, range {paired[0]:.2f}–{paired[-1]:.2f}×)", flush=True)
 
 
 async def add_alerts(tmp: str, users: int, alerts: int, prices: dict[str, int]) -> None:
@@ -353,6 +441,12 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=5, help="rounds of adding users at each population")
+    parser.add_argument("--batch", type=int, default=200, help="users timed per round and population")
+    parser.add_argument("--warm-up", type=int, default=50, help="users added untimed before each batch")
+    parser.add_argument("--no-start-up", action="store_true", help="adding users only: no alerts, no start-ups")
+    parser.add_argument("--adding", action="store_true",
+                        help="with --reuse: time adding users again, on the copies a --keep run kept")
     parser.add_argument("--keep", help="build the database in this (new) directory and keep it")
     parser.add_argument("--reuse", help="start-up only, on the database a --keep run left in this directory")
     parser.add_argument("--baseline", type=Path, help="another tree, its starts alternated with this one's")
@@ -373,14 +467,19 @@ async def main(argv: list[str] | None = None) -> None:
             PYCACHE = pycache
             built = args.reuse or args.keep or scratch
             Path(built).mkdir(parents=True, exist_ok=True)
+            if args.reuse and args.adding:
+                kept = sorted(int(f.stem.split("-")[1]) for f in Path(built).glob("users-*.sqlite3"))
+                await compare_adding(built, tuple(kept), args.samples, args.batch, args.warm_up)
+                if args.no_start_up:
+                    return
             if not args.reuse:
-                r = await add_users(built, args.users)
-                first, last = (r["per_thousand"] or [float("nan")])[0], (r["per_thousand"] or [float("nan")])[-1]
-                print(f"adding {args.users:,} users (paper account, token, first balance each): per user, median of "
-                      f"the last thousand {r['last_median'] * 1e3:.1f} ms vs the first thousand "
-                      f"{r['first_median'] * 1e3:.1f} ms → {r['last_median'] / r['first_median']:.2f}× (whole "
-                      f"thousands: {first:.1f} s and {last:.1f} s); largest WAL {r['wal_max'] / 2**20:.1f} MB "
-                      f"(database {r['db'] / 2**20:.1f} MB)", flush=True)
+                populations = tuple(sorted({0, args.users // 2, args.users}))
+                r = await add_users(built, args.users, populations)
+                print(f"adding {args.users:,} users (paper account, token, first balance each): largest WAL "
+                      f"{r['wal_max'] / 2**20:.1f} MB (database {r['db'] / 2**20:.1f} MB)", flush=True)
+                await compare_adding(built, populations, args.samples, args.batch, args.warm_up)
+                if args.no_start_up:
+                    return
                 await add_alerts(built, args.users, args.alerts, r["prices"])
                 async with _sqlite(f"{built}/bot.sqlite3") as conn:  # a clean copy to start each run from
                     await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -31,10 +31,12 @@ import random
 import secrets
 import sqlite3
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -42,6 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
 from bench import soak_conditional
+from bench.common import file_size
 from chatbot.config import KisSettings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
@@ -123,6 +126,7 @@ class Report:
     events: list[tuple[float, str]] = field(default_factory=list)  # (wall time, what): restart, feed drops
     missed_details: list[str] = field(default_factory=list)
     conditional: soak_conditional.ConditionalFigures | None = None  # /stop, /tp, /trail, /bracket
+    wal: WalWatch | None = None  # SQLite: the database files' sizes and their WALs' largest, sampled
 
     @property
     def ok(self) -> bool:
@@ -170,6 +174,7 @@ class Report:
             self.reply_line(),
             (f"restart took {self.restart_seconds:.1f} s; RSS start {self.rss_start_mb:.0f} MB, "
             f"end {self.rss_end_mb:.0f} MB"),
+            *(self.wal.lines() if self.wal is not None else []),
             *self.missed_details,
             *([self.conditional.line(), *self.conditional.details] if self.conditional is not None else []),
             "INVARIANTS HOLD" if self.ok else "INVARIANTS VIOLATED",
@@ -198,6 +203,55 @@ def quantile(values: list[float], q: float) -> float:
 def rss_mb() -> float:
     with open(f"/proc/{os.getpid()}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class WalWatch:
+    """The SQLite files of the run, stat'ed every ``period`` seconds from a thread of its own (so the
+    samples keep coming while the event loop is busy, when a WAL grows fastest): each database file in
+    the database's directory (the bot's; the embedded simulator keeps its state in the same one, see
+    chatbot/storage/sim_state.py; any other database created there is watched too) and its ``-wal``: the
+    largest size each reached. SQLite reuses a WAL file rather than shrink it (Database._checkpoint_loop):
+    its size falls only when the checkpoint loop cuts it (idle), or a WAL started over is cut to
+    ``journal_size_limit``, so a sample misses the largest size only if such a cut came within
+    ``period`` of its growing there."""
+
+    def __init__(self, database: Path, period: float = 0.05) -> None:
+        self.directory = database.parent
+        self.period = period
+        self.samples = 0
+        self.wal_max: dict[str, int] = {}  # database file name -> its WAL's largest size
+        self.wal_end: dict[str, int] = {}
+        self.db_max: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-wal-watch", daemon=True)
+
+    def start(self) -> WalWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()  # the files as the run left them (the bot still up: before its closing checkpoint)
+        self.wal_end = {name: file_size(self.directory / f"{name}-wal") for name in self.db_max}
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.sample()
+
+    def sample(self) -> None:
+        self.samples += 1
+        for wal in self.directory.glob("*-wal"):
+            name = wal.name.removesuffix("-wal")
+            self.wal_max[name] = max(self.wal_max.get(name, 0), file_size(wal))
+            self.db_max[name] = max(self.db_max.get(name, 0), file_size(self.directory / name))
+
+    def lines(self) -> list[str]:
+        if not self.db_max:
+            return ["SQLite WAL: no database file seen"]
+        return [f"SQLite {name}: database {self.db_max[name] / 2**20:.1f} MB, largest WAL "
+                f"{self.wal_max[name] / 2**20:.1f} MB, at the end {self.wal_end.get(name, 0) / 2**20:.1f} MB "
+                f"(stat every {self.period * 1e3:.0f} ms, {self.samples:,} samples)" for name in sorted(self.db_max)]
 
 
 class _ErrorCounter(logging.Handler):
@@ -240,8 +294,10 @@ def _is_database_error(error: BaseException) -> bool:
 
 class Soak:
     def __init__(self, bot: BotHarness, users: int, seconds: float, seed: int,
-                 think: tuple[float, float] = OVERLOAD_THINK, fault_gap: tuple[float, float] = FAULT_GAP) -> None:
+                 think: tuple[float, float] = OVERLOAD_THINK, fault_gap: tuple[float, float] = FAULT_GAP,
+                 wal: WalWatch | None = None) -> None:
         self.bot = bot
+        self.wal = wal
         self.fault_gap = fault_gap
         self.users = [BotApiEmulator.user(50_000 + i, "ko" if i % 3 else "en") for i in range(users)]
         self.seconds = seconds
@@ -443,6 +499,8 @@ class Soak:
         self.watch_market()
         self.watch_sends()
         self.report.rss_start_mb = rss_mb()
+        if self.wal is not None:
+            self.report.wal = self.wal.start()
         self.deadline = time.monotonic() + self.seconds
         actors = [asyncio.create_task(self.user(u)) for u in self.users]
         background = [asyncio.create_task(self.market()), asyncio.create_task(self.faults(random.Random(7))),
@@ -457,6 +515,8 @@ class Soak:
         if self.bot.runtime is not None and self.bot.runtime.sender is not None:
             await self.bot.runtime.sender.drain()
         self.report.rss_end_mb = rss_mb()
+        if self.wal is not None:
+            self.wal.stop()
         await self.check()
         return self.report
 
@@ -562,8 +622,10 @@ async def run_soak(users: int = 200, seconds: float = 60.0, seed: int = 1, db_ur
     with tempfile.TemporaryDirectory() as tmp, _fresh_database(db_url, tmp) as url:
         bot = BotHarness(url, ttl=5, kis=KisSettings(order_timeout_seconds=2.0, max_alerts_per_user=1000))
         await bot.start()
+        database = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
+        wal = WalWatch(Path(database)) if database and database != ":memory:" else None
         try:
-            report = await Soak(bot, users, seconds, seed, think, fault_gap).run()
+            report = await Soak(bot, users, seconds, seed, think, fault_gap, wal).run()
         finally:
             await bot.stop()
             logging.getLogger().removeHandler(errors)

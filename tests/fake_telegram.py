@@ -18,7 +18,7 @@ from chatbot.console.botapi import BotApiEmulator
 class FakeTelegram:
     def __init__(self, token: str) -> None:
         self.token = token
-        self.emulator = BotApiEmulator()
+        self.emulator = BotApiEmulator(keep=None)  # tests read a whole run's transcript back
         self.requests = 0
         self._runner: web.AppRunner | None = None
         self._delivery: asyncio.Task[None]

@@ -5,6 +5,13 @@ presses buttons.
 
 The console front end puts it behind PTB as an in-process request; the tests serve it over HTTP
 on loopback (``tests/fake_telegram.py``). See shared/telegram/TELEGRAM_NOTES.md §2.
+
+What it keeps of a session (messages, their HTML, calls, callback answers, deletions) is bounded by
+``keep`` (:data:`KEEP`, the newest of each; a photo's bytes only until its listeners have had them): a
+``chatbot console`` session runs for as long as its user likes, and the bot polls getUpdates every second. What the console reads is recent (the newest
+message with buttons, the message a press is on, the one the bot edits); an older message is gone, as
+a deleted one is (an edit of it is refused). The tests' fake Telegram keeps everything (``keep=None``):
+they read a whole run's transcript afterwards.
 """
 
 from __future__ import annotations
@@ -14,11 +21,17 @@ import contextlib
 import itertools
 import json
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, TypeVar
 
+K = TypeVar("K")
+V = TypeVar("V")
 MAX_TEXT = 4096
+# What a session keeps of each kind (messages, calls, answers, ...), newest first: a console session's
+# memory stays flat (~1-2 KB a message) however long it runs.
+KEEP = 1_000
 ALLOWED_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a",
                           "tg-spoiler", "span", "blockquote", "tg-emoji"})
 JSON_PARAMS = frozenset({"reply_markup", "commands", "allowed_updates", "entities", "reply_parameters", "scope",
@@ -79,6 +92,14 @@ def _decode(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _keep_newest(store: OrderedDict[K, V], key: K, value: V, keep: int | None) -> None:
+    """``store[key] = value``, then drop the oldest entries (first stored) past ``keep``; None keeps all."""
+    store[key] = value
+    if keep is not None:
+        while len(store) > keep:
+            store.popitem(last=False)
+
+
 def _int(params: dict[str, Any], key: str, default: int | None = None) -> int:
     value = params.get(key, default)
     if value is None:
@@ -90,23 +111,29 @@ def _int(params: dict[str, Any], key: str, default: int | None = None) -> int:
 
 
 class BotApiEmulator:
-    def __init__(self, bot_id: int = 7_000_000_001, username: str = "kis_chatops_bot") -> None:
+    def __init__(self, bot_id: int = 7_000_000_001, username: str = "kis_chatops_bot", *,
+                 keep: int | None = KEEP) -> None:
+        """``keep``: how many of each kind of record (messages, calls, ...) the session keeps, the newest;
+        None: all of them (tests that read a whole run back)."""
         self.me = {"id": bot_id, "is_bot": True, "first_name": "KIS ChatOps", "username": username,
                    "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+        self.keep = keep
         self.updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._callback_ids = itertools.count(1)
         self._new_update: asyncio.Event | None = None
-        self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # every message, user's and bot's
-        self.html: dict[tuple[int, int], str] = {}  # the bot's messages as sent (HTML)
-        self.deleted: list[tuple[int, int]] = []
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.callback_answers: dict[str, dict[str, Any]] = {}
-        self.pending_callbacks: set[str] = set()
+        # the newest ``keep`` messages, user's and bot's, in the order they were sent
+        self.messages: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+        self.html: OrderedDict[tuple[int, int], str] = OrderedDict()  # the bot's messages as sent (HTML)
+        self.deleted: deque[tuple[int, int]] = deque(maxlen=keep)
+        self.calls: deque[tuple[str, dict[str, Any]]] = deque(maxlen=keep)
+        self.callback_answers: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # queries the bot has not answered yet (Telegram forgets them after a while; so does this)
+        self.pending_callbacks: OrderedDict[str, None] = OrderedDict()
         self.commands: dict[str, list[dict[str, str]]] = {}
         self.blocked: set[int] = set()
-        self.left_chats: list[int] = []
+        self.left_chats: deque[int] = deque(maxlen=keep)
         self.webhook_url = ""
         self.webhook_secret = ""
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
@@ -169,7 +196,7 @@ class BotApiEmulator:
         text = str(p.get("text", ""))
         plain = self._text(p, text)
         message = self._bot_message(chat_id, plain, p.get("reply_markup"))
-        self.html[(chat_id, message["message_id"])] = text
+        _keep_newest(self.html, (chat_id, message["message_id"]), text, self.keep)
         self._notify("sent", message)
         return message
 
@@ -184,6 +211,8 @@ class BotApiEmulator:
             message["caption"] = html_to_text(str(p["caption"])) if p.get("parse_mode") == "HTML" else p["caption"]
         message["_photo_bytes"] = photo if isinstance(photo, bytes | bytearray) else None
         self._notify("photo", message)
+        if self.keep is not None:  # a bounded session: the image went to the listeners (the console saves it)
+            message["_photo_bytes"] = None  # and is not kept, a chart being ~100 KB
         return {k: v for k, v in message.items() if not k.startswith("_")}
 
     async def _m_editMessageText(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +230,7 @@ class BotApiEmulator:
             message["reply_markup"] = markup
         else:
             message.pop("reply_markup", None)
-        self.html[(chat_id, message["message_id"])] = text
+        _keep_newest(self.html, (chat_id, message["message_id"]), text, self.keep)
         self._notify("edited", message)
         return message
 
@@ -225,9 +254,10 @@ class BotApiEmulator:
         text = p.get("text")
         if text is not None and len(str(text)) > 200:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
-        self.pending_callbacks.discard(query_id)
-        self.callback_answers[query_id] = {"text": text, "show_alert": str(p.get("show_alert", "")).lower() == "true"}
-        self._notify("answer", {"id": query_id, **self.callback_answers[query_id]})
+        del self.pending_callbacks[query_id]
+        answer = {"text": text, "show_alert": str(p.get("show_alert", "")).lower() == "true"}
+        _keep_newest(self.callback_answers, query_id, answer, self.keep)
+        self._notify("answer", {"id": query_id, **answer})
         return True
 
     async def _m_deleteMessage(self, p: dict[str, Any]) -> bool:
@@ -313,7 +343,7 @@ class BotApiEmulator:
             message["text"] = text
         if isinstance(markup, dict) and markup.get("inline_keyboard"):
             message["reply_markup"] = markup
-        self.messages[(chat_id, message["message_id"])] = message
+        _keep_newest(self.messages, (chat_id, message["message_id"]), message, self.keep)
         return message
 
     def _notify(self, event: str, payload: dict[str, Any]) -> None:
@@ -340,13 +370,13 @@ class BotApiEmulator:
         if text.startswith("/"):
             command = text.split()[0] if text.split() else text
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
-        self.messages[(chat_id, message["message_id"])] = message
+        _keep_newest(self.messages, (chat_id, message["message_id"]), message, self.keep)
         return self._push({"message": message})
 
     def press(self, user: dict[str, Any], message: dict[str, Any], data: str) -> str:
         """The user presses a button carrying ``data`` under ``message``; returns the callback query id."""
         query_id = str(next(self._callback_ids))
-        self.pending_callbacks.add(query_id)
+        _keep_newest(self.pending_callbacks, query_id, None, self.keep)
         current = self.messages.get((message["chat"]["id"], message["message_id"]), message)
         self._push({"callback_query": {"id": query_id, "from": user, "chat_instance": f"ci{message['chat']['id']}",
                                        "message": current, "data": data}})
