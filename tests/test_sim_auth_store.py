@@ -4,6 +4,7 @@ rewrites that key's document only, and everything survives a restart (old one-do
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from chatbot.kis.rest import KisEndpoint, KisRestClient
 from chatbot.sim.auth import DOC_PREFIX, LEGACY_DOC, AuthRegistry, _kid
@@ -12,8 +13,20 @@ from chatbot.sim.store import MemoryStateStore
 from tests.helpers import new_credentials
 
 
+class RecordingStore(MemoryStateStore):
+    """A memory store that also keeps the keys of every document saved, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+
+    async def save_many(self, documents: dict[str, dict[str, Any]]) -> None:
+        self.written.extend(documents)
+        await super().save_many(documents)
+
+
 async def test_a_token_rewrites_only_its_own_key_and_survives_a_restart() -> None:
-    store = MemoryStateStore()
+    store = RecordingStore()
     sim = KisSimulator(SimulatorOptions(tick_interval=0), store)
     await sim.start()
     url = sim.rest_url("real")

@@ -21,12 +21,10 @@ class MemoryStateStore:
     def __init__(self) -> None:
         self.documents: dict[str, dict[str, Any]] = {}
         self.saves = 0
-        self.written: list[str] = []  # the keys of every document saved, in order (for tests)
 
     async def load_all(self) -> dict[str, dict[str, Any]]:
         return copy.deepcopy(self.documents)
 
     async def save_many(self, documents: dict[str, dict[str, Any]]) -> None:
         self.saves += 1
-        self.written.extend(documents)
         self.documents.update(copy.deepcopy(documents))
