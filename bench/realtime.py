@@ -12,6 +12,9 @@
    Then where a frame's time goes (:func:`breakdown`): each step alone on the same frames, interleaved
    chunk by chunk, and the ceiling that leaves any exact parser built on ``str.split``, ``int()`` and
    ``Decimal`` (the split and the conversions alone, as C-level loops, against python-kis).
+   Whether the parser is compiled (setup.py compiles chatbot/kis/frames.py with mypyc at install where it
+   can) prints first; when it is, the same frames.py interpreted (loaded under another name) is measured
+   in the same rounds, interleaved: compiled against interpreted in one run.
 2. Tick latency: simulator hands a frame to its socket writer → consumer callback, p50/p99.
 
     python -m bench.realtime
@@ -22,13 +25,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import importlib.util
 import statistics
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from operator import itemgetter
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from chatbot.kis import frames as installed
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import Record, Tick, _exact_decimal, parse_frame
 from chatbot.kis.realtime import RealtimeClient
@@ -54,16 +61,26 @@ def recorded_stream(n: int = FRAMES) -> list[str]:
     return frames
 
 
-def ours(frames: list[str], touch: str) -> float:
+def interpreted_frames() -> ModuleType:
+    """chatbot/kis/frames.py run by the interpreter under another name, beside the compiled one."""
+    spec = importlib.util.spec_from_file_location("chatbot.kis._frames_interpreted",
+                                                  Path(installed.__file__).with_name("frames.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ours(frames: list[str], touch: str, parse: Callable[[str], list[Record]] = parse_frame) -> float:
     started = time.process_time()
-    if touch == "price":
+    if touch == "typed":
+        for frame in frames:
+            for tick in parse(frame):
+                tick.typed()
+    elif touch == "price":
         for frame in frames:
             for tick in parse_frame(frame):
                 _ = tick.price
-    elif touch == "typed":
-        for frame in frames:
-            for tick in parse_frame(frame):
-                tick.typed()
     else:
         names = [n for n, v in vars(Tick).items() if isinstance(v, property)]
         for frame in frames:
@@ -188,8 +205,9 @@ def print_breakdown(ns: dict[str, float], cls: type[Record], tr: str) -> None:
           f"{n_dec} decimals {ns['exact']:,.0f} (Decimal() {ns['Decimal']:,.0f}), unpacking and rebuilding the tuple "
           f"{ns['rebuild']:,.0f}; typed() as C-level loops (map over an itemgetter per type, an itemgetter to "
           f"reorder) {ns['mapped']:,.0f}; per record in 4-record frames {ns['multi']:,.0f}", flush=True)
-    print(f"  ceiling for any exact parser on str.split + int() + Decimal: split and conversions alone "
-          f"(C-level loops, no record, no tuple) {least:,.0f} ns = {ns['python-kis'] / least:.1f}× python-kis", flush=True)
+    print(f"  ceiling for an interpreted exact parser on str.split + int() + Decimal (a compiled one passes it: "
+          f"it calls int()'s parser directly): split and conversions alone (C-level loops, no record, no tuple) "
+          f"{least:,.0f} ns = {ns['python-kis'] / least:.1f}× python-kis", flush=True)
 
 
 async def tick_latency(samples: int = 2000) -> tuple[float, float]:
@@ -239,12 +257,17 @@ ROUNDS = 3
 
 async def main() -> None:
     frames = recorded_stream()
+    interpreted = interpreted_frames() if installed.COMPILED else None
+    print(f"parser: {'compiled by mypyc' if installed.COMPILED else 'interpreted (not compiled)'} "
+          f"({installed.__file__})", flush=True)
     gc.collect()
     ours(frames[:5000], "typed")  # warm-up, each the same
     python_kis(frames[:5000])
-    runs: dict[str, list[float]] = {"typed": [], "price": [], "all": [], "floor": [], "pykis": []}
+    runs: dict[str, list[float]] = {"typed": [], "interpreted": [], "price": [], "all": [], "floor": [], "pykis": []}
     for _ in range(ROUNDS):  # every parser the same number of times, interleaved; medians
         runs["typed"].append(ours(frames, "typed"))
+        if interpreted is not None:
+            runs["interpreted"].append(ours(frames, "typed", interpreted.parse_frame))
         theirs = python_kis(frames)
         if theirs is not None:
             runs["pykis"].append(theirs)
@@ -262,6 +285,11 @@ async def main() -> None:
           f"python-kis 2.1.6 (KisDomesticRealtimePrice, which converts every field) {theirs_rate:,.0f} frames/s "
           f"→ {med['typed'] / theirs_rate:.1f}×; the floor (split the envelope and the fields, convert nothing) "
           f"{med['floor']:,.0f} frames/s", flush=True)
+    if interpreted is not None:
+        print(f"  compiled against interpreted, same frames, same rounds: typed() compiled {med['typed']:,.0f} "
+              f"frames/s ({med['typed'] / theirs_rate:.1f}× python-kis) vs the same frames.py interpreted "
+              f"{med['interpreted']:,.0f} frames/s ({med['interpreted'] / theirs_rate:.1f}×) → compiled "
+              f"{med['typed'] / med['interpreted']:.2f}× interpreted", flush=True)
     print(f"  ours reading only the price (fields convert on access) {med['price']:,.0f} frames/s "
           f"({med['price'] / theirs_rate:.1f}× python-kis, not like for like); reading all 47 typed properties one "
           f"by one {med['all']:,.0f} frames/s ({med['all'] / theirs_rate:.1f}×)", flush=True)

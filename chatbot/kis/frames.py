@@ -10,6 +10,13 @@ converters: straight-line code, one builtin call per numeric field, no per-field
 Measured (``python -m bench.realtime``), that is cheaper than C-level loops over the fields
 (``map(int, itemgetter(*ints)(record))`` per type and an ``itemgetter`` putting the fields back in
 order): the 24 ``int()`` and 7 ``Decimal()`` calls are most of the time, not the bytecode around them.
+
+An install compiles this module with mypyc where it can (``setup.py``; :data:`COMPILED` tells). The record
+classes stay ordinary Python classes (``mypyc_attr(native_class=False)``: a tuple subclass with properties
+made at import time is not something mypyc's native classes can be); the functions are compiled, and
+``typed()`` is then a loop over the fields' kinds (:func:`_typed_natively`), C code, instead of the
+generated straight-line Python, which mypyc never sees. Same results either way (tests/test_typed_frames.py
+runs on whichever is installed; ``KISBOT_PURE_PYTHON=1`` at install time gives the pure one).
 """
 
 from __future__ import annotations
@@ -18,11 +25,16 @@ import datetime as dt
 import decimal
 from collections.abc import Callable
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final, cast
+
+from mypy_extensions import mypyc_attr
 
 from chatbot.kis import protocol as p
 from chatbot.kis.models import OrderSide
 from chatbot.kis.protocol import KST
+
+# True when this is the mypyc-compiled module (a shared library), False when the .py runs interpreted.
+COMPILED: Final = not __file__.endswith(".py")
 
 
 class FrameError(ValueError):
@@ -51,6 +63,7 @@ def _flag(i: int, true: str = "Y") -> property:
     return property(lambda self: self[i] == true, doc=f"field {i} == {true!r}")
 
 
+@mypyc_attr(native_class=False)
 class Record(tuple):  # type: ignore[type-arg]
     """One record of a frame: the fields as sent, with typed properties added per TR."""
 
@@ -127,6 +140,8 @@ def _compile_typed(cls: type[Record]) -> Callable[[Record], tuple[Any, ...]]:
     builtin (:func:`_exact_decimal` for decimals), build the tuple. A field they refuse (an empty
     numeric field reads as zero, as its property does) sends the record down :func:`_typed_slowly`,
     which gives the same values or raises the same error as the properties."""
+    if COMPILED:
+        return _typed_natively(cls)
     names = [f"f{i}" for i in range(len(cls.CONVERTERS))]
     out = [f"to_int({name})" if conv is _to_int else f"to_dec({name})" if conv is _to_dec
            else f"{name} == 'Y'" if conv is _to_flag else name
@@ -146,6 +161,38 @@ def _compile_typed(cls: type[Record]) -> Callable[[Record], tuple[Any, ...]]:
     return typed
 
 
+def _typed_natively(cls: type[Record]) -> Callable[[Record], tuple[Any, ...]]:
+    """``cls.typed`` when mypyc compiled this module: the record copied to a list, then loops over the
+    numeric and flag fields replacing each with its conversion, which mypyc turns into C (``int(text)``
+    straight to CPython's parser, not a call through the ``int`` type), instead of the generated Python
+    above, which mypyc never sees. The same fall-back to :func:`_typed_slowly`.
+    A nested function, because mypyc's closures bind as methods where its plain functions do not."""
+    width = len(cls.CONVERTERS)
+    ints = tuple(i for i, conv in enumerate(cls.CONVERTERS) if conv is _to_int)
+    decimals = tuple(i for i, conv in enumerate(cls.CONVERTERS) if conv is _to_dec)
+    flags = tuple(i for i, conv in enumerate(cls.CONVERTERS) if conv is _to_flag)
+    to_dec = _exact_decimal()
+
+    def typed(self: tuple[str, ...]) -> tuple[Any, ...]:
+        if len(self) != width:
+            return _typed_slowly(cast(Record, self))
+        out: list[Any] = list(self)
+        try:
+            for i in ints:
+                out[i] = int(self[i])
+            for i in decimals:
+                out[i] = to_dec(self[i])
+        except (ValueError, ArithmeticError):
+            return _typed_slowly(cast(Record, self))
+        for i in flags:
+            out[i] = self[i] == "Y"
+        return tuple(out)
+
+    typed.__doc__ = Record.typed.__doc__
+    return typed
+
+
+@mypyc_attr(native_class=False)
 class Tick(Record):
     """H0STCNT0, the real-time trade price: all 46 fields."""
 
@@ -205,6 +252,7 @@ class Tick(Record):
         return dt.datetime(int(d[:4]), int(d[4:6]), int(d[6:8]), int(t[:2]), int(t[2:4]), int(t[4:6]), tzinfo=KST)
 
 
+@mypyc_attr(native_class=False)
 class OrderBook(Record):
     """H0STASP0, the real-time order book: 10 levels a side and the totals (59 fields)."""
 
@@ -248,6 +296,7 @@ class OrderBook(Record):
         return tuple(int(v or 0) for v in self[33:43])
 
 
+@mypyc_attr(native_class=False)
 class ExecutionNotice(Record):
     """H0STCNI0/H0STCNI9 execution notice (decrypted): what every layout of it has. The two layouts
     (:data:`FillNotice`, :data:`LegacyFillNotice`) are built from their field tables below."""
