@@ -1,6 +1,15 @@
 # kis-chatops: the bot, as `chatbot run`, on a slim Python base, as a non-root user.
 #   docker build -t kis-chatops .
 #   docker run -d --name kisbot -v kisbot-data:/data -e KISBOT_TELEGRAM_TOKEN=... kis-chatops
+# The wheel is built on the full image, which has a C compiler: setup.py compiles the real-time frame parser
+# with mypyc there (the slim image has none, and would install it as pure Python).
+FROM python:3.11 AS wheel
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml setup.py README.md config.example.toml ./
+COPY chatbot ./chatbot
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,9 +18,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md config.example.toml ./
-COPY chatbot ./chatbot
-RUN pip install ".[postgres]" \
+COPY config.example.toml ./
+COPY --from=wheel /wheels /wheels
+RUN pip install --find-links /wheels "kis-chatops[postgres]" \
+    && rm -rf /wheels \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin kisbot \
     && mkdir -p /data \
     && chown kisbot:kisbot /data
