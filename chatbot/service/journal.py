@@ -179,12 +179,16 @@ async def filled_so_far(session: AsyncSession, journal_id: int) -> int:
     return sum(int((detail or "0@").split("@")[0] or 0) for detail in details)
 
 
-async def last_listed_fill(session: AsyncSession, journal_id: int) -> dt.datetime | None:
-    """When the journal last counted a fill of the order from a cumulative reading of KIS's list (the reading
-    was taken before then): a fill notice of a moment up to then may already be inside that figure."""
+async def last_fill(session: AsyncSession, journal_id: int, source: str) -> dt.datetime | None:
+    """When the journal last counted a fill of the order from ``source``: :data:`LISTED`, a cumulative reading of
+    KIS's list (taken before then; a fill notice of a moment up to then may be inside its figure), or
+    :data:`NOTICE`, an execution notice (events older than revision 0018, without a source, are notices')."""
+    is_source = col(OrderEventRow.source) == source
+    if source == NOTICE:
+        is_source = is_source | col(OrderEventRow.source).is_(None)
     return (await session.exec(select(OrderEventRow.at).where(
-        col(OrderEventRow.journal_id) == journal_id, col(OrderEventRow.status).in_(FILL_STATUSES),
-        col(OrderEventRow.source) == LISTED).order_by(col(OrderEventRow.at).desc()).limit(1))).first()
+        col(OrderEventRow.journal_id) == journal_id, col(OrderEventRow.status).in_(FILL_STATUSES), is_source)
+        .order_by(col(OrderEventRow.at).desc()).limit(1))).first()
 
 
 async def claimed_order_nos(session: AsyncSession, account: str, listed: Mapping[str, dt.date | None],
