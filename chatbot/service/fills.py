@@ -277,7 +277,9 @@ class FillWatcher:
             return (await session.exec(query.order_by(col(OrderJournalRow.id).desc()))).first()
 
     async def _record(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice | Fill,
-                      arrived: dt.datetime) -> None:
+                      arrived: dt.datetime | None = None) -> None:
+        """Journal and push one fill notice (``arrived``: when it came; now unless said)."""
+        arrived = arrived or utcnow()
         order_no = notice.order_no
         if isinstance(notice, Fill):  # US: the push counts the price in 1/10,000 dollar
             units = price_units(notice.price.amount, notice.price.currency)
@@ -308,19 +310,20 @@ class FillWatcher:
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, journal_id, with_for_update=True)
             if entry is None or entry.id is None:  # purged meanwhile: told as an order the journal lacks
-                pushes = [Push(key, user_id, chat_id, filled)]
-            elif looked is None and self._maybe_counted(notice, await last_fill(session, entry.id, LISTED)):
-                return False  # asked outside the transaction (no network call while the row is locked)
+                pushes: list[Push] | None = [Push(key, user_id, chat_id, filled)]
             else:
                 pushes = await self._count(session, entry, chat_id, language, notice, arrived, filled, key, looked)
+            if pushes is None:
+                return False  # asked outside the transaction (no network call while the row is locked)
             queued = await outbox.enqueue(session, pushes) if pushes else 0
         self._queued(queued)
         return True
 
     async def _count(self, session: AsyncSession, entry: OrderJournalRow, chat_id: int, language: str,
                      notice: ExecutionNotice | Fill, arrived: dt.datetime, filled: OrderFilled, key: str,
-                     looked: _Looked | None) -> list[Push]:
-        """The fill event of the notice on ``entry`` (locked) and its push; none when it is counted already.
+                     looked: _Looked | None) -> list[Push] | None:
+        """The fill event of the notice on ``entry`` (locked) and its push; none when it is counted already; None
+        (nothing written) when KIS is to be asked first.
 
         The notice alone adds its own quantity. Resolved with ``looked``, the journal is brought to KIS's figure
         instead (what it lacks of it, as a cumulative reading does): nothing when the fill is in it already; the
@@ -333,12 +336,14 @@ class FillWatcher:
         asked again (the notice is retried)."""
         assert entry.id is not None
         counted = await filled_so_far(session, entry.id)
+        if counted + notice.quantity > entry.quantity:  # counted already (the journal never counts more than filled)
+            log.info("fill already journalled; not pushed again", extra={"order_no": notice.order_no})
+            self.counted_already += 1
+            return []
         if looked is None:
+            if self._maybe_counted(notice, await last_fill(session, entry.id, LISTED)):
+                return None
             total, quantity, source = counted + notice.quantity, notice.quantity, NOTICE
-            if total > entry.quantity:  # already counted (reconciliation read the day's list first)
-                log.info("fill already journalled; not pushed again", extra={"order_no": notice.order_no})
-                self.counted_already += 1
-                return []
         else:
             total, source = looked.execution.filled_quantity, LISTED
             quantity = total - counted
