@@ -384,7 +384,7 @@ class FillWatcher:
         ``listed_at`` (taken before then): unless its own time is clearly later. A notice handled late (it waited
         for its order's number while reconciliation found the order, counting what had filled) has an earlier
         time; one whose fill KIS's list did not show yet (it lags) may have one too: only KIS can tell. A time
-        to come is no time to go by: a US notice's is not known to be KST (the simulator's is New York's)."""
+        to come is no time to go by (a US notice's clock is unverified: overseas_protocol.NOTICE_TIME_ZONE)."""
         if listed_at is None:
             return False
         if not (len(notice.time) == 6 and notice.time.isdigit()):
