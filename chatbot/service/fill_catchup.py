@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlmodel import col, select
 
@@ -18,8 +18,8 @@ from chatbot.broker import Execution
 from chatbot.kis.errors import KisError
 from chatbot.kis.protocol import KST, order_no_key
 from chatbot.markets.money import Currency
-from chatbot.service.accounts import AccountProvider
-from chatbot.service.journal import OPEN_STATUSES, filled_so_far
+from chatbot.service.accounts import AccountProvider, UserAccount
+from chatbot.service.journal import LISTED, OPEN_STATUSES, filled_so_far
 from chatbot.service.users import Users
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow
@@ -50,27 +50,11 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
     rows = [r for r in rows if r.market == "US" or _domestic(r.code)]
     if not rows:
         return 0
-    account = await accounts.for_user(user_id)
-    # KIS numbers domestic and US orders in books of their own: each market's rows meet its own listing.
-    # KIS numbers orders anew each day: a number is an order's together with the day it is filed under.
-    listed: dict[tuple[str, dt.date, str], Execution] = {}
-    for market in sorted({r.market for r in rows}):
-        # US: the account's US orders (KIS files them under the New York date: executions(day) covers a KST day)
-        broker = account.broker_for(market)
-        try:
-            for day in sorted({r.created_at.astimezone(KST).date() for r in rows if r.market == market}):
-                for listed_row in await broker.executions(day):
-                    filed = listed_row.date if market != "US" else dt.date.min
-                    listed[(market, filed, order_no_key(listed_row.order_no))] = listed_row
-        except KisError as exc:
-            if market != "US":
-                raise
-            log.warning("US fill catch-up: KIS's US orders unavailable", extra={"error": type(exc).__name__})
+    listed = await _listed(await accounts.for_user(user_id), rows, us_may_fail=True)
     language = await users.language(user_id)
     pushed = 0
     for row in rows:
-        key = order_no_key(row.kis_order_no or "")
-        execution = listed.get((row.market, _filed_under(row), key)) or listed.get((row.market, dt.date.min, key))
+        execution = _listed_row(listed, row)
         if execution is None or execution.filled_quantity <= 0:
             continue
         async with db.write() as session:
@@ -81,12 +65,12 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
             if execution.filled_quantity <= before:
                 continue
             quantity = execution.filled_quantity - before
-            # the push counts in price units: whole won; a US fill in 1/10,000 dollar
-            price = int(execution.average_fill_price.amount * Currency(entry.currency).price_units)
+            price = listed_price_units(execution, entry.currency)
             entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
             entry.updated_at = utcnow()
             session.add(entry)
-            session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=f"{quantity}@{price}"))
+            session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=f"{quantity}@{price}",
+                                      source=LISTED))
             pushed += await outbox.enqueue(session, [Push(
                 f"fill:caught-up:{entry.id}:{execution.filled_quantity}", user_id, user_id,
                 OrderFilled(language, execution.order_no, entry.code, execution.name or entry.code, entry.side,
@@ -96,3 +80,42 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
     if pushed:
         wake_sender()
     return pushed
+
+
+Listing = dict[tuple[str, dt.date, str], Execution]
+
+
+async def listed_now(account: UserAccount, row: OrderJournalRow) -> Execution | None:
+    """The journal ``row``'s order as KIS lists it now (its cumulative filled quantity), None when KIS's list of
+    the day's orders does not show it. A failed look raises (:class:`KisError`), whichever the market."""
+    return _listed_row(await _listed(account, [row], us_may_fail=False), row)
+
+
+async def _listed(account: UserAccount, rows: Sequence[OrderJournalRow], *, us_may_fail: bool) -> Listing:
+    """KIS's list of the days ``rows`` were sent on, each market's from its own broker. KIS numbers domestic and
+    US orders in books of their own, and anew each day: a number is an order's together with its market and the
+    day it is filed under. With ``us_may_fail`` a failed US look leaves the US rows out (logged)."""
+    listed: Listing = {}
+    for market in sorted({r.market for r in rows}):
+        # US: the account's US orders (KIS files them under the New York date: executions(day) covers a KST day)
+        broker = account.broker_for(market)
+        try:
+            for day in sorted({r.created_at.astimezone(KST).date() for r in rows if r.market == market}):
+                for listed_row in await broker.executions(day):
+                    filed = listed_row.date if market != "US" else dt.date.min
+                    listed[(market, filed, order_no_key(listed_row.order_no))] = listed_row
+        except KisError as exc:
+            if market != "US" or not us_may_fail:
+                raise
+            log.warning("US fill catch-up: KIS's US orders unavailable", extra={"error": type(exc).__name__})
+    return listed
+
+
+def _listed_row(listed: Listing, row: OrderJournalRow) -> Execution | None:
+    key = order_no_key(row.kis_order_no or "")
+    return listed.get((row.market, _filed_under(row), key)) or listed.get((row.market, dt.date.min, key))
+
+
+def listed_price_units(execution: Execution, currency: str) -> int:
+    """The order's average fill price as a push counts it: whole won; a US fill in 1/10,000 dollar."""
+    return int(execution.average_fill_price.amount * Currency(currency).price_units)

@@ -11,18 +11,20 @@ fills are reconciled from the daily executions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
 
 from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatbot.alerts import outbox
 from chatbot.alerts.feeds import UserSessions
 from chatbot.alerts.notices import OrderFilled, OrderRefused
 from chatbot.alerts.outbox import Push
-from chatbot.broker import Fill
+from chatbot.broker import Execution, Fill
 from chatbot.kis.errors import KisError
 from chatbot.kis.frames import ExecutionNotice
 from chatbot.kis.overseas import nearest_kst
@@ -32,8 +34,16 @@ from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
 from chatbot.markets.us_hours import AFTER_MARKET_END_KST, NEW_YORK
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.fill_catchup import catch_up_fills
-from chatbot.service.journal import DATABASE_ERRORS, OPEN_STATUSES, UNRESOLVED, filled_so_far
+from chatbot.service.fill_catchup import catch_up_fills, listed_now, listed_price_units
+from chatbot.service.journal import (
+    DATABASE_ERRORS,
+    LISTED,
+    NOTICE,
+    OPEN_STATUSES,
+    UNRESOLVED,
+    filled_so_far,
+    last_fill,
+)
 from chatbot.service.orders import standing_order
 from chatbot.service.users import Users
 from chatbot.service.views import StandingOrder
@@ -49,13 +59,35 @@ CHANGES = ("revise", "cancel")  # journal actions that change an order already w
 UNNUMBERED_PATIENCE = dt.timedelta(minutes=10)
 # How late a notice may be handled and still be matched to the trading day of its own time (see _newest_row).
 NOTICE_LATENESS = dt.timedelta(hours=1)
+# A fill notice's time up to this long after a cumulative reading of KIS's list was counted on its order (the
+# reading taken before) may be of a fill inside it: the notice's time has a second's resolution, and KIS's clock
+# is not this host's. Such a notice is resolved by asking KIS for the order's figure.
+LISTED_OVERLAP = dt.timedelta(seconds=5)
+# How far KIS's list of the day's orders may lag behind its notices (KIS: same-day orders "may show with a
+# delay"): a figure read sooner after a notice than this is not believed when it lacks the notice's fill.
+LIST_LAG = dt.timedelta(seconds=30)
 
 
 class _OrderRowNotWritten(Exception):
     """A fill of an order whose journal row is still waiting for the database."""
 
 
-_RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, _OrderRowNotWritten)
+class _ListLags(Exception):
+    """KIS's list of the day's orders does not show (yet) an order, or a figure that may lag behind the notices,
+    and a fill notice needs it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Looked:
+    """An order as KIS's list of the day's orders showed it, and when it was asked for (before the answer)."""
+
+    execution: Execution
+    at: dt.datetime
+
+
+# A notice is tried again while the database, KIS or KIS's list is not ready (or its order's row is not written):
+# it is never dropped for that.
+_RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, _OrderRowNotWritten, KisError, _ListLags)
 _CATCH_UP_RETRYABLE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, KisError)
 
 
@@ -76,6 +108,10 @@ class FillWatcher:
         self.recorded = 0
         self.refusals = 0  # refusal notices handled (told or found told already)
         self.retries = 0
+        self.counted_already = 0  # fill notices found counted already (by a reading of KIS's list): not pushed
+        self.lookups = 0  # orders looked up in KIS's list to tell whether a notice's fill was counted already
+        self.list_lag = LIST_LAG
+        self._order_locks: dict[int, tuple[asyncio.Lock, int]] = {}  # journal id -> (lock, notices holding it)
         self.max_pause = 30.0
         # Order numbers whose outcome was told but not yet written (the database refused it): a fill of
         # one waits for its journal row instead of being pushed unjournalled.
@@ -168,14 +204,16 @@ class FillWatcher:
     async def _record_until_written(self, user_id: int, chat_id: int, language: str,
                                     notice: ExecutionNotice | Fill) -> None:
         """Record the fill; while the database refuses writes (or the order's own row is still waiting to be
-        written), try again, backing off up to ``max_pause`` seconds — the notice is not lost meanwhile."""
+        written, or KIS's list is needed and not ready), try again, backing off up to ``max_pause`` seconds — the
+        notice is not lost meanwhile."""
         pause = 0.25
+        arrived = utcnow()
         while True:
             try:
                 if notice.refused:
                     await self._record_refusal(user_id, chat_id, language, notice)
                 else:
-                    await self._record(user_id, chat_id, language, notice)
+                    await self._record(user_id, chat_id, language, notice, arrived)
                 return
             except _RETRYABLE as exc:
                 self.retries += 1
@@ -238,7 +276,10 @@ class FillWatcher:
         async with self.db.session() as session:
             return (await session.exec(query.order_by(col(OrderJournalRow.id).desc()))).first()
 
-    async def _record(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice | Fill) -> None:
+    async def _record(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice | Fill,
+                      arrived: dt.datetime | None = None) -> None:
+        """Journal and push one fill notice (``arrived``: when it came; now unless said)."""
+        arrived = arrived or utcnow()
         order_no = notice.order_no
         if isinstance(notice, Fill):  # US: the push counts the price in 1/10,000 dollar
             units = price_units(notice.price.amount, notice.price.currency)
@@ -249,23 +290,139 @@ class FillWatcher:
             filled = order_filled(notice, language)
             key = f"fill:{notice.account}:{order_no}:{notice.time}:{notice.quantity}:{notice.price}"
         found = await self._journal_entry(user_id, order_no, _market(notice), stock=_stock(notice), at=notice.time)
+        if found is None or found.id is None:  # an order placed elsewhere (HTS, another app): told, not journalled
+            async with self.db.write() as session:
+                queued = await outbox.enqueue(session, [Push(key, user_id, chat_id, filled)])
+            self._queued(queued)
+            return
+        async with self._one_at_a_time(found.id):
+            looked: _Looked | None = None
+            while not await self._journal_fill(user_id, chat_id, language, notice, arrived, filled, key, found.id,
+                                               looked):
+                looked = await self._look_up(user_id, found)
+
+    async def _journal_fill(self, user_id: int, chat_id: int, language: str, notice: ExecutionNotice | Fill,
+                            arrived: dt.datetime, filled: OrderFilled, key: str, journal_id: int,
+                            looked: _Looked | None) -> bool:
+        """Count the notice's fill on its journal row and push it, in one transaction under the row's lock; False
+        (nothing written) when a cumulative reading of KIS's list counted on the row may already hold it and
+        ``looked`` (the order as KIS lists it, looked at after the notice came) is still to be asked for."""
         async with self.db.write() as session:
-            entry = await session.get(OrderJournalRow, found.id) if found is not None else None
-            if entry is not None and entry.id is not None:
-                filled_before = await filled_so_far(session, entry.id)
-                total = filled_before + notice.quantity
-                if total > entry.quantity:  # already counted (reconciliation read the day's list first)
-                    log.info("fill already journalled; not pushed again", extra={"order_no": order_no})
-                    return
-                # Two executions alike (the same second, quantity and price) are two fills: the key counts the
-                # order's total so far, so the second is told too (it was taken for the first's duplicate).
-                key = f"{key}:{total}"
-                status = "filled" if total >= entry.quantity else "partially_filled"
-                entry.status, entry.updated_at = status, utcnow()
-                session.add(entry)
-                session.add(OrderEventRow(journal_id=entry.id, status=status,
-                                          detail=f"{notice.quantity}@{notice.price}"))
-            queued = await outbox.enqueue(session, [Push(key, user_id, chat_id, filled)])
+            entry = await session.get(OrderJournalRow, journal_id, with_for_update=True)
+            if entry is None or entry.id is None:  # purged meanwhile: told as an order the journal lacks
+                pushes: list[Push] | None = [Push(key, user_id, chat_id, filled)]
+            else:
+                pushes = await self._count(session, entry, chat_id, language, notice, arrived, filled, key, looked)
+            if pushes is None:
+                return False  # asked outside the transaction (no network call while the row is locked)
+            queued = await outbox.enqueue(session, pushes) if pushes else 0
+        self._queued(queued)
+        return True
+
+    async def _count(self, session: AsyncSession, entry: OrderJournalRow, chat_id: int, language: str,
+                     notice: ExecutionNotice | Fill, arrived: dt.datetime, filled: OrderFilled, key: str,
+                     looked: _Looked | None) -> list[Push] | None:
+        """The fill event of the notice on ``entry`` (locked) and its push; none when it is counted already; None
+        (nothing written) when KIS is to be asked first.
+
+        The notice alone adds its own quantity. Resolved with ``looked``, the journal is brought to KIS's figure
+        instead (what it lacks of it, as a cumulative reading does): nothing when the fill is in it already; the
+        notice itself when exactly its quantity is missing; else what is missing (fills made meanwhile, the
+        notice's among them or not), at the order's average price. Counting the notice's quantity whenever KIS's
+        figure has room for it would count it twice when another fill made since took that room. The journal
+        only ever rises to a figure KIS gave, so nothing is counted twice; KIS's list may lag behind its notices
+        (a fill booked, not listed yet), so a figure short of the notice's quantity is believed only when it was
+        read ``list_lag`` after the notice came and after the last fill counted from a notice: before, KIS is
+        asked again (the notice is retried)."""
+        assert entry.id is not None
+        counted = await filled_so_far(session, entry.id)
+        if counted + notice.quantity > entry.quantity:  # counted already (the journal never counts more than filled)
+            log.info("fill already journalled; not pushed again", extra={"order_no": notice.order_no})
+            self.counted_already += 1
+            return []
+        if looked is None:
+            if self._maybe_counted(notice, await last_fill(session, entry.id, LISTED)):
+                return None
+            total, quantity, source = counted + notice.quantity, notice.quantity, NOTICE
+        else:
+            total, source = looked.execution.filled_quantity, LISTED
+            quantity = total - counted
+            if quantity < notice.quantity:
+                noticed = max(arrived, await last_fill(session, entry.id, NOTICE) or arrived)
+                if looked.at < noticed + self.list_lag:
+                    raise _ListLags(notice.order_no)
+            if quantity <= 0:
+                log.info("fill already counted from KIS's list of the day's orders; not pushed again", extra={
+                    "order_no": notice.order_no, "journal_id": entry.id, "listed": total, "counted": counted,
+                    "quantity": notice.quantity})
+                self.counted_already += 1
+                return []
+        if quantity == notice.quantity:
+            # Two executions alike (the same second, quantity and price) are two fills: the key counts the
+            # order's total so far, so the second is told too (it was taken for the first's duplicate).
+            push = Push(f"{key}:{total}", entry.owner_id, chat_id, filled)
+            detail = f"{quantity}@{notice.price}"
+        else:
+            assert looked is not None
+            listed = looked.execution
+            price = listed_price_units(listed, entry.currency)
+            push = Push(f"fill:caught-up:{entry.id}:{total}", entry.owner_id, chat_id, OrderFilled(
+                language, listed.order_no, entry.code, listed.name or entry.code, entry.side, quantity, price,
+                listed.time, currency=entry.currency))
+            detail = f"{quantity}@{price}"
+            log.info("fills counted from KIS's list of the day's orders instead of a notice", extra={
+                "order_no": notice.order_no, "journal_id": entry.id, "listed": total, "counted": counted,
+                "quantity": quantity, "notice_quantity": notice.quantity})
+        entry.status = "filled" if total >= entry.quantity else "partially_filled"
+        entry.updated_at = utcnow()
+        session.add(entry)
+        session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=detail, source=source))
+        return [push]
+
+    def _maybe_counted(self, notice: ExecutionNotice | Fill, listed_at: dt.datetime | None) -> bool:
+        """Whether the notice's fill may be inside a cumulative reading of KIS's list counted on its order at
+        ``listed_at`` (taken before then): unless its own time is clearly later. A notice handled late (it waited
+        for its order's number while reconciliation found the order, counting what had filled) has an earlier
+        time; one whose fill KIS's list did not show yet (it lags) may have one too: only KIS can tell. A time
+        to come is no time to go by (a US notice's clock is unverified: overseas_protocol.NOTICE_TIME_ZONE)."""
+        if listed_at is None:
+            return False
+        if not (len(notice.time) == 6 and notice.time.isdigit()):
+            return True  # no time to go by
+        now = self.clock()
+        made = nearest_kst(notice.time, now)
+        return made <= listed_at + LISTED_OVERLAP or made > now + LISTED_OVERLAP
+
+    async def _look_up(self, user_id: int, row: OrderJournalRow) -> _Looked:
+        """The order as KIS lists it now, after the notice came (so with the notice's fill booked). A failed look
+        raises: the notice is retried (:meth:`_record_until_written`), never dropped."""
+        self.lookups += 1
+        account = await self.accounts.for_user(user_id)
+        looked_at = utcnow()
+        listed = await listed_now(account, row)
+        if listed is None:
+            raise _ListLags(row.kis_order_no or "")
+        return _Looked(listed, looked_at)
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, journal_id: int) -> AsyncIterator[None]:
+        """The notices of one order counted one at a time: a notice resolved by KIS's figure (looked up, then
+        counted) must not have another notice's fill counted between the look and the count (the figure may not
+        hold that fill, which would then be taken off this one's)."""
+        lock, holders = self._order_locks.get(journal_id, (asyncio.Lock(), 0))
+        self._order_locks[journal_id] = (lock, holders + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, holders = self._order_locks[journal_id]
+            if holders > 1:
+                self._order_locks[journal_id] = (lock, holders - 1)
+            else:
+                del self._order_locks[journal_id]
+
+    def _queued(self, queued: int) -> None:
+        """A push was queued (its transaction committed): the sender is woken for it."""
         if queued:
             self.recorded += 1
             self.wake_sender()

@@ -30,6 +30,9 @@ from chatbot.storage.types import utcnow
 log = logging.getLogger(__name__)
 UNRESOLVED = ("submitting", "uncertain")  # the outcome is not known (yet): reconciliation looks for it
 FILL_STATUSES = ("filled", "partially_filled")
+# Where a fill event's quantity came from (order_events.source): one execution notice's own quantity, or what a
+# cumulative reading of KIS's list of the day's orders (catch-up, reconciliation) added to reach its figure.
+NOTICE, LISTED = "notice", "listed"
 OPEN_STATUSES = ("accepted", "partially_filled")  # placed and still working: fills may come
 # What a database that refuses writes raises (OperationalError for a lock, a full disk, a lost server).
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
@@ -174,6 +177,18 @@ async def filled_so_far(session: AsyncSession, journal_id: int) -> int:
     details = (await session.exec(select(OrderEventRow.detail).where(
         col(OrderEventRow.journal_id) == journal_id, col(OrderEventRow.status).in_(FILL_STATUSES)))).all()
     return sum(int((detail or "0@").split("@")[0] or 0) for detail in details)
+
+
+async def last_fill(session: AsyncSession, journal_id: int, source: str) -> dt.datetime | None:
+    """When the journal last counted a fill of the order from ``source``: :data:`LISTED`, a cumulative reading of
+    KIS's list (taken before then; a fill notice of a moment up to then may be inside its figure), or
+    :data:`NOTICE`, an execution notice (events older than revision 0018, without a source, are notices')."""
+    is_source = col(OrderEventRow.source) == source
+    if source == NOTICE:
+        is_source = is_source | col(OrderEventRow.source).is_(None)
+    return (await session.exec(select(OrderEventRow.at).where(
+        col(OrderEventRow.journal_id) == journal_id, col(OrderEventRow.status).in_(FILL_STATUSES), is_source)
+        .order_by(col(OrderEventRow.at).desc()).limit(1))).first()
 
 
 async def claimed_order_nos(session: AsyncSession, account: str, listed: Mapping[str, dt.date | None],

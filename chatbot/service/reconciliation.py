@@ -51,6 +51,7 @@ from chatbot.service.accounts import AccountProvider
 from chatbot.service.cards import CardStatus, CardStore
 from chatbot.service.journal import (
     DATABASE_ERRORS,
+    LISTED,
     UNRESOLVED,
     OrderJournal,
     Settling,
@@ -277,7 +278,8 @@ class OrderReconciler:
                     entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
                     detail = f"{quantity}@{price}" if entry.currency == "KRW" else \
                         f"{quantity}@{Decimal(execution.average_fill_price)}"
-                    session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=detail))
+                    session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=detail,
+                                              source=LISTED))
                     filled = (quantity, price)
             session.add(entry)
             chat_id = card.chat_id if card is not None else entry.owner_id

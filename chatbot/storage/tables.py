@@ -145,6 +145,9 @@ class OrderEventRow(SQLModel, table=True):
     status: str = Field(max_length=20)  # an order journal status; 20 since revision 0016
     detail: str | None = None
     at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    # A fill's: "notice" (one execution notice's own quantity) or "listed" (a cumulative reading of KIS's list of
+    # the day's orders); None: any other status, or a fill written before revision 0018 (read as a notice's).
+    source: str | None = Field(default=None, max_length=8)
 
 
 class CredentialRow(SQLModel, table=True):
