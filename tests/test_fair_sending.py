@@ -13,7 +13,7 @@ import pytest
 
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.telegram.i18n import t
-from chatbot.telegram.pacing import FairLimiter
+from chatbot.telegram.pacing import ChatPacedRateLimiter, FairLimiter
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(6101, "ko")
@@ -48,6 +48,35 @@ async def test_chats_take_turns_and_an_urgent_request_goes_first() -> None:
     for i in range(len(stamps)):  # never more than the burst plus the rate in any window
         for k in range(3, len(stamps) - i):
             assert stamps[i + k] - stamps[i] >= (k - limiter.capacity) / limiter.rate - 0.005
+
+
+async def test_bot_api_requests_on_the_wire_are_bounded_and_the_long_poll_is_not_counted() -> None:
+    """A burst of sends goes out a few at a time (each waits for a slot, in order), so the connection
+    pool never grows past the bound; the long poll, held open for seconds, takes no slot."""
+    limiter = ChatPacedRateLimiter(0.0, overall_max_rate=0, max_in_flight=2)
+    on_wire: list[str] = []
+    release = asyncio.Event()
+
+    async def post(endpoint: str, data: dict[str, Any]) -> bool:
+        on_wire.append(str(data.get("chat_id", endpoint)))
+        await release.wait()
+        return True
+
+    async def send(endpoint: str, chat: int) -> Any:
+        data = {"chat_id": chat} if chat else {}
+        return await limiter.process_request(post, (endpoint, data), {}, endpoint, data, None)
+
+    sends = [asyncio.create_task(send("sendMessage", chat)) for chat in (1, 2, 3, 4, 5)]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert on_wire == ["1", "2"]  # the other three wait their turn
+    poll = asyncio.create_task(send("getUpdates", 0))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert on_wire == ["1", "2", "getUpdates"]
+    release.set()
+    assert await asyncio.gather(*sends, poll) == [True] * 6
+    assert on_wire == ["1", "2", "getUpdates", "3", "4", "5"]
 
 
 @pytest.fixture

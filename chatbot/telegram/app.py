@@ -45,7 +45,7 @@ from chatbot.telegram import (
 from chatbot.telegram.concurrency import PerChatUpdateProcessor
 from chatbot.telegram.context import Context, lang
 from chatbot.telegram.i18n import COMMAND_MENU, t
-from chatbot.telegram.pacing import URGENT, ChatPacedRateLimiter
+from chatbot.telegram.pacing import MAX_IN_FLIGHT, URGENT, ChatPacedRateLimiter
 
 log = logging.getLogger(__name__)
 LOCK_RETRY_PAUSES = (0.5, 2.0, 5.0)  # seconds before each fresh attempt at an update that met a lock
@@ -89,6 +89,9 @@ def build_application(settings: TelegramSettings, services: Services, *, request
         # while the cancelled long poll may still hold the first; with one, a busy machine made that
         # call time out (an error logged, and the updates handed over again at the next start).
         builder = builder.get_updates_connection_pool_size(2)
+        # No more connections than requests the limiter lets on the wire at once (pacing: a larger pool
+        # only grows to a burst's size and makes every request after it pay for each connection).
+        builder = builder.connection_pool_size(MAX_IN_FLIGHT)
     app = builder.build()
     app.bot_data["services"] = services
 
