@@ -5,9 +5,11 @@ the order row's lock, decides what is new, and the push's key names the quantity
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 from sqlmodel import col, select
 
@@ -39,9 +41,15 @@ def _domestic(code: str) -> bool:
 
 
 async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, user_id: int,
-                         wake_sender: Callable[[], None]) -> int:
+                         wake_sender: Callable[[], None],
+                         hold: Callable[[Sequence[int]], AbstractAsyncContextManager[None]] | None = None) -> int:
     """Journal and push the fills of ``user_id``'s open orders and revisions (last day, KRX and US) that KIS lists
-    and the journal lacks; returns how many were pushed. Called after the user's fill feed is listening again."""
+    and the journal lacks; returns how many were pushed. Called after the user's fill feed is listening again.
+
+    ``hold``: keeps the live notices of the given journal rows from being counted from KIS's list being read to
+    the catch-up's writes (the fill watcher's per-order turns). A notice's fill counted in between would be in the
+    journal and not in the list read before it: the catch-up, adding only what the list has beyond the journal,
+    would then leave a fill made while nobody listened untold."""
     async with db.session() as session:
         rows = list((await session.exec(select(OrderJournalRow).where(
             col(OrderJournalRow.owner_id) == user_id, col(OrderJournalRow.action).in_(("order", "revise")),
@@ -50,8 +58,24 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
     rows = [r for r in rows if r.market == "US" or _domestic(r.code)]
     if not rows:
         return 0
-    listed = await _listed(await accounts.for_user(user_id), rows, us_may_fail=True)
     language = await users.language(user_id)
+    account = await accounts.for_user(user_id)
+    async with (hold or _no_hold)([r.id for r in rows if r.id is not None]):
+        pushed = await _count_listed(db, account, rows, user_id, language)
+    if pushed:
+        wake_sender()
+    return pushed
+
+
+@contextlib.asynccontextmanager
+async def _no_hold(_journal_ids: Sequence[int]) -> AsyncIterator[None]:
+    yield
+
+
+async def _count_listed(db: Database, account: UserAccount, rows: Sequence[OrderJournalRow], user_id: int,
+                        language: str) -> int:
+    """What KIS's list (read now) has of ``rows`` beyond the journal, journalled and queued; how many pushes."""
+    listed = await _listed(account, rows, us_may_fail=True)
     pushed = 0
     for row in rows:
         execution = _listed_row(listed, row)
@@ -77,8 +101,6 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
                             quantity, price, execution.time, currency=entry.currency))])
         log.info("fill made while no replica listened journalled and pushed",
                  extra={"journal_id": row.id, "order_no": execution.order_no, "quantity": quantity})
-    if pushed:
-        wake_sender()
     return pushed
 
 

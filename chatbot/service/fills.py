@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 
 from sqlmodel import col, func, select
@@ -184,7 +184,8 @@ class FillWatcher:
         pause = 1.0
         for _ in range(6):
             try:
-                pushed = await catch_up_fills(self.db, self.accounts, self.users, user_id, self.wake_sender)
+                pushed = await catch_up_fills(self.db, self.accounts, self.users, user_id, self.wake_sender,
+                                              hold=self._holding)
             except _CATCH_UP_RETRYABLE as exc:
                 log.warning("fill catch-up after a reconnect failed; retrying",
                             extra={"user_id": user_id, "error": type(exc).__name__, "pause_s": pause})
@@ -420,6 +421,15 @@ class FillWatcher:
                 self._order_locks[journal_id] = (lock, holders - 1)
             else:
                 del self._order_locks[journal_id]
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, journal_ids: Sequence[int]) -> AsyncIterator[None]:
+        """The turns of several orders' notices, taken in one order (ids ascending: a notice holds one turn
+        only, so no two holders wait on each other), for the fill catch-up (:func:`catch_up_fills`)."""
+        async with contextlib.AsyncExitStack() as stack:
+            for journal_id in sorted(set(journal_ids)):
+                await stack.enter_async_context(self._one_at_a_time(journal_id))
+            yield
 
     def _queued(self, queued: int) -> None:
         """A push was queued (its transaction committed): the sender is woken for it."""
