@@ -52,7 +52,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                   "en": "Price must be a whole number of won, or 'market' (got: {value})."},
     "price_too_large": {"ko": "가격이 너무 큽니다. 국내 주식 가격은 {maximum}을(를) 넘지 않습니다.",
                         "en": "That price is too large: no domestic share trades above {maximum}."},
-    "unknown_symbol": {"ko": "종목을 찾을 수 없습니다: {query}", "en": "No such stock: {query}"},
+    "unknown_symbol": {"ko": "종목을 찾을 수 없습니다: {query}\n종목코드(005930), 종목명(삼성전자), 미국 티커(AAPL)나 "
+                                 "한글 이름(애플)으로 찾아 보세요.",
+                       "en": "No such stock: {query}\nTry a code (005930), a name (Samsung Electronics), or a US "
+                             "ticker (AAPL) or its Korean name (애플)."},
     "ambiguous_symbol": {"ko": "'{query}'에 해당하는 종목이 여러 개입니다. 골라 주세요:",
                          "en": "Several stocks match '{query}'. Pick one:"},
     "off_tick": {"ko": "{price}은(는) 호가단위({tick})에 맞지 않습니다. {below} 또는 {above}(으)로 주문하세요.",

@@ -1,0 +1,69 @@
+"""What a trader met driving ``chatbot console`` through whole journeys (and a hostile user through odd
+input): each test is one defect found that way, checked through the real Application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.kis import protocol as p
+from chatbot.markets.directory import SymbolDirectory
+from chatbot.markets.symbols import Kind, Symbol
+from tests.harness import BotHarness
+
+ALICE = BotApiEmulator.user(9101, "ko")
+BOB = BotApiEmulator.user(9102, "en")
+CODE = "005930"
+
+
+@pytest.fixture
+async def bot(db_url: str) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(db_url)
+    await harness.start()
+    yield harness
+    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
+    await harness.stop()
+
+
+def price_now(bot: BotHarness) -> int:
+    state = bot.sim.market.get(CODE)
+    assert state is not None
+    return state.price
+
+
+def ticks(n: int, start: int) -> int:
+    return start + n * p.tick_size(start)
+
+
+async def buy(bot: BotHarness, user: dict, quantity: int) -> None:
+    (card,) = await bot.say(user, f"/buy {CODE} {quantity}")
+    await bot.press_button(user, card, 0)
+    assert "reply_markup" not in bot.current(card)
+
+
+# -- symbols: an English word is not a company's name --------------------------------------------------------
+def test_a_word_found_only_inside_one_funds_name_is_offered_not_chosen() -> None:
+    """The US directory has no English names for shares (KIS's snapshot lists Apple as 애플 only), so
+    "apple" matched one name: T-REX APPLE DAILY 2X, a leveraged ETF, taken as the answer."""
+    directory = SymbolDirectory.bundled()
+    for word, fund in (("apple", "AAPX"), ("Apple", "AAPX"), ("nvidia", "NVPS")):
+        found = directory.lookup(word, "US")
+        assert found.symbol is None and [s.code for s in found.candidates] == [fund], (word, found)
+    assert directory.lookup("애플", "US").symbol is not None  # the share by its name still resolves
+    assert directory.lookup("T-REX APPLE", "US").symbol is not None  # the fund by the start of its name too
+    own = SymbolDirectory([Symbol("133690", "TIGER 미국나스닥100", "TIGER NASDAQ100", "KOSPI", Kind.ETF)])
+    assert own.lookup("나스닥").symbol is not None  # KRX names are Korean names: a part of one is meant
+
+
+async def test_buy_apple_is_no_card_for_a_leveraged_etf(us_open_bot: BotHarness) -> None:
+    bot = us_open_bot
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (reply,) = await bot.say(BOB, "/buy Apple 1 190")
+    assert not BotApiEmulator.buttons(reply) and "AAPX" not in reply["text"], reply["text"]
+    assert "AAPL" in reply["text"]  # how to find it: its ticker
+    (quote,) = await bot.say(ALICE, "/price apple")
+    assert "AAPX" not in quote["text"] and "2X" not in quote["text"], quote["text"]
+    assert bot.sim.orders_accepted == 0
