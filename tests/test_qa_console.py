@@ -67,3 +67,28 @@ async def test_buy_apple_is_no_card_for_a_leveraged_etf(us_open_bot: BotHarness)
     (quote,) = await bot.say(ALICE, "/price apple")
     assert "AAPX" not in quote["text"] and "2X" not in quote["text"], quote["text"]
     assert bot.sim.orders_accepted == 0
+
+
+# -- conditional orders: what a refusal says --------------------------------------------------------------
+async def test_a_stop_already_crossed_says_nothing_was_set_not_that_it_fires(bot: BotHarness) -> None:
+    """ko said 현재가 … 이미 발동가 …을(를) 넘었습니다 — 지금 바로 발동합니다: "it fires right now" (nothing
+    did), and "passed above" of a stop the price is below."""
+    now = price_now(bot)
+    (reply,) = await bot.say(ALICE, f"/stop {CODE} 1 {ticks(2, now)}")
+    text = reply["text"]
+    assert "지금 바로 발동합니다" not in text and "넘었습니다" not in text, text
+    assert "걸지 않았습니다" in text and "/sell" in text
+    (reply,) = await bot.say(BOB, f"/tp {CODE} 1 {ticks(-2, now)}")
+    assert "nothing was set" in reply["text"], reply["text"]
+
+
+async def test_a_conditional_sell_of_nothing_held_says_none_is_held(bot: BotHarness) -> None:
+    """It said 매도 가능 0주 중 0주는 이미 다른 조건주문에 걸려 있어 1주를 더 걸 수 없습니다."""
+    now = price_now(bot)
+    (reply,) = await bot.say(ALICE, f"/stop {CODE} 1 {ticks(-3, now)}")
+    assert "보유하고 있지 않아" in reply["text"] and "0주 중 0주" not in reply["text"], reply["text"]
+    (reply,) = await bot.say(BOB, f"/stop {CODE} 1 {ticks(-3, now)}")
+    assert "You hold no" in reply["text"] and "0 are already" not in reply["text"], reply["text"]
+    await buy(bot, ALICE, 2)
+    (reply,) = await bot.say(ALICE, f"/stop {CODE} 5 {ticks(-3, now)}")
+    assert "매도 가능 2주" in reply["text"], reply["text"]  # some held: the counts, as before

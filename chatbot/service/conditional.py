@@ -289,8 +289,7 @@ class ConditionalOrders:
             raise UserError("cond_would_fire_now", price=Money.krw(price), trigger=Money.krw(take))
         committed = await self._committed(user_id, symbol.code)
         if request.quantity + committed > held:
-            raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=request.quantity,
-                            name=symbol.name_ko)
+            raise _exceeds_holdings(held, committed, request.quantity, symbol.name_ko)
         await self._check_room(engine, user_id, symbol.code)
         now = utcnow()
         card = PendingOrderRow(id=new_token(), owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
@@ -344,8 +343,7 @@ class ConditionalOrders:
             slippage = us.slippage_percent
         committed = await self._committed(user_id, code)
         if request.quantity + committed > held:
-            raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=request.quantity,
-                            name=symbol.name_ko)
+            raise _exceeds_holdings(held, committed, request.quantity, symbol.name_ko)
         await self._check_room(engine, user_id, code)
         now = utcnow()
         shown_limit = limit if limit is not None else us.marketable(stop) if kind == "stop" and stop else \
@@ -413,8 +411,7 @@ class ConditionalOrders:
                                     trigger=Money.of_price_units(trigger or 0, row.currency))
                 committed = await _committed_in(session, user_id, row.code)
                 if row.quantity + committed > held:
-                    raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=row.quantity,
-                                    name=row.name)
+                    raise _exceeds_holdings(held, committed, row.quantity, row.name)
                 now = utcnow()
                 row.status, row.armed_at, row.updated_at, row.expires_at = "armed", now, now, now + self.expiry
                 if row.high_water is not None and last is not None:
@@ -1035,6 +1032,14 @@ def check_stop_limit(stop: int | None, limit: int | None, currency: str) -> None
     if stop is not None and limit is not None and limit > stop:
         raise UserError("cond_stop_limit_above", limit=Money.of_price_units(limit, currency),
                         trigger=Money.of_price_units(stop, currency))
+
+
+def _exceeds_holdings(held: int, committed: int, want: int, name: str) -> UserError:
+    """Too many shares for a conditional sell; with none held at all, that is what it says (not "0 of 0
+    are already in other conditional orders")."""
+    if held <= 0:
+        return UserError("cond_no_holdings", name=name, want=want)
+    return UserError("cond_exceeds_holdings", have=held, committed=committed, want=want, name=name)
 
 
 def _trigger(row: ConditionalOrderRow) -> ArmedTrigger:

@@ -358,14 +358,17 @@ MESSAGES: dict[str, dict[str, str]] = {
                             "예: /bracket 삼성전자 10 65,000 80,000",
                       "en": "Usage: /bracket &lt;symbol&gt; &lt;qty&gt; &lt;stop&gt; &lt;take&gt;\n"
                             "Example: /bracket 005930 10 65000 80000"},
-    "cond_trail_too_tight": {"ko": "{percent}%는 너무 좁아 지금 바로 발동합니다. 더 큰 비율을 쓰세요.",
+    "cond_trail_too_tight": {"ko": "{percent}%는 너무 좁아 걸자마자 발동됩니다. 조건주문을 걸지 않았습니다. 더 큰 비율을 쓰세요.",
                              "en": "{percent}% is too tight: it would fire now. Use a larger percentage."},
     "cond_implausible": {"ko": "{price}은(는) 현재가에서 너무 멉니다 ({low}~{high} 사이로 정하세요).",
                          "en": "{price} is too far from the price now (keep it within {low}–{high})."},
-    "cond_would_fire_now": {"ko": "현재가 {price}이(가) 이미 발동가 {trigger}을(를) 넘었습니다 — 지금 바로 발동합니다. "
-                                  "지금 팔려면 /sell 을 쓰세요.",
-                            "en": "The price now ({price}) is already past the trigger {trigger}: that would fire "
-                                  "now — use /sell."},
+    "cond_would_fire_now": {"ko": "현재가 {price}이(가) 이미 발동가 {trigger}에 닿아 있어 걸자마자 발동됩니다. "
+                                  "조건주문을 걸지 않았습니다. 지금 팔려면 /sell 을 쓰세요.",
+                            "en": "The price now ({price}) is already at or past the trigger {trigger}: it would "
+                                  "fire at once, so nothing was set. To sell now, use /sell."},
+    "cond_no_holdings": {"ko": "{name}을(를) 보유하고 있지 않아 {want:,}주 매도 조건주문을 걸 수 없습니다 (매도 가능 0주).",
+                         "en": "You hold no {name}, so there is nothing for a conditional sell of {want:,} "
+                               "(0 sellable)."},
     "cond_exceeds_holdings": {"ko": "{name} 매도 가능 {have:,}주 중 {committed:,}주는 이미 다른 조건주문에 걸려 있어 "
                                     "{want:,}주를 더 걸 수 없습니다.",
                               "en": "You can sell {have:,} of {name} and {committed:,} are already in other conditional "
