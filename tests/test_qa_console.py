@@ -92,3 +92,14 @@ async def test_a_conditional_sell_of_nothing_held_says_none_is_held(bot: BotHarn
     await buy(bot, ALICE, 2)
     (reply,) = await bot.say(ALICE, f"/stop {CODE} 5 {ticks(-3, now)}")
     assert "매도 가능 2주" in reply["text"], reply["text"]  # some held: the counts, as before
+
+
+# -- prices where 'market' means nothing ---------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["/modify 1001 시장가", "/modify 1001 0", "/alert 005930 이상 0",
+                                  "/alert 005930 above -5", "/tp 005930 1 0"])
+async def test_a_bad_price_where_market_means_nothing_does_not_offer_market(bot: BotHarness, text: str) -> None:
+    """/modify 1004 시장가 answered: 가격은 1원 이상의 정수이거나 '시장가'여야 합니다 (입력: 시장가)."""
+    (reply,) = await bot.say(ALICE, text)
+    assert "'시장가'여야" not in reply["text"], reply["text"]
+    assert "1원 이상의 정수" in reply["text"] or "사용법" in reply["text"], reply["text"]
+    assert bot.sim.orders_accepted == 0

@@ -63,7 +63,13 @@ from chatbot.markets.money import Money, whole_units
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
 from chatbot.service.errors import UserError, kis_errors, off_tick
-from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, MAX_SYMBOL_WORDS, parse_price, parse_quantity
+from chatbot.service.inputs import (
+    MARKET_WORDS,
+    MAX_ARG_LENGTH,
+    MAX_SYMBOL_WORDS,
+    parse_limit_price,
+    parse_quantity,
+)
 from chatbot.service.journal import (
     OPEN_STATUSES,
     DatabaseUnavailable,
@@ -1062,10 +1068,7 @@ def _quantity(word: str) -> int:
 
 
 def _price(word: str) -> int:
-    value = parse_price(word)
-    if value is None:
-        raise UserError("bad_price", value=word[:MAX_ARG_LENGTH])
-    return value
+    return parse_limit_price(word)
 
 
 def _parse(kind: str, args: Sequence[str]) -> _Request:

@@ -95,6 +95,20 @@ def parse_price(text: str | None) -> int | None:
     return int(text.replace(",", ""))
 
 
+def parse_limit_price(text: str) -> int:
+    """A price in won where a market order means nothing (a revision's new price, an alert's or a
+    conditional order's level): its error does not offer 'market' as the way out."""
+    try:
+        value = parse_price(text)
+    except UserError as err:
+        if err.key == "bad_price":
+            raise UserError("bad_limit_price", value=text.strip()[:MAX_ARG_LENGTH]) from None
+        raise
+    if value is None:
+        raise UserError("bad_limit_price", value=text.strip()[:MAX_ARG_LENGTH])
+    return value
+
+
 def is_chart_period(word: str) -> bool:
     return word.lower() in CHART_PERIODS
 

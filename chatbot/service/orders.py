@@ -26,6 +26,7 @@ from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
 from chatbot.service.errors import UserError, kis_errors, off_tick
 from chatbot.service.inputs import (
     MAX_ARG_LENGTH,
+    parse_limit_price,
     parse_order_no,
     parse_price,
     parse_quantity,
@@ -178,9 +179,7 @@ class Orders:
         self.check_real_allowed()
         self.market.check_maintenance()
         parse_order_no(args[0])
-        price = parse_price(args[1])
-        if price is None:  # a revision to a market order is not offered: the card shows a price
-            raise UserError("bad_price", value=args[1][:MAX_ARG_LENGTH])
+        price = parse_limit_price(args[1])  # a revision to a market order is not offered: the card shows a price
         wanted_quantity = parse_quantity(args[2]) if len(args) == 3 else None
         order = await self._open_order(user_id, args[0])
         account = await self.accounts.for_user(user_id)

@@ -50,6 +50,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "en": "At most {maximum:,} shares per order."},
     "bad_price": {"ko": "가격은 1원 이상의 정수이거나 '시장가'여야 합니다 (입력: {value}).",
                   "en": "Price must be a whole number of won, or 'market' (got: {value})."},
+    "bad_limit_price": {"ko": "가격은 1원 이상의 정수여야 합니다 (입력: {value}).",
+                        "en": "Price must be a whole number of won, 1 or more (got: {value})."},
     "price_too_large": {"ko": "가격이 너무 큽니다. 국내 주식 가격은 {maximum}을(를) 넘지 않습니다.",
                         "en": "That price is too large: no domestic share trades above {maximum}."},
     "unknown_symbol": {"ko": "종목을 찾을 수 없습니다: {query}\n종목코드(005930), 종목명(삼성전자), 미국 티커(AAPL)나 "
