@@ -103,3 +103,34 @@ async def test_a_bad_price_where_market_means_nothing_does_not_offer_market(bot:
     assert "'시장가'여야" not in reply["text"], reply["text"]
     assert "1원 이상의 정수" in reply["text"] or "사용법" in reply["text"], reply["text"]
     assert bot.sim.orders_accepted == 0
+
+
+# -- lists with delete buttons ---------------------------------------------------------------------------
+async def test_deleting_from_the_alerts_list_takes_it_off_the_list(bot: BotHarness) -> None:
+    now = price_now(bot)
+    await bot.say(ALICE, f"/alert {CODE} 이상 {ticks(50, now)}")
+    await bot.say(ALICE, f"/alert {CODE} 이하 {ticks(-50, now)}")
+    (listing,) = await bot.say(ALICE, "/alerts")
+    assert len(BotApiEmulator.buttons(listing)) == 2
+    answer = await bot.press_button(ALICE, listing, 0)
+    assert "#1" in answer["text"]
+    shown = bot.current(listing)
+    assert "#1 " not in shown["text"] and "#2 " in shown["text"], shown["text"]
+    assert [label for label, _ in BotApiEmulator.buttons(shown)] == ["🗑 #2 삼성전자"]
+    await bot.press_button(ALICE, shown, 0)
+    assert "reply_markup" not in bot.current(listing) and "#2" not in bot.current(listing)["text"]
+
+
+async def test_cancelling_from_the_stops_list_takes_it_off_the_list(bot: BotHarness) -> None:
+    now = price_now(bot)
+    await buy(bot, ALICE, 2)
+    for text in (f"/stop {CODE} 1 {ticks(-5, now)}", f"/tp {CODE} 1 {ticks(5, now)}"):
+        (card,) = await bot.say(ALICE, text)
+        await bot.press_button(ALICE, card, 0)
+    (listing,) = await bot.say(ALICE, "/stops")
+    assert len(BotApiEmulator.buttons(listing)) == 2, listing["text"]
+    answer = await bot.press_button(ALICE, listing, 0)
+    assert "#1" in answer["text"]
+    shown = bot.current(listing)
+    assert "#1 " not in shown["text"] and "#2 " in shown["text"], shown["text"]
+    assert len(BotApiEmulator.buttons(shown)) == 1
