@@ -134,3 +134,20 @@ async def test_cancelling_from_the_stops_list_takes_it_off_the_list(bot: BotHarn
     shown = bot.current(listing)
     assert "#1 " not in shown["text"] and "#2 " in shown["text"], shown["text"]
     assert len(BotApiEmulator.buttons(shown)) == 1
+
+
+# -- a name with a number in it ------------------------------------------------------------------------------
+async def test_a_name_with_a_number_keeps_its_number(bot: BotHarness) -> None:
+    """/buy KODEX 200 10 read "KODEX" as the stock, 200 as the quantity and 10 won as the price (and
+    answered with KODEX candidates); /buy KODEX 200 10 8500 was refused as too many words."""
+    state = bot.sim.market.get("069500")
+    assert state is not None
+    (card,) = await bot.say(ALICE, "/buy KODEX 200 10")
+    assert "KODEX 200 (069500)" in card["text"] and "수량 10주" in card["text"] and "시장가" in card["text"], card["text"]
+    (card,) = await bot.say(ALICE, f"/buy KODEX 200 10 {state.price:,}")
+    assert "수량 10주" in card["text"] and f"가격 {state.price:,}" in card["text"], card["text"]
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 10 {price_now(bot)}")  # a code and two numbers: as before
+    assert "삼성전자 (005930)" in card["text"] and "수량 10주" in card["text"], card["text"]
+    (reply,) = await bot.say(ALICE, "/buy KODEX 10")  # a brand alone still names no one stock
+    assert "여러 개" in reply["text"]
+    assert bot.sim.orders_accepted == 0

@@ -5,7 +5,7 @@ order), the arguments of /buy and /sell, chart periods, order numbers. Bad input
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,15 +54,25 @@ def _number_shaped(word: str) -> bool:
     return word.replace(",", "").isdigit()
 
 
-def split_order_args(args: Sequence[str], usage: str) -> OrderArgs:
-    """``<symbol words…> <qty> [<price>|market]``; ``usage`` names the message for too few words."""
+def split_order_args(args: Sequence[str], usage: str, names_one: Callable[[str], bool] | None = None) -> OrderArgs:
+    """``<symbol words…> <qty> [<price>|market]``; ``usage`` names the message for too few words.
+
+    ``names_one`` (does this text name exactly one stock?) lets a name with a number in it keep its
+    number, as traders type them: ``KODEX 200 10`` is 10 of KODEX 200 at market, not 200 of "KODEX"
+    at 10 won (which named no stock, and was answered with KODEX candidates), and ``KODEX 200 10 8500``
+    is 10 at 8,500 (refused as too many words). A split whose own symbol names a stock stays as it was."""
     if len(args) < 2:
         raise UserError(usage)
+    price: str | None
     if len(args) >= 3 and _number_shaped(args[-2]):
         symbol_words, qty, price = list(args[:-2]), args[-2], args[-1]
+        if names_one is not None and not names_one(" ".join(symbol_words)) and names_one(" ".join(args[:-1])):
+            symbol_words, qty, price = list(args[:-1]), args[-1], None
     else:
         symbol_words, qty, price = list(args[:-1]), args[-1], None
-    if len(symbol_words) > MAX_SYMBOL_WORDS or any(_number_shaped(w) for w in symbol_words[1:]):
+    numbered = any(_number_shaped(w) for w in symbol_words[1:])
+    if len(symbol_words) > MAX_SYMBOL_WORDS or (
+            numbered and (names_one is None or not names_one(" ".join(symbol_words)))):
         raise UserError("too_many_args")
     return OrderArgs(" ".join(symbol_words), qty, price)
 

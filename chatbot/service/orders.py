@@ -113,7 +113,8 @@ class Orders:
     async def prepare_order(self, user_id: int, chat_id: int, side: OrderSide, args: Sequence[str]) -> OrderCard:
         """``<symbol words…> <qty> [<price>|market]``: validate everything and store a card; nothing is
         sent to KIS's order endpoint."""
-        request = split_order_args(args, "usage_buy" if side is OrderSide.BUY else "usage_sell")
+        request = split_order_args(args, "usage_buy" if side is OrderSide.BUY else "usage_sell",
+                                   lambda text: self.market.symbols.lookup(text).symbol is not None)
         self.check_real_allowed()
         self.market.check_maintenance()
         quantity = parse_quantity(request.quantity)
