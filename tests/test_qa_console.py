@@ -151,3 +151,20 @@ async def test_a_name_with_a_number_keeps_its_number(bot: BotHarness) -> None:
     (reply,) = await bot.say(ALICE, "/buy KODEX 10")  # a brand alone still names no one stock
     assert "여러 개" in reply["text"]
     assert bot.sim.orders_accepted == 0
+
+
+# -- /cancel <order_no> in the middle of /login ------------------------------------------------------------
+async def test_cancel_with_an_order_number_during_login_also_brings_that_orders_cancel_card(bot: BotHarness) -> None:
+    """The flow took /cancel 0000001001 as 'stop registering' only: the reply said the registration
+    stopped, and nothing about the order the trader meant to cancel, which stayed open."""
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 1 {ticks(-10, price_now(bot))}")
+    await bot.press_button(ALICE, card, 0)
+    order_no = bot.current(card)["text"].split("주문번호 ")[1].split()[0]
+    await bot.say(ALICE, "/login")
+    replies = await bot.say(ALICE, f"/cancel {order_no}")
+    assert "등록을 중단했습니다" in replies[0]["text"]
+    assert len(replies) == 2 and f"취소할 주문 {order_no}" in replies[1]["text"], [r["text"] for r in replies]
+    await bot.press_button(ALICE, replies[1], 0)
+    assert "취소 접수" in bot.current(replies[1])["text"]
+    (stopped,) = await bot.say(ALICE, "/login") and await bot.say(ALICE, "/cancel")  # plain: the flow only
+    assert "등록을 중단했습니다" in stopped["text"]
