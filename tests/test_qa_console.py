@@ -168,3 +168,18 @@ async def test_cancel_with_an_order_number_during_login_also_brings_that_orders_
     assert "취소 접수" in bot.current(replies[1])["text"]
     (stopped,) = await bot.say(ALICE, "/login") and await bot.say(ALICE, "/cancel")  # plain: the flow only
     assert "등록을 중단했습니다" in stopped["text"]
+
+
+# -- units as Korean traders type them ---------------------------------------------------------------------
+async def test_buy_takes_shares_typed_with_their_unit(bot: BotHarness) -> None:
+    """/stop took 10주 (its help shows it), /buy refused it; and /buy 005930 10주 3500원 blamed the price:
+    '수량은 1 이상의 정수여야 합니다 (입력: 3500원)'."""
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 10주 3,500원")
+    assert "수량 10주" in card["text"] and "가격 3,500" in card["text"], card["text"]
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 7주")
+    assert "수량 7주" in card["text"] and "시장가" in card["text"], card["text"]
+    (reply,) = await bot.say(ALICE, f"/buy {CODE} 10원")  # won is no unit of shares
+    assert "수량은" in reply["text"] and "10원" in reply["text"] and not BotApiEmulator.buttons(reply)
+    (reply,) = await bot.say(ALICE, f"/buy {CODE} 주")
+    assert "(입력: 주)" in reply["text"], reply["text"]
+    assert bot.sim.orders_accepted == 0

@@ -51,7 +51,7 @@ def resolve_symbol(symbols: SymbolDirectory, text: str) -> Symbol:
 def _number_shaped(word: str) -> bool:
     """A word meant as a number (digits and commas): where order arguments split. Its value is
     checked strictly by :func:`parse_quantity` and :func:`parse_price`."""
-    return word.replace(",", "").isdigit()
+    return word.removesuffix("주").removesuffix("원").replace(",", "").isdigit()
 
 
 def split_order_args(args: Sequence[str], usage: str, names_one: Callable[[str], bool] | None = None) -> OrderArgs:
@@ -78,14 +78,16 @@ def split_order_args(args: Sequence[str], usage: str, names_one: Callable[[str],
 
 
 def parse_quantity(text: str) -> int:
-    text = text.strip()
+    """Shares as typed: ``10``, ``1,000``, ``10주`` (the unit /stop and its help take too)."""
+    typed = text.strip()
+    text = typed.removesuffix("주")
     if len(text) > MAX_ARG_LENGTH:
         raise UserError("input_too_long")
     if not _NUMBER.match(text):
-        raise UserError("bad_quantity", value=text)
+        raise UserError("bad_quantity", value=typed)
     qty = int(text.replace(",", ""))
     if qty <= 0:
-        raise UserError("bad_quantity", value=text)
+        raise UserError("bad_quantity", value=typed)
     if qty > MAX_QUANTITY:
         raise UserError("quantity_too_large", maximum=MAX_QUANTITY)
     return qty
