@@ -183,3 +183,17 @@ async def test_buy_takes_shares_typed_with_their_unit(bot: BotHarness) -> None:
     (reply,) = await bot.say(ALICE, f"/buy {CODE} 주")
     assert "(입력: 주)" in reply["text"], reply["text"]
     assert bot.sim.orders_accepted == 0
+
+
+# -- the daily report's armed orders -------------------------------------------------------------------------
+async def test_the_reports_armed_orders_are_in_the_readers_words(bot: BotHarness) -> None:
+    """The Korean report listed '#1 stop 삼성전자 ×5 stop 3,400': the kind and the trigger in raw English."""
+    now = price_now(bot)
+    await buy(bot, ALICE, 5)
+    (card,) = await bot.say(ALICE, f"/stop {CODE} 5 {ticks(-5, now)}")
+    await bot.press_button(ALICE, card, 0)
+    replies = await bot.say(ALICE, "/report")
+    report = next(r["text"] for r in replies if "대기 중인 조건주문" in r["text"])
+    line = report.split("대기 중인 조건주문")[1]
+    assert "손절" in line and "5주" in line and f"≤ {ticks(-5, now):,}" in line, line
+    assert "stop" not in line and "×" not in line, line

@@ -88,7 +88,7 @@ from chatbot.service.us_conditional import (
 )
 from chatbot.service.views import Mode, Outcome
 from chatbot.storage.db import Database
-from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OrderJournalRow, PendingOrderRow
+from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OrderJournalRow, PendingOrderRow, UserRow
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
 
@@ -454,14 +454,17 @@ class ConditionalOrders:
             rows = list((await session.exec(select(ConditionalOrderRow).where(
                 col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.market) == market,
                 col(ConditionalOrderRow.status).in_(ACTIVE)).order_by(col(ConditionalOrderRow.id)))).all())
+            user = await session.get(UserRow, user_id)
+        words = _REPORT_WORDS["en" if user is not None and user.language == "en" else "ko"]  # the report's language
         lines = []
         for row in rows:
             def shown(value: int, us: bool = row.market == "US") -> str:
                 return f"${dollars(value)}" if us else f"{value:,}"
-            triggers = [f"stop {shown(row.stop_price)}" if row.stop_price is not None else "",
-                        f"take {shown(row.take_price)}" if row.take_price is not None else "",
-                        f"trail {row.trail_percent}%" if row.trail_percent else ""]
-            lines.append(f"#{row.id} {row.kind} {row.name} ×{row.quantity:,} " + " · ".join(x for x in triggers if x))
+            triggers = [f"{words['stop']} ≤ {shown(row.stop_price)}" if row.stop_price is not None else "",
+                        f"{words['take']} ≥ {shown(row.take_price)}" if row.take_price is not None else "",
+                        f"{words['trail']} -{row.trail_percent}%" if row.trail_percent else ""]
+            lines.append(f"#{row.id} {words[row.kind]} {row.name} {words['qty'].format(row.quantity)} · "
+                         + " · ".join(x for x in triggers if x))
         return lines
 
     async def active(self, user_id: int) -> list[ConditionalView]:
@@ -1038,6 +1041,15 @@ def check_stop_limit(stop: int | None, limit: int | None, currency: str) -> None
     if stop is not None and limit is not None and limit > stop:
         raise UserError("cond_stop_limit_above", limit=Money.of_price_units(limit, currency),
                         trigger=Money.of_price_units(stop, currency))
+
+
+# The daily report's words for an armed order: it said "#1 stop 삼성전자 ×5 stop 3,400" in Korean too.
+_REPORT_WORDS: dict[str, dict[str, str]] = {
+    "ko": {"stop": "손절", "tp": "익절", "trail": "트레일링 스탑", "bracket": "브래킷", "take": "익절",
+           "qty": "{:,}주"},
+    "en": {"stop": "stop-loss", "tp": "take-profit", "trail": "trailing stop", "bracket": "bracket",
+           "take": "take-profit", "qty": "×{:,}"},
+}
 
 
 def _exceeds_holdings(held: int, committed: int, want: int, name: str) -> UserError:
