@@ -197,3 +197,19 @@ async def test_the_reports_armed_orders_are_in_the_readers_words(bot: BotHarness
     line = report.split("대기 중인 조건주문")[1]
     assert "손절" in line and "5주" in line and f"≤ {ticks(-5, now):,}" in line, line
     assert "stop" not in line and "×" not in line, line
+
+
+# -- a partial revision ------------------------------------------------------------------------------------
+async def test_a_partial_revision_card_says_the_rest_stays_at_the_old_price(bot: BotHarness) -> None:
+    """/modify N <price> 3 on an order with 5 open revised 3 and left 2 open at the old price — a second
+    order the card never mentioned (a trader who meant "3 in all" ends up buying 5)."""
+    old = ticks(-10, price_now(bot))
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 5 {old}")
+    await bot.press_button(ALICE, card, 0)
+    order_no = bot.current(card)["text"].split("주문번호 ")[1].split()[0]
+    (partial,) = await bot.say(ALICE, f"/modify {order_no} {ticks(1, old)} 3")
+    assert f"나머지 2주는 {old:,}원에 그대로 남습니다" in partial["text"], partial["text"]
+    (whole,) = await bot.say(ALICE, f"/modify {order_no} {ticks(1, old)}")
+    assert "나머지" not in whole["text"], whole["text"]
+    (en,) = await bot.say(BOB, f"/modify {order_no} {ticks(1, old)} 3")  # another user's order: not theirs
+    assert "The other" not in en["text"]

@@ -200,7 +200,7 @@ class Orders:
                                       quoted_price=order.price.amount if order.price is not None else 0,
                                       currency=symbol.currency.value, order_no=order.order_no, branch=order.branch,
                                       exchange=order.exchange)
-        return self._card(row, symbol)
+        return replace(self._card(row, symbol), left_unrevised=remaining - quantity)
 
     async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
         """Record which message shows the card: only a press on that message counts, and the owner's

@@ -50,6 +50,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "en": "At most {maximum:,} shares per order."},
     "bad_price": {"ko": "가격은 1원 이상의 정수이거나 '시장가'여야 합니다 (입력: {value}).",
                   "en": "Price must be a whole number of won, or 'market' (got: {value})."},
+    "revise_leaves_rest": {"ko": "⚠️ 나머지 {rest:,}주는 {old}에 그대로 남습니다 (주문 {order_no}). 전부 정정하려면 "
+                                 "수량을 빼고 보내세요.",
+                           "en": "⚠️ The other {rest:,} sh stay open at {old} (order {order_no}). To revise them all, "
+                                 "leave the quantity out."},
     "bad_limit_price": {"ko": "가격은 1원 이상의 정수여야 합니다 (입력: {value}).",
                         "en": "Price must be a whole number of won, 1 or more (got: {value})."},
     "price_too_large": {"ko": "가격이 너무 큽니다. 국내 주식 가격은 {maximum}을(를) 넘지 않습니다.",
