@@ -228,3 +228,11 @@ async def test_picking_a_candidate_for_a_buy_brings_the_buy_card(bot: BotHarness
     shown = bot.current(reply)
     newest = bot.api.bot_messages(ALICE["id"])[-1]
     assert any("주문 확인" in m["text"] and "수량 10주" in m["text"] for m in (shown, newest)), shown["text"]
+
+
+# -- a trailing percentage out of range ----------------------------------------------------------------------
+async def test_a_trailing_percentage_over_the_maximum_says_the_range(bot: BotHarness) -> None:
+    """/trail 005930 5 150% answered with the usage text, as if the command were misspelt."""
+    await buy(bot, ALICE, 5)
+    (reply,) = await bot.say(ALICE, f"/trail {CODE} 5 150%")
+    assert "30%" in reply["text"] and "사용법" not in reply["text"], reply["text"]
