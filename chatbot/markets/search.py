@@ -127,7 +127,14 @@ class NameIndex:
         if not matches:
             return None
         if len(matches) == 1:
-            return Lookup(self.symbols[next(iter(matches))])
+            ((only, grade),) = matches.items()
+            only_symbol = self.symbols[only]
+            if grade == CONTAINS and only_symbol.is_fund and only_symbol.venue == "US":
+                # KIS lists US shares by their Korean names only (애플), so an English company name
+                # found inside one fund's name ("apple" → T-REX APPLE DAILY 2X, a leveraged ETF) says
+                # nothing about that fund: offered, never chosen for the user
+                return Lookup(None, (only_symbol,))
+            return Lookup(self.symbols[only])
         sole = self.sole_company(matches)
         return Lookup(sole) if sole is not None else Lookup(None, self.best(matches))
 

@@ -20,7 +20,7 @@ from chatbot.kis.realtime import SubscriptionLimitError
 from chatbot.markets.money import Money, price_units
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
-from chatbot.service.inputs import MAX_ARG_LENGTH, parse_price
+from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, parse_limit_price
 from chatbot.service.market_data import MarketData
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow, UserRow
@@ -121,10 +121,10 @@ class AlertService:
             direction = "above" if sign == "+" else "below"
             percent_text = f"{sign}{number}"
         else:
-            parsed = parse_price(price_text)
-            if parsed is None:
+            assert price_text is not None  # set with every direction
+            if price_text.strip().lower() in MARKET_WORDS:
                 raise UserError("usage_alert")
-            threshold = parsed
+            threshold = parse_limit_price(price_text)
         if (direction == "above" and reference >= threshold) or (direction == "below" and reference <= threshold):
             raise UserError("alert_already_crossed", price=Money.krw(reference), threshold=Money.krw(threshold))
         await self._check_room(engine, user_id, symbol.code)

@@ -63,7 +63,13 @@ from chatbot.markets.money import Money, whole_units
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
 from chatbot.service.errors import UserError, kis_errors, off_tick
-from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, MAX_SYMBOL_WORDS, parse_price, parse_quantity
+from chatbot.service.inputs import (
+    MARKET_WORDS,
+    MAX_ARG_LENGTH,
+    MAX_SYMBOL_WORDS,
+    parse_limit_price,
+    parse_quantity,
+)
 from chatbot.service.journal import (
     OPEN_STATUSES,
     DatabaseUnavailable,
@@ -82,7 +88,7 @@ from chatbot.service.us_conditional import (
 )
 from chatbot.service.views import Mode, Outcome
 from chatbot.storage.db import Database
-from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OrderJournalRow, PendingOrderRow
+from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OrderJournalRow, PendingOrderRow, UserRow
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
 
@@ -91,7 +97,7 @@ KINDS = ("stop", "tp", "trail", "bracket")
 ACTIVE = ("armed", "firing")
 PLAUSIBLE = (Decimal("0.5"), Decimal(2))  # a trigger beyond halving or doubling is taken for a typo
 MAX_TRAIL_PERCENT = Decimal(30)
-_PERCENT = re.compile(r"^([0-9]{1,2}(?:\.[0-9]{1,2})?)%$")
+_PERCENT = re.compile(r"^([0-9]{1,3}(?:\.[0-9]{1,2})?)%$")
 _ID = re.compile(r"^[0-9]{1,9}$")
 ACCEPTED = (*OPEN_STATUSES, "filled")
 ADOPT_MARGIN = 5.0  # seconds: orders stored this long before the last look are looked at again (commit lag)
@@ -289,8 +295,7 @@ class ConditionalOrders:
             raise UserError("cond_would_fire_now", price=Money.krw(price), trigger=Money.krw(take))
         committed = await self._committed(user_id, symbol.code)
         if request.quantity + committed > held:
-            raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=request.quantity,
-                            name=symbol.name_ko)
+            raise _exceeds_holdings(held, committed, request.quantity, symbol.name_ko)
         await self._check_room(engine, user_id, symbol.code)
         now = utcnow()
         card = PendingOrderRow(id=new_token(), owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
@@ -344,8 +349,7 @@ class ConditionalOrders:
             slippage = us.slippage_percent
         committed = await self._committed(user_id, code)
         if request.quantity + committed > held:
-            raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=request.quantity,
-                            name=symbol.name_ko)
+            raise _exceeds_holdings(held, committed, request.quantity, symbol.name_ko)
         await self._check_room(engine, user_id, code)
         now = utcnow()
         shown_limit = limit if limit is not None else us.marketable(stop) if kind == "stop" and stop else \
@@ -413,8 +417,7 @@ class ConditionalOrders:
                                     trigger=Money.of_price_units(trigger or 0, row.currency))
                 committed = await _committed_in(session, user_id, row.code)
                 if row.quantity + committed > held:
-                    raise UserError("cond_exceeds_holdings", have=held, committed=committed, want=row.quantity,
-                                    name=row.name)
+                    raise _exceeds_holdings(held, committed, row.quantity, row.name)
                 now = utcnow()
                 row.status, row.armed_at, row.updated_at, row.expires_at = "armed", now, now, now + self.expiry
                 if row.high_water is not None and last is not None:
@@ -451,14 +454,17 @@ class ConditionalOrders:
             rows = list((await session.exec(select(ConditionalOrderRow).where(
                 col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.market) == market,
                 col(ConditionalOrderRow.status).in_(ACTIVE)).order_by(col(ConditionalOrderRow.id)))).all())
+            user = await session.get(UserRow, user_id)
+        words = _REPORT_WORDS["en" if user is not None and user.language == "en" else "ko"]  # the report's language
         lines = []
         for row in rows:
             def shown(value: int, us: bool = row.market == "US") -> str:
                 return f"${dollars(value)}" if us else f"{value:,}"
-            triggers = [f"stop {shown(row.stop_price)}" if row.stop_price is not None else "",
-                        f"take {shown(row.take_price)}" if row.take_price is not None else "",
-                        f"trail {row.trail_percent}%" if row.trail_percent else ""]
-            lines.append(f"#{row.id} {row.kind} {row.name} ×{row.quantity:,} " + " · ".join(x for x in triggers if x))
+            triggers = [f"{words['stop']} ≤ {shown(row.stop_price)}" if row.stop_price is not None else "",
+                        f"{words['take']} ≥ {shown(row.take_price)}" if row.take_price is not None else "",
+                        f"{words['trail']} -{row.trail_percent}%" if row.trail_percent else ""]
+            lines.append(f"#{row.id} {words[row.kind]} {row.name} {words['qty'].format(row.quantity)} · "
+                         + " · ".join(x for x in triggers if x))
         return lines
 
     async def active(self, user_id: int) -> list[ConditionalView]:
@@ -1037,6 +1043,23 @@ def check_stop_limit(stop: int | None, limit: int | None, currency: str) -> None
                         trigger=Money.of_price_units(stop, currency))
 
 
+# The daily report's words for an armed order: it said "#1 stop 삼성전자 ×5 stop 3,400" in Korean too.
+_REPORT_WORDS: dict[str, dict[str, str]] = {
+    "ko": {"stop": "손절", "tp": "익절", "trail": "트레일링 스탑", "bracket": "브래킷", "take": "익절",
+           "qty": "{:,}주"},
+    "en": {"stop": "stop-loss", "tp": "take-profit", "trail": "trailing stop", "bracket": "bracket",
+           "take": "take-profit", "qty": "×{:,}"},
+}
+
+
+def _exceeds_holdings(held: int, committed: int, want: int, name: str) -> UserError:
+    """Too many shares for a conditional sell; with none held at all, that is what it says (not "0 of 0
+    are already in other conditional orders")."""
+    if held <= 0:
+        return UserError("cond_no_holdings", name=name, want=want)
+    return UserError("cond_exceeds_holdings", have=held, committed=committed, want=want, name=name)
+
+
 def _trigger(row: ConditionalOrderRow) -> ArmedTrigger:
     assert row.id is not None
     percent = Decimal(row.trail_percent) if row.trail_percent else None
@@ -1057,10 +1080,7 @@ def _quantity(word: str) -> int:
 
 
 def _price(word: str) -> int:
-    value = parse_price(word)
-    if value is None:
-        raise UserError("bad_price", value=word[:MAX_ARG_LENGTH])
-    return value
+    return parse_limit_price(word)
 
 
 def _parse(kind: str, args: Sequence[str]) -> _Request:

@@ -5,7 +5,7 @@ order), the arguments of /buy and /sell, chart periods, order numbers. Bad input
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,31 +51,43 @@ def resolve_symbol(symbols: SymbolDirectory, text: str) -> Symbol:
 def _number_shaped(word: str) -> bool:
     """A word meant as a number (digits and commas): where order arguments split. Its value is
     checked strictly by :func:`parse_quantity` and :func:`parse_price`."""
-    return word.replace(",", "").isdigit()
+    return word.removesuffix("주").removesuffix("원").replace(",", "").isdigit()
 
 
-def split_order_args(args: Sequence[str], usage: str) -> OrderArgs:
-    """``<symbol words…> <qty> [<price>|market]``; ``usage`` names the message for too few words."""
+def split_order_args(args: Sequence[str], usage: str, names_one: Callable[[str], bool] | None = None) -> OrderArgs:
+    """``<symbol words…> <qty> [<price>|market]``; ``usage`` names the message for too few words.
+
+    ``names_one`` (does this text name exactly one stock?) lets a name with a number in it keep its
+    number, as traders type them: ``KODEX 200 10`` is 10 of KODEX 200 at market, not 200 of "KODEX"
+    at 10 won (which named no stock, and was answered with KODEX candidates), and ``KODEX 200 10 8500``
+    is 10 at 8,500 (refused as too many words). A split whose own symbol names a stock stays as it was."""
     if len(args) < 2:
         raise UserError(usage)
+    price: str | None
     if len(args) >= 3 and _number_shaped(args[-2]):
         symbol_words, qty, price = list(args[:-2]), args[-2], args[-1]
+        if names_one is not None and not names_one(" ".join(symbol_words)) and names_one(" ".join(args[:-1])):
+            symbol_words, qty, price = list(args[:-1]), args[-1], None
     else:
         symbol_words, qty, price = list(args[:-1]), args[-1], None
-    if len(symbol_words) > MAX_SYMBOL_WORDS or any(_number_shaped(w) for w in symbol_words[1:]):
+    numbered = any(_number_shaped(w) for w in symbol_words[1:])
+    if len(symbol_words) > MAX_SYMBOL_WORDS or (
+            numbered and (names_one is None or not names_one(" ".join(symbol_words)))):
         raise UserError("too_many_args")
     return OrderArgs(" ".join(symbol_words), qty, price)
 
 
 def parse_quantity(text: str) -> int:
-    text = text.strip()
+    """Shares as typed: ``10``, ``1,000``, ``10주`` (the unit /stop and its help take too)."""
+    typed = text.strip()
+    text = typed.removesuffix("주")
     if len(text) > MAX_ARG_LENGTH:
         raise UserError("input_too_long")
     if not _NUMBER.match(text):
-        raise UserError("bad_quantity", value=text)
+        raise UserError("bad_quantity", value=typed)
     qty = int(text.replace(",", ""))
     if qty <= 0:
-        raise UserError("bad_quantity", value=text)
+        raise UserError("bad_quantity", value=typed)
     if qty > MAX_QUANTITY:
         raise UserError("quantity_too_large", maximum=MAX_QUANTITY)
     return qty
@@ -93,6 +105,20 @@ def parse_price(text: str | None) -> int | None:
     if int(text.replace(",", "")) > MAX_PRICE:
         raise UserError("price_too_large", maximum=Money.krw(MAX_PRICE))
     return int(text.replace(",", ""))
+
+
+def parse_limit_price(text: str) -> int:
+    """A price in won where a market order means nothing (a revision's new price, an alert's or a
+    conditional order's level): its error does not offer 'market' as the way out."""
+    try:
+        value = parse_price(text)
+    except UserError as err:
+        if err.key == "bad_price":
+            raise UserError("bad_limit_price", value=text.strip()[:MAX_ARG_LENGTH]) from None
+        raise
+    if value is None:
+        raise UserError("bad_limit_price", value=text.strip()[:MAX_ARG_LENGTH])
+    return value
 
 
 def is_chart_period(word: str) -> bool:

@@ -26,6 +26,7 @@ from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
 from chatbot.service.errors import UserError, kis_errors, off_tick
 from chatbot.service.inputs import (
     MAX_ARG_LENGTH,
+    parse_limit_price,
     parse_order_no,
     parse_price,
     parse_quantity,
@@ -112,7 +113,8 @@ class Orders:
     async def prepare_order(self, user_id: int, chat_id: int, side: OrderSide, args: Sequence[str]) -> OrderCard:
         """``<symbol words…> <qty> [<price>|market]``: validate everything and store a card; nothing is
         sent to KIS's order endpoint."""
-        request = split_order_args(args, "usage_buy" if side is OrderSide.BUY else "usage_sell")
+        request = split_order_args(args, "usage_buy" if side is OrderSide.BUY else "usage_sell",
+                                   lambda text: self.market.symbols.lookup(text).symbol is not None)
         self.check_real_allowed()
         self.market.check_maintenance()
         quantity = parse_quantity(request.quantity)
@@ -178,9 +180,7 @@ class Orders:
         self.check_real_allowed()
         self.market.check_maintenance()
         parse_order_no(args[0])
-        price = parse_price(args[1])
-        if price is None:  # a revision to a market order is not offered: the card shows a price
-            raise UserError("bad_price", value=args[1][:MAX_ARG_LENGTH])
+        price = parse_limit_price(args[1])  # a revision to a market order is not offered: the card shows a price
         wanted_quantity = parse_quantity(args[2]) if len(args) == 3 else None
         order = await self._open_order(user_id, args[0])
         account = await self.accounts.for_user(user_id)
@@ -200,7 +200,7 @@ class Orders:
                                       quoted_price=order.price.amount if order.price is not None else 0,
                                       currency=symbol.currency.value, order_no=order.order_no, branch=order.branch,
                                       exchange=order.exchange)
-        return self._card(row, symbol)
+        return replace(self._card(row, symbol), left_unrevised=remaining - quantity)
 
     async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
         """Record which message shows the card: only a press on that message counts, and the owner's

@@ -90,6 +90,8 @@ class OrderCard:
     session: str = "regular"  # market phase when quoted (chatbot.market_hours.Phase)
     next_open: dt.datetime | None = None  # when the order can execute, outside the regular session
     us: UsCardDetail | None = None  # a US order: exchange, order type, session met, KRW rate (amounts above in $)
+    # revise cards, when made: what of the order the revision leaves at its old price (a partial revision)
+    left_unrevised: int = 0
 
     @property
     def old_price(self) -> Money:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
 
 from chatbot.service.alerts import AlertView
 from chatbot.service.errors import UserError
@@ -11,6 +14,8 @@ from chatbot.service.views import Money
 from chatbot.telegram import callbacks, render, us_render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
+
+log = logging.getLogger(__name__)
 
 
 def condition(direction: str, threshold: Money, percent: str | None, language: str) -> str:
@@ -64,16 +69,20 @@ async def alerts(update: Update, context: Context) -> None:
     """/alerts: every active alert with a delete button."""
     assert update.effective_user is not None
     language = lang(update)
-    views = await services(context).alerts.active(update.effective_user.id)
+    text, keyboard = _alerts_list(await services(context).alerts.active(update.effective_user.id), language)
+    await reply(update, context, text, keyboard)
+
+
+def _alerts_list(views: list[AlertView], language: str) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The /alerts message: every active alert with a delete button."""
     if not views:
-        await reply(update, context, t("no_alerts", language))
-        return
+        return t("no_alerts", language), None
     title = t("alerts_title", language, count=len(views))  # 50 alerts on long-named ETFs exceed 4096 characters
     text = "\n".join([title, *render.fit_lines([_describe(v, language) for v in views],
                                                 render.MESSAGE_BUDGET - len(title) - 1, language)])
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(f"🗑 #{v.id} {v.name}", callback_data=callbacks.pack(
         callbacks.DELETE_ALERT, str(v.id)))] for v in views[:30]])
-    await reply(update, context, text, keyboard)
+    return text, keyboard
 
 
 @user_errors
@@ -84,7 +93,14 @@ async def delete_button(update: Update, context: Context) -> None:
     cb = callbacks.unpack(query.data)
     if cb is not None:
         deleted = await services(context).alerts.delete(update.effective_user.id, cb.value)
-        await query.answer(t("alert_deleted", lang(update), id=deleted.id))
+        language = lang(update)
+        await query.answer(t("alert_deleted", language, id=deleted.id))
+        # the list it was pressed on loses the deleted alert (it went on showing it, with its button)
+        text, keyboard = _alerts_list(await services(context).alerts.active(update.effective_user.id), language)
+        try:
+            await query.edit_message_text(text, reply_markup=keyboard)
+        except TelegramError as exc:
+            log.warning("could not refresh the /alerts list", extra={"error": type(exc).__name__})
     else:
         await query.answer()
 

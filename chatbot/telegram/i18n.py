@@ -50,9 +50,18 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "en": "At most {maximum:,} shares per order."},
     "bad_price": {"ko": "가격은 1원 이상의 정수이거나 '시장가'여야 합니다 (입력: {value}).",
                   "en": "Price must be a whole number of won, or 'market' (got: {value})."},
+    "revise_leaves_rest": {"ko": "⚠️ 나머지 {rest:,}주는 {old}에 그대로 남습니다 (주문 {order_no}). 전부 정정하려면 "
+                                 "수량을 빼고 보내세요.",
+                           "en": "⚠️ The other {rest:,} sh stay open at {old} (order {order_no}). To revise them all, "
+                                 "leave the quantity out."},
+    "bad_limit_price": {"ko": "가격은 1원 이상의 정수여야 합니다 (입력: {value}).",
+                        "en": "Price must be a whole number of won, 1 or more (got: {value})."},
     "price_too_large": {"ko": "가격이 너무 큽니다. 국내 주식 가격은 {maximum}을(를) 넘지 않습니다.",
                         "en": "That price is too large: no domestic share trades above {maximum}."},
-    "unknown_symbol": {"ko": "종목을 찾을 수 없습니다: {query}", "en": "No such stock: {query}"},
+    "unknown_symbol": {"ko": "종목을 찾을 수 없습니다: {query}\n종목코드(005930), 종목명(삼성전자), 미국 티커(AAPL)나 "
+                                 "한글 이름(애플)으로 찾아 보세요.",
+                       "en": "No such stock: {query}\nTry a code (005930), a name (Samsung Electronics), or a US "
+                             "ticker (AAPL) or its Korean name (애플)."},
     "ambiguous_symbol": {"ko": "'{query}'에 해당하는 종목이 여러 개입니다. 골라 주세요:",
                          "en": "Several stocks match '{query}'. Pick one:"},
     "off_tick": {"ko": "{price}은(는) 호가단위({tick})에 맞지 않습니다. {below} 또는 {above}(으)로 주문하세요.",
@@ -355,14 +364,17 @@ MESSAGES: dict[str, dict[str, str]] = {
                             "예: /bracket 삼성전자 10 65,000 80,000",
                       "en": "Usage: /bracket &lt;symbol&gt; &lt;qty&gt; &lt;stop&gt; &lt;take&gt;\n"
                             "Example: /bracket 005930 10 65000 80000"},
-    "cond_trail_too_tight": {"ko": "{percent}%는 너무 좁아 지금 바로 발동합니다. 더 큰 비율을 쓰세요.",
+    "cond_trail_too_tight": {"ko": "{percent}%는 너무 좁아 걸자마자 발동됩니다. 조건주문을 걸지 않았습니다. 더 큰 비율을 쓰세요.",
                              "en": "{percent}% is too tight: it would fire now. Use a larger percentage."},
     "cond_implausible": {"ko": "{price}은(는) 현재가에서 너무 멉니다 ({low}~{high} 사이로 정하세요).",
                          "en": "{price} is too far from the price now (keep it within {low}–{high})."},
-    "cond_would_fire_now": {"ko": "현재가 {price}이(가) 이미 발동가 {trigger}을(를) 넘었습니다 — 지금 바로 발동합니다. "
-                                  "지금 팔려면 /sell 을 쓰세요.",
-                            "en": "The price now ({price}) is already past the trigger {trigger}: that would fire "
-                                  "now — use /sell."},
+    "cond_would_fire_now": {"ko": "현재가 {price}이(가) 이미 발동가 {trigger}에 닿아 있어 걸자마자 발동됩니다. "
+                                  "조건주문을 걸지 않았습니다. 지금 팔려면 /sell 을 쓰세요.",
+                            "en": "The price now ({price}) is already at or past the trigger {trigger}: it would "
+                                  "fire at once, so nothing was set. To sell now, use /sell."},
+    "cond_no_holdings": {"ko": "{name}을(를) 보유하고 있지 않아 {want:,}주 매도 조건주문을 걸 수 없습니다 (매도 가능 0주).",
+                         "en": "You hold no {name}, so there is nothing for a conditional sell of {want:,} "
+                               "(0 sellable)."},
     "cond_exceeds_holdings": {"ko": "{name} 매도 가능 {have:,}주 중 {committed:,}주는 이미 다른 조건주문에 걸려 있어 "
                                     "{want:,}주를 더 걸 수 없습니다.",
                               "en": "You can sell {have:,} of {name} and {committed:,} are already in other conditional "

@@ -28,7 +28,7 @@ from chatbot.service.registration import (
     parse_hts_id,
     secret_kind,
 )
-from chatbot.telegram import render
+from chatbot.telegram import orders, render
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
 
@@ -135,8 +135,14 @@ async def not_text(update: Update, context: Context) -> None:
 
 
 async def cancel(update: Update, context: Context) -> int:
+    """/cancel (or /login again) ends the registration. ``/cancel <order_no>`` also meant that order:
+    its cancel card follows, as it would have outside the flow (the reply said only that the
+    registration stopped, and the order stayed open untold)."""
     _drop_draft(context)
     await reply(update, context, t("login_cancelled", lang(update)))
+    message = update.effective_message
+    if context.args and message is not None and (message.text or "").startswith("/cancel"):
+        await orders.cancel(update, context)
     return ConversationHandler.END
 
 

@@ -186,6 +186,9 @@ def _revise_card(c: OrderCard, lang: str) -> str:
                   f"Est. commission {amount(c.commission)} · tax {amount(c.tax)}",
                   f"Estimated {'cost' if c.side is OrderSide.BUY else 'proceeds'} <b>{amount(c.total)}{u}</b>",
                   "What has filled stays filled; only what is left is revised, under a new order number."]
+    if c.left_unrevised > 0:  # a partial revision: the rest stays open at the old price, a second order
+        lines.append(t("revise_leaves_rest", lang, rest=c.left_unrevised, old=f"{old}{u}" if c.old_price else old,
+                       order_no=c.order_no or ""))
     if c.mode is Mode.REAL:
         lines.insert(1, "‼️ <b>REAL MONEY · 실전 계좌</b>")
     lines.append(t("card_expiry", lang, seconds=c.ttl_seconds))

@@ -172,15 +172,19 @@ async def stops(update: Update, context: Context) -> None:
     """/stops: the armed conditional orders, the distance to each trigger, a cancel button each."""
     assert update.effective_user is not None
     language = lang(update)
-    views = await _service(context).active(update.effective_user.id)
+    text, keyboard = _stops_list(await _service(context).active(update.effective_user.id), language)
+    await reply(update, context, text, keyboard)
+
+
+def _stops_list(views: list[ConditionalView], language: str) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The /stops message: each armed order with its distance and a cancel button."""
     if not views:
-        await reply(update, context, t("no_conditionals", language))
-        return
+        return t("no_conditionals", language), None
     text = "\n".join([t("stops_title", language, count=len(views))] + [_line(v, language) for v in views])
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(
         f"🗑 #{v.id} {v.name}", callback_data=callbacks.pack(callbacks.COND_CANCEL, str(v.id)))]
         for v in views[:30] if v.status == "armed"])
-    await reply(update, context, text, keyboard)
+    return text, keyboard
 
 
 @user_errors
@@ -193,7 +197,14 @@ async def cancel_button(update: Update, context: Context) -> None:
         await query.answer()
         return
     cancelled = await _service(context).cancel(update.effective_user.id, cb.value)
-    await query.answer(t("cond_cancelled", lang(update), id=cancelled.id))
+    language = lang(update)
+    await query.answer(t("cond_cancelled", language, id=cancelled.id))
+    # the list it was pressed on loses the cancelled order (it went on showing it, with its button)
+    text, keyboard = _stops_list(await _service(context).active(update.effective_user.id), language)
+    try:
+        await query.edit_message_text(text, reply_markup=keyboard)
+    except TelegramError as exc:
+        log.warning("could not refresh the /stops list", extra={"error": type(exc).__name__})
 
 
 def push_text(notice: ConditionalNotice) -> str:

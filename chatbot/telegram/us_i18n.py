@@ -150,10 +150,10 @@ US_MESSAGES.update({
                                       "/trail TSLA 1 5% · /bracket NVDA 2 120 150"},
     "us_cond_implausible": {"ko": "{price}은(는) 현재가에서 너무 멉니다 ({low}~{high} 사이로 정하세요).",
                             "en": "{price} is too far from the price now (keep it within {low}–{high})."},
-    "us_cond_would_fire_now": {"ko": "현재가 {price}이(가) 이미 발동가 {trigger}을(를) 넘었습니다 — 지금 바로 "
-                                     "발동합니다. 지금 팔려면 /sell 을 쓰세요.",
-                               "en": "The price now ({price}) is already past the trigger {trigger}: that would "
-                                     "fire now — use /sell."},
+    "us_cond_would_fire_now": {"ko": "현재가 {price}이(가) 이미 발동가 {trigger}에 닿아 있어 걸자마자 발동됩니다. "
+                                     "조건주문을 걸지 않았습니다. 지금 팔려면 /sell 을 쓰세요.",
+                               "en": "The price now ({price}) is already at or past the trigger {trigger}: it "
+                                     "would fire at once, so nothing was set. To sell now, use /sell."},
     "us_cond_limit_needed": {"ko": "미국 주식은 시장가 주문이 없습니다: {code} 조건주문에는 지정가를 함께 주세요 "
                                    "(예: /stop {code} 1 180 179.50).",
                              "en": "KIS takes no US market order: give {code}'s conditional order a limit price "

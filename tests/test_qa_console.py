@@ -1,0 +1,238 @@
+"""What a trader met driving ``chatbot console`` through whole journeys (and a hostile user through odd
+input): each test is one defect found that way, checked through the real Application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.kis import protocol as p
+from chatbot.markets.directory import SymbolDirectory
+from chatbot.markets.symbols import Kind, Symbol
+from tests.harness import BotHarness
+
+ALICE = BotApiEmulator.user(9101, "ko")
+BOB = BotApiEmulator.user(9102, "en")
+CODE = "005930"
+
+
+@pytest.fixture
+async def bot(db_url: str) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(db_url)
+    await harness.start()
+    yield harness
+    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
+    await harness.stop()
+
+
+def price_now(bot: BotHarness) -> int:
+    state = bot.sim.market.get(CODE)
+    assert state is not None
+    return state.price
+
+
+def ticks(n: int, start: int) -> int:
+    return start + n * p.tick_size(start)
+
+
+async def buy(bot: BotHarness, user: dict, quantity: int) -> None:
+    (card,) = await bot.say(user, f"/buy {CODE} {quantity}")
+    await bot.press_button(user, card, 0)
+    assert "reply_markup" not in bot.current(card)
+
+
+# -- symbols: an English word is not a company's name --------------------------------------------------------
+def test_a_word_found_only_inside_one_funds_name_is_offered_not_chosen() -> None:
+    """The US directory has no English names for shares (KIS's snapshot lists Apple as 애플 only), so
+    "apple" matched one name: T-REX APPLE DAILY 2X, a leveraged ETF, taken as the answer."""
+    directory = SymbolDirectory.bundled()
+    for word, fund in (("apple", "AAPX"), ("Apple", "AAPX"), ("nvidia", "NVPS")):
+        found = directory.lookup(word, "US")
+        assert found.symbol is None and [s.code for s in found.candidates] == [fund], (word, found)
+    assert directory.lookup("애플", "US").symbol is not None  # the share by its name still resolves
+    assert directory.lookup("T-REX APPLE", "US").symbol is not None  # the fund by the start of its name too
+    own = SymbolDirectory([Symbol("133690", "TIGER 미국나스닥100", "TIGER NASDAQ100", "KOSPI", Kind.ETF)])
+    assert own.lookup("나스닥").symbol is not None  # KRX names are Korean names: a part of one is meant
+
+
+async def test_buy_apple_is_no_card_for_a_leveraged_etf(us_open_bot: BotHarness) -> None:
+    bot = us_open_bot
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (reply,) = await bot.say(BOB, "/buy Apple 1 190")
+    assert not BotApiEmulator.buttons(reply) and "AAPX" not in reply["text"], reply["text"]
+    assert "AAPL" in reply["text"]  # how to find it: its ticker
+    (quote,) = await bot.say(ALICE, "/price apple")
+    assert "AAPX" not in quote["text"] and "2X" not in quote["text"], quote["text"]
+    assert bot.sim.orders_accepted == 0
+
+
+# -- conditional orders: what a refusal says --------------------------------------------------------------
+async def test_a_stop_already_crossed_says_nothing_was_set_not_that_it_fires(bot: BotHarness) -> None:
+    """ko said 현재가 … 이미 발동가 …을(를) 넘었습니다 — 지금 바로 발동합니다: "it fires right now" (nothing
+    did), and "passed above" of a stop the price is below."""
+    now = price_now(bot)
+    (reply,) = await bot.say(ALICE, f"/stop {CODE} 1 {ticks(2, now)}")
+    text = reply["text"]
+    assert "지금 바로 발동합니다" not in text and "넘었습니다" not in text, text
+    assert "걸지 않았습니다" in text and "/sell" in text
+    (reply,) = await bot.say(BOB, f"/tp {CODE} 1 {ticks(-2, now)}")
+    assert "nothing was set" in reply["text"], reply["text"]
+
+
+async def test_a_conditional_sell_of_nothing_held_says_none_is_held(bot: BotHarness) -> None:
+    """It said 매도 가능 0주 중 0주는 이미 다른 조건주문에 걸려 있어 1주를 더 걸 수 없습니다."""
+    now = price_now(bot)
+    (reply,) = await bot.say(ALICE, f"/stop {CODE} 1 {ticks(-3, now)}")
+    assert "보유하고 있지 않아" in reply["text"] and "0주 중 0주" not in reply["text"], reply["text"]
+    (reply,) = await bot.say(BOB, f"/stop {CODE} 1 {ticks(-3, now)}")
+    assert "You hold no" in reply["text"] and "0 are already" not in reply["text"], reply["text"]
+    await buy(bot, ALICE, 2)
+    (reply,) = await bot.say(ALICE, f"/stop {CODE} 5 {ticks(-3, now)}")
+    assert "매도 가능 2주" in reply["text"], reply["text"]  # some held: the counts, as before
+
+
+# -- prices where 'market' means nothing ---------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["/modify 1001 시장가", "/modify 1001 0", "/alert 005930 이상 0",
+                                  "/alert 005930 above -5", "/tp 005930 1 0"])
+async def test_a_bad_price_where_market_means_nothing_does_not_offer_market(bot: BotHarness, text: str) -> None:
+    """/modify 1004 시장가 answered: 가격은 1원 이상의 정수이거나 '시장가'여야 합니다 (입력: 시장가)."""
+    (reply,) = await bot.say(ALICE, text)
+    assert "'시장가'여야" not in reply["text"], reply["text"]
+    assert "1원 이상의 정수" in reply["text"] or "사용법" in reply["text"], reply["text"]
+    assert bot.sim.orders_accepted == 0
+
+
+# -- lists with delete buttons ---------------------------------------------------------------------------
+async def test_deleting_from_the_alerts_list_takes_it_off_the_list(bot: BotHarness) -> None:
+    now = price_now(bot)
+    await bot.say(ALICE, f"/alert {CODE} 이상 {ticks(50, now)}")
+    await bot.say(ALICE, f"/alert {CODE} 이하 {ticks(-50, now)}")
+    (listing,) = await bot.say(ALICE, "/alerts")
+    assert len(BotApiEmulator.buttons(listing)) == 2
+    answer = await bot.press_button(ALICE, listing, 0)
+    assert "#1" in answer["text"]
+    shown = bot.current(listing)
+    assert "#1 " not in shown["text"] and "#2 " in shown["text"], shown["text"]
+    assert [label for label, _ in BotApiEmulator.buttons(shown)] == ["🗑 #2 삼성전자"]
+    await bot.press_button(ALICE, shown, 0)
+    assert "reply_markup" not in bot.current(listing) and "#2" not in bot.current(listing)["text"]
+
+
+async def test_cancelling_from_the_stops_list_takes_it_off_the_list(bot: BotHarness) -> None:
+    now = price_now(bot)
+    await buy(bot, ALICE, 2)
+    for text in (f"/stop {CODE} 1 {ticks(-5, now)}", f"/tp {CODE} 1 {ticks(5, now)}"):
+        (card,) = await bot.say(ALICE, text)
+        await bot.press_button(ALICE, card, 0)
+    (listing,) = await bot.say(ALICE, "/stops")
+    assert len(BotApiEmulator.buttons(listing)) == 2, listing["text"]
+    answer = await bot.press_button(ALICE, listing, 0)
+    assert "#1" in answer["text"]
+    shown = bot.current(listing)
+    assert "#1 " not in shown["text"] and "#2 " in shown["text"], shown["text"]
+    assert len(BotApiEmulator.buttons(shown)) == 1
+
+
+# -- a name with a number in it ------------------------------------------------------------------------------
+async def test_a_name_with_a_number_keeps_its_number(bot: BotHarness) -> None:
+    """/buy KODEX 200 10 read "KODEX" as the stock, 200 as the quantity and 10 won as the price (and
+    answered with KODEX candidates); /buy KODEX 200 10 8500 was refused as too many words."""
+    state = bot.sim.market.get("069500")
+    assert state is not None
+    (card,) = await bot.say(ALICE, "/buy KODEX 200 10")
+    assert "KODEX 200 (069500)" in card["text"] and "수량 10주" in card["text"] and "시장가" in card["text"], card["text"]
+    (card,) = await bot.say(ALICE, f"/buy KODEX 200 10 {state.price:,}")
+    assert "수량 10주" in card["text"] and f"가격 {state.price:,}" in card["text"], card["text"]
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 10 {price_now(bot)}")  # a code and two numbers: as before
+    assert "삼성전자 (005930)" in card["text"] and "수량 10주" in card["text"], card["text"]
+    (reply,) = await bot.say(ALICE, "/buy KODEX 10")  # a brand alone still names no one stock
+    assert "여러 개" in reply["text"]
+    assert bot.sim.orders_accepted == 0
+
+
+# -- /cancel <order_no> in the middle of /login ------------------------------------------------------------
+async def test_cancel_with_an_order_number_during_login_also_brings_that_orders_cancel_card(bot: BotHarness) -> None:
+    """The flow took /cancel 0000001001 as 'stop registering' only: the reply said the registration
+    stopped, and nothing about the order the trader meant to cancel, which stayed open."""
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 1 {ticks(-10, price_now(bot))}")
+    await bot.press_button(ALICE, card, 0)
+    order_no = bot.current(card)["text"].split("주문번호 ")[1].split()[0]
+    await bot.say(ALICE, "/login")
+    replies = await bot.say(ALICE, f"/cancel {order_no}")
+    assert "등록을 중단했습니다" in replies[0]["text"]
+    assert len(replies) == 2 and f"취소할 주문 {order_no}" in replies[1]["text"], [r["text"] for r in replies]
+    await bot.press_button(ALICE, replies[1], 0)
+    assert "취소 접수" in bot.current(replies[1])["text"]
+    (stopped,) = await bot.say(ALICE, "/login") and await bot.say(ALICE, "/cancel")  # plain: the flow only
+    assert "등록을 중단했습니다" in stopped["text"]
+
+
+# -- units as Korean traders type them ---------------------------------------------------------------------
+async def test_buy_takes_shares_typed_with_their_unit(bot: BotHarness) -> None:
+    """/stop took 10주 (its help shows it), /buy refused it; and /buy 005930 10주 3500원 blamed the price:
+    '수량은 1 이상의 정수여야 합니다 (입력: 3500원)'."""
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 10주 3,500원")
+    assert "수량 10주" in card["text"] and "가격 3,500" in card["text"], card["text"]
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 7주")
+    assert "수량 7주" in card["text"] and "시장가" in card["text"], card["text"]
+    (reply,) = await bot.say(ALICE, f"/buy {CODE} 10원")  # won is no unit of shares
+    assert "수량은" in reply["text"] and "10원" in reply["text"] and not BotApiEmulator.buttons(reply)
+    (reply,) = await bot.say(ALICE, f"/buy {CODE} 주")
+    assert "(입력: 주)" in reply["text"], reply["text"]
+    assert bot.sim.orders_accepted == 0
+
+
+# -- the daily report's armed orders -------------------------------------------------------------------------
+async def test_the_reports_armed_orders_are_in_the_readers_words(bot: BotHarness) -> None:
+    """The Korean report listed '#1 stop 삼성전자 ×5 stop 3,400': the kind and the trigger in raw English."""
+    now = price_now(bot)
+    await buy(bot, ALICE, 5)
+    (card,) = await bot.say(ALICE, f"/stop {CODE} 5 {ticks(-5, now)}")
+    await bot.press_button(ALICE, card, 0)
+    replies = await bot.say(ALICE, "/report")
+    report = next(r["text"] for r in replies if "대기 중인 조건주문" in r["text"])
+    line = report.split("대기 중인 조건주문")[1]
+    assert "손절" in line and "5주" in line and f"≤ {ticks(-5, now):,}" in line, line
+    assert "stop" not in line and "×" not in line, line
+
+
+# -- a partial revision ------------------------------------------------------------------------------------
+async def test_a_partial_revision_card_says_the_rest_stays_at_the_old_price(bot: BotHarness) -> None:
+    """/modify N <price> 3 on an order with 5 open revised 3 and left 2 open at the old price — a second
+    order the card never mentioned (a trader who meant "3 in all" ends up buying 5)."""
+    old = ticks(-10, price_now(bot))
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 5 {old}")
+    await bot.press_button(ALICE, card, 0)
+    order_no = bot.current(card)["text"].split("주문번호 ")[1].split()[0]
+    (partial,) = await bot.say(ALICE, f"/modify {order_no} {ticks(1, old)} 3")
+    assert f"나머지 2주는 {old:,}원에 그대로 남습니다" in partial["text"], partial["text"]
+    (whole,) = await bot.say(ALICE, f"/modify {order_no} {ticks(1, old)}")
+    assert "나머지" not in whole["text"], whole["text"]
+    (en,) = await bot.say(BOB, f"/modify {order_no} {ticks(1, old)} 3")  # another user's order: not theirs
+    assert "The other" not in en["text"]
+
+
+# -- known, not fixed here (chatbot/telegram/price.py and app.py have other owners) ---------------------------
+@pytest.mark.xfail(strict=True, reason="a candidate button from /buy or /sell quotes the stock (price.pick) and "
+                   "drops the order typed; the fix: render.error given the order's side, quantity and price makes "
+                   "order-candidate buttons (a card token per candidate, not pq:) handled in orders.py, registered "
+                   "in app.py")
+async def test_picking_a_candidate_for_a_buy_brings_the_buy_card(bot: BotHarness) -> None:
+    """/buy samsung 10 → candidates; pressing 삼성전자 (005930) showed its quote, and the order was gone."""
+    (reply,) = await bot.say(ALICE, "/buy samsung 10")
+    assert BotApiEmulator.buttons(reply) and "여러 개" in reply["text"]
+    await bot.press_button(ALICE, reply, 0)
+    shown = bot.current(reply)
+    newest = bot.api.bot_messages(ALICE["id"])[-1]
+    assert any("주문 확인" in m["text"] and "수량 10주" in m["text"] for m in (shown, newest)), shown["text"]
+
+
+# -- a trailing percentage out of range ----------------------------------------------------------------------
+async def test_a_trailing_percentage_over_the_maximum_says_the_range(bot: BotHarness) -> None:
+    """/trail 005930 5 150% answered with the usage text, as if the command were misspelt."""
+    await buy(bot, ALICE, 5)
+    (reply,) = await bot.say(ALICE, f"/trail {CODE} 5 150%")
+    assert "30%" in reply["text"] and "사용법" not in reply["text"], reply["text"]
