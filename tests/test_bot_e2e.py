@@ -14,7 +14,14 @@ from sqlmodel import select
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
 from chatbot.kis.domestic_broker import DomesticBroker
-from chatbot.storage.tables import OrderEventRow, OrderJournalRow, PendingOrderRow, UserRow
+from chatbot.storage.tables import (
+    AlertRow,
+    ConditionalOrderRow,
+    OrderEventRow,
+    OrderJournalRow,
+    PendingOrderRow,
+    UserRow,
+)
 from chatbot.telegram import callbacks
 from tests.harness import BotHarness
 
@@ -397,3 +404,15 @@ async def test_the_running_bot_orders_an_etn_under_its_q(bot: BotHarness) -> Non
     broker = (await bot.runtime.accounts.for_user(ALICE["id"])).broker
     assert isinstance(broker, DomesticBroker)
     assert broker.is_etn(etn) and not broker.is_etn("005930")
+
+
+async def test_an_etn_is_not_watched_by_an_alert_or_a_stop(bot: BotHarness) -> None:
+    """KIS streams an ETN's trades under Q + code; the feed subscribes and polls the directory's code, which for an
+    ETN lies in the ELWs' code space: an alert or a stop would watch another instrument. Both are refused, with
+    nothing set."""
+    etn = "580011"
+    bot.sim.upsert_listing({"code": etn, "name": "테스트 ETN", "market": "KOSPI", "kind": "N", "base_price": 9870})
+    (alert,) = await bot.say(ALICE, f"/alert {etn} 이상 10,500")
+    (stop,) = await bot.say(ALICE, f"/stop {etn} 1 9,000원")
+    assert "ETN" in alert["text"] and "ETN" in stop["text"], (alert["text"], stop["text"])
+    assert await rows(bot, AlertRow) == [] and await rows(bot, ConditionalOrderRow) == []

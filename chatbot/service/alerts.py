@@ -18,6 +18,7 @@ from chatbot.alerts.repository import AlertRepository
 from chatbot.kis import protocol as p
 from chatbot.kis.realtime import SubscriptionLimitError
 from chatbot.markets.money import Money, price_units
+from chatbot.markets.symbols import Symbol
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, parse_limit_price
@@ -31,6 +32,14 @@ REPEAT_WORDS = frozenset({"repeat", "반복", "repeating"})
 _PERCENT = re.compile(r"^([+-])([0-9]{1,2}(?:\.[0-9]{1,2})?)%$")
 _ALERT_ID = re.compile(r"^[0-9]{1,9}$")
 MAX_PERCENT = Decimal(30)  # the daily limit: a larger move cannot happen today
+
+
+def refuse_unwatchable(symbol: Symbol) -> None:
+    """What the feed cannot watch is refused before anything is set. An ETN: KIS streams and quotes it as Q + code
+    (KIS_API.md §5.1), and the feed subscribes and polls the directory's code, whose bare six characters lie in
+    the ELWs' code space: an alert or stop on one would watch another instrument's price."""
+    if symbol.is_etn:
+        raise UserError("etn_not_watched", name=symbol.name_ko or symbol.code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,7 @@ class AlertService:
         else:
             raise UserError("usage_alert")
         symbol = self.market.resolve(" ".join(symbol_words))
+        refuse_unwatchable(symbol)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             quote = await account.client.quote(p.quotation_code(symbol.code, symbol.is_etn))

@@ -61,6 +61,7 @@ from chatbot.kis.protocol import KST
 from chatbot.market_hours import MarketCalendar, Phase
 from chatbot.markets.money import Money, whole_units
 from chatbot.service.accounts import AccountProvider, UserAccount
+from chatbot.service.alerts import refuse_unwatchable
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
 from chatbot.service.errors import UserError, kis_errors, off_tick
 from chatbot.service.inputs import (
@@ -271,6 +272,7 @@ class ConditionalOrders:
         self._check_real_allowed()
         self.market.check_maintenance()
         symbol = self.market.resolve(request.symbol_text)
+        refuse_unwatchable(symbol)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             quote = await account.broker.quote(symbol.code, kind=symbol.kind)

@@ -368,6 +368,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                              "en": "{percent}% is too tight: it would fire now. Use a larger percentage."},
     "cond_implausible": {"ko": "{price}은(는) 현재가에서 너무 멉니다 ({low}~{high} 사이로 정하세요).",
                          "en": "{price} is too far from the price now (keep it within {low}–{high})."},
+    "etn_not_watched": {"ko": "{name}은(는) ETN이라 아직 가격 알림과 조건주문을 걸 수 없습니다 (KIS는 ETN 시세를 "
+                              "다른 코드로 보냅니다). 아무것도 설정하지 않았습니다. 주문은 /buy, /sell 로 할 수 있습니다.",
+                        "en": "{name} is an ETN: price alerts and conditional orders cannot watch ETNs yet (KIS "
+                              "streams their prices under another code). Nothing was set. /buy and /sell work."},
     "cond_would_fire_now": {"ko": "현재가 {price}이(가) 이미 발동가 {trigger}에 닿아 있어 걸자마자 발동됩니다. "
                                   "조건주문을 걸지 않았습니다. 지금 팔려면 /sell 을 쓰세요.",
                             "en": "The price now ({price}) is already at or past the trigger {trigger}: it would "
