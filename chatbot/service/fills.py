@@ -180,13 +180,19 @@ class FillWatcher:
     async def catch_up(self, user_id: int) -> None:
         """After the user's notice connection came back, the bot started again or a replica took the user's
         session over: what filled meanwhile (the day's orders against the journal), journalled and pushed once
-        (:func:`catch_up_fills`); retried while KIS or the database fails."""
-        pause = 1.0
-        for _ in range(6):
+        (:func:`catch_up_fills`); retried while KIS or the database fails, for as long as this watcher listens
+        to the user (a fill made while nobody listened is told by nothing else: six tries, a minute, left it
+        untold through a longer outage)."""
+        pause = min(1.0, self.max_pause)
+        while True:
             try:
                 pushed = await catch_up_fills(self.db, self.accounts, self.users, user_id, self.wake_sender,
                                               hold=self._holding)
             except _CATCH_UP_RETRYABLE as exc:
+                if user_id not in self._clients:  # logged out, stopped, or the session went to another replica
+                    log.warning("fill catch-up abandoned: the user is no longer watched here",
+                                extra={"user_id": user_id, "error": type(exc).__name__})
+                    return
                 log.warning("fill catch-up after a reconnect failed; retrying",
                             extra={"user_id": user_id, "error": type(exc).__name__, "pause_s": pause})
                 await asyncio.sleep(pause)
