@@ -13,10 +13,12 @@ from sqlmodel import select
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisServerError, KisTransportError
+from chatbot.kis.realtime import RealtimeClient
 from chatbot.kis.us_broker import UsBroker
 from chatbot.service.fill_catchup import catch_up_fills
 from chatbot.storage.tables import OrderJournalRow, OutboxRow
 from tests.harness import BotHarness, confirm
+from tests.test_order_review import wait_for
 
 ALICE = BotApiEmulator.user(9401, "ko")
 CODE = "005930"
@@ -126,3 +128,37 @@ async def test_the_catch_up_keeps_trying_while_kis_fails(bot: BotHarness, monkey
     finally:
         account.broker.executions = listing  # type: ignore[method-assign]
     assert failing == 0 and await _told(bot) == {"KRW": 3, "USD": 2}
+
+
+async def test_a_failed_fill_notice_subscription_is_made_again(
+        bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subscribing to Alice's fill notices failed once (no approval key issued, or KIS slow to acknowledge): she
+    was left counted as watched without a subscription, every later watch returned at once, and her fills went
+    untold. The subscription is undone and made again; her fill is then told."""
+    runtime = bot.runtime
+    assert runtime is not None
+    fills = runtime.fills
+    fills.max_pause = 0.0
+    subscribe, failures = RealtimeClient.subscribe, [KisTransportError("approval key not issued")]
+
+    async def failing_once(self: RealtimeClient, tr_id: str, tr_key: str) -> None:
+        if tr_id == fills.notice_tr and failures:
+            raise failures.pop()
+        await subscribe(self, tr_id, tr_key)
+
+    monkeypatch.setattr(RealtimeClient, "subscribe", failing_once)
+    state = bot.sim.market.get(CODE)
+    assert state is not None
+    limit = p.round_down_to_tick(state.limits[0] + 2 * p.tick_size(state.price))
+    assert "주문 접수" in (await confirm(bot, ALICE, f"/buy {CODE} 3 {limit}"))["text"]
+    assert not failures
+
+    def listening() -> bool:
+        client = fills._clients.get(ALICE["id"])
+        return client is not None and any(key[0] == fills.notice_tr for key in client.subscriptions)
+
+    await wait_for(listening, 60)  # a deadline, not a measure
+    recorded = fills.recorded
+    bot.sim.set_price(CODE, limit - p.tick_size(limit))
+    await wait_for(lambda: fills.recorded > recorded, 60)
+    assert await _told(bot) == {"KRW": 3}
