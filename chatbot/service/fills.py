@@ -28,7 +28,7 @@ from chatbot.broker import Execution, Fill
 from chatbot.kis.errors import KisError
 from chatbot.kis.frames import ExecutionNotice
 from chatbot.kis.overseas import nearest_kst
-from chatbot.kis.protocol import KST, order_no_key
+from chatbot.kis.protocol import KST, listed_code, order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient, Reconnected
 from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
@@ -501,7 +501,8 @@ class FillWatcher:
                                    price_units(notice.price.amount, notice.price.currency), notice.time,
                                    currency=notice.price.currency.value)
         else:
-            refused = OrderRefused(language, order_no, notice.code, notice.name or notice.code, notice.side.value,
+            code = listed_code(notice.code)
+            refused = OrderRefused(language, order_no, code, notice.name or code, notice.side.value,
                                    notice.order_quantity or notice.quantity, notice.order_price or notice.price,
                                    notice.time)
         # RCTF_CLS (domestic and US notices alike) says what was refused: a revision or cancellation only when it
@@ -605,11 +606,13 @@ def _market(notice: ExecutionNotice | Fill) -> str:
 
 
 def _stock(notice: ExecutionNotice | Fill) -> tuple[str, str]:
-    """The (code, side) of a notice's order, as the journal writes them."""
-    return (notice.symbol if isinstance(notice, Fill) else notice.code), notice.side.value
+    """The (code, side) of a notice's order, as the journal writes them (an ETN's code without the Q KIS names
+    its orders by: with it, an ETN order's fill coming before the order's number found no order waiting for
+    one, and was told as an order placed elsewhere, journalled nowhere, then told again from KIS's list)."""
+    return (notice.symbol if isinstance(notice, Fill) else listed_code(notice.code)), notice.side.value
 
 
 def order_filled(notice: ExecutionNotice, language: str) -> OrderFilled:
     """The notice a user gets of one execution KIS reported."""
-    return OrderFilled(language, notice.order_no, notice.code, notice.name, notice.side.value, notice.quantity,
-                       notice.price, notice.time)
+    return OrderFilled(language, notice.order_no, listed_code(notice.code), notice.name, notice.side.value,
+                       notice.quantity, notice.price, notice.time)
