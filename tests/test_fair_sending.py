@@ -13,7 +13,7 @@ import pytest
 
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.telegram.i18n import t
-from chatbot.telegram.pacing import ChatPacedRateLimiter, FairLimiter
+from chatbot.telegram.pacing import URGENT, ChatPacedRateLimiter, FairLimiter
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(6101, "ko")
@@ -77,6 +77,40 @@ async def test_bot_api_requests_on_the_wire_are_bounded_and_the_long_poll_is_not
     release.set()
     assert await asyncio.gather(*sends, poll) == [True] * 6
     assert on_wire == ["1", "2", "getUpdates", "3", "4", "5"]
+
+
+async def test_an_urgent_request_takes_the_next_slot_on_the_wire() -> None:
+    """The wire is full and sends wait for a slot: the urgent notice takes the next free one, ahead of the sends
+    the flood limits let go before it (a plain semaphore kept it behind all of them)."""
+    limiter = ChatPacedRateLimiter(0.0, overall_max_rate=0, max_in_flight=2)
+    on_wire: list[str] = []
+    replies = {chat: asyncio.Event() for chat in range(1, 7)}
+
+    async def post(endpoint: str, data: dict[str, Any]) -> bool:
+        on_wire.append(str(data["chat_id"]))
+        await replies[data["chat_id"]].wait()
+        return True
+
+    async def send(chat: int, urgent: bool = False) -> Any:
+        data = {"chat_id": chat}
+        return await limiter.process_request(post, ("sendMessage", data), {}, "sendMessage", data,
+                                             URGENT if urgent else None)
+
+    sends = [asyncio.create_task(send(chat)) for chat in (1, 2, 3, 4, 5)]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    notice = asyncio.create_task(send(6, urgent=True))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert on_wire == ["1", "2"]
+    replies[1].set()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert on_wire == ["1", "2", "6"]
+    for reply in replies.values():
+        reply.set()
+    assert await asyncio.gather(*sends, notice) == [True] * 6
+    assert on_wire == ["1", "2", "6", "3", "4", "5"]
 
 
 @pytest.fixture

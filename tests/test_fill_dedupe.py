@@ -22,7 +22,9 @@ from sqlmodel import col, select
 from chatbot.config import KisSettings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
+from chatbot.kis.frames import FillNotice
 from chatbot.service.fill_catchup import catch_up_fills
+from chatbot.service.fills import _stock, order_filled
 from chatbot.service.journal import LISTED, NOTICE, filled_so_far
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow, OutboxRow
@@ -358,3 +360,15 @@ async def test_a_notice_counted_while_the_catch_up_reads_leaves_the_lost_fill_to
     await notices_handled(bot, before, 1)
     row, filled = await journalled(bot, order_no)
     assert quantities(await fill_pushes(bot)) == [1, 1] and filled == 2 and row.status == "partially_filled"
+
+
+def test_an_etn_notice_names_its_order_as_the_journal_does() -> None:
+    """KIS names an ETN's orders Q + code (its notices too); the journal writes the directory's six characters.
+    A notice's stock is matched against orders still waiting for their number: with the Q, an ETN market order's
+    fill found none, was told as an order placed elsewhere (journalled nowhere) and again from KIS's list."""
+    fields = list(p.NOTICE_FIELDS)
+    values = [""] * len(fields)
+    values[fields.index("STCK_SHRN_ISCD")], values[fields.index("SELN_BYOV_CLS")] = "Q520001", "02"
+    notice = FillNotice(values)
+    assert _stock(notice) == ("520001", "buy")
+    assert order_filled(notice, "en").code == "520001"

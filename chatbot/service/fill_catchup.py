@@ -45,6 +45,7 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
                          hold: Callable[[Sequence[int]], AbstractAsyncContextManager[None]] | None = None) -> int:
     """Journal and push the fills of ``user_id``'s open orders and revisions (last day, KRX and US) that KIS lists
     and the journal lacks; returns how many were pushed. Called after the user's fill feed is listening again.
+    A failed look at KIS's US orders is raised after the domestic rows are counted (the caller tries again).
 
     ``hold``: keeps the live notices of the given journal rows from being counted from KIS's list being read to
     the catch-up's writes (the fill watcher's per-order turns). A notice's fill counted in between would be in the
@@ -61,9 +62,11 @@ async def catch_up_fills(db: Database, accounts: AccountProvider, users: Users, 
     language = await users.language(user_id)
     account = await accounts.for_user(user_id)
     async with (hold or _no_hold)([r.id for r in rows if r.id is not None]):
-        pushed = await _count_listed(db, account, rows, user_id, language)
+        pushed, us_failure = await _count_listed(db, account, rows, user_id, language)
     if pushed:
         wake_sender()
+    if us_failure is not None:  # the domestic rows are counted; the US ones wait for the caller's next try
+        raise us_failure
     return pushed
 
 
@@ -73,9 +76,12 @@ async def _no_hold(_journal_ids: Sequence[int]) -> AsyncIterator[None]:
 
 
 async def _count_listed(db: Database, account: UserAccount, rows: Sequence[OrderJournalRow], user_id: int,
-                        language: str) -> int:
-    """What KIS's list (read now) has of ``rows`` beyond the journal, journalled and queued; how many pushes."""
-    listed = await _listed(account, rows, us_may_fail=True)
+                        language: str) -> tuple[int, KisError | None]:
+    """What KIS's list (read now) has of ``rows`` beyond the journal, journalled and queued; how many pushes, and
+    why the US rows were left out (KIS's US orders unavailable), if they were: a US fill made while nobody
+    listened is told only by a catch-up, so the caller tries again (a try counts only what is still missing)."""
+    failures: list[KisError] = []
+    listed = await _listed(account, rows, us_failures=failures)
     pushed = 0
     for row in rows:
         execution = _listed_row(listed, row)
@@ -101,7 +107,7 @@ async def _count_listed(db: Database, account: UserAccount, rows: Sequence[Order
                             quantity, price, execution.time, currency=entry.currency))])
         log.info("fill made while no replica listened journalled and pushed",
                  extra={"journal_id": row.id, "order_no": execution.order_no, "quantity": quantity})
-    return pushed
+    return pushed, (failures[0] if failures else None)
 
 
 Listing = dict[tuple[str, dt.date, str], Execution]
@@ -110,13 +116,15 @@ Listing = dict[tuple[str, dt.date, str], Execution]
 async def listed_now(account: UserAccount, row: OrderJournalRow) -> Execution | None:
     """The journal ``row``'s order as KIS lists it now (its cumulative filled quantity), None when KIS's list of
     the day's orders does not show it. A failed look raises (:class:`KisError`), whichever the market."""
-    return _listed_row(await _listed(account, [row], us_may_fail=False), row)
+    return _listed_row(await _listed(account, [row]), row)
 
 
-async def _listed(account: UserAccount, rows: Sequence[OrderJournalRow], *, us_may_fail: bool) -> Listing:
+async def _listed(account: UserAccount, rows: Sequence[OrderJournalRow], *,
+                  us_failures: list[KisError] | None = None) -> Listing:
     """KIS's list of the days ``rows`` were sent on, each market's from its own broker. KIS numbers domestic and
     US orders in books of their own, and anew each day: a number is an order's together with its market and the
-    day it is filed under. With ``us_may_fail`` a failed US look leaves the US rows out (logged)."""
+    day it is filed under. With ``us_failures`` a failed US look leaves the US rows out (logged) and is added
+    there: the domestic rows are not held up by it."""
     listed: Listing = {}
     for market in sorted({r.market for r in rows}):
         # US: the account's US orders (KIS files them under the New York date: executions(day) covers a KST day)
@@ -127,9 +135,10 @@ async def _listed(account: UserAccount, rows: Sequence[OrderJournalRow], *, us_m
                     filed = listed_row.date if market != "US" else dt.date.min
                     listed[(market, filed, order_no_key(listed_row.order_no))] = listed_row
         except KisError as exc:
-            if market != "US" or not us_may_fail:
+            if market != "US" or us_failures is None:
                 raise
             log.warning("US fill catch-up: KIS's US orders unavailable", extra={"error": type(exc).__name__})
+            us_failures.append(exc)
     return listed
 
 

@@ -28,7 +28,7 @@ from chatbot.broker import Execution, Fill
 from chatbot.kis.errors import KisError
 from chatbot.kis.frames import ExecutionNotice
 from chatbot.kis.overseas import nearest_kst
-from chatbot.kis.protocol import KST, order_no_key
+from chatbot.kis.protocol import KST, listed_code, order_no_key
 from chatbot.kis.realtime import Event, RealtimeClient, Reconnected
 from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
@@ -53,6 +53,7 @@ from chatbot.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 MAX_WATCHERS = 1_000
+WATCH_TRIES = 10  # subscriptions to a user's fill notices tried again after one failed (backing off to max_pause)
 CHANGES = ("revise", "cancel")  # journal actions that change an order already working
 # How long a fill notice waits for an order of its stock still being sent or looked for (no number yet) before it
 # is pushed as one of an order placed elsewhere.
@@ -123,28 +124,66 @@ class FillWatcher:
         self.us_notice_tr: str | None = None  # H0GSCNI0 (paper H0GSCNI9): US fills on the same connection
         self.us_names: Callable[[str], str | None] | None = None  # a US ticker's Korean name (the directory)
         self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(KST)
+        self._stopped = False  # (a subscription tried again after stop() opens no session)
 
     async def watch(self, user_id: int, chat_id: int) -> None:
+        if await self._watch(user_id, chat_id) is False:
+            self._spawn(self._watch_again(user_id, chat_id), f"fill-watch-again-{user_id}")
+
+    async def _watch(self, user_id: int, chat_id: int) -> bool | None:
+        """Listen to the user's fill notices: True when listening, False when the subscription failed (undone:
+        the user is not counted as watched), None when there is nothing to do here."""
         async with self._lock:
-            if user_id in self._clients or len(self._clients) >= MAX_WATCHERS:
-                return
+            if self._stopped or user_id in self._clients or len(self._clients) >= MAX_WATCHERS:
+                return None
             if (notice_key := await self.accounts.notice_key(user_id)) is None:
-                return  # KIS keys fill notices by HTS id; without one, fills come from the daily executions
+                return None  # KIS keys fill notices by HTS id; without one, fills come from the daily executions
             if self.claim is not None and not await self.claim(user_id):
                 self.elsewhere.add(user_id)
-                return  # another replica owns this user's session
+                return None  # another replica owns this user's session
             self.elsewhere.discard(user_id)
             account = await self.accounts.for_user(user_id)
             language = await self.users.language(user_id)
             client = await self.sessions.session(user_id, account.client.approval_key)
-            client.add_listener(lambda event: self._on_event(user_id, chat_id, language, event))
+            stop_listening = client.add_listener(lambda event: self._on_event(user_id, chat_id, language, event))
             self._clients[user_id] = client
+        subscribed: list[str] = []
         try:
-            await client.subscribe(self.notice_tr, notice_key)
-            if self.us_notice_tr is not None:
-                await client.subscribe(self.us_notice_tr, notice_key)
-        except Exception as exc:  # noqa: BLE001 -- fill notices are best effort; daily executions still report fills
+            for tr_id in (self.notice_tr, *((self.us_notice_tr,) if self.us_notice_tr is not None else ())):
+                await client.subscribe(tr_id, notice_key)
+                subscribed.append(tr_id)
+        except Exception as exc:  # noqa: BLE001 -- tried again (_watch_again); the daily executions still report fills
+            # Undone: a user left counted as watched without a subscription was never subscribed again (every
+            # later watch returned at once), and each fill of theirs went untold until a restart.
             log.warning("fill notices unavailable for a user", extra={"user_id": user_id, "error": type(exc).__name__})
+            async with self._lock:
+                if self._clients.get(user_id) is client:
+                    del self._clients[user_id]
+                stop_listening()
+            for tr_id in subscribed:
+                with contextlib.suppress(Exception):
+                    await client.unsubscribe(tr_id, notice_key)
+            return False
+        return True
+
+    async def _watch_again(self, user_id: int, chat_id: int) -> None:
+        """Subscribe again, backing off, after a failed subscription (KIS slow to acknowledge, an approval key
+        not issued); once listening, what filled meanwhile is caught up. A few tries: the user's next order
+        (and, with replicas, the next pass) watches again too."""
+        pause = min(1.0, self.max_pause)
+        for _ in range(WATCH_TRIES):
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, self.max_pause)
+            try:
+                watching = await self._watch(user_id, chat_id)
+            except _CATCH_UP_RETRYABLE as exc:
+                log.warning("fill notices: watching again failed", extra={"user_id": user_id,
+                                                                          "error": type(exc).__name__})
+                continue
+            if watching is not False:
+                if watching:
+                    await self.catch_up(user_id)
+                return
 
     async def resume_recent(self) -> None:
         """At start-up: watch users who placed an order in the last day, and catch up (in the background) what
@@ -180,13 +219,19 @@ class FillWatcher:
     async def catch_up(self, user_id: int) -> None:
         """After the user's notice connection came back, the bot started again or a replica took the user's
         session over: what filled meanwhile (the day's orders against the journal), journalled and pushed once
-        (:func:`catch_up_fills`); retried while KIS or the database fails."""
-        pause = 1.0
-        for _ in range(6):
+        (:func:`catch_up_fills`); retried while KIS or the database fails, for as long as this watcher listens
+        to the user (a fill made while nobody listened is told by nothing else: six tries, a minute, left it
+        untold through a longer outage)."""
+        pause = min(1.0, self.max_pause)
+        while True:
             try:
                 pushed = await catch_up_fills(self.db, self.accounts, self.users, user_id, self.wake_sender,
                                               hold=self._holding)
             except _CATCH_UP_RETRYABLE as exc:
+                if user_id not in self._clients:  # logged out, stopped, or the session went to another replica
+                    log.warning("fill catch-up abandoned: the user is no longer watched here",
+                                extra={"user_id": user_id, "error": type(exc).__name__})
+                    return
                 log.warning("fill catch-up after a reconnect failed; retrying",
                             extra={"user_id": user_id, "error": type(exc).__name__, "pause_s": pause})
                 await asyncio.sleep(pause)
@@ -456,7 +501,8 @@ class FillWatcher:
                                    price_units(notice.price.amount, notice.price.currency), notice.time,
                                    currency=notice.price.currency.value)
         else:
-            refused = OrderRefused(language, order_no, notice.code, notice.name or notice.code, notice.side.value,
+            code = listed_code(notice.code)
+            refused = OrderRefused(language, order_no, code, notice.name or code, notice.side.value,
                                    notice.order_quantity or notice.quantity, notice.order_price or notice.price,
                                    notice.time)
         # RCTF_CLS (domestic and US notices alike) says what was refused: a revision or cancellation only when it
@@ -527,6 +573,7 @@ class FillWatcher:
         return sum(client.reconnects for client in self._clients.values())
 
     async def stop(self) -> None:
+        self._stopped = True
         for user_id in self._clients:
             await self.sessions.close(user_id)
         self._clients.clear()
@@ -559,11 +606,13 @@ def _market(notice: ExecutionNotice | Fill) -> str:
 
 
 def _stock(notice: ExecutionNotice | Fill) -> tuple[str, str]:
-    """The (code, side) of a notice's order, as the journal writes them."""
-    return (notice.symbol if isinstance(notice, Fill) else notice.code), notice.side.value
+    """The (code, side) of a notice's order, as the journal writes them (an ETN's code without the Q KIS names
+    its orders by: with it, an ETN order's fill coming before the order's number found no order waiting for
+    one, and was told as an order placed elsewhere, journalled nowhere, then told again from KIS's list)."""
+    return (notice.symbol if isinstance(notice, Fill) else listed_code(notice.code)), notice.side.value
 
 
 def order_filled(notice: ExecutionNotice, language: str) -> OrderFilled:
     """The notice a user gets of one execution KIS reported."""
-    return OrderFilled(language, notice.order_no, notice.code, notice.name, notice.side.value, notice.quantity,
-                       notice.price, notice.time)
+    return OrderFilled(language, notice.order_no, listed_code(notice.code), notice.name, notice.side.value,
+                       notice.quantity, notice.price, notice.time)

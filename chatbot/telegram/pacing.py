@@ -23,7 +23,7 @@ import contextlib
 import contextvars
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -154,11 +154,50 @@ class FairLimiter:
                 self._turns.remove(chat)
 
 
+class InFlightSlots:
+    """At most ``size`` requests on the wire; a request waiting for a slot gets the next one free, an urgent
+    request before the others (a plain semaphore queued it behind every send the flood limits had let go
+    before it: when the wire is slow, a backlog of a second or more, and the "you are queued" notice is late
+    by all of it)."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._others: deque[asyncio.Future[None]] = deque()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, urgent: bool) -> AsyncIterator[None]:
+        if self._free > 0 and not self._urgent and not self._others:
+            self._free -= 1
+        else:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            (self._urgent if urgent else self._others).append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():  # handed a slot as it was cancelled: the next one's
+                    self._release()
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for waiting in (self._urgent, self._others):
+            while waiting:
+                turn = waiting.popleft()
+                if not turn.done():  # (a cancelled waiter's turn is done: skipped)
+                    turn.set_result(None)
+                    return
+        self._free += 1
+
+
 class ChatPacedRateLimiter(AIORateLimiter):
     def __init__(self, per_chat_interval: float = 1.0, *, overall_max_rate: float = 30.0,
                  max_in_flight: int = MAX_IN_FLIGHT, **kwargs: Any) -> None:
         super().__init__(overall_max_rate=overall_max_rate, **kwargs)
-        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._in_flight = InFlightSlots(max_in_flight)
         if self._base_limiter is not None:  # AIORateLimiter enters it for every request with a chat_id
             self._base_limiter = FairLimiter(overall_max_rate)  # type: ignore[assignment]
         self.per_chat_interval = per_chat_interval
@@ -187,7 +226,7 @@ class ChatPacedRateLimiter(AIORateLimiter):
             if self.per_chat_interval > 0 and endpoint in PACED_ENDPOINTS and chat > 0:
                 await self._pace(chat)  # private chats; groups are paced by AIORateLimiter
             if endpoint != LONG_POLL:  # innermost: a slot is taken once the flood limits let the request go
-                args, callback = (callback, *args), self._send_in_turn
+                args, callback = (callback, urgent, *args), self._send_in_turn
             result = await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
         except Forbidden:
             if chat:
@@ -201,8 +240,9 @@ class ChatPacedRateLimiter(AIORateLimiter):
                 self._prune_delivered()
         return result
 
-    async def _send_in_turn(self, send: Callable[..., Coroutine[Any, Any, Any]], *args: Any, **kwargs: Any) -> Any:
-        async with self._in_flight:
+    async def _send_in_turn(self, send: Callable[..., Coroutine[Any, Any, Any]], urgent: bool, *args: Any,
+                            **kwargs: Any) -> Any:
+        async with self._in_flight.slot(urgent):
             return await send(*args, **kwargs)
 
     async def _pace(self, chat: int) -> None:
