@@ -53,7 +53,12 @@ def kis_errors() -> Iterator[None]:
 
 
 def is_transient_lock(exc: BaseException) -> bool:
-    """A database lock held elsewhere past the writers' patience: a front end retries, never shows it."""
-    from chatbot.storage.db import is_transient_lock as locked  # lazy: this module stays light
+    """The database busy, not broken: a lock held elsewhere past the writers' patience, or every pooled
+    connection in use past the pool's timeout (SQLAlchemy's ``TimeoutError``: PostgreSQL's bounded pool
+    under a burst). Nothing was done by the statement that met it: a front end handles the update again,
+    and if it stays busy asks the user to send it again ("nothing changed"), never "it failed"."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout  # lazy: this module stays light
 
-    return locked(exc)
+    from chatbot.storage.db import is_transient_lock as locked
+
+    return locked(exc) or isinstance(exc, PoolTimeout)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event, inspect
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.util import greenlet_spawn
@@ -34,6 +34,16 @@ SQLITE_LOCK_PATIENCE = 30.0
 # bot's own reads and writes), and a session then waited for a connection.
 PG_POOL_SIZE = 10
 PG_POOL_OVERFLOW = 20
+# SQLite (a file): connections kept for reuse, and no limit beyond them. A SQLite connection is a thread of
+# aiosqlite's in this process, not a server's slot: there is nothing a limit protects (writers queue on the
+# bot's write lock, readers share the WAL), and the bot's own concurrency bounds how many are open (256
+# updates at once, plus its background loops). With SQLAlchemy's default (5 + 10, waiting 30 s for one) a
+# reader failed with "QueuePool limit of size 5 overflow 10 reached" whenever 15 sessions were checked out:
+# each holds its connection across several turns of the event loop (a round trip to the driver's thread
+# per call, the task then waiting its turn), so on a machine giving the bot a fraction of a core every
+# session is held seconds, and the 10-minute soak lost 89 updates to it. Kept: those a burst opened, up
+# to this many (opening one costs a thread and its pragmas' round trips); one past it is closed on return.
+SQLITE_POOL_SIZE = 32
 # SQLite: the WAL is started over once it holds this many frames (32 MB of 4 KB pages; Database._checkpoint_loop).
 WAL_RESTART_FRAMES = 8_192
 T = TypeVar("T")
@@ -65,7 +75,7 @@ class Database:
         self.is_sqlite = u.get_backend_name() == "sqlite"
         if self.is_sqlite and u.database and u.database != ":memory:":
             _create_private(Path(u.database).expanduser())
-        pool = {} if self.is_sqlite else {"pool_size": PG_POOL_SIZE, "max_overflow": PG_POOL_OVERFLOW}
+        pool = _pool_arguments(u)
         self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, pool_pre_ping=not self.is_sqlite, **pool)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -331,6 +341,17 @@ class Database:
                 async with self.engine.connect() as conn:
                     await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         await self.engine.dispose()
+
+
+def _pool_arguments(url: URL) -> dict[str, int]:
+    """The pool's size for ``url``: PostgreSQL bounded (a server's connections are shared with every
+    replica), a SQLite file never making a session wait (SQLITE_POOL_SIZE); in-memory SQLite keeps
+    SQLAlchemy's single shared connection."""
+    if url.get_backend_name() != "sqlite":
+        return {"pool_size": PG_POOL_SIZE, "max_overflow": PG_POOL_OVERFLOW}
+    if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
+        return {}
+    return {"pool_size": SQLITE_POOL_SIZE, "max_overflow": -1}
 
 
 def _create_private(path: Path) -> None:
