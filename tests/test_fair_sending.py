@@ -181,3 +181,24 @@ async def test_a_waiting_user_is_told_once_per_wait(bot: BotHarness, monkeypatch
     release.set()
     await wait_until(lambda: bot.count_messages(BOB["id"], "Samsung") == 3)
     assert processor.notices_sent == 2 and bot.count_messages(BOB["id"], t("queued", "en")) == 1
+
+
+async def test_a_request_that_may_have_reached_telegram_is_not_sent_again() -> None:
+    """Only a request that never left is sent again (its connection not made in time); one that timed out reading
+    the reply may have been delivered: sending it again could double a message, so its TimedOut is raised."""
+    import httpx
+    from telegram.error import TimedOut
+
+    from chatbot.telegram.pacing import ChatPacedRateLimiter
+
+    limiter = ChatPacedRateLimiter(per_chat_interval=0)
+    calls = 0
+
+    async def send() -> None:
+        nonlocal calls
+        calls += 1
+        raise TimedOut() from httpx.ReadTimeout("no reply in time")
+
+    with pytest.raises(TimedOut):
+        await limiter._send_in_turn(send, False)
+    assert calls == 1

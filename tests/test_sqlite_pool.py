@@ -126,13 +126,10 @@ async def test_an_update_that_found_no_connection_is_handled_again_then_asked_to
         await bot.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "chatbot/telegram (app.py's request set-up or pacing.py's ChatPacedRateLimiter, another helper's): a send "
-    "whose connection was never made (TimedOut caused by httpx.ConnectTimeout/PoolTimeout: nothing reached "
-    "Telegram, so sending again cannot double it) is not sent again; the reply is lost and on_error's own "
-    "'could not process' send meets the same timeout (the 10-minute soak on a loaded machine: 53 sends "
-    "failed so, every one a ConnectTimeout to the loopback Bot API)"))
 async def test_a_reply_whose_connection_timed_out_is_sent_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A send whose connection was never made (TimedOut from httpx.ConnectTimeout: nothing reached Telegram) is
+    sent again: the reply was lost, and on_error's own "could not process" met the same timeout (the 10-minute
+    soak on a loaded machine: 53 sends failed so, each a ConnectTimeout to the loopback Bot API)."""
     import httpx
     from telegram.error import TimedOut
     from telegram.request import HTTPXRequest

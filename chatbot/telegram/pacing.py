@@ -21,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
-from telegram.error import Forbidden
+import httpx
+from telegram.error import Forbidden, TimedOut
 from telegram.ext import AIORateLimiter
 
 PACED_ENDPOINTS = frozenset({"sendMessage", "editMessageText", "sendPhoto", "editMessageReplyMarkup",
@@ -36,6 +38,10 @@ URGENT = "urgent"  # rate_limit_args for a request that goes ahead of the chats'
 MAX_TRACKED_CHATS = 10_000
 MAX_IN_FLIGHT = 12  # Bot API requests on the wire at once (see the module docstring); the pool's size
 LONG_POLL = "getUpdates"  # held open for seconds on its own connections: never counted in flight
+# A request whose connection was not made in time (PTB raises TimedOut from these) never reached Telegram.
+NEVER_SENT = (httpx.ConnectTimeout, httpx.PoolTimeout)
+UNSENT_PAUSES = (0.5, 1.0, 2.0)  # seconds before each new attempt at a request that never left
+log = logging.getLogger(__name__)
 
 # The chat (0: none) and urgency of the request being sent: read by the overall limiter, which
 # AIORateLimiter enters as a plain ``async with`` without arguments.
@@ -242,8 +248,19 @@ class ChatPacedRateLimiter(AIORateLimiter):
 
     async def _send_in_turn(self, send: Callable[..., Coroutine[Any, Any, Any]], urgent: bool, *args: Any,
                             **kwargs: Any) -> Any:
-        async with self._in_flight.slot(urgent):
-            return await send(*args, **kwargs)
+        """Send in a slot on the wire; a request that never left (its connection not made in time: nothing reached
+        Telegram, so sending it again cannot double a message) is sent again, a few times, pausing between."""
+        for pause in (*UNSENT_PAUSES, None):
+            try:
+                async with self._in_flight.slot(urgent):
+                    return await send(*args, **kwargs)
+            except TimedOut as exc:
+                if pause is None or not isinstance(exc.__cause__, NEVER_SENT):
+                    raise
+                log.warning("a Bot API request never left (no connection in time); sending it again",
+                            extra={"error": type(exc.__cause__).__name__, "pause_s": pause})
+            await asyncio.sleep(pause)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     async def _pace(self, chat: int) -> None:
         lock = self._locks.setdefault(chat, asyncio.Lock())
