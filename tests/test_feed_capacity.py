@@ -157,6 +157,17 @@ async def cross(rig: Rig, code: str) -> None:
     rig.sim.set_price(code, price + 5 * p.tick_size(price))
 
 
+async def add_aapl_alert(db: Database) -> None:
+    """User 200's alert on AAPL (DNASAAPL) above $200."""
+    now = utcnow()
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(AlertRow), [{
+            "owner_id": 200, "chat_id": 200, "language": "en", "code": "DNASAAPL", "name": "AAPL",
+            "direction": "above", "threshold": Decimal(200), "reference_price": Decimal("190.25"), "currency": "USD",
+            "percent": None, "repeat": False, "cooldown_seconds": 600, "status": "armed", "fired_count": 0,
+            "created_at": now, "updated_at": now}])
+
+
 # -- the plan itself ---------------------------------------------------------------------------------------------
 def test_plan_rules() -> None:
     demand = {"A": frozenset({1}), "B": frozenset({1, 2}), "C": frozenset({3}), "D": frozenset({1, 3})}
@@ -211,13 +222,7 @@ async def test_a_us_symbol_past_every_slot_is_polled_with_the_domestic_ones_on_o
     symbols = codes(sim, SLOTS + 2)
     await add_alerts(db, [(100 + i % 7, code) for i, code in enumerate(symbols)], sim)
     sim.set_us_price("AAPL", Decimal("190.25"))
-    now = utcnow()
-    async with db.engine.begin() as conn:
-        await conn.execute(insert(AlertRow), [{
-            "owner_id": 200, "chat_id": 200, "language": "en", "code": "DNASAAPL", "name": "AAPL",
-            "direction": "above", "threshold": Decimal(200), "reference_price": Decimal("190.25"), "currency": "USD",
-            "percent": None, "repeat": False, "cooldown_seconds": 600, "status": "armed", "fired_count": 0,
-            "created_at": now, "updated_at": now}])
+    await add_aapl_alert(db)
     rig = rigs(1)
     await rig.engine.start()
     capacity = rig.planner.capacity()
@@ -365,13 +370,7 @@ async def test_where_the_server_streams_no_us_market_data_a_us_symbol_is_polled(
     (domestic,) = codes(sim, 1)
     await add_alerts(db, [(100, domestic)], sim)
     sim.set_us_price("AAPL", Decimal("190.25"))
-    now = utcnow()
-    async with db.engine.begin() as conn:
-        await conn.execute(insert(AlertRow), [{
-            "owner_id": 200, "chat_id": 200, "language": "en", "code": "DNASAAPL", "name": "AAPL",
-            "direction": "above", "threshold": Decimal(200), "reference_price": Decimal("190.25"), "currency": "USD",
-            "percent": None, "repeat": False, "cooldown_seconds": 600, "status": "armed", "fired_count": 0,
-            "created_at": now, "updated_at": now}])
+    await add_aapl_alert(db)
     rig = rigs(1, streams_us=False)
     await rig.engine.start()
     assert rig.planner.placement("DNASAAPL") == Placement("poll", operator=0)

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from chatbot.console.botapi import BotApiEmulator
-from chatbot.kis import protocol as p
 from chatbot.markets.directory import SymbolDirectory
 from chatbot.markets.symbols import Kind, Symbol
 from tests.harness import BotHarness
+from tests.test_conditional import price, ticks
 
 ALICE = BotApiEmulator.user(9101, "ko")
 BOB = BotApiEmulator.user(9102, "en")
@@ -26,16 +26,6 @@ async def bot(db_url: str) -> AsyncIterator[BotHarness]:
     yield harness
     assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
     await harness.stop()
-
-
-def price_now(bot: BotHarness) -> int:
-    state = bot.sim.market.get(CODE)
-    assert state is not None
-    return state.price
-
-
-def ticks(n: int, start: int) -> int:
-    return start + n * p.tick_size(start)
 
 
 async def buy(bot: BotHarness, user: dict, quantity: int) -> None:
@@ -73,7 +63,7 @@ async def test_buy_apple_is_no_card_for_a_leveraged_etf(us_open_bot: BotHarness)
 async def test_a_stop_already_crossed_says_nothing_was_set_not_that_it_fires(bot: BotHarness) -> None:
     """ko said 현재가 … 이미 발동가 …을(를) 넘었습니다 — 지금 바로 발동합니다: "it fires right now" (nothing
     did), and "passed above" of a stop the price is below."""
-    now = price_now(bot)
+    now = price(bot)
     (reply,) = await bot.say(ALICE, f"/stop {CODE} 1 {ticks(2, now)}")
     text = reply["text"]
     assert "지금 바로 발동합니다" not in text and "넘었습니다" not in text, text
@@ -84,7 +74,7 @@ async def test_a_stop_already_crossed_says_nothing_was_set_not_that_it_fires(bot
 
 async def test_a_conditional_sell_of_nothing_held_says_none_is_held(bot: BotHarness) -> None:
     """It said 매도 가능 0주 중 0주는 이미 다른 조건주문에 걸려 있어 1주를 더 걸 수 없습니다."""
-    now = price_now(bot)
+    now = price(bot)
     (reply,) = await bot.say(ALICE, f"/stop {CODE} 1 {ticks(-3, now)}")
     assert "보유하고 있지 않아" in reply["text"] and "0주 중 0주" not in reply["text"], reply["text"]
     (reply,) = await bot.say(BOB, f"/stop {CODE} 1 {ticks(-3, now)}")
@@ -107,7 +97,7 @@ async def test_a_bad_price_where_market_means_nothing_does_not_offer_market(bot:
 
 # -- lists with delete buttons ---------------------------------------------------------------------------
 async def test_deleting_from_the_alerts_list_takes_it_off_the_list(bot: BotHarness) -> None:
-    now = price_now(bot)
+    now = price(bot)
     await bot.say(ALICE, f"/alert {CODE} 이상 {ticks(50, now)}")
     await bot.say(ALICE, f"/alert {CODE} 이하 {ticks(-50, now)}")
     (listing,) = await bot.say(ALICE, "/alerts")
@@ -122,7 +112,7 @@ async def test_deleting_from_the_alerts_list_takes_it_off_the_list(bot: BotHarne
 
 
 async def test_cancelling_from_the_stops_list_takes_it_off_the_list(bot: BotHarness) -> None:
-    now = price_now(bot)
+    now = price(bot)
     await buy(bot, ALICE, 2)
     for text in (f"/stop {CODE} 1 {ticks(-5, now)}", f"/tp {CODE} 1 {ticks(5, now)}"):
         (card,) = await bot.say(ALICE, text)
@@ -146,7 +136,7 @@ async def test_a_name_with_a_number_keeps_its_number(bot: BotHarness) -> None:
     assert "KODEX 200 (069500)" in card["text"] and "수량 10주" in card["text"] and "시장가" in card["text"], card["text"]
     (card,) = await bot.say(ALICE, f"/buy KODEX 200 10 {state.price:,}")
     assert "수량 10주" in card["text"] and f"가격 {state.price:,}" in card["text"], card["text"]
-    (card,) = await bot.say(ALICE, f"/buy {CODE} 10 {price_now(bot)}")  # a code and two numbers: as before
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 10 {price(bot)}")  # a code and two numbers: as before
     assert "삼성전자 (005930)" in card["text"] and "수량 10주" in card["text"], card["text"]
     (reply,) = await bot.say(ALICE, "/buy KODEX 10")  # a brand alone still names no one stock
     assert "여러 개" in reply["text"]
@@ -157,7 +147,7 @@ async def test_a_name_with_a_number_keeps_its_number(bot: BotHarness) -> None:
 async def test_cancel_with_an_order_number_during_login_also_brings_that_orders_cancel_card(bot: BotHarness) -> None:
     """The flow took /cancel 0000001001 as 'stop registering' only: the reply said the registration
     stopped, and nothing about the order the trader meant to cancel, which stayed open."""
-    (card,) = await bot.say(ALICE, f"/buy {CODE} 1 {ticks(-10, price_now(bot))}")
+    (card,) = await bot.say(ALICE, f"/buy {CODE} 1 {ticks(-10, price(bot))}")
     await bot.press_button(ALICE, card, 0)
     order_no = bot.current(card)["text"].split("주문번호 ")[1].split()[0]
     await bot.say(ALICE, "/login")
@@ -188,7 +178,7 @@ async def test_buy_takes_shares_typed_with_their_unit(bot: BotHarness) -> None:
 # -- the daily report's armed orders -------------------------------------------------------------------------
 async def test_the_reports_armed_orders_are_in_the_readers_words(bot: BotHarness) -> None:
     """The Korean report listed '#1 stop 삼성전자 ×5 stop 3,400': the kind and the trigger in raw English."""
-    now = price_now(bot)
+    now = price(bot)
     await buy(bot, ALICE, 5)
     (card,) = await bot.say(ALICE, f"/stop {CODE} 5 {ticks(-5, now)}")
     await bot.press_button(ALICE, card, 0)
@@ -203,7 +193,7 @@ async def test_the_reports_armed_orders_are_in_the_readers_words(bot: BotHarness
 async def test_a_partial_revision_card_says_the_rest_stays_at_the_old_price(bot: BotHarness) -> None:
     """/modify N <price> 3 on an order with 5 open revised 3 and left 2 open at the old price — a second
     order the card never mentioned (a trader who meant "3 in all" ends up buying 5)."""
-    old = ticks(-10, price_now(bot))
+    old = ticks(-10, price(bot))
     (card,) = await bot.say(ALICE, f"/buy {CODE} 5 {old}")
     await bot.press_button(ALICE, card, 0)
     order_no = bot.current(card)["text"].split("주문번호 ")[1].split()[0]
