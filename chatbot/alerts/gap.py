@@ -42,7 +42,7 @@ def _second_before(second: str) -> str:
 
 
 class FeedGap:
-    __slots__ = ("armed", "recent", "start", "symbols")
+    __slots__ = ("armed", "assumed", "recent", "start", "symbols")
 
     def __init__(self) -> None:
         self.start: float | None = None  # wall clock when the feed dropped; None: no gap
@@ -51,6 +51,9 @@ class FeedGap:
         # armed lately while no gap was open (epoch seconds, symbol, item id, market second): a drop
         # noticed late starts the gap before them
         self.recent: deque[tuple[float, str, int, str]] = deque()
+        # True when the gap was (also) assumed (a feed taken over, items adopted): extremes this process saw
+        # live may be what crossed items that reached it later, so they are judged too
+        self.assumed = False
 
     def on_event(self, event: Event, subscribed: Iterable[str]) -> None:
         """The feed's state news: a drop opens the gap, a reconnect waits for each symbol's first trade."""
@@ -76,6 +79,7 @@ class FeedGap:
     def assume(self, since: float, codes: Iterable[str]) -> None:
         """Treat ``codes`` as unseen since ``since`` (a feed taken over, items adopted from elsewhere)."""
         self.start = since if self.start is None else min(self.start, since)
+        self.assumed = True
         self.symbols |= set(codes)
         if not self.symbols:
             self.close()
@@ -109,5 +113,6 @@ class FeedGap:
 
     def close(self) -> None:
         self.start = None
+        self.assumed = False
         self.symbols = set()
         self.armed.clear()
