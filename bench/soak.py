@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import secrets
 import sqlite3
 import tempfile
@@ -125,6 +126,7 @@ class Report:
     queued_notices: Counter[int] = field(default_factory=Counter)  # chat -> "you are queued" notices
     events: list[tuple[float, str]] = field(default_factory=list)  # (wall time, what): restart, feed drops
     missed_details: list[str] = field(default_factory=list)
+    uncrossed_details: list[str] = field(default_factory=list)
     conditional: soak_conditional.ConditionalFigures | None = None  # /stop, /tp, /trail, /bracket
     wal: WalWatch | None = None  # SQLite: the database files' sizes and their WALs' largest, sampled
 
@@ -176,6 +178,7 @@ class Report:
             f"end {self.rss_end_mb:.0f} MB"),
             *(self.wal.lines() if self.wal is not None else []),
             *self.missed_details,
+            *self.uncrossed_details,
             *([self.conditional.line(), *self.conditional.details] if self.conditional is not None else []),
             "INVARIANTS HOLD" if self.ok else "INVARIANTS VIOLATED",
         ]
@@ -305,6 +308,9 @@ class Soak:
         self.rng = random.Random(seed)
         self.report = Report(users, seconds)
         self.trades: dict[str, list[tuple[float, int]]] = {}
+        # alert id -> wall time its /alert was sent: the bot judges trades from when it starts handling the
+        # command (AlertEngine.arm), before the row is stored and stamped created_at (see check)
+        self.alert_asked: dict[int, float] = {}
         self.deadline = 0.0
         self.restarting = False
         self.started_wall = time.time()
@@ -429,9 +435,13 @@ class Soak:
             text = f"/alert {code} above {state.price + steps * p.tick_size(state.price)}"
         else:
             text = f"/alert {code} below {state.price - steps * p.tick_size(state.price)}"
+        asked = time.time()
         replies = await self.say(user, text + (" repeat" if rng.random() < 0.1 else ""))
         if any("#" in (m.get("text") or "")[:12] for m in replies):
             self.report.alerts_set += 1
+        for m in replies:
+            if (number := re.search(r"^\S+ \S+ #(\d+)", m.get("text") or "")) is not None:
+                self.alert_asked[int(number.group(1))] = asked
 
     async def market(self) -> None:
         while time.monotonic() < self.deadline + 1.0:
@@ -582,8 +592,14 @@ class Soak:
             if crossed_at is not None and not fired and a.status in ("armed",):
                 r.alerts_missed += 1
                 r.missed_details.append(self.describe_missed(a, crossed_at))
-            if fired and crossed_at is None:
+            # Fired uncrossed: no trade crossed it since its /alert was sent. (The engine watches the symbol
+            # from when it starts handling the command, before the row is stored: a crossing while the
+            # row was being stored, or while the arm waited for its symbol's subscription, fires it, but
+            # came before created_at. Missed, above, counts only crossings after the row was stored.)
+            asked = self.alert_asked.get(a.id or 0, a.created_at.timestamp())
+            if fired and self.crossed_at(a, since=asked) is None:
                 r.alerts_fired_uncrossed += 1
+                r.uncrossed_details.append(self.describe_uncrossed(a, asked))
             if not a.repeat and fired_by_alert[a.id or 0] > 1:
                 r.alerts_doubled += 1
         for j in journal:
@@ -601,8 +617,19 @@ class Soak:
                 f"status {alert.status}) created {alert.created_at.timestamp() - start:.2f} s, crossed "
                 f"{crossed_at - start:.2f} s; trades around it {trades}; events: {events}")
 
-    def crossed_at(self, alert: AlertRow) -> float | None:
-        created = alert.created_at.timestamp()
+    def describe_uncrossed(self, alert: AlertRow, asked: float) -> str:
+        """What an alert fired without a crossing was, with the trades from its asking to its storing."""
+        start, created = self.started_wall, alert.created_at.timestamp()
+        trades = [(round(at - start, 2), price) for at, price in self.trades.get(alert.code, ())
+                  if asked - 3 <= at <= created + 3]
+        events = ", ".join(f"{what} {at - start:.2f}" for at, what in self.report.events)
+        return (f"fired uncrossed: alert #{alert.id} {alert.code} {alert.direction} {alert.threshold} (repeat "
+                f"{alert.repeat}, status {alert.status}) asked {asked - start:.2f} s, created {created - start:.2f} s;"
+                f" trades around it {trades}; events: {events}")
+
+    def crossed_at(self, alert: AlertRow, since: float | None = None) -> float | None:
+        """The first trade at or beyond ``alert``'s threshold after ``since`` (default: it was stored)."""
+        created = alert.created_at.timestamp() if since is None else since
         for at, price in self.trades.get(alert.code, ()):
             if at <= created:
                 continue
