@@ -621,3 +621,28 @@ async def test_a_high_seen_live_before_an_alert_was_armed_does_not_fire_it_after
     feed.emit(tick(CODE, 71_000, time=second, high=71_500, high_time=second))  # a crossing after it fires it
     await settled(engine)
     assert engine.fired == 1
+
+
+async def test_a_restart_does_not_fire_an_alert_on_a_high_made_before_it_was_armed(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any]) -> None:
+    """Found by the soak ("fired without crossing"): the market paused, the bot kept arming alerts until it
+    stopped, and the restart assumed a gap from the feed's last stamp (its last trade). The first tick after
+    it carried the day's high, made before those alerts were armed: it fired them, loaded into the book as
+    if armed before the gap."""
+    stamp = time.time() - 10  # the feed's last stamp; the high was made 5 s after it, the alert stored later
+    made = dt.datetime.fromtimestamp(stamp + 5, KST).strftime("%H%M%S")
+    (before,) = await store_alerts(database, [(CODE, "above", 71_000)])
+    async with database.engine.begin() as conn:  # stored before the stamp: the high fires it
+        await conn.execute(AlertRow.__table__.update().where(  # type: ignore[attr-defined]
+            AlertRow.__table__.c.id == before).values(  # type: ignore[attr-defined]
+            created_at=dt.datetime.fromtimestamp(stamp - 60, dt.UTC)))
+    (after,) = await store_alerts(database, [(CODE, "above", 71_000)])  # stored now: after the high
+    engine: AlertEngine = await make_engine()
+    engine.assume_gap(stamp)
+    now = dt.datetime.now(KST).strftime("%H%M%S")
+    feed.emit(tick(CODE, 70_000, time=now, high=71_500, high_time=made))
+    await settled(engine)
+    assert engine.fired == 1 and after in engine.book and before not in engine.book
+    feed.emit(tick(CODE, 71_000, time=now, high=71_500, high_time=made))  # a crossing after it fires it
+    await settled(engine)
+    assert engine.fired == 2

@@ -51,10 +51,10 @@ from chatbot import tasks
 from chatbot.alerts import fire_sqlite, outbox
 from chatbot.alerts.book import AlertBook
 from chatbot.alerts.feeds import AlertFeed, trade_tr
-from chatbot.alerts.gap import FeedGap, market_second
+from chatbot.alerts.gap import RECENT_ARMS, FeedGap, market_second
 from chatbot.alerts.notices import AlertFired
 from chatbot.alerts.outbox import Push
-from chatbot.alerts.repository import Side, armed_sides
+from chatbot.alerts.repository import Side, armed_sides, armed_since
 from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.overseas_frames import UsTick
@@ -162,6 +162,11 @@ class AlertEngine:
         once: :func:`~chatbot.alerts.repository.armed_sides`); the symbols of every armed or cooling alert."""
         early, self.early_book = self.early_book, None
         sides, codes = await early if early is not None else await armed_sides(self.db, THRESHOLD_UNITS)
+        # Those stored lately: a restart assumes a gap from the feed's last stamp (chatbot.service.watermark),
+        # and an extreme made between it and their arming must not fire them (soak: "fired uncrossed").
+        for alert_id, code, created in await armed_since(self.db, utcnow() - dt.timedelta(seconds=RECENT_ARMS)):
+            self._gap.remember_armed(created.timestamp(), code, alert_id,
+                                     created.astimezone(KST).strftime("%H%M%S"))
         if self._gap.start is None and not len(self.book):
             self.book.load_sides(sides)
         else:  # a feed taken over during a gap, or a book already holding alerts: noted as armed now
