@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,7 @@ class Report:
     queued_notices: Counter[int] = field(default_factory=Counter)  # chat -> "you are queued" notices
     events: list[tuple[float, str]] = field(default_factory=list)  # (wall time, what): restart, feed drops
     missed_details: list[str] = field(default_factory=list)
+    uncrossed_details: list[str] = field(default_factory=list)
     conditional: soak_conditional.ConditionalFigures | None = None  # /stop, /tp, /trail, /bracket
     wal: WalWatch | None = None  # SQLite: the database files' sizes and their WALs' largest, sampled
 
@@ -176,6 +177,7 @@ class Report:
             f"end {self.rss_end_mb:.0f} MB"),
             *(self.wal.lines() if self.wal is not None else []),
             *self.missed_details,
+            *self.uncrossed_details,
             *([self.conditional.line(), *self.conditional.details] if self.conditional is not None else []),
             "INVARIANTS HOLD" if self.ok else "INVARIANTS VIOLATED",
         ]
@@ -305,6 +307,9 @@ class Soak:
         self.rng = random.Random(seed)
         self.report = Report(users, seconds)
         self.trades: dict[str, list[tuple[float, int]]] = {}
+        # alert id -> wall time the engine began arming it (AlertEngine.arm): it judges the symbol's trades
+        # from then, before the row is stored and stamped created_at (see check)
+        self.alert_armed_from: dict[int, float] = {}
         self.deadline = 0.0
         self.restarting = False
         self.started_wall = time.time()
@@ -329,6 +334,23 @@ class Soak:
         def record(trade: Trade) -> None:
             self.trades.setdefault(trade.code, []).append((time.time(), trade.price))
         self.bot.sim.market.add_listener(record)
+
+    def watch_arming(self) -> None:
+        """Note when the engine begins arming each alert: from then a crossing fires it (ticks seen while
+        its row is stored count), though its created_at is stamped only when the row is stored."""
+        rt = self.bot.runtime
+        engine = rt.engine if rt is not None else None
+        if engine is None:
+            return
+        arm = engine.arm
+        armed_from = self.alert_armed_from
+
+        async def timed_arm(row: AlertRow, store: Callable[[AlertRow], Awaitable[AlertRow]]) -> AlertRow:
+            began = time.time()
+            stored = await arm(row, store)
+            armed_from[stored.id or 0] = began
+            return stored
+        setattr(engine, "arm", timed_arm)  # noqa: B010 (an instance attribute over the method)
 
     def answered(self, before: int, user: dict[str, Any]) -> bool:
         return len(self.bot.api.bot_messages(user["id"])) > before
@@ -489,6 +511,7 @@ class Soak:
             self.report.events.append((time.time(), "restart done"))
             self.report.restart_seconds = time.monotonic() - started
             self.watch_market()
+            self.watch_arming()
             self.report.restarts += 1
         finally:
             self.restarting = False
@@ -497,6 +520,7 @@ class Soak:
     async def run(self) -> Report:
         self.started_wall = time.time()
         self.watch_market()
+        self.watch_arming()
         self.watch_sends()
         self.report.rss_start_mb = rss_mb()
         if self.wal is not None:
@@ -582,8 +606,14 @@ class Soak:
             if crossed_at is not None and not fired and a.status in ("armed",):
                 r.alerts_missed += 1
                 r.missed_details.append(self.describe_missed(a, crossed_at))
-            if fired and crossed_at is None:
+            # Fired uncrossed: no trade crossed it since the engine began arming it. (It watches the symbol
+            # from then: a crossing while the arm waited for the symbol's subscription or for the row to be
+            # stored fires it, but came before created_at. Missed, above, counts only crossings after the
+            # row was stored.)
+            armed_from = self.alert_armed_from.get(a.id or 0, a.created_at.timestamp())
+            if fired and self.crossed_at(a, since=armed_from) is None:
                 r.alerts_fired_uncrossed += 1
+                r.uncrossed_details.append(self.describe_uncrossed(a, armed_from))
             if not a.repeat and fired_by_alert[a.id or 0] > 1:
                 r.alerts_doubled += 1
         for j in journal:
@@ -601,8 +631,19 @@ class Soak:
                 f"status {alert.status}) created {alert.created_at.timestamp() - start:.2f} s, crossed "
                 f"{crossed_at - start:.2f} s; trades around it {trades}; events: {events}")
 
-    def crossed_at(self, alert: AlertRow) -> float | None:
-        created = alert.created_at.timestamp()
+    def describe_uncrossed(self, alert: AlertRow, armed_from: float) -> str:
+        """What an alert fired without a crossing was, with the trades from its arming to its storing."""
+        start, created = self.started_wall, alert.created_at.timestamp()
+        trades = [(round(at - start, 2), price) for at, price in self.trades.get(alert.code, ())
+                  if armed_from - 3 <= at <= created + 3]
+        events = ", ".join(f"{what} {at - start:.2f}" for at, what in self.report.events)
+        return (f"fired uncrossed: alert #{alert.id} {alert.code} {alert.direction} {alert.threshold} (repeat "
+                f"{alert.repeat}, status {alert.status}) arming from {armed_from - start:.2f} s, created {created - start:.2f} s;"
+                f" trades around it {trades}; events: {events}")
+
+    def crossed_at(self, alert: AlertRow, since: float | None = None) -> float | None:
+        """The first trade at or beyond ``alert``'s threshold after ``since`` (default: it was stored)."""
+        created = alert.created_at.timestamp() if since is None else since
         for at, price in self.trades.get(alert.code, ()):
             if at <= created:
                 continue

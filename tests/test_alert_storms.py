@@ -593,3 +593,56 @@ async def test_an_alert_armed_after_the_server_was_last_heard_is_not_fired_by_an
     feed.emit(tick(CODE, 70_600))  # a crossing after it was armed fires it
     await settled(engine)
     assert engine.fired == 1
+
+
+async def test_a_high_seen_live_before_an_alert_was_armed_does_not_fire_it_after_a_drop(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the soak ("fired without crossing"): the day's high was made and seen live, the price fell
+    back, an alert was armed just under that high, and the feed dropped, all in one second. The first tick
+    after the gap carried that high, timed in the gap's first second (one-second resolution): it was taken
+    for an extreme of the gap and fired the alert, though it came before the alert existed and the engine
+    had seen it live."""
+    heard = time.time()
+    second = dt.datetime.fromtimestamp(heard, KST).strftime("%H%M%S")
+    monkeypatch.setattr(engine_module, "_kst_second", lambda: second)  # armed in that second
+    await store_alerts(database, [(CODE, "above", 90_000)])  # keeps the symbol on the feed
+    engine: AlertEngine = await make_engine()
+    feed.emit(tick(CODE, 71_500, time=second, high=71_500, high_time=second))  # the day's high, seen live
+    feed.emit(tick(CODE, 70_000, time=second, high=71_500, high_time=second))
+    after = AlertRow(owner_id=9, chat_id=9, code=CODE, name=CODE, direction="above", threshold=71_000,
+                     reference_price=70_000)
+    await engine.arm(after, AlertRepository(database).add)  # under the high already made: not crossed
+    feed.emit(Disconnected("ConnectionClosedError", last_heard=heard))
+    feed.emit(Reconnected(1))
+    feed.emit(tick(CODE, 70_000, time=second, high=71_500, high_time=second))
+    await settled(engine)
+    assert after.id in engine.book and engine.fired == 0
+    feed.emit(tick(CODE, 71_000, time=second, high=71_500, high_time=second))  # a crossing after it fires it
+    await settled(engine)
+    assert engine.fired == 1
+
+
+async def test_a_restart_does_not_fire_an_alert_on_a_high_made_before_it_was_armed(
+        database: Database, feed: StandInFeed, make_engine: Callable[..., Any]) -> None:
+    """Found by the soak ("fired without crossing"): the market paused, the bot kept arming alerts until it
+    stopped, and the restart assumed a gap from the feed's last stamp (its last trade). The first tick after
+    it carried the day's high, made before those alerts were armed: it fired them, loaded into the book as
+    if armed before the gap."""
+    stamp = time.time() - 10  # the feed's last stamp; the high was made 5 s after it, the alert stored later
+    made = dt.datetime.fromtimestamp(stamp + 5, KST).strftime("%H%M%S")
+    (before,) = await store_alerts(database, [(CODE, "above", 71_000)])
+    async with database.engine.begin() as conn:  # stored before the stamp: the high fires it
+        await conn.execute(AlertRow.__table__.update().where(  # type: ignore[attr-defined]
+            AlertRow.__table__.c.id == before).values(  # type: ignore[attr-defined]
+            created_at=dt.datetime.fromtimestamp(stamp - 60, dt.UTC)))
+    (after,) = await store_alerts(database, [(CODE, "above", 71_000)])  # stored now: after the high
+    engine: AlertEngine = await make_engine()
+    engine.assume_gap(stamp)
+    now = dt.datetime.now(KST).strftime("%H%M%S")
+    feed.emit(tick(CODE, 70_000, time=now, high=71_500, high_time=made))
+    await settled(engine)
+    assert engine.fired == 1 and after in engine.book and before not in engine.book
+    feed.emit(tick(CODE, 71_000, time=now, high=71_500, high_time=made))  # a crossing after it fires it
+    await settled(engine)
+    assert engine.fired == 2

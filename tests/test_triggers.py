@@ -8,7 +8,9 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
+from chatbot.alerts import triggers as triggers_module
 from chatbot.alerts.triggers import (
     STOP,
     TAKE,
@@ -179,6 +181,29 @@ async def test_a_stop_armed_after_the_server_was_last_heard_is_not_sold_on_a_low
     await idle(engine)
     assert fired == [] and len(engine) == 1
     feed.emit(tick(CODE, 68_900))  # a trade below it after it was set sells
+    await idle(engine)
+    assert [(c.order_id, c.leg) for c in fired] == [(7, STOP)]
+    await engine.stop()
+
+
+async def test_a_low_seen_live_before_a_stop_was_armed_does_not_sell_it_after_a_drop(monkeypatch: Any) -> None:
+    """As the alert engine (soak: "fired without crossing"): the day's low made and seen live, the price back
+    up, a stop armed just above that low and the feed dropped, in one second: the first trade after the gap
+    carried that low, timed in the gap's first second, and it sold on a low made before the stop existed."""
+    heard = time.time()
+    second = dt.datetime.fromtimestamp(heard, KST).strftime("%H%M%S")
+    monkeypatch.setattr(triggers_module, "_market_second", lambda: second)  # armed in that second
+    engine, feed, fired = await engine_with(ArmedTrigger(1, CODE, 60_000, None))  # the symbol on the feed
+    feed.emit(tick(CODE, 68_500, time=second, low=68_500, low_time=second))  # the day's low, seen live
+    feed.emit(tick(CODE, 70_000, time=second, low=68_500, low_time=second))
+    async with engine.arming(CODE) as seen:
+        engine.arm(ArmedTrigger(7, CODE, 69_000, None), seen)
+    feed.emit(Disconnected("ConnectionClosedError", last_heard=heard))
+    feed.emit(Reconnected(1))
+    feed.emit(tick(CODE, 70_000, time=second, low=68_500, low_time=second))
+    await idle(engine)
+    assert fired == [] and len(engine) == 2
+    feed.emit(tick(CODE, 69_000, time=second, low=68_500, low_time=second))  # a trade at it after it was set
     await idle(engine)
     assert [(c.order_id, c.leg) for c in fired] == [(7, STOP)]
     await engine.stop()

@@ -42,7 +42,7 @@ def _second_before(second: str) -> str:
 
 
 class FeedGap:
-    __slots__ = ("armed", "recent", "start", "symbols")
+    __slots__ = ("armed", "assumed", "loaded", "recent", "start", "symbols")
 
     def __init__(self) -> None:
         self.start: float | None = None  # wall clock when the feed dropped; None: no gap
@@ -51,6 +51,12 @@ class FeedGap:
         # armed lately while no gap was open (epoch seconds, symbol, item id, market second): a drop
         # noticed late starts the gap before them
         self.recent: deque[tuple[float, str, int, str]] = deque()
+        # True when the gap was (also) assumed (a feed taken over, items adopted): extremes this process saw
+        # live may be what crossed items that reached it later, so they are judged too
+        self.assumed = False
+        # stored lately by an earlier process, loaded at start-up (epoch seconds, symbol, item id, market
+        # second): a gap assumed from that process's last stamp sets them aside (see assume)
+        self.loaded: list[tuple[float, str, int, str]] = []
 
     def on_event(self, event: Event, subscribed: Iterable[str]) -> None:
         """The feed's state news: a drop opens the gap, a reconnect waits for each symbol's first trade."""
@@ -74,8 +80,15 @@ class FeedGap:
                 self.close()
 
     def assume(self, since: float, codes: Iterable[str]) -> None:
-        """Treat ``codes`` as unseen since ``since`` (a feed taken over, items adopted from elsewhere)."""
+        """Treat ``codes`` as unseen since ``since`` (a feed taken over, items adopted from elsewhere, a
+        restart from the feed's last stamp): what was armed after ``since`` is set aside, as in a drop."""
         self.start = since if self.start is None else min(self.start, since)
+        self.assumed = True
+        # (An extreme of the very second one was armed in is taken to have come after it, as for a drop.)
+        for at, code, item_id, second in (*self.recent, *self.loaded):
+            if at >= since:
+                self.armed.setdefault(code, []).append((item_id, _second_before(second)))
+        self.loaded.clear()
         self.symbols |= set(codes)
         if not self.symbols:
             self.close()
@@ -91,6 +104,11 @@ class FeedGap:
         while recent and recent[0][0] < now - RECENT_ARMS:
             recent.popleft()
         recent.append((now, code, item_id, second))
+
+    def remember_armed(self, at: float, code: str, item_id: int, second: str) -> None:
+        """An item armed at ``at`` (epoch seconds, in the market ``second``) before this process knew of it
+        (loaded at start-up): set aside if a gap assumed next (a restart's) begins before it."""
+        self.loaded.append((at, code, item_id, second))
 
     def take(self, code: str) -> tuple[float | None, Armed]:
         """``code``'s first trade after the gap: the gap's start and what was armed on it meanwhile."""
@@ -109,5 +127,6 @@ class FeedGap:
 
     def close(self) -> None:
         self.start = None
+        self.assumed = False
         self.symbols = set()
         self.armed.clear()

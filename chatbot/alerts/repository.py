@@ -6,6 +6,7 @@ armed → fired or cooling when a trade crosses a threshold, cooling → armed w
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import String, cast
@@ -43,6 +44,16 @@ async def armed_sides(db: Database, threshold_units: Any) -> tuple[list[Side], s
         numbers = list(map(int, text.split(",")))
         sides.append((code, direction, numbers[0::2], numbers[1::2]))
     return sides, cooling_codes | {side[0] for side in sides}
+
+
+async def armed_since(db: Database, since: dt.datetime) -> list[tuple[int, str, dt.datetime]]:
+    """Start-up: the armed alerts stored at or after ``since`` (id, symbol, created_at): a gap assumed from
+    before them (the feed's last stamp, chatbot.service.watermark) must not judge them by extremes made
+    before they existed."""
+    query = (core_select(col(AlertRow.id), col(AlertRow.code), col(AlertRow.created_at))
+             .where(col(AlertRow.status) == "armed", col(AlertRow.created_at) >= since))
+    async with db.engine.connect() as conn:
+        return [(int(i or 0), str(code), created) for i, code, created in (await conn.execute(query)).all()]
 
 
 class AlertRepository:
