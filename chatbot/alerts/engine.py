@@ -127,7 +127,6 @@ class AlertEngine:
         self._gap = FeedGap()
         # code -> (alert, KST second it was armed) for the alerts armed since the gap began
         self._arming: dict[str, list[int]] = {}  # code -> [high, low, arms in progress] seen while arming
-        self._last_tick: dict[str, Tick] = {}  # code -> the last trade seen: the day's extremes judged live
         self.fired = 0
         self.backlog = 0  # crossed alerts not yet committed
         self.latencies: list[float] = []  # tick seen → fire + push committed (seconds), for benchmarks
@@ -224,7 +223,7 @@ class AlertEngine:
         fired = self.book.on_price(code, price)
         if code in self._gap.symbols:
             fired += self._gap_extremes(code, event)
-        self._last_tick[code] = event
+        self._gap.saw(code, event)
         if fired:
             self._enqueue(Crossing(fired, code, price, event[1], time.perf_counter()))
 
@@ -254,7 +253,7 @@ class AlertEngine:
 
     def _gap_extremes(self, code: str, tick: Tick) -> list[int]:
         """Alerts crossed by the day's high or low made while the feed was down (first tick after a gap)."""
-        assumed = self._gap.assumed  # (read before take: the gap may close with this symbol's first trade)
+        new_high, new_low = self._gap.unseen_extremes(code, tick)
         gap_start, armed_since = self._gap.take(code)
         if gap_start is None:
             return []
@@ -266,13 +265,6 @@ class AlertEngine:
                 if (where := self.book.where(alert_id)) is not None
                 and (tick.high_time if where[1] == "above" else tick.low_time) <= armed_at
                 and self.book.remove(alert_id)]
-        # An extreme the last trade before the gap already carried was judged live, against what the book
-        # held then: it was made before the gap (though maybe in its first second: one-second resolution),
-        # so it must not fire what was armed after it. (A gap also assumed, for items adopted from another
-        # replica, judges it anyway: those were not in the book when it was seen.)
-        seen = None if assumed else self._last_tick.get(code)
-        new_high = seen is None or (tick.high, tick.high_time) != (seen.high, seen.high_time)
-        new_low = seen is None or (tick.low, tick.low_time) != (seen.low, seen.low_time)
         fired: list[int] = []
         if tick.high_time >= since and new_high:
             fired += self.book.on_high(code, tick.high)
@@ -552,7 +544,6 @@ class AlertEngine:
                 col(AlertRow.code) == code, col(AlertRow.status) == "cooling"))).one()
         if not cooling and code in self._subscribed and not self._in_use(code):  # checked again: that read awaited
             self._subscribed.discard(code)
-            self._last_tick.pop(code, None)
             self._gap.forget(code)
             await self.feed.unsubscribe(trade_tr(code), code)
 

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
+from chatbot.kis.frames import Tick
 from chatbot.kis.models import KST
 from chatbot.kis.realtime import Disconnected, Event, Reconnected
 
@@ -42,7 +43,7 @@ def _second_before(second: str) -> str:
 
 
 class FeedGap:
-    __slots__ = ("armed", "assumed", "loaded", "recent", "start", "symbols")
+    __slots__ = ("armed", "assumed", "last", "loaded", "recent", "start", "symbols")
 
     def __init__(self) -> None:
         self.start: float | None = None  # wall clock when the feed dropped; None: no gap
@@ -57,6 +58,8 @@ class FeedGap:
         # stored lately by an earlier process, loaded at start-up (epoch seconds, symbol, item id, market
         # second): a gap assumed from that process's last stamp sets them aside (see assume)
         self.loaded: list[tuple[float, str, int, str]] = []
+        # code -> the last trade seen (gap or not): the day's extremes it carried were judged live
+        self.last: dict[str, Tick] = {}
 
     def on_event(self, event: Event, subscribed: Iterable[str]) -> None:
         """The feed's state news: a drop opens the gap, a reconnect waits for each symbol's first trade."""
@@ -110,6 +113,22 @@ class FeedGap:
         (loaded at start-up): set aside if a gap assumed next (a restart's) begins before it."""
         self.loaded.append((at, code, item_id, second))
 
+    def saw(self, code: str, tick: Tick) -> None:
+        """``tick`` was judged live (its day's high and low against what was armed then)."""
+        self.last[code] = tick
+
+    def unseen_extremes(self, code: str, tick: Tick) -> tuple[bool, bool]:
+        """Whether ``tick``'s day high and low (the first trade after the gap) are not the ones the last trade seen
+        already carried. Those were judged live, against what was armed then: made before the gap (though maybe
+        in its first second: one-second resolution), they must not cross what was armed after them. A gap
+        (also) assumed judges them anyway: items adopted from elsewhere were not armed here when they were seen.
+        Asked before :meth:`take`, which may close the gap."""
+        seen = None if self.assumed else self.last.get(code)
+        if seen is None:
+            return True, True
+        return ((tick.high, tick.high_time) != (seen.high, seen.high_time),
+                (tick.low, tick.low_time) != (seen.low, seen.low_time))
+
     def take(self, code: str) -> tuple[float | None, Armed]:
         """``code``'s first trade after the gap: the gap's start and what was armed on it meanwhile."""
         start = self.start
@@ -119,6 +138,7 @@ class FeedGap:
 
     def forget(self, code: str) -> None:
         """``code`` will have no first trade to judge (it left the feed, or its feed has no extremes)."""
+        self.last.pop(code, None)
         if code in self.symbols:
             self.symbols.discard(code)
             self.armed.pop(code, None)

@@ -137,7 +137,6 @@ class TriggerEngine:
         self._subscribed: set[str] = set()
         self._arming: dict[str, _Arming] = {}
         self.last_price: dict[str, int] = {}
-        self._last_tick: dict[str, Tick] = {}  # code -> the last KRX trade seen: the day's extremes judged live
         self._held: dict[str, list[Crossed]] = {}  # crossed in a gap the feed came back from after the session
         self._us_day: dict[str, tuple[str, int, int]] = {}  # US key -> (business date, day's high, low) last seen
         self._pending: deque[list[Crossed]] = deque()
@@ -328,7 +327,7 @@ class TriggerEngine:
                 # trade in the session. Left for that trade, they were judged against the next day's
                 # extremes instead, and a stop crossed before the close never fired.
                 self._held.setdefault(code, []).extend(self._gap_extremes(code, event, time.perf_counter()))
-            self._last_tick[code] = event
+            self._gap.saw(code, event)
             return
         arming = self._arming.get(code)
         if arming is not None:
@@ -337,7 +336,7 @@ class TriggerEngine:
         fired: list[Crossed] = self._held.pop(code, [])
         if code in self._gap.symbols:
             fired += self._gap_extremes(code, event, seen)
-        self._last_tick[code] = event
+        self._gap.saw(code, event)
         self._raise_trails(code, price)
         fired += self._cross(code, self.book.on_price(code, price), price, tick_time, seen)
         if fired:
@@ -377,20 +376,15 @@ class TriggerEngine:
 
     def _gap_extremes(self, code: str, tick: Tick, seen: float) -> list[Crossed]:
         """The day's high and low made while the feed was down, in the order they were made."""
-        assumed = self._gap.assumed  # (read before take: the gap may close with this symbol's first trade)
+        new_high, new_low = self._gap.unseen_extremes(code, tick)
         gap_start, armed_since = self._gap.take(code)
         if gap_start is None:
             return []
         since = market_second(gap_start)
-        # An extreme the last trade before the gap already carried was judged live (in the gap's first
-        # second maybe, but before it): not against orders armed after it, as the alert engine does.
-        seen_tick = None if assumed else self._last_tick.get(code)
         extremes = []
-        if tick.high_time >= since and self.in_session(tick.high_time) and (
-                seen_tick is None or (tick.high, tick.high_time) != (seen_tick.high, seen_tick.high_time)):
+        if tick.high_time >= since and self.in_session(tick.high_time) and new_high:
             extremes.append((tick.high_time, 1, tick.high))
-        if tick.low_time >= since and self.in_session(tick.low_time) and (
-                seen_tick is None or (tick.low, tick.low_time) != (seen_tick.low, seen_tick.low_time)):
+        if tick.low_time >= since and self.in_session(tick.low_time) and new_low:
             extremes.append((tick.low_time, 0, tick.low))
         # An order armed during the gap is set aside when an extreme judged was made in the second it was
         # armed in or before (it may have come before the order existed), as the alert engine does.
@@ -469,7 +463,6 @@ class TriggerEngine:
                 and code not in self._held:
             self._subscribed.discard(code)
             self._gap.forget(code)
-            self._last_tick.pop(code, None)
             self._us_day.pop(code, None)
             await self.feed.unsubscribe(trade_tr(code), code)
 
