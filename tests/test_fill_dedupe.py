@@ -138,9 +138,9 @@ def quantities(pushes: Sequence[dict[str, Any]]) -> list[int]:
     return sorted(int(push["quantity"]) for push in pushes)
 
 
-async def test_a_fill_caught_up_is_not_pushed_again_when_its_notice_comes_late(bot: BotHarness) -> None:
-    """1 of 3 fills; its notice is late (the connection was slow): the catch-up after a reconnect counts it from
-    KIS's list and pushes it. The notice, handled after, is of that same fill: not pushed nor counted again."""
+async def caught_up_before_its_notice(bot: BotHarness) -> tuple[str, int]:
+    """A resting buy of 3, 1 filled: the catch-up counts that fill from KIS's list, then its late notice is
+    handled. The order's number, and the notices handled before that one."""
     order_no = await resting_buy(bot)
     notices = Notices(bot)
     with notices.holding():
@@ -149,6 +149,13 @@ async def test_a_fill_caught_up_is_not_pushed_again_when_its_notice_comes_late(b
     before = handled(bot)
     notices.release()
     await notices_handled(bot, before, 1)
+    return order_no, before
+
+
+async def test_a_fill_caught_up_is_not_pushed_again_when_its_notice_comes_late(bot: BotHarness) -> None:
+    """1 of 3 fills; its notice is late (the connection was slow): the catch-up after a reconnect counts it from
+    KIS's list and pushes it. The notice, handled after, is of that same fill: not pushed nor counted again."""
+    order_no, _ = await caught_up_before_its_notice(bot)
     row, filled = await journalled(bot, order_no)
     assert quantities(await fill_pushes(bot)) == [1] and filled == 1 and row.status == "partially_filled"
     assert bot.runtime is not None and bot.runtime.fills.lookups == 1
@@ -239,14 +246,7 @@ async def test_of_two_fills_only_the_first_in_the_reading_each_is_pushed_once(bo
 async def test_a_fill_after_the_reading_is_pushed_after_an_included_ones_late_notice(bot: BotHarness) -> None:
     """The first fill's late notice (its fill counted by the catch-up) comes before the second fill: not pushed;
     the second fill's notice is (it was dropped as "already counted" when the first had been counted twice)."""
-    order_no = await resting_buy(bot)
-    notices = Notices(bot)
-    with notices.holding():
-        fill_domestic(bot, order_no, 1)
-    assert await catch_up(bot) == 1
-    before = handled(bot)
-    notices.release()
-    await notices_handled(bot, before, 1)
+    order_no, before = await caught_up_before_its_notice(bot)
     fill_domestic(bot, order_no, 2)
     await notices_handled(bot, before, 2)
     row, filled = await journalled(bot, order_no)
