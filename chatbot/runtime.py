@@ -185,6 +185,8 @@ class Runtime:
             # session lock (chatbot.service.replicas: users' sessions follow the feed).
             # US trades (HDFSCNT0) share the sessions' 40 slots with domestic ones.
             more_feed_clients = _more_feed_clients(settings, endpoint, sim is not None) if feed_client else ()
+            registration.operator_app_keys = frozenset(  # /logout never revokes their token
+                c.credentials.app_key for c in (feed_client, *more_feed_clients) if c is not None)
             user_sessions = UserSessions(ws_url, parser=parse_us_or_krx_frame)  # US trades and fills too
             feeds = (FeedPlanner(db, [OperatorKey(StandbyRealtimeClient(ws_url, c.approval_key, parser=parse_us_or_krx_frame), c)
                                       for c in (feed_client, *more_feed_clients)],

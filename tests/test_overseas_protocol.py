@@ -210,11 +210,14 @@ async def test_account_queries_on_the_paper_host() -> None:
         for code in ("NASD", "NYSE", "AMEX")] + [
         ("inquire-present-balance", "VTRP6504R", {**ACCT, "WCRC_FRCR_DVSN_CD": "02", "NATN_CD": "840",
                                                   "TR_MKET_CD": "00", "INQR_DVSN_CD": "00"})]
-    (_, tr_id, params) = got[4]
+    # §5.2: paper fills only output3 (KRW): the buyable-amount query gives the rate to read its dollars at.
+    assert got[4] == ("inquire-psamount", "VTTS3007R", {**ACCT, "OVRS_EXCG_CD": "NASD", "OVRS_ORD_UNPR": "1.00",
+                                                        "ITEM_CD": "AAPL"})
+    (_, tr_id, params) = got[5]
     assert tr_id == "VTTS3035R" and {k: v for k, v in params.items() if k not in ("ORD_STRT_DT", "ORD_END_DT")} == {
         k: v for k, v in ccnl.items() if k not in ("ORD_STRT_DT", "ORD_END_DT")}
-    assert got[5] == ("inquire-ccnl", "VTTS3035R", {**ccnl, "ORD_STRT_DT": "20260102", "ORD_END_DT": "20260105"})
-    assert len(got) == 6
+    assert got[6] == ("inquire-ccnl", "VTTS3035R", {**ccnl, "ORD_STRT_DT": "20260102", "ORD_END_DT": "20260105"})
+    assert len(got) == 7
 
 
 async def test_unknown_symbol_is_an_empty_last() -> None:

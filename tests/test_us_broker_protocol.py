@@ -56,7 +56,8 @@ async def test_broker_orders_are_a_snapshot_then_one_order(flavour: str, ccnl_tr
               ("inquire-present-balance", "CTRP6504R", None)]),
     ("virtual", [("inquire-ccnl", "VTTS3035R", ""), ("inquire-balance", "VTTS3012R", "NASD"),
                  ("inquire-balance", "VTTS3012R", "NYSE"), ("inquire-balance", "VTTS3012R", "AMEX"),
-                 ("inquire-present-balance", "VTRP6504R", None)]),
+                 ("inquire-present-balance", "VTRP6504R", None),
+                 ("inquire-psamount", "VTTS3007R", "NASD")]),  # the rate of output3's KRW cash (§5.2)
 ])
 async def test_broker_open_orders_and_balance(flavour: str, expected: list[tuple[str, str, str | None]]) -> None:
     client, rec = make(flavour)
@@ -66,5 +67,5 @@ async def test_broker_open_orders_and_balance(flavour: str, expected: list[tuple
     assert balance.currency.value == "USD"
     assert [(r["path"].removeprefix(PATH), r["tr_id"], r["params"].get("OVRS_EXCG_CD")) for r in rec.requests] \
         == expected
-    present = rec.requests[-1]["params"]
+    (present,) = [r["params"] for r in rec.requests if r["path"].endswith("inquire-present-balance")]
     assert present == {**ACCT, "WCRC_FRCR_DVSN_CD": "02", "NATN_CD": "840", "TR_MKET_CD": "00", "INQR_DVSN_CD": "00"}

@@ -10,7 +10,9 @@ What differs between the real and the paper server is decided here, in one place
   lists today's orders with ``inquire-ccnl`` and keeps those with an unfilled quantity (§6.2);
 * order history on paper takes only ``PDNO ""``, ``SLL_BUY_DVSN 00``, ``CCLD_NCCS_DVSN 00`` and
   ``OVRS_EXCG_CD ""``: the filters are applied here instead (§6.3);
-* paper trades only limit orders (``ORD_DVSN 00``); MOO and MOC exist only for sells (§3).
+* paper trades only limit orders (``ORD_DVSN 00``); MOO and MOC exist only for sells (§3);
+* present balance: on paper only ``output3`` (KRW totals) is meaningful (§5.2), so the dollar cash is
+  read from there, at the rate of the buyable-amount query (``exrt``).
 
 An order is sent once; :class:`chatbot.kis.overseas_orders.UsOrderSubmitter` decides what a failure
 means, as :class:`chatbot.kis.orders.OrderSubmitter` does for domestic orders.
@@ -19,7 +21,7 @@ means, as :class:`chatbot.kis.orders.OrderSubmitter` does for domestic orders.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from chatbot.kis import overseas_protocol as o
@@ -51,6 +53,10 @@ MAX_PAGES = 100
 DEFAULT_BAR_SPAN: dict[str, dt.timedelta] = {
     "D": dt.timedelta(days=150), "W": dt.timedelta(days=730), "M": dt.timedelta(days=3650)}
 _ZERO = Decimal(0)
+_CENT = Decimal("0.01")
+# What the buyable-amount query is asked about on paper, only for its KRW rate (exrt, the same for every
+# symbol): a listing KIS's paper server trades, at a price on the tick.
+PAPER_RATE_PROBE: tuple[str, UsExchange, Decimal] = ("AAPL", UsExchange.NASDAQ, Decimal("1.00"))
 
 
 class UsOrderNotOffered(ValueError):
@@ -76,6 +82,19 @@ def _usd(value: Any) -> Money:
 
 def _krw(value: Any) -> Money:
     return Money(_dec(value), Currency.KRW)
+
+
+def _paper_cash(totals: UsAccountTotals, rate: Decimal) -> tuple[UsCash, ...]:
+    """The dollar cash of a paper account from the present balance's KRW totals (output3) at ``rate``;
+    none when KIS gave no rate (a figure of 0 would read as an empty account)."""
+    if rate <= 0:
+        return ()
+
+    def dollars(won: Money) -> Money:
+        return Money((won.amount / rate).quantize(_CENT, ROUND_HALF_UP), Currency.USD)
+
+    return (UsCash(currency=o.CURRENCY, cash=dollars(totals.foreign_evaluation),
+                   withdrawable=dollars(totals.foreign_usable), krw_rate=rate),)
 
 
 def _date(text: Any) -> dt.date | None:
@@ -379,18 +398,16 @@ class KisOverseasClient:
                          return_rate=rate)
 
     async def present_balance(self) -> UsPresentBalance:
-        """KRW totals of the account, the US cash row and the rate KIS values them at (§5.2)."""
+        """KRW totals of the account, the US cash row and the rate KIS values them at (§5.2).
+
+        On paper KIS fills only ``output3`` ("모의계좌의 경우 output3(외화평가총액 등 확인 가능)만 정상
+        출력됩니다", KIS's own sample): holdings and the cash row of ``output1``/``output2`` are not read there.
+        The dollar cash is then ``output3``'s foreign-currency total (``frcr_evlu_tota``) and usable amount
+        (``frcr_use_psbl_amt``), both in won, at the rate of the buyable-amount query (one more request)."""
         reply = await self._get(o.PATH_PRESENT_BALANCE, UsTR.PRESENT_BALANCE, {
             **self._account(), "WCRC_FRCR_DVSN_CD": o.PRESENT_BALANCE_FOREIGN, "NATN_CD": o.NATION_CODE,
             "TR_MKET_CD": o.PRESENT_BALANCE_ALL_MARKETS, "INQR_DVSN_CD": o.PRESENT_BALANCE_ALL_KINDS})
         body = reply.body
-        holdings = tuple(_present_holding(r) for r in body.get("output1") or []
-                         if r and _int(r.get("ccld_qty_smtl1")) > 0)
-        cash = tuple(UsCash(currency=str(r.get("crcy_cd", "")),
-                            cash=Money(_dec(r.get("frcr_dncl_amt_2")), Currency.USD),
-                            withdrawable=Money(_dec(r.get("frcr_drwg_psbl_amt_1")), Currency.USD),
-                            krw_rate=_dec(r.get("frst_bltn_exrt")))
-                     for r in body.get("output2") or [] if r and str(r.get("crcy_cd", "")) == o.CURRENCY)
         t = body.get("output3") or {}
         if isinstance(t, list):
             t = t[0] if t else {}
@@ -400,9 +417,25 @@ class KisOverseasClient:
             total_assets=_krw(t.get("tot_asst_amt")), deposits=_krw(t.get("tot_dncl_amt")),
             foreign_evaluation=_krw(t.get("frcr_evlu_tota")), foreign_usable=_krw(t.get("frcr_use_psbl_amt")),
             withdrawable=_krw(t.get("wdrw_psbl_tot_amt")))
+        if self.paper:
+            rate = await self._paper_rate()
+            return UsPresentBalance(holdings=(), cash=_paper_cash(totals, rate), totals=totals, krw_per_usd=rate)
+        holdings = tuple(_present_holding(r) for r in body.get("output1") or []
+                         if r and _int(r.get("ccld_qty_smtl1")) > 0)
+        cash = tuple(UsCash(currency=str(r.get("crcy_cd", "")),
+                            cash=Money(_dec(r.get("frcr_dncl_amt_2")), Currency.USD),
+                            withdrawable=Money(_dec(r.get("frcr_drwg_psbl_amt_1")), Currency.USD),
+                            krw_rate=_dec(r.get("frst_bltn_exrt")))
+                     for r in body.get("output2") or [] if r and str(r.get("crcy_cd", "")) == o.CURRENCY)
         rates = [_dec(r.get("bass_exrt")) for r in body.get("output1") or [] if r] + [c.krw_rate for c in cash]
         return UsPresentBalance(holdings=holdings, cash=cash, totals=totals,
                                 krw_per_usd=next((r for r in rates if r > 0), _ZERO))
+
+    async def _paper_rate(self) -> Decimal:
+        """KIS's KRW rate on paper, where the present balance names none (output1/output2 are empty there):
+        the buyable-amount query's ``exrt`` (§5.2 "other FX sources")."""
+        symbol, exchange, price = PAPER_RATE_PROBE
+        return (await self.buying_power(exchange, symbol, price)).krw_per_usd
 
     async def buying_power(self, exchange: UsExchange, symbol: str, price: Decimal) -> UsBuyingPower:
         reply = await self._get(o.PATH_PSAMOUNT, UsTR.PSAMOUNT, {

@@ -402,8 +402,10 @@ UNVERIFIED_CHOICES: Final[dict[str, str]] = {
     "dailyprice paging": "one call per BYMD, tr_cont D; the client moves BYMD back",
     "inquire-ccnl/nccs ord_dt, ord_tmd": "exchange-local date and time; dmst_ord_dt/thco_ord_tmd are KST",
     "ORD_TMD of the order reply": "HHMMSS KST (portal)",
-    "present balance on paper": "output3 totals as real; output2 cash row served; output1 empty (positions come "
-                                "from inquire-balance per exchange)",
+    "present balance on paper": "only output3 (KRW totals) served, output1 and output2 empty (KIS's sample: only "
+                                "output3 is output normally); the client reads the dollar cash from output3 "
+                                "(frcr_evlu_tota, frcr_use_psbl_amt) at inquire-psamount's exrt; positions come "
+                                "from inquire-balance per exchange",
     "inquire-balance OVRS_EXCG_CD \"\"": "every US exchange on both hosts (python-kis sends it)",
     "price-detail uplp/dnlp": "0 (US exchanges have no daily price limits)",
     "search-info std_pdno of a US symbol": "empty (the simulator knows no CUSIP)",

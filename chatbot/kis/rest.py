@@ -63,10 +63,12 @@ from chatbot.kis.models import (
 from chatbot.kis.protocol import TR, Flavour
 from chatbot.kis.ratelimit import RequestPacer
 from chatbot.kis.token import (
+    APPROVAL_FLIGHTS,
     CachedToken,
     MemoryTokenStore,
     TokenManager,
     TokenStore,
+    approval_flight_key,
     parse_token_reply,
     token_cache_key,
 )
@@ -247,7 +249,14 @@ class KisRestClient:
         await self.balance()
 
     async def approval_key(self) -> str:
-        """A WebSocket approval key (``/oauth2/Approval``; the secret goes as ``secretkey``)."""
+        """A WebSocket approval key (``/oauth2/Approval``; the secret goes as ``secretkey``). Callers asking
+        at the same time for the same app key, from any client of this process, share one request and its
+        outcome (:data:`chatbot.kis.token.APPROVAL_FLIGHTS`); a later call asks KIS again."""
+        return await APPROVAL_FLIGHTS.run(
+            approval_flight_key(self._base, self.credentials.app_key, self.credentials.app_secret),
+            self._issue_approval_key)
+
+    async def _issue_approval_key(self) -> str:
         body = {"grant_type": "client_credentials", "appkey": self.credentials.app_key,
                 "secretkey": self.credentials.app_secret}
         resp = await self._request("POST", p.PATH_APPROVAL, content=_body_bytes(body))

@@ -1,5 +1,6 @@
 """Access-token lifecycle: reuse until shortly before expiry, persist across restarts, one issuance
-at a time, re-issue once when KIS says the token expired."""
+at a time, re-issue once when KIS says the token expired; and :class:`SingleFlight`, which makes the
+WebSocket approval-key issuance one request per app key however many sessions ask at once."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import datetime as dt
 import hashlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisAuthError, KisTokenIssueThrottled
@@ -17,6 +19,7 @@ from chatbot.security.credentials import REFRESH_MARGIN_SECONDS as REFRESH_MARGI
 from chatbot.security.credentials import CachedToken as CachedToken  # noqa: PLC0414 (moved; re-exported)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class TokenStore(Protocol):
@@ -136,3 +139,44 @@ class TokenManager:
             cached = await self.store.load(self.key)
             if cached is not None and cached.access_token == access_token:
                 await self.store.delete(self.key)
+
+
+class SingleFlight(Generic[T]):
+    """Concurrent calls under one key share one run of the work: the first starts it, the others
+    wait for the same outcome (a failure too). Nothing is kept afterwards: the next call runs it again.
+
+    A caller cancelled while waiting leaves the run going for the others. Runs are kept per event
+    loop (a run belongs to the loop that started it)."""
+
+    def __init__(self) -> None:
+        self._runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Task[T]]] = (
+            weakref.WeakKeyDictionary())
+        self.started = 0  # runs started (not shared): what the callers cost the server
+
+    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+        runs = self._runs.setdefault(asyncio.get_running_loop(), {})
+        task = runs.get(key)
+        if task is None:
+            task = asyncio.ensure_future(work())
+            runs[key] = task
+            self.started += 1
+            task.add_done_callback(lambda done: self._finished(runs, key, done))
+        return await asyncio.shield(task)
+
+    @staticmethod
+    def _finished(runs: dict[str, asyncio.Task[T]], key: str, task: asyncio.Task[T]) -> None:
+        if runs.get(key) is task:
+            del runs[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: every caller may have been cancelled before the outcome came
+
+
+# One WebSocket approval-key request at a time per app key (KIS_API.md §3.3), across every client of this
+# process on that key: the operator's feed sessions, each user's notice session and the feed planner's
+# sessions starting together ask once. Keys are digests (:func:`approval_flight_key`), never the app key.
+APPROVAL_FLIGHTS: SingleFlight[str] = SingleFlight()
+
+
+def approval_flight_key(server: str, app_key: str, app_secret: str) -> str:
+    """What approval-key requests are shared under: the server and the key pair, digested."""
+    return hashlib.sha256(f"approval\n{server}\n{app_key}\n{app_secret}".encode()).hexdigest()

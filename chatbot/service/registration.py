@@ -107,6 +107,8 @@ class Registration:
         self.mode = mode
         # Told when a user's own key comes or goes (the feed planner moves their symbols).
         self.keys_changed: Callable[[int], None] = lambda user_id: None
+        # The app keys of the operator's own clients (the market-data feed's): a user may have registered one.
+        self.operator_app_keys: frozenset[str] = frozenset()
 
     async def register(self, user_id: int, app_key: str, app_secret: str, account: Account,
                        hts_id: str | None = None) -> MeView:
@@ -135,17 +137,31 @@ class Registration:
             return False
         # KIS keeps a token valid a day and hands the same one out again within 6 h: forgetting our copy alone
         # leaves a working token at KIS. Revoked first (best effort, bounded: removing the keys never waits on KIS).
-        try:
-            await asyncio.wait_for(self.accounts.client_for(creds).revoke_token(), REVOKE_TIMEOUT)
-        except (TimeoutError, KisError) as exc:
-            log.warning("token not revoked at logout", extra={"user_id": user_id, "error": type(exc).__name__})
-        await self.accounts.token_store.delete(
-            token_cache_key(self.accounts.endpoint.cache_scope, creds.app_key, creds.app_secret))
+        # But KIS has one token per app key: on a key someone else uses too (the operator's feed, another user
+        # who registered it) revoking would cut them off, so the token and its cached copy are left alone.
+        shared_with = await self._shared_with(user_id, creds.app_key)
+        if shared_with:
+            log.info("token kept at logout: the app key is in use by others",
+                     extra={"user_id": user_id, "shared_with": shared_with})
+        else:
+            try:
+                await asyncio.wait_for(self.accounts.client_for(creds).revoke_token(), REVOKE_TIMEOUT)
+            except (TimeoutError, KisError) as exc:
+                log.warning("token not revoked at logout", extra={"user_id": user_id, "error": type(exc).__name__})
+            await self.accounts.token_store.delete(
+                token_cache_key(self.accounts.endpoint.cache_scope, creds.app_key, creds.app_secret))
         await self.credentials.delete(user_id)
         self.accounts.forget(user_id)
         self.keys_changed(user_id)
         log.info("credentials removed", extra={"user_id": user_id})
         return True
+
+    async def _shared_with(self, user_id: int, app_key: str) -> str:
+        """Who else is on ``app_key`` ("operator", "users", both or ""), so that its token must stay."""
+        who = ["operator"] if app_key in self.operator_app_keys else []
+        if await self.credentials.others_with_key(user_id, app_key):
+            who.append("users")
+        return ",".join(who)
 
     async def me(self, user_id: int) -> MeView:
         row = await self.credentials.info(user_id)

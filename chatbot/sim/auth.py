@@ -80,6 +80,7 @@ class AuthRegistry:
         self._dirty: set[str] = set()  # kids whose document must be written
         self._legacy_pending = False  # an "auth" document of the old layout is to be emptied
         self.issued_count = 0
+        self.approvals_issued = 0  # /oauth2/Approval requests answered with a key
 
     @property
     def changed(self) -> bool:
@@ -172,6 +173,7 @@ class AuthRegistry:
         mine[digest] = now
         self._approvals[digest] = kid
         self._dirty.add(kid)
+        self.approvals_issued += 1
         return key
 
     def approval_app_key(self, approval_key: str, *, opening: bool = False) -> str | None:

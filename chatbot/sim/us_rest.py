@@ -331,6 +331,8 @@ class UsRestApi:
             self.sim.us_market, self.sim.us_trading.account(account_id), self.sim.options.krw_per_usd,
             holdings=not self.paper, foreign_amounts=q.get("WCRC_FRCR_DVSN_CD", "02").strip() != "01",
             markets=markets)
+        if self.paper:  # KIS's paper server fills only output3, the KRW totals (KIS_OVERSEAS.md §5.2)
+            payload["output2"] = []
         return Reply(_ok(**payload))
 
     def psamount(self, call: Call) -> Reply:

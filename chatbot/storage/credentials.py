@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+from sqlmodel import col, select
+
 from chatbot.logs import SECRETS
 from chatbot.security.credentials import Account, KisCredentials, mask
 from chatbot.security.secretbox import SecretBox
@@ -50,6 +52,15 @@ class CredentialStore:
         """The row without decrypting anything (for /me: environment, masked key, account)."""
         async with self.db.session() as session:
             return await session.get(CredentialRow, telegram_id)
+
+    async def others_with_key(self, telegram_id: int, app_key: str) -> list[int]:
+        """The other users whose stored credentials are on ``app_key`` (KIS gives one token per app key:
+        theirs is this user's too). Only rows with the same masked hint are decrypted."""
+        async with self.db.session() as session:
+            rows = (await session.exec(select(CredentialRow).where(
+                CredentialRow.key_hint == mask(app_key), col(CredentialRow.telegram_id) != telegram_id))).all()
+        return [row.telegram_id for row in rows
+                if secrets.compare_digest(self.box.decrypt(row.app_key, row.telegram_id, "app_key"), app_key)]
 
     async def delete(self, telegram_id: int) -> bool:
         async with self.db.write() as session:
