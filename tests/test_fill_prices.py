@@ -231,6 +231,10 @@ def test_the_price_of_listed_fills_is_derived_or_said_to_be_an_average() -> None
     # US: KIS's average to 4 places, the new shares' price on the cent
     us = listed_fill_price(Money.usd("179.6667"), 3, 1, Money.usd("180"))
     assert (us.price, us.basis) == (Money.usd("179.50"), OWN_PRICE)
+    # whether the shares may have filled at a notice's price: within what KIS's rounding allows
+    assert us.may_be(Money.usd("179.50")) and not us.may_be(Money.usd("179.51")) and not us.may_be(Money.usd(180))
+    assert truncated.may_be(Money.krw(69_905)) and not truncated.may_be(Money.krw(69_910))
+    assert unknown.may_be(Money.usd(1))  # not derived: anything may be
 
 
 def test_an_averaged_fill_push_says_average() -> None:
@@ -242,3 +246,30 @@ def test_an_averaged_fill_push_says_average() -> None:
     assert "avg" not in text(plain) and "@ avg ₩69,925" in text(averaged), text(averaged)
     assert decode("fill", {**base, "price_basis": "anything else"}).price_basis == ORDER_AVERAGE  # type: ignore[union-attr]
     assert averaged.payload()["price_basis"] == FILLS_AVERAGE and "price_basis" not in plain.payload()
+
+
+async def test_a_caught_up_fills_late_notice_does_not_lend_its_price_to_the_next_fill_of_the_same_quantity(
+        bot: BotHarness) -> None:
+    """3 at L: the catch-up counts A (1 at L, its notice late); B fills (1 at L − 1 tick). A's notice, handled
+    next, finds KIS's figure 2 and the journal 1: the 1 missing is B's, not A's (told already), though of A's
+    quantity. It was pushed with A's price (and time) and B's were never told; it is pushed at B's price, derived
+    from KIS's figure (B's own notice then finds it counted)."""
+    limit = resting_price(bot, ticks=10)
+    lower = limit - p.tick_size(limit)
+    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 3 {limit}"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    notices = Notices(bot)
+    with notices.holding():
+        domestic_fill(bot, order_no, 1, limit)
+    assert await catch_up(bot) == 1
+    with notices.holding():
+        domestic_fill(bot, order_no, 1, lower)
+    before = handled(bot)
+    notices.release(1)  # A's
+    await notices_handled(bot, before, 1)
+    notices.release()  # B's
+    await notices_handled(bot, before, 2)
+    pushes = await fill_pushes(bot)
+    assert [(x["quantity"], x["price"]) for x in pushes] == [(1, limit), (1, lower)], pushes
+    assert await details(bot, order_no) == [f"1@{limit}", f"1@{lower}"]

@@ -21,7 +21,7 @@ from chatbot.kis.errors import KisError
 from chatbot.kis.protocol import KST, order_no_key
 from chatbot.markets.money import Currency, Money
 from chatbot.service.accounts import AccountProvider, UserAccount
-from chatbot.service.fill_prices import counted_fills, fill_detail, listed_fill_price
+from chatbot.service.fill_prices import ListedPrice, counted_fills, fill_detail, listed_fill_price
 from chatbot.service.journal import LISTED, OPEN_STATUSES
 from chatbot.service.users import Users
 from chatbot.storage.db import Database
@@ -99,7 +99,7 @@ async def _count_listed(db: Database, account: UserAccount, rows: Sequence[Order
             entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
             entry.updated_at = utcnow()
             session.add(entry)
-            filled = listed_fills(execution, entry, language, before, cost)
+            filled = listed_fills(execution, entry, language, before, listed_price(execution, entry, before, cost))
             session.add(OrderEventRow(journal_id=entry.id, status=entry.status,
                                       detail=fill_detail(quantity, filled.price_money), source=LISTED))
             pushed += await outbox.enqueue(session, [Push(
@@ -146,13 +146,17 @@ def _listed_row(listed: Listing, row: OrderJournalRow) -> Execution | None:
     return listed.get((row.market, _filed_under(row), key)) or listed.get((row.market, dt.date.min, key))
 
 
+def listed_price(execution: Execution, entry: OrderJournalRow, counted: int, counted_cost: Money | None) -> ListedPrice:
+    """The price of the shares KIS's list shows filled (``execution``) beyond the ``counted`` ones of the journal
+    row ``entry`` (costing ``counted_cost``), derived from KIS's average (:func:`listed_fill_price`)."""
+    return listed_fill_price(Money(execution.average_fill_price.amount, Currency(entry.currency)),
+                             execution.filled_quantity, counted, counted_cost)
+
+
 def listed_fills(execution: Execution, entry: OrderJournalRow, language: str, counted: int,
-                 counted_cost: Money | None) -> OrderFilled:
-    """The push of the shares KIS's list shows filled (``execution``) beyond the ``counted`` ones of the journal
-    row ``entry`` (costing ``counted_cost``): their price derived from KIS's average (:func:`listed_fill_price`),
-    no time (the list's is the order's, ORD_TMD, not a fill's)."""
-    priced = listed_fill_price(Money(execution.average_fill_price.amount, Currency(entry.currency)),
-                               execution.filled_quantity, counted, counted_cost)
+                 priced: ListedPrice) -> OrderFilled:
+    """The push of the shares KIS's list shows filled beyond the ``counted`` ones, at ``priced``
+    (:func:`listed_price`), with no time (the list's is the order's, ORD_TMD, not a fill's)."""
     return OrderFilled(language, execution.order_no, entry.code, execution.name or entry.code, entry.side,
                        execution.filled_quantity - counted, priced.units, "", currency=entry.currency,
                        price_basis=priced.basis)

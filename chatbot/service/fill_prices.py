@@ -93,10 +93,16 @@ class ListedPrice:
 
     price: Money
     basis: str
+    span: tuple[Decimal, Decimal] | None = None  # where the shares' average surely is (None: not derived)
 
     @property
     def units(self) -> int:
         return price_units(self.price.amount, self.price.currency)
+
+    def may_be(self, price: Money) -> bool:
+        """Whether the shares may all have filled at ``price`` (KIS's figures allow it; True when not derived)."""
+        return self.span is None or (price.currency is self.price.currency
+                                     and self.span[0] <= price.amount <= self.span[1])
 
 
 def listed_fill_price(average: Money, total: int, counted: int, counted_cost: Money | None) -> ListedPrice:
@@ -124,9 +130,10 @@ def listed_fill_price(average: Money, total: int, counted: int, counted_cost: Mo
     bound = resolution * (total + counted) / new
     grid = Decimal(fund_tick_size(int(exact))) if currency is Currency.KRW else us_tick_size(exact)
     nearest = (exact / grid).to_integral_value(ROUND_HALF_UP) * grid
+    span = (exact - bound, exact + bound)
     if bound <= grid and abs(exact - nearest) <= bound and nearest > 0:
-        return ListedPrice(Money(nearest, currency), OWN_PRICE)
-    return ListedPrice(_to_units(exact, currency), FILLS_AVERAGE)
+        return ListedPrice(Money(nearest, currency), OWN_PRICE, span)
+    return ListedPrice(_to_units(exact, currency), FILLS_AVERAGE, span)
 
 
 def _to_units(amount: Decimal, currency: Currency) -> Money:

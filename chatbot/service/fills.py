@@ -34,7 +34,7 @@ from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
 from chatbot.markets.us_hours import AFTER_MARKET_END_KST, NEW_YORK
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.fill_catchup import catch_up_fills, listed_fills, listed_now
+from chatbot.service.fill_catchup import catch_up_fills, listed_fills, listed_now, listed_price
 from chatbot.service.fill_prices import counted_fills, fill_detail
 from chatbot.service.journal import (
     DATABASE_ERRORS,
@@ -403,14 +403,18 @@ class FillWatcher:
                     "quantity": notice.quantity})
                 self.counted_already += 1
                 return []
-        if quantity == notice.quantity:
+        priced = None if looked is None else listed_price(looked.execution, entry, counted, cost)
+        # Of the notice's quantity, the shares missing may still be another fill's (the notice's own inside a
+        # reading counted before): a late notice of a fill the catch-up had told lent its price and time to the
+        # next fill of that quantity, whose own were never told. KIS's figure says when they cannot be its.
+        if quantity == notice.quantity and (priced is None or priced.may_be(filled.price_money)):
             # Two executions alike (the same second, quantity and price) are two fills: the key counts the
             # order's total so far, so the second is told too (it was taken for the first's duplicate).
             push = Push(f"{key}:{total}", entry.owner_id, chat_id, filled)
             detail = fill_detail(quantity, filled.price_money)
         else:
-            assert looked is not None
-            caught_up = listed_fills(looked.execution, entry, language, counted, cost)
+            assert looked is not None and priced is not None
+            caught_up = listed_fills(looked.execution, entry, language, counted, priced)
             push = Push(f"fill:caught-up:{entry.id}:{total}", entry.owner_id, chat_id, caught_up)
             detail = fill_detail(quantity, caught_up.price_money)
             log.info("fills counted from KIS's list of the day's orders instead of a notice", extra={
