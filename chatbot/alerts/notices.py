@@ -92,7 +92,12 @@ def alert_currency(code: str) -> Currency:
 
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
-    """Part or all of an order executed: ``quantity`` at ``price`` (one execution, not the total)."""
+    """Part or all of an order executed: ``quantity`` at ``price`` (one execution, not the total).
+
+    Fills told from KIS's list of the day's orders (a catch-up, reconciliation: cumulative figures) have no time
+    of their own (``time`` ""; the list's is the order's), and ``price_basis`` says what ``price`` is: "" the
+    shares' own price, ``fills`` the average of these shares (several executions), ``order`` the order's average
+    fill price so far (these shares' could not be derived)."""
 
     KIND: ClassVar[str] = "fill"
 
@@ -103,8 +108,9 @@ class OrderFilled:
     side: str  # buy | sell
     quantity: int
     price: int  # in the currency's price units (whole won; USD: 1/10,000 dollar)
-    time: str  # HHMMSS, KST, as KIS reported it
+    time: str  # HHMMSS, KST, as KIS reported it; "": not known (a fill told from KIS's list)
     currency: str = "KRW"  # USD: a US fill (H0GSCNI0)
+    price_basis: str = ""  # "": the fill's own price; fills | order: an average (see above)
 
     @property
     def price_money(self) -> Money:
@@ -116,13 +122,16 @@ class OrderFilled:
                                 "time": self.time}
         if self.currency != "KRW":
             data["currency"] = self.currency
+        if self.price_basis:
+            data["price_basis"] = self.price_basis
         return data
 
     @classmethod
     def from_payload(cls, p: Mapping[str, Any]) -> OrderFilled:
         return cls(language=_language(p), order_no=str(p["order_no"]), code=str(p.get("code") or ""),
                    name=str(p["name"]), side="buy" if p["side"] == "buy" else "sell", quantity=int(p["quantity"]),
-                   price=int(p["price"]), time=str(p.get("time") or ""), currency=str(p.get("currency") or "KRW"))
+                   price=int(p["price"]), time=str(p.get("time") or ""), currency=str(p.get("currency") or "KRW"),
+                   price_basis=basis if (basis := str(p.get("price_basis") or "")) in ("", "fills") else "order")
 
 
 @dataclass(frozen=True, slots=True)

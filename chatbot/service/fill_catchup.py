@@ -19,9 +19,10 @@ from chatbot.alerts.outbox import Push
 from chatbot.broker import Execution
 from chatbot.kis.errors import KisError
 from chatbot.kis.protocol import KST, order_no_key
-from chatbot.markets.money import Currency
+from chatbot.markets.money import Currency, Money
 from chatbot.service.accounts import AccountProvider, UserAccount
-from chatbot.service.journal import LISTED, OPEN_STATUSES, filled_so_far
+from chatbot.service.fill_prices import ListedPrice, counted_fills, fill_detail, listed_fill_price
+from chatbot.service.journal import LISTED, OPEN_STATUSES
 from chatbot.service.users import Users
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow
@@ -91,20 +92,18 @@ async def _count_listed(db: Database, account: UserAccount, rows: Sequence[Order
             entry = await session.get(OrderJournalRow, row.id, with_for_update=True)
             if entry is None or entry.id is None or entry.status not in OPEN_STATUSES:
                 continue
-            before = await filled_so_far(session, entry.id)
+            before, cost = await counted_fills(session, entry.id, entry.currency)
             if execution.filled_quantity <= before:
                 continue
             quantity = execution.filled_quantity - before
-            price = listed_price_units(execution, entry.currency)
             entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
             entry.updated_at = utcnow()
             session.add(entry)
-            session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=f"{quantity}@{price}",
-                                      source=LISTED))
+            filled = listed_fills(execution, entry, language, before, listed_price(execution, entry, before, cost))
+            session.add(OrderEventRow(journal_id=entry.id, status=entry.status,
+                                      detail=fill_detail(quantity, filled.price_money), source=LISTED))
             pushed += await outbox.enqueue(session, [Push(
-                f"fill:caught-up:{entry.id}:{execution.filled_quantity}", user_id, user_id,
-                OrderFilled(language, execution.order_no, entry.code, execution.name or entry.code, entry.side,
-                            quantity, price, execution.time, currency=entry.currency))])
+                f"fill:caught-up:{entry.id}:{execution.filled_quantity}", user_id, user_id, filled)])
         log.info("fill made while no replica listened journalled and pushed",
                  extra={"journal_id": row.id, "order_no": execution.order_no, "quantity": quantity})
     return pushed, (failures[0] if failures else None)
@@ -147,6 +146,17 @@ def _listed_row(listed: Listing, row: OrderJournalRow) -> Execution | None:
     return listed.get((row.market, _filed_under(row), key)) or listed.get((row.market, dt.date.min, key))
 
 
-def listed_price_units(execution: Execution, currency: str) -> int:
-    """The order's average fill price as a push counts it: whole won; a US fill in 1/10,000 dollar."""
-    return int(execution.average_fill_price.amount * Currency(currency).price_units)
+def listed_price(execution: Execution, entry: OrderJournalRow, counted: int, counted_cost: Money | None) -> ListedPrice:
+    """The price of the shares KIS's list shows filled (``execution``) beyond the ``counted`` ones of the journal
+    row ``entry`` (costing ``counted_cost``), derived from KIS's average (:func:`listed_fill_price`)."""
+    return listed_fill_price(Money(execution.average_fill_price.amount, Currency(entry.currency)),
+                             execution.filled_quantity, counted, counted_cost)
+
+
+def listed_fills(execution: Execution, entry: OrderJournalRow, language: str, counted: int,
+                 priced: ListedPrice) -> OrderFilled:
+    """The push of the shares KIS's list shows filled beyond the ``counted`` ones, at ``priced``
+    (:func:`listed_price`), with no time (the list's is the order's, ORD_TMD, not a fill's)."""
+    return OrderFilled(language, execution.order_no, entry.code, execution.name or entry.code, entry.side,
+                       execution.filled_quantity - counted, priced.units, "", currency=entry.currency,
+                       price_basis=priced.basis)

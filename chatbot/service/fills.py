@@ -34,14 +34,14 @@ from chatbot.kis.us_broker import fill_of as us_fill_of
 from chatbot.markets.money import price_units
 from chatbot.markets.us_hours import AFTER_MARKET_END_KST, NEW_YORK
 from chatbot.service.accounts import AccountProvider
-from chatbot.service.fill_catchup import catch_up_fills, listed_now, listed_price_units
+from chatbot.service.fill_catchup import catch_up_fills, listed_fills, listed_now, listed_price
+from chatbot.service.fill_prices import counted_fills, fill_detail
 from chatbot.service.journal import (
     DATABASE_ERRORS,
     LISTED,
     NOTICE,
     OPEN_STATUSES,
     UNRESOLVED,
-    filled_so_far,
     last_fill,
 )
 from chatbot.service.orders import standing_order
@@ -374,14 +374,14 @@ class FillWatcher:
         The notice alone adds its own quantity. Resolved with ``looked``, the journal is brought to KIS's figure
         instead (what it lacks of it, as a cumulative reading does): nothing when the fill is in it already; the
         notice itself when exactly its quantity is missing; else what is missing (fills made meanwhile, the
-        notice's among them or not), at the order's average price. Counting the notice's quantity whenever KIS's
-        figure has room for it would count it twice when another fill made since took that room. The journal
-        only ever rises to a figure KIS gave, so nothing is counted twice; KIS's list may lag behind its notices
-        (a fill booked, not listed yet), so a figure short of the notice's quantity is believed only when it was
-        read ``list_lag`` after the notice came and after the last fill counted from a notice: before, KIS is
-        asked again (the notice is retried)."""
+        notice's among them or not), at their price derived from KIS's average (fill_prices.listed_fill_price).
+        Counting the notice's quantity whenever KIS's figure has room for it would count it twice when another
+        fill made since took that room. The journal only ever rises to a figure KIS gave, so nothing is counted
+        twice; KIS's list may lag behind its notices (a fill booked, not listed yet), so a figure short of the
+        notice's quantity is believed only when it was read ``list_lag`` after the notice came and after the last
+        fill counted from a notice: before, KIS is asked again (the notice is retried)."""
         assert entry.id is not None
-        counted = await filled_so_far(session, entry.id)
+        counted, cost = await counted_fills(session, entry.id, entry.currency)
         if counted + notice.quantity > entry.quantity:  # counted already (the journal never counts more than filled)
             log.info("fill already journalled; not pushed again", extra={"order_no": notice.order_no})
             self.counted_already += 1
@@ -403,19 +403,20 @@ class FillWatcher:
                     "quantity": notice.quantity})
                 self.counted_already += 1
                 return []
-        if quantity == notice.quantity:
+        priced = None if looked is None else listed_price(looked.execution, entry, counted, cost)
+        # Of the notice's quantity, the shares missing may still be another fill's (the notice's own inside a
+        # reading counted before): a late notice of a fill the catch-up had told lent its price and time to the
+        # next fill of that quantity, whose own were never told. KIS's figure says when they cannot be its.
+        if quantity == notice.quantity and (priced is None or priced.may_be(filled.price_money)):
             # Two executions alike (the same second, quantity and price) are two fills: the key counts the
             # order's total so far, so the second is told too (it was taken for the first's duplicate).
             push = Push(f"{key}:{total}", entry.owner_id, chat_id, filled)
-            detail = f"{quantity}@{notice.price}"
+            detail = fill_detail(quantity, filled.price_money)
         else:
-            assert looked is not None
-            listed = looked.execution
-            price = listed_price_units(listed, entry.currency)
-            push = Push(f"fill:caught-up:{entry.id}:{total}", entry.owner_id, chat_id, OrderFilled(
-                language, listed.order_no, entry.code, listed.name or entry.code, entry.side, quantity, price,
-                listed.time, currency=entry.currency))
-            detail = f"{quantity}@{price}"
+            assert looked is not None and priced is not None
+            caught_up = listed_fills(looked.execution, entry, language, counted, priced)
+            push = Push(f"fill:caught-up:{entry.id}:{total}", entry.owner_id, chat_id, caught_up)
+            detail = fill_detail(quantity, caught_up.price_money)
             log.info("fills counted from KIS's list of the day's orders instead of a notice", extra={
                 "order_no": notice.order_no, "journal_id": entry.id, "listed": total, "counted": counted,
                 "quantity": quantity, "notice_quantity": notice.quantity})

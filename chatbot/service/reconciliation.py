@@ -45,10 +45,11 @@ from chatbot.kis.orders import OrderIntent, find_candidates
 from chatbot.kis.overseas import KisOverseasClient
 from chatbot.kis.overseas_orders import us_order_listing
 from chatbot.kis.protocol import KST
-from chatbot.markets.money import Currency, price_units
+from chatbot.markets.money import Currency, Money, price_units
 from chatbot.markets.us_hours import NEW_YORK
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.cards import CardStatus, CardStore
+from chatbot.service.fill_prices import ListedPrice, counted_fills, fill_detail, listed_fill_price
 from chatbot.service.journal import (
     DATABASE_ERRORS,
     LISTED,
@@ -56,7 +57,6 @@ from chatbot.service.journal import (
     OrderJournal,
     Settling,
     claimed_order_nos,
-    filled_so_far,
 )
 from chatbot.service.users import Users
 from chatbot.service.views import Mode, Outcome
@@ -258,7 +258,7 @@ class OrderReconciler:
         card_status = {Outcome.PLACED: CardStatus.PLACED, Outcome.CANCELLED_ORDER: CardStatus.PLACED,
                        Outcome.REVISED_ORDER: CardStatus.PLACED,
                        Outcome.NOT_PLACED: CardStatus.FAILED}.get(outcome, CardStatus.UNCERTAIN)
-        filled = None
+        filled: tuple[int, ListedPrice] | None = None
         async with self.db.write() as session:
             entry = await session.get(OrderJournalRow, row.id, with_for_update=True)
             if entry is None or entry.id is None or entry.status not in UNRESOLVED or entry.told_at is not None:
@@ -269,18 +269,17 @@ class OrderReconciler:
             entry.absent_looks = entry.absent_looks if looks is None else looks
             session.add(OrderEventRow(journal_id=entry.id, status=status, detail=message or None))
             if execution is not None and outcome is Outcome.PLACED and execution.filled_quantity > 0:
-                before = await filled_so_far(session, entry.id)
+                before, cost = await counted_fills(session, entry.id, entry.currency)
                 if execution.filled_quantity > before:
+                    # KIS's list gives the order's average (won; a US order's in dollars) and no fill's time:
+                    # the new shares' price is derived from it and what the journal counted
+                    priced = listed_fill_price(Money(Decimal(execution.average_fill_price), Currency(entry.currency)),
+                                               execution.filled_quantity, before, cost)
                     quantity = execution.filled_quantity - before
-                    # the push counts in price units: whole won; a US fill (dollars) in 1/10,000 dollar
-                    price = (int(execution.average_fill_price) if entry.currency == "KRW" else
-                             int(Decimal(execution.average_fill_price) * Currency(entry.currency).price_units))
                     entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
-                    detail = f"{quantity}@{price}" if entry.currency == "KRW" else \
-                        f"{quantity}@{Decimal(execution.average_fill_price)}"
-                    session.add(OrderEventRow(journal_id=entry.id, status=entry.status, detail=detail,
-                                              source=LISTED))
-                    filled = (quantity, price)
+                    session.add(OrderEventRow(journal_id=entry.id, status=entry.status,
+                                              detail=fill_detail(quantity, priced.price), source=LISTED))
+                    filled = (quantity, priced)
             session.add(entry)
             chat_id = card.chat_id if card is not None else entry.owner_id
             if card is not None:
@@ -291,15 +290,17 @@ class OrderReconciler:
                 notice = self._notice(_card_from_journal(entry), language, outcome, order_no, message, card_gone=True)
             pushes = [Push(f"order:{entry.id}", entry.owner_id, chat_id, notice)]
             if filled is not None and execution is not None:
-                quantity, price = filled
+                quantity, priced = filled
                 name = card.name if card is not None else execution.name
                 pushes.append(Push(f"fill:reconciled:{entry.id}:{execution.filled_quantity}", entry.owner_id, chat_id,
                                    OrderFilled(language, execution.order_no, entry.code, name, entry.side, quantity,
-                                               price, execution.time, currency=entry.currency)))
+                                               priced.units, "", currency=entry.currency,
+                                               price_basis=priced.basis)))
             await outbox.enqueue(session, pushes)
         self.settled[outcome.value] = self.settled.get(outcome.value, 0) + 1
         log.info("order outcome told after reconciliation", extra={
-            "journal_id": row.id, "outcome": outcome.value, "order_no": order_no, "filled": filled})
+            "journal_id": row.id, "outcome": outcome.value, "order_no": order_no,
+            "filled": filled[0] if filled is not None else None})
         self.wake_sender()
         return True
 

@@ -86,6 +86,8 @@ def text(notice: AlertFired | OrderFilled) -> str:
         return t("push_alert", language, name=notice.name, code=notice.code, price=price, condition=cond,
                  time=_hms(notice.time))
     side = t("buy" if notice.side == "buy" else "sell", language)
+    if notice.price_basis:  # told from KIS's list: an average, not one execution's price
+        price = f"{t('report_avg', language)} {price}"
     if notice.currency == Currency.USD:  # a US fill
         return t("us_push_fill", language, name=notice.name, code=notice.code, side=side,
                  quantity=notice.quantity, price=price, order_no=notice.order_no)

@@ -1,0 +1,146 @@
+"""What a fill event records of its fill (``order_events.detail``: ``quantity@price``), written and read here
+only, and the price of the shares a cumulative reading of KIS's list of the day's orders adds to the journal.
+
+A detail's price is in its currency's own unit, as :class:`~chatbot.markets.money.Money` counts it: whole won
+(``3@70000``), or a ``Decimal`` amount named by its currency (``2@179.5 USD``). Events written before (and
+still in the journal) read too: a US price as a bare integer is in 1/10,000 dollar (the fill catch-up's and a
+notice's resolved from KIS's list), with a point it is in dollars (reconciliation's), with a sign (``$1,234.50``)
+a live notice's ``str(Money)``.
+
+KIS lists an order's cumulative filled quantity and average fill price, not its fills: the price of the shares
+a reading adds is derived from that average and what the journal counted before it
+(:func:`listed_fill_price`), and said to be an average when it cannot be one price."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Final
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chatbot.markets.money import Currency, Money, price_units
+from chatbot.markets.ticks import fund_tick_size, us_tick_size
+from chatbot.service.journal import FILL_STATUSES
+from chatbot.storage.tables import OrderEventRow
+
+# Where a push's price of fills KIS's list added comes from (OrderFilled.price_basis): "" the shares' own price
+# (derived on the price grid: one execution, or several at one price), or an average.
+OWN_PRICE: Final = ""
+FILLS_AVERAGE: Final = "fills"  # the average of these shares (several executions at different prices)
+ORDER_AVERAGE: Final = "order"  # the order's average fill price so far (these shares' could not be derived)
+PRICE_BASES: Final = (OWN_PRICE, FILLS_AVERAGE, ORDER_AVERAGE)
+_LEGACY_US_UNITS: Final = 10_000  # a US price written as a bare integer before: 1/10,000 dollar
+_SIGNS: Final = {c.symbol: c for c in Currency}
+
+
+def fill_detail(quantity: int, price: Money) -> str:
+    """A fill event's detail: ``quantity`` at ``price`` in its currency's own unit (exact: a price finer than
+    the currency's price units is refused)."""
+    price_units(price.amount, price.currency)  # (raises on a finer amount)
+    if price.currency is Currency.KRW:
+        return f"{quantity}@{int(price.amount)}"
+    return f"{quantity}@{_plain(price.amount)} {price.currency.value}"
+
+
+def read_fill_detail(detail: str | None, currency: Currency | str) -> tuple[int, Money | None]:
+    """The quantity and price a fill event's detail records (of an order in ``currency``), whichever way it
+    was written; the price is None when the detail gives none that can be read."""
+    quantity_text, _, price_text = (detail or "").partition("@")
+    quantity = int(quantity_text or 0)
+    return quantity, _price(price_text.strip(), Currency(currency))
+
+
+def _price(text: str, currency: Currency) -> Money | None:
+    try:
+        amount, _, named = text.partition(" ")
+        if named:  # "179.5 USD"
+            return Money(Decimal(amount), Currency(named))
+        if text[:1] in _SIGNS:  # "$1,234.50": a live notice's str(Money), before
+            return Money(Decimal(text[1:].replace(",", "")), _SIGNS[text[:1]])
+        value = Decimal(text)
+    except (InvalidOperation, ValueError):
+        return None
+    if currency is not Currency.KRW and "." not in text:  # a bare integer: 1/10,000 dollar, before
+        value = value / _LEGACY_US_UNITS
+    return Money(value, currency) if value.is_finite() else None
+
+
+async def counted_fills(session: AsyncSession, journal_id: int, currency: Currency | str) -> tuple[int, Money | None]:
+    """The quantity the journal counts as filled for the order and what those shares cost (None when an event's
+    price cannot be read)."""
+    details = (await session.exec(select(OrderEventRow.detail).where(
+        col(OrderEventRow.journal_id) == journal_id, col(OrderEventRow.status).in_(FILL_STATUSES)))).all()
+    return _summed(details, Currency(currency))
+
+
+def _summed(details: Iterable[str | None], currency: Currency) -> tuple[int, Money | None]:
+    quantity = 0
+    cost: Money | None = Money.zero(currency)
+    for detail in details:
+        filled, price = read_fill_detail(detail, currency)
+        quantity += filled
+        cost = None if cost is None or price is None or price.currency is not currency else cost + price * filled
+    return quantity, cost
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPrice:
+    """The price a push gives of the shares a reading of KIS's list added: ``price`` in the currency's price
+    units, ``basis`` one of :data:`PRICE_BASES`."""
+
+    price: Money
+    basis: str
+    span: tuple[Decimal, Decimal] | None = None  # where the shares' average surely is (None: not derived)
+
+    @property
+    def units(self) -> int:
+        return price_units(self.price.amount, self.price.currency)
+
+    def may_be(self, price: Money) -> bool:
+        """Whether the shares may all have filled at ``price`` (KIS's figures allow it; True when not derived)."""
+        return self.span is None or (price.currency is self.price.currency
+                                     and self.span[0] <= price.amount <= self.span[1])
+
+
+def listed_fill_price(average: Money, total: int, counted: int, counted_cost: Money | None) -> ListedPrice:
+    """The price of the ``total - counted`` shares KIS's figure (``total`` filled at ``average``) has beyond the
+    ``counted`` ones the journal holds (costing ``counted_cost``): ``(average·total − cost) / (total − counted)``.
+
+    KIS's average is rounded (won, or 1/10,000 dollar, or the places it was given with), which the division
+    magnifies: the derived price is within ``resolution·(total + counted)/(total − counted)`` of the truth. A
+    price grid point (any instrument's tick: 5 won from 2,000 won, 1 below; a cent from a dollar) that near it is
+    the shares' own price; a derived price off the grid, or one coarser than the grid, is the
+    average of several executions (:data:`FILLS_AVERAGE`); without what the counted shares cost, or with a
+    figure that gives no price, it is the order's average (:data:`ORDER_AVERAGE`)."""
+    currency = average.currency
+    unit = Decimal(1) / currency.price_units
+    new = total - counted
+    if new <= 0:
+        raise ValueError(f"no shares beyond the {counted} counted in {total}")
+    if counted_cost is None or average.amount <= 0 or counted_cost.currency is not currency:
+        return ListedPrice(_to_units(average.amount, currency), ORDER_AVERAGE)
+    exact = (average.amount * total - counted_cost.amount) / new
+    if exact <= 0:
+        return ListedPrice(_to_units(average.amount, currency), ORDER_AVERAGE)
+    exponent = average.amount.as_tuple().exponent
+    resolution = min(Decimal(1).scaleb(exponent), unit) if isinstance(exponent, int) else unit
+    bound = resolution * (total + counted) / new
+    grid = Decimal(fund_tick_size(int(exact))) if currency is Currency.KRW else us_tick_size(exact)
+    nearest = (exact / grid).to_integral_value(ROUND_HALF_UP) * grid
+    span = (exact - bound, exact + bound)
+    if bound <= grid and abs(exact - nearest) <= bound and nearest > 0:
+        return ListedPrice(Money(nearest, currency), OWN_PRICE, span)
+    return ListedPrice(_to_units(exact, currency), FILLS_AVERAGE, span)
+
+
+def _to_units(amount: Decimal, currency: Currency) -> Money:
+    unit = Decimal(1) / currency.price_units
+    return Money(amount.quantize(unit, rounding=ROUND_HALF_UP), currency)
+
+
+def _plain(amount: Decimal) -> str:
+    """``amount`` without a needless exponent or trailing zeros (``179.5``, ``180``)."""
+    return format(amount.normalize(), "f")

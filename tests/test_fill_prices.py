@@ -1,0 +1,275 @@
+"""Fills told from KIS's list of the day's orders (the catch-up, a notice resolved from the list, reconciliation):
+KIS lists an order's cumulative quantity and average price, and the order's time (ORD_TMD). The push of the
+shares a reading adds says their own price, derived from the average and what the journal counted before (or
+says "average" when it cannot be derived), and claims no time; the fill events record prices in one unit (the
+currency's own), and events written before in other units still read right."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from chatbot.alerts.notices import OrderFilled, decode
+from chatbot.broker import OrderSide
+from chatbot.config import KisSettings
+from chatbot.console.botapi import BotApiEmulator
+from chatbot.kis import protocol as p
+from chatbot.markets.money import Money
+from chatbot.service.cards import CardStatus
+from chatbot.service.fill_prices import (
+    FILLS_AVERAGE,
+    ORDER_AVERAGE,
+    OWN_PRICE,
+    fill_detail,
+    listed_fill_price,
+    read_fill_detail,
+)
+from chatbot.storage.tables import OrderEventRow, OrderJournalRow
+from chatbot.telegram.notifier import text
+from tests.harness import BotHarness, confirm
+from tests.test_fill_dedupe import (
+    USER,
+    Notices,
+    catch_up,
+    fill_pushes,
+    handled,
+    journal_rows,
+    notices_handled,
+)
+from tests.test_order_review import resting_price
+from tests.test_us_bot import _open_journal, us_card
+
+CODE = "005930"
+
+
+@pytest.fixture
+async def bot(db_url: str) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(db_url, kis=KisSettings(order_settle_seconds=0.5, order_reconcile_interval_seconds=0.2),
+                         us_always_open=True)
+    await harness.start()
+    assert harness.runtime is not None
+    harness.runtime.fills.list_lag = dt.timedelta(0)  # the simulator's list never lags
+    yield harness
+    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
+    await harness.stop()
+
+
+async def details(bot: BotHarness, order_no: str) -> list[str]:
+    """The order's fill events' details, oldest first."""
+    assert bot.runtime is not None
+    async with bot.runtime.db.session() as session:
+        row = (await session.exec(select(OrderJournalRow).where(OrderJournalRow.kis_order_no == order_no))).one()
+        events = (await session.exec(select(OrderEventRow).where(
+            OrderEventRow.journal_id == row.id, col(OrderEventRow.status).in_(("filled", "partially_filled")))
+            .order_by(col(OrderEventRow.id)))).all()
+    return [e.detail or "" for e in events]
+
+
+def domestic_fill(bot: BotHarness, order_no: str, quantity: int, price: int) -> None:
+    exchange = bot.sim.exchange
+    account = next(a for a in exchange.accounts.values() if a.find(order_no) is not None)
+    order = account.find(order_no)
+    assert order is not None and order.remaining >= quantity
+    exchange._fill(account, order, quantity, price, exchange._stamp()[1])
+
+
+def us_fill(bot: BotHarness, order_no: str, quantity: int, dollars: str) -> None:
+    trading = bot.sim.us_trading
+    account = next(a for a in trading.accounts.values() if a.find(order_no) is not None)
+    order = account.find(order_no)
+    assert order is not None and order.remaining >= quantity
+    trading._fill(account, order, quantity, int(Decimal(dollars) * 10_000), trading.clock())
+
+
+async def test_a_caught_up_fill_is_told_at_its_own_price_and_no_order_time(bot: BotHarness) -> None:
+    """5 at L: 3 fill at L, then 2 at L − 5 ticks, both while no notice came; a catch-up after each. KIS lists
+    5 at an average of L − 2 ticks (and the order's time): the second push said 2 at that average, at the order's
+    time. It says 2 at L − 5 ticks, with no time; the journal records each fill's own price."""
+    limit = resting_price(bot, ticks=10)
+    lower = limit - 5 * p.tick_size(limit)
+    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 5 {limit}"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    notices = Notices(bot)
+    with notices.holding():
+        domestic_fill(bot, order_no, 3, limit)
+    assert await catch_up(bot) == 1
+    with notices.holding():
+        domestic_fill(bot, order_no, 2, lower)
+    assert await catch_up(bot) == 1
+    first, second = await fill_pushes(bot)
+    assert (first["quantity"], first["price"], second["quantity"], second["price"]) == (3, limit, 2, lower), second
+    assert first["time"] == second["time"] == "" and "price_basis" not in second, second
+    assert await details(bot, order_no) == [f"3@{limit}", f"2@{lower}"]
+
+
+async def test_a_us_fill_caught_up_is_told_at_its_own_price_in_dollars(bot: BotHarness) -> None:
+    """The same for a US order: 3 at $180.00, then 2 at $179.00 (KIS lists 5 at $179.60); the fill events record
+    dollars, as every other path does (the catch-up wrote 1/10,000 dollar, reconciliation dollars)."""
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    assert "accepted" in (await confirm(bot, USER, "/buy AAPL 5 180.00"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    notices = Notices(bot)
+    with notices.holding():
+        us_fill(bot, order_no, 3, "180.00")
+    assert await catch_up(bot) == 1
+    assert await details(bot, order_no) == ["3@180 USD"]
+    with notices.holding():
+        us_fill(bot, order_no, 2, "179.00")
+    assert await catch_up(bot) == 1
+    pushes = await fill_pushes(bot)
+    assert [(x["quantity"], x["price"], x["time"]) for x in pushes] == [(3, 1_800_000, ""), (2, 1_790_000, "")]
+    assert await details(bot, order_no) == ["3@180 USD", "2@179 USD"]
+
+
+async def test_a_us_fill_event_written_in_ten_thousandths_before_still_prices_the_next(bot: BotHarness) -> None:
+    """A fill event the catch-up wrote before in 1/10,000 dollar (3@1800000) is read as $180.00: the next
+    catch-up's 2 shares are priced from it right."""
+    assert bot.runtime is not None
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    assert "accepted" in (await confirm(bot, USER, "/buy AAPL 5 180.00"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    notices = Notices(bot)
+    with notices.holding():
+        us_fill(bot, order_no, 3, "180.00")
+    assert await catch_up(bot) == 1
+    async with bot.runtime.db.write() as session:
+        event = (await session.exec(select(OrderEventRow).where(OrderEventRow.detail == "3@180 USD"))).one()
+        event.detail = "3@1800000"  # as written before
+        session.add(event)
+    with notices.holding():
+        us_fill(bot, order_no, 2, "179.00")
+    assert await catch_up(bot) == 1
+    assert [x["price"] for x in await fill_pushes(bot)] == [1_800_000, 1_790_000]
+
+
+async def test_fills_a_late_notice_finds_in_kis_list_are_told_at_their_own_price(bot: BotHarness) -> None:
+    """3 at L: the catch-up counts the first (1 at L); 2 more fill at L − 3 ticks; the first fill's notice, late,
+    finds KIS's figure 3 (average L − 2 ticks) and counts the 2 it lacks: told at L − 3 ticks, not at the
+    average; the second fill's notice is then counted already."""
+    limit = resting_price(bot, ticks=10)
+    lower = limit - 3 * p.tick_size(limit)
+    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 3 {limit}"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    notices = Notices(bot)
+    with notices.holding():
+        domestic_fill(bot, order_no, 1, limit)
+    assert await catch_up(bot) == 1
+    with notices.holding():
+        domestic_fill(bot, order_no, 2, lower)
+    before = handled(bot)
+    notices.release(1)
+    await notices_handled(bot, before, 1)
+    pushes = await fill_pushes(bot)
+    assert [(x["quantity"], x["price"]) for x in pushes] == [(1, limit), (2, lower)], pushes
+    notices.release()
+    await notices_handled(bot, before, 2)
+    assert len(await fill_pushes(bot)) == 2
+    assert pushes[1]["time"] == "" and await details(bot, order_no) == [f"1@{limit}", f"2@{lower}"]
+
+
+async def test_a_filled_us_order_found_by_reconciliation_records_dollars(bot: BotHarness) -> None:
+    """Reconciliation finds a US order that filled (2 at the market, $190.25): its fill event records dollars
+    as the catch-up's and the notices' do, and its push claims no time (KIS's list gives the order's)."""
+    assert bot.runtime is not None
+    runtime = bot.runtime
+    user = BotApiEmulator.user(9811, "ko")
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    card = await us_card(bot, user, "/buy AAPL 2 191.00")
+    row = await runtime.orders.cards.get(BotApiEmulator.buttons(card)[0][1].split(":", 1)[1])
+    assert row is not None
+    claimed, refused = await runtime.orders.cards.claim(row.id, user["id"], card["message_id"], CardStatus.SUBMITTING,
+                                                        _open_journal(runtime))
+    assert refused is None and claimed is not None
+    journal = (await journal_rows(bot))[-1]
+    account = await runtime.accounts.for_user(user["id"])
+    await runtime.orders.journal.mark_sending(journal.id, str(account.account), set())  # type: ignore[arg-type]
+    broker = runtime.services.us.market.broker(account.client)  # type: ignore[union-attr]
+    placed = await broker.place(OrderSide.BUY, "AAPL", 2, Money.usd(191))  # marketable: fills at once
+    assert await runtime.reconciler.run_once() == 0
+    assert await details(bot, placed.ack.order_no) == ["2@190.25 USD"]
+    (push,) = await fill_pushes(bot)
+    assert (push["quantity"], push["price"], push["time"]) == (2, 1_902_500, ""), push
+
+
+def test_fill_details_of_every_unit_read_as_money() -> None:
+    """One unit is written (the currency's own); what was written before reads too: the catch-up's 1/10,000
+    dollar, reconciliation's dollars, a notice's ``str(Money)``."""
+    assert fill_detail(3, Money.krw(70_000)) == "3@70000"
+    assert fill_detail(2, Money.usd("179.5000")) == "2@179.5 USD"
+    assert fill_detail(1, Money.usd("0.5123")) == "1@0.5123 USD"
+    usd = Money.usd("179.5")
+    for written in ("2@179.5 USD", "2@1795000", "2@179.5000", "2@$179.50"):
+        assert read_fill_detail(written, "USD") == (2, usd), written
+    assert read_fill_detail("1@$1,234.50", "USD") == (1, Money.usd("1234.50"))
+    assert read_fill_detail("3@70000", "KRW") == (3, Money.krw(70_000))
+    assert read_fill_detail("3@", "KRW") == (3, None)
+    assert read_fill_detail(fill_detail(4, Money.usd("0.0123")), "USD") == (4, Money.usd("0.0123"))
+
+
+def test_the_price_of_listed_fills_is_derived_or_said_to_be_an_average() -> None:
+    # 3 counted at ₩70,000; KIS: 5 at ₩69,960 -> the 2 new at ₩69,900, their own price (on the tick grid)
+    own = listed_fill_price(Money.krw(69_960), 5, 3, Money.krw(210_000))
+    assert (own.price, own.basis) == (Money.krw(69_900), OWN_PRICE)
+    # 3 new at ₩69,905: KIS's average ₩69,952.5 listed truncated (₩69,952), derived ₩69,904: the grid's ₩69,905
+    truncated = listed_fill_price(Money.krw(69_952), 6, 3, Money.krw(210_000))
+    assert (truncated.price, truncated.basis) == (Money.krw(69_905), OWN_PRICE)
+    # 1 counted at $180; 2 new at $179.50 and $179.55 (KIS: 3 at $179.6833): off the cent, said to be an average
+    mixed = listed_fill_price(Money.usd("179.6833"), 3, 1, Money.usd(180))
+    assert (mixed.price, mixed.basis, mixed.units) == (Money.usd("179.525"), FILLS_AVERAGE, 1_795_250)
+    # what the counted shares cost is not known: the order's average, said to be one
+    unknown = listed_fill_price(Money.usd("179.6"), 5, 3, None)
+    assert (unknown.price, unknown.basis, unknown.units) == (Money.usd("179.6"), ORDER_AVERAGE, 1_796_000)
+    # US: KIS's average to 4 places, the new shares' price on the cent
+    us = listed_fill_price(Money.usd("179.6667"), 3, 1, Money.usd("180"))
+    assert (us.price, us.basis) == (Money.usd("179.50"), OWN_PRICE)
+    # whether the shares may have filled at a notice's price: within what KIS's rounding allows
+    assert us.may_be(Money.usd("179.50")) and not us.may_be(Money.usd("179.51")) and not us.may_be(Money.usd(180))
+    assert truncated.may_be(Money.krw(69_905)) and not truncated.may_be(Money.krw(69_910))
+    assert unknown.may_be(Money.usd(1))  # not derived: anything may be
+
+
+def test_an_averaged_fill_push_says_average() -> None:
+    base: dict[str, Any] = {"lang": "en", "order_no": "1", "code": CODE, "name": "Samsung", "side": "buy",
+                            "quantity": 2, "price": 69_925, "time": ""}
+    plain = decode("fill", base)
+    averaged = decode("fill", {**base, "price_basis": FILLS_AVERAGE})
+    assert isinstance(plain, OrderFilled) and isinstance(averaged, OrderFilled)
+    assert "avg" not in text(plain) and "@ avg ₩69,925" in text(averaged), text(averaged)
+    assert decode("fill", {**base, "price_basis": "anything else"}).price_basis == ORDER_AVERAGE  # type: ignore[union-attr]
+    assert averaged.payload()["price_basis"] == FILLS_AVERAGE and "price_basis" not in plain.payload()
+
+
+async def test_a_caught_up_fills_late_notice_does_not_lend_its_price_to_the_next_fill_of_the_same_quantity(
+        bot: BotHarness) -> None:
+    """3 at L: the catch-up counts A (1 at L, its notice late); B fills (1 at L − 1 tick). A's notice, handled
+    next, finds KIS's figure 2 and the journal 1: the 1 missing is B's, not A's (told already), though of A's
+    quantity. It was pushed with A's price (and time) and B's were never told; it is pushed at B's price, derived
+    from KIS's figure (B's own notice then finds it counted)."""
+    limit = resting_price(bot, ticks=10)
+    lower = limit - p.tick_size(limit)
+    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 3 {limit}"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    notices = Notices(bot)
+    with notices.holding():
+        domestic_fill(bot, order_no, 1, limit)
+    assert await catch_up(bot) == 1
+    with notices.holding():
+        domestic_fill(bot, order_no, 1, lower)
+    before = handled(bot)
+    notices.release(1)  # A's
+    await notices_handled(bot, before, 1)
+    notices.release()  # B's
+    await notices_handled(bot, before, 2)
+    pushes = await fill_pushes(bot)
+    assert [(x["quantity"], x["price"]) for x in pushes] == [(1, limit), (1, lower)], pushes
+    assert await details(bot, order_no) == [f"1@{limit}", f"1@{lower}"]
