@@ -205,11 +205,7 @@ async def test_a_partial_revision_card_says_the_rest_stays_at_the_old_price(bot:
     assert "The other" not in en["text"]
 
 
-# -- known, not fixed here (chatbot/telegram/price.py and app.py have other owners) ---------------------------
-@pytest.mark.xfail(strict=True, reason="a candidate button from /buy or /sell quotes the stock (price.pick) and "
-                   "drops the order typed; the fix: render.error given the order's side, quantity and price makes "
-                   "order-candidate buttons (a card token per candidate, not pq:) handled in orders.py, registered "
-                   "in app.py")
+# -- a candidate stock for an order typed ------------------------------------------------------------------
 async def test_picking_a_candidate_for_a_buy_brings_the_buy_card(bot: BotHarness) -> None:
     """/buy samsung 10 → candidates; pressing 삼성전자 (005930) showed its quote, and the order was gone."""
     (reply,) = await bot.say(ALICE, "/buy samsung 10")
@@ -218,6 +214,33 @@ async def test_picking_a_candidate_for_a_buy_brings_the_buy_card(bot: BotHarness
     shown = bot.current(reply)
     newest = bot.api.bot_messages(ALICE["id"])[-1]
     assert any("주문 확인" in m["text"] and "수량 10주" in m["text"] for m in (shown, newest)), shown["text"]
+
+
+async def test_a_candidate_for_a_priced_sell_brings_a_single_use_card_and_sends_nothing_itself(bot: BotHarness) -> None:
+    """The card a candidate brings is the order typed (side, quantity, price), the usual card: nothing sent
+    before Confirm, one Confirm sends it once; the button is the command typed with the stock's code."""
+    await buy(bot, ALICE, 3)
+    placed = bot.sim.orders_accepted
+    limit = ticks(5, price(bot))
+    (reply,) = await bot.say(ALICE, f"/sell samsung 2 {limit}")
+    buttons = BotApiEmulator.buttons(reply)
+    assert buttons[0] == ("삼성전자 (005930)", f"qs:005930_2_{limit}"), buttons
+    await bot.press_button(ALICE, reply, 0)
+    card = bot.current(reply)  # the candidates became the card
+    assert "매도" in card["text"] and "수량 2주" in card["text"] and f"가격 {limit:,}" in card["text"], card["text"]
+    assert [label for label, _ in BotApiEmulator.buttons(card)] == ["✅ 확인", "✖ 취소"]
+    assert bot.sim.orders_accepted == placed  # a candidate's press sends nothing
+    confirm = BotApiEmulator.buttons(card)[0][1]
+    await bot.press(ALICE, card, confirm)
+    assert "주문 접수" in bot.current(card)["text"] and bot.sim.orders_accepted == placed + 1
+    answer = await bot.press(ALICE, card, confirm)  # the card is spent
+    assert answer.get("show_alert") and bot.sim.orders_accepted == placed + 1
+    forged = await bot.press(ALICE, reply, "qb:005930_0")  # no more than typing /buy 005930 0
+    assert not forged.get("show_alert")
+    assert "수량은" in bot.api.bot_messages(ALICE["id"])[-1]["text"] and bot.sim.orders_accepted == placed + 1
+    (big,) = await bot.say(ALICE, "/buy samsung 1,000,000 100,000,000")  # the largest order typed fits a button
+    assert all(len(data.encode()) <= 64 for _, data in BotApiEmulator.buttons(big)), BotApiEmulator.buttons(big)
+    assert BotApiEmulator.buttons(big)[0][1] == "qb:005930_1000000_100000000"
 
 
 # -- a trailing percentage out of range ----------------------------------------------------------------------
