@@ -243,6 +243,57 @@ async def test_a_candidate_for_a_priced_sell_brings_a_single_use_card_and_sends_
     assert BotApiEmulator.buttons(big)[0][1] == "qb:005930_1000000_100000000"
 
 
+# -- the same alert twice -----------------------------------------------------------------------------------
+async def test_the_same_alert_twice_is_refused_and_changes_nothing(bot: BotHarness) -> None:
+    """/alert 005930 이상 X twice set #1 and #2, the same alert: two pushes of the same news."""
+    now = price(bot)
+    target = ticks(2, now)
+    await bot.say(ALICE, f"/alert {CODE} 이상 {target}")
+    for again in (f"/alert {CODE} above {target}", f"/alert 삼성전자 {target:,} 이상 repeat"):
+        (reply,) = await bot.say(ALICE, again)
+        assert "이미 설정되어" in reply["text"] and "#1" in reply["text"] and "바뀐 것은 없습니다" in reply["text"], \
+            reply["text"]
+    (reply,) = await bot.say(BOB, f"/alert {CODE} +0.5%")  # another user's: theirs
+    assert "Alert #2" in reply["text"], reply["text"]
+    level = reply["text"].split("(₩")[1].split(")")[0]
+    (reply,) = await bot.say(BOB, f"/alert {CODE} above {level}")  # the price the percentage came to
+    assert "already set: #2" in reply["text"] and "Nothing was changed" in reply["text"], reply["text"]
+    (reply,) = await bot.say(ALICE, f"/alert {CODE} 이하 {ticks(-2, now)}")  # the other side: another alert
+    assert "알림 #3" in reply["text"], reply["text"]
+    (listing,) = await bot.say(ALICE, "/alerts")
+    assert [label for label, _ in BotApiEmulator.buttons(listing)] == ["🗑 #1 삼성전자", "🗑 #3 삼성전자"]
+    await bot.say(ALICE, "/alert off 1")  # deleted: it may be set again
+    (reply,) = await bot.say(ALICE, f"/alert {CODE} 이상 {target}")
+    assert "알림 #4" in reply["text"], reply["text"]
+
+
+async def test_the_same_us_alert_twice_is_refused(us_open_bot: BotHarness) -> None:
+    bot = us_open_bot
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (reply,) = await bot.say(BOB, "/alert AAPL above 200")
+    assert "#1" in reply["text"], reply["text"]
+    (reply,) = await bot.say(BOB, "/alert AAPL above 200.00")
+    assert "already set: #1" in reply["text"] and "AAPL" in reply["text"], reply["text"]
+    (reply,) = await bot.say(ALICE, "/alert 애플 200 이상")
+    assert "#2" in reply["text"], reply["text"]
+    (reply,) = await bot.say(ALICE, "/alert AAPL 이상 200")
+    assert "이미 설정되어" in reply["text"], reply["text"]
+
+
+# -- a US alert's price off the tick -------------------------------------------------------------------------
+async def test_a_us_alert_off_the_tick_speaks_of_an_alert_not_an_order(us_open_bot: BotHarness) -> None:
+    """It said 200.005은(는) 호가 단위($0.01)에 맞지 않습니다. $200.00 또는 $200.01로 주문하세요."""
+    bot = us_open_bot
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (reply,) = await bot.say(ALICE, "/alert AAPL 이상 200.005")
+    assert "주문" not in reply["text"] and "알림" in reply["text"] and "$200.01" in reply["text"], reply["text"]
+    (reply,) = await bot.say(BOB, "/alert AAPL above 200.005")
+    assert "order" not in reply["text"].lower() and "no alert was set" in reply["text"], reply["text"]
+    assert "$200.00" in reply["text"] and "$200.01" in reply["text"], reply["text"]
+    (reply,) = await bot.say(ALICE, "/buy AAPL 1 190.005")  # an order's is an order's
+    assert "주문하세요" in reply["text"], reply["text"]
+
+
 # -- a trailing percentage out of range ----------------------------------------------------------------------
 async def test_a_trailing_percentage_over_the_maximum_says_the_range(bot: BotHarness) -> None:
     """/trail 005930 5 150% answered with the usage text, as if the command were misspelt."""

@@ -137,6 +137,7 @@ class AlertService:
             threshold = parse_limit_price(price_text)
         if (direction == "above" and reference >= threshold) or (direction == "below" and reference <= threshold):
             raise UserError("alert_already_crossed", price=Money.krw(reference), threshold=Money.krw(threshold))
+        await self.refuse_duplicate(user_id, symbol, symbol.code, direction, Money.krw(threshold), language)
         await self._check_room(engine, user_id, symbol.code)
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=symbol.code, name=symbol.name_ko,
                        direction=direction, threshold=Decimal(threshold), reference_price=Decimal(reference),
@@ -154,6 +155,18 @@ class AlertService:
                 raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions) from None
             except TimeoutError:  # no acknowledgement of the subscription: nothing was stored
                 raise UserError("kis_unavailable", detail="") from None
+
+    async def refuse_duplicate(self, user_id: int, symbol: Symbol, key: str, direction: str, threshold: Money,
+                               language: str) -> None:
+        """The same alert twice (the user's, on the same symbol, the same side of the same price: one set as a
+        percentage included) would push the same news twice: refused, naming the one in force. Set one-shot
+        or repeating makes no difference (to change that, the one in force is deleted first). A user's
+        updates are handled one at a time, so two of the same cannot race past this."""
+        for row in await self.repository.active(user_id):
+            if row.code == key and row.direction == direction and row.threshold == threshold.amount:
+                assert row.id is not None
+                raise UserError("alert_duplicate", id=row.id, name=f"{symbol.display_name(language)} ({symbol.code})",
+                                condition=f"{'≥' if direction == 'above' else '≤'} {threshold}")
 
     async def _check_room(self, engine: AlertEngine, user_id: int, code: str) -> None:
         """The user's alert and symbol caps, then the shared feed's capacity."""
