@@ -3,6 +3,7 @@ input): each test is one defect found that way, checked through the real Applica
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -11,6 +12,8 @@ import pytest
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.markets.directory import SymbolDirectory
 from chatbot.markets.symbols import Kind, Symbol
+from chatbot.service.names import SymbolNames
+from chatbot.service.notices import OrderFilled
 from tests.harness import BotHarness
 from tests.test_conditional import price, ticks
 
@@ -292,6 +295,39 @@ async def test_a_us_alert_off_the_tick_speaks_of_an_alert_not_an_order(us_open_b
     assert "$200.00" in reply["text"] and "$200.01" in reply["text"], reply["text"]
     (reply,) = await bot.say(ALICE, "/buy AAPL 1 190.005")  # an order's is an order's
     assert "주문하세요" in reply["text"], reply["text"]
+
+
+# -- an English reader, a domestic stock ----------------------------------------------------------------------
+async def test_an_english_reader_reads_a_domestic_stock_by_its_english_name(bot: BotHarness) -> None:
+    """Quotes and cards said Samsung Electronics, and the alert set, /alerts, the alert's push and the fill's
+    push said 삼성전자 (the Korean name stored with the alert or order)."""
+    now = price(bot)
+    (reply,) = await bot.say(BOB, f"/alert {CODE} above {ticks(2, now)}")
+    assert "Samsung Electronics" in reply["text"] and "삼성전자" not in reply["text"], reply["text"]
+    await bot.say(ALICE, f"/alert {CODE} 이상 {ticks(2, now)}")
+    (listing,) = await bot.say(BOB, "/alerts")
+    assert "Samsung Electronics (005930)" in listing["text"] and "삼성전자" not in listing["text"], listing["text"]
+    assert [label for label, _ in BotApiEmulator.buttons(listing)] == ["🗑 #1 Samsung Electronics"]
+    for user in (BOB, ALICE):
+        await buy(bot, user, 1)
+    assert "Samsung Electronics" in (await bot.wait_for_message(BOB["id"], "Filled", timeout=60))["text"]
+    assert "삼성전자" in (await bot.wait_for_message(ALICE["id"], "✅ 체결", timeout=60))["text"]
+    bot.sim.set_price(CODE, ticks(2, now))
+    push = await bot.wait_for_message(BOB["id"], "🔔 Samsung Electronics (005930)", timeout=60)
+    assert "삼성전자" not in push["text"], push["text"]
+    assert "삼성전자" in (await bot.wait_for_message(ALICE["id"], "도달", timeout=60))["text"]  # a Korean reader: as before
+
+
+def test_a_push_keeps_the_name_it_has_where_the_directory_has_no_english_one() -> None:
+    names = SymbolNames(SymbolDirectory.bundled())
+    fill = OrderFilled(language="en", order_no="1", code="0001A0", name="덕양에너젠", side="buy", quantity=1,
+                       price=1000, time="090000")  # no English name in KIS's master
+    assert names.localise(fill) == fill
+    assert names.localise(dataclasses.replace(fill, code=CODE, name="삼성전자")).name == "Samsung Electronics"
+    assert names.localise(dataclasses.replace(fill, code=CODE, name="삼성전자", language="ko")).name == "삼성전자"
+    us = OrderFilled(language="en", order_no="1", code="AAPL", name="애플", side="buy", quantity=1, price=1,
+                     time="", currency="USD")
+    assert names.localise(us) == us
 
 
 # -- a trailing percentage out of range ----------------------------------------------------------------------
