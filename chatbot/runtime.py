@@ -37,6 +37,7 @@ from chatbot.service.feed_keys import AccountKeys
 from chatbot.service.fills import FillWatcher
 from chatbot.service.journal import OrderJournal, Settling
 from chatbot.service.market_data import MarketData
+from chatbot.service.names import NamedNotifier, SymbolNames
 from chatbot.service.orders import Orders
 from chatbot.service.reconciliation import OrderReconciler
 from chatbot.service.registration import Registration
@@ -64,9 +65,10 @@ class OutboxDelivery:
     """:attr:`Services.pushes`: the outbox's sender, built before everything that writes pushes (they
     wake it); it sends once the front end starts it with its notifier."""
 
-    def __init__(self, db: Database, on_blocked: Callable[[int], Awaitable[None]]) -> None:
+    def __init__(self, db: Database, on_blocked: Callable[[int], Awaitable[None]], names: SymbolNames) -> None:
         self.sender = OutboxSender(db)
         self.on_blocked = on_blocked  # a user blocked the bot: their alerts pause
+        self.names = names  # each push names its stock as its reader reads it
 
     @property
     def sent(self) -> int:
@@ -76,7 +78,7 @@ class OutboxDelivery:
         self.sender.wake()
 
     async def start(self, notifier: Notifier) -> None:
-        await self.sender.start(notifier, self.on_blocked)
+        await self.sender.start(NamedNotifier(notifier, self.names), self.on_blocked)
 
     async def stop(self) -> None:
         await self.sender.stop()
@@ -176,7 +178,7 @@ class Runtime:
             async def user_blocked_bot(user_id: int) -> None:
                 await alerts.user_blocked_bot(user_id)  # built below, before any push can be sent
 
-            pushes = OutboxDelivery(db, user_blocked_bot)
+            pushes = OutboxDelivery(db, user_blocked_bot, SymbolNames(directory))
             feed_client = _feed_client(settings, endpoint, sim is not None)
             # -- feed capacity: every operator key and every registered user's own key (README) --
             # One session per app key: a replica that does not own the feed keeps the operator sessions'

@@ -3,6 +3,7 @@ input): each test is one defect found that way, checked through the real Applica
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -11,6 +12,8 @@ import pytest
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.markets.directory import SymbolDirectory
 from chatbot.markets.symbols import Kind, Symbol
+from chatbot.service.names import SymbolNames
+from chatbot.service.notices import OrderFilled
 from tests.harness import BotHarness
 from tests.test_conditional import price, ticks
 
@@ -205,11 +208,7 @@ async def test_a_partial_revision_card_says_the_rest_stays_at_the_old_price(bot:
     assert "The other" not in en["text"]
 
 
-# -- known, not fixed here (chatbot/telegram/price.py and app.py have other owners) ---------------------------
-@pytest.mark.xfail(strict=True, reason="a candidate button from /buy or /sell quotes the stock (price.pick) and "
-                   "drops the order typed; the fix: render.error given the order's side, quantity and price makes "
-                   "order-candidate buttons (a card token per candidate, not pq:) handled in orders.py, registered "
-                   "in app.py")
+# -- a candidate stock for an order typed ------------------------------------------------------------------
 async def test_picking_a_candidate_for_a_buy_brings_the_buy_card(bot: BotHarness) -> None:
     """/buy samsung 10 → candidates; pressing 삼성전자 (005930) showed its quote, and the order was gone."""
     (reply,) = await bot.say(ALICE, "/buy samsung 10")
@@ -218,6 +217,117 @@ async def test_picking_a_candidate_for_a_buy_brings_the_buy_card(bot: BotHarness
     shown = bot.current(reply)
     newest = bot.api.bot_messages(ALICE["id"])[-1]
     assert any("주문 확인" in m["text"] and "수량 10주" in m["text"] for m in (shown, newest)), shown["text"]
+
+
+async def test_a_candidate_for_a_priced_sell_brings_a_single_use_card_and_sends_nothing_itself(bot: BotHarness) -> None:
+    """The card a candidate brings is the order typed (side, quantity, price), the usual card: nothing sent
+    before Confirm, one Confirm sends it once; the button is the command typed with the stock's code."""
+    await buy(bot, ALICE, 3)
+    placed = bot.sim.orders_accepted
+    limit = ticks(5, price(bot))
+    (reply,) = await bot.say(ALICE, f"/sell samsung 2 {limit}")
+    buttons = BotApiEmulator.buttons(reply)
+    assert buttons[0] == ("삼성전자 (005930)", f"qs:005930_2_{limit}"), buttons
+    await bot.press_button(ALICE, reply, 0)
+    card = bot.current(reply)  # the candidates became the card
+    assert "매도" in card["text"] and "수량 2주" in card["text"] and f"가격 {limit:,}" in card["text"], card["text"]
+    assert [label for label, _ in BotApiEmulator.buttons(card)] == ["✅ 확인", "✖ 취소"]
+    assert bot.sim.orders_accepted == placed  # a candidate's press sends nothing
+    confirm = BotApiEmulator.buttons(card)[0][1]
+    await bot.press(ALICE, card, confirm)
+    assert "주문 접수" in bot.current(card)["text"] and bot.sim.orders_accepted == placed + 1
+    answer = await bot.press(ALICE, card, confirm)  # the card is spent
+    assert answer.get("show_alert") and bot.sim.orders_accepted == placed + 1
+    forged = await bot.press(ALICE, reply, "qb:005930_0")  # no more than typing /buy 005930 0
+    assert not forged.get("show_alert")
+    assert "수량은" in bot.api.bot_messages(ALICE["id"])[-1]["text"] and bot.sim.orders_accepted == placed + 1
+    (big,) = await bot.say(ALICE, "/buy samsung 1,000,000 100,000,000")  # the largest order typed fits a button
+    assert all(len(data.encode()) <= 64 for _, data in BotApiEmulator.buttons(big)), BotApiEmulator.buttons(big)
+    assert BotApiEmulator.buttons(big)[0][1] == "qb:005930_1000000_100000000"
+
+
+# -- the same alert twice -----------------------------------------------------------------------------------
+async def test_the_same_alert_twice_is_refused_and_changes_nothing(bot: BotHarness) -> None:
+    """/alert 005930 이상 X twice set #1 and #2, the same alert: two pushes of the same news."""
+    now = price(bot)
+    target = ticks(2, now)
+    await bot.say(ALICE, f"/alert {CODE} 이상 {target}")
+    for again in (f"/alert {CODE} above {target}", f"/alert 삼성전자 {target:,} 이상 repeat"):
+        (reply,) = await bot.say(ALICE, again)
+        assert "이미 설정되어" in reply["text"] and "#1" in reply["text"] and "바뀐 것은 없습니다" in reply["text"], \
+            reply["text"]
+    (reply,) = await bot.say(BOB, f"/alert {CODE} +0.5%")  # another user's: theirs
+    assert "Alert #2" in reply["text"], reply["text"]
+    level = reply["text"].split("(₩")[1].split(")")[0]
+    (reply,) = await bot.say(BOB, f"/alert {CODE} above {level}")  # the price the percentage came to
+    assert "already set: #2" in reply["text"] and "Nothing was changed" in reply["text"], reply["text"]
+    (reply,) = await bot.say(ALICE, f"/alert {CODE} 이하 {ticks(-2, now)}")  # the other side: another alert
+    assert "알림 #3" in reply["text"], reply["text"]
+    (listing,) = await bot.say(ALICE, "/alerts")
+    assert [label for label, _ in BotApiEmulator.buttons(listing)] == ["🗑 #1 삼성전자", "🗑 #3 삼성전자"]
+    await bot.say(ALICE, "/alert off 1")  # deleted: it may be set again
+    (reply,) = await bot.say(ALICE, f"/alert {CODE} 이상 {target}")
+    assert "알림 #4" in reply["text"], reply["text"]
+
+
+async def test_the_same_us_alert_twice_is_refused(us_open_bot: BotHarness) -> None:
+    bot = us_open_bot
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (reply,) = await bot.say(BOB, "/alert AAPL above 200")
+    assert "#1" in reply["text"], reply["text"]
+    (reply,) = await bot.say(BOB, "/alert AAPL above 200.00")
+    assert "already set: #1" in reply["text"] and "AAPL" in reply["text"], reply["text"]
+    (reply,) = await bot.say(ALICE, "/alert 애플 200 이상")
+    assert "#2" in reply["text"], reply["text"]
+    (reply,) = await bot.say(ALICE, "/alert AAPL 이상 200")
+    assert "이미 설정되어" in reply["text"], reply["text"]
+
+
+# -- a US alert's price off the tick -------------------------------------------------------------------------
+async def test_a_us_alert_off_the_tick_speaks_of_an_alert_not_an_order(us_open_bot: BotHarness) -> None:
+    """It said 200.005은(는) 호가 단위($0.01)에 맞지 않습니다. $200.00 또는 $200.01로 주문하세요."""
+    bot = us_open_bot
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    (reply,) = await bot.say(ALICE, "/alert AAPL 이상 200.005")
+    assert "주문" not in reply["text"] and "알림" in reply["text"] and "$200.01" in reply["text"], reply["text"]
+    (reply,) = await bot.say(BOB, "/alert AAPL above 200.005")
+    assert "order" not in reply["text"].lower() and "no alert was set" in reply["text"], reply["text"]
+    assert "$200.00" in reply["text"] and "$200.01" in reply["text"], reply["text"]
+    (reply,) = await bot.say(ALICE, "/buy AAPL 1 190.005")  # an order's is an order's
+    assert "주문하세요" in reply["text"], reply["text"]
+
+
+# -- an English reader, a domestic stock ----------------------------------------------------------------------
+async def test_an_english_reader_reads_a_domestic_stock_by_its_english_name(bot: BotHarness) -> None:
+    """Quotes and cards said Samsung Electronics, and the alert set, /alerts, the alert's push and the fill's
+    push said 삼성전자 (the Korean name stored with the alert or order)."""
+    now = price(bot)
+    (reply,) = await bot.say(BOB, f"/alert {CODE} above {ticks(2, now)}")
+    assert "Samsung Electronics" in reply["text"] and "삼성전자" not in reply["text"], reply["text"]
+    await bot.say(ALICE, f"/alert {CODE} 이상 {ticks(2, now)}")
+    (listing,) = await bot.say(BOB, "/alerts")
+    assert "Samsung Electronics (005930)" in listing["text"] and "삼성전자" not in listing["text"], listing["text"]
+    assert [label for label, _ in BotApiEmulator.buttons(listing)] == ["🗑 #1 Samsung Electronics"]
+    for user in (BOB, ALICE):
+        await buy(bot, user, 1)
+    assert "Samsung Electronics" in (await bot.wait_for_message(BOB["id"], "Filled", timeout=60))["text"]
+    assert "삼성전자" in (await bot.wait_for_message(ALICE["id"], "✅ 체결", timeout=60))["text"]
+    bot.sim.set_price(CODE, ticks(2, now))
+    push = await bot.wait_for_message(BOB["id"], "🔔 Samsung Electronics (005930)", timeout=60)
+    assert "삼성전자" not in push["text"], push["text"]
+    assert "삼성전자" in (await bot.wait_for_message(ALICE["id"], "도달", timeout=60))["text"]  # a Korean reader: as before
+
+
+def test_a_push_keeps_the_name_it_has_where_the_directory_has_no_english_one() -> None:
+    names = SymbolNames(SymbolDirectory.bundled())
+    fill = OrderFilled(language="en", order_no="1", code="0001A0", name="덕양에너젠", side="buy", quantity=1,
+                       price=1000, time="090000")  # no English name in KIS's master
+    assert names.localise(fill) == fill
+    assert names.localise(dataclasses.replace(fill, code=CODE, name="삼성전자")).name == "Samsung Electronics"
+    assert names.localise(dataclasses.replace(fill, code=CODE, name="삼성전자", language="ko")).name == "삼성전자"
+    us = OrderFilled(language="en", order_no="1", code="AAPL", name="애플", side="buy", quantity=1, price=1,
+                     time="", currency="USD")
+    assert names.localise(us) == us
 
 
 # -- a trailing percentage out of range ----------------------------------------------------------------------

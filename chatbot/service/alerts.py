@@ -23,6 +23,7 @@ from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, parse_limit_price
 from chatbot.service.market_data import MarketData
+from chatbot.service.names import SymbolNames
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow, UserRow
 
@@ -57,6 +58,11 @@ class AlertView:
     status: str  # armed | cooling | paused (active), fired | deleted
     polled_every: int | None = None  # its symbol is checked over REST every N s (no live slot left)
     currency: str = "KRW"  # of both prices, which are in its price units (whole won; 1/10,000 dollar)
+    name_en: str = ""  # the directory's English name of a domestic stock, "" when it has none
+
+    def display_name(self, lang: str) -> str:
+        """The stock's name as a ``lang`` reader reads it (:mod:`chatbot.service.names`)."""
+        return (self.name_en or self.name) if lang == "en" else self.name
 
     @property
     def threshold_money(self) -> Money:
@@ -67,11 +73,11 @@ class AlertView:
         return Money.of_price_units(self.reference_price, self.currency)
 
     @classmethod
-    def of(cls, row: AlertRow) -> AlertView:
+    def of(cls, row: AlertRow, name_en: str | None = None) -> AlertView:
         assert row.id is not None
         return cls(row.id, row.code, row.name, row.direction, price_units(row.threshold, row.currency),  # won;
                    price_units(row.reference_price, row.currency), row.percent,  # US: 1/10,000 dollar
-                   row.repeat, row.status, currency=row.currency)
+                   row.repeat, row.status, currency=row.currency, name_en=name_en or "")
 
 
 class AlertService:
@@ -87,6 +93,11 @@ class AlertService:
         self.max_symbols_per_user = max_symbols_per_user
         self.cooldown_seconds = cooldown_seconds
         self.feeds = feeds  # the feed planner: symbols beyond every live slot are polled, not refused
+        self.names = SymbolNames(market.symbols)
+
+    def view(self, row: AlertRow) -> AlertView:
+        """An alert as its owner sees it: a domestic stock's English name beside the Korean one stored."""
+        return AlertView.of(row, self.names.english(row.code) if row.currency == "KRW" else None)
 
     def _engine(self) -> AlertEngine:
         if self.engine is None:
@@ -137,6 +148,7 @@ class AlertService:
             threshold = parse_limit_price(price_text)
         if (direction == "above" and reference >= threshold) or (direction == "below" and reference <= threshold):
             raise UserError("alert_already_crossed", price=Money.krw(reference), threshold=Money.krw(threshold))
+        await self.refuse_duplicate(user_id, symbol, symbol.code, direction, Money.krw(threshold), language)
         await self._check_room(engine, user_id, symbol.code)
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=symbol.code, name=symbol.name_ko,
                        direction=direction, threshold=Decimal(threshold), reference_price=Decimal(reference),
@@ -146,7 +158,7 @@ class AlertService:
             try:
                 if self.feeds is not None:  # placed for this user before the alert exists
                     await self.feeds.expect(user_id, symbol.code)
-                view = AlertView.of(await engine.arm(row, self.repository.add))
+                view = self.view(await engine.arm(row, self.repository.add))
                 if self.feeds is not None and (every := self.feeds.polled_every(symbol.code)) is not None:
                     view = dataclasses.replace(view, polled_every=every)
                 return view
@@ -154,6 +166,18 @@ class AlertService:
                 raise UserError("alert_capacity", maximum=engine.feed.max_subscriptions) from None
             except TimeoutError:  # no acknowledgement of the subscription: nothing was stored
                 raise UserError("kis_unavailable", detail="") from None
+
+    async def refuse_duplicate(self, user_id: int, symbol: Symbol, key: str, direction: str, threshold: Money,
+                               language: str) -> None:
+        """The same alert twice (the user's, on the same symbol, the same side of the same price: one set as a
+        percentage included) would push the same news twice: refused, naming the one in force. Set one-shot
+        or repeating makes no difference (to change that, the one in force is deleted first). A user's
+        updates are handled one at a time, so two of the same cannot race past this."""
+        for row in await self.repository.active(user_id):
+            if row.code == key and row.direction == direction and row.threshold == threshold.amount:
+                assert row.id is not None
+                raise UserError("alert_duplicate", id=row.id, name=f"{symbol.display_name(language)} ({symbol.code})",
+                                condition=f"{'≥' if direction == 'above' else '≤'} {threshold}")
 
     async def _check_room(self, engine: AlertEngine, user_id: int, code: str) -> None:
         """The user's alert and symbol caps, then the shared feed's capacity."""
@@ -173,7 +197,7 @@ class AlertService:
     async def active(self, user_id: int) -> list[AlertView]:
         """The user's alerts in force (armed, cooling, paused), oldest first."""
         self._engine()
-        return [AlertView.of(row) for row in await self.repository.active(user_id)]
+        return [self.view(row) for row in await self.repository.active(user_id)]
 
     async def delete(self, user_id: int, alert_id_text: str) -> AlertView:
         engine = self._engine()

@@ -39,6 +39,7 @@ from chatbot.service.views import (
     Mode,
     OpenOrder,
     OrderCard,
+    OrderDraft,
     OrderSide,
     Outcome,
     StandingOrder,
@@ -119,7 +120,12 @@ class Orders:
         self.market.check_maintenance()
         quantity = parse_quantity(request.quantity)
         price = parse_price(request.price)
-        symbol = self.market.resolve(request.symbol)
+        try:
+            symbol = self.market.resolve(request.symbol)
+        except UserError as err:
+            if err.key == "ambiguous_symbol":  # each candidate may bring this order's card (not a quote)
+                err.params["order"] = OrderDraft(side, quantity, price)
+            raise
         account = await self.accounts.for_user(user_id)
         broker = account.broker
         with kis_errors():

@@ -46,6 +46,17 @@ def alert_money(units: int) -> Money:
     return Money.usd(Decimal(units) / SCALE)
 
 
+def alert_price(text: str) -> Decimal:
+    """A US alert's price as typed: an order's price rules (on the tick), refused in an alert's words (the
+    order's said "order at $x or $y")."""
+    try:
+        return parse_us_price(text)
+    except UserError as err:
+        if err.key == "us_off_tick":
+            raise UserError("us_alert_off_tick", **err.params) from None
+        raise
+
+
 class UsAlerts:
     def __init__(self, alerts: AlertService, market: UsMarketData) -> None:
         self.alerts = alerts
@@ -98,12 +109,13 @@ class UsAlerts:
             percent_text = f"{sign}{number}"
         else:
             assert price_text is not None
-            threshold = parse_us_price(price_text)
+            threshold = alert_price(price_text)
         if (direction == "above" and reference >= threshold) or (direction == "below" and reference <= threshold):
             raise UserError("us_alert_already_crossed", price=str(Money.usd(reference)),
                             threshold=str(Money.usd(threshold)))
         exchange = await broker.exchange(symbol.code)
         key = o.realtime_key(exchange, symbol.code)
+        await self.alerts.refuse_duplicate(user_id, symbol, key, direction, Money.usd(threshold), language)
         await self.alerts._check_room(engine, user_id, key)
         row = AlertRow(owner_id=user_id, chat_id=chat_id, language=language, code=key, name=symbol.name_ko[:80],
                        direction=direction, threshold=threshold, reference_price=reference,

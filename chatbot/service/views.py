@@ -30,6 +30,7 @@ __all__ = [
     "OpenOrder",
     "OpenOrdersView",
     "OrderCard",
+    "OrderDraft",
     "OrderNotice",
     "OrderSide",
     "Outcome",
@@ -67,6 +68,16 @@ class Mode(StrEnum):
 class QuoteView:
     symbol: Symbol
     quote: Quote
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDraft:
+    """An order typed whose stock was ambiguous (``/buy 삼성 3 70000``): what it was, checked but for the
+    stock, so that a front end can offer each candidate as "this order, of that stock" (a new card)."""
+
+    side: OrderSide
+    quantity: int
+    price: int | None  # won; None: at market
 
 
 @dataclass(frozen=True, slots=True)

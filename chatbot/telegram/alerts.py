@@ -28,7 +28,7 @@ def _describe(view: AlertView, language: str) -> str:
     paused = " · ⏸" if view.status == "paused" else " · ⏳" if view.status == "cooling" else ""
     code = us_alert_ticker(view.code) or view.code
     flag = " 🇺🇸" if code != view.code else ""
-    return f"#{view.id} {render.esc(view.name)} ({code}){flag} " \
+    return f"#{view.id} {render.esc(view.display_name(language))} ({code}){flag} " \
            f"{condition(view.direction, view.threshold_money, view.percent, language)}{repeat}{paused}"
 
 
@@ -58,7 +58,7 @@ async def alert(update: Update, context: Context) -> None:
                     + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else ""))
         return
     view = await svc.create(user.id, chat.id, language, args)
-    await reply(update, context, t("alert_set", language, id=view.id, name=view.name,
+    await reply(update, context, t("alert_set", language, id=view.id, name=view.display_name(language),
                                    condition=condition(view.direction, view.threshold_money, view.percent, language),
                                    price=str(view.reference_money), repeat=" · repeat" if view.repeat else "")
                  + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else ""))
@@ -80,7 +80,7 @@ def _alerts_list(views: list[AlertView], language: str) -> tuple[str, InlineKeyb
     title = t("alerts_title", language, count=len(views))  # 50 alerts on long-named ETFs exceed 4096 characters
     text = "\n".join([title, *render.fit_lines([_describe(v, language) for v in views],
                                                 render.MESSAGE_BUDGET - len(title) - 1, language)])
-    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(f"🗑 #{v.id} {v.name}", callback_data=callbacks.pack(
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(f"🗑 #{v.id} {v.display_name(language)}", callback_data=callbacks.pack(
         callbacks.DELETE_ALERT, str(v.id)))] for v in views[:30]])
     return text, keyboard
 

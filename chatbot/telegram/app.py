@@ -133,6 +133,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("history", report.history))
     app.add_handler(CallbackQueryHandler(cards.card_button, pattern=f"^({callbacks.CONFIRM}|{callbacks.DISMISS}):"))
     app.add_handler(CallbackQueryHandler(price.pick, pattern=f"^{callbacks.PICK_QUOTE}:"))
+    app.add_handler(CallbackQueryHandler(orders.pick_order, pattern=f"^({callbacks.PICK_BUY}|{callbacks.PICK_SELL}):"))
     app.add_handler(CallbackQueryHandler(orders.pick_cancel, pattern=f"^{callbacks.PICK_CANCEL}:"))
     app.add_handler(CallbackQueryHandler(orders.pick_revise, pattern=f"^{callbacks.PICK_REVISE}:"))
     app.add_handler(CallbackQueryHandler(alerts.delete_button, pattern=f"^{callbacks.DELETE_ALERT}:"))

@@ -3,7 +3,9 @@
 Card buttons (Confirm, Cancel) carry only the random card token; everything the order needs lives in the
 database row it names. Selection buttons (a stock among candidates, an order to cancel or revise) carry a
 code or an order number: pressing one only prepares a new card, checked against the presser's
-own account, so a forged value can do no more than a typed command.
+own account, so a forged value can do no more than a typed command. A candidate stock for an order typed
+(``/buy 삼성 3 70000``) carries the order as typed (``005930_3_70000``: code, quantity, price; no price at
+market), its side in its prefix: pressing it is typing ``/buy 005930 3 70000``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ DISMISS = "on"
 PICK_QUOTE = "pq"
 PICK_CANCEL = "pc"
 PICK_REVISE = "pr"
+PICK_BUY = "qb"  # a candidate stock for a /buy typed: that buy's card
+PICK_SELL = "qs"  # for a /sell typed
 DELETE_ALERT = "ad"
 COND_CONFIRM = "ky"  # a conditional order's card: arm it
 COND_DISMISS = "kn"
@@ -41,9 +45,21 @@ def unpack(data: str | None) -> Callback | None:
     if not data or len(data.encode()) > MAX_BYTES:
         return None
     kind, sep, value = data.partition(":")
-    if not sep or kind not in (CONFIRM, DISMISS, PICK_QUOTE, PICK_CANCEL, PICK_REVISE, DELETE_ALERT,
-                                 COND_CONFIRM, COND_DISMISS, COND_CANCEL) or not _VALUE.match(value):
+    if not sep or kind not in (CONFIRM, DISMISS, PICK_QUOTE, PICK_CANCEL, PICK_REVISE, PICK_BUY, PICK_SELL,
+                                 DELETE_ALERT, COND_CONFIRM, COND_DISMISS, COND_CANCEL) or not _VALUE.match(value):
         return None
     return Callback(kind, value)
 
 
+
+
+def order_pick(kind: str, code: str, quantity: int, price: int | None) -> str:
+    """A candidate stock's button for an order typed: ``qb:005930_3_70000`` (``qb:005930_3`` at market)."""
+    return pack(kind, f"{code}_{quantity}" if price is None else f"{code}_{quantity}_{price}")
+
+
+def order_args(value: str) -> list[str] | None:
+    """The words of the order a candidate button carries (``["005930", "3", "70000"]``), to be read as the
+    typed command's; None when it is not of that shape."""
+    words = value.split("_")
+    return words if 2 <= len(words) <= 3 and all(words) else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.error import BadRequest, TelegramError
 
 from chatbot.service.views import ConfirmResult, OrderCard, Outcome
@@ -31,6 +31,31 @@ async def send_card(update: Update, context: Context, prepared: Awaitable[OrderC
     text, keyboard = render.card(card, lang(update))
     message = await reply(update, context, text, keyboard)
     await services(context).orders.attach_card(card, user.id, message.message_id)
+
+
+async def show_card_in_place(update: Update, context: Context, prepared: Awaitable[OrderCard]) -> None:
+    """A card brought by a button (a candidate stock for an order typed): the message the button was on
+    becomes the card, attached like any card (only a press there counts, the owner's time starts now).
+    A message that cannot be edited: the card comes as a new one. The press is answered once the card is
+    prepared (a refusal is answered by the handler's @user_errors)."""
+    card = await prepared
+    query, user = update.callback_query, update.effective_user
+    assert query is not None and user is not None
+    try:
+        await query.answer()
+    except TelegramError as exc:  # a press answered too late still gets its card
+        log.warning("could not answer the press", extra={"error": type(exc).__name__})
+    text, keyboard = render.card(card, lang(update))
+    shown = query.message
+    try:
+        edited = await query.edit_message_text(text, reply_markup=keyboard)
+        message_id = edited.message_id if isinstance(edited, Message) else shown.message_id if shown else None
+    except TelegramError as exc:
+        log.warning("could not turn the candidates into the card", extra={"error": type(exc).__name__})
+        message_id = None
+    if message_id is None:  # the card in a message of its own (one not attached could never be confirmed)
+        message_id = (await reply(update, context, text, keyboard)).message_id
+    await services(context).orders.attach_card(card, user.id, message_id)
 
 
 async def card_button(update: Update, context: Context) -> None:

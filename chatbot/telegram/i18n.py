@@ -241,6 +241,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "bad_percent": {"ko": "변동률은 0보다 크고 {maximum}% 이하여야 합니다.", "en": "The move must be above 0 and at most {maximum}%."},
     "alert_already_crossed": {"ko": "현재가 {price}이(가) 이미 {threshold}을(를) 넘어섰습니다.",
                               "en": "The price ({price}) is already past {threshold}."},
+    "alert_duplicate": {"ko": "같은 알림이 이미 설정되어 있습니다: #{id} {name} {condition}. 바뀐 것은 없습니다.",
+                        "en": "This alert is already set: #{id} {name} {condition}. Nothing was changed."},
     "alert_limit": {"ko": "알림은 한 사람당 {maximum}개까지입니다. /alerts 에서 지우고 다시 설정하세요.",
                     "en": "At most {maximum} alerts per user. Delete some in /alerts first."},
     "alert_capacity": {"ko": "모든 사용자가 나눠 쓰는 실시간 시세 구독 한도({maximum}종목)가 찼습니다. 이미 알림이 있는 "

@@ -12,7 +12,7 @@ from chatbot.service.errors import UserError
 from chatbot.service.us_views import Money
 from chatbot.service.views import OpenOrdersView, OrderCard, OrderSide
 from chatbot.telegram import callbacks, render, us_render
-from chatbot.telegram.cards import send_card
+from chatbot.telegram.cards import send_card, show_card_in_place
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
 
@@ -40,6 +40,22 @@ async def buy(update: Update, context: Context) -> None:
 async def sell(update: Update, context: Context) -> None:
     """/sell <symbol> <qty> [<price>|market]: a card for a sell."""
     await _order(update, context, OrderSide.SELL)
+
+
+@user_errors
+async def pick_order(update: Update, context: Context) -> None:
+    """A candidate stock offered for a /buy or /sell whose stock was ambiguous: that order's card, as if
+    typed with the stock's code (checked again like any typed order; nothing is sent before Confirm)."""
+    query = update.callback_query
+    user, chat = update.effective_user, update.effective_chat
+    assert query is not None and user is not None and chat is not None
+    cb = callbacks.unpack(query.data)
+    args = callbacks.order_args(cb.value) if cb is not None else None
+    if cb is None or args is None:
+        await query.answer(t("popup_unknown", lang(update)), show_alert=True)
+        return
+    side = OrderSide.BUY if cb.kind == callbacks.PICK_BUY else OrderSide.SELL
+    await show_card_in_place(update, context, services(context).orders.prepare_order(user.id, chat.id, side, args))
 
 
 @user_errors

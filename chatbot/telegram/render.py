@@ -17,6 +17,7 @@ from chatbot.service.views import (
     OpenOrder,
     OpenOrdersView,
     OrderCard,
+    OrderDraft,
     OrderNotice,
     OrderSide,
     Outcome,
@@ -76,13 +77,23 @@ def symbol_name(symbol: Symbol, lang: str) -> str:
 
 
 def error(err: UserError, lang: str) -> tuple[str, InlineKeyboardMarkup | None]:
-    text = t(err.key, lang, **{k: v for k, v in err.params.items() if k != "candidates"})
+    """A refusal's message; when the stock was ambiguous, a button per candidate: the order typed, of that
+    stock (its card), if the error carries one (:class:`OrderDraft`), else that stock's quote."""
+    text = t(err.key, lang, **{k: v for k, v in err.params.items() if k not in ("candidates", "order")})
     candidates = err.params.get("candidates")
     if not candidates:
         return text, None
-    rows = [[InlineKeyboardButton(f"{s.display_name(lang)} ({s.code})", callback_data=callbacks.pack(
-        callbacks.PICK_QUOTE, s.code))] for s in candidates]
+    order = err.params.get("order")
+    rows = [[InlineKeyboardButton(f"{s.display_name(lang)} ({s.code})", callback_data=_pick(s, order))]
+            for s in candidates]
     return text, InlineKeyboardMarkup(rows)
+
+
+def _pick(symbol: Symbol, order: object) -> str:
+    if isinstance(order, OrderDraft):
+        kind = callbacks.PICK_BUY if order.side is OrderSide.BUY else callbacks.PICK_SELL
+        return callbacks.order_pick(kind, symbol.code, order.quantity, order.price)
+    return callbacks.pack(callbacks.PICK_QUOTE, symbol.code)
 
 
 def quote(view: QuoteView, lang: str) -> str:

@@ -122,6 +122,9 @@ US_MESSAGES.update({
                      "en": "🔔 Alert #{id} · {name} ({code}) 🇺🇸 {condition} (now {price}){repeat}"},
     "us_push_alert": {"ko": "🔔 <b>{name}</b> ({code}) 🇺🇸 {price} — {condition} 도달 ({time} 한국시간)",
                       "en": "🔔 <b>{name}</b> ({code}) 🇺🇸 {price} — reached {condition} ({time} KST)"},
+    "us_alert_off_tick": {"ko": "{price}은(는) 호가 단위({tick})에 맞지 않아 알림을 설정하지 않았습니다. "
+                                "{below} 또는 {above}(으)로 설정하세요.",
+                          "en": "{price} is not on the US tick ({tick}): no alert was set. Set it at {below} or {above}."},
     "us_alert_already_crossed": {"ko": "현재가 {price}이(가) 이미 {threshold}을(를) 넘어섰습니다.",
                                  "en": "The price ({price}) is already past {threshold}."},
     "us_push_fill": {"ko": "✅ <b>체결</b> 🇺🇸: {name} ({code}) {side} {quantity:,}주 @ {price} (주문 {order_no})",
