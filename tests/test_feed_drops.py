@@ -125,8 +125,13 @@ async def test_a_session_closed_while_down_does_not_swallow_the_next_drop(
     await fires_once_by_the_days_high(rig, hers, price)
     assert await fired(db, mine) == []  # never crossed
     assert await pushes(db) == 1
-    sim.set_price(mine, price_of(sim, mine))  # every symbol's first trade after the gap: it is over
-    await wait_until(lambda: _true(rig.engine.unwatched_since() is None), timeout=60)
+
+    async def gap_over() -> bool:  # every symbol's first trade after the gap (mine's to come): it is over
+        if rig.engine.unwatched_since() is None:
+            return True
+        sim.set_price(mine, price_of(sim, mine))
+        return False
+    await wait_until(gap_over, timeout=60)
     assert not alices._listeners  # nothing of the planner's is kept on the dead session
     assert ("user", ALICE) not in rig.planner._listening and not rig.planner._down
 
