@@ -23,9 +23,13 @@ the symbols the alert engine needs over every session it may use:
 Capacity is therefore 39 per registered user + 40 per operator key. The plan is recomputed
 (:meth:`FeedPlanner.rebalance`) when demand changes and users come and go, keeping every symbol
 where it is when it may stay (no churn); a move subscribes the new place before it leaves the
-old one, so no tick is missed. Ticks of every session reach the engine as one feed: a drop of any
-session is a gap for the engine (Disconnected on the first session down, Reconnected once every
-session that dropped is back), which its gap logic already handles.
+old one, so no tick is missed. Ticks of every session reach the engine as one feed: a drop of a
+session carrying symbols is a gap for the engine (its Disconnected), and its return a Reconnected,
+after which each symbol's first trade is judged for the day's extremes it missed (the engines' gap
+logic, :mod:`chatbot.alerts.gap`). A session let go while down (closed, or its symbols moved to a
+live one) owes that Reconnected too: it is sent then, else the gap stayed open for good and every
+later drop went unjudged. A session closed (:meth:`UserSessions.close`) is forgotten: its listener
+removed, its symbols placed again (on the user's next session, or elsewhere).
 
 Among replicas (PostgreSQL) the planner runs on the feed's owner: it opens a user's own session only
 after taking that user's session lock (:attr:`FeedPlanner.claim`, see :mod:`chatbot.service.replicas`),
@@ -160,6 +164,19 @@ class UserSessions:
         self.parser = parser  # None: the client's own (domestic frames)
         self._clients: dict[int, RealtimeClient] = {}
         self._lock = asyncio.Lock()
+        self._closed: list[Callable[[int], None]] = []  # told of each session closed (the feed planner)
+
+    def on_close(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(user_id)`` once a user's session is closed (after its last event). Returns a remover."""
+        self._closed.append(callback)
+        return lambda: self._closed.remove(callback) if callback in self._closed else None
+
+    def _told_closed(self, user_id: int) -> None:
+        for callback in list(self._closed):
+            try:
+                callback(user_id)
+            except Exception:
+                log.exception("a session-closed callback failed", extra={"user_id": user_id})
 
     async def session(self, user_id: int, approval_key: Callable[[], Awaitable[str]]) -> RealtimeClient:
         """The user's session, opened (and started) on first use."""
@@ -187,11 +204,13 @@ class UserSessions:
         client = self._clients.pop(user_id, None)
         if client is not None:
             await client.aclose()
+            self._told_closed(user_id)
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
+        clients, self._clients = list(self._clients.items()), {}
+        for user_id, client in clients:
             await client.aclose()
+            self._told_closed(user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,8 +480,9 @@ class FeedPlanner:
         self.early_demand: asyncio.Future[list[tuple[str, str]]] | None = None
         self._own: dict[int, bool] = {}  # user -> their own key serves them (cached until user_changed)
         self._on: dict[SessionKey, set[str]] = {}  # the symbols each session carries for the planner
-        self._listening: set[SessionKey] = set()
-        self._down: set[SessionKey] = set()  # sessions dropped and not back yet
+        # the session each key's listener is on, and its remover (a user's session closed: removed)
+        self._listening: dict[SessionKey, tuple[RealtimeClient, Callable[[], None]]] = {}
+        self._down: set[SessionKey] = set()  # sessions that dropped carrying symbols, not back (nor let go) yet
         self._listeners: list[Listener] = []
         self._pollers = [_Poller(op.rest, poll_rate, self._emit, op.us if op.us is not None else us_quoter(op.rest))
                          for op in operators]
@@ -478,6 +498,7 @@ class FeedPlanner:
         self.claim: Callable[[int], Awaitable[bool]] | None = None
         self._refused: set[int] = set()  # users whose session lock another replica held (asked again later)
         self.moves = 0
+        users.on_close(self._session_closed)
 
     # -- the engine's feed (AlertFeed) ----------------------------------------------------------------------
     @property
@@ -528,14 +549,15 @@ class FeedPlanner:
             await poller.aclose()
         for op in self.operators:
             await op.session.aclose()
-        for key, codes in self._on.items():  # users' sessions stay open for their fill notices
+        for key, codes in list(self._on.items()):  # users' sessions stay open for their fill notices
             session = self.users.get(key[1]) if key[0] == "user" else None
             if session is None:
                 continue
-            for code in codes:
+            for code in list(codes):
                 with contextlib.suppress(Exception):
                     await session.unsubscribe(trade_tr(code), code)
         self._on.clear()
+        self._down.clear()  # no gap to track while stopped (a replica taking the feed back assumes one)
 
     async def subscribe(self, tr_id: str, tr_key: str) -> None:
         """The engine needs ``tr_key``: placed (or polled) before this returns. A session refusing it
@@ -689,6 +711,10 @@ class FeedPlanner:
         old = self._placed
         wanted = [(key, code) for code, placement in new.items() for key in placement.streams()
                   if code not in self._on.get(key, ())]
+        if any(code in self._on.get(down, ()) for down in self._down for _key, code in wanted):
+            # A symbol a dropped session carries goes on a live one too: the engines hear of a Reconnected
+            # first, so its first trade there is judged for the extremes it missed, not taken as seen live.
+            self._emit(Reconnected(0))
         results = await asyncio.gather(*(self._subscribe(key, code) for key, code in wanted), return_exceptions=True)
         failure: BaseException | None = None
         for (key, code), result in zip(wanted, results, strict=True):
@@ -758,6 +784,8 @@ class FeedPlanner:
         if code not in codes:
             return
         codes.discard(code)
+        if not codes:
+            self._release(key)
         session = self.operators[key[1]].session if key[0] == "op" else self.users.get(key[1])
         if session is not None:
             try:
@@ -767,21 +795,47 @@ class FeedPlanner:
 
     # -- events --------------------------------------------------------------------------------------------
     def _listen(self, key: SessionKey, session: RealtimeClient) -> None:
-        if key not in self._listening:
-            self._listening.add(key)
-            session.add_listener(lambda event: self._on_session_event(key, event))
+        known = self._listening.get(key)
+        if known is not None and known[0] is session:
+            return
+        if known is not None:  # a new session on the key (the old one closed): the old one is not heard any more
+            known[1]()
+        self._listening[key] = (session, session.add_listener(lambda event: self._on_session_event(key, event)))
 
     def _on_session_event(self, key: SessionKey, event: Event) -> None:
+        """Each session's drop and return are the engines' (their gap opens at the first drop; each return
+        has the symbols' next trades judged for what they missed). A session carrying none of the feed's
+        symbols leaves no gap."""
         if type(event) in TRADES:
             self._emit(event)
-        elif isinstance(event, Disconnected):
-            if not self._down:
-                self._emit(event)
+        elif isinstance(event, Disconnected) and self._on.get(key):
             self._down.add(key)
-        elif isinstance(event, Reconnected):
+            self._emit(event)
+        elif isinstance(event, Reconnected) and key in self._down:
             self._down.discard(key)
-            if not self._down:
-                self._emit(event)
+            self._emit(event)
+
+    def _release(self, key: SessionKey) -> None:
+        """``key``'s session carries none of the feed's symbols any more (moved, left, closed): if it dropped
+        with them, the Reconnected it owes is sent now (it may never come: a closed session, a dead key)."""
+        if key in self._down:
+            self._down.discard(key)
+            self._emit(Reconnected(0))
+
+    def _session_closed(self, user_id: int) -> None:
+        """A user's session was closed (:meth:`UserSessions.close`: fill notices let go, a replica gave it up):
+        its listener goes, and what it carried is placed again at the next rebalance (the user's next session,
+        or elsewhere; their key is asked for again)."""
+        key: SessionKey = ("user", user_id)
+        known = self._listening.pop(key, None)
+        if known is not None:
+            known[1]()
+        codes = self._on.pop(key, set())
+        self._release(key)
+        if codes:
+            self._own.pop(user_id, None)
+            self._dirty.update(codes)
+            self._wake.set()
 
     def _emit(self, event: Event) -> None:
         for listener in list(self._listeners):
