@@ -58,6 +58,9 @@ class ArmedTrigger:
     take: int | None  # a trade at or above fires
     trail_percent: Decimal | None = None  # a trailing stop: the level follows the high
     high_water: int | None = None
+    # When it was armed (epoch seconds; None: unknown): a gap assumed from earlier (a restart from the
+    # feed's last stamp) must not judge it by extremes made before it existed (see assume_gap)
+    armed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,19 +389,20 @@ class TriggerEngine:
             extremes.append((tick.high_time, 1, tick.high))
         if tick.low_time >= since and self.in_session(tick.low_time) and new_low:
             extremes.append((tick.low_time, 0, tick.low))
-        # An order armed during the gap is set aside when an extreme judged was made in the second it was
-        # armed in or before (it may have come before the order existed), as the alert engine does.
-        set_aside = [trigger for order_id, armed_at in armed_since
-                     if any(at <= armed_at for at, _, _ in extremes) and (trigger := self._drop(order_id)) is not None]
         fired: list[Crossed] = []
         for at, is_high, price in sorted(extremes):
+            # An order armed during the gap is set aside from an extreme made in the second it was armed in or
+            # before (it may have come before the order existed), as the alert engine does per side: from that
+            # extreme only (set aside whole, a stop armed after the day's high was missed by the low after it).
+            set_aside = [trigger for order_id, armed_at in armed_since
+                         if at <= armed_at and (trigger := self._drop(order_id)) is not None]
             if is_high:
                 self._raise_trails(code, price)
                 fired += self._cross(code, self.book.on_high(code, price), price, at, seen)
             else:
                 fired += self._cross(code, self.book.on_low(code, price), price, at, seen)
-        for trigger in set_aside:
-            self._add(trigger)
+            for trigger in set_aside:
+                self._add(trigger)
         return fired
 
     # -- firing ---------------------------------------------------------------------------------------------
@@ -542,8 +546,16 @@ class TriggerEngine:
         return self._gap.start
 
     def assume_gap(self, since: float) -> None:
-        """Treat the feed of every subscribed symbol as down since ``since`` (the feed taken over from a
-        replica last seen alive then): the first trade of each fires what the day's high or low crossed since."""
+        """Treat the feed of every subscribed symbol as down since ``since`` (a restart from the feed's last
+        stamp; the feed taken over from a replica last seen alive then): the first trade of each fires what the
+        day's high or low crossed since. An order armed after ``since`` (the bot went down within a stamping
+        period of its arming, or with the feed down since) is set aside from the extremes made before it was
+        armed, as in a drop (one of its very second still counts): a stop must not sell on a low made before
+        it existed."""
+        for trigger in self._orders.values():
+            at = trigger.armed_at
+            if at is not None and at >= since:
+                self._gap.remember_armed(at, trigger.code, trigger.order_id, market_second(at))
         self._gap.assume(since, self._subscribed)
 
     async def disarm(self, order_id: int) -> None:

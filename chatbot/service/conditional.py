@@ -226,15 +226,16 @@ class ConditionalOrders:
         self.engine = engine
 
     async def armed_triggers(self) -> list[ArmedTrigger]:
-        """Every armed order's trigger, loaded at the engine's start: the six columns it needs, not ORM
+        """Every armed order's trigger, loaded at the engine's start: the seven columns it needs, not ORM
         rows (10,000 armed orders: ~0.02 CPU s instead of ~0.25)."""
         t = ConditionalOrderRow
         armed = core_select(col(t.id), col(t.code), col(t.stop_price), col(t.take_price), col(t.trail_percent),
-                            col(t.high_water)).where(col(t.status) == "armed")
+                            col(t.high_water), col(t.armed_at)).where(col(t.status) == "armed")
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(armed)).all()
-        return [ArmedTrigger(order_id, code, stop, take, Decimal(percent) if percent else None, high)
-                for order_id, code, stop, take, percent, high in rows if order_id is not None]
+        return [ArmedTrigger(order_id, code, stop, take, Decimal(percent) if percent else None, high,
+                             at.timestamp() if at is not None else None)
+                for order_id, code, stop, take, percent, high, at in rows if order_id is not None]
 
     async def start(self) -> None:
         """After the engine started: the firings a restart interrupted, then the background upkeep."""
@@ -1065,7 +1066,8 @@ def _exceeds_holdings(held: int, committed: int, want: int, name: str) -> UserEr
 def _trigger(row: ConditionalOrderRow) -> ArmedTrigger:
     assert row.id is not None
     percent = Decimal(row.trail_percent) if row.trail_percent else None
-    return ArmedTrigger(row.id, row.code, row.stop_price, row.take_price, percent, row.high_water)
+    return ArmedTrigger(row.id, row.code, row.stop_price, row.take_price, percent, row.high_water,
+                        row.armed_at.timestamp() if row.armed_at is not None else None)
 
 
 def _dec(value: int | None) -> Decimal | None:
