@@ -175,3 +175,85 @@ async def test_a_stop_armed_in_a_drop_after_the_gaps_high_fires_on_the_low_after
     await idle(engine)
     assert [(c.order_id, c.leg, c.price) for c in fired] == [(7, STOP, 68_500)]
     await engine.stop()
+
+
+# -- among replicas (PostgreSQL): orders armed on another replica, adopted by the feed's owner ----------------
+async def test_a_stop_adopted_with_an_earlier_one_is_not_judged_from_the_earlier_ones_arming(db_url: str) -> None:
+    """Two stops on one symbol armed on another replica and adopted in one pass of the feed's owner: each is
+    judged from its own arming (the trades seen since, the day's low since), not from the earliest one's. The
+    low made between the two armings sold the later stop, set above it (the price check passed)."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite serves one process: no other replica")
+    from chatbot.kis import protocol as p
+    from chatbot.service.conditional import ARMING_MARGIN
+    from chatbot.service.views import Outcome
+    from tests.test_replica_roles import conditional_orders_elsewhere
+
+    bot = BotHarness(db_url)
+    await bot.start()
+    other_db = Database(db_url)
+    try:
+        runtime = bot.runtime
+        assert runtime is not None and runtime.engine is not None
+        owner = service(bot)
+        await wait_for(lambda: runtime.replicas.owns(FEED) and owner.engine is not None)
+        engine = owner.engine
+        assert engine is not None
+        await buy(bot, ALICE, 20)
+        elsewhere = conditional_orders_elsewhere(other_db, runtime)
+        user = ALICE["id"]
+
+        async def arm_elsewhere(level: int) -> int:
+            card = await elsewhere.prepare(user, user, "ko", "stop", [CODE, "10", str(level)])
+            await elsewhere.attach_card(card.token, user, 900 + level % 97)
+            armed = await elsewhere.confirm(card.token, user, 900 + level % 97)
+            assert armed.outcome is Outcome.PLACED and armed.view is not None
+            return int(armed.view.id)
+
+        now = price(bot)
+        await runtime.engine.feed.subscribe(p.WS_TRADE, CODE)  # the feed carries the symbol already (an alert)
+        async with runtime.replicas._pass_lock:  # the owner's passes wait: it knows neither yet
+            first = await arm_elsewhere(ticks(-8, now))  # far below: nothing here crosses it
+            bot.sim.set_price(CODE, ticks(-5, now))  # the day's low, after the first was armed ...
+            made = time.time()
+            await wait_for(lambda: runtime.replicas.recent_prices(CODE, 0.0)[-1:] == [ticks(-5, now)])
+            bot.sim.set_price(CODE, now)  # ... and back
+            await wait_for(lambda: runtime.replicas.recent_prices(CODE, 0.0)[-1:] == [now])
+            # (An order adopted counts crossings from ARMING_MARGIN before it was stored: its replica's price
+            # check came a little earlier. The low is made well before that.)
+            await wait_for(lambda: time.time() > made + ARMING_MARGIN + 1.0)
+            later = await arm_elsewhere(ticks(-3, now))  # above that low, the price well above it
+        await wait_for(lambda: engine.knows(first) and engine.knows(later))  # adopted (and fired, if crossed)
+        bot.sim.set_price(CODE, now)  # the first trade since: the day's low is the one made before ``later``
+        await wait_for(lambda: CODE not in engine._gap.symbols)
+        await engine.wait_idle()
+        assert bot.count_messages(user, TRIGGERED) == 0
+        assert await _statuses(bot, ["armed", "armed"])
+        bot.sim.set_price(CODE, ticks(-3, now))  # a crossing after it was armed: the later one fires, once
+        await bot.wait_for_message(user, PLACED, timeout=60)
+        await wait_for(lambda: _statuses(bot, ["armed", "placed"]))
+        assert bot.count_messages(user, TRIGGERED) == 1
+    finally:
+        await other_db.dispose()
+        await bot.stop()
+
+
+async def test_a_feed_taken_over_judges_each_order_from_its_arming_not_the_takers_since() -> None:
+    """The engine alone, as a replica taking the feed over (or a restart) starts it: a gap assumed from when the
+    previous owner was last seen alive. An order armed before then fires on the gap's low; one armed after that
+    low does not (and fires on a trade after it); one armed before the low and after ``since`` fires too."""
+    now = time.time()
+    since, early, low_at = now - 60, now - 50, now - 40
+    seconds = {d: dt.datetime.fromtimestamp(d, KST).strftime("%H%M%S") for d in (low_at, now)}
+    engine, feed, fired = await engine_with(ArmedTrigger(1, CODE, 69_000, None, armed_at=now - 600),
+                                            ArmedTrigger(2, CODE, 69_000, None, armed_at=early),
+                                            ArmedTrigger(3, CODE, 69_000, None, armed_at=now - 30))
+    engine.assume_gap(since)
+    feed.emit(tick(CODE, 70_000, time=seconds[now], low=68_500, low_time=seconds[low_at]))
+    await idle(engine)
+    assert sorted((c.order_id, c.price) for c in fired) == [(1, 68_500), (2, 68_500)]
+    assert engine.armed(3) is not None
+    feed.emit(tick(CODE, 69_000, time=seconds[now], low=68_500, low_time=seconds[low_at]))
+    await idle(engine)
+    assert sorted(c.order_id for c in fired) == [1, 2, 3]
+    await engine.stop()

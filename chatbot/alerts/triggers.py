@@ -526,8 +526,13 @@ class TriggerEngine:
         codes = {t.code for t in fresh}
         for code in sorted(codes):
             await self._ensure_subscribed(code)
+        # Judged by the gap from ``since``, and not from before it when the gap is open from earlier (a drop, a
+        # restart, an order adopted on its symbol before): set aside from the extremes of an earlier second.
+        earlier = self._gap.start is not None and self._gap.start < since
         for trigger in fresh:
-            self._add(trigger, in_gap=False)  # judged by the gap from ``since``, not set aside
+            self._add(trigger, in_gap=False)
+            if earlier:
+                self._gap.remember_armed(since, trigger.code, trigger.order_id, market_second(since))
         self._gap.assume(since, codes & self._subscribed)
         now = _market_second()
         crossed: list[Crossed] = []

@@ -885,16 +885,19 @@ class ConditionalOrders:
             by_code.setdefault(r.code, []).append(r)
         adopted = 0
         for code, orders in by_code.items():
-            # From a moment before it was stored: the price check of the replica that armed it (a quote)
-            # came a little earlier; a crossing after that check fires it as arming on the feed would.
-            stored = min((r.armed_at or r.updated_at) for r in orders).timestamp() - ARMING_MARGIN
-            try:
-                adopted += len(await engine.adopt([_trigger(r) for r in orders], stored,
-                                                  {code: recent(code, stored)}))
-            except Exception as exc:  # noqa: BLE001 -- the session full (or the feed down): tried next pass
-                self.adopted_until = min(self.adopted_until or now, min(r.updated_at for r in orders))
-                log.warning("a conditional order armed on another replica cannot be watched yet",
-                            extra={"code": code, "error": type(exc).__name__})
+            for r in orders:
+                # From a moment before it was stored: the price check of the replica that armed it (a quote)
+                # came a little earlier; a crossing after that check fires it as arming on the feed would. Each
+                # from its own (judged from the earliest on its symbol, a stop armed later sold on a low made
+                # before it existed).
+                stored = (r.armed_at or r.updated_at).timestamp() - ARMING_MARGIN
+                try:
+                    adopted += len(await engine.adopt([_trigger(r)], stored, {code: recent(code, stored)}))
+                except Exception as exc:  # noqa: BLE001 -- the session full (or the feed down): tried next pass
+                    self.adopted_until = min(self.adopted_until or now, min(r.updated_at for r in orders))
+                    log.warning("a conditional order armed on another replica cannot be watched yet",
+                                extra={"code": code, "error": type(exc).__name__})
+                    break
         if adopted or gone:
             log.info("conditional orders adopted from other replicas",
                      extra={"adopted": adopted, "dropped": len(set(gone))})
