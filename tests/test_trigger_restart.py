@@ -84,7 +84,9 @@ async def test_a_stop_armed_after_the_days_low_does_not_fire_on_it_after_a_resta
     stamp = time.time()  # the last stamp before the crash: the low below is made after it
     low = ticks(-5, now)
     bot.sim.set_price(CODE, low)
-    made = bot.sim.market.get(CODE).low_time  # type: ignore[union-attr]
+    market = bot.sim.market.get(CODE)
+    assert market is not None and market.low == low  # the day's low
+    made = market.low_time
     bot.sim.set_price(CODE, now)
     await next_second(made)  # the stop is armed in a later second than the low was made in
     await arm(bot, ALICE, f"/stop {CODE} 10 {ticks(-3, now)}")
@@ -95,7 +97,7 @@ async def test_a_stop_armed_after_the_days_low_does_not_fire_on_it_after_a_resta
     assert bot.sim.market.get(CODE).low_time == made  # type: ignore[union-attr]
     await first_trade_judged(bot)
     assert bot.count_messages(ALICE["id"], TRIGGERED) == 0
-    assert [r.status for r in await rows(bot, ConditionalOrderRow)] == ["armed"]
+    assert await _statuses(bot, ["armed"])
     bot.sim.set_price(CODE, ticks(-3, now))  # a crossing after it was armed: fires, once
     await bot.wait_for_message(ALICE["id"], PLACED, timeout=60)
     await wait_for(lambda: _statuses(bot, ["placed"]))
@@ -139,7 +141,9 @@ async def test_a_high_made_before_the_stop_was_armed_does_not_keep_its_later_cro
     stamp = time.time()
     bot.sim.set_price(CODE, ticks(10, now))  # a new day's high, seen live, after the stamp
     bot.sim.set_price(CODE, now)
-    high = bot.sim.market.get(CODE).high_time  # type: ignore[union-attr]
+    day = bot.sim.market.get(CODE)
+    assert day is not None and day.high == ticks(10, now)  # the day's high
+    high = day.high_time
     await next_second(high)
     await arm(bot, ALICE, f"/stop {CODE} 10 {ticks(-3, now)}")
     (row,) = await rows(bot, ConditionalOrderRow)
@@ -156,7 +160,8 @@ async def test_a_high_made_before_the_stop_was_armed_does_not_keep_its_later_cro
 
 
 async def _statuses(bot: BotHarness, expected: list[str]) -> bool:
-    return [r.status for r in await rows(bot, ConditionalOrderRow)] == expected
+    """The conditional orders' statuses, by id."""
+    return [r.status for r in sorted(await rows(bot, ConditionalOrderRow), key=lambda r: r.id)] == expected
 
 
 async def test_a_stop_armed_in_a_drop_after_the_gaps_high_fires_on_the_low_after_it(monkeypatch: Any) -> None:
