@@ -18,8 +18,10 @@ crossed by one tick (a gap's high and low).
   level does too. Raised levels are handed to ``on_trail`` in batches (persisted by the service).
 * After a feed drop the alert engine's gap logic applies: the first trade after the reconnect fires
   what its price crosses, and the day's high and low made since the drop (their times from the
-  trade) fire what they reached, in the order they were made; triggers armed during the gap wait for
-  a later crossing.
+  trade) fire what they reached, in the order they were made; a trigger armed during the gap is judged
+  only by the extremes made after the second it was armed in. A restart (or a feed taken over) assumes
+  a gap from the feed's last stamp, and the orders armed since are judged the same way (their
+  ``armed_at``); an order adopted from another replica, from its own arming.
 """
 
 from __future__ import annotations
