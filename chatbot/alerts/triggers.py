@@ -18,8 +18,10 @@ crossed by one tick (a gap's high and low).
   level does too. Raised levels are handed to ``on_trail`` in batches (persisted by the service).
 * After a feed drop the alert engine's gap logic applies: the first trade after the reconnect fires
   what its price crosses, and the day's high and low made since the drop (their times from the
-  trade) fire what they reached, in the order they were made; triggers armed during the gap wait for
-  a later crossing.
+  trade) fire what they reached, in the order they were made; a trigger armed during the gap is judged
+  only by the extremes made after the second it was armed in. A restart (or a feed taken over) assumes
+  a gap from the feed's last stamp, and the orders armed since are judged the same way (their
+  ``armed_at``); an order adopted from another replica, from its own arming.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class ArmedTrigger:
     take: int | None  # a trade at or above fires
     trail_percent: Decimal | None = None  # a trailing stop: the level follows the high
     high_water: int | None = None
+    # When it was armed (epoch seconds; None: unknown): a gap assumed from earlier (a restart from the
+    # feed's last stamp) must not judge it by extremes made before it existed (see assume_gap)
+    armed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,19 +391,20 @@ class TriggerEngine:
             extremes.append((tick.high_time, 1, tick.high))
         if tick.low_time >= since and self.in_session(tick.low_time) and new_low:
             extremes.append((tick.low_time, 0, tick.low))
-        # An order armed during the gap is set aside when an extreme judged was made in the second it was
-        # armed in or before (it may have come before the order existed), as the alert engine does.
-        set_aside = [trigger for order_id, armed_at in armed_since
-                     if any(at <= armed_at for at, _, _ in extremes) and (trigger := self._drop(order_id)) is not None]
         fired: list[Crossed] = []
         for at, is_high, price in sorted(extremes):
+            # An order armed during the gap is set aside from an extreme made in the second it was armed in or
+            # before (it may have come before the order existed), as the alert engine does per side: from that
+            # extreme only (set aside whole, a stop armed after the day's high was missed by the low after it).
+            set_aside = [trigger for order_id, armed_at in armed_since
+                         if at <= armed_at and (trigger := self._drop(order_id)) is not None]
             if is_high:
                 self._raise_trails(code, price)
                 fired += self._cross(code, self.book.on_high(code, price), price, at, seen)
             else:
                 fired += self._cross(code, self.book.on_low(code, price), price, at, seen)
-        for trigger in set_aside:
-            self._add(trigger)
+            for trigger in set_aside:
+                self._add(trigger)
         return fired
 
     # -- firing ---------------------------------------------------------------------------------------------
@@ -522,8 +528,13 @@ class TriggerEngine:
         codes = {t.code for t in fresh}
         for code in sorted(codes):
             await self._ensure_subscribed(code)
+        # Judged by the gap from ``since``, and not from before it when the gap is open from earlier (a drop, a
+        # restart, an order adopted on its symbol before): set aside from the extremes of an earlier second.
+        earlier = self._gap.start is not None and self._gap.start < since
         for trigger in fresh:
-            self._add(trigger, in_gap=False)  # judged by the gap from ``since``, not set aside
+            self._add(trigger, in_gap=False)
+            if earlier:
+                self._gap.remember_armed(since, trigger.code, trigger.order_id, market_second(since))
         self._gap.assume(since, codes & self._subscribed)
         now = _market_second()
         crossed: list[Crossed] = []
@@ -542,8 +553,16 @@ class TriggerEngine:
         return self._gap.start
 
     def assume_gap(self, since: float) -> None:
-        """Treat the feed of every subscribed symbol as down since ``since`` (the feed taken over from a
-        replica last seen alive then): the first trade of each fires what the day's high or low crossed since."""
+        """Treat the feed of every subscribed symbol as down since ``since`` (a restart from the feed's last
+        stamp; the feed taken over from a replica last seen alive then): the first trade of each fires what the
+        day's high or low crossed since. An order armed after ``since`` (the bot went down within a stamping
+        period of its arming, or with the feed down since) is set aside from the extremes made before it was
+        armed, as in a drop (one of its very second still counts): a stop must not sell on a low made before
+        it existed."""
+        for trigger in self._orders.values():
+            at = trigger.armed_at
+            if at is not None and at >= since:
+                self._gap.remember_armed(at, trigger.code, trigger.order_id, market_second(at))
         self._gap.assume(since, self._subscribed)
 
     async def disarm(self, order_id: int) -> None:
