@@ -195,6 +195,9 @@ class Execution:
     rejected_quantity: int
     cancelled: bool
     exchange: str
+    # what the filled shares cost in all (price × quantity summed, the currency's own unit: won; dollars to the
+    # sub-cent); None (or 0) where KIS leaves it blank (fill_prices.listed_fill_price then derives from the average)
+    filled_amount: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)

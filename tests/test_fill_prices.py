@@ -29,6 +29,7 @@ from chatbot.service.fill_prices import (
     listed_fill_price,
     read_fill_detail,
 )
+from chatbot.sim import payloads as sim_payloads
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow
 from chatbot.telegram.notifier import text
 from tests.harness import BotHarness, confirm
@@ -89,7 +90,8 @@ def us_fill(bot: BotHarness, order_no: str, quantity: int, dollars: str) -> None
 async def test_a_caught_up_fill_is_told_at_its_own_price_and_no_order_time(bot: BotHarness) -> None:
     """5 at L: 3 fill at L, then 2 at L − 5 ticks, both while no notice came; a catch-up after each. KIS lists
     5 at an average of L − 2 ticks (and the order's time): the second push said 2 at that average, at the order's
-    time. It says 2 at L − 5 ticks, with no time; the journal records each fill's own price."""
+    time. It says 2 at L − 5 ticks, with no time (said to be their average: from KIS's list, 2 shares at L − 5
+    ticks may be two executions either side of it); the journal records each fill's own price."""
     limit = resting_price(bot, ticks=10)
     lower = limit - 5 * p.tick_size(limit)
     assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 5 {limit}"))["text"]
@@ -104,7 +106,8 @@ async def test_a_caught_up_fill_is_told_at_its_own_price_and_no_order_time(bot: 
     assert await catch_up(bot) == 1
     first, second = await fill_pushes(bot)
     assert (first["quantity"], first["price"], second["quantity"], second["price"]) == (3, limit, 2, lower), second
-    assert first["time"] == second["time"] == "" and "price_basis" not in second, second
+    assert first["time"] == second["time"] == "" and "price_basis" not in first, first
+    assert second["price_basis"] == FILLS_AVERAGE, second
     assert await details(bot, order_no) == [f"3@{limit}", f"2@{lower}"]
 
 
@@ -273,3 +276,121 @@ async def test_a_caught_up_fills_late_notice_does_not_lend_its_price_to_the_next
     pushes = await fill_pushes(bot)
     assert [(x["quantity"], x["price"]) for x in pushes] == [(1, limit), (1, lower)], pushes
     assert await details(bot, order_no) == [f"1@{limit}", f"1@{lower}"]
+
+
+def test_kis_filled_amount_gives_the_new_shares_exact_price() -> None:
+    """KIS's filled amount (tot_ccld_amt, ft_ccld_amt3) makes the price of the shares a reading adds exact, where
+    the rounded average only bounds it: told as their own price when they provably are one (one share, or an
+    average at the order's limit), else as their exact average."""
+    # a sell at ₩1,500: 3 counted at ₩1,503, 7 more at ₩1,500; KIS: 10 at ₩1,500 (₩1,500.9 truncated), ₩15,009.
+    # From the average: ₩1,498.71 ± ₩1.86, coarser than the ₩1 grid, said to be an average of ₩1,499
+    listed = Money.krw(15_009), Money.krw(1_500)
+    sold = listed_fill_price(Money.krw(1_500), 10, 3, Money.krw(4_509), amount=listed[0], limit=listed[1])
+    assert (sold.price, sold.basis) == (Money.krw(1_500), OWN_PRICE)
+    assert sold.may_be(Money.krw(1_500)) and not sold.may_be(Money.krw(1_501))
+    # one more share at ₩1,501 (KIS: 4 at ₩1,502, ₩6,010): from the average ₩1,499 ± ₩7
+    one = listed_fill_price(Money.krw(1_502), 4, 3, Money.krw(4_509), amount=Money.krw(6_010), limit=listed[1])
+    assert (one.price, one.basis) == (Money.krw(1_501), OWN_PRICE)
+    # US: 150 counted at $10.00, 1 more at $10.07 (KIS: 151 at $10.0005, $1,510.07): from the average $10.0755
+    cents = listed_fill_price(Money.usd("10.0005"), 151, 150, Money.usd(1_500), amount=Money.usd("1510.07"),
+                              limit=Money.usd("10.10"))
+    assert (cents.price, cents.basis, cents.units) == (Money.usd("10.07"), OWN_PRICE, 100_700)
+    # a sub-dollar share's price to the 1/10,000 dollar (KIS's amount is not rounded to the cent)
+    penny = listed_fill_price(Money.usd("0.1235"), 3, 2, Money.usd("0.2470"), amount=Money.usd("0.3702"))
+    assert (penny.price, penny.basis) == (Money.usd("0.1232"), OWN_PRICE)
+
+
+def test_shares_not_provably_one_price_are_told_at_their_exact_average() -> None:
+    # 1 counted at $180; 2 new at $179.50 and $179.55 (KIS: 3 at $179.6833, $539.05): off the cent, their average
+    mixed = listed_fill_price(Money.usd("179.6833"), 3, 1, Money.usd(180), amount=Money.usd("539.05"),
+                              limit=Money.usd(180))
+    assert (mixed.price, mixed.basis, mixed.units) == (Money.usd("179.525"), FILLS_AVERAGE, 1_795_250)
+    # 2 new at $179.50 on a limit of $180: on the cent, yet $179.49 and $179.51 would list alike
+    below = listed_fill_price(Money.usd("179.6667"), 3, 1, Money.usd(180), amount=Money.usd("539.00"),
+                              limit=Money.usd(180))
+    assert (below.price, below.basis) == (Money.usd("179.50"), FILLS_AVERAGE)
+    assert below.may_be(Money.usd("179.5")) and not below.may_be(Money.usd("179.51"))
+    # ... at the limit of $179.50 (a buy fills at or below it, a sell at or above): every share at the limit
+    at_limit = listed_fill_price(Money.usd("179.6667"), 3, 1, Money.usd(180), amount=Money.usd("539.00"),
+                                 limit=Money.usd("179.50"))
+    assert (at_limit.price, at_limit.basis) == (Money.usd("179.50"), OWN_PRICE)
+    # a market order's: no limit to go by
+    market = listed_fill_price(Money.krw(70_000), 5, 0, Money.krw(0), amount=Money.krw(350_000))
+    assert (market.price, market.basis) == (Money.krw(70_000), FILLS_AVERAGE)
+
+
+def test_without_kis_filled_amount_the_price_is_derived_from_the_average() -> None:
+    """A blank or "0" amount, or one that disagrees with KIS's average beyond its rounding (another unit), is
+    not used: the price is derived from the average, as before."""
+    by_average = listed_fill_price(Money.krw(69_960), 5, 3, Money.krw(210_000))
+    assert (by_average.price, by_average.basis) == (Money.krw(69_900), OWN_PRICE)
+    for amount in (None, Money.krw(0), Money.krw(349_800 * 10), Money.usd("349800")):
+        assert listed_fill_price(Money.krw(69_960), 5, 3, Money.krw(210_000), amount=amount) == by_average, amount
+    assert listed_fill_price(Money.krw(69_960), 5, 3, None, amount=Money.krw(349_800)).basis == ORDER_AVERAGE
+
+
+async def test_a_fill_after_many_counted_is_told_at_its_exact_price_from_kis_amount(bot: BotHarness) -> None:
+    """11 at L: 10 fill at L − 1 tick, caught up; then 1 at L. KIS lists 11 at the average truncated to the
+    won: from it the last share was within 21 won of L, pushed as an average (a tick below L). From KIS's filled
+    amount it is L exactly: one share, at its own price. (The 10, one execution below the limit, are said to be
+    an average: KIS's list cannot tell them from several.)"""
+    limit = resting_price(bot, ticks=10)
+    lower = limit - p.tick_size(limit)
+    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 11 {limit}"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    notices = Notices(bot)
+    with notices.holding():
+        domestic_fill(bot, order_no, 10, lower)
+    assert await catch_up(bot) == 1
+    with notices.holding():
+        domestic_fill(bot, order_no, 1, limit)
+    assert await catch_up(bot) == 1
+    first, second = await fill_pushes(bot)
+    assert (second["quantity"], second["price"]) == (1, limit) and "price_basis" not in second, second
+    assert (first["quantity"], first["price"], first["price_basis"]) == (10, lower, FILLS_AVERAGE), first
+    assert await details(bot, order_no) == [f"10@{lower}", f"1@{limit}"]
+
+
+async def test_a_blank_filled_amount_falls_back_to_kis_average(bot: BotHarness,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that leaves tot_ccld_amt blank: the client carries None, and the last share of 11 is priced from
+    KIS's average as before (within 21 won of L: said to be an average)."""
+    row = sim_payloads.execution_row
+    monkeypatch.setattr(sim_payloads, "execution_row", lambda market, order: {**row(market, order), "tot_ccld_amt": ""})
+    limit = resting_price(bot, ticks=10)
+    lower = limit - p.tick_size(limit)
+    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 11 {limit}"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    notices = Notices(bot)
+    with notices.holding():
+        domestic_fill(bot, order_no, 10, lower)
+    assert await catch_up(bot) == 1
+    with notices.holding():
+        domestic_fill(bot, order_no, 1, limit)
+    assert await catch_up(bot) == 1
+    first, second = await fill_pushes(bot)
+    assert "price_basis" not in first and first["price"] == lower, first  # snapped to the grid from the average
+    assert (second["quantity"], second["price_basis"]) == (1, FILLS_AVERAGE) and second["price"] != limit, second
+
+
+async def test_a_us_fill_after_many_counted_is_told_at_its_exact_cents(bot: BotHarness) -> None:
+    """150 of 151 at $10.00 fill at $9.99, caught up; the last at $10.00. KIS lists 151 at $9.9900 ($9.990066
+    to the 1/10,000): from that average the last was $9.99 ± $0.03, pushed as an average. From KIS's filled
+    amount ($1,508.5000) it is $10.00, at the order's limit."""
+    bot.sim.set_us_price("AAPL", Decimal("12.25"))
+    assert "accepted" in (await confirm(bot, USER, "/buy AAPL 151 10.00"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    notices = Notices(bot)
+    with notices.holding():
+        us_fill(bot, order_no, 150, "9.99")
+    assert await catch_up(bot) == 1
+    with notices.holding():
+        us_fill(bot, order_no, 1, "10.00")
+    assert await catch_up(bot) == 1
+    first, second = await fill_pushes(bot)
+    assert (second["quantity"], second["price"]) == (1, 100_000) and "price_basis" not in second, second
+    assert (first["quantity"], first["price"], first["price_basis"]) == (150, 99_900, FILLS_AVERAGE), first
+    assert await details(bot, order_no) == ["150@9.99 USD", "1@10 USD"]

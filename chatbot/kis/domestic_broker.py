@@ -74,7 +74,8 @@ def execution(e: m.Execution) -> b.Execution:
                        quantity=e.quantity, price=None if market else _won(e.price),
                        filled_quantity=e.filled_quantity, average_fill_price=_won(e.average_fill_price),
                        remaining_quantity=e.remaining_quantity, rejected_quantity=e.rejected_quantity,
-                       cancelled=e.cancelled, exchange=e.exchange)
+                       cancelled=e.cancelled, exchange=e.exchange,
+                       filled_amount=None if e.filled_amount is None else _won(e.filled_amount))
 
 
 def bar(x: m.Bar) -> b.Bar:

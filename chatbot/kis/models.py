@@ -128,6 +128,7 @@ class Execution:
     rejected_quantity: int
     cancelled: bool
     exchange: str = "KRX"  # EXCG_ID_DVSN_CD as listed (excg_id_dvsn_Cd): KRX, NXT or SOR
+    filled_amount: Decimal | None = None  # tot_ccld_amt (won); a US row's ft_ccld_amt3 (dollars); None: blank
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,7 @@ class _UsVenue:
             division=p.OrderDivision.LIMIT, quantity=r.quantity, price=price_units(r.price.amount),
             filled_quantity=r.filled_quantity, average_fill_price=r.fill_price.amount,
             remaining_quantity=r.unfilled_quantity, rejected_quantity=r.quantity if r.rejected_reason else 0,
-            cancelled=r.is_cancellation) for r in rows]
+            cancelled=r.is_cancellation, filled_amount=r.filled_amount.amount) for r in rows]
 
 
 def us_order_listing(client: KisOverseasClient) -> KisRestClient:

@@ -128,6 +128,17 @@ def _i(value: Any) -> int:
         return 0
 
 
+def _given(value: Any) -> Decimal | None:
+    """A KIS decimal string as given, None when left blank (or not a number)."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        number = Decimal(str(value).strip().replace(",", ""))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
 def _d(value: Any) -> Decimal:
     if value is None or value == "":
         return Decimal(0)
@@ -588,7 +599,8 @@ class KisRestClient:
                       remaining_quantity=_i(r.get("rmn_qty")), rejected_quantity=_i(r.get("rjct_qty")),
                       cancelled=str(r.get("cncl_yn", "N")) == "Y",
                       # the listing spells it excg_id_dvsn_Cd (sic, §4.6); read either casing
-                      exchange=p.exchange_code(r.get("excg_id_dvsn_Cd") or r.get("excg_id_dvsn_cd")))
+                      exchange=p.exchange_code(r.get("excg_id_dvsn_Cd") or r.get("excg_id_dvsn_cd")),
+                      filled_amount=_given(r.get("tot_ccld_amt")))
             for r in rows]
 
     # -- orders ---------------------------------------------------------------------------------------------

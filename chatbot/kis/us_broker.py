@@ -102,7 +102,7 @@ def execution(o: UsOrder) -> b.Execution:
                        quantity=o.quantity, price=o.price if o.price else None, filled_quantity=o.filled_quantity,
                        average_fill_price=o.fill_price, remaining_quantity=o.unfilled_quantity,
                        rejected_quantity=o.quantity if o.rejected_reason else 0, cancelled=o.is_cancellation,
-                       exchange=o.exchange.order_code if o.exchange else "")
+                       exchange=o.exchange.order_code if o.exchange else "", filled_amount=o.filled_amount)
 
 
 def listed(e: m.Execution) -> b.Execution:
@@ -114,7 +114,8 @@ def listed(e: m.Execution) -> b.Execution:
                        quantity=e.quantity, price=_usd(Decimal(e.price).scaleb(-PRICE_DECIMALS)) if e.price else None,
                        filled_quantity=e.filled_quantity, average_fill_price=_usd(e.average_fill_price),
                        remaining_quantity=e.remaining_quantity, rejected_quantity=e.rejected_quantity,
-                       cancelled=e.cancelled, exchange="")  # the listing does not say where
+                       cancelled=e.cancelled, exchange="",  # the listing does not say where
+                       filled_amount=None if e.filled_amount is None else _usd(e.filled_amount))
 
 
 def bar(x: UsBar) -> b.Bar:

@@ -148,9 +148,12 @@ def _listed_row(listed: Listing, row: OrderJournalRow) -> Execution | None:
 
 def listed_price(execution: Execution, entry: OrderJournalRow, counted: int, counted_cost: Money | None) -> ListedPrice:
     """The price of the shares KIS's list shows filled (``execution``) beyond the ``counted`` ones of the journal
-    row ``entry`` (costing ``counted_cost``), derived from KIS's average (:func:`listed_fill_price`)."""
-    return listed_fill_price(Money(execution.average_fill_price.amount, Currency(entry.currency)),
-                             execution.filled_quantity, counted, counted_cost)
+    row ``entry`` (costing ``counted_cost``), derived from KIS's filled amount or average (:func:`listed_fill_price`)."""
+    currency = Currency(entry.currency)
+    amount, limit = execution.filled_amount, execution.price
+    return listed_fill_price(Money(execution.average_fill_price.amount, currency), execution.filled_quantity, counted,
+                             counted_cost, amount=None if amount is None else Money(amount.amount, currency),
+                             limit=None if limit is None else Money(limit.amount, currency))
 
 
 def listed_fills(execution: Execution, entry: OrderJournalRow, language: str, counted: int,

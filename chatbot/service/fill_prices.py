@@ -7,12 +7,15 @@ still in the journal) read too: a US price as a bare integer is in 1/10,000 doll
 notice's resolved from KIS's list), with a point it is in dollars (reconciliation's), with a sign (``$1,234.50``)
 a live notice's ``str(Money)``.
 
-KIS lists an order's cumulative filled quantity and average fill price, not its fills: the price of the shares
-a reading adds is derived from that average and what the journal counted before it
-(:func:`listed_fill_price`), and said to be an average when it cannot be one price."""
+KIS lists an order's cumulative filled quantity, average fill price and filled amount, not its fills: the price
+of the shares a reading adds is derived from the amount (or, where KIS leaves it blank, the average) and what the
+journal counted before it (:func:`listed_fill_price`): from the amount it is exact, and said to be an average
+unless it is provably one price; from the average alone it is bounded, and the shares' own when a tick is that
+near."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -27,13 +30,15 @@ from chatbot.service.journal import FILL_STATUSES
 from chatbot.storage.tables import OrderEventRow
 
 # Where a push's price of fills KIS's list added comes from (OrderFilled.price_basis): "" the shares' own price
-# (derived on the price grid: one execution, or several at one price), or an average.
+# (one price: from KIS's filled amount, provably; from its average alone, the tick it is near), or an average.
 OWN_PRICE: Final = ""
-FILLS_AVERAGE: Final = "fills"  # the average of these shares (several executions at different prices)
+FILLS_AVERAGE: Final = "fills"  # the average of these shares (of several executions, or not provably of one)
 ORDER_AVERAGE: Final = "order"  # the order's average fill price so far (these shares' could not be derived)
 PRICE_BASES: Final = (OWN_PRICE, FILLS_AVERAGE, ORDER_AVERAGE)
 _LEGACY_US_UNITS: Final = 10_000  # a US price written as a bare integer before: 1/10,000 dollar
 _SIGNS: Final = {c.symbol: c for c in Currency}
+
+log = logging.getLogger(__name__)
 
 
 def fill_detail(quantity: int, price: Money) -> str:
@@ -105,35 +110,99 @@ class ListedPrice:
                                      and self.span[0] <= price.amount <= self.span[1])
 
 
-def listed_fill_price(average: Money, total: int, counted: int, counted_cost: Money | None) -> ListedPrice:
-    """The price of the ``total - counted`` shares KIS's figure (``total`` filled at ``average``) has beyond the
-    ``counted`` ones the journal holds (costing ``counted_cost``): ``(average·total − cost) / (total − counted)``.
+def listed_fill_price(average: Money, total: int, counted: int, counted_cost: Money | None, *,
+                      amount: Money | None = None, limit: Money | None = None) -> ListedPrice:
+    """The price of the ``total - counted`` shares KIS's figure (``total`` filled at ``average``, costing
+    ``amount`` in all) has beyond the ``counted`` ones the journal holds (costing ``counted_cost``); ``limit`` is
+    the order's limit price (None: a market order).
 
-    KIS's average is rounded (won, or 1/10,000 dollar, or the places it was given with), which the division
-    magnifies: the derived price is within ``resolution·(total + counted)/(total − counted)`` of the truth. A
-    price grid point (any instrument's tick: 5 won from 2,000 won, 1 below; a cent from a dollar) that near it is
-    the shares' own price; a derived price off the grid, or one coarser than the grid, is the
-    average of several executions (:data:`FILLS_AVERAGE`); without what the counted shares cost, or with a
-    figure that gives no price, it is the order's average (:data:`ORDER_AVERAGE`)."""
+    With KIS's filled amount it is exact: ``(amount − cost) / (total − counted)`` (:func:`_from_amount`). Without
+    it (a server that leaves it blank, or one that does not mean what :func:`_filled_amount` takes it to), it is
+    derived from the average (:func:`_from_average`); without what the counted shares cost, or with a figure that
+    gives no price, it is the order's average (:data:`ORDER_AVERAGE`)."""
     currency = average.currency
-    unit = Decimal(1) / currency.price_units
     new = total - counted
     if new <= 0:
         raise ValueError(f"no shares beyond the {counted} counted in {total}")
     if counted_cost is None or average.amount <= 0 or counted_cost.currency is not currency:
         return ListedPrice(_to_units(average.amount, currency), ORDER_AVERAGE)
-    exact = (average.amount * total - counted_cost.amount) / new
+    resolution = _resolution(average)
+    filled = _filled_amount(amount, average, total)
+    exact = ((filled if filled is not None else average.amount * total) - counted_cost.amount) / new
     if exact <= 0:
         return ListedPrice(_to_units(average.amount, currency), ORDER_AVERAGE)
-    exponent = average.amount.as_tuple().exponent
-    resolution = min(Decimal(1).scaleb(exponent), unit) if isinstance(exponent, int) else unit
+    if filled is not None:
+        return _from_amount(exact, total, counted, currency, limit)
+    return _from_average(exact, total, counted, currency, resolution)
+
+
+def _filled_amount(amount: Money | None, average: Money, total: int) -> Decimal | None:
+    """KIS's filled amount of the order (inquire-daily-ccld ``tot_ccld_amt``, inquire-ccnl ``ft_ccld_amt3``), or
+    None to derive from the average instead.
+
+    The one reading of the field made here: what the order's fills cost in all, price × quantity summed, in the
+    currency's own unit (won; dollars, not rounded to the cent), fees and taxes apart (the domestic output2 sums
+    those apart, prsm_tlex_smtl; KIS_API.md §4.6 "filled amount", KIS_OVERSEAS.md §6.2 "체결된 금액"; rows public clients record agree: 1 at
+    ₩3,145 listed 3145, 10 at ₩71,500 715000, 10 at $78.45 784.5, 1 at $1,833.9032 1833.9032). A figure KIS
+    leaves blank or "0" is none; one that disagrees with KIS's average (``total`` at ``average``, rounded to the
+    currency's price unit) beyond that rounding does not mean that (another unit), and is not used."""
+    if amount is None or amount.amount <= 0 or amount.currency is not average.currency:
+        return None
+    if abs(amount.amount - average.amount * total) > total * Decimal(1) / average.currency.price_units:
+        log.warning("KIS's filled amount disagrees with its average fill price; derived from the average",
+                    extra={"amount": str(amount.amount), "average": str(average.amount), "total": total})
+        return None
+    return amount.amount
+
+
+def _from_amount(exact: Decimal, total: int, counted: int, currency: Currency, limit: Money | None) -> ListedPrice:
+    """The ``total − counted`` new shares' exact average ``exact`` (from KIS's filled amount), told as their own
+    price only when they provably all filled at it: on the instrument's tick grid and either one share, or the
+    order's limit (a buy fills at or below its limit, a sell at or above: an average at the limit is every share
+    at the limit). Else it is said to be their average (:data:`FILLS_AVERAGE`) though it may be one execution's:
+    several executions at different prices can average onto a tick, and one reading may hold several fills.
+
+    ``exact`` is as exact as what the journal counted: a counted average recorded in the price unit (fill_detail)
+    may be half a unit a share off, so whether the shares may have filled at a notice's price (``span``)
+    allows that much."""
+    new = total - counted
+    grid = _grid(exact, currency)
+    slack = counted * Decimal(1) / currency.price_units / 2 / new
+    span = (exact - slack, exact + slack)
+    provably_one = new == 1 or (limit is not None and limit.currency is currency and exact == limit.amount)
+    if provably_one and exact % grid == 0:
+        return ListedPrice(Money(exact, currency), OWN_PRICE, span)
+    return ListedPrice(_to_units(exact, currency), FILLS_AVERAGE, span)
+
+
+def _from_average(exact: Decimal, total: int, counted: int, currency: Currency, resolution: Decimal) -> ListedPrice:
+    """The ``total − counted`` shares' price derived from KIS's average (``exact`` as if the average were).
+
+    KIS's average is rounded (won, or 1/10,000 dollar, or the places it was given with), which the division
+    magnifies: the derived price is within ``resolution·(total + counted)/(total − counted)`` of the truth. A
+    price grid point (any instrument's tick: 5 won from 2,000 won, 1 below; a cent from a dollar) that near it is
+    the shares' own price; a derived price off the grid, or one coarser than the grid, is the
+    average of several executions (:data:`FILLS_AVERAGE`)."""
+    new = total - counted
     bound = resolution * (total + counted) / new
-    grid = Decimal(fund_tick_size(int(exact))) if currency is Currency.KRW else us_tick_size(exact)
+    grid = _grid(exact, currency)
     nearest = (exact / grid).to_integral_value(ROUND_HALF_UP) * grid
     span = (exact - bound, exact + bound)
     if bound <= grid and abs(exact - nearest) <= bound and nearest > 0:
         return ListedPrice(Money(nearest, currency), OWN_PRICE, span)
     return ListedPrice(_to_units(exact, currency), FILLS_AVERAGE, span)
+
+
+def _resolution(average: Money) -> Decimal:
+    """How finely KIS's average is given: the places it was written with, at most the currency's price unit."""
+    unit = Decimal(1) / average.currency.price_units
+    exponent = average.amount.as_tuple().exponent
+    return min(Decimal(1).scaleb(exponent), unit) if isinstance(exponent, int) else unit
+
+
+def _grid(price: Decimal, currency: Currency) -> Decimal:
+    """The finest tick of any instrument at ``price``."""
+    return Decimal(fund_tick_size(int(price))) if currency is Currency.KRW else us_tick_size(price)
 
 
 def _to_units(amount: Decimal, currency: Currency) -> Money:

@@ -271,10 +271,15 @@ class OrderReconciler:
             if execution is not None and outcome is Outcome.PLACED and execution.filled_quantity > 0:
                 before, cost = await counted_fills(session, entry.id, entry.currency)
                 if execution.filled_quantity > before:
-                    # KIS's list gives the order's average (won; a US order's in dollars) and no fill's time:
-                    # the new shares' price is derived from it and what the journal counted
-                    priced = listed_fill_price(Money(Decimal(execution.average_fill_price), Currency(entry.currency)),
-                                               execution.filled_quantity, before, cost)
+                    # KIS's list gives the order's filled amount and average (won; a US order's in dollars), its
+                    # limit (price units) and no fill's time: the new shares' price is derived from them and
+                    # what the journal counted
+                    currency = Currency(entry.currency)
+                    priced = listed_fill_price(
+                        Money(Decimal(execution.average_fill_price), currency), execution.filled_quantity, before,
+                        cost, amount=None if execution.filled_amount is None else Money(execution.filled_amount,
+                                                                                        currency),
+                        limit=Money.of_price_units(execution.price, currency) if execution.price > 0 else None)
                     quantity = execution.filled_quantity - before
                     entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
                     session.add(OrderEventRow(journal_id=entry.id, status=entry.status,

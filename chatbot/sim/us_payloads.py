@@ -36,6 +36,12 @@ def amount2(units: int) -> str:
     return str(Decimal(units).scaleb(-4).quantize(Decimal("0.01"), ROUND_HALF_UP))
 
 
+def amount4(units: int) -> str:
+    """Dollars to the 1/10,000 from units (× shares), unrounded: what an order's fills cost (ft_ccld_amt3), as
+    KIS's rows give it (a sub-dollar price's sub-cent; rows seen: "1833.9032")."""
+    return f"{Decimal(units).scaleb(-4):.4f}"
+
+
 def rate2(value: Decimal) -> str:
     return str(value.quantize(Decimal("0.01"), ROUND_HALF_UP))
 
@@ -269,7 +275,7 @@ def _order_common(market: UsMarket, order: UsOrder) -> dict[str, str]:
         "rjct_rson": "", "rjct_rson_name": order.refusal, "ord_tmd": order.local_time, "tr_mket_name": exchange.codes.name_ko,
         "tr_crcy_cd": o.CURRENCY, "ft_ord_qty": str(order.quantity), "ft_ccld_qty": str(order.filled_qty),
         "nccs_qty": str(order.remaining), "ft_ord_unpr3": price4(order.price),
-        "ft_ccld_unpr3": price4(order.average_fill_price), "ft_ccld_amt3": amount2(order.filled_amount),
+        "ft_ccld_unpr3": price4(order.average_fill_price), "ft_ccld_amt3": amount4(order.filled_amount),
         "ovrs_excg_cd": exchange.order_code, "prcs_stat_name": o.STATUS_DONE, "loan_type_cd": o.DEBT_CASH,
         "loan_dt": "", "usa_amk_exts_rqst_yn": "N", "splt_buy_attr_name": "",
     }
