@@ -230,3 +230,19 @@ async def test_a_revision_the_cash_cannot_cover_is_refused_before_its_card(krx_b
     await bot.press_button(ALICE, revise, 0)
     assert "정정 접수" in bot.current(revise)["text"], bot.current(revise)["text"]
     assert bot.sim.orders_accepted == accepted
+
+
+async def test_a_us_revision_the_dollars_cannot_cover_is_refused_before_its_card(bot: BotHarness) -> None:
+    bot.sim.set_us_price("TSLA", Decimal("250.00"))
+    card = await carded(bot, BOB, "/buy TSLA 40 200.00")  # $8,020 of the paper account's $10,000: it rests
+    await bot.press_button(BOB, card, 0)
+    order_no = await last_order_no(bot)
+    placed = bot.sim.us_trading.next_no
+    text = await refused(bot, BOB, f"/modify {order_no} 260.00")  # about $2,406 more; some $1,980 is left
+    assert "Not enough buying power" in text and order_no in text and "Nothing was sent" in text, text
+    assert bot.sim.us_trading.next_no == placed
+    most = int(text.split("at most ")[1].split(" ")[0].replace(",", ""))
+    assert 0 < most < 40
+    revise = await carded(bot, BOB, f"/modify {order_no} 260.00 {most}")  # the most it names: KIS takes it
+    await bot.press_button(BOB, revise, 0)
+    assert "revision accepted" in bot.current(revise)["text"].lower(), bot.current(revise)["text"]

@@ -396,6 +396,8 @@ class UsOrders:
             raise UserError("us_halted", name=order.name or order.symbol, code=order.symbol)
         if price != old:  # a smaller quantity at the order's own price is no new price to check
             check_limit(order.side, price, quote.price.amount, self.market.rate(broker))
+        if order.side is OrderSide.BUY and price > old:
+            await _check_revise_cash(broker, order, price, old, quantity)
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="revise",
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80], quantity=quantity,
@@ -545,6 +547,27 @@ class UsOrders:
                            side=o.side, quantity=o.quantity, price=o.price or Money.usd(0),
                            filled_quantity=o.filled_quantity, remaining=o.cancellable_quantity, time=o.time,
                            order_type=order_type)
+
+
+async def _check_revise_cash(broker: UsBroker, order: b.OpenOrder, price: Decimal, old: Decimal,
+                             quantity: int) -> None:
+    """A US buy revised to a higher price: what the revised shares newly tie up (their cost at the new price
+    less their cost at the order's, each with the estimated commission) must fit the orderable dollars, as a new
+    order's must; else KIS refuses it after the press. An estimate: KIS's own check stands."""
+    def extra(shares: int) -> Money:
+        new, was = Money.usd(price * shares), Money.usd(old * shares)
+        return (new + US.costs(new, sell=False)[0]) - (was + US.costs(was, sell=False)[0])
+
+    with kis_errors():
+        power = await broker.buying_power(order.symbol, Money.usd(price))
+    cash = power.orderable_cash
+    if extra(quantity).amount <= cash.amount:
+        return
+    most = min(quantity, int(cash.amount / (price - old)))
+    while most > 0 and extra(most).amount > cash.amount:
+        most -= 1
+    raise UserError("us_revise_insufficient_cash", order_no=order.order_no, extra=str(extra(quantity)),
+                    cash=str(cash), max_quantity=most)
 
 
 def _exchange_name(order: b.OpenOrder) -> str:

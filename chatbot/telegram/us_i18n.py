@@ -253,6 +253,12 @@ US_MESSAGES.update({  # order sanity: limits and alerts far from the price, won 
                                   "예: /modify {order_no} 190.50",
                             "en": "Could not read the new price '{value}'. US prices are in dollars. "
                                   "Example: /modify {order_no} 190.50"},
+    "us_revise_insufficient_cash": {"ko": "주문 가능 금액이 부족합니다: 정정하면 주문 {order_no}에 약 {extra}이(가) 더 "
+                                          "묶이는데 주문 가능 금액은 {cash}입니다. 이 가격으로는 최대 {max_quantity:,}주까지 "
+                                          "정정할 수 있습니다. 아무것도 전송하지 않았습니다.",
+                                    "en": "Not enough buying power: the revision would tie up about {extra} more for "
+                                          "order {order_no}, and the orderable amount is {cash}. At this price at most "
+                                          "{max_quantity:,} shares can be revised. Nothing was sent."},
     "us_halted": {"ko": "⛔ {name} ({code})은(는) 지금 KIS에서 매매할 수 없는 종목입니다 (거래정지). 주문하지 않았습니다.",
                   "en": "⛔ {name} ({code}) does not trade on KIS now (halted). Nothing was sent."},
 })
