@@ -221,18 +221,21 @@ async def test_a_cancellation_refused_after_acceptance_is_told_in_english_once(b
 
 async def test_a_revise_or_cancel_kis_refuses_says_how_the_order_stands(bot: BotHarness) -> None:
     """KIS refuses the request itself (synchronously): the card says it did not take and how the order
-    stands — still working (a revision beyond the cash), or no longer open (a cancel of an order that
-    filled meanwhile)."""
+    stands — still working (a revision of a stock halted since its card was made: a revision beyond the cash
+    is refused before its card now), or no longer open (a cancel of an order that filled meanwhile)."""
     state = bot.sim.market.get(CODE)
     assert state is not None
     limit = resting_limit(bot)
-    quantity = 9_000_000 // limit  # about 90% of the paper cash: revised to the upper limit, far beyond it
+    quantity = 9_000_000 // limit  # about 90% of the paper cash
     card = await confirm(bot, ALICE, f"/buy {CODE} {quantity} {limit}")
     assert "주문 접수" in card["text"], card["text"]
     order_no = (await journal(bot, "KRX"))[-1].kis_order_no
     assert order_no
-    revise = await confirm(bot, ALICE, f"/modify {order_no} {state.limits[1]}")
-    text = revise["text"]
+    (revise,) = await bot.say(ALICE, f"/modify {order_no} {p.round_up_to_tick(limit + p.tick_size(limit))}")
+    bot.sim.upsert_listing({"code": CODE, "halted": True})  # meanwhile: KIS refuses the revision
+    await bot.press_button(ALICE, revise, 0)
+    bot.sim.upsert_listing({"code": CODE, "halted": False})
+    text = bot.current(revise)["text"]
     assert "KIS가 거부" in text and "정정되지 않았습니다" in text and "그대로 유효" in text, text
     assert f"잔량 {quantity:,}주" in text and f"₩{limit:,}" in text, text
 

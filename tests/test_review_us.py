@@ -204,7 +204,7 @@ LONG_NAMED = "ACYS"  # FT VEST LADDERED AUTOCALLABLE BARRIER & RESILIENT INCOME
 async def test_fifty_us_alerts_on_long_named_etfs_are_listed_not_an_internal_error(bot: BotHarness) -> None:
     bot.sim.set_us_price(LONG_NAMED, Decimal("25.00"))
     for i in range(50):
-        (msg,) = await bot.say(BOB, f"/alert {LONG_NAMED} above {26 + i}.00 repeat")
+        (msg,) = await bot.say(BOB, f"/alert {LONG_NAMED} above {26 + i * 0.25:.2f} repeat")  # within double
         assert "Alert #" in msg["text"], msg["text"]
     (listing,) = await bot.say(BOB, "/alerts")
     assert "Something went wrong" not in listing["text"], "the list of alerts must not fail"

@@ -59,6 +59,7 @@ class AlertView:
     polled_every: int | None = None  # its symbol is checked over REST every N s (no live slot left)
     currency: str = "KRW"  # of both prices, which are in its price units (whole won; 1/10,000 dollar)
     name_en: str = ""  # the directory's English name of a domestic stock, "" when it has none
+    halted: bool = False  # set on a stock whose trading is halted now (told when it is set; it fires on resuming)
 
     def display_name(self, lang: str) -> str:
         """The stock's name as a ``lang`` reader reads it (:mod:`chatbot.service.names`)."""
@@ -159,6 +160,8 @@ class AlertService:
                 if self.feeds is not None:  # placed for this user before the alert exists
                     await self.feeds.expect(user_id, symbol.code)
                 view = self.view(await engine.arm(row, self.repository.add))
+                if quote.halted:  # set all the same (it fires once trading resumes): the user is told it is halted
+                    view = dataclasses.replace(view, halted=True)
                 if self.feeds is not None and (every := self.feeds.polled_every(symbol.code)) is not None:
                     view = dataclasses.replace(view, polled_every=every)
                 return view

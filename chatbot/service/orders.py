@@ -10,6 +10,7 @@ import collections
 import contextlib
 import datetime as dt
 import logging
+import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -21,6 +22,7 @@ from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.protocol import KST
 from chatbot.markets.money import Money, whole_units
+from chatbot.markets.profile import KRX
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
 from chatbot.service.errors import UserError, kis_errors, off_tick
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 ShowSending = Callable[[OrderCard], Awaitable[None]]
 
 ORDER_ACTIONS = ("order", "reserve", "cancel", "revise", "reset")  # the cards this service claims (conditional orders have theirs)
+# A new price with cents or a dollar sign ("151.005", "$151.01"): a US order's, perhaps one no longer open
+_DOLLARS = re.compile(r"^[$＄]?[0-9][0-9,]*\.[0-9]+$|^[$＄][0-9][0-9,]*$")
 _REFUSALS = {
     ClaimRefused.UNKNOWN: Outcome.UNKNOWN,
     ClaimRefused.NOT_OWNER: Outcome.NOT_OWNER,
@@ -130,6 +134,8 @@ class Orders:
         broker = account.broker
         with kis_errors():
             quote = await broker.quote(symbol.code, kind=symbol.kind)
+            if quote.halted:  # KIS refuses it (거래정지): no card to confirm
+                raise UserError("order_halted", name=symbol.name_ko, code=symbol.code)
             if price is not None:  # the day's limits first: no tick advice for a price that cannot trade
                 _check_price(quote, Money.krw(price), symbol)
             if side is OrderSide.SELL:
@@ -186,7 +192,12 @@ class Orders:
         self.check_real_allowed()
         self.market.check_maintenance()
         parse_order_no(args[0])
-        price = parse_limit_price(args[1])  # a revision to a market order is not offered: the card shows a price
+        try:
+            price = parse_limit_price(args[1])  # a revision to a market order is not offered: the card shows a price
+        except UserError as err:
+            if err.key == "bad_limit_price" and _DOLLARS.match(args[1].strip()):  # "151.005": a US order's?
+                await self._open_order(user_id, args[0])  # no such open order is the answer (US ones were looked at)
+            raise
         wanted_quantity = parse_quantity(args[2]) if len(args) == 3 else None
         order = await self._open_order(user_id, args[0])
         account = await self.accounts.for_user(user_id)
@@ -199,7 +210,11 @@ class Orders:
             if order.price is not None and price == order.price.amount and quantity == remaining:
                 raise UserError("revise_nothing_changes", order_no=order.order_no, price=Money.krw(price))
             quote = await account.broker.quote(symbol.code, kind=symbol.kind)
+            if quote.halted:
+                raise UserError("order_halted", name=symbol.name_ko, code=symbol.code)
             _check_price(quote, Money.krw(price), symbol)
+            if order.side is OrderSide.BUY:
+                await _check_revise_cash(account.broker, order, quote, price, quantity)
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="revise", side=order.side.value, code=order.symbol, name=symbol.name_ko,
                                       quantity=quantity, price=price,
@@ -473,6 +488,31 @@ class Orders:
             return self.us.card(row)
         symbol = symbol or self.market.symbols.by_code(row.code) or Symbol(row.code, row.name, row.name, "")
         return card_view(row, symbol, self.mode, self.market.calendar, int(self.cards.ttl.total_seconds()))
+
+
+async def _check_revise_cash(broker: b.Broker, order: b.OpenOrder, quote: b.Quote, price: int, quantity: int) -> None:
+    """A buy revised to a higher price: what the revised shares newly tie up (their cost at the new price, less
+    what the order already reserves for them: its price, or the upper limit for a market order, as KIS reserves
+    one) must fit the orderable cash, as a new order's must (:meth:`Orders.prepare_order`); else KIS refuses
+    it (APBK0952) after the press. Estimated with the card's fees; KIS's own check stands."""
+    reserved = order.price.amount if order.price is not None and order.price.amount else \
+        (quote.upper_limit.amount if quote.upper_limit is not None else 0)
+    if price <= reserved:
+        return
+
+    def extra(shares: int) -> int:  # what revising ``shares`` at the new price ties up beyond the order's own
+        new, old = Money.krw(price * shares), Money.krw(int(reserved) * shares)
+        return int((new + KRX.costs(new, sell=False)[0]).amount - (old + KRX.costs(old, sell=False)[0]).amount)
+
+    power = await broker.buying_power(order.symbol, Money.krw(price))
+    cash = int(power.orderable_cash.amount)
+    if extra(quantity) <= cash:
+        return
+    most = min(quantity, cash // max(1, price - int(reserved)))
+    while most > 0 and extra(most) > cash:
+        most -= 1
+    raise UserError("revise_insufficient_cash", order_no=order.order_no, extra=Money.krw(extra(quantity)),
+                    cash=Money.krw(cash), max_quantity=most)
 
 
 class OpenOrderLister(Protocol):

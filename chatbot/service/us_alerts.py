@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from chatbot.kis import overseas_protocol as o
+from chatbot.kis.overseas_protocol import MIN_ORDER_PRICE
 from chatbot.kis.realtime import SubscriptionLimitError
 from chatbot.markets.money import Currency, Money
+from chatbot.markets.profile import US
 from chatbot.markets.symbols import Symbol
 from chatbot.service.alerts import (
     ABOVE_WORDS,
@@ -29,7 +31,7 @@ from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH
 from chatbot.service.us_cards import SCALE
 from chatbot.service.us_market import UsMarketData
-from chatbot.service.us_orders import parse_us_price
+from chatbot.service.us_orders import RESTING, parse_us_price, won_typed
 from chatbot.storage.tables import AlertRow
 
 _PERCENT = re.compile(r"^([+-])([0-9]{1,2}(?:\.[0-9]{1,2})?)%$")
@@ -54,7 +56,27 @@ def alert_price(text: str) -> Decimal:
     except UserError as err:
         if err.key == "us_off_tick":
             raise UserError("us_alert_off_tick", **err.params) from None
+        if err.key == "us_bad_price":  # with /alert's example, not /buy's
+            raise UserError("us_alert_bad_price", **err.params) from None
         raise
+
+
+def check_threshold(threshold: Decimal, last: Decimal, krw_per_usd: Decimal) -> None:
+    """Refuse an alert beyond halving or doubling the last price (the band the stops use): a typo, a won amount
+    typed as dollars most often (said so when it reads as one at KIS's rate), not a move to wait for."""
+    if last <= 0:
+        return
+    low = US.round_to_tick(Money.usd(max(last * RESTING[0], MIN_ORDER_PRICE)), up=True).amount
+    high = US.round_to_tick(Money.usd(last * RESTING[1])).amount
+    if low <= threshold <= high:
+        return
+    params = {"price": str(Money.usd(threshold)), "now": str(Money.usd(last)), "low": str(Money.usd(low)),
+              "high": str(Money.usd(high))}
+    dollars = won_typed(threshold, last, krw_per_usd)
+    if dollars is not None:
+        raise UserError("us_alert_looks_like_won", won=f"₩{threshold:,.0f}", usd=str(Money.usd(dollars)),
+                        rate=f"{krw_per_usd:,.2f}", **params)
+    raise UserError("us_alert_implausible", **params)
 
 
 class UsAlerts:
@@ -110,6 +132,7 @@ class UsAlerts:
         else:
             assert price_text is not None
             threshold = alert_price(price_text)
+            check_threshold(threshold, reference, self.market.rate(broker))
         if (direction == "above" and reference >= threshold) or (direction == "below" and reference <= threshold):
             raise UserError("us_alert_already_crossed", price=str(Money.usd(reference)),
                             threshold=str(Money.usd(threshold)))
@@ -126,6 +149,8 @@ class UsAlerts:
                 if feeds is not None:  # placed for this user before the alert exists, as a domestic one
                     await feeds.expect(user_id, key)  # (their own session where they have one; HDFSCNT0)
                 view = AlertView.of(await engine.arm(row, self.alerts.repository.add))
+                if quote.halted:  # set all the same: it fires once trading resumes; the user is told
+                    view = dataclasses.replace(view, halted=True)
                 # past every live slot it is polled: the user is told how often
                 if feeds is not None and (every := feeds.polled_every(key)) is not None:
                     view = dataclasses.replace(view, polled_every=every)

@@ -75,8 +75,10 @@ MARKET_WORDS = frozenset({"market", "mkt", "시장가", "시장"})
 # "1e2" dollars), so that "/buy AAPL 1.5 190" is a US order refused for its quantity, not "no such stock:
 # AAPL 1.5", and "/buy AAPL 1 1e2" is refused in dollars, not in won by the domestic parser.
 _QTY = re.compile(r"^[-+]?[0-9][0-9,.]*$")
-_PRICE_LIKE = re.compile(r"^[-+]?[$＄]?\d\S*$")
+_PRICE_LIKE = re.compile(r"^[-+]?[$＄₩￦]?\d\S*$")  # "₩9086": a won amount typed on a US stock, told as such
 DOLLAR_WORDS = ("달러", "불", "usd")  # "190.50달러": the unit a Korean user may type after a dollar price
+WON_MARKS = ("₩",)  # before the number (NFKC makes the full-width ￦ this one)
+WON_WORDS = ("원", "krw")  # after it
 # A price as read: commas only as thousands separators ("1,234.50"); "190,50" or "1,9.0" is refused, not
 # read as $19,050 or $19.00 (a decimal comma is common outside Korea).
 _STRICT_PRICE = re.compile(r"^\$?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\$?$")
@@ -97,6 +99,8 @@ def parse_us_price(text: str) -> Decimal:
     if len(raw) > MAX_ARG_LENGTH:
         raise UserError("input_too_long")
     number = unicodedata.normalize("NFKC", raw)  # full-width digits and ＄ as typed on a phone
+    if number.startswith(WON_MARKS) or number.lower().endswith(WON_WORDS):  # a won amount: US prices are dollars
+        raise UserError("us_price_in_won", value=raw)
     for word in DOLLAR_WORDS:
         if number.lower().endswith(word):
             number = number[:-len(word)]
@@ -117,6 +121,59 @@ def parse_us_price(text: str) -> Decimal:
         raise UserError("us_off_tick", price=f"${price}", tick=f"${tick}", below=f"${below}",
                         above=f"${below + tick}")
     return price
+
+
+# A limit priced through the market by more than this (a buy above the last price, a sell below it) trades at
+# once at whatever the book holds, with no price protection left: the shape of a typo (a won amount typed as
+# dollars, a slipped digit), refused, as brokers' fat-finger checks refuse an order priced far from the market.
+# 30 % is KRX's daily limit, the band a Korean trader knows. In regular hours a US stock's limit-up/limit-down
+# bands (5 % or 10 % from its five-minute average for most stocks, 20 % from $0.75 to $3) pause trading before a
+# move that size: a limit beyond it is far likelier a typo than meant (only sub-$0.75 stocks have wider bands).
+THROUGH_MARKET = Decimal("0.30")
+# A limit this far on the resting side (a buy under half the price, a sell over double) cannot fill today (a
+# US order is a day order): the band the stops use (chatbot.service.conditional.PLAUSIBLE).
+RESTING = (Decimal("0.5"), Decimal(2))
+
+
+def sane_limit_range(side: OrderSide, last: Decimal) -> tuple[Decimal, Decimal]:
+    """The limit prices a ``side`` order may carry with the last price at ``last``, on the tick."""
+    if side is OrderSide.BUY:
+        low, high = last * RESTING[0], last * (1 + THROUGH_MARKET)
+    else:
+        low, high = last * (1 - THROUGH_MARKET), last * RESTING[1]
+    return (US.round_to_tick(Money.usd(max(low, MIN_ORDER_PRICE)), up=True).amount,
+            US.round_to_tick(Money.usd(high)).amount)
+
+
+def won_typed(price: Decimal, last: Decimal, krw_per_usd: Decimal) -> Decimal | None:
+    """The dollars ``price`` would be were it won (at KIS's rate), when that is near the last price (within
+    :data:`RESTING` of it): the likely mistake behind a price far above the market. None otherwise, or without
+    a rate."""
+    if krw_per_usd <= 0 or price <= last:
+        return None
+    dollars = US.round_to_tick(Money.usd(max(price / krw_per_usd, MIN_ORDER_PRICE))).amount
+    return dollars if last * RESTING[0] <= dollars <= last * RESTING[1] else None
+
+
+def check_limit(side: OrderSide, price: Decimal, last: Decimal, krw_per_usd: Decimal) -> None:
+    """Refuse a US limit price far from the last one (:data:`THROUGH_MARKET`, :data:`RESTING`), naming the last
+    price, the range taken and, when it reads as one, the won amount typed as dollars."""
+    if last <= 0:  # no trade to compare with: KIS's own checks stand
+        return
+    low, high = sane_limit_range(side, last)
+    if low <= price <= high:
+        return
+    params = {"price": str(Money.usd(price)), "now": str(Money.usd(last)), "low": str(Money.usd(low)),
+              "high": str(Money.usd(high))}
+    dollars = won_typed(price, last, krw_per_usd) if price > high else None
+    if dollars is not None:
+        raise UserError("us_limit_looks_like_won", won=f"₩{price:,.0f}", usd=str(Money.usd(dollars)),
+                        rate=f"{krw_per_usd:,.2f}", **params)
+    if side is OrderSide.BUY and price > high:
+        raise UserError("us_limit_far_buy", percent=int(THROUGH_MARKET * 100), **params)
+    if side is OrderSide.SELL and price < low:
+        raise UserError("us_limit_far_sell", percent=int(THROUGH_MARKET * 100), **params)
+    raise UserError("us_limit_far_resting", **params)
 
 
 class UsOrders:
@@ -189,9 +246,13 @@ class UsOrders:
         broker = await self.market.broker_for(user_id)
         with kis_errors():
             quote = await broker.quote(symbol.code)
+            if quote.halted:  # KIS's price detail says it does not trade (e_ordyn): no card
+                raise UserError("us_halted", name=symbol.name_ko, code=symbol.code)
             lower, upper = quote.lower_limit, quote.upper_limit
             if price is not None and lower is not None and upper is not None and not lower <= price <= upper:
                 raise UserError("us_out_of_limits", price=str(price), lower=str(lower), upper=str(upper))
+            if price is not None:
+                check_limit(side, price.amount, quote.price.amount, self.market.rate(broker))
             if side is OrderSide.SELL:
                 held = next((h for h in await broker.holdings() if h.symbol == symbol.code), None)
                 have = held.orderable_quantity if held else 0
@@ -305,9 +366,15 @@ class UsOrders:
         return self.card(row)
 
     async def prepare_revise(self, user_id: int, chat_id: int, order: b.OpenOrder, args: Sequence[str]) -> OrderCard:
-        """``<order_no> <new price> [<new qty>]`` for a US order: the new price on the US tick."""
+        """``<order_no> <new price> [<new qty>]`` for a US order: the new price on the US tick, and near the
+        last price as a new order's (:func:`check_limit`)."""
         self.orders.check_real_allowed()
-        price = parse_us_price(args[1])
+        try:
+            price = parse_us_price(args[1])
+        except UserError as err:
+            if err.key == "us_bad_price":  # said with /modify's example, not /buy's
+                raise UserError("us_revise_bad_price", value=err.params["value"], order_no=order.order_no) from None
+            raise
         remaining = order.cancellable_quantity
         quantity = parse_quantity(args[2]) if len(args) == 3 else remaining
         if quantity > remaining:
@@ -322,6 +389,15 @@ class UsOrders:
                             type=kind if not UsOrderDivision[kind].priced else "MOO/MOC")
         if price == old and quantity == remaining:
             raise UserError("us_revise_nothing_changes", order_no=order.order_no, price=str(Money.usd(price)))
+        broker = await self.market.broker_for(user_id)
+        with kis_errors():
+            quote = await broker.quote(order.symbol)
+        if quote.halted:
+            raise UserError("us_halted", name=order.name or order.symbol, code=order.symbol)
+        if price != old:  # a smaller quantity at the order's own price is no new price to check
+            check_limit(order.side, price, quote.price.amount, self.market.rate(broker))
+        if order.side is OrderSide.BUY and price > old:
+            await _check_revise_cash(broker, order, price, old, quantity)
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="revise",
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80], quantity=quantity,
@@ -471,6 +547,27 @@ class UsOrders:
                            side=o.side, quantity=o.quantity, price=o.price or Money.usd(0),
                            filled_quantity=o.filled_quantity, remaining=o.cancellable_quantity, time=o.time,
                            order_type=order_type)
+
+
+async def _check_revise_cash(broker: UsBroker, order: b.OpenOrder, price: Decimal, old: Decimal,
+                             quantity: int) -> None:
+    """A US buy revised to a higher price: what the revised shares newly tie up (their cost at the new price
+    less their cost at the order's, each with the estimated commission) must fit the orderable dollars, as a new
+    order's must; else KIS refuses it after the press. An estimate: KIS's own check stands."""
+    def extra(shares: int) -> Money:
+        new, was = Money.usd(price * shares), Money.usd(old * shares)
+        return (new + US.costs(new, sell=False)[0]) - (was + US.costs(was, sell=False)[0])
+
+    with kis_errors():
+        power = await broker.buying_power(order.symbol, Money.usd(price))
+    cash = power.orderable_cash
+    if extra(quantity).amount <= cash.amount:
+        return
+    most = min(quantity, int(cash.amount / (price - old)))
+    while most > 0 and extra(most).amount > cash.amount:
+        most -= 1
+    raise UserError("us_revise_insufficient_cash", order_no=order.order_no, extra=str(extra(quantity)),
+                    cash=str(cash), max_quantity=most)
 
 
 def _exchange_name(order: b.OpenOrder) -> str:

@@ -216,6 +216,7 @@ class Exchange:
         if state is None:
             raise SimReject("unknown_code", code)
         code = state.instrument.code  # an ETN may come as Q + its code (KIS_API.md §4.1: "ETN: 7")
+        self._refuse_halted(code)
         if quantity <= 0:
             raise SimReject("bad_quantity")
         lower, upper = state.limits
@@ -250,6 +251,13 @@ class Exchange:
         self._match_on_entry(acct, order)
         return order
 
+    def _refuse_halted(self, code: str) -> None:
+        """No new order or revision on a symbol whose trading is halted (the master's 거래정지, as KIS's quotes
+        say with temp_stop_yn): KIS refuses it; the code it answers with is not documented (our choice)."""
+        listing = self.market.listing(code)
+        if listing is not None and listing.halted:
+            raise SimReject("halted", code)
+
     def _modifiable(self, account_id: str, original_no: str, quantity: int, all_remaining: bool, exchange: str,
                     action: str) -> tuple[PaperAccount, SimOrder, int]:
         """The order a cancel or revision acts on, and the quantity it takes (KIS's APBK0918 when none).
@@ -282,6 +290,7 @@ class Exchange:
     def revise(self, account_id: str, original_no: str, division: str, quantity: int, price: int,
                all_remaining: bool, exchange: str = p.EXCHANGE_KRX) -> SimOrder:
         acct, orig, qty = self._modifiable(account_id, original_no, quantity, all_remaining, exchange, "revise")
+        self._refuse_halted(orig.code)  # a cancel is taken: it only takes an order off the halted book
         state = self.market.get(orig.code)
         assert state is not None
         lower, upper = state.limits

@@ -2,8 +2,8 @@
 
 Verified codes (KIS_API.md §6.2): APBK0952, APBK0656, APBK0918 (real); 40250000, 40030000,
 40310000 (paper, third-party). The others are our choice in the KIS style (unverified): the real
-server's codes for a tick-size error, an over-sell, a price outside the limits and a bad quantity
-are not documented anywhere we could read.
+server's codes for a tick-size error, an over-sell, a price outside the limits, a bad quantity and
+an order on a halted symbol (거래정지) are not documented anywhere we could read.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ _REAL: Final[dict[str, tuple[str, str, str]]] = {
     "bad_division": ("7", "APBK0517", "주문구분을 확인하여 주십시오."),
     "bad_side": ("7", "APBK0517", "주문구분을 확인하여 주십시오."),
     "unknown_code": ("7", "APBK0656", "해당종목정보가 없습니다."),
+    "halted": ("7", "APBK1682", "매매거래정지 종목입니다."),
     "nothing_to_cancel": ("7", "APBK0918", "정정/취소할 수량이 없습니다."),
     "bad_exchange": ("7", "APBK1700", "거래소 구분을 확인하여 주십시오."),
     # msg1 is the detail: KIS's "취소주문 불가합니다. 원주문 거래소[NXT] 취소주문 거래소[KRX]" (protocol)
@@ -38,6 +39,7 @@ _VIRTUAL: Final[dict[str, tuple[str, str, str]]] = {
     "bad_division": ("1", "40300000", "모의투자 주문구분 오류입니다."),
     "bad_side": ("1", "40300000", "모의투자 주문구분 오류입니다."),
     "unknown_code": ("1", "40200000", "모의투자 종목코드 오류입니다."),
+    "halted": ("1", "40210000", "모의투자 매매거래정지 종목입니다."),
     "nothing_to_cancel": ("1", "40330000", "모의투자 정정/취소할 수량이 없습니다."),
     "bad_exchange": ("1", "40340000", "모의투자는 KRX만 주문 가능합니다."),
     "exchange_mismatch": ("1", "40340000", "모의투자는 KRX만 주문 가능합니다."),  # paper orders are all KRX

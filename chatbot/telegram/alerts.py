@@ -55,13 +55,15 @@ async def alert(update: Update, context: Context) -> None:
                                        condition=condition(view.direction, view.threshold_money, view.percent, language),
                                        price=str(view.reference_money),
                                        repeat=" · repeat" if view.repeat else "")
-                    + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else ""))
+                    + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else "")
+                    + (t("alert_halted", language) if view.halted else ""))
         return
     view = await svc.create(user.id, chat.id, language, args)
     await reply(update, context, t("alert_set", language, id=view.id, name=view.display_name(language),
                                    condition=condition(view.direction, view.threshold_money, view.percent, language),
                                    price=str(view.reference_money), repeat=" · repeat" if view.repeat else "")
-                 + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else ""))
+                 + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else "")
+                 + (t("alert_halted", language) if view.halted else ""))
 
 
 @user_errors

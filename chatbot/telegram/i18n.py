@@ -457,6 +457,23 @@ MESSAGES: dict[str, dict[str, str]] = {
                             "{users:,} users') · {polled:,} symbols polled{every}"},
 }
 
+MESSAGES.update({  # order sanity: halted stocks, a revision's extra cost
+    "order_halted": {"ko": "⛔ {name} ({code})은(는) 지금 거래정지 중이라 KIS가 주문을 받지 않습니다. 주문하지 "
+                           "않았습니다. 거래가 재개되면 다시 주문하세요 (/price 로 확인).",
+                     "en": "⛔ {name} ({code}) is halted (거래정지): KIS takes no orders on it now. Nothing was "
+                           "sent; order again once trading resumes (see /price)."},
+    "alert_halted": {"ko": "\n⛔ 이 종목은 지금 거래정지 중입니다. 알림은 설정되었고 거래가 재개되어 가격이 움직이면 "
+                           "울립니다.",
+                     "en": "\n⛔ This stock is halted now. The alert is set and fires once trading resumes and "
+                           "the price gets there."},
+    "revise_insufficient_cash": {"ko": "주문 가능 금액이 부족합니다: 정정하면 주문 {order_no}에 약 {extra}이(가) 더 "
+                                       "묶이는데 주문가능현금은 {cash}입니다. 이 가격으로는 최대 {max_quantity:,}주까지 "
+                                       "정정할 수 있습니다. 아무것도 전송하지 않았습니다.",
+                                 "en": "Not enough cash: the revision would tie up about {extra} more for order "
+                                       "{order_no}, and the orderable cash is {cash}. At this price at most "
+                                       "{max_quantity:,} shares can be revised. Nothing was sent."},
+})
+
 COMMAND_MENU = {
     "ko": [("price", "현재가"), ("buy", "매수"), ("sell", "매도"), ("orders", "미체결 주문"), ("cancel", "주문 취소"), ("modify", "주문 정정"),
            ("balance", "잔고"), ("alert", "가격 알림"), ("alerts", "알림 목록"), ("chart", "차트"), ("status", "상태"),

@@ -207,3 +207,58 @@ US_MESSAGES.update({  # /orders when KIS's US queries fail: the domestic part st
     "us_orders_unavailable": {"ko": "🇺🇸 미국 주문을 지금 불러오지 못했습니다 (KIS 응답 없음). 잠시 뒤 다시 시도하세요.",
                               "en": "🇺🇸 US orders could not be loaded now (KIS did not answer); try again shortly."},
 })
+
+US_MESSAGES.update({  # order sanity: limits and alerts far from the price, won amounts, halted stocks
+    "us_limit_looks_like_won": {"ko": "⚠️ 지정가 {price}은(는) 현재가 {now}에서 너무 멉니다. 원화 금액을 달러로 "
+                                      "입력하셨나요? {won}은(는) 약 {usd}입니다 (환율 {rate}원). 미국 주식 가격은 달러로 "
+                                      "적습니다: 이 주문은 {low}~{high} 사이로 정하세요. 주문하지 않았습니다.",
+                                "en": "⚠️ The limit {price} is far from the price now ({now}). Did you type a won "
+                                      "amount as dollars? {won} is about {usd} (at {rate} KRW/USD). US prices are in "
+                                      "dollars: keep this order within {low}–{high}. Nothing was sent."},
+    "us_limit_far_buy": {"ko": "⚠️ 매수 지정가 {price}은(는) 현재가 {now}보다 {percent}% 넘게 높습니다: 그 가격까지 "
+                               "어떤 매도호가에도 바로 체결되어 가격 보호가 없습니다. 오타가 아닌지 확인하고 {low}~{high} "
+                               "사이로 정하세요. 주문하지 않았습니다.",
+                         "en": "⚠️ The buy limit {price} is more than {percent}% above the price now ({now}): it "
+                               "would fill at once at any ask up to it, with no price protection. Check for a typo "
+                               "and keep it within {low}–{high}. Nothing was sent."},
+    "us_limit_far_sell": {"ko": "⚠️ 매도 지정가 {price}은(는) 현재가 {now}보다 {percent}% 넘게 낮습니다: 그 가격까지 "
+                                "어떤 매수호가에도 바로 체결되어 가격 보호가 없습니다. 오타가 아닌지 확인하고 {low}~{high} "
+                                "사이로 정하세요. 주문하지 않았습니다.",
+                          "en": "⚠️ The sell limit {price} is more than {percent}% below the price now ({now}): it "
+                                "would fill at once at any bid down to it, with no price protection. Check for a "
+                                "typo and keep it within {low}–{high}. Nothing was sent."},
+    "us_limit_far_resting": {"ko": "⚠️ 지정가 {price}은(는) 현재가 {now}에서 너무 멀어 오늘 체결될 수 없습니다 (미국 "
+                                   "주식 주문은 당일 주문입니다). 오타가 아닌지 확인하고 {low}~{high} 사이로 정하세요. "
+                                   "주문하지 않았습니다.",
+                             "en": "⚠️ The limit {price} is too far from the price now ({now}) to fill today (a US "
+                                   "order is a day order). Check for a typo and keep it within {low}–{high}. "
+                                   "Nothing was sent."},
+    "us_alert_looks_like_won": {"ko": "⚠️ {price}은(는) 현재가 {now}에서 너무 멉니다. 원화 금액을 달러로 입력하셨나요? "
+                                      "{won}은(는) 약 {usd}입니다 (환율 {rate}원). 알림은 {low}~{high} 사이로 정하세요. "
+                                      "알림을 설정하지 않았습니다.",
+                                "en": "⚠️ {price} is far from the price now ({now}). Did you type a won amount as "
+                                      "dollars? {won} is about {usd} (at {rate} KRW/USD). Keep the alert within "
+                                      "{low}–{high}. No alert was set."},
+    "us_alert_implausible": {"ko": "⚠️ {price}은(는) 현재가 {now}에서 너무 멉니다 (반값~두 배 밖). 알림은 {low}~{high} "
+                                   "사이로 정하세요. 알림을 설정하지 않았습니다.",
+                             "en": "⚠️ {price} is too far from the price now ({now}: beyond half or double). Keep the "
+                                   "alert within {low}–{high}. No alert was set."},
+    "us_price_in_won": {"ko": "미국 주식 가격은 달러로 적습니다 ('{value}'은(는) 원화입니다). 예: 190.50 또는 $190.50",
+                        "en": "US prices are in dollars ('{value}' is in won). Example: 190.50 or $190.50"},
+    "us_alert_bad_price": {"ko": "가격 '{value}'을(를) 이해하지 못했습니다. 미국 주식 가격은 달러로 적습니다. "
+                                 "예: /alert AAPL 이상 200.50",
+                           "en": "Could not read the price '{value}'. US prices are in dollars. "
+                                 "Example: /alert AAPL above 200.50"},
+    "us_revise_bad_price": {"ko": "새 가격 '{value}'을(를) 이해하지 못했습니다. 미국 주식 가격은 달러로 적습니다. "
+                                  "예: /modify {order_no} 190.50",
+                            "en": "Could not read the new price '{value}'. US prices are in dollars. "
+                                  "Example: /modify {order_no} 190.50"},
+    "us_revise_insufficient_cash": {"ko": "주문 가능 금액이 부족합니다: 정정하면 주문 {order_no}에 약 {extra}이(가) 더 "
+                                          "묶이는데 주문 가능 금액은 {cash}입니다. 이 가격으로는 최대 {max_quantity:,}주까지 "
+                                          "정정할 수 있습니다. 아무것도 전송하지 않았습니다.",
+                                    "en": "Not enough buying power: the revision would tie up about {extra} more for "
+                                          "order {order_no}, and the orderable amount is {cash}. At this price at most "
+                                          "{max_quantity:,} shares can be revised. Nothing was sent."},
+    "us_halted": {"ko": "⛔ {name} ({code})은(는) 지금 KIS에서 매매할 수 없는 종목입니다 (거래정지). 주문하지 않았습니다.",
+                  "en": "⛔ {name} ({code}) does not trade on KIS now (halted). Nothing was sent."},
+})
