@@ -17,6 +17,7 @@ from sqlmodel import select
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis.rest import mask
 from chatbot.service.cards import CardStatus
+from chatbot.service.conditional import _parse
 from chatbot.storage.db import Database
 from chatbot.storage.tables import ConditionalOrderRow, OrderJournalRow, PendingOrderRow
 from tests.harness import BotHarness
@@ -239,6 +240,27 @@ async def test_a_sell_card_warns_of_armed_conditional_orders_on_the_stock(bot: B
     assert "/stops" not in other["text"], other["text"]
     await bot.press_button(ALICE, other, 1)
     await bot.press_button(ALICE, card, 1)
+
+
+# -- 5. a name with a number in it, no limit typed -------------------------------------------------------------
+def test_a_stop_keeps_the_number_of_a_name_that_has_one() -> None:
+    def names_one(text: str) -> bool:
+        return text in ("KODEX 200", "005930")
+
+    request = _parse("stop", ["KODEX", "200", "5", "8000"], names_one)
+    assert (request.symbol_text, request.quantity, request.stop, request.limit) == ("KODEX 200", 5, 8000, None)
+    request = _parse("tp", ["KODEX", "200", "5", "8000", "8100"], names_one)  # with a limit: as before
+    assert (request.symbol_text, request.quantity, request.take, request.limit) == ("KODEX 200", 5, 8000, 8100)
+    request = _parse("stop", ["005930", "10", "3500", "3450"], names_one)  # a split whose symbol names one
+    assert (request.symbol_text, request.quantity, request.stop, request.limit) == ("005930", 10, 3500, 3450)
+
+
+async def test_stop_on_kodex_200_without_a_limit_is_five_shares_of_it(bot: BotHarness) -> None:
+    state = bot.sim.market.get("069500")
+    assert state is not None
+    trigger = state.price * 95 // 100 // 5 * 5  # on any ETF's tick
+    (reply,) = await bot.say(ALICE, f"/stop KODEX 200 5 {trigger}")
+    assert "KODEX 200" in reply["text"] and "5주" in reply["text"], reply["text"]  # none held: refused, by name
 
 
 # -- the migration ----------------------------------------------------------------------------------------------

@@ -277,7 +277,7 @@ class ConditionalOrders:
         engine = self._engine_or_elsewhere()
         if self.us is not None and (us_request := self.us.request(kind, args)) is not None:
             return await self._prepare_us(engine, self.us, user_id, chat_id, language, kind, us_request)
-        request = _parse(kind, args)
+        request = _parse(kind, args, lambda text: self.market.symbols.lookup(text).symbol is not None)
         check_stop_limit(request.stop, request.limit, "KRW")
         self._check_real_allowed()
         self.market.check_maintenance()
@@ -1182,9 +1182,12 @@ def _price(word: str) -> int:
     return parse_limit_price(word)
 
 
-def _parse(kind: str, args: Sequence[str]) -> _Request:
+def _parse(kind: str, args: Sequence[str], names_one: Callable[[str], bool] | None = None) -> _Request:
     """``/stop|/tp <symbol> <qty> <trigger> [<limit>]``, ``/trail <symbol> <qty> <N>%``,
-    ``/bracket <symbol> <qty> <stop> <take>``; Korean units (``65,000원``, ``10주``) as typed."""
+    ``/bracket <symbol> <qty> <stop> <take>``; Korean units (``65,000원``, ``10주``) as typed.
+    ``names_one`` (does this text name exactly one stock?) keeps a name's own number, as
+    :func:`~chatbot.service.inputs.split_order_args` does: ``/stop KODEX 200 5 8000`` is 5 of KODEX 200
+    at 8,000, not 200 of "KODEX" at 5 with a limit of 8,000."""
     words = [w for w in args if w]
     if any(len(w) > MAX_ARG_LENGTH for w in words):
         raise UserError("input_too_long")
@@ -1211,6 +1214,9 @@ def _parse(kind: str, args: Sequence[str]) -> _Request:
     count = max((n for n in numbers if n <= tail), default=0)
     if not count or len(words) - count < 1:
         raise UserError(usage)
+    if (count == 3 and kind in ("stop", "tp") and names_one is not None
+            and not names_one(" ".join(words[:-3])) and names_one(" ".join(words[:-2]))):
+        count = 2  # the name's number is the name's: no limit typed
     symbol = _symbol_words(words[:-count], usage)
     values = words[-count:]
     quantity = _quantity(values[0])
