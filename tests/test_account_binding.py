@@ -187,6 +187,18 @@ async def test_login_cancels_armed_conditional_orders_and_says_which(bot: BotHar
     assert bot.count_messages(ALICE["id"], "⚡ 조건주문") == 0
 
 
+async def test_a_conditional_card_made_before_login_arms_nothing(bot: BotHarness) -> None:
+    await buy(bot, ALICE, 10)
+    (card,) = await bot.say(ALICE, f"/stop {CODE} 10 {ticks(-2, price(bot))}")
+    await login(bot, ALICE)
+    answer = await bot.press_button(ALICE, card, 0)
+    assert "계좌가 바뀌어" in answer.get("text", ""), answer
+    shown = bot.current(card)
+    assert ACCOUNT_CHANGED_KO in shown["text"] and "reply_markup" not in shown, shown["text"]
+    (row,) = await rows(bot, ConditionalOrderRow)
+    assert row.status == "cancelled" and row.armed_at is None
+
+
 async def test_reset_cancels_armed_conditional_orders(bot: BotHarness) -> None:
     await buy(bot, ALICE, 10)
     stop = await arm_stop(bot, 10)
