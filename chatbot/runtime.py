@@ -31,7 +31,7 @@ from chatbot.security.secretbox import SecretBox
 from chatbot.service.account import AccountService
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.alerts import AlertService
-from chatbot.service.cards import CardStore
+from chatbot.service.cards import CardStore, current_account_ref
 from chatbot.service.conditional import ConditionalOrders, start_conditional, stop_conditional
 from chatbot.service.feed_keys import AccountKeys
 from chatbot.service.fills import FillWatcher
@@ -213,7 +213,9 @@ class Runtime:
             calendar = MarketCalendar(parse_windows(kis.maintenance_windows))
             market = MarketData(accounts, directory, mode, calendar,
                                 feed_connected=replicas.feed_connected(engine.feed.connected.is_set) if engine else None)
-            cards = CardStore(db, settings.telegram.confirmation_ttl_seconds)
+            cards = CardStore(db, settings.telegram.confirmation_ttl_seconds,
+                              account_ref_of=lambda user_id: current_account_ref(accounts, mode, user_id))
+            registration.account_changed.append(cards.void_pending)  # then conditional orders' (below)
             journal = OrderJournal(db)
             reconciler = OrderReconciler(db, accounts, journal, cards, users, directory, mode, settling,
                                          process_id=lease.owner, settle_seconds=kis.order_settle_seconds,
@@ -234,6 +236,8 @@ class Runtime:
                 wake_sender=pushes.wake) if engine is not None else None)
             us = build_us(accounts, directory, orders, alerts, always_open=sim.options.us_always_open if sim else False)
             fills.us_notice_tr, fills.us_names = WS_US_NOTICE[mode.flavour], us.market.name_of  # US fills too
+            if conditional is not None:
+                registration.account_changed.append(conditional.account_changed)
             if conditional is not None:  # /stop, /tp, /trail, /bracket on US stocks
                 conditional.us = UsConditional(us.market, Decimal(kis.us_stop_slippage_percent))
             # its first pass loads the holiday calendars: after the bot is up, on a thread

@@ -1,30 +1,41 @@
 """Cards: an order, a cancellation or a paper-account reset shown to its owner with Confirm and
 Cancel buttons, created with the exact quote, claimed at most once, by their owner.
 
-The claim is one conditional UPDATE (``status = 'pending'`` and unexpired, owner and message
-matching): whatever arrives twice — a double tap, two devices, an update redelivered after a
-crash — only one press can win, and it wins in the database, not in memory. (The table keeps its
-first name, ``pending_orders``.)
+The claim is one conditional UPDATE (``status = 'pending'`` and unexpired, owner, chat and message
+matching — message ids are per chat): whatever arrives twice — a double tap, two devices, an update
+redelivered after a crash — only one press can win, and it wins in the database, not in memory. (The
+table keeps its first name, ``pending_orders``.)
+
+A card records the account it was quoted for (:func:`account_ref`: a digest, never the account number);
+a press when the user's account is another one — after /login, /logout or a paper /reset — is refused
+(:attr:`ClaimRefused.ACCOUNT_CHANGED`, the card voided) and sends nothing. Those three also void the
+user's pending cards outright (:meth:`CardStore.void_pending`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Collection
 from enum import StrEnum
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatbot.market_hours import MarketCalendar, Phase
 from chatbot.markets.profile import market_of
+from chatbot.service.accounts import AccountProvider
+from chatbot.service.errors import UserError
 from chatbot.service.views import Mode, OrderCard, OrderSide
 from chatbot.storage.db import Database
 from chatbot.storage.tables import PendingOrderRow
 from chatbot.storage.types import utcnow
 from chatbot.symbols import Symbol
+
+log = logging.getLogger(__name__)
 
 
 class CardStatus(StrEnum):
@@ -36,6 +47,7 @@ class CardStatus(StrEnum):
     UNCERTAIN = "uncertain"
     DISMISSED = "dismissed"
     EXPIRED = "expired"
+    VOIDED = "voided"  # the user's account changed (/login, /logout, /reset) before it was pressed
 
 
 class ClaimRefused(StrEnum):
@@ -43,22 +55,60 @@ class ClaimRefused(StrEnum):
     NOT_OWNER = "not_owner"
     EXPIRED = "expired"
     ALREADY_HANDLED = "already_handled"
+    ACCOUNT_CHANGED = "account_changed"  # quoted for another account than the user's now: nothing sent
 
 
 OnClaimed = Callable[[AsyncSession, PendingOrderRow], Awaitable[None]]
+# The account a user trades on now, as :func:`account_ref` (None: none, e.g. logged out in virtual/real mode).
+AccountRefOf = Callable[[int], Awaitable[str | None]]
+
+
+class _AnyAccount:
+    """:meth:`CardStore.claim` without an account check (the user's account could not be read: the caller
+    checks the account it sends on itself)."""
+
+
+ANY_ACCOUNT = _AnyAccount()
+AccountCheck = str | None | _AnyAccount  # what a claim checks a card's account against
 
 
 def new_token() -> str:
     return secrets.token_urlsafe(12)  # 16 URL-safe characters, 96 random bits
 
 
+def account_ref(environment: str, owner_id: int, account: object) -> str:
+    """What a card or conditional order stores of the account it is for: a digest of the environment, the
+    user and the account number (``12345678-01``), never the number itself (the account is shown back to
+    nobody and lives encrypted with the credentials; this only tells two accounts apart). Stable across
+    restarts, master-key rotations and new app keys for the same account."""
+    digest = hashlib.sha256(f"kis-account-ref\n{environment}\n{owner_id}\n{account}".encode()).hexdigest()
+    return digest[:32]
+
+
+async def current_account_ref(accounts: AccountProvider, mode: Mode, user_id: int) -> str | None:
+    """The account the user trades on now, as :func:`account_ref`; None: none (logged out of virtual or
+    real mode). In simulator mode a user without credentials of their own has a paper account."""
+    try:
+        account = await accounts.for_user(user_id)
+    except UserError:
+        return None
+    return account_ref(mode.setting, user_id, account.account)
+
+
 class CardStore:
-    def __init__(self, db: Database, ttl_seconds: int, clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(self, db: Database, ttl_seconds: int, clock: Callable[[], dt.datetime] = utcnow,
+                 account_ref_of: AccountRefOf | None = None) -> None:
         self.db = db
         self.ttl = dt.timedelta(seconds=ttl_seconds)
         self.clock = clock
+        # The user's account now (wired by the runtime): every card created records it, unless given.
+        self.account_ref_of = account_ref_of
 
     async def create(self, **fields: object) -> PendingOrderRow:
+        if "account_ref" not in fields and self.account_ref_of is not None:
+            owner_id = fields["owner_id"]
+            assert isinstance(owner_id, int)
+            fields["account_ref"] = await self.account_ref_of(owner_id)
         now = self.clock()
         row = PendingOrderRow(id=new_token(), created_at=now, updated_at=now, expires_at=now + self.ttl,
                               **fields)  # type: ignore[arg-type]
@@ -79,17 +129,26 @@ class CardStore:
         return expires_at
 
     async def claim(self, token: str, user_id: int, message_id: int, to: CardStatus,
-                    on_claimed: OnClaimed | None = None, actions: Collection[str] | None = None
+                    on_claimed: OnClaimed | None = None, actions: Collection[str] | None = None, *,
+                    chat_id: int | None = None, account: AccountCheck = ANY_ACCOUNT
                     ) -> tuple[PendingOrderRow | None, ClaimRefused | None]:
         """Move a card from pending to ``to`` atomically; say why when that is refused. ``on_claimed``
         runs in the same transaction when the claim wins (the order journal's row is opened there).
         ``actions``: only a card of one of these actions can be claimed (a card of another service's
-        action pressed through a forged button is refused as handled)."""
+        action pressed through a forged button is refused as handled). ``chat_id``: the chat the press came
+        from (a front end always gives it: message ids are per chat, so the message alone names a message in
+        every chat). ``account``: the user's account now (:func:`account_ref`; None: none); a card quoted
+        for another one is voided and refused (a card made before cards recorded it is not checked)."""
         now = self.clock()
         async with self.db.write() as session:
             conditions = [col(PendingOrderRow.id) == token, col(PendingOrderRow.owner_id) == user_id,
                           col(PendingOrderRow.message_id) == message_id,
                           col(PendingOrderRow.status) == CardStatus.PENDING, col(PendingOrderRow.expires_at) > now]
+            if chat_id is not None:
+                conditions.append(col(PendingOrderRow.chat_id) == chat_id)
+            if not isinstance(account, _AnyAccount):
+                conditions.append(or_(col(PendingOrderRow.account_ref).is_(None),
+                                      col(PendingOrderRow.account_ref) == account))
             if actions is not None:
                 conditions.append(col(PendingOrderRow.action).in_(list(actions)))
             result = await session.exec(update(PendingOrderRow).where(*conditions).values(status=to, updated_at=now))
@@ -102,14 +161,34 @@ class CardStore:
             return row, None
         if row is None:
             return None, ClaimRefused.UNKNOWN
-        if row.owner_id != user_id or row.message_id != message_id:
+        if row.owner_id != user_id or row.message_id != message_id or (chat_id is not None and row.chat_id != chat_id):
             return row, ClaimRefused.NOT_OWNER
+        if row.status == CardStatus.VOIDED:
+            return row, ClaimRefused.ACCOUNT_CHANGED
         if row.status == CardStatus.PENDING and row.expires_at <= now:
             await self.finish(token, CardStatus.EXPIRED, None, only_from=CardStatus.PENDING)
             return row, ClaimRefused.EXPIRED
         if row.status == CardStatus.EXPIRED:
             return row, ClaimRefused.EXPIRED
+        if (row.status == CardStatus.PENDING and not isinstance(account, _AnyAccount)
+                and row.account_ref is not None and row.account_ref != account):
+            await self.finish(token, CardStatus.VOIDED, "account changed", only_from=CardStatus.PENDING)
+            return row, ClaimRefused.ACCOUNT_CHANGED
         return row, ClaimRefused.ALREADY_HANDLED
+
+    async def void_pending(self, owner_id: int, reason: str = "account changed") -> list[str]:
+        """The user's account changed (/login, /logout, a paper /reset): every card of theirs still pending is
+        voided (a press on one says so and sends nothing). Returns their tokens."""
+        async with self.db.write() as session:
+            tokens = list((await session.exec(select(PendingOrderRow.id).where(
+                col(PendingOrderRow.owner_id) == owner_id, col(PendingOrderRow.status) == CardStatus.PENDING))).all())
+            if tokens:
+                await session.exec(update(PendingOrderRow).where(
+                    col(PendingOrderRow.id).in_(tokens), col(PendingOrderRow.status) == CardStatus.PENDING)
+                    .values(status=CardStatus.VOIDED, result=reason, updated_at=self.clock()))
+        if tokens:
+            log.info("pending cards voided: the account changed", extra={"user_id": owner_id, "count": len(tokens)})
+        return tokens
 
     async def finish(self, token: str, status: CardStatus, result: str | None,
                      only_from: CardStatus = CardStatus.SUBMITTING) -> None:

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import bindparam, case, insert, update
+from sqlalchemy import bindparam, case, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -62,7 +62,14 @@ from chatbot.market_hours import MarketCalendar, Phase
 from chatbot.markets.money import Money, whole_units
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.alerts import refuse_unwatchable
-from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, new_token
+from chatbot.service.cards import (
+    CardStatus,
+    CardStore,
+    ClaimRefused,
+    account_ref,
+    current_account_ref,
+    new_token,
+)
 from chatbot.service.errors import UserError, kis_errors, off_tick
 from chatbot.service.inputs import (
     MARKET_WORDS,
@@ -161,11 +168,14 @@ class ArmResult:
 
     @property
     def refused(self) -> bool:
-        return self.outcome in (Outcome.NOT_OWNER, Outcome.ALREADY_HANDLED, Outcome.UNKNOWN, Outcome.EXPIRED)
+        return self.outcome in (Outcome.NOT_OWNER, Outcome.ALREADY_HANDLED, Outcome.UNKNOWN, Outcome.EXPIRED,
+                                Outcome.ACCOUNT_CHANGED)
 
 
 _REFUSALS = {ClaimRefused.UNKNOWN: Outcome.UNKNOWN, ClaimRefused.NOT_OWNER: Outcome.NOT_OWNER,
-             ClaimRefused.EXPIRED: Outcome.EXPIRED, ClaimRefused.ALREADY_HANDLED: Outcome.ALREADY_HANDLED}
+             ClaimRefused.EXPIRED: Outcome.EXPIRED, ClaimRefused.ALREADY_HANDLED: Outcome.ALREADY_HANDLED,
+             ClaimRefused.ACCOUNT_CHANGED: Outcome.ACCOUNT_CHANGED}
+ACCOUNT_CHANGED = "account changed"  # the result of an order cancelled because the user's account changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +278,7 @@ class ConditionalOrders:
         engine = self._engine_or_elsewhere()
         if self.us is not None and (us_request := self.us.request(kind, args)) is not None:
             return await self._prepare_us(engine, self.us, user_id, chat_id, language, kind, us_request)
-        request = _parse(kind, args)
+        request = _parse(kind, args, lambda text: self.market.symbols.lookup(text).symbol is not None)
         check_stop_limit(request.stop, request.limit, "KRW")
         self._check_real_allowed()
         self.market.check_maintenance()
@@ -301,16 +311,18 @@ class ConditionalOrders:
             raise _exceeds_holdings(held, committed, request.quantity, symbol.name_ko)
         await self._check_room(engine, user_id, symbol.code)
         now = utcnow()
+        ref = self._ref(user_id, account)
         card = PendingOrderRow(id=new_token(), owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                action=kind, side="sell", code=symbol.code, name=symbol.name_ko,
                                quantity=request.quantity, price=_dec(limit), quoted_price=Decimal(price), created_at=now,
-                               updated_at=now, expires_at=now + self.cards.ttl)
+                               updated_at=now, expires_at=now + self.cards.ttl, account_ref=ref)
         row = ConditionalOrderRow(owner_id=user_id, chat_id=chat_id, language=language,
                                   environment=self.mode.setting, kind=kind, code=symbol.code, name=symbol.name_ko,
                                   quantity=request.quantity, stop_price=stop, take_price=take, limit_price=limit,
                                   trail_percent=str(request.trail) if request.trail is not None else None,
                                   high_water=price if request.trail is not None else None, reference_price=price,
-                                  card_token=card.id, status="pending", expires_at=now + self.expiry)
+                                  card_token=card.id, status="pending", expires_at=now + self.expiry,
+                                  account_ref=ref)
         async with self.db.write() as session:
             session.add(card)
             session.add(row)
@@ -358,17 +370,19 @@ class ConditionalOrders:
         shown_limit = limit if limit is not None else us.marketable(stop) if kind == "stop" and stop else \
             us.marketable(take) if kind == "tp" and take else None
         name = symbol.name_ko[:80] or symbol.code
+        ref = self._ref(user_id, account)
         card = PendingOrderRow(id=new_token(), owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                action=kind, side="sell", code=symbol.code, name=name, quantity=request.quantity,
                                price=dollars(limit), quoted_price=dollars(price) or Decimal(0), created_at=now,
-                               updated_at=now, expires_at=now + self.cards.ttl, currency="USD", market="US")
+                               updated_at=now, expires_at=now + self.cards.ttl, currency="USD", market="US",
+                               account_ref=ref)
         row = ConditionalOrderRow(owner_id=user_id, chat_id=chat_id, language=language,
                                   environment=self.mode.setting, kind=kind, code=code, name=name,
                                   quantity=request.quantity, stop_price=stop, take_price=take, limit_price=limit,
                                   trail_percent=str(request.trail) if request.trail is not None else None,
                                   high_water=price if request.trail is not None else None, reference_price=price,
                                   card_token=card.id, status="pending", expires_at=now + self.expiry,
-                                  market="US", currency="USD")
+                                  market="US", currency="USD", account_ref=ref)
         async with self.db.write() as session:
             session.add(card)
             session.add(row)
@@ -389,17 +403,27 @@ class ConditionalOrders:
     async def attach_card(self, token: str, owner_id: int, message_id: int) -> None:
         await self.cards.attach_message(token, owner_id, message_id)
 
-    async def confirm(self, token: str, user_id: int, message_id: int) -> ArmResult:
+    async def confirm(self, token: str, user_id: int, message_id: int, *, chat_id: int | None = None) -> ArmResult:
         """Confirm on a card: the holdings and the price are checked again, then the card is claimed and
-        the order armed in one transaction (single use: any other press changes nothing)."""
+        the order armed in one transaction (single use: any other press changes nothing; a card made for
+        another account than the user's now is refused, voided)."""
         engine = self._engine_or_elsewhere()
         async with self.db.session() as session:
             pending = (await session.exec(select(ConditionalOrderRow).where(
                 col(ConditionalOrderRow.card_token) == token))).first()
         if pending is None or pending.owner_id != user_id or pending.status != "pending":
-            _, refused = await self.cards.claim(token, user_id, message_id, CardStatus.FAILED, actions=())
+            _, refused = await self.cards.claim(token, user_id, message_id, CardStatus.FAILED, actions=(),
+                                                chat_id=chat_id)
             return ArmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN])
-        account = await self.accounts.for_user(user_id)
+        try:
+            account = await self.accounts.for_user(user_id)
+        except UserError:  # no account now (logged out): a card made for one is void
+            if pending.account_ref is None:
+                raise
+            _, refused = await self.cards.claim(token, user_id, message_id, CardStatus.FAILED, actions=(),
+                                                chat_id=chat_id, account=None)
+            return ArmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN])
+        ref = self._ref(user_id, account)
         with kis_errors():
             held = await self._held(account, pending.code)
         armed: list[ConditionalOrderRow] = []
@@ -429,7 +453,7 @@ class ConditionalOrders:
                 armed.append(row)
 
             _, refused = await self.cards.claim(token, user_id, message_id, CardStatus.PLACED, arm,
-                                                   actions=KINDS)
+                                                   actions=KINDS, chat_id=chat_id, account=ref)
             if refused is not None or not armed:
                 return ArmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN])
             armed_row = armed[0]
@@ -440,13 +464,14 @@ class ConditionalOrders:
                                                    "code": armed_row.code})
         return ArmResult(Outcome.PLACED, self._view(armed_row))
 
-    async def dismiss(self, token: str, user_id: int, message_id: int) -> ArmResult:
+    async def dismiss(self, token: str, user_id: int, message_id: int, *, chat_id: int | None = None) -> ArmResult:
         async def drop(session: AsyncSession, _card: PendingOrderRow) -> None:
             await session.exec(update(ConditionalOrderRow).where(
                 col(ConditionalOrderRow.card_token) == token, col(ConditionalOrderRow.status) == "pending")
                 .values(status="cancelled", result="dismissed", updated_at=utcnow()))
 
-        _, refused = await self.cards.claim(token, user_id, message_id, CardStatus.DISMISSED, drop, actions=KINDS)
+        _, refused = await self.cards.claim(token, user_id, message_id, CardStatus.DISMISSED, drop, actions=KINDS,
+                                            chat_id=chat_id)
         return ArmResult(_REFUSALS[refused] if refused is not None else Outcome.DISMISSED)
 
     # -- listing and cancelling ------------------------------------------------------------------------------
@@ -513,6 +538,52 @@ class ConditionalOrders:
         if engine is not None:
             await engine.disarm(order_id)
         return self._view(row)
+
+    async def covering(self, user_id: int, code: str) -> list[tuple[int, int]]:
+        """The user's conditional orders in force (armed, firing) that sell ``code`` (a KRX code or a US
+        ticker), as (id, quantity): what a sell card of that stock warns of. They stay armed after a sale by
+        hand and, when one fires, sell at most what is held then — shares bought afterwards too."""
+        async with self.db.session() as session:
+            rows = (await session.exec(select(ConditionalOrderRow).where(
+                col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.status).in_(ACTIVE))
+                .order_by(col(ConditionalOrderRow.id)))).all()
+        return [(row.id, row.quantity) for row in rows if row.id is not None
+                and (ticker_of(row.code) if row.market == "US" else row.code) == code]
+
+    async def account_changed(self, user_id: int) -> list[int]:
+        """The user's account changed (/login, /logout, a paper /reset): their conditional orders armed (or
+        awaiting their card's press) for any other account than the one they have now are cancelled — an
+        order armed before orders recorded their account too, as it cannot be told apart — taken out of the
+        trigger engine, and the user is told which in one message. Returns the ids cancelled. (One firing
+        already is checked when it sends: :meth:`_execute` never sells on another account.)"""
+        now_ref = await current_account_ref(self.accounts, self.mode, user_id)
+        other = [] if now_ref is None else [or_(  # no account now: every one
+            col(ConditionalOrderRow.account_ref).is_(None), col(ConditionalOrderRow.account_ref) != now_ref)]
+        now = utcnow()
+        table = ConditionalOrderRow.__table__  # type: ignore[attr-defined]
+        cancelled: dict[str, list[ConditionalOrderRow]] = {}
+        async with self.db.write_connection() as conn:
+            for status in ("armed", "pending"):  # exactly those this update moves (a firing meanwhile is not)
+                returned = (await conn.execute(update(ConditionalOrderRow).where(
+                    col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.status) == status, *other)
+                    .values(status="cancelled", result=ACCOUNT_CHANGED, updated_at=now)
+                    .returning(*table.columns))).mappings().all()
+                cancelled[status] = sorted((ConditionalOrderRow(**r) for r in returned), key=lambda r: r.id or 0)
+            armed = cancelled["armed"]
+            if armed:  # one message for them all (a pending one's card is voided: its press says so)
+                first = armed[0]
+                assert first.id is not None
+                await outbox.enqueue(conn, [Push(f"cond:{first.id}:account", user_id, first.chat_id,
+                                                 self._notice(first, "account", 0, "", detail=_order_lines(armed)))])
+        ids = [r.id for rows in cancelled.values() for r in rows if r.id is not None]
+        if self.engine is not None:
+            for order_id in ids:
+                await self.engine.disarm(order_id)
+        if armed:
+            log.info("conditional orders cancelled: the account changed",
+                     extra={"user_id": user_id, "orders": [r.id for r in armed]})
+            self.wake_sender()
+        return [r.id for r in armed if r.id is not None]
 
     # -- firing ----------------------------------------------------------------------------------------------
     async def fire(self, crossed: list[Crossed]) -> None:
@@ -586,12 +657,13 @@ class ConditionalOrders:
                                    name=row.name, quantity=row.quantity, price=dollars(self.sell_limit(row)),
                                    quoted_price=dollars(item.price) or Decimal(0), status=CardStatus.SUBMITTING.value,
                                    created_at=now, updated_at=now, expires_at=now, result="conditional order",
-                                   currency="USD", market="US", exchange=exchange, order_type="LIMIT")
+                                   currency="USD", market="US", exchange=exchange, order_type="LIMIT",
+                                   account_ref=row.account_ref)
         return PendingOrderRow(id=row.fire_key or "", owner_id=row.owner_id, chat_id=row.chat_id,
                                environment=row.environment, action="order", side="sell", code=row.code,
                                name=row.name, quantity=row.quantity, price=_dec(row.limit_price),
                                quoted_price=Decimal(item.price), status=CardStatus.SUBMITTING.value, created_at=now,
-                               updated_at=now, expires_at=now, result="conditional order")
+                               updated_at=now, expires_at=now, result="conditional order", account_ref=row.account_ref)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -614,6 +686,14 @@ class ConditionalOrders:
                 return
             if self.mode is Mode.REAL and not self.allow_real_orders:
                 await self._settle(row, journal_id, "failed", message="real orders disabled")
+                return
+            if row.account_ref is not None and self._ref(row.owner_id, account) != row.account_ref:
+                # armed on another account than the user's now (a change of account that did not cancel it
+                # first: a replica's race, a crash between): never sold here; cancelled and told
+                log.warning("a conditional order fired for another account than the user's now; not sent",
+                            extra={"order_id": row.id, "journal_id": journal_id})
+                await self._settle(row, journal_id, "failed", quantity=0, message=ACCOUNT_CHANGED,
+                                   account_changed=True)
                 return
             lock = self._locks.setdefault(row.owner_id, asyncio.Lock())
             # The user's own orders one at a time (each reads what the other left), then a slot among
@@ -714,17 +794,19 @@ class ConditionalOrders:
                                .values(quantity=quantity))
 
     async def _settle(self, row: ConditionalOrderRow, journal_id: int, status: str, *, quantity: int | None = None,
-                      order_no: str | None = None, msg_cd: str = "", message: str | None = None) -> None:
-        """The sell's outcome, the card's, the conditional order's and the push: one transaction."""
+                      order_no: str | None = None, msg_cd: str = "", message: str | None = None,
+                      account_changed: bool = False) -> None:
+        """The sell's outcome, the card's, the conditional order's and the push: one transaction.
+        ``account_changed``: nothing was sent, the order was for another account: cancelled, told so."""
         assert row.id is not None and row.fire_key is not None
         final = status != "uncertain"
         placed = status == "accepted"
         card_status = (CardStatus.PLACED if placed else CardStatus.UNCERTAIN if not final
                        else CardStatus.REJECTED if status == "rejected" else CardStatus.FAILED)
-        stage = "placed" if placed else "uncertain" if not final else "failed"
+        stage = "placed" if placed else "uncertain" if not final else "account" if account_changed else "failed"
         sold = quantity if quantity is not None else row.quantity
         notice = self._notice(row, stage, row.fired_price or 0, row.fired_time or "", order_no=order_no,
-                              detail=message or "", quantity=sold)
+                              detail=_order_lines([row]) if account_changed else message or "", quantity=sold)
 
         async def also(session: AsyncSession) -> None:
             conn = await session.connection()  # Core statements: no ORM bookkeeping on the hot path
@@ -734,8 +816,9 @@ class ConditionalOrders:
             if final:
                 await conn.execute(update(ConditionalOrderRow).where(
                     col(ConditionalOrderRow.id) == row.id, col(ConditionalOrderRow.status) == "firing")
-                    .values(status="placed" if placed else "failed", order_no=order_no, sold_quantity=sold if placed
-                            else 0, result=message or status, updated_at=utcnow()))
+                    .values(status="placed" if placed else "cancelled" if account_changed else "failed",
+                            order_no=order_no, sold_quantity=sold if placed else 0, result=message or status,
+                            updated_at=utcnow()))
             await outbox.enqueue(conn, [Push(f"cond:{row.id}:{stage}", row.owner_id, row.chat_id, notice)])
 
         taken = [False]
@@ -940,6 +1023,10 @@ class ConditionalOrders:
         quote = await account.broker.quote(code, kind=symbol.kind if symbol is not None else None)
         return whole_units(quote.price.amount)
 
+    def _ref(self, user_id: int, account: UserAccount) -> str:
+        """The account ``account`` as orders record it (:func:`~chatbot.service.cards.account_ref`)."""
+        return account_ref(self.mode.setting, user_id, account.account)
+
     def _check_real_allowed(self) -> None:
         if self.mode is Mode.REAL and not self.allow_real_orders:
             raise UserError("real_disabled")
@@ -1058,6 +1145,16 @@ _REPORT_WORDS: dict[str, dict[str, str]] = {
 }
 
 
+def _order_lines(rows: Sequence[ConditionalOrderRow]) -> str:
+    """Conditional orders as one line each, in their owner's language (the account-change message)."""
+    lines = []
+    for row in rows:
+        words = _REPORT_WORDS["en" if row.language == "en" else "ko"]
+        code = ticker_of(row.code) if row.market == "US" else row.code
+        lines.append(f"#{row.id} {words[row.kind]} {row.name} ({code}) {words['qty'].format(row.quantity)}")
+    return "\n".join(lines)
+
+
 def _exceeds_holdings(held: int, committed: int, want: int, name: str) -> UserError:
     """Too many shares for a conditional sell; with none held at all, that is what it says (not "0 of 0
     are already in other conditional orders")."""
@@ -1090,9 +1187,12 @@ def _price(word: str) -> int:
     return parse_limit_price(word)
 
 
-def _parse(kind: str, args: Sequence[str]) -> _Request:
+def _parse(kind: str, args: Sequence[str], names_one: Callable[[str], bool] | None = None) -> _Request:
     """``/stop|/tp <symbol> <qty> <trigger> [<limit>]``, ``/trail <symbol> <qty> <N>%``,
-    ``/bracket <symbol> <qty> <stop> <take>``; Korean units (``65,000원``, ``10주``) as typed."""
+    ``/bracket <symbol> <qty> <stop> <take>``; Korean units (``65,000원``, ``10주``) as typed.
+    ``names_one`` (does this text name exactly one stock?) keeps a name's own number, as
+    :func:`~chatbot.service.inputs.split_order_args` does: ``/stop KODEX 200 5 8000`` is 5 of KODEX 200
+    at 8,000, not 200 of "KODEX" at 5 with a limit of 8,000."""
     words = [w for w in args if w]
     if any(len(w) > MAX_ARG_LENGTH for w in words):
         raise UserError("input_too_long")
@@ -1119,6 +1219,9 @@ def _parse(kind: str, args: Sequence[str]) -> _Request:
     count = max((n for n in numbers if n <= tail), default=0)
     if not count or len(words) - count < 1:
         raise UserError(usage)
+    if (count == 3 and kind in ("stop", "tp") and names_one is not None
+            and not names_one(" ".join(words[:-3])) and names_one(" ".join(words[:-2]))):
+        count = 2  # the name's number is the name's: no limit typed
     symbol = _symbol_words(words[:-count], usage)
     values = words[-count:]
     quantity = _quantity(values[0])

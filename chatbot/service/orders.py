@@ -24,7 +24,15 @@ from chatbot.kis.protocol import KST
 from chatbot.markets.money import Money, whole_units
 from chatbot.markets.profile import KRX
 from chatbot.service.accounts import AccountProvider, UserAccount
-from chatbot.service.cards import CardStatus, CardStore, ClaimRefused, card_view
+from chatbot.service.cards import (
+    ANY_ACCOUNT,
+    AccountCheck,
+    CardStatus,
+    CardStore,
+    ClaimRefused,
+    account_ref,
+    card_view,
+)
 from chatbot.service.errors import UserError, kis_errors, off_tick
 from chatbot.service.inputs import (
     MAX_ARG_LENGTH,
@@ -55,6 +63,7 @@ log = logging.getLogger(__name__)
 # before anything is sent. Whatever it does, raises included, the order is then sent and settled.
 ShowSending = Callable[[OrderCard], Awaitable[None]]
 
+ACCOUNT_CHANGED = "the account changed since this card was made; nothing was sent"
 ORDER_ACTIONS = ("order", "reserve", "cancel", "revise", "reset")  # the cards this service claims (conditional orders have theirs)
 # A new price with cents or a dollar sign ("151.005", "$151.01"): a US order's, perhaps one no longer open
 _DOLLARS = re.compile(r"^[$＄]?[0-9][0-9,]*\.[0-9]+$|^[$＄][0-9][0-9,]*$")
@@ -63,6 +72,7 @@ _REFUSALS = {
     ClaimRefused.NOT_OWNER: Outcome.NOT_OWNER,
     ClaimRefused.EXPIRED: Outcome.EXPIRED,
     ClaimRefused.ALREADY_HANDLED: Outcome.ALREADY_HANDLED,
+    ClaimRefused.ACCOUNT_CHANGED: Outcome.ACCOUNT_CHANGED,
 }
 
 
@@ -82,6 +92,7 @@ class _Claimed:
     row: PendingOrderRow
     card: OrderCard
     journal_id: int | None = None  # None: not an order (a paper-account reset)
+    account: UserAccount | None = None  # the account the claim was checked against: the one it is sent on
 
 
 @dataclass(slots=True)
@@ -229,12 +240,14 @@ class Orders:
         await self.cards.attach_message(card.token, owner_id, message_id)
 
     # -- the press -----------------------------------------------------------------------------------------
-    async def confirm(self, token: str, user_id: int, message_id: int, show_sending: ShowSending) -> ConfirmResult:
-        """Confirm pressed on a card: claim it (only the owner's first press on the card's own message,
-        before it expires, wins; any other press is refused, ``result.refused``, and changes nothing),
-        let the front end show it is being sent, journal and submit it exactly once, and return the
+    async def confirm(self, token: str, user_id: int, message_id: int, show_sending: ShowSending, *,
+                      chat_id: int | None = None) -> ConfirmResult:
+        """Confirm pressed on a card: claim it (only the owner's first press on the card's own message in
+        its own chat, before it expires, for the account the user has now, wins; any other press is
+        refused, ``result.refused``, and changes nothing), let the front end show it is being sent, journal
+        and submit it exactly once — on the account the claim was checked against — and return the
         outcome. Once claimed, the card is submitted and settled whatever ``show_sending`` does."""
-        claimed = await self._claim(token, user_id, message_id)
+        claimed = await self._claim(token, user_id, message_id, chat_id)
         if isinstance(claimed, ConfirmResult):
             return claimed
         try:
@@ -247,10 +260,11 @@ class Orders:
             raise
         return await self._submit(claimed)
 
-    async def dismiss(self, token: str, user_id: int, message_id: int) -> ConfirmResult:
+    async def dismiss(self, token: str, user_id: int, message_id: int, *, chat_id: int | None = None
+                      ) -> ConfirmResult:
         """Cancel pressed on a card: the same single use as :meth:`confirm`; nothing is sent."""
         row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.DISMISSED,
-                                             actions=ORDER_ACTIONS)
+                                             actions=ORDER_ACTIONS, chat_id=chat_id)
         if refused is not None or row is None:
             return self._refusal(row, refused)
         return ConfirmResult(Outcome.DISMISSED, self._card(row))
@@ -259,10 +273,22 @@ class Orders:
         card = self._card(row) if row is not None and refused is not ClaimRefused.NOT_OWNER else None
         return ConfirmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN], card)
 
-    async def _claim(self, token: str, user_id: int, message_id: int) -> _Claimed | ConfirmResult:
+    async def _claim(self, token: str, user_id: int, message_id: int, chat_id: int | None
+                     ) -> _Claimed | ConfirmResult:
         """The atomic single use. An order's journal row is opened in the same transaction: no card is
-        ever being submitted without one."""
+        ever being submitted without one. The user's account is read first: a card quoted for another
+        one is refused (voided) and the account read is the one a won card is sent on."""
         opened: list[int] = []
+        account: UserAccount | None = None
+        now: AccountCheck = ANY_ACCOUNT
+        try:
+            account = await self.accounts.for_user(user_id)
+            now = account_ref(self.mode.setting, user_id, account.account)
+        except UserError:  # no account now (logged out of virtual/real mode): a card quoted for one is void
+            now = None
+        except Exception as exc:  # noqa: BLE001 -- unreadable now: a won card fails unsent in _submit
+            log.warning("no KIS account to check a pressed card against",
+                        extra={"card": token, "error": type(exc).__name__})
 
         async def open_journal(session: AsyncSession, row: PendingOrderRow) -> None:
             if row.action in ("order", "cancel", "revise", "reserve"):  # reserve: a US reservation order
@@ -273,7 +299,8 @@ class Orders:
 
         try:
             row, refused = await self.cards.claim(token, user_id, message_id, CardStatus.SUBMITTING, open_journal,
-                                                 actions=ORDER_ACTIONS)
+                                                 actions=ORDER_ACTIONS, chat_id=chat_id,
+                                                 account=now)
         except BaseException:
             self.settling.in_flight.difference_update(opened)  # rolled back: no such row
             raise
@@ -281,12 +308,22 @@ class Orders:
             self.settling.in_flight.difference_update(opened)
             return self._refusal(row, refused)
         journal_id = opened[0] if opened else None
-        return _Claimed(row, self._card(row), journal_id)
+        return _Claimed(row, self._card(row), journal_id, account)
 
     async def _submit(self, claimed: _Claimed) -> ConfirmResult:
         """Send a claimed card to KIS (exactly once) and settle it."""
         row, card = claimed.row, claimed.card
         user_id, token = row.owner_id, row.id
+        if claimed.account is None and row.account_ref is not None:  # the claim could not check the account
+            try:
+                claimed = replace(claimed, account=await self.accounts.for_user(user_id))
+            except Exception as exc:  # noqa: BLE001 -- nothing was sent; any fault settles the card as failed
+                log.warning("no KIS account for a claimed card", extra={"card": token, "error": type(exc).__name__})
+                return await self._not_sent(claimed, type(exc).__name__)
+            assert claimed.account is not None
+            if account_ref(self.mode.setting, user_id, claimed.account.account) != row.account_ref:
+                log.warning("a pressed card was for another account; nothing sent", extra={"card": token})
+                return await self._not_sent(claimed, ACCOUNT_CHANGED)
         if claimed.journal_id is None:  # a paper-account reset: nothing goes to KIS's order endpoint
             if self.mode is Mode.REAL and not self.allow_real_orders:
                 await self.cards.finish(token, CardStatus.FAILED, "real orders disabled")
@@ -301,7 +338,7 @@ class Orders:
                 return await self._settle(row, journal_id, Outcome.REAL_DISABLED, card,
                                           message="real orders disabled")
             try:
-                account = await self.accounts.for_user(user_id)
+                account = claimed.account or await self.accounts.for_user(user_id)
             except Exception as exc:  # noqa: BLE001 -- nothing was sent; any fault settles the card as failed
                 log.warning("no KIS account for a claimed card", extra={"card": token, "error": type(exc).__name__})
                 return await self._settle(row, journal_id, Outcome.FAILED, card, message=type(exc).__name__)
@@ -316,6 +353,16 @@ class Orders:
             return await self._submit_order(row, card, account, journal_id)
         finally:
             self.settling.in_flight.discard(journal_id)
+
+    async def _not_sent(self, claimed: _Claimed, message: str) -> ConfirmResult:
+        """A won card that is not to be sent after all: settled as failed (nothing left), and told."""
+        if claimed.journal_id is None:
+            await self.cards.finish(claimed.row.id, CardStatus.FAILED, message)
+            return ConfirmResult(Outcome.FAILED, claimed.card, message=message)
+        try:
+            return await self._settle(claimed.row, claimed.journal_id, Outcome.FAILED, claimed.card, message=message)
+        finally:
+            self.settling.in_flight.discard(claimed.journal_id)
 
     def _before_sending(self, journal_id: int, account: UserAccount) -> _Sending:
         """What the submitter calls with its snapshot just before sending: the journal row gets the

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chatbot.kis import protocol as p
@@ -109,6 +109,9 @@ class Registration:
         self.keys_changed: Callable[[int], None] = lambda user_id: None
         # The app keys of the operator's own clients (the market-data feed's): a user may have registered one.
         self.operator_app_keys: frozenset[str] = frozenset()
+        # Told, in order, when a user's account changes (/login, /logout, a paper reset): their pending cards are
+        # voided, their conditional orders for the old account cancelled (wired by the runtime).
+        self.account_changed: list[Callable[[int], Awaitable[object]]] = []
 
     async def register(self, user_id: int, app_key: str, app_secret: str, account: Account,
                        hts_id: str | None = None) -> MeView:
@@ -127,6 +130,7 @@ class Registration:
         await self.credentials.save(user_id, self.accounts.endpoint.cache_scope, creds, hts_id)
         self.accounts.forget(user_id)
         self.keys_changed(user_id)
+        await self._account_changed(user_id)
         log.info("credentials registered", extra={"user_id": user_id, "key": mask(creds.app_key)})
         return MeView(self.mode, mask(creds.app_key), str(account), False,
                       fill_pushes=hts_id is not None or self.mode is Mode.PAPER)
@@ -153,6 +157,7 @@ class Registration:
         await self.credentials.delete(user_id)
         self.accounts.forget(user_id)
         self.keys_changed(user_id)
+        await self._account_changed(user_id)
         log.info("credentials removed", extra={"user_id": user_id})
         return True
 
@@ -176,3 +181,13 @@ class Registration:
             raise UserError("reset_paper_only")
         await self.paper.renew(user_id)
         self.accounts.forget(user_id)
+        await self._account_changed(user_id)
+
+    async def _account_changed(self, user_id: int) -> None:
+        """Each listener in turn; one failing is logged and the next still runs (what it left undone is caught
+        where it would matter: a card or a conditional order for another account never sends)."""
+        for listener in self.account_changed:
+            try:
+                await listener(user_id)
+            except Exception:
+                log.exception("an account change was not fully applied", extra={"user_id": user_id})

@@ -137,10 +137,12 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"  # no such card (forged or purged)
     REAL_DISABLED = "real_disabled"
     RESET_DONE = "reset_done"  # a paper account was renewed
+    ACCOUNT_CHANGED = "account_changed"  # the card was quoted for another account than the user's now: nothing sent
 
 
-# A press that changed nothing: not the owner's, the card gone, expired or already handled.
-REFUSALS = frozenset({Outcome.NOT_OWNER, Outcome.ALREADY_HANDLED, Outcome.UNKNOWN, Outcome.EXPIRED})
+# A press that changed nothing: not the owner's, the card gone, expired, already handled, or for another account.
+REFUSALS = frozenset({Outcome.NOT_OWNER, Outcome.ALREADY_HANDLED, Outcome.UNKNOWN, Outcome.EXPIRED,
+                      Outcome.ACCOUNT_CHANGED})
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,9 @@ class PendingOrderRow(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    # The account it was quoted for (revision 0019): a digest, never the number (chatbot.service.cards.account_ref);
+    # a press when the user's account is another one sends nothing. None: a card made before 0019.
+    account_ref: str | None = Field(default=None, max_length=32)
 
 
 class OrderJournalRow(SQLModel, table=True):
@@ -334,6 +337,9 @@ class ConditionalOrderRow(SQLModel, table=True):
     expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    # The account it sells on (revision 0019), as on its card: cancelled when the user's account changes, never
+    # fired on another one. None: armed before 0019 (cancelled at the user's next change of account).
+    account_ref: str | None = Field(default=None, max_length=32)
 
 
 class WatermarkRow(SQLModel, table=True):

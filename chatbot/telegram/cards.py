@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 from telegram import Message, Update
 from telegram.error import BadRequest, TelegramError
 
-from chatbot.service.views import ConfirmResult, OrderCard, Outcome
+from chatbot.service.views import ConfirmResult, OrderCard, OrderSide, Outcome
 from chatbot.telegram import callbacks, render
 from chatbot.telegram.context import Context, lang, reply, services
 from chatbot.telegram.i18n import t
@@ -29,6 +29,7 @@ async def send_card(update: Update, context: Context, prepared: Awaitable[OrderC
     user = update.effective_user
     assert user is not None
     text, keyboard = render.card(card, lang(update))
+    text += await _covered_warning(context, user.id, card, lang(update))
     message = await reply(update, context, text, keyboard)
     await services(context).orders.attach_card(card, user.id, message.message_id)
 
@@ -46,6 +47,7 @@ async def show_card_in_place(update: Update, context: Context, prepared: Awaitab
     except TelegramError as exc:  # a press answered too late still gets its card
         log.warning("could not answer the press", extra={"error": type(exc).__name__})
     text, keyboard = render.card(card, lang(update))
+    text += await _covered_warning(context, user.id, card, lang(update))
     shown = query.message
     try:
         edited = await query.edit_message_text(text, reply_markup=keyboard)
@@ -56,6 +58,23 @@ async def show_card_in_place(update: Update, context: Context, prepared: Awaitab
     if message_id is None:  # the card in a message of its own (one not attached could never be confirmed)
         message_id = (await reply(update, context, text, keyboard)).message_id
     await services(context).orders.attach_card(card, user.id, message_id)
+
+
+async def _covered_warning(context: Context, user_id: int, card: OrderCard, language: str) -> str:
+    """A sell card of a stock the user's armed conditional orders sell too says so: they stay armed after
+    this sale and, firing later, would sell what is held then. "" when none (or they cannot be read)."""
+    conditional = services(context).conditional
+    if conditional is None or card.action != "order" or card.side is not OrderSide.SELL:
+        return ""
+    try:
+        covering = await conditional.covering(user_id, card.symbol.code)
+    except Exception:  # a warning, never a reason to withhold the card
+        log.warning("could not read the conditional orders a sell card covers", exc_info=True)
+        return ""
+    if not covering:
+        return ""
+    return t("sell_covered_by_conditional", language, orders=", ".join(f"#{i}" for i, _ in covering),
+             committed=sum(q for _, q in covering))
 
 
 async def card_button(update: Update, context: Context) -> None:
@@ -71,7 +90,7 @@ async def card_button(update: Update, context: Context) -> None:
         return
     orders = services(context).orders
     if cb.kind == callbacks.DISMISS:
-        result = await orders.dismiss(cb.value, user.id, message.message_id)
+        result = await orders.dismiss(cb.value, user.id, message.message_id, chat_id=message.chat.id)
         if result.refused:
             await _refused(update, result, language)
             return
@@ -86,7 +105,7 @@ async def card_button(update: Update, context: Context) -> None:
             log.warning("could not answer the press", extra={"error": type(exc).__name__})
         await _edit(update, f"{render.card_summary(card, language)}\n⏳ {t('popup_sending', language)}")
 
-    result = await orders.confirm(cb.value, user.id, message.message_id, show_sending)
+    result = await orders.confirm(cb.value, user.id, message.message_id, show_sending, chat_id=message.chat.id)
     if result.refused:
         await _refused(update, result, language)
         return
@@ -97,7 +116,7 @@ async def _refused(update: Update, result: ConfirmResult, language: str) -> None
     query = update.callback_query
     assert query is not None
     await query.answer(t(render.POPUP_KEYS.get(result.outcome, "popup_unknown"), language), show_alert=True)
-    if result.outcome is Outcome.EXPIRED and result.card is not None:
+    if result.outcome in (Outcome.EXPIRED, Outcome.ACCOUNT_CHANGED) and result.card is not None:
         await _edit(update, render.outcome(result, language))
 
 

@@ -171,6 +171,10 @@ MESSAGES: dict[str, dict[str, str]] = {
                           "en": "✖ Cancelled. Nothing was sent."},
     "outcome_expired": {"ko": "⌛ 확인 시간이 지났습니다. 아무것도 전송되지 않았습니다. 다시 요청하세요.",
                         "en": "⌛ This card expired. Nothing was sent; ask again for a fresh quote."},
+    "outcome_account_changed": {"ko": "⚠️ 이 카드를 만든 뒤 계좌가 바뀌었습니다. 아무것도 전송되지 않았습니다. "
+                                      "지금 계좌로 다시 요청하세요.",
+                                "en": "⚠️ The account changed since this card was made; nothing was sent. Ask again "
+                                      "for the account you have now."},
     "outcome_real_disabled": {"ko": "실전 주문이 꺼져 있어 전송하지 않았습니다.",
                               "en": "Real-money orders are switched off; nothing was sent."},
     # popup_*: the short answer Telegram shows over the chat when a button is pressed
@@ -179,10 +183,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "popup_already": {"ko": "이미 처리된 요청입니다.", "en": "This was already handled."},
     "popup_unknown": {"ko": "알 수 없거나 만료된 버튼입니다.", "en": "Unknown or expired button."},
     "popup_expired": {"ko": "확인 시간이 지났습니다.", "en": "This card expired."},
+    "popup_account_changed": {"ko": "계좌가 바뀌어 이 카드는 무효입니다. 아무것도 전송되지 않았습니다.",
+                              "en": "The account changed since this card was made; nothing was sent."},
     "popup_sending": {"ko": "전송 중…", "en": "Sending…"},
-    "reset_card": {"ko": "<b>모의계좌 초기화</b> {badge}\n보유 종목과 주문이 모두 사라지고 새 계좌(예수금 10,000,000원)로 시작합니다.",
+    "reset_card": {"ko": "<b>모의계좌 초기화</b> {badge}\n보유 종목과 주문이 모두 사라지고 새 계좌(예수금 10,000,000원)로 시작합니다. "
+                         "걸어 둔 조건주문(손절·익절 등)도 취소됩니다.",
                    "en": "<b>Reset paper account</b> {badge}\nAll holdings and orders go; you start over with a new "
-                         "account (10,000,000 won)."},
+                         "account (10,000,000 won). Armed conditional orders (stop-loss, take-profit…) are "
+                         "cancelled too."},
     "outcome_reset_done": {"ko": "✅ 새 모의계좌로 시작합니다.", "en": "✅ You have a fresh paper account."},
     "reset_paper_only": {"ko": "초기화는 시뮬레이터(PAPER) 모드에서만 됩니다.",
                          "en": "Reset works in simulator (PAPER) mode only."},
@@ -445,6 +453,19 @@ MESSAGES: dict[str, dict[str, str]] = {
                              "en": "/stop 005930 10 65000 — stop-loss · /tp — take-profit · /trail 005930 10 5% — "
                                    "trailing stop\n/bracket 005930 10 65000 80000 — stop + take · /stops — your "
                                    "conditional orders"},
+    "push_cond_account": {"ko": "⚠️ 계좌가 바뀌어 조건주문을 취소했습니다. 이전 계좌에 걸어 둔 것이라 아무것도 "
+                                "전송되지 않았습니다:\n{orders}\n지금 계좌에 필요하면 다시 거세요.",
+                          "en": "⚠️ Your account changed, so these conditional orders were cancelled (they were "
+                                "for the previous account; nothing was sent):\n{orders}\nSet them again for the "
+                                "account you have now if you still want them."},
+    "sell_covered_by_conditional": {"ko": "\n\n⚠️ 이 종목에 조건주문 {orders}이(가) {committed:,}주 걸려 있습니다. 이 매도 "
+                                          "뒤에도 취소되지 않고, 발동하면 그때 보유한 주식(나중에 산 주식 포함)을 "
+                                          "최대 {committed:,}주까지 매도합니다. 이 주식에 걸어 둔 것이면 /stops 에서 "
+                                          "취소하세요.",
+                                    "en": "\n\n⚠️ Conditional orders {orders} cover {committed:,} shares of this "
+                                          "stock. They stay armed after this sale and, if one fires, sell what you "
+                                          "hold then (shares bought later too), up to {committed:,}. Cancel them in "
+                                          "/stops if they were for these shares."},
     "push_cond_expired": {"ko": "⌛ 조건주문 #{id} 만료: {name} ({code})", "en": "⌛ Conditional order #{id} expired: {name} ({code})"},
     # -- feed capacity (README "Feed capacity") --
     "alert_polled": {"ko": "\n실시간 시세 구독이 모두 찼습니다: 이 종목은 {seconds}초마다 시세를 조회해 확인합니다 "

@@ -259,7 +259,8 @@ def late_outcome(notice: OrderNotice, lang: str) -> str:
 
 # The pop-up answering a press that was refused (a price alert is something else: telegram.alerts).
 POPUP_KEYS = {Outcome.NOT_OWNER: "popup_not_owner", Outcome.ALREADY_HANDLED: "popup_already",
-              Outcome.UNKNOWN: "popup_unknown", Outcome.EXPIRED: "popup_expired"}
+              Outcome.UNKNOWN: "popup_unknown", Outcome.EXPIRED: "popup_expired",
+              Outcome.ACCOUNT_CHANGED: "popup_account_changed"}
 
 
 def open_orders(view: OpenOrdersView, lang: str, *, for_cancel: bool = False

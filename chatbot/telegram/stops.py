@@ -135,11 +135,16 @@ async def card_button(update: Update, context: Context) -> None:
         return
     svc = _service(context)
     if cb.kind == callbacks.COND_DISMISS:
-        result = await svc.dismiss(cb.value, user.id, message.message_id)
+        result = await svc.dismiss(cb.value, user.id, message.message_id, chat_id=message.chat.id)
     else:
-        result = await svc.confirm(cb.value, user.id, message.message_id)
+        result = await svc.confirm(cb.value, user.id, message.message_id, chat_id=message.chat.id)
     if result.refused:
         await query.answer(t(render.POPUP_KEYS.get(result.outcome, "popup_unknown"), language), show_alert=True)
+        if result.outcome is Outcome.ACCOUNT_CHANGED:  # the card says so (its buttons go)
+            try:
+                await query.edit_message_text(t("outcome_account_changed", language))
+            except TelegramError as exc:
+                log.warning("could not edit the conditional card", extra={"error": type(exc).__name__})
         return
     await query.answer()
     if result.outcome is Outcome.DISMISSED or result.view is None:
@@ -229,6 +234,8 @@ def push_text(notice: ConditionalNotice) -> str:
                  order_no=notice.order_no or "", reduced=reduced)
     if notice.stage == "uncertain":
         return t("push_cond_uncertain", language, id=notice.order_id)
+    if notice.stage == "account":
+        return t("push_cond_account", language, orders=notice.detail)
     if notice.stage == "expired":
         return t("push_cond_expired", language, id=notice.order_id, name=notice.name, code=notice.code)
     return t("push_cond_failed", language, id=notice.order_id, name=notice.name, detail=notice.detail or "—")
