@@ -140,12 +140,15 @@ class AlertEngine:
         self.demand_changed: Callable[[str], None] = lambda code: None
 
     # -- lifecycle --------------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, since: float | None = None) -> None:
+        """Load the book, start the feed and subscribe every symbol. ``since`` (epoch seconds): the feed was
+        unwatched since then (a restart from the feed's last stamp, a feed taken over from a replica last seen
+        alive then): a gap from then, the alerts armed after it judged from their own arming (see assume_gap)."""
         self._remove_listener = self.feed.add_listener(self._on_event)
         # The feed's sessions and planning, and the book, at once: each mostly waits for its own query.
         feed = asyncio.create_task(self.feed.start(), name="alert-feed-start")
         try:
-            codes = await self._load_book()
+            codes = await self._load_book(since)
         except BaseException:
             await tasks.cancel(feed)
             raise
@@ -154,18 +157,21 @@ class AlertEngine:
         await asyncio.gather(*(self._ensure_subscribed(code) for code in sorted(codes)))
         self._tasks = [asyncio.create_task(self._fire_worker(), name="alert-fire"),
                        asyncio.create_task(self._rearm_loop(), name="alert-rearm")]
+        if since is not None:
+            self.assume_gap(since)
         log.info("alert engine started", extra={"armed": len(self.book), "symbols": len(self._subscribed)})
 
-    async def _load_book(self) -> set[str]:
+    async def _load_book(self, since: float | None) -> set[str]:
         """Armed alerts into the book (grouped per symbol and side by the database, each side sorted
         once: :func:`~chatbot.alerts.repository.armed_sides`); the symbols of every armed or cooling alert."""
         early, self.early_book = self.early_book, None
         sides, codes = await early if early is not None else await armed_sides(self.db, THRESHOLD_UNITS)
-        # Those stored lately: a restart assumes a gap from the feed's last stamp (chatbot.service.watermark),
-        # and an extreme made between it and their arming must not fire them (soak: "fired uncrossed").
-        for alert_id, code, created in await armed_since(self.db, utcnow() - dt.timedelta(seconds=RECENT_ARMS)):
-            self._gap.remember_armed(created.timestamp(), code, alert_id,
-                                     created.astimezone(KST).strftime("%H%M%S"))
+        # Those stored since the gap assumed from ``since`` began (a restart's, from the feed's last stamp: as
+        # long ago as the feed was down then), or lately when it is not known yet (a gap assumed later): an
+        # extreme made between its start and their arming must not fire them (soak: "fired uncrossed").
+        stored = dt.datetime.fromtimestamp(time.time() - RECENT_ARMS if since is None else since, dt.UTC)
+        for alert_id, code, created in await armed_since(self.db, stored):
+            self._gap.remember_armed(created.timestamp(), code, alert_id)
         if self._gap.start is None and not len(self.book):
             self.book.load_sides(sides)
         else:  # a feed taken over during a gap, or a book already holding alerts: noted as armed now
@@ -633,7 +639,8 @@ class AlertEngine:
     def assume_gap(self, since: float, codes: set[str] | None = None) -> None:
         """Treat the feed of ``codes`` (every subscribed symbol if None) as down since ``since``: the first
         tick of each fires the alerts its day high or low crossed after then (a feed taken over from a
-        replica that died)."""
+        replica that died). Those known to be armed after ``since`` (loaded at start-up) are set aside from the
+        extremes made before their arming."""
         self._gap.assume(since, self._subscribed if codes is None else codes & self._subscribed)
 
 

@@ -534,7 +534,7 @@ class TriggerEngine:
         for trigger in fresh:
             self._add(trigger, in_gap=False)
             if earlier:
-                self._gap.remember_armed(since, trigger.code, trigger.order_id, market_second(since))
+                self._gap.remember_armed(since, trigger.code, trigger.order_id)
         self._gap.assume(since, codes & self._subscribed)
         now = _market_second()
         crossed: list[Crossed] = []
@@ -562,7 +562,7 @@ class TriggerEngine:
         for trigger in self._orders.values():
             at = trigger.armed_at
             if at is not None and at >= since:
-                self._gap.remember_armed(at, trigger.code, trigger.order_id, market_second(at))
+                self._gap.remember_armed(at, trigger.code, trigger.order_id)
         self._gap.assume(since, self._subscribed)
 
     async def disarm(self, order_id: int) -> None:

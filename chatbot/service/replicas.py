@@ -227,9 +227,7 @@ class Replicas:
                 if since is not None:
                     log.info("feed unwatched since its last stamp: a gap from then",
                              extra={"since_s": round(time.time() - since, 2)})
-            await engine.start()
-            if since is not None:  # the previous owner was alive then: a gap from that moment
-                engine.assume_gap(since)
+            await engine.start(since)  # (the previous owner was alive then: a gap from that moment)
             if riders is not None:
                 await riders(since)
             self._watching = True
