@@ -1,5 +1,5 @@
 """A gap assumed from earlier than an item's arming judges that item only by the extremes made after it: an alert
-armed long into a gap a restart assumes."""
+armed long into a gap a restart assumes; alerts adopted from another replica together, each from its own storing."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import datetime as dt
 import time
 
 import pytest
+from sqlmodel import col
 
 from chatbot.alerts.engine import AlertEngine
 from chatbot.kis.models import KST
@@ -14,7 +15,8 @@ from chatbot.service.replicas import FEED, Replicas
 from chatbot.service.watermark import Watermark
 from chatbot.storage import Database
 from chatbot.storage.tables import AlertRow
-from tests.test_alert_storms import StandInFeed, settled, store_alerts, tick
+from tests.test_alert_storms import StandInFeed, count, settled, store_alerts, tick
+from tests.test_trigger_restart import next_second
 
 CODE = "005930"
 
@@ -55,3 +57,37 @@ async def test_a_restart_judges_an_alert_armed_long_after_the_last_stamp_from_it
         assert engine.fired == 2
     finally:
         await replicas.stop()
+
+
+# -- alerts adopted from another replica, each from its own storing ---------------------------------------------
+async def test_alerts_adopted_together_are_each_judged_from_their_own_storing(database: Database) -> None:
+    """Two alerts on one symbol stored by another replica, the day's high made between them, adopted in one pass
+    of the feed's owner: the first fires on that high; the second, stored after it (under it: its replica's price
+    check passed), was judged from the first one's storing and fired on it. Now it fires on a crossing after."""
+    if database.is_sqlite:
+        pytest.skip("SQLite serves one process: nothing is armed elsewhere")
+    feed = StandInFeed()
+    engine = AlertEngine(database, feed, lambda: None, rearm_interval=3600)  # type: ignore[arg-type]
+    replicas = Replicas(database, "owner", interval=3600)  # no pass but the test's
+    replicas.feed_role(engine)
+    await replicas.start()
+    try:
+        assert replicas.owns(FEED) and not len(engine.book)
+        (first,) = await store_alerts(database, [(CODE, "above", 71_200)])  # armed elsewhere
+        stored = time.time()
+        await next_second(second(stored))
+        made = second(time.time())  # the day's high is made in this second, after the first ...
+        await next_second(made)
+        (later,) = await store_alerts(database, [(CODE, "above", 71_000)])  # ... and before this one
+        await replicas.run_once()  # adopts both
+        assert first in engine.book and later in engine.book
+        now = second(time.time())
+        feed.emit(tick(CODE, 70_000, time=now, high=71_500, high_time=made))
+        await settled(engine)
+        assert engine.fired == 1 and first not in engine.book and later in engine.book
+        feed.emit(tick(CODE, 71_000, time=now, high=71_500, high_time=made))
+        await settled(engine)
+        assert engine.fired == 2
+    finally:
+        await replicas.stop()
+    assert await count(database, AlertRow, col(AlertRow.status) == "fired", col(AlertRow.id).in_([first, later])) == 2

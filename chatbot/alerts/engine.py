@@ -611,16 +611,22 @@ class AlertEngine:
         self._add_many(alerts)
 
     # -- replicas (chatbot.service.replicas): alerts armed elsewhere, a feed taken over -----------------------
-    async def adopt(self, alerts: Sequence[BookEntry], since: float) -> list[int]:
-        """Alerts another replica armed (stored at or after ``since``, epoch seconds): their symbols
+    async def adopt(self, alerts: Sequence[BookEntry], stored: Sequence[float]) -> list[int]:
+        """Alerts another replica armed (``stored``: when each was, epoch seconds, in step): their symbols
         subscribed, into the book, and the first tick of each symbol checks the day's high and low made
-        since then, as after a feed gap (a crossing before this replica knew of them is not missed).
-        Returns the ids added (those already in the book are skipped)."""
+        since the earliest, as after a feed gap (a crossing before this replica knew of them is not missed);
+        each is judged only by the extremes made from its own arming (judged from the earliest on its symbol,
+        an alert armed later fired on a high made before it existed). Returns the ids added (those already in
+        the book are skipped)."""
         for code in sorted({alert[1] for alert in alerts}):
             await self._ensure_subscribed(code)
         added = self.book.add_many(alerts)
         if added:
-            self.assume_gap(since, {alert[1] for alert in alerts})
+            new = set(added)
+            mine = [(at, alert[1], alert[0]) for alert, at in zip(alerts, stored, strict=True) if alert[0] in new]
+            for at, code, alert_id in mine:
+                self._gap.remember_armed(at, code, alert_id)
+            self.assume_gap(min(at for at, _, _ in mine), {code for _, code, _ in mine})
         return added
 
     def cross(self, alert_id: int, price: int) -> bool:
@@ -639,8 +645,8 @@ class AlertEngine:
     def assume_gap(self, since: float, codes: set[str] | None = None) -> None:
         """Treat the feed of ``codes`` (every subscribed symbol if None) as down since ``since``: the first
         tick of each fires the alerts its day high or low crossed after then (a feed taken over from a
-        replica that died). Those known to be armed after ``since`` (loaded at start-up) are set aside from the
-        extremes made before their arming."""
+        replica that died). Those known to be armed after ``since`` (loaded at start-up, adopted) are set aside
+        from the extremes made before their arming."""
         self._gap.assume(since, self._subscribed if codes is None else codes & self._subscribed)
 
 
