@@ -1,28 +1,111 @@
-"""A gap assumed from earlier than an item's arming judges that item only by the extremes made after it: an alert
-armed long into a gap a restart assumes; alerts adopted from another replica together, each from its own storing."""
+"""A gap assumed from earlier than an item's arming judges that item only by the extremes made after it: a trailing
+stop's level raised after the feed's last stamp (a restart), an alert armed long into a gap the restart assumes,
+alerts adopted from another replica together, each from its own storing."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 from sqlmodel import col
 
 from chatbot.alerts.engine import AlertEngine
+from chatbot.alerts.triggers import STOP, ArmedTrigger, trailing_level
+from chatbot.config import KisSettings
 from chatbot.kis.models import KST
 from chatbot.service.replicas import FEED, Replicas
 from chatbot.service.watermark import Watermark
 from chatbot.storage import Database
-from chatbot.storage.tables import AlertRow
+from chatbot.storage.tables import AlertRow, ConditionalOrderRow
+from tests.harness import BotHarness
 from tests.test_alert_storms import StandInFeed, count, settled, store_alerts, tick
-from tests.test_trigger_restart import next_second
+from tests.test_conditional import ALICE, PLACED, TRIGGERED, arm, buy, price, rows, ticks, wait_for
+from tests.test_restart_gap import sells
+from tests.test_trigger_restart import _statuses, crashed_after, first_trade_judged, next_second
+from tests.test_triggers import engine_with, idle
 
 CODE = "005930"
 
 
 def second(at: float) -> str:
     return dt.datetime.fromtimestamp(at, KST).strftime("%H%M%S")
+
+
+@pytest.fixture
+async def bot(db_url: str) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(db_url, kis=KisSettings(conditional_sync_seconds=0.2))
+    await harness.start()
+    yield harness
+    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
+    await harness.stop()
+
+
+# -- a trailing stop's level raised after the feed's last stamp ------------------------------------------------
+async def test_a_trailing_stop_raised_after_the_stamp_is_judged_from_the_raise() -> None:
+    """The engine alone, as a restart starts it: a gap assumed from the last stamp. A trailing stop whose level
+    was stored raised after the stamp is set aside from the low made before the raise (above the level in force
+    then); one raised before the stamp sells on it; the first sells on a trade after."""
+    now = time.time()
+    since, low_at, raised = now - 60, now - 40, now - 20
+    level = trailing_level(73_500, Decimal(5))
+    assert level > 69_500
+    engine, feed, fired = await engine_with(
+        ArmedTrigger(1, CODE, level, None, Decimal(5), 73_500, armed_at=now - 600, raised_at=raised),
+        ArmedTrigger(2, CODE, level, None, Decimal(5), 73_500, armed_at=now - 600, raised_at=now - 300))
+    engine.assume_gap(since)
+    feed.emit(tick(CODE, 73_000, time=second(now), high=73_500, high_time=second(now - 300),
+                   low=69_500, low_time=second(low_at)))
+    await idle(engine)
+    assert [(c.order_id, c.leg, c.price) for c in fired] == [(2, STOP, 69_500)]
+    assert engine.armed(1) is not None
+    feed.emit(tick(CODE, 69_500, time=second(now), high=73_500, high_time=second(now - 300),
+                   low=69_500, low_time=second(low_at)))
+    await idle(engine)
+    assert [c.order_id for c in fired] == [2, 1]
+    await engine.stop()
+
+
+async def test_a_trailing_stop_raised_after_the_last_stamp_does_not_sell_on_a_low_made_before_the_raise(
+        bot: BotHarness) -> None:
+    """End to end: after the last stamp the price dips (above the trailing level then), then makes a new high
+    that raises the level above that dip (stored), and the bot crashes. The first trade after the restart
+    carries the dip as the day's low: it sold the position on the raised level. Now it stays armed, and sells
+    (once) on a crossing after the restart."""
+    now = price(bot)
+    await buy(bot, ALICE, 10)
+    await arm(bot, ALICE, f"/trail {CODE} 10 5%")
+    (row,) = await rows(bot, ConditionalOrderRow)
+    stamp = time.time()  # the last stamp before the crash: the dip and the raise come after it
+    dip, high = ticks(-3, now), ticks(40, now)
+    raised = trailing_level(high, Decimal(5))
+    assert row.stop_price is not None and row.stop_price < dip < raised < high
+    bot.sim.set_price(CODE, dip)  # the day's low, above the level in force: nothing fires
+    market = bot.sim.market.get(CODE)
+    assert market is not None and market.low == dip
+    made = market.low_time
+    await next_second(made)  # the raise comes in a later second than the dip
+    bot.sim.set_price(CODE, high)  # the level follows the high, above the dip, and is stored
+    await wait_for(lambda: _stored_level(bot, raised))
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 0
+    await bot.restart(crashed_after(bot, stamp))
+    bot.sim.set_price(CODE, high)  # the first trade after the restart: the day's low is the dip
+    assert bot.sim.market.get(CODE).low_time == made  # type: ignore[union-attr]
+    await first_trade_judged(bot)
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 0
+    assert await _statuses(bot, ["armed"])
+    bot.sim.set_price(CODE, ticks(-1, raised))  # a crossing after the restart: sells, once
+    await bot.wait_for_message(ALICE["id"], PLACED, timeout=60)
+    await wait_for(lambda: _statuses(bot, ["placed"]))
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
+    assert await sells(bot) == 1
+
+
+async def _stored_level(bot: BotHarness, level: int) -> bool:
+    (row,) = await rows(bot, ConditionalOrderRow)
+    return bool(row.stop_price == level)
 
 
 # -- an alert armed long into the gap a restart assumes -------------------------------------------------------

@@ -63,6 +63,9 @@ class ArmedTrigger:
     # When it was armed (epoch seconds; None: unknown): a gap assumed from earlier (a restart from the
     # feed's last stamp) must not judge it by extremes made before it existed (see assume_gap)
     armed_at: float | None = None
+    # A trailing stop: when its level (``stop``) was last stored raised (epoch seconds; None: never). Judged
+    # from then as from an arming: an extreme made before, above the level in force then, is no crossing
+    raised_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,9 +561,10 @@ class TriggerEngine:
         day's high or low crossed since. An order armed after ``since`` (the bot went down within a stamping
         period of its arming, or with the feed down since) is set aside from the extremes made before it was
         armed, as in a drop (one of its very second still counts): a stop must not sell on a low made before
-        it existed."""
+        it existed. A trailing stop whose level was raised after ``since`` likewise, from the raise: the low
+        made before it was above the level in force then."""
         for trigger in self._orders.values():
-            at = trigger.armed_at
+            at = max((t for t in (trigger.armed_at, trigger.raised_at) if t is not None), default=None)
             if at is not None and at >= since:
                 self._gap.remember_armed(at, trigger.code, trigger.order_id)
         self._gap.assume(since, self._subscribed)
