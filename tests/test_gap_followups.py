@@ -103,6 +103,30 @@ async def test_a_trailing_stop_raised_after_the_last_stamp_does_not_sell_on_a_lo
     assert await sells(bot) == 1
 
 
+async def test_a_trailing_stop_raised_here_is_judged_from_the_raise_when_an_order_on_its_symbol_is_adopted() -> None:
+    """The same within one process: the feed's owner sees a dip (above a trailing stop's level) and then a high
+    that raises the level above it; an order armed on another replica is adopted on that symbol with a gap check
+    from before the dip. The symbol's first trade since carries the dip as the day's low: it sold the trailing
+    stop on its raised level."""
+    now = time.time()
+    engine, feed, fired = await engine_with(ArmedTrigger(1, CODE, None, None, Decimal(1), 70_000, armed_at=now - 600))
+    before, dip, high = second(now - 20), second(now - 5), second(now - 3)
+    feed.emit(tick(CODE, 70_000, time=before, high=70_000, high_time=before, low=70_000, low_time=before))
+    feed.emit(tick(CODE, 69_500, time=dip, high=70_000, high_time=before, low=69_500, low_time=dip))
+    feed.emit(tick(CODE, 71_000, time=high, high=71_000, high_time=high, low=69_500, low_time=dip))
+    await idle(engine)
+    state = engine.trail_state(1)
+    assert not fired and state is not None and state[1] > 69_500  # the level raised above the dip
+    assert await engine.adopt([ArmedTrigger(2, CODE, 60_000, None)], now - 10) == [2]
+    feed.emit(tick(CODE, 70_900, time=second(now), high=71_000, high_time=high, low=69_500, low_time=dip))
+    await idle(engine)
+    assert not fired and engine.armed(1) is not None
+    feed.emit(tick(CODE, 70_000, time=second(now), high=71_000, high_time=high, low=69_500, low_time=dip))
+    await idle(engine)  # a crossing after the raise sells it
+    assert [(c.order_id, c.price) for c in fired] == [(1, 70_000)]
+    await engine.stop()
+
+
 async def _stored_level(bot: BotHarness, level: int) -> bool:
     (row,) = await rows(bot, ConditionalOrderRow)
     return bool(row.stop_price == level)

@@ -21,7 +21,8 @@ crossed by one tick (a gap's high and low).
   trade) fire what they reached, in the order they were made; a trigger armed during the gap is judged
   only by the extremes made after the second it was armed in. A restart (or a feed taken over) assumes
   a gap from the feed's last stamp, and the orders armed since are judged the same way (their
-  ``armed_at``); an order adopted from another replica, from its own arming.
+  ``armed_at``); an order adopted from another replica, from its own arming; a trailing stop, from the last
+  raise of its level too (``raised_at``: its row's ``updated_at``, stamped when the level is stored).
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class _Trail:
     percent: Decimal
     high: int
     level: int
+    raised: float | None = None  # when the level last rose (epoch seconds): judged from then as from an arming
 
 
 @dataclass(slots=True)
@@ -224,7 +226,7 @@ class TriggerEngine:
         if trigger.trail_percent is not None:
             high = trigger.high_water or stop or 0
             level = max(self._level_of(trigger.code)(high, trigger.trail_percent), stop or 0)
-            self._trails.setdefault(code, {})[order_id] = _Trail(trigger.trail_percent, high, level)
+            self._trails.setdefault(code, {})[order_id] = _Trail(trigger.trail_percent, high, level, trigger.raised_at)
             stop = level
         if stop is not None:
             self.book.add(order_id * 2, code, "below", stop)
@@ -251,7 +253,7 @@ class TriggerEngine:
             if not trails:
                 del self._trails[trigger.code]
             if trail is not None:  # as it stands now (put back after a failed firing: its level kept)
-                trigger = dataclasses.replace(trigger, stop=trail.level, high_water=trail.high)
+                trigger = dataclasses.replace(trigger, stop=trail.level, high_water=trail.high, raised_at=trail.raised)
         return trigger
 
     # -- the hot path -------------------------------------------------------------------------------------
@@ -366,6 +368,7 @@ class TriggerEngine:
         trails = self._trails.get(code)
         if not trails:
             return
+        now = 0.0
         for order_id, trail in trails.items():
             if price <= trail.high:
                 continue
@@ -375,6 +378,7 @@ class TriggerEngine:
                 self.book.remove(order_id * 2)
                 trail.level = level
                 self.book.add(order_id * 2, code, "below", level)
+                trail.raised = now = now or time.time()
             self._trail_dirty[order_id] = (trail.high, trail.level)
 
     def _enqueue(self, crossed: list[Crossed]) -> None:
@@ -538,6 +542,12 @@ class TriggerEngine:
             self._add(trigger, in_gap=False)
             if earlier:
                 self._gap.remember_armed(since, trigger.code, trigger.order_id)
+        # A trailing stop on their symbols whose level rose since then: from the raise (the low made before it,
+        # seen here above the level in force then, sold it on the raised level at their symbol's first trade).
+        for code in codes:
+            for order_id, trail in self._trails.get(code, {}).items():
+                if trail.raised is not None and trail.raised >= since:
+                    self._gap.remember_armed(trail.raised, code, order_id)
         self._gap.assume(since, codes & self._subscribed)
         now = _market_second()
         crossed: list[Crossed] = []
@@ -564,7 +574,9 @@ class TriggerEngine:
         it existed. A trailing stop whose level was raised after ``since`` likewise, from the raise: the low
         made before it was above the level in force then."""
         for trigger in self._orders.values():
-            at = max((t for t in (trigger.armed_at, trigger.raised_at) if t is not None), default=None)
+            trail = self._trails.get(trigger.code, {}).get(trigger.order_id)
+            raised = trail.raised if trail is not None else trigger.raised_at
+            at = max((t for t in (trigger.armed_at, raised) if t is not None), default=None)
             if at is not None and at >= since:
                 self._gap.remember_armed(at, trigger.code, trigger.order_id)
         self._gap.assume(since, self._subscribed)
