@@ -140,12 +140,15 @@ class AlertEngine:
         self.demand_changed: Callable[[str], None] = lambda code: None
 
     # -- lifecycle --------------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, since: float | None = None) -> None:
+        """Load the book, start the feed and subscribe every symbol. ``since`` (epoch seconds): the feed was
+        unwatched since then (a restart from the feed's last stamp, a feed taken over from a replica last seen
+        alive then): a gap from then, the alerts armed after it judged from their own arming (see assume_gap)."""
         self._remove_listener = self.feed.add_listener(self._on_event)
         # The feed's sessions and planning, and the book, at once: each mostly waits for its own query.
         feed = asyncio.create_task(self.feed.start(), name="alert-feed-start")
         try:
-            codes = await self._load_book()
+            codes = await self._load_book(since)
         except BaseException:
             await tasks.cancel(feed)
             raise
@@ -154,18 +157,21 @@ class AlertEngine:
         await asyncio.gather(*(self._ensure_subscribed(code) for code in sorted(codes)))
         self._tasks = [asyncio.create_task(self._fire_worker(), name="alert-fire"),
                        asyncio.create_task(self._rearm_loop(), name="alert-rearm")]
+        if since is not None:
+            self.assume_gap(since)
         log.info("alert engine started", extra={"armed": len(self.book), "symbols": len(self._subscribed)})
 
-    async def _load_book(self) -> set[str]:
+    async def _load_book(self, since: float | None) -> set[str]:
         """Armed alerts into the book (grouped per symbol and side by the database, each side sorted
         once: :func:`~chatbot.alerts.repository.armed_sides`); the symbols of every armed or cooling alert."""
         early, self.early_book = self.early_book, None
         sides, codes = await early if early is not None else await armed_sides(self.db, THRESHOLD_UNITS)
-        # Those stored lately: a restart assumes a gap from the feed's last stamp (chatbot.service.watermark),
-        # and an extreme made between it and their arming must not fire them (soak: "fired uncrossed").
-        for alert_id, code, created in await armed_since(self.db, utcnow() - dt.timedelta(seconds=RECENT_ARMS)):
-            self._gap.remember_armed(created.timestamp(), code, alert_id,
-                                     created.astimezone(KST).strftime("%H%M%S"))
+        # Those stored since the gap assumed from ``since`` began (a restart's, from the feed's last stamp: as
+        # long ago as the feed was down then), or lately when it is not known yet (a gap assumed later): an
+        # extreme made between its start and their arming must not fire them (soak: "fired uncrossed").
+        stored = dt.datetime.fromtimestamp(time.time() - RECENT_ARMS if since is None else since, dt.UTC)
+        for alert_id, code, created in await armed_since(self.db, stored):
+            self._gap.remember_armed(created.timestamp(), code, alert_id)
         if self._gap.start is None and not len(self.book):
             self.book.load_sides(sides)
         else:  # a feed taken over during a gap, or a book already holding alerts: noted as armed now
@@ -605,16 +611,22 @@ class AlertEngine:
         self._add_many(alerts)
 
     # -- replicas (chatbot.service.replicas): alerts armed elsewhere, a feed taken over -----------------------
-    async def adopt(self, alerts: Sequence[BookEntry], since: float) -> list[int]:
-        """Alerts another replica armed (stored at or after ``since``, epoch seconds): their symbols
+    async def adopt(self, alerts: Sequence[BookEntry], stored: Sequence[float]) -> list[int]:
+        """Alerts another replica armed (``stored``: when each was, epoch seconds, in step): their symbols
         subscribed, into the book, and the first tick of each symbol checks the day's high and low made
-        since then, as after a feed gap (a crossing before this replica knew of them is not missed).
-        Returns the ids added (those already in the book are skipped)."""
+        since the earliest, as after a feed gap (a crossing before this replica knew of them is not missed);
+        each is judged only by the extremes made from its own arming (judged from the earliest on its symbol,
+        an alert armed later fired on a high made before it existed). Returns the ids added (those already in
+        the book are skipped)."""
         for code in sorted({alert[1] for alert in alerts}):
             await self._ensure_subscribed(code)
         added = self.book.add_many(alerts)
         if added:
-            self.assume_gap(since, {alert[1] for alert in alerts})
+            new = set(added)
+            mine = [(at, alert[1], alert[0]) for alert, at in zip(alerts, stored, strict=True) if alert[0] in new]
+            for at, code, alert_id in mine:
+                self._gap.remember_armed(at, code, alert_id)
+            self.assume_gap(min(at for at, _, _ in mine), {code for _, code, _ in mine})
         return added
 
     def cross(self, alert_id: int, price: int) -> bool:
@@ -633,7 +645,8 @@ class AlertEngine:
     def assume_gap(self, since: float, codes: set[str] | None = None) -> None:
         """Treat the feed of ``codes`` (every subscribed symbol if None) as down since ``since``: the first
         tick of each fires the alerts its day high or low crossed after then (a feed taken over from a
-        replica that died)."""
+        replica that died). Those known to be armed after ``since`` (loaded at start-up, adopted) are set aside
+        from the extremes made before their arming."""
         self._gap.assume(since, self._subscribed if codes is None else codes & self._subscribed)
 
 

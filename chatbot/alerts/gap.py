@@ -108,10 +108,11 @@ class FeedGap:
             recent.popleft()
         recent.append((now, code, item_id, second))
 
-    def remember_armed(self, at: float, code: str, item_id: int, second: str) -> None:
-        """An item armed at ``at`` (epoch seconds, in the market ``second``) before this process knew of it
-        (loaded at start-up): set aside if a gap assumed next (a restart's) begins before it."""
-        self.loaded.append((at, code, item_id, second))
+    def remember_armed(self, at: float, code: str, item_id: int) -> None:
+        """An item armed at ``at`` (epoch seconds) before this process knew of it (loaded at start-up, adopted
+        from another replica; a trailing stop's level raised then): set aside if a gap assumed next (a
+        restart's, a takeover's, an adoption's) begins before it, from the extremes made before it."""
+        self.loaded.append((at, code, item_id, market_second(at)))
 
     def saw(self, code: str, tick: Tick) -> None:
         """``tick`` was judged live (its day's high and low against what was armed then)."""

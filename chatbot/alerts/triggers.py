@@ -21,7 +21,8 @@ crossed by one tick (a gap's high and low).
   trade) fire what they reached, in the order they were made; a trigger armed during the gap is judged
   only by the extremes made after the second it was armed in. A restart (or a feed taken over) assumes
   a gap from the feed's last stamp, and the orders armed since are judged the same way (their
-  ``armed_at``); an order adopted from another replica, from its own arming.
+  ``armed_at``); an order adopted from another replica, from its own arming; a trailing stop, from the last
+  raise of its level too (``raised_at``: its row's ``updated_at``, stamped when the level is stored).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class ArmedTrigger:
     # When it was armed (epoch seconds; None: unknown): a gap assumed from earlier (a restart from the
     # feed's last stamp) must not judge it by extremes made before it existed (see assume_gap)
     armed_at: float | None = None
+    # A trailing stop: when its level (``stop``) was last stored raised (epoch seconds; None: never). Judged
+    # from then as from an arming: an extreme made before, above the level in force then, is no crossing
+    raised_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,7 @@ class _Trail:
     percent: Decimal
     high: int
     level: int
+    raised: float | None = None  # when the level last rose (epoch seconds): judged from then as from an arming
 
 
 @dataclass(slots=True)
@@ -221,7 +226,7 @@ class TriggerEngine:
         if trigger.trail_percent is not None:
             high = trigger.high_water or stop or 0
             level = max(self._level_of(trigger.code)(high, trigger.trail_percent), stop or 0)
-            self._trails.setdefault(code, {})[order_id] = _Trail(trigger.trail_percent, high, level)
+            self._trails.setdefault(code, {})[order_id] = _Trail(trigger.trail_percent, high, level, trigger.raised_at)
             stop = level
         if stop is not None:
             self.book.add(order_id * 2, code, "below", stop)
@@ -248,7 +253,7 @@ class TriggerEngine:
             if not trails:
                 del self._trails[trigger.code]
             if trail is not None:  # as it stands now (put back after a failed firing: its level kept)
-                trigger = dataclasses.replace(trigger, stop=trail.level, high_water=trail.high)
+                trigger = dataclasses.replace(trigger, stop=trail.level, high_water=trail.high, raised_at=trail.raised)
         return trigger
 
     # -- the hot path -------------------------------------------------------------------------------------
@@ -363,6 +368,7 @@ class TriggerEngine:
         trails = self._trails.get(code)
         if not trails:
             return
+        now = 0.0
         for order_id, trail in trails.items():
             if price <= trail.high:
                 continue
@@ -372,6 +378,7 @@ class TriggerEngine:
                 self.book.remove(order_id * 2)
                 trail.level = level
                 self.book.add(order_id * 2, code, "below", level)
+                trail.raised = now = now or time.time()
             self._trail_dirty[order_id] = (trail.high, trail.level)
 
     def _enqueue(self, crossed: list[Crossed]) -> None:
@@ -534,7 +541,13 @@ class TriggerEngine:
         for trigger in fresh:
             self._add(trigger, in_gap=False)
             if earlier:
-                self._gap.remember_armed(since, trigger.code, trigger.order_id, market_second(since))
+                self._gap.remember_armed(since, trigger.code, trigger.order_id)
+        # A trailing stop on their symbols whose level rose since then: from the raise (the low made before it,
+        # seen here above the level in force then, sold it on the raised level at their symbol's first trade).
+        for code in codes:
+            for order_id, trail in self._trails.get(code, {}).items():
+                if trail.raised is not None and trail.raised >= since:
+                    self._gap.remember_armed(trail.raised, code, order_id)
         self._gap.assume(since, codes & self._subscribed)
         now = _market_second()
         crossed: list[Crossed] = []
@@ -558,11 +571,14 @@ class TriggerEngine:
         day's high or low crossed since. An order armed after ``since`` (the bot went down within a stamping
         period of its arming, or with the feed down since) is set aside from the extremes made before it was
         armed, as in a drop (one of its very second still counts): a stop must not sell on a low made before
-        it existed."""
+        it existed. A trailing stop whose level was raised after ``since`` likewise, from the raise: the low
+        made before it was above the level in force then."""
         for trigger in self._orders.values():
-            at = trigger.armed_at
+            trail = self._trails.get(trigger.code, {}).get(trigger.order_id)
+            raised = trail.raised if trail is not None else trigger.raised_at
+            at = max((t for t in (trigger.armed_at, raised) if t is not None), default=None)
             if at is not None and at >= since:
-                self._gap.remember_armed(at, trigger.code, trigger.order_id, market_second(at))
+                self._gap.remember_armed(at, trigger.code, trigger.order_id)
         self._gap.assume(since, self._subscribed)
 
     async def disarm(self, order_id: int) -> None:

@@ -236,16 +236,17 @@ class ConditionalOrders:
         self.engine = engine
 
     async def armed_triggers(self) -> list[ArmedTrigger]:
-        """Every armed order's trigger, loaded at the engine's start: the seven columns it needs, not ORM
-        rows (10,000 armed orders: ~0.02 CPU s instead of ~0.25)."""
+        """Every armed order's trigger, loaded at the engine's start: the eight columns it needs, not ORM
+        rows (10,000 armed orders: ~0.02 CPU s instead of ~0.25). A trailing stop's ``updated_at`` is when its
+        level was last stored raised (:meth:`store_trails`), or armed."""
         t = ConditionalOrderRow
         armed = core_select(col(t.id), col(t.code), col(t.stop_price), col(t.take_price), col(t.trail_percent),
-                            col(t.high_water), col(t.armed_at)).where(col(t.status) == "armed")
+                            col(t.high_water), col(t.armed_at), col(t.updated_at)).where(col(t.status) == "armed")
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(armed)).all()
         return [ArmedTrigger(order_id, code, stop, take, Decimal(percent) if percent else None, high,
-                             at.timestamp() if at is not None else None)
-                for order_id, code, stop, take, percent, high, at in rows if order_id is not None]
+                             at.timestamp() if at is not None else None, updated.timestamp() if percent else None)
+                for order_id, code, stop, take, percent, high, at, updated in rows if order_id is not None]
 
     async def start(self) -> None:
         """After the engine started: the firings a restart interrupted, then the background upkeep."""
@@ -941,7 +942,10 @@ class ConditionalOrders:
         async with self.db.session() as session:
             rows = list((await session.exec(select(ConditionalOrderRow).where(
                 col(ConditionalOrderRow.updated_at) >= since,
-                col(ConditionalOrderRow.status) != "pending"))).all())
+                col(ConditionalOrderRow.status) != "pending",
+                # (not those still armed since earlier: a trailing stop's level stored raised, every second of a rally)
+                or_(col(ConditionalOrderRow.status) != "armed", col(ConditionalOrderRow.armed_at) >= since,
+                    col(ConditionalOrderRow.armed_at).is_(None))))).all())
         self.adopted_until = now
         gone = [r.id for r in rows if r.status != "armed" and r.id is not None and engine.armed(r.id) is not None]
         if time.monotonic() - self._swept >= SWEEP_SECONDS:  # and, now and then, a full look (a late commit)
@@ -988,12 +992,14 @@ class ConditionalOrders:
 
     async def store_trails(self, levels: dict[int, tuple[int, int]]) -> None:
         """Trailing stops' raised highs and levels (the engine's batches): one executemany, so that
-        thousands of trailing stops moving with a rally hold the write lock for milliseconds."""
+        thousands of trailing stops moving with a rally hold the write lock for milliseconds. Stamped
+        (``updated_at``): a restart judges the level from then (a low made before the raise, above the level
+        in force then, must not sell at a restart whose gap began earlier: see TriggerEngine.assume_gap)."""
         if not levels:
             return
         table = ConditionalOrderRow.__table__  # type: ignore[attr-defined]
         statement = (update(table).where(table.c.id == bindparam("order_id"), table.c.status == "armed")
-                     .values(high_water=bindparam("high"), stop_price=bindparam("level")))
+                     .values(high_water=bindparam("high"), stop_price=bindparam("level"), updated_at=utcnow()))
         async with self.db.write_connection() as conn:
             await conn.execute(statement, [{"order_id": order_id, "high": high, "level": level}
                                            for order_id, (high, level) in levels.items()])

@@ -10,7 +10,7 @@
 * A replica taking the feed over treats it as a feed gap since it last saw the other holder alive: the
   first tick of each symbol fires what the day's high or low crossed meanwhile. Alerts armed on
   another replica reach the feed's owner through the database (:meth:`Replicas._adopt_alerts`), with
-  the same gap check from the moment they were stored.
+  the same gap check from the moment each was stored.
 * **A restart is a gap too.** With no holder seen (the only process restarted; every replica was
   down and one comes back) there is no moment to start the gap from: the feed's owner stamps in the
   database, while the feed is up, when it last watched it (:mod:`chatbot.service.watermark`), and one
@@ -227,9 +227,7 @@ class Replicas:
                 if since is not None:
                     log.info("feed unwatched since its last stamp: a gap from then",
                              extra={"since_s": round(time.time() - since, 2)})
-            await engine.start()
-            if since is not None:  # the previous owner was alive then: a gap from that moment
-                engine.assume_gap(since)
+            await engine.start(since)  # (the previous owner was alive then: a gap from that moment)
             if riders is not None:
                 await riders(since)
             self._watching = True
@@ -343,8 +341,10 @@ class Replicas:
             by_code.setdefault(r[1], []).append(r)
         for code, alerts in by_code.items():
             try:
+                # Each judged from its own storing (from the earliest on its symbol, one stored later fired on an
+                # extreme made before it existed).
                 added.update(await engine.adopt([(r[0], r[1], r[2], r[3]) for r in alerts],
-                                                min(r[4] for r in alerts).timestamp()))
+                                                [r[4].timestamp() for r in alerts]))
             except SubscriptionError as exc:  # the session is full: its alerts wait for a free slot
                 if code not in self._unsubscribable:
                     log.warning("an alert armed on another replica cannot be watched: the feed session is full",
