@@ -76,7 +76,8 @@ def test_every_failure_reason_is_worded_in_each_language(reason: FailReason, lan
         assert not re.search(r"[A-Za-z]{3,}", words), text
     retry = {"ko": "다시 시도", "en": "try again"}[language]
     hopeless = {FailReason.REAL_DISABLED, FailReason.US_NOT_OFFERED, FailReason.NOTHING_LEFT,
-                FailReason.RESERVATION_GONE, FailReason.NOT_REGISTERED, FailReason.KIS_KEYS_REFUSED}
+                FailReason.RESERVATION_GONE, FailReason.NOT_REGISTERED, FailReason.KIS_KEYS_REFUSED,
+                FailReason.ACCOUNT_CHANGED}
     assert (retry.lower() in text.lower()) is (reason not in hopeless), text
 
 

@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 # before anything is sent. Whatever it does, raises included, the order is then sent and settled.
 ShowSending = Callable[[OrderCard], Awaitable[None]]
 
-ACCOUNT_CHANGED = "the account changed since this card was made; nothing was sent"
+ACCOUNT_CHANGED = FailReason.ACCOUNT_CHANGED  # the card was made for another account; nothing was sent
 ORDER_ACTIONS = ("order", "reserve", "cancel", "revise", "reset")  # the cards this service claims (conditional orders have theirs)
 # A new price with cents or a dollar sign ("151.005", "$151.01"): a US order's, perhaps one no longer open
 _DOLLARS = re.compile(r"^[$＄]?[0-9][0-9,]*\.[0-9]+$|^[$＄][0-9][0-9,]*$")
@@ -321,7 +321,7 @@ class Orders:
                 claimed = replace(claimed, account=await self.accounts.for_user(user_id))
             except Exception as exc:  # noqa: BLE001 -- nothing was sent; any fault settles the card as failed
                 log.warning("no KIS account for a claimed card", extra={"card": token, "error": type(exc).__name__})
-                return await self._not_sent(claimed, type(exc).__name__)
+                return await self._not_sent(claimed, fail_reason(exc))
             assert claimed.account is not None
             if account_ref(self.mode.setting, user_id, claimed.account.account) != row.account_ref:
                 log.warning("a pressed card was for another account; nothing sent", extra={"card": token})

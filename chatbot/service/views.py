@@ -157,6 +157,7 @@ class FailReason(StrEnum):
     RESERVATION_GONE = "reservation_gone"  # a US reservation sent at the open, or cancelled, meanwhile
     RESERVATION_LIST_UNANSWERED = "reservation_list_unanswered"
     NOT_REGISTERED = "not_registered"  # no KIS account for the card's owner any more
+    ACCOUNT_CHANGED = "account_changed"  # the card was made for another account than the user's now
     KIS_UNREACHABLE = "kis_unreachable"
     KIS_BUSY = "kis_busy"  # KIS's rate limit
     KIS_TOKEN_WAIT = "kis_token_wait"  # KIS issues one access token a minute

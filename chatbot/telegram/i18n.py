@@ -196,6 +196,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                                                "shortly."},
     "fail_not_registered": {"ko": "등록된 KIS 계정이 없습니다. /login 으로 등록한 뒤 새로 주문하세요.",
                             "en": "no KIS account is registered. Register with /login, then order anew."},
+    "fail_account_changed": {"ko": "이 카드를 만든 뒤 계좌가 바뀌었습니다. 지금 계좌로 다시 요청하세요.",
+                             "en": "the account changed since this card was made. Ask again for the account "
+                                   "you use now."},
     "fail_kis_unreachable": {"ko": "KIS가 응답하지 않았습니다. 잠시 후 다시 시도하세요.",
                              "en": "KIS did not answer. Please try again shortly."},
     "fail_kis_busy": {"ko": "KIS의 초당 요청 한도에 걸렸습니다. 잠시 후 다시 시도하세요.",
