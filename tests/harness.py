@@ -118,11 +118,12 @@ class BotHarness:
         await asyncio.wait_for(done(), timeout)
 
     async def say(self, user: dict[str, Any], text: str, chat_id: int | None = None, *,
-                  timeout: float = 30.0) -> list[dict[str, Any]]:
-        """The user types ``text``; returns the bot messages sent to that chat while handling it."""
+                  timeout: float = 30.0, reply_to: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The user types ``text`` (a reply to ``reply_to``, if given); returns the bot messages sent to
+        that chat while handling it."""
         chat = user["id"] if chat_id is None else chat_id
         before = {m["message_id"] for m in self.api.bot_messages(chat)}
-        update = self.api.send_text(user, text, chat_id)
+        update = self.api.send_text(user, text, chat_id, reply_to=reply_to)
         await self._wait(update["update_id"], timeout)
         await asyncio.sleep(0)
         return [m for m in self.api.bot_messages(chat) if m["message_id"] not in before

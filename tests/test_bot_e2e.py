@@ -76,7 +76,7 @@ async def test_price_by_code_and_name(bot: BotHarness) -> None:
     state = bot.sim.market.get(CODE)
     assert state is not None
     (msg,) = await bot.say(ALICE, f"/price {CODE}")
-    assert "삼성전자" in msg["text"] and f"{state.price:,}원" in msg["text"] and "🔺" in msg["text"]
+    assert "삼성전자" in msg["text"] and f"₩{state.price:,}" in msg["text"] and "🔺" in msg["text"]
     (msg,) = await bot.say(BOB, "/price samsung electronics")
     assert "Samsung Electronics" in msg["text"] and f"{state.price:,} KRW" in msg["text"]
 

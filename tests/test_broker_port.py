@@ -100,7 +100,7 @@ def test_cards_render_won_as_before_and_dollars_with_their_sign() -> None:
                          expires_at=dt.datetime.now(dt.UTC))
 
     won, _ = render.card(card(Symbol(CODE, "삼성전자", "Samsung Electronics", "KOSPI"), Money.krw(70_000)), "ko")
-    assert "예상 금액 210,000원" in won and "예상 수수료 31원 · 세금 0원" in won and "$" not in won
+    assert "예상 금액 ₩210,000" in won and "예상 수수료 ₩31 · 세금 ₩0" in won and "$" not in won
     usd, _ = render.card(card(Symbol("AAPL", "애플", "Apple", "NASDAQ"), Money.usd("190.25")), "ko")
     assert "가격 $190.25" in usd and "예상 금액 $570.75" in usd and "예상 수수료 $1.42" in usd and "원" not in usd
     assert render.signed(Money.usd("-3.5")) == "-$3.50" and render.signed(Money.krw(1200)) == "+1,200"

@@ -65,7 +65,7 @@ async def test_login_deletes_secret_messages_and_stores_a_working_credential(bot
     for method, params in bot.api.calls:  # nor does the bot ever echo them
         assert creds.app_secret not in str(params) or method in ("getUpdates",)
     (me,) = await bot.say(ALICE, "/me")
-    assert mask(creds.app_key) in me["text"] and "12345678-01" in me["text"]
+    assert mask(creds.app_key) in me["text"] and "12******-01" in me["text"] and "12345678" not in me["text"]
     assert creds.app_key not in me["text"]
     await bot.press_button(ALICE, (await bot.say(ALICE, "/buy 005930 1"))[0], 0)
     assert "12345678-01" in bot.sim.exchange.accounts  # the order went to the registered account
@@ -255,7 +255,7 @@ async def test_reset_paper_account(bot: BotHarness) -> None:
     await bot.press_button(ALICE, card, 0)
     assert "새 모의계좌" in bot.current(card)["text"]
     (balance,) = await bot.say(ALICE, "/balance")
-    assert "보유 종목이 없습니다" in balance["text"] and "10,000,000원" in balance["text"]
+    assert "보유 종목이 없습니다" in balance["text"] and "₩10,000,000" in balance["text"]
 
 
 async def test_logout_revokes_the_token_at_kis(bot: BotHarness) -> None:

@@ -48,7 +48,7 @@ async def test_random_symbols_quote_trade_and_take_alerts(bot: BotHarness) -> No
     for symbol in drawn(bot, 20261130):
         name = html.escape(symbol.name_ko, quote=False)
         (quote,) = await bot.say(ALICE, f"/price {symbol.code}")
-        assert name in quote["text"] and symbol.code in quote["text"] and "원" in quote["text"], quote["text"]
+        assert name in quote["text"] and symbol.code in quote["text"] and "₩" in quote["text"], quote["text"]
         state = bot.sim.market.get(symbol.code)
         assert state is not None and f"{state.price:,}" in quote["text"]
 
@@ -82,7 +82,7 @@ async def test_an_etn_is_quoted_with_its_q_prefix(bot: BotHarness) -> None:
         await client.aclose()
     for query in ("원유 선물 ETN", "580011", "Q580011"):
         (quote,) = await bot.say(ALICE, f"/price {query}")
-        assert "테스트 레버리지 원유 선물 ETN" in quote["text"] and "9,870원" in quote["text"], quote["text"]
+        assert "테스트 레버리지 원유 선물 ETN" in quote["text"] and "₩9,870" in quote["text"], quote["text"]
     (card,) = await bot.say(ALICE, "/buy 580011 2")
     await bot.press_button(ALICE, card, 0)
     assert "주문 접수" in bot.current(card)["text"]
@@ -108,7 +108,7 @@ async def test_refresh_from_master_archives_end_to_end(tmp_path: Path) -> None:
         for text in ("/login", creds.app_key, creds.app_secret, "55667788-01", "hts55"):
             await bot.say(ALICE, text)
         (quote,) = await bot.say(ALICE, "/price 테스트신규바이오")
-        assert "0999Z0" in quote["text"] and "12,340원" in quote["text"], quote["text"]
+        assert "0999Z0" in quote["text"] and "₩12,340" in quote["text"], quote["text"]
         (halted,) = await bot.say(ALICE, "/price 삼성전자")
         assert "거래정지" in halted["text"] and "관리종목" not in halted["text"]
         (card,) = await bot.say(ALICE, "/buy SK하이닉스 1")
@@ -137,7 +137,7 @@ async def test_refresh_from_master_archives_end_to_end(tmp_path: Path) -> None:
         await paper.runtime.directory_refresh.ready.wait()
         assert paper.runtime.directory_refresh.refreshes == 0
         (quote,) = await paper.say(ALICE, "/price 테스트신규바이오")
-        assert "0999Z0" in quote["text"] and "12,340원" in quote["text"], quote["text"]
+        assert "0999Z0" in quote["text"] and "₩12,340" in quote["text"], quote["text"]
         (card,) = await paper.say(ALICE, "/buy 0999Z0 3")
         await paper.press_button(ALICE, card, 0)
         assert "주문 접수" in paper.current(card)["text"]

@@ -201,7 +201,7 @@ async def test_a_partial_revision_card_says_the_rest_stays_at_the_old_price(bot:
     await bot.press_button(ALICE, card, 0)
     order_no = bot.current(card)["text"].split("주문번호 ")[1].split()[0]
     (partial,) = await bot.say(ALICE, f"/modify {order_no} {ticks(1, old)} 3")
-    assert f"나머지 2주는 {old:,}원에 그대로 남습니다" in partial["text"], partial["text"]
+    assert f"나머지 2주는 ₩{old:,}에 그대로 남습니다" in partial["text"], partial["text"]
     (whole,) = await bot.say(ALICE, f"/modify {order_no} {ticks(1, old)}")
     assert "나머지" not in whole["text"], whole["text"]
     (en,) = await bot.say(BOB, f"/modify {order_no} {ticks(1, old)} 3")  # another user's order: not theirs

@@ -181,7 +181,7 @@ async def test_the_revise_prompt_of_a_sub_dollar_us_order_names_its_price_to_the
     revise = next(i for i, (_, data) in enumerate(BotApiEmulator.buttons(orders)) if data.startswith("pr:"))
     await bot.press_button(BOB, orders, revise)
     prompt = await bot.wait_for_message(BOB["id"], f"/modify {order_no}")
-    assert f"/modify {order_no} 0.4012" in prompt["text"], prompt["text"]  # not 0.40: sent as is, a new price
+    assert f"/modify {order_no} 0.4013" in prompt["text"], prompt["text"]  # not 0.40: to the tick, a new price
 
 
 @pytest.mark.parametrize("price", ["190.50달러", "190.5불", "＄190.50", "１９０.５０"])
@@ -370,7 +370,7 @@ async def test_orders_lists_domestic_orders_when_kis_us_queries_fail(bot: BotHar
         (revise,) = await bot.say(ALICE, f"/modify {order_no} 2600")  # a domestic order is still revised
         assert BotApiEmulator.buttons(revise) and "정정" in revise["text"], revise["text"]
         await bot.press(ALICE, orders, f"pr:{order_no}")  # and its revise button still prompts
-        await bot.wait_for_message(ALICE["id"], f"/modify {order_no} 2500")
+        await bot.wait_for_message(ALICE["id"], f"/modify {order_no} 2505")
     finally:
         await bot.sim.control("clear-faults", {})
     for listing in (orders, cancel):

@@ -117,7 +117,7 @@ async def test_us_far_limit_modify_then_cancel(bot: BotHarness) -> None:
     order_no = next(data.split(":", 1)[1] for _, data in BotApiEmulator.buttons(orders) if data.startswith("pc:"))
     revise_button = next(i for i, (_, data) in enumerate(BotApiEmulator.buttons(orders)) if data.startswith("pr:"))
     await bot.press_button(BOB, orders, revise_button)
-    prompt = await bot.wait_for_message(BOB["id"], f"/modify {order_no} 200.00")
+    prompt = await bot.wait_for_message(BOB["id"], f"/modify {order_no} 200.01")  # a tick up: a new price
     assert "🇺🇸" in prompt["text"]
     revise = await us_card(bot, BOB, f"/modify {order_no} 201.50")
     assert "$200.00" in revise["text"] and "$201.50" in revise["text"]
@@ -410,5 +410,5 @@ async def test_a_reservation_gone_before_the_press_is_refused(bot: BotHarness, f
     if from_journal:
         assert row.status == "rejected" and "예약주문" in (row.message or "") and row.told_at is not None, row
     else:
-        assert "no longer a pending US reservation" in final, final
+        assert "no longer a pending reservation" in final, final
         assert row.status == "failed" and row.sent_at is None and row.told_at is not None, row

@@ -362,11 +362,16 @@ class BotApiEmulator:
         return {"id": user_id, "is_bot": False, "first_name": first_name or f"user{user_id}",
                 "language_code": language}
 
-    def send_text(self, user: dict[str, Any], text: str, chat_id: int | None = None) -> dict[str, Any]:
-        """The user types ``text`` (a command gets its bot_command entity); returns the update."""
+    def send_text(self, user: dict[str, Any], text: str, chat_id: int | None = None, *,
+                  reply_to: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The user types ``text`` (a command gets its bot_command entity), as a reply to ``reply_to`` if
+        given (Telegram includes the message replied to, without its own reply); returns the update."""
         chat_id = user["id"] if chat_id is None else chat_id
         message: dict[str, Any] = {"message_id": self._next_message_id(chat_id), "date": int(time.time()),
                                    "chat": self._chat_obj(chat_id), "from": user, "text": text}
+        if reply_to is not None:
+            replied = self.messages.get((chat_id, reply_to["message_id"]), reply_to)
+            message["reply_to_message"] = {k: v for k, v in replied.items() if k != "reply_to_message"}
         if text.startswith("/"):
             command = text.split()[0] if text.split() else text
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]

@@ -91,6 +91,7 @@ from chatbot.service.us_conditional import (
     UsConditional,
     UsRequest,
     dollars,
+    down_to_tick,
     exchange_of_key,
     ticker_of,
 )
@@ -352,8 +353,10 @@ class ConditionalOrders:
         for value in (v for v in (request.stop, take, limit) if v is not None):
             low, high = int(price * PLAUSIBLE[0]), int(price * PLAUSIBLE[1])
             if not low <= value <= high:
-                raise UserError("us_cond_implausible", price=f"${dollars(value)}", low=f"${dollars(low)}",
-                                high=f"${dollars(high)}")
+                shown_low = down_to_tick(low)  # the range on the tick: $95.13, not $95.1250
+                shown_low += 100 if shown_low < low else 0  # up a cent (below $1 every unit is on the tick)
+                raise UserError("us_cond_implausible", price=f"${dollars(value)}", low=f"${dollars(shown_low)}",
+                                high=f"${dollars(down_to_tick(high))}")
         if stop is not None and price <= stop:
             raise UserError("us_cond_would_fire_now", price=f"${dollars(price)}", trigger=f"${dollars(stop)}")
         if take is not None and price >= take:

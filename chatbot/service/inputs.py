@@ -5,12 +5,15 @@ order), the arguments of /buy and /sell, chart periods, order numbers. Bad input
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from chatbot.kis import protocol as p
-from chatbot.markets.money import Money
+from chatbot.kis.models import OrderSide
+from chatbot.markets.money import Currency, Money
+from chatbot.markets.ticks import tick_size, us_tick_size
 from chatbot.service.errors import UserError
 from chatbot.symbols import Symbol, SymbolDirectory
 
@@ -25,6 +28,34 @@ _NUMBER = re.compile(r"^[0-9]{1,3}(,[0-9]{3})*$|^[0-9]+$")  # 1234 or 1,234 (ASC
 Period = Literal["D", "W", "M"]
 CHART_PERIODS: dict[str, Period] = {"d": "D", "day": "D", "일": "D", "w": "W", "week": "W", "주": "W",
                                     "m": "M", "month": "M", "월": "M"}
+
+
+def normalise_typed(text: str) -> str:
+    """What a user typed with the full-width forms of ASCII (U+FF01–U+FF5E: ``３５５５``, ``５％``, ``１，０００``,
+    ``１９０．２５``, ``ＡＡＰＬ``, as Korean and Japanese input methods give them) in their ASCII forms, the
+    rest untouched (NFKC on the whole text would also turn the compatibility jamo of a 초성 search, ``ㅅㅅ``,
+    into other characters). Every command's words go through it before they are read."""
+    if not any("\uff01" <= ch <= "\uff5e" for ch in text):
+        return text
+    return "".join(unicodedata.normalize("NFKC", ch) if "\uff01" <= ch <= "\uff5e" else ch for ch in text)
+
+
+def revise_example(price: Money, side: OrderSide) -> Money:
+    """A new price to show in a revision's example: one tick from the order's own toward the market (a buy
+    up, a sell down), on the tick grid; the order's own price would be refused as no change."""
+    if price.currency is Currency.KRW:
+        won = int(price.amount)
+        if side is OrderSide.BUY:
+            return Money.krw(won + tick_size(won))
+        below = won - 1
+        return Money.krw(max(below - below % tick_size(below), 1)) if below > 0 else price
+    tick = us_tick_size(price.amount)
+    if side is OrderSide.BUY:
+        return Money(price.amount + tick, price.currency)
+    lower = price.amount - tick
+    if lower <= 0:
+        return price
+    return Money(lower.quantize(us_tick_size(lower)) if lower >= 1 else lower, price.currency)
 
 
 @dataclass(frozen=True, slots=True)

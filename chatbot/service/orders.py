@@ -46,6 +46,7 @@ from chatbot.service.journal import DatabaseUnavailable, OrderJournal, Settling,
 from chatbot.service.market_data import MarketData
 from chatbot.service.views import (
     ConfirmResult,
+    FailReason,
     Mode,
     OpenOrder,
     OrderCard,
@@ -53,6 +54,7 @@ from chatbot.service.views import (
     OrderSide,
     Outcome,
     StandingOrder,
+    fail_reason,
 )
 from chatbot.storage.tables import PendingOrderRow
 from chatbot.symbols import Symbol
@@ -63,7 +65,7 @@ log = logging.getLogger(__name__)
 # before anything is sent. Whatever it does, raises included, the order is then sent and settled.
 ShowSending = Callable[[OrderCard], Awaitable[None]]
 
-ACCOUNT_CHANGED = "the account changed since this card was made; nothing was sent"
+ACCOUNT_CHANGED = FailReason.ACCOUNT_CHANGED  # the card was made for another account; nothing was sent
 ORDER_ACTIONS = ("order", "reserve", "cancel", "revise", "reset")  # the cards this service claims (conditional orders have theirs)
 # A new price with cents or a dollar sign ("151.005", "$151.01"): a US order's, perhaps one no longer open
 _DOLLARS = re.compile(r"^[$＄]?[0-9][0-9,]*\.[0-9]+$|^[$＄][0-9][0-9,]*$")
@@ -319,14 +321,14 @@ class Orders:
                 claimed = replace(claimed, account=await self.accounts.for_user(user_id))
             except Exception as exc:  # noqa: BLE001 -- nothing was sent; any fault settles the card as failed
                 log.warning("no KIS account for a claimed card", extra={"card": token, "error": type(exc).__name__})
-                return await self._not_sent(claimed, type(exc).__name__)
+                return await self._not_sent(claimed, fail_reason(exc))
             assert claimed.account is not None
             if account_ref(self.mode.setting, user_id, claimed.account.account) != row.account_ref:
                 log.warning("a pressed card was for another account; nothing sent", extra={"card": token})
                 return await self._not_sent(claimed, ACCOUNT_CHANGED)
         if claimed.journal_id is None:  # a paper-account reset: nothing goes to KIS's order endpoint
             if self.mode is Mode.REAL and not self.allow_real_orders:
-                await self.cards.finish(token, CardStatus.FAILED, "real orders disabled")
+                await self.cards.finish(token, CardStatus.FAILED, FailReason.REAL_DISABLED)
                 return ConfirmResult(Outcome.REAL_DISABLED, card)
             assert self.renew_paper_account is not None
             await self.renew_paper_account(user_id)
@@ -336,15 +338,15 @@ class Orders:
         try:
             if self.mode is Mode.REAL and not self.allow_real_orders:
                 return await self._settle(row, journal_id, Outcome.REAL_DISABLED, card,
-                                          message="real orders disabled")
+                                          message=FailReason.REAL_DISABLED)
             try:
                 account = claimed.account or await self.accounts.for_user(user_id)
             except Exception as exc:  # noqa: BLE001 -- nothing was sent; any fault settles the card as failed
                 log.warning("no KIS account for a claimed card", extra={"card": token, "error": type(exc).__name__})
-                return await self._settle(row, journal_id, Outcome.FAILED, card, message=type(exc).__name__)
+                return await self._settle(row, journal_id, Outcome.FAILED, card, message=fail_reason(exc))
             if row.market != "KRX":  # a US card: its prices are dollars (ten-thousandths), its path its own
                 if self.us is None:
-                    return await self._settle(row, journal_id, Outcome.FAILED, card, message="US orders not offered")
+                    return await self._settle(row, journal_id, Outcome.FAILED, card, message=FailReason.US_NOT_OFFERED)
                 return await self.us.submit(row, card, account, journal_id)
             if row.action == "cancel":
                 return await self._submit_cancel(row, card, account, journal_id)
@@ -391,14 +393,14 @@ class Orders:
                                                 None if row.price is None else Money.krw(whole_units(row.price)),
                                                 on_sending=sending.callback)
         except DatabaseUnavailable:
-            return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+            return await self._settle(row, journal_id, Outcome.FAILED, card, message=FailReason.DATABASE_UNAVAILABLE)
         except KisOrderRejected as exc:
             return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
         except KisOrderUncertain as exc:
             return await self._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd, message=str(exc))
         except KisError as exc:  # proven not placed: gateway refusal, unreachable, token wait, no snapshot
             return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
-                                      message=exc.msg1 or type(exc).__name__)
+                                      message=exc.msg1 or fail_reason(exc))
         detail = "found by lookup after an unknown outcome" if placed.reconciled else None
         return await self._settle(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no, message=detail)
 
@@ -409,7 +411,7 @@ class Orders:
         try:
             ack = await account.broker.cancel(_carded_order(row), on_sending=sending.callback)
         except DatabaseUnavailable:
-            return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+            return await self._settle(row, journal_id, Outcome.FAILED, card, message=FailReason.DATABASE_UNAVAILABLE)
         except KisOrderRejected as exc:  # not cancelled: the trader learns how the order stands
             return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1,
                                       original=await standing_order(account.broker, row.order_no))
@@ -422,7 +424,7 @@ class Orders:
                 return await self._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
                                           message=str(exc))
             return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
-                                      message=exc.msg1 or type(exc).__name__)
+                                      message=exc.msg1 or fail_reason(exc))
         return await self._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
 
     async def _submit_revise(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,
@@ -438,11 +440,11 @@ class Orders:
             orders = await account.broker.open_orders()
         except KisError as exc:  # nothing was sent
             return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
-                                      message=exc.msg1 or type(exc).__name__)
+                                      message=exc.msg1 or fail_reason(exc))
         order = next((o for o in orders if p.order_no_key(o.order_no) == key), None)
         if order is None:
             return await self._settle(row, journal_id, Outcome.FAILED, card,
-                                      message="nothing left to revise (filled or cancelled meanwhile)")
+                                      message=FailReason.NOTHING_LEFT)  # filled or cancelled meanwhile
         all_remaining = row.quantity >= order.cancellable_quantity  # a fill meanwhile: revise what is left
         side = OrderSide(row.side)
         # the card's order (as it was carded), on the exchange and with what is left as listed now
@@ -452,7 +454,7 @@ class Orders:
             ack = await account.broker.revise(carded, price, None if all_remaining else row.quantity,
                                               on_sending=sending.callback)
         except DatabaseUnavailable:
-            return await self._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+            return await self._settle(row, journal_id, Outcome.FAILED, card, message=FailReason.DATABASE_UNAVAILABLE)
         except KisOrderRejected as exc:  # not revised: the trader learns how the order stands
             return await self._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1,
                                       original=await standing_order(account.broker, row.order_no))
@@ -467,7 +469,7 @@ class Orders:
                 return await self._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
                                           message=str(exc))
             return await self._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
-                                      message=exc.msg1 or type(exc).__name__)
+                                      message=exc.msg1 or fail_reason(exc))
         return await self._settle(row, journal_id, Outcome.REVISED_ORDER, card, order_no=ack.order_no)
 
     async def _settle(self, row: PendingOrderRow, journal_id: int, outcome: Outcome, card: OrderCard, *,

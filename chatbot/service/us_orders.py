@@ -50,9 +50,9 @@ from chatbot.service.journal import DatabaseUnavailable
 from chatbot.service.orders import Orders, _found_change, _Sending
 from chatbot.service.us_cards import us_card_detail
 from chatbot.service.us_market import UsMarketData
-from chatbot.service.us_reservations import GONE_MESSAGE, RESERVATION_TYPE, UsReservations
+from chatbot.service.us_reservations import RESERVATION_TYPE, UsReservations
 from chatbot.service.us_views import UsOpenOrder
-from chatbot.service.views import ConfirmResult, Mode, OrderCard, Outcome
+from chatbot.service.views import ConfirmResult, FailReason, Mode, OrderCard, Outcome, fail_reason
 from chatbot.storage.tables import OrderJournalRow, PendingOrderRow
 from chatbot.storage.types import utcnow
 
@@ -465,7 +465,7 @@ class UsOrders:
                 current = next((o for o in await broker.open_orders() if order_no_key(o.order_no) == key), None)
                 if current is None:  # nothing was sent
                     return await orders._settle(row, journal_id, Outcome.FAILED, card,
-                                                message="nothing left to cancel or revise (filled or cancelled meanwhile)")
+                                                message=FailReason.NOTHING_LEFT)  # filled or cancelled meanwhile
                 if row.action == "cancel":
                     ack = await broker.cancel(current, on_sending=sending.callback)
                     return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=ack.order_no)
@@ -488,7 +488,7 @@ class UsOrders:
         except (UsOrderNotOffered, ValueError) as exc:  # refused before anything was sent
             return await orders._settle(row, journal_id, Outcome.FAILED, card, message=str(exc))
         except DatabaseUnavailable:
-            return await orders._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+            return await orders._settle(row, journal_id, Outcome.FAILED, card, message=FailReason.DATABASE_UNAVAILABLE)
         except KisOrderRejected as exc:
             return await orders._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
         except KisOrderUncertain as exc:
@@ -503,7 +503,7 @@ class UsOrders:
                 return await orders._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
                                             message=str(exc))
             return await orders._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
-                                        message=exc.msg1 or type(exc).__name__)
+                                        message=exc.msg1 or fail_reason(exc))
         detail = "found by lookup after an unknown outcome" if placed.reconciled else None
         return await orders._settle(row, journal_id, Outcome.PLACED, card, order_no=placed.ack.order_no,
                                     message=detail)
@@ -517,18 +517,17 @@ class UsOrders:
         try:
             try:
                 current = await self.reservations.find(row.owner_id, row.order_no, exclude_journal=journal_id)
-            except UserError as exc:  # KIS's reservation list did not answer (a query's error): nothing was sent
+            except UserError:  # KIS's reservation list did not answer (a query's error): nothing was sent
                 return await orders._settle(row, journal_id, Outcome.FAILED, card,
-                                            message=f"KIS's reservation list did not answer ({exc.key}); nothing "
-                                                    "was sent")
+                                            message=FailReason.RESERVATION_LIST_UNANSWERED)
             if current is None:  # nothing was sent
                 return await orders._settle(row, journal_id, Outcome.FAILED, card,
-                                            message=GONE_MESSAGE)
+                                            message=FailReason.RESERVATION_GONE)
             assert sending.callback is not None
             await sending.callback(set())  # journalled as sent before anything leaves
             number = await broker.client.cancel_reservation(current.received_date, current.reservation_no)
         except DatabaseUnavailable:
-            return await orders._settle(row, journal_id, Outcome.FAILED, card, message="database unavailable")
+            return await orders._settle(row, journal_id, Outcome.FAILED, card, message=FailReason.DATABASE_UNAVAILABLE)
         except KisOrderRejected as exc:  # e.g. sent at the open, or cancelled in KIS's app meanwhile
             return await orders._settle(row, journal_id, Outcome.REJECTED, card, msg_cd=exc.msg_cd, message=exc.msg1)
         except KisError as exc:
@@ -536,7 +535,7 @@ class UsOrders:
                 return await orders._settle(row, journal_id, Outcome.UNCERTAIN, card, msg_cd=exc.msg_cd,
                                             message=f"US reservation cancel: {exc}")
             return await orders._settle(row, journal_id, Outcome.FAILED, card, msg_cd=exc.msg_cd,
-                                        message=exc.msg1 or type(exc).__name__)
+                                        message=exc.msg1 or fail_reason(exc))
         return await orders._settle(row, journal_id, Outcome.CANCELLED_ORDER, card, order_no=number,
                                     message="US reservation cancelled")
 

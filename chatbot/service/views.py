@@ -13,7 +13,10 @@ from enum import StrEnum
 
 from chatbot.broker import Balance, Holding, OpenOrder, OrderSide, Quote
 from chatbot.kis import protocol as p
+from chatbot.kis.errors import KisAuthError, KisError, KisRateLimited, KisTokenExpired, KisTokenIssueThrottled
 from chatbot.markets.money import Currency, Money
+from chatbot.security.credentials import mask_account
+from chatbot.service.errors import UserError
 from chatbot.service.us_views import UsCardDetail
 from chatbot.symbols import Symbol
 
@@ -24,6 +27,7 @@ __all__ = [
     "ChartView",
     "ConfirmResult",
     "Currency",
+    "FailReason",
     "Holding",
     "Mode",
     "Money",
@@ -38,6 +42,7 @@ __all__ = [
     "StandingOrder",
     "StatusView",
     "Symbol",
+    "mask_account",
 ]
 
 
@@ -140,6 +145,47 @@ class Outcome(StrEnum):
     ACCOUNT_CHANGED = "account_changed"  # the card was quoted for another account than the user's now: nothing sent
 
 
+class FailReason(StrEnum):
+    """Why a confirmed card was not sent (:attr:`Outcome.FAILED`): a key the front end words, with the
+    advice that fits it (wait and retry, look at /orders, register, nothing to do). The value is what the
+    journal and the card's row keep; a failure KIS explained in its own words keeps those instead."""
+
+    REAL_DISABLED = "real_orders_disabled"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    US_NOT_OFFERED = "us_orders_not_offered"
+    NOTHING_LEFT = "nothing_left"  # the order filled or was cancelled meanwhile: nothing to revise or cancel
+    RESERVATION_GONE = "reservation_gone"  # a US reservation sent at the open, or cancelled, meanwhile
+    RESERVATION_LIST_UNANSWERED = "reservation_list_unanswered"
+    NOT_REGISTERED = "not_registered"  # no KIS account for the card's owner any more
+    ACCOUNT_CHANGED = "account_changed"  # the card was made for another account than the user's now
+    KIS_UNREACHABLE = "kis_unreachable"
+    KIS_BUSY = "kis_busy"  # KIS's rate limit
+    KIS_TOKEN_WAIT = "kis_token_wait"  # KIS issues one access token a minute
+    KIS_KEYS_REFUSED = "kis_keys_refused"
+    INTERNAL = "internal"
+
+    @classmethod
+    def of(cls, message: str) -> FailReason | None:
+        """The reason a failed card's message names (as settled, or read back from the journal); None: a
+        failure in KIS's own words."""
+        return cls._value2member_map_.get(message)  # type: ignore[return-value]
+
+
+def fail_reason(exc: BaseException) -> FailReason:
+    """Why a card failed on ``exc`` (raised before anything was sent), for one KIS gave no words for."""
+    if isinstance(exc, UserError):
+        return FailReason.NOT_REGISTERED if exc.key == "not_registered" else FailReason.INTERNAL
+    if isinstance(exc, KisTokenIssueThrottled):
+        return FailReason.KIS_TOKEN_WAIT
+    if isinstance(exc, KisRateLimited):
+        return FailReason.KIS_BUSY
+    if isinstance(exc, KisAuthError) and not isinstance(exc, KisTokenExpired):  # an expired token is renewed
+        return FailReason.KIS_KEYS_REFUSED
+    if isinstance(exc, KisError):
+        return FailReason.KIS_UNREACHABLE
+    return FailReason.INTERNAL
+
+
 # A press that changed nothing: not the owner's, the card gone, expired, already handled, or for another account.
 REFUSALS = frozenset({Outcome.NOT_OWNER, Outcome.ALREADY_HANDLED, Outcome.UNKNOWN, Outcome.EXPIRED,
                       Outcome.ACCOUNT_CHANGED})
@@ -171,6 +217,11 @@ class ConfirmResult:
     @property
     def refused(self) -> bool:
         return self.outcome in REFUSALS
+
+    @property
+    def reason(self) -> FailReason | None:
+        """A failed card's reason, when it is one of ours (:class:`FailReason`); None otherwise."""
+        return FailReason.of(self.message) if self.outcome is Outcome.FAILED else None
 
 
 @dataclass(frozen=True, slots=True)

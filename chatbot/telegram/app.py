@@ -15,7 +15,6 @@ from telegram.ext import (
     ApplicationHandlerStop,
     CallbackQueryHandler,
     ChatMemberHandler,
-    CommandHandler,
     Defaults,
     MessageHandler,
     TypeHandler,
@@ -43,7 +42,7 @@ from chatbot.telegram import (
     stops,
 )
 from chatbot.telegram.concurrency import PerChatUpdateProcessor
-from chatbot.telegram.context import Context, lang
+from chatbot.telegram.context import Command, Context, lang
 from chatbot.telegram.i18n import COMMAND_MENU, t
 from chatbot.telegram.pacing import MAX_IN_FLIGHT, URGENT, ChatPacedRateLimiter
 
@@ -114,39 +113,40 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(TypeHandler(Update, access.gate), group=-1)
     app.add_handler(ChatMemberHandler(access.on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(login_flow)  # first: while it runs, /cancel ends the registration
-    app.add_handler(CommandHandler("logout", login.logout))
-    app.add_handler(CommandHandler("me", login.me))
-    app.add_handler(CommandHandler("reset", reset.reset))
-    app.add_handler(CommandHandler(["start", "help"], help.start))
-    app.add_handler(CommandHandler("price", price.price))
-    app.add_handler(CommandHandler("buy", orders.buy))
-    app.add_handler(CommandHandler("sell", orders.sell))
-    app.add_handler(CommandHandler("orders", orders.orders))
-    app.add_handler(CommandHandler("cancel", orders.cancel))
-    app.add_handler(CommandHandler("modify", orders.modify))
-    app.add_handler(CommandHandler("balance", balance.balance))
-    app.add_handler(CommandHandler("alert", alerts.alert))
-    app.add_handler(CommandHandler("alerts", alerts.alerts))
-    app.add_handler(CommandHandler("chart", chart.chart))
-    app.add_handler(CommandHandler("status", status.status))
-    app.add_handler(CommandHandler("report", report.report))
-    app.add_handler(CommandHandler("history", report.history))
+    app.add_handler(Command("logout", login.logout))
+    app.add_handler(Command("me", login.me))
+    app.add_handler(Command("reset", reset.reset))
+    app.add_handler(Command(["start", "help"], help.start))
+    app.add_handler(Command("price", price.price))
+    app.add_handler(Command("buy", orders.buy))
+    app.add_handler(Command("sell", orders.sell))
+    app.add_handler(Command("orders", orders.orders))
+    app.add_handler(Command("cancel", orders.cancel))
+    app.add_handler(Command("modify", orders.modify))
+    app.add_handler(Command("balance", balance.balance))
+    app.add_handler(Command("alert", alerts.alert))
+    app.add_handler(Command("alerts", alerts.alerts))
+    app.add_handler(Command("chart", chart.chart))
+    app.add_handler(Command("status", status.status))
+    app.add_handler(Command("report", report.report))
+    app.add_handler(Command("history", report.history))
     app.add_handler(CallbackQueryHandler(cards.card_button, pattern=f"^({callbacks.CONFIRM}|{callbacks.DISMISS}):"))
     app.add_handler(CallbackQueryHandler(price.pick, pattern=f"^{callbacks.PICK_QUOTE}:"))
     app.add_handler(CallbackQueryHandler(orders.pick_order, pattern=f"^({callbacks.PICK_BUY}|{callbacks.PICK_SELL}):"))
     app.add_handler(CallbackQueryHandler(orders.pick_cancel, pattern=f"^{callbacks.PICK_CANCEL}:"))
     app.add_handler(CallbackQueryHandler(orders.pick_revise, pattern=f"^{callbacks.PICK_REVISE}:"))
     app.add_handler(CallbackQueryHandler(alerts.delete_button, pattern=f"^{callbacks.DELETE_ALERT}:"))
-    app.add_handler(CommandHandler("stop", stops.stop))
-    app.add_handler(CommandHandler("tp", stops.take_profit))
-    app.add_handler(CommandHandler("trail", stops.trail))
-    app.add_handler(CommandHandler("bracket", stops.bracket))
-    app.add_handler(CommandHandler("stops", stops.stops))
+    app.add_handler(Command("stop", stops.stop))
+    app.add_handler(Command("tp", stops.take_profit))
+    app.add_handler(Command("trail", stops.trail))
+    app.add_handler(Command("bracket", stops.bracket))
+    app.add_handler(Command("stops", stops.stops))
     app.add_handler(CallbackQueryHandler(stops.card_button,
                                          pattern=f"^({callbacks.COND_CONFIRM}|{callbacks.COND_DISMISS}):"))
     app.add_handler(CallbackQueryHandler(stops.cancel_button, pattern=f"^{callbacks.COND_CANCEL}:"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.COMMAND, help.unknown_command))
+    app.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, orders.revise_reply))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, help.plain_text))
     app.add_error_handler(on_error)
 

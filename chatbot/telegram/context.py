@@ -8,15 +8,28 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.ext import ContextTypes
+from telegram.ext import Application, CommandHandler, ContextTypes
 
 from chatbot.service.errors import UserError
+from chatbot.service.inputs import normalise_typed
 from chatbot.service.services import Services
 from chatbot.service.users import language_of
 from chatbot.telegram import render
 
 Context = ContextTypes.DEFAULT_TYPE
 Handler = Callable[[Update, Context], Coroutine[Any, Any, Any]]  # what PTB takes
+
+
+class Command(CommandHandler):  # type: ignore[type-arg]
+    """A command whose words reach the handler as the service reads them: full-width digits and signs
+    (``３５５５``, ``５％``, as Korean input methods give them) in their ASCII forms (:func:`normalise_typed`)."""
+
+    def collect_additional_context(self, context: Context, update: Update,
+                                   application: Application,  # type: ignore[type-arg]
+                                   check_result: Any) -> None:
+        super().collect_additional_context(context, update, application, check_result)
+        if context.args:
+            context.args = [normalise_typed(arg) for arg in context.args]
 
 
 def services(context: Context) -> Services:

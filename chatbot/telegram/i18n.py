@@ -99,12 +99,12 @@ MESSAGES: dict[str, dict[str, str]] = {
                                   "en": "You can revise at most the {remaining:,} shares left (asked for {want:,})."},
     "revise_nothing_changes": {"ko": "주문 {order_no}은(는) 이미 {price}입니다. 바꿀 것이 없습니다.",
                                "en": "Order {order_no} is already at {price}: nothing to change."},
-    "revise_prompt": {"ko": "주문 <code>{order_no}</code> ({name}, 잔량 {remaining:,}주 @ {price}) 정정: 새 가격을 넣어 "
-                            "보내세요 (수량은 생략하면 남은 전부).\n<code>/modify {order_no} </code>&lt;새 가격&gt; [수량]\n"
-                            "예: <code>/modify {order_no} {example}</code>",
-                      "en": "Revise order <code>{order_no}</code> ({name}, {remaining:,} left @ {price}): send it with "
-                            "the new price (no qty: all that is left).\n<code>/modify {order_no} </code>&lt;new price&gt; "
-                            "[qty]\nExample: <code>/modify {order_no} {example}</code>"},
+    "revise_prompt": {"ko": "주문 <code>{order_no}</code> ({name}, 잔량 {remaining:,}주 @ {price}) 정정: 이 메시지에 "
+                            "<b>답장</b>으로 새 가격을 보내세요 (수량은 생략하면 남은 전부). 예: <code>{example}</code>\n"
+                            "명령으로는: <code>/modify {order_no} {example}</code> [수량]",
+                      "en": "Revise order <code>{order_no}</code> ({name}, {remaining:,} left @ {price}): <b>reply</b> "
+                            "to this message with the new price (no qty: all that is left). Example: "
+                            "<code>{example}</code>\nAs a command: <code>/modify {order_no} {example}</code> [qty]"},
     "too_many_args": {"ko": "인자가 너무 많습니다.", "en": "Too many arguments."},
     "private_only": {"ko": "보안을 위해 이 봇은 개인 대화에서만 사용할 수 있습니다.",
                      "en": "For your security this bot works in private chats only."},
@@ -167,6 +167,52 @@ MESSAGES: dict[str, dict[str, str]] = {
                                    "before ordering again."},
     "outcome_failed": {"ko": "❌ <b>전송되지 않았습니다</b> ({message}). 잠시 후 다시 시도하세요.",
                        "en": "❌ <b>Not sent</b> ({message}). Please try again shortly."},
+    # -- chat polish: why a confirmed card was not sent (service.views.FailReason), each with its advice ---
+    "outcome_failed_reason": {"ko": "❌ <b>전송되지 않았습니다</b>: {reason}", "en": "❌ <b>Not sent</b>: {reason}"},
+    "fail_real_orders_disabled": {"ko": "실전 주문이 꺼져 있습니다 (운영자 설정). 다시 보내도 전송되지 않습니다.",
+                                  "en": "real-money orders are switched off (an operator setting); sending it "
+                                        "again will not help."},
+    "fail_database_unavailable": {"ko": "봇의 데이터베이스가 응답하지 않아 보내지 않았습니다. 잠시 후 다시 "
+                                        "시도하세요.",
+                                  "en": "the bot's database did not answer, so nothing went to KIS. Please try "
+                                        "again shortly."},
+    "fail_us_orders_not_offered": {"ko": "이 봇은 미국 주식 주문을 받지 않습니다. 다시 보내도 같습니다.",
+                                   "en": "this bot does not take US orders; sending it again will not help."},
+    "fail_nothing_left_revise": {"ko": "정정할 주문이 남아 있지 않습니다 (그 사이 체결되었거나 취소됨). "
+                                       "/orders 로 확인하세요.",
+                                 "en": "nothing is left of the order to revise (it filled or was cancelled "
+                                       "meanwhile). See /orders."},
+    "fail_nothing_left_cancel": {"ko": "취소할 주문이 남아 있지 않습니다 (그 사이 체결되었거나 취소됨). "
+                                       "/orders 로 확인하세요.",
+                                 "en": "nothing is left of the order to cancel (it filled or was cancelled "
+                                       "meanwhile). See /orders."},
+    "fail_reservation_gone": {"ko": "더 이상 대기 중인 예약주문이 아닙니다 (장 시작에 거래소로 보내졌거나 "
+                                    "취소됨). /orders 로 확인하세요.",
+                              "en": "it is no longer a pending reservation (sent to the exchange at the open, "
+                                    "or cancelled meanwhile). See /orders."},
+    "fail_reservation_list_unanswered": {"ko": "KIS의 예약주문 목록이 응답하지 않았습니다. 잠시 후 다시 "
+                                               "시도하세요.",
+                                         "en": "KIS's list of reservations did not answer. Please try again "
+                                               "shortly."},
+    "fail_not_registered": {"ko": "등록된 KIS 계정이 없습니다. /login 으로 등록한 뒤 새로 주문하세요.",
+                            "en": "no KIS account is registered. Register with /login, then order anew."},
+    "fail_account_changed": {"ko": "이 카드를 만든 뒤 계좌가 바뀌었습니다. 지금 계좌로 다시 요청하세요.",
+                             "en": "the account changed since this card was made. Ask again for the account "
+                                   "you use now."},
+    "fail_kis_unreachable": {"ko": "KIS가 응답하지 않았습니다. 잠시 후 다시 시도하세요.",
+                             "en": "KIS did not answer. Please try again shortly."},
+    "fail_kis_busy": {"ko": "KIS의 초당 요청 한도에 걸렸습니다. 잠시 후 다시 시도하세요.",
+                      "en": "KIS's request limit was reached. Please try again in a moment."},
+    "fail_kis_token_wait": {"ko": "KIS 접근토큰은 1분에 한 번만 발급됩니다. 1분 뒤 다시 시도하세요.",
+                            "en": "KIS issues one access token a minute. Try again in a minute."},
+    "fail_kis_keys_refused": {"ko": "KIS가 등록된 키를 받지 않았습니다. /login 으로 키를 다시 등록하세요.",
+                              "en": "KIS refused the registered keys. Register them again with /login."},
+    "fail_internal": {"ko": "봇 내부 오류입니다. 잠시 후 다시 시도하세요.",
+                      "en": "an internal error in the bot. Please try again shortly."},
+    "revise_reply_hint": {"ko": "↩️ 이 메시지에 답장으로 새 가격만 보내도 됩니다 (예: <code>{example}</code>).",
+                          "en": "↩️ Or reply to this message with just the new price (e.g. <code>{example}</code>)."},
+    "push_alert_number": {"ko": " · 알림 #{id}", "en": " · alert #{id}"},
+    # -- end of chat polish ---------------------------------------------------------------------------------
     "outcome_dismissed": {"ko": "✖ 취소했습니다. 아무것도 전송되지 않았습니다.",
                           "en": "✖ Cancelled. Nothing was sent."},
     "outcome_expired": {"ko": "⌛ 확인 시간이 지났습니다. 아무것도 전송되지 않았습니다. 다시 요청하세요.",

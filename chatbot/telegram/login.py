@@ -14,7 +14,6 @@ from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
-    CommandHandler,
     ConversationHandler,
     MessageHandler,
     filters,
@@ -28,8 +27,9 @@ from chatbot.service.registration import (
     parse_hts_id,
     secret_kind,
 )
+from chatbot.service.views import mask_account
 from chatbot.telegram import orders, render
-from chatbot.telegram.context import Context, lang, reply, services, user_errors
+from chatbot.telegram.context import Command, Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ async def got_hts_id(update: Update, context: Context) -> int:
         return ConversationHandler.END
     finally:
         draft.clear()
-    await reply(update, context, t("login_done", language, key=me.key_hint or "", account=me.account or "")
+    await reply(update, context, t("login_done", language, key=me.key_hint or "",
+                                       account=mask_account(me.account or ""))
                 + ("" if me.fill_pushes else "\n" + t("fills_need_hts_id", language)))
     return ConversationHandler.END
 
@@ -157,7 +158,7 @@ def conversation() -> ConversationHandler:  # type: ignore[type-arg]
     text = filters.TEXT & ~filters.COMMAND
     other = ~filters.TEXT & ~filters.COMMAND
     return ConversationHandler(
-        entry_points=[CommandHandler("login", start)],
+        entry_points=[Command("login", start)],
         states={
             APP_KEY: [MessageHandler(text, got_app_key), MessageHandler(other, not_text)],
             APP_SECRET: [MessageHandler(text, got_app_secret), MessageHandler(other, not_text)],
@@ -165,7 +166,7 @@ def conversation() -> ConversationHandler:  # type: ignore[type-arg]
             HTS_ID: [MessageHandler(text, got_hts_id), MessageHandler(other, not_text)],
             ConversationHandler.TIMEOUT: [MessageHandler(filters.ALL, timeout)],
         },
-        fallbacks=[CommandHandler(["cancel", "login"], cancel)],
+        fallbacks=[Command(["cancel", "login"], cancel)],
         conversation_timeout=LOGIN_TIMEOUT_SECONDS,
         name="login", persistent=False, per_chat=True, per_user=True,
     )
@@ -230,7 +231,8 @@ async def me(update: Update, context: Context) -> None:
     language = lang(update)
     badge = render.badge(view.mode, language)
     if view.key_hint:
-        text = t("me_registered", language, badge=badge, key=view.key_hint, account=view.account or "")
+        text = t("me_registered", language, badge=badge, key=view.key_hint,
+                 account=mask_account(view.account or ""))
         text += "" if view.fill_pushes else "\n" + t("fills_need_hts_id", language)
     else:
         text = t("me_paper" if view.paper_account else "me_none", language, badge=badge)

@@ -80,11 +80,12 @@ def text(notice: AlertFired | OrderFilled) -> str:
     price = str(notice.price_money)
     if isinstance(notice, AlertFired):
         cond = condition(notice.direction, notice.threshold_money, notice.percent, language)
+        number = t("push_alert_number", language, id=notice.alert_id)  # which of one's alerts (/alerts)
         if notice.currency == Currency.USD and (ticker := us_alert_ticker(notice.code)) is not None:
             return t("us_push_alert", language, name=notice.name, code=ticker, price=price, condition=cond,
-                     time=_hms(notice.time))
+                     time=_hms(notice.time)) + number
         return t("push_alert", language, name=notice.name, code=notice.code, price=price, condition=cond,
-                 time=_hms(notice.time))
+                 time=_hms(notice.time)) + number
     side = t("buy" if notice.side == "buy" else "sell", language)
     if notice.price_basis:  # told from KIS's list: an average, not one execution's price
         price = f"{t('report_avg', language)} {price}"

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
-from decimal import Decimal
+import re
+from collections.abc import Awaitable, Sequence
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import ForceReply, InlineKeyboardMarkup, Message, Update
 
 from chatbot.service.errors import UserError
+from chatbot.service.inputs import normalise_typed, revise_example
 from chatbot.service.us_views import Money
 from chatbot.service.views import OpenOrdersView, OrderCard, OrderSide
-from chatbot.telegram import callbacks, render, us_render
+from chatbot.telegram import callbacks, help, render, us_render
 from chatbot.telegram.cards import send_card, show_card_in_place
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
@@ -132,13 +133,43 @@ async def pick_cancel(update: Update, context: Context) -> None:
 @user_errors
 async def modify(update: Update, context: Context) -> None:
     """/modify <order_no> <new price> [<new qty>]: a card for revising that order (정정)."""
+    await _revise(update, context, context.args or [])
+
+
+async def _revise(update: Update, context: Context, args: Sequence[str]) -> None:
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
     us = services(context).us
     if us is not None:  # a domestic order first, else a US one
-        await send_card(update, context, us.orders.prepare_revise_any(user.id, chat.id, context.args or []))
+        await send_card(update, context, us.orders.prepare_revise_any(user.id, chat.id, list(args)))
         return
-    await send_card(update, context, services(context).orders.prepare_revise(user.id, chat.id, context.args or []))
+    await send_card(update, context, services(context).orders.prepare_revise(user.id, chat.id, list(args)))
+
+
+# The command a revise prompt shows (``/modify 0000001234 3560``); its first line names the order too.
+_PROMPTED = re.compile(r"/modify (\S{1,40}) ")
+
+
+def prompted_order(message: Message | None, bot_id: int) -> str | None:
+    """The order number of the revise prompt ``message`` is (one the 정정 button brought), else None."""
+    if message is None or message.from_user is None or message.from_user.id != bot_id or not message.text:
+        return None
+    found = _PROMPTED.search(message.text)
+    if found is None or found.group(1) not in message.text.split("\n", 1)[0]:
+        return None
+    return found.group(1)
+
+
+@user_errors
+async def revise_reply(update: Update, context: Context) -> None:
+    """Text sent in reply to a revise prompt: ``<new price> [<new qty>]``, read as ``/modify <order> …`` (a
+    card, as the command brings; nothing is sent before Confirm). Any other text: the hint, as before."""
+    message = update.effective_message
+    order_no = prompted_order(message.reply_to_message, context.bot.id) if message is not None else None
+    if message is None or order_no is None or not message.text:
+        await help.plain_text(update, context)
+        return
+    await _revise(update, context, [order_no, *normalise_typed(message.text).split()])
 
 
 @user_errors
@@ -157,24 +188,35 @@ async def pick_revise(update: Update, context: Context) -> None:
         except UserError:  # KIS's US side did not answer: a domestic order's button still works
             us_order = None
         if us_order is not None:
+            language = lang(update)
             dollars = us_order.price or Money.usd(0)
-            await reply(update, context, t("us_revise_prompt", lang(update), order_no=us_order.order_no,
-                                           name=us_order.name or us_order.symbol,
-                                           remaining=us_order.cancellable_quantity, price=str(dollars),
-                                           example=_typed_usd(dollars.amount)))
+            example = _typed_usd(revise_example(dollars, us_order.side)) if us_order.price else ""
+            text = t("us_revise_prompt", language, order_no=us_order.order_no, name=us_order.name or us_order.symbol,
+                     remaining=us_order.cancellable_quantity, price=str(dollars), example=example)
+            await _prompt(update, context, text + "\n" + t("revise_reply_hint", language, example=example), example)
             await query.answer()
             return
     if cb is not None:  # a UserError is answered by @user_errors
         order = await services(context).orders.open_order(user.id, cb.value)
         language = lang(update)
         price = render.amount(order.price) if order.price else t("market", language)
-        await reply(update, context, t("revise_prompt", language, order_no=order.order_no, name=order.name,
-                                       remaining=order.cancellable_quantity, price=price,
-                                       example=render.typed(order.price) if order.price else ""))
+        example = render.typed(revise_example(order.price, order.side)) if order.price else ""
+        await _prompt(update, context, t("revise_prompt", language, order_no=order.order_no, name=order.name,
+                                         remaining=order.cancellable_quantity, price=price, example=example),
+                      example)
     await query.answer()
 
 
-def _typed_usd(amount: Decimal) -> str:
+async def _prompt(update: Update, context: Context, text: str, example: str) -> None:
+    """A revise prompt, which the user's app opens a reply to (ForceReply): the reply is the new price
+    (:func:`revise_reply`)."""
+    chat = update.effective_chat
+    assert chat is not None
+    await context.bot.send_message(chat.id, text, reply_markup=ForceReply(
+        selective=True, input_field_placeholder=example or None))
+
+
+def _typed_usd(price: Money) -> str:
     """A US price as typed, to its tick: ``190.50``; ``0.4012`` under a dollar (two places would make the
     prompt's example a different price)."""
-    return f"{amount:.2f}" if amount >= 1 else f"{amount:.4f}"
+    return f"{price.amount:.2f}" if price.amount >= 1 else f"{price.amount:.4f}"

@@ -12,6 +12,7 @@ from chatbot.service.views import (
     BalanceView,
     ConfirmResult,
     Currency,
+    FailReason,
     Mode,
     Money,
     OpenOrder,
@@ -25,6 +26,7 @@ from chatbot.service.views import (
     StandingOrder,
     StatusView,
     Symbol,
+    mask_account,
 )
 from chatbot.telegram import callbacks, us_render
 from chatbot.telegram.i18n import t
@@ -52,6 +54,21 @@ def amount(m: Money) -> str:
 def typed(m: Money) -> str:
     """A price as a user types it in a command: ``3000``, ``190.25``."""
     return f"{m.amount:f}"
+
+
+def money(m: Money, lang: str) -> str:
+    """An amount with its currency, as every message names it: ``₩3,555``, ``$190.25``; English lines that
+    name won after the figure keep doing so (``3,555 KRW``)."""
+    if m.currency is Currency.KRW and lang != "ko":
+        return f"{amount(m)} KRW"
+    return str(m)
+
+
+def signed_money(m: Money, lang: str) -> str:
+    """A change with its currency: ``+₩1,200``, ``-₩300`` (English: ``+1,200 KRW``)."""
+    if m.currency is Currency.KRW and lang != "ko":
+        return f"{signed(m)} KRW"
+    return ("+" if m.amount >= 0 else "") + str(m)
 
 
 def unit(m: Money, lang: str) -> str:
@@ -101,7 +118,7 @@ def quote(view: QuoteView, lang: str) -> str:
     rate = f"{q.change_rate:+.2f}%"
     lines = [
         f"<b>{symbol_name(s, lang)}</b> ({s.code}) · {esc(s.market or q.market_name)}",
-        (f"<b>{amount(q.price)}{unit(q.price, lang)}</b> {SIGN_MARK.get(q.sign, '')} "
+        (f"<b>{money(q.price, lang)}</b> {SIGN_MARK.get(q.sign, '')} "
          f"{signed(q.change)} ({rate})"),
         (f"거래량 {won(q.volume)}" if lang == "ko" else f"Volume {won(q.volume)}"),
         (f"시가 {amount(q.open)} · 고가 {amount(q.high)} · 저가 {amount(q.low)}" if lang == "ko"
@@ -147,9 +164,9 @@ def card(c: OrderCard, lang: str) -> tuple[str, InlineKeyboardMarkup]:
         if c.action == "cancel":
             lines.append(f"취소할 주문 <code>{c.order_no}</code>")
         else:
-            u = unit(c.amount, lang)
-            lines += [f"예상 금액 {amount(c.amount)}{u}", f"예상 수수료 {amount(c.commission)}{u} · 세금 {amount(c.tax)}{u}",
-                      f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{amount(c.total)}{u}</b>"]
+            lines += [f"예상 금액 {money(c.amount, lang)}",
+                      f"예상 수수료 {money(c.commission, lang)} · 세금 {money(c.tax, lang)}",
+                      f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{money(c.total, lang)}</b>"]
     else:
         lines = [title, f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})",
                  f"Qty {won(c.quantity)} · price {price}" + (f" (now {amount(c.quoted_price)})" if quoted else "")]
@@ -185,10 +202,11 @@ def _revise_card(c: OrderCard, lang: str) -> str:
              f"<b>{side}</b> {symbol_name(c.symbol, lang)} ({c.symbol.code})"]
     if lang == "ko":
         lines += [f"정정할 주문 <code>{c.order_no}</code>",
-                  f"가격 {old} → <b>{new}</b>{u} · 수량 {won(c.quantity)}주",
-                  f"예상 금액 {amount(c.old_amount)} → {amount(c.amount)}{u} ({signed(difference)}{u})",
-                  f"예상 수수료 {amount(c.commission)}{u} · 세금 {amount(c.tax)}{u}",
-                  f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{amount(c.total)}{u}</b>",
+                  (f"가격 {money(c.old_price, lang) if c.old_price else old} → <b>{money(new_price, lang)}</b> · "
+                  f"수량 {won(c.quantity)}주"),
+                  f"예상 금액 {money(c.old_amount, lang)} → {money(c.amount, lang)} ({signed_money(difference, lang)})",
+                  f"예상 수수료 {money(c.commission, lang)} · 세금 {money(c.tax, lang)}",
+                  f"예상 {'결제' if c.side is OrderSide.BUY else '수령'} 금액 <b>{money(c.total, lang)}</b>",
                   "체결된 수량은 그대로이고 남은 수량만 정정됩니다. 새 주문번호가 생깁니다."]
     else:
         lines += [f"Order to revise <code>{c.order_no}</code>",
@@ -198,7 +216,8 @@ def _revise_card(c: OrderCard, lang: str) -> str:
                   f"Estimated {'cost' if c.side is OrderSide.BUY else 'proceeds'} <b>{amount(c.total)}{u}</b>",
                   "What has filled stays filled; only what is left is revised, under a new order number."]
     if c.left_unrevised > 0:  # a partial revision: the rest stays open at the old price, a second order
-        lines.append(t("revise_leaves_rest", lang, rest=c.left_unrevised, old=f"{old}{u}" if c.old_price else old,
+        shown = (money(c.old_price, lang) if lang == "ko" else f"{old}{u}") if c.old_price else old
+        lines.append(t("revise_leaves_rest", lang, rest=c.left_unrevised, old=shown,
                        order_no=c.order_no or ""))
     if c.mode is Mode.REAL:
         lines.insert(1, "‼️ <b>REAL MONEY · 실전 계좌</b>")
@@ -225,8 +244,7 @@ def card_summary(c: OrderCard, lang: str) -> str:
 
 
 def outcome(result: ConfirmResult, lang: str) -> str:
-    key = f"outcome_{result.outcome.value}"
-    head = t(key, lang, order_no=result.order_no or "", message=result.message or "-", msg_cd=result.msg_cd or "-")
+    head = _outcome_head(result, lang)
     if result.original is not None and result.card is not None and result.card.action in ("revise", "cancel"):
         # a refused revise/cancel: it did not take, and how the order it named stands
         head += "\n" + t(f"change_not_done_{result.card.action}", lang) + " " + standing_order(result.original, lang)
@@ -250,11 +268,23 @@ def late_outcome(notice: OrderNotice, lang: str) -> str:
     if result.outcome is Outcome.UNCERTAIN:
         head = t("outcome_checking", lang)
     else:
-        head = t(f"outcome_{result.outcome.value}", lang, order_no=result.order_no or "",
-                 message=result.message or "-", msg_cd=result.msg_cd or "-")
+        head = _outcome_head(result, lang)
         if result.outcome in (Outcome.PLACED, Outcome.CANCELLED_ORDER, Outcome.REVISED_ORDER):
             head += "\n" + t("outcome_found_late", lang)
     return f"{head}\n\n{card_summary(result.card, lang)}" if result.card else head
+
+
+def _outcome_head(result: ConfirmResult, lang: str) -> str:
+    """What became of a card, in the reader's words: a failure of ours by its reason, each with its own
+    advice (:class:`FailReason`); one KIS explained, in KIS's words."""
+    reason = result.reason
+    if reason is not None:
+        key = f"fail_{reason.value}"
+        if reason is FailReason.NOTHING_LEFT:
+            key += "_cancel" if result.card is not None and result.card.action == "cancel" else "_revise"
+        return t("outcome_failed_reason", lang, reason=t(key, lang))
+    return t(f"outcome_{result.outcome.value}", lang, order_no=result.order_no or "", message=result.message or "-",
+             msg_cd=result.msg_cd or "-")
 
 
 # The pop-up answering a press that was refused (a price alert is something else: telegram.alerts).
@@ -351,7 +381,7 @@ def _order_line(o: OpenOrder, lang: str) -> str:
 
 def balance(view: BalanceView, account: str, lang: str) -> str:
     b = view.balance
-    lines = [t("balance_title", lang, badge=badge(view.mode, lang), account=_mask_account(account))]
+    lines = [t("balance_title", lang, badge=badge(view.mode, lang), account=mask_account(account))]
     if not b.holdings:
         lines.append(t("no_holdings", lang))
     for h in b.holdings:
@@ -367,18 +397,14 @@ def balance(view: BalanceView, account: str, lang: str) -> str:
     total_rate = b.profit_loss_total.amount / cost * 100 if cost else Decimal(0)
     u = unit(b.cash, lang)
     if lang == "ko":
-        lines += ["", f"예수금 {amount(b.cash)}{u}", f"주식 평가 {amount(b.holdings_value)}{u}",
-                  f"총 평가 <b>{amount(b.total_value)}{u}</b>",
-                  f"평가손익 {signed(b.profit_loss_total)}{u} ({total_rate:+.2f}%)"]
+        lines += ["", f"예수금 {money(b.cash, lang)}", f"주식 평가 {money(b.holdings_value, lang)}",
+                  f"총 평가 <b>{money(b.total_value, lang)}</b>",
+                  f"평가손익 {signed_money(b.profit_loss_total, lang)} ({total_rate:+.2f}%)"]
     else:
         lines += ["", f"Cash {amount(b.cash)}{u}", f"Stocks {amount(b.holdings_value)}{u}",
                   f"Total <b>{amount(b.total_value)}{u}</b>",
                   f"P/L {signed(b.profit_loss_total)}{u} ({total_rate:+.2f}%)"]
     return "\n".join(lines)
-
-
-def _mask_account(account: str) -> str:
-    return f"{account[:2]}******{account[-3:]}" if len(account) >= 8 else account
 
 
 def status(view: StatusView, lang: str) -> str:

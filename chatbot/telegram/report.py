@@ -83,7 +83,9 @@ def _schedules(setting: ReportSetting, language: str) -> str:
 def money(amount: Decimal, currency: str, language: str, *, sign: bool = False) -> str:
     if currency == "KRW":
         number = f"{amount:+,.0f}" if sign else f"{amount:,.0f}"
-        return f"{number}원" if language == "ko" else f"{number} KRW"
+        if language == "ko":  # won as every Korean message names it: ₩3,555, +₩1,200
+            return f"{number[0]}₩{number[1:]}" if number.startswith(("+", "-")) else f"₩{number}"
+        return f"{number} KRW"
     number = f"{amount:+,.2f}" if sign else f"{amount:,.2f}"
     return f"${number}" if not number.startswith(("+", "-")) else f"{number[0]}${number[1:]}"
 
