@@ -142,8 +142,9 @@ class BotHarness:
     def current(self, message: dict[str, Any]) -> dict[str, Any]:
         return self.api.messages[(message["chat"]["id"], message["message_id"])]
 
-    async def wait_for_message(self, chat_id: int, contains: str, timeout: float = 10.0) -> dict[str, Any]:
-        """The first bot message in ``chat_id`` containing ``contains`` (pushes arrive on their own)."""
+    async def wait_for_message(self, chat_id: int, contains: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The first bot message in ``chat_id`` containing ``contains`` (pushes arrive on their own). ``timeout`` is
+        a deadline for a loaded machine, not a measure."""
         async def find() -> dict[str, Any]:
             while True:
                 for message in self.api.bot_messages(chat_id):
