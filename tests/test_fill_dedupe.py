@@ -24,8 +24,9 @@ from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
 from chatbot.kis.frames import FillNotice
 from chatbot.service.fill_catchup import catch_up_fills
+from chatbot.service.fill_prices import counted_fills
 from chatbot.service.fills import _stock, order_filled
-from chatbot.service.journal import LISTED, NOTICE, filled_so_far
+from chatbot.service.journal import LISTED, NOTICE
 from chatbot.storage.db import Database
 from chatbot.storage.tables import OrderEventRow, OrderJournalRow, OutboxRow
 from chatbot.storage.types import utcnow
@@ -102,7 +103,7 @@ async def journalled(bot: BotHarness, order_no: str) -> tuple[OrderJournalRow, i
     async with bot.runtime.db.session() as session:
         row = (await session.exec(select(OrderJournalRow).where(OrderJournalRow.kis_order_no == order_no))).one()
         assert row.id is not None
-        return row, await filled_so_far(session, row.id)
+        return row, (await counted_fills(session, row.id, row.currency))[0]
 
 
 async def catch_up(bot: BotHarness) -> int:
@@ -308,7 +309,7 @@ async def test_0018_reads_old_fill_events_as_notices_and_goes_down_and_up(db_url
             assert old.source is None and old.detail == "1@70000"
             session.add(OrderEventRow(journal_id=old.journal_id, status="filled", detail="2@70000", source=LISTED))
         async with db.session() as session:
-            assert await filled_so_far(session, old.journal_id) == 3
+            assert (await counted_fills(session, old.journal_id, "KRW"))[0] == 3
             sources = {r.source for r in (await session.exec(select(OrderEventRow))).all()}
         assert sources == {None, LISTED} and NOTICE not in sources
         async with db.engine.begin() as conn:

@@ -153,6 +153,32 @@ async def test_a_us_fill_event_written_in_ten_thousandths_before_still_prices_th
     assert [x["price"] for x in await fill_pushes(bot)] == [1_800_000, 1_790_000]
 
 
+async def test_a_us_fill_event_in_dollars_without_a_point_does_not_corrupt_the_next_price(bot: BotHarness) -> None:
+    """Reconciliation wrote US details in dollars before, without a point for a whole dollar (3@180), which reads
+    as 1/10,000 dollar ($0.018): the next catch-up's 2 shares were derived from a cost of $0.054 for the 3 and
+    told at $448.97 a share. A counted cost that far from KIS's average is not used: they are told at the
+    order's average."""
+    assert bot.runtime is not None
+    bot.sim.set_us_price("AAPL", Decimal("190.25"))
+    assert "accepted" in (await confirm(bot, USER, "/buy AAPL 5 180.00"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    notices = Notices(bot)
+    with notices.holding():
+        us_fill(bot, order_no, 3, "180.00")
+    assert await catch_up(bot) == 1
+    async with bot.runtime.db.write() as session:
+        event = (await session.exec(select(OrderEventRow).where(OrderEventRow.detail == "3@180 USD"))).one()
+        event.detail = "3@180"  # as reconciliation wrote it before
+        session.add(event)
+    with notices.holding():
+        us_fill(bot, order_no, 2, "179.00")
+    assert await catch_up(bot) == 1
+    _first, second = await fill_pushes(bot)
+    assert (second["quantity"], second["price"], second["price_basis"]) == (2, 1_796_000, ORDER_AVERAGE), second
+    assert await details(bot, order_no) == ["3@180", "2@179.6 USD"]
+
+
 async def test_fills_a_late_notice_finds_in_kis_list_are_told_at_their_own_price(bot: BotHarness) -> None:
     """3 at L: the catch-up counts the first (1 at L); 2 more fill at L − 3 ticks; the first fill's notice, late,
     finds KIS's figure 3 (average L − 2 ticks) and counts the 2 it lacks: told at L − 3 ticks, not at the
@@ -394,3 +420,29 @@ async def test_a_us_fill_after_many_counted_is_told_at_its_exact_cents(bot: BotH
     assert (second["quantity"], second["price"]) == (1, 100_000) and "price_basis" not in second, second
     assert (first["quantity"], first["price"], first["price_basis"]) == (150, 99_900, FILLS_AVERAGE), first
     assert await details(bot, order_no) == ["150@9.99 USD", "1@10 USD"]
+
+
+def test_a_derived_price_kis_figures_rule_out_is_the_orders_average() -> None:
+    """The price derived for the new shares stays where KIS's figures allow it: a buy's never above its limit, a
+    sell's never below (the limit when only the derivation's uncertainty crosses it), and neither it nor what the
+    counted shares cost a share far from KIS's average; else the order's average."""
+    # a legacy detail read in another unit: 3 counted at $0.018 (were $180), KIS: 5 at $179.60, $898
+    legacy = listed_fill_price(Money.usd("179.6"), 5, 3, Money.usd("0.054"), amount=Money.usd(898),
+                               limit=Money.usd(180), side="buy")
+    assert (legacy.price, legacy.basis) == (Money.usd("179.6"), ORDER_AVERAGE)
+    # ... with many new shares the derived price ($179.62) looks sane: what the counted cost a share does not
+    many = listed_fill_price(Money.usd("179.6"), 100, 3, Money.usd("0.054"), amount=Money.usd(17_960))
+    assert (many.price, many.basis) == (Money.usd("179.6"), ORDER_AVERAGE)
+    # a buy limited at ₩70,000: 3 counted at ₩69,000 and KIS's ₩349,000 for 5 leave ₩71,000 a share (a miscount) ...
+    above = listed_fill_price(Money.krw(69_800), 5, 3, Money.krw(207_000), amount=Money.krw(349_000),
+                              limit=Money.krw(70_000), side="buy")
+    assert (above.price, above.basis) == (Money.krw(69_800), ORDER_AVERAGE)  # derived ₩71,000 > the limit
+    # ... the same figures for a sell limited at ₩69,000 are fine
+    sold = listed_fill_price(Money.krw(69_800), 5, 3, Money.krw(207_000), amount=Money.krw(349_000),
+                             limit=Money.krw(69_000), side="sell")
+    assert (sold.price, sold.basis) == (Money.krw(71_000), FILLS_AVERAGE)
+    # a sell below its limit only within the uncertainty of a rounded average: at the limit
+    near = listed_fill_price(Money.krw(1_500), 10, 3, Money.krw(4_509), limit=Money.krw(1_500), side="sell")
+    assert near.price == Money.krw(1_500) and near.span is not None and near.span[0] < 1_500
+    unbounded = listed_fill_price(Money.krw(1_500), 10, 3, Money.krw(4_509), limit=Money.krw(1_500))
+    assert unbounded.price == Money.krw(1_499)  # (no side: as before)

@@ -209,3 +209,34 @@ async def test_alerts_adopted_together_are_each_judged_from_their_own_storing(da
     finally:
         await replicas.stop()
     assert await count(database, AlertRow, col(AlertRow.status) == "fired", col(AlertRow.id).in_([first, later])) == 2
+
+
+@pytest.mark.parametrize("trade_between", [False, True], ids=["together", "first-trade-between"])
+async def test_an_alert_adopted_before_an_earlier_stored_one_is_not_judged_from_the_earlier(
+        database: Database, trade_between: bool) -> None:
+    """Alerts adopted one pass after the other out of their storing order (the one stored ten seconds ago, then
+    one stored forty seconds ago): the gap's start moves back to the earlier; the high made twenty-five seconds
+    ago, before the first existed, must not fire it. It fires on a crossing after."""
+    now = time.time()
+    one_market_day(now - 60, now + 60)
+    feed = StandInFeed()
+    engine = AlertEngine(database, feed, lambda: None, rearm_interval=3600)  # type: ignore[arg-type]
+    await engine.start()
+    try:
+        first, earlier = await store_alerts(database, [(CODE, "above", 71_000), (CODE, "above", 80_000)])
+        high = {"high": 71_500, "high_time": second(now - 25)}
+        assert await engine.adopt([(first, CODE, "above", 71_000)], [now - 10]) == [first]
+        if trade_between:
+            feed.emit(tick(CODE, 70_000, time=second(now), **high))  # (its high older than the gap: not judged)
+            await settled(engine)
+            assert engine.fired == 0 and engine.unwatched_since() is None
+        assert await engine.adopt([(earlier, CODE, "above", 80_000)], [now - 40]) == [earlier]
+        feed.emit(tick(CODE, 70_000, time=second(now), **high))
+        await settled(engine)
+        assert engine.unwatched_since() is None  # the symbol's first trade since was judged
+        assert engine.fired == 0 and first in engine.book
+        feed.emit(tick(CODE, 71_000, time=second(now), **high))
+        await settled(engine)
+        assert engine.fired == 1 and first not in engine.book and earlier in engine.book
+    finally:
+        await engine.stop()

@@ -7,7 +7,6 @@ simulator."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,13 +65,16 @@ async def next_second(after: str) -> None:
     await wait_for(lambda: dt.datetime.now(KST).strftime("%H%M%S") != after)
 
 
-async def first_trade_judged(bot: BotHarness) -> None:
-    """The restarted trigger engine has taken the symbol's first trade after the gap and handed over what
-    it crossed (if anything)."""
+async def first_trade_judged(bot: BotHarness, before: int = 0) -> None:
+    """The trigger engine has judged a symbol's first trade after a gap (its day's high and low since the gap
+    began: the restart's, or one assumed when ``before`` such trades had been judged) and handed over what it
+    crossed; it crossed nothing. (Not "no gap open and a last price": also so when the trade came before the gap
+    was assumed, and a crossing judged after the wait fired after the test's look.)"""
     engine = service(bot).engine
     assert engine is not None
-    await wait_for(lambda: CODE not in engine._gap.symbols and engine.last_price.get(CODE) is not None)
+    await wait_for(lambda: engine.gap_trades > before)
     await engine.wait_idle()
+    assert engine.crossed == 0
 
 
 async def test_a_stop_armed_after_the_days_low_does_not_fire_on_it_after_a_restart(bot: BotHarness) -> None:
@@ -125,10 +127,16 @@ async def test_a_stop_crossed_while_down_fires_once_though_armed_after_the_last_
     for _ in range(3):  # more trades, another restart: nothing fires again
         await bot.sim.tick()
     await bot.restart()
+    # A stop armed after the restart, crossed by a trade after the restart's first: its firing is the sign
+    # that the restarted bot judged the trades (and recovered what it had to) before the count below.
+    await buy(bot, ALICE, 10)
     bot.sim.set_price(CODE, now)
-    await asyncio.sleep(0.5)  # (nothing to wait for: nothing may come; nothing is armed to subscribe it)
-    assert bot.count_messages(ALICE["id"], TRIGGERED) == 1
-    assert await sells(bot) == 1
+    await arm(bot, ALICE, f"/stop {CODE} 10 {ticks(-3, now)}")
+    bot.sim.set_price(CODE, ticks(-3, now))
+    await wait_for(lambda: _statuses(bot, ["placed", "placed"]))
+    await wait_for(lambda: bot.count_messages(ALICE["id"], PLACED) == 2)
+    assert bot.count_messages(ALICE["id"], TRIGGERED) == 2  # the first once, the second once
+    assert await sells(bot) == 2
 
 
 async def test_a_high_made_before_the_stop_was_armed_does_not_keep_its_later_crossing_from_firing(
@@ -228,10 +236,10 @@ async def test_a_stop_adopted_with_an_earlier_one_is_not_judged_from_the_earlier
             # check came a little earlier. The low is made well before that.)
             await wait_for(lambda: time.time() > made + ARMING_MARGIN + 1.0)
             later = await arm_elsewhere(ticks(-3, now))  # above that low, the price well above it
+            judged = engine.gap_trades  # (the trades above closed any gap open before on the symbol)
         await wait_for(lambda: engine.knows(first) and engine.knows(later))  # adopted (and fired, if crossed)
         bot.sim.set_price(CODE, now)  # the first trade since: the day's low is the one made before ``later``
-        await wait_for(lambda: CODE not in engine._gap.symbols)
-        await engine.wait_idle()
+        await first_trade_judged(bot, judged)
         assert bot.count_messages(user, TRIGGERED) == 0
         assert await _statuses(bot, ["armed", "armed"])
         bot.sim.set_price(CODE, ticks(-3, now))  # a crossing after it was armed: the later one fires, once
@@ -261,4 +269,55 @@ async def test_a_feed_taken_over_judges_each_order_from_its_arming_not_the_taker
     feed.emit(tick(CODE, 69_000, time=seconds[now], low=68_500, low_time=seconds[low_at]))
     await idle(engine)
     assert sorted(c.order_id for c in fired) == [1, 2, 3]
+    await engine.stop()
+
+
+# -- orders adopted from another replica out of their arming order ---------------------------------------------
+def _second(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, KST).strftime("%H%M%S")
+
+
+def _one_market_day(start: float, end: float) -> None:
+    if dt.datetime.fromtimestamp(start, KST).date() != dt.datetime.fromtimestamp(end, KST).date():
+        pytest.skip("the test's moments straddle midnight, Korean time")
+
+
+@pytest.mark.parametrize("trade_between", [False, True], ids=["together", "first-trade-between"])
+async def test_an_order_adopted_before_an_earlier_armed_one_is_not_judged_from_the_earlier(
+        trade_between: bool) -> None:
+    """A stop armed on another replica ten seconds ago is adopted, then one armed forty seconds ago (a pass that
+    came late, a sweep): the gap's start moves back to the earlier. The low made twenty-five seconds ago, before
+    the first stop existed, sold it at the symbol's first trade (also when a trade came between the two
+    adoptions: it was judged again from the earlier start). It fires on a crossing after."""
+    now = time.time()
+    _one_market_day(now - 60, now + 60)
+    low = {"low": 68_000, "low_time": _second(now - 25)}
+    engine, feed, fired = await engine_with()
+    assert await engine.adopt([ArmedTrigger(1, CODE, 69_000, None, armed_at=now - 8)], now - 10) == [1]
+    if trade_between:
+        feed.emit(tick(CODE, 70_000, time=_second(now), **low))  # (its low older than the gap: not judged)
+        await idle(engine)
+        assert engine.gap_trades == 1 and not fired
+    assert await engine.adopt([ArmedTrigger(2, CODE, 60_000, None, armed_at=now - 38)], now - 40) == [2]
+    judged = engine.gap_trades
+    feed.emit(tick(CODE, 70_000, time=_second(now), **low))
+    await idle(engine)
+    assert engine.gap_trades == judged + 1  # the first trade since the second adoption was judged
+    assert not fired and engine.armed(1) is not None and engine.armed(2) is not None
+    feed.emit(tick(CODE, 69_000, time=_second(now), **low))
+    await idle(engine)
+    assert [(c.order_id, c.leg, c.price) for c in fired] == [(1, STOP, 69_000)]
+    await engine.stop()
+
+
+async def test_a_low_made_after_both_adopted_orders_fires_them_whatever_order_they_came_in() -> None:
+    """The other side: the low made after both were armed fires both at the symbol's first trade."""
+    now = time.time()
+    _one_market_day(now - 60, now + 60)
+    engine, feed, fired = await engine_with()
+    assert await engine.adopt([ArmedTrigger(1, CODE, 69_000, None, armed_at=now - 8)], now - 10) == [1]
+    assert await engine.adopt([ArmedTrigger(2, CODE, 68_500, None, armed_at=now - 38)], now - 40) == [2]
+    feed.emit(tick(CODE, 70_000, time=_second(now), low=68_000, low_time=_second(now - 5)))
+    await idle(engine)
+    assert sorted((c.order_id, c.price) for c in fired) == [(1, 68_000), (2, 68_000)]
     await engine.stop()

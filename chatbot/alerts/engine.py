@@ -125,6 +125,9 @@ class AlertEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._remove_listener: Callable[[], None] | None = None
         self._gap = FeedGap()
+        # alert -> (when it was stored, epoch seconds; its symbol): those this process did not see armed (loaded as
+        # stored lately, adopted), set aside again by any gap assumed from before their storing (see assume_gap)
+        self._stored_at: dict[int, tuple[float, str]] = {}
         # code -> (alert, KST second it was armed) for the alerts armed since the gap began
         self._arming: dict[str, list[int]] = {}  # code -> [high, low, arms in progress] seen while arming
         self.fired = 0
@@ -171,7 +174,7 @@ class AlertEngine:
         # extreme made between its start and their arming must not fire them (soak: "fired uncrossed").
         stored = dt.datetime.fromtimestamp(time.time() - RECENT_ARMS if since is None else since, dt.UTC)
         for alert_id, code, created in await armed_since(self.db, stored):
-            self._gap.remember_armed(created.timestamp(), code, alert_id)
+            self._stored_at[alert_id] = (created.timestamp(), code)
         if self._gap.start is None and not len(self.book):
             self.book.load_sides(sides)
         else:  # a feed taken over during a gap, or a book already holding alerts: noted as armed now
@@ -625,7 +628,7 @@ class AlertEngine:
             new = set(added)
             mine = [(at, alert[1], alert[0]) for alert, at in zip(alerts, stored, strict=True) if alert[0] in new]
             for at, code, alert_id in mine:
-                self._gap.remember_armed(at, code, alert_id)
+                self._stored_at[alert_id] = (at, code)
             self.assume_gap(min(at for at, _, _ in mine), {code for _, code, _ in mine})
         return added
 
@@ -646,8 +649,21 @@ class AlertEngine:
         """Treat the feed of ``codes`` (every subscribed symbol if None) as down since ``since``: the first
         tick of each fires the alerts its day high or low crossed after then (a feed taken over from a
         replica that died). Those known to be armed after ``since`` (loaded at start-up, adopted) are set aside
-        from the extremes made before their arming."""
-        self._gap.assume(since, self._subscribed if codes is None else codes & self._subscribed)
+        from the extremes made before their arming: again at every gap assumed (an alert adopted, its symbol's
+        first trade since taken, then one stored earlier adopted on it: the gap reopened from the earlier
+        storing judged the first from there), on every symbol when the open gap's start moves back."""
+        start = self._gap.start
+        begin = since if start is None else min(start, since)
+        covered = None if start is not None and since < start else codes  # None: every symbol
+        gone = []
+        for alert_id, (at, code) in self._stored_at.items():
+            if alert_id not in self.book:  # fired, deleted, paused: judged no more
+                gone.append(alert_id)
+            elif at >= begin and (covered is None or code in covered):
+                self._gap.remember_armed(at, code, alert_id)
+        for alert_id in gone:
+            del self._stored_at[alert_id]
+        self._gap.assume(begin, self._subscribed if codes is None else codes & self._subscribed)
 
 
 def units_of_price(price: Decimal) -> int:

@@ -157,6 +157,7 @@ class TriggerEngine:
         self._remove_listener: Callable[[], None] | None = None
         self._gap = FeedGap()
         self.crossed = 0  # legs crossed (both legs of a bracket crossed by one tick count twice)
+        self.gap_trades = 0  # symbols' first trades after a gap judged (their day's high and low since it began)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def start(self, armed: Sequence[ArmedTrigger]) -> None:
@@ -302,6 +303,7 @@ class TriggerEngine:
         gap are set aside, as for KRX trades. Without a trade of the same day seen before the gap there is
         nothing to compare with: the first trade judges alone."""
         _start, armed_since = self._gap.take(code)
+        self.gap_trades += 1
         if before is None or before[0] != day[0] or not day[0]:
             return []
         set_aside = [trigger for order_id, _armed_at in armed_since
@@ -392,6 +394,7 @@ class TriggerEngine:
         gap_start, armed_since = self._gap.take(code)
         if gap_start is None:
             return []
+        self.gap_trades += 1
         since = market_second(gap_start)
         extremes = []
         if tick.high_time >= since and self.in_session(tick.high_time) and new_high:
@@ -535,20 +538,12 @@ class TriggerEngine:
         codes = {t.code for t in fresh}
         for code in sorted(codes):
             await self._ensure_subscribed(code)
-        # Judged by the gap from ``since``, and not from before it when the gap is open from earlier (a drop, a
-        # restart, an order adopted on its symbol before): set aside from the extremes of an earlier second.
-        earlier = self._gap.start is not None and self._gap.start < since
+        # Judged from ``since`` as from an arming then (its replica's price check came a little earlier than its
+        # storing), never from before it: not when the gap is open from earlier (a drop, a restart, an order on
+        # its symbol adopted before), nor when an order adopted next moves the gap's start back.
         for trigger in fresh:
-            self._add(trigger, in_gap=False)
-            if earlier:
-                self._gap.remember_armed(since, trigger.code, trigger.order_id)
-        # A trailing stop on their symbols whose level rose since then: from the raise (the low made before it,
-        # seen here above the level in force then, sold it on the raised level at their symbol's first trade).
-        for code in codes:
-            for order_id, trail in self._trails.get(code, {}).items():
-                if trail.raised is not None and trail.raised >= since:
-                    self._gap.remember_armed(trail.raised, code, order_id)
-        self._gap.assume(since, codes & self._subscribed)
+            self._add(dataclasses.replace(trigger, armed_at=since), in_gap=False)
+        self._assume(since, codes)
         now = _market_second()
         crossed: list[Crossed] = []
         if seen:
@@ -573,13 +568,27 @@ class TriggerEngine:
         armed, as in a drop (one of its very second still counts): a stop must not sell on a low made before
         it existed. A trailing stop whose level was raised after ``since`` likewise, from the raise: the low
         made before it was above the level in force then."""
-        for trigger in self._orders.values():
-            trail = self._trails.get(trigger.code, {}).get(trigger.order_id)
+        self._assume(since, None)
+
+    def _assume(self, since: float, codes: set[str] | None) -> None:
+        """A gap from ``since`` on ``codes`` (every subscribed symbol if None). Its start is the earliest of the
+        open gap's and ``since``; every order in the book armed (or its trailing level raised) after that start is
+        set aside from the extremes made before, on the symbols it covers: all of them when the start moves back
+        (a later order adopted before an earlier one on its symbol was judged from the earlier's start), else
+        ``codes`` (an order adopted, its symbol's first trade since taken, then another adopted from earlier on it:
+        set aside at the first only, it was judged again from the earlier start)."""
+        start = self._gap.start
+        begin = since if start is None else min(start, since)
+        everywhere = codes is None or (start is not None and since < start)
+        ids = list(self._orders) if everywhere else [i for code in codes or () for i in self._per_code.get(code, ())]
+        for order_id in ids:
+            trigger = self._orders[order_id]
+            trail = self._trails.get(trigger.code, {}).get(order_id)
             raised = trail.raised if trail is not None else trigger.raised_at
             at = max((t for t in (trigger.armed_at, raised) if t is not None), default=None)
-            if at is not None and at >= since:
-                self._gap.remember_armed(at, trigger.code, trigger.order_id)
-        self._gap.assume(since, self._subscribed)
+            if at is not None and at >= begin:
+                self._gap.remember_armed(at, trigger.code, order_id)
+        self._gap.assume(begin, self._subscribed if codes is None else codes & self._subscribed)
 
     async def disarm(self, order_id: int) -> None:
         """Out of the book (cancelled, expired); its symbol off the feed when nothing else needs it."""

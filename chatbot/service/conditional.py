@@ -969,7 +969,9 @@ class ConditionalOrders:
             gone += [order_id for order_id in known if order_id not in armed]
         for order_id in set(gone):
             await engine.disarm(order_id)
-        new = [r for r in rows if r.status == "armed" and r.id is not None and not engine.knows(r.id)]
+        # In their arming order (the sweep's rows were appended last): the earlier ones first
+        new = sorted((r for r in rows if r.status == "armed" and r.id is not None and not engine.knows(r.id)),
+                     key=lambda r: r.armed_at or r.updated_at)
         by_code: dict[str, list[ConditionalOrderRow]] = {}
         for r in new:
             by_code.setdefault(r.code, []).append(r)

@@ -153,7 +153,7 @@ def listed_price(execution: Execution, entry: OrderJournalRow, counted: int, cou
     amount, limit = execution.filled_amount, execution.price
     return listed_fill_price(Money(execution.average_fill_price.amount, currency), execution.filled_quantity, counted,
                              counted_cost, amount=None if amount is None else Money(amount.amount, currency),
-                             limit=None if limit is None else Money(limit.amount, currency))
+                             limit=None if limit is None else Money(limit.amount, currency), side=entry.side)
 
 
 def listed_fills(execution: Execution, entry: OrderJournalRow, language: str, counted: int,

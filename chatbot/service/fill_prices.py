@@ -15,6 +15,7 @@ near."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ FILLS_AVERAGE: Final = "fills"  # the average of these shares (of several execut
 ORDER_AVERAGE: Final = "order"  # the order's average fill price so far (these shares' could not be derived)
 PRICE_BASES: Final = (OWN_PRICE, FILLS_AVERAGE, ORDER_AVERAGE)
 _LEGACY_US_UNITS: Final = 10_000  # a US price written as a bare integer before: 1/10,000 dollar
+# How far from KIS's average of an order a derived price (or what the journal counted, on average) can be: one
+# order's fills in a day are within KRX's ±30% of the base price of each other (at most 1.86 times apart); a US
+# day order's likewise, barring a rare day. Beyond it a figure is wrong (a legacy detail read in another unit).
+_PLAUSIBLE_RATIO: Final = Decimal(2)
 _SIGNS: Final = {c.symbol: c for c in Currency}
 
 log = logging.getLogger(__name__)
@@ -111,15 +116,32 @@ class ListedPrice:
 
 
 def listed_fill_price(average: Money, total: int, counted: int, counted_cost: Money | None, *,
-                      amount: Money | None = None, limit: Money | None = None) -> ListedPrice:
+                      amount: Money | None = None, limit: Money | None = None, side: str | None = None) -> ListedPrice:
     """The price of the ``total - counted`` shares KIS's figure (``total`` filled at ``average``, costing
     ``amount`` in all) has beyond the ``counted`` ones the journal holds (costing ``counted_cost``); ``limit`` is
-    the order's limit price (None: a market order).
+    the order's limit price (None: a market order), ``side`` the order's (buy | sell; None: not known).
 
     With KIS's filled amount it is exact: ``(amount − cost) / (total − counted)`` (:func:`_from_amount`). Without
     it (a server that leaves it blank, or one that does not mean what :func:`_filled_amount` takes it to), it is
     derived from the average (:func:`_from_average`); without what the counted shares cost, or with a figure that
-    gives no price, it is the order's average (:data:`ORDER_AVERAGE`)."""
+    gives no price, it is the order's average (:data:`ORDER_AVERAGE`); so too when the price derived (or what the
+    counted shares cost, a share) is implausible (:func:`_plausible`): a buy's above its limit, a sell's below, or
+    either far from KIS's average. A price whose uncertainty reaches the limit from the wrong side is the limit.
+    """
+    derived = _derived(average, total, counted, counted_cost, amount, limit)
+    if derived.basis == ORDER_AVERAGE or derived.span is None:
+        return derived
+    checked = _plausible(derived, average, counted, counted_cost, limit, side)
+    if checked is None:
+        log.warning("a fill price derived from KIS's list is implausible; told as the order's average",
+                    extra={"derived": str(derived.price.amount), "average": str(average.amount), "total": total,
+                           "counted": counted, "limit": None if limit is None else str(limit.amount), "side": side})
+        return ListedPrice(_to_units(average.amount, average.currency), ORDER_AVERAGE)
+    return checked
+
+
+def _derived(average: Money, total: int, counted: int, counted_cost: Money | None, amount: Money | None,
+             limit: Money | None) -> ListedPrice:
     currency = average.currency
     new = total - counted
     if new <= 0:
@@ -134,6 +156,28 @@ def listed_fill_price(average: Money, total: int, counted: int, counted_cost: Mo
     if filled is not None:
         return _from_amount(exact, total, counted, currency, limit)
     return _from_average(exact, total, counted, currency, resolution)
+
+
+def _plausible(priced: ListedPrice, average: Money, counted: int, counted_cost: Money | None, limit: Money | None,
+               side: str | None) -> ListedPrice | None:
+    """``priced`` (derived, with its span) if KIS's figures allow it, the limit if only its uncertainty does; None
+    when they rule it out: the span wholly beyond the order's limit on the wrong side (a buy fills at or below its
+    limit, a sell at or above), or outside :data:`_PLAUSIBLE_RATIO` of KIS's average, or the counted shares' own
+    average so (what the derivation started from is wrong: a legacy detail read in another unit)."""
+    assert priced.span is not None
+    low, high = priced.span
+    band = (average.amount / _PLAUSIBLE_RATIO, average.amount * _PLAUSIBLE_RATIO)
+    if high < band[0] or low > band[1]:
+        return None
+    if counted and counted_cost is not None and not band[0] <= counted_cost.amount / counted <= band[1]:
+        return None
+    if limit is None or limit.currency is not priced.price.currency or side not in ("buy", "sell"):
+        return priced
+    if side == "buy" and priced.price.amount > limit.amount:
+        return dataclasses.replace(priced, price=limit) if low <= limit.amount else None
+    if side == "sell" and priced.price.amount < limit.amount:
+        return dataclasses.replace(priced, price=limit) if high >= limit.amount else None
+    return priced
 
 
 def _filled_amount(amount: Money | None, average: Money, total: int) -> Decimal | None:

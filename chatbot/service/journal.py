@@ -172,13 +172,6 @@ class OrderJournal:
             return list(rows.all())
 
 
-async def filled_so_far(session: AsyncSession, journal_id: int) -> int:
-    """The quantity the journal counts as filled (its fill events' ``quantity@price`` details)."""
-    details = (await session.exec(select(OrderEventRow.detail).where(
-        col(OrderEventRow.journal_id) == journal_id, col(OrderEventRow.status).in_(FILL_STATUSES)))).all()
-    return sum(int((detail or "0@").split("@")[0] or 0) for detail in details)
-
-
 async def last_fill(session: AsyncSession, journal_id: int, source: str) -> dt.datetime | None:
     """When the journal last counted a fill of the order from ``source``: :data:`LISTED`, a cumulative reading of
     KIS's list (taken before then; a fill notice of a moment up to then may be inside its figure), or

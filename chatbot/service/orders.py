@@ -22,7 +22,7 @@ from chatbot.kis import protocol as p
 from chatbot.kis.errors import KisError, KisOrderRejected, KisOrderUncertain
 from chatbot.kis.protocol import KST
 from chatbot.markets.money import Money, whole_units
-from chatbot.markets.profile import KRX
+from chatbot.markets.profile import KRX, Market
 from chatbot.service.accounts import AccountProvider, UserAccount
 from chatbot.service.cards import (
     ANY_ACCOUNT,
@@ -540,28 +540,43 @@ class Orders:
 
 
 async def _check_revise_cash(broker: b.Broker, order: b.OpenOrder, quote: b.Quote, price: int, quantity: int) -> None:
-    """A buy revised to a higher price: what the revised shares newly tie up (their cost at the new price, less
-    what the order already reserves for them: its price, or the upper limit for a market order, as KIS reserves
-    one) must fit the orderable cash, as a new order's must (:meth:`Orders.prepare_order`); else KIS refuses
-    it (APBK0952) after the press. Estimated with the card's fees; KIS's own check stands."""
+    """A buy revised to a higher price (:func:`check_revise_cash`): the order reserves its price, or the upper
+    limit for a market order, as KIS reserves one."""
     reserved = order.price.amount if order.price is not None and order.price.amount else \
         (quote.upper_limit.amount if quote.upper_limit is not None else 0)
-    if price <= reserved:
+    await check_revise_cash(broker, order, KRX, Money.krw(price), Money.krw(int(reserved)), quantity,
+                            "revise_insufficient_cash")
+
+
+class BuyingPowerSource(Protocol):
+    """What :func:`check_revise_cash` asks of a broker (the domestic port, or the US broker)."""
+
+    async def buying_power(self, symbol: str, price: Money | None = None) -> b.BuyingPower: ...
+
+
+async def check_revise_cash(broker: BuyingPowerSource, order: b.OpenOrder, market: Market, price: Money,
+                            reserved: Money, quantity: int, error: str) -> None:
+    """A buy revised to a higher ``price`` than the ``reserved`` one a share: what the revised shares newly tie up
+    (their cost at the new price less their cost at the reserved one, each with ``market``'s estimated commission)
+    must fit the orderable cash, as a new order's must (:meth:`Orders.prepare_order`); else KIS refuses it
+    (APBK0952) after the press. Refused with ``error`` (order_no, extra, cash, max_quantity): the most shares that
+    fit. An estimate: KIS's own check stands."""
+    if price.amount <= reserved.amount:
         return
 
-    def extra(shares: int) -> int:  # what revising ``shares`` at the new price ties up beyond the order's own
-        new, old = Money.krw(price * shares), Money.krw(int(reserved) * shares)
-        return int((new + KRX.costs(new, sell=False)[0]).amount - (old + KRX.costs(old, sell=False)[0]).amount)
+    def extra(shares: int) -> Money:  # what revising ``shares`` at the new price ties up beyond the order's own
+        new, old = price * shares, reserved * shares
+        return (new + market.costs(new, sell=False)[0]) - (old + market.costs(old, sell=False)[0])
 
-    power = await broker.buying_power(order.symbol, Money.krw(price))
-    cash = int(power.orderable_cash.amount)
-    if extra(quantity) <= cash:
+    with kis_errors():
+        power = await broker.buying_power(order.symbol, price)
+    cash = power.orderable_cash
+    if extra(quantity).amount <= cash.amount:
         return
-    most = min(quantity, cash // max(1, price - int(reserved)))
-    while most > 0 and extra(most) > cash:
+    most = min(quantity, int(cash.amount / (price.amount - reserved.amount)))
+    while most > 0 and extra(most).amount > cash.amount:
         most -= 1
-    raise UserError("revise_insufficient_cash", order_no=order.order_no, extra=Money.krw(extra(quantity)),
-                    cash=Money.krw(cash), max_quantity=most)
+    raise UserError(error, order_no=order.order_no, extra=extra(quantity), cash=cash, max_quantity=most)
 
 
 class OpenOrderLister(Protocol):

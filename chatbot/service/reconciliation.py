@@ -279,7 +279,8 @@ class OrderReconciler:
                         Money(Decimal(execution.average_fill_price), currency), execution.filled_quantity, before,
                         cost, amount=None if execution.filled_amount is None else Money(execution.filled_amount,
                                                                                         currency),
-                        limit=Money.of_price_units(execution.price, currency) if execution.price > 0 else None)
+                        limit=Money.of_price_units(execution.price, currency) if execution.price > 0 else None,
+                        side=entry.side)
                     quantity = execution.filled_quantity - before
                     entry.status = "filled" if execution.filled_quantity >= entry.quantity else "partially_filled"
                     session.add(OrderEventRow(journal_id=entry.id, status=entry.status,

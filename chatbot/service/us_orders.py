@@ -47,7 +47,7 @@ from chatbot.service.accounts import UserAccount
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MAX_ARG_LENGTH, parse_order_no, parse_quantity
 from chatbot.service.journal import DatabaseUnavailable
-from chatbot.service.orders import Orders, _found_change, _Sending
+from chatbot.service.orders import Orders, _found_change, _Sending, check_revise_cash
 from chatbot.service.us_cards import us_card_detail
 from chatbot.service.us_market import UsMarketData
 from chatbot.service.us_reservations import RESERVATION_TYPE, UsReservations
@@ -550,23 +550,8 @@ class UsOrders:
 
 async def _check_revise_cash(broker: UsBroker, order: b.OpenOrder, price: Decimal, old: Decimal,
                              quantity: int) -> None:
-    """A US buy revised to a higher price: what the revised shares newly tie up (their cost at the new price
-    less their cost at the order's, each with the estimated commission) must fit the orderable dollars, as a new
-    order's must; else KIS refuses it after the press. An estimate: KIS's own check stands."""
-    def extra(shares: int) -> Money:
-        new, was = Money.usd(price * shares), Money.usd(old * shares)
-        return (new + US.costs(new, sell=False)[0]) - (was + US.costs(was, sell=False)[0])
-
-    with kis_errors():
-        power = await broker.buying_power(order.symbol, Money.usd(price))
-    cash = power.orderable_cash
-    if extra(quantity).amount <= cash.amount:
-        return
-    most = min(quantity, int(cash.amount / (price - old)))
-    while most > 0 and extra(most).amount > cash.amount:
-        most -= 1
-    raise UserError("us_revise_insufficient_cash", order_no=order.order_no, extra=str(extra(quantity)),
-                    cash=str(cash), max_quantity=most)
+    """A US buy revised to a higher price than the order's (:func:`~chatbot.service.orders.check_revise_cash`)."""
+    await check_revise_cash(broker, order, US, Money.usd(price), Money.usd(old), quantity, "us_revise_insufficient_cash")
 
 
 def _exchange_name(order: b.OpenOrder) -> str:
