@@ -30,11 +30,11 @@ class DbTokenStore:
         if row is None or row.key_version is None:
             return None
         token = self.box.decrypt(row.access_token, key, FIELD)
-        SECRETS.add(token)
+        SECRETS.add(token, until=row.expires_at)  # (an expired token is no secret: forgotten then)
         return CachedToken(token, row.expires_at, row.issued_at)
 
     async def save(self, key: str, token: CachedToken) -> None:
-        SECRETS.add(token.access_token)
+        SECRETS.add(token.access_token, until=token.expires_at)
         version = self.box.keyring.current
         values = {"key": key, "access_token": self.box.encrypt(token.access_token, key, FIELD, version),
                   "key_version": version, "expires_at": token.expires_at, "issued_at": token.issued_at,
