@@ -15,11 +15,14 @@ from typing import Any
 import pytest
 
 from chatbot.alerts.triggers import ArmedTrigger
+from chatbot.console.botapi import BotApiEmulator
 from chatbot.logs import SECRETS
 from chatbot.security.credentials import CachedToken
 from chatbot.security.secretbox import SecretBox
 from chatbot.storage.db import Database
 from chatbot.storage.tokens import DbTokenStore
+from chatbot.telegram import access
+from tests.harness import BotHarness
 from tests.test_alert_storms import tick
 from tests.test_triggers import CODE, engine_with, idle
 
@@ -80,3 +83,22 @@ async def test_the_trigger_engine_remembers_only_the_newest_fired_orders() -> No
         assert remembered <= 50, f"{remembered} fired orders remembered after 500 fired"
     finally:
         await engine.stop()
+
+
+async def test_strangers_refused_are_not_remembered_for_ever(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bot limited to its users refuses everyone else once a minute each, noting when: each stranger who
+    ever wrote stayed noted for good (a public bot's token meets spam accounts for weeks). Past a bound, the
+    notes older than the minute are forgotten, and if too few are, the older half."""
+    monkeypatch.setattr(access, "MAX_REFUSED", 20, raising=False)
+    harness = BotHarness(f"sqlite:///{tmp_path}/refusals.sqlite3", allowed_users=(1,))
+    await harness.start()
+    try:
+        for n in range(120):
+            (reply,) = await harness.say(BotApiEmulator.user(900_000 + n, "en"), "/price 005930")
+            assert "limited to its registered users" in reply["text"]
+        noted = len(harness.app.bot_data.get("refused_at", {}))
+        assert noted <= 20, f"{noted} strangers noted after 120 refused"
+        latest = BotApiEmulator.user(900_119, "en")
+        assert await harness.say(latest, "/price 005930") == []  # the latest still told once a minute only
+    finally:
+        await harness.stop()
