@@ -102,3 +102,23 @@ async def test_strangers_refused_are_not_remembered_for_ever(tmp_path: Path, mon
         assert await harness.say(latest, "/price 005930") == []  # the latest still told once a minute only
     finally:
         await harness.stop()
+
+
+async def test_a_token_kis_declared_expired_leaves_the_log_redactor_at_once(tmp_path: Path, box: SecretBox) -> None:
+    """KIS invalidates tokens before their time (the bot is told "expired" and issues a new one): each dead
+    token stayed registered until its nominal expiry a day on, one per user per invalidation. Forgotten
+    when the store drops it."""
+    db = Database(f"sqlite:///{tmp_path}/tokens.sqlite3")
+    await db.migrate()
+    try:
+        store = DbTokenStore(db, box)
+        held = _held(SECRETS)
+        now = time.time()
+        for n in range(500):
+            token = CachedToken(_token(f"inv{n:04d}"), expires_at=now + DAY, issued_at=now)
+            await store.save("user-2", token)
+            assert SECRETS.redact(f"token {token.access_token}") == "token [REDACTED]"
+            await store.delete("user-2")  # TokenManager.invalidate: KIS said it expired
+        assert _held(SECRETS) - held <= 2, f"{_held(SECRETS) - held} dead tokens held after 500 invalidated"
+    finally:
+        await db.dispose()
