@@ -14,6 +14,8 @@ import os
 import re
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +32,56 @@ REDACTED = "[REDACTED]"
 
 
 class SecretRegistry:
-    """Values that must never appear in a log line, registered as they become known."""
+    """Values that must never appear in a log line, registered as they become known.
+
+    A value that stops being a secret at a known time (an access token, at its expiry) is registered with
+    ``until`` (epoch seconds) and forgotten once that has passed: a token is issued again every day for
+    every user, and kept for ever the registry grew by one ~350-character token per user per day, each log
+    line redacting against all of them (a sort and a scan per registered value)."""
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._until: dict[str, float] = {}  # value -> when it stops being secret (epoch seconds)
+        self._sorted: list[str] | None = []  # every value, longest first (None: to be sorted again)
         self._lock = threading.Lock()
+        self.clock: Callable[[], float] = time.time
 
-    def add(self, *values: str | None) -> None:
+    def add(self, *values: str | None, until: float | None = None) -> None:
+        """Register ``values``; with ``until``, only until then (a value registered without one stays)."""
         with self._lock:
-            self._secrets.update(v for v in values if v and len(v) >= 6)
+            fresh = [v for v in values if v and len(v) >= 6]
+            if until is None:
+                self._secrets.update(fresh)
+                for value in fresh:
+                    self._until.pop(value, None)
+            else:
+                for value in fresh:
+                    if value not in self._secrets:
+                        self._until[value] = max(until, self._until.get(value, until))
+                self._prune(self.clock())
+            self._sorted = None
 
     def discard(self, value: str) -> None:
         with self._lock:
             self._secrets.discard(value)
+            self._until.pop(value, None)
+            self._sorted = None
+
+    def __len__(self) -> int:
+        return len(self._secrets) + len(self._until)
+
+    def _prune(self, now: float) -> None:
+        for value in [v for v, until in self._until.items() if until <= now]:
+            del self._until[value]
+
+    def _longest_first(self) -> list[str]:
+        with self._lock:
+            if self._sorted is None:
+                self._sorted = sorted((*self._secrets, *self._until), key=len, reverse=True)
+            return self._sorted
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._longest_first():
             if secret in text:
                 text = text.replace(secret, REDACTED)
         for pattern in _PATTERNS:

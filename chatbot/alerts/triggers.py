@@ -48,6 +48,10 @@ from chatbot.kis.overseas_frames import UsTick
 from chatbot.kis.realtime import Event
 
 log = logging.getLogger(__name__)
+# Fired orders' ids remembered so that an adoption pass never arms one again (the newest only: its row
+# left "armed" in the very transaction the owner took it in, so only a pass that read the rows before
+# that commit can still see it armed; kept for ever, the set grew by one id per order fired, for weeks).
+TAKEN_KEPT = 10_000
 STOP, TAKE = "stop", "take"
 
 
@@ -143,7 +147,8 @@ class TriggerEngine:
         self._trails: dict[str, dict[int, _Trail]] = {}
         self._trail_dirty: dict[int, tuple[int, int]] = {}
         self._handed_over: dict[int, ArmedTrigger] = {}  # crossed, out of the book, not yet taken by the owner
-        self._taken: set[int] = set()  # handed over and taken (fired): never adopted again
+        self._taken: dict[int, None] = {}  # handed over and taken (fired), the newest TAKEN_KEPT: never adopted again
+        self.taken_kept = TAKEN_KEPT
         self._subscribed: set[str] = set()
         self._arming: dict[str, _Arming] = {}
         self.last_price: dict[str, int] = {}
@@ -440,7 +445,9 @@ class TriggerEngine:
                 else:
                     for order_id in {c.order_id for c in batch}:
                         self._handed_over.pop(order_id, None)
-                        self._taken.add(order_id)
+                        self._taken[order_id] = None
+                    while len(self._taken) > self.taken_kept:
+                        del self._taken[next(iter(self._taken))]
                 await asyncio.sleep(0)
             if not self._pending:
                 self._idle.set()

@@ -23,6 +23,10 @@ class DbTokenStore:
         self.db = db
         self.box = box
         self.table: Table = KisTokenRow.__table__  # type: ignore[attr-defined]
+        # key -> the token registered with the log redactor for it: forgotten there when KIS has declared it
+        # expired (delete), else when its expiry passes (a token is issued again daily, and after every
+        # invalidation: kept for good, the redactor grew by one per user per day and per invalidation)
+        self._registered: dict[str, str] = {}
 
     async def load(self, key: str) -> CachedToken | None:
         async with self.db.session() as session:
@@ -30,11 +34,11 @@ class DbTokenStore:
         if row is None or row.key_version is None:
             return None
         token = self.box.decrypt(row.access_token, key, FIELD)
-        SECRETS.add(token)
+        self._register(key, token, row.expires_at)
         return CachedToken(token, row.expires_at, row.issued_at)
 
     async def save(self, key: str, token: CachedToken) -> None:
-        SECRETS.add(token.access_token)
+        self._register(key, token.access_token, token.expires_at)
         version = self.box.keyring.current
         values = {"key": key, "access_token": self.box.encrypt(token.access_token, key, FIELD, version),
                   "key_version": version, "expires_at": token.expires_at, "issued_at": token.issued_at,
@@ -47,5 +51,13 @@ class DbTokenStore:
             await conn.execute(stmt)
 
     async def delete(self, key: str) -> None:
+        """KIS declared the key's token expired (TokenManager.invalidate): it is dead, no secret any more."""
         async with self.db.write_connection() as conn:
             await conn.execute(delete(self.table).where(self.table.c.key == key))
+        token = self._registered.pop(key, None)
+        if token is not None:
+            SECRETS.discard(token)
+
+    def _register(self, key: str, token: str, expires_at: float) -> None:
+        SECRETS.add(token, until=expires_at)  # an expired token is no secret: forgotten then
+        self._registered[key] = token

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 REFUSAL_INTERVAL = 60.0
 LAST_SEEN_INTERVAL = 600.0  # seconds between writes of a user's last-seen time
 MAX_SEEN = 50_000  # users remembered; past that, the stale ones are forgotten
+# (chat, user) pairs whose last refusal is remembered (one refusal a REFUSAL_INTERVAL each); past that,
+# those older than the interval are forgotten, and if a flood of strangers left too few of those, the
+# older half (each stranger once was a pair kept for good: a public bot's token meets them for weeks)
+MAX_REFUSED = 10_000
 SEEN_KEY = "last_seen_written"
 
 
@@ -88,8 +92,18 @@ async def _refuse(update: Update, context: Context, key: str) -> None:
     last: dict[tuple[int, int], float] = context.application.bot_data.setdefault("refused_at", {})
     now = time.monotonic()
     if now - last.get((chat.id, user.id), -REFUSAL_INTERVAL) >= REFUSAL_INTERVAL:
+        if len(last) >= MAX_REFUSED:
+            _forget_refusals(last, now)
         last[(chat.id, user.id)] = now
         await context.bot.send_message(chat.id, text)
+
+
+def _forget_refusals(last: dict[tuple[int, int], float], now: float) -> None:
+    for stale in [pair for pair, at in last.items() if now - at >= REFUSAL_INTERVAL]:
+        del last[stale]
+    if len(last) >= MAX_REFUSED // 2:  # all recent: the older half (told again a little sooner, at worst)
+        for pair, _ in sorted(last.items(), key=lambda item: item[1])[:len(last) - MAX_REFUSED // 2]:
+            del last[pair]
 
 
 async def on_membership(update: Update, context: Context) -> None:
