@@ -45,13 +45,13 @@ async def show_card_in_place(update: Update, context: Context, prepared: Awaitab
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
     orders, shown = services(context).orders, query.message
-    if shown is not None and not await orders.attach_card(card, user.id, shown.message_id, in_place=True):
-        await query.answer(t("popup_already", lang(update)))
-        return
+    taken = shown is not None and not await orders.attach_card(card, user.id, shown.message_id, in_place=True)
     try:
-        await query.answer()
+        await query.answer(t("popup_already", lang(update)) if taken else None)
     except TelegramError as exc:  # a press answered too late still gets its card
         log.warning("could not answer the press", extra={"error": type(exc).__name__})
+    if taken:  # the message is, or was, another card: left as it is
+        return
     text, keyboard = render.card(card, lang(update))
     text += await _covered_warning(context, user.id, card, lang(update))
     try:
