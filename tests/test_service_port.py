@@ -155,6 +155,8 @@ class Accounts:
     async def for_user(self, _user_id: int) -> UserAccount:
         return self.account
 
+    current = for_user  # the credentials read afresh: the same account here
+
 
 @dataclasses.dataclass
 class Service:

@@ -104,6 +104,25 @@ class AccountProvider:
                 self._cache.popitem(last=False)
             return account
 
+    async def current(self, telegram_id: int) -> UserAccount:
+        """The user's account as the database has it now: their credentials (or paper account) read afresh,
+        not taken from this process's cache — another replica's /login, /logout or /reset forgets only its own
+        cache. What a press and a firing check a card's or an order's account against, and send on. The cached
+        client is kept when it is for the same credentials (its token and its submitter with it), else replaced.
+        Raises :class:`UserError` ``not_registered`` as :meth:`for_user` does."""
+        credentials = await self._credentials(telegram_id)
+        async with self._lock:
+            cached = self._cache.get(telegram_id)
+            if cached is not None and cached.client.credentials == credentials:
+                self._cache.move_to_end(telegram_id)
+                return cached
+            account = UserAccount.of(self.client_for(credentials), self.is_etn)
+            self._cache[telegram_id] = account
+            self._cache.move_to_end(telegram_id)
+            if len(self._cache) > MAX_CACHED_CLIENTS:
+                self._cache.popitem(last=False)
+            return account
+
     async def _credentials(self, telegram_id: int) -> KisCredentials:
         own = await self.credentials.load(telegram_id)
         if own is not None:
@@ -148,7 +167,8 @@ class AccountProvider:
         return list(self._cache.values())
 
     def forget(self, telegram_id: int) -> None:
-        """Drop the cached client (credentials changed or removed)."""
+        """Drop the cached client (credentials changed or removed). This process's only: another replica's
+        cache keeps the old client until it reads the credentials again (:meth:`current`)."""
         self._cache.pop(telegram_id, None)
 
     async def aclose(self) -> None:

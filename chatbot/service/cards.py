@@ -6,8 +6,13 @@ matching — message ids are per chat): whatever arrives twice — a double tap,
 redelivered after a crash — only one press can win, and it wins in the database, not in memory. (The
 table keeps its first name, ``pending_orders``.)
 
-A card records the account it was quoted for (:func:`account_ref`: a digest, never the account number);
-a press when the user's account is another one — after /login, /logout or a paper /reset — is refused
+A message shows one card: a card is attached to a message only where no other card of that chat is
+pending (:meth:`CardStore.attach_message`; a message a card was brought into, in place of what it showed,
+only where no card ever was). The newer card is refused (``superseded``): a double tap on a candidate
+stock, or a late one after its card was pressed, never gives the message a second card to confirm.
+
+A card records the account it was quoted for (:func:`account_ref`: which account, not a secret); a press
+when the user's account is another one — after /login, /logout or a paper /reset — is refused
 (:attr:`ClaimRefused.ACCOUNT_CHANGED`, the card voided) and sends nothing. Those three also void the
 user's pending cards outright (:meth:`CardStore.void_pending`).
 """
@@ -21,7 +26,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Collection
 from enum import StrEnum
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,6 +53,7 @@ class CardStatus(StrEnum):
     DISMISSED = "dismissed"
     EXPIRED = "expired"
     VOIDED = "voided"  # the user's account changed (/login, /logout, /reset) before it was pressed
+    SUPERSEDED = "superseded"  # never shown: its message already shows (or showed) another card
 
 
 class ClaimRefused(StrEnum):
@@ -77,19 +83,28 @@ def new_token() -> str:
 
 
 def account_ref(environment: str, owner_id: int, account: object) -> str:
-    """What a card or conditional order stores of the account it is for: a digest of the environment, the
-    user and the account number (``12345678-01``), never the number itself (the account is shown back to
-    nobody and lives encrypted with the credentials; this only tells two accounts apart). Stable across
-    restarts, master-key rotations and new app keys for the same account."""
+    """What a card or conditional order stores of the account it is for: an identity, not a secrecy measure.
+    It is an unkeyed digest of the environment, the user and the account number (``12345678-01``): it tells
+    two accounts apart, and that is all it is for. It hides nothing — the number is stored in plain text
+    beside it (``credentials.account``, ``paper_accounts.account``, ``order_journal.account``), and an
+    8-digit number behind an unkeyed digest is found by trying them all. Stable across restarts, master-key
+    rotations and new app keys for the same account."""
     digest = hashlib.sha256(f"kis-account-ref\n{environment}\n{owner_id}\n{account}".encode()).hexdigest()
     return digest[:32]
 
 
+def _message_key(chat_id: int, message_id: int) -> int:
+    """The advisory lock serialising the cards attached to one message (a signed 64-bit key)."""
+    digest = hashlib.sha256(f"kis-chatops:card-message:{chat_id}:{message_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 async def current_account_ref(accounts: AccountProvider, mode: Mode, user_id: int) -> str | None:
-    """The account the user trades on now, as :func:`account_ref`; None: none (logged out of virtual or
-    real mode). In simulator mode a user without credentials of their own has a paper account."""
+    """The account the user trades on now, as :func:`account_ref`, from their credentials read afresh
+    (:meth:`AccountProvider.current`); None: none (logged out of virtual or real mode). In simulator mode a
+    user without credentials of their own has a paper account."""
     try:
-        account = await accounts.for_user(user_id)
+        account = await accounts.current(user_id)
     except UserError:
         return None
     return account_ref(mode.setting, user_id, account.account)
@@ -105,7 +120,9 @@ class CardStore:
         self.account_ref_of = account_ref_of
 
     async def create(self, **fields: object) -> PendingOrderRow:
-        if "account_ref" not in fields and self.account_ref_of is not None:
+        # The account the card's checks were made on, given by its maker (read once, at the start: a /login
+        # finishing meanwhile must not bind the card to the new account). Read here only where not given.
+        if fields.get("account_ref") is None and self.account_ref_of is not None:
             owner_id = fields["owner_id"]
             assert isinstance(owner_id, int)
             fields["account_ref"] = await self.account_ref_of(owner_id)
@@ -116,17 +133,42 @@ class CardStore:
             session.add(row)
         return row
 
-    async def attach_message(self, token: str, owner_id: int, message_id: int) -> dt.datetime:
+    async def attach_message(self, token: str, owner_id: int, message_id: int, *, in_place: bool = False,
+                             moved_from: int | None = None) -> dt.datetime | None:
         """Bind the card to the message showing it; the owner's time to decide starts now, when it
-        reached them (under Telegram's flood limits a card can take seconds to go out)."""
+        reached them (under Telegram's flood limits a card can take seconds to go out). Returns when it
+        expires; None: refused, the card ``superseded`` (never to be pressed) — a message shows one card:
+        another card of the chat is pending on that message, or, ``in_place`` (the message showed something
+        else first, a candidate list, and is to become this card), any card ever was on it. ``moved_from``:
+        the card was attached to that message, which could not show it after all; it moves to this one.
+
+        Serialised per message (SQLite: the write lock; PostgreSQL: an advisory lock for the transaction,
+        two replicas attaching two cards to one message included)."""
         expires_at = self.clock() + self.ttl
         async with self.db.write() as session:
-            await session.exec(update(PendingOrderRow)
-                               .where(col(PendingOrderRow.id) == token, col(PendingOrderRow.owner_id) == owner_id,
-                                      col(PendingOrderRow.message_id).is_(None),
-                                      col(PendingOrderRow.status) == CardStatus.PENDING)
-                               .values(message_id=message_id, expires_at=expires_at))
-        return expires_at
+            row = await session.get(PendingOrderRow, token)
+            if row is None or row.owner_id != owner_id:
+                return None
+            if not self.db.is_sqlite:
+                await session.exec(select(func.pg_advisory_xact_lock(_message_key(row.chat_id, message_id))))
+            shown = [col(PendingOrderRow.chat_id) == row.chat_id, col(PendingOrderRow.message_id) == message_id,
+                     col(PendingOrderRow.id) != token]
+            if not in_place:
+                shown.append(col(PendingOrderRow.status) == CardStatus.PENDING)
+            taken = (await session.exec(select(PendingOrderRow.id).where(*shown).limit(1))).first()
+            unattached = (col(PendingOrderRow.message_id).is_(None) if moved_from is None
+                          else col(PendingOrderRow.message_id) == moved_from)
+            where = [col(PendingOrderRow.id) == token, col(PendingOrderRow.owner_id) == owner_id, unattached,
+                     col(PendingOrderRow.status) == CardStatus.PENDING]
+            if taken is not None:
+                await session.exec(update(PendingOrderRow).where(*where).values(
+                    status=CardStatus.SUPERSEDED, result="its message shows another card", updated_at=self.clock()))
+                log.info("card not attached: its message shows another one",
+                         extra={"card": token, "message_id": message_id, "other": taken})
+                return None
+            result = await session.exec(update(PendingOrderRow).where(*where)
+                                        .values(message_id=message_id, expires_at=expires_at))
+        return expires_at if result.rowcount == 1 else None
 
     async def claim(self, token: str, user_id: int, message_id: int, to: CardStatus,
                     on_claimed: OnClaimed | None = None, actions: Collection[str] | None = None, *,

@@ -420,7 +420,7 @@ class ConditionalOrders:
                                                 chat_id=chat_id)
             return ArmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN])
         try:
-            account = await self.accounts.for_user(user_id)
+            account = await self.accounts.current(user_id)  # read afresh: another replica's /logout counts
         except UserError:  # no account now (logged out): a card made for one is void
             if pending.account_ref is None:
                 raise
@@ -431,6 +431,7 @@ class ConditionalOrders:
         with kis_errors():
             held = await self._held(account, pending.code)
         armed: list[ConditionalOrderRow] = []
+        not_armed: list[Outcome] = []  # the order was cancelled before the press could arm it: why
         async with contextlib.AsyncExitStack() as stack:
             # No trigger engine here (another replica owns the feed): the price now from a quote, best
             # effort; the feed's owner adopts the order with a gap check from the moment it is stored.
@@ -441,6 +442,9 @@ class ConditionalOrders:
             async def arm(session: AsyncSession, _card: PendingOrderRow) -> None:
                 row = await session.get(ConditionalOrderRow, pending.id)
                 assert row is not None
+                if row.status != "pending":  # cancelled since it was read (the account changed): never revived
+                    await _not_armed(session, row.result)
+                    return
                 if last is not None and ((row.stop_price is not None and last <= row.stop_price)
                                          or (row.take_price is not None and last >= row.take_price)):
                     trigger = row.stop_price if row.stop_price and last <= row.stop_price else row.take_price
@@ -450,14 +454,35 @@ class ConditionalOrders:
                 if row.quantity + committed > held:
                     raise _exceeds_holdings(held, committed, row.quantity, row.name)
                 now = utcnow()
+                high_water = row.high_water if row.high_water is None or last is None else max(row.high_water, last)
+                moved = await session.exec(update(ConditionalOrderRow).where(  # only one still pending: the row
+                    # read above may have been cancelled since by another transaction (PostgreSQL)
+                    col(ConditionalOrderRow.id) == row.id, col(ConditionalOrderRow.status) == "pending")
+                    .values(status="armed", armed_at=now, updated_at=now, expires_at=now + self.expiry,
+                            high_water=high_water).execution_options(synchronize_session=False))
+                if moved.rowcount != 1:
+                    await _not_armed(session, (await session.exec(select(ConditionalOrderRow.result).where(
+                        col(ConditionalOrderRow.id) == row.id))).first())
+                    return
+                session.expunge(row)
                 row.status, row.armed_at, row.updated_at, row.expires_at = "armed", now, now, now + self.expiry
-                if row.high_water is not None and last is not None:
-                    row.high_water = max(row.high_water, last)
-                session.add(row)
+                row.high_water = high_water
                 armed.append(row)
+
+            async def _not_armed(session: AsyncSession, result: str | None) -> None:
+                """The order is no longer pending (cancelled, as the user was told): the card is spent, not
+                placed — voided when the account changed (its press says so), else failed."""
+                account_changed = result == ACCOUNT_CHANGED
+                not_armed.append(Outcome.ACCOUNT_CHANGED if account_changed else Outcome.ALREADY_HANDLED)
+                await self.cards.finish_in(session, token, CardStatus.VOIDED if account_changed else CardStatus.FAILED,
+                                           result, only_from=CardStatus.PLACED)
 
             _, refused = await self.cards.claim(token, user_id, message_id, CardStatus.PLACED, arm,
                                                    actions=KINDS, chat_id=chat_id, account=ref)
+            if refused is None and not_armed:
+                log.info("a conditional order's card pressed after it was cancelled; not armed",
+                         extra={"order_id": pending.id, "outcome": not_armed[0].value})
+                return ArmResult(not_armed[0])
             if refused is not None or not armed:
                 return ArmResult(_REFUSALS[refused or ClaimRefused.UNKNOWN])
             armed_row = armed[0]
@@ -684,7 +709,7 @@ class ConditionalOrders:
         assert row.id is not None and row.fire_key is not None
         try:
             try:
-                account = await self.accounts.for_user(row.owner_id)
+                account = await self.accounts.current(row.owner_id)  # afresh: another replica's /logout counts
             except Exception as exc:  # noqa: BLE001 -- nothing was sent: any fault fails the firing, told
                 await self._settle(row, journal_id, "failed", message=f"no KIS account ({type(exc).__name__})")
                 return

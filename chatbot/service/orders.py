@@ -164,20 +164,22 @@ class Orders:
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="order", side=side.value, code=symbol.code, name=symbol.name_ko,
                                       quantity=quantity, price=price, quoted_price=quote.price.amount,
-                                      currency=symbol.currency.value)
+                                      currency=symbol.currency.value, account_ref=self.account_ref_for(user_id, account))
         return self._card(row, symbol)
 
     async def prepare_cancel(self, user_id: int, chat_id: int, order_no_text: str) -> OrderCard:
         """A card for cancelling one of the user's open orders (what is left of it)."""
         self.check_real_allowed()
-        order = await self._open_order(user_id, order_no_text, missing="no_such_open_order")
+        account = await self.accounts.for_user(user_id)  # the card is for the account the order was found on
+        order = await self._open_order(user_id, order_no_text, missing="no_such_open_order", account=account)
         symbol = self.market.symbols.by_code(order.symbol) or Symbol(order.symbol, order.name, order.name, "")
         price = order.price.amount if order.price is not None else None
         row = await self.cards.create(owner_id=user_id, chat_id=chat_id, environment=self.mode.setting,
                                       action="cancel", side=order.side.value, code=order.symbol, name=symbol.name_ko,
                                       quantity=order.cancellable_quantity, price=price or None,
                                       quoted_price=price or 0, currency=symbol.currency.value,
-                                      order_no=order.order_no, branch=order.branch, exchange=order.exchange)
+                                      order_no=order.order_no, branch=order.branch, exchange=order.exchange,
+                                      account_ref=self.account_ref_for(user_id, account))
         return self._card(row, symbol)
 
     async def open_order(self, user_id: int, order_no_text: str) -> OpenOrder:
@@ -185,10 +187,10 @@ class Orders:
         a view: its price in money."""
         return await self._open_order(user_id, order_no_text)
 
-    async def _open_order(self, user_id: int, order_no_text: str, missing: str = "no_such_open_order_revise"
-                          ) -> b.OpenOrder:
+    async def _open_order(self, user_id: int, order_no_text: str, missing: str = "no_such_open_order_revise",
+                          account: UserAccount | None = None) -> b.OpenOrder:
         wanted = parse_order_no(order_no_text)
-        account = await self.accounts.for_user(user_id)
+        account = account or await self.accounts.for_user(user_id)
         with kis_errors():
             orders = await account.broker.open_orders()
         order = next((o for o in orders if p.order_no_key(o.order_no) == wanted), None)
@@ -212,8 +214,8 @@ class Orders:
                 await self._open_order(user_id, args[0])  # no such open order is the answer (US ones were looked at)
             raise
         wanted_quantity = parse_quantity(args[2]) if len(args) == 3 else None
-        order = await self._open_order(user_id, args[0])
-        account = await self.accounts.for_user(user_id)
+        account = await self.accounts.for_user(user_id)  # the order looked up and checked on it; the card is for it
+        order = await self._open_order(user_id, args[0], account=account)
         with kis_errors():
             symbol = self.market.symbols.by_code(order.symbol) or Symbol(order.symbol, order.name, order.name, "")
             remaining = order.cancellable_quantity
@@ -233,13 +235,21 @@ class Orders:
                                       quantity=quantity, price=price,
                                       quoted_price=order.price.amount if order.price is not None else 0,
                                       currency=symbol.currency.value, order_no=order.order_no, branch=order.branch,
-                                      exchange=order.exchange)
+                                      exchange=order.exchange, account_ref=self.account_ref_for(user_id, account))
         return replace(self._card(row, symbol), left_unrevised=remaining - quantity)
 
-    async def attach_card(self, card: OrderCard, owner_id: int, message_id: int) -> None:
+    def account_ref_for(self, user_id: int, account: UserAccount) -> str:
+        """The account a card is for: the one its checks were made on (read once, at the start of preparing it)."""
+        return account_ref(self.mode.setting, user_id, account.account)
+
+    async def attach_card(self, card: OrderCard, owner_id: int, message_id: int, *, in_place: bool = False,
+                          moved_from: int | None = None) -> bool:
         """Record which message shows the card: only a press on that message counts, and the owner's
-        time to decide starts now."""
-        await self.cards.attach_message(card.token, owner_id, message_id)
+        time to decide starts now. False: refused, the card superseded — a message shows one card (another
+        is pending there; ``in_place``, a message turned into the card: one ever was). A front end turning a
+        message into a card attaches it first and shows it only if this says yes (:meth:`CardStore.attach_message`)."""
+        return await self.cards.attach_message(card.token, owner_id, message_id, in_place=in_place,
+                                               moved_from=moved_from) is not None
 
     # -- the press -----------------------------------------------------------------------------------------
     async def confirm(self, token: str, user_id: int, message_id: int, show_sending: ShowSending, *,
@@ -278,13 +288,14 @@ class Orders:
     async def _claim(self, token: str, user_id: int, message_id: int, chat_id: int | None
                      ) -> _Claimed | ConfirmResult:
         """The atomic single use. An order's journal row is opened in the same transaction: no card is
-        ever being submitted without one. The user's account is read first: a card quoted for another
-        one is refused (voided) and the account read is the one a won card is sent on."""
+        ever being submitted without one. The user's account is read first, afresh from the database (not
+        this process's cache): a card quoted for another one is refused (voided) and the account read is the
+        one a won card is sent on."""
         opened: list[int] = []
         account: UserAccount | None = None
         now: AccountCheck = ANY_ACCOUNT
         try:
-            account = await self.accounts.for_user(user_id)
+            account = await self.accounts.current(user_id)  # read afresh: another replica's /logout counts
             now = account_ref(self.mode.setting, user_id, account.account)
         except UserError:  # no account now (logged out of virtual/real mode): a card quoted for one is void
             now = None
@@ -318,7 +329,7 @@ class Orders:
         user_id, token = row.owner_id, row.id
         if claimed.account is None and row.account_ref is not None:  # the claim could not check the account
             try:
-                claimed = replace(claimed, account=await self.accounts.for_user(user_id))
+                claimed = replace(claimed, account=await self.accounts.current(user_id))
             except Exception as exc:  # noqa: BLE001 -- nothing was sent; any fault settles the card as failed
                 log.warning("no KIS account for a claimed card", extra={"card": token, "error": type(exc).__name__})
                 return await self._not_sent(claimed, fail_reason(exc))

@@ -243,7 +243,8 @@ class UsOrders:
             action = "reserve"
         elif not self.market.calendar.always_open:
             self._check_auction_ahead(division, state)
-        broker = await self.market.broker_for(user_id)
+        account = await self.orders.accounts.for_user(user_id)  # checked on it below: the card is for it
+        broker = self.market.broker(account.client)
         with kis_errors():
             quote = await broker.quote(symbol.code)
             if quote.halted:  # KIS's price detail says it does not trade (e_ordyn): no card
@@ -271,8 +272,12 @@ class UsOrders:
             code=symbol.code, name=symbol.name_ko[:80], quantity=quantity,
             price=price.amount if price is not None else None, quoted_price=quote.price.amount,
             currency=Currency.USD.value, market="US", exchange=exchange.name,
-            order_type=division.name)
+            order_type=division.name, account_ref=self.orders.account_ref_for(user_id, account))
         return self.card(row, symbol)
+
+    def _ref(self, user_id: int, account: UserAccount | None) -> str | None:
+        """The card's account: the one its order was found on (None: read when the card is stored)."""
+        return self.orders.account_ref_for(user_id, account) if account is not None else None
 
     @staticmethod
     def _check_auction_ahead(division: UsOrderDivision, state: UsMarketState) -> None:
@@ -343,15 +348,18 @@ class UsOrders:
         return {order_no_key(no): kind for no, kind in rows
                 if no and kind and kind in UsOrderDivision.__members__ and order_no_key(no) in wanted}
 
-    async def open_order(self, user_id: int, order_no_text: str) -> b.OpenOrder | None:
+    async def open_order(self, user_id: int, order_no_text: str, account: UserAccount | None = None
+                         ) -> b.OpenOrder | None:
         """One of the user's own open US orders by its number, or None (not a US order of theirs)."""
         wanted = parse_order_no(order_no_text)
-        broker = await self.market.broker_for(user_id)
+        broker = self.market.broker(account.client) if account else await self.market.broker_for(user_id)
         with kis_errors():
             rows = await broker.open_orders()
         return next((r for r in rows if order_no_key(r.order_no) == wanted), None)
 
-    async def prepare_cancel(self, user_id: int, chat_id: int, order: b.OpenOrder) -> OrderCard:
+    async def prepare_cancel(self, user_id: int, chat_id: int, order: b.OpenOrder,
+                             account: UserAccount | None = None) -> OrderCard:
+        """``account``: the one ``order`` was found on (the card is for it)."""
         self.orders.check_real_allowed()
         price = order.price.amount if order.price is not None else Decimal(0)
         # the type it was sent as (an MOO is not "limit $0"); not the bot's: a limit, or unpriced MOO/MOC
@@ -362,12 +370,13 @@ class UsOrders:
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80],
             quantity=order.cancellable_quantity, price=price or None, quoted_price=price,
             currency=Currency.USD.value, order_no=order.order_no, branch=order.branch[:8] or None, market="US",
-            exchange=_exchange_name(order), order_type=kind)
+            exchange=_exchange_name(order), order_type=kind, account_ref=self._ref(user_id, account))
         return self.card(row)
 
-    async def prepare_revise(self, user_id: int, chat_id: int, order: b.OpenOrder, args: Sequence[str]) -> OrderCard:
+    async def prepare_revise(self, user_id: int, chat_id: int, order: b.OpenOrder, args: Sequence[str],
+                             account: UserAccount | None = None) -> OrderCard:
         """``<order_no> <new price> [<new qty>]`` for a US order: the new price on the US tick, and near the
-        last price as a new order's (:func:`check_limit`)."""
+        last price as a new order's (:func:`check_limit`). ``account``: the one ``order`` was found on."""
         self.orders.check_real_allowed()
         try:
             price = parse_us_price(args[1])
@@ -389,7 +398,7 @@ class UsOrders:
                             type=kind if not UsOrderDivision[kind].priced else "MOO/MOC")
         if price == old and quantity == remaining:
             raise UserError("us_revise_nothing_changes", order_no=order.order_no, price=str(Money.usd(price)))
-        broker = await self.market.broker_for(user_id)
+        broker = self.market.broker(account.client) if account else await self.market.broker_for(user_id)
         with kis_errors():
             quote = await broker.quote(order.symbol)
         if quote.halted:
@@ -402,7 +411,8 @@ class UsOrders:
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="revise",
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80], quantity=quantity,
             price=price, quoted_price=old, currency=Currency.USD.value, order_no=order.order_no,
-            branch=order.branch[:8] or None, market="US", exchange=_exchange_name(order), order_type=kind)
+            branch=order.branch[:8] or None, market="US", exchange=_exchange_name(order), order_type=kind,
+            account_ref=self._ref(user_id, account))
         return self.card(row)
 
     # -- /cancel and /modify by number: a domestic order first, else a US one ------------------------------
@@ -412,21 +422,23 @@ class UsOrders:
         except UserError as err:
             if err.key != "no_such_open_order":
                 raise
-            order = await self.open_order(user_id, order_no_text)
+            account = await self.orders.accounts.for_user(user_id)  # the order is looked up on it: the card is for it
+            order = await self.open_order(user_id, order_no_text, account)
             if order is None:
                 reservation = await self.reservations.find(user_id, order_no_text)
                 if reservation is None:
                     raise
                 return await self.reservations.prepare_cancel(user_id, chat_id, reservation)
-        return await self.prepare_cancel(user_id, chat_id, order)
+        return await self.prepare_cancel(user_id, chat_id, order, account)
 
     async def prepare_revise_any(self, user_id: int, chat_id: int, args: Sequence[str]) -> OrderCard:
         """A US order's number first (its price has cents, which the domestic parser refuses), else domestic."""
         if len(args) not in (2, 3):
             raise UserError("usage_modify")
         parse_order_no(args[0])
+        account = await self.orders.accounts.for_user(user_id)  # the order is looked up on it: the card is for it
         try:
-            order = await self.open_order(user_id, args[0])
+            order = await self.open_order(user_id, args[0], account)
         except UserError as us_down:  # KIS's US side did not answer: a domestic order is still revised
             try:
                 return await self.orders.prepare_revise(user_id, chat_id, args)
@@ -436,7 +448,7 @@ class UsOrders:
                 raise
         if order is None:
             return await self.orders.prepare_revise(user_id, chat_id, args)
-        return await self.prepare_revise(user_id, chat_id, order, args)
+        return await self.prepare_revise(user_id, chat_id, order, args, account)
 
     # -- the press (called by Orders for a claimed US card) --------------------------------------------------
     async def submit(self, row: PendingOrderRow, card: OrderCard, account: UserAccount,

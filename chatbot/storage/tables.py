@@ -92,7 +92,7 @@ class PendingOrderRow(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
-    # The account it was quoted for (revision 0019): a digest, never the number (chatbot.service.cards.account_ref);
+    # The account it was quoted for (revision 0019): an identity, not a secret (chatbot.service.cards.account_ref);
     # a press when the user's account is another one sends nothing. None: a card made before 0019.
     account_ref: str | None = Field(default=None, max_length=32)
 

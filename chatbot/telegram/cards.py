@@ -37,18 +37,23 @@ async def send_card(update: Update, context: Context, prepared: Awaitable[OrderC
 async def show_card_in_place(update: Update, context: Context, prepared: Awaitable[OrderCard]) -> None:
     """A card brought by a button (a candidate stock for an order typed): the message the button was on
     becomes the card, attached like any card (only a press there counts, the owner's time starts now).
-    A message that cannot be edited: the card comes as a new one. The press is answered once the card is
-    prepared (a refusal is answered by the handler's @user_errors)."""
+    The message is claimed for the card before it is edited: a second tap on the candidates, or a late one
+    after the card was pressed, finds it taken and changes nothing (one card per message, ever). A message
+    that cannot be edited: the card comes as a new one. The press is answered once the card is prepared
+    (a refusal is answered by the handler's @user_errors)."""
     card = await prepared
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
+    orders, shown = services(context).orders, query.message
+    taken = shown is not None and not await orders.attach_card(card, user.id, shown.message_id, in_place=True)
     try:
-        await query.answer()
+        await query.answer(t("popup_already", lang(update)) if taken else None)
     except TelegramError as exc:  # a press answered too late still gets its card
         log.warning("could not answer the press", extra={"error": type(exc).__name__})
+    if taken:  # the message is, or was, another card: left as it is
+        return
     text, keyboard = render.card(card, lang(update))
     text += await _covered_warning(context, user.id, card, lang(update))
-    shown = query.message
     try:
         edited = await query.edit_message_text(text, reply_markup=keyboard)
         message_id = edited.message_id if isinstance(edited, Message) else shown.message_id if shown else None
@@ -57,7 +62,9 @@ async def show_card_in_place(update: Update, context: Context, prepared: Awaitab
         message_id = None
     if message_id is None:  # the card in a message of its own (one not attached could never be confirmed)
         message_id = (await reply(update, context, text, keyboard)).message_id
-    await services(context).orders.attach_card(card, user.id, message_id)
+        await orders.attach_card(card, user.id, message_id, moved_from=shown.message_id if shown else None)
+    elif shown is None:
+        await orders.attach_card(card, user.id, message_id)
 
 
 async def _covered_warning(context: Context, user_id: int, card: OrderCard, language: str) -> str:

@@ -1,8 +1,10 @@
 """The account a confirmation card was quoted for and a conditional order sells on
-(``pending_orders.account_ref``, ``conditional_orders.account_ref``): a digest of the environment, the user
-and the account number (chatbot.service.cards.account_ref), never the number itself. A card pressed, or a
-conditional order firing, when the user's account is another one (after /login, /logout, a paper /reset)
-sends nothing.
+(``pending_orders.account_ref``, ``conditional_orders.account_ref``): an unkeyed digest of the environment,
+the user and the account number (chatbot.service.cards.account_ref) — an identity that tells two accounts
+apart, not a secrecy measure (the number is stored in plain text in ``credentials.account`` and
+``order_journal.account``, and an 8-digit number is found from its digest by trying them all). A card
+pressed, or a conditional order firing, when the user's account is another one (after /login, /logout, a
+paper /reset) sends nothing.
 
 Rows written before this revision have no account (NULL): such a card is checked as before (it expires
 within minutes); such a conditional order fires as before until the user's account next changes, which
