@@ -355,11 +355,9 @@ def test_without_kis_filled_amount_the_price_is_derived_from_the_average() -> No
     assert listed_fill_price(Money.krw(69_960), 5, 3, None, amount=Money.krw(349_800)).basis == ORDER_AVERAGE
 
 
-async def test_a_fill_after_many_counted_is_told_at_its_exact_price_from_kis_amount(bot: BotHarness) -> None:
-    """11 at L: 10 fill at L − 1 tick, caught up; then 1 at L. KIS lists 11 at the average truncated to the
-    won: from it the last share was within 21 won of L, pushed as an average (a tick below L). From KIS's filled
-    amount it is L exactly: one share, at its own price. (The 10, one execution below the limit, are said to be
-    an average: KIS's list cannot tell them from several.)"""
+async def _ten_below_then_one_at_the_limit(bot: BotHarness) -> tuple[int, int, str, list[dict[str, Any]]]:
+    """A buy of 11 at L: 10 fill at L − 1 tick, caught up; then 1 at L, caught up (notices lost both times). The
+    limit, the price a tick below, the order's number and the two fill pushes."""
     limit = resting_price(bot, ticks=10)
     lower = limit - p.tick_size(limit)
     assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 11 {limit}"))["text"]
@@ -372,7 +370,15 @@ async def test_a_fill_after_many_counted_is_told_at_its_exact_price_from_kis_amo
     with notices.holding():
         domestic_fill(bot, order_no, 1, limit)
     assert await catch_up(bot) == 1
-    first, second = await fill_pushes(bot)
+    return limit, lower, order_no, await fill_pushes(bot)
+
+
+async def test_a_fill_after_many_counted_is_told_at_its_exact_price_from_kis_amount(bot: BotHarness) -> None:
+    """11 at L: 10 fill at L − 1 tick, caught up; then 1 at L. KIS lists 11 at the average truncated to the
+    won: from it the last share was within 21 won of L, pushed as an average (a tick below L). From KIS's filled
+    amount it is L exactly: one share, at its own price. (The 10, one execution below the limit, are said to be
+    an average: KIS's list cannot tell them from several.)"""
+    limit, lower, order_no, (first, second) = await _ten_below_then_one_at_the_limit(bot)
     assert (second["quantity"], second["price"]) == (1, limit) and "price_basis" not in second, second
     assert (first["quantity"], first["price"], first["price_basis"]) == (10, lower, FILLS_AVERAGE), first
     assert await details(bot, order_no) == [f"10@{lower}", f"1@{limit}"]
@@ -384,19 +390,7 @@ async def test_a_blank_filled_amount_falls_back_to_kis_average(bot: BotHarness,
     KIS's average as before (within 21 won of L: said to be an average)."""
     row = sim_payloads.execution_row
     monkeypatch.setattr(sim_payloads, "execution_row", lambda market, order: {**row(market, order), "tot_ccld_amt": ""})
-    limit = resting_price(bot, ticks=10)
-    lower = limit - p.tick_size(limit)
-    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 11 {limit}"))["text"]
-    order_no = (await journal_rows(bot))[-1].kis_order_no
-    assert order_no
-    notices = Notices(bot)
-    with notices.holding():
-        domestic_fill(bot, order_no, 10, lower)
-    assert await catch_up(bot) == 1
-    with notices.holding():
-        domestic_fill(bot, order_no, 1, limit)
-    assert await catch_up(bot) == 1
-    first, second = await fill_pushes(bot)
+    limit, lower, _order_no, (first, second) = await _ten_below_then_one_at_the_limit(bot)
     assert "price_basis" not in first and first["price"] == lower, first  # snapped to the grid from the average
     assert (second["quantity"], second["price_basis"]) == (1, FILLS_AVERAGE) and second["price"] != limit, second
 
