@@ -134,7 +134,8 @@ async def test_cancel_and_timeout_store_nothing(db_url: str, monkeypatch: pytest
         assert not [m for m in harness.api.messages.values() if m.get("text") == creds.app_secret]
         await harness.say(ALICE, "/login")
         await harness.say(ALICE, creds.app_key)
-        await asyncio.sleep(1.5)
+        # the flow's 0.5 s run out, whenever the machine gets to it (a fixed sleep of 1.5 s was not always enough)
+        await harness.wait_for_message(ALICE["id"], "시간이 지나", timeout=60)
         assert "시간이 지나" in harness.api.bot_messages(ALICE["id"])[-1]["text"]
         assert await rows(harness, CredentialRow) == []
         assert not harness.app.user_data.get(ALICE["id"], {}).get("login_draft")
