@@ -68,6 +68,10 @@ def _postgres_answers() -> bool:
 POSTGRES = _postgres_answers()
 DB_BACKENDS = ["sqlite", pytest.param("postgres", marks=[
     pytest.mark.postgres, pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL on 127.0.0.1:5432")])]
+# A test whose subject no storage can change (input refused before anything is written, a quote, a chart,
+# a rendering) runs on SQLite only: ``@SQLITE_ONLY`` (``db_url`` parametrised with "sqlite" alone). What is
+# stored, read back after a restart, raced or migrated runs on both (``db_url``'s DB_BACKENDS).
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 Statement = tuple[str, Any, bool]  # SQL, its DB-API parameters, executemany

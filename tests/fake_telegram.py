@@ -43,6 +43,9 @@ class FakeTelegram:
 
     async def stop(self) -> None:
         self._stopping = True  # Python 3.11's wait_for can swallow a cancel that meets a wake-up: exit anyway
+        # A long poll still held (its bot gone: a killed or stopped process, whose getUpdates asked for 10 s)
+        # returns now: the server's clean-up waits for every request it is handling.
+        self.emulator.release_pollers()
         self._delivery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._delivery

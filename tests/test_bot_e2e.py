@@ -23,6 +23,7 @@ from chatbot.storage.tables import (
     UserRow,
 )
 from chatbot.telegram import callbacks
+from tests.conftest import SQLITE_ONLY
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(1001, "ko")
@@ -52,6 +53,7 @@ async def buy_card(bot: BotHarness, user: dict, text: str = f"/buy {CODE} 10") -
 
 
 # -- start, help, menu ---------------------------------------------------------------------------------
+@SQLITE_ONLY
 async def test_start_shows_mode_and_commands(bot: BotHarness) -> None:
     (msg,) = await bot.say(ALICE, "/start")
     assert "PAPER" in msg["text"] and "/buy" in msg["text"] and "/balance" in msg["text"]
@@ -63,6 +65,7 @@ async def test_start_shows_mode_and_commands(bot: BotHarness) -> None:
     assert {(u.telegram_id, u.language) for u in users} == {(1001, "ko"), (1002, "en")}
 
 
+@SQLITE_ONLY
 async def test_unknown_command_and_plain_text(bot: BotHarness) -> None:
     (msg,) = await bot.say(ALICE, "/frobnicate")
     assert "/help" in msg["text"]
@@ -71,6 +74,7 @@ async def test_unknown_command_and_plain_text(bot: BotHarness) -> None:
 
 
 # -- price ---------------------------------------------------------------------------------------------
+@SQLITE_ONLY
 async def test_price_by_code_and_name(bot: BotHarness) -> None:
     bot.sim.set_price(CODE, bot.sim.market.get(CODE).base + 5 * 5)  # type: ignore[union-attr]
     state = bot.sim.market.get(CODE)
@@ -81,6 +85,7 @@ async def test_price_by_code_and_name(bot: BotHarness) -> None:
     assert "Samsung Electronics" in msg["text"] and f"{state.price:,} KRW" in msg["text"]
 
 
+@SQLITE_ONLY
 async def test_ambiguous_name_gives_candidate_buttons(bot: BotHarness) -> None:
     (msg,) = await bot.say(ALICE, "/price 삼성")
     buttons = BotApiEmulator.buttons(msg)
@@ -90,6 +95,7 @@ async def test_ambiguous_name_gives_candidate_buttons(bot: BotHarness) -> None:
     assert "005930" in edited["text"] and "reply_markup" not in edited
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("text", ["/price", "/price zzzz", "/price 999999", "/price " + "x" * 10_000,
                                   "/price 🙂‍↔️𝕏\u202e", "/price '; DROP TABLE users; --"])
 async def test_price_bad_input(bot: BotHarness, text: str) -> None:
@@ -160,6 +166,7 @@ async def test_press_by_another_user_places_nothing(bot: BotHarness) -> None:
     assert bot.sim.orders_accepted == 1
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("data", ["oy:AAAAAAAAAAAAAAAA", "oy:", "oy:../../etc", "zz:1", "", "x" * 64, "pq:ZZZZZZ",
                                   "pc:0000000001"])
 async def test_forged_callback_data_places_nothing(bot: BotHarness, data: str) -> None:
@@ -186,6 +193,7 @@ async def test_dismiss(bot: BotHarness) -> None:
     assert bot.sim.orders_accepted == 0
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(("text", "needle"), [
     ("/buy", "사용법"), (f"/buy {CODE}", "사용법"), (f"/buy {CODE} -5", "수량"), (f"/buy {CODE} 0", "수량"),
     (f"/buy {CODE} 1.5", "수량"), (f"/buy {CODE} abc", "수량"), (f"/buy {CODE} 10 abc", "가격"),
@@ -202,6 +210,7 @@ async def test_bad_order_input_changes_nothing(bot: BotHarness, text: str, needl
     assert bot.sim.orders_accepted == 0
 
 
+@SQLITE_ONLY
 async def test_off_tick_and_out_of_limit_prices(bot: BotHarness) -> None:
     state = bot.sim.market.get(CODE)
     assert state is not None
@@ -266,6 +275,7 @@ async def test_cancel_flow(bot: BotHarness) -> None:
     assert "미체결 주문이 없습니다" in orders["text"]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(("text", "needle"), [("/cancel 999", "없습니다"), ("/cancel abc", "숫자"),
                                               ("/cancel 1 2", "사용법")])
 async def test_cancel_bad_input(bot: BotHarness, text: str, needle: str) -> None:
@@ -286,6 +296,7 @@ async def test_cancel_by_number_and_other_users_orders_are_invisible(bot: BotHar
     assert "취소 접수" in bot.current(card)["text"]
 
 
+@SQLITE_ONLY
 async def test_balance_every_page(bot: BotHarness) -> None:
     bot.sim.options.balance_page_size = 2
     codes = [c for c, s in bot.sim.market.symbols.items() if s.price < 30_000][:5]
@@ -300,6 +311,7 @@ async def test_balance_every_page(bot: BotHarness) -> None:
 
 
 # -- access -----------------------------------------------------------------------------------------------
+@SQLITE_ONLY
 async def test_group_chats_are_refused_and_strangers_groups_left(bot: BotHarness) -> None:
     group = -100123
     (msg,) = await bot.say(ALICE, f"/buy {CODE} 1", chat_id=group)
@@ -312,6 +324,7 @@ async def test_group_chats_are_refused_and_strangers_groups_left(bot: BotHarness
     assert await rows(bot, PendingOrderRow) == []
 
 
+@SQLITE_ONLY
 async def test_allowed_users(db_url: str) -> None:
     harness = BotHarness(db_url, allowed_users=(ALICE["id"],))
     await harness.start()
@@ -364,6 +377,7 @@ async def test_blocked_user_does_not_crash_the_bot(bot: BotHarness) -> None:
     assert "PAPER" in msg["text"]
 
 
+@SQLITE_ONLY
 async def test_callback_data_fits_telegram_limit(bot: BotHarness) -> None:
     card = await buy_card(bot, ALICE)
     for _, data in BotApiEmulator.buttons(card):
@@ -371,6 +385,7 @@ async def test_callback_data_fits_telegram_limit(bot: BotHarness) -> None:
         assert CODE not in data and "10" not in data.split(":")[1][:0]  # opaque token, no order details
 
 
+@SQLITE_ONLY
 async def test_private_chat_pacing(db_url: str) -> None:
     harness = BotHarness(db_url, per_chat_interval=0.3)
     await harness.start()

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "123456789:CLI-TOKEN-abcdefghijklmnopqrstuvwxyz012"
 
 
-async def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+async def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:

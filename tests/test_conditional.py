@@ -20,6 +20,7 @@ from chatbot.kis import protocol as p
 from chatbot.kis.models import OrderSide
 from chatbot.service.conditional import ConditionalOrders
 from chatbot.storage.tables import ConditionalOrderRow, OrderJournalRow
+from tests.conftest import SQLITE_ONLY
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(7001, "ko")
@@ -430,6 +431,7 @@ async def _no_conditional_cards(bot: BotHarness) -> bool:
         c for c in await rows(bot, PendingOrderRow) if c.action in ("stop", "tp", "trail", "bracket")]
 
 
+@SQLITE_ONLY
 async def test_a_stop_whose_limit_is_above_its_trigger_is_refused_with_why(bot: BotHarness) -> None:
     """A stop-loss fires when the price falls to its trigger; a sell limit above the trigger would then
     usually not fill and the stop-loss would silently do nothing. Refused before any card, saying why, in
@@ -451,6 +453,7 @@ async def test_a_stop_whose_limit_is_above_its_trigger_is_refused_with_why(bot: 
     assert BotApiEmulator.buttons(take), take["text"]
 
 
+@SQLITE_ONLY
 async def test_a_us_stop_whose_limit_is_above_its_trigger_is_refused_with_why(us_open_bot: BotHarness) -> None:
     from decimal import Decimal
 

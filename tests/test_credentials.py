@@ -23,7 +23,7 @@ from chatbot.storage import vault
 from chatbot.storage.credentials import CredentialStore
 from chatbot.storage.tables import CredentialRow, KisTokenRow
 from chatbot.telegram import login
-from tests.conftest import PG_BASE
+from tests.conftest import PG_BASE, SQLITE_ONLY
 from tests.harness import BotHarness
 from tests.helpers import new_credentials
 
@@ -90,6 +90,7 @@ async def test_logout_removes_credentials_and_token(bot: BotHarness) -> None:
     assert "없습니다" in msg["text"]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(("step", "bad", "needle"), [
     (0, "short-key", "앱키 형식"), (0, "x" * 35 + "!", "앱키 형식"), (1, "s" * 179, "앱 시크릿 형식"),
     (2, "1234-5678", "계좌번호"), (2, "1234567801x", "계좌번호"), (3, "bad id!", "HTS ID"),
@@ -133,7 +134,8 @@ async def test_cancel_and_timeout_store_nothing(db_url: str, monkeypatch: pytest
         assert not [m for m in harness.api.messages.values() if m.get("text") == creds.app_secret]
         await harness.say(ALICE, "/login")
         await harness.say(ALICE, creds.app_key)
-        await asyncio.sleep(1.5)
+        # the flow's 0.5 s run out, whenever the machine gets to it (a fixed sleep of 1.5 s was not always enough)
+        await harness.wait_for_message(ALICE["id"], "시간이 지나", timeout=60)
         assert "시간이 지나" in harness.api.bot_messages(ALICE["id"])[-1]["text"]
         assert await rows(harness, CredentialRow) == []
         assert not harness.app.user_data.get(ALICE["id"], {}).get("login_draft")

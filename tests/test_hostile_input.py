@@ -16,6 +16,7 @@ from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
 from chatbot.logs import setup_logging
 from chatbot.storage.tables import AlertRow, CredentialRow, PendingOrderRow
+from tests.conftest import SQLITE_ONLY
 from tests.harness import BotHarness
 from tests.helpers import new_credentials
 
@@ -88,6 +89,7 @@ async def test_the_login_flow_still_reads_its_own_steps(bot: BotHarness) -> None
 
 
 # -- 6. numbers beyond what the market allows ------------------------------------------------------------------
+@SQLITE_ONLY
 @pytest.mark.parametrize("text", [
     f"/alert {CODE} above 99999999999999999999999999",
     f"/alert {CODE} above 2147483648",
@@ -102,6 +104,7 @@ async def test_huge_prices_are_refused_plainly(bot: BotHarness, text: str) -> No
     assert await rows(bot, AlertRow) == [] and await rows(bot, PendingOrderRow) == []
 
 
+@SQLITE_ONLY
 async def test_order_prices_are_bounded_by_the_days_limits_before_the_tick(bot: BotHarness) -> None:
     state = bot.sim.market.get(CODE)
     assert state is not None and p.tick_size(state.price) > 1
@@ -112,6 +115,7 @@ async def test_order_prices_are_bounded_by_the_days_limits_before_the_tick(bot: 
     assert await rows(bot, PendingOrderRow) == []
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("text", ["/alert off ²", "/alert off 9999999999999", "/alert off ١٢", "/cancel ²³"])
 async def test_odd_digits_in_ids_are_refused_not_crashed(bot: BotHarness, text: str) -> None:
     (reply,) = await bot.say(ALICE, text)
@@ -119,6 +123,7 @@ async def test_odd_digits_in_ids_are_refused_not_crashed(bot: BotHarness, text: 
 
 
 # -- 7. one user cannot take every feed slot --------------------------------------------------------------------
+@SQLITE_ONLY
 async def test_one_user_flooding_41_symbols_leaves_room_for_others(db_url: str) -> None:
     bot = BotHarness(db_url, kis=KisSettings(max_alert_symbols_per_user=10, max_alerts_per_user=100))
     await bot.start()
@@ -140,6 +145,7 @@ async def test_one_user_flooding_41_symbols_leaves_room_for_others(db_url: str) 
         await bot.stop()
 
 
+@SQLITE_ONLY
 async def test_a_full_feed_polls_and_says_how_often(bot: BotHarness) -> None:
     assert bot.runtime is not None and bot.runtime.feeds is not None
     bot.runtime.feeds.operators[0].session.max_subscriptions = 1
@@ -151,6 +157,7 @@ async def test_a_full_feed_polls_and_says_how_often(bot: BotHarness) -> None:
 
 
 # -- 8. /chart with a period that is not one ---------------------------------------------------------------------
+@SQLITE_ONLY
 async def test_chart_with_a_bad_period_says_the_period_is_wrong(bot: BotHarness) -> None:
     (reply,) = await bot.say(BOB, f"/chart {CODE} x")
     assert "Unknown period 'x'" in reply["text"] and "No such stock" not in reply["text"]

@@ -11,6 +11,7 @@ from chatbot.config import KisSettings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis.protocol import KST
 from chatbot.market_hours import MarketCalendar, Phase, is_trading_day, parse_windows
+from tests.conftest import SQLITE_ONLY
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(8001, "ko")
@@ -56,6 +57,7 @@ def test_trading_days() -> None:
     assert is_trading_day(dt.date(2026, 11, 24)) and not is_trading_day(dt.date(2026, 6, 3))  # local election
 
 
+@SQLITE_ONLY
 async def test_chart_arrives_as_a_valid_png(db_url: str) -> None:
     bot = BotHarness(db_url)
     await bot.start()
@@ -81,6 +83,7 @@ async def test_chart_arrives_as_a_valid_png(db_url: str) -> None:
         await bot.stop()
 
 
+@SQLITE_ONLY
 async def test_maintenance_says_so_instead_of_calling_kis(db_url: str) -> None:
     now = dt.datetime.now(KST)
     window = f"{(now - dt.timedelta(minutes=5)):%H:%M}-{(now + dt.timedelta(minutes=5)):%H:%M}"

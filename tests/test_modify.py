@@ -10,6 +10,7 @@ from sqlmodel import select
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.kis import protocol as p
 from chatbot.storage.tables import OrderJournalRow
+from tests.conftest import SQLITE_ONLY
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(1001, "ko")
@@ -91,6 +92,7 @@ async def test_another_users_order_number_is_refused(bot: BotHarness) -> None:
     assert order_no in orders["text"] and f"{limit:,}" in orders["text"]
 
 
+@SQLITE_ONLY
 async def test_off_tick_out_of_limits_and_bad_input_change_nothing(bot: BotHarness) -> None:
     order_no, limit = await resting_buy(bot)
     state = bot.sim.market.get(CODE)
@@ -143,6 +145,7 @@ async def test_partially_filled_order_revises_what_is_left(bot: BotHarness) -> N
     assert new_no in orders["text"] and "잔량 7" in orders["text"] and "잔량 10" not in orders["text"]
 
 
+@SQLITE_ONLY
 async def test_help_lists_modify(bot: BotHarness) -> None:
     (msg,) = await bot.say(BOB, "/help")
     assert "/modify" in msg["text"]

@@ -24,6 +24,7 @@ from chatbot.security.keyring import MasterKeyring
 from chatbot.sim.server import SimulatorOptions
 from chatbot.storage.tables import OutboxRow
 from chatbot.telegram.runner import serve
+from tests import forkserver
 from tests.fake_telegram import FakeTelegram
 from tests.harness import TOKEN
 from tests.helpers import free_port
@@ -199,21 +200,24 @@ async def test_console_keeps_logs_out_of_the_chat_and_saves_charts(tmp_path: Pat
                       f'[security]\nmaster_key_file = "{tmp_path}/master.key"\n'
                       f'[logging]\nlevel = "INFO"\nfile = "{log_file}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("KISBOT_")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chatbot", "console", "--config", str(config), "--lang", "en",
-        "--charts-dir", str(charts), cwd=ROOT, env=env, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(b"/chart 005930 w\n/price 005930\n"), 90)
-    text = out.decode()
-    assert proc.returncode == 0, err.decode()[-2000:]
+    # forked from the imported bot (tests/forkserver.py; the fresh ``python -m chatbot console`` is test_cli's):
+    # what it writes to the terminal, stdout and stderr both, is in the transcript
+    commands, transcript = tmp_path / "commands.txt", tmp_path / "terminal.txt"
+    commands.write_text("/chart 005930 w\n/price 005930\n")
+    proc = await forkserver.spawn(["console", "--config", str(config), "--lang", "en", "--charts-dir", str(charts)],
+                                  env, transcript, stdin=commands)
+    code = await asyncio.wait_for(proc.wait(), 90)
+    text = transcript.read_text()
+    assert code == 0, text[-2000:]
     assert f"logs → {log_file}" in text and "Samsung Electronics" in text
-    assert " INFO " not in text and " INFO " not in err.decode()  # no log line between chat lines
+    assert " INFO " not in text  # no log line between chat lines
     (png,) = charts.glob("chart-005930-*.png")
     assert f"saved: {png.resolve()}" in text and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "runtime ready" in log_file.read_text()
     assert oct(log_file.stat().st_mode & 0o777) == "0o600"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chatbot", "console", "--verbose", "--config", str(config), cwd=ROOT, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(b"/status\n"), 90)
-    assert proc.returncode == 0 and "runtime ready" in err.decode() and "logs →" not in out.decode()
+    commands.write_text("/status\n")
+    proc = await forkserver.spawn(["console", "--verbose", "--config", str(config)], env, tmp_path / "verbose.txt",
+                                  stdin=commands)
+    code = await asyncio.wait_for(proc.wait(), 90)
+    text = (tmp_path / "verbose.txt").read_text()
+    assert code == 0 and "runtime ready" in text and "logs →" not in text, text[-2000:]

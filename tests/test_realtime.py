@@ -45,7 +45,7 @@ class Feed:
         self.events: list[Any] = []
         self.client.add_listener(self.events.append)
 
-    async def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 5.0) -> Any:
+    async def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 60.0) -> Any:
         async def find() -> Any:
             while True:
                 for event in self.events:
@@ -67,6 +67,13 @@ async def feed(sim: KisSimulator) -> AsyncIterator[Feed]:
     await f.rest.aclose()
 
 
+async def until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(poll(), timeout)
+
+
 def server_subs(sim: KisSimulator, flavour: str = "real") -> set[tuple[str, str]]:
     return {k for s in sim.realtime[flavour].sessions for k in s.subscriptions}  # type: ignore[index]
 
@@ -75,10 +82,11 @@ async def test_ticks_match_rest_prices(sim: KisSimulator, feed: Feed) -> None:
     await feed.client.subscribe(p.WS_TRADE, CODE)
     for _ in range(5):
         await sim.tick()
-    ticks = await feed.wait_for(lambda e: isinstance(e, Tick) and e.volume > 0) and feed.of(Tick)
-    await asyncio.sleep(0.1)
-    last = feed.of(Tick)[-1]
-    quote = await feed.rest.quote(CODE)
+    quote = await feed.rest.quote(CODE)  # the market after the 5 ticks (it moves only when told to)
+    # the 5th tick's frame, whenever it comes (the cumulative volume grows with every tick)
+    await feed.wait_for(lambda e: isinstance(e, Tick) and e.volume == quote.volume)
+    ticks = feed.of(Tick)
+    last = ticks[-1]
     assert last.price == quote.price and last.code == CODE and len(last) == 46
     assert last.volume == quote.volume and last.high == quote.high and last.low == quote.low
     assert isinstance(last.change_rate, type(quote.change_rate)) and last.timestamp.tzinfo is not None
@@ -113,8 +121,7 @@ async def test_shared_subscriptions_are_reference_counted(sim: KisSimulator, fee
     await asyncio.sleep(0.1)
     assert (p.WS_TRADE, CODE) in server_subs(sim)  # one consumer still holds it
     await feed.client.unsubscribe(p.WS_TRADE, CODE)
-    await asyncio.sleep(0.1)
-    assert server_subs(sim) == {(p.WS_TRADE, "000660")}
+    await until(lambda: server_subs(sim) == {(p.WS_TRADE, "000660")})  # the last one unregisters it
 
 
 async def test_subscription_cap_gives_a_clear_error(sim: KisSimulator, feed: Feed) -> None:
@@ -229,9 +236,8 @@ async def test_a_reconnect_opens_its_session_with_a_fresh_approval_key(sim: KisS
 
 async def test_pingpong_is_answered(sim: KisSimulator, feed: Feed) -> None:
     await feed.client.subscribe(p.WS_TRADE, CODE)
-    await asyncio.sleep(0.7)
     (session,) = sim.realtime["real"].sessions
-    assert session.pongs >= 2
+    await until(lambda: session.pongs >= 2)  # two of the simulator's pings answered (however long they take)
 
 
 async def test_second_session_for_an_app_key_is_refused(sim: KisSimulator, feed: Feed) -> None:

@@ -21,6 +21,7 @@ from chatbot.service.reports import KRX_REPORT, US_REPORT, ReportService, parse_
 from chatbot.service.views import Mode
 from chatbot.storage import Database
 from chatbot.storage.tables import DailyReportRow, OutboxRow, ReportSettingRow
+from tests.conftest import SQLITE_ONLY
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(1001, "ko")
@@ -89,6 +90,7 @@ async def test_history_shows_the_days_fills(bot: BotHarness) -> None:
     assert "last 1 days" in en["text"] and "No executions" in en["text"]  # Bob's account is his own
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("text, needle", [
     ("/history 0", "1~90"), ("/history 91", "1~90"), ("/history abc", "1~90"), ("/history -3", "1~90"),
     ("/history 7 7", "사용법"), ("/history ٣", "1~90"), ("/history " + "9" * 40, "너무 깁니다"),

@@ -14,6 +14,7 @@ from chatbot.kis import overseas_protocol as o
 from chatbot.kis.overseas_protocol import UsExchange, UsOrderDivision
 from chatbot.service.errors import UserError
 from chatbot.service.us_orders import parse_us_price
+from tests.conftest import SQLITE_ONLY
 from tests.harness import BotHarness, confirm
 
 ALICE = BotApiEmulator.user(9101, "ko")
@@ -38,6 +39,7 @@ def test_a_us_price_with_thousands_separators_still_reads(text: str, expected: s
     assert parse_us_price(text) == Decimal(expected)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("text", ["/buy AAPL 1 190,50", "/stop AAPL 1 180,5", "/alert AAPL above 1,95"])
 async def test_a_decimal_comma_makes_no_card_and_no_alert(bot: BotHarness, text: str) -> None:
     bot.sim.set_us_price("AAPL", Decimal("190.25"))
@@ -149,6 +151,7 @@ async def test_a_us_fill_never_marks_a_domestic_order_with_the_same_number_fille
 
 
 # -- a US order's bad quantity or price is refused as such (not "no such stock", not in won) -------------------
+@SQLITE_ONLY
 @pytest.mark.parametrize(("text", "expected"), [
     ("/buy AAPL 1.5 190", "whole number"), ("/buy AAPL -1 190", "whole number"),
     ("/buy AAPL 1 1e2", "Could not read the price")])
@@ -223,6 +226,7 @@ def _codes(market: str, count: int) -> list[str]:
     return [r[0] for r in rows if r[1] in wanted and r[2] in ("S", "ST")][:count]
 
 
+@SQLITE_ONLY
 async def test_balance_of_forty_domestic_and_twenty_us_holdings_is_shown_not_an_internal_error(
         bot: BotHarness) -> None:
     from chatbot.sim.exchange import Position
@@ -379,6 +383,7 @@ async def test_orders_lists_domestic_orders_when_kis_us_queries_fail(bot: BotHar
         assert "미국" in listing["text"]  # and it says the US part could not be loaded
 
 
+@SQLITE_ONLY
 async def test_the_chart_of_a_sub_dollar_us_stock_labels_its_prices_to_the_tick(
         bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
     from chatbot.service import us_market

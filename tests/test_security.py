@@ -14,6 +14,7 @@ from chatbot.config import KisSettings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.logs import setup_logging
 from chatbot.sim.server import KisSimulator, SimulatorOptions
+from tests.conftest import SQLITE_ONLY
 from tests.harness import TOKEN, BotHarness
 from tests.helpers import new_credentials
 
@@ -126,6 +127,7 @@ def test_sql_only_through_the_orm() -> None:
     assert offenders == []
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("text", ["/balance", "/orders", "/alerts", "/me", "/login"])
 async def test_account_commands_in_groups_are_refused(db_url: str, text: str) -> None:
     bot = BotHarness(db_url)

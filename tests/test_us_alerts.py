@@ -13,6 +13,7 @@ from sqlmodel import select
 from chatbot.config import KisSettings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.storage.tables import AlertRow, OutboxRow
+from tests.conftest import SQLITE_ONLY
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(3101, "ko")
@@ -110,6 +111,7 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None
     await asyncio.wait_for(poll(), timeout)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(("text", "needle"), [("/alert AAPL above 100", "already past"),
                                               ("/alert AAPL above 200.005", "tick"),
                                               ("/alert AAPL +50%", "30%"), ("/alert AAPL above", "/alert")])

@@ -19,6 +19,7 @@ from chatbot.markets.money import Money
 from chatbot.markets.us_hours import UsCalendar
 from chatbot.service.cards import CardStatus
 from chatbot.storage.tables import OrderJournalRow
+from tests.conftest import SQLITE_ONLY
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(1101, "ko")
@@ -31,6 +32,7 @@ def bot(us_open_bot: BotHarness) -> BotHarness:
 
 
 # -- /price -----------------------------------------------------------------------------------------------
+@SQLITE_ONLY
 async def test_us_quote_by_ticker_and_korean_name(bot: BotHarness) -> None:
     price = bot.sim.set_us_price("AAPL", Decimal("190.25"))
     (msg,) = await bot.say(ALICE, "/price AAPL")
@@ -44,12 +46,14 @@ async def test_us_quote_by_ticker_and_korean_name(bot: BotHarness) -> None:
     assert "regular session" in etf["text"]
 
 
+@SQLITE_ONLY
 async def test_us_quote_under_a_dollar_has_four_decimals(bot: BotHarness) -> None:
     price = bot.sim.set_us_price("AAPL", Decimal("0.5123"))
     (msg,) = await bot.say(BOB, "/price AAPL")
     assert f"${price:.4f}" in msg["text"]
 
 
+@SQLITE_ONLY
 async def test_domestic_price_unchanged_beside_us(bot: BotHarness) -> None:
     (msg,) = await bot.say(ALICE, "/price 삼성")  # still KRX candidates, not a US stock
     assert all(data.startswith("pq:") for _, data in BotApiEmulator.buttons(msg))
@@ -75,6 +79,7 @@ async def test_us_limit_buy_confirm_places_one_order(bot: BotHarness) -> None:
     assert "주문 접수" in final["text"] and "reply_markup" not in final, final["text"]
 
 
+@SQLITE_ONLY
 async def test_us_session_order_refused_on_paper_with_reason(bot: BotHarness) -> None:
     first_no = bot.sim.us_trading.next_no
     (msg,) = await bot.say(ALICE, "/sell TSLA 1 moc")
@@ -86,6 +91,7 @@ async def test_us_session_order_refused_on_paper_with_reason(bot: BotHarness) ->
     assert bot.sim.us_trading.next_no == first_no  # nothing reached the simulator's order book
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(("text", "expected"), [
     ("/buy AAPL 1", "limit price"), ("/buy AAPL 1 190.555", "$190.55 or $190.56"),
     ("/buy AAPL 1 market", "no market orders"), ("/buy AAPL 1 0.001", "at least $0.01"),
@@ -157,6 +163,7 @@ async def _rows(bot: BotHarness, table: type) -> list:
         return list((await session.exec(select(table))).all())
 
 
+@SQLITE_ONLY
 async def test_us_chart_from_overseas_bars(bot: BotHarness) -> None:
     bot.sim.set_us_price("AAPL", Decimal("190.25"))
     await bot.say(ALICE, "/chart AAPL w")
@@ -165,6 +172,7 @@ async def test_us_chart_from_overseas_bars(bot: BotHarness) -> None:
     assert "AAPL" in photo["caption"] and "주봉" in photo["caption"] and "$190.25" in photo["caption"], photo["caption"]
 
 
+@SQLITE_ONLY
 async def test_status_says_which_us_session_is_on(bot: BotHarness) -> None:
     (msg,) = await bot.say(ALICE, "/status")
     assert "미국 시장 🇺🇸: 정규장" in msg["text"], msg["text"]

@@ -14,6 +14,7 @@ from sqlmodel import select
 from chatbot.config import KisSettings
 from chatbot.console.botapi import BotApiEmulator
 from chatbot.storage.tables import ConditionalOrderRow, OrderJournalRow, PendingOrderRow
+from tests.conftest import SQLITE_ONLY
 from tests.harness import BotHarness
 
 ALICE = BotApiEmulator.user(7101, "ko")
@@ -144,6 +145,7 @@ async def test_us_trailing_stop_shows_its_level_in_dollars(bot: BotHarness) -> N
     assert "$247.00" in listing["text"] and "🇺🇸" in listing["text"], listing["text"]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(("text", "expected"), [
     ("/stop AAPL 1 180.005", "$180.00"),  # off the US tick
     ("/stop AAPL 5 180", "5"),  # more than held (1)
