@@ -24,6 +24,7 @@ from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.inputs import MARKET_WORDS, MAX_ARG_LENGTH, parse_limit_price
 from chatbot.service.market_data import MarketData
 from chatbot.service.names import SymbolNames
+from chatbot.service.views import CommandDraft
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow, UserRow
 
@@ -41,6 +42,22 @@ def refuse_unwatchable(symbol: Symbol) -> None:
     the ELWs' code space: an alert or stop on one would watch another instrument's price."""
     if symbol.is_etn:
         raise UserError("etn_not_watched", name=symbol.name_ko or symbol.code)
+
+
+def _plain_words(direction: str, price_text: str | None, percent: re.Match[str] | None, repeat: bool
+                 ) -> tuple[str, ...]:
+    """An alert's words after the stock, written plainly (``70,000 이상`` → ``above 70000``, ``+5%``): typed
+    after a code, they set the same alert. A price that does not read stays as typed (typed again, it is
+    refused the same way)."""
+    if percent is not None:
+        words: tuple[str, ...] = (percent.group(0),)
+    else:
+        try:
+            price = str(parse_limit_price(price_text or ""))
+        except UserError:
+            price = (price_text or "").strip()
+        words = (direction, price)
+    return (*words, "repeat") if repeat else words
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +143,12 @@ class AlertService:
             direction = "above" if op in ABOVE_WORDS else "below"
         else:
             raise UserError("usage_alert")
-        symbol = self.market.resolve(" ".join(symbol_words))
+        try:
+            symbol = self.market.resolve(" ".join(symbol_words))
+        except UserError as err:
+            if err.key == "ambiguous_symbol":  # each candidate may set this alert (not quote the stock)
+                err.params["order"] = CommandDraft("alert", _plain_words(direction, price_text, percent_match, repeat))
+            raise
         refuse_unwatchable(symbol)
         account = await self.accounts.for_user(user_id)
         with kis_errors():

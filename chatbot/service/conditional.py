@@ -95,7 +95,7 @@ from chatbot.service.us_conditional import (
     exchange_of_key,
     ticker_of,
 )
-from chatbot.service.views import Mode, Outcome
+from chatbot.service.views import CommandDraft, Mode, Outcome
 from chatbot.storage.db import Database
 from chatbot.storage.tables import AlertRow, ConditionalOrderRow, OrderJournalRow, PendingOrderRow, UserRow
 from chatbot.storage.types import utcnow
@@ -284,7 +284,12 @@ class ConditionalOrders:
         check_stop_limit(request.stop, request.limit, "KRW")
         self._check_real_allowed()
         self.market.check_maintenance()
-        symbol = self.market.resolve(request.symbol_text)
+        try:
+            symbol = self.market.resolve(request.symbol_text)
+        except UserError as err:
+            if err.key == "ambiguous_symbol":  # each candidate may bring this order's card (not a quote)
+                err.params["order"] = CommandDraft(kind, _plain_words(kind, request))
+            raise
         refuse_unwatchable(symbol)
         account = await self.accounts.for_user(user_id)
         with kis_errors():
@@ -404,8 +409,12 @@ class ConditionalOrders:
         trigger = (row.take_price if row.fired_leg == TAKE else row.stop_price) or row.fired_price or 0
         return self.us.marketable(trigger, row.fired_price)
 
-    async def attach_card(self, token: str, owner_id: int, message_id: int) -> None:
-        await self.cards.attach_message(token, owner_id, message_id)
+    async def attach_card(self, token: str, owner_id: int, message_id: int, *, in_place: bool = False,
+                          moved_from: int | None = None) -> bool:
+        """Record which message shows the card (as :meth:`chatbot.service.orders.Orders.attach_card`: False,
+        refused — the message shows, or ``in_place`` ever showed, another card)."""
+        return await self.cards.attach_message(token, owner_id, message_id, in_place=in_place,
+                                               moved_from=moved_from) is not None
 
     async def confirm(self, token: str, user_id: int, message_id: int, *, chat_id: int | None = None) -> ArmResult:
         """Confirm on a card: the holdings and the price are checked again, then the card is claimed and
@@ -1271,6 +1280,16 @@ def _parse(kind: str, args: Sequence[str], names_one: Callable[[str], bool] | No
     if kind == "stop":
         return _Request(symbol, quantity, stop=trigger, limit=limit)
     return _Request(symbol, quantity, take=trigger, limit=limit)
+
+
+def _plain_words(kind: str, request: _Request) -> tuple[str, ...]:
+    """The words after the stock of the command ``request`` was read from, written plainly (``10주`` → ``10``,
+    ``65,000원`` → ``65000``): typed after a code, they read as the same request."""
+    if kind == "trail":
+        return str(request.quantity), f"{request.trail}%"
+    prices = (request.stop, request.take) if kind == "bracket" else \
+        (request.stop if kind == "stop" else request.take, request.limit)
+    return (str(request.quantity), *(str(p) for p in prices if p is not None))
 
 
 def _symbol_words(words: Sequence[str], usage: str) -> str:

@@ -17,7 +17,7 @@ from chatbot.service.inputs import (
     parse_chart_period,
     resolve_symbol,
 )
-from chatbot.service.views import ChartView, Mode, QuoteView, StatusView
+from chatbot.service.views import ChartView, CommandDraft, Mode, QuoteView, StatusView
 from chatbot.symbols import Symbol, SymbolDirectory
 
 PERIOD_TITLES = {"D": "daily", "W": "weekly", "M": "monthly"}
@@ -60,7 +60,12 @@ class MarketData:
         symbol_text = " ".join(args[:-1] if period_word else args)
         self.check_maintenance()
         period = parse_chart_period(period_word)
-        symbol = self.resolve(symbol_text)
+        try:
+            symbol = self.resolve(symbol_text)
+        except UserError as err:
+            if err.key == "ambiguous_symbol":  # each candidate may bring this chart (not a quote)
+                err.params["order"] = CommandDraft("chart", (period,) if period_word else ())
+            raise
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             bars = await account.broker.bars(symbol.code, period, kind=symbol.kind)

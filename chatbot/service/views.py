@@ -25,6 +25,7 @@ __all__ = [
     "Balance",
     "BalanceView",
     "ChartView",
+    "CommandDraft",
     "ConfirmResult",
     "Currency",
     "FailReason",
@@ -83,6 +84,17 @@ class OrderDraft:
     side: OrderSide
     quantity: int
     price: int | None  # won; None: at market
+
+
+@dataclass(frozen=True, slots=True)
+class CommandDraft:
+    """A command typed whose stock was ambiguous (``/stop 삼성 3 65000``, ``/alert 삼성 above 70000``): its
+    name and its words after the stock, read and written plainly (``("3", "65000")``), so that a front end can
+    offer each candidate as "this command, of that stock" — typed again with the stock's code, every check
+    made again."""
+
+    command: str  # "alert", "chart", "stop", "tp", "trail", "bracket"
+    words: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,24 +46,52 @@ async def alert(update: Update, context: Context) -> None:
         deleted = await svc.delete(user.id, args[1])
         await reply(update, context, t("alert_deleted", language, id=deleted.id))
         return
+    await reply(update, context, await _set(update, context, args))
+
+
+@user_errors
+async def pick(update: Update, context: Context) -> None:
+    """A candidate stock offered for an /alert whose stock was ambiguous: that alert set, as if typed with
+    the stock's code (checked again like any typed one; the same alert twice is refused as typed), the
+    candidates replaced by what was set."""
+    query = update.callback_query
+    assert query is not None
+    cb = callbacks.unpack(query.data)
+    alert_pick = cb is not None and cb.kind == callbacks.COMMAND_PICKS["alert"]
+    args = callbacks.command_args(cb.value) if cb is not None and alert_pick else None
+    if args is None:
+        await query.answer(t("popup_unknown", lang(update)), show_alert=True)
+        return
+    text = await _set(update, context, args)  # errors: @user_errors
+    await query.answer()
+    try:
+        await query.edit_message_text(text)
+    except TelegramError as exc:  # set all the same: said in a message of its own
+        log.warning("could not turn the candidates into the alert", extra={"error": type(exc).__name__})
+        await reply(update, context, text)
+
+
+async def _set(update: Update, context: Context, args: list[str]) -> str:
+    """/alert <symbol> above|below <price> [repeat] · /alert <symbol> ±N%: set it; what to say."""
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    language = lang(update)
+    svc = services(context).alerts
     us = services(context).us
     us_request = us.alerts.request(args) if us is not None and us.alerts is not None else None
     if us is not None and us.alerts is not None and us_request is not None:  # a US ticker: the HDFSCNT0 feed
         view = await us.alerts.create(user.id, chat.id, language, *us_request)
-        await reply(update, context, t("us_alert_set", language, id=view.id, name=view.name,
-                                       code=us_alert_ticker(view.code) or view.code,
-                                       condition=condition(view.direction, view.threshold_money, view.percent, language),
-                                       price=str(view.reference_money),
-                                       repeat=" · repeat" if view.repeat else "")
-                    + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else "")
-                    + (t("alert_halted", language) if view.halted else ""))
-        return
+        return (t("us_alert_set", language, id=view.id, name=view.name, code=us_alert_ticker(view.code) or view.code,
+                  condition=condition(view.direction, view.threshold_money, view.percent, language),
+                  price=str(view.reference_money), repeat=" · repeat" if view.repeat else "")
+                + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else "")
+                + (t("alert_halted", language) if view.halted else ""))
     view = await svc.create(user.id, chat.id, language, args)
-    await reply(update, context, t("alert_set", language, id=view.id, name=view.display_name(language),
-                                   condition=condition(view.direction, view.threshold_money, view.percent, language),
-                                   price=str(view.reference_money), repeat=" · repeat" if view.repeat else "")
-                 + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else "")
-                 + (t("alert_halted", language) if view.halted else ""))
+    return (t("alert_set", language, id=view.id, name=view.display_name(language),
+              condition=condition(view.direction, view.threshold_money, view.percent, language),
+              price=str(view.reference_money), repeat=" · repeat" if view.repeat else "")
+            + (t("alert_polled", language, seconds=view.polled_every) if view.polled_every else "")
+            + (t("alert_halted", language) if view.halted else ""))
 
 
 @user_errors

@@ -144,6 +144,11 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CallbackQueryHandler(stops.card_button,
                                          pattern=f"^({callbacks.COND_CONFIRM}|{callbacks.COND_DISMISS}):"))
     app.add_handler(CallbackQueryHandler(stops.cancel_button, pattern=f"^{callbacks.COND_CANCEL}:"))
+    picks = callbacks.COMMAND_PICKS
+    app.add_handler(CallbackQueryHandler(alerts.pick, pattern=f"^{picks['alert']}:"))
+    app.add_handler(CallbackQueryHandler(chart.pick, pattern=f"^{picks['chart']}:"))
+    app.add_handler(CallbackQueryHandler(
+        stops.pick, pattern=f"^({'|'.join(picks[kind] for kind in ('stop', 'tp', 'trail', 'bracket'))}):"))
     app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(MessageHandler(filters.COMMAND, help.unknown_command))
     app.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, orders.revise_reply))

@@ -9,9 +9,9 @@ outcome."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
-from telegram import Message, Update
+from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 
 from chatbot.service.views import ConfirmResult, OrderCard, OrderSide, Outcome
@@ -20,6 +20,7 @@ from chatbot.telegram.context import Context, lang, reply, services
 from chatbot.telegram.i18n import t
 
 log = logging.getLogger(__name__)
+Attach = Callable[[int, bool, int | None], Awaitable[bool]]  # (message, in place, moved from): attached?
 
 
 async def send_card(update: Update, context: Context, prepared: Awaitable[OrderCard]) -> None:
@@ -36,24 +37,41 @@ async def send_card(update: Update, context: Context, prepared: Awaitable[OrderC
 
 async def show_card_in_place(update: Update, context: Context, prepared: Awaitable[OrderCard]) -> None:
     """A card brought by a button (a candidate stock for an order typed): the message the button was on
-    becomes the card, attached like any card (only a press there counts, the owner's time starts now).
-    The message is claimed for the card before it is edited: a second tap on the candidates, or a late one
-    after the card was pressed, finds it taken and changes nothing (one card per message, ever). A message
-    that cannot be edited: the card comes as a new one. The press is answered once the card is prepared
-    (a refusal is answered by the handler's @user_errors)."""
+    becomes the card, attached like any card (only a press there counts, the owner's time starts now);
+    see :func:`show_in_place`. A refusal is answered by the handler's @user_errors."""
     card = await prepared
-    query, user = update.callback_query, update.effective_user
-    assert query is not None and user is not None
-    orders, shown = services(context).orders, query.message
-    taken = shown is not None and not await orders.attach_card(card, user.id, shown.message_id, in_place=True)
+    user = update.effective_user
+    assert user is not None
+    orders = services(context).orders
+
+    async def attach(message_id: int, in_place: bool, moved_from: int | None) -> bool:
+        return await orders.attach_card(card, user.id, message_id, in_place=in_place, moved_from=moved_from)
+
+    async def shown_as() -> tuple[str, InlineKeyboardMarkup]:
+        text, keyboard = render.card(card, lang(update))
+        return text + await _covered_warning(context, user.id, card, lang(update)), keyboard
+
+    await show_in_place(update, context, attach, shown_as)
+
+
+async def show_in_place(update: Update, context: Context, attach: Attach,
+                        shown_as: Callable[[], Awaitable[tuple[str, InlineKeyboardMarkup]]]) -> None:
+    """A card (an order's, a conditional order's) prepared from a button: the message the button was on
+    becomes the card. The message is claimed for the card before it is edited: a second tap on the
+    candidates, or a late one after the card was pressed, finds it taken and changes nothing (one card per
+    message, ever). A message that cannot be edited: the card comes as a new one, attached there. The press
+    is answered once the card is prepared."""
+    query = update.callback_query
+    assert query is not None
+    shown = query.message
+    taken = shown is not None and not await attach(shown.message_id, True, None)
     try:
         await query.answer(t("popup_already", lang(update)) if taken else None)
     except TelegramError as exc:  # a press answered too late still gets its card
         log.warning("could not answer the press", extra={"error": type(exc).__name__})
     if taken:  # the message is, or was, another card: left as it is
         return
-    text, keyboard = render.card(card, lang(update))
-    text += await _covered_warning(context, user.id, card, lang(update))
+    text, keyboard = await shown_as()
     try:
         edited = await query.edit_message_text(text, reply_markup=keyboard)
         message_id = edited.message_id if isinstance(edited, Message) else shown.message_id if shown else None
@@ -62,9 +80,9 @@ async def show_card_in_place(update: Update, context: Context, prepared: Awaitab
         message_id = None
     if message_id is None:  # the card in a message of its own (one not attached could never be confirmed)
         message_id = (await reply(update, context, text, keyboard)).message_id
-        await orders.attach_card(card, user.id, message_id, moved_from=shown.message_id if shown else None)
+        await attach(message_id, False, shown.message_id if shown else None)
     elif shown is None:
-        await orders.attach_card(card, user.id, message_id)
+        await attach(message_id, False, None)
 
 
 async def _covered_warning(context: Context, user_id: int, card: OrderCard, language: str) -> str:

@@ -10,6 +10,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from chatbot.service.errors import UserError
 from chatbot.service.views import (
     BalanceView,
+    CommandDraft,
     ConfirmResult,
     Currency,
     FailReason,
@@ -94,8 +95,8 @@ def symbol_name(symbol: Symbol, lang: str) -> str:
 
 
 def error(err: UserError, lang: str) -> tuple[str, InlineKeyboardMarkup | None]:
-    """A refusal's message; when the stock was ambiguous, a button per candidate: the order typed, of that
-    stock (its card), if the error carries one (:class:`OrderDraft`), else that stock's quote."""
+    """A refusal's message; when the stock was ambiguous, a button per candidate: the order or command typed,
+    of that stock, if the error carries one (:class:`OrderDraft`, :class:`CommandDraft`), else that stock's quote."""
     text = t(err.key, lang, **{k: v for k, v in err.params.items() if k not in ("candidates", "order")})
     candidates = err.params.get("candidates")
     if not candidates:
@@ -110,6 +111,10 @@ def _pick(symbol: Symbol, order: object) -> str:
     if isinstance(order, OrderDraft):
         kind = callbacks.PICK_BUY if order.side is OrderSide.BUY else callbacks.PICK_SELL
         return callbacks.order_pick(kind, symbol.code, order.quantity, order.price)
+    if isinstance(order, CommandDraft):  # the command typed, of that stock (its words fit a button: nearly always)
+        picked = callbacks.command_pick(order.command, symbol.code, order.words)
+        if picked is not None:
+            return picked
     return callbacks.pack(callbacks.PICK_QUOTE, symbol.code)
 
 

@@ -9,12 +9,13 @@ from decimal import Decimal
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
-from chatbot.service.conditional import ConditionalCard, ConditionalOrders, ConditionalView
+from chatbot.service.conditional import KINDS, ConditionalCard, ConditionalOrders, ConditionalView
 from chatbot.service.errors import UserError
 from chatbot.service.notices import ConditionalNotice
 from chatbot.service.us_conditional import dollars
 from chatbot.service.views import Mode, Money, Outcome
 from chatbot.telegram import callbacks, render
+from chatbot.telegram.cards import show_in_place
 from chatbot.telegram.context import Context, lang, reply, services, user_errors
 from chatbot.telegram.i18n import t
 
@@ -96,6 +97,33 @@ async def _prepare(update: Update, context: Context, kind: str) -> None:
     text, keyboard = card(prepared, language)
     message = await reply(update, context, text, keyboard)
     await svc.attach_card(prepared.token, user.id, message.message_id)
+
+
+@user_errors
+async def pick(update: Update, context: Context) -> None:
+    """A candidate stock offered for a /stop, /tp, /trail or /bracket whose stock was ambiguous: that
+    order's confirmation card, as if typed with the stock's code (checked again like any typed one; nothing
+    is armed before Confirm), in place of the candidates (one card per message)."""
+    query = update.callback_query
+    user, chat = update.effective_user, update.effective_chat
+    assert query is not None and user is not None and chat is not None
+    cb = callbacks.unpack(query.data)
+    kind = callbacks.PICKED_COMMANDS.get(cb.kind) if cb is not None else None
+    args = callbacks.command_args(cb.value) if cb is not None else None
+    if kind not in KINDS or args is None:
+        await query.answer(t("popup_unknown", lang(update)), show_alert=True)
+        return
+    language = lang(update)
+    svc = _service(context)
+    prepared = await svc.prepare(user.id, chat.id, language, kind, args)
+
+    async def attach(message_id: int, in_place: bool, moved_from: int | None) -> bool:
+        return await svc.attach_card(prepared.token, user.id, message_id, in_place=in_place, moved_from=moved_from)
+
+    async def shown_as() -> tuple[str, InlineKeyboardMarkup]:
+        return card(prepared, language)
+
+    await show_in_place(update, context, attach, shown_as)
 
 
 @user_errors
