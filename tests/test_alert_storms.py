@@ -635,7 +635,8 @@ async def test_a_restart_does_not_fire_an_alert_on_a_high_made_before_it_was_arm
     async with database.engine.begin() as conn:  # stored before the stamp: the high fires it
         await conn.execute(AlertRow.__table__.update().where(  # type: ignore[attr-defined]
             AlertRow.__table__.c.id == before).values(  # type: ignore[attr-defined]
-            created_at=dt.datetime.fromtimestamp(stamp - 60, dt.UTC)))
+            created_at=dt.datetime.fromtimestamp(stamp - 60, dt.UTC),
+            updated_at=dt.datetime.fromtimestamp(stamp - 60, dt.UTC)))  # (armed when stored)
     (after,) = await store_alerts(database, [(CODE, "above", 71_000)])  # stored now: after the high
     engine: AlertEngine = await make_engine()
     engine.assume_gap(stamp)

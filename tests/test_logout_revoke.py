@@ -36,6 +36,30 @@ async def login(bot: BotHarness, user: dict, key: str, secret: str, account: str
     assert mask(key) in replies[-1]["text"], replies[-1]["text"]
 
 
+def assert_told_token_kept(text: str, language: str) -> None:
+    """The reply says the keys went and the token stayed, and never claims the token was deleted."""
+    if language == "ko":
+        assert "키를 삭제했습니다" in text and "토큰은 그대로 두었습니다" in text, text
+        assert "토큰을 삭제" not in text, text
+    else:
+        assert "keys were deleted" in text and "token was left in place" in text, text
+        assert "token were deleted" not in text, text
+
+
+async def test_logout_says_the_token_was_kept_in_the_users_language(bot: BotHarness) -> None:
+    """English too, and the user who logs out second (last on the key) is told the token went."""
+    creds = new_credentials()
+    await login(bot, BOB, creds.app_key, creds.app_secret, str(creds.account))
+    await login(bot, ALICE, creds.app_key, creds.app_secret, str(creds.account))
+    (msg,) = await bot.say(BOB, "/logout")
+    assert_told_token_kept(msg["text"], "en")
+    assert str(ALICE["id"]) not in msg["text"] and ALICE["first_name"] not in msg["text"]
+    (msg,) = await bot.say(ALICE, "/logout")
+    assert "키와 토큰을 삭제했습니다" in msg["text"], msg["text"]
+    (msg,) = await bot.say(ALICE, "/logout")
+    assert "등록된 KIS 키가 없습니다" in msg["text"], msg["text"]
+
+
 async def test_logout_leaves_the_token_of_a_key_another_user_registered_too(bot: BotHarness) -> None:
     creds = new_credentials()
     await login(bot, ALICE, creds.app_key, creds.app_secret, str(creds.account))
@@ -46,7 +70,8 @@ async def test_logout_leaves_the_token_of_a_key_another_user_registered_too(bot:
     cached = await accounts.token_store.load(cache_key)
     assert cached is not None
     (msg,) = await bot.say(ALICE, "/logout")
-    assert "삭제했습니다" in msg["text"]
+    assert_told_token_kept(msg["text"], "ko")
+    assert str(BOB["id"]) not in msg["text"] and BOB["first_name"] not in msg["text"]  # never who
     # Bob's token still works at KIS, and he goes on without noticing.
     assert bot.sim.auth.authenticate(f"Bearer {cached.access_token}", creds.app_key, creds.app_secret)
     assert await accounts.token_store.load(cache_key) == cached
@@ -54,7 +79,7 @@ async def test_logout_leaves_the_token_of_a_key_another_user_registered_too(bot:
     assert again["text"] == balance["text"]
     # Bob is the last one on the key: his /logout revokes it.
     (msg,) = await bot.say(BOB, "/logout")
-    assert "deleted" in msg["text"]
+    assert "keys and token were deleted" in msg["text"]
     with pytest.raises(AuthFailure):
         bot.sim.auth.authenticate(f"Bearer {cached.access_token}", creds.app_key, creds.app_secret)
 
@@ -68,7 +93,7 @@ async def test_logout_leaves_the_token_of_the_operators_feed_key(bot: BotHarness
     key, secret = feed.credentials.app_key, feed.credentials.app_secret
     await login(bot, ALICE, key, secret, "12345678-01")
     (msg,) = await bot.say(ALICE, "/logout")
-    assert "삭제했습니다" in msg["text"]
+    assert_told_token_kept(msg["text"], "ko")
     assert bot.sim.auth.authenticate(f"Bearer {operator_token}", key, secret)
     issued = feed.tokens.issued
     await feed.quote("005930")  # the feed's REST calls go on with the same token

@@ -173,8 +173,8 @@ class AlertEngine:
         # long ago as the feed was down then), or lately when it is not known yet (a gap assumed later): an
         # extreme made between its start and their arming must not fire them (soak: "fired uncrossed").
         stored = dt.datetime.fromtimestamp(time.time() - RECENT_ARMS if since is None else since, dt.UTC)
-        for alert_id, code, created in await armed_since(self.db, stored):
-            self._stored_at[alert_id] = (created.timestamp(), code)
+        for alert_id, code, armed in await armed_since(self.db, stored):  # last (re-)armed, not created
+            self._stored_at[alert_id] = (armed.timestamp(), code)
         if self._gap.start is None and not len(self.book):
             self.book.load_sides(sides)
         else:  # a feed taken over during a gap, or a book already holding alerts: noted as armed now

@@ -47,13 +47,17 @@ async def armed_sides(db: Database, threshold_units: Any) -> tuple[list[Side], s
 
 
 async def armed_since(db: Database, since: dt.datetime) -> list[tuple[int, str, dt.datetime]]:
-    """Start-up: the armed alerts stored at or after ``since`` (id, symbol, created_at): a gap assumed from
-    before them (the feed's last stamp, chatbot.service.watermark) must not judge them by extremes made
-    before they existed."""
-    query = (core_select(col(AlertRow.id), col(AlertRow.code), col(AlertRow.created_at))
-             .where(col(AlertRow.status) == "armed", col(AlertRow.created_at) >= since))
+    """Start-up: the armed alerts (re-)armed at or after ``since`` (id, symbol, when): a gap assumed from
+    before then (the feed's last stamp, chatbot.service.watermark) must not judge them by extremes made
+    before they were armed. When is ``updated_at``, not ``created_at``: a repeat alert re-armed after its
+    cooldown, or one resumed from pause, is armed from then (an extreme made during the cooldown or the pause
+    must not push it). An armed row's ``updated_at`` is written only by its storing, re-arming and resuming
+    (a fire moves it out of "armed"); anything else writing it would only make it judged as armed later:
+    set aside from more extremes, never pushed on one made before its arming (the safe side)."""
+    query = (core_select(col(AlertRow.id), col(AlertRow.code), col(AlertRow.updated_at))
+             .where(col(AlertRow.status) == "armed", col(AlertRow.updated_at) >= since))
     async with db.engine.connect() as conn:
-        return [(int(i or 0), str(code), created) for i, code, created in (await conn.execute(query)).all()]
+        return [(int(i or 0), str(code), armed) for i, code, armed in (await conn.execute(query)).all()]
 
 
 class AlertRepository:

@@ -102,8 +102,10 @@ class FillWatcher:
         self.notice_tr = notice_tr
         self.wake_sender = wake_sender
         self._clients: dict[int, RealtimeClient] = {}
+        self._stop_listening: dict[int, Callable[[], None]] = {}  # user -> removes our listener from their session
         # Each user's one session on their key, shared with the feed planner (their own symbols).
         self.sessions = sessions if sessions is not None else UserSessions(ws_url)  # (an empty one is falsy)
+        self._forget_on_close = self.sessions.on_close(self._session_closed)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.recorded = 0
@@ -146,7 +148,7 @@ class FillWatcher:
             language = await self.users.language(user_id)
             client = await self.sessions.session(user_id, account.client.approval_key)
             stop_listening = client.add_listener(lambda event: self._on_event(user_id, chat_id, language, event))
-            self._clients[user_id] = client
+            self._clients[user_id], self._stop_listening[user_id] = client, stop_listening
         subscribed: list[str] = []
         try:
             for tr_id in (self.notice_tr, *((self.us_notice_tr,) if self.us_notice_tr is not None else ())):
@@ -159,6 +161,7 @@ class FillWatcher:
             async with self._lock:
                 if self._clients.get(user_id) is client:
                     del self._clients[user_id]
+                    self._stop_listening.pop(user_id, None)
                 stop_listening()
             for tr_id in subscribed:
                 with contextlib.suppress(Exception):
@@ -566,6 +569,20 @@ class FillWatcher:
 
     def watched(self) -> set[int]:
         return set(self._clients)
+
+    def _session_closed(self, user_id: int) -> None:
+        """A user's session was closed (:meth:`UserSessions.close`): our listener on it goes and the user is no
+        longer counted as watched, so their next order watches again on a fresh session (left counted, every
+        later watch returned at once and their fill notices went unheard until a restart)."""
+        client = self._clients.get(user_id)
+        if client is None or client is self.sessions.get(user_id):  # not watched, or still on a live session
+            return
+        del self._clients[user_id]
+        stop_listening = self._stop_listening.pop(user_id, None)
+        if stop_listening is not None:
+            stop_listening()
+        log.info("fill notices: the user's session closed", extra={"user_id": user_id})
+
     def _us_name(self, symbol: str) -> str:
         listed = self.us_names(symbol) if self.us_names is not None else None
         return listed or symbol
@@ -575,9 +592,11 @@ class FillWatcher:
 
     async def stop(self) -> None:
         self._stopped = True
-        for user_id in self._clients:
+        for user_id in list(self._clients):  # (each close forgets its user: _session_closed)
             await self.sessions.close(user_id)
         self._clients.clear()
+        self._stop_listening.clear()
+        self._forget_on_close()
         if self._tasks:  # fills being recorded finish (a cancelled one would leave its transaction open)
             _, late = await asyncio.wait(set(self._tasks), timeout=5.0)
             for task in late:

@@ -43,6 +43,12 @@ class MeView:
     fill_pushes: bool = True  # False: KIS keys fill notices by HTS id and none was given (the user is told)
 
 
+@dataclass(frozen=True, slots=True)
+class LogoutView:
+    """What /logout did: the keys are always deleted; the token only when nobody else is on the app key."""
+    token_kept: bool  # True: the app key is in use by others too (never said who), so its token was left at KIS
+
+
 def check_app_key(text: str) -> str:
     key = text.strip()
     if len(key) != p.APP_KEY_LENGTH or not set(key) <= _KEY_CHARS:
@@ -135,10 +141,11 @@ class Registration:
         return MeView(self.mode, mask(creds.app_key), str(account), False,
                       fill_pushes=hts_id is not None or self.mode is Mode.PAPER)
 
-    async def logout(self, user_id: int) -> bool:
+    async def logout(self, user_id: int) -> LogoutView | None:
+        """None: no keys were registered."""
         creds = await self.credentials.load(user_id)
         if creds is None:
-            return False
+            return None
         # KIS keeps a token valid a day and hands the same one out again within 6 h: forgetting our copy alone
         # leaves a working token at KIS. Revoked first (best effort, bounded: removing the keys never waits on KIS).
         # But KIS has one token per app key: on a key someone else uses too (the operator's feed, another user
@@ -159,7 +166,7 @@ class Registration:
         self.keys_changed(user_id)
         await self._account_changed(user_id)
         log.info("credentials removed", extra={"user_id": user_id})
-        return True
+        return LogoutView(token_kept=bool(shared_with))
 
     async def _shared_with(self, user_id: int, app_key: str) -> str:
         """Who else is on ``app_key`` ("operator", "users", both or ""), so that its token must stay."""

@@ -282,6 +282,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "login_refused": {"ko": "KIS가 이 키를 거부했습니다 ({code}). 아무것도 저장하지 않았습니다. /login 으로 다시 시도하세요.",
                       "en": "KIS refused these keys ({code}). Nothing was stored. Try /login again."},
     "logout_done": {"ko": "등록된 KIS 키와 토큰을 삭제했습니다.", "en": "Your KIS keys and token were deleted."},
+    "logout_token_kept": {"ko": "등록된 KIS 키를 삭제했습니다. 이 봇의 다른 사용자가 같은 앱키를 사용하고 있어 토큰은 "
+                                "그대로 두었습니다.",
+                          "en": "Your KIS keys were deleted. The token was left in place because another user of "
+                                "this bot uses the same app key."},
     "logout_none": {"ko": "등록된 KIS 키가 없습니다.", "en": "No KIS keys are registered."},
     "me_registered": {"ko": "{badge}\nKIS 키 {key} · 계좌 {account}", "en": "{badge}\nKIS key {key} · account {account}"},
     "me_paper": {"ko": "{badge}\n시뮬레이터 모의계좌를 사용 중입니다. /login 으로 본인 키를 등록할 수 있습니다.",

@@ -220,8 +220,9 @@ def secret_guard(login_flow: ConversationHandler) -> MessageHandler:  # type: ig
 @user_errors
 async def logout(update: Update, context: Context) -> None:
     assert update.effective_user is not None
-    removed = await services(context).registration.logout(update.effective_user.id)
-    await reply(update, context, t("logout_done" if removed else "logout_none", lang(update)))
+    done = await services(context).registration.logout(update.effective_user.id)
+    key = "logout_none" if done is None else "logout_token_kept" if done.token_kept else "logout_done"
+    await reply(update, context, t(key, lang(update)))
 
 
 @user_errors
