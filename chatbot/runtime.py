@@ -241,7 +241,8 @@ class Runtime:
             if conditional is not None:  # /stop, /tp, /trail, /bracket on US stocks
                 conditional.us = UsConditional(us.market, Decimal(kis.us_stop_slippage_percent))
             # its first pass loads the holiday calendars: after the bot is up, on a thread
-            reports = ReportService(db, accounts, mode, wake_sender=pushes.wake, first_pass_delay=REPORTS_WARM_UP_DELAY)
+            reports = ReportService(db, accounts, mode, wake_sender=pushes.wake, first_pass_delay=REPORTS_WARM_UP_DELAY,
+                                    names=SymbolNames(directory))
             if conditional is not None:
                 reports.armed_orders = conditional.armed_lines
             services = Services(mode, market, orders, account, alerts, registration, users, pushes,

@@ -4,10 +4,13 @@ client and broker a user has is :mod:`chatbot.service.accounts`'s."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.cards import CardStore, card_view
 from chatbot.service.errors import UserError, kis_errors
 from chatbot.service.market_data import MarketData
+from chatbot.service.names import SymbolNames
 from chatbot.service.views import BalanceView, Mode, OpenOrdersView, OrderCard, OrderSide
 from chatbot.symbols import Symbol
 
@@ -18,20 +21,26 @@ class AccountService:
         self.market = market
         self.cards = cards
         self.mode = mode
+        self.names = SymbolNames(market.symbols)  # KIS names its stocks in Korean; an English reader reads them so
 
-    async def balance(self, user_id: int) -> BalanceView:
+    async def balance(self, user_id: int, language: str = "ko") -> BalanceView:
+        """The balance, each holding named as a ``language`` reader reads it."""
         self.market.check_maintenance()
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             balance = await account.broker.balance()
-        return BalanceView(self.mode, balance, str(account.account))
+        holdings = tuple(dataclasses.replace(h, name=self.names.name(h.symbol, h.name, language))
+                         for h in balance.holdings)
+        return BalanceView(self.mode, dataclasses.replace(balance, holdings=holdings), str(account.account))
 
-    async def open_orders(self, user_id: int) -> OpenOrdersView:
+    async def open_orders(self, user_id: int, language: str = "ko") -> OpenOrdersView:
+        """Today's open orders, each stock named as a ``language`` reader reads it."""
         self.market.check_maintenance()
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             orders = await account.broker.open_orders()
-        return OpenOrdersView(self.mode, tuple(orders))
+        return OpenOrdersView(self.mode, tuple(dataclasses.replace(o, name=self.names.name(o.symbol, o.name, language))
+                                               for o in orders))
 
     async def prepare_reset(self, user_id: int, chat_id: int) -> OrderCard:
         """A card for restarting the user's paper account (simulator mode only); confirmed like any card

@@ -87,6 +87,7 @@ from chatbot.service.journal import (
     retry_write,
 )
 from chatbot.service.market_data import MarketData
+from chatbot.service.names import SymbolNames
 from chatbot.service.us_conditional import (
     UsConditional,
     UsRequest,
@@ -201,6 +202,7 @@ class ConditionalOrders:
         self.cards = cards
         self.journal = journal
         self.market = market
+        self.names = SymbolNames(market.symbols)  # a domestic stock as its reader reads it
         self.mode = mode
         self.settling = settling
         self.process_id = process_id
@@ -416,7 +418,8 @@ class ConditionalOrders:
         return await self.cards.attach_message(token, owner_id, message_id, in_place=in_place,
                                                moved_from=moved_from) is not None
 
-    async def confirm(self, token: str, user_id: int, message_id: int, *, chat_id: int | None = None) -> ArmResult:
+    async def confirm(self, token: str, user_id: int, message_id: int, *, chat_id: int | None = None,
+                      language: str = "ko") -> ArmResult:
         """Confirm on a card: the holdings and the price are checked again, then the card is claimed and
         the order armed in one transaction (single use: any other press changes nothing; a card made for
         another account than the user's now is refused, voided)."""
@@ -500,7 +503,7 @@ class ConditionalOrders:
         self.counts["armed"] += 1
         log.info("conditional order armed", extra={"order_id": armed_row.id, "kind": armed_row.kind,
                                                    "code": armed_row.code})
-        return ArmResult(Outcome.PLACED, self._view(armed_row))
+        return ArmResult(Outcome.PLACED, self._view(armed_row, language=language))
 
     async def dismiss(self, token: str, user_id: int, message_id: int, *, chat_id: int | None = None) -> ArmResult:
         async def drop(session: AsyncSession, _card: PendingOrderRow) -> None:
@@ -521,7 +524,8 @@ class ConditionalOrders:
                 col(ConditionalOrderRow.owner_id) == user_id, col(ConditionalOrderRow.market) == market,
                 col(ConditionalOrderRow.status).in_(ACTIVE)).order_by(col(ConditionalOrderRow.id)))).all())
             user = await session.get(UserRow, user_id)
-        words = _REPORT_WORDS["en" if user is not None and user.language == "en" else "ko"]  # the report's language
+        language = "en" if user is not None and user.language == "en" else "ko"  # the report's language
+        words = _REPORT_WORDS[language]
         lines = []
         for row in rows:
             def shown(value: int, us: bool = row.market == "US") -> str:
@@ -529,12 +533,14 @@ class ConditionalOrders:
             triggers = [f"{words['stop']} ≤ {shown(row.stop_price)}" if row.stop_price is not None else "",
                         f"{words['take']} ≥ {shown(row.take_price)}" if row.take_price is not None else "",
                         f"{words['trail']} -{row.trail_percent}%" if row.trail_percent else ""]
-            lines.append(f"#{row.id} {words[row.kind]} {row.name} {words['qty'].format(row.quantity)} · "
+            name = row.name if row.market == "US" else self.names.name(row.code, row.name, language)
+            lines.append(f"#{row.id} {words[row.kind]} {name} {words['qty'].format(row.quantity)} · "
                          + " · ".join(x for x in triggers if x))
         return lines
 
-    async def active(self, user_id: int) -> list[ConditionalView]:
-        """The user's armed (and firing) conditional orders, with the live distance to their trigger."""
+    async def active(self, user_id: int, language: str = "ko") -> list[ConditionalView]:
+        """The user's armed (and firing) conditional orders, with the live distance to their trigger, each
+        stock named as a ``language`` reader reads it."""
         engine = self._engine_or_elsewhere()
         async with self.db.session() as session:
             rows = list((await session.exec(select(ConditionalOrderRow).where(
@@ -552,7 +558,7 @@ class ConditionalOrders:
                             prices[code] = await self.us.price(account, code)
                         else:
                             prices[code] = await self._krx_price(account, code)
-        return [self._view(row, prices.get(row.code)) for row in rows]
+        return [self._view(row, prices.get(row.code), language) for row in rows]
 
     async def cancel(self, user_id: int, order_id_text: str) -> ConditionalView:
         """The owner's cancel (single use: the first cancel, or the firing, wins). Without the trigger engine
@@ -1120,7 +1126,7 @@ class ConditionalOrders:
                 col(AlertRow.status).in_(("armed", "cooling"))))).all())
         return code in codes or len(codes) < capacity
 
-    def _view(self, row: ConditionalOrderRow, price: int | None = None) -> ConditionalView:
+    def _view(self, row: ConditionalOrderRow, price: int | None = None, language: str = "ko") -> ConditionalView:
         assert row.id is not None
         engine = self.engine
         stop, high = row.stop_price, row.high_water
@@ -1140,7 +1146,8 @@ class ConditionalOrders:
                                    Decimal(row.trail_percent) if row.trail_percent else None, dollars(high),
                                    row.status, dollars(price), distance, row.expires_at, row.order_no, row.result,
                                    row.currency)
-        return ConditionalView(row.id, row.kind, row.code, row.name, row.quantity, _dec(stop), _dec(row.take_price),
+        name = self.names.name(row.code, row.name, language)
+        return ConditionalView(row.id, row.kind, row.code, name, row.quantity, _dec(stop), _dec(row.take_price),
                                _dec(row.limit_price), Decimal(row.trail_percent) if row.trail_percent else None,
                                _dec(high), row.status, _dec(price), distance, row.expires_at, row.order_no,
                                row.result, row.currency)

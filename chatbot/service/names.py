@@ -4,7 +4,9 @@ stored with what they set (``삼성전자``: KIS's, on alerts, fills, conditiona
 
 Quotes and cards carry the directory's :class:`Symbol` and pick a name by language themselves; pushes
 carry the name stored when their alert, order or conditional order was made, so they are given the
-reader's name here, on their way to the front end's notifier (:class:`NamedNotifier`)."""
+reader's name here, on their way to the front end's notifier (:class:`NamedNotifier`). The views named
+after KIS's replies or stored orders (/balance, /orders, /stops, the armed reply, the daily report) are
+given it by :meth:`SymbolNames.name` in the service that builds them, for the language asked in."""
 
 from __future__ import annotations
 

@@ -60,6 +60,7 @@ from chatbot.kis.rest import KisRestClient
 from chatbot.markets import us_hours
 from chatbot.service.accounts import AccountProvider
 from chatbot.service.errors import UserError, kis_errors
+from chatbot.service.names import SymbolNames
 from chatbot.service.views import Mode
 from chatbot.storage.db import Database
 from chatbot.storage.tables import (
@@ -283,21 +284,26 @@ def realised_lines(fills: Sequence[ReportFill], held: Costs, previous: Costs, cu
 class KrxReportSource:
     """Domestic stocks: the day's executions (inquire-daily-ccld) and the balance (inquire-balance)."""
 
-    def __init__(self, accounts: AccountProvider, mode: Mode) -> None:
+    def __init__(self, accounts: AccountProvider, mode: Mode, names: SymbolNames | None = None) -> None:
         self.accounts = accounts
         self.mode = mode
+        self.names = names  # KIS names the stocks in Korean; None: as KIS names them, whatever the language
+
+    def _name(self, code: str, name: str, language: str) -> str:
+        return self.names.name(code, name, language) if self.names is not None else name
 
     async def build(self, user_id: int, day: dt.date, language: str, previous_costs: Costs) -> DailyReport:
         account = await self.accounts.for_user(user_id)
         with kis_errors():
             executions = await account.client.executions(day, day)
             balance = await account.client.balance()
-        fills = tuple(_fill(e, "KRW") for e in _oldest_first(executions))
+        fills = tuple(dataclasses.replace(f, name=self._name(f.code, f.name, language))
+                      for f in (_fill(e, "KRW") for e in _oldest_first(executions)))
         held = {h.code: (h.quantity, h.average_price) for h in balance.holdings}
         realised = realised_lines(fills, held, previous_costs, "KRW")
         holdings = tuple(HoldingLine(
-            code=h.code, name=h.name, quantity=h.quantity, average_price=h.average_price,
-            current_price=Decimal(h.current_price), evaluation=Decimal(h.evaluation),
+            code=h.code, name=self._name(h.code, h.name, language), quantity=h.quantity,
+            average_price=h.average_price, current_price=Decimal(h.current_price), evaluation=Decimal(h.evaluation),
             profit_loss=Decimal(h.profit_loss), profit_loss_rate=h.profit_loss_rate) for h in balance.holdings)
         return DailyReport(
             language=language, market="KRX", day=day.isoformat(), currency="KRW", fills=fills, realised=realised,
@@ -404,6 +410,7 @@ class ReportService:
     sources: dict[str, ReportSource] = field(default_factory=dict)
     armed_orders: ArmedOrders = no_armed_orders
     concurrency: int = 8  # reports built at once
+    names: SymbolNames | None = None  # domestic stocks as an English reader reads them (None: KIS's names)
     # Seconds the scheduler waits before its first pass, then loads the holiday calendars that pass needs on a
     # worker thread (0.3–0.5 CPU s in one piece): the runtime lets the bot come up first (README "Benchmarks").
     first_pass_delay: float = 0.0
@@ -415,7 +422,7 @@ class ReportService:
     _failures: dict[tuple[int, str, str], tuple[int, dt.datetime]] = field(default_factory=dict)  # -> (count, next try)
 
     def __post_init__(self) -> None:
-        self.sources.setdefault("KRX", KrxReportSource(self.accounts, self.mode))
+        self.sources.setdefault("KRX", KrxReportSource(self.accounts, self.mode, self.names))
         self.sources.setdefault("US", UsReportSource(self.accounts, self.mode))
 
     # -- the setting ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from chatbot.telegram.context import Context, lang, reply, services, user_errors
 async def balance(update: Update, context: Context) -> None:
     """Holdings (qty, average, current, P/L) and totals (cash, evaluation, P/L)."""
     assert update.effective_user is not None
-    view = await services(context).account.balance(update.effective_user.id)
+    view = await services(context).account.balance(update.effective_user.id, lang(update))
     text = render.balance(view, view.account, lang(update))
     us = services(context).us
     asked = [a.lower() for a in context.args or []] in (["us"], ["미국"])  # /balance us: ask KIS in any case

@@ -63,7 +63,7 @@ async def pick_order(update: Update, context: Context) -> None:
 async def orders(update: Update, context: Context) -> None:
     """/orders: today's open orders, each with Cancel (취소) and Revise (정정) buttons."""
     assert update.effective_user is not None
-    view = await services(context).account.open_orders(update.effective_user.id)
+    view = await services(context).account.open_orders(update.effective_user.id, lang(update))
     text, keyboard = await _with_us(context, update.effective_user.id, view, lang(update), for_cancel=False)
     await reply(update, context, text, keyboard)
 
@@ -103,7 +103,7 @@ async def cancel(update: Update, context: Context) -> None:
     if len(args) > 1:
         raise UserError("usage_cancel")
     if not args:
-        view = await services(context).account.open_orders(user.id)
+        view = await services(context).account.open_orders(user.id, lang(update))
         text, keyboard = await _with_us(context, user.id, view, lang(update), for_cancel=True)
         await reply(update, context, text, keyboard)
         return

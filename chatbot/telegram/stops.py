@@ -165,7 +165,8 @@ async def card_button(update: Update, context: Context) -> None:
     if cb.kind == callbacks.COND_DISMISS:
         result = await svc.dismiss(cb.value, user.id, message.message_id, chat_id=message.chat.id)
     else:
-        result = await svc.confirm(cb.value, user.id, message.message_id, chat_id=message.chat.id)
+        result = await svc.confirm(cb.value, user.id, message.message_id, chat_id=message.chat.id,
+                                   language=language)
     if result.refused:
         await query.answer(t(render.POPUP_KEYS.get(result.outcome, "popup_unknown"), language), show_alert=True)
         if result.outcome is Outcome.ACCOUNT_CHANGED:  # the card says so (its buttons go)
@@ -205,7 +206,7 @@ async def stops(update: Update, context: Context) -> None:
     """/stops: the armed conditional orders, the distance to each trigger, a cancel button each."""
     assert update.effective_user is not None
     language = lang(update)
-    text, keyboard = _stops_list(await _service(context).active(update.effective_user.id), language)
+    text, keyboard = _stops_list(await _service(context).active(update.effective_user.id, language), language)
     await reply(update, context, text, keyboard)
 
 
@@ -233,7 +234,7 @@ async def cancel_button(update: Update, context: Context) -> None:
     language = lang(update)
     await query.answer(t("cond_cancelled", language, id=cancelled.id))
     # the list it was pressed on loses the cancelled order (it went on showing it, with its button)
-    text, keyboard = _stops_list(await _service(context).active(update.effective_user.id), language)
+    text, keyboard = _stops_list(await _service(context).active(update.effective_user.id, language), language)
     try:
         await query.edit_message_text(text, reply_markup=keyboard)
     except TelegramError as exc:
