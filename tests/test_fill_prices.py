@@ -87,23 +87,31 @@ def us_fill(bot: BotHarness, order_no: str, quantity: int, dollars: str) -> None
     trading._fill(account, order, quantity, int(Decimal(dollars) * 10_000), trading.clock())
 
 
+async def _resting_buy(bot: BotHarness, quantity: int, ticks_down: int) -> tuple[int, int, str, Notices]:
+    """A buy of ``quantity`` resting at a limit L ten ticks under the market: L, L − ``ticks_down`` ticks, the
+    order's number and the notices to hold back."""
+    limit = resting_price(bot, ticks=10)
+    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} {quantity} {limit}"))["text"]
+    order_no = (await journal_rows(bot))[-1].kis_order_no
+    assert order_no
+    return limit, limit - ticks_down * p.tick_size(limit), order_no, Notices(bot)
+
+
+async def _caught_up(bot: BotHarness, notices: Notices, order_no: str, quantity: int, price: int) -> None:
+    """``quantity`` of the order fill at ``price`` while its notice is held back; one catch-up counts them."""
+    with notices.holding():
+        domestic_fill(bot, order_no, quantity, price)
+    assert await catch_up(bot) == 1
+
+
 async def test_a_caught_up_fill_is_told_at_its_own_price_and_no_order_time(bot: BotHarness) -> None:
     """5 at L: 3 fill at L, then 2 at L − 5 ticks, both while no notice came; a catch-up after each. KIS lists
     5 at an average of L − 2 ticks (and the order's time): the second push said 2 at that average, at the order's
     time. It says 2 at L − 5 ticks, with no time (said to be their average: from KIS's list, 2 shares at L − 5
     ticks may be two executions either side of it); the journal records each fill's own price."""
-    limit = resting_price(bot, ticks=10)
-    lower = limit - 5 * p.tick_size(limit)
-    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 5 {limit}"))["text"]
-    order_no = (await journal_rows(bot))[-1].kis_order_no
-    assert order_no
-    notices = Notices(bot)
-    with notices.holding():
-        domestic_fill(bot, order_no, 3, limit)
-    assert await catch_up(bot) == 1
-    with notices.holding():
-        domestic_fill(bot, order_no, 2, lower)
-    assert await catch_up(bot) == 1
+    limit, lower, order_no, notices = await _resting_buy(bot, 5, ticks_down=5)
+    await _caught_up(bot, notices, order_no, 3, limit)
+    await _caught_up(bot, notices, order_no, 2, lower)
     first, second = await fill_pushes(bot)
     assert (first["quantity"], first["price"], second["quantity"], second["price"]) == (3, limit, 2, lower), second
     assert first["time"] == second["time"] == "" and "price_basis" not in first, first
@@ -183,15 +191,8 @@ async def test_fills_a_late_notice_finds_in_kis_list_are_told_at_their_own_price
     """3 at L: the catch-up counts the first (1 at L); 2 more fill at L − 3 ticks; the first fill's notice, late,
     finds KIS's figure 3 (average L − 2 ticks) and counts the 2 it lacks: told at L − 3 ticks, not at the
     average; the second fill's notice is then counted already."""
-    limit = resting_price(bot, ticks=10)
-    lower = limit - 3 * p.tick_size(limit)
-    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 3 {limit}"))["text"]
-    order_no = (await journal_rows(bot))[-1].kis_order_no
-    assert order_no
-    notices = Notices(bot)
-    with notices.holding():
-        domestic_fill(bot, order_no, 1, limit)
-    assert await catch_up(bot) == 1
+    limit, lower, order_no, notices = await _resting_buy(bot, 3, ticks_down=3)
+    await _caught_up(bot, notices, order_no, 1, limit)
     with notices.holding():
         domestic_fill(bot, order_no, 2, lower)
     before = handled(bot)
@@ -283,15 +284,8 @@ async def test_a_caught_up_fills_late_notice_does_not_lend_its_price_to_the_next
     next, finds KIS's figure 2 and the journal 1: the 1 missing is B's, not A's (told already), though of A's
     quantity. It was pushed with A's price (and time) and B's were never told; it is pushed at B's price, derived
     from KIS's figure (B's own notice then finds it counted)."""
-    limit = resting_price(bot, ticks=10)
-    lower = limit - p.tick_size(limit)
-    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 3 {limit}"))["text"]
-    order_no = (await journal_rows(bot))[-1].kis_order_no
-    assert order_no
-    notices = Notices(bot)
-    with notices.holding():
-        domestic_fill(bot, order_no, 1, limit)
-    assert await catch_up(bot) == 1
+    limit, lower, order_no, notices = await _resting_buy(bot, 3, ticks_down=1)
+    await _caught_up(bot, notices, order_no, 1, limit)
     with notices.holding():
         domestic_fill(bot, order_no, 1, lower)
     before = handled(bot)
@@ -358,18 +352,9 @@ def test_without_kis_filled_amount_the_price_is_derived_from_the_average() -> No
 async def _ten_below_then_one_at_the_limit(bot: BotHarness) -> tuple[int, int, str, list[dict[str, Any]]]:
     """A buy of 11 at L: 10 fill at L − 1 tick, caught up; then 1 at L, caught up (notices lost both times). The
     limit, the price a tick below, the order's number and the two fill pushes."""
-    limit = resting_price(bot, ticks=10)
-    lower = limit - p.tick_size(limit)
-    assert "Order accepted" in (await confirm(bot, USER, f"/buy {CODE} 11 {limit}"))["text"]
-    order_no = (await journal_rows(bot))[-1].kis_order_no
-    assert order_no
-    notices = Notices(bot)
-    with notices.holding():
-        domestic_fill(bot, order_no, 10, lower)
-    assert await catch_up(bot) == 1
-    with notices.holding():
-        domestic_fill(bot, order_no, 1, limit)
-    assert await catch_up(bot) == 1
+    limit, lower, order_no, notices = await _resting_buy(bot, 11, ticks_down=1)
+    await _caught_up(bot, notices, order_no, 10, lower)
+    await _caught_up(bot, notices, order_no, 1, limit)
     return limit, lower, order_no, await fill_pushes(bot)
 
 

@@ -406,7 +406,8 @@ class UsOrders:
         if price != old:  # a smaller quantity at the order's own price is no new price to check
             check_limit(order.side, price, quote.price.amount, self.market.rate(broker))
         if order.side is OrderSide.BUY and price > old:
-            await _check_revise_cash(broker, order, price, old, quantity)
+            await check_revise_cash(broker, order, US, Money.usd(price), Money.usd(old), quantity,
+                                    "us_revise_insufficient_cash")
         row = await self.orders.cards.create(
             owner_id=user_id, chat_id=chat_id, environment=self.mode.setting, action="revise",
             side=order.side.value, code=order.symbol, name=(order.name or order.symbol)[:80], quantity=quantity,
@@ -558,12 +559,6 @@ class UsOrders:
                            side=o.side, quantity=o.quantity, price=o.price or Money.usd(0),
                            filled_quantity=o.filled_quantity, remaining=o.cancellable_quantity, time=o.time,
                            order_type=order_type)
-
-
-async def _check_revise_cash(broker: UsBroker, order: b.OpenOrder, price: Decimal, old: Decimal,
-                             quantity: int) -> None:
-    """A US buy revised to a higher price than the order's (:func:`~chatbot.service.orders.check_revise_cash`)."""
-    await check_revise_cash(broker, order, US, Money.usd(price), Money.usd(old), quantity, "us_revise_insufficient_cash")
 
 
 def _exchange_name(order: b.OpenOrder) -> str:

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 # The card of a reservation's cancel: action "cancel", this order type (the journal row keeps it).
 RESERVATION_TYPE = "RESV"
-GONE_MESSAGE = "no longer a pending US reservation (sent at the open, or cancelled meanwhile)"
 LOOK_BACK = dt.timedelta(days=7)  # a reservation is for the next open; a week covers long holidays
 
 
