@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from chatbot.alerts import triggers as triggers_module
 from chatbot.alerts.triggers import STOP, ArmedTrigger
-from chatbot.config import KisSettings
 from chatbot.kis.models import KST
 from chatbot.kis.realtime import Disconnected, Reconnected
 from chatbot.service.replicas import FEED
@@ -27,19 +26,11 @@ from chatbot.storage.tables import ConditionalOrderRow
 from tests.harness import BotHarness
 from tests.test_alert_storms import tick
 from tests.test_conditional import ALICE, PLACED, TRIGGERED, arm, buy, price, rows, service, ticks, wait_for
-from tests.test_restart_gap import sells
+from tests.test_restart_gap import bot, sells
 from tests.test_triggers import engine_with, idle
 
+__all__ = ["bot"]  # the restart-gap tests' bot (quick conditional sync), shared
 CODE = "005930"
-
-
-@pytest.fixture
-async def bot(db_url: str) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(db_url, kis=KisSettings(conditional_sync_seconds=0.2))
-    await harness.start()
-    yield harness
-    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
-    await harness.stop()
 
 
 def crashed_after(bot: BotHarness, stamp: float, *path: int) -> Callable[[], Awaitable[None]]:
