@@ -14,7 +14,9 @@ from chatbot.kis import protocol as p
 from chatbot.kis.realtime import RealtimeClient
 from chatbot.sim.server import KisSimulator, SimulatorOptions
 from chatbot.storage import Database
-from tests.test_feed_capacity import Rig, add_alerts, codes, fired, price_of, pushes, wait_until
+from tests.test_feed_capacity import Rig, add_alerts, codes, db, fired, price_of, pushes, wait_until
+
+__all__ = ["db"]  # the feed-capacity tests' migrated database, shared
 
 ALICE, CAROL = 1, 3  # alice brought her own key; carol did not (the operator's session carries hers)
 DEAD_URL = "ws://127.0.0.1:1/tryitout"  # nothing listens: a session sent there stays down
@@ -26,14 +28,6 @@ async def sim() -> AsyncIterator[KisSimulator]:
     await simulator.start()
     yield simulator
     await simulator.stop()
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -14,7 +13,6 @@ from sqlmodel import col
 
 from chatbot.alerts.engine import AlertEngine
 from chatbot.alerts.triggers import STOP, ArmedTrigger, trailing_level
-from chatbot.config import KisSettings
 from chatbot.kis.models import KST
 from chatbot.service.replicas import FEED, Replicas
 from chatbot.service.watermark import Watermark
@@ -23,9 +21,11 @@ from chatbot.storage.tables import AlertRow, ConditionalOrderRow
 from tests.harness import BotHarness
 from tests.test_alert_storms import StandInFeed, count, settled, store_alerts, tick
 from tests.test_conditional import ALICE, PLACED, TRIGGERED, arm, buy, price, rows, ticks, wait_for
-from tests.test_restart_gap import sells
+from tests.test_restart_gap import bot, sells
 from tests.test_trigger_restart import _statuses, crashed_after, first_trade_judged, next_second
 from tests.test_triggers import engine_with, idle
+
+__all__ = ["bot"]  # the restart-gap tests' bot (quick conditional sync), shared
 
 CODE = "005930"
 
@@ -38,15 +38,6 @@ def one_market_day(start: float, end: float) -> None:
     """Trades' times of day compare as strings: a test whose moments straddle midnight (KST) is not run."""
     if dt.datetime.fromtimestamp(start, KST).date() != dt.datetime.fromtimestamp(end, KST).date():
         pytest.skip("the test's moments straddle midnight, Korean time")
-
-
-@pytest.fixture
-async def bot(db_url: str) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(db_url, kis=KisSettings(conditional_sync_seconds=0.2))
-    await harness.start()
-    yield harness
-    assert not harness.api.unanswered_callbacks(), "every callback query must be answered"
-    await harness.stop()
 
 
 # -- a trailing stop's level raised after the feed's last stamp ------------------------------------------------
